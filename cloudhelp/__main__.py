@@ -1,0 +1,3 @@
+from cloudhelp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""JSON API, version 1 (docs/api.md)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from cloudhelp import catalog, network
+from cloudhelp.errors import bad_request, not_found
+from cloudhelp.state import AppState
+
+PREFIX = "/api/v1"
+MAX_PAGE = 200
+
+
+def _int_param(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"Parameter '{name}' must be a whole number, not {raw!r}.") from None
+    if not 0 <= value <= maximum:
+        raise bad_request(f"Parameter '{name}' must be between 0 and {maximum}.")
+    return value
+
+
+def _bool_param(request: web.Request, name: str) -> bool | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("1", "true", "yes"):
+        return True
+    if raw.lower() in ("0", "false", "no"):
+        return False
+    raise bad_request(f"Parameter '{name}' must be true or false, not {raw!r}.")
+
+
+async def list_items(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    tier = request.query.get("tier") or None
+    if tier is not None and tier not in network.TIER_RANK:
+        raise bad_request("Parameter 'tier' must be one of community, street, district.")
+    limit = _int_param(request, "limit", 50, MAX_PAGE)
+    offset = _int_param(request, "offset", 0, 1_000_000)
+    async with state.sessions() as session:
+        rows, total = await catalog.search_items(
+            session,
+            query=request.query.get("q", ""),
+            department=request.query.get("department") or None,
+            category=request.query.get("category") or None,
+            tier=tier,
+            cloud=_bool_param(request, "cloud"),
+            limit=limit,
+            offset=offset,
+        )
+        items = [catalog.item_summary(row) for row in rows]
+    return web.json_response(
+        {"items": items, "total": total, "limit": limit, "offset": offset},
+        dumps=state.dumps,
+    )
+
+
+async def get_item(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    code = request.match_info["code"]
+    async with state.sessions() as session:
+        item = await catalog.get_item(session, code)
+        if item is None:
+            raise not_found(f"There is no service item with code {code!r}.")
+        return web.json_response(catalog.item_detail(item), dumps=state.dumps)
+
+
+async def list_departments(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.sessions() as session:
+        rows = await catalog.list_departments(session)
+    body = [{"code": d.code, "name": d.name, "items": n} for d, n in rows]
+    return web.json_response({"departments": body}, dumps=state.dumps)
+
+
+async def list_categories(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.sessions() as session:
+        rows = await catalog.list_categories(session)
+    body = [{"code": c.code, "letter": c.letter, "name": c.name, "items": n} for c, n in rows]
+    return web.json_response({"categories": body}, dumps=state.dumps)
+
+
+async def list_stations(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.sessions() as session:
+        stations = await network.list_stations(session)
+    return web.json_response({"stations": stations}, dumps=state.dumps)
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/health", health)
+    app.router.add_get(f"{PREFIX}/items", list_items)
+    app.router.add_get(f"{PREFIX}/items/{{code}}", get_item)
+    app.router.add_get(f"{PREFIX}/departments", list_departments)
+    app.router.add_get(f"{PREFIX}/categories", list_categories)
+    app.router.add_get(f"{PREFIX}/stations", list_stations)

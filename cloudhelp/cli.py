@@ -1,0 +1,232 @@
+"""The ``cloudhelp`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from cloudhelp import __version__, catalog, db, logs, network
+from cloudhelp.auth import hash_password
+from cloudhelp.catalog import CatalogError
+from cloudhelp.config import Settings, load_settings
+from cloudhelp.db import DatabaseUnavailable
+
+DEMO_PASSWORD = "cloudhelp-demo"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if getattr(args, "config", None):
+        os.environ["CLOUDHELP_CONFIG"] = str(args.config)
+    config = os.environ.get("CLOUDHELP_CONFIG")
+    if config and not Path(config).is_file():
+        raise DatabaseUnavailable(f"The config file {config} does not exist.")
+    return load_settings(
+        database_url=getattr(args, "db", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+async def _with_database(
+    settings: Settings, work: Callable[[db.AsyncEngine], Awaitable[int]], *, migrate: bool = True
+) -> int:
+    engine = db.create_engine(settings.effective_database_url)
+    try:
+        await db.check_connection(engine)
+        if migrate:
+            await db.upgrade(engine)
+        return await work(engine)
+    finally:
+        await engine.dispose()
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        revision = await db.current_revision(engine)
+        print(f"Database {db.display_url(engine.url)} is at revision {revision}.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_catalog_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    parsed = catalog.parse_file(Path(args.file))
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            counts = await catalog.import_catalog(session, parsed)
+        print(
+            f"Imported {counts['items']} items, {counts['departments']} departments and "
+            f"{counts['categories']} categories from {args.file}."
+        )
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_catalog_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session:
+            stored = await catalog.load_catalog(session)
+        text = catalog.to_csv(stored) if args.format == "csv" else catalog.to_json(stored)
+        if args.output:
+            await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_network_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        raw = json.loads(await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CatalogError([f"cannot read {args.file}: {exc}"]) from exc
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            counts = await network.import_network(session, raw)
+        print(
+            f"Imported {counts['stations']} stations, {counts['kiosks']} kiosks and "
+            f"{counts['staff']} staff members."
+        )
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        from sqlalchemy import select
+
+        from cloudhelp.models import Staff
+
+        async with db.session_factory(engine)() as session, session.begin():
+            counts = await catalog.import_catalog(
+                session, catalog.parse_file(catalog.SAMPLE_CATALOG)
+            )
+            net = await network.import_network(session, network.load_sample_network())
+            demo_hash = hash_password(DEMO_PASSWORD)
+            staff = (await session.scalars(select(Staff).order_by(Staff.id))).all()
+            for person in staff:
+                person.password_hash = demo_hash
+        print(f"Demo data loaded into {db.display_url(engine.url)}:")
+        print(
+            f"  {counts['items']} service items (sample data), {net['stations']} stations, "
+            f"{net['kiosks']} kiosks, {net['staff']} staff accounts."
+        )
+        print(f"  Staff accounts (password for all: {DEMO_PASSWORD}):")
+        for person in staff:
+            print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
+        print("Start the server with:  cloudhelp serve")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_serve(args: argparse.Namespace) -> int:
+    from cloudhelp.app import create_app
+
+    settings = _settings(args)
+    logs.configure(settings.log_level)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()  # opens the database and applies migrations
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    server = site._server
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.port
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    print(f"CloudHelp is running: open http://{host}:{port}/", flush=True)
+    print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", help="database URL (env CLOUDHELP_DATABASE_URL)")
+    common.add_argument("--config", metavar="FILE", help="TOML config file (env CLOUDHELP_CONFIG)")
+
+    parser = argparse.ArgumentParser(
+        prog="cloudhelp", description="CloudHelp (云帮办) remote video help-desk."
+    )
+    parser.add_argument("--version", action="version", version=f"cloudhelp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[common], help="run the web server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks one)")
+    serve.set_defaults(run=cmd_serve)
+
+    database = commands.add_parser("db", help="database maintenance")
+    database_cmds = database.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = database_cmds.add_parser("upgrade", parents=[common], help="apply migrations")
+    upgrade.set_defaults(run=cmd_db_upgrade)
+
+    cat = commands.add_parser("catalog", help="service catalog import and export")
+    cat_cmds = cat.add_subparsers(dest="catalog_command", required=True, metavar="COMMAND")
+    imp = cat_cmds.add_parser("import", parents=[common], help="import a JSON or CSV catalog")
+    imp.add_argument("file", help="catalog file (.json or .csv)")
+    imp.set_defaults(run=cmd_catalog_import)
+    exp = cat_cmds.add_parser("export", parents=[common], help="export the catalog")
+    exp.add_argument("--format", choices=("json", "csv"), default="json")
+    exp.add_argument("--output", "-o", help="write to this file instead of stdout")
+    exp.set_defaults(run=cmd_catalog_export)
+
+    net = commands.add_parser("network", help="stations, kiosks and staff")
+    net_cmds = net.add_subparsers(dest="network_command", required=True, metavar="COMMAND")
+    net_imp = net_cmds.add_parser("import", parents=[common], help="import a network JSON file")
+    net_imp.add_argument("file")
+    net_imp.set_defaults(run=cmd_network_import)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="load the sample catalog, network and demo accounts"
+    )
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.run(args))
+    except DatabaseUnavailable as exc:
+        print(f"cloudhelp: {exc}", file=sys.stderr)
+        return 2
+    except CatalogError as exc:
+        print(
+            f"cloudhelp: the file was rejected and nothing was changed ({len(exc.problems)} "
+            "problem(s)):",
+            file=sys.stderr,
+        )
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,67 @@
+"""Settings: command-line flags > environment (CLOUDHELP_*) > config file (TOML) > defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and stored files live unless configured otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cloudhelp"
+
+
+def _config_file() -> Path | None:
+    value = os.environ.get("CLOUDHELP_CONFIG")
+    return Path(value) if value else None
+
+
+class Settings(BaseSettings):
+    """All CloudHelp settings; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDHELP_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "INFO"
+    # District code used in case numbers (Ganjingzi District, Dalian: 210211).
+    district_code: str = "210211"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'cloudhelp.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with the given flag values on top (None means 'not given')."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

@@ -1,0 +1,102 @@
+"""Server-rendered pages (Jinja2 templates in web/templates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+
+from cloudhelp import catalog, i18n, network
+from cloudhelp.models import Department, Kiosk, ServiceItem, Station
+from cloudhelp.state import AppState
+from web import TEMPLATES_DIR
+
+ENV_KEY = web.AppKey("jinja_env", jinja2.Environment)
+
+
+def make_environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    lang = i18n.request_lang(request)
+
+    def t(key: str, **values: object) -> str:
+        return i18n.translate(lang, key, **values)
+
+    other = "en" if lang == i18n.DEFAULT_LANG else i18n.DEFAULT_LANG
+    html = (
+        request.app[ENV_KEY]
+        .get_template(template)
+        .render(t=t, lang=lang, other_lang=other, path=request.path, **context)
+    )
+    response = web.Response(text=html, content_type="text/html", status=status)
+    if request.query.get("lang") in i18n.LANGS:
+        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax")
+    return response
+
+
+async def home(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.sessions() as session:
+        counts = {
+            name: await session.scalar(select(func.count()).select_from(model))
+            for name, model in (
+                ("items", ServiceItem),
+                ("departments", Department),
+                ("stations", Station),
+                ("kiosks", Kiosk),
+            )
+        }
+        stations = await network.list_stations(session)
+    return render(request, "home.html", counts=counts, stations=stations)
+
+
+async def catalog_page(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    query = request.query.get("q", "").strip()
+    department = request.query.get("department") or None
+    category = request.query.get("category") or None
+    tier = request.query.get("tier") or None
+    if tier not in (None, *network.TIER_RANK):
+        tier = None
+    async with state.sessions() as session:
+        items, total = await catalog.search_items(
+            session, query=query, department=department, category=category, tier=tier, limit=500
+        )
+        departments = await catalog.list_departments(session)
+        categories = await catalog.list_categories(session)
+    return render(
+        request,
+        "catalog.html",
+        items=items,
+        total=total,
+        query=query,
+        department=department,
+        category=category,
+        tier=tier,
+        departments=departments,
+        categories=categories,
+    )
+
+
+async def item_page(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.sessions() as session:
+        item = await catalog.get_item(session, request.match_info["code"])
+    if item is None:
+        return render(request, "error.html", status=404, message_key="error.not_found")
+    return render(request, "item.html", item=item)
+
+
+def setup(app: web.Application) -> None:
+    app[ENV_KEY] = make_environment()
+    app.router.add_get("/", home)
+    app.router.add_get("/catalog", catalog_page)
+    app.router.add_get("/catalog/{code}", item_page)

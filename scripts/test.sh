@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Run the whole CloudHelp test suite on a fresh or used machine.
+# Installs only what is missing (Debian packages, a virtual env), starts the services the tests
+# need on loopback, stops each by its PID, and exits non-zero on any failure.
+# Extra arguments go to pytest, e.g.  bash scripts/test.sh -k catalog
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=${CLOUDHELP_VENV:-$ROOT/.venv}
+
+# --- Debian packages, each only when absent -------------------------------------------------
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PGBIN=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1)")
+
+# --- Python packages into a virtual env -------------------------------------------------------
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# --- Services on loopback ---------------------------------------------------------------------
+RUN=$(mktemp -d /tmp/cloudhelp-test.XXXXXX)
+chmod 755 "$RUN"
+free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi; }
+
+PG_PID=""
+stop_services() {
+  if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
+    kill -INT "$PG_PID"
+    for _ in $(seq 50); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -rf "$RUN"
+}
+trap stop_services EXIT
+
+mkdir -p "$RUN/pg" "$RUN/pgsock"
+[ "$(id -u)" = 0 ] && chown postgres "$RUN/pg" "$RUN/pgsock"
+PG_PORT=$(free_port)
+as_postgres "$PGBIN/initdb -D $RUN/pg -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8" >"$RUN/initdb.log" 2>&1 \
+  || { cat "$RUN/initdb.log"; exit 1; }
+as_postgres "$PGBIN/pg_ctl -D $RUN/pg -w -l $RUN/pgsock/pg.log -o '-p $PG_PORT -k $RUN/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200' start" >/dev/null \
+  || { cat "$RUN/pgsock/pg.log"; exit 1; }
+PG_PID=$(head -n 1 "$RUN/pg/postmaster.pid")
+export CLOUDHELP_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+
+# --- Lint, then the suite ---------------------------------------------------------------------
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+"$VENV/bin/pytest" "$@"

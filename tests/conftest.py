@@ -1,0 +1,102 @@
+"""Shared fixtures: a fresh database per test on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp import ClientSession, CookieJar
+from aiohttp.test_utils import TestServer
+from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cloudhelp import catalog, db, network
+from cloudhelp.app import create_app
+from cloudhelp.config import Settings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def pg_admin_url() -> str:
+    url = os.environ.get("CLOUDHELP_TEST_PG_URL")
+    if not url:
+        pytest.fail(
+            "CLOUDHELP_TEST_PG_URL is not set: run the suite with `bash scripts/test.sh`, "
+            "which starts a throwaway PostgreSQL server."
+        )
+    return url
+
+
+async def _create_pg_database() -> tuple[str, str]:
+    admin = pg_admin_url()
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return str(make_url(admin).set(database=name).render_as_string(hide_password=False)), name
+
+
+async def _drop_pg_database(name: str) -> None:
+    conn = await asyncpg.connect(pg_admin_url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: a SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cloudhelp.db'}"
+        return
+    url, name = await _create_pg_database()
+    yield url
+    await _drop_pg_database(name)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a migrated, empty database."""
+    eng = db.create_engine(database_url)
+    await db.upgrade(eng)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.session_factory(engine)
+
+
+async def load_sample_data(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session, session.begin():
+        await catalog.import_catalog(session, catalog.parse_file(catalog.SAMPLE_CATALOG))
+        await network.import_network(session, network.load_sample_network())
+
+
+@pytest.fixture
+async def demo_engine(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncEngine:
+    """A migrated database holding the sample catalog and network."""
+    await load_sample_data(sessions)
+    return engine
+
+
+@pytest.fixture
+async def http(demo_engine: AsyncEngine, database_url: str) -> AsyncIterator[ClientSession]:
+    """An HTTP client bound to a real CloudHelp server on a loopback port, over demo data."""
+    app = create_app(Settings(database_url=database_url))
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    jar = CookieJar(unsafe=True)  # accept cookies from 127.0.0.1, as a browser does
+    async with ClientSession(base_url=str(server.make_url("/")), cookie_jar=jar) as client:
+        yield client
+    await server.close()

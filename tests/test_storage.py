@@ -1,0 +1,85 @@
+"""Migrations and database set-up, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from cloudhelp import db
+
+EXPECTED_TABLES = {
+    "departments", "categories", "service_items", "materials", "stations", "kiosks", "staff",
+    "staff_skills", "alembic_version",
+}  # fmt: skip
+
+
+async def test_upgrade_creates_schema_and_downgrade_removes_it(database_url: str) -> None:
+    engine = db.create_engine(database_url)
+    try:
+        assert await db.current_revision(engine) is None
+        await db.upgrade(engine)
+        head = await db.current_revision(engine)
+        assert head is not None
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert EXPECTED_TABLES <= tables
+        await db.upgrade(engine)  # idempotent
+        assert await db.current_revision(engine) == head
+        await db.downgrade(engine, "base")
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert tables <= {"alembic_version"}
+        await db.upgrade(engine)
+        assert await db.current_revision(engine) == head
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_is_set_up_for_a_server(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'sub' / 'x.db'}")
+    try:
+        async with engine.connect() as conn:
+            journal = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
+            foreign_keys = (await conn.execute(text("PRAGMA foreign_keys"))).scalar()
+            busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+        assert journal == "wal"
+        assert foreign_keys == 1
+        assert busy == db.SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        await engine.dispose()
+
+
+async def test_database_refuses_promised_beyond_statutory(engine: db.AsyncEngine) -> None:
+    """The check constraint backs up the import validation in the schema itself."""
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO departments (code, name) VALUES ('D', 'd')"))
+        await conn.execute(
+            text("INSERT INTO categories (code, letter, name) VALUES ('C', 'A', 'c')")
+        )
+    with pytest.raises(Exception, match=r"(?i)check|constraint"):
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO service_items (code, name, pinyin_initials, department_id,"
+                    " category_id, statutory_days, promised_days, tiers, cloud, description)"
+                    " VALUES ('X', 'x', 'x', 1, 1, 5, 6, '[]', true, '')"
+                )
+            )
+
+
+async def test_unreachable_database_is_one_clear_sentence() -> None:
+    engine = db.create_engine("postgresql://nobody:secret@127.0.0.1:1/none")
+    with pytest.raises(db.DatabaseUnavailable) as caught:
+        await db.check_connection(engine)
+    await engine.dispose()
+    message = str(caught.value)
+    assert message.startswith("Cannot connect to the database at postgresql+asyncpg://nobody:***@")
+    assert "secret" not in message
+    assert "\n" not in message
+
+
+def test_unsupported_url_scheme() -> None:
+    with pytest.raises(db.DatabaseUnavailable, match="Unsupported database URL scheme"):
+        db.normalise_url("mysql://x/y")
