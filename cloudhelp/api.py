@@ -43,7 +43,7 @@ async def list_items(request: web.Request) -> web.Response:
         raise bad_request("Parameter 'tier' must be one of community, street, district.")
     limit = _int_param(request, "limit", 50, MAX_PAGE)
     offset = _int_param(request, "offset", 0, 1_000_000)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         rows, total = await catalog.search_items(
             session,
             query=request.query.get("q", ""),
@@ -64,7 +64,7 @@ async def list_items(request: web.Request) -> web.Response:
 async def get_item(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     code = request.match_info["code"]
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         item = await catalog.get_item(session, code)
         if item is None:
             raise not_found(f"There is no service item with code {code!r}.")
@@ -73,7 +73,7 @@ async def get_item(request: web.Request) -> web.Response:
 
 async def list_departments(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         rows = await catalog.list_departments(session)
     body = [{"code": d.code, "name": d.name, "items": n} for d, n in rows]
     return web.json_response({"departments": body}, dumps=state.dumps)
@@ -81,7 +81,7 @@ async def list_departments(request: web.Request) -> web.Response:
 
 async def list_categories(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         rows = await catalog.list_categories(session)
     body = [{"code": c.code, "letter": c.letter, "name": c.name, "items": n} for c, n in rows]
     return web.json_response({"categories": body}, dumps=state.dumps)
@@ -89,7 +89,7 @@ async def list_categories(request: web.Request) -> web.Response:
 
 async def list_stations(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         stations = await network.list_stations(session)
     return web.json_response({"stations": stations}, dumps=state.dumps)
 

@@ -6,30 +6,56 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloudhelp import api, db, pages
+from cloudhelp import account_routes, api, db, pages
+from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
 from cloudhelp.errors import json_errors
 from cloudhelp.state import STATE_KEY, AppState
+from signaling.broker import Broker
+from signaling.hub import HubSettings
+from signaling.ice import IceSettings
 from web import STATIC_DIR
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> web.Application:
+def hub_settings(settings: Settings) -> HubSettings:
+    return HubSettings(
+        grace_seconds=settings.grace_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        ice=IceSettings(
+            stun_urls=settings.stun_urls,
+            turn_urls=settings.turn_urls,
+            turn_secret=settings.turn_secret,
+            turn_ttl_seconds=settings.turn_ttl_seconds,
+        ),
+    )
+
+
+def create_app(
+    settings: Settings, *, migrate: bool = True, broker: Broker | None = None
+) -> web.Application:
     """The web application; opens the database (and applies migrations) on startup."""
     app = web.Application(middlewares=[json_errors], client_max_size=1024**2)
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         engine = db.create_engine(settings.effective_database_url)
         await db.check_connection(engine)
         if migrate:
             await db.upgrade(engine)
-        app[STATE_KEY] = AppState(
-            settings=settings, engine=engine, sessions=db.session_factory(engine)
-        )
+        database = db.Database(engine)
+        callcenter = CallCenter(database, hub_settings(settings), broker)
+        await callcenter.start()
+        app[STATE_KEY] = AppState(settings=settings, db=database, callcenter=callcenter)
         yield
+        await callcenter.stop()
         await engine.dispose()
 
-    app.cleanup_ctx.append(database)
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        return await AppState.of(request.app).callcenter.hub.handle(request)
+
+    app.cleanup_ctx.append(lifecycle)
     api.setup(app)
+    account_routes.setup(app)
     pages.setup(app)
+    app.router.add_get("/ws", websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
     return app

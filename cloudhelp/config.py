@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # District code used in case numbers (Ganjingzi District, Dalian: 210211).
     district_code: str = "210211"
+    # Signaling: how long a dropped session waits to be resumed, and the WebSocket heartbeat.
+    grace_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # ICE servers handed to clients; with turn_secret, short-lived TURN credentials per client.
+    stun_urls: list[str] = []
+    turn_urls: list[str] = []
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = Field(default=3600, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +12,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -104,3 +112,30 @@ async def check_connection(engine: AsyncEngine) -> None:
         raise DatabaseUnavailable(
             f"Cannot connect to the database at {display_url(engine.url)}: {reason}"
         ) from exc
+
+
+class Database:
+    """The engine with its sessions. ``write()`` serialises writers on SQLite.
+
+    SQLite allows one writer at a time and a deferred transaction that reads before it writes
+    can fail to upgrade its lock; taking an in-process lock for write transactions avoids that.
+    PostgreSQL writers run concurrently and rely on conditional updates for atomic claims.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    def read(self) -> AsyncSession:
+        return self.sessions()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed on success, rolled back on error."""
+        if self._write_lock is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self.sessions() as session, session.begin():
+            yield session

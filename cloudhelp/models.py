@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -57,6 +58,10 @@ class Department(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # Queue settings per department (see docs/queue.md).
+    ring_seconds: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    wrapup_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    max_missed_offers: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
 
 
 class Category(Base):
@@ -130,12 +135,22 @@ class Station(Base):
 
 class Kiosk(Base):
     __tablename__ = "kiosks"
+    __table_args__ = (
+        UniqueConstraint("enrol_code_hash", name="uq_kiosks_enrol_code_hash"),
+        UniqueConstraint("credential_hash", name="uq_kiosks_credential_hash"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Enrolment: a one-time code (hashed) is exchanged once for a device credential (hashed).
+    enrol_code_hash: Mapped[str | None] = mapped_column(String(64))
+    enrol_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    credential_hash: Mapped[str | None] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     station: Mapped[Station] = relationship(lazy="joined")
 
@@ -168,3 +183,109 @@ class StaffSkill(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     item_id: Mapped[int | None] = mapped_column(ForeignKey("service_items.id"))
+
+
+class StaffLogin(Base):
+    """A signed-in browser (or peer) of a staff member: the cookie's token, hashed."""
+
+    __tablename__ = "staff_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+STAFF_STATES = ("offline", "available", "ringing", "in_call", "wrapup", "away")
+
+
+class StaffPresence(Base):
+    """A staff member's routing state; the database decides claims atomically."""
+
+    __tablename__ = "staff_presence"
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="offline")
+    since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    missed_offers: Mapped[int] = mapped_column(Integer, default=0)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    session_id: Mapped[str | None] = mapped_column(String(64))
+
+
+TICKET_STATES = ("waiting", "offered", "connected", "wrapup", "completed", "cancelled", "abandoned")
+OPEN_TICKET_STATES = ("waiting", "offered", "connected", "wrapup")
+
+
+class TicketCounter(Base):
+    """The daily sequence of ticket numbers per category letter."""
+
+    __tablename__ = "ticket_counters"
+
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("day", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))
+    number: Mapped[str] = mapped_column(String(8))
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
+    kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    offered_to: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offer_count: Mapped[int] = mapped_column(Integer, default=0)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    wrapup_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    item: Mapped[ServiceItem] = relationship(lazy="joined")
+    department: Mapped[Department] = relationship(lazy="joined")
+
+
+Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)
+
+
+class TicketEvent(Base):
+    """Every state change of a ticket, with its time: enqueued, each offer, connected, …"""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Call(Base):
+    """One video session between a kiosk and a staff member, for one ticket."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))

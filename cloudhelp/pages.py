@@ -44,7 +44,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
 
 async def home(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         counts = {
             name: await session.scalar(select(func.count()).select_from(model))
             for name, model in (
@@ -66,7 +66,7 @@ async def catalog_page(request: web.Request) -> web.Response:
     tier = request.query.get("tier") or None
     if tier not in (None, *network.TIER_RANK):
         tier = None
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         items, total = await catalog.search_items(
             session, query=query, department=department, category=category, tier=tier, limit=500
         )
@@ -88,7 +88,7 @@ async def catalog_page(request: web.Request) -> web.Response:
 
 async def item_page(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    async with state.sessions() as session:
+    async with state.db.read() as session:
         item = await catalog.get_item(session, request.match_info["code"])
     if item is None:
         return render(request, "error.html", status=404, message_key="error.not_found")

@@ -6,18 +6,22 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudhelp.config import Settings
+from cloudhelp.db import Database
+
+if TYPE_CHECKING:
+    from cloudhelp.callcenter import CallCenter
 
 
 @dataclass
 class AppState:
     settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    db: Database
+    callcenter: CallCenter
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)
     )

@@ -1,0 +1,183 @@
+"""HTTP routes for signing in: staff login/logout, kiosk enrolment, kiosk admin."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloudhelp import accounts
+from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.errors import ApiError, bad_request
+from cloudhelp.models import Staff
+from cloudhelp.state import AppState
+
+PREFIX = "/api/v1"
+THROTTLE_KEY = web.AppKey("login_throttle", accounts.LoginThrottle)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginBody(_Body):
+    username: Annotated[str, Field(min_length=1, max_length=50)]
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class EnrolBody(_Body):
+    code: Annotated[str, Field(min_length=4, max_length=20)]
+
+
+class NewKioskBody(_Body):
+    station: Annotated[str, Field(min_length=1, max_length=32)]
+    code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(max_length=100)] | None = None
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+async def _body(request: web.Request, model: type[BodyT]) -> BodyT:
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise bad_request("The request body must be JSON.") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise bad_request(f"Field '{where}': {first['msg']}.") from None
+
+
+def _account_error(exc: accounts.AccountError, status: int = 400) -> ApiError:
+    return ApiError(status, exc.code, exc.message)
+
+
+def staff_json(staff: Staff) -> dict[str, Any]:
+    return {
+        "username": staff.username,
+        "name": staff.display_name,
+        "role": staff.role,
+        "station": staff.station.code,
+    }
+
+
+async def current_staff(request: web.Request, roles: tuple[str, ...] | None = None) -> Staff:
+    """The signed-in staff member (by cookie), optionally required to hold one of ``roles``."""
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        raise ApiError(401, "not_signed_in", "Please sign in first.")
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        try:
+            staff = await accounts.staff_by_token(session, token)
+        except accounts.AccountError as exc:
+            raise _account_error(exc, 401) from None
+    if roles is not None and staff.role not in roles:
+        raise ApiError(403, "forbidden", "Your role may not do this.")
+    return staff
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await _body(request, LoginBody)
+    throttle = request.app[THROTTLE_KEY]
+    keys = (f"user:{body.username}", f"addr:{request.remote}")
+    wait = throttle.retry_after(*keys)
+    if wait > 0:
+        raise ApiError(
+            429, "too_many_attempts", f"Too many failed sign-ins; try again in {int(wait) + 1} s."
+        )
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            staff, token = await accounts.login(session, body.username, body.password)
+    except accounts.AccountError as exc:
+        throttle.failed(*keys)
+        raise _account_error(exc, 401) from None
+    throttle.succeeded(keys[0])
+    response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
+    response.set_cookie(
+        STAFF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        max_age=int(accounts.LOGIN_TTL.total_seconds()),
+        secure=request.secure,
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    token = request.cookies.get(STAFF_COOKIE)
+    if token:
+        async with state.db.write() as session:
+            staff_id = await accounts.logout(session, token)
+        if staff_id is not None:
+            await state.callcenter.sign_out_staff(staff_id)
+    response = web.json_response({"signed_out": True})
+    response.del_cookie(STAFF_COOKIE)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    return web.json_response({"staff": staff_json(staff)}, dumps=AppState.of(request.app).dumps)
+
+
+async def enrol(request: web.Request) -> web.Response:
+    """A kiosk exchanges its one-time code for its device credential."""
+    body = await _body(request, EnrolBody)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            kiosk, credential = await accounts.redeem_enrol_code(session, body.code)
+            result = {
+                "kiosk": {
+                    "code": kiosk.code,
+                    "name": kiosk.name,
+                    "station": {"code": kiosk.station.code, "name": kiosk.station.name},
+                },
+                "credential": credential,
+            }
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response(result, dumps=state.dumps)
+
+
+async def admin_new_kiosk(request: web.Request) -> web.Response:
+    await current_staff(request, ("admin",))
+    body = await _body(request, NewKioskBody)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            code = await accounts.enrol_kiosk(session, body.station, body.code, body.name)
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response({"kiosk": body.code, "enrol_code": code}, status=201)
+
+
+async def admin_revoke_kiosk(request: web.Request) -> web.Response:
+    await current_staff(request, ("admin",))
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            kiosk = await accounts.revoke_kiosk(session, request.match_info["code"])
+            kiosk_id = kiosk.id
+    except accounts.AccountError as exc:
+        raise _account_error(exc, 404) from None
+    await state.callcenter.revoke_kiosk_sessions(kiosk_id)
+    return web.json_response({"kiosk": request.match_info["code"], "revoked": True})
+
+
+def setup(app: web.Application) -> None:
+    app[THROTTLE_KEY] = accounts.LoginThrottle()
+    app.router.add_post(f"{PREFIX}/auth/login", login)
+    app.router.add_post(f"{PREFIX}/auth/logout", logout)
+    app.router.add_get(f"{PREFIX}/auth/me", me)
+    app.router.add_post(f"{PREFIX}/kiosk/enrol", enrol)
+    app.router.add_post(f"{PREFIX}/admin/kiosks", admin_new_kiosk)
+    app.router.add_post(f"{PREFIX}/admin/kiosks/{{code}}/revoke", admin_revoke_kiosk)

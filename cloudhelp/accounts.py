@@ -1,0 +1,193 @@
+"""Kiosk enrolment and device credentials; staff accounts and sign-in sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import defaultdict, deque
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.auth import hash_password, verify_password
+from cloudhelp.models import Kiosk, Staff, StaffLogin, Station, utcnow
+
+ENROL_CODE_TTL = timedelta(hours=24)
+LOGIN_TTL = timedelta(hours=12)
+ENROL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+
+
+class AccountError(Exception):
+    """A refused account operation; ``code`` is stable, ``message`` is for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def token_hash(token: str) -> str:
+    """Tokens are random and long, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _normalise_code(code: str) -> str:
+    return code.replace("-", "").replace(" ", "").upper()
+
+
+# ---------------------------------------------------------------------------- kiosks
+
+
+async def enrol_kiosk(
+    session: AsyncSession, station_code: str, kiosk_code: str, name: str | None = None
+) -> str:
+    """Register (or re-enrol) a kiosk at a station; returns the one-time enrolment code.
+
+    Re-enrolling replaces the kiosk's credential: the old device is signed out.
+    """
+    station = await session.scalar(select(Station).where(Station.code == station_code))
+    if station is None:
+        raise AccountError("no_such_station", f"There is no station with code {station_code!r}.")
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == kiosk_code))
+    if kiosk is None:
+        kiosk = Kiosk(code=kiosk_code, name=name or kiosk_code, station=station)
+        session.add(kiosk)
+    elif kiosk.station_id != station.id:
+        raise AccountError(
+            "wrong_station", f"Kiosk {kiosk_code} belongs to another station; pick a new code."
+        )
+    raw = "".join(secrets.choice(ENROL_ALPHABET) for _ in range(8))
+    kiosk.enrol_code_hash = token_hash(raw)
+    kiosk.enrol_expires_at = utcnow() + ENROL_CODE_TTL
+    kiosk.credential_hash = None
+    kiosk.revoked_at = None
+    if name:
+        kiosk.name = name
+    await session.flush()
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+async def redeem_enrol_code(session: AsyncSession, code: str) -> tuple[Kiosk, str]:
+    """Exchange a one-time code for the kiosk's long-lived credential (once)."""
+    kiosk = await session.scalar(
+        select(Kiosk).where(Kiosk.enrol_code_hash == token_hash(_normalise_code(code)))
+    )
+    if kiosk is None or kiosk.enrol_expires_at is None or kiosk.enrol_expires_at < utcnow():
+        raise AccountError(
+            "bad_enrol_code",
+            "This enrolment code is wrong, used or expired; ask an administrator for a new one.",
+        )
+    credential = secrets.token_urlsafe(32)
+    kiosk.credential_hash = token_hash(credential)
+    kiosk.enrol_code_hash = None
+    kiosk.enrol_expires_at = None
+    kiosk.enrolled_at = utcnow()
+    await session.flush()
+    return kiosk, credential
+
+
+async def kiosk_by_credential(session: AsyncSession, credential: str) -> Kiosk:
+    kiosk = await session.scalar(
+        select(Kiosk).where(Kiosk.credential_hash == token_hash(credential))
+    )
+    if kiosk is None:
+        raise AccountError(
+            "auth_failed",
+            "This kiosk is not enrolled or its credential was replaced; enrol it again.",
+        )
+    if kiosk.revoked_at is not None:
+        raise AccountError("revoked", "This kiosk's credential was revoked; ask an administrator.")
+    return kiosk
+
+
+async def revoke_kiosk(session: AsyncSession, kiosk_code: str) -> Kiosk:
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == kiosk_code))
+    if kiosk is None:
+        raise AccountError("no_such_kiosk", f"There is no kiosk with code {kiosk_code!r}.")
+    kiosk.revoked_at = utcnow()
+    kiosk.credential_hash = None
+    kiosk.enrol_code_hash = None
+    await session.flush()
+    return kiosk
+
+
+# ---------------------------------------------------------------------------- staff
+
+
+async def set_password(session: AsyncSession, username: str, password: str) -> Staff:
+    if len(password) < 8:
+        raise AccountError("weak_password", "A password needs at least 8 characters.")
+    staff = await session.scalar(select(Staff).where(Staff.username == username))
+    if staff is None:
+        raise AccountError("no_such_staff", f"There is no staff member {username!r}.")
+    staff.password_hash = hash_password(password)
+    await session.flush()
+    return staff
+
+
+async def login(session: AsyncSession, username: str, password: str) -> tuple[Staff, str]:
+    """Check the password; returns the staff member and a new session token (for the cookie)."""
+    staff = await session.scalar(select(Staff).where(Staff.username == username))
+    # Verify against a dummy hash when the user is unknown, so timing does not tell.
+    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
+    if staff is None or not ok or not staff.active:
+        raise AccountError("bad_credentials", "Wrong username or password.")
+    token = secrets.token_urlsafe(32)
+    session.add(
+        StaffLogin(token_hash=token_hash(token), staff_id=staff.id, expires_at=utcnow() + LOGIN_TTL)
+    )
+    await session.flush()
+    return staff, token
+
+
+async def staff_by_token(session: AsyncSession, token: str) -> Staff:
+    row = await session.scalar(select(StaffLogin).where(StaffLogin.token_hash == token_hash(token)))
+    if row is None or row.ended_at is not None or row.expires_at < utcnow():
+        raise AccountError("auth_failed", "You are not signed in, or your sign-in expired.")
+    staff = await session.get(Staff, row.staff_id)
+    if staff is None or not staff.active:
+        raise AccountError("auth_failed", "This account is disabled.")
+    return staff
+
+
+async def logout(session: AsyncSession, token: str) -> int | None:
+    """End a sign-in; returns the staff member's id if it was active."""
+    row = await session.scalar(select(StaffLogin).where(StaffLogin.token_hash == token_hash(token)))
+    if row is None or row.ended_at is not None:
+        return None
+    row.ended_at = utcnow()
+    await session.flush()
+    return row.staff_id
+
+
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+class LoginThrottle:
+    """At most ``attempts`` failed sign-ins per ``window`` seconds per username and per address."""
+
+    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def retry_after(self, *keys: str) -> float:
+        now = time.monotonic()
+        wait = 0.0
+        for key in keys:
+            failures = self._failures[key]
+            while failures and failures[0] <= now - self.window:
+                failures.popleft()
+            if len(failures) >= self.attempts:
+                wait = max(wait, failures[0] + self.window - now)
+        return wait
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._failures[key].append(now)
+
+    def succeeded(self, username_key: str) -> None:
+        self._failures.pop(username_key, None)

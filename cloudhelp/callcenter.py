@@ -1,0 +1,762 @@
+"""The call centre: tickets, routing and calls on top of the signaling hub.
+
+The hub carries sessions and relays media negotiation; this module decides who talks to whom.
+Every change is written to the database (cloudhelp.queue) before it is announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+from sqlalchemy import select, update
+
+from cloudhelp import accounts, queue
+from cloudhelp.db import Database
+from cloudhelp.logs import log_event
+from cloudhelp.models import (
+    Department,
+    Kiosk,
+    ServiceItem,
+    Staff,
+    StaffPresence,
+    StaffSkill,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
+from signaling.hub import Hub, HubSettings, Principal, Session
+from signaling.messages import Message
+
+STAFF_COOKIE = "cloudhelp_session"
+OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
+
+
+# ---------------------------------------------------------------------------- messages
+
+Code = Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class TakeTicket(Message):
+    type: Literal["ticket.take"]
+    item: Code
+
+
+class CancelTicket(Message):
+    type: Literal["ticket.cancel"]
+
+
+class Hangup(Message):
+    type: Literal["call.hangup"]
+
+
+class StaffStatus(Message):
+    type: Literal["staff.status"]
+    status: Literal["available", "away"]
+
+
+class OfferReply(Message):
+    type: Literal["offer.accept", "offer.decline"]
+    ticket: int
+
+
+class PickTicket(Message):
+    type: Literal["ticket.pick"]
+    ticket: int
+
+
+class WrapupDone(Message):
+    type: Literal["wrapup.done"]
+    outcome: Literal["resolved", "needs_correction", "referred", "no_show", "other"] | None = None
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class TransferTicket(Message):
+    type: Literal["ticket.transfer"]
+    department: Code
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+class CallCenter:
+    """Implements the hub's application interface for kiosks and staff."""
+
+    def __init__(
+        self, database: Database, hub_settings: HubSettings | None = None, broker: Any = None
+    ) -> None:
+        self.db = database
+        self.hub = Hub(self, hub_settings, broker)
+        self._dispatch_lock = asyncio.Lock()
+        self._ring_timers: dict[int, asyncio.TimerHandle] = {}
+        self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
+        self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
+        self._sent: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        hub = self.hub
+        hub.register("ticket.take", TakeTicket, self.on_take, {"kiosk"})
+        hub.register("ticket.cancel", CancelTicket, self.on_cancel, {"kiosk"})
+        hub.register("call.hangup", Hangup, self.on_hangup, {"kiosk", "staff"})
+        hub.register("staff.status", StaffStatus, self.on_status, {"staff"})
+        hub.register("offer.accept", OfferReply, self.on_offer_reply, {"staff"})
+        hub.register("offer.decline", OfferReply, self.on_offer_reply, {"staff"})
+        hub.register("ticket.pick", PickTicket, self.on_pick, {"staff"})
+        hub.register("wrapup.done", WrapupDone, self.on_wrapup_done, {"staff"})
+        hub.register("ticket.transfer", TransferTicket, self.on_transfer, {"staff"})
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Recover after a (re)start: nobody is connected yet, waiting tickets keep their place."""
+        now = utcnow()
+        async with self.db.write() as s:
+            await s.execute(
+                update(StaffPresence).values(
+                    state="offline", since=now, session_id=None, ticket_id=None
+                )
+            )
+            for ticket in (
+                await s.scalars(select(Ticket).where(Ticket.status.in_(queue.OPEN_STATES)))
+            ).all():
+                if ticket.status == "offered":
+                    ticket.status, ticket.offered_to = "waiting", None
+                    await queue.record(s, ticket.id, "offer_reset", reason="server_restart")
+                elif ticket.status in ("connected", "wrapup"):
+                    await queue.close_after_restart(s, ticket)
+                ticket.session_id = None
+            waiting = (await s.scalars(select(Ticket.id).where(Ticket.status == "waiting"))).all()
+        for ticket_id in waiting:
+            self._arm_abandon(ticket_id)
+
+    async def stop(self) -> None:
+        for timers in (self._ring_timers, self._wrapup_timers, self._abandon_timers):
+            for handle in timers.values():
+                handle.cancel()
+            timers.clear()
+        await self.hub.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ authentication
+
+    async def authenticate(self, auth: dict[str, Any] | None, request: web.Request) -> Principal:
+        auth = auth or {}
+        kind = auth.get("kind")
+        try:
+            async with self.db.read() as s:
+                if kind == "kiosk":
+                    credential = auth.get("credential")
+                    if not isinstance(credential, str) or not credential:
+                        raise SignalingError("auth_failed", "A kiosk signs in with its credential.")
+                    kiosk = await accounts.kiosk_by_credential(s, credential)
+                    return Principal(
+                        "kiosk",
+                        str(kiosk.id),
+                        {"kiosk": kiosk.code, "name": kiosk.name, "station": kiosk.station.code,
+                         "station_name": kiosk.station.name},
+                    )  # fmt: skip
+                if kind == "staff":
+                    token = auth.get("token") or request.cookies.get(STAFF_COOKIE)
+                    if not isinstance(token, str) or not token:
+                        raise SignalingError("auth_failed", "Sign in first, then connect.")
+                    staff = await accounts.staff_by_token(s, token)
+                    return Principal(
+                        "staff",
+                        str(staff.id),
+                        {
+                            "username": staff.username,
+                            "name": staff.display_name,
+                            "role": staff.role,
+                        },
+                    )
+        except accounts.AccountError as exc:
+            raise SignalingError(
+                "auth_failed" if exc.code != "revoked" else "revoked", exc.message
+            ) from None
+        raise SignalingError("auth_failed", "hello.auth.kind must be 'kiosk' or 'staff'.")
+
+    async def session_started(self, session: Session) -> None:
+        for old in self.hub.find_sessions(session.principal.kind, session.principal.id):
+            if old is not session:
+                await self._take_over(old, session)
+                await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
+        if session.principal.kind == "kiosk":
+            await self._kiosk_started(session)
+        else:
+            await self._staff_started(session)
+        log_event(
+            "session.started",
+            kind=session.principal.kind,
+            principal=session.principal.id,
+            session=session.id,
+        )
+
+    async def session_resumed(self, session: Session) -> None:
+        log_event(
+            "session.resumed",
+            kind=session.principal.kind,
+            principal=session.principal.id,
+            session=session.id,
+        )
+
+    async def session_ended(self, session: Session, reason: str) -> None:
+        log_event(
+            "session.ended",
+            kind=session.principal.kind,
+            principal=session.principal.id,
+            session=session.id,
+            reason=reason,
+        )
+        if session.principal.kind == "kiosk":
+            await self._kiosk_gone(session, reason)
+        else:
+            await self._staff_gone(session)
+        await self._push_all()
+        await self.dispatch()
+
+    async def sign_out_staff(self, staff_id: int) -> None:
+        for session in self.hub.find_sessions("staff", str(staff_id)):
+            await self.hub.end_session(session, "signed_out")
+
+    async def revoke_kiosk_sessions(self, kiosk_id: int) -> None:
+        for session in self.hub.find_sessions("kiosk", str(kiosk_id)):
+            await self.hub.end_session(session, "revoked", CLOSE_REVOKED)
+
+    async def _take_over(self, old: Session, new: Session) -> None:
+        """A second sign-in of the same kiosk or staff member replaces the first."""
+        if old.principal.kind == "kiosk":
+            async with self.db.write() as s:
+                ticket = await queue.open_ticket_of_kiosk(s, int(old.principal.id))
+                if ticket is not None and ticket.status in queue.QUEUED:
+                    ticket.session_id = new.id
+
+    # ------------------------------------------------------------------ kiosks
+
+    async def _kiosk_started(self, session: Session) -> None:
+        async with self.db.write() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+            if ticket is not None and ticket.status in queue.QUEUED:
+                ticket.session_id = session.id
+                ticket_id: int | None = ticket.id
+            else:
+                ticket_id = None
+        if ticket_id is not None:
+            handle = self._abandon_timers.pop(ticket_id, None)
+            if handle:
+                handle.cancel()
+            self._sent.pop(f"ticket:{ticket_id}", None)
+            await self._push_ticket(ticket_id)
+
+    async def _kiosk_gone(self, session: Session, reason: str) -> None:
+        async with self.db.read() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+        if ticket is None or ticket.session_id not in (session.id, None):
+            return
+        if ticket.status in queue.QUEUED:
+            why = "resident_left" if reason == "left" else "kiosk_gone"
+            await self._close_queued(ticket.id, "abandoned", why)
+        elif ticket.status == "connected":
+            await self._end_call(ticket.id, "peer_gone")
+
+    def _arm_abandon(self, ticket_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._abandon_timers[ticket_id] = loop.call_later(
+            self.hub.settings.grace_seconds,
+            lambda: self._spawn(self._abandon_if_unclaimed(ticket_id)),
+        )
+
+    async def _abandon_if_unclaimed(self, ticket_id: int) -> None:
+        self._abandon_timers.pop(ticket_id, None)
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, ticket_id)
+        if ticket is not None and ticket.session_id is None and ticket.status in queue.QUEUED:
+            await self._close_queued(ticket_id, "abandoned", "kiosk_gone")
+            await self._push_all()
+
+    async def on_take(self, session: Session, message: TakeTicket) -> None:
+        kiosk_id = int(session.principal.id)
+        async with self.db.write() as s:
+            item = await s.scalar(select(ServiceItem).where(ServiceItem.code == message.item))
+            if item is None:
+                raise SignalingError("no_such_item", f"There is no service item {message.item!r}.")
+            if not item.cloud:
+                raise SignalingError(
+                    "not_cloud", "This item cannot be handled by video; please go to the hall."
+                )
+            if await queue.open_ticket_of_kiosk(s, kiosk_id) is not None:
+                raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
+            kiosk = await s.get(Kiosk, kiosk_id)
+            assert kiosk is not None
+            ticket = await queue.take(
+                s, item=item, kiosk_id=kiosk_id, station_id=kiosk.station_id, session_id=session.id
+            )
+            ticket_id = ticket.id
+        log_event("ticket.enqueued", ticket=ticket_id, item=message.item, kiosk=kiosk_id)
+        await self._push_all()
+        await self.dispatch()
+
+    async def on_cancel(self, session: Session, message: CancelTicket) -> None:
+        async with self.db.read() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+        if ticket is None or ticket.status not in queue.QUEUED:
+            raise SignalingError("no_ticket", "There is no waiting ticket to cancel.")
+        await self._close_queued(ticket.id, "cancelled", "resident_cancelled")
+        await self._push_all()
+        await self.dispatch()
+
+    async def _close_queued(self, ticket_id: int, status: str, reason: str) -> None:
+        async with self.db.write() as s:
+            ticket = await queue.close_queued(s, ticket_id, status, reason)
+        if ticket is None:
+            return
+        log_event(f"ticket.{status}", ticket=ticket_id, reason=reason)
+        self._cancel_timer(self._ring_timers, ticket_id)
+        if ticket.offered_to is not None:
+            await self._send_staff(
+                ticket.offered_to,
+                {"type": "offer.cancelled", "ticket": ticket_id, "reason": reason},
+            )
+            await self._push_presence(ticket.offered_to)
+        await self._push_ticket(ticket_id)
+
+    # ------------------------------------------------------------------ staff
+
+    async def _staff_started(self, session: Session) -> None:
+        staff_id = int(session.principal.id)
+        now = utcnow()
+        async with self.db.write() as s:
+            presence = await s.get(StaffPresence, staff_id)
+            if presence is None:
+                presence = StaffPresence(staff_id=staff_id, state="away", since=now)
+                s.add(presence)
+            elif presence.state == "offline":
+                presence.state, presence.since = "away", now
+            presence.session_id = session.id
+        self._sent.pop(f"presence:{staff_id}", None)
+        self._sent.pop(f"queue:{staff_id}", None)
+        await self._push_presence(staff_id)
+        await self._push_all()
+
+    async def _staff_gone(self, session: Session) -> None:
+        staff_id = int(session.principal.id)
+        async with self.db.read() as s:
+            presence = await s.get(StaffPresence, staff_id)
+        if presence is None or presence.session_id not in (session.id, None):
+            return
+        if presence.state == "ringing" and presence.ticket_id is not None:
+            await self._release(presence.ticket_id, staff_id, "staff_gone", missed=False)
+        elif presence.state == "in_call" and presence.ticket_id is not None:
+            await self._end_call(presence.ticket_id, "peer_gone")
+        async with self.db.write() as s:
+            await queue.finish_wrapup(s, staff_id, None, "", "staff_gone")
+            await s.execute(
+                update(StaffPresence)
+                .where(StaffPresence.staff_id == staff_id, StaffPresence.session_id == session.id)
+                .values(state="offline", since=utcnow(), session_id=None, ticket_id=None)
+            )
+        self._cancel_timer(self._wrapup_timers, staff_id)
+
+    async def on_status(self, session: Session, message: StaffStatus) -> None:
+        staff_id = int(session.principal.id)
+        now = utcnow()
+        async with self.db.write() as s:
+            presence = await s.get(StaffPresence, staff_id)
+            assert presence is not None
+            if message.status == "available":
+                if presence.state not in ("away", "available"):
+                    raise SignalingError(
+                        "invalid_state", f"You cannot become available while {presence.state}."
+                    )
+                if presence.state == "away":
+                    presence.state, presence.since, presence.idle_since = "available", now, now
+                presence.missed_offers = 0
+            else:
+                if presence.state not in ("available", "away"):
+                    raise SignalingError(
+                        "invalid_state", f"Finish first: you are {presence.state}."
+                    )
+                presence.state, presence.since = "away", now
+        await self._push_presence(staff_id)
+        await self._push_all()
+        await self.dispatch()
+
+    async def on_offer_reply(self, session: Session, message: OfferReply) -> None:
+        staff_id = int(session.principal.id)
+        if message.type == "offer.decline":
+            if not await self._release(message.ticket, staff_id, "declined", missed=False):
+                raise SignalingError("not_your_offer", "That ticket is not ringing for you.")
+            await self.dispatch()
+            return
+        try:
+            async with self.db.write() as s:
+                call = await queue.connect(s, message.ticket, staff_id, picked=False)
+        except queue.Conflict:
+            call = None
+        if call is None:
+            raise SignalingError("not_your_offer", "That ticket is no longer ringing for you.")
+        self._cancel_timer(self._ring_timers, message.ticket)
+        await self._open_call(message.ticket, call.id, session)
+
+    async def on_pick(self, session: Session, message: PickTicket) -> None:
+        staff_id = int(session.principal.id)
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, message.ticket)
+            if ticket is None:
+                raise SignalingError("no_such_ticket", "There is no such ticket.")
+            if not await queue.skills_cover(s, staff_id, ticket.item):
+                raise SignalingError("not_skilled", "That ticket is for an item you do not handle.")
+        try:
+            async with self.db.write() as s:
+                call = await queue.connect(s, message.ticket, staff_id, picked=True)
+        except queue.Conflict:
+            call = None
+        if call is None:
+            raise SignalingError(
+                "ticket_taken", "That ticket is no longer waiting, or you are busy."
+            )
+        await self._open_call(message.ticket, call.id, session)
+
+    async def on_hangup(self, session: Session, message: Hangup) -> None:
+        async with self.db.read() as s:
+            if session.principal.kind == "kiosk":
+                ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+                ticket_id = ticket.id if ticket and ticket.status == "connected" else None
+            else:
+                presence = await s.get(StaffPresence, int(session.principal.id))
+                in_call = presence is not None and presence.state == "in_call"
+                ticket_id = presence.ticket_id if in_call and presence else None
+        if ticket_id is None or not await self._end_call(
+            ticket_id, f"{session.principal.kind}_hangup"
+        ):
+            raise SignalingError("not_in_call", "You are not in a call.")
+
+    async def on_wrapup_done(self, session: Session, message: WrapupDone) -> None:
+        staff_id = int(session.principal.id)
+        if not await self._finish_wrapup(staff_id, message.outcome, message.note, "done"):
+            raise SignalingError("invalid_state", "You are not in wrap-up.")
+
+    async def on_transfer(self, session: Session, message: TransferTicket) -> None:
+        staff_id = int(session.principal.id)
+        async with self.db.read() as s:
+            department = await s.scalar(
+                select(Department).where(Department.code == message.department)
+            )
+            presence = await s.get(StaffPresence, staff_id)
+        if department is None:
+            raise SignalingError(
+                "no_such_department", f"There is no department {message.department!r}."
+            )
+        if presence is None or presence.state != "in_call" or presence.ticket_id is None:
+            raise SignalingError("not_in_call", "Only a ticket in your call can be transferred.")
+        await self._end_call(presence.ticket_id, "transferred", transfer_to=department.id)
+        await self.dispatch()
+
+    # ------------------------------------------------------------------ routing
+
+    async def dispatch(self) -> None:
+        """Offer waiting tickets to available staff whose skills cover the item."""
+        async with self._dispatch_lock:
+            while await self._offer_one():
+                pass
+
+    async def _offer_one(self) -> bool:
+        async with self.db.read() as s:
+            tickets = (
+                await s.scalars(
+                    select(Ticket)
+                    .where(Ticket.status == "waiting")
+                    .order_by(Ticket.enqueued_at, Ticket.id)
+                    .limit(500)
+                )
+            ).all()
+            if not tickets:
+                return False
+            staff = (
+                await s.scalars(
+                    select(StaffPresence).where(
+                        StaffPresence.state == "available", StaffPresence.session_id.is_not(None)
+                    )
+                )
+            ).all()
+            if not staff:
+                return False
+            skills = (
+                await s.scalars(
+                    select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in staff]))
+                )
+            ).all()
+            offers = Counter(
+                (e.ticket_id, e.staff_id)
+                for e in (
+                    await s.scalars(
+                        select(TicketEvent).where(
+                            TicketEvent.kind == "offered",
+                            TicketEvent.ticket_id.in_([t.id for t in tickets]),
+                        )
+                    )
+                ).all()
+            )
+        covers: dict[int, tuple[set[int], set[int]]] = {p.staff_id: (set(), set()) for p in staff}
+        for skill in skills:
+            departments, items = covers[skill.staff_id]
+            if skill.department_id is not None:
+                departments.add(skill.department_id)
+            if skill.item_id is not None:
+                items.add(skill.item_id)
+        for ticket in tickets:
+            candidates = [
+                p
+                for p in staff
+                if ticket.department_id in covers[p.staff_id][0]
+                or (
+                    ticket.item_id in covers[p.staff_id][1]
+                    and ticket.item.department_id == ticket.department_id
+                )
+            ]
+            if not candidates:
+                continue
+            # Fewest earlier offers of this ticket first, then longest idle.
+            candidates.sort(
+                key=lambda p: (offers[(ticket.id, p.staff_id)], p.idle_since or p.since, p.staff_id)
+            )
+            for presence in candidates:
+                try:
+                    async with self.db.write() as s:
+                        claimed = await queue.claim_offer(s, ticket.id, presence.staff_id)
+                except queue.Conflict:
+                    continue
+                if not claimed:
+                    break
+                await self._announce_offer(ticket.id, presence.staff_id)
+                return True
+        return False
+
+    async def _announce_offer(self, ticket_id: int, staff_id: int) -> None:
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            assert ticket is not None
+            ring = ticket.department.ring_seconds
+            summary = await self._ticket_summary(s, ticket)
+        log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
+        loop = asyncio.get_running_loop()
+        self._ring_timers[ticket_id] = loop.call_later(
+            ring, lambda: self._spawn(self._ring_timeout(ticket_id, staff_id))
+        )
+        await self._send_staff(staff_id, {"type": "offer", "ticket": summary, "ring_seconds": ring})
+        await self._push_presence(staff_id)
+        await self._push_all()
+
+    async def _ring_timeout(self, ticket_id: int, staff_id: int) -> None:
+        self._ring_timers.pop(ticket_id, None)
+        if await self._release(ticket_id, staff_id, "timeout", missed=True):
+            await self.dispatch()
+
+    async def _release(self, ticket_id: int, staff_id: int, reason: str, *, missed: bool) -> bool:
+        async with self.db.write() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            max_missed = ticket.department.max_missed_offers if ticket else 2
+            state = await queue.release_offer(
+                s, ticket_id, staff_id, reason, missed=missed, max_missed=max_missed
+            )
+        if state is None:
+            return False
+        self._cancel_timer(self._ring_timers, ticket_id)
+        log_event(f"ticket.offer_{reason}", ticket=ticket_id, staff=staff_id, staff_state=state)
+        await self._send_staff(
+            staff_id, {"type": "offer.cancelled", "ticket": ticket_id, "reason": reason}
+        )
+        await self._push_presence(staff_id)
+        await self._push_all()
+        return True
+
+    # ------------------------------------------------------------------ calls
+
+    async def _open_call(self, ticket_id: int, call_id: int, staff_session: Session) -> None:
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            assert ticket is not None
+            kiosk = await s.get(Kiosk, ticket.kiosk_id)
+            kiosk_session = ticket.session_id
+        log_event(
+            "call.connected", ticket=ticket_id, call=call_id, staff=staff_session.principal.id
+        )
+        if kiosk_session is not None and kiosk is not None:
+            await self.hub.open_room(
+                f"call-{call_id}",
+                {
+                    kiosk_session: {
+                        "role": "kiosk",
+                        "kiosk": kiosk.code,
+                        "station": kiosk.station.name,
+                    },
+                    staff_session.id: {
+                        "role": "staff",
+                        "name": staff_session.principal.info.get("name", ""),
+                    },
+                },
+            )
+        await self._push_presence(int(staff_session.principal.id))
+        await self._push_ticket(ticket_id)
+        await self._push_all()
+
+    async def _end_call(self, ticket_id: int, reason: str, transfer_to: int | None = None) -> bool:
+        async with self.db.write() as s:
+            ended = await queue.end_call(s, ticket_id, reason, transfer_to=transfer_to)
+            if ended is None:
+                return False
+            ticket, call = ended
+            presence = await s.get(StaffPresence, call.staff_id)
+            staff_session = presence.session_id if presence else None
+            wrapup_seconds = ticket.department.wrapup_seconds
+            kiosk_session = ticket.session_id
+        log_event("call.ended", ticket=ticket_id, call=call.id, reason=reason)
+        members = [sid for sid in (kiosk_session, staff_session) if sid]
+        await self.hub.close_room(f"call-{call.id}", members, reason)
+        loop = asyncio.get_running_loop()
+        staff_id = call.staff_id
+        self._cancel_timer(self._wrapup_timers, staff_id)
+        self._wrapup_timers[staff_id] = loop.call_later(
+            wrapup_seconds,
+            lambda: self._spawn(self._finish_wrapup(staff_id, None, "", "timeout")),
+        )
+        await self._send_staff(
+            staff_id, {"type": "wrapup", "ticket": ticket_id, "seconds": wrapup_seconds}
+        )
+        await self._push_presence(staff_id)
+        await self._push_ticket(ticket_id)
+        await self._push_all()
+        return True
+
+    async def _finish_wrapup(
+        self, staff_id: int, outcome: str | None, note: str, reason: str
+    ) -> bool:
+        self._cancel_timer(self._wrapup_timers, staff_id)
+        async with self.db.write() as s:
+            ticket_id = await queue.finish_wrapup(s, staff_id, outcome, note, reason)
+        if ticket_id is None:
+            return False
+        if ticket_id:
+            await self._push_ticket(ticket_id)
+        await self._push_presence(staff_id)
+        await self._push_all()
+        await self.dispatch()
+        return True
+
+    # ------------------------------------------------------------------ announcements
+
+    def _cancel_timer(self, timers: dict[int, asyncio.TimerHandle], key: int) -> None:
+        handle = timers.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def _send_if_changed(
+        self, key: str, session_id: str | None, message: dict[str, Any]
+    ) -> None:
+        if session_id is None or self._sent.get(key) == message:
+            return
+        self._sent[key] = message
+        await self.hub.send(session_id, message)
+
+    async def _send_staff(self, staff_id: int, message: dict[str, Any]) -> None:
+        async with self.db.read() as s:
+            presence = await s.get(StaffPresence, staff_id)
+        if presence is not None and presence.session_id:
+            await self.hub.send(presence.session_id, message)
+
+    async def _ticket_summary(self, s: Any, ticket: Ticket) -> dict[str, Any]:
+        kiosk = await s.get(Kiosk, ticket.kiosk_id)
+        return {
+            "id": ticket.id,
+            "number": ticket.number,
+            "status": ticket.status,
+            "item": {"code": ticket.item.code, "name": ticket.item.name},
+            "department": {"code": ticket.department.code, "name": ticket.department.name},
+            "station": {"code": kiosk.station.code, "name": kiosk.station.name} if kiosk else None,
+            "enqueued_at": _iso(ticket.enqueued_at),
+        }
+
+    async def _push_ticket(self, ticket_id: int) -> None:
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            if ticket is None or ticket.session_id is None:
+                return
+            body = await self._ticket_summary(s, ticket)
+            body["end_reason"] = ticket.end_reason
+            if ticket.status in queue.QUEUED:
+                estimate = await queue.estimate(s, ticket)
+                body |= {
+                    "position": estimate.position,
+                    "estimated_wait_seconds": estimate.wait_seconds,
+                    "staff_on_duty": estimate.staff_on_duty,
+                }
+        await self._send_if_changed(
+            f"ticket:{ticket_id}", ticket.session_id, {"type": "ticket", "ticket": body}
+        )
+
+    async def _push_presence(self, staff_id: int) -> None:
+        async with self.db.read() as s:
+            presence = await s.get(StaffPresence, staff_id)
+        if presence is None:
+            return
+        message = {
+            "type": "presence",
+            "state": presence.state,
+            "since": _iso(presence.since),
+            "missed_offers": presence.missed_offers,
+            "ticket": presence.ticket_id,
+        }
+        await self._send_if_changed(f"presence:{staff_id}", presence.session_id, message)
+
+    async def _push_all(self) -> None:
+        """Send each waiting kiosk its position and estimate, and each staff member their queue."""
+        async with self.db.read() as s:
+            queued = (
+                await s.scalars(
+                    select(Ticket)
+                    .where(Ticket.status.in_(queue.QUEUED))
+                    .order_by(Ticket.enqueued_at, Ticket.id)
+                )
+            ).all()
+            online = (
+                await s.scalars(select(StaffPresence).where(StaffPresence.session_id.is_not(None)))
+            ).all()
+            skills = (
+                await s.scalars(
+                    select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in online]))
+                )
+            ).all()
+            summaries = {t.id: await self._ticket_summary(s, t) for t in queued}
+        for ticket in queued:
+            await self._push_ticket(ticket.id)
+        now = utcnow()
+        for presence in online:
+            mine = {(k.department_id, k.item_id) for k in skills if k.staff_id == presence.staff_id}
+            departments = {d for d, _ in mine if d is not None}
+            items = {i for _, i in mine if i is not None}
+            visible = [
+                {**summaries[t.id], "waiting_seconds": int((now - t.enqueued_at).total_seconds())}
+                for t in queued
+                if t.department_id in departments or t.item_id in items
+            ]
+            # Waiting seconds change every second: compare without them so we push on changes only.
+            key = f"queue:{presence.staff_id}"
+            signature = [(v["id"], v["status"]) for v in visible]
+            if self._sent.get(key) == signature:
+                continue
+            self._sent[key] = signature
+            await self.hub.send(presence.session_id, {"type": "queue", "tickets": visible})  # type: ignore[arg-type]
+
+
+__all__ = ["STAFF_COOKIE", "CallCenter", "Staff"]

@@ -1,0 +1,41 @@
+"""How a hub reaches sessions held by other server processes.
+
+A message for a session is delivered locally when the session lives in this process, and
+published on the session's topic otherwise. ``InProcessBroker`` serves one process (and several
+hubs in one process, as the tests use); a Redis broker implements the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Broker(Protocol):
+    async def subscribe(self, topic: str, deliver: Deliver) -> None: ...
+
+    async def unsubscribe(self, topic: str) -> None: ...
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> bool:
+        """Deliver to the topic's subscriber; False when nobody holds it."""
+        ...
+
+
+class InProcessBroker:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, Deliver] = {}
+
+    async def subscribe(self, topic: str, deliver: Deliver) -> None:
+        self._subscribers[topic] = deliver
+
+    async def unsubscribe(self, topic: str) -> None:
+        self._subscribers.pop(topic, None)
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> bool:
+        deliver = self._subscribers.get(topic)
+        if deliver is None:
+            return False
+        await deliver(message)
+        return True

@@ -1,0 +1,505 @@
+"""The signaling hub: authenticated, resumable WebSocket sessions; call rooms; relay.
+
+The hub knows nothing of what the calls are for. An application authenticates connections,
+registers its own message types, and opens and closes rooms; the hub relays offer, answer,
+candidate and app messages only between the members of one room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ValidationError
+
+from signaling.broker import Broker, InProcessBroker
+from signaling.errors import (
+    CLOSE_AUTH_FAILED,
+    CLOSE_FLOOD,
+    CLOSE_HELLO_TIMEOUT,
+    CLOSE_REPLACED,
+    CLOSE_SESSION_ENDED,
+    SignalingError,
+)
+from signaling.ice import IceSettings, ice_servers
+from signaling.messages import (
+    PROTOCOL_VERSION,
+    RELAYED,
+    AppData,
+    Candidate,
+    Description,
+    Hello,
+)
+from signaling.ratelimit import TokenBucket
+
+log = logging.getLogger("signaling")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a session belongs to. ``kind`` gates message types; ``info`` is shown to peers."""
+
+    kind: str
+    id: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class HubApplication(Protocol):
+    async def authenticate(self, auth: dict[str, Any] | None, request: web.Request) -> Principal:
+        """Return the principal or raise SignalingError('auth_failed', ...)."""
+        ...
+
+    async def session_started(self, session: Session) -> None: ...
+
+    async def session_resumed(self, session: Session) -> None: ...
+
+    async def session_ended(self, session: Session, reason: str) -> None: ...
+
+
+Handler = Callable[["Session", Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    model: type[BaseModel]
+    handler: Handler
+    kinds: frozenset[str] | None
+
+
+@dataclass
+class HubSettings:
+    grace_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    hello_timeout_seconds: float = 10.0
+    max_message_bytes: int = 64 * 1024
+    rate_per_second: float = 40.0
+    burst: float = 80.0
+    flood_drops: int = 200
+    history: int = 2000
+    ice: IceSettings = field(default_factory=IceSettings)
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+class Session:
+    """One client's session; outlives its socket for the grace period."""
+
+    def __init__(self, principal: Principal, history: int) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.token = secrets.token_urlsafe(32)
+        self.principal = principal
+        self.ws: web.WebSocketResponse | None = None
+        self.room: str | None = None
+        self.peers: dict[str, dict[str, Any]] = {}
+        self.ended = False
+        self._seq = 0
+        self._history: deque[tuple[int, str]] = deque(maxlen=history)
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._grace: asyncio.TimerHandle | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.ws is not None
+
+    def enqueue(self, message: dict[str, Any]) -> None:
+        """Number the message, keep it for replay, and write it if a socket is attached."""
+        self._seq += 1
+        text = _dumps({**message, "seq": self._seq})
+        self._history.append((self._seq, text))
+        if self.ws is not None:
+            self._queue.put_nowait(text)
+
+    def attach(self, ws: web.WebSocketResponse, last_seq: int) -> None:
+        """Write to ``ws`` from now on, first replaying what the client has not seen."""
+        if self._history and last_seq < self._history[0][0] - 1:
+            raise SignalingError(
+                "resume_gap", "Too many messages were missed to resume; start a new session."
+            )
+        if last_seq > self._seq:
+            raise SignalingError("bad_resume", "last_seq is ahead of what the server sent.")
+        self.detach()
+        self.ws = ws
+        self._queue = asyncio.Queue()
+        for seq, text in self._history:
+            if seq > last_seq:
+                self._queue.put_nowait(text)
+        self._writer = asyncio.create_task(self._write(ws, self._queue))
+
+    def detach(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            self._writer = None
+        self.ws = None
+
+    @staticmethod
+    async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[str]) -> None:
+        while True:
+            text = await queue.get()
+            try:
+                await ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return  # the reader notices the close and starts the grace period
+
+
+class Hub:
+    def __init__(
+        self,
+        app: HubApplication,
+        settings: HubSettings | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings or HubSettings()
+        self.broker: Broker = broker or InProcessBroker()
+        self.sessions: dict[str, Session] = {}
+        self._handlers: dict[str, _Registered] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ application API
+
+    def register(
+        self,
+        type_: str,
+        model: type[BaseModel],
+        handler: Handler,
+        kinds: set[str] | None = None,
+    ) -> None:
+        """Route messages of ``type_`` (validated by ``model``) from ``kinds`` to ``handler``."""
+        self._handlers[type_] = _Registered(model, handler, frozenset(kinds) if kinds else None)
+
+    async def send(self, session_id: str, message: dict[str, Any]) -> bool:
+        """Send to a session in this process or, through the broker, in another."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            await self._deliver(session, message)
+            return True
+        return await self.broker.publish(_topic(session_id), message)
+
+    async def open_room(self, room: str, members: dict[str, dict[str, Any]]) -> None:
+        """Put the sessions in ``members`` (id → info shown to peers) in one call room.
+
+        Each member gets ``joined`` with its peers; the first member listed is the initiator,
+        who sends the first offer.
+        """
+        ids = list(members)
+        for index, session_id in enumerate(ids):
+            peers = {other: members[other] for other in ids if other != session_id}
+            await self.send(
+                session_id,
+                {
+                    "type": "_join",
+                    "room": room,
+                    "peers": peers,
+                    "initiator": index == 0,
+                },
+            )
+
+    async def close_room(self, room: str, session_ids: list[str], reason: str) -> None:
+        for session_id in session_ids:
+            await self.send(session_id, {"type": "_leave", "room": room, "reason": reason})
+
+    async def end_session(
+        self, session: Session, reason: str, close_code: int = CLOSE_SESSION_ENDED
+    ) -> None:
+        """End a session for good: the application is told, the socket (if any) is closed."""
+        if session.ended:
+            return
+        session.ended = True
+        if session._grace is not None:
+            session._grace.cancel()
+        self.sessions.pop(session.id, None)
+        await self.broker.unsubscribe(_topic(session.id))
+        ws = session.ws
+        session.detach()
+        try:
+            await self.app.session_ended(session, reason)
+        except Exception:
+            log.exception("session_ended handler failed")
+        if ws is not None and not ws.closed:
+            await ws.close(code=close_code, message=reason.encode()[:120])
+
+    def find_sessions(self, kind: str, principal_id: str) -> list[Session]:
+        return [
+            s
+            for s in self.sessions.values()
+            if s.principal.kind == kind and s.principal.id == principal_id
+        ]
+
+    async def close(self) -> None:
+        """Stop: close every socket and cancel timers (sessions are not ended)."""
+        for session in list(self.sessions.values()):
+            if session._grace is not None:
+                session._grace.cancel()
+            ws = session.ws
+            session.detach()
+            if ws is not None and not ws.closed:
+                await ws.close(code=1001, message=b"server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ delivery
+
+    async def _deliver(self, session: Session, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "_join":
+            session.room = message["room"]
+            session.peers = dict(message["peers"])
+            peers = [{"session": sid, **info} for sid, info in session.peers.items()]
+            session.enqueue(
+                {
+                    "type": "joined",
+                    "room": message["room"],
+                    "peers": peers,
+                    "initiator": message["initiator"],
+                }
+            )
+        elif kind == "_leave":
+            if session.room == message["room"]:
+                session.room, session.peers = None, {}
+                session.enqueue(
+                    {"type": "left", "room": message["room"], "reason": message["reason"]}
+                )
+        else:
+            session.enqueue(message)
+
+    # ------------------------------------------------------------------ connections
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The WebSocket endpoint."""
+        cfg = self.settings
+        ws = web.WebSocketResponse(
+            heartbeat=cfg.heartbeat_seconds, max_msg_size=cfg.max_message_bytes * 4
+        )
+        await ws.prepare(request)
+        bucket = TokenBucket(cfg.rate_per_second, cfg.burst)
+        drops = 0
+        session: Session | None = None
+        hello_timer = asyncio.get_running_loop().call_later(
+            cfg.hello_timeout_seconds, lambda: self._spawn(self._hello_timeout(ws))
+        )
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    await _error(ws, "bad_message", "Send JSON text frames, not binary.")
+                    continue
+                if not bucket.take():
+                    drops += 1
+                    if drops >= cfg.flood_drops:
+                        log.warning("connection closed for flooding", extra={"drops": drops})
+                        await ws.close(code=CLOSE_FLOOD, message=b"too many messages")
+                        break
+                    if drops == 1 or drops % 20 == 0:
+                        await _error(ws, "rate_limited", "Too many messages; slow down.")
+                    continue
+                if len(msg.data.encode()) > cfg.max_message_bytes:
+                    await _error(
+                        ws,
+                        "too_large",
+                        f"A message may be at most {cfg.max_message_bytes} bytes.",
+                    )
+                    continue
+                try:
+                    raw = json.loads(msg.data)
+                except ValueError:
+                    await _error(ws, "bad_message", "The message is not valid JSON.")
+                    continue
+                if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+                    await _error(ws, "bad_message", "A message is a JSON object with a 'type'.")
+                    continue
+                try:
+                    if raw["type"] == "hello":
+                        if session is not None:
+                            raise SignalingError(
+                                "already_authenticated", "This connection already said hello."
+                            )
+                        session = await self._hello(ws, request, raw)
+                        if session is not None:
+                            hello_timer.cancel()
+                        elif ws.closed:
+                            break
+                        continue
+                    if session is None:
+                        raise SignalingError("not_authenticated", "Say hello first.")
+                    if session.ended:
+                        break
+                    await self._dispatch(session, raw)
+                except SignalingError as exc:
+                    await _error(ws, exc.code, exc.message, ref=raw.get("type"))
+                except Exception:
+                    log.exception("message handler failed")
+                    await _error(
+                        ws,
+                        "internal_error",
+                        "The server could not handle that message; please try again.",
+                        ref=raw.get("type"),
+                    )
+        finally:
+            hello_timer.cancel()
+            if session is not None and session.ws is ws and not session.ended:
+                session.detach()
+                self._start_grace(session)
+        return ws
+
+    async def _hello_timeout(self, ws: web.WebSocketResponse) -> None:
+        if not ws.closed:
+            await _error(ws, "hello_timeout", "No hello received in time.")
+            await ws.close(code=CLOSE_HELLO_TIMEOUT, message=b"hello timeout")
+
+    async def _hello(
+        self, ws: web.WebSocketResponse, request: web.Request, raw: dict[str, Any]
+    ) -> Session | None:
+        try:
+            hello = Hello.model_validate(raw)
+        except ValidationError as exc:
+            raise SignalingError("bad_message", _describe(exc)) from None
+        if hello.v != PROTOCOL_VERSION:
+            raise SignalingError(
+                "version_unsupported",
+                f"This server speaks protocol version {PROTOCOL_VERSION}; update the client.",
+            )
+        if hello.resume is not None:
+            session = self.sessions.get(hello.resume.session)
+            if (
+                session is None
+                or session.ended
+                or not hmac.compare_digest(session.token, hello.resume.token)
+            ):
+                raise SignalingError(
+                    "no_such_session",
+                    "That session has ended or never existed; start a new one.",
+                )
+            old = session.ws
+            if session._grace is not None:
+                session._grace.cancel()
+                session._grace = None
+            await ws.send_str(_dumps(self._welcome(session, resumed=True)))
+            session.attach(ws, hello.resume.last_seq)
+            if old is not None and old is not ws and not old.closed:
+                await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
+            await self.app.session_resumed(session)
+            return session
+        try:
+            principal = await self.app.authenticate(hello.auth, request)
+        except SignalingError as exc:
+            await _error(ws, exc.code, exc.message, ref="hello")
+            await ws.close(code=CLOSE_AUTH_FAILED, message=exc.code.encode())
+            return None
+        session = Session(principal, self.settings.history)
+        self.sessions[session.id] = session
+        await self.broker.subscribe(_topic(session.id), lambda m, s=session: self._deliver(s, m))
+        await ws.send_str(_dumps(self._welcome(session, resumed=False)))
+        session.attach(ws, 0)
+        await self.app.session_started(session)
+        return session
+
+    def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
+        return {
+            "type": "welcome",
+            "v": PROTOCOL_VERSION,
+            "session": session.id,
+            "token": session.token,
+            "resumed": resumed,
+            "principal": {
+                "kind": session.principal.kind,
+                "id": session.principal.id,
+                **session.principal.info,
+            },
+            "ice_servers": ice_servers(self.settings.ice, session.id),
+            "grace_seconds": self.settings.grace_seconds,
+            "heartbeat_seconds": self.settings.heartbeat_seconds,
+        }
+
+    def _start_grace(self, session: Session) -> None:
+        loop = asyncio.get_running_loop()
+        session._grace = loop.call_later(
+            self.settings.grace_seconds,
+            lambda: self._spawn(self.end_session(session, "timeout")),
+        )
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ messages
+
+    async def _dispatch(self, session: Session, raw: dict[str, Any]) -> None:
+        kind = raw["type"]
+        if kind == "ping":
+            session.enqueue({"type": "pong"})
+            return
+        if kind == "bye":
+            await self.end_session(session, "left")
+            return
+        if kind in RELAYED:
+            try:
+                message = RELAYED[kind].model_validate(raw)
+            except ValidationError as exc:
+                raise SignalingError("bad_message", _describe(exc)) from None
+            await self._relay(session, message)
+            return
+        registered = self._handlers.get(kind)
+        if registered is None:
+            raise SignalingError("unknown_type", f"Unknown message type {kind!r}.")
+        if registered.kinds is not None and session.principal.kind not in registered.kinds:
+            raise SignalingError("forbidden", f"A {session.principal.kind} may not send {kind!r}.")
+        try:
+            message = registered.model.model_validate(raw)
+        except ValidationError as exc:
+            raise SignalingError("bad_message", _describe(exc)) from None
+        await registered.handler(session, message)
+
+    async def _relay(self, session: Session, message: Description | Candidate | AppData) -> None:
+        if session.room is None:
+            raise SignalingError(
+                "not_in_call", "You are not in a call, so there is nobody to send this to."
+            )
+        if message.to is not None and message.to not in session.peers:
+            log.warning(
+                "relay refused: target outside the sender's call",
+                extra={"session": session.id, "room": session.room, "type": message.type},
+            )
+            raise SignalingError("not_in_call", "That session is not in your call.")
+        out = message.model_dump(exclude={"to"}, exclude_none=True)
+        if isinstance(message, Candidate) and message.candidate is None:
+            out["candidate"] = None
+        out["from"] = session.id
+        targets = [message.to] if message.to else list(session.peers)
+        for target in targets:
+            await self.send(target, out)
+
+
+def _topic(session_id: str) -> str:
+    return f"session:{session_id}"
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "message"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"Field {where}: {first['msg']}{more}."
+
+
+async def _error(
+    ws: web.WebSocketResponse, code: str, message: str, ref: str | None = None
+) -> None:
+    if ws.closed:
+        return
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        frame["ref"] = ref
+    try:
+        await ws.send_str(_dumps(frame))
+    except (ConnectionError, RuntimeError):
+        pass

@@ -1,0 +1,67 @@
+"""Schemas of the hub's own messages; applications register theirs with ``Hub.register``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+PROTOCOL_VERSION = 1
+SessionId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resume(Message):
+    session: SessionId
+    token: Annotated[str, Field(min_length=1, max_length=128)]
+    last_seq: Annotated[int, Field(ge=0)] = 0
+
+
+class Hello(Message):
+    type: Literal["hello"]
+    v: int
+    auth: dict[str, JsonValue] | None = None
+    resume: Resume | None = None
+
+
+class Description(Message):
+    type: Literal["offer", "answer"]
+    sdp: Annotated[str, Field(min_length=1, max_length=100_000)]
+    to: SessionId | None = None
+
+
+class IceCandidate(Message):
+    candidate: Annotated[str, Field(max_length=2000)]
+    sdpMid: Annotated[str, Field(max_length=64)] | None = None
+    sdpMLineIndex: Annotated[int, Field(ge=0, le=1000)] | None = None
+    usernameFragment: Annotated[str, Field(max_length=256)] | None = None
+
+
+class Candidate(Message):
+    """A trickled ICE candidate; ``candidate: null`` is end-of-candidates."""
+
+    type: Literal["candidate"]
+    candidate: IceCandidate | None
+    to: SessionId | None = None
+
+
+class AppData(Message):
+    """An application message (chat, file metadata…) for the other members of the call."""
+
+    type: Literal["app"]
+    data: JsonValue
+    to: SessionId | None = None
+
+
+class Ping(Message):
+    type: Literal["ping"]
+
+
+class Bye(Message):
+    type: Literal["bye"]
+
+
+RELAYED = {"offer": Description, "answer": Description, "candidate": Candidate, "app": AppData}
