@@ -62,7 +62,7 @@ class StaffStatus(Message):
 
 
 class OfferReply(Message):
-    type: Literal["offer.accept", "offer.decline"]
+    type: Literal["ring.accept", "ring.decline"]
     ticket: int
 
 
@@ -105,8 +105,8 @@ class CallCenter:
         hub.register("ticket.cancel", CancelTicket, self.on_cancel, {"kiosk"})
         hub.register("call.hangup", Hangup, self.on_hangup, {"kiosk", "staff"})
         hub.register("staff.status", StaffStatus, self.on_status, {"staff"})
-        hub.register("offer.accept", OfferReply, self.on_offer_reply, {"staff"})
-        hub.register("offer.decline", OfferReply, self.on_offer_reply, {"staff"})
+        hub.register("ring.accept", OfferReply, self.on_offer_reply, {"staff"})
+        hub.register("ring.decline", OfferReply, self.on_offer_reply, {"staff"})
         hub.register("ticket.pick", PickTicket, self.on_pick, {"staff"})
         hub.register("wrapup.done", WrapupDone, self.on_wrapup_done, {"staff"})
         hub.register("ticket.transfer", TransferTicket, self.on_transfer, {"staff"})
@@ -326,7 +326,7 @@ class CallCenter:
         if ticket.offered_to is not None:
             await self._send_staff(
                 ticket.offered_to,
-                {"type": "offer.cancelled", "ticket": ticket_id, "reason": reason},
+                {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason},
             )
             await self._push_presence(ticket.offered_to)
         await self._push_ticket(ticket_id)
@@ -394,7 +394,7 @@ class CallCenter:
 
     async def on_offer_reply(self, session: Session, message: OfferReply) -> None:
         staff_id = int(session.principal.id)
-        if message.type == "offer.decline":
+        if message.type == "ring.decline":
             if not await self._release(message.ticket, staff_id, "declined", missed=False):
                 raise SignalingError("not_your_offer", "That ticket is not ringing for you.")
             await self.dispatch()
@@ -554,7 +554,7 @@ class CallCenter:
         self._ring_timers[ticket_id] = loop.call_later(
             ring, lambda: self._spawn(self._ring_timeout(ticket_id, staff_id))
         )
-        await self._send_staff(staff_id, {"type": "offer", "ticket": summary, "ring_seconds": ring})
+        await self._send_staff(staff_id, {"type": "ring", "ticket": summary, "ring_seconds": ring})
         await self._push_presence(staff_id)
         await self._push_all()
 
@@ -575,7 +575,7 @@ class CallCenter:
         self._cancel_timer(self._ring_timers, ticket_id)
         log_event(f"ticket.offer_{reason}", ticket=ticket_id, staff=staff_id, staff_state=state)
         await self._send_staff(
-            staff_id, {"type": "offer.cancelled", "ticket": ticket_id, "reason": reason}
+            staff_id, {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason}
         )
         await self._push_presence(staff_id)
         await self._push_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloudhelp import __version__, catalog, db, logs, network
+from cloudhelp import __version__, accounts, catalog, db, logs, network
 from cloudhelp.auth import hash_password
 from cloudhelp.catalog import CatalogError
 from cloudhelp.config import Settings, load_settings
@@ -143,6 +144,86 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     return await _with_database(settings, work)
 
 
+async def cmd_kiosk_enrol(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            code = await accounts.enrol_kiosk(session, args.station, args.code, args.name)
+        print(f"Kiosk {args.code} at station {args.station}: one-time enrolment code {code}")
+        print(
+            f"It is valid for {int(accounts.ENROL_CODE_TTL.total_seconds() // 3600)} hours and "
+            "can be used once; any earlier credential of this kiosk no longer works."
+        )
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_kiosk_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            await accounts.revoke_kiosk(session, args.code)
+        print(f"Kiosk {args.code} is revoked; a running server disconnects it within seconds.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise accounts.AccountError("password_mismatch", "The two passwords differ.")
+    return first
+
+
+async def cmd_staff_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+    record = {
+        "staff": [
+            {
+                "username": args.username,
+                "display_name": args.name,
+                "role": args.role,
+                "station": args.station,
+                "departments": _split(args.departments),
+                "items": _split(args.items),
+            }
+        ]
+    }
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            await network.import_network(session, record)
+            await accounts.set_password(session, args.username, password)
+        print(f"Staff member {args.username} ({args.role}) is ready to sign in.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_staff_password(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = _read_password(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        async with db.session_factory(engine)() as session, session.begin():
+            await accounts.set_password(session, args.username, password)
+        print(f"Password of {args.username} changed.")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
 async def cmd_serve(args: argparse.Namespace) -> int:
     from cloudhelp.app import create_app
 
@@ -209,6 +290,37 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="load the sample catalog, network and demo accounts"
     )
     demo.set_defaults(run=cmd_demo)
+
+    kiosk = commands.add_parser("kiosk", help="enrol and revoke kiosks")
+    kiosk_cmds = kiosk.add_subparsers(dest="kiosk_command", required=True, metavar="COMMAND")
+    kiosk_enrol = kiosk_cmds.add_parser(
+        "enrol", parents=[common], help="register a kiosk and print its one-time code"
+    )
+    kiosk_enrol.add_argument("station", help="station code, e.g. DLW-QG")
+    kiosk_enrol.add_argument("--code", required=True, help="the kiosk's own code, e.g. QG-03")
+    kiosk_enrol.add_argument("--name", help="a name people recognise")
+    kiosk_enrol.set_defaults(run=cmd_kiosk_enrol)
+    kiosk_revoke = kiosk_cmds.add_parser("revoke", parents=[common], help="revoke a kiosk")
+    kiosk_revoke.add_argument("code")
+    kiosk_revoke.set_defaults(run=cmd_kiosk_revoke)
+
+    staff = commands.add_parser("staff", help="staff accounts")
+    staff_cmds = staff.add_subparsers(dest="staff_command", required=True, metavar="COMMAND")
+    staff_add = staff_cmds.add_parser("add", parents=[common], help="add or update a staff member")
+    staff_add.add_argument("username")
+    staff_add.add_argument("--name", required=True, help="display name, e.g. 王丽")
+    staff_add.add_argument("--station", required=True, help="home station code")
+    staff_add.add_argument("--role", choices=("staff", "supervisor", "admin"), default="staff")
+    staff_add.add_argument("--departments", help="comma-separated department codes handled")
+    staff_add.add_argument("--items", help="comma-separated item codes handled")
+    staff_add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    staff_add.set_defaults(run=cmd_staff_add)
+    staff_pw = staff_cmds.add_parser("password", parents=[common], help="set a password")
+    staff_pw.add_argument("username")
+    staff_pw.add_argument("--password-stdin", action="store_true")
+    staff_pw.set_defaults(run=cmd_staff_password)
     return parser
 
 
@@ -219,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"cloudhelp: {exc}", file=sys.stderr)
         return 2
+    except accounts.AccountError as exc:
+        print(f"cloudhelp: {exc.message}", file=sys.stderr)
+        return 1
     except CatalogError as exc:
         print(
             f"cloudhelp: the file was rejected and nothing was changed ({len(exc.problems)} "

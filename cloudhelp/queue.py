@@ -224,7 +224,7 @@ async def end_call(
 ) -> tuple[Ticket, Call] | None:
     """End the ticket's call: the ticket goes to wrap-up (or back to a queue on transfer)."""
     now = utcnow()
-    ticket = await session.get(Ticket, ticket_id, with_for_update=True)
+    ticket = await session.get(Ticket, ticket_id, with_for_update={"of": Ticket})
     if ticket is None or ticket.status != "connected" or ticket.staff_id is None:
         return None
     call = await session.scalar(
@@ -287,7 +287,7 @@ async def close_queued(
 ) -> Ticket | None:
     """Cancel or abandon a queued ticket; an offer ringing for it stops."""
     now = utcnow()
-    ticket = await session.get(Ticket, ticket_id, with_for_update=True)
+    ticket = await session.get(Ticket, ticket_id, with_for_update={"of": Ticket})
     if ticket is None or ticket.status not in QUEUED:
         return None
     offered_to = ticket.offered_to if ticket.status == "offered" else None

@@ -100,3 +100,33 @@ async def http(demo_engine: AsyncEngine, database_url: str) -> AsyncIterator[Cli
     async with ClientSession(base_url=str(server.make_url("/")), cookie_jar=jar) as client:
         yield client
     await server.close()
+
+
+async def _prepare_demo_database(url: str) -> None:
+    eng = db.create_engine(url)
+    await db.upgrade(eng)
+    await load_sample_data(db.session_factory(eng))
+    await eng.dispose()
+
+
+@pytest.fixture
+async def demo_url(database_url: str) -> str:
+    """A database URL (SQLite and PostgreSQL) holding the sample catalog and network."""
+    await _prepare_demo_database(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def sqlite_demo_url(tmp_path: Path) -> str:
+    """A SQLite database URL holding the sample catalog and network."""
+    url = f"sqlite:///{tmp_path / 'calls.db'}"
+    await _prepare_demo_database(url)
+    return url
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aioice leaves 127.0.0.1 out of its host candidates; tests talk over loopback only."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])

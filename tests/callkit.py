@@ -1,0 +1,91 @@
+"""Test helpers for the call core: a real server, real kiosks and staff over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import ClientSession, CookieJar
+from aiohttp.test_utils import TestServer
+
+from cloudhelp import accounts
+from cloudhelp.app import create_app
+from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.config import Settings
+from cloudhelp.peer import SignalingClient
+from cloudhelp.state import AppState
+from signaling.broker import Broker
+
+DEMO_PASSWORD = "test-password-1"
+
+
+class CallServer:
+    """One running CloudHelp server, with helpers to sign kiosks and staff in."""
+
+    def __init__(self, server: TestServer, http: ClientSession) -> None:
+        self.server = server
+        self.http = http
+        self.base_url = str(server.make_url("/")).rstrip("/")
+        self.clients: list[SignalingClient] = []
+
+    @property
+    def state(self) -> AppState:
+        return AppState.of(self.server.app)
+
+    async def kiosk_credential(self, code: str, station: str = "DLW-QG") -> str:
+        async with self.state.db.write() as session:
+            enrol_code = await accounts.enrol_kiosk(session, station, code)
+        async with self.http.post("/api/v1/kiosk/enrol", json={"code": enrol_code}) as response:
+            assert response.status == 200, await response.text()
+            return (await response.json())["credential"]
+
+    async def staff_token(self, username: str) -> str:
+        async with self.state.db.write() as session:
+            await accounts.set_password(session, username, DEMO_PASSWORD)
+        async with ClientSession(
+            base_url=self.base_url, cookie_jar=CookieJar(unsafe=True)
+        ) as browser:
+            body = {"username": username, "password": DEMO_PASSWORD}
+            async with browser.post("/api/v1/auth/login", json=body) as response:
+                assert response.status == 200, await response.text()
+                return response.cookies[STAFF_COOKIE].value
+
+    async def connect(self, auth: dict[str, Any]) -> SignalingClient:
+        client = SignalingClient(self.base_url, self.http)
+        await client.connect(auth)
+        self.clients.append(client)
+        return client
+
+    async def kiosk(self, code: str = "QG-01", station: str = "DLW-QG") -> SignalingClient:
+        credential = await self.kiosk_credential(code, station)
+        return await self.connect({"kind": "kiosk", "credential": credential})
+
+    async def staff(self, username: str, available: bool = True) -> SignalingClient:
+        client = await self.connect({"kind": "staff", "token": await self.staff_token(username)})
+        await client.expect("presence", state="away")
+        if available:
+            await client.send({"type": "staff.status", "status": "available"})
+            await client.expect("presence", state="available")
+        return client
+
+    async def close_clients(self) -> None:
+        for client in self.clients:
+            await client.drop()
+
+
+@asynccontextmanager
+async def running_server(
+    database_url: str, broker: Broker | None = None, **settings: Any
+) -> AsyncIterator[CallServer]:
+    options = {"grace_seconds": 2.0, "heartbeat_seconds": 1.0, **settings}
+    app = create_app(Settings(database_url=database_url, **options), broker=broker)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    async with ClientSession(base_url=str(server.make_url("/"))) as http:
+        call_server = CallServer(server, http)
+        try:
+            yield call_server
+        finally:
+            await call_server.close_clients()
+            await server.close()
