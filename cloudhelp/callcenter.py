@@ -35,6 +35,7 @@ from signaling.hub import Hub, HubSettings, Principal, Session
 from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
+REVOCATION_CHECK_SECONDS = 3.0
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
 
 
@@ -114,28 +115,62 @@ class CallCenter:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Recover after a (re)start: nobody is connected yet, waiting tickets keep their place."""
+        """Recover after a (re)start. Waiting tickets keep their place; rows whose sessions
+        are still held by another server process (asked through the broker) are left alone."""
         now = utcnow()
+        alive = self.hub.session_alive
         async with self.db.write() as s:
-            await s.execute(
-                update(StaffPresence).values(
-                    state="offline", since=now, session_id=None, ticket_id=None
+            for presence in (await s.scalars(select(StaffPresence))).all():
+                if presence.session_id is None or not await alive(presence.session_id):
+                    presence.state, presence.since = "offline", now
+                    presence.session_id, presence.ticket_id = None, None
+            open_tickets = select(Ticket).where(Ticket.status.in_(queue.OPEN_STATES))
+            for ticket in (await s.scalars(open_tickets)).all():
+                staff_session = await s.scalar(
+                    select(StaffPresence.session_id).where(
+                        StaffPresence.staff_id == (ticket.offered_to or ticket.staff_id or 0)
+                    )
                 )
-            )
-            for ticket in (
-                await s.scalars(select(Ticket).where(Ticket.status.in_(queue.OPEN_STATES)))
-            ).all():
-                if ticket.status == "offered":
+                if ticket.status == "offered" and staff_session is None:
                     ticket.status, ticket.offered_to = "waiting", None
                     await queue.record(s, ticket.id, "offer_reset", reason="server_restart")
-                elif ticket.status in ("connected", "wrapup"):
+                elif ticket.status in ("connected", "wrapup") and staff_session is None:
                     await queue.close_after_restart(s, ticket)
-                ticket.session_id = None
-            waiting = (await s.scalars(select(Ticket.id).where(Ticket.status == "waiting"))).all()
+                if ticket.session_id is not None and not await alive(ticket.session_id):
+                    ticket.session_id = None
+            waiting = (
+                await s.scalars(
+                    select(Ticket.id).where(
+                        Ticket.status.in_(queue.QUEUED), Ticket.session_id.is_(None)
+                    )
+                )
+            ).all()
         for ticket_id in waiting:
             self._arm_abandon(ticket_id)
+        self._revocation_watch = asyncio.create_task(self._watch_revocations())
+
+    async def _watch_revocations(self) -> None:
+        """Disconnect kiosks revoked by another process (the CLI) within seconds."""
+        while True:
+            await asyncio.sleep(REVOCATION_CHECK_SECONDS)
+            live = {
+                int(s.principal.id)
+                for s in self.hub.sessions.values()
+                if s.principal.kind == "kiosk"
+            }
+            if not live:
+                continue
+            async with self.db.read() as s:
+                revoked = (
+                    await s.scalars(
+                        select(Kiosk.id).where(Kiosk.id.in_(live), Kiosk.credential_hash.is_(None))
+                    )
+                ).all()
+            for kiosk_id in revoked:
+                await self.revoke_kiosk_sessions(kiosk_id)
 
     async def stop(self) -> None:
+        self._revocation_watch.cancel()
         for timers in (self._ring_timers, self._wrapup_timers, self._abandon_timers):
             for handle in timers.values():
                 handle.cancel()
@@ -415,7 +450,7 @@ class CallCenter:
             ticket = await s.get(Ticket, message.ticket)
             if ticket is None:
                 raise SignalingError("no_such_ticket", "There is no such ticket.")
-            if not await queue.skills_cover(s, staff_id, ticket.item):
+            if not await queue.skills_cover(s, staff_id, ticket):
                 raise SignalingError("not_skilled", "That ticket is for an item you do not handle.")
         try:
             async with self.db.write() as s:

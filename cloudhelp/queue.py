@@ -326,13 +326,15 @@ async def close_after_restart(session: AsyncSession, ticket: Ticket) -> None:
 # ---------------------------------------------------------------------------- reads
 
 
-async def skills_cover(session: AsyncSession, staff_id: int, item: ServiceItem) -> bool:
+async def skills_cover(session: AsyncSession, staff_id: int, ticket: Ticket) -> bool:
+    """Whether the staff member handles the ticket's current queue (department) or its item."""
     found = await session.scalar(
         select(func.count())
         .select_from(StaffSkill)
         .where(
             StaffSkill.staff_id == staff_id,
-            (StaffSkill.item_id == item.id) | (StaffSkill.department_id == item.department_id),
+            (StaffSkill.item_id == ticket.item_id)
+            | (StaffSkill.department_id == ticket.department_id),
         )
     )
     return bool(found)

@@ -186,6 +186,12 @@ class Hub:
             return True
         return await self.broker.publish(_topic(session_id), message)
 
+    async def session_alive(self, session_id: str) -> bool:
+        """Whether a session is held by this process or, through the broker, by another."""
+        if session_id in self.sessions:
+            return True
+        return await self.broker.publish(_topic(session_id), {"type": "_probe"})
+
     async def open_room(self, room: str, members: dict[str, dict[str, Any]]) -> None:
         """Put the sessions in ``members`` (id → info shown to peers) in one call room.
 
@@ -252,6 +258,8 @@ class Hub:
 
     async def _deliver(self, session: Session, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if kind == "_probe":
+            return
         if kind == "_join":
             session.room = message["room"]
             session.peers = dict(message["peers"])

@@ -112,3 +112,308 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
         assert await events_of(server, ticket["id"]) == [
             "enqueued", "offered", "connected", "ended", "wrapup_done",
         ]  # fmt: skip
+
+
+async def set_department(server: CallServer, code: str, **values: int) -> None:
+    async with server.state.db.write() as session:
+        await session.execute(update(Department).where(Department.code == code).values(**values))
+
+
+async def test_second_kiosk_waits_and_sees_its_position_and_estimate(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("liumei")  # 住建, 城管
+        first, second = await server.kiosk("QG-01"), await server.kiosk("TL-01", "DLW-TL")
+        t1 = await take_ticket(first, "ZJJ-001")
+        await answer(staff)
+        await first.expect("joined")
+        t2 = await take_ticket(second, "ZJJ-002")
+        assert t2["number"] == "C002" and t2["status"] == "waiting"
+        assert t2["position"] == 1 and t2["staff_on_duty"] == 1
+        assert t2["estimated_wait_seconds"] == 300  # no history yet: the default handling time
+        third_kiosk = await server.kiosk("WJ-01", "GJZ-WJ")
+        t3 = await take_ticket(third_kiosk, "CGJ-001")  # 城管: another department's queue
+        assert t3["position"] == 1
+
+        await first.send({"type": "call.hangup"})
+        await staff.expect("wrapup")
+        await staff.send({"type": "wrapup.done"})
+        # Now the oldest waiting ticket (C002 or E001, by enqueue time) is offered.
+        ring = await staff.expect("ring")
+        assert ring["ticket"]["id"] == t2["id"]
+        update_ = await second.expect_where("ticket", lambda f: f["ticket"]["status"] == "offered")
+        assert update_["ticket"]["position"] == 1
+        await staff.send({"type": "ring.accept", "ticket": t2["id"]})
+        connected = await second.expect_where(
+            "ticket", lambda f: f["ticket"]["status"] == "connected"
+        )
+        assert "position" not in connected["ticket"]
+        assert t1["id"] != t2["id"]
+
+
+async def test_ring_timeout_moves_on_and_autopauses(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        await set_department(server, "SCJG", ring_seconds=1)
+        wangli = await server.staff("wangli")  # 市场监管
+        chenjing = await server.staff("chenjing")  # handles SCJG-001 and SCJG-003 only
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "SCJG-001")
+        # Longest idle first: wangli became available first.
+        ring = await wangli.expect("ring")
+        assert ring["ticket"]["id"] == ticket["id"]
+        assert (await wangli.expect("ring.cancelled"))["reason"] == "timeout"
+        await chenjing.expect("ring")  # the next one
+        await chenjing.expect("ring.cancelled")
+        # Back to wangli (fewest offers of this ticket, then longest idle): second miss → away.
+        await wangli.expect("ring")
+        await wangli.expect("ring.cancelled")
+        await wangli.expect_where(
+            "presence", lambda f: f["state"] == "away" and f["missed_offers"] == 2
+        )
+        await chenjing.expect("ring")
+        await chenjing.expect("ring.cancelled")
+        await chenjing.expect_where("presence", lambda f: f["state"] == "away")
+        kinds = await events_of(server, ticket["id"])
+        assert kinds.count("offered") == 4 and kinds.count("offer_timeout") == 4
+        assert kinds.count("staff_autopaused") == 2
+        assert (await ticket_row(server, ticket["id"])).status == "waiting"
+
+
+async def test_decline_goes_to_the_next_staff_member(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        wangli = await server.staff("wangli")
+        chenjing = await server.staff("chenjing")
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "SCJG-003")
+        ring = await wangli.expect("ring")
+        await wangli.send({"type": "ring.decline", "ticket": ring["ticket"]["id"]})
+        assert (await wangli.expect("ring.cancelled"))["reason"] == "declined"
+        await wangli.expect_where("presence", lambda f: f["state"] == "available")
+        assert (await chenjing.expect("ring"))["ticket"]["id"] == ticket["id"]
+        await wangli.send({"type": "ring.decline", "ticket": ticket["id"]})
+        assert (await wangli.expect("error"))["code"] == "not_your_offer"
+
+
+async def test_cancel_while_ringing(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "JTJ-001")
+        await staff.expect("ring")
+        await kiosk.send({"type": "ticket.cancel"})
+        cancelled = await kiosk.expect_where(
+            "ticket", lambda f: f["ticket"]["status"] == "cancelled"
+        )
+        assert cancelled["ticket"]["end_reason"] == "resident_cancelled"
+        assert (await staff.expect("ring.cancelled"))["reason"] == "resident_cancelled"
+        await staff.expect_where("presence", lambda f: f["state"] == "available")
+        row = await ticket_row(server, ticket["id"])
+        assert row.status == "cancelled" and row.closed_at is not None
+        await kiosk.send({"type": "ticket.cancel"})
+        assert (await kiosk.expect("error"))["code"] == "no_ticket"
+
+
+async def test_transfer_keeps_the_enqueue_time(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        zhaogang = await server.staff("zhaogang")
+        liumei = await server.staff("liumei", available=False)
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "JTJ-004")
+        await answer(zhaogang)
+        await kiosk.expect("joined")
+        await zhaogang.send({"type": "ticket.transfer", "department": "ZJJ"})
+        assert (await kiosk.expect("left"))["reason"] == "transferred"
+        back = await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "waiting")
+        assert back["ticket"]["department"]["code"] == "ZJJ"
+        assert back["ticket"]["enqueued_at"] == ticket["enqueued_at"]
+        queue = await liumei.expect_where("queue", lambda f: len(f["tickets"]) == 1)
+        assert queue["tickets"][0]["id"] == ticket["id"]
+        await liumei.send({"type": "ticket.pick", "ticket": ticket["id"]})
+        await liumei.expect("joined")
+        await kiosk.expect("joined")
+        row = await ticket_row(server, ticket["id"])
+        assert row.status == "connected" and row.department.code == "ZJJ"
+        assert await events_of(server, ticket["id"]) == [
+            "enqueued", "offered", "connected", "transferred", "picked",
+        ]  # fmt: skip
+        await zhaogang.send({"type": "ticket.transfer", "department": "NOPE"})
+        assert (await zhaogang.expect("error"))["code"] == "no_such_department"
+
+
+async def test_resume_after_a_dropped_socket_mid_call(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url, grace_seconds=10) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
+        try:
+            await take_ticket(kiosk, "NYNC-002")
+            await answer(staff)
+            await asyncio.wait_for(kiosk_peer.connected.wait(), 20)
+            await kiosk.drop()
+            # While the kiosk is away, staff keep talking: nothing may be lost.
+            for n in range(5):
+                await staff.send({"type": "app", "data": {"chat": f"第{n}条"}})
+            welcome = await kiosk.resume()
+            assert welcome["session"] == kiosk.session_id
+            for n in range(5):
+                assert (await kiosk.expect("app"))["data"] == {"chat": f"第{n}条"}
+            # The call itself never stopped.
+            frames = kiosk_peer.frames_of(0)
+            await until(lambda: kiosk_peer.frames_of(0) > frames + 5, what="media keeps flowing")
+            await kiosk.send({"type": "app", "data": {"chat": "我回来了"}})
+            assert (await staff.expect("app"))["data"] == {"chat": "我回来了"}
+        finally:
+            await kiosk_peer.close()
+            await staff_peer.close()
+
+
+async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        kiosk = await server.kiosk()
+        stranger = SignalingClient(server.base_url, server.http)
+        stranger.welcome = {"session": kiosk.session_id, "token": "wrong", "resumed": False}
+        with pytest.raises(Exception, match="no_such_session"):
+            await stranger.resume()
+        stranger.welcome = {"session": "nobody", "token": "x"}
+        with pytest.raises(Exception, match="no_such_session"):
+            await stranger.resume()
+
+
+async def test_abandon_after_the_grace_period(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url, grace_seconds=1) as server:
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "NYNC-002")  # nobody on duty
+        assert ticket["estimated_wait_seconds"] is None and ticket["staff_on_duty"] == 0
+        await kiosk.drop()
+        await asyncio.sleep(2.0)
+        row = await ticket_row(server, ticket["id"])
+        assert row.status == "abandoned" and row.end_reason == "kiosk_gone"
+        with pytest.raises(Exception, match="no_such_session"):
+            await kiosk.resume()
+
+
+async def test_server_restart_keeps_waiting_tickets(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        credential = await server.kiosk_credential("QG-01")
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        ticket = await take_ticket(kiosk, "RSJ-009")
+    async with running_server(sqlite_demo_url, grace_seconds=5) as server:
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        again = (await kiosk.expect("ticket"))["ticket"]
+        assert again["id"] == ticket["id"] and again["number"] == ticket["number"]
+        assert again["status"] == "waiting" and again["position"] == 1
+        staff = await server.staff("chenjing")
+        assert (await staff.expect("ring"))["ticket"]["id"] == ticket["id"]
+
+
+async def test_relay_outside_the_call_is_refused(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        outsider = await server.kiosk("TL-01", "DLW-TL")
+        await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await outsider.send({"type": "offer", "sdp": "v=0", "to": staff.session_id})
+        refused = await outsider.expect("error")
+        assert refused["code"] == "not_in_call" and refused["ref"] == "offer"
+        await kiosk.send({"type": "app", "data": "x", "to": outsider.session_id})
+        assert (await kiosk.expect("error"))["code"] == "not_in_call"
+        await kiosk.send({"type": "app", "data": "hello", "to": staff.session_id})
+        assert (await staff.expect("app"))["data"] == "hello"
+        assert outsider.drain("app") == []
+        await outsider.send({"type": "ring.accept", "ticket": 1})
+        assert (await outsider.expect("error"))["code"] == "forbidden"
+
+
+async def test_revoked_kiosk_is_refused_at_once(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        credential = await server.kiosk_credential("QG-01")
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        admin_token = await server.staff_token("admin")
+        async with server.http.post(
+            "/api/v1/admin/kiosks/QG-01/revoke", cookies={"cloudhelp_session": admin_token}
+        ) as response:
+            assert response.status == 200, await response.text()
+        await asyncio.wait_for(kiosk.closed.wait(), 5)
+        assert kiosk.close_code == 4003
+        with pytest.raises(Exception, match=r"auth_failed|revoked"):
+            await server.connect({"kind": "kiosk", "credential": credential})
+
+
+async def test_bad_messages_get_errors_while_a_call_carries_on(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
+        try:
+            await take_ticket(kiosk, "NYNC-002")
+            await answer(staff)
+            await asyncio.wait_for(staff_peer.connected.wait(), 20)
+
+            vandal = await server.kiosk("TL-01", "DLW-TL")
+            assert vandal.ws is not None
+            cases = [
+                ("not json", "bad_message"),
+                ("[1,2]", "bad_message"),
+                ('{"type": 5}', "bad_message"),
+                ('{"type": "teleport"}', "unknown_type"),
+                ('{"type": "ticket.take"}', "bad_message"),
+                ('{"type": "ticket.take", "item": "NOPE"}', "no_such_item"),
+                ('{"type": "ticket.take", "item": "SCJG-014"}', "not_cloud"),
+                ('{"type": "hello", "v": 1}', "already_authenticated"),
+                ('{"type": "candidate", "candidate": {"candidate": 7}}', "bad_message"),
+                ('{"type": "staff.status", "status": "available"}', "forbidden"),
+                ('{"type": "call.hangup"}', "not_in_call"),
+                ('{"type": "app", "data": "' + "x" * 70_000 + '"}', "too_large"),
+            ]
+            for text, code in cases:
+                await vandal.ws.send_str(text)
+                error = await vandal.expect("error")
+                assert error["code"] == code, (text[:40], error)
+                assert error["message"]
+            await vandal.ws.send_bytes(b"\x00\x01")
+            assert (await vandal.expect("error"))["code"] == "bad_message"
+
+            # A flood closes only the flooder's connection, with a clear close code.
+            for _ in range(400):
+                await vandal.ws.send_str('{"type": "ping"}')
+            await asyncio.wait_for(vandal.closed.wait(), 10)
+            assert vandal.close_code == 4008
+
+            frames = staff_peer.frames_of(0)
+            await until(lambda: staff_peer.frames_of(0) > frames + 10, what="call carries on")
+            await kiosk.send({"type": "app", "data": "still here"})
+            assert (await staff.expect("app"))["data"] == "still here"
+        finally:
+            await kiosk_peer.close()
+            await staff_peer.close()
+
+
+async def test_two_servers_never_give_one_ticket_to_two_staff(demo_url: str) -> None:
+    from signaling.broker import InProcessBroker
+
+    broker = InProcessBroker()
+    async with (
+        running_server(demo_url, broker=broker) as one,
+        running_server(demo_url, broker=broker) as two,
+    ):
+        kiosk = await one.kiosk()
+        wangli = await one.staff("wangli", available=False)
+        chenjing = await two.staff("chenjing", available=False)
+        ticket = await take_ticket(kiosk, "SCJG-001")
+        await asyncio.gather(
+            wangli.send({"type": "ticket.pick", "ticket": ticket["id"]}),
+            chenjing.send({"type": "ticket.pick", "ticket": ticket["id"]}),
+        )
+        results = []
+        for staff in (wangli, chenjing):
+            try:
+                await staff.expect("joined", timeout=5)
+                results.append("joined")
+            except Exception as exc:  # the loser gets an error frame
+                results.append(str(exc))
+        assert results.count("joined") == 1, results
+        assert any("ticket_taken" in r for r in results), results
+        # The kiosk, on server one, joins the winner even if the winner is on server two.
+        joined = await kiosk.expect("joined")
+        assert joined["peers"][0]["role"] == "staff"
