@@ -46,13 +46,18 @@ def create_app(
         await callcenter.start()
         app[STATE_KEY] = AppState(settings=settings, db=database, callcenter=callcenter)
         yield
-        await callcenter.stop()
+        await callcenter.stop()  # usually already done by on_shutdown
         await engine.dispose()
+
+    async def close_sockets(app: web.Application) -> None:
+        # Before aiohttp waits for handlers: WebSocket handlers only return once closed.
+        await AppState.of(app).callcenter.stop()
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         return await AppState.of(request.app).callcenter.hub.handle(request)
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_sockets)
     api.setup(app)
     account_routes.setup(app)
     pages.setup(app)

@@ -31,7 +31,7 @@ from cloudhelp.models import (
     utcnow,
 )
 from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
-from signaling.hub import Hub, HubSettings, Principal, Session
+from signaling.hub import Hub, HubSettings, Principal, Session, drain
 from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
@@ -170,16 +170,19 @@ class CallCenter:
                 await self.revoke_kiosk_sessions(kiosk_id)
 
     async def stop(self) -> None:
+        """Close the sockets, stop the timers and let running work finish."""
         self._revocation_watch.cancel()
         for timers in (self._ring_timers, self._wrapup_timers, self._abandon_timers):
             for handle in timers.values():
                 handle.cancel()
             timers.clear()
         await self.hub.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await drain(self._tasks)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
+        if self.hub.closing:
+            coro.close()  # type: ignore[attr-defined]
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -723,22 +726,33 @@ class CallCenter:
         }
 
     async def _push_ticket(self, ticket_id: int) -> None:
+        """Tell the kiosk about its ticket (queued tickets go through _push_all)."""
         async with self.db.read() as s:
             ticket = await s.get(Ticket, ticket_id)
             if ticket is None or ticket.session_id is None:
                 return
-            body = await self._ticket_summary(s, ticket)
-            body["end_reason"] = ticket.end_reason
             if ticket.status in queue.QUEUED:
-                estimate = await queue.estimate(s, ticket)
-                body |= {
-                    "position": estimate.position,
-                    "estimated_wait_seconds": estimate.wait_seconds,
-                    "staff_on_duty": estimate.staff_on_duty,
-                }
+                queued = await queue.queued_tickets(s)
+                estimates = await queue.queue_estimates(s, queued)
+            else:
+                estimates = {}
+            body = await self._ticket_body(s, ticket, estimates.get(ticket_id))
         await self._send_if_changed(
             f"ticket:{ticket_id}", ticket.session_id, {"type": "ticket", "ticket": body}
         )
+
+    async def _ticket_body(
+        self, s: Any, ticket: Ticket, estimate: queue.Estimate | None
+    ) -> dict[str, Any]:
+        body = await self._ticket_summary(s, ticket)
+        body["end_reason"] = ticket.end_reason
+        if estimate is not None:
+            body |= {
+                "position": estimate.position,
+                "estimated_wait_seconds": estimate.wait_seconds,
+                "staff_on_duty": estimate.staff_on_duty,
+            }
+        return body
 
     async def _push_presence(self, staff_id: int) -> None:
         async with self.db.read() as s:
@@ -757,13 +771,8 @@ class CallCenter:
     async def _push_all(self) -> None:
         """Send each waiting kiosk its position and estimate, and each staff member their queue."""
         async with self.db.read() as s:
-            queued = (
-                await s.scalars(
-                    select(Ticket)
-                    .where(Ticket.status.in_(queue.QUEUED))
-                    .order_by(Ticket.enqueued_at, Ticket.id)
-                )
-            ).all()
+            queued = await queue.queued_tickets(s)
+            estimates = await queue.queue_estimates(s, queued)
             online = (
                 await s.scalars(select(StaffPresence).where(StaffPresence.session_id.is_not(None)))
             ).all()
@@ -772,26 +781,35 @@ class CallCenter:
                     select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in online]))
                 )
             ).all()
-            summaries = {t.id: await self._ticket_summary(s, t) for t in queued}
+            bodies = {t.id: await self._ticket_body(s, t, estimates[t.id]) for t in queued}
         for ticket in queued:
-            await self._push_ticket(ticket.id)
+            await self._send_if_changed(
+                f"ticket:{ticket.id}",
+                ticket.session_id,
+                {"type": "ticket", "ticket": bodies[ticket.id]},
+            )
         now = utcnow()
         for presence in online:
-            mine = {(k.department_id, k.item_id) for k in skills if k.staff_id == presence.staff_id}
-            departments = {d for d, _ in mine if d is not None}
-            items = {i for _, i in mine if i is not None}
+            mine = [k for k in skills if k.staff_id == presence.staff_id]
+            departments = {k.department_id for k in mine if k.department_id is not None}
+            items = {k.item_id for k in mine if k.item_id is not None}
             visible = [
-                {**summaries[t.id], "waiting_seconds": int((now - t.enqueued_at).total_seconds())}
+                {
+                    key: value
+                    for key, value in bodies[t.id].items()
+                    if key not in ("position", "estimated_wait_seconds", "staff_on_duty")
+                }
+                | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
                 for t in queued
                 if t.department_id in departments or t.item_id in items
             ]
-            # Waiting seconds change every second: compare without them so we push on changes only.
+            # Waiting seconds change every second: push when the list itself changes.
             key = f"queue:{presence.staff_id}"
             signature = [(v["id"], v["status"]) for v in visible]
-            if self._sent.get(key) == signature:
+            if self._sent.get(key) == signature or presence.session_id is None:
                 continue
             self._sent[key] = signature
-            await self.hub.send(presence.session_id, {"type": "queue", "tickets": visible})  # type: ignore[arg-type]
+            await self.hub.send(presence.session_id, {"type": "queue", "tickets": visible})
 
 
 __all__ = ["STAFF_COOKIE", "CallCenter", "Staff"]

@@ -172,7 +172,7 @@ class SignalingClient:
     async def expect_where(
         self, type_: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
     ) -> dict[str, Any]:
-        """The next ``type_`` message for which ``predicate`` holds (others of that type dropped)."""
+        """The next ``type_`` message that satisfies ``predicate``; others of that type go."""
         deadline = time.monotonic() + timeout
         while True:
             frame = await self.expect(type_, timeout=max(0.01, deadline - time.monotonic()))

@@ -8,6 +8,7 @@ never get the same ticket. docs/queue.md describes the states and the wait estim
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -375,37 +376,55 @@ async def average_handling_seconds(session: AsyncSession, ticket: Ticket) -> flo
     return DEFAULT_HANDLING_SECONDS
 
 
-async def covering_staff_states(
-    session: AsyncSession, item_id: int, department_id: int
-) -> list[str]:
-    rows = await session.execute(
-        select(StaffPresence.state)
-        .join(StaffSkill, StaffSkill.staff_id == StaffPresence.staff_id)
-        .where((StaffSkill.item_id == item_id) | (StaffSkill.department_id == department_id))
-        .group_by(StaffPresence.staff_id, StaffPresence.state)
-    )
-    return [state for (state,) in rows.all()]
-
-
-async def estimate(session: AsyncSession, ticket: Ticket) -> Estimate:
-    """Position in the department's queue and the estimated wait (docs/queue.md)."""
-    ahead = await session.scalar(
-        select(func.count())
-        .select_from(Ticket)
-        .where(
-            Ticket.department_id == ticket.department_id,
-            Ticket.status.in_(QUEUED),
-            (Ticket.enqueued_at < ticket.enqueued_at)
-            | ((Ticket.enqueued_at == ticket.enqueued_at) & (Ticket.id < ticket.id)),
-        )
-    )
-    position = int(ahead or 0) + 1
-    states = await covering_staff_states(session, ticket.item_id, ticket.department_id)
-    on_duty = sum(1 for s in states if s in ON_DUTY)
-    idle = sum(1 for s in states if s == "available")
-    handling = await average_handling_seconds(session, ticket)
+def estimate_wait(position: int, idle: int, on_duty: int, handling: float) -> int | None:
+    """W = ceil(max(0, P - A) / N) * H, unknown when nobody who handles the ticket is on duty."""
     if on_duty == 0:
-        wait = None
-    else:
-        wait = int(math.ceil(max(0, position - idle) / on_duty) * handling)
-    return Estimate(position, wait, on_duty, handling)
+        return None
+    return int(math.ceil(max(0, position - idle) / on_duty) * handling)
+
+
+async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[int, Estimate]:
+    """Position and estimated wait of each queued ticket, with a few queries for all of them.
+
+    ``queued`` must hold every queued ticket of the departments concerned, oldest first.
+    """
+    rows = (
+        await session.execute(
+            select(
+                StaffPresence.staff_id,
+                StaffPresence.state,
+                StaffSkill.department_id,
+                StaffSkill.item_id,
+            ).join(StaffSkill, StaffSkill.staff_id == StaffPresence.staff_id)
+        )
+    ).all()
+    states: dict[int, str] = {}
+    departments: dict[int, set[int]] = {}
+    items: dict[int, set[int]] = {}
+    for staff_id, state, department_id, item_id in rows:
+        states[staff_id] = state
+        if department_id is not None:
+            departments.setdefault(department_id, set()).add(staff_id)
+        if item_id is not None:
+            items.setdefault(item_id, set()).add(staff_id)
+    handling: dict[tuple[int, int], float] = {}
+    seen_in_department: Counter[int] = Counter()
+    result: dict[int, Estimate] = {}
+    for ticket in queued:
+        seen_in_department[ticket.department_id] += 1
+        position = seen_in_department[ticket.department_id]
+        staff = departments.get(ticket.department_id, set()) | items.get(ticket.item_id, set())
+        on_duty = sum(1 for s in staff if states[s] in ON_DUTY)
+        idle = sum(1 for s in staff if states[s] == "available")
+        key = (ticket.item_id, ticket.department_id)
+        if key not in handling:
+            handling[key] = await average_handling_seconds(session, ticket)
+        wait = estimate_wait(position, idle, on_duty, handling[key])
+        result[ticket.id] = Estimate(position, wait, on_duty, handling[key])
+    return result
+
+
+async def queued_tickets(session: AsyncSession) -> list[Ticket]:
+    """Every waiting or ringing ticket, oldest first (the order of service)."""
+    stmt = select(Ticket).where(Ticket.status.in_(QUEUED)).order_by(Ticket.enqueued_at, Ticket.id)
+    return list((await session.scalars(stmt)).all())

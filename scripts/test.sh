@@ -11,6 +11,7 @@ VENV=${CLOUDHELP_VENV:-$ROOT/.venv}
 # --- Debian packages, each only when absent -------------------------------------------------
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v turnserver >/dev/null || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -qq
@@ -29,11 +30,17 @@ free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("
 as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi; }
 
 PG_PID=""
-stop_services() {
-  if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
-    kill -INT "$PG_PID"
-    for _ in $(seq 50); do kill -0 "$PG_PID" 2>/dev/null || break; sleep 0.1; done
+TURN_PID=""
+stop_pid() {  # stop_pid PID SIGNAL: signal a service and wait (5 s at most) for it to exit
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill "-$2" "$1"
+    for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
   fi
+}
+stop_services() {
+  stop_pid "$TURN_PID" TERM
+  stop_pid "$PG_PID" INT
   rm -rf "$RUN"
 }
 trap stop_services EXIT
@@ -47,6 +54,17 @@ as_postgres "$PGBIN/pg_ctl -D $RUN/pg -w -l $RUN/pgsock/pg.log -o '-p $PG_PORT -
   || { cat "$RUN/pgsock/pg.log"; exit 1; }
 PG_PID=$(head -n 1 "$RUN/pg/postmaster.pid")
 export CLOUDHELP_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+
+# coturn: TURN with short-lived credentials (use-auth-secret), relaying on loopback only.
+TURN_PORT=$(free_port)
+TURN_SECRET=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
+  --listening-port="$TURN_PORT" --min-port=49160 --max-port=49400 --use-auth-secret \
+  --static-auth-secret="$TURN_SECRET" --realm=cloudhelp.test --allow-loopback-peers \
+  --fingerprint --log-file="$RUN/turn.log" --simple-log >/dev/null 2>&1 &
+TURN_PID=$!
+export CLOUDHELP_TEST_TURN_URL="turn:127.0.0.1:$TURN_PORT"
+export CLOUDHELP_TEST_TURN_SECRET="$TURN_SECRET"
 
 # --- Lint, then the suite ---------------------------------------------------------------------
 "$VENV/bin/ruff" check .

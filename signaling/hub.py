@@ -165,6 +165,7 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self._handlers: dict[str, _Registered] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.closing = False
 
     # ------------------------------------------------------------------ application API
 
@@ -243,7 +244,9 @@ class Hub:
         ]
 
     async def close(self) -> None:
-        """Stop: close every socket and cancel timers (sessions are not ended)."""
+        """Stop: close every socket, cancel timers, finish running work (sessions are kept:
+        they live on in the database and clients resume or sign in again)."""
+        self.closing = True
         for session in list(self.sessions.values()):
             if session._grace is not None:
                 session._grace.cancel()
@@ -251,8 +254,7 @@ class Hub:
             session.detach()
             if ws is not None and not ws.closed:
                 await ws.close(code=1001, message=b"server shutting down")
-        for task in list(self._tasks):
-            task.cancel()
+        await drain(self._tasks)
 
     # ------------------------------------------------------------------ delivery
 
@@ -356,7 +358,8 @@ class Hub:
             hello_timer.cancel()
             if session is not None and session.ws is ws and not session.ended:
                 session.detach()
-                self._start_grace(session)
+                if not self.closing:
+                    self._start_grace(session)
         return ws
 
     async def _hello_timeout(self, ws: web.WebSocketResponse) -> None:
@@ -436,6 +439,9 @@ class Hub:
         )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
+        if self.closing:
+            coro.close()  # type: ignore[attr-defined]
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -486,6 +492,18 @@ class Hub:
         targets = [message.to] if message.to else list(session.peers)
         for target in targets:
             await self.send(target, out)
+
+
+async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+    """Let running tasks finish (cancelling those still running after ``timeout``)."""
+    pending = [t for t in tasks if not t.done()]
+    if not pending:
+        return
+    _done, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
 
 
 def _topic(session_id: str) -> str:

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+            pythonpath: Path | None = None, input_text: str | None = None,
+            ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """Run ``python -m cloudhelp ARGS`` in a child process and capture its output."""
     full_env = {**os.environ, **(env or {})}
     if pythonpath is not None:
@@ -23,6 +24,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         env=full_env,
         cwd=cwd,
         timeout=120,
+        input=input_text,
     )
 
 

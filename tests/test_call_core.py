@@ -417,3 +417,39 @@ async def test_two_servers_never_give_one_ticket_to_two_staff(demo_url: str) -> 
         # The kiosk, on server one, joins the winner even if the winner is on server two.
         joined = await kiosk.expect("joined")
         assert joined["peers"][0]["role"] == "staff"
+
+
+def turn_server() -> tuple[str, str]:
+    url, secret = (
+        os.environ.get("CLOUDHELP_TEST_TURN_URL"),
+        os.environ.get("CLOUDHELP_TEST_TURN_SECRET"),
+    )
+    if not url or not secret:
+        pytest.fail("CLOUDHELP_TEST_TURN_URL/SECRET are not set: run `bash scripts/test.sh`.")
+    return url, secret
+
+
+async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:
+    url, secret = turn_server()
+    async with running_server(sqlite_demo_url, turn_urls=[url], turn_secret=secret) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        (ice,) = kiosk.welcome["ice_servers"]
+        expiry, name = ice["username"].split(":")
+        assert name == kiosk.session_id and int(expiry) > time.time()
+        kiosk_peer = CallPeer(kiosk, relay_only=True)
+        staff_peer = CallPeer(staff, relay_only=True)
+        try:
+            await take_ticket(kiosk, "NYNC-001")
+            await answer(staff)
+            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
+            await until(lambda: staff_peer.frames_of(0) >= 5, what="video through TURN")
+            for peer in (kiosk_peer, staff_peer):
+                transport = peer.pc.getTransceivers()[0].sender.transport.transport
+                kinds = {c.type for c in transport.iceGatherer.getLocalCandidates()}
+                assert kinds == {"relay"}
+                pair = transport._connection._nominated[1]
+                assert pair.local_candidate.type == "relay"
+        finally:
+            await kiosk_peer.close()
+            await staff_peer.close()
