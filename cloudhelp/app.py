@@ -21,6 +21,8 @@ def hub_settings(settings: Settings) -> HubSettings:
     return HubSettings(
         grace_seconds=settings.grace_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,
+        rate_per_second=settings.rate_per_second,
+        burst=settings.rate_burst,
         ice=IceSettings(
             stun_urls=settings.stun_urls,
             turn_urls=settings.turn_urls,

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Signaling: how long a dropped session waits to be resumed, and the WebSocket heartbeat.
     grace_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # Per-connection message rate limit (messages per second, and the burst allowed).
+    rate_per_second: float = Field(default=40.0, gt=0)
+    rate_burst: float = Field(default=80.0, gt=0)
     # ICE servers handed to clients; with turn_secret, short-lived TURN credentials per client.
     stun_urls: list[str] = []
     turn_urls: list[str] = []

@@ -94,6 +94,9 @@ def _dumps(message: dict[str, Any]) -> str:
 class Session:
     """One client's session; outlives its socket for the grace period."""
 
+    __slots__ = ("_grace", "_history", "_seq", "ended", "id", "peers", "principal", "room",
+                 "token", "ws")  # fmt: skip
+
     def __init__(self, principal: Principal, history: int) -> None:
         self.id = secrets.token_urlsafe(12)
         self.token = secrets.token_urlsafe(32)
@@ -104,52 +107,50 @@ class Session:
         self.ended = False
         self._seq = 0
         self._history: deque[tuple[int, str]] = deque(maxlen=history)
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
         self._grace: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
         return self.ws is not None
 
-    def enqueue(self, message: dict[str, Any]) -> None:
-        """Number the message, keep it for replay, and write it if a socket is attached."""
+    async def send(self, message: dict[str, Any]) -> None:
+        """Number the message, keep it for replay, and write it if a socket is attached.
+
+        aiohttp writes each frame before its first await, so frames leave in call order.
+        """
         self._seq += 1
         text = _dumps({**message, "seq": self._seq})
         self._history.append((self._seq, text))
         if self.ws is not None:
-            self._queue.put_nowait(text)
+            await _write(self.ws, text)
 
-    def attach(self, ws: web.WebSocketResponse, last_seq: int) -> None:
-        """Write to ``ws`` from now on, first replaying what the client has not seen."""
+    def check_resume(self, last_seq: int) -> None:
         if self._history and last_seq < self._history[0][0] - 1:
             raise SignalingError(
                 "resume_gap", "Too many messages were missed to resume; start a new session."
             )
         if last_seq > self._seq:
             raise SignalingError("bad_resume", "last_seq is ahead of what the server sent.")
-        self.detach()
-        self.ws = ws
-        self._queue = asyncio.Queue()
-        for seq, text in self._history:
-            if seq > last_seq:
-                self._queue.put_nowait(text)
-        self._writer = asyncio.create_task(self._write(ws, self._queue))
+
+    async def attach(self, ws: web.WebSocketResponse, last_seq: int) -> None:
+        """Replay what the client has not seen, then write to ``ws`` from now on."""
+        self.ws = None
+        sent = last_seq
+        while pending := [(seq, text) for seq, text in self._history if seq > sent]:
+            for seq, text in pending:
+                await _write(ws, text)
+                sent = seq
+        self.ws = ws  # no await since the last check: nothing can slip in between
 
     def detach(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            self._writer = None
         self.ws = None
 
-    @staticmethod
-    async def _write(ws: web.WebSocketResponse, queue: asyncio.Queue[str]) -> None:
-        while True:
-            text = await queue.get()
-            try:
-                await ws.send_str(text)
-            except (ConnectionError, RuntimeError):
-                return  # the reader notices the close and starts the grace period
+
+async def _write(ws: web.WebSocketResponse, text: str) -> None:
+    try:
+        await ws.send_str(text)
+    except (ConnectionError, RuntimeError):
+        pass  # the reader notices the close and starts the grace period
 
 
 class Hub:
@@ -266,7 +267,7 @@ class Hub:
             session.room = message["room"]
             session.peers = dict(message["peers"])
             peers = [{"session": sid, **info} for sid, info in session.peers.items()]
-            session.enqueue(
+            await session.send(
                 {
                     "type": "joined",
                     "room": message["room"],
@@ -277,11 +278,11 @@ class Hub:
         elif kind == "_leave":
             if session.room == message["room"]:
                 session.room, session.peers = None, {}
-                session.enqueue(
+                await session.send(
                     {"type": "left", "room": message["room"], "reason": message["reason"]}
                 )
         else:
-            session.enqueue(message)
+            await session.send(message)
 
     # ------------------------------------------------------------------ connections
 
@@ -390,12 +391,13 @@ class Hub:
                     "no_such_session",
                     "That session has ended or never existed; start a new one.",
                 )
+            session.check_resume(hello.resume.last_seq)
             old = session.ws
             if session._grace is not None:
                 session._grace.cancel()
                 session._grace = None
             await ws.send_str(_dumps(self._welcome(session, resumed=True)))
-            session.attach(ws, hello.resume.last_seq)
+            await session.attach(ws, hello.resume.last_seq)
             if old is not None and old is not ws and not old.closed:
                 await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
             await self.app.session_resumed(session)
@@ -410,7 +412,7 @@ class Hub:
         self.sessions[session.id] = session
         await self.broker.subscribe(_topic(session.id), lambda m, s=session: self._deliver(s, m))
         await ws.send_str(_dumps(self._welcome(session, resumed=False)))
-        session.attach(ws, 0)
+        await session.attach(ws, 0)
         await self.app.session_started(session)
         return session
 
@@ -451,7 +453,7 @@ class Hub:
     async def _dispatch(self, session: Session, raw: dict[str, Any]) -> None:
         kind = raw["type"]
         if kind == "ping":
-            session.enqueue({"type": "pong"})
+            await session.send({"type": "pong"})
             return
         if kind == "bye":
             await self.end_session(session, "left")

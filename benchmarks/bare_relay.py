@@ -1,0 +1,40 @@
+"""The baseline: a bare aiohttp WebSocket relay of the same shape as a CloudHelp call.
+
+``python -m benchmarks.bare_relay PORT`` serves ``/ws?room=R``; each text message is forwarded
+to the other members of the room. No authentication, validation, sessions or database.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+from aiohttp import WSMsgType, web
+
+rooms: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+
+
+async def relay(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=5.0)
+    await ws.prepare(request)
+    room = rooms[request.query["room"]]
+    room.add(ws)
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                for other in room:
+                    if other is not ws:
+                        await other.send_str(msg.data)
+    finally:
+        room.discard(ws)
+    return ws
+
+
+def main() -> None:
+    app = web.Application()
+    app.router.add_get("/ws", relay)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: None)
+
+
+if __name__ == "__main__":
+    main()
