@@ -323,7 +323,7 @@ async def call_setup(base: str, credentials: list[str], tokens: list[str]) -> li
 
 async def run(quick: bool) -> dict[str, Any]:
     idle_n, calls, setups, seconds = (1000, 50, 10, 2.0) if quick else (5000, 200, 50, 6.0)
-    rates = [10, 20, 40, 60] if quick else [10, 20, 40, 60, 80, 100, 140]
+    rates = [10, 20, 40, 60] if quick else [10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 140]
     workdir = Path(tempfile.mkdtemp(prefix="cloudhelp-bench-"))
     url = f"sqlite:///{workdir / 'bench.db'}"
     credentials, tokens = await seed(url, idle_n + calls + setups, calls)

@@ -36,6 +36,8 @@ from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
 REVOCATION_CHECK_SECONDS = 3.0
+PUSH_COALESCE_SECONDS = 0.05
+QUEUE_LIST_LIMIT = 50
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
 
 
@@ -100,6 +102,7 @@ class CallCenter:
         self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
         self._sent: dict[str, Any] = {}
+        self._push_pending = False
         self._tasks: set[asyncio.Task[Any]] = set()
         hub = self.hub
         hub.register("ticket.take", TakeTicket, self.on_take, {"kiosk"})
@@ -261,7 +264,7 @@ class CallCenter:
             await self._kiosk_gone(session, reason)
         else:
             await self._staff_gone(session)
-        await self._push_all()
+        self._schedule_push()
         await self.dispatch()
 
     async def sign_out_staff(self, staff_id: int) -> None:
@@ -321,7 +324,7 @@ class CallCenter:
             ticket = await s.get(Ticket, ticket_id)
         if ticket is not None and ticket.session_id is None and ticket.status in queue.QUEUED:
             await self._close_queued(ticket_id, "abandoned", "kiosk_gone")
-            await self._push_all()
+            self._schedule_push()
 
     async def on_take(self, session: Session, message: TakeTicket) -> None:
         kiosk_id = int(session.principal.id)
@@ -342,7 +345,7 @@ class CallCenter:
             )
             ticket_id = ticket.id
         log_event("ticket.enqueued", ticket=ticket_id, item=message.item, kiosk=kiosk_id)
-        await self._push_all()
+        self._schedule_push()
         await self.dispatch()
 
     async def on_cancel(self, session: Session, message: CancelTicket) -> None:
@@ -351,7 +354,7 @@ class CallCenter:
         if ticket is None or ticket.status not in queue.QUEUED:
             raise SignalingError("no_ticket", "There is no waiting ticket to cancel.")
         await self._close_queued(ticket.id, "cancelled", "resident_cancelled")
-        await self._push_all()
+        self._schedule_push()
         await self.dispatch()
 
     async def _close_queued(self, ticket_id: int, status: str, reason: str) -> None:
@@ -385,7 +388,7 @@ class CallCenter:
         self._sent.pop(f"presence:{staff_id}", None)
         self._sent.pop(f"queue:{staff_id}", None)
         await self._push_presence(staff_id)
-        await self._push_all()
+        self._schedule_push()
 
     async def _staff_gone(self, session: Session) -> None:
         staff_id = int(session.principal.id)
@@ -427,7 +430,7 @@ class CallCenter:
                     )
                 presence.state, presence.since = "away", now
         await self._push_presence(staff_id)
-        await self._push_all()
+        self._schedule_push()
         await self.dispatch()
 
     async def on_offer_reply(self, session: Session, message: OfferReply) -> None:
@@ -586,7 +589,7 @@ class CallCenter:
             ticket = await s.get(Ticket, ticket_id)
             assert ticket is not None
             ring = ticket.department.ring_seconds
-            summary = await self._ticket_summary(s, ticket)
+            summary = self._ticket_summary(ticket)
         log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
         loop = asyncio.get_running_loop()
         self._ring_timers[ticket_id] = loop.call_later(
@@ -594,7 +597,7 @@ class CallCenter:
         )
         await self._send_staff(staff_id, {"type": "ring", "ticket": summary, "ring_seconds": ring})
         await self._push_presence(staff_id)
-        await self._push_all()
+        self._schedule_push()
 
     async def _ring_timeout(self, ticket_id: int, staff_id: int) -> None:
         self._ring_timers.pop(ticket_id, None)
@@ -616,7 +619,7 @@ class CallCenter:
             staff_id, {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason}
         )
         await self._push_presence(staff_id)
-        await self._push_all()
+        self._schedule_push()
         return True
 
     # ------------------------------------------------------------------ calls
@@ -647,7 +650,7 @@ class CallCenter:
             )
         await self._push_presence(int(staff_session.principal.id))
         await self._push_ticket(ticket_id)
-        await self._push_all()
+        self._schedule_push()
 
     async def _end_call(self, ticket_id: int, reason: str, transfer_to: int | None = None) -> bool:
         async with self.db.write() as s:
@@ -674,7 +677,7 @@ class CallCenter:
         )
         await self._push_presence(staff_id)
         await self._push_ticket(ticket_id)
-        await self._push_all()
+        self._schedule_push()
         return True
 
     async def _finish_wrapup(
@@ -688,7 +691,7 @@ class CallCenter:
         if ticket_id:
             await self._push_ticket(ticket_id)
         await self._push_presence(staff_id)
-        await self._push_all()
+        self._schedule_push()
         await self.dispatch()
         return True
 
@@ -713,15 +716,15 @@ class CallCenter:
         if presence is not None and presence.session_id:
             await self.hub.send(presence.session_id, message)
 
-    async def _ticket_summary(self, s: Any, ticket: Ticket) -> dict[str, Any]:
-        kiosk = await s.get(Kiosk, ticket.kiosk_id)
+    @staticmethod
+    def _ticket_summary(ticket: Ticket) -> dict[str, Any]:
         return {
             "id": ticket.id,
             "number": ticket.number,
             "status": ticket.status,
             "item": {"code": ticket.item.code, "name": ticket.item.name},
             "department": {"code": ticket.department.code, "name": ticket.department.name},
-            "station": {"code": kiosk.station.code, "name": kiosk.station.name} if kiosk else None,
+            "station": {"code": ticket.station.code, "name": ticket.station.name},
             "enqueued_at": _iso(ticket.enqueued_at),
         }
 
@@ -736,15 +739,15 @@ class CallCenter:
                 estimates = await queue.queue_estimates(s, queued)
             else:
                 estimates = {}
-            body = await self._ticket_body(s, ticket, estimates.get(ticket_id))
+            body = self._ticket_body(ticket, estimates.get(ticket_id))
         await self._send_if_changed(
-            f"ticket:{ticket_id}", ticket.session_id, {"type": "ticket", "ticket": body}
+            f"ticket:{ticket_id}",
+            ticket.session_id,
+            {"type": "ticket", "ticket": body, "_key": "ticket"},
         )
 
-    async def _ticket_body(
-        self, s: Any, ticket: Ticket, estimate: queue.Estimate | None
-    ) -> dict[str, Any]:
-        body = await self._ticket_summary(s, ticket)
+    def _ticket_body(self, ticket: Ticket, estimate: queue.Estimate | None) -> dict[str, Any]:
+        body = self._ticket_summary(ticket)
         body["end_reason"] = ticket.end_reason
         if estimate is not None:
             body |= {
@@ -765,8 +768,21 @@ class CallCenter:
             "since": _iso(presence.since),
             "missed_offers": presence.missed_offers,
             "ticket": presence.ticket_id,
+            "_key": "presence",
         }
         await self._send_if_changed(f"presence:{staff_id}", presence.session_id, message)
+
+    def _schedule_push(self) -> None:
+        """Push queue state soon; events close together share one push."""
+        if self._push_pending:
+            return
+        self._push_pending = True
+        self._spawn(self._push_soon())
+
+    async def _push_soon(self) -> None:
+        await asyncio.sleep(PUSH_COALESCE_SECONDS)
+        self._push_pending = False
+        await self._push_all()
 
     async def _push_all(self) -> None:
         """Send each waiting kiosk its position and estimate, and each staff member their queue."""
@@ -781,35 +797,34 @@ class CallCenter:
                     select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in online]))
                 )
             ).all()
-            bodies = {t.id: await self._ticket_body(s, t, estimates[t.id]) for t in queued}
+        summaries = {t.id: self._ticket_summary(t) for t in queued}
         for ticket in queued:
-            await self._send_if_changed(
-                f"ticket:{ticket.id}",
-                ticket.session_id,
-                {"type": "ticket", "ticket": bodies[ticket.id]},
-            )
+            body = self._ticket_body(ticket, estimates[ticket.id])
+            message = {"type": "ticket", "ticket": body, "_key": "ticket"}
+            await self._send_if_changed(f"ticket:{ticket.id}", ticket.session_id, message)
+        handles: dict[int, tuple[set[int], set[int]]] = {p.staff_id: (set(), set()) for p in online}
+        for skill in skills:
+            departments, items = handles[skill.staff_id]
+            if skill.department_id is not None:
+                departments.add(skill.department_id)
+            if skill.item_id is not None:
+                items.add(skill.item_id)
         now = utcnow()
         for presence in online:
-            mine = [k for k in skills if k.staff_id == presence.staff_id]
-            departments = {k.department_id for k in mine if k.department_id is not None}
-            items = {k.item_id for k in mine if k.item_id is not None}
-            visible = [
-                {
-                    key: value
-                    for key, value in bodies[t.id].items()
-                    if key not in ("position", "estimated_wait_seconds", "staff_on_duty")
-                }
-                | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
-                for t in queued
-                if t.department_id in departments or t.item_id in items
-            ]
+            departments, items = handles[presence.staff_id]
+            visible = [t for t in queued if t.department_id in departments or t.item_id in items]
             # Waiting seconds change every second: push when the list itself changes.
             key = f"queue:{presence.staff_id}"
-            signature = [(v["id"], v["status"]) for v in visible]
+            signature = [(t.id, t.status) for t in visible]
             if self._sent.get(key) == signature or presence.session_id is None:
                 continue
             self._sent[key] = signature
-            await self.hub.send(presence.session_id, {"type": "queue", "tickets": visible})
+            tickets = [
+                summaries[t.id] | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
+                for t in visible[:QUEUE_LIST_LIMIT]
+            ]
+            message = {"type": "queue", "tickets": tickets, "total": len(visible), "_key": "queue"}
+            await self.hub.send(presence.session_id, message)
 
 
 __all__ = ["STAFF_COOKIE", "CallCenter", "Staff"]

@@ -220,6 +220,48 @@ async def cmd_staff_password(args: argparse.Namespace) -> int:
     return await _with_database(settings, work)
 
 
+async def cmd_department_set(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    values = {
+        name: value
+        for name, value in (
+            ("ring_seconds", args.ring_seconds),
+            ("wrapup_seconds", args.wrapup_seconds),
+            ("max_missed_offers", args.max_missed_offers),
+        )
+        if value is not None
+    }
+
+    async def work(engine: db.AsyncEngine) -> int:
+        from sqlalchemy import select
+
+        from cloudhelp.models import Department
+
+        async with db.session_factory(engine)() as session, session.begin():
+            department = await session.scalar(
+                select(Department).where(Department.code == args.code)
+            )
+            if department is None:
+                raise CatalogError([f"there is no department with code {args.code!r}"])
+            for name, value in values.items():
+                setattr(department, name, value)
+        d = department
+        print(
+            f"{d.code} {d.name}: ring {d.ring_seconds} s, wrap-up {d.wrapup_seconds} s, "
+            f"away after {d.max_missed_offers} missed rings."
+        )
+        return 0
+
+    return await _with_database(settings, work)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
@@ -321,6 +363,17 @@ def build_parser() -> argparse.ArgumentParser:
     staff_pw.add_argument("username")
     staff_pw.add_argument("--password-stdin", action="store_true")
     staff_pw.set_defaults(run=cmd_staff_password)
+
+    dept = commands.add_parser("department", help="per-department queue settings")
+    dept_cmds = dept.add_subparsers(dest="department_command", required=True, metavar="COMMAND")
+    dept_set = dept_cmds.add_parser("set", parents=[common], help="ring, wrap-up and autopause")
+    dept_set.add_argument("code", help="department code, e.g. NYNC")
+    dept_set.add_argument("--ring-seconds", type=_positive, help="how long one offer rings")
+    dept_set.add_argument("--wrapup-seconds", type=_positive, help="wrap-up time after a call")
+    dept_set.add_argument(
+        "--max-missed-offers", type=_positive, help="unanswered rings in a row before away"
+    )
+    dept_set.set_defaults(run=cmd_department_set)
     return parser
 
 

@@ -259,6 +259,7 @@ class Ticket(Base):
 
     item: Mapped[ServiceItem] = relationship(lazy="joined")
     department: Mapped[Department] = relationship(lazy="joined")
+    station: Mapped[Station] = relationship(lazy="joined")
 
 
 Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)
@@ -289,3 +290,20 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class TicketFile(Base):
+    """A file sent during a call, stored on the server by content hash."""
+
+    __tablename__ = "ticket_files"
+    __table_args__ = (UniqueConstraint("ticket_id", "sha256", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(16))  # kiosk or staff
+    uploaded_by: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

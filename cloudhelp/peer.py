@@ -37,6 +37,7 @@ from av import VideoFrame
 
 log = logging.getLogger("cloudhelp.peer")
 PROTOCOL_VERSION = 1
+ACK_SECONDS = 5.0
 FILE_CHUNK = 16 * 1024
 BUFFER_HIGH = 1024 * 1024
 BUFFER_LOW = 256 * 1024
@@ -65,6 +66,7 @@ class SignalingClient:
         self._inbox: deque[dict[str, Any]] = deque()
         self._arrived = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[dict[str, Any]], Any]] = []
 
     @property
@@ -83,7 +85,17 @@ class SignalingClient:
             await self.ws.close()
             raise ProtocolError(frame)
         self._reader = asyncio.create_task(self._read(self.ws))
+        if self._keepalive is None or self._keepalive.done():
+            self._keepalive = asyncio.create_task(self._acknowledge())
         return frame
+
+    async def _acknowledge(self) -> None:
+        """Tell the server what arrived, so it need not keep it for a resume."""
+        while True:
+            await asyncio.sleep(ACK_SECONDS)
+            if self.ws is not None and not self.ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await self.ws.send_json({"type": "ping", "seq": self.last_seq})
 
     async def connect(self, auth: dict[str, Any]) -> dict[str, Any]:
         self.welcome = await self._open({"type": "hello", "v": PROTOCOL_VERSION, "auth": auth})
@@ -104,6 +116,8 @@ class SignalingClient:
         """Lose the connection abruptly (as a network failure would), without saying bye."""
         if self._reader:
             self._reader.cancel()
+        if self._keepalive:
+            self._keepalive.cancel()
         if self.ws is not None:
             await self.ws.close(code=1006)
 
@@ -114,6 +128,8 @@ class SignalingClient:
             await self.ws.close()
         if self._reader:
             self._reader.cancel()
+        if self._keepalive:
+            self._keepalive.cancel()
 
     async def send(self, message: dict[str, Any]) -> None:
         assert self.ws is not None

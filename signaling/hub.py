@@ -37,10 +37,13 @@ from signaling.messages import (
     Candidate,
     Description,
     Hello,
+    Ping,
 )
 from signaling.ratelimit import TokenBucket
 
 log = logging.getLogger("signaling")
+# Kept for replay per session until acknowledged (ping.seq); snapshots replace their elders.
+HISTORY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,6 @@ class HubSettings:
     rate_per_second: float = 40.0
     burst: float = 80.0
     flood_drops: int = 200
-    history: int = 2000
     ice: IceSettings = field(default_factory=IceSettings)
 
 
@@ -94,10 +96,10 @@ def _dumps(message: dict[str, Any]) -> str:
 class Session:
     """One client's session; outlives its socket for the grace period."""
 
-    __slots__ = ("_grace", "_history", "_seq", "ended", "id", "peers", "principal", "room",
-                 "token", "ws")  # fmt: skip
+    __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
+                 "peers", "principal", "room", "token", "ws")  # fmt: skip
 
-    def __init__(self, principal: Principal, history: int) -> None:
+    def __init__(self, principal: Principal) -> None:
         self.id = secrets.token_urlsafe(12)
         self.token = secrets.token_urlsafe(32)
         self.principal = principal
@@ -106,7 +108,9 @@ class Session:
         self.peers: dict[str, dict[str, Any]] = {}
         self.ended = False
         self._seq = 0
-        self._history: deque[tuple[int, str]] = deque(maxlen=history)
+        self._history: deque[tuple[int, str, str | None]] = deque()
+        self._history_bytes = 0
+        self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
         self._grace: asyncio.TimerHandle | None = None
 
     @property
@@ -116,16 +120,38 @@ class Session:
     async def send(self, message: dict[str, Any]) -> None:
         """Number the message, keep it for replay, and write it if a socket is attached.
 
+        A message with a ``_key`` is a snapshot (a queue list, a ticket's state): it replaces the
+        earlier kept message with the same key, so a resumed client gets only the latest one.
         aiohttp writes each frame before its first await, so frames leave in call order.
         """
+        key = message.get("_key")
         self._seq += 1
-        text = _dumps({**message, "seq": self._seq})
-        self._history.append((self._seq, text))
+        body = {k: v for k, v in message.items() if k != "_key"} if key is not None else message
+        text = _dumps({**body, "seq": self._seq})
+        if key is not None:
+            self._forget(lambda entry: entry[2] == key)
+        self._history.append((self._seq, text, key))
+        self._history_bytes += len(text)
+        while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
+            seq, dropped, _key = self._history.popleft()
+            self._history_bytes -= len(dropped)
+            self._lost = seq
         if self.ws is not None:
             await _write(self.ws, text)
 
+    def acknowledge(self, seq: int) -> None:
+        """The client has everything up to ``seq``: no need to keep it for a resume."""
+        while self._history and self._history[0][0] <= seq:
+            self._history_bytes -= len(self._history.popleft()[1])
+
+    def _forget(self, drop: Any) -> None:
+        kept = [entry for entry in self._history if not drop(entry)]
+        if len(kept) != len(self._history):
+            self._history = deque(kept)
+            self._history_bytes = sum(len(entry[1]) for entry in kept)
+
     def check_resume(self, last_seq: int) -> None:
-        if self._history and last_seq < self._history[0][0] - 1:
+        if last_seq < self._lost:
             raise SignalingError(
                 "resume_gap", "Too many messages were missed to resume; start a new session."
             )
@@ -136,7 +162,7 @@ class Session:
         """Replay what the client has not seen, then write to ``ws`` from now on."""
         self.ws = None
         sent = last_seq
-        while pending := [(seq, text) for seq, text in self._history if seq > sent]:
+        while pending := [(seq, text) for seq, text, _key in self._history if seq > sent]:
             for seq, text in pending:
                 await _write(ws, text)
                 sent = seq
@@ -313,7 +339,10 @@ class Hub:
                     if drops == 1 or drops % 20 == 0:
                         await _error(ws, "rate_limited", "Too many messages; slow down.")
                     continue
-                if len(msg.data.encode()) > cfg.max_message_bytes:
+                if (
+                    len(msg.data) * 4 > cfg.max_message_bytes
+                    and len(msg.data.encode()) > cfg.max_message_bytes
+                ):
                     await _error(
                         ws,
                         "too_large",
@@ -408,7 +437,7 @@ class Hub:
             await _error(ws, exc.code, exc.message, ref="hello")
             await ws.close(code=CLOSE_AUTH_FAILED, message=exc.code.encode())
             return None
-        session = Session(principal, self.settings.history)
+        session = Session(principal)
         self.sessions[session.id] = session
         await self.broker.subscribe(_topic(session.id), lambda m, s=session: self._deliver(s, m))
         await ws.send_str(_dumps(self._welcome(session, resumed=False)))
@@ -453,6 +482,12 @@ class Hub:
     async def _dispatch(self, session: Session, raw: dict[str, Any]) -> None:
         kind = raw["type"]
         if kind == "ping":
+            try:
+                ping = Ping.model_validate(raw)
+            except ValidationError as exc:
+                raise SignalingError("bad_message", _describe(exc)) from None
+            if ping.seq is not None:
+                session.acknowledge(ping.seq)
             await session.send({"type": "pong"})
             return
         if kind == "bye":
@@ -463,7 +498,7 @@ class Hub:
                 message = RELAYED[kind].model_validate(raw)
             except ValidationError as exc:
                 raise SignalingError("bad_message", _describe(exc)) from None
-            await self._relay(session, message)
+            await self._relay(session, message, raw)
             return
         registered = self._handlers.get(kind)
         if registered is None:
@@ -476,7 +511,9 @@ class Hub:
             raise SignalingError("bad_message", _describe(exc)) from None
         await registered.handler(session, message)
 
-    async def _relay(self, session: Session, message: Description | Candidate | AppData) -> None:
+    async def _relay(
+        self, session: Session, message: Description | Candidate | AppData, raw: dict[str, Any]
+    ) -> None:
         if session.room is None:
             raise SignalingError(
                 "not_in_call", "You are not in a call, so there is nobody to send this to."
@@ -487,9 +524,8 @@ class Hub:
                 extra={"session": session.id, "room": session.room, "type": message.type},
             )
             raise SignalingError("not_in_call", "That session is not in your call.")
-        out = message.model_dump(exclude={"to"}, exclude_none=True)
-        if isinstance(message, Candidate) and message.candidate is None:
-            out["candidate"] = None
+        # The validated message is the raw one: forward it as it came, minus ``to``.
+        out = {key: value for key, value in raw.items() if key != "to"}
         out["from"] = session.id
         targets = [message.to] if message.to else list(session.peers)
         for target in targets:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -49,15 +49,21 @@ class Candidate(Message):
 
 
 class AppData(Message):
-    """An application message (chat, file metadata…) for the other members of the call."""
+    """An application message (chat, file metadata…) for the other members of the call.
+
+    ``data`` is any JSON value; it arrives already parsed from JSON, so it is not walked again.
+    """
 
     type: Literal["app"]
-    data: JsonValue
+    data: Any
     to: SessionId | None = None
 
 
 class Ping(Message):
+    """Keep-alive; ``seq`` acknowledges every numbered message up to it (trims the replay)."""
+
     type: Literal["ping"]
+    seq: Annotated[int, Field(ge=0)] | None = None
 
 
 class Bye(Message):

@@ -94,3 +94,13 @@ def test_cli_enrols_and_revokes_kiosks_and_adds_staff(tmp_path) -> None:
     assert added.returncode == 0, added.stderr
     weak = run_cli("staff", "password", "lihua", "--password-stdin", "--db", db, input_text="x\n")
     assert weak.returncode == 1 and "at least 8 characters" in weak.stderr
+
+
+def test_cli_sets_department_queue_settings(tmp_path) -> None:
+    db = f"sqlite:///{tmp_path / 'dept.db'}"
+    assert run_cli("demo", "--db", db).returncode == 0
+    done = run_cli("department", "set", "NYNC", "--ring-seconds", "15", "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert "ring 15 s, wrap-up 60 s, away after 2 missed rings" in done.stdout
+    bad = run_cli("department", "set", "NOPE", "--ring-seconds", "15", "--db", db)
+    assert bad.returncode == 1 and "no department with code 'NOPE'" in bad.stderr

@@ -1,0 +1,50 @@
+// Message catalogs for the pages (web/i18n/*.json): zh-CN first, English selectable.
+// @ts-check
+
+/** @type {Record<string, string>} */
+let messages = {};
+export let lang = localStorage.getItem("cloudhelp.lang") || "zh-CN";
+
+/** @param {string} next */
+export async function setLang(next) {
+  const response = await fetch(`/i18n/${next}.json`);
+  messages = await response.json();
+  lang = next;
+  localStorage.setItem("cloudhelp.lang", next);
+  document.documentElement.lang = next;
+  translate(document);
+}
+
+/** @param {string} key @param {Record<string, string | number>} [values] */
+export function t(key, values = {}) {
+  let text = messages[key] ?? key;
+  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{${name}}`, String(value));
+  return text;
+}
+
+/** Fill every [data-i18n] element (and [data-i18n-placeholder] input) under root. @param {ParentNode} root */
+export function translate(root) {
+  root.querySelectorAll("[data-i18n]").forEach((el) => {
+    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n || "");
+  });
+  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+    /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPlaceholder || "");
+  });
+}
+
+/** Seconds as "3 分钟" / "45 秒". @param {number} seconds */
+export function duration(seconds) {
+  return seconds >= 60 ? t("common.minutes", { n: Math.round(seconds / 60) }) : t("common.seconds", { n: Math.max(1, Math.round(seconds)) });
+}
+
+/** A short beep (ring tones, speaker test). @param {number} ms @param {number} [hz] */
+export function beep(ms, hz = 660) {
+  const audio = new AudioContext();
+  const osc = audio.createOscillator();
+  const gain = audio.createGain();
+  gain.gain.value = 0.2;
+  osc.frequency.value = hz;
+  osc.connect(gain).connect(audio.destination);
+  osc.start();
+  setTimeout(() => { osc.stop(); audio.close(); }, ms);
+}

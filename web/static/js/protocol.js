@@ -1,0 +1,450 @@
+// CloudHelp browser protocol library: the signaling connection, the WebRTC call and file
+// transfer. It knows nothing of the page: kiosk.js and staff.js build their UIs on it.
+// The protocol is documented in docs/protocol.md.
+// @ts-check
+
+const PROTOCOL_VERSION = 1;
+const ACK_MS = 5000;
+const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+
+/**
+ * @typedef {{type: string, seq?: number, [key: string]: any}} Frame
+ * @typedef {{kind: "kiosk", credential: string} | {kind: "staff", token?: string}} Auth
+ */
+
+/**
+ * One protocol session over a WebSocket. It reconnects and resumes by itself when the socket
+ * drops; messages missed meanwhile are replayed by the server.
+ *
+ * Events: "welcome" (detail: welcome frame), "message" (detail: frame), "state"
+ * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
+ * longer knows the session: a new one was started), "auth-failed" (detail: error frame).
+ */
+export class Connection extends EventTarget {
+  /** @param {{url?: string, auth: Auth}} options */
+  constructor({ url, auth }) {
+    super();
+    this.url = url || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    this.auth = auth;
+    /** @type {WebSocket | null} */
+    this.ws = null;
+    /** @type {Frame | null} */
+    this.welcome = null;
+    this.lastSeq = 0;
+    this.closedByUs = false;
+    this.attempt = 0;
+    /** @type {number | undefined} */
+    this.ackTimer = undefined;
+  }
+
+  get sessionId() {
+    return this.welcome ? this.welcome.session : null;
+  }
+
+  connect() {
+    this.closedByUs = false;
+    this.open();
+  }
+
+  /** @param {string} state */
+  setState(state) {
+    this.dispatchEvent(new CustomEvent("state", { detail: state }));
+  }
+
+  open() {
+    this.setState(this.welcome ? "reconnecting" : "connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      const hello = this.welcome
+        ? { type: "hello", v: PROTOCOL_VERSION,
+            resume: { session: this.welcome.session, token: this.welcome.token, last_seq: this.lastSeq } }
+        : { type: "hello", v: PROTOCOL_VERSION, auth: this.auth };
+      ws.send(JSON.stringify(hello));
+    };
+    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      clearInterval(this.ackTimer);
+      if (this.closedByUs || event.code === 4001 || event.code === 4003 || event.code === 4009) {
+        this.setState("closed");
+        if (event.code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
+        return;
+      }
+      const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+      this.attempt += 1;
+      this.setState("reconnecting");
+      setTimeout(() => { if (!this.closedByUs) this.open(); }, delay);
+    };
+  }
+
+  /** @param {Frame} frame */
+  receive(frame) {
+    if (frame.type === "welcome") {
+      const fresh = !frame.resumed;
+      if (fresh) this.lastSeq = 0;
+      this.welcome = frame;
+      this.attempt = 0;
+      this.setState("online");
+      clearInterval(this.ackTimer);
+      this.ackTimer = window.setInterval(() => this.send({ type: "ping", seq: this.lastSeq }), ACK_MS);
+      this.dispatchEvent(new CustomEvent("welcome", { detail: frame }));
+      return;
+    }
+    if (frame.type === "error" && frame.ref === "hello") {
+      if (frame.code === "no_such_session" || frame.code === "resume_gap") {
+        // The server no longer has the session: start a new one (a waiting ticket is found
+        // again by the kiosk's credential).
+        this.welcome = null;
+        this.lastSeq = 0;
+        this.ws && this.ws.send(JSON.stringify({ type: "hello", v: PROTOCOL_VERSION, auth: this.auth }));
+        this.dispatchEvent(new CustomEvent("session-lost"));
+        return;
+      }
+      this.dispatchEvent(new CustomEvent("auth-failed", { detail: frame }));
+      return;
+    }
+    if (typeof frame.seq === "number") this.lastSeq = frame.seq;
+    this.dispatchEvent(new CustomEvent("message", { detail: frame }));
+  }
+
+  /** @param {Frame} message */
+  send(message) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  /** Drop the socket without ending the session (tests and network changes). */
+  dropSocket() {
+    if (this.ws) this.ws.close();
+  }
+
+  close() {
+    this.closedByUs = true;
+    clearInterval(this.ackTimer);
+    this.send({ type: "bye" });
+    if (this.ws) this.ws.close();
+  }
+}
+
+/**
+ * A WebRTC call with one peer, negotiated with the perfect-negotiation pattern over the
+ * connection's offer/answer/candidate messages (trickle ICE).
+ *
+ * Transceivers, in m-line order: audio, camera video, screen video. The screen transceiver
+ * exists from the first offer, so sharing a screen is a replaceTrack — no renegotiation, no
+ * dead m-lines, and the camera keeps flowing beside the screen (docs/browser.md).
+ *
+ * Events: "track" (detail: {kind: "camera"|"screen"|"audio", stream}), "state" (detail:
+ * "connecting"|"connected"|"reconnecting"|"failed"|"closed"), "app" (detail: data from the peer),
+ * "channel-open".
+ */
+export class Call extends EventTarget {
+  /**
+   * @param {Connection} connection
+   * @param {{initiator: boolean, peer: string, iceServers?: RTCIceServer[], stream?: MediaStream}} options
+   */
+  constructor(connection, { initiator, peer, iceServers, stream }) {
+    super();
+    this.connection = connection;
+    this.peer = peer;
+    this.initiator = initiator;
+    this.polite = !initiator;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.closed = false;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || connection.welcome?.ice_servers || [] });
+    this.channel = this.pc.createDataChannel("files", { negotiated: true, id: 0, ordered: true });
+    this.channel.binaryType = "arraybuffer";
+    this.channel.onopen = () => this.dispatchEvent(new Event("channel-open"));
+    this.stream = stream || null;
+    /** @type {RTCRtpTransceiver[]} */
+    this.transceivers = [];
+    this.remoteStreams = { audio: new MediaStream(), camera: new MediaStream(), screen: new MediaStream() };
+
+    if (initiator) {
+      const audio = this.pc.addTransceiver("audio", { direction: "sendrecv" });
+      const camera = this.pc.addTransceiver("video", { direction: "sendrecv" });
+      const screen = this.pc.addTransceiver("video", { direction: "sendrecv" });
+      this.transceivers = [audio, camera, screen];
+      this.attachLocal();
+    }
+
+    this.pc.onnegotiationneeded = async () => {
+      try {
+        this.makingOffer = true;
+        await this.pc.setLocalDescription();
+        this.signal({ type: "offer", sdp: this.pc.localDescription?.sdp });
+      } catch (error) {
+        console.error("negotiation failed", error);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+    this.pc.onicecandidate = ({ candidate }) => {
+      this.signal({ type: "candidate", candidate: candidate ? candidate.toJSON() : null });
+    };
+    this.pc.ontrack = (event) => {
+      const index = this.pc.getTransceivers().indexOf(event.transceiver);
+      const kind = index === 0 ? "audio" : index === 1 ? "camera" : "screen";
+      const target = this.remoteStreams[kind];
+      target.getTracks().forEach((t) => target.removeTrack(t));
+      target.addTrack(event.track);
+      this.dispatchEvent(new CustomEvent("track", { detail: { kind, stream: target } }));
+    };
+    this.pc.oniceconnectionstatechange = () => {
+      const state = this.pc.iceConnectionState;
+      if (state === "failed") {
+        this.emitState("reconnecting");
+        this.pc.restartIce();
+      } else if (state === "disconnected") {
+        this.emitState("reconnecting");
+      } else if (state === "connected" || state === "completed") {
+        this.emitState("connected");
+      }
+    };
+    this.pc.onconnectionstatechange = () => {
+      if (this.pc.connectionState === "failed") this.emitState("failed");
+    };
+    this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
+    connection.addEventListener("message", this.onMessage);
+    this.emitState("connecting");
+  }
+
+  /** @param {string} state */
+  emitState(state) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent("state", { detail: state }));
+  }
+
+  /** @param {any} message */
+  signal(message) {
+    this.connection.send({ ...message, to: this.peer });
+  }
+
+  attachLocal() {
+    if (!this.stream) return;
+    const [audio, camera] = this.transceivers;
+    const mic = this.stream.getAudioTracks()[0] || null;
+    const cam = this.stream.getVideoTracks()[0] || null;
+    audio.sender.replaceTrack(mic);
+    camera.sender.replaceTrack(cam);
+    this.keepResolution(camera.sender);
+  }
+
+  /** @param {RTCRtpSender} sender */
+  keepResolution(sender) {
+    // Documents must stay legible: prefer dropping frames to dropping resolution.
+    const params = sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    sender.setParameters(params).catch(() => {});
+  }
+
+  /** @param {Frame} message */
+  async handle(message) {
+    if (message.from !== this.peer || this.closed) return;
+    try {
+      if (message.type === "offer" || message.type === "answer") {
+        const description = { type: message.type, sdp: message.sdp };
+        const collision = description.type === "offer" &&
+          (this.makingOffer || this.pc.signalingState !== "stable");
+        this.ignoreOffer = !this.polite && collision;
+        if (this.ignoreOffer) return;
+        await this.pc.setRemoteDescription(description);
+        if (description.type === "offer") {
+          if (!this.transceivers.length) {
+            this.transceivers = this.pc.getTransceivers().slice(0, 3);
+            this.transceivers.forEach((t) => { t.direction = "sendrecv"; });
+            this.attachLocal();
+          }
+          await this.pc.setLocalDescription();
+          this.signal({ type: "answer", sdp: this.pc.localDescription?.sdp });
+        }
+      } else if (message.type === "candidate") {
+        try {
+          await this.pc.addIceCandidate(message.candidate || undefined);
+        } catch (error) {
+          if (!this.ignoreOffer) throw error;
+        }
+      } else if (message.type === "app") {
+        this.dispatchEvent(new CustomEvent("app", { detail: message.data }));
+      }
+    } catch (error) {
+      console.error("signaling message failed", message.type, error);
+    }
+  }
+
+  /** @param {MediaStreamTrack | null} track */
+  async shareScreen(track) {
+    const screen = this.transceivers[2];
+    await screen.sender.replaceTrack(track);
+    if (track) this.keepResolution(screen.sender);
+    this.sendApp({ kind: "screen", on: Boolean(track) });
+  }
+
+  /** Replace the camera (e.g. with a document camera). @param {MediaStreamTrack} track */
+  async replaceCamera(track) {
+    await this.transceivers[1].sender.replaceTrack(track);
+  }
+
+  /** @param {any} data */
+  sendApp(data) {
+    this.signal({ type: "app", data });
+  }
+
+  close() {
+    this.closed = true;
+    this.connection.removeEventListener("message", this.onMessage);
+    this.pc.close();
+    this.emitState("closed");
+  }
+}
+
+/** @param {ArrayBuffer} buffer */
+export async function sha256Hex(buffer) {
+  const digest = await crypto.subtle.digest("SHA-256", buffer);
+  return Array.from(new Uint8Array(digest)).map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const HIGH_WATER = 4 * 1024 * 1024;
+const LOW_WATER = 1024 * 1024;
+
+/**
+ * File transfer over a call's data channel: a JSON header, binary chunks no larger than the
+ * negotiated maximum message size, a JSON end marker; the receiver checks the SHA-256 and
+ * answers with an ack. Backpressure through bufferedAmountLowThreshold.
+ *
+ * Events: "progress" (detail: {id, name, direction, done, size}), "file" (detail: {id, name,
+ * type, size, sha256, blob, ok}), "sent" (detail: {id, ok}), "error" (detail: {id, message}).
+ */
+export class FileChannel extends EventTarget {
+  /** @param {Call} call */
+  constructor(call) {
+    super();
+    this.call = call;
+    this.channel = call.channel;
+    this.channel.bufferedAmountLowThreshold = LOW_WATER;
+    /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number}>} */
+    this.incoming = new Map();
+    /** @type {string | null} */
+    this.current = null;
+    /** @type {Map<string, (ack: any) => void>} */
+    this.waiting = new Map();
+    this.channel.addEventListener("message", (event) => this.onMessage(event.data));
+  }
+
+  chunkSize() {
+    const max = this.call.pc.sctp?.maxMessageSize || 65536;
+    return Math.max(16384, Math.min(256 * 1024, max));
+  }
+
+  /** @param {any} data */
+  onMessage(data) {
+    if (data instanceof ArrayBuffer) {
+      const entry = this.current ? this.incoming.get(this.current) : null;
+      if (!entry) return;
+      entry.chunks.push(data);
+      entry.received += data.byteLength;
+      this.dispatchEvent(new CustomEvent("progress", {
+        detail: { id: entry.meta.id, name: entry.meta.name, direction: "in", done: entry.received, size: entry.meta.size },
+      }));
+      return;
+    }
+    const frame = JSON.parse(data);
+    if (frame.kind === "file") {
+      this.incoming.set(frame.id, { meta: frame, chunks: [], received: 0 });
+      this.current = frame.id;
+      this.dispatchEvent(new CustomEvent("progress", {
+        detail: { id: frame.id, name: frame.name, direction: "in", done: 0, size: frame.size },
+      }));
+    } else if (frame.kind === "end") {
+      this.finish(frame.id);
+    } else if (frame.kind === "ack") {
+      const resolve = this.waiting.get(frame.id);
+      if (resolve) resolve(frame);
+    }
+  }
+
+  /** @param {string} id */
+  async finish(id) {
+    const entry = this.incoming.get(id);
+    if (!entry) return;
+    this.incoming.delete(id);
+    if (this.current === id) this.current = null;
+    const blob = new Blob(entry.chunks, { type: entry.meta.type || "application/octet-stream" });
+    const sha = await sha256Hex(await blob.arrayBuffer());
+    const ok = sha === entry.meta.sha256 && blob.size === entry.meta.size;
+    this.channel.send(JSON.stringify({ kind: "ack", id, ok, sha256: sha }));
+    this.dispatchEvent(new CustomEvent("file", {
+      detail: { id, name: entry.meta.name, type: entry.meta.type, size: blob.size, sha256: sha, blob, ok },
+    }));
+  }
+
+  waitLow() {
+    return new Promise((resolve) => {
+      this.channel.addEventListener("bufferedamountlow", () => resolve(undefined), { once: true });
+    });
+  }
+
+  /**
+   * Send one file; resolves with the receiver's ack ({ok, sha256}).
+   * @param {Blob} file @param {string} name
+   */
+  async send(file, name) {
+    if (this.channel.readyState !== "open") {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("channel_not_open")), 15000);
+        this.channel.addEventListener("open", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
+      });
+    }
+    const buffer = await file.arrayBuffer();
+    const sha256 = await sha256Hex(buffer);
+    const id = Math.random().toString(36).slice(2, 12);
+    const size = buffer.byteLength;
+    const chunk = this.chunkSize();
+    const acked = new Promise((resolve) => this.waiting.set(id, resolve));
+    this.channel.send(JSON.stringify({ kind: "file", id, name, size, type: file.type, sha256 }));
+    for (let offset = 0; offset < size; offset += chunk) {
+      if (this.channel.bufferedAmount > HIGH_WATER) await this.waitLow();
+      if (this.channel.readyState !== "open") throw new Error("channel_closed");
+      this.channel.send(buffer.slice(offset, offset + chunk));
+      this.dispatchEvent(new CustomEvent("progress", {
+        detail: { id, name, direction: "out", done: Math.min(size, offset + chunk), size },
+      }));
+    }
+    this.channel.send(JSON.stringify({ kind: "end", id }));
+    const ack = await Promise.race([
+      acked,
+      new Promise((_, reject) => setTimeout(() => reject(new Error("no_ack")), 60000)),
+    ]);
+    this.waiting.delete(id);
+    this.dispatchEvent(new CustomEvent("sent", { detail: { id, ok: /** @type {any} */ (ack).ok } }));
+    return { id, sha256, ...(/** @type {any} */ (ack)) };
+  }
+}
+
+/**
+ * Keep a received file on the server against the ticket (checked there by SHA-256).
+ * @param {number} ticketId @param {{name: string, blob: Blob, sha256: string}} file
+ * @param {string} sender @param {Record<string, string>} [headers]
+ */
+export async function uploadFile(ticketId, file, sender, headers = {}) {
+  const response = await fetch(`/api/v1/tickets/${ticketId}/files`, {
+    method: "POST",
+    body: file.blob,
+    credentials: "same-origin",
+    headers: {
+      "Content-Type": file.blob.type || "application/octet-stream",
+      "X-File-Name": encodeURIComponent(file.name),
+      "X-File-SHA256": file.sha256,
+      "X-File-Sender": sender,
+      ...headers,
+    },
+  });
+  const body = await response.json();
+  if (!response.ok) throw Object.assign(new Error(body.error?.message || "upload failed"), { code: body.error?.code });
+  return body.file;
+}

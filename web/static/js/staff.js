@@ -1,0 +1,363 @@
+// The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
+// @ts-check
+import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
+import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
+
+const LONG_WAIT_SECONDS = 300;
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+
+/** @type {Connection | null} */
+let connection = null;
+/** @type {Call | null} */
+let call = null;
+/** @type {FileChannel | null} */
+let files = null;
+/** @type {any} */
+let ringing = null;
+let ringTimer = 0;
+let wrapupTimer = 0;
+let currentTicket = 0;
+/** The ticket of the current (or just ended) call, for keeping its files. */
+let callTicket = 0;
+let presence = "offline";
+/** @type {MediaStream | null} */
+let stream = null;
+/** @type {MediaStreamTrack | null} */
+let screen = null;
+/** @type {any[]} */
+let queue = [];
+/** @type {Map<string, any>} */
+const received = new Map();
+
+function banner(/** @type {string | null} */ text, kind = "warn") {
+  $("banner").hidden = !text;
+  $("banner").textContent = text || "";
+  $("banner").className = `banner ${kind}`;
+}
+
+async function signIn(/** @type {string} */ username, /** @type {string} */ password) {
+  const response = await fetch("/api/v1/auth/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }), credentials: "same-origin",
+  });
+  const body = await response.json();
+  if (!response.ok) {
+    $("login-error").hidden = false;
+    $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : body.error.message;
+    return;
+  }
+  open(body.staff);
+}
+
+/** @param {any} me */
+async function open(me) {
+  $("login").hidden = true;
+  $("console").hidden = false;
+  $("logout").hidden = false;
+  $("toggle-state").hidden = false;
+  $("me").textContent = `${me.name}（${me.username}）`;
+  const departments = await (await fetch("/api/v1/departments")).json();
+  $("transfer-to").replaceChildren(...departments.departments.map((/** @type {any} */ d) => new Option(d.name, d.code)));
+  connection = new Connection({ auth: { kind: "staff" } });
+  connection.addEventListener("state", (/** @type {any} */ e) => {
+    if (e.detail === "reconnecting") banner(t("net.reconnecting"));
+    else if (e.detail === "online") banner(null);
+  });
+  connection.addEventListener("auth-failed", () => showLogin());
+  connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
+  connection.connect();
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+  } catch {
+    stream = null;  // staff can still talk by text; the resident sees no video
+  }
+}
+
+function showLogin() {
+  $("login").hidden = false;
+  $("console").hidden = true;
+  $("logout").hidden = true;
+  $("toggle-state").hidden = true;
+}
+
+/** @param {any} frame */
+function onMessage(frame) {
+  switch (frame.type) {
+    case "presence": return onPresence(frame);
+    case "queue": queue = frame.tickets; return renderQueue();
+    case "ring": return onRing(frame);
+    case "ring.cancelled": return stopRinging();
+    case "joined": return onJoined(frame);
+    case "left": return onLeft();
+    case "wrapup": return onWrapup(frame);
+    case "error": return banner(frame.message, "error");
+  }
+}
+
+function onPresence(/** @type {any} */ frame) {
+  presence = frame.state;
+  if (frame.ticket) callTicket = frame.ticket;
+  $("state").textContent = t(`staff.state.${frame.state}`);
+  $("state").dataset.state = frame.state;
+  const canToggle = frame.state === "available" || frame.state === "away";
+  $("toggle-state").hidden = !canToggle;
+  $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
+  if (frame.state !== "wrapup") $("wrapup").hidden = true;
+  $("idle").hidden = frame.state === "in_call" || frame.state === "wrapup";
+}
+
+function renderQueue() {
+  $("queue-count").textContent = String(queue.length);
+  $("queue-empty").hidden = queue.length > 0;
+  const started = Date.now();
+  $("queue").replaceChildren(...queue.map((ticket) => {
+    const li = document.createElement("li");
+    li.dataset.ticket = String(ticket.id);
+    li.dataset.since = String(started - ticket.waiting_seconds * 1000);
+    const number = document.createElement("strong");
+    number.textContent = ticket.number;
+    const item = document.createElement("span");
+    item.textContent = ticket.item.name;
+    const where = document.createElement("small");
+    where.textContent = ticket.station.name;
+    const wait = document.createElement("span");
+    wait.className = "wait";
+    const pick = document.createElement("button");
+    pick.className = "button";
+    pick.textContent = t("staff.queue.pick");
+    pick.disabled = ticket.status !== "waiting";
+    pick.onclick = () => connection?.send({ type: "ticket.pick", ticket: ticket.id });
+    li.append(number, item, where, wait, pick);
+    return li;
+  }));
+  tickQueue();
+}
+
+function tickQueue() {
+  document.querySelectorAll("#queue li").forEach((li) => {
+    const seconds = (Date.now() - Number(/** @type {HTMLElement} */ (li).dataset.since)) / 1000;
+    const wait = li.querySelector(".wait");
+    if (wait) wait.textContent = t("staff.queue.waiting", { time: duration(seconds) });
+    li.classList.toggle("long", seconds > LONG_WAIT_SECONDS);
+  });
+}
+
+function onRing(/** @type {any} */ frame) {
+  ringing = frame.ticket;
+  $("ring").hidden = false;
+  $("ring-ticket").textContent = ringing.number;
+  $("ring-item").textContent = ringing.item.name;
+  $("ring-station").textContent = ringing.station.name;
+  let left = frame.ring_seconds;
+  const tick = () => {
+    $("ring-countdown").textContent = t("common.seconds", { n: left });
+    if (left % 2 === 0) { try { beep(300, 880); } catch { /* no audio device */ } }
+    left -= 1;
+    if (left >= 0) ringTimer = window.setTimeout(tick, 1000);
+  };
+  clearTimeout(ringTimer);
+  tick();
+}
+
+function stopRinging() {
+  ringing = null;
+  clearTimeout(ringTimer);
+  $("ring").hidden = true;
+}
+
+function onJoined(/** @type {any} */ frame) {
+  stopRinging();
+  const peer = frame.peers[0];
+  $("call-caption").textContent = `${t("staff.call.resident")} · ${peer.station || ""}`;
+  call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
+  files = new FileChannel(call);
+  $("self-view").srcObject = stream;
+  $("call").hidden = false;
+  $("idle").hidden = true;
+  $("chat").replaceChildren();
+  $("files").replaceChildren();
+  call.addEventListener("track", (/** @type {any} */ e) => {
+    const { kind, stream: remote } = e.detail;
+    if (kind === "audio") $("remote-audio").srcObject = remote;
+    else if (kind === "camera") $("remote-main").srcObject = remote;
+    else $("remote-corner").srcObject = remote;
+  });
+  call.addEventListener("state", (/** @type {any} */ e) => {
+    if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
+    else if (e.detail === "connected") banner(null);
+    else if (e.detail === "failed") {
+      banner(t("net.call_failed"), "error");
+      connection?.send({ type: "call.hangup" });
+    }
+  });
+  call.addEventListener("app", (/** @type {any} */ e) => {
+    const data = e.detail;
+    if (data.kind === "chat") addChat(data.text, "them");
+    else if (data.kind === "screen") {
+      // The resident shares their screen: show it large, their camera in the corner.
+      const streams = call?.remoteStreams;
+      $("remote-main").srcObject = data.on ? streams?.screen : streams?.camera;
+      $("remote-corner").srcObject = data.on ? streams?.camera : null;
+      $("remote-corner").hidden = !data.on;
+    }
+  });
+  files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
+  files.addEventListener("file", (/** @type {any} */ e) => onFile(e.detail));
+}
+
+function onLeft() {
+  call?.close();
+  call = null;
+  files = null;
+  screen?.stop();
+  screen = null;
+  $("call").hidden = true;
+  $("share-screen").textContent = t("staff.call.share_screen");
+}
+
+function onWrapup(/** @type {any} */ frame) {
+  currentTicket = frame.ticket;
+  $("wrapup").hidden = false;
+  $("note").value = "";
+  let left = frame.seconds;
+  clearTimeout(wrapupTimer);
+  const tick = () => {
+    $("wrapup-left").textContent = t("staff.wrapup.left", { n: left });
+    if (left-- > 0 && !$("wrapup").hidden) wrapupTimer = window.setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+function addChat(/** @type {string} */ text, /** @type {string} */ who) {
+  const li = document.createElement("li");
+  li.className = who;
+  li.textContent = text;
+  $("chat").append(li);
+  li.scrollIntoView({ block: "end" });
+}
+
+function fileItem(/** @type {string} */ id) {
+  let li = document.querySelector(`#files [data-id="${id}"]`);
+  if (!li) {
+    li = document.createElement("li");
+    /** @type {HTMLElement} */ (li).dataset.id = id;
+    li.innerHTML = '<span class="label"></span><progress max="100" value="0"></progress>';
+    $("files").prepend(li);
+  }
+  return /** @type {HTMLElement} */ (li);
+}
+
+function onProgress(/** @type {any} */ p) {
+  const li = fileItem(p.id);
+  const percent = Math.floor((100 * p.done) / Math.max(1, p.size));
+  /** @type {any} */ (li.querySelector("progress")).value = percent;
+  /** @type {any} */ (li.querySelector(".label")).textContent = p.direction === "in"
+    ? t("staff.call.receiving", { name: p.name, percent }) : `${p.name} ${percent}%`;
+}
+
+/** A file from the resident: preview it inline and keep it on the server against the ticket. */
+async function onFile(/** @type {any} */ file) {
+  received.set(file.id, file);
+  const li = fileItem(file.id);
+  li.querySelector("progress")?.remove();
+  const label = /** @type {any} */ (li.querySelector(".label"));
+  li.dataset.sha256 = file.sha256;
+  if (!file.ok) {
+    label.textContent = t("staff.call.checksum_failed", { name: file.name });
+    li.className = "error";
+    return;
+  }
+  label.textContent = file.name;
+  const url = URL.createObjectURL(file.blob);
+  if (file.type.startsWith("image/")) {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = file.name;
+    li.append(img);
+  } else if (file.type === "application/pdf") {
+    const frame = document.createElement("iframe");
+    frame.src = url;
+    frame.title = file.name;
+    li.append(frame);
+  }
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = file.name;
+  link.textContent = t("common.download");
+  li.append(link);
+  if (callTicket) {
+    try {
+      await uploadFile(callTicket, file, "kiosk");
+      const saved = document.createElement("span");
+      saved.className = "badge ok";
+      saved.textContent = t("common.saved");
+      li.append(saved);
+      li.dataset.saved = "1";
+    } catch (error) {
+      const retry = document.createElement("button");
+      retry.className = "button";
+      retry.textContent = t("common.retry");
+      retry.onclick = () => { retry.remove(); onFile(file); };
+      li.append(retry);
+    }
+  }
+}
+
+async function toggleScreen() {
+  if (!call) return;
+  if (screen) {
+    screen.stop();
+    screen = null;
+    await call.shareScreen(null);
+    $("share-screen").textContent = t("staff.call.share_screen");
+    return;
+  }
+  const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  screen = display.getVideoTracks()[0];
+  screen.onended = () => { if (screen) toggleScreen(); };
+  await call.shareScreen(screen);
+  $("share-screen").textContent = t("staff.call.stop_share");
+}
+
+function wire() {
+  $("login-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); signIn($("username").value.trim(), $("password").value); };
+  $("toggle-state").onclick = () => connection?.send({ type: "staff.status", status: presence === "available" ? "away" : "available" });
+  $("ring-accept").onclick = () => ringing && connection?.send({ type: "ring.accept", ticket: ringing.id });
+  $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
+  $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
+  $("transfer").onclick = () => connection?.send({ type: "ticket.transfer", department: $("transfer-to").value });
+  $("share-screen").onclick = () => toggleScreen().catch(() => {});
+  $("file-input").onchange = async () => {
+    for (const file of $("file-input").files) if (files) await files.send(file, file.name);
+    $("file-input").value = "";
+  };
+  $("chat-form").onsubmit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    const text = $("chat-input").value.trim();
+    if (!text || !call) return;
+    call.sendApp({ kind: "chat", text });
+    addChat(text, "me");
+    $("chat-input").value = "";
+  };
+  $("wrapup").onsubmit = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    connection?.send({ type: "wrapup.done", outcome: $("outcome").value, note: $("note").value });
+    $("wrapup").hidden = true;
+  };
+  $("logout").onclick = async () => {
+    connection?.close();
+    await fetch("/api/v1/auth/logout", { method: "POST", credentials: "same-origin" });
+    location.reload();
+  };
+  $("lang").onclick = () => setLang(lang === "zh-CN" ? "en" : "zh-CN");
+  setInterval(tickQueue, 1000);
+}
+
+Object.assign(window, { cloudhelp: { get connection() { return connection; }, get call() { return call; }, received } });
+
+await setLang(lang);
+translate(document);
+wire();
+const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+if (me.ok) open((await me.json()).staff);
+else showLogin();
