@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
+from sqlalchemy import func, select
 
 from cloudhelp import catalog, network
 from cloudhelp.errors import bad_request, not_found
+from cloudhelp.models import ServiceItem, Ticket, utcnow
 from cloudhelp.state import AppState
 
 PREFIX = "/api/v1"
@@ -61,6 +65,44 @@ async def list_items(request: web.Request) -> web.Response:
     )
 
 
+# The seed's high-frequency cloud items, used until there is enough ticket history.
+HOT_FALLBACK = ("NYNC-002", "SCJG-001", "SCJG-002", "SCJG-003", "ZJJ-001", "CGJ-001", "JTJ-001",
+                "SCJG-004")  # fmt: skip
+
+
+async def hot_items(request: web.Request) -> web.Response:
+    """The most asked-for cloud items of the last 30 days (topped up with the seed's list)."""
+    state = AppState.of(request.app)
+    limit = _int_param(request, "limit", 8, 50)
+    since = utcnow() - timedelta(days=30)
+    async with state.db.read() as session:
+        counted = (
+            await session.execute(
+                select(Ticket.item_id, func.count())
+                .where(Ticket.enqueued_at >= since)
+                .group_by(Ticket.item_id)
+                .order_by(func.count().desc())
+                .limit(limit)
+            )
+        ).all()
+        ids = [item_id for item_id, _ in counted]
+        items = {
+            i.id: i
+            for i in (
+                await session.scalars(select(ServiceItem).where(ServiceItem.id.in_(ids)))
+            ).all()
+        }
+        ordered = [items[i] for i in ids if i in items and items[i].cloud]
+        for code in HOT_FALLBACK:
+            if len(ordered) >= limit:
+                break
+            item = await catalog.get_item(session, code)
+            if item is not None and item.cloud and item not in ordered:
+                ordered.append(item)
+        body = [catalog.item_summary(item) for item in ordered[:limit]]
+    return web.json_response({"items": body}, dumps=state.dumps)
+
+
 async def get_item(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     code = request.match_info["code"]
@@ -101,6 +143,7 @@ async def health(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/health", health)
     app.router.add_get(f"{PREFIX}/items", list_items)
+    app.router.add_get(f"{PREFIX}/items/hot", hot_items)
     app.router.add_get(f"{PREFIX}/items/{{code}}", get_item)
     app.router.add_get(f"{PREFIX}/departments", list_departments)
     app.router.add_get(f"{PREFIX}/categories", list_categories)

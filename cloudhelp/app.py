@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloudhelp import account_routes, api, db, pages
+from cloudhelp import account_routes, api, db, files, pages
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
 from cloudhelp.errors import json_errors
@@ -28,6 +28,7 @@ def hub_settings(settings: Settings) -> HubSettings:
             turn_urls=settings.turn_urls,
             turn_secret=settings.turn_secret,
             turn_ttl_seconds=settings.turn_ttl_seconds,
+            transport_policy=settings.ice_transport_policy,
         ),
     )
 
@@ -62,6 +63,7 @@ def create_app(
     app.on_shutdown.append(close_sockets)
     api.setup(app)
     account_routes.setup(app)
+    files.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

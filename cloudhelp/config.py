@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     turn_urls: list[str] = []
     turn_secret: str | None = None
     turn_ttl_seconds: int = Field(default=3600, gt=0)
+    ice_transport_policy: Literal["all", "relay"] = "all"
 
     @classmethod
     def settings_customise_sources(

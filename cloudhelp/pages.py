@@ -95,8 +95,26 @@ async def item_page(request: web.Request) -> web.Response:
     return render(request, "item.html", item=item)
 
 
+async def kiosk_page(request: web.Request) -> web.Response:
+    return render(request, "kiosk.html")
+
+
+async def staff_page(request: web.Request) -> web.Response:
+    return render(request, "staff.html")
+
+
+async def message_catalog(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    if lang not in i18n.LANGS:
+        raise web.HTTPNotFound()
+    return web.json_response(i18n.catalog(lang), dumps=AppState.of(request.app).dumps)
+
+
 def setup(app: web.Application) -> None:
     app[ENV_KEY] = make_environment()
     app.router.add_get("/", home)
+    app.router.add_get("/kiosk", kiosk_page)
+    app.router.add_get("/staff", staff_page)
+    app.router.add_get("/i18n/{lang}.json", message_catalog)
     app.router.add_get("/catalog", catalog_page)
     app.router.add_get("/catalog/{code}", item_page)

@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
 # Run the whole CloudHelp test suite on a fresh or used machine.
-# Installs only what is missing (Debian packages, a virtual env), starts the services the tests
-# need on loopback, stops each by its PID, and exits non-zero on any failure.
+#
+# 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, Chromium, CJK fonts)
+#    and the Python packages into a virtual env (.venv).
+# 2. Re-runs itself inside a private network namespace that has only the loopback interface
+#    (and a private PID namespace, so every service and browser dies with the run).
+# 3. There it starts PostgreSQL and coturn on loopback, runs ruff and pytest, stops each
+#    service by its PID, and exits non-zero on any failure.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k catalog
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${CLOUDHELP_VENV:-$ROOT/.venv}
 
-# --- Debian packages, each only when absent -------------------------------------------------
-missing=()
-compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-command -v turnserver >/dev/null || missing+=(coturn)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test.sh: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "${1:-}" != "--inside" ]; then
+  # --- Debian packages, each only when absent ------------------------------------------------
+  missing=()
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  command -v turnserver >/dev/null || missing+=(coturn)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v ip >/dev/null || missing+=(iproute2)
+  fc-list 2>/dev/null | grep -qi "cjk" || missing+=(fonts-noto-cjk)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # --- Python packages into a virtual env ----------------------------------------------------
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  # --- Everything else runs with loopback only -----------------------------------------------
+  exec unshare --net --pid --fork --kill-child --mount-proc bash "$0" --inside "$@"
 fi
+shift
+ip link set lo up
+
 PGBIN=$(dirname "$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -n 1)")
-
-# --- Python packages into a virtual env -------------------------------------------------------
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
-
-# --- Services on loopback ---------------------------------------------------------------------
 RUN=$(mktemp -d /tmp/cloudhelp-test.XXXXXX)
 chmod 755 "$RUN"
 free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -45,6 +57,7 @@ stop_services() {
 }
 trap stop_services EXIT
 
+# --- PostgreSQL: a throwaway cluster -----------------------------------------------------------
 mkdir -p "$RUN/pg" "$RUN/pgsock"
 [ "$(id -u)" = 0 ] && chown postgres "$RUN/pg" "$RUN/pgsock"
 PG_PORT=$(free_port)
@@ -55,7 +68,7 @@ as_postgres "$PGBIN/pg_ctl -D $RUN/pg -w -l $RUN/pgsock/pg.log -o '-p $PG_PORT -
 PG_PID=$(head -n 1 "$RUN/pg/postmaster.pid")
 export CLOUDHELP_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
 
-# coturn: TURN with short-lived credentials (use-auth-secret), relaying on loopback only.
+# --- coturn: TURN with short-lived credentials (use-auth-secret), relaying on loopback only ------
 TURN_PORT=$(free_port)
 TURN_SECRET=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
 turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
@@ -65,8 +78,9 @@ turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=12
 TURN_PID=$!
 export CLOUDHELP_TEST_TURN_URL="turn:127.0.0.1:$TURN_PORT"
 export CLOUDHELP_TEST_TURN_SECRET="$TURN_SECRET"
+export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
 
-# --- Lint, then the suite ---------------------------------------------------------------------
+# --- Lint, then the suite ------------------------------------------------------------------------
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/pytest" "$@"

@@ -458,6 +458,7 @@ class Hub:
                 **session.principal.info,
             },
             "ice_servers": ice_servers(self.settings.ice, session.id),
+            "ice_transport_policy": self.settings.ice.transport_policy,
             "grace_seconds": self.settings.grace_seconds,
             "heartbeat_seconds": self.settings.heartbeat_seconds,
         }

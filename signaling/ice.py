@@ -16,6 +16,8 @@ class IceSettings:
     turn_urls: list[str] = field(default_factory=list)
     turn_secret: str | None = None
     turn_ttl_seconds: int = 3600
+    # "relay" makes clients use TURN only (networks that need it, or to hide addresses).
+    transport_policy: str = "all"
 
 
 def turn_credentials(

@@ -33,7 +33,7 @@ function show(name) {
   document.querySelectorAll("[data-screen]").forEach((el) => {
     /** @type {HTMLElement} */ (el).hidden = /** @type {HTMLElement} */ (el).dataset.screen !== name;
   });
-  document.body.dataset.screen = name;
+  document.body.dataset.current = name;
 }
 
 /** @param {string | null} text @param {string} [kind] */
@@ -244,7 +244,7 @@ function onMessage(frame) {
 function onTicket(ticket) {
   visit.ticket = ticket;
   if (ticket.status === "waiting" || ticket.status === "offered") {
-    if (document.body.dataset.screen !== "waiting") show("waiting");
+    if (document.body.dataset.current !== "waiting") show("waiting");
     $("ticket-number").textContent = ticket.number;
     $("wait-item").textContent = ticket.item.name;
     const ahead = ticket.position - 1;
@@ -340,6 +340,7 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
     const result = await visit.files.send(blob, name);
     fileLine(result.id, t(result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }), result.ok ? "ok" : "error");
   } catch (error) {
+    console.error("file transfer failed", name, error);
     const li = fileLine(`failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
     const retry = document.createElement("button");
     retry.className = "button";
@@ -437,7 +438,7 @@ function onLeft(/** @type {string} */ reason) {
   $("done-reason").textContent = t(key) === key ? t("kiosk.done.ended") : t(key);
   let left = IDLE_RETURN_SECONDS;
   const tick = () => {
-    if (document.body.dataset.screen !== "done") return;
+    if (document.body.dataset.current !== "done") return;
     $("done-countdown").textContent = t("kiosk.done.auto", { n: left });
     if (left-- <= 0) goHome();
     else visit.countdown = window.setTimeout(tick, 1000);

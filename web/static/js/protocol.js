@@ -156,20 +156,25 @@ export class Call extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.closed = false;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || connection.welcome?.ice_servers || [] });
-    this.channel = this.pc.createDataChannel("files", { negotiated: true, id: 0, ordered: true });
-    this.channel.binaryType = "arraybuffer";
-    this.channel.onopen = () => this.dispatchEvent(new Event("channel-open"));
+    this.pc = new RTCPeerConnection({
+      iceServers: iceServers || connection.welcome?.ice_servers || [],
+      iceTransportPolicy: connection.welcome?.ice_transport_policy || "all",
+    });
+    /** @type {RTCDataChannel} */
+    this.channel = /** @type {any} */ (null);
     this.stream = stream || null;
     /** @type {RTCRtpTransceiver[]} */
     this.transceivers = [];
     this.remoteStreams = { audio: new MediaStream(), camera: new MediaStream(), screen: new MediaStream() };
 
     if (initiator) {
+      // The initiator lays out every m-line in the first offer; the other side only answers,
+      // so the first exchange never collides.
       const audio = this.pc.addTransceiver("audio", { direction: "sendrecv" });
       const camera = this.pc.addTransceiver("video", { direction: "sendrecv" });
       const screen = this.pc.addTransceiver("video", { direction: "sendrecv" });
       this.transceivers = [audio, camera, screen];
+      this.openChannel();
       this.attachLocal();
     }
 
@@ -212,6 +217,14 @@ export class Call extends EventTarget {
     this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
     connection.addEventListener("message", this.onMessage);
     this.emitState("connecting");
+  }
+
+  /** The data channel for files, negotiated in the SDP (id 0) rather than announced in-band. */
+  openChannel() {
+    this.channel = this.pc.createDataChannel("files", { negotiated: true, id: 0, ordered: true });
+    this.channel.binaryType = "arraybuffer";
+    this.channel.onopen = () => this.dispatchEvent(new Event("channel-open"));
+    this.dispatchEvent(new Event("channel"));
   }
 
   /** @param {string} state */
@@ -258,6 +271,7 @@ export class Call extends EventTarget {
           if (!this.transceivers.length) {
             this.transceivers = this.pc.getTransceivers().slice(0, 3);
             this.transceivers.forEach((t) => { t.direction = "sendrecv"; });
+            this.openChannel();
             this.attachLocal();
           }
           await this.pc.setLocalDescription();
@@ -325,15 +339,23 @@ export class FileChannel extends EventTarget {
   constructor(call) {
     super();
     this.call = call;
-    this.channel = call.channel;
-    this.channel.bufferedAmountLowThreshold = LOW_WATER;
+    /** @type {RTCDataChannel} */
+    this.channel = /** @type {any} */ (null);
+    if (call.channel) this.attach(call.channel);
+    else call.addEventListener("channel", () => this.attach(call.channel), { once: true });
     /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number}>} */
     this.incoming = new Map();
     /** @type {string | null} */
     this.current = null;
     /** @type {Map<string, (ack: any) => void>} */
     this.waiting = new Map();
-    this.channel.addEventListener("message", (event) => this.onMessage(event.data));
+  }
+
+  /** @param {RTCDataChannel} channel */
+  attach(channel) {
+    this.channel = channel;
+    channel.bufferedAmountLowThreshold = LOW_WATER;
+    channel.addEventListener("message", (event) => this.onMessage(event.data));
   }
 
   chunkSize() {
@@ -394,10 +416,10 @@ export class FileChannel extends EventTarget {
    * @param {Blob} file @param {string} name
    */
   async send(file, name) {
-    if (this.channel.readyState !== "open") {
+    if (!this.channel || this.channel.readyState !== "open") {
       await new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error("channel_not_open")), 15000);
-        this.channel.addEventListener("open", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
+        this.call.addEventListener("channel-open", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
       });
     }
     const buffer = await file.arrayBuffer();

@@ -1,0 +1,75 @@
+"""Headless Chromium for page tests: real WebRTC between pages on loopback (TESTING.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CLOUDHELP_TEST_CHROMIUM") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail("Chromium is missing: run the suite with `bash scripts/test.sh`.")
+    return path
+
+
+@asynccontextmanager
+async def chromium(fake_ui: bool = True) -> AsyncIterator[Browser]:
+    """``fake_ui`` accepts camera, microphone and screen prompts as a person would."""
+    flags = (
+        [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
+        if fake_ui
+        else FLAGS
+    )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def new_page(browser: Browser, base_url: str) -> Page:
+    context = await browser.new_context(
+        base_url=base_url, viewport={"width": 1280, "height": 720}, locale="zh-CN"
+    )
+    page = await context.new_page()
+    page.on(
+        "console",
+        lambda m: (
+            print(f"[{page.url.split('/')[-1]}] {m.type}: {m.text}")
+            if m.type in ("error", "warning")
+            else None
+        ),
+    )
+    return page
+
+
+async def snap(page: Page, name: str) -> Path:
+    """Save a screenshot under test-artifacts/ (git-ignored) for a person to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path))
+    return path
+
+
+async def video_width(page: Page, selector: str) -> int:
+    return int(await page.eval_on_selector(selector, "v => v.videoWidth"))

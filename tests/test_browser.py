@@ -1,0 +1,185 @@
+"""The kiosk page and the staff console in real headless Chromium, through the real server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from cloudhelp import accounts
+from cloudhelp.files import storage_path
+from cloudhelp.models import Ticket, TicketFile
+from tests.browserkit import chromium, new_page, snap, video_width
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def enrolled_kiosk(server: CallServer, page: Page, code: str = "QG-01") -> None:
+    async with server.state.db.write() as session:
+        enrol_code = await accounts.enrol_kiosk(session, "DLW-QG", code)
+    await page.goto(f"/kiosk?enrol={enrol_code}")
+    await expect(page.locator("[data-screen=home]")).to_be_visible()
+    await expect(page.locator("#station")).to_contain_text("前关社区驿站")
+
+
+async def signed_in_staff(server: CallServer, page: Page, username: str) -> None:
+    async with server.state.db.write() as session:
+        await accounts.set_password(session, username, DEMO_PASSWORD)
+    await page.goto("/staff")
+    await page.fill("#username", username)
+    await page.fill("#password", DEMO_PASSWORD)
+    await page.click("#login-form button")
+    await expect(page.locator("#state")).to_have_text("暂离")
+    await page.click("#toggle-state")
+    await expect(page.locator("#state")).to_have_text("可接听")
+
+
+async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
+    await page.wait_for_function(
+        f"document.querySelector('{selector}').videoWidth >= {minimum}", timeout=20_000
+    )
+    return await video_width(page, selector)
+
+
+async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> None:
+    async with running_server(sqlite_demo_url, data_dir=tmp_path) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await snap(kiosk, "kiosk-1-home")
+        await signed_in_staff(server, staff, "zhaogang")
+
+        # The resident finds the fishing-licence renewal by pinyin initials and calls.
+        await kiosk.fill("#search", "yyblxkz")
+        await kiosk.click("#results [data-item=NYNC-002]")
+        await expect(kiosk.locator("#item-name")).to_have_text("渔业捕捞许可证换发（延续）")
+        await expect(kiosk.locator("#item-materials li")).to_have_count(7)
+        await snap(kiosk, "kiosk-2-item")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await snap(kiosk, "kiosk-3-device-check")
+        await kiosk.click("#start-call")
+
+        # Staff are rung; the kiosk shows its ticket number while it rings.
+        await expect(staff.locator("#ring")).to_be_visible()
+        await expect(staff.locator("#ring-ticket")).to_have_text("B001")
+        await expect(kiosk.locator("#ticket-number")).to_have_text("B001")
+        await snap(kiosk, "kiosk-4-waiting")
+        await snap(staff, "staff-1-ringing")
+        await staff.click("#ring-accept")
+
+        # Each page shows the other's video.
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+        assert await wait_for_video(staff, "#remote-main") > 0
+        await snap(kiosk, "kiosk-5-call")
+
+        # Staff share their screen; the kiosk shows it large (the 1280x720 test pattern).
+        await staff.click("#share-screen")
+        await expect(kiosk.locator("#screen-label")).to_be_visible()
+        assert await wait_for_video(kiosk, "#remote-main", 1000) >= 1000
+        await snap(kiosk, "kiosk-6-staff-screen")
+
+        # The kiosk sends a 5 MiB photo; it arrives intact and is kept on the server.
+        photo = b"\xff\xd8\xff\xe0" + os.urandom(5 * 1024 * 1024 - 4)
+        await kiosk.set_input_files(
+            "#file-input",
+            files=[{"name": "营业执照.jpg", "mimeType": "image/jpeg", "buffer": photo}],
+        )
+        saved = staff.locator("#files li[data-saved='1']")
+        await expect(saved).to_have_count(1, timeout=60_000)
+        digest = hashlib.sha256(photo).hexdigest()
+        assert await saved.get_attribute("data-sha256") == digest
+        async with server.state.db.read() as session:
+            row = await session.scalar(select(TicketFile))
+            assert row is not None and row.sha256 == digest and row.size == len(photo)
+            assert row.name == "营业执照.jpg" and row.sender == "kiosk"
+        assert storage_path(server.state.settings.data_dir, digest).read_bytes() == photo
+        await expect(kiosk.locator("#files li.ok")).to_have_count(1)
+        await snap(staff, "staff-2-call-with-file")
+
+        # Chat both ways.
+        await kiosk.fill("#chat-input", "我的船检证书快到期了")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them")).to_have_text("我的船检证书快到期了")
+        await staff.fill("#chat-input", "没关系，先拍照发过来")
+        await staff.click("#chat-form button")
+        await expect(kiosk.locator("#chat li.them")).to_have_text("没关系，先拍照发过来")
+
+        # The kiosk's WebSocket drops mid-call: it resumes and the call goes on.
+        await kiosk.evaluate("window.cloudhelp.connection.dropSocket()")
+        await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
+        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=10_000)
+        await kiosk.fill("#chat-input", "网络恢复了")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them").last).to_have_text("网络恢复了")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+
+        # Hang up, wrap up, back to available.
+        await kiosk.click("#hangup")
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
+        await snap(kiosk, "kiosk-7-done")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        await staff.select_option("#outcome", "needs_correction")
+        await staff.fill("#note", "船检证书需年检后补正")
+        await snap(staff, "staff-3-wrapup")
+        await staff.click("#wrapup button")
+        await expect(staff.locator("#state")).to_have_text("可接听")
+        async with server.state.db.read() as session:
+            ticket = await session.scalar(select(Ticket))
+            assert ticket is not None and ticket.status == "completed"
+            assert ticket.outcome == "needs_correction" and ticket.end_reason == "kiosk_hangup"
+
+
+async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium(fake_ui=False) as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.goto("/kiosk")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        error = kiosk.locator("#device-error")
+        await expect(error).to_be_visible()
+        await expect(error).to_contain_text("允许")
+        await expect(kiosk.locator("#without-camera")).to_be_visible()
+        await snap(kiosk, "kiosk-8-camera-refused")
+
+
+async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:
+    url = os.environ.get("CLOUDHELP_TEST_TURN_URL")
+    secret = os.environ.get("CLOUDHELP_TEST_TURN_SECRET")
+    if not url or not secret:
+        pytest.fail("CLOUDHELP_TEST_TURN_URL/SECRET are not set: run `bash scripts/test.sh`.")
+    async with (
+        running_server(
+            sqlite_demo_url, turn_urls=[url], turn_secret=secret, ice_transport_policy="relay"
+        ) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await staff.click("#ring-accept")
+        assert await wait_for_video(staff, "#remote-main") > 0
+        pair = await staff.evaluate(
+            """async () => {
+                const stats = await window.cloudhelp.call.pc.getStats();
+                let pair;
+                stats.forEach((s) => {
+                    const ok = s.type === 'candidate-pair' && s.nominated;
+                    if (ok && s.state === 'succeeded') pair = s;
+                });
+                return stats.get(pair.localCandidateId).candidateType;
+            }"""
+        )
+        assert pair == "relay"
