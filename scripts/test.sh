@@ -20,7 +20,7 @@ if [ "${1:-}" != "--inside" ]; then
   command -v turnserver >/dev/null || missing+=(coturn)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
-  fc-list 2>/dev/null | grep -qi "cjk" || missing+=(fonts-noto-cjk)
+  fc-list 2>/dev/null | grep -i "cjk" >/dev/null || missing+=(fonts-noto-cjk)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
     apt-get update -qq

@@ -1,0 +1,169 @@
+"""Browser benchmark: file transfer through the pages' own code vs a bare data channel, and
+call set-up, in headless Chromium against a real server.
+
+    python -m benchmarks.browser [--quick]
+
+Prints one JSON object: ``file_mib_s`` (kiosk → staff through FileChannel, including the
+receiver's SHA-256 check and acknowledgement), ``raw_dc_mib_s`` (the same bytes over a bare
+data channel between two peer connections in one page, best of two chunk sizes: the baseline,
+measured in the same run), and ``call_setup_ms`` (from pressing 开始呼叫 on the kiosk to the
+first decoded remote video frame on the staff page, with the staff page answering by itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.signaling import free_port, process
+from tests.browserkit import chromium, new_page
+
+RAW_DC = """async ({size, chunk}) => {
+  const a = new RTCPeerConnection(), b = new RTCPeerConnection();
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+  const send = a.createDataChannel("raw", {negotiated: true, id: 0});
+  const recv = b.createDataChannel("raw", {negotiated: true, id: 0});
+  send.binaryType = recv.binaryType = "arraybuffer";
+  await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
+  await new Promise((r) => send.readyState === "open" ? r() : (send.onopen = r));
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
+  let got = 0;
+  const done = new Promise((r) => { recv.onmessage = (e) => { got += e.data.byteLength; if (got >= size) r(); }; });
+  send.bufferedAmountLowThreshold = 1 << 20;
+  const start = performance.now();
+  for (let off = 0; off < size; off += chunk) {
+    if (send.bufferedAmount > 4 << 20) await new Promise((r) => send.addEventListener("bufferedamountlow", r, {once: true}));
+    send.send(data.subarray(off, Math.min(size, off + chunk)));
+  }
+  await done;
+  const seconds = (performance.now() - start) / 1000;
+  a.close(); b.close();
+  return size / (1 << 20) / seconds;
+}"""
+
+PAGE_FILE = """async ({size}) => {
+  const data = new Uint8Array(size);
+  data.set([0xff, 0xd8, 0xff, 0xe0]);
+  for (let i = 4; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
+  const blob = new Blob([data], {type: "image/jpeg"});
+  const start = performance.now();
+  const result = await window.cloudhelp.visit.files.send(blob, "bench.jpg");
+  if (!result.ok) throw new Error("checksum failed");
+  return size / (1 << 20) / ((performance.now() - start) / 1000);
+}"""
+
+AUTO_ANSWER = """() => {
+  window.__firstFrame = new Promise((resolve) => {
+    const video = document.querySelector("#remote-main");
+    const watch = () => video.requestVideoFrameCallback(() => resolve(Date.now()));
+    new MutationObserver(watch).observe(video, {attributes: true});
+    video.addEventListener("loadeddata", watch);
+  });
+  new MutationObserver(() => {
+    const ring = document.querySelector("#ring");
+    if (!ring.hidden) document.querySelector("#ring-accept").click();
+  }).observe(document.querySelector("#ring"), {attributes: true});
+}"""
+
+
+async def run(quick: bool) -> dict[str, object]:
+    size = (8 if quick else 20) * 1024 * 1024
+    calls = 2 if quick else 5
+    work = Path(tempfile.mkdtemp(prefix="cloudhelp-browser-bench-"))
+    db = f"sqlite:///{work / 'b.db'}"
+    cli = [sys.executable, "-m", "cloudhelp"]
+    env = {"CLOUDHELP_DATA_DIR": str(work), "CLOUDHELP_LOG_LEVEL": "WARNING"}
+    demo = await asyncio.create_subprocess_exec(
+        *cli,
+        "demo",
+        "--db",
+        db,
+        stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+    await demo.wait()
+    setup_ms: list[float] = []
+    file_rates: list[float] = []
+    port = free_port()
+    with process([*cli, "serve", "--db", db, "--port", str(port)], env) as server:
+        assert server.stdout is not None
+        server.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        async with chromium() as browser:
+            raw_page = await new_page(browser, base)
+            await raw_page.goto("/static/css/app.css")
+            raw = max(
+                [
+                    await raw_page.evaluate(RAW_DC, {"size": size, "chunk": c})
+                    for c in (65536, 262144)
+                ]
+            )
+            for n in range(calls):
+                kiosk = await new_page(browser, base)
+                staff = await new_page(browser, base)
+                code = await _enrol(cli, db, f"BENCH-{n}")
+                await kiosk.goto(f"/kiosk?enrol={code}")
+                await kiosk.wait_for_selector("[data-screen=home]:not([hidden]) .tile")
+                await staff.goto("/staff")
+                await staff.fill("#username", "zhaogang")
+                await staff.fill("#password", "cloudhelp-demo")
+                await staff.click("#login-form button")
+                await staff.wait_for_selector("#toggle-state:not([hidden])")
+                await staff.click("#toggle-state")
+                await staff.wait_for_function(
+                    "document.querySelector('#state').dataset.state === 'available'"
+                )
+                await staff.evaluate(AUTO_ANSWER)
+                await kiosk.click("#hot [data-item=NYNC-002]")
+                await kiosk.click("#call-button")
+                await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
+                started = await kiosk.evaluate(
+                    "() => { const t = Date.now(); document.querySelector('#start-call').click(); return t; }"
+                )
+                first = await staff.evaluate("() => window.__firstFrame")
+                setup_ms.append(first - started)
+                if n == 0:
+                    await kiosk.wait_for_function("window.cloudhelp.visit.files !== null")
+                    file_rates.append(await kiosk.evaluate(PAGE_FILE, {"size": size}))
+                await kiosk.click("#hangup")
+                await staff.wait_for_selector("#wrapup:not([hidden])")
+                await staff.click("#wrapup button")
+                await kiosk.context.close()
+                await staff.context.close()
+    return {
+        "quick": quick,
+        "file_mib": size // (1024 * 1024),
+        "file_mib_s": round(file_rates[0], 2),
+        "raw_dc_mib_s": round(raw, 2),
+        "file_vs_raw": round(file_rates[0] / raw, 2),
+        "call_setup_ms": round(statistics.median(setup_ms), 1),
+        "call_setup_runs": len(setup_ms),
+    }
+
+
+async def _enrol(cli: list[str], db: str, code: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *cli, "kiosk", "enrol", "DLW-QG", "--code", code, "--db", db, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    return out.decode().split("one-time enrolment code ")[1].split()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller file, fewer calls")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.quick)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
