@@ -57,6 +57,8 @@ class CancelTicket(Message):
 
 class Hangup(Message):
     type: Literal["call.hangup"]
+    # Why, when it is not a person's choice: the page's media could not recover.
+    reason: Literal["media_failed"] | None = None
 
 
 class StaffStatus(Message):
@@ -478,9 +480,8 @@ class CallCenter:
                 presence = await s.get(StaffPresence, int(session.principal.id))
                 in_call = presence is not None and presence.state == "in_call"
                 ticket_id = presence.ticket_id if in_call and presence else None
-        if ticket_id is None or not await self._end_call(
-            ticket_id, f"{session.principal.kind}_hangup"
-        ):
+        reason = message.reason or f"{session.principal.kind}_hangup"
+        if ticket_id is None or not await self._end_call(ticket_id, reason):
             raise SignalingError("not_in_call", "You are not in a call.")
 
     async def on_wrapup_done(self, session: Session, message: WrapupDone) -> None:

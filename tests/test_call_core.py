@@ -454,3 +454,18 @@ async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:
         finally:
             await kiosk_peer.close()
             await staff_peer.close()
+
+
+async def test_a_call_whose_media_failed_records_why(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await kiosk.send({"type": "call.hangup", "reason": "media_failed"})
+        assert (await staff.expect("left"))["reason"] == "media_failed"
+        row = await ticket_row(server, ticket["id"])
+        assert row.end_reason == "media_failed"
+        await kiosk.send({"type": "call.hangup", "reason": "bored"})
+        assert (await kiosk.expect("error"))["code"] == "bad_message"

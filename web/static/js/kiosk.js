@@ -280,7 +280,7 @@ function onJoined(frame) {
     else if (e.detail === "connected") banner(null);
     else if (e.detail === "failed") {
       banner(t("net.call_failed"), "error");
-      connection?.send({ type: "call.hangup" });
+      connection?.send({ type: "call.hangup", reason: "media_failed" });
     }
   });
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
