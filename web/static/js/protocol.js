@@ -432,7 +432,7 @@ export class FileChannel extends EventTarget {
     for (let offset = 0; offset < size; offset += chunk) {
       if (this.channel.bufferedAmount > HIGH_WATER) await this.waitLow();
       if (this.channel.readyState !== "open") throw new Error("channel_closed");
-      this.channel.send(buffer.slice(offset, offset + chunk));
+      this.channel.send(new Uint8Array(buffer, offset, Math.min(chunk, size - offset)));
       this.dispatchEvent(new CustomEvent("progress", {
         detail: { id, name, direction: "out", done: Math.min(size, offset + chunk), size },
       }));
