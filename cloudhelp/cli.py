@@ -119,7 +119,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     async def work(engine: db.AsyncEngine) -> int:
         from sqlalchemy import select
 
-        from cloudhelp.models import Staff
+        from cloudhelp.models import Kiosk, Staff
 
         async with db.session_factory(engine)() as session, session.begin():
             counts = await catalog.import_catalog(
@@ -130,6 +130,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             staff = (await session.scalars(select(Staff).order_by(Staff.id))).all()
             for person in staff:
                 person.password_hash = demo_hash
+            kiosks = (
+                await session.scalars(
+                    select(Kiosk).where(Kiosk.credential_hash.is_(None)).order_by(Kiosk.code)
+                )
+            ).all()
+            codes = {
+                k.code: await accounts.enrol_kiosk(session, k.station.code, k.code) for k in kiosks
+            }
         print(f"Demo data loaded into {db.display_url(engine.url)}:")
         print(
             f"  {counts['items']} service items (sample data), {net['stations']} stations, "
@@ -138,7 +146,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  Staff accounts (password for all: {DEMO_PASSWORD}):")
         for person in staff:
             print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
+        if codes:
+            print(
+                "  Kiosk enrolment codes (one-time, 24 h): open http://HOST:PORT/kiosk?enrol=CODE"
+            )
+            for code, enrol_code in codes.items():
+                print(f"    {code:<8} {enrol_code}")
         print("Start the server with:  cloudhelp serve")
+        print("Then open /kiosk?enrol=CODE in one browser and /staff in another.")
         return 0
 
     return await _with_database(settings, work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,6 +65,12 @@ async def new_page(browser: Browser, base_url: str) -> Page:
         ),
     )
     return page
+
+
+def _echo(page: Page, kind: str, text: str) -> None:
+    """Page errors and warnings go to stderr (pytest shows them for a failing test)."""
+    if kind in ("error", "warning"):
+        print(f"[{page.url.rsplit('/', 1)[-1]}] {kind}: {text}", file=sys.stderr)
 
 
 async def snap(page: Page, name: str) -> Path:
