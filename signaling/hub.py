@@ -130,6 +130,14 @@ class Session:
         text = _dumps({**body, "seq": self._seq})
         if key is not None:
             self._forget(lambda entry: entry[2] == key)
+        await self._keep_and_write(text, key)
+
+    async def send_prefix(self, prefix: str) -> None:
+        """Send a relayed message given as JSON text without its closing brace (fast path)."""
+        self._seq += 1
+        await self._keep_and_write(f'{prefix},"seq":{self._seq}}}', None)
+
+    async def _keep_and_write(self, text: str, key: str | None) -> None:
         self._history.append((self._seq, text, key))
         self._history_bytes += len(text)
         while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
@@ -373,7 +381,7 @@ class Hub:
                         raise SignalingError("not_authenticated", "Say hello first.")
                     if session.ended:
                         break
-                    await self._dispatch(session, raw)
+                    await self._dispatch(session, raw, msg.data)
                 except SignalingError as exc:
                     await _error(ws, exc.code, exc.message, ref=raw.get("type"))
                 except Exception:
@@ -480,7 +488,7 @@ class Hub:
 
     # ------------------------------------------------------------------ messages
 
-    async def _dispatch(self, session: Session, raw: dict[str, Any]) -> None:
+    async def _dispatch(self, session: Session, raw: dict[str, Any], text: str) -> None:
         kind = raw["type"]
         if kind == "ping":
             try:
@@ -499,7 +507,7 @@ class Hub:
                 message = RELAYED[kind].model_validate(raw)
             except ValidationError as exc:
                 raise SignalingError("bad_message", _describe(exc)) from None
-            await self._relay(session, message, raw)
+            await self._relay(session, message, raw, text)
             return
         registered = self._handlers.get(kind)
         if registered is None:
@@ -513,7 +521,11 @@ class Hub:
         await registered.handler(session, message)
 
     async def _relay(
-        self, session: Session, message: Description | Candidate | AppData, raw: dict[str, Any]
+        self,
+        session: Session,
+        message: Description | Candidate | AppData,
+        raw: dict[str, Any],
+        text: str,
     ) -> None:
         if session.room is None:
             raise SignalingError(
@@ -525,12 +537,21 @@ class Hub:
                 extra={"session": session.id, "room": session.room, "type": message.type},
             )
             raise SignalingError("not_in_call", "That session is not in your call.")
-        # The validated message is the raw one: forward it as it came, minus ``to``.
         out = {key: value for key, value in raw.items() if key != "to"}
         out["from"] = session.id
-        targets = [message.to] if message.to else list(session.peers)
-        for target in targets:
-            await self.send(target, out)
+        if message.to is not None:
+            await self.send(message.to, out)
+            return
+        # Without ``to`` the validated text is forwarded as it came, with ``from`` and ``seq``
+        # appended, instead of being serialised again.
+        body = text.rstrip()
+        prefix = f'{body[:-1]},"from":"{session.id}"'
+        for target in session.peers:
+            local = self.sessions.get(target)
+            if local is not None:
+                await local.send_prefix(prefix)
+            else:
+                await self.broker.publish(_topic(target), out)
 
 
 async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
