@@ -152,6 +152,9 @@ class BenchClient:
                 return frame
 
     async def close(self) -> None:
+        """Say bye (the session ends now, not after the grace period) and close."""
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+            await self.ws.send_json({"type": "bye"})
         self.reader.cancel()
         await self.ws.close()
 
@@ -178,6 +181,7 @@ async def idle_sessions(base: str, pid: int, credentials: list[str]) -> dict[str
         after = rss_kib(pid)
         for client in clients:
             await client.close()
+        await asyncio.sleep(3.0)  # let the server finish ending them before the next phase
     return {
         "idle_sessions": len(clients),
         "rss_per_idle_session_kib": round((after - before) / len(clients), 1),

@@ -39,7 +39,8 @@ class NewKioskBody(_Body):
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
-async def _body(request: web.Request, model: type[BodyT]) -> BodyT:
+async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
+    """The JSON body validated by ``model``; 400 with the first problem otherwise."""
     try:
         raw = await request.json()
     except ValueError:
@@ -82,7 +83,7 @@ async def current_staff(request: web.Request, roles: tuple[str, ...] | None = No
 
 
 async def login(request: web.Request) -> web.Response:
-    body = await _body(request, LoginBody)
+    body = await parse_body(request, LoginBody)
     throttle = request.app[THROTTLE_KEY]
     keys = (f"user:{body.username}", f"addr:{request.remote}")
     wait = throttle.retry_after(*keys)
@@ -130,7 +131,7 @@ async def me(request: web.Request) -> web.Response:
 
 async def enrol(request: web.Request) -> web.Response:
     """A kiosk exchanges its one-time code for its device credential."""
-    body = await _body(request, EnrolBody)
+    body = await parse_body(request, EnrolBody)
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
@@ -150,7 +151,7 @@ async def enrol(request: web.Request) -> web.Response:
 
 async def admin_new_kiosk(request: web.Request) -> web.Response:
     await current_staff(request, ("admin",))
-    body = await _body(request, NewKioskBody)
+    body = await parse_body(request, NewKioskBody)
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:

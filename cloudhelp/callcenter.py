@@ -263,7 +263,8 @@ class CallCenter:
             reason=reason,
         )
         if session.principal.kind == "kiosk":
-            await self._kiosk_gone(session, reason)
+            if not await self._kiosk_gone(session, reason):
+                return  # nothing queued or in a call: nobody else is affected
         else:
             await self._staff_gone(session)
         self._schedule_push()
@@ -302,16 +303,18 @@ class CallCenter:
             self._sent.pop(f"ticket:{ticket_id}", None)
             await self._push_ticket(ticket_id)
 
-    async def _kiosk_gone(self, session: Session, reason: str) -> None:
+    async def _kiosk_gone(self, session: Session, reason: str) -> bool:
+        """Abandon the kiosk's queued ticket or end its call; False if it had neither."""
         async with self.db.read() as s:
             ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
         if ticket is None or ticket.session_id not in (session.id, None):
-            return
+            return False
         if ticket.status in queue.QUEUED:
             why = "resident_left" if reason == "left" else "kiosk_gone"
             await self._close_queued(ticket.id, "abandoned", why)
         elif ticket.status == "connected":
             await self._end_call(ticket.id, "peer_gone")
+        return True
 
     def _arm_abandon(self, ticket_id: int) -> None:
         loop = asyncio.get_running_loop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloudhelp import __version__, accounts, catalog, db, logs, network
+from cloudhelp import __version__, accounts, cases, catalog, db, logs, network
 from cloudhelp.auth import hash_password
 from cloudhelp.catalog import CatalogError
 from cloudhelp.config import Settings, load_settings
@@ -270,6 +270,60 @@ async def cmd_department_set(args: argparse.Namespace) -> int:
     return await _with_database(settings, work)
 
 
+async def cmd_case_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        from sqlalchemy import select
+
+        from cloudhelp.models import Case
+
+        if args.status and args.status not in cases.STATES:
+            raise cases.CaseError(
+                "unknown_state",
+                f"Unknown status {args.status!r}: one of {', '.join(cases.STATES)}.",
+            )
+        async with db.session_factory(engine)() as session:
+            stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc())
+            if args.status:
+                stmt = stmt.where(Case.status == args.status)
+            rows = (await session.scalars(stmt)).all()
+            found = [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
+        if args.json:
+            print(json.dumps(found, ensure_ascii=False, indent=1))
+        else:
+            for c in found:
+                print(f"{c['number']}  {c['status']['label']:<5}  {c['item']['name']}")
+        return 0
+
+    return await _with_database(settings, work)
+
+
+async def cmd_case_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(engine: db.AsyncEngine) -> int:
+        from sqlalchemy import select
+
+        from cloudhelp.models import Case
+
+        async with db.session_factory(engine)() as session:
+            case = await session.scalar(select(Case).where(Case.number == args.number))
+            if case is None:
+                raise cases.CaseError("no_such_case", f"There is no case {args.number!r}.")
+            body = cases.case_json(case, await cases.events_of(session, case))
+        if args.json:
+            print(json.dumps(body, ensure_ascii=False, indent=1))
+        else:
+            print(f"{body['number']}  {body['status']['label']}  {body['item']['name']}")
+            print(f"  applicant {body['applicant']['name']} {body['applicant']['id_number']}")
+            for e in body["events"]:
+                print(f"  {e['at']}  → {e['to']['label']}  {e['actor']}  {e['reason']}")
+        return 0
+
+    return await _with_database(settings, work)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -389,6 +443,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-missed-offers", type=_positive, help="unanswered rings in a row before away"
     )
     dept_set.set_defaults(run=cmd_department_set)
+
+    case = commands.add_parser("case", help="cases (办件)")
+    case_cmds = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
+    case_list = case_cmds.add_parser("list", parents=[common], help="list cases, newest first")
+    case_list.add_argument("--status", help="a state code, e.g. correction_needed")
+    case_list.add_argument("--json", action="store_true", help="JSON with state codes and labels")
+    case_list.set_defaults(run=cmd_case_list)
+    case_show = case_cmds.add_parser("show", parents=[common], help="one case with its history")
+    case_show.add_argument("number")
+    case_show.add_argument("--json", action="store_true")
+    case_show.set_defaults(run=cmd_case_show)
     return parser
 
 
@@ -399,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"cloudhelp: {exc}", file=sys.stderr)
         return 2
-    except accounts.AccountError as exc:
+    except (accounts.AccountError, cases.CaseError) as exc:
         print(f"cloudhelp: {exc.message}", file=sys.stderr)
         return 1
     except CatalogError as exc:

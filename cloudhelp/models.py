@@ -307,3 +307,51 @@ class TicketFile(Base):
     sender: Mapped[str] = mapped_column(String(16))  # kiosk or staff
     uploaded_by: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseCounter(Base):
+    """The daily sequence of case numbers."""
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Case(Base):
+    """One resident's matter for one service item (办件), across sessions."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"), index=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    applicant_name: Mapped[str] = mapped_column(String(50))
+    applicant_phone: Mapped[str] = mapped_column(String(20), index=True)
+    applicant_id_number: Mapped[str] = mapped_column(String(18))
+    status: Mapped[str] = mapped_column(String(24), default="pre_review", index=True)
+    rounds: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_accepted_reason: Mapped[str] = mapped_column(Text, default="")
+
+    item: Mapped[ServiceItem] = relationship(lazy="joined")
+    station: Mapped[Station] = relationship(lazy="joined")
+
+
+class CaseEvent(Base):
+    """Every state change of a case: from, to, who, when, why."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(Text, default="")

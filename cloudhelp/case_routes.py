@@ -1,0 +1,158 @@
+"""HTTP routes for cases (办件): open, search, show, change state (staff and supervisors)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from cloudhelp import cases
+from cloudhelp.account_routes import current_staff, parse_body
+from cloudhelp.errors import ApiError, bad_request, not_found
+from cloudhelp.logs import log_event
+from cloudhelp.models import Case, ServiceItem, Ticket
+from cloudhelp.queue import LOCAL_TZ
+from cloudhelp.state import AppState
+
+PREFIX = "/api/v1/cases"
+STAFF_ROLES = ("staff", "supervisor", "admin")
+
+
+class Applicant(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: Annotated[str, Field(min_length=1, max_length=50)]
+    phone: Annotated[str, Field(min_length=1, max_length=20)]
+    id_number: Annotated[str, Field(min_length=1, max_length=18)]
+
+
+class NewCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: Annotated[str, Field(min_length=1, max_length=32)]
+    ticket: int | None = None
+    applicant: Applicant
+
+
+class Move(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Annotated[str, Field(min_length=1, max_length=24)]
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+def _case_error(exc: cases.CaseError) -> ApiError:
+    status = 409 if exc.code == "illegal_transition" else 400
+    return ApiError(status, exc.code, exc.message)
+
+
+async def create(request: web.Request) -> web.Response:
+    staff = await current_staff(request, STAFF_ROLES)
+    body = await parse_body(request, NewCase)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            item = await session.scalar(select(ServiceItem).where(ServiceItem.code == body.item))
+            if item is None:
+                raise not_found(f"There is no service item with code {body.item!r}.")
+            station_id = staff.station_id
+            if body.ticket is not None:
+                ticket = await session.get(Ticket, body.ticket)
+                if ticket is None:
+                    raise not_found("There is no such ticket.")
+                station_id = ticket.station_id
+            case = await cases.open_case(
+                session,
+                district=state.settings.district_code,
+                item=item,
+                station_id=station_id,
+                staff_id=staff.id,
+                name=body.applicant.name,
+                phone=body.applicant.phone,
+                id_number=body.applicant.id_number,
+                actor=staff.username,
+            )
+            await session.refresh(case, ["item", "station"])
+            result = cases.case_json(case, await cases.events_of(session, case), full_id=True)
+    except cases.CaseError as exc:
+        raise _case_error(exc) from None
+    log_event("case.opened", case=result["number"], item=body.item, staff=staff.id)
+    return web.json_response({"case": result}, status=201, dumps=state.dumps)
+
+
+def _day(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise bad_request(f"Parameter '{name}' must be a date like 2026-11-27.") from None
+
+
+async def search(request: web.Request) -> web.Response:
+    """Cases by number, phone, item, status and creation date range (newest first)."""
+    await current_staff(request, STAFF_ROLES)
+    q = request.query
+    stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc()).limit(200)
+    if q.get("number"):
+        stmt = stmt.where(Case.number.contains(q["number"].strip(), autoescape=True))
+    if q.get("phone"):
+        stmt = stmt.where(Case.applicant_phone == q["phone"].strip())
+    if q.get("status"):
+        if q["status"] not in cases.STATES:
+            raise bad_request(f"Parameter 'status' must be one of {', '.join(cases.STATES)}.")
+        stmt = stmt.where(Case.status == q["status"])
+    if q.get("item"):
+        stmt = stmt.join(ServiceItem).where(ServiceItem.code == q["item"])
+    first, last = _day(request, "from"), _day(request, "to")
+    if first:
+        stmt = stmt.where(Case.created_at >= datetime.combine(first, time(), LOCAL_TZ))
+    if last:
+        stmt = stmt.where(Case.created_at < datetime.combine(last, time.max, LOCAL_TZ))
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        rows = (await session.scalars(stmt)).unique().all()
+        found = [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
+    return web.json_response({"cases": found}, dumps=state.dumps)
+
+
+async def _case(session: object, number: str) -> Case:
+    case = await session.scalar(select(Case).where(Case.number == number))  # type: ignore[attr-defined]
+    if case is None:
+        raise not_found(f"There is no case {number!r}.")
+    return case
+
+
+async def show(request: web.Request) -> web.Response:
+    staff = await current_staff(request, STAFF_ROLES)
+    reveal = request.query.get("reveal") == "1"
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        case = await _case(session, request.match_info["number"])
+        body = cases.case_json(case, await cases.events_of(session, case), full_id=reveal)
+    if reveal:
+        log_event("case.id_revealed", case=case.number, staff=staff.id)
+    return web.json_response({"case": body}, dumps=state.dumps)
+
+
+async def move(request: web.Request) -> web.Response:
+    staff = await current_staff(request, STAFF_ROLES)
+    body = await parse_body(request, Move)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            case = await _case(session, request.match_info["number"])
+            await cases.transition(session, case, body.to, staff.username, body.reason)
+            result = cases.case_json(case, await cases.events_of(session, case))
+    except cases.CaseError as exc:
+        raise _case_error(exc) from None
+    log_event("case.moved", case=result["number"], to=body.to, staff=staff.id)
+    return web.json_response({"case": result}, dumps=state.dumps)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post(PREFIX, create)
+    app.router.add_get(PREFIX, search)
+    app.router.add_get(f"{PREFIX}/{{number}}", show)
+    app.router.add_post(f"{PREFIX}/{{number}}/transitions", move)
