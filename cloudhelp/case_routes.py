@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import date, datetime, time
 from typing import Annotated
 
+import segno
 from aiohttp import web
+from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloudhelp import cases
+from cloudhelp import cases, pages, prereview
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
@@ -33,6 +37,25 @@ class NewCase(BaseModel):
     item: Annotated[str, Field(min_length=1, max_length=32)]
     ticket: int | None = None
     applicant: Applicant
+
+
+class Mark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    position: int
+    status: Annotated[str, Field(max_length=20)]
+    reason: Annotated[str, Field(max_length=500)] = ""
+    files: list[int] = []
+
+
+class Checklist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    materials: Annotated[list[Mark], Field(min_length=1, max_length=100)]
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Annotated[str, Field(max_length=24)]
+    reason: Annotated[str, Field(max_length=1000)] = ""
 
 
 class Move(BaseModel):
@@ -151,7 +174,100 @@ async def move(request: web.Request) -> web.Response:
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
+async def get_checklist(request: web.Request) -> web.Response:
+    await current_staff(request, STAFF_ROLES)
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        case = await _case(session, request.match_info["number"])
+        rows = await prereview.checklist(session, case)
+    return web.json_response({"round": case.rounds, "materials": rows}, dumps=state.dumps)
+
+
+async def put_checklist(request: web.Request) -> web.Response:
+    staff = await current_staff(request, STAFF_ROLES)
+    body = await parse_body(request, Checklist)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            case = await _case(session, request.match_info["number"])
+            rows = await prereview.mark(
+                session, case, [m.model_dump() for m in body.materials], staff.username
+            )
+    except cases.CaseError as exc:
+        raise _case_error(exc) from None
+    return web.json_response({"round": case.rounds, "materials": rows}, dumps=state.dumps)
+
+
+async def post_verdict(request: web.Request) -> web.Response:
+    staff = await current_staff(request, STAFF_ROLES)
+    body = await parse_body(request, Verdict)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            case = await _case(session, request.match_info["number"])
+            notice = await prereview.verdict(
+                session, case, body.verdict, staff.username, body.reason
+            )
+            result = cases.case_json(case, await cases.events_of(session, case))
+    except cases.CaseError as exc:
+        raise _case_error(exc) from None
+    if notice is not None:
+        result["notice"] = {
+            "round": notice.round,
+            "items": notice.items,
+            "url": notice_url(state, case.number, notice.round),
+        }
+        log_event("case.notice_issued", case=case.number, round=notice.round, staff=staff.id)
+    return web.json_response({"case": result}, dumps=state.dumps)
+
+
+def notice_url(state: AppState, number: str, round_: int) -> str:
+    """A link the kiosk can open and print without signing in (signed, one notice only)."""
+    return f"/notices/{number}/{round_}?t={notice_token(state, number, round_)}"
+
+
+def notice_token(state: AppState, number: str, round_: int) -> str:
+    key = state.settings.effective_secret_key.encode()
+    return hmac.new(key, f"notice:{number}:{round_}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def notice_page(request: web.Request) -> web.Response:
+    """The printable one-time correction notice (一次性告知书) with a QR code of the case number."""
+    state = AppState.of(request.app)
+    number = request.match_info["number"]
+    try:
+        round_ = int(request.match_info["round"])
+    except ValueError:
+        raise not_found("There is no such notice.") from None
+    token = request.query.get("t", "")
+    if not hmac.compare_digest(token, notice_token(state, number, round_)):
+        await current_staff(request, STAFF_ROLES)
+    async with state.db.read() as session:
+        case = await _case(session, number)
+        notice = next(
+            (n for n in await prereview.notices_of(session, case) if n.round == round_), None
+        )
+        if notice is None:
+            raise not_found("There is no such notice.")
+        events = await cases.events_of(session, case)
+    qr = segno.make(case.number, error="m").svg_inline(scale=4, dark="#1b1f24")
+    return pages.render(
+        request,
+        "notice.html",
+        case=case,
+        notice=notice,
+        qr=Markup(qr),
+        limits=cases.time_limits(case, events),
+        issued=notice.issued_at.astimezone(LOCAL_TZ),
+        applicant_id=cases.mask_id_number(case.applicant_id_number),
+    )
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get(f"{PREFIX}/{{number}}/checklist", get_checklist)
+    app.router.add_put(f"{PREFIX}/{{number}}/checklist", put_checklist)
+    app.router.add_post(f"{PREFIX}/{{number}}/verdict", post_verdict)
+    app.router.add_get("/notices/{number}/{round}", notice_page)
     app.router.add_post(PREFIX, create)
     app.router.add_get(PREFIX, search)
     app.router.add_get(f"{PREFIX}/{{number}}", show)

@@ -355,3 +355,34 @@ class CaseEvent(Base):
     to_state: Mapped[str] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(50))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class MaterialCheck(Base):
+    """One material's pre-review result in one round of a case (材料预审)."""
+
+    __tablename__ = "material_checks"
+    __table_args__ = (UniqueConstraint("case_id", "round", "material_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    material_id: Mapped[int] = mapped_column(ForeignKey("materials.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    file_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    checked_by: Mapped[str] = mapped_column(String(50))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CorrectionNotice(Base):
+    """The one-time correction notice (一次性告知书): every problem of a round, told at once."""
+
+    __tablename__ = "correction_notices"
+    __table_args__ = (UniqueConstraint("case_id", "round"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    issued_by: Mapped[str] = mapped_column(String(50))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -183,3 +183,35 @@ async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:
             }"""
         )
         assert pair == "relay"
+
+
+async def test_correction_notice_page(sqlite_demo_url: str) -> None:
+    from tests.test_cases import ID_NUMBER
+
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                                  "id_number": ID_NUMBER}}  # fmt: skip
+        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+            number = (await r.json())["case"]["number"]
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        marks[1] = {"position": 2, "status": "missing"}
+        marks[3] = {
+            "position": 4,
+            "status": "needs_correction",
+            "reason": "船检证书未年检，请先办理年检",
+        }
+        base = f"/api/v1/cases/{number}"
+        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+            pass
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
+        ) as r:
+            url = (await r.json())["case"]["notice"]["url"]
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 900, "height": 1200})
+        await page.goto(url)
+        await expect(page.locator("h1")).to_have_text("材料补正一次性告知书")
+        await expect(page.locator(".items li")).to_have_count(2)
+        assert await page.locator(".qr svg").count() == 1
+        await snap(page, "notice-1-correction")
