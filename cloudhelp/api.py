@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import func, select
 
-from cloudhelp import catalog, network
+from cloudhelp import catalog, network, ratings
 from cloudhelp.errors import bad_request, not_found
 from cloudhelp.models import ServiceItem, Ticket, utcnow
 from cloudhelp.state import AppState
@@ -136,12 +136,24 @@ async def list_stations(request: web.Request) -> web.Response:
     return web.json_response({"stations": stations}, dumps=state.dumps)
 
 
+async def rating_options(request: web.Request) -> web.Response:
+    """The five national levels and the reasons a resident can tick on a bad rating."""
+    levels = [{"value": v, "label": label} for v, label in ratings.LEVELS.items()]
+    body = {
+        "levels": levels,
+        "bad_levels": list(ratings.BAD_LEVELS),
+        "reasons": list(ratings.BAD_REASONS),
+    }
+    return web.json_response(body, dumps=AppState.of(request.app).dumps)
+
+
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/health", health)
+    app.router.add_get(f"{PREFIX}/ratings/options", rating_options)
     app.router.add_get(f"{PREFIX}/items", list_items)
     app.router.add_get(f"{PREFIX}/items/hot", hot_items)
     app.router.add_get(f"{PREFIX}/items/{{code}}", get_item)

@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, queue
+from cloudhelp import accounts, queue, ratings
 from cloudhelp.db import Database
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
@@ -82,6 +82,17 @@ class WrapupDone(Message):
     note: Annotated[str, Field(max_length=1000)] = ""
 
 
+class SubmitRating(Message):
+    """The resident's rating of the session that just ended; ``level`` null means skipped."""
+
+    type: Literal["rating.submit"]
+    ticket: int
+    level: Annotated[int, Field(ge=1, le=5)] | None
+    reasons: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = Field(
+        default_factory=list
+    )
+
+
 class TransferTicket(Message):
     type: Literal["ticket.transfer"]
     department: Code
@@ -116,6 +127,7 @@ class CallCenter:
         hub.register("ticket.pick", PickTicket, self.on_pick, {"staff"})
         hub.register("wrapup.done", WrapupDone, self.on_wrapup_done, {"staff"})
         hub.register("ticket.transfer", TransferTicket, self.on_transfer, {"staff"})
+        hub.register("rating.submit", SubmitRating, self.on_rating, {"kiosk"})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -491,6 +503,23 @@ class CallCenter:
         staff_id = int(session.principal.id)
         if not await self._finish_wrapup(staff_id, message.outcome, message.note, "done"):
             raise SignalingError("invalid_state", "You are not in wrap-up.")
+
+    async def on_rating(self, session: Session, message: SubmitRating) -> None:
+        try:
+            async with self.db.write() as s:
+                ticket = await s.get(Ticket, message.ticket)
+                if ticket is None or ticket.kiosk_id != int(session.principal.id):
+                    raise SignalingError("no_such_ticket", "This kiosk has no such ticket.")
+                rating, follow_up = await ratings.rate(s, ticket, message.level, message.reasons)
+                rating_id = rating.id
+        except ratings.RatingError as exc:
+            raise SignalingError(exc.code, exc.message) from None
+        log_event(
+            "ticket.rated", ticket=message.ticket, level=message.level, follow_up=bool(follow_up)
+        )
+        await self.hub.send(
+            session.id, {"type": "rating.saved", "ticket": message.ticket, "rating": rating_id}
+        )
 
     async def on_transfer(self, session: Session, message: TransferTicket) -> None:
         staff_id = int(session.principal.id)

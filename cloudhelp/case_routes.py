@@ -13,11 +13,11 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloudhelp import cases, pages, prereview
+from cloudhelp import cases, pages, prereview, ratings
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
-from cloudhelp.models import Case, ServiceItem, Ticket
+from cloudhelp.models import Case, FollowUp, Rating, ServiceItem, Ticket, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 
@@ -263,7 +263,56 @@ async def notice_page(request: web.Request) -> web.Response:
     )
 
 
+class CloseFollowUp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+async def list_follow_ups(request: web.Request) -> web.Response:
+    """Bad-rating follow-ups; ``?open=1`` only open ones, ``?overdue=1`` only overdue ones."""
+    await current_staff(request, ("supervisor", "admin"))
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        rows = (
+            await session.execute(
+                select(FollowUp, Rating, Ticket)
+                .join(Rating, Rating.id == FollowUp.rating_id)
+                .join(Ticket, Ticket.id == Rating.ticket_id)
+                .order_by(FollowUp.due_date, FollowUp.id)
+            )
+        ).all()
+        found = [ratings.follow_up_json(f, r, t) for f, r, t in rows]
+    if request.query.get("open") == "1":
+        found = [f for f in found if f["closed_at"] is None]
+    if request.query.get("overdue") == "1":
+        found = [f for f in found if f["overdue"]]
+    return web.json_response({"follow_ups": found}, dumps=state.dumps)
+
+
+async def close_follow_up(request: web.Request) -> web.Response:
+    staff = await current_staff(request, ("supervisor", "admin"))
+    body = await parse_body(request, CloseFollowUp)
+    state = AppState.of(request.app)
+    async with state.db.write() as session:
+        follow_up = await session.get(FollowUp, int(request.match_info["id"]))
+        if follow_up is None:
+            raise not_found("There is no such follow-up.")
+        if follow_up.closed_at is not None:
+            raise ApiError(409, "already_closed", "This follow-up is already closed.")
+        follow_up.closed_at, follow_up.closed_by, follow_up.note = (
+            utcnow(),
+            staff.username,
+            body.note,
+        )
+        rating = await session.get(Rating, follow_up.rating_id)
+        ticket = await session.get(Ticket, rating.ticket_id)  # type: ignore[union-attr]
+        result = ratings.follow_up_json(follow_up, rating, ticket)  # type: ignore[arg-type]
+    return web.json_response({"follow_up": result}, dumps=state.dumps)
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/follow-ups", list_follow_ups)
+    app.router.add_post(r"/api/v1/follow-ups/{id:\d+}/close", close_follow_up)
     app.router.add_get(f"{PREFIX}/{{number}}/checklist", get_checklist)
     app.router.add_put(f"{PREFIX}/{{number}}/checklist", put_checklist)
     app.router.add_post(f"{PREFIX}/{{number}}/verdict", post_verdict)

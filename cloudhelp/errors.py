@@ -47,7 +47,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         raise ApiError(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason) from exc
     except Exception:
-        log_event("http.unhandled_error", logging.ERROR, path=request.path, exc_info=True)
+        log_event("http.unhandled_error", severity=logging.ERROR, path=request.path, exc_info=True)
         raise ApiError(
             500, "internal_error", "The server hit an unexpected error; please try again."
         ) from None

@@ -36,7 +36,7 @@ def configure(level: str = "INFO") -> None:
 
 
 def log_event(
-    event: str, level: int = logging.INFO, *, exc_info: bool = False, **fields: Any
+    event: str, *, severity: int = logging.INFO, exc_info: bool = False, **fields: Any
 ) -> None:
     """Log one event with its fields (codes and ids only: no names, phones or ID numbers)."""
-    logger.log(level, event, exc_info=exc_info, extra={"fields": fields})
+    logger.log(severity, event, exc_info=exc_info, extra={"fields": fields})

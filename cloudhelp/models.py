@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -386,3 +387,32 @@ class CorrectionNotice(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_by: Mapped[str] = mapped_column(String(50))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class Rating(Base):
+    """The resident's rating of one session (好差评); a skip is recorded too."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    level: Mapped[int | None] = mapped_column(Integer)  # 5 非常满意 … 1 非常不满意; None: skipped
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class FollowUp(Base):
+    """A bad rating's follow-up (回访整改), assigned to a supervisor with a deadline."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rating_id: Mapped[int] = mapped_column(ForeignKey("ratings.id"), unique=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    due_date: Mapped[date] = mapped_column(Date)
+    due_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cloudhelp import accounts
 from cloudhelp.files import storage_path
-from cloudhelp.models import Ticket, TicketFile
+from cloudhelp.models import FollowUp, Rating, Ticket, TicketFile
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
@@ -123,7 +123,14 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await kiosk.click("#hangup")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
-        await snap(kiosk, "kiosk-7-done")
+        # The resident rates the session: a bad rating asks why, and opens a follow-up.
+        await expect(kiosk.locator("#rating-levels .button")).to_have_count(5)
+        await snap(kiosk, "kiosk-7-done-and-rating")
+        await kiosk.click("#rating-levels [data-level='2']")
+        await kiosk.click("#rating-reasons .chip >> text=等待时间长")
+        await snap(kiosk, "kiosk-8-bad-rating-reasons")
+        await kiosk.click("#rating-send")
+        await expect(kiosk.locator("#rating-thanks")).to_be_visible()
         await expect(staff.locator("#wrapup")).to_be_visible()
         await staff.select_option("#outcome", "needs_correction")
         await staff.fill("#note", "船检证书需年检后补正")
@@ -134,6 +141,9 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             ticket = await session.scalar(select(Ticket))
             assert ticket is not None and ticket.status == "completed"
             assert ticket.outcome == "needs_correction" and ticket.end_reason == "kiosk_hangup"
+            rating = await session.scalar(select(Rating))
+            assert rating is not None and rating.level == 2 and rating.reasons == ["等待时间长"]
+            assert await session.scalar(select(FollowUp)) is not None
 
 
 async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str) -> None:
@@ -147,7 +157,7 @@ async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str
         await expect(error).to_be_visible()
         await expect(error).to_contain_text("允许")
         await expect(kiosk.locator("#without-camera")).to_be_visible()
-        await snap(kiosk, "kiosk-8-camera-refused")
+        await snap(kiosk, "kiosk-9-camera-refused")
 
 
 async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:

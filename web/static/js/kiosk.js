@@ -25,6 +25,7 @@ function fresh() {
     cameraIndex: 0,
     meter: /** @type {AudioContext | null} */ (null),
     countdown: 0,
+    rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
 }
 
@@ -235,7 +236,10 @@ function onMessage(frame) {
   if (frame.type === "ticket") onTicket(frame.ticket);
   else if (frame.type === "joined") onJoined(frame);
   else if (frame.type === "left") onLeft(frame.reason);
-  else if (frame.type === "error" && frame.ref === "ticket.take") {
+  else if (frame.type === "rating.saved") {
+    $("rating").hidden = true;
+    $("rating-thanks").hidden = false;
+  } else if (frame.type === "error" && frame.ref === "ticket.take") {
     banner(frame.message, "error");
   }
 }
@@ -436,11 +440,15 @@ function onLeft(/** @type {string} */ reason) {
   $("done-number").textContent = visit.ticket ? t("kiosk.done.number", { number: visit.ticket.number }) : "";
   const key = `kiosk.reason.${reason}`;
   $("done-reason").textContent = t(key) === key ? t("kiosk.done.ended") : t(key);
+  showRating();
   let left = IDLE_RETURN_SECONDS;
   const tick = () => {
     if (document.body.dataset.current !== "done") return;
     $("done-countdown").textContent = t("kiosk.done.auto", { n: left });
-    if (left-- <= 0) goHome();
+    if (left-- <= 0) {
+      submitRating(null);  // no answer is recorded as skipped
+      goHome();
+    }
     else visit.countdown = window.setTimeout(tick, 1000);
   };
   tick();
@@ -457,6 +465,60 @@ function clearVisit() {
   for (const id of ["chat", "files", "results"]) $(id).replaceChildren();
   for (const id of ["remote-main", "remote-corner", "self-view", "preview"]) $(id).srcObject = null;
   banner(null);
+}
+
+// ------------------------------------------------------------------ rating (好差评)
+
+/** @type {{levels: {value: number, label: string}[], bad_levels: number[], reasons: string[]} | null} */
+let ratingOptions = null;
+
+async function showRating() {
+  ratingOptions = ratingOptions || await api("/api/v1/ratings/options");
+  const options = /** @type {any} */ (ratingOptions);
+  $("rating").hidden = !visit.ticket;
+  $("rating-thanks").hidden = true;
+  $("rating-reasons").hidden = true;
+  $("rating-send").hidden = true;
+  $("rating-levels").replaceChildren(...options.levels.map((/** @type {any} */ level) => {
+    const button = document.createElement("button");
+    button.className = `button big level-${level.value}`;
+    button.dataset.level = String(level.value);
+    button.textContent = t(`kiosk.rate.level.${level.value}`);
+    button.onclick = () => {
+      document.querySelectorAll("#rating-levels .button").forEach((b) => b.classList.remove("chosen"));
+      button.classList.add("chosen");
+      visit.rating.level = level.value;
+      if (options.bad_levels.includes(level.value)) {
+        $("rating-reasons").hidden = false;
+        $("rating-send").hidden = false;
+      } else {
+        submitRating(level.value);
+      }
+    };
+    return button;
+  }));
+  $("rating-reasons").replaceChildren(...options.reasons.map((/** @type {string} */ reason) => {
+    const chip = document.createElement("button");
+    chip.className = "chip big";
+    chip.textContent = reason;
+    chip.onclick = () => {
+      chip.classList.toggle("chosen");
+      const list = visit.rating.reasons;
+      const at = list.indexOf(reason);
+      if (at >= 0) list.splice(at, 1); else list.push(reason);
+    };
+    return chip;
+  }));
+}
+
+/** @param {number | null} level */
+function submitRating(level) {
+  if (!visit.ticket || visit.rating.sent) return;
+  visit.rating.sent = true;
+  connection?.send({
+    type: "rating.submit", ticket: visit.ticket.id, level,
+    reasons: level !== null && (ratingOptions?.bad_levels || []).includes(level) ? visit.rating.reasons : [],
+  });
 }
 
 // ------------------------------------------------------------------ wiring
@@ -501,6 +563,8 @@ function wire() {
     addChat(text, "me");
     $("chat-input").value = "";
   };
+  $("rating-send").onclick = () => submitRating(visit.rating.level);
+  $("rating-skip").onclick = () => { submitRating(null); goHome(); };
   $("elderly").onclick = () => {
     const on = document.body.classList.toggle("elderly");
     localStorage.setItem("cloudhelp.elderly", on ? "1" : "");

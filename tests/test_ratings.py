@@ -1,0 +1,83 @@
+"""Ratings (好差评) after a session, and follow-ups of bad ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudhelp.models import FollowUp, Rating
+from tests.callkit import CallServer, running_server
+from tests.test_call_core import answer, take_ticket
+
+
+async def finished_session(server: CallServer, kiosk_code: str, item: str) -> tuple:
+    staff = await server.staff("zhaogang")
+    kiosk = await server.kiosk(kiosk_code)
+    ticket = await take_ticket(kiosk, item)
+    await answer(staff)
+    await kiosk.expect("joined")
+    await kiosk.send({"type": "call.hangup"})
+    await kiosk.expect("left")
+    return kiosk, staff, ticket
+
+
+@pytest.mark.usefixtures("loopback_ice")
+async def test_a_bad_rating_opens_a_follow_up(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        kiosk, _staff, ticket = await finished_session(server, "QG-01", "NYNC-002")
+        bad = {
+            "type": "rating.submit",
+            "ticket": ticket["id"],
+            "level": 2,
+            "reasons": ["等待时间长"],
+        }
+        await kiosk.send(bad)
+        saved = await kiosk.expect("rating.saved")
+        assert saved["ticket"] == ticket["id"]
+        await kiosk.send(bad)
+        assert (await kiosk.expect("error"))["code"] == "already_rated"
+
+        async with server.state.db.read() as session:
+            rating = await session.get(Rating, saved["rating"])
+            follow_up = (await session.execute(FollowUp.__table__.select())).one()
+        assert rating is not None and rating.level == 2 and rating.reasons == ["等待时间长"]
+        assert follow_up.assignee_id is not None and follow_up.closed_at is None
+
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        staff_only = {"cloudhelp_session": await server.staff_token("wangli")}
+        async with server.http.get("/api/v1/follow-ups", cookies=staff_only) as r:
+            assert r.status == 403
+        async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
+            (listed,) = (await r.json())["follow_ups"]
+        assert listed["level"] == {"value": 2, "label": "不满意"} and listed["overdue"] is False
+        close = f"/api/v1/follow-ups/{listed['id']}/close"
+        async with server.http.post(
+            close, json={"note": "已回访，说明排队原因"}, cookies=supervisor
+        ) as r:
+            assert (await r.json())["follow_up"]["closed_by"] == "sunhua"
+        async with server.http.post(close, json={"note": "again"}, cookies=supervisor) as r:
+            assert r.status == 409
+        async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
+            assert (await r.json())["follow_ups"] == []
+
+
+@pytest.mark.usefixtures("loopback_ice")
+async def test_good_ratings_skips_and_refusals(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        kiosk, _staff, ticket = await finished_session(server, "QG-01", "NYNC-001")
+        wrong = {"type": "rating.submit", "ticket": ticket["id"], "level": 5, "reasons": ["其他"]}
+        await kiosk.send(wrong)
+        assert (await kiosk.expect("error"))["code"] == "bad_reasons"
+        await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": 9})
+        assert (await kiosk.expect("error"))["code"] == "bad_message"
+        await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": None})
+        await kiosk.expect("rating.saved")  # a skip is recorded
+        other = await server.kiosk("TL-01", "DLW-TL")
+        await other.send({"type": "rating.submit", "ticket": ticket["id"], "level": 5})
+        assert (await other.expect("error"))["code"] == "no_such_ticket"
+        async with server.state.db.read() as session:
+            rows = (await session.execute(Rating.__table__.select())).all()
+            follow_ups = (await session.execute(FollowUp.__table__.select())).all()
+        assert [row.level for row in rows] == [None] and follow_ups == []
+        async with server.http.get("/api/v1/ratings/options") as r:
+            options = await r.json()
+        assert options["levels"][0] == {"value": 5, "label": "非常满意"}
