@@ -45,7 +45,9 @@ def create_app(
         if migrate:
             await db.upgrade(engine)
         database = db.Database(engine)
-        callcenter = CallCenter(database, hub_settings(settings), broker)
+        callcenter = CallCenter(
+            database, hub_settings(settings), broker, settings.prefer_reviewer_seconds
+        )
         await callcenter.start()
         app[STATE_KEY] = AppState(settings=settings, db=database, callcenter=callcenter)
         yield

@@ -20,6 +20,7 @@ from cloudhelp import accounts, queue, ratings
 from cloudhelp.db import Database
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
+    Case,
     Department,
     Kiosk,
     ServiceItem,
@@ -36,6 +37,7 @@ from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
 REVOCATION_CHECK_SECONDS = 3.0
+CORRECTION_STATES = ("correction_needed",)
 PUSH_COALESCE_SECONDS = 0.05
 QUEUE_LIST_LIMIT = 50
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
@@ -47,8 +49,11 @@ Code = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class TakeTicket(Message):
+    """A ticket for an item, or for a correction session of a case (by its number)."""
+
     type: Literal["ticket.take"]
-    item: Code
+    item: Code | None = None
+    case: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 
 
 class CancelTicket(Message):
@@ -106,11 +111,16 @@ class CallCenter:
     """Implements the hub's application interface for kiosks and staff."""
 
     def __init__(
-        self, database: Database, hub_settings: HubSettings | None = None, broker: Any = None
+        self,
+        database: Database,
+        hub_settings: HubSettings | None = None,
+        broker: Any = None,
+        prefer_reviewer_seconds: float = 120.0,
     ) -> None:
         self.db = database
         self.hub = Hub(self, hub_settings, broker)
         self._dispatch_lock = asyncio.Lock()
+        self.prefer_reviewer_seconds = prefer_reviewer_seconds
         self._ring_timers: dict[int, asyncio.TimerHandle] = {}
         self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
@@ -346,7 +356,18 @@ class CallCenter:
     async def on_take(self, session: Session, message: TakeTicket) -> None:
         kiosk_id = int(session.principal.id)
         async with self.db.write() as s:
-            item = await s.scalar(select(ServiceItem).where(ServiceItem.code == message.item))
+            case = None
+            if message.case is not None:
+                case = await s.scalar(select(Case).where(Case.number == message.case))
+                if case is None or case.status not in CORRECTION_STATES:
+                    raise SignalingError(
+                        "no_such_case", "No case with that number is waiting for corrections."
+                    )
+                item = case.item
+            elif message.item is not None:
+                item = await s.scalar(select(ServiceItem).where(ServiceItem.code == message.item))
+            else:
+                raise SignalingError("bad_message", "Say which item (item) or case (case).")
             if item is None:
                 raise SignalingError("no_such_item", f"There is no service item {message.item!r}.")
             if not item.cloud:
@@ -360,8 +381,16 @@ class CallCenter:
             ticket = await queue.take(
                 s, item=item, kiosk_id=kiosk_id, station_id=kiosk.station_id, session_id=session.id
             )
+            if case is not None:
+                ticket.case_id, ticket.preferred_staff_id = case.id, case.staff_id
             ticket_id = ticket.id
-        log_event("ticket.enqueued", ticket=ticket_id, item=message.item, kiosk=kiosk_id)
+        log_event("ticket.enqueued", ticket=ticket_id, item=item.code, kiosk=kiosk_id)
+        if case is not None and case.staff_id is not None:
+            # After the preference window any staff member who handles the item may answer.
+            loop = asyncio.get_running_loop()
+            loop.call_later(
+                self.prefer_reviewer_seconds + 0.1, lambda: self._spawn(self.dispatch())
+            )
         self._schedule_push()
         await self.dispatch()
 
@@ -589,16 +618,23 @@ class CallCenter:
                 departments.add(skill.department_id)
             if skill.item_id is not None:
                 items.add(skill.item_id)
+        now = utcnow()
         for ticket in tickets:
-            candidates = [
-                p
-                for p in staff
-                if ticket.department_id in covers[p.staff_id][0]
-                or (
-                    ticket.item_id in covers[p.staff_id][1]
-                    and ticket.item.department_id == ticket.department_id
-                )
-            ]
+            preferred = ticket.preferred_staff_id
+            waited = (now - ticket.enqueued_at).total_seconds()
+            if preferred is not None and waited < self.prefer_reviewer_seconds:
+                # A correction session first rings the staff member who did the pre-review.
+                candidates = [p for p in staff if p.staff_id == preferred]
+            else:
+                candidates = [
+                    p
+                    for p in staff
+                    if ticket.department_id in covers[p.staff_id][0]
+                    or (
+                        ticket.item_id in covers[p.staff_id][1]
+                        and ticket.item.department_id == ticket.department_id
+                    )
+                ]
             if not candidates:
                 continue
             # Fewest earlier offers of this ticket first, then longest idle.
@@ -758,6 +794,9 @@ class CallCenter:
             "item": {"code": ticket.item.code, "name": ticket.item.name},
             "department": {"code": ticket.department.code, "name": ticket.department.name},
             "station": {"code": ticket.station.code, "name": ticket.station.name},
+            "case": {"number": ticket.case.number, "round": ticket.case.rounds}
+            if ticket.case
+            else None,
             "enqueued_at": _iso(ticket.enqueued_at),
         }
 

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloudhelp import cases, pages, prereview, ratings
+from cloudhelp import accounts, cases, pages, prereview, ratings
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
@@ -56,6 +56,13 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     verdict: Annotated[str, Field(max_length=24)]
     reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class Lookup(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    number: Annotated[str, Field(max_length=32)] | None = None
+    phone: Annotated[str, Field(max_length=20)] | None = None
+    id_last4: Annotated[str, Field(pattern=r"^\d{3}[\dXx]$")] | None = None
 
 
 class Move(BaseModel):
@@ -310,7 +317,46 @@ async def close_follow_up(request: web.Request) -> web.Response:
     return web.json_response({"follow_up": result}, dumps=state.dumps)
 
 
+async def kiosk_lookup(request: web.Request) -> web.Response:
+    """A kiosk finds a case waiting for corrections by its number, or by phone and the last
+    four characters of the ID number. Only what the resident needs to see is returned."""
+    state = AppState.of(request.app)
+    header = request.headers.get("Authorization", "")
+    async with state.db.read() as session:
+        try:
+            await accounts.kiosk_by_credential(session, header.removeprefix("Kiosk "))
+        except accounts.AccountError as exc:
+            raise ApiError(401, exc.code, exc.message) from None
+        body = await parse_body(request, Lookup)
+        stmt = select(Case).where(Case.status == "correction_needed").order_by(Case.id.desc())
+        if body.number:
+            stmt = stmt.where(Case.number == body.number)
+        elif body.phone and body.id_last4:
+            stmt = stmt.where(Case.applicant_phone == body.phone)
+        else:
+            raise bad_request("Give the case number, or the phone and the ID number's last 4.")
+        found = [
+            c
+            for c in (await session.scalars(stmt)).all()
+            if body.number or c.applicant_id_number.endswith(body.id_last4.upper())  # type: ignore[union-attr]
+        ]
+        if not found:
+            raise not_found("No case waiting for corrections matches; check the number.")
+        case = found[0]
+        notices = await prereview.notices_of(session, case)
+    latest = notices[-1] if notices else None
+    result = {
+        "number": case.number,
+        "item": {"code": case.item.code, "name": case.item.name},
+        "status": {"code": case.status, "label": cases.STATES[case.status]},
+        "round": case.rounds,
+        "notice_url": notice_url(state, case.number, latest.round) if latest else None,
+    }
+    return web.json_response({"case": result}, dumps=state.dumps)
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)
     app.router.add_get("/api/v1/follow-ups", list_follow_ups)
     app.router.add_post(r"/api/v1/follow-ups/{id:\d+}/close", close_follow_up)
     app.router.add_get(f"{PREFIX}/{{number}}/checklist", get_checklist)

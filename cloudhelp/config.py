@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     turn_secret: str | None = None
     turn_ttl_seconds: int = Field(default=3600, gt=0)
     ice_transport_policy: Literal["all", "relay"] = "all"
+    # A correction session rings the staff member who did the pre-review first, for this long.
+    prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

@@ -244,6 +244,13 @@ class Ticket(Base):
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"), index=True)
     kiosk_id: Mapped[int] = mapped_column(ForeignKey("kiosks.id"), index=True)
     session_id: Mapped[str | None] = mapped_column(String(64))
+    # A correction session carries its case and prefers the staff member who pre-reviewed it.
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", name="fk_tickets_case_id"), index=True
+    )
+    preferred_staff_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", name="fk_tickets_preferred_staff_id")
+    )
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     offered_to: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
@@ -261,6 +268,7 @@ class Ticket(Base):
     item: Mapped[ServiceItem] = relationship(lazy="joined")
     department: Mapped[Department] = relationship(lazy="joined")
     station: Mapped[Station] = relationship(lazy="joined")
+    case: Mapped[Case | None] = relationship(lazy="joined", foreign_keys=[case_id])
 
 
 Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)
