@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cloudhelp import accounts, cases, pages, prereview, ratings
 from cloudhelp.account_routes import current_staff, parse_body
+from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
 from cloudhelp.models import Case, FollowUp, Rating, ServiceItem, Ticket, utcnow
@@ -160,7 +161,7 @@ async def show(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     async with state.db.read() as session:
         case = await _case(session, request.match_info["number"])
-        body = cases.case_json(case, await cases.events_of(session, case), full_id=reveal)
+        body = await case_record(session, case, full_id=reveal)
     if reveal:
         log_event("case.id_revealed", case=case.number, staff=staff.id)
     return web.json_response({"case": body}, dumps=state.dumps)

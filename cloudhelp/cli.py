@@ -13,8 +13,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cloudhelp import __version__, accounts, cases, catalog, db, logs, network
+from cloudhelp import __version__, accounts, cases, catalog, db, demo, logs, network
 from cloudhelp.auth import hash_password
+from cloudhelp.case_record import case_record
 from cloudhelp.catalog import CatalogError
 from cloudhelp.config import Settings, load_settings
 from cloudhelp.db import DatabaseUnavailable
@@ -138,11 +139,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             codes = {
                 k.code: await accounts.enrol_kiosk(session, k.station.code, k.code) for k in kiosks
             }
+            opened = await demo.seed_cases(session, settings.district_code)
         print(f"Demo data loaded into {db.display_url(engine.url)}:")
         print(
             f"  {counts['items']} service items (sample data), {net['stations']} stations, "
             f"{net['kiosks']} kiosks, {net['staff']} staff accounts."
         )
+        if opened:
+            print(f"  {opened} demo cases, one in each state (cloudhelp case list).")
         print(f"  Staff accounts (password for all: {DEMO_PASSWORD}):")
         for person in staff:
             print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
@@ -288,7 +292,7 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
             if args.status:
                 stmt = stmt.where(Case.status == args.status)
             rows = (await session.scalars(stmt)).all()
-            found = [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
+            found = [await case_record(session, c) for c in rows]
         if args.json:
             print(json.dumps(found, ensure_ascii=False, indent=1))
         else:
@@ -311,7 +315,7 @@ async def cmd_case_show(args: argparse.Namespace) -> int:
             case = await session.scalar(select(Case).where(Case.number == args.number))
             if case is None:
                 raise cases.CaseError("no_such_case", f"There is no case {args.number!r}.")
-            body = cases.case_json(case, await cases.events_of(session, case))
+            body = await case_record(session, case)
         if args.json:
             print(json.dumps(body, ensure_ascii=False, indent=1))
         else:
@@ -478,3 +482,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `cloudhelp catalog export | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -15,6 +15,17 @@ def test_demo_export_and_import(tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     assert "service items (sample data)" in demo.stdout
     assert "wangli" in demo.stdout and "cloudhelp-demo" in demo.stdout
+    assert "QG-01" in demo.stdout and "/kiosk?enrol=" in demo.stdout
+    listed = json.loads(run_cli("case", "list", "--json", "--db", db).stdout)
+    assert {c["status"]["code"] for c in listed} == {
+        "pre_review", "correction_needed", "awaiting_acceptance", "accepted", "concluded",
+        "delivered", "not_accepted",
+    }  # fmt: skip
+    waiting = next(c for c in listed if c["status"]["code"] == "correction_needed")
+    assert waiting["notices"][0]["items"][0]["reason"] == "申请人未签字"
+    assert waiting["checklists"][0]["round"] == 1
+    again = run_cli("demo", "--db", db)  # idempotent: no second set of cases
+    assert again.returncode == 0 and "demo cases" not in again.stdout
 
     exported = run_cli("catalog", "export", "--db", db)
     assert exported.returncode == 0, exported.stderr

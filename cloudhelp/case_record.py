@@ -1,0 +1,73 @@
+"""A case with everything that happened to it: sessions, checklists, notices, ratings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp import cases, prereview, ratings
+from cloudhelp.models import Case, Rating, Ticket, TicketEvent, TicketFile
+
+
+async def case_record(
+    session: AsyncSession, case: Case, *, full_id: bool = False
+) -> dict[str, Any]:
+    record = cases.case_json(case, await cases.events_of(session, case), full_id=full_id)
+    tickets = (
+        await session.scalars(select(Ticket).where(Ticket.case_id == case.id).order_by(Ticket.id))
+    ).all()
+    ids = [t.id for t in tickets]
+    events = (
+        await session.scalars(
+            select(TicketEvent).where(TicketEvent.ticket_id.in_(ids)).order_by(TicketEvent.id)
+        )
+    ).all()
+    files = (await session.scalars(select(TicketFile).where(TicketFile.ticket_id.in_(ids)))).all()
+    rated = {
+        r.ticket_id: r
+        for r in (await session.scalars(select(Rating).where(Rating.ticket_id.in_(ids)))).all()
+    }
+    record["sessions"] = [
+        {
+            "ticket": t.number,
+            "day": t.day,
+            "status": t.status,
+            "station": t.station.name,
+            "connected_at": t.connected_at.isoformat() if t.connected_at else None,
+            "ended_at": t.ended_at.isoformat() if t.ended_at else None,
+            "outcome": t.outcome,
+            "end_reason": t.end_reason,
+            "events": [
+                {"at": e.at.isoformat(), "kind": e.kind, **e.detail}
+                for e in events
+                if e.ticket_id == t.id
+            ],
+            "files": [
+                {"name": f.name, "sha256": f.sha256, "size": f.size, "sender": f.sender}
+                for f in files
+                if f.ticket_id == t.id
+            ],
+            "rating": (
+                {
+                    "level": rated[t.id].level,
+                    "label": ratings.LEVELS.get(rated[t.id].level or 0),
+                    "reasons": rated[t.id].reasons,
+                }
+                if t.id in rated
+                else None
+            ),
+        }
+        for t in tickets
+    ]
+    record["checklists"] = [
+        {"round": n, "materials": await prereview.checklist(session, case, n)}
+        for n in range(1, case.rounds + 1)
+    ]
+    record["notices"] = [
+        {"round": n.round, "issued_at": n.issued_at.isoformat(), "issued_by": n.issued_by,
+         "items": n.items}
+        for n in await prereview.notices_of(session, case)
+    ]  # fmt: skip
+    return record
