@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cloudhelp import accounts
 from cloudhelp.files import storage_path
-from cloudhelp.models import FollowUp, Rating, Ticket, TicketFile
+from cloudhelp.models import Case, FollowUp, MaterialCheck, Rating, Ticket, TicketFile
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
@@ -110,6 +110,30 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await staff.click("#chat-form button")
         await expect(kiosk.locator("#chat li.them")).to_have_text("没关系，先拍照发过来")
 
+        # Pre-review beside the video: open the case, check each material, issue the notice.
+        from tests.test_cases import ID_NUMBER
+
+        await staff.fill("#applicant-name", "刘海生")
+        await staff.fill("#applicant-phone", "13812345678")
+        await staff.fill("#applicant-id", ID_NUMBER)
+        await staff.click("#case-form button")
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
+        await expect(staff.locator("#checklist li")).to_have_count(7)
+        for position in range(1, 8):
+            check = "needs_correction" if position in (3, 4) else "ok"
+            await staff.click(f"#checklist li[data-position='{position}'] [data-check={check}]")
+        for position in (3, 4):
+            await staff.select_option(f"#checklist li[data-position='{position}'] .reason", index=1)
+        await staff.select_option("#checklist li[data-position='4'] .file", label="营业执照.jpg")
+        await snap(staff, "staff-3-checklist")
+        await staff.click("#verdict-correction")
+        await expect(staff.locator("#case-status")).to_have_text("待补正")
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        notice = kiosk.frame_locator("#notice-frame")
+        await expect(notice.locator(".items li")).to_have_count(2)
+        await snap(kiosk, "kiosk-6b-correction-notice")
+        await kiosk.click("#notice-close")
+
         # The kiosk's WebSocket drops mid-call: it resumes and the call goes on.
         await kiosk.evaluate("window.cloudhelp.connection.dropSocket()")
         await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
@@ -134,7 +158,7 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await expect(staff.locator("#wrapup")).to_be_visible()
         await staff.select_option("#outcome", "needs_correction")
         await staff.fill("#note", "船检证书需年检后补正")
-        await snap(staff, "staff-3-wrapup")
+        await snap(staff, "staff-4-wrapup")
         await staff.click("#wrapup button")
         await expect(staff.locator("#state")).to_have_text("可接听")
         async with server.state.db.read() as session:
@@ -144,6 +168,13 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             rating = await session.scalar(select(Rating))
             assert rating is not None and rating.level == 2 and rating.reasons == ["等待时间长"]
             assert await session.scalar(select(FollowUp)) is not None
+            case = await session.scalar(select(Case))
+            assert case is not None and case.status == "correction_needed"
+            checks = {
+                c.material_id: c for c in (await session.scalars(select(MaterialCheck))).all()
+            }
+            linked = [c for c in checks.values() if c.file_ids]
+            assert len(linked) == 1 and linked[0].status == "needs_correction"
 
 
 async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str) -> None:

@@ -25,6 +25,7 @@ function fresh() {
     cameraIndex: 0,
     meter: /** @type {AudioContext | null} */ (null),
     countdown: 0,
+    correction: /** @type {string | null} */ (null),
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
 }
@@ -228,7 +229,9 @@ function takeTicket() {
   $("wait-item").textContent = visit.item.name;
   $("wait-position").textContent = "";
   $("wait-estimate").textContent = "";
-  connection?.send({ type: "ticket.take", item: visit.item.code });
+  connection?.send(visit.correction
+    ? { type: "ticket.take", case: visit.correction }
+    : { type: "ticket.take", item: visit.item.code });
 }
 
 /** @param {any} frame */
@@ -297,6 +300,13 @@ function onJoined(frame) {
 function onApp(data) {
   if (data.kind === "chat") addChat(data.text, "them");
   else if (data.kind === "screen") showStaffScreen(data.on);
+  else if (data.kind === "notice") showNotice(data.url);
+}
+
+/** The one-time correction notice, shown large with a print button (the resident may photograph its QR code). */
+function showNotice(/** @type {string} */ url) {
+  $("notice-frame").src = url;
+  $("notice-overlay").hidden = false;
 }
 
 function showStaffScreen(/** @type {boolean} */ on) {
@@ -454,6 +464,28 @@ function onLeft(/** @type {string} */ reason) {
   tick();
 }
 
+/** A correction session: find the case by number (or phone and ID digits) and call for it. */
+async function findCase() {
+  const value = $("case-query").value.trim();
+  const last4 = $("case-id-last4").value.trim();
+  const body = last4 ? { phone: value, id_last4: last4 } : { number: value };
+  const response = await fetch("/api/v1/kiosk/cases/lookup", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  if (!response.ok) {
+    $("case-error").hidden = false;
+    $("case-error").textContent = t("kiosk.correction.not_found");
+    return;
+  }
+  $("case-error").hidden = true;
+  visit.item = { code: data.case.item.code, name: data.case.item.name, cloud: true };
+  visit.correction = data.case.number;
+  checkDevices(true);
+}
+
 /** Leave no personal data on screen: streams, files, chat and ticket go. */
 function clearVisit() {
   stopStream();
@@ -463,6 +495,9 @@ function clearVisit() {
   clearTimeout(visit.countdown);
   visit = fresh();
   for (const id of ["chat", "files", "results"]) $(id).replaceChildren();
+  for (const id of ["case-query", "case-id-last4"]) $(id).value = "";
+  $("notice-overlay").hidden = true;
+  $("notice-frame").src = "about:blank";
   for (const id of ["remote-main", "remote-corner", "self-view", "preview"]) $(id).srcObject = null;
   banner(null);
 }
@@ -564,6 +599,9 @@ function wire() {
     $("chat-input").value = "";
   };
   $("rating-send").onclick = () => submitRating(visit.rating.level);
+  $("notice-print").onclick = () => $("notice-frame").contentWindow?.print();
+  $("notice-close").onclick = () => { $("notice-overlay").hidden = true; };
+  $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("rating-skip").onclick = () => { submitRating(null); goHome(); };
   $("elderly").onclick = () => {
     const on = document.body.classList.toggle("elderly");

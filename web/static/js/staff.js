@@ -28,6 +28,12 @@ let screen = null;
 let queue = [];
 /** @type {Map<string, any>} */
 const received = new Map();
+/** The ticket of the current call, as rung or picked (its item and, for a correction, case). */
+/** @type {any} */
+let callSummary = null;
+/** @type {any} */
+let currentCase = null;
+const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
 
 function banner(/** @type {string | null} */ text, kind = "warn") {
   $("banner").hidden = !text;
@@ -126,7 +132,10 @@ function renderQueue() {
     pick.className = "button";
     pick.textContent = t("staff.queue.pick");
     pick.disabled = ticket.status !== "waiting";
-    pick.onclick = () => connection?.send({ type: "ticket.pick", ticket: ticket.id });
+    pick.onclick = () => {
+      callSummary = ticket;
+      connection?.send({ type: "ticket.pick", ticket: ticket.id });
+    };
     li.append(number, item, where, wait, pick);
     return li;
   }));
@@ -203,6 +212,130 @@ function onJoined(/** @type {any} */ frame) {
   });
   files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
   files.addEventListener("file", (/** @type {any} */ e) => onFile(e.detail));
+  openCasePanel();
+}
+
+// ------------------------------------------------------------------ pre-review (材料预审)
+
+async function caseApi(/** @type {string} */ path, /** @type {string} */ method = "GET", /** @type {any} */ body = undefined) {
+  const response = await fetch(path, {
+    method, credentials: "same-origin",
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await response.json();
+  if (!response.ok) throw Object.assign(new Error(data.error.message), { code: data.error.code });
+  return data;
+}
+
+async function openCasePanel() {
+  $("case-panel").hidden = false;
+  $("notice-link").hidden = true;
+  currentCase = null;
+  const number = callSummary?.case?.number;
+  if (number) {
+    await loadCase(number);
+  } else {
+    $("case-form").hidden = false;
+    $("case-number").textContent = "";
+    $("case-status").textContent = "";
+    $("checklist").replaceChildren();
+    $("verdict").hidden = true;
+  }
+}
+
+async function loadCase(/** @type {string} */ number) {
+  const { case: found } = await caseApi(`/api/v1/cases/${number}`);
+  currentCase = found;
+  $("case-form").hidden = true;
+  $("case-number").textContent = found.number;
+  $("case-status").textContent = found.status.label;
+  const { materials } = await caseApi(`/api/v1/cases/${number}/checklist`);
+  renderChecklist(materials);
+  $("verdict").hidden = found.status.code !== "pre_review";
+}
+
+/** @param {any[]} materials */
+function renderChecklist(materials) {
+  $("checklist").replaceChildren(...materials.map((m) => {
+    const li = document.createElement("li");
+    li.dataset.position = String(m.position);
+    li.dataset.status = m.status || "";
+    const name = document.createElement("strong");
+    name.textContent = m.name;
+    const buttons = document.createElement("div");
+    buttons.className = "checks";
+    for (const status of CHECKS) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = `chip check ${m.status === status ? "chosen" : ""}`;
+      b.dataset.check = status;
+      b.textContent = t(`check.${status}`);
+      b.onclick = () => {
+        li.dataset.status = status;
+        buttons.querySelectorAll(".check").forEach((x) => x.classList.toggle("chosen", x === b));
+        reason.hidden = status !== "needs_correction";
+      };
+      buttons.append(b);
+    }
+    const reason = document.createElement("select");
+    reason.className = "reason";
+    reason.hidden = m.status !== "needs_correction";
+    reason.append(new Option(t("staff.case.pick_reason"), ""));
+    for (const mistake of m.common_mistakes) reason.append(new Option(mistake, mistake));
+    if (m.reason && !m.common_mistakes.includes(m.reason)) reason.append(new Option(m.reason, m.reason));
+    reason.value = m.reason || "";
+    const file = document.createElement("select");
+    file.className = "file";
+    file.dataset.chosen = String(m.files[0] || "");
+    li.append(name, buttons, reason, file);
+    return li;
+  }));
+  refreshFileChoices();
+}
+
+/** Each material can point at a file the resident sent (kept on the server). */
+function refreshFileChoices() {
+  const saved = [...received.values()].filter((f) => f.serverId);
+  document.querySelectorAll("#checklist .file").forEach((el) => {
+    const select = /** @type {HTMLSelectElement} */ (el);
+    const chosen = select.value || select.dataset.chosen || "";
+    select.replaceChildren(new Option(t("staff.case.attach_file"), ""), ...saved.map((f) => new Option(f.name, String(f.serverId))));
+    select.value = chosen;
+    select.hidden = saved.length === 0;
+  });
+}
+
+function checklistMarks() {
+  /** @type {any[]} */
+  const marks = [];
+  document.querySelectorAll("#checklist li").forEach((li) => {
+    const el = /** @type {HTMLElement} */ (li);
+    if (!el.dataset.status) return;
+    const reason = /** @type {HTMLSelectElement} */ (el.querySelector(".reason")).value;
+    const file = /** @type {HTMLSelectElement} */ (el.querySelector(".file")).value;
+    marks.push({ position: Number(el.dataset.position), status: el.dataset.status, reason, files: file ? [Number(file)] : [] });
+  });
+  return marks;
+}
+
+async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */ reason = "") {
+  if (!currentCase) return;
+  try {
+    const marks = checklistMarks();
+    if (marks.length) await caseApi(`/api/v1/cases/${currentCase.number}/checklist`, "PUT", { materials: marks });
+    const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/verdict`, "POST", { verdict, reason });
+    $("case-status").textContent = result.status.label;
+    $("verdict").hidden = true;
+    if (result.notice) {
+      const link = $("notice-link").querySelector("a");
+      link.href = result.notice.url;
+      $("notice-link").hidden = false;
+      call?.sendApp({ kind: "notice", url: result.notice.url, case: result.number });
+    }
+  } catch (error) {
+    banner(/** @type {any} */ (error).message, "error");
+  }
 }
 
 function onLeft() {
@@ -287,7 +420,9 @@ async function onFile(/** @type {any} */ file) {
   li.append(link);
   if (callTicket) {
     try {
-      await uploadFile(callTicket, file, "kiosk");
+      const stored = await uploadFile(callTicket, file, "kiosk");
+      file.serverId = stored.id;
+      refreshFileChoices();
       const saved = document.createElement("span");
       saved.className = "badge ok";
       saved.textContent = t("common.saved");
@@ -322,7 +457,11 @@ async function toggleScreen() {
 function wire() {
   $("login-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); signIn($("username").value.trim(), $("password").value); };
   $("toggle-state").onclick = () => connection?.send({ type: "staff.status", status: presence === "available" ? "away" : "available" });
-  $("ring-accept").onclick = () => ringing && connection?.send({ type: "ring.accept", ticket: ringing.id });
+  $("ring-accept").onclick = () => {
+    if (!ringing) return;
+    callSummary = ringing;
+    connection?.send({ type: "ring.accept", ticket: ringing.id });
+  };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
   $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
   $("transfer").onclick = () => connection?.send({ type: "ticket.transfer", department: $("transfer-to").value });
@@ -338,6 +477,27 @@ function wire() {
     call.sendApp({ kind: "chat", text });
     addChat(text, "me");
     $("chat-input").value = "";
+  };
+  $("case-form").onsubmit = async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    try {
+      const { case: opened } = await caseApi("/api/v1/cases", "POST", {
+        item: callSummary.item.code, ticket: callSummary.id,
+        applicant: { name: $("applicant-name").value, phone: $("applicant-phone").value, id_number: $("applicant-id").value },
+      });
+      $("case-error").hidden = true;
+      ["applicant-name", "applicant-phone", "applicant-id"].forEach((id) => { $(id).value = ""; });
+      await loadCase(opened.number);
+    } catch (error) {
+      $("case-error").hidden = false;
+      $("case-error").textContent = /** @type {any} */ (error).message;
+    }
+  };
+  $("verdict-correction").onclick = () => issueVerdict("correction_needed");
+  $("verdict-passed").onclick = () => issueVerdict("passed");
+  $("verdict-reject").onclick = () => {
+    const reason = prompt(t("staff.case.reject_reason"));
+    if (reason) issueVerdict("not_accepted", reason);
   };
   $("wrapup").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
