@@ -126,6 +126,7 @@ class CallCenter:
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
         self._sent: dict[str, Any] = {}
         self._push_pending = False
+        self._call_log: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         hub = self.hub
         hub.register("ticket.take", TakeTicket, self.on_take, {"kiosk"})
@@ -291,6 +292,20 @@ class CallCenter:
             await self._staff_gone(session)
         self._schedule_push()
         await self.dispatch()
+
+    def relayed(self, session: Session, message: dict[str, Any]) -> None:
+        """Count chat lines and note screen sharing of each call, for its session log."""
+        data = message.get("data")
+        if not isinstance(data, dict) or not session.room:
+            return
+        call = self._call_log.setdefault(session.room, {"chats": 0, "screen": []})
+        if data.get("kind") == "chat":
+            call["chats"] += 1
+        elif data.get("kind") == "screen":
+            who = session.principal.kind
+            call["screen"].append(
+                {"by": who, "on": bool(data.get("on")), "at": utcnow().isoformat()}
+            )
 
     async def sign_out_staff(self, staff_id: int) -> None:
         for session in self.hub.find_sessions("staff", str(staff_id)):
@@ -723,10 +738,12 @@ class CallCenter:
 
     async def _end_call(self, ticket_id: int, reason: str, transfer_to: int | None = None) -> bool:
         async with self.db.write() as s:
-            ended = await queue.end_call(s, ticket_id, reason, transfer_to=transfer_to)
+            log = self._call_log.get(f"call-{await queue.open_call_id(s, ticket_id)}", {})
+            ended = await queue.end_call(s, ticket_id, reason, transfer_to=transfer_to, log=log)
             if ended is None:
                 return False
             ticket, call = ended
+            self._call_log.pop(f"call-{call.id}", None)
             presence = await s.get(StaffPresence, call.staff_id)
             staff_session = presence.session_id if presence else None
             wrapup_seconds = ticket.department.wrapup_seconds
@@ -854,6 +871,7 @@ class CallCenter:
     async def _push_soon(self) -> None:
         await asyncio.sleep(PUSH_COALESCE_SECONDS)
         self._push_pending = False
+        self._call_log: dict[str, dict[str, Any]] = {}
         await self._push_all()
 
     async def _push_all(self) -> None:

@@ -12,8 +12,9 @@ from aiohttp import web
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import accounts, cases, pages, prereview, ratings
+from cloudhelp import accounts, cases, pages, prereview, queue, ratings
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
@@ -87,6 +88,7 @@ async def create(request: web.Request) -> web.Response:
             if item is None:
                 raise not_found(f"There is no service item with code {body.item!r}.")
             station_id = staff.station_id
+            ticket = None
             if body.ticket is not None:
                 ticket = await session.get(Ticket, body.ticket)
                 if ticket is None:
@@ -103,12 +105,29 @@ async def create(request: web.Request) -> web.Response:
                 id_number=body.applicant.id_number,
                 actor=staff.username,
             )
+            if ticket is not None and ticket.case_id is None:
+                ticket.case_id = case.id  # this session is the case's first
+                await queue.record(session, ticket.id, "case_opened", staff.id, case=case.number)
             await session.refresh(case, ["item", "station"])
             result = cases.case_json(case, await cases.events_of(session, case), full_id=True)
     except cases.CaseError as exc:
         raise _case_error(exc) from None
     log_event("case.opened", case=result["number"], item=body.item, staff=staff.id)
     return web.json_response({"case": result}, status=201, dumps=state.dumps)
+
+
+async def _log_on_session(
+    session: AsyncSession, case: Case, kind: str, staff_id: int, **detail: object
+) -> None:
+    """Record a pre-review step on the session (ticket) in progress for this case, if any."""
+    ticket_id = await session.scalar(
+        select(Ticket.id)
+        .where(Ticket.case_id == case.id, Ticket.status.in_(("connected", "wrapup")))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    if ticket_id is not None:
+        await queue.record(session, ticket_id, kind, staff_id, **detail)
 
 
 def _day(request: web.Request, name: str) -> date | None:
@@ -201,6 +220,9 @@ async def put_checklist(request: web.Request) -> web.Response:
             rows = await prereview.mark(
                 session, case, [m.model_dump() for m in body.materials], staff.username
             )
+            await _log_on_session(
+                session, case, "checklist", staff.id, round=case.rounds, marked=len(body.materials)
+            )
     except cases.CaseError as exc:
         raise _case_error(exc) from None
     return web.json_response({"round": case.rounds, "materials": rows}, dumps=state.dumps)
@@ -216,6 +238,10 @@ async def post_verdict(request: web.Request) -> web.Response:
             notice = await prereview.verdict(
                 session, case, body.verdict, staff.username, body.reason
             )
+            await _log_on_session(
+                session, case, "verdict", staff.id, verdict=body.verdict, round=case.rounds,
+                notice=notice is not None,
+            )  # fmt: skip
             result = cases.case_json(case, await cases.events_of(session, case))
     except cases.CaseError as exc:
         raise _case_error(exc) from None

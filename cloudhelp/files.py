@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from sqlalchemy import select
 
-from cloudhelp import accounts
+from cloudhelp import accounts, queue
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.models import Staff, Ticket, TicketFile
@@ -171,6 +171,9 @@ async def upload(request: web.Request) -> web.Response:
             )
             session.add(row)
             await session.flush()
+            await queue.record(
+                session, ticket.id, "file", None, sha256=expected, size=size, sender=sender
+            )
         body = file_json(row)
     return web.json_response({"file": body}, status=201 if created else 200, dumps=state.dumps)
 

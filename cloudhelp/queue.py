@@ -220,8 +220,19 @@ async def connect(
     return call
 
 
+async def open_call_id(session: AsyncSession, ticket_id: int) -> int | None:
+    return await session.scalar(
+        select(Call.id).where(Call.ticket_id == ticket_id, Call.ended_at.is_(None))
+    )
+
+
 async def end_call(
-    session: AsyncSession, ticket_id: int, reason: str, *, transfer_to: int | None = None
+    session: AsyncSession,
+    ticket_id: int,
+    reason: str,
+    *,
+    transfer_to: int | None = None,
+    log: dict[str, Any] | None = None,
 ) -> tuple[Ticket, Call] | None:
     """End the ticket's call: the ticket goes to wrap-up (or back to a queue on transfer)."""
     now = utcnow()
@@ -237,7 +248,9 @@ async def end_call(
     staff_id = ticket.staff_id
     if transfer_to is None:
         ticket.status, ticket.ended_at, ticket.end_reason = "wrapup", now, reason
-        await record(session, ticket_id, "ended", staff_id, reason=reason, call=call.id)
+        await record(
+            session, ticket_id, "ended", staff_id, reason=reason, call=call.id, **(log or {})
+        )
     else:
         old = ticket.department_id
         # Back in a queue with its original enqueue time; the next answer sets connected_at.
@@ -250,6 +263,7 @@ async def end_call(
             staff_id,
             call=call.id,
             **{"from": old, "to": transfer_to},
+            **(log or {}),
         )
     presence = await session.get(StaffPresence, staff_id)
     if presence is not None:

@@ -66,6 +66,10 @@ class HubApplication(Protocol):
 
     async def session_ended(self, session: Session, reason: str) -> None: ...
 
+    def relayed(self, session: Session, message: dict[str, Any]) -> None:
+        """Told of each ``app`` message relayed within a call (for the session log)."""
+        ...
+
 
 Handler = Callable[["Session", Any], Awaitable[None]]
 
@@ -537,6 +541,8 @@ class Hub:
                 extra={"session": session.id, "room": session.room, "type": message.type},
             )
             raise SignalingError("not_in_call", "That session is not in your call.")
+        if message.type == "app":
+            self.app.relayed(session, raw)
         out = {key: value for key, value in raw.items() if key != "to"}
         out["from"] = session.id
         if message.to is not None:

@@ -11,7 +11,15 @@ from sqlalchemy import select
 
 from cloudhelp import accounts
 from cloudhelp.files import storage_path
-from cloudhelp.models import Case, FollowUp, MaterialCheck, Rating, Ticket, TicketFile
+from cloudhelp.models import (
+    Case,
+    FollowUp,
+    MaterialCheck,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketFile,
+)
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
@@ -175,6 +183,14 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             }
             linked = [c for c in checks.values() if c.file_ids]
             assert len(linked) == 1 and linked[0].status == "needs_correction"
+            # The session is logged against the case: file, case, checklist, verdict, end.
+            kinds = [e.kind for e in (await session.scalars(select(TicketEvent))).all()]
+            for kind in ("connected", "file", "case_opened", "checklist", "verdict", "ended"):
+                assert kind in kinds, kinds
+            ended = await session.scalar(select(TicketEvent).where(TicketEvent.kind == "ended"))
+            assert ended is not None and ended.detail["chats"] >= 3
+            assert [s["on"] for s in ended.detail["screen"]] == [True]
+            assert ticket.case_id == case.id
 
 
 async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str) -> None:

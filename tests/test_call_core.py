@@ -88,9 +88,9 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
             assert received.ok and received.data == document
             assert received.sha256 == hashlib.sha256(document).hexdigest()
 
-            await kiosk.send({"type": "app", "data": {"chat": "您好，请看材料"}})
+            await kiosk.send({"type": "app", "data": {"kind": "chat", "text": "您好，请看材料"}})
             chat = await staff.expect("app")
-            assert chat["data"] == {"chat": "您好，请看材料"} and chat["from"] == kiosk.session_id
+            assert chat["data"]["text"] == "您好，请看材料" and chat["from"] == kiosk.session_id
 
             await kiosk.send({"type": "call.hangup"})
             assert (await staff.expect("left"))["reason"] == "kiosk_hangup"
@@ -112,6 +112,13 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
         assert await events_of(server, ticket["id"]) == [
             "enqueued", "offered", "connected", "ended", "wrapup_done",
         ]  # fmt: skip
+        async with server.state.db.read() as session:
+            ended = await session.scalar(
+                select(TicketEvent).where(
+                    TicketEvent.ticket_id == ticket["id"], TicketEvent.kind == "ended"
+                )
+            )
+        assert ended is not None and ended.detail["chats"] == 1 and ended.detail["screen"] == []
 
 
 async def set_department(server: CallServer, code: str, **values: int) -> None:
