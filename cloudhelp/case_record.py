@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import cases, prereview, ratings
-from cloudhelp.models import Case, Rating, Ticket, TicketEvent, TicketFile
+from cloudhelp.models import (
+    Case,
+    CorrectionNotice,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketFile,
+    utcnow,
+)
+
+NOTICE_DAYS = 5  # Administrative Licensing Law art. 32: tell the applicant within five days
+
+
+def notice_flags(case: Case, notices: list[CorrectionNotice]) -> list[str]:
+    """``notice_missing``: the case waits for corrections but its round has no notice yet;
+    ``notice_overdue``: and it has been so for more than five days since the case opened."""
+    if case.status != "correction_needed" or any(n.round == case.rounds for n in notices):
+        return []
+    flags = ["notice_missing"]
+    if utcnow() - case.created_at > timedelta(days=NOTICE_DAYS):
+        flags.append("notice_overdue")
+    return flags
 
 
 async def case_record(
@@ -65,9 +87,11 @@ async def case_record(
         {"round": n, "materials": await prereview.checklist(session, case, n)}
         for n in range(1, case.rounds + 1)
     ]
+    notices = await prereview.notices_of(session, case)
+    record["flags"] = notice_flags(case, notices)
     record["notices"] = [
         {"round": n.round, "issued_at": n.issued_at.isoformat(), "issued_by": n.issued_by,
          "items": n.items}
-        for n in await prereview.notices_of(session, case)
+        for n in notices
     ]  # fmt: skip
     return record

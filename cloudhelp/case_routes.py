@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import date, datetime, time
 from typing import Annotated
 
@@ -140,9 +141,8 @@ def _day(request: web.Request, name: str) -> date | None:
         raise bad_request(f"Parameter '{name}' must be a date like 2026-11-27.") from None
 
 
-async def search(request: web.Request) -> web.Response:
-    """Cases by number, phone, item, status and creation date range (newest first)."""
-    await current_staff(request, STAFF_ROLES)
+async def find_cases(request: web.Request) -> list[dict[str, object]]:
+    """Cases by number, phone, item, status and creation date range (newest first, 200 at most)."""
     q = request.query
     stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc()).limit(200)
     if q.get("number"):
@@ -154,17 +154,21 @@ async def search(request: web.Request) -> web.Response:
             raise bad_request(f"Parameter 'status' must be one of {', '.join(cases.STATES)}.")
         stmt = stmt.where(Case.status == q["status"])
     if q.get("item"):
-        stmt = stmt.join(ServiceItem).where(ServiceItem.code == q["item"])
+        stmt = stmt.join(ServiceItem).where(ServiceItem.code == q["item"].strip())
     first, last = _day(request, "from"), _day(request, "to")
     if first:
         stmt = stmt.where(Case.created_at >= datetime.combine(first, time(), LOCAL_TZ))
     if last:
         stmt = stmt.where(Case.created_at < datetime.combine(last, time.max, LOCAL_TZ))
-    state = AppState.of(request.app)
-    async with state.db.read() as session:
+    async with AppState.of(request.app).db.read() as session:
         rows = (await session.scalars(stmt)).unique().all()
-        found = [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
-    return web.json_response({"cases": found}, dumps=state.dumps)
+        return [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
+
+
+async def search(request: web.Request) -> web.Response:
+    await current_staff(request, STAFF_ROLES)
+    found = await find_cases(request)
+    return web.json_response({"cases": found}, dumps=AppState.of(request.app).dumps)
 
 
 async def _case(session: object, number: str) -> Case:
@@ -382,7 +386,46 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
+async def _page_staff(request: web.Request) -> bool:
+    try:
+        await current_staff(request, STAFF_ROLES)
+    except ApiError:
+        return False
+    return True
+
+
+async def cases_page(request: web.Request) -> web.Response:
+    """Case search for staff and supervisors (sign in on the console first)."""
+    if not await _page_staff(request):
+        raise web.HTTPFound("/staff")
+    query = {
+        k: request.query.get(k, "") for k in ("number", "phone", "item", "status", "from", "to")
+    }
+    error = None
+    try:
+        found = await find_cases(request)
+    except ApiError as exc:
+        found, error = [], json.loads(exc.text or "{}")["error"]["message"]
+    return pages.render(
+        request, "cases.html", found=found, query=query, states=cases.STATES, error=error
+    )
+
+
+async def case_page(request: web.Request) -> web.Response:
+    if not await _page_staff(request):
+        raise web.HTTPFound("/staff")
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        case = await session.scalar(select(Case).where(Case.number == request.match_info["number"]))
+        if case is None:
+            return pages.render(request, "error.html", status=404, message_key="error.not_found")
+        record = await case_record(session, case)
+    return pages.render(request, "case.html", c=record)
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/cases", cases_page)
+    app.router.add_get("/cases/{number}", case_page)
     app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)
     app.router.add_get("/api/v1/follow-ups", list_follow_ups)
     app.router.add_post(r"/api/v1/follow-ups/{id:\d+}/close", close_follow_up)

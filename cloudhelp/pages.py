@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -10,18 +11,27 @@ from sqlalchemy import func, select
 
 from cloudhelp import catalog, i18n, network
 from cloudhelp.models import Department, Kiosk, ServiceItem, Station
+from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 from web import TEMPLATES_DIR
 
 ENV_KEY = web.AppKey("jinja_env", jinja2.Environment)
 
 
+def local_time(value: str | datetime) -> str:
+    """An ISO timestamp as the district's local time, e.g. 2026-11-28 00:13."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
 def make_environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["local"] = local_time
+    return env
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

@@ -272,3 +272,27 @@ async def test_correction_notice_page(sqlite_demo_url: str) -> None:
         await expect(page.locator(".items li")).to_have_count(2)
         assert await page.locator(".qr svg").count() == 1
         await snap(page, "notice-1-correction")
+
+
+async def test_case_search_and_case_page(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as session:
+            from cloudhelp import demo
+
+            await demo.seed_cases(session, "210211")
+        page = await new_page(browser, server.base_url)
+        await page.goto("/cases")
+        await expect(page.locator("#login")).to_be_visible()  # sign in first
+        await signed_in_staff(server, page, "sunhua")
+        await page.goto("/cases")
+        await expect(page.locator("tbody tr")).to_have_count(7)
+        await page.select_option("select[name=status]", "correction_needed")
+        await page.click("form.search button")
+        await expect(page.locator("tbody tr")).to_have_count(1)
+        await expect(page.locator("tbody")).to_contain_text("138****0002")
+        await snap(page, "cases-1-search")
+        await page.click("tbody a")
+        await expect(page.locator("h1")).to_contain_text("待补正")
+        await expect(page.locator(".materials li").first).to_contain_text("需补正")
+        await expect(page.locator("text=第 1 次告知")).to_be_visible()
+        await snap(page, "cases-2-case")
