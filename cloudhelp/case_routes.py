@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,12 +16,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import accounts, cases, pages, prereview, queue, ratings
+from cloudhelp import accounts, cases, notice_pdf, pages, prereview, queue, ratings
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
-from cloudhelp.models import Case, FollowUp, Rating, ServiceItem, Ticket, utcnow
+from cloudhelp.models import (
+    Case,
+    CaseEvent,
+    CorrectionNotice,
+    FollowUp,
+    Rating,
+    ServiceItem,
+    Ticket,
+    utcnow,
+)
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 
@@ -269,25 +279,41 @@ def notice_token(state: AppState, number: str, round_: int) -> str:
     return hmac.new(key, f"notice:{number}:{round_}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-async def notice_page(request: web.Request) -> web.Response:
-    """The printable one-time correction notice (一次性告知书) with a QR code of the case number."""
+async def _notice(request: web.Request) -> tuple[Case, CorrectionNotice, list[CaseEvent]]:
+    """The notice named in the path, for staff or for whoever holds its signed link."""
     state = AppState.of(request.app)
     number = request.match_info["number"]
-    try:
-        round_ = int(request.match_info["round"])
-    except ValueError:
-        raise not_found("There is no such notice.") from None
+    round_ = int(request.match_info["round"])
     token = request.query.get("t", "")
     if not hmac.compare_digest(token, notice_token(state, number, round_)):
         await current_staff(request, STAFF_ROLES)
     async with state.db.read() as session:
         case = await _case(session, number)
-        notice = next(
-            (n for n in await prereview.notices_of(session, case) if n.round == round_), None
-        )
+        notices = await prereview.notices_of(session, case)
+        notice = next((n for n in notices if n.round == round_), None)
         if notice is None:
             raise not_found("There is no such notice.")
-        events = await cases.events_of(session, case)
+        return case, notice, await cases.events_of(session, case)
+
+
+async def notice_pdf_file(request: web.Request) -> web.Response:
+    """The same notice as a PDF, to download, print or send."""
+    case, notice, _events = await _notice(request)
+    try:
+        data = await asyncio.to_thread(
+            notice_pdf.render, case, notice, cases.mask_id_number(case.applicant_id_number)
+        )
+    except notice_pdf.FontMissing as exc:
+        raise ApiError(503, "font_missing", str(exc)) from None
+    disposition = f'inline; filename="notice-{case.number}-{notice.round}.pdf"'
+    return web.Response(
+        body=data, content_type="application/pdf", headers={"Content-Disposition": disposition}
+    )
+
+
+async def notice_page(request: web.Request) -> web.Response:
+    """The printable one-time correction notice (一次性告知书) with a QR code of the case number."""
+    case, notice, events = await _notice(request)
     qr = segno.make(case.number, error="m").svg_inline(scale=4, dark="#1b1f24")
     return pages.render(
         request,
@@ -298,6 +324,7 @@ async def notice_page(request: web.Request) -> web.Response:
         limits=cases.time_limits(case, events),
         issued=notice.issued_at.astimezone(LOCAL_TZ),
         applicant_id=cases.mask_id_number(case.applicant_id_number),
+        pdf_url=f"/notices/{case.number}/{notice.round}.pdf?t={request.query.get('t', '')}",
     )
 
 
@@ -432,7 +459,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/{{number}}/checklist", get_checklist)
     app.router.add_put(f"{PREFIX}/{{number}}/checklist", put_checklist)
     app.router.add_post(f"{PREFIX}/{{number}}/verdict", post_verdict)
-    app.router.add_get("/notices/{number}/{round}", notice_page)
+    app.router.add_get(r"/notices/{number}/{round:\d+}.pdf", notice_pdf_file)
+    app.router.add_get(r"/notices/{number}/{round:\d+}", notice_page)
     app.router.add_post(PREFIX, create)
     app.router.add_get(PREFIX, search)
     app.router.add_get(f"{PREFIX}/{{number}}", show)

@@ -64,6 +64,11 @@ async def test_two_materials_need_correction_then_the_next_round_passes(sqlite_d
         assert "材料补正一次性告知书" in html and number in html and "<svg" in html
         assert "船检证书未年检" in html and "1 个工作日" in html and "20 个工作日" in html
         assert ID_NUMBER not in html
+        pdf_url = notice["url"].replace("/1?t=", "/1.pdf?t=")
+        async with server.http.get(pdf_url) as r:
+            pdf = await r.read()
+            assert r.status == 200 and r.content_type == "application/pdf"
+        assert pdf.startswith(b"%PDF-") and len(pdf) > 2000
         forged = re.sub(r"t=\w+", "t=forged", notice["url"])
         async with server.http.get(forged) as r:
             assert r.status == 401
