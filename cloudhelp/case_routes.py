@@ -447,7 +447,11 @@ async def case_page(request: web.Request) -> web.Response:
         if case is None:
             return pages.render(request, "error.html", status=404, message_key="error.not_found")
         record = await case_record(session, case)
-    return pages.render(request, "case.html", c=record)
+    # The moves a person makes here (pre-review happens in the console, beside the video).
+    moves = sorted(cases.TRANSITIONS[case.status] - {"correction_needed", "pre_review"})
+    if case.status == "correction_needed" and case.accepted_at is None:
+        moves = [m for m in moves if m != "accepted"]
+    return pages.render(request, "case.html", c=record, moves=moves, states=cases.STATES)
 
 
 def setup(app: web.Application) -> None:

@@ -296,3 +296,10 @@ async def test_case_search_and_case_page(sqlite_demo_url: str) -> None:
         await expect(page.locator(".materials li").first).to_contain_text("需补正")
         await expect(page.locator("text=第 1 次告知")).to_be_visible()
         await snap(page, "cases-2-case")
+        # Acceptance from the case page: 待受理 → 已受理, with the due dates shown.
+        await page.goto("/cases?status=awaiting_acceptance")
+        await page.click("tbody a")
+        await page.select_option("#move select[name=to]", "accepted")
+        await page.click("#move button")
+        await expect(page.locator("h1")).to_contain_text("已受理")
+        await expect(page.locator(".facts")).to_contain_text("到期")

@@ -231,6 +231,7 @@ async function caseApi(/** @type {string} */ path, /** @type {string} */ method 
 async function openCasePanel() {
   $("case-panel").hidden = false;
   $("notice-link").hidden = true;
+  $("case-history").hidden = true;
   currentCase = null;
   const number = callSummary?.case?.number;
   if (number) {
@@ -250,6 +251,8 @@ async function loadCase(/** @type {string} */ number) {
   $("case-form").hidden = true;
   $("case-number").textContent = found.number;
   $("case-status").textContent = found.status.label;
+  $("case-history").hidden = false;
+  $("case-history").querySelector("a").href = `/cases/${found.number}`;
   const { materials } = await caseApi(`/api/v1/cases/${number}/checklist`);
   renderChecklist(materials);
   $("verdict").hidden = found.status.code !== "pre_review";
