@@ -46,7 +46,11 @@ def create_app(
             await db.upgrade(engine)
         database = db.Database(engine)
         callcenter = CallCenter(
-            database, hub_settings(settings), broker, settings.prefer_reviewer_seconds
+            database,
+            hub_settings(settings),
+            broker,
+            settings.prefer_reviewer_seconds,
+            settings.follow_up_working_days,
         )
         await callcenter.start()
         app[STATE_KEY] = AppState(settings=settings, db=database, callcenter=callcenter)

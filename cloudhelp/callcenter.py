@@ -116,11 +116,13 @@ class CallCenter:
         hub_settings: HubSettings | None = None,
         broker: Any = None,
         prefer_reviewer_seconds: float = 120.0,
+        follow_up_working_days: int = ratings.FOLLOW_UP_WORKING_DAYS,
     ) -> None:
         self.db = database
         self.hub = Hub(self, hub_settings, broker)
         self._dispatch_lock = asyncio.Lock()
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
+        self.follow_up_working_days = follow_up_working_days
         self._ring_timers: dict[int, asyncio.TimerHandle] = {}
         self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
@@ -554,7 +556,9 @@ class CallCenter:
                 ticket = await s.get(Ticket, message.ticket)
                 if ticket is None or ticket.kiosk_id != int(session.principal.id):
                     raise SignalingError("no_such_ticket", "This kiosk has no such ticket.")
-                rating, follow_up = await ratings.rate(s, ticket, message.level, message.reasons)
+                rating, follow_up = await ratings.rate(
+                    s, ticket, message.level, message.reasons, self.follow_up_working_days
+                )
                 rating_id = rating.id
         except ratings.RatingError as exc:
             raise SignalingError(exc.code, exc.message) from None

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     ice_transport_policy: Literal["all", "relay"] = "all"
     # A correction session rings the staff member who did the pre-review first, for this long.
     prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
+    # A bad rating's follow-up is due this many working days later.
+    follow_up_working_days: int = Field(default=5, ge=1, le=60)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

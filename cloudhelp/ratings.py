@@ -50,7 +50,11 @@ async def rate(
     if unknown or (reasons and level not in BAD_LEVELS):
         raise RatingError("bad_reasons", "Reasons are ticked only on a bad rating, from the list.")
     rating = Rating(
-        ticket_id=ticket.id, staff_id=ticket.staff_id, level=level, reasons=list(reasons)
+        ticket_id=ticket.id,
+        case_id=ticket.case_id,
+        staff_id=ticket.staff_id,
+        level=level,
+        reasons=list(reasons),
     )
     session.add(rating)
     await session.flush()

@@ -130,8 +130,10 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         for position in range(1, 8):
             check = "needs_correction" if position in (3, 4) else "ok"
             await staff.click(f"#checklist li[data-position='{position}'] [data-check={check}]")
-        for position in (3, 4):
-            await staff.select_option(f"#checklist li[data-position='{position}'] .reason", index=1)
+        await staff.select_option("#checklist li[data-position='3'] .reason", index=1)
+        await staff.fill(
+            "#checklist li[data-position='4'] .typed-reason", "船检证书未年检，请先年检"
+        )
         await staff.select_option("#checklist li[data-position='4'] .file", label="营业执照.jpg")
         await snap(staff, "staff-3-checklist")
         await staff.click("#verdict-correction")
@@ -183,6 +185,8 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             }
             linked = [c for c in checks.values() if c.file_ids]
             assert len(linked) == 1 and linked[0].status == "needs_correction"
+            assert linked[0].reason == "船检证书未年检，请先年检"
+            assert rating.case_id == case.id
             # The session is logged against the case: file, case, checklist, verdict, end.
             kinds = [e.kind for e in (await session.scalars(select(TicketEvent))).all()]
             for kind in ("connected", "file", "case_opened", "checklist", "verdict", "ended"):

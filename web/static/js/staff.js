@@ -278,6 +278,7 @@ function renderChecklist(materials) {
         li.dataset.status = status;
         buttons.querySelectorAll(".check").forEach((x) => x.classList.toggle("chosen", x === b));
         reason.hidden = status !== "needs_correction";
+        typed.hidden = reason.hidden;
       };
       buttons.append(b);
     }
@@ -288,10 +289,17 @@ function renderChecklist(materials) {
     for (const mistake of m.common_mistakes) reason.append(new Option(mistake, mistake));
     if (m.reason && !m.common_mistakes.includes(m.reason)) reason.append(new Option(m.reason, m.reason));
     reason.value = m.reason || "";
+    // Or type a reason of one's own (it wins over the pick).
+    const typed = document.createElement("input");
+    typed.className = "typed-reason";
+    typed.placeholder = t("staff.case.type_reason");
+    typed.maxLength = 500;
+    typed.hidden = reason.hidden;
+    reason.addEventListener("change", () => { typed.value = ""; });
     const file = document.createElement("select");
     file.className = "file";
     file.dataset.chosen = String(m.files[0] || "");
-    li.append(name, buttons, reason, file);
+    li.append(name, buttons, reason, typed, file);
     return li;
   }));
   refreshFileChoices();
@@ -315,7 +323,8 @@ function checklistMarks() {
   document.querySelectorAll("#checklist li").forEach((li) => {
     const el = /** @type {HTMLElement} */ (li);
     if (!el.dataset.status) return;
-    const reason = /** @type {HTMLSelectElement} */ (el.querySelector(".reason")).value;
+    const typed = /** @type {HTMLInputElement} */ (el.querySelector(".typed-reason")).value.trim();
+    const reason = typed || /** @type {HTMLSelectElement} */ (el.querySelector(".reason")).value;
     const file = /** @type {HTMLSelectElement} */ (el.querySelector(".file")).value;
     marks.push({ position: Number(el.dataset.position), status: el.dataset.status, reason, files: file ? [Number(file)] : [] });
   });
