@@ -630,13 +630,7 @@ class CallCenter:
                     )
                 ).all()
             )
-        covers: dict[int, tuple[set[int], set[int]]] = {p.staff_id: (set(), set()) for p in staff}
-        for skill in skills:
-            departments, items = covers[skill.staff_id]
-            if skill.department_id is not None:
-                departments.add(skill.department_id)
-            if skill.item_id is not None:
-                items.add(skill.item_id)
+        covers = queue.skill_sets([p.staff_id for p in staff], skills)
         now = utcnow()
         for ticket in tickets:
             preferred = ticket.preferred_staff_id
@@ -896,13 +890,7 @@ class CallCenter:
             body = self._ticket_body(ticket, estimates[ticket.id])
             message = {"type": "ticket", "ticket": body, "_key": "ticket"}
             await self._send_if_changed(f"ticket:{ticket.id}", ticket.session_id, message)
-        handles: dict[int, tuple[set[int], set[int]]] = {p.staff_id: (set(), set()) for p in online}
-        for skill in skills:
-            departments, items = handles[skill.staff_id]
-            if skill.department_id is not None:
-                departments.add(skill.department_id)
-            if skill.item_id is not None:
-                items.add(skill.item_id)
+        handles = queue.skill_sets([p.staff_id for p in online], skills)
         now = utcnow()
         for presence in online:
             departments, items = handles[presence.staff_id]

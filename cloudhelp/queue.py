@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -353,6 +354,22 @@ async def skills_cover(session: AsyncSession, staff_id: int, ticket: Ticket) -> 
         )
     )
     return bool(found)
+
+
+def skill_sets(
+    staff_ids: list[int], skills: Sequence[StaffSkill]
+) -> dict[int, tuple[set[int], set[int]]]:
+    """For each staff member: the departments and the items they handle."""
+    sets: dict[int, tuple[set[int], set[int]]] = {
+        staff_id: (set(), set()) for staff_id in staff_ids
+    }
+    for skill in skills:
+        departments, items = sets[skill.staff_id]
+        if skill.department_id is not None:
+            departments.add(skill.department_id)
+        if skill.item_id is not None:
+            items.add(skill.item_id)
+    return sets
 
 
 @dataclass(frozen=True)
