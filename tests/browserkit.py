@@ -56,14 +56,7 @@ async def new_page(browser: Browser, base_url: str) -> Page:
         base_url=base_url, viewport={"width": 1280, "height": 720}, locale="zh-CN"
     )
     page = await context.new_page()
-    page.on(
-        "console",
-        lambda m: (
-            print(f"[{page.url.split('/')[-1]}] {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None
-        ),
-    )
+    page.on("console", lambda m: _echo(page, m.type, m.text))
     return page
 
 
