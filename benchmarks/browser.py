@@ -114,7 +114,7 @@ AUTO_ANSWER = """() => {
 
 
 async def run(quick: bool) -> dict[str, object]:
-    size = (8 if quick else 20) * 1024 * 1024
+    size = int(os.environ.get("BENCH_MIB", 8 if quick else 20)) * 1024 * 1024
     calls = 2 if quick else 5
     work = Path(tempfile.mkdtemp(prefix="cloudhelp-browser-bench-"))
     db = f"sqlite:///{work / 'b.db'}"
@@ -185,6 +185,10 @@ async def run(quick: bool) -> dict[str, object]:
                         ]
                     )
                     file_rates.append(await kiosk.evaluate(PAGE_FILE, {"size": size}))
+                state = await kiosk.evaluate("document.body.dataset.current")
+                if state != "call":
+                    reason = await kiosk.inner_text("#done-reason")
+                    raise RuntimeError(f"the call ended during the benchmark: {state} {reason}")
                 await kiosk.click("#hangup")
                 await staff.wait_for_selector("#wrapup:not([hidden])")
                 await staff.click("#wrapup button")

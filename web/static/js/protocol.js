@@ -6,6 +6,7 @@
 const PROTOCOL_VERSION = 1;
 const ACK_MS = 5000;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+const RECOVERY_MS = 15000;
 
 /**
  * @typedef {{type: string, seq?: number, [key: string]: any}} Frame
@@ -156,6 +157,8 @@ export class Call extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.closed = false;
+    /** @type {number | undefined} */
+    this.failTimer = undefined;
     this.pc = new RTCPeerConnection({
       iceServers: iceServers || connection.welcome?.ice_servers || [],
       iceTransportPolicy: connection.welcome?.ice_transport_policy || "all",
@@ -212,7 +215,14 @@ export class Call extends EventTarget {
       }
     };
     this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState === "failed") this.emitState("failed");
+      if (this.pc.connectionState !== "failed") return;
+      // Give an ICE restart a chance before calling the call lost.
+      this.emitState("reconnecting");
+      this.pc.restartIce();
+      clearTimeout(this.failTimer);
+      this.failTimer = window.setTimeout(() => {
+        if (!this.closed && this.pc.connectionState !== "connected") this.emitState("failed");
+      }, RECOVERY_MS);
     };
     this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
     connection.addEventListener("message", this.onMessage);
@@ -311,6 +321,7 @@ export class Call extends EventTarget {
 
   close() {
     this.closed = true;
+    clearTimeout(this.failTimer);
     this.connection.removeEventListener("message", this.onMessage);
     this.pc.close();
     this.emitState("closed");
