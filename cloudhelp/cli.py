@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import getpass
 import json
 import os
@@ -353,11 +352,6 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     server = site._server
     port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.port
     host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    # What start-up built lives as long as the server: keep the collector from walking it again
-    # and again, and collect young objects less often (shorter pauses in the relay path).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
     print(f"CloudHelp is running: open http://{host}:{port}/", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
     try:
