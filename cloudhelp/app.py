@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloudhelp import account_routes, api, case_routes, db, files, pages
+from cloudhelp import account_routes, api, case_routes, db, files, pages, report_routes
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
 from cloudhelp.errors import json_errors
@@ -71,6 +71,7 @@ def create_app(
     account_routes.setup(app)
     files.setup(app)
     case_routes.setup(app)
+    report_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

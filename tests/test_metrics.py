@@ -85,3 +85,39 @@ async def test_formulas_match_a_hand_computed_day(demo_engine) -> None:
     assert grid[0][9] == 4 and grid[0][10] == 1 and grid[0][23] == 1 and sum(map(sum, grid)) == 6
     assert metrics.hot_items(facts) == [("NYNC-002", 6)]
     assert metrics.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == 9
+
+
+async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
+    import csv
+    import io
+
+    import pytest
+
+    from tests.callkit import running_server
+    from tests.test_call_core import answer, take_ticket
+
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await kiosk.send({"type": "call.hangup"})
+        await staff.expect("wrapup")
+        await staff.send({"type": "wrapup.done", "outcome": "resolved"})
+        await staff.expect("presence", state="available")
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        async with server.http.get("/api/v1/reports?by=item", cookies=supervisor) as r:
+            body = await r.json()
+        (row,) = body["rows"]
+        assert row["item"] == "NYNC-002" and row["tickets"] == 1 and row["answered"] == 1
+        assert body["hot_items"][0]["name"] == "渔业捕捞许可证换发（延续）"
+        async with server.http.get("/api/v1/reports?by=item&format=csv", cookies=supervisor) as r:
+            table = list(csv.DictReader(io.StringIO(await r.text())))
+        assert table[0]["item"] == "NYNC-002" and table[0]["tickets"] == "1"
+        assert float(table[0]["handling_mean_s"]) == pytest.approx(row["handling_mean_s"])
+        async with server.http.get("/api/v1/reports?by=moon", cookies=supervisor) as r:
+            assert r.status == 400
+        staff_only = {"cloudhelp_session": await server.staff_token("wangli")}
+        async with server.http.get("/api/v1/reports", cookies=staff_only) as r:
+            assert r.status == 403
