@@ -1,6 +1,7 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
+import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
@@ -38,13 +39,6 @@ function show(name) {
   document.body.dataset.current = name;
 }
 
-/** @param {string | null} text @param {string} [kind] */
-function banner(text, kind = "warn") {
-  const el = $("banner");
-  el.hidden = !text;
-  el.textContent = text || "";
-  el.className = `banner ${kind}`;
-}
 
 async function api(/** @type {string} */ path) {
   const response = await fetch(path);
@@ -276,20 +270,7 @@ function onJoined(frame) {
   $("chat").replaceChildren();
   $("files").replaceChildren();
   $("switch-camera").hidden = visit.cameras.length < 2;
-  call.addEventListener("track", (/** @type {any} */ e) => {
-    const { kind, stream } = e.detail;
-    if (kind === "audio") $("remote-audio").srcObject = stream;
-    else if (kind === "camera") $("remote-main").srcObject = stream;
-    else $("remote-corner").srcObject = stream;
-  });
-  call.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
-    else if (e.detail === "connected") banner(null);
-    else if (e.detail === "failed") {
-      banner(t("net.call_failed"), "error");
-      connection?.send({ type: "call.hangup", reason: "media_failed" });
-    }
-  });
+  wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
   visit.files.addEventListener("progress", (/** @type {any} */ e) => fileProgress(e.detail));
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
@@ -310,23 +291,11 @@ function showNotice(/** @type {string} */ url) {
 }
 
 function showStaffScreen(/** @type {boolean} */ on) {
-  // While staff share a screen, the screen is large and their camera goes to the corner.
-  const screen = visit.call?.remoteStreams.screen;
-  const camera = visit.call?.remoteStreams.camera;
-  $("remote-main").srcObject = on ? screen : camera;
-  $("remote-corner").srcObject = on ? camera : null;
-  $("remote-corner").hidden = !on;
+  if (!visit.call) return;
+  showRemoteScreen(visit.call, on);
   $("screen-label").hidden = !on;
-  document.body.classList.toggle("screen-shared", on);
 }
 
-function addChat(/** @type {string} */ text, /** @type {string} */ who) {
-  const li = document.createElement("li");
-  li.className = who;
-  li.textContent = text;
-  $("chat").append(li);
-  li.scrollIntoView({ block: "end" });
-}
 
 /** @param {string} id @param {string} text @param {string} [kind] */
 function fileLine(id, text, kind = "") {

@@ -1,6 +1,7 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
+import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -35,11 +36,6 @@ let callSummary = null;
 let currentCase = null;
 const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
 
-function banner(/** @type {string | null} */ text, kind = "warn") {
-  $("banner").hidden = !text;
-  $("banner").textContent = text || "";
-  $("banner").className = `banner ${kind}`;
-}
 
 async function signIn(/** @type {string} */ username, /** @type {string} */ password) {
   const response = await fetch("/api/v1/auth/login", {
@@ -185,30 +181,11 @@ function onJoined(/** @type {any} */ frame) {
   $("idle").hidden = true;
   $("chat").replaceChildren();
   $("files").replaceChildren();
-  call.addEventListener("track", (/** @type {any} */ e) => {
-    const { kind, stream: remote } = e.detail;
-    if (kind === "audio") $("remote-audio").srcObject = remote;
-    else if (kind === "camera") $("remote-main").srcObject = remote;
-    else $("remote-corner").srcObject = remote;
-  });
-  call.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
-    else if (e.detail === "connected") banner(null);
-    else if (e.detail === "failed") {
-      banner(t("net.call_failed"), "error");
-      connection?.send({ type: "call.hangup", reason: "media_failed" });
-    }
-  });
+  wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;
     if (data.kind === "chat") addChat(data.text, "them");
-    else if (data.kind === "screen") {
-      // The resident shares their screen: show it large, their camera in the corner.
-      const streams = call?.remoteStreams;
-      $("remote-main").srcObject = data.on ? streams?.screen : streams?.camera;
-      $("remote-corner").srcObject = data.on ? streams?.camera : null;
-      $("remote-corner").hidden = !data.on;
-    }
+    else if (data.kind === "screen" && call) showRemoteScreen(call, data.on);
   });
   files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
   files.addEventListener("file", (/** @type {any} */ e) => onFile(e.detail));
@@ -373,13 +350,6 @@ function onWrapup(/** @type {any} */ frame) {
   tick();
 }
 
-function addChat(/** @type {string} */ text, /** @type {string} */ who) {
-  const li = document.createElement("li");
-  li.className = who;
-  li.textContent = text;
-  $("chat").append(li);
-  li.scrollIntoView({ block: "end" });
-}
 
 function fileItem(/** @type {string} */ id) {
   let li = document.querySelector(`#files [data-id="${id}"]`);

@@ -1,0 +1,53 @@
+// What the kiosk page and the staff console show alike during a call: the banner, the remote
+// video (camera, or shared screen with the camera in a corner), chat lines.
+// @ts-check
+import { t } from "./i18n.js";
+
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+
+/** A status line under the header; null hides it. @param {string | null} text */
+export function banner(text, kind = "warn") {
+  const el = $("banner");
+  el.hidden = !text;
+  el.textContent = text || "";
+  el.className = `banner ${kind}`;
+}
+
+/**
+ * Show the peer's media in #remote-main / #remote-corner / #remote-audio and say what the
+ * connection is doing; a call whose media cannot recover is hung up with `media_failed`.
+ * @param {import("./protocol.js").Call} call @param {import("./protocol.js").Connection} connection
+ */
+export function wireCall(call, connection) {
+  call.addEventListener("track", (/** @type {any} */ e) => {
+    const { kind, stream } = e.detail;
+    if (kind === "audio") $("remote-audio").srcObject = stream;
+    else if (kind === "camera") $("remote-main").srcObject = stream;
+    else $("remote-corner").srcObject = stream;
+  });
+  call.addEventListener("state", (/** @type {any} */ e) => {
+    if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
+    else if (e.detail === "connected") banner(null);
+    else if (e.detail === "failed") {
+      banner(t("net.call_failed"), "error");
+      connection.send({ type: "call.hangup", reason: "media_failed" });
+    }
+  });
+}
+
+/** While the peer shares a screen it fills the stage and their camera goes to the corner. */
+export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ call, /** @type {boolean} */ on) {
+  $("remote-main").srcObject = on ? call.remoteStreams.screen : call.remoteStreams.camera;
+  $("remote-corner").srcObject = on ? call.remoteStreams.camera : null;
+  $("remote-corner").hidden = !on;
+  document.body.classList.toggle("screen-shared", on);
+}
+
+/** @param {string} text @param {"me" | "them"} who */
+export function addChat(text, who) {
+  const li = document.createElement("li");
+  li.className = who;
+  li.textContent = text;
+  $("chat").append(li);
+  li.scrollIntoView({ block: "end" });
+}
