@@ -53,7 +53,12 @@ def create_app(
             settings.follow_up_working_days,
         )
         await callcenter.start()
-        app[STATE_KEY] = AppState(settings=settings, db=database, callcenter=callcenter)
+        app[STATE_KEY] = AppState(
+            settings=settings,
+            db=database,
+            callcenter=callcenter,
+            secret_key=settings.effective_secret_key.encode(),
+        )
         yield
         await callcenter.stop()  # usually already done by on_shutdown
         await engine.dispose()

@@ -24,7 +24,6 @@ from cloudhelp.models import (
     Department,
     Kiosk,
     ServiceItem,
-    Staff,
     StaffPresence,
     StaffSkill,
     Ticket,
@@ -907,6 +906,3 @@ class CallCenter:
             ]
             message = {"type": "queue", "tickets": tickets, "total": len(visible), "_key": "queue"}
             await self.hub.send(presence.session_id, message)
-
-
-__all__ = ["STAFF_COOKIE", "CallCenter", "Staff"]

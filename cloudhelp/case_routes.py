@@ -275,8 +275,9 @@ def notice_url(state: AppState, number: str, round_: int) -> str:
 
 
 def notice_token(state: AppState, number: str, round_: int) -> str:
-    key = state.settings.effective_secret_key.encode()
-    return hmac.new(key, f"notice:{number}:{round_}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(
+        state.secret_key, f"notice:{number}:{round_}".encode(), hashlib.sha256
+    ).hexdigest()[:32]
 
 
 async def _notice(request: web.Request) -> tuple[Case, CorrectionNotice, list[CaseEvent]]:

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from sqlalchemy import select
@@ -202,15 +202,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     path = storage_path(state.settings.data_dir, row.sha256)
     response = web.FileResponse(path)
     response.content_type = row.content_type
-    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{_quote(row.name)}"
+    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(row.name, safe='')}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def setup(app: web.Application) -> None:

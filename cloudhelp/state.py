@@ -22,6 +22,7 @@ class AppState:
     settings: Settings
     db: Database
     callcenter: CallCenter
+    secret_key: bytes = b""
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)
     )

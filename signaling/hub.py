@@ -117,10 +117,6 @@ class Session:
         self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
         self._grace: asyncio.TimerHandle | None = None
 
-    @property
-    def connected(self) -> bool:
-        return self.ws is not None
-
     async def send(self, message: dict[str, Any]) -> None:
         """Number the message, keep it for replay, and write it if a socket is attached.
 

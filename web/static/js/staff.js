@@ -17,7 +17,6 @@ let files = null;
 let ringing = null;
 let ringTimer = 0;
 let wrapupTimer = 0;
-let currentTicket = 0;
 /** The ticket of the current (or just ended) call, for keeping its files. */
 let callTicket = 0;
 let presence = "offline";
@@ -338,7 +337,6 @@ function onLeft() {
 }
 
 function onWrapup(/** @type {any} */ frame) {
-  currentTicket = frame.ticket;
   $("wrapup").hidden = false;
   $("note").value = "";
   let left = frame.seconds;
