@@ -868,7 +868,6 @@ class CallCenter:
     async def _push_soon(self) -> None:
         await asyncio.sleep(PUSH_COALESCE_SECONDS)
         self._push_pending = False
-        self._call_log: dict[str, dict[str, Any]] = {}
         await self._push_all()
 
     async def _push_all(self) -> None:
