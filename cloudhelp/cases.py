@@ -229,6 +229,22 @@ def time_limits(case: Case, events: list[CaseEvent], today: date | None = None) 
     )
 
 
+async def running_limits(session: AsyncSession, today: date) -> list[tuple[Case, TimeLimits]]:
+    """The time limits of every accepted case whose clock is running (not yet concluded)."""
+    running = (await session.scalars(select(Case).where(Case.status == "accepted"))).all()
+    events: dict[int, list[CaseEvent]] = {case.id: [] for case in running}
+    if running:
+        for event in (
+            await session.scalars(
+                select(CaseEvent)
+                .where(CaseEvent.case_id.in_(list(events)))
+                .order_by(CaseEvent.at, CaseEvent.id)
+            )
+        ).all():
+            events[event.case_id].append(event)
+    return [(case, time_limits(case, events[case.id], today)) for case in running]
+
+
 def case_json(case: Case, events: list[CaseEvent], *, full_id: bool = False) -> dict[str, Any]:
     """A case with its state code and Chinese label; the ID number masked unless ``full_id``."""
     limits = time_limits(case, events)

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -272,6 +274,7 @@ class Ticket(Base):
 
 
 Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)
+Index("ix_tickets_enqueued_at", Ticket.enqueued_at)
 
 
 class TicketEvent(Base):
@@ -344,7 +347,7 @@ class Case(Base):
     rounds: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_accepted_reason: Mapped[str] = mapped_column(Text, default="")
 
@@ -359,7 +362,7 @@ class CaseEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     from_state: Mapped[str | None] = mapped_column(String(24))
     to_state: Mapped[str] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(50))
@@ -424,3 +427,74 @@ class FollowUp(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[str | None] = mapped_column(String(50))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class TimeoutWarning(Base):
+    """A time-out warning (超时预警): raised when a condition holds, cleared when it stops."""
+
+    __tablename__ = "timeout_warnings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))  # "ticket:12", "case:5", "follow_up:3"
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("service_items.id"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    threshold: Mapped[float] = mapped_column(Float)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(50))
+
+
+class WarningThreshold(Base):
+    """A threshold for one kind of warning: district-wide, per department or per item."""
+
+    __tablename__ = "warning_thresholds"
+    __table_args__ = (
+        UniqueConstraint(
+            "kind", "department_id", "item_id", name="uq_warning_thresholds_kind_scope"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("service_items.id"))
+    value: Mapped[float] = mapped_column(Float)
+
+
+# Upper edges (seconds) of the wait and handling histograms kept per day; a last bucket holds
+# the rest. Percentiles are read from these (docs/metrics.md).
+HISTOGRAM_EDGES = (10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300, 360, 420, 480, 600, 720,
+                   900, 1200, 1500, 1800, 2400, 3000, 3600, 5400, 7200)  # fmt: skip
+STAT_COUNTERS = (
+    "tickets", "answered", "abandoned", "short_abandons", "within_service_level",
+    "wait_n", "handling_n", "ratings", "bad_ratings", "cases_opened", "cases_concluded",
+    "cases_passed", "correction_rounds", "first_pass",
+)  # fmt: skip
+STAT_SUMS = ("wait_sum", "handling_sum")
+STAT_MAXIMA = ("wait_max", "handling_max")
+STAT_HISTOGRAMS = tuple(
+    f"{metric}_h{i}" for metric in ("wait", "handling") for i in range(len(HISTOGRAM_EDGES) + 1)
+)
+
+# Daily rollups: one row per local day and grouping key (dimension "all" has key ""; "hour"
+# has the hour of arrival). Reports sum these rows instead of reading every ticket.
+daily_stats = Table(
+    "daily_stats",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("day", Date, nullable=False),
+    Column("week", Date, nullable=False),
+    Column("month", Date, nullable=False),
+    Column("dimension", String(12), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("final", Boolean, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in STAT_COUNTERS + STAT_HISTOGRAMS),
+    *(Column(name, Float, nullable=False) for name in STAT_SUMS + STAT_MAXIMA),
+    UniqueConstraint("dimension", "day", "key", name="uq_daily_stats_dimension_day_key"),
+)

@@ -1,10 +1,11 @@
-"""Reports over a date range for supervisors: JSON, or CSV of the same table."""
+"""Reports over a date range for supervisors: JSON, or CSV of any one of its tables."""
 
 from __future__ import annotations
 
 import csv
 import io
 from datetime import date, timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -16,12 +17,18 @@ from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 
 MAX_DAYS = 400
+DUE_SOON_WORKING_DAYS = 2
+TABLES = ("rows", "peak_hours", "hot_items", "due")
+WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
-def _range(request: web.Request) -> tuple[date, date]:
-    today = utcnow().astimezone(LOCAL_TZ).date()
+def today() -> date:
+    return utcnow().astimezone(LOCAL_TZ).date()
+
+
+def date_range(request: web.Request) -> tuple[date, date]:
     try:
-        last = date.fromisoformat(request.query.get("to") or today.isoformat())
+        last = date.fromisoformat(request.query.get("to") or today().isoformat())
         first = date.fromisoformat(
             request.query.get("from") or (last - timedelta(days=6)).isoformat()
         )
@@ -32,43 +39,81 @@ def _range(request: web.Request) -> tuple[date, date]:
     return first, last
 
 
+async def build_report(state: AppState, first: date, last: date, by: str) -> dict[str, Any]:
+    """Everything the report page shows for one range and grouping."""
+    await metrics.refresh(state.db, first, last)
+    async with state.db.read() as s:
+        names = await metrics.group_names(s, by)
+        rows = await metrics.table(s, first, last, by)
+        if names:
+            rows = [{by: r[by], "name": names.get(r[by], r[by]), **r} for r in rows]
+        return {
+            "from": first.isoformat(),
+            "to": last.isoformat(),
+            "by": by,
+            "rows": rows,
+            "total": await metrics.total(s, first, last),
+            "daily": await metrics.table(s, first, last, "day"),
+            "peak_hours": await metrics.peak_hours(s, first, last),
+            "hot_items": await metrics.hot_items(s, first, last),
+            "cases": await metrics.case_progress(s, today(), DUE_SOON_WORKING_DAYS),
+        }
+
+
+def _csv_table(body: dict[str, Any], table: str) -> list[dict[str, Any]]:
+    if table == "rows":
+        return body["rows"]
+    if table == "peak_hours":
+        return [
+            {"weekday": WEEKDAYS[i], **{f"{h:02d}": n for h, n in enumerate(hours)}}
+            for i, hours in enumerate(body["peak_hours"])
+        ]
+    if table == "hot_items":
+        return body["hot_items"]
+    return [{"state": "overdue", **case} for case in body["cases"]["overdue"]] + [
+        {"state": "due_soon", **case} for case in body["cases"]["due_soon"]
+    ]
+
+
+def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -> web.Response:
+    out = io.StringIO()
+    out.write("\ufeff")  # so that Excel opens Chinese text as UTF-8
+    writer = csv.DictWriter(out, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
 async def report(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/reports?from=&to=&by=day|department|item|station|staff[&format=csv]``."""
+    """``GET /api/v1/reports?from=&to=&by=…[&format=csv&table=rows|peak_hours|hot_items|due]``."""
     await current_staff(request, ("supervisor", "admin"))
-    first, last = _range(request)
+    first, last = date_range(request)
     by = request.query.get("by", "day")
     if by not in metrics.GROUPS:
         raise bad_request(f"Parameter 'by' must be one of {', '.join(metrics.GROUPS)}.")
+    table = request.query.get("table", "rows")
+    if table not in TABLES:
+        raise bad_request(f"Parameter 'table' must be one of {', '.join(TABLES)}.")
     state = AppState.of(request.app)
-    async with state.db.read() as session:
-        facts = await metrics.ticket_facts(session, first, last)
-        names = await metrics.item_names(session)
-    rows = metrics.report(facts, by)
+    body = await build_report(state, first, last, by)
     if request.query.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=[by, *metrics.aggregate([]).keys()])
-        writer.writeheader()
-        writer.writerows(rows)
-        return web.Response(
-            text=out.getvalue(),
-            content_type="text/csv",
-            charset="utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="report-{by}-{first}-{last}.csv"'
-            },
-        )
-    body = {
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        "by": by,
-        "rows": rows,
-        "total": metrics.aggregate(facts),
-        "peak_hours": metrics.peak_hours(facts),
-        "hot_items": [
-            {"code": code, "name": names.get(code, code), "tickets": n}
-            for code, n in metrics.hot_items(facts)
-        ],
-    }
+        rows = _csv_table(body, table)
+        if table == "rows":
+            fields = [by, *(["name"] if by in ("department", "item", "station", "staff") else [])]
+            fields += list(metrics.FIGURES)
+        elif table == "peak_hours":
+            fields = ["weekday", *(f"{h:02d}" for h in range(24))]
+        elif table == "hot_items":
+            fields = ["code", "name", "tickets"]
+        else:
+            fields = ["state", "number", "item", "promised_due"]
+        suffix = by if table == "rows" else table
+        return csv_response(rows, fields, f"report-{suffix}-{first}-{last}")
     return web.json_response(body, dumps=state.dumps)
 
 

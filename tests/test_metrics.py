@@ -1,14 +1,28 @@
-"""Metric formulas against a hand-computed fixture: abandons, a transfer, a call across midnight."""
+"""Metric formulas against hand-computed fixtures: abandons, a transfer, a call across midnight,
+cases with and without corrections, week and month groups."""
 
 from __future__ import annotations
 
+import bisect
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
 from cloudhelp import metrics
 from cloudhelp.db import Database
-from cloudhelp.models import Kiosk, Rating, ServiceItem, Staff, Station, Ticket, TicketEvent
+from cloudhelp.models import (
+    HISTOGRAM_EDGES,
+    Case,
+    CaseEvent,
+    CorrectionNotice,
+    Kiosk,
+    Rating,
+    ServiceItem,
+    Staff,
+    Station,
+    Ticket,
+    TicketEvent,
+)
 from cloudhelp.queue import LOCAL_TZ
 
 DAY = date(2026, 11, 23)  # a Monday
@@ -50,19 +64,54 @@ async def test_formulas_match_a_hand_computed_day(demo_engine) -> None:
                ended_at=at(0, 13, days=1), wrapup_done_at=at(0, 14, days=1),
                closed_at=at(0, 14, days=1))  # fmt: skip
         # Transferred once: the wait runs from the original enqueue to the final answer.
-        ticket(6, "completed", at(10, 0), connected_at=at(10, 10), ended_at=at(10, 20),
+        t6 = ticket(6, "completed", at(10, 0), connected_at=at(10, 10), ended_at=at(10, 20),
                wrapup_done_at=at(10, 21), closed_at=at(10, 21))  # fmt: skip
+        # Two days later, same week and month: counted in those groups, not in the day.
+        ticket(7, "abandoned", at(15, 0, days=2), closed_at=at(15, 2, days=2))
         await s.flush()
         s.add_all([
             TicketEvent(ticket_id=t1.id, kind="offered", at=at(9, 0, 30)),
             TicketEvent(ticket_id=t2.id, kind="offered", at=at(9, 6)),
             Rating(ticket_id=t1.id, level=5), Rating(ticket_id=t2.id, level=2),
+            Rating(ticket_id=t6.id, level=None),  # skipped: not a rating
         ])  # fmt: skip
+
+        # Cases: one passes pre-review after one correction notice, one at the first try
+        # and is concluded the same day, one is opened and still in pre-review.
+        def case(n: int, opened: datetime, **fields: object) -> Case:
+            row = Case(
+                number=f"T{n}", item_id=item.id, station_id=station.id, staff_id=staff.id,
+                applicant_name="张三", applicant_phone="13800000000",
+                applicant_id_number="11010519491231002X", created_at=opened, **fields,
+            )  # fmt: skip
+            s.add(row)
+            return row
+
+        corrected = case(1, at(9, 0, days=-1), status="awaiting_acceptance", rounds=2)
+        first_try = case(2, at(9, 1), status="concluded", concluded_at=at(16, 0))
+        case(3, at(11, 0), status="pre_review")
+        await s.flush()
+        s.add_all([
+            CorrectionNotice(case_id=corrected.id, round=1, issued_at=at(9, 5, days=-1),
+                             issued_by="zhaogang", items=[]),
+            CaseEvent(case_id=corrected.id, from_state="pre_review",
+                      to_state="awaiting_acceptance", actor="zhaogang", at=at(9, 30)),
+            CaseEvent(case_id=first_try.id, from_state="pre_review",
+                      to_state="awaiting_acceptance", actor="zhaogang", at=at(9, 20)),
+        ])  # fmt: skip
+
+    assert await metrics.refresh(database, DAY, DAY + timedelta(days=4)) == 5
     async with database.read() as s:
         facts = await metrics.ticket_facts(s, DAY, DAY)
+        (day,) = await metrics.table(s, DAY, DAY, "day")
+        (department,) = await metrics.table(s, DAY, DAY, "department")
+        (week,) = await metrics.table(s, DAY, DAY + timedelta(days=6), "week")
+        (month,) = await metrics.table(s, DAY, DAY + timedelta(days=6), "month")
+        total = await metrics.total(s, DAY, DAY + timedelta(days=6))
+        grid = await metrics.peak_hours(s, DAY, DAY)
+        hot = await metrics.hot_items(s, DAY, DAY)
 
     assert len(facts) == 6
-    (day,) = metrics.report(facts, "day")
     assert day["day"] == "2026-11-23"
     assert (day["tickets"], day["answered"], day["abandoned"], day["short_abandons"]) == (
         6,
@@ -71,20 +120,65 @@ async def test_formulas_match_a_hand_computed_day(demo_engine) -> None:
         1,
     )
     assert day["abandon_rate"] == 1 / 5
-    # waits: 60, 240, 300 (midnight), 600 (transfer)
+    # waits: 60, 240, 300 (midnight), 600 (transfer); the 90th-percentile rank (3.6 of 4)
+    # lies in the bucket (480, 600], whose upper edge is the largest wait.
     assert day["wait_mean_s"] == 300 and day["wait_p90_s"] == 600
+    # handling: 660 each; the bucket (600, 720] is capped by the largest value seen.
     assert day["handling_mean_s"] == 660 and day["handling_p90_s"] == 660
     assert day["service_level"] == 1 / 4
     assert (day["ratings"], day["good_rate"], day["rating_response_rate"]) == (2, 0.5, 0.5)
+    assert day["trips_saved"] == 4
+    assert (day["cases_opened"], day["cases_concluded"], day["cases_passed_pre_review"]) == (
+        2,
+        1,
+        2,
+    )
+    assert day["correction_rounds_per_case"] == 1 / 2 and day["first_pass_rate"] == 1 / 2
     by_id = {f.ticket_id: f for f in facts}
     assert by_id[t1.id].answer_delay == 30 and by_id[t2.id].answer_delay == 180
 
-    (department,) = metrics.report(facts, "department")
     assert department["department"] == "NYNC" and department["tickets"] == 6
-    grid = metrics.peak_hours(facts)
+    assert week["week"] == "2026-11-23" and week["tickets"] == 7 and week["abandoned"] == 2
+    assert month["month"] == "2026-11-01" and month["tickets"] == 7
+    assert total["tickets"] == 7 and total["cases_opened"] == 2  # the first case opened on the 22nd
     assert grid[0][9] == 4 and grid[0][10] == 1 and grid[0][23] == 1 and sum(map(sum, grid)) == 6
-    assert metrics.hot_items(facts) == [("NYNC-002", 6)]
-    assert metrics.percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9) == 9
+    assert hot == [{"code": "NYNC-002", "name": item.name, "tickets": 6}]
+
+
+def test_percentile_from_histogram_is_an_upper_bound_within_one_bucket() -> None:
+    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
+    for seconds in range(1, 101):  # 1 … 100 s
+        counts[bisect.bisect_left(HISTOGRAM_EDGES, seconds)] += 1
+    # The nearest-rank p90 is 90 s, an edge; p50 is 50 s, inside the bucket (45, 60].
+    assert metrics.percentile_from_histogram(counts, 100, 0.9) == 90
+    assert metrics.percentile_from_histogram(counts, 100, 0.5) == 60
+    assert metrics.percentile_from_histogram([0] * len(counts), 0, 0.9) is None
+    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
+    counts[-1] = 3  # beyond the last edge: the largest value answers
+    assert metrics.percentile_from_histogram(counts, 9000, 0.9) == 9000
+
+
+async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine) -> None:
+    database = Database(demo_engine)
+    async with database.write() as s:
+        item = await s.scalar(select(ServiceItem).where(ServiceItem.code == "NYNC-002"))
+        kiosk = await s.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
+        assert item and kiosk
+        s.add(Ticket(day=DAY.isoformat(), number="B001", item_id=item.id,
+                     department_id=item.department_id, station_id=kiosk.station_id,
+                     kiosk_id=kiosk.id, status="waiting", enqueued_at=at(9, 0)))  # fmt: skip
+    assert await metrics.refresh(database, DAY, DAY) == 1
+    assert await metrics.refresh(database, DAY, DAY) == 0  # fresh enough: not rebuilt
+    assert await metrics.refresh(database, DAY, DAY, max_age=timedelta(0)) == 1  # still open
+    async with database.write() as s:
+        ticket = await s.scalar(select(Ticket).where(Ticket.number == "B001"))
+        assert ticket
+        ticket.status, ticket.closed_at = "abandoned", at(9, 30)
+    assert await metrics.refresh(database, DAY, DAY, max_age=timedelta(0)) == 1
+    assert await metrics.refresh(database, DAY, DAY, max_age=timedelta(0)) == 0  # final now
+    async with database.read() as s:
+        (row,) = await metrics.table(s, DAY, DAY, "station")
+    assert row["station"] == "DLW-QG" and row["abandoned"] == 1 and row["abandon_rate"] == 1
 
 
 async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
@@ -113,9 +207,19 @@ async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
         assert row["item"] == "NYNC-002" and row["tickets"] == 1 and row["answered"] == 1
         assert body["hot_items"][0]["name"] == "渔业捕捞许可证换发（延续）"
         async with server.http.get("/api/v1/reports?by=item&format=csv", cookies=supervisor) as r:
-            table = list(csv.DictReader(io.StringIO(await r.text())))
+            text = await r.text()
+        assert text.startswith("\ufeff")  # Excel reads the Chinese names as UTF-8
+        table = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
         assert table[0]["item"] == "NYNC-002" and table[0]["tickets"] == "1"
+        assert table[0]["name"] == row["name"] == "渔业捕捞许可证换发（延续）"
         assert float(table[0]["handling_mean_s"]) == pytest.approx(row["handling_mean_s"])
+        for name, first_cell in (("peak_hours", "周一"), ("hot_items", "NYNC-002")):
+            url = f"/api/v1/reports?format=csv&table={name}"
+            async with server.http.get(url, cookies=supervisor) as r:
+                lines = list(csv.reader(io.StringIO((await r.text()).lstrip("\ufeff"))))
+            assert len(lines) > 1 and first_cell in {line[0] for line in lines[1:]}
+        (hot,) = [line for line in lines if line[0] == "NYNC-002"]
+        assert hot == ["NYNC-002", "渔业捕捞许可证换发（延续）", "1"]
         async with server.http.get("/api/v1/reports?by=moon", cookies=supervisor) as r:
             assert r.status == 400
         staff_only = {"cloudhelp_session": await server.staff_token("wangli")}
