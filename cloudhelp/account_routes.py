@@ -17,20 +17,20 @@ PREFIX = "/api/v1"
 THROTTLE_KEY = web.AppKey("login_throttle", accounts.LoginThrottle)
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class LoginBody(_Body):
+class LoginBody(Body):
     username: Annotated[str, Field(min_length=1, max_length=50)]
     password: Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class EnrolBody(_Body):
+class EnrolBody(Body):
     code: Annotated[str, Field(min_length=4, max_length=20)]
 
 
-class NewKioskBody(_Body):
+class NewKioskBody(Body):
     station: Annotated[str, Field(min_length=1, max_length=32)]
     code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
     name: Annotated[str, Field(max_length=100)] | None = None

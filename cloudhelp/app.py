@@ -6,7 +6,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloudhelp import account_routes, api, case_routes, db, files, pages, report_routes
+from cloudhelp import (
+    account_routes,
+    api,
+    case_routes,
+    db,
+    files,
+    pages,
+    report_routes,
+    warning_routes,
+)
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
 from cloudhelp.errors import json_errors
@@ -51,6 +60,7 @@ def create_app(
             broker,
             settings.prefer_reviewer_seconds,
             settings.follow_up_working_days,
+            settings.warning_check_seconds,
         )
         await callcenter.start()
         app[STATE_KEY] = AppState(
@@ -77,6 +87,7 @@ def create_app(
     files.setup(app)
     case_routes.setup(app)
     report_routes.setup(app)
+    warning_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

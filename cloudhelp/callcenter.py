@@ -7,6 +7,7 @@ Every change is written to the database (cloudhelp.queue) before it is announced
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import datetime
@@ -16,14 +17,16 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, queue, ratings
+from cloudhelp import accounts, board, queue, ratings, timeouts
 from cloudhelp.db import Database
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
+    SUPERVISOR_ROLES,
     Case,
     Department,
     Kiosk,
     ServiceItem,
+    Staff,
     StaffPresence,
     StaffSkill,
     Ticket,
@@ -38,6 +41,8 @@ STAFF_COOKIE = "cloudhelp_session"
 REVOCATION_CHECK_SECONDS = 3.0
 CORRECTION_STATES = ("correction_needed",)
 PUSH_COALESCE_SECONDS = 0.05
+BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
+BOARD_REFRESH_SECONDS = 10.0  # and at least this often while someone watches
 QUEUE_LIST_LIMIT = 50
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
 
@@ -102,6 +107,15 @@ class TransferTicket(Message):
     department: Code
 
 
+class WatchBoard(Message):
+    type: Literal["board.watch"]
+
+
+class AckWarning(Message):
+    type: Literal["warning.ack"]
+    warning: int
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -116,12 +130,16 @@ class CallCenter:
         broker: Any = None,
         prefer_reviewer_seconds: float = 120.0,
         follow_up_working_days: int = ratings.FOLLOW_UP_WORKING_DAYS,
+        warning_check_seconds: float = 5.0,
     ) -> None:
         self.db = database
         self.hub = Hub(self, hub_settings, broker)
         self._dispatch_lock = asyncio.Lock()
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
         self.follow_up_working_days = follow_up_working_days
+        self.warning_check_seconds = warning_check_seconds
+        self._board_watchers: set[str] = set()
+        self._board_pending = False
         self._ring_timers: dict[int, asyncio.TimerHandle] = {}
         self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
@@ -140,6 +158,8 @@ class CallCenter:
         hub.register("wrapup.done", WrapupDone, self.on_wrapup_done, {"staff"})
         hub.register("ticket.transfer", TransferTicket, self.on_transfer, {"staff"})
         hub.register("rating.submit", SubmitRating, self.on_rating, {"kiosk"})
+        hub.register("board.watch", WatchBoard, self.on_watch_board, {"staff"})
+        hub.register("warning.ack", AckWarning, self.on_ack_warning, {"staff"})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -177,6 +197,21 @@ class CallCenter:
         for ticket_id in waiting:
             self._arm_abandon(ticket_id)
         self._revocation_watch = asyncio.create_task(self._watch_revocations())
+        self._timeout_watch = asyncio.create_task(self._watch_timeouts())
+
+    async def _watch_timeouts(self) -> None:
+        """Check the time-out warnings every few seconds; keep the board's figures fresh."""
+        last_board = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.warning_check_seconds)
+            try:
+                changed = await self.check_warnings()
+                if not changed and loop.time() - last_board >= BOARD_REFRESH_SECONDS:
+                    await self._push_board()
+                    last_board = loop.time()
+            except Exception as exc:  # a failed check must not stop the next ones
+                log_event("warnings.check_failed", severity=logging.ERROR, error=repr(exc))
 
     async def _watch_revocations(self) -> None:
         """Disconnect kiosks revoked by another process (the CLI) within seconds."""
@@ -201,6 +236,7 @@ class CallCenter:
     async def stop(self) -> None:
         """Close the sockets, stop the timers and let running work finish."""
         self._revocation_watch.cancel()
+        self._timeout_watch.cancel()
         for timers in (self._ring_timers, self._wrapup_timers, self._abandon_timers):
             for handle in timers.values():
                 handle.cancel()
@@ -279,6 +315,7 @@ class CallCenter:
         )
 
     async def session_ended(self, session: Session, reason: str) -> None:
+        self._board_watchers.discard(session.id)
         log_event(
             "session.ended",
             kind=session.principal.kind,
@@ -449,7 +486,9 @@ class CallCenter:
             presence.session_id = session.id
         self._sent.pop(f"presence:{staff_id}", None)
         self._sent.pop(f"queue:{staff_id}", None)
+        self._sent.pop(f"warnings:{staff_id}", None)
         await self._push_presence(staff_id)
+        await self._push_staff_warnings(staff_id)
         self._schedule_push()
 
     async def _staff_gone(self, session: Session) -> None:
@@ -778,6 +817,76 @@ class CallCenter:
         await self.dispatch()
         return True
 
+    # ------------------------------------------------------------------ board and warnings
+
+    async def on_watch_board(self, session: Session, message: WatchBoard) -> None:
+        if session.principal.info.get("role") not in SUPERVISOR_ROLES:
+            raise SignalingError("forbidden", "The board is for supervisors.")
+        self._board_watchers.add(session.id)
+        await self.hub.send(session.id, await self._board_message())
+
+    async def on_ack_warning(self, session: Session, message: AckWarning) -> None:
+        async with self.db.write() as s:
+            staff = await s.get(Staff, int(session.principal.id))
+            assert staff is not None
+            try:
+                warning = await timeouts.acknowledge(s, message.warning, staff, utcnow())
+            except timeouts.WarningError as exc:
+                raise SignalingError(exc.code, exc.message) from None
+            concerned = warning.staff_id
+        await self.warnings_changed({concerned} if concerned else set())
+
+    async def check_warnings(self, now: datetime | None = None) -> bool:
+        """Raise and clear time-out warnings as of ``now``; push what changed."""
+        async with self.db.write() as s:
+            changes = await timeouts.evaluate(s, now or utcnow())
+        if not changes:
+            return False
+        for warning in changes.raised:
+            log_event("warning.raised", severity=logging.WARNING, kind=warning.kind,
+                      subject=warning.subject, warning=warning.id)  # fmt: skip
+        await self.warnings_changed(changes.staff_concerned())
+        return True
+
+    async def warnings_changed(self, staff_ids: set[int]) -> None:
+        for staff_id in staff_ids:
+            await self._push_staff_warnings(staff_id)
+        await self._push_board()
+
+    async def _push_staff_warnings(self, staff_id: int) -> None:
+        async with self.db.read() as s:
+            presence = await s.get(StaffPresence, staff_id)
+            mine = await timeouts.active(s, staff_id)
+        message = {
+            "type": "warnings",
+            "warnings": [timeouts.warning_json(w) for w in mine],
+            "_key": "warnings",
+        }
+        await self._send_if_changed(
+            f"warnings:{staff_id}", presence.session_id if presence else None, message
+        )
+
+    async def _board_message(self) -> dict[str, Any]:
+        return await board.snapshot(self.db, utcnow()) | {"_key": "board"}
+
+    def _schedule_board(self) -> None:
+        if self._board_pending or not self._board_watchers:
+            return
+        self._board_pending = True
+        self._spawn(self._board_soon())
+
+    async def _board_soon(self) -> None:
+        await asyncio.sleep(BOARD_COALESCE_SECONDS)
+        self._board_pending = False
+        await self._push_board()
+
+    async def _push_board(self) -> None:
+        if not self._board_watchers:
+            return
+        message = await self._board_message()
+        for session_id in list(self._board_watchers):
+            await self.hub.send(session_id, message)
+
     # ------------------------------------------------------------------ announcements
 
     def _cancel_timer(self, timers: dict[int, asyncio.TimerHandle], key: int) -> None:
@@ -869,6 +978,7 @@ class CallCenter:
         await asyncio.sleep(PUSH_COALESCE_SECONDS)
         self._push_pending = False
         await self._push_all()
+        self._schedule_board()
 
     async def _push_all(self) -> None:
         """Send each waiting kiosk its position and estimate, and each staff member their queue."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,13 +22,18 @@ from cloudhelp.models import (
 NOTICE_DAYS = 5  # Administrative Licensing Law art. 32: tell the applicant within five days
 
 
-def notice_flags(case: Case, notices: list[CorrectionNotice]) -> list[str]:
+def notice_flags(
+    case: Case,
+    notices: list[CorrectionNotice],
+    days: float = NOTICE_DAYS,
+    now: datetime | None = None,
+) -> list[str]:
     """``notice_missing``: the case waits for corrections but its round has no notice yet;
-    ``notice_overdue``: and it has been so for more than five days since the case opened."""
+    ``notice_overdue``: and it has been so for more than ``days`` days since the case opened."""
     if case.status != "correction_needed" or any(n.round == case.rounds for n in notices):
         return []
     flags = ["notice_missing"]
-    if utcnow() - case.created_at > timedelta(days=NOTICE_DAYS):
+    if (now or utcnow()) - case.created_at > timedelta(days=days):
         flags.append("notice_overdue")
     return flags
 

@@ -22,6 +22,7 @@ from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
+    SUPERVISOR_ROLES,
     Case,
     CaseEvent,
     CorrectionNotice,
@@ -336,7 +337,7 @@ class CloseFollowUp(BaseModel):
 
 async def list_follow_ups(request: web.Request) -> web.Response:
     """Bad-rating follow-ups; ``?open=1`` only open ones, ``?overdue=1`` only overdue ones."""
-    await current_staff(request, ("supervisor", "admin"))
+    await current_staff(request, SUPERVISOR_ROLES)
     state = AppState.of(request.app)
     async with state.db.read() as session:
         rows = (
@@ -356,7 +357,7 @@ async def list_follow_ups(request: web.Request) -> web.Response:
 
 
 async def close_follow_up(request: web.Request) -> web.Response:
-    staff = await current_staff(request, ("supervisor", "admin"))
+    staff = await current_staff(request, SUPERVISOR_ROLES)
     body = await parse_body(request, CloseFollowUp)
     state = AppState.of(request.app)
     async with state.db.write() as session:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
     # A bad rating's follow-up is due this many working days later.
     follow_up_working_days: int = Field(default=5, ge=1, le=60)
+    # How often time-out warnings (超时预警) are checked, in seconds.
+    warning_check_seconds: float = Field(default=5.0, gt=0)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

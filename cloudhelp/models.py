@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 TIERS = ("community", "street", "district")
 ROLES = ("staff", "supervisor", "admin")
+SUPERVISOR_ROLES = ("supervisor", "admin")
 REQUIREMENTS = ("required", "conditional")
 FORMS = ("original", "copy", "original_and_copy", "electronic")
 

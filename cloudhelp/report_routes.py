@@ -12,7 +12,7 @@ from aiohttp import web
 from cloudhelp import metrics
 from cloudhelp.account_routes import current_staff
 from cloudhelp.errors import bad_request
-from cloudhelp.models import utcnow
+from cloudhelp.models import SUPERVISOR_ROLES, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 
@@ -91,7 +91,7 @@ def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -
 
 async def report(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/reports?from=&to=&by=…[&format=csv&table=rows|peak_hours|hot_items|due]``."""
-    await current_staff(request, ("supervisor", "admin"))
+    await current_staff(request, SUPERVISOR_ROLES)
     first, last = date_range(request)
     by = request.query.get("by", "day")
     if by not in metrics.GROUPS:

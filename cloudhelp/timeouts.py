@@ -1,0 +1,332 @@
+"""Time-out warnings (超时预警): raised while a condition holds, cleared when it stops.
+
+``evaluate`` compares what holds at ``now`` (a clock the caller passes in, so tests control it)
+with the warnings still open in the database, and records the difference. Thresholds are set
+district-wide, per department or per item; the most specific one applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp import cases, queue, workdays
+from cloudhelp.case_record import notice_flags
+from cloudhelp.models import (
+    Case,
+    CorrectionNotice,
+    Department,
+    FollowUp,
+    Rating,
+    ServiceItem,
+    Staff,
+    Ticket,
+    TimeoutWarning,
+    WarningThreshold,
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    unit: str  # "seconds", "working_days" or "days"
+    default: float
+    label: str
+
+
+KINDS = {
+    "ticket_wait": Kind("seconds", 300, "候办超时"),
+    "call_long": Kind("seconds", 1800, "通话超时"),
+    "wrapup_long": Kind("seconds", 180, "整理超时"),
+    "case_due_soon": Kind("working_days", 2, "办件临期"),
+    "case_overdue": Kind("working_days", 0, "办件超期"),
+    "notice_late": Kind("days", 5, "补正告知超时"),
+    "follow_up_late": Kind("days", 0, "回访超期"),
+}
+
+
+class WarningError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Thresholds:
+    """The threshold of each kind of warning for a department and item."""
+
+    def __init__(self, rows: list[WarningThreshold]) -> None:
+        self._values = {(r.kind, r.department_id, r.item_id): r.value for r in rows}
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Thresholds:
+        return cls(list((await session.scalars(select(WarningThreshold))).all()))
+
+    def value(self, kind: str, department_id: int | None, item_id: int | None) -> float:
+        for scope in ((None, item_id), (department_id, None), (None, None)):
+            if (kind, *scope) in self._values:
+                return self._values[(kind, *scope)]
+        return KINDS[kind].default
+
+
+async def set_threshold(
+    session: AsyncSession,
+    kind: str,
+    value: float | None,
+    department: str | None = None,
+    item: str | None = None,
+) -> None:
+    """Set (or with ``value`` None, remove) a threshold district-wide, per department or item."""
+    if kind not in KINDS:
+        raise WarningError("unknown_kind", f"A warning kind is one of {', '.join(KINDS)}.")
+    if value is not None and value < 0:
+        raise WarningError("bad_threshold", "A threshold is zero or more.")
+    if department and item:
+        raise WarningError("bad_scope", "Set a threshold per department or per item, not both.")
+    department_id = item_id = None
+    if department:
+        department_id = await session.scalar(
+            select(Department.id).where(Department.code == department)
+        )
+        if department_id is None:
+            raise WarningError("unknown_department", f"There is no department {department!r}.")
+    if item:
+        item_id = await session.scalar(select(ServiceItem.id).where(ServiceItem.code == item))
+        if item_id is None:
+            raise WarningError("unknown_item", f"There is no service item {item!r}.")
+    row = await session.scalar(
+        select(WarningThreshold).where(
+            WarningThreshold.kind == kind,
+            WarningThreshold.department_id.is_(None)
+            if department_id is None
+            else WarningThreshold.department_id == department_id,
+            WarningThreshold.item_id.is_(None)
+            if item_id is None
+            else WarningThreshold.item_id == item_id,
+        )
+    )
+    if value is None:
+        if row is not None:
+            await session.delete(row)
+    elif row is None:
+        session.add(
+            WarningThreshold(kind=kind, department_id=department_id, item_id=item_id, value=value)
+        )
+    else:
+        row.value = value
+
+
+@dataclass
+class Condition:
+    kind: str
+    subject: str
+    threshold: float
+    department_id: int | None
+    item_id: int | None
+    station_id: int | None
+    staff_id: int | None
+    detail: dict[str, Any]
+
+
+def _ticket_detail(ticket: Ticket, since: datetime) -> dict[str, Any]:
+    return {
+        "ticket": ticket.number,
+        "item": ticket.item.name,
+        "department": ticket.department.name,
+        "station": ticket.station.name,
+        "since": since.isoformat(),
+    }
+
+
+async def _ticket_conditions(
+    session: AsyncSession, now: datetime, limits: Thresholds
+) -> list[Condition]:
+    found = []
+    tickets = (
+        await session.scalars(select(Ticket).where(Ticket.status.in_(queue.OPEN_STATES)))
+    ).all()
+    for ticket in tickets:
+        if ticket.status in queue.QUEUED:
+            kind, since, staff_id = "ticket_wait", ticket.enqueued_at, None
+        elif ticket.status == "connected" and ticket.connected_at is not None:
+            kind, since, staff_id = "call_long", ticket.connected_at, ticket.staff_id
+        elif ticket.status == "wrapup" and ticket.ended_at is not None:
+            kind, since, staff_id = "wrapup_long", ticket.ended_at, ticket.staff_id
+        else:
+            continue
+        threshold = limits.value(kind, ticket.department_id, ticket.item_id)
+        if (now - since).total_seconds() > threshold:
+            found.append(
+                Condition(
+                    kind,
+                    f"ticket:{ticket.id}",
+                    threshold,
+                    ticket.department_id,
+                    ticket.item_id,
+                    ticket.station_id,
+                    staff_id,
+                    _ticket_detail(ticket, since),
+                )
+            )
+    return found
+
+
+def _case_condition(case: Case, kind: str, threshold: float, **detail: Any) -> Condition:
+    return Condition(
+        kind, f"case:{case.id}", threshold, case.item.department_id, case.item_id,
+        case.station_id, case.staff_id,
+        {"case": case.number, "item": case.item.name, "station": case.station.name, **detail},
+    )  # fmt: skip
+
+
+async def _case_conditions(
+    session: AsyncSession, now: datetime, limits: Thresholds
+) -> list[Condition]:
+    found = []
+    today = now.astimezone(queue.LOCAL_TZ).date()
+    for case, due in await cases.running_limits(session, today):
+        if due.promised_due is None:
+            continue
+        department_id = case.item.department_id
+        overdue_by = limits.value("case_overdue", department_id, case.item_id)
+        soon = limits.value("case_due_soon", department_id, case.item_id)
+        detail = {"due": due.promised_due.isoformat()}
+        late = workdays.working_days_between(due.promised_due, today)
+        if today > due.promised_due and late >= overdue_by:
+            found.append(_case_condition(case, "case_overdue", overdue_by, **detail))
+        elif due.promised_due <= workdays.add_working_days(today, soon).day:
+            found.append(_case_condition(case, "case_due_soon", soon, **detail))
+    waiting = (await session.scalars(select(Case).where(Case.status == "correction_needed"))).all()
+    notices: dict[int, list[CorrectionNotice]] = {case.id: [] for case in waiting}
+    if waiting:
+        for notice in (
+            await session.scalars(
+                select(CorrectionNotice).where(CorrectionNotice.case_id.in_(list(notices)))
+            )
+        ).all():
+            notices[notice.case_id].append(notice)
+    for case in waiting:
+        days = limits.value("notice_late", case.item.department_id, case.item_id)
+        if "notice_overdue" in notice_flags(case, notices[case.id], days, now):
+            found.append(_case_condition(case, "notice_late", days, round=case.rounds))
+    return found
+
+
+async def _follow_up_conditions(
+    session: AsyncSession, now: datetime, limits: Thresholds
+) -> list[Condition]:
+    found = []
+    today = now.astimezone(queue.LOCAL_TZ).date()
+    rows = (
+        await session.execute(
+            select(FollowUp, Ticket)
+            .join(Rating, Rating.id == FollowUp.rating_id)
+            .join(Ticket, Ticket.id == Rating.ticket_id)
+            .where(FollowUp.closed_at.is_(None), FollowUp.due_date < today)
+        )
+    ).all()
+    for follow_up, ticket in rows:
+        days = limits.value("follow_up_late", ticket.department_id, ticket.item_id)
+        if (today - follow_up.due_date).days > days:
+            found.append(
+                Condition(
+                    "follow_up_late",
+                    f"follow_up:{follow_up.id}",
+                    days,
+                    ticket.department_id,
+                    ticket.item_id,
+                    ticket.station_id,
+                    follow_up.assignee_id,
+                    _ticket_detail(ticket, ticket.enqueued_at)
+                    | {"due": follow_up.due_date.isoformat()},
+                )
+            )
+    return found
+
+
+@dataclass
+class Changes:
+    raised: list[TimeoutWarning]
+    cleared: list[TimeoutWarning]
+
+    def __bool__(self) -> bool:
+        return bool(self.raised or self.cleared)
+
+    def staff_concerned(self) -> set[int]:
+        return {w.staff_id for w in self.raised + self.cleared if w.staff_id is not None}
+
+
+async def evaluate(session: AsyncSession, now: datetime) -> Changes:
+    """Raise the warnings whose condition holds at ``now`` and clear those whose stopped."""
+    limits = await Thresholds.load(session)
+    holding = {
+        (c.kind, c.subject): c
+        for c in await _ticket_conditions(session, now, limits)
+        + await _case_conditions(session, now, limits)
+        + await _follow_up_conditions(session, now, limits)
+    }
+    open_rows = (
+        await session.scalars(select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None)))
+    ).all()
+    active = {(w.kind, w.subject): w for w in open_rows}
+    changes = Changes([], [])
+    for key, warning in active.items():
+        if key not in holding:
+            warning.cleared_at = now
+            changes.cleared.append(warning)
+    for key, c in holding.items():
+        if key in active:
+            continue
+        warning = TimeoutWarning(
+            kind=c.kind, subject=c.subject, department_id=c.department_id, item_id=c.item_id,
+            station_id=c.station_id, staff_id=c.staff_id, threshold=c.threshold,
+            detail=c.detail, raised_at=now,
+        )  # fmt: skip
+        session.add(warning)
+        changes.raised.append(warning)
+    await session.flush()
+    return changes
+
+
+async def acknowledge(
+    session: AsyncSession, warning_id: int, actor: Staff, now: datetime
+) -> TimeoutWarning:
+    """Record who acknowledged a warning and when (the first acknowledgement stands)."""
+    warning = await session.get(TimeoutWarning, warning_id)
+    if warning is None:
+        raise WarningError("no_such_warning", "There is no such warning.")
+    if actor.role == "staff" and warning.staff_id != actor.id:
+        raise WarningError("not_yours", "Staff acknowledge the warnings that concern them.")
+    if warning.acked_at is None:
+        warning.acked_at, warning.acked_by = now, actor.display_name
+    return warning
+
+
+async def active(session: AsyncSession, staff_id: int | None = None) -> list[TimeoutWarning]:
+    stmt = select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None))
+    if staff_id is not None:
+        stmt = stmt.where(TimeoutWarning.staff_id == staff_id)
+    return list(
+        (await session.scalars(stmt.order_by(TimeoutWarning.raised_at, TimeoutWarning.id))).all()
+    )
+
+
+def warning_json(warning: TimeoutWarning) -> dict[str, Any]:
+    kind = KINDS[warning.kind]
+    return {
+        "id": warning.id,
+        "kind": warning.kind,
+        "label": kind.label,
+        "unit": kind.unit,
+        "threshold": warning.threshold,
+        "subject": warning.subject,
+        "staff_id": warning.staff_id,
+        "detail": warning.detail,
+        "raised_at": warning.raised_at.isoformat(),
+        "cleared_at": warning.cleared_at.isoformat() if warning.cleared_at else None,
+        "acked_at": warning.acked_at.isoformat() if warning.acked_at else None,
+        "acked_by": warning.acked_by,
+    }
