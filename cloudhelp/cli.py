@@ -9,16 +9,29 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
 
-from cloudhelp import __version__, accounts, cases, catalog, db, demo, logs, network
+from cloudhelp import (
+    __version__,
+    accounts,
+    cases,
+    catalog,
+    db,
+    demo,
+    history,
+    logs,
+    metrics,
+    network,
+)
 from cloudhelp.auth import hash_password
 from cloudhelp.case_record import case_record
 from cloudhelp.catalog import CatalogError
 from cloudhelp.config import Settings, load_settings
 from cloudhelp.db import DatabaseUnavailable
+from cloudhelp.queue import LOCAL_TZ
 
 DEMO_PASSWORD = "cloudhelp-demo"
 
@@ -123,10 +136,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         from cloudhelp.models import Kiosk, Staff
 
         async with db.session_factory(engine)() as session, session.begin():
-            counts = await catalog.import_catalog(
-                session, catalog.parse_file(catalog.SAMPLE_CATALOG)
-            )
-            net = await network.import_network(session, network.load_sample_network())
+            counts, net = await demo.load_samples(session)
             demo_hash = hash_password(DEMO_PASSWORD)
             staff = (await session.scalars(select(Staff).order_by(Staff.id))).all()
             for person in staff:
@@ -156,6 +166,19 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             )
             for code, enrol_code in codes.items():
                 print(f"    {code:<8} {enrol_code}")
+        if args.history:
+            database = db.Database(engine)
+            made = await history.generate(
+                database,
+                args.history,
+                tickets_per_day=args.per_day,
+                district=settings.district_code,
+            )
+            last = datetime.now(LOCAL_TZ).date()
+            await metrics.refresh(database, last - timedelta(days=args.history), last)
+            print(
+                f"  {made} tickets of history over the last {args.history} days (reports, /board)."
+            )
         print("Start the server with:  cloudhelp serve")
         print("Then open /kiosk?enrol=CODE in one browser and /staff in another.")
         return 0
@@ -403,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", parents=[common], help="load the sample catalog, network and demo accounts"
+    )
+    demo.add_argument(
+        "--history", type=_positive, metavar="DAYS", help="also generate DAYS days of past activity"
+    )
+    demo.add_argument(
+        "--per-day", type=_positive, default=160, help="average tickets per working day (160)"
     )
     demo.set_defaults(run=cmd_demo)
 

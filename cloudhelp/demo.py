@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import cases, prereview
+from cloudhelp import cases, catalog, network, prereview
 from cloudhelp.models import Case, ServiceItem, Staff, Station
 
 # (item, applicant, phone, ID number's first 17 digits, the states the case goes through)
@@ -20,6 +22,12 @@ DEMO_CASES = [
      ["awaiting_acceptance", "accepted", "concluded", "delivered"]),
     ("CGJ-001", "孙志刚", "13840000007", "21021119900415707", ["not_accepted"]),
 ]  # fmt: skip
+
+
+async def load_samples(session: AsyncSession) -> tuple[dict[str, int], dict[str, Any]]:
+    """The sample catalog and station network (counts of what was imported)."""
+    counts = await catalog.import_catalog(session, catalog.parse_file(catalog.SAMPLE_CATALOG))
+    return counts, await network.import_network(session, network.load_sample_network())
 
 
 async def seed_cases(session: AsyncSession, district: str) -> int:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cloudhelp import catalog, db, network
+from cloudhelp import db, demo
 from cloudhelp.app import create_app
 from cloudhelp.config import Settings
 
@@ -77,8 +77,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def load_sample_data(sessions: async_sessionmaker[AsyncSession]) -> None:
     async with sessions() as session, session.begin():
-        await catalog.import_catalog(session, catalog.parse_file(catalog.SAMPLE_CATALOG))
-        await network.import_network(session, network.load_sample_network())
+        await demo.load_samples(session)
 
 
 @pytest.fixture

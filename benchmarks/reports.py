@@ -1,0 +1,155 @@
+"""Report benchmark: a year of a busy district, every report timed on SQLite and PostgreSQL.
+
+    python -m benchmarks.reports [--quick] [--tickets N] [--pg-url URL]
+
+Loads the sample catalog and network into a new database, generates a year of history
+(``cloudhelp.history``: ≥ 1,000,000 tickets by default, 30,000 with ``--quick``), builds the
+daily rollups once, then times each report over the whole year and over its last 30 days
+(median of 5 runs, milliseconds). The baseline, in the same run: the year's total computed the
+old way, by reading every ticket of the range into Python (``metrics.ticket_facts``).
+
+PostgreSQL runs when ``--pg-url`` or ``CLOUDHELP_TEST_PG_URL`` names a server the benchmark
+may create (and afterwards drop) a database on. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, make_url, select
+
+from cloudhelp import db, demo, history, metrics, workdays
+from cloudhelp.models import Ticket
+from cloudhelp.report_routes import DUE_SOON_WORKING_DAYS
+
+RUNS = 5
+
+
+def tickets_per_working_day(target: int, first: date, last: date) -> float:
+    """The average a day must have for the range to hold ``target`` tickets."""
+    load, day = 0.0, first
+    while day <= last:
+        if workdays.is_working_day(day)[0]:
+            load += history.WEEKDAY_LOAD[day.weekday()]
+        day += timedelta(days=1)
+    return target / load
+
+
+async def median_ms(work: Callable[[], Awaitable[Any]]) -> float:
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        await work()
+        times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 2)
+
+
+async def run_one(url: str, target: int) -> dict[str, Any]:
+    engine = db.create_engine(url)
+    database = db.Database(engine)
+    try:
+        await db.upgrade(engine)
+        async with database.write() as s:
+            await demo.load_samples(s)
+        last = date.today() - timedelta(days=1)
+        first = last - timedelta(days=364)
+        per_day = tickets_per_working_day(target, first, last)
+        start = time.perf_counter()
+        await history.generate(database, 365, tickets_per_day=per_day, last=last)
+        generate_s = time.perf_counter() - start
+        async with database.read() as s:
+            tickets = await s.scalar(select(func.count()).select_from(Ticket))
+        start = time.perf_counter()
+        await metrics.refresh(database, first, last)
+        rollup_s = time.perf_counter() - start
+
+        reports: dict[str, float] = {}
+        for label, (a, b) in {
+            "year": (first, last),
+            "30d": (last - timedelta(days=29), last),
+        }.items():
+            async with database.read() as s:
+                for by in metrics.GROUPS:
+                    reports[f"{label}.by_{by}"] = await median_ms(
+                        lambda by=by, a=a, b=b: metrics.table(s, a, b, by)
+                    )
+                reports[f"{label}.total"] = await median_ms(lambda a=a, b=b: metrics.total(s, a, b))
+                reports[f"{label}.peak_hours"] = await median_ms(
+                    lambda a=a, b=b: metrics.peak_hours(s, a, b)
+                )
+                reports[f"{label}.hot_items"] = await median_ms(
+                    lambda a=a, b=b: metrics.hot_items(s, a, b)
+                )
+            # What the report page asks for in one request (fresh-rollup check included).
+            reports[f"{label}.whole_page"] = await median_ms(
+                lambda a=a, b=b: _whole_page(database, a, b)
+            )
+        async with database.read() as s:
+            reports["case_progress"] = await median_ms(
+                lambda: metrics.case_progress(s, last, DUE_SOON_WORKING_DAYS)
+            )
+            start = time.perf_counter()
+            await metrics.ticket_facts(s, first, last)
+            baseline_ms = (time.perf_counter() - start) * 1000
+        return {
+            "tickets": tickets,
+            "generate_s": round(generate_s, 1),
+            "rollup_build_s": round(rollup_s, 1),
+            "reports_ms": reports,
+            "max_report_ms": max(reports.values()),
+            "baseline_read_every_ticket_ms": round(baseline_ms, 1),
+        }
+    finally:
+        await engine.dispose()
+
+
+async def _whole_page(database: db.Database, first: date, last: date) -> None:
+    await metrics.refresh(database, first, last)
+    async with database.read() as s:
+        await metrics.table(s, first, last, "station")
+        await metrics.table(s, first, last, "day")
+        await metrics.total(s, first, last)
+        await metrics.peak_hours(s, first, last)
+        await metrics.hot_items(s, first, last)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30,000 tickets: under a minute")
+    parser.add_argument("--tickets", type=int, help="tickets in the year (default 1,000,000)")
+    parser.add_argument("--pg-url", default=os.environ.get("CLOUDHELP_TEST_PG_URL"))
+    args = parser.parse_args()
+    target = args.tickets or (30_000 if args.quick else 1_000_000)
+    result: dict[str, Any] = {"target_tickets": target, "runs": RUNS}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["sqlite"] = await run_one(f"sqlite:///{Path(tmp) / 'bench.db'}", target)
+    if args.pg_url:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(args.pg_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+            result["postgresql"] = await run_one(url, target)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    else:
+        print("PostgreSQL skipped: pass --pg-url or set CLOUDHELP_TEST_PG_URL", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

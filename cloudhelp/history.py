@@ -1,0 +1,306 @@
+"""Realistic past activity for the demo and the report benchmark (``cloudhelp demo --history``).
+
+The shape of a district's year: working days only, Mondays busiest, a morning peak and a
+smaller afternoon one, fishing-licence renewals crowding July and August before the fishing
+season opens on 1 September, a few abandons (some of them a mistaken tap), mostly good
+ratings with some bad ones, and a case opened in about a third of the sessions, most passing
+pre-review at the first try. Everything is drawn from one seeded generator: the same seed
+gives the same history.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp import cases, workdays
+from cloudhelp.db import Database
+from cloudhelp.models import (
+    Case,
+    CaseEvent,
+    Category,
+    CorrectionNotice,
+    Kiosk,
+    Rating,
+    ServiceItem,
+    Staff,
+    StaffSkill,
+    Ticket,
+    TicketEvent,
+)
+from cloudhelp.queue import LOCAL_TZ
+
+WEEKDAY_LOAD = (1.35, 1.1, 1.0, 0.95, 0.9, 0.0, 0.0)  # Monday first; the hall rests at weekends
+# Arrivals per half hour from 08:30 to 17:30 (the hall closes 12:00–13:30).
+HALF_HOURS = {
+    (8, 30): 5, (9, 0): 9, (9, 30): 10, (10, 0): 9, (10, 30): 7, (11, 0): 5, (11, 30): 3,
+    (13, 30): 4, (14, 0): 6, (14, 30): 7, (15, 0): 6, (15, 30): 5, (16, 0): 4, (16, 30): 3,
+    (17, 0): 1,
+}  # fmt: skip
+RATING_LEVELS = (5, 4, 3, 2, 1)
+RATING_WEIGHTS = (70, 17, 6, 4, 3)
+FISHING_DEPARTMENT = "NYNC"
+_OPTIONAL = ("staff_id", "connected_at", "offered_at", "ended_at", "wrapup_done_at", "closed_at",
+             "end_reason", "outcome")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _World:
+    items: list[ServiceItem]
+    letters: dict[int, str]
+    kiosks: list[Kiosk]
+    staff_by_department: dict[int, list[int]]
+    all_staff: list[int]
+    usernames: dict[int, str]
+    ids: _Ids
+
+
+async def _world(session: AsyncSession) -> _World:
+    items = list((await session.scalars(select(ServiceItem).order_by(ServiceItem.id))).all())
+    kiosks = list((await session.scalars(select(Kiosk).order_by(Kiosk.id))).all())
+    if not items or not kiosks:
+        raise ValueError("Load the catalog and the station network first (cloudhelp demo).")
+    letters = dict((await session.execute(select(Category.id, Category.letter))).all())
+    by_department: dict[int, list[int]] = defaultdict(list)
+    department_of = {item.id: item.department_id for item in items}
+    for skill in (await session.scalars(select(StaffSkill))).all():
+        department = skill.department_id or department_of.get(skill.item_id or 0)
+        if department is not None and skill.staff_id not in by_department[department]:
+            by_department[department].append(skill.staff_id)
+    every = sorted({s for ids in by_department.values() for s in ids})
+    if not every:
+        raise ValueError("No staff member handles any department: add staff first.")
+    usernames = dict((await session.execute(select(Staff.id, Staff.username))).all())
+    return _World(items, letters, kiosks, dict(by_department), every, usernames, _Ids())
+
+
+def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
+    """Popular items first; fishing items swell in July and August."""
+    weights = []
+    for rank, item in enumerate(items):
+        weight = 1.0 / (1 + rank % 17)
+        if item.department.code == FISHING_DEPARTMENT:
+            weight *= 6.0 if day.month in (7, 8) else 1.0
+        weights.append(weight)
+    return weights
+
+
+def _arrival(rng: random.Random, day: date) -> datetime:
+    ((hour, minute),) = rng.choices(list(HALF_HOURS), weights=list(HALF_HOURS.values()))
+    start = datetime.combine(day, time(hour, minute), LOCAL_TZ)
+    return start + timedelta(seconds=rng.uniform(0, 1800))
+
+
+def _id_number(rng: random.Random) -> str:
+    first17 = f"210211{rng.randint(1945, 2000)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    first17 += f"{rng.randint(0, 999):03d}"
+    return first17 + cases.id_check_character(first17)
+
+
+class _Ids:
+    """Ids handed out here, so that rows go in as one fast executemany without RETURNING."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    async def take(self, session: AsyncSession, table: Any, count: int) -> list[int]:
+        if table.name not in self._next:
+            top = await session.scalar(select(func.max(table.c.id)))
+            self._next[table.name] = (top or 0) + 1
+        first = self._next[table.name]
+        self._next[table.name] = first + count
+        return list(range(first, first + count))
+
+    async def advance_sequences(self, session: AsyncSession) -> None:
+        """PostgreSQL's id sequences must learn of the ids used here."""
+        if session.bind.dialect.name != "postgresql":
+            return
+        for table in self._next:
+            await session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
+
+
+async def _insert(
+    session: AsyncSession, ids: _Ids, table: Any, rows: list[dict[str, Any]]
+) -> list[int]:
+    if not rows:
+        return []
+    taken = await ids.take(session, table, len(rows))
+    for row, row_id in zip(rows, taken, strict=True):
+        row["id"] = row_id
+    await session.execute(insert(table), rows)
+    return taken
+
+
+async def _generate_day(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    day: date,
+    tickets_per_day: float,
+    district: str,
+) -> int:
+    load = WEEKDAY_LOAD[day.weekday()] * tickets_per_day * rng.uniform(0.85, 1.15)
+    if not workdays.is_working_day(day)[0] or load <= 0:
+        return 0
+    count = max(1, round(load))
+    chosen = rng.choices(world.items, weights=_item_weights(world.items, day), k=count)
+    arrivals = sorted(_arrival(rng, day) for _ in range(count))
+    sequence: dict[str, int] = defaultdict(int)
+    tickets, outcomes = [], []
+    busy = count / max(1, len(world.all_staff)) / 40  # > 1 when the day outruns the staff
+    for item, enqueued in zip(chosen, arrivals, strict=True):
+        letter = world.letters[item.category_id]
+        sequence[letter] += 1
+        kiosk = rng.choice(world.kiosks)
+        staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
+        wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
+        row: dict[str, Any] = {
+            "day": day.isoformat(), "number": f"{letter}{sequence[letter]:03d}",
+            "item_id": item.id, "department_id": item.department_id,
+            "station_id": kiosk.station_id, "kiosk_id": kiosk.id, "enqueued_at": enqueued,
+            "offer_count": 0, "note": "", **dict.fromkeys(_OPTIONAL),
+        }  # fmt: skip
+        fate = rng.random()
+        if fate < 0.02:  # a mistaken tap, cancelled within seconds
+            tapped = enqueued + timedelta(seconds=rng.uniform(1, 8))
+            row |= {"status": "cancelled", "closed_at": tapped, "end_reason": "resident_cancelled"}
+            outcome = None
+        elif fate < 0.02 + min(0.25, 0.04 + wait / 3000):  # gave up waiting
+            gave_up = enqueued + timedelta(seconds=min(wait, rng.uniform(60, 900)))
+            status = rng.choice(("cancelled", "abandoned"))
+            row |= {"status": status, "closed_at": gave_up, "end_reason": "resident_left"}
+            outcome = None
+        else:
+            connected = enqueued + timedelta(seconds=wait)
+            handling = min(3600.0, rng.lognormvariate(math.log(420), 0.5))
+            ended = connected + timedelta(seconds=handling)
+            wrapped = ended + timedelta(seconds=rng.uniform(15, 60))
+            staff_id = rng.choice(staff_pool)
+            row |= {"status": "completed", "staff_id": staff_id, "connected_at": connected,
+                    "offered_at": connected - timedelta(seconds=rng.uniform(2, 12)),
+                    "offer_count": 1, "ended_at": ended, "wrapup_done_at": wrapped,
+                    "closed_at": wrapped, "end_reason": "hangup",
+                    "outcome": "resolved"}  # fmt: skip
+            outcome = (staff_id, item)
+        tickets.append(row)
+        outcomes.append(outcome)
+    ids = await _insert(session, world.ids, Ticket.__table__, tickets)
+
+    events, ratings, new_cases = [], [], []
+    for ticket_id, row, outcome in zip(ids, tickets, outcomes, strict=True):
+        if outcome is None:
+            continue
+        staff_id, item = outcome
+        events.append({"ticket_id": ticket_id, "at": row["offered_at"], "kind": "offered",
+                       "staff_id": staff_id, "detail": {}})  # fmt: skip
+        if rng.random() < 0.85:
+            level = rng.choices(RATING_LEVELS, weights=RATING_WEIGHTS)[0]
+            if row["connected_at"] - row["enqueued_at"] > timedelta(minutes=8) and level > 2:
+                level -= rng.choice((0, 1, 2))  # long waits sour the rating
+            ratings.append({"ticket_id": ticket_id, "staff_id": staff_id, "level": level,
+                            "reasons": ["等待时间长"] if level <= 2 else [],
+                            "created_at": row["closed_at"]})  # fmt: skip
+        if rng.random() < 0.35:
+            new_cases.append((staff_id, item, row))
+    await _insert(session, world.ids, TicketEvent.__table__, events)
+    await _insert(session, world.ids, Rating.__table__, ratings)
+    await _cases(session, world, rng, day, new_cases, district)
+    return len(tickets)
+
+
+async def _cases(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    day: date,
+    opened: list[tuple[int, ServiceItem, dict[str, Any]]],
+    district: str,
+) -> None:
+    """Cases opened in the day's sessions: most pass pre-review at once, some after one or two
+    correction notices; passed ones are accepted and concluded within their promised limit."""
+    rows, plans = [], []
+    for n, (staff_id, item, ticket) in enumerate(opened, start=1):
+        created = ticket["connected_at"] + timedelta(minutes=2)
+        corrections = rng.choices((0, 1, 2), weights=(70, 24, 6))[0]
+        passed = created + timedelta(days=corrections * rng.uniform(1, 4), minutes=10)
+        accepted = passed + timedelta(hours=rng.uniform(1, 30))
+        due = workdays.add_working_days(accepted.astimezone(LOCAL_TZ).date(), item.promised_days)
+        concluded = datetime.combine(due.day, time(10), LOCAL_TZ) - timedelta(
+            days=rng.uniform(0, max(0.0, item.promised_days * 0.6))
+        )
+        concluded = max(concluded, accepted + timedelta(hours=2))
+        rows.append({
+            "number": f"{district}-{day:%Y%m%d}-H{n:04d}", "item_id": item.id,
+            "station_id": ticket["station_id"], "staff_id": staff_id,
+            "applicant_name": f"居民{rng.randint(1000, 9999)}",
+            "applicant_phone": f"139{rng.randint(0, 99_999_999):08d}",
+            "applicant_id_number": _id_number(rng), "status": "concluded",
+            "rounds": corrections + 1, "created_at": created, "accepted_at": accepted,
+            "concluded_at": concluded, "not_accepted_reason": "",
+        })  # fmt: skip
+        plans.append((staff_id, created, corrections, passed, accepted, concluded))
+    case_ids = await _insert(session, world.ids, Case.__table__, rows)
+    events, notices = [], []
+    for case_id, (staff_id, created, corrections, passed, accepted, concluded) in zip(
+        case_ids, plans, strict=True
+    ):
+        actor = world.usernames[staff_id]
+        steps = [(None, "pre_review", created)]
+        for round_ in range(1, corrections + 1):
+            issued = created + timedelta(days=(round_ - 1) * 2, minutes=5)
+            notices.append({"case_id": case_id, "round": round_, "issued_at": issued,
+                            "issued_by": actor, "items": []})  # fmt: skip
+            steps += [("pre_review", "correction_needed", issued),
+                      ("correction_needed", "pre_review", issued + timedelta(days=1))]  # fmt: skip
+        steps += [
+            ("pre_review", "awaiting_acceptance", passed),
+            ("awaiting_acceptance", "accepted", accepted),
+            ("accepted", "concluded", concluded),
+        ]
+        events += [
+            {"case_id": case_id, "from_state": a, "to_state": b, "at": at, "actor": actor,
+             "reason": ""}
+            for a, b, at in steps
+        ]  # fmt: skip
+    await _insert(session, world.ids, CaseEvent.__table__, events)
+    await _insert(session, world.ids, CorrectionNotice.__table__, notices)
+
+
+async def generate(
+    database: Database,
+    days: int,
+    *,
+    tickets_per_day: float = 160,
+    last: date | None = None,
+    seed: int = 2026,
+    district: str = "210211",
+) -> int:
+    """Add ``days`` days of history ending on ``last`` (yesterday by default), one transaction
+    per day; days that already have tickets are left alone. Returns the number of tickets."""
+    last = last or datetime.now(LOCAL_TZ).date() - timedelta(days=1)
+    rng = random.Random(seed)
+    async with database.read() as s:
+        world = await _world(s)
+    total = 0
+    for offset in range(days - 1, -1, -1):
+        day = last - timedelta(days=offset)
+        async with database.write() as s:
+            if await s.scalar(select(Ticket.id).where(Ticket.day == day.isoformat()).limit(1)):
+                continue
+            total += await _generate_day(s, world, rng, day, tickets_per_day, district)
+    async with database.write() as s:
+        await world.ids.advance_sequences(s)
+    return total
