@@ -113,6 +113,14 @@ async def staff_page(request: web.Request) -> web.Response:
     return render(request, "staff.html")
 
 
+async def board_page(request: web.Request) -> web.Response:
+    return render(request, "board.html")
+
+
+async def reports_page(request: web.Request) -> web.Response:
+    return render(request, "reports.html")
+
+
 async def message_catalog(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     if lang not in i18n.LANGS:
@@ -125,6 +133,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/kiosk", kiosk_page)
     app.router.add_get("/staff", staff_page)
+    app.router.add_get("/board", board_page)
+    app.router.add_get("/reports", reports_page)
     app.router.add_get("/i18n/{lang}.json", message_catalog)
     app.router.add_get("/catalog", catalog_page)
     app.router.add_get("/catalog/{code}", item_page)

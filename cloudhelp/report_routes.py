@@ -39,19 +39,26 @@ def date_range(request: web.Request) -> tuple[date, date]:
     return first, last
 
 
-async def build_report(state: AppState, first: date, last: date, by: str) -> dict[str, Any]:
-    """Everything the report page shows for one range and grouping."""
+async def build_report(
+    state: AppState, first: date, last: date, groups: list[str]
+) -> dict[str, Any]:
+    """Everything the report page shows for one range: a table per grouping, the total, the
+    daily trend, the peak-hour grid, hot items and case progress."""
     await metrics.refresh(state.db, first, last)
     async with state.db.read() as s:
-        names = await metrics.group_names(s, by)
-        rows = await metrics.table(s, first, last, by)
-        if names:
-            rows = [{by: r[by], "name": names.get(r[by], r[by]), **r} for r in rows]
+        tables = {}
+        for by in groups:
+            names = await metrics.group_names(s, by)
+            rows = await metrics.table(s, first, last, by)
+            if names:
+                rows = [{by: r[by], "name": names.get(r[by], r[by]), **r} for r in rows]
+            tables[by] = rows
         return {
             "from": first.isoformat(),
             "to": last.isoformat(),
-            "by": by,
-            "rows": rows,
+            "by": groups[0],
+            "rows": tables[groups[0]],
+            "tables": tables,
             "total": await metrics.total(s, first, last),
             "daily": await metrics.table(s, first, last, "day"),
             "peak_hours": await metrics.peak_hours(s, first, last),
@@ -90,17 +97,21 @@ def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/reports?from=&to=&by=…[&format=csv&table=rows|peak_hours|hot_items|due]``."""
+    """``GET /api/v1/reports?from=&to=&by=day[,station…][&format=csv&table=…]``; the CSV is
+    the first grouping's table, or ``table=peak_hours|hot_items|due``."""
     await current_staff(request, SUPERVISOR_ROLES)
     first, last = date_range(request)
-    by = request.query.get("by", "day")
-    if by not in metrics.GROUPS:
-        raise bad_request(f"Parameter 'by' must be one of {', '.join(metrics.GROUPS)}.")
+    groups = request.query.get("by", "day").split(",")
+    if not all(by in metrics.GROUPS for by in groups) or len(set(groups)) != len(groups):
+        raise bad_request(
+            f"Parameter 'by' lists groupings among {', '.join(metrics.GROUPS)}, each once."
+        )
+    by = groups[0]
     table = request.query.get("table", "rows")
     if table not in TABLES:
         raise bad_request(f"Parameter 'table' must be one of {', '.join(TABLES)}.")
     state = AppState.of(request.app)
-    body = await build_report(state, first, last, by)
+    body = await build_report(state, first, last, groups)
     if request.query.get("format") == "csv":
         rows = _csv_table(body, table)
         if table == "rows":

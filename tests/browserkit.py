@@ -53,7 +53,10 @@ async def chromium(fake_ui: bool = True) -> AsyncIterator[Browser]:
 
 async def new_page(browser: Browser, base_url: str) -> Page:
     context = await browser.new_context(
-        base_url=base_url, viewport={"width": 1280, "height": 720}, locale="zh-CN"
+        base_url=base_url,
+        viewport={"width": 1280, "height": 720},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",  # the district's clock, whatever the machine's
     )
     page = await context.new_page()
     page.on("console", lambda m: _echo(page, m.type, m.text))

@@ -91,6 +91,7 @@ function onMessage(frame) {
     case "joined": return onJoined(frame);
     case "left": return onLeft();
     case "wrapup": return onWrapup(frame);
+    case "warnings": return renderWarnings(frame.warnings);
     case "error": return banner(frame.message, "error");
   }
 }
@@ -105,6 +106,24 @@ function onPresence(/** @type {any} */ frame) {
   $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
   $("idle").hidden = frame.state === "in_call" || frame.state === "wrapup";
+}
+
+/** Time-out warnings that concern this staff member, each with an acknowledge button. */
+function renderWarnings(/** @type {any[]} */ warnings) {
+  $("my-warnings").hidden = warnings.length === 0;
+  $("warning-list").replaceChildren(...warnings.map((w) => {
+    const li = document.createElement("li");
+    const what = [w.detail.ticket || w.detail.case, w.detail.item].filter(Boolean).join(" · ");
+    li.textContent = `${t(`warning.${w.kind}`)}：${what} `;
+    if (!w.acked_at) {
+      const ack = document.createElement("button");
+      ack.className = "button";
+      ack.textContent = t("board.ack");
+      ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
+      li.append(ack);
+    }
+    return li;
+  }));
 }
 
 function renderQueue() {

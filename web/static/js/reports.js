@@ -1,0 +1,216 @@
+// Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
+// @ts-check
+import { banner } from "./callview.js";
+import { duration, lang, setLang, t, translate } from "./i18n.js";
+
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+/** @type {any} */
+const echarts = /** @type {any} */ (window).echarts;
+/** @type {any} */
+let report = null;
+const charts = new Map();
+const COLUMNS = ["tickets", "answered", "abandon_rate", "wait_mean_s", "wait_p90_s", "handling_mean_s",
+  "service_level", "good_rate", "ratings", "cases_opened", "cases_concluded", "first_pass_rate", "trips_saved"];
+const RATES = new Set(["abandon_rate", "service_level", "good_rate", "first_pass_rate", "rating_response_rate"]);
+const TIMES = new Set(["wait_mean_s", "wait_p90_s", "handling_mean_s", "handling_p90_s"]);
+
+/** @param {string} column @param {any} value */
+function show(column, value) {
+  if (value === null || value === undefined) return "—";
+  if (RATES.has(column)) return `${(value * 100).toFixed(1)}%`;
+  if (TIMES.has(column)) return duration(value);
+  return String(value);
+}
+
+/** @param {Date} day */
+const iso = (day) => new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10);
+
+/** @param {string} id */
+function chart(id) {
+  if (!charts.has(id)) charts.set(id, echarts.init($(id), null, { renderer: "canvas" }));
+  return { setOption: (/** @type {any} */ option, /** @type {boolean} */ replace) =>
+    charts.get(id).setOption({ animation: false, textStyle: { fontFamily: "inherit" }, ...option }, replace) };
+}
+
+function renderKpis() {
+  const total = report.total;
+  const kpis = ["tickets", "answered", "wait_mean_s", "service_level", "good_rate", "abandon_rate",
+    "cases_opened", "first_pass_rate", "correction_rounds_per_case", "trips_saved"];
+  $("kpis").replaceChildren(...kpis.map((name) => {
+    const box = document.createElement("div");
+    box.className = "kpi";
+    const label = document.createElement("span");
+    label.textContent = t(`metric.${name}`);
+    const value = document.createElement("strong");
+    value.textContent = name === "correction_rounds_per_case" && total[name] !== null ? total[name].toFixed(2) : show(name, total[name]);
+    box.append(label, value);
+    return box;
+  }));
+}
+
+function renderTrend() {
+  const days = report.tables.day;
+  chart("chart-trend").setOption({
+    tooltip: { trigger: "axis" },
+    legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
+    grid: { left: 50, right: 60, bottom: 40 },
+    xAxis: { type: "category", data: days.map((/** @type {any} */ d) => d.day) },
+    yAxis: [
+      { type: "value", name: t("metric.tickets") },
+      { type: "value", name: t("reports.minutes") },
+      { type: "value", min: 0, max: 100, show: false },
+    ],
+    series: [
+      { name: t("metric.tickets"), type: "bar", data: days.map((/** @type {any} */ d) => d.tickets), itemStyle: { color: "#1f5fa8" } },
+      { name: t("metric.wait_mean_s"), type: "line", yAxisIndex: 1, smooth: true, connectNulls: true,
+        data: days.map((/** @type {any} */ d) => d.wait_mean_s === null ? null : +(d.wait_mean_s / 60).toFixed(1)), itemStyle: { color: "#e08a00" } },
+      { name: t("metric.good_rate"), type: "line", yAxisIndex: 2, smooth: true, connectNulls: true,
+        data: days.map((/** @type {any} */ d) => d.good_rate === null ? null : +(d.good_rate * 100).toFixed(1)), itemStyle: { color: "#1f7a4d" } },
+    ],
+  }, true);
+}
+
+function renderPeak() {
+  const weekdays = [0, 1, 2, 3, 4, 5, 6].map((i) => t(`reports.weekday.${i}`));
+  const cells = [];
+  let max = 1;
+  report.peak_hours.forEach((/** @type {number[]} */ hours, /** @type {number} */ w) => hours.forEach((n, h) => {
+    cells.push([h, w, n]);
+    max = Math.max(max, n);
+  }));
+  chart("chart-peak").setOption({
+    tooltip: { formatter: (/** @type {any} */ p) => `${weekdays[p.value[1]]} ${p.value[0]}:00 — ${p.value[2]}` },
+    grid: { left: 50, right: 20, bottom: 70, top: 10 },
+    xAxis: { type: "category", data: [...Array(24).keys()].map((h) => `${h}`), splitArea: { show: true } },
+    yAxis: { type: "category", data: weekdays, inverse: true, splitArea: { show: true } },
+    visualMap: { min: 0, max, calculable: true, orient: "horizontal", left: "center", bottom: 0,
+      inRange: { color: ["#f2f6fb", "#9cc3e8", "#1f5fa8", "#0b2a55"] } },
+    series: [{ type: "heatmap", data: cells, label: { show: false } }],
+  }, true);
+}
+
+function renderHot() {
+  const items = [...report.hot_items].reverse();
+  chart("chart-hot").setOption({
+    tooltip: {},
+    grid: { left: 10, right: 40, bottom: 20, top: 10, containLabel: true },
+    xAxis: { type: "value" },
+    yAxis: { type: "category", data: items.map((/** @type {any} */ i) => i.name.length > 16 ? `${i.name.slice(0, 16)}…` : i.name) },
+    series: [{ type: "bar", data: items.map((/** @type {any} */ i) => i.tickets), itemStyle: { color: "#1f5fa8" },
+      label: { show: true, position: "right" } }],
+  }, true);
+}
+
+/** @param {string} by */
+function renderTable(by) {
+  const rows = report.tables[by];
+  const head = document.createElement("tr");
+  for (const column of ["name", ...COLUMNS]) {
+    const th = document.createElement("th");
+    th.textContent = column === "name" ? t(`reports.group.${by}`) : t(`metric.${column}`);
+    head.append(th);
+  }
+  const body = rows.map((/** @type {any} */ row) => {
+    const tr = document.createElement("tr");
+    for (const column of ["name", ...COLUMNS]) {
+      const td = document.createElement("td");
+      td.textContent = column === "name" ? row.name : show(column, row[column]);
+      tr.append(td);
+    }
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = COLUMNS.length + 1;
+    td.textContent = t("reports.none");
+    tr.append(td);
+    body.push(tr);
+  }
+  $(`table-${by}`).replaceChildren(head, ...body);
+}
+
+function renderCases() {
+  const cases = report.cases;
+  const wrap = document.createElement("div");
+  const states = document.createElement("p");
+  states.textContent = Object.entries(cases.by_state).map(([state, n]) => `${t(`case.state.${state}`)} ${n}`).join(" · ");
+  const due = document.createElement("ul");
+  due.className = "due-list";
+  for (const [kind, list] of [["overdue", cases.overdue], ["due_soon", cases.due_soon]]) {
+    for (const c of list) {
+      const li = document.createElement("li");
+      li.textContent = `${t(`reports.${kind}`)}：${c.number} · ${c.item} · ${c.promised_due}`;
+      due.append(li);
+    }
+  }
+  wrap.append(states, due);
+  $("cases").replaceChildren(wrap);
+}
+
+function csvLinks() {
+  document.querySelectorAll("a.csv").forEach((node) => {
+    const a = /** @type {HTMLAnchorElement} */ (node);
+    const params = new URLSearchParams({ from: report.from, to: report.to, format: "csv",
+      table: a.dataset.table || "rows", by: a.dataset.by || "day" });
+    a.href = `/api/v1/reports?${params}`;
+  });
+}
+
+function render() {
+  if (!report) return;
+  renderKpis();
+  renderTrend();
+  renderPeak();
+  renderHot();
+  for (const by of ["department", "station", "staff"]) renderTable(by);
+  renderCases();
+  csvLinks();
+}
+
+async function load() {
+  const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "day,department,station,staff" });
+  const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
+  const body = await response.json();
+  if (!response.ok) { banner(body.error.message, "error"); return; }
+  banner(null);
+  report = body;
+  history.replaceState(null, "", `?from=${report.from}&to=${report.to}`);
+  render();
+}
+
+/** @param {number} days */
+function preset(days) {
+  const to = new Date();
+  const from = new Date(to.getTime() - (days - 1) * 86400000);
+  $("from").value = iso(from);
+  $("to").value = iso(to);
+  load();
+}
+
+async function start() {
+  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+  const role = me.ok ? (await me.json()).staff.role : null;
+  if (role !== "supervisor" && role !== "admin") {
+    $("signin").hidden = false;
+    if (role) $("signin").querySelector("p").textContent = t("board.signin.forbidden");
+    return;
+  }
+  $("report").hidden = false;
+  const query = new URLSearchParams(location.search);
+  const to = new Date();
+  $("to").value = query.get("to") || iso(to);
+  $("from").value = query.get("from") || iso(new Date(to.getTime() - 29 * 86400000));
+  $("range").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); load(); };
+  document.querySelectorAll("[data-days]").forEach((b) => {
+    /** @type {HTMLElement} */ (b).onclick = () => preset(Number(/** @type {HTMLElement} */ (b).dataset.days));
+  });
+  await load();
+}
+
+Object.assign(window, { cloudhelp: { get report() { return report; }, charts } });
+await setLang(lang);
+translate(document);
+$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); render(); };
+window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+await start();
