@@ -3,9 +3,13 @@ cases with and without corrections, week and month groups."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import csv
+import io
 from datetime import date, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from cloudhelp import metrics
@@ -24,6 +28,8 @@ from cloudhelp.models import (
     TicketEvent,
 )
 from cloudhelp.queue import LOCAL_TZ
+from tests.callkit import running_server
+from tests.test_call_core import answer, take_ticket
 
 DAY = date(2026, 11, 23)  # a Monday
 
@@ -182,18 +188,16 @@ async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine)
 
 
 async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
-    import csv
-    import io
-
-    import pytest
-
-    from tests.callkit import running_server
-    from tests.test_call_core import answer, take_ticket
 
     async with running_server(sqlite_demo_url) as server:
-        staff = await server.staff("zhaogang")
+        staff = await server.staff("zhaogang", available=False)
         kiosk = await server.kiosk()
-        await take_ticket(kiosk, "NYNC-002")
+        taken = await take_ticket(kiosk, "NYNC-002")
+        # The kiosk's socket drops while it waits; the resumed session keeps its ticket.
+        await kiosk.drop()
+        await asyncio.sleep(0.3)
+        await kiosk.resume()
+        await staff.send({"type": "staff.status", "status": "available"})
         await answer(staff)
         await kiosk.expect("joined")
         await kiosk.send({"type": "call.hangup"})
@@ -205,6 +209,11 @@ async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
             body = await r.json()
         (row,) = body["rows"]
         assert row["item"] == "NYNC-002" and row["tickets"] == 1 and row["answered"] == 1
+        async with server.state.db.read() as s:
+            ticket = await s.get(Ticket, taken["id"])
+            assert ticket and ticket.connected_at
+            waited = (ticket.connected_at - ticket.enqueued_at).total_seconds()
+        assert waited > 0.3 and row["wait_mean_s"] == pytest.approx(waited)
         assert body["hot_items"][0]["name"] == "渔业捕捞许可证换发（延续）"
         async with server.http.get("/api/v1/reports?by=item&format=csv", cookies=supervisor) as r:
             text = await r.text()

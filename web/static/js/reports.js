@@ -49,7 +49,7 @@ function renderKpis() {
 }
 
 function renderTrend() {
-  const days = report.tables.day;
+  const days = report.daily;
   chart("chart-trend").setOption({
     tooltip: { trigger: "axis" },
     legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
@@ -169,7 +169,7 @@ function render() {
 }
 
 async function load() {
-  const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "day,department,station,staff" });
+  const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "department,station,staff" });
   const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
   const body = await response.json();
   if (!response.ok) { banner(body.error.message, "error"); return; }
