@@ -351,7 +351,7 @@ async def run(quick: bool) -> dict[str, Any]:
         setup = await call_setup(
             base,
             credentials[idle_n + calls :],
-            tokens[:1] if False else [await _fresh_staff_token(url)],
+            [await _fresh_staff_token(url)],
         )
     bare_port = free_port()
     with process([sys.executable, "-m", "benchmarks.bare_relay", str(bare_port)]):
