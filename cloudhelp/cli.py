@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import json
 import os
@@ -377,6 +378,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
     print(f"CloudHelp is running: open http://{host}:{port}/", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
+    # Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as the
+    # process: keep it out of the cyclic garbage collector's full passes, which would otherwise
+    # walk a quarter of a million objects and stall every call's relay for ~130 ms.
+    gc.freeze()
     try:
         await asyncio.Event().wait()
     finally:
