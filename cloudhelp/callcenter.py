@@ -43,6 +43,7 @@ CORRECTION_STATES = ("correction_needed",)
 PUSH_COALESCE_SECONDS = 0.05
 BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
 BOARD_REFRESH_SECONDS = 10.0  # and at least this often while someone watches
+CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
 QUEUE_LIST_LIMIT = 50
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
 
@@ -201,12 +202,15 @@ class CallCenter:
 
     async def _watch_timeouts(self) -> None:
         """Check the time-out warnings every few seconds; keep the board's figures fresh."""
-        last_board = 0.0
+        last_board = last_full = 0.0
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.warning_check_seconds)
             try:
-                changed = await self.check_warnings()
+                every_kind = loop.time() - last_full >= CASE_WARNING_CHECK_SECONDS
+                changed = await self.check_warnings(every_kind=every_kind)
+                if every_kind:
+                    last_full = loop.time()
                 if not changed and loop.time() - last_board >= BOARD_REFRESH_SECONDS:
                     await self._push_board()
                     last_board = loop.time()
@@ -836,10 +840,10 @@ class CallCenter:
             concerned = warning.staff_id
         await self.warnings_changed({concerned} if concerned else set())
 
-    async def check_warnings(self, now: datetime | None = None) -> bool:
+    async def check_warnings(self, now: datetime | None = None, every_kind: bool = True) -> bool:
         """Raise and clear time-out warnings as of ``now``; push what changed."""
         async with self.db.write() as s:
-            changes = await timeouts.evaluate(s, now or utcnow())
+            changes = await timeouts.evaluate(s, now or utcnow(), every_kind)
         if not changes:
             return False
         for warning in changes.raised:

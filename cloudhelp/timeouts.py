@@ -8,10 +8,10 @@ district-wide, per department or per item; the most specific one applies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import cases, queue, workdays
@@ -48,6 +48,9 @@ KINDS = {
 }
 
 
+TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
+
+
 class WarningError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -64,6 +67,12 @@ class Thresholds:
     @classmethod
     async def load(cls, session: AsyncSession) -> Thresholds:
         return cls(list((await session.scalars(select(WarningThreshold))).all()))
+
+    def lowest(self, kind: str) -> float:
+        """The smallest threshold of a kind anywhere: nothing below it can be late."""
+        return min(
+            [KINDS[kind].default, *(v for (k, _d, _i), v in self._values.items() if k == kind)]
+        )
 
     def value(self, kind: str, department_id: int | None, item_id: int | None) -> float:
         for scope in ((None, item_id), (department_id, None), (None, None)):
@@ -145,8 +154,23 @@ async def _ticket_conditions(
     session: AsyncSession, now: datetime, limits: Thresholds
 ) -> list[Condition]:
     found = []
+
+    def before(kind: str) -> datetime:
+        return now - timedelta(seconds=limits.lowest(kind))
+
+    # Only tickets already past the lowest threshold of their kind are loaded.
     tickets = (
-        await session.scalars(select(Ticket).where(Ticket.status.in_(queue.OPEN_STATES)))
+        await session.scalars(
+            select(Ticket).where(
+                or_(
+                    and_(
+                        Ticket.status.in_(queue.QUEUED), Ticket.enqueued_at < before("ticket_wait")
+                    ),
+                    and_(Ticket.status == "connected", Ticket.connected_at < before("call_long")),
+                    and_(Ticket.status == "wrapup", Ticket.ended_at < before("wrapup_long")),
+                )
+            )
+        )
     ).all()
     for ticket in tickets:
         if ticket.status in queue.QUEUED:
@@ -259,22 +283,25 @@ class Changes:
         return {w.staff_id for w in self.raised + self.cleared if w.staff_id is not None}
 
 
-async def evaluate(session: AsyncSession, now: datetime) -> Changes:
-    """Raise the warnings whose condition holds at ``now`` and clear those whose stopped."""
+async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True) -> Changes:
+    """Raise the warnings whose condition holds at ``now`` and clear those whose stopped.
+
+    With ``every_kind`` false only the ticket kinds are checked (they change by the second;
+    cases and follow-ups change by the day) and warnings of the other kinds are left as they are.
+    """
     limits = await Thresholds.load(session)
-    holding = {
-        (c.kind, c.subject): c
-        for c in await _ticket_conditions(session, now, limits)
-        + await _case_conditions(session, now, limits)
-        + await _follow_up_conditions(session, now, limits)
-    }
+    conditions = await _ticket_conditions(session, now, limits)
+    if every_kind:
+        conditions += await _case_conditions(session, now, limits)
+        conditions += await _follow_up_conditions(session, now, limits)
+    holding = {(c.kind, c.subject): c for c in conditions}
     open_rows = (
         await session.scalars(select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None)))
     ).all()
     active = {(w.kind, w.subject): w for w in open_rows}
     changes = Changes([], [])
     for key, warning in active.items():
-        if key not in holding:
+        if key not in holding and (every_kind or warning.kind in TICKET_KINDS):
             warning.cleared_at = now
             changes.cleared.append(warning)
     for key, c in holding.items():

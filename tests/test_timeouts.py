@@ -154,6 +154,10 @@ async def test_late_correction_notice_and_follow_up(demo_engine) -> None:
     assert await kinds_at(database, T0 + timedelta(days=5, minutes=1)) == ({"notice_late"}, set())
     async with database.write() as s:
         s.add(CorrectionNotice(case_id=waiting.id, round=1, issued_by="zhaogang", items=[]))
+        # The frequent ticket-only check leaves case warnings alone …
+        quick = await timeouts.evaluate(s, T0 + timedelta(days=5, minutes=2), every_kind=False)
+        assert not quick
+    # … the full check clears it.
     assert await kinds_at(database, T0 + timedelta(days=5, minutes=2)) == (set(), {"notice_late"})
 
     async with database.write() as s:
