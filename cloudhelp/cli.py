@@ -359,6 +359,9 @@ def _positive(text: str) -> int:
     return value
 
 
+GC_YOUNG_THRESHOLD = 7000  # Python's default is 700
+
+
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
@@ -380,8 +383,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
     # Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as the
     # process: keep it out of the cyclic garbage collector's full passes, which would otherwise
-    # walk a quarter of a million objects and stall every call's relay for ~130 ms.
+    # walk a quarter of a million objects and stall every call's relay for ~130 ms. Each open
+    # WebSocket keeps a dozen young objects waiting for its next frame, so a young-generation
+    # pass costs about 1 ms with hundreds of calls; running it 10× less often takes that out of
+    # the relay's p99 (benchmarks/signaling.py measures both).
     gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         await asyncio.Event().wait()
     finally:
