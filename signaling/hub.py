@@ -539,10 +539,8 @@ class Hub:
             raise SignalingError("not_in_call", "That session is not in your call.")
         if message.type == "app":
             self.app.relayed(session, raw)
-        out = {key: value for key, value in raw.items() if key != "to"}
-        out["from"] = session.id
         if message.to is not None:
-            await self.send(message.to, out)
+            await self.send(message.to, _forwarded(raw, session.id))
             return
         # Without ``to`` the validated text is forwarded as it came, with ``from`` and ``seq``
         # appended, instead of being serialised again.
@@ -553,7 +551,7 @@ class Hub:
             if local is not None:
                 await local.send_prefix(prefix)
             else:
-                await self.broker.publish(_topic(target), out)
+                await self.broker.publish(_topic(target), _forwarded(raw, session.id))
 
 
 async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
@@ -566,6 +564,11 @@ async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
         task.cancel()
     if late:
         await asyncio.wait(late)
+
+
+def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:
+    """A relayed message as its receiver gets it: without ``to``, with ``from``."""
+    return {**{key: value for key, value in raw.items() if key != "to"}, "from": sender}
 
 
 def _topic(session_id: str) -> str:
