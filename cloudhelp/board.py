@@ -103,5 +103,8 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
             if t.status == "connected"
         ],
         "today": {name: figures[name] for name in TODAY_FIGURES},
-        "warnings": [timeouts.warning_json(w) for w in warnings],
+        "warnings": [
+            timeouts.warning_json(w)
+            for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
+        ],
     }

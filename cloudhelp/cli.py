@@ -178,7 +178,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             last = datetime.now(LOCAL_TZ).date()
             await metrics.refresh(database, last - timedelta(days=args.history), last)
             print(
-                f"  {made} tickets of history over the last {args.history} days (reports, /board)."
+                f"  {made} tickets of history: the last {args.history} days and today so far "
+                "(see /reports and /board)."
             )
         print("Start the server with:  cloudhelp serve")
         print("Then open /kiosk?enrol=CODE in one browser and /staff in another.")

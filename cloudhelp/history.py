@@ -4,8 +4,10 @@ The shape of a district's year: working days only, Mondays busiest, a morning pe
 smaller afternoon one, fishing-licence renewals crowding July and August before the fishing
 season opens on 1 September, a few abandons (some of them a mistaken tap), mostly good
 ratings with some bad ones, and a case opened in about a third of the sessions, most passing
-pre-review at the first try. Everything is drawn from one seeded generator: the same seed
-gives the same history.
+pre-review at the first try, and each bad rating's follow-up. History stops at a moment
+(now, by default): today's closed sessions count in today's figures, recent cases are still
+under way (some due soon or overdue) and a few follow-ups are late — so the board has warnings.
+Everything is drawn from one seeded generator: the same seed gives the same history.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cloudhelp.models import (
     CaseEvent,
     Category,
     CorrectionNotice,
+    FollowUp,
     Kiosk,
     Rating,
     ServiceItem,
@@ -37,6 +40,7 @@ from cloudhelp.models import (
     TicketEvent,
 )
 from cloudhelp.queue import LOCAL_TZ
+from cloudhelp.ratings import FOLLOW_UP_WORKING_DAYS
 
 WEEKDAY_LOAD = (1.35, 1.1, 1.0, 0.95, 0.9, 0.0, 0.0)  # Monday first; the hall rests at weekends
 # Arrivals per half hour from 08:30 to 17:30 (the hall closes 12:00–13:30).
@@ -60,6 +64,7 @@ class _World:
     staff_by_department: dict[int, list[int]]
     all_staff: list[int]
     usernames: dict[int, str]
+    supervisor: int | None
     ids: _Ids
 
 
@@ -79,7 +84,10 @@ async def _world(session: AsyncSession) -> _World:
     if not every:
         raise ValueError("No staff member handles any department: add staff first.")
     usernames = dict((await session.execute(select(Staff.id, Staff.username))).all())
-    return _World(items, letters, kiosks, dict(by_department), every, usernames, _Ids())
+    supervisor = await session.scalar(
+        select(Staff.id).where(Staff.role == "supervisor").order_by(Staff.id).limit(1)
+    )
+    return _World(items, letters, kiosks, dict(by_department), every, usernames, supervisor, _Ids())
 
 
 def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
@@ -151,6 +159,7 @@ async def _generate_day(
     day: date,
     tickets_per_day: float,
     district: str,
+    until: datetime,
 ) -> int:
     load = WEEKDAY_LOAD[day.weekday()] * tickets_per_day * rng.uniform(0.85, 1.15)
     if not workdays.is_working_day(day)[0] or load <= 0:
@@ -195,6 +204,8 @@ async def _generate_day(
                     "closed_at": wrapped, "end_reason": "hangup",
                     "outcome": "resolved"}  # fmt: skip
             outcome = (staff_id, item)
+        if row["closed_at"] > until:
+            continue  # still under way at ``until``: live tickets come from real kiosks
         tickets.append(row)
         outcomes.append(outcome)
     ids = await _insert(session, world.ids, Ticket.__table__, tickets)
@@ -217,7 +228,8 @@ async def _generate_day(
             new_cases.append((staff_id, item, row))
     await _insert(session, world.ids, TicketEvent.__table__, events)
     await _insert(session, world.ids, Rating.__table__, ratings)
-    await _cases(session, world, rng, day, new_cases, district)
+    await _follow_ups(session, world, rng, ratings, until)
+    await _cases(session, world, rng, day, new_cases, district, until)
     return len(tickets)
 
 
@@ -228,55 +240,87 @@ async def _cases(
     day: date,
     opened: list[tuple[int, ServiceItem, dict[str, Any]]],
     district: str,
+    until: datetime,
 ) -> None:
     """Cases opened in the day's sessions: most pass pre-review at once, some after one or two
-    correction notices; passed ones are accepted and concluded within their promised limit."""
-    rows, plans = [], []
+    correction notices; passed ones are accepted and concluded within their promised limit.
+    Only what happened before ``until`` is recorded, so recent cases are still under way."""
+    rows, timelines = [], []
     for n, (staff_id, item, ticket) in enumerate(opened, start=1):
         created = ticket["connected_at"] + timedelta(minutes=2)
-        corrections = rng.choices((0, 1, 2), weights=(70, 24, 6))[0]
-        passed = created + timedelta(days=corrections * rng.uniform(1, 4), minutes=10)
+        steps: list[tuple[str | None, str, datetime]] = [(None, "pre_review", created)]
+        at = created
+        for _ in range(rng.choices((0, 1, 2), weights=(70, 24, 6))[0]):
+            issued = at + timedelta(minutes=5)
+            back = issued + timedelta(days=rng.uniform(0.5, 4))
+            steps += [("pre_review", "correction_needed", issued),
+                      ("correction_needed", "pre_review", back)]  # fmt: skip
+            at = back
+        passed = at + timedelta(minutes=rng.uniform(10, 60))
         accepted = passed + timedelta(hours=rng.uniform(1, 30))
         due = workdays.add_working_days(accepted.astimezone(LOCAL_TZ).date(), item.promised_days)
         concluded = datetime.combine(due.day, time(10), LOCAL_TZ) - timedelta(
             days=rng.uniform(0, max(0.0, item.promised_days * 0.6))
         )
-        concluded = max(concluded, accepted + timedelta(hours=2))
+        if rng.random() < 0.04:  # a few run late
+            concluded = datetime.combine(due.day, time(10), LOCAL_TZ) + timedelta(
+                days=rng.uniform(1, 6)
+            )
+        steps += [
+            ("pre_review", "awaiting_acceptance", passed),
+            ("awaiting_acceptance", "accepted", accepted),
+            ("accepted", "concluded", max(concluded, accepted + timedelta(hours=2))),
+        ]
+        happened = [step for step in steps if step[2] <= until]
+        reached = {to: at for _from, to, at in happened}
         rows.append({
             "number": f"{district}-{day:%Y%m%d}-H{n:04d}", "item_id": item.id,
             "station_id": ticket["station_id"], "staff_id": staff_id,
             "applicant_name": f"居民{rng.randint(1000, 9999)}",
             "applicant_phone": f"139{rng.randint(0, 99_999_999):08d}",
-            "applicant_id_number": _id_number(rng), "status": "concluded",
-            "rounds": corrections + 1, "created_at": created, "accepted_at": accepted,
-            "concluded_at": concluded, "not_accepted_reason": "",
+            "applicant_id_number": _id_number(rng), "status": happened[-1][1],
+            "rounds": 1 + sum(1 for _f, to, _a in happened if to == "correction_needed"),
+            "created_at": created, "accepted_at": reached.get("accepted"),
+            "concluded_at": reached.get("concluded"), "not_accepted_reason": "",
         })  # fmt: skip
-        plans.append((staff_id, created, corrections, passed, accepted, concluded))
+        timelines.append((staff_id, happened))
     case_ids = await _insert(session, world.ids, Case.__table__, rows)
     events, notices = [], []
-    for case_id, (staff_id, created, corrections, passed, accepted, concluded) in zip(
-        case_ids, plans, strict=True
-    ):
+    for case_id, (staff_id, happened) in zip(case_ids, timelines, strict=True):
         actor = world.usernames[staff_id]
-        steps = [(None, "pre_review", created)]
-        for round_ in range(1, corrections + 1):
-            issued = created + timedelta(days=(round_ - 1) * 2, minutes=5)
-            notices.append({"case_id": case_id, "round": round_, "issued_at": issued,
-                            "issued_by": actor, "items": []})  # fmt: skip
-            steps += [("pre_review", "correction_needed", issued),
-                      ("correction_needed", "pre_review", issued + timedelta(days=1))]  # fmt: skip
-        steps += [
-            ("pre_review", "awaiting_acceptance", passed),
-            ("awaiting_acceptance", "accepted", accepted),
-            ("accepted", "concluded", concluded),
-        ]
-        events += [
-            {"case_id": case_id, "from_state": a, "to_state": b, "at": at, "actor": actor,
-             "reason": ""}
-            for a, b, at in steps
-        ]  # fmt: skip
+        for from_state, to_state, at in happened:
+            events.append({"case_id": case_id, "from_state": from_state, "to_state": to_state,
+                           "at": at, "actor": actor, "reason": ""})  # fmt: skip
+            if to_state == "correction_needed":
+                notices.append({"case_id": case_id, "round": len(notices) + 1, "issued_at": at,
+                                "issued_by": actor, "items": []})  # fmt: skip
     await _insert(session, world.ids, CaseEvent.__table__, events)
     await _insert(session, world.ids, CorrectionNotice.__table__, notices)
+
+
+async def _follow_ups(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    ratings: list[dict[str, Any]],
+    until: datetime,
+) -> None:
+    """Each bad rating's follow-up (回访整改): most closed within days, a few left open."""
+    rows = []
+    for rating in ratings:
+        if rating["level"] > 2:
+            continue
+        rated = rating["created_at"]
+        due = workdays.add_working_days(rated.astimezone(LOCAL_TZ).date(), FOLLOW_UP_WORKING_DAYS)
+        closed = rated + timedelta(days=rng.uniform(0.2, 6))
+        done = closed <= until and rng.random() < 0.97
+        rows.append({
+            "rating_id": rating["id"], "assignee_id": world.supervisor, "due_date": due.day,
+            "due_estimated": due.estimated, "closed_at": closed if done else None,
+            "closed_by": world.usernames.get(world.supervisor or 0) if done else None,
+            "note": "已电话回访，说明情况并致歉" if done else "",
+        })  # fmt: skip
+    await _insert(session, world.ids, FollowUp.__table__, rows)
 
 
 async def generate(
@@ -284,23 +328,25 @@ async def generate(
     days: int,
     *,
     tickets_per_day: float = 160,
-    last: date | None = None,
+    until: datetime | None = None,
     seed: int = 2026,
     district: str = "210211",
 ) -> int:
-    """Add ``days`` days of history ending on ``last`` (yesterday by default), one transaction
-    per day; days that already have tickets are left alone. Returns the number of tickets."""
-    last = last or datetime.now(LOCAL_TZ).date() - timedelta(days=1)
+    """Add the ``days`` local days before ``until`` (now by default) and that day up to
+    ``until``, one transaction per day; days that already have tickets are left alone. Returns
+    the number of tickets."""
+    until = until or datetime.now(LOCAL_TZ)
+    last = until.astimezone(LOCAL_TZ).date()
     rng = random.Random(seed)
     async with database.read() as s:
         world = await _world(s)
     total = 0
-    for offset in range(days - 1, -1, -1):
+    for offset in range(days, -1, -1):
         day = last - timedelta(days=offset)
         async with database.write() as s:
             if await s.scalar(select(Ticket.id).where(Ticket.day == day.isoformat()).limit(1)):
                 continue
-            total += await _generate_day(s, world, rng, day, tickets_per_day, district)
+            total += await _generate_day(s, world, rng, day, tickets_per_day, district, until)
     async with database.write() as s:
         await world.ids.advance_sequences(s)
     return total

@@ -48,6 +48,9 @@ KINDS = {
 }
 
 
+# The board lists the most pressing first: what is already late, then what is running long.
+SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "ticket_wait", "call_long",
+            "wrapup_long", "case_due_soon")  # fmt: skip
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
 
 

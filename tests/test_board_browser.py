@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from playwright.async_api import Page, expect
@@ -82,12 +82,13 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
 
 async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
-        made = await history.generate(server.state.db, 30, tickets_per_day=60)
+        midnight = datetime.combine(datetime.now(LOCAL_TZ).date(), time(), LOCAL_TZ)
+        made = await history.generate(server.state.db, 30, tickets_per_day=60, until=midnight)
         assert made > 500
         page = await new_page(browser, server.base_url)
         await page.set_viewport_size({"width": 1400, "height": 900})
         await signed_in(server, page, "sunhua")
-        last = datetime.now(LOCAL_TZ).date() - timedelta(days=1)
+        last = midnight.date() - timedelta(days=1)
         await page.goto(f"/reports?from={last - timedelta(days=29)}&to={last}")
         await expect(page.locator("#table-station tr").nth(1)).to_be_visible()
         for chart in ("#chart-trend", "#chart-peak", "#chart-hot"):
@@ -111,6 +112,13 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         assert [r["station"] for r in rows] == [r["station"] for r in shown]
         assert [int(r["tickets"]) for r in rows] == [r["tickets"] for r in shown]
         assert sum(int(r["tickets"]) for r in rows) == made
+
+        # The board of a district with a history: late follow-ups and cases due soon or overdue.
+        assert await server.state.callcenter.check_warnings()
+        await page.goto("/board")
+        await expect(page.locator("#warnings li").first).to_be_visible()
+        await snap(page, "board-4-with-history")
+        await page.goto("/reports")
 
         # A range the server refuses is explained on the page.
         await page.fill("#from", "2026-01-01")

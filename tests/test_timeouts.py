@@ -84,6 +84,7 @@ async def test_call_warnings_fire_and_clear_on_time(demo_engine) -> None:
 
 
 async def test_the_most_specific_threshold_applies(demo_engine) -> None:
+    assert sorted(timeouts.SEVERITY) == sorted(timeouts.KINDS)  # the board can order each kind
     database = Database(demo_engine)
     async with database.write() as s:
         await timeouts.set_threshold(s, "ticket_wait", 120, department="NYNC")

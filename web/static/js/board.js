@@ -72,18 +72,21 @@ function render() {
   $("warnings").replaceChildren(...open.map((/** @type {any} */ w) => {
     const li = el("li", "", w.acked_at ? "acked" : "");
     li.dataset.warning = String(w.id);
-    const grow = el("span", "", "grow");
-    const what = [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
-    grow.append(el("strong", t(`warning.${w.kind}`)), el("br"), el("small", what));
-    const time = el("small", "", "wait late");
-    time.dataset.since = w.detail.since || w.raised_at;
-    li.append(grow, time);
-    if (w.acked_at) li.append(el("small", t("board.acked_by", { name: w.acked_by })));
+    const head = el("div", "", "head");
+    const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "", "late");
+    if (!w.detail.due) {
+      time.classList.add("wait");
+      time.dataset.since = w.detail.since || w.raised_at;
+    }
+    head.append(el("strong", t(`warning.${w.kind}`), "grow"), time);
+    if (w.acked_at) head.append(el("small", t("board.acked_by", { name: w.acked_by })));
     else {
       const ack = el("button", t("board.ack"), "button");
       ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
-      li.append(ack);
+      head.append(ack);
     }
+    const what = [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
+    li.append(head, el("small", what));
     return li;
   }));
   tick();
