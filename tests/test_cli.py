@@ -101,3 +101,15 @@ def test_missing_config_file_is_reported(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
     assert "does not exist" in result.stderr
+
+
+def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'history.db'}"
+    first = run_cli("demo", "--db", db, "--history", "30", "--per-day", "30")
+    assert first.returncode == 0, first.stderr
+    made = int(first.stdout.split(" tickets of history")[0].rsplit(maxsplit=1)[-1])
+    assert made > 100  # at least 12 working days in any 30 (Golden Week included) at ~30 a day
+    again = run_cli("demo", "--db", db, "--history", "30", "--per-day", "30")
+    assert again.returncode == 0 and "  0 tickets of history" in again.stdout
+    bad = run_cli("demo", "--db", db, "--history", "0")
+    assert bad.returncode == 2 and "--history" in bad.stderr
