@@ -22,18 +22,18 @@ from cloudhelp.models import (
 NOTICE_DAYS = 5  # Administrative Licensing Law art. 32: tell the applicant within five days
 
 
-def notice_flags(
-    case: Case,
-    notices: list[CorrectionNotice],
-    days: float = NOTICE_DAYS,
-    now: datetime | None = None,
-) -> list[str]:
+def notice_late(opened_at: datetime, now: datetime, days: float = NOTICE_DAYS) -> bool:
+    """A missing correction notice is late ``days`` days after the case opened."""
+    return now - opened_at > timedelta(days=days)
+
+
+def notice_flags(case: Case, notices: list[CorrectionNotice]) -> list[str]:
     """``notice_missing``: the case waits for corrections but its round has no notice yet;
-    ``notice_overdue``: and it has been so for more than ``days`` days since the case opened."""
+    ``notice_overdue``: and it has been so for more than five days since the case opened."""
     if case.status != "correction_needed" or any(n.round == case.rounds for n in notices):
         return []
     flags = ["notice_missing"]
-    if (now or utcnow()) - case.created_at > timedelta(days=days):
+    if notice_late(case.created_at, utcnow()):
         flags.append("notice_overdue")
     return flags
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import workdays
-from cloudhelp.models import Case, CaseCounter, CaseEvent, ServiceItem, utcnow
+from cloudhelp.models import Case, CaseCounter, CaseEvent, ServiceItem, Station, utcnow
 from cloudhelp.queue import LOCAL_TZ
 
 STATES = {
@@ -206,12 +206,24 @@ class TimeLimits:
 def time_limits(case: Case, events: list[CaseEvent], today: date | None = None) -> TimeLimits:
     """Due dates by the promised and statutory limits, from acceptance, with the clock stopped
     while the case waited for corrections after acceptance."""
-    if case.accepted_at is None:
+    return limits_of(
+        case.accepted_at, case.item.promised_days, case.item.statutory_days, events, today
+    )
+
+
+def limits_of(
+    accepted_at: datetime | None,
+    promised_days: float,
+    statutory_days: float,
+    events: list[CaseEvent],
+    today: date | None = None,
+) -> TimeLimits:
+    if accepted_at is None:
         return TimeLimits(None, None, 0, False)
     paused = 0
     waiting_since: datetime | None = None
     for event in events:
-        if event.at < case.accepted_at:
+        if event.at < accepted_at:
             continue
         if event.to_state == "correction_needed":
             waiting_since = event.at
@@ -221,28 +233,70 @@ def time_limits(case: Case, events: list[CaseEvent], today: date | None = None) 
     if waiting_since is not None:
         now_day = today or _local_day(utcnow())
         paused += workdays.working_days_between(_local_day(waiting_since), now_day)
-    start = _local_day(case.accepted_at)
-    promised = workdays.add_working_days(start, case.item.promised_days + paused)
-    statutory = workdays.add_working_days(start, case.item.statutory_days + paused)
+    start = _local_day(accepted_at)
+    promised = workdays.add_working_days(start, promised_days + paused)
+    statutory = workdays.add_working_days(start, statutory_days + paused)
     return TimeLimits(
         promised.day, statutory.day, paused, promised.estimated or statutory.estimated
     )
 
 
-async def running_limits(session: AsyncSession, today: date) -> list[tuple[Case, TimeLimits]]:
+@dataclass(frozen=True)
+class CaseSummary:
+    """What deadline checks need of a case, read without loading the whole row."""
+
+    id: int
+    number: str
+    item_id: int
+    item_name: str
+    department_id: int
+    station_id: int
+    station_name: str
+    staff_id: int | None
+
+
+SUMMARY_COLUMNS = (
+    Case.id, Case.number, Case.item_id, ServiceItem.name, ServiceItem.department_id,
+    Case.station_id, Station.name, Case.staff_id,
+)  # fmt: skip
+
+
+async def running_limits(
+    session: AsyncSession, today: date
+) -> list[tuple[CaseSummary, TimeLimits]]:
     """The time limits of every accepted case whose clock is running (not yet concluded)."""
-    running = (await session.scalars(select(Case).where(Case.status == "accepted"))).all()
-    events: dict[int, list[CaseEvent]] = {case.id: [] for case in running}
-    if running:
-        for event in (
-            await session.scalars(
-                select(CaseEvent)
-                .where(CaseEvent.case_id.in_(list(events)))
-                .order_by(CaseEvent.at, CaseEvent.id)
-            )
-        ).all():
-            events[event.case_id].append(event)
-    return [(case, time_limits(case, events[case.id], today)) for case in running]
+    rows = (
+        await session.execute(
+            select(*SUMMARY_COLUMNS, Case.accepted_at, ServiceItem.promised_days,
+                   ServiceItem.statutory_days)
+            .join(ServiceItem, ServiceItem.id == Case.item_id)
+            .join(Station, Station.id == Case.station_id)
+            .where(Case.status == "accepted")
+        )
+    ).all()  # fmt: skip
+    events: dict[int, list[CaseEvent]] = {}
+    # Only moves into and out of 待补正 stop and restart the clock.
+    pauses = (
+        select(CaseEvent)
+        .join(Case, Case.id == CaseEvent.case_id)
+        .where(
+            Case.status == "accepted",
+            or_(
+                CaseEvent.to_state == "correction_needed",
+                CaseEvent.from_state == "correction_needed",
+            ),
+        )
+        .order_by(CaseEvent.at, CaseEvent.id)
+    )
+    for event in (await session.scalars(pauses)).all():
+        events.setdefault(event.case_id, []).append(event)
+    return [
+        (
+            CaseSummary(*row[:8]),
+            limits_of(row[8], row[9], row[10], events.get(row[0], []), today),
+        )
+        for row in rows
+    ]
 
 
 def case_json(case: Case, events: list[CaseEvent], *, full_id: bool = False) -> dict[str, Any]:

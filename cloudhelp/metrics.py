@@ -438,7 +438,7 @@ async def case_progress(session: AsyncSession, today: date, due_soon_days: int) 
             continue
         entry = {
             "number": case.number,
-            "item": case.item.name,
+            "item": case.item_name,
             "promised_due": limits.promised_due.isoformat(),
         }
         if limits.promised_due < today:

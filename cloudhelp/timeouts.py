@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import cases, queue, workdays
-from cloudhelp.case_record import notice_flags
+from cloudhelp.case_record import notice_late
 from cloudhelp.models import (
     Case,
     CorrectionNotice,
@@ -24,6 +24,7 @@ from cloudhelp.models import (
     Rating,
     ServiceItem,
     Staff,
+    Station,
     Ticket,
     TimeoutWarning,
     WarningThreshold,
@@ -201,11 +202,13 @@ async def _ticket_conditions(
     return found
 
 
-def _case_condition(case: Case, kind: str, threshold: float, **detail: Any) -> Condition:
+def _case_condition(
+    case: cases.CaseSummary, kind: str, threshold: float, **detail: Any
+) -> Condition:
     return Condition(
-        kind, f"case:{case.id}", threshold, case.item.department_id, case.item_id,
-        case.station_id, case.staff_id,
-        {"case": case.number, "item": case.item.name, "station": case.station.name, **detail},
+        kind, f"case:{case.id}", threshold, case.department_id, case.item_id, case.station_id,
+        case.staff_id,
+        {"case": case.number, "item": case.item_name, "station": case.station_name, **detail},
     )  # fmt: skip
 
 
@@ -217,28 +220,33 @@ async def _case_conditions(
     for case, due in await cases.running_limits(session, today):
         if due.promised_due is None:
             continue
-        department_id = case.item.department_id
-        overdue_by = limits.value("case_overdue", department_id, case.item_id)
-        soon = limits.value("case_due_soon", department_id, case.item_id)
+        overdue_by = limits.value("case_overdue", case.department_id, case.item_id)
+        soon = limits.value("case_due_soon", case.department_id, case.item_id)
         detail = {"due": due.promised_due.isoformat()}
         late = workdays.working_days_between(due.promised_due, today)
         if today > due.promised_due and late >= overdue_by:
             found.append(_case_condition(case, "case_overdue", overdue_by, **detail))
         elif due.promised_due <= workdays.add_working_days(today, soon).day:
             found.append(_case_condition(case, "case_due_soon", soon, **detail))
-    waiting = (await session.scalars(select(Case).where(Case.status == "correction_needed"))).all()
-    notices: dict[int, list[CorrectionNotice]] = {case.id: [] for case in waiting}
-    if waiting:
-        for notice in (
-            await session.scalars(
-                select(CorrectionNotice).where(CorrectionNotice.case_id.in_(list(notices)))
+    # Cases waiting for corrections whose round has no notice yet.
+    waiting = (
+        await session.execute(
+            select(*cases.SUMMARY_COLUMNS, Case.created_at, Case.rounds)
+            .join(ServiceItem, ServiceItem.id == Case.item_id)
+            .join(Station, Station.id == Case.station_id)
+            .where(
+                Case.status == "correction_needed",
+                ~select(CorrectionNotice.id)
+                .where(CorrectionNotice.case_id == Case.id, CorrectionNotice.round == Case.rounds)
+                .exists(),
             )
-        ).all():
-            notices[notice.case_id].append(notice)
-    for case in waiting:
-        days = limits.value("notice_late", case.item.department_id, case.item_id)
-        if "notice_overdue" in notice_flags(case, notices[case.id], days, now):
-            found.append(_case_condition(case, "notice_late", days, round=case.rounds))
+        )
+    ).all()
+    for row in waiting:
+        case, created_at, rounds = cases.CaseSummary(*row[:8]), row[8], row[9]
+        days = limits.value("notice_late", case.department_id, case.item_id)
+        if notice_late(created_at, now, days):
+            found.append(_case_condition(case, "notice_late", days, round=rounds))
     return found
 
 
@@ -298,13 +306,14 @@ async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True
         conditions += await _case_conditions(session, now, limits)
         conditions += await _follow_up_conditions(session, now, limits)
     holding = {(c.kind, c.subject): c for c in conditions}
-    open_rows = (
-        await session.scalars(select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None)))
-    ).all()
+    still_open = select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None))
+    if not every_kind:
+        still_open = still_open.where(TimeoutWarning.kind.in_(TICKET_KINDS))
+    open_rows = (await session.scalars(still_open)).all()
     active = {(w.kind, w.subject): w for w in open_rows}
     changes = Changes([], [])
     for key, warning in active.items():
-        if key not in holding and (every_kind or warning.kind in TICKET_KINDS):
+        if key not in holding:
             warning.cleared_at = now
             changes.cleared.append(warning)
     for key, c in holding.items():

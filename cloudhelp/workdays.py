@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
 
+@lru_cache(maxsize=4096)
 def is_working_day(day: date) -> tuple[bool, bool]:
     """(working?, estimated?) — estimated when the year is not yet published."""
     try:
@@ -28,6 +30,7 @@ class DueDate:
     estimated: bool
 
 
+@lru_cache(maxsize=65536)  # many cases share an acceptance day and a limit
 def add_working_days(start: date, days: float) -> DueDate:
     """The day on which ``days`` working days after ``start`` are complete.
 
@@ -46,6 +49,7 @@ def add_working_days(start: date, days: float) -> DueDate:
     return DueDate(day, estimated)
 
 
+@lru_cache(maxsize=65536)
 def working_days_between(first: date, last: date) -> int:
     """Working days in the half-open range (first, last]: how long a clock stood still."""
     count = 0
