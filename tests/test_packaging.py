@@ -25,7 +25,8 @@ def test_wheel_serves_pages_and_static_files(tmp_path: Path) -> None:
         "cloudhelp/cli.py", "signaling/__init__.py", "web/templates/home.html",
         "web/static/css/app.css", "web/i18n/zh-CN.json", "web/i18n/en.json",
         "cloudhelp/data/sample_catalog.json", "cloudhelp/data/sample_network.json",
-        "cloudhelp/migrations/env.py",
+        "cloudhelp/migrations/env.py", "web/static/vendor/echarts/echarts.min.js",
+        "web/static/vendor/echarts/LICENSE", "web/templates/board.html", "web/static/js/board.js",
     ]:  # fmt: skip
         assert expected in names, expected
     assert any(n.startswith("cloudhelp/migrations/versions/0001") for n in names)
