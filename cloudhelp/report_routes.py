@@ -1,4 +1,4 @@
-"""Reports over a date range for supervisors: JSON, or CSV of any one of its tables."""
+"""Reports over a date range for supervisors: JSON, CSV of any one table, or an Excel workbook."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
+from openpyxl import Workbook
 
-from cloudhelp import metrics
+from cloudhelp import i18n, metrics
 from cloudhelp.account_routes import current_staff
 from cloudhelp.errors import bad_request
 from cloudhelp.models import SUPERVISOR_ROLES, utcnow
@@ -67,19 +68,52 @@ async def build_report(
         }
 
 
-def _csv_table(body: dict[str, Any], table: str) -> list[dict[str, Any]]:
+def export_table(body: dict[str, Any], table: str, by: str) -> tuple[list[str], list[dict]]:
+    """The columns and rows of one table of a report, as exported."""
     if table == "rows":
-        return body["rows"]
+        named = ["name"] if by in ("department", "item", "station", "staff") else []
+        return [by, *named, *metrics.FIGURES], body["tables"][by]
     if table == "peak_hours":
-        return [
-            {"weekday": WEEKDAYS[i], **{f"{h:02d}": n for h, n in enumerate(hours)}}
-            for i, hours in enumerate(body["peak_hours"])
+        hours = [f"{h:02d}" for h in range(24)]
+        return ["weekday", *hours], [
+            {"weekday": WEEKDAYS[i], **dict(zip(hours, counts, strict=True))}
+            for i, counts in enumerate(body["peak_hours"])
         ]
     if table == "hot_items":
-        return body["hot_items"]
-    return [{"state": "overdue", **case} for case in body["cases"]["overdue"]] + [
-        {"state": "due_soon", **case} for case in body["cases"]["due_soon"]
-    ]
+        return ["code", "name", "tickets"], body["hot_items"]
+    due = [{"state": "overdue", **case} for case in body["cases"]["overdue"]]
+    due += [{"state": "due_soon", **case} for case in body["cases"]["due_soon"]]
+    return ["state", "number", "item", "promised_due"], due
+
+
+def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str) -> web.Response:
+    """Every table of the report in one workbook, one sheet each, headed in the reader's
+    language; rates are formatted as percentages."""
+    book = Workbook()
+    book.remove(book.active)
+    sheets = [("rows", by) for by in groups] + [(t, groups[0]) for t in TABLES if t != "rows"]
+    for table, by in sheets:
+        fields, rows = export_table(body, table, by)
+        sheet = book.create_sheet(
+            i18n.translate(lang, f"export.sheet.{by if table == 'rows' else table}")
+        )
+        sheet.append(
+            [i18n.translate(lang, f"export.column.{f}") if not f.isdigit() else f for f in fields]
+        )
+        for row in rows:
+            sheet.append([row.get(f) for f in fields])
+        for column, field in enumerate(fields, start=1):
+            if field.endswith("rate") or field == "service_level":
+                for cell in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
+                    cell[0].number_format = "0.0%"
+        sheet.freeze_panes = "B2"
+    out = io.BytesIO()
+    book.save(out)
+    return web.Response(
+        body=out.getvalue(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
 
 
 def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -> web.Response:
@@ -97,8 +131,9 @@ def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -
 
 
 async def report(request: web.Request) -> web.StreamResponse:
-    """``GET /api/v1/reports?from=&to=&by=day[,station…][&format=csv&table=…]``; the CSV is
-    the first grouping's table, or ``table=peak_hours|hot_items|due``."""
+    """``GET /api/v1/reports?from=&to=&by=day[,station…][&format=csv&table=…|xlsx]``; the CSV
+    is the first grouping's table, or ``table=peak_hours|hot_items|due``; the XLSX holds every
+    table."""
     await current_staff(request, SUPERVISOR_ROLES)
     first, last = date_range(request)
     groups = request.query.get("by", "day").split(",")
@@ -112,19 +147,16 @@ async def report(request: web.Request) -> web.StreamResponse:
         raise bad_request(f"Parameter 'table' must be one of {', '.join(TABLES)}.")
     state = AppState.of(request.app)
     body = await build_report(state, first, last, groups)
-    if request.query.get("format") == "csv":
-        rows = _csv_table(body, table)
-        if table == "rows":
-            fields = [by, *(["name"] if by in ("department", "item", "station", "staff") else [])]
-            fields += list(metrics.FIGURES)
-        elif table == "peak_hours":
-            fields = ["weekday", *(f"{h:02d}" for h in range(24))]
-        elif table == "hot_items":
-            fields = ["code", "name", "tickets"]
-        else:
-            fields = ["state", "number", "item", "promised_due"]
+    output = request.query.get("format", "json")
+    if output == "csv":
+        fields, rows = export_table(body, table, by)
         suffix = by if table == "rows" else table
         return csv_response(rows, fields, f"report-{suffix}-{first}-{last}")
+    if output == "xlsx":
+        lang = i18n.request_lang(request)
+        return xlsx_response(body, groups, lang, f"report-{first}-{last}")
+    if output != "json":
+        raise bad_request("Parameter 'format' is json, csv or xlsx.")
     return web.json_response(body, dumps=state.dumps)
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import datetime, time, timedelta
 
+import openpyxl
 import pytest
 from playwright.async_api import Page, expect
 
@@ -112,6 +113,23 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         assert [r["station"] for r in rows] == [r["station"] for r in shown]
         assert [int(r["tickets"]) for r in rows] == [r["tickets"] for r in shown]
         assert sum(int(r["tickets"]) for r in rows) == made
+
+        # One Excel workbook holds every table, headed in Chinese, with the page's numbers.
+        href = await page.locator("#xlsx").get_attribute("href")
+        assert href
+        response = await page.request.get(href)
+        book = openpyxl.load_workbook(io.BytesIO(await response.body()))
+        assert book.sheetnames == [
+            "按日", "按部门", "按驿站", "按坐席", "按事项",
+            "高峰时段", "热门事项", "临期与超期办件",
+        ]  # fmt: skip
+        stations = list(book["按驿站"].iter_rows(values_only=True))
+        assert stations[0][:4] == ("驿站编码", "名称", "取号", "接通")
+        assert [(r[0], r[2]) for r in stations[1:]] == [(r["station"], r["tickets"]) for r in shown]
+        assert stations[0][6] == "放弃率" and book["按驿站"]["G2"].number_format == "0.0%"
+        assert (
+            sum(sum(r[1:]) for r in book["高峰时段"].iter_rows(min_row=2, values_only=True)) == made
+        )
 
         # The board of a district with a history: late follow-ups and cases due soon or overdue.
         assert await server.state.callcenter.check_warnings()

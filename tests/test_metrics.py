@@ -231,6 +231,8 @@ async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
         assert hot == ["NYNC-002", "渔业捕捞许可证换发（延续）", "1"]
         async with server.http.get("/api/v1/reports?by=moon", cookies=supervisor) as r:
             assert r.status == 400
+        async with server.http.get("/api/v1/reports?format=pdf", cookies=supervisor) as r:
+            assert r.status == 400 and "xlsx" in (await r.json())["error"]["message"]
         staff_only = {"cloudhelp_session": await server.staff_token("wangli")}
         async with server.http.get("/api/v1/reports", cookies=staff_only) as r:
             assert r.status == 403

@@ -149,6 +149,9 @@ function renderCases() {
 }
 
 function csvLinks() {
+  const all = new URLSearchParams({ from: report.from, to: report.to, format: "xlsx", lang,
+    by: "day,department,station,staff,item" });
+  $("xlsx").href = `/api/v1/reports?${all}`;
   document.querySelectorAll("a.csv").forEach((node) => {
     const a = /** @type {HTMLAnchorElement} */ (node);
     const params = new URLSearchParams({ from: report.from, to: report.to, format: "csv",
