@@ -12,6 +12,7 @@ from cloudhelp import (
     case_routes,
     db,
     files,
+    metrics,
     pages,
     report_routes,
     warning_routes,
@@ -61,6 +62,7 @@ def create_app(
             settings.prefer_reviewer_seconds,
             settings.follow_up_working_days,
             settings.warning_check_seconds,
+            metrics.Rules.of(settings),
         )
         await callcenter.start()
         app[STATE_KEY] = AppState(

@@ -22,10 +22,12 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
+async def snapshot(
+    database: Database, now: datetime, rules: metrics.Rules = metrics.DEFAULT_RULES
+) -> dict[str, Any]:
     """Queues per department, staff states, calls in progress, today's figures, warnings."""
     today = now.astimezone(queue.LOCAL_TZ).date()
-    await metrics.refresh(database, today, today, TODAY_MAX_AGE)
+    await metrics.refresh(database, today, today, TODAY_MAX_AGE, rules)
     async with database.read() as s:
         departments = (await s.scalars(select(Department).order_by(Department.code))).all()
         open_tickets = (

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, board, queue, ratings, timeouts
+from cloudhelp import accounts, board, metrics, queue, ratings, timeouts
 from cloudhelp.db import Database
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
@@ -132,6 +132,7 @@ class CallCenter:
         prefer_reviewer_seconds: float = 120.0,
         follow_up_working_days: int = ratings.FOLLOW_UP_WORKING_DAYS,
         warning_check_seconds: float = 5.0,
+        metric_rules: metrics.Rules | None = None,
     ) -> None:
         self.db = database
         self.hub = Hub(self, hub_settings, broker)
@@ -139,6 +140,7 @@ class CallCenter:
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
         self.follow_up_working_days = follow_up_working_days
         self.warning_check_seconds = warning_check_seconds
+        self.metric_rules = metric_rules or metrics.DEFAULT_RULES
         self._board_watchers: set[str] = set()
         self._board_pending = False
         self._ring_timers: dict[int, asyncio.TimerHandle] = {}
@@ -871,7 +873,7 @@ class CallCenter:
         )
 
     async def _board_message(self) -> dict[str, Any]:
-        return await board.snapshot(self.db, utcnow()) | {"_key": "board"}
+        return await board.snapshot(self.db, utcnow(), self.metric_rules) | {"_key": "board"}
 
     def _schedule_board(self) -> None:
         if self._board_pending or not self._board_watchers:

@@ -176,7 +176,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                 district=settings.district_code,
             )
             last = datetime.now(LOCAL_TZ).date()
-            await metrics.refresh(database, last - timedelta(days=args.history), last)
+            await metrics.refresh(
+                database,
+                last - timedelta(days=args.history),
+                last,
+                rules=metrics.Rules.of(settings),
+            )
             print(
                 f"  {made} tickets of history: the last {args.history} days and today so far "
                 "(see /reports and /board)."

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     follow_up_working_days: int = Field(default=5, ge=1, le=60)
     # How often time-out warnings (超时预警) are checked, in seconds.
     warning_check_seconds: float = Field(default=5.0, gt=0)
+    # Metrics: abandons quicker than this are mistaken taps, kept apart; answers within this
+    # count towards the service level.
+    short_abandon_seconds: float = Field(default=10.0, ge=0)
+    service_level_seconds: float = Field(default=60.0, gt=0)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

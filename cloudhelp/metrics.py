@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import cases, workdays
+from cloudhelp.config import Settings
 from cloudhelp.db import Database
 from cloudhelp.models import (
     HISTOGRAM_EDGES,
@@ -44,8 +45,25 @@ from cloudhelp.models import (
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.ratings import BAD_LEVELS
 
-SHORT_ABANDON_SECONDS = 10  # abandons quicker than this are kept apart (a mistaken tap)
-SERVICE_LEVEL_SECONDS = 60  # answered within this many seconds counts towards the service level
+
+@dataclass(frozen=True)
+class Rules:
+    """The district's definitions (settings ``short_abandon_seconds``, ``service_level_seconds``).
+
+    They are applied when a day is summed: a change counts from the days summed after it.
+    """
+
+    short_abandon_seconds: float = 10  # abandons quicker than this are kept apart (mistaken taps)
+    service_level_seconds: float = 60  # answered within this counts towards the service level
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(settings.short_abandon_seconds, settings.service_level_seconds)
+
+
+DEFAULT_RULES = Rules()
+
+
 FINAL_AFTER = timedelta(hours=1)  # a day's rows are final this long after local midnight
 GROUPS = ("day", "week", "month", "department", "item", "station", "staff")
 DIMENSIONS = ("all", "department", "item", "station", "staff", "hour")
@@ -85,7 +103,9 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     )
 
 
-async def ticket_facts(session: AsyncSession, first: date, last: date) -> list[TicketFacts]:
+async def ticket_facts(
+    session: AsyncSession, first: date, last: date, rules: Rules = DEFAULT_RULES
+) -> list[TicketFacts]:
     """One row per ticket enqueued on a local day in [first, last]."""
     start, end = day_bounds(first, last)
     first_offer = (
@@ -129,7 +149,7 @@ async def ticket_facts(session: AsyncSession, first: date, last: date) -> list[T
                 open=closed is None,
                 answered=connected is not None,
                 abandoned=abandoned,
-                short_abandon=waited is not None and waited < SHORT_ABANDON_SECONDS,
+                short_abandon=waited is not None and waited < rules.short_abandon_seconds,
                 wait=_seconds(connected, enqueued),
                 answer_delay=_seconds(connected, offered),
                 handling=handling,
@@ -155,7 +175,7 @@ def _observe(row: dict[str, Any], metric: str, seconds: float) -> None:
     row[f"{metric}_h{bisect.bisect_left(HISTOGRAM_EDGES, seconds)}"] += 1
 
 
-def _add_ticket(row: dict[str, Any], fact: TicketFacts) -> None:
+def _add_ticket(row: dict[str, Any], fact: TicketFacts, rules: Rules) -> None:
     row["tickets"] += 1
     row["short_abandons"] += fact.short_abandon
     row["abandoned"] += fact.abandoned and not fact.short_abandon
@@ -163,7 +183,7 @@ def _add_ticket(row: dict[str, Any], fact: TicketFacts) -> None:
         row["answered"] += 1
     if fact.wait is not None:
         _observe(row, "wait", fact.wait)
-        row["within_service_level"] += fact.wait <= SERVICE_LEVEL_SECONDS
+        row["within_service_level"] += fact.wait <= rules.service_level_seconds
     if fact.handling is not None:
         _observe(row, "handling", fact.handling)
     if fact.rating is not None:
@@ -221,14 +241,16 @@ def _keys(department: str, item: str, station: str, staff: str | None) -> list[t
     return keys
 
 
-async def build_day(session: AsyncSession, day: date, now: datetime) -> None:
+async def build_day(
+    session: AsyncSession, day: date, now: datetime, rules: Rules = DEFAULT_RULES
+) -> None:
     """Replace the rows of one local day with freshly computed ones."""
     rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(_empty_row)
     rows["all", ""]  # a day without tickets still has its (empty) row
-    facts = await ticket_facts(session, day, day)
+    facts = await ticket_facts(session, day, day, rules)
     for fact in facts:
         for key in _keys(fact.department, fact.item, fact.station, fact.staff):
-            _add_ticket(rows[key], fact)
+            _add_ticket(rows[key], fact, rules)
         rows["hour", f"{fact.hour:02d}"]["tickets"] += 1
     await _case_rows(session, day, rows)
     final = now >= day_bounds(day, day)[1] + FINAL_AFTER and not any(f.open for f in facts)
@@ -247,7 +269,11 @@ async def build_day(session: AsyncSession, day: date, now: datetime) -> None:
 
 
 async def refresh(
-    database: Database, first: date, last: date, max_age: timedelta = timedelta(minutes=1)
+    database: Database,
+    first: date,
+    last: date,
+    max_age: timedelta = timedelta(minutes=1),
+    rules: Rules = DEFAULT_RULES,
 ) -> int:
     """Build the rows of each day in range that has none, or non-final ones older than
     ``max_age``. Returns how many days were built."""
@@ -271,7 +297,7 @@ async def refresh(
         if not final and (computed_at is None or now - computed_at > max_age):
             try:
                 async with database.write() as s:
-                    await build_day(s, day, now)
+                    await build_day(s, day, now, rules)
                 built += 1
             except IntegrityError:
                 pass  # another server process built the same day at the same moment

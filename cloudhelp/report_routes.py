@@ -45,7 +45,7 @@ async def build_report(
 ) -> dict[str, Any]:
     """Everything the report page shows for one range: a table per grouping, the total, the
     daily trend, the peak-hour grid, hot items and case progress."""
-    await metrics.refresh(state.db, first, last)
+    await metrics.refresh(state.db, first, last, rules=metrics.Rules.of(state.settings))
     async with state.db.read() as s:
         tables = {}
         for by in groups:

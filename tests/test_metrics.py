@@ -26,6 +26,7 @@ from cloudhelp.models import (
     Station,
     Ticket,
     TicketEvent,
+    utcnow,
 )
 from cloudhelp.queue import LOCAL_TZ
 from tests.callkit import running_server
@@ -236,3 +237,31 @@ async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
         staff_only = {"cloudhelp_session": await server.staff_token("wangli")}
         async with server.http.get("/api/v1/reports", cookies=staff_only) as r:
             assert r.status == 403
+
+
+async def test_the_district_sets_short_abandons_and_the_service_level(demo_engine) -> None:
+    database = Database(demo_engine)
+    async with database.write() as s:
+        item = await s.scalar(select(ServiceItem).where(ServiceItem.code == "NYNC-002"))
+        kiosk = await s.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
+        assert item and kiosk
+        common = {"day": DAY.isoformat(), "item_id": item.id, "department_id": item.department_id,
+                  "station_id": kiosk.station_id, "kiosk_id": kiosk.id}  # fmt: skip
+        s.add(Ticket(number="B001", status="cancelled", enqueued_at=at(9, 0),
+                     closed_at=at(9, 0, 5), **common))  # fmt: skip
+        s.add(Ticket(number="B002", status="completed", enqueued_at=at(9, 0),
+                     connected_at=at(9, 1, 30), ended_at=at(9, 5), closed_at=at(9, 5),
+                     **common))  # fmt: skip
+
+    await metrics.refresh(database, DAY, DAY)  # final with the defaults (10 s, 60 s) …
+    async with database.read() as s:
+        (default,) = await metrics.table(s, DAY, DAY, "day")
+    assert (default["short_abandons"], default["abandoned"], default["service_level"]) == (1, 0, 0)
+    # … and a final day is not recounted; a district's own rules apply to days summed afresh.
+    async with database.write() as s:
+        await metrics.build_day(s, DAY, utcnow(), metrics.Rules(3, 120))
+    async with database.read() as s:
+        (strict,) = await metrics.table(s, DAY, DAY, "day")
+    assert (strict["short_abandons"], strict["abandoned"], strict["service_level"]) == (0, 1, 1)
+    # A final day stays as it was summed.
+    assert await metrics.refresh(database, DAY, DAY, timedelta(0), metrics.Rules(30, 30)) == 0
