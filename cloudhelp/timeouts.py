@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import cases, queue, workdays
+from cloudhelp import cases, i18n, queue, workdays
 from cloudhelp.case_record import notice_late
 from cloudhelp.models import (
     Case,
@@ -35,17 +35,21 @@ from cloudhelp.models import (
 class Kind:
     unit: str  # "seconds", "working_days" or "days"
     default: float
-    label: str
+
+    @staticmethod
+    def label(kind: str) -> str:
+        """The kind's name for people, from the zh-CN message catalog (``warning.<kind>``)."""
+        return i18n.translate(i18n.DEFAULT_LANG, f"warning.{kind}")
 
 
 KINDS = {
-    "ticket_wait": Kind("seconds", 300, "候办超时"),
-    "call_long": Kind("seconds", 1800, "通话超时"),
-    "wrapup_long": Kind("seconds", 180, "整理超时"),
-    "case_due_soon": Kind("working_days", 2, "办件临期"),
-    "case_overdue": Kind("working_days", 0, "办件超期"),
-    "notice_late": Kind("days", 5, "补正告知超时"),
-    "follow_up_late": Kind("days", 0, "回访超期"),
+    "ticket_wait": Kind("seconds", 300),
+    "call_long": Kind("seconds", 1800),
+    "wrapup_long": Kind("seconds", 180),
+    "case_due_soon": Kind("working_days", 2),
+    "case_overdue": Kind("working_days", 0),
+    "notice_late": Kind("days", 5),
+    "follow_up_late": Kind("days", 0),
 }
 
 
@@ -358,7 +362,7 @@ def warning_json(warning: TimeoutWarning) -> dict[str, Any]:
     return {
         "id": warning.id,
         "kind": warning.kind,
-        "label": kind.label,
+        "label": Kind.label(warning.kind),
         "unit": kind.unit,
         "threshold": warning.threshold,
         "subject": warning.subject,

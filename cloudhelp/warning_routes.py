@@ -87,7 +87,7 @@ async def thresholds(request: web.Request) -> web.Response:
             "kinds": [
                 {
                     "kind": kind,
-                    "label": spec.label,
+                    "label": timeouts.Kind.label(kind),
                     "unit": spec.unit,
                     "default": spec.default,
                     "overrides": [
