@@ -56,6 +56,33 @@ _OPTIONAL = ("staff_id", "connected_at", "offered_at", "ended_at", "wrapup_done_
              "end_reason", "outcome")  # fmt: skip
 
 
+class _Ids:
+    """Ids handed out here, so that rows go in as one fast executemany without RETURNING."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    async def take(self, session: AsyncSession, table: Any, count: int) -> list[int]:
+        if table.name not in self._next:
+            top = await session.scalar(select(func.max(table.c.id)))
+            self._next[table.name] = (top or 0) + 1
+        first = self._next[table.name]
+        self._next[table.name] = first + count
+        return list(range(first, first + count))
+
+    async def advance_sequences(self, session: AsyncSession) -> None:
+        """PostgreSQL's id sequences must learn of the ids used here."""
+        if session.bind.dialect.name != "postgresql":
+            return
+        for table in self._next:
+            await session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
+
+
 @dataclass(frozen=True)
 class _World:
     items: list[ServiceItem]
@@ -111,33 +138,6 @@ def _id_number(rng: random.Random) -> str:
     first17 = f"210211{rng.randint(1945, 2000)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     first17 += f"{rng.randint(0, 999):03d}"
     return first17 + cases.id_check_character(first17)
-
-
-class _Ids:
-    """Ids handed out here, so that rows go in as one fast executemany without RETURNING."""
-
-    def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-
-    async def take(self, session: AsyncSession, table: Any, count: int) -> list[int]:
-        if table.name not in self._next:
-            top = await session.scalar(select(func.max(table.c.id)))
-            self._next[table.name] = (top or 0) + 1
-        first = self._next[table.name]
-        self._next[table.name] = first + count
-        return list(range(first, first + count))
-
-    async def advance_sequences(self, session: AsyncSession) -> None:
-        """PostgreSQL's id sequences must learn of the ids used here."""
-        if session.bind.dialect.name != "postgresql":
-            return
-        for table in self._next:
-            await session.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                    f"(SELECT max(id) FROM {table}))"
-                )
-            )
 
 
 async def _insert(
