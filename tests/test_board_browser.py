@@ -73,6 +73,7 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
         await staff.expect("wrapup")
         await server.state.callcenter.check_warnings(utcnow())
         await expect(page.locator("#warnings li")).to_have_count(0)
+        await expect(page.locator("#warnings-count")).to_be_hidden()  # no empty red badge
         await expect(page.locator("#calls li")).to_have_count(0)
         await snap(page, "board-2-after-call")
 

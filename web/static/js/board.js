@@ -67,7 +67,8 @@ function render() {
   }));
 
   const open = board.warnings;
-  $("warnings-count").textContent = open.length ? String(open.length) : "";
+  $("warnings-count").textContent = String(open.length);
+  $("warnings-count").hidden = open.length === 0;
   $("warnings-empty").hidden = open.length > 0;
   $("warnings").replaceChildren(...open.map((/** @type {any} */ w) => {
     const li = el("li", "", w.acked_at ? "acked" : "");
