@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import cases, workdays
+from cloudhelp import cases, queue, workdays
 from cloudhelp.db import Database
 from cloudhelp.models import (
     Case,
@@ -86,7 +86,7 @@ class _Ids:
 @dataclass(frozen=True)
 class _World:
     items: list[ServiceItem]
-    letters: dict[int, str]
+    categories: dict[int, Category]
     kiosks: list[Kiosk]
     staff_by_department: dict[int, list[int]]
     all_staff: list[int]
@@ -100,7 +100,7 @@ async def _world(session: AsyncSession) -> _World:
     kiosks = list((await session.scalars(select(Kiosk).order_by(Kiosk.id))).all())
     if not items or not kiosks:
         raise ValueError("Load the catalog and the station network first (cloudhelp demo).")
-    letters = dict((await session.execute(select(Category.id, Category.letter))).all())
+    categories = {c.id: c for c in (await session.scalars(select(Category))).all()}
     by_department: dict[int, list[int]] = defaultdict(list)
     department_of = {item.id: item.department_id for item in items}
     for skill in (await session.scalars(select(StaffSkill))).all():
@@ -114,7 +114,9 @@ async def _world(session: AsyncSession) -> _World:
     supervisor = await session.scalar(
         select(Staff.id).where(Staff.role == "supervisor").order_by(Staff.id).limit(1)
     )
-    return _World(items, letters, kiosks, dict(by_department), every, usernames, supervisor, _Ids())
+    return _World(
+        items, categories, kiosks, dict(by_department), every, usernames, supervisor, _Ids()
+    )
 
 
 def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
@@ -167,17 +169,14 @@ async def _generate_day(
     count = max(1, round(load))
     chosen = rng.choices(world.items, weights=_item_weights(world.items, day), k=count)
     arrivals = sorted(_arrival(rng, day) for _ in range(count))
-    sequence: dict[str, int] = defaultdict(int)
     tickets, outcomes = [], []
     busy = count / max(1, len(world.all_staff)) / 40  # > 1 when the day outruns the staff
     for item, enqueued in zip(chosen, arrivals, strict=True):
-        letter = world.letters[item.category_id]
-        sequence[letter] += 1
         kiosk = rng.choice(world.kiosks)
         staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
         wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
         row: dict[str, Any] = {
-            "day": day.isoformat(), "number": f"{letter}{sequence[letter]:03d}",
+            "day": day.isoformat(), "category_id": item.category_id,
             "item_id": item.id, "department_id": item.department_id,
             "station_id": kiosk.station_id, "kiosk_id": kiosk.id, "enqueued_at": enqueued,
             "offer_count": 0, "note": "", **dict.fromkeys(_OPTIONAL),
@@ -208,6 +207,7 @@ async def _generate_day(
             continue  # still under way at ``until``: live tickets come from real kiosks
         tickets.append(row)
         outcomes.append(outcome)
+    await _number_tickets(session, world, day, tickets)
     ids = await _insert(session, world.ids, Ticket.__table__, tickets)
 
     events, ratings, new_cases = [], [], []
@@ -231,6 +231,21 @@ async def _generate_day(
     await _follow_ups(session, world, rng, ratings, until)
     await _cases(session, world, rng, day, new_cases, district, until)
     return len(tickets)
+
+
+async def _number_tickets(
+    session: AsyncSession, world: _World, day: date, tickets: list[dict[str, Any]]
+) -> None:
+    """Number the day's tickets in order of arrival from the same counter as live tickets
+    (``queue.reserve_numbers``), so a kiosk taking a ticket later that day gets the next one."""
+    by_category: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in tickets:
+        by_category[row.pop("category_id")].append(row)
+    for category_id, rows in by_category.items():
+        category = world.categories[category_id]
+        first = await queue.reserve_numbers(session, day.isoformat(), category, len(rows))
+        for offset, row in enumerate(rows):
+            row["number"] = queue.ticket_number(category.letter, first + offset)
 
 
 async def _cases(

@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.models import (
     Call,
+    Category,
     ServiceItem,
     StaffPresence,
     StaffSkill,
@@ -49,21 +50,42 @@ def local_day(at: datetime) -> str:
     return at.astimezone(LOCAL_TZ).date().isoformat()
 
 
-async def _next_sequence(session: AsyncSession, day: str, category_id: int) -> int:
+async def reserve_numbers(
+    session: AsyncSession, day: str, category: Category, count: int = 1
+) -> int:
+    """Reserve ``count`` consecutive ticket numbers of the category on the local day; returns
+    the first sequence number. Live tickets and generated history share this one counter.
+
+    A day's counter that does not exist yet starts after the highest number already used that
+    day (tickets written before the counter, e.g. by an older history generator), so a new
+    number never collides with an old one.
+    """
     dialect = session.bind.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(TicketCounter)
-        .values(day=day, category_id=category_id, last=0)
-        .on_conflict_do_nothing(index_elements=["day", "category_id"])
-    )
+    where = (TicketCounter.day == day, TicketCounter.category_id == category.id)
+    if await session.scalar(select(TicketCounter.last).where(*where)) is None:
+        used = await session.scalar(
+            select(func.max(cast(func.substr(Ticket.number, 2), Integer))).where(
+                Ticket.day == day, Ticket.number.like(f"{category.letter}%")
+            )
+        )
+        await session.execute(
+            insert(TicketCounter)
+            .values(day=day, category_id=category.id, last=used or 0)
+            .on_conflict_do_nothing(index_elements=["day", "category_id"])
+        )
     result = await session.execute(
         update(TicketCounter)
-        .where(TicketCounter.day == day, TicketCounter.category_id == category_id)
-        .values(last=TicketCounter.last + 1)
+        .where(*where)
+        .values(last=TicketCounter.last + count)
         .returning(TicketCounter.last)
     )
-    return int(result.scalar_one())
+    return int(result.scalar_one()) - count + 1
+
+
+def ticket_number(letter: str, sequence: int) -> str:
+    """A ticket's number as the kiosk shows it: the category letter and three digits (B001)."""
+    return f"{letter}{sequence:03d}"
 
 
 async def record(
@@ -77,10 +99,10 @@ async def take(
 ) -> Ticket:
     now = utcnow()
     day = local_day(now)
-    sequence = await _next_sequence(session, day, item.category_id)
+    sequence = await reserve_numbers(session, day, item.category)
     ticket = Ticket(
         day=day,
-        number=f"{item.category.letter}{sequence:03d}",
+        number=ticket_number(item.category.letter, sequence),
         item_id=item.id,
         department_id=item.department_id,
         station_id=station_id,
