@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cloudhelp import accounts
 from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.config import Settings
 from cloudhelp.errors import ApiError, bad_request
 from cloudhelp.models import Staff
 from cloudhelp.state import AppState
@@ -85,20 +87,25 @@ async def current_staff(request: web.Request, roles: tuple[str, ...] | None = No
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
     throttle = request.app[THROTTLE_KEY]
-    keys = (f"user:{body.username}", f"addr:{request.remote}")
-    wait = throttle.retry_after(*keys)
+    wait = throttle.retry_after(body.username, request.remote)
     if wait > 0:
+        seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
         raise ApiError(
-            429, "too_many_attempts", f"Too many failed sign-ins; try again in {int(wait) + 1} s."
+            429,
+            "too_many_attempts",
+            f"Too many wrong passwords for this account; try again in {minutes} min.",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+            minutes=minutes,
         )
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
             staff, token = await accounts.login(session, body.username, body.password)
     except accounts.AccountError as exc:
-        throttle.failed(*keys)
+        throttle.failed(body.username, request.remote)
         raise _account_error(exc, 401) from None
-    throttle.succeeded(keys[0])
+    throttle.succeeded(body.username, request.remote)
     response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
     response.set_cookie(
         STAFF_COOKIE,
@@ -174,8 +181,12 @@ async def admin_revoke_kiosk(request: web.Request) -> web.Response:
     return web.json_response({"kiosk": request.match_info["code"], "revoked": True})
 
 
-def setup(app: web.Application) -> None:
-    app[THROTTLE_KEY] = accounts.LoginThrottle()
+def setup(app: web.Application, settings: Settings) -> None:
+    app[THROTTLE_KEY] = accounts.LoginThrottle(
+        per_address=settings.login_failures_per_address,
+        per_account=settings.login_failures_per_account,
+        window=settings.login_window_seconds,
+    )
     app.router.add_post(f"{PREFIX}/auth/login", login)
     app.router.add_post(f"{PREFIX}/auth/logout", logout)
     app.router.add_get(f"{PREFIX}/auth/me", me)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -165,29 +166,63 @@ async def logout(session: AsyncSession, token: str) -> int | None:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-class LoginThrottle:
-    """At most ``attempts`` failed sign-ins per ``window`` seconds per username and per address."""
+PRUNE_ABOVE = 10_000  # throttle keys held before the expired ones are swept
 
-    def __init__(self, attempts: int = 5, window: float = 300.0) -> None:
-        self.attempts = attempts
+
+class LoginThrottle:
+    """Failed sign-ins counted per account+address and per account, never per address alone.
+
+    A hall's staff share one NAT address: one person mistyping their own password must not
+    lock out the others. ``per_address`` failures for one account from one address within
+    ``window`` seconds block that account from that address; ``per_account`` failures from any
+    addresses block the account everywhere (a guesser spreading over many addresses).
+    """
+
+    def __init__(
+        self,
+        per_address: int = 5,
+        per_account: int = 20,
+        window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_address = per_address
+        self.per_account = per_account
         self.window = window
+        self.clock = clock
         self._failures: dict[str, deque[float]] = defaultdict(deque)
 
-    def retry_after(self, *keys: str) -> float:
-        now = time.monotonic()
+    @staticmethod
+    def _keys(username: str, address: str | None) -> tuple[str, str]:
+        return f"account:{username}", f"account:{username}|address:{address or '-'}"
+
+    def retry_after(self, username: str, address: str | None) -> float:
+        """Seconds until ``username`` may try again from ``address`` (0: may try now)."""
+        now = self.clock()
         wait = 0.0
-        for key in keys:
-            failures = self._failures[key]
+        for key, limit in zip(
+            self._keys(username, address), (self.per_account, self.per_address), strict=True
+        ):
+            failures = self._failures.get(key)
+            if failures is None:
+                continue
             while failures and failures[0] <= now - self.window:
                 failures.popleft()
-            if len(failures) >= self.attempts:
-                wait = max(wait, failures[0] + self.window - now)
+            if not failures:
+                del self._failures[key]
+            elif len(failures) >= limit:
+                wait = max(wait, failures[-limit] + self.window - now)
         return wait
 
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
+    def failed(self, username: str, address: str | None) -> None:
+        now = self.clock()
+        if len(self._failures) >= PRUNE_ABOVE:  # many names tried: forget the stale ones
+            stale = [k for k, f in self._failures.items() if not f or f[-1] <= now - self.window]
+            for key in stale:
+                del self._failures[key]
+        for key in self._keys(username, address):
             self._failures[key].append(now)
 
-    def succeeded(self, username_key: str) -> None:
-        self._failures.pop(username_key, None)
+    def succeeded(self, username: str, address: str | None) -> None:
+        """The right password ends both counts of this account."""
+        for key in self._keys(username, address):
+            self._failures.pop(key, None)

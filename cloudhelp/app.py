@@ -85,7 +85,7 @@ def create_app(
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     api.setup(app)
-    account_routes.setup(app)
+    account_routes.setup(app, settings)
     files.setup(app)
     case_routes.setup(app)
     report_routes.setup(app)

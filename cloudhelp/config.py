@@ -55,12 +55,22 @@ class Settings(BaseSettings):
     prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
     # A bad rating's follow-up is due this many working days later.
     follow_up_working_days: int = Field(default=5, ge=1, le=60)
+    # Kiosk: with nobody touching it this long (seconds) away from the home screen, it asks
+    # "还在吗？" and counts down kiosk_idle_warning_seconds, then goes home and forgets the visit.
+    # Waiting in the queue and calls are never interrupted.
+    kiosk_idle_seconds: float = Field(default=90.0, ge=5)
+    kiosk_idle_warning_seconds: float = Field(default=20.0, ge=1)
     # How often time-out warnings (超时预警) are checked, in seconds.
     warning_check_seconds: float = Field(default=5.0, gt=0)
     # Metrics: abandons quicker than this are mistaken taps, kept apart; answers within this
     # count towards the service level.
     short_abandon_seconds: float = Field(default=10.0, ge=0)
     service_level_seconds: float = Field(default=60.0, gt=0)
+    # Sign-in throttling: failed sign-ins per account from one address, and per account from
+    # any address, within the window; never per address alone (a hall shares one NAT address).
+    login_failures_per_address: int = Field(default=5, ge=1)
+    login_failures_per_account: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=300.0, gt=0)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientSession, CookieJar, TCPConnector
+from playwright.async_api import expect
 
 from cloudhelp import accounts
+from cloudhelp.account_routes import THROTTLE_KEY
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.peer import ProtocolError
-from tests.callkit import running_server
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.helpers import run_cli
 
 
@@ -58,23 +61,77 @@ async def test_staff_login_logout_and_roles(sqlite_demo_url: str) -> None:
             await server.connect({"kind": "staff", "token": token})
 
 
-async def test_login_attempts_are_throttled(sqlite_demo_url: str) -> None:
-    async with running_server(sqlite_demo_url) as server:
-        await server.staff_token("liumei")  # sets the password
-        async with ClientSession(base_url=server.base_url, cookie_jar=CookieJar(unsafe=True)) as b:
+def _browser_at(server: CallServer, address: str) -> ClientSession:
+    """An HTTP client whose requests come from ``address`` (any 127.x.y.z reaches loopback)."""
+    return ClientSession(
+        base_url=server.base_url,
+        cookie_jar=CookieJar(unsafe=True),
+        connector=TCPConnector(local_addr=(address, 0)),
+    )
+
+
+async def _sign_in(client: ClientSession, username: str, password: str) -> tuple[int, dict]:
+    body = {"username": username, "password": password}
+    async with client.post("/api/v1/auth/login", json=body) as r:
+        return r.status, await r.json() | {"retry_header": r.headers.get("Retry-After")}
+
+
+async def test_login_throttle_is_per_account_never_per_address(sqlite_demo_url: str) -> None:
+    settings = {"login_failures_per_address": 5, "login_failures_per_account": 8}
+    async with running_server(sqlite_demo_url, **settings) as server:
+        for username in ("liumei", "wangli", "chenjing"):
+            await server.staff_token(username)  # sets the password
+        clock = [1000.0]
+        server.server.app[THROTTLE_KEY].clock = lambda: clock[0]
+        async with (
+            _browser_at(server, "127.0.0.1") as hall,
+            _browser_at(server, "127.0.0.2") as other,
+            _browser_at(server, "127.0.0.3") as third,
+        ):
             for _ in range(5):
-                body = {"username": "liumei", "password": "wrong-password"}
-                async with b.post("/api/v1/auth/login", json=body) as r:
-                    assert r.status == 401
-                    assert (await r.json())["error"] == {
-                        "code": "bad_credentials", "message": "Wrong username or password.",
-                    }  # fmt: skip
-            body = {"username": "liumei", "password": "test-password-1"}
-            async with b.post("/api/v1/auth/login", json=body) as r:
-                assert r.status == 429
-                assert (await r.json())["error"]["code"] == "too_many_attempts"
-            async with b.post("/api/v1/auth/login", data="not json") as r:
+                status, body = await _sign_in(hall, "liumei", "wrong-password")
+                assert status == 401
+                assert body["error"] == {
+                    "code": "bad_credentials", "message": "Wrong username or password.",
+                }  # fmt: skip
+            # The typist's account is locked from the hall's address, even with the right password…
+            status, body = await _sign_in(hall, "liumei", DEMO_PASSWORD)
+            assert status == 429 and body["error"]["code"] == "too_many_attempts"
+            assert body["error"]["minutes"] == 5 and body["error"]["retry_after"] == 300
+            assert body["retry_header"] == "300"
+            # …but everyone else in the hall (same address) signs in.
+            assert (await _sign_in(hall, "wangli", DEMO_PASSWORD))[0] == 200
+            assert (await _sign_in(hall, "chenjing", "wrong-password"))[0] == 401
+            assert (await _sign_in(hall, "chenjing", DEMO_PASSWORD))[0] == 200
+            # From another address the same account still may try, up to the per-account limit.
+            clock[0] += 60
+            for _ in range(3):
+                assert (await _sign_in(other, "liumei", "wrong-password"))[0] == 401
+            status, body = await _sign_in(third, "liumei", DEMO_PASSWORD)
+            assert status == 429 and body["error"]["minutes"] == 4  # 240 s left of the first
+            assert (await _sign_in(third, "wangli", DEMO_PASSWORD))[0] == 200
+            # Five minutes after the failures the account opens again, and a success clears it.
+            clock[0] += 241
+            assert (await _sign_in(third, "liumei", DEMO_PASSWORD))[0] == 200
+            status, _ = await _sign_in(hall, "liumei", DEMO_PASSWORD)
+            assert status == 200
+            async with hall.post("/api/v1/auth/login", data="not json") as r:
                 assert r.status == 400
+
+
+async def test_lockout_is_shown_in_the_readers_language(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        await server.staff_token("liumei")
+        page = await new_page(browser, server.base_url)
+        await page.goto("/staff")
+        for _ in range(6):
+            await page.fill("#username", "liumei")
+            await page.fill("#password", "wrong-password")
+            await page.click("#login-form button")
+            await expect(page.locator("#login-error")).to_be_visible()
+        locked_out = "密码错误次数过多，请 5 分钟后再试。"
+        await expect(page.locator("#login-error")).to_have_text(locked_out)
+        await snap(page, "staff-login-locked-out")
 
 
 def test_cli_enrols_and_revokes_kiosks_and_adds_staff(tmp_path) -> None:

@@ -44,7 +44,8 @@ async function signIn(/** @type {string} */ username, /** @type {string} */ pass
   const body = await response.json();
   if (!response.ok) {
     $("login-error").hidden = false;
-    $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : body.error.message;
+    // Catalog text for the error code (e.g. error.too_many_attempts with {minutes}), never the server's English.
+    $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : t(`error.${body.error.code}`, body.error);
     return;
   }
   open(body.staff);
