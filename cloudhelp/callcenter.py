@@ -93,7 +93,11 @@ class WrapupDone(Message):
 
 
 class SubmitRating(Message):
-    """The resident's rating of the session that just ended; ``level`` null means skipped."""
+    """The resident's rating of the session that just ended; ``level`` null: not rated.
+
+    ``outcome`` says why there is no level (``declined``: 跳过; ``no_answer``: the kiosk went home
+    by itself); it defaults to ``rated`` with a level and ``declined`` without.
+    """
 
     type: Literal["rating.submit"]
     ticket: int
@@ -101,6 +105,7 @@ class SubmitRating(Message):
     reasons: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = Field(
         default_factory=list
     )
+    outcome: Literal["rated", "declined", "no_answer"] | None = None
 
 
 class TransferTicket(Message):
@@ -601,7 +606,12 @@ class CallCenter:
                 if ticket is None or ticket.kiosk_id != int(session.principal.id):
                     raise SignalingError("no_such_ticket", "This kiosk has no such ticket.")
                 rating, follow_up = await ratings.rate(
-                    s, ticket, message.level, message.reasons, self.follow_up_working_days
+                    s,
+                    ticket,
+                    message.level,
+                    message.reasons,
+                    self.follow_up_working_days,
+                    message.outcome,
                 )
                 rating_id = rating.id
         except ratings.RatingError as exc:

@@ -402,7 +402,7 @@ class CorrectionNotice(Base):
 
 
 class Rating(Base):
-    """The resident's rating of one session (好差评); a skip is recorded too."""
+    """The resident's rating of one session (好差评); not rating is recorded too (``outcome``)."""
 
     __tablename__ = "ratings"
 
@@ -410,8 +410,10 @@ class Rating(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
-    level: Mapped[int | None] = mapped_column(Integer)  # 5 非常满意 … 1 非常不满意; None: skipped
+    level: Mapped[int | None] = mapped_column(Integer)  # 5 非常满意 … 1 非常不满意; None: not rated
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # rated; declined (the resident pressed 跳过); no_answer (the kiosk timed out unrated).
+    outcome: Mapped[str] = mapped_column(String(12), default="rated", server_default="rated")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

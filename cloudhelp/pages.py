@@ -106,7 +106,13 @@ async def item_page(request: web.Request) -> web.Response:
 
 
 async def kiosk_page(request: web.Request) -> web.Response:
-    return render(request, "kiosk.html")
+    settings = AppState.of(request.app).settings
+    return render(
+        request,
+        "kiosk.html",
+        idle_seconds=settings.kiosk_idle_seconds,
+        idle_warning_seconds=settings.kiosk_idle_warning_seconds,
+    )
 
 
 async def staff_page(request: web.Request) -> web.Response:

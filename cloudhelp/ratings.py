@@ -23,6 +23,9 @@ BAD_REASONS = (
     "其他",
 )
 FOLLOW_UP_WORKING_DAYS = 5
+# How a session's rating ended: a level given, the resident declined (跳过), or no answer
+# before the kiosk went home by itself.
+OUTCOMES = ("rated", "declined", "no_answer")
 
 
 class RatingError(Exception):
@@ -38,8 +41,19 @@ async def rate(
     level: int | None,
     reasons: list[str],
     follow_up_days: int = FOLLOW_UP_WORKING_DAYS,
+    outcome: str | None = None,
 ) -> tuple[Rating, FollowUp | None]:
-    """Record one rating per session (``level`` None: the resident skipped)."""
+    """Record one rating per session: a level (outcome ``rated``), or explicitly none.
+
+    ``level`` None without an ``outcome`` means the resident declined.
+    """
+    outcome = outcome or ("rated" if level is not None else "declined")
+    if outcome not in OUTCOMES:
+        raise RatingError("bad_outcome", "A rating's outcome is rated, declined or no_answer.")
+    if (outcome == "rated") != (level is not None):
+        raise RatingError(
+            "bad_outcome", "A rated session has a level; a declined or unanswered one has none."
+        )
     if ticket.status not in ("wrapup", "completed") or ticket.connected_at is None:
         raise RatingError("not_rateable", "Only a session that took place can be rated.")
     if await session.scalar(select(Rating).where(Rating.ticket_id == ticket.id)) is not None:
@@ -55,6 +69,7 @@ async def rate(
         staff_id=ticket.staff_id,
         level=level,
         reasons=list(reasons),
+        outcome=outcome,
     )
     session.add(rating)
     await session.flush()

@@ -5,8 +5,20 @@ import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
-const IDLE_RETURN_SECONDS = 30;
+const ELDERLY_KEY = "cloudhelp.elderly";
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+/** Idle limits from the server's settings (kiosk_idle_seconds, kiosk_idle_warning_seconds). */
+const IDLE = (() => {
+  const meta = /** @type {HTMLMetaElement | null} */ (document.querySelector("meta[name=cloudhelp-kiosk]"));
+  return {
+    seconds: Number(meta?.dataset.idleSeconds) || 90,
+    warning: Number(meta?.dataset.idleWarningSeconds) || 20,
+  };
+})();
+/** The thank-you screen asks "还在吗？" after this long without a touch (a touch restarts it). */
+const DONE_SECONDS = 30;
+/** Tickets this kiosk has finished with (cancelled, ended): late queue frames about them are ignored. */
+const finishedTickets = new Set();
 
 /** Everything about the current resident; cleared when the kiosk returns home. */
 let visit = fresh();
@@ -25,18 +37,94 @@ function fresh() {
     cameras: /** @type {MediaDeviceInfo[]} */ ([]),
     cameraIndex: 0,
     meter: /** @type {AudioContext | null} */ (null),
-    countdown: 0,
+    /** Which devices work, told to staff when the call starts (docs/protocol.md, app "devices"). */
+    devices: { camera: false, microphone: false },
+    /** Where the device check's 返回 leads: the item page, or home after a correction lookup. */
+    checkFrom: "item",
     correction: /** @type {string | null} */ (null),
+    caseNumber: /** @type {string | null} */ (null),
+    noticeUrl: /** @type {string | null} */ (null),
+    /** The highest ticket version applied (frames never go backwards). */
+    ticketVersion: -1,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
 }
 
-/** @param {string} name */
+/** Show one screen, from its top (a screen never opens scrolled half-way). @param {string} name */
 function show(name) {
   document.querySelectorAll("[data-screen]").forEach((el) => {
     /** @type {HTMLElement} */ (el).hidden = /** @type {HTMLElement} */ (el).dataset.screen !== name;
   });
+  const changed = document.body.dataset.current !== name;
   document.body.dataset.current = name;
+  if (changed) window.scrollTo(0, 0);
+  idle.restart();
+}
+
+/** Catalog text for a key, or null when the catalog has none. @param {string} key @param {Record<string, any>} [values] */
+function known(key, values) {
+  const text = t(key, values);
+  return text === key ? null : text;
+}
+
+/** Catalog text for a server error code: never the server's English message. @param {string} code @param {Record<string, any>} [values] */
+function errorText(code, values) {
+  return known(`kiosk.error.${code}`, values) || known(`error.${code}`, values) || t("kiosk.error.generic");
+}
+
+// ------------------------------------------------------------------ idle reset ("还在吗？")
+
+/**
+ * With nobody touching the kiosk it asks "还在吗？", counts down, and then goes home: every
+ * track stops, the visit, language and large-text mode are cleared. Waiting in the queue and
+ * calls are never interrupted; the home screen counts only when something of a resident is on it.
+ */
+const idle = {
+  timer: 0,
+  left: 0,
+  /** Seconds without a touch before "还在吗？" on the current screen, or null for never. */
+  limit() {
+    const screen = document.body.dataset.current;
+    if (!screen || screen === "enrol" || screen === "waiting" || screen === "call") return null;
+    if (screen === "done") return DONE_SECONDS;
+    if (screen === "home" && !residentOnHome()) return null;
+    return IDLE.seconds;
+  },
+  restart() {
+    clearTimeout(idle.timer);
+    $("idle-overlay").hidden = true;
+    const limit = idle.limit();
+    if (limit === null) return;
+    idle.timer = window.setTimeout(() => idle.warn(IDLE.warning), limit * 1000);
+  },
+  /** @param {number} seconds */
+  warn(seconds) {
+    idle.left = Math.round(seconds);
+    $("idle-overlay").hidden = false;
+    const tick = () => {
+      $("idle-countdown").textContent = t("kiosk.idle.countdown", { n: idle.left });
+      if (idle.left-- <= 0) resetKiosk();
+      else idle.timer = window.setTimeout(tick, 1000);
+    };
+    tick();
+  },
+};
+
+function residentOnHome() {
+  return Boolean($("search").value || $("case-query").value || $("case-id-last4").value)
+    || lang !== "zh-CN" || document.body.classList.contains("elderly");
+}
+
+/** Back to the first screen as a new resident would find it. */
+async function resetKiosk() {
+  clearTimeout(idle.timer);
+  $("idle-overlay").hidden = true;
+  settleRating("no_answer");
+  document.body.classList.remove("elderly");
+  localStorage.removeItem(ELDERLY_KEY);
+  if (lang !== "zh-CN") await setLang("zh-CN");
+  document.body.dataset.current = "";
+  await goHome();
 }
 
 
@@ -53,8 +141,12 @@ async function enrol(/** @type {string} */ code) {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
   });
   if (!response.ok) {
+    const body = await response.json().catch(() => ({ error: { code: "" } }));
+    const code = body.error?.code || "";
+    show("enrol");
     $("enrol-error").hidden = false;
-    $("enrol-error").textContent = t("kiosk.enrol.failed");
+    $("enrol-error-what").textContent = known(`kiosk.enrol.error.${code}`) || t("kiosk.enrol.failed");
+    $("enrol-error-todo").textContent = t("kiosk.enrol.new_code");
     return;
   }
   const body = await response.json();
@@ -90,10 +182,11 @@ function start() {
 // ------------------------------------------------------------------ finding an item
 
 async function goHome() {
+  settleRating("no_answer");
   clearVisit();
-  show("home");
   $("search").value = "";
   $("results-block").hidden = true;
+  show("home");
   const [hot, categories] = await Promise.all([api("/api/v1/items/hot"), api("/api/v1/categories")]);
   renderTiles($("hot"), hot.items);
   $("categories").replaceChildren(...categories.categories.map((/** @type {any} */ c) => {
@@ -161,34 +254,61 @@ async function openItem(/** @type {string} */ code) {
   }));
   $("item-not-cloud").hidden = item.cloud;
   $("call-button").hidden = !item.cloud;
+  visit.checkFrom = "item";
   show("item");
 }
 
 // ------------------------------------------------------------------ device check
 
-async function checkDevices(/** @type {boolean} */ video = true) {
+/**
+ * Camera and microphone before the call. A resident needs at least the microphone: without it
+ * the call cannot start and the page says, at the top, to ask the station's attendant. Without a
+ * camera the call can go on as a voice call (staff are told which device is missing).
+ */
+async function checkDevices() {
   show("check");
-  $("device-error").hidden = true;
+  $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
-  $("without-camera").hidden = true;
+  $("start-call").disabled = true;
+  $("start-call").textContent = t("kiosk.check.start");
+  $("preview-off").hidden = true;
   stopStream();
+  let stream = null;
+  let refused = false;
   try {
-    visit.stream = await navigator.mediaDevices.getUserMedia({
-      video: video ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false,
-      audio: true,
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: true,
     });
   } catch (error) {
     const name = /** @type {any} */ (error).name;
-    $("device-error").hidden = false;
-    $("device-error").textContent = t(name === "NotAllowedError" || name === "SecurityError" ? "kiosk.check.denied" : "kiosk.check.no_camera");
-    $("retry-devices").hidden = false;
-    $("without-camera").hidden = false;
-    visit.stream = null;
+    refused = name === "NotAllowedError" || name === "SecurityError";
+    // One of the two may still work: find out which, to say exactly what is missing.
+    for (const constraints of [{ audio: true }, { video: { width: { ideal: 1280 }, height: { ideal: 720 } } }]) {
+      if (stream) break;
+      try { stream = await navigator.mediaDevices.getUserMedia(constraints); } catch { /* still missing */ }
+    }
+  }
+  if (document.body.dataset.current !== "check") {  // the resident left meanwhile
+    stream?.getTracks().forEach((track) => track.stop());
     return;
   }
-  $("preview").srcObject = visit.stream;
-  visit.cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
-  meter(visit.stream);
+  visit.stream = stream;
+  const camera = Boolean(stream?.getVideoTracks().length);
+  const microphone = Boolean(stream?.getAudioTracks().length);
+  visit.devices = { camera, microphone };
+  $("preview").srcObject = camera ? stream : null;
+  $("preview-off").hidden = camera;
+  if (stream) meter(stream);
+  if (camera) visit.cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  $("start-call").disabled = !microphone;
+  if (camera && microphone) return;
+  const problem = !microphone && !camera ? (refused ? "refused" : "none") : !microphone ? "no_microphone" : "no_camera";
+  $("device-problem").hidden = false;
+  $("device-problem").dataset.problem = problem;
+  $("device-problem-what").textContent = t(`kiosk.check.problem.${problem}`);
+  $("device-problem-todo").textContent = t(microphone ? "kiosk.check.todo_voice" : "kiosk.check.todo_attendant");
+  $("retry-devices").hidden = false;
+  if (microphone) $("start-call").textContent = t("kiosk.check.start_voice");
 }
 
 function meter(/** @type {MediaStream} */ stream) {
@@ -213,16 +333,19 @@ function stopStream() {
   visit.stream = null;
   visit.meter?.close();
   visit.meter = null;
+  $("preview").srcObject = null;
 }
 
 // ------------------------------------------------------------------ queue and call
 
 function takeTicket() {
+  if (!visit.devices.microphone) return;
   show("waiting");
   $("ticket-number").textContent = "…";
   $("wait-item").textContent = visit.item.name;
   $("wait-position").textContent = "";
   $("wait-estimate").textContent = "";
+  $("wait-nobody").hidden = true;
   connection?.send(visit.correction
     ? { type: "ticket.take", case: visit.correction }
     : { type: "ticket.take", item: visit.item.code });
@@ -237,26 +360,63 @@ function onMessage(frame) {
     $("rating").hidden = true;
     $("rating-thanks").hidden = false;
   } else if (frame.type === "error" && frame.ref === "ticket.take") {
-    banner(frame.message, "error");
+    banner(errorText(frame.code, frame), "error");
+    $("ticket-number").textContent = "";
+    $("wait-position").textContent = t("kiosk.wait.failed");
   }
 }
 
-/** @param {any} ticket */
+/**
+ * The kiosk's ticket changed. A queue frame never takes the resident out of a live call or off
+ * the thank-you screen, and frames never go backwards (per-ticket version, docs/protocol.md).
+ * @param {any} ticket
+ */
 function onTicket(ticket) {
-  visit.ticket = ticket;
-  if (ticket.status === "waiting" || ticket.status === "offered") {
-    if (document.body.dataset.current !== "waiting") show("waiting");
-    $("ticket-number").textContent = ticket.number;
-    $("wait-item").textContent = ticket.item.name;
-    const ahead = ticket.position - 1;
-    $("wait-position").textContent = ticket.status === "offered" ? t("kiosk.wait.ringing")
-      : ahead > 0 ? t("kiosk.wait.position", { n: ahead }) : t("kiosk.wait.first");
-    $("wait-estimate").textContent = ticket.estimated_wait_seconds === null ? t("kiosk.wait.nobody")
-      : ticket.estimated_wait_seconds < 30 ? t("kiosk.wait.soon")
-      : t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
-  } else if (ticket.status === "cancelled" || ticket.status === "abandoned") {
-    goHome();
+  if (finishedTickets.has(ticket.id)) return;
+  if (typeof ticket.version === "number") {
+    if (visit.ticket?.id === ticket.id && ticket.version <= visit.ticketVersion) return;
+    visit.ticketVersion = ticket.version;
   }
+  if (visit.ticket?.id !== ticket.id) visit.ticketVersion = typeof ticket.version === "number" ? ticket.version : -1;
+  visit.ticket = ticket;
+  if (ticket.case?.number) visit.caseNumber = ticket.case.number;
+  const screen = document.body.dataset.current;
+  if (ticket.status === "waiting" || ticket.status === "offered") {
+    if (visit.call || screen === "call" || screen === "done") return;
+    if (screen !== "waiting") show("waiting");
+    showWait(ticket);
+  } else if (ticket.status === "cancelled" || ticket.status === "abandoned") {
+    finishedTickets.add(ticket.id);
+    if (!visit.call && screen !== "done") goHome();
+  }
+}
+
+/** Position and estimate, never two texts that contradict each other. @param {any} ticket */
+function showWait(ticket) {
+  $("ticket-number").textContent = ticket.number;
+  $("wait-item").textContent = ticket.item.name;
+  const ahead = Math.max(0, (ticket.position || 1) - 1);
+  const nobody = ticket.status === "waiting" && ticket.estimated_wait_seconds === null;
+  let position = "";
+  let estimate = "";
+  if (ticket.status === "offered") {
+    position = t("kiosk.wait.ringing");  // a staff member is being rung: no estimate beside it
+  } else if (nobody) {
+    position = ahead > 0 ? t("kiosk.wait.position", { n: ahead }) : t("kiosk.wait.next");
+  } else if (ahead > 0) {
+    position = t("kiosk.wait.position", { n: ahead });
+    estimate = t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
+  } else if (ticket.estimated_wait_seconds < 30) {
+    position = t("kiosk.wait.first");
+  } else {
+    position = t("kiosk.wait.next");
+    estimate = t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
+  }
+  $("wait-position").textContent = position;
+  $("wait-estimate").textContent = estimate;
+  $("wait-estimate").hidden = !estimate;
+  $("wait-nobody").hidden = !nobody;
+  document.body.classList.toggle("nobody-on-duty", nobody);
 }
 
 /** @param {any} frame */
@@ -266,11 +426,18 @@ function onJoined(frame) {
   });
   visit.call = call;
   visit.files = new FileChannel(call);
-  $("self-view").srcObject = visit.stream;
+  $("self-view").srcObject = visit.devices.camera ? visit.stream : null;
+  $("self-view").hidden = !visit.devices.camera;
+  $("no-camera-note").hidden = visit.devices.camera;
+  $("photo").hidden = !visit.devices.camera;
   $("chat").replaceChildren();
-  $("files").replaceChildren();
+  $("files-sent").replaceChildren();
+  $("files-received").replaceChildren();
   $("switch-camera").hidden = visit.cameras.length < 2;
+  $("show-notice").hidden = !visit.noticeUrl;
   wireCall(call, /** @type {Connection} */ (connection));
+  // Staff see which devices the resident has (a badge, and chat offered without them).
+  call.sendApp({ kind: "devices", camera: visit.devices.camera, microphone: visit.devices.microphone });
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
   visit.files.addEventListener("progress", (/** @type {any} */ e) => fileProgress(e.detail));
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
@@ -286,8 +453,18 @@ function onApp(data) {
 
 /** The one-time correction notice, shown large with a print button (the resident may photograph its QR code). */
 function showNotice(/** @type {string} */ url) {
+  visit.noticeUrl = url;
   $("notice-frame").src = url;
   $("notice-overlay").hidden = false;
+  $("show-notice").hidden = false;
+  $("done-notice").hidden = false;
+}
+
+/** A closed notice opens again from the call's toolbar or the thank-you screen. */
+function reopenNotice() {
+  if (!visit.noticeUrl) return;
+  $("notice-overlay").hidden = false;
+  if (!$("notice-frame").src.endsWith(visit.noticeUrl)) $("notice-frame").src = visit.noticeUrl;
 }
 
 function showStaffScreen(/** @type {boolean} */ on) {
@@ -297,14 +474,19 @@ function showStaffScreen(/** @type {boolean} */ on) {
 }
 
 
-/** @param {string} id @param {string} text @param {string} [kind] */
-function fileLine(id, text, kind = "") {
-  let li = document.querySelector(`#files [data-id="${id}"]`);
+/**
+ * One line in the list of files sent (#files-sent) or received (#files-received).
+ * @param {"sent" | "received"} list @param {string} id @param {string} text @param {string} [kind]
+ */
+function fileLine(list, id, text, kind = "") {
+  const target = $(`files-${list}`);
+  let li = target.querySelector(`[data-id="${id}"]`);
   if (!li) {
     li = document.createElement("li");
     /** @type {HTMLElement} */ (li).dataset.id = id;
-    $("files").append(li);
+    target.append(li);
   }
+  $(`files-${list}-block`).hidden = false;
   li.className = kind;
   const label = li.querySelector(".label") || li.appendChild(Object.assign(document.createElement("span"), { className: "label" }));
   label.textContent = text;
@@ -313,7 +495,7 @@ function fileLine(id, text, kind = "") {
 
 function fileProgress(/** @type {any} */ p) {
   if (p.direction === "out") {
-    fileLine(p.id, t("kiosk.call.sending", { name: p.name, percent: Math.floor((100 * p.done) / Math.max(1, p.size)) }));
+    fileLine("sent", p.id, t("kiosk.call.sending", { name: p.name, percent: Math.floor((100 * p.done) / Math.max(1, p.size)) }));
   }
 }
 
@@ -321,10 +503,10 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
   if (!visit.files) return;
   try {
     const result = await visit.files.send(blob, name);
-    fileLine(result.id, t(result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }), result.ok ? "ok" : "error");
+    fileLine("sent", result.id, t(result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }), result.ok ? "ok" : "error");
   } catch (error) {
     console.error("file transfer failed", name, error);
-    const li = fileLine(`failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
+    const li = fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
     const retry = document.createElement("button");
     retry.className = "button";
     retry.textContent = t("common.retry");
@@ -337,7 +519,7 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
 async function fileReceived(/** @type {any} */ file) {
   const url = URL.createObjectURL(file.blob);
   visit.urls.push(url);
-  const li = fileLine(file.id, file.name, file.ok ? "ok" : "error");
+  const li = fileLine("received", file.id, file.name, file.ok ? "ok" : "error");
   if (file.type.startsWith("image/")) {
     const img = document.createElement("img");
     img.src = url;
@@ -410,27 +592,26 @@ async function toggleScreen() {
 function onLeft(/** @type {string} */ reason) {
   visit.call?.close();
   visit.call = null;
+  visit.screen?.stop();
+  visit.screen = null;
   if (reason === "transferred") {
     show("waiting");
     banner(t("kiosk.done.transferred"), "info");
     return;
   }
+  if (visit.ticket) finishedTickets.add(visit.ticket.id);
+  stopStream();  // the call is over: camera and microphone go off
+  banner(null);  // no stale "unstable network" line on the thank-you screen
   show("done");
   $("done-number").textContent = visit.ticket ? t("kiosk.done.number", { number: visit.ticket.number }) : "";
+  const caseNumber = visit.caseNumber || visit.correction;
+  $("done-case").hidden = !caseNumber;
+  $("done-case-number").textContent = caseNumber || "";
+  $("done-notice").hidden = !visit.noticeUrl;
   const key = `kiosk.reason.${reason}`;
-  $("done-reason").textContent = t(key) === key ? t("kiosk.done.ended") : t(key);
+  $("done-reason").textContent = known(key) || t("kiosk.done.ended");
+  $("done-countdown").textContent = t("kiosk.done.auto", { n: DONE_SECONDS + IDLE.warning });
   showRating();
-  let left = IDLE_RETURN_SECONDS;
-  const tick = () => {
-    if (document.body.dataset.current !== "done") return;
-    $("done-countdown").textContent = t("kiosk.done.auto", { n: left });
-    if (left-- <= 0) {
-      submitRating(null);  // no answer is recorded as skipped
-      goHome();
-    }
-    else visit.countdown = window.setTimeout(tick, 1000);
-  };
-  tick();
 }
 
 /** A correction session: find the case by number (or phone and ID digits) and call for it. */
@@ -452,7 +633,9 @@ async function findCase() {
   $("case-error").hidden = true;
   visit.item = { code: data.case.item.code, name: data.case.item.name, cloud: true };
   visit.correction = data.case.number;
-  checkDevices(true);
+  visit.caseNumber = data.case.number;
+  visit.checkFrom = "home";  // 返回 leads home, not to an item seen earlier
+  checkDevices();
 }
 
 /** Leave no personal data on screen: streams, files, chat and ticket go. */
@@ -461,12 +644,14 @@ function clearVisit() {
   visit.screen?.stop();
   visit.call?.close();
   visit.urls.forEach((url) => URL.revokeObjectURL(url));
-  clearTimeout(visit.countdown);
   visit = fresh();
-  for (const id of ["chat", "files", "results"]) $(id).replaceChildren();
+  for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
+  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error"]) $(id).hidden = true;
   for (const id of ["case-query", "case-id-last4"]) $(id).value = "";
+  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
+  document.body.classList.remove("nobody-on-duty", "screen-shared");
   for (const id of ["remote-main", "remote-corner", "self-view", "preview"]) $(id).srcObject = null;
   banner(null);
 }
@@ -496,7 +681,7 @@ async function showRating() {
         $("rating-reasons").hidden = false;
         $("rating-send").hidden = false;
       } else {
-        submitRating(level.value);
+        settleRating("no_answer");
       }
     };
     return button;
@@ -515,14 +700,19 @@ async function showRating() {
   }));
 }
 
-/** @param {number | null} level */
-function submitRating(level) {
-  if (!visit.ticket || visit.rating.sent) return;
+/**
+ * Send the rating once. A chosen level is never dropped (sent with whatever reasons are ticked);
+ * with none chosen the session is recorded as not rated: ``declined`` (跳过) or ``no_answer``.
+ * @param {"declined" | "no_answer"} unrated
+ */
+function settleRating(unrated) {
+  if (!visit.ticket || visit.rating.sent || document.body.dataset.current !== "done" || $("rating").hidden) return;
+  const level = visit.rating.level;
   visit.rating.sent = true;
-  connection?.send({
-    type: "rating.submit", ticket: visit.ticket.id, level,
-    reasons: level !== null && (ratingOptions?.bad_levels || []).includes(level) ? visit.rating.reasons : [],
-  });
+  const bad = level !== null && (ratingOptions?.bad_levels || []).includes(level);
+  connection?.send(level === null
+    ? { type: "rating.submit", ticket: visit.ticket.id, level: null, outcome: unrated }
+    : { type: "rating.submit", ticket: visit.ticket.id, level, reasons: bad ? [...visit.rating.reasons] : [], outcome: "rated" });
 }
 
 // ------------------------------------------------------------------ wiring
@@ -535,22 +725,23 @@ function wire() {
     const q = $("search").value.trim();
     typing = window.setTimeout(() => (q ? search({ q }) : ($("results-block").hidden = true)), 250);
   };
-  document.querySelectorAll("[data-go]").forEach((el) => {
-    /** @type {HTMLElement} */ (el).onclick = () => {
-      const target = /** @type {HTMLElement} */ (el).dataset.go;
-      if (target === "home") goHome();
-      else { stopStream(); show(target || "home"); }
-    };
+  document.querySelectorAll("[data-go=home]").forEach((el) => {
+    /** @type {HTMLElement} */ (el).onclick = () => goHome();
   });
-  $("call-button").onclick = () => checkDevices(true);
-  $("retry-devices").onclick = () => checkDevices(true);
-  $("without-camera").onclick = async () => {
-    try { visit.stream = await navigator.mediaDevices.getUserMedia({ audio: true }); } catch { visit.stream = null; }
-    takeTicket();
+  $("call-button").onclick = () => checkDevices();
+  $("retry-devices").onclick = () => checkDevices();
+  $("check-back").onclick = () => {
+    stopStream();
+    if (visit.checkFrom === "item" && visit.item?.materials) show("item");
+    else goHome();
   };
   $("speaker-test").onclick = () => beep(800);
   $("start-call").onclick = () => takeTicket();
-  $("cancel-ticket").onclick = () => { connection?.send({ type: "ticket.cancel" }); goHome(); };
+  $("cancel-ticket").onclick = () => {
+    if (visit.ticket) finishedTickets.add(visit.ticket.id);
+    connection?.send({ type: "ticket.cancel" });
+    goHome();
+  };
   $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
   $("photo").onclick = () => takePhoto();
   $("switch-camera").onclick = () => switchCamera();
@@ -567,23 +758,33 @@ function wire() {
     addChat(text, "me");
     $("chat-input").value = "";
   };
-  $("rating-send").onclick = () => submitRating(visit.rating.level);
+  $("rating-send").onclick = () => settleRating("no_answer");
   $("notice-print").onclick = () => $("notice-frame").contentWindow?.print();
   $("notice-close").onclick = () => { $("notice-overlay").hidden = true; };
+  $("show-notice").onclick = () => reopenNotice();
+  $("done-notice").onclick = () => reopenNotice();
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
-  $("rating-skip").onclick = () => { submitRating(null); goHome(); };
+  $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
   $("elderly").onclick = () => {
     const on = document.body.classList.toggle("elderly");
-    localStorage.setItem("cloudhelp.elderly", on ? "1" : "");
+    if (on) localStorage.setItem(ELDERLY_KEY, "1"); else localStorage.removeItem(ELDERLY_KEY);
+    idle.restart();
   };
-  document.body.classList.toggle("elderly", Boolean(localStorage.getItem("cloudhelp.elderly")));
-  $("lang").onclick = () => setLang(lang === "zh-CN" ? "en" : "zh-CN");
+  document.body.classList.toggle("elderly", Boolean(localStorage.getItem(ELDERLY_KEY)));
+  $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); idle.restart(); };
+  $("idle-stay").onclick = () => idle.restart();
+  // Any touch or key on the kiosk restarts the idle countdown (the overlay's own button too).
+  for (const type of ["pointerdown", "keydown", "input"]) {
+    document.addEventListener(type, () => idle.restart(), { capture: true, passive: true });
+  }
 }
 
 // For tests and the browser benchmark: the page's own objects.
-Object.assign(window, { cloudhelp: { get visit() { return visit; }, get connection() { return connection; }, sendFile } });
+Object.assign(window, { cloudhelp: { get visit() { return visit; }, get connection() { return connection; }, sendFile, idle: IDLE } });
 
-await setLang(lang);
+// A page load is a new resident: Chinese, normal type size.
+localStorage.removeItem(ELDERLY_KEY);
+await setLang("zh-CN");
 translate(document);
 wire();
 const code = new URLSearchParams(location.search).get("enrol");
