@@ -16,6 +16,7 @@ from cloudhelp import (
     pages,
     report_routes,
     warning_routes,
+    workcalendar,
 )
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
@@ -55,6 +56,11 @@ def create_app(
         if migrate:
             await db.upgrade(engine)
         database = db.Database(engine)
+        async with database.write() as s:  # a newer chinesecalendar may know another year
+            await workcalendar.sync_from_package(
+                s, follow_up_days=settings.follow_up_working_days
+            )
+            await workcalendar.refresh(s)
         callcenter = CallCenter(
             database,
             hub_settings(settings),

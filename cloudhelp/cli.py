@@ -18,6 +18,7 @@ from aiohttp import web
 from cloudhelp import (
     __version__,
     accounts,
+    calendar_commands,
     cases,
     catalog,
     db,
@@ -26,6 +27,7 @@ from cloudhelp import (
     logs,
     metrics,
     network,
+    workcalendar,
 )
 from cloudhelp.auth import hash_password
 from cloudhelp.case_record import case_record
@@ -58,6 +60,8 @@ async def _with_database(
         await db.check_connection(engine)
         if migrate:
             await db.upgrade(engine)
+        async with db.session_factory(engine)() as session:
+            await workcalendar.refresh(session)  # due dates count on the database's calendar
         return await work(engine)
     finally:
         await engine.dispose()
@@ -505,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     case_show.add_argument("number")
     case_show.add_argument("--json", action="store_true")
     case_show.set_defaults(run=cmd_case_show)
+    calendar_commands.register(commands, common)
     return parser
 
 
@@ -516,6 +521,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cloudhelp: {exc}", file=sys.stderr)
         return 2
     except (accounts.AccountError, cases.CaseError) as exc:
+        print(f"cloudhelp: {exc.message}", file=sys.stderr)
+        return 1
+    except workcalendar.CalendarError as exc:
         print(f"cloudhelp: {exc.message}", file=sys.stderr)
         return 1
     except CatalogError as exc:

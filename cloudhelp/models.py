@@ -469,6 +469,51 @@ class WarningThreshold(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class CalendarYear(Base):
+    """A year of the official working-day calendar the district holds (its source and when)."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(24))  # "chinesecalendar" or "import"
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    loaded_by: Mapped[str] = mapped_column(String(50))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarDay(Base):
+    """A day that differs from Monday–Friday: a holiday, or an adjusted working day (调休上班)."""
+
+    __tablename__ = "calendar_days"
+    __table_args__ = (CheckConstraint("kind IN ('holiday', 'workday')", name="kind"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    year: Mapped[int] = mapped_column(ForeignKey("calendar_years.year"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_by: Mapped[str] = mapped_column(String(50))
+
+
+class DueDateChange(Base):
+    """A due date moved by a change of the calendar (a case's promised date or a follow-up's)."""
+
+    __tablename__ = "due_date_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    subject: Mapped[str] = mapped_column(String(64))  # "case:5", "follow_up:3"
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    follow_up_id: Mapped[int | None] = mapped_column(ForeignKey("follow_ups.id"))
+    reason: Mapped[str] = mapped_column(String(120))
+    actor: Mapped[str] = mapped_column(String(50))
+    old_due: Mapped[date | None] = mapped_column(Date)
+    new_due: Mapped[date | None] = mapped_column(Date)
+    old_estimated: Mapped[bool] = mapped_column(Boolean)
+    new_estimated: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 # Upper edges (seconds) of the wait and handling histograms kept per day; a last bucket holds
 # the rest. Percentiles are read from these (docs/metrics.md).
 HISTOGRAM_EDGES = (10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300, 360, 420, 480, 600, 720,

@@ -8,13 +8,13 @@ district-wide, per department or per item; the most specific one applies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import cases, i18n, queue, workdays
+from cloudhelp import cases, i18n, queue, workcalendar, workdays
 from cloudhelp.case_record import notice_late
 from cloudhelp.models import (
     Case,
@@ -50,12 +50,13 @@ KINDS = {
     "case_overdue": Kind("working_days", 0),
     "notice_late": Kind("days", 5),
     "follow_up_late": Kind("days", 0),
+    "calendar_missing": Kind("days", 61),
 }
 
 
 # The board lists the most pressing first: what is already late, then what is running long.
 SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "ticket_wait", "call_long",
-            "wrapup_long", "case_due_soon")  # fmt: skip
+            "wrapup_long", "case_due_soon", "calendar_missing")  # fmt: skip
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
 
 
@@ -286,6 +287,23 @@ async def _follow_up_conditions(
     return found
 
 
+def _calendar_conditions(now: datetime, limits: Thresholds) -> list[Condition]:
+    """The working-day calendar lacks this year, or next year within the threshold's days of
+    its start (61: from 1 November)."""
+    today = now.astimezone(queue.LOCAL_TZ).date()
+    held = workdays.current().years
+    days = limits.value("calendar_missing", None, None)
+    missing = [today.year] if today.year not in held else []
+    next_year = today.year + 1
+    if next_year not in held and (date(next_year, 1, 1) - today).days <= days:
+        missing.append(next_year)
+    return [
+        Condition("calendar_missing", f"calendar:{year}", days, None, None, None, None,
+                  {"year": year, "due": date(year, 1, 1).isoformat()})
+        for year in missing
+    ]  # fmt: skip
+
+
 @dataclass
 class Changes:
     raised: list[TimeoutWarning]
@@ -307,6 +325,8 @@ async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True
     limits = await Thresholds.load(session)
     conditions = await _ticket_conditions(session, now, limits)
     if every_kind:
+        await workcalendar.refresh(session)  # an import from the command line takes effect here
+        conditions += _calendar_conditions(now, limits)
         conditions += await _case_conditions(session, now, limits)
         conditions += await _follow_up_conditions(session, now, limits)
     holding = {(c.kind, c.subject): c for c in conditions}

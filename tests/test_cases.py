@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import cases, workdays
+from cloudhelp import cases, workcalendar, workdays
 from cloudhelp.models import Case, CaseEvent, ServiceItem
 from cloudhelp.state import AppState
 from tests.callkit import running_server
@@ -29,6 +29,18 @@ def test_id_number_checksum() -> None:
     assert cases.mask_phone("13812345678") == "138****5678"
 
 
+@pytest.fixture
+def seeded_calendar() -> None:
+    """The calendar as the migration seeds it (from chinesecalendar), without a database."""
+    entries = workcalendar.package_entries()
+    workdays.install(
+        workdays.Calendar(
+            frozenset(e.day.year for e in entries), {e.day: e.kind == "workday" for e in entries}
+        )
+    )
+
+
+@pytest.mark.usefixtures("seeded_calendar")
 def test_working_days_across_the_spring_festival_2026() -> None:
     # Accepted Friday 13 Feb 2026: Sat 14 Feb is an adjusted working day, 15–23 Feb are the
     # Spring Festival holiday, work resumes Tue 24 Feb.
@@ -39,6 +51,7 @@ def test_working_days_across_the_spring_festival_2026() -> None:
     assert not workdays.add_working_days(date(2026, 2, 13), 5).estimated
 
 
+@pytest.mark.usefixtures("seeded_calendar")
 def test_working_days_across_national_day_2026() -> None:
     # 1–7 Oct 2026 are holidays; Sat 10 Oct is an adjusted working day.
     assert workdays.add_working_days(date(2026, 9, 30), 1).day == date(2026, 10, 8)
@@ -47,6 +60,7 @@ def test_working_days_across_national_day_2026() -> None:
     assert workdays.working_days_between(date(2026, 9, 30), date(2026, 10, 10)) == 3
 
 
+@pytest.mark.usefixtures("seeded_calendar")
 def test_unpublished_years_fall_back_to_weekdays_and_say_so() -> None:
     due = workdays.add_working_days(date(2030, 1, 4), 1)  # a Friday, in a year not yet published
     assert due.day == date(2030, 1, 7) and due.estimated
@@ -165,7 +179,7 @@ async def test_cases_over_http_and_the_cli(sqlite_demo_url: str) -> None:
 
     listed = run_cli("case", "list", "--status", "accepted", "--json", "--db", database_url)
     assert listed.returncode == 0, listed.stderr
-    (only,) = json.loads(listed.stdout)
+    (only,) = json.loads(listed.stdout)["cases"]
     assert only["number"] == number and only["status"] == {"code": "accepted", "label": "已受理"}
     assert ID_NUMBER not in listed.stdout
     shown = run_cli("case", "show", number, "--json", "--db", database_url)
