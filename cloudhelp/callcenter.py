@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, board, metrics, queue, ratings, timeouts
+from cloudhelp import accounts, board, metrics, prereview, queue, ratings, timeouts
 from cloudhelp.db import Database
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
@@ -39,7 +39,9 @@ from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
 REVOCATION_CHECK_SECONDS = 3.0
-CORRECTION_STATES = ("correction_needed",)
+# A resident may call back on a case waiting for corrections, or one whose pre-review a dropped
+# call left unfinished.
+CORRECTION_STATES = ("correction_needed", "pre_review")
 PUSH_COALESCE_SECONDS = 0.05
 BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
 BOARD_REFRESH_SECONDS = 10.0  # and at least this often while someone watches
@@ -555,6 +557,10 @@ class CallCenter:
         try:
             async with self.db.write() as s:
                 call = await queue.connect(s, message.ticket, staff_id, picked=False)
+                if call is not None:  # a correction session opens the case's next round
+                    await prereview.start_correction_round(
+                        s, message.ticket, staff_id, session.principal.info["username"]
+                    )
         except queue.Conflict:
             call = None
         if call is None:
@@ -573,6 +579,10 @@ class CallCenter:
         try:
             async with self.db.write() as s:
                 call = await queue.connect(s, message.ticket, staff_id, picked=True)
+                if call is not None:  # a correction session opens the case's next round
+                    await prereview.start_correction_round(
+                        s, message.ticket, staff_id, session.principal.info["username"]
+                    )
         except queue.Conflict:
             call = None
         if call is None:

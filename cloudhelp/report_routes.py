@@ -86,6 +86,31 @@ def export_table(body: dict[str, Any], table: str, by: str) -> tuple[list[str], 
     return ["state", "number", "item", "promised_due"], due
 
 
+def _is_rate(field: str) -> bool:
+    return field.endswith("rate") or field == "service_level"
+
+
+def localized_table(
+    body: dict[str, Any], table: str, by: str, lang: str
+) -> tuple[list[str], list[list[Any]], list[str]]:
+    """One table as people read it, for every export: headers and state names in ``lang``,
+    rates rounded to 0.1 % (kept as fractions), other fractional figures to 0.1."""
+    fields, rows = export_table(body, table, by)
+    header = [i18n.translate(lang, f"export.column.{f}") if not f.isdigit() else f for f in fields]
+    cells = []
+    for row in rows:
+        line = []
+        for field in fields:
+            value = row.get(field)
+            if field == "state":
+                value = i18n.translate(lang, f"export.state.{value}")
+            elif isinstance(value, float):
+                value = round(value, 4 if _is_rate(field) else 1)
+            line.append(value)
+        cells.append(line)
+    return header, cells, fields
+
+
 def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str) -> web.Response:
     """Every table of the report in one workbook, one sheet each, headed in the reader's
     language; rates are formatted as percentages."""
@@ -93,17 +118,15 @@ def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str)
     book.remove(book.active)
     sheets = [("rows", by) for by in groups] + [(t, groups[0]) for t in TABLES if t != "rows"]
     for table, by in sheets:
-        fields, rows = export_table(body, table, by)
+        header, cells, fields = localized_table(body, table, by, lang)
         sheet = book.create_sheet(
             i18n.translate(lang, f"export.sheet.{by if table == 'rows' else table}")
         )
-        sheet.append(
-            [i18n.translate(lang, f"export.column.{f}") if not f.isdigit() else f for f in fields]
-        )
-        for row in rows:
-            sheet.append([row.get(f) for f in fields])
+        sheet.append(header)
+        for line in cells:
+            sheet.append(line)
         for column, field in enumerate(fields, start=1):
-            if field.endswith("rate") or field == "service_level":
+            if _is_rate(field):
                 for cell in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
                     cell[0].number_format = "0.0%"
         sheet.freeze_panes = "B2"
@@ -116,12 +139,19 @@ def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str)
     )
 
 
-def csv_response(rows: list[dict[str, Any]], fieldnames: list[str], name: str) -> web.Response:
+def csv_response(body: dict[str, Any], table: str, by: str, lang: str, name: str) -> web.Response:
+    """One table as CSV, exactly as the workbook's sheet: rates written as percentages."""
+    header, cells, fields = localized_table(body, table, by, lang)
     out = io.StringIO()
     out.write("\ufeff")  # so that Excel opens Chinese text as UTF-8
-    writer = csv.DictWriter(out, fieldnames=fieldnames)
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(out)
+    writer.writerow(header)
+    rates = [i for i, field in enumerate(fields) if _is_rate(field)]
+    for line in cells:
+        for i in rates:
+            if line[i] is not None:
+                line[i] = f"{line[i] * 100:.1f}%"
+        writer.writerow(line)
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",
@@ -148,12 +178,11 @@ async def report(request: web.Request) -> web.StreamResponse:
     state = AppState.of(request.app)
     body = await build_report(state, first, last, groups)
     output = request.query.get("format", "json")
+    lang = i18n.request_lang(request)
     if output == "csv":
-        fields, rows = export_table(body, table, by)
         suffix = by if table == "rows" else table
-        return csv_response(rows, fields, f"report-{suffix}-{first}-{last}")
+        return csv_response(body, table, by, lang, f"report-{suffix}-{first}-{last}")
     if output == "xlsx":
-        lang = i18n.request_lang(request)
         return xlsx_response(body, groups, lang, f"report-{first}-{last}")
     if output != "json":
         raise bad_request("Parameter 'format' is json, csv or xlsx.")

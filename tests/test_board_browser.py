@@ -111,9 +111,12 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         response = await page.request.get(href)
         rows = list(csv.DictReader(io.StringIO((await response.text()).lstrip("\ufeff"))))
         shown = report["tables"]["station"]
-        assert [r["station"] for r in rows] == [r["station"] for r in shown]
-        assert [int(r["tickets"]) for r in rows] == [r["tickets"] for r in shown]
-        assert sum(int(r["tickets"]) for r in rows) == made
+        assert [r["驿站编码"] for r in rows] == [r["station"] for r in shown]
+        assert [int(r["取号"]) for r in rows] == [r["tickets"] for r in shown]
+        assert sum(int(r["取号"]) for r in rows) == made
+        for line, figures in zip(rows, shown, strict=True):  # rounded as the page shows them
+            rate = figures["good_rate"]
+            assert line["好评率"] == ("" if rate is None else f"{rate * 100:.1f}%")
 
         # One Excel workbook holds every table, headed in Chinese, with the page's numbers.
         href = await page.locator("#xlsx").get_attribute("href")

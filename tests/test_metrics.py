@@ -219,10 +219,16 @@ async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
         async with server.http.get("/api/v1/reports?by=item&format=csv", cookies=supervisor) as r:
             text = await r.text()
         assert text.startswith("\ufeff")  # Excel reads the Chinese names as UTF-8
+        # Headed in the reader's language (zh-CN by default), figures rounded as in the workbook.
         table = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-        assert table[0]["item"] == "NYNC-002" and table[0]["tickets"] == "1"
-        assert table[0]["name"] == row["name"] == "渔业捕捞许可证换发（延续）"
-        assert float(table[0]["handling_mean_s"]) == pytest.approx(row["handling_mean_s"])
+        assert table[0]["事项编码"] == "NYNC-002" and table[0]["取号"] == "1"
+        assert table[0]["名称"] == row["name"] == "渔业捕捞许可证换发（延续）"
+        assert float(table[0]["平均办理（秒）"]) == round(row["handling_mean_s"], 1)
+        assert table[0]["放弃率"] == "0.0%" and table[0]["60 秒接通率"] == "100.0%"
+        url = "/api/v1/reports?by=item&format=csv&lang=en"
+        async with server.http.get(url, cookies=supervisor) as r:
+            english = list(csv.DictReader(io.StringIO((await r.text()).lstrip("\ufeff"))))
+        assert english[0]["Abandon rate"] == "0.0%" and english[0]["Item code"] == "NYNC-002"
         for name, first_cell in (("peak_hours", "周一"), ("hot_items", "NYNC-002")):
             url = f"/api/v1/reports?format=csv&table={name}"
             async with server.http.get(url, cookies=supervisor) as r:

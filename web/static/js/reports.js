@@ -154,7 +154,7 @@ function csvLinks() {
   $("xlsx").href = `/api/v1/reports?${all}`;
   document.querySelectorAll("a.csv").forEach((node) => {
     const a = /** @type {HTMLAnchorElement} */ (node);
-    const params = new URLSearchParams({ from: report.from, to: report.to, format: "csv",
+    const params = new URLSearchParams({ from: report.from, to: report.to, format: "csv", lang,
       table: a.dataset.table || "rows", by: a.dataset.by || "day" });
     a.href = `/api/v1/reports?${params}`;
   });
