@@ -13,10 +13,20 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import accounts, cases, notice_pdf, pages, prereview, queue, ratings
+from cloudhelp import (
+    accounts,
+    cases,
+    i18n,
+    notice_pdf,
+    notice_text,
+    pages,
+    prereview,
+    queue,
+    ratings,
+)
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
@@ -24,11 +34,13 @@ from cloudhelp.logs import log_event
 from cloudhelp.models import (
     SUPERVISOR_ROLES,
     Case,
-    CaseEvent,
-    CorrectionNotice,
+    Department,
     FollowUp,
     Rating,
     ServiceItem,
+    Staff,
+    StaffPresence,
+    StaffSkill,
     Ticket,
     utcnow,
 )
@@ -222,7 +234,16 @@ async def get_checklist(request: web.Request) -> web.Response:
     async with state.db.read() as session:
         case = await _case(session, request.match_info["number"])
         rows = await prereview.checklist(session, case)
-    return web.json_response({"round": case.rounds, "materials": rows}, dumps=state.dumps)
+        # In a correction round the reviewer sees the previous round's marks for reference.
+        previous = (
+            {"round": case.rounds - 1,
+             "materials": await prereview.checklist(session, case, case.rounds - 1)}
+            if case.rounds > 1
+            else None
+        )  # fmt: skip
+    return web.json_response(
+        {"round": case.rounds, "materials": rows, "previous": previous}, dumps=state.dumps
+    )
 
 
 async def put_checklist(request: web.Request) -> web.Response:
@@ -281,8 +302,9 @@ def notice_token(state: AppState, number: str, round_: int) -> str:
     ).hexdigest()[:32]
 
 
-async def _notice(request: web.Request) -> tuple[Case, CorrectionNotice, list[CaseEvent]]:
-    """The notice named in the path, for staff or for whoever holds its signed link."""
+async def _notice(request: web.Request) -> tuple[notice_text.NoticeText, str]:
+    """The words of the notice named in the path, for staff or for whoever holds its signed
+    link, and the link of its PDF."""
     state = AppState.of(request.app)
     number = request.match_info["number"]
     round_ = int(request.match_info["round"])
@@ -295,19 +317,24 @@ async def _notice(request: web.Request) -> tuple[Case, CorrectionNotice, list[Ca
         notice = next((n for n in notices if n.round == round_), None)
         if notice is None:
             raise not_found("There is no such notice.")
-        return case, notice, await cases.events_of(session, case)
+        # 告知人 is the person, by the name residents know, not the login.
+        issuer = await session.scalar(
+            select(Staff.display_name).where(Staff.username == notice.issued_by)
+        )
+        text = notice_text.notice_text(
+            case, notice, cases.mask_id_number(case.applicant_id_number), issuer or notice.issued_by
+        )
+    return text, f"/notices/{number}/{round_}.pdf?t={token}"
 
 
 async def notice_pdf_file(request: web.Request) -> web.Response:
     """The same notice as a PDF, to download, print or send."""
-    case, notice, _events = await _notice(request)
+    text, _pdf_url = await _notice(request)
     try:
-        data = await asyncio.to_thread(
-            notice_pdf.render, case, notice, cases.mask_id_number(case.applicant_id_number)
-        )
+        data = await asyncio.to_thread(notice_pdf.render, text)
     except notice_pdf.FontMissing as exc:
         raise ApiError(503, "font_missing", str(exc)) from None
-    disposition = f'inline; filename="notice-{case.number}-{notice.round}.pdf"'
+    disposition = f'inline; filename="notice-{text.number}-{text.round}.pdf"'
     return web.Response(
         body=data, content_type="application/pdf", headers={"Content-Disposition": disposition}
     )
@@ -315,19 +342,9 @@ async def notice_pdf_file(request: web.Request) -> web.Response:
 
 async def notice_page(request: web.Request) -> web.Response:
     """The printable one-time correction notice (一次性告知书) with a QR code of the case number."""
-    case, notice, events = await _notice(request)
-    qr = segno.make(case.number, error="m").svg_inline(scale=4, dark="#1b1f24")
-    return pages.render(
-        request,
-        "notice.html",
-        case=case,
-        notice=notice,
-        qr=Markup(qr),
-        limits=cases.time_limits(case, events),
-        issued=notice.issued_at.astimezone(LOCAL_TZ),
-        applicant_id=cases.mask_id_number(case.applicant_id_number),
-        pdf_url=f"/notices/{case.number}/{notice.round}.pdf?t={request.query.get('t', '')}",
-    )
+    text, pdf_url = await _notice(request)
+    qr = segno.make(text.number, error="m").svg_inline(scale=4, dark="#1b1f24")
+    return pages.render(request, "notice.html", n=text, qr=Markup(qr), pdf_url=pdf_url)
 
 
 class CloseFollowUp(BaseModel):
@@ -388,7 +405,11 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
         except accounts.AccountError as exc:
             raise ApiError(401, exc.code, exc.message) from None
         body = await parse_body(request, Lookup)
-        stmt = select(Case).where(Case.status == "correction_needed").order_by(Case.id.desc())
+        stmt = (
+            select(Case)
+            .where(Case.status.in_(("correction_needed", "pre_review")))
+            .order_by(Case.id.desc())
+        )
         if body.number:
             stmt = stmt.where(Case.number == body.number)
         elif body.phone and body.id_last4:
@@ -413,6 +434,54 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
         "notice_url": notice_url(state, case.number, latest.round) if latest else None,
     }
     return web.json_response({"case": result}, dumps=state.dumps)
+
+
+async def transfer_targets(request: web.Request) -> web.Response:
+    """For the console's transfer dialog: each department with how many staff who handle it
+    are on duty and available now, and how many tickets wait in its queue."""
+    await current_staff(request, STAFF_ROLES)
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        departments = (await session.scalars(select(Department).order_by(Department.code))).all()
+        on_duty = (
+            await session.scalars(select(StaffPresence).where(StaffPresence.state != "offline"))
+        ).all()
+        skills = (
+            await session.scalars(
+                select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in on_duty]))
+            )
+        ).all()
+        item_department = dict(
+            (await session.execute(select(ServiceItem.id, ServiceItem.department_id))).all()
+        )
+        waiting = dict(
+            (
+                await session.execute(
+                    select(Ticket.department_id, func.count())
+                    .where(Ticket.status.in_(queue.QUEUED))
+                    .group_by(Ticket.department_id)
+                )
+            ).all()
+        )
+    handles = queue.skill_sets([p.staff_id for p in on_duty], skills)
+    body = []
+    for department in departments:
+        staff = [
+            p
+            for p in on_duty
+            if department.id in handles[p.staff_id][0]
+            or any(item_department.get(i) == department.id for i in handles[p.staff_id][1])
+        ]
+        body.append(
+            {
+                "code": department.code,
+                "name": department.name,
+                "on_duty": len(staff),
+                "available": sum(p.state == "available" for p in staff),
+                "waiting": waiting.get(department.id, 0),
+            }
+        )
+    return web.json_response({"departments": body}, dumps=state.dumps)
 
 
 async def _page_staff(request: web.Request) -> bool:
@@ -453,13 +522,19 @@ async def case_page(request: web.Request) -> web.Response:
     moves = sorted(cases.TRANSITIONS[case.status] - {"correction_needed", "pre_review"})
     if case.status == "correction_needed" and case.accepted_at is None:
         moves = [m for m in moves if m != "accepted"]
-    return pages.render(request, "case.html", c=record, moves=moves, states=cases.STATES)
+    lang = i18n.request_lang(request)
+    move_errors = {
+        code: i18n.translate(lang, f"error.{code}")
+        for code in ("illegal_transition", "reason_required", "not_signed_in", "forbidden")
+    } | {"": i18n.translate(lang, "staff.error.generic")}
+    return pages.render(request, "case.html", c=record, moves=moves, move_errors=move_errors)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/cases", cases_page)
     app.router.add_get("/cases/{number}", case_page)
     app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)
+    app.router.add_get("/api/v1/console/transfer-targets", transfer_targets)
     app.router.add_get("/api/v1/follow-ups", list_follow_ups)
     app.router.add_post(r"/api/v1/follow-ups/{id:\d+}/close", close_follow_up)
     app.router.add_get(f"{PREFIX}/{{number}}/checklist", get_checklist)

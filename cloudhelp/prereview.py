@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import cases
-from cloudhelp.models import Case, CorrectionNotice, MaterialCheck, utcnow
+from cloudhelp import cases, notice_text, queue
+from cloudhelp.models import Case, CorrectionNotice, MaterialCheck, Ticket, utcnow
 
 CHECK_STATES = {
     "ok": "合格",
@@ -49,6 +49,8 @@ async def checklist(
                 "position": material.position,
                 "name": material.name,
                 "requirement": material.requirement,
+                "form": material.form,
+                "copies": material.copies,
                 "common_mistakes": material.common_mistakes,
                 "status": check.status if check else None,
                 "status_label": CHECK_STATES[check.status] if check else None,
@@ -57,6 +59,26 @@ async def checklist(
             }
         )
     return rows
+
+
+async def start_correction_round(
+    session: AsyncSession, ticket_id: int, staff_id: int, actor: str
+) -> int | None:
+    """A correction session was answered: the case waiting for corrections goes back to
+    pre-review in a new round (``correction_needed → pre_review``, rounds + 1), recorded on the
+    case and on the session. Returns the new round, or None when the ticket starts no round."""
+    ticket = await session.get(Ticket, ticket_id)
+    if ticket is None or ticket.case_id is None:
+        return None
+    case = await session.get(Case, ticket.case_id)
+    if case is None or case.status != "correction_needed":
+        return None
+    await cases.transition(
+        session, case, "pre_review", actor, f"补正会话 {ticket.number}：第 {case.rounds + 1} 轮预审"
+    )
+    await queue.record(session, ticket.id, "round_started", staff_id, case=case.number,
+                       round=case.rounds)  # fmt: skip
+    return case.rounds
 
 
 async def mark(
@@ -140,7 +162,7 @@ async def verdict(
                     "name": r["name"],
                     "status": r["status"],
                     "status_label": r["status_label"],
-                    "reason": r["reason"] or CHECK_STATES[r["status"]],
+                    "reason": notice_text.what_to_do(r),
                 }
                 for r in to_correct
             ],

@@ -86,3 +86,125 @@ async def test_after_the_preference_window_anyone_may_answer(sqlite_demo_url: st
         ticket = (await kiosk.expect("ticket"))["ticket"]
         ring = await other.expect("ring", timeout=5)
         assert ring["ticket"]["id"] == ticket["id"]
+
+
+async def test_answered_correction_session_is_round_two_then_passes_and_is_accepted(
+    sqlite_demo_url: str,
+) -> None:
+    """The whole loop on the server: round 1's notice → a correction session answered → round 2
+    in pre-review with round 1's marks for reference → passed → accepted."""
+    async with running_server(sqlite_demo_url, prefer_reviewer_seconds=30) as server:
+        reviewer = await server.staff("zhaogang")
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number = await case_needing_correction(server, cookies)
+        base = f"/api/v1/cases/{number}"
+
+        kiosk = await server.kiosk("TL-01", "DLW-TL")
+        await kiosk.send({"type": "ticket.take", "case": number})
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        ring = await reviewer.expect("ring")
+        assert ring["ticket"]["case"] == {"number": number, "round": 1}
+        await reviewer.send({"type": "ring.accept", "ticket": ticket["id"]})
+        await reviewer.expect("joined")
+
+        # Answering started round 2: the case is back in pre-review, recorded on the case and
+        # on the session.
+        async with server.http.get(base, cookies=cookies) as r:
+            case = (await r.json())["case"]
+        assert case["status"]["code"] == "pre_review" and case["rounds"] == 2
+        assert [e["to"]["code"] for e in case["events"]][-2:] == ["correction_needed", "pre_review"]
+        assert "round_started" in [e["kind"] for e in case["sessions"][-1]["events"]]
+        async with server.http.get(f"{base}/checklist", cookies=cookies) as r:
+            checklist = await r.json()
+        assert checklist["round"] == 2
+        assert all(m["status"] is None for m in checklist["materials"])  # fresh marks
+        previous = {m["position"]: m for m in checklist["previous"]["materials"]}
+        assert checklist["previous"]["round"] == 1
+        assert previous[4]["status"] == "needs_correction"
+        assert previous[4]["reason"] == "船检证书未年检"
+
+        # Passing without checking is refused; with every material checked it passes.
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "passed"}, cookies=cookies
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "checklist_incomplete"
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        async with server.http.put(
+            f"{base}/checklist", json={"materials": marks}, cookies=cookies
+        ) as r:
+            assert r.status == 200
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "passed"}, cookies=cookies
+        ) as r:
+            assert (await r.json())["case"]["status"]["code"] == "awaiting_acceptance"
+        async with server.http.post(
+            f"{base}/transitions", json={"to": "accepted"}, cookies=cookies
+        ) as r:
+            accepted = (await r.json())["case"]
+        assert accepted["status"]["code"] == "accepted" and accepted["rounds"] == 2
+        assert accepted["time_limits"]["promised_due"] is not None
+
+        # Round 1's marks are kept as they were.
+        async with server.http.get(base, cookies=cookies) as r:
+            record = (await r.json())["case"]
+        round_one = {m["position"]: m["status"] for m in record["checklists"][0]["materials"]}
+        assert round_one[4] == "needs_correction"
+        assert {m["status"] for m in record["checklists"][1]["materials"]} == {"ok"}
+
+
+async def test_a_dropped_correction_session_can_be_called_again(sqlite_demo_url: str) -> None:
+    """A call that ends before the verdict leaves round 2 open: the resident may call again by
+    the case number, and answering does not start yet another round."""
+    async with running_server(sqlite_demo_url, prefer_reviewer_seconds=30) as server:
+        reviewer = await server.staff("zhaogang")
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number = await case_needing_correction(server, cookies)
+        kiosk = await server.kiosk("TL-01", "DLW-TL")
+        await kiosk.send({"type": "ticket.take", "case": number})
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        await reviewer.expect("ring")
+        await reviewer.send({"type": "ring.accept", "ticket": ticket["id"]})
+        await reviewer.expect("joined")
+        await kiosk.send({"type": "call.hangup"})
+        await reviewer.expect("wrapup")
+        await reviewer.send({"type": "wrapup.done", "outcome": "other"})
+        await reviewer.expect("presence", state="available")
+
+        await kiosk.send({"type": "ticket.take", "case": number})
+        again = await kiosk.expect_where("ticket", lambda f: f["ticket"]["id"] != ticket["id"])
+        assert again["ticket"]["case"] == {"number": number, "round": 2}
+        ring = await reviewer.expect("ring")
+        await reviewer.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await reviewer.expect("joined")
+        async with server.http.get(f"/api/v1/cases/{number}", cookies=cookies) as r:
+            case = (await r.json())["case"]
+        assert case["status"]["code"] == "pre_review" and case["rounds"] == 2
+
+
+async def test_notice_names_the_reviewer_and_says_what_to_bring(sqlite_demo_url: str) -> None:
+    """告知人 is the display name (赵刚), not the login; a missing material says what to bring
+    instead of repeating 缺少; the page and the PDF come from one text."""
+    async with running_server(sqlite_demo_url) as server:
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                                  "id_number": ID_NUMBER}}  # fmt: skip
+        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+            number = (await r.json())["case"]["number"]
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        marks[1] = {"position": 2, "status": "missing"}
+        base = f"/api/v1/cases/{number}"
+        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+            pass
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
+        ) as r:
+            notice = (await r.json())["case"]["notice"]
+        assert notice["items"][0]["reason"].startswith("请补充提交该材料")
+        async with server.http.get(notice["url"]) as r:
+            page = await r.text()
+        assert "告知人：赵刚" in page and "zhaogang" not in page
+        assert "<p>缺少</p>" not in page and "请补充提交该材料（" in page
+        async with server.http.get(f"/notices/{number}/1.pdf", cookies=cookies) as r:
+            assert r.status in (200, 503)  # 503 font_missing only without fonts-noto-cjk
+            if r.status == 200:
+                assert (await r.read()).startswith(b"%PDF")
