@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from collections import defaultdict, deque
@@ -41,10 +42,27 @@ def _normalise_code(code: str) -> str:
 # ---------------------------------------------------------------------------- kiosks
 
 
+def _format_code(raw: str) -> str:
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def demo_enrol_code(secret_key: bytes, kiosk_code: str) -> str:
+    """The demo's enrolment code of a kiosk: the same on every run of ``cloudhelp demo`` with the
+    same secret key, so codes printed by an earlier run keep working until they are used."""
+    digest = hmac.new(secret_key, f"demo-enrol:{kiosk_code}".encode(), "sha256").digest()
+    return _format_code("".join(ENROL_ALPHABET[b % len(ENROL_ALPHABET)] for b in digest[:8]))
+
+
 async def enrol_kiosk(
-    session: AsyncSession, station_code: str, kiosk_code: str, name: str | None = None
+    session: AsyncSession,
+    station_code: str,
+    kiosk_code: str,
+    name: str | None = None,
+    *,
+    code: str | None = None,
 ) -> str:
-    """Register (or re-enrol) a kiosk at a station; returns the one-time enrolment code.
+    """Register (or re-enrol) a kiosk at a station; returns the one-time enrolment code
+    (``code`` when given, else a random one), valid for ``ENROL_CODE_TTL``.
 
     Re-enrolling replaces the kiosk's credential: the old device is signed out.
     """
@@ -59,7 +77,9 @@ async def enrol_kiosk(
         raise AccountError(
             "wrong_station", f"Kiosk {kiosk_code} belongs to another station; pick a new code."
         )
-    raw = "".join(secrets.choice(ENROL_ALPHABET) for _ in range(8))
+    raw = (
+        _normalise_code(code) if code else "".join(secrets.choice(ENROL_ALPHABET) for _ in range(8))
+    )
     kiosk.enrol_code_hash = token_hash(raw)
     kiosk.enrol_expires_at = utcnow() + ENROL_CODE_TTL
     kiosk.credential_hash = None
@@ -67,23 +87,36 @@ async def enrol_kiosk(
     if name:
         kiosk.name = name
     await session.flush()
-    return f"{raw[:4]}-{raw[4:]}"
+    return _format_code(raw)
+
+
+NEW_CODE_HINT = "ask the station's attendant for a new code (cloudhelp kiosk enrol)"
 
 
 async def redeem_enrol_code(session: AsyncSession, code: str) -> tuple[Kiosk, str]:
-    """Exchange a one-time code for the kiosk's long-lived credential (once)."""
+    """Exchange a one-time code for the kiosk's long-lived credential (once).
+
+    A redeemed code's hash stays on the kiosk (with no expiry) until the next code replaces it,
+    so a second use is told apart from a mistyped code: ``enrol_code_used``,
+    ``enrol_code_expired``, ``enrol_code_unknown``.
+    """
     kiosk = await session.scalar(
         select(Kiosk).where(Kiosk.enrol_code_hash == token_hash(_normalise_code(code)))
     )
-    if kiosk is None or kiosk.enrol_expires_at is None or kiosk.enrol_expires_at < utcnow():
+    if kiosk is None:
         raise AccountError(
-            "bad_enrol_code",
-            "This enrolment code is wrong, used or expired; ask an administrator for a new one.",
+            "enrol_code_unknown", f"There is no such enrolment code; check it, or {NEW_CODE_HINT}."
         )
+    if kiosk.enrol_expires_at is None:
+        raise AccountError(
+            "enrol_code_used",
+            f"This enrolment code was already used (kiosk {kiosk.code}); {NEW_CODE_HINT}.",
+        )
+    if kiosk.enrol_expires_at < utcnow():
+        raise AccountError("enrol_code_expired", f"This enrolment code expired; {NEW_CODE_HINT}.")
     credential = secrets.token_urlsafe(32)
     kiosk.credential_hash = token_hash(credential)
-    kiosk.enrol_code_hash = None
-    kiosk.enrol_expires_at = None
+    kiosk.enrol_expires_at = None  # the code's hash stays: a second use is "used", not "unknown"
     kiosk.enrolled_at = utcnow()
     await session.flush()
     return kiosk, credential

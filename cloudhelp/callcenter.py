@@ -868,8 +868,11 @@ class CallCenter:
             changes = await timeouts.evaluate(s, now or utcnow(), every_kind)
         if not changes:
             return False
+        if changes.raised:  # one line with counts (a restart over history raises dozens)
+            kinds = dict(sorted(Counter(w.kind for w in changes.raised).items()))
+            log_event("warnings.raised", count=len(changes.raised), kinds=kinds)
         for warning in changes.raised:
-            log_event("warning.raised", severity=logging.WARNING, kind=warning.kind,
+            log_event("warning.raised", severity=logging.DEBUG, kind=warning.kind,
                       subject=warning.subject, warning=warning.id)  # fmt: skip
         await self.warnings_changed(changes.staff_concerned())
         return True

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -37,6 +39,10 @@ from cloudhelp.db import DatabaseUnavailable
 from cloudhelp.queue import LOCAL_TZ
 
 DEMO_PASSWORD = "cloudhelp-demo"
+
+
+class CommandFailed(Exception):
+    """A command could not do its work; ``str(exc)`` is one sentence for the person."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -134,27 +140,42 @@ async def cmd_network_import(args: argparse.Namespace) -> int:
 
 async def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    # With --serve (scripts/demo.sh) the port is taken first: the first line is the URL, and a
+    # port in use is said before anything is loaded.
+    sock = _listen(settings) if args.serve else None
+    url = _url_of(settings, sock)
+    if sock is not None:
+        print(f"CloudHelp demo: open {url} (loading the demo data, then the server starts)")
 
     async def work(engine: db.AsyncEngine) -> int:
         from sqlalchemy import select
 
         from cloudhelp.models import Kiosk, Staff
 
+        secret = settings.effective_secret_key.encode()
         async with db.session_factory(engine)() as session, session.begin():
             counts, net = await demo.load_samples(session)
             demo_hash = hash_password(DEMO_PASSWORD)
             staff = (await session.scalars(select(Staff).order_by(Staff.id))).all()
             for person in staff:
                 person.password_hash = demo_hash
-            kiosks = (
-                await session.scalars(
-                    select(Kiosk).where(Kiosk.credential_hash.is_(None)).order_by(Kiosk.code)
-                )
-            ).all()
-            codes = {
-                k.code: await accounts.enrol_kiosk(session, k.station.code, k.code) for k in kiosks
-            }
+            kiosks = (await session.scalars(select(Kiosk).order_by(Kiosk.code))).all()
+            # Enrolled kiosks keep their credential; the others get the same code as on every
+            # earlier run (valid another 24 h), so links printed before keep working.
+            codes: dict[str, str | None] = {}
+            for k in kiosks:
+                if k.credential_hash is None and k.revoked_at is None:
+                    codes[k.code] = await accounts.enrol_kiosk(
+                        session,
+                        k.station.code,
+                        k.code,
+                        code=accounts.demo_enrol_code(secret, k.code),
+                    )
+                else:
+                    codes[k.code] = None
             opened = await demo.seed_cases(session, settings.district_code)
+            names = {k.code: k.name for k in kiosks}
+            revoked = {k.code for k in kiosks if k.revoked_at is not None}
         print(f"Demo data loaded into {db.display_url(engine.url)}:")
         print(
             f"  {counts['items']} service items (sample data), {net['stations']} stations, "
@@ -162,15 +183,18 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         )
         if opened:
             print(f"  {opened} demo cases, one in each state (cloudhelp case list).")
-        print(f"  Staff accounts (password for all: {DEMO_PASSWORD}):")
+        print(f"  Staff accounts (password for all: {DEMO_PASSWORD}), sign in at {url}staff :")
         for person in staff:
             print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
-        if codes:
-            print(
-                "  Kiosk enrolment codes (one-time, 24 h): open http://HOST:PORT/kiosk?enrol=CODE"
-            )
-            for code, enrol_code in codes.items():
-                print(f"    {code:<8} {enrol_code}")
+        print("  Kiosks: open a kiosk's link once in its browser (one-time code, valid 24 h):")
+        for code, enrol_code in codes.items():
+            if enrol_code:
+                where = f"{url}kiosk?enrol={enrol_code}"
+            elif code in revoked:
+                where = "revoked (a new code: cloudhelp kiosk enrol STATION --code " + code + ")"
+            else:
+                where = f"enrolled already: {url}kiosk on that device"
+            print(f"    {code:<8} {where}  {names[code]}")
         if args.history:
             database = db.Database(engine)
             made = await history.generate(
@@ -190,11 +214,20 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {made} tickets of history: the last {args.history} days and today so far "
                 "(see /reports and /board)."
             )
-        print("Start the server with:  cloudhelp serve")
-        print("Then open /kiosk?enrol=CODE in one browser and /staff in another.")
+        if sock is None:
+            print(f"Start the server with:  cloudhelp serve   (then open {url})")
         return 0
 
-    return await _with_database(settings, work)
+    try:
+        await _with_database(settings, work)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+    if sock is None:
+        return 0
+    print("Starting the server…", flush=True)
+    return await _serve(settings, sock)
 
 
 async def cmd_kiosk_enrol(args: argparse.Namespace) -> int:
@@ -312,26 +345,55 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(engine: db.AsyncEngine) -> int:
-        from sqlalchemy import select
+        from sqlalchemy import func, select
 
-        from cloudhelp.models import Case
+        from cloudhelp.models import Case, CaseEvent
 
         if args.status and args.status not in cases.STATES:
             raise cases.CaseError(
                 "unknown_state",
                 f"Unknown status {args.status!r}: one of {', '.join(cases.STATES)}.",
             )
+        where = [Case.status == args.status] if args.status else []
         async with db.session_factory(engine)() as session:
-            stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc())
-            if args.status:
-                stmt = stmt.where(Case.status == args.status)
-            rows = (await session.scalars(stmt)).all()
-            found = [await case_record(session, c) for c in rows]
+            total = await session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
+            page_rows = (
+                await session.scalars(
+                    select(Case)
+                    .where(*where)
+                    .order_by(Case.created_at.desc(), Case.id.desc())
+                    .limit(args.limit)
+                    .offset((args.page - 1) * args.limit)
+                )
+            ).all()
+            # One query for the events of the whole page (time limits need them), not one a case.
+            events: dict[int, list[CaseEvent]] = {c.id: [] for c in page_rows}
+            for event in (
+                await session.scalars(
+                    select(CaseEvent)
+                    .where(CaseEvent.case_id.in_(events))
+                    .order_by(CaseEvent.at, CaseEvent.id)
+                )
+            ).all():
+                events[event.case_id].append(event)
+            found = [cases.case_json(c, events[c.id]) for c in page_rows]
+        pages = max(1, -(-total // args.limit))
         if args.json:
-            print(json.dumps(found, ensure_ascii=False, indent=1))
-        else:
-            for c in found:
-                print(f"{c['number']}  {c['status']['label']:<5}  {c['item']['name']}")
+            body = {"cases": found, "total": total, "page": args.page, "limit": args.limit}
+            print(json.dumps(body | {"pages": pages}, ensure_ascii=False, indent=1))
+            return 0
+        width = max((len(c["number"]) for c in found), default=0)
+        for c in found:
+            due = c["time_limits"]["promised_due"] or "-"
+            print(
+                f"{c['number']:<{width}}  {c['created_at'][:10]}  {c['status']['label']:<5}  "
+                f"due {due:<10}  {c['item']['name']}"
+            )
+        first = (args.page - 1) * args.limit + 1
+        shown = f"{first}–{first + len(found) - 1}" if found else "none"
+        print(f"Cases {shown} of {total} (page {args.page} of {pages}, newest first).")
+        if args.page < pages:
+            print(f"Next page: cloudhelp case list --page {args.page + 1}")
         return 0
 
     return await _with_database(settings, work)
@@ -376,20 +438,57 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
+def _listen(settings: Settings) -> socket.socket:
+    """The server's listening socket, bound now: a port in use is one sentence, no traceback."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CommandFailed(f"Cannot listen on {settings.host!r}: {exc.strerror}.") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CommandFailed(
+                f"Port {settings.port} on {settings.host} is already in use (is CloudHelp already "
+                "running?); stop that program or pick another port with --port."
+            ) from None
+        raise CommandFailed(
+            f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}."
+        ) from None
+    return sock
+
+
+def _url_of(settings: Settings, sock: socket.socket | None = None) -> str:
+    """The address a person opens: the bound port, 127.0.0.1 for a wildcard host."""
+    port = sock.getsockname()[1] if sock is not None else (settings.port or 8080)
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{port}/"
+
+
 async def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    return await _serve(settings, _listen(settings))
+
+
+async def _serve(settings: Settings, sock: socket.socket) -> int:
     from cloudhelp.app import create_app
 
-    settings = _settings(args)
     logs.configure(settings.log_level)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=True)
-    await runner.setup()  # opens the database and applies migrations
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    server = site._server
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else settings.port
-    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    print(f"CloudHelp is running: open http://{host}:{port}/", flush=True)
+    try:
+        await runner.setup()  # opens the database and applies migrations
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        sock.close()
+        await runner.cleanup()
+        raise
+    print(f"CloudHelp is running: open {_url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
     # Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as the
     # process: keep it out of the cyclic garbage collector's full passes, which would otherwise
@@ -455,6 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--per-day", type=_positive, default=160, help="average tickets per working day (160)"
     )
+    demo.add_argument(
+        "--serve", action="store_true", help="then run the server (as scripts/demo.sh does)"
+    )
+    demo.add_argument("--host", help="with --serve: address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="with --serve: port (default 8080)")
     demo.set_defaults(run=cmd_demo)
 
     kiosk = commands.add_parser("kiosk", help="enrol and revoke kiosks")
@@ -504,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
     case_list = case_cmds.add_parser("list", parents=[common], help="list cases, newest first")
     case_list.add_argument("--status", help="a state code, e.g. correction_needed")
     case_list.add_argument("--json", action="store_true", help="JSON with state codes and labels")
+    case_list.add_argument(
+        "--limit", type=_positive, default=20, help="cases per page (default 20)"
+    )
+    case_list.add_argument("--page", type=_positive, default=1, help="page number (default 1)")
     case_list.set_defaults(run=cmd_case_list)
     case_show = case_cmds.add_parser("show", parents=[common], help="one case with its history")
     case_show.add_argument("number")
@@ -520,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"cloudhelp: {exc}", file=sys.stderr)
         return 2
+    except CommandFailed as exc:
+        print(f"cloudhelp: {exc}", file=sys.stderr)
+        return 1
     except (accounts.AccountError, cases.CaseError) as exc:
         print(f"cloudhelp: {exc.message}", file=sys.stderr)
         return 1

@@ -11,14 +11,21 @@ from typing import Any
 logger = logging.getLogger("cloudhelp")
 
 
+RESERVED_FIELDS = ("ts", "level", "event", "error")
+
+
 class JsonLineFormatter(logging.Formatter):
+    """One JSON object per record. An event's own field named like a reserved one (a rating's
+    ``level``) is written as ``field_<name>``: it never overwrites the log line's own."""
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "event": record.getMessage(),
         }
-        entry.update(getattr(record, "fields", {}))
+        for name, value in getattr(record, "fields", {}).items():
+            entry[f"field_{name}" if name in RESERVED_FIELDS else name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
+from sqlalchemy import select
 
 from cloudhelp import accounts
 from cloudhelp.account_routes import THROTTLE_KEY
 from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.models import Kiosk, utcnow
 from cloudhelp.peer import ProtocolError
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
@@ -24,9 +28,20 @@ async def test_enrol_code_works_once(sqlite_demo_url: str) -> None:
             body = await r.json()
             assert r.status == 200
         assert body["kiosk"]["station"] == {"code": "DLW-QG", "name": "前关社区驿站"}
+        # A second use, a code that never existed and an expired one are told apart.
         async with server.http.post("/api/v1/kiosk/enrol", json={"code": code}) as r:
             assert r.status == 400
-            assert (await r.json())["error"]["code"] == "bad_enrol_code"
+            assert (await r.json())["error"]["code"] == "enrol_code_used"
+        async with server.http.post("/api/v1/kiosk/enrol", json={"code": "ZZZZ-ZZZZ"}) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "enrol_code_unknown"
+        async with server.state.db.write() as session:
+            late = await accounts.enrol_kiosk(session, "DLW-QG", "QG-08")
+            kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == "QG-08"))
+            kiosk.enrol_expires_at = utcnow() - timedelta(minutes=1)
+        async with server.http.post("/api/v1/kiosk/enrol", json={"code": late}) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "enrol_code_expired"
         kiosk = await server.connect({"kind": "kiosk", "credential": body["credential"]})
         assert kiosk.welcome["principal"]["kiosk"] == "QG-09"
         with pytest.raises(ProtocolError, match="auth_failed"):

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import socket
+import time
 import urllib.request
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from cloudhelp import cli
+from tests.callkit import running_server
 from tests.helpers import run_cli, serve_and_read_url, start_cli
 
 
@@ -16,12 +26,13 @@ def test_demo_export_and_import(tmp_path: Path) -> None:
     assert "service items (sample data)" in demo.stdout
     assert "wangli" in demo.stdout and "cloudhelp-demo" in demo.stdout
     assert "QG-01" in demo.stdout and "/kiosk?enrol=" in demo.stdout
-    listed = json.loads(run_cli("case", "list", "--json", "--db", db).stdout)
+    listed = json.loads(run_cli("case", "list", "--json", "--db", db).stdout)["cases"]
     assert {c["status"]["code"] for c in listed} == {
         "pre_review", "correction_needed", "awaiting_acceptance", "accepted", "concluded",
         "delivered", "not_accepted",
     }  # fmt: skip
-    waiting = next(c for c in listed if c["status"]["code"] == "correction_needed")
+    number = next(c["number"] for c in listed if c["status"]["code"] == "correction_needed")
+    waiting = json.loads(run_cli("case", "show", number, "--json", "--db", db).stdout)
     assert waiting["notices"][0]["items"][0]["reason"] == "申请人未签字"
     assert waiting["checklists"][0]["round"] == 1
     again = run_cli("demo", "--db", db)  # idempotent: no second set of cases
@@ -113,3 +124,125 @@ def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and "  0 tickets of history" in again.stdout
     bad = run_cli("demo", "--db", db, "--history", "0")
     assert bad.returncode == 2 and "--history" in bad.stderr
+
+
+ENROL_LINK = re.compile(r"^ +(\S+) +(http://127\.0\.0\.1:8080/kiosk\?enrol=(\w{4}-\w{4}))  ", re.M)
+
+
+async def test_running_the_demo_again_keeps_kiosks_and_printed_codes(tmp_path: Path) -> None:
+    env = {"CLOUDHELP_DATA_DIR": str(tmp_path)}  # the secret key the demo codes derive from
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    first = run_cli("demo", "--db", db, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "Start the server with:  cloudhelp serve   (then open http://127.0.0.1:8080/)" in (
+        first.stdout
+    )
+    links = {kiosk: (link, code) for kiosk, link, code in ENROL_LINK.findall(first.stdout)}
+    assert set(links) == {"DLW-01", "QG-01", "QG-02", "SG-01", "TL-01", "WJ-01"}
+    async with running_server(db) as server:
+        async with server.http.post("/api/v1/kiosk/enrol", json={"code": links["QG-01"][1]}) as r:
+            assert r.status == 200
+            credential = (await r.json())["credential"]
+        again = run_cli("demo", "--db", db, env=env)
+        assert again.returncode == 0, again.stderr
+        relinks = {kiosk: (link, code) for kiosk, link, code in ENROL_LINK.findall(again.stdout)}
+        # The enrolled kiosk keeps its credential; every other code printed before still works.
+        assert "QG-01    enrolled already: http://127.0.0.1:8080/kiosk on that device" in (
+            again.stdout
+        )
+        assert relinks == {k: v for k, v in links.items() if k != "QG-01"}
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        assert kiosk.welcome["principal"]["kiosk"] == "QG-01"
+        async with server.http.post("/api/v1/kiosk/enrol", json={"code": links["QG-02"][1]}) as r:
+            assert r.status == 200
+        async with server.http.post("/api/v1/kiosk/enrol", json={"code": links["QG-01"][1]}) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "enrol_code_used"
+
+
+def test_serve_on_a_port_in_use_is_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        db = f"sqlite:///{tmp_path / 'port.db'}"
+        for command in (("serve",), ("demo", "--serve")):
+            result = run_cli(*command, "--db", db, "--port", port)
+            assert result.returncode == 1
+            assert "Traceback" not in result.stderr
+            assert result.stderr.splitlines() == [
+                f"cloudhelp: Port {port} on 127.0.0.1 is already in use (is CloudHelp already "
+                "running?); stop that program or pick another port with --port."
+            ]
+
+
+def test_demo_serve_prints_the_url_first_and_logs_warnings_as_one_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    env = {"CLOUDHELP_DATA_DIR": str(tmp_path), "CLOUDHELP_WARNING_CHECK_SECONDS": "0.2"}
+    process = start_cli(
+        "demo", "--history", "20", "--per-day", "30", "--serve", "--port", "0", "--db", db,
+        env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        assert first.startswith("CloudHelp demo: open http://127.0.0.1:"), first
+        url = first.split()[3]
+        lines = [first]
+        while not lines[-1].startswith("CloudHelp is running"):
+            lines.append(process.stdout.readline())
+            assert lines[-1], "".join(lines) + process.stderr.read()
+        assert lines[-1] == f"CloudHelp is running: open {url}\n"
+        assert not any("Start the server with" in line for line in lines)
+        assert f"{url}kiosk?enrol=" in "".join(lines)
+        with urllib.request.urlopen(url + "api/v1/health") as response:
+            assert json.loads(response.read()) == {"status": "ok"}
+        deadline = time.monotonic() + 30
+        logged: list[dict[str, object]] = []
+        while not any(e["event"] == "warnings.raised" for e in logged):
+            assert time.monotonic() < deadline, logged
+            logged.append(json.loads(process.stderr.readline()))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    rest = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+    raised = [e for e in logged + rest if e["event"] == "warnings.raised"]
+    assert raised[0]["level"] == "info" and raised[0]["count"] == sum(raised[0]["kinds"].values())
+    assert raised[0]["count"] > 5  # the history's late follow-ups and cases due: one line
+    assert not [e for e in logged + rest if e["event"] == "warning.raised"]
+
+
+def test_case_list_is_paged_with_a_constant_number_of_queries(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    made = run_cli("demo", "--db", db, "--history", "20", "--per-day", "30")
+    assert made.returncode == 0, made.stderr
+    everything = json.loads(run_cli("case", "list", "--json", "--limit", "1000", "--db", db).stdout)
+    total = everything["total"]
+    assert total > 100 and len(everything["cases"]) == total
+    page = run_cli("case", "list", "--db", db)
+    assert page.returncode == 0, page.stderr
+    lines = page.stdout.splitlines()
+    assert len(lines) == 22  # a page of 20, where it is, how to get the next
+    assert lines[20] == f"Cases 1–20 of {total} (page 1 of {-(-total // 20)}, newest first)."
+    assert lines[21] == "Next page: cloudhelp case list --page 2"
+    second = json.loads(run_cli("case", "list", "--json", "--page", "2", "--limit", "7",
+                                "--db", db).stdout)  # fmt: skip
+    assert [c["number"] for c in second["cases"]] == [
+        c["number"] for c in everything["cases"][7:14]
+    ]
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        small, large = [], []
+        for limit, seen in (("5", small), ("200", large)):
+            statements.clear()
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert cli.main(["case", "list", "--limit", limit, "--db", db]) == 0
+            seen.extend(s for s in statements if "cases" in s or "case_events" in s)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(small) == len(large) <= 4, large  # no query per case
