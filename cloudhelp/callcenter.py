@@ -34,7 +34,7 @@ from cloudhelp.models import (
     utcnow,
 )
 from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
-from signaling.hub import Hub, HubSettings, Principal, Session, drain
+from signaling.hub import Handler, Hub, HubSettings, Principal, Session, drain
 from signaling.messages import Message
 
 STAFF_COOKIE = "cloudhelp_session"
@@ -47,6 +47,10 @@ BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
 BOARD_REFRESH_SECONDS = 10.0  # and at least this often while someone watches
 CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
 QUEUE_LIST_LIMIT = 50
+# What a staff member's session is for (hello.auth.purpose): the console that takes calls, or
+# the supervisors' board. One person may hold one of each at once.
+CONSOLE = "console"
+STAFF_PURPOSES = (CONSOLE, "board")
 OUTCOMES = ("resolved", "needs_correction", "referred", "no_show", "other")
 
 
@@ -128,6 +132,63 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _console_only(handler: Handler) -> Handler:
+    """A staff message that only the console session may send (not a board page)."""
+
+    async def guarded(session: Session, message: Any) -> None:
+        if session.principal.kind == "staff" and session.principal.purpose != CONSOLE:
+            raise SignalingError("forbidden", "Send this from the console, not the board.")
+        await handler(session, message)
+
+    return guarded
+
+
+Order = int | tuple[int, ...]
+
+
+class SnapshotGate:
+    """The order of what each snapshot key (a ticket, a staff member's presence or queue, a
+    board watcher…) last carried, so that an older snapshot is never sent after a newer one.
+
+    Announcements read the database, then await a send per recipient; two of them interleave
+    at those awaits. Each read takes a stamp first (a later read sees the same or newer rows),
+    and a ticket's snapshots are ordered by its version first; ``admit`` refuses what is older
+    than what was last sent for the key, and what equals it.
+    """
+
+    def __init__(self) -> None:
+        self._reads = 0
+        self._last: dict[str, tuple[Order, Any]] = {}
+
+    def read(self) -> int:
+        """A stamp for a read about to start."""
+        self._reads += 1
+        return self._reads
+
+    def admit(self, key: str, order: Order, body: Any) -> bool:
+        """Whether to send ``body`` for ``key``; if so it becomes the last one sent."""
+        last = self._last.get(key)
+        if last is not None and (_as_tuple(order) < _as_tuple(last[0]) or last[1] == body):
+            return False
+        self._last[key] = (order, body)
+        return True
+
+    def sent_after(self, key: str, order: Order) -> bool:
+        """Whether something from a read later than ``order`` was sent for ``key``."""
+        last = self._last.get(key)
+        return last is not None and _as_tuple(last[0]) > _as_tuple(order)
+
+    def reset(self, key: str) -> None:
+        """Send the next snapshot of ``key`` even if unchanged (a new session); its order stays."""
+        last = self._last.get(key)
+        if last is not None:
+            self._last[key] = (last[0], None)
+
+
+def _as_tuple(order: Order) -> tuple[int, ...]:
+    return order if isinstance(order, tuple) else (order,)
+
+
 class CallCenter:
     """Implements the hub's application interface for kiosks and staff."""
 
@@ -153,20 +214,22 @@ class CallCenter:
         self._ring_timers: dict[int, asyncio.TimerHandle] = {}
         self._wrapup_timers: dict[int, asyncio.TimerHandle] = {}
         self._abandon_timers: dict[int, asyncio.TimerHandle] = {}
-        self._sent: dict[str, Any] = {}
+        self._gate = SnapshotGate()
         self._push_pending = False
         self._call_log: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._watches: list[asyncio.Task[None]] = []  # the background loops started by start()
         hub = self.hub
         hub.register("ticket.take", TakeTicket, self.on_take, {"kiosk"})
         hub.register("ticket.cancel", CancelTicket, self.on_cancel, {"kiosk"})
-        hub.register("call.hangup", Hangup, self.on_hangup, {"kiosk", "staff"})
-        hub.register("staff.status", StaffStatus, self.on_status, {"staff"})
-        hub.register("ring.accept", OfferReply, self.on_offer_reply, {"staff"})
-        hub.register("ring.decline", OfferReply, self.on_offer_reply, {"staff"})
-        hub.register("ticket.pick", PickTicket, self.on_pick, {"staff"})
-        hub.register("wrapup.done", WrapupDone, self.on_wrapup_done, {"staff"})
-        hub.register("ticket.transfer", TransferTicket, self.on_transfer, {"staff"})
+        console = _console_only
+        hub.register("call.hangup", Hangup, console(self.on_hangup), {"kiosk", "staff"})
+        hub.register("staff.status", StaffStatus, console(self.on_status), {"staff"})
+        hub.register("ring.accept", OfferReply, console(self.on_offer_reply), {"staff"})
+        hub.register("ring.decline", OfferReply, console(self.on_offer_reply), {"staff"})
+        hub.register("ticket.pick", PickTicket, console(self.on_pick), {"staff"})
+        hub.register("wrapup.done", WrapupDone, console(self.on_wrapup_done), {"staff"})
+        hub.register("ticket.transfer", TransferTicket, console(self.on_transfer), {"staff"})
         hub.register("rating.submit", SubmitRating, self.on_rating, {"kiosk"})
         hub.register("board.watch", WatchBoard, self.on_watch_board, {"staff"})
         hub.register("warning.ack", AckWarning, self.on_ack_warning, {"staff"})
@@ -192,6 +255,7 @@ class CallCenter:
                 )
                 if ticket.status == "offered" and staff_session is None:
                     ticket.status, ticket.offered_to = "waiting", None
+                    ticket.version += 1
                     await queue.record(s, ticket.id, "offer_reset", reason="server_restart")
                 elif ticket.status in ("connected", "wrapup") and staff_session is None:
                     await queue.close_after_restart(s, ticket)
@@ -206,8 +270,9 @@ class CallCenter:
             ).all()
         for ticket_id in waiting:
             self._arm_abandon(ticket_id)
-        self._revocation_watch = asyncio.create_task(self._watch_revocations())
-        self._timeout_watch = asyncio.create_task(self._watch_timeouts())
+        self._watches = [asyncio.create_task(self._watch_revocations())]
+        if self.warning_check_seconds > 0:  # 0: whoever needs them calls check_warnings (tests)
+            self._watches.append(asyncio.create_task(self._watch_timeouts()))
 
     async def _watch_timeouts(self) -> None:
         """Check the time-out warnings every few seconds; keep the board's figures fresh."""
@@ -248,8 +313,12 @@ class CallCenter:
 
     async def stop(self) -> None:
         """Close the sockets, stop the timers and let running work finish."""
-        self._revocation_watch.cancel()
-        self._timeout_watch.cancel()
+        # Cancelled and awaited: a check cut off mid-transaction must be rolled back before the
+        # engine is disposed, or the database driver can hang the shutdown.
+        for watch in self._watches:
+            watch.cancel()
+        await asyncio.gather(*self._watches, return_exceptions=True)
+        self._watches = []
         for timers in (self._ring_timers, self._wrapup_timers, self._abandon_timers):
             for handle in timers.values():
                 handle.cancel()
@@ -287,6 +356,11 @@ class CallCenter:
                     token = auth.get("token") or request.cookies.get(STAFF_COOKIE)
                     if not isinstance(token, str) or not token:
                         raise SignalingError("auth_failed", "Sign in first, then connect.")
+                    purpose = auth.get("purpose") or CONSOLE
+                    if purpose not in STAFF_PURPOSES:
+                        raise SignalingError(
+                            "bad_message", "hello.auth.purpose must be 'console' or 'board'."
+                        )
                     staff = await accounts.staff_by_token(s, token)
                     return Principal(
                         "staff",
@@ -296,6 +370,7 @@ class CallCenter:
                             "name": staff.display_name,
                             "role": staff.role,
                         },
+                        str(purpose),
                     )
         except accounts.AccountError as exc:
             raise SignalingError(
@@ -304,13 +379,16 @@ class CallCenter:
         raise SignalingError("auth_failed", "hello.auth.kind must be 'kiosk' or 'staff'.")
 
     async def session_started(self, session: Session) -> None:
-        for old in self.hub.find_sessions(session.principal.kind, session.principal.id):
+        principal = session.principal
+        # A new sign-in replaces only a session of the same purpose: a supervisor's board
+        # never closes their console (nor a call in it).
+        for old in self.hub.find_sessions(principal.kind, principal.id, principal.purpose):
             if old is not session:
                 await self._take_over(old, session)
                 await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
-        if session.principal.kind == "kiosk":
+        if principal.kind == "kiosk":
             await self._kiosk_started(session)
-        else:
+        elif principal.purpose == CONSOLE:
             await self._staff_started(session)
         log_event(
             "session.started",
@@ -319,13 +397,56 @@ class CallCenter:
             session=session.id,
         )
 
-    async def session_resumed(self, session: Session) -> None:
+    async def session_resumed(self, session: Session, reloaded: bool) -> None:
         log_event(
             "session.resumed",
             kind=session.principal.kind,
             principal=session.principal.id,
             session=session.id,
+            reloaded=reloaded,
         )
+        if reloaded:
+            await self._send_current_state(session)
+
+    async def _send_current_state(self, session: Session) -> None:
+        """A reloaded page resumed its session: send it what it shows now (snapshots, and a
+        ring or wrap-up in progress); the hub adds ``joined`` if it is in a call."""
+        principal = session.principal
+        if principal.kind == "kiosk":
+            async with self.db.read() as s:
+                ticket = await queue.open_ticket_of_kiosk(s, int(principal.id))
+            if ticket is not None and ticket.session_id == session.id:
+                self._gate.reset(f"ticket:{ticket.id}")
+                await self._push_ticket(ticket.id)
+            return
+        if principal.purpose != CONSOLE:
+            return  # a board page asks again with board.watch
+        staff_id = int(principal.id)
+        for key in ("presence", "queue", "warnings"):
+            self._gate.reset(f"{key}:{staff_id}")
+        async with self.db.read() as s:
+            presence = await s.get(StaffPresence, staff_id)
+            ticket = (
+                await s.get(Ticket, presence.ticket_id) if presence and presence.ticket_id else None
+            )
+            summary = self._ticket_summary(ticket) if ticket is not None else None
+        await self._push_presence(staff_id)
+        await self._push_staff_warnings(staff_id)
+        self._schedule_push()
+        if presence is None or ticket is None or summary is None:
+            return
+        if presence.state == "ringing" and ticket.status == "offered":
+            left = ticket.department.ring_seconds - (utcnow() - presence.since).total_seconds()
+            await self.hub.send(
+                session.id, {"type": "ring", "ticket": summary, "ring_seconds": max(1, round(left))}
+            )
+        elif presence.state == "wrapup" and ticket.status == "wrapup":
+            left = ticket.department.wrapup_seconds - (utcnow() - presence.since).total_seconds()
+            await self.hub.send(
+                session.id,
+                {"type": "wrapup", "ticket": ticket.id, "seconds": max(1, round(left)),
+                 "version": ticket.version},
+            )  # fmt: skip
 
     async def session_ended(self, session: Session, reason: str) -> None:
         self._board_watchers.discard(session.id)
@@ -339,8 +460,10 @@ class CallCenter:
         if session.principal.kind == "kiosk":
             if not await self._kiosk_gone(session, reason):
                 return  # nothing queued or in a call: nobody else is affected
-        else:
+        elif session.principal.purpose == CONSOLE:
             await self._staff_gone(session)
+        else:
+            return  # a board page: nobody else is affected
         self._schedule_push()
         await self.dispatch()
 
@@ -388,7 +511,7 @@ class CallCenter:
             handle = self._abandon_timers.pop(ticket_id, None)
             if handle:
                 handle.cancel()
-            self._sent.pop(f"ticket:{ticket_id}", None)
+            self._gate.reset(f"ticket:{ticket_id}")
             await self._push_ticket(ticket_id)
 
     async def _kiosk_gone(self, session: Session, reason: str) -> bool:
@@ -479,8 +602,10 @@ class CallCenter:
         if ticket.offered_to is not None:
             await self._send_staff(
                 ticket.offered_to,
-                {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason},
-            )
+                {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason,
+                 "version": ticket.version},
+                (f"ring:{ticket_id}", ticket.version),
+            )  # fmt: skip
             await self._push_presence(ticket.offered_to)
         await self._push_ticket(ticket_id)
 
@@ -497,9 +622,8 @@ class CallCenter:
             elif presence.state == "offline":
                 presence.state, presence.since = "away", now
             presence.session_id = session.id
-        self._sent.pop(f"presence:{staff_id}", None)
-        self._sent.pop(f"queue:{staff_id}", None)
-        self._sent.pop(f"warnings:{staff_id}", None)
+        for key in ("presence", "queue", "warnings"):
+            self._gate.reset(f"{key}:{staff_id}")
         await self._push_presence(staff_id)
         await self._push_staff_warnings(staff_id)
         self._schedule_push()
@@ -736,12 +860,20 @@ class CallCenter:
             assert ticket is not None
             ring = ticket.department.ring_seconds
             summary = self._ticket_summary(ticket)
+            still_ringing = ticket.status == "offered" and ticket.offered_to == staff_id
         log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
+        if not still_ringing:  # cancelled, or answered, before the ring could be announced
+            return
         loop = asyncio.get_running_loop()
         self._ring_timers[ticket_id] = loop.call_later(
             ring, lambda: self._spawn(self._ring_timeout(ticket_id, staff_id))
         )
-        await self._send_staff(staff_id, {"type": "ring", "ticket": summary, "ring_seconds": ring})
+        # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
+        await self._send_staff(
+            staff_id,
+            {"type": "ring", "ticket": summary, "ring_seconds": ring},
+            (f"ring:{ticket_id}", ticket.version),
+        )
         await self._push_presence(staff_id)
         self._schedule_push()
 
@@ -757,12 +889,15 @@ class CallCenter:
             state = await queue.release_offer(
                 s, ticket_id, staff_id, reason, missed=missed, max_missed=max_missed
             )
+            version = await s.scalar(select(Ticket.version).where(Ticket.id == ticket_id))
         if state is None:
             return False
         self._cancel_timer(self._ring_timers, ticket_id)
         log_event(f"ticket.offer_{reason}", ticket=ticket_id, staff=staff_id, staff_state=state)
         await self._send_staff(
-            staff_id, {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason}
+            staff_id,
+            {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason, "version": version},
+            (f"ring:{ticket_id}", version or 0),
         )
         await self._push_presence(staff_id)
         self._schedule_push()
@@ -779,6 +914,9 @@ class CallCenter:
         log_event(
             "call.connected", ticket=ticket_id, call=call_id, staff=staff_session.principal.id
         )
+        # The connected ticket goes before ``joined``: a queue snapshot read earlier (older
+        # version) can then never reach the kiosk after the call has begun.
+        await self._push_ticket(ticket_id)
         if kiosk_session is not None and kiosk is not None:
             await self.hub.open_room(
                 f"call-{call_id}",
@@ -795,10 +933,10 @@ class CallCenter:
                 },
             )
         await self._push_presence(int(staff_session.principal.id))
-        await self._push_ticket(ticket_id)
         self._schedule_push()
 
     async def _end_call(self, ticket_id: int, reason: str, transfer_to: int | None = None) -> bool:
+        stamp = self._gate.read()
         async with self.db.write() as s:
             log = self._call_log.get(f"call-{await queue.open_call_id(s, ticket_id)}", {})
             ended = await queue.end_call(s, ticket_id, reason, transfer_to=transfer_to, log=log)
@@ -810,9 +948,8 @@ class CallCenter:
             staff_session = presence.session_id if presence else None
             wrapup_seconds = ticket.department.wrapup_seconds
             kiosk_session = ticket.session_id
+            version = ticket.version
         log_event("call.ended", ticket=ticket_id, call=call.id, reason=reason)
-        members = [sid for sid in (kiosk_session, staff_session) if sid]
-        await self.hub.close_room(f"call-{call.id}", members, reason)
         loop = asyncio.get_running_loop()
         staff_id = call.staff_id
         self._cancel_timer(self._wrapup_timers, staff_id)
@@ -820,11 +957,20 @@ class CallCenter:
             wrapup_seconds,
             lambda: self._spawn(self._finish_wrapup(staff_id, None, "", "timeout")),
         )
-        await self._send_staff(
-            staff_id, {"type": "wrapup", "ticket": ticket_id, "seconds": wrapup_seconds}
-        )
-        await self._push_presence(staff_id)
+        # The ticket's new state before ``left``: a snapshot of the call (older version) can
+        # then never reach the kiosk after the call is over.
         await self._push_ticket(ticket_id)
+        members = [sid for sid in (kiosk_session, staff_session) if sid]
+        await self.hub.close_room(f"call-{call.id}", members, reason)
+        # Not after a presence read later than this call's end (the staff member may have
+        # finished wrap-up already): the console would go back to a wrap-up that is over.
+        if staff_session is not None and not self._gate.sent_after(f"presence:{staff_id}", stamp):
+            await self.hub.send(
+                staff_session,
+                {"type": "wrapup", "ticket": ticket_id, "seconds": wrapup_seconds,
+                 "version": version},
+            )  # fmt: skip
+        await self._push_presence(staff_id)
         self._schedule_push()
         return True
 
@@ -849,7 +995,10 @@ class CallCenter:
         if session.principal.info.get("role") not in SUPERVISOR_ROLES:
             raise SignalingError("forbidden", "The board is for supervisors.")
         self._board_watchers.add(session.id)
-        await self.hub.send(session.id, await self._board_message())
+        self._gate.reset(f"board:{session.id}")
+        stamp = self._gate.read()
+        message = await self._board_message()
+        await self._send_if_changed(f"board:{session.id}", session.id, message, stamp)
 
     async def on_ack_warning(self, session: Session, message: AckWarning) -> None:
         async with self.db.write() as s:
@@ -883,6 +1032,7 @@ class CallCenter:
         await self._push_board()
 
     async def _push_staff_warnings(self, staff_id: int) -> None:
+        stamp = self._gate.read()
         async with self.db.read() as s:
             presence = await s.get(StaffPresence, staff_id)
             mine = await timeouts.active(s, staff_id)
@@ -892,7 +1042,7 @@ class CallCenter:
             "_key": "warnings",
         }
         await self._send_if_changed(
-            f"warnings:{staff_id}", presence.session_id if presence else None, message
+            f"warnings:{staff_id}", presence.session_id if presence else None, message, stamp
         )
 
     async def _board_message(self) -> dict[str, Any]:
@@ -912,9 +1062,10 @@ class CallCenter:
     async def _push_board(self) -> None:
         if not self._board_watchers:
             return
+        stamp = self._gate.read()
         message = await self._board_message()
         for session_id in list(self._board_watchers):
-            await self.hub.send(session_id, message)
+            await self._send_if_changed(f"board:{session_id}", session_id, message, stamp)
 
     # ------------------------------------------------------------------ announcements
 
@@ -924,18 +1075,26 @@ class CallCenter:
             handle.cancel()
 
     async def _send_if_changed(
-        self, key: str, session_id: str | None, message: dict[str, Any]
+        self, key: str, session_id: str | None, message: dict[str, Any], order: Order
     ) -> None:
-        if session_id is None or self._sent.get(key) == message:
+        """Send a snapshot unless it is unchanged or older than the last one sent for ``key``
+        (no await between the check and the send: frames leave in the order admitted)."""
+        if session_id is None or not self._gate.admit(key, order, message):
             return
-        self._sent[key] = message
         await self.hub.send(session_id, message)
 
-    async def _send_staff(self, staff_id: int, message: dict[str, Any]) -> None:
+    async def _send_staff(
+        self, staff_id: int, message: dict[str, Any], gate: tuple[str, Order] | None = None
+    ) -> None:
+        """Send to the staff member's console; with ``gate`` (key, order) only if nothing newer
+        was sent for that key (see SnapshotGate)."""
         async with self.db.read() as s:
             presence = await s.get(StaffPresence, staff_id)
-        if presence is not None and presence.session_id:
-            await self.hub.send(presence.session_id, message)
+        if presence is None or not presence.session_id:
+            return
+        if gate is not None and not self._gate.admit(gate[0], gate[1], message):
+            return
+        await self.hub.send(presence.session_id, message)
 
     @staticmethod
     def _ticket_summary(ticket: Ticket) -> dict[str, Any]:
@@ -950,10 +1109,12 @@ class CallCenter:
             if ticket.case
             else None,
             "enqueued_at": _iso(ticket.enqueued_at),
+            "version": ticket.version,
         }
 
     async def _push_ticket(self, ticket_id: int) -> None:
-        """Tell the kiosk about its ticket (queued tickets go through _push_all)."""
+        """Tell the kiosk about its ticket (queued tickets go through _push_all too)."""
+        stamp = self._gate.read()
         async with self.db.read() as s:
             ticket = await s.get(Ticket, ticket_id)
             if ticket is None or ticket.session_id is None:
@@ -968,6 +1129,7 @@ class CallCenter:
             f"ticket:{ticket_id}",
             ticket.session_id,
             {"type": "ticket", "ticket": body, "_key": "ticket"},
+            (ticket.version, stamp),
         )
 
     def _ticket_body(self, ticket: Ticket, estimate: queue.Estimate | None) -> dict[str, Any]:
@@ -982,6 +1144,7 @@ class CallCenter:
         return body
 
     async def _push_presence(self, staff_id: int) -> None:
+        stamp = self._gate.read()
         async with self.db.read() as s:
             presence = await s.get(StaffPresence, staff_id)
         if presence is None:
@@ -994,7 +1157,7 @@ class CallCenter:
             "ticket": presence.ticket_id,
             "_key": "presence",
         }
-        await self._send_if_changed(f"presence:{staff_id}", presence.session_id, message)
+        await self._send_if_changed(f"presence:{staff_id}", presence.session_id, message, stamp)
 
     def _schedule_push(self) -> None:
         """Push queue state soon; events close together share one push."""
@@ -1011,6 +1174,7 @@ class CallCenter:
 
     async def _push_all(self) -> None:
         """Send each waiting kiosk its position and estimate, and each staff member their queue."""
+        stamp = self._gate.read()
         async with self.db.read() as s:
             queued = await queue.queued_tickets(s)
             estimates = await queue.queue_estimates(s, queued)
@@ -1026,7 +1190,9 @@ class CallCenter:
         for ticket in queued:
             body = self._ticket_body(ticket, estimates[ticket.id])
             message = {"type": "ticket", "ticket": body, "_key": "ticket"}
-            await self._send_if_changed(f"ticket:{ticket.id}", ticket.session_id, message)
+            await self._send_if_changed(
+                f"ticket:{ticket.id}", ticket.session_id, message, (ticket.version, stamp)
+            )
         handles = queue.skill_sets([p.staff_id for p in online], skills)
         now = utcnow()
         for presence in online:
@@ -1035,9 +1201,8 @@ class CallCenter:
             # Waiting seconds change every second: push when the list itself changes.
             key = f"queue:{presence.staff_id}"
             signature = [(t.id, t.status) for t in visible]
-            if self._sent.get(key) == signature or presence.session_id is None:
+            if presence.session_id is None or not self._gate.admit(key, stamp, signature):
                 continue
-            self._sent[key] = signature
             tickets = [
                 summaries[t.id] | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
                 for t in visible[:QUEUE_LIST_LIMIT]

@@ -255,6 +255,9 @@ class Ticket(Base):
         ForeignKey("staff.id", name="fk_tickets_preferred_staff_id")
     )
     status: Mapped[str] = mapped_column(String(16), default="waiting")
+    # Bumped in the same UPDATE as every state change: snapshots of the ticket are ordered by
+    # it, so neither the server nor a page ever goes back to an older state (docs/protocol.md).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     offered_to: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -101,13 +101,19 @@ class SignalingClient:
         self.welcome = await self._open({"type": "hello", "v": PROTOCOL_VERSION, "auth": auth})
         return self.welcome
 
-    async def resume(self) -> dict[str, Any]:
-        """Open a new socket for the same session; missed messages are replayed."""
-        resume = {
+    async def resume(self, reloaded: bool = False) -> dict[str, Any]:
+        """Open a new socket for the same session; missed messages are replayed.
+
+        ``reloaded``: resume as a reloaded page does (nothing replayed; current state sent).
+        """
+        resume: dict[str, Any] = {
             "session": self.welcome["session"],
             "token": self.welcome["token"],
             "last_seq": self.last_seq,
         }
+        if reloaded:
+            resume["reloaded"] = True
+            self._inbox.clear()
         welcome = await self._open({"type": "hello", "v": PROTOCOL_VERSION, "resume": resume})
         assert welcome["resumed"] is True
         return welcome

@@ -147,6 +147,7 @@ async def claim_offer(session: AsyncSession, ticket_id: int, staff_id: int) -> b
             offered_to=staff_id,
             offered_at=now,
             offer_count=Ticket.offer_count + 1,
+            version=Ticket.version + 1,
         ),
     )
     if not got_ticket:
@@ -182,7 +183,7 @@ async def release_offer(
         session,
         update(Ticket)
         .where(Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id)
-        .values(status="waiting", offered_to=None),
+        .values(status="waiting", offered_to=None, version=Ticket.version + 1),
     )
     if not released:
         return None
@@ -211,7 +212,13 @@ async def connect(
             session,
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.status == "waiting")
-            .values(status="connected", staff_id=staff_id, connected_at=now, offered_to=None),
+            .values(
+                status="connected",
+                staff_id=staff_id,
+                connected_at=now,
+                offered_to=None,
+                version=Ticket.version + 1,
+            ),
         )
         staff_states: tuple[str, ...] = ("available", "away")
     else:
@@ -221,7 +228,9 @@ async def connect(
             .where(
                 Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id
             )
-            .values(status="connected", staff_id=staff_id, connected_at=now),
+            .values(
+                status="connected", staff_id=staff_id, connected_at=now, version=Ticket.version + 1
+            ),
         )
         staff_states = ("ringing",)
     if not ticket_ok:
@@ -269,6 +278,7 @@ async def end_call(
         return None
     call.ended_at, call.end_reason = now, reason
     staff_id = ticket.staff_id
+    ticket.version += 1
     if transfer_to is None:
         ticket.status, ticket.ended_at, ticket.end_reason = "wrapup", now, reason
         await record(
@@ -310,7 +320,12 @@ async def finish_wrapup(
             update(Ticket)
             .where(Ticket.id == ticket_id, Ticket.status == "wrapup")
             .values(
-                status="completed", wrapup_done_at=now, closed_at=now, outcome=outcome, note=note
+                status="completed",
+                wrapup_done_at=now,
+                closed_at=now,
+                outcome=outcome,
+                note=note,
+                version=Ticket.version + 1,
             ),
         )
         await record(session, ticket_id, "wrapup_done", staff_id, reason=reason)
@@ -330,6 +345,7 @@ async def close_queued(
         return None
     offered_to = ticket.offered_to if ticket.status == "offered" else None
     ticket.status, ticket.closed_at, ticket.end_reason = status, now, reason
+    ticket.version += 1
     ticket.offered_to = offered_to  # kept so the caller can tell the ringing staff member
     if offered_to is not None:
         await _update(
@@ -358,6 +374,7 @@ async def close_after_restart(session: AsyncSession, ticket: Ticket) -> None:
     ticket.ended_at = ticket.ended_at or now
     ticket.end_reason = ticket.end_reason or "server_restart"
     ticket.status, ticket.closed_at = "completed", now
+    ticket.version += 1
     await record(session, ticket.id, "closed", None, reason="server_restart")
 
 

@@ -48,11 +48,16 @@ HISTORY_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a session belongs to. ``kind`` gates message types; ``info`` is shown to peers."""
+    """Who a session belongs to. ``kind`` gates message types; ``info`` is shown to peers.
+
+    ``purpose`` tells apart the sessions one person holds at once for different pages (a staff
+    member's console and their board): a new sign-in replaces only a session of the same purpose.
+    """
 
     kind: str
     id: str
     info: dict[str, Any] = field(default_factory=dict)
+    purpose: str = ""
 
 
 class HubApplication(Protocol):
@@ -62,7 +67,10 @@ class HubApplication(Protocol):
 
     async def session_started(self, session: Session) -> None: ...
 
-    async def session_resumed(self, session: Session) -> None: ...
+    async def session_resumed(self, session: Session, reloaded: bool) -> None:
+        """A client came back within the grace period; ``reloaded``: its page lost all state
+        (it is sent no replay, so the application sends its current snapshots)."""
+        ...
 
     async def session_ended(self, session: Session, reason: str) -> None: ...
 
@@ -101,7 +109,7 @@ class Session:
     """One client's session; outlives its socket for the grace period."""
 
     __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
-                 "peers", "principal", "room", "token", "ws")  # fmt: skip
+                 "initiator", "peers", "principal", "room", "token", "ws")  # fmt: skip
 
     def __init__(self, principal: Principal) -> None:
         self.id = secrets.token_urlsafe(12)
@@ -110,6 +118,7 @@ class Session:
         self.ws: web.WebSocketResponse | None = None
         self.room: str | None = None
         self.peers: dict[str, dict[str, Any]] = {}
+        self.initiator = False
         self.ended = False
         self._seq = 0
         self._history: deque[tuple[int, str, str | None]] = deque()
@@ -198,6 +207,8 @@ class Hub:
         self.settings = settings or HubSettings()
         self.broker: Broker = broker or InProcessBroker()
         self.sessions: dict[str, Session] = {}
+        # (kind, principal id) → that principal's sessions, so a hello finds them at once.
+        self._by_principal: dict[tuple[str, str], dict[str, Session]] = {}
         self._handlers: dict[str, _Registered] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
@@ -232,20 +243,24 @@ class Hub:
         """Put the sessions in ``members`` (id → info shown to peers) in one call room.
 
         Each member gets ``joined`` with its peers; the first member listed is the initiator,
-        who sends the first offer.
+        who sends the first offer. Every local member is in the room before the first
+        ``joined`` leaves, so a ``close_room`` racing with this one reaches them all.
         """
         ids = list(members)
+        joins = []
         for index, session_id in enumerate(ids):
             peers = {other: members[other] for other in ids if other != session_id}
-            await self.send(
-                session_id,
-                {
-                    "type": "_join",
-                    "room": room,
-                    "peers": peers,
-                    "initiator": index == 0,
-                },
-            )
+            join = {"type": "_join", "room": room, "peers": peers, "initiator": index == 0}
+            local = self.sessions.get(session_id)
+            if local is not None:
+                local.room, local.peers, local.initiator = room, dict(peers), index == 0
+            joins.append((session_id, join))
+        for session_id, join in joins:
+            local = self.sessions.get(session_id)
+            if local is None:
+                await self.send(session_id, join)
+            elif local.room == room:  # not closed meanwhile
+                await local.send(_joined(local))
 
     async def close_room(self, room: str, session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
@@ -261,6 +276,7 @@ class Hub:
         if session._grace is not None:
             session._grace.cancel()
         self.sessions.pop(session.id, None)
+        self._unindex(session)
         await self.broker.unsubscribe(_topic(session.id))
         ws = session.ws
         session.detach()
@@ -271,12 +287,24 @@ class Hub:
         if ws is not None and not ws.closed:
             await ws.close(code=close_code, message=reason.encode()[:120])
 
-    def find_sessions(self, kind: str, principal_id: str) -> list[Session]:
-        return [
-            s
-            for s in self.sessions.values()
-            if s.principal.kind == kind and s.principal.id == principal_id
-        ]
+    def find_sessions(
+        self, kind: str, principal_id: str, purpose: str | None = None
+    ) -> list[Session]:
+        """The live sessions of one principal (of one purpose, when given)."""
+        held = self._by_principal.get((kind, principal_id), {})
+        return [s for s in held.values() if purpose is None or s.principal.purpose == purpose]
+
+    def _index(self, session: Session) -> None:
+        key = (session.principal.kind, session.principal.id)
+        self._by_principal.setdefault(key, {})[session.id] = session
+
+    def _unindex(self, session: Session) -> None:
+        key = (session.principal.kind, session.principal.id)
+        held = self._by_principal.get(key)
+        if held is not None:
+            held.pop(session.id, None)
+            if not held:
+                del self._by_principal[key]
 
     async def close(self) -> None:
         """Stop: close every socket, cancel timers, finish running work (sessions are kept:
@@ -300,15 +328,8 @@ class Hub:
         if kind == "_join":
             session.room = message["room"]
             session.peers = dict(message["peers"])
-            peers = [{"session": sid, **info} for sid, info in session.peers.items()]
-            await session.send(
-                {
-                    "type": "joined",
-                    "room": message["room"],
-                    "peers": peers,
-                    "initiator": message["initiator"],
-                }
-            )
+            session.initiator = bool(message["initiator"])
+            await session.send(_joined(session))
         elif kind == "_leave":
             if session.room == message["room"]:
                 session.room, session.peers = None, {}
@@ -398,7 +419,16 @@ class Hub:
                 session.detach()
                 if not self.closing:
                     self._start_grace(session)
+                    await self._tell_peers(session, "peer_reconnecting")
         return ws
+
+    async def _tell_peers(self, session: Session, type_: str, **fields: Any) -> None:
+        """Tell the other members of the session's call that it went away or came back."""
+        if session.room is None:
+            return
+        message = {"type": type_, "room": session.room, "session": session.id, **fields}
+        for peer in list(session.peers):
+            await self.send(peer, message)
 
     async def _hello_timeout(self, ws: web.WebSocketResponse) -> None:
         if not ws.closed:
@@ -428,16 +458,25 @@ class Hub:
                     "no_such_session",
                     "That session has ended or never existed; start a new one.",
                 )
-            session.check_resume(hello.resume.last_seq)
+            reloaded = hello.resume.reloaded
+            if not reloaded:
+                session.check_resume(hello.resume.last_seq)
             old = session.ws
             if session._grace is not None:
                 session._grace.cancel()
                 session._grace = None
             await ws.send_str(_dumps(self._welcome(session, resumed=True)))
-            await session.attach(ws, hello.resume.last_seq)
+            if reloaded:  # the page lost everything: no replay, current state instead
+                session.acknowledge(session._seq)
+                await session.attach(ws, session._seq)
+            else:
+                await session.attach(ws, hello.resume.last_seq)
             if old is not None and old is not ws and not old.closed:
                 await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
-            await self.app.session_resumed(session)
+            await self._tell_peers(session, "peer_back", reloaded=reloaded)
+            await self.app.session_resumed(session, reloaded)
+            if reloaded and session.room is not None and not session.ended:
+                await session.send(_joined(session, resumed=True))
             return session
         try:
             principal = await self.app.authenticate(hello.auth, request)
@@ -447,6 +486,7 @@ class Hub:
             return None
         session = Session(principal)
         self.sessions[session.id] = session
+        self._index(session)
         await self.broker.subscribe(_topic(session.id), lambda m, s=session: self._deliver(s, m))
         await ws.send_str(_dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
@@ -564,6 +604,19 @@ async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
         task.cancel()
     if late:
         await asyncio.wait(late)
+
+
+def _joined(session: Session, resumed: bool = False) -> dict[str, Any]:
+    """The ``joined`` message for a member of a call room."""
+    message: dict[str, Any] = {
+        "type": "joined",
+        "room": session.room,
+        "peers": [{"session": sid, **info} for sid, info in session.peers.items()],
+        "initiator": session.initiator,
+    }
+    if resumed:
+        message["resumed"] = True
+    return message
 
 
 def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:

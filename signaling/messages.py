@@ -18,6 +18,9 @@ class Resume(Message):
     session: SessionId
     token: Annotated[str, Field(min_length=1, max_length=128)]
     last_seq: Annotated[int, Field(ge=0)] = 0
+    # The page was reloaded and kept only the session and token: nothing is replayed; the
+    # application sends its current state and ``joined`` again if the session is in a call.
+    reloaded: bool = False
 
 
 class Hello(Message):

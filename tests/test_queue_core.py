@@ -4,14 +4,28 @@ WebSockets, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, insert, select
+import pytest
+from sqlalchemy import func, insert, select, update
 
 from cloudhelp import history
-from cloudhelp.models import Kiosk, ServiceItem, Ticket, TicketCounter, utcnow
+from cloudhelp.models import (
+    Kiosk,
+    ServiceItem,
+    Staff,
+    StaffPresence,
+    Ticket,
+    TicketCounter,
+    utcnow,
+)
+from cloudhelp.peer import ProtocolError, SignalingClient
 from cloudhelp.queue import LOCAL_TZ, local_day
+from signaling.hub import Hub, Principal, Session
 from tests.callkit import running_server
+
+OTHER_DEPARTMENT_ITEM = "SCJG-001"  # an item of a department zhaogang does not handle
 
 
 async def test_a_live_ticket_follows_todays_history(demo_url: str) -> None:
@@ -70,3 +84,150 @@ async def test_tickets_written_without_the_counter_are_not_numbered_again(demo_u
         kiosk = await server.kiosk("QG-01")
         await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
         assert (await kiosk.expect("ticket"))["ticket"]["number"] == f"{letter}008"
+
+
+# ---------------------------------------------------------------------------- item 8: purposes
+
+
+async def test_a_supervisor_board_never_closes_their_console_in_a_call(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        async with server.state.db.write() as s:
+            await s.execute(
+                update(Staff).where(Staff.username == "zhaogang").values(role="supervisor")
+            )
+        console = await server.staff("zhaogang")
+        kiosk = await server.kiosk("QG-01")
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ring = await console.expect("ring")
+        await console.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await console.expect("joined")
+        await kiosk.expect("joined")
+
+        token = await server.staff_token("zhaogang")
+        board = await server.connect({"kind": "staff", "token": token, "purpose": "board"})
+        await board.send({"type": "board.watch"})
+        snapshot = await board.expect("board")
+        assert any(c["staff"] == "赵刚" for c in snapshot["calls"])
+        # A board session may not act as the console.
+        await board.send({"type": "staff.status", "status": "away"})
+        assert (await board.expect("error"))["code"] == "forbidden"
+        # A second board replaces the first board only.
+        board2 = await server.connect({"kind": "staff", "token": token, "purpose": "board"})
+        await asyncio.wait_for(board.closed.wait(), 5)
+        assert board.close_code == 4009
+        await board2.send({"type": "board.watch"})
+        await board2.expect("board")
+        assert not console.closed.is_set() and not kiosk.closed.is_set()
+        # The call goes on: chat is relayed both ways, and it ends normally.
+        await kiosk.send({"type": "app", "data": {"kind": "chat", "text": "还在吗"}})
+        assert (await console.expect("app"))["data"]["text"] == "还在吗"
+        await console.send({"type": "call.hangup"})
+        assert (await kiosk.expect("left"))["reason"] == "staff_hangup"
+        # Closing the board leaves the console's presence alone.
+        await board2.close()
+        await asyncio.sleep(0.3)
+        async with server.state.db.read() as s:
+            presence = await s.scalar(
+                select(StaffPresence).join(Staff).where(Staff.username == "zhaogang")
+            )
+            assert presence is not None and presence.state == "wrapup"
+            assert presence.session_id == console.session_id
+        bad = SignalingClient(server.base_url, server.http)
+        with pytest.raises(ProtocolError) as refused:
+            await bad.connect({"kind": "staff", "token": token, "purpose": "spy"})
+        assert refused.value.code == "bad_message"
+
+
+def test_finding_a_principal_s_sessions_does_not_scan_every_session() -> None:
+    hub = Hub(_NoApplication())
+    sessions = [Session(Principal("kiosk", str(n))) for n in range(1000)]
+    console = Session(Principal("staff", "7", purpose="console"))
+    board = Session(Principal("staff", "7", purpose="board"))
+    for session in [*sessions, console, board]:
+        hub.sessions[session.id] = session
+        hub._index(session)
+    assert hub.find_sessions("staff", "7", "board") == [board]
+    assert set(hub.find_sessions("staff", "7")) == {console, board}
+    assert hub.find_sessions("kiosk", "999") == [sessions[999]]
+    hub._unindex(board)
+    assert hub.find_sessions("staff", "7") == [console]
+    assert ("staff", "8") not in hub._by_principal and hub.find_sessions("staff", "8") == []
+
+
+class _NoApplication:
+    """A hub needs an application only to talk to clients; this test talks to none."""
+
+
+# ---------------------------------------------------------------------------- item 8b: order
+
+
+async def test_a_stale_queue_snapshot_never_follows_the_call(demo_url: str) -> None:
+    """_push_all reads the queue, then awaits a send per ticket; meanwhile a call starts. The
+    snapshot it read before (ringing) must not reach the kiosk after the connected one."""
+    async with running_server(demo_url) as server:
+        center = server.state.callcenter
+        staff = await server.staff("zhaogang")  # handles 区农业农村局 only
+        first = await server.kiosk("QG-01")
+        second = await server.kiosk("QG-02")
+        await first.send({"type": "ticket.take", "item": OTHER_DEPARTMENT_ITEM})
+        ahead = (await first.expect("ticket"))["ticket"]  # waits: nobody handles it
+        await second.send({"type": "ticket.take", "item": "NYNC-002"})
+        ring = await staff.expect("ring")
+        ticket_id = ring["ticket"]["id"]
+        await second.expect_where("ticket", lambda f: f["ticket"]["status"] == "offered")
+        seen: list[dict] = []
+        second.listeners.append(seen.append)
+
+        # Hold the queue push at its first send (to the first kiosk), after it read the queue.
+        held, release = asyncio.Event(), asyncio.Event()
+        real_send = center.hub.send
+
+        async def slow_send(session_id: str, message: dict) -> bool:
+            if session_id == first.session_id and message["type"] == "ticket" and not held.is_set():
+                held.set()
+                await release.wait()
+            return await real_send(session_id, message)
+
+        center.hub.send = slow_send  # type: ignore[method-assign]
+        center._gate.reset(f"ticket:{ahead['id']}")  # so the first kiosk is sent one again
+        push = asyncio.create_task(center._push_all())
+        await asyncio.wait_for(held.wait(), 5)
+        await staff.send({"type": "ring.accept", "ticket": ticket_id})
+        await second.expect("joined")
+        release.set()
+        await push
+        await asyncio.sleep(0.3)
+        statuses = [f["ticket"]["status"] for f in seen if f["type"] == "ticket"]
+        types = [f["type"] for f in seen]
+        assert statuses == ["connected"], seen
+        assert types.index("ticket") < types.index("joined")
+        versions = [f["ticket"]["version"] for f in seen if f["type"] == "ticket"]
+        assert versions[0] > ring["ticket"]["version"]
+
+
+async def test_a_ring_never_arrives_after_its_cancellation(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        center = server.state.callcenter
+        staff = await server.staff("zhaogang", available=False)
+        kiosk = await server.kiosk("QG-01")
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        await kiosk.expect("ticket")
+        held, release = asyncio.Event(), asyncio.Event()
+        real_announce = center._announce_offer
+
+        async def slow_announce(ticket_id: int, staff_id: int) -> None:
+            held.set()
+            await release.wait()  # the ring is about to be announced; the resident cancels
+            await real_announce(ticket_id, staff_id)
+
+        center._announce_offer = slow_announce  # type: ignore[method-assign]
+        await staff.send({"type": "staff.status", "status": "available"})
+        await asyncio.wait_for(held.wait(), 5)
+        await kiosk.send({"type": "ticket.cancel"})
+        await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "cancelled")
+        cancelled = await staff.expect("ring.cancelled")
+        release.set()
+        await staff.expect("presence", state="available")
+        await asyncio.sleep(0.3)
+        assert staff.drain("ring") == [], "a ring arrived after its cancellation"
+        assert cancelled["reason"] == "resident_cancelled" and cancelled["version"] >= 3
