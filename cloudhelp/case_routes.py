@@ -438,13 +438,18 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
 
 async def transfer_targets(request: web.Request) -> web.Response:
     """For the console's transfer dialog: each department with how many staff who handle it
-    are on duty and available now, and how many tickets wait in its queue."""
-    await current_staff(request, STAFF_ROLES)
+    are on duty and available now (not counting the one asking), and how many tickets wait in
+    its queue."""
+    me = await current_staff(request, STAFF_ROLES)
     state = AppState.of(request.app)
     async with state.db.read() as session:
         departments = (await session.scalars(select(Department).order_by(Department.code))).all()
         on_duty = (
-            await session.scalars(select(StaffPresence).where(StaffPresence.state != "offline"))
+            await session.scalars(
+                select(StaffPresence).where(
+                    StaffPresence.state != "offline", StaffPresence.staff_id != me.id
+                )
+            )
         ).all()
         skills = (
             await session.scalars(

@@ -33,7 +33,20 @@ const received = new Map();
 let callSummary = null;
 /** @type {any} */
 let currentCase = null;
+/** Why the last call ended (from `left`), for the wrap-up's default outcome. */
+let lastEndReason = "";
+/** Object URLs of the files shown, revoked when the console is cleared for the next resident. */
+/** @type {string[]} */
+let objectUrls = [];
 const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
+const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/** The catalog text of an error code the server sent (never its English message). */
+function errorText(/** @type {any} */ error) {
+  const code = error?.code || "";
+  const text = code ? t(`error.${code}`, error) : "";
+  return text && text !== `error.${code}` ? text : t("staff.error.generic");
+}
 
 
 async function signIn(/** @type {string} */ username, /** @type {string} */ password) {
@@ -58,8 +71,7 @@ async function open(me) {
   $("logout").hidden = false;
   $("toggle-state").hidden = false;
   $("me").textContent = `${me.name}（${me.username}）`;
-  const departments = await (await fetch("/api/v1/departments")).json();
-  $("transfer-to").replaceChildren(...departments.departments.map((/** @type {any} */ d) => new Option(d.name, d.code)));
+  clearCallWork();
   connection = new Connection({ auth: { kind: "staff" } });
   connection.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t("net.reconnecting"));
@@ -88,25 +100,36 @@ function onMessage(frame) {
     case "presence": return onPresence(frame);
     case "queue": queue = frame.tickets; return renderQueue();
     case "ring": return onRing(frame);
-    case "ring.cancelled": return stopRinging();
+    case "ring.cancelled": return onRingCancelled(frame);
     case "joined": return onJoined(frame);
-    case "left": return onLeft();
+    case "left": return onLeft(frame);
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
-    case "error": return banner(frame.message, "error");
+    case "error": return banner(errorText(frame), "error");
   }
 }
 
 function onPresence(/** @type {any} */ frame) {
+  const before = presence;
   presence = frame.state;
   if (frame.ticket) callTicket = frame.ticket;
+  // A wrap-up that ended (by hand or by its timer) leaves nothing of that resident on screen.
+  if ((before === "wrapup" || before === "in_call") && (frame.state === "available" || frame.state === "away")) clearCallWork();
+  // Unanswered rings set the staff member away: say so plainly, with the way back.
+  const autopaused = frame.state === "away" && frame.missed_offers > 0;
+  $("autopaused").hidden = !autopaused;
+  if (autopaused) {
+    $("autopaused-text").textContent = t("staff.autopaused", { n: frame.missed_offers });
+    banner(null);  // the box says it all
+    if (before === "ringing") { try { beep(600, 440); } catch { /* no audio device */ } }
+  }
   $("state").textContent = t(`staff.state.${frame.state}`);
   $("state").dataset.state = frame.state;
   const canToggle = frame.state === "available" || frame.state === "away";
   $("toggle-state").hidden = !canToggle;
   $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
-  $("idle").hidden = frame.state === "in_call" || frame.state === "wrapup";
+  $("idle").hidden = frame.state === "in_call" || frame.state === "wrapup" || autopaused;
 }
 
 /** Time-out warnings that concern this staff member, each with an acknowledge button. */
@@ -139,6 +162,13 @@ function renderQueue() {
     number.textContent = ticket.number;
     const item = document.createElement("span");
     item.textContent = ticket.item.name;
+    if (ticket.case) {
+      li.classList.add("correction");
+      const tag = document.createElement("span");
+      tag.className = "badge correction";
+      tag.textContent = t("staff.correction.tag", { number: ticket.case.number });
+      item.append(" ", tag);
+    }
     const where = document.createElement("small");
     where.textContent = ticket.station.name;
     const wait = document.createElement("span");
@@ -169,6 +199,14 @@ function tickQueue() {
 function onRing(/** @type {any} */ frame) {
   ringing = frame.ticket;
   $("ring").hidden = false;
+  $("autopaused").hidden = true;
+  banner(null);
+  // A correction session (补正) says so, with the case number, before it is answered.
+  const correction = Boolean(ringing.case);
+  $("ring").classList.toggle("correction", correction);
+  $("ring-title").textContent = t(correction ? "staff.ring.correction_title" : "staff.ring.title");
+  $("ring-case").hidden = !correction;
+  $("ring-case").textContent = correction ? t("staff.ring.correction_case", { number: ringing.case.number, round: ringing.case.round }) : "";
   $("ring-ticket").textContent = ringing.number;
   $("ring-item").textContent = ringing.item.name;
   $("ring-station").textContent = ringing.station.name;
@@ -183,6 +221,11 @@ function onRing(/** @type {any} */ frame) {
   tick();
 }
 
+function onRingCancelled(/** @type {any} */ frame) {
+  stopRinging();
+  if (frame.reason === "timeout") banner(t("staff.ring.missed"), "warn");
+}
+
 function stopRinging() {
   ringing = null;
   clearTimeout(ringTimer);
@@ -191,6 +234,7 @@ function stopRinging() {
 
 function onJoined(/** @type {any} */ frame) {
   stopRinging();
+  clearCallWork(true);
   const peer = frame.peers[0];
   $("call-caption").textContent = `${t("staff.call.resident")} · ${peer.station || ""}`;
   call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
@@ -198,13 +242,12 @@ function onJoined(/** @type {any} */ frame) {
   $("self-view").srcObject = stream;
   $("call").hidden = false;
   $("idle").hidden = true;
-  $("chat").replaceChildren();
-  $("files").replaceChildren();
   wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;
     if (data.kind === "chat") addChat(data.text, "them");
     else if (data.kind === "screen" && call) showRemoteScreen(call, data.on);
+    else if (data.kind === "devices") showPeerDevices(data);
   });
   files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
   files.addEventListener("file", (/** @type {any} */ e) => onFile(e.detail));
@@ -220,7 +263,7 @@ async function caseApi(/** @type {string} */ path, /** @type {string} */ method 
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await response.json();
-  if (!response.ok) throw Object.assign(new Error(data.error.message), { code: data.error.code });
+  if (!response.ok) throw Object.assign(new Error(data.error.code), data.error);
   return data;
 }
 
@@ -241,45 +284,76 @@ async function openCasePanel() {
   }
 }
 
-async function loadCase(/** @type {string} */ number) {
-  const { case: found } = await caseApi(`/api/v1/cases/${number}`);
+/** Show the case's state: the verdict buttons while in pre-review, acceptance once it passed. */
+function showCaseState(/** @type {any} */ found) {
   currentCase = found;
-  $("case-form").hidden = true;
   $("case-number").textContent = found.number;
-  $("case-status").textContent = found.status.label;
-  $("case-history").hidden = false;
-  $("case-history").querySelector("a").href = `/cases/${found.number}`;
-  const { materials } = await caseApi(`/api/v1/cases/${number}/checklist`);
-  renderChecklist(materials);
+  $("case-status").textContent = t(`case.state.${found.status.code}`);
+  $("case-status").className = `badge state-${found.status.code}`;
   $("verdict").hidden = found.status.code !== "pre_review";
+  $("acceptance").hidden = found.status.code !== "awaiting_acceptance";
 }
 
-/** @param {any[]} materials */
-function renderChecklist(materials) {
+async function loadCase(/** @type {string} */ number) {
+  const { case: found } = await caseApi(`/api/v1/cases/${number}`);
+  $("case-form").hidden = true;
+  $("case-history").hidden = false;
+  $("case-history").querySelector("a").href = `/cases/${found.number}`;
+  const { round, materials, previous } = await caseApi(`/api/v1/cases/${number}/checklist`);
+  showCaseState(found);
+  // A correction round: the previous round's marks stand beside each material for reference.
+  $("round-info").hidden = !previous;
+  $("round-info").textContent = previous ? t("staff.case.round_info", { round, previous: previous.round }) : "";
+  renderChecklist(materials, previous ? previous.materials : null);
+}
+
+/** @param {any[]} materials @param {any[] | null} previous */
+function renderChecklist(materials, previous) {
+  const before = new Map((previous || []).map((m) => [m.position, m]));
   $("checklist").replaceChildren(...materials.map((m) => {
     const li = document.createElement("li");
     li.dataset.position = String(m.position);
     li.dataset.status = m.status || "";
     const name = document.createElement("strong");
     name.textContent = m.name;
+    li.append(name);
+    const earlier = before.get(m.position);
+    if (earlier && earlier.status) {
+      const note = document.createElement("p");
+      note.className = "previous";
+      note.dataset.previous = earlier.status;
+      note.textContent = earlier.reason && earlier.status !== "ok"
+        ? t("staff.case.previous_mark_reason", { status: t(`check.${earlier.status}`), reason: earlier.reason })
+        : t("staff.case.previous_mark", { status: t(`check.${earlier.status}`) });
+      li.append(note);
+    }
     const buttons = document.createElement("div");
     buttons.className = "checks";
+    buttons.setAttribute("role", "group");
+    buttons.setAttribute("aria-label", m.name);
     for (const status of CHECKS) {
       const b = document.createElement("button");
       b.type = "button";
       b.className = `chip check ${m.status === status ? "chosen" : ""}`;
       b.dataset.check = status;
       b.textContent = t(`check.${status}`);
-      b.onclick = () => {
-        li.dataset.status = status;
-        buttons.querySelectorAll(".check").forEach((x) => x.classList.toggle("chosen", x === b));
-        reason.hidden = status !== "needs_correction";
-        typed.hidden = reason.hidden;
-      };
+      b.setAttribute("aria-pressed", String(m.status === status));
+      b.onclick = () => choose(status);
       buttons.append(b);
     }
+    const choose = (/** @type {string} */ status) => {
+      li.dataset.status = status;
+      buttons.querySelectorAll(".check").forEach((x) => {
+        const on = /** @type {HTMLElement} */ (x).dataset.check === status;
+        x.classList.toggle("chosen", on);
+        x.setAttribute("aria-pressed", String(on));
+      });
+      reason.hidden = status !== "needs_correction";
+      typed.hidden = reason.hidden;
+    };
     const reason = document.createElement("select");
     reason.className = "reason";
+    reason.setAttribute("aria-label", t("staff.case.pick_reason_for", { name: m.name }));
     reason.hidden = m.status !== "needs_correction";
     reason.append(new Option(t("staff.case.pick_reason"), ""));
     for (const mistake of m.common_mistakes) reason.append(new Option(mistake, mistake));
@@ -289,16 +363,29 @@ function renderChecklist(materials) {
     const typed = document.createElement("input");
     typed.className = "typed-reason";
     typed.placeholder = t("staff.case.type_reason");
+    typed.setAttribute("aria-label", t("staff.case.type_reason_for", { name: m.name }));
     typed.maxLength = 500;
     typed.hidden = reason.hidden;
     reason.addEventListener("change", () => { typed.value = ""; });
     const file = document.createElement("select");
     file.className = "file";
+    file.setAttribute("aria-label", t("staff.case.attach_file_for", { name: m.name }));
     file.dataset.chosen = String(m.files[0] || "");
-    li.append(name, buttons, reason, typed, file);
+    li.append(buttons, reason, typed, file);
+    /** @type {any} */ (li).choose = choose;
     return li;
   }));
+  $("carry-ok").hidden = !previous || ![...before.values()].some((m) => m.status === "ok" || m.status === "not_applicable");
   refreshFileChoices();
+}
+
+/** In a correction round, mark again as before every material that was fine last round. */
+function carryOverPassedMarks() {
+  document.querySelectorAll("#checklist li").forEach((li) => {
+    const el = /** @type {any} */ (li);
+    const earlier = el.querySelector(".previous")?.dataset.previous;
+    if (!el.dataset.status && (earlier === "ok" || earlier === "not_applicable")) el.choose(earlier);
+  });
 }
 
 /** Each material can point at a file the resident sent (kept on the server). */
@@ -327,14 +414,19 @@ function checklistMarks() {
   return marks;
 }
 
+function showVerdictError(/** @type {any} */ error) {
+  $("verdict-error").hidden = !error;
+  $("verdict-error").textContent = error ? errorText(error) : "";
+}
+
 async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */ reason = "") {
   if (!currentCase) return;
+  showVerdictError(null);
   try {
     const marks = checklistMarks();
     if (marks.length) await caseApi(`/api/v1/cases/${currentCase.number}/checklist`, "PUT", { materials: marks });
     const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/verdict`, "POST", { verdict, reason });
-    $("case-status").textContent = result.status.label;
-    $("verdict").hidden = true;
+    showCaseState(result);
     if (result.notice) {
       const link = $("notice-link").querySelector("a");
       link.href = result.notice.url;
@@ -342,11 +434,105 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
       call?.sendApp({ kind: "notice", url: result.notice.url, case: result.number });
     }
   } catch (error) {
-    banner(/** @type {any} */ (error).message, "error");
+    showVerdictError(error);
   }
 }
 
-function onLeft() {
+/** Move the case on from the console: 待受理 → 已受理, or 不予受理 with a reason. */
+async function moveCase(/** @type {string} */ to, /** @type {string} */ reason = "") {
+  if (!currentCase) return;
+  showVerdictError(null);
+  try {
+    const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/transitions`, "POST", { to, reason });
+    showCaseState(result);
+  } catch (error) {
+    showVerdictError(error);
+  }
+}
+
+/** 不予受理 asks for its reason in the page (a dialog), not in a browser prompt. */
+function askRejectReason() {
+  $("reject-reason").value = "";
+  $("reject-error").hidden = true;
+  $("reject-dialog").showModal();
+  $("reject-reason").focus();
+}
+
+function confirmReject(/** @type {Event} */ e) {
+  const submitter = /** @type {any} */ (e).submitter;
+  if (submitter?.value !== "confirm") return;  // 取消 closes the dialog
+  e.preventDefault();
+  const reason = $("reject-reason").value.trim();
+  if (!reason) {
+    $("reject-error").hidden = false;
+    $("reject-error").textContent = t("staff.case.reject_reason_required");
+    return;
+  }
+  $("reject-dialog").close();
+  if (currentCase?.status.code === "pre_review") issueVerdict("not_accepted", reason);
+  else moveCase("not_accepted", reason);
+}
+
+/** The applicant's details checked in the page first, in the reader's language. */
+function applicantError(/** @type {string} */ name, /** @type {string} */ phone, /** @type {string} */ id) {
+  if (!name) return { field: "applicant-name", code: "bad_applicant" };
+  if (!/^1\d{10}$/.test(phone)) return { field: "applicant-phone", code: "bad_phone" };
+  const upper = id.toUpperCase();
+  const valid = /^\d{17}[\dX]$/.test(upper)
+    && "10X98765432"[ID_WEIGHTS.reduce((sum, w, i) => sum + w * Number(upper[i]), 0) % 11] === upper[17];
+  if (!valid) return { field: "applicant-id", code: "bad_id_number" };
+  return null;
+}
+
+async function openCase(/** @type {Event} */ e) {
+  e.preventDefault();
+  const name = $("applicant-name").value.trim();
+  const phone = $("applicant-phone").value.trim();
+  const id = $("applicant-id").value.trim();
+  ["applicant-name", "applicant-phone", "applicant-id"].forEach((f) => $(f).removeAttribute("aria-invalid"));
+  const problem = applicantError(name, phone, id);
+  if (problem) {
+    $(problem.field).setAttribute("aria-invalid", "true");
+    $(problem.field).focus();
+    $("case-error").hidden = false;
+    $("case-error").textContent = errorText(problem);
+    return;
+  }
+  try {
+    const { case: opened } = await caseApi("/api/v1/cases", "POST", {
+      item: callSummary.item.code, ticket: callSummary.id,
+      applicant: { name, phone, id_number: id },
+    });
+    $("case-error").hidden = true;
+    ["applicant-name", "applicant-phone", "applicant-id"].forEach((f) => { $(f).value = ""; });
+    await loadCase(opened.number);
+  } catch (error) {
+    $("case-error").hidden = false;
+    $("case-error").textContent = errorText(error);
+  }
+}
+
+// ------------------------------------------------------------------ the resident's devices
+
+/** The kiosk said it has no camera and/or no microphone: a badge, and the chat offered. */
+function showPeerDevices(/** @type {any} */ devices) {
+  const noCamera = devices.camera === false;
+  const noMicrophone = devices.microphone === false;
+  const key = noCamera && noMicrophone ? "staff.peer.no_camera_no_microphone"
+    : noCamera ? "staff.peer.no_camera" : noMicrophone ? "staff.peer.no_microphone" : "";
+  $("peer-devices").hidden = !key;
+  $("peer-devices").textContent = key ? t(key) : "";
+  $("chat-hint").hidden = !key;
+  if (key) {
+    $("chat-hint").textContent = t(noMicrophone ? "staff.call.chat_hint_no_microphone" : "staff.call.chat_hint_no_camera");
+    $("chat-input").focus();
+  }
+}
+
+// ------------------------------------------------------------------ end of a call, wrap-up
+
+function onLeft(/** @type {any} */ frame) {
+  lastEndReason = frame?.reason || "";
   call?.close();
   call = null;
   files = null;
@@ -354,11 +540,24 @@ function onLeft() {
   screen = null;
   $("call").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
+  if ($("transfer-dialog").open) $("transfer-dialog").close();
+}
+
+/** What the wrap-up proposes: what happened to the case in this session, or why it ended. */
+function defaultOutcome() {
+  if (lastEndReason === "transferred") return "referred";
+  switch (currentCase?.status.code) {
+    case "correction_needed": return "needs_correction";
+    case "awaiting_acceptance": case "accepted": case "concluded": case "delivered": return "resolved";
+    case "not_accepted": case "pre_review": return "other";
+    default: return "resolved";
+  }
 }
 
 function onWrapup(/** @type {any} */ frame) {
   $("wrapup").hidden = false;
   $("note").value = "";
+  $("outcome").value = defaultOutcome();
   let left = frame.seconds;
   clearTimeout(wrapupTimer);
   const tick = () => {
@@ -366,6 +565,94 @@ function onWrapup(/** @type {any} */ frame) {
     if (left-- > 0 && !$("wrapup").hidden) wrapupTimer = window.setTimeout(tick, 1000);
   };
   tick();
+}
+
+/**
+ * Nothing of the previous resident stays on screen once their wrap-up is over: checklist, case,
+ * files (their object URLs revoked, so none can be offered for the next case), chat, video.
+ * `keepSummary` keeps the ticket just answered (its `joined` is what calls this).
+ */
+function clearCallWork(keepSummary = false) {
+  if (!keepSummary) callSummary = null;
+  callTicket = 0;
+  currentCase = null;
+  lastEndReason = "";
+  received.clear();
+  objectUrls.forEach((url) => URL.revokeObjectURL(url));
+  objectUrls = [];
+  $("files").replaceChildren();
+  $("chat").replaceChildren();
+  $("chat-input").value = "";
+  $("checklist").replaceChildren();
+  $("case-panel").hidden = true;
+  $("case-form").hidden = true;
+  $("case-form").reset();
+  $("case-error").hidden = true;
+  $("case-number").textContent = "";
+  $("case-status").textContent = "";
+  $("round-info").hidden = true;
+  $("carry-ok").hidden = true;
+  $("verdict").hidden = true;
+  $("acceptance").hidden = true;
+  showVerdictError(null);
+  $("notice-link").hidden = true;
+  $("case-history").hidden = true;
+  $("peer-devices").hidden = true;
+  $("chat-hint").hidden = true;
+  $("wrapup").hidden = true;
+  for (const id of ["remote-main", "remote-corner", "remote-audio"]) $(id).srcObject = null;
+  document.body.classList.remove("screen-shared");
+}
+
+// ------------------------------------------------------------------ transfer
+
+/** Departments with who is on duty and available now; the choice is confirmed in a dialog. */
+async function openTransfer() {
+  $("transfer-error").hidden = true;
+  let targets = [];
+  try {
+    targets = (await caseApi("/api/v1/console/transfer-targets")).departments;
+  } catch (error) {
+    banner(errorText(error), "error");
+    return;
+  }
+  const here = callSummary?.department?.code;
+  const options = targets.map((/** @type {any} */ d) => {
+    const label = document.createElement("label");
+    label.className = `transfer-target ${d.available ? "" : "nobody"}`;
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = "department";
+    radio.value = d.code;
+    radio.disabled = d.code === here;
+    const name = document.createElement("strong");
+    name.textContent = d.name;
+    const who = document.createElement("span");
+    who.className = "availability";
+    who.textContent = d.code === here ? t("staff.transfer.current")
+      : d.available ? t("staff.transfer.available", { n: d.available, waiting: d.waiting })
+      : d.on_duty ? t("staff.transfer.busy", { n: d.on_duty, waiting: d.waiting })
+      : t("staff.transfer.nobody");
+    label.append(radio, name, who);
+    return label;
+  });
+  const legend = $("transfer-list").querySelector("legend");
+  $("transfer-list").replaceChildren(legend, ...options);
+  $("transfer-dialog").showModal();
+}
+
+function confirmTransfer(/** @type {Event} */ e) {
+  const submitter = /** @type {any} */ (e).submitter;
+  if (submitter?.value !== "confirm") return;
+  e.preventDefault();
+  const chosen = /** @type {HTMLInputElement | null} */ ($("transfer-list").querySelector("input:checked"));
+  if (!chosen) {
+    $("transfer-error").hidden = false;
+    $("transfer-error").textContent = t("staff.transfer.pick");
+    return;
+  }
+  $("transfer-dialog").close();
+  connection?.send({ type: "ticket.transfer", department: chosen.value });
 }
 
 
@@ -402,6 +689,7 @@ async function onFile(/** @type {any} */ file) {
   }
   label.textContent = file.name;
   const url = URL.createObjectURL(file.blob);
+  objectUrls.push(url);
   if (file.type.startsWith("image/")) {
     const img = document.createElement("img");
     img.src = url;
@@ -464,7 +752,9 @@ function wire() {
   };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
   $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
-  $("transfer").onclick = () => connection?.send({ type: "ticket.transfer", department: $("transfer-to").value });
+  $("transfer").onclick = () => { openTransfer(); };
+  $("transfer-form").onsubmit = confirmTransfer;
+  $("resume").onclick = () => connection?.send({ type: "staff.status", status: "available" });
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
   $("file-input").onchange = async () => {
     for (const file of $("file-input").files) if (files) await files.send(file, file.name);
@@ -478,27 +768,14 @@ function wire() {
     addChat(text, "me");
     $("chat-input").value = "";
   };
-  $("case-form").onsubmit = async (/** @type {Event} */ e) => {
-    e.preventDefault();
-    try {
-      const { case: opened } = await caseApi("/api/v1/cases", "POST", {
-        item: callSummary.item.code, ticket: callSummary.id,
-        applicant: { name: $("applicant-name").value, phone: $("applicant-phone").value, id_number: $("applicant-id").value },
-      });
-      $("case-error").hidden = true;
-      ["applicant-name", "applicant-phone", "applicant-id"].forEach((id) => { $(id).value = ""; });
-      await loadCase(opened.number);
-    } catch (error) {
-      $("case-error").hidden = false;
-      $("case-error").textContent = /** @type {any} */ (error).message;
-    }
-  };
+  $("case-form").onsubmit = openCase;
   $("verdict-correction").onclick = () => issueVerdict("correction_needed");
   $("verdict-passed").onclick = () => issueVerdict("passed");
-  $("verdict-reject").onclick = () => {
-    const reason = prompt(t("staff.case.reject_reason"));
-    if (reason) issueVerdict("not_accepted", reason);
-  };
+  $("verdict-reject").onclick = askRejectReason;
+  $("case-accept").onclick = () => moveCase("accepted");
+  $("case-reject").onclick = askRejectReason;
+  $("carry-ok").onclick = carryOverPassedMarks;
+  $("reject-form").onsubmit = confirmReject;
   $("wrapup").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     connection?.send({ type: "wrapup.done", outcome: $("outcome").value, note: $("note").value });

@@ -1,0 +1,206 @@
+"""The staff console in real headless Chromium: a correction session's round 2 to 已受理, and
+what the console says and clears between residents."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select, update
+
+from cloudhelp.models import Case, Department, Ticket
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import CallServer, running_server
+from tests.journeykit import axe_violations, english_in
+from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_cases import ID_NUMBER
+from tests.test_correction_session import case_needing_correction
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def staff_answers(kiosk: Page, staff: Page) -> None:
+    await staff.click("#ring-accept")
+    await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+    await wait_for_video(staff, "#remote-main")
+
+
+async def english_on(page: Page) -> list[str]:
+    return english_in(await page.locator("body").inner_text())
+
+
+async def test_correction_round_two_passes_and_is_accepted_at_the_console(
+    sqlite_demo_url: str,
+) -> None:
+    async with (
+        running_server(sqlite_demo_url, prefer_reviewer_seconds=60) as server,
+        chromium() as browser,
+    ):
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number = await case_needing_correction(server, cookies)
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+
+        # The resident comes back with the case number; the reviewer's ring says 补正 and names
+        # the case before it is answered.
+        await kiosk.fill("#case-query", number)
+        await kiosk.click("#correction-form button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        ring = staff.locator("#ring")
+        await expect(ring).to_be_visible()
+        await expect(staff.locator("#ring-title")).to_have_text("补正会话来电")
+        await expect(staff.locator("#ring-case")).to_contain_text(number)
+        await expect(staff.locator("#ring-case")).to_contain_text("补正")
+        await snap(staff, "console-1-correction-ring")
+        await staff_answers(kiosk, staff)
+
+        # Round 2 opens beside the video: fresh marks, round 1's shown for reference.
+        await expect(staff.locator("#case-number")).to_have_text(number)
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
+        await expect(staff.locator("#round-info")).to_contain_text("第 2 轮预审")
+        rows = staff.locator("#checklist li")
+        await expect(rows).to_have_count(7)
+        fourth = staff.locator("#checklist li[data-position='4']")
+        await expect(fourth.locator(".previous")).to_have_text("上轮：需补正 · 船检证书未年检")
+        await expect(staff.locator("#checklist .check.chosen")).to_have_count(0)
+        await expect(staff.locator("#verdict-passed")).to_be_visible()
+        await snap(staff, "console-2-round-2")
+        assert await axe_violations(staff, "console-round-2") == []
+        assert await english_on(staff) == []
+
+        # Last round's passed materials are kept with one click; the corrected one is checked.
+        await staff.click("#carry-ok")
+        await expect(staff.locator("#checklist .check.chosen")).to_have_count(6)
+        await fourth.locator("[data-check=ok]").click()
+        await staff.click("#verdict-passed")
+        await expect(staff.locator("#case-status")).to_have_text("待受理")
+        await expect(staff.locator("#acceptance")).to_be_visible()
+        await staff.click("#case-accept")
+        await expect(staff.locator("#case-status")).to_have_text("已受理")
+        await snap(staff, "console-3-accepted")
+        async with server.state.db.read() as session:
+            case = await session.scalar(select(Case).where(Case.number == number))
+            assert case is not None and case.status == "accepted" and case.rounds == 2
+
+        # Wrap-up proposes what happened (已解答/已办结 for an accepted case); once done, nothing
+        # of this resident stays on the console.
+        await kiosk.fill("#chat-input", "材料都带齐了")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them")).to_have_count(1)
+        await kiosk.click("#hangup")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        assert await staff.locator("#outcome").input_value() == "resolved"
+        await snap(staff, "console-4-wrapup")
+        await staff.click("#wrapup button")
+        await expect(staff.locator("#state")).to_have_text("可接听")
+        for leftover in ("#checklist li", "#chat li", "#files li"):
+            await expect(staff.locator(leftover)).to_have_count(0)
+        await expect(staff.locator("#case-panel")).to_be_hidden()
+        await snap(staff, "console-5-available-again")
+
+
+async def ring_unanswered_twice(server: CallServer) -> None:
+    """Rings of 1 s: two missed in a row set the staff member away."""
+    async with server.state.db.write() as session:
+        await session.execute(
+            update(Department)
+            .where(Department.code == "NYNC")
+            .values(ring_seconds=1, max_missed_offers=2)
+        )
+    resident = await server.kiosk("TL-01", "DLW-TL")
+    await resident.send({"type": "ticket.take", "item": "NYNC-002"})
+    await resident.expect("ticket")
+
+
+async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring-title")).to_have_text("新的视频求助")
+        await expect(staff.locator("#ring-case")).to_be_hidden()
+        await staff_answers(kiosk, staff)
+
+        # The case form says what is wrong, in Chinese, field by field.
+        error = staff.locator("#case-error")
+        await staff.click("#case-form button")
+        await expect(error).to_have_text("请填写申请人姓名（最多 50 个字）。")
+        await staff.fill("#applicant-name", "刘海生")
+        await staff.fill("#applicant-phone", "2381234567")
+        await staff.click("#case-form button")
+        await expect(error).to_have_text("手机号应为 11 位数字，以 1 开头。")
+        await staff.fill("#applicant-phone", "13812345678")
+        await staff.fill("#applicant-id", ID_NUMBER[:-1] + ("0" if ID_NUMBER[-1] != "0" else "1"))
+        await staff.click("#case-form button")
+        await expect(error).to_contain_text("身份证号不正确")
+        await snap(staff, "console-6-case-form-error")
+        await staff.fill("#applicant-id", ID_NUMBER)
+        await staff.click("#case-form button")
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
+
+        # 不予受理 asks for its reason in the page; an empty reason is refused there.
+        await staff.click("#verdict-reject")
+        dialog = staff.locator("#reject-dialog")
+        await expect(dialog).to_be_visible()
+        await staff.click("#reject-confirm")
+        await expect(staff.locator("#reject-error")).to_have_text("不予受理必须填写理由。")
+        await snap(staff, "console-7-reject-dialog")
+        await dialog.locator("button[value=cancel]").click()
+        await expect(dialog).to_be_hidden()
+
+        # Passing with a material still to correct: the catalog's words, not the server's.
+        for position in range(1, 8):
+            check = "missing" if position == 2 else "ok"
+            await staff.click(f"#checklist li[data-position='{position}'] [data-check={check}]")
+        await staff.click("#verdict-passed")
+        await expect(staff.locator("#verdict-error")).to_have_text(
+            "还有材料需要补正，请出具一次性告知书。"
+        )
+        await staff.click("#verdict-correction")
+        await expect(staff.locator("#case-status")).to_have_text("待补正")
+        await expect(staff.locator("#notice-link")).to_be_visible()
+
+        # Transfer shows who can take the call, and asks before it ends anything.
+        await staff.click("#transfer")
+        transfer = staff.locator("#transfer-dialog")
+        await expect(transfer).to_be_visible()
+        await expect(transfer.locator(".transfer-target")).not_to_have_count(0)
+        await expect(transfer).to_contain_text("当前部门")
+        await expect(transfer).to_contain_text("无人在岗")
+        await staff.click("#transfer-confirm")
+        await expect(staff.locator("#transfer-error")).to_have_text("请先选择一个部门。")
+        await snap(staff, "console-8-transfer-dialog")
+        await transfer.locator("button[value=cancel]").click()
+        await expect(staff.locator("#call")).to_be_visible()
+        assert await axe_violations(staff, "console-first-call") == []
+
+        # After a notice the wrap-up proposes 需补正材料, not 已办结.
+        await staff.click("#hangup")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        assert await staff.locator("#outcome").input_value() == "needs_correction"
+        await staff.click("#wrapup button")
+        await expect(staff.locator("#state")).to_have_text("可接听")
+        await expect(staff.locator("#case-panel")).to_be_hidden()
+        async with server.state.db.read() as session:
+            ticket = await session.scalar(select(Ticket).where(Ticket.case_id.is_not(None)))
+            assert ticket is not None and ticket.outcome == "needs_correction"
+
+        # Two rings left unanswered: the console says plainly it was set away, and how back.
+        await ring_unanswered_twice(server)
+        paused = staff.locator("#autopaused")
+        await expect(paused).to_be_visible(timeout=15_000)
+        await expect(paused).to_contain_text("连续 2 次未接听")
+        await expect(staff.locator("#state")).to_have_text("暂离")
+        await snap(staff, "console-9-auto-paused")
+        await staff.click("#resume")
+        await expect(staff.locator("#state")).not_to_have_text("暂离")
+        await expect(paused).to_be_hidden()
