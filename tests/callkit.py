@@ -78,7 +78,14 @@ class CallServer:
 async def running_server(
     database_url: str, broker: Broker | None = None, **settings: Any
 ) -> AsyncIterator[CallServer]:
-    options = {"grace_seconds": 2.0, "heartbeat_seconds": 1.0, **settings}
+    # No background warning check unless a test asks for one: tests that need warnings call
+    # check_warnings(now) themselves and must not race the server's own loop.
+    options = {
+        "grace_seconds": 2.0,
+        "heartbeat_seconds": 1.0,
+        "warning_check_seconds": 0,
+        **settings,
+    }
     app = create_app(Settings(database_url=database_url, **options), broker=broker)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()

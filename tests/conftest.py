@@ -92,7 +92,7 @@ async def demo_engine(
 @pytest.fixture
 async def http(demo_engine: AsyncEngine, database_url: str) -> AsyncIterator[ClientSession]:
     """An HTTP client bound to a real CloudHelp server on a loopback port, over demo data."""
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(Settings(database_url=database_url, warning_check_seconds=0))
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     jar = CookieJar(unsafe=True)  # accept cookies from 127.0.0.1, as a browser does
