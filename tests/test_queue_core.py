@@ -23,7 +23,7 @@ from cloudhelp.models import (
 from cloudhelp.peer import ProtocolError, SignalingClient
 from cloudhelp.queue import LOCAL_TZ, local_day
 from signaling.hub import Hub, Principal, Session
-from tests.callkit import running_server
+from tests.callkit import CallServer, running_server
 
 OTHER_DEPARTMENT_ITEM = "SCJG-001"  # an item of a department zhaogang does not handle
 
@@ -231,3 +231,73 @@ async def test_a_ring_never_arrives_after_its_cancellation(demo_url: str) -> Non
         await asyncio.sleep(0.3)
         assert staff.drain("ring") == [], "a ring arrived after its cancellation"
         assert cancelled["reason"] == "resident_cancelled" and cancelled["version"] >= 3
+
+
+# ---------------------------------------------------------------------------- item 9: reload
+
+
+async def _in_a_call(server: CallServer) -> tuple[SignalingClient, SignalingClient, int]:
+    staff = await server.staff("zhaogang")
+    kiosk = await server.kiosk("QG-01")
+    await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+    ring = await staff.expect("ring")
+    await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+    await kiosk.expect("joined")
+    await staff.expect("joined")
+    return kiosk, staff, ring["ticket"]["id"]
+
+
+async def test_a_kiosk_reloaded_mid_call_resumes_the_same_call(demo_url: str) -> None:
+    async with running_server(demo_url, grace_seconds=3.0) as server:
+        kiosk, staff, ticket_id = await _in_a_call(server)
+        await kiosk.drop()  # the page goes away (reload)
+        away = await staff.expect("peer_reconnecting")
+        assert away["session"] == kiosk.session_id and away["room"].startswith("call-")
+
+        await kiosk.resume(reloaded=True)  # the new page, with the session and token it kept
+        back = await staff.expect("peer_back")
+        assert back["session"] == kiosk.session_id and back["reloaded"] is True
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        assert ticket["id"] == ticket_id and ticket["status"] == "connected"
+        joined = await kiosk.expect("joined")
+        assert joined["resumed"] is True and joined["initiator"] is True
+        assert joined["peers"][0]["session"] == staff.session_id
+        await asyncio.sleep(3.5)  # past the grace period: the call is still on
+        assert staff.drain("left") == []
+        await kiosk.send({"type": "offer", "sdp": "v=0 renegotiated"})
+        assert (await staff.expect("offer"))["sdp"] == "v=0 renegotiated"
+        await staff.send({"type": "app", "data": {"kind": "chat", "text": "看到您了"}})
+        assert (await kiosk.expect("app"))["data"]["text"] == "看到您了"
+        await kiosk.send({"type": "call.hangup"})
+        assert (await staff.expect("left"))["reason"] == "kiosk_hangup"
+
+
+async def test_a_staff_console_reloaded_mid_call_gets_its_call_back(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        kiosk, staff, ticket_id = await _in_a_call(server)
+        await staff.drop()
+        assert (await kiosk.expect("peer_reconnecting"))["session"] == staff.session_id
+        await staff.resume(reloaded=True)
+        assert (await kiosk.expect("peer_back"))["reloaded"] is True
+        presence = await staff.expect("presence")
+        assert presence["state"] == "in_call" and presence["ticket"] == ticket_id
+        joined = await staff.expect("joined")
+        assert joined["initiator"] is False and joined["peers"][0]["role"] == "kiosk"
+
+
+async def test_a_dropped_socket_resumed_is_back_and_one_not_resumed_ends_the_call(
+    demo_url: str,
+) -> None:
+    async with running_server(demo_url, grace_seconds=1.5) as server:
+        kiosk, staff, ticket_id = await _in_a_call(server)
+        await kiosk.drop()
+        await staff.expect("peer_reconnecting")
+        await kiosk.resume()  # a network blip: the page kept its call
+        assert (await staff.expect("peer_back"))["reloaded"] is False
+        assert kiosk.drain("joined") == []
+        await kiosk.drop()
+        await staff.expect("peer_reconnecting")
+        assert (await staff.expect("left", timeout=5))["reason"] == "peer_gone"
+        async with server.state.db.read() as s:
+            row = await s.get(Ticket, ticket_id)
+            assert row is not None and row.end_reason == "peer_gone"
