@@ -9,7 +9,19 @@ from sqlalchemy import select
 
 from cloudhelp import metrics, queue, timeouts
 from cloudhelp.db import Database
-from cloudhelp.models import Department, ServiceItem, Staff, StaffPresence, StaffSkill, Ticket
+from cloudhelp.models import (
+    SUPERVISOR_ROLES,
+    Department,
+    ServiceItem,
+    Staff,
+    StaffPresence,
+    StaffSkill,
+    Ticket,
+)
+
+# A supervisor watching the board is not a seat; one who answers calls from the console is,
+# while ringing, in a call or wrapping up.
+SERVING_STATES = ("ringing", "in_call", "wrapup")
 
 TODAY_MAX_AGE = timedelta(seconds=10)  # today's figures may lag this much behind
 TODAY_FIGURES = (
@@ -45,6 +57,11 @@ async def snapshot(
                 .order_by(Staff.username)
             )
         ).all()
+        staff_rows = [
+            (staff, presence)
+            for staff, presence in staff_rows
+            if staff.role not in SUPERVISOR_ROLES or presence.state in SERVING_STATES
+        ]
         on_duty_ids = [staff.id for staff, _ in staff_rows]
         skills = (
             await s.scalars(select(StaffSkill).where(StaffSkill.staff_id.in_(on_duty_ids)))

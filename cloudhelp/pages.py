@@ -127,6 +127,10 @@ async def reports_page(request: web.Request) -> web.Response:
     return render(request, "reports.html")
 
 
+async def follow_ups_page(request: web.Request) -> web.Response:
+    return render(request, "follow_ups.html")
+
+
 async def message_catalog(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     if lang not in i18n.LANGS:
@@ -141,6 +145,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/staff", staff_page)
     app.router.add_get("/board", board_page)
     app.router.add_get("/reports", reports_page)
+    app.router.add_get("/follow-ups", follow_ups_page)
     app.router.add_get("/i18n/{lang}.json", message_catalog)
     app.router.add_get("/catalog", catalog_page)
     app.router.add_get("/catalog/{code}", item_page)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, time, timedelta
 
 import openpyxl
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
-from cloudhelp import accounts, history
-from cloudhelp.models import utcnow
+from cloudhelp import accounts, history, timeouts
+from cloudhelp.models import FollowUp, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+from tests.journeykit import axe_violations
 from tests.test_call_core import answer, take_ticket
 
 pytestmark = pytest.mark.timeout(240)
@@ -35,10 +38,14 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
         running_server(sqlite_demo_url, warning_check_seconds=3600) as server,
         chromium() as browser,
     ):
+        async with server.state.db.write() as s:  # late 2026 lacks 2027: not this test's subject
+            await timeouts.set_threshold(s, "calendar_missing", 0)
         page = await new_page(browser, server.base_url)
-        await page.set_viewport_size({"width": 1600, "height": 900})
+        await page.set_viewport_size({"width": 1920, "height": 1080})
         await page.goto("/board")
         await expect(page.locator("#signin")).to_be_visible()  # not signed in: told what to do
+        assert await axe_violations(page, "board-signed-out") == []
+        await snap(page, "board-0-signed-out")
         await signed_in(server, page, "sunhua")
         await page.goto("/board")
         rows = page.locator("#departments tr")
@@ -61,13 +68,22 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
 
         # Half an hour later the call is still going: a warning is raised and acknowledged.
         await server.state.callcenter.check_warnings(utcnow() + timedelta(seconds=1900))
-        warning = page.locator("#warnings li")
+        group = page.locator("#warnings li.group")
+        warning = page.locator("#warnings li[data-warning]")
         await expect(warning).to_have_count(1)
-        await expect(warning).to_contain_text("通话超时")
+        await expect(group).to_contain_text("通话超时")
         await expect(warning).to_contain_text("渔业捕捞许可证换发")
+        await expect(page.locator("#warnings-count")).to_have_text("1")
+        # The supervisor watching the board is not a seat; the staff member in the call is.
+        await expect(page.locator("#staff li")).to_have_count(1)
+        await expect(page.locator("#staff")).not_to_contain_text("孙华")
         await snap(page, "board-1-live-warning")
         await warning.locator("button").click()
         await expect(warning).to_contain_text("孙华 已知悉")
+        # Acknowledged: the count of warnings still to see drops; the warning stays listed.
+        await expect(page.locator("#warnings-count")).to_be_hidden()
+        await expect(group).to_contain_text("0 条未知悉")
+        assert await axe_violations(page, "board-live") == []
 
         await kiosk.send({"type": "call.hangup"})
         await staff.expect("wrapup")
@@ -88,7 +104,11 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         made = await history.generate(server.state.db, 30, tickets_per_day=60, until=midnight)
         assert made > 500
         page = await new_page(browser, server.base_url)
-        await page.set_viewport_size({"width": 1400, "height": 900})
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await page.goto("/reports")  # signed out: the same styled sign-in card as the board
+        await expect(page.locator("#signin")).to_be_visible()
+        assert await page.locator("#signin").evaluate("e => getComputedStyle(e).maxWidth") != "none"
+        await snap(page, "reports-0-signed-out")
         await signed_in(server, page, "sunhua")
         last = midnight.date() - timedelta(days=1)
         await page.goto(f"/reports?from={last - timedelta(days=29)}&to={last}")
@@ -100,6 +120,11 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         assert report["total"]["tickets"] == made  # 30 days of history end yesterday
         assert sum(map(sum, report["peak_hours"])) == made
         await snap(page, "reports-1-top")
+        assert await axe_violations(page, "reports") == []
+        # Every table fits the 1920 px screen: nothing to scroll sideways.
+        for by in ("department", "station", "staff"):
+            wrap = page.locator(f"#table-{by}").locator("xpath=..")
+            assert await wrap.evaluate("e => e.scrollWidth <= e.clientWidth"), by
         await page.locator("#chart-peak").scroll_into_view_if_needed()
         await snap(page, "reports-2-peak-hours-and-hot-items")
         await page.locator("#table-staff").scroll_into_view_if_needed()
@@ -135,11 +160,55 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             sum(sum(r[1:]) for r in book["高峰时段"].iter_rows(min_row=2, values_only=True)) == made
         )
 
-        # The board of a district with a history: late follow-ups and cases due soon or overdue.
-        assert await server.state.callcenter.check_warnings()
+        # The board of a district with a history: late follow-ups and cases due soon or overdue,
+        # grouped by kind with a count each, the most pressing first, all on the wall screen.
+        await server.state.callcenter.check_warnings()  # the server's own loop may be first
+        async with server.state.db.read() as s:
+            open_warnings = await timeouts.active(s)
+        kinds = {w.kind for w in open_warnings}
+        assert {"case_overdue", "follow_up_late"} <= kinds
         await page.goto("/board")
-        await expect(page.locator("#warnings li").first).to_be_visible()
+        groups = page.locator("#warnings li.group")
+        await expect(groups).to_have_count(len(kinds))
+        for kind in kinds:
+            count = sum(w.kind == kind for w in open_warnings)
+            group = page.locator(f"#warnings li.group[data-kind={kind}]")
+            await expect(group.locator(".count")).to_have_text(str(count))
+            await expect(group.locator("li[data-warning]")).to_have_count(min(count, 3))
+        order = await groups.evaluate_all("els => els.map(e => e.dataset.kind)")
+        assert order == sorted(order, key=timeouts.SEVERITY.index)
         await snap(page, "board-4-with-history")
+        box = await page.locator("section.warnings").bounding_box()
+        assert box and box["y"] + box["height"] <= 1080, box  # no scrolling on the wall
+        assert await axe_violations(page, "board-with-history") == []
+
+        # The follow-up page: open follow-ups, most overdue first; one is closed with a note.
+        await page.locator("#warnings li.group[data-kind=follow_up_late] a").click()
+        await expect(page).to_have_url(re.compile(r"/follow-ups$"))
+        cards = page.locator("#list li.followup")
+        await expect(cards.first).to_be_visible()
+        async with server.state.db.read() as s:
+            still_open = [f for f in (await s.scalars(select(FollowUp))).all() if not f.closed_at]
+        await expect(cards).to_have_count(len(still_open))
+        await expect(page.locator("#summary")).to_contain_text(f"待回访 {len(still_open)} 件")
+        first = cards.first
+        await expect(first).to_have_class(re.compile("overdue"))
+        follow_up_id = int(await first.get_attribute("data-follow-up") or 0)
+        assert await axe_violations(page, "follow-ups") == []
+        await snap(page, "follow-ups-1-open")
+        await first.locator("button").click()  # an empty note is not accepted
+        await expect(cards).to_have_count(len(still_open))
+        await first.locator("textarea").fill("已电话回访群众，说明等待原因并致歉。")
+        await first.locator("button").click()
+        await expect(page.locator("#banner")).to_contain_text("回访已办结")
+        await expect(cards).to_have_count(len(still_open) - 1)
+        async with server.state.db.read() as s:
+            closed = await s.get(FollowUp, follow_up_id)
+            assert closed and closed.closed_by == "sunhua" and closed.note.startswith("已电话回访")
+        await page.check("#show-closed")
+        closed_card = page.locator(f"#list li[data-follow-up='{follow_up_id}']")
+        await expect(closed_card).to_contain_text("由 sunhua 办结")
+        await snap(page, "follow-ups-2-closed-shown")
         await page.goto("/reports")
 
         # A range the server refuses is explained on the page.

@@ -67,30 +67,83 @@ function render() {
   }));
 
   const open = board.warnings;
-  $("warnings-count").textContent = String(open.length);
-  $("warnings-count").hidden = open.length === 0;
+  const unacked = open.filter((/** @type {any} */ w) => !w.acked_at).length;
+  $("warnings-count").textContent = String(unacked);
+  $("warnings-count").hidden = unacked === 0;
   $("warnings-empty").hidden = open.length > 0;
-  $("warnings").replaceChildren(...open.map((/** @type {any} */ w) => {
-    const li = el("li", "", w.acked_at ? "acked" : "");
-    li.dataset.warning = String(w.id);
-    const head = el("div", "", "head");
+  $("warnings").replaceChildren(...groups(open).map(renderGroup));
+  tick();
+}
+
+/** How many warnings of each kind the wall shows; the rest are counted. */
+const SHOWN_PER_KIND = 3;
+
+/**
+ * Warnings grouped by kind, in the server's order (most pressing kind first); within a kind the
+ * oldest due date or the longest-running first.
+ * @param {any[]} warnings
+ */
+function groups(warnings) {
+  /** @type {Map<string, any[]>} */
+  const byKind = new Map();
+  for (const w of warnings) byKind.set(w.kind, [...(byKind.get(w.kind) || []), w]);
+  const pressing = (/** @type {any} */ w) => w.detail.due || w.detail.since || w.raised_at;
+  return [...byKind.entries()].map(([kind, list]) => ({
+    kind,
+    list: list.sort((a, b) => pressing(a).localeCompare(pressing(b)) || a.id - b.id),
+  }));
+}
+
+/** @param {any} w */
+function renderWarning(w) {
+  const li = el("li", "", w.acked_at ? "acked" : "");
+  li.dataset.warning = String(w.id);
+  const head = el("div", "", "head");
+  const what = w.kind === "calendar_missing"
+    ? t("board.calendar_missing", { year: w.detail.year })
+    : [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
+  head.append(el("span", what, "grow"));
+  if (w.kind !== "calendar_missing") {
     const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "", "late");
     if (!w.detail.due) {
       time.classList.add("wait");
       time.dataset.since = w.detail.since || w.raised_at;
     }
-    head.append(el("strong", t(`warning.${w.kind}`), "grow"), time);
-    if (w.acked_at) head.append(el("small", t("board.acked_by", { name: w.acked_by })));
-    else {
-      const ack = el("button", t("board.ack"), "button");
-      ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
-      head.append(ack);
+    head.append(time);
+  }
+  if (w.acked_at) head.append(el("small", t("board.acked_by", { name: w.acked_by })));
+  else {
+    const ack = el("button", t("board.ack"), "button");
+    ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
+    head.append(ack);
+  }
+  li.append(head);
+  return li;
+}
+
+/** @param {{kind: string, list: any[]}} group */
+function renderGroup(group) {
+  const li = el("li", "", "group");
+  li.dataset.kind = group.kind;
+  const head = el("div", "", "group-head");
+  const unacked = group.list.filter((w) => !w.acked_at).length;
+  head.append(el("strong", t(`warning.${group.kind}`), "grow"), el("span", String(group.list.length), "count"));
+  if (unacked < group.list.length) head.append(el("small", t("board.unacked", { n: unacked })));
+  const list = el("ul", "", "rows");
+  list.append(...group.list.slice(0, SHOWN_PER_KIND).map(renderWarning));
+  li.append(head, list);
+  const more = group.list.length - SHOWN_PER_KIND;
+  if (more > 0 || group.kind === "follow_up_late") {
+    const foot = el("div", "", "group-foot");
+    if (more > 0) foot.append(el("small", t("board.more", { n: more })));
+    if (group.kind === "follow_up_late") {
+      const link = /** @type {HTMLAnchorElement} */ (el("a", t("board.followups")));
+      link.href = "/follow-ups";
+      foot.append(link);
     }
-    const what = [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
-    li.append(head, el("small", what));
-    return li;
-  }));
-  tick();
+    li.append(foot);
+  }
+  return li;
 }
 
 function tick() {
@@ -110,7 +163,7 @@ async function start() {
     return;
   }
   $("wall").hidden = false;
-  connection = new Connection({ auth: { kind: "staff" } });
+  connection = new Connection({ auth: { kind: "staff", purpose: "board" } });  // never replaces the console
   connection.addEventListener("welcome", () => connection?.send({ type: "board.watch" }));
   connection.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t("net.reconnecting"));

@@ -160,7 +160,16 @@ function csvLinks() {
   });
 }
 
+/** Scrollable table regions are named for screen readers (they take focus to scroll). */
+function nameRegions() {
+  document.querySelectorAll("[data-i18n-label]").forEach((node) => {
+    const region = /** @type {HTMLElement} */ (node);
+    region.setAttribute("aria-label", t("reports.table_region", { name: t(region.dataset.i18nLabel || "") }));
+  });
+}
+
 function render() {
+  nameRegions();
   if (!report) return;
   renderKpis();
   renderTrend();

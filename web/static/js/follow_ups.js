@@ -1,0 +1,115 @@
+// Bad-rating follow-ups (差评回访) for supervisors: the open ones, most overdue first; record what
+// was done and close each one.
+// @ts-check
+import { banner } from "./callview.js";
+import { lang, setLang, t, translate } from "./i18n.js";
+
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+/** @type {any[]} */
+let followUps = [];
+
+/** @param {string} tag @param {string} [text] @param {string} [cls] */
+function el(tag, text = "", cls = "") {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+
+/** The catalog's text for an API error code, never the server's English message. @param {any} body */
+function errorText(body) {
+  const code = body?.error?.code;
+  const key = `error.${code}`;
+  const text = code ? t(key) : "";
+  return text && text !== key ? text : t("followups.error");
+}
+
+/** @param {any} f */
+function card(f) {
+  const li = el("li", "", `card followup${f.overdue ? " overdue" : ""}${f.closed_at ? " closed" : ""}`);
+  li.dataset.followUp = String(f.id);
+  const head = el("div", "", "head");
+  head.append(el("strong", `${f.ticket.number} · ${f.ticket.item}`, "grow"));
+  const due = f.closed_at
+    ? t("followups.closed", { date: f.closed_at.slice(0, 10), name: f.closed_by || "" })
+    : t(f.overdue ? "followups.overdue" : "followups.due", { date: f.due_date });
+  head.append(el("span", due, f.overdue ? "due late" : "due"));
+  const level = el("p");
+  level.append(el("span", f.level.label || t("followups.no_level"), "badge level"));
+  if (f.reasons.length) level.append(" ", el("span", f.reasons.join("、")));
+  li.append(head, level);
+  if (f.closed_at) {
+    li.append(el("p", f.note, "note"));
+    return li;
+  }
+  const form = el("form", "", "close-form");
+  const id = `note-${f.id}`;
+  const label = el("label", t("followups.note"));
+  label.setAttribute("for", id);
+  const note = /** @type {HTMLTextAreaElement} */ (el("textarea"));
+  note.id = id;
+  note.required = true;
+  note.maxLength = 2000;
+  note.rows = 2;
+  note.placeholder = t("followups.note_hint");
+  const button = el("button", t("followups.close"), "button primary");
+  form.append(label, note, button);
+  form.onsubmit = async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    if (!note.value.trim()) { note.focus(); return; }
+    button.setAttribute("disabled", "");
+    const response = await fetch(`/api/v1/follow-ups/${f.id}/close`, {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ note: note.value.trim() }),
+    });
+    const body = await response.json();
+    button.removeAttribute("disabled");
+    if (!response.ok) { banner(errorText(body), "error"); return; }
+    banner(t("followups.done", { number: f.ticket.number }), "info");
+    Object.assign(f, body.follow_up);
+    render();
+  };
+  li.append(form);
+  return li;
+}
+
+function render() {
+  const showClosed = $("show-closed").checked;
+  const open = followUps.filter((f) => !f.closed_at);
+  const overdue = open.filter((f) => f.overdue).length;
+  $("summary").textContent = t("followups.summary", { open: open.length, overdue });
+  const shown = showClosed ? followUps : open;
+  $("empty").hidden = shown.length > 0;
+  $("list").replaceChildren(...shown.map(card));
+}
+
+async function load() {
+  const response = await fetch("/api/v1/follow-ups", { credentials: "same-origin" });
+  const body = await response.json();
+  if (!response.ok) { banner(errorText(body), "error"); return; }
+  // Open first (most overdue at the top), then the closed ones, newest first.
+  followUps = body.follow_ups.sort((/** @type {any} */ a, /** @type {any} */ b) =>
+    (a.closed_at ? 1 : 0) - (b.closed_at ? 1 : 0)
+    || (a.closed_at ? b.closed_at.localeCompare(a.closed_at) : a.due_date.localeCompare(b.due_date)));
+  render();
+}
+
+async function start() {
+  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+  const role = me.ok ? (await me.json()).staff.role : null;
+  if (role !== "supervisor" && role !== "admin") {
+    $("signin").hidden = false;
+    if (role) $("signin").querySelector("p").textContent = t("board.signin.forbidden");
+    return;
+  }
+  $("page").hidden = false;
+  $("show-closed").onchange = render;
+  await load();
+}
+
+Object.assign(window, { cloudhelp: { get followUps() { return followUps; } } });
+await setLang(lang);
+translate(document);
+$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); render(); };
+await start();
