@@ -107,7 +107,8 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             assert row is not None and row.sha256 == digest and row.size == len(photo)
             assert row.name == "营业执照.jpg" and row.sender == "kiosk"
         assert storage_path(server.state.settings.data_dir, digest).read_bytes() == photo
-        await expect(kiosk.locator("#files li.ok")).to_have_count(1)
+        await expect(kiosk.locator("#files-sent li.ok")).to_have_count(1)
+        await expect(kiosk.locator("#files-received li")).to_have_count(0)  # sent, not received
         await snap(staff, "staff-2-call-with-file")
 
         # Chat both ways.
@@ -204,10 +205,12 @@ async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str
         await kiosk.goto("/kiosk")
         await kiosk.click("#hot [data-item=NYNC-002]")
         await kiosk.click("#call-button")
-        error = kiosk.locator("#device-error")
-        await expect(error).to_be_visible()
-        await expect(error).to_contain_text("允许")
-        await expect(kiosk.locator("#without-camera")).to_be_visible()
+        problem = kiosk.locator("#device-problem")
+        await expect(problem).to_be_visible()
+        await expect(problem).to_be_in_viewport()
+        await expect(problem).to_contain_text("驿站的工作人员")  # a kiosk has no address bar
+        await expect(problem).not_to_contain_text("地址栏")
+        await expect(kiosk.locator("#start-call")).to_be_disabled()
         await snap(kiosk, "kiosk-9-camera-refused")
 
 

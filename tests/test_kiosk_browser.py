@@ -7,13 +7,16 @@ page is driven with Playwright's clock, never slept through.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from cloudhelp.models import FollowUp, Rating
+from cloudhelp import accounts
+from cloudhelp.models import Case, FollowUp, Rating
 from cloudhelp.peer import SignalingClient
-from tests.browserkit import chromium, new_page, snap
+from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import CallServer, running_server
 from tests.test_browser import enrolled_kiosk
 
@@ -136,3 +139,292 @@ async def test_not_rated_is_recorded_as_such(sqlite_demo_url: str) -> None:
         skipped = await wait_for_rating(server, second, kiosk)
         assert skipped.level is None and skipped.outcome == "declined"
         assert (await rating_of(server, second))[1] is None
+
+
+async def test_idle_kiosk_goes_home_and_forgets_the_resident(sqlite_demo_url: str) -> None:
+    settings = {"kiosk_idle_seconds": 10, "kiosk_idle_warning_seconds": 5}
+    async with running_server(sqlite_demo_url, **settings) as server, chromium() as browser:
+        kiosk = await clocked_kiosk(browser, server)
+        # A resident switches to English and large type, opens an item and the device check.
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("#call-button")).to_have_count(1)
+        await expect(kiosk.locator("html")).to_have_attribute("lang", "en")
+        await kiosk.click("#elderly")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
+        assert await video_width(kiosk, "#preview") > 0
+
+        # Nobody touches it: "Are you still there?" — and a touch keeps everything.
+        await kiosk.clock.run_for(10_500)
+        await expect(kiosk.locator("#idle-overlay")).to_be_visible()
+        await snap(kiosk, "kiosk-idle-1-still-there")
+        await kiosk.click("#idle-stay")
+        await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+        await kiosk.clock.run_for(8_000)
+        await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+
+        # Then the resident leaves: after the countdown the kiosk is as a new resident finds it.
+        await kiosk.clock.run_for(3_000)
+        await expect(kiosk.locator("#idle-overlay")).to_be_visible()
+        await kiosk.clock.run_for(6_000)
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        await expect(kiosk.locator("html")).to_have_attribute("lang", "zh-CN")
+        await expect(kiosk.locator("[data-screen=home] h1")).to_have_text("您好！请选择要办理的事项")
+        assert not await kiosk.evaluate("document.body.classList.contains('elderly')")
+        states = await kiosk.evaluate("window.__tracks.map((t) => t.readyState)")
+        assert states and set(states) == {"ended"}, states
+        assert await kiosk.evaluate("window.cloudhelp.visit.item") is None
+        assert await kiosk.evaluate("document.querySelector('#item-name').textContent") == ""
+        await snap(kiosk, "kiosk-idle-2-home")
+        # The home screen with nothing of a resident on it never counts down.
+        await kiosk.clock.run_for(60_000)
+        await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        # A reload starts in Chinese too.
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("html")).to_have_attribute("lang", "en")
+        await kiosk.reload()
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk.locator("html")).to_have_attribute("lang", "zh-CN")
+
+
+async def test_no_camera_and_no_microphone_cannot_call(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium(fake_ui=False) as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        problem = kiosk.locator("#device-problem")
+        await expect(problem).to_be_visible()
+        await expect(problem).to_be_in_viewport(ratio=1)
+        await expect(problem).to_contain_text("无法开始")
+        await expect(problem).to_contain_text("请找驿站的工作人员")
+        await expect(problem).not_to_contain_text("地址栏")
+        await expect(kiosk.locator("#start-call")).to_be_disabled()
+        await expect(kiosk.locator("#retry-devices")).to_be_in_viewport()
+        await expect(kiosk.locator("[data-screen=check] h1")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-devices-1-none")
+
+
+async def test_microphone_only_is_a_voice_call_and_staff_are_told(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium(fake_ui=False) as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.context.grant_permissions(["microphone"], origin=server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#device-problem")).to_contain_text("摄像头用不了")
+        await expect(kiosk.locator("#start-call")).to_have_text("语音呼叫（不开摄像头）")
+        await expect(kiosk.locator("#preview-off")).to_be_visible()
+        await snap(kiosk, "kiosk-devices-2-microphone-only")
+        await kiosk.click("#start-call")
+        ring = await staff.expect("ring")
+        await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await staff.expect("joined")
+        app = await staff.expect("app")
+        assert app["data"] == {"kind": "devices", "camera": False, "microphone": True}
+        await expect(kiosk.locator("#no-camera-note")).to_be_visible()
+        await expect(kiosk.locator("#photo")).to_be_hidden()
+        await snap(kiosk, "kiosk-devices-3-voice-call")
+
+
+async def test_used_or_unknown_enrolment_code_says_what_to_do(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as session:
+            code = await accounts.enrol_kiosk(session, "DLW-QG", "QG-01")
+        first = await new_page(browser, server.base_url)
+        await first.goto(f"/kiosk?enrol={code}")
+        await expect(first.locator("[data-screen=home]")).to_be_visible()
+        assert first.url.endswith("/kiosk")
+        for attempt in (code, "ZZZZ-ZZZZ"):
+            other = await new_page(browser, server.base_url)  # another browser profile
+            await other.goto(f"/kiosk?enrol={attempt}")
+            error = other.locator("#enrol-error")
+            await expect(error).to_be_visible()
+            await expect(other.locator("[data-screen=enrol] h1")).to_have_text("终端登记")
+            await expect(error).to_contain_text("管理员")
+            await expect(error).to_contain_text("重新生成登记码")
+            await snap(other, "kiosk-enrol-used-code")
+            await other.context.close()
+        # An enrolled kiosk opened with its old link just starts.
+        await first.goto(f"/kiosk?enrol={code}")
+        await expect(first.locator("[data-screen=home]")).to_be_visible()
+
+
+async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang")
+        await call_from_kiosk(kiosk, staff)
+        # A stale snapshot of the ticket (still ringing) arrives after the call was joined.
+        await kiosk.evaluate(
+            """() => {
+                const c = window.cloudhelp.connection;
+                const stale = {...window.cloudhelp.visit.ticket, status: "offered", position: 1,
+                               estimated_wait_seconds: 480, version: 0};
+                const frame = {type: "ticket", ticket: stale};
+                c.dispatchEvent(new CustomEvent("message", {detail: frame}));
+            }"""
+        )
+        await kiosk.wait_for_timeout(300)
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(kiosk.locator("[data-screen=waiting]")).to_be_hidden()
+
+
+async def test_wait_texts_agree(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        # Nobody on duty: say so, with the hours and the way out, and nothing that contradicts it.
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await kiosk.click("#start-call")
+        nobody = kiosk.locator("#wait-nobody")
+        await expect(nobody).to_be_visible()
+        await expect(nobody).to_contain_text("8:30")
+        await expect(nobody).to_contain_text("取消排队")
+        await expect(kiosk.locator("#wait-position")).to_have_text("下一位就是您")
+        await expect(kiosk.locator("#wait-estimate")).to_be_hidden()
+        await expect(kiosk.locator("#cancel-ticket")).to_be_in_viewport()
+        await snap(kiosk, "kiosk-wait-1-nobody-on-duty")
+        # A staff member comes on duty and is rung: no wait estimate beside "connecting".
+        staff = await server.staff("zhaogang")
+        await staff.expect("ring")
+        await expect(kiosk.locator("#wait-position")).to_contain_text("正在为您接通")
+        await expect(kiosk.locator("#wait-estimate")).to_be_hidden()
+        await expect(nobody).to_be_hidden()
+        await snap(kiosk, "kiosk-wait-2-ringing")
+        await kiosk.click("#cancel-ticket")
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+
+
+async def test_ticket_error_is_shown_in_chinese(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await kiosk.click("#start-call")
+        await expect(kiosk.locator("#wait-nobody")).to_be_visible()
+        # A second ticket while one is open: the server answers ticket_open.
+        await kiosk.evaluate(
+            "window.cloudhelp.connection.send({type: 'ticket.take', item: 'NYNC-002'})"
+        )
+        banner = kiosk.locator("#banner")
+        await expect(banner).to_be_visible()
+        text = await banner.inner_text()
+        assert text and not any("a" <= c.lower() <= "z" for c in text), text
+
+
+async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: str) -> None:
+    from tests.test_cases import ID_NUMBER
+
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang")
+        ticket = await call_from_kiosk(kiosk, staff)
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
+        body = {"item": "NYNC-002", "ticket": ticket, "applicant": applicant}
+        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+            assert r.status == 201, await r.text()
+            number = (await r.json())["case"]["number"]
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        marks[1] = {"position": 2, "status": "missing"}
+        base = f"/api/v1/cases/{number}"
+        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+            pass
+        verdict = {"verdict": "correction_needed"}
+        async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
+            url = (await r.json())["case"]["notice"]["url"]
+        joined_peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        await staff.send({"type": "app", "to": joined_peer, "data": {"kind": "notice", "url": url}})
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        await kiosk.click("#notice-close")
+        await expect(kiosk.locator("#notice-overlay")).to_be_hidden()
+        await kiosk.click("#show-notice")  # closed by mistake: it opens again
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        await kiosk.click("#notice-close")
+        await staff.send({"type": "call.hangup"})
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await expect(kiosk.locator("#done-case-number")).to_have_text(number)
+        await snap(kiosk, "kiosk-done-case-number")
+        await kiosk.click("#done-notice")
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+
+
+async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as session:
+            from cloudhelp import demo
+
+            await demo.seed_cases(session, "210211")
+        async with server.state.db.read() as session:
+            case = await session.scalar(select(Case).where(Case.status == "correction_needed"))
+            assert case is not None
+            number = case.number
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.click("#hot [data-item=NYNC-002]")  # an item seen earlier ...
+        await kiosk.click("[data-screen=item] .back")
+        await kiosk.fill("#case-query", number)
+        await kiosk.click("#correction-form button")
+        await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+        await kiosk.click("#check-back")  # ... is not where 返回 leads
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk.locator("[data-screen=item]")).to_be_hidden()
+        # No result: the text names what is on the screen.
+        await kiosk.fill("#search", "qqqqzzzz")
+        empty = kiosk.locator("#results .empty")
+        await expect(empty).to_contain_text("按类别查找")
+        await expect(empty).not_to_contain_text("视频求助")
+        await expect(kiosk.locator("h2", has_text="按类别查找")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1366, 768), (1920, 1080), (1080, 1920)], ids=["1366", "1920", "portrait"]
+)
+async def test_primary_actions_fit_the_screen(
+    sqlite_demo_url: str, width: int, height: int
+) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": width, "height": height})
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang", available=False)
+        name = f"kiosk-layout-{width}x{height}"
+        await expect(kiosk.locator("#hot .tile").first).to_be_in_viewport()
+        await snap(kiosk, f"{name}-1-home")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await expect(kiosk.locator("#item-materials li")).to_have_count(7)
+        await expect(kiosk.locator("#call-button")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, f"{name}-2-item")
+        await kiosk.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("[data-screen=check] h1")).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await expect(kiosk.locator("#start-call")).to_be_in_viewport(ratio=1)
+        await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
+        await snap(kiosk, f"{name}-3-check")
+        await kiosk.click("#start-call")
+        await expect(kiosk.locator("#ticket-number")).to_have_text(re.compile(r"[A-Z]\d{3}"))
+        await expect(kiosk.locator("#cancel-ticket")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, f"{name}-4-waiting")
+        await staff.send({"type": "staff.status", "status": "available"})
+        ring = await staff.expect("ring")
+        await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(kiosk.locator("#hangup")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, f"{name}-5-call")
+        await kiosk.click("#hangup")
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await kiosk.click("#rating-levels [data-level='1']")
+        for selector in ("#rating-levels", "#rating-reasons", "#rating-send"):
+            await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
+        await snap(kiosk, f"{name}-6-done")

@@ -69,15 +69,21 @@ async def test_good_ratings_skips_and_refusals(sqlite_demo_url: str) -> None:
         assert (await kiosk.expect("error"))["code"] == "bad_reasons"
         await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": 9})
         assert (await kiosk.expect("error"))["code"] == "bad_message"
+        level_unanswered = {"type": "rating.submit", "ticket": ticket["id"], "level": 4}
+        await kiosk.send({**level_unanswered, "outcome": "no_answer"})
+        assert (await kiosk.expect("error"))["code"] == "bad_outcome"
+        await kiosk.send({**level_unanswered, "level": None, "outcome": "rated"})
+        assert (await kiosk.expect("error"))["code"] == "bad_outcome"
         await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": None})
-        await kiosk.expect("rating.saved")  # a skip is recorded
+        await kiosk.expect("rating.saved")  # a skip is recorded, as declined
         other = await server.kiosk("TL-01", "DLW-TL")
         await other.send({"type": "rating.submit", "ticket": ticket["id"], "level": 5})
         assert (await other.expect("error"))["code"] == "no_such_ticket"
         async with server.state.db.read() as session:
             rows = (await session.execute(Rating.__table__.select())).all()
             follow_ups = (await session.execute(FollowUp.__table__.select())).all()
-        assert [row.level for row in rows] == [None] and follow_ups == []
+        assert [(row.level, row.outcome) for row in rows] == [(None, "declined")]
+        assert follow_ups == []
         async with server.http.get("/api/v1/ratings/options") as r:
             options = await r.json()
         assert options["levels"][0] == {"value": 5, "label": "非常满意"}

@@ -46,6 +46,9 @@ function fresh() {
     noticeUrl: /** @type {string | null} */ (null),
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
+    /** The staff member's session in the current call. */
+    callPeer: /** @type {string | null} */ (null),
+    initiator: true,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
 }
@@ -356,6 +359,12 @@ function onMessage(frame) {
   if (frame.type === "ticket") onTicket(frame.ticket);
   else if (frame.type === "joined") onJoined(frame);
   else if (frame.type === "left") onLeft(frame.reason);
+  else if (frame.type === "peer_reconnecting" && visit.call) banner(t("kiosk.call.peer_reconnecting"));
+  else if (frame.type === "peer_back" && visit.call) {
+    banner(null);
+    // The staff page was reloaded: it has a new peer connection, so ours starts afresh too.
+    if (frame.reloaded && visit.callPeer) startCall(visit.callPeer, visit.initiator);
+  }
   else if (frame.type === "rating.saved") {
     $("rating").hidden = true;
     $("rating-thanks").hidden = false;
@@ -373,16 +382,21 @@ function onMessage(frame) {
  */
 function onTicket(ticket) {
   if (finishedTickets.has(ticket.id)) return;
-  if (typeof ticket.version === "number") {
-    if (visit.ticket?.id === ticket.id && ticket.version <= visit.ticketVersion) return;
-    visit.ticketVersion = ticket.version;
-  }
-  if (visit.ticket?.id !== ticket.id) visit.ticketVersion = typeof ticket.version === "number" ? ticket.version : -1;
-  visit.ticket = ticket;
-  if (ticket.case?.number) visit.caseNumber = ticket.case.number;
+  const versioned = typeof ticket.version === "number";
+  if (versioned && visit.ticket?.id === ticket.id && ticket.version <= visit.ticketVersion) return;
   const screen = document.body.dataset.current;
-  if (ticket.status === "waiting" || ticket.status === "offered") {
-    if (visit.call || screen === "call" || screen === "done") return;
+  const queued = ticket.status === "waiting" || ticket.status === "offered";
+  if (queued && (visit.call || screen === "call" || screen === "done")) return;
+  visit.ticketVersion = versioned ? ticket.version : -1;
+  visit.ticket = ticket;
+  if (ticket.case?.number) {
+    visit.caseNumber = ticket.case.number;
+    if (screen === "done") {  // the wrap-up frame may come after the call ended
+      $("done-case-number").textContent = ticket.case.number;
+      $("done-case").hidden = false;
+    }
+  }
+  if (queued) {
     if (screen !== "waiting") show("waiting");
     showWait(ticket);
   } else if (ticket.status === "cancelled" || ticket.status === "abandoned") {
@@ -419,20 +433,47 @@ function showWait(ticket) {
   document.body.classList.toggle("nobody-on-duty", nobody);
 }
 
-/** @param {any} frame */
-function onJoined(frame) {
+/** The call is set up (or set up again after this page or the staff page was reloaded). @param {any} frame */
+async function onJoined(frame) {
+  if (frame.resumed && !visit.stream) {
+    // This page was reloaded mid-call: camera and microphone come back before media renegotiates.
+    await openDevices();
+  }
+  visit.callPeer = frame.peers[0].session;
+  visit.initiator = Boolean(frame.initiator);
+  startCall(visit.callPeer, visit.initiator);
+  show("call");
+}
+
+/** Camera and microphone without the check screen (a reloaded page resuming its call). */
+async function openDevices() {
+  for (const constraints of [{ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: true }, { audio: true }]) {
+    try {
+      visit.stream = await navigator.mediaDevices.getUserMedia(constraints);
+      break;
+    } catch { /* try with less */ }
+  }
+  visit.devices = { camera: Boolean(visit.stream?.getVideoTracks().length), microphone: Boolean(visit.stream?.getAudioTracks().length) };
+}
+
+/** A peer connection with the staff member's session; a previous one (before a reload) is closed. @param {string} peer @param {boolean} initiator */
+function startCall(peer, initiator) {
+  visit.call?.close();
   const call = new Call(/** @type {Connection} */ (connection), {
-    initiator: frame.initiator, peer: frame.peers[0].session, stream: visit.stream || undefined,
+    initiator, peer, stream: visit.stream || undefined,
   });
+  const fresh = !visit.files;
   visit.call = call;
   visit.files = new FileChannel(call);
   $("self-view").srcObject = visit.devices.camera ? visit.stream : null;
   $("self-view").hidden = !visit.devices.camera;
   $("no-camera-note").hidden = visit.devices.camera;
   $("photo").hidden = !visit.devices.camera;
-  $("chat").replaceChildren();
-  $("files-sent").replaceChildren();
-  $("files-received").replaceChildren();
+  if (fresh) {
+    $("chat").replaceChildren();
+    $("files-sent").replaceChildren();
+    $("files-received").replaceChildren();
+  }
   $("switch-camera").hidden = visit.cameras.length < 2;
   $("show-notice").hidden = !visit.noticeUrl;
   wireCall(call, /** @type {Connection} */ (connection));
@@ -441,7 +482,6 @@ function onJoined(frame) {
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
   visit.files.addEventListener("progress", (/** @type {any} */ e) => fileProgress(e.detail));
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
-  show("call");
 }
 
 /** @param {any} data */
@@ -789,4 +829,7 @@ translate(document);
 wire();
 const code = new URLSearchParams(location.search).get("enrol");
 if (code && !localStorage.getItem(CREDENTIAL_KEY)) await enrol(code);
-else start();
+else {
+  if (code) history.replaceState(null, "", "/kiosk");  // already enrolled: the code is not needed
+  start();
+}
