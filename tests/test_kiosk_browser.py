@@ -172,7 +172,8 @@ async def test_idle_kiosk_goes_home_and_forgets_the_resident(sqlite_demo_url: st
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
         await expect(kiosk.locator("html")).to_have_attribute("lang", "zh-CN")
-        await expect(kiosk.locator("[data-screen=home] h1")).to_have_text("您好！请选择要办理的事项")
+        greeting = kiosk.locator("[data-screen=home] h1")
+        await expect(greeting).to_have_text("您好！请选择要办理的事项")
         assert not await kiosk.evaluate("document.body.classList.contains('elderly')")
         states = await kiosk.evaluate("window.__tracks.map((t) => t.readyState)")
         assert states and set(states) == {"ended"}, states
@@ -428,3 +429,46 @@ async def test_primary_actions_fit_the_screen(
         for selector in ("#rating-levels", "#rating-reasons", "#rating-send"):
             await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-6-done")
+
+
+async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> None:
+    from tests.test_browser import signed_in_staff, wait_for_video
+
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=20.0) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        assert await wait_for_video(staff, "#remote-main") > 0
+        session = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        number = await kiosk.evaluate("window.cloudhelp.visit.ticket.number")
+
+        await kiosk.reload()
+        # Same session, same call: the kiosk is back in the call and media flows again.
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+        assert await kiosk.evaluate("window.cloudhelp.connection.sessionId") == session
+        assert await kiosk.evaluate("window.cloudhelp.connection.reloaded") is True
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+        await staff.wait_for_function(
+            "(() => { const v = document.querySelector('#remote-main');"
+            " return v.srcObject && v.srcObject.getVideoTracks().some("
+            "(t) => t.readyState === 'live' && !t.muted); })()",
+            timeout=20_000,
+        )
+        await snap(kiosk, "kiosk-reload-1-call-resumed")
+        await expect(staff.locator("#call")).to_be_visible()
+
+        # The call goes on and ends normally; no stale banner on the thank-you screen.
+        await kiosk.click("#hangup")
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await expect(kiosk.locator("#done-number")).to_have_text(f"排队号 {number}")
+        await expect(kiosk.locator("#banner")).to_be_hidden()

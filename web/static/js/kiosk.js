@@ -46,9 +46,6 @@ function fresh() {
     noticeUrl: /** @type {string | null} */ (null),
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
-    /** The staff member's session in the current call. */
-    callPeer: /** @type {string | null} */ (null),
-    initiator: true,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
 }
@@ -359,12 +356,7 @@ function onMessage(frame) {
   if (frame.type === "ticket") onTicket(frame.ticket);
   else if (frame.type === "joined") onJoined(frame);
   else if (frame.type === "left") onLeft(frame.reason);
-  else if (frame.type === "peer_reconnecting" && visit.call) banner(t("kiosk.call.peer_reconnecting"));
-  else if (frame.type === "peer_back" && visit.call) {
-    banner(null);
-    // The staff page was reloaded: it has a new peer connection, so ours starts afresh too.
-    if (frame.reloaded && visit.callPeer) startCall(visit.callPeer, visit.initiator);
-  }
+
   else if (frame.type === "rating.saved") {
     $("rating").hidden = true;
     $("rating-thanks").hidden = false;
@@ -383,7 +375,7 @@ function onMessage(frame) {
 function onTicket(ticket) {
   if (finishedTickets.has(ticket.id)) return;
   const versioned = typeof ticket.version === "number";
-  if (versioned && visit.ticket?.id === ticket.id && ticket.version <= visit.ticketVersion) return;
+  if (versioned && visit.ticket?.id === ticket.id && ticket.version < visit.ticketVersion) return;
   const screen = document.body.dataset.current;
   const queued = ticket.status === "waiting" || ticket.status === "offered";
   if (queued && (visit.call || screen === "call" || screen === "done")) return;
@@ -433,15 +425,18 @@ function showWait(ticket) {
   document.body.classList.toggle("nobody-on-duty", nobody);
 }
 
-/** The call is set up (or set up again after this page or the staff page was reloaded). @param {any} frame */
+/**
+ * The call is set up, or set up again after this page was reloaded mid-call (the Connection
+ * resumed its session; ``joined`` comes again with ``resumed``). A reload of the staff page is
+ * handled inside Call (a new RTCPeerConnection, docs/protocol.md).
+ * @param {any} frame
+ */
 async function onJoined(frame) {
   if (frame.resumed && !visit.stream) {
     // This page was reloaded mid-call: camera and microphone come back before media renegotiates.
     await openDevices();
   }
-  visit.callPeer = frame.peers[0].session;
-  visit.initiator = Boolean(frame.initiator);
-  startCall(visit.callPeer, visit.initiator);
+  startCall(frame.peers[0].session, Boolean(frame.initiator));
   show("call");
 }
 
@@ -456,7 +451,7 @@ async function openDevices() {
   visit.devices = { camera: Boolean(visit.stream?.getVideoTracks().length), microphone: Boolean(visit.stream?.getAudioTracks().length) };
 }
 
-/** A peer connection with the staff member's session; a previous one (before a reload) is closed. @param {string} peer @param {boolean} initiator */
+/** The call with the staff member's session; a previous Call object is closed. @param {string} peer @param {boolean} initiator */
 function startCall(peer, initiator) {
   visit.call?.close();
   const call = new Call(/** @type {Connection} */ (connection), {
@@ -480,6 +475,8 @@ function startCall(peer, initiator) {
   // Staff see which devices the resident has (a badge, and chat offered without them).
   call.sendApp({ kind: "devices", camera: visit.devices.camera, microphone: visit.devices.microphone });
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
+  // The staff member's page went away: say so (not "unstable video") until it is back.
+  call.addEventListener("peer", (/** @type {any} */ e) => banner(e.detail === "reconnecting" ? t("kiosk.call.peer_reconnecting") : null));
   visit.files.addEventListener("progress", (/** @type {any} */ e) => fileProgress(e.detail));
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
 }
