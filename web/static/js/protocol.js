@@ -10,12 +10,26 @@ const RECOVERY_MS = 15000;
 
 /**
  * @typedef {{type: string, seq?: number, [key: string]: any}} Frame
- * @typedef {{kind: "kiosk", credential: string} | {kind: "staff", token?: string}} Auth
+ * @typedef {{kind: "kiosk", credential: string} |
+ *   {kind: "staff", token?: string, purpose?: "console" | "board"}} Auth
  */
+
+/** Where a page keeps its session across a reload (per tab; one entry per kind of page). */
+const RESUME_KEY = "cloudhelp.resume.";
 
 /**
  * One protocol session over a WebSocket. It reconnects and resumes by itself when the socket
  * drops; messages missed meanwhile are replayed by the server.
+ *
+ * Reload: the session id and resume token are kept in sessionStorage (per tab, per `auth.kind`
+ * and `auth.purpose`). A page created after a reload resumes that session with
+ * `resume.reloaded` (nothing replayed: the server sends the current state, and `joined` again
+ * when the session is in a call); `connection.reloaded` is then true and the welcome frame has
+ * `resumed: true`. If the session is gone, a new one starts ("session-lost").
+ *
+ * Snapshots never go backwards: a `ticket` (or `ring`) frame older than the newest version of
+ * that ticket seen so far (from `ticket`, `ring`, `ring.cancelled`, `wrapup`) is dropped before
+ * the page sees it.
  *
  * Events: "welcome" (detail: welcome frame), "message" (detail: frame), "state"
  * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
@@ -27,6 +41,13 @@ export class Connection extends EventTarget {
     super();
     this.url = url || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
     this.auth = auth;
+    this.storageKey = RESUME_KEY + auth.kind + ("purpose" in auth && auth.purpose ? `.${auth.purpose}` : "");
+    /** @type {{session: string, token: string} | null} the session a reloaded page resumes */
+    this.kept = readKept(this.storageKey);
+    /** True once this page resumed the session it had before a reload. */
+    this.reloaded = false;
+    /** @type {Map<number, number>} newest version seen per ticket id */
+    this.ticketVersions = new Map();
     /** @type {WebSocket | null} */
     this.ws = null;
     /** @type {Frame | null} */
@@ -60,7 +81,10 @@ export class Connection extends EventTarget {
       const hello = this.welcome
         ? { type: "hello", v: PROTOCOL_VERSION,
             resume: { session: this.welcome.session, token: this.welcome.token, last_seq: this.lastSeq } }
-        : { type: "hello", v: PROTOCOL_VERSION, auth: this.auth };
+        : this.kept
+          ? { type: "hello", v: PROTOCOL_VERSION,
+              resume: { session: this.kept.session, token: this.kept.token, reloaded: true } }
+          : { type: "hello", v: PROTOCOL_VERSION, auth: this.auth };
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => this.receive(JSON.parse(event.data));
@@ -68,6 +92,7 @@ export class Connection extends EventTarget {
       if (this.ws !== ws) return;
       clearInterval(this.ackTimer);
       if (this.closedByUs || event.code === 4001 || event.code === 4003 || event.code === 4009) {
+        if (event.code !== 4009 || this.closedByUs) this.forget();  // 4009: another page has it
         this.setState("closed");
         if (event.code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
         return;
@@ -84,7 +109,10 @@ export class Connection extends EventTarget {
     if (frame.type === "welcome") {
       const fresh = !frame.resumed;
       if (fresh) this.lastSeq = 0;
+      if (!this.welcome && this.kept && frame.resumed) this.reloaded = true;
+      this.kept = null;
       this.welcome = frame;
+      this.keep(frame);
       this.attempt = 0;
       this.setState("online");
       clearInterval(this.ackTimer);
@@ -97,6 +125,8 @@ export class Connection extends EventTarget {
         // The server no longer has the session: start a new one (a waiting ticket is found
         // again by the kiosk's credential).
         this.welcome = null;
+        this.kept = null;
+        this.forget();
         this.lastSeq = 0;
         this.ws && this.ws.send(JSON.stringify({ type: "hello", v: PROTOCOL_VERSION, auth: this.auth }));
         this.dispatchEvent(new CustomEvent("session-lost"));
@@ -106,7 +136,41 @@ export class Connection extends EventTarget {
       return;
     }
     if (typeof frame.seq === "number") this.lastSeq = frame.seq;
+    if (this.isStale(frame)) return;
     this.dispatchEvent(new CustomEvent("message", { detail: frame }));
+  }
+
+  /**
+   * Whether a frame about a ticket is older than what this page already knows of it; records
+   * the newest version otherwise. Equal versions pass (position and estimate change within one).
+   * @param {Frame} frame
+   */
+  isStale(frame) {
+    let id = null;
+    let version = null;
+    if ((frame.type === "ticket" || frame.type === "ring") && frame.ticket) {
+      id = frame.ticket.id;
+      version = frame.ticket.version;
+    } else if (frame.type === "ring.cancelled" || frame.type === "wrapup") {
+      id = frame.ticket;
+      version = frame.version;
+    }
+    if (typeof id !== "number" || typeof version !== "number") return false;
+    const known = this.ticketVersions.get(id);
+    if (known !== undefined && version < known) return true;
+    this.ticketVersions.set(id, version);
+    return false;
+  }
+
+  /** Keep the session for a reload of this page (this tab only). @param {Frame} welcome */
+  keep(welcome) {
+    try {
+      sessionStorage.setItem(this.storageKey, JSON.stringify({ session: welcome.session, token: welcome.token }));
+    } catch (_) { /* storage unavailable: a reload starts a new session */ }
+  }
+
+  forget() {
+    try { sessionStorage.removeItem(this.storageKey); } catch (_) { /* nothing kept */ }
   }
 
   /** @param {Frame} message */
@@ -126,6 +190,7 @@ export class Connection extends EventTarget {
   close() {
     this.closedByUs = true;
     clearInterval(this.ackTimer);
+    this.forget();
     this.send({ type: "bye" });
     if (this.ws) this.ws.close();
   }
@@ -139,9 +204,14 @@ export class Connection extends EventTarget {
  * exists from the first offer, so sharing a screen is a replaceTrack — no renegotiation, no
  * dead m-lines, and the camera keeps flowing beside the screen (docs/browser.md).
  *
+ * When the peer's page goes away (`peer_reconnecting`) the call says "reconnecting" at once and
+ * does not give up while the server waits for it; when it comes back after a reload
+ * (`peer_back` with `reloaded`) the call starts its media anew on a new RTCPeerConnection (same
+ * Call object, same remote streams, a new data channel: "channel" fires again).
+ *
  * Events: "track" (detail: {kind: "camera"|"screen"|"audio", stream}), "state" (detail:
  * "connecting"|"connected"|"reconnecting"|"failed"|"closed"), "app" (detail: data from the peer),
- * "channel-open".
+ * "channel", "channel-open", "peer" (detail: "reconnecting" | "back" | "reloaded").
  */
 export class Call extends EventTarget {
   /**
@@ -154,79 +224,128 @@ export class Call extends EventTarget {
     this.peer = peer;
     this.initiator = initiator;
     this.polite = !initiator;
-    this.makingOffer = false;
-    this.ignoreOffer = false;
     this.closed = false;
+    this.peerAway = false;
     /** @type {number | undefined} */
     this.failTimer = undefined;
-    this.pc = new RTCPeerConnection({
-      iceServers: iceServers || connection.welcome?.ice_servers || [],
-      iceTransportPolicy: connection.welcome?.ice_transport_policy || "all",
-    });
+    this.iceServers = iceServers;
+    this.stream = stream || null;
+    this.remoteStreams = { audio: new MediaStream(), camera: new MediaStream(), screen: new MediaStream() };
+    /** @type {RTCPeerConnection} */
+    this.pc = /** @type {any} */ (null);
     /** @type {RTCDataChannel} */
     this.channel = /** @type {any} */ (null);
-    this.stream = stream || null;
     /** @type {RTCRtpTransceiver[]} */
     this.transceivers = [];
-    this.remoteStreams = { audio: new MediaStream(), camera: new MediaStream(), screen: new MediaStream() };
+    this.setup();
+    this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
+    connection.addEventListener("message", this.onMessage);
+  }
 
-    if (initiator) {
+  /** A new RTCPeerConnection (at the start, and after the peer's page was reloaded). */
+  setup() {
+    const connection = this.connection;
+    this.makingOffer = false;
+    this.ignoreOffer = false;
+    this.transceivers = [];
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers || connection.welcome?.ice_servers || [],
+      iceTransportPolicy: connection.welcome?.ice_transport_policy || "all",
+    });
+    this.pc = pc;
+
+    if (this.initiator) {
       // The initiator lays out every m-line in the first offer; the other side only answers,
       // so the first exchange never collides.
-      const audio = this.pc.addTransceiver("audio", { direction: "sendrecv" });
-      const camera = this.pc.addTransceiver("video", { direction: "sendrecv" });
-      const screen = this.pc.addTransceiver("video", { direction: "sendrecv" });
+      const audio = pc.addTransceiver("audio", { direction: "sendrecv" });
+      const camera = pc.addTransceiver("video", { direction: "sendrecv" });
+      const screen = pc.addTransceiver("video", { direction: "sendrecv" });
       this.transceivers = [audio, camera, screen];
       this.openChannel();
       this.attachLocal();
     }
 
-    this.pc.onnegotiationneeded = async () => {
+    pc.onnegotiationneeded = async () => {
+      if (pc !== this.pc) return;
       try {
         this.makingOffer = true;
-        await this.pc.setLocalDescription();
-        this.signal({ type: "offer", sdp: this.pc.localDescription?.sdp });
+        await pc.setLocalDescription();
+        this.signal({ type: "offer", sdp: pc.localDescription?.sdp });
       } catch (error) {
         console.error("negotiation failed", error);
       } finally {
         this.makingOffer = false;
       }
     };
-    this.pc.onicecandidate = ({ candidate }) => {
+    pc.onicecandidate = ({ candidate }) => {
+      if (pc !== this.pc) return;
       this.signal({ type: "candidate", candidate: candidate ? candidate.toJSON() : null });
     };
-    this.pc.ontrack = (event) => {
-      const index = this.pc.getTransceivers().indexOf(event.transceiver);
+    pc.ontrack = (event) => {
+      const index = pc.getTransceivers().indexOf(event.transceiver);
       const kind = index === 0 ? "audio" : index === 1 ? "camera" : "screen";
       const target = this.remoteStreams[kind];
       target.getTracks().forEach((t) => target.removeTrack(t));
       target.addTrack(event.track);
       this.dispatchEvent(new CustomEvent("track", { detail: { kind, stream: target } }));
     };
-    this.pc.oniceconnectionstatechange = () => {
-      const state = this.pc.iceConnectionState;
+    pc.oniceconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      const state = pc.iceConnectionState;
       if (state === "failed") {
         this.emitState("reconnecting");
-        this.pc.restartIce();
+        pc.restartIce();
       } else if (state === "disconnected") {
         this.emitState("reconnecting");
-      } else if (state === "connected" || state === "completed") {
+      } else if ((state === "connected" || state === "completed") && !this.peerAway) {
         this.emitState("connected");
       }
     };
-    this.pc.onconnectionstatechange = () => {
-      if (this.pc.connectionState !== "failed") return;
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc || pc.connectionState !== "failed") return;
       // Give an ICE restart a chance before calling the call lost.
       this.emitState("reconnecting");
-      this.pc.restartIce();
-      clearTimeout(this.failTimer);
-      this.failTimer = window.setTimeout(() => {
-        if (!this.closed && this.pc.connectionState !== "connected") this.emitState("failed");
-      }, RECOVERY_MS);
+      pc.restartIce();
+      this.armFailure();
     };
-    this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
-    connection.addEventListener("message", this.onMessage);
     this.emitState("connecting");
+  }
+
+  /** Call the media lost if it has not recovered in time — never while the peer's page is away. */
+  armFailure() {
+    clearTimeout(this.failTimer);
+    this.failTimer = window.setTimeout(() => {
+      if (this.closed || this.pc.connectionState === "connected") return;
+      if (this.peerAway) this.armFailure();
+      else this.emitState("failed");
+    }, RECOVERY_MS);
+  }
+
+  /** The peer's page went away, came back, or came back reloaded. @param {Frame} message */
+  onPeer(message) {
+    if (message.type === "peer_reconnecting") {
+      this.peerAway = true;
+      this.emitState("reconnecting");
+      this.dispatchEvent(new CustomEvent("peer", { detail: "reconnecting" }));
+      return;
+    }
+    this.peerAway = false;
+    if (message.reloaded) {
+      // The peer lost its RTCPeerConnection: start the media again on a new one. The
+      // initiator sends the new offer; the other side answers it.
+      clearTimeout(this.failTimer);
+      const old = this.pc;
+      this.setup();
+      old.close();
+      this.dispatchEvent(new CustomEvent("peer", { detail: "reloaded" }));
+      return;
+    }
+    if (this.pc.iceConnectionState === "connected" || this.pc.iceConnectionState === "completed") {
+      this.emitState("connected");
+    } else if (this.initiator) {
+      this.pc.restartIce();
+    }
+    this.dispatchEvent(new CustomEvent("peer", { detail: "back" }));
   }
 
   /** The data channel for files, negotiated in the SDP (id 0) rather than announced in-band. */
@@ -268,7 +387,12 @@ export class Call extends EventTarget {
 
   /** @param {Frame} message */
   async handle(message) {
-    if (message.from !== this.peer || this.closed) return;
+    if (this.closed) return;
+    if ((message.type === "peer_reconnecting" || message.type === "peer_back") && message.session === this.peer) {
+      this.onPeer(message);
+      return;
+    }
+    if (message.from !== this.peer) return;
     try {
       if (message.type === "offer" || message.type === "answer") {
         const description = { type: message.type, sdp: message.sdp };
@@ -328,6 +452,16 @@ export class Call extends EventTarget {
   }
 }
 
+/** @param {string} key @returns {{session: string, token: string} | null} */
+function readKept(key) {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(key) || "null");
+    return kept && typeof kept.session === "string" && typeof kept.token === "string" ? kept : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 /** @param {ArrayBuffer} buffer */
 export async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
@@ -353,7 +487,8 @@ export class FileChannel extends EventTarget {
     /** @type {RTCDataChannel} */
     this.channel = /** @type {any} */ (null);
     if (call.channel) this.attach(call.channel);
-    else call.addEventListener("channel", () => this.attach(call.channel), { once: true });
+    // A new channel comes with each new RTCPeerConnection (first answer, peer reloaded).
+    call.addEventListener("channel", () => { if (call.channel !== this.channel) this.attach(call.channel); });
     /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number}>} */
     this.incoming = new Map();
     /** @type {string | null} */

@@ -1,0 +1,72 @@
+"""A kiosk page reloaded in the middle of a call comes back to the same call (issue 10 item 9):
+real server, headless Chromium for both pages, real WebRTC."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from playwright.async_api import expect
+from sqlalchemy import select
+
+from cloudhelp.models import Ticket
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import running_server
+from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+
+pytestmark = pytest.mark.timeout(240)
+
+
+async def test_kiosk_reload_mid_call_resumes_the_call(sqlite_demo_url: str) -> None:
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=15.0) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.fill("#search", "yyblxkz")
+        await kiosk.click("#results [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring")).to_be_visible()
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+        assert await wait_for_video(staff, "#remote-main") > 0
+        async with server.state.db.read() as s:
+            ticket_id = await s.scalar(select(Ticket.id).where(Ticket.status == "connected"))
+            assert ticket_id is not None
+
+        # The kiosk page is reloaded: the console says at once that the resident is reconnecting.
+        started = time.monotonic()
+        await kiosk.reload()
+        await expect(staff.locator("#banner")).to_be_visible(timeout=3000)
+        told_after = time.monotonic() - started
+        await snap(staff, "reload-1-staff-told")
+
+        # The reloaded page resumes its session and the same call; media flow again both ways.
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+        await staff.wait_for_function(
+            "document.querySelector('#remote-main').srcObject?.getVideoTracks()[0]?.readyState"
+            " === 'live'",
+            timeout=20_000,
+        )
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+        assert await wait_for_video(staff, "#remote-main") > 0
+        await expect(staff.locator("#banner")).to_be_hidden(timeout=20_000)
+        await snap(kiosk, "reload-2-kiosk-back-in-call")
+        await snap(staff, "reload-3-staff-back-in-call")
+        assert told_after < 3.5
+
+        # Chat still reaches the other side, and the ticket was never ended.
+        await kiosk.fill("#chat-input", "刷新后还能继续")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them").last).to_have_text("刷新后还能继续")
+        await asyncio.sleep(0.5)
+        async with server.state.db.read() as s:
+            row = await s.get(Ticket, ticket_id)
+            assert row is not None and row.status == "connected" and row.ended_at is None
