@@ -523,6 +523,17 @@ async def case_page(request: web.Request) -> web.Response:
         if case is None:
             return pages.render(request, "error.html", status=404, message_key="error.not_found")
         record = await case_record(session, case)
+        # People by the names residents and colleagues know (赵刚), not their logins.
+        logins = {e["actor"] for e in record["events"]} | {
+            n["issued_by"] for n in record["notices"]
+        }
+        names = dict(
+            (
+                await session.execute(
+                    select(Staff.username, Staff.display_name).where(Staff.username.in_(logins))
+                )
+            ).all()
+        )
     # The moves a person makes here (pre-review happens in the console, beside the video).
     moves = sorted(cases.TRANSITIONS[case.status] - {"correction_needed", "pre_review"})
     if case.status == "correction_needed" and case.accepted_at is None:
@@ -532,7 +543,9 @@ async def case_page(request: web.Request) -> web.Response:
         code: i18n.translate(lang, f"error.{code}")
         for code in ("illegal_transition", "reason_required", "not_signed_in", "forbidden")
     } | {"": i18n.translate(lang, "staff.error.generic")}
-    return pages.render(request, "case.html", c=record, moves=moves, move_errors=move_errors)
+    return pages.render(
+        request, "case.html", c=record, moves=moves, move_errors=move_errors, names=names
+    )
 
 
 def setup(app: web.Application) -> None:

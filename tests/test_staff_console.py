@@ -8,7 +8,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from cloudhelp.models import Case, Department, Ticket
-from tests.browserkit import chromium, new_page, snap
+from tests.browserkit import ARTIFACTS, chromium, new_page, snap
 from tests.callkit import CallServer, running_server
 from tests.journeykit import axe_violations, english_in
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
@@ -100,6 +100,21 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
             await expect(staff.locator(leftover)).to_have_count(0)
         await expect(staff.locator("#case-panel")).to_be_hidden()
         await snap(staff, "console-5-available-again")
+        assert await axe_violations(staff, "console-available") == []
+
+        # The case page tells the whole story in words, not codes.
+        await staff.goto(f"/cases/{number}")
+        await expect(staff.locator("h1")).to_contain_text("已受理")
+        sessions = staff.locator("article.session")
+        await expect(sessions).to_have_count(1)
+        await expect(sessions).to_contain_text("开始新一轮预审")
+        await expect(sessions).to_contain_text("居民挂断")
+        await expect(sessions).to_contain_text("已解答/已办结")
+        await expect(staff.locator(".timeline")).to_contain_text("赵刚")
+        await expect(staff.locator(".timeline")).not_to_contain_text("zhaogang")
+        assert await english_on(staff) == []
+        assert await axe_violations(staff, "case-page-round-2") == []
+        await staff.screenshot(path=str(ARTIFACTS / "console-10-case-page.png"), full_page=True)
 
 
 async def ring_unanswered_twice(server: CallServer) -> None:
