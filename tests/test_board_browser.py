@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from cloudhelp import accounts, history, timeouts
+from cloudhelp import accounts, demo, history, timeouts
 from cloudhelp.models import FollowUp, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from tests.browserkit import chromium, new_page, snap
@@ -216,3 +216,27 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await page.fill("#to", "2025-01-01")
         await page.click("#range button.primary")
         await expect(page.locator("#banner")).to_contain_text("'from' must not be after 'to'")
+
+
+async def test_the_case_search_is_labelled_and_names_items(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as s:
+            assert await demo.seed_cases(s, server.state.settings.district_code)
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/cases")
+        # Every filter has a visible label (a placeholder is not one).
+        for name, role, label in (
+            ("number", "textbox", "办件编号"), ("item", "textbox", "事项编码"),
+            ("status", "combobox", "状态"), ("from", "textbox", "起始日期"),
+            ("to", "textbox", "截止日期"),
+        ):  # fmt: skip
+            field = page.get_by_role(role, name=label, exact=True)
+            await expect(field).to_have_attribute("name", name)
+        # The item column is headed 事项 and shows the item's name with its code.
+        await expect(page.locator("table.table th").nth(1)).to_have_text("事项")
+        first = page.locator("table.table tbody tr").first.locator("td").nth(1)
+        await expect(first).to_contain_text(re.compile(r"[\u4e00-\u9fff]+.* [A-Z]+-\d{3}"))
+        assert await axe_violations(page, "cases") == []
+        await snap(page, "cases-1-search")
