@@ -1,8 +1,8 @@
 """Helpers for the journey tests: the demo server as scripts/demo.sh makes it, and page checks.
 
-- ``demo_server``: runs ``cloudhelp demo --history N`` (the code path of scripts/demo.sh, with
-  today's tickets) into a fresh SQLite database, reads the enrolment codes it prints, and starts
-  ``cloudhelp serve`` as a subprocess on a free loopback port.
+- ``demo_server``: runs ``cloudhelp demo --history N --serve`` (the command of scripts/demo.sh,
+  with today's tickets) on a fresh SQLite database and a free loopback port, and reads the
+  enrolment codes it prints.
 - ``Journey``: numbered steps, a screenshot of every page at every step, and findings of the page
   checks below, collected so that one journey reports all of them at its end.
 - ``english_sentences``: runs of two or more English words in the visible text of a zh-CN page.
@@ -38,7 +38,7 @@ SERVE_START_SECONDS = 60.0
 # A printed enrolment code (e.g. QX8M-RT2L) and the kiosk code on the same line (e.g. QG-01).
 _ENROL_CODE = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{4}-[A-Z0-9]{4})(?![A-Z0-9])")
 _KIOSK_CODE = re.compile(r"(?<![A-Z0-9-])([A-Z]{2,4}-\d{2})(?![\d-])")
-_SERVE_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/")
+_SERVE_URL = re.compile(r"CloudHelp is running: open http://127\.0\.0\.1:(\d+)/")
 
 
 # ----------------------------------------------------------------------------- the demo server
@@ -108,10 +108,11 @@ class DemoServer:
 
 @contextmanager
 def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
-    """scripts/demo.sh in a fresh data folder: `cloudhelp demo --history N`, then `serve`.
+    """scripts/demo.sh in a fresh data folder: ``cloudhelp demo --history N --serve``.
 
-    The default 160 tickets per working day and today's part of the history are kept; only the
-    number of past days is smaller than demo.sh's 60, to keep the tests quick.
+    The same command as demo.sh (default 160 tickets per working day, today's part of the
+    history included); only the number of past days is smaller than demo.sh's 60, to keep the
+    tests quick, and the port is a free one. The enrolment codes are read from its output.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDHELP_")}
@@ -120,14 +121,11 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
         "CLOUDHELP_DATABASE_URL": f"sqlite:///{workdir / 'cloudhelp.db'}",
         "PYTHONUNBUFFERED": "1",
     }
-    output = _cloudhelp(["demo", "--history", str(history_days)], env)
-    (workdir / "demo-output.txt").write_text(output)
-    codes = printed_enrol_codes(output)
-    assert len(codes) >= 2, f"the demo printed no enrolment codes:\n{output}"
-    log_path = workdir / "serve.log"
+    log_path = workdir / "demo.log"
+    command = ["demo", "--history", str(history_days), "--serve", "--host", "127.0.0.1"]
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudhelp", "serve", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "cloudhelp", *command, "--port", "0"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -135,17 +133,14 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
         )
     try:
         deadline = time.monotonic() + SERVE_START_SECONDS
-        port = None
-        while port is None:
-            found = _SERVE_URL.search(log_path.read_text(errors="replace"))
-            if found:
-                port = found.group(1)
-            elif process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`cloudhelp serve` did not start:\n{log_path.read_text()}")
-            else:
-                time.sleep(0.1)
+        while not _SERVE_URL.search(output := log_path.read_text(errors="replace")):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"`cloudhelp {' '.join(command)}` did not serve:\n{output}")
+            time.sleep(0.1)
+        codes = printed_enrol_codes(output)
+        assert len(codes) >= 2, f"the demo printed no enrolment codes:\n{output}"
         yield DemoServer(
-            base_url=f"http://127.0.0.1:{port}",
+            base_url=f"http://127.0.0.1:{_SERVE_URL.search(output).group(1)}",  # type: ignore[union-attr]
             env=env,
             demo_output=output,
             log_path=log_path,
@@ -165,9 +160,15 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
 
 
 @asynccontextmanager
-async def browser(*, devices: bool = True) -> AsyncIterator[Browser]:
-    """Headless Chromium as browserkit starts it; ``devices=False``: no camera, no microphone."""
-    flags = [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
+async def browser(*, devices: bool = True, allow_all: bool = True) -> AsyncIterator[Browser]:
+    """Headless Chromium as browserkit starts it.
+
+    ``devices=False``: no camera and no microphone at all. ``allow_all=False``: device prompts
+    are refused unless the test grants a permission (``context.grant_permissions``).
+    """
+    flags = [*FLAGS]
+    if allow_all:
+        flags += ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
     if not devices:
         flags.remove("--use-fake-device-for-media-stream")
     async with async_playwright() as playwright:

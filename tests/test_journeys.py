@@ -86,18 +86,19 @@ async def chat_both_ways(kiosk: Page, staff: Page, from_kiosk: str, from_staff: 
     await expect(kiosk.locator("#chat li", has_text=from_staff)).to_have_count(1)
 
 
-async def cases_of(server: DemoServer, status: str) -> list[dict]:
-    """Every case in a state, from `cloudhelp case list --json` (all its pages)."""
-    found: list[dict] = []
+async def case_of(server: DemoServer, status: str, applicant: str) -> dict:
+    """A case in a state, found by its applicant in `cloudhelp case list --json`, page by page."""
     page, pages = 1, 1
     while page <= pages:
         body = json.loads(
             await server.cli("case", "list", "--status", status, "--json", "--page", str(page))
         )
-        found += body["cases"]
+        for case in body["cases"]:
+            if case["applicant"]["name"] == applicant:
+                return case
         pages = int(body.get("pages", 1))
         page += 1
-    return found
+    raise AssertionError(f"no {status} case of {applicant} in `cloudhelp case list`")
 
 
 async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> None:
@@ -127,7 +128,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             await expect(staff.locator("#files li[data-saved='1']")).to_have_count(
                 1, timeout=30_000
             )
-            await expect(kiosk.locator("#files li.ok")).to_have_count(1)
+            await expect(kiosk.locator("#files-sent li.ok")).to_have_count(1)
         async with journey.step("staff share their screen; the kiosk shows it large"):
             await staff.click("#share-screen")
             await expect(kiosk.locator("#screen-label")).to_be_visible()
@@ -201,11 +202,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
 async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) -> None:
     """The demo's 待补正 case: by case number → the same reviewer → round 2 → pass → accepted."""
     journey = Journey("2-correction")
-    owed = [
-        c for c in await cases_of(server, "correction_needed") if c["applicant"]["name"] == "王德福"
-    ]
-    assert len(owed) == 1, "the demo's 待补正 case of 王德福 is missing"
-    case_number = owed[0]["number"]
+    case_number = (await case_of(server, "correction_needed", "王德福"))["number"]
     async with browser() as chromium:
         kiosk = await open_page(chromium, server)
         staff = await open_page(chromium, server, 1600, 900)
@@ -276,6 +273,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
             await journey.check("kiosk", "bad-rating-reasons")
         async with journey.step("resident takes 40 s over the reasons"):
             reasons = kiosk.locator("#rating-reasons .chip")
+            first_reason = (await reasons.nth(0).text_content() or "").strip()
             for second in range(40):
                 await kiosk.clock.run_for(1000)
                 if second == 12:
@@ -295,14 +293,21 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
             await sign_in_staff(supervisor, "sunhua", available=False)
             await supervisor.goto("/board")
             await supervisor.get_by_role("link", name=re.compile("回访")).first.click()
-            row = supervisor.locator("[data-follow-up]", has_text=number)
-            await expect(row).to_have_count(1)
-            await expect(row).to_contain_text("不满意")
+            cards = supervisor.locator("[data-follow-up]", has_text=number)
+            await expect(cards.first).to_be_visible()
+            # History has tickets with the same number on other days: ours is the newest.
+            ids = [await c.get_attribute("data-follow-up") for c in await cards.all()]
+            newest = max(int(i or 0) for i in ids)
+            card = supervisor.locator(f"[data-follow-up='{newest}']")
+            await expect(card).to_contain_text("不满意")
+            await expect(card).to_contain_text(first_reason)
             await journey.check("supervisor", "follow-ups")
         async with journey.step("sunhua closes it with a note"):
-            await row.get_by_role("textbox").fill("已电话回访，居民表示理解")
-            await row.get_by_role("button").first.click()
-            await expect(row).to_contain_text("孙华")
+            await card.get_by_role("textbox").fill("已电话回访，居民表示理解")
+            await card.get_by_role("button").first.click()
+            await supervisor.locator("#show-closed").check()
+            await expect(card).to_contain_text("孙华")
+            await expect(card).to_contain_text("已电话回访，居民表示理解")
             await journey.check("supervisor", "follow-up-closed")
     journey.assert_no_findings()
 
@@ -319,7 +324,7 @@ async def test_journey_4_board_beside_a_call_keeps_both(server: DemoServer) -> N
     async with browser() as chromium:
         kiosk = await open_page(chromium, server)
         console = await open_page(chromium, server, 1600, 900)
-        journey.pages = {"kiosk": kiosk, "console": console}
+        journey.pages = {"kiosk": kiosk, "staff": console}
         await enrol_kiosk(kiosk, server)
         async with journey.step("sunhua signs in at the console"):
             await sign_in_staff(console, "sunhua")
