@@ -366,6 +366,9 @@ async def list_follow_ups(request: web.Request) -> web.Response:
             )
         ).all()
         found = [ratings.follow_up_json(f, r, t) for f, r, t in rows]
+        names = dict((await session.execute(select(Staff.username, Staff.display_name))).all())
+    for follow_up in found:  # pages name people (孙华), not their logins
+        follow_up["closed_by_name"] = names.get(follow_up["closed_by"], follow_up["closed_by"])
     if request.query.get("open") == "1":
         found = [f for f in found if f["closed_at"] is None]
     if request.query.get("overdue") == "1":
@@ -391,6 +394,7 @@ async def close_follow_up(request: web.Request) -> web.Response:
         rating = await session.get(Rating, follow_up.rating_id)
         ticket = await session.get(Ticket, rating.ticket_id)  # type: ignore[union-attr]
         result = ratings.follow_up_json(follow_up, rating, ticket)  # type: ignore[arg-type]
+    result["closed_by_name"] = staff.display_name
     return web.json_response({"follow_up": result}, dumps=state.dumps)
 
 

@@ -207,7 +207,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             assert closed and closed.closed_by == "sunhua" and closed.note.startswith("已电话回访")
         await page.check("#show-closed")
         closed_card = page.locator(f"#list li[data-follow-up='{follow_up_id}']")
-        await expect(closed_card).to_contain_text("由 sunhua 办结")
+        await expect(closed_card).to_contain_text("由 孙华 办结")
         await snap(page, "follow-ups-2-closed-shown")
         await page.goto("/reports")
 

@@ -7,6 +7,7 @@ import { lang, setLang, t, translate } from "./i18n.js";
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any[]} */
 let followUps = [];
+const CLOSED_SHOWN = 200;
 
 /** @param {string} tag @param {string} [text] @param {string} [cls] */
 function el(tag, text = "", cls = "") {
@@ -31,7 +32,7 @@ function card(f) {
   const head = el("div", "", "head");
   head.append(el("strong", `${f.ticket.number} · ${f.ticket.item}`, "grow"));
   const due = f.closed_at
-    ? t("followups.closed", { date: f.closed_at.slice(0, 10), name: f.closed_by || "" })
+    ? t("followups.closed", { date: f.closed_at.slice(0, 10), name: f.closed_by_name || f.closed_by || "" })
     : t(f.overdue ? "followups.overdue" : "followups.due", { date: f.due_date });
   head.append(el("span", due, f.overdue ? "due late" : "due"));
   const level = el("p");
@@ -79,7 +80,8 @@ function render() {
   const open = followUps.filter((f) => !f.closed_at);
   const overdue = open.filter((f) => f.overdue).length;
   $("summary").textContent = t("followups.summary", { open: open.length, overdue });
-  const shown = showClosed ? followUps : open;
+  // Closed ones, newest first, up to a page's worth: a district closes thousands a year.
+  const shown = showClosed ? [...open, ...followUps.filter((f) => f.closed_at).slice(0, CLOSED_SHOWN)] : open;
   $("empty").hidden = shown.length > 0;
   $("list").replaceChildren(...shown.map(card));
 }
