@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import cases, notice_text, queue
-from cloudhelp.models import Case, CorrectionNotice, MaterialCheck, Ticket, utcnow
+from cloudhelp.models import Case, CorrectionNotice, MaterialCheck, Ticket, TicketEvent, utcnow
 
 CHECK_STATES = {
     "ok": "合格",
@@ -69,6 +69,13 @@ async def start_correction_round(
     case and on the session. Returns the new round, or None when the ticket starts no round."""
     ticket = await session.get(Ticket, ticket_id)
     if ticket is None or ticket.case_id is None:
+        return None
+    opened_here = await session.scalar(
+        select(TicketEvent.id).where(
+            TicketEvent.ticket_id == ticket.id, TicketEvent.kind == "case_opened"
+        )
+    )
+    if opened_here is not None:  # a first session transferred after its notice: no new materials
         return None
     case = await session.get(Case, ticket.case_id)
     if case is None or case.status != "correction_needed":

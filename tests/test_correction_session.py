@@ -208,3 +208,41 @@ async def test_notice_names_the_reviewer_and_says_what_to_bring(sqlite_demo_url:
             assert r.status in (200, 503)  # 503 font_missing only without fonts-noto-cjk
             if r.status == 200:
                 assert (await r.read()).startswith(b"%PDF")
+
+
+async def test_a_first_session_transferred_after_its_notice_starts_no_round(
+    sqlite_demo_url: str,
+) -> None:
+    """Only a correction session brings corrected materials: a first session whose case got its
+    notice and was then transferred stays 待补正 in round 1 when the next department answers."""
+    async with running_server(sqlite_demo_url) as server:
+        reviewer = await server.staff("zhaogang")
+        other = await server.staff("wangli")
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        kiosk = await server.kiosk("TL-01", "DLW-TL")
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        await reviewer.expect("ring")
+        await reviewer.send({"type": "ring.accept", "ticket": ticket["id"]})
+        await reviewer.expect("joined")
+        body = {"item": "NYNC-002", "ticket": ticket["id"], "applicant": {
+            "name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}}  # fmt: skip
+        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+            number = (await r.json())["case"]["number"]
+        base = f"/api/v1/cases/{number}"
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        marks[1] = {"position": 2, "status": "missing"}
+        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+            pass
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
+        ) as r:
+            assert r.status == 200
+        await reviewer.send({"type": "ticket.transfer", "department": "SCJG"})
+        ring = await other.expect("ring")
+        assert ring["ticket"]["case"] == {"number": number, "round": 1}
+        await other.send({"type": "ring.accept", "ticket": ticket["id"]})
+        await other.expect("joined")
+        async with server.http.get(base, cookies=cookies) as r:
+            case = (await r.json())["case"]
+        assert case["status"]["code"] == "correction_needed" and case["rounds"] == 1
