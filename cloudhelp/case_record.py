@@ -12,6 +12,7 @@ from cloudhelp import cases, prereview, ratings
 from cloudhelp.models import (
     Case,
     CorrectionNotice,
+    FollowUp,
     Rating,
     Ticket,
     TicketEvent,
@@ -38,6 +39,18 @@ def notice_flags(case: Case, notices: list[CorrectionNotice]) -> list[str]:
     return flags
 
 
+def _rating_json(rating: Rating, follow_up: FollowUp | None, ticket: Ticket) -> dict[str, Any]:
+    """A session's rating (好差评) with its outcome and, for a bad one, the follow-up."""
+    return {
+        "level": rating.level,
+        "label": ratings.LEVELS.get(rating.level or 0),
+        "reasons": rating.reasons,
+        "outcome": rating.outcome,
+        "at": rating.created_at.isoformat(),
+        "follow_up": ratings.follow_up_json(follow_up, rating, ticket) if follow_up else None,
+    }
+
+
 async def case_record(
     session: AsyncSession, case: Case, *, full_id: bool = False
 ) -> dict[str, Any]:
@@ -55,6 +68,14 @@ async def case_record(
     rated = {
         r.ticket_id: r
         for r in (await session.scalars(select(Rating).where(Rating.ticket_id.in_(ids)))).all()
+    }
+    followed = {
+        f.rating_id: f
+        for f in (
+            await session.scalars(
+                select(FollowUp).where(FollowUp.rating_id.in_([r.id for r in rated.values()]))
+            )
+        ).all()
     }
     record["sessions"] = [
         {
@@ -76,15 +97,9 @@ async def case_record(
                 for f in files
                 if f.ticket_id == t.id
             ],
-            "rating": (
-                {
-                    "level": rated[t.id].level,
-                    "label": ratings.LEVELS.get(rated[t.id].level or 0),
-                    "reasons": rated[t.id].reasons,
-                }
-                if t.id in rated
-                else None
-            ),
+            "rating": _rating_json(rated[t.id], followed.get(rated[t.id].id), t)
+            if t.id in rated
+            else None,
         }
         for t in tickets
     ]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -415,13 +416,64 @@ async def cmd_case_show(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(body, ensure_ascii=False, indent=1))
         else:
-            print(f"{body['number']}  {body['status']['label']}  {body['item']['name']}")
-            print(f"  applicant {body['applicant']['name']} {body['applicant']['id_number']}")
-            for e in body["events"]:
-                print(f"  {e['at']}  → {e['to']['label']}  {e['actor']}  {e['reason']}")
+            _print_case(body)
         return 0
 
     return await _with_database(settings, work)
+
+
+def _local(iso: str) -> str:
+    """A stored moment as the district's local time, to the minute."""
+    return datetime.fromisoformat(iso).astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _print_case(body: dict[str, Any]) -> None:
+    """A case as text: what its page shows (history, sessions with ratings and follow-ups,
+    checklists, notices)."""
+    limits = body["time_limits"]
+    print(f"{body['number']}  {body['status']['label']}  {body['item']['name']}")
+    print(f"  applicant {body['applicant']['name']} {body['applicant']['phone']} "
+          f"{body['applicant']['id_number']}; station {body['station']['name']}; "
+          f"round {body['rounds']}")  # fmt: skip
+    promised, statutory = limits["promised_due"] or "-", limits["statutory_due"] or "-"
+    print(f"  promised {limits['promised_days']:g} working days (due {promised}), "
+          f"statutory {limits['statutory_days']:g} (due {statutory})")  # fmt: skip
+    for flag in body.get("flags", []):
+        print(f"  ! {flag}")
+    print("History:")
+    for e in body["events"]:
+        print(f"  {_local(e['at'])}  → {e['to']['label']}  {e['actor']}  {e['reason']}".rstrip())
+    print("Sessions:" if body["sessions"] else "Sessions: none")
+    for t in body["sessions"]:
+        print(f"  {t['day']} {t['ticket']}  {t['station']}  {t['status']}  outcome {t['outcome']}"
+              f"  ended by {t['end_reason']}")  # fmt: skip
+        for f in t["files"]:
+            print(f"    file {f['name']} ({f['size']} bytes, from {f['sender']})")
+        rating = t["rating"]
+        if rating:
+            reasons = f" ({', '.join(rating['reasons'])})" if rating["reasons"] else ""
+            print(f"    rating: {rating['label'] or rating['outcome']}{reasons}")
+            follow = rating["follow_up"]
+            if follow:
+                closed = f"closed {_local(follow['closed_at'])}" if follow["closed_at"] else ""
+                state = (
+                    f"{closed} by {follow['closed_by']}: {follow['note']}"
+                    if follow["closed_at"]
+                    else "open" + (" (overdue)" if follow["overdue"] else "")
+                )
+                print(f"    follow-up due {follow['due_date']}: {state}")
+    for checklist in body["checklists"]:
+        print(f"Checklist, round {checklist['round']}:")
+        for m in checklist["materials"]:
+            mark = m["status_label"] or "-"
+            print(f"  {m['position']}. {m['name']}  {mark}  {m['reason']}".rstrip())
+    for n in body["notices"]:
+        issued = f"issued {_local(n['issued_at'])} by {n['issued_by']}"
+        print(f"Correction notice, round {n['round']}: {issued}")
+        for entry in n["items"]:
+            what = entry.get("name", "") if isinstance(entry, dict) else str(entry)
+            why = entry.get("reason", "") if isinstance(entry, dict) else ""
+            print(f"  - {what}  {why}".rstrip())
 
 
 def _positive(text: str) -> int:

@@ -35,6 +35,30 @@ def test_demo_export_and_import(tmp_path: Path) -> None:
     waiting = json.loads(run_cli("case", "show", number, "--json", "--db", db).stdout)
     assert waiting["notices"][0]["items"][0]["reason"] == "申请人未签字"
     assert waiting["checklists"][0]["round"] == 1
+    # Each demo case was opened in a video session, rated by the resident; a bad rating has
+    # its follow-up.
+    (session,) = waiting["sessions"]
+    assert session["status"] == "completed" and session["outcome"] == "needs_correction"
+    assert [e["kind"] for e in session["events"]] == [
+        "enqueued", "offered", "connected", "case_opened", "ended", "wrapup_done",
+    ]  # fmt: skip
+    assert session["rating"]["level"] == 2 and session["rating"]["reasons"]
+    assert session["rating"]["follow_up"]["closed_at"] is None
+    assert session["rating"]["follow_up"]["due_date"] > session["day"]
+    shown = run_cli("case", "show", number, "--db", db)
+    assert shown.returncode == 0, shown.stderr
+    for part in ("Sessions:", "rating: 不满意 (等待时间长, 解答不清楚)", "follow-up due",
+                 "Checklist, round 1:", "申请人未签字", "Correction notice, round 1"):  # fmt: skip
+        assert part in shown.stdout, shown.stdout
+    records = {
+        c["number"]: json.loads(run_cli("case", "show", c["number"], "--json", "--db", db).stdout)
+        for c in listed
+    }
+    assert all(len(r["sessions"]) == 1 for r in records.values())
+    assert sorted(r["sessions"][0]["ticket"] for r in records.values()) == sorted(
+        {r["sessions"][0]["ticket"] for r in records.values()}
+    )  # one numbering: no two sessions share a number
+    assert [r["sessions"][0]["rating"]["outcome"] for r in records.values()].count("declined") == 1
     again = run_cli("demo", "--db", db)  # idempotent: no second set of cases
     assert again.returncode == 0 and "demo cases" not in again.stdout
 
@@ -246,3 +270,16 @@ def test_case_list_is_paged_with_a_constant_number_of_queries(tmp_path: Path) ->
     finally:
         event.remove(Engine, "before_cursor_execute", count)
     assert len(small) == len(large) <= 4, large  # no query per case
+
+
+async def test_case_show_json_is_what_the_case_page_shows(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'page.db'}"
+    assert run_cli("demo", "--db", db).returncode == 0
+    listed = json.loads(run_cli("case", "list", "--json", "--db", db).stdout)["cases"]
+    async with running_server(db) as server:
+        cookies = {"cloudhelp_session": await server.staff_token("sunhua")}
+        for case in listed:
+            shown = json.loads(run_cli("case", "show", case["number"], "--json", "--db", db).stdout)
+            async with server.http.get(f"/api/v1/cases/{case['number']}", cookies=cookies) as r:
+                page = (await r.json())["case"]
+            assert shown == page
