@@ -399,8 +399,9 @@ async def close_follow_up(request: web.Request) -> web.Response:
 
 
 async def kiosk_lookup(request: web.Request) -> web.Response:
-    """A kiosk finds a case waiting for corrections by its number, or by phone and the last
-    four characters of the ID number. Only what the resident needs to see is returned."""
+    """A kiosk finds a case waiting for corrections (or whose pre-review a dropped call left
+    open) by its number, or by phone and the last four characters of the ID number. Only what
+    the resident needs to see is returned."""
     state = AppState.of(request.app)
     header = request.headers.get("Authorization", "")
     async with state.db.read() as session:

@@ -525,6 +525,7 @@ function showPeerDevices(/** @type {any} */ devices) {
   $("chat-hint").hidden = !key;
   if (key) {
     $("chat-hint").textContent = t(noMicrophone ? "staff.call.chat_hint_no_microphone" : "staff.call.chat_hint_no_camera");
+    $("chat-form").scrollIntoView({ block: "nearest" });
     $("chat-input").focus();
   }
 }
