@@ -389,17 +389,21 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
 
 
 @pytest.mark.parametrize(
-    ("width", "height"), [(1366, 768), (1920, 1080), (1080, 1920)], ids=["1366", "1920", "portrait"]
+    ("width", "height", "elderly"),
+    [(1366, 768, False), (1920, 1080, False), (1080, 1920, False), (1366, 768, True)],
+    ids=["1366", "1920", "portrait", "1366-large-type"],
 )
 async def test_primary_actions_fit_the_screen(
-    sqlite_demo_url: str, width: int, height: int
+    sqlite_demo_url: str, width: int, height: int, elderly: bool
 ) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": width, "height": height})
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang", available=False)
-        name = f"kiosk-layout-{width}x{height}"
+        name = f"kiosk-layout-{width}x{height}" + ("-large" if elderly else "")
+        if elderly:
+            await kiosk.click("#elderly")
         await expect(kiosk.locator("#hot .tile").first).to_be_in_viewport()
         await snap(kiosk, f"{name}-1-home")
         await kiosk.click("#hot [data-item=NYNC-002]")
@@ -426,7 +430,7 @@ async def test_primary_actions_fit_the_screen(
         await kiosk.click("#hangup")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await kiosk.click("#rating-levels [data-level='1']")
-        for selector in ("#rating-levels", "#rating-reasons", "#rating-send"):
+        for selector in ("#rating-levels", "#rating-reasons", "#rating-send", "#done-home"):
             await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-6-done")
 
