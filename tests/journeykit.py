@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -216,6 +217,19 @@ async def sign_in_staff(page: Page, username: str, *, available: bool = True) ->
         await expect(page.locator("#state")).to_have_attribute("data-state", "available")
 
 
+async def photo_of_a_document(page: Page, text: str) -> bytes:
+    """A real JPEG (a drawn page with ``text``), as a kiosk's camera would take it."""
+    data_url = await page.evaluate(
+        """(text) => { const c = document.createElement('canvas'); c.width = 1200; c.height = 900;
+            const g = c.getContext('2d'); g.fillStyle = '#fdfdf8'; g.fillRect(0, 0, 1200, 900);
+            g.fillStyle = '#222'; g.font = '64px sans-serif'; g.fillText(text, 80, 160);
+            for (let y = 260; y < 820; y += 60) g.fillRect(80, y, 1040, 6);
+            return c.toDataURL('image/jpeg', 0.9); }""",
+        text,
+    )
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
 async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
     """Wait until a <video> shows frames at least ``minimum`` pixels wide."""
     await page.wait_for_function(
@@ -381,6 +395,10 @@ class Journey:
     findings: list[str] = field(default_factory=list)
     number: int = 0
     checked: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for old in ARTIFACTS.glob(f"journey-{self.name}-*.png"):  # screenshots of a past run
+            old.unlink()
 
     @asynccontextmanager
     async def step(self, title: str) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from tests.journeykit import (
     demo_server,
     enrol_kiosk,
     open_page,
+    photo_of_a_document,
     sign_in_staff,
     wait_for_video,
 )
@@ -120,7 +121,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
         async with journey.step("chat both ways"):
             await chat_both_ways(kiosk, staff, "我的捕捞许可证快到期了", "好的，请把材料拍照发过来")
         async with journey.step("resident sends a photo; staff keep it"):
-            photo = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 800
+            photo = await photo_of_a_document(kiosk, "渔业船舶检验证书")
             await kiosk.set_input_files(
                 "#file-input",
                 files=[{"name": "船舶检验证书.jpg", "mimeType": "image/jpeg", "buffer": photo}],
