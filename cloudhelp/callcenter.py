@@ -378,6 +378,21 @@ class CallCenter:
             ) from None
         raise SignalingError("auth_failed", "hello.auth.kind must be 'kiosk' or 'staff'.")
 
+    async def may_resume(self, session: Session, request: web.Request) -> bool:
+        """A staff session is taken back only by a browser signed in as the same person (a
+        tab's kept session never passes to whoever signs in next); kiosks prove it by token."""
+        if session.principal.kind != "staff":
+            return True
+        token = request.cookies.get(STAFF_COOKIE)
+        if not token:
+            return True  # a non-browser client: the resume token alone
+        try:
+            async with self.db.read() as s:
+                staff = await accounts.staff_by_token(s, token)
+        except accounts.AccountError:
+            return False
+        return str(staff.id) == session.principal.id
+
     async def session_started(self, session: Session) -> None:
         principal = session.principal
         # A new sign-in replaces only a session of the same purpose: a supervisor's board

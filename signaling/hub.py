@@ -67,6 +67,10 @@ class HubApplication(Protocol):
 
     async def session_started(self, session: Session) -> None: ...
 
+    async def may_resume(self, session: Session, request: web.Request) -> bool:
+        """Whether this request may take the session back (e.g. the same person signed in)."""
+        ...
+
     async def session_resumed(self, session: Session, reloaded: bool) -> None:
         """A client came back within the grace period; ``reloaded``: its page lost all state
         (it is sent no replay, so the application sends its current snapshots)."""
@@ -453,6 +457,7 @@ class Hub:
                 session is None
                 or session.ended
                 or not hmac.compare_digest(session.token, hello.resume.token)
+                or not await self.app.may_resume(session, request)
             ):
                 raise SignalingError(
                     "no_such_session",

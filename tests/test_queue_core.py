@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from cloudhelp import history
+from cloudhelp.callcenter import STAFF_COOKIE, SnapshotGate
 from cloudhelp.models import (
     Kiosk,
     ServiceItem,
@@ -301,3 +302,37 @@ async def test_a_dropped_socket_resumed_is_back_and_one_not_resumed_ends_the_cal
         async with server.state.db.read() as s:
             row = await s.get(Ticket, ticket_id)
             assert row is not None and row.end_reason == "peer_gone"
+
+
+async def test_a_kept_console_session_is_not_resumed_by_someone_else(demo_url: str) -> None:
+    """A tab keeps its session for a reload; whoever signs in next in it does not get it."""
+    async with running_server(demo_url, grace_seconds=10.0) as server:
+        staff = await server.staff("zhaogang")
+        await staff.drop()
+        kept = {"session": staff.session_id, "token": staff.welcome["token"], "reloaded": True}
+        for username, answer in (("wangli", "error"), ("zhaogang", "welcome")):
+            cookie = f"{STAFF_COOKIE}={await server.staff_token(username)}"
+            async with server.http.ws_connect(
+                f"{server.base_url}/ws", headers={"Cookie": cookie}
+            ) as ws:
+                await ws.send_json({"type": "hello", "v": 1, "resume": kept})
+                frame = await ws.receive_json(timeout=5)
+                assert frame["type"] == answer, frame
+                if answer == "error":
+                    assert frame["code"] == "no_such_session"
+
+
+def test_the_snapshot_gate_sends_nothing_older_or_unchanged() -> None:
+    gate = SnapshotGate()
+    early, late = gate.read(), gate.read()
+    assert gate.admit("presence:1", late, {"state": "in_call"})
+    assert not gate.admit("presence:1", early, {"state": "ringing"})  # read before: never after
+    assert not gate.admit("presence:1", gate.read(), {"state": "in_call"})  # unchanged
+    assert gate.sent_after("presence:1", early) and not gate.sent_after("presence:1", late)
+    gate.reset("presence:1")  # a new session: the same snapshot goes again, older ones still not
+    assert not gate.admit("presence:1", early, {"state": "ringing"})
+    assert gate.admit("presence:1", gate.read(), {"state": "in_call"})
+    # Tickets: the version first, so a newer state read earlier still wins over an older one.
+    assert gate.admit("ticket:5", (3, 10), {"status": "connected"})
+    assert not gate.admit("ticket:5", (2, 11), {"status": "offered"})
+    assert gate.admit("ticket:5", (3, 12), {"status": "connected", "position": None})
