@@ -5,7 +5,25 @@
 # enrolment links printed before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+host=${CLOUDHELP_HOST:-127.0.0.1} port=${CLOUDHELP_PORT:-8080}
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --port) port=${args[i + 1]:-$port} ;;
+    --port=*) port=${args[i]#--port=} ;;
+    --host) host=${args[i + 1]:-$host} ;;
+    --host=*) host=${args[i]#--host=} ;;
+  esac
+done
+case $host in 0.0.0.0 | :: | "") host=127.0.0.1 ;; esac
+echo "CloudHelp demo: http://$host:$port/ (installing and loading the demo data first; the server says when it is running)"
 VENV=${CLOUDHELP_VENV:-$PWD/.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check .
+log=$(mktemp)
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check . >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 exec "$VENV/bin/cloudhelp" demo --history 60 --serve "$@"
