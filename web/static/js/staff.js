@@ -72,6 +72,8 @@ async function open(me) {
   $("toggle-state").hidden = false;
   $("me").textContent = `${me.name}（${me.username}）`;
   clearCallWork();
+  // The checklist scrolls: it takes focus so it can be scrolled by keyboard (also when read-only).
+  $("checklist").setAttribute("aria-label", t("cases.checklists"));
   connection = new Connection({ auth: { kind: "staff" } });
   connection.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t("net.reconnecting"));
@@ -290,8 +292,14 @@ function showCaseState(/** @type {any} */ found) {
   $("case-number").textContent = found.number;
   $("case-status").textContent = t(`case.state.${found.status.code}`);
   $("case-status").className = `badge state-${found.status.code}`;
-  $("verdict").hidden = found.status.code !== "pre_review";
+  const reviewing = found.status.code === "pre_review";
+  $("verdict").hidden = !reviewing;
   $("acceptance").hidden = found.status.code !== "awaiting_acceptance";
+  // Marks are made in pre-review only; after the verdict the checklist is a record.
+  if (!reviewing) $("carry-ok").hidden = true;
+  document.querySelectorAll("#checklist button, #checklist select, #checklist input").forEach((el) => {
+    /** @type {any} */ (el).disabled = !reviewing;
+  });
 }
 
 async function loadCase(/** @type {string} */ number) {
@@ -300,11 +308,11 @@ async function loadCase(/** @type {string} */ number) {
   $("case-history").hidden = false;
   $("case-history").querySelector("a").href = `/cases/${found.number}`;
   const { round, materials, previous } = await caseApi(`/api/v1/cases/${number}/checklist`);
-  showCaseState(found);
   // A correction round: the previous round's marks stand beside each material for reference.
   $("round-info").hidden = !previous;
   $("round-info").textContent = previous ? t("staff.case.round_info", { round, previous: previous.round }) : "";
   renderChecklist(materials, previous ? previous.materials : null);
+  showCaseState(found);
 }
 
 /** @param {any[]} materials @param {any[] | null} previous */
