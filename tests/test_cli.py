@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from cloudhelp import cli
 from tests.callkit import running_server
-from tests.helpers import run_cli, serve_and_read_url, start_cli
+from tests.helpers import ROOT, run_cli, serve_and_read_url, start_cli
 
 
 def test_demo_export_and_import(tmp_path: Path) -> None:
@@ -283,3 +286,41 @@ async def test_case_show_json_is_what_the_case_page_shows(tmp_path: Path) -> Non
             async with server.http.get(f"/api/v1/cases/{case['number']}", cookies=cookies) as r:
                 page = (await r.json())["case"]
             assert shown == page
+
+
+def test_demo_script_prints_the_url_first_and_starts_the_server(tmp_path: Path) -> None:
+    """scripts/demo.sh as a new user runs it, with a stand-in virtual env whose pip installs
+    nothing (the suite's environment already has CloudHelp) and whose ``cloudhelp`` is this tree."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(
+        f'#!/bin/sh\n[ "$1 $2" = "-m pip" ] && exit 0\nexec {sys.executable} "$@"\n'
+    )
+    (bin_dir / "cloudhelp").write_text(
+        f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m cloudhelp "$@"\n'
+    )
+    for shim in bin_dir.iterdir():
+        shim.chmod(0o755)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CLOUDHELP_VENV": str(tmp_path / "venv"),
+           "CLOUDHELP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline()]
+        assert lines[0].startswith(f"CloudHelp demo: http://127.0.0.1:{port}/ "), lines
+        while not lines[-1].startswith("CloudHelp is running"):
+            lines.append(process.stdout.readline())
+            assert lines[-1], "".join(lines)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert lines[-1] == f"CloudHelp is running: open http://127.0.0.1:{port}/\n"
+    assert not any("Start the server with" in line for line in lines)
+    links = re.findall(rf"http://127\.0\.0\.1:{port}/kiosk\?enrol=\w{{4}}-\w{{4}}", "".join(lines))
+    assert len(links) == 6
