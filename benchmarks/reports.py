@@ -31,7 +31,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, make_url, select
 
-from cloudhelp import db, demo, history, metrics, workdays
+from cloudhelp import db, demo, history, metrics, workcalendar, workdays
 from cloudhelp.models import Ticket
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.report_routes import DUE_SOON_WORKING_DAYS
@@ -66,6 +66,7 @@ async def run_one(url: str, target: int) -> dict[str, Any]:
         await db.upgrade(engine)
         async with database.write() as s:
             await demo.load_samples(s)
+            await workcalendar.refresh(s)  # working days from the database's calendar
         midnight = datetime.combine(datetime.now(LOCAL_TZ).date(), time(), LOCAL_TZ)
         last = midnight.date() - timedelta(days=1)
         first = last - timedelta(days=364)
