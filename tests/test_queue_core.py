@@ -336,3 +336,24 @@ def test_the_snapshot_gate_sends_nothing_older_or_unchanged() -> None:
     assert gate.admit("ticket:5", (3, 10), {"status": "connected"})
     assert not gate.admit("ticket:5", (2, 11), {"status": "offered"})
     assert gate.admit("ticket:5", (3, 12), {"status": "connected", "position": None})
+
+
+async def test_reloaded_pages_get_their_waiting_ticket_and_their_ring_back(demo_url: str) -> None:
+    async with running_server(demo_url, grace_seconds=10.0) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk("QG-01")
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ring = await staff.expect("ring")
+        await kiosk.drop()
+        await kiosk.resume(reloaded=True)
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        assert ticket["id"] == ring["ticket"]["id"] and ticket["status"] == "offered"
+        assert ticket["version"] >= ring["ticket"]["version"]
+        await staff.drop()
+        await staff.resume(reloaded=True)
+        assert (await staff.expect("presence"))["state"] == "ringing"
+        again = await staff.expect("ring")
+        assert again["ticket"]["id"] == ticket["id"] and 1 <= again["ring_seconds"] <= 20
+        await staff.send({"type": "ring.accept", "ticket": ticket["id"]})
+        await kiosk.expect("joined")
+        await staff.expect("joined")
