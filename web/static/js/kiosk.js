@@ -802,6 +802,8 @@ function wire() {
   $("done-notice").onclick = () => reopenNotice();
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
+  // 返回首页 with a level chosen sends it; without one the resident declined to rate.
+  $("done-home").onclick = () => { settleRating("declined"); goHome(); };
   $("elderly").onclick = () => {
     const on = document.body.classList.toggle("elderly");
     if (on) localStorage.setItem(ELDERLY_KEY, "1"); else localStorage.removeItem(ELDERLY_KEY);
