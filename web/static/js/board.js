@@ -104,7 +104,8 @@ function renderWarning(w) {
     : [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
   head.append(el("span", what, "grow"));
   if (w.kind !== "calendar_missing") {
-    const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "", "late");
+    const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "",
+      w.kind === "case_due_soon" ? "hot" : "late");  // due soon is not late yet
     if (!w.detail.due) {
       time.classList.add("wait");
       time.dataset.since = w.detail.since || w.raised_at;
