@@ -298,7 +298,10 @@ function showCaseState(/** @type {any} */ found) {
   // Marks are made in pre-review only; after the verdict the checklist is a record.
   if (!reviewing) $("carry-ok").hidden = true;
   document.querySelectorAll("#checklist button, #checklist select, #checklist input").forEach((el) => {
-    /** @type {any} */ (el).disabled = !reviewing;
+    const control = /** @type {any} */ (el);
+    control.disabled = !reviewing;
+    // A record shows what was chosen or typed, not empty pickers.
+    if (!reviewing && control.tagName !== "BUTTON" && !control.value) control.hidden = true;
   });
 }
 
