@@ -972,11 +972,16 @@ class CallCenter:
             wrapup_seconds,
             lambda: self._spawn(self._finish_wrapup(staff_id, None, "", "timeout")),
         )
-        # The ticket's new state before ``left``: a snapshot of the call (older version) can
-        # then never reach the kiosk after the call is over.
-        await self._push_ticket(ticket_id)
+        # The ticket's new state (wrap-up) before ``left``: no snapshot of the call can reach
+        # the kiosk after the call is over. A transferred ticket is back in a queue: its
+        # position follows ``left``, for the waiting screen the kiosk returns to (anything
+        # older than the call is dropped by its version).
+        if transfer_to is None:
+            await self._push_ticket(ticket_id)
         members = [sid for sid in (kiosk_session, staff_session) if sid]
         await self.hub.close_room(f"call-{call.id}", members, reason)
+        if transfer_to is not None:
+            await self._push_ticket(ticket_id)
         # Not after a presence read later than this call's end (the staff member may have
         # finished wrap-up already): the console would go back to a wrap-up that is over.
         if staff_session is not None and not self._gate.sent_after(f"presence:{staff_id}", stamp):

@@ -357,3 +357,18 @@ async def test_reloaded_pages_get_their_waiting_ticket_and_their_ring_back(demo_
         await staff.send({"type": "ring.accept", "ticket": ticket["id"]})
         await kiosk.expect("joined")
         await staff.expect("joined")
+
+
+async def test_a_transferred_kiosk_is_sent_its_new_place_after_left(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        kiosk, staff, _ticket_id = await _in_a_call(server)
+        seen: list[dict] = []
+        kiosk.listeners.append(seen.append)
+        await staff.send({"type": "ticket.transfer", "department": "ZJJ"})
+        await kiosk.expect("left")
+        waiting = await kiosk.expect_where(
+            "ticket", lambda f: f["ticket"]["department"]["code"] == "ZJJ"
+        )
+        assert waiting["ticket"]["status"] == "waiting" and waiting["ticket"]["position"] == 1
+        types = [f["type"] for f in seen]
+        assert types.index("left") < types.index("ticket"), types
