@@ -401,24 +401,33 @@ class Journey:
             old.unlink()
 
     @asynccontextmanager
-    async def step(self, title: str) -> AsyncIterator[None]:
-        """One step; every page is photographed after it (also when it failed)."""
+    async def step(self, title: str, *shown: str) -> AsyncIterator[None]:
+        """One step; the pages of ``shown`` (all when none is named) are photographed after it.
+
+        When the step fails, every page is photographed and the error names journey and step.
+        """
         self.number += 1
         slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40]
+        started = time.monotonic()
         try:
             yield
         except Exception as exc:
+            print(
+                f"journey {self.name} step {self.number} {title}: FAILED after "
+                f"{time.monotonic() - started:.1f} s"
+            )
             await self.snap_all(f"{slug}-FAILED")
             message = str(exc).splitlines()[0:6]
             raise StepFailed(
                 f"journey {self.name}, step {self.number} '{title}': " + "\n".join(message)
             ) from exc
-        await self.snap_all(slug)
+        print(f"journey {self.name} step {self.number} {title}: {time.monotonic() - started:.1f} s")
+        await self.snap_all(slug, shown)
 
-    async def snap_all(self, slug: str) -> None:
+    async def snap_all(self, slug: str, roles: tuple[str, ...] = ()) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         for role, page in self.pages.items():
-            if page.is_closed():
+            if page.is_closed() or (roles and role not in roles):
                 continue
             path = ARTIFACTS / f"journey-{self.name}-{self.number:02d}-{slug}-{role}.png"
             try:

@@ -44,15 +44,15 @@ def server(tmp_path: Path) -> Iterator[DemoServer]:
 
 async def resident_calls(journey: Journey, kiosk: Page, staff: Page) -> str:
     """Search by pinyin initials, open the item, check devices, call; staff are rung."""
-    async with journey.step("resident searches yyblx"):
+    async with journey.step("resident searches yyblx", "kiosk"):
         await kiosk.fill("#search", "yyblx")
         await expect(kiosk.locator(f"#results [data-item={FISHING_RENEWAL}]")).to_be_visible()
         await journey.check("kiosk", "search")
-    async with journey.step("resident opens the item"):
+    async with journey.step("resident opens the item", "kiosk"):
         await kiosk.click(f"#results [data-item={FISHING_RENEWAL}]")
         await expect(kiosk.locator("#item-name")).to_have_text("渔业捕捞许可证换发（延续）")
         await journey.check("kiosk", "item")
-    async with journey.step("resident checks camera and microphone"):
+    async with journey.step("resident checks camera and microphone", "kiosk"):
         await kiosk.click("#call-button")
         await wait_for_video(kiosk, "#preview")
         await journey.check("kiosk", "device-check")
@@ -109,10 +109,10 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
         kiosk = await open_page(chromium, server)
         staff = await open_page(chromium, server, 1600, 900)
         journey.pages = {"kiosk": kiosk, "staff": staff}
-        async with journey.step("kiosk opens the printed enrolment link"):
+        async with journey.step("kiosk opens the printed enrolment link", "kiosk"):
             await enrol_kiosk(kiosk, server)
             await journey.check("kiosk", "home")
-        async with journey.step("zhaogang signs in and is available"):
+        async with journey.step("zhaogang signs in and is available", "staff"):
             await sign_in_staff(staff, "zhaogang")
             await journey.check("staff", "available")
         number = await resident_calls(journey, kiosk, staff)
@@ -138,7 +138,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             await staff.click("#share-screen")
             await expect(kiosk.locator("#screen-label")).to_be_hidden()
 
-        async with journey.step("staff open the case and check the materials"):
+        async with journey.step("staff open the case and check the materials", "staff"):
             await staff.fill("#applicant-name", "刘海生")
             await staff.fill("#applicant-phone", "13812345678")
             await staff.fill("#applicant-id", "210211196503121012")
@@ -164,7 +164,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             await expect(notice.locator("body")).to_contain_text("赵刚")  # 告知人 by name
             await expect(notice.locator("body")).not_to_contain_text("zhaogang")
             await journey.check("kiosk", "notice")
-        async with journey.step("resident prints the notice"):
+        async with journey.step("resident prints the notice", "kiosk"):
             await kiosk.evaluate(
                 """() => { const w = document.getElementById('notice-frame').contentWindow;
                            w.__printed = 0; w.print = () => { w.__printed += 1; }; }"""
@@ -188,10 +188,10 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             await expect(staff.locator("#outcome")).not_to_have_value("resolved")
             await journey.check("kiosk", "done")
             await journey.check("staff", "wrapup")
-        async with journey.step("resident rates 非常满意"):
+        async with journey.step("resident rates 非常满意", "kiosk"):
             await kiosk.click("#rating-levels [data-level='5']")
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
-        async with journey.step("staff finish wrap-up; nothing of the last resident stays"):
+        async with journey.step("staff finish wrap-up; nothing of the last resident stays", "staff"):
             await staff.click("#wrapup button")
             await expect(staff.locator("#state")).to_have_attribute("data-state", "available")
             for leftover in ("#chat li", "#files li", "#checklist li"):
@@ -209,9 +209,9 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
         staff = await open_page(chromium, server, 1600, 900)
         journey.pages = {"kiosk": kiosk, "staff": staff}
         await enrol_kiosk(kiosk, server)
-        async with journey.step("zhaogang, the reviewer, signs in"):
+        async with journey.step("zhaogang, the reviewer, signs in", "staff"):
             await sign_in_staff(staff, "zhaogang")
-        async with journey.step("resident enters the case number"):
+        async with journey.step("resident enters the case number", "kiosk"):
             await kiosk.fill("#case-query", case_number)
             await kiosk.click("#correction-form button")
             await wait_for_video(kiosk, "#preview")
@@ -224,14 +224,14 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
             await expect(staff.locator("#ring")).to_contain_text(case_number)
             await journey.check("staff", "correction-ring")
         await staff_accepts(journey, kiosk, staff)
-        async with journey.step("round 2 opens beside the video with round-1 marks"):
+        async with journey.step("round 2 opens beside the video with round-1 marks", "staff"):
             await expect(staff.locator("#case-number")).to_have_text(case_number)
             await expect(staff.locator("#verdict-passed")).to_be_visible()
             rows = staff.locator("#checklist li")
             await expect(rows.first).to_be_visible()
             await expect(staff.locator("#case-panel")).to_contain_text("申请人未签字")
             await journey.check("staff", "round-2")
-        async with journey.step("the reviewer checks every material and passes it"):
+        async with journey.step("the reviewer checks every material and passes it", "staff"):
             for index in range(await rows.count()):
                 await rows.nth(index).locator("[data-check=ok]").click()
             await staff.click("#verdict-passed")
@@ -243,7 +243,7 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
             await expect(staff.locator("#wrapup")).to_be_visible()
             await staff.click("#wrapup button")
-        async with journey.step("the case page accepts it: 已受理"):
+        async with journey.step("the case page accepts it: 已受理", "staff"):
             await staff.goto(f"/cases/{case_number}")
             await expect(staff.locator("h1")).to_contain_text("待受理")
             await journey.check("staff", "case-page-awaiting")
@@ -266,13 +266,13 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
         await sign_in_staff(staff, "zhaogang")
         number = await resident_calls(journey, kiosk, staff)
         await staff_accepts(journey, kiosk, staff)
-        async with journey.step("resident hangs up and picks 不满意"):
+        async with journey.step("resident hangs up and picks 不满意", "kiosk"):
             await kiosk.click("#hangup")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await kiosk.click("#rating-levels [data-level='2']")
             await expect(kiosk.locator("#rating-reasons")).to_be_visible()
             await journey.check("kiosk", "bad-rating-reasons")
-        async with journey.step("resident takes 40 s over the reasons"):
+        async with journey.step("resident takes 40 s over the reasons", "kiosk"):
             reasons = kiosk.locator("#rating-reasons .chip")
             first_reason = (await reasons.nth(0).text_content() or "").strip()
             for second in range(40):
@@ -283,14 +283,14 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
                     await reasons.nth(1).click()
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await expect(kiosk.locator("#rating-send")).to_be_visible()
-        async with journey.step("resident sends the rating; it is saved"):
+        async with journey.step("resident sends the rating; it is saved", "kiosk"):
             await kiosk.click("#rating-send")
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
             await staff.click("#wrapup button")
 
         supervisor = await open_page(chromium, server, 1920, 1080)
         journey.pages["supervisor"] = supervisor
-        async with journey.step("sunhua finds the follow-up of the bad rating"):
+        async with journey.step("sunhua finds the follow-up of the bad rating", "supervisor"):
             await sign_in_staff(supervisor, "sunhua", available=False)
             await supervisor.goto("/board")
             await supervisor.get_by_role("link", name=re.compile("回访")).first.click()
@@ -303,7 +303,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
             await expect(card).to_contain_text("不满意")
             await expect(card).to_contain_text(first_reason)
             await journey.check("supervisor", "follow-ups")
-        async with journey.step("sunhua closes it with a note"):
+        async with journey.step("sunhua closes it with a note", "supervisor"):
             await card.get_by_role("textbox").fill("已电话回访，居民表示理解")
             await card.get_by_role("button").first.click()
             await supervisor.locator("#show-closed").check()
@@ -327,7 +327,7 @@ async def test_journey_4_board_beside_a_call_keeps_both(server: DemoServer) -> N
         console = await open_page(chromium, server, 1600, 900)
         journey.pages = {"kiosk": kiosk, "staff": console}
         await enrol_kiosk(kiosk, server)
-        async with journey.step("sunhua signs in at the console"):
+        async with journey.step("sunhua signs in at the console", "staff"):
             await sign_in_staff(console, "sunhua")
         await resident_calls(journey, kiosk, console)
         await staff_accepts(journey, kiosk, console)
@@ -341,7 +341,7 @@ async def test_journey_4_board_beside_a_call_keeps_both(server: DemoServer) -> N
             await expect(board.locator("#calls li")).to_contain_text("孙华")
             await journey.check("board", "wall")
         async with journey.step("the console and the call are still up"):
-            await console.wait_for_timeout(3000)  # a takeover closes the console within ms
+            await console.wait_for_timeout(2000)  # a takeover closes the console within ms
             await expect(console.locator("#console")).to_be_visible()
             await expect(console.locator("#call")).to_be_visible()
             await expect(console.locator("#state")).to_have_attribute("data-state", "in_call")

@@ -138,7 +138,7 @@ async def test_journey_5b_kiosk_without_camera_or_microphone(server: DemoServer)
         journey.pages = {"kiosk": kiosk, "voice-kiosk": voice, "staff": staff}
         await enrol_kiosk(voice, server)
         await sign_in_staff(staff, "zhaogang")
-        async with journey.step("microphone only: a voice call is offered"):
+        async with journey.step("microphone only: a voice call is offered", "voice-kiosk"):
             await open_item(voice)
             await voice.click("#call-button")
             await expect(voice.locator("#device-problem")).to_be_visible()
@@ -196,7 +196,7 @@ async def test_journey_5d_used_enrolment_link_is_explained(quiet_server: DemoSer
         await first.context.close()
         kiosk = await open_page(chromium, quiet_server)
         journey.pages = {"kiosk": kiosk}
-        async with journey.step("the used link is opened on another kiosk"):
+        async with journey.step("the used link is opened on another kiosk", "kiosk"):
             await kiosk.goto(f"/kiosk?enrol={used}")
             await expect(kiosk.locator("[data-screen=enrol]")).to_be_visible()
             await expect(kiosk.locator("#enrol-error")).to_be_visible()
@@ -230,31 +230,31 @@ async def test_journey_6_primary_actions_in_view_and_no_english(server: DemoServ
         kiosk = await open_page(chromium, server)
         staff = await open_page(chromium, server, 1600, 900)
         journey.pages = {"kiosk": kiosk, "staff": staff}
-        async with journey.step("enrolment screen"):
+        async with journey.step("enrolment screen", "kiosk"):
             await kiosk.goto("/kiosk")
             await expect(kiosk.locator("[data-screen=enrol]")).to_be_visible()
             await in_view(kiosk, "enrol", "#enrol-code", "#enrol-form button")
-        async with journey.step("home screen"):
+        async with journey.step("home screen", "kiosk"):
             await enrol_kiosk(kiosk, server)
             await in_view(kiosk, "home", "#search")
-        async with journey.step("item screen: 视频求助"):
+        async with journey.step("item screen: 视频求助", "kiosk"):
             await open_item(kiosk)
             await in_view(kiosk, "item", "#call-button")
-        async with journey.step("device check: title and 开始呼叫"):
+        async with journey.step("device check: title and 开始呼叫", "kiosk"):
             await kiosk.click("#call-button")
             await wait_for_video(kiosk, "#preview")
             await in_view(kiosk, "check", "[data-screen=check] h1", "#start-call")
         await sign_in_staff(staff, "zhaogang", available=False)
-        async with journey.step("waiting screen: number and 取消"):
+        async with journey.step("waiting screen: number and 取消", "staff"):
             await kiosk.click("#start-call")
             await expect(kiosk.locator("#ticket-number")).to_have_text(TICKET_NUMBER)
             await in_view(kiosk, "waiting", "#ticket-number", "#cancel-ticket")
-        async with journey.step("call screen: 挂断"):
+        async with journey.step("call screen: 挂断", "staff"):
             await staff.click("#toggle-state")
             await staff.click("#ring-accept")
             await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
             await in_view(kiosk, "call", "#hangup", "#chat-input")
-        async with journey.step("done screen: rating"):
+        async with journey.step("done screen: rating", "staff"):
             await kiosk.click("#hangup")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await in_view(kiosk, "done", "#rating-levels", "[data-screen=done] [data-go=home]")
