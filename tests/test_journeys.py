@@ -191,7 +191,7 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
         async with journey.step("resident rates 非常满意", "kiosk"):
             await kiosk.click("#rating-levels [data-level='5']")
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
-        async with journey.step("staff finish wrap-up; nothing of the last resident stays", "staff"):
+        async with journey.step("staff finish wrap-up; nothing of the last resident left", "staff"):
             await staff.click("#wrapup button")
             await expect(staff.locator("#state")).to_have_attribute("data-state", "available")
             for leftover in ("#chat li", "#files li", "#checklist li"):
