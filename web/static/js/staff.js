@@ -131,7 +131,11 @@ function onPresence(/** @type {any} */ frame) {
   $("toggle-state").hidden = !canToggle;
   $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
-  $("idle").hidden = frame.state === "in_call" || frame.state === "wrapup" || autopaused;
+  const working = frame.state === "in_call" || frame.state === "wrapup";
+  $("idle").hidden = working || autopaused;
+  $("idle").textContent = t(frame.state === "available" ? "staff.call.idle_available" : "staff.call.idle");
+  // Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
+  $("call-side").hidden = !working;
 }
 
 /** Time-out warnings that concern this staff member, each with an acknowledge button. */
@@ -243,6 +247,7 @@ function onJoined(/** @type {any} */ frame) {
   files = new FileChannel(call);
   $("self-view").srcObject = stream;
   $("call").hidden = false;
+  $("call-side").hidden = false;
   $("idle").hidden = true;
   wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => {
