@@ -39,6 +39,7 @@ SERVE_START_SECONDS = 60.0
 # A printed enrolment code (e.g. QX8M-RT2L) and the kiosk code on the same line (e.g. QG-01).
 _ENROL_CODE = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{4}-[A-Z0-9]{4})(?![A-Z0-9])")
 _KIOSK_CODE = re.compile(r"(?<![A-Z0-9-])([A-Z]{2,4}-\d{2})(?![\d-])")
+_ENROL_LINK = re.compile(r"(https?://\S+/kiosk\?enrol=[A-Z0-9]{4}-[A-Z0-9]{4})")
 _SERVE_URL = re.compile(r"CloudHelp is running: open http://127\.0\.0\.1:(\d+)/")
 
 
@@ -83,6 +84,7 @@ class DemoServer:
     log_path: Path
     unused_codes: dict[str, str]
     used_codes: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # enrolment code → printed link
     _extra_kiosks: int = 0
 
     async def cli(self, *args: str, stdin: str | None = None) -> str:
@@ -146,6 +148,7 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
             demo_output=output,
             log_path=log_path,
             unused_codes=codes,
+            links={link.rsplit("=", 1)[1]: link for link in _ENROL_LINK.findall(output)},
         )
     finally:
         if process.poll() is None:
@@ -197,9 +200,9 @@ async def open_page(
 
 
 async def enrol_kiosk(page: Page, server: DemoServer) -> str:
-    """Open the enrolment link of a printed code; the kiosk shows its home screen."""
+    """Open the enrolment link the demo printed (whole, as a user copies it); home shows."""
     code = await server.enrol_code()
-    await page.goto(f"/kiosk?enrol={code}")
+    await page.goto(server.links.get(code, f"/kiosk?enrol={code}"))
     await expect(page.locator("[data-screen=home]")).to_be_visible()
     return code
 

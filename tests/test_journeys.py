@@ -8,6 +8,7 @@ critical or serious WCAG 2.2 AA violations found on the way are reported at the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -197,19 +198,37 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             for leftover in ("#chat li", "#files li", "#checklist li"):
                 await expect(staff.locator(leftover)).to_have_count(0)
             await journey.check("staff", "available-after-call")
+        async with journey.step("the case page keeps the session: file and rating", "staff"):
+            await staff.goto(f"/cases/{case_number}")
+            record = staff.locator("body")
+            await expect(record).to_contain_text(number)
+            await expect(record).to_contain_text("船舶检验证书.jpg")
+            await expect(record).to_contain_text("非常满意")
+            await journey.check("staff", "case-page")
     journey.assert_no_findings()
 
 
 async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) -> None:
     """The demo's 待补正 case: by case number → the same reviewer → round 2 → pass → accepted."""
     journey = Journey("2-correction")
-    case_number = (await case_of(server, "correction_needed", "王德福"))["number"]
+    # 刘梅 handles fishing licences too (the operator's CLI): the ring must still go to the
+    # reviewer of round 1, 赵刚, although 刘梅 has been waiting longer.
+    owed, _ = await asyncio.gather(
+        case_of(server, "correction_needed", "王德福"),
+        server.cli(
+            "staff", "add", "liumei", "--name", "刘梅", "--station", "GJZ-HALL",
+            "--departments", "ZJJ,CGJ,NYNC", "--password-stdin", stdin=DEMO_PASSWORD + "\n",
+        ),
+    )  # fmt: skip
+    case_number = owed["number"]
     async with browser() as chromium:
         kiosk = await open_page(chromium, server)
         staff = await open_page(chromium, server, 1600, 900)
-        journey.pages = {"kiosk": kiosk, "staff": staff}
+        other = await open_page(chromium, server, 1280, 720)
+        journey.pages = {"kiosk": kiosk, "staff": staff, "other-staff": other}
         await enrol_kiosk(kiosk, server)
-        async with journey.step("zhaogang, the reviewer, signs in", "staff"):
+        async with journey.step("liumei, then zhaogang, the reviewer, sign in", "staff"):
+            await sign_in_staff(other, "liumei")
             await sign_in_staff(staff, "zhaogang")
         async with journey.step("resident enters the case number", "kiosk"):
             await kiosk.fill("#case-query", case_number)
@@ -222,6 +241,7 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
             await expect(staff.locator("#ring")).to_be_visible()
             await expect(staff.locator("#ring")).to_contain_text("补正")
             await expect(staff.locator("#ring")).to_contain_text(case_number)
+            await expect(other.locator("#ring")).to_be_hidden()
             await journey.check("staff", "correction-ring")
         await staff_accepts(journey, kiosk, staff)
         async with journey.step("round 2 opens beside the video with round-1 marks", "staff"):
