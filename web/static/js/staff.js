@@ -136,6 +136,7 @@ function onPresence(/** @type {any} */ frame) {
   $("idle").textContent = t(frame.state === "available" ? "staff.call.idle_available" : "staff.call.idle");
   // Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
   $("call-side").hidden = !working;
+  $("side-idle").hidden = working;
 }
 
 /** Time-out warnings that concern this staff member, each with an acknowledge button. */
@@ -248,6 +249,7 @@ function onJoined(/** @type {any} */ frame) {
   $("self-view").srcObject = stream;
   $("call").hidden = false;
   $("call-side").hidden = false;
+  $("side-idle").hidden = true;
   $("idle").hidden = true;
   wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => {
