@@ -478,10 +478,12 @@ class Hub:
                 await session.attach(ws, hello.resume.last_seq)
             if old is not None and old is not ws and not old.closed:
                 await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
-            await self._tell_peers(session, "peer_back", reloaded=reloaded)
             await self.app.session_resumed(session, reloaded)
             if reloaded and session.room is not None and not session.ended:
                 await session.send(_joined(session, resumed=True))
+            # Peers hear of it only now: a new offer they send at once must find the resumed
+            # page already past ``joined``.
+            await self._tell_peers(session, "peer_back", reloaded=reloaded)
             return session
         try:
             principal = await self.app.authenticate(hello.auth, request)

@@ -70,3 +70,43 @@ async def test_kiosk_reload_mid_call_resumes_the_call(sqlite_demo_url: str) -> N
         async with server.state.db.read() as s:
             row = await s.get(Ticket, ticket_id)
             assert row is not None and row.status == "connected" and row.ended_at is None
+
+
+async def test_staff_console_reload_mid_call_resumes_the_call(sqlite_demo_url: str) -> None:
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=15.0) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.fill("#search", "yyblxkz")
+        await kiosk.click("#results [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring")).to_be_visible()
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+
+        await staff.reload()
+        await expect(kiosk.locator("#banner")).to_be_visible(timeout=3000)
+        await snap(kiosk, "reload-4-kiosk-told-staff-reconnecting")
+        await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        assert await wait_for_video(staff, "#remote-main") > 0
+        await kiosk.wait_for_function(
+            "document.querySelector('#remote-main').srcObject?.getVideoTracks()[0]?.readyState"
+            " === 'live'",
+            timeout=20_000,
+        )
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=20_000)
+        await snap(staff, "reload-5-staff-back-in-call")
+        await staff.fill("#chat-input", "页面刷新了，我们继续")
+        await staff.click("#chat-form button")
+        await expect(kiosk.locator("#chat li.them").last).to_have_text("页面刷新了，我们继续")
+        async with server.state.db.read() as s:
+            row = await s.scalar(select(Ticket).where(Ticket.status == "connected"))
+            assert row is not None and row.ended_at is None
