@@ -320,6 +320,11 @@ async def test_ticket_error_is_shown_in_chinese(sqlite_demo_url: str) -> None:
         await expect(banner).to_be_visible()
         text = await banner.inner_text()
         assert text and not any("a" <= c.lower() <= "z" for c in text), text
+        # An unknown item: the kiosk's catalog text for no_such_item.
+        await kiosk.click("#cancel-ticket")
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await kiosk.evaluate("window.cloudhelp.connection.send({type: 'ticket.take', item: 'X-1'})")
+        await expect(banner).to_contain_text("没有找到这个事项")
 
 
 async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: str) -> None:

@@ -85,7 +85,11 @@ const idle = {
   /** Seconds without a touch before "还在吗？" on the current screen, or null for never. */
   limit() {
     const screen = document.body.dataset.current;
-    if (!screen || screen === "enrol" || screen === "waiting" || screen === "call") return null;
+    if (!screen || screen === "enrol" || screen === "call") return null;
+    if (screen === "waiting") {  // a ticket in the queue waits as long as it takes; no ticket does not
+      const status = visit.ticket?.status;
+      return status === "waiting" || status === "offered" || status === "connected" ? null : IDLE.seconds;
+    }
     if (screen === "done") return DONE_SECONDS;
     if (screen === "home" && !residentOnHome()) return null;
     return IDLE.seconds;
@@ -95,7 +99,7 @@ const idle = {
     $("idle-overlay").hidden = true;
     const limit = idle.limit();
     if (limit === null) return;
-    idle.timer = window.setTimeout(() => idle.warn(IDLE.warning), limit * 1000);
+    idle.timer = window.setTimeout(() => { if (idle.limit() !== null) idle.warn(IDLE.warning); }, limit * 1000);
   },
   /** @param {number} seconds */
   warn(seconds) {
