@@ -269,7 +269,10 @@ async function openItem(/** @type {string} */ code) {
  * the call cannot start and the page says, at the top, to ask the station's attendant. Without a
  * camera the call can go on as a voice call (staff are told which device is missing).
  */
+let deviceChecks = 0;
+
 async function checkDevices() {
+  const attempt = ++deviceChecks;
   show("check");
   $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
@@ -292,8 +295,8 @@ async function checkDevices() {
       try { stream = await navigator.mediaDevices.getUserMedia(constraints); } catch { /* still missing */ }
     }
   }
-  if (document.body.dataset.current !== "check") {  // the resident left meanwhile
-    stream?.getTracks().forEach((track) => track.stop());
+  if (attempt !== deviceChecks || document.body.dataset.current !== "check") {
+    stream?.getTracks().forEach((track) => track.stop());  // the resident left or checked again meanwhile
     return;
   }
   visit.stream = stream;
