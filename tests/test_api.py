@@ -115,7 +115,7 @@ async def test_home_and_catalog_pages(http: ClientSession) -> None:
 
     async with http.get("/catalog/NO-SUCH") as response:
         assert response.status == 404
-        assert "您要找的页面不存在" in await response.text()
+        assert "您要找的页面或内容不存在" in await response.text()
 
     async with http.get("/static/css/app.css") as response:
         assert response.status == 200
