@@ -59,8 +59,10 @@ class Applicant(BaseModel):
 
 
 class NewCase(BaseModel):
+    """``item`` may be left out when ``ticket`` is given: the case is for the ticket's item."""
+
     model_config = ConfigDict(extra="forbid")
-    item: Annotated[str, Field(min_length=1, max_length=32)]
+    item: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     ticket: int | None = None
     applicant: Applicant
 
@@ -108,9 +110,6 @@ async def create(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
-            item = await session.scalar(select(ServiceItem).where(ServiceItem.code == body.item))
-            if item is None:
-                raise not_found(f"There is no service item with code {body.item!r}.")
             station_id = staff.station_id
             ticket = None
             if body.ticket is not None:
@@ -118,6 +117,16 @@ async def create(request: web.Request) -> web.Response:
                 if ticket is None:
                     raise not_found("There is no such ticket.")
                 station_id = ticket.station_id
+            if body.item is not None:
+                item = await session.scalar(
+                    select(ServiceItem).where(ServiceItem.code == body.item)
+                )
+                if item is None:
+                    raise not_found(f"There is no service item with code {body.item!r}.")
+            elif ticket is not None:
+                item = ticket.item
+            else:
+                raise bad_request("Say which item (item) or ticket (ticket) the case is for.")
             case = await cases.open_case(
                 session,
                 district=state.settings.district_code,
@@ -178,6 +187,11 @@ async def find_cases(request: web.Request) -> list[dict[str, object]]:
         stmt = stmt.where(Case.status == q["status"])
     if q.get("item"):
         stmt = stmt.join(ServiceItem).where(ServiceItem.code == q["item"].strip())
+    if q.get("ticket"):
+        if not q["ticket"].isdigit():
+            raise bad_request("Parameter 'ticket' must be a ticket id.")
+        # The case a session belongs to (the console finds it again after a reload).
+        stmt = stmt.join(Ticket, Ticket.case_id == Case.id).where(Ticket.id == int(q["ticket"]))
     first, last = _day(request, "from"), _day(request, "to")
     if first:
         stmt = stmt.where(Case.created_at >= datetime.combine(first, time(), LOCAL_TZ))
@@ -464,6 +478,12 @@ async def transfer_targets(request: web.Request) -> web.Response:
         item_department = dict(
             (await session.execute(select(ServiceItem.id, ServiceItem.department_id))).all()
         )
+        # The department of the caller's call now: transferring there would change nothing.
+        current = await session.scalar(
+            select(Ticket.department_id)
+            .join(StaffPresence, StaffPresence.ticket_id == Ticket.id)
+            .where(StaffPresence.staff_id == me.id)
+        )
         waiting = dict(
             (
                 await session.execute(
@@ -489,6 +509,7 @@ async def transfer_targets(request: web.Request) -> web.Response:
                 "on_duty": len(staff),
                 "available": sum(p.state == "available" for p in staff),
                 "waiting": waiting.get(department.id, 0),
+                "current": department.id == current,
             }
         )
     return web.json_response({"departments": body}, dumps=state.dumps)

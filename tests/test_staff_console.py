@@ -183,6 +183,15 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await staff.click("#verdict-correction")
         await expect(staff.locator("#case-status")).to_have_text("待补正")
         await expect(staff.locator("#notice-link")).to_be_visible()
+        number = await staff.locator("#case-number").inner_text()
+
+        # A reloaded console resumes the call and finds the session's case again (no second
+        # case is opened by mistake).
+        await staff.reload()
+        await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        await expect(staff.locator("#case-number")).to_have_text(number)
+        await expect(staff.locator("#case-status")).to_have_text("待补正")
+        await expect(staff.locator("#case-form")).to_be_hidden()
 
         # Transfer shows who can take the call, and asks before it ends anything.
         await staff.click("#transfer")

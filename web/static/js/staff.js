@@ -114,7 +114,13 @@ function onMessage(frame) {
 function onPresence(/** @type {any} */ frame) {
   const before = presence;
   presence = frame.state;
-  if (frame.ticket) callTicket = frame.ticket;
+  if (frame.ticket && frame.ticket !== callTicket) {
+    callTicket = frame.ticket;
+    // A reloaded console in a call: show the case this session already has.
+    if (frame.state === "in_call" && !currentCase && !$("case-form").hidden) {
+      caseOfTicket(callTicket).then((number) => { if (number && !currentCase) loadCase(number); });
+    }
+  }
   // A wrap-up that ended (by hand or by its timer) leaves nothing of that resident on screen.
   if ((before === "wrapup" || before === "in_call") && (frame.state === "available" || frame.state === "away")) clearCallWork();
   // Unanswered rings set the staff member away: say so plainly, with the way back.
@@ -242,6 +248,7 @@ function stopRinging() {
 function onJoined(/** @type {any} */ frame) {
   stopRinging();
   clearCallWork(true);
+  if (callSummary?.id) callTicket = callSummary.id;
   const peer = frame.peers[0];
   $("call-caption").textContent = `${t("staff.call.resident")} · ${peer.station || ""}`;
   call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
@@ -276,12 +283,23 @@ async function caseApi(/** @type {string} */ path, /** @type {string} */ method 
   return data;
 }
 
+/** The case the session (ticket) belongs to, if any: after a reload the console finds it again. */
+async function caseOfTicket(/** @type {number} */ ticket) {
+  if (!ticket) return null;
+  try {
+    const { cases } = await caseApi(`/api/v1/cases?ticket=${ticket}`);
+    return cases.length ? cases[0].number : null;
+  } catch {
+    return null;
+  }
+}
+
 async function openCasePanel() {
   $("case-panel").hidden = false;
   $("notice-link").hidden = true;
   $("case-history").hidden = true;
   currentCase = null;
-  const number = callSummary?.case?.number;
+  const number = callSummary?.case?.number || await caseOfTicket(callTicket);
   if (number) {
     await loadCase(number);
   } else {
@@ -518,7 +536,7 @@ async function openCase(/** @type {Event} */ e) {
   }
   try {
     const { case: opened } = await caseApi("/api/v1/cases", "POST", {
-      item: callSummary.item.code, ticket: callSummary.id,
+      ticket: callSummary?.id || callTicket,  // the case is for the ticket's item
       applicant: { name, phone, id_number: id },
     });
     $("case-error").hidden = true;
@@ -592,8 +610,10 @@ function onWrapup(/** @type {any} */ frame) {
  * `keepSummary` keeps the ticket just answered (its `joined` is what calls this).
  */
 function clearCallWork(keepSummary = false) {
-  if (!keepSummary) callSummary = null;
-  callTicket = 0;
+  if (!keepSummary) {
+    callSummary = null;
+    callTicket = 0;
+  }
   currentCase = null;
   lastEndReason = "";
   received.clear();
@@ -635,20 +655,20 @@ async function openTransfer() {
     banner(errorText(error), "error");
     return;
   }
-  const here = callSummary?.department?.code;
   const options = targets.map((/** @type {any} */ d) => {
+    const here = d.current;
     const label = document.createElement("label");
     label.className = `transfer-target ${d.available ? "" : "nobody"}`;
     const radio = document.createElement("input");
     radio.type = "radio";
     radio.name = "department";
     radio.value = d.code;
-    radio.disabled = d.code === here;
+    radio.disabled = here;
     const name = document.createElement("strong");
     name.textContent = d.name;
     const who = document.createElement("span");
     who.className = "availability";
-    who.textContent = d.code === here ? t("staff.transfer.current")
+    who.textContent = here ? t("staff.transfer.current")
       : d.available ? t("staff.transfer.available", { n: d.available, waiting: d.waiting })
       : d.on_duty ? t("staff.transfer.busy", { n: d.on_duty, waiting: d.waiting })
       : t("staff.transfer.nobody");
