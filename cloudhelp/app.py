@@ -57,9 +57,7 @@ def create_app(
             await db.upgrade(engine)
         database = db.Database(engine)
         async with database.write() as s:  # a newer chinesecalendar may know another year
-            await workcalendar.sync_from_package(
-                s, follow_up_days=settings.follow_up_working_days
-            )
+            await workcalendar.sync_from_package(s, follow_up_days=settings.follow_up_working_days)
             await workcalendar.refresh(s)
         callcenter = CallCenter(
             database,
