@@ -1,4 +1,5 @@
-"""audit trail: an append-only, hash-chained log of who did what, and the chain's head
+"""audit trail: an append-only, hash-chained log of who did what, and the chain's head;
+files sent in calls record when their content was purged under the retention policy
 
 Revision ID: 0012
 Revises: 0011
@@ -18,7 +19,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("actor_kind", sa.String(16), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("actor_name", sa.String(128), nullable=False, server_default=""),
@@ -40,10 +41,14 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("row_hash", sa.String(64), nullable=False),
     )
+    with op.batch_alter_table("ticket_files") as batch:
+        batch.add_column(sa.Column("purged_at", sa.DateTime(), nullable=True))
     op.execute("INSERT INTO audit_head (id, seq, row_hash) VALUES (1, 0, '" + "0" * 64 + "')")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ticket_files") as batch:
+        batch.drop_column("purged_at")
     op.drop_table("audit_head")
     op.drop_index("ix_audit_events_case_number", table_name="audit_events")
     op.drop_index("ix_audit_events_actor", table_name="audit_events")
