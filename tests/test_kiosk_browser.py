@@ -481,3 +481,52 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("#done-number")).to_have_text(f"排队号 {number}")
         await expect(kiosk.locator("#banner")).to_be_hidden()
+
+
+# Every text the banner shows, in order (it may show for less time than a poll takes).
+BANNER_RECORDER = """
+window.__banners = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const banner = document.getElementById("banner");
+  new MutationObserver(() => {
+    if (!banner.hidden && banner.textContent) window.__banners.push(banner.textContent);
+  }).observe(banner, { attributes: true, childList: true, characterData: true, subtree: true });
+});
+"""
+
+
+async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
+    sqlite_demo_url: str,
+) -> None:
+    from tests.test_browser import signed_in_staff, wait_for_video
+
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=20.0) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.add_init_script(BANNER_RECORDER)
+        staff = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await staff.click("#ring-accept")
+        assert await wait_for_video(kiosk, "#remote-main") > 0
+
+        await staff.reload()
+        await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        banners = await kiosk.evaluate("window.__banners")
+        assert "工作人员的网络不稳定，正在重新连接，请稍候……" in banners, banners
+        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        # Media flows again on the new peer connection, both ways.
+        await kiosk.wait_for_function(
+            "window.cloudhelp.visit.call.pc.connectionState === 'connected'", timeout=20_000
+        )
+        assert await wait_for_video(staff, "#remote-main") > 0
+        await kiosk.fill("#chat-input", "还能听到吗")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them").last).to_have_text("还能听到吗")
