@@ -7,13 +7,16 @@ from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import accounts
+from cloudhelp import accounts, audit
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.config import Settings
 from cloudhelp.errors import ApiError, bad_request
 from cloudhelp.models import Staff
 from cloudhelp.state import AppState
+from signaling import safejson
 
 PREFIX = "/api/v1"
 THROTTLE_KEY = web.AppKey("login_throttle", accounts.LoginThrottle)
@@ -44,7 +47,9 @@ BodyT = TypeVar("BodyT", bound=BaseModel)
 async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
     """The JSON body validated by ``model``; 400 with the first problem otherwise."""
     try:
-        raw = await request.json()
+        raw = safejson.loads(await request.read())
+    except safejson.JSONRefused as exc:
+        raise bad_request(str(exc)) from None
     except ValueError:
         raise bad_request("The request body must be JSON.") from None
     try:
@@ -90,6 +95,10 @@ async def login(request: web.Request) -> web.Response:
     wait = throttle.retry_after(body.username, request.remote)
     if wait > 0:
         seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
+        async with AppState.of(request.app).db.write() as session:
+            await audit.append(session, audit.Actor("anonymous", body.username),
+                               "auth.sign_in_failed", subject_kind="account",
+                               subject=body.username, code="too_many_attempts")  # fmt: skip
         raise ApiError(
             429,
             "too_many_attempts",
@@ -102,8 +111,14 @@ async def login(request: web.Request) -> web.Response:
     try:
         async with state.db.write() as session:
             staff, token = await accounts.login(session, body.username, body.password)
+            await audit.append(session, audit.staff_actor(staff), "auth.sign_in",
+                               subject_kind="account", subject=staff.username)  # fmt: skip
     except accounts.AccountError as exc:
         throttle.failed(body.username, request.remote)
+        async with state.db.write() as session:  # the sign-in's own transaction rolled back
+            await audit.append(session, audit.Actor("anonymous", body.username),
+                               "auth.sign_in_failed", subject_kind="account",
+                               subject=body.username, code=exc.code)  # fmt: skip
         raise _account_error(exc, 401) from None
     throttle.succeeded(body.username, request.remote)
     response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
@@ -118,12 +133,19 @@ async def login(request: web.Request) -> web.Response:
     return response
 
 
+async def _login_of(session: AsyncSession, staff_id: int) -> str:
+    return await session.scalar(select(Staff.username).where(Staff.id == staff_id)) or ""
+
+
 async def logout(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     token = request.cookies.get(STAFF_COOKIE)
     if token:
         async with state.db.write() as session:
             staff_id = await accounts.logout(session, token)
+            if staff_id is not None:
+                await audit.append(session, audit.Actor("staff", await _login_of(session, staff_id),
+                                   staff_id), "auth.sign_out", subject_kind="account")  # fmt: skip
         if staff_id is not None:
             await state.callcenter.sign_out_staff(staff_id)
     response = web.json_response({"signed_out": True})
@@ -143,6 +165,9 @@ async def enrol(request: web.Request) -> web.Response:
     try:
         async with state.db.write() as session:
             kiosk, credential = await accounts.redeem_enrol_code(session, body.code)
+            await audit.append(session, audit.kiosk_actor(kiosk), "kiosk.enrolled",
+                               subject_kind="kiosk", subject=kiosk.code,
+                               station=kiosk.station.code)  # fmt: skip
             result = {
                 "kiosk": {
                     "code": kiosk.code,
@@ -157,24 +182,29 @@ async def enrol(request: web.Request) -> web.Response:
 
 
 async def admin_new_kiosk(request: web.Request) -> web.Response:
-    await current_staff(request, ("admin",))
+    admin = await current_staff(request, ("admin",))
     body = await parse_body(request, NewKioskBody)
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
             code = await accounts.enrol_kiosk(session, body.station, body.code, body.name)
+            await audit.append(session, audit.staff_actor(admin), "kiosk.enrol_code_issued",
+                               subject_kind="kiosk", subject=body.code,
+                               station=body.station)  # fmt: skip
     except accounts.AccountError as exc:
         raise _account_error(exc) from None
     return web.json_response({"kiosk": body.code, "enrol_code": code}, status=201)
 
 
 async def admin_revoke_kiosk(request: web.Request) -> web.Response:
-    await current_staff(request, ("admin",))
+    admin = await current_staff(request, ("admin",))
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
             kiosk = await accounts.revoke_kiosk(session, request.match_info["code"])
             kiosk_id = kiosk.id
+            await audit.append(session, audit.staff_actor(admin), "kiosk.revoked",
+                               subject_kind="kiosk", subject=kiosk.code)  # fmt: skip
     except accounts.AccountError as exc:
         raise _account_error(exc, 404) from None
     await state.callcenter.revoke_kiosk_sessions(kiosk_id)

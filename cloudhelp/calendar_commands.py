@@ -8,7 +8,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from cloudhelp import db, workcalendar, workdays
+from cloudhelp import audit, db, workcalendar, workdays
 
 KIND_LABELS = {"holiday": "休", "workday": "班"}
 
@@ -23,6 +23,11 @@ def _outcome_lines(outcome: workcalendar.Outcome) -> list[str]:
     return lines
 
 
+def _actor(args: argparse.Namespace) -> audit.Actor:
+    """The operator: ``--actor`` when given, else the operating-system user."""
+    return audit.cli_actor(None if args.actor == "cli" else args.actor)
+
+
 async def cmd_calendar_import(args: argparse.Namespace) -> int:
     from cloudhelp.cli import _settings, _with_database
 
@@ -34,6 +39,9 @@ async def cmd_calendar_import(args: argparse.Namespace) -> int:
             outcome = await workcalendar.import_entries(
                 session, entries, actor=args.actor, follow_up_days=settings.follow_up_working_days
             )
+            await audit.append(session, _actor(args), "setting.calendar",
+                               subject_kind="calendar", subject=",".join(map(str, outcome.years)),
+                               days=len(entries), moved=len(outcome.moved))  # fmt: skip
         years = ", ".join(map(str, outcome.years))
         print(f"Imported {len(entries)} days of the working-day calendar for {years}.")
         print("\n".join(_outcome_lines(outcome)))
@@ -53,6 +61,10 @@ async def cmd_calendar_set(args: argparse.Namespace) -> int:
                 session, args.date, args.kind, args.name, actor=args.actor,
                 follow_up_days=settings.follow_up_working_days,
             )  # fmt: skip
+            await audit.append(session, _actor(args), "setting.calendar",
+                               subject_kind="calendar", subject=args.date.isoformat(),
+                               day=args.date.isoformat(), name=args.name,
+                               moved=len(outcome.moved), day_kind=args.kind)  # fmt: skip
         print(f"{args.date} is now a {args.kind} ({args.name or '—'}).")
         print("\n".join(_outcome_lines(outcome)))
         return 0

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from cloudhelp import accounts, board, metrics, prereview, queue, ratings, timeouts
 from cloudhelp.db import Database
+from cloudhelp.inputs import RowId
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
     SUPERVISOR_ROLES,
@@ -84,12 +85,12 @@ class StaffStatus(Message):
 
 class OfferReply(Message):
     type: Literal["ring.accept", "ring.decline"]
-    ticket: int
+    ticket: RowId
 
 
 class PickTicket(Message):
     type: Literal["ticket.pick"]
-    ticket: int
+    ticket: RowId
 
 
 class WrapupDone(Message):
@@ -106,7 +107,7 @@ class SubmitRating(Message):
     """
 
     type: Literal["rating.submit"]
-    ticket: int
+    ticket: RowId
     level: Annotated[int, Field(ge=1, le=5)] | None
     reasons: Annotated[list[Annotated[str, Field(max_length=20)]], Field(max_length=10)] = Field(
         default_factory=list
@@ -125,7 +126,7 @@ class WatchBoard(Message):
 
 class AckWarning(Message):
     type: Literal["warning.ack"]
-    warning: int
+    warning: RowId
 
 
 def _iso(value: datetime | None) -> str | None:

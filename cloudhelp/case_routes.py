@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp import (
     accounts,
+    audit,
     cases,
     i18n,
     notice_pdf,
@@ -30,6 +31,7 @@ from cloudhelp import (
 from cloudhelp.account_routes import current_staff, parse_body
 from cloudhelp.case_record import case_record
 from cloudhelp.errors import ApiError, bad_request, not_found
+from cloudhelp.inputs import ROW_ID_MAX, RowId, bounded_date, path_id
 from cloudhelp.logs import log_event
 from cloudhelp.models import (
     SUPERVISOR_ROLES,
@@ -63,16 +65,16 @@ class NewCase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     item: Annotated[str, Field(min_length=1, max_length=32)] | None = None
-    ticket: int | None = None
+    ticket: RowId | None = None
     applicant: Applicant
 
 
 class Mark(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    position: int
+    position: Annotated[int, Field(ge=0, le=10_000)]
     status: Annotated[str, Field(max_length=20)]
     reason: Annotated[str, Field(max_length=500)] = ""
-    files: list[int] = []
+    files: Annotated[list[RowId], Field(max_length=100)] = []
 
 
 class Checklist(BaseModel):
@@ -142,6 +144,10 @@ async def create(request: web.Request) -> web.Response:
                 ticket.case_id = case.id  # this session is the case's first
                 await queue.record(session, ticket.id, "case_opened", staff.id, case=case.number)
             await session.refresh(case, ["item", "station"])
+            await audit.append(session, audit.staff_actor(staff), "case.opened",
+                               subject_kind="case", subject=case.number,
+                               case_number=case.number, item=item.code,
+                               ticket=ticket.id if ticket else None)  # fmt: skip
             result = cases.case_json(case, await cases.events_of(session, case), full_id=True)
     except cases.CaseError as exc:
         raise _case_error(exc) from None
@@ -165,12 +171,7 @@ async def _log_on_session(
 
 def _day(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"Parameter '{name}' must be a date like 2026-11-27.") from None
+    return bounded_date(raw, name) if raw else None
 
 
 async def find_cases(request: web.Request) -> list[dict[str, object]]:
@@ -188,10 +189,13 @@ async def find_cases(request: web.Request) -> list[dict[str, object]]:
     if q.get("item"):
         stmt = stmt.join(ServiceItem).where(ServiceItem.code == q["item"].strip())
     if q.get("ticket"):
-        if not q["ticket"].isdigit():
+        raw_ticket = q["ticket"]
+        if not (raw_ticket.isascii() and raw_ticket.isdigit() and len(raw_ticket) <= 10) or not (
+            1 <= int(raw_ticket) <= ROW_ID_MAX
+        ):
             raise bad_request("Parameter 'ticket' must be a ticket id.")
         # The case a session belongs to (the console finds it again after a reload).
-        stmt = stmt.join(Ticket, Ticket.case_id == Case.id).where(Ticket.id == int(q["ticket"]))
+        stmt = stmt.join(Ticket, Ticket.case_id == Case.id).where(Ticket.id == int(raw_ticket))
     first, last = _day(request, "from"), _day(request, "to")
     if first:
         stmt = stmt.where(Case.created_at >= datetime.combine(first, time(), LOCAL_TZ))
@@ -218,11 +222,22 @@ async def _case(session: object, number: str) -> Case:
 async def show(request: web.Request) -> web.Response:
     staff = await current_staff(request, STAFF_ROLES)
     reveal = request.query.get("reveal") == "1"
+    reason = request.query.get("reason", "").strip()
+    if reveal and not 2 <= len(reason) <= 200:
+        raise ApiError(
+            400,
+            "reveal_reason_required",
+            "Say why (reason, 2 to 200 characters) to reveal the full ID and phone.",
+        )
     state = AppState.of(request.app)
     async with state.db.read() as session:
         case = await _case(session, request.match_info["number"])
         body = await case_record(session, case, full_id=reveal)
-    if reveal:
+    if reveal:  # recorded before anything is shown
+        async with state.db.write() as session:
+            await audit.append(session, audit.staff_actor(staff), "case.pii_revealed",
+                               subject_kind="case", subject=case.number,
+                               case_number=case.number, reason=reason)  # fmt: skip
         log_event("case.id_revealed", case=case.number, staff=staff.id)
     return web.json_response({"case": body}, dumps=state.dumps)
 
@@ -292,6 +307,15 @@ async def post_verdict(request: web.Request) -> web.Response:
                 session, case, "verdict", staff.id, verdict=body.verdict, round=case.rounds,
                 notice=notice is not None,
             )  # fmt: skip
+            await audit.append(session, audit.staff_actor(staff), "case.verdict",
+                               subject_kind="case", subject=case.number,
+                               case_number=case.number, verdict=body.verdict,
+                               round=case.rounds, reason=body.reason)  # fmt: skip
+            if notice is not None:
+                await audit.append(session, audit.staff_actor(staff), "notice.issued",
+                                   subject_kind="case", subject=case.number,
+                                   case_number=case.number, round=notice.round,
+                                   items=len(notice.items))  # fmt: skip
             result = cases.case_json(case, await cases.events_of(session, case))
     except cases.CaseError as exc:
         raise _case_error(exc) from None
@@ -321,7 +345,7 @@ async def _notice(request: web.Request) -> tuple[notice_text.NoticeText, str]:
     link, and the link of its PDF."""
     state = AppState.of(request.app)
     number = request.match_info["number"]
-    round_ = int(request.match_info["round"])
+    round_ = path_id(request, "round", "notice")
     token = request.query.get("t", "")
     if not hmac.compare_digest(token, notice_token(state, number, round_)):
         await current_staff(request, STAFF_ROLES)
@@ -395,7 +419,7 @@ async def close_follow_up(request: web.Request) -> web.Response:
     body = await parse_body(request, CloseFollowUp)
     state = AppState.of(request.app)
     async with state.db.write() as session:
-        follow_up = await session.get(FollowUp, int(request.match_info["id"]))
+        follow_up = await session.get(FollowUp, path_id(request, "id", "follow-up"))
         if follow_up is None:
             raise not_found("There is no such follow-up.")
         if follow_up.closed_at is not None:

@@ -24,8 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp import workdays
-from cloudhelp.models import Case, CaseCounter, CaseEvent, ServiceItem, Station, utcnow
+from cloudhelp import audit, workdays
+from cloudhelp.models import Case, CaseCounter, CaseEvent, ServiceItem, Staff, Station, utcnow
 from cloudhelp.queue import LOCAL_TZ
 
 STATES = {
@@ -178,9 +178,22 @@ async def transition(
         case.delivered_at = now
     elif to_state == "not_accepted":
         case.not_accepted_reason = reason
-    case.status = to_state
+    from_state, case.status = case.status, to_state
     session.add(event)
     await session.flush()
+    await audit.append(
+        session,
+        audit.Actor(
+            "staff", actor, await session.scalar(select(Staff.id).where(Staff.username == actor))
+        ),
+        "case.transition",
+        subject_kind="case",
+        subject=case.number,
+        case_number=case.number,
+        at=now,
+        reason=reason,
+        **{"from": from_state, "to": to_state},
+    )
     return event
 
 

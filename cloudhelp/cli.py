@@ -21,6 +21,8 @@ from aiohttp import web
 from cloudhelp import (
     __version__,
     accounts,
+    audit,
+    audit_commands,
     calendar_commands,
     cases,
     catalog,
@@ -237,6 +239,9 @@ async def cmd_kiosk_enrol(args: argparse.Namespace) -> int:
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session, session.begin():
             code = await accounts.enrol_kiosk(session, args.station, args.code, args.name)
+            await audit.append(session, audit.cli_actor(), "kiosk.enrol_code_issued",
+                               subject_kind="kiosk", subject=args.code,
+                               station=args.station)  # fmt: skip
         print(f"Kiosk {args.code} at station {args.station}: one-time enrolment code {code}")
         print(
             f"It is valid for {int(accounts.ENROL_CODE_TTL.total_seconds() // 3600)} hours and "
@@ -253,6 +258,8 @@ async def cmd_kiosk_revoke(args: argparse.Namespace) -> int:
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session, session.begin():
             await accounts.revoke_kiosk(session, args.code)
+            await audit.append(session, audit.cli_actor(), "kiosk.revoked",
+                               subject_kind="kiosk", subject=args.code)  # fmt: skip
         print(f"Kiosk {args.code} is revoked; a running server disconnects it within seconds.")
         return 0
 
@@ -332,6 +339,9 @@ async def cmd_department_set(args: argparse.Namespace) -> int:
                 raise CatalogError([f"there is no department with code {args.code!r}"])
             for name, value in values.items():
                 setattr(department, name, value)
+            await audit.append(session, audit.cli_actor(), "setting.department",
+                               subject_kind="department", subject=department.code,
+                               changes=values)  # fmt: skip
         d = department
         print(
             f"{d.code} {d.name}: ring {d.ring_seconds} s, wrap-up {d.wrapup_seconds} s, "
@@ -670,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     case_show.add_argument("--json", action="store_true")
     case_show.set_defaults(run=cmd_case_show)
     calendar_commands.register(commands, common)
+    audit_commands.register(commands, common)
     return parser
 
 

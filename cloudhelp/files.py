@@ -18,10 +18,11 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 from sqlalchemy import select
 
-from cloudhelp import accounts, queue
+from cloudhelp import accounts, audit, queue
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.errors import ApiError, bad_request, not_found
-from cloudhelp.models import Staff, Ticket, TicketFile
+from cloudhelp.inputs import path_id
+from cloudhelp.models import Case, Staff, Ticket, TicketFile
 from cloudhelp.state import AppState
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
@@ -32,12 +33,21 @@ SIGNATURES = {
     "image/webp": (b"RIFF",),
 }
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+
+
+def _visible(name: str) -> str:
+    """``name`` without invisible format and control characters: bidi overrides and isolates
+    (U+202A–U+202E, U+2066–U+2069) that make ``gpj.exe`` read as ``exe.jpg``, zero-width
+    characters, and private-use or unassigned code points."""
+    return "".join(c for c in name if unicodedata.category(c) not in _INVISIBLE)
 
 
 def sanitise_name(name: str) -> str:
-    """A file name safe to show and to offer for download: no path, no control characters."""
+    """A file name safe to show and to offer for download: no path, no control, bidi or other
+    invisible characters."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _UNSAFE.sub("_", name).strip(" .")
+    name = _visible(_UNSAFE.sub("_", name)).strip(" .")
     name = re.sub(r"\s+", " ", name)
     if len(name) > 100:
         stem, dot, ext = name.rpartition(".")
@@ -87,15 +97,32 @@ async def _caller(request: web.Request, ticket: Ticket) -> str:
 
 
 async def _ticket(request: web.Request) -> Ticket:
-    try:
-        ticket_id = int(request.match_info["ticket"])
-    except ValueError:
-        raise not_found("There is no such ticket.") from None
+    ticket_id = path_id(request, "ticket", "ticket")
     async with AppState.of(request.app).db.read() as session:
         ticket = await session.get(Ticket, ticket_id)
     if ticket is None:
         raise not_found("There is no such ticket.")
     return ticket
+
+
+async def _staff_copy(request: web.Request, ticket: Ticket, sha256: str) -> TicketFile:
+    """The copy staff stored of a file a kiosk says came from staff; 403 if there is none."""
+    async with AppState.of(request.app).db.read() as session:
+        row = await session.scalar(
+            select(TicketFile)
+            .where(
+                TicketFile.ticket_id == ticket.id,
+                TicketFile.sha256 == sha256,
+                TicketFile.sender == "staff",
+                TicketFile.uploaded_by == "staff",
+            )
+            .limit(1)
+        )
+    if row is None:
+        raise ApiError(
+            403, "forbidden", "A kiosk may keep only the files it sent itself (X-File-Sender)."
+        )
+    return row
 
 
 def file_json(row: TicketFile) -> dict[str, Any]:
@@ -107,6 +134,7 @@ def file_json(row: TicketFile) -> dict[str, Any]:
         "content_type": row.content_type,
         "sender": row.sender,
         "created_at": row.created_at.isoformat(),
+        "purged_at": row.purged_at.isoformat() if row.purged_at else None,
         "url": f"/api/v1/tickets/{row.ticket_id}/files/{row.id}",
     }
 
@@ -125,6 +153,11 @@ async def upload(request: web.Request) -> web.Response:
     sender = request.headers.get("X-File-Sender", uploader)
     if sender not in ("kiosk", "staff"):
         raise bad_request("Header X-File-Sender must be kiosk or staff.")
+    if uploader == "kiosk" and sender != "kiosk":
+        # A kiosk cannot vouch for what staff sent: it could put a forged "official" document in
+        # the record. Staff keep the files they send; the kiosk's copy is only matched to those.
+        copy = await _staff_copy(request, ticket, expected)
+        return web.json_response({"file": file_json(copy)}, dumps=AppState.of(request.app).dumps)
     if (request.content_length or 0) > MAX_FILE_BYTES:
         raise ApiError(413, "too_large", f"A file may be at most {MAX_FILE_BYTES // 2**20} MiB.")
     digest = hashlib.sha256()
@@ -193,12 +226,21 @@ async def list_files(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     ticket = await _ticket(request)
-    await _caller(request, ticket)
+    caller = await _caller(request, ticket)
     state = AppState.of(request.app)
     async with state.db.read() as session:
-        row = await session.get(TicketFile, int(request.match_info["file"]))
+        row = await session.get(TicketFile, path_id(request, "file", "file"))
     if row is None or row.ticket_id != ticket.id:
         raise not_found("There is no such file for this ticket.")
+    if row.purged_at is not None:
+        raise ApiError(410, "file_purged", "This file was purged after its retention period.")
+    if caller == "staff":  # recorded before the file goes out
+        async with state.db.write() as session:
+            staff = await accounts.staff_by_token(session, request.cookies[STAFF_COOKIE])
+            number = await session.scalar(select(Case.number).where(Case.id == ticket.case_id))
+            await audit.append(session, audit.staff_actor(staff), "file.downloaded",
+                               subject_kind="file", subject=str(row.id), case_number=number,
+                               sha256=row.sha256, name=row.name, ticket=ticket.id)  # fmt: skip
     path = storage_path(state.settings.data_dir, row.sha256)
     response = web.FileResponse(path)
     response.content_type = row.content_type

@@ -13,6 +13,7 @@ from openpyxl import Workbook
 from cloudhelp import i18n, metrics
 from cloudhelp.account_routes import current_staff
 from cloudhelp.errors import bad_request
+from cloudhelp.inputs import bounded_date
 from cloudhelp.models import SUPERVISOR_ROLES, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
@@ -28,13 +29,10 @@ def today() -> date:
 
 
 def date_range(request: web.Request) -> tuple[date, date]:
-    try:
-        last = date.fromisoformat(request.query.get("to") or today().isoformat())
-        first = date.fromisoformat(
-            request.query.get("from") or (last - timedelta(days=6)).isoformat()
-        )
-    except ValueError:
-        raise bad_request("Parameters 'from' and 'to' are dates like 2026-11-27.") from None
+    last = bounded_date(request.query.get("to") or today().isoformat(), "to")
+    first = bounded_date(
+        request.query.get("from") or (last - timedelta(days=6)).isoformat(), "from"
+    )
     if first > last or (last - first).days > MAX_DAYS:
         raise bad_request(f"'from' must not be after 'to', and the range at most {MAX_DAYS} days.")
     return first, last

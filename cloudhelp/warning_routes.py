@@ -8,9 +8,10 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
-from cloudhelp import timeouts
+from cloudhelp import audit, timeouts
 from cloudhelp.account_routes import Body, current_staff, parse_body
-from cloudhelp.errors import ApiError, not_found
+from cloudhelp.errors import ApiError
+from cloudhelp.inputs import path_id
 from cloudhelp.metrics import day_bounds
 from cloudhelp.models import (
     SUPERVISOR_ROLES,
@@ -54,10 +55,7 @@ async def list_warnings(request: web.Request) -> web.Response:
 async def acknowledge(request: web.Request) -> web.Response:
     """``POST /api/v1/warnings/{id}/ack``: record who saw it and when."""
     staff = await current_staff(request)
-    try:
-        warning_id = int(request.match_info["id"])
-    except ValueError:
-        raise not_found("There is no such warning.") from None
+    warning_id = path_id(request, "id", "warning")
     state = AppState.of(request.app)
     async with state.db.write() as s:
         try:
@@ -105,12 +103,16 @@ async def thresholds(request: web.Request) -> web.Response:
 
 async def set_threshold(request: web.Request) -> web.Response:
     """``PUT /api/v1/warning-thresholds``: set (or with ``value`` null, remove) one threshold."""
-    await current_staff(request, SUPERVISOR_ROLES)
+    staff = await current_staff(request, SUPERVISOR_ROLES)
     body = await parse_body(request, ThresholdBody)
     state = AppState.of(request.app)
     async with state.db.write() as s:
         try:
             await timeouts.set_threshold(s, body.kind, body.value, body.department, body.item)
+            await audit.append(s, audit.staff_actor(staff), "setting.warning_threshold",
+                               subject_kind="threshold", subject=body.kind, kind=body.kind,
+                               value=body.value, department=body.department,
+                               item=body.item)  # fmt: skip
         except timeouts.WarningError as exc:
             raise ApiError(400, exc.code, exc.message) from None
     return await thresholds(request)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ValidationError
 
+from signaling import safejson
 from signaling.broker import Broker, InProcessBroker
 from signaling.errors import (
     CLOSE_AUTH_FAILED,
@@ -360,9 +361,7 @@ class Hub:
         )
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    await _error(ws, "bad_message", "Send JSON text frames, not binary.")
-                    continue
+                # Every frame counts against the rate, binary ones too (each is answered).
                 if not bucket.take():
                     drops += 1
                     if drops >= cfg.flood_drops:
@@ -371,6 +370,9 @@ class Hub:
                         break
                     if drops == 1 or drops % 20 == 0:
                         await _error(ws, "rate_limited", "Too many messages; slow down.")
+                    continue
+                if msg.type != WSMsgType.TEXT:
+                    await _error(ws, "bad_message", "Send JSON text frames, not binary.")
                     continue
                 if (
                     len(msg.data) * 4 > cfg.max_message_bytes
@@ -383,7 +385,10 @@ class Hub:
                     )
                     continue
                 try:
-                    raw = json.loads(msg.data)
+                    raw = safejson.loads(msg.data)
+                except safejson.JSONRefused as exc:
+                    await _error(ws, "bad_message", str(exc))
+                    continue
                 except ValueError:
                     await _error(ws, "bad_message", "The message is not valid JSON.")
                     continue

@@ -1,0 +1,198 @@
+"""Hostile input over a real server: every bad frame or body gets a clear error, never a 500,
+an ``internal_error`` or a dropped socket (issue 11, rows 6, 7, 8, 9 and 16)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import ClientSession, CookieJar
+
+from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.models import TicketFile
+from cloudhelp.peer import SignalingClient
+from signaling import safejson
+from tests.callkit import CallServer, running_server
+
+DEEP = "[" * 30_000 + "]" * 30_000  # 60 KB: deep enough for RecursionError in json.loads
+HUGE = str(2**70)
+
+
+async def send_raw(client: SignalingClient, text: str) -> dict[str, Any]:
+    """Send ``text`` as one frame; the error frame it earns."""
+    assert client.ws is not None
+    await client.ws.send_str(text)
+    return await client.expect("error")
+
+
+async def still_answers(client: SignalingClient) -> None:
+    await client.send({"type": "ping"})
+    await client.expect("pong")
+    assert client.ws is not None and not client.ws.closed
+
+
+async def in_a_call(server: CallServer) -> tuple[SignalingClient, SignalingClient]:
+    """A kiosk and zhaogang in a call (signaling only)."""
+    staff = await server.staff("zhaogang")
+    kiosk = await server.kiosk()
+    await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+    await kiosk.expect("ticket")
+    ring = await staff.expect("ring")
+    await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+    await kiosk.expect("joined")
+    await staff.expect("joined")
+    return kiosk, staff
+
+
+def test_the_safe_loader_refuses_what_json_loads_lets_through() -> None:
+    assert safejson.loads('{"a": [1, 2.5, "[[[["]}') == {"a": [1, 2.5, "[[[["]}
+    assert safejson.loads("[" * 32 + "]" * 32) is not None
+    for text in (DEEP, "[" * 33 + "]" * 33, "NaN", "[Infinity]", "-Infinity", "1e999", HUGE):
+        with pytest.raises(safejson.JSONRefused):
+            safejson.loads(text)
+    assert safejson.loads(str(2**63 - 1)) == 2**63 - 1
+
+
+async def test_binary_frames_count_against_the_rate_limit(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        kiosk = await server.kiosk()
+        assert kiosk.ws is not None
+        await kiosk.ws.send_bytes(b"\x00\x01")
+        error = await kiosk.expect("error")
+        assert error["code"] == "bad_message" and "binary" in error["message"]
+        for _ in range(400):
+            await kiosk.ws.send_bytes(b"\x00" * 100)
+        error = await kiosk.expect_where("error", lambda f: f["code"] == "rate_limited")
+        assert error["message"]
+        await kiosk.closed.wait()
+        assert kiosk.close_code == 4008
+
+
+async def test_deep_nesting_nan_and_huge_numbers_get_bad_message(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        kiosk, staff = await in_a_call(server)
+        bad_frames = [
+            DEEP,
+            '{"type": "app", "data": ' + DEEP + "}",
+            '{"type": "hello", "v": 1, "auth": ' + "{" * 40 + "}" * 40 + "}",
+            '{"type": "app", "data": NaN}',
+            '{"type": "app", "data": {"x": Infinity}}',
+            '{"type": "app", "data": [-Infinity]}',
+            '{"type": "app", "data": 1e999}',
+            '{"type": "app", "data": ' + HUGE + "}",
+            '{"type": "ping", "seq": ' + HUGE + "}",
+            '{"type": "rating.submit", "ticket": ' + HUGE + ', "level": 5}',
+        ]
+        for text in bad_frames:
+            error = await send_raw(kiosk, text)
+            assert error["code"] == "bad_message", (text[:60], error)
+            assert error["message"]
+        # Numbers that fit 64 bits but no database row id are refused at validation too.
+        for text in (
+            '{"type": "warning.ack", "warning": 9223372036854775807}',
+            '{"type": "ticket.pick", "ticket": 99999999999}',
+            '{"type": "ring.decline", "ticket": -1}',
+        ):
+            error = await send_raw(staff, text)
+            assert error["code"] == "bad_message", (text, error)
+        await still_answers(kiosk)
+        await still_answers(staff)
+        # Nothing of the above reached the peer: the next app message is the first it sees.
+        await kiosk.send({"type": "app", "data": {"n": 1.5}})
+        assert (await staff.expect("app"))["data"] == {"n": 1.5}
+
+
+async def staff_client(server: CallServer, username: str) -> ClientSession:
+    token = await server.staff_token(username)
+    jar = CookieJar(unsafe=True)
+    client = ClientSession(base_url=server.base_url, cookie_jar=jar)
+    client.cookie_jar.update_cookies({STAFF_COOKIE: token})
+    return client
+
+
+async def expect_400(response_cm: Any, code: str = "bad_request") -> dict[str, Any]:
+    async with response_cm as response:
+        text = await response.text()
+        assert response.status == 400, (response.status, text[:300])
+        assert "Traceback" not in text
+        body = json.loads(text)
+        assert body["error"]["code"] == code, body
+        assert body["error"]["message"]
+        return body
+
+
+async def test_http_bodies_urls_and_dates_are_bounded(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        http = server.http
+        json_headers = {"Content-Type": "application/json"}
+        for path in ("/api/v1/auth/login", "/api/v1/kiosk/enrol"):
+            for body in (DEEP, '{"code": NaN}', '{"username": ' + HUGE + "}"):
+                await expect_400(http.post(path, data=body, headers=json_headers))
+        supervisor = await staff_client(server, "sunhua")
+        async with supervisor:
+            new_case = {
+                "item": "NYNC-002",
+                "applicant": {"name": "王海", "phone": "13800000000", "id_number": "210211"},
+            }
+            for body in (
+                DEEP,
+                json.dumps({**new_case, "ticket": 2**40}),
+                json.dumps(new_case)[:-1] + ', "ticket": ' + HUGE + "}",
+                json.dumps(new_case)[:-1] + ', "ticket": NaN}',
+            ):
+                await expect_400(supervisor.post("/api/v1/cases", data=body, headers=json_headers))
+            for path in (
+                f"/api/v1/tickets/{HUGE}/files",
+                "/api/v1/tickets/99999999999/files/1",
+                f"/api/v1/cases?ticket={HUGE}",
+                "/api/v1/cases?from=0001-01-01",
+                "/api/v1/cases?to=9999-12-31",
+                "/api/v1/reports?from=0001-01-01&to=0001-01-02",
+                "/api/v1/reports?to=0001-01-01",
+                "/api/v1/reports?from=9999-12-30&to=9999-12-31",
+                "/api/v1/warnings?state=all&from=0001-01-01&to=0001-01-03",
+                "/api/v1/warnings?state=all&from=9999-12-31&to=9999-12-31",
+            ):
+                await expect_400(supervisor.get(path))
+            for path in (f"/api/v1/warnings/{HUGE}/ack", "/api/v1/follow-ups/99999999999/close"):
+                await expect_400(supervisor.post(path, json={"note": "x"}))
+            await expect_400(supervisor.get(f"/notices/X-1/{HUGE}"))
+            async with supervisor.get("/api/v1/reports?from=2026-11-01&to=2026-11-02") as ok:
+                assert ok.status == 200
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+async def test_a_kiosk_cannot_vouch_for_staff_files_and_names_lose_bidi_controls(
+    demo_url: str,
+) -> None:
+    async with running_server(demo_url) as server:
+        credential = await server.kiosk_credential("QG-09")
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ticket = (await kiosk.expect("ticket"))["ticket"]["id"]
+        headers = {
+            "Authorization": f"Kiosk {credential}",
+            "Content-Type": "image/png",
+            "X-File-SHA256": hashlib.sha256(PNG).hexdigest(),
+        }
+        url = f"/api/v1/tickets/{ticket}/files"
+        forged = {**headers, "X-File-Sender": "staff", "X-File-Name": "official.png"}
+        async with server.http.post(url, data=PNG, headers=forged) as response:
+            assert response.status == 403, await response.text()
+            assert (await response.json())["error"]["code"] == "forbidden"
+        # U+202E (right-to-left override) makes "photo‮gnp.exe" read as "photoexe.png".
+        tricky = "photo\u202egnp.exe\u2066\u200b\u0007.png"
+        named = {**headers, "X-File-Sender": "kiosk", "X-File-Name": quote(tricky)}
+        async with server.http.post(url, data=PNG, headers=named) as response:
+            assert response.status == 201, await response.text()
+            stored = (await response.json())["file"]
+        assert stored["sender"] == "kiosk"
+        assert stored["name"] == "photognp.exe_.png"
+        async with server.state.db.read() as session:
+            row = await session.get(TicketFile, stored["id"])
+            assert row is not None and row.name == "photognp.exe_.png"
