@@ -1,8 +1,8 @@
 """Helpers for the journey tests: the demo server as scripts/demo.sh makes it, and page checks.
 
-- ``demo_server``: runs ``cloudhelp demo --history N --serve`` (the command of scripts/demo.sh,
-  with today's tickets) on a fresh SQLite database and a free loopback port, and reads the
-  enrolment codes it prints.
+- ``demo_server``: what ``cloudhelp demo --history N`` (scripts/demo.sh's command, today's tickets
+  included) makes, run once per test run and copied for each server; ``cloudhelp serve`` on a
+  free loopback port; the enrolment codes read from the demo's output.
 - ``Journey``: numbered steps, a screenshot of every page at every step, and findings of the page
   checks below, collected so that one journey reports all of them at its end.
 - ``english_sentences``: runs of two or more English words in the visible text of a zh-CN page.
@@ -14,13 +14,16 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -39,7 +42,6 @@ SERVE_START_SECONDS = 60.0
 # A printed enrolment code (e.g. QX8M-RT2L) and the kiosk code on the same line (e.g. QG-01).
 _ENROL_CODE = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{4}-[A-Z0-9]{4})(?![A-Z0-9])")
 _KIOSK_CODE = re.compile(r"(?<![A-Z0-9-])([A-Z]{2,4}-\d{2})(?![\d-])")
-_ENROL_LINK = re.compile(r"(https?://\S+/kiosk\?enrol=[A-Z0-9]{4}-[A-Z0-9]{4})")
 _SERVE_URL = re.compile(r"CloudHelp is running: open http://127\.0\.0\.1:(\d+)/")
 
 
@@ -84,7 +86,6 @@ class DemoServer:
     log_path: Path
     unused_codes: dict[str, str]
     used_codes: list[str] = field(default_factory=list)
-    links: dict[str, str] = field(default_factory=dict)  # enrolment code → printed link
     _extra_kiosks: int = 0
 
     async def cli(self, *args: str, stdin: str | None = None) -> str:
@@ -109,26 +110,52 @@ class DemoServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@contextmanager
-def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
-    """scripts/demo.sh in a fresh data folder: ``cloudhelp demo --history N --serve``.
-
-    The same command as demo.sh (default 160 tickets per working day, today's part of the
-    history included); only the number of past days is smaller than demo.sh's 60, to keep the
-    tests quick, and the port is a free one. The enrolment codes are read from its output.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
+def _environment(folder: Path) -> dict[str, str]:
+    """The command line's environment for a demo living in ``folder`` (nothing else inherited)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDHELP_")}
-    env |= {
-        "CLOUDHELP_DATA_DIR": str(workdir / "data"),
-        "CLOUDHELP_DATABASE_URL": f"sqlite:///{workdir / 'cloudhelp.db'}",
+    return env | {
+        "CLOUDHELP_DATA_DIR": str(folder / "data"),
+        "CLOUDHELP_DATABASE_URL": f"sqlite:///{folder / 'cloudhelp.db'}",
         "PYTHONUNBUFFERED": "1",
     }
-    log_path = workdir / "demo.log"
-    command = ["demo", "--history", str(history_days), "--serve", "--host", "127.0.0.1"]
+
+
+_demos: dict[int, tuple[Path, str]] = {}
+
+
+def _demo_made_once(history_days: int) -> tuple[Path, str]:
+    """``cloudhelp demo --history N`` once per test run: its folder and what it printed."""
+    if history_days not in _demos:
+        folder = Path(tempfile.mkdtemp(prefix="cloudhelp-demo-"))
+        atexit.register(shutil.rmtree, folder, True)
+        output = _cloudhelp(["demo", "--history", str(history_days)], _environment(folder))
+        _demos[history_days] = (folder, output)
+    return _demos[history_days]
+
+
+@contextmanager
+def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
+    """What scripts/demo.sh makes, served: ``cloudhelp demo --history N``, then ``serve``.
+
+    The demo command runs once per test run (default 160 tickets per working day, today's part
+    of the history included; only the number of past days is smaller than demo.sh's 60); each
+    server gets its own copy of the database and data folder it made (secret key included), so
+    every journey starts from the same state with the printed enrolment codes unused. The
+    server is ``cloudhelp serve`` on a free loopback port, as a subprocess.
+    """
+    made, output = _demo_made_once(history_days)
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(made / "data", workdir / "data")
+    for database in made.glob("cloudhelp.db*"):
+        shutil.copy2(database, workdir / database.name)
+    env = _environment(workdir)
+    codes = printed_enrol_codes(output)
+    assert len(codes) >= 2, f"the demo printed no enrolment codes:\n{output}"
+    log_path = workdir / "serve.log"
+    command = ["serve", "--host", "127.0.0.1", "--port", "0"]
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudhelp", *command, "--port", "0"],
+            [sys.executable, "-m", "cloudhelp", *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -136,19 +163,16 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
         )
     try:
         deadline = time.monotonic() + SERVE_START_SECONDS
-        while not _SERVE_URL.search(output := log_path.read_text(errors="replace")):
+        while not (running := _SERVE_URL.search(log_path.read_text(errors="replace"))):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`cloudhelp {' '.join(command)}` did not serve:\n{output}")
+                raise AssertionError(f"`cloudhelp serve` did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        codes = printed_enrol_codes(output)
-        assert len(codes) >= 2, f"the demo printed no enrolment codes:\n{output}"
         yield DemoServer(
-            base_url=f"http://127.0.0.1:{_SERVE_URL.search(output).group(1)}",  # type: ignore[union-attr]
+            base_url=f"http://127.0.0.1:{running.group(1)}",
             env=env,
             demo_output=output,
             log_path=log_path,
             unused_codes=codes,
-            links={link.rsplit("=", 1)[1]: link for link in _ENROL_LINK.findall(output)},
         )
     finally:
         if process.poll() is None:
@@ -200,9 +224,9 @@ async def open_page(
 
 
 async def enrol_kiosk(page: Page, server: DemoServer) -> str:
-    """Open the enrolment link the demo printed (whole, as a user copies it); home shows."""
+    """Open the enrolment link of a code the demo printed; the kiosk shows its home screen."""
     code = await server.enrol_code()
-    await page.goto(server.links.get(code, f"/kiosk?enrol={code}"))
+    await page.goto(f"/kiosk?enrol={code}")
     await expect(page.locator("[data-screen=home]")).to_be_visible()
     return code
 

@@ -1,7 +1,7 @@
 """Journeys of residents, staff and supervisors through the pages, on the demo's own data.
 
-Each test starts `cloudhelp demo --history 2` and `cloudhelp serve` (tests/journeykit.py), as
-scripts/demo.sh does, and walks one story in headless Chromium the way people do; every step is
+Each test serves its own copy of what `cloudhelp demo --history 2` made (scripts/demo.sh's
+command; tests/journeykit.py) with `cloudhelp serve`, and walks one story in headless Chromium the way people do; every step is
 photographed into test-artifacts/journey-*.png. English text on a zh-CN page and axe-core's
 critical or serious WCAG 2.2 AA violations found on the way are reported at the end of each story.
 """
