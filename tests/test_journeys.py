@@ -1,9 +1,10 @@
 """Journeys of residents, staff and supervisors through the pages, on the demo's own data.
 
 Each test serves its own copy of what `cloudhelp demo --history 2` made (scripts/demo.sh's
-command; tests/journeykit.py) with `cloudhelp serve`, and walks one story in headless Chromium the way people do; every step is
-photographed into test-artifacts/journey-*.png. English text on a zh-CN page and axe-core's
-critical or serious WCAG 2.2 AA violations found on the way are reported at the end of each story.
+command; tests/journeykit.py) with `cloudhelp serve`, and walks one story in headless Chromium
+the way people do; every step is photographed into test-artifacts/journey-*.png. English text
+on a zh-CN page and axe-core's critical or serious WCAG 2.2 AA violations found on the way are
+reported at the end of each story.
 """
 
 from __future__ import annotations
@@ -322,6 +323,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
             card = supervisor.locator(f"[data-follow-up='{newest}']")
             await expect(card).to_contain_text("不满意")
             await expect(card).to_contain_text(first_reason)
+            await card.scroll_into_view_if_needed()
             await journey.check("supervisor", "follow-ups")
         async with journey.step("sunhua closes it with a note", "supervisor"):
             await card.get_by_role("textbox").fill("已电话回访，居民表示理解")
@@ -329,6 +331,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
             await supervisor.locator("#show-closed").check()
             await expect(card).to_contain_text("孙华")
             await expect(card).to_contain_text("已电话回访，居民表示理解")
+            await card.scroll_into_view_if_needed()
             await journey.check("supervisor", "follow-up-closed")
     journey.assert_no_findings()
 
