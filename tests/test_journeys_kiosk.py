@@ -6,12 +6,13 @@ test-artifacts/journey-5*.png and journey-6*.png.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.browserkit import ARTIFACTS
 from tests.journeykit import (
@@ -168,8 +169,27 @@ async def test_journey_5c_kiosk_reload_mid_call_resumes(server: DemoServer) -> N
         await sign_in_staff(staff, "zhaogang")
         number = await resident_calls(journey, kiosk, staff)
         await staff_accepts(journey, kiosk, staff)
-        async with journey.step("the kiosk page reloads mid-call"):
-            await kiosk.reload()
+        async with journey.step("the kiosk page reloads mid-call; staff are told at once"):
+            # The reloaded page's script is held back 4 s, so the gap can be seen at the console.
+            release = asyncio.Event()
+
+            async def hold(route: Route) -> None:
+                await release.wait()
+                await route.continue_()
+
+            await kiosk.route("**/static/js/kiosk.js*", hold)
+            reloading = asyncio.create_task(kiosk.reload())
+            try:
+                await expect(staff.locator("body")).to_contain_text(
+                    "重新连接", use_inner_text=True, timeout=4000
+                )
+                await staff.screenshot(
+                    path=str(ARTIFACTS / "journey-5c-reload-01b-staff-told-kiosk-reconnecting.png")
+                )
+            finally:
+                release.set()
+                await reloading
+                await kiosk.unroute("**/static/js/kiosk.js*")
             await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
             await expect(staff.locator("#call")).to_be_visible()
             await expect(staff.locator("#state")).to_have_attribute("data-state", "in_call")
