@@ -236,7 +236,11 @@ function onRing(/** @type {any} */ frame) {
 
 function onRingCancelled(/** @type {any} */ frame) {
   stopRinging();
-  if (frame.reason === "timeout") banner(t("staff.ring.missed"), "warn");
+  if (frame.reason === "timeout") {
+    const missed = t("staff.ring.missed");
+    banner(missed, "warn");
+    setTimeout(() => { if ($("banner").textContent === missed) banner(null); }, 8000);
+  }
 }
 
 function stopRinging() {
