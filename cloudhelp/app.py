@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,12 +10,15 @@ from aiohttp import web
 from cloudhelp import (
     account_routes,
     api,
+    audit,
+    audit_routes,
     case_routes,
     db,
     files,
     metrics,
     pages,
     report_routes,
+    retention,
     warning_routes,
     workcalendar,
 )
@@ -48,7 +52,9 @@ def create_app(
     settings: Settings, *, migrate: bool = True, broker: Broker | None = None
 ) -> web.Application:
     """The web application; opens the database (and applies migrations) on startup."""
-    app = web.Application(middlewares=[json_errors], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[json_errors, audit.remember_address], client_max_size=1024**2
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         engine = db.create_engine(settings.effective_database_url)
@@ -75,7 +81,22 @@ def create_app(
             callcenter=callcenter,
             secret_key=settings.effective_secret_key.encode(),
         )
+        purging = (
+            asyncio.create_task(
+                retention.run_periodically(
+                    database,
+                    settings.data_dir,
+                    settings.file_retention_days,
+                    settings.file_purge_check_seconds,
+                )
+            )
+            if settings.file_purge_check_seconds > 0
+            else None
+        )
         yield
+        if purging is not None:
+            purging.cancel()
+            await asyncio.gather(purging, return_exceptions=True)
         await callcenter.stop()  # usually already done by on_shutdown
         await engine.dispose()
 
@@ -94,6 +115,7 @@ def create_app(
     case_routes.setup(app)
     report_routes.setup(app)
     warning_routes.setup(app)
+    audit_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

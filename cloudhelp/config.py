@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(default=5, ge=1)
     login_failures_per_account: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=300.0, gt=0)
+    # Retention of files sent in calls (ID-card and document photos): kept this many days after
+    # the case ends (concluded or not accepted; a session without a case: after it closed), then
+    # purged by a check every file_purge_check_seconds (0 turns the server's check off;
+    # `cloudhelp files purge` runs it by hand). docs/security.md.
+    file_retention_days: int = Field(default=180, ge=1, le=36500)
+    file_purge_check_seconds: float = Field(default=3600.0, ge=0)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

@@ -174,6 +174,11 @@ async def test_cases_over_http_and_the_cli(sqlite_demo_url: str) -> None:
         async with server.http.get("/api/v1/cases?status=bogus", cookies=cookies) as r:
             assert r.status == 400
         async with server.http.get(f"/api/v1/cases/{number}?reveal=1", cookies=cookies) as r:
+            assert r.status == 400  # a reason is required (and audited)
+            assert (await r.json())["error"]["code"] == "reveal_reason_required"
+        async with server.http.get(
+            f"/api/v1/cases/{number}?reveal=1&reason=核对申请人身份", cookies=cookies
+        ) as r:
             assert (await r.json())["case"]["applicant"]["id_number"] == ID_NUMBER
         database_url = str(AppState.of(server.server.app).settings.effective_database_url)
 

@@ -1,0 +1,300 @@
+"""The audit trail (全程留痕): the hash chain, `audit verify`, the events recorded, the API."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cloudhelp import audit, db
+from cloudhelp.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
+from tests.callkit import running_server
+from tests.helpers import run_cli
+from tests.test_cases import ID_NUMBER
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def _append_rows(database: db.Database, count: int, prefix: str = "C") -> None:
+    for i in range(count):
+        async with database.write() as session:
+            await audit.append(
+                session, audit.Actor("staff", f"user{i}", i, "10.0.0.7"), "case.transition",
+                subject_kind="case", subject=f"{prefix}{i}", case_number=f"{prefix}{i}",
+                reason="测试", **{"from": "pre_review", "to": "accepted"},
+            )  # fmt: skip
+
+
+async def _verify(engine: AsyncEngine) -> audit.Verdict:
+    async with db.Database(engine).read() as session:
+        return await audit.verify(session)
+
+
+def _cli_verify(url: str) -> tuple[int, dict[str, Any]]:
+    done = run_cli("audit", "verify", "--json", "--db", url)
+    return done.returncode, json.loads(done.stdout)
+
+
+async def _row(engine: AsyncEngine, seq: int) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        found = await conn.execute(text("SELECT * FROM audit_events WHERE seq = :s"), {"s": seq})
+        return dict(found.mappings().one())
+
+
+async def _insert(engine: AsyncEngine, row: dict[str, Any]) -> None:
+    names = ", ".join(row)
+    values = ", ".join(f":{k}" for k in row)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"INSERT INTO audit_events ({names}) VALUES ({values})"), row)
+
+
+def _hash_of(row: dict[str, Any]) -> str:
+    event = AuditEvent(**{k: v for k, v in row.items() if k not in ("row_hash", "at")})
+    at = row["at"]  # naive UTC; SQLite hands it back as text
+    event.at = (datetime.fromisoformat(at) if isinstance(at, str) else at).replace(tzinfo=UTC)
+    return hashlib.sha256(audit.canonical(event)).hexdigest()
+
+
+async def _shift(engine: AsyncEngine, from_seq: int, by: int) -> None:
+    """Renumber rows from ``from_seq`` on (two steps: the key is checked row by row)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE audit_events SET seq = seq + 100000 WHERE seq >= :s"), {"s": from_seq}
+        )
+        await conn.execute(
+            text("UPDATE audit_events SET seq = seq - 100000 + :by WHERE seq >= 100000"),
+            {"by": by},
+        )
+
+
+async def test_verify_names_the_row_altered_removed_or_inserted(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    database = db.Database(engine)
+    await _append_rows(database, 6)
+    verdict = await _verify(engine)
+    assert verdict.problem is None and verdict.rows == 6 and verdict.head_seq == 6
+    code, body = _cli_verify(database_url)
+    assert code == 0 and body["ok"] and body["head"]["seq"] == 6
+
+    # Altered: row 3 names someone else.
+    original = await _row(engine, 3)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE audit_events SET actor_name = 'mallory' WHERE seq = 3"))
+    code, body = _cli_verify(database_url)
+    assert code == 1 and body["problem"]["seq"] == 3 and body["problem"]["kind"] == "altered"
+    # … even when the attacker also rewrites its hash: row 4 no longer links to it.
+    forged = {**original, "actor_name": "mallory"}
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE audit_events SET row_hash = :h WHERE seq = 3"), {"h": _hash_of(forged)}
+        )
+    problem = (await _verify(engine)).problem
+    assert problem is not None and (problem.seq, problem.kind) == (3, "altered")
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_events WHERE seq = 3"))
+    await _insert(engine, original)
+    assert (await _verify(engine)).problem is None
+
+    # Removed: row 4 is deleted.
+    removed = await _row(engine, 4)
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_events WHERE seq = 4"))
+    code, body = _cli_verify(database_url)
+    assert code == 1 and body["problem"]["seq"] == 4 and body["problem"]["kind"] == "removed"
+    assert "row 4 removed" in body["problem"]["message"]
+    await _insert(engine, removed)
+    assert (await _verify(engine)).problem is None
+
+    # Inserted: a well-formed row slipped in as row 4, the later rows renumbered.
+    row3 = await _row(engine, 3)
+    await _shift(engine, 4, 1)
+    slipped = {**row3, "seq": 4, "actor_name": "mallory", "prev_hash": row3["row_hash"]}
+    slipped["row_hash"] = _hash_of(slipped)
+    await _insert(engine, slipped)
+    code, body = _cli_verify(database_url)
+    assert code == 1 and body["problem"]["seq"] == 4 and body["problem"]["kind"] == "inserted"
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_events WHERE seq = 4"))
+    await _shift(engine, 5, -1)
+    assert (await _verify(engine)).problem is None
+
+    # Inserted at the end, linked and hashed like a real row, but beyond the chain's head.
+    row6 = await _row(engine, 6)
+    tail = {**row6, "seq": 7, "actor_name": "mallory", "prev_hash": row6["row_hash"]}
+    tail["row_hash"] = _hash_of(tail)
+    await _insert(engine, tail)
+    problem = (await _verify(engine)).problem
+    assert problem is not None and (problem.seq, problem.kind) == (7, "inserted")
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_events WHERE seq = 7"))
+
+    # Removed from the end: the head still names row 6.
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_events WHERE seq = 6"))
+    problem = (await _verify(engine)).problem
+    assert problem is not None and (problem.seq, problem.kind) == (6, "removed")
+    await _insert(engine, row6)
+    assert (await _verify(engine)).problem is None
+
+
+async def test_two_processes_append_to_one_chain(engine: AsyncEngine, database_url: str) -> None:
+    """Two servers on one database (two engines, two pools): appends never fork the chain."""
+    second = db.create_engine(database_url)
+    try:
+        await asyncio.gather(
+            _append_rows(db.Database(engine), 15, "A"), _append_rows(db.Database(second), 15, "B")
+        )
+    finally:
+        await second.dispose()
+    verdict = await _verify(engine)
+    assert verdict.problem is None and verdict.rows == 30 and verdict.head_seq == 30
+
+
+def _actions(events: list[dict[str, Any]]) -> list[str]:
+    return [e["action"] for e in events]
+
+
+async def test_the_events_are_recorded_and_supervisors_read_them(
+    demo_url: str, tmp_path: Path
+) -> None:
+    async with running_server(demo_url, data_dir=tmp_path) as server:
+        http = server.http
+        staff = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        admin = {"cloudhelp_session": await server.staff_token("admin")}
+        bad = {"username": "zhaogang", "password": "wrong-password"}
+        async with http.post("/api/v1/auth/login", json=bad) as r:
+            assert r.status == 401
+
+        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                                  "id_number": ID_NUMBER}}  # fmt: skip
+        async with http.post("/api/v1/cases", json=body, cookies=staff) as r:
+            number = (await r.json())["case"]["number"]
+        base = f"/api/v1/cases/{number}"
+        async with http.get(f"{base}?reveal=1", cookies=staff) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["code"] == "reveal_reason_required"
+        async with http.get(f"{base}?reveal=1&reason=核对身份证", cookies=staff) as r:
+            assert (await r.json())["case"]["applicant"]["id_number"] == ID_NUMBER
+        async with http.get(f"{base}/checklist", cookies=staff) as r:
+            materials = (await r.json())["materials"]
+        marks = [{"position": m["position"], "status": "ok"} for m in materials]
+        marks[0] = {"position": marks[0]["position"], "status": "needs_correction",
+                    "reason": "照片不清晰"}  # fmt: skip
+        async with http.put(f"{base}/checklist", json={"materials": marks}, cookies=staff) as r:
+            assert r.status == 200, await r.text()
+        verdict = {"verdict": "correction_needed"}
+        async with http.post(f"{base}/verdict", json=verdict, cookies=staff) as r:
+            assert r.status == 200, await r.text()
+
+        # A file a resident sent, opened by the supervisor.
+        state = server.state
+        content = b"\xff\xd8\xff\xe0" + b"photo" * 20
+        sha = hashlib.sha256(content).hexdigest()
+        path = tmp_path / "files" / sha[:2] / sha
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+        async with state.db.write() as session:
+            case = await session.scalar(select(Case).where(Case.number == number))
+            ticket = await _ticket_for(session, case)
+            row = TicketFile(ticket_id=ticket.id, sha256=sha, name="身份证.jpg",
+                             content_type="image/jpeg", size=len(content), sender="kiosk",
+                             uploaded_by="kiosk")  # fmt: skip
+            session.add(row)
+            await session.flush()
+            file_url = f"/api/v1/tickets/{ticket.id}/files/{row.id}"
+        async with http.get(file_url, cookies=supervisor) as r:
+            assert r.status == 200 and await r.read() == content
+
+        # Kiosk enrolment and revocation by an administrator; a threshold by a supervisor.
+        new_kiosk = {"station": "DLW-QG", "code": "QG-AUDIT"}
+        async with http.post("/api/v1/admin/kiosks", json=new_kiosk, cookies=admin) as r:
+            assert r.status == 201, await r.text()
+            enrol_code = (await r.json())["enrol_code"]
+        async with http.post("/api/v1/kiosk/enrol", json={"code": enrol_code}) as r:
+            assert r.status == 200, await r.text()
+        async with http.post("/api/v1/admin/kiosks/QG-AUDIT/revoke", cookies=admin) as r:
+            assert r.status == 200
+        threshold = {"kind": "ticket_wait", "value": 240, "department": "NYNC"}
+        async with http.put("/api/v1/warning-thresholds", json=threshold, cookies=supervisor) as r:
+            assert r.status == 200, await r.text()
+
+        # Staff may not read the trail; supervisors may, filtered.
+        async with http.get("/api/v1/audit", cookies=staff) as r:
+            assert r.status == 403
+        async with http.get("/api/v1/audit") as r:
+            assert r.status == 401
+        async with http.get(f"/api/v1/audit?case={number}", cookies=supervisor) as r:
+            events = (await r.json())["events"]
+        assert _actions(events)[::-1] == [
+            "case.opened", "case.pii_revealed", "case.transition", "case.verdict",
+            "notice.issued", "file.downloaded",
+        ]  # fmt: skip
+        by_action = {e["action"]: e for e in events}
+        assert by_action["case.pii_revealed"]["detail"]["reason"] == "核对身份证"
+        assert by_action["case.pii_revealed"]["actor"]["name"] == "zhaogang"
+        assert by_action["case.pii_revealed"]["address"] == "127.0.0.1"
+        assert by_action["case.transition"]["detail"] == {
+            "from": "pre_review", "to": "correction_needed",
+            "reason": "一次性告知：1 项材料需补正",
+        }  # fmt: skip
+        assert by_action["file.downloaded"]["detail"]["sha256"] == sha
+        assert by_action["file.downloaded"]["actor"]["name"] == "sunhua"
+        async with http.get("/api/v1/audit?person=zhaogang", cookies=supervisor) as r:
+            mine = _actions((await r.json())["events"])
+        assert "auth.sign_in" in mine and "auth.sign_in_failed" in mine
+        assert "file.downloaded" not in mine
+        async with http.get("/api/v1/audit?action=kiosk.enrolled", cookies=supervisor) as r:
+            (enrolled,) = (await r.json())["events"]
+        assert enrolled["actor"] == {"kind": "kiosk", "id": enrolled["actor"]["id"],
+                                     "name": "QG-AUDIT"}  # fmt: skip
+        async with http.get("/api/v1/audit", cookies=supervisor) as r:
+            everything = _actions((await r.json())["events"])
+        for action in ("kiosk.enrol_code_issued", "kiosk.revoked", "setting.warning_threshold"):
+            assert action in everything
+        today = date.today().isoformat()
+        async with http.get(f"/api/v1/audit?from={today}&to={today}", cookies=supervisor) as r:
+            assert len((await r.json())["events"]) == len(everything)
+        async with http.get("/api/v1/audit?from=2020-01-01&to=2020-01-02", cookies=supervisor) as r:
+            assert (await r.json())["events"] == []
+        async with http.get("/api/v1/audit?from=someday", cookies=supervisor) as r:
+            assert r.status == 400
+
+    # Settings changed at the command line are recorded too, and the chain holds.
+    done = run_cli("department", "set", "NYNC", "--ring-seconds", "25", "--db", demo_url)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("calendar", "set", "2026-10-10", "workday", "--actor", "ops", "--db", demo_url)
+    assert done.returncode == 0, done.stderr
+    code, body = _cli_verify(demo_url)
+    assert code == 0, body
+    engine = db.create_engine(demo_url)
+    try:
+        async with db.Database(engine).read() as session:
+            rows = await audit.search(session, limit=2)
+    finally:
+        await engine.dispose()
+    assert [r.action for r in rows] == ["setting.calendar", "setting.department"]
+    assert rows[0].actor_name == "ops" and rows[0].actor_kind == "cli"
+    assert json.loads(rows[1].detail) == {"changes": {"ring_seconds": 25}}
+
+
+async def _ticket_for(session: Any, case: Case) -> Ticket:
+    """A finished session (ticket) of the case, as a call would leave it."""
+    kiosk = await session.scalar(select(Kiosk).limit(1))
+    item = await session.get(ServiceItem, case.item_id)
+    now = utcnow()
+    ticket = Ticket(day=now.date().isoformat(), number="A901", item_id=item.id,
+                    department_id=item.department_id, station_id=kiosk.station_id,
+                    kiosk_id=kiosk.id, case_id=case.id, status="closed", enqueued_at=now,
+                    ended_at=now, closed_at=now)  # fmt: skip
+    session.add(ticket)
+    await session.flush()
+    return ticket
