@@ -829,7 +829,10 @@ function wire() {
     await fetch("/api/v1/auth/logout", { method: "POST", credentials: "same-origin" });
     location.reload();
   };
-  $("lang").onclick = () => setLang(lang === "zh-CN" ? "en" : "zh-CN");
+  $("lang").onclick = async () => {
+    await setLang(lang === "zh-CN" ? "en" : "zh-CN");
+    $("idle").textContent = t(presence === "available" ? "staff.call.idle_available" : "staff.call.idle");
+  };
   setInterval(tickQueue, 1000);
 }
 
