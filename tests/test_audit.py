@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudhelp import audit, db
@@ -291,10 +291,94 @@ async def _ticket_for(session: Any, case: Case) -> Ticket:
     kiosk = await session.scalar(select(Kiosk).limit(1))
     item = await session.get(ServiceItem, case.item_id)
     now = utcnow()
-    ticket = Ticket(day=now.date().isoformat(), number="A901", item_id=item.id,
+    taken = await session.scalar(select(func.count()).select_from(Ticket))
+    ticket = Ticket(day=now.date().isoformat(), number=f"A9{taken:02d}", item_id=item.id,
                     department_id=item.department_id, station_id=kiosk.station_id,
                     kiosk_id=kiosk.id, case_id=case.id, status="closed", enqueued_at=now,
                     ended_at=now, closed_at=now)  # fmt: skip
     session.add(ticket)
     await session.flush()
     return ticket
+
+
+# ------------------------------------------------------------------------------ retention
+
+
+async def _kept_file(session: Any, ticket: Ticket, content: bytes, data_dir: Path) -> TicketFile:
+    sha = hashlib.sha256(content).hexdigest()
+    path = data_dir / "files" / sha[:2] / sha
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    row = TicketFile(ticket_id=ticket.id, sha256=sha, name=f"{sha[:6]}.jpg",
+                     content_type="image/jpeg", size=len(content), sender="kiosk",
+                     uploaded_by="kiosk")  # fmt: skip
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def test_files_are_purged_after_their_cases_retention(
+    demo_engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    from cloudhelp import retention
+    from cloudhelp.models import CaseEvent
+    from tests.test_cases import new_case
+
+    ended = datetime(2026, 1, 10, 3, tzinfo=UTC)
+    day = timedelta(days=1)
+    database = db.Database(demo_engine)
+    photo = b"\xff\xd8\xff\xe0"
+    async with database.write() as session:
+        concluded, still_open, refused = [await new_case(session) for _ in range(3)]
+        concluded.status, concluded.concluded_at = "concluded", ended
+        refused.status = "not_accepted"
+        session.add(CaseEvent(case_id=refused.id, from_state="pre_review",
+                              to_state="not_accepted", actor="zhaogang", reason="不符合条件",
+                              at=ended))  # fmt: skip
+        tickets = [await _ticket_for(session, c) for c in (concluded, still_open, refused)]
+        caseless = await _ticket_for(session, concluded)
+        caseless.case_id, caseless.closed_at = None, ended
+        shared = await _kept_file(session, tickets[0], photo + b"shared", tmp_path)
+        own = await _kept_file(session, tickets[0], photo + b"concluded", tmp_path)
+        open_copy = await _kept_file(session, tickets[1], photo + b"shared", tmp_path)
+        refused_file = await _kept_file(session, tickets[2], photo + b"refused", tmp_path)
+        caseless_file = await _kept_file(session, caseless, photo + b"caseless", tmp_path)
+    due_ids = {shared.id, own.id, refused_file.id, caseless_file.id}
+
+    # The command line, on today's clock (long after January): lists them, changes nothing.
+    listed = run_cli("files", "purge", "--dry-run", "--db", database_url,
+                     env={"CLOUDHELP_DATA_DIR": str(tmp_path)})  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "4 file(s) would purge" in listed.stdout and concluded.number in listed.stdout
+
+    assert await retention.purge(database, tmp_path, 180, now=ended + 179 * day) == []
+    dry = await retention.purge(database, tmp_path, 180, now=ended + 181 * day, dry_run=True)
+    assert {f.id for f in dry} == due_ids
+    purged = await retention.purge(database, tmp_path, 180, now=ended + 181 * day)
+    assert {f.id for f in purged} == due_ids
+    assert await retention.purge(database, tmp_path, 180, now=ended + 400 * day) == []
+
+    def stored(row: TicketFile) -> bool:
+        return (tmp_path / "files" / row.sha256[:2] / row.sha256).exists()
+
+    assert stored(open_copy) and stored(shared)  # the open case still needs the same bytes
+    assert not stored(own) and not stored(refused_file) and not stored(caseless_file)
+    async with database.read() as session:
+        rows = {r.id: r for r in (await session.scalars(select(TicketFile))).all()}
+        trail = await audit.search(session, action="file.purged")
+        verdict = await audit.verify(session)
+    assert rows[open_copy.id].purged_at is None
+    assert all(rows[i].purged_at == ended + 181 * day for i in due_ids)
+    assert {json.loads(e.detail)["sha256"] for e in trail} == {rows[i].sha256 for i in due_ids}
+    assert {e.case_number for e in trail} == {concluded.number, refused.number, None}
+    assert verdict.problem is None
+
+    # A purged file is gone for good: 410 with its own code (the row and hash stay).
+    async with running_server(database_url, data_dir=tmp_path) as server:
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        url = f"/api/v1/tickets/{tickets[0].id}/files/{own.id}"
+        async with server.http.get(url, cookies=supervisor) as r:
+            assert r.status == 410 and (await r.json())["error"]["code"] == "file_purged"
+        kept = f"/api/v1/tickets/{tickets[1].id}/files/{open_copy.id}"
+        async with server.http.get(kept, cookies=supervisor) as r:
+            assert r.status == 200
