@@ -1126,7 +1126,13 @@ class CallCenter:
             "item": {"code": ticket.item.code, "name": ticket.item.name},
             "department": {"code": ticket.department.code, "name": ticket.department.name},
             "station": {"code": ticket.station.code, "name": ticket.station.name},
-            "case": {"number": ticket.case.number, "round": ticket.case.rounds}
+            # ``correction``: taken for a correction session of an existing case (not a first
+            # session whose case was opened during the call, then transferred).
+            "case": {
+                "number": ticket.case.number,
+                "round": ticket.case.rounds,
+                "correction": ticket.case.created_at < ticket.enqueued_at,
+            }
             if ticket.case
             else None,
             "enqueued_at": _iso(ticket.enqueued_at),

@@ -64,7 +64,7 @@ async def test_correction_session_rings_the_reviewer_first(sqlite_demo_url: str)
         kiosk = await server.connect({"kind": "kiosk", "credential": credential})
         await kiosk.send({"type": "ticket.take", "case": number})
         ticket = (await kiosk.expect("ticket"))["ticket"]
-        assert ticket["case"] == {"number": number, "round": 1}
+        assert ticket["case"] == {"number": number, "round": 1, "correction": True}
         ring = await reviewer.expect("ring")
         assert ring["ticket"]["case"]["number"] == number
         assert other.drain("ring") == []
@@ -103,7 +103,7 @@ async def test_answered_correction_session_is_round_two_then_passes_and_is_accep
         await kiosk.send({"type": "ticket.take", "case": number})
         ticket = (await kiosk.expect("ticket"))["ticket"]
         ring = await reviewer.expect("ring")
-        assert ring["ticket"]["case"] == {"number": number, "round": 1}
+        assert ring["ticket"]["case"] == {"number": number, "round": 1, "correction": True}
         await reviewer.send({"type": "ring.accept", "ticket": ticket["id"]})
         await reviewer.expect("joined")
 
@@ -172,7 +172,7 @@ async def test_a_dropped_correction_session_can_be_called_again(sqlite_demo_url:
 
         await kiosk.send({"type": "ticket.take", "case": number})
         again = await kiosk.expect_where("ticket", lambda f: f["ticket"]["id"] != ticket["id"])
-        assert again["ticket"]["case"] == {"number": number, "round": 2}
+        assert again["ticket"]["case"] == {"number": number, "round": 2, "correction": True}
         ring = await reviewer.expect("ring")
         await reviewer.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
         await reviewer.expect("joined")
@@ -240,7 +240,7 @@ async def test_a_first_session_transferred_after_its_notice_starts_no_round(
             assert r.status == 200
         await reviewer.send({"type": "ticket.transfer", "department": "SCJG"})
         ring = await other.expect("ring")
-        assert ring["ticket"]["case"] == {"number": number, "round": 1}
+        assert ring["ticket"]["case"] == {"number": number, "round": 1, "correction": False}
         await other.send({"type": "ring.accept", "ticket": ticket["id"]})
         await other.expect("joined")
         async with server.http.get(base, cookies=cookies) as r:

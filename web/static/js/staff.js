@@ -175,7 +175,7 @@ function renderQueue() {
     number.textContent = ticket.number;
     const item = document.createElement("span");
     item.textContent = ticket.item.name;
-    if (ticket.case) {
+    if (ticket.case?.correction) {
       li.classList.add("correction");
       const tag = document.createElement("span");
       tag.className = "badge correction";
@@ -215,7 +215,7 @@ function onRing(/** @type {any} */ frame) {
   $("autopaused").hidden = true;
   banner(null);
   // A correction session (补正) says so, with the case number, before it is answered.
-  const correction = Boolean(ringing.case);
+  const correction = Boolean(ringing.case?.correction);
   $("ring").classList.toggle("correction", correction);
   $("ring-title").textContent = t(correction ? "staff.ring.correction_title" : "staff.ring.title");
   $("ring-case").hidden = !correction;
