@@ -9,6 +9,7 @@ import gc
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -542,7 +543,10 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
 
     logs.configure(settings.log_level)
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    # SIGTERM and SIGINT only set an event (aiohttp's own handlers raise out of the event loop,
+    # which cancels every WebSocket handler mid-frame: clients saw 1006). The cleanup below then
+    # closes each socket with 1001 (going away), as docs/protocol.md promises.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()  # opens the database and applies migrations
         await web.SockSite(runner, sock).start()
@@ -560,9 +564,15 @@ async def _serve(settings: Settings, sock: socket.socket) -> int:
     # the relay's p99 (benchmarks/signaling.py measures both).
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         await runner.cleanup()
     return 0
 

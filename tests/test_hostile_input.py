@@ -3,8 +3,10 @@ an ``internal_error`` or a dropped socket (issue 11, rows 6, 7, 8, 9 and 16)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import signal
 from typing import Any
 from urllib.parse import quote
 
@@ -13,9 +15,10 @@ from aiohttp import ClientSession, CookieJar
 
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.models import TicketFile
-from cloudhelp.peer import SignalingClient
+from cloudhelp.peer import ProtocolError, SignalingClient
 from signaling import safejson
 from tests.callkit import CallServer, running_server
+from tests.helpers import serve_and_read_url, start_cli
 
 DEEP = "[" * 30_000 + "]" * 30_000  # 60 KB: deep enough for RecursionError in json.loads
 HUGE = str(2**70)
@@ -196,3 +199,48 @@ async def test_a_kiosk_cannot_vouch_for_staff_files_and_names_lose_bidi_controls
         async with server.state.db.read() as session:
             row = await session.get(TicketFile, stored["id"])
             assert row is not None and row.name == "photognp.exe_.png"
+
+
+async def test_sigterm_closes_every_socket_with_1001_and_clients_come_back(
+    sqlite_demo_url: str,
+) -> None:
+    """docs/protocol.md: 1001 on shutdown; the page then reconnects, its session is gone with the
+    old process, it signs in again and finds its waiting ticket."""
+    async with running_server(sqlite_demo_url) as server:
+        credential = await server.kiosk_credential("QG-01")
+        staff_token = await server.staff_token("chenjing")
+    for attempt in range(2):
+        process = start_cli("serve", "--port", "0", "--db", sqlite_demo_url)
+        try:
+            url = serve_and_read_url(process)
+            async with ClientSession() as http:
+                kiosk = SignalingClient(url, http)
+                if attempt == 0:
+                    await kiosk.connect({"kind": "kiosk", "credential": credential})
+                    await kiosk.send({"type": "ticket.take", "item": "RSJ-009"})
+                    ticket = (await kiosk.expect("ticket"))["ticket"]
+                    staff = SignalingClient(url, http)
+                    await staff.connect({"kind": "staff", "token": staff_token})
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(kiosk.closed.wait(), 15)
+                    await asyncio.wait_for(staff.closed.wait(), 15)
+                    assert kiosk.close_code == 1001
+                    assert staff.close_code == 1001
+                    assert await asyncio.to_thread(process.wait, 15) == 0
+                    kept_welcome = kiosk.welcome
+                else:
+                    kiosk.welcome = kept_welcome
+                    with pytest.raises(ProtocolError) as refused:
+                        await kiosk.resume()
+                    assert refused.value.code == "no_such_session"
+                    await kiosk.connect({"kind": "kiosk", "credential": credential})
+                    again = (await kiosk.expect("ticket"))["ticket"]
+                    assert again["id"] == ticket["id"] and again["status"] == "waiting"
+                    await kiosk.close()
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(process.wait, 15)
+            assert process.stderr is not None
+            stderr = process.stderr.read()
+            assert "Traceback" not in stderr, stderr
