@@ -20,6 +20,8 @@ let wrapupTimer = 0;
 /** The ticket of the current (or just ended) call, for keeping its files. */
 let callTicket = 0;
 let presence = "offline";
+/** Set away by the server after unanswered rings (not by the staff member's own choice). */
+let autoPaused = false;
 /** @type {MediaStream | null} */
 let stream = null;
 /** @type {MediaStreamTrack | null} */
@@ -124,7 +126,11 @@ function onPresence(/** @type {any} */ frame) {
   // A wrap-up that ended (by hand or by its timer) leaves nothing of that resident on screen.
   if ((before === "wrapup" || before === "in_call") && (frame.state === "available" || frame.state === "away")) clearCallWork();
   // Unanswered rings set the staff member away: say so plainly, with the way back.
-  const autopaused = frame.state === "away" && frame.missed_offers > 0;
+  // (Only a ring that ends in away is the server's doing; away by the staff member's own hand,
+  // even after a missed ring, is not.)
+  if (frame.state !== "away") autoPaused = false;
+  else if (before === "ringing" && frame.missed_offers > 0) autoPaused = true;
+  const autopaused = autoPaused;
   $("autopaused").hidden = !autopaused;
   if (autopaused) {
     $("autopaused-text").textContent = t("staff.autopaused", { n: frame.missed_offers });
