@@ -382,3 +382,68 @@ async def test_files_are_purged_after_their_cases_retention(
         kept = f"/api/v1/tickets/{tickets[1].id}/files/{open_copy.id}"
         async with server.http.get(kept, cookies=supervisor) as r:
             assert r.status == 200
+
+
+# ------------------------------------------------------------------------------ the page
+
+
+async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url: str) -> None:
+    from playwright.async_api import expect
+
+    from tests.browserkit import chromium, new_page, snap
+    from tests.journeykit import axe_violations
+    from tests.test_board_browser import signed_in
+
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        staff = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                                  "id_number": ID_NUMBER}}  # fmt: skip
+        async with server.http.post("/api/v1/cases", json=body, cookies=staff) as r:
+            number = (await r.json())["case"]["number"]
+        reveal = f"/api/v1/cases/{number}?reveal=1&reason=核对申请人身份"
+        async with server.http.get(reveal, cookies=staff) as r:
+            assert r.status == 200
+        move = {"to": "not_accepted", "reason": "不属于本部门受理范围"}
+        async with server.http.post(
+            f"/api/v1/cases/{number}/transitions", json=move, cookies=staff
+        ) as r:
+            assert r.status == 200, await r.text()
+
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await signed_in(server, page, "zhaogang")
+        response = await page.goto("/audit")
+        assert response is not None and response.status == 403  # staff may not read it
+        await page.context.close()
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/audit")
+        for name, role, label in (
+            ("person", "textbox", "人员（账号或终端编号）"), ("case", "textbox", "办件编号"),
+            ("action", "combobox", "操作"), ("from", "textbox", "起始日期"),
+            ("to", "textbox", "截止日期"),
+        ):  # fmt: skip
+            await expect(page.get_by_role(role, name=label, exact=True)).to_have_attribute(
+                "name", name
+            )
+        rows = page.locator("table.audit tbody tr")
+        await expect(rows.first).to_contain_text("登录")  # newest first: sunhua signing in
+        assert await axe_violations(page, "audit") == []
+        await snap(page, "audit-1-all")
+
+        await page.get_by_role("textbox", name="办件编号", exact=True).fill(number)
+        await page.get_by_role("button").filter(has_text="搜索").click()
+        await expect(rows).to_have_count(3)
+        await expect(rows.nth(0)).to_contain_text("办件状态变更")
+        await expect(rows.nth(0)).to_contain_text("不予受理")
+        await expect(rows.nth(1)).to_contain_text("查看完整证件号和手机号")
+        await expect(rows.nth(1)).to_contain_text("核对申请人身份")
+        await expect(rows.nth(2)).to_contain_text("新建办件")
+        await snap(page, "audit-2-one-case")
+
+        await page.goto(f"/audit?case={number}&lang=en")
+        await expect(rows.nth(0)).to_contain_text("Case state changed")
+        await expect(rows.nth(0)).to_contain_text("to: Not accepted")
+        assert await axe_violations(page, "audit-en") == []
+        await snap(page, "audit-3-english")
