@@ -274,7 +274,11 @@ ALLOWED_WORDS = {
     "cloudhelp", "webrtc", "excel", "chromium", "chrome", "english", "wangli", "zhaogang",
     "liumei", "chenjing", "sunhua", "admin", "echarts",
 }  # fmt: skip
-_WORD = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")  # wrap-up, don't: one word each
+# A command line quoted for an administrator (cloudhelp kiosk enrol) is code, not a sentence.
+_COMMAND = re.compile(r"\bcloudhelp(?: [a-z][a-z-]*)+")
+# What may stand between two words of one sentence: spaces, light punctuation, a number.
+_SAME_SENTENCE = re.compile(r"[^\w]{1,4}|\s+\d+(?:[.,]\d+)?\s+")
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 # Message keys (kiosk.wait.soon) and state or reason codes (needs_correction) shown raw.
 _RAW_KEY = re.compile(
@@ -313,11 +317,13 @@ def _ignorable(text: str, start: int, end: int, word: str) -> bool:
         return True
     if after in _CODE_JOINERS and (after2.isalnum() or after in "-_/@=#"):
         return True
-    return word.isupper() or word.lower() in ALLOWED_WORDS
+    acronym = word.isupper() and len(word) > 1  # PDF, ID; but "I" and "A" are words
+    return acronym or word.lower() in ALLOWED_WORDS
 
 
 def english_in(text: str) -> list[str]:
     """The runs of ≥2 English words, and raw codes or message keys, in one piece of text."""
+    text = _COMMAND.sub(lambda m: " " * len(m.group(0)), text)
     found = [m.group(0) for m in _RAW_KEY.finditer(text)]
     run: list[tuple[int, int]] = []
     for match in _WORD.finditer(text):
@@ -328,7 +334,7 @@ def english_in(text: str) -> list[str]:
             continue
         if run:
             gap = text[run[-1][1] : match.start()]
-            if _CJK.search(gap) or any(c.isdigit() for c in gap) or len(gap) > 4:
+            if not _SAME_SENTENCE.fullmatch(gap) or _CJK.search(gap):
                 if len(run) >= 2:
                     found.append(text[run[0][0] : run[-1][1]])
                 run = []

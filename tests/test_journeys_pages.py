@@ -85,10 +85,14 @@ def test_english_scanner_flags_sentences_not_codes() -> None:
     assert english_in("needs_correction · kiosk_hangup") == ["needs_correction", "kiosk_hangup"]
     assert english_in("enqueued → offered → connected") == ["enqueued → offered → connected"]
     assert english_in("kiosk.wait.soon") == ["kiosk.wait.soon"]
+    assert english_in("Finish wrap-up") == ["Finish wrap-up"]
+    assert english_in("Files I sent") == ["Files I sent"]
+    assert english_in("返回：Returning in 15 s") == ["Returning in 15 s"]
     for fine in [
         "排队号 B001", "NYNC-002 · 渔业捕捞许可证换发（延续）", "赵刚（zhaogang）",
         "CloudHelp 云帮办", "营业执照.jpg 5 MiB", "前关驿站 · QG-01", "English", "PDF 下载",
         "http://127.0.0.1:8080/kiosk", "210211-20261202-0002", "导出 Excel CSV",
+        "请向驿站工作人员索取新的登记码（cloudhelp kiosk enrol）。", "QG-01 前关", "B001-B009",
     ]:  # fmt: skip
         assert english_in(fine) == [], fine
 
