@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -199,7 +199,9 @@ async def logout(session: AsyncSession, token: str) -> int | None:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-PRUNE_ABOVE = 10_000  # throttle keys held before the expired ones are swept
+# At most this many throttle keys (account, account+address) are held: a guesser trying a new
+# name each time must not grow the server's memory without bound.
+MAX_THROTTLE_KEYS = 10_000
 
 
 class LoginThrottle:
@@ -209,6 +211,11 @@ class LoginThrottle:
     lock out the others. ``per_address`` failures for one account from one address within
     ``window`` seconds block that account from that address; ``per_account`` failures from any
     addresses block the account everywhere (a guesser spreading over many addresses).
+
+    Memory is bounded: each key keeps only its last ``max(per_address, per_account)`` failures,
+    and at most ``max_keys`` keys are held. When full, the expired keys go first, then the
+    keys with the fewest failures (oldest first): a flood of one-off names evicts itself, not
+    the count of an account that is close to or at its limit.
     """
 
     def __init__(
@@ -217,12 +224,14 @@ class LoginThrottle:
         per_account: int = 20,
         window: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_THROTTLE_KEYS,
     ) -> None:
         self.per_address = per_address
         self.per_account = per_account
         self.window = window
         self.clock = clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
 
     @staticmethod
     def _keys(username: str, address: str | None) -> tuple[str, str]:
@@ -248,12 +257,31 @@ class LoginThrottle:
 
     def failed(self, username: str, address: str | None) -> None:
         now = self.clock()
-        if len(self._failures) >= PRUNE_ABOVE:  # many names tried: forget the stale ones
-            stale = [k for k, f in self._failures.items() if not f or f[-1] <= now - self.window]
-            for key in stale:
+        keys = self._keys(username, address)
+        if len(self._failures) + len(keys) > self.max_keys:
+            self._make_room(now, len(keys))
+        for key in keys:
+            failures = self._failures.get(key)
+            if failures is None:
+                failures = self._failures[key] = deque(
+                    maxlen=max(self.per_address, self.per_account)
+                )
+            failures.append(now)
+
+    def _make_room(self, now: float, needed: int) -> None:
+        """Forget expired keys; if that is not enough, the half with the fewest failures."""
+        for key in [k for k, f in self._failures.items() if not f or f[-1] <= now - self.window]:
+            del self._failures[key]
+        if len(self._failures) + needed > self.max_keys:
+            ranked = sorted(
+                self._failures, key=lambda k: (len(self._failures[k]), self._failures[k][-1])
+            )
+            for key in ranked[: max(needed, len(ranked) // 2)]:
                 del self._failures[key]
-        for key in self._keys(username, address):
-            self._failures[key].append(now)
+
+    def __len__(self) -> int:
+        """How many keys are held (bounded by ``max_keys``)."""
+        return len(self._failures)
 
     def succeeded(self, username: str, address: str | None) -> None:
         """The right password ends both counts of this account."""

@@ -7,7 +7,9 @@ Every change is written to the database (cloudhelp.queue) before it is announced
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import datetime
@@ -145,6 +147,12 @@ def _console_only(handler: Handler) -> Handler:
 
 
 Order = int | tuple[int, ...]
+# Screen-sharing toggles kept in a call's session log (its ``ended`` ticket event); beyond that
+# only the latest toggle and the count ``screen_toggles`` are kept.
+SCREEN_LOG_MAX = 20
+# A snapshot key (a ticket, a ring, a board page…) not used for this long is forgotten, so the
+# gate holds only what is current, not every ticket ever seen. No read is in flight that long.
+SNAPSHOT_IDLE_SECONDS = 600.0
 
 
 class SnapshotGate:
@@ -157,9 +165,11 @@ class SnapshotGate:
     than what was last sent for the key, and what equals it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, idle_seconds: float = SNAPSHOT_IDLE_SECONDS) -> None:
         self._reads = 0
         self._last: dict[str, tuple[Order, Any]] = {}
+        self._used: dict[str, float] = {}  # key → when last admitted; oldest first
+        self.idle_seconds = idle_seconds
 
     def read(self) -> int:
         """A stamp for a read about to start."""
@@ -172,7 +182,22 @@ class SnapshotGate:
         if last is not None and (_as_tuple(order) < _as_tuple(last[0]) or last[1] == body):
             return False
         self._last[key] = (order, body)
+        now = time.monotonic()
+        self._used.pop(key, None)
+        self._used[key] = now
+        self._prune(now)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget the keys not admitted for ``idle_seconds`` (oldest first, so this is cheap)."""
+        for key, used in list(itertools.islice(self._used.items(), 64)):
+            if now - used < self.idle_seconds:
+                break
+            del self._used[key]
+            self._last.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._last)
 
     def sent_after(self, key: str, order: Order) -> bool:
         """Whether something from a read later than ``order`` was sent for ``key``."""
@@ -492,10 +517,14 @@ class CallCenter:
         if data.get("kind") == "chat":
             call["chats"] += 1
         elif data.get("kind") == "screen":
-            who = session.principal.kind
-            call["screen"].append(
-                {"by": who, "on": bool(data.get("on")), "at": utcnow().isoformat()}
-            )
+            who, on = session.principal.kind, bool(data.get("on"))
+            toggle = {"by": who, "on": on, "at": utcnow().isoformat()}
+            screen = call["screen"]
+            if len(screen) < SCREEN_LOG_MAX:
+                screen.append(toggle)
+            else:  # bounded: the latest toggle replaces the last kept one, the total is counted
+                screen[-1] = toggle
+                call["screen_toggles"] = call.get("screen_toggles", SCREEN_LOG_MAX) + 1
 
     async def sign_out_staff(self, staff_id: int) -> None:
         for session in self.hub.find_sessions("staff", str(staff_id)):

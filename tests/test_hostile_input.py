@@ -12,9 +12,12 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientSession, CookieJar
+from sqlalchemy import select
 
-from cloudhelp.callcenter import STAFF_COOKIE
-from cloudhelp.models import TicketFile
+from cloudhelp.account_routes import THROTTLE_KEY
+from cloudhelp.accounts import MAX_THROTTLE_KEYS, LoginThrottle
+from cloudhelp.callcenter import SCREEN_LOG_MAX, STAFF_COOKIE
+from cloudhelp.models import TicketEvent, TicketFile
 from cloudhelp.peer import ProtocolError, SignalingClient
 from signaling import safejson
 from tests.callkit import CallServer, running_server
@@ -244,3 +247,73 @@ async def test_sigterm_closes_every_socket_with_1001_and_clients_come_back(
             assert process.stderr is not None
             stderr = process.stderr.read()
             assert "Traceback" not in stderr, stderr
+
+
+async def test_the_screen_sharing_log_of_a_call_stays_small(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url, rate_per_second=2000.0, rate_burst=2000.0) as server:
+        kiosk, staff = await in_a_call(server)
+        for index in range(700):  # about the 43 KB seen on one ticket event
+            await kiosk.send({"type": "app", "data": {"kind": "screen", "on": index % 2 == 0}})
+        for _ in range(700):
+            await staff.expect("app")
+        await kiosk.send({"type": "call.hangup"})
+        await staff.expect("left")
+        async with server.state.db.read() as session:
+            ended = await session.scalar(
+                select(TicketEvent).where(TicketEvent.kind == "ended").order_by(TicketEvent.id)
+            )
+            assert ended is not None
+            detail = ended.detail
+        assert len(detail["screen"]) == SCREEN_LOG_MAX
+        assert detail["screen_toggles"] == 700
+        assert detail["screen"][-1]["on"] is False  # the latest state is kept
+        assert len(json.dumps(detail)) < 4096
+
+
+async def test_throttle_and_push_state_stay_bounded(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        throttle = server.server.app[THROTTLE_KEY]
+        throttle.max_keys = 20
+        login = "/api/v1/auth/login"
+        await server.staff_token("wangli")  # gives wangli a password
+        for _ in range(5):
+            async with server.http.post(login, json={"username": "wangli", "password": "no"}):
+                pass
+        async with server.http.post(login, json={"username": "wangli", "password": "no"}) as r:
+            assert r.status == 429
+        for index in range(40):  # a guesser trying a new name each time
+            async with server.http.post(login, json={"username": f"u{index}", "password": "x"}):
+                pass
+            assert len(throttle) <= 20
+        async with server.http.post(login, json={"username": "wangli", "password": "no"}) as r:
+            assert r.status == 429, "the spray must not evict the locked account's count"
+
+        center = server.state.callcenter
+        center._gate.idle_seconds = 0.5
+        kiosk = await server.kiosk()
+        for _ in range(30):  # many tickets, each with its own snapshot keys
+            await kiosk.send({"type": "ticket.take", "item": "RSJ-009"})
+            await kiosk.expect("ticket", timeout=10)
+            await kiosk.send({"type": "ticket.cancel"})
+            await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "cancelled")
+        await asyncio.sleep(0.6)
+        await kiosk.send({"type": "ticket.take", "item": "RSJ-009"})  # one more admit: prunes
+        await kiosk.expect("ticket")
+        assert len(center._gate) <= 5
+        assert center._call_log == {}
+
+
+def test_a_name_spray_of_a_hundred_thousand_keeps_the_throttle_small() -> None:
+    clock = [0.0]
+    throttle = LoginThrottle(clock=lambda: clock[0])
+    for index in range(100_000):
+        clock[0] += 0.001  # all within one window: nothing expires by itself
+        throttle.failed(f"name{index}", f"10.0.{index % 250}.1")
+    assert len(throttle) <= MAX_THROTTLE_KEYS
+    for _ in range(5):
+        throttle.failed("target", "10.9.9.9")
+    assert throttle.retry_after("target", "10.9.9.9") > 0
+    for index in range(50_000):
+        throttle.failed(f"again{index}", "10.0.0.2")
+    assert len(throttle) <= MAX_THROTTLE_KEYS
+    assert throttle.retry_after("target", "10.9.9.9") > 0
