@@ -33,7 +33,8 @@ from cloudhelp.queue import LOCAL_TZ
 GENESIS_HASH = "0" * 64
 # What is recorded (each has a catalog text audit.action.<code> for the page).
 ACTIONS = (
-    "auth.sign_in", "auth.sign_in_failed", "auth.sign_out",
+    "auth.sign_in", "auth.sign_in_failed", "auth.sign_out", "account.changed",
+    "account.password_set",
     "case.opened", "case.transition", "case.verdict", "case.pii_revealed", "notice.issued",
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",

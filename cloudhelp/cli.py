@@ -296,6 +296,9 @@ async def cmd_staff_add(args: argparse.Namespace) -> int:
         async with db.session_factory(engine)() as session, session.begin():
             await network.import_network(session, record)
             await accounts.set_password(session, args.username, password)
+            await audit.append(session, audit.cli_actor(), "account.changed",
+                               subject_kind="account", subject=args.username,
+                               **record["staff"][0])  # fmt: skip
         print(f"Staff member {args.username} ({args.role}) is ready to sign in.")
         return 0
 
@@ -309,6 +312,8 @@ async def cmd_staff_password(args: argparse.Namespace) -> int:
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session, session.begin():
             await accounts.set_password(session, args.username, password)
+            await audit.append(session, audit.cli_actor(), "account.password_set",
+                               subject_kind="account", subject=args.username)  # fmt: skip
         print(f"Password of {args.username} changed.")
         return 0
 

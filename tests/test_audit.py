@@ -273,14 +273,19 @@ async def test_the_events_are_recorded_and_supervisors_read_them(
     assert done.returncode == 0, done.stderr
     done = run_cli("calendar", "set", "2026-10-10", "workday", "--actor", "ops", "--db", demo_url)
     assert done.returncode == 0, done.stderr
+    done = run_cli("staff", "password", "wangli", "--password-stdin", "--db", demo_url,
+                   input_text="a-new-password\n")  # fmt: skip
+    assert done.returncode == 0, done.stderr
     code, body = _cli_verify(demo_url)
     assert code == 0, body
     engine = db.create_engine(demo_url)
     try:
         async with db.Database(engine).read() as session:
-            rows = await audit.search(session, limit=2)
+            rows = await audit.search(session, limit=3)
     finally:
         await engine.dispose()
+    assert rows[0].action == "account.password_set" and rows[0].subject == "wangli"
+    rows = rows[1:]
     assert [r.action for r in rows] == ["setting.calendar", "setting.department"]
     assert rows[0].actor_name == "ops" and rows[0].actor_kind == "cli"
     assert json.loads(rows[1].detail) == {"changes": {"ring_seconds": 25}}
