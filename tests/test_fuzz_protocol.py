@@ -35,6 +35,7 @@ FUZZ = settings(
     max_examples=800,
     deadline=None,
     derandomize=True,  # the same examples in every CI run
+    database=None,  # nothing written to .hypothesis/
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 # Error codes that may answer a hostile frame: all of them documented in docs/protocol.md and
