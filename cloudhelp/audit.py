@@ -148,10 +148,11 @@ async def append(
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
-    if head is None:  # the migration creates it; a database someone emptied by hand gets it back
-        session.add(AuditHead(id=1, seq=1, row_hash=GENESIS_HASH))
+    if head is None:  # the migration creates it; if someone deleted it, rebuild it from the rows
+        last = await session.scalar(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1))
+        seq, prev = (last.seq + 1, last.row_hash) if last else (1, GENESIS_HASH)
+        session.add(AuditHead(id=1, seq=seq, row_hash=prev))
         await session.flush()
-        seq, prev = 1, GENESIS_HASH
     else:
         seq, prev = head
     moment = (at or utcnow()).astimezone(UTC)

@@ -144,6 +144,13 @@ async def test_verify_names_the_row_altered_removed_or_inserted(
     await _insert(engine, row6)
     assert (await _verify(engine)).problem is None
 
+    # A deleted head row is rebuilt from the last row: appends go on, the chain holds.
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM audit_head"))
+    await _append_rows(database, 1, "D")
+    verdict = await _verify(engine)
+    assert verdict.problem is None and verdict.rows == 7 and verdict.head_seq == 7
+
 
 async def test_two_processes_append_to_one_chain(engine: AsyncEngine, database_url: str) -> None:
     """Two servers on one database (two engines, two pools): appends never fork the chain."""
