@@ -10,6 +10,7 @@ from aiohttp import web
 from cloudhelp import audit, i18n, pages
 from cloudhelp.account_routes import current_staff
 from cloudhelp.errors import ApiError, bad_request
+from cloudhelp.inputs import bounded_date
 from cloudhelp.models import SUPERVISOR_ROLES
 from cloudhelp.state import AppState
 
@@ -18,18 +19,13 @@ MAX_ROWS = 500
 
 
 def _day(raw: str, name: str) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise bad_request(f"Parameter '{name}' must be a date like 2026-11-27.") from None
+    return bounded_date(raw, name) if raw else None
 
 
 def _int(raw: str, name: str, low: int, high: int) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
         raise bad_request(f"Parameter '{name}' must be a whole number from {low} to {high}.")
     return int(raw)
 
