@@ -406,7 +406,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
     from playwright.async_api import expect
 
     from tests.browserkit import chromium, new_page, snap
-    from tests.journeykit import axe_violations
+    from tests.journeykit import axe_violations, english_sentences
     from tests.test_board_browser import signed_in
 
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
@@ -445,6 +445,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         rows = page.locator("table.audit tbody tr")
         await expect(rows.first).to_contain_text("登录")  # newest first: sunhua signing in
         assert await axe_violations(page, "audit") == []
+        assert await english_sentences(page) == []
         await snap(page, "audit-1-all")
 
         await page.get_by_role("textbox", name="办件编号", exact=True).fill(number)
@@ -455,6 +456,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         await expect(rows.nth(1)).to_contain_text("查看完整证件号和手机号")
         await expect(rows.nth(1)).to_contain_text("核对申请人身份")
         await expect(rows.nth(2)).to_contain_text("新建办件")
+        assert await english_sentences(page) == []
         await snap(page, "audit-2-one-case")
 
         await page.goto(f"/audit?case={number}&lang=en")
