@@ -175,6 +175,9 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                         k.code,
                         code=accounts.demo_enrol_code(secret, k.code),
                     )
+                    await audit.append(session, audit.cli_actor(), "kiosk.enrol_code_issued",
+                                       subject_kind="kiosk", subject=k.code,
+                                       station=k.station.code, demo=True)  # fmt: skip
                 else:
                     codes[k.code] = None
             opened = await demo.seed_cases(session, settings.district_code)

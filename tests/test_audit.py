@@ -464,3 +464,22 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         await expect(rows.nth(0)).to_contain_text("to: Not accepted")
         assert await axe_violations(page, "audit-en") == []
         await snap(page, "audit-3-english")
+
+
+async def test_the_demo_leaves_a_trail_that_holds(tmp_path: Path) -> None:
+    """`cloudhelp demo` issues kiosk codes and moves sample cases: recorded, and verifiable."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = {"CLOUDHELP_DATA_DIR": str(tmp_path)}
+    done = run_cli("demo", "--db", url, env=env)
+    assert done.returncode == 0, done.stderr
+    code, body = _cli_verify(url)
+    assert code == 0 and body["rows"] > 0, body
+    engine = db.create_engine(url)
+    try:
+        async with db.Database(engine).read() as session:
+            issued = await audit.search(session, action="kiosk.enrol_code_issued")
+            moved = await audit.search(session, action="case.transition")
+    finally:
+        await engine.dispose()
+    assert issued and all(json.loads(e.detail)["demo"] for e in issued)
+    assert moved and all(e.case_number for e in moved)
