@@ -136,6 +136,7 @@ async def test_journey_5b_kiosk_without_camera_or_microphone(server: DemoServer)
         voice = await open_page(chromium, server)  # a kiosk whose camera does not work
         await voice.context.grant_permissions(["microphone"], origin=server.base_url)
         staff = await open_page(chromium, server, 1600, 900)
+        await staff.context.grant_permissions(["camera", "microphone"], origin=server.base_url)
         journey.pages = {"kiosk": kiosk, "voice-kiosk": voice, "staff": staff}
         await enrol_kiosk(voice, server)
         await sign_in_staff(staff, "zhaogang")
