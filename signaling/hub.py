@@ -217,6 +217,7 @@ class Hub:
         self._handlers: dict[str, _Registered] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self._sockets: set[web.WebSocketResponse] = set()  # every open one, said hello or not
 
     # ------------------------------------------------------------------ application API
 
@@ -318,10 +319,12 @@ class Hub:
         for session in list(self.sessions.values()):
             if session._grace is not None:
                 session._grace.cancel()
-            ws = session.ws
             session.detach()
-            if ws is not None and not ws.closed:
-                await ws.close(code=1001, message=b"server shutting down")
+        # All at once: one client slow to answer the close must not hold up the others.
+        await asyncio.gather(
+            *(ws.close(code=1001, message=b"server shutting down") for ws in self._sockets),
+            return_exceptions=True,
+        )
         await drain(self._tasks)
 
     # ------------------------------------------------------------------ delivery
@@ -353,6 +356,7 @@ class Hub:
             heartbeat=cfg.heartbeat_seconds, max_msg_size=cfg.max_message_bytes * 4
         )
         await ws.prepare(request)
+        self._sockets.add(ws)
         bucket = TokenBucket(cfg.rate_per_second, cfg.burst)
         drops = 0
         session: Session | None = None
@@ -423,6 +427,7 @@ class Hub:
                         ref=raw.get("type"),
                     )
         finally:
+            self._sockets.discard(ws)
             hello_timer.cancel()
             if session is not None and session.ws is ws and not session.ended:
                 session.detach()

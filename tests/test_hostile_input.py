@@ -10,6 +10,7 @@ import signal
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 from aiohttp import ClientSession, CookieJar
 from sqlalchemy import select
@@ -207,8 +208,9 @@ async def test_a_kiosk_cannot_vouch_for_staff_files_and_names_lose_bidi_controls
 async def test_sigterm_closes_every_socket_with_1001_and_clients_come_back(
     sqlite_demo_url: str,
 ) -> None:
-    """docs/protocol.md: 1001 on shutdown; the page then reconnects, its session is gone with the
-    old process, it signs in again and finds its waiting ticket."""
+    """docs/protocol.md: 1001 on shutdown, also for a socket that has not said hello. The page
+    then reconnects, its session is gone with the old process, it signs in again and finds its
+    waiting ticket."""
     async with running_server(sqlite_demo_url) as server:
         credential = await server.kiosk_credential("QG-01")
         staff_token = await server.staff_token("chenjing")
@@ -224,7 +226,10 @@ async def test_sigterm_closes_every_socket_with_1001_and_clients_come_back(
                     ticket = (await kiosk.expect("ticket"))["ticket"]
                     staff = SignalingClient(url, http)
                     await staff.connect({"kind": "staff", "token": staff_token})
+                    silent = await http.ws_connect(f"{url.rstrip('/')}/ws")  # no hello yet
                     process.send_signal(signal.SIGTERM)
+                    closing = await silent.receive(timeout=15)
+                    assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1001
                     await asyncio.wait_for(kiosk.closed.wait(), 15)
                     await asyncio.wait_for(staff.closed.wait(), 15)
                     assert kiosk.close_code == 1001
