@@ -41,7 +41,7 @@ async def cmd_audit_verify(args: argparse.Namespace) -> int:
                   f"{problem.message}.")  # fmt: skip
         return 0 if problem is None else 1
 
-    return await _with_database(settings, work, migrate=False)
+    return await _with_database(settings, work)
 
 
 async def cmd_files_purge(args: argparse.Namespace) -> int:
