@@ -178,14 +178,14 @@ class SnapshotGate:
 
     def admit(self, key: str, order: Order, body: Any) -> bool:
         """Whether to send ``body`` for ``key``; if so it becomes the last one sent."""
+        now = time.monotonic()
+        self._prune(now)
         last = self._last.get(key)
         if last is not None and (_as_tuple(order) < _as_tuple(last[0]) or last[1] == body):
             return False
         self._last[key] = (order, body)
-        now = time.monotonic()
         self._used.pop(key, None)
         self._used[key] = now
-        self._prune(now)
         return True
 
     def _prune(self, now: float) -> None:

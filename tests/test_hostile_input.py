@@ -322,3 +322,58 @@ def test_a_name_spray_of_a_hundred_thousand_keeps_the_throttle_small() -> None:
         throttle.failed(f"again{index}", "10.0.0.2")
     assert len(throttle) <= MAX_THROTTLE_KEYS
     assert throttle.retry_after("target", "10.9.9.9") > 0
+
+
+def held_state(server: CallServer) -> dict[str, int]:
+    """The size of every collection the call centre, its gate, the hub and the broker hold."""
+    center = server.state.callcenter
+    sizes: dict[str, int] = {"gate": len(center._gate)}
+    for owner_name, owner in (
+        ("center", center),
+        ("hub", center.hub),
+        ("broker", center.hub.broker),
+    ):
+        for name, value in vars(owner).items():
+            if isinstance(value, dict | set | list):
+                sizes[f"{owner_name}.{name}"] = len(value)
+    return sizes
+
+
+async def test_many_calls_in_a_row_leave_no_state_behind(sqlite_demo_url: str) -> None:
+    """The soak in issue 11 grew 4.4 KiB per call: after warming up, more calls hold no more."""
+    async with running_server(sqlite_demo_url) as server:
+        server.state.callcenter._gate.idle_seconds = 0.2
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+
+        async def one_call() -> None:
+            await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+            ticket = (await staff.expect("ring"))["ticket"]
+            await staff.send({"type": "ring.accept", "ticket": ticket["id"]})
+            await kiosk.expect("joined")
+            await staff.expect("joined")
+            await kiosk.send({"type": "app", "data": {"kind": "screen", "on": True}})
+            await kiosk.send({"type": "app", "data": {"kind": "chat", "text": "您好"}})
+            await kiosk.send({"type": "call.hangup"})
+            await staff.expect("wrapup")
+            await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": 5})
+            await staff.send({"type": "wrapup.done", "outcome": "resolved"})
+            await staff.expect("presence", state="available")
+
+        async def settled() -> dict[str, int]:
+            await asyncio.sleep(0.3)  # the gate's keys go idle
+            await staff.send({"type": "staff.status", "status": "available"})  # one admit: prunes
+            await staff.send({"type": "ping"})
+            await staff.expect("pong")
+            return held_state(server)
+
+        for _ in range(5):
+            await one_call()
+        warm = await settled()
+        for _ in range(25):
+            await one_call()
+        after = await settled()
+        grown = {
+            name: (warm.get(name), size) for name, size in after.items() if size > warm.get(name, 0)
+        }
+        assert not grown, grown
