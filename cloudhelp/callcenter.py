@@ -19,7 +19,7 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, board, metrics, prereview, queue, ratings, timeouts
+from cloudhelp import accounts, board, metrics, outcomes, prereview, queue, ratings, timeouts
 from cloudhelp.db import Database
 from cloudhelp.inputs import RowId
 from cloudhelp.logs import log_event
@@ -483,10 +483,12 @@ class CallCenter:
             )
         elif presence.state == "wrapup" and ticket.status == "wrapup":
             left = ticket.department.wrapup_seconds - (utcnow() - presence.since).total_seconds()
+            async with self.db.read() as s:
+                proposal = await outcomes.proposed_outcome(s, ticket, ticket.end_reason)
             await self.hub.send(
                 session.id,
                 {"type": "wrapup", "ticket": ticket.id, "seconds": max(1, round(left)),
-                 "version": ticket.version},
+                 "outcome": proposal, "version": ticket.version},
             )  # fmt: skip
 
     async def session_ended(self, session: Session, reason: str) -> None:
@@ -992,6 +994,7 @@ class CallCenter:
             presence = await s.get(StaffPresence, call.staff_id)
             staff_session = presence.session_id if presence else None
             wrapup_seconds = ticket.department.wrapup_seconds
+            proposal = await outcomes.proposed_outcome(s, ticket, reason)
             kiosk_session = ticket.session_id
             version = ticket.version
         log_event("call.ended", ticket=ticket_id, call=call.id, reason=reason)
@@ -1018,7 +1021,7 @@ class CallCenter:
             await self.hub.send(
                 staff_session,
                 {"type": "wrapup", "ticket": ticket_id, "seconds": wrapup_seconds,
-                 "version": version},
+                 "outcome": proposal, "version": version},
             )  # fmt: skip
         await self._push_presence(staff_id)
         self._schedule_push()

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp import outcomes
 from cloudhelp.models import (
     Call,
     Category,
@@ -315,6 +316,10 @@ async def finish_wrapup(
         return None
     ticket_id = presence.ticket_id
     if ticket_id is not None:
+        if outcome is None:  # timed out or console gone: what the session implies
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is not None:
+                outcome = await outcomes.proposed_outcome(session, ticket, ticket.end_reason)
         await _update(
             session,
             update(Ticket)

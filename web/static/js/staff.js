@@ -35,8 +35,6 @@ const received = new Map();
 let callSummary = null;
 /** @type {any} */
 let currentCase = null;
-/** Why the last call ended (from `left`), for the wrap-up's default outcome. */
-let lastEndReason = "";
 /** Object URLs of the files shown, revoked when the console is cleared for the next resident. */
 /** @type {string[]} */
 let objectUrls = [];
@@ -473,6 +471,7 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
     if (marks.length) await caseApi(`/api/v1/cases/${currentCase.number}/checklist`, "PUT", { materials: marks });
     const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/verdict`, "POST", { verdict, reason });
     showCaseState(result);
+    tellKioskCase(result);
     if (result.notice) {
       const link = $("notice-link").querySelector("a");
       link.href = result.notice.url;
@@ -484,6 +483,11 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
   }
 }
 
+/** The resident's screen shows the case's new state (app "case", docs/protocol.md). @param {any} result */
+function tellKioskCase(result) {
+  call?.sendApp({ kind: "case", number: result.number, status: result.status.code, due_date: result.time_limits?.promised_due || null });
+}
+
 /** Move the case on from the console: 待受理 → 已受理, or 不予受理 with a reason. */
 async function moveCase(/** @type {string} */ to, /** @type {string} */ reason = "") {
   if (!currentCase) return;
@@ -491,6 +495,7 @@ async function moveCase(/** @type {string} */ to, /** @type {string} */ reason =
   try {
     const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/transitions`, "POST", { to, reason });
     showCaseState(result);
+    tellKioskCase(result);
   } catch (error) {
     showVerdictError(error);
   }
@@ -579,7 +584,6 @@ function showPeerDevices(/** @type {any} */ devices) {
 // ------------------------------------------------------------------ end of a call, wrap-up
 
 function onLeft(/** @type {any} */ frame) {
-  lastEndReason = frame?.reason || "";
   call?.close();
   call = null;
   files = null;
@@ -590,21 +594,12 @@ function onLeft(/** @type {any} */ frame) {
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
 
-/** What the wrap-up proposes: what happened to the case in this session, or why it ended. */
-function defaultOutcome() {
-  if (lastEndReason === "transferred") return "referred";
-  switch (currentCase?.status.code) {
-    case "correction_needed": return "needs_correction";
-    case "awaiting_acceptance": case "accepted": case "concluded": case "delivered": return "resolved";
-    case "not_accepted": case "pre_review": return "other";
-    default: return "resolved";
-  }
-}
-
 function onWrapup(/** @type {any} */ frame) {
   $("wrapup").hidden = false;
   $("note").value = "";
-  $("outcome").value = defaultOutcome();
+  // The server proposes what the session implies (cloudhelp/outcomes.py); it records the
+  // same outcome if the wrap-up times out.
+  $("outcome").value = frame.outcome || "other";
   let left = frame.seconds;
   clearTimeout(wrapupTimer);
   const tick = () => {
@@ -625,7 +620,6 @@ function clearCallWork(keepSummary = false) {
     callTicket = 0;
   }
   currentCase = null;
-  lastEndReason = "";
   received.clear();
   objectUrls.forEach((url) => URL.revokeObjectURL(url));
   objectUrls = [];

@@ -1,0 +1,73 @@
+"""A wrap-up that times out records the outcome the session implies (cloudhelp/outcomes.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudhelp.outcomes import outcome_of
+from tests.callkit import CallServer, running_server
+from tests.test_call_core import answer, set_department, take_ticket, ticket_row
+from tests.test_cases import ID_NUMBER
+
+pytestmark = pytest.mark.usefixtures("loopback_ice")
+
+
+def test_the_rule() -> None:
+    assert outcome_of("transferred", "correction_needed") == "referred"
+    assert outcome_of("kiosk_hangup", "correction_needed") == "needs_correction"
+    for state in ("awaiting_acceptance", "accepted", "concluded", "delivered"):
+        assert outcome_of("staff_hangup", state) == "resolved"
+    assert outcome_of("kiosk_hangup", "not_accepted") == "other"
+    assert outcome_of("kiosk_hangup", None) == "other"
+
+
+async def session_with_verdict(
+    server: CallServer, staff_cookie: dict[str, str], ticket_id: int, verdict: str | None
+) -> None:
+    """Open a case for the ticket in the call and give the pre-review verdict (or none)."""
+    if verdict is None:
+        return
+    body = {"ticket": ticket_id, "applicant": {"name": "刘海生", "phone": "13812345678",
+                                               "id_number": ID_NUMBER}}  # fmt: skip
+    async with server.http.post("/api/v1/cases", json=body, cookies=staff_cookie) as r:
+        assert r.status in (200, 201), await r.text()
+        number = (await r.json())["case"]["number"]
+    marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+    if verdict == "correction_needed":
+        marks[3] = {"position": 4, "status": "needs_correction", "reason": "船检证书未年检"}
+    base = f"/api/v1/cases/{number}"
+    async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=staff_cookie):
+        pass
+    async with server.http.post(
+        f"{base}/verdict", json={"verdict": verdict}, cookies=staff_cookie
+    ) as r:
+        assert r.status == 200, await r.text()
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [("correction_needed", "needs_correction"), ("passed", "resolved"), (None, "other")],
+)
+async def test_timed_out_wrapup_records_what_the_session_implies(
+    sqlite_demo_url: str, verdict: str | None, expected: str
+) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        await set_department(server, "NYNC", wrapup_seconds=1)
+        token = await server.staff_token("zhaogang")  # 区农业农村局
+        staff = await server.connect({"kind": "staff", "token": token})
+        await staff.expect("presence", state="away")
+        await staff.send({"type": "staff.status", "status": "available"})
+        await staff.expect("presence", state="available")
+        kiosk = await server.kiosk("QG-01")
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await staff.expect("joined")
+        await session_with_verdict(server, {"cloudhelp_session": token}, ticket["id"], verdict)
+
+        await kiosk.send({"type": "call.hangup"})
+        wrapup = await staff.expect("wrapup")
+        # The console preselects the server's proposal, the same one the timeout records.
+        assert wrapup["outcome"] == expected and wrapup["seconds"] == 1
+        await staff.expect("presence", state="available")  # nobody pressed 完成: the timer
+        row = await ticket_row(server, ticket["id"])
+        assert row.status == "completed" and row.outcome == expected
