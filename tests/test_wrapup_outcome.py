@@ -36,7 +36,8 @@ async def session_with_verdict(
     if verdict == "correction_needed":
         marks[3] = {"position": 4, "status": "needs_correction", "reason": "船检证书未年检"}
     base = f"/api/v1/cases/{number}"
-    async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=staff_cookie):
+    checklist = {"materials": marks}
+    async with server.http.put(f"{base}/checklist", json=checklist, cookies=staff_cookie):
         pass
     async with server.http.post(
         f"{base}/verdict", json={"verdict": verdict}, cookies=staff_cookie
