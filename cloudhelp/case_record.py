@@ -86,6 +86,7 @@ async def case_record(
             "connected_at": t.connected_at.isoformat() if t.connected_at else None,
             "ended_at": t.ended_at.isoformat() if t.ended_at else None,
             "outcome": t.outcome,
+            "note": t.note,
             "end_reason": t.end_reason,
             "events": [
                 {"at": e.at.isoformat(), "kind": e.kind, **e.detail}

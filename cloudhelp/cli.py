@@ -466,6 +466,8 @@ def _print_case(body: dict[str, Any]) -> None:
     for t in body["sessions"]:
         print(f"  {t['day']} {t['ticket']}  {t['station']}  {t['status']}  outcome {t['outcome']}"
               f"  ended by {t['end_reason']}")  # fmt: skip
+        if t.get("note"):
+            print(f"    wrap-up note: {t['note']}")
         for f in t["files"]:
             print(f"    file {f['name']} ({f['size']} bytes, from {f['sender']})")
         rating = t["rating"]

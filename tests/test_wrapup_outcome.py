@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from cloudhelp.models import Case
 from cloudhelp.outcomes import outcome_of
 from tests.callkit import CallServer, running_server
+from tests.helpers import run_cli
 from tests.test_call_core import answer, set_department, take_ticket, ticket_row
 from tests.test_cases import ID_NUMBER
 
@@ -72,3 +76,36 @@ async def test_timed_out_wrapup_records_what_the_session_implies(
         await staff.expect("presence", state="available")  # nobody pressed 完成: the timer
         row = await ticket_row(server, ticket["id"])
         assert row.status == "completed" and row.outcome == expected
+
+
+async def test_wrapup_note_shows_on_the_case_page_and_in_case_show(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        token = await server.staff_token("zhaogang")
+        staff = await server.connect({"kind": "staff", "token": token})
+        await staff.expect("presence", state="away")
+        await staff.send({"type": "staff.status", "status": "available"})
+        kiosk = await server.kiosk("QG-01")
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await staff.expect("joined")
+        cookie = {"cloudhelp_session": token}
+        await session_with_verdict(server, cookie, ticket["id"], "correction_needed")
+        await kiosk.send({"type": "call.hangup"})
+        await staff.expect("wrapup")
+        note = "船检证书需到渔政站年检后再来"
+        await staff.send({"type": "wrapup.done", "outcome": "needs_correction", "note": note})
+        await staff.expect("presence", state="available")
+        row = await ticket_row(server, ticket["id"])
+        async with server.state.db.read() as session:
+            case = await session.get(Case, row.case_id)
+            assert case is not None
+            number = case.number
+        async with server.http.get(f"/cases/{number}", cookies=cookie) as r:
+            page = await r.text()
+        assert r.status == 200 and f"办理备注</strong>: {note}" in page
+
+    shown = run_cli("case", "show", number, "--db", sqlite_demo_url)
+    assert shown.returncode == 0, shown.stderr
+    assert f"wrap-up note: {note}" in shown.stdout, shown.stdout
+    record = json.loads(run_cli("case", "show", number, "--json", "--db", sqlite_demo_url).stdout)
+    assert record["sessions"][0]["note"] == note
