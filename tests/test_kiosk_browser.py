@@ -7,7 +7,9 @@ page is driven with Playwright's clock, never slept through.
 
 from __future__ import annotations
 
+import base64
 import re
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
@@ -21,6 +23,11 @@ from tests.callkit import CallServer, running_server
 from tests.test_browser import enrolled_kiosk
 
 pytestmark = pytest.mark.timeout(180)
+
+# A 1×1 PNG: a small real image for the file picker.
+PNG_1x1 = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 # Records every camera/microphone track the page opens, so a test can see that all were stopped.
 TRACK_RECORDER = """
@@ -278,28 +285,67 @@ async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
 
 
 async def test_wait_texts_agree(sqlite_demo_url: str) -> None:
+    """Every combination — nobody on duty, on duty but all busy, being rung — says one thing."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
-        # Nobody on duty: say so, with the hours and the way out, and nothing that contradicts it.
+        position = kiosk.locator("#wait-position")
+        estimate = kiosk.locator("#wait-estimate")
+        busy = kiosk.locator("#wait-busy")
+        nobody = kiosk.locator("#wait-nobody")
+        waiting = kiosk.locator("[data-screen=waiting]")
+
+        # The only staff member for the item is signed in and presses 暂离; then the kiosk calls.
+        staff = await server.staff("zhaogang")
+        await staff.send({"type": "staff.status", "status": "away"})
+        await staff.expect("presence", state="away")
         await kiosk.click("#hot [data-item=NYNC-002]")
         await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
         await kiosk.click("#start-call")
-        nobody = kiosk.locator("#wait-nobody")
         await expect(nobody).to_be_visible()
+        await expect(nobody).to_contain_text("现在没有能办理此事项的工作人员在岗")
         await expect(nobody).to_contain_text("8:30")
         await expect(nobody).to_contain_text("取消排队")
-        await expect(kiosk.locator("#wait-position")).to_have_text("下一位就是您")
-        await expect(kiosk.locator("#wait-estimate")).to_be_hidden()
-        await expect(kiosk.locator("#cancel-ticket")).to_be_in_viewport()
+        await expect(position).to_be_hidden()
+        await expect(estimate).to_be_hidden()
+        await expect(busy).to_be_hidden()
+        for promise in ("下一位就是您", "马上就轮到您了", "预计", "正在为您接通"):
+            await expect(waiting).not_to_contain_text(promise)
+        await expect(kiosk.locator("#cancel-ticket")).to_be_in_viewport(ratio=1)
         await snap(kiosk, "kiosk-wait-1-nobody-on-duty")
-        # A staff member comes on duty and is rung: no wait estimate beside "connecting".
-        staff = await server.staff("zhaogang")
-        await staff.expect("ring")
-        await expect(kiosk.locator("#wait-position")).to_contain_text("正在为您接通")
-        await expect(kiosk.locator("#wait-estimate")).to_be_hidden()
+        await kiosk.click("#cancel-ticket")
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+
+        # On duty but busy with another resident: position, estimate, and that staff are busy.
+        other = await server.kiosk("TL-01", "DLW-TL")
+        await staff.send({"type": "staff.status", "status": "available"})
+        await staff.expect("presence", state="available")
+        await other.send({"type": "ticket.take", "item": "NYNC-002"})
+        ring = await staff.expect("ring")
+        await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await staff.expect("joined")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await expect(busy).to_be_visible()
+        await expect(busy).to_have_text("工作人员正在为其他居民办理，请稍候。")
+        await expect(position).to_have_text("下一位就是您")
+        await expect(estimate).to_contain_text("预计等待约")
         await expect(nobody).to_be_hidden()
-        await snap(kiosk, "kiosk-wait-2-ringing")
+        await expect(waiting).not_to_contain_text("马上就轮到您了")
+        await snap(kiosk, "kiosk-wait-2-all-busy")
+
+        # The call ends and the staff member is free: the kiosk is rung — only "connecting".
+        await staff.send({"type": "call.hangup"})
+        await staff.send({"type": "wrapup.done", "outcome": "resolved"})
+        await staff.expect_where("ring", lambda f: f["ticket"]["item"]["code"] == "NYNC-002")
+        await expect(position).to_contain_text("正在为您接通")
+        for hidden in (estimate, busy, nobody):
+            await expect(hidden).to_be_hidden()
+        await snap(kiosk, "kiosk-wait-3-ringing")
         await kiosk.click("#cancel-ticket")
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
 
@@ -352,6 +398,14 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         joined_peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
         await staff.send({"type": "app", "to": joined_peer, "data": {"kind": "notice", "url": url}})
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        # One clear 打印 (the overlay's); the page's own 打印 and 下载 PDF are gone on a kiosk.
+        notice = kiosk.frame_locator("#notice-frame")
+        await expect(notice.locator("h1")).to_be_visible()
+        await expect(notice.locator(".actions")).to_have_count(0)
+        await expect(notice.get_by_role("button")).to_have_count(0)
+        await expect(notice.get_by_role("link")).to_have_count(0)
+        await expect(kiosk.get_by_role("button", name="打印", exact=True)).to_have_count(1)
+        await snap(kiosk, "kiosk-notice-one-print")
         await kiosk.click("#notice-close")
         await expect(kiosk.locator("#notice-overlay")).to_be_hidden()
         await kiosk.click("#show-notice")  # closed by mistake: it opens again
@@ -375,13 +429,34 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
             case = await session.scalar(select(Case).where(Case.status == "correction_needed"))
             assert case is not None
             number = case.number
+            case_item = case.item.name
         kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
         await kiosk.click("#hot [data-item=NYNC-002]")  # an item seen earlier ...
         await kiosk.click("[data-screen=item] .back")
+        # An unknown number: the problem shows where the resident looks, the input focused.
+        await kiosk.fill("#case-query", "GJZ-2026-999999")
+        await kiosk.click("#correction-form button")
+        error = kiosk.locator("#case-error")
+        await expect(error).to_have_text("没有找到待补正的办件，请核对编号或手机号。")
+        await expect(error).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#correction-form button")).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#case-query")).to_be_focused()
+        await expect(kiosk.locator("#case-query")).to_have_attribute("aria-invalid", "true")
+        await snap(kiosk, "kiosk-correction-1-not-found")
+        # The right number: the device check names the case and its item before the call.
         await kiosk.fill("#case-query", number)
         await kiosk.click("#correction-form button")
         await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+        found = kiosk.locator("#check-case")
+        await expect(found).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#check-case-number")).to_have_text(number)
+        await expect(kiosk.locator("#check-case-item")).to_have_text(case_item)
+        await expect(found).to_contain_text("要补正的办件")
+        await expect(kiosk.locator("[data-screen=check] h1")).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#start-call")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-correction-2-found-case")
         await kiosk.click("#check-back")  # ... is not where 返回 leads
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         await expect(kiosk.locator("[data-screen=item]")).to_be_hidden()
@@ -391,6 +466,102 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
         await expect(empty).to_contain_text("按类别查找")
         await expect(empty).not_to_contain_text("视频求助")
         await expect(kiosk.locator("h2", has_text="按类别查找")).to_be_visible()
+
+
+FONT_SIZE = "(el) => parseFloat(getComputedStyle(el).fontSize)"
+
+
+async def test_large_type_enlarges_every_text_and_says_it_is_on(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
+        await enrolled_kiosk(server, kiosk)
+        toggle = kiosk.locator("#elderly")
+        await expect(toggle).to_have_attribute("aria-pressed", "false")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await expect(kiosk.locator("#item-materials li")).to_have_count(7)
+        texts = {
+            "title": kiosk.locator("#item-name"),
+            "back": kiosk.locator("[data-screen=item] .back"),
+            "description": kiosk.locator("#item-description"),
+            "materials heading": kiosk.locator("[data-screen=item] h2").first,
+            "material": kiosk.locator("#item-materials li").first,
+            "call button": kiosk.locator("#call-button"),
+            "brand": kiosk.locator(".brand"),
+        }
+        normal = {name: await el.evaluate(FONT_SIZE) for name, el in texts.items()}
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-pressed", "true")
+        large = {name: await el.evaluate(FONT_SIZE) for name, el in texts.items()}
+        smaller = {n: (normal[n], large[n]) for n in texts if large[n] < normal[n] * 1.25}
+        assert not smaller, smaller
+        await expect(kiosk.locator("#call-button")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-large-type-item")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-pressed", "false")
+        assert await texts["title"].evaluate(FONT_SIZE) == normal["title"]
+
+
+async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    from tests.test_browser import signed_in_staff, wait_for_video
+    from tests.test_correction_session import case_needing_correction
+
+    async with (
+        running_server(sqlite_demo_url, prefer_reviewer_seconds=60) as server,
+        chromium() as browser,
+    ):
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number = await case_needing_correction(server, cookies)
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.fill("#case-query", number)
+        await kiosk.click("#correction-form button")
+        await expect(kiosk.locator("#check-case-number")).to_have_text(number)
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await wait_for_video(staff, "#remote-main")
+
+        # 发送文件 is a real button: focused and pressed from the keyboard, it opens the picker.
+        send = kiosk.get_by_role("button", name="发送文件", exact=True)
+        await expect(send).to_be_visible()
+        photo = tmp_path / "补正材料.png"
+        photo.write_bytes(PNG_1x1)
+        await send.focus()
+        async with kiosk.expect_file_chooser() as chooser:
+            await kiosk.keyboard.press("Enter")
+        await (await chooser.value).set_files(str(photo))
+        await expect(kiosk.locator("#files-sent li.ok")).to_contain_text("补正材料.png")
+
+        # The verdicts at the console show on the resident's screen, then on the thank-you screen.
+        result = kiosk.locator("#call-case-result")
+        await expect(result).to_be_hidden()
+        await staff.click("#carry-ok")
+        await staff.locator("#checklist li[data-position='4'] [data-check=ok]").click()
+        await staff.click("#verdict-passed")
+        await expect(staff.locator("#case-status")).to_have_text("待受理")
+        await expect(result).to_have_text("您的材料已通过预审，等待受理。")
+        await snap(kiosk, "kiosk-case-1-passed")
+        await staff.click("#case-accept")
+        await expect(staff.locator("#case-status")).to_have_text("已受理")
+        await expect(result).to_contain_text("您的申请已受理。")
+        await expect(result).to_contain_text(re.compile(r"承诺办结日期：\d{4}年\d{1,2}月\d{1,2}日"))
+        await expect(result).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-case-2-accepted")
+        await kiosk.click("#hangup")
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        done = kiosk.locator("#done-result")
+        await expect(done).to_have_text(await result.inner_text())
+        await expect(kiosk.locator("#done-case-number")).to_have_text(number)
+        await expect(kiosk.locator("#done-home")).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-case-3-done")
 
 
 @pytest.mark.parametrize(

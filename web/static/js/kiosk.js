@@ -44,6 +44,8 @@ function fresh() {
     correction: /** @type {string | null} */ (null),
     caseNumber: /** @type {string | null} */ (null),
     noticeUrl: /** @type {string | null} */ (null),
+    /** What the staff member decided in this call (已通过预审 / 已受理 …), app "case". */
+    caseResult: /** @type {string | null} */ (null),
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
@@ -114,6 +116,12 @@ const idle = {
   },
 };
 
+/** 大字模式 on or off; the toggle says which (aria-pressed). @param {boolean} on */
+function setElderly(on) {
+  document.body.classList.toggle("elderly", on);
+  $("elderly").setAttribute("aria-pressed", String(on));
+}
+
 function residentOnHome() {
   return Boolean($("search").value || $("case-query").value || $("case-id-last4").value)
     || lang !== "zh-CN" || document.body.classList.contains("elderly");
@@ -124,7 +132,7 @@ async function resetKiosk() {
   clearTimeout(idle.timer);
   $("idle-overlay").hidden = true;
   settleRating("no_answer");
-  document.body.classList.remove("elderly");
+  setElderly(false);
   localStorage.removeItem(ELDERLY_KEY);
   if (lang !== "zh-CN") await setLang("zh-CN");
   document.body.dataset.current = "";
@@ -274,6 +282,10 @@ let deviceChecks = 0;
 async function checkDevices() {
   const attempt = ++deviceChecks;
   show("check");
+  // A correction lookup says which case it found before the call starts.
+  $("check-case").hidden = !visit.correction;
+  $("check-case-number").textContent = visit.correction || "";
+  $("check-case-item").textContent = visit.correction ? visit.item?.name || "" : "";
   $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
   $("start-call").disabled = true;
@@ -353,6 +365,7 @@ function takeTicket() {
   $("wait-position").textContent = "";
   $("wait-estimate").textContent = "";
   $("wait-nobody").hidden = true;
+  $("wait-busy").hidden = true;
   connection?.send(visit.correction
     ? { type: "ticket.take", case: visit.correction }
     : { type: "ticket.take", item: visit.item.code });
@@ -404,18 +417,29 @@ function onTicket(ticket) {
   }
 }
 
-/** Position and estimate, never two texts that contradict each other. @param {any} ticket */
+/**
+ * Position and estimate, never two texts that contradict each other:
+ * - being rung (offered): "connecting you", nothing else;
+ * - nobody who handles the item on duty (estimate null): no position or estimate that promises
+ *   a soon answer — only that nobody can take the call now, the hours, and 取消排队;
+ * - on duty but all busy (no one idle): position and estimate, and that staff are busy;
+ * - someone idle: position, and "you are next" / the estimate.
+ * @param {any} ticket
+ */
 function showWait(ticket) {
   $("ticket-number").textContent = ticket.number;
   $("wait-item").textContent = ticket.item.name;
   const ahead = Math.max(0, (ticket.position || 1) - 1);
-  const nobody = ticket.status === "waiting" && ticket.estimated_wait_seconds === null;
+  const offered = ticket.status === "offered";
+  const nobody = !offered && (ticket.estimated_wait_seconds === null || ticket.staff_on_duty === 0);
+  // Staff are on duty but none is free: the estimate is a whole number of handling times.
+  const busy = !offered && !nobody && ticket.estimated_wait_seconds > 0;
   let position = "";
   let estimate = "";
-  if (ticket.status === "offered") {
+  if (offered) {
     position = t("kiosk.wait.ringing");  // a staff member is being rung: no estimate beside it
   } else if (nobody) {
-    position = ahead > 0 ? t("kiosk.wait.position", { n: ahead }) : t("kiosk.wait.next");
+    position = "";  // "下一位就是您" would promise what nobody on duty can keep
   } else if (ahead > 0) {
     position = t("kiosk.wait.position", { n: ahead });
     estimate = t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
@@ -426,8 +450,10 @@ function showWait(ticket) {
     estimate = t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
   }
   $("wait-position").textContent = position;
+  $("wait-position").hidden = !position;
   $("wait-estimate").textContent = estimate;
   $("wait-estimate").hidden = !estimate;
+  $("wait-busy").hidden = !busy;
   $("wait-nobody").hidden = !nobody;
   document.body.classList.toggle("nobody-on-duty", nobody);
 }
@@ -493,11 +519,37 @@ function onApp(data) {
   if (data.kind === "chat") addChat(data.text, "them");
   else if (data.kind === "screen") showStaffScreen(data.on);
   else if (data.kind === "notice") showNotice(data.url);
+  else if (data.kind === "case") showCaseResult(data);
+}
+
+/**
+ * The case's new state, from the staff console after a verdict or 受理 (app "case",
+ * docs/protocol.md): said in the call's side panel and again on the thank-you screen.
+ * @param {any} data
+ */
+function showCaseResult(data) {
+  const key = `kiosk.case.${data.status}`;
+  const text = known(key, { date: data.due_date ? localDate(data.due_date) : "" });
+  if (!text) return;
+  const due = data.status === "accepted" && data.due_date ? ` ${t("kiosk.case.due", { date: localDate(data.due_date) })}` : "";
+  visit.caseResult = text + due;
+  if (data.number) visit.caseNumber = data.number;
+  $("call-case-result").textContent = visit.caseResult;
+  $("call-case-result").hidden = false;
+  $("done-result").textContent = visit.caseResult;
+  $("done-result").hidden = false;
+}
+
+/** "2026-12-15" as the reader's date (12月15日 / 15 Dec 2026). @param {string} iso */
+function localDate(iso) {
+  const [year, month, day] = iso.slice(0, 10).split("-").map(Number);
+  return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
 }
 
 /** The one-time correction notice, shown large with a print button (the resident may photograph its QR code). */
 function showNotice(/** @type {string} */ url) {
   visit.noticeUrl = url;
+  $("notice-frame").onload = hideNoticeActions;
   $("notice-frame").src = url;
   $("notice-overlay").hidden = false;
   $("show-notice").hidden = false;
@@ -507,8 +559,18 @@ function showNotice(/** @type {string} */ url) {
 /** A closed notice opens again from the call's toolbar or the thank-you screen. */
 function reopenNotice() {
   if (!visit.noticeUrl) return;
+  $("notice-frame").onload = hideNoticeActions;
   $("notice-overlay").hidden = false;
   if (!$("notice-frame").src.endsWith(visit.noticeUrl)) $("notice-frame").src = visit.noticeUrl;
+}
+
+/**
+ * The notice page has its own 打印 and 下载 PDF for staff and home use; on a public kiosk the
+ * overlay's one 打印 is enough and nothing is downloaded onto the machine.
+ */
+function hideNoticeActions() {
+  const page = /** @type {HTMLIFrameElement} */ ($("notice-frame")).contentDocument;
+  page?.querySelectorAll(".actions").forEach((el) => el.remove());
 }
 
 function showStaffScreen(/** @type {boolean} */ on) {
@@ -652,6 +714,8 @@ function onLeft(/** @type {string} */ reason) {
   $("done-case").hidden = !caseNumber;
   $("done-case-number").textContent = caseNumber || "";
   $("done-notice").hidden = !visit.noticeUrl;
+  $("done-result").textContent = visit.caseResult || "";
+  $("done-result").hidden = !visit.caseResult;
   const key = `kiosk.reason.${reason}`;
   $("done-reason").textContent = known(key) || t("kiosk.done.ended");
   $("done-countdown").textContent = t("kiosk.done.auto", { n: DONE_SECONDS + IDLE.warning });
@@ -670,11 +734,16 @@ async function findCase() {
   });
   const data = await response.json();
   if (!response.ok) {
+    // Where the resident looks: right under the inputs, scrolled into view, the input focused.
     $("case-error").hidden = false;
     $("case-error").textContent = t("kiosk.correction.not_found");
+    $("case-query").setAttribute("aria-invalid", "true");
+    $("case-error").scrollIntoView({ block: "center" });
+    $("case-query").focus({ preventScroll: true });
     return;
   }
   $("case-error").hidden = true;
+  $("case-query").removeAttribute("aria-invalid");
   visit.item = { code: data.case.item.code, name: data.case.item.name, cloud: true };
   visit.correction = data.case.number;
   visit.caseNumber = data.case.number;
@@ -690,9 +759,10 @@ function clearVisit() {
   visit.urls.forEach((url) => URL.revokeObjectURL(url));
   visit = fresh();
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
-  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error"]) $(id).hidden = true;
+  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy"]) $(id).hidden = true;
+  $("case-query").removeAttribute("aria-invalid");
   for (const id of ["case-query", "case-id-last4"]) $(id).value = "";
-  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate"]) $(id).textContent = "";
+  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
   document.body.classList.remove("nobody-on-duty", "screen-shared");
@@ -790,6 +860,7 @@ function wire() {
   $("photo").onclick = () => takePhoto();
   $("switch-camera").onclick = () => switchCamera();
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
+  $("send-file").onclick = () => $("file-input").click();
   $("file-input").onchange = () => {
     for (const file of $("file-input").files) sendFile(file, file.name);
     $("file-input").value = "";
@@ -812,11 +883,12 @@ function wire() {
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
   $("done-home").onclick = () => { settleRating("declined"); goHome(); };
   $("elderly").onclick = () => {
-    const on = document.body.classList.toggle("elderly");
+    const on = !document.body.classList.contains("elderly");
+    setElderly(on);
     if (on) localStorage.setItem(ELDERLY_KEY, "1"); else localStorage.removeItem(ELDERLY_KEY);
     idle.restart();
   };
-  document.body.classList.toggle("elderly", Boolean(localStorage.getItem(ELDERLY_KEY)));
+  setElderly(Boolean(localStorage.getItem(ELDERLY_KEY)));
   $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); idle.restart(); };
   $("idle-stay").onclick = () => idle.restart();
   // Any touch or key on the kiosk restarts the idle countdown (the overlay's own button too).
