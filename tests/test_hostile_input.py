@@ -304,7 +304,7 @@ async def test_throttle_and_push_state_stay_bounded(sqlite_demo_url: str) -> Non
         await asyncio.sleep(0.6)
         await kiosk.send({"type": "ticket.take", "item": "RSJ-009"})  # one more admit: prunes
         await kiosk.expect("ticket")
-        assert len(center._gate) <= 5
+        assert len(center._gate) <= 10  # what was sent lately, not one key per ticket (30+)
         assert center._call_log == {}
 
 
@@ -373,6 +373,9 @@ async def test_many_calls_in_a_row_leave_no_state_behind(sqlite_demo_url: str) -
         for _ in range(25):
             await one_call()
         after = await settled()
+        # The gate holds the keys used in its last idle period: what the two sockets were sent
+        # lately (ticket, ring, presence, queue, warnings…), never one key per call.
+        assert after.pop("gate") <= 10 and warm.pop("gate") <= 10
         grown = {
             name: (warm.get(name), size) for name, size in after.items() if size > warm.get(name, 0)
         }
