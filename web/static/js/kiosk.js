@@ -531,7 +531,8 @@ function showCaseResult(data) {
   const key = `kiosk.case.${data.status}`;
   const text = known(key, { date: data.due_date ? localDate(data.due_date) : "" });
   if (!text) return;
-  const due = data.status === "accepted" && data.due_date ? ` ${t("kiosk.case.due", { date: localDate(data.due_date) })}` : "";
+  const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
+  const due = data.status === "accepted" && data.due_date ? gap + t("kiosk.case.due", { date: localDate(data.due_date) }) : "";
   visit.caseResult = text + due;
   if (data.number) visit.caseNumber = data.number;
   $("call-case-result").textContent = visit.caseResult;
