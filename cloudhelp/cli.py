@@ -180,7 +180,6 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                                        station=k.station.code, demo=True)  # fmt: skip
                 else:
                     codes[k.code] = None
-            opened = await demo.seed_cases(session, settings.district_code)
             names = {k.code: k.name for k in kiosks}
             revoked = {k.code for k in kiosks if k.revoked_at is not None}
         print(f"Demo data loaded into {db.display_url(engine.url)}:")
@@ -188,8 +187,6 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             f"  {counts['items']} service items (sample data), {net['stations']} stations, "
             f"{net['kiosks']} kiosks, {net['staff']} staff accounts."
         )
-        if opened:
-            print(f"  {opened} demo cases, one in each state (cloudhelp case list).")
         print(f"  Staff accounts (password for all: {DEMO_PASSWORD}), sign in at {url}staff :")
         for person in staff:
             print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
@@ -221,6 +218,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
                 f"  {made} tickets of history: the last {args.history} days and today so far "
                 "(see /reports and /board)."
             )
+        # After the history: a day that already has tickets is left alone by the history, so the
+        # demo cases' sessions (today's, numbered from the live counter) must come second.
+        async with db.session_factory(engine)() as session, session.begin():
+            opened = await demo.seed_cases(session, settings.district_code)
+        if opened:
+            print(f"  {opened} demo cases, one in each state (cloudhelp case list).")
         if sock is None:
             print(f"Start the server with:  cloudhelp serve   (then open {url})")
         return 0
@@ -369,12 +372,15 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
 
         from cloudhelp.models import Case, CaseEvent
 
-        if args.status and args.status not in cases.STATES:
+        # A code (correction_needed) or the label the list prints (待补正).
+        by_label = {label: code for code, label in cases.STATES.items()}
+        status = by_label.get(args.status, args.status) if args.status else None
+        if status and status not in cases.STATES:
+            known = ", ".join(f"{code} ({label})" for code, label in cases.STATES.items())
             raise cases.CaseError(
-                "unknown_state",
-                f"Unknown status {args.status!r}: one of {', '.join(cases.STATES)}.",
+                "unknown_state", f"Unknown status {args.status!r}: one of {known}."
             )
-        where = [Case.status == args.status] if args.status else []
+        where = [Case.status == status] if status else []
         async with db.session_factory(engine)() as session:
             total = await session.scalar(select(func.count()).select_from(Case).where(*where)) or 0
             page_rows = (
@@ -398,6 +404,11 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
                 events[event.case_id].append(event)
             found = [cases.case_json(c, events[c.id]) for c in page_rows]
         pages = max(1, -(-total // args.limit))
+        if args.page > pages:
+            raise CommandFailed(
+                f"page {args.page} is past the end: {total} cases make {pages} "
+                f"page{'s' if pages != 1 else ''} of {args.limit}."
+            )
         if args.json:
             body = {"cases": found, "total": total, "page": args.page, "limit": args.limit}
             print(json.dumps(body | {"pages": pages}, ensure_ascii=False, indent=1))
@@ -413,10 +424,17 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
         shown = f"{first}–{first + len(found) - 1}" if found else "none"
         print(f"Cases {shown} of {total} (page {args.page} of {pages}, newest first).")
         if args.page < pages:
-            print(f"Next page: cloudhelp case list --page {args.page + 1}")
+            filters = f" --status {status}" if status else ""
+            filters += f" --limit {args.limit}" if args.limit != 20 else ""
+            print(f"Next page: cloudhelp case list{filters} --page {args.page + 1}")
         return 0
 
     return await _with_database(settings, work)
+
+
+def _days(count: float) -> str:
+    """``1 working day``, ``20 working days``."""
+    return f"{count:g} working day{'' if count == 1 else 's'}"
 
 
 async def cmd_case_show(args: argparse.Namespace) -> int:
@@ -455,8 +473,9 @@ def _print_case(body: dict[str, Any]) -> None:
           f"{body['applicant']['id_number']}; station {body['station']['name']}; "
           f"round {body['rounds']}")  # fmt: skip
     promised, statutory = limits["promised_due"] or "-", limits["statutory_due"] or "-"
-    print(f"  promised {limits['promised_days']:g} working days (due {promised}), "
-          f"statutory {limits['statutory_days']:g} (due {statutory})")  # fmt: skip
+    promised_days, statutory_days = limits["promised_days"], limits["statutory_days"]
+    print(f"  promised {_days(promised_days)} (due {promised}), "
+          f"statutory {_days(statutory_days)} (due {statutory})")  # fmt: skip
     for flag in body.get("flags", []):
         print(f"  ! {flag}")
     print("History:")
@@ -688,7 +707,9 @@ def build_parser() -> argparse.ArgumentParser:
     case = commands.add_parser("case", help="cases (办件)")
     case_cmds = case.add_subparsers(dest="case_command", required=True, metavar="COMMAND")
     case_list = case_cmds.add_parser("list", parents=[common], help="list cases, newest first")
-    case_list.add_argument("--status", help="a state code, e.g. correction_needed")
+    case_list.add_argument(
+        "--status", help="a state code or its label, e.g. correction_needed or 待补正"
+    )
     case_list.add_argument("--json", action="store_true", help="JSON with state codes and labels")
     case_list.add_argument(
         "--limit", type=_positive, default=20, help="cases per page (default 20)"
