@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import event
@@ -151,6 +152,45 @@ def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and "  0 tickets of history" in again.stdout
     bad = run_cli("demo", "--db", db, "--history", "0")
     assert bad.returncode == 2 and "--history" in bad.stderr
+
+
+async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None:
+    """The demo cases' sessions are today's tickets; a day with tickets is skipped by the
+    history, so the demo must not seed its cases first (today's history went missing)."""
+    from sqlalchemy import func, select
+
+    from cloudhelp import db as cdb
+    from cloudhelp import history
+    from cloudhelp.demo import DEMO_CASES
+    from cloudhelp.models import Case, Ticket
+    from cloudhelp.queue import LOCAL_TZ
+    from tests.conftest import load_sample_data
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert run_cli("demo", "--db", url, "--history", "1", "--per-day", "60").returncode == 0
+    # What the history alone makes of today, on the same samples, a moment later.
+    alone = cdb.create_engine(f"sqlite:///{tmp_path / 'alone.db'}")
+    await cdb.upgrade(alone)
+    await load_sample_data(cdb.session_factory(alone))
+    await history.generate(cdb.Database(alone), 1, tickets_per_day=60)
+    today = datetime.now(LOCAL_TZ).date().isoformat()
+    demo_phones = [phone for _, _, phone, *_ in DEMO_CASES]
+    counts = []
+    for engine in (cdb.create_engine(url), alone):
+        async with cdb.session_factory(engine)() as s:
+            counts.append(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(Ticket)
+                    .outerjoin(Case, Case.id == Ticket.case_id)
+                    .where(Ticket.day == today)
+                    .where(Case.id.is_(None) | Case.applicant_phone.not_in(demo_phones))
+                )
+            )
+        await engine.dispose()
+    demo_day, history_day = counts
+    # The two runs are seconds apart: an arrival may fall between them.
+    assert abs(demo_day - history_day) <= 2, (demo_day, history_day)
 
 
 ENROL_LINK = re.compile(r"^ +(\S+) +(http://127\.0\.0\.1:8080/kiosk\?enrol=(\w{4}-\w{4}))  ", re.M)
