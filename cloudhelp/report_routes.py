@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aiohttp import web
@@ -88,6 +89,12 @@ def _is_rate(field: str) -> bool:
     return field.endswith("rate") or field == "service_level"
 
 
+def percent(rate: float) -> Decimal:
+    """A rate in percent to 0.1, the one rule of the reports page and every export: the page's
+    ``(rate * 100).toFixed(1)`` (the float's exact value rounded, a tie upwards)."""
+    return Decimal(rate * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
 def localized_table(
     body: dict[str, Any], table: str, by: str, lang: str
 ) -> tuple[list[str], list[list[Any]], list[str]]:
@@ -103,7 +110,7 @@ def localized_table(
             if field == "state":
                 value = i18n.translate(lang, f"export.state.{value}")
             elif isinstance(value, float):
-                value = round(value, 4 if _is_rate(field) else 1)
+                value = float(percent(value)) / 100 if _is_rate(field) else round(value, 1)
             line.append(value)
         cells.append(line)
     return header, cells, fields
@@ -148,7 +155,7 @@ def csv_response(body: dict[str, Any], table: str, by: str, lang: str, name: str
     for line in cells:
         for i in rates:
             if line[i] is not None:
-                line[i] = f"{line[i] * 100:.1f}%"
+                line[i] = f"{percent(line[i])}%"
         writer.writerow(line)
     return web.Response(
         text=out.getvalue(),
