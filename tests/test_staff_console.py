@@ -3,6 +3,8 @@ what the console says and clears between residents."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
@@ -143,6 +145,11 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await kiosk.click("#start-call")
         await expect(staff.locator("#ring-title")).to_have_text("新的视频求助")
         await expect(staff.locator("#ring-case")).to_be_hidden()
+        # The countdown says what it counts; the idle hint is gone while a call rings.
+        countdown = staff.locator("#ring-countdown")
+        await expect(countdown).to_have_text(re.compile(r"^请在 \d+ 秒内接听$"))
+        await expect(staff.locator("#idle")).to_be_hidden()
+        await snap(staff, "console-0-ringing")
         await staff_answers(kiosk, staff)
 
         # The case form says what is wrong, in Chinese, field by field.

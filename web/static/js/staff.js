@@ -142,7 +142,7 @@ function onPresence(/** @type {any} */ frame) {
   $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
   const working = frame.state === "in_call" || frame.state === "wrapup";
-  $("idle").hidden = working || autopaused;
+  $("idle").hidden = working || autopaused || frame.state === "ringing";
   $("idle").textContent = t(frame.state === "available" ? "staff.call.idle_available" : "staff.call.idle");
   // Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
   $("call-side").hidden = !working;
@@ -217,6 +217,7 @@ function onRing(/** @type {any} */ frame) {
   ringing = frame.ticket;
   $("ring").hidden = false;
   $("autopaused").hidden = true;
+  $("idle").hidden = true; // "switch to available…" makes no sense while a call rings
   banner(null);
   // A correction session (补正) says so, with the case number, before it is answered.
   const correction = Boolean(ringing.case?.correction);
@@ -229,7 +230,7 @@ function onRing(/** @type {any} */ frame) {
   $("ring-station").textContent = ringing.station.name;
   let left = frame.ring_seconds;
   const tick = () => {
-    $("ring-countdown").textContent = t("common.seconds", { n: left });
+    $("ring-countdown").textContent = t("staff.ring.countdown", { n: left });
     if (left % 2 === 0) { try { beep(300, 880); } catch { /* no audio device */ } }
     left -= 1;
     if (left >= 0) ringTimer = window.setTimeout(tick, 1000);
