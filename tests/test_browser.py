@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -110,6 +111,24 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await expect(kiosk.locator("#files-sent li.ok")).to_have_count(1)
         await expect(kiosk.locator("#files-received li")).to_have_count(0)  # sent, not received
         await snap(staff, "staff-2-call-with-file")
+
+        # Staff send a filled-in sample form; the kiosk receives it and the server keeps it.
+        sample = b"%PDF-1.4\n" + os.urandom(64 * 1024)
+        await staff.set_input_files(
+            "#file-input",
+            files=[{"name": "申请书样表.pdf", "mimeType": "application/pdf", "buffer": sample}],
+        )
+        await expect(kiosk.locator("#files-received li")).to_have_count(1, timeout=30_000)
+        sample_digest = hashlib.sha256(sample).hexdigest()
+        for _ in range(100):
+            async with server.state.db.read() as session:
+                kept = await session.scalar(
+                    select(TicketFile).where(TicketFile.sha256 == sample_digest)
+                )
+            if kept is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert kept is not None and kept.sender == "staff" and kept.name == "申请书样表.pdf"
 
         # Chat both ways.
         await kiosk.fill("#chat-input", "我的船检证书快到期了")

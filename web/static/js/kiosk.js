@@ -1,6 +1,6 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
-import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
+import { Call, Connection, FileChannel } from "./protocol.js";
 import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
@@ -638,10 +638,6 @@ async function fileReceived(/** @type {any} */ file) {
   print.textContent = t("common.print");
   print.onclick = () => printFile(url);
   li.append(print);
-  if (file.ok && visit.ticket) {
-    const credential = localStorage.getItem(CREDENTIAL_KEY) || "";
-    uploadFile(visit.ticket.id, file, "staff", { Authorization: `Kiosk ${credential}` }).catch(() => {});
-  }
 }
 
 function printFile(/** @type {string} */ url) {

@@ -3,6 +3,7 @@
 import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
 import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
+import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -71,6 +72,7 @@ async function open(me) {
   $("logout").hidden = false;
   $("toggle-state").hidden = false;
   $("me").textContent = `${me.name}（${me.username}）`;
+  showNav(me.role);
   clearCallWork();
   // The checklist scrolls: it takes focus so it can be scrolled by keyboard (also when read-only).
   $("checklist").setAttribute("aria-label", t("cases.checklists"));
@@ -90,6 +92,7 @@ async function open(me) {
 }
 
 function showLogin() {
+  showNav(null);
   $("login").hidden = false;
   $("console").hidden = true;
   $("logout").hidden = true;
@@ -801,7 +804,12 @@ function wire() {
   $("resume").onclick = () => connection?.send({ type: "staff.status", status: "available" });
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
   $("file-input").onchange = async () => {
-    for (const file of $("file-input").files) if (files) await files.send(file, file.name);
+    // The sender keeps what it sent on the server (a kiosk may not store staff files).
+    for (const file of $("file-input").files) {
+      if (!files) continue;
+      const sent = await files.send(file, file.name);
+      if (callTicket) await uploadFile(callTicket, { name: file.name, blob: file, sha256: sent.sha256 }, "staff").catch(() => {});
+    }
     $("file-input").value = "";
   };
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
