@@ -534,7 +534,9 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(send).to_be_visible()
         photo = tmp_path / "补正材料.png"
         photo.write_bytes(PNG_1x1)
+        await kiosk.bring_to_front()  # the kiosk is its machine's one window (staff clicked last)
         await send.focus()
+        await expect(send).to_be_focused()
         async with kiosk.expect_file_chooser() as chooser:
             await kiosk.keyboard.press("Enter")
         await (await chooser.value).set_files(str(photo))
