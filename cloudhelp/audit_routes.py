@@ -89,7 +89,7 @@ def _describe(lang: str, event: dict[str, Any]) -> str:
 async def audit_page(request: web.Request) -> web.Response:
     """Supervisors read the trail, filtered by person, case and date."""
     try:
-        await current_staff(request, SUPERVISOR_ROLES)
+        viewer = await current_staff(request, SUPERVISOR_ROLES)
     except ApiError as exc:
         if exc.code == "forbidden":
             return pages.render(request, "error.html", status=403, message_key="error.forbidden")
@@ -104,7 +104,13 @@ async def audit_page(request: web.Request) -> web.Response:
     for event in found:
         event["summary"] = _describe(lang, event)
     return pages.render(
-        request, "audit.html", found=found, query=query, error=error, actions=audit.ACTIONS
+        request,
+        "audit.html",
+        found=found,
+        query=query,
+        error=error,
+        actions=audit.ACTIONS,
+        nav_role=viewer.role,
     )
 
 

@@ -539,17 +539,19 @@ async def transfer_targets(request: web.Request) -> web.Response:
     return web.json_response({"departments": body}, dumps=state.dumps)
 
 
-async def _page_staff(request: web.Request) -> bool:
+async def _page_staff(request: web.Request) -> str | None:
+    """The signed-in viewer's role (for the page's nav), or None: not signed in."""
     try:
-        await current_staff(request, STAFF_ROLES)
+        staff = await current_staff(request, STAFF_ROLES)
     except ApiError:
-        return False
-    return True
+        return None
+    return staff.role
 
 
 async def cases_page(request: web.Request) -> web.Response:
     """Case search for staff and supervisors (sign in on the console first)."""
-    if not await _page_staff(request):
+    role = await _page_staff(request)
+    if not role:
         raise web.HTTPFound("/staff")
     query = {
         k: request.query.get(k, "") for k in ("number", "phone", "item", "status", "from", "to")
@@ -560,12 +562,19 @@ async def cases_page(request: web.Request) -> web.Response:
     except ApiError as exc:
         found, error = [], json.loads(exc.text or "{}")["error"]["message"]
     return pages.render(
-        request, "cases.html", found=found, query=query, states=cases.STATES, error=error
+        request,
+        "cases.html",
+        found=found,
+        query=query,
+        states=cases.STATES,
+        error=error,
+        nav_role=role,
     )
 
 
 async def case_page(request: web.Request) -> web.Response:
-    if not await _page_staff(request):
+    role = await _page_staff(request)
+    if not role:
         raise web.HTTPFound("/staff")
     state = AppState.of(request.app)
     async with state.db.read() as session:
@@ -594,7 +603,13 @@ async def case_page(request: web.Request) -> web.Response:
         for code in ("illegal_transition", "reason_required", "not_signed_in", "forbidden")
     } | {"": i18n.translate(lang, "staff.error.generic")}
     return pages.render(
-        request, "case.html", c=record, moves=moves, move_errors=move_errors, names=names
+        request,
+        "case.html",
+        c=record,
+        moves=moves,
+        move_errors=move_errors,
+        names=names,
+        nav_role=role,
     )
 
 

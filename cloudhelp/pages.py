@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from cloudhelp import catalog, i18n, network
-from cloudhelp.models import Department, Kiosk, ServiceItem, Station
+from cloudhelp.models import ROLES, SUPERVISOR_ROLES, Department, Kiosk, ServiceItem, Station
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
 from web import TEMPLATES_DIR
@@ -34,6 +34,17 @@ def make_environment() -> jinja2.Environment:
     return env
 
 
+# The header nav of signed-in pages: (path, catalog key, roles that may open it).
+SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/staff", "nav.console", ROLES),
+    ("/board", "nav.board", SUPERVISOR_ROLES),
+    ("/reports", "nav.reports", SUPERVISOR_ROLES),
+    ("/follow-ups", "nav.follow_ups", SUPERVISOR_ROLES),
+    ("/cases", "nav.cases", ROLES),
+    ("/audit", "nav.audit", SUPERVISOR_ROLES),
+)
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     lang = i18n.request_lang(request)
 
@@ -44,7 +55,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     html = (
         request.app[ENV_KEY]
         .get_template(template)
-        .render(t=t, lang=lang, other_lang=other, path=request.path, **context)
+        .render(t=t, lang=lang, other_lang=other, path=request.path, site_nav=SITE_NAV, **context)
     )
     response = web.Response(text=html, content_type="text/html", status=status)
     if request.query.get("lang") in i18n.LANGS:

@@ -1,0 +1,51 @@
+"""The header nav of signed-in pages: each role sees the pages it may open, on every page."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from cloudhelp import demo
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import running_server
+from tests.test_board_browser import signed_in
+
+SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "审计日志"]
+
+
+async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as session:
+            await demo.seed_cases(session, "210211")
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1600, "height": 900})
+        await signed_in(server, page, "sunhua")
+        nav = page.locator("#site-nav")
+        await expect(nav.locator("a:visible")).to_have_text(SUPERVISOR_PAGES)
+        await expect(nav.locator("a[aria-current=page]")).to_have_text("坐席工作台")
+        await snap(page, "nav-1-console-supervisor")
+        # Every page leads on: the board, reports, follow-ups, cases, a case, the audit trail.
+        for name, path in (("效能监控", "/board"), ("效能报表", "/reports"),
+                           ("差评回访", "/follow-ups"), ("办件查询", "/cases"),
+                           ("审计日志", "/audit")):  # fmt: skip
+            await nav.get_by_role("link", name=name).click()
+            await page.wait_for_url(f"**{path}")
+            nav = page.locator("#site-nav")
+            await expect(nav.locator("a:visible")).to_have_text(SUPERVISOR_PAGES)
+            await expect(nav.locator("a[aria-current=page]")).to_have_text(name)
+            await snap(page, f"nav-{path.strip('/')}")
+        await page.goto("/cases")
+        await page.locator("tbody a").first.click()
+        await page.wait_for_url("**/cases/*")
+        await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
+        await snap(page, "nav-case")
+
+
+async def test_staff_see_only_their_pages(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        page = await new_page(browser, server.base_url)
+        await signed_in(server, page, "zhaogang")
+        await expect(page.locator("#site-nav a:visible")).to_have_text(["坐席工作台", "办件查询"])
+        await page.goto("/cases")
+        await expect(page.locator("#site-nav a:visible")).to_have_text(["坐席工作台", "办件查询"])
+        await page.goto("/")  # a public page has no nav
+        await expect(page.locator("#site-nav")).to_have_count(0)
