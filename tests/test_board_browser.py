@@ -162,11 +162,14 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
 
         # The board of a district with a history: late follow-ups and cases due soon or overdue,
         # grouped by kind with a count each, the most pressing first, all on the wall screen.
-        await server.state.callcenter.check_warnings()  # the server's own loop may be first
+        # A resident has waited too long too: one more kind, timed from when it began.
+        kiosk = await server.kiosk()
+        await take_ticket(kiosk, "NYNC-002")
+        await server.state.callcenter.check_warnings(utcnow() + timedelta(seconds=400))
         async with server.state.db.read() as s:
             open_warnings = await timeouts.active(s)
         kinds = {w.kind for w in open_warnings}
-        assert {"case_overdue", "follow_up_late"} <= kinds
+        assert {"case_overdue", "follow_up_late", "ticket_wait"} <= kinds
         await page.goto("/board")
         groups = page.locator("#warnings li.group")
         await expect(groups).to_have_count(len(kinds))
@@ -180,6 +183,11 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await snap(page, "board-4-with-history")
         box = await page.locator("section.warnings").bounding_box()
         assert box and box["y"] + box["height"] <= 1080, box  # no scrolling on the wall
+        height = await page.evaluate("document.documentElement.scrollHeight")
+        assert height <= 1080, height  # the whole page fits the 1920×1080 wall screen
+        # A warning timed from when it began says so (已持续 …), not a bare duration.
+        for text in await page.locator("#warnings small.wait").all_inner_texts():
+            assert text.startswith("已持续 "), text
         assert await axe_violations(page, "board-with-history") == []
 
         # The follow-up page: open follow-ups, most overdue first; one is closed with a note.

@@ -72,11 +72,16 @@ function render() {
   $("warnings-count").textContent = String(unacked);
   $("warnings-count").hidden = unacked === 0;
   $("warnings-empty").hidden = open.length > 0;
-  $("warnings").replaceChildren(...groups(open).map(renderGroup));
+  // The wall screen never scrolls: with many kinds, each shows fewer (the rest are counted).
+  const grouped = groups(open);
+  for (let shown = SHOWN_PER_KIND; shown >= 1; shown -= 1) {
+    $("warnings").replaceChildren(...grouped.map((group) => renderGroup(group, shown)));
+    if (document.documentElement.scrollHeight <= window.innerHeight) break;
+  }
   tick();
 }
 
-/** How many warnings of each kind the wall shows; the rest are counted. */
+/** How many warnings of each kind the wall shows at most; the rest are counted. */
 const SHOWN_PER_KIND = 3;
 
 /**
@@ -110,6 +115,7 @@ function renderWarning(w) {
     if (!w.detail.due) {
       time.classList.add("wait");
       time.dataset.since = w.detail.since || w.raised_at;
+      time.dataset.label = "board.lasting"; // "已持续 13 分钟", not a bare duration
     }
     head.append(time);
   }
@@ -123,8 +129,8 @@ function renderWarning(w) {
   return li;
 }
 
-/** @param {{kind: string, list: any[]}} group */
-function renderGroup(group) {
+/** @param {{kind: string, list: any[]}} group @param {number} shown how many to list */
+function renderGroup(group, shown) {
   const li = el("li", "", "group");
   li.dataset.kind = group.kind;
   const head = el("div", "", "group-head");
@@ -132,9 +138,9 @@ function renderGroup(group) {
   head.append(el("strong", t(`warning.${group.kind}`), "grow"), el("span", String(group.list.length), "count"));
   if (unacked < group.list.length) head.append(el("small", t("board.unacked", { n: unacked })));
   const list = el("ul", "", "rows");
-  list.append(...group.list.slice(0, SHOWN_PER_KIND).map(renderWarning));
+  list.append(...group.list.slice(0, shown).map(renderWarning));
   li.append(head, list);
-  const more = group.list.length - SHOWN_PER_KIND;
+  const more = group.list.length - shown;
   if (more > 0 || group.kind === "follow_up_late") {
     const foot = el("div", "", "group-foot");
     if (more > 0) foot.append(el("small", t("board.more", { n: more })));
@@ -152,7 +158,9 @@ function tick() {
   $("clock").textContent = new Date().toLocaleString(lang, { hour12: false });
   document.querySelectorAll("[data-since]").forEach((node) => {
     const iso = /** @type {HTMLElement} */ (node).dataset.since || "";
-    node.textContent = iso ? duration(since(iso)) : "—";
+    const label = /** @type {HTMLElement} */ (node).dataset.label;
+    const time = iso ? duration(since(iso)) : "—";
+    node.textContent = label && iso ? t(label, { time }) : time;
   });
 }
 
