@@ -403,8 +403,21 @@ async def list_follow_ups(request: web.Request) -> web.Response:
                 .order_by(FollowUp.due_date, FollowUp.id)
             )
         ).all()
-        found = [ratings.follow_up_json(f, r, t) for f, r, t in rows]
-        names = dict((await session.execute(select(Staff.username, Staff.display_name))).all())
+        people = (await session.execute(select(Staff.id, Staff.username, Staff.display_name))).all()
+        names = {username: name for _, username, name in people}
+        names_by_id = {staff_id: name for staff_id, _, name in people}
+        found = []
+        for f, r, t in rows:
+            follow_up = ratings.follow_up_json(f, r, t)
+            # Ticket numbers repeat every day: the card says which session (day, station, who
+            # served, the case it was about).
+            follow_up["ticket"] |= {
+                "day": t.day,
+                "station": t.station.name,
+                "staff_name": names_by_id.get(t.staff_id) if t.staff_id else None,
+                "case": t.case.number if t.case else None,
+            }
+            found.append(follow_up)
     for follow_up in found:  # pages name people (孙华), not their logins
         follow_up["closed_by_name"] = names.get(follow_up["closed_by"], follow_up["closed_by"])
     if request.query.get("open") == "1":

@@ -13,7 +13,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from cloudhelp import accounts, demo, history, timeouts
-from cloudhelp.models import FollowUp, utcnow
+from cloudhelp.models import FollowUp, Rating, Staff, Ticket, utcnow
 from cloudhelp.queue import LOCAL_TZ
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
@@ -202,6 +202,21 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         first = cards.first
         await expect(first).to_have_class(re.compile("overdue"))
         follow_up_id = int(await first.get_attribute("data-follow-up") or 0)
+        # Ticket numbers repeat every day: the card says which session, who served, the case
+        # (a link) and why the resident was unhappy.
+        async with server.state.db.read() as s:
+            follow_up = await s.get(FollowUp, follow_up_id)
+            rating = await s.get(Rating, follow_up.rating_id)  # type: ignore[union-attr]
+            ticket = await s.get(Ticket, rating.ticket_id)  # type: ignore[union-attr]
+            served_by = await s.get(Staff, ticket.staff_id)  # type: ignore[union-attr]
+        assert ticket and served_by and rating and rating.reasons
+        session_line = first.locator("p.session")
+        await expect(session_line).to_contain_text(f"{ticket.day} · {ticket.station.name}")
+        await expect(session_line).to_contain_text(f"接待：{served_by.display_name}")
+        if ticket.case is not None:
+            link = session_line.locator("a")
+            await expect(link).to_have_attribute("href", f"/cases/{ticket.case.number}")
+        await expect(first).to_contain_text("原因：" + "、".join(rating.reasons))
         assert await axe_violations(page, "follow-ups") == []
         await snap(page, "follow-ups-1-open")
         await first.locator("button").click()  # an empty note is not accepted

@@ -38,8 +38,16 @@ function card(f) {
   head.append(el("span", due, f.overdue ? "due late" : "due"));
   const level = el("p");
   level.append(el("span", f.level.label || t("followups.no_level"), "badge level"));
-  if (f.reasons.length) level.append(" ", el("span", f.reasons.join("、")));
-  li.append(head, level);
+  if (f.reasons.length) level.append(" ", el("span", t("followups.reasons", { reasons: f.reasons.join("、") })));
+  // Ticket numbers repeat every day: which session it was (day, station, who served, the case).
+  const session = el("p", "", "session");
+  session.append(el("span", [f.ticket.day, f.ticket.station, f.ticket.staff_name ? t("followups.served_by", { name: f.ticket.staff_name }) : ""].filter(Boolean).join(" · ")));
+  if (f.ticket.case) {
+    const link = /** @type {HTMLAnchorElement} */ (el("a", t("followups.case", { number: f.ticket.case })));
+    link.href = `/cases/${encodeURIComponent(f.ticket.case)}`;
+    session.append(" · ", link);
+  }
+  li.append(head, session, level);
   if (f.closed_at) {
     li.append(el("p", f.note, "note"));
     return li;
