@@ -529,17 +529,22 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         await wait_for_video(staff, "#remote-main")
 
-        # 发送文件 is a real button: focused and pressed from the keyboard, it opens the picker.
+        # 发送文件 is a real button: focused and pressed from the keyboard, it opens the file
+        # input's picker (the click on the input is seen; the picker itself is the browser's).
         send = kiosk.get_by_role("button", name="发送文件", exact=True)
         await expect(send).to_be_visible()
-        photo = tmp_path / "补正材料.png"
-        photo.write_bytes(PNG_1x1)
-        await kiosk.bring_to_front()  # the kiosk is its machine's one window (staff clicked last)
+        await kiosk.evaluate(
+            """() => document.getElementById("file-input").addEventListener("click", (e) => {
+                window.__pickerOpened = true; e.preventDefault();
+            })"""
+        )
         await send.focus()
         await expect(send).to_be_focused()
-        async with kiosk.expect_file_chooser() as chooser:
-            await kiosk.keyboard.press("Enter")
-        await (await chooser.value).set_files(str(photo))
+        await kiosk.keyboard.press("Enter")
+        await kiosk.wait_for_function("window.__pickerOpened === true")
+        photo = tmp_path / "补正材料.png"
+        photo.write_bytes(PNG_1x1)
+        await kiosk.set_input_files("#file-input", str(photo))
         await expect(kiosk.locator("#files-sent li.ok")).to_contain_text("补正材料.png")
 
         # The verdicts at the console show on the resident's screen, then on the thank-you screen.
