@@ -3,7 +3,7 @@
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
 import { duration, lang, setLang, t, translate } from "./i18n.js";
-import { showNav } from "./sitenav.js";
+import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any} */
@@ -165,14 +165,7 @@ function tick() {
 }
 
 async function start() {
-  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-  const role = me.ok ? (await me.json()).staff.role : null;
-  showNav(role);
-  if (role !== "supervisor" && role !== "admin") {
-    $("signin").hidden = false;
-    if (role) $("signin").querySelector("p").textContent = t("board.signin.forbidden");
-    return;
-  }
+  if (!(await supervisorSignedIn())) return;
   $("wall").hidden = false;
   connection = new Connection({ auth: { kind: "staff", purpose: "board" } });  // never replaces the console
   connection.addEventListener("welcome", () => connection?.send({ type: "board.watch" }));

@@ -3,7 +3,7 @@
 // @ts-check
 import { banner } from "./callview.js";
 import { lang, setLang, t, translate } from "./i18n.js";
-import { showNav } from "./sitenav.js";
+import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any[]} */
@@ -107,14 +107,7 @@ async function load() {
 }
 
 async function start() {
-  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-  const role = me.ok ? (await me.json()).staff.role : null;
-  showNav(role);
-  if (role !== "supervisor" && role !== "admin") {
-    $("signin").hidden = false;
-    if (role) $("signin").querySelector("p").textContent = t("board.signin.forbidden");
-    return;
-  }
+  if (!(await supervisorSignedIn())) return;
   $("page").hidden = false;
   $("show-closed").onchange = render;
   await load();

@@ -16,3 +16,19 @@ export function showNav(role) {
   nav.setAttribute("aria-label", t(nav.dataset.i18nLabel || "nav.label"));
   nav.hidden = shown === 0;
 }
+
+/**
+ * The signed-in staff member's role, with the nav shown; for anyone but a supervisor or an
+ * admin the page's sign-in card (#signin) is shown instead and false is returned.
+ * @returns {Promise<boolean>} whether a supervisor page may show itself
+ */
+export async function supervisorSignedIn() {
+  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+  const role = me.ok ? (await me.json()).staff.role : null;
+  showNav(role);
+  if (role === "supervisor" || role === "admin") return true;
+  const card = /** @type {HTMLElement} */ (document.getElementById("signin"));
+  card.hidden = false;
+  if (role) /** @type {HTMLElement} */ (card.querySelector("p")).textContent = t("board.signin.forbidden");
+  return false;
+}
