@@ -19,6 +19,7 @@ from cloudhelp import (
     pages,
     report_routes,
     retention,
+    security_headers,
     warning_routes,
     workcalendar,
 )
@@ -107,6 +108,7 @@ def create_app(
     async def websocket(request: web.Request) -> web.StreamResponse:
         return await AppState.of(request.app).callcenter.hub.handle(request)
 
+    security_headers.setup(app, settings.allowed_origins)
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)
     api.setup(app)

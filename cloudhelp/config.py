@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # `cloudhelp files purge` runs it by hand). docs/security.md.
     file_retention_days: int = Field(default=180, ge=1, le=36500)
     file_purge_check_seconds: float = Field(default=3600.0, ge=0)
+    # Origins (scheme://host[:port]) besides the request's own host whose pages may send
+    # state-changing requests and open the WebSocket; docs/security.md#headers-and-origins.
+    allowed_origins: list[str] = []
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

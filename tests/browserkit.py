@@ -54,6 +54,10 @@ async def chromium(fake_ui: bool = True) -> AsyncIterator[Browser]:
 async def new_page(browser: Browser, base_url: str) -> Page:
     context = await browser.new_context(
         base_url=base_url,
+        # Playwright's wait_for_function evals its predicate and axe is injected as an inline
+        # script: both need CSP bypassed. The pages themselves are checked under the real CSP
+        # in tests/test_security_headers.py.
+        bypass_csp=True,
         viewport={"width": 1280, "height": 720},
         locale="zh-CN",
         timezone_id="Asia/Shanghai",  # the district's clock, whatever the machine's

@@ -213,6 +213,10 @@ async def open_page(
     """A new browser profile (own cookies and storage), zh-CN, in the district's time zone."""
     context = await browser.new_context(
         base_url=server.base_url,
+        # Playwright's wait_for_function evals its predicate and axe is injected as an inline
+        # script: both need CSP bypassed. The pages themselves are checked under the real CSP
+        # in tests/test_security_headers.py.
+        bypass_csp=True,
         viewport={"width": width, "height": height},
         locale="zh-CN",
         timezone_id="Asia/Shanghai",
