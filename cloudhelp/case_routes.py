@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp import (
     accounts,
     audit,
+    case_scope,
     cases,
     i18n,
     notice_pdf,
@@ -38,12 +39,14 @@ from cloudhelp.models import (
     Case,
     Department,
     FollowUp,
+    MaterialCheck,
     Rating,
     ServiceItem,
     Staff,
     StaffPresence,
     StaffSkill,
     Ticket,
+    TicketFile,
     utcnow,
 )
 from cloudhelp.queue import LOCAL_TZ
@@ -129,6 +132,13 @@ async def create(request: web.Request) -> web.Response:
                 item = ticket.item
             else:
                 raise bad_request("Say which item (item) or ticket (ticket) the case is for.")
+            # A case for a session the staff member answers, or for an item they serve.
+            if not (
+                ticket is not None and ticket.staff_id == staff.id
+            ) and not await case_scope.may_open_for_item(session, staff, item.id):
+                raise ApiError(
+                    403, "forbidden", "You serve neither this item's department nor this session."
+                )
             case = await cases.open_case(
                 session,
                 district=state.settings.district_code,
@@ -174,8 +184,9 @@ def _day(request: web.Request, name: str) -> date | None:
     return bounded_date(raw, name) if raw else None
 
 
-async def find_cases(request: web.Request) -> list[dict[str, object]]:
-    """Cases by number, phone, item, status and creation date range (newest first, 200 at most)."""
+async def find_cases(request: web.Request, staff: Staff) -> list[dict[str, object]]:
+    """Cases by number, phone, item, status and creation date range (newest first, 200 at
+    most), only those in the viewer's scope."""
     q = request.query
     stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc()).limit(200)
     if q.get("number"):
@@ -202,18 +213,24 @@ async def find_cases(request: web.Request) -> list[dict[str, object]]:
     if last:
         stmt = stmt.where(Case.created_at < datetime.combine(last, time.max, LOCAL_TZ))
     async with AppState.of(request.app).db.read() as session:
+        stmt = stmt.where(await case_scope.visible(session, staff))
         rows = (await session.scalars(stmt)).unique().all()
         return [cases.case_json(c, await cases.events_of(session, c)) for c in rows]
 
 
 async def search(request: web.Request) -> web.Response:
-    await current_staff(request, STAFF_ROLES)
-    found = await find_cases(request)
+    staff = await current_staff(request, STAFF_ROLES)
+    found = await find_cases(request, staff)
     return web.json_response({"cases": found}, dumps=AppState.of(request.app).dumps)
 
 
-async def _case(session: object, number: str) -> Case:
-    case = await session.scalar(select(Case).where(Case.number == number))  # type: ignore[attr-defined]
+async def _case(session: AsyncSession, number: str, staff: Staff | None) -> Case:
+    """The case by number, if ``staff`` may see it (None: a signed notice link, no scope);
+    a case out of scope is not found, like one that does not exist."""
+    stmt = select(Case).where(Case.number == number)
+    if staff is not None:
+        stmt = stmt.where(await case_scope.visible(session, staff))
+    case = await session.scalar(stmt)
     if case is None:
         raise not_found(f"There is no case {number!r}.")
     return case
@@ -231,7 +248,7 @@ async def show(request: web.Request) -> web.Response:
         )
     state = AppState.of(request.app)
     async with state.db.read() as session:
-        case = await _case(session, request.match_info["number"])
+        case = await _case(session, request.match_info["number"], staff)
         body = await case_record(session, case, full_id=reveal)
     if reveal:  # recorded before anything is shown
         async with state.db.write() as session:
@@ -248,7 +265,7 @@ async def move(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
-            case = await _case(session, request.match_info["number"])
+            case = await _case(session, request.match_info["number"], staff)
             await cases.transition(session, case, body.to, staff.username, body.reason)
             result = cases.case_json(case, await cases.events_of(session, case))
     except cases.CaseError as exc:
@@ -258,10 +275,10 @@ async def move(request: web.Request) -> web.Response:
 
 
 async def get_checklist(request: web.Request) -> web.Response:
-    await current_staff(request, STAFF_ROLES)
+    staff = await current_staff(request, STAFF_ROLES)
     state = AppState.of(request.app)
     async with state.db.read() as session:
-        case = await _case(session, request.match_info["number"])
+        case = await _case(session, request.match_info["number"], staff)
         rows = await prereview.checklist(session, case)
         # In a correction round the reviewer sees the previous round's marks for reference.
         previous = (
@@ -275,16 +292,69 @@ async def get_checklist(request: web.Request) -> web.Response:
     )
 
 
+async def _check_files(session: AsyncSession, case: Case, body: Checklist) -> None:
+    """Files named on marks must be files sent in the case's own sessions."""
+    wanted = {f for m in body.materials for f in m.files}
+    if not wanted:
+        return
+    own = set(
+        (
+            await session.scalars(
+                select(TicketFile.id)
+                .join(Ticket, Ticket.id == TicketFile.ticket_id)
+                .where(Ticket.case_id == case.id, TicketFile.id.in_(wanted))
+            )
+        ).all()
+    )
+    if foreign := sorted(wanted - own):
+        raise bad_request(f"Files {foreign} were not sent in this case's sessions.", "bad_file")
+
+
+async def _marks_of_round(session: AsyncSession, case: Case) -> dict[int, dict[str, object]]:
+    """The current round's marks by material id, as they stand before a change."""
+    checks = await session.scalars(
+        select(MaterialCheck).where(
+            MaterialCheck.case_id == case.id, MaterialCheck.round == case.rounds
+        )
+    )
+    return {
+        c.material_id: {"by": c.checked_by, "status": c.status, "reason": c.reason,
+                        "files": list(c.file_ids or []), "at": c.checked_at.isoformat()}
+        for c in checks.all()
+    }  # fmt: skip
+
+
+async def _audit_marks(
+    session: AsyncSession,
+    staff: Staff,
+    case: Case,
+    body: Checklist,
+    earlier: dict[int, dict[str, object]],
+) -> None:
+    """Every mark goes into the audit trail with the mark it replaced (who, what, when), so
+    the history of a round is kept per reviewer although the checklist shows the latest."""
+    by_position = {m.position: m.id for m in case.item.materials}
+    for mark in body.materials:
+        await audit.append(session, audit.staff_actor(staff), "case.material_marked",
+                           subject_kind="case", subject=case.number, case_number=case.number,
+                           round=case.rounds, position=mark.position, status=mark.status,
+                           reason=mark.reason.strip(), files=list(mark.files),
+                           replaced=earlier.get(by_position[mark.position]))  # fmt: skip
+
+
 async def put_checklist(request: web.Request) -> web.Response:
     staff = await current_staff(request, STAFF_ROLES)
     body = await parse_body(request, Checklist)
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
-            case = await _case(session, request.match_info["number"])
+            case = await _case(session, request.match_info["number"], staff)
+            await _check_files(session, case, body)
+            earlier = await _marks_of_round(session, case)
             rows = await prereview.mark(
                 session, case, [m.model_dump() for m in body.materials], staff.username
             )
+            await _audit_marks(session, staff, case, body, earlier)
             await _log_on_session(
                 session, case, "checklist", staff.id, round=case.rounds, marked=len(body.materials)
             )
@@ -299,7 +369,7 @@ async def post_verdict(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     try:
         async with state.db.write() as session:
-            case = await _case(session, request.match_info["number"])
+            case = await _case(session, request.match_info["number"], staff)
             notice = await prereview.verdict(
                 session, case, body.verdict, staff.username, body.reason
             )
@@ -347,10 +417,11 @@ async def _notice(request: web.Request) -> tuple[notice_text.NoticeText, str]:
     number = request.match_info["number"]
     round_ = path_id(request, "round", "notice")
     token = request.query.get("t", "")
+    staff = None  # the signed link opens its one notice without scope
     if not hmac.compare_digest(token, notice_token(state, number, round_)):
-        await current_staff(request, STAFF_ROLES)
+        staff = await current_staff(request, STAFF_ROLES)
     async with state.db.read() as session:
-        case = await _case(session, number)
+        case = await _case(session, number, staff)
         notices = await prereview.notices_of(session, case)
         notice = next((n for n in notices if n.round == round_), None)
         if notice is None:
@@ -552,26 +623,25 @@ async def transfer_targets(request: web.Request) -> web.Response:
     return web.json_response({"departments": body}, dumps=state.dumps)
 
 
-async def _page_staff(request: web.Request) -> str | None:
-    """The signed-in viewer's role (for the page's nav), or None: not signed in."""
+async def _page_staff(request: web.Request) -> Staff | None:
+    """The signed-in viewer, or None: not signed in."""
     try:
-        staff = await current_staff(request, STAFF_ROLES)
+        return await current_staff(request, STAFF_ROLES)
     except ApiError:
         return None
-    return staff.role
 
 
 async def cases_page(request: web.Request) -> web.Response:
     """Case search for staff and supervisors (sign in on the console first)."""
-    role = await _page_staff(request)
-    if not role:
+    viewer = await _page_staff(request)
+    if viewer is None:
         raise web.HTTPFound("/staff")
     query = {
         k: request.query.get(k, "") for k in ("number", "phone", "item", "status", "from", "to")
     }
     error = None
     try:
-        found = await find_cases(request)
+        found = await find_cases(request, viewer)
     except ApiError as exc:
         found, error = [], json.loads(exc.text or "{}")["error"]["message"]
     return pages.render(
@@ -581,17 +651,22 @@ async def cases_page(request: web.Request) -> web.Response:
         query=query,
         states=cases.STATES,
         error=error,
-        nav_role=role,
+        nav_role=viewer.role,
     )
 
 
 async def case_page(request: web.Request) -> web.Response:
-    role = await _page_staff(request)
-    if not role:
+    viewer = await _page_staff(request)
+    if viewer is None:
         raise web.HTTPFound("/staff")
     state = AppState.of(request.app)
     async with state.db.read() as session:
-        case = await session.scalar(select(Case).where(Case.number == request.match_info["number"]))
+        case = await session.scalar(
+            select(Case).where(
+                Case.number == request.match_info["number"],
+                await case_scope.visible(session, viewer),
+            )
+        )
         if case is None:
             return pages.render(request, "error.html", status=404, message_key="error.not_found")
         record = await case_record(session, case)
@@ -622,7 +697,7 @@ async def case_page(request: web.Request) -> web.Response:
         moves=moves,
         move_errors=move_errors,
         names=names,
-        nav_role=role,
+        nav_role=viewer.role,
     )
 
 
