@@ -242,8 +242,8 @@ async def test_the_events_are_recorded_and_supervisors_read_them(
         async with http.get(f"/api/v1/audit?case={number}", cookies=supervisor) as r:
             events = (await r.json())["events"]
         assert _actions(events)[::-1] == [
-            "case.opened", "case.pii_revealed", "case.transition", "case.verdict",
-            "notice.issued", "file.downloaded",
+            "case.opened", "case.pii_revealed", *["case.material_marked"] * len(marks),
+            "case.transition", "case.verdict", "notice.issued", "file.downloaded",
         ]  # fmt: skip
         by_action = {e["action"]: e for e in events}
         assert by_action["case.pii_revealed"]["detail"]["reason"] == "核对身份证"
