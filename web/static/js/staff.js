@@ -83,12 +83,14 @@ async function open(me) {
   });
   connection.addEventListener("auth-failed", () => showLogin());
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
-  connection.connect();
+  // The camera first, then the connection: after a reload mid-call the resumed `joined` comes at
+  // once, and a call built before the stream is ready would send the resident no video.
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
   } catch {
     stream = null;  // staff can still talk by text; the resident sees no video
   }
+  connection.connect();
 }
 
 function showLogin() {
