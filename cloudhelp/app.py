@@ -15,6 +15,7 @@ from cloudhelp import (
     case_routes,
     db,
     files,
+    forwarded,
     metrics,
     pages,
     report_routes,
@@ -54,7 +55,8 @@ def create_app(
 ) -> web.Application:
     """The web application; opens the database (and applies migrations) on startup."""
     app = web.Application(
-        middlewares=[json_errors, audit.remember_address], client_max_size=1024**2
+        middlewares=[forwarded.apply_forwarded, json_errors, audit.remember_address],
+        client_max_size=1024**2,
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -108,6 +110,7 @@ def create_app(
     async def websocket(request: web.Request) -> web.StreamResponse:
         return await AppState.of(request.app).callcenter.hub.handle(request)
 
+    forwarded.setup(app, settings.trusted_proxies)
     security_headers.setup(app, settings.allowed_origins)
     app.cleanup_ctx.append(lifecycle)
     app.on_shutdown.append(close_sockets)

@@ -7,13 +7,15 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from cloudhelp import forwarded
 
 
 def default_data_dir() -> Path:
@@ -81,8 +83,18 @@ class Settings(BaseSettings):
     # Origins (scheme://host[:port]) besides the request's own host whose pages may send
     # state-changing requests and open the WebSocket; docs/security.md#headers-and-origins.
     allowed_origins: list[str] = []
+    # Reverse proxies (addresses or networks, e.g. "127.0.0.1" or "10.0.0.0/8") whose
+    # X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else they are ignored.
+    # docs/security.md#behind-a-proxy.
+    trusted_proxies: list[str] = []
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        forwarded.parse_networks(value)  # raises ValueError naming the bad entry
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -59,7 +59,9 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     )
     response = web.Response(text=html, content_type="text/html", status=status)
     if request.query.get("lang") in i18n.LANGS:
-        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax")
+        response.set_cookie(
+            i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", secure=request.secure
+        )
     return response
 
 

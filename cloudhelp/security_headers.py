@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import hdrs, web
 from yarl import URL
 
+from cloudhelp import forwarded
 from cloudhelp.errors import ApiError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,7 +57,7 @@ PERMISSIONS_POLICY = "camera=(self), microphone=(self), display-capture=(self), 
 HSTS = "max-age=31536000"
 
 
-def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     frameable = request.path.startswith(FRAMEABLE_PREFIX)
     headers = response.headers
     headers["Content-Security-Policy"] = NOTICE_CSP if frameable else PAGE_CSP
@@ -65,7 +66,7 @@ def _add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None
     headers["Referrer-Policy"] = "no-referrer"
     headers["Permissions-Policy"] = PERMISSIONS_POLICY
     headers[hdrs.SERVER] = "CloudHelp"  # no product versions
-    if request.secure:
+    if forwarded.is_secure(request):
         headers["Strict-Transport-Security"] = HSTS
 
 

@@ -18,10 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from cloudhelp.app import create_app
 from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.config import Settings
+from cloudhelp.models import AuditEvent
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
 FOREIGN = "https://evil.example"
@@ -205,3 +207,53 @@ async def test_every_page_runs_under_the_real_csp(sqlite_demo_url: str) -> None:
         assert printed is True
         await context.close()
         assert violations == []
+
+
+async def _sign_in_through_proxy(server: CallServer, headers: dict[str, str]) -> Mapping:
+    body = {"username": "wangli", "password": DEMO_PASSWORD}
+    async with server.http.post("/api/v1/auth/login", json=body, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return r.headers
+
+
+async def _last_sign_in_address(server: CallServer) -> str:
+    async with server.state.db.read() as session:
+        row = await session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "auth.sign_in")
+            .order_by(AuditEvent.seq.desc())
+        )
+    assert row is not None
+    return row.address
+
+
+async def test_forwarded_headers_believed_only_from_trusted_proxies(demo_url: str) -> None:
+    forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.9, 203.0.113.7"}
+    # No proxy configured: a client cannot claim TLS or another address.
+    async with running_server(demo_url) as server:
+        await server.staff_token("wangli")  # sets the known password
+        headers = await _sign_in_through_proxy(server, forged)
+        assert "Strict-Transport-Security" not in headers
+        assert "secure" not in headers["Set-Cookie"].lower()
+        assert await _last_sign_in_address(server) == "127.0.0.1"
+    # Behind a trusted proxy on loopback (TLS ends there): the cookie is Secure, HSTS is sent,
+    # and the address is the right-most hop the proxy saw, not what the client wrote first.
+    async with running_server(demo_url, trusted_proxies=["127.0.0.0/8"]) as server:
+        await server.staff_token("wangli")
+        headers = await _sign_in_through_proxy(server, forged)
+        assert headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert "; secure" in headers["Set-Cookie"].lower()
+        assert await _last_sign_in_address(server) == "203.0.113.7"
+        async with server.http.get("/api/v1/health", headers=forged) as r:
+            assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
+        # The proxy said plain HTTP: no Secure cookie, no HSTS.
+        plain = {"X-Forwarded-Proto": "http", "X-Forwarded-For": "203.0.113.8"}
+        headers = await _sign_in_through_proxy(server, plain)
+        assert "Strict-Transport-Security" not in headers
+        assert "secure" not in headers["Set-Cookie"].lower()
+        assert await _last_sign_in_address(server) == "203.0.113.8"
+
+
+def test_a_bad_trusted_proxy_entry_is_named() -> None:
+    with pytest.raises(ValueError, match="not-an-address"):
+        Settings(trusted_proxies=["10.0.0.0/8", "not-an-address"])
