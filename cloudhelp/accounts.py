@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.auth import hash_password, verify_password
 from cloudhelp.models import Kiosk, Staff, StaffLogin, Station, utcnow
+from cloudhelp.throttle import MAX_THROTTLE_KEYS, FailureThrottle
 
 ENROL_CODE_TTL = timedelta(hours=24)
 LOGIN_TTL = timedelta(hours=12)
@@ -199,23 +199,14 @@ async def logout(session: AsyncSession, token: str) -> int | None:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-# At most this many throttle keys (account, account+address) are held: a guesser trying a new
-# name each time must not grow the server's memory without bound.
-MAX_THROTTLE_KEYS = 10_000
-
-
-class LoginThrottle:
+class LoginThrottle(FailureThrottle):
     """Failed sign-ins counted per account+address and per account, never per address alone.
 
     A hall's staff share one NAT address: one person mistyping their own password must not
     lock out the others. ``per_address`` failures for one account from one address within
     ``window`` seconds block that account from that address; ``per_account`` failures from any
-    addresses block the account everywhere (a guesser spreading over many addresses).
-
-    Memory is bounded: each key keeps only its last ``max(per_address, per_account)`` failures,
-    and at most ``max_keys`` keys are held. When full, the expired keys go first, then the
-    keys with the fewest failures (oldest first): a flood of one-off names evicts itself, not
-    the count of an account that is close to or at its limit.
+    addresses block the account everywhere (a guesser spreading over many addresses). Memory is
+    bounded as in ``FailureThrottle``.
     """
 
     def __init__(
@@ -226,12 +217,9 @@ class LoginThrottle:
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = MAX_THROTTLE_KEYS,
     ) -> None:
+        super().__init__(max(per_address, per_account), window, clock, max_keys)
         self.per_address = per_address
         self.per_account = per_account
-        self.window = window
-        self.clock = clock
-        self.max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
 
     @staticmethod
     def _keys(username: str, address: str | None) -> tuple[str, str]:
@@ -239,51 +227,12 @@ class LoginThrottle:
 
     def retry_after(self, username: str, address: str | None) -> float:
         """Seconds until ``username`` may try again from ``address`` (0: may try now)."""
-        now = self.clock()
-        wait = 0.0
-        for key, limit in zip(
-            self._keys(username, address), (self.per_account, self.per_address), strict=True
-        ):
-            failures = self._failures.get(key)
-            if failures is None:
-                continue
-            while failures and failures[0] <= now - self.window:
-                failures.popleft()
-            if not failures:
-                del self._failures[key]
-            elif len(failures) >= limit:
-                wait = max(wait, failures[-limit] + self.window - now)
-        return wait
+        account, from_address = self._keys(username, address)
+        return self.wait(((account, self.per_account), (from_address, self.per_address)))
 
     def failed(self, username: str, address: str | None) -> None:
-        now = self.clock()
-        keys = self._keys(username, address)
-        if len(self._failures) + len(keys) > self.max_keys:
-            self._make_room(now, len(keys))
-        for key in keys:
-            failures = self._failures.get(key)
-            if failures is None:
-                failures = self._failures[key] = deque(
-                    maxlen=max(self.per_address, self.per_account)
-                )
-            failures.append(now)
-
-    def _make_room(self, now: float, needed: int) -> None:
-        """Forget expired keys; if that is not enough, the half with the fewest failures."""
-        for key in [k for k, f in self._failures.items() if not f or f[-1] <= now - self.window]:
-            del self._failures[key]
-        if len(self._failures) + needed > self.max_keys:
-            ranked = sorted(
-                self._failures, key=lambda k: (len(self._failures[k]), self._failures[k][-1])
-            )
-            for key in ranked[: max(needed, len(ranked) // 2)]:
-                del self._failures[key]
-
-    def __len__(self) -> int:
-        """How many keys are held (bounded by ``max_keys``)."""
-        return len(self._failures)
+        self.add(self._keys(username, address))
 
     def succeeded(self, username: str, address: str | None) -> None:
         """The right password ends both counts of this account."""
-        for key in self._keys(username, address):
-            self._failures.pop(key, None)
+        self.clear(self._keys(username, address))

@@ -68,6 +68,7 @@ def create_app(
         async with database.write() as s:  # a newer chinesecalendar may know another year
             await workcalendar.sync_from_package(s, follow_up_days=settings.follow_up_working_days)
             await workcalendar.refresh(s)
+        secret_key = settings.effective_secret_key.encode()
         callcenter = CallCenter(
             database,
             hub_settings(settings),
@@ -76,13 +77,14 @@ def create_app(
             settings.follow_up_working_days,
             settings.warning_check_seconds,
             metrics.Rules.of(settings),
+            secret_key=secret_key,
         )
         await callcenter.start()
         app[STATE_KEY] = AppState(
             settings=settings,
             db=database,
             callcenter=callcenter,
-            secret_key=settings.effective_secret_key.encode(),
+            secret_key=secret_key,
         )
         purging = (
             asyncio.create_task(
@@ -117,7 +119,7 @@ def create_app(
     api.setup(app)
     account_routes.setup(app, settings)
     files.setup(app)
-    case_routes.setup(app)
+    case_routes.setup(app, settings)
     report_routes.setup(app)
     warning_routes.setup(app)
     audit_routes.setup(app)

@@ -36,6 +36,7 @@ ACTIONS = (
     "auth.sign_in", "auth.sign_in_failed", "auth.sign_out", "account.changed",
     "account.password_set",
     "case.opened", "case.transition", "case.verdict", "case.pii_revealed", "notice.issued",
+    "case.looked_up", "case.lookup_throttled",
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",

@@ -19,7 +19,17 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select, update
 
-from cloudhelp import accounts, board, metrics, outcomes, prereview, queue, ratings, timeouts
+from cloudhelp import (
+    accounts,
+    board,
+    metrics,
+    outcomes,
+    prereview,
+    queue,
+    ratings,
+    signed,
+    timeouts,
+)
 from cloudhelp.db import Database
 from cloudhelp.inputs import RowId
 from cloudhelp.logs import log_event
@@ -63,11 +73,13 @@ Code = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class TakeTicket(Message):
-    """A ticket for an item, or for a correction session of a case (by its number)."""
+    """A ticket for an item, or for a correction session of a case (by its number, with the
+    grant the kiosk's case lookup gave: docs/protocol.md)."""
 
     type: Literal["ticket.take"]
     item: Code | None = None
     case: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    grant: Annotated[str, Field(max_length=64)] | None = None
 
 
 class CancelTicket(Message):
@@ -227,8 +239,11 @@ class CallCenter:
         follow_up_working_days: int = ratings.FOLLOW_UP_WORKING_DAYS,
         warning_check_seconds: float = 5.0,
         metric_rules: metrics.Rules | None = None,
+        *,
+        secret_key: bytes,
     ) -> None:
         self.db = database
+        self.secret_key = secret_key  # checks the grants of kiosk case lookups
         self.hub = Hub(self, hub_settings, broker)
         self._dispatch_lock = asyncio.Lock()
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
@@ -589,8 +604,27 @@ class CallCenter:
             await self._close_queued(ticket_id, "abandoned", "kiosk_gone")
             self._schedule_push()
 
+    def _check_case_grant(self, kiosk_id: int, message: TakeTicket) -> None:
+        """A correction session only for a case this kiosk looked up (number and last four
+        digits) within the grant's lifetime: no kiosk opens one for any case number."""
+        try:
+            signed.check(
+                self.secret_key, message.grant, signed.CASE_GRANT, (str(message.case), kiosk_id)
+            )
+        except signed.TokenRefused as refused:
+            if refused.reason == "expired":
+                raise SignalingError(
+                    "case_grant_expired", "The case lookup expired; look the case up again."
+                ) from None
+            raise SignalingError(
+                "case_grant_invalid",
+                "Look the case up at this kiosk (number and last four digits) before calling.",
+            ) from None
+
     async def on_take(self, session: Session, message: TakeTicket) -> None:
         kiosk_id = int(session.principal.id)
+        if message.case is not None:
+            self._check_case_grant(kiosk_id, message)
         async with self.db.write() as s:
             case = None
             if message.case is not None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
+import logging
+import math
+import re
 from datetime import date, datetime, time
 from typing import Annotated
 
@@ -28,9 +30,12 @@ from cloudhelp import (
     prereview,
     queue,
     ratings,
+    signed,
 )
 from cloudhelp.account_routes import current_staff, parse_body
+from cloudhelp.callcenter import CORRECTION_STATES
 from cloudhelp.case_record import case_record
+from cloudhelp.config import Settings
 from cloudhelp.errors import ApiError, bad_request, not_found
 from cloudhelp.inputs import ROW_ID_MAX, RowId, bounded_date, path_id
 from cloudhelp.logs import log_event
@@ -51,6 +56,7 @@ from cloudhelp.models import (
 )
 from cloudhelp.queue import LOCAL_TZ
 from cloudhelp.state import AppState
+from cloudhelp.throttle import FailureThrottle
 
 PREFIX = "/api/v1/cases"
 STAFF_ROLES = ("staff", "supervisor", "admin")
@@ -92,10 +98,16 @@ class Verdict(BaseModel):
 
 
 class Lookup(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """A kiosk's case lookup: the case number and the last four characters of the applicant's
+    phone or ID number. Other fields are ignored, so an older page's ``phone``/``id_last4``
+    gets the answer that says what to give (``lookup_incomplete``)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     number: Annotated[str, Field(max_length=32)] | None = None
-    phone: Annotated[str, Field(max_length=20)] | None = None
-    id_last4: Annotated[str, Field(pattern=r"^\d{3}[\dXx]$")] | None = None
+    last4: Annotated[str, Field(max_length=8)] | None = None
+
+
+LAST4 = re.compile(r"^\d{3}[\dXx]$")
 
 
 class Move(BaseModel):
@@ -399,27 +411,39 @@ async def post_verdict(request: web.Request) -> web.Response:
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
-def notice_url(state: AppState, number: str, round_: int) -> str:
-    """A link the kiosk can open and print without signing in (signed, one notice only)."""
-    return f"/notices/{number}/{round_}?t={notice_token(state, number, round_)}"
+def notice_url(state: AppState, number: str, round_: int, now: float | None = None) -> str:
+    """A link the kiosk can open and print without signing in: signed for this one notice,
+    good for ``notice_link_days`` from now."""
+    return f"/notices/{number}/{round_}?t={notice_token(state, number, round_, now)}"
 
 
-def notice_token(state: AppState, number: str, round_: int) -> str:
-    return hmac.new(
-        state.secret_key, f"notice:{number}:{round_}".encode(), hashlib.sha256
-    ).hexdigest()[:32]
+def notice_token(state: AppState, number: str, round_: int, now: float | None = None) -> str:
+    lifetime = state.settings.notice_link_days * 86400
+    return signed.sign(state.secret_key, signed.NOTICE, (number, round_), lifetime, now)
 
 
 async def _notice(request: web.Request) -> tuple[notice_text.NoticeText, str]:
     """The words of the notice named in the path, for staff or for whoever holds its signed
-    link, and the link of its PDF."""
+    (unexpired) link, and the link of its PDF."""
     state = AppState.of(request.app)
     number = request.match_info["number"]
     round_ = path_id(request, "round", "notice")
     token = request.query.get("t", "")
     staff = None  # the signed link opens its one notice without scope
-    if not hmac.compare_digest(token, notice_token(state, number, round_)):
-        staff = await current_staff(request, STAFF_ROLES)
+    try:
+        signed.check(state.secret_key, token, signed.NOTICE, (number, round_))
+    except signed.TokenRefused as refused:
+        try:  # staff see the notice without the link's signature
+            staff = await current_staff(request, STAFF_ROLES)
+        except ApiError:
+            if refused.reason != "expired":
+                raise
+            raise ApiError(
+                410,
+                "notice_link_expired",
+                "This notice link has expired; ask the hall (or look the case up again at a "
+                "kiosk) for a new link.",
+            ) from None
     async with state.db.read() as session:
         case = await _case(session, number, staff)
         notices = await prereview.notices_of(session, case)
@@ -451,7 +475,13 @@ async def notice_pdf_file(request: web.Request) -> web.Response:
 
 async def notice_page(request: web.Request) -> web.Response:
     """The printable one-time correction notice (一次性告知书) with a QR code of the case number."""
-    text, pdf_url = await _notice(request)
+    try:
+        text, pdf_url = await _notice(request)
+    except ApiError as exc:
+        if exc.code != "notice_link_expired":
+            raise
+        # What the resident reads in the kiosk's frame: a page in words, not a JSON body.
+        return pages.render(request, "error.html", status=410, message_key=f"error.{exc.code}")
     qr = segno.make(text.number, error="m").svg_inline(scale=4, dark="#1b1f24")
     return pages.render(request, "notice.html", n=text, qr=Markup(qr), pdf_url=pdf_url)
 
@@ -520,38 +550,111 @@ async def close_follow_up(request: web.Request) -> web.Response:
     return web.json_response({"follow_up": result}, dumps=state.dumps)
 
 
+class LookupThrottle(FailureThrottle):
+    """Failed kiosk case lookups, counted per case number (from any kiosk: guessing one case's
+    digits) and per kiosk (for any number: walking the sequential numbers). A found case clears
+    nothing: a resident who knows their own case must not reset a kiosk's count."""
+
+    def __init__(self, per_case: int, per_kiosk: int, window: float) -> None:
+        super().__init__(max(per_case, per_kiosk), window)
+        self.per_case = per_case
+        self.per_kiosk = per_kiosk
+
+    def limits(self, kiosk_id: int, number: str) -> tuple[tuple[str, int], tuple[str, int]]:
+        return (f"case:{number}", self.per_case), (f"kiosk:{kiosk_id}", self.per_kiosk)
+
+    def retry_after(self, kiosk_id: int, number: str) -> float:
+        """Seconds until this kiosk may look this number up again (0: now)."""
+        return self.wait(self.limits(kiosk_id, number))
+
+    def failed(self, kiosk_id: int, number: str) -> list[str]:
+        """Count a failure; returns which limits (``case``, ``kiosk``) it has just reached."""
+        limits = self.limits(kiosk_id, number)
+        before = [self.wait([limit]) > 0 for limit in limits]
+        self.add(key for key, _ in limits)
+        return [
+            scope
+            for scope, was, limit in zip(("case", "kiosk"), before, limits, strict=True)
+            if not was and self.wait([limit]) > 0
+        ]
+
+
+LOOKUP_THROTTLE_KEY = web.AppKey("lookup_throttle", LookupThrottle)
+
+
+def case_grant(state: AppState, number: str, kiosk_id: int, now: float | None = None) -> str:
+    """What a kiosk's ``ticket.take {case, grant}`` shows: this case, at this kiosk, for
+    ``case_grant_seconds``."""
+    lifetime = state.settings.case_grant_seconds
+    return signed.sign(state.secret_key, signed.CASE_GRANT, (number, kiosk_id), lifetime, now)
+
+
+def _lookup_throttled(wait: float) -> ApiError:
+    seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
+    return ApiError(
+        429,
+        "lookup_throttled",
+        f"Too many failed lookups; try again in {minutes} min or ask the station's staff.",
+        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
+        minutes=minutes,
+    )
+
+
 async def kiosk_lookup(request: web.Request) -> web.Response:
     """A kiosk finds a case waiting for corrections (or whose pre-review a dropped call left
-    open) by its number, or by phone and the last four characters of the ID number. Only what
-    the resident needs to see is returned."""
+    open) by its number and the last four characters of the applicant's phone or ID number.
+    A wrong pair and an unknown number get the same 404; failures are throttled per case and
+    per kiosk. Only what the resident needs is returned, with the grant to call for the case."""
     state = AppState.of(request.app)
     header = request.headers.get("Authorization", "")
     async with state.db.read() as session:
         try:
-            await accounts.kiosk_by_credential(session, header.removeprefix("Kiosk "))
+            kiosk = await accounts.kiosk_by_credential(session, header.removeprefix("Kiosk "))
         except accounts.AccountError as exc:
             raise ApiError(401, exc.code, exc.message) from None
-        body = await parse_body(request, Lookup)
-        stmt = (
-            select(Case)
-            .where(Case.status.in_(("correction_needed", "pre_review")))
-            .order_by(Case.id.desc())
+    body = await parse_body(request, Lookup)
+    if not body.number or not body.last4 or not LAST4.match(body.last4):
+        raise bad_request(
+            "Give the case number (number) and the last four digits of the applicant's phone "
+            "or ID number (last4).",
+            "lookup_incomplete",
         )
-        if body.number:
-            stmt = stmt.where(Case.number == body.number)
-        elif body.phone and body.id_last4:
-            stmt = stmt.where(Case.applicant_phone == body.phone)
-        else:
-            raise bad_request("Give the case number, or the phone and the ID number's last 4.")
-        found = [
-            c
-            for c in (await session.scalars(stmt)).all()
-            if body.number or c.applicant_id_number.endswith(body.id_last4.upper())  # type: ignore[union-attr]
-        ]
-        if not found:
-            raise not_found("No case waiting for corrections matches; check the number.")
-        case = found[0]
-        notices = await prereview.notices_of(session, case)
+    number, last4 = body.number, body.last4.upper()
+    throttle = request.app[LOOKUP_THROTTLE_KEY]
+    wait = throttle.retry_after(kiosk.id, number)
+    if wait > 0:
+        log_event("kiosk.lookup_throttled", severity=logging.WARNING, kiosk=kiosk.code,
+                  case=number)  # fmt: skip
+        raise _lookup_throttled(wait)
+    async with state.db.read() as session:
+        case = await session.scalar(
+            select(Case).where(Case.number == number, Case.status.in_(CORRECTION_STATES))
+        )
+        matches = case is not None and (
+            hmac.compare_digest(case.applicant_phone[-4:], last4)
+            | hmac.compare_digest(case.applicant_id_number[-4:].upper(), last4)
+        )
+        notices = await prereview.notices_of(session, case) if case and matches else []
+    if case is None or not matches:
+        reached = throttle.failed(kiosk.id, number)
+        log_event("kiosk.lookup_failed", kiosk=kiosk.code, case=number)
+        for scope in reached:  # one row per burst: the failure that reached a limit
+            log_event("kiosk.lookup_limit_reached", severity=logging.WARNING, kiosk=kiosk.code,
+                      case=number, scope=scope)  # fmt: skip
+            async with state.db.write() as session:
+                await audit.append(session, audit.kiosk_actor(kiosk), "case.lookup_throttled",
+                                   subject_kind="kiosk" if scope == "kiosk" else "case",
+                                   subject=kiosk.code if scope == "kiosk" else number,
+                                   case_number=number, scope=scope,
+                                   window_seconds=throttle.window,
+                                   failures=throttle.per_kiosk if scope == "kiosk"
+                                   else throttle.per_case)  # fmt: skip
+        raise not_found("No case waiting for corrections has this number and these digits.")
+    async with state.db.write() as session:
+        await audit.append(session, audit.kiosk_actor(kiosk), "case.looked_up",
+                           subject_kind="case", subject=case.number,
+                           case_number=case.number)  # fmt: skip
     latest = notices[-1] if notices else None
     result = {
         "number": case.number,
@@ -559,7 +662,9 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
         "status": {"code": case.status, "label": cases.STATES[case.status]},
         "round": case.rounds,
         "notice_url": notice_url(state, case.number, latest.round) if latest else None,
+        "grant": case_grant(state, case.number, kiosk.id),
     }
+    log_event("kiosk.case_found", kiosk=kiosk.code, case=case.number)
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
@@ -701,7 +806,12 @@ async def case_page(request: web.Request) -> web.Response:
     )
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, settings: Settings) -> None:
+    app[LOOKUP_THROTTLE_KEY] = LookupThrottle(
+        per_case=settings.lookup_failures_per_case,
+        per_kiosk=settings.lookup_failures_per_kiosk,
+        window=settings.lookup_window_seconds,
+    )
     app.router.add_get("/cases", cases_page)
     app.router.add_get("/cases/{number}", case_page)
     app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)

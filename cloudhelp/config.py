@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(default=5, ge=1)
     login_failures_per_account: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=300.0, gt=0)
+    # Kiosk case lookup (a correction session): failed lookups (wrong number or last four digits)
+    # per case number from any kiosks, and per kiosk for any numbers, within the window, before
+    # lookups are refused (429 lookup_throttled). A found case comes with a grant that
+    # `ticket.take {case}` must show, valid this long and only at that kiosk. docs/security.md.
+    lookup_failures_per_case: int = Field(default=5, ge=1)
+    lookup_failures_per_kiosk: int = Field(default=20, ge=1)
+    lookup_window_seconds: float = Field(default=900.0, gt=0)
+    case_grant_seconds: float = Field(default=600.0, ge=10, le=86400)
+    # A correction notice's signed link (for kiosks, without signing in) works this many days
+    # after it was handed out; then it answers 410 notice_link_expired.
+    notice_link_days: int = Field(default=30, ge=1, le=3650)
     # Retention of files sent in calls (ID-card and document photos): kept this many days after
     # the case ends (concluded or not accepted; a session without a case: after it closed), then
     # purged by a check every file_purge_check_seconds (0 turns the server's check off;

@@ -61,6 +61,24 @@ class CallServer:
         credential = await self.kiosk_credential(code, station)
         return await self.connect({"kind": "kiosk", "credential": credential})
 
+    async def look_up_case(self, credential: str, number: str, last4: str) -> dict[str, Any]:
+        """A kiosk's case lookup (number and last four digits of phone or ID) that must find
+        the case; its ``grant`` is what ``ticket.take {case}`` shows."""
+        headers = {"Authorization": f"Kiosk {credential}"}
+        body = {"number": number, "last4": last4}
+        async with self.http.post("/api/v1/kiosk/cases/lookup", json=body, headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return (await r.json())["case"]
+
+    async def correction_kiosk(
+        self, number: str, last4: str, code: str = "QG-01", station: str = "DLW-QG"
+    ) -> tuple[SignalingClient, dict[str, Any]]:
+        """A kiosk signed in after looking the case up, and the frame to take a ticket for it."""
+        credential = await self.kiosk_credential(code, station)
+        found = await self.look_up_case(credential, number, last4)
+        client = await self.connect({"kind": "kiosk", "credential": credential})
+        return client, {"type": "ticket.take", "case": number, "grant": found["grant"]}
+
     async def staff(self, username: str, available: bool = True) -> SignalingClient:
         client = await self.connect({"kind": "staff", "token": await self.staff_token(username)})
         await client.expect("presence", state="away")

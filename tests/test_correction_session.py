@@ -13,9 +13,19 @@ from tests.test_cases import ID_NUMBER
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
 
-async def case_needing_correction(server: CallServer, reviewer_cookie: dict[str, str]) -> str:
-    body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
-                                              "id_number": ID_NUMBER}}  # fmt: skip
+PHONE = "13812345678"
+LAST4 = PHONE[-4:]  # what the resident types with the case number at a kiosk
+
+
+async def case_needing_correction(
+    server: CallServer,
+    reviewer_cookie: dict[str, str],
+    phone: str = PHONE,
+    id_number: str = ID_NUMBER,
+) -> str:
+    """A fishing-licence case of 刘海生 with round 1's notice (one material to correct)."""
+    body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": phone,
+                                              "id_number": id_number}}  # fmt: skip
     async with server.http.post("/api/v1/cases", json=body, cookies=reviewer_cookie) as r:
         number = (await r.json())["case"]["number"]
     marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
@@ -48,21 +58,18 @@ async def test_correction_session_rings_the_reviewer_first(sqlite_demo_url: str)
         await reviewer.send({"type": "staff.status", "status": "available"})
         number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
 
-        # The resident comes back to another kiosk and finds the case by phone and ID digits.
+        # The resident comes back to another kiosk and finds the case by its number and the
+        # ID number's last four.
         credential = await server.kiosk_credential("TL-01", "DLW-TL")
-        lookup = {"phone": "13812345678", "id_last4": ID_NUMBER[-4:]}
-        headers = {"Authorization": f"Kiosk {credential}"}
-        async with server.http.post(
-            "/api/v1/kiosk/cases/lookup", json=lookup, headers=headers
-        ) as r:
-            found = (await r.json())["case"]
+        found = await server.look_up_case(credential, number, ID_NUMBER[-4:])
         assert found["number"] == number and found["status"]["label"] == "待补正"
         assert found["notice_url"].startswith(f"/notices/{number}/1?t=")
+        lookup = {"number": number, "last4": ID_NUMBER[-4:]}
         async with server.http.post("/api/v1/kiosk/cases/lookup", json=lookup) as r:
             assert r.status == 401
 
         kiosk = await server.connect({"kind": "kiosk", "credential": credential})
-        await kiosk.send({"type": "ticket.take", "case": number})
+        await kiosk.send({"type": "ticket.take", "case": number, "grant": found["grant"]})
         ticket = (await kiosk.expect("ticket"))["ticket"]
         assert ticket["case"] == {"number": number, "round": 1, "correction": True}
         ring = await reviewer.expect("ring")
@@ -72,7 +79,7 @@ async def test_correction_session_rings_the_reviewer_first(sqlite_demo_url: str)
         assert row.case_id is not None and row.preferred_staff_id is not None
 
         await kiosk.send({"type": "ticket.take", "case": "210211-20000101-0001"})
-        assert (await kiosk.expect("error"))["code"] in ("ticket_open", "no_such_case")
+        assert (await kiosk.expect("error"))["code"] == "case_grant_invalid"
 
 
 async def test_after_the_preference_window_anyone_may_answer(sqlite_demo_url: str) -> None:
@@ -81,8 +88,8 @@ async def test_after_the_preference_window_anyone_may_answer(sqlite_demo_url: st
         reviewer_token = await server.staff_token("zhaogang")  # the reviewer stays away
         number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
         other = await server.staff("wangli")
-        kiosk = await server.kiosk("TL-01", "DLW-TL")
-        await kiosk.send({"type": "ticket.take", "case": number})
+        kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
+        await kiosk.send(take)
         ticket = (await kiosk.expect("ticket"))["ticket"]
         ring = await other.expect("ring", timeout=5)
         assert ring["ticket"]["id"] == ticket["id"]
@@ -99,8 +106,8 @@ async def test_answered_correction_session_is_round_two_then_passes_and_is_accep
         number = await case_needing_correction(server, cookies)
         base = f"/api/v1/cases/{number}"
 
-        kiosk = await server.kiosk("TL-01", "DLW-TL")
-        await kiosk.send({"type": "ticket.take", "case": number})
+        kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
+        await kiosk.send(take)
         ticket = (await kiosk.expect("ticket"))["ticket"]
         ring = await reviewer.expect("ring")
         assert ring["ticket"]["case"] == {"number": number, "round": 1, "correction": True}
@@ -159,8 +166,8 @@ async def test_a_dropped_correction_session_can_be_called_again(sqlite_demo_url:
         reviewer = await server.staff("zhaogang")
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
         number = await case_needing_correction(server, cookies)
-        kiosk = await server.kiosk("TL-01", "DLW-TL")
-        await kiosk.send({"type": "ticket.take", "case": number})
+        kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
+        await kiosk.send(take)
         ticket = (await kiosk.expect("ticket"))["ticket"]
         await reviewer.expect("ring")
         await reviewer.send({"type": "ring.accept", "ticket": ticket["id"]})
@@ -170,7 +177,7 @@ async def test_a_dropped_correction_session_can_be_called_again(sqlite_demo_url:
         await reviewer.send({"type": "wrapup.done", "outcome": "other"})
         await reviewer.expect("presence", state="available")
 
-        await kiosk.send({"type": "ticket.take", "case": number})
+        await kiosk.send(take)  # the lookup's grant still holds
         again = await kiosk.expect_where("ticket", lambda f: f["ticket"]["id"] != ticket["id"])
         assert again["ticket"]["case"] == {"number": number, "round": 2, "correction": True}
         ring = await reviewer.expect("ring")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
+from cloudhelp.demo import DEMO_CASES
 from tests.journeykit import (
     DEMO_PASSWORD,
     DemoServer,
@@ -231,8 +232,11 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
         async with journey.step("liumei, then zhaogang, the reviewer, sign in", "staff"):
             await sign_in_staff(other, "liumei")
             await sign_in_staff(staff, "zhaogang")
-        async with journey.step("resident enters the case number", "kiosk"):
+        async with journey.step("resident enters the case number and phone digits", "kiosk"):
             await kiosk.fill("#case-query", case_number)
+            # The resident's own mobile number (the demo's), whose last four they type.
+            phone = next(p for _, name, p, *_ in DEMO_CASES if name == "王德福")
+            await kiosk.fill("#case-last4", phone[-4:])
             await kiosk.click("#correction-form button")
             await wait_for_video(kiosk, "#preview")
             await journey.check("kiosk", "correction-device-check")

@@ -420,7 +420,11 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
 
 
 async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url: str) -> None:
-    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+    # Two failures on one number close it (the default is 5 per case, 20 per kiosk).
+    async with (
+        running_server(sqlite_demo_url, lookup_failures_per_case=2) as server,
+        chromium() as browser,
+    ):
         async with server.state.db.write() as session:
             from cloudhelp import demo
 
@@ -430,23 +434,52 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
             assert case is not None
             number = case.number
             case_item = case.item.name
+            last4 = case.applicant_phone[-4:]
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
         await kiosk.click("#hot [data-item=NYNC-002]")  # an item seen earlier ...
         await kiosk.click("[data-screen=item] .back")
-        # An unknown number: the problem shows where the resident looks, the input focused.
-        await kiosk.fill("#case-query", "GJZ-2026-999999")
+        # Both fields are asked for, each with its label, large enough to touch.
+        query, digits = kiosk.get_by_label("办件编号"), kiosk.get_by_label("手机号或身份证号后四位")
+        await expect(query).to_be_visible()
+        await expect(digits).to_be_visible()
+        for field in (query, digits, kiosk.locator("#correction-form button")):
+            box = await field.bounding_box()
+            assert box is not None and box["height"] >= 48, box
+        # The number alone: the problem shows where the resident looks, the digits focused.
+        await query.fill(number)
         await kiosk.click("#correction-form button")
         error = kiosk.locator("#case-error")
-        await expect(error).to_have_text("没有找到待补正的办件，请核对编号或手机号。")
+        await expect(error).to_have_text("请输入办件编号，以及手机号或身份证号的后四位。")
+        await expect(digits).to_be_focused()
+        await expect(digits).to_have_attribute("aria-invalid", "true")
+        await expect(query).not_to_have_attribute("aria-invalid", "true")
+        await snap(kiosk, "kiosk-correction-0-digits-missing")
+        # An unknown number: said the same way as wrong digits, the number focused.
+        await query.fill("GJZ-2026-999999")
+        await digits.fill("1234")
+        await kiosk.click("#correction-form button")
+        await expect(error).to_have_text("没有找到待补正的办件，请核对办件编号和后四位。")
         await expect(error).to_be_in_viewport(ratio=1)
         await expect(kiosk.locator("#correction-form button")).to_be_in_viewport(ratio=1)
-        await expect(kiosk.locator("#case-query")).to_be_focused()
-        await expect(kiosk.locator("#case-query")).to_have_attribute("aria-invalid", "true")
+        await expect(query).to_be_focused()
+        await expect(query).to_have_attribute("aria-invalid", "true")
         await snap(kiosk, "kiosk-correction-1-not-found")
-        # The right number: the device check names the case and its item before the call.
-        await kiosk.fill("#case-query", number)
+        # Tried once more, the number is closed for a while: the resident is told to wait or
+        # ask the station's staff.
+        async with kiosk.expect_response("**/api/v1/kiosk/cases/lookup") as second:
+            await kiosk.click("#correction-form button")
+        assert (await second.value).status == 404
+        await kiosk.click("#correction-form button")
+        await expect(error).to_have_text(
+            "查找失败次数过多，请 15 分钟后再试，或请驿站工作人员协助。"
+        )
+        await expect(error).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-correction-1b-throttled")
+        # The right number and digits: the device check names the case and its item.
+        await query.fill(number)
+        await digits.fill(last4)
         await kiosk.click("#correction-form button")
         await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
         found = kiosk.locator("#check-case")
@@ -506,7 +539,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
     sqlite_demo_url: str, tmp_path: Path
 ) -> None:
     from tests.test_browser import signed_in_staff, wait_for_video
-    from tests.test_correction_session import case_needing_correction
+    from tests.test_correction_session import LAST4, case_needing_correction
 
     async with (
         running_server(sqlite_demo_url, prefer_reviewer_seconds=60) as server,
@@ -521,6 +554,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
         await kiosk.fill("#case-query", number)
+        await kiosk.fill("#case-last4", LAST4)
         await kiosk.click("#correction-form button")
         await expect(kiosk.locator("#check-case-number")).to_have_text(number)
         await expect(kiosk.locator("#start-call")).to_be_enabled()

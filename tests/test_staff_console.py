@@ -15,7 +15,7 @@ from tests.callkit import CallServer, running_server
 from tests.journeykit import axe_violations, english_in
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
 from tests.test_cases import ID_NUMBER
-from tests.test_correction_session import case_needing_correction
+from tests.test_correction_session import LAST4, case_needing_correction
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,9 +45,10 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
 
-        # The resident comes back with the case number; the reviewer's ring says 补正 and names
-        # the case before it is answered.
+        # The resident comes back with the case number (and the phone's last four digits); the
+        # reviewer's ring says 补正 and names the case before it is answered.
         await kiosk.fill("#case-query", number)
+        await kiosk.fill("#case-last4", LAST4)
         await kiosk.click("#correction-form button")
         await wait_for_video(kiosk, "#preview")
         await kiosk.click("#start-call")

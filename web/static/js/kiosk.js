@@ -42,6 +42,8 @@ function fresh() {
     /** Where the device check's 返回 leads: the item page, or home after a correction lookup. */
     checkFrom: "item",
     correction: /** @type {string | null} */ (null),
+    /** The case lookup's grant, shown with ticket.take {case} (docs/protocol.md). */
+    grant: /** @type {string | null} */ (null),
     caseNumber: /** @type {string | null} */ (null),
     noticeUrl: /** @type {string | null} */ (null),
     /** What the staff member decided in this call (已通过预审 / 已受理 …), app "case". */
@@ -123,7 +125,7 @@ function setElderly(on) {
 }
 
 function residentOnHome() {
-  return Boolean($("search").value || $("case-query").value || $("case-id-last4").value)
+  return Boolean($("search").value || $("case-query").value || $("case-last4").value)
     || lang !== "zh-CN" || document.body.classList.contains("elderly");
 }
 
@@ -367,7 +369,7 @@ function takeTicket() {
   $("wait-nobody").hidden = true;
   $("wait-busy").hidden = true;
   connection?.send(visit.correction
-    ? { type: "ticket.take", case: visit.correction }
+    ? { type: "ticket.take", case: visit.correction, grant: visit.grant }
     : { type: "ticket.take", item: visit.item.code });
 }
 
@@ -719,30 +721,53 @@ function onLeft(/** @type {string} */ reason) {
   showRating();
 }
 
-/** A correction session: find the case by number (or phone and ID digits) and call for it. */
+/**
+ * Say what went wrong with the case lookup right under the inputs, scrolled into view, with the
+ * input to correct focused. @param {string} text @param {string} field
+ */
+function lookupProblem(text, field) {
+  $("case-error").hidden = false;
+  $("case-error").textContent = text;
+  for (const id of ["case-query", "case-last4"]) $(id).removeAttribute("aria-invalid");
+  $(field).setAttribute("aria-invalid", "true");
+  $("case-error").scrollIntoView({ block: "center" });
+  $(field).focus({ preventScroll: true });
+}
+
+/**
+ * A correction session: find the case by its number and the last four digits of the
+ * applicant's phone or ID number, then call for it with the grant the lookup gave.
+ */
 async function findCase() {
-  const value = $("case-query").value.trim();
-  const last4 = $("case-id-last4").value.trim();
-  const body = last4 ? { phone: value, id_last4: last4 } : { number: value };
-  const response = await fetch("/api/v1/kiosk/cases/lookup", {
-    method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json();
+  const number = $("case-query").value.trim();
+  const last4 = $("case-last4").value.trim();
+  if (!number || !/^\d{3}[\dXx]$/.test(last4)) {
+    lookupProblem(t("error.lookup_incomplete"), number ? "case-last4" : "case-query");
+    return;
+  }
+  let response, data;
+  try {
+    response = await fetch("/api/v1/kiosk/cases/lookup", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` },
+      body: JSON.stringify({ number, last4 }),
+    });
+    data = await response.json();
+  } catch {
+    lookupProblem(t("kiosk.error.generic"), "case-query");
+    return;
+  }
   if (!response.ok) {
-    // Where the resident looks: right under the inputs, scrolled into view, the input focused.
-    $("case-error").hidden = false;
-    $("case-error").textContent = t("kiosk.correction.not_found");
-    $("case-query").setAttribute("aria-invalid", "true");
-    $("case-error").scrollIntoView({ block: "center" });
-    $("case-query").focus({ preventScroll: true });
+    const code = data?.error?.code;
+    if (code === "not_found") lookupProblem(t("kiosk.correction.not_found"), "case-query");
+    else lookupProblem(errorText(code, data?.error), code === "lookup_incomplete" && number ? "case-last4" : "case-query");
     return;
   }
   $("case-error").hidden = true;
-  $("case-query").removeAttribute("aria-invalid");
+  for (const id of ["case-query", "case-last4"]) $(id).removeAttribute("aria-invalid");
   visit.item = { code: data.case.item.code, name: data.case.item.name, cloud: true };
   visit.correction = data.case.number;
+  visit.grant = data.case.grant;
   visit.caseNumber = data.case.number;
   visit.checkFrom = "home";  // 返回 leads home, not to an item seen earlier
   checkDevices();
@@ -758,7 +783,8 @@ function clearVisit() {
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
   for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");
-  for (const id of ["case-query", "case-id-last4"]) $(id).value = "";
+  for (const id of ["case-query", "case-last4"]) $(id).value = "";
+  $("case-last4").removeAttribute("aria-invalid");
   for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
