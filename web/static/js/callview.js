@@ -51,3 +51,22 @@ export function addChat(text, who) {
   $("chat").append(li);
   li.scrollIntoView({ block: "end" });
 }
+
+/** A byte count as people read it: "512 B", "34.5 KB", "5.0 MB". @param {number} bytes */
+export function fileSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/**
+ * What a page says of a received file it does not show (no photo or PDF by its first bytes):
+ * its name and size, and that this type cannot be previewed.
+ * @param {{name: string, size: number}} file
+ */
+export function notPreviewable(file) {
+  const note = document.createElement("span");
+  note.className = "no-preview";
+  note.textContent = t("common.file_not_previewable", { name: file.name, size: fileSize(file.size) });
+  return note;
+}

@@ -1,7 +1,7 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel } from "./protocol.js";
-import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
@@ -19,6 +19,14 @@ const IDLE = (() => {
 const DONE_SECONDS = 30;
 /** Tickets this kiosk has finished with (cancelled, ended): late queue frames about them are ignored. */
 const finishedTickets = new Set();
+/** The correction notice pages this kiosk shows: /notices/<case number>/<round> on this server. */
+const NOTICE_PATH = /^\/notices\/[A-Za-z0-9][A-Za-z0-9-]{0,39}\/[1-9][0-9]{0,8}$/;
+/**
+ * The lines of the files sent and received, by transfer id. Ids of received files are the
+ * peer's choice: they are looked up here, never put into a CSS selector.
+ * @type {{sent: Map<string, HTMLElement>, received: Map<string, HTMLElement>}}
+ */
+const fileLines = { sent: new Map(), received: new Map() };
 
 /** Everything about the current resident; cleared when the kiosk returns home. */
 let visit = fresh();
@@ -503,6 +511,8 @@ function startCall(peer, initiator) {
     $("chat").replaceChildren();
     $("files-sent").replaceChildren();
     $("files-received").replaceChildren();
+    fileLines.sent.clear();
+    fileLines.received.clear();
   }
   $("switch-camera").hidden = visit.cameras.length < 2;
   $("show-notice").hidden = !visit.noticeUrl;
@@ -516,12 +526,12 @@ function startCall(peer, initiator) {
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
 }
 
-/** @param {any} data */
+/** An app message from the staff side: data, each field checked before it is used. @param {any} data */
 function onApp(data) {
-  if (data.kind === "chat") addChat(data.text, "them");
-  else if (data.kind === "screen") showStaffScreen(data.on);
+  if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
+  else if (data.kind === "screen") showStaffScreen(data.on === true);
   else if (data.kind === "notice") showNotice(data.url);
-  else if (data.kind === "case") showCaseResult(data);
+  else if (data.kind === "case" && typeof data.status === "string") showCaseResult(data);
 }
 
 /**
@@ -531,12 +541,13 @@ function onApp(data) {
  */
 function showCaseResult(data) {
   const key = `kiosk.case.${data.status}`;
-  const text = known(key, { date: data.due_date ? localDate(data.due_date) : "" });
+  const date = typeof data.due_date === "string" && /^\d{4}-\d{2}-\d{2}/.test(data.due_date) ? localDate(data.due_date) : "";
+  const text = known(key, { date });
   if (!text) return;
   const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
-  const due = data.status === "accepted" && data.due_date ? gap + t("kiosk.case.due", { date: localDate(data.due_date) }) : "";
+  const due = data.status === "accepted" && date ? gap + t("kiosk.case.due", { date }) : "";
   visit.caseResult = text + due;
-  if (data.number) visit.caseNumber = data.number;
+  if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;
   $("call-case-result").textContent = visit.caseResult;
   $("call-case-result").hidden = false;
   $("done-result").textContent = visit.caseResult;
@@ -549,11 +560,34 @@ function localDate(iso) {
   return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
 }
 
+/**
+ * A notice URL from the staff side as a path and query on this server, or null: only this
+ * origin's /notices/<case number>/<round> pages are shown (never javascript:, data:, another
+ * origin or another path).
+ * @param {unknown} url
+ */
+function noticePath(url) {
+  if (typeof url !== "string") return null;
+  let parsed;
+  try {
+    parsed = new URL(url, location.origin);
+  } catch {
+    return null;
+  }
+  if (parsed.origin !== location.origin || !NOTICE_PATH.test(parsed.pathname)) return null;
+  return parsed.pathname + parsed.search;
+}
+
 /** The one-time correction notice, shown large with a print button (the resident may photograph its QR code). */
-function showNotice(/** @type {string} */ url) {
-  visit.noticeUrl = url;
+function showNotice(/** @type {unknown} */ url) {
+  const path = noticePath(url);
+  if (!path) {
+    console.warn("dropped a notice that is not a /notices/ page of this server", url);
+    return;
+  }
+  visit.noticeUrl = path;
   $("notice-frame").onload = hideNoticeActions;
-  $("notice-frame").src = url;
+  $("notice-frame").src = path;
   $("notice-overlay").hidden = false;
   $("show-notice").hidden = false;
   $("done-notice").hidden = false;
@@ -588,12 +622,12 @@ function showStaffScreen(/** @type {boolean} */ on) {
  * @param {"sent" | "received"} list @param {string} id @param {string} text @param {string} [kind]
  */
 function fileLine(list, id, text, kind = "") {
-  const target = $(`files-${list}`);
-  let li = target.querySelector(`[data-id="${id}"]`);
+  let li = fileLines[list].get(id);
   if (!li) {
     li = document.createElement("li");
-    /** @type {HTMLElement} */ (li).dataset.id = id;
-    target.append(li);
+    li.dataset.id = id;
+    fileLines[list].set(id, li);
+    $(`files-${list}`).append(li);
   }
   $(`files-${list}-block`).hidden = false;
   li.className = kind;
@@ -624,11 +658,20 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
   }
 }
 
-/** A file from staff: preview, print, and keep it on the server against the ticket. */
+/**
+ * A file from staff (the console keeps it on the server). A photo or PDF — told by its first
+ * bytes, its blob typed so (protocol.js sniffType) — is shown and can be printed; anything else
+ * is only listed with its name and size, and nothing of it is opened or saved on the kiosk.
+ */
 async function fileReceived(/** @type {any} */ file) {
+  const li = fileLine("received", file.id, file.name, file.ok ? "ok" : "error");
+  if (!file.ok) return;
+  if (!file.type) {
+    li.querySelector(".label")?.replaceChildren(notPreviewable(file));
+    return;
+  }
   const url = URL.createObjectURL(file.blob);
   visit.urls.push(url);
-  const li = fileLine("received", file.id, file.name, file.ok ? "ok" : "error");
   if (file.type.startsWith("image/")) {
     const img = document.createElement("img");
     img.src = url;
@@ -642,6 +685,11 @@ async function fileReceived(/** @type {any} */ file) {
   li.append(print);
 }
 
+/**
+ * Print a received photo or PDF from a hidden frame. The frame is not sandboxed: a sandboxed
+ * frame shows no PDF in Chromium and cannot be told to print. Its blob has the sniffed type, so
+ * it only ever holds an image or Chromium's PDF viewer — never a document of the sender's making.
+ */
 function printFile(/** @type {string} */ url) {
   const frame = document.createElement("iframe");
   frame.style.display = "none";
@@ -780,6 +828,8 @@ function clearVisit() {
   visit.call?.close();
   visit.urls.forEach((url) => URL.revokeObjectURL(url));
   visit = fresh();
+  fileLines.sent.clear();
+  fileLines.received.clear();
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
   for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");

@@ -87,7 +87,10 @@ export class Connection extends EventTarget {
           : { type: "hello", v: PROTOCOL_VERSION, auth: this.auth };
       ws.send(JSON.stringify(hello));
     };
-    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
+    ws.onmessage = (event) => {
+      const frame = parseFrame(event.data, "type", "WebSocket");
+      if (frame) this.receive(frame);
+    };
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       clearInterval(this.ackTimer);
@@ -418,7 +421,10 @@ export class Call extends EventTarget {
           if (!this.ignoreOffer) throw error;
         }
       } else if (message.type === "app") {
-        this.dispatchEvent(new CustomEvent("app", { detail: message.data }));
+        // Whatever the peer sends is data: the pages get an object with a string `kind` or nothing.
+        const data = message.data;
+        if (isRecord(data) && typeof data.kind === "string") this.dispatchEvent(new CustomEvent("app", { detail: data }));
+        else console.warn("dropped an app message without a kind", data);
       }
     } catch (error) {
       console.error("signaling message failed", message.type, error);
@@ -452,6 +458,32 @@ export class Call extends EventTarget {
   }
 }
 
+/** @param {unknown} value @returns {value is Record<string, any>} a JSON object (not null, not an array) */
+function isRecord(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A frame from the network (WebSocket or data channel) as a JSON object whose `field` is a
+ * string, or null: a frame that is no JSON text, or no such object, is dropped with a warning
+ * and never throws out of the socket's or channel's handler (the connection goes on).
+ * @param {unknown} data @param {"type" | "kind"} field @param {string} where
+ * @returns {Record<string, any> | null}
+ */
+export function parseFrame(data, field, where) {
+  let frame;
+  try {
+    if (typeof data !== "string") throw new TypeError(`a ${Object.prototype.toString.call(data)} frame`);
+    frame = JSON.parse(data);
+  } catch (error) {
+    console.warn(`${where}: dropped a frame that is not JSON text`, String(error));
+    return null;
+  }
+  if (isRecord(frame) && typeof frame[field] === "string") return frame;
+  console.warn(`${where}: dropped a frame without a string "${field}"`, data.slice(0, 200));
+  return null;
+}
+
 /** @param {string} key @returns {{session: string, token: string} | null} */
 function readKept(key) {
   try {
@@ -472,12 +504,35 @@ const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
 
 /**
+ * The type of a file told by its first bytes (magic numbers), never by what its sender claims:
+ * "image/jpeg", "image/png", "image/webp" or "application/pdf" — the types the pages show and
+ * the server keeps (cloudhelp/files.py checks the same signatures) — or null for anything else.
+ * @param {Uint8Array} head the file's first bytes (12 are enough)
+ * @returns {string | null}
+ */
+export function sniffType(head) {
+  const at = (/** @type {number} */ offset, /** @type {string} */ ascii) =>
+    [...ascii].every((c, i) => head[offset + i] === c.charCodeAt(0));
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "image/jpeg";
+  if (head[0] === 0x89 && at(1, "PNG\r\n\x1a\n")) return "image/png";
+  if (at(0, "RIFF") && at(8, "WEBP")) return "image/webp";
+  if (at(0, "%PDF-")) return "application/pdf";
+  return null;
+}
+
+/**
  * File transfer over a call's data channel: a JSON header, binary chunks no larger than the
  * negotiated maximum message size, a JSON end marker; the receiver checks the SHA-256 and
  * answers with an ack. Backpressure through bufferedAmountLowThreshold.
  *
+ * What arrives is the peer's data: a header that is not `{kind: "file", id, name, size, sha256}`
+ * with a string id and name, a whole size and a string hash is dropped (and so are its chunks);
+ * chunks beyond the announced size fail the transfer. A received file's `type` is sniffed from
+ * its bytes (`sniffType`, null when it is no photo or PDF) and its blob carries that type, or
+ * application/octet-stream — never the type the sender claimed (kept as `claimed`).
+ *
  * Events: "progress" (detail: {id, name, direction, done, size}), "file" (detail: {id, name,
- * type, size, sha256, blob, ok}), "sent" (detail: {id, ok}), "error" (detail: {id, message}).
+ * type, claimed, size, sha256, blob, ok}), "sent" (detail: {id, ok}), "error" (detail: {id, message}).
  */
 export class FileChannel extends EventTarget {
   /** @param {Call} call */
@@ -489,7 +544,7 @@ export class FileChannel extends EventTarget {
     if (call.channel) this.attach(call.channel);
     // A new channel comes with each new RTCPeerConnection (first answer, peer reloaded).
     call.addEventListener("channel", () => { if (call.channel !== this.channel) this.attach(call.channel); });
-    /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number}>} */
+    /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number, overflow: boolean}>} */
     this.incoming = new Map();
     /** @type {string | null} */
     this.current = null;
@@ -513,7 +568,13 @@ export class FileChannel extends EventTarget {
   onMessage(data) {
     if (data instanceof ArrayBuffer) {
       const entry = this.current ? this.incoming.get(this.current) : null;
-      if (!entry) return;
+      if (!entry || entry.overflow) return;
+      if (entry.received + data.byteLength > entry.meta.size) {
+        console.warn("data channel: more bytes than announced; the transfer fails", entry.meta.id);
+        entry.overflow = true;
+        entry.chunks = [];
+        return;
+      }
       entry.chunks.push(data);
       entry.received += data.byteLength;
       this.dispatchEvent(new CustomEvent("progress", {
@@ -521,9 +582,15 @@ export class FileChannel extends EventTarget {
       }));
       return;
     }
-    const frame = JSON.parse(data);
+    const frame = parseFrame(data, "kind", "data channel");
+    if (!frame) return;
     if (frame.kind === "file") {
-      this.incoming.set(frame.id, { meta: frame, chunks: [], received: 0 });
+      if (!validHeader(frame)) {
+        console.warn("data channel: dropped a file header that is not {id, name, size, sha256}", frame);
+        this.current = null;  // its chunks are dropped too
+        return;
+      }
+      this.incoming.set(frame.id, { meta: frame, chunks: [], received: 0, overflow: false });
       this.current = frame.id;
       this.dispatchEvent(new CustomEvent("progress", {
         detail: { id: frame.id, name: frame.name, direction: "in", done: 0, size: frame.size },
@@ -542,12 +609,15 @@ export class FileChannel extends EventTarget {
     if (!entry) return;
     this.incoming.delete(id);
     if (this.current === id) this.current = null;
-    const blob = new Blob(entry.chunks, { type: entry.meta.type || "application/octet-stream" });
-    const sha = await sha256Hex(await blob.arrayBuffer());
-    const ok = sha === entry.meta.sha256 && blob.size === entry.meta.size;
+    const bytes = await new Blob(entry.chunks).arrayBuffer();
+    const sha = await sha256Hex(bytes);
+    const ok = !entry.overflow && sha === entry.meta.sha256 && bytes.byteLength === entry.meta.size;
+    const type = sniffType(new Uint8Array(bytes, 0, Math.min(16, bytes.byteLength)));
+    const blob = new Blob([bytes], { type: type || "application/octet-stream" });
     this.channel.send(JSON.stringify({ kind: "ack", id, ok, sha256: sha }));
+    const claimed = typeof entry.meta.type === "string" ? entry.meta.type : "";
     this.dispatchEvent(new CustomEvent("file", {
-      detail: { id, name: entry.meta.name, type: entry.meta.type, size: blob.size, sha256: sha, blob, ok },
+      detail: { id, name: entry.meta.name, type, claimed, size: blob.size, sha256: sha, blob, ok },
     }));
   }
 
@@ -592,6 +662,14 @@ export class FileChannel extends EventTarget {
     this.dispatchEvent(new CustomEvent("sent", { detail: { id, ok: /** @type {any} */ (ack).ok } }));
     return { id, sha256, ...(/** @type {any} */ (ack)) };
   }
+}
+
+/** A file header from the peer that the receiver can use. @param {Record<string, any>} frame */
+function validHeader(frame) {
+  return typeof frame.id === "string" && frame.id.length > 0 && frame.id.length <= 64
+    && typeof frame.name === "string" && frame.name.length <= 255
+    && Number.isSafeInteger(frame.size) && frame.size >= 0
+    && typeof frame.sha256 === "string";
 }
 
 /**

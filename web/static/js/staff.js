@@ -1,7 +1,7 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
-import { addChat, banner, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
@@ -31,6 +31,12 @@ let screen = null;
 let queue = [];
 /** @type {Map<string, any>} */
 const received = new Map();
+/**
+ * The lines of the files list by transfer id. The ids are the peer's choice: they are looked up
+ * here, never put into a CSS selector.
+ * @type {Map<string, HTMLElement>}
+ */
+const fileItems = new Map();
 /** The ticket of the current call, as rung or picked (its item and, for a correction, case). */
 /** @type {any} */
 let callSummary = null;
@@ -274,9 +280,9 @@ function onJoined(/** @type {any} */ frame) {
   $("idle").hidden = true;
   wireCall(call, /** @type {Connection} */ (connection));
   call.addEventListener("app", (/** @type {any} */ e) => {
-    const data = e.detail;
-    if (data.kind === "chat") addChat(data.text, "them");
-    else if (data.kind === "screen" && call) showRemoteScreen(call, data.on);
+    const data = e.detail;  // the resident's data: each field checked before it is used
+    if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
+    else if (data.kind === "screen" && call) showRemoteScreen(call, data.on === true);
     else if (data.kind === "devices") showPeerDevices(data);
   });
   files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
@@ -627,6 +633,7 @@ function clearCallWork(keepSummary = false) {
   }
   currentCase = null;
   received.clear();
+  fileItems.clear();
   objectUrls.forEach((url) => URL.revokeObjectURL(url));
   objectUrls = [];
   $("files").replaceChildren();
@@ -706,14 +713,15 @@ function confirmTransfer(/** @type {Event} */ e) {
 
 
 function fileItem(/** @type {string} */ id) {
-  let li = document.querySelector(`#files [data-id="${id}"]`);
+  let li = fileItems.get(id);
   if (!li) {
     li = document.createElement("li");
-    /** @type {HTMLElement} */ (li).dataset.id = id;
+    li.dataset.id = id;
     li.innerHTML = '<span class="label"></span><progress max="100" value="0"></progress>';
+    fileItems.set(id, li);
     $("files").prepend(li);
   }
-  return /** @type {HTMLElement} */ (li);
+  return li;
 }
 
 function onProgress(/** @type {any} */ p) {
@@ -724,7 +732,12 @@ function onProgress(/** @type {any} */ p) {
     ? t("staff.call.receiving", { name: p.name, percent }) : `${p.name} ${percent}%`;
 }
 
-/** A file from the resident: preview it inline and keep it on the server against the ticket. */
+/**
+ * A file from the resident: a photo or PDF — told by its first bytes, its blob typed so
+ * (protocol.js sniffType) — is shown inline and kept on the server against the ticket; anything
+ * else is listed with its name and size, not shown and not kept (the server keeps photos and PDFs
+ * only), with a download link for a blob of type application/octet-stream.
+ */
 async function onFile(/** @type {any} */ file) {
   received.set(file.id, file);
   const li = fileItem(file.id);
@@ -739,22 +752,25 @@ async function onFile(/** @type {any} */ file) {
   label.textContent = file.name;
   const url = URL.createObjectURL(file.blob);
   objectUrls.push(url);
+  if (!file.type) {
+    label.replaceChildren(notPreviewable(file));
+    li.append(downloadLink(url, file.name));
+    return;
+  }
   if (file.type.startsWith("image/")) {
     const img = document.createElement("img");
     img.src = url;
     img.alt = file.name;
     li.append(img);
   } else if (file.type === "application/pdf") {
+    // Not sandboxed: Chromium shows no PDF in a sandboxed frame. The blob's type is the sniffed
+    // application/pdf, so the frame only ever holds Chromium's PDF viewer (docs/browser.md).
     const frame = document.createElement("iframe");
     frame.src = url;
     frame.title = file.name;
     li.append(frame);
   }
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = file.name;
-  link.textContent = t("common.download");
-  li.append(link);
+  li.append(downloadLink(url, file.name));
   if (callTicket) {
     try {
       const stored = await uploadFile(callTicket, file, "kiosk");
@@ -773,6 +789,15 @@ async function onFile(/** @type {any} */ file) {
       li.append(retry);
     }
   }
+}
+
+/** A link that saves a received file (never opens it). @param {string} url @param {string} name */
+function downloadLink(url, name) {
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.textContent = t("common.download");
+  return link;
 }
 
 async function toggleScreen() {
