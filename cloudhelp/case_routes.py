@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import re
+import unicodedata
 from datetime import date, datetime, time
 from typing import Annotated
 
@@ -107,7 +108,12 @@ class Lookup(BaseModel):
     last4: Annotated[str, Field(max_length=8)] | None = None
 
 
-LAST4 = re.compile(r"^\d{3}[\dXx]$")
+LAST4 = re.compile(r"^[0-9]{3}[0-9Xx]$")
+
+
+def _typed(text: str) -> str:
+    """What was typed, as compared: full-width digits and letters (an IME's ５６７８) as ASCII."""
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 class Move(BaseModel):
@@ -614,13 +620,13 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
         except accounts.AccountError as exc:
             raise ApiError(401, exc.code, exc.message) from None
     body = await parse_body(request, Lookup)
-    if not body.number or not body.last4 or not LAST4.match(body.last4):
+    number, last4 = _typed(body.number or ""), _typed(body.last4 or "").upper()
+    if not number or len(number) > 32 or not LAST4.match(last4):
         raise bad_request(
             "Give the case number (number) and the last four digits of the applicant's phone "
             "or ID number (last4).",
             "lookup_incomplete",
         )
-    number, last4 = body.number, body.last4.upper()
     throttle = request.app[LOOKUP_THROTTLE_KEY]
     wait = throttle.retry_after(kiosk.id, number)
     if wait > 0:
@@ -632,8 +638,10 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
             select(Case).where(Case.number == number, Case.status.in_(CORRECTION_STATES))
         )
         matches = case is not None and (
-            hmac.compare_digest(case.applicant_phone[-4:], last4)
-            | hmac.compare_digest(case.applicant_id_number[-4:].upper(), last4)
+            hmac.compare_digest(_typed(case.applicant_phone)[-4:].encode(), last4.encode())
+            | hmac.compare_digest(
+                _typed(case.applicant_id_number)[-4:].upper().encode(), last4.encode()
+            )
         )
         notices = await prereview.notices_of(session, case) if case and matches else []
     if case is None or not matches:

@@ -16,7 +16,7 @@ import time
 
 NOTICE = "notice"
 CASE_GRANT = "case-grant"
-_TOKEN = re.compile(r"^(\d{1,12})\.([0-9a-f]{32})$")
+_TOKEN = re.compile(r"^([0-9]{1,12})\.([0-9a-f]{32})$")
 
 
 class TokenRefused(Exception):

@@ -787,8 +787,9 @@ function lookupProblem(text, field) {
  * applicant's phone or ID number, then call for it with the grant the lookup gave.
  */
 async function findCase() {
-  const number = $("case-query").value.trim();
-  const last4 = $("case-last4").value.trim();
+  // Full-width digits from an input method (５６７８) are the digits they look like.
+  const number = $("case-query").value.normalize("NFKC").trim();
+  const last4 = $("case-last4").value.normalize("NFKC").trim();
   if (!number || !/^\d{3}[\dXx]$/.test(last4)) {
     lookupProblem(t("error.lookup_incomplete"), number ? "case-last4" : "case-query");
     return;
