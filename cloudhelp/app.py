@@ -27,6 +27,7 @@ from cloudhelp import (
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.config import Settings
 from cloudhelp.errors import json_errors
+from cloudhelp.notice_store import NoticePdfs
 from cloudhelp.state import STATE_KEY, AppState
 from signaling.broker import Broker
 from signaling.hub import HubSettings
@@ -84,6 +85,7 @@ def create_app(
             settings=settings,
             db=database,
             callcenter=callcenter,
+            notice_pdfs=NoticePdfs(database, settings.data_dir),
             secret_key=secret_key,
         )
         purging = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -470,7 +469,7 @@ async def notice_pdf_file(request: web.Request) -> web.Response:
     """The same notice as a PDF, to download, print or send."""
     text, _pdf_url = await _notice(request)
     try:
-        data = await asyncio.to_thread(notice_pdf.render, text)
+        data = await AppState.of(request.app).notice_pdfs.pdf(text)
     except notice_pdf.FontMissing as exc:
         raise ApiError(503, "font_missing", str(exc)) from None
     disposition = f'inline; filename="notice-{text.number}-{text.round}.pdf"'

@@ -74,6 +74,14 @@ def _write(path: Path, data: bytes) -> None:
     partial.replace(path)
 
 
+def store_bytes(data_dir: Path, data: bytes) -> str:
+    """Keep ``data`` in the file store (one copy per content); its SHA-256. Blocking: call it
+    in a thread."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    _write(storage_path(data_dir, sha256), data)
+    return sha256
+
+
 async def _caller(request: web.Request, ticket: Ticket) -> str:
     """'kiosk' or 'staff' if the caller may touch this ticket's files; 401/403 otherwise."""
     state = AppState.of(request.app)

@@ -404,6 +404,8 @@ class CorrectionNotice(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_by: Mapped[str] = mapped_column(String(50))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # The notice as a PDF in the file store, rendered once on first request (notice_store.py).
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Rating(Base):

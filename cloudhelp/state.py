@@ -15,6 +15,7 @@ from cloudhelp.db import Database
 
 if TYPE_CHECKING:
     from cloudhelp.callcenter import CallCenter
+    from cloudhelp.notice_store import NoticePdfs
 
 
 @dataclass
@@ -22,6 +23,7 @@ class AppState:
     settings: Settings
     db: Database
     callcenter: CallCenter
+    notice_pdfs: NoticePdfs
     secret_key: bytes = b""
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
+from sqlalchemy import select
+
+from cloudhelp.files import storage_path
+from cloudhelp.models import Case, CorrectionNotice
 from tests.callkit import running_server
 from tests.test_cases import ID_NUMBER
 
@@ -91,3 +97,64 @@ async def test_two_materials_need_correction_then_the_next_round_passes(sqlite_d
             f"{base}/checklist", json={"materials": fixed}, cookies=cookies
         ) as r:
             assert (await r.json())["error"]["code"] == "not_in_pre_review"
+
+
+async def _case_with_notice(server) -> tuple[str, str]:
+    """A case whose first round needs one correction: its number and its notice link."""
+    cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+    body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                              "id_number": ID_NUMBER}}  # fmt: skip
+    async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+        number = (await r.json())["case"]["number"]
+    base = f"/api/v1/cases/{number}"
+    async with server.http.get(f"{base}/checklist", cookies=cookies) as r:
+        materials = (await r.json())["materials"]
+    marks = [{"position": m["position"], "status": "ok"} for m in materials]
+    marks[2] = {"position": 3, "status": "needs_correction", "reason": "原证未交回"}
+    async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+        pass
+    verdict = {"verdict": "correction_needed"}
+    async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
+        assert r.status == 200, await r.text()
+        return number, (await r.json())["case"]["notice"]["url"]
+
+
+async def test_the_notice_pdf_is_drawn_once_and_served_from_the_file_store(
+    sqlite_demo_url, tmp_path
+) -> None:
+    async with running_server(sqlite_demo_url, data_dir=tmp_path) as server:
+        number, url = await _case_with_notice(server)
+        pdf_url = url.replace("/1?t=", "/1.pdf?t=")
+        pdfs = server.state.notice_pdfs
+
+        async def fetch() -> bytes:
+            async with server.http.get(pdf_url) as r:
+                assert r.status == 200 and r.content_type == "application/pdf"
+                return await r.read()
+
+        # Five kiosks ask at once: one drawing, the same bytes for all.
+        bodies = await asyncio.gather(*(fetch() for _ in range(5)))
+        assert len(set(bodies)) == 1 and bodies[0].startswith(b"%PDF-")
+        assert pdfs.renders == 1
+        assert await fetch() == bodies[0] and pdfs.renders == 1  # later: from the store
+
+        async def stored() -> Path:
+            async with server.state.db.read() as session:
+                sha256 = await session.scalar(
+                    select(CorrectionNotice.pdf_sha256)
+                    .join(Case, Case.id == CorrectionNotice.case_id)
+                    .where(Case.number == number)
+                )
+            return storage_path(tmp_path, sha256)
+
+        assert (await stored()).read_bytes() == bodies[0]
+        # Bytes gone from the store: drawn again, and kept again.
+        (await stored()).unlink()
+        again = await fetch()
+        assert again.startswith(b"%PDF-") and pdfs.renders == 2
+        assert (await stored()).read_bytes() == again
+    # Another process (a restart) serves the stored copy without drawing.
+    async with running_server(sqlite_demo_url, data_dir=tmp_path) as server:
+        async with server.http.get(pdf_url) as r:
+            assert r.status == 200 and (await r.read()).startswith(b"%PDF-")
+        assert server.state.notice_pdfs.renders == 0
