@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import func, select
 
-from cloudhelp import catalog, network, ratings
+from cloudhelp import catalog, network, openapi, ratings
 from cloudhelp.errors import bad_request, not_found
 from cloudhelp.models import ServiceItem, Ticket, utcnow
 from cloudhelp.state import AppState
@@ -153,6 +153,7 @@ async def health(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/health", health)
+    app.router.add_get(openapi.PATH, openapi.serve)
     app.router.add_get(f"{PREFIX}/ratings/options", rating_options)
     app.router.add_get(f"{PREFIX}/items", list_items)
     app.router.add_get(f"{PREFIX}/items/hot", hot_items)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -59,6 +60,20 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     url, name = await _create_pg_database()
     yield url
     await _drop_pg_database(name)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty database shared by a module's tests (a server they all talk to), on SQLite and
+    on PostgreSQL: pytest runs the module's tests on one, then on the other."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'cloudhelp.db'}"
+        return
+    url, name = asyncio.run(_create_pg_database())
+    yield url
+    asyncio.run(_drop_pg_database(name))
 
 
 @pytest.fixture

@@ -86,6 +86,7 @@ class DemoServer:
     log_path: Path
     unused_codes: dict[str, str]
     used_codes: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _extra_kiosks: int = 0
 
     async def cli(self, *args: str, stdin: str | None = None) -> str:
@@ -134,21 +135,24 @@ def _demo_made_once(history_days: int) -> tuple[Path, str]:
 
 
 @contextmanager
-def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
+def demo_server(
+    workdir: Path, history_days: int = 2, settings: dict[str, str] | None = None
+) -> Iterator[DemoServer]:
     """What scripts/demo.sh makes, served: ``cloudhelp demo --history N``, then ``serve``.
 
     The demo command runs once per test run (default 160 tickets per working day, today's part
     of the history included; only the number of past days is smaller than demo.sh's 60); each
     server gets its own copy of the database and data folder it made (secret key included), so
     every journey starts from the same state with the printed enrolment codes unused. The
-    server is ``cloudhelp serve`` on a free loopback port, as a subprocess.
+    server is ``cloudhelp serve`` on a free loopback port, as a subprocess; ``settings`` adds
+    environment variables (``CLOUDHELP_…``) to its environment only.
     """
     made, output = _demo_made_once(history_days)
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(made / "data", workdir / "data")
     for database in made.glob("cloudhelp.db*"):
         shutil.copy2(database, workdir / database.name)
-    env = _environment(workdir)
+    env = _environment(workdir) | (settings or {})
     codes = printed_enrol_codes(output)
     assert len(codes) >= 2, f"the demo printed no enrolment codes:\n{output}"
     log_path = workdir / "serve.log"
@@ -173,6 +177,7 @@ def demo_server(workdir: Path, history_days: int = 2) -> Iterator[DemoServer]:
             demo_output=output,
             log_path=log_path,
             unused_codes=codes,
+            process=process,
         )
     finally:
         if process.poll() is None:

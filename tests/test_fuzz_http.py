@@ -1,7 +1,9 @@
 """Property-based fuzzing of the HTTP API's inputs against a real server (issue 11, hostile
 input): JSON bodies, path segments and query parameters, sent as nobody, a kiosk, a staff
 member and a supervisor. Whatever is sent: no 5xx, no traceback, errors in the documented
-``{"error": {"code", "message"}}`` form, and the server still answers.
+``{"error": {"code", "message"}}`` form, and the server still answers. On SQLite, then on
+PostgreSQL (``module_database_url``). The same routes as described by the OpenAPI document are
+fuzzed by schemathesis in tests/test_openapi.py.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import json
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -89,10 +90,11 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(module_database_url: str) -> Iterator[Site]:
+    """A server over the demo catalog and network, on SQLite and then on PostgreSQL."""
     background = Background()
     stack = AsyncExitStack()
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('fuzzhttp')) / 'fuzz.db'}"
+    url = module_database_url
 
     async def start() -> Site:
         await _prepare_demo_database(url)

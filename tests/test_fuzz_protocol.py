@@ -5,7 +5,8 @@ input): every message type the server knows, with hostile field values, and fram
 Whatever is sent, the server answers with a documented frame — never ``internal_error`` — the
 socket stays open, the server still answers a ping, and its per-connection state stays small.
 Hypothesis drives a synchronous test; the server and its sockets live on an event loop in a
-background thread. Bounded to about a minute (``max_examples`` below).
+background thread. Every test runs on SQLite, then on PostgreSQL (``module_database_url``);
+bounded to about half a minute for each (``max_examples`` below).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -103,10 +103,11 @@ async def _open(server: CallServer, auth: dict[str, Any]) -> Socket:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(module_database_url: str) -> Iterator[World]:
+    """A server over the demo catalog and network, on SQLite and then on PostgreSQL."""
     background = Background()
     stack = AsyncExitStack()
-    url = f"sqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'fuzz.db'}"
+    url = module_database_url
 
     async def start() -> World:
         await _prepare_demo_database(url)
