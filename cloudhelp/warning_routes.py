@@ -27,7 +27,8 @@ from cloudhelp.state import AppState
 
 class ThresholdBody(Body):
     kind: Annotated[str, Field(min_length=1, max_length=32)]
-    value: Annotated[float, Field(ge=0, le=10_000_000)] | None
+    # strict: a number, never a boolean or a string read as one (false → 0 set a threshold)
+    value: Annotated[float, Field(ge=0, le=10_000_000, strict=True)] | None
     department: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     item: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 

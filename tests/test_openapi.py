@@ -8,7 +8,8 @@
   department (王丽, 市场监管) and a supervisor. Path parameters are often real case numbers,
   ticket ids, follow-up ids and kiosk codes, so that refusals are tried on real rows. Every
   answer: no 5xx, no traceback, errors in the documented ``{"error": {"code", "message"}}``
-  form, status and body as documented. After every request the database is compared with the
+  form, status and body as documented; an operation that needs credentials refuses the same
+  request without them or with made-up ones. After every request the database is compared with the
   state before it: nobody, the kiosk and the other department's staff member changed nothing
   they may not (a failed sign-in's audit row, a kiosk's files of its own tickets and the staff
   member's own department's cases are theirs to write). Afterwards the server still answers,
@@ -37,6 +38,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.meta import TestPhase
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -380,6 +382,7 @@ CHECKS = [
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    ignored_auth,  # an answered request with credentials is sent again without, and with bad ones
 ]
 # A PDF body is sent as generated, as the image types are.
 schemathesis.serializer.alias("application/pdf", "application/octet-stream")

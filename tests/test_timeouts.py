@@ -259,6 +259,12 @@ async def test_board_and_staff_hear_warnings_live(sqlite_demo_url: str) -> None:
             "/api/v1/warning-thresholds", json={"kind": "nap", "value": 1}, cookies=cookies
         ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "unknown_kind"
+        for not_a_number in (False, True, "90"):  # never read as 0, 1 or 90 (schemathesis)
+            refused = {"kind": "ticket_wait", "value": not_a_number}
+            async with server.http.put(
+                "/api/v1/warning-thresholds", json=refused, cookies=cookies
+            ) as r:
+                assert r.status == 400, (not_a_number, await r.text())
         staff_cookies = {"cloudhelp_session": await server.staff_token("wangli")}
         async with server.http.put(
             "/api/v1/warning-thresholds", json=body, cookies=staff_cookies
