@@ -99,6 +99,7 @@ def _obj(*required: str, **properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": properties}
 
 
+STRING = {"type": "string"}
 ARRAY = {"type": "array", "items": {"type": "object"}}
 OBJECT = {"type": "object"}
 INT = {"type": "integer"}
@@ -122,20 +123,19 @@ FILE = _obj(
     sender={"type": "string", "enum": ["kiosk", "staff"]}, url={"type": "string"},
 )  # fmt: skip
 ITEM_FILTERS = (
-    Param("q", {"type": "string", "maxLength": 100}, "part of the name, the code or the pinyin "
-          "initials"),
-    Param("department", {"type": "string", "maxLength": 32}, "department code, e.g. NYNC"),
-    Param("category", {"type": "string", "maxLength": 32}, "category code"),
+    Param("q", STRING, "part of the name, the code or the pinyin initials"),
+    Param("department", STRING, "department code, e.g. NYNC"),
+    Param("category", STRING, "category code"),
     Param("tier", {"type": "string", "enum": ["community", "street", "district"]}),
     Param("cloud", {"type": "string", "enum": ["true", "false"]}, "handled by cloud video or not"),
     Param("limit", {"type": "integer", "minimum": 0, "maximum": 200}, "default 50"),
     Param("offset", {"type": "integer", "minimum": 0, "maximum": 1_000_000}),
 )  # fmt: skip
 CASE_FILTERS = (
-    Param("number", {"type": "string", "maxLength": 32}, "part of the case number"),
-    Param("phone", {"type": "string", "maxLength": 20}, "the applicant's phone, exactly"),
+    Param("number", STRING, "part of the case number"),
+    Param("phone", STRING, "the applicant's phone, exactly"),
     Param("status", {"type": "string", "enum": list(cases.STATES)}),
-    Param("item", {"type": "string", "maxLength": 32}, "item code"),
+    Param("item", STRING, "item code"),
     Param("ticket", ROW_ID, "the case of this session (ticket id)"),
     Param("from", DATE, f"opened on or after; {DATE_NOTE}"),
     Param("to", DATE, f"opened on or before; {DATE_NOTE}"),
@@ -154,9 +154,9 @@ REPORT_PARAMS = (
     Param("lang", {"type": "string", "enum": list(i18n.LANGS)}, "language of export headings"),
 )  # fmt: skip
 AUDIT_PARAMS = (
-    Param("person", {"type": "string", "maxLength": 128}, "a login or kiosk code"),
-    Param("case", {"type": "string", "maxLength": 32}, "a case number"),
-    Param("action", {"type": "string", "maxLength": 48}, "one of " + ", ".join(audit.ACTIONS)),
+    Param("person", STRING, "a login or kiosk code (the first 128 characters)"),
+    Param("case", STRING, "a case number (the first 32 characters)"),
+    Param("action", STRING, "one of " + ", ".join(audit.ACTIONS)),
     Param("from", DATE, DATE_NOTE),
     Param("to", DATE, DATE_NOTE),
     Param("before", ROW_ID, "rows before this row number (to page back)"),
@@ -165,8 +165,8 @@ AUDIT_PARAMS = (
 UPLOAD_HEADERS = (
     Param("X-File-SHA256", {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
           "the file's SHA-256 in hex", required=True, where="header"),
-    Param("X-File-Name", {"type": "string", "maxLength": 300}, "the file name, percent-encoded",
-          where="header"),
+    Param("X-File-Name", STRING, "the file name, percent-encoded (kept cleaned and at most "
+          "100 characters long)", where="header"),
     Param("X-File-Sender", {"type": "string", "enum": ["kiosk", "staff"]},
           "who sent the file in the call (default: the uploader)", where="header"),
 )  # fmt: skip
