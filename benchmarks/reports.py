@@ -31,10 +31,13 @@ from typing import Any
 import asyncpg
 from sqlalchemy import func, make_url, select
 
-from cloudhelp import db, demo, history, metrics, workcalendar, workdays
-from cloudhelp.models import Ticket
-from cloudhelp.queue import LOCAL_TZ
-from cloudhelp.report_routes import DUE_SOON_WORKING_DAYS
+from cloudhelp.core import workdays
+from cloudhelp.devtools import demo, history
+from cloudhelp.domain import metrics, workcalendar
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.http.report_routes import DUE_SOON_WORKING_DAYS
+from cloudhelp.store import db
+from cloudhelp.store.models import Ticket
 
 RUNS = 5
 

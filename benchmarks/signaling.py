@@ -30,8 +30,9 @@ from typing import Any
 
 import aiohttp
 
-from cloudhelp import accounts, catalog, db, network
-from cloudhelp.models import Kiosk, Staff, StaffLogin, StaffSkill, Station, utcnow
+from cloudhelp.domain import accounts, catalog, network
+from cloudhelp.store import db
+from cloudhelp.store.models import Kiosk, Staff, StaffLogin, StaffSkill, Station, utcnow
 
 PAYLOAD = "办" * 80  # ~300 bytes per message once wrapped in JSON
 
@@ -290,7 +291,7 @@ async def relay_figures(load: RelayLoad, seconds: float, rates: list[float]) -> 
 async def call_setup(base: str, credentials: list[str], tokens: list[str]) -> list[float]:
     import aioice.ice
 
-    from cloudhelp.peer import CallPeer, SignalingClient
+    from cloudhelp.media.peer import CallPeer, SignalingClient
 
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]  # loopback only
     times: list[float] = []

@@ -7,28 +7,25 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from cloudhelp import (
+from cloudhelp.callcenter import CallCenter
+from cloudhelp.core.config import Settings
+from cloudhelp.core.errors import json_errors
+from cloudhelp.domain import audit, metrics, retention, workcalendar
+from cloudhelp.domain.notice_store import NoticePdfs
+from cloudhelp.http import (
     account_routes,
     api,
-    audit,
     audit_routes,
     case_routes,
-    db,
     files,
     forwarded,
-    metrics,
     pages,
     report_routes,
-    retention,
     security_headers,
     warning_routes,
-    workcalendar,
 )
-from cloudhelp.callcenter import CallCenter
-from cloudhelp.config import Settings
-from cloudhelp.errors import json_errors
-from cloudhelp.notice_store import NoticePdfs
-from cloudhelp.state import STATE_KEY, AppState
+from cloudhelp.http.state import STATE_KEY, AppState
+from cloudhelp.store import db
 from signaling.broker import Broker
 from signaling.hub import HubSettings
 from signaling.ice import IceSettings

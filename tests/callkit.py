@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
-from cloudhelp import accounts
 from cloudhelp.app import create_app
 from cloudhelp.callcenter import STAFF_COOKIE
-from cloudhelp.config import Settings
-from cloudhelp.peer import SignalingClient
-from cloudhelp.state import AppState
+from cloudhelp.core.config import Settings
+from cloudhelp.domain import accounts
+from cloudhelp.http.state import AppState
+from cloudhelp.media.peer import SignalingClient
 from signaling.broker import Broker
 
 DEMO_PASSWORD = "test-password-1"

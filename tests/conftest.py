@@ -15,9 +15,10 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cloudhelp import db, demo
 from cloudhelp.app import create_app
-from cloudhelp.config import Settings
+from cloudhelp.core.config import Settings
+from cloudhelp.devtools import demo
+from cloudhelp.store import db
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

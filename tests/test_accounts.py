@@ -9,11 +9,11 @@ from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from cloudhelp import accounts
-from cloudhelp.account_routes import THROTTLE_KEY
 from cloudhelp.callcenter import STAFF_COOKIE
-from cloudhelp.models import Kiosk, utcnow
-from cloudhelp.peer import ProtocolError
+from cloudhelp.domain import accounts
+from cloudhelp.http.account_routes import THROTTLE_KEY
+from cloudhelp.media.peer import ProtocolError
+from cloudhelp.store.models import Kiosk, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.helpers import run_cli

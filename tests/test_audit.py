@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloudhelp import audit, db
-from cloudhelp.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
+from cloudhelp.domain import audit
+from cloudhelp.store import db
+from cloudhelp.store.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
 from tests.callkit import running_server
 from tests.helpers import run_cli
 from tests.test_cases import ID_NUMBER
@@ -335,8 +336,8 @@ async def _kept_file(session: Any, ticket: Ticket, content: bytes, data_dir: Pat
 async def test_files_are_purged_after_their_cases_retention(
     demo_engine: AsyncEngine, database_url: str, tmp_path: Path
 ) -> None:
-    from cloudhelp import retention
-    from cloudhelp.models import CaseEvent
+    from cloudhelp.domain import retention
+    from cloudhelp.store.models import CaseEvent
     from tests.test_cases import new_case
 
     ended = datetime(2026, 1, 10, 3, tzinfo=UTC)

@@ -10,9 +10,9 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from cloudhelp import accounts
-from cloudhelp.files import storage_path
-from cloudhelp.models import (
+from cloudhelp.domain import accounts
+from cloudhelp.http.files import storage_path
+from cloudhelp.store.models import (
     Case,
     FollowUp,
     MaterialCheck,
@@ -303,7 +303,7 @@ async def test_correction_notice_page(sqlite_demo_url: str) -> None:
 async def test_case_search_and_case_page(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         async with server.state.db.write() as session:
-            from cloudhelp import demo
+            from cloudhelp.devtools import demo
 
             await demo.seed_cases(session, "210211")
         page = await new_page(browser, server.base_url)

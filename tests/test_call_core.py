@@ -14,8 +14,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import select, update
 
-from cloudhelp.models import Department, Ticket, TicketEvent
-from cloudhelp.peer import CallPeer, SignalingClient
+from cloudhelp.media.peer import CallPeer, SignalingClient
+from cloudhelp.store.models import Department, Ticket, TicketEvent
 from tests.callkit import CallServer, running_server
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")

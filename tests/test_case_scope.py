@@ -9,7 +9,7 @@ import hashlib
 
 from sqlalchemy import select, update
 
-from cloudhelp.models import Case, Staff
+from cloudhelp.store.models import Case, Staff
 from tests.callkit import CallServer, running_server
 from tests.test_cases import ID_NUMBER
 

@@ -8,9 +8,10 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import cases, workcalendar, workdays
-from cloudhelp.models import Case, CaseEvent, ServiceItem
-from cloudhelp.state import AppState
+from cloudhelp.core import workdays
+from cloudhelp.domain import cases, workcalendar
+from cloudhelp.http.state import AppState
+from cloudhelp.store.models import Case, CaseEvent, ServiceItem
 from tests.callkit import running_server
 from tests.helpers import run_cli
 
@@ -77,7 +78,7 @@ async def new_case(session, item_code: str = "NYNC-002") -> Case:
 
 
 async def test_lifecycle_legal_and_illegal(demo_engine) -> None:
-    from cloudhelp.db import Database
+    from cloudhelp.store.db import Database
 
     database = Database(demo_engine)
     async with database.write() as session:
@@ -111,7 +112,7 @@ async def test_lifecycle_legal_and_illegal(demo_engine) -> None:
 
 
 async def test_the_clock_stops_while_waiting_for_corrections(demo_engine) -> None:
-    from cloudhelp.db import Database
+    from cloudhelp.store.db import Database
 
     database = Database(demo_engine)
     async with database.write() as session:

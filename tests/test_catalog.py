@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cloudhelp import catalog
-from cloudhelp.catalog import CatalogError
-from cloudhelp.models import Material, ServiceItem
+from cloudhelp.domain import catalog
+from cloudhelp.domain.catalog import CatalogError
+from cloudhelp.store.models import Material, ServiceItem
 
 Sessions = async_sessionmaker[AsyncSession]
 

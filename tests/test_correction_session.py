@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from cloudhelp.models import Department, Staff, StaffSkill
+from cloudhelp.store.models import Department, Staff, StaffSkill
 from tests.callkit import CallServer, running_server
 from tests.test_call_core import ticket_row
 from tests.test_cases import ID_NUMBER

@@ -15,11 +15,11 @@ import pytest
 from aiohttp import ClientSession, CookieJar
 from sqlalchemy import select
 
-from cloudhelp.account_routes import THROTTLE_KEY
-from cloudhelp.accounts import MAX_THROTTLE_KEYS, LoginThrottle
 from cloudhelp.callcenter import SCREEN_LOG_MAX, STAFF_COOKIE
-from cloudhelp.models import TicketEvent, TicketFile
-from cloudhelp.peer import ProtocolError, SignalingClient
+from cloudhelp.domain.accounts import MAX_THROTTLE_KEYS, LoginThrottle
+from cloudhelp.http.account_routes import THROTTLE_KEY
+from cloudhelp.media.peer import ProtocolError, SignalingClient
+from cloudhelp.store.models import TicketEvent, TicketFile
 from signaling import safejson
 from tests.callkit import CallServer, running_server
 from tests.helpers import serve_and_read_url, start_cli

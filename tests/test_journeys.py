@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from cloudhelp.demo import DEMO_CASES
+from cloudhelp.devtools.demo import DEMO_CASES
 from tests.journeykit import (
     DEMO_PASSWORD,
     DemoServer,

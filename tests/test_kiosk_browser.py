@@ -15,9 +15,9 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from cloudhelp import accounts
-from cloudhelp.models import Case, FollowUp, Rating
-from cloudhelp.peer import SignalingClient
+from cloudhelp.domain import accounts
+from cloudhelp.media.peer import SignalingClient
+from cloudhelp.store.models import Case, FollowUp, Rating
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import CallServer, running_server
 from tests.test_browser import enrolled_kiosk
@@ -426,7 +426,7 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
         chromium() as browser,
     ):
         async with server.state.db.write() as session:
-            from cloudhelp import demo
+            from cloudhelp.devtools import demo
 
             await demo.seed_cases(session, "210211")
         async with server.state.db.read() as session:

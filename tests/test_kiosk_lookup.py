@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import cases
-from cloudhelp.case_routes import LOOKUP_THROTTLE_KEY, case_grant, notice_url
-from cloudhelp.models import AuditEvent, Kiosk
+from cloudhelp.domain import cases
+from cloudhelp.http.case_routes import LOOKUP_THROTTLE_KEY, case_grant, notice_url
+from cloudhelp.store.models import AuditEvent, Kiosk
 from tests.callkit import CallServer, running_server
 from tests.test_cases import ID_NUMBER
 from tests.test_correction_session import PHONE, case_needing_correction

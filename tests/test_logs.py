@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from cloudhelp import logs
+from cloudhelp.core import logs
 
 
 def test_event_fields_do_not_clobber_reserved_fields() -> None:

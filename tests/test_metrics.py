@@ -12,9 +12,10 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import metrics
-from cloudhelp.db import Database
-from cloudhelp.models import (
+from cloudhelp.domain import metrics
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import (
     HISTOGRAM_EDGES,
     Case,
     CaseEvent,
@@ -28,7 +29,6 @@ from cloudhelp.models import (
     TicketEvent,
     utcnow,
 )
-from cloudhelp.queue import LOCAL_TZ
 from tests.callkit import running_server
 from tests.test_call_core import answer, take_ticket
 

@@ -44,11 +44,11 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.transport.serialization import serialize_binary
 
-from cloudhelp import openapi
 from cloudhelp.app import create_app
 from cloudhelp.callcenter import STAFF_COOKIE
-from cloudhelp.config import Settings
-from cloudhelp.models import Base
+from cloudhelp.core.config import Settings
+from cloudhelp.http import openapi
+from cloudhelp.store.models import Base
 from tests.journeykit import DEMO_PASSWORD, DemoServer, demo_server
 
 ROLES = ("nobody", "kiosk", "other_department", "supervisor")
@@ -95,7 +95,7 @@ def test_every_api_route_is_in_the_document_and_every_documented_route_exists(
         for method in methods
     }
     routes = _api_routes(app)
-    assert routes - documented == set(), "routes missing from cloudhelp/openapi.py OPERATIONS"
+    assert routes - documented == set(), "routes missing from cloudhelp/http/openapi.py OPERATIONS"
     assert documented - routes == set(), "documented operations the router does not have"
 
 

@@ -22,14 +22,14 @@ def test_wheel_serves_pages_and_static_files(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("cloudhelp-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in [
-        "cloudhelp/cli.py", "signaling/__init__.py", "web/templates/home.html",
+        "cloudhelp/cli/__init__.py", "signaling/__init__.py", "web/templates/home.html",
         "web/static/css/app.css", "web/i18n/zh-CN.json", "web/i18n/en.json",
         "cloudhelp/data/sample_catalog.json", "cloudhelp/data/sample_network.json",
-        "cloudhelp/migrations/env.py", "web/static/vendor/echarts/echarts.min.js",
+        "cloudhelp/store/migrations/env.py", "web/static/vendor/echarts/echarts.min.js",
         "web/static/vendor/echarts/LICENSE", "web/templates/board.html", "web/static/js/board.js",
     ]:  # fmt: skip
         assert expected in names, expected
-    assert any(n.startswith("cloudhelp/migrations/versions/0001") for n in names)
+    assert any(n.startswith("cloudhelp/store/migrations/versions/0001") for n in names)
     assert not any(n.startswith("tests/") for n in names)
 
     unpacked = tmp_path / "site"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cloudhelp.files import storage_path
-from cloudhelp.models import Case, CorrectionNotice
+from cloudhelp.http.files import storage_path
+from cloudhelp.store.models import Case, CorrectionNotice
 from tests.callkit import running_server
 from tests.test_cases import ID_NUMBER
 

@@ -10,9 +10,11 @@ from datetime import datetime, time, timedelta
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from cloudhelp import history
 from cloudhelp.callcenter import STAFF_COOKIE, SnapshotGate
-from cloudhelp.models import (
+from cloudhelp.devtools import history
+from cloudhelp.domain.queue import LOCAL_TZ, local_day
+from cloudhelp.media.peer import ProtocolError, SignalingClient
+from cloudhelp.store.models import (
     Kiosk,
     ServiceItem,
     Staff,
@@ -21,8 +23,6 @@ from cloudhelp.models import (
     TicketCounter,
     utcnow,
 )
-from cloudhelp.peer import ProtocolError, SignalingClient
-from cloudhelp.queue import LOCAL_TZ, local_day
 from signaling.hub import Hub, Principal, Session
 from tests.callkit import CallServer, running_server
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudhelp.models import FollowUp, Rating
+from cloudhelp.store.models import FollowUp, Rating
 from tests.callkit import CallServer, running_server
 from tests.test_call_core import answer, take_ticket
 

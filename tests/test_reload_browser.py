@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from cloudhelp.models import Ticket
+from cloudhelp.store.models import Ticket
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video

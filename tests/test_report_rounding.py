@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 
-from cloudhelp.report_routes import localized_table, percent
+from cloudhelp.http.report_routes import localized_table, percent
 
 
 def page_percent(rates: list[float]) -> list[str]:

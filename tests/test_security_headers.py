@@ -22,8 +22,8 @@ from sqlalchemy import select
 
 from cloudhelp.app import create_app
 from cloudhelp.callcenter import STAFF_COOKIE
-from cloudhelp.config import Settings
-from cloudhelp.models import AuditEvent
+from cloudhelp.core.config import Settings
+from cloudhelp.store.models import AuditEvent
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
 FOREIGN = "https://evil.example"

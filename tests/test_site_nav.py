@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.async_api import expect
 
-from cloudhelp import demo
+from cloudhelp.devtools import demo
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_board_browser import signed_in

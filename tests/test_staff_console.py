@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
-from cloudhelp.models import Case, Department, Ticket
+from cloudhelp.store.models import Case, Department, Ticket
 from tests.browserkit import ARTIFACTS, chromium, new_page, snap
 from tests.callkit import CallServer, running_server
 from tests.journeykit import axe_violations, english_in

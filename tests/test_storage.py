@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from cloudhelp import db
+from cloudhelp.store import db
 
 EXPECTED_TABLES = {
     "departments", "categories", "service_items", "materials", "stations", "kiosks", "staff",

@@ -8,9 +8,11 @@ from datetime import date, datetime, time, timedelta
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import timeouts, workdays
-from cloudhelp.db import Database
-from cloudhelp.models import (
+from cloudhelp.core import workdays
+from cloudhelp.domain import timeouts
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import (
     Case,
     CorrectionNotice,
     FollowUp,
@@ -21,7 +23,6 @@ from cloudhelp.models import (
     Ticket,
     utcnow,
 )
-from cloudhelp.queue import LOCAL_TZ
 from tests.callkit import running_server
 from tests.test_call_core import answer, take_ticket
 

@@ -12,9 +12,11 @@ import chinese_calendar
 import pytest
 from sqlalchemy import select
 
-from cloudhelp import cases, timeouts, workcalendar, workdays
-from cloudhelp.db import Database
-from cloudhelp.models import (
+from cloudhelp.core import workdays
+from cloudhelp.domain import cases, timeouts, workcalendar
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import (
     CalendarYear,
     Case,
     DueDateChange,
@@ -25,7 +27,6 @@ from cloudhelp.models import (
     Staff,
     Ticket,
 )
-from cloudhelp.queue import LOCAL_TZ
 from tests.helpers import run_cli
 
 # A 2027 calendar for the tests (NOT the State Council's: that is imported when published).

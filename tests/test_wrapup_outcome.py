@@ -1,4 +1,4 @@
-"""A wrap-up that times out records the outcome the session implies (cloudhelp/outcomes.py)."""
+"""A wrap-up that times out records the outcome the session implies (domain/outcomes.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cloudhelp.models import Case
-from cloudhelp.outcomes import outcome_of
+from cloudhelp.domain.outcomes import outcome_of
+from cloudhelp.store.models import Case
 from tests.callkit import CallServer, running_server
 from tests.helpers import run_cli
 from tests.test_call_core import answer, set_department, take_ticket, ticket_row

@@ -1,0 +1,146 @@
+"""Settings: command-line flags > environment (CLOUDHELP_*) > config file (TOML) > defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from cloudhelp.http import forwarded
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and stored files live unless configured otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cloudhelp"
+
+
+def _config_file() -> Path | None:
+    value = os.environ.get("CLOUDHELP_CONFIG")
+    return Path(value) if value else None
+
+
+class Settings(BaseSettings):
+    """All CloudHelp settings; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDHELP_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_level: str = "INFO"
+    # District code used in case numbers (Ganjingzi District, Dalian: 210211).
+    district_code: str = "210211"
+    # Signaling: how long a dropped session waits to be resumed, and the WebSocket heartbeat.
+    grace_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # Per-connection message rate limit (messages per second, and the burst allowed).
+    rate_per_second: float = Field(default=40.0, gt=0)
+    rate_burst: float = Field(default=80.0, gt=0)
+    # ICE servers handed to clients; with turn_secret, short-lived TURN credentials per client.
+    stun_urls: list[str] = []
+    turn_urls: list[str] = []
+    turn_secret: str | None = None
+    turn_ttl_seconds: int = Field(default=3600, gt=0)
+    ice_transport_policy: Literal["all", "relay"] = "all"
+    # A correction session rings the staff member who did the pre-review first, for this long.
+    prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
+    # A bad rating's follow-up is due this many working days later.
+    follow_up_working_days: int = Field(default=5, ge=1, le=60)
+    # Kiosk: with nobody touching it this long (seconds) away from the home screen, it asks
+    # "还在吗？" and counts down kiosk_idle_warning_seconds, then goes home and forgets the visit.
+    # Waiting in the queue and calls are never interrupted.
+    kiosk_idle_seconds: float = Field(default=90.0, ge=5)
+    kiosk_idle_warning_seconds: float = Field(default=20.0, ge=1)
+    # How often time-out warnings (超时预警) are checked, in seconds; 0 turns the background check
+    # off (tests call check_warnings with the moment they want, never racing the loop).
+    warning_check_seconds: float = Field(default=5.0, ge=0)
+    # Metrics: abandons quicker than this are mistaken taps, kept apart; answers within this
+    # count towards the service level.
+    short_abandon_seconds: float = Field(default=10.0, ge=0)
+    service_level_seconds: float = Field(default=60.0, gt=0)
+    # Sign-in throttling: failed sign-ins per account from one address, and per account from
+    # any address, within the window; never per address alone (a hall shares one NAT address).
+    login_failures_per_address: int = Field(default=5, ge=1)
+    login_failures_per_account: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=300.0, gt=0)
+    # Kiosk case lookup (a correction session): failed lookups (wrong number or last four digits)
+    # per case number from any kiosks, and per kiosk for any numbers, within the window, before
+    # lookups are refused (429 lookup_throttled). A found case comes with a grant that
+    # `ticket.take {case}` must show, valid this long and only at that kiosk. docs/security.md.
+    lookup_failures_per_case: int = Field(default=5, ge=1)
+    lookup_failures_per_kiosk: int = Field(default=20, ge=1)
+    lookup_window_seconds: float = Field(default=900.0, gt=0)
+    case_grant_seconds: float = Field(default=600.0, ge=10, le=86400)
+    # A correction notice's signed link (for kiosks, without signing in) works this many days
+    # after it was handed out; then it answers 410 notice_link_expired.
+    notice_link_days: int = Field(default=30, ge=1, le=3650)
+    # Retention of files sent in calls (ID-card and document photos): kept this many days after
+    # the case ends (concluded or not accepted; a session without a case: after it closed), then
+    # purged by a check every file_purge_check_seconds (0 turns the server's check off;
+    # `cloudhelp files purge` runs it by hand). docs/security.md.
+    file_retention_days: int = Field(default=180, ge=1, le=36500)
+    file_purge_check_seconds: float = Field(default=3600.0, ge=0)
+    # Origins (scheme://host[:port]) besides the request's own host whose pages may send
+    # state-changing requests and open the WebSocket; docs/security.md#headers-and-origins.
+    allowed_origins: list[str] = []
+    # Reverse proxies (addresses or networks, e.g. "127.0.0.1" or "10.0.0.0/8") whose
+    # X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else they are ignored.
+    # docs/security.md#behind-a-proxy.
+    trusted_proxies: list[str] = []
+    # Signs links such as a correction notice's; generated once into data_dir when not set.
+    secret_key: str | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        forwarded.parse_networks(value)  # raises ValueError naming the bad entry
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'cloudhelp.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with the given flag values on top (None means 'not given')."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

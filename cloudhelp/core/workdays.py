@@ -1,0 +1,96 @@
+"""Working days on China's calendar: statutory holidays and adjusted working days.
+
+The official calendar is published year by year by the State Council. The district keeps it in
+the database (``cloudhelp/domain/workcalendar.py``: seeded from the ``chinesecalendar`` package,
+imported from a file for each new year, edited from the command line); this module does the
+arithmetic on the copy of it that the process loaded last (``install``), so a due date costs no
+query and the results are cached until the calendar changes.
+
+A year the calendar does not hold falls back to Monday–Friday and says so (``estimated``), so a
+due date is never silently wrong. Until a calendar is installed every year is estimated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The official years: the days that differ from Monday–Friday, and which years are known.
+
+    ``exceptions`` maps a holiday to False and an adjusted working day (调休上班) to True; any
+    other day of a known year is a working day exactly when it is Monday to Friday.
+    """
+
+    years: frozenset[int] = frozenset()
+    exceptions: dict[date, bool] = field(default_factory=dict)
+    revision: object = None  # what the database said when this copy was read
+
+    def is_working_day(self, day: date) -> tuple[bool, bool]:
+        if day.year not in self.years:
+            return day.weekday() < 5, True
+        return self.exceptions.get(day, day.weekday() < 5), False
+
+
+_current = Calendar()
+
+
+def current() -> Calendar:
+    """The calendar this process computes with."""
+    return _current
+
+
+def install(calendar: Calendar) -> None:
+    """Compute with ``calendar`` from now on (and forget results cached for the previous one)."""
+    global _current
+    _current = calendar
+    is_working_day.cache_clear()
+    add_working_days.cache_clear()
+    working_days_between.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def is_working_day(day: date) -> tuple[bool, bool]:
+    """(working?, estimated?) — estimated when the year is not in the calendar."""
+    return _current.is_working_day(day)
+
+
+@dataclass(frozen=True)
+class DueDate:
+    day: date
+    estimated: bool
+
+
+@lru_cache(maxsize=65536)  # many cases share an acceptance day and a limit
+def add_working_days(start: date, days: float) -> DueDate:
+    """The day on which ``days`` working days after ``start`` are complete.
+
+    Counting starts the working day after ``start`` (the day of acceptance is not counted);
+    half days round up to a whole day: a 0.5-day limit falls due the next working day.
+    """
+    remaining = math.ceil(days)
+    day = start
+    estimated = False
+    while remaining > 0:
+        day += timedelta(days=1)
+        working, guessed = is_working_day(day)
+        estimated = estimated or guessed
+        if working:
+            remaining -= 1
+    return DueDate(day, estimated)
+
+
+@lru_cache(maxsize=65536)
+def working_days_between(first: date, last: date) -> int:
+    """Working days in the half-open range (first, last]: how long a clock stood still."""
+    count = 0
+    day = first
+    while day < last:
+        day += timedelta(days=1)
+        if is_working_day(day)[0]:
+            count += 1
+    return count

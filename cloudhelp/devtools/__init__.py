@@ -1,0 +1,1 @@
+"""Demo data and generated history for demos, tests and benchmarks."""

@@ -1,0 +1,368 @@
+"""Realistic past activity for the demo and the report benchmark (``cloudhelp demo --history``).
+
+The shape of a district's year: working days only, Mondays busiest, a morning peak and a
+smaller afternoon one, fishing-licence renewals crowding July and August before the fishing
+season opens on 1 September, a few abandons (some of them a mistaken tap), mostly good
+ratings with some bad ones, and a case opened in about a third of the sessions, most passing
+pre-review at the first try, and each bad rating's follow-up. History stops at a moment
+(now, by default): today's closed sessions count in today's figures, recent cases are still
+under way (some due soon or overdue) and a few follow-ups are late — so the board has warnings.
+Everything is drawn from one seeded generator: the same seed gives the same history.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core import workdays
+from cloudhelp.domain import cases, queue
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.domain.ratings import FOLLOW_UP_WORKING_DAYS
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import (
+    Case,
+    CaseEvent,
+    Category,
+    CorrectionNotice,
+    FollowUp,
+    Kiosk,
+    Rating,
+    ServiceItem,
+    Staff,
+    StaffSkill,
+    Ticket,
+    TicketEvent,
+)
+
+WEEKDAY_LOAD = (1.35, 1.1, 1.0, 0.95, 0.9, 0.0, 0.0)  # Monday first; the hall rests at weekends
+# Arrivals per half hour from 08:30 to 17:30 (the hall closes 12:00–13:30).
+HALF_HOURS = {
+    (8, 30): 5, (9, 0): 9, (9, 30): 10, (10, 0): 9, (10, 30): 7, (11, 0): 5, (11, 30): 3,
+    (13, 30): 4, (14, 0): 6, (14, 30): 7, (15, 0): 6, (15, 30): 5, (16, 0): 4, (16, 30): 3,
+    (17, 0): 1,
+}  # fmt: skip
+RATING_LEVELS = (5, 4, 3, 2, 1)
+RATING_WEIGHTS = (70, 17, 6, 4, 3)
+FISHING_DEPARTMENT = "NYNC"
+_OPTIONAL = ("staff_id", "connected_at", "offered_at", "ended_at", "wrapup_done_at", "closed_at",
+             "end_reason", "outcome")  # fmt: skip
+
+
+class _Ids:
+    """Ids handed out here, so that rows go in as one fast executemany without RETURNING."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    async def take(self, session: AsyncSession, table: Any, count: int) -> list[int]:
+        if table.name not in self._next:
+            top = await session.scalar(select(func.max(table.c.id)))
+            self._next[table.name] = (top or 0) + 1
+        first = self._next[table.name]
+        self._next[table.name] = first + count
+        return list(range(first, first + count))
+
+    async def advance_sequences(self, session: AsyncSession) -> None:
+        """PostgreSQL's id sequences must learn of the ids used here."""
+        if session.bind.dialect.name != "postgresql":
+            return
+        for table in self._next:
+            await session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            )
+
+
+@dataclass(frozen=True)
+class _World:
+    items: list[ServiceItem]
+    categories: dict[int, Category]
+    kiosks: list[Kiosk]
+    staff_by_department: dict[int, list[int]]
+    all_staff: list[int]
+    usernames: dict[int, str]
+    supervisor: int | None
+    ids: _Ids
+
+
+async def _world(session: AsyncSession) -> _World:
+    items = list((await session.scalars(select(ServiceItem).order_by(ServiceItem.id))).all())
+    kiosks = list((await session.scalars(select(Kiosk).order_by(Kiosk.id))).all())
+    if not items or not kiosks:
+        raise ValueError("Load the catalog and the station network first (cloudhelp demo).")
+    categories = {c.id: c for c in (await session.scalars(select(Category))).all()}
+    by_department: dict[int, list[int]] = defaultdict(list)
+    department_of = {item.id: item.department_id for item in items}
+    for skill in (await session.scalars(select(StaffSkill))).all():
+        department = skill.department_id or department_of.get(skill.item_id or 0)
+        if department is not None and skill.staff_id not in by_department[department]:
+            by_department[department].append(skill.staff_id)
+    every = sorted({s for ids in by_department.values() for s in ids})
+    if not every:
+        raise ValueError("No staff member handles any department: add staff first.")
+    usernames = dict((await session.execute(select(Staff.id, Staff.username))).all())
+    supervisor = await session.scalar(
+        select(Staff.id).where(Staff.role == "supervisor").order_by(Staff.id).limit(1)
+    )
+    return _World(
+        items, categories, kiosks, dict(by_department), every, usernames, supervisor, _Ids()
+    )
+
+
+def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
+    """Popular items first; fishing items swell in July and August."""
+    weights = []
+    for rank, item in enumerate(items):
+        weight = 1.0 / (1 + rank % 17)
+        if item.department.code == FISHING_DEPARTMENT:
+            weight *= 6.0 if day.month in (7, 8) else 1.0
+        weights.append(weight)
+    return weights
+
+
+def _arrival(rng: random.Random, day: date) -> datetime:
+    ((hour, minute),) = rng.choices(list(HALF_HOURS), weights=list(HALF_HOURS.values()))
+    start = datetime.combine(day, time(hour, minute), LOCAL_TZ)
+    return start + timedelta(seconds=rng.uniform(0, 1800))
+
+
+def _id_number(rng: random.Random) -> str:
+    first17 = f"210211{rng.randint(1945, 2000)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    first17 += f"{rng.randint(0, 999):03d}"
+    return first17 + cases.id_check_character(first17)
+
+
+async def _insert(
+    session: AsyncSession, ids: _Ids, table: Any, rows: list[dict[str, Any]]
+) -> list[int]:
+    if not rows:
+        return []
+    taken = await ids.take(session, table, len(rows))
+    for row, row_id in zip(rows, taken, strict=True):
+        row["id"] = row_id
+    await session.execute(insert(table), rows)
+    return taken
+
+
+async def _generate_day(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    day: date,
+    tickets_per_day: float,
+    district: str,
+    until: datetime,
+) -> int:
+    load = WEEKDAY_LOAD[day.weekday()] * tickets_per_day * rng.uniform(0.85, 1.15)
+    if not workdays.is_working_day(day)[0] or load <= 0:
+        return 0
+    count = max(1, round(load))
+    chosen = rng.choices(world.items, weights=_item_weights(world.items, day), k=count)
+    arrivals = sorted(_arrival(rng, day) for _ in range(count))
+    tickets, outcomes = [], []
+    busy = count / max(1, len(world.all_staff)) / 40  # > 1 when the day outruns the staff
+    for item, enqueued in zip(chosen, arrivals, strict=True):
+        kiosk = rng.choice(world.kiosks)
+        staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
+        wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
+        row: dict[str, Any] = {
+            "day": day.isoformat(), "category_id": item.category_id,
+            "item_id": item.id, "department_id": item.department_id,
+            "station_id": kiosk.station_id, "kiosk_id": kiosk.id, "enqueued_at": enqueued,
+            "offer_count": 0, "note": "", **dict.fromkeys(_OPTIONAL),
+        }  # fmt: skip
+        fate = rng.random()
+        if fate < 0.02:  # a mistaken tap, cancelled within seconds
+            tapped = enqueued + timedelta(seconds=rng.uniform(1, 8))
+            row |= {"status": "cancelled", "closed_at": tapped, "end_reason": "resident_cancelled"}
+            outcome = None
+        elif fate < 0.02 + min(0.25, 0.04 + wait / 3000):  # gave up waiting
+            gave_up = enqueued + timedelta(seconds=min(wait, rng.uniform(60, 900)))
+            status = rng.choice(("cancelled", "abandoned"))
+            row |= {"status": status, "closed_at": gave_up, "end_reason": "resident_left"}
+            outcome = None
+        else:
+            connected = enqueued + timedelta(seconds=wait)
+            handling = min(3600.0, rng.lognormvariate(math.log(420), 0.5))
+            ended = connected + timedelta(seconds=handling)
+            wrapped = ended + timedelta(seconds=rng.uniform(15, 60))
+            staff_id = rng.choice(staff_pool)
+            row |= {"status": "completed", "staff_id": staff_id, "connected_at": connected,
+                    "offered_at": connected - timedelta(seconds=rng.uniform(2, 12)),
+                    "offer_count": 1, "ended_at": ended, "wrapup_done_at": wrapped,
+                    "closed_at": wrapped, "end_reason": "hangup",
+                    "outcome": "resolved"}  # fmt: skip
+            outcome = (staff_id, item)
+        if row["closed_at"] > until:
+            continue  # still under way at ``until``: live tickets come from real kiosks
+        tickets.append(row)
+        outcomes.append(outcome)
+    await _number_tickets(session, world, day, tickets)
+    ids = await _insert(session, world.ids, Ticket.__table__, tickets)
+
+    events, ratings, new_cases = [], [], []
+    for ticket_id, row, outcome in zip(ids, tickets, outcomes, strict=True):
+        if outcome is None:
+            continue
+        staff_id, item = outcome
+        events.append({"ticket_id": ticket_id, "at": row["offered_at"], "kind": "offered",
+                       "staff_id": staff_id, "detail": {}})  # fmt: skip
+        if rng.random() < 0.85:
+            level = rng.choices(RATING_LEVELS, weights=RATING_WEIGHTS)[0]
+            if row["connected_at"] - row["enqueued_at"] > timedelta(minutes=8) and level > 2:
+                level -= rng.choice((0, 1, 2))  # long waits sour the rating
+            ratings.append({"ticket_id": ticket_id, "staff_id": staff_id, "level": level,
+                            "reasons": ["等待时间长"] if level <= 2 else [],
+                            "created_at": row["closed_at"]})  # fmt: skip
+        if rng.random() < 0.35:
+            new_cases.append((staff_id, item, row))
+    await _insert(session, world.ids, TicketEvent.__table__, events)
+    await _insert(session, world.ids, Rating.__table__, ratings)
+    await _follow_ups(session, world, rng, ratings, until)
+    await _cases(session, world, rng, day, new_cases, district, until)
+    return len(tickets)
+
+
+async def _number_tickets(
+    session: AsyncSession, world: _World, day: date, tickets: list[dict[str, Any]]
+) -> None:
+    """Number the day's tickets in order of arrival from the same counter as live tickets
+    (``queue.reserve_numbers``), so a kiosk taking a ticket later that day gets the next one."""
+    by_category: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in tickets:
+        by_category[row.pop("category_id")].append(row)
+    for category_id, rows in by_category.items():
+        category = world.categories[category_id]
+        first = await queue.reserve_numbers(session, day.isoformat(), category, len(rows))
+        for offset, row in enumerate(rows):
+            row["number"] = queue.ticket_number(category.letter, first + offset)
+
+
+async def _cases(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    day: date,
+    opened: list[tuple[int, ServiceItem, dict[str, Any]]],
+    district: str,
+    until: datetime,
+) -> None:
+    """Cases opened in the day's sessions: most pass pre-review at once, some after one or two
+    correction notices; passed ones are accepted and concluded within their promised limit.
+    Only what happened before ``until`` is recorded, so recent cases are still under way."""
+    rows, timelines = [], []
+    for n, (staff_id, item, ticket) in enumerate(opened, start=1):
+        created = ticket["connected_at"] + timedelta(minutes=2)
+        steps: list[tuple[str | None, str, datetime]] = [(None, "pre_review", created)]
+        at = created
+        for _ in range(rng.choices((0, 1, 2), weights=(70, 24, 6))[0]):
+            issued = at + timedelta(minutes=5)
+            back = issued + timedelta(days=rng.uniform(0.5, 4))
+            steps += [("pre_review", "correction_needed", issued),
+                      ("correction_needed", "pre_review", back)]  # fmt: skip
+            at = back
+        passed = at + timedelta(minutes=rng.uniform(10, 60))
+        accepted = passed + timedelta(hours=rng.uniform(1, 30))
+        due = workdays.add_working_days(accepted.astimezone(LOCAL_TZ).date(), item.promised_days)
+        concluded = datetime.combine(due.day, time(10), LOCAL_TZ) - timedelta(
+            days=rng.uniform(0, max(0.0, item.promised_days * 0.6))
+        )
+        if rng.random() < 0.04:  # a few run late
+            concluded = datetime.combine(due.day, time(10), LOCAL_TZ) + timedelta(
+                days=rng.uniform(1, 6)
+            )
+        steps += [
+            ("pre_review", "awaiting_acceptance", passed),
+            ("awaiting_acceptance", "accepted", accepted),
+            ("accepted", "concluded", max(concluded, accepted + timedelta(hours=2))),
+        ]
+        happened = [step for step in steps if step[2] <= until]
+        reached = {to: at for _from, to, at in happened}
+        rows.append({
+            "number": f"{district}-{day:%Y%m%d}-H{n:04d}", "item_id": item.id,
+            "station_id": ticket["station_id"], "staff_id": staff_id,
+            "applicant_name": f"居民{rng.randint(1000, 9999)}",
+            "applicant_phone": f"139{rng.randint(0, 99_999_999):08d}",
+            "applicant_id_number": _id_number(rng), "status": happened[-1][1],
+            "rounds": 1 + sum(1 for _f, to, _a in happened if to == "correction_needed"),
+            "created_at": created, "accepted_at": reached.get("accepted"),
+            "concluded_at": reached.get("concluded"), "not_accepted_reason": "",
+        })  # fmt: skip
+        timelines.append((staff_id, happened))
+    case_ids = await _insert(session, world.ids, Case.__table__, rows)
+    events, notices = [], []
+    for case_id, (staff_id, happened) in zip(case_ids, timelines, strict=True):
+        actor = world.usernames[staff_id]
+        for from_state, to_state, at in happened:
+            events.append({"case_id": case_id, "from_state": from_state, "to_state": to_state,
+                           "at": at, "actor": actor, "reason": ""})  # fmt: skip
+            if to_state == "correction_needed":
+                notices.append({"case_id": case_id, "round": len(notices) + 1, "issued_at": at,
+                                "issued_by": actor, "items": []})  # fmt: skip
+    await _insert(session, world.ids, CaseEvent.__table__, events)
+    await _insert(session, world.ids, CorrectionNotice.__table__, notices)
+
+
+async def _follow_ups(
+    session: AsyncSession,
+    world: _World,
+    rng: random.Random,
+    ratings: list[dict[str, Any]],
+    until: datetime,
+) -> None:
+    """Each bad rating's follow-up (回访整改): most closed within days, a few left open."""
+    rows = []
+    for rating in ratings:
+        if rating["level"] > 2:
+            continue
+        rated = rating["created_at"]
+        due = workdays.add_working_days(rated.astimezone(LOCAL_TZ).date(), FOLLOW_UP_WORKING_DAYS)
+        closed = rated + timedelta(days=rng.uniform(0.2, 6))
+        done = closed <= until and rng.random() < 0.97
+        rows.append({
+            "rating_id": rating["id"], "assignee_id": world.supervisor, "due_date": due.day,
+            "due_estimated": due.estimated, "closed_at": closed if done else None,
+            "closed_by": world.usernames.get(world.supervisor or 0) if done else None,
+            "note": "已电话回访，说明情况并致歉" if done else "",
+        })  # fmt: skip
+    await _insert(session, world.ids, FollowUp.__table__, rows)
+
+
+async def generate(
+    database: Database,
+    days: int,
+    *,
+    tickets_per_day: float = 160,
+    until: datetime | None = None,
+    seed: int = 2026,
+    district: str = "210211",
+) -> int:
+    """Add the ``days`` local days before ``until`` (now by default) and that day up to
+    ``until``, one transaction per day; days that already have tickets are left alone. Returns
+    the number of tickets."""
+    until = until or datetime.now(LOCAL_TZ)
+    last = until.astimezone(LOCAL_TZ).date()
+    rng = random.Random(seed)
+    async with database.read() as s:
+        world = await _world(s)
+    total = 0
+    for offset in range(days, -1, -1):
+        day = last - timedelta(days=offset)
+        async with database.write() as s:
+            if await s.scalar(select(Ticket.id).where(Ticket.day == day.isoformat()).limit(1)):
+                continue
+            total += await _generate_day(s, world, rng, day, tickets_per_day, district, until)
+    async with database.write() as s:
+        await world.ids.advance_sequences(s)
+    return total

@@ -1,0 +1,238 @@
+"""Kiosk enrolment and device credentials; staff accounts and sign-in sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core.throttle import MAX_THROTTLE_KEYS, FailureThrottle
+from cloudhelp.http.auth import hash_password, verify_password
+from cloudhelp.store.models import Kiosk, Staff, StaffLogin, Station, utcnow
+
+ENROL_CODE_TTL = timedelta(hours=24)
+LOGIN_TTL = timedelta(hours=12)
+ENROL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
+
+
+class AccountError(Exception):
+    """A refused account operation; ``code`` is stable, ``message`` is for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def token_hash(token: str) -> str:
+    """Tokens are random and long, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _normalise_code(code: str) -> str:
+    return code.replace("-", "").replace(" ", "").upper()
+
+
+# ---------------------------------------------------------------------------- kiosks
+
+
+def _format_code(raw: str) -> str:
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def demo_enrol_code(secret_key: bytes, kiosk_code: str) -> str:
+    """The demo's enrolment code of a kiosk: the same on every run of ``cloudhelp demo`` with the
+    same secret key, so codes printed by an earlier run keep working until they are used."""
+    digest = hmac.new(secret_key, f"demo-enrol:{kiosk_code}".encode(), "sha256").digest()
+    return _format_code("".join(ENROL_ALPHABET[b % len(ENROL_ALPHABET)] for b in digest[:8]))
+
+
+async def enrol_kiosk(
+    session: AsyncSession,
+    station_code: str,
+    kiosk_code: str,
+    name: str | None = None,
+    *,
+    code: str | None = None,
+) -> str:
+    """Register (or re-enrol) a kiosk at a station; returns the one-time enrolment code
+    (``code`` when given, else a random one), valid for ``ENROL_CODE_TTL``.
+
+    Re-enrolling replaces the kiosk's credential: the old device is signed out.
+    """
+    station = await session.scalar(select(Station).where(Station.code == station_code))
+    if station is None:
+        raise AccountError("no_such_station", f"There is no station with code {station_code!r}.")
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == kiosk_code))
+    if kiosk is None:
+        kiosk = Kiosk(code=kiosk_code, name=name or kiosk_code, station=station)
+        session.add(kiosk)
+    elif kiosk.station_id != station.id:
+        raise AccountError(
+            "wrong_station", f"Kiosk {kiosk_code} belongs to another station; pick a new code."
+        )
+    raw = (
+        _normalise_code(code) if code else "".join(secrets.choice(ENROL_ALPHABET) for _ in range(8))
+    )
+    kiosk.enrol_code_hash = token_hash(raw)
+    kiosk.enrol_expires_at = utcnow() + ENROL_CODE_TTL
+    kiosk.credential_hash = None
+    kiosk.revoked_at = None
+    if name:
+        kiosk.name = name
+    await session.flush()
+    return _format_code(raw)
+
+
+NEW_CODE_HINT = "ask the station's attendant for a new code (cloudhelp kiosk enrol)"
+
+
+async def redeem_enrol_code(session: AsyncSession, code: str) -> tuple[Kiosk, str]:
+    """Exchange a one-time code for the kiosk's long-lived credential (once).
+
+    A redeemed code's hash stays on the kiosk (with no expiry) until the next code replaces it,
+    so a second use is told apart from a mistyped code: ``enrol_code_used``,
+    ``enrol_code_expired``, ``enrol_code_unknown``.
+    """
+    kiosk = await session.scalar(
+        select(Kiosk).where(Kiosk.enrol_code_hash == token_hash(_normalise_code(code)))
+    )
+    if kiosk is None:
+        raise AccountError(
+            "enrol_code_unknown", f"There is no such enrolment code; check it, or {NEW_CODE_HINT}."
+        )
+    if kiosk.enrol_expires_at is None:
+        raise AccountError(
+            "enrol_code_used",
+            f"This enrolment code was already used (kiosk {kiosk.code}); {NEW_CODE_HINT}.",
+        )
+    if kiosk.enrol_expires_at < utcnow():
+        raise AccountError("enrol_code_expired", f"This enrolment code expired; {NEW_CODE_HINT}.")
+    credential = secrets.token_urlsafe(32)
+    kiosk.credential_hash = token_hash(credential)
+    kiosk.enrol_expires_at = None  # the code's hash stays: a second use is "used", not "unknown"
+    kiosk.enrolled_at = utcnow()
+    await session.flush()
+    return kiosk, credential
+
+
+async def kiosk_by_credential(session: AsyncSession, credential: str) -> Kiosk:
+    kiosk = await session.scalar(
+        select(Kiosk).where(Kiosk.credential_hash == token_hash(credential))
+    )
+    if kiosk is None:
+        raise AccountError(
+            "auth_failed",
+            "This kiosk is not enrolled or its credential was replaced; enrol it again.",
+        )
+    if kiosk.revoked_at is not None:
+        raise AccountError("revoked", "This kiosk's credential was revoked; ask an administrator.")
+    return kiosk
+
+
+async def revoke_kiosk(session: AsyncSession, kiosk_code: str) -> Kiosk:
+    kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == kiosk_code))
+    if kiosk is None:
+        raise AccountError("no_such_kiosk", f"There is no kiosk with code {kiosk_code!r}.")
+    kiosk.revoked_at = utcnow()
+    kiosk.credential_hash = None
+    kiosk.enrol_code_hash = None
+    await session.flush()
+    return kiosk
+
+
+# ---------------------------------------------------------------------------- staff
+
+
+async def set_password(session: AsyncSession, username: str, password: str) -> Staff:
+    if len(password) < 8:
+        raise AccountError("weak_password", "A password needs at least 8 characters.")
+    staff = await session.scalar(select(Staff).where(Staff.username == username))
+    if staff is None:
+        raise AccountError("no_such_staff", f"There is no staff member {username!r}.")
+    staff.password_hash = hash_password(password)
+    await session.flush()
+    return staff
+
+
+async def login(session: AsyncSession, username: str, password: str) -> tuple[Staff, str]:
+    """Check the password; returns the staff member and a new session token (for the cookie)."""
+    staff = await session.scalar(select(Staff).where(Staff.username == username))
+    # Verify against a dummy hash when the user is unknown, so timing does not tell.
+    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
+    if staff is None or not ok or not staff.active:
+        raise AccountError("bad_credentials", "Wrong username or password.")
+    token = secrets.token_urlsafe(32)
+    session.add(
+        StaffLogin(token_hash=token_hash(token), staff_id=staff.id, expires_at=utcnow() + LOGIN_TTL)
+    )
+    await session.flush()
+    return staff, token
+
+
+async def staff_by_token(session: AsyncSession, token: str) -> Staff:
+    row = await session.scalar(select(StaffLogin).where(StaffLogin.token_hash == token_hash(token)))
+    if row is None or row.ended_at is not None or row.expires_at < utcnow():
+        raise AccountError("auth_failed", "You are not signed in, or your sign-in expired.")
+    staff = await session.get(Staff, row.staff_id)
+    if staff is None or not staff.active:
+        raise AccountError("auth_failed", "This account is disabled.")
+    return staff
+
+
+async def logout(session: AsyncSession, token: str) -> int | None:
+    """End a sign-in; returns the staff member's id if it was active."""
+    row = await session.scalar(select(StaffLogin).where(StaffLogin.token_hash == token_hash(token)))
+    if row is None or row.ended_at is not None:
+        return None
+    row.ended_at = utcnow()
+    await session.flush()
+    return row.staff_id
+
+
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+class LoginThrottle(FailureThrottle):
+    """Failed sign-ins counted per account+address and per account, never per address alone.
+
+    A hall's staff share one NAT address: one person mistyping their own password must not
+    lock out the others. ``per_address`` failures for one account from one address within
+    ``window`` seconds block that account from that address; ``per_account`` failures from any
+    addresses block the account everywhere (a guesser spreading over many addresses). Memory is
+    bounded as in ``FailureThrottle``.
+    """
+
+    def __init__(
+        self,
+        per_address: int = 5,
+        per_account: int = 20,
+        window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_THROTTLE_KEYS,
+    ) -> None:
+        super().__init__(max(per_address, per_account), window, clock, max_keys)
+        self.per_address = per_address
+        self.per_account = per_account
+
+    @staticmethod
+    def _keys(username: str, address: str | None) -> tuple[str, str]:
+        return f"account:{username}", f"account:{username}|address:{address or '-'}"
+
+    def retry_after(self, username: str, address: str | None) -> float:
+        """Seconds until ``username`` may try again from ``address`` (0: may try now)."""
+        account, from_address = self._keys(username, address)
+        return self.wait(((account, self.per_account), (from_address, self.per_address)))
+
+    def failed(self, username: str, address: str | None) -> None:
+        self.add(self._keys(username, address))
+
+    def succeeded(self, username: str, address: str | None) -> None:
+        """The right password ends both counts of this account."""
+        self.clear(self._keys(username, address))

@@ -1,0 +1,479 @@
+"""Efficiency metrics (docs/metrics.md has every formula).
+
+Per ticket: queue wait = connected − enqueued; answer delay = connected − first offer;
+handling time = (ended − connected) + (wrap-up done − ended). Each local day is summed once
+into ``daily_stats`` rows (one per grouping key, with wait and handling histograms); reports add
+those rows up in SQL, so a year of a busy district costs a few thousand rows, not a million
+tickets. A day's rows are final once the day is over and none of its tickets is still open;
+until then they are rebuilt when older than the caller allows.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core import workdays
+from cloudhelp.core.config import Settings
+from cloudhelp.domain import cases
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.domain.ratings import BAD_LEVELS
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import (
+    HISTOGRAM_EDGES,
+    STAT_COUNTERS,
+    STAT_HISTOGRAMS,
+    STAT_MAXIMA,
+    STAT_SUMS,
+    Case,
+    CaseEvent,
+    CorrectionNotice,
+    Department,
+    Rating,
+    ServiceItem,
+    Staff,
+    Station,
+    Ticket,
+    TicketEvent,
+    daily_stats,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The district's definitions (settings ``short_abandon_seconds``, ``service_level_seconds``).
+
+    They are applied when a day is summed: a change counts from the days summed after it.
+    """
+
+    short_abandon_seconds: float = 10  # abandons quicker than this are kept apart (mistaken taps)
+    service_level_seconds: float = 60  # answered within this counts towards the service level
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(settings.short_abandon_seconds, settings.service_level_seconds)
+
+
+DEFAULT_RULES = Rules()
+
+
+FINAL_AFTER = timedelta(hours=1)  # a day's rows are final this long after local midnight
+GROUPS = ("day", "week", "month", "department", "item", "station", "staff")
+DIMENSIONS = ("all", "department", "item", "station", "staff", "hour")
+_BUCKETS = len(HISTOGRAM_EDGES) + 1
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    ticket_id: int
+    day: date
+    hour: int
+    department: str
+    item: str
+    station: str
+    staff: str | None
+    open: bool
+    answered: bool
+    abandoned: bool
+    short_abandon: bool
+    wait: float | None
+    answer_delay: float | None
+    handling: float | None
+    rating: int | None
+
+
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return (later - earlier).total_seconds()
+
+
+def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
+    """The instants that open ``first`` and close ``last``, local time."""
+    return (
+        datetime.combine(first, time(), LOCAL_TZ),
+        datetime.combine(last + timedelta(days=1), time(), LOCAL_TZ),
+    )
+
+
+async def ticket_facts(
+    session: AsyncSession, first: date, last: date, rules: Rules = DEFAULT_RULES
+) -> list[TicketFacts]:
+    """One row per ticket enqueued on a local day in [first, last]."""
+    start, end = day_bounds(first, last)
+    first_offer = (
+        select(func.min(TicketEvent.at))
+        .where(TicketEvent.ticket_id == Ticket.id, TicketEvent.kind == "offered")
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            Ticket.id, Ticket.status, Ticket.enqueued_at, Ticket.connected_at, Ticket.ended_at,
+            Ticket.wrapup_done_at, Ticket.closed_at, Department.code, ServiceItem.code,
+            Station.code, Staff.username, Rating.level, first_offer,
+        )
+        .join(Department, Department.id == Ticket.department_id)
+        .join(ServiceItem, ServiceItem.id == Ticket.item_id)
+        .join(Station, Station.id == Ticket.station_id)
+        .outerjoin(Staff, Staff.id == Ticket.staff_id)
+        .outerjoin(Rating, Rating.ticket_id == Ticket.id)
+        .where(Ticket.enqueued_at >= start, Ticket.enqueued_at < end)
+    )  # fmt: skip
+    facts = []
+    for (
+        ticket_id, status, enqueued, connected, ended, wrapped, closed,
+        department, item, station, staff, rating, offered,
+    ) in (await session.execute(stmt)).all():  # fmt: skip
+        local = enqueued.astimezone(LOCAL_TZ)
+        abandoned = status in ("abandoned", "cancelled")
+        waited = _seconds(closed, enqueued) if abandoned else None
+        handling = None
+        if connected is not None and ended is not None:
+            handling = (_seconds(ended, connected) or 0.0) + (_seconds(wrapped, ended) or 0.0)
+        facts.append(
+            TicketFacts(
+                ticket_id=ticket_id,
+                day=local.date(),
+                hour=local.hour,
+                department=department,
+                item=item,
+                station=station,
+                staff=staff,
+                open=closed is None,
+                answered=connected is not None,
+                abandoned=abandoned,
+                short_abandon=waited is not None and waited < rules.short_abandon_seconds,
+                wait=_seconds(connected, enqueued),
+                answer_delay=_seconds(connected, offered),
+                handling=handling,
+                rating=rating,
+            )
+        )
+    return facts
+
+
+# ---------------------------------------------------------------------- building a day's rows
+
+
+def _empty_row() -> dict[str, Any]:
+    return dict.fromkeys(STAT_COUNTERS + STAT_HISTOGRAMS, 0) | dict.fromkeys(
+        STAT_SUMS + STAT_MAXIMA, 0.0
+    )
+
+
+def _observe(row: dict[str, Any], metric: str, seconds: float) -> None:
+    row[f"{metric}_n"] += 1
+    row[f"{metric}_sum"] += seconds
+    row[f"{metric}_max"] = max(row[f"{metric}_max"], seconds)
+    row[f"{metric}_h{bisect.bisect_left(HISTOGRAM_EDGES, seconds)}"] += 1
+
+
+def _add_ticket(row: dict[str, Any], fact: TicketFacts, rules: Rules) -> None:
+    row["tickets"] += 1
+    row["short_abandons"] += fact.short_abandon
+    row["abandoned"] += fact.abandoned and not fact.short_abandon
+    if fact.answered:
+        row["answered"] += 1
+    if fact.wait is not None:
+        _observe(row, "wait", fact.wait)
+        row["within_service_level"] += fact.wait <= rules.service_level_seconds
+    if fact.handling is not None:
+        _observe(row, "handling", fact.handling)
+    if fact.rating is not None:
+        row["ratings"] += 1
+        row["bad_ratings"] += fact.rating in BAD_LEVELS
+
+
+async def _case_rows(
+    session: AsyncSession, day: date, rows: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    """Cases opened, concluded and passing pre-review on ``day`` (with their correction rounds)."""
+    start, end = day_bounds(day, day)
+    base = (
+        select(Case.id, Department.code, ServiceItem.code, Station.code, Staff.username)
+        .join(ServiceItem, ServiceItem.id == Case.item_id)
+        .join(Department, Department.id == ServiceItem.department_id)
+        .join(Station, Station.id == Case.station_id)
+        .outerjoin(Staff, Staff.id == Case.staff_id)
+    )
+    notices_before_pass = (
+        select(func.count(CorrectionNotice.id))
+        .where(CorrectionNotice.case_id == Case.id, CorrectionNotice.issued_at <= CaseEvent.at)
+        .scalar_subquery()
+    )
+    queries = {
+        "cases_opened": base.add_columns(literal(0)).where(
+            Case.created_at >= start, Case.created_at < end
+        ),
+        "cases_concluded": base.add_columns(literal(0)).where(
+            Case.concluded_at >= start, Case.concluded_at < end
+        ),
+        "cases_passed": base.add_columns(notices_before_pass)
+        .join(CaseEvent, CaseEvent.case_id == Case.id)
+        .where(
+            CaseEvent.from_state == "pre_review",
+            CaseEvent.to_state == "awaiting_acceptance",
+            CaseEvent.at >= start,
+            CaseEvent.at < end,
+        ),
+    }
+    for counter, stmt in queries.items():
+        for _, department, item, station, staff, notices in (await session.execute(stmt)).all():
+            for key in _keys(department, item, station, staff):
+                row = rows[key]
+                row[counter] += 1
+                if counter == "cases_passed":
+                    row["correction_rounds"] += notices
+                    row["first_pass"] += notices == 0
+
+
+def _keys(department: str, item: str, station: str, staff: str | None) -> list[tuple[str, str]]:
+    keys = [("all", ""), ("department", department), ("item", item), ("station", station)]
+    if staff:
+        keys.append(("staff", staff))
+    return keys
+
+
+async def build_day(
+    session: AsyncSession, day: date, now: datetime, rules: Rules = DEFAULT_RULES
+) -> None:
+    """Replace the rows of one local day with freshly computed ones."""
+    rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(_empty_row)
+    rows["all", ""]  # a day without tickets still has its (empty) row
+    facts = await ticket_facts(session, day, day, rules)
+    for fact in facts:
+        for key in _keys(fact.department, fact.item, fact.station, fact.staff):
+            _add_ticket(rows[key], fact, rules)
+        rows["hour", f"{fact.hour:02d}"]["tickets"] += 1
+    await _case_rows(session, day, rows)
+    final = now >= day_bounds(day, day)[1] + FINAL_AFTER and not any(f.open for f in facts)
+    common = {
+        "day": day,
+        "week": day - timedelta(days=day.weekday()),
+        "month": day.replace(day=1),
+        "final": final,
+        "computed_at": now,
+    }
+    await session.execute(delete(daily_stats).where(daily_stats.c.day == day))
+    await session.execute(
+        insert(daily_stats),
+        [common | {"dimension": d, "key": k} | row for (d, k), row in rows.items()],
+    )
+
+
+async def refresh(
+    database: Database,
+    first: date,
+    last: date,
+    max_age: timedelta = timedelta(minutes=1),
+    rules: Rules = DEFAULT_RULES,
+) -> int:
+    """Build the rows of each day in range that has none, or non-final ones older than
+    ``max_age``. Returns how many days were built."""
+    now = utcnow()
+    async with database.read() as s:
+        known = {
+            day: (final, computed_at)
+            for day, final, computed_at in (
+                await s.execute(
+                    select(daily_stats.c.day, daily_stats.c.final, daily_stats.c.computed_at)
+                    .where(daily_stats.c.dimension == "all")
+                    .where(daily_stats.c.day >= first, daily_stats.c.day <= last)
+                )
+            ).all()
+        }
+    today = now.astimezone(LOCAL_TZ).date()
+    built = 0
+    day = first
+    while day <= min(last, today):
+        final, computed_at = known.get(day, (False, None))
+        if not final and (computed_at is None or now - computed_at > max_age):
+            try:
+                async with database.write() as s:
+                    await build_day(s, day, now, rules)
+                built += 1
+            except IntegrityError:
+                pass  # another server process built the same day at the same moment
+        day += timedelta(days=1)
+    return built
+
+
+# ---------------------------------------------------------------------- reading the rows
+
+
+def percentile_from_histogram(counts: list[int], maximum: float, q: float) -> float | None:
+    """The upper edge of the bucket holding the q-th rank, capped by the largest value seen:
+    an upper bound on the nearest-rank percentile, exact to within one bucket."""
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= rank and count:
+            edge = HISTOGRAM_EDGES[index] if index < len(HISTOGRAM_EDGES) else maximum
+            return float(min(edge, maximum))
+    return float(maximum)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def figures(sums: dict[str, Any]) -> dict[str, Any]:
+    """The report figures of one group, from its summed daily rows."""
+    tickets, short = sums["tickets"], sums["short_abandons"]
+    answered, rated = sums["answered"], sums["ratings"]
+    passed = sums["cases_passed"]
+    histogram = {
+        metric: [sums[f"{metric}_h{i}"] for i in range(_BUCKETS)] for metric in ("wait", "handling")
+    }
+    return {
+        "tickets": tickets,
+        "answered": answered,
+        "abandoned": sums["abandoned"],
+        "short_abandons": short,
+        "abandon_rate": _ratio(sums["abandoned"], tickets - short),
+        "wait_mean_s": _ratio(sums["wait_sum"], sums["wait_n"]),
+        "wait_p90_s": percentile_from_histogram(histogram["wait"], sums["wait_max"], 0.9),
+        "handling_mean_s": _ratio(sums["handling_sum"], sums["handling_n"]),
+        "handling_p90_s": percentile_from_histogram(
+            histogram["handling"], sums["handling_max"], 0.9
+        ),
+        "service_level": _ratio(sums["within_service_level"], answered),
+        "ratings": rated,
+        "good_rate": _ratio(rated - sums["bad_ratings"], rated),
+        "rating_response_rate": _ratio(rated, answered),
+        "trips_saved": answered,
+        "cases_opened": sums["cases_opened"],
+        "cases_concluded": sums["cases_concluded"],
+        "cases_passed_pre_review": passed,
+        "correction_rounds_per_case": _ratio(sums["correction_rounds"], passed),
+        "first_pass_rate": _ratio(sums["first_pass"], passed),
+    }
+
+
+FIGURES = tuple(figures(_empty_row()))
+
+
+def _summed() -> list[Any]:
+    columns = [
+        func.coalesce(func.sum(daily_stats.c[name]), 0).label(name)
+        for name in STAT_COUNTERS + STAT_HISTOGRAMS + STAT_SUMS
+    ]
+    columns += [func.coalesce(func.max(daily_stats.c[n]), 0).label(n) for n in STAT_MAXIMA]
+    return columns
+
+
+def _in_range(stmt: Any, dimension: str, first: date, last: date) -> Any:
+    return stmt.where(
+        daily_stats.c.dimension == dimension,
+        daily_stats.c.day >= first,
+        daily_stats.c.day <= last,
+    )
+
+
+async def table(session: AsyncSession, first: date, last: date, by: str) -> list[dict[str, Any]]:
+    """One row of figures per group (``by`` one of GROUPS), sorted by the group key."""
+    if by not in GROUPS:
+        raise ValueError(f"by must be one of {', '.join(GROUPS)}")
+    if by in ("day", "week", "month"):
+        dimension, group = "all", daily_stats.c[by]
+    else:
+        dimension, group = by, daily_stats.c.key
+    stmt = _in_range(select(group.label("group"), *_summed()), dimension, first, last)
+    result = await session.execute(stmt.group_by(group).order_by(group))
+    out = []
+    for row in result.mappings().all():
+        key = row["group"]
+        out.append({by: key.isoformat() if isinstance(key, date) else key, **figures(row)})
+    return out
+
+
+async def total(session: AsyncSession, first: date, last: date) -> dict[str, Any]:
+    stmt = _in_range(select(*_summed()), "all", first, last)
+    return figures((await session.execute(stmt)).mappings().one())
+
+
+async def peak_hours(session: AsyncSession, first: date, last: date) -> list[list[int]]:
+    """Arrivals by weekday (rows, Monday first) and hour of day (columns)."""
+    grid = [[0] * 24 for _ in range(7)]
+    stmt = _in_range(
+        select(daily_stats.c.day, daily_stats.c.key, daily_stats.c.tickets), "hour", first, last
+    )
+    for day, hour, tickets in (await session.execute(stmt)).all():
+        grid[day.weekday()][int(hour)] += tickets
+    return grid
+
+
+async def hot_items(
+    session: AsyncSession, first: date, last: date, top: int = 10
+) -> list[dict[str, Any]]:
+    """The items with the most arrivals, with their names."""
+    arrivals = func.sum(daily_stats.c.tickets)
+    stmt = (
+        _in_range(select(daily_stats.c.key, arrivals), "item", first, last)
+        .group_by(daily_stats.c.key)
+        .order_by(arrivals.desc(), daily_stats.c.key)
+        .limit(top)
+    )
+    rows = (await session.execute(stmt)).all()
+    names = dict(
+        (
+            await session.execute(
+                select(ServiceItem.code, ServiceItem.name).where(
+                    ServiceItem.code.in_([code for code, _ in rows])
+                )
+            )
+        ).all()
+    )
+    return [{"code": code, "name": names.get(code, code), "tickets": n} for code, n in rows]
+
+
+async def group_names(session: AsyncSession, by: str) -> dict[str, str]:
+    """Display names of the keys of a grouping (codes and usernames are the keys)."""
+    column = {
+        "department": (Department.code, Department.name),
+        "item": (ServiceItem.code, ServiceItem.name),
+        "station": (Station.code, Station.name),
+        "staff": (Staff.username, Staff.display_name),
+    }.get(by)
+    if column is None:
+        return {}
+    return dict((await session.execute(select(*column))).all())
+
+
+async def case_progress(session: AsyncSession, today: date, due_soon_days: int) -> dict[str, Any]:
+    """Cases by state now, and accepted cases due within ``due_soon_days`` working days or
+    overdue by their promised limit."""
+    by_state = dict(
+        (await session.execute(select(Case.status, func.count()).group_by(Case.status))).all()
+    )
+    soon_until = workdays.add_working_days(today, due_soon_days).day
+    due_soon, overdue = [], []
+    for case, limits in await cases.running_limits(session, today):
+        if limits.promised_due is None:
+            continue
+        entry = {
+            "number": case.number,
+            "item": case.item_name,
+            "promised_due": limits.promised_due.isoformat(),
+        }
+        if limits.promised_due < today:
+            overdue.append(entry)
+        elif limits.promised_due <= soon_until:
+            due_soon.append(entry)
+    return {
+        "by_state": {state: by_state.get(state, 0) for state in cases.STATES},
+        "due_soon": sorted(due_soon, key=lambda e: e["promised_due"]),
+        "overdue": sorted(overdue, key=lambda e: e["promised_due"]),
+    }

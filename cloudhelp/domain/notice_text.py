@@ -1,0 +1,105 @@
+"""The words of the one-time correction notice (一次性告知书), written once for the printable page
+and the PDF alike. The notice is a legal document in Chinese whatever the reader's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.store.models import Case, CorrectionNotice
+
+TITLE = "材料补正一次性告知书"
+SUBTITLE = "甘井子区政务服务 · 云帮办"
+OFFICE = "甘井子区行政审批服务大厅（示例）"
+INTRO = (
+    "您申请的上述事项，经材料预审，以下材料需要补正。根据《中华人民共和国行政许可法》第三十二条，"
+    "现将需要补正的全部内容一次性告知如下："
+)
+CLOSING = (
+    "请按上述要求准备好补正材料后，到任一社区驿站自助终端输入或扫描办件编号，并输入申请时所留手机号"
+    "或身份证号的后四位，发起补正视频会话；"
+    "也可持本告知书到区政务服务大厅办理。时限自受理之日起计算，补正期间不计入办理时限。"
+)
+FORMS = {
+    "original": "原件",
+    "copy": "复印件",
+    "original_and_copy": "原件及复印件",
+    "electronic": "电子材料",
+}
+
+
+@dataclass(frozen=True)
+class NoticeLine:
+    """One material to correct: its name, 需补正/缺少, and what the applicant must do."""
+
+    name: str
+    status_label: str
+    what_to_do: str
+
+
+@dataclass(frozen=True)
+class NoticeText:
+    title: str
+    subtitle: str
+    number: str
+    applicant: str
+    item: str
+    round: int
+    issued: datetime
+    promised: str
+    statutory: str
+    intro: str
+    lines: list[NoticeLine]
+    closing: str
+    issuer: str
+    office: str
+
+    @property
+    def round_text(self) -> str:
+        return f"第 {self.round} 次"
+
+    @property
+    def issued_text(self) -> str:
+        return self.issued.strftime("%Y-%m-%d %H:%M")
+
+
+def what_to_do(entry: dict[str, Any]) -> str:
+    """The reason the reviewer gave; for a missing material without one, what to bring.
+
+    Older notices stored the status label (缺少) as the reason of a missing material: that is
+    not repeated."""
+    reason = str(entry.get("reason") or "").strip()
+    if reason and reason != entry.get("status_label"):
+        return reason
+    if entry.get("status") == "missing":
+        form = FORMS.get(str(entry.get("form") or ""), "")
+        copies = entry.get("copies")
+        amount = f"（{form} {copies} 份）" if form and copies else ""
+        return f"请补充提交该材料{amount}。"
+    return "请按要求更正后重新提交。"
+
+
+def notice_text(
+    case: Case, notice: CorrectionNotice, applicant_id: str, issuer_name: str
+) -> NoticeText:
+    """Everything the notice says, for ``notice.html`` and ``notice_pdf.render``."""
+    return NoticeText(
+        title=TITLE,
+        subtitle=SUBTITLE,
+        number=case.number,
+        applicant=f"{case.applicant_name}（{applicant_id}）",
+        item=f"{case.item.name}（{case.item.code}）",
+        round=notice.round,
+        issued=notice.issued_at.astimezone(LOCAL_TZ),
+        promised=f"{case.item.promised_days:g} 个工作日",
+        statutory=f"{case.item.statutory_days:g} 个工作日",
+        intro=INTRO,
+        lines=[
+            NoticeLine(str(e["name"]), str(e["status_label"]), what_to_do(e)) for e in notice.items
+        ],
+        closing=CLOSING,
+        issuer=issuer_name,
+        office=OFFICE,
+    )

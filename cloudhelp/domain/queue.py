@@ -1,0 +1,505 @@
+"""Tickets (排队号) in the database: numbering, atomic claims and every state change.
+
+Each function runs inside the caller's write transaction and changes a ticket only from the
+state it expects (a conditional UPDATE), so two staff members on two server processes can
+never get the same ticket. docs/queue.md describes the states and the wait estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, cast, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.domain import outcomes
+from cloudhelp.store.models import (
+    Call,
+    Category,
+    ServiceItem,
+    StaffPresence,
+    StaffSkill,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+    utcnow,
+)
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+DEFAULT_HANDLING_SECONDS = 300.0
+HANDLING_SAMPLE = 20
+MIN_SAMPLES = 3
+QUEUED = ("waiting", "offered")
+OPEN_STATES = ("waiting", "offered", "connected", "wrapup")
+ON_DUTY = ("available", "ringing", "in_call", "wrapup")
+
+
+class Conflict(Exception):
+    """A claim lost a race half-way; raised so the caller's transaction rolls back."""
+
+
+def local_day(at: datetime) -> str:
+    """The calendar day in the district (ticket numbers restart daily at local midnight)."""
+    return at.astimezone(LOCAL_TZ).date().isoformat()
+
+
+async def reserve_numbers(
+    session: AsyncSession, day: str, category: Category, count: int = 1
+) -> int:
+    """Reserve ``count`` consecutive ticket numbers of the category on the local day; returns
+    the first sequence number. Live tickets and generated history share this one counter.
+
+    A day's counter that does not exist yet starts after the highest number already used that
+    day (tickets written before the counter, e.g. by an older history generator), so a new
+    number never collides with an old one.
+    """
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    where = (TicketCounter.day == day, TicketCounter.category_id == category.id)
+    if await session.scalar(select(TicketCounter.last).where(*where)) is None:
+        used = await session.scalar(
+            select(func.max(cast(func.substr(Ticket.number, 2), Integer))).where(
+                Ticket.day == day, Ticket.number.like(f"{category.letter}%")
+            )
+        )
+        await session.execute(
+            insert(TicketCounter)
+            .values(day=day, category_id=category.id, last=used or 0)
+            .on_conflict_do_nothing(index_elements=["day", "category_id"])
+        )
+    result = await session.execute(
+        update(TicketCounter)
+        .where(*where)
+        .values(last=TicketCounter.last + count)
+        .returning(TicketCounter.last)
+    )
+    return int(result.scalar_one()) - count + 1
+
+
+def ticket_number(letter: str, sequence: int) -> str:
+    """A ticket's number as the kiosk shows it: the category letter and three digits (B001)."""
+    return f"{letter}{sequence:03d}"
+
+
+async def record(
+    session: AsyncSession, ticket_id: int, kind: str, staff_id: int | None = None, **detail: Any
+) -> None:
+    session.add(TicketEvent(ticket_id=ticket_id, kind=kind, staff_id=staff_id, detail=detail))
+
+
+async def take(
+    session: AsyncSession, *, item: ServiceItem, kiosk_id: int, station_id: int, session_id: str
+) -> Ticket:
+    now = utcnow()
+    day = local_day(now)
+    sequence = await reserve_numbers(session, day, item.category)
+    ticket = Ticket(
+        day=day,
+        number=ticket_number(item.category.letter, sequence),
+        item_id=item.id,
+        department_id=item.department_id,
+        station_id=station_id,
+        kiosk_id=kiosk_id,
+        session_id=session_id,
+        status="waiting",
+        enqueued_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    await record(session, ticket.id, "enqueued", item=item.code)
+    return ticket
+
+
+async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket | None:
+    """The kiosk's ticket that is still queued or in a call (at most one)."""
+    return await session.scalar(
+        select(Ticket)
+        .where(Ticket.kiosk_id == kiosk_id, Ticket.status.in_((*QUEUED, "connected")))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+
+
+async def _update(session: AsyncSession, stmt: Any) -> bool:
+    result = await session.execute(stmt.execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+async def claim_offer(session: AsyncSession, ticket_id: int, staff_id: int) -> bool:
+    """Offer a waiting ticket to an available staff member.
+
+    False if the ticket moved on; Conflict (roll back) if the staff member did.
+    """
+    now = utcnow()
+    got_ticket = await _update(
+        session,
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == "waiting")
+        .values(
+            status="offered",
+            offered_to=staff_id,
+            offered_at=now,
+            offer_count=Ticket.offer_count + 1,
+            version=Ticket.version + 1,
+        ),
+    )
+    if not got_ticket:
+        return False
+    got_staff = await _update(
+        session,
+        update(StaffPresence)
+        .where(StaffPresence.staff_id == staff_id, StaffPresence.state == "available")
+        .values(state="ringing", since=now, ticket_id=ticket_id),
+    )
+    if not got_staff:
+        raise Conflict
+    await record(session, ticket_id, "offered", staff_id)
+    return True
+
+
+async def release_offer(
+    session: AsyncSession,
+    ticket_id: int,
+    staff_id: int,
+    reason: str,
+    *,
+    missed: bool,
+    max_missed: int,
+) -> str | None:
+    """Put an offered ticket back in the queue; returns the staff member's new state.
+
+    A missed offer (no answer) counts towards autopause: after ``max_missed`` in a row the
+    staff member is set away. A decline does not count.
+    """
+    now = utcnow()
+    released = await _update(
+        session,
+        update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id)
+        .values(status="waiting", offered_to=None, version=Ticket.version + 1),
+    )
+    if not released:
+        return None
+    presence = await session.get(StaffPresence, staff_id)
+    new_state = "available"
+    if presence is not None and presence.state == "ringing" and presence.ticket_id == ticket_id:
+        presence.missed_offers = presence.missed_offers + 1 if missed else presence.missed_offers
+        if missed and presence.missed_offers >= max_missed:
+            new_state = "away"
+        presence.state, presence.since, presence.ticket_id = new_state, now, None
+    elif presence is not None:
+        new_state = presence.state
+    await record(session, ticket_id, f"offer_{reason}", staff_id)
+    if new_state == "away" and missed:
+        await record(session, ticket_id, "staff_autopaused", staff_id)
+    return new_state
+
+
+async def connect(
+    session: AsyncSession, ticket_id: int, staff_id: int, *, picked: bool
+) -> Call | None:
+    """Answer an offer (or pick a waiting ticket by hand): the ticket is connected, a call opens."""
+    now = utcnow()
+    if picked:
+        ticket_ok = await _update(
+            session,
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.status == "waiting")
+            .values(
+                status="connected",
+                staff_id=staff_id,
+                connected_at=now,
+                offered_to=None,
+                version=Ticket.version + 1,
+            ),
+        )
+        staff_states: tuple[str, ...] = ("available", "away")
+    else:
+        ticket_ok = await _update(
+            session,
+            update(Ticket)
+            .where(
+                Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id
+            )
+            .values(
+                status="connected", staff_id=staff_id, connected_at=now, version=Ticket.version + 1
+            ),
+        )
+        staff_states = ("ringing",)
+    if not ticket_ok:
+        return None
+    staff_ok = await _update(
+        session,
+        update(StaffPresence)
+        .where(StaffPresence.staff_id == staff_id, StaffPresence.state.in_(staff_states))
+        .values(state="in_call", since=now, ticket_id=ticket_id, missed_offers=0),
+    )
+    if not staff_ok:
+        raise Conflict
+    ticket = await session.get(Ticket, ticket_id)
+    assert ticket is not None
+    call = Call(ticket_id=ticket_id, staff_id=staff_id, kiosk_id=ticket.kiosk_id, started_at=now)
+    session.add(call)
+    await session.flush()
+    await record(session, ticket_id, "picked" if picked else "connected", staff_id, call=call.id)
+    return call
+
+
+async def open_call_id(session: AsyncSession, ticket_id: int) -> int | None:
+    return await session.scalar(
+        select(Call.id).where(Call.ticket_id == ticket_id, Call.ended_at.is_(None))
+    )
+
+
+async def end_call(
+    session: AsyncSession,
+    ticket_id: int,
+    reason: str,
+    *,
+    transfer_to: int | None = None,
+    log: dict[str, Any] | None = None,
+) -> tuple[Ticket, Call] | None:
+    """End the ticket's call: the ticket goes to wrap-up (or back to a queue on transfer)."""
+    now = utcnow()
+    ticket = await session.get(Ticket, ticket_id, with_for_update={"of": Ticket})
+    if ticket is None or ticket.status != "connected" or ticket.staff_id is None:
+        return None
+    call = await session.scalar(
+        select(Call).where(Call.ticket_id == ticket_id, Call.ended_at.is_(None))
+    )
+    if call is None:
+        return None
+    call.ended_at, call.end_reason = now, reason
+    staff_id = ticket.staff_id
+    ticket.version += 1
+    if transfer_to is None:
+        ticket.status, ticket.ended_at, ticket.end_reason = "wrapup", now, reason
+        await record(
+            session, ticket_id, "ended", staff_id, reason=reason, call=call.id, **(log or {})
+        )
+    else:
+        old = ticket.department_id
+        # Back in a queue with its original enqueue time; the next answer sets connected_at.
+        ticket.status, ticket.department_id = "waiting", transfer_to
+        ticket.staff_id, ticket.connected_at, ticket.offered_to = None, None, None
+        await record(
+            session,
+            ticket_id,
+            "transferred",
+            staff_id,
+            call=call.id,
+            **{"from": old, "to": transfer_to},
+            **(log or {}),
+        )
+    presence = await session.get(StaffPresence, staff_id)
+    if presence is not None:
+        presence.state, presence.since = "wrapup", now
+        presence.ticket_id = ticket_id if transfer_to is None else None
+    return ticket, call
+
+
+async def finish_wrapup(
+    session: AsyncSession, staff_id: int, outcome: str | None, note: str, reason: str
+) -> int | None:
+    """Close wrap-up; the ticket (if any) is completed and the staff member is available."""
+    now = utcnow()
+    presence = await session.get(StaffPresence, staff_id)
+    if presence is None or presence.state != "wrapup":
+        return None
+    ticket_id = presence.ticket_id
+    if ticket_id is not None:
+        if outcome is None:  # timed out or console gone: what the session implies
+            ticket = await session.get(Ticket, ticket_id)
+            if ticket is not None:
+                outcome = await outcomes.proposed_outcome(session, ticket, ticket.end_reason)
+        await _update(
+            session,
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.status == "wrapup")
+            .values(
+                status="completed",
+                wrapup_done_at=now,
+                closed_at=now,
+                outcome=outcome,
+                note=note,
+                version=Ticket.version + 1,
+            ),
+        )
+        await record(session, ticket_id, "wrapup_done", staff_id, reason=reason)
+    presence.state, presence.since, presence.idle_since, presence.ticket_id = (
+        "available", now, now, None
+    )  # fmt: skip
+    return ticket_id or 0
+
+
+async def close_queued(
+    session: AsyncSession, ticket_id: int, status: str, reason: str
+) -> Ticket | None:
+    """Cancel or abandon a queued ticket; an offer ringing for it stops."""
+    now = utcnow()
+    ticket = await session.get(Ticket, ticket_id, with_for_update={"of": Ticket})
+    if ticket is None or ticket.status not in QUEUED:
+        return None
+    offered_to = ticket.offered_to if ticket.status == "offered" else None
+    ticket.status, ticket.closed_at, ticket.end_reason = status, now, reason
+    ticket.version += 1
+    ticket.offered_to = offered_to  # kept so the caller can tell the ringing staff member
+    if offered_to is not None:
+        await _update(
+            session,
+            update(StaffPresence)
+            .where(
+                StaffPresence.staff_id == offered_to,
+                StaffPresence.state == "ringing",
+                StaffPresence.ticket_id == ticket_id,
+            )
+            .values(state="available", since=now, ticket_id=None),
+        )
+    await record(session, ticket_id, status, None, reason=reason)
+    return ticket
+
+
+async def close_after_restart(session: AsyncSession, ticket: Ticket) -> None:
+    """A call or wrap-up cut short by a server restart is closed with that reason."""
+    now = utcnow()
+    for call in (
+        await session.scalars(
+            select(Call).where(Call.ticket_id == ticket.id, Call.ended_at.is_(None))
+        )
+    ).all():
+        call.ended_at, call.end_reason = now, "server_restart"
+    ticket.ended_at = ticket.ended_at or now
+    ticket.end_reason = ticket.end_reason or "server_restart"
+    ticket.status, ticket.closed_at = "completed", now
+    ticket.version += 1
+    await record(session, ticket.id, "closed", None, reason="server_restart")
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+async def skills_cover(session: AsyncSession, staff_id: int, ticket: Ticket) -> bool:
+    """Whether the staff member handles the ticket's current queue (department) or its item."""
+    found = await session.scalar(
+        select(func.count())
+        .select_from(StaffSkill)
+        .where(
+            StaffSkill.staff_id == staff_id,
+            (StaffSkill.item_id == ticket.item_id)
+            | (StaffSkill.department_id == ticket.department_id),
+        )
+    )
+    return bool(found)
+
+
+def skill_sets(
+    staff_ids: list[int], skills: Sequence[StaffSkill]
+) -> dict[int, tuple[set[int], set[int]]]:
+    """For each staff member: the departments and the items they handle."""
+    sets: dict[int, tuple[set[int], set[int]]] = {
+        staff_id: (set(), set()) for staff_id in staff_ids
+    }
+    for skill in skills:
+        departments, items = sets[skill.staff_id]
+        if skill.department_id is not None:
+            departments.add(skill.department_id)
+        if skill.item_id is not None:
+            items.add(skill.item_id)
+    return sets
+
+
+@dataclass(frozen=True)
+class Estimate:
+    position: int
+    wait_seconds: int | None
+    staff_on_duty: int
+    handling_seconds: float
+
+
+async def average_handling_seconds(session: AsyncSession, ticket: Ticket) -> float:
+    """Mean of (ended − connected) + wrap-up over the last completed tickets of the item,
+    else of the department, else a default."""
+    for column, value in (
+        (Ticket.item_id, ticket.item_id),
+        (Ticket.department_id, ticket.department_id),
+    ):
+        rows = (
+            await session.execute(
+                select(Ticket.connected_at, Ticket.ended_at, Ticket.wrapup_done_at)
+                .where(
+                    column == value, Ticket.status == "completed", Ticket.connected_at.is_not(None)
+                )
+                .order_by(Ticket.closed_at.desc())
+                .limit(HANDLING_SAMPLE)
+            )
+        ).all()
+        samples = [
+            ((wrapped or ended) - connected).total_seconds()
+            for connected, ended, wrapped in rows
+            if connected and ended
+        ]
+        if len(samples) >= MIN_SAMPLES:
+            return sum(samples) / len(samples)
+    return DEFAULT_HANDLING_SECONDS
+
+
+def estimate_wait(position: int, idle: int, on_duty: int, handling: float) -> int | None:
+    """W = ceil(max(0, P - A) / N) * H, unknown when nobody who handles the ticket is on duty."""
+    if on_duty == 0:
+        return None
+    return int(math.ceil(max(0, position - idle) / on_duty) * handling)
+
+
+async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[int, Estimate]:
+    """Position and estimated wait of each queued ticket, with a few queries for all of them.
+
+    ``queued`` must hold every queued ticket of the departments concerned, oldest first.
+    """
+    rows = (
+        await session.execute(
+            select(
+                StaffPresence.staff_id,
+                StaffPresence.state,
+                StaffSkill.department_id,
+                StaffSkill.item_id,
+            ).join(StaffSkill, StaffSkill.staff_id == StaffPresence.staff_id)
+        )
+    ).all()
+    states: dict[int, str] = {}
+    departments: dict[int, set[int]] = {}
+    items: dict[int, set[int]] = {}
+    for staff_id, state, department_id, item_id in rows:
+        states[staff_id] = state
+        if department_id is not None:
+            departments.setdefault(department_id, set()).add(staff_id)
+        if item_id is not None:
+            items.setdefault(item_id, set()).add(staff_id)
+    handling: dict[tuple[int, int], float] = {}
+    seen_in_department: Counter[int] = Counter()
+    result: dict[int, Estimate] = {}
+    for ticket in queued:
+        seen_in_department[ticket.department_id] += 1
+        position = seen_in_department[ticket.department_id]
+        staff = departments.get(ticket.department_id, set()) | items.get(ticket.item_id, set())
+        on_duty = sum(1 for s in staff if states[s] in ON_DUTY)
+        idle = sum(1 for s in staff if states[s] == "available")
+        key = (ticket.item_id, ticket.department_id)
+        if key not in handling:
+            handling[key] = await average_handling_seconds(session, ticket)
+        wait = estimate_wait(position, idle, on_duty, handling[key])
+        result[ticket.id] = Estimate(position, wait, on_duty, handling[key])
+    return result
+
+
+async def queued_tickets(session: AsyncSession) -> list[Ticket]:
+    """Every waiting or ringing ticket, oldest first (the order of service)."""
+    stmt = select(Ticket).where(Ticket.status.in_(QUEUED)).order_by(Ticket.enqueued_at, Ticket.id)
+    return list((await session.scalars(stmt)).all())

@@ -1,0 +1,225 @@
+"""HTTP routes for signing in: staff login/logout, kiosk enrolment, kiosk admin."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.core.config import Settings
+from cloudhelp.core.errors import ApiError, bad_request
+from cloudhelp.domain import accounts, audit
+from cloudhelp.http.state import AppState
+from cloudhelp.store.models import Staff
+from signaling import safejson
+
+PREFIX = "/api/v1"
+THROTTLE_KEY = web.AppKey("login_throttle", accounts.LoginThrottle)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginBody(Body):
+    username: Annotated[str, Field(min_length=1, max_length=50)]
+    password: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class EnrolBody(Body):
+    code: Annotated[str, Field(min_length=4, max_length=20)]
+
+
+class NewKioskBody(Body):
+    station: Annotated[str, Field(min_length=1, max_length=32)]
+    code: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(max_length=100)] | None = None
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
+    """The JSON body validated by ``model``; 400 with the first problem otherwise."""
+    try:
+        raw = safejson.loads(await request.read())
+    except safejson.JSONRefused as exc:
+        raise bad_request(str(exc)) from None
+    except ValueError:
+        raise bad_request("The request body must be JSON.") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise bad_request(f"Field '{where}': {first['msg']}.") from None
+
+
+def _account_error(exc: accounts.AccountError, status: int = 400) -> ApiError:
+    return ApiError(status, exc.code, exc.message)
+
+
+def staff_json(staff: Staff) -> dict[str, Any]:
+    return {
+        "username": staff.username,
+        "name": staff.display_name,
+        "role": staff.role,
+        "station": staff.station.code,
+    }
+
+
+async def current_staff(request: web.Request, roles: tuple[str, ...] | None = None) -> Staff:
+    """The signed-in staff member (by cookie), optionally required to hold one of ``roles``."""
+    token = request.cookies.get(STAFF_COOKIE)
+    if not token:
+        raise ApiError(401, "not_signed_in", "Please sign in first.")
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        try:
+            staff = await accounts.staff_by_token(session, token)
+        except accounts.AccountError as exc:
+            raise _account_error(exc, 401) from None
+    if roles is not None and staff.role not in roles:
+        raise ApiError(403, "forbidden", "Your role may not do this.")
+    return staff
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginBody)
+    throttle = request.app[THROTTLE_KEY]
+    wait = throttle.retry_after(body.username, request.remote)
+    if wait > 0:
+        seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
+        async with AppState.of(request.app).db.write() as session:
+            await audit.append(session, audit.Actor("anonymous", body.username),
+                               "auth.sign_in_failed", subject_kind="account",
+                               subject=body.username, code="too_many_attempts")  # fmt: skip
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"Too many wrong passwords for this account; try again in {minutes} min.",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+            minutes=minutes,
+        )
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            staff, token = await accounts.login(session, body.username, body.password)
+            await audit.append(session, audit.staff_actor(staff), "auth.sign_in",
+                               subject_kind="account", subject=staff.username)  # fmt: skip
+    except accounts.AccountError as exc:
+        throttle.failed(body.username, request.remote)
+        async with state.db.write() as session:  # the sign-in's own transaction rolled back
+            await audit.append(session, audit.Actor("anonymous", body.username),
+                               "auth.sign_in_failed", subject_kind="account",
+                               subject=body.username, code=exc.code)  # fmt: skip
+        raise _account_error(exc, 401) from None
+    throttle.succeeded(body.username, request.remote)
+    response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
+    response.set_cookie(
+        STAFF_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        max_age=int(accounts.LOGIN_TTL.total_seconds()),
+        secure=request.secure,
+    )
+    return response
+
+
+async def _login_of(session: AsyncSession, staff_id: int) -> str:
+    return await session.scalar(select(Staff.username).where(Staff.id == staff_id)) or ""
+
+
+async def logout(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    token = request.cookies.get(STAFF_COOKIE)
+    if token:
+        async with state.db.write() as session:
+            staff_id = await accounts.logout(session, token)
+            if staff_id is not None:
+                await audit.append(session, audit.Actor("staff", await _login_of(session, staff_id),
+                                   staff_id), "auth.sign_out", subject_kind="account")  # fmt: skip
+        if staff_id is not None:
+            await state.callcenter.sign_out_staff(staff_id)
+    response = web.json_response({"signed_out": True})
+    response.del_cookie(STAFF_COOKIE)
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    staff = await current_staff(request)
+    return web.json_response({"staff": staff_json(staff)}, dumps=AppState.of(request.app).dumps)
+
+
+async def enrol(request: web.Request) -> web.Response:
+    """A kiosk exchanges its one-time code for its device credential."""
+    body = await parse_body(request, EnrolBody)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            kiosk, credential = await accounts.redeem_enrol_code(session, body.code)
+            await audit.append(session, audit.kiosk_actor(kiosk), "kiosk.enrolled",
+                               subject_kind="kiosk", subject=kiosk.code,
+                               station=kiosk.station.code)  # fmt: skip
+            result = {
+                "kiosk": {
+                    "code": kiosk.code,
+                    "name": kiosk.name,
+                    "station": {"code": kiosk.station.code, "name": kiosk.station.name},
+                },
+                "credential": credential,
+            }
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response(result, dumps=state.dumps)
+
+
+async def admin_new_kiosk(request: web.Request) -> web.Response:
+    admin = await current_staff(request, ("admin",))
+    body = await parse_body(request, NewKioskBody)
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            code = await accounts.enrol_kiosk(session, body.station, body.code, body.name)
+            await audit.append(session, audit.staff_actor(admin), "kiosk.enrol_code_issued",
+                               subject_kind="kiosk", subject=body.code,
+                               station=body.station)  # fmt: skip
+    except accounts.AccountError as exc:
+        raise _account_error(exc) from None
+    return web.json_response({"kiosk": body.code, "enrol_code": code}, status=201)
+
+
+async def admin_revoke_kiosk(request: web.Request) -> web.Response:
+    admin = await current_staff(request, ("admin",))
+    state = AppState.of(request.app)
+    try:
+        async with state.db.write() as session:
+            kiosk = await accounts.revoke_kiosk(session, request.match_info["code"])
+            kiosk_id = kiosk.id
+            await audit.append(session, audit.staff_actor(admin), "kiosk.revoked",
+                               subject_kind="kiosk", subject=kiosk.code)  # fmt: skip
+    except accounts.AccountError as exc:
+        raise _account_error(exc, 404) from None
+    await state.callcenter.revoke_kiosk_sessions(kiosk_id)
+    return web.json_response({"kiosk": request.match_info["code"], "revoked": True})
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    app[THROTTLE_KEY] = accounts.LoginThrottle(
+        per_address=settings.login_failures_per_address,
+        per_account=settings.login_failures_per_account,
+        window=settings.login_window_seconds,
+    )
+    app.router.add_post(f"{PREFIX}/auth/login", login)
+    app.router.add_post(f"{PREFIX}/auth/logout", logout)
+    app.router.add_get(f"{PREFIX}/auth/me", me)
+    app.router.add_post(f"{PREFIX}/kiosk/enrol", enrol)
+    app.router.add_post(f"{PREFIX}/admin/kiosks", admin_new_kiosk)
+    app.router.add_post(f"{PREFIX}/admin/kiosks/{{code}}/revoke", admin_revoke_kiosk)

@@ -1,0 +1,121 @@
+"""The audit trail for supervisors: ``GET /api/v1/audit`` and the ``/audit`` page."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from cloudhelp.core import i18n
+from cloudhelp.core.errors import ApiError, bad_request
+from cloudhelp.core.inputs import bounded_date
+from cloudhelp.domain import audit
+from cloudhelp.http import pages
+from cloudhelp.http.account_routes import current_staff
+from cloudhelp.http.state import AppState
+from cloudhelp.store.models import SUPERVISOR_ROLES
+
+FILTERS = ("person", "case", "from", "to", "action")
+MAX_ROWS = 500
+
+
+def _day(raw: str, name: str) -> date | None:
+    return bounded_date(raw, name) if raw else None
+
+
+def _int(raw: str, name: str, low: int, high: int) -> int | None:
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
+        raise bad_request(f"Parameter '{name}' must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+async def _search(request: web.Request) -> list[dict[str, Any]]:
+    q = request.query
+    first, last = _day(q.get("from", ""), "from"), _day(q.get("to", ""), "to")
+    before = _int(q.get("before", ""), "before", 1, 2**31 - 1)
+    limit = _int(q.get("limit", ""), "limit", 1, MAX_ROWS) or 200
+    async with AppState.of(request.app).db.read() as session:
+        rows = await audit.search(
+            session,
+            person=q.get("person", "").strip()[:128] or None,
+            case_number=q.get("case", "").strip()[:32] or None,
+            first=first,
+            last=last,
+            action=q.get("action", "").strip()[:48] or None,
+            before=before,
+            limit=limit,
+        )
+    return [audit.event_json(r) for r in rows]
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """Audit rows newest first; filters person, case, from, to (local days), action, before
+    (a row number, to page back) and limit (≤ 500)."""
+    await current_staff(request, SUPERVISOR_ROLES)
+    found = await _search(request)
+    return web.json_response({"events": found}, dumps=AppState.of(request.app).dumps)
+
+
+def _describe(lang: str, event: dict[str, Any]) -> str:
+    """One line of what the row's detail says, in the reader's language."""
+    detail = event["detail"]
+    parts = []
+    keys = ("from", "to", "verdict", "round", "reason", "code", "name", "sha256", "station",
+            "kind", "value", "department", "item", "day", "day_kind", "days")  # fmt: skip
+    for key in keys:
+        if key in detail and detail[key] not in ("", None):
+            value = detail[key]
+            if key == "sha256":
+                value = str(value)[:12] + "…"
+            elif key in ("from", "to"):
+                value = i18n.translate(lang, f"case.state.{value}")
+            elif key == "verdict":
+                value = i18n.translate(lang, f"audit.verdict.{value}")
+            elif key == "code":
+                value = i18n.translate(lang, f"error.{value}")
+            elif key == "day_kind":
+                value = i18n.translate(lang, f"audit.day_kind.{value}")
+            elif key == "kind":
+                value = i18n.translate(lang, f"warning.{value}")
+            parts.append(f"{i18n.translate(lang, f'audit.field.{key}')}: {value}")
+    if "changes" in detail:
+        parts.append(
+            "; ".join(f"{k} {v}" for k, v in sorted(detail["changes"].items()))  # numbers only
+        )
+    return " · ".join(parts)
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    """Supervisors read the trail, filtered by person, case and date."""
+    try:
+        viewer = await current_staff(request, SUPERVISOR_ROLES)
+    except ApiError as exc:
+        if exc.code == "forbidden":
+            return pages.render(request, "error.html", status=403, message_key="error.forbidden")
+        raise web.HTTPFound("/staff") from None
+    query = {k: request.query.get(k, "") for k in FILTERS}
+    error = None
+    try:
+        found = await _search(request)
+    except ApiError as exc:
+        found, error = [], "error.bad_request" if exc.code == "bad_request" else f"error.{exc.code}"
+    lang = i18n.request_lang(request)
+    for event in found:
+        event["summary"] = _describe(lang, event)
+    return pages.render(
+        request,
+        "audit.html",
+        found=found,
+        query=query,
+        error=error,
+        actions=audit.ACTIONS,
+        nav_role=viewer.role,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/api/v1/audit", list_events)

@@ -1,0 +1,165 @@
+"""Server-rendered pages (Jinja2 templates in web/templates)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from sqlalchemy import func, select
+
+from cloudhelp.core import i18n
+from cloudhelp.domain import catalog, network
+from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.http.state import AppState
+from cloudhelp.store.models import ROLES, SUPERVISOR_ROLES, Department, Kiosk, ServiceItem, Station
+from web import TEMPLATES_DIR
+
+ENV_KEY = web.AppKey("jinja_env", jinja2.Environment)
+
+
+def local_time(value: str | datetime) -> str:
+    """An ISO timestamp as the district's local time, e.g. 2026-11-28 00:13."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["local"] = local_time
+    return env
+
+
+# The header nav of signed-in pages: (path, catalog key, roles that may open it).
+SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/staff", "nav.console", ROLES),
+    ("/board", "nav.board", SUPERVISOR_ROLES),
+    ("/reports", "nav.reports", SUPERVISOR_ROLES),
+    ("/follow-ups", "nav.follow_ups", SUPERVISOR_ROLES),
+    ("/cases", "nav.cases", ROLES),
+    ("/audit", "nav.audit", SUPERVISOR_ROLES),
+)
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    lang = i18n.request_lang(request)
+
+    def t(key: str, **values: object) -> str:
+        return i18n.translate(lang, key, **values)
+
+    other = "en" if lang == i18n.DEFAULT_LANG else i18n.DEFAULT_LANG
+    html = (
+        request.app[ENV_KEY]
+        .get_template(template)
+        .render(t=t, lang=lang, other_lang=other, path=request.path, site_nav=SITE_NAV, **context)
+    )
+    response = web.Response(text=html, content_type="text/html", status=status)
+    if request.query.get("lang") in i18n.LANGS:
+        response.set_cookie(
+            i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", secure=request.secure
+        )
+    return response
+
+
+async def home(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        counts = {
+            name: await session.scalar(select(func.count()).select_from(model))
+            for name, model in (
+                ("items", ServiceItem),
+                ("departments", Department),
+                ("stations", Station),
+                ("kiosks", Kiosk),
+            )
+        }
+        stations = await network.list_stations(session)
+    return render(request, "home.html", counts=counts, stations=stations)
+
+
+async def catalog_page(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    query = request.query.get("q", "").strip()
+    department = request.query.get("department") or None
+    category = request.query.get("category") or None
+    tier = request.query.get("tier") or None
+    if tier not in (None, *network.TIER_RANK):
+        tier = None
+    async with state.db.read() as session:
+        items, total = await catalog.search_items(
+            session, query=query, department=department, category=category, tier=tier, limit=500
+        )
+        departments = await catalog.list_departments(session)
+        categories = await catalog.list_categories(session)
+    return render(
+        request,
+        "catalog.html",
+        items=items,
+        total=total,
+        query=query,
+        department=department,
+        category=category,
+        tier=tier,
+        departments=departments,
+        categories=categories,
+    )
+
+
+async def item_page(request: web.Request) -> web.Response:
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        item = await catalog.get_item(session, request.match_info["code"])
+    if item is None:
+        return render(request, "error.html", status=404, message_key="error.not_found")
+    return render(request, "item.html", item=item)
+
+
+async def kiosk_page(request: web.Request) -> web.Response:
+    settings = AppState.of(request.app).settings
+    return render(
+        request,
+        "kiosk.html",
+        idle_seconds=settings.kiosk_idle_seconds,
+        idle_warning_seconds=settings.kiosk_idle_warning_seconds,
+    )
+
+
+async def staff_page(request: web.Request) -> web.Response:
+    return render(request, "staff.html")
+
+
+async def board_page(request: web.Request) -> web.Response:
+    return render(request, "board.html")
+
+
+async def reports_page(request: web.Request) -> web.Response:
+    return render(request, "reports.html")
+
+
+async def follow_ups_page(request: web.Request) -> web.Response:
+    return render(request, "follow_ups.html")
+
+
+async def message_catalog(request: web.Request) -> web.Response:
+    lang = request.match_info["lang"]
+    if lang not in i18n.LANGS:
+        raise web.HTTPNotFound()
+    return web.json_response(i18n.catalog(lang), dumps=AppState.of(request.app).dumps)
+
+
+def setup(app: web.Application) -> None:
+    app[ENV_KEY] = make_environment()
+    app.router.add_get("/", home)
+    app.router.add_get("/kiosk", kiosk_page)
+    app.router.add_get("/staff", staff_page)
+    app.router.add_get("/board", board_page)
+    app.router.add_get("/reports", reports_page)
+    app.router.add_get("/follow-ups", follow_ups_page)
+    app.router.add_get("/i18n/{lang}.json", message_catalog)
+    app.router.add_get("/catalog", catalog_page)
+    app.router.add_get("/catalog/{code}", item_page)

@@ -1,0 +1,126 @@
+"""Time-out warnings over HTTP: the active ones, their history, acknowledgement, thresholds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import Field
+from sqlalchemy import select
+
+from cloudhelp.core.errors import ApiError
+from cloudhelp.core.inputs import path_id
+from cloudhelp.domain import audit, timeouts
+from cloudhelp.domain.metrics import day_bounds
+from cloudhelp.http.account_routes import Body, current_staff, parse_body
+from cloudhelp.http.report_routes import date_range
+from cloudhelp.http.state import AppState
+from cloudhelp.store.models import (
+    SUPERVISOR_ROLES,
+    Department,
+    ServiceItem,
+    TimeoutWarning,
+    WarningThreshold,
+    utcnow,
+)
+
+
+class ThresholdBody(Body):
+    kind: Annotated[str, Field(min_length=1, max_length=32)]
+    # strict: a number, never a boolean or a string read as one (false → 0 set a threshold)
+    value: Annotated[float, Field(ge=0, le=10_000_000, strict=True)] | None
+    department: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    item: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+
+
+async def list_warnings(request: web.Request) -> web.Response:
+    """``GET /api/v1/warnings[?state=all&from=&to=]``: active ones, or all raised in a range.
+    Staff see the warnings that concern them; supervisors see every one."""
+    staff = await current_staff(request)
+    stmt = select(TimeoutWarning).order_by(TimeoutWarning.raised_at.desc(), TimeoutWarning.id)
+    if request.query.get("state", "active") == "active":
+        stmt = stmt.where(TimeoutWarning.cleared_at.is_(None))
+    else:
+        start, end = day_bounds(*date_range(request))
+        stmt = stmt.where(TimeoutWarning.raised_at >= start, TimeoutWarning.raised_at < end)
+    if staff.role not in SUPERVISOR_ROLES:
+        stmt = stmt.where(TimeoutWarning.staff_id == staff.id)
+    state = AppState.of(request.app)
+    async with state.db.read() as s:
+        rows = (await s.scalars(stmt.limit(1000))).all()
+    return web.json_response(
+        {"warnings": [timeouts.warning_json(w) for w in rows]}, dumps=state.dumps
+    )
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """``POST /api/v1/warnings/{id}/ack``: record who saw it and when."""
+    staff = await current_staff(request)
+    warning_id = path_id(request, "id", "warning")
+    state = AppState.of(request.app)
+    async with state.db.write() as s:
+        try:
+            warning = await timeouts.acknowledge(s, warning_id, staff, utcnow())
+        except timeouts.WarningError as exc:
+            status = 404 if exc.code == "no_such_warning" else 403
+            raise ApiError(status, exc.code, exc.message) from None
+        body = timeouts.warning_json(warning)
+    await state.callcenter.warnings_changed({warning.staff_id} if warning.staff_id else set())
+    return web.json_response(body, dumps=state.dumps)
+
+
+async def thresholds(request: web.Request) -> web.Response:
+    """``GET /api/v1/warning-thresholds``: every kind with its default and its overrides."""
+    await current_staff(request, SUPERVISOR_ROLES)
+    state = AppState.of(request.app)
+    async with state.db.read() as s:
+        rows = (
+            await s.execute(
+                select(WarningThreshold, Department.code, ServiceItem.code)
+                .outerjoin(Department, Department.id == WarningThreshold.department_id)
+                .outerjoin(ServiceItem, ServiceItem.id == WarningThreshold.item_id)
+            )
+        ).all()
+    return web.json_response(
+        {
+            "kinds": [
+                {
+                    "kind": kind,
+                    "label": timeouts.Kind.label(kind),
+                    "unit": spec.unit,
+                    "default": spec.default,
+                    "overrides": [
+                        {"department": department, "item": item, "value": row.value}
+                        for row, department, item in rows
+                        if row.kind == kind
+                    ],
+                }
+                for kind, spec in timeouts.KINDS.items()
+            ]
+        },
+        dumps=state.dumps,
+    )
+
+
+async def set_threshold(request: web.Request) -> web.Response:
+    """``PUT /api/v1/warning-thresholds``: set (or with ``value`` null, remove) one threshold."""
+    staff = await current_staff(request, SUPERVISOR_ROLES)
+    body = await parse_body(request, ThresholdBody)
+    state = AppState.of(request.app)
+    async with state.db.write() as s:
+        try:
+            await timeouts.set_threshold(s, body.kind, body.value, body.department, body.item)
+            await audit.append(s, audit.staff_actor(staff), "setting.warning_threshold",
+                               subject_kind="threshold", subject=body.kind, kind=body.kind,
+                               value=body.value, department=body.department,
+                               item=body.item)  # fmt: skip
+        except timeouts.WarningError as exc:
+            raise ApiError(400, exc.code, exc.message) from None
+    return await thresholds(request)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/warnings", list_warnings)
+    app.router.add_post("/api/v1/warnings/{id}/ack", acknowledge)
+    app.router.add_get("/api/v1/warning-thresholds", thresholds)
+    app.router.add_put("/api/v1/warning-thresholds", set_threshold)

@@ -1,0 +1,1 @@
+"""WebRTC media in Python (aiortc): the test and benchmark peer."""
