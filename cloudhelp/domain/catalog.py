@@ -14,6 +14,7 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core import validation
 from cloudhelp.store.models import TIERS, Category, Department, Material, ServiceItem
 
 SAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "data" / "sample_catalog.json"
@@ -109,12 +110,6 @@ class CatalogIn(_Record):
 # ---------------------------------------------------------------------------- parsing
 
 
-def _describe(error: dict[str, Any], record_label: str) -> str:
-    loc = ".".join(str(part) for part in error["loc"]) or "record"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{record_label}, field {loc}: {message}"
-
-
 def validate_sections(
     raw: object, models: dict[str, type[BaseModel]], allowed: Iterable[str] = ()
 ) -> dict[str, list[Any]]:
@@ -138,7 +133,9 @@ def validate_sections(
             try:
                 parsed[section].append(model.model_validate(record))
             except ValidationError as exc:
-                problems += [_describe(err, label) for err in exc.errors()]
+                problems += [
+                    f"{label}, {validation.describe(err, 'record')}" for err in exc.errors()
+                ]
     if problems:
         raise CatalogError(problems)
     return parsed
@@ -329,15 +326,15 @@ async def import_catalog(session: AsyncSession, catalog: CatalogIn) -> dict[str,
         raise CatalogError(problems)
 
     for dep in catalog.departments:
-        row = departments.get(dep.code) or Department(code=dep.code)
-        row.name = dep.name
-        session.add(row)
-        departments[dep.code] = row
+        department = departments.get(dep.code) or Department(code=dep.code)
+        department.name = dep.name
+        session.add(department)
+        departments[dep.code] = department
     for cat in catalog.categories:
-        row = categories.get(cat.code) or Category(code=cat.code)
-        row.letter, row.name = cat.letter, cat.name
-        session.add(row)
-        categories[cat.code] = row
+        category = categories.get(cat.code) or Category(code=cat.code)
+        category.letter, category.name = cat.letter, cat.name
+        session.add(category)
+        categories[cat.code] = category
     await session.flush()
 
     existing = {
@@ -349,27 +346,27 @@ async def import_catalog(session: AsyncSession, catalog: CatalogIn) -> dict[str,
         ).all()
     }
     for item in catalog.items:
-        row = existing.get(item.code) or ServiceItem(code=item.code)
-        row.name = item.name
-        row.pinyin_initials = pinyin_initials(item.name)
-        row.department = departments[item.department]
-        row.category = categories[item.category]
-        row.statutory_days = item.statutory_days
-        row.promised_days = item.promised_days
-        row.tiers = list(item.tiers)
-        row.cloud = item.cloud
-        row.description = item.description
+        service = existing.get(item.code) or ServiceItem(code=item.code)
+        service.name = item.name
+        service.pinyin_initials = pinyin_initials(item.name)
+        service.department = departments[item.department]
+        service.category = categories[item.category]
+        service.statutory_days = item.statutory_days
+        service.promised_days = item.promised_days
+        service.tiers = list(item.tiers)
+        service.cloud = item.cloud
+        service.description = item.description
         # Materials are updated in place by position, so later records that point at a
         # material (pre-review checklists) keep pointing at the same row.
-        current = {m.position: m for m in row.materials} if row.id else {}
+        current = {m.position: m for m in service.materials} if service.id else {}
         materials: list[Material] = []
         for pos, material in enumerate(item.materials, start=1):
             target = current.get(pos) or Material(position=pos)
             for field_name, value in material.model_dump().items():
                 setattr(target, field_name, value)
             materials.append(target)
-        row.materials = materials
-        session.add(row)
+        service.materials = materials
+        session.add(service)
     return {
         "departments": len(catalog.departments),
         "categories": len(catalog.categories),

@@ -103,17 +103,21 @@ async def import_network(session: AsyncSession, raw: object) -> dict[str, int]:
         stations[st.code] = row
     kiosks = {k.code: k for k in (await session.scalars(select(Kiosk))).all()}
     for k in parsed["kiosks"]:
-        row = kiosks.get(k.code) or Kiosk(code=k.code)
-        row.name, row.station = k.name, stations[k.station]
-        session.add(row)
+        kiosk = kiosks.get(k.code) or Kiosk(code=k.code)
+        kiosk.name, kiosk.station = k.name, stations[k.station]
+        session.add(kiosk)
     staff = {s.username: s for s in (await session.scalars(select(Staff))).all()}
     for p in parsed["staff"]:
-        row = staff.get(p.username) or Staff(username=p.username)
-        row.display_name, row.role, row.station = p.display_name, p.role, stations[p.station]
-        row.skills = [StaffSkill(department_id=departments[c].id) for c in p.departments] + [
+        member = staff.get(p.username) or Staff(username=p.username)
+        member.display_name, member.role, member.station = (
+            p.display_name,
+            p.role,
+            stations[p.station],
+        )
+        member.skills = [StaffSkill(department_id=departments[c].id) for c in p.departments] + [
             StaffSkill(item_id=items[c].id) for c in p.items
         ]
-        session.add(row)
+        session.add(member)
     await session.flush()
     return {key: len(value) for key, value in parsed.items()}
 
