@@ -32,9 +32,9 @@ import asyncpg
 from sqlalchemy import func, make_url, select
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import metrics, workcalendar
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.http.report_routes import DUE_SOON_WORKING_DAYS
 from cloudhelp.store import db
 from cloudhelp.store.models import Ticket

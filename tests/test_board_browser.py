@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import accounts, timeouts
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server

@@ -159,9 +159,9 @@ async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None
     history, so the demo must not seed its cases first (today's history went missing)."""
     from sqlalchemy import func, select
 
+    from cloudhelp.core.clock import LOCAL_TZ
     from cloudhelp.devtools import history
     from cloudhelp.devtools.demo import DEMO_CASES
-    from cloudhelp.domain.queue import LOCAL_TZ
     from cloudhelp.store import db as cdb
     from cloudhelp.store.models import Case, Ticket
     from tests.conftest import load_sample_data

@@ -12,8 +12,8 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import metrics
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     HISTOGRAM_EDGES,

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from cloudhelp.callcenter import STAFF_COOKIE, SnapshotGate
+from cloudhelp.core.clock import LOCAL_TZ, local_day
 from cloudhelp.devtools import history
-from cloudhelp.domain.queue import LOCAL_TZ, local_day
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store.models import (
     Kiosk,

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import timeouts
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     Case,

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import cases, timeouts, workcalendar
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     CalendarYear,

@@ -22,12 +22,12 @@ from aiohttp import web
 from cloudhelp import __version__
 from cloudhelp.cli import audit_commands, calendar_commands
 from cloudhelp.core import logs
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.config import Settings, load_settings
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import accounts, audit, cases, catalog, metrics, network, workcalendar
 from cloudhelp.domain.case_record import case_record
 from cloudhelp.domain.catalog import CatalogError
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.http.auth import hash_password
 from cloudhelp.store import db
 from cloudhelp.store.db import DatabaseUnavailable

@@ -7,8 +7,8 @@ import argparse
 import json
 from datetime import datetime
 
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import audit, retention
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store import db
 
 

@@ -1,21 +1,50 @@
-"""HTTP errors as JSON bodies a person can read: {"error": {"code", "message"}}."""
+"""Errors with a stable code and a message for a person, and their HTTP form.
+
+Every refusal the application raises is a ``CodedError``: the domain's (``CaseError``,
+``AccountError`` …) carry a code and an English message; ``ApiError`` adds an HTTP status and is
+rendered as a JSON body ``{"error": {"code", "message"}}``. Pages and kiosks show the catalog
+text ``error.<code>`` (web/i18n), never the message.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from cloudhelp.core.logs import log_event
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
-class ApiError(web.HTTPException):
-    """An HTTP error with a stable code and a plain message, rendered as JSON.
+class CodedError(Exception):
+    """A refused operation: ``code`` is stable (a catalog key ``error.<code>``), ``message``
+    says in plain English what was wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MissingRow(RuntimeError):
+    """A row the code has just read or written is not there: a bug or a concurrent delete,
+    never a user's mistake (the request fails as an internal error)."""
+
+
+def must_exist(value: T | None, what: str) -> T:
+    """``value``, or MissingRow naming ``what`` when it is None (instead of an ``assert``)."""
+    if value is None:
+        raise MissingRow(f"{what} is missing")
+    return value
+
+
+class ApiError(web.HTTPException, CodedError):
+    """A CodedError with an HTTP status, rendered as JSON.
 
     Pages show the catalog text ``error.<code>`` (web/i18n), never ``message``; ``details``
     (numbers such as ``minutes``) go into the body beside them to fill the text's placeholders.
@@ -37,6 +66,12 @@ class ApiError(web.HTTPException):
             headers=headers,
         )
         self.code = code
+        self.message = message
+
+    @classmethod
+    def of(cls, error: CodedError, status: int = 400) -> ApiError:
+        """The HTTP form of a domain refusal: same code and message, with ``status``."""
+        return cls(status, error.code, error.message)
 
 
 # aiohttp's own errors (unknown path, wrong method, body too large …) get one of these codes.

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core import clock
+from cloudhelp.core.errors import must_exist
 from cloudhelp.domain import cases, catalog, network, prereview, queue, ratings
 from cloudhelp.store.models import (
     Case,
@@ -54,14 +56,24 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
     phones = [phone for _, _, phone, *_ in DEMO_CASES]
     if await session.scalar(select(Case.id).where(Case.applicant_phone.in_(phones)).limit(1)):
         return 0
-    reviewer = await session.scalar(select(Staff).where(Staff.username == "zhaogang"))
-    station = await session.scalar(select(Station).where(Station.code == "DLW-QG"))
-    kiosk = await session.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
-    assert reviewer is not None and station is not None and kiosk is not None
+    reviewer = must_exist(
+        await session.scalar(select(Staff).where(Staff.username == "zhaogang")),
+        "the sample network's staff member zhaogang",
+    )
+    station = must_exist(
+        await session.scalar(select(Station).where(Station.code == "DLW-QG")),
+        "the sample network's station DLW-QG",
+    )
+    kiosk = must_exist(
+        await session.scalar(select(Kiosk).where(Kiosk.code == "QG-01")),
+        "the sample network's kiosk QG-01",
+    )
     now = utcnow()
     for n, (item_code, name, phone, first17, steps, level, reasons) in enumerate(DEMO_CASES):
-        item = await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code))
-        assert item is not None
+        item = must_exist(
+            await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code)),
+            f"the sample catalog's item {item_code}",
+        )
         case = await cases.open_case(
             session, district=district, item=item, station_id=station.id, staff_id=reviewer.id,
             name=name, phone=phone, id_number=first17 + cases.id_check_character(first17),
@@ -123,9 +135,8 @@ async def _session_of(
     """The completed video session (ticket) a demo case was opened in, numbered from the day's
     live counter, with its events and the resident's rating."""
     item = case.item
-    category = await session.get(Category, item.category_id)
-    assert category is not None
-    day = queue.local_day(enqueued)
+    category = must_exist(await session.get(Category, item.category_id), f"category of {item.code}")
+    day = clock.local_day(enqueued)
     sequence = await queue.reserve_numbers(session, day, category)
     moments = {kind: enqueued + timedelta(minutes=m) for kind, m in SESSION_STEPS}
     outcome = (

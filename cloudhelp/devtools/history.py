@@ -24,8 +24,8 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import cases, queue
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.domain.ratings import FOLLOW_UP_WORKING_DAYS
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (

@@ -12,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core.errors import CodedError
 from cloudhelp.core.throttle import MAX_THROTTLE_KEYS, FailureThrottle
 from cloudhelp.http.auth import hash_password, verify_password
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, Station, utcnow
@@ -21,13 +22,8 @@ LOGIN_TTL = timedelta(hours=12)
 ENROL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
 
 
-class AccountError(Exception):
-    """A refused account operation; ``code`` is stable, ``message`` is for a person."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class AccountError(CodedError):
+    """A refused account operation (enrolment, sign-in, staff accounts)."""
 
 
 def token_hash(token: str) -> str:

@@ -20,14 +20,14 @@ import os
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.core.clock import day_start
 from cloudhelp.store.models import AuditEvent, AuditHead, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -342,9 +342,9 @@ async def search(
             or_(AuditEvent.case_number == case_number, AuditEvent.subject == case_number)
         )
     if first:
-        stmt = stmt.where(AuditEvent.at >= datetime.combine(first, time(), LOCAL_TZ))
+        stmt = stmt.where(AuditEvent.at >= day_start(first))
     if last:
-        stmt = stmt.where(AuditEvent.at <= datetime.combine(last, time.max, LOCAL_TZ))
+        stmt = stmt.where(AuditEvent.at < day_start(last + timedelta(days=1)))
     if action:
         stmt = stmt.where(AuditEvent.action == action)
     if before:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cloudhelp.core.clock import iso, local_date
 from cloudhelp.domain import metrics, queue, timeouts
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
@@ -30,15 +31,11 @@ TODAY_FIGURES = (
 )  # fmt: skip
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 async def snapshot(
     database: Database, now: datetime, rules: metrics.Rules = metrics.DEFAULT_RULES
 ) -> dict[str, Any]:
     """Queues per department, staff states, calls in progress, today's figures, warnings."""
-    today = now.astimezone(queue.LOCAL_TZ).date()
+    today = local_date(now)
     await metrics.refresh(database, today, today, TODAY_MAX_AGE, rules)
     async with database.read() as s:
         departments = (await s.scalars(select(Department).order_by(Department.code))).all()
@@ -91,7 +88,7 @@ async def snapshot(
                 "code": department.code,
                 "name": department.name,
                 "waiting": len(queued),
-                "oldest_enqueued_at": _iso(queued[0].enqueued_at) if queued else None,
+                "oldest_enqueued_at": iso(queued[0].enqueued_at) if queued else None,
                 "staff": on_duty,
             }
         )
@@ -105,7 +102,7 @@ async def snapshot(
                 "username": staff.username,
                 "name": staff.display_name,
                 "state": presence.state,
-                "since": _iso(presence.since),
+                "since": iso(presence.since),
                 "ticket": numbers.get(presence.ticket_id) if presence.ticket_id else None,
             }
             for staff, presence in staff_rows
@@ -116,7 +113,7 @@ async def snapshot(
                 "item": t.item.name,
                 "station": t.station.name,
                 "staff": names.get(t.staff_id or 0, ""),
-                "connected_at": _iso(t.connected_at),
+                "connected_at": iso(t.connected_at),
             }
             for t in open_tickets
             if t.status == "connected"

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import workdays
+from cloudhelp.core import clock, workdays
+from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import audit
-from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.store import counters
 from cloudhelp.store.models import Case, CaseCounter, CaseEvent, ServiceItem, Staff, Station, utcnow
 
 STATES = {
@@ -52,11 +51,8 @@ _ID_CHECK = "10X98765432"
 _PHONE = re.compile(r"^1\d{10}$")
 
 
-class CaseError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CaseError(CodedError):
+    """A refused case operation (applicant details, a move the lifecycle does not allow)."""
 
 
 def id_check_character(first17: str) -> str:
@@ -86,17 +82,8 @@ def mask_phone(phone: str) -> str:
 
 
 async def _next_number(session: AsyncSession, district: str, today: str) -> str:
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(CaseCounter).values(day=today, last=0).on_conflict_do_nothing(index_elements=["day"])
-    )
-    result = await session.execute(
-        update(CaseCounter)
-        .where(CaseCounter.day == today)
-        .values(last=CaseCounter.last + 1)
-        .returning(CaseCounter.last)
-    )
-    return f"{district}-{today}-{int(result.scalar_one()):04d}"
+    last = await counters.advance(session, CaseCounter, {"day": today})
+    return f"{district}-{today}-{last:04d}"
 
 
 async def open_case(
@@ -124,7 +111,7 @@ async def open_case(
         raise CaseError(
             "bad_id_number", "The ID card number is not valid (check its last character)."
         )
-    today = utcnow().astimezone(LOCAL_TZ).strftime("%Y%m%d")
+    today = clock.today().strftime("%Y%m%d")
     case = Case(
         number=await _next_number(session, district, today),
         item_id=item.id,
@@ -205,10 +192,6 @@ async def events_of(session: AsyncSession, case: Case) -> list[CaseEvent]:
     return list(rows.all())
 
 
-def _local_day(at: datetime) -> date:
-    return at.astimezone(LOCAL_TZ).date()
-
-
 @dataclass(frozen=True)
 class TimeLimits:
     promised_due: date | None
@@ -242,12 +225,14 @@ def limits_of(
         if event.to_state == "correction_needed":
             waiting_since = event.at
         elif waiting_since is not None:
-            paused += workdays.working_days_between(_local_day(waiting_since), _local_day(event.at))
+            paused += workdays.working_days_between(
+                clock.local_date(waiting_since), clock.local_date(event.at)
+            )
             waiting_since = None
     if waiting_since is not None:
-        now_day = today or _local_day(utcnow())
-        paused += workdays.working_days_between(_local_day(waiting_since), now_day)
-    start = _local_day(accepted_at)
+        now_day = today or clock.today()
+        paused += workdays.working_days_between(clock.local_date(waiting_since), now_day)
+    start = clock.local_date(accepted_at)
     promised = workdays.add_working_days(start, promised_days + paused)
     statutory = workdays.add_working_days(start, statutory_days + paused)
     return TimeLimits(

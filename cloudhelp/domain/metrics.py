@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, literal, select
@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ, day_bounds, local_date
 from cloudhelp.core.config import Settings
 from cloudhelp.domain import cases
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.domain.ratings import BAD_LEVELS
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
@@ -94,14 +94,6 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
     if later is None or earlier is None:
         return None
     return (later - earlier).total_seconds()
-
-
-def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
-    """The instants that open ``first`` and close ``last``, local time."""
-    return (
-        datetime.combine(first, time(), LOCAL_TZ),
-        datetime.combine(last + timedelta(days=1), time(), LOCAL_TZ),
-    )
 
 
 async def ticket_facts(
@@ -290,7 +282,7 @@ async def refresh(
                 )
             ).all()
         }
-    today = now.astimezone(LOCAL_TZ).date()
+    today = local_date(now)
     built = 0
     day = first
     while day <= min(last, today):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudhelp.domain.queue import LOCAL_TZ
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.store.models import Case, CorrectionNotice
 
 TITLE = "材料补正一次性告知书"

@@ -11,16 +11,15 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, cast, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core.clock import local_day
+from cloudhelp.core.errors import must_exist
 from cloudhelp.domain import outcomes
+from cloudhelp.store import counters
 from cloudhelp.store.models import (
     Call,
     Category,
@@ -33,7 +32,6 @@ from cloudhelp.store.models import (
     utcnow,
 )
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_HANDLING_SECONDS = 300.0
 HANDLING_SAMPLE = 20
 MIN_SAMPLES = 3
@@ -46,11 +44,6 @@ class Conflict(Exception):
     """A claim lost a race half-way; raised so the caller's transaction rolls back."""
 
 
-def local_day(at: datetime) -> str:
-    """The calendar day in the district (ticket numbers restart daily at local midnight)."""
-    return at.astimezone(LOCAL_TZ).date().isoformat()
-
-
 async def reserve_numbers(
     session: AsyncSession, day: str, category: Category, count: int = 1
 ) -> int:
@@ -61,8 +54,7 @@ async def reserve_numbers(
     day (tickets written before the counter, e.g. by an older history generator), so a new
     number never collides with an old one.
     """
-    dialect = session.bind.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    start = 0
     where = (TicketCounter.day == day, TicketCounter.category_id == category.id)
     if await session.scalar(select(TicketCounter.last).where(*where)) is None:
         used = await session.scalar(
@@ -70,18 +62,9 @@ async def reserve_numbers(
                 Ticket.day == day, Ticket.number.like(f"{category.letter}%")
             )
         )
-        await session.execute(
-            insert(TicketCounter)
-            .values(day=day, category_id=category.id, last=used or 0)
-            .on_conflict_do_nothing(index_elements=["day", "category_id"])
-        )
-    result = await session.execute(
-        update(TicketCounter)
-        .where(*where)
-        .values(last=TicketCounter.last + count)
-        .returning(TicketCounter.last)
-    )
-    return int(result.scalar_one()) - count + 1
+        start = used or 0
+    key = {"day": day, "category_id": category.id}
+    return await counters.advance(session, TicketCounter, key, by=count, start=start) - count + 1
 
 
 def ticket_number(letter: str, sequence: int) -> str:
@@ -244,8 +227,7 @@ async def connect(
     )
     if not staff_ok:
         raise Conflict
-    ticket = await session.get(Ticket, ticket_id)
-    assert ticket is not None
+    ticket = must_exist(await session.get(Ticket, ticket_id), f"ticket {ticket_id}")
     call = Call(ticket_id=ticket_id, staff_id=staff_id, kiosk_id=ticket.kiosk_id, started_at=now)
     session.add(call)
     await session.flush()

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import workdays
-from cloudhelp.domain.queue import LOCAL_TZ
-from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket, utcnow
+from cloudhelp.core import clock, workdays
+from cloudhelp.core.errors import CodedError
+from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket
 
 LEVELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 BAD_LEVELS = (1, 2)
@@ -28,11 +28,8 @@ FOLLOW_UP_WORKING_DAYS = 5
 OUTCOMES = ("rated", "declined", "no_answer")
 
 
-class RatingError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class RatingError(CodedError):
+    """A refused rating."""
 
 
 async def rate(
@@ -80,7 +77,7 @@ async def rate(
             .where(Staff.role == "supervisor", Staff.active.is_(True))
             .order_by(Staff.id)
         )
-        due = workdays.add_working_days(utcnow().astimezone(LOCAL_TZ).date(), follow_up_days)
+        due = workdays.add_working_days(clock.today(), follow_up_days)
         follow_up = FollowUp(
             rating_id=rating.id,
             assignee_id=supervisor.id if supervisor else None,
@@ -93,7 +90,7 @@ async def rate(
 
 
 def follow_up_json(follow_up: FollowUp, rating: Rating, ticket: Ticket) -> dict[str, Any]:
-    today = utcnow().astimezone(LOCAL_TZ).date()
+    today = clock.today()
     return {
         "id": follow_up.id,
         "ticket": {"id": ticket.id, "number": ticket.number, "item": ticket.item.name},

@@ -15,6 +15,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n, workdays
+from cloudhelp.core.clock import local_date
+from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import cases, queue, workcalendar
 from cloudhelp.domain.case_record import notice_late
 from cloudhelp.store.models import (
@@ -61,11 +63,8 @@ SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "ticket_wait", "cal
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
 
 
-class WarningError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WarningError(CodedError):
+    """A refused threshold change or acknowledgement."""
 
 
 class Thresholds:
@@ -222,7 +221,7 @@ async def _case_conditions(
     session: AsyncSession, now: datetime, limits: Thresholds
 ) -> list[Condition]:
     found = []
-    today = now.astimezone(queue.LOCAL_TZ).date()
+    today = local_date(now)
     for case, due in await cases.running_limits(session, today):
         if due.promised_due is None:
             continue
@@ -260,7 +259,7 @@ async def _follow_up_conditions(
     session: AsyncSession, now: datetime, limits: Thresholds
 ) -> list[Condition]:
     found = []
-    today = now.astimezone(queue.LOCAL_TZ).date()
+    today = local_date(now)
     rows = (
         await session.execute(
             select(FollowUp, Ticket)
@@ -291,7 +290,7 @@ async def _follow_up_conditions(
 def _calendar_conditions(now: datetime, limits: Thresholds) -> list[Condition]:
     """The working-day calendar lacks this year, or next year within the threshold's days of
     its start (61: from 1 November)."""
-    today = now.astimezone(queue.LOCAL_TZ).date()
+    today = local_date(now)
     held = workdays.current().years
     days = limits.value("calendar_missing", None, None)
     missing = [today.year] if today.year not in held else []

@@ -27,8 +27,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
+from cloudhelp.core.clock import local_date
+from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import cases
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.store.models import (
     CalendarDay,
     CalendarYear,
@@ -56,11 +57,8 @@ HOLIDAY_NAMES = {
 OPEN_CASE_STATES = ("accepted", "correction_needed")
 
 
-class CalendarError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class CalendarError(CodedError):
+    """A refused calendar file or day change."""
 
 
 @dataclass(frozen=True)
@@ -292,7 +290,7 @@ async def _recompute(
     now: datetime,
 ) -> list[DueDateChange]:
     """Install the new calendar and record each open case and follow-up whose due date moved."""
-    today = now.astimezone(LOCAL_TZ).date()
+    today = local_date(now)
     case_rows = (
         await session.execute(
             select(Case.id, Case.number, Case.accepted_at, ServiceItem.promised_days,
@@ -328,7 +326,7 @@ async def _recompute(
             for row in case_rows
         }
         follow_up_dues = {
-            f.id: workdays.add_working_days(rated.astimezone(LOCAL_TZ).date(), follow_up_days)
+            f.id: workdays.add_working_days(local_date(rated), follow_up_days)
             for f, rated in follow_ups
         }
         return case_limits, follow_up_dues

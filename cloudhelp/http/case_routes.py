@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.callcenter import CORRECTION_STATES
 from cloudhelp.core import i18n, signed
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.core.inputs import ROW_ID_MAX, RowId, bounded_date, path_id
@@ -37,7 +38,6 @@ from cloudhelp.domain import (
     ratings,
 )
 from cloudhelp.domain.case_record import case_record
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.http import pages
 from cloudhelp.http.account_routes import current_staff, parse_body
 from cloudhelp.http.state import AppState

@@ -10,8 +10,8 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from cloudhelp.core import i18n
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import catalog, network
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import ROLES, SUPERVISOR_ROLES, Department, Kiosk, ServiceItem, Station
 from web import TEMPLATES_DIR

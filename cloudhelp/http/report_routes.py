@@ -12,10 +12,10 @@ from aiohttp import web
 from openpyxl import Workbook
 
 from cloudhelp.core import i18n
+from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.errors import bad_request
 from cloudhelp.core.inputs import bounded_date
 from cloudhelp.domain import metrics
-from cloudhelp.domain.queue import LOCAL_TZ
 from cloudhelp.http.account_routes import current_staff
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow

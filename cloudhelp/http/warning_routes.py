@@ -8,10 +8,10 @@ from aiohttp import web
 from pydantic import Field
 from sqlalchemy import select
 
+from cloudhelp.core.clock import day_bounds
 from cloudhelp.core.errors import ApiError
 from cloudhelp.core.inputs import path_id
 from cloudhelp.domain import audit, timeouts
-from cloudhelp.domain.metrics import day_bounds
 from cloudhelp.http.account_routes import Body, current_staff, parse_body
 from cloudhelp.http.report_routes import date_range
 from cloudhelp.http.state import AppState
