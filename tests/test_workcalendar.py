@@ -27,6 +27,7 @@ from cloudhelp.store.models import (
     Staff,
     Ticket,
 )
+from cloudhelp.views import warning_labels
 from tests.helpers import run_cli
 
 # A 2027 calendar for the tests (NOT the State Council's: that is imported when published).
@@ -172,7 +173,7 @@ async def test_the_board_warns_from_1_november_when_next_year_is_missing(demo_en
     assert await calendar_warnings(local(date(2026, 11, 1), 0)) == (["calendar:2027"], [])
     async with database.read() as s:
         (warning,) = [w for w in await timeouts.active(s) if w.kind == "calendar_missing"]
-    body = timeouts.warning_json(warning)
+    body = warning_labels.warning_json(warning)
     assert body["label"] == "工作日历缺年度" and body["detail"]["year"] == 2027
     assert warning.staff_id is None  # for supervisors: the board
     assert await calendar_warnings(local(date(2026, 11, 2))) == ([], [])  # raised once

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from cloudhelp.core import signed
 from cloudhelp.core.inputs import RowId
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import accounts, board, metrics, outcomes, prereview, queue, ratings, timeouts
+from cloudhelp.domain import accounts, metrics, outcomes, prereview, queue, ratings, timeouts
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     SUPERVISOR_ROLES,
@@ -37,6 +37,7 @@ from cloudhelp.store.models import (
     TicketEvent,
     utcnow,
 )
+from cloudhelp.views import board, warning_labels
 from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
 from signaling.hub import Handler, Hub, HubSettings, Principal, Session, drain
 from signaling.messages import Message
@@ -1116,7 +1117,7 @@ class CallCenter:
             mine = await timeouts.active(s, staff_id)
         message = {
             "type": "warnings",
-            "warnings": [timeouts.warning_json(w) for w in mine],
+            "warnings": [warning_labels.warning_json(w) for w in mine],
             "_key": "warnings",
         }
         await self._send_if_changed(

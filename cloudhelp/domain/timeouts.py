@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import i18n, workdays
+from cloudhelp.core import workdays
 from cloudhelp.core.clock import local_date
 from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import cases, queue, workcalendar
@@ -36,13 +36,11 @@ from cloudhelp.store.models import (
 
 @dataclass(frozen=True)
 class Kind:
+    """A kind of warning: the unit of its threshold and the threshold's default. Its name for
+    people is the catalog's ``warning.<kind>`` (cloudhelp.views.warning_labels)."""
+
     unit: str  # "seconds", "working_days" or "days"
     default: float
-
-    @staticmethod
-    def label(kind: str) -> str:
-        """The kind's name for people, from the zh-CN message catalog (``warning.<kind>``)."""
-        return i18n.translate(i18n.DEFAULT_LANG, f"warning.{kind}")
 
 
 KINDS = {
@@ -377,12 +375,12 @@ async def active(session: AsyncSession, staff_id: int | None = None) -> list[Tim
     )
 
 
-def warning_json(warning: TimeoutWarning) -> dict[str, Any]:
+def warning_data(warning: TimeoutWarning) -> dict[str, Any]:
+    """A warning as JSON data: codes, numbers and times (views add the kind's name)."""
     kind = KINDS[warning.kind]
     return {
         "id": warning.id,
         "kind": warning.kind,
-        "label": Kind.label(warning.kind),
         "unit": kind.unit,
         "threshold": warning.threshold,
         "subject": warning.subject,

@@ -23,6 +23,7 @@ from cloudhelp.store.models import (
     WarningThreshold,
     utcnow,
 )
+from cloudhelp.views import warning_labels
 
 
 class ThresholdBody(Body):
@@ -49,7 +50,7 @@ async def list_warnings(request: web.Request) -> web.Response:
     async with state.db.read() as s:
         rows = (await s.scalars(stmt.limit(1000))).all()
     return web.json_response(
-        {"warnings": [timeouts.warning_json(w) for w in rows]}, dumps=state.dumps
+        {"warnings": [warning_labels.warning_json(w) for w in rows]}, dumps=state.dumps
     )
 
 
@@ -64,7 +65,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         except timeouts.WarningError as exc:
             status = 404 if exc.code == "no_such_warning" else 403
             raise ApiError(status, exc.code, exc.message) from None
-        body = timeouts.warning_json(warning)
+        body = warning_labels.warning_json(warning)
     await state.callcenter.warnings_changed({warning.staff_id} if warning.staff_id else set())
     return web.json_response(body, dumps=state.dumps)
 
@@ -86,7 +87,7 @@ async def thresholds(request: web.Request) -> web.Response:
             "kinds": [
                 {
                     "kind": kind,
-                    "label": timeouts.Kind.label(kind),
+                    "label": warning_labels.kind_label(kind),
                     "unit": spec.unit,
                     "default": spec.default,
                     "overrides": [

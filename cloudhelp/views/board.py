@@ -19,6 +19,7 @@ from cloudhelp.store.models import (
     StaffSkill,
     Ticket,
 )
+from cloudhelp.views.warning_labels import warning_json
 
 # A supervisor watching the board is not a seat; one who answers calls from the console is,
 # while ringing, in a call or wrapping up.
@@ -31,12 +32,13 @@ TODAY_FIGURES = (
 )  # fmt: skip
 
 
-async def snapshot(
-    database: Database, now: datetime, rules: metrics.Rules = metrics.DEFAULT_RULES
-) -> dict[str, Any]:
-    """Queues per department, staff states, calls in progress, today's figures, warnings."""
+async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
+    """Queues per department, staff states, calls in progress, today's figures, warnings.
+
+    Reads only: today's figures come from the rollup rows as they are (the call centre's
+    rollups loop rebuilds them every TODAY_MAX_AGE while a board is watched).
+    """
     today = local_date(now)
-    await metrics.refresh(database, today, today, TODAY_MAX_AGE, rules)
     async with database.read() as s:
         departments = (await s.scalars(select(Department).order_by(Department.code))).all()
         open_tickets = (
@@ -120,7 +122,6 @@ async def snapshot(
         ],
         "today": {name: figures[name] for name in TODAY_FIGURES},
         "warnings": [
-            timeouts.warning_json(w)
-            for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
+            warning_json(w) for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
         ],
     }
