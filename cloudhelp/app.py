@@ -17,10 +17,14 @@ from cloudhelp.http import (
     api,
     audit_routes,
     case_routes,
-    files,
+    console_routes,
+    file_routes,
+    follow_up_routes,
     forwarded,
+    kiosk_routes,
     pages,
     report_routes,
+    review_routes,
     security_headers,
     warning_routes,
 )
@@ -117,8 +121,12 @@ def create_app(
     app.on_shutdown.append(close_sockets)
     api.setup(app)
     account_routes.setup(app, settings)
-    files.setup(app)
-    case_routes.setup(app, settings)
+    file_routes.setup(app)
+    kiosk_routes.setup(app, settings)
+    console_routes.setup(app)
+    follow_up_routes.setup(app)
+    review_routes.setup(app)
+    case_routes.setup(app)
     report_routes.setup(app)
     warning_routes.setup(app)
     audit_routes.setup(app)

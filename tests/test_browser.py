@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from cloudhelp.domain import accounts
-from cloudhelp.http.files import storage_path
+from cloudhelp.store.filestore import storage_path
 from cloudhelp.store.models import (
     Case,
     FollowUp,

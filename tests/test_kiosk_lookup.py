@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from cloudhelp.domain import cases
-from cloudhelp.http.case_routes import LOOKUP_THROTTLE_KEY, case_grant, notice_url
+from cloudhelp.http.kiosk_routes import LOOKUP_THROTTLE_KEY, case_grant
+from cloudhelp.http.review_routes import notice_url
 from cloudhelp.store.models import AuditEvent, Kiosk
 from tests.callkit import CallServer, running_server
 from tests.test_cases import ID_NUMBER

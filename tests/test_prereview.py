@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from cloudhelp.http.files import storage_path
+from cloudhelp.store.filestore import storage_path
 from cloudhelp.store.models import Case, CorrectionNotice
 from tests.callkit import running_server
 from tests.test_cases import ID_NUMBER

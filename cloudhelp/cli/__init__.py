@@ -28,7 +28,7 @@ from cloudhelp.devtools import demo, history
 from cloudhelp.domain import accounts, audit, cases, catalog, metrics, network, workcalendar
 from cloudhelp.domain.case_record import case_record
 from cloudhelp.domain.catalog import CatalogError
-from cloudhelp.http.auth import hash_password
+from cloudhelp.domain.passwords import hash_password
 from cloudhelp.store import db
 from cloudhelp.store.db import DatabaseUnavailable
 

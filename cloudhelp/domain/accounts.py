@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -14,9 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.errors import CodedError
 from cloudhelp.core.throttle import MAX_THROTTLE_KEYS, FailureThrottle
-from cloudhelp.http.auth import hash_password, verify_password
+from cloudhelp.domain.passwords import hash_password, verify_password
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, Station, utcnow
 
+# The cookie that carries a staff sign-in session (pages, API and the WebSocket read it).
+STAFF_COOKIE = "cloudhelp_session"
 ENROL_CODE_TTL = timedelta(hours=24)
 LOGIN_TTL = timedelta(hours=12)
 ENROL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud over the phone
@@ -143,6 +145,12 @@ async def revoke_kiosk(session: AsyncSession, kiosk_code: str) -> Kiosk:
     return kiosk
 
 
+async def revoked_kiosks(session: AsyncSession, kiosk_ids: Iterable[int]) -> list[int]:
+    """Which of ``kiosk_ids`` have been revoked (their credential is gone)."""
+    stmt = select(Kiosk.id).where(Kiosk.id.in_(list(kiosk_ids)), Kiosk.credential_hash.is_(None))
+    return list((await session.scalars(stmt)).all())
+
+
 # ---------------------------------------------------------------------------- staff
 
 
@@ -232,3 +240,11 @@ class LoginThrottle(FailureThrottle):
     def succeeded(self, username: str, address: str | None) -> None:
         """The right password ends both counts of this account."""
         self.clear(self._keys(username, address))
+
+
+async def display_names(session: AsyncSession, logins: set[str]) -> dict[str, str]:
+    """The names people know (赵刚) of staff logins, for pages; unknown logins are left out."""
+    rows = await session.execute(
+        select(Staff.username, Staff.display_name).where(Staff.username.in_(logins))
+    )
+    return {login: name for login, name in rows.all()}

@@ -4,8 +4,9 @@ Staff (role ``staff``) see the cases of the departments and items they serve (th
 ``StaffSkill`` rows), the cases they reviewed (``Case.staff_id``) and the cases of sessions they
 answered (``Ticket.staff_id``: a correction session transferred to another department's staff
 member stays workable by whoever answers it). Supervisors and admins see the district. Every
-case read and write in :mod:`cloudhelp.case_routes` goes through :func:`visible`; a case out of
-scope is answered like a case that does not exist (404), so case numbers are not confirmed.
+case read and write over HTTP goes through :func:`visible` (:func:`visible_case` for one case by
+number); a case out of scope is answered like a case that does not exist (404), so case numbers
+are not confirmed.
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ async def may_open_for_item(session: AsyncSession, staff: Staff, item_id: int) -
         select(ServiceItem.id).where(ServiceItem.id == item_id, await served_items(session, staff))
     )
     return found is not None
+
+
+async def visible_case(session: AsyncSession, number: str, staff: Staff | None) -> Case | None:
+    """The case by number if ``staff`` may see it (None for ``staff``: no scope, as for a
+    signed notice link); None when it does not exist or is out of scope (alike on purpose)."""
+    stmt = select(Case).where(Case.number == number)
+    if staff is not None:
+        stmt = stmt.where(await visible(session, staff))
+    return await session.scalar(stmt)

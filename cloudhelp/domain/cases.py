@@ -46,6 +46,11 @@ TRANSITIONS = {
     "delivered": set(),
     "not_accepted": set(),
 }
+# Where pre-review moves a case (the console's checklist and verdict), not the case page.
+REVIEW_MOVES = frozenset({"correction_needed", "pre_review"})
+# A case a resident can come back for at a kiosk (looked up by number, a correction session):
+# it waits for corrections, or a dropped call left its pre-review open.
+CORRECTION_STATES = ("correction_needed", "pre_review")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _PHONE = re.compile(r"^1\d{10}$")
@@ -185,11 +190,49 @@ async def transition(
     return event
 
 
+async def for_correction(session: AsyncSession, number: str) -> Case | None:
+    """The case numbered ``number`` if a resident may call back for it (CORRECTION_STATES)."""
+    return await session.scalar(
+        select(Case).where(Case.number == number, Case.status.in_(CORRECTION_STATES))
+    )
+
+
 async def events_of(session: AsyncSession, case: Case) -> list[CaseEvent]:
     rows = await session.scalars(
         select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.at, CaseEvent.id)
     )
     return list(rows.all())
+
+
+async def events_by_case(session: AsyncSession, ids: list[int]) -> dict[int, list[CaseEvent]]:
+    """The events of many cases in one query, each case's in order (a list of cases reads
+    them at once, not once per row)."""
+    found: dict[int, list[CaseEvent]] = {case_id: [] for case_id in ids}
+    if not ids:
+        return found
+    rows = await session.scalars(
+        select(CaseEvent)
+        .where(CaseEvent.case_id.in_(ids))
+        .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)
+    )
+    for event in rows.all():
+        found[event.case_id].append(event)
+    return found
+
+
+def allowed_moves(case: Case) -> list[str]:
+    """The states :func:`transition` accepts from the case's state now, sorted (a
+    ``correction_needed`` case goes to ``accepted`` only if it was accepted before)."""
+    moves = TRANSITIONS[case.status]
+    if case.status == "correction_needed" and case.accepted_at is None:
+        moves = moves - {"accepted"}
+    return sorted(moves)
+
+
+def manual_moves(case: Case) -> list[str]:
+    """The moves a person makes by hand on the case page: the allowed ones except those of
+    pre-review, which happen in the console beside the video (checklist and verdict)."""
+    return [m for m in allowed_moves(case) if m not in REVIEW_MOVES]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from cloudhelp.domain import notice_pdf
 from cloudhelp.domain.notice_text import NoticeText
-from cloudhelp.http import files
+from cloudhelp.store import filestore
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import Case, CorrectionNotice
 
@@ -58,7 +58,7 @@ class NoticePdfs:
     async def _read(self, sha256: str | None) -> bytes | None:
         if sha256 is None:
             return None
-        path = files.storage_path(self._data_dir, sha256)
+        path = filestore.storage_path(self._data_dir, sha256)
         try:
             return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
@@ -69,7 +69,7 @@ class NoticePdfs:
         (``missing``: the hash recorded before whose bytes are gone, if any)."""
         data = await asyncio.to_thread(notice_pdf.render, text)
         self.renders += 1
-        sha256 = await asyncio.to_thread(files.store_bytes, self._data_dir, data)
+        sha256 = await asyncio.to_thread(filestore.store_bytes, self._data_dir, data)
         notice_id = (
             select(CorrectionNotice.id)
             .join(Case, Case.id == CorrectionNotice.case_id)

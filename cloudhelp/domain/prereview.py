@@ -18,6 +18,7 @@ from cloudhelp.store.models import (
     Case,
     CorrectionNotice,
     MaterialCheck,
+    Staff,
     Ticket,
     TicketEvent,
     utcnow,
@@ -194,3 +195,22 @@ async def notices_of(session: AsyncSession, case: Case) -> list[CorrectionNotice
         .order_by(CorrectionNotice.round)
     )
     return list(rows.all())
+
+
+async def notice_words(
+    session: AsyncSession, case: Case, round_: int
+) -> notice_text.NoticeText | None:
+    """The words of the case's notice of round ``round_`` (None if that round has none): the
+    applicant's ID number masked, the issuer (告知人) by the name residents know, not the login."""
+    notice = await session.scalar(
+        select(CorrectionNotice).where(
+            CorrectionNotice.case_id == case.id, CorrectionNotice.round == round_
+        )
+    )
+    if notice is None:
+        return None
+    issuer = await session.scalar(
+        select(Staff.display_name).where(Staff.username == notice.issued_by)
+    )
+    masked = cases.mask_id_number(case.applicant_id_number)
+    return notice_text.notice_text(case, notice, masked, issuer or notice.issued_by)

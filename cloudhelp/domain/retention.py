@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import audit
-from cloudhelp.http.files import storage_path
 from cloudhelp.store.db import Database
+from cloudhelp.store.filestore import storage_path
 from cloudhelp.store.models import Case, CaseEvent, Ticket, TicketFile, utcnow
 
 

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core.config import Settings
-from cloudhelp.core.errors import ApiError, bad_request
+from cloudhelp.core.errors import ApiError
 from cloudhelp.domain import accounts, audit
+from cloudhelp.domain.accounts import STAFF_COOKIE
+from cloudhelp.http.auth import current_staff, staff_token
+from cloudhelp.http.bodies import Body, parse_body
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Staff
-from signaling import safejson
 
 PREFIX = "/api/v1"
 THROTTLE_KEY = web.AppKey("login_throttle", accounts.LoginThrottle)
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class LoginBody(Body):
@@ -41,25 +38,6 @@ class NewKioskBody(Body):
     name: Annotated[str, Field(max_length=100)] | None = None
 
 
-BodyT = TypeVar("BodyT", bound=BaseModel)
-
-
-async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
-    """The JSON body validated by ``model``; 400 with the first problem otherwise."""
-    try:
-        raw = safejson.loads(await request.read())
-    except safejson.JSONRefused as exc:
-        raise bad_request(str(exc)) from None
-    except ValueError:
-        raise bad_request("The request body must be JSON.") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise bad_request(f"Field '{where}': {first['msg']}.") from None
-
-
 def _account_error(exc: accounts.AccountError, status: int = 400) -> ApiError:
     return ApiError(status, exc.code, exc.message)
 
@@ -71,22 +49,6 @@ def staff_json(staff: Staff) -> dict[str, Any]:
         "role": staff.role,
         "station": staff.station.code,
     }
-
-
-async def current_staff(request: web.Request, roles: tuple[str, ...] | None = None) -> Staff:
-    """The signed-in staff member (by cookie), optionally required to hold one of ``roles``."""
-    token = request.cookies.get(STAFF_COOKIE)
-    if not token:
-        raise ApiError(401, "not_signed_in", "Please sign in first.")
-    state = AppState.of(request.app)
-    async with state.db.read() as session:
-        try:
-            staff = await accounts.staff_by_token(session, token)
-        except accounts.AccountError as exc:
-            raise _account_error(exc, 401) from None
-    if roles is not None and staff.role not in roles:
-        raise ApiError(403, "forbidden", "Your role may not do this.")
-    return staff
 
 
 async def login(request: web.Request) -> web.Response:
@@ -139,7 +101,7 @@ async def _login_of(session: AsyncSession, staff_id: int) -> str:
 
 async def logout(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
-    token = request.cookies.get(STAFF_COOKIE)
+    token = staff_token(request)
     if token:
         async with state.db.write() as session:
             staff_id = await accounts.logout(session, token)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from cloudhelp.core.errors import bad_request, not_found
 from cloudhelp.domain import catalog, network, ratings
 from cloudhelp.http import openapi
+from cloudhelp.http.bodies import query_bool, query_int
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import ServiceItem, Ticket, utcnow
 
@@ -17,37 +18,13 @@ PREFIX = "/api/v1"
 MAX_PAGE = 200
 
 
-def _int_param(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"Parameter '{name}' must be a whole number, not {raw!r}.") from None
-    if not 0 <= value <= maximum:
-        raise bad_request(f"Parameter '{name}' must be between 0 and {maximum}.")
-    return value
-
-
-def _bool_param(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("1", "true", "yes"):
-        return True
-    if raw.lower() in ("0", "false", "no"):
-        return False
-    raise bad_request(f"Parameter '{name}' must be true or false, not {raw!r}.")
-
-
 async def list_items(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     tier = request.query.get("tier") or None
     if tier is not None and tier not in network.TIER_RANK:
         raise bad_request("Parameter 'tier' must be one of community, street, district.")
-    limit = _int_param(request, "limit", 50, MAX_PAGE)
-    offset = _int_param(request, "offset", 0, 1_000_000)
+    limit = query_int(request, "limit", 0, MAX_PAGE, default=50)
+    offset = query_int(request, "offset", 0, 1_000_000, default=0)
     async with state.db.read() as session:
         rows, total = await catalog.search_items(
             session,
@@ -55,7 +32,7 @@ async def list_items(request: web.Request) -> web.Response:
             department=request.query.get("department") or None,
             category=request.query.get("category") or None,
             tier=tier,
-            cloud=_bool_param(request, "cloud"),
+            cloud=query_bool(request, "cloud"),
             limit=limit,
             offset=offset,
         )
@@ -74,7 +51,7 @@ HOT_FALLBACK = ("NYNC-002", "SCJG-001", "SCJG-002", "SCJG-003", "ZJJ-001", "CGJ-
 async def hot_items(request: web.Request) -> web.Response:
     """The most asked-for cloud items of the last 30 days (topped up with the seed's list)."""
     state = AppState.of(request.app)
-    limit = _int_param(request, "limit", 8, 50)
+    limit = query_int(request, "limit", 0, 50, default=8)
     since = utcnow() - timedelta(days=30)
     async with state.db.read() as session:
         counted = (

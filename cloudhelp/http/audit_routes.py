@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from cloudhelp.core import i18n
-from cloudhelp.core.errors import ApiError, bad_request
-from cloudhelp.core.inputs import bounded_date
+from cloudhelp.core.errors import ApiError
+from cloudhelp.core.inputs import ROW_ID_MAX
 from cloudhelp.domain import audit
 from cloudhelp.http import pages
-from cloudhelp.http.account_routes import current_staff
+from cloudhelp.http.auth import current_staff
+from cloudhelp.http.bodies import query_date, query_int
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES
 
@@ -20,23 +20,11 @@ FILTERS = ("person", "case", "from", "to", "action")
 MAX_ROWS = 500
 
 
-def _day(raw: str, name: str) -> date | None:
-    return bounded_date(raw, name) if raw else None
-
-
-def _int(raw: str, name: str, low: int, high: int) -> int | None:
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
-        raise bad_request(f"Parameter '{name}' must be a whole number from {low} to {high}.")
-    return int(raw)
-
-
 async def _search(request: web.Request) -> list[dict[str, Any]]:
     q = request.query
-    first, last = _day(q.get("from", ""), "from"), _day(q.get("to", ""), "to")
-    before = _int(q.get("before", ""), "before", 1, 2**31 - 1)
-    limit = _int(q.get("limit", ""), "limit", 1, MAX_ROWS) or 200
+    first, last = query_date(request, "from"), query_date(request, "to")
+    before = query_int(request, "before", 1, ROW_ID_MAX)
+    limit = query_int(request, "limit", 1, MAX_ROWS, default=200)
     async with AppState.of(request.app).db.read() as session:
         rows = await audit.search(
             session,

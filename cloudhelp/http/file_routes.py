@@ -1,8 +1,9 @@
-"""Files sent during a call, kept on the server against the ticket.
+"""Files sent during a call, kept on the server against the ticket: upload, list, download.
 
 The receiving page uploads each file after it arrives over the data channel; the server checks
-its SHA-256, size, type (by its first bytes, not only its name) and stores it once by content
-hash under ``<data_dir>/files``. Nothing a resident sent is lost when a browser closes.
+its SHA-256, size, type (by its first bytes, not only its name) and keeps it once by content
+hash in the file store (:mod:`cloudhelp.store.filestore`). Nothing a resident sent is lost when
+a browser closes.
 """
 
 from __future__ import annotations
@@ -10,98 +11,44 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import unicodedata
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
 from sqlalchemy import select
 
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core.errors import ApiError, bad_request, not_found
-from cloudhelp.core.inputs import path_id
-from cloudhelp.domain import accounts, audit, queue
+from cloudhelp.domain import audit, queue
+from cloudhelp.http.auth import current_kiosk, current_staff, kiosk_credential
+from cloudhelp.http.bodies import path_id
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import Case, Staff, Ticket, TicketFile
+from cloudhelp.store.filestore import (
+    SIGNATURES,
+    sanitise_name,
+    storage_path,
+    type_matches,
+    write_once,
+)
+from cloudhelp.store.models import Case, Kiosk, Staff, Ticket, TicketFile
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
-SIGNATURES = {
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "application/pdf": (b"%PDF-",),
-    "image/webp": (b"RIFF",),
-}
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
-_INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 
 
-def _visible(name: str) -> str:
-    """``name`` without invisible format and control characters: bidi overrides and isolates
-    (U+202A–U+202E, U+2066–U+2069) that make ``gpj.exe`` read as ``exe.jpg``, zero-width
-    characters, and private-use or unassigned code points."""
-    return "".join(c for c in name if unicodedata.category(c) not in _INVISIBLE)
-
-
-def sanitise_name(name: str) -> str:
-    """A file name safe to show and to offer for download: no path, no control, bidi or other
-    invisible characters."""
-    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = _visible(_UNSAFE.sub("_", name)).strip(" .")
-    name = re.sub(r"\s+", " ", name)
-    if len(name) > 100:
-        stem, dot, ext = name.rpartition(".")
-        name = (stem[: 100 - len(ext) - 1] + dot + ext) if dot and len(ext) <= 10 else name[:100]
-    return name or "file"
-
-
-def type_matches(content_type: str, head: bytes) -> bool:
-    if content_type == "image/webp":
-        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    return any(head.startswith(sig) for sig in SIGNATURES.get(content_type, ()))
-
-
-def storage_path(data_dir: Path, sha256: str) -> Path:
-    return data_dir / "files" / sha256[:2] / sha256
-
-
-def _write(path: Path, data: bytes) -> None:
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(path)
-
-
-def store_bytes(data_dir: Path, data: bytes) -> str:
-    """Keep ``data`` in the file store (one copy per content); its SHA-256. Blocking: call it
-    in a thread."""
-    sha256 = hashlib.sha256(data).hexdigest()
-    _write(storage_path(data_dir, sha256), data)
-    return sha256
-
-
-async def _caller(request: web.Request, ticket: Ticket) -> str:
-    """'kiosk' or 'staff' if the caller may touch this ticket's files; 401/403 otherwise."""
-    state = AppState.of(request.app)
-    header = request.headers.get("Authorization", "")
-    async with state.db.read() as session:
-        try:
-            if header.startswith("Kiosk "):
-                kiosk = await accounts.kiosk_by_credential(session, header.removeprefix("Kiosk "))
-                if kiosk.id != ticket.kiosk_id:
-                    raise ApiError(403, "forbidden", "This ticket belongs to another kiosk.")
-                return "kiosk"
-            token = request.cookies.get(STAFF_COOKIE)
-            if not token:
-                raise ApiError(401, "not_signed_in", "Please sign in first.")
-            staff: Staff = await accounts.staff_by_token(session, token)
-        except accounts.AccountError as exc:
-            raise ApiError(401, exc.code, exc.message) from None
+async def _caller(request: web.Request, ticket: Ticket) -> Kiosk | Staff:
+    """The kiosk or staff member who may touch this ticket's files; 401/403 otherwise."""
+    if kiosk_credential(request) is not None:
+        kiosk = await current_kiosk(request)
+        if kiosk.id != ticket.kiosk_id:
+            raise ApiError(403, "forbidden", "This ticket belongs to another kiosk.")
+        return kiosk
+    staff = await current_staff(request)
     if staff.role == "staff" and staff.id != ticket.staff_id:
         raise ApiError(403, "forbidden", "Only the staff member who handles this ticket may.")
-    return "staff"
+    return staff
+
+
+def _kind(caller: Kiosk | Staff) -> str:
+    return "kiosk" if isinstance(caller, Kiosk) else "staff"
 
 
 async def _ticket(request: web.Request) -> Ticket:
@@ -149,7 +96,7 @@ def file_json(row: TicketFile) -> dict[str, Any]:
 
 async def upload(request: web.Request) -> web.Response:
     ticket = await _ticket(request)
-    uploader = await _caller(request, ticket)
+    uploader = _kind(await _caller(request, ticket))
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type not in SIGNATURES:
         raise ApiError(
@@ -190,7 +137,7 @@ async def upload(request: web.Request) -> web.Response:
         raise ApiError(415, "type_mismatch", f"The file's content is not {content_type}.")
     name = sanitise_name(unquote(request.headers.get("X-File-Name", "file")))
     state = AppState.of(request.app)
-    await asyncio.to_thread(_write, storage_path(state.settings.data_dir, expected), data)
+    await asyncio.to_thread(write_once, storage_path(state.settings.data_dir, expected), data)
     async with state.db.write() as session:
         row = await session.scalar(
             select(TicketFile).where(
@@ -242,11 +189,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise not_found("There is no such file for this ticket.")
     if row.purged_at is not None:
         raise ApiError(410, "file_purged", "This file was purged after its retention period.")
-    if caller == "staff":  # recorded before the file goes out
+    if isinstance(caller, Staff):  # recorded before the file goes out
         async with state.db.write() as session:
-            staff = await accounts.staff_by_token(session, request.cookies[STAFF_COOKIE])
             number = await session.scalar(select(Case.number).where(Case.id == ticket.case_id))
-            await audit.append(session, audit.staff_actor(staff), "file.downloaded",
+            await audit.append(session, audit.staff_actor(caller), "file.downloaded",
                                subject_kind="file", subject=str(row.id), case_number=number,
                                sha256=row.sha256, name=row.name, ticket=ticket.id)  # fmt: skip
     path = storage_path(state.settings.data_dir, row.sha256)

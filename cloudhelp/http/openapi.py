@@ -19,16 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from cloudhelp import __version__
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core import i18n
 from cloudhelp.core.inputs import EARLIEST_DATE, LATEST_DATE, ROW_ID_MAX
 from cloudhelp.domain import audit, cases, metrics, prereview, timeouts
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.account_routes import EnrolBody, LoginBody, NewKioskBody
-from cloudhelp.http.case_routes import Checklist, CloseFollowUp, Lookup, Move, NewCase, Verdict
-from cloudhelp.http.files import SIGNATURES
+from cloudhelp.http.case_routes import Move, NewCase
+from cloudhelp.http.follow_up_routes import CloseFollowUp
+from cloudhelp.http.kiosk_routes import Lookup
 from cloudhelp.http.report_routes import MAX_DAYS, TABLES
+from cloudhelp.http.review_routes import Checklist, Verdict
 from cloudhelp.http.state import AppState
 from cloudhelp.http.warning_routes import ThresholdBody
+from cloudhelp.store.filestore import SIGNATURES
 
 PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"

@@ -14,9 +14,9 @@ from openpyxl import Workbook
 from cloudhelp.core import i18n
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.errors import bad_request
-from cloudhelp.core.inputs import bounded_date
 from cloudhelp.domain import metrics
-from cloudhelp.http.account_routes import current_staff
+from cloudhelp.http.auth import current_staff
+from cloudhelp.http.bodies import bounded_date
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
 

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from cloudhelp.core.clock import day_bounds
 from cloudhelp.core.errors import ApiError
-from cloudhelp.core.inputs import path_id
 from cloudhelp.domain import audit, timeouts
-from cloudhelp.http.account_routes import Body, current_staff, parse_body
+from cloudhelp.http.auth import current_staff
+from cloudhelp.http.bodies import Body, parse_body, path_id
 from cloudhelp.http.report_routes import date_range
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import (

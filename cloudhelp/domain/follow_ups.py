@@ -1,0 +1,71 @@
+"""Follow-ups of bad ratings (回访整改) for supervisors: the list (all, open, overdue) with the
+session each is about, and closing one with a note."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core import clock
+from cloudhelp.core.errors import CodedError, must_exist
+from cloudhelp.domain import ratings
+from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket, utcnow
+
+
+class FollowUpError(CodedError):
+    """A refused follow-up operation (``not_found``, ``already_closed``)."""
+
+
+async def listed(
+    session: AsyncSession, *, open_only: bool = False, overdue_only: bool = False
+) -> list[dict[str, Any]]:
+    """Follow-ups by due date (``overdue``: open and due before today, local time), each with
+    the session it is about: day, station, who served (by name) and the case; ``closed_by_name``
+    is the person who closed it, by the name people know (孙华), not the login."""
+    stmt = (
+        select(FollowUp, Rating, Ticket)
+        .join(Rating, Rating.id == FollowUp.rating_id)
+        .join(Ticket, Ticket.id == Rating.ticket_id)
+        .order_by(FollowUp.due_date, FollowUp.id)
+    )
+    if open_only or overdue_only:
+        stmt = stmt.where(FollowUp.closed_at.is_(None))
+    if overdue_only:
+        stmt = stmt.where(FollowUp.due_date < clock.today())
+    rows = (await session.execute(stmt)).all()
+    people = (await session.execute(select(Staff.id, Staff.username, Staff.display_name))).all()
+    by_login = {username: name for _, username, name in people}
+    by_id = {staff_id: name for staff_id, _, name in people}
+    found = []
+    for follow_up, rating, ticket in rows:
+        body = ratings.follow_up_json(follow_up, rating, ticket)
+        # Ticket numbers repeat every day: the card says which session (day, station, who
+        # served, the case it was about).
+        body["ticket"] |= {
+            "day": ticket.day,
+            "station": ticket.station.name,
+            "staff_name": by_id.get(ticket.staff_id) if ticket.staff_id else None,
+            "case": ticket.case.number if ticket.case else None,
+        }
+        body["closed_by_name"] = by_login.get(body["closed_by"], body["closed_by"])
+        found.append(body)
+    return found
+
+
+async def close(
+    session: AsyncSession, follow_up_id: int, staff: Staff, note: str
+) -> dict[str, Any]:
+    """Close an open follow-up with what was done (``note``); the follow-up after."""
+    follow_up = await session.get(FollowUp, follow_up_id)
+    if follow_up is None:
+        raise FollowUpError("not_found", "There is no such follow-up.")
+    if follow_up.closed_at is not None:
+        raise FollowUpError("already_closed", "This follow-up is already closed.")
+    follow_up.closed_at, follow_up.closed_by, follow_up.note = utcnow(), staff.username, note
+    rating = must_exist(await session.get(Rating, follow_up.rating_id), "follow-up's rating")
+    ticket = must_exist(await session.get(Ticket, rating.ticket_id), "rating's session")
+    body = ratings.follow_up_json(follow_up, rating, ticket)
+    body["closed_by_name"] = staff.display_name
+    return body

@@ -1,0 +1,71 @@
+"""Where a call can be transferred: each department with how many staff who handle it are on
+duty and available now, and how many tickets wait in its queue (the console's transfer dialog).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.domain import queue
+from cloudhelp.store.models import Department, ServiceItem, StaffPresence, StaffSkill, Ticket
+
+
+async def _waiting(session: AsyncSession) -> dict[int, int]:
+    """Tickets waiting (or being offered), by department."""
+    rows = await session.execute(
+        select(Ticket.department_id, func.count())
+        .where(Ticket.status.in_(queue.QUEUED))
+        .group_by(Ticket.department_id)
+    )
+    return {department_id: count for department_id, count in rows.all()}
+
+
+async def targets(session: AsyncSession, asking_id: int) -> list[dict[str, Any]]:
+    """Every department (by code) with ``on_duty``, ``available`` (not counting the staff
+    member asking), ``waiting``, and ``current``: the department of the asker's call now, where
+    a transfer would change nothing."""
+    departments = (await session.scalars(select(Department).order_by(Department.code))).all()
+    on_duty = (
+        await session.scalars(
+            select(StaffPresence).where(
+                StaffPresence.state != "offline", StaffPresence.staff_id != asking_id
+            )
+        )
+    ).all()
+    skills = (
+        await session.scalars(
+            select(StaffSkill).where(StaffSkill.staff_id.in_([p.staff_id for p in on_duty]))
+        )
+    ).all()
+    item_department = dict(
+        (await session.execute(select(ServiceItem.id, ServiceItem.department_id))).all()
+    )
+    current = await session.scalar(
+        select(Ticket.department_id)
+        .join(StaffPresence, StaffPresence.ticket_id == Ticket.id)
+        .where(StaffPresence.staff_id == asking_id)
+    )
+    waiting = await _waiting(session)
+    handles = queue.skill_sets([p.staff_id for p in on_duty], skills)
+    body = []
+    for department in departments:
+        staff = [
+            p
+            for p in on_duty
+            if department.id in handles[p.staff_id][0]
+            or any(item_department.get(i) == department.id for i in handles[p.staff_id][1])
+        ]
+        body.append(
+            {
+                "code": department.code,
+                "name": department.name,
+                "on_duty": len(staff),
+                "available": sum(p.state == "available" for p in staff),
+                "waiting": waiting.get(department.id, 0),
+                "current": department.id == current,
+            }
+        )
+    return body
