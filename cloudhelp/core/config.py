@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +17,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from cloudhelp.http import forwarded
+# A trusted proxy: one address or a network.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it."""
+    networks: list[Network] = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted_proxies: {value!r} is not an address or network") from None
+    return tuple(networks)
 
 
 def default_data_dir() -> Path:
@@ -104,7 +118,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
-        forwarded.parse_networks(value)  # raises ValueError naming the bad entry
+        parse_networks(value)  # raises ValueError naming the bad entry
         return value
 
     @classmethod

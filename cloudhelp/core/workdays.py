@@ -94,3 +94,41 @@ def working_days_between(first: date, last: date) -> int:
         if is_working_day(day)[0]:
             count += 1
     return count
+
+
+# ------------------------------------------------------------------ the package's years
+
+# chinesecalendar names its holidays in English; the official calendar's names.
+HOLIDAY_NAMES = {
+    "New Year's Day": "元旦",
+    "Spring Festival": "春节",
+    "Tomb-sweeping Day": "清明节",
+    "Labour Day": "劳动节",
+    "Dragon Boat Festival": "端午节",
+    "National Day": "国庆节",
+    "Mid-autumn Festival": "中秋节",
+    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One day of the official calendar that differs from Monday–Friday."""
+
+    day: date
+    kind: str  # "holiday" or "workday"
+    name: str
+
+
+def package_entries() -> list[Entry]:
+    """Every holiday and adjusted working day the installed chinesecalendar knows."""
+    import chinese_calendar
+
+    entries = [
+        Entry(day, "holiday", HOLIDAY_NAMES.get(str(name), str(name)))
+        for day, name in chinese_calendar.holidays.items()
+    ] + [
+        Entry(day, "workday", HOLIDAY_NAMES.get(str(name), str(name)))
+        for day, name in chinese_calendar.workdays.items()
+    ]
+    return sorted(entries, key=lambda e: e.day)

@@ -8,7 +8,7 @@ imported from a small file (``parse_file``: JSON or CSV, see docs/metrics.md) an
 are corrected with ``set_day``. Whenever the calendar changes, the due dates of open cases and
 follow-ups are recomputed and every date that moved is recorded (``due_date_changes``).
 
-Processes compute with the copy installed in ``cloudhelp.workdays``; ``refresh`` reloads it
+Processes compute with the copy installed in ``cloudhelp.core.workdays``; ``refresh`` reloads it
 when the database's calendar changed (one small query), so an import from the command line
 reaches a running server at its next warning check.
 """
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import local_date
 from cloudhelp.core.errors import CodedError
+from cloudhelp.core.workdays import Entry, package_entries
 from cloudhelp.domain import cases
 from cloudhelp.store.models import (
     CalendarDay,
@@ -43,45 +44,11 @@ from cloudhelp.store.models import (
 )
 
 KINDS = ("holiday", "workday")
-# chinesecalendar names its holidays in English; the official calendar's names.
-HOLIDAY_NAMES = {
-    "New Year's Day": "元旦",
-    "Spring Festival": "春节",
-    "Tomb-sweeping Day": "清明节",
-    "Labour Day": "劳动节",
-    "Dragon Boat Festival": "端午节",
-    "National Day": "国庆节",
-    "Mid-autumn Festival": "中秋节",
-    "Anti-Fascist 70th Day": "抗战胜利70周年纪念日",
-}
 OPEN_CASE_STATES = ("accepted", "correction_needed")
 
 
 class CalendarError(CodedError):
     """A refused calendar file or day change."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One day of the official calendar that differs from Monday–Friday."""
-
-    day: date
-    kind: str  # "holiday" or "workday"
-    name: str
-
-
-def package_entries() -> list[Entry]:
-    """Every holiday and adjusted working day the installed chinesecalendar knows."""
-    import chinese_calendar
-
-    entries = [
-        Entry(day, "holiday", HOLIDAY_NAMES.get(str(name), str(name)))
-        for day, name in chinese_calendar.holidays.items()
-    ] + [
-        Entry(day, "workday", HOLIDAY_NAMES.get(str(name), str(name)))
-        for day, name in chinese_calendar.workdays.items()
-    ]
-    return sorted(entries, key=lambda e: e.day)
 
 
 # ------------------------------------------------------------------ reading and installing

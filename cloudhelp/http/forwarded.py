@@ -14,21 +14,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from cloudhelp.core.config import Network, parse_networks
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TRUSTED_PROXIES_KEY = web.AppKey("trusted_proxies", tuple)
-
-
-def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
-    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it."""
-    networks: list[Network] = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"trusted_proxies: {value!r} is not an address or network") from None
-    return tuple(networks)
 
 
 def _is_trusted(address: str | None, trusted: tuple[Network, ...]) -> bool:

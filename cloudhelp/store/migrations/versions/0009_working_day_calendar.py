@@ -72,7 +72,7 @@ def upgrade() -> None:
 def _seed(years: sa.Table, days: sa.Table) -> None:
     """The years the installed chinesecalendar knows, as it knows them (a snapshot: later
     changes go through ``cloudhelp calendar``)."""
-    from cloudhelp.domain.workcalendar import package_entries
+    from cloudhelp.core.workdays import package_entries
 
     now = datetime.now(UTC).replace(tzinfo=None)
     entries = package_entries()
