@@ -233,13 +233,48 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         closed_card = page.locator(f"#list li[data-follow-up='{follow_up_id}']")
         await expect(closed_card).to_contain_text("由 孙华 办结")
         await snap(page, "follow-ups-2-closed-shown")
-        await page.goto("/reports")
 
-        # A range the server refuses is explained on the page.
-        await page.fill("#from", "2026-01-01")
-        await page.fill("#to", "2025-01-01")
-        await page.click("#range button.primary")
-        await expect(page.locator("#banner")).to_contain_text("'from' must not be after 'to'")
+
+async def test_a_refused_range_is_explained_in_chinese_and_greys_the_old_figures(
+    sqlite_demo_url: str,
+) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await signed_in(server, page, "sunhua")
+        asked: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/v1/reports" in r.url else None)
+        await page.goto("/reports")
+        await expect(page.locator(".kpi").first).to_contain_text("取号")
+        await expect(page.locator("#report")).not_to_have_class(re.compile("stale"))
+        banner = page.locator("#banner")
+        kpis = page.locator("#kpis")
+        for first, last in (("2026-12-10", "2026-12-01"), ("2025-01-01", "2026-12-01")):
+            asked.clear()
+            await page.fill("#from", first)
+            await page.fill("#to", last)
+            await page.click("#range button.primary")
+            # The catalog's words (not the server's English), checked before asking the server.
+            await expect(banner).to_have_text(
+                "日期范围不正确：开始日期不能晚于结束日期，范围最多 400 天。"
+            )
+            await expect(page.locator("#report")).to_have_class(re.compile("stale"))
+            assert float(await kpis.evaluate("e => getComputedStyle(e).opacity")) < 0.5
+            assert await page.locator("#xlsx").get_attribute("href") is None
+            assert asked == []
+        await snap(page, "reports-bad-range")
+        # The server refuses such a range with the same code, which the page would show.
+        response = await page.request.get("/api/v1/reports?from=2026-12-10&to=2026-12-01")
+        assert response.status == 400
+        assert (await response.json())["error"] | {"message": ""} == {
+            "code": "bad_range", "days": 400, "message": ""
+        }  # fmt: skip
+        # A good range brings the figures back, in colour, with the export link.
+        await page.click("button[data-days='7']")
+        await expect(banner).to_be_hidden()
+        await expect(page.locator("#report")).not_to_have_class(re.compile("stale"))
+        assert float(await kpis.evaluate("e => getComputedStyle(e).opacity")) == 1
+        assert await page.locator("#xlsx").get_attribute("href")
 
 
 async def test_the_case_search_is_labelled_and_names_items(sqlite_demo_url: str) -> None:

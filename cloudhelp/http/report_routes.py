@@ -13,7 +13,7 @@ from openpyxl import Workbook
 
 from cloudhelp.core import i18n
 from cloudhelp.core.clock import LOCAL_TZ
-from cloudhelp.core.errors import bad_request
+from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import metrics
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import bounded_date
@@ -36,7 +36,12 @@ def date_range(request: web.Request) -> tuple[date, date]:
         request.query.get("from") or (last - timedelta(days=6)).isoformat(), "from"
     )
     if first > last or (last - first).days > MAX_DAYS:
-        raise bad_request(f"'from' must not be after 'to', and the range at most {MAX_DAYS} days.")
+        raise ApiError(
+            400,
+            "bad_range",
+            f"'from' must not be after 'to', and the range at most {MAX_DAYS} days.",
+            days=MAX_DAYS,
+        )
     return first, last
 
 

@@ -14,6 +14,10 @@ const COLUMNS = ["tickets", "answered", "abandon_rate", "wait_mean_s", "wait_p90
   "service_level", "good_rate", "ratings", "cases_opened", "cases_concluded", "first_pass_rate", "trips_saved"];
 const RATES = new Set(["abandon_rate", "service_level", "good_rate", "first_pass_rate", "rating_response_rate"]);
 const TIMES = new Set(["wait_mean_s", "wait_p90_s", "handling_mean_s", "handling_p90_s"]);
+// The server's limits (cloudhelp/http/report_routes.py MAX_DAYS, core/inputs.py date bounds).
+const MAX_DAYS = 400;
+const EARLIEST = "2000-01-01";
+const LATEST = "2099-12-31";
 
 /** @param {string} column @param {any} value */
 function show(column, value) {
@@ -181,12 +185,45 @@ function render() {
   csvLinks();
 }
 
+/** The catalog's text for a refusal's code (never the server's English message). @param {any} error */
+function errorText(error) {
+  const key = `error.${error?.code}`;
+  const text = error?.code ? t(key, error) : "";
+  return text && text !== key ? text : t("error.bad_request");
+}
+
+/**
+ * Say why the range was refused and grey out the figures of the previous range (they no longer
+ * match the dates in the form); the export links are withdrawn with them.
+ * @param {string} text
+ */
+function refuse(text) {
+  banner(text, "error");
+  $("report").classList.add("stale");
+  $("report").querySelectorAll("section").forEach((/** @type {HTMLElement} */ s) => { s.inert = true; });
+  $("xlsx").removeAttribute("href");
+}
+
+/** Why the server would refuse the dates in the form (checked before asking), or "". */
+function rangeProblem() {
+  const from = $("from").value;
+  const to = $("to").value;
+  if (!from || !to || from < EARLIEST || to > LATEST) return t("reports.date_bounds", { first: EARLIEST, last: LATEST });
+  const days = (Date.parse(to) - Date.parse(from)) / 86400000;
+  if (days < 0 || days > MAX_DAYS) return errorText({ code: "bad_range", days: MAX_DAYS });
+  return "";
+}
+
 async function load() {
+  const problem = rangeProblem();
+  if (problem) { refuse(problem); return; }
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "department,station,staff" });
   const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
   const body = await response.json();
-  if (!response.ok) { banner(body.error.message, "error"); return; }
+  if (!response.ok) { refuse(errorText(body.error)); return; }
   banner(null);
+  $("report").classList.remove("stale");
+  $("report").querySelectorAll("section").forEach((/** @type {HTMLElement} */ s) => { s.inert = false; });
   report = body;
   history.replaceState(null, "", `?from=${report.from}&to=${report.to}`);
   render();
