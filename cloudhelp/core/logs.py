@@ -12,11 +12,27 @@ logger = logging.getLogger("cloudhelp")
 
 
 RESERVED_FIELDS = ("ts", "level", "event", "error")
+# What every LogRecord has; anything else on a record came from the caller's ``extra=``.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "fields",
+}
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    """The ``extra=`` fields of a record (the hub's ``session``, ``room`` …)."""
+    return {
+        name: value
+        for name, value in vars(record).items()
+        if name not in RECORD_ATTRIBUTES and not name.startswith("_")
+    }
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object per record. An event's own field named like a reserved one (a rating's
-    ``level``) is written as ``field_<name>``: it never overwrites the log line's own."""
+    """One JSON object per record, with the event's fields: ``log_event``'s keyword arguments
+    and any ``extra=`` a library or the signaling hub logged with. A field named like a reserved
+    one (a rating's ``level``) is written as ``field_<name>``: it never overwrites the line's."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -24,7 +40,7 @@ class JsonLineFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": record.getMessage(),
         }
-        for name, value in getattr(record, "fields", {}).items():
+        for name, value in (_extra(record) | getattr(record, "fields", {})).items():
             entry[f"field_{name}" if name in RESERVED_FIELDS else name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
