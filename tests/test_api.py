@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import ClientSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cloudhelp.domain import queue
+from cloudhelp.store.models import Kiosk, ServiceItem, Ticket, utcnow
+
+Sessions = async_sessionmaker[AsyncSession]
 
 
 async def get_json(http: ClientSession, path: str, status: int = 200) -> dict:
@@ -119,3 +128,58 @@ async def test_home_and_catalog_pages(http: ClientSession) -> None:
 
     async with http.get("/static/css/app.css") as response:
         assert response.status == 200
+
+
+async def _take_tickets(sessions: Sessions, code: str, count: int, days_ago: int = 0) -> None:
+    """``count`` tickets for item ``code`` at the first kiosk, taken ``days_ago`` days ago."""
+    async with sessions() as session, session.begin():
+        item = await session.scalar(select(ServiceItem).where(ServiceItem.code == code))
+        kiosk = await session.scalar(select(Kiosk).order_by(Kiosk.id).limit(1))
+        assert item is not None and kiosk is not None
+        for n in range(count):
+            ticket = await queue.take(
+                session, item=item, kiosk_id=kiosk.id, station_id=kiosk.station_id,
+                session_id=f"{code}-{n}",
+            )  # fmt: skip
+            ticket.status = "abandoned"
+            ticket.enqueued_at -= timedelta(days=days_ago)
+
+
+async def test_hot_items_come_from_tickets_then_the_catalogs_featured_items(
+    http: ClientSession, sessions: Sessions
+) -> None:
+    async def hot(limit: int = 8) -> list[str]:
+        body = await get_json(http, f"/api/v1/items/hot?limit={limit}")
+        return [i["code"] for i in body["items"]]
+
+    async with sessions() as session:
+        featured = list(
+            (
+                await session.scalars(
+                    select(ServiceItem.code)
+                    .where(ServiceItem.featured.is_(True), ServiceItem.cloud.is_(True))
+                    .order_by(ServiceItem.id)
+                )
+            ).all()
+        )
+    # No tickets yet: the items the catalog features, in catalog order.
+    assert len(featured) == 8 and "NYNC-002" in featured
+    assert await hot() == featured
+
+    # The last 30 days' tickets rank first (most first); items a kiosk cannot call for
+    # (cloud false) and older tickets do not count; the featured items top the list up.
+    await _take_tickets(sessions, "NYNC-005", 3)
+    await _take_tickets(sessions, "JTJ-002", 1)
+    await _take_tickets(sessions, "SCJG-014", 5)  # handled in the hall only
+    await _take_tickets(sessions, "WJJ-001", 9, days_ago=31)
+    assert await hot(4) == ["NYNC-005", "JTJ-002", *featured[:2]]
+    assert await hot(1) == ["NYNC-005"]
+
+    # A catalog that features nothing: only what was asked for; with no recent tickets, none
+    # (the kiosk then hides the block).
+    async with sessions() as session, session.begin():
+        await session.execute(update(ServiceItem).values(featured=False))
+    assert await hot() == ["NYNC-005", "JTJ-002"]
+    async with sessions() as session, session.begin():
+        await session.execute(update(Ticket).values(enqueued_at=utcnow() - timedelta(days=40)))
+    assert await hot() == []

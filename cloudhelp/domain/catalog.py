@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,9 +15,10 @@ from pypinyin import Style, lazy_pinyin
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import validation
-from cloudhelp.store.models import TIERS, Category, Department, Material, ServiceItem
+from cloudhelp.core import clock, validation
+from cloudhelp.store.models import TIERS, Category, Department, Material, ServiceItem, Ticket
 
+HOT_DAYS = 30  # how far back the kiosks' "hot items" count tickets
 SAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "data" / "sample_catalog.json"
 
 Tier = Literal["community", "street", "district"]
@@ -72,6 +74,9 @@ class ItemIn(_Record):
     promised_days: Annotated[float, Field(gt=0, le=365)]
     tiers: Annotated[list[Tier], Field(min_length=1)]
     cloud: bool = True
+    # Shown on the kiosks' home screen while the hall's own tickets do not say yet which items
+    # residents ask for most (GET /api/v1/items/hot).
+    featured: bool = False
     description: Text = ""
     materials: list[MaterialIn] = []
 
@@ -169,6 +174,8 @@ CSV_COLUMNS = [
     "material_form", "material_copies", "material_notes", "material_common_mistakes",
 ]  # fmt: skip
 ITEM_COLUMNS = CSV_COLUMNS[5:12]
+# Read when present (files written before it lack it), always written, after the others.
+OPTIONAL_ITEM_COLUMNS = ["item_featured"]
 LIST_SEPARATOR = "|"
 
 
@@ -205,8 +212,8 @@ def parse_csv(text: str) -> CatalogIn:
         code = row["item_code"]
         if code in item_rows:
             first_line, first = item_rows[code]
-            for column in ITEM_COLUMNS:
-                if row[column] != first[column]:
+            for column in ITEM_COLUMNS + OPTIONAL_ITEM_COLUMNS:
+                if row.get(column) != first.get(column):
                     problems.append(
                         f"line {line} (item {code}), field {column}: differs from line {first_line}"
                     )
@@ -221,6 +228,7 @@ def parse_csv(text: str) -> CatalogIn:
                 "promised_days": row["promised_days"],
                 "tiers": [t for t in row["tiers"].split(LIST_SEPARATOR) if t],
                 "cloud": row["cloud"],
+                "featured": row.get("item_featured") or False,
                 "description": row["item_description"],
                 "materials": [],
             }
@@ -355,6 +363,7 @@ async def import_catalog(session: AsyncSession, catalog: CatalogIn) -> dict[str,
         service.promised_days = item.promised_days
         service.tiers = list(item.tiers)
         service.cloud = item.cloud
+        service.featured = item.featured
         service.description = item.description
         # Materials are updated in place by position, so later records that point at a
         # material (pre-review checklists) keep pointing at the same row.
@@ -392,6 +401,7 @@ async def load_catalog(session: AsyncSession) -> CatalogIn:
                 promised_days=i.promised_days,
                 tiers=i.tiers,
                 cloud=i.cloud,
+                featured=i.featured,
                 description=i.description,
                 materials=[
                     MaterialIn(
@@ -425,7 +435,7 @@ def to_csv(catalog: CatalogIn) -> str:
     categories = {c.code: c for c in catalog.categories}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + OPTIONAL_ITEM_COLUMNS)
     for item in catalog.items:
         dep, cat = departments[item.department], categories[item.category]
         head = [
@@ -433,9 +443,10 @@ def to_csv(catalog: CatalogIn) -> str:
             _days(item.statutory_days), _days(item.promised_days),
             LIST_SEPARATOR.join(item.tiers), "true" if item.cloud else "false", item.description,
         ]  # fmt: skip
+        tail = ["true" if item.featured else "false"]
         for m in item.materials or [None]:
             if m is None:
-                writer.writerow([*head, "", "", "", "", "", "", ""])
+                writer.writerow([*head, "", "", "", "", "", "", "", *tail])
                 continue
             writer.writerow(
                 [
@@ -447,6 +458,7 @@ def to_csv(catalog: CatalogIn) -> str:
                     m.copies,
                     m.notes,
                     LIST_SEPARATOR.join(m.common_mistakes),
+                    *tail,
                 ]
             )
     return out.getvalue()
@@ -494,8 +506,46 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+async def hot_items(session: AsyncSession, limit: int) -> list[ServiceItem]:
+    """The cloud items residents asked for most in the last HOT_DAYS days (most tickets
+    first), topped up with the catalog's featured cloud items in catalog order; fewer (or
+    none) when neither gives enough."""
+    since = clock.utcnow() - timedelta(days=HOT_DAYS)
+    counted = (
+        select(Ticket.item_id, func.count().label("tickets"))
+        .where(Ticket.enqueued_at >= since)
+        .group_by(Ticket.item_id)
+        .subquery()
+    )
+    asked = (
+        await session.scalars(
+            select(ServiceItem)
+            .join(counted, counted.c.item_id == ServiceItem.id)
+            .where(ServiceItem.cloud.is_(True))
+            .order_by(counted.c.tickets.desc(), ServiceItem.id)
+            .limit(limit)
+        )
+    ).all()
+    chosen = list(asked)
+    if len(chosen) < limit:
+        featured = select(ServiceItem).where(
+            ServiceItem.featured.is_(True),
+            ServiceItem.cloud.is_(True),
+            ServiceItem.id.not_in([item.id for item in chosen]),
+        )
+        chosen += (
+            await session.scalars(featured.order_by(ServiceItem.id).limit(limit - len(chosen)))
+        ).all()
+    return chosen
+
+
 async def get_item(session: AsyncSession, code: str) -> ServiceItem | None:
     return await session.scalar(select(ServiceItem).where(ServiceItem.code == code))
+
+
+async def get_department(session: AsyncSession, code: str) -> Department | None:
+    """The department with that code, if there is one."""
+    return await session.scalar(select(Department).where(Department.code == code))
 
 
 async def list_departments(session: AsyncSession) -> list[tuple[Department, int]]:

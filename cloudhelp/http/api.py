@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from aiohttp import web
-from sqlalchemy import func, select
 
 from cloudhelp.core.errors import bad_request, not_found
 from cloudhelp.domain import catalog, network, ratings
 from cloudhelp.http import openapi
 from cloudhelp.http.bodies import query_bool, query_int
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import ServiceItem, Ticket, utcnow
 
 PREFIX = "/api/v1"
 MAX_PAGE = 200
@@ -43,41 +39,13 @@ async def list_items(request: web.Request) -> web.Response:
     )
 
 
-# The seed's high-frequency cloud items, used until there is enough ticket history.
-HOT_FALLBACK = ("NYNC-002", "SCJG-001", "SCJG-002", "SCJG-003", "ZJJ-001", "CGJ-001", "JTJ-001",
-                "SCJG-004")  # fmt: skip
-
-
 async def hot_items(request: web.Request) -> web.Response:
-    """The most asked-for cloud items of the last 30 days (topped up with the seed's list)."""
+    """The most asked-for cloud items of the last 30 days, topped up with the catalog's
+    featured items (an empty list when there are neither)."""
     state = AppState.of(request.app)
     limit = query_int(request, "limit", 0, 50, default=8)
-    since = utcnow() - timedelta(days=30)
     async with state.db.read() as session:
-        counted = (
-            await session.execute(
-                select(Ticket.item_id, func.count())
-                .where(Ticket.enqueued_at >= since)
-                .group_by(Ticket.item_id)
-                .order_by(func.count().desc())
-                .limit(limit)
-            )
-        ).all()
-        ids = [item_id for item_id, _ in counted]
-        items = {
-            i.id: i
-            for i in (
-                await session.scalars(select(ServiceItem).where(ServiceItem.id.in_(ids)))
-            ).all()
-        }
-        ordered = [items[i] for i in ids if i in items and items[i].cloud]
-        for code in HOT_FALLBACK:
-            if len(ordered) >= limit:
-                break
-            item = await catalog.get_item(session, code)
-            if item is not None and item.cloud and item not in ordered:
-                ordered.append(item)
-        body = [catalog.item_summary(item) for item in ordered[:limit]]
+        body = [catalog.item_summary(item) for item in await catalog.hot_items(session, limit)]
     return web.json_response({"items": body}, dumps=state.dumps)
 
 

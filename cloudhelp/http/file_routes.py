@@ -15,10 +15,9 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
-from sqlalchemy import select
 
 from cloudhelp.core.errors import ApiError, bad_request, not_found
-from cloudhelp.domain import audit, queue
+from cloudhelp.domain import ticket_files
 from cloudhelp.http.auth import current_kiosk, current_staff, kiosk_credential
 from cloudhelp.http.bodies import path_id
 from cloudhelp.http.state import AppState
@@ -29,7 +28,7 @@ from cloudhelp.store.filestore import (
     type_matches,
     write_once,
 )
-from cloudhelp.store.models import Case, Kiosk, Staff, Ticket, TicketFile
+from cloudhelp.store.models import Kiosk, Staff, Ticket, TicketFile
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 
@@ -63,16 +62,7 @@ async def _ticket(request: web.Request) -> Ticket:
 async def _staff_copy(request: web.Request, ticket: Ticket, sha256: str) -> TicketFile:
     """The copy staff stored of a file a kiosk says came from staff; 403 if there is none."""
     async with AppState.of(request.app).db.read() as session:
-        row = await session.scalar(
-            select(TicketFile)
-            .where(
-                TicketFile.ticket_id == ticket.id,
-                TicketFile.sha256 == sha256,
-                TicketFile.sender == "staff",
-                TicketFile.uploaded_by == "staff",
-            )
-            .limit(1)
-        )
+        row = await ticket_files.staff_copy(session, ticket.id, sha256)
     if row is None:
         raise ApiError(
             403, "forbidden", "A kiosk may keep only the files it sent itself (X-File-Sender)."
@@ -94,9 +84,12 @@ def file_json(row: TicketFile) -> dict[str, Any]:
     }
 
 
-async def upload(request: web.Request) -> web.Response:
-    ticket = await _ticket(request)
-    uploader = _kind(await _caller(request, ticket))
+def _too_large() -> ApiError:
+    return ApiError(413, "too_large", f"A file may be at most {MAX_FILE_BYTES // 2**20} MiB.")
+
+
+def _declared(request: web.Request, uploader: str) -> tuple[str, str, str]:
+    """What the headers say of the file: its type, SHA-256 and sender; 415/400 otherwise."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type not in SIGNATURES:
         raise ApiError(
@@ -108,60 +101,51 @@ async def upload(request: web.Request) -> web.Response:
     sender = request.headers.get("X-File-Sender", uploader)
     if sender not in ("kiosk", "staff"):
         raise bad_request("Header X-File-Sender must be kiosk or staff.")
-    if uploader == "kiosk" and sender != "kiosk":
-        # A kiosk cannot vouch for what staff sent: it could put a forged "official" document in
-        # the record. Staff keep the files they send; the kiosk's copy is only matched to those.
-        copy = await _staff_copy(request, ticket, expected)
-        return web.json_response({"file": file_json(copy)}, dumps=AppState.of(request.app).dumps)
+    return content_type, expected, sender
+
+
+async def _received(request: web.Request, content_type: str, expected: str) -> bytes:
+    """The body, at most MAX_FILE_BYTES, checked against its SHA-256 and its type's first
+    bytes; 413, 422 or 415 otherwise."""
     if (request.content_length or 0) > MAX_FILE_BYTES:
-        raise ApiError(413, "too_large", f"A file may be at most {MAX_FILE_BYTES // 2**20} MiB.")
+        raise _too_large()
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(256 * 1024):
         size += len(chunk)
         if size > MAX_FILE_BYTES:
-            raise ApiError(
-                413, "too_large", f"A file may be at most {MAX_FILE_BYTES // 2**20} MiB."
-            )
+            raise _too_large()
         digest.update(chunk)
         chunks.append(chunk)
-    data = b"".join(chunks)
     if digest.hexdigest() != expected:
         raise ApiError(
             422,
             "checksum_mismatch",
             "The file changed on the way (SHA-256 differs); send it again.",
         )
+    data = b"".join(chunks)
     if not type_matches(content_type, data[:16]):
         raise ApiError(415, "type_mismatch", f"The file's content is not {content_type}.")
-    name = sanitise_name(unquote(request.headers.get("X-File-Name", "file")))
+    return data
+
+
+async def upload(request: web.Request) -> web.Response:
+    ticket = await _ticket(request)
+    uploader = _kind(await _caller(request, ticket))
+    content_type, expected, sender = _declared(request, uploader)
     state = AppState.of(request.app)
+    if uploader == "kiosk" and sender != "kiosk":
+        # A kiosk cannot vouch for what staff sent: it could put a forged "official" document in
+        # the record. Staff keep the files they send; the kiosk's copy is only matched to those.
+        copy = await _staff_copy(request, ticket, expected)
+        return web.json_response({"file": file_json(copy)}, dumps=state.dumps)
+    data = await _received(request, content_type, expected)
+    name = sanitise_name(unquote(request.headers.get("X-File-Name", "file")))
     await asyncio.to_thread(write_once, storage_path(state.settings.data_dir, expected), data)
+    sent = ticket_files.Sent(expected, name, content_type, len(data), sender, uploader)
     async with state.db.write() as session:
-        row = await session.scalar(
-            select(TicketFile).where(
-                TicketFile.ticket_id == ticket.id,
-                TicketFile.sha256 == expected,
-                TicketFile.name == name,
-            )
-        )
-        created = row is None
-        if row is None:
-            row = TicketFile(
-                ticket_id=ticket.id,
-                sha256=expected,
-                name=name,
-                content_type=content_type,
-                size=size,
-                sender=sender,
-                uploaded_by=uploader,
-            )
-            session.add(row)
-            await session.flush()
-            await queue.record(
-                session, ticket.id, "file", None, sha256=expected, size=size, sender=sender
-            )
+        row, created = await ticket_files.keep(session, ticket.id, sent)
         body = file_json(row)
     return web.json_response({"file": body}, status=201 if created else 200, dumps=state.dumps)
 
@@ -171,11 +155,7 @@ async def list_files(request: web.Request) -> web.Response:
     await _caller(request, ticket)
     state = AppState.of(request.app)
     async with state.db.read() as session:
-        rows = (
-            await session.scalars(
-                select(TicketFile).where(TicketFile.ticket_id == ticket.id).order_by(TicketFile.id)
-            )
-        ).all()
+        rows = await ticket_files.files_of(session, ticket.id)
     return web.json_response({"files": [file_json(r) for r in rows]}, dumps=state.dumps)
 
 
@@ -191,10 +171,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise ApiError(410, "file_purged", "This file was purged after its retention period.")
     if isinstance(caller, Staff):  # recorded before the file goes out
         async with state.db.write() as session:
-            number = await session.scalar(select(Case.number).where(Case.id == ticket.case_id))
-            await audit.append(session, audit.staff_actor(caller), "file.downloaded",
-                               subject_kind="file", subject=str(row.id), case_number=number,
-                               sha256=row.sha256, name=row.name, ticket=ticket.id)  # fmt: skip
+            await ticket_files.audit_download(session, caller, row, ticket)
     path = storage_path(state.settings.data_dir, row.sha256)
     response = web.FileResponse(path)
     response.content_type = row.content_type

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -94,6 +95,8 @@ class ServiceItem(Base):
     promised_days: Mapped[float] = mapped_column(Float)
     tiers: Mapped[list[str]] = mapped_column(JSON)
     cloud: Mapped[bool] = mapped_column(Boolean, default=True)
+    # On the kiosks' home screen until ticket history says which items are asked for most.
+    featured: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     description: Mapped[str] = mapped_column(Text, default="")
 
     department: Mapped[Department] = relationship(lazy="joined")

@@ -211,6 +211,7 @@ async function goHome() {
   show("home");
   const [hot, categories] = await Promise.all([api("/api/v1/items/hot"), api("/api/v1/categories")]);
   renderTiles($("hot"), hot.items);
+  $("hot-block").hidden = !hot.items.length;  // no history and nothing featured: no heading alone
   $("categories").replaceChildren(...categories.categories.map((/** @type {any} */ c) => {
     const button = document.createElement("button");
     button.className = "chip big";
