@@ -8,7 +8,7 @@ from pathlib import Path
 import segno
 from fpdf import FPDF
 
-from cloudhelp.domain.notice_text import NoticeText
+from cloudhelp.domain.notice_text import Field, NoticeText
 
 # Noto Sans CJK (Debian: fonts-noto-cjk); index 2 of the collection is Simplified Chinese.
 FONT_CANDIDATES = (
@@ -35,28 +35,21 @@ def render(text: NoticeText) -> bytes:
     pdf.set_margins(18, 18, 18)
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)
     pdf.add_page()
-    pdf.set_title(f"一次性告知书 {text.number}")
+    pdf.set_title(text.document_title)
     qr = io.BytesIO()
     segno.make(text.number, error="m").save(qr, kind="png", scale=6, border=1)
     qr.seek(0)
-    pdf.image(qr, x=160, y=14, w=32)
+    pdf.image(qr, x=162, y=11, w=30)
+    pdf.set_font("cjk", size=7)
+    pdf.set_xy(157, 41.5)
+    pdf.cell(40, 4, text.qr_caption, align="C")
+    pdf.set_xy(pdf.l_margin, 18)
     pdf.set_font("cjk", size=20)
     pdf.cell(0, 12, text.title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", size=10)
     pdf.cell(0, 7, text.subtitle, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(10)
-    rows = [
-        ("办件编号", text.number),
-        ("申请人", text.applicant),
-        ("申请事项", text.item),
-        ("补正轮次", f"{text.round_text}    告知时间 {text.issued_text}"),
-        ("承诺时限", text.promised),
-        ("法定时限", text.statutory),
-    ]
-    pdf.set_font("cjk", size=11)
-    for label, value in rows:
-        pdf.cell(28, 9, label, border=1)
-        pdf.cell(0, 9, value, border=1, new_x="LMARGIN", new_y="NEXT")
+    _fields(pdf, text)
     pdf.ln(5)
     pdf.multi_cell(0, 7, text.intro, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
@@ -69,5 +62,50 @@ def render(text: NoticeText) -> bytes:
     pdf.ln(4)
     pdf.multi_cell(0, 7, text.closing, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
-    pdf.cell(0, 7, f"告知人：{text.issuer}    {text.office}")
+    pdf.cell(0, 7, f"{text.issuer_line}    {text.office}")
     return bytes(pdf.output())
+
+
+NAME_WIDTH = 22  # mm: the column of field names
+FIELD_SIZE = 11  # pt
+MIN_SHARED_SIZE = 9  # pt: below this a value gets a line of its own
+
+
+def _fields(pdf: FPDF, text: NoticeText) -> None:
+    """The table of the case's facts, laid out as on the page: two fields a row, or one
+    field across the row."""
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for row in text.field_rows:
+        for line in _lines(pdf, row, width):
+            value_width = (width - NAME_WIDTH * len(line)) / len(line)
+            for index, field in enumerate(line):
+                last = index == len(line) - 1
+                pdf.set_font("cjk", size=FIELD_SIZE)
+                pdf.cell(NAME_WIDTH, 9, field.name, border=1)
+                _shrink_to(pdf, field.value, value_width)
+                pdf.cell(
+                    value_width, 9, field.value, border=1,
+                    new_x="LMARGIN" if last else "RIGHT", new_y="NEXT" if last else "TOP",
+                )  # fmt: skip
+    pdf.set_font("cjk", size=FIELD_SIZE)
+
+
+def _text_width(pdf: FPDF, value: str, size: float) -> float:
+    pdf.set_font("cjk", size=size)
+    return float(pdf.get_string_width(value)) + 2 * pdf.c_margin
+
+
+def _lines(pdf: FPDF, row: list[Field], width: float) -> list[list[Field]]:
+    """A row of two fields on one line; a value too long for half a line (a long name) puts
+    each field on a line of its own."""
+    half = (width - NAME_WIDTH * len(row)) / len(row)
+    if all(_text_width(pdf, f.value, MIN_SHARED_SIZE) <= half for f in row):
+        return [row]
+    return [[field] for field in row]
+
+
+def _shrink_to(pdf: FPDF, value: str, width: float) -> None:
+    """A smaller font for a value too long for its cell, never below 6 pt."""
+    size = float(FIELD_SIZE)
+    while size > 6 and _text_width(pdf, value, size) > width:
+        size -= 0.5

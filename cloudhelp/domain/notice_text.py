@@ -1,5 +1,7 @@
 """The words of the one-time correction notice (一次性告知书), written once for the printable page
-and the PDF alike. The notice is a legal document in Chinese whatever the reader's language."""
+(web/templates/notice.html) and the PDF (notice_pdf.render) alike: titles, field names, the
+legal text, the footer. Neither writes a word of the notice itself. The notice is a legal
+document in Chinese whatever the reader's language."""
 
 from __future__ import annotations
 
@@ -22,6 +24,18 @@ CLOSING = (
     "或身份证号的后四位，发起补正视频会话；"
     "也可持本告知书到区政务服务大厅办理。时限自受理之日起计算，补正期间不计入办理时限。"
 )
+# The notice's fields, in the order and rows both the page and the PDF lay out.
+FIELD_NAMES = {
+    "number": "办件编号",
+    "applicant": "申请人",
+    "item": "申请事项",
+    "round": "补正轮次",
+    "issued": "告知时间",
+    "promised": "承诺时限",
+    "statutory": "法定时限",
+}
+FIELD_ROWS = (("number", "applicant"), ("item",), ("round", "issued"), ("promised", "statutory"))
+ISSUER_NAME = "告知人"
 FORMS = {
     "original": "原件",
     "copy": "复印件",
@@ -37,6 +51,15 @@ class NoticeLine:
     name: str
     status_label: str
     what_to_do: str
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of the notice's table: ``key`` (a FIELD_NAMES key), its name and its value."""
+
+    key: str
+    name: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,34 @@ class NoticeText:
     @property
     def issued_text(self) -> str:
         return self.issued.strftime("%Y-%m-%d %H:%M")
+
+    @property
+    def document_title(self) -> str:
+        """The page's title and the PDF's: 一次性告知书 · <case number>."""
+        return f"一次性告知书 · {self.number}"
+
+    @property
+    def qr_caption(self) -> str:
+        """Under the QR code, which holds the case number."""
+        return f"{FIELD_NAMES['number']} {self.number}"
+
+    @property
+    def issuer_line(self) -> str:
+        return f"{ISSUER_NAME}：{self.issuer}"
+
+    @property
+    def field_rows(self) -> list[list[Field]]:
+        """The table of the case's facts, row by row (FIELD_ROWS)."""
+        values = {
+            "number": self.number,
+            "applicant": self.applicant,
+            "item": self.item,
+            "round": self.round_text,
+            "issued": self.issued_text,
+            "promised": self.promised,
+            "statutory": self.statutory,
+        }
+        return [[Field(key, FIELD_NAMES[key], values[key]) for key in row] for row in FIELD_ROWS]
 
 
 def what_to_do(entry: dict[str, Any]) -> str:
