@@ -403,6 +403,47 @@ async def test_files_are_purged_after_their_cases_retention(
 # ------------------------------------------------------------------------------ the page
 
 
+def _actions_written() -> dict[str, str]:
+    """Every action an ``audit.append(session, actor, action, …)`` call in the code base can
+    write, and where; an action that is not a literal fails (the page could not label it)."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "cloudhelp"
+    found: dict[str, str] = {}
+    for source in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            func = getattr(node, "func", None)
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(func, ast.Attribute)
+                and func.attr == "append"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "audit"
+            ):
+                continue
+            where = f"{source.relative_to(root.parent)}:{node.lineno}"
+            action = node.args[2] if len(node.args) > 2 else None
+            assert isinstance(action, ast.Constant) and isinstance(action.value, str), where
+            found[action.value] = where
+    return found
+
+
+def test_every_action_the_code_writes_is_listed_and_labelled() -> None:
+    """The page's 操作 filter lists audit.ACTIONS and labels rows from the catalogs."""
+    catalogs = {
+        lang: json.loads((Path(__file__).resolve().parent.parent / "web" / "i18n" / f"{lang}.json")
+                         .read_text(encoding="utf-8"))
+        for lang in ("zh-CN", "en")
+    }  # fmt: skip
+    written = _actions_written()
+    assert {"case.material_marked", "case.transition", "auth.sign_in"} <= set(written)
+    for action, where in written.items():
+        assert action in audit.ACTIONS, f"{action} ({where}) is not in audit.ACTIONS"
+    for action in audit.ACTIONS:
+        for lang, catalog in catalogs.items():
+            assert catalog.get(f"audit.action.{action}"), f"{lang} has no label for {action}"
+
+
 async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url: str) -> None:
     from playwright.async_api import expect
 
@@ -419,6 +460,14 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         reveal = f"/api/v1/cases/{number}?reveal=1&reason=核对申请人身份"
         async with server.http.get(reveal, cookies=staff) as r:
             assert r.status == 200
+        base = f"/api/v1/cases/{number}"
+        async with server.http.get(f"{base}/checklist", cookies=staff) as r:
+            materials = (await r.json())["materials"]
+        first = materials[0]
+        for mark in ({"status": "ok"}, {"status": "needs_correction", "reason": "照片不清晰"}):
+            marks = {"materials": [{"position": first["position"], **mark}]}
+            async with server.http.put(f"{base}/checklist", json=marks, cookies=staff) as r:
+                assert r.status == 200, await r.text()
         move = {"to": "not_accepted", "reason": "不属于本部门受理范围"}
         async with server.http.post(
             f"/api/v1/cases/{number}/transitions", json=move, cookies=staff
@@ -449,16 +498,43 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         assert await english_sentences(page) == []
         await snap(page, "audit-1-all")
 
+        # Every action the code writes can be chosen, by its label.
+        options = await page.locator("select[name=action] option").all_inner_texts()
+        assert "核验材料" in options and not [o for o in options if o.startswith("audit.")]
+        # The whole table fits a 1366 px screen: nothing to scroll sideways.
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, width
+        hashes = page.locator("table.audit td code")
+        assert len(await hashes.first.inner_text()) < 64
+        assert len(await hashes.first.get_attribute("title") or "") == 64
+
         await page.get_by_role("textbox", name="办件编号", exact=True).fill(number)
         await page.get_by_role("button").filter(has_text="搜索").click()
-        await expect(rows).to_have_count(3)
+        await expect(rows).to_have_count(5)
         await expect(rows.nth(0)).to_contain_text("办件状态变更")
         await expect(rows.nth(0)).to_contain_text("不予受理")
-        await expect(rows.nth(1)).to_contain_text("查看完整证件号和手机号")
-        await expect(rows.nth(1)).to_contain_text("核对申请人身份")
-        await expect(rows.nth(2)).to_contain_text("新建办件")
+        await expect(rows.nth(1)).to_contain_text("核验材料")
+        # The material by name, the mark with its reason, and the mark it replaced (and whose).
+        await expect(rows.nth(1).locator("td.detail")).to_have_text(
+            f"材料：{first['name']} · 核验结果：需补正（照片不清晰）"
+            " · 原结果：合格（zhaogang） · 轮次：1"
+        )
+        await expect(rows.nth(2).locator("td.detail")).to_have_text(
+            f"材料：{first['name']} · 核验结果：合格 · 轮次：1"
+        )
+        await expect(rows.nth(3)).to_contain_text("查看完整证件号和手机号")
+        await expect(rows.nth(3)).to_contain_text("核对申请人身份")
+        await expect(rows.nth(4)).to_contain_text("新建办件")
+        # The item by its name, not its code.
+        await expect(rows.nth(4).locator("td.detail")).to_have_text(
+            "事项：渔业捕捞许可证换发（延续）"
+        )
         assert await english_sentences(page) == []
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, width
         await snap(page, "audit-2-one-case")
+        await page.set_viewport_size({"width": 1440, "height": 900})
 
         await page.goto(f"/audit?case={number}&lang=en")
         await expect(rows.nth(0)).to_contain_text("Case state changed")

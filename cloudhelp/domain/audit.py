@@ -35,7 +35,8 @@ GENESIS_HASH = "0" * 64
 ACTIONS = (
     "auth.sign_in", "auth.sign_in_failed", "auth.sign_out", "account.changed",
     "account.password_set",
-    "case.opened", "case.transition", "case.verdict", "case.pii_revealed", "notice.issued",
+    "case.opened", "case.transition", "case.material_marked", "case.verdict",
+    "case.pii_revealed", "notice.issued",
     "case.looked_up", "case.lookup_throttled",
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",

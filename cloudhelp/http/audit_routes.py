@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n
 from cloudhelp.core.errors import ApiError
@@ -14,7 +16,7 @@ from cloudhelp.http import pages
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import query_date, query_int
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import SUPERVISOR_ROLES
+from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem
 
 FILTERS = ("person", "case", "from", "to", "action")
 MAX_ROWS = 500
@@ -47,10 +49,54 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"events": found}, dumps=AppState.of(request.app).dumps)
 
 
-def _describe(lang: str, event: dict[str, Any]) -> str:
+async def _names(session: AsyncSession, events: list[dict[str, Any]]) -> dict[str, str]:
+    """Names for the codes the rows' details hold: ``item:<code>`` for items and
+    ``material:<case>:<position>`` for the materials marked on a case."""
+    names: dict[str, str] = {}
+    codes = {str(e["detail"]["item"]) for e in events if e["detail"].get("item")}
+    if codes:
+        items = await session.execute(
+            select(ServiceItem.code, ServiceItem.name).where(ServiceItem.code.in_(codes))
+        )
+        names |= {f"item:{code}": name for code, name in items.all()}
+    marked = {e["case"] for e in events if e["action"] == "case.material_marked" and e["case"]}
+    if marked:
+        materials = await session.execute(
+            select(Case.number, Material.position, Material.name)
+            .join(Material, Material.item_id == Case.item_id)
+            .where(Case.number.in_(marked))
+        )
+        names |= {f"material:{n}:{p}": name for n, p, name in materials.all()}
+    return names
+
+
+def _mark(lang: str, status: object, reason: object) -> str:
+    """A material's mark as read: 需补正（理由）."""
+    text = i18n.translate(lang, f"check.{status}")
+    return i18n.translate(lang, "audit.mark_reason", mark=text, reason=reason) if reason else text
+
+
+def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
     """One line of what the row's detail says, in the reader's language."""
     detail = event["detail"]
     parts = []
+
+    def part(key: str, value: object) -> None:
+        label = i18n.translate(lang, f"audit.field.{key}")
+        parts.append(i18n.translate(lang, "audit.label_value", label=label, value=value))
+
+    if event["action"] == "case.material_marked":
+        position = detail.get("position")
+        part("material", names.get(f"material:{event['case']}:{position}", f"#{position}"))
+        part("mark", _mark(lang, detail.get("status"), detail.get("reason")))
+        replaced = detail.get("replaced")
+        if replaced:
+            earlier = _mark(lang, replaced.get("status"), replaced.get("reason"))
+            part("replaced", i18n.translate(lang, "audit.replaced_by", mark=earlier,
+                                            by=replaced.get("by", "")))  # fmt: skip
+        if detail.get("round") is not None:
+            part("round", detail["round"])
+        return " · ".join(parts)
     keys = ("from", "to", "verdict", "round", "reason", "code", "name", "sha256", "station",
             "kind", "value", "department", "item", "day", "day_kind", "days")  # fmt: skip
     for key in keys:
@@ -68,7 +114,9 @@ def _describe(lang: str, event: dict[str, Any]) -> str:
                 value = i18n.translate(lang, f"audit.day_kind.{value}")
             elif key == "kind":
                 value = i18n.translate(lang, f"warning.{value}")
-            parts.append(f"{i18n.translate(lang, f'audit.field.{key}')}: {value}")
+            elif key == "item":
+                value = names.get(f"item:{value}", value)
+            part(key, value)
     if "changes" in detail:
         parts.append(
             "; ".join(f"{k} {v}" for k, v in sorted(detail["changes"].items()))  # numbers only
@@ -91,8 +139,10 @@ async def audit_page(request: web.Request) -> web.Response:
     except ApiError as exc:
         found, error = [], "error.bad_request" if exc.code == "bad_request" else f"error.{exc.code}"
     lang = i18n.request_lang(request)
+    async with AppState.of(request.app).db.read() as session:
+        names = await _names(session, found)
     for event in found:
-        event["summary"] = _describe(lang, event)
+        event["summary"] = _describe(lang, event, names)
     return pages.render(
         request,
         "audit.html",
