@@ -6,22 +6,18 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.domain.catalog import CatalogError, Code, validate_sections
+from cloudhelp.domain.catalog import CatalogError, Code, Record, validate_sections
 from cloudhelp.store.models import Department, Kiosk, ServiceItem, Staff, StaffSkill, Station
 
 SAMPLE_NETWORK = Path(__file__).resolve().parents[1] / "data" / "sample_network.json"
 TIER_NAMES = {"district": "区大厅", "street": "街道中心", "community": "社区驿站"}
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class StationIn(_Record):
+class StationIn(Record):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=100)]
     tier: Literal["community", "street", "district"]
@@ -31,19 +27,19 @@ class StationIn(_Record):
     phone: str = ""
 
 
-class KioskIn(_Record):
+class KioskIn(Record):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=100)]
     station: Code
 
 
-class StaffIn(_Record):
+class StaffIn(Record):
     username: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,49}$")]
     display_name: Annotated[str, Field(min_length=1, max_length=50)]
     role: Literal["staff", "supervisor", "admin"] = "staff"
     station: Code
-    departments: list[Code] = []
-    items: list[Code] = []
+    departments: list[Code] = Field(default_factory=list)
+    items: list[Code] = Field(default_factory=list)
 
 
 TIER_RANK = {"community": 0, "street": 1, "district": 2}
@@ -61,34 +57,9 @@ async def import_network(session: AsyncSession, raw: object) -> dict[str, int]:
     departments = {d.code: d for d in (await session.scalars(select(Department))).all()}
     items = {i.code: i for i in (await session.scalars(select(ServiceItem))).all()}
     tiers = {code: s.tier for code, s in stations.items()} | {s.code: s.tier for s in stations_in}
-    problems: list[str] = []
-    for index, st in enumerate(stations_in):
-        label = f"stations[{index}] (code {st.code})"
-        if st.parent is None:
-            if st.tier != "district":
-                problems.append(f"{label}, field parent: only the district hall has no parent")
-        elif st.parent not in tiers:
-            problems.append(f"{label}, field parent: unknown station {st.parent!r}")
-        elif TIER_RANK[tiers[st.parent]] != TIER_RANK[st.tier] + 1:
-            problems.append(f"{label}, field parent: a {st.tier} station belongs to the tier above")
-    for index, kiosk in enumerate(parsed["kiosks"]):
-        if kiosk.station not in tiers:
-            problems.append(
-                f"kiosks[{index}] (code {kiosk.code}), field station: unknown station "
-                f"{kiosk.station!r}"
-            )
-    for index, person in enumerate(parsed["staff"]):
-        label = f"staff[{index}] ({person.username})"
-        if person.station not in tiers:
-            problems.append(f"{label}, field station: unknown station {person.station!r}")
-        problems += [
-            f"{label}, field departments: unknown department {c!r}"
-            for c in person.departments
-            if c not in departments
-        ]
-        problems += [
-            f"{label}, field items: unknown item {c!r}" for c in person.items if c not in items
-        ]
+    problems = _station_problems(stations_in, tiers) + _people_problems(
+        parsed["kiosks"], parsed["staff"], tiers, set(departments), set(items)
+    )
     if problems:
         raise CatalogError(problems)
 
@@ -120,6 +91,49 @@ async def import_network(session: AsyncSession, raw: object) -> dict[str, int]:
         session.add(member)
     await session.flush()
     return {key: len(value) for key, value in parsed.items()}
+
+
+def _station_problems(stations: list[StationIn], tiers: dict[str, str]) -> list[str]:
+    """Stations whose parent is missing, unknown or not on the tier above."""
+    problems: list[str] = []
+    for index, st in enumerate(stations):
+        label = f"stations[{index}] (code {st.code})"
+        if st.parent is None:
+            if st.tier != "district":
+                problems.append(f"{label}, field parent: only the district hall has no parent")
+        elif st.parent not in tiers:
+            problems.append(f"{label}, field parent: unknown station {st.parent!r}")
+        elif TIER_RANK[tiers[st.parent]] != TIER_RANK[st.tier] + 1:
+            problems.append(f"{label}, field parent: a {st.tier} station belongs to the tier above")
+    return problems
+
+
+def _people_problems(
+    kiosks: list[KioskIn],
+    staff: list[StaffIn],
+    tiers: dict[str, str],
+    departments: set[str],
+    items: set[str],
+) -> list[str]:
+    """Kiosks and staff at unknown stations, staff with unknown departments or items."""
+    problems = [
+        f"kiosks[{index}] (code {kiosk.code}), field station: unknown station {kiosk.station!r}"
+        for index, kiosk in enumerate(kiosks)
+        if kiosk.station not in tiers
+    ]
+    for index, person in enumerate(staff):
+        label = f"staff[{index}] ({person.username})"
+        if person.station not in tiers:
+            problems.append(f"{label}, field station: unknown station {person.station!r}")
+        problems += [
+            f"{label}, field departments: unknown department {c!r}"
+            for c in person.departments
+            if c not in departments
+        ]
+        problems += [
+            f"{label}, field items: unknown item {c!r}" for c in person.items if c not in items
+        ]
+    return problems
 
 
 def load_sample_network() -> Any:

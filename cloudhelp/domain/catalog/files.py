@@ -1,25 +1,21 @@
-"""The service catalog: file format (JSON or CSV), validated import, export, and queries."""
+"""The catalog file: its records, validation (every problem named by record and field), and the
+JSON and CSV formats both ways."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pypinyin import Style, lazy_pinyin
-from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import clock, validation
-from cloudhelp.store.models import TIERS, Category, Department, Material, ServiceItem, Ticket
+from cloudhelp.core import validation
+from cloudhelp.store.models import TIERS
 
-HOT_DAYS = 30  # how far back the kiosks' "hot items" count tickets
-SAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "data" / "sample_catalog.json"
+SAMPLE_CATALOG = Path(__file__).resolve().parents[2] / "data" / "sample_catalog.json"
 
 Tier = Literal["community", "street", "district"]
 Code = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -34,22 +30,25 @@ class CatalogError(Exception):
         self.problems = problems
 
 
-class _Record(BaseModel):
+class Record(BaseModel):
+    """One record of an imported file (catalog or station network): unknown fields are
+    refused, text is trimmed."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class DepartmentIn(_Record):
+class DepartmentIn(Record):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class CategoryIn(_Record):
+class CategoryIn(Record):
     code: Code
     letter: Annotated[str, Field(pattern=r"^[A-Z]$")]
     name: Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class MaterialIn(_Record):
+class MaterialIn(Record):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     requirement: Literal["required", "conditional"] = "required"
     condition: Text = ""
@@ -65,7 +64,7 @@ class MaterialIn(_Record):
         return self
 
 
-class ItemIn(_Record):
+class ItemIn(Record):
     code: Code
     name: Annotated[str, Field(min_length=1, max_length=200)]
     department: Code
@@ -104,7 +103,7 @@ class ItemIn(_Record):
         return self
 
 
-class CatalogIn(_Record):
+class CatalogIn(Record):
     sample: bool = False
     note: str = ""
     departments: list[DepartmentIn] = []
@@ -119,8 +118,7 @@ def validate_sections(
     raw: object, models: dict[str, type[BaseModel]], allowed: Iterable[str] = ()
 ) -> dict[str, list[Any]]:
     """Validate each record of each list section on its own, so every error names its record."""
-    if not isinstance(raw, dict):
-        raise CatalogError([f"the file must hold one JSON object with {', '.join(models)}"])
+    raw = _top_level(raw, models)
     problems = [
         f"top level: unknown field {name!r}"
         for name in sorted(set(raw) - set(models) - set(allowed))
@@ -146,15 +144,22 @@ def validate_sections(
     return parsed
 
 
+def _top_level(raw: object, sections: Iterable[str]) -> dict[str, Any]:
+    """The file's one JSON object, else a CatalogError saying what it must hold."""
+    if not isinstance(raw, dict):
+        raise CatalogError([f"the file must hold one JSON object with {', '.join(sections)}"])
+    return raw
+
+
 def _validate_records(raw: object) -> CatalogIn:
     models: dict[str, type[BaseModel]] = {
         "departments": DepartmentIn,
         "categories": CategoryIn,
         "items": ItemIn,
     }
-    parsed = validate_sections(raw, models, allowed=("sample", "note"))
-    assert isinstance(raw, dict)
-    return CatalogIn(sample=bool(raw.get("sample", False)), note=str(raw.get("note", "")), **parsed)
+    top = _top_level(raw, models)
+    parsed = validate_sections(top, models, allowed=("sample", "note"))
+    return CatalogIn(sample=bool(top.get("sample", False)), note=str(top.get("note", "")), **parsed)
 
 
 def parse_json(text: str) -> CatalogIn:
@@ -185,23 +190,46 @@ def parse_csv(text: str) -> CatalogIn:
     missing = [name for name in CSV_COLUMNS if name not in (reader.fieldnames or [])]
     if missing:
         raise CatalogError([f"line 1 (header): missing column(s) {', '.join(missing)}"])
-    problems: list[str] = []
-    departments: dict[str, dict[str, Any]] = {}
-    categories: dict[str, dict[str, Any]] = {}
-    items: dict[str, dict[str, Any]] = {}
-    item_rows: dict[str, tuple[int, dict[str, str]]] = {}
     try:
         rows = list(reader)
     except csv.Error as exc:
         raise CatalogError([f"line {reader.line_num}: broken CSV ({exc})"]) from exc
+    records = _CsvRecords()
     for line, row in enumerate(rows, start=2):
+        records.add(line, row)
+    if records.problems:
+        raise CatalogError(records.problems)
+    try:
+        return _validate_records(
+            {
+                "departments": sorted(records.departments.values(), key=lambda d: d["code"]),
+                "categories": sorted(records.categories.values(), key=lambda c: c["letter"]),
+                "items": list(records.items.values()),
+            }
+        )
+    except CatalogError as exc:
+        # Point each item problem at the CSV line where the item starts.
+        raise CatalogError([_to_csv_line(p, records.item_rows) for p in exc.problems]) from exc
+
+
+class _CsvRecords:
+    """The records of a CSV catalog as they are gathered row by row (one row per material)."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.departments: dict[str, dict[str, Any]] = {}
+        self.categories: dict[str, dict[str, Any]] = {}
+        self.items: dict[str, dict[str, Any]] = {}
+        self.item_rows: dict[str, tuple[int, dict[str, str]]] = {}
+
+    def add(self, line: int, row: dict[str, str]) -> None:
         if None in row or any(value is None for value in row.values()):
-            problems.append(f"line {line}: wrong number of columns")
-            continue
-        departments.setdefault(
+            self.problems.append(f"line {line}: wrong number of columns")
+            return
+        self.departments.setdefault(
             row["department_code"], {"code": row["department_code"], "name": row["department_name"]}
         )
-        categories.setdefault(
+        self.categories.setdefault(
             row["category_code"],
             {
                 "code": row["category_code"],
@@ -210,55 +238,46 @@ def parse_csv(text: str) -> CatalogIn:
             },
         )
         code = row["item_code"]
-        if code in item_rows:
-            first_line, first = item_rows[code]
+        if code in self.item_rows:
+            first_line, first = self.item_rows[code]
             for column in ITEM_COLUMNS + OPTIONAL_ITEM_COLUMNS:
                 if row.get(column) != first.get(column):
-                    problems.append(
+                    self.problems.append(
                         f"line {line} (item {code}), field {column}: differs from line {first_line}"
                     )
         else:
-            item_rows[code] = (line, row)
-            items[code] = {
-                "code": code,
-                "name": row["item_name"],
-                "department": row["department_code"],
-                "category": row["category_code"],
-                "statutory_days": row["statutory_days"],
-                "promised_days": row["promised_days"],
-                "tiers": [t for t in row["tiers"].split(LIST_SEPARATOR) if t],
-                "cloud": row["cloud"],
-                "featured": row.get("item_featured") or False,
-                "description": row["item_description"],
-                "materials": [],
-            }
+            self.item_rows[code] = (line, row)
+            self.items[code] = _csv_item(row)
         if row["material_name"]:
-            items[code]["materials"].append(
-                {
-                    "name": row["material_name"],
-                    "requirement": row["material_requirement"],
-                    "condition": row["material_condition"],
-                    "form": row["material_form"],
-                    "copies": row["material_copies"],
-                    "notes": row["material_notes"],
-                    "common_mistakes": [
-                        m for m in row["material_common_mistakes"].split(LIST_SEPARATOR) if m
-                    ],
-                }
-            )
-    if problems:
-        raise CatalogError(problems)
-    try:
-        return _validate_records(
-            {
-                "departments": sorted(departments.values(), key=lambda d: d["code"]),
-                "categories": sorted(categories.values(), key=lambda c: c["letter"]),
-                "items": list(items.values()),
-            }
-        )
-    except CatalogError as exc:
-        # Point each item problem at the CSV line where the item starts.
-        raise CatalogError([_to_csv_line(p, item_rows) for p in exc.problems]) from exc
+            self.items[code]["materials"].append(_csv_material(row))
+
+
+def _csv_item(row: dict[str, str]) -> dict[str, Any]:
+    return {
+        "code": row["item_code"],
+        "name": row["item_name"],
+        "department": row["department_code"],
+        "category": row["category_code"],
+        "statutory_days": row["statutory_days"],
+        "promised_days": row["promised_days"],
+        "tiers": [t for t in row["tiers"].split(LIST_SEPARATOR) if t],
+        "cloud": row["cloud"],
+        "featured": row.get("item_featured") or False,
+        "description": row["item_description"],
+        "materials": [],
+    }
+
+
+def _csv_material(row: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": row["material_name"],
+        "requirement": row["material_requirement"],
+        "condition": row["material_condition"],
+        "form": row["material_form"],
+        "copies": row["material_copies"],
+        "notes": row["material_notes"],
+        "common_mistakes": [m for m in row["material_common_mistakes"].split(LIST_SEPARATOR) if m],
+    }
 
 
 def _to_csv_line(problem: str, item_rows: dict[str, tuple[int, dict[str, str]]]) -> str:
@@ -280,145 +299,7 @@ def parse_file(path: Path) -> CatalogIn:
     return parse_json(text)
 
 
-# ---------------------------------------------------------------------------- storage
-
-
-def pinyin_initials(name: str) -> str:
-    """'个体工商户设立登记' -> 'gtgshsldj' (letters only), for touch-screen search."""
-    letters = lazy_pinyin(name, style=Style.FIRST_LETTER, errors="ignore")
-    return "".join(ch for ch in "".join(letters).lower() if ch.isascii() and ch.isalnum())
-
-
-def _duplicates(codes: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for code in codes:
-        if code in seen and code not in repeated:
-            repeated.append(code)
-        seen.add(code)
-    return repeated
-
-
-async def import_catalog(session: AsyncSession, catalog: CatalogIn) -> dict[str, int]:
-    """Upsert departments, categories and items by code; an item's materials are replaced.
-
-    Everything is checked before anything is written; the caller commits, so a failure
-    anywhere leaves the database unchanged.
-    """
-    problems: list[str] = []
-    for section, key in (("departments", "code"), ("categories", "code"), ("items", "code")):
-        for code in _duplicates(getattr(r, key) for r in getattr(catalog, section)):
-            problems.append(f"{section} (code {code}), field code: duplicate code in the file")
-    for code in _duplicates(c.letter for c in catalog.categories):
-        problems.append(f"categories (letter {code}), field letter: letter used twice in the file")
-
-    departments = {d.code: d for d in (await session.scalars(select(Department))).all()}
-    categories = {c.code: c for c in (await session.scalars(select(Category))).all()}
-    known_departments = set(departments) | {d.code for d in catalog.departments}
-    known_categories = set(categories) | {c.code for c in catalog.categories}
-    for index, item in enumerate(catalog.items):
-        label = f"items[{index}] (code {item.code})"
-        if item.department not in known_departments:
-            problems.append(f"{label}, field department: unknown department {item.department!r}")
-        if item.category not in known_categories:
-            problems.append(f"{label}, field category: unknown category {item.category!r}")
-    letters_in_db = {c.letter: c.code for c in categories.values()}
-    for cat in catalog.categories:
-        owner = letters_in_db.get(cat.letter)
-        if owner is not None and owner != cat.code:
-            problems.append(
-                f"categories (code {cat.code}), field letter: letter {cat.letter} "
-                f"already belongs to category {owner}"
-            )
-    if problems:
-        raise CatalogError(problems)
-
-    for dep in catalog.departments:
-        department = departments.get(dep.code) or Department(code=dep.code)
-        department.name = dep.name
-        session.add(department)
-        departments[dep.code] = department
-    for cat in catalog.categories:
-        category = categories.get(cat.code) or Category(code=cat.code)
-        category.letter, category.name = cat.letter, cat.name
-        session.add(category)
-        categories[cat.code] = category
-    await session.flush()
-
-    existing = {
-        i.code: i
-        for i in (
-            await session.scalars(
-                select(ServiceItem).where(ServiceItem.code.in_([i.code for i in catalog.items]))
-            )
-        ).all()
-    }
-    for item in catalog.items:
-        service = existing.get(item.code) or ServiceItem(code=item.code)
-        service.name = item.name
-        service.pinyin_initials = pinyin_initials(item.name)
-        service.department = departments[item.department]
-        service.category = categories[item.category]
-        service.statutory_days = item.statutory_days
-        service.promised_days = item.promised_days
-        service.tiers = list(item.tiers)
-        service.cloud = item.cloud
-        service.featured = item.featured
-        service.description = item.description
-        # Materials are updated in place by position, so later records that point at a
-        # material (pre-review checklists) keep pointing at the same row.
-        current = {m.position: m for m in service.materials} if service.id else {}
-        materials: list[Material] = []
-        for pos, material in enumerate(item.materials, start=1):
-            target = current.get(pos) or Material(position=pos)
-            for field_name, value in material.model_dump().items():
-                setattr(target, field_name, value)
-            materials.append(target)
-        service.materials = materials
-        session.add(service)
-    return {
-        "departments": len(catalog.departments),
-        "categories": len(catalog.categories),
-        "items": len(catalog.items),
-    }
-
-
-async def load_catalog(session: AsyncSession) -> CatalogIn:
-    """The whole stored catalog in the file format."""
-    departments = (await session.scalars(select(Department).order_by(Department.code))).all()
-    categories = (await session.scalars(select(Category).order_by(Category.letter))).all()
-    items = (await session.scalars(select(ServiceItem).order_by(ServiceItem.code))).all()
-    return CatalogIn(
-        departments=[DepartmentIn(code=d.code, name=d.name) for d in departments],
-        categories=[CategoryIn(code=c.code, letter=c.letter, name=c.name) for c in categories],
-        items=[
-            ItemIn(
-                code=i.code,
-                name=i.name,
-                department=i.department.code,
-                category=i.category.code,
-                statutory_days=i.statutory_days,
-                promised_days=i.promised_days,
-                tiers=i.tiers,
-                cloud=i.cloud,
-                featured=i.featured,
-                description=i.description,
-                materials=[
-                    MaterialIn(
-                        name=m.name,
-                        requirement=m.requirement,  # type: ignore[arg-type]
-                        condition=m.condition,
-                        form=m.form,  # type: ignore[arg-type]
-                        copies=m.copies,
-                        notes=m.notes,
-                        common_mistakes=list(m.common_mistakes),
-                    )
-                    for m in i.materials
-                ],
-            )
-            for i in items
-        ],
-    )
+# ---------------------------------------------------------------------------- export
 
 
 def to_json(catalog: CatalogIn) -> str:
@@ -462,145 +343,3 @@ def to_csv(catalog: CatalogIn) -> str:
                 ]
             )
     return out.getvalue()
-
-
-# ---------------------------------------------------------------------------- queries
-
-
-async def search_items(
-    session: AsyncSession,
-    *,
-    query: str = "",
-    department: str | None = None,
-    category: str | None = None,
-    tier: str | None = None,
-    cloud: bool | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[Sequence[ServiceItem], int]:
-    """Items matching a name, code or pinyin-initials query and the filters, with the total."""
-    stmt = select(ServiceItem)
-    if query:
-        needle = query.strip()
-        stmt = stmt.where(
-            or_(
-                ServiceItem.name.contains(needle, autoescape=True),
-                ServiceItem.code.ilike(f"%{_escape_like(needle)}%", escape="\\"),
-                ServiceItem.pinyin_initials.contains(needle.lower(), autoescape=True),
-            )
-        )
-    if department:
-        stmt = stmt.join(Department).where(Department.code == department)
-    if category:
-        stmt = stmt.join(Category).where(Category.code == category)
-    if cloud is not None:
-        stmt = stmt.where(ServiceItem.cloud.is_(cloud))
-    rows = list((await session.scalars(stmt.order_by(ServiceItem.code))).unique().all())
-    if tier:
-        # Tier sets are tiny JSON lists; filtering them here keeps one query for both databases.
-        rows = [row for row in rows if tier in row.tiers]
-    return rows[offset : offset + limit], len(rows)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def hot_items(session: AsyncSession, limit: int) -> list[ServiceItem]:
-    """The cloud items residents asked for most in the last HOT_DAYS days (most tickets
-    first), topped up with the catalog's featured cloud items in catalog order; fewer (or
-    none) when neither gives enough."""
-    since = clock.utcnow() - timedelta(days=HOT_DAYS)
-    counted = (
-        select(Ticket.item_id, func.count().label("tickets"))
-        .where(Ticket.enqueued_at >= since)
-        .group_by(Ticket.item_id)
-        .subquery()
-    )
-    asked = (
-        await session.scalars(
-            select(ServiceItem)
-            .join(counted, counted.c.item_id == ServiceItem.id)
-            .where(ServiceItem.cloud.is_(True))
-            .order_by(counted.c.tickets.desc(), ServiceItem.id)
-            .limit(limit)
-        )
-    ).all()
-    chosen = list(asked)
-    if len(chosen) < limit:
-        featured = select(ServiceItem).where(
-            ServiceItem.featured.is_(True),
-            ServiceItem.cloud.is_(True),
-            ServiceItem.id.not_in([item.id for item in chosen]),
-        )
-        chosen += (
-            await session.scalars(featured.order_by(ServiceItem.id).limit(limit - len(chosen)))
-        ).all()
-    return chosen
-
-
-async def get_item(session: AsyncSession, code: str) -> ServiceItem | None:
-    return await session.scalar(select(ServiceItem).where(ServiceItem.code == code))
-
-
-async def get_department(session: AsyncSession, code: str) -> Department | None:
-    """The department with that code, if there is one."""
-    return await session.scalar(select(Department).where(Department.code == code))
-
-
-async def list_departments(session: AsyncSession) -> list[tuple[Department, int]]:
-    stmt = (
-        select(Department, func.count(ServiceItem.id))
-        .outerjoin(ServiceItem, ServiceItem.department_id == Department.id)
-        .group_by(Department.id)
-        .order_by(Department.code)
-    )
-    return [(d, n) for d, n in (await session.execute(stmt)).all()]
-
-
-async def list_categories(session: AsyncSession) -> list[tuple[Category, int]]:
-    stmt = (
-        select(Category, func.count(ServiceItem.id))
-        .outerjoin(ServiceItem, ServiceItem.category_id == Category.id)
-        .group_by(Category.id)
-        .order_by(Category.letter)
-    )
-    return [(c, n) for c, n in (await session.execute(stmt)).all()]
-
-
-def item_summary(item: ServiceItem) -> dict[str, Any]:
-    return {
-        "code": item.code,
-        "name": item.name,
-        "pinyin_initials": item.pinyin_initials,
-        "department": {"code": item.department.code, "name": item.department.name},
-        "category": {
-            "code": item.category.code,
-            "letter": item.category.letter,
-            "name": item.category.name,
-        },
-        "statutory_days": item.statutory_days,
-        "promised_days": item.promised_days,
-        "tiers": item.tiers,
-        "cloud": item.cloud,
-    }
-
-
-def item_detail(item: ServiceItem) -> dict[str, Any]:
-    return {
-        **item_summary(item),
-        "description": item.description,
-        "materials": [
-            {
-                "position": m.position,
-                "name": m.name,
-                "requirement": m.requirement,
-                "condition": m.condition,
-                "form": m.form,
-                "copies": m.copies,
-                "notes": m.notes,
-                "common_mistakes": m.common_mistakes,
-            }
-            for m in item.materials
-        ],
-    }
