@@ -10,9 +10,9 @@ from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
 from cloudhelp.app import create_app
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core.config import Settings
 from cloudhelp.domain import accounts
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.state import AppState
 from cloudhelp.media.peer import SignalingClient
 from signaling.broker import Broker

@@ -9,8 +9,8 @@ from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.domain import accounts
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.account_routes import THROTTLE_KEY
 from cloudhelp.media.peer import ProtocolError
 from cloudhelp.store.models import Kiosk, utcnow

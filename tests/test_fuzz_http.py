@@ -20,7 +20,7 @@ from aiohttp import ClientSession, CookieJar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloudhelp.callcenter import STAFF_COOKIE
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from tests.callkit import CallServer, running_server
 from tests.conftest import _prepare_demo_database
 from tests.test_fuzz_protocol import FUZZ, HOSTILE_INTS, JSON_VALUES, PLAUSIBLE, SPLICED, Background

@@ -15,8 +15,8 @@ import pytest
 from aiohttp import ClientSession, CookieJar
 from sqlalchemy import select
 
-from cloudhelp.callcenter import SCREEN_LOG_MAX, STAFF_COOKIE
-from cloudhelp.domain.accounts import MAX_THROTTLE_KEYS, LoginThrottle
+from cloudhelp.callcenter import SCREEN_LOG_MAX
+from cloudhelp.domain.accounts import MAX_THROTTLE_KEYS, STAFF_COOKIE, LoginThrottle
 from cloudhelp.http.account_routes import THROTTLE_KEY
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store.models import TicketEvent, TicketFile

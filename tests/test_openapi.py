@@ -45,8 +45,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.transport.serialization import serialize_binary
 
 from cloudhelp.app import create_app
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core.config import Settings
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http import openapi
 from cloudhelp.store.models import Base
 from tests.journeykit import DEMO_PASSWORD, DemoServer, demo_server

@@ -10,9 +10,10 @@ from datetime import datetime, time, timedelta
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from cloudhelp.callcenter import STAFF_COOKIE, SnapshotGate
+from cloudhelp.callcenter import SnapshotGate
 from cloudhelp.core.clock import LOCAL_TZ, local_day
 from cloudhelp.devtools import history
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store.models import (
     Kiosk,

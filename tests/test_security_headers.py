@@ -21,8 +21,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from cloudhelp.app import create_app
-from cloudhelp.callcenter import STAFF_COOKIE
 from cloudhelp.core.config import Settings
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.store.models import AuditEvent
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 

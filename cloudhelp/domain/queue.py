@@ -2,15 +2,14 @@
 
 Each function runs inside the caller's write transaction and changes a ticket only from the
 state it expects (a conditional UPDATE), so two staff members on two server processes can
-never get the same ticket. docs/queue.md describes the states and the wait estimate.
+never get the same ticket. docs/queue.md describes the states (the wait estimate is in
+cloudhelp.domain.estimates).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select, update
@@ -32,12 +31,8 @@ from cloudhelp.store.models import (
     utcnow,
 )
 
-DEFAULT_HANDLING_SECONDS = 300.0
-HANDLING_SAMPLE = 20
-MIN_SAMPLES = 3
 QUEUED = ("waiting", "offered")
 OPEN_STATES = ("waiting", "offered", "connected", "wrapup")
-ON_DUTY = ("available", "ringing", "in_call", "wrapup")
 
 
 class Conflict(Exception):
@@ -398,90 +393,60 @@ def skill_sets(
     return sets
 
 
-@dataclass(frozen=True)
-class Estimate:
-    position: int
-    wait_seconds: int | None
-    staff_on_duty: int
-    handling_seconds: float
-
-
-async def average_handling_seconds(session: AsyncSession, ticket: Ticket) -> float:
-    """Mean of (ended − connected) + wrap-up over the last completed tickets of the item,
-    else of the department, else a default."""
-    for column, value in (
-        (Ticket.item_id, ticket.item_id),
-        (Ticket.department_id, ticket.department_id),
-    ):
-        rows = (
-            await session.execute(
-                select(Ticket.connected_at, Ticket.ended_at, Ticket.wrapup_done_at)
-                .where(
-                    column == value, Ticket.status == "completed", Ticket.connected_at.is_not(None)
-                )
-                .order_by(Ticket.closed_at.desc())
-                .limit(HANDLING_SAMPLE)
-            )
-        ).all()
-        samples = [
-            ((wrapped or ended) - connected).total_seconds()
-            for connected, ended, wrapped in rows
-            if connected and ended
-        ]
-        if len(samples) >= MIN_SAMPLES:
-            return sum(samples) / len(samples)
-    return DEFAULT_HANDLING_SECONDS
-
-
-def estimate_wait(position: int, idle: int, on_duty: int, handling: float) -> int | None:
-    """W = ceil(max(0, P - A) / N) * H, unknown when nobody who handles the ticket is on duty."""
-    if on_duty == 0:
-        return None
-    return int(math.ceil(max(0, position - idle) / on_duty) * handling)
-
-
-async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[int, Estimate]:
-    """Position and estimated wait of each queued ticket, with a few queries for all of them.
-
-    ``queued`` must hold every queued ticket of the departments concerned, oldest first.
-    """
-    rows = (
-        await session.execute(
-            select(
-                StaffPresence.staff_id,
-                StaffPresence.state,
-                StaffSkill.department_id,
-                StaffSkill.item_id,
-            ).join(StaffSkill, StaffSkill.staff_id == StaffPresence.staff_id)
-        )
-    ).all()
-    states: dict[int, str] = {}
-    departments: dict[int, set[int]] = {}
-    items: dict[int, set[int]] = {}
-    for staff_id, state, department_id, item_id in rows:
-        states[staff_id] = state
-        if department_id is not None:
-            departments.setdefault(department_id, set()).add(staff_id)
-        if item_id is not None:
-            items.setdefault(item_id, set()).add(staff_id)
-    handling: dict[tuple[int, int], float] = {}
-    seen_in_department: Counter[int] = Counter()
-    result: dict[int, Estimate] = {}
-    for ticket in queued:
-        seen_in_department[ticket.department_id] += 1
-        position = seen_in_department[ticket.department_id]
-        staff = departments.get(ticket.department_id, set()) | items.get(ticket.item_id, set())
-        on_duty = sum(1 for s in staff if states[s] in ON_DUTY)
-        idle = sum(1 for s in staff if states[s] == "available")
-        key = (ticket.item_id, ticket.department_id)
-        if key not in handling:
-            handling[key] = await average_handling_seconds(session, ticket)
-        wait = estimate_wait(position, idle, on_duty, handling[key])
-        result[ticket.id] = Estimate(position, wait, on_duty, handling[key])
-    return result
-
-
 async def queued_tickets(session: AsyncSession) -> list[Ticket]:
     """Every waiting or ringing ticket, oldest first (the order of service)."""
     stmt = select(Ticket).where(Ticket.status.in_(QUEUED)).order_by(Ticket.enqueued_at, Ticket.id)
     return list((await session.scalars(stmt)).all())
+
+
+async def waiting_tickets(session: AsyncSession, limit: int = 500) -> list[Ticket]:
+    """The tickets waiting for an offer (not ringing), oldest first: the order of offers."""
+    stmt = (
+        select(Ticket)
+        .where(Ticket.status == "waiting")
+        .order_by(Ticket.enqueued_at, Ticket.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def offer_counts(session: AsyncSession, ticket_ids: list[int]) -> Counter[tuple[int, int]]:
+    """How often each (ticket, staff member) pair was offered, for ``ticket_ids``."""
+    events = await session.scalars(
+        select(TicketEvent).where(
+            TicketEvent.kind == "offered", TicketEvent.ticket_id.in_(ticket_ids)
+        )
+    )
+    return Counter((e.ticket_id, e.staff_id) for e in events.all())
+
+
+async def ticket_version(session: AsyncSession, ticket_id: int) -> int | None:
+    """The ticket's version (it goes up with every change a client is told of)."""
+    return await session.scalar(select(Ticket.version).where(Ticket.id == ticket_id))
+
+
+async def recover_after_restart(
+    session: AsyncSession, alive: Callable[[str], Awaitable[bool]]
+) -> list[int]:
+    """After a (re)start, with staff presence already reset: open tickets whose staff member's
+    console is gone are put back (a ring) or closed (a call or wrap-up); a ticket whose kiosk
+    session no server process holds (``alive`` asks them) loses it. Waiting tickets keep their
+    place. Returns the queued tickets that now have no kiosk session (to abandon unless the
+    kiosk comes back)."""
+    open_tickets = select(Ticket).where(Ticket.status.in_(OPEN_STATES))
+    for ticket in (await session.scalars(open_tickets)).all():
+        staff_session = await session.scalar(
+            select(StaffPresence.session_id).where(
+                StaffPresence.staff_id == (ticket.offered_to or ticket.staff_id or 0)
+            )
+        )
+        if ticket.status == "offered" and staff_session is None:
+            ticket.status, ticket.offered_to = "waiting", None
+            ticket.version += 1
+            await record(session, ticket.id, "offer_reset", reason="server_restart")
+        elif ticket.status in ("connected", "wrapup") and staff_session is None:
+            await close_after_restart(session, ticket)
+        if ticket.session_id is not None and not await alive(ticket.session_id):
+            ticket.session_id = None
+    unattended = select(Ticket.id).where(Ticket.status.in_(QUEUED), Ticket.session_id.is_(None))
+    return list((await session.scalars(unattended)).all())

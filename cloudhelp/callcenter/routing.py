@@ -1,0 +1,207 @@
+"""Routing: offering waiting tickets to staff (the ring), and the staff's answers to it.
+
+An offer, an answer and a pick are each one conditional UPDATE of the ticket and the staff
+member's presence (cloudhelp.domain.queue): of two server processes racing for a ticket or
+a staff member, one wins and the other sees the row moved on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cloudhelp.callcenter import frames
+from cloudhelp.callcenter.messages import OfferReply, PickTicket, TransferTicket
+from cloudhelp.core.errors import must_exist
+from cloudhelp.core.logs import log_event
+from cloudhelp.domain import catalog, prereview, presence, queue
+from cloudhelp.store.models import StaffPresence, Ticket, utcnow
+from signaling.errors import SignalingError
+from signaling.hub import Session
+
+if TYPE_CHECKING:
+    from cloudhelp.callcenter.center import CallCenter
+
+Skills = dict[int, tuple[set[int], set[int]]]
+
+
+class Routing:
+    """Rings available staff for waiting tickets; takes accept, decline, pick and transfer."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+        self.db = center.db
+        self.pushes = center.pushes
+        self.timers = center._timers
+        self._lock = asyncio.Lock()  # one dispatch at a time in this process
+
+    async def dispatch(self) -> None:
+        """Offer waiting tickets to available staff whose skills cover the item."""
+        async with self._lock:
+            while await self._offer_one():
+                pass
+
+    async def _offer_one(self) -> bool:
+        async with self.db.read() as s:
+            tickets = await queue.waiting_tickets(s)
+            if not tickets:
+                return False
+            staff = await presence.available_staff(s)
+            if not staff:
+                return False
+            covers = await presence.skill_sets(s, [p.staff_id for p in staff])
+            offers = await queue.offer_counts(s, [t.id for t in tickets])
+        now = utcnow()
+        for ticket in tickets:
+            for staff_id in self._candidates(ticket, staff, covers, offers, now):
+                try:
+                    async with self.db.write() as s:
+                        claimed = await queue.claim_offer(s, ticket.id, staff_id)
+                except queue.Conflict:
+                    continue  # the staff member moved on: the next one
+                if not claimed:
+                    break  # the ticket moved on
+                # Announced through the façade (CallCenter._announce_offer), where a test holds
+                # it to race a cancellation with the ring.
+                await self.center._announce_offer(ticket.id, staff_id)
+                return True
+        return False
+
+    def _candidates(
+        self,
+        ticket: Ticket,
+        staff: Sequence[StaffPresence],
+        covers: Skills,
+        offers: Counter[tuple[int, int]],
+        now: datetime,
+    ) -> list[int]:
+        """Who may be offered ``ticket``, in the order to try them."""
+        preferred = ticket.preferred_staff_id
+        waited = (now - ticket.enqueued_at).total_seconds()
+        if preferred is not None and waited < self.center.prefer_reviewer_seconds:
+            # A correction session first rings the staff member who did the pre-review.
+            candidates = [p for p in staff if p.staff_id == preferred]
+        else:
+            candidates = [
+                p
+                for p in staff
+                if ticket.department_id in covers[p.staff_id][0]
+                or (
+                    ticket.item_id in covers[p.staff_id][1]
+                    and ticket.item.department_id == ticket.department_id
+                )
+            ]
+        # Fewest earlier offers of this ticket first, then longest idle.
+        candidates.sort(
+            key=lambda p: (offers[(ticket.id, p.staff_id)], p.idle_since or p.since, p.staff_id)
+        )
+        return [p.staff_id for p in candidates]
+
+    async def announce_offer(self, ticket_id: int, staff_id: int) -> None:
+        """Ring the staff member for the ticket just claimed for them; arm the ring's time-out."""
+        async with self.db.read() as s:
+            ticket = must_exist(await s.get(Ticket, ticket_id), f"ticket {ticket_id}")
+            ring = ticket.department.ring_seconds
+            summary = frames.ticket_summary(ticket)
+            still_ringing = ticket.status == "offered" and ticket.offered_to == staff_id
+        log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
+        if not still_ringing:  # cancelled, or answered, before the ring could be announced
+            return
+        self.timers.arm("ring", ticket_id, ring, lambda: self._ring_timeout(ticket_id, staff_id))
+        # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
+        await self.pushes.send_staff(
+            staff_id,
+            {"type": "ring", "ticket": summary, "ring_seconds": ring},
+            (f"ring:{ticket_id}", ticket.version),
+        )
+        await self.pushes.push_presence(staff_id)
+        self.pushes.schedule_queues()
+
+    async def _ring_timeout(self, ticket_id: int, staff_id: int) -> None:
+        if await self.release(ticket_id, staff_id, "timeout", missed=True):
+            await self.dispatch()
+
+    async def release(self, ticket_id: int, staff_id: int, reason: str, *, missed: bool) -> bool:
+        """Stop ringing the staff member (declined, timed out, gone); the ticket waits again.
+        A missed ring counts towards autopause (queue.release_offer). False if not ringing."""
+        async with self.db.write() as s:
+            ticket = await s.get(Ticket, ticket_id)
+            max_missed = ticket.department.max_missed_offers if ticket else 2
+            state = await queue.release_offer(
+                s, ticket_id, staff_id, reason, missed=missed, max_missed=max_missed
+            )
+            version = await queue.ticket_version(s, ticket_id)
+        if state is None:
+            return False
+        self.timers.cancel("ring", ticket_id)
+        log_event(f"ticket.offer_{reason}", ticket=ticket_id, staff=staff_id, staff_state=state)
+        await self.pushes.send_staff(
+            staff_id,
+            {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason, "version": version},
+            (f"ring:{ticket_id}", version or 0),
+        )
+        await self.pushes.push_presence(staff_id)
+        self.pushes.schedule_queues()
+        return True
+
+    async def on_offer_reply(self, session: Session, message: OfferReply) -> None:
+        staff_id = int(session.principal.id)
+        if message.type == "ring.decline":
+            if not await self.release(message.ticket, staff_id, "declined", missed=False):
+                raise SignalingError("not_your_offer", "That ticket is not ringing for you.")
+            await self.dispatch()
+            return
+        call_id = await self._connect(session, message.ticket, picked=False)
+        if call_id is None:
+            raise SignalingError("not_your_offer", "That ticket is no longer ringing for you.")
+        self.timers.cancel("ring", message.ticket)
+        await self.center.calls.open_call(message.ticket, call_id, session)
+
+    async def on_pick(self, session: Session, message: PickTicket) -> None:
+        staff_id = int(session.principal.id)
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, message.ticket)
+            if ticket is None:
+                raise SignalingError("no_such_ticket", "There is no such ticket.")
+            if not await queue.skills_cover(s, staff_id, ticket):
+                raise SignalingError("not_skilled", "That ticket is for an item you do not handle.")
+        call_id = await self._connect(session, message.ticket, picked=True)
+        if call_id is None:
+            raise SignalingError(
+                "ticket_taken", "That ticket is no longer waiting, or you are busy."
+            )
+        await self.center.calls.open_call(message.ticket, call_id, session)
+
+    async def _connect(self, session: Session, ticket_id: int, *, picked: bool) -> int | None:
+        """Claim the ticket for the staff member's call (an answered ring or a pick): the new
+        call's id, or None if the ticket or the staff member moved on first."""
+        staff_id = int(session.principal.id)
+        try:
+            async with self.db.write() as s:
+                call = await queue.connect(s, ticket_id, staff_id, picked=picked)
+                if call is None:
+                    return None
+                # A correction session opens the case's next round.
+                await prereview.start_correction_round(
+                    s, ticket_id, staff_id, session.principal.info["username"]
+                )
+                return call.id
+        except queue.Conflict:
+            return None
+
+    async def on_transfer(self, session: Session, message: TransferTicket) -> None:
+        staff_id = int(session.principal.id)
+        async with self.db.read() as s:
+            department = await catalog.get_department(s, message.department)
+            ticket_id = await presence.call_ticket(s, staff_id)
+        if department is None:
+            raise SignalingError(
+                "no_such_department", f"There is no department {message.department!r}."
+            )
+        if ticket_id is None:
+            raise SignalingError("not_in_call", "Only a ticket in your call can be transferred.")
+        await self.center.calls.end_call(ticket_id, "transferred", transfer_to=department.id)
+        await self.dispatch()

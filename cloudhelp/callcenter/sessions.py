@@ -1,0 +1,178 @@
+"""Sessions: who may connect (kiosk credential, staff sign-in), and what a session starting,
+resuming or ending means for its kiosk's ticket or its staff member's console."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from cloudhelp.callcenter import frames
+from cloudhelp.callcenter.messages import CONSOLE, STAFF_PURPOSES
+from cloudhelp.core.logs import log_event
+from cloudhelp.domain import accounts, outcomes, queue
+from cloudhelp.store.models import StaffPresence, Ticket, utcnow
+from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
+from signaling.hub import Principal, Session
+
+if TYPE_CHECKING:
+    from cloudhelp.callcenter.center import CallCenter
+
+
+class Sessions:
+    """The hub's application callbacks about sessions (see signaling.hub.HubApplication)."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+        self.db = center.db
+        self.hub = center.hub
+        self.gate = center._gate
+        self.pushes = center.pushes
+
+    async def authenticate(self, auth: dict[str, Any] | None, request: web.Request) -> Principal:
+        auth = auth or {}
+        kind = auth.get("kind")
+        try:
+            if kind == "kiosk":
+                return await self._kiosk(auth)
+            if kind == "staff":
+                return await self._staff(auth, request)
+        except accounts.AccountError as exc:
+            raise SignalingError(
+                "auth_failed" if exc.code != "revoked" else "revoked", exc.message
+            ) from None
+        raise SignalingError("auth_failed", "hello.auth.kind must be 'kiosk' or 'staff'.")
+
+    async def _kiosk(self, auth: dict[str, Any]) -> Principal:
+        credential = auth.get("credential")
+        if not isinstance(credential, str) or not credential:
+            raise SignalingError("auth_failed", "A kiosk signs in with its credential.")
+        async with self.db.read() as s:
+            kiosk = await accounts.kiosk_by_credential(s, credential)
+            return Principal(
+                "kiosk",
+                str(kiosk.id),
+                {"kiosk": kiosk.code, "name": kiosk.name, "station": kiosk.station.code,
+                 "station_name": kiosk.station.name},
+            )  # fmt: skip
+
+    async def _staff(self, auth: dict[str, Any], request: web.Request) -> Principal:
+        token = auth.get("token") or request.cookies.get(accounts.STAFF_COOKIE)
+        if not isinstance(token, str) or not token:
+            raise SignalingError("auth_failed", "Sign in first, then connect.")
+        purpose = auth.get("purpose") or CONSOLE
+        if purpose not in STAFF_PURPOSES:
+            raise SignalingError("bad_message", "hello.auth.purpose must be 'console' or 'board'.")
+        async with self.db.read() as s:
+            staff = await accounts.staff_by_token(s, token)
+            info = {"username": staff.username, "name": staff.display_name, "role": staff.role}
+            return Principal("staff", str(staff.id), info, str(purpose))
+
+    async def may_resume(self, session: Session, request: web.Request) -> bool:
+        """A staff session is taken back only by a browser signed in as the same person (a
+        tab's kept session never passes to whoever signs in next); kiosks prove it by token."""
+        if session.principal.kind != "staff":
+            return True
+        token = request.cookies.get(accounts.STAFF_COOKIE)
+        if not token:
+            return True  # a non-browser client: the resume token alone
+        try:
+            async with self.db.read() as s:
+                staff = await accounts.staff_by_token(s, token)
+        except accounts.AccountError:
+            return False
+        return str(staff.id) == session.principal.id
+
+    async def session_started(self, session: Session) -> None:
+        principal = session.principal
+        # A new sign-in replaces only a session of the same purpose: a supervisor's board
+        # never closes their console (nor a call in it).
+        for old in self.hub.find_sessions(principal.kind, principal.id, principal.purpose):
+            if old is not session:
+                if old.principal.kind == "kiosk":
+                    await self.center.tickets.take_over(old, session)
+                await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
+        if principal.kind == "kiosk":
+            await self.center.tickets.kiosk_started(session)
+        elif principal.purpose == CONSOLE:
+            await self.center.presence.staff_started(session)
+        log_event(
+            "session.started", kind=principal.kind, principal=principal.id, session=session.id
+        )
+
+    async def session_resumed(self, session: Session, reloaded: bool) -> None:
+        log_event(
+            "session.resumed",
+            kind=session.principal.kind,
+            principal=session.principal.id,
+            session=session.id,
+            reloaded=reloaded,
+        )
+        if reloaded:
+            await self._send_current_state(session)
+
+    async def _send_current_state(self, session: Session) -> None:
+        """A reloaded page resumed its session: send it what it shows now (snapshots, and a
+        ring or wrap-up in progress); the hub adds ``joined`` if it is in a call."""
+        principal = session.principal
+        if principal.kind == "kiosk":
+            async with self.db.read() as s:
+                ticket = await queue.open_ticket_of_kiosk(s, int(principal.id))
+            if ticket is not None and ticket.session_id == session.id:
+                self.gate.reset(f"ticket:{ticket.id}")
+                await self.pushes.push_ticket(ticket.id)
+            return
+        if principal.purpose != CONSOLE:
+            return  # a board page asks again with board.watch
+        staff_id = int(principal.id)
+        async with self.db.read() as s:
+            row = await s.get(StaffPresence, staff_id)
+            ticket = await s.get(Ticket, row.ticket_id) if row and row.ticket_id else None
+            summary = frames.ticket_summary(ticket) if ticket is not None else None
+        await self.center.presence.send_snapshots(staff_id)
+        if row is None or ticket is None or summary is None:
+            return
+        if row.state == "ringing" and ticket.status == "offered":
+            left = ticket.department.ring_seconds - (utcnow() - row.since).total_seconds()
+            await self.hub.send(
+                session.id, {"type": "ring", "ticket": summary, "ring_seconds": max(1, round(left))}
+            )
+        elif row.state == "wrapup" and ticket.status == "wrapup":
+            left = ticket.department.wrapup_seconds - (utcnow() - row.since).total_seconds()
+            async with self.db.read() as s:
+                proposal = await outcomes.proposed_outcome(s, ticket, ticket.end_reason)
+            await self.hub.send(
+                session.id,
+                {"type": "wrapup", "ticket": ticket.id, "seconds": max(1, round(left)),
+                 "outcome": proposal, "version": ticket.version},
+            )  # fmt: skip
+
+    async def session_ended(self, session: Session, reason: str) -> None:
+        principal = session.principal
+        self.center._board_watchers.discard(session.id)
+        log_event(
+            "session.ended",
+            kind=principal.kind,
+            principal=principal.id,
+            session=session.id,
+            reason=reason,
+        )
+        if principal.kind == "kiosk":
+            if not await self.center.tickets.kiosk_gone(session, reason):
+                return  # nothing queued or in a call: nobody else is affected
+        elif principal.purpose == CONSOLE:
+            await self.center.presence.staff_gone(session)
+        else:
+            return  # a board page: nobody else is affected
+        self.pushes.schedule_queues()
+        await self.center.routing.dispatch()
+
+    async def sign_out_staff(self, staff_id: int) -> None:
+        """End every session of the staff member (console and board): they signed out."""
+        for session in self.hub.find_sessions("staff", str(staff_id)):
+            await self.hub.end_session(session, "signed_out")
+
+    async def revoke_kiosk_sessions(self, kiosk_id: int) -> None:
+        """End the revoked kiosk's sessions, for good (it cannot resume)."""
+        for session in self.hub.find_sessions("kiosk", str(kiosk_id)):
+            await self.hub.end_session(session, "revoked", CLOSE_REVOKED)

@@ -1,0 +1,179 @@
+"""Kiosk tickets: taking one (for an item, or a correction session of a case), cancelling it,
+and what happens to it when the kiosk goes away or comes back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.callcenter.messages import CancelTicket, TakeTicket
+from cloudhelp.core import signed
+from cloudhelp.core.errors import must_exist
+from cloudhelp.core.logs import log_event
+from cloudhelp.domain import cases, catalog, queue
+from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket
+from signaling.errors import SignalingError
+from signaling.hub import Session
+
+if TYPE_CHECKING:
+    from cloudhelp.callcenter.center import CallCenter
+
+# After the preference window a correction ticket may ring anyone; a little later than the
+# window itself, so the dispatch finds it over.
+PREFER_WINDOW_MARGIN_SECONDS = 0.1
+
+
+class Tickets:
+    """A kiosk's ticket from taking it until a staff member answers (or it is given up)."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+        self.db = center.db
+        self.gate = center._gate
+        self.pushes = center.pushes
+        self.timers = center._timers
+
+    async def on_take(self, session: Session, message: TakeTicket) -> None:
+        kiosk_id = int(session.principal.id)
+        if message.case is not None:
+            self._check_case_grant(kiosk_id, message)
+        async with self.db.write() as s:
+            item, case = await self._item_and_case(s, message)
+            if await queue.open_ticket_of_kiosk(s, kiosk_id) is not None:
+                raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
+            kiosk = must_exist(await s.get(Kiosk, kiosk_id), f"kiosk {kiosk_id}")
+            ticket = await queue.take(
+                s, item=item, kiosk_id=kiosk_id, station_id=kiosk.station_id, session_id=session.id
+            )
+            if case is not None:
+                ticket.case_id, ticket.preferred_staff_id = case.id, case.staff_id
+            ticket_id = ticket.id
+        log_event("ticket.enqueued", ticket=ticket_id, item=item.code, kiosk=kiosk_id)
+        if case is not None and case.staff_id is not None:
+            # After the preference window any staff member who handles the item may answer.
+            self.timers.arm(
+                "prefer_window",
+                ticket_id,
+                self.center.prefer_reviewer_seconds + PREFER_WINDOW_MARGIN_SECONDS,
+                self.center.routing.dispatch,
+            )
+        self.pushes.schedule_queues()
+        await self.center.routing.dispatch()
+
+    async def _item_and_case(
+        self, s: AsyncSession, message: TakeTicket
+    ) -> tuple[ServiceItem, Case | None]:
+        """The item the ticket is for, and the case of a correction session (or None)."""
+        case = None
+        if message.case is not None:
+            case = await cases.for_correction(s, message.case)
+            if case is None:
+                raise SignalingError(
+                    "no_such_case", "No case with that number is waiting for corrections."
+                )
+            item: ServiceItem | None = case.item
+        elif message.item is not None:
+            item = await catalog.get_item(s, message.item)
+        else:
+            raise SignalingError("bad_message", "Say which item (item) or case (case).")
+        if item is None:
+            raise SignalingError("no_such_item", f"There is no service item {message.item!r}.")
+        if not item.cloud:
+            raise SignalingError(
+                "not_cloud", "This item cannot be handled by video; please go to the hall."
+            )
+        return item, case
+
+    def _check_case_grant(self, kiosk_id: int, message: TakeTicket) -> None:
+        """A correction session only for a case this kiosk looked up (number and last four
+        digits) within the grant's lifetime: no kiosk opens one for any case number."""
+        try:
+            signed.check(
+                self.center.secret_key,
+                message.grant,
+                signed.CASE_GRANT,
+                (str(message.case), kiosk_id),
+            )
+        except signed.TokenRefused as refused:
+            if refused.reason == "expired":
+                raise SignalingError(
+                    "case_grant_expired", "The case lookup expired; look the case up again."
+                ) from None
+            raise SignalingError(
+                "case_grant_invalid",
+                "Look the case up at this kiosk (number and last four digits) before calling.",
+            ) from None
+
+    async def on_cancel(self, session: Session, message: CancelTicket) -> None:
+        async with self.db.read() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+        if ticket is None or ticket.status not in queue.QUEUED:
+            raise SignalingError("no_ticket", "There is no waiting ticket to cancel.")
+        await self.close_queued(ticket.id, "cancelled", "resident_cancelled")
+        self.pushes.schedule_queues()
+        await self.center.routing.dispatch()
+
+    async def close_queued(self, ticket_id: int, status: str, reason: str) -> None:
+        """Cancel or abandon a queued ticket; a ring for it stops."""
+        async with self.db.write() as s:
+            ticket = await queue.close_queued(s, ticket_id, status, reason)
+        if ticket is None:
+            return
+        log_event(f"ticket.{status}", ticket=ticket_id, reason=reason)
+        self.timers.cancel("ring", ticket_id)
+        if ticket.offered_to is not None:
+            await self.pushes.send_staff(
+                ticket.offered_to,
+                {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason,
+                 "version": ticket.version},
+                (f"ring:{ticket_id}", ticket.version),
+            )  # fmt: skip
+            await self.pushes.push_presence(ticket.offered_to)
+        await self.pushes.push_ticket(ticket_id)
+
+    async def kiosk_started(self, session: Session) -> None:
+        """A kiosk signed in: a ticket it left queued follows it to the new session."""
+        async with self.db.write() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+            if ticket is not None and ticket.status in queue.QUEUED:
+                ticket.session_id = session.id
+                ticket_id: int | None = ticket.id
+            else:
+                ticket_id = None
+        if ticket_id is not None:
+            self.timers.cancel("abandon", ticket_id)
+            self.gate.reset(f"ticket:{ticket_id}")
+            await self.pushes.push_ticket(ticket_id)
+
+    async def take_over(self, old: Session, new: Session) -> None:
+        """A second sign-in of the same kiosk takes its queued ticket over."""
+        async with self.db.write() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(old.principal.id))
+            if ticket is not None and ticket.status in queue.QUEUED:
+                ticket.session_id = new.id
+
+    async def kiosk_gone(self, session: Session, reason: str) -> bool:
+        """Abandon the kiosk's queued ticket or end its call; False if it had neither."""
+        async with self.db.read() as s:
+            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+        if ticket is None or ticket.session_id not in (session.id, None):
+            return False
+        if ticket.status in queue.QUEUED:
+            why = "resident_left" if reason == "left" else "kiosk_gone"
+            await self.close_queued(ticket.id, "abandoned", why)
+        elif ticket.status == "connected":
+            await self.center.calls.end_call(ticket.id, "peer_gone")
+        return True
+
+    def arm_abandon(self, ticket_id: int) -> None:
+        """Abandon the queued ticket unless its kiosk comes back within the grace period."""
+        grace = self.center.hub.settings.grace_seconds
+        self.timers.arm("abandon", ticket_id, grace, lambda: self._abandon_if_unclaimed(ticket_id))
+
+    async def _abandon_if_unclaimed(self, ticket_id: int) -> None:
+        async with self.db.read() as s:
+            ticket = await s.get(Ticket, ticket_id)
+        if ticket is not None and ticket.session_id is None and ticket.status in queue.QUEUED:
+            await self.close_queued(ticket_id, "abandoned", "kiosk_gone")
+            self.pushes.schedule_queues()

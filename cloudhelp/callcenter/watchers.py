@@ -1,0 +1,80 @@
+"""The call centre's background loops, each run guarded (callcenter.tasks.run_guarded):
+
+- revocations: kiosks revoked by another process (the CLI) are disconnected within seconds;
+- warnings: time-out warnings checked every few seconds, the board kept fresh meanwhile;
+- rollups: today's daily figures rebuilt while a board shows them (a push never writes them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from cloudhelp.core.clock import today
+from cloudhelp.domain import accounts, metrics
+from cloudhelp.views import board
+
+if TYPE_CHECKING:
+    from cloudhelp.callcenter.center import CallCenter
+
+REVOCATION_CHECK_SECONDS = 3.0
+BOARD_REFRESH_SECONDS = 10.0  # the board is pushed at least this often while someone watches
+CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
+
+
+class Watchers:
+    """Starts the loops; CallCenter.stop() stops them (TaskSet.stop cancels and awaits)."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+        self.db = center.db
+        self._rollups_due = asyncio.Event()
+        self._last_board = self._last_full = 0.0
+
+    def start(self) -> None:
+        tasks = self.center._tasks
+        tasks.loop("kiosks.revocation_check", self.check_revocations, REVOCATION_CHECK_SECONDS)
+        # The board's figures may lag TODAY_MAX_AGE behind: rebuilt that often while watched.
+        seconds = board.TODAY_MAX_AGE.total_seconds()
+        tasks.loop("rollups.refresh", self.refresh_rollups, seconds, wake=self._rollups_due)
+        interval = self.center.warning_check_seconds
+        if interval > 0:  # 0: whoever needs them calls check_warnings (tests)
+            tasks.loop("warnings.check", self.check_warnings, interval)
+
+    async def check_revocations(self) -> None:
+        """Disconnect the kiosks connected here whose credential has been revoked."""
+        hub = self.center.hub
+        live = {int(s.principal.id) for s in hub.sessions.values() if s.principal.kind == "kiosk"}
+        if not live:
+            return
+        async with self.db.read() as s:
+            revoked = await accounts.revoked_kiosks(s, live)
+        for kiosk_id in revoked:
+            await self.center.revoke_kiosk_sessions(kiosk_id)
+
+    async def check_warnings(self) -> None:
+        """Check the time-out warnings (every kind once a minute); keep the board's figures
+        fresh when nothing changed for a while."""
+        loop = asyncio.get_running_loop()
+        every_kind = loop.time() - self._last_full >= CASE_WARNING_CHECK_SECONDS
+        changed = await self.center.check_warnings(every_kind=every_kind)
+        if every_kind:
+            self._last_full = loop.time()
+        if not changed and loop.time() - self._last_board >= BOARD_REFRESH_SECONDS:
+            await self.center.pushes.push_board()
+            self._last_board = loop.time()
+
+    def refresh_rollups_soon(self) -> None:
+        """Have the rollups loop run now (a board was opened) rather than at its next turn."""
+        self._rollups_due.set()
+
+    async def refresh_rollups(self) -> None:
+        """While anyone watches the board, rebuild today's rollup rows (run every
+        TODAY_MAX_AGE, so the figures lag no more than that) and push the board."""
+        center = self.center
+        if not center._board_watchers:
+            return
+        day = today()
+        if await metrics.refresh(self.db, day, day, timedelta(0), center.metric_rules):
+            await center.pushes.push_board()
