@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import iso, local_date
 from cloudhelp.domain import metrics, queue, timeouts
@@ -32,6 +35,16 @@ TODAY_FIGURES = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Hall:
+    """What the board reads of the hall at one moment."""
+
+    departments: Sequence[Department]
+    open_tickets: Sequence[Ticket]
+    staff: list[tuple[Staff, StaffPresence]]  # the seats: on duty, not watching supervisors
+    covers: dict[int, set[int]]  # staff id → the departments whose queues they serve
+
+
 async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
     """Queues per department, staff states, calls in progress, today's figures, warnings.
 
@@ -40,88 +53,100 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
     """
     today = local_date(now)
     async with database.read() as s:
-        departments = (await s.scalars(select(Department).order_by(Department.code))).all()
-        open_tickets = (
-            await s.scalars(
-                select(Ticket)
-                .where(Ticket.status.in_(queue.OPEN_STATES))
-                .order_by(Ticket.enqueued_at, Ticket.id)
-            )
-        ).all()
-        staff_rows = (
-            await s.execute(
-                select(Staff, StaffPresence)
-                .join(StaffPresence, StaffPresence.staff_id == Staff.id)
-                .where(StaffPresence.state != "offline")
-                .order_by(Staff.username)
-            )
-        ).all()
-        staff_rows = [
-            (staff, presence)
-            for staff, presence in staff_rows
-            if staff.role not in SUPERVISOR_ROLES or presence.state in SERVING_STATES
-        ]
-        on_duty_ids = [staff.id for staff, _ in staff_rows]
-        skills = (
-            await s.scalars(select(StaffSkill).where(StaffSkill.staff_id.in_(on_duty_ids)))
-        ).all()
-        item_department = dict(
-            (await s.execute(select(ServiceItem.id, ServiceItem.department_id))).all()
-        )
+        hall = await _read_hall(s)
         figures = await metrics.total(s, today, today)
         warnings = await timeouts.active(s)
-    handles = queue.skill_sets(on_duty_ids, skills)
-    covers = {
-        staff_id: departments | {item_department[i] for i in items}
-        for staff_id, (departments, items) in handles.items()
-    }
-    numbers = {t.id: t.number for t in open_tickets}
-    board_departments = []
-    for department in departments:
-        queued = [
-            t for t in open_tickets if t.department_id == department.id and t.status in queue.QUEUED
-        ]
-        on_duty: dict[str, int] = {}
-        for staff, presence in staff_rows:
-            if department.id in covers[staff.id]:
-                on_duty[presence.state] = on_duty.get(presence.state, 0) + 1
-        board_departments.append(
-            {
-                "code": department.code,
-                "name": department.name,
-                "waiting": len(queued),
-                "oldest_enqueued_at": iso(queued[0].enqueued_at) if queued else None,
-                "staff": on_duty,
-            }
-        )
-    names = {staff.id: staff.display_name for staff, _ in staff_rows}
     return {
         "type": "board",
         "at": now.isoformat(),
-        "departments": board_departments,
-        "staff": [
-            {
-                "username": staff.username,
-                "name": staff.display_name,
-                "state": presence.state,
-                "since": iso(presence.since),
-                "ticket": numbers.get(presence.ticket_id) if presence.ticket_id else None,
-            }
-            for staff, presence in staff_rows
-        ],
-        "calls": [
-            {
-                "ticket": t.number,
-                "item": t.item.name,
-                "station": t.station.name,
-                "staff": names.get(t.staff_id or 0, ""),
-                "connected_at": iso(t.connected_at),
-            }
-            for t in open_tickets
-            if t.status == "connected"
-        ],
+        "departments": [_department_json(hall, d) for d in hall.departments],
+        "staff": _staff_json(hall),
+        "calls": _calls_json(hall),
         "today": {name: figures[name] for name in TODAY_FIGURES},
         "warnings": [
             warning_json(w) for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
         ],
     }
+
+
+async def _read_hall(s: AsyncSession) -> _Hall:
+    departments = (await s.scalars(select(Department).order_by(Department.code))).all()
+    open_tickets = (
+        await s.scalars(
+            select(Ticket)
+            .where(Ticket.status.in_(queue.OPEN_STATES))
+            .order_by(Ticket.enqueued_at, Ticket.id)
+        )
+    ).all()
+    rows = (
+        await s.execute(
+            select(Staff, StaffPresence)
+            .join(StaffPresence, StaffPresence.staff_id == Staff.id)
+            .where(StaffPresence.state != "offline")
+            .order_by(Staff.username)
+        )
+    ).all()
+    staff_rows = [
+        (staff, presence)
+        for staff, presence in rows
+        if staff.role not in SUPERVISOR_ROLES or presence.state in SERVING_STATES
+    ]
+    on_duty_ids = [staff.id for staff, _ in staff_rows]
+    skills = (await s.scalars(select(StaffSkill).where(StaffSkill.staff_id.in_(on_duty_ids)))).all()
+    item_department = dict(
+        (await s.execute(select(ServiceItem.id, ServiceItem.department_id))).all()
+    )
+    covers = {
+        staff_id: served | {item_department[i] for i in items}
+        for staff_id, (served, items) in queue.skill_sets(on_duty_ids, skills).items()
+    }
+    return _Hall(departments, open_tickets, staff_rows, covers)
+
+
+def _department_json(hall: _Hall, department: Department) -> dict[str, Any]:
+    """A department's queue: how many wait, since when, and its seats by state."""
+    queued = [
+        t
+        for t in hall.open_tickets
+        if t.department_id == department.id and t.status in queue.QUEUED
+    ]
+    on_duty: dict[str, int] = {}
+    for staff, presence in hall.staff:
+        if department.id in hall.covers[staff.id]:
+            on_duty[presence.state] = on_duty.get(presence.state, 0) + 1
+    return {
+        "code": department.code,
+        "name": department.name,
+        "waiting": len(queued),
+        "oldest_enqueued_at": iso(queued[0].enqueued_at) if queued else None,
+        "staff": on_duty,
+    }
+
+
+def _staff_json(hall: _Hall) -> list[dict[str, Any]]:
+    numbers = {t.id: t.number for t in hall.open_tickets}
+    return [
+        {
+            "username": staff.username,
+            "name": staff.display_name,
+            "state": presence.state,
+            "since": iso(presence.since),
+            "ticket": numbers.get(presence.ticket_id) if presence.ticket_id else None,
+        }
+        for staff, presence in hall.staff
+    ]
+
+
+def _calls_json(hall: _Hall) -> list[dict[str, Any]]:
+    names = {staff.id: staff.display_name for staff, _ in hall.staff}
+    return [
+        {
+            "ticket": t.number,
+            "item": t.item.name,
+            "station": t.station.name,
+            "staff": names.get(t.staff_id or 0, ""),
+            "connected_at": iso(t.connected_at),
+        }
+        for t in hall.open_tickets
+        if t.status == "connected"
+    ]
