@@ -214,8 +214,8 @@ class Pushes:
                 summaries[t.id] | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
                 for t in visible[:QUEUE_LIST_LIMIT]
             ]
-            message = {"type": "queue", "tickets": tickets, "total": len(visible), "_key": "queue"}
-            await self.hub.send(row.session_id, message)
+            listing = {"type": "queue", "tickets": tickets, "total": len(visible), "_key": "queue"}
+            await self.hub.send(row.session_id, listing)
 
     async def board_frame(self) -> dict[str, Any]:
         """The board snapshot (from the rollups as they are: pushes never write them)."""

@@ -75,7 +75,7 @@ class Routing:
         ticket: Ticket,
         staff: Sequence[StaffPresence],
         covers: Skills,
-        offers: Counter[tuple[int, int]],
+        offers: Counter[tuple[int, int | None]],
         now: datetime,
     ) -> list[int]:
         """Who may be offered ``ticket``, in the order to try them."""

@@ -410,7 +410,9 @@ async def waiting_tickets(session: AsyncSession, limit: int = 500) -> list[Ticke
     return list((await session.scalars(stmt)).all())
 
 
-async def offer_counts(session: AsyncSession, ticket_ids: list[int]) -> Counter[tuple[int, int]]:
+async def offer_counts(
+    session: AsyncSession, ticket_ids: list[int]
+) -> Counter[tuple[int, int | None]]:
     """How often each (ticket, staff member) pair was offered, for ``ticket_ids``."""
     events = await session.scalars(
         select(TicketEvent).where(
