@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 from fpdf import FPDF
 from playwright.async_api import ConsoleMessage, Page, WebSocketRoute, expect
+from sqlalchemy import select
 
+from cloudhelp.store.models import TicketFile
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
@@ -303,6 +305,24 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         assert await kiosk.locator("iframe:not(#notice-frame)").count() == 0  # nothing printed yet
         await photo.scroll_into_view_if_needed()
         await snap(kiosk, "peer-data-kiosk-received-photo")
+
+        # The console keeps what it sent by its bytes, not by the picker's type: the real PNG and
+        # PDF named .html are kept as what they are; the rest is no photo or PDF and is not kept.
+        sent_lines = staff.locator("#files li")
+        for name in ("photo.html", "form.html"):
+            line = sent_lines.filter(has_text=name)
+            await expect(line).to_have_attribute("data-saved", "1", timeout=30_000)
+        for name in ("notes.png", "badge.svg", "page.html"):
+            await expect(sent_lines.filter(has_text=name)).not_to_have_attribute("data-saved", "1")
+        await sent_lines.filter(has_text="photo.html").scroll_into_view_if_needed()
+        await snap(staff, "peer-data-staff-sent-files")
+        async with server.state.db.read() as session:
+            rows = (await session.scalars(select(TicketFile))).all()
+            kept = {(row.name, row.content_type, row.sender) for row in rows}
+        assert kept == {
+            ("photo.html", "image/png", "staff"),
+            ("form.html", "application/pdf", "staff"),
+        }
 
         # Ids the staff side chooses, over its real data channel: each file gets its own line.
         for n, file_id in enumerate((HIJACK_ID, BROKEN_ID)):

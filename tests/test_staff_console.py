@@ -16,6 +16,7 @@ from tests.journeykit import axe_violations, english_in
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
 from tests.test_cases import ID_NUMBER
 from tests.test_correction_session import LAST4, case_needing_correction
+from tests.test_peer_data_browser import a_png
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -236,3 +237,90 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await staff.click("#resume")
         await expect(staff.locator("#state")).not_to_have_text("暂离")
         await expect(paused).to_be_hidden()
+
+
+# What the console holds of the call in progress, captured apart from the page's bookkeeping:
+# the call and its file channel, the resident's tracks, the screen shared, the files' object URLs.
+HOLD_CALL = """() => {
+  const call = window.cloudhelp.call;
+  const remote = call.pc.getReceivers().map((r) => r.track);
+  const screen = call.transceivers[2].sender.track;
+  const urls = [...document.querySelectorAll("#files img, #files a[download]")]
+    .map((el) => el.src || el.href);
+  window.__held = { call, files: window.cloudhelp.visit?.files, remote, screen, urls };
+  return { remote: remote.length, screen: Boolean(screen), urls };
+}"""
+# Which held tracks are still live and which held object URLs still load.
+STILL_HELD = """async () => {
+  const held = window.__held;
+  const live = [...held.remote, held.screen].filter((t) => t.readyState !== "ended")
+    .map((t) => `${t.kind} ${t.label}`);
+  const loading = [];
+  for (const url of held.urls) {
+    try { await fetch(url); loading.push(url); } catch { /* revoked */ }
+  }
+  return { live, loading };
+}"""
+# Late events from the ended call's objects (a chat line, a file that finished arriving).
+LATE_EVENTS = """async () => {
+  const { call, files } = window.__held;
+  call.dispatchEvent(new CustomEvent("app", { detail: { kind: "chat", text: "迟到的消息" } }));
+  const blob = new Blob(["late"], { type: "image/png" });
+  files.dispatchEvent(new CustomEvent("file", { detail: {
+    id: "late", name: "迟到的文件.png", type: "image/png", size: 4, sha256: "0", blob, ok: true,
+  } }));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}"""
+
+
+async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring")).to_be_visible()
+        await staff_answers(kiosk, staff)
+
+        # In the call: the staff member shares the screen, the resident sends a photo. The
+        # console holds it all in one visit (window.cloudhelp.visit), like the kiosk.
+        await staff.click("#share-screen")
+        await expect(staff.locator("#share-screen")).to_have_text("停止共享")
+        photo = {"name": "户口本.png", "mimeType": "image/png", "buffer": a_png()}
+        await kiosk.set_input_files("#file-input", files=[photo])
+        saved = staff.locator("#files li[data-saved='1'] img")
+        await expect(saved).to_have_count(1, timeout=30_000)
+        held = await staff.evaluate(HOLD_CALL)
+        assert held["remote"] >= 2 and held["screen"] and len(held["urls"]) == 2, held
+        visit = await staff.evaluate(
+            "(() => { const v = window.cloudhelp.visit;"
+            " return v && { ticket: v.ticket, urls: v.urls.length, files: v.received.size }; })()"
+        )
+        assert visit is not None and visit["ticket"] > 0, visit
+        assert visit["urls"] == 1 and visit["files"] == 1, visit
+        await snap(staff, "console-11-call-with-screen-and-photo")
+
+        # The resident hangs up: the call's tracks stop at once; its files stay for the wrap-up.
+        await kiosk.click("#hangup")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        still = await staff.evaluate(STILL_HELD)
+        assert still["live"] == [] and sorted(still["loading"]) == sorted(held["urls"]), still
+        await expect(staff.locator("#files img")).to_have_count(1)
+        assert await staff.evaluate("window.cloudhelp.call") is None
+        await snap(staff, "console-12-wrapup-files-kept")
+
+        # Wrap-up done: nothing of the call is held (object URLs revoked), and late events
+        # from its call or file channel reach nothing on the console.
+        await staff.click("#wrapup button")
+        await expect(staff.locator("#state")).to_have_text("可接听")
+        assert await staff.evaluate(STILL_HELD) == {"live": [], "loading": []}
+        assert await staff.evaluate("window.cloudhelp.visit") is None
+        await staff.evaluate(LATE_EVENTS)
+        for leftover in ("#chat li", "#files li"):
+            await expect(staff.locator(leftover)).to_have_count(0)
+        await snap(staff, "console-13-available-after-call")

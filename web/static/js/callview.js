@@ -16,15 +16,17 @@ export function banner(text, kind = "warn") {
 /**
  * Show the peer's media in #remote-main / #remote-corner / #remote-audio and say what the
  * connection is doing; a call whose media cannot recover is hung up with `media_failed`.
+ * Aborting `signal` detaches both listeners (the console does when the call ends).
  * @param {import("./protocol.js").Call} call @param {import("./protocol.js").Connection} connection
+ * @param {AbortSignal} [signal]
  */
-export function wireCall(call, connection) {
+export function wireCall(call, connection, signal) {
   call.addEventListener("track", (/** @type {any} */ e) => {
     const { kind, stream } = e.detail;
     if (kind === "audio") $("remote-audio").srcObject = stream;
     else if (kind === "camera") $("remote-main").srcObject = stream;
     else $("remote-corner").srcObject = stream;
-  });
+  }, { signal });
   call.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
     else if (e.detail === "connected") banner(null);
@@ -32,7 +34,7 @@ export function wireCall(call, connection) {
       banner(t("net.call_failed"), "error");
       connection.send({ type: "call.hangup", reason: "media_failed" });
     }
-  });
+  }, { signal });
 }
 
 /** While the peer shares a screen it fills the stage and their camera goes to the corner. */

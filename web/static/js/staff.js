@@ -1,6 +1,6 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
-import { Call, Connection, FileChannel, uploadFile } from "./protocol.js";
+import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 import { showNav } from "./sitenav.js";
@@ -10,43 +10,80 @@ const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementB
 
 /** @type {Connection | null} */
 let connection = null;
-/** @type {Call | null} */
-let call = null;
-/** @type {FileChannel | null} */
-let files = null;
-/** @type {any} */
+/** The ticket ringing at this console (its `ring` frame's ticket), while it rings. @type {any} */
 let ringing = null;
 let ringTimer = 0;
-let wrapupTimer = 0;
-/** The ticket of the current (or just ended) call, for keeping its files. */
-let callTicket = 0;
 let presence = "offline";
 /** Set away by the server after unanswered rings (not by the staff member's own choice). */
 let autoPaused = false;
-/** @type {MediaStream | null} */
+/**
+ * The console's camera and microphone, opened at sign-in and used by every call: a reload
+ * mid-call needs them ready for the resumed `joined`. Not part of a visit.
+ * @type {MediaStream | null}
+ */
 let stream = null;
-/** @type {MediaStreamTrack | null} */
-let screen = null;
 /** @type {any[]} */
 let queue = [];
-/** @type {Map<string, any>} */
-const received = new Map();
-/**
- * The lines of the files list by transfer id. The ids are the peer's choice: they are looked up
- * here, never put into a CSS selector.
- * @type {Map<string, HTMLElement>}
- */
-const fileItems = new Map();
-/** The ticket of the current call, as rung or picked (its item and, for a correction, case). */
-/** @type {any} */
-let callSummary = null;
-/** @type {any} */
-let currentCase = null;
-/** Object URLs of the files shown, revoked when the console is cleared for the next resident. */
-/** @type {string[]} */
-let objectUrls = [];
+/** The ticket about to be answered, until its call starts; it then moves into the visit. */
+let answering = noTicket();
+/** The resident being served: their call, then its wrap-up (see newVisit). @type {Visit | null} */
+let visit = null;
 const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/** @returns {{summary: any, ticket: number}} */
+function noTicket() {
+  return {
+    /** The ticket as rung or picked: its item and, for a correction, its case. */
+    summary: null,
+    /** Its id as the server last said (presence), e.g. after a reload. */
+    ticket: 0,
+  };
+}
+
+/**
+ * Everything about one resident's call at this console, like kiosk.js's `visit`: created when
+ * the call starts (`joined`, or a wrap-up resumed after a reload). It ends in two steps: when
+ * the call ends (`left`) its listeners are detached, the call closed and its tracks stopped
+ * (endCall); when the wrap-up is over its object URLs are revoked and its timer cleared
+ * (endVisit) — until then its files, chat and case stay on screen for the wrap-up.
+ * @param {{summary: any, ticket: number}} from
+ */
+function newVisit(from) {
+  return {
+    summary: from.summary,
+    /** The ticket's id, for keeping its files and finding its case. */
+    ticket: /** @type {number} */ (from.summary?.id || from.ticket),
+    call: /** @type {Call | null} */ (null),
+    files: /** @type {FileChannel | null} */ (null),
+    /** The screen this console shares. */
+    screen: /** @type {MediaStreamTrack | null} */ (null),
+    /** The session's case, once opened or found. */
+    case: /** @type {any} */ (null),
+    /** Files received, by transfer id. */
+    received: /** @type {Map<string, any>} */ (new Map()),
+    /**
+     * The lines of the files list by transfer id. The ids are the peer's choice: they are
+     * looked up here, never put into a CSS selector.
+     */
+    fileItems: /** @type {Map<string, HTMLElement>} */ (new Map()),
+    /** Object URLs of the files shown. */
+    urls: /** @type {string[]} */ ([]),
+    wrapupTimer: 0,
+    /** Aborted when the call ends: every listener put on the call and its file channel goes. */
+    listeners: new AbortController(),
+  };
+}
+/** @typedef {ReturnType<typeof newVisit>} Visit */
+
+/** The visit, creating it from the ticket being answered if there is none. */
+function currentVisit() {
+  if (!visit) {
+    visit = newVisit(answering);
+    answering = noTicket();
+  }
+  return visit;
+}
 
 /** The catalog text of an error code the server sent (never its English message). */
 function errorText(/** @type {any} */ error) {
@@ -115,7 +152,7 @@ function onMessage(frame) {
     case "ring": return onRing(frame);
     case "ring.cancelled": return onRingCancelled(frame);
     case "joined": return onJoined(frame);
-    case "left": return onLeft(frame);
+    case "left": return onLeft();
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
     case "error": return banner(errorText(frame), "error");
@@ -125,11 +162,13 @@ function onMessage(frame) {
 function onPresence(/** @type {any} */ frame) {
   const before = presence;
   presence = frame.state;
-  if (frame.ticket && frame.ticket !== callTicket) {
-    callTicket = frame.ticket;
+  const holder = visit || answering;
+  if (frame.ticket && frame.ticket !== holder.ticket) {
+    holder.ticket = frame.ticket;
     // A reloaded console in a call: show the case this session already has.
-    if (frame.state === "in_call" && !currentCase && !$("case-form").hidden) {
-      caseOfTicket(callTicket).then((number) => { if (number && !currentCase) loadCase(number); });
+    const v = visit;
+    if (v && frame.state === "in_call" && !v.case && !$("case-form").hidden) {
+      caseOfTicket(v.ticket).then((number) => { if (number && visit === v && !v.case) loadCase(v, number); });
     }
   }
   // A wrap-up that ended (by hand or by its timer) leaves nothing of that resident on screen.
@@ -206,7 +245,7 @@ function renderQueue() {
     pick.textContent = t("staff.queue.pick");
     pick.disabled = ticket.status !== "waiting";
     pick.onclick = () => {
-      callSummary = ticket;
+      answering.summary = ticket;
       connection?.send({ type: "ticket.pick", ticket: ticket.id });
     };
     li.append(number, item, where, wait, pick);
@@ -265,29 +304,34 @@ function stopRinging() {
   $("ring").hidden = true;
 }
 
+/** The call starts: a new visit (a call still held ends first; none does in the normal course). */
 function onJoined(/** @type {any} */ frame) {
   stopRinging();
-  clearCallWork(true);
-  if (callSummary?.id) callTicket = callSummary.id;
+  endVisit();
+  clearScreen();
+  const v = currentVisit();
   const peer = frame.peers[0];
   $("call-caption").textContent = `${t("staff.call.resident")} · ${peer.station || ""}`;
-  call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
-  files = new FileChannel(call);
+  const call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
+  const files = new FileChannel(call);
+  v.call = call;
+  v.files = files;
   $("self-view").srcObject = stream;
   $("call").hidden = false;
   $("call-side").hidden = false;
   $("side-idle").hidden = true;
   $("idle").hidden = true;
-  wireCall(call, /** @type {Connection} */ (connection));
+  const { signal } = v.listeners;
+  wireCall(call, /** @type {Connection} */ (connection), signal);
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;  // the resident's data: each field checked before it is used
     if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
-    else if (data.kind === "screen" && call) showRemoteScreen(call, data.on === true);
+    else if (data.kind === "screen") showRemoteScreen(call, data.on === true);
     else if (data.kind === "devices") showPeerDevices(data);
-  });
-  files.addEventListener("progress", (/** @type {any} */ e) => onProgress(e.detail));
-  files.addEventListener("file", (/** @type {any} */ e) => onFile(e.detail));
-  openCasePanel();
+  }, { signal });
+  files.addEventListener("progress", (/** @type {any} */ e) => onProgress(v, e.detail), { signal });
+  files.addEventListener("file", (/** @type {any} */ e) => onFile(v, e.detail), { signal });
+  openCasePanel(v);
 }
 
 // ------------------------------------------------------------------ pre-review (材料预审)
@@ -314,14 +358,15 @@ async function caseOfTicket(/** @type {number} */ ticket) {
   }
 }
 
-async function openCasePanel() {
+async function openCasePanel(/** @type {Visit} */ v) {
   $("case-panel").hidden = false;
   $("notice-link").hidden = true;
   $("case-history").hidden = true;
-  currentCase = null;
-  const number = callSummary?.case?.number || await caseOfTicket(callTicket);
+  v.case = null;
+  const number = v.summary?.case?.number || await caseOfTicket(v.ticket);
+  if (visit !== v) return;  // the visit ended meanwhile
   if (number) {
-    await loadCase(number);
+    await loadCase(v, number);
   } else {
     $("case-form").hidden = false;
     $("case-number").textContent = "";
@@ -332,8 +377,8 @@ async function openCasePanel() {
 }
 
 /** Show the case's state: the verdict buttons while in pre-review, acceptance once it passed. */
-function showCaseState(/** @type {any} */ found) {
-  currentCase = found;
+function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
+  v.case = found;
   $("case-number").textContent = found.number;
   $("case-status").textContent = t(`case.state.${found.status.code}`);
   $("case-status").className = `badge state-${found.status.code}`;
@@ -350,21 +395,24 @@ function showCaseState(/** @type {any} */ found) {
   });
 }
 
-async function loadCase(/** @type {string} */ number) {
+/** Show the visit's case: its state and checklist (nothing if the visit ended meanwhile). */
+async function loadCase(/** @type {Visit} */ v, /** @type {string} */ number) {
   const { case: found } = await caseApi(`/api/v1/cases/${number}`);
+  if (visit !== v) return;
   $("case-form").hidden = true;
   $("case-history").hidden = false;
   $("case-history").querySelector("a").href = `/cases/${found.number}`;
   const { round, materials, previous } = await caseApi(`/api/v1/cases/${number}/checklist`);
+  if (visit !== v) return;
   // A correction round: the previous round's marks stand beside each material for reference.
   $("round-info").hidden = !previous;
   $("round-info").textContent = previous ? t("staff.case.round_info", { round, previous: previous.round }) : "";
-  renderChecklist(materials, previous ? previous.materials : null);
-  showCaseState(found);
+  renderChecklist(v, materials, previous ? previous.materials : null);
+  showCaseState(v, found);
 }
 
-/** @param {any[]} materials @param {any[] | null} previous */
-function renderChecklist(materials, previous) {
+/** @param {Visit} v @param {any[]} materials @param {any[] | null} previous */
+function renderChecklist(v, materials, previous) {
   const before = new Map((previous || []).map((m) => [m.position, m]));
   $("checklist").replaceChildren(...materials.map((m) => {
     const li = document.createElement("li");
@@ -432,7 +480,7 @@ function renderChecklist(materials, previous) {
     return li;
   }));
   $("carry-ok").hidden = !previous || ![...before.values()].some((m) => m.status === "ok" || m.status === "not_applicable");
-  refreshFileChoices();
+  refreshFileChoices(v);
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
@@ -445,8 +493,8 @@ function carryOverPassedMarks() {
 }
 
 /** Each material can point at a file the resident sent (kept on the server). */
-function refreshFileChoices() {
-  const saved = [...received.values()].filter((f) => f.serverId);
+function refreshFileChoices(/** @type {Visit} */ v) {
+  const saved = [...v.received.values()].filter((f) => f.serverId);
   document.querySelectorAll("#checklist .file").forEach((el) => {
     const select = /** @type {HTMLSelectElement} */ (el);
     const chosen = select.value || select.dataset.chosen || "";
@@ -476,40 +524,47 @@ function showVerdictError(/** @type {any} */ error) {
 }
 
 async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */ reason = "") {
-  if (!currentCase) return;
+  const v = visit;
+  if (!v?.case) return;
   showVerdictError(null);
   try {
     const marks = checklistMarks();
-    if (marks.length) await caseApi(`/api/v1/cases/${currentCase.number}/checklist`, "PUT", { materials: marks });
-    const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/verdict`, "POST", { verdict, reason });
-    showCaseState(result);
-    tellKioskCase(result);
+    if (marks.length) await caseApi(`/api/v1/cases/${v.case.number}/checklist`, "PUT", { materials: marks });
+    const { case: result } = await caseApi(`/api/v1/cases/${v.case.number}/verdict`, "POST", { verdict, reason });
+    if (visit !== v) return;  // the console moved on to the next resident meanwhile
+    showCaseState(v, result);
+    tellKioskCase(v, result);
     if (result.notice) {
       const link = $("notice-link").querySelector("a");
       link.href = result.notice.url;
       $("notice-link").hidden = false;
-      call?.sendApp({ kind: "notice", url: result.notice.url, case: result.number });
+      v.call?.sendApp({ kind: "notice", url: result.notice.url, case: result.number });
     }
   } catch (error) {
-    showVerdictError(error);
+    if (visit === v) showVerdictError(error);
   }
 }
 
-/** The resident's screen shows the case's new state (app "case", docs/protocol.md). @param {any} result */
-function tellKioskCase(result) {
-  call?.sendApp({ kind: "case", number: result.number, status: result.status.code, due_date: result.time_limits?.promised_due || null });
+/**
+ * The resident's screen shows the case's new state (app "case", docs/protocol.md).
+ * @param {Visit} v @param {any} result
+ */
+function tellKioskCase(v, result) {
+  v.call?.sendApp({ kind: "case", number: result.number, status: result.status.code, due_date: result.time_limits?.promised_due || null });
 }
 
 /** Move the case on from the console: 待受理 → 已受理, or 不予受理 with a reason. */
 async function moveCase(/** @type {string} */ to, /** @type {string} */ reason = "") {
-  if (!currentCase) return;
+  const v = visit;
+  if (!v?.case) return;
   showVerdictError(null);
   try {
-    const { case: result } = await caseApi(`/api/v1/cases/${currentCase.number}/transitions`, "POST", { to, reason });
-    showCaseState(result);
-    tellKioskCase(result);
+    const { case: result } = await caseApi(`/api/v1/cases/${v.case.number}/transitions`, "POST", { to, reason });
+    if (visit !== v) return;
+    showCaseState(v, result);
+    tellKioskCase(v, result);
   } catch (error) {
-    showVerdictError(error);
+    if (visit === v) showVerdictError(error);
   }
 }
 
@@ -532,7 +587,7 @@ function confirmReject(/** @type {Event} */ e) {
     return;
   }
   $("reject-dialog").close();
-  if (currentCase?.status.code === "pre_review") issueVerdict("not_accepted", reason);
+  if (visit?.case?.status.code === "pre_review") issueVerdict("not_accepted", reason);
   else moveCase("not_accepted", reason);
 }
 
@@ -561,15 +616,19 @@ async function openCase(/** @type {Event} */ e) {
     $("case-error").textContent = errorText(problem);
     return;
   }
+  const v = visit;
+  if (!v) return;
   try {
     const { case: opened } = await caseApi("/api/v1/cases", "POST", {
-      ticket: callSummary?.id || callTicket,  // the case is for the ticket's item
+      ticket: v.summary?.id || v.ticket,  // the case is for the ticket's item
       applicant: { name, phone, id_number: id },
     });
+    if (visit !== v) return;
     $("case-error").hidden = true;
     ["applicant-name", "applicant-phone", "applicant-id"].forEach((f) => { $(f).value = ""; });
-    await loadCase(opened.number);
+    await loadCase(v, opened.number);
   } catch (error) {
+    if (visit !== v) return;
     $("case-error").hidden = false;
     $("case-error").textContent = errorText(error);
   }
@@ -595,47 +654,76 @@ function showPeerDevices(/** @type {any} */ devices) {
 
 // ------------------------------------------------------------------ end of a call, wrap-up
 
-function onLeft(/** @type {any} */ frame) {
-  call?.close();
-  call = null;
-  files = null;
-  screen?.stop();
-  screen = null;
+function onLeft() {
+  if (visit) endCall(visit);
   $("call").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
 
+/** The wrap-up form with its countdown (after a reload in the wrap-up, the visit starts here). */
 function onWrapup(/** @type {any} */ frame) {
+  const v = currentVisit();
   $("wrapup").hidden = false;
   $("note").value = "";
   // The server proposes what the session implies (cloudhelp/outcomes.py); it records the
   // same outcome if the wrap-up times out.
   $("outcome").value = frame.outcome || "other";
   let left = frame.seconds;
-  clearTimeout(wrapupTimer);
+  clearTimeout(v.wrapupTimer);
   const tick = () => {
     $("wrapup-left").textContent = t("staff.wrapup.left", { n: left });
-    if (left-- > 0 && !$("wrapup").hidden) wrapupTimer = window.setTimeout(tick, 1000);
+    if (left-- > 0 && !$("wrapup").hidden) v.wrapupTimer = window.setTimeout(tick, 1000);
   };
   tick();
 }
 
 /**
- * Nothing of the previous resident stays on screen once their wrap-up is over: checklist, case,
- * files (their object URLs revoked, so none can be offered for the next case), chat, video.
- * `keepSummary` keeps the ticket just answered (its `joined` is what calls this).
+ * The call is over: the listeners put on the call and its file channel are detached (a late
+ * message or file of this call reaches nothing), the call is closed, the resident's tracks and
+ * the screen this console shared are stopped. The console's own camera stays for the next
+ * call; the visit's files, chat and case stay for the wrap-up.
+ * @param {Visit} v
  */
-function clearCallWork(keepSummary = false) {
-  if (!keepSummary) {
-    callSummary = null;
-    callTicket = 0;
+function endCall(v) {
+  v.listeners.abort();
+  const call = v.call;
+  v.call = null;
+  v.files = null;
+  if (call) {
+    call.close();
+    for (const remote of Object.values(call.remoteStreams)) remote.getTracks().forEach((track) => track.stop());
   }
-  currentCase = null;
-  received.clear();
-  fileItems.clear();
-  objectUrls.forEach((url) => URL.revokeObjectURL(url));
-  objectUrls = [];
+  if (v.screen) {
+    v.screen.onended = null;
+    v.screen.stop();
+    v.screen = null;
+  }
+}
+
+/** The visit is over: its call ended if it was not, its object URLs revoked, its timer cleared. */
+function endVisit() {
+  const v = visit;
+  if (!v) return;
+  visit = null;
+  endCall(v);
+  v.urls.forEach((url) => URL.revokeObjectURL(url));
+  v.urls = [];
+  clearTimeout(v.wrapupTimer);
+}
+
+/** Once a resident's wrap-up is over (or at sign-in) the visit ends and the screen is cleared. */
+function clearCallWork() {
+  endVisit();
+  answering = noTicket();
+  clearScreen();
+}
+
+/**
+ * Nothing of the previous resident stays on screen: checklist, case, files (their object URLs
+ * are revoked with the visit, so none can be offered for the next case), chat, video.
+ */
+function clearScreen() {
   $("files").replaceChildren();
   $("chat").replaceChildren();
   $("chat-input").value = "";
@@ -711,21 +799,23 @@ function confirmTransfer(/** @type {Event} */ e) {
   connection?.send({ type: "ticket.transfer", department: chosen.value });
 }
 
+// ------------------------------------------------------------------ files
 
-function fileItem(/** @type {string} */ id) {
-  let li = fileItems.get(id);
+/** The visit's line in the files list for a transfer. @param {Visit} v @param {string} id */
+function fileItem(v, id) {
+  let li = v.fileItems.get(id);
   if (!li) {
     li = document.createElement("li");
     li.dataset.id = id;
     li.innerHTML = '<span class="label"></span><progress max="100" value="0"></progress>';
-    fileItems.set(id, li);
+    v.fileItems.set(id, li);
     $("files").prepend(li);
   }
   return li;
 }
 
-function onProgress(/** @type {any} */ p) {
-  const li = fileItem(p.id);
+function onProgress(/** @type {Visit} */ v, /** @type {any} */ p) {
+  const li = fileItem(v, p.id);
   const percent = Math.floor((100 * p.done) / Math.max(1, p.size));
   /** @type {any} */ (li.querySelector("progress")).value = percent;
   /** @type {any} */ (li.querySelector(".label")).textContent = p.direction === "in"
@@ -737,10 +827,11 @@ function onProgress(/** @type {any} */ p) {
  * (protocol.js sniffType) — is shown inline and kept on the server against the ticket; anything
  * else is listed with its name and size, not shown and not kept (the server keeps photos and PDFs
  * only), with a download link for a blob of type application/octet-stream.
+ * @param {Visit} v @param {any} file
  */
-async function onFile(/** @type {any} */ file) {
-  received.set(file.id, file);
-  const li = fileItem(file.id);
+function onFile(v, file) {
+  v.received.set(file.id, file);
+  const li = fileItem(v, file.id);
   li.querySelector("progress")?.remove();
   const label = /** @type {any} */ (li.querySelector(".label"));
   li.dataset.sha256 = file.sha256;
@@ -751,7 +842,7 @@ async function onFile(/** @type {any} */ file) {
   }
   label.textContent = file.name;
   const url = URL.createObjectURL(file.blob);
-  objectUrls.push(url);
+  v.urls.push(url);
   if (!file.type) {
     label.replaceChildren(notPreviewable(file));
     li.append(downloadLink(url, file.name));
@@ -771,24 +862,72 @@ async function onFile(/** @type {any} */ file) {
     li.append(frame);
   }
   li.append(downloadLink(url, file.name));
-  if (callTicket) {
-    try {
-      const stored = await uploadFile(callTicket, file, "kiosk");
-      file.serverId = stored.id;
-      refreshFileChoices();
-      const saved = document.createElement("span");
-      saved.className = "badge ok";
-      saved.textContent = t("common.saved");
-      li.append(saved);
-      li.dataset.saved = "1";
-    } catch (error) {
-      const retry = document.createElement("button");
-      retry.className = "button";
-      retry.textContent = t("common.retry");
-      retry.onclick = () => { retry.remove(); onFile(file); };
-      li.append(retry);
-    }
+  keepReceived(v, file, li);
+}
+
+/**
+ * Keep a received photo or PDF on the server against the ticket; if that fails, 重试 uploads it
+ * again (the file stays shown as it is).
+ * @param {Visit} v @param {any} file @param {HTMLElement} li
+ */
+async function keepReceived(v, file, li) {
+  if (!v.ticket) return;
+  try {
+    const stored = await uploadFile(v.ticket, file, "kiosk");
+    file.serverId = stored.id;
+    if (visit === v) refreshFileChoices(v);
+    markSaved(li);
+  } catch (error) {
+    offerRetry(li, () => keepReceived(v, file, li));
   }
+}
+
+/** Send the files picked, one after another, each kept on the server (keepSent). @param {File[]} picked */
+async function sendFiles(picked) {
+  for (const file of picked) {
+    const v = visit;
+    if (!v?.files) continue;
+    const sent = await v.files.send(file, file.name);
+    if (v.ticket) await keepSent(v, file, sent);
+  }
+}
+
+/**
+ * Keep a file this console sent on the server against the ticket (a kiosk may not store staff
+ * files). Its type is told by its first bytes (sniffType), as for received files — never the
+ * type the file picker guessed from its name, so a PNG named .html is kept as the PNG it is and
+ * HTML named .png is not kept (the server keeps photos and PDFs only). Kept, its line says so;
+ * if the upload fails, 重试 uploads it again.
+ * @param {Visit} v @param {File} file @param {{id: string, sha256: string}} sent
+ */
+async function keepSent(v, file, sent) {
+  const type = sniffType(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
+  if (!type) return;
+  const li = v.fileItems.get(sent.id);
+  try {
+    await uploadFile(v.ticket, { name: file.name, blob: file.slice(0, file.size, type), sha256: sent.sha256 }, "staff");
+    if (li) markSaved(li);
+  } catch (error) {
+    if (li) offerRetry(li, () => keepSent(v, file, sent));
+  }
+}
+
+/** A file's line says it is kept on the server. @param {HTMLElement} li */
+function markSaved(li) {
+  const saved = document.createElement("span");
+  saved.className = "badge ok";
+  saved.textContent = t("common.saved");
+  li.append(saved);
+  li.dataset.saved = "1";
+}
+
+/** A 重试 button on a file's line that runs `again` once. @param {HTMLElement} li @param {() => void} again */
+function offerRetry(li, again) {
+  const retry = document.createElement("button");
+  retry.className = "button";
+  retry.textContent = t("common.retry");
+  retry.onclick = () => { retry.remove(); again(); };
+  li.append(retry);
 }
 
 /** A link that saves a received file (never opens it). @param {string} url @param {string} name */
@@ -800,19 +939,27 @@ function downloadLink(url, name) {
   return link;
 }
 
+/** Share this console's screen in the call, or stop sharing it. */
 async function toggleScreen() {
-  if (!call) return;
-  if (screen) {
-    screen.stop();
-    screen = null;
+  const v = visit;
+  const call = v?.call;
+  if (!v || !call) return;
+  if (v.screen) {
+    v.screen.stop();
+    v.screen = null;
     await call.shareScreen(null);
     $("share-screen").textContent = t("staff.call.share_screen");
     return;
   }
   const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
-  screen = display.getVideoTracks()[0];
-  screen.onended = () => { if (screen) toggleScreen(); };
-  await call.shareScreen(screen);
+  const track = display.getVideoTracks()[0];
+  if (v.call !== call) {  // the call ended while the screen was being chosen
+    track.stop();
+    return;
+  }
+  v.screen = track;
+  track.onended = () => { if (v.screen === track) toggleScreen(); };
+  await call.shareScreen(track);
   $("share-screen").textContent = t("staff.call.stop_share");
 }
 
@@ -821,7 +968,7 @@ function wire() {
   $("toggle-state").onclick = () => connection?.send({ type: "staff.status", status: presence === "available" ? "away" : "available" });
   $("ring-accept").onclick = () => {
     if (!ringing) return;
-    callSummary = ringing;
+    answering.summary = ringing;
     connection?.send({ type: "ring.accept", ticket: ringing.id });
   };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
@@ -831,17 +978,13 @@ function wire() {
   $("resume").onclick = () => connection?.send({ type: "staff.status", status: "available" });
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
   $("file-input").onchange = async () => {
-    // The sender keeps what it sent on the server (a kiosk may not store staff files).
-    for (const file of $("file-input").files) {
-      if (!files) continue;
-      const sent = await files.send(file, file.name);
-      if (callTicket) await uploadFile(callTicket, { name: file.name, blob: file, sha256: sent.sha256 }, "staff").catch(() => {});
-    }
+    await sendFiles([...$("file-input").files]);
     $("file-input").value = "";
   };
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();
+    const call = visit?.call;
     if (!text || !call) return;
     call.sendApp({ kind: "chat", text });
     addChat(text, "me");
@@ -872,7 +1015,9 @@ function wire() {
   setInterval(tickQueue, 1000);
 }
 
-Object.assign(window, { cloudhelp: { get connection() { return connection; }, get call() { return call; }, received } });
+Object.assign(window, {
+  cloudhelp: { get connection() { return connection; }, get call() { return visit?.call || null; }, get visit() { return visit; } },
+});
 
 await setLang(lang);
 translate(document);
