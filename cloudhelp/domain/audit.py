@@ -27,8 +27,8 @@ from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core.clock import day_start
-from cloudhelp.store.models import AuditEvent, AuditHead, utcnow
+from cloudhelp.core.clock import day_start, utcnow
+from cloudhelp.store.audit_log import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
 # What is recorded (each has a catalog text audit.action.<code> for the page).
@@ -42,8 +42,6 @@ ACTIONS = (
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
 )  # fmt: skip
-ACTOR_KINDS = ("staff", "kiosk", "cli", "system", "anonymous")
-SUBJECT_KINDS = ("case", "file", "kiosk", "account", "department", "threshold", "calendar")
 PAGE_ROWS = 1000  # rows read at a time by verify
 
 # The address of the HTTP request being handled (set by ``remember_address``), so that code deep

@@ -27,11 +27,6 @@ from cloudhelp.domain import cases
 from cloudhelp.domain.ratings import BAD_LEVELS
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
-    HISTOGRAM_EDGES,
-    STAT_COUNTERS,
-    STAT_HISTOGRAMS,
-    STAT_MAXIMA,
-    STAT_SUMS,
     Case,
     CaseEvent,
     CorrectionNotice,
@@ -42,8 +37,15 @@ from cloudhelp.store.models import (
     Station,
     Ticket,
     TicketEvent,
-    daily_stats,
     utcnow,
+)
+from cloudhelp.store.rollups import (
+    HISTOGRAM_EDGES,
+    STAT_COUNTERS,
+    STAT_HISTOGRAMS,
+    STAT_MAXIMA,
+    STAT_SUMS,
+    daily_stats,
 )
 
 
@@ -67,7 +69,6 @@ DEFAULT_RULES = Rules()
 
 FINAL_AFTER = timedelta(hours=1)  # a day's rows are final this long after local midnight
 GROUPS = ("day", "week", "month", "department", "item", "station", "staff")
-DIMENSIONS = ("all", "department", "item", "station", "staff", "hour")
 _BUCKETS = len(HISTOGRAM_EDGES) + 1
 
 

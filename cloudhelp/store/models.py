@@ -1,60 +1,45 @@
-"""ORM tables. One schema for SQLite and PostgreSQL; changes go through Alembic migrations."""
+"""ORM tables. One schema for SQLite and PostgreSQL; changes go through Alembic migrations.
+
+The base and column type are in base.py, the daily rollups in rollups.py and the audit trail in
+audit_log.py; their names are importable from here too, so every table is registered whenever
+this module is imported (Alembic's env.py imports it)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
-    Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cloudhelp.core.clock import utcnow as utcnow
+from cloudhelp.store.audit_log import AuditEvent as AuditEvent
+from cloudhelp.store.audit_log import AuditHead as AuditHead
+from cloudhelp.store.base import Base as Base
+from cloudhelp.store.base import UTCDateTime as UTCDateTime
+from cloudhelp.store.rollups import HISTOGRAM_EDGES as HISTOGRAM_EDGES
+from cloudhelp.store.rollups import STAT_COUNTERS as STAT_COUNTERS
+from cloudhelp.store.rollups import STAT_HISTOGRAMS as STAT_HISTOGRAMS
+from cloudhelp.store.rollups import STAT_MAXIMA as STAT_MAXIMA
+from cloudhelp.store.rollups import STAT_SUMS as STAT_SUMS
+from cloudhelp.store.rollups import daily_stats as daily_stats
 
 TIERS = ("community", "street", "district")
 ROLES = ("staff", "supervisor", "admin")
 SUPERVISOR_ROLES = ("supervisor", "admin")
-REQUIREMENTS = ("required", "conditional")
-FORMS = ("original", "copy", "original_and_copy", "electronic")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class Department(Base):
@@ -205,9 +190,6 @@ class StaffLogin(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-STAFF_STATES = ("offline", "available", "ringing", "in_call", "wrapup", "away")
-
-
 class StaffPresence(Base):
     """A staff member's routing state; the database decides claims atomically."""
 
@@ -216,16 +198,13 @@ class StaffPresence(Base):
     staff_id: Mapped[int] = mapped_column(
         ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
     )
+    # offline, available, ringing, in_call, wrapup or away
     state: Mapped[str] = mapped_column(String(16), default="offline")
     since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     idle_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     missed_offers: Mapped[int] = mapped_column(Integer, default=0)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     session_id: Mapped[str | None] = mapped_column(String(64))
-
-
-TICKET_STATES = ("waiting", "offered", "connected", "wrapup", "completed", "cancelled", "abandoned")
-OPEN_TICKET_STATES = ("waiting", "offered", "connected", "wrapup")
 
 
 class TicketCounter(Base):
@@ -257,6 +236,8 @@ class Ticket(Base):
     preferred_staff_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff.id", name="fk_tickets_preferred_staff_id")
     )
+    # waiting, offered, connected, wrapup (open: domain.queue.OPEN_STATES); completed, cancelled
+    # or abandoned
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     # Bumped in the same UPDATE as every state change: snapshots of the ticket are ordered by
     # it, so neither the server nor a page ever goes back to an older state (docs/protocol.md).
@@ -522,68 +503,3 @@ class DueDateChange(Base):
     old_estimated: Mapped[bool] = mapped_column(Boolean)
     new_estimated: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-# Upper edges (seconds) of the wait and handling histograms kept per day; a last bucket holds
-# the rest. Percentiles are read from these (docs/metrics.md).
-HISTOGRAM_EDGES = (10, 20, 30, 45, 60, 90, 120, 150, 180, 240, 300, 360, 420, 480, 600, 720,
-                   900, 1200, 1500, 1800, 2400, 3000, 3600, 5400, 7200)  # fmt: skip
-STAT_COUNTERS = (
-    "tickets", "answered", "abandoned", "short_abandons", "within_service_level",
-    "wait_n", "handling_n", "ratings", "bad_ratings", "cases_opened", "cases_concluded",
-    "cases_passed", "correction_rounds", "first_pass",
-)  # fmt: skip
-STAT_SUMS = ("wait_sum", "handling_sum")
-STAT_MAXIMA = ("wait_max", "handling_max")
-STAT_HISTOGRAMS = tuple(
-    f"{metric}_h{i}" for metric in ("wait", "handling") for i in range(len(HISTOGRAM_EDGES) + 1)
-)
-
-# Daily rollups: one row per local day and grouping key (dimension "all" has key ""; "hour"
-# has the hour of arrival). Reports sum these rows instead of reading every ticket.
-daily_stats = Table(
-    "daily_stats",
-    Base.metadata,
-    Column("id", Integer, primary_key=True),
-    Column("day", Date, nullable=False),
-    Column("week", Date, nullable=False),
-    Column("month", Date, nullable=False),
-    Column("dimension", String(12), nullable=False),
-    Column("key", String(64), nullable=False),
-    Column("final", Boolean, nullable=False),
-    Column("computed_at", UTCDateTime, nullable=False),
-    *(Column(name, Integer, nullable=False) for name in STAT_COUNTERS + STAT_HISTOGRAMS),
-    *(Column(name, Float, nullable=False) for name in STAT_SUMS + STAT_MAXIMA),
-    UniqueConstraint("dimension", "day", "key", name="uq_daily_stats_dimension_day_key"),
-)
-
-
-class AuditEvent(Base):
-    """One row of the append-only audit trail (全程留痕): who did what, when, from where, to
-    what. ``row_hash`` is the SHA-256 of the row's canonical content and ``prev_hash`` (the
-    previous row's ``row_hash``): see cloudhelp/domain/audit.py."""
-
-    __tablename__ = "audit_events"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    actor_kind: Mapped[str] = mapped_column(String(16))  # staff, kiosk, cli, system, anonymous
-    actor_id: Mapped[int | None] = mapped_column(Integer)
-    actor_name: Mapped[str] = mapped_column(String(128), default="")
-    address: Mapped[str] = mapped_column(String(64), default="")
-    action: Mapped[str] = mapped_column(String(48))
-    subject_kind: Mapped[str] = mapped_column(String(24), default="")
-    subject: Mapped[str] = mapped_column(String(128), default="")
-    case_number: Mapped[str | None] = mapped_column(String(32), index=True)
-    detail: Mapped[str] = mapped_column(Text, default="{}")  # canonical JSON, hashed as stored
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    row_hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHead(Base):
-    """The single row (id 1) naming the chain's last row: appends lock it to serialise, and
-    ``audit verify`` compares it with the last row (a removed tail shows)."""
-
-    __tablename__ = "audit_head"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(Integer)
-    row_hash: Mapped[str] = mapped_column(String(64))
