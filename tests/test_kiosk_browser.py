@@ -447,6 +447,13 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
         for field in (query, digits, kiosk.locator("#correction-form button")):
             box = await field.bounding_box()
             assert box is not None and box["height"] >= 48, box
+        # The number's format is shown in the field and under it (hyphens optional).
+        await expect(query).to_have_attribute("placeholder", "例如 210211-20261202-0001")
+        await expect(query).to_have_accessible_description(
+            "18 位数字，6-8-4 分段，短横线可输可不输"
+        )
+        query_box, digits_box = await query.bounding_box(), await digits.bounding_box()
+        assert query_box and digits_box and abs(query_box["y"] - digits_box["y"]) < 2
         # The number alone: the problem shows where the resident looks, the digits focused.
         await query.fill(number)
         await kiosk.click("#correction-form button")
@@ -477,8 +484,9 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
         )
         await expect(error).to_be_in_viewport(ratio=1)
         await snap(kiosk, "kiosk-correction-1b-throttled")
-        # The right number and digits: the device check names the case and its item.
-        await query.fill(number)
+        # The right number and digits, the number typed as read out, with spaces and no
+        # hyphens: the device check names the case and its item.
+        await query.fill(number.replace("-", " "))
         await digits.fill(last4)
         await kiosk.click("#correction-form button")
         await expect(kiosk.locator("[data-screen=check]")).to_be_visible()

@@ -110,8 +110,25 @@ async def test_lookup_needs_the_number_and_last_four_of_phone_or_id(demo_url: st
             # Only what the resident needs: no name, phone or ID number.
             text = str(answer)
             assert PHONE not in text and ID_NUMBER not in text and "刘海生" not in text
+        # The number typed without its hyphens, with spaces instead, or with full-width or
+        # long dashes is the same number.
+        district, day, serial = number.split("-")
+        for typed in (
+            district + day + serial,
+            f" {district} {day} {serial} ",
+            f"{district} - {day} - {serial}",
+            f"{district}－{day}－{serial}",
+            f"{district}—{day}—{serial}",
+        ):
+            status, answer, _ = await _lookup(
+                server, credential, {"number": typed, "last4": PHONE[-4:]}
+            )
+            assert status == 200, (typed, answer)
+            assert answer["case"]["number"] == number
         looked_up = await _audit(server, "case.looked_up")
-        assert [row.case_number for row in looked_up] == [number] * 3 + [number_x] * 3
+        assert [row.case_number for row in looked_up] == [number] * 3 + [number_x] * 3 + [
+            number
+        ] * 5
         assert {row.actor_name for row in looked_up} == {"QG-02"}
 
         # A case that does not wait for corrections is not found either.
@@ -147,8 +164,12 @@ async def test_failed_lookups_are_throttled_per_case_and_per_kiosk(sqlite_demo_u
         for guess in ("0001", "0002", "0003", "0004", "0005"):
             status, _, _ = await _lookup(server, a, {"number": number, "last4": guess})
             assert status == 404
-        # … and the case is closed to every kiosk, even for the right digits.
+        # … and the case is closed to every kiosk, even for the right digits, however its
+        # number is typed (one case, one count).
         status, answer, retry = await _lookup(server, b, {"number": number, "last4": PHONE[-4:]})
+        assert status == 429, answer
+        bare = {"number": number.replace("-", ""), "last4": PHONE[-4:]}
+        status, answer, retry = await _lookup(server, b, bare)
         assert status == 429, answer
         assert answer["error"]["code"] == "lookup_throttled"
         assert answer["error"]["minutes"] == 15 and retry == "900"

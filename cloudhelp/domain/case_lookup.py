@@ -28,6 +28,22 @@ def typed(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+# A case number is district-day-serial, 6-8-4 digits (cases._next_number): 210211-20261202-0002.
+NUMBER_DIGITS = re.compile(r"^([0-9]{6})([0-9]{8})([0-9]{4})$")
+# Spaces and dashes a resident may type between (or instead of) the hyphens; NFKC has already
+# made full-width ones ASCII.
+SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212]+")
+
+
+def case_number(text: str) -> str:
+    """A typed case number as stored: ``typed``, without spaces or dashes, and 18 digits get
+    the hyphens of the format back (210211 20261202 0002 → 210211-20261202-0002). Anything
+    else is returned without its separators, to be found or not as it is."""
+    bare = SEPARATORS.sub("", typed(text))
+    parts = NUMBER_DIGITS.match(bare)
+    return "-".join(parts.groups()) if parts else bare
+
+
 def well_formed(number: str, last4: str) -> bool:
     """Whether a lookup (already ``typed``) gives a number and four final characters."""
     return bool(number) and len(number) <= MAX_NUMBER and LAST4.match(last4) is not None

@@ -73,7 +73,7 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
     open); only what the resident needs is returned, with the grant to call for the case."""
     kiosk = await current_kiosk(request)
     body = await parse_body(request, Lookup)
-    number = case_lookup.typed(body.number or "")
+    number = case_lookup.case_number(body.number or "")
     last4 = case_lookup.typed(body.last4 or "").upper()
     if not case_lookup.well_formed(number, last4):
         raise bad_request(
