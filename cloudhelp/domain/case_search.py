@@ -31,7 +31,7 @@ class CaseQuery:
     last: date | None = None
 
 
-def _statement(query: CaseQuery) -> Select[tuple[Case]]:
+def _statement(query: CaseQuery) -> Select[Case]:
     stmt = select(Case).order_by(Case.created_at.desc(), Case.id.desc()).limit(MAX_FOUND)
     if query.number:
         stmt = stmt.where(Case.number.contains(query.number, autoescape=True))

@@ -38,10 +38,6 @@ class NewKioskBody(Body):
     name: Annotated[str, Field(max_length=100)] | None = None
 
 
-def _account_error(exc: accounts.AccountError, status: int = 400) -> ApiError:
-    return ApiError(status, exc.code, exc.message)
-
-
 def staff_json(staff: Staff) -> dict[str, Any]:
     return {
         "username": staff.username,
@@ -81,7 +77,7 @@ async def login(request: web.Request) -> web.Response:
             await audit.append(session, audit.Actor("anonymous", body.username),
                                "auth.sign_in_failed", subject_kind="account",
                                subject=body.username, code=exc.code)  # fmt: skip
-        raise _account_error(exc, 401) from None
+        raise ApiError.of(exc, 401) from None
     throttle.succeeded(body.username, request.remote)
     response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
     response.set_cookie(
@@ -139,7 +135,7 @@ async def enrol(request: web.Request) -> web.Response:
                 "credential": credential,
             }
     except accounts.AccountError as exc:
-        raise _account_error(exc) from None
+        raise ApiError.of(exc) from None
     return web.json_response(result, dumps=state.dumps)
 
 
@@ -154,7 +150,7 @@ async def admin_new_kiosk(request: web.Request) -> web.Response:
                                subject_kind="kiosk", subject=body.code,
                                station=body.station)  # fmt: skip
     except accounts.AccountError as exc:
-        raise _account_error(exc) from None
+        raise ApiError.of(exc) from None
     return web.json_response({"kiosk": body.code, "enrol_code": code}, status=201)
 
 
@@ -168,7 +164,7 @@ async def admin_revoke_kiosk(request: web.Request) -> web.Response:
             await audit.append(session, audit.staff_actor(admin), "kiosk.revoked",
                                subject_kind="kiosk", subject=kiosk.code)  # fmt: skip
     except accounts.AccountError as exc:
-        raise _account_error(exc, 404) from None
+        raise ApiError.of(exc, 404) from None
     await state.callcenter.revoke_kiosk_sessions(kiosk_id)
     return web.json_response({"kiosk": request.match_info["code"], "revoked": True})
 

@@ -28,7 +28,7 @@ def kiosk_credential(request: web.Request) -> str | None:
 
 
 def _refused(exc: accounts.AccountError) -> ApiError:
-    return ApiError(401, exc.code, exc.message)
+    return ApiError.of(exc, 401)
 
 
 async def current_staff(request: web.Request, roles: tuple[str, ...] | None = None) -> Staff:

@@ -51,7 +51,7 @@ class Move(BaseModel):
 
 def refused(exc: CodedError) -> ApiError:
     """A refused case operation as its HTTP error."""
-    return ApiError(REFUSAL_STATUS.get(exc.code, 400), exc.code, exc.message)
+    return ApiError.of(exc, REFUSAL_STATUS.get(exc.code, 400))
 
 
 async def case_in_scope(session: AsyncSession, number: str, staff: Staff | None) -> Case:

@@ -46,7 +46,7 @@ async def close_follow_up(request: web.Request) -> web.Response:
                 session, path_id(request, "id", "follow-up"), staff, body.note
             )
     except follow_ups.FollowUpError as exc:
-        raise ApiError(REFUSAL_STATUS.get(exc.code, 400), exc.code, exc.message) from None
+        raise ApiError.of(exc, REFUSAL_STATUS.get(exc.code, 400)) from None
     return web.json_response({"follow_up": result}, dumps=state.dumps)
 
 

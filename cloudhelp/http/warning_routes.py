@@ -64,7 +64,7 @@ async def acknowledge(request: web.Request) -> web.Response:
             warning = await timeouts.acknowledge(s, warning_id, staff, utcnow())
         except timeouts.WarningError as exc:
             status = 404 if exc.code == "no_such_warning" else 403
-            raise ApiError(status, exc.code, exc.message) from None
+            raise ApiError.of(exc, status) from None
         body = warning_labels.warning_json(warning)
     await state.callcenter.warnings_changed({warning.staff_id} if warning.staff_id else set())
     return web.json_response(body, dumps=state.dumps)
@@ -116,7 +116,7 @@ async def set_threshold(request: web.Request) -> web.Response:
                                value=body.value, department=body.department,
                                item=body.item)  # fmt: skip
         except timeouts.WarningError as exc:
-            raise ApiError(400, exc.code, exc.message) from None
+            raise ApiError.of(exc) from None
     return await thresholds(request)
 
 
