@@ -1,5 +1,6 @@
 """The call centre's background work: guarded loops keep running after a failure and log its
-traceback, back off while failing, and are cancelled and awaited on stop."""
+traceback, back off while failing, and are cancelled and awaited on stop; the board's figures
+are rebuilt by a loop, never by a push."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import json
 import logging
 
 import pytest
+from sqlalchemy import delete, func, select
 
 from cloudhelp.callcenter.tasks import TaskSet, Timers, run_guarded
+from cloudhelp.core.clock import today
 from cloudhelp.core.logs import JsonLineFormatter
+from cloudhelp.store.db import Database
+from cloudhelp.store.models import daily_stats
 from tests.callkit import running_server
+from tests.test_call_core import take_ticket
 
 
 async def test_a_loop_whose_body_raises_keeps_running_and_logs_the_traceback(
@@ -133,3 +139,29 @@ async def test_the_call_centre_awaits_its_loops_on_stop(sqlite_demo_url: str) ->
         assert not any(task.done() for task in loops)
     assert all(task.cancelled() for task in loops)
     assert center._tasks.loops == ()
+
+
+async def _rows_of_today(database: Database) -> int:
+    async with database.read() as s:
+        count = select(func.count()).select_from(daily_stats).where(daily_stats.c.day == today())
+        return int(await s.scalar(count) or 0)
+
+
+async def test_a_board_push_only_reads_the_rollups_the_loop_rebuilds_them(
+    sqlite_demo_url: str,
+) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        database, center = server.state.db, server.state.callcenter
+        async with database.write() as s:
+            await s.execute(delete(daily_stats).where(daily_stats.c.day == today()))
+        kiosk = await server.kiosk()
+        await take_ticket(kiosk, "NYNC-002")
+        # A board snapshot (what every push sends) writes nothing, even with today's rows gone.
+        frame = await center.pushes.board_frame()
+        assert frame["type"] == "board" and await _rows_of_today(database) == 0
+        # A supervisor opens the board: the rollups loop rebuilds today's rows at once and the
+        # board is pushed again with today's figures.
+        supervisor = await server.staff("sunhua", available=False)
+        await supervisor.send({"type": "board.watch"})
+        board = await supervisor.expect_where("board", lambda b: b["today"]["tickets"] >= 1)
+        assert board["departments"] and await _rows_of_today(database) > 0
