@@ -35,6 +35,8 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 from av import VideoFrame
 
+from cloudhelp.core.errors import must_exist
+
 log = logging.getLogger("cloudhelp.peer")
 PROTOCOL_VERSION = 1
 ACK_SECONDS = 5.0
@@ -115,7 +117,11 @@ class SignalingClient:
             resume["reloaded"] = True
             self._inbox.clear()
         welcome = await self._open({"type": "hello", "v": PROTOCOL_VERSION, "resume": resume})
-        assert welcome["resumed"] is True
+        if welcome.get("resumed") is not True:
+            raise ProtocolError(
+                welcome
+                | {"code": "not_resumed", "message": "The server opened a new session instead."}
+            )
         return welcome
 
     async def drop(self) -> None:
@@ -138,8 +144,7 @@ class SignalingClient:
             self._keepalive.cancel()
 
     async def send(self, message: dict[str, Any]) -> None:
-        assert self.ws is not None
-        await self.ws.send_json(message)
+        await must_exist(self.ws, "the session's WebSocket (connect first)").send_json(message)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -410,8 +415,7 @@ class CallPeer:
             digest = hashlib.sha256(data).hexdigest()
             ok = digest == incoming.meta["sha256"] and len(data) == incoming.meta["size"]
             self.files.put_nowait(ReceivedFile(incoming.meta["name"], len(data), digest, data, ok))
-            assert self.channel is not None
-            self.channel.send(
+            must_exist(self.channel, "the data channel").send(
                 json.dumps({"kind": "ack", "id": frame["id"], "ok": ok, "sha256": digest})
             )
         elif frame["kind"] == "ack":
@@ -422,8 +426,7 @@ class CallPeer:
     async def send_file(self, name: str, data: bytes, chunk: int = FILE_CHUNK) -> dict[str, Any]:
         """Send one file; returns the receiver's acknowledgement (``ok`` and its sha-256)."""
         await asyncio.wait_for(self.channel_open.wait(), 20)
-        channel = self.channel
-        assert channel is not None
+        channel = must_exist(self.channel, "the data channel")
         # The peer's maximum message size, from its SDP (aiortc keeps it privately).
         limit = getattr(self.pc.sctp, "_remote_max_message_size", None) or chunk
         chunk = min(chunk, limit)
