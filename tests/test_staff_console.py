@@ -181,6 +181,26 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await dialog.locator("button[value=cancel]").click()
         await expect(dialog).to_be_hidden()
 
+        # A notice with a 需补正 mark and no reason: the material is named and its reason field
+        # focused; a reason clears the message.
+        verdict_error = staff.locator("#verdict-error")
+        first = staff.locator("#checklist li[data-position='1']")
+        name = await first.locator("strong").inner_text()
+        await first.locator("[data-check=needs_correction]").click()
+        await staff.click("#verdict-correction")
+        await expect(verdict_error).to_have_text(
+            f"「{name}」标为需补正，请选择或填写需补正的原因。"
+        )
+        await expect(first.locator("select.reason, input.typed-reason").first).to_be_focused()
+        await snap(staff, "console-7b-notice-without-reason")
+        await first.locator("input.typed-reason").fill("照片不清晰")
+        await expect(verdict_error).to_be_hidden()
+        # A refusal about the marks goes once the marks change (here: all of them marked).
+        await staff.click("#verdict-passed")
+        await expect(verdict_error).to_be_visible()
+        await first.locator("[data-check=ok]").click()
+        await expect(verdict_error).to_be_hidden()
+
         # Passing with a material still to correct: the catalog's words, not the server's.
         for position in range(1, 8):
             check = "missing" if position == 2 else "ok"

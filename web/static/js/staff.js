@@ -454,6 +454,7 @@ function renderChecklist(v, materials, previous) {
       });
       reason.hidden = status !== "needs_correction";
       typed.hidden = reason.hidden;
+      showVerdictError(null);  // a message about the marks before this one no longer holds
     };
     const reason = document.createElement("select");
     reason.className = "reason";
@@ -470,7 +471,8 @@ function renderChecklist(v, materials, previous) {
     typed.setAttribute("aria-label", t("staff.case.type_reason_for", { name: m.name }));
     typed.maxLength = 500;
     typed.hidden = reason.hidden;
-    reason.addEventListener("change", () => { typed.value = ""; });
+    reason.addEventListener("change", () => { typed.value = ""; showVerdictError(null); });
+    typed.addEventListener("input", () => showVerdictError(null));
     const file = document.createElement("select");
     file.className = "file";
     file.setAttribute("aria-label", t("staff.case.attach_file_for", { name: m.name }));
@@ -518,6 +520,16 @@ function checklistMarks() {
   return marks;
 }
 
+/** The first material marked 需补正 without a reason (picked or typed), or null. */
+function markWithoutReason() {
+  for (const li of document.querySelectorAll("#checklist li[data-status=needs_correction]")) {
+    const typed = /** @type {HTMLInputElement} */ (li.querySelector(".typed-reason"));
+    const pick = /** @type {HTMLSelectElement} */ (li.querySelector(".reason"));
+    if (!typed.value.trim() && !pick.value) return { li, field: pick.options.length > 1 ? pick : typed };
+  }
+  return null;
+}
+
 function showVerdictError(/** @type {any} */ error) {
   $("verdict-error").hidden = !error;
   $("verdict-error").textContent = error ? errorText(error) : "";
@@ -527,6 +539,13 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
   const v = visit;
   if (!v?.case) return;
   showVerdictError(null);
+  const unexplained = markWithoutReason();
+  if (unexplained) {  // named, and its reason field focused, before asking the server
+    $("verdict-error").hidden = false;
+    $("verdict-error").textContent = t("staff.case.reason_needed_for", { name: unexplained.li.querySelector("strong")?.textContent || "" });
+    unexplained.field.focus();
+    return;
+  }
   try {
     const marks = checklistMarks();
     if (marks.length) await caseApi(`/api/v1/cases/${v.case.number}/checklist`, "PUT", { materials: marks });
