@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import json
 import os
@@ -364,3 +365,113 @@ def test_demo_script_prints_the_url_first_and_starts_the_server(tmp_path: Path) 
     assert not any("Start the server with" in line for line in lines)
     links = re.findall(rf"http://127\.0\.0\.1:{port}/kiosk\?enrol=\w{{4}}-\w{{4}}", "".join(lines))
     assert len(links) == 6
+
+
+# Modules a command may need but ``--help``, ``--version`` and a usage error must not load: the
+# suite runs the CLI many times, and ``cloudhelp --help`` took 2.3 s when they were imported.
+HEAVY = ("sqlalchemy", "alembic", "aiohttp", "pypinyin", "argon2", "aiortc", "pydantic", "fpdf")
+
+
+def test_help_and_usage_errors_import_no_command_module() -> None:
+    probe = """
+import contextlib, io, sys
+from cloudhelp import cli
+asked = (["--help"], ["--version"], ["case", "list", "--help"], ["demo", "--per-day", "0"])
+for argv in asked:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+print(" ".join(sorted(name for name in sys.modules if name.endswith("_commands"))))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    top, commands = done.stdout.splitlines()
+    assert not set(HEAVY) & set(top.split()), top
+    assert commands == "", commands
+
+
+def test_every_command_names_a_function_that_runs_it() -> None:
+    import argparse
+
+    from cloudhelp.cli.parser import build_parser, command_of
+
+    def commands(parser: argparse.ArgumentParser) -> list[str]:
+        found = [parser.get_default("run")] if parser.get_default("run") else []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found += commands(sub)
+        return found
+
+    targets = commands(build_parser())
+    assert len(targets) == len(set(targets)) == 18, targets
+    for target in targets:
+        run = command_of(argparse.Namespace(run=target))
+        assert inspect.iscoroutinefunction(run), target
+
+
+def test_calendar_set_takes_the_kinds_the_calendar_knows() -> None:
+    from cloudhelp.cli.parser import DAY_KINDS
+    from cloudhelp.domain.workcalendar import KINDS
+
+    assert DAY_KINDS == KINDS
+
+
+def test_refusals_name_the_bad_value(tmp_path: Path) -> None:
+    """A refused command says which value was wrong, not that "the file was rejected"."""
+    db = f"sqlite:///{tmp_path / 'refusals.db'}"
+    assert run_cli("demo", "--db", db).returncode == 0
+
+    def refused(*args: str, status: int = 1, stdin: str | None = None) -> list[str]:
+        result = run_cli(*args, "--db", db, input_text=stdin)
+        assert result.returncode == status, (result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and result.stdout == ""
+        return result.stderr.splitlines()
+
+    assert refused("department", "set", "NOPE", "--ring-seconds", "15") == [
+        "cloudhelp: There is no department with code 'NOPE'; the departments are "
+        "CGJ, JTJ, NYNC, RSJ, SCJG, WJJ, ZJJ."
+    ]
+    assert refused(
+        "staff", "add", "bob", "--name", "鲍勃", "--station", "NOPE", "--departments", "NYNC,XX",
+        "--password-stdin", stdin="a-long-password\n",
+    ) == [
+        "cloudhelp: Staff member 'bob' was rejected and nothing was changed (2 problems):",
+        "  - field station: unknown station 'NOPE'",
+        "  - field departments: unknown department 'XX'",
+    ]  # fmt: skip
+    assert refused("demo", "--per-day", "many", status=2)[-1] == (
+        "cloudhelp demo: error: argument --per-day: 'many' is not a whole number"
+    )
+    assert refused("case", "list", "--limit", "0", status=2)[-1] == (
+        "cloudhelp case list: error: argument --limit: must be at least 1, not 0"
+    )
+    assert refused("calendar", "set", "2026-02-30", "holiday", status=2)[-1] == (
+        "cloudhelp calendar set: error: argument date: '2026-02-30' is not a date written "
+        "YYYY-MM-DD"
+    )
+    missing = tmp_path / "missing.json"
+    assert refused("network", "import", str(missing)) == [
+        f"cloudhelp: Cannot read {missing}: No such file or directory."
+    ]
+    broken = tmp_path / "network.json"
+    broken.write_text('{"stations": [', encoding="utf-8")
+    assert refused("network", "import", str(broken)) == [
+        f"cloudhelp: {broken} was rejected and nothing was changed (1 problem):",
+        "  - line 1, column 15: broken JSON (Expecting value)",
+    ]
+    calendar = tmp_path / "holidays.txt"
+    calendar.write_text("2026-10-01,holiday,国庆节\n", encoding="utf-8")
+    assert refused("calendar", "import", str(calendar)) == [
+        f"cloudhelp: {calendar} was rejected and nothing was changed (1 problem):",
+        "  - A calendar file ends in .json or .csv.",
+    ]
+    nowhere = tmp_path / "no-such-folder" / "catalog.json"
+    assert refused("catalog", "export", "-o", str(nowhere)) == [
+        f"cloudhelp: Cannot write {nowhere}: No such file or directory."
+    ]

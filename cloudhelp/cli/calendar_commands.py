@@ -8,6 +8,8 @@ import json
 from datetime import date
 from pathlib import Path
 
+from cloudhelp.cli.failures import rejected
+from cloudhelp.cli.runtime import settings_of, with_database
 from cloudhelp.core import workdays
 from cloudhelp.domain import audit, workcalendar
 from cloudhelp.store import db
@@ -31,10 +33,12 @@ def _actor(args: argparse.Namespace) -> audit.Actor:
 
 
 async def cmd_calendar_import(args: argparse.Namespace) -> int:
-    from cloudhelp.cli import _settings, _with_database
-
-    settings = _settings(args)
-    entries = await asyncio.to_thread(workcalendar.parse_file, Path(args.file))
+    """Import whole years of holidays and 调休 from a file; print the due dates that moved."""
+    settings = settings_of(args)
+    try:
+        entries = await asyncio.to_thread(workcalendar.parse_file, Path(args.file))
+    except workcalendar.CalendarError as exc:
+        raise rejected(args.file, [exc.message]) from None
 
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session, session.begin():
@@ -49,13 +53,12 @@ async def cmd_calendar_import(args: argparse.Namespace) -> int:
         print("\n".join(_outcome_lines(outcome)))
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 async def cmd_calendar_set(args: argparse.Namespace) -> int:
-    from cloudhelp.cli import _settings, _with_database
-
-    settings = _settings(args)
+    """Make one day a holiday or a working day; print the due dates that moved."""
+    settings = settings_of(args)
 
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session, session.begin():
@@ -71,13 +74,12 @@ async def cmd_calendar_set(args: argparse.Namespace) -> int:
         print("\n".join(_outcome_lines(outcome)))
         return 0
 
-    return await _with_database(settings, work)
+    return await with_database(settings, work)
 
 
 async def cmd_calendar_show(args: argparse.Namespace) -> int:
-    from cloudhelp.cli import _settings, _with_database
-
-    settings = _settings(args)
+    """One year's holidays and 调休, with its count of working days."""
+    settings = settings_of(args)
 
     async def work(engine: db.AsyncEngine) -> int:
         async with db.session_factory(engine)() as session:
@@ -111,26 +113,4 @@ async def cmd_calendar_show(args: argparse.Namespace) -> int:
                   f"{d.kind:<7}  {d.name}")  # fmt: skip
         return 0
 
-    return await _with_database(settings, work)
-
-
-def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """Add ``calendar import|set|show`` to the ``cloudhelp`` parser."""
-    calendar = commands.add_parser("calendar", help="the working-day calendar (holidays, 调休)")
-    cal_cmds = calendar.add_subparsers(dest="calendar_command", required=True, metavar="COMMAND")
-    cal_imp = cal_cmds.add_parser(
-        "import", parents=[common], help="import whole years from a JSON or CSV file"
-    )
-    cal_imp.add_argument("file", help="date,kind,name rows (docs/metrics.md)")
-    cal_imp.add_argument("--actor", default="cli", help="who is recorded as loading it")
-    cal_imp.set_defaults(run=cmd_calendar_import)
-    cal_set = cal_cmds.add_parser("set", parents=[common], help="make one day a holiday or workday")
-    cal_set.add_argument("date", type=date.fromisoformat, help="YYYY-MM-DD")
-    cal_set.add_argument("kind", choices=workcalendar.KINDS)
-    cal_set.add_argument("--name", default="", help="the holiday, e.g. 春节")
-    cal_set.add_argument("--actor", default="cli")
-    cal_set.set_defaults(run=cmd_calendar_set)
-    cal_show = cal_cmds.add_parser("show", parents=[common], help="one year's holidays and 调休")
-    cal_show.add_argument("year", type=int)
-    cal_show.add_argument("--json", action="store_true")
-    cal_show.set_defaults(run=cmd_calendar_show)
+    return await with_database(settings, work)
