@@ -32,8 +32,8 @@ class CodedError(Exception):
 
 
 class MissingRow(RuntimeError):
-    """A row the code has just read or written is not there: a bug or a concurrent delete,
-    never a user's mistake (the request fails as an internal error)."""
+    """A row (or a connection, a channel) the code relies on is not there: a bug or a
+    concurrent delete, never a user's mistake (a request fails as an internal error)."""
 
 
 def must_exist(value: T | None, what: str) -> T:

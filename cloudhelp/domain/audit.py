@@ -233,73 +233,80 @@ async def verify(session: AsyncSession) -> Verdict:
     - rows beyond the head (read after the walk, so rows appended meanwhile are covered):
       inserted.
     """
+    rows, window, problem = await _walk(session)
+    head = await session.get(AuditHead, 1, populate_existing=True)
+    head_seq, head_hash = (head.seq, head.row_hash) if head else (0, GENESIS_HASH)
+    if problem is None:
+        problem = await _against_head(session, window, head_seq, head_hash)
+    return Verdict(rows, head_seq, head_hash, problem)
+
+
+async def _walk(session: AsyncSession) -> tuple[int, list[AuditEvent], Problem | None]:
+    """Read the chain in order up to its first problem: the rows read, the last two rows that
+    held, and the problem (None when every row held)."""
     rows = 0
     window: list[AuditEvent] = []  # the last two rows that held
     pending: AuditEvent | None = None  # a row with a broken link, judged once the next is read
-
-    def judge_link(row: AuditEvent, after: AuditEvent | None) -> Problem:
-        previous = window[-1]
-        before = window[-2].row_hash if len(window) > 1 else GENESIS_HASH
-        if after is not None and after.prev_hash == previous.row_hash:
-            return Problem(row.seq, "inserted", f"row {row.seq} was inserted: it does not link "
-                           f"to row {previous.seq}, and row {after.seq} links past it")  # fmt: skip
-        if row.prev_hash == before:
-            return Problem(previous.seq, "inserted", f"row {previous.seq} was inserted: the row "
-                           f"after it links to the row before it")  # fmt: skip
-        return Problem(previous.seq, "altered", f"row {previous.seq} was altered (rewritten with "
-                       f"a new hash), or rows after it were removed: the next row does not link "
-                       "to it")  # fmt: skip
-
-    async def head_now() -> tuple[int, str]:
-        head = await session.get(AuditHead, 1, populate_existing=True)
-        return (head.seq, head.row_hash) if head else (0, GENESIS_HASH)
-
-    problem: Problem | None = None
     async for row in _all_rows(session):
         rows += 1
         if pending is not None:
-            problem = judge_link(pending, row)
-            break
+            return rows, window, _judge_link(window, pending, row)
         expected = window[-1].seq + 1 if window else 1
         if row.seq != expected:
             missing = f"row {expected}" if row.seq == expected + 1 else (
                 f"rows {expected}–{row.seq - 1}")  # fmt: skip
-            problem = Problem(expected, "removed", f"{missing} removed (row {row.seq} follows "
-                              f"row {expected - 1})")  # fmt: skip
-            break
+            return rows, window, Problem(expected, "removed", f"{missing} removed (row "
+                                         f"{row.seq} follows row {expected - 1})")  # fmt: skip
         if row.prev_hash != (window[-1].row_hash if window else GENESIS_HASH):
             if not window:
                 problem = Problem(row.seq, "inserted", f"row {row.seq} does not start the chain")
-                break
+                return rows, window, problem
             pending = row
             continue
         if row_hash(row) != row.row_hash:
-            problem = Problem(row.seq, "altered", f"row {row.seq} was altered: its content no "
-                              "longer gives its hash")  # fmt: skip
-            break
+            return rows, window, Problem(row.seq, "altered", f"row {row.seq} was altered: its "
+                                         "content no longer gives its hash")  # fmt: skip
         window = [*window[-1:], row]
-    else:
-        if pending is not None:
-            problem = judge_link(pending, None)
-    head_seq, head_hash = await head_now()
-    if problem is not None:
-        return Verdict(rows, head_seq, head_hash, problem)
+    return rows, window, _judge_link(window, pending, None) if pending is not None else None
+
+
+def _judge_link(window: list[AuditEvent], row: AuditEvent, after: AuditEvent | None) -> Problem:
+    """Name what a broken link means, from the row after it (None: it was the last row)."""
+    previous = window[-1]
+    before = window[-2].row_hash if len(window) > 1 else GENESIS_HASH
+    if after is not None and after.prev_hash == previous.row_hash:
+        return Problem(row.seq, "inserted", f"row {row.seq} was inserted: it does not link "
+                       f"to row {previous.seq}, and row {after.seq} links past it")  # fmt: skip
+    if row.prev_hash == before:
+        return Problem(previous.seq, "inserted", f"row {previous.seq} was inserted: the row "
+                       f"after it links to the row before it")  # fmt: skip
+    return Problem(previous.seq, "altered", f"row {previous.seq} was altered (rewritten with "
+                   f"a new hash), or rows after it were removed: the next row does not link "
+                   "to it")  # fmt: skip
+
+
+async def _against_head(
+    session: AsyncSession, window: list[AuditEvent], head_seq: int, head_hash: str
+) -> Problem | None:
+    """Compare the last row that held with the row the chain's head names (read after the
+    walk, so rows appended meanwhile are covered)."""
     last_seq = window[-1].seq if window else 0
     last_hash = window[-1].row_hash if window else GENESIS_HASH
     if last_seq > head_seq:
-        problem = Problem(head_seq + 1, "inserted", f"row {head_seq + 1} was inserted after the "
-                          f"last row the chain's head names ({head_seq})")  # fmt: skip
-    elif last_seq < head_seq:
+        return Problem(head_seq + 1, "inserted", f"row {head_seq + 1} was inserted after the "
+                       f"last row the chain's head names ({head_seq})")  # fmt: skip
+    if last_seq < head_seq:
         appended = await session.scalar(
             select(AuditEvent.seq).where(AuditEvent.seq == last_seq + 1)
         )
         if appended is None:
-            problem = Problem(last_seq + 1, "removed", f"rows {last_seq + 1}–{head_seq} removed "
-                              f"from the end (the chain's head names row {head_seq})")  # fmt: skip
-    elif last_hash != head_hash:
-        problem = Problem(last_seq, "altered", f"row {last_seq} was altered: it is not the row "
-                          "the chain's head names")  # fmt: skip
-    return Verdict(rows, head_seq, head_hash, problem)
+            return Problem(last_seq + 1, "removed", f"rows {last_seq + 1}–{head_seq} removed "
+                           f"from the end (the chain's head names row {head_seq})")  # fmt: skip
+        return None
+    if last_hash != head_hash:
+        return Problem(last_seq, "altered", f"row {last_seq} was altered: it is not the row "
+                       "the chain's head names")  # fmt: skip
+    return None
 
 
 # ------------------------------------------------------------------------------ reading

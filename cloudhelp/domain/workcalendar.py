@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
@@ -258,24 +259,7 @@ async def _recompute(
 ) -> list[DueDateChange]:
     """Install the new calendar and record each open case and follow-up whose due date moved."""
     today = local_date(now)
-    case_rows = (
-        await session.execute(
-            select(Case.id, Case.number, Case.accepted_at, ServiceItem.promised_days,
-                   ServiceItem.statutory_days)
-            .join(ServiceItem, ServiceItem.id == Case.item_id)
-            .where(Case.status.in_(OPEN_CASE_STATES), Case.accepted_at.is_not(None))
-        )
-    ).all()  # fmt: skip
-    events: dict[int, list[CaseEvent]] = {}
-    if case_rows:
-        pauses = (
-            select(CaseEvent)
-            .join(Case, Case.id == CaseEvent.case_id)
-            .where(Case.status.in_(OPEN_CASE_STATES), Case.accepted_at.is_not(None))
-            .order_by(CaseEvent.at, CaseEvent.id)
-        )
-        for event in (await session.scalars(pauses)).all():
-            events.setdefault(event.case_id, []).append(event)
+    case_rows, events = await _open_cases(session)
     follow_ups = (
         await session.execute(
             select(FollowUp, Rating.created_at)
@@ -300,25 +284,12 @@ async def _recompute(
 
     old_cases, old_follow_ups = limits(before)
     new_cases, new_follow_ups = limits(after)
-    moved: list[DueDateChange] = []
-    for case_id, number, *_ in case_rows:
-        old, new = old_cases[case_id], new_cases[case_id]
-        if (old.promised_due, old.statutory_due, old.estimated) == (
-            new.promised_due, new.statutory_due, new.estimated,
-        ):  # fmt: skip
-            continue
-        moved.append(
-            DueDateChange(
-                at=now, subject=f"case:{case_id}", case_id=case_id, reason=reason, actor=actor,
-                old_due=old.promised_due, new_due=new.promised_due,
-                old_estimated=old.estimated, new_estimated=new.estimated,
-                detail={
-                    "case": number,
-                    "old_statutory_due": old.statutory_due and old.statutory_due.isoformat(),
-                    "new_statutory_due": new.statutory_due and new.statutory_due.isoformat(),
-                },
-            )
-        )  # fmt: skip
+    change = {"at": now, "reason": reason, "actor": actor}
+    moved = [
+        _case_change(case_id, number, old_cases[case_id], new_cases[case_id], change)
+        for case_id, number, *_ in case_rows
+        if _moved(old_cases[case_id], new_cases[case_id])
+    ]
     for follow_up, _rated in follow_ups:
         old_due, new_due = old_follow_ups[follow_up.id], new_follow_ups[follow_up.id]
         stored = (follow_up.due_date, follow_up.due_estimated)
@@ -328,14 +299,65 @@ async def _recompute(
         follow_up.due_date, follow_up.due_estimated = new_due.day, new_due.estimated
         moved.append(
             DueDateChange(
-                at=now, subject=f"follow_up:{follow_up.id}", follow_up_id=follow_up.id,
-                reason=reason, actor=actor, old_due=old_due.day, new_due=new_due.day,
-                old_estimated=old_due.estimated, new_estimated=new_due.estimated, detail={},
+                subject=f"follow_up:{follow_up.id}", follow_up_id=follow_up.id,
+                old_due=old_due.day, new_due=new_due.day, old_estimated=old_due.estimated,
+                new_estimated=new_due.estimated, detail={}, **change,
             )
         )  # fmt: skip
     session.add_all(moved)
     await session.flush()
     return moved
+
+
+async def _open_cases(session: AsyncSession) -> tuple[list[Row[Any]], dict[int, list[CaseEvent]]]:
+    """Accepted cases still open (their clock can move), with their events in order."""
+    case_rows = list(
+        (
+            await session.execute(
+                select(Case.id, Case.number, Case.accepted_at, ServiceItem.promised_days,
+                       ServiceItem.statutory_days)
+                .join(ServiceItem, ServiceItem.id == Case.item_id)
+                .where(Case.status.in_(OPEN_CASE_STATES), Case.accepted_at.is_not(None))
+            )
+        ).all()
+    )  # fmt: skip
+    events: dict[int, list[CaseEvent]] = {}
+    if case_rows:
+        pauses = (
+            select(CaseEvent)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(Case.status.in_(OPEN_CASE_STATES), Case.accepted_at.is_not(None))
+            .order_by(CaseEvent.at, CaseEvent.id)
+        )
+        for event in (await session.scalars(pauses)).all():
+            events.setdefault(event.case_id, []).append(event)
+    return case_rows, events
+
+
+def _moved(old: cases.TimeLimits, new: cases.TimeLimits) -> bool:
+    return (old.promised_due, old.statutory_due, old.estimated) != (
+        new.promised_due, new.statutory_due, new.estimated,
+    )  # fmt: skip
+
+
+def _case_change(
+    case_id: int,
+    number: str,
+    old: cases.TimeLimits,
+    new: cases.TimeLimits,
+    change: dict[str, Any],
+) -> DueDateChange:
+    return DueDateChange(
+        subject=f"case:{case_id}", case_id=case_id,
+        old_due=old.promised_due, new_due=new.promised_due,
+        old_estimated=old.estimated, new_estimated=new.estimated,
+        detail={
+            "case": number,
+            "old_statutory_due": old.statutory_due and old.statutory_due.isoformat(),
+            "new_statutory_due": new.statutory_due and new.statutory_due.isoformat(),
+        },
+        **change,
+    )  # fmt: skip
 
 
 def change_json(change: DueDateChange) -> dict[str, object]:
