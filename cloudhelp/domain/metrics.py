@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -322,7 +323,7 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def figures(sums: dict[str, Any]) -> dict[str, Any]:
+def figures(sums: Mapping[Any, Any]) -> dict[str, Any]:
     """The report figures of one group, from its summed daily rows."""
     tickets, short = sums["tickets"], sums["short_abandons"]
     answered, rated = sums["answered"], sums["ratings"]

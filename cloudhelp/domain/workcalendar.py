@@ -24,7 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
@@ -309,7 +309,7 @@ async def _recompute(
     return moved
 
 
-async def _open_cases(session: AsyncSession) -> tuple[list[Row[Any]], dict[int, list[CaseEvent]]]:
+async def _open_cases(session: AsyncSession) -> tuple[list[Any], dict[int, list[CaseEvent]]]:
     """Accepted cases still open (their clock can move), with their events in order."""
     case_rows = list(
         (

@@ -25,7 +25,7 @@ async def advance(
     it at once, one insert does nothing). The increment is one ``UPDATE … RETURNING``: the row
     stays locked until the caller's transaction ends, so numbers are never handed out twice.
     """
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(
         insert(model).values(**key, last=start).on_conflict_do_nothing(index_elements=list(key))

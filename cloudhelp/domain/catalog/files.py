@@ -325,7 +325,8 @@ def to_csv(catalog: CatalogIn) -> str:
             LIST_SEPARATOR.join(item.tiers), "true" if item.cloud else "false", item.description,
         ]  # fmt: skip
         tail = ["true" if item.featured else "false"]
-        for m in item.materials or [None]:
+        rows: list[MaterialIn | None] = [*item.materials] or [None]
+        for m in rows:
             if m is None:
                 writer.writerow([*head, "", "", "", "", "", "", "", *tail])
                 continue

@@ -158,7 +158,7 @@ async def load_catalog(session: AsyncSession) -> CatalogIn:
                 category=i.category.code,
                 statutory_days=i.statutory_days,
                 promised_days=i.promised_days,
-                tiers=i.tiers,
+                tiers=i.tiers,  # type: ignore[arg-type]
                 cloud=i.cloud,
                 featured=i.featured,
                 description=i.description,
