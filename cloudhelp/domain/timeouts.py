@@ -20,6 +20,7 @@ from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import cases, queue, workcalendar
 from cloudhelp.domain.case_record import notice_late
 from cloudhelp.store.models import (
+    SUPERVISOR_ROLES,
     Case,
     CorrectionNotice,
     Department,
@@ -373,6 +374,42 @@ async def active(session: AsyncSession, staff_id: int | None = None) -> list[Tim
     return list(
         (await session.scalars(stmt.order_by(TimeoutWarning.raised_at, TimeoutWarning.id))).all()
     )
+
+
+async def listed(
+    session: AsyncSession,
+    viewer: Staff,
+    raised: tuple[datetime, datetime] | None = None,
+    limit: int = 1000,
+) -> list[TimeoutWarning]:
+    """Warnings newest first: the active ones, or (``raised``: ``start <= at < end``) all
+    raised in a range; staff see the warnings that concern them, supervisors every one."""
+    stmt = select(TimeoutWarning).order_by(TimeoutWarning.raised_at.desc(), TimeoutWarning.id)
+    if raised is None:
+        stmt = stmt.where(TimeoutWarning.cleared_at.is_(None))
+    else:
+        stmt = stmt.where(
+            TimeoutWarning.raised_at >= raised[0], TimeoutWarning.raised_at < raised[1]
+        )
+    if viewer.role not in SUPERVISOR_ROLES:
+        stmt = stmt.where(TimeoutWarning.staff_id == viewer.id)
+    return list((await session.scalars(stmt.limit(limit))).all())
+
+
+async def overrides(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
+    """Every threshold set, by kind: ``department`` and ``item`` codes (None: any) and
+    ``value``."""
+    rows = await session.execute(
+        select(WarningThreshold, Department.code, ServiceItem.code)
+        .outerjoin(Department, Department.id == WarningThreshold.department_id)
+        .outerjoin(ServiceItem, ServiceItem.id == WarningThreshold.item_id)
+    )
+    found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+    for row, department, item in rows.all():
+        found.setdefault(row.kind, []).append(
+            {"department": department, "item": item, "value": row.value}
+        )
+    return found
 
 
 def warning_data(warning: TimeoutWarning) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import select
 
 from cloudhelp.core.clock import day_bounds
 from cloudhelp.core.errors import ApiError
@@ -15,14 +14,7 @@ from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import Body, parse_body, path_id
 from cloudhelp.http.report_routes import date_range
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import (
-    SUPERVISOR_ROLES,
-    Department,
-    ServiceItem,
-    TimeoutWarning,
-    WarningThreshold,
-    utcnow,
-)
+from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
 from cloudhelp.views import warning_labels
 
 
@@ -38,17 +30,11 @@ async def list_warnings(request: web.Request) -> web.Response:
     """``GET /api/v1/warnings[?state=all&from=&to=]``: active ones, or all raised in a range.
     Staff see the warnings that concern them; supervisors see every one."""
     staff = await current_staff(request)
-    stmt = select(TimeoutWarning).order_by(TimeoutWarning.raised_at.desc(), TimeoutWarning.id)
-    if request.query.get("state", "active") == "active":
-        stmt = stmt.where(TimeoutWarning.cleared_at.is_(None))
-    else:
-        start, end = day_bounds(*date_range(request))
-        stmt = stmt.where(TimeoutWarning.raised_at >= start, TimeoutWarning.raised_at < end)
-    if staff.role not in SUPERVISOR_ROLES:
-        stmt = stmt.where(TimeoutWarning.staff_id == staff.id)
+    active = request.query.get("state", "active") == "active"
+    raised = None if active else day_bounds(*date_range(request))
     state = AppState.of(request.app)
     async with state.db.read() as s:
-        rows = (await s.scalars(stmt.limit(1000))).all()
+        rows = await timeouts.listed(s, staff, raised)
     return web.json_response(
         {"warnings": [warning_labels.warning_json(w) for w in rows]}, dumps=state.dumps
     )
@@ -75,13 +61,7 @@ async def thresholds(request: web.Request) -> web.Response:
     await current_staff(request, SUPERVISOR_ROLES)
     state = AppState.of(request.app)
     async with state.db.read() as s:
-        rows = (
-            await s.execute(
-                select(WarningThreshold, Department.code, ServiceItem.code)
-                .outerjoin(Department, Department.id == WarningThreshold.department_id)
-                .outerjoin(ServiceItem, ServiceItem.id == WarningThreshold.item_id)
-            )
-        ).all()
+        overrides = await timeouts.overrides(s)
     return web.json_response(
         {
             "kinds": [
@@ -90,11 +70,7 @@ async def thresholds(request: web.Request) -> web.Response:
                     "label": warning_labels.kind_label(kind),
                     "unit": spec.unit,
                     "default": spec.default,
-                    "overrides": [
-                        {"department": department, "item": item, "value": row.value}
-                        for row, department, item in rows
-                        if row.kind == kind
-                    ],
+                    "overrides": overrides[kind],
                 }
                 for kind, spec in timeouts.KINDS.items()
             ]
