@@ -235,6 +235,44 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await snap(page, "follow-ups-2-closed-shown")
 
 
+async def test_a_late_follow_up_names_its_tickets_day(sqlite_demo_url: str) -> None:
+    """Ticket numbers start again every day: B026 of last week is not today's B026."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        midnight = datetime.combine(datetime.now(LOCAL_TZ).date(), time(), LOCAL_TZ)
+        await history.generate(server.state.db, 30, tickets_per_day=60, until=midnight)
+        await server.state.callcenter.check_warnings(utcnow())
+        async with server.state.db.read() as s:
+            late = [w for w in await timeouts.active(s) if w.kind == "follow_up_late"]
+            assert late
+            expected = {}
+            for w in late:
+                follow_up = await s.get(FollowUp, int(w.subject.split(":")[1]))
+                rating = await s.get(Rating, follow_up.rating_id)  # type: ignore[union-attr]
+                ticket = await s.get(Ticket, rating.ticket_id)  # type: ignore[union-attr]
+                assert ticket and ticket.day < midnight.date().isoformat()
+                day = ticket.day.replace("-", "\u2011")  # non-breaking hyphens
+                expected[w.id] = (f"{ticket.number}（{day}）", w.staff_id)
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1920, "height": 1080})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/board")
+        shown = page.locator("#warnings li.group[data-kind=follow_up_late] li[data-warning]")
+        await expect(shown.first).to_be_visible()
+        for row in await shown.all():
+            warning_id = int(await row.get_attribute("data-warning") or 0)
+            await expect(row).to_contain_text(expected[warning_id][0])
+        await snap(page, "board-follow-up-with-day")
+        # The console of the staff member the follow-up is assigned to says the same.
+        warning_id, (text, staff_id) = next(iter(expected.items()))
+        async with server.state.db.read() as s:
+            assignee = await s.get(Staff, staff_id)
+        assert assignee is not None and assignee.username == "sunhua"
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.goto("/staff")
+        await expect(page.locator("#warning-list")).to_contain_text(f"差评回访超期：{text}")
+        await snap(page, "console-follow-up-with-day")
+
+
 async def test_a_refused_range_is_explained_in_chinese_and_greys_the_old_figures(
     sqlite_demo_url: str,
 ) -> None:

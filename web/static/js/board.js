@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, lang, setLang, t, translate } from "./i18n.js";
+import { duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -107,7 +107,7 @@ function renderWarning(w) {
   const head = el("div", "", "head");
   const what = w.kind === "calendar_missing"
     ? t("board.calendar_missing", { year: w.detail.year })
-    : [w.detail.ticket || w.detail.case, w.detail.item, w.detail.station].filter(Boolean).join(" · ");
+    : warningSubject(w, true);
   head.append(el("span", what, "grow"));
   if (w.kind !== "calendar_missing") {
     const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "",

@@ -37,6 +37,23 @@ export function duration(seconds) {
   return seconds >= 60 ? t("common.minutes", { n: Math.round(seconds / 60) }) : t("common.seconds", { n: Math.max(1, Math.round(seconds)) });
 }
 
+/**
+ * What a warning is about: its ticket (or case), item and station. Ticket numbers start again
+ * every day, so a late follow-up's ticket carries its day: "B026（2026-11-28）".
+ * @param {any} w a warning as the server sends it @param {boolean} [station]
+ */
+export function warningSubject(w, station = false) {
+  const d = w.detail;
+  let ticket = d.ticket;
+  if (ticket && w.kind === "follow_up_late" && d.since) {
+    const day = new Date(d.since);
+    // Non-breaking hyphens: the date never wraps in the middle.
+    const date = new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10).replaceAll("-", "\u2011");
+    ticket = t("warning.ticket_of_day", { ticket, date });
+  }
+  return [ticket || d.case, d.item, station ? d.station : null].filter(Boolean).join(" · ");
+}
+
 /** A short beep (ring tones, speaker test). @param {number} ms @param {number} [hz] */
 export function beep(ms, hz = 660) {
   const audio = new AudioContext();

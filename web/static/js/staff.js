@@ -2,7 +2,7 @@
 // @ts-check
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
-import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
+import { beep, duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -204,7 +204,7 @@ function renderWarnings(/** @type {any[]} */ warnings) {
   $("my-warnings").hidden = warnings.length === 0;
   $("warning-list").replaceChildren(...warnings.map((w) => {
     const li = document.createElement("li");
-    const what = [w.detail.ticket || w.detail.case, w.detail.item].filter(Boolean).join(" · ");
+    const what = warningSubject(w);
     li.textContent = `${t(`warning.${w.kind}`)}：${what} `;
     if (!w.acked_at) {
       const ack = document.createElement("button");
