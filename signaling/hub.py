@@ -8,28 +8,25 @@ candidate and app messages only between the members of one room.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
-import json
 import logging
-import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from signaling import safejson
 from signaling.broker import Broker, InProcessBroker
 from signaling.errors import (
     CLOSE_AUTH_FAILED,
-    CLOSE_FLOOD,
     CLOSE_HELLO_TIMEOUT,
     CLOSE_REPLACED,
     CLOSE_SESSION_ENDED,
     SignalingError,
 )
+from signaling.frames import FrameGate, describe, send_error
 from signaling.ice import IceSettings, ice_servers
 from signaling.messages import (
     PROTOCOL_VERSION,
@@ -40,25 +37,12 @@ from signaling.messages import (
     Hello,
     Ping,
 )
-from signaling.ratelimit import TokenBucket
+from signaling.session import Principal, Session, dumps
+
+# What applications use (Principal and Session live in signaling.session, named here too).
+__all__ = ["Handler", "Hub", "HubApplication", "HubSettings", "Principal", "Session", "drain"]
 
 log = logging.getLogger("signaling")
-# Kept for replay per session until acknowledged (ping.seq); snapshots replace their elders.
-HISTORY_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a session belongs to. ``kind`` gates message types; ``info`` is shown to peers.
-
-    ``purpose`` tells apart the sessions one person holds at once for different pages (a staff
-    member's console and their board): a new sign-in replaces only a session of the same purpose.
-    """
-
-    kind: str
-    id: str
-    info: dict[str, Any] = field(default_factory=dict)
-    purpose: str = ""
 
 
 class HubApplication(Protocol):
@@ -104,101 +88,6 @@ class HubSettings:
     burst: float = 80.0
     flood_drops: int = 200
     ice: IceSettings = field(default_factory=IceSettings)
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-
-
-class Session:
-    """One client's session; outlives its socket for the grace period."""
-
-    __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
-                 "initiator", "peers", "principal", "room", "token", "ws")  # fmt: skip
-
-    def __init__(self, principal: Principal) -> None:
-        self.id = secrets.token_urlsafe(12)
-        self.token = secrets.token_urlsafe(32)
-        self.principal = principal
-        self.ws: web.WebSocketResponse | None = None
-        self.room: str | None = None
-        self.peers: dict[str, dict[str, Any]] = {}
-        self.initiator = False
-        self.ended = False
-        self._seq = 0
-        self._history: deque[tuple[int, str, str | None]] = deque()
-        self._history_bytes = 0
-        self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
-        self._grace: asyncio.TimerHandle | None = None
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Number the message, keep it for replay, and write it if a socket is attached.
-
-        A message with a ``_key`` is a snapshot (a queue list, a ticket's state): it replaces the
-        earlier kept message with the same key, so a resumed client gets only the latest one.
-        aiohttp writes each frame before its first await, so frames leave in call order.
-        """
-        key = message.get("_key")
-        self._seq += 1
-        body = {k: v for k, v in message.items() if k != "_key"} if key is not None else message
-        text = _dumps({**body, "seq": self._seq})
-        if key is not None:
-            self._forget(lambda entry: entry[2] == key)
-        await self._keep_and_write(text, key)
-
-    async def send_prefix(self, prefix: str) -> None:
-        """Send a relayed message given as JSON text without its closing brace (fast path)."""
-        self._seq += 1
-        await self._keep_and_write(f'{prefix},"seq":{self._seq}}}', None)
-
-    async def _keep_and_write(self, text: str, key: str | None) -> None:
-        self._history.append((self._seq, text, key))
-        self._history_bytes += len(text)
-        while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
-            seq, dropped, _key = self._history.popleft()
-            self._history_bytes -= len(dropped)
-            self._lost = seq
-        if self.ws is not None:
-            await _write(self.ws, text)
-
-    def acknowledge(self, seq: int) -> None:
-        """The client has everything up to ``seq``: no need to keep it for a resume."""
-        while self._history and self._history[0][0] <= seq:
-            self._history_bytes -= len(self._history.popleft()[1])
-
-    def _forget(self, drop: Any) -> None:
-        kept = [entry for entry in self._history if not drop(entry)]
-        if len(kept) != len(self._history):
-            self._history = deque(kept)
-            self._history_bytes = sum(len(entry[1]) for entry in kept)
-
-    def check_resume(self, last_seq: int) -> None:
-        if last_seq < self._lost:
-            raise SignalingError(
-                "resume_gap", "Too many messages were missed to resume; start a new session."
-            )
-        if last_seq > self._seq:
-            raise SignalingError("bad_resume", "last_seq is ahead of what the server sent.")
-
-    async def attach(self, ws: web.WebSocketResponse, last_seq: int) -> None:
-        """Replay what the client has not seen, then write to ``ws`` from now on."""
-        self.ws = None
-        sent = last_seq
-        while pending := [(seq, text) for seq, text, _key in self._history if seq > sent]:
-            for seq, text in pending:
-                await _write(ws, text)
-                sent = seq
-        self.ws = ws  # no await since the last check: nothing can slip in between
-
-    def detach(self) -> None:
-        self.ws = None
-
-
-async def _write(ws: web.WebSocketResponse, text: str) -> None:
-    try:
-        await ws.send_str(text)
-    except (ConnectionError, RuntimeError):
-        pass  # the reader notices the close and starts the grace period
 
 
 class Hub:
@@ -350,54 +239,24 @@ class Hub:
     # ------------------------------------------------------------------ connections
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        """The WebSocket endpoint."""
+        """The WebSocket endpoint: a connection's frames, one at a time, until it closes."""
         cfg = self.settings
         ws = web.WebSocketResponse(
             heartbeat=cfg.heartbeat_seconds, max_msg_size=cfg.max_message_bytes * 4
         )
         await ws.prepare(request)
         self._sockets.add(ws)
-        bucket = TokenBucket(cfg.rate_per_second, cfg.burst)
-        drops = 0
+        gate = FrameGate(cfg.rate_per_second, cfg.burst, cfg.flood_drops, cfg.max_message_bytes)
         session: Session | None = None
         hello_timer = asyncio.get_running_loop().call_later(
             cfg.hello_timeout_seconds, lambda: self._spawn(self._hello_timeout(ws))
         )
         try:
             async for msg in ws:
-                # Every frame counts against the rate, binary ones too (each is answered).
-                if not bucket.take():
-                    drops += 1
-                    if drops >= cfg.flood_drops:
-                        log.warning("connection closed for flooding", extra={"drops": drops})
-                        await ws.close(code=CLOSE_FLOOD, message=b"too many messages")
+                raw = await gate.admit(ws, msg)
+                if raw is None:
+                    if ws.closed:  # closed for flooding
                         break
-                    if drops == 1 or drops % 20 == 0:
-                        await _error(ws, "rate_limited", "Too many messages; slow down.")
-                    continue
-                if msg.type != WSMsgType.TEXT:
-                    await _error(ws, "bad_message", "Send JSON text frames, not binary.")
-                    continue
-                if (
-                    len(msg.data) * 4 > cfg.max_message_bytes
-                    and len(msg.data.encode()) > cfg.max_message_bytes
-                ):
-                    await _error(
-                        ws,
-                        "too_large",
-                        f"A message may be at most {cfg.max_message_bytes} bytes.",
-                    )
-                    continue
-                try:
-                    raw = safejson.loads(msg.data)
-                except safejson.JSONRefused as exc:
-                    await _error(ws, "bad_message", str(exc))
-                    continue
-                except ValueError:
-                    await _error(ws, "bad_message", "The message is not valid JSON.")
-                    continue
-                if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-                    await _error(ws, "bad_message", "A message is a JSON object with a 'type'.")
                     continue
                 try:
                     if raw["type"] == "hello":
@@ -417,10 +276,10 @@ class Hub:
                         break
                     await self._dispatch(session, raw, msg.data)
                 except SignalingError as exc:
-                    await _error(ws, exc.code, exc.message, ref=raw.get("type"))
+                    await send_error(ws, exc.code, exc.message, ref=raw.get("type"))
                 except Exception:
                     log.exception("message handler failed")
-                    await _error(
+                    await send_error(
                         ws,
                         "internal_error",
                         "The server could not handle that message; please try again.",
@@ -429,12 +288,17 @@ class Hub:
         finally:
             self._sockets.discard(ws)
             hello_timer.cancel()
-            if session is not None and session.ws is ws and not session.ended:
-                session.detach()
-                if not self.closing:
-                    self._start_grace(session)
-                    await self._tell_peers(session, "peer_reconnecting")
+            await self._socket_closed(ws, session)
         return ws
+
+    async def _socket_closed(self, ws: web.WebSocketResponse, session: Session | None) -> None:
+        """A session whose socket this was waits for its client the grace period (unless the
+        hub is closing); its peers hear it is reconnecting."""
+        if session is not None and session.ws is ws and not session.ended:
+            session.detach()
+            if not self.closing:
+                self._start_grace(session)
+                await self._tell_peers(session, "peer_reconnecting")
 
     async def _tell_peers(self, session: Session, type_: str, **fields: Any) -> None:
         """Tell the other members of the session's call that it went away or came back."""
@@ -446,7 +310,7 @@ class Hub:
 
     async def _hello_timeout(self, ws: web.WebSocketResponse) -> None:
         if not ws.closed:
-            await _error(ws, "hello_timeout", "No hello received in time.")
+            await send_error(ws, "hello_timeout", "No hello received in time.")
             await ws.close(code=CLOSE_HELLO_TIMEOUT, message=b"hello timeout")
 
     async def _hello(
@@ -455,7 +319,7 @@ class Hub:
         try:
             hello = Hello.model_validate(raw)
         except ValidationError as exc:
-            raise SignalingError("bad_message", _describe(exc)) from None
+            raise SignalingError("bad_message", describe(exc)) from None
         if hello.v != PROTOCOL_VERSION:
             raise SignalingError(
                 "version_unsupported",
@@ -480,7 +344,7 @@ class Hub:
             if session._grace is not None:
                 session._grace.cancel()
                 session._grace = None
-            await ws.send_str(_dumps(self._welcome(session, resumed=True)))
+            await ws.send_str(dumps(self._welcome(session, resumed=True)))
             if reloaded:  # the page lost everything: no replay, current state instead
                 session.acknowledge(session._seq)
                 await session.attach(ws, session._seq)
@@ -498,14 +362,14 @@ class Hub:
         try:
             principal = await self.app.authenticate(hello.auth, request)
         except SignalingError as exc:
-            await _error(ws, exc.code, exc.message, ref="hello")
+            await send_error(ws, exc.code, exc.message, ref="hello")
             await ws.close(code=CLOSE_AUTH_FAILED, message=exc.code.encode())
             return None
         session = Session(principal)
         self.sessions[session.id] = session
         self._index(session)
-        await self.broker.subscribe(_topic(session.id), lambda m, s=session: self._deliver(s, m))
-        await ws.send_str(_dumps(self._welcome(session, resumed=False)))
+        await self.broker.subscribe(_topic(session.id), functools.partial(self._deliver, session))
+        await ws.send_str(dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
         await self.app.session_started(session)
         return session
@@ -551,7 +415,7 @@ class Hub:
             try:
                 ping = Ping.model_validate(raw)
             except ValidationError as exc:
-                raise SignalingError("bad_message", _describe(exc)) from None
+                raise SignalingError("bad_message", describe(exc)) from None
             if ping.seq is not None:
                 session.acknowledge(ping.seq)
             await session.send({"type": "pong"})
@@ -561,10 +425,10 @@ class Hub:
             return
         if kind in RELAYED:
             try:
-                message = RELAYED[kind].model_validate(raw)
+                relayed = RELAYED[kind].model_validate(raw)
             except ValidationError as exc:
-                raise SignalingError("bad_message", _describe(exc)) from None
-            await self._relay(session, message, raw, text)
+                raise SignalingError("bad_message", describe(exc)) from None
+            await self._relay(session, relayed, raw, text)
             return
         registered = self._handlers.get(kind)
         if registered is None:
@@ -574,7 +438,7 @@ class Hub:
         try:
             message = registered.model.model_validate(raw)
         except ValidationError as exc:
-            raise SignalingError("bad_message", _describe(exc)) from None
+            raise SignalingError("bad_message", describe(exc)) from None
         await registered.handler(session, message)
 
     async def _relay(
@@ -643,24 +507,3 @@ def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:
 
 def _topic(session_id: str) -> str:
     return f"session:{session_id}"
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "message"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"Field {where}: {first['msg']}{more}."
-
-
-async def _error(
-    ws: web.WebSocketResponse, code: str, message: str, ref: str | None = None
-) -> None:
-    if ws.closed:
-        return
-    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if ref is not None:
-        frame["ref"] = ref
-    try:
-        await ws.send_str(_dumps(frame))
-    except (ConnectionError, RuntimeError):
-        pass

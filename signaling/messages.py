@@ -73,4 +73,9 @@ class Bye(Message):
     type: Literal["bye"]
 
 
-RELAYED = {"offer": Description, "answer": Description, "candidate": Candidate, "app": AppData}
+RELAYED: dict[str, type[Description | Candidate | AppData]] = {
+    "offer": Description,
+    "answer": Description,
+    "candidate": Candidate,
+    "app": AppData,
+}

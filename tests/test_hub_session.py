@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from signaling.errors import SignalingError
-from signaling.hub import HISTORY_BYTES, Principal, Session
+from signaling.session import HISTORY_BYTES, Principal, Session
 
 
 def kept(session: Session) -> list[int]:

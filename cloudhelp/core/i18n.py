@@ -16,7 +16,8 @@ LANG_COOKIE = "lang"
 
 @cache
 def catalog(lang: str) -> dict[str, str]:
-    return json.loads((I18N_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    texts: dict[str, str] = json.loads((I18N_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    return texts
 
 
 def translate(lang: str, key: str, **values: object) -> str:

@@ -1,0 +1,133 @@
+"""A client's session: who it is, and the messages kept for replay until acknowledged.
+
+A session outlives its socket for the hub's grace period; a client that comes back resumes it
+and is sent what it missed (``attach``), bounded in bytes (``HISTORY_BYTES``), snapshots
+replacing their elders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from signaling.errors import SignalingError
+
+# Kept for replay per session until acknowledged (ping.seq); snapshots replace their elders.
+HISTORY_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a session belongs to. ``kind`` gates message types; ``info`` is shown to peers.
+
+    ``purpose`` tells apart the sessions one person holds at once for different pages (a staff
+    member's console and their board): a new sign-in replaces only a session of the same purpose.
+    """
+
+    kind: str
+    id: str
+    info: dict[str, Any] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """A message as compact JSON text (non-ASCII kept as is)."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+class Session:
+    """One client's session; outlives its socket for the grace period."""
+
+    __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
+                 "initiator", "peers", "principal", "room", "token", "ws")  # fmt: skip
+
+    def __init__(self, principal: Principal) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.token = secrets.token_urlsafe(32)
+        self.principal = principal
+        self.ws: web.WebSocketResponse | None = None
+        self.room: str | None = None
+        self.peers: dict[str, dict[str, Any]] = {}
+        self.initiator = False
+        self.ended = False
+        self._seq = 0
+        self._history: deque[tuple[int, str, str | None]] = deque()
+        self._history_bytes = 0
+        self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
+        self._grace: asyncio.TimerHandle | None = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Number the message, keep it for replay, and write it if a socket is attached.
+
+        A message with a ``_key`` is a snapshot (a queue list, a ticket's state): it replaces the
+        earlier kept message with the same key, so a resumed client gets only the latest one.
+        aiohttp writes each frame before its first await, so frames leave in call order.
+        """
+        key = message.get("_key")
+        self._seq += 1
+        body = {k: v for k, v in message.items() if k != "_key"} if key is not None else message
+        text = dumps({**body, "seq": self._seq})
+        if key is not None:
+            self._forget(lambda entry: entry[2] == key)
+        await self._keep_and_write(text, key)
+
+    async def send_prefix(self, prefix: str) -> None:
+        """Send a relayed message given as JSON text without its closing brace (fast path)."""
+        self._seq += 1
+        await self._keep_and_write(f'{prefix},"seq":{self._seq}}}', None)
+
+    async def _keep_and_write(self, text: str, key: str | None) -> None:
+        self._history.append((self._seq, text, key))
+        self._history_bytes += len(text)
+        while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
+            seq, dropped, _key = self._history.popleft()
+            self._history_bytes -= len(dropped)
+            self._lost = seq
+        if self.ws is not None:
+            await write(self.ws, text)
+
+    def acknowledge(self, seq: int) -> None:
+        """The client has everything up to ``seq``: no need to keep it for a resume."""
+        while self._history and self._history[0][0] <= seq:
+            self._history_bytes -= len(self._history.popleft()[1])
+
+    def _forget(self, drop: Any) -> None:
+        kept = [entry for entry in self._history if not drop(entry)]
+        if len(kept) != len(self._history):
+            self._history = deque(kept)
+            self._history_bytes = sum(len(entry[1]) for entry in kept)
+
+    def check_resume(self, last_seq: int) -> None:
+        if last_seq < self._lost:
+            raise SignalingError(
+                "resume_gap", "Too many messages were missed to resume; start a new session."
+            )
+        if last_seq > self._seq:
+            raise SignalingError("bad_resume", "last_seq is ahead of what the server sent.")
+
+    async def attach(self, ws: web.WebSocketResponse, last_seq: int) -> None:
+        """Replay what the client has not seen, then write to ``ws`` from now on."""
+        self.ws = None
+        sent = last_seq
+        while pending := [(seq, text) for seq, text, _key in self._history if seq > sent]:
+            for seq, text in pending:
+                await write(ws, text)
+                sent = seq
+        self.ws = ws  # no await since the last check: nothing can slip in between
+
+    def detach(self) -> None:
+        self.ws = None
+
+
+async def write(ws: web.WebSocketResponse, text: str) -> None:
+    """Write a frame; a closed socket is left to its reader (which starts the grace period)."""
+    try:
+        await ws.send_str(text)
+    except (ConnectionError, RuntimeError):
+        pass  # the reader notices the close and starts the grace period
