@@ -73,7 +73,7 @@ class _Ids:
 
     async def advance_sequences(self, session: AsyncSession) -> None:
         """PostgreSQL's id sequences must learn of the ids used here."""
-        if session.bind.dialect.name != "postgresql":
+        if session.get_bind().dialect.name != "postgresql":
             return
         for table in self._next:
             await session.execute(
@@ -173,37 +173,7 @@ async def _generate_day(
     tickets, outcomes = [], []
     busy = count / max(1, len(world.all_staff)) / 40  # > 1 when the day outruns the staff
     for item, enqueued in zip(chosen, arrivals, strict=True):
-        kiosk = rng.choice(world.kiosks)
-        staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
-        wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
-        row: dict[str, Any] = {
-            "day": day.isoformat(), "category_id": item.category_id,
-            "item_id": item.id, "department_id": item.department_id,
-            "station_id": kiosk.station_id, "kiosk_id": kiosk.id, "enqueued_at": enqueued,
-            "offer_count": 0, "note": "", **dict.fromkeys(_OPTIONAL),
-        }  # fmt: skip
-        fate = rng.random()
-        if fate < 0.02:  # a mistaken tap, cancelled within seconds
-            tapped = enqueued + timedelta(seconds=rng.uniform(1, 8))
-            row |= {"status": "cancelled", "closed_at": tapped, "end_reason": "resident_cancelled"}
-            outcome = None
-        elif fate < 0.02 + min(0.25, 0.04 + wait / 3000):  # gave up waiting
-            gave_up = enqueued + timedelta(seconds=min(wait, rng.uniform(60, 900)))
-            status = rng.choice(("cancelled", "abandoned"))
-            row |= {"status": status, "closed_at": gave_up, "end_reason": "resident_left"}
-            outcome = None
-        else:
-            connected = enqueued + timedelta(seconds=wait)
-            handling = min(3600.0, rng.lognormvariate(math.log(420), 0.5))
-            ended = connected + timedelta(seconds=handling)
-            wrapped = ended + timedelta(seconds=rng.uniform(15, 60))
-            staff_id = rng.choice(staff_pool)
-            row |= {"status": "completed", "staff_id": staff_id, "connected_at": connected,
-                    "offered_at": connected - timedelta(seconds=rng.uniform(2, 12)),
-                    "offer_count": 1, "ended_at": ended, "wrapup_done_at": wrapped,
-                    "closed_at": wrapped, "end_reason": "hangup",
-                    "outcome": "resolved"}  # fmt: skip
-            outcome = (staff_id, item)
+        row, outcome = _ticket(world, rng, day, item, enqueued, busy)
         if row["closed_at"] > until:
             continue  # still under way at ``until``: live tickets come from real kiosks
         tickets.append(row)
@@ -211,7 +181,64 @@ async def _generate_day(
     await _number_tickets(session, world, day, tickets)
     ids = await _insert(session, world.ids, Ticket.__table__, tickets)
 
-    events, ratings, new_cases = [], [], []
+    events, ratings, new_cases = _served(rng, ids, tickets, outcomes)
+    await _insert(session, world.ids, TicketEvent.__table__, events)
+    await _insert(session, world.ids, Rating.__table__, ratings)
+    await _follow_ups(session, world, rng, ratings, until)
+    await _cases(session, world, rng, day, new_cases, district, until)
+    return len(tickets)
+
+
+def _ticket(
+    world: _World, rng: random.Random, day: date, item: ServiceItem, enqueued: datetime, busy: float
+) -> tuple[dict[str, Any], tuple[int, ServiceItem] | None]:
+    """One ticket of the day as a row, and who served which item (None: not served)."""
+    kiosk = rng.choice(world.kiosks)
+    staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
+    wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
+    row: dict[str, Any] = {
+        "day": day.isoformat(), "category_id": item.category_id,
+        "item_id": item.id, "department_id": item.department_id,
+        "station_id": kiosk.station_id, "kiosk_id": kiosk.id, "enqueued_at": enqueued,
+        "offer_count": 0, "note": "", **dict.fromkeys(_OPTIONAL),
+    }  # fmt: skip
+    fate = rng.random()
+    if fate < 0.02:  # a mistaken tap, cancelled within seconds
+        tapped = enqueued + timedelta(seconds=rng.uniform(1, 8))
+        row |= {"status": "cancelled", "closed_at": tapped, "end_reason": "resident_cancelled"}
+        outcome = None
+    elif fate < 0.02 + min(0.25, 0.04 + wait / 3000):  # gave up waiting
+        gave_up = enqueued + timedelta(seconds=min(wait, rng.uniform(60, 900)))
+        status = rng.choice(("cancelled", "abandoned"))
+        row |= {"status": status, "closed_at": gave_up, "end_reason": "resident_left"}
+        outcome = None
+    else:
+        connected = enqueued + timedelta(seconds=wait)
+        handling = min(3600.0, rng.lognormvariate(math.log(420), 0.5))
+        ended = connected + timedelta(seconds=handling)
+        wrapped = ended + timedelta(seconds=rng.uniform(15, 60))
+        staff_id = rng.choice(staff_pool)
+        row |= {"status": "completed", "staff_id": staff_id, "connected_at": connected,
+                "offered_at": connected - timedelta(seconds=rng.uniform(2, 12)),
+                "offer_count": 1, "ended_at": ended, "wrapup_done_at": wrapped,
+                "closed_at": wrapped, "end_reason": "hangup",
+                "outcome": "resolved"}  # fmt: skip
+        outcome = (staff_id, item)
+    return row, outcome
+
+
+def _served(
+    rng: random.Random,
+    ids: list[int],
+    tickets: list[dict[str, Any]],
+    outcomes: list[tuple[int, ServiceItem] | None],
+) -> tuple[
+    list[dict[str, Any]], list[dict[str, Any]], list[tuple[int, ServiceItem, dict[str, Any]]]
+]:
+    """The served tickets' offer events, ratings, and the sessions that open a case."""
+    events: list[dict[str, Any]] = []
+    ratings: list[dict[str, Any]] = []
+    new_cases: list[tuple[int, ServiceItem, dict[str, Any]]] = []
     for ticket_id, row, outcome in zip(ids, tickets, outcomes, strict=True):
         if outcome is None:
             continue
@@ -227,11 +254,7 @@ async def _generate_day(
                             "created_at": row["closed_at"]})  # fmt: skip
         if rng.random() < 0.35:
             new_cases.append((staff_id, item, row))
-    await _insert(session, world.ids, TicketEvent.__table__, events)
-    await _insert(session, world.ids, Rating.__table__, ratings)
-    await _follow_ups(session, world, rng, ratings, until)
-    await _cases(session, world, rng, day, new_cases, district, until)
-    return len(tickets)
+    return events, ratings, new_cases
 
 
 async def _number_tickets(
@@ -301,7 +324,8 @@ async def _cases(
         })  # fmt: skip
         timelines.append((staff_id, happened))
     case_ids = await _insert(session, world.ids, Case.__table__, rows)
-    events, notices = [], []
+    events: list[dict[str, Any]] = []
+    notices: list[dict[str, Any]] = []
     for case_id, (staff_id, happened) in zip(case_ids, timelines, strict=True):
         actor = world.usernames[staff_id]
         for from_state, to_state, at in happened:
