@@ -5,10 +5,12 @@
 #    and the Python packages into a virtual env (.venv).
 # 2. Re-runs itself inside a private network namespace that has only the loopback interface
 #    (and a private PID namespace, so every service and browser dies with the run).
-# 3. There it starts PostgreSQL and coturn on loopback, runs ruff and pytest, stops each
+# 3. There it starts PostgreSQL and coturn on loopback, runs the lint step (ruff, the import
+#    contracts with lint-imports, mypy through scripts/mypy_ratchet.py) and pytest, stops each
 #    service by its PID, and exits non-zero on any failure.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k catalog
-# While iterating, `bash scripts/test.sh --no-lint tests/test_x.py` skips ruff (CI never does).
+# While iterating, `bash scripts/test.sh --no-lint tests/test_x.py` skips the lint step (CI never
+# does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -87,5 +89,7 @@ export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
 if [ "$LINT" = 1 ]; then
   "$VENV/bin/ruff" check .
   "$VENV/bin/ruff" format --check .
+  "$VENV/bin/lint-imports" --no-logo --no-cache  # the layering contracts in pyproject.toml
+  "$VENV/bin/python" scripts/mypy_ratchet.py
 fi
 "$VENV/bin/pytest" "$@"
