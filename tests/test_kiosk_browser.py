@@ -565,8 +565,24 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await kiosk.fill("#case-last4", LAST4)
         await kiosk.click("#correction-form button")
         await expect(kiosk.locator("#check-case-number")).to_have_text(number)
+        # The notice can be read again before the call.
+        await kiosk.click("#check-notice")
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        src = await kiosk.locator("#notice-frame").get_attribute("src")
+        assert src and src.startswith(f"/notices/{number}/1?t="), src
+        await snap(kiosk, "kiosk-case-0-notice-before-call")
+        await kiosk.click("#notice-close")
+        await expect(kiosk.locator("#notice-overlay")).to_be_hidden()
         await expect(kiosk.locator("#start-call")).to_be_enabled()
         await kiosk.click("#start-call")
+        # Waiting and being put through, the screen says it is a correction session, and for
+        # which case.
+        await expect(kiosk.locator("[data-screen=waiting]")).to_be_visible()
+        await expect(kiosk.locator("#wait-case")).to_have_text(
+            f"补正材料视频办理 · 办件编号：{number}"
+        )
+        await expect(staff.locator("#ring-accept")).to_be_visible()
+        await snap(kiosk, "kiosk-case-0b-correction-calling")
         await staff.click("#ring-accept")
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         await wait_for_video(staff, "#remote-main")

@@ -297,6 +297,7 @@ async function checkDevices() {
   $("check-case").hidden = !visit.correction;
   $("check-case-number").textContent = visit.correction || "";
   $("check-case-item").textContent = visit.correction ? visit.item?.name || "" : "";
+  $("check-notice").hidden = !(visit.correction && visit.noticeUrl);
   $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
   $("start-call").disabled = true;
@@ -373,6 +374,9 @@ function takeTicket() {
   show("waiting");
   $("ticket-number").textContent = "…";
   $("wait-item").textContent = visit.item.name;
+  // A correction session says so, with its case, while it waits and while staff are rung.
+  $("wait-case").hidden = !visit.correction;
+  $("wait-case-number").textContent = visit.correction || "";
   $("wait-position").textContent = "";
   $("wait-estimate").textContent = "";
   $("wait-nobody").hidden = true;
@@ -819,6 +823,8 @@ async function findCase() {
   visit.correction = data.case.number;
   visit.grant = data.case.grant;
   visit.caseNumber = data.case.number;
+  // The notice can be read again before the call (from the device check).
+  visit.noticeUrl = noticePath(data.case.notice_url);
   visit.checkFrom = "home";  // 返回 leads home, not to an item seen earlier
   checkDevices();
 }
@@ -833,11 +839,11 @@ function clearVisit() {
   fileLines.sent.clear();
   fileLines.received.clear();
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
-  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy"]) $(id).hidden = true;
+  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy", "wait-case", "check-notice"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");
   for (const id of ["case-query", "case-last4"]) $(id).value = "";
   $("case-last4").removeAttribute("aria-invalid");
-  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result"]) $(id).textContent = "";
+  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
   document.body.classList.remove("nobody-on-duty", "screen-shared");
@@ -952,6 +958,7 @@ function wire() {
   $("notice-print").onclick = () => $("notice-frame").contentWindow?.print();
   $("notice-close").onclick = () => { $("notice-overlay").hidden = true; };
   $("show-notice").onclick = () => reopenNotice();
+  $("check-notice").onclick = () => reopenNotice();
   $("done-notice").onclick = () => reopenNotice();
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
