@@ -50,6 +50,6 @@ def local_minute(at: datetime) -> str:
     return at.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
 
 
-def iso(value: datetime | None) -> str | None:
-    """An instant in ISO 8601 for JSON, or None."""
+def iso(value: date | None) -> str | None:
+    """An instant or a day in ISO 8601 for JSON, or None."""
     return value.isoformat() if value else None

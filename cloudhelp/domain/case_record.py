@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core.clock import iso
 from cloudhelp.domain import cases, prereview, ratings
 from cloudhelp.store.models import (
     Case,
@@ -83,8 +84,8 @@ async def case_record(
             "day": t.day,
             "status": t.status,
             "station": t.station.name,
-            "connected_at": t.connected_at.isoformat() if t.connected_at else None,
-            "ended_at": t.ended_at.isoformat() if t.ended_at else None,
+            "connected_at": iso(t.connected_at),
+            "ended_at": iso(t.ended_at),
             "outcome": t.outcome,
             "note": t.note,
             "end_reason": t.end_reason,

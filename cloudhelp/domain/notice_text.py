@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.core.clock import LOCAL_TZ, local_minute
 from cloudhelp.store.models import Case, CorrectionNotice
 
 TITLE = "材料补正一次性告知书"
@@ -85,7 +85,7 @@ class NoticeText:
 
     @property
     def issued_text(self) -> str:
-        return self.issued.strftime("%Y-%m-%d %H:%M")
+        return local_minute(self.issued)
 
     @property
     def document_title(self) -> str:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import clock, workdays
+from cloudhelp.core.clock import iso
 from cloudhelp.core.errors import CodedError
 from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket
 
@@ -99,7 +100,7 @@ def follow_up_json(follow_up: FollowUp, rating: Rating, ticket: Ticket) -> dict[
         "due_date": follow_up.due_date.isoformat(),
         "due_estimated": follow_up.due_estimated,
         "overdue": follow_up.closed_at is None and follow_up.due_date < today,
-        "closed_at": follow_up.closed_at.isoformat() if follow_up.closed_at else None,
+        "closed_at": iso(follow_up.closed_at),
         "closed_by": follow_up.closed_by,
         "note": follow_up.note,
     }

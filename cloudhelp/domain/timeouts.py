@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
-from cloudhelp.core.clock import local_date
+from cloudhelp.core.clock import iso, local_date
 from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import cases, queue, workcalendar
 from cloudhelp.domain.case_record import notice_late
@@ -424,7 +424,7 @@ def warning_data(warning: TimeoutWarning) -> dict[str, Any]:
         "staff_id": warning.staff_id,
         "detail": warning.detail,
         "raised_at": warning.raised_at.isoformat(),
-        "cleared_at": warning.cleared_at.isoformat() if warning.cleared_at else None,
-        "acked_at": warning.acked_at.isoformat() if warning.acked_at else None,
+        "cleared_at": iso(warning.cleared_at),
+        "acked_at": iso(warning.acked_at),
         "acked_by": warning.acked_by,
     }

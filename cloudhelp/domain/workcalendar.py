@@ -28,7 +28,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
-from cloudhelp.core.clock import local_date
+from cloudhelp.core.clock import iso, local_date
 from cloudhelp.core.errors import CodedError
 from cloudhelp.core.workdays import Entry, package_entries
 from cloudhelp.domain import cases
@@ -366,8 +366,8 @@ def change_json(change: DueDateChange) -> dict[str, object]:
         "subject": change.subject,
         "reason": change.reason,
         "actor": change.actor,
-        "old_due": change.old_due.isoformat() if change.old_due else None,
-        "new_due": change.new_due.isoformat() if change.new_due else None,
+        "old_due": iso(change.old_due),
+        "new_due": iso(change.new_due),
         "old_estimated": change.old_estimated,
         "new_estimated": change.new_estimated,
         **change.detail,

@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from cloudhelp.core import i18n
-from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.core.clock import local_minute
 from cloudhelp.domain import catalog, network
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import ROLES, SUPERVISOR_ROLES, Department, Kiosk, ServiceItem, Station
@@ -21,8 +21,7 @@ ENV_KEY = web.AppKey("jinja_env", jinja2.Environment)
 
 def local_time(value: str | datetime) -> str:
     """An ISO timestamp as the district's local time, e.g. 2026-11-28 00:13."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+    return local_minute(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def make_environment() -> jinja2.Environment:
