@@ -56,6 +56,23 @@ async def case_record(
     session: AsyncSession, case: Case, *, full_id: bool = False
 ) -> dict[str, Any]:
     record = cases.case_json(case, await cases.events_of(session, case), full_id=full_id)
+    record["sessions"] = await _sessions(session, case)
+    record["checklists"] = [
+        {"round": n, "materials": await prereview.checklist(session, case, n)}
+        for n in range(1, case.rounds + 1)
+    ]
+    notices = await prereview.notices_of(session, case)
+    record["flags"] = notice_flags(case, notices)
+    record["notices"] = [
+        {"round": n.round, "issued_at": n.issued_at.isoformat(), "issued_by": n.issued_by,
+         "items": n.items}
+        for n in notices
+    ]  # fmt: skip
+    return record
+
+
+async def _sessions(session: AsyncSession, case: Case) -> list[dict[str, Any]]:
+    """The case's video sessions (tickets) with their events, files and rating."""
     tickets = (
         await session.scalars(select(Ticket).where(Ticket.case_id == case.id).order_by(Ticket.id))
     ).all()
@@ -78,7 +95,7 @@ async def case_record(
             )
         ).all()
     }
-    record["sessions"] = [
+    return [
         {
             "ticket": t.number,
             "day": t.day,
@@ -105,15 +122,3 @@ async def case_record(
         }
         for t in tickets
     ]
-    record["checklists"] = [
-        {"round": n, "materials": await prereview.checklist(session, case, n)}
-        for n in range(1, case.rounds + 1)
-    ]
-    notices = await prereview.notices_of(session, case)
-    record["flags"] = notice_flags(case, notices)
-    record["notices"] = [
-        {"round": n.round, "issued_at": n.issued_at.isoformat(), "issued_by": n.issued_by,
-         "items": n.items}
-        for n in notices
-    ]  # fmt: skip
-    return record
