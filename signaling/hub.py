@@ -36,6 +36,7 @@ from signaling.messages import (
     Description,
     Hello,
     Ping,
+    Resume,
 )
 from signaling.session import Principal, Session, dumps
 
@@ -316,6 +317,8 @@ class Hub:
     async def _hello(
         self, ws: web.WebSocketResponse, request: web.Request, raw: dict[str, Any]
     ) -> Session | None:
+        """A new session for an authenticated hello, or a resumed one; None when the
+        authentication failed (``ws`` is closed then)."""
         try:
             hello = Hello.model_validate(raw)
         except ValidationError as exc:
@@ -326,39 +329,7 @@ class Hub:
                 f"This server speaks protocol version {PROTOCOL_VERSION}; update the client.",
             )
         if hello.resume is not None:
-            session = self.sessions.get(hello.resume.session)
-            if (
-                session is None
-                or session.ended
-                or not hmac.compare_digest(session.token, hello.resume.token)
-                or not await self.app.may_resume(session, request)
-            ):
-                raise SignalingError(
-                    "no_such_session",
-                    "That session has ended or never existed; start a new one.",
-                )
-            reloaded = hello.resume.reloaded
-            if not reloaded:
-                session.check_resume(hello.resume.last_seq)
-            old = session.ws
-            if session._grace is not None:
-                session._grace.cancel()
-                session._grace = None
-            await ws.send_str(dumps(self._welcome(session, resumed=True)))
-            if reloaded:  # the page lost everything: no replay, current state instead
-                session.acknowledge(session._seq)
-                await session.attach(ws, session._seq)
-            else:
-                await session.attach(ws, hello.resume.last_seq)
-            if old is not None and old is not ws and not old.closed:
-                await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
-            await self.app.session_resumed(session, reloaded)
-            if reloaded and session.room is not None and not session.ended:
-                await session.send(_joined(session, resumed=True))
-            # Peers hear of it only now: a new offer they send at once must find the resumed
-            # page already past ``joined``.
-            await self._tell_peers(session, "peer_back", reloaded=reloaded)
-            return session
+            return await self._resume(ws, request, hello.resume)
         try:
             principal = await self.app.authenticate(hello.auth, request)
         except SignalingError as exc:
@@ -372,6 +343,46 @@ class Hub:
         await ws.send_str(dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
         await self.app.session_started(session)
+        return session
+
+    async def _resume(
+        self, ws: web.WebSocketResponse, request: web.Request, resume: Resume
+    ) -> Session:
+        """Give a session back to its client on ``ws``: what it missed is replayed (or, for a
+        reloaded page, nothing: the application sends its current state); the old socket is
+        closed; its peers hear it is back."""
+        session = self.sessions.get(resume.session)
+        if (
+            session is None
+            or session.ended
+            or not hmac.compare_digest(session.token, resume.token)
+            or not await self.app.may_resume(session, request)
+        ):
+            raise SignalingError(
+                "no_such_session",
+                "That session has ended or never existed; start a new one.",
+            )
+        reloaded = resume.reloaded
+        if not reloaded:
+            session.check_resume(resume.last_seq)
+        old = session.ws
+        if session._grace is not None:
+            session._grace.cancel()
+            session._grace = None
+        await ws.send_str(dumps(self._welcome(session, resumed=True)))
+        if reloaded:  # the page lost everything: no replay, current state instead
+            session.acknowledge(session._seq)
+            await session.attach(ws, session._seq)
+        else:
+            await session.attach(ws, resume.last_seq)
+        if old is not None and old is not ws and not old.closed:
+            await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
+        await self.app.session_resumed(session, reloaded)
+        if reloaded and session.room is not None and not session.ended:
+            await session.send(_joined(session, resumed=True))
+        # Peers hear of it only now: a new offer they send at once must find the resumed
+        # page already past ``joined``.
+        await self._tell_peers(session, "peer_back", reloaded=reloaded)
         return session
 
     def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
