@@ -73,9 +73,10 @@ async def apply_forwarded(request: web.Request, handler: Handler) -> web.StreamR
     if not trusted:
         return await handler(request)
     origin = origin_of(request, trusted)
-    return await handler(
-        request.clone(scheme="https" if origin.secure else "http", remote=origin.remote)
-    )
+    scheme = "https" if origin.secure else "http"
+    if origin.remote is None:  # no peer address: the request's own (none) stays
+        return await handler(request.clone(scheme=scheme))
+    return await handler(request.clone(scheme=scheme, remote=origin.remote))
 
 
 def setup(app: web.Application, trusted_proxies: Iterable[str]) -> None:
