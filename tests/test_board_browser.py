@@ -15,7 +15,7 @@ from sqlalchemy import select
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import accounts, timeouts
-from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket, utcnow
+from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.journeykit import axe_violations
@@ -164,6 +164,14 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         # The board of a district with a history: late follow-ups and cases due soon or overdue,
         # grouped by kind with a count each, the most pressing first, all on the wall screen.
         # A resident has waited too long too: one more kind, timed from when it began.
+        # Whether a generated case is past its promised days depends on today's date: make one
+        # accepted case long overdue, so the board shows the kind whatever the day.
+        async with server.state.db.write() as s:
+            running = await s.scalar(
+                select(Case).where(Case.status == "accepted").order_by(Case.id).limit(1)
+            )
+            assert running is not None
+            running.accepted_at = midnight - timedelta(days=120)
         kiosk = await server.kiosk()
         await take_ticket(kiosk, "NYNC-002")
         await server.state.callcenter.check_warnings(utcnow() + timedelta(seconds=400))

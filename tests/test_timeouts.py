@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from cloudhelp.core import workdays
-from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.core.clock import LOCAL_TZ, local_date
 from cloudhelp.domain import timeouts
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
@@ -242,7 +242,10 @@ async def test_board_and_staff_hear_warnings_live(sqlite_demo_url: str) -> None:
         await supervisor.expect_where("board", lambda b: not b["warnings"])
 
         cookies = {"cloudhelp_session": await server.staff_token("sunhua")}
-        async with server.http.get("/api/v1/warnings?state=all", cookies=cookies) as r:
+        # The warning was raised 1900 s ahead: near midnight that is tomorrow, district time.
+        raised_on = local_date(utcnow() + timedelta(seconds=1900))
+        days = f"from={local_date(utcnow())}&to={raised_on}"
+        async with server.http.get(f"/api/v1/warnings?state=all&{days}", cookies=cookies) as r:
             (history,) = (await r.json())["warnings"]
         assert history["acked_by"] == "赵刚" and history["cleared_at"] is not None
 
