@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudhelp.core.clock import local_date
 from cloudhelp.domain import audit
 from cloudhelp.store import db
 from cloudhelp.store.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
@@ -268,7 +269,7 @@ async def test_the_events_are_recorded_and_supervisors_read_them(
             everything = _actions((await r.json())["events"])
         for action in ("kiosk.enrol_code_issued", "kiosk.revoked", "setting.warning_threshold"):
             assert action in everything
-        today = date.today().isoformat()
+        today = local_date(utcnow()).isoformat()  # the district's day, not the machine's
         async with http.get(f"/api/v1/audit?from={today}&to={today}", cookies=supervisor) as r:
             assert len((await r.json())["events"]) == len(everything)
         async with http.get("/api/v1/audit?from=2020-01-01&to=2020-01-02", cookies=supervisor) as r:
