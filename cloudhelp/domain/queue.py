@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import local_day
@@ -107,7 +108,10 @@ async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket |
 
 
 async def _update(session: AsyncSession, stmt: Any) -> bool:
+    """Run a conditional UPDATE; whether it changed exactly one row (the claim held)."""
     result = await session.execute(stmt.execution_options(synchronize_session=False))
+    if not isinstance(result, CursorResult):  # an UPDATE always answers with one
+        raise TypeError(f"an UPDATE answered {type(result).__name__}, not a CursorResult")
     return result.rowcount == 1
 
 
