@@ -83,3 +83,24 @@ async def test_unreachable_database_is_one_clear_sentence() -> None:
 def test_unsupported_url_scheme() -> None:
     with pytest.raises(db.DatabaseUnavailable, match="Unsupported database URL scheme"):
         db.normalise_url("mysql://x/y")
+
+
+async def test_migrations_keep_a_populated_database(demo_url: str) -> None:
+    """Down and up again over the demo's data: a batch migration on SQLite recreates tables
+    that others refer to (0014 recreated service_items and failed with FOREIGN KEY constraint
+    failed on any database holding its materials)."""
+    engine = db.create_engine(demo_url)
+    count = "SELECT (SELECT count(*) FROM service_items), (SELECT count(*) FROM materials)"
+    try:
+        async with engine.connect() as conn:
+            before = (await conn.execute(text(count))).one()
+        assert before[0] > 0 and before[1] > 0
+        await db.downgrade(engine, "0010")
+        await db.upgrade(engine)
+        async with engine.connect() as conn:
+            assert (await conn.execute(text(count))).one() == before
+            if engine.dialect.name == "sqlite":
+                assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+                assert (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all() == []
+    finally:
+        await engine.dispose()

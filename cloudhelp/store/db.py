@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -80,15 +80,37 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+def _migrate(sync: Connection, step: Callable[[Config], None]) -> None:
+    """Run one Alembic command. On SQLite, foreign keys are off meanwhile: a batch migration
+    recreates a table (copy, drop, rename), and dropping a table other rows refer to fails
+    with them on. SQLite ignores the pragma inside a transaction, so it is set before the
+    migration's transaction begins, and the references are checked before it commits."""
+    sqlite = sync.dialect.name == "sqlite"
+    if sqlite:
+        sync.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        sync.commit()  # end the autobegun transaction; the pragma ran outside any
+    try:
+        with sync.begin():
+            step(_alembic_config(sync))
+            if sqlite:
+                broken = sync.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left broken references: {broken[:5]}")
+    finally:
+        if sqlite:
+            sync.exec_driver_sql("PRAGMA foreign_keys=ON")
+            sync.commit()
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply pending migrations up to ``revision``."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.upgrade(_alembic_config(sync), revision))
+    async with engine.connect() as conn:
+        await conn.run_sync(_migrate, lambda config: command.upgrade(config, revision))
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.downgrade(_alembic_config(sync), revision))
+    async with engine.connect() as conn:
+        await conn.run_sync(_migrate, lambda config: command.downgrade(config, revision))
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
