@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -52,24 +52,28 @@ def hub_settings(settings: Settings) -> HubSettings:
     )
 
 
-def create_app(
-    settings: Settings, *, migrate: bool = True, broker: Broker | None = None
-) -> web.Application:
-    """The web application; opens the database (and applies migrations) on startup."""
-    app = web.Application(
-        middlewares=[forwarded.apply_forwarded, json_errors, audit.remember_address],
-        client_max_size=1024**2,
-    )
+async def _open_database(settings: Settings, migrate: bool) -> tuple[db.AsyncEngine, db.Database]:
+    """The database, reachable, migrated (unless told not to), with the working-day calendar
+    loaded (a newer chinesecalendar may know another year)."""
+    engine = db.create_engine(settings.effective_database_url)
+    await db.check_connection(engine)
+    if migrate:
+        await db.upgrade(engine)
+    database = db.Database(engine)
+    async with database.write() as s:
+        await workcalendar.sync_from_package(s, follow_up_days=settings.follow_up_working_days)
+        await workcalendar.refresh(s)
+    return engine, database
+
+
+def _lifecycle(
+    settings: Settings, migrate: bool, broker: Broker | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The app's cleanup context: opens the database and starts the call centre and the file
+    purge; stops them in reverse order."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        engine = db.create_engine(settings.effective_database_url)
-        await db.check_connection(engine)
-        if migrate:
-            await db.upgrade(engine)
-        database = db.Database(engine)
-        async with database.write() as s:  # a newer chinesecalendar may know another year
-            await workcalendar.sync_from_package(s, follow_up_days=settings.follow_up_working_days)
-            await workcalendar.refresh(s)
+        engine, database = await _open_database(settings, migrate)
         secret_key = settings.effective_secret_key.encode()
         callcenter = CallCenter(
             database,
@@ -108,17 +112,19 @@ def create_app(
         await callcenter.stop()  # usually already done by on_shutdown
         await engine.dispose()
 
-    async def close_sockets(app: web.Application) -> None:
-        # Before aiohttp waits for handlers: WebSocket handlers only return once closed.
-        await AppState.of(app).callcenter.stop()
+    return lifecycle
 
-    async def websocket(request: web.Request) -> web.StreamResponse:
-        return await AppState.of(request.app).callcenter.hub.handle(request)
 
-    forwarded.setup(app, settings.trusted_proxies)
-    security_headers.setup(app, settings.allowed_origins)
-    app.cleanup_ctx.append(lifecycle)
-    app.on_shutdown.append(close_sockets)
+async def _close_sockets(app: web.Application) -> None:
+    # Before aiohttp waits for handlers: WebSocket handlers only return once closed.
+    await AppState.of(app).callcenter.stop()
+
+
+async def _websocket(request: web.Request) -> web.StreamResponse:
+    return await AppState.of(request.app).callcenter.hub.handle(request)
+
+
+def _add_routes(app: web.Application, settings: Settings) -> None:
     api.setup(app)
     account_routes.setup(app, settings)
     file_routes.setup(app)
@@ -131,6 +137,21 @@ def create_app(
     warning_routes.setup(app)
     audit_routes.setup(app)
     pages.setup(app)
-    app.router.add_get("/ws", websocket)
+    app.router.add_get("/ws", _websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)
+
+
+def create_app(
+    settings: Settings, *, migrate: bool = True, broker: Broker | None = None
+) -> web.Application:
+    """The web application; opens the database (and applies migrations) on startup."""
+    app = web.Application(
+        middlewares=[forwarded.apply_forwarded, json_errors, audit.remember_address],
+        client_max_size=1024**2,
+    )
+    forwarded.setup(app, settings.trusted_proxies)
+    security_headers.setup(app, settings.allowed_origins)
+    app.cleanup_ctx.append(_lifecycle(settings, migrate, broker))
+    app.on_shutdown.append(_close_sockets)
+    _add_routes(app, settings)
     return app
