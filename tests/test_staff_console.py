@@ -145,6 +145,10 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await kiosk.click("#call-button")
         await wait_for_video(kiosk, "#preview")
         await kiosk.click("#start-call")
+        # Usually rings within a second; once in CI (quiet machine) not within 5 s — a first
+        # offer possibly lost and re-offered later: under investigation (session note), so the
+        # wait is long enough for a re-offer while a call that never rings still fails.
+        await expect(staff.locator("#ring")).to_be_visible(timeout=25_000)
         await expect(staff.locator("#ring-title")).to_have_text("新的视频求助")
         await expect(staff.locator("#ring-case")).to_be_hidden()
         # The countdown says what it counts; the idle hint is gone while a call rings.
