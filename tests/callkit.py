@@ -41,8 +41,9 @@ class CallServer:
             return (await response.json())["credential"]
 
     async def staff_token(self, username: str) -> str:
+        password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
         async with self.state.db.write() as session:
-            await accounts.set_password(session, username, DEMO_PASSWORD)
+            await accounts.set_password_hash(session, username, password_hash)
         async with ClientSession(
             base_url=self.base_url, cookie_jar=CookieJar(unsafe=True)
         ) as browser:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
 from sqlalchemy import select
 
-from cloudhelp.domain import accounts
+from cloudhelp.domain import accounts, passwords
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.account_routes import THROTTLE_KEY
 from cloudhelp.media.peer import ProtocolError
@@ -142,11 +147,81 @@ async def test_lockout_is_shown_in_the_readers_language(sqlite_demo_url: str) ->
         for _ in range(6):
             await page.fill("#username", "liumei")
             await page.fill("#password", "wrong-password")
-            await page.click("#login-form button")
+            async with page.expect_response("**/api/v1/auth/login"):  # one answer at a time
+                await page.click("#login-form button")
             await expect(page.locator("#login-error")).to_be_visible()
         locked_out = "密码错误次数过多，请 5 分钟后再试。"
         await expect(page.locator("#login-error")).to_have_text(locked_out)
         await snap(page, "staff-login-locked-out")
+
+
+class GatedHasher:
+    """argon2's hasher, whose ``verify`` waits (up to 10 s) for the test to let it finish and
+    notes the thread it ran on. On the event loop it would hold the loop for those 10 s."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.released_in_time: bool | None = None
+        self.threads: list[threading.Thread] = []
+
+    def hash(self, password: str) -> str:
+        return str(self.real.hash(password))
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.threads.append(threading.current_thread())
+        self.started.set()
+        self.released_in_time = self.release.wait(10)
+        return bool(self.real.verify(password_hash, password))
+
+
+async def test_sign_in_checks_the_password_off_the_loop_and_outside_the_write_lock(
+    sqlite_demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_server(sqlite_demo_url) as server:
+        await server.staff_token("wangli")  # sets the password
+        for username in ("wangli", "nobody"):  # a real account, and an unknown one (dummy hash)
+            gate = GatedHasher(passwords._hasher)
+            monkeypatch.setattr(passwords, "_hasher", gate)
+            sign_in = asyncio.create_task(_sign_in(server.http, username, DEMO_PASSWORD))
+            assert await asyncio.to_thread(gate.started.wait, 10)
+            # While the password is being checked, a kiosk is enrolled (a write transaction)
+            # and says hello over the WebSocket: neither the loop nor the write lock is held.
+            kiosk = await server.kiosk(f"QG-0{len(server.clients) + 1}")
+            assert kiosk.welcome["principal"]["kiosk"].startswith("QG-0")
+            gate.release.set()
+            status, _ = await sign_in
+            assert status == (200 if username == "wangli" else 401)
+            assert gate.released_in_time is True
+            assert gate.threads and threading.main_thread() not in gate.threads
+            monkeypatch.setattr(passwords, "_hasher", gate.real)
+
+
+async def test_guesses_sent_side_by_side_are_throttled_too(sqlite_demo_url: str) -> None:
+    """Each sign-in counts against the account before its (slow, threaded) check, so guesses
+    sent at once cannot all slip past the limit while the checks run."""
+    settings = {"login_failures_per_address": 3, "login_failures_per_account": 20}
+    async with running_server(sqlite_demo_url, **settings) as server:
+        await server.staff_token("liumei")
+        guesses = [_sign_in(server.http, "liumei", f"wrong-{n}") for n in range(8)]
+        statuses = sorted(status for status, _ in await asyncio.gather(*guesses))
+        assert statuses == [401] * 3 + [429] * 5
+
+
+def test_no_hash_is_computed_at_import() -> None:
+    """The dummy hash (for unknown users) is made on first use, not when accounts is imported
+    (it cost every command ~0.15 s of argon2)."""
+    probe = (
+        "import argon2\n"
+        "calls = []\n"
+        "real = argon2.PasswordHasher.hash\n"
+        "argon2.PasswordHasher.hash = lambda self, p: calls.append(p) or real(self, p)\n"
+        "import cloudhelp.domain.accounts, cloudhelp.http.account_routes\n"
+        "print(len(calls))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "0"
 
 
 def test_cli_enrols_and_revokes_kiosks_and_adds_staff(tmp_path) -> None:

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 async def signed_in(server: CallServer, page: Page, username: str) -> None:
+    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
     async with server.state.db.write() as session:
-        await accounts.set_password(session, username, DEMO_PASSWORD)
+        await accounts.set_password_hash(session, username, password_hash)
     await page.goto("/staff")
     await page.fill("#username", username)
     await page.fill("#password", DEMO_PASSWORD)

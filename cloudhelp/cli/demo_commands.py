@@ -79,9 +79,9 @@ async def _load(engine: db.AsyncEngine, secret: bytes) -> Loaded:
     """Samples in, every staff password the demo one, a one-time code for each kiosk not
     enrolled: the same code as on every earlier run (valid another 24 h), so links printed
     before keep working; enrolled kiosks keep their credential."""
+    demo_hash = await hash_password(DEMO_PASSWORD)  # in a worker thread, before the transaction
     async with db.session_factory(engine)() as session, session.begin():
         counts, net = await demo.load_samples(session)
-        demo_hash = hash_password(DEMO_PASSWORD)
         staff = list((await session.scalars(select(Staff).order_by(Staff.id))).all())
         for person in staff:
             person.password_hash = demo_hash

@@ -37,9 +37,10 @@ async def cmd_staff_add(args: argparse.Namespace) -> int:
     }
 
     async def work(engine: db.AsyncEngine) -> int:
+        password_hash = await accounts.new_password_hash(password)  # before the transaction
         async with db.session_factory(engine)() as session, session.begin():
             await network.import_network(session, {"staff": [person]})
-            await accounts.set_password(session, args.username, password)
+            await accounts.set_password_hash(session, args.username, password_hash)
             await audit.append(session, audit.cli_actor(), "account.changed",
                                subject_kind="account", subject=args.username,
                                **person)  # fmt: skip
@@ -61,8 +62,9 @@ async def cmd_staff_password(args: argparse.Namespace) -> int:
     password = _read_password(args)
 
     async def work(engine: db.AsyncEngine) -> int:
+        password_hash = await accounts.new_password_hash(password)  # before the transaction
         async with db.session_factory(engine)() as session, session.begin():
-            await accounts.set_password(session, args.username, password)
+            await accounts.set_password_hash(session, args.username, password_hash)
             await audit.append(session, audit.cli_actor(), "account.password_set",
                                subject_kind="account", subject=args.username)  # fmt: skip
         print(f"Password of {args.username} changed.")

@@ -7,6 +7,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -154,24 +155,64 @@ async def revoked_kiosks(session: AsyncSession, kiosk_ids: Iterable[int]) -> lis
 # ---------------------------------------------------------------------------- staff
 
 
-async def set_password(session: AsyncSession, username: str, password: str) -> Staff:
+async def new_password_hash(password: str) -> str:
+    """The hash to store for a new ``password`` (at least 8 characters), computed in a worker
+    thread: call it before opening the write transaction that stores it (set_password_hash)."""
     if len(password) < 8:
         raise AccountError("weak_password", "A password needs at least 8 characters.")
+    return await hash_password(password)
+
+
+async def set_password_hash(session: AsyncSession, username: str, password_hash: str) -> Staff:
+    """Store a hash from ``new_password_hash`` as the staff member's password."""
     staff = await session.scalar(select(Staff).where(Staff.username == username))
     if staff is None:
         raise AccountError("no_such_staff", f"There is no staff member {username!r}.")
-    staff.password_hash = hash_password(password)
+    staff.password_hash = password_hash
     await session.flush()
     return staff
 
 
-async def login(session: AsyncSession, username: str, password: str) -> tuple[Staff, str]:
-    """Check the password; returns the staff member and a new session token (for the cookie)."""
-    staff = await session.scalar(select(Staff).where(Staff.username == username))
-    # Verify against a dummy hash when the user is unknown, so timing does not tell.
-    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
-    if staff is None or not ok or not staff.active:
-        raise AccountError("bad_credentials", "Wrong username or password.")
+@dataclass(frozen=True)
+class SignInCandidate:
+    """Who a sign-in names, as read before the password is checked (outside any transaction)."""
+
+    staff_id: int
+    password_hash: str | None
+    active: bool
+
+
+BAD_CREDENTIALS = ("bad_credentials", "Wrong username or password.")
+
+
+async def sign_in_candidate(session: AsyncSession, username: str) -> SignInCandidate | None:
+    """The staff member ``username`` names, if any (read only)."""
+    row = (
+        await session.execute(
+            select(Staff.id, Staff.password_hash, Staff.active).where(Staff.username == username)
+        )
+    ).one_or_none()
+    return SignInCandidate(*row) if row else None
+
+
+async def check_password(candidate: SignInCandidate | None, password: str) -> SignInCandidate:
+    """The candidate if ``password`` is theirs and the account active; else ``bad_credentials``.
+
+    Verified in a worker thread, against a dummy hash when the user is unknown so that timing
+    does not tell. Call it with no transaction open (above all no ``Database.write()``)."""
+    ok = await verify_password(candidate.password_hash if candidate else None, password)
+    if candidate is None or not ok or not candidate.active:
+        raise AccountError(*BAD_CREDENTIALS)
+    return candidate
+
+
+async def start_sign_in(session: AsyncSession, checked: SignInCandidate) -> tuple[Staff, str]:
+    """Open a sign-in session for a candidate that passed ``check_password``; returns the staff
+    member and the session token (for the cookie). Refused as ``bad_credentials`` if the
+    account was disabled or its password changed since the check."""
+    staff = await session.get(Staff, checked.staff_id)
+    if staff is None or not staff.active or staff.password_hash != checked.password_hash:
+        raise AccountError(*BAD_CREDENTIALS)
     token = secrets.token_urlsafe(32)
     session.add(
         StaffLogin(token_hash=token_hash(token), staff_id=staff.id, expires_at=utcnow() + LOGIN_TTL)
@@ -198,9 +239,6 @@ async def logout(session: AsyncSession, token: str) -> int | None:
     row.ended_at = utcnow()
     await session.flush()
     return row.staff_id
-
-
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 class LoginThrottle(FailureThrottle):

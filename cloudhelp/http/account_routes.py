@@ -65,15 +65,22 @@ async def login(request: web.Request) -> web.Response:
             retry_after=seconds,
             minutes=minutes,
         )
+    # Counted as a failure from here (no await between the check and the count), so guesses
+    # sent side by side while the checks run are throttled too; the right password clears it.
+    throttle.failed(body.username, request.remote)
     state = AppState.of(request.app)
     try:
+        # The password is checked in a worker thread with no transaction open: argon2 takes
+        # ~0.15 s, which must stall neither the event loop nor SQLite's other writers.
+        async with state.db.read() as session:
+            candidate = await accounts.sign_in_candidate(session, body.username)
+        checked = await accounts.check_password(candidate, body.password)
         async with state.db.write() as session:
-            staff, token = await accounts.login(session, body.username, body.password)
+            staff, token = await accounts.start_sign_in(session, checked)
             await audit.append(session, audit.staff_actor(staff), "auth.sign_in",
                                subject_kind="account", subject=staff.username)  # fmt: skip
     except accounts.AccountError as exc:
-        throttle.failed(body.username, request.remote)
-        async with state.db.write() as session:  # the sign-in's own transaction rolled back
+        async with state.db.write() as session:  # a started sign-in's transaction rolled back
             await audit.append(session, audit.Actor("anonymous", body.username),
                                "auth.sign_in_failed", subject_kind="account",
                                subject=body.username, code=exc.code)  # fmt: skip
