@@ -7,13 +7,18 @@ import asyncio
 import bisect
 import csv
 import io
-from datetime import date, datetime, timedelta
+import threading
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import openpyxl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.devtools import history
 from cloudhelp.domain import metrics
+from cloudhelp.http import report_routes
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     HISTOGRAM_EDGES,
@@ -29,6 +34,7 @@ from cloudhelp.store.models import (
     TicketEvent,
     utcnow,
 )
+from cloudhelp.store.rollups import daily_stats
 from tests.callkit import running_server
 from tests.test_call_core import answer, take_ticket
 
@@ -271,3 +277,103 @@ async def test_the_district_sets_short_abandons_and_the_service_level(demo_engin
     assert (strict["short_abandons"], strict["abandoned"], strict["service_level"]) == (0, 1, 1)
     # A final day stays as it was summed.
     assert await metrics.refresh(database, DAY, DAY, timedelta(0), metrics.Rules(30, 30)) == 0
+
+
+async def _stored_rows(database: Database, day: date) -> list[dict]:
+    """A day's stored rollup rows, as a full rebuild must equal them (not when they were made)."""
+    async with database.read() as s:
+        rows = (
+            await s.execute(
+                select(daily_stats)
+                .where(daily_stats.c.day == day)
+                .order_by(daily_stats.c.dimension, daily_stats.c.key)
+            )
+        ).mappings()
+        return [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in rows]
+
+
+async def test_an_open_day_is_rebuilt_from_its_changed_tickets_as_a_full_build_would(
+    demo_engine,
+) -> None:
+    database = Database(demo_engine)
+    await history.generate(database, 0, tickets_per_day=160, until=at(15, 0))
+    now = at(15, 0).astimezone(UTC)
+    assert await metrics.refresh(database, DAY, DAY, now=now) == 1
+    async with database.read() as s:
+        tickets = list((await s.scalars(select(Ticket).order_by(Ticket.id))).all())
+    assert len(tickets) > 50 and metrics.facts_read(database) == len(tickets)
+
+    # What happens between two builds, written as domain/queue.py writes it (version bumped).
+    async with database.write() as s:
+        rated = {r for (r,) in (await s.execute(select(Rating.ticket_id))).all()}
+        served = [t for t in tickets if t.connected_at is not None and t.ended_at is not None]
+        # The longest wait of the day is transferred back to a queue: its wait is gone, and the
+        # maxima of every row it counted in must be found again.
+        longest = max(served, key=lambda t: t.connected_at - t.enqueued_at)
+        other = await s.scalar(select(ServiceItem).where(ServiceItem.code == "SCJG-001"))
+        assert other
+        await s.execute(
+            update(Ticket)
+            .where(Ticket.id == longest.id)
+            .values(status="waiting", department_id=other.department_id, staff_id=None,
+                    connected_at=None, ended_at=None, wrapup_done_at=None, closed_at=None,
+                    version=Ticket.version + 1)
+        )  # fmt: skip
+        unrated = [t for t in served if t.id not in rated and t.id != longest.id][:3]
+        levels = zip(unrated, (1, 5, 2), strict=True)
+        s.add_all([Rating(ticket_id=t.id, level=level) for t, level in levels])
+        late = tickets[-1]
+        s.add_all([
+            Ticket(day=DAY.isoformat(), number=f"N{n:03d}", item_id=late.item_id,
+                   department_id=late.department_id, station_id=late.station_id,
+                   kiosk_id=late.kiosk_id, status=status, enqueued_at=at(15, n),
+                   closed_at=at(15, n, 4) if status == "abandoned" else None)
+            for n, status in ((1, "waiting"), (2, "abandoned"))
+        ])  # fmt: skip
+    changed = 1 + len(unrated) + 2
+
+    later = now + timedelta(minutes=5)
+    assert await metrics.refresh(database, DAY, DAY, timedelta(0), now=later) == 1
+    assert metrics.facts_read(database) == changed  # only the changed tickets were read
+    incremental = await _stored_rows(database, DAY)
+    async with database.write() as s:
+        await metrics.build_day(s, DAY, later)
+    assert await _stored_rows(database, DAY) == incremental
+    by_key = {(r["dimension"], r["key"]): r for r in incremental}
+    assert by_key["all", ""]["tickets"] == len(tickets) + 2
+
+
+async def test_the_excel_workbook_is_made_off_the_loop(
+    sqlite_demo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the workbook is being saved (held until the test lets it go, at most 10 s), the
+    server answers another report: the save runs in a worker thread, not on the loop."""
+    saved_on: list[threading.Thread] = []
+    in_time: list[bool] = []
+    saving, go = threading.Event(), threading.Event()
+
+    class GatedWorkbook(report_routes.Workbook):  # type: ignore[misc]
+        def save(self, filename: Any) -> None:
+            saved_on.append(threading.current_thread())
+            saving.set()
+            in_time.append(go.wait(10))
+            super().save(filename)
+
+    monkeypatch.setattr(report_routes, "Workbook", GatedWorkbook)
+    async with running_server(sqlite_demo_url) as server:
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+
+        async def export() -> bytes:
+            url = "/api/v1/reports?by=day,station&format=xlsx"
+            async with server.http.get(url, cookies=supervisor) as r:
+                assert r.status == 200
+                return await r.read()
+
+        exporting = asyncio.create_task(export())
+        assert await asyncio.to_thread(saving.wait, 10)
+        async with server.http.get("/api/v1/reports?by=item", cookies=supervisor) as r:
+            assert r.status == 200
+        go.set()
+        book = openpyxl.load_workbook(io.BytesIO(await exporting))
+    assert in_time == [True] and saved_on[0] is not threading.main_thread()
+    assert len(book.sheetnames) == 2 + len(report_routes.TABLES) - 1

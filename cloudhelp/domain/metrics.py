@@ -10,10 +10,12 @@ until then they are rebuilt when older than the caller allows.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import weakref
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -99,9 +101,29 @@ def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
 
 
 async def ticket_facts(
-    session: AsyncSession, first: date, last: date, rules: Rules = DEFAULT_RULES
+    session: AsyncSession,
+    first: date,
+    last: date,
+    rules: Rules = DEFAULT_RULES,
+    ids: Collection[int] | None = None,
 ) -> list[TicketFacts]:
-    """One row per ticket enqueued on a local day in [first, last]."""
+    """One row per ticket enqueued on a local day in [first, last] (only those of ``ids`` when
+    given), in the order of their ids."""
+    if ids is not None:
+        wanted = sorted(ids)
+        facts = []
+        for chunk in range(0, len(wanted), _ID_CHUNK):
+            facts += await _ticket_facts(session, first, last, rules, wanted[chunk:][:_ID_CHUNK])
+        return facts
+    return await _ticket_facts(session, first, last, rules, None)
+
+
+_ID_CHUNK = 500  # ids per query (SQLite limits a statement's parameters)
+
+
+async def _ticket_facts(
+    session: AsyncSession, first: date, last: date, rules: Rules, ids: list[int] | None
+) -> list[TicketFacts]:
     start, end = day_bounds(first, last)
     first_offer = (
         select(func.min(TicketEvent.at))
@@ -120,7 +142,10 @@ async def ticket_facts(
         .outerjoin(Staff, Staff.id == Ticket.staff_id)
         .outerjoin(Rating, Rating.ticket_id == Ticket.id)
         .where(Ticket.enqueued_at >= start, Ticket.enqueued_at < end)
+        .order_by(Ticket.id)
     )  # fmt: skip
+    if ids is not None:
+        stmt = stmt.where(Ticket.id.in_(ids))
     facts = []
     for (
         ticket_id, status, enqueued, connected, ended, wrapped, closed,
@@ -158,32 +183,70 @@ async def ticket_facts(
 
 
 def _empty_row() -> dict[str, Any]:
-    return dict.fromkeys(STAT_COUNTERS + STAT_HISTOGRAMS, 0) | dict.fromkeys(
-        STAT_SUMS + STAT_MAXIMA, 0.0
+    """A row being summed: sums are whole microseconds until stored (exact in any order, so an
+    incremental build equals a full one), maxima are seconds."""
+    return dict.fromkeys(STAT_COUNTERS + STAT_HISTOGRAMS + STAT_SUMS, 0) | dict.fromkeys(
+        STAT_MAXIMA, 0.0
     )
 
 
-def _observe(row: dict[str, Any], metric: str, seconds: float) -> None:
-    row[f"{metric}_n"] += 1
-    row[f"{metric}_sum"] += seconds
-    row[f"{metric}_max"] = max(row[f"{metric}_max"], seconds)
-    row[f"{metric}_h{bisect.bisect_left(HISTOGRAM_EDGES, seconds)}"] += 1
+Key = tuple[str, str]
+Rows = defaultdict[Key, dict[str, Any]]
 
 
-def _add_ticket(row: dict[str, Any], fact: TicketFacts, rules: Rules) -> None:
-    row["tickets"] += 1
-    row["short_abandons"] += fact.short_abandon
-    row["abandoned"] += fact.abandoned and not fact.short_abandon
-    if fact.answered:
-        row["answered"] += 1
+def _observe(row: dict[str, Any], metric: str, seconds: float, sign: int) -> bool:
+    """Add (``sign`` 1) or take away (-1) one observation; True when a taken-away value may
+    have been the row's maximum, which must then be found again."""
+    row[f"{metric}_n"] += sign
+    row[f"{metric}_sum"] += sign * round(seconds * 1_000_000)
+    row[f"{metric}_h{bisect.bisect_left(HISTOGRAM_EDGES, seconds)}"] += sign
+    if sign > 0:
+        row[f"{metric}_max"] = max(row[f"{metric}_max"], seconds)
+        return False
+    return seconds >= row[f"{metric}_max"]
+
+
+def _metric_seconds(fact: TicketFacts, metric: str) -> float | None:
+    return fact.wait if metric == "wait" else fact.handling
+
+
+def _add_ticket(row: dict[str, Any], fact: TicketFacts, rules: Rules, sign: int = 1) -> list[str]:
+    """Add or take away one ticket's part of a row; returns the metrics whose maximum to find
+    again (see _observe)."""
+    row["tickets"] += sign
+    row["short_abandons"] += sign * fact.short_abandon
+    row["abandoned"] += sign * (fact.abandoned and not fact.short_abandon)
+    row["answered"] += sign * fact.answered
+    lost_max = []
     if fact.wait is not None:
-        _observe(row, "wait", fact.wait)
-        row["within_service_level"] += fact.wait <= rules.service_level_seconds
-    if fact.handling is not None:
-        _observe(row, "handling", fact.handling)
+        if _observe(row, "wait", fact.wait, sign):
+            lost_max.append("wait")
+        row["within_service_level"] += sign * (fact.wait <= rules.service_level_seconds)
+    if fact.handling is not None and _observe(row, "handling", fact.handling, sign):
+        lost_max.append("handling")
     if fact.rating is not None:
-        row["ratings"] += 1
-        row["bad_ratings"] += fact.rating in BAD_LEVELS
+        row["ratings"] += sign
+        row["bad_ratings"] += sign * (fact.rating in BAD_LEVELS)
+    return lost_max
+
+
+def _apply(rows: Rows, fact: TicketFacts, rules: Rules, sign: int) -> set[tuple[Key, str]]:
+    """Add or take away one ticket in every row it counts in; returns the (row, metric)
+    maxima to find again."""
+    lost: set[tuple[Key, str]] = set()
+    for key in _keys(fact.department, fact.item, fact.station, fact.staff):
+        lost.update((key, metric) for metric in _add_ticket(rows[key], fact, rules, sign))
+    rows["hour", f"{fact.hour:02d}"]["tickets"] += sign
+    return lost
+
+
+def _ticket_rows(facts: list[TicketFacts], rules: Rules) -> Rows:
+    """The tickets' part of a day's rows (pure Python: run in a worker thread for a big day)."""
+    rows: Rows = defaultdict(_empty_row)
+    rows["all", ""]  # a day without tickets still has its (empty) row
+    for fact in facts:
+        _apply(rows, fact, rules, 1)
+    return rows
 
 
 async def _case_rows(
@@ -236,19 +299,10 @@ def _keys(department: str, item: str, station: str, staff: str | None) -> list[t
     return keys
 
 
-async def build_day(
-    session: AsyncSession, day: date, now: datetime, rules: Rules = DEFAULT_RULES
+async def _store_day(
+    session: AsyncSession, day: date, now: datetime, rows: Rows, final: bool
 ) -> None:
-    """Replace the rows of one local day with freshly computed ones."""
-    rows: dict[tuple[str, str], dict[str, Any]] = defaultdict(_empty_row)
-    rows["all", ""]  # a day without tickets still has its (empty) row
-    facts = await ticket_facts(session, day, day, rules)
-    for fact in facts:
-        for key in _keys(fact.department, fact.item, fact.station, fact.staff):
-            _add_ticket(rows[key], fact, rules)
-        rows["hour", f"{fact.hour:02d}"]["tickets"] += 1
-    await _case_rows(session, day, rows)
-    final = now >= day_bounds(day, day)[1] + FINAL_AFTER and not any(f.open for f in facts)
+    """Replace the stored rows of ``day`` (sums turned from microseconds into seconds)."""
     common = {
         "day": day,
         "week": day - timedelta(days=day.weekday()),
@@ -259,8 +313,177 @@ async def build_day(
     await session.execute(delete(daily_stats).where(daily_stats.c.day == day))
     await session.execute(
         insert(daily_stats),
-        [common | {"dimension": d, "key": k} | row for (d, k), row in rows.items()],
+        [
+            common | {"dimension": d, "key": k} | row | {s: row[s] / 1_000_000 for s in STAT_SUMS}
+            for (d, k), row in rows.items()
+        ],
     )
+
+
+def _is_final(day: date, now: datetime, facts: Iterable[TicketFacts]) -> bool:
+    return now >= day_bounds(day, day)[1] + FINAL_AFTER and not any(f.open for f in facts)
+
+
+BIG_DAY = 500  # tickets from which a day is summed in a worker thread
+
+
+async def _sum_tickets(facts: list[TicketFacts], rules: Rules) -> Rows:
+    if len(facts) < BIG_DAY:
+        return _ticket_rows(facts, rules)
+    return await asyncio.to_thread(_ticket_rows, facts, rules)
+
+
+async def build_day(
+    session: AsyncSession, day: date, now: datetime, rules: Rules = DEFAULT_RULES
+) -> None:
+    """Replace the rows of one local day with ones computed from scratch."""
+    facts = await ticket_facts(session, day, day, rules)
+    rows = await _sum_tickets(facts, rules)
+    await _case_rows(session, day, rows)
+    await _store_day(session, day, now, rows, _is_final(day, now, facts))
+
+
+# ---------------------------------------------------------------------- the day in progress
+
+# What tells that a ticket's facts may have changed: its version (bumped with every change of
+# state and times, domain/queue.py), the codes it counts under, and its rating.
+_SIGNATURE = (
+    Ticket.id, Ticket.version, Ticket.status, Ticket.department_id, Ticket.item_id,
+    Ticket.station_id, Ticket.staff_id, Rating.id, Rating.level,
+)  # fmt: skip
+CACHED_DAYS = 3  # open days whose ticket rows are kept between builds (today, a late yesterday)
+
+
+@dataclass
+class _OpenDay:
+    """The tickets' part of a day's rows as last built, with the facts and signature of each
+    ticket, so the next build reads and re-sums only the tickets that changed."""
+
+    rules: Rules
+    facts: dict[int, TicketFacts]
+    signatures: dict[int, tuple[Any, ...]]
+    rows: Rows
+
+
+@dataclass
+class _Rollups:
+    """One database's open days, and a lock so that one build of a day runs at a time."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    days: dict[date, _OpenDay] = field(default_factory=dict)
+    facts_read: int = 0  # tickets whose facts the last build read
+
+
+_ROLLUPS: weakref.WeakKeyDictionary[Database, _Rollups] = weakref.WeakKeyDictionary()
+
+
+def _rollups(database: Database) -> _Rollups:
+    if database not in _ROLLUPS:
+        _ROLLUPS[database] = _Rollups()
+    return _ROLLUPS[database]
+
+
+def facts_read(database: Database) -> int:
+    """How many tickets' facts the last build of a day on ``database`` read (all the day's on
+    a first build, only the changed ones after)."""
+    return _rollups(database).facts_read
+
+
+async def _signatures(session: AsyncSession, day: date) -> dict[int, tuple[Any, ...]]:
+    start, end = day_bounds(day, day)
+    stmt = (
+        select(*_SIGNATURE)
+        .outerjoin(Rating, Rating.ticket_id == Ticket.id)
+        .where(Ticket.enqueued_at >= start, Ticket.enqueued_at < end)
+    )
+    return {row[0]: tuple(row[1:]) for row in (await session.execute(stmt)).all()}
+
+
+async def _open_day(rollups: _Rollups, session: AsyncSession, day: date, rules: Rules) -> _OpenDay:
+    """The day's ticket rows brought up to date: from scratch the first time (or when most
+    tickets changed), else by taking the changed tickets' old facts away and adding the new."""
+    signatures = await _signatures(session, day)
+    known = rollups.days.get(day)
+    if known is None or known.rules != rules:
+        known = None
+    changed = [
+        t for t, sig in signatures.items() if known is None or known.signatures.get(t) != sig
+    ]
+    if known is None or len(changed) > len(signatures) // 2:
+        facts = await ticket_facts(session, day, day, rules)
+        rollups.facts_read = len(facts)
+        by_id = {f.ticket_id: f for f in facts}
+        known = _OpenDay(rules, by_id, {}, await _sum_tickets(facts, rules))
+    else:
+        fresh = await ticket_facts(session, day, day, rules, ids=changed)
+        rollups.facts_read = len(fresh)
+        gone = [t for t in known.facts if t not in signatures] + changed
+        lost: set[tuple[Key, str]] = set()
+        for ticket_id in gone:
+            old = known.facts.pop(ticket_id, None)
+            if old is not None:
+                lost |= _apply(known.rows, old, rules, -1)
+        for fact in fresh:
+            _apply(known.rows, fact, rules, 1)
+            known.facts[fact.ticket_id] = fact
+        _tidy(known, lost)
+    known.signatures = {t: signatures[t] for t in known.facts if t in signatures}
+    rollups.days[day] = known
+    for old_day in sorted(rollups.days)[:-CACHED_DAYS]:
+        del rollups.days[old_day]
+    return known
+
+
+def _tidy(known: _OpenDay, lost: set[tuple[Key, str]]) -> None:
+    """Drop rows no ticket counts in any more (as a full build would not have them) and find
+    again the maxima a taken-away ticket may have held."""
+    for key in [k for k, row in known.rows.items() if row["tickets"] == 0 and k != ("all", "")]:
+        del known.rows[key]
+    for key, metric in lost:
+        if key in known.rows:
+            values = [
+                seconds
+                for fact in known.facts.values()
+                if (seconds := _metric_seconds(fact, metric)) is not None
+                and (key in _keys(fact.department, fact.item, fact.station, fact.staff))
+            ]
+            known.rows[key][f"{metric}_max"] = max(values, default=0.0)
+
+
+def _fresh(state: tuple[bool, datetime] | None, now: datetime, max_age: timedelta) -> bool:
+    return state is not None and (state[0] or now - state[1] <= max_age)
+
+
+async def _build(
+    database: Database, day: date, now: datetime, max_age: timedelta, rules: Rules
+) -> bool:
+    """Build one day's rows unless fresh enough by now (another build may have just done it).
+    Reads (and sums, in a thread for a big day) with no lock held; the write transaction only
+    replaces the rows."""
+    rollups = _rollups(database)
+    async with rollups.lock:
+        async with database.read() as s:
+            state = (
+                await s.execute(
+                    select(daily_stats.c.final, daily_stats.c.computed_at).where(
+                        daily_stats.c.dimension == "all", daily_stats.c.day == day
+                    )
+                )
+            ).one_or_none()
+            if _fresh((state[0], state[1]) if state else None, now, max_age):
+                return False
+            known = await _open_day(rollups, s, day, rules)
+            rows: Rows = defaultdict(_empty_row, {k: dict(v) for k, v in known.rows.items()})
+            await _case_rows(s, day, rows)
+        final = _is_final(day, now, known.facts.values())
+        if final:
+            rollups.days.pop(day, None)
+        try:
+            async with database.write() as s:
+                await _store_day(s, day, now, rows, final)
+        except IntegrityError:
+            return False  # another server process built the same day at the same moment
+        return True
 
 
 async def refresh(
@@ -269,10 +492,12 @@ async def refresh(
     last: date,
     max_age: timedelta = timedelta(minutes=1),
     rules: Rules = DEFAULT_RULES,
+    now: datetime | None = None,
 ) -> int:
     """Build the rows of each day in range that has none, or non-final ones older than
-    ``max_age``. Returns how many days were built."""
-    now = utcnow()
+    ``max_age``; a day still open is rebuilt from its changed tickets only. Returns how many
+    days were built. ``now`` (default: the clock) says which day is today."""
+    now = now or utcnow()
     async with database.read() as s:
         known = {
             day: (final, computed_at)
@@ -284,18 +509,13 @@ async def refresh(
                 )
             ).all()
         }
-    today = local_date(now)
     built = 0
     day = first
-    while day <= min(last, today):
-        final, computed_at = known.get(day, (False, None))
-        if not final and (computed_at is None or now - computed_at > max_age):
-            try:
-                async with database.write() as s:
-                    await build_day(s, day, now, rules)
-                built += 1
-            except IntegrityError:
-                pass  # another server process built the same day at the same moment
+    while day <= min(last, local_date(now)):
+        if not _fresh(known.get(day), now, max_age) and await _build(
+            database, day, now, max_age, rules
+        ):
+            built += 1
         day += timedelta(days=1)
     return built
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date, timedelta
@@ -122,9 +123,10 @@ def localized_table(
     return header, cells, fields
 
 
-def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str) -> web.Response:
+def xlsx_bytes(body: dict[str, Any], groups: list[str], lang: str) -> bytes:
     """Every table of the report in one workbook, one sheet each, headed in the reader's
-    language; rates are formatted as percentages."""
+    language; rates are formatted as percentages. CPU-bound (~0.4 s for 400 days): the route
+    runs it in a worker thread."""
     book = Workbook()
     book.remove(book.active)
     sheets = [("rows", by) for by in groups] + [(t, groups[0]) for t in TABLES if t != "rows"]
@@ -143,8 +145,15 @@ def xlsx_response(body: dict[str, Any], groups: list[str], lang: str, name: str)
         sheet.freeze_panes = "B2"
     out = io.BytesIO()
     book.save(out)
+    return out.getvalue()
+
+
+async def xlsx_response(
+    body: dict[str, Any], groups: list[str], lang: str, name: str
+) -> web.Response:
+    """The workbook (xlsx_bytes, made in a worker thread) as a download."""
     return web.Response(
-        body=out.getvalue(),
+        body=await asyncio.to_thread(xlsx_bytes, body, groups, lang),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
     )
@@ -194,7 +203,7 @@ async def report(request: web.Request) -> web.StreamResponse:
         suffix = by if table == "rows" else table
         return csv_response(body, table, by, lang, f"report-{suffix}-{first}-{last}")
     if output == "xlsx":
-        return xlsx_response(body, groups, lang, f"report-{first}-{last}")
+        return await xlsx_response(body, groups, lang, f"report-{first}-{last}")
     if output != "json":
         raise bad_request("Parameter 'format' is json, csv or xlsx.")
     return web.json_response(body, dumps=state.dumps)
