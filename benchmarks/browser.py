@@ -3,14 +3,25 @@ call set-up, in headless Chromium against a real server.
 
     python -m benchmarks.browser [--quick]
 
-Prints one JSON object: ``file_mib_s`` (kiosk → staff through FileChannel, including the
-receiver's SHA-256 check and acknowledgement), ``raw_dc_mib_s`` (the baseline, in the same run and
-during the same call: the same bytes from the kiosk page to the staff page over a bare second
-data channel of the call's own connection, with no header, hash or acknowledgement), both after
-one uncounted warm-up transfer (a fresh SCTP association starts slowly);
-``raw_dc_one_page_in_call_mib_s`` and ``raw_dc_idle_mib_s`` are a bare channel between two peer
-connections inside one page, during the call and with no call, and ``call_setup_ms`` (from pressing 开始呼叫 on the kiosk to the
-first decoded remote video frame on the staff page, with the staff page answering by itself).
+Each figure is measured several times and reported as ``{"median", "min", "max", "samples"}``:
+
+- ``call_setup_ms``: from pressing 开始呼叫 on the kiosk to the first decoded remote video frame
+  on the staff page (the staff page answers by itself), once per call;
+- ``file_mib_s``: kiosk → staff through FileChannel (the receiver's SHA-256 check and
+  acknowledgement included), once per call, after one uncounted warm-up transfer on that call
+  (a fresh SCTP association starts slowly);
+- ``raw_dc_mib_s``: the baseline, in the same call: the same bytes from the kiosk page to the
+  staff page over a bare second data channel of the call's own connection, with no header, hash
+  or acknowledgement; file and baseline alternate which goes first from call to call;
+- ``file_vs_raw``: each call's file rate over its baseline;
+- ``raw_dc_one_page_in_call_mib_s`` and ``raw_dc_idle_mib_s``: a bare channel between two peer
+  connections inside one page, during each call and (three times) with no call.
+
+Between transfers the staff page's upload of the received file to the server is awaited, so one
+measure does not run beside the previous one's upload. After each call's measures both pages
+must still be in the call (kiosk on its call screen with its Call, console ``in_call``); if
+not, the run stops with what each page received and the server's log (written at INFO, path in
+``server_log``).
 """
 
 from __future__ import annotations
@@ -23,9 +34,40 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from benchmarks.signaling import free_port, process
+from playwright.async_api import Page
+
+from benchmarks.signaling import free_port
 from tests.browserkit import chromium, new_page
+
+# What a page received and showed, kept for the report of a call that did not last.
+TRACE = """(() => {
+  const log = (window.__trace = []);
+  const t0 = Date.now();
+  const note = (what) => {
+    log.push(`${((Date.now() - t0) / 1000).toFixed(2)} ${String(what).slice(0, 300)}`);
+    if (log.length > 300) log.splice(0, log.length - 300);
+  };
+  const Native = WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      note(`ws open ${args[0]}`);
+      this.addEventListener("message", (e) => { if (!String(e.data).includes('"pong"')) note(`ws< ${e.data}`); });
+      this.addEventListener("close", (e) => note(`ws closed ${e.code} ${e.reason}`));
+    }
+    send(data) {
+      if (!String(data).includes('"ping"')) note(`ws> ${data}`);
+      super.send(data);
+    }
+  };
+  new MutationObserver((records) => {
+    for (const r of records) note(`screen ${r.target.dataset.current}`);
+  }).observe(document, { attributes: true, subtree: true, attributeFilter: ["data-current"] });
+  window.addEventListener("error", (e) => note(`error ${e.message}`));
+  window.addEventListener("unhandledrejection", (e) => note(`rejection ${e.reason}`));
+})();"""
 
 RAW_DC = """async ({size, chunk}) => {
   const a = new RTCPeerConnection(), b = new RTCPeerConnection();
@@ -61,7 +103,7 @@ PAGE_FILE = """async ({size}) => {
   const start = performance.now();
   const result = await window.cloudhelp.visit.files.send(blob, "bench.jpg");
   if (!result.ok) throw new Error("checksum failed");
-  return size / (1 << 20) / ((performance.now() - start) / 1000);
+  return {id: result.id, rate: size / (1 << 20) / ((performance.now() - start) / 1000)};
 }"""
 
 # The baseline between the two pages, over the call's own connection: a second negotiated data
@@ -70,12 +112,11 @@ RAW_RECEIVER = """() => {
   const call = window.cloudhelp.call;
   const channel = call.pc.createDataChannel("raw", {negotiated: true, id: 1});
   channel.binaryType = "arraybuffer";
-  window.__raw = {got: 0, done: null};
-  window.__rawDone = new Promise((resolve) => { window.__raw.done = resolve; });
+  window.__raw = {got: 0, size: Infinity};
   channel.onmessage = (e) => {
     if (typeof e.data === "string") { window.__raw.size = Number(e.data); return; }
     window.__raw.got += e.data.byteLength;
-    if (window.__raw.got >= window.__raw.size) { channel.send("done"); window.__raw.done(); }
+    if (window.__raw.got >= window.__raw.size) channel.send("done");
   };
 }"""
 
@@ -112,99 +153,177 @@ AUTO_ANSWER = """() => {
   }).observe(document.querySelector("#ring"), {attributes: true});
 }"""
 
+# The console has kept (or failed to keep) the received file on the server.
+KEPT = """(id) => [...document.querySelectorAll("#files li")].some(
+  (li) => li.dataset.id === id && (li.dataset.saved === "1" || li.querySelector("button")))"""
+
+IN_CALL = """() => ({
+  screen: document.body.dataset.current,
+  call: Boolean(window.cloudhelp.visit.call),
+  ticket: window.cloudhelp.visit.ticket && window.cloudhelp.visit.ticket.status,
+})"""
+
+CHUNK = 262144  # what FileChannel sends between two Chromium pages (the SCTP maximum)
+
+
+class CallEnded(RuntimeError):
+    """A call the benchmark did not end was over (or one page had left it)."""
+
+
+def summary(samples: list[float], digits: int = 2) -> dict[str, Any]:
+    """Median and range of one measure's samples."""
+    return {
+        "median": round(statistics.median(samples), digits),
+        "min": round(min(samples), digits),
+        "max": round(max(samples), digits),
+        "samples": [round(s, digits) for s in samples],
+    }
+
 
 async def run(quick: bool) -> dict[str, object]:
     size = int(os.environ.get("BENCH_MIB", 8 if quick else 20)) * 1024 * 1024
-    calls = 2 if quick else 5
+    calls = 3 if quick else 5
     work = Path(tempfile.mkdtemp(prefix="cloudhelp-browser-bench-"))
     db = f"sqlite:///{work / 'b.db'}"
     cli = [sys.executable, "-m", "cloudhelp"]
-    env = {"CLOUDHELP_DATA_DIR": str(work), "CLOUDHELP_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "CLOUDHELP_DATA_DIR": str(work),
+        "CLOUDHELP_LOG_LEVEL": os.environ.get("CLOUDHELP_LOG_LEVEL", "INFO"),
+    }
     demo = await asyncio.create_subprocess_exec(
-        *cli,
-        "demo",
-        "--db",
-        db,
-        stdout=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **env},
+        *cli, "demo", "--db", db, stdout=asyncio.subprocess.DEVNULL, env=env
     )
     await demo.wait()
-    setup_ms: list[float] = []
-    file_rates: list[float] = []
+    measures: dict[str, list[float]] = {
+        k: [] for k in ("setup", "file", "raw", "ratio", "one_page", "idle")
+    }
     port = free_port()
-    with process([*cli, "serve", "--db", db, "--port", str(port)], env) as server:
-        assert server.stdout is not None
-        server.stdout.readline()
-        base = f"http://127.0.0.1:{port}"
-        async with chromium() as browser:
-            raw_page = await new_page(browser, base)
-            await raw_page.goto("/static/css/app.css")
-            raw_idle = max(
-                [
-                    await raw_page.evaluate(RAW_DC, {"size": size, "chunk": c})
-                    for c in (65536, 262144)
-                ]
-            )
-            for n in range(calls):
-                kiosk = await new_page(browser, base)
-                staff = await new_page(browser, base)
-                code = await _enrol(cli, db, f"BENCH-{n}")
-                await kiosk.goto(f"/kiosk?enrol={code}")
-                await kiosk.wait_for_selector("[data-screen=home]:not([hidden]) .tile")
-                await staff.goto("/staff")
-                await staff.fill("#username", "zhaogang")
-                await staff.fill("#password", "cloudhelp-demo")
-                await staff.click("#login-form button")
-                await staff.wait_for_selector("#toggle-state:not([hidden])")
-                await staff.click("#toggle-state")
-                await staff.wait_for_function(
-                    "document.querySelector('#state').dataset.state === 'available'"
-                )
-                await staff.evaluate(AUTO_ANSWER)
-                await kiosk.click("#hot [data-item=NYNC-002]")
-                await kiosk.click("#call-button")
-                await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
-                started = await kiosk.evaluate(
-                    "() => { const t = Date.now(); document.querySelector('#start-call').click(); return t; }"
-                )
-                first = await staff.evaluate("() => window.__firstFrame")
-                setup_ms.append(first - started)
-                if n == 0:
-                    await kiosk.wait_for_function("window.cloudhelp.visit.files !== null")
-                    # Baseline and page transfer under the same load: during this call,
-                    # kiosk page to staff page over the call's own connection.
-                    # A fresh SCTP association starts slow (congestion window): warm it up
-                    # with one transfer that is not counted, then measure both ways.
-                    await kiosk.evaluate(PAGE_FILE, {"size": size})
-                    await staff.evaluate(RAW_RECEIVER)
-                    raw_in_call = await kiosk.evaluate(RAW_SENDER, {"size": size, "chunk": 262144})
-                    raw_one_page = max(
-                        [
-                            await kiosk.evaluate(RAW_DC, {"size": size, "chunk": c})
-                            for c in (65536, 262144)
-                        ]
+    log_path = work / "server.log"
+    with log_path.open("w") as log:
+        server = await asyncio.create_subprocess_exec(
+            *cli, "serve", "--db", db, "--port", str(port),
+            stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            await server.stdout.readline()  # it serves
+            base = f"http://127.0.0.1:{port}"
+            async with chromium() as browser:
+                raw_page = await new_page(browser, base)
+                await raw_page.goto("/api/v1/categories")
+                for _ in range(3):
+                    measures["idle"].append(
+                        await raw_page.evaluate(RAW_DC, {"size": size, "chunk": CHUNK})
                     )
-                    file_rates.append(await kiosk.evaluate(PAGE_FILE, {"size": size}))
-                state = await kiosk.evaluate("document.body.dataset.current")
-                if state != "call":
-                    reason = await kiosk.inner_text("#done-reason")
-                    raise RuntimeError(f"the call ended during the benchmark: {state} {reason}")
-                await kiosk.click("#hangup")
-                await staff.wait_for_selector("#wrapup:not([hidden])")
-                await staff.click("#wrapup button")
-                await kiosk.context.close()
-                await staff.context.close()
+                for n in range(calls):
+                    await _one_call(browser, base, cli, db, n, size, measures, log_path)
+        finally:
+            server.terminate()
+            try:
+                await asyncio.wait_for(server.wait(), 10)
+            except TimeoutError:
+                server.kill()
     return {
         "quick": quick,
         "file_mib": size // (1024 * 1024),
-        "file_mib_s": round(file_rates[0], 2),
-        "raw_dc_mib_s": round(raw_in_call, 2),
-        "file_vs_raw": round(file_rates[0] / raw_in_call, 2),
-        "raw_dc_one_page_in_call_mib_s": round(raw_one_page, 2),
-        "raw_dc_idle_mib_s": round(raw_idle, 2),
-        "call_setup_ms": round(statistics.median(setup_ms), 1),
-        "call_setup_runs": len(setup_ms),
+        "calls": calls,
+        "file_mib_s": summary(measures["file"]),
+        "raw_dc_mib_s": summary(measures["raw"]),
+        "file_vs_raw": summary(measures["ratio"]),
+        "raw_dc_one_page_in_call_mib_s": summary(measures["one_page"]),
+        "raw_dc_idle_mib_s": summary(measures["idle"]),
+        "call_setup_ms": summary(measures["setup"], 1),
+        "server_log": str(log_path),
     }
+
+
+async def _one_call(
+    browser: Any,
+    base: str,
+    cli: list[str],
+    db: str,
+    n: int,
+    size: int,
+    measures: dict[str, list[float]],
+    log_path: Path,
+) -> None:
+    """One whole call between a new kiosk and the console: set-up, then the transfers."""
+    kiosk = await new_page(browser, base)
+    staff = await new_page(browser, base)
+    for page in (kiosk, staff):
+        await page.add_init_script(TRACE)
+    code = await _enrol(cli, db, f"BENCH-{n}")
+    await kiosk.goto(f"/kiosk?enrol={code}")
+    await kiosk.wait_for_selector("[data-screen=home]:not([hidden]) .tile")
+    await staff.goto("/staff")
+    await staff.fill("#username", "zhaogang")
+    await staff.fill("#password", "cloudhelp-demo")
+    await staff.click("#login-form button")
+    # The toggle shows at sign-in, before the console's connection is up: a press then is lost.
+    # The first presence frame (away) says the connection is there.
+    await staff.wait_for_selector("#state[data-state=away]")
+    await staff.click("#toggle-state")
+    await staff.wait_for_selector("#state[data-state=available]")
+    await staff.evaluate(AUTO_ANSWER)
+    await kiosk.click("#hot [data-item=NYNC-002]")
+    await kiosk.click("#call-button")
+    await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
+    started = await kiosk.evaluate(
+        "() => { const t = Date.now(); document.querySelector('#start-call').click(); return t; }"
+    )
+    first = await staff.evaluate("() => window.__firstFrame")
+    measures["setup"].append(first - started)
+    await kiosk.wait_for_function("window.cloudhelp.visit.files !== null")
+    await _send_file(kiosk, staff, size)  # warm-up, not counted
+
+    async def raw() -> float:
+        await staff.evaluate(RAW_RECEIVER)
+        return float(await kiosk.evaluate(RAW_SENDER, {"size": size, "chunk": CHUNK}))
+
+    if n % 2 == 0:
+        raw_rate = await raw()
+        file_rate = await _send_file(kiosk, staff, size)
+    else:
+        file_rate = await _send_file(kiosk, staff, size)
+        raw_rate = await raw()
+    measures["raw"].append(raw_rate)
+    measures["file"].append(file_rate)
+    measures["ratio"].append(file_rate / raw_rate)
+    measures["one_page"].append(await kiosk.evaluate(RAW_DC, {"size": size, "chunk": CHUNK}))
+    await _check_in_call(kiosk, staff, log_path, f"call {n + 1}, after its transfers")
+    await kiosk.click("#hangup")
+    await staff.wait_for_selector("#wrapup:not([hidden])")
+    await staff.click("#wrapup button")
+    # Wrap-up done before the console goes: its session ends with nothing left to close.
+    await staff.wait_for_selector("#state[data-state=available]")
+    await kiosk.context.close()
+    await staff.context.close()
+
+
+async def _send_file(kiosk: Page, staff: Page, size: int) -> float:
+    """One file kiosk → staff through FileChannel; waits for the console's upload of it."""
+    sent = await kiosk.evaluate(PAGE_FILE, {"size": size})
+    await staff.wait_for_function(KEPT, arg=sent["id"], timeout=120_000)
+    return float(sent["rate"])
+
+
+async def _check_in_call(kiosk: Page, staff: Page, log_path: Path, when: str) -> None:
+    """Both pages still in the call, or CallEnded with what they received and the server log."""
+    seen = await kiosk.evaluate(IN_CALL)
+    console = await staff.evaluate("document.querySelector('#state').dataset.state")
+    if seen["screen"] == "call" and seen["call"] and console == "in_call":
+        return
+    await asyncio.sleep(1)  # let late frames land in the traces
+    traces = {name: await page.evaluate("window.__trace") for name, page in
+              (("kiosk", kiosk), ("staff", staff))}  # fmt: skip
+    server = (await asyncio.to_thread(log_path.read_text)).splitlines()[-40:]
+    raise CallEnded(
+        f"{when}: kiosk {seen}, console {console!r}\n"
+        + "\n".join(f"--- {name}\n" + "\n".join(lines) for name, lines in traces.items())
+        + "\n--- server log\n"
+        + "\n".join(server)
+    )
 
 
 async def _enrol(cli: list[str], db: str, code: str) -> str:
@@ -217,7 +336,7 @@ async def _enrol(cli: list[str], db: str, code: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller file, fewer calls")
+    parser.add_argument("--quick", action="store_true", help="8 MiB instead of 20, 3 calls not 5")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.quick)), indent=1))
 
