@@ -6,7 +6,10 @@ Loads the sample catalog and network into a new database, generates a year of hi
 (``cloudhelp.history``: ≥ 1,000,000 tickets by default, 30,000 with ``--quick``), builds the
 daily rollups once, then times each report over the whole year and over its last 30 days
 (median of 5 runs, milliseconds). The baseline, in the same run: the year's total computed the
-old way, by reading every ticket of the range into Python (``metrics.ticket_facts``).
+old way, by reading every ticket of the range into Python (``metrics.ticket_facts``). Then
+"today": a working day in progress at the year's rate, its report page timed with its rows
+fresh (baseline), stale after 10 tickets changed (rebuilt from those), and stale rebuilt from
+scratch.
 
 PostgreSQL runs when ``--pg-url`` or ``CLOUDHELP_TEST_PG_URL`` names a server the benchmark
 may create (and afterwards drop) a database on. Prints one JSON object.
@@ -24,12 +27,12 @@ import tempfile
 import time as clock
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, make_url, select, update
 
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
@@ -104,6 +107,7 @@ async def run_one(url: str, target: int) -> dict[str, Any]:
             reports[f"{label}.whole_page"] = await median_ms(
                 lambda a=a, b=b: _whole_page(database, a, b)
             )
+        today = await _today(database, per_day, midnight)
         async with database.read() as s:
             reports["case_progress"] = await median_ms(
                 lambda: metrics.case_progress(s, last, DUE_SOON_WORKING_DAYS)
@@ -117,14 +121,58 @@ async def run_one(url: str, target: int) -> dict[str, Any]:
             "rollup_build_s": round(rollup_s, 1),
             "reports_ms": reports,
             "max_report_ms": max(reports.values()),
+            "today": today,
             "baseline_read_every_ticket_ms": round(baseline_ms, 1),
         }
     finally:
         await engine.dispose()
 
 
-async def _whole_page(database: db.Database, first: date, last: date) -> None:
-    await metrics.refresh(database, first, last)
+async def _today(database: db.Database, per_day: float, midnight: datetime) -> dict[str, Any]:
+    """The report page for a day in progress (the first working day from ``midnight``, up to
+    15:00 of it, its tickets at the year's rate), "now" being 15:00 and later: with today's
+    rows fresh (the baseline), stale with a few tickets changed since the last build (rebuilt
+    from the changed tickets), and stale with the incremental state dropped (rebuilt from
+    scratch, as before)."""
+    day = midnight.date()
+    while not workdays.is_working_day(day)[0]:
+        day += timedelta(days=1)
+    at = datetime.combine(day, time(15), LOCAL_TZ)
+    tickets = await history.generate(database, 0, tickets_per_day=per_day, until=at)
+    now = [at.astimezone(UTC)]
+    await metrics.refresh(database, day, day, now=now[0])
+
+    async def stale(changed: int, from_scratch: bool) -> float:
+        """Median ms of the page after ``changed`` tickets changed (not timed) and 2 min."""
+        times = []
+        for _ in range(RUNS):
+            now[0] += timedelta(minutes=2)  # older than the page's one minute
+            async with database.write() as s:
+                ids = (await s.scalars(select(Ticket.id).where(Ticket.day == day.isoformat())
+                                       .order_by(func.random()).limit(changed))).all()  # fmt: skip
+                await s.execute(
+                    update(Ticket).where(Ticket.id.in_(ids)).values(version=Ticket.version + 1)
+                )
+            if from_scratch:
+                metrics._ROLLUPS.pop(database, None)
+            start = clock.perf_counter()
+            await _whole_page(database, day, day, now[0])
+            times.append((clock.perf_counter() - start) * 1000)
+        return round(statistics.median(times), 2)
+
+    return {
+        "day": day.isoformat(),
+        "tickets": tickets,
+        "page_rows_fresh_ms": await median_ms(lambda: _whole_page(database, day, day, now[0])),
+        "page_rows_stale_ms": await stale(10, False),
+        "page_rows_stale_from_scratch_ms": await stale(10, True),
+    }
+
+
+async def _whole_page(
+    database: db.Database, first: date, last: date, now: datetime | None = None
+) -> None:
+    await metrics.refresh(database, first, last, now=now)
     async with database.read() as s:
         await metrics.table(s, first, last, "station")
         await metrics.table(s, first, last, "day")
