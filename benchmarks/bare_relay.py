@@ -1,7 +1,9 @@
 """The baseline: a bare aiohttp WebSocket relay of the same shape as a CloudHelp call.
 
 ``python -m benchmarks.bare_relay PORT`` serves ``/ws?room=R``; each text message is forwarded
-to the other members of the room. No authentication, validation, sessions or database.
+to the other members of the room. No authentication, validation, sessions or database; the
+same garbage-collector settings as ``cloudhelp serve`` (``tune_gc``). Prints one line once it
+listens.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import sys
 from collections import defaultdict
 
 from aiohttp import WSMsgType, web
+
+from cloudhelp.cli.serve_commands import tune_gc
 
 rooms: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
@@ -33,7 +37,9 @@ async def relay(request: web.Request) -> web.WebSocketResponse:
 def main() -> None:
     app = web.Application()
     app.router.add_get("/ws", relay)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=lambda *_: None)
+    tune_gc()
+    port = int(sys.argv[1])
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("listening", flush=True))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,29 @@
-"""Signaling benchmark: idle sessions, relay latency and throughput, call set-up with aiortc.
+"""Signaling benchmark: what the pages send, against a bare relay measured in the same run.
 
     python -m benchmarks.signaling [--quick]
 
-Prints one JSON object. The CloudHelp server and the bare relay baseline each run in their own
-process; the load comes from this process, the same way for both, so the ratios are fair even
-where this one process limits the absolute figures.
+Prints one JSON object. The CloudHelp server (the demo's database with its history, plus bench
+kiosks and staff) and the bare relay baseline (benchmarks/bare_relay.py) each run in their own
+process with the same interpreter settings (``serve_commands.tune_gc``); the load comes from
+this process, the same way for both.
+
+Phases, on CloudHelp:
+
+1. idle: ``idle`` kiosks say hello and stay connected (RSS per idle session); they stay
+   connected through the burst.
+2. burst: ``calls`` staff are available; ``calls`` kiosks send ``ticket.take`` at once; the time
+   from the burst to each ring. The staff answer: these are the relay calls.
+3. relay: each side sends a chat message (``{"type": "app", "data": {"kind": "chat", …},
+   "to": peer}``, as protocol.js does) 10 times a second, and an acknowledging ``ping`` every
+   5 s; latency is measured at the receiver. Then the highest rate whose p99 stays < 50 ms.
+4. mixed: the relay at 10 msg/s goes on while 20 staff sign in per second, a supervisor loads
+   the report page and the report API, exports Excel and watches the board; the server's own
+   event-loop lag (``/api/v1/health``, a 10 ms timer's delay) over that time.
+5. call set-up with real aiortc peers, one call at a time.
+6. churn: whole calls one after another (hello, take, ring, accept, chat, hang up, wrap up,
+   bye); the server's RSS growth per call after a warm-up.
+
+Then the bare relay: the same idle sockets (RSS per socket) and the same relay load.
 """
 
 from __future__ import annotations
@@ -12,7 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
+import itertools
 import json
 import os
 import secrets
@@ -24,17 +43,44 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
-from cloudhelp.domain import accounts, catalog, network
+from cloudhelp.domain import accounts, catalog
 from cloudhelp.store import db
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, StaffSkill, Station, utcnow
 
-PAYLOAD = "办" * 80  # ~300 bytes per message once wrapped in JSON
+TEXT = "您好，请把营业执照正本再靠近一点摄像头。" * 4  # a chat line, ~240 bytes as JSON
+ITEM = "SCJG-001"
+DEMO_PASSWORD = "cloudhelp-demo"
+# The rate limit is raised for the CloudHelp run (the default, 40/s per connection, is below the
+# top steps of the maximum-rate search); the bare relay has none.
+RATE_LIMIT_ENV = {"CLOUDHELP_RATE_PER_SECOND": "1000", "CLOUDHELP_RATE_BURST": "2000"}
+PING_SECONDS = 5.0  # protocol.js acknowledges every 5 s
+
+
+@dataclass(frozen=True)
+class Sizes:
+    idle: int
+    calls: int
+    setups: int
+    seconds: float
+    rates: tuple[int, ...]
+    mixed_seconds: float
+    warmup_calls: int
+    churn_calls: int
+    history_days: int
+
+
+QUICK = Sizes(1000, 50, 10, 2.0, (10, 20, 40, 60), 10.0, 50, 200, 14)
+FULL = Sizes(
+    5000, 200, 50, 6.0, (10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 140), 20.0, 200, 1000, 60
+)
 
 
 def free_port() -> int:
@@ -77,23 +123,33 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
 # ---------------------------------------------------------------------------- seeding
 
 
-async def seed(url: str, kiosks: int, staff: int) -> tuple[list[str], list[str]]:
-    """Demo data plus ``kiosks`` enrolled kiosks and ``staff`` signed-in staff (SCJG skills)."""
+@dataclass(frozen=True)
+class Seeded:
+    kiosks: list[str]  # credentials
+    staff: list[str]  # login tokens of staff who handle ITEM
+
+
+def load_demo(url: str, days: int) -> None:
+    """The demo, as the README's first command loads it, with ``days`` of history."""
+    subprocess.run(
+        [sys.executable, "-m", "cloudhelp", "demo", "--db", url, "--history", str(days)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+async def seed(url: str, kiosks: int, staff: int) -> Seeded:
+    """``kiosks`` enrolled kiosks and ``staff`` signed-in staff who handle ITEM."""
     engine = db.create_engine(url)
-    await db.upgrade(engine)
     sessions = db.session_factory(engine)
     credentials = [secrets.token_urlsafe(24) for _ in range(kiosks)]
     tokens = [secrets.token_urlsafe(24) for _ in range(staff)]
     async with sessions() as s, s.begin():
-        await catalog.import_catalog(s, catalog.parse_file(catalog.SAMPLE_CATALOG))
-        await network.import_network(s, network.load_sample_network())
-    async with sessions() as s, s.begin():
-        from sqlalchemy import select
-
         station = await s.scalar(select(Station).where(Station.code == "DLW-QG"))
         hall = await s.scalar(select(Station).where(Station.code == "GJZ-HALL"))
-        department_id = (await catalog.get_item(s, "SCJG-001")).department_id  # type: ignore[union-attr]
-        assert station and hall
+        item = await catalog.get_item(s, ITEM)
+        if station is None or hall is None or item is None:
+            raise RuntimeError("the demo's station DLW-QG, hall GJZ-HALL and item are missing")
         for n, credential in enumerate(credentials):
             s.add(
                 Kiosk(
@@ -103,10 +159,10 @@ async def seed(url: str, kiosks: int, staff: int) -> tuple[list[str], list[str]]
                     credential_hash=accounts.token_hash(credential),
                 )
             )
-        expires = utcnow() + timedelta(hours=2)
+        expires = utcnow() + timedelta(hours=3)
         for n, token in enumerate(tokens):
             person = Staff(username=f"bench{n}", display_name=f"B{n}", station_id=hall.id)
-            person.skills = [StaffSkill(department_id=department_id)]
+            person.skills = [StaffSkill(department_id=item.department_id)]
             s.add(person)
             await s.flush()
             s.add(
@@ -115,20 +171,25 @@ async def seed(url: str, kiosks: int, staff: int) -> tuple[list[str], list[str]]
                 )
             )
     await engine.dispose()
-    return credentials, tokens
+    return Seeded(credentials, tokens)
 
 
 # ---------------------------------------------------------------------------- clients
 
 
 class BenchClient:
-    """A lean WebSocket client that always reads (so heartbeats are answered).
+    """A lean WebSocket client that always reads (so heartbeats are answered), keeps the last
+    ``seq`` to acknowledge, and knows its call peer once ``joined``.
 
-    Frames carrying a send time count as relay latency; the others go to ``frames``.
+    Relayed chat lines carrying a send time count as relay latency; the others go to
+    ``frames``.
     """
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, session_id: str = "") -> None:
         self.ws = ws
+        self.session_id = session_id
+        self.peer = ""
+        self.last_seq = 0
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.latencies: list[float] | None = None
         self.reader = asyncio.create_task(self._read())
@@ -139,18 +200,30 @@ class BenchClient:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
+                self.last_seq = frame.get("seq", self.last_seq)
                 data = frame.get("data")
                 if isinstance(data, dict) and "t" in data:
                     if self.latencies is not None:
                         self.latencies.append((time.perf_counter() - data["t"]) * 1000)
-                else:
-                    self.frames.put_nowait(frame)
+                    continue
+                if frame.get("type") == "joined" and frame.get("peers"):
+                    self.peer = frame["peers"][0]["session"]
+                self.frames.put_nowait(frame)
 
-    async def next(self, type_: str) -> dict[str, Any]:
-        while True:
-            frame = await asyncio.wait_for(self.frames.get(), 120)
-            if frame["type"] == type_:
-                return frame
+    async def next(self, type_: str, timeout: float = 120) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                frame = await self.frames.get()
+                if frame["type"] == type_:
+                    return frame
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+
+    def chat(self, sent_at: float) -> str:
+        """A chat line as kiosk.js/staff.js send it through protocol.js (with ``to``)."""
+        frame = {"type": "app", "data": {"kind": "chat", "text": TEXT, "t": sent_at}}
+        return json.dumps(frame | {"to": self.peer}, ensure_ascii=False)
 
     async def close(self) -> None:
         """Say bye (the session ends now, not after the grace period) and close."""
@@ -163,34 +236,21 @@ class BenchClient:
 async def hello(http: aiohttp.ClientSession, base: str, auth: dict[str, Any]) -> BenchClient:
     ws = await http.ws_connect(f"{base}/ws", heartbeat=None, max_msg_size=0)
     await ws.send_json({"type": "hello", "v": 1, "auth": auth})
-    welcome = json.loads((await ws.receive(timeout=30)).data)
-    assert welcome["type"] == "welcome", welcome
-    return BenchClient(ws)
+    welcome = json.loads((await ws.receive(timeout=60)).data)
+    if welcome["type"] != "welcome":
+        raise RuntimeError(f"hello refused: {welcome}")
+    return BenchClient(ws, welcome["session"])
 
 
-async def idle_sessions(base: str, pid: int, credentials: list[str]) -> dict[str, Any]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        await asyncio.sleep(1.0)
-        before = rss_kib(pid)
-        clients: list[BenchClient] = []
-        for start in range(0, len(credentials), 200):
-            batch = credentials[start : start + 200]
-            clients += await asyncio.gather(
-                *(hello(http, base, {"kind": "kiosk", "credential": c}) for c in batch)
-            )
-        await asyncio.sleep(2.0)
-        after = rss_kib(pid)
-        for client in clients:
-            await client.close()
-        await asyncio.sleep(3.0)  # let the server finish ending them before the next phase
-    return {
-        "idle_sessions": len(clients),
-        "rss_per_idle_session_kib": round((after - before) / len(clients), 1),
-    }
+async def in_batches(coros: list[Any], size: int = 200) -> list[Any]:
+    done: list[Any] = []
+    for start in range(0, len(coros), size):
+        done += await asyncio.gather(*coros[start : start + size])
+    return done
 
 
 class RelayLoad:
-    """Pairs of clients exchanging ~300-byte messages; latency measured at the receiver."""
+    """Pairs of clients in calls exchanging chat lines; latency measured at the receiver."""
 
     def __init__(self, http: aiohttp.ClientSession, clients: list[BenchClient]) -> None:
         self.http = http
@@ -202,21 +262,22 @@ class RelayLoad:
             client.latencies = latencies
         interval = 1.0 / per_client_rate
 
-        async def send(ws: aiohttp.ClientWebSocketResponse, offset: float) -> None:
+        async def send(client: BenchClient, offset: float) -> None:
             await asyncio.sleep(offset)
             next_at = time.perf_counter()
             end = next_at + seconds
+            ping_at = next_at + PING_SECONDS
             while next_at < end:
-                frame = {"type": "app", "data": {"t": time.perf_counter(), "p": PAYLOAD}}
-                await ws.send_str(json.dumps(frame))
+                await client.ws.send_str(client.chat(time.perf_counter()))
+                if next_at >= ping_at:
+                    await client.send({"type": "ping", "seq": client.last_seq})
+                    ping_at += PING_SECONDS
                 next_at += interval
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
         started = time.perf_counter()
         count = len(self.clients)
-        await asyncio.gather(
-            *(send(c.ws, i * interval / count) for i, c in enumerate(self.clients))
-        )
+        await asyncio.gather(*(send(c, i * interval / count) for i, c in enumerate(self.clients)))
         await asyncio.sleep(0.5)
         elapsed = time.perf_counter() - started - 0.5
         for client in self.clients:
@@ -229,7 +290,7 @@ class RelayLoad:
             "msgs_s": len(latencies) / elapsed,
         }
 
-    async def max_rate(self, rates: list[float], seconds: float) -> float:
+    async def max_rate(self, rates: tuple[int, ...], seconds: float) -> float:
         """The highest received rate among the steps whose p99 stayed under 50 ms."""
         best = 0.0
         for rate in rates:
@@ -242,53 +303,138 @@ class RelayLoad:
         return best
 
     async def close(self) -> None:
-        for client in self.clients:
-            await client.close()
+        await in_batches([c.close() for c in self.clients])
         await self.http.close()
 
 
-async def cloudhelp_calls(base: str, credentials: list[str], tokens: list[str]) -> RelayLoad:
-    """``len(tokens)`` calls set up through the real queue: kiosks take tickets, staff answer."""
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    staff = [await hello(http, base, {"kind": "staff", "token": t}) for t in tokens]
-    for client in staff:
-        await client.ws.send_json({"type": "staff.status", "status": "available"})
-    kiosks = [await hello(http, base, {"kind": "kiosk", "credential": c}) for c in credentials]
-
-    async def answer(client: BenchClient) -> None:
-        ring = await client.next("ring")
-        await client.ws.send_json({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
-        await client.next("joined")
-
-    answering = [asyncio.create_task(answer(c)) for c in staff]
-    for client in kiosks:
-        await client.ws.send_json({"type": "ticket.take", "item": "SCJG-001"})
-    await asyncio.wait_for(asyncio.gather(*answering), 600)
-    return RelayLoad(http, kiosks + staff)
-
-
-async def bare_calls(base: str, calls: int) -> RelayLoad:
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    clients = []
-    for n in range(calls):
-        for _ in range(2):
-            ws = await http.ws_connect(f"{base}/ws?room={n}", heartbeat=None)
-            clients.append(BenchClient(ws))
-    return RelayLoad(http, clients)
-
-
-async def relay_figures(load: RelayLoad, seconds: float, rates: list[float]) -> dict[str, float]:
+async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, float]:
     await load.run(10, 1.0)  # warm up
-    steady = await load.run(10, seconds)
-    best = await load.max_rate(rates, max(2.0, seconds / 2))
-    await load.close()
+    steady = await load.run(10, sizes.seconds)
+    best = await load.max_rate(sizes.rates, max(2.0, sizes.seconds / 2))
     return {"p50": steady["p50"], "p99": steady["p99"], "max": best}
 
 
-# ---------------------------------------------------------------------------- call set-up
+async def idle_rss(pid: int, connect: list[Any]) -> tuple[list[Any], float]:
+    """Connect the idle clients; the server's RSS growth per connection (KiB)."""
+    await asyncio.sleep(1.0)
+    before = rss_kib(pid)
+    clients = await in_batches(connect)
+    await asyncio.sleep(2.0)
+    return clients, (rss_kib(pid) - before) / len(clients)
 
 
-async def call_setup(base: str, credentials: list[str], tokens: list[str]) -> list[float]:
+# ---------------------------------------------------------------------------- CloudHelp phases
+
+
+async def burst(
+    http: aiohttp.ClientSession, base: str, credentials: list[str], tokens: list[str]
+) -> tuple[RelayLoad, list[float]]:
+    """Every staff member available; every kiosk takes a ticket at once. The times from the
+    burst to each ring (ms; a ticket not rung within 60 s is missing); then the calls."""
+    staff = await in_batches([hello(http, base, {"kind": "staff", "token": t}) for t in tokens])
+    for client in staff:
+        await client.send({"type": "staff.status", "status": "available"})
+    for client in staff:
+        while (await client.next("presence"))["state"] != "available":
+            pass
+    kiosks = await in_batches(
+        [hello(http, base, {"kind": "kiosk", "credential": c}) for c in credentials]
+    )
+    rings: list[float] = []
+
+    async def answer(client: BenchClient, started: float) -> None:
+        ring = await client.next("ring", timeout=60)
+        rings.append((time.perf_counter() - started) * 1000)
+        await client.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await client.next("joined")
+
+    take = json.dumps({"type": "ticket.take", "item": ITEM})
+    started = time.perf_counter()
+    answering = [asyncio.create_task(answer(c, started)) for c in staff]
+    await asyncio.gather(*(k.ws.send_str(take) for k in kiosks))
+    outcomes = await asyncio.gather(*answering, return_exceptions=True)
+    missed = [o for o in outcomes if isinstance(o, BaseException)]
+    if missed:
+        raise RuntimeError(f"{len(missed)} of {len(staff)} tickets never rang: {missed[0]!r}")
+    for kiosk in kiosks:
+        await kiosk.next("joined")
+    return RelayLoad(http, kiosks + staff), rings
+
+
+async def mixed_load(base: str, load: RelayLoad, seconds: float) -> dict[str, float]:
+    """The relay at 10 msg/s per side while staff sign in (20/s), a supervisor loads reports,
+    exports Excel and watches the board; the server's event-loop lag over that time."""
+    usernames = ["wangli", "zhaogang", "liumei", "chenjing", "sunhua"]
+    counts = {"sign_ins": 0, "reports": 0, "exports": 0}
+    jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address such as 127.0.0.1
+    async with (
+        aiohttp.ClientSession(cookie_jar=jar) as supervisor,
+        aiohttp.ClientSession() as others,
+    ):
+        async with supervisor.post(
+            f"{base}/api/v1/auth/login", json={"username": "sunhua", "password": DEMO_PASSWORD}
+        ) as response:
+            response.raise_for_status()
+        board = await hello(supervisor, base, {"kind": "staff", "purpose": "board"})
+        await board.send({"type": "board.watch"})
+        end = time.perf_counter() + seconds
+        requests: list[asyncio.Task[None]] = []
+
+        async def every(interval: float, work: Any) -> None:
+            next_at = time.perf_counter()
+            while next_at < end:
+                requests.append(asyncio.create_task(work()))
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+        names = itertools.cycle(usernames)
+
+        async def sign_in() -> None:
+            body = {"username": next(names), "password": DEMO_PASSWORD}
+            async with others.post(f"{base}/api/v1/auth/login", json=body) as response:
+                response.raise_for_status()
+            counts["sign_ins"] += 1
+
+        async def report() -> None:
+            for path in ("/reports", "/api/v1/reports?by=day,item"):
+                async with supervisor.get(base + path) as response:
+                    response.raise_for_status()
+                    await response.read()
+            counts["reports"] += 1
+
+        async def export() -> None:
+            first = (utcnow() - timedelta(days=60)).date().isoformat()
+            path = f"/api/v1/reports?from={first}&by=day,station&format=xlsx"
+            async with supervisor.get(base + path) as response:
+                response.raise_for_status()
+                await response.read()
+            counts["exports"] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(
+            load.run(10, seconds),
+            every(1 / 20, sign_in),
+            every(1.0, report),
+            every(2.0, export),
+        )
+        await asyncio.gather(*requests)  # the last requests finish; any failure is raised
+        window = round(time.perf_counter() - started)
+        async with others.get(f"{base}/api/v1/health?window={min(60, window)}") as response:
+            lag = (await response.json())["event_loop"]
+        await board.close()
+    return {
+        "loop_lag_p50_ms": lag["lag_p50_ms"],
+        "loop_lag_p99_ms": lag["lag_p99_ms"],
+        "loop_lag_max_ms": lag["lag_max_ms"],
+        "mixed_seconds": seconds,
+        "mixed_sign_ins": counts["sign_ins"],
+        "mixed_report_loads": counts["reports"],
+        "mixed_excel_exports": counts["exports"],
+    }
+
+
+async def call_setup(base: str, credentials: list[str], token: str) -> list[float]:
+    """Ticket taken → both aiortc peers connected, one call at a time (ms)."""
     import aioice.ice
 
     from cloudhelp.media.peer import CallPeer, SignalingClient
@@ -297,14 +443,14 @@ async def call_setup(base: str, credentials: list[str], tokens: list[str]) -> li
     times: list[float] = []
     async with aiohttp.ClientSession() as http:
         staff = SignalingClient(base, http)
-        await staff.connect({"kind": "staff", "token": tokens[0]})
+        await staff.connect({"kind": "staff", "token": token})
         await staff.send({"type": "staff.status", "status": "available"})
         for credential in credentials:
             kiosk = SignalingClient(base, http)
             await kiosk.connect({"kind": "kiosk", "credential": credential})
             kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
             started = time.perf_counter()
-            await kiosk.send({"type": "ticket.take", "item": "SCJG-001"})
+            await kiosk.send({"type": "ticket.take", "item": ITEM})
             ring = await staff.expect("ring", timeout=30)
             await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
             await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
@@ -320,86 +466,160 @@ async def call_setup(base: str, credentials: list[str], tokens: list[str]) -> li
             await kiosk.close()
             staff.drain("queue")
             staff.drain("presence")
+        await staff.close()
     return times
 
 
-# ---------------------------------------------------------------------------- main
+async def churn(base: str, pid: int, credential: str, token: str, sizes: Sizes) -> float:
+    """Whole calls one after another; the server's RSS growth per call (KiB) after a warm-up."""
+    async with aiohttp.ClientSession() as http:
+        staff = await hello(http, base, {"kind": "staff", "token": token})
+        await staff.send({"type": "staff.status", "status": "available"})
+
+        async def whole_call() -> None:
+            kiosk = await hello(http, base, {"kind": "kiosk", "credential": credential})
+            await kiosk.send({"type": "ticket.take", "item": ITEM})
+            ring = await staff.next("ring", timeout=30)
+            await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+            await staff.next("joined")
+            await kiosk.next("joined")
+            for side in (kiosk, staff, kiosk, staff):
+                await side.ws.send_str(side.chat(0.0))
+            await kiosk.send({"type": "call.hangup"})
+            await staff.next("wrapup", timeout=10)
+            await staff.send({"type": "wrapup.done"})
+            while (await staff.next("presence"))["state"] != "available":
+                pass
+            await kiosk.close()
+            while not staff.frames.empty():  # what is not awaited here is not kept
+                staff.frames.get_nowait()
+
+        for _ in range(sizes.warmup_calls):
+            await whole_call()
+        await asyncio.sleep(2.0)
+        before = rss_kib(pid)
+        for _ in range(sizes.churn_calls):
+            await whole_call()
+        await asyncio.sleep(2.0)
+        after = rss_kib(pid)
+        await staff.close()
+    return (after - before) / sizes.churn_calls
 
 
-async def run(quick: bool) -> dict[str, Any]:
-    idle_n, calls, setups, seconds = (1000, 50, 10, 2.0) if quick else (5000, 200, 50, 6.0)
-    rates = [10, 20, 40, 60] if quick else [10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 140]
-    workdir = Path(tempfile.mkdtemp(prefix="cloudhelp-bench-"))
-    url = f"sqlite:///{workdir / 'bench.db'}"
-    credentials, tokens = await seed(url, idle_n + calls + setups, calls)
-    results: dict[str, Any] = {"quick": quick}
-    env = {
-        "CLOUDHELP_RATE_PER_SECOND": "1000",
-        "CLOUDHELP_RATE_BURST": "2000",
-        "CLOUDHELP_LOG_LEVEL": "WARNING",
-    }
+async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str, Any]:
     port = free_port()
-    with process(
-        [sys.executable, "-m", "cloudhelp", "serve", "--db", url, "--port", str(port)], env
-    ) as server:
+    base = f"http://127.0.0.1:{port}"
+    idle_end = sizes.idle
+    burst_end = idle_end + sizes.calls
+    setup_end = burst_end + sizes.setups
+    env = RATE_LIMIT_ENV | {"CLOUDHELP_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "cloudhelp", "serve", "--db", url, "--port", str(port)]
+    with process(command, env) as server:
         assert server.stdout is not None
         server.stdout.readline()
-        base = f"http://127.0.0.1:{port}"
-        results |= await idle_sessions(base, server.pid, credentials[:idle_n])
-        gc.collect()
-        load = await cloudhelp_calls(base, credentials[idle_n : idle_n + calls], tokens)
-        ours = await relay_figures(load, seconds, rates)
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        idle, rss_per_idle = await idle_rss(
+            server.pid,
+            [
+                hello(http, base, {"kind": "kiosk", "credential": c})
+                for c in seeded.kiosks[:idle_end]
+            ],
+        )
+        load, rings = await burst(
+            http, base, seeded.kiosks[idle_end:burst_end], seeded.staff[: sizes.calls]
+        )
+        if os.environ.get("BENCH_VERBOSE"):
+            print("burst", round(max(rings)), file=sys.stderr)
+        await asyncio.sleep(3.0)  # the burst's calls settle (pushes, call logs) before the relay
+        relay = await relay_figures(load, sizes)
+        mixed = await mixed_load(base, load, sizes.mixed_seconds)
+        await load.close()
+        await in_batches([c.close() for c in idle])
+        await http.close()
         setup = await call_setup(
-            base,
-            credentials[idle_n + calls :],
-            [await _fresh_staff_token(url)],
+            base, seeded.kiosks[burst_end:setup_end], seeded.staff[sizes.calls]
         )
-    bare_port = free_port()
-    with process([sys.executable, "-m", "benchmarks.bare_relay", str(bare_port)]):
-        await asyncio.sleep(1.0)
-        bare = await relay_figures(
-            await bare_calls(f"http://127.0.0.1:{bare_port}", calls), seconds, rates
+        growth = await churn(
+            base, server.pid, seeded.kiosks[setup_end], seeded.staff[sizes.calls + 1], sizes
         )
-    results |= {
-        "relay_calls": calls,
-        "relay_p50_ms": round(ours["p50"], 2),
-        "relay_p99_ms": round(ours["p99"], 2),
-        "baseline_relay_p50_ms": round(bare["p50"], 2),
-        "baseline_relay_p99_ms": round(bare["p99"], 2),
-        "relay_max_msgs_s": round(ours["max"]),
-        "baseline_relay_max_msgs_s": round(bare["max"]),
+    return {
+        "idle_sessions": len(idle),
+        "rss_per_idle_session_kib": round(rss_per_idle, 1),
+        "burst_tickets": len(rings),
+        "burst_ring_p50_ms": round(statistics.median(rings)),
+        "burst_ring_p99_ms": round(percentile(rings, 0.99)),
+        "burst_ring_max_ms": round(max(rings)),
+        "relay_calls": sizes.calls,
+        "relay_p50_ms": round(relay["p50"], 2),
+        "relay_p99_ms": round(relay["p99"], 2),
+        "relay_max_msgs_s": round(relay["max"]),
+        **mixed,
         "call_setup_calls": len(setup),
         "call_setup_p50_ms": round(statistics.median(setup), 1),
         "call_setup_p95_ms": round(percentile(setup, 0.95), 1),
+        "churn_calls": sizes.churn_calls,
+        "rss_growth_per_call_kib": round(growth, 2),
     }
-    return results
 
 
-async def _fresh_staff_token(url: str) -> str:
-    """A signed-in staff member who is not busy in the relay calls."""
-    engine = db.create_engine(url)
-    async with db.session_factory(engine)() as s, s.begin():
-        from sqlalchemy import select
+async def measure_bare(sizes: Sizes) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with process([sys.executable, "-m", "benchmarks.bare_relay", str(port)]) as relay_process:
+        assert relay_process.stdout is not None
+        relay_process.stdout.readline()
+        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
-        person = await s.scalar(select(Staff).where(Staff.username == "wangli"))
-        assert person is not None
-        token = secrets.token_urlsafe(24)
-        s.add(
-            StaffLogin(
-                token_hash=accounts.token_hash(token),
-                staff_id=person.id,
-                expires_at=utcnow() + timedelta(hours=1),
-            )
+        async def idle_socket(n: int) -> BenchClient:
+            return BenchClient(await http.ws_connect(f"{base}/ws?room=idle-{n}", heartbeat=None))
+
+        idle, rss_per_idle = await idle_rss(
+            relay_process.pid, [idle_socket(n) for n in range(sizes.idle)]
         )
-    await engine.dispose()
-    return token
+        clients = []
+        for n in range(sizes.calls):
+            pair = [
+                BenchClient(await http.ws_connect(f"{base}/ws?room={n}", heartbeat=None))
+                for _ in range(2)
+            ]
+            pair[0].peer, pair[1].peer = "b", "a"  # sent as protocol.js does; the relay ignores it
+            clients += pair
+        load = RelayLoad(http, clients)
+        relay = await relay_figures(load, sizes)
+        for client in idle + clients:
+            client.reader.cancel()
+            await client.ws.close()
+        await http.close()
+    return {
+        "baseline_rss_per_idle_socket_kib": round(rss_per_idle, 1),
+        "baseline_relay_p50_ms": round(relay["p50"], 2),
+        "baseline_relay_p99_ms": round(relay["p99"], 2),
+        "baseline_relay_max_msgs_s": round(relay["max"]),
+    }
+
+
+async def run(sizes: Sizes) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="cloudhelp-bench-"))
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    load_demo(url, sizes.history_days)
+    seeded = await seed(url, sizes.idle + sizes.calls + sizes.setups + 1, sizes.calls + 2)
+    results: dict[str, Any] = {
+        "quick": sizes is QUICK,
+        "traffic": "pages",
+        "cloudhelp_rate_limit_per_s": float(RATE_LIMIT_ENV["CLOUDHELP_RATE_PER_SECOND"]),
+        "baseline_rate_limit_per_s": None,
+        "gc": "both processes: serve_commands.tune_gc (gc.freeze, young threshold ×10)",
+    }
+    results |= await measure_cloudhelp(url, seeded, sizes)
+    results |= await measure_bare(sizes)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller N, under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller N, a few minutes")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.quick)), indent=1))
+    print(json.dumps(asyncio.run(run(QUICK if args.quick else FULL)), indent=1))
 
 
 if __name__ == "__main__":

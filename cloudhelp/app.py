@@ -86,13 +86,14 @@ def _lifecycle(
             secret_key=secret_key,
         )
         await callcenter.start()
-        app[STATE_KEY] = AppState(
+        state = app[STATE_KEY] = AppState(
             settings=settings,
             db=database,
             callcenter=callcenter,
             notice_pdfs=NoticePdfs(database, settings.data_dir),
             secret_key=secret_key,
         )
+        state.loop_lag.start()
         purging = (
             asyncio.create_task(
                 retention.run_periodically(
@@ -109,6 +110,7 @@ def _lifecycle(
         if purging is not None:
             purging.cancel()
             await asyncio.gather(purging, return_exceptions=True)
+        await state.loop_lag.stop()
         await callcenter.stop()  # usually already done by on_shutdown
         await engine.dispose()
 

@@ -38,7 +38,7 @@ from signaling.messages import (
     Ping,
     Resume,
 )
-from signaling.session import Principal, Session, dumps
+from signaling.session import Encoded, Principal, Session, dumps
 
 # What applications use (Principal and Session live in signaling.session, named here too).
 __all__ = ["Handler", "Hub", "HubApplication", "HubSettings", "Principal", "Session", "drain"]
@@ -121,9 +121,15 @@ class Hub:
         """Route messages of ``type_`` (validated by ``model``) from ``kinds`` to ``handler``."""
         self._handlers[type_] = _Registered(model, handler, frozenset(kinds) if kinds else None)
 
-    async def send(self, session_id: str, message: dict[str, Any]) -> bool:
-        """Send to a session in this process or, through the broker, in another."""
+    async def send(self, session_id: str, message: dict[str, Any] | Encoded) -> bool:
+        """Send to a session in this process or, through the broker, in another. An
+        :class:`Encoded` message (serialised once for many sessions) is never a control one."""
         session = self.sessions.get(session_id)
+        if isinstance(message, Encoded):
+            if session is not None:
+                await session.send(message)
+                return True
+            return await self.broker.publish(_topic(session_id), message.message)
         if session is not None:
             await self._deliver(session, message)
             return True
@@ -471,19 +477,14 @@ class Hub:
             raise SignalingError("not_in_call", "That session is not in your call.")
         if message.type == "app":
             self.app.relayed(session, raw)
-        if message.to is not None:
-            await self.send(message.to, _forwarded(raw, session.id))
-            return
-        # Without ``to`` the validated text is forwarded as it came, with ``from`` and ``seq``
-        # appended, instead of being serialised again.
+        # The validated text is forwarded as it came (a ``to`` in it names the receiver), with
+        # ``from`` and ``seq`` appended (the models refuse them, and any unknown field, from
+        # the sender), instead of the payload being serialised again.
         body = text.rstrip()
-        prefix = f'{body[:-1]},"from":"{session.id}"'
-        for target in session.peers:
-            local = self.sessions.get(target)
-            if local is not None:
-                await local.send_prefix(prefix)
-            else:
-                await self.broker.publish(_topic(target), _forwarded(raw, session.id))
+        forwarded = Encoded(_forwarded(raw, session.id), f'{body[:-1]},"from":"{session.id}"}}')
+        targets = (message.to,) if message.to is not None else tuple(session.peers)
+        for target in targets:
+            await self.send(target, forwarded)
 
 
 async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:
@@ -512,8 +513,9 @@ def _joined(session: Session, resumed: bool = False) -> dict[str, Any]:
 
 
 def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:
-    """A relayed message as its receiver gets it: without ``to``, with ``from``."""
-    return {**{key: value for key, value in raw.items() if key != "to"}, "from": sender}
+    """A relayed message as its receiver in another process gets it: with ``from``, and
+    without a ``_key`` (which would make it a snapshot there)."""
+    return {**{k: v for k, v in raw.items() if k != "_key"}, "from": sender}
 
 
 def _topic(session_id: str) -> str:

@@ -41,6 +41,28 @@ def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
+class Encoded:
+    """A message serialised once (without ``_key``), however many sessions it goes to.
+
+    ``body`` is a JSON object with at least one member, so ``seq`` can be appended to it.
+    """
+
+    __slots__ = ("body", "key", "message")
+
+    def __init__(self, message: dict[str, Any], body: str, key: str | None = None) -> None:
+        self.message = message  # what goes through the broker to another process
+        self.body = body
+        self.key = key
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> Encoded:
+        """``message`` serialised; its ``_key``, if any, makes it a snapshot."""
+        key = message.get("_key")
+        if key is None:
+            return cls(message, dumps(message))
+        return cls(message, dumps({k: v for k, v in message.items() if k != "_key"}), key)
+
+
 class Session:
     """One client's session; outlives its socket for the grace period."""
 
@@ -62,25 +84,18 @@ class Session:
         self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
         self._grace: asyncio.TimerHandle | None = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any] | Encoded) -> None:
         """Number the message, keep it for replay, and write it if a socket is attached.
 
         A message with a ``_key`` is a snapshot (a queue list, a ticket's state): it replaces the
         earlier kept message with the same key, so a resumed client gets only the latest one.
         aiohttp writes each frame before its first await, so frames leave in call order.
         """
-        key = message.get("_key")
+        encoded = message if isinstance(message, Encoded) else Encoded.of(message)
         self._seq += 1
-        body = {k: v for k, v in message.items() if k != "_key"} if key is not None else message
-        text = dumps({**body, "seq": self._seq})
-        if key is not None:
-            self._forget(lambda entry: entry[2] == key)
-        await self._keep_and_write(text, key)
-
-    async def send_prefix(self, prefix: str) -> None:
-        """Send a relayed message given as JSON text without its closing brace (fast path)."""
-        self._seq += 1
-        await self._keep_and_write(f'{prefix},"seq":{self._seq}}}', None)
+        if encoded.key is not None:
+            self._forget(lambda entry: entry[2] == encoded.key)
+        await self._keep_and_write(f'{encoded.body[:-1]},"seq":{self._seq}}}', encoded.key)
 
     async def _keep_and_write(self, text: str, key: str | None) -> None:
         self._history.append((self._seq, text, key))

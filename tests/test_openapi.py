@@ -356,7 +356,7 @@ def caller(request: pytest.FixtureRequest, site: Site) -> Iterator[Caller]:
     role's; the supervisor, whose writes are not checked, comes last)."""
     yield site.callers[request.param]
     answer = requests.get(f"{site.server.base_url}/api/v1/health", timeout=30)
-    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
 
 
 def no_traceback(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:

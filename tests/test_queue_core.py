@@ -5,6 +5,7 @@ WebSockets, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -215,14 +216,14 @@ async def test_a_ring_never_arrives_after_its_cancellation(demo_url: str) -> Non
         await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
         await kiosk.expect("ticket")
         held, release = asyncio.Event(), asyncio.Event()
-        real_announce = center._announce_offer
+        real_announce = center._announce_offers
 
-        async def slow_announce(ticket_id: int, staff_id: int) -> None:
+        async def slow_announce(pairs: Sequence[tuple[int, int]]) -> None:
             held.set()
             await release.wait()  # the ring is about to be announced; the resident cancels
-            await real_announce(ticket_id, staff_id)
+            await real_announce(pairs)
 
-        center._announce_offer = slow_announce  # type: ignore[method-assign]
+        center._announce_offers = slow_announce  # type: ignore[method-assign]
         await staff.send({"type": "staff.status", "status": "available"})
         await asyncio.wait_for(held.wait(), 5)
         await kiosk.send({"type": "ticket.cancel"})

@@ -8,6 +8,7 @@ check_warnings, warnings_changed, sign_out_staff, revoke_kiosk_sessions).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -152,5 +153,5 @@ class CallCenter:
     async def _push_all(self) -> None:
         await self.pushes.push_queues()
 
-    async def _announce_offer(self, ticket_id: int, staff_id: int) -> None:
-        await self.routing.announce_offer(ticket_id, staff_id)
+    async def _announce_offers(self, pairs: Sequence[tuple[int, int]]) -> None:
+        await self.routing.announce_offers(pairs)

@@ -19,6 +19,7 @@ from cloudhelp.store.db import Database
 from cloudhelp.store.models import StaffPresence, Ticket, utcnow
 from cloudhelp.views import board, warning_labels
 from signaling.hub import Hub
+from signaling.session import Encoded
 
 Order = int | tuple[int, ...]
 # A snapshot key (a ticket, a ring, a board page…) not used for this long is forgotten, so the
@@ -107,6 +108,7 @@ class Pushes:
         self.tasks = tasks
         self.board_watchers = board_watchers
         self._push_pending = False
+        self._push_seconds = 0.0  # how long the last queue push took
         self._board_pending = False
 
     async def send_if_changed(
@@ -181,9 +183,13 @@ class Pushes:
         self.tasks.spawn(self._soon())
 
     async def _soon(self) -> None:
-        await asyncio.sleep(PUSH_COALESCE_SECONDS)
+        # A push that took long waits as long again before the next: pushes never take more
+        # than about half of the loop, whatever the size of the queue.
+        await asyncio.sleep(max(PUSH_COALESCE_SECONDS, self._push_seconds))
         self._push_pending = False
+        started = time.monotonic()
         await self.push_queues()
+        self._push_seconds = time.monotonic() - started
         self._schedule_board()
 
     async def push_queues(self) -> None:
@@ -202,20 +208,35 @@ class Pushes:
                 f"ticket:{ticket.id}", ticket.session_id, message, (ticket.version, stamp)
             )
         now = utcnow()
+        # Staff who handle the same departments and items see the same list: it is built and
+        # serialised once for all of them.
+        groups: dict[tuple[frozenset[int], frozenset[int]], list[StaffPresence]] = {}
         for row in online:
-            departments, items = handles[row.staff_id]
+            if row.session_id is not None:
+                departments, items = handles[row.staff_id]
+                groups.setdefault((frozenset(departments), frozenset(items)), []).append(row)
+        for (departments, items), rows in groups.items():
             visible = [t for t in queued if t.department_id in departments or t.item_id in items]
             # Waiting seconds change every second: push when the list itself changes.
-            key = f"queue:{row.staff_id}"
             signature = [(t.id, t.status) for t in visible]
-            if row.session_id is None or not self.gate.admit(key, stamp, signature):
-                continue
-            tickets = [
-                summaries[t.id] | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
-                for t in visible[:QUEUE_LIST_LIMIT]
-            ]
-            listing = {"type": "queue", "tickets": tickets, "total": len(visible), "_key": "queue"}
-            await self.hub.send(row.session_id, listing)
+            listing: Encoded | None = None
+            for row in rows:
+                # Admitted and sent with no await in between (see send_if_changed).
+                if row.session_id is None or not self.gate.admit(
+                    f"queue:{row.staff_id}", stamp, signature
+                ):
+                    continue
+                if listing is None:
+                    tickets = [
+                        summaries[t.id]
+                        | {"waiting_seconds": int((now - t.enqueued_at).total_seconds())}
+                        for t in visible[:QUEUE_LIST_LIMIT]
+                    ]
+                    listing = Encoded.of(
+                        {"type": "queue", "tickets": tickets, "total": len(visible),
+                         "_key": "queue"}
+                    )  # fmt: skip
+                await self.hub.send(row.session_id, listing)
 
     async def board_frame(self) -> dict[str, Any]:
         """The board snapshot (from the rollups as they are: pushes never write them)."""

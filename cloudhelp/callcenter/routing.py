@@ -8,6 +8,7 @@ a staff member, one wins and the other sees the row moved on.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import OfferReply, PickTicket, TransferTicket
-from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import catalog, prereview, presence, queue
 from cloudhelp.store.models import StaffPresence, Ticket, utcnow
@@ -36,39 +36,80 @@ class Routing:
         self.db = center.db
         self.pushes = center.pushes
         self.timers = center._timers
-        self._lock = asyncio.Lock()  # one dispatch at a time in this process
+        self._lock = asyncio.Lock()  # one dispatch pass at a time in this process
+        self._again = False  # a dispatch was asked for while a pass ran
 
     async def dispatch(self) -> None:
-        """Offer waiting tickets to available staff whose skills cover the item."""
-        async with self._lock:
-            while await self._offer_one():
-                pass
+        """Offer waiting tickets to available staff whose skills cover the item.
 
-    async def _offer_one(self) -> bool:
+        One pass at a time in this process. A call made while a pass runs returns at once and
+        has the pass run again when it ends, so a burst of takes costs a few passes, not one
+        each; every change a call stands for is written before it calls, so the next pass
+        sees it.
+        """
+        if self._lock.locked():
+            self._again = True
+            return
+        async with self._lock:
+            while True:
+                self._again = False
+                offered = await self._offer_pass()
+                if not offered and not self._again:
+                    return
+
+    async def _offer_pass(self) -> bool:
+        """One read of the queue and the available staff, one offer per staff member (oldest
+        ticket first) claimed in one transaction, then the rings. Whether any was made."""
         async with self.db.read() as s:
-            tickets = await queue.waiting_tickets(s)
-            if not tickets:
-                return False
             staff = await presence.available_staff(s)
             if not staff:
                 return False
+            tickets = await queue.waiting_tickets(s)
+            if not tickets:
+                return False
             covers = await presence.skill_sets(s, [p.staff_id for p in staff])
             offers = await queue.offer_counts(s, [t.id for t in tickets])
-        now = utcnow()
-        for ticket in tickets:
-            for staff_id in self._candidates(ticket, staff, covers, offers, now):
+        plan = self._match(tickets, staff, covers, offers, utcnow())
+        try:
+            async with self.db.write() as s:
+                claimed = [pair for pair in plan if await queue.claim_offer(s, *pair)]
+        except queue.Conflict:
+            # A staff member moved on since the read: the batch was rolled back; claim one
+            # at a time instead, skipping whoever moved on.
+            claimed = []
+            for pair in plan:
                 try:
                     async with self.db.write() as s:
-                        claimed = await queue.claim_offer(s, ticket.id, staff_id)
+                        if await queue.claim_offer(s, *pair):
+                            claimed.append(pair)
                 except queue.Conflict:
-                    continue  # the staff member moved on: the next one
-                if not claimed:
-                    break  # the ticket moved on
-                # Announced through the façade (CallCenter._announce_offer), where a test holds
-                # it to race a cancellation with the ring.
-                await self.center._announce_offer(ticket.id, staff_id)
-                return True
-        return False
+                    continue
+        if claimed:
+            # Announced through the façade (CallCenter._announce_offers), where a test holds
+            # it to race a cancellation with the ring.
+            await self.center._announce_offers(claimed)
+        return bool(claimed)
+
+    def _match(
+        self,
+        tickets: Sequence[Ticket],
+        staff: Sequence[StaffPresence],
+        covers: Skills,
+        offers: Counter[tuple[int, int | None]],
+        now: datetime,
+    ) -> list[tuple[int, int]]:
+        """(ticket, staff member) pairs to offer: each ticket in the order of service to the
+        first of its candidates not yet given one."""
+        free = {p.staff_id: p for p in staff}
+        plan: list[tuple[int, int]] = []
+        for ticket in tickets:
+            if not free:
+                break
+            for staff_id in self._candidates(ticket, list(free.values()), covers, offers, now):
+                plan.append((ticket.id, staff_id))
+                del free[staff_id]
+                break
+        return plan
 
     def _candidates(
         self,
@@ -100,24 +141,34 @@ class Routing:
         )
         return [p.staff_id for p in candidates]
 
-    async def announce_offer(self, ticket_id: int, staff_id: int) -> None:
-        """Ring the staff member for the ticket just claimed for them; arm the ring's time-out."""
+    async def announce_offers(self, pairs: Sequence[tuple[int, int]]) -> None:
+        """Ring each staff member for the ticket just claimed for them (one read for all);
+        arm each ring's time-out."""
+        stamp = self.pushes.gate.read()
         async with self.db.read() as s:
-            ticket = must_exist(await s.get(Ticket, ticket_id), f"ticket {ticket_id}")
+            ticket_ids, staff_ids = [t for t, _ in pairs], [p for _, p in pairs]
+            tickets = {t.id: t for t in await queue.tickets_by_id(s, ticket_ids)}
+            rows = {r.staff_id: r for r in await presence.presence_rows(s, staff_ids)}
+        for ticket_id, staff_id in pairs:
+            ticket, row = tickets.get(ticket_id), rows.get(staff_id)
+            log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
+            if ticket is None or ticket.status != "offered" or ticket.offered_to != staff_id:
+                continue  # cancelled, or answered, before the ring could be announced
             ring = ticket.department.ring_seconds
+            self.timers.arm(
+                "ring", ticket_id, ring, functools.partial(self._ring_timeout, ticket_id, staff_id)
+            )
+            if row is None:
+                continue
+            # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
             summary = frames.ticket_summary(ticket)
-            still_ringing = ticket.status == "offered" and ticket.offered_to == staff_id
-        log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
-        if not still_ringing:  # cancelled, or answered, before the ring could be announced
-            return
-        self.timers.arm("ring", ticket_id, ring, lambda: self._ring_timeout(ticket_id, staff_id))
-        # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
-        await self.pushes.send_staff(
-            staff_id,
-            {"type": "ring", "ticket": summary, "ring_seconds": ring},
-            (f"ring:{ticket_id}", ticket.version),
-        )
-        await self.pushes.push_presence(staff_id)
+            message = {"type": "ring", "ticket": summary, "ring_seconds": ring}
+            await self.pushes.send_if_changed(
+                f"ring:{ticket_id}", row.session_id, message, ticket.version
+            )
+            await self.pushes.send_if_changed(
+                f"presence:{staff_id}", row.session_id, frames.presence_frame(row), stamp
+            )
         self.pushes.schedule_queues()
 
     async def _ring_timeout(self, ticket_id: int, staff_id: int) -> None:

@@ -38,11 +38,20 @@ class Tickets:
         kiosk_id = int(session.principal.id)
         if message.case is not None:
             self._check_case_grant(kiosk_id, message)
-        async with self.db.write() as s:
+        # What does not change while the ticket is written is read before the write lock,
+        # which every ticket taken at once waits for in turn.
+        async with self.db.read() as s:
             item, case = await self._item_and_case(s, message)
+            kiosk = must_exist(await s.get(Kiosk, kiosk_id), f"kiosk {kiosk_id}")
+        async with self.db.write() as s:
+            if case is not None:  # read again where it counts: it may have moved on
+                case = await cases.for_correction(s, case.number)
+                if case is None:
+                    raise SignalingError(
+                        "no_such_case", "No case with that number is waiting for corrections."
+                    )
             if await queue.open_ticket_of_kiosk(s, kiosk_id) is not None:
                 raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
-            kiosk = must_exist(await s.get(Kiosk, kiosk_id), f"kiosk {kiosk_id}")
             ticket = await queue.take(
                 s, item=item, kiosk_id=kiosk_id, station_id=kiosk.station_id, session_id=session.id
             )

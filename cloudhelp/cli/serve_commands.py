@@ -89,7 +89,7 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
         raise
     print(f"CloudHelp is running: open {url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
-    _keep_loaded_objects_out_of_gc()
+    tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -103,7 +103,7 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     return 0
 
 
-def _keep_loaded_objects_out_of_gc() -> None:
+def tune_gc() -> None:
     """Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as
     the process: keep it out of the cyclic garbage collector's full passes, which would otherwise
     walk a quarter of a million objects and stall every call's relay for ~130 ms. Each open

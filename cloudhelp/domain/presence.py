@@ -8,7 +8,7 @@ here are the console's own changes and the reads the call centre routes by.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -31,6 +31,12 @@ async def console_session(session: AsyncSession, staff_id: int) -> str | None:
 async def online_staff(session: AsyncSession) -> list[StaffPresence]:
     """Every staff member whose console is connected, whatever their state."""
     stmt = select(StaffPresence).where(StaffPresence.session_id.is_not(None))
+    return list((await session.scalars(stmt)).all())
+
+
+async def presence_rows(session: AsyncSession, staff_ids: Sequence[int]) -> list[StaffPresence]:
+    """The presence rows of ``staff_ids`` (those that have one)."""
+    stmt = select(StaffPresence).where(StaffPresence.staff_id.in_(staff_ids))
     return list((await session.scalars(stmt)).all())
 
 

@@ -403,6 +403,11 @@ async def queued_tickets(session: AsyncSession) -> list[Ticket]:
     return list((await session.scalars(stmt)).all())
 
 
+async def tickets_by_id(session: AsyncSession, ticket_ids: Sequence[int]) -> list[Ticket]:
+    """The tickets of ``ticket_ids`` (those that exist), in no particular order."""
+    return list((await session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids)))).all())
+
+
 async def waiting_tickets(session: AsyncSession, limit: int = 500) -> list[Ticket]:
     """The tickets waiting for an offer (not ringing), oldest first: the order of offers."""
     stmt = (

@@ -94,7 +94,21 @@ async def rating_options(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Alive, and how late the event loop ran over the last ``window`` seconds (default 10)."""
+    window = query_int(request, "window", 1, 60, default=10)
+    lag = AppState.of(request.app).loop_lag.summary(window)
+    return web.json_response(
+        {
+            "status": "ok",
+            "event_loop": {
+                "window_seconds": window,
+                "samples": lag.samples,
+                "lag_p50_ms": lag.p50_ms,
+                "lag_p99_ms": lag.p99_ms,
+                "lag_max_ms": lag.max_ms,
+            },
+        }
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -178,8 +178,11 @@ UPLOAD_HEADERS = (
 
 OPERATIONS: tuple[Operation, ...] = (
     # --- about the API itself
-    Operation("GET", "/api/v1/health", "The server answers", "meta",
-              result=_obj("status", status={"const": "ok"})),
+    Operation("GET", "/api/v1/health", "The server answers, and how late its event loop ran",
+              "meta",
+              params=(Param("window", {"type": "integer", "minimum": 1, "maximum": 60},
+                            "seconds of event-loop lag to summarise (default 10)"),),
+              result=_obj("status", "event_loop", status={"const": "ok"}, event_loop=OBJECT)),
     Operation("GET", PATH, "This document (OpenAPI 3.1)", "meta",
               result=_obj("openapi", "paths", openapi={"type": "string"}, paths=OBJECT)),
     # --- catalog and station network (public)

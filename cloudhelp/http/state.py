@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from cloudhelp.core.config import Settings
+from cloudhelp.core.looplag import LoopLagMonitor
 from cloudhelp.store.db import Database
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class AppState:
     callcenter: CallCenter
     notice_pdfs: NoticePdfs
     secret_key: bytes = b""
+    loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)
     )
