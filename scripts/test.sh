@@ -6,8 +6,9 @@
 # 2. Re-runs itself inside a private network namespace that has only the loopback interface
 #    (and a private PID namespace, so every service and browser dies with the run).
 # 3. There it starts PostgreSQL and coturn on loopback, runs the lint step (ruff, the import
-#    contracts with lint-imports, mypy through scripts/mypy_ratchet.py) and pytest, stops each
-#    service by its PID, and exits non-zero on any failure.
+#    contracts with lint-imports, mypy through scripts/mypy_ratchet.py) beside pytest (the whole
+#    suite on pytest-xdist workers), stops each service by its PID, and exits non-zero on any
+#    failure.
 # Extra arguments go to pytest, e.g.  bash scripts/test.sh -k catalog
 # While iterating, `bash scripts/test.sh --no-lint tests/test_x.py` skips the lint step (CI never
 # does).
@@ -85,11 +86,37 @@ export CLOUDHELP_TEST_TURN_URL="turn:127.0.0.1:$TURN_PORT"
 export CLOUDHELP_TEST_TURN_SECRET="$TURN_SECRET"
 export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
 
-# --- Lint, then the suite ------------------------------------------------------------------------
+# --- Lint beside the suite ---------------------------------------------------------------------
+# The lint step runs in the background while pytest runs (mypy alone takes about a minute); its
+# output is shown after pytest's, and either failing fails the command.
+LINT_PID=""
 if [ "$LINT" = 1 ]; then
-  "$VENV/bin/ruff" check .
-  "$VENV/bin/ruff" format --check .
-  "$VENV/bin/lint-imports" --no-logo --no-cache  # the layering contracts in pyproject.toml
-  "$VENV/bin/python" scripts/mypy_ratchet.py
+  (
+    set -e
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/lint-imports" --no-logo --no-cache  # the layering contracts in pyproject.toml
+    "$VENV/bin/python" scripts/mypy_ratchet.py
+  ) >"$RUN/lint.log" 2>&1 &
+  LINT_PID=$!
 fi
-"$VENV/bin/pytest" "$@"
+# The whole suite (no arguments) runs on CLOUDHELP_TEST_WORKERS pytest-xdist workers (4 by
+# default: most tests wait on sockets, browsers and timers, so 4 beat 2 on 2 cores); with
+# arguments, one process unless CLOUDHELP_TEST_WORKERS says otherwise. Tests that share a
+# module-scoped server stay on one worker (tests/conftest.py groups them).
+if [ $# -eq 0 ]; then WORKERS=${CLOUDHELP_TEST_WORKERS:-4}; else WORKERS=${CLOUDHELP_TEST_WORKERS:-0}; fi
+XDIST=()
+if [ "$WORKERS" != 0 ]; then XDIST=(-n "$WORKERS" --dist loadgroup); fi
+status=0
+"$VENV/bin/pytest" "${XDIST[@]}" "$@" || status=$?
+if [ -n "$LINT_PID" ]; then
+  lint_status=0
+  wait "$LINT_PID" || lint_status=$?
+  echo "--- lint (ruff, lint-imports, mypy ratchet) ---"
+  cat "$RUN/lint.log"
+  if [ "$lint_status" != 0 ]; then
+    echo "test.sh: the lint step failed (exit $lint_status)"
+    [ "$status" != 0 ] || status=$lint_status
+  fi
+fi
+exit "$status"

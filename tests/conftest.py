@@ -1,4 +1,9 @@
-"""Shared fixtures: a fresh database per test on SQLite and on a real PostgreSQL server."""
+"""Shared fixtures: a fresh database per test on SQLite and on a real PostgreSQL server.
+
+Worker-safe under pytest-xdist (scripts/test.sh runs the whole suite on several workers): every
+PostgreSQL database has a random name, every file lives under pytest's per-worker temp dirs,
+every server listens on a free port; tests that share a module-scoped fixture run on one worker.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,44 @@ from cloudhelp.devtools import demo
 from cloudhelp.store import db
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Tests in modules that use these helpers drive Chromium, the demo server or the command line:
+# the slowest of the suite, handed out to workers first so that none is left running alone.
+_SLOW_HELPERS = ("tests.browserkit", "tests.journeykit", "tests.helpers", "playwright.")
+
+
+def _shares_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        definition.scope in ("module", "package", "class")
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+def _uses_slow_helpers(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    names = (str(getattr(value, "__module__", "")) for value in vars(module).values())
+    return any(name.startswith(_SLOW_HELPERS) for name in names)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist: one worker for the tests of a module that share a module-scoped
+    fixture (``--dist loadgroup``), and the groups and slow modules handed out first."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    for item in items:
+        if _shares_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(
+        key=lambda item: (
+            0 if item.get_closest_marker("xdist_group") else 1 if _uses_slow_helpers(item) else 2
+        )
+    )
 
 
 def pg_admin_url() -> str:

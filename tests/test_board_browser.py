@@ -345,4 +345,4 @@ async def test_the_case_search_is_labelled_and_names_items(sqlite_demo_url: str)
         first = page.locator("table.table tbody tr").first.locator("td").nth(1)
         await expect(first).to_contain_text(re.compile(r"[\u4e00-\u9fff]+.* [A-Z]+-\d{3}"))
         assert await axe_violations(page, "cases") == []
-        await snap(page, "cases-1-search")
+        await snap(page, "board-cases-1-search")
