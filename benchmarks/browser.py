@@ -15,7 +15,9 @@ Each figure is measured several times and reported as ``{"median", "min", "max",
   or acknowledgement; file and baseline alternate which goes first from call to call;
 - ``file_vs_raw``: each call's file rate over its baseline;
 - ``raw_dc_one_page_in_call_mib_s`` and ``raw_dc_idle_mib_s``: a bare channel between two peer
-  connections inside one page, during each call and (three times) with no call.
+  connections inside one page, during each call and (three times) with no call;
+- ``load_average_1min``: the machine's load at the start and at the end (other work on the same
+  cores moves every figure).
 
 Between transfers the staff page's upload of the received file to the server is awaited, so one
 measure does not run beside the previous one's upload. After each call's measures both pages
@@ -198,6 +200,7 @@ async def run(quick: bool) -> dict[str, object]:
     measures: dict[str, list[float]] = {
         k: [] for k in ("setup", "file", "raw", "ratio", "one_page", "idle")
     }
+    load_before = os.getloadavg()[0]
     port = free_port()
     log_path = work / "server.log"
     with log_path.open("w") as log:
@@ -234,6 +237,7 @@ async def run(quick: bool) -> dict[str, object]:
         "raw_dc_one_page_in_call_mib_s": summary(measures["one_page"]),
         "raw_dc_idle_mib_s": summary(measures["idle"]),
         "call_setup_ms": summary(measures["setup"], 1),
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "server_log": str(log_path),
     }
 
