@@ -50,17 +50,16 @@ async def reserve_numbers(
     day (tickets written before the counter, e.g. by an older history generator), so a new
     number never collides with an old one.
     """
-    start = 0
-    where = (TicketCounter.day == day, TicketCounter.category_id == category.id)
-    if await session.scalar(select(TicketCounter.last).where(*where)) is None:
+    key = {"day": day, "category_id": category.id}
+    last = await counters.bump(session, TicketCounter, key, by=count)  # one statement, usually
+    if last is None:
         used = await session.scalar(
             select(func.max(cast(func.substr(Ticket.number, 2), Integer))).where(
                 Ticket.day == day, Ticket.number.like(f"{category.letter}%")
             )
         )
-        start = used or 0
-    key = {"day": day, "category_id": category.id}
-    return await counters.advance(session, TicketCounter, key, by=count, start=start) - count + 1
+        last = await counters.advance(session, TicketCounter, key, by=count, start=used or 0)
+    return last - count + 1
 
 
 def ticket_number(letter: str, sequence: int) -> str:

@@ -16,24 +16,41 @@ from cloudhelp.store.models import CaseCounter, TicketCounter
 CounterTable = type[TicketCounter] | type[CaseCounter]
 
 
-async def advance(
-    session: AsyncSession, model: CounterTable, key: dict[str, Any], by: int = 1, start: int = 0
-) -> int:
-    """Add ``by`` to the counter of ``model`` named by ``key`` and return its new value.
+async def bump(
+    session: AsyncSession, model: CounterTable, key: dict[str, Any], by: int = 1
+) -> int | None:
+    """Add ``by`` to an existing counter and return its new value; None if there is none.
 
-    A counter that does not exist yet is created at ``start`` first (if two transactions create
-    it at once, one insert does nothing). The increment is one ``UPDATE … RETURNING``: the row
-    stays locked until the caller's transaction ends, so numbers are never handed out twice.
+    One ``UPDATE … RETURNING``: the row stays locked until the caller's transaction ends, so
+    numbers are never handed out twice.
     """
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(model).values(**key, last=start).on_conflict_do_nothing(index_elements=list(key))
-    )
     result = await session.execute(
         update(model)
         .where(*(getattr(model, column) == value for column, value in key.items()))
         .values(last=model.last + by)
         .returning(model.last)
     )
-    return int(result.scalar_one())
+    value = result.scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+async def advance(
+    session: AsyncSession, model: CounterTable, key: dict[str, Any], by: int = 1, start: int = 0
+) -> int:
+    """Add ``by`` to the counter of ``model`` named by ``key`` and return its new value.
+
+    A counter that does not exist yet is created at ``start`` first (if two transactions create
+    it at once, one insert does nothing), then bumped.
+    """
+    value = await bump(session, model, key, by)
+    if value is not None:
+        return value
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(model).values(**key, last=start).on_conflict_do_nothing(index_elements=list(key))
+    )
+    value = await bump(session, model, key, by)
+    if value is None:  # the row was just made, and rows are never deleted in a transaction
+        raise RuntimeError(f"counter {key} vanished")
+    return value
