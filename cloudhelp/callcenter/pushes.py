@@ -213,8 +213,8 @@ class Pushes:
         groups: dict[tuple[frozenset[int], frozenset[int]], list[StaffPresence]] = {}
         for row in online:
             if row.session_id is not None:
-                departments, items = handles[row.staff_id]
-                groups.setdefault((frozenset(departments), frozenset(items)), []).append(row)
+                handled = handles[row.staff_id]
+                groups.setdefault((frozenset(handled[0]), frozenset(handled[1])), []).append(row)
         for (departments, items), rows in groups.items():
             visible = [t for t in queued if t.department_id in departments or t.item_id in items]
             # Waiting seconds change every second: push when the list itself changes.
