@@ -54,7 +54,7 @@ def _uses_slow_helpers(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist: one worker for the tests of a module that share a module-scoped
     fixture (``--dist loadgroup``), and the groups and slow modules handed out first."""
-    if not getattr(config.option, "numprocesses", None):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the workers collect; the controller not
         return
     for item in items:
         if _shares_module_fixture(item):
