@@ -50,6 +50,15 @@ def _uses_slow_helpers(item: pytest.Item) -> bool:
     return any(name.startswith(_SLOW_HELPERS) for name in names)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Playwright's ``expect`` waits up to 15 s instead of 5 s: with four workers, Chromium and
+    servers sharing two cores, a page can take longer to get there. What it must reach is the
+    same; only a failing check waits the whole time."""
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=15_000)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist: one worker for the tests of a module that share a module-scoped
