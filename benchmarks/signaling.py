@@ -51,6 +51,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select
 
+from cloudhelp.callcenter.pushes import SNAPSHOT_IDLE_SECONDS
 from cloudhelp.domain import accounts, catalog, passwords
 from cloudhelp.store import db
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, StaffSkill, Station, utcnow
@@ -487,7 +488,8 @@ async def call_setup(base: str, credentials: list[str], token: str) -> list[floa
 
 
 async def churn(base: str, pid: int, credential: str, token: str, sizes: Sizes) -> float:
-    """Whole calls one after another; the server's RSS growth per call (KiB) after a warm-up."""
+    """Whole calls one after another; the server's RSS growth per call (KiB) after a warm-up
+    of ``warmup_calls`` and at least the snapshot gate's memory span."""
     async with aiohttp.ClientSession() as http:
         staff = await hello(http, base, {"kind": "staff", "token": token})
         await staff.send({"type": "staff.status", "status": "available"})
@@ -510,8 +512,13 @@ async def churn(base: str, pid: int, credential: str, token: str, sizes: Sizes) 
             while not staff.frames.empty():  # what is not awaited here is not kept
                 staff.frames.get_nowait()
 
-        for _ in range(sizes.warmup_calls):
+        # Warm-up: caches fill, and the snapshot gate reaches its steady size (it forgets a
+        # key unused for SNAPSHOT_IDLE_SECONDS), so what grows after it is what calls leave.
+        warm_until = time.monotonic() + SNAPSHOT_IDLE_SECONDS + 5
+        calls = 0
+        while calls < sizes.warmup_calls or time.monotonic() < warm_until:
             await whole_call()
+            calls += 1
         await asyncio.sleep(2.0)
         before = rss_kib(pid)
         for _ in range(sizes.churn_calls):

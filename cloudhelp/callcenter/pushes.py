@@ -23,8 +23,9 @@ from signaling.session import Encoded
 
 Order = int | tuple[int, ...]
 # A snapshot key (a ticket, a ring, a board page…) not used for this long is forgotten, so the
-# gate holds only what is current, not every ticket ever seen. No read is in flight that long.
-SNAPSHOT_IDLE_SECONDS = 600.0
+# gate holds only what is current, not every ticket ever seen: memory levels off after this
+# long, however many calls. No read is in flight that long (SQLite's busy timeout is 5 s).
+SNAPSHOT_IDLE_SECONDS = 30.0
 PUSH_COALESCE_SECONDS = 0.05
 BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
 QUEUE_LIST_LIMIT = 50

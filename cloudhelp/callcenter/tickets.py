@@ -143,8 +143,13 @@ class Tickets:
 
     async def kiosk_started(self, session: Session) -> None:
         """A kiosk signed in: a ticket it left queued follows it to the new session."""
+        kiosk_id = int(session.principal.id)
+        async with self.db.read() as s:  # usually there is none: no write, no write lock
+            left = await queue.open_ticket_of_kiosk(s, kiosk_id)
+        if left is None or left.status not in queue.QUEUED:
+            return
         async with self.db.write() as s:
-            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
+            ticket = await queue.open_ticket_of_kiosk(s, kiosk_id)
             if ticket is not None and ticket.status in queue.QUEUED:
                 ticket.session_id = session.id
                 ticket_id: int | None = ticket.id
