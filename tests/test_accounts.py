@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -251,3 +252,17 @@ def test_cli_sets_department_queue_settings(tmp_path) -> None:
     assert "ring 15 s, wrap-up 60 s, away after 2 missed rings" in done.stdout
     bad = run_cli("department", "set", "NOPE", "--ring-seconds", "15", "--db", db)
     assert bad.returncode == 1 and "no department with code 'NOPE'" in bad.stderr
+
+
+async def test_password_checks_run_below_the_event_loops_priority() -> None:
+    """argon2 runs each hash's lanes on threads of its own; the pool's threads (whose nice value
+    those inherit) yield the CPU to the loop that relays every call."""
+
+    def nice_of_this_thread() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    loop_nice = nice_of_this_thread()
+    worker_nice = await passwords._in_pool(nice_of_this_thread)
+    assert worker_nice == min(19, loop_nice + passwords.HASH_NICE) > loop_nice
+    assert await passwords.verify_password(await passwords.hash_password("秘密-password"),
+                                           "秘密-password")  # fmt: skip
