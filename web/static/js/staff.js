@@ -113,7 +113,8 @@ async function open(me) {
   $("login").hidden = true;
   $("console").hidden = false;
   $("logout").hidden = false;
-  $("toggle-state").hidden = false;
+  // 开始接听 appears with the first presence frame (onPresence): pressed before the connection
+  // is up, it would do nothing and say nothing.
   $("me").textContent = `${me.name}（${me.username}）`;
   showNav(me.role);
   clearCallWork();
