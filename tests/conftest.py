@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -59,15 +60,39 @@ def pytest_configure(config: pytest.Config) -> None:
     expect.set_options(timeout=15_000)
 
 
+def _rename(item: pytest.Item, nodeid: str) -> None:
+    item._nodeid = nodeid
+    if hasattr(item, "_id"):  # pytest >= 9
+        from _pytest.nodes import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist: one worker for the tests of a module that share a module-scoped
     fixture (``--dist loadgroup``), and the groups and slow modules handed out first."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # the workers collect; the controller not
         return
+    # xdist hands tests out by node id: items sharing one (schemathesis gives each operation of
+    # test_openapi's nobody test the same id) would run once only. Number them.
+    # A module whose tests share a module-scoped fixture runs whole, in its order, on one worker:
+    # its node ids get xdist's "@group" suffix here (pytest 9 derives nodeid from Node._id, so
+    # xdist's own suffixing of _nodeid no longer takes).
+    counts = Counter(item.nodeid for item in items)
+    numbered: Counter[str] = Counter()
+    shared = {item.nodeid.split("::", 1)[0] for item in items if _shares_module_fixture(item)}
     for item in items:
-        if _shares_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        nodeid = item.nodeid
+        module = nodeid.split("::", 1)[0]
+        if counts[nodeid] > 1:
+            numbered[nodeid] += 1
+            nodeid = f"{nodeid}[{numbered[nodeid]}]"
+        if module in shared:
+            item.add_marker(pytest.mark.xdist_group(module))
+            nodeid = f"{nodeid}@{module}"
+        if nodeid != item.nodeid:
+            _rename(item, nodeid)
     items.sort(
         key=lambda item: (
             0 if item.get_closest_marker("xdist_group") else 1 if _uses_slow_helpers(item) else 2
