@@ -182,7 +182,9 @@ class SignInCandidate:
     active: bool
 
 
-BAD_CREDENTIALS = ("bad_credentials", "Wrong username or password.")
+def _bad_credentials() -> AccountError:
+    """The one refusal of every wrong sign-in (which part was wrong is not said)."""
+    return AccountError("bad_credentials", "Wrong username or password.")
 
 
 async def sign_in_candidate(session: AsyncSession, username: str) -> SignInCandidate | None:
@@ -202,7 +204,7 @@ async def check_password(candidate: SignInCandidate | None, password: str) -> Si
     does not tell. Call it with no transaction open (above all no ``Database.write()``)."""
     ok = await verify_password(candidate.password_hash if candidate else None, password)
     if candidate is None or not ok or not candidate.active:
-        raise AccountError(*BAD_CREDENTIALS)
+        raise _bad_credentials()
     return candidate
 
 
@@ -212,7 +214,7 @@ async def start_sign_in(session: AsyncSession, checked: SignInCandidate) -> tupl
     account was disabled or its password changed since the check."""
     staff = await session.get(Staff, checked.staff_id)
     if staff is None or not staff.active or staff.password_hash != checked.password_hash:
-        raise AccountError(*BAD_CREDENTIALS)
+        raise _bad_credentials()
     token = secrets.token_urlsafe(32)
     session.add(
         StaffLogin(token_hash=token_hash(token), staff_id=staff.id, expires_at=utcnow() + LOGIN_TTL)
