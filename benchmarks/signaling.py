@@ -100,6 +100,24 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settled(pid: int, busy: float = 0.05, timeout: float = 120.0) -> None:
+    """Wait until the process uses under ``busy`` of a core over half a second: the work a
+    phase started (sessions being set up…) is done before the next phase is measured."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(pid) - before < busy * 0.5:
+            return
+    raise RuntimeError(f"process {pid} still busy after {timeout} s")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -326,11 +344,12 @@ async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, float]:
 
 
 async def idle_rss(pid: int, connect: list[Any]) -> tuple[list[Any], float]:
-    """Connect the idle clients; the server's RSS growth per connection (KiB)."""
-    await asyncio.sleep(1.0)
+    """Connect the idle clients; the server's RSS growth per connection (KiB), once it has
+    finished setting them up."""
+    await settled(pid)
     before = rss_kib(pid)
     clients = await in_batches(connect)
-    await asyncio.sleep(2.0)
+    await settled(pid)
     return clients, (rss_kib(pid) - before) / len(clients)
 
 
@@ -553,7 +572,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
         )
         if os.environ.get("BENCH_VERBOSE"):
             print("burst", round(max(rings)), file=sys.stderr)
-        await asyncio.sleep(3.0)  # the burst's calls settle (pushes, call logs) before the relay
+        await settled(server.pid)  # the burst's calls are set up before the relay
         relay = await relay_figures(load, sizes)
         mixed = await mixed_load(base, load, sizes.mixed_seconds, seeded.signers)
         await load.close()

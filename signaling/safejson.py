@@ -3,8 +3,9 @@
 ``json.loads`` alone accepts what a server must not: nesting deep enough to raise RecursionError
 (a 60 KB ``[[[…]]]``), ``NaN``/``Infinity`` (and ``1e999``, which becomes infinity) that browsers'
 ``JSON.parse`` rejects when relayed, and integers of any size, which overflow database columns
-further on. :func:`loads` refuses all of these with :class:`JSONRefused` (a ValueError), so
-callers answer them as they answer any text that is not JSON.
+further on, and the NUL character (``\u0000``), which PostgreSQL cannot store in text.
+:func:`loads` refuses all of these with :class:`JSONRefused` (a ValueError), so callers answer
+them as they answer any text that is not JSON.
 """
 
 from __future__ import annotations
@@ -83,4 +84,23 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         brackets = text.count("[") + text.count("{")
     if brackets > max_depth and depth_of(value, max_depth) > max_depth:
         raise JSONRefused(f"The JSON nests more than {max_depth} levels deep.")
+    # JSON can only write NUL as the escape \u0000: look for it (C speed) before walking.
+    if ("\\u0000" in text if isinstance(text, str) else b"\\u0000" in text) and _has_nul(value):
+        raise JSONRefused("Text may not contain the NUL character (U+0000).")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys too) holds U+0000, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
