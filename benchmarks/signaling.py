@@ -12,7 +12,8 @@ Phases, on CloudHelp:
 1. idle: ``idle`` kiosks say hello and stay connected (RSS per idle session); they stay
    connected through the burst.
 2. burst: ``calls`` staff are available; ``calls`` kiosks send ``ticket.take`` at once; the time
-   from the burst to each ring. The staff answer: these are the relay calls.
+   from the burst to each ring. Each staff member answers 1–3 s after their ring (a person's
+   reaction): these are the relay calls.
 3. relay: each side sends a chat message (``{"type": "app", "data": {"kind": "chat", …},
    "to": peer}``, as protocol.js does) 10 times a second, and an acknowledging ``ping`` every
    5 s; latency is measured at the receiver. Then the highest rate whose p99 stays < 50 ms.
@@ -34,6 +35,7 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import secrets
 import socket
 import statistics
@@ -66,6 +68,8 @@ PING_SECONDS = 5.0  # protocol.js acknowledges every 5 s
 # Sign-ins of the mixed load go round this many accounts: the login throttle counts attempts per
 # account and address, and a hall's staff are different people behind one address.
 SIGNERS = 60
+# Staff answer a ring after a person's reaction time, not the instant it arrives.
+ANSWER_SECONDS = (1.0, 3.0)
 
 
 @dataclass(frozen=True)
@@ -375,6 +379,7 @@ async def burst(
     async def answer(client: BenchClient, started: float) -> None:
         ring = await client.next("ring", timeout=60)
         rings.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(random.uniform(*ANSWER_SECONDS))  # a person reaching for the button
         await client.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
         await client.next("joined")
 

@@ -49,7 +49,7 @@ class Watchers:
         if not live:
             return
         async with self.db.read() as s:
-            revoked = await accounts.revoked_kiosks(s, live)
+            revoked = live & await accounts.kiosks_without_credential(s)
         for kiosk_id in revoked:
             await self.center.revoke_kiosk_sessions(kiosk_id)
 
