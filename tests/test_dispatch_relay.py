@@ -102,3 +102,20 @@ async def test_a_relayed_message_keeps_to_and_gets_the_real_sender_and_seq(
         second = await kiosk.expect("app")
         assert second["seq"] == chat["seq"] + 1 and "to" not in second
         assert kiosk.drain("app") == [], "the forged frames were not relayed"
+
+
+async def test_a_refused_take_in_a_burst_fails_alone(demo_url: str) -> None:
+    """Takes that arrive together are written in one transaction: one that is refused (this
+    kiosk already has a ticket) fails on its own, the others are written."""
+    async with running_server(demo_url) as server:
+        kiosks = [await server.kiosk(f"BATCH-{n}") for n in range(6)]
+        await kiosks[0].send({"type": "ticket.take", "item": ITEM})
+        first = await kiosks[0].expect("ticket")
+        # The same kiosk again, with five others, all at once.
+        await asyncio.gather(*(k.send({"type": "ticket.take", "item": ITEM}) for k in kiosks))
+        refused = await kiosks[0].expect("error")
+        assert refused["code"] == "ticket_open" and refused["ref"] == "ticket.take"
+        taken = [(await k.expect("ticket"))["ticket"] for k in kiosks[1:]]
+        numbers = [t["number"] for t in taken]
+        assert len(set(numbers)) == 5 and first["ticket"]["number"] not in numbers
+        assert all(t["status"] == "waiting" for t in taken)
