@@ -655,7 +655,7 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "traffic": "pages",
         "cloudhelp_rate_limit_per_s": float(RATE_LIMIT_ENV["CLOUDHELP_RATE_PER_SECOND"]),
         "baseline_rate_limit_per_s": None,
-        "gc": "both processes: serve_commands.tune_gc (gc.freeze, young threshold ×10)",
+        "gc": "both processes: serve_commands.tune_gc (gc.freeze, thresholds 7000/50/100)",
     }
     results |= await measure_cloudhelp(url, seeded, sizes)
     results |= await measure_bare(sizes)
