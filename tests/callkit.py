@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from aiohttp import ClientSession, CookieJar
@@ -16,6 +17,7 @@ from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.state import AppState
 from cloudhelp.media.peer import SignalingClient
 from signaling.broker import Broker
+from signaling.hub import Hub
 
 DEMO_PASSWORD = "test-password-1"
 
@@ -115,3 +117,26 @@ async def running_server(
         finally:
             await call_server.close_clients()
             await server.close()
+
+
+@contextmanager
+def first_send_held(
+    hub: Hub, session_id: str, accepts: Callable[[Any], bool] = lambda message: True
+) -> Iterator[tuple[asyncio.Event, asyncio.Event]]:
+    """Hold the hub's first send to ``session_id`` (of a message ``accepts`` takes) until
+    ``release`` is set; ``held`` is set once it is reached. Yields (held, release); the hub's
+    own send is back on exit."""
+    held, release = asyncio.Event(), asyncio.Event()
+    real_send = hub.send
+
+    async def slow_send(to: str, message: Any) -> bool:
+        if to == session_id and not held.is_set() and accepts(message):
+            held.set()
+            await release.wait()
+        return await real_send(to, message)
+
+    hub.send = slow_send  # type: ignore[method-assign]
+    try:
+        yield held, release
+    finally:
+        hub.send = real_send  # type: ignore[method-assign]

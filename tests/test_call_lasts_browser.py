@@ -15,13 +15,12 @@ the same interleaving with both real pages and checks the wire, the pages and th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
 from tests.browserkit import chromium, new_page
-from tests.callkit import running_server
+from tests.callkit import first_send_held, running_server
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
 
 pytestmark = pytest.mark.timeout(180)
@@ -75,26 +74,16 @@ async def test_a_queue_push_read_before_the_answer_never_takes_the_kiosk_out_of_
 
         # A queue push reads the queue now (the resident's ticket is being rung) and is held
         # at its first send, to the kiosk ahead, until the console has answered.
-        held, release = asyncio.Event(), asyncio.Event()
-        real_send = center.hub.send
-
-        async def slow_send(session_id: str, message: Any) -> bool:
-            # The push's only send to the kiosk ahead is that kiosk's ticket snapshot.
-            if session_id == ahead_kiosk.session_id and not held.is_set():
-                held.set()
-                await release.wait()
-            return await real_send(session_id, message)
-
-        center.hub.send = slow_send  # type: ignore[method-assign]
-        center._gate.reset(f"ticket:{ahead['id']}")  # so the kiosk ahead is sent one again
-        push = asyncio.create_task(center._push_all())
-        await asyncio.wait_for(held.wait(), 5)
-        await staff.click("#ring-accept")
-        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
-        await wait_for_video(staff, "#remote-main")
-        release.set()
-        await push
-        center.hub.send = real_send  # type: ignore[method-assign]
+        # (The push's only send to the kiosk ahead is that kiosk's ticket snapshot.)
+        with first_send_held(center.hub, ahead_kiosk.session_id) as (held, release):
+            center._gate.reset(f"ticket:{ahead['id']}")  # so the kiosk ahead is sent one again
+            push = asyncio.create_task(center._push_all())
+            await asyncio.wait_for(held.wait(), 5)
+            await staff.click("#ring-accept")
+            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+            await wait_for_video(staff, "#remote-main")
+            release.set()
+            await push
 
         # On the wire: nothing says the ticket is queued once the call has begun.
         wire = await kiosk.evaluate("window.__wire")

@@ -26,7 +26,7 @@ from cloudhelp.store.models import (
     utcnow,
 )
 from signaling.hub import Hub, Principal, Session
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, first_send_held, running_server
 
 OTHER_DEPARTMENT_ITEM = "SCJG-001"  # an item of a department zhaogang does not handle
 
@@ -182,23 +182,17 @@ async def test_a_stale_queue_snapshot_never_follows_the_call(demo_url: str) -> N
         second.listeners.append(seen.append)
 
         # Hold the queue push at its first send (to the first kiosk), after it read the queue.
-        held, release = asyncio.Event(), asyncio.Event()
-        real_send = center.hub.send
+        def is_ticket(message: dict) -> bool:
+            return message["type"] == "ticket"
 
-        async def slow_send(session_id: str, message: dict) -> bool:
-            if session_id == first.session_id and message["type"] == "ticket" and not held.is_set():
-                held.set()
-                await release.wait()
-            return await real_send(session_id, message)
-
-        center.hub.send = slow_send  # type: ignore[method-assign]
-        center._gate.reset(f"ticket:{ahead['id']}")  # so the first kiosk is sent one again
-        push = asyncio.create_task(center._push_all())
-        await asyncio.wait_for(held.wait(), 5)
-        await staff.send({"type": "ring.accept", "ticket": ticket_id})
-        await second.expect("joined")
-        release.set()
-        await push
+        with first_send_held(center.hub, first.session_id, is_ticket) as (held, release):
+            center._gate.reset(f"ticket:{ahead['id']}")  # so the first kiosk is sent one again
+            push = asyncio.create_task(center._push_all())
+            await asyncio.wait_for(held.wait(), 5)
+            await staff.send({"type": "ring.accept", "ticket": ticket_id})
+            await second.expect("joined")
+            release.set()
+            await push
         await asyncio.sleep(0.3)
         statuses = [f["ticket"]["status"] for f in seen if f["type"] == "ticket"]
         types = [f["type"] for f in seen]
