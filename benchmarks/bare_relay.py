@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.bare_relay PORT`` serves ``/ws?room=R``; each text message is forwarded
 to the other members of the room. No authentication, validation, sessions or database; the
-same garbage-collector settings as ``cloudhelp serve`` (``tune_gc``). Prints one line once it
+same garbage-collector settings as ``cloudhelp serve`` (``tune_gc``, and full passes by
+``FullPasses`` when no room has two members). Prints one line once it
 listens.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
-from cloudhelp.cli.serve_commands import tune_gc
+from cloudhelp.core.gcpolicy import FullPasses, tune_gc
 
 rooms: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
@@ -34,9 +36,18 @@ async def relay(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def collect_full_passes(app: web.Application) -> AsyncIterator[None]:
+    """As ``cloudhelp serve`` does: quiet means no call (a room of two) in progress."""
+    passes = FullPasses(quiet=lambda: not any(len(room) > 1 for room in rooms.values()))
+    passes.start()
+    yield
+    await passes.stop()
+
+
 def main() -> None:
     app = web.Application()
     app.router.add_get("/ws", relay)
+    app.cleanup_ctx.append(collect_full_passes)
     tune_gc()
     port = int(sys.argv[1])
     web.run_app(app, host="127.0.0.1", port=port, print=lambda *_: print("listening", flush=True))

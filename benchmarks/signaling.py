@@ -4,13 +4,15 @@
 
 Prints one JSON object. The CloudHelp server (the demo's database with its history, plus bench
 kiosks and staff) and the bare relay baseline (benchmarks/bare_relay.py) each run in their own
-process with the same interpreter settings (``serve_commands.tune_gc``); the load comes from
+process with the same interpreter settings (``gcpolicy.tune_gc``, full passes by
+``gcpolicy.FullPasses``: when no call is in progress, or every 10 minutes); the load comes from
 this process, the same way for both.
 
 Phases, on CloudHelp:
 
 1. idle: ``idle`` kiosks say hello and stay connected (RSS per idle session); they stay
-   connected through the burst.
+   connected through the burst. Then the server's next full garbage-collector pass (it runs
+   within a minute, nobody being in a call): how long it stalled the loop.
 2. burst: ``calls`` staff are available; ``calls`` kiosks send ``ticket.take`` at once; the time
    from the burst to each ring. Each staff member answers 1–3 s after their ring (a person's
    reaction): these are the relay calls.
@@ -347,6 +349,21 @@ async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, float]:
     return {"p50": steady["p50"], "p99": steady["p99"], "max": best}
 
 
+async def next_full_pass(http: aiohttp.ClientSession, base: str, timeout: float = 120) -> float:
+    """Wait for the server's next full garbage-collector pass; its duration (ms)."""
+    deadline = time.perf_counter() + timeout
+    first = None
+    while time.perf_counter() < deadline:
+        async with http.get(f"{base}/api/v1/health") as response:
+            passes = (await response.json())["gc_full_passes"]
+        if first is None:
+            first = passes["count"]
+        elif passes["count"] > first:
+            return float(passes["last_ms"])
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"no full pass within {timeout} s")
+
+
 async def idle_rss(pid: int, connect: list[Any]) -> tuple[list[Any], float]:
     """Connect the idle clients; the server's RSS growth per connection (KiB), once it has
     finished setting them up."""
@@ -572,6 +589,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
                 for c in seeded.kiosks[:idle_end]
             ],
         )
+        full_pass_ms = await next_full_pass(http, base)
         load, rings = await burst(
             http, base, seeded.kiosks[idle_end:burst_end], seeded.staff[: sizes.calls]
         )
@@ -592,6 +610,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
     return {
         "idle_sessions": len(idle),
         "rss_per_idle_session_kib": round(rss_per_idle, 1),
+        "gc_full_pass_with_idle_sessions_ms": round(full_pass_ms),
         "burst_tickets": len(rings),
         "burst_ring_p50_ms": round(statistics.median(rings)),
         "burst_ring_p99_ms": round(percentile(rings, 0.99)),
@@ -655,7 +674,9 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "traffic": "pages",
         "cloudhelp_rate_limit_per_s": float(RATE_LIMIT_ENV["CLOUDHELP_RATE_PER_SECOND"]),
         "baseline_rate_limit_per_s": None,
-        "gc": "both processes: serve_commands.tune_gc (gc.freeze, thresholds 7000/50/100)",
+        "gc": "both processes: gcpolicy.tune_gc (gc.freeze, thresholds 7000/50/no automatic "
+        "full pass) and gcpolicy.FullPasses (a full pass when no call is in progress, >= 60 s "
+        "apart, or after 600 s whatever the load)",
     }
     results |= await measure_cloudhelp(url, seeded, sizes)
     results |= await measure_bare(sizes)

@@ -189,6 +189,10 @@ class Hub:
         if ws is not None and not ws.closed:
             await ws.close(code=close_code, message=reason.encode()[:120])
 
+    def any_in_call(self) -> bool:
+        """Whether any session in this process is in a call room."""
+        return any(session.room is not None for session in self.sessions.values())
+
     def find_sessions(
         self, kind: str, principal_id: str, purpose: str | None = None
     ) -> list[Session]:

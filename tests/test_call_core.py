@@ -60,15 +60,20 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
         staff = await server.staff("zhaogang")  # handles 区农业农村局 (fishing licences)
         kiosk = await server.kiosk("QG-01")
         kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
+        center = server.state.callcenter
         try:
+            assert center.quiet()  # nothing ringing, nobody in a call: a full GC pass may run
             ticket = await take_ticket(kiosk, "NYNC-002")
             assert ticket["number"] == "B001" and ticket["item"]["code"] == "NYNC-002"
             assert ticket["status"] in ("waiting", "offered")
 
-            offer = await answer(staff)
+            offer = await staff.expect("ring")
+            assert not center.quiet()  # a ring is pending
+            await staff.send({"type": "ring.accept", "ticket": offer["ticket"]["id"]})
             assert offer["ticket"]["id"] == ticket["id"] and offer["ring_seconds"] == 20
             joined_kiosk = await kiosk.expect("joined")
             joined_staff = await staff.expect("joined")
+            assert not center.quiet()  # a call in progress
             assert joined_kiosk["initiator"] is True and joined_staff["initiator"] is False
             assert joined_kiosk["peers"][0]["role"] == "staff"
             assert joined_staff["peers"][0]["kiosk"] == "QG-01"
@@ -95,6 +100,7 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
             await kiosk.send({"type": "call.hangup"})
             assert (await staff.expect("left"))["reason"] == "kiosk_hangup"
             await kiosk.expect("left")
+            assert center.quiet()
             wrapup = await staff.expect("wrapup")
             assert wrapup["ticket"] == ticket["id"] and wrapup["seconds"] == 60
             await staff.expect("presence", state="wrapup")

@@ -133,6 +133,15 @@ class CallCenter:
         """Offer waiting tickets to available staff whose skills cover the item."""
         await self.routing.dispatch()
 
+    def quiet(self) -> bool:
+        """No call in progress, no ring pending, no dispatch pass running: a moment when a
+        pause of the event loop delays nobody's call (core/gcpolicy.FullPasses)."""
+        return (
+            not self.hub.any_in_call()
+            and not any(kind == "ring" for kind, _ in self._timers)
+            and not self.routing.busy
+        )
+
     async def check_warnings(self, now: datetime | None = None, every_kind: bool = True) -> bool:
         """Raise and clear time-out warnings as of ``now``; push what changed."""
         return await self.board.check_warnings(now, every_kind)

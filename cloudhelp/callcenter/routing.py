@@ -39,6 +39,11 @@ class Routing:
         self._lock = asyncio.Lock()  # one dispatch pass at a time in this process
         self._again = False  # a dispatch was asked for while a pass ran
 
+    @property
+    def busy(self) -> bool:
+        """Whether a dispatch pass is running."""
+        return self._lock.locked()
+
     async def dispatch(self) -> None:
         """Offer waiting tickets to available staff whose skills cover the item.
 

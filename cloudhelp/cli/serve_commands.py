@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import gc
 import signal
 import socket
 
@@ -16,12 +15,8 @@ from cloudhelp.cli.failures import CommandFailed
 from cloudhelp.cli.runtime import settings_of, with_database
 from cloudhelp.core import logs
 from cloudhelp.core.config import Settings
+from cloudhelp.core.gcpolicy import CHECK_SECONDS, MIN_INTERVAL_SECONDS, FullPasses, tune_gc
 from cloudhelp.store import db
-
-GC_YOUNG_THRESHOLD = 7000  # Python's default is 700
-# Older generations collected 5× and 10× less often than Python's (10, 10): with 5,000 sessions
-# open, each middle or full pass walks their objects and stalled the relay (p99 16 ms → 7 ms).
-GC_OLDER_THRESHOLDS = (50, 100)
 
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -76,6 +71,7 @@ def url_of(settings: Settings, sock: socket.socket | None = None) -> str:
 async def serve(settings: Settings, sock: socket.socket) -> int:
     """Serve the application on ``sock`` until SIGTERM or SIGINT, then close every socket."""
     from cloudhelp.app import create_app
+    from cloudhelp.http.state import AppState
 
     logs.configure(settings.log_level)
     app = create_app(settings)
@@ -93,6 +89,15 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     print(f"CloudHelp is running: open {url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
     tune_gc()
+    state = AppState.of(app)
+    longest = settings.gc_full_pass_max_seconds
+    state.full_passes = FullPasses(
+        quiet=state.callcenter.quiet,
+        min_interval=min(MIN_INTERVAL_SECONDS, longest / 2),
+        max_interval=longest,
+        check_every=min(CHECK_SECONDS, longest / 4),
+    )
+    state.full_passes.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -102,18 +107,6 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        await state.full_passes.stop()
         await runner.cleanup()
     return 0
-
-
-def tune_gc() -> None:
-    """Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as
-    the process: keep it out of the cyclic garbage collector's full passes, which would otherwise
-    walk a quarter of a million objects and stall every call's relay for ~130 ms. Each open
-    WebSocket keeps a dozen young objects waiting for its next frame, so a young-generation pass
-    costs about 1 ms with hundreds of calls; running it 10× less often takes that out of the
-    relay's p99. The sessions themselves are long-lived too: the older generations, which hold
-    them, are walked 5× and 10× less often (benchmarks/signaling.py measures it; cyclic garbage
-    is still collected, later — the churn phase checks memory levels off)."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *GC_OLDER_THRESHOLDS)

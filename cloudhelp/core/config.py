@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     # X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else they are ignored.
     # docs/security.md#behind-a-proxy.
     trusted_proxies: list[str] = []
+    # The garbage collector's full pass (300-400 ms with 5,000 sessions open) runs when no call
+    # is in progress, at least a minute apart, and at the latest this many seconds after the
+    # last one whatever the load (core/gcpolicy.py; `cloudhelp serve` only).
+    gc_full_pass_max_seconds: float = Field(default=600.0, ge=1, le=86400)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 

@@ -96,7 +96,10 @@ async def rating_options(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     """Alive, and how late the event loop ran over the last ``window`` seconds (default 10)."""
     window = query_int(request, "window", 1, 60, default=10)
-    lag = AppState.of(request.app).loop_lag.summary(window)
+    state = AppState.of(request.app)
+    lag = state.loop_lag.summary(window)
+    passes = state.full_passes
+    last = passes.last if passes is not None else None
     return web.json_response(
         {
             "status": "ok",
@@ -106,6 +109,12 @@ async def health(request: web.Request) -> web.Response:
                 "lag_p50_ms": lag.p50_ms,
                 "lag_p99_ms": lag.p99_ms,
                 "lag_max_ms": lag.max_ms,
+            },
+            # The collector's full passes (core/gcpolicy), when `cloudhelp serve` runs them.
+            "gc_full_passes": {
+                "count": passes.count if passes is not None else 0,
+                "last_ms": round(last.seconds * 1000, 1) if last is not None else None,
+                "last_reason": last.reason if last is not None else None,
             },
         }
     )

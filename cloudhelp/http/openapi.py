@@ -182,7 +182,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "meta",
               params=(Param("window", {"type": "integer", "minimum": 1, "maximum": 60},
                             "seconds of event-loop lag to summarise (default 10)"),),
-              result=_obj("status", "event_loop", status={"const": "ok"}, event_loop=OBJECT)),
+              result=_obj("status", "event_loop", "gc_full_passes", status={"const": "ok"},
+                          event_loop=OBJECT, gc_full_passes=OBJECT)),
     Operation("GET", PATH, "This document (OpenAPI 3.1)", "meta",
               result=_obj("openapi", "paths", openapi={"type": "string"}, paths=OBJECT)),
     # --- catalog and station network (public)

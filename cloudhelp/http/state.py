@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from cloudhelp.core.config import Settings
+from cloudhelp.core.gcpolicy import FullPasses
 from cloudhelp.core.looplag import LoopLagMonitor
 from cloudhelp.store.db import Database
 
@@ -27,6 +28,8 @@ class AppState:
     notice_pdfs: NoticePdfs
     secret_key: bytes = b""
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
+    # Set by ``cloudhelp serve``, which takes the collector's full passes over (core/gcpolicy).
+    full_passes: FullPasses | None = None
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)
     )
