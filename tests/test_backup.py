@@ -18,6 +18,7 @@ import pytest
 from aiohttp import ClientSession
 from sqlalchemy import text
 
+from cloudhelp.domain import audit
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.store import backup, db
 from cloudhelp.store.filestore import store_bytes
@@ -120,9 +121,10 @@ async def test_a_backup_taken_while_serving_restores_every_case_file_and_audit_r
             cookie = await _sign_in(http)
             engine = db.create_engine(database_url)
             async with engine.connect() as conn:
-                tickets = (await conn.execute(text(
+                found = await conn.execute(text(
                     "SELECT t.id FROM tickets t JOIN staff s ON s.id = t.staff_id "
-                    "WHERE s.username = 'zhaogang' ORDER BY t.id LIMIT 2"))).scalars().all()  # fmt: skip
+                    "WHERE s.username = 'zhaogang' ORDER BY t.id LIMIT 2"))  # fmt: skip
+                tickets = found.scalars().all()
             await engine.dispose()
             sent = [
                 await _upload(http, cookie, tickets[0], JPEG, "image/jpeg", "身份证正面.jpg"),
@@ -188,8 +190,11 @@ async def test_a_backup_taken_while_serving_restores_every_case_file_and_audit_r
     assert (target / "secret_key").read_text() == (source / "secret_key").read_text()
     for sha256, data in stored.items():
         assert (target / "files" / sha256[:2] / sha256).read_bytes() == data
-    verified = run_cli("audit", "verify", "--json", *_db(restore_url), env=_env(target))
-    assert verified.returncode == 0 and json.loads(verified.stdout)["ok"], verified.stdout
+    engine = db.create_engine(restored_url)
+    async with db.Database(engine).read() as session:
+        verdict = await audit.verify(session)
+    await engine.dispose()
+    assert verdict.problem is None and verdict.rows == len(after["audit"])
 
     # A server on the restored data hands out the very bytes that were sent.
     async with running_server(restored_url, data_dir=target) as again:
@@ -274,6 +279,22 @@ async def test_a_damaged_or_cut_backup_is_refused_and_nothing_changes(
         await backup.restore(backup.Target(pg_admin_url(), tmp_path / "target-pg"), good)
 
 
+async def test_a_stored_file_damaged_on_disk_is_left_out_and_named(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    sound, rotten = store_bytes(source, PNG), store_bytes(source, JPEG)
+    path = source / "files" / rotten[:2] / rotten
+    path.write_bytes(b"\xff\xd8\xff\xe1" + JPEG[4:])  # bit rot: no longer its SHA-256
+    made = run_cli("backup", str(tmp_path / "b.tar"), "--db", sqlite_demo_url, env=_env(source))
+    assert made.returncode == 1
+    assert "1 stored file(s) are damaged" in made.stderr and f"  - {rotten}" in made.stderr
+    manifest = _manifest(tmp_path / "b.tar")
+    assert manifest["damaged_files"] == [rotten]
+    assert [item["sha256"] for item in manifest["files"]["items"]] == [sound]
+    await backup.check(tmp_path / "b.tar")  # the rest is a sound backup
+
+
 async def test_restoring_over_a_database_that_is_not_empty_needs_force(
     demo_url: str, tmp_path: Path
 ) -> None:
@@ -342,4 +363,3 @@ def test_missing_postgresql_tools_are_one_sentence(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == f"cloudhelp: There is no pg_dump in {tmp_path}."
     assert not (tmp_path / "x.tar").exists()
-

@@ -39,7 +39,8 @@ async def cmd_backup(args: argparse.Namespace) -> int:
         await with_database(settings, record)
     else:
         print(f"Not recorded in the audit trail: the database is at revision "
-              f"{manifest['alembic_revision']}, this CloudHelp's is {backup.head_revision()}.")  # fmt: skip
+              f"{manifest['alembic_revision']}, this CloudHelp's is "
+              f"{backup.head_revision()}.")  # fmt: skip
     if made.damaged:
         print(f"cloudhelp: {len(made.damaged)} stored file(s) are damaged (their bytes no longer "
               "match their SHA-256) and were left out of the backup:", file=sys.stderr)  # fmt: skip

@@ -214,7 +214,7 @@ def _add_backup(commands: Commands, common: argparse.ArgumentParser) -> None:
     restore.add_argument("--force", action="store_true",
                          help="replace a database that is not empty")  # fmt: skip
     restore.add_argument("--verify-only", action="store_true",
-                         help="only check the backup against its manifest; change nothing")  # fmt: skip
+                         help="only check the backup; change nothing")  # fmt: skip
     restore.add_argument("--pg-bindir", metavar="DIR", help="where pg_restore is (default: PATH)")
 
 

@@ -301,9 +301,9 @@ async def make(target: Target, dest: Path) -> Made:
             await asyncio.to_thread(_sqlite_copy, _sqlite_path(target), part)
             manifest["alembic_revision"] = await asyncio.to_thread(_sqlite_revision, part)
         else:
-            manifest["alembic_revision"], manifest["database"]["pg_dump_major"] = (
-                await _pg_dump(target, part)
-            )
+            revision, major = await _pg_dump(target, part)
+            manifest["alembic_revision"] = revision
+            manifest["database"]["pg_dump_major"] = major
         try:
             await asyncio.to_thread(_write_tar, partial, target, part, manifest, damaged)
             partial.replace(path)
@@ -554,9 +554,7 @@ async def restore(target: Target, src: Path, *, force: bool = False) -> Restored
     """Restore a backup into ``target``: every part is checked first; the database must be
     empty unless ``force``; then the database is replaced, the files added, the secret key
     put back, and the database migrated to this version's head."""
-    if not src.is_file():
-        raise BackupRefused("backup_missing", f"There is no backup file at {src}.")
-    target.data_dir.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(target.data_dir.mkdir, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.data_dir, prefix=".restore-") as staging:
         staged = Path(staging)
         manifest = await asyncio.to_thread(_check, src, staged)
@@ -600,4 +598,3 @@ def describe(manifest: dict[str, Any]) -> str:
         f"{manifest['database']['kind']} database at revision {manifest['alembic_revision']}, "
         f"{files['count']} files ({files['bytes']} bytes)"
     )
-
