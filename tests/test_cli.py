@@ -408,7 +408,7 @@ def test_every_command_names_a_function_that_runs_it() -> None:
         return found
 
     targets = commands(build_parser())
-    assert len(targets) == len(set(targets)) == 18, targets
+    assert len(targets) == len(set(targets)) == 20, targets
     for target in targets:
         run = command_of(argparse.Namespace(run=target))
         assert inspect.iscoroutinefunction(run), target

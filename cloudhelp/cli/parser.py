@@ -203,9 +203,25 @@ def _add_files(commands: Commands, common: argparse.ArgumentParser) -> None:
     purge.add_argument("--dry-run", action="store_true", help="only list what would go")
 
 
+def _add_backup(commands: Commands, common: argparse.ArgumentParser) -> None:
+    made = _command(commands, "backup", "backup_commands:cmd_backup", common,
+                    help="back up the database and the stored files into one tar file")  # fmt: skip
+    made.add_argument("dest", help="a new .tar file, or a folder to write a dated one into")
+    made.add_argument("--pg-bindir", metavar="DIR", help="where pg_dump is (default: on PATH)")
+    restore = _command(commands, "restore", "backup_commands:cmd_restore", common,
+                       help="check a backup and restore it (docs/backups.md)")  # fmt: skip
+    restore.add_argument("src", help="a backup file written by cloudhelp backup")
+    restore.add_argument("--force", action="store_true",
+                         help="replace a database that is not empty")  # fmt: skip
+    restore.add_argument("--verify-only", action="store_true",
+                         help="only check the backup; change nothing")  # fmt: skip
+    restore.add_argument("--pg-bindir", metavar="DIR", help="where pg_restore is (default: PATH)")
+
+
 # In the order ``cloudhelp --help`` lists them.
 GROUPS = (_add_serve, _add_db, _add_catalog, _add_network, _add_demo, _add_kiosk, _add_staff,
-          _add_department, _add_case, _add_calendar, _add_audit, _add_files)  # fmt: skip
+          _add_department, _add_case, _add_calendar, _add_audit, _add_files,
+          _add_backup)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ ACTIONS = (
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
+    "backup.created", "backup.restored",
 )  # fmt: skip
 PAGE_ROWS = 1000  # rows read at a time by verify
 

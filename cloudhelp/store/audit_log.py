@@ -23,7 +23,7 @@ class AuditEvent(Base):
     actor_name: Mapped[str] = mapped_column(String(128), default="")
     address: Mapped[str] = mapped_column(String(64), default="")
     action: Mapped[str] = mapped_column(String(48))
-    # case, file, kiosk, account, department, threshold or calendar
+    # case, file, kiosk, account, department, threshold, calendar or backup
     subject_kind: Mapped[str] = mapped_column(String(24), default="")
     subject: Mapped[str] = mapped_column(String(128), default="")
     case_number: Mapped[str | None] = mapped_column(String(32), index=True)
