@@ -75,7 +75,7 @@ def _add_serve(commands: Commands, common: argparse.ArgumentParser) -> None:
     serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS: certificate chain (PEM)")
     serve.add_argument("--tls-key", metavar="FILE", help="serve HTTPS: its private key (PEM)")
     serve.add_argument("--http-redirect-port", type=int, metavar="PORT",
-                       help="with TLS: plain HTTP on PORT answers 308 to the https URL")  # fmt: skip
+                       help="with TLS: plain HTTP on PORT answers 308 to https")  # fmt: skip
 
 
 def _add_db(commands: Commands, common: argparse.ArgumentParser) -> None:
