@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole CloudHelp test suite on a fresh or used machine.
 #
-# 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, Chromium, CJK fonts)
+# 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, nginx, Chromium, CJK fonts)
 #    and the Python packages into a virtual env (.venv).
 # 2. Re-runs itself inside a private network namespace that has only the loopback interface
 #    (and a private PID namespace, so every service and browser dies with the run).
@@ -22,6 +22,7 @@ if [ "${1:-}" != "--inside" ]; then
   missing=()
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v turnserver >/dev/null || missing+=(coturn)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_deploy_nginx.py
   command -v chromium >/dev/null || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
   fc-list 2>/dev/null | grep -i "cjk" >/dev/null || missing+=(fonts-noto-cjk)

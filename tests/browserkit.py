@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -37,13 +37,15 @@ def chromium_path() -> str:
 
 
 @asynccontextmanager
-async def chromium(fake_ui: bool = True) -> AsyncIterator[Browser]:
-    """``fake_ui`` accepts camera, microphone and screen prompts as a person would."""
+async def chromium(fake_ui: bool = True, extra_flags: Sequence[str] = ()) -> AsyncIterator[Browser]:
+    """``fake_ui`` accepts camera, microphone and screen prompts as a person would;
+    ``extra_flags`` are added (tests/tlskit.py: trust a test CA)."""
     flags = (
         [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
         if fake_ui
-        else FLAGS
+        else list(FLAGS)
     )
+    flags += extra_flags
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
         try:

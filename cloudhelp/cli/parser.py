@@ -72,6 +72,10 @@ def _add_serve(commands: Commands, common: argparse.ArgumentParser) -> None:
                      help="run the web server")  # fmt: skip
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080; 0 picks one)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS: certificate chain (PEM)")
+    serve.add_argument("--tls-key", metavar="FILE", help="serve HTTPS: its private key (PEM)")
+    serve.add_argument("--http-redirect-port", type=int, metavar="PORT",
+                       help="with TLS: plain HTTP on PORT answers 308 to https")  # fmt: skip
 
 
 def _add_db(commands: Commands, common: argparse.ArgumentParser) -> None:

@@ -6,7 +6,11 @@ import argparse
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+from pydantic import ValidationError
+
+from cloudhelp.cli.failures import CommandFailed
 from cloudhelp.core.config import Settings, load_settings
 from cloudhelp.domain import workcalendar
 from cloudhelp.store import db
@@ -14,17 +18,32 @@ from cloudhelp.store.db import DatabaseUnavailable
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The settings: ``--config``/``--db``/``--host``/``--port`` over the environment and file."""
+    """The settings: ``--config``/``--db`` and the command's own flags (``serve``: host, port, TLS)
+    over the environment and file; invalid settings are one sentence and their problems."""
     if getattr(args, "config", None):
         os.environ["CLOUDHELP_CONFIG"] = str(args.config)
     config = os.environ.get("CLOUDHELP_CONFIG")
     if config and not Path(config).is_file():
         raise DatabaseUnavailable(f"The config file {config} does not exist.")
-    return load_settings(
-        database_url=getattr(args, "db", None),
-        host=getattr(args, "host", None),
-        port=getattr(args, "port", None),
-    )
+    try:
+        return load_settings(
+            database_url=getattr(args, "db", None),
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
+            http_redirect_port=getattr(args, "http_redirect_port", None),
+        )
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors()]
+        raise CommandFailed("The settings are not valid:", problems) from None
+
+
+def _problem(error: Any) -> str:
+    """One settings problem: ``port: Input should be …``, or a rule across several settings."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = ".".join(map(str, error["loc"]))
+    return f"{where}: {message}" if where else message
 
 
 async def with_database(

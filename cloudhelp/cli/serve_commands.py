@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import signal
 import socket
+import ssl
 
 from aiohttp import web
 
@@ -16,6 +18,7 @@ from cloudhelp.cli.runtime import settings_of, with_database
 from cloudhelp.core import logs
 from cloudhelp.core.config import Settings
 from cloudhelp.core.gcpolicy import CHECK_SECONDS, MIN_INTERVAL_SECONDS, FullPasses, tune_gc
+from cloudhelp.http import tls
 from cloudhelp.store import db
 
 
@@ -36,14 +39,17 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     return await serve(settings, listen(settings))
 
 
-def listen(settings: Settings) -> socket.socket:
-    """The server's listening socket, bound now: a port in use is one sentence, no traceback."""
+def listen(settings: Settings, port: int | None = None, flag: str = "--port") -> socket.socket:
+    """The server's listening socket (on ``port``, else the setting), bound now: a port in use
+    is one sentence naming ``flag``, no traceback."""
+    host = settings.host
+    port = settings.port if port is None else port
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        raise CommandFailed(f"Cannot listen on {settings.host!r}: {exc.strerror}.") from None
+        raise CommandFailed(f"Cannot listen on {host!r}: {exc.strerror}.") from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -52,12 +58,10 @@ def listen(settings: Settings) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise CommandFailed(
-                f"Port {settings.port} on {settings.host} is already in use (is CloudHelp already "
-                "running?); stop that program or pick another port with --port."
+                f"Port {port} on {host} is already in use (is CloudHelp already "
+                f"running?); stop that program or pick another port with {flag}."
             ) from None
-        raise CommandFailed(
-            f"Cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}."
-        ) from None
+        raise CommandFailed(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
     return sock
 
 
@@ -65,11 +69,14 @@ def url_of(settings: Settings, sock: socket.socket | None = None) -> str:
     """The address a person opens: the bound port, 127.0.0.1 for a wildcard host."""
     port = sock.getsockname()[1] if sock is not None else (settings.port or 8080)
     host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    return f"http://{host}:{port}/"
+    scheme = "https" if settings.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{port}/"
 
 
 async def serve(settings: Settings, sock: socket.socket) -> int:
-    """Serve the application on ``sock`` until SIGTERM or SIGINT, then close every socket."""
+    """Serve the application on ``sock`` (HTTPS when ``tls_cert`` is set, with the plain-HTTP
+    redirect on ``http_redirect_port``) until SIGTERM or SIGINT, then close every socket.
+    SIGHUP reloads the TLS certificate."""
     from cloudhelp.app import create_app
     from cloudhelp.http.state import AppState
 
@@ -78,16 +85,41 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     # SIGTERM and SIGINT only set an event (aiohttp's own handlers raise out of the event loop,
     # which cancels every WebSocket handler mid-frame: clients saw 1006). The cleanup below then
     # closes each socket with 1001 (going away), as docs/protocol.md promises.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
-        await runner.setup()  # opens the database and applies migrations
-        await web.SockSite(runner, sock).start()
+        context = tls_context(settings)
+        redirect_sock = (
+            listen(settings, settings.http_redirect_port, "--http-redirect-port")
+            if settings.http_redirect_port is not None
+            else None
+        )
     except BaseException:
         sock.close()
+        raise
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    redirect = (
+        web.AppRunner(tls.redirect_app(sock.getsockname()[1]), access_log=None)
+        if redirect_sock is not None
+        else None
+    )
+    try:
+        await runner.setup()  # opens the database and applies migrations
+        await web.SockSite(runner, sock, ssl_context=context).start()
+        if redirect is not None and redirect_sock is not None:
+            await redirect.setup()
+            await web.SockSite(redirect, redirect_sock).start()
+    except BaseException:
+        sock.close()
+        if redirect_sock is not None:
+            redirect_sock.close()
+        if redirect is not None:
+            await redirect.cleanup()
         await runner.cleanup()
         raise
     print(f"CloudHelp is running: open {url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
+    if redirect_sock is not None:
+        port = redirect_sock.getsockname()[1]
+        print(f"Plain HTTP on port {port} redirects to HTTPS.", flush=True)
     tune_gc()
     state = AppState.of(app)
     longest = settings.gc_full_pass_max_seconds
@@ -102,11 +134,39 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_tls, settings, context)
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await state.full_passes.stop()
+        if redirect is not None:
+            await redirect.cleanup()
         await runner.cleanup()
     return 0
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context when ``tls_cert`` and ``tls_key`` are set; a bad file is one sentence."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        return tls.server_context(settings.tls_cert, settings.tls_key)
+    except tls.TlsError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
+def reload_tls(settings: Settings, context: ssl.SSLContext | None) -> None:
+    """SIGHUP: load the certificate and key again (new handshakes use them). Without TLS, or
+    when the new files cannot be used, the server goes on as it was and the log says why."""
+    if context is None or settings.tls_cert is None or settings.tls_key is None:
+        logs.log_event("tls.reload_skipped", reason="tls_off")
+        return
+    try:
+        tls.reload(context, settings.tls_cert, settings.tls_key)
+    except tls.TlsError as exc:
+        logs.log_event("tls.reload_failed", severity=logging.ERROR, reason=str(exc))
+        return
+    logs.log_event("tls.reloaded", cert=str(settings.tls_cert))
+

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -118,6 +118,21 @@ class Settings(BaseSettings):
     gc_full_pass_max_seconds: float = Field(default=600.0, ge=1, le=86400)
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
+    # HTTPS served by CloudHelp itself (both files PEM; reloaded on SIGHUP), and a plain-HTTP
+    # port answering 308 to the https URL. docs/deployment.md.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    http_redirect_port: int | None = Field(default=None, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both files or neither")
+        if self.http_redirect_port is not None and self.tls_cert is None:
+            raise ValueError("http_redirect_port redirects to HTTPS: it needs tls_cert and tls_key")
+        if self.http_redirect_port is not None and self.http_redirect_port == self.port:
+            raise ValueError("http_redirect_port must differ from port")
+        return self
 
     @field_validator("trusted_proxies")
     @classmethod

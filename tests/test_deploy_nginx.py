@@ -1,0 +1,267 @@
+"""CloudHelp behind nginx with deploy/nginx/cloudhelp.conf (issue 14).
+
+The very site file from deploy/, its names, ports and paths templated to the test's (each
+replaced text must be found, so the test follows the file), run by Debian's nginx as a
+foreground process on loopback and stopped by its PID. In front of a real CloudHelp server:
+pages load in Chromium trusting the test CA, /ws upgrades through the proxy, static files come
+from nginx with revalidation, plain HTTP answers 308; X-Forwarded-Proto and X-Forwarded-For are
+believed only when nginx is a trusted proxy, and what a client writes in them is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from cloudhelp.domain import accounts
+from cloudhelp.domain.accounts import STAFF_COOKIE
+from cloudhelp.media.peer import SignalingClient
+from cloudhelp.store.models import AuditEvent
+from tests.browserkit import chromium
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+from tests.tlskit import HOSTNAME, TestCA, free_port, staff_console_over_https, wait_for_port
+from web import STATIC_DIR
+
+pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "deploy" / "nginx" / "cloudhelp.conf"
+# A client on another loopback address than the proxy's (127.0.0.1): never a trusted proxy.
+CLIENT_ADDRESS = "127.0.0.2"
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
+    if not found:
+        pytest.fail("nginx is missing: run the suite with `bash scripts/test.sh`.")
+    return found
+
+
+def templated_site(app_port: int, http_port: int, https_port: int, folder: Path, ca: TestCA) -> str:
+    """deploy/nginx/cloudhelp.conf with the test's ports, name, certificate and paths."""
+    cert, key, _ = ca.issue("nginx")
+    site = SITE.read_text()
+    replacements = {
+        "server 127.0.0.1:8080;": f"server 127.0.0.1:{app_port};",
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
+        "/etc/letsencrypt/live/hall.example.gov.cn/fullchain.pem": str(cert),
+        "/etc/letsencrypt/live/hall.example.gov.cn/privkey.pem": str(key),
+        "hall.example.gov.cn": HOSTNAME,
+        "/opt/cloudhelp/venv/lib/python3.11/site-packages/web/static/": f"{STATIC_DIR}/",
+        "/var/www/letsencrypt": str(folder / "acme"),
+    }
+    for old, new in replacements.items():
+        assert old in site, f"{old!r} is no longer in {SITE}: update this test"
+        site = site.replace(old, new)
+    # The IPv6 listeners: the test's namespace listens on 127.0.0.1 only.
+    ipv6 = [line for line in site.splitlines() if "listen [::]:" in line]
+    assert len(ipv6) == 2, ipv6
+    return "\n".join(line for line in site.splitlines() if "listen [::]:" not in line)
+
+
+@dataclass
+class Nginx:
+    http_port: int
+    https_port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{HOSTNAME}:{self.https_port}"
+
+
+@asynccontextmanager
+async def nginx_in_front(app_port: int, folder: Path, ca: TestCA) -> AsyncIterator[Nginx]:
+    """nginx (not a daemon, one worker) with the deploy/ site in front of 127.0.0.1:app_port."""
+    http_port, https_port = free_port(), free_port()
+    _write_config(folder, templated_site(app_port, http_port, https_port, folder, ca))
+    command = [nginx_binary(), "-p", str(folder), "-c", str(folder / "nginx.conf"),
+               "-e", str(folder / "error.log")]  # fmt: skip
+    check = await asyncio.create_subprocess_exec(
+        *command, "-t", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    said = (await check.communicate())[0].decode()
+    assert check.returncode == 0, said
+    assert "[warn]" not in said, said
+    process = await asyncio.create_subprocess_exec(*command)
+    try:
+        await wait_for_port(https_port, what="nginx")
+        await wait_for_port(http_port, what="nginx")
+        yield Nginx(http_port, https_port)
+    finally:
+        process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+
+
+def _write_config(folder: Path, site: str) -> None:
+    """The test's nginx.conf (foreground, files in ``folder``) including the templated site."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "site.conf").write_text(site)
+    (folder / "nginx.conf").write_text(
+        f"""
+daemon off;
+worker_processes 1;
+{"user root root;" if os.geteuid() == 0 else ""}
+pid {folder}/nginx.pid;
+error_log {folder}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    access_log {folder}/access.log;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    include {folder}/site.conf;
+}}
+"""
+    )
+
+
+async def _set_password(server: CallServer, username: str) -> None:
+    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
+    async with server.state.db.write() as session:
+        await accounts.set_password_hash(session, username, password_hash)
+
+
+async def _last_sign_in_address(server: CallServer) -> str:
+    async with server.state.db.read() as session:
+        row = await session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "auth.sign_in")
+            .order_by(AuditEvent.seq.desc())
+        )
+    assert row is not None
+    return row.address
+
+
+def _client(ca: TestCA) -> aiohttp.ClientSession:
+    """An HTTP client on 127.0.0.2 trusting the test CA, resolving cloudhelp.test locally."""
+    connector = aiohttp.TCPConnector(
+        ssl=ca.client_context(),
+        local_addr=(CLIENT_ADDRESS, 0),
+        resolver=_LoopbackResolver(),
+    )
+    return aiohttp.ClientSession(connector=connector)
+
+
+class _LoopbackResolver(aiohttp.abc.AbstractResolver):
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list:
+        import socket
+
+        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET,
+                 "proto": 0, "flags": socket.AI_NUMERICHOST}]  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+async def _sign_in(
+    client: aiohttp.ClientSession, url: str, headers: dict[str, str]
+) -> aiohttp.ClientResponse:
+    body = {"username": "zhaogang", "password": DEMO_PASSWORD}
+    async with client.post(f"{url}/api/v1/auth/login", json=body, headers=headers) as r:
+        assert r.status == 200, await r.text()
+        return r
+
+
+FORGED = {"X-Forwarded-For": "198.51.100.9", "X-Forwarded-Proto": "https"}
+
+
+async def test_pages_and_websocket_through_nginx_with_the_deploy_site(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    ca = TestCA.create(tmp_path / "pki")
+    async with running_server(
+        sqlite_demo_url, data_dir=tmp_path / "data", trusted_proxies=["127.0.0.1"]
+    ) as server:
+        await _set_password(server, "zhaogang")
+        async with (
+            nginx_in_front(server.server.port, tmp_path / "nginx", ca) as nginx,
+            chromium(extra_flags=ca.chromium_flags()) as browser,
+        ):
+            page = await staff_console_over_https(browser, nginx.base_url, "tls-nginx-staff")
+            await page.context.close()
+            async with _client(ca) as client:
+                # Static files come from nginx: revalidated on each use (URLs carry no version),
+                # a year for a versioned URL; 304 when unchanged.
+                url = f"{nginx.base_url}/static/js/protocol.js"
+                async with client.get(url) as r:
+                    assert r.status == 200
+                    assert r.headers["Cache-Control"] == "no-cache"
+                    assert r.headers["Server"] == "nginx"  # not proxied to CloudHelp
+                    etag = r.headers["ETag"]
+                    assert (await r.read()) == (STATIC_DIR / "js" / "protocol.js").read_bytes()
+                async with client.get(url, headers={"If-None-Match": etag}) as r:
+                    assert r.status == 304
+                async with client.get(url + "?v=abc123") as r:
+                    assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                # Plain HTTP: 308 to the same path over HTTPS (method and body kept).
+                plain = f"http://{HOSTNAME}:{nginx.http_port}/api/v1/auth/login?x=1"
+                async with client.post(plain, json={}, allow_redirects=False) as r:
+                    assert r.status == 308
+                    assert r.headers["Location"] == f"https://{HOSTNAME}/api/v1/auth/login?x=1"
+                # The WebSocket upgrade through the proxy: a staff session signed in with the
+                # cookie nginx passed on, welcomed, then its presence frame.
+                signed_in = await _sign_in(client, nginx.base_url, {})
+                token = signed_in.cookies[STAFF_COOKIE].value
+                signaling = SignalingClient(nginx.base_url, client)
+                welcome = await signaling.connect({"kind": "staff", "token": token})
+                assert welcome["type"] == "welcome", welcome
+                await signaling.expect("presence", state="away")
+                assert signaling.ws is not None
+                assert signaling.ws._response.status == 101  # switched protocols, via nginx
+                await signaling.close()
+
+
+async def test_forwarded_headers_believed_only_from_nginx_when_it_is_trusted(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    ca = TestCA.create(tmp_path / "pki")
+    # nginx (127.0.0.1) trusted: the browser's https counts (Secure cookie, HSTS), the client's
+    # address is the one nginx saw (127.0.0.2), not what the client wrote in X-Forwarded-For.
+    async with running_server(
+        sqlite_demo_url, data_dir=tmp_path / "data", trusted_proxies=["127.0.0.1"]
+    ) as server:
+        await _set_password(server, "zhaogang")
+        async with nginx_in_front(server.server.port, tmp_path / "trusted", ca) as nginx:
+            async with _client(ca) as client:
+                r = await _sign_in(client, nginx.base_url, FORGED)
+                assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
+                assert r.cookies[STAFF_COOKIE]["secure"] is True
+                assert await _last_sign_in_address(server) == CLIENT_ADDRESS
+                # Straight to CloudHelp, past nginx, from an untrusted address: nothing forged
+                # is believed (plain HTTP stays plain, the address is the socket's).
+                direct = str(server.server.make_url("")).rstrip("/")
+                r = await _sign_in(client, direct, FORGED)
+                assert "Strict-Transport-Security" not in r.headers
+                assert not r.cookies[STAFF_COOKIE]["secure"]
+                assert await _last_sign_in_address(server) == CLIENT_ADDRESS
+    # The same nginx in front of a server that does not list it: the browser used https, but
+    # CloudHelp cannot know it, so no HSTS, no Secure cookie, and the address is nginx's.
+    async with running_server(sqlite_demo_url, data_dir=tmp_path / "data2") as server:
+        await _set_password(server, "zhaogang")
+        async with nginx_in_front(server.server.port, tmp_path / "untrusted", ca) as nginx:
+            async with _client(ca) as client:
+                r = await _sign_in(client, nginx.base_url, FORGED)
+                assert "Strict-Transport-Security" not in r.headers
+                assert not r.cookies[STAFF_COOKIE]["secure"]
+                assert await _last_sign_in_address(server) == "127.0.0.1"
