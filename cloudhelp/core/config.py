@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,14 +21,15 @@ from pydantic_settings import (
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
-    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it."""
+def parse_networks(values: Iterable[str], setting: str = "trusted_proxies") -> tuple[Network, ...]:
+    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it
+    (and the ``setting`` it came from)."""
     networks: list[Network] = []
     for value in values:
         try:
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
-            raise ValueError(f"trusted_proxies: {value!r} is not an address or network") from None
+            raise ValueError(f"{setting}: {value!r} is not an address or network") from None
     return tuple(networks)
 
 
@@ -112,13 +113,16 @@ class Settings(BaseSettings):
     # X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else they are ignored.
     # docs/security.md#behind-a-proxy.
     trusted_proxies: list[str] = []
+    # Clients (addresses or networks) that may read /metrics; anyone else gets 403, and so does
+    # a request forwarded by a proxy not in trusted_proxies. docs/operations.md.
+    metrics_networks: list[str] = ["127.0.0.0/8", "::1/128"]
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        parse_networks(value)  # raises ValueError naming the bad entry
+    def _valid_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        parse_networks(value, str(info.field_name))  # raises ValueError naming the bad entry
         return value
 
     @classmethod
