@@ -21,7 +21,9 @@ from sqlalchemy import exc as sa_exc
 # What the server tells clients to wait before trying again (HTTP Retry-After, in seconds).
 RETRY_AFTER_SECONDS = 5
 
-_ASYNCPG_OUTAGE = (
+_OUTAGE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted
+    sa_exc.TimeoutError,  # no pooled connection came free in time
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, crash, starting up
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
@@ -47,7 +49,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached right now (not a bug, not bad input)."""
     for error in _chain(exc):
-        if isinstance(error, ConnectionError | _ASYNCPG_OUTAGE | sa_exc.TimeoutError):
+        if isinstance(error, _OUTAGE):
             return True
         if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
             return True
