@@ -125,6 +125,7 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
 
             await cluster.start_async()
             recovered = await _wait_ready(server)
+            print(f"readyz ready {recovered:.2f} s after PostgreSQL started")
             assert recovered < 15
 
             # Nothing half-written: the refused ticket left no row.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import exc as sa_exc
 
 # What the server tells clients to wait before trying again (HTTP Retry-After, in seconds).
