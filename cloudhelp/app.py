@@ -22,6 +22,8 @@ from cloudhelp.http import (
     follow_up_routes,
     forwarded,
     kiosk_routes,
+    ops_routes,
+    outage,
     pages,
     report_routes,
     review_routes,
@@ -128,6 +130,7 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
 
 def _add_routes(app: web.Application, settings: Settings) -> None:
     api.setup(app)
+    ops_routes.setup(app, settings)
     account_routes.setup(app, settings)
     file_routes.setup(app)
     kiosk_routes.setup(app, settings)
@@ -148,7 +151,12 @@ def create_app(
 ) -> web.Application:
     """The web application; opens the database (and applies migrations) on startup."""
     app = web.Application(
-        middlewares=[forwarded.apply_forwarded, json_errors, audit.remember_address],
+        middlewares=[
+            forwarded.apply_forwarded,
+            json_errors,
+            outage.database_outage,
+            audit.remember_address,
+        ],
         client_max_size=1024**2,
     )
     forwarded.setup(app, settings.trusted_proxies)

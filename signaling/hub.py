@@ -70,6 +70,9 @@ class HubApplication(Protocol):
 
 
 Handler = Callable[["Session", Any], Awaitable[None]]
+# Turns an exception a handler raised into the error frame to answer (e.g. a database outage
+# into ``service_unavailable``), or None: then it is an internal error.
+FailureTranslator = Callable[[Exception], SignalingError | None]
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,15 @@ class Hub:
         app: HubApplication,
         settings: HubSettings | None = None,
         broker: Broker | None = None,
+        failures: FailureTranslator | None = None,
     ) -> None:
         self.app = app
         self.settings = settings or HubSettings()
         self.broker: Broker = broker or InProcessBroker()
+        self.failures = failures
+        # Cheap counters read by the operations metrics (cloudhelp/http/ops_routes.py).
+        self.relayed_messages = 0
+        self.turn_credentials_issued = 0
         self.sessions: dict[str, Session] = {}
         # (kind, principal id) → that principal's sessions, so a hello finds them at once.
         self._by_principal: dict[tuple[str, str], dict[str, Session]] = {}
@@ -288,7 +296,18 @@ class Hub:
                     await self._dispatch(session, raw, msg.data)
                 except SignalingError as exc:
                     await send_error(ws, exc.code, exc.message, ref=raw.get("type"))
-                except Exception:
+                except Exception as exc:
+                    translated = self.failures(exc) if self.failures is not None else None
+                    if translated is not None:
+                        log.warning(
+                            "message handler failed: %s",
+                            translated.code,
+                            extra={"type": raw.get("type"), "exception": type(exc).__name__},
+                        )
+                        await send_error(
+                            ws, translated.code, translated.message, ref=raw.get("type")
+                        )
+                        continue
                     log.exception("message handler failed")
                     await send_error(
                         ws,
@@ -352,8 +371,22 @@ class Hub:
         await self.broker.subscribe(_topic(session.id), functools.partial(self._deliver, session))
         await ws.send_str(dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
-        await self.app.session_started(session)
+        try:
+            await self.app.session_started(session)
+        except Exception:
+            # Not started (e.g. the database is out): forget the session, so that nothing
+            # half-made stays; the client hears the error and says hello again.
+            await self._forget(session)
+            raise
         return session
+
+    async def _forget(self, session: Session) -> None:
+        """Drop a session the application never took up, without telling the application."""
+        session.ended = True
+        self.sessions.pop(session.id, None)
+        self._unindex(session)
+        await self.broker.unsubscribe(_topic(session.id))
+        session.detach()
 
     async def _resume(
         self, ws: web.WebSocketResponse, request: web.Request, resume: Resume
@@ -387,7 +420,15 @@ class Hub:
             await session.attach(ws, resume.last_seq)
         if old is not None and old is not ws and not old.closed:
             await old.close(code=CLOSE_REPLACED, message=b"resumed elsewhere")
-        await self.app.session_resumed(session, reloaded)
+        try:
+            await self.app.session_resumed(session, reloaded)
+        except Exception:
+            # Not taken back (e.g. the database is out): the session waits again, as if this
+            # socket had dropped, for the client's next try.
+            session.detach()
+            if not self.closing:
+                self._start_grace(session)
+            raise
         if reloaded and session.room is not None and not session.ended:
             await session.send(_joined(session, resumed=True))
         # Peers hear of it only now: a new offer they send at once must find the resumed
@@ -396,6 +437,8 @@ class Hub:
         return session
 
     def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
+        servers = ice_servers(self.settings.ice, session.id)
+        self.turn_credentials_issued += sum("credential" in server for server in servers)
         return {
             "type": "welcome",
             "v": PROTOCOL_VERSION,
@@ -407,7 +450,7 @@ class Hub:
                 "id": session.principal.id,
                 **session.principal.info,
             },
-            "ice_servers": ice_servers(self.settings.ice, session.id),
+            "ice_servers": servers,
             "ice_transport_policy": self.settings.ice.transport_policy,
             "grace_seconds": self.settings.grace_seconds,
             "heartbeat_seconds": self.settings.heartbeat_seconds,
@@ -481,6 +524,7 @@ class Hub:
             raise SignalingError("not_in_call", "That session is not in your call.")
         if message.type == "app":
             self.app.relayed(session, raw)
+        self.relayed_messages += 1
         # The validated text is forwarded as it came (a ``to`` in it names the receiver), with
         # ``from`` and ``seq`` appended (the models refuse them, and any unknown field, from
         # the sender), instead of the payload being serialised again.

@@ -27,7 +27,20 @@ from cloudhelp.callcenter.watchers import Watchers
 from cloudhelp.domain import metrics, presence, queue, ratings
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import utcnow
+from cloudhelp.store.outage import is_unavailable
+from signaling.errors import SignalingError
 from signaling.hub import Hub, HubSettings, Principal, Session
+
+
+def database_failure(exc: Exception) -> SignalingError | None:
+    """The error frame for a handler that failed because the database is out (the client
+    says "briefly unavailable" and retries), or None for any other failure (a bug)."""
+    if is_unavailable(exc):
+        return SignalingError(
+            "service_unavailable",
+            "The service is briefly unavailable (its database cannot be reached); retry shortly.",
+        )
+    return None
 
 
 class CallCenter:
@@ -47,7 +60,7 @@ class CallCenter:
     ) -> None:
         self.db = database
         self.secret_key = secret_key  # checks the grants of kiosk case lookups
-        self.hub = Hub(self, hub_settings, broker)
+        self.hub = Hub(self, hub_settings, broker, failures=database_failure)
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
         self.follow_up_working_days = follow_up_working_days
         self.warning_check_seconds = warning_check_seconds

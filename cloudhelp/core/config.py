@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,14 +21,15 @@ from pydantic_settings import (
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
-    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it."""
+def parse_networks(values: Iterable[str], setting: str = "trusted_proxies") -> tuple[Network, ...]:
+    """``["10.0.0.5", "172.16.0.0/12"]`` as networks; a bad entry raises ValueError naming it
+    (and the ``setting`` it came from)."""
     networks: list[Network] = []
     for value in values:
         try:
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
-            raise ValueError(f"trusted_proxies: {value!r} is not an address or network") from None
+            raise ValueError(f"{setting}: {value!r} is not an address or network") from None
     return tuple(networks)
 
 
@@ -116,6 +117,9 @@ class Settings(BaseSettings):
     # is in progress, at least a minute apart, and at the latest this many seconds after the
     # last one whatever the load (core/gcpolicy.py; `cloudhelp serve` only).
     gc_full_pass_max_seconds: float = Field(default=600.0, ge=1, le=86400)
+    # Clients (addresses or networks) that may read /metrics; anyone else gets 403, and so does
+    # a request forwarded by a proxy not in trusted_proxies. docs/operations.md.
+    metrics_networks: list[str] = ["127.0.0.0/8", "::1/128"]
     # Signs links such as a correction notice's; generated once into data_dir when not set.
     secret_key: str | None = None
     # HTTPS served by CloudHelp itself (both files PEM; reloaded on SIGHUP), and a plain-HTTP
@@ -134,10 +138,10 @@ class Settings(BaseSettings):
             raise ValueError("http_redirect_port must differ from port")
         return self
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_networks")
     @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        parse_networks(value)  # raises ValueError naming the bad entry
+    def _valid_networks(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        parse_networks(value, str(info.field_name))  # raises ValueError naming the bad entry
         return value
 
     @classmethod

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloudhelp.core.errors import bad_request, not_found
+from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.domain import catalog, network, ratings
-from cloudhelp.http import openapi
+from cloudhelp.http import openapi, ops_routes, outage
 from cloudhelp.http.bodies import query_bool, query_int
 from cloudhelp.http.state import AppState
+from cloudhelp.store.outage import RETRY_AFTER_SECONDS
 
 PREFIX = "/api/v1"
 MAX_PAGE = 200
@@ -94,15 +95,25 @@ async def rating_options(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Alive, and how late the event loop ran over the last ``window`` seconds (default 10)."""
+    """Alive with its database (503 ``service_unavailable`` while the database is out), and
+    how late the event loop ran over the last ``window`` seconds (default 10)."""
     window = query_int(request, "window", 1, 60, default=10)
     state = AppState.of(request.app)
+    latency, _problem = await ops_routes.probe_database(state)
+    if latency is None:
+        raise ApiError(
+            503,
+            "service_unavailable",
+            outage.MESSAGE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     lag = state.loop_lag.summary(window)
     passes = state.full_passes
     last = passes.last if passes is not None else None
     return web.json_response(
         {
             "status": "ok",
+            "database": {"latency_ms": round(latency * 1000, 2)},
             "event_loop": {
                 "window_seconds": window,
                 "samples": lag.samples,

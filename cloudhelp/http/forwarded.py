@@ -61,6 +61,12 @@ def origin_of(request: web.BaseRequest, trusted: tuple[Network, ...]) -> Origin:
     return Origin(remote, secure)
 
 
+def peer_is_trusted(request: web.BaseRequest, trusted: tuple[Network, ...]) -> bool:
+    """Whether the socket's peer is one of the trusted proxies."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return _is_trusted(peer[0] if isinstance(peer, tuple) and peer else None, trusted)
+
+
 def is_secure(request: web.Request) -> bool:
     """Whether the client reached us over TLS (directly, or through a trusted proxy)."""
     return origin_of(request, request.app.get(TRUSTED_PROXIES_KEY, ())).secure

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -122,6 +124,17 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         )
 
 
+async def current_heads(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database is at (empty before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with engine.connect() as conn:
+        heads = await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_heads()
+        )
+    return frozenset(heads)
+
+
 async def check_connection(engine: AsyncEngine) -> None:
     """Raise DatabaseUnavailable with one clear sentence if the database cannot be opened."""
     from sqlalchemy import text
@@ -134,6 +147,27 @@ async def check_connection(engine: AsyncEngine) -> None:
         raise DatabaseUnavailable(
             f"Cannot connect to the database at {display_url(engine.url)}: {reason}"
         ) from exc
+
+
+async def probe(engine: AsyncEngine, timeout: float) -> float:
+    """Seconds a trivial query takes (a fresh connection when the pool has none); raises
+    TimeoutError after ``timeout`` seconds, or the driver's error when the database is out."""
+    from sqlalchemy import text
+
+    started = time.perf_counter()
+    async with asyncio.timeout(timeout), engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return time.perf_counter() - started
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revisions the migrations in this package end at (one, unless branches diverge)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return frozenset(ScriptDirectory.from_config(config).get_heads())
 
 
 class Database:

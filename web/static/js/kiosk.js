@@ -17,6 +17,7 @@ const IDLE = (() => {
 })();
 /** The thank-you screen asks "还在吗？" after this long without a touch (a touch restarts it). */
 const DONE_SECONDS = 30;
+const TAKE_RETRY_MS = 5000;  // a ticket refused while the service is out is asked for again after this
 /** Tickets this kiosk has finished with (cancelled, ended): late queue frames about them are ignored. */
 const finishedTickets = new Set();
 /** The correction notice pages this kiosk shows: /notices/<case number>/<round> on this server. */
@@ -150,10 +151,25 @@ async function resetKiosk() {
 }
 
 
+/** Milliseconds to wait before trying again while the service is out (Retry-After, else 5 s). @param {Response} response */
+function retryDelay(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return (Number.isFinite(seconds) && seconds > 0 ? seconds : 5) * 1000;
+}
+
+/** A GET of the JSON API; while the service is out (503) it says so and tries again. */
 async function api(/** @type {string} */ path) {
-  const response = await fetch(path);
-  if (!response.ok) throw new Error(`${path}: ${response.status}`);
-  return response.json();
+  for (;;) {
+    const response = await fetch(path);
+    if (response.status === 503) {
+      banner(t("error.service_unavailable"));
+      await new Promise((resolve) => setTimeout(resolve, retryDelay(response)));
+      continue;
+    }
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    if (!connection?.unavailable && $("banner").textContent === t("error.service_unavailable")) banner(null);
+    return response.json();
+  }
 }
 
 // ------------------------------------------------------------------ enrolment and sign-in
@@ -188,9 +204,10 @@ function start() {
     $("station").textContent = `${e.detail.principal.station_name} · ${e.detail.principal.name}`;
   });
   connection.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.reconnecting"));
+    if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
     else if (e.detail === "online") banner(null);
   });
+  connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => {
     localStorage.removeItem(CREDENTIAL_KEY);
     banner(t("kiosk.revoked"), "error");
@@ -381,9 +398,23 @@ function takeTicket() {
   $("wait-estimate").textContent = "";
   $("wait-nobody").hidden = true;
   $("wait-busy").hidden = true;
+  sendTake();
+}
+
+function sendTake() {
   connection?.send(visit.correction
     ? { type: "ticket.take", case: visit.correction, grant: visit.grant }
     : { type: "ticket.take", item: visit.item.code });
+}
+
+/** The ticket could not be taken because the service is out for a moment: try again while
+ * the resident still waits for one. */
+function retryTake() {
+  banner(t("error.service_unavailable"));
+  const item = visit.item;
+  setTimeout(() => {
+    if (document.body.dataset.current === "waiting" && !visit.ticket && visit.item === item) sendTake();
+  }, TAKE_RETRY_MS);
 }
 
 /** @param {any} frame */
@@ -395,6 +426,8 @@ function onMessage(frame) {
   else if (frame.type === "rating.saved") {
     $("rating").hidden = true;
     $("rating-thanks").hidden = false;
+  } else if (frame.type === "error" && frame.ref === "ticket.take" && frame.code === "service_unavailable") {
+    retryTake();
   } else if (frame.type === "error" && frame.ref === "ticket.take") {
     banner(errorText(frame.code, frame), "error");
     $("ticket-number").textContent = "";

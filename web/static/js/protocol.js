@@ -33,7 +33,9 @@ const RESUME_KEY = "cloudhelp.resume.";
  *
  * Events: "welcome" (detail: welcome frame), "message" (detail: frame), "state"
  * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
- * longer knows the session: a new one was started), "auth-failed" (detail: error frame).
+ * longer knows the session: a new one was started), "auth-failed" (detail: error frame),
+ * "unavailable" (detail: a `service_unavailable` error frame: the server's database is out for a
+ * moment; a refused hello is retried by itself, `unavailable` stays true until the next welcome).
  */
 export class Connection extends EventTarget {
   /** @param {{url?: string, auth: Auth}} options */
@@ -55,6 +57,8 @@ export class Connection extends EventTarget {
     this.lastSeq = 0;
     this.closedByUs = false;
     this.attempt = 0;
+    /** True from a `service_unavailable` error until the next welcome. */
+    this.unavailable = false;
     /** @type {number | undefined} */
     this.ackTimer = undefined;
   }
@@ -117,11 +121,23 @@ export class Connection extends EventTarget {
       this.welcome = frame;
       this.keep(frame);
       this.attempt = 0;
+      this.unavailable = false;
       this.setState("online");
       clearInterval(this.ackTimer);
       this.ackTimer = window.setInterval(() => this.send({ type: "ping", seq: this.lastSeq }), ACK_MS);
       this.dispatchEvent(new CustomEvent("welcome", { detail: frame }));
       return;
+    }
+    if (frame.type === "error" && frame.code === "service_unavailable") {
+      // The server's database is out for a moment (docs/protocol.md): say so and try again. A
+      // refused hello is tried again on a new socket (after the usual reconnect delay); any
+      // other refused operation goes to the page, which repeats it when it makes sense.
+      this.unavailable = true;
+      this.dispatchEvent(new CustomEvent("unavailable", { detail: frame }));
+      if (frame.ref === "hello") {
+        if (this.ws) this.ws.close();
+        return;
+      }
     }
     if (frame.type === "error" && frame.ref === "hello") {
       if (frame.code === "no_such_session" || frame.code === "resume_gap") {

@@ -122,9 +122,10 @@ async function open(me) {
   $("checklist").setAttribute("aria-label", t("cases.checklists"));
   connection = new Connection({ auth: { kind: "staff" } });
   connection.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.reconnecting"));
+    if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
     else if (e.detail === "online") banner(null);
   });
+  connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
   // The camera first, then the connection: after a reload mid-call the resumed `joined` comes at
@@ -1042,6 +1043,18 @@ Object.assign(window, {
 await setLang(lang);
 translate(document);
 wire();
-const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+/** Who is signed in; while the service is out (503) the console says so and asks again. */
+async function whoAmI() {
+  for (;;) {
+    const response = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+    if (response.status !== 503) return response;
+    banner(t("error.service_unavailable"));
+    const seconds = Number(response.headers.get("Retry-After")) || 5;
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+}
+
+const me = await whoAmI();
+banner(null);
 if (me.ok) open((await me.json()).staff);
 else showLogin();

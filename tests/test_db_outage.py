@@ -1,0 +1,152 @@
+"""PostgreSQL stopped abruptly (``pg_ctl stop -m immediate``) under a running server, and
+started again: during the outage the API and pages answer 503 with the message, protocol
+operations answer ``service_unavailable`` and the kiosk page says so; nothing half-written
+remains; afterwards the server recovers by itself and a resident's first call works.
+
+The cluster is the test's own (tests/pgcluster.py), so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import expect
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from cloudhelp.devtools import demo
+from cloudhelp.media.peer import ProtocolError, SignalingClient
+from cloudhelp.store import db
+from cloudhelp.store.models import Ticket
+from cloudhelp.store.outage import RETRY_AFTER_SECONDS
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import CallServer, running_server
+from tests.pgcluster import private_cluster
+from tests.test_browser import enrolled_kiosk
+
+UNAVAILABLE_ZH = "服务暂时不可用，正在重试"
+
+
+async def _demo_database(url: str) -> None:
+    engine = db.create_engine(url)
+    await db.upgrade(engine)
+    async with db.session_factory(engine)() as session, session.begin():
+        await demo.load_samples(session)
+    await engine.dispose()
+
+
+async def _wait_ready(server: CallServer, seconds: float = 30.0) -> float:
+    """Seconds until /readyz says ready again."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < seconds:
+        async with server.http.get("/readyz") as response:
+            if response.status == 200:
+                return loop.time() - started
+        await asyncio.sleep(0.2)
+    pytest.fail(f"/readyz not ready {seconds:g} s after PostgreSQL came back")
+
+
+async def _outage_answers(server: CallServer) -> None:
+    """What HTTP clients get while the database is down."""
+    async with server.http.get("/api/v1/items") as response:
+        assert response.status == 503
+        assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        body = await response.json()
+        assert body["error"]["code"] == "service_unavailable"
+        assert "unavailable" in body["error"]["message"]
+    async with server.http.get("/api/v1/health") as response:
+        assert response.status == 503
+        assert (await response.json())["error"]["code"] == "service_unavailable"
+    async with server.http.get("/") as response:  # a page that reads the database
+        assert response.status == 503
+        assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        assert response.content_type == "text/html"
+        page = await response.text()
+        assert UNAVAILABLE_ZH in page and "Server got itself in trouble" not in page
+        assert f'http-equiv="refresh" content="{RETRY_AFTER_SECONDS}"' in page
+    async with server.http.get("/?lang=en") as response:
+        assert response.status == 503
+        assert "briefly unavailable" in await response.text()
+    async with server.http.get("/readyz") as response:
+        assert response.status == 503
+        body = await response.json()
+        assert body["failed"] == ["database", "migrations"]
+        assert body["checks"]["database"]["ok"] is False and body["checks"]["database"]["error"]
+    async with server.http.get("/healthz") as response:
+        assert response.status == 200  # alive all the same
+    async with server.http.get("/metrics") as response:
+        assert response.status == 200
+        families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+        assert families["cloudhelp_database_up"].samples[0].value == 0
+        assert "cloudhelp_queue_length" not in families  # unknown, not zero
+
+
+@pytest.mark.timeout(240)
+async def test_postgresql_stopped_abruptly_and_restarted() -> None:
+    with private_cluster() as cluster:
+        await _demo_database(cluster.url)
+        async with running_server(cluster.url) as server, chromium() as browser:
+            # Before: a kiosk page enrolled and on its home screen, a kiosk client signed in,
+            # a staff sign-in token.
+            page = await new_page(browser, server.base_url)
+            await enrolled_kiosk(server, page, "QG-02")
+            kiosk = await server.kiosk("QG-01")
+            staff_token = await server.staff_token("zhaogang")
+            second_credential = await server.kiosk_credential("QG-03")
+
+            await cluster.stop_async("immediate")
+            await _outage_answers(server)
+
+            # The protocol: an operation needing the database, and a new sign-in, are refused
+            # with service_unavailable; the kiosk's connection stays up.
+            await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+            refused = await kiosk.expect("error")
+            assert refused["code"] == "service_unavailable" and refused["ref"] == "ticket.take"
+            newcomer = SignalingClient(server.base_url, server.http)
+            with pytest.raises(ProtocolError) as hello:
+                await newcomer.connect({"kind": "kiosk", "credential": second_credential})
+            assert hello.value.frame["code"] == "service_unavailable"
+            assert hello.value.frame["ref"] == "hello"
+            assert len(server.state.callcenter.hub.sessions) == 2  # the refused one is not kept
+
+            # The kiosk page, reloaded during the outage, says so.
+            await page.reload()
+            await expect(page.locator("#banner")).to_contain_text(UNAVAILABLE_ZH)
+            await expect(page.locator("#banner")).to_be_visible()
+            await snap(page, "db-outage-kiosk")
+            home = await new_page(browser, server.base_url)
+            answer = await home.goto("/")
+            assert answer is not None and answer.status == 503
+            await expect(home.locator("[role=alert]")).to_contain_text(UNAVAILABLE_ZH)
+            await snap(home, "db-outage-home-page")
+            await home.close()
+
+            await cluster.start_async()
+            recovered = await _wait_ready(server)
+            print(f"readyz ready {recovered:.2f} s after PostgreSQL started")
+            assert recovered < 15
+
+            # Nothing half-written: the refused ticket left no row.
+            async with server.state.db.read() as session:
+                assert await session.scalar(select(func.count()).select_from(Ticket)) == 0
+
+            # The kiosk page recovered by itself (its retries): home tiles, no banner.
+            await expect(page.locator("#hot [data-item]").first).to_be_visible(timeout=20_000)
+            await expect(page.locator("#banner")).to_be_hidden(timeout=20_000)
+            await snap(page, "db-outage-kiosk-recovered")
+
+            # A resident's first call after the outage: ticket, then the staff member is rung.
+            await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+            ticket = (await kiosk.expect("ticket"))["ticket"]
+            assert ticket["status"] == "waiting"
+            staff = await server.connect({"kind": "staff", "token": staff_token})
+            await staff.expect("presence", state="away")
+            await staff.send({"type": "staff.status", "status": "available"})
+            ring = await staff.expect("ring")
+            assert ring["ticket"]["id"] == ticket["id"]
+            await staff.send({"type": "ring.accept", "ticket": ticket["id"]})
+            await kiosk.expect("joined")
+            await newcomer.connect({"kind": "kiosk", "credential": second_credential})
+            await newcomer.close()
