@@ -206,3 +206,18 @@ async def test_call_stats_reach_the_console_and_the_board_and_stay_with_the_tick
         assert rows["staff"].relay is True and rows["staff"].freezes == 4
         assert rows["staff"].poor_samples == 1 and rows["staff"].level == "poor"
         assert server.state.callcenter.quality.calls == {}  # nothing left behind
+
+        # The reports list the call with both sides' figures.
+        cookies = {"cloudhelp_session": token}
+        async with server.http.get("/api/v1/reports/call-quality", cookies=cookies) as r:
+            assert r.status == 200, await r.text()
+            body = await r.json()
+        assert body["total"] == {"calls": 1, "poor": 1, "relayed": 1}
+        (listed,) = body["calls"]
+        assert listed["number"] == ticket["number"] and listed["staff"] == "赵刚"
+        assert listed["sides"]["kiosk"]["rtt_median_ms"] == 80
+        assert listed["sides"]["staff"]["level"] == "poor"
+        async with server.http.get(
+            "/api/v1/reports/call-quality?from=2026-12-09&to=2026-12-01", cookies=cookies
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_range"

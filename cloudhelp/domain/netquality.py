@@ -11,12 +11,14 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.store.models import CallQuality
+from cloudhelp.core.clock import day_bounds, iso
+from cloudhelp.store.models import Call, CallQuality, Staff, Ticket
 
 # Pre-call check: above these the network is poor (calls may stutter).
 CHECK_POOR_RTT_MS = 300.0
@@ -158,11 +160,42 @@ async def save_summaries(
             )  # fmt: skip
 
 
-async def quality_of_ticket(session: AsyncSession, ticket_id: int) -> list[dict[str, Any]]:
-    """Every kept summary of the ticket's calls, oldest first (for the reports)."""
-    rows = await session.scalars(
-        select(CallQuality)
-        .where(CallQuality.ticket_id == ticket_id)
-        .order_by(CallQuality.call_id, CallQuality.side)
-    )
-    return [row.as_json() for row in rows]
+REPORT_LIMIT = 2000  # calls listed at most in one report (the totals count them all)
+
+
+async def report(session: AsyncSession, first: date, last: date) -> dict[str, Any]:
+    """Per call started in the local days ``first``…``last`` (newest first): the ticket, the
+    pre-call check's verdict and each side's figures; and totals (calls with figures, poor ones,
+    relayed ones)."""
+    start, end = day_bounds(first, last)
+    rows = (
+        await session.execute(
+            select(Call, Ticket, Staff.display_name, CallQuality)
+            .join(Ticket, Ticket.id == Call.ticket_id)
+            .join(Staff, Staff.id == Call.staff_id)
+            .join(CallQuality, CallQuality.call_id == Call.id)
+            .where(Call.started_at >= start, Call.started_at < end)
+            .order_by(Call.started_at.desc(), Call.id.desc(), CallQuality.side)
+        )
+    ).all()
+    calls: dict[int, dict[str, Any]] = {}
+    for call, ticket, staff_name, quality in rows:
+        entry = calls.setdefault(call.id, {
+            "call": call.id, "ticket": ticket.id, "number": ticket.number, "day": ticket.day,
+            "station": ticket.station.name, "item": ticket.item.name, "staff": staff_name,
+            "started_at": iso(call.started_at), "ended_at": iso(call.ended_at),
+            "netcheck": (ticket.netcheck or {}).get("verdict"), "sides": {},
+        })  # fmt: skip
+        entry["sides"][quality.side] = quality.as_json()
+    listed = list(calls.values())
+    levels = [worse(*(s["level"] for s in c["sides"].values())) for c in listed]
+    return {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "total": {
+            "calls": len(listed),
+            "poor": levels.count("poor"),
+            "relayed": sum(any(s["relay"] for s in c["sides"].values()) for c in listed),
+        },
+        "calls": listed[:REPORT_LIMIT],
+    }
