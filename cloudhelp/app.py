@@ -86,6 +86,8 @@ def _lifecycle(
             settings.warning_check_seconds,
             metrics.Rules.of(settings),
             secret_key=secret_key,
+            netcheck_max_peers=settings.netcheck_max_peers,
+            netcheck_seconds=settings.netcheck_seconds,
         )
         await callcenter.start()
         state = app[STATE_KEY] = AppState(

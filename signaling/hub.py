@@ -482,7 +482,9 @@ class Hub:
                 raise SignalingError("bad_message", describe(exc)) from None
             if ping.seq is not None:
                 session.acknowledge(ping.seq)
-            await session.send({"type": "pong"})
+            await session.send(
+                {"type": "pong"} if ping.id is None else {"type": "pong", "id": ping.id}
+            )
             return
         if kind == "bye":
             await self.end_session(session, "left")

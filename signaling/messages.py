@@ -67,6 +67,8 @@ class Ping(Message):
 
     type: Literal["ping"]
     seq: Annotated[int, Field(ge=0)] | None = None
+    # Echoed in the pong, so a client timing the round trip knows which pong is its own.
+    id: Annotated[str, Field(min_length=1, max_length=32)] | None = None
 
 
 class Bye(Message):

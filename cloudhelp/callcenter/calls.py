@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cloudhelp.callcenter.messages import Hangup, SubmitRating, WrapupDone
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import outcomes, presence, queue, ratings
+from cloudhelp.domain import netquality, outcomes, presence, queue, ratings
 from cloudhelp.store.models import Kiosk, StaffPresence, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -130,6 +130,8 @@ class Calls:
                 return None
             ticket, call = ended
             self.log.pop(f"call-{call.id}", None)
+            figures = self.center.quality.take(f"call-{call.id}")
+            await netquality.save_summaries(s, call.id, ticket.id, figures)
             row = await s.get(StaffPresence, call.staff_id)
             return _Ended(
                 call_id=call.id,

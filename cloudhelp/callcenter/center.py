@@ -17,8 +17,10 @@ from aiohttp import web
 from cloudhelp.callcenter import messages as m
 from cloudhelp.callcenter.board import Board
 from cloudhelp.callcenter.calls import Calls
+from cloudhelp.callcenter.netcheck import Netcheck
 from cloudhelp.callcenter.presence import Presence
 from cloudhelp.callcenter.pushes import Pushes, SnapshotGate
+from cloudhelp.callcenter.quality import Quality
 from cloudhelp.callcenter.routing import Routing
 from cloudhelp.callcenter.sessions import Sessions
 from cloudhelp.callcenter.tasks import TaskSet, Timers
@@ -57,6 +59,8 @@ class CallCenter:
         metric_rules: metrics.Rules | None = None,
         *,
         secret_key: bytes,
+        netcheck_max_peers: int = 4,
+        netcheck_seconds: float = 10.0,
     ) -> None:
         self.db = database
         self.secret_key = secret_key  # checks the grants of kiosk case lookups
@@ -80,6 +84,9 @@ class CallCenter:
         self.presence = Presence(self)
         self.board = Board(self)
         self.watchers = Watchers(self)
+        self.quality = Quality(self)
+        self.netcheck = Netcheck(self, netcheck_max_peers, netcheck_seconds)
+        self.pushes.call_quality = self.quality.board_view
         self._register()
 
     def _register(self) -> None:
@@ -97,6 +104,10 @@ class CallCenter:
         hub.register("rating.submit", m.SubmitRating, calls.on_rating, {"kiosk"})
         hub.register("board.watch", m.WatchBoard, self.board.on_watch_board, {"staff"})
         hub.register("warning.ack", m.AckWarning, self.board.on_ack_warning, {"staff"})
+        hub.register("netcheck.offer", m.NetcheckOffer, self.netcheck.on_offer, {"kiosk"})
+        hub.register("netcheck.result", m.NetcheckResult, self.netcheck.on_result, {"kiosk"})
+        stats = console(self.quality.on_stats)
+        hub.register("call.stats", m.CallStats, stats, {"kiosk", "staff"})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,6 +128,7 @@ class CallCenter:
         running work finish. Safe to call twice."""
         await self._tasks.stop_loops()
         self._timers.cancel_all()
+        await self.netcheck.echo.close_all()
         await self.hub.close()
         await self._tasks.stop()
 
@@ -135,6 +147,8 @@ class CallCenter:
         await self.sessions.session_resumed(session, reloaded)
 
     async def session_ended(self, session: Session, reason: str) -> None:
+        self.quality.forget(session.id)
+        await self.netcheck.forget(session.id)
         await self.sessions.session_ended(session, reason)
 
     def relayed(self, session: Session, message: dict[str, Any]) -> None:

@@ -29,6 +29,8 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         else None,
         "enqueued_at": iso(ticket.enqueued_at),
         "version": ticket.version,
+        # The kiosk's pre-call network check (docs/protocol.md, netcheck.result), or null.
+        "netcheck": ticket.netcheck,
     }
 
 

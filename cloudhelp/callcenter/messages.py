@@ -91,6 +91,52 @@ class AckWarning(Message):
     warning: RowId
 
 
+Millis = Annotated[float, Field(ge=0, le=60_000)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+CandidateType = Literal["host", "srflx", "prflx", "relay"]
+
+
+class NetcheckOffer(Message):
+    """The kiosk's pre-call check: an SDP offer (a data channel, every candidate in it)."""
+
+    type: Literal["netcheck.offer"]
+    sdp: Annotated[str, Field(min_length=1, max_length=100_000)]
+
+
+class NetcheckMedia(Message):
+    """What the kiosk measured over the echo peer's data channel."""
+
+    connected: bool
+    rtt_ms: Millis | None = None
+    loss: Fraction | None = None
+    probes: Annotated[int, Field(ge=0, le=1000)] = 0
+    answered: Annotated[int, Field(ge=0, le=1000)] = 0
+    candidate: CandidateType | None = None
+    protocol: Literal["udp", "tcp", "tls"] | None = None
+
+
+class NetcheckResult(Message):
+    """The check's figures; ``media`` null when no media check ran (refused, no answer)."""
+
+    type: Literal["netcheck.result"]
+    check: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    signaling_rtt_ms: Millis | None = None
+    media: NetcheckMedia | None = None
+
+
+class CallStats(Message):
+    """A page's summary of its call's last few seconds (getStats), about every 5 s."""
+
+    type: Literal["call.stats"]
+    rtt_ms: Millis | None = None
+    loss: Fraction | None = None
+    fps: Annotated[float, Field(ge=0, le=240)] | None = None
+    freezes: Annotated[int, Field(ge=0, le=10_000)] = 0
+    relay: bool = False
+    candidate: CandidateType | None = None
+    bitrate_kbps: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+
+
 def console_only(handler: Handler) -> Handler:
     """A staff message that only the console session may send (not a board page)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from cloudhelp.callcenter import frames
@@ -111,6 +112,8 @@ class Pushes:
         self._push_pending = False
         self._push_seconds = 0.0  # how long the last queue push took
         self._board_pending = False
+        # Each call's quality now, by ticket number (the call centre's Quality.board_view).
+        self.call_quality: Callable[[], dict[str, dict[str, Any]]] = dict
 
     async def send_if_changed(
         self, key: str, session_id: str | None, message: dict[str, Any], order: Order
@@ -241,7 +244,15 @@ class Pushes:
 
     async def board_frame(self) -> dict[str, Any]:
         """The board snapshot (from the rollups as they are: pushes never write them)."""
-        return await board.snapshot(self.db, utcnow()) | {"_key": "board"}
+        frame = await board.snapshot(self.db, utcnow())
+        quality = self.call_quality()
+        for call in frame["calls"]:
+            call["quality"] = quality.get(call["ticket"])
+        return frame | {"_key": "board"}
+
+    def schedule_board(self) -> None:
+        """Push the board soon (at most once a second) to whoever watches it."""
+        self._schedule_board()
 
     def _schedule_board(self) -> None:
         if self._board_pending or not self.board_watchers:

@@ -81,6 +81,7 @@ class Tickets:
         )
         if case is not None:
             ticket.case_id, ticket.preferred_staff_id = case.id, case.staff_id
+        ticket.netcheck = self.center.netcheck.latest(session.id)  # the check before this call
         return ticket.id, case
 
     async def _item_and_case(

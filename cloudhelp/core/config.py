@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     turn_secret: str | None = None
     turn_ttl_seconds: int = Field(default=3600, gt=0)
     ice_transport_policy: Literal["all", "relay"] = "all"
+    # Pre-call network checks (docs/protocol.md, netcheck.offer): echo peers at once (more are
+    # refused with netcheck_busy), and how long one may live at most, in seconds.
+    netcheck_max_peers: int = Field(default=4, ge=1, le=100)
+    netcheck_seconds: float = Field(default=10.0, ge=2, le=60)
     # A correction session rings the staff member who did the pre-review first, for this long.
     prefer_reviewer_seconds: float = Field(default=120.0, ge=0)
     # A bad rating's follow-up is due this many working days later.

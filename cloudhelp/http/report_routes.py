@@ -15,7 +15,7 @@ from openpyxl import Workbook
 from cloudhelp.core import i18n
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.errors import ApiError, bad_request
-from cloudhelp.domain import metrics
+from cloudhelp.domain import metrics, netquality
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import bounded_date
 from cloudhelp.http.state import AppState
@@ -209,5 +209,17 @@ async def report(request: web.Request) -> web.StreamResponse:
     return web.json_response(body, dumps=state.dumps)
 
 
+async def call_quality(request: web.Request) -> web.Response:
+    """``GET /api/v1/reports/call-quality?from=&to=``: each call's media figures per side
+    (median and worst round trip and loss, frame rate, freezes, relay), newest first."""
+    await current_staff(request, SUPERVISOR_ROLES)
+    first, last = date_range(request)
+    state = AppState.of(request.app)
+    async with state.db.read() as s:
+        body = await netquality.report(s, first, last)
+    return web.json_response(body, dumps=state.dumps)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports", report)
+    app.router.add_get("/api/v1/reports/call-quality", call_quality)

@@ -456,3 +456,86 @@ class CallPeer:
         for task in list(self._tasks):
             task.cancel()
         await self.pc.close()
+
+
+# ---------------------------------------------------------------------------- network check
+
+
+async def network_check(
+    signaling: SignalingClient,
+    *,
+    probes: int = 20,
+    interval: float = 0.05,
+    relay_only: bool = False,
+    seconds: float = 5.0,
+) -> dict[str, Any]:
+    """The kiosk's pre-call check as the pages run it (docs/protocol.md, ``netcheck.offer``):
+    the signaling round trip (a ping with an id), then ``probes`` data-channel probes through
+    the welcome's ICE servers to the server's echo peer, unordered and never retransmitted, so a
+    lost probe stays lost. Sends ``netcheck.result`` and returns the ``netcheck.saved`` frame."""
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    await signaling.send({"type": "ping", "id": "netcheck"})
+    await signaling.expect("pong", timeout=seconds, id="netcheck")
+    signaling_rtt = (time.monotonic() - started) * 1000
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in signaling.welcome.get("ice_servers", [])
+    ]
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
+    media: dict[str, Any] = {"connected": False, "probes": probes, "answered": 0}
+    check = None
+    try:
+        channel = pc.createDataChannel("netcheck", ordered=False, maxRetransmits=0)
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        sent: dict[int, float] = {}
+        rtts: list[float] = []
+        all_back = asyncio.Event()
+
+        @channel.on("message")
+        def on_echo(message: bytes | str) -> None:
+            number = json.loads(message)["n"]
+            if number in sent:
+                rtts.append((time.monotonic() - sent.pop(number)) * 1000)
+                if len(rtts) == probes:
+                    all_back.set()
+
+        await pc.setLocalDescription(await pc.createOffer())
+        await signaling.send({"type": "netcheck.offer", "sdp": pc.localDescription.sdp})
+        answer = await signaling.expect("netcheck.answer", timeout=seconds)
+        check = answer["check"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await asyncio.wait_for(opened.wait(), max(0.1, deadline - time.monotonic()))
+        media["connected"] = True
+        media["candidate"] = _local_candidate_type(pc)
+        for number in range(probes):
+            sent[number] = time.monotonic()
+            channel.send(json.dumps({"n": number}))
+            await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):  # the stragglers: a second at most
+            await asyncio.wait_for(
+                all_back.wait(), min(1.0, max(0.01, deadline - time.monotonic()))
+            )
+        media["answered"] = len(rtts)
+        media["loss"] = round(1 - len(rtts) / probes, 4) if probes else 0.0
+        media["rtt_ms"] = round(sorted(rtts)[len(rtts) // 2], 2) if rtts else None
+    except (TimeoutError, ProtocolError) as exc:
+        log.info("network check stopped: %s", exc)
+    finally:
+        await pc.close()
+    result = {"type": "netcheck.result", "check": check,
+              "signaling_rtt_ms": round(signaling_rtt, 2), "media": media}  # fmt: skip
+    await signaling.send(result)
+    return await signaling.expect("netcheck.saved", timeout=seconds)
+
+
+def _local_candidate_type(pc: RTCPeerConnection) -> str | None:
+    """This side's candidate type in the nominated pair (aiortc keeps it in aioice)."""
+    sctp = pc.sctp
+    if sctp is None:
+        return None
+    connection = getattr(sctp.transport.transport, "_connection", None)
+    pair = getattr(connection, "_nominated", {}).get(1)
+    return getattr(getattr(pair, "local_candidate", None), "type", None)

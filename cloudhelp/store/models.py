@@ -254,6 +254,8 @@ class Ticket(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     outcome: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str] = mapped_column(Text, default="")
+    # The kiosk's pre-call network check, as the server judged it (docs/protocol.md, netcheck).
+    netcheck: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     item: Mapped[ServiceItem] = relationship(lazy="joined")
     department: Mapped[Department] = relationship(lazy="joined")
@@ -290,6 +292,35 @@ class Call(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class CallQuality(Base):
+    """One side's media figures over one call (from its pages' ``call.stats``), for the reports."""
+
+    __tablename__ = "call_quality"
+    __table_args__ = (UniqueConstraint("call_id", "side"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    side: Mapped[str] = mapped_column(String(8))  # kiosk or staff
+    samples: Mapped[int] = mapped_column(Integer)
+    rtt_median_ms: Mapped[float | None] = mapped_column(Float)
+    rtt_worst_ms: Mapped[float | None] = mapped_column(Float)
+    loss_median: Mapped[float | None] = mapped_column(Float)
+    loss_worst: Mapped[float | None] = mapped_column(Float)
+    fps_median: Mapped[float | None] = mapped_column(Float)
+    fps_worst: Mapped[float | None] = mapped_column(Float)  # the lowest
+    freezes: Mapped[int] = mapped_column(Integer, default=0)
+    poor_samples: Mapped[int] = mapped_column(Integer, default=0)
+    relay: Mapped[bool] = mapped_column(Boolean, default=False)
+    level: Mapped[str] = mapped_column(String(8))  # good, fair or poor (of the medians)
+
+    def as_json(self) -> dict[str, Any]:
+        names = ("call_id", "side", "samples", "rtt_median_ms", "rtt_worst_ms", "loss_median",
+                 "loss_worst", "fps_median", "fps_worst", "freezes", "poor_samples", "relay",
+                 "level")  # fmt: skip
+        return {name: getattr(self, name) for name in names}
 
 
 class TicketFile(Base):

@@ -4,6 +4,7 @@ import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
 import { duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
+import { pathText, renderBars } from "./netview.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any} */
@@ -46,13 +47,24 @@ function render() {
 
   $("calls-count").textContent = String(board.calls.length);
   $("calls-empty").hidden = board.calls.length > 0;
-  $("calls").replaceChildren(...board.calls.map((/** @type {any} */ c) => {
-    const li = el("li");
+  // Calls with poor quality first, marked and counted: a supervisor sees them at a glance.
+  const poor = (/** @type {any} */ c) => (c.quality?.level === "poor" ? 0 : 1);
+  const calls = [...board.calls].sort((a, b) => poor(a) - poor(b));
+  const poorCount = calls.filter((c) => poor(c) === 0).length;
+  $("calls-poor").hidden = poorCount === 0;
+  $("calls-poor").textContent = t("board.quality.count", { n: poorCount });
+  $("calls").replaceChildren(...calls.map((/** @type {any} */ c) => {
+    const li = el("li", "", poor(c) === 0 ? "poor" : "");
+    li.dataset.ticket = c.ticket;
     const grow = el("span", "", "grow");
     grow.append(el("strong", c.station), el("br"), el("small", `${c.ticket} · ${c.item}`));
     const time = el("span", "", "wait");
     time.dataset.since = c.connected_at || "";
-    li.append(grow, el("span", c.staff), time);
+    const signal = el("span", "", "signal");
+    const level = c.quality?.level || null;
+    renderBars(signal, level, level ? t(`board.quality.${level}`) : "");
+    if (c.quality) signal.title = `${Math.round(c.quality.rtt_ms ?? 0)} ms · ${pathText(c.quality.relay ? "relay" : "host")}`;
+    li.append(grow, signal, el("span", c.staff), time);
     return li;
   }));
 

@@ -1,6 +1,6 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
-import { Call, Connection, FileChannel } from "./protocol.js";
+import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
 
@@ -57,6 +57,8 @@ function fresh() {
     noticeUrl: /** @type {string | null} */ (null),
     /** What the staff member decided in this call (已通过预审 / 已受理 …), app "case". */
     caseResult: /** @type {string | null} */ (null),
+    /** The pre-call network check: null before it starts, then its verdict (docs/protocol.md). */
+    network: /** @type {string | null} */ (null),
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
@@ -310,6 +312,7 @@ let deviceChecks = 0;
 async function checkDevices() {
   const attempt = ++deviceChecks;
   show("check");
+  if (visit.network === null) checkNetwork();  // once per resident; 重新检测网络 runs it again
   // A correction lookup says which case it found before the call starts.
   $("check-case").hidden = !visit.correction;
   $("check-case-number").textContent = visit.correction || "";
@@ -357,6 +360,29 @@ async function checkDevices() {
   $("device-problem-todo").textContent = t(microphone ? "kiosk.check.todo_voice" : "kiosk.check.todo_attendant");
   $("retry-devices").hidden = false;
   if (microphone) $("start-call").textContent = t("kiosk.check.start_voice");
+}
+
+let networkChecks = 0;
+
+/**
+ * The path the call will take, checked while the resident looks at the camera: the signaling
+ * round trip and a short loop through the ICE servers to the server's echo peer (protocol.js
+ * networkCheck). The server judges; the resident reads it in plain words. The call is never
+ * held back: a failed check says to ask the station's staff.
+ */
+async function checkNetwork() {
+  const attempt = ++networkChecks;
+  const held = visit;
+  held.network = "checking";
+  $("net-check").dataset.verdict = "checking";
+  $("net-status").textContent = t("kiosk.net.checking");
+  $("net-retry").hidden = true;
+  const result = connection ? await networkCheck(connection) : { verdict: "failed" };
+  if (attempt !== networkChecks || held !== visit) return;  // checked again, or a new resident
+  visit.network = result.verdict;
+  $("net-check").dataset.verdict = result.verdict;
+  $("net-status").textContent = t(`kiosk.net.${result.verdict}`);
+  $("net-retry").hidden = result.verdict === "good" || result.verdict === "busy";
 }
 
 function meter(/** @type {MediaStream} */ stream) {
@@ -555,6 +581,7 @@ function startCall(peer, initiator) {
   $("switch-camera").hidden = visit.cameras.length < 2;
   $("show-notice").hidden = !visit.noticeUrl;
   wireCall(call, /** @type {Connection} */ (connection));
+  call.reportStats();  // call.stats every 5 s: staff see the signal, the ticket keeps the figures
   // Staff see which devices the resident has (a badge, and chat offered without them).
   call.sendApp({ kind: "devices", camera: visit.devices.camera, microphone: visit.devices.microphone });
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
@@ -958,6 +985,7 @@ function wire() {
   });
   $("call-button").onclick = () => checkDevices();
   $("retry-devices").onclick = () => checkDevices();
+  $("net-retry").onclick = () => checkNetwork();
   $("check-back").onclick = () => {
     stopStream();
     if (visit.checkFrom === "item" && visit.item?.materials) show("item");

@@ -5,6 +5,7 @@
 
 const PROTOCOL_VERSION = 1;
 const ACK_MS = 5000;
+const STATS_MS = 5000;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const RECOVERY_MS = 15000;
 
@@ -247,6 +248,8 @@ export class Call extends EventTarget {
     this.peerAway = false;
     /** @type {number | undefined} */
     this.failTimer = undefined;
+    /** @type {number | undefined} */
+    this.statsTimer = undefined;
     this.iceServers = iceServers;
     this.stream = stream || null;
     this.remoteStreams = { audio: new MediaStream(), camera: new MediaStream(), screen: new MediaStream() };
@@ -465,9 +468,33 @@ export class Call extends EventTarget {
     this.signal({ type: "app", data });
   }
 
+  /**
+   * Send the server a summary of the call's media every `periodMs` (`call.stats`,
+   * docs/protocol.md): round trip, loss, frame rate and freezes of the received video, and
+   * whether the path is relayed. Stops when the call closes.
+   * @param {number} [periodMs]
+   */
+  reportStats(periodMs = STATS_MS) {
+    clearInterval(this.statsTimer);
+    /** @type {Map<string, any>} */
+    let previous = new Map();
+    this.statsTimer = window.setInterval(async () => {
+      if (this.closed || this.pc.connectionState !== "connected") return;
+      try {
+        const report = await this.pc.getStats();
+        const summary = summarizeStats(report, previous);
+        previous = summary.seen;
+        this.connection.send({ type: "call.stats", ...summary.stats });
+      } catch (error) {
+        console.warn("call statistics failed", error);
+      }
+    }, periodMs);
+  }
+
   close() {
     this.closed = true;
     clearTimeout(this.failTimer);
+    clearInterval(this.statsTimer);
     this.connection.removeEventListener("message", this.onMessage);
     this.pc.close();
     this.emitState("closed");
@@ -709,4 +736,192 @@ export async function uploadFile(ticketId, file, sender, headers = {}) {
   const body = await response.json();
   if (!response.ok) throw Object.assign(new Error(body.error?.message || "upload failed"), { code: body.error?.code });
   return body.file;
+}
+
+// ------------------------------------------------------------------ network quality
+
+/** @param {number} value @param {number} low @param {number} high */
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+/** @param {number} value @param {number} places */
+const round = (value, places) => Math.round(value * 10 ** places) / 10 ** places;
+
+/**
+ * The path a connection uses, from a getStats report: the nominated candidate pair's round trip
+ * and this side's candidate type ("host", "srflx", "prflx", "relay") and, when relayed, how it
+ * reaches the TURN server ("udp", "tcp", "tls").
+ * @param {RTCStatsReport} report
+ * @returns {{rtt_ms: number | null, candidate: string | null, protocol: string | null}}
+ */
+export function selectedPath(report) {
+  /** @type {any} */
+  let pair = null;
+  report.forEach((/** @type {any} */ s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((/** @type {any} */ s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
+  }
+  if (!pair) return { rtt_ms: null, candidate: null, protocol: null };
+  const local = /** @type {any} */ (report.get(pair.localCandidateId)) || {};
+  const rtt = typeof pair.currentRoundTripTime === "number" ? round(clamp(pair.currentRoundTripTime * 1000, 0, 60000), 1) : null;
+  const protocol = local.candidateType === "relay" ? local.relayProtocol || null : local.protocol || null;
+  return { rtt_ms: rtt, candidate: local.candidateType || null, protocol };
+}
+
+/**
+ * A `call.stats` summary of the period since `previous` (what the last summary saw, by stats
+ * id): round trip and path, packet loss over everything received, frame rate and freezes of
+ * the busiest received video, received bitrate.
+ * @param {RTCStatsReport} report @param {Map<string, any>} previous
+ * @returns {{stats: Record<string, any>, seen: Map<string, any>}}
+ */
+export function summarizeStats(report, previous) {
+  const path = selectedPath(report);
+  /** @type {Map<string, any>} */
+  const seen = new Map();
+  let lost = 0;
+  let received = 0;
+  let bytes = 0;
+  let seconds = 0;
+  /** @type {{frames: number, fps: number, freezes: number} | null} */
+  let video = null;
+  report.forEach((/** @type {any} */ s) => {
+    if (s.type !== "inbound-rtp") return;
+    seen.set(s.id, s);
+    const before = previous.get(s.id) || { packetsLost: 0, packetsReceived: 0, bytesReceived: 0, framesDecoded: 0, freezeCount: 0, timestamp: s.timestamp };
+    lost += Math.max(0, (s.packetsLost || 0) - (before.packetsLost || 0));
+    received += Math.max(0, (s.packetsReceived || 0) - (before.packetsReceived || 0));
+    bytes += Math.max(0, (s.bytesReceived || 0) - (before.bytesReceived || 0));
+    seconds = Math.max(seconds, (s.timestamp - before.timestamp) / 1000);
+    if (s.kind === "video") {
+      const frames = Math.max(0, (s.framesDecoded || 0) - (before.framesDecoded || 0));
+      const span = (s.timestamp - before.timestamp) / 1000;
+      const fps = typeof s.framesPerSecond === "number" ? s.framesPerSecond : span > 0 ? frames / span : 0;
+      const freezes = Math.max(0, (s.freezeCount || 0) - (before.freezeCount || 0));
+      if (!video || frames > video.frames) video = { frames, fps, freezes };
+    }
+  });
+  const stats = {
+    rtt_ms: path.rtt_ms,
+    loss: received + lost > 0 ? round(lost / (received + lost), 4) : null,
+    fps: video && video.frames > 0 ? round(clamp(video.fps, 0, 240), 1) : null,
+    freezes: video ? clamp(video.freezes, 0, 10000) : 0,
+    relay: path.candidate === "relay",
+    candidate: path.candidate,
+    bitrate_kbps: seconds > 0 ? round(clamp((bytes * 8) / seconds / 1000, 0, 1e6), 1) : null,
+  };
+  return { stats, seen };
+}
+
+/**
+ * The next frame `accept` takes, or null after `ms`.
+ * @param {Connection} connection @param {(frame: Frame) => boolean} accept @param {number} ms
+ * @returns {Promise<Frame | null>}
+ */
+function nextFrame(connection, accept, ms) {
+  return new Promise((resolve) => {
+    const done = (/** @type {Frame | null} */ frame) => {
+      clearTimeout(timer);
+      connection.removeEventListener("message", listen);
+      resolve(frame);
+    };
+    const listen = (/** @type {any} */ event) => { if (accept(event.detail)) done(event.detail); };
+    const timer = setTimeout(() => done(null), Math.max(0, ms));
+    connection.addEventListener("message", listen);
+  });
+}
+
+/** @param {RTCPeerConnection} pc @param {number} ms resolves when candidates are gathered, or after ms */
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(undefined); }
+    });
+  });
+}
+
+/**
+ * The pre-call network check (docs/protocol.md, `netcheck.offer`): the signaling round trip (a
+ * ping with an id), then `probes` data-channel probes through the ICE servers of the welcome
+ * to the server's echo peer — unordered and never retransmitted, so loss shows — and the
+ * candidate type the path took. Bounded by `seconds`. The figures go to the server, which judges
+ * them and keeps them for the ticket; resolves with its verdict: "good", "poor", "failed"
+ * (no media path, or no server), or "busy" (the server's echo peers are all in use: not checked).
+ * @param {Connection} connection
+ * @param {{probes?: number, intervalMs?: number, seconds?: number}} [options]
+ * @returns {Promise<{verdict: string, netcheck: Record<string, any> | null}>}
+ */
+export async function networkCheck(connection, { probes = 20, intervalMs = 50, seconds = 5 } = {}) {
+  const deadline = performance.now() + seconds * 1000;
+  const left = () => deadline - performance.now();
+  if (!connection.welcome) return { verdict: "failed", netcheck: null };
+  const id = `nc${Math.random().toString(36).slice(2, 10)}`;
+  const pinged = performance.now();
+  const pong = nextFrame(connection, (f) => f.type === "pong" && f.id === id, left());
+  if (!connection.send({ type: "ping", id })) return { verdict: "failed", netcheck: null };
+  if (!(await pong)) return { verdict: "failed", netcheck: null };
+  const signalingRtt = round(performance.now() - pinged, 1);
+  const pc = new RTCPeerConnection({
+    iceServers: connection.welcome.ice_servers || [],
+    iceTransportPolicy: connection.welcome.ice_transport_policy || "all",
+  });
+  /** @type {Record<string, any>} */
+  const media = { connected: false, probes, answered: 0 };
+  /** @type {string | null} */
+  let check = null;
+  try {
+    const channel = pc.createDataChannel("netcheck", { ordered: false, maxRetransmits: 0 });
+    const opened = new Promise((resolve) => { channel.onopen = resolve; });
+    /** @type {Map<number, number>} */
+    const sent = new Map();
+    /** @type {number[]} */
+    const rtts = [];
+    channel.onmessage = (event) => {
+      const echo = parseFrame(event.data, "kind", "netcheck");
+      const at = echo && sent.get(echo.n);
+      if (echo && typeof at === "number") { rtts.push(performance.now() - at); sent.delete(echo.n); }
+    };
+    await pc.setLocalDescription();
+    await gathered(pc, Math.min(2000, left()));
+    const reply = nextFrame(connection, (f) => f.type === "netcheck.answer" || (f.type === "error" && f.ref === "netcheck.offer"), left());
+    connection.send({ type: "netcheck.offer", sdp: pc.localDescription?.sdp });
+    const answer = await reply;
+    if (answer?.type === "error" && answer.code === "netcheck_busy") return { verdict: "busy", netcheck: null };
+    if (answer?.type === "netcheck.answer") {
+      check = answer.check;
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      const open = await Promise.race([opened.then(() => true), new Promise((r) => setTimeout(() => r(false), Math.max(0, left())))]);
+      if (open) {
+        media.connected = true;
+        for (let n = 0; n < probes && left() > 0; n += 1) {
+          sent.set(n, performance.now());
+          channel.send(JSON.stringify({ kind: "probe", n }));
+          await new Promise((r) => setTimeout(r, intervalMs));
+        }
+        const waitUntil = performance.now() + Math.min(1000, Math.max(0, left()));
+        while (sent.size && performance.now() < waitUntil) await new Promise((r) => setTimeout(r, 20));
+        media.answered = rtts.length;
+        media.loss = probes ? round(1 - rtts.length / probes, 4) : 0;
+        const sorted = [...rtts].sort((a, b) => a - b);
+        media.rtt_ms = sorted.length ? round(clamp(sorted[Math.floor(sorted.length / 2)], 0, 60000), 1) : null;
+        const path = selectedPath(await pc.getStats());
+        media.candidate = path.candidate;
+        media.protocol = path.protocol;
+      }
+    }
+  } catch (error) {
+    console.warn("network check stopped", error);
+  } finally {
+    pc.close();
+  }
+  const saved = nextFrame(connection, (f) => f.type === "netcheck.saved", 3000);
+  if (!connection.send({ type: "netcheck.result", check, signaling_rtt_ms: signalingRtt, media })) {
+    return { verdict: "failed", netcheck: null };
+  }
+  const frame = await saved;
+  return frame ? { verdict: frame.verdict, netcheck: frame.netcheck } : { verdict: "failed", netcheck: null };
 }

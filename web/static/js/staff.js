@@ -2,6 +2,7 @@
 // @ts-check
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { netcheckText, renderBars, sampleText } from "./netview.js";
 import { beep, duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
@@ -157,6 +158,7 @@ function onMessage(frame) {
     case "left": return onLeft();
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
+    case "call.quality": return showQuality(frame);
     case "error": return banner(errorText(frame), "error");
   }
 }
@@ -280,6 +282,7 @@ function onRing(/** @type {any} */ frame) {
   $("ring-ticket").textContent = ringing.number;
   $("ring-item").textContent = ringing.item.name;
   $("ring-station").textContent = ringing.station.name;
+  showNetcheck($("ring-net"), ringing.netcheck);
   let left = frame.ring_seconds;
   const tick = () => {
     $("ring-countdown").textContent = t("staff.ring.countdown", { n: left });
@@ -325,6 +328,9 @@ function onJoined(/** @type {any} */ frame) {
   $("idle").hidden = true;
   const { signal } = v.listeners;
   wireCall(call, /** @type {Connection} */ (connection), signal);
+  call.reportStats();  // call.stats every 5 s (the server pushes call.quality back)
+  showQuality({ level: null });
+  showNetcheck($("peer-net"), v.summary?.netcheck);
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;  // the resident's data: each field checked before it is used
     if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
@@ -673,6 +679,35 @@ function showPeerDevices(/** @type {any} */ devices) {
   }
 }
 
+// ------------------------------------------------------------------ network quality
+
+/**
+ * What the resident's pre-call check found (ticket `netcheck`), in one line: verdict, then its
+ * figures; hidden when the kiosk made none. @param {HTMLElement} target @param {any} check
+ */
+function showNetcheck(target, check) {
+  const text = netcheckText(check);
+  target.hidden = !text;
+  target.dataset.verdict = text?.verdict || "";
+  target.textContent = text ? [text.title, text.detail].filter(Boolean).join(" · ") : "";
+}
+
+/**
+ * The call's signal strength (`call.quality`: the worse of both sides' latest summaries) as
+ * bars with a word, the figures under it, and the pre-call check beside them.
+ * @param {any} frame
+ */
+function showQuality(frame) {
+  const level = typeof frame.level === "string" ? frame.level : null;
+  $("signal").hidden = false;
+  renderBars($("signal"), level, t(level ? `staff.quality.${level}` : "staff.quality.none"));
+  const detail = sampleText(frame.kiosk);
+  $("signal").title = detail;
+  $("signal-detail").hidden = !detail;
+  $("signal-detail").textContent = detail;
+  if (frame.netcheck) showNetcheck($("peer-net"), frame.netcheck);  // else: as the ticket said
+}
+
 // ------------------------------------------------------------------ end of a call, wrap-up
 
 function onLeft() {
@@ -763,6 +798,7 @@ function clearScreen() {
   $("notice-link").hidden = true;
   $("case-history").hidden = true;
   $("peer-devices").hidden = true;
+  for (const id of ["signal", "signal-detail", "peer-net"]) $(id).hidden = true;
   $("chat-hint").hidden = true;
   $("wrapup").hidden = true;
   for (const id of ["remote-main", "remote-corner", "remote-audio"]) $(id).srcObject = null;

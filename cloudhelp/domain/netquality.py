@@ -1,0 +1,201 @@
+"""Network quality: the kiosk's pre-call check and the calls' periodic media figures.
+
+One rule for each judgement, used by the server only (the pages show what it says):
+``check_verdict`` (good / poor / failed, for the pre-call check) and ``sample_level`` (good /
+fair / poor, for one ``call.stats`` summary). ``CallFigures`` gathers a call's summaries per side
+while it lasts; ``save_summaries`` keeps them with the ticket when it ends (``call_quality``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core.clock import day_bounds, iso
+from cloudhelp.store.models import Call, CallQuality, Staff, Ticket
+
+# Pre-call check: above these the network is poor (calls may stutter).
+CHECK_POOR_RTT_MS = 300.0
+CHECK_POOR_LOSS = 0.05
+CHECK_POOR_SIGNALING_MS = 1000.0
+# One call summary: (fair, poor) thresholds.
+RTT_MS = (200.0, 400.0)
+LOSS = (0.02, 0.08)
+FPS = (15.0, 8.0)  # lower is worse; only when video is received
+LEVELS = ("good", "fair", "poor")
+BARS = {"good": 3, "fair": 2, "poor": 1}
+# Summaries kept per side of a call for its medians (a 5 s period: one hour).
+SAMPLES_KEPT = 720
+
+
+def check_verdict(signaling_rtt_ms: float | None, media: dict[str, Any] | None) -> str:
+    """``failed``: no media path to the server (not connected, or no probe came back);
+    ``poor``: round trip or loss above the thresholds; else ``good``."""
+    if not media or not media.get("connected") or not media.get("answered"):
+        return "failed"
+    rtt, loss = media.get("rtt_ms"), media.get("loss") or 0.0
+    if (rtt is not None and rtt > CHECK_POOR_RTT_MS) or loss > CHECK_POOR_LOSS:
+        return "poor"
+    if signaling_rtt_ms is not None and signaling_rtt_ms > CHECK_POOR_SIGNALING_MS:
+        return "poor"
+    return "good"
+
+
+def sample_level(sample: dict[str, Any]) -> str:
+    """good / fair / poor for one summary: the worst of round trip, loss, frame rate, freezes."""
+    worst = 0
+    rtt, loss, fps = sample.get("rtt_ms"), sample.get("loss"), sample.get("fps")
+    for value, (fair, poor) in ((rtt, RTT_MS), (loss, LOSS)):
+        if value is not None:
+            worst = max(worst, 2 if value > poor else 1 if value > fair else 0)
+    if fps is not None:
+        worst = max(worst, 2 if fps < FPS[1] else 1 if fps < FPS[0] else 0)
+    if sample.get("freezes"):
+        worst = max(worst, 1 if sample["freezes"] < 3 else 2)
+    return LEVELS[worst]
+
+
+def worse(*levels: str | None) -> str | None:
+    """The worst of some levels (None when there is none)."""
+    known = [LEVELS.index(level) for level in levels if level in LEVELS]
+    return LEVELS[max(known)] if known else None
+
+
+@dataclass
+class SideFigures:
+    """One side's summaries in one call: the latest, a bounded window, and running totals."""
+
+    latest: dict[str, Any] | None = None
+    window: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
+    count: int = 0
+    freezes: int = 0
+    poor: int = 0
+    relay: bool = False
+    rtt_worst: float | None = None
+    loss_worst: float | None = None
+    fps_worst: float | None = None
+
+    def add(self, sample: dict[str, Any]) -> None:
+        self.latest = sample
+        self.window.append(sample)
+        self.count += 1
+        self.freezes += int(sample.get("freezes") or 0)
+        self.poor += sample["level"] == "poor"
+        self.relay = self.relay or bool(sample.get("relay"))
+        self.rtt_worst = _max(self.rtt_worst, sample.get("rtt_ms"))
+        self.loss_worst = _max(self.loss_worst, sample.get("loss"))
+        fps = sample.get("fps")
+        if fps is not None:
+            self.fps_worst = fps if self.fps_worst is None else min(self.fps_worst, fps)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures kept for the reports: medians over the window, worsts over the call."""
+
+        def median(name: str) -> float | None:
+            values = [s[name] for s in self.window if s.get(name) is not None]
+            return round(statistics.median(values), 4) if values else None
+
+        medians = {"rtt_ms": median("rtt_ms"), "loss": median("loss"), "fps": median("fps")}
+        return {
+            "samples": self.count,
+            "rtt_median_ms": medians["rtt_ms"],
+            "rtt_worst_ms": self.rtt_worst,
+            "loss_median": medians["loss"],
+            "loss_worst": self.loss_worst,
+            "fps_median": medians["fps"],
+            "fps_worst": self.fps_worst,
+            "freezes": self.freezes,
+            "poor_samples": self.poor,
+            "relay": self.relay,
+            "level": sample_level(medians | {"freezes": 0}),
+        }
+
+
+def _max(current: float | None, value: float | None) -> float | None:
+    if value is None:
+        return current
+    return value if current is None else max(current, value)
+
+
+@dataclass
+class CallFigures:
+    """A call's summaries from both sides, while it lasts."""
+
+    ticket_id: int
+    ticket_number: str
+    sides: dict[str, SideFigures] = field(default_factory=dict)
+
+    def add(self, side: str, sample: dict[str, Any]) -> None:
+        self.sides.setdefault(side, SideFigures()).add(sample)
+
+    def level(self) -> str | None:
+        """The call's level now: the worse of the two sides' latest summaries."""
+        return worse(*(s.latest["level"] for s in self.sides.values() if s.latest))
+
+    def now(self) -> dict[str, Any]:
+        """What the console and the board show: the level, its bars, each side's latest."""
+        level = self.level()
+        latest = {side: figures.latest for side, figures in self.sides.items()}
+        relay = any(bool(s and s.get("relay")) for s in latest.values())
+        return {"level": level, "bars": BARS.get(level or "", 0), "relay": relay, **latest}
+
+
+async def save_summaries(
+    session: AsyncSession, call_id: int, ticket_id: int, figures: CallFigures | None
+) -> None:
+    """Keep each side's summary of a call that ended (nothing when no page reported)."""
+    if figures is None:
+        return
+    for side, side_figures in figures.sides.items():
+        if side_figures.count:
+            session.add(
+                CallQuality(call_id=call_id, ticket_id=ticket_id, side=side,
+                            **side_figures.summary())
+            )  # fmt: skip
+
+
+REPORT_LIMIT = 2000  # calls listed at most in one report (the totals count them all)
+
+
+async def report(session: AsyncSession, first: date, last: date) -> dict[str, Any]:
+    """Per call started in the local days ``first``…``last`` (newest first): the ticket, the
+    pre-call check's verdict and each side's figures; and totals (calls with figures, poor ones,
+    relayed ones)."""
+    start, end = day_bounds(first, last)
+    rows = (
+        await session.execute(
+            select(Call, Ticket, Staff.display_name, CallQuality)
+            .join(Ticket, Ticket.id == Call.ticket_id)
+            .join(Staff, Staff.id == Call.staff_id)
+            .join(CallQuality, CallQuality.call_id == Call.id)
+            .where(Call.started_at >= start, Call.started_at < end)
+            .order_by(Call.started_at.desc(), Call.id.desc(), CallQuality.side)
+        )
+    ).all()
+    calls: dict[int, dict[str, Any]] = {}
+    for call, ticket, staff_name, quality in rows:
+        entry = calls.setdefault(call.id, {
+            "call": call.id, "ticket": ticket.id, "number": ticket.number, "day": ticket.day,
+            "station": ticket.station.name, "item": ticket.item.name, "staff": staff_name,
+            "started_at": iso(call.started_at), "ended_at": iso(call.ended_at),
+            "netcheck": (ticket.netcheck or {}).get("verdict"), "sides": {},
+        })  # fmt: skip
+        entry["sides"][quality.side] = quality.as_json()
+    listed = list(calls.values())
+    levels = [worse(*(s["level"] for s in c["sides"].values())) for c in listed]
+    return {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "total": {
+            "calls": len(listed),
+            "poor": levels.count("poor"),
+            "relayed": sum(any(s["relay"] for s in c["sides"].values()) for c in listed),
+        },
+        "calls": listed[:REPORT_LIMIT],
+    }
