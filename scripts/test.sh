@@ -24,6 +24,8 @@ if [ "${1:-}" != "--inside" ]; then
   command -v turnserver >/dev/null || missing+=(coturn)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
+  command -v nft >/dev/null || missing+=(nftables)  # tests/test_network_paths.py: NAT, loss
+  command -v openssl >/dev/null || missing+=(openssl)
   fc-list 2>/dev/null | grep -i "cjk" >/dev/null || missing+=(fonts-noto-cjk)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "test.sh: installing ${missing[*]}"
