@@ -191,6 +191,18 @@ class Network:
                 "}\n"
             )
 
+    def only_ports(self, side: str, tcp: list[int], udp: list[int]) -> None:
+        """``side``'s NAT lets its LAN out to these ports only (a firewall that allows web and
+        TURN): that side must then reach the other through its own TURN allocation."""
+        tcp_ports, udp_ports = ", ".join(map(str, tcp)), ", ".join(map(str, udp))
+        self.nat[side].nft(
+            "table inet only_ports {\n"
+            " chain forward { type filter hook forward priority 0;\n"
+            f'  iifname "lan" tcp dport != {{ {tcp_ports} }} drop;\n'
+            f'  iifname "lan" udp dport != {{ {udp_ports} }} drop; }}\n'
+            "}\n"
+        )
+
     def block_udp(self) -> None:
         """Each NAT drops all UDP from and to its LAN (a network that lets only TCP out)."""
         for nat in self.nat.values():

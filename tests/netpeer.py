@@ -64,6 +64,7 @@ async def media_rtt(peer: CallPeer) -> float | None:
 
 
 async def signaling_rtt(client: SignalingClient) -> float | None:
+    client.drain("pong")  # answers to the client's own keep-alive pings
     started = time.monotonic()
     try:
         await client.send({"type": "ping"})
@@ -122,7 +123,7 @@ async def run(role: str, url: str, auth: dict[str, Any], item: str) -> None:
         client = SignalingClient(url, http)
         welcome = await client.connect(auth)
         emit("welcome", ice_servers=[s["urls"] for s in welcome.get("ice_servers", [])])
-        peer = CallPeer(client)
+        peer = CallPeer(client, relay_only=welcome.get("ice_transport_policy") == "relay")
 
         def on_frame(frame: dict[str, Any]) -> None:
             if frame["type"] in ("joined", "peer_reconnecting", "peer_back", "left"):
