@@ -163,10 +163,15 @@ class Network:
             nat.ip("addr", "add", f"{lan}.1/24", "dev", "lan")
             nat.ip("link", "set", "lan", "up")
             nat.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            # Masquerade, and a stateful firewall: nothing unasked-for from outside reaches the
+            # NAT itself (so a peer's early check leaves no conntrack entry that would make the
+            # NAT map this host's own later packets to another port).
             nat.nft(
                 "table ip nat {\n"
                 " chain postrouting { type nat hook postrouting priority 100; "
                 'oifname "wan" masquerade; }\n'
+                ' chain input { type filter hook input priority 0; iifname "wan" '
+                "ct state new drop; }\n"
                 "}\n"
             )
             host.ip("addr", "add", f"{lan}.2/24", "dev", "eth0")
