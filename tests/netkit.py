@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -131,11 +132,10 @@ class Host:
 class Network:
     """The five namespaces above, their links, addresses, routes and NAT."""
 
-    made = 0
-
     def __init__(self, prefix: str | None = None) -> None:
-        Network.made += 1
-        prefix = prefix or f"ch{os.getpid()}n{Network.made}"
+        # Names in /run/netns are shared by every run on the machine (each in its own PID
+        # namespace, where PIDs repeat): a random prefix keeps concurrent runs apart.
+        prefix = prefix or f"ch{secrets.token_hex(4)}"
         self.pub = Host(f"{prefix}-pub")
         self.nat = {side: Host(f"{prefix}-nat{side[0]}") for side in LAN}
         self.host = {side: Host(f"{prefix}-{side}") for side in LAN}
@@ -230,7 +230,8 @@ class Network:
         )
         self.nat[side].nft(
             "table inet loss {\n"
-            f' chain prerouting {{ type filter hook prerouting priority -300; iifname "lan" {rule}; }}\n'
+            " chain prerouting { type filter hook prerouting priority -300;"
+            f' iifname "lan" {rule}; }}\n'
             "}\n"
         )
 
@@ -292,8 +293,8 @@ def test_certificate(folder: Path) -> tuple[Path, Path]:
     it through SSL_CERT_FILE."""
     cert, key = folder / "turn-cert.pem", folder / "turn-key.pem"
     sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-days", "2", "-subj", "/CN=turn.cloudhelp.test",
-       "-addext", f"subjectAltName=IP:{PUBLIC}", "-keyout", str(key), "-out", str(cert))  # fmt: skip
+       "-nodes", "-days", "2", "-subj", "/CN=turn.cloudhelp.test", "-keyout", str(key),
+       "-addext", f"subjectAltName=IP:{PUBLIC}", "-out", str(cert))  # fmt: skip
     return cert, key
 
 

