@@ -1,0 +1,172 @@
+"""One party of a call, run in its own network namespace by the multi-host network tests.
+
+``python -m tests.netpeer kiosk|staff URL AUTH_JSON [--item ITEM]`` signs in to a real CloudHelp
+server over the protocol (docs/protocol.md), takes a ticket (kiosk) or answers the ring
+(staff), and runs the call's media with :class:`cloudhelp.media.peer.CallPeer` (aiortc), using
+the ICE servers the server handed out in ``welcome``. It prints one JSON line per event, each
+with ``t`` on the monotonic clock (one clock for every process on the machine): ``welcome``,
+``joined``, ``connected`` (with the selected candidate pair and the TURN connection),
+``first_frame``, ``frames`` (every 0.2 s, with the signaling and media round trips),
+``socket_closed``/``resumed`` (it resumes its session whenever the socket drops),
+``peer_reconnecting``, ``peer_back``, ``left``, ``failed``. It runs until stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+import aiohttp
+
+from cloudhelp.media.peer import CallPeer, ProtocolError, SignalingClient
+
+REPORT_SECONDS = 0.2
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, "t": time.monotonic(), **fields}), flush=True)
+
+
+def path_of(peer: CallPeer) -> dict[str, Any]:
+    """The selected candidate pair, and how this side reaches its TURN server if it relays."""
+    transport = peer.pc.getTransceivers()[0].sender.transport.transport
+    local_kinds = sorted({c.type for c in transport.iceGatherer.getLocalCandidates()})
+    pair = transport._connection._nominated[1]
+    path: dict[str, Any] = {
+        "local": pair.local_candidate.type,
+        "remote": pair.remote_candidate.type,
+        "gathered": local_kinds,
+    }
+    if pair.local_candidate.type == "relay":
+        inner = getattr(pair.protocol.transport, "_TurnTransport__inner_protocol")  # noqa: B009
+        stream = inner.transport
+        path["turn"] = {
+            "server": list(stream.get_extra_info("peername")),
+            "via": "tcp" if stream.get_extra_info("socket").type == socket.SOCK_STREAM else "udp",
+            "tls": stream.get_extra_info("ssl_object") is not None,
+        }
+    return path
+
+
+async def media_rtt(peer: CallPeer) -> float | None:
+    """The media round trip aiortc measured from RTCP (remote-inbound-rtp), in seconds."""
+    report = await peer.pc.getStats()
+    for stats in report.values():
+        if stats.type == "remote-inbound-rtp" and stats.roundTripTime is not None:
+            return float(stats.roundTripTime)
+    return None
+
+
+async def signaling_rtt(client: SignalingClient) -> float | None:
+    client.drain("pong")  # answers to the client's own keep-alive pings
+    started = time.monotonic()
+    try:
+        await client.send({"type": "ping"})
+        await client.expect("pong", timeout=3)
+    except (ConnectionError, TimeoutError, RuntimeError, ProtocolError):
+        return None
+    return time.monotonic() - started
+
+
+async def keep_resumed(client: SignalingClient) -> None:
+    """Resume the session whenever its socket drops (as the pages do)."""
+    while True:
+        await client.closed.wait()
+        emit("socket_closed", code=client.close_code)
+        while True:
+            try:
+                await asyncio.wait_for(client.resume(), 3)
+            except (OSError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+                emit("resume_failed", error=repr(exc))
+                await asyncio.sleep(0.3)
+            else:
+                emit("resumed")
+                break
+
+
+async def probe(client: SignalingClient, peer: CallPeer, rtts: dict[str, float | None]) -> None:
+    """Measure the signaling and media round trips, twice a second."""
+    while True:
+        rtts["signaling_rtt"] = await signaling_rtt(client)
+        rtts["media_rtt"] = await media_rtt(peer)
+        await asyncio.sleep(0.5)
+
+
+async def report(client: SignalingClient, peer: CallPeer) -> None:
+    rtts: dict[str, float | None] = {"signaling_rtt": None, "media_rtt": None}
+    prober = asyncio.create_task(probe(client, peer, rtts))
+    first = False
+    last = 0.0
+    try:
+        while True:
+            await asyncio.sleep(0.01)
+            frames = peer.frames_of(0)
+            if frames and not first:
+                first = True
+                emit("first_frame")
+            if time.monotonic() - last >= REPORT_SECONDS:
+                last = time.monotonic()
+                ice, connection = peer.pc.iceConnectionState, peer.pc.connectionState
+                emit("frames", received=frames, ice=ice, connection=connection, **rtts)
+    finally:
+        prober.cancel()
+
+
+async def run(role: str, url: str, auth: dict[str, Any], item: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        client = SignalingClient(url, http)
+        welcome = await client.connect(auth)
+        emit("welcome", ice_servers=[s["urls"] for s in welcome.get("ice_servers", [])])
+        peer = CallPeer(client, relay_only=welcome.get("ice_transport_policy") == "relay")
+
+        def on_frame(frame: dict[str, Any]) -> None:
+            if frame["type"] in ("joined", "peer_reconnecting", "peer_back", "left"):
+                emit(frame["type"], frame=frame)
+
+        client.listeners.append(on_frame)
+        tasks = [asyncio.create_task(keep_resumed(client))]
+        if role == "kiosk":
+            await client.send({"type": "ticket.take", "item": item})
+        else:
+            await client.expect("presence", state="away")
+            await client.send({"type": "staff.status", "status": "available"})
+            await client.expect("presence", state="available")
+            emit("available")
+            ring = await client.expect("ring", timeout=60)
+            await client.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        await client.expect("joined", timeout=60)
+        tasks.append(asyncio.create_task(report(client, peer)))
+        await peer.connected.wait()
+        emit("connected", path=path_of(peer))
+        # Until the test closes stdin.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        for task in tasks:
+            task.cancel()
+        await peer.close()
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.netpeer")
+    parser.add_argument("role", choices=["kiosk", "staff"])
+    parser.add_argument("url")
+    parser.add_argument("auth", help="the hello's auth object, as JSON")
+    parser.add_argument("--item", default="NYNC-001", help="the service item (kiosk)")
+    args = parser.parse_args()
+    try:
+        asyncio.run(run(args.role, args.url, json.loads(args.auth), args.item))
+    except Exception as exc:
+        emit("failed", error=repr(exc))
+        raise
+    with contextlib.suppress(Exception):
+        sys.stdout.close()
+
+
+if __name__ == "__main__":
+    main()
