@@ -169,4 +169,3 @@ def reload_tls(settings: Settings, context: ssl.SSLContext | None) -> None:
         logs.log_event("tls.reload_failed", severity=logging.ERROR, reason=str(exc))
         return
     logs.log_event("tls.reloaded", cert=str(settings.tls_cert))
-
