@@ -62,7 +62,9 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
         kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
         center = server.state.callcenter
         try:
-            assert center.quiet()  # nothing ringing, nobody in a call: a full GC pass may run
+            # Nothing ringing, nobody in a call, once the staff member's arrival has been
+            # dispatched: a full GC pass may run.
+            await until(center.quiet, what="the call centre to be quiet")
             ticket = await take_ticket(kiosk, "NYNC-002")
             assert ticket["number"] == "B001" and ticket["item"]["code"] == "NYNC-002"
             assert ticket["status"] in ("waiting", "offered")
@@ -100,7 +102,7 @@ async def test_a_call_from_ticket_to_wrapup(demo_url: str) -> None:
             await kiosk.send({"type": "call.hangup"})
             assert (await staff.expect("left"))["reason"] == "kiosk_hangup"
             await kiosk.expect("left")
-            assert center.quiet()
+            await until(center.quiet, what="quiet after the call")
             wrapup = await staff.expect("wrapup")
             assert wrapup["ticket"] == ticket["id"] and wrapup["seconds"] == 60
             await staff.expect("presence", state="wrapup")
