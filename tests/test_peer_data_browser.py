@@ -62,7 +62,10 @@ JUNK_FRAMES = """(channel) => {
   const ch = eval(channel);
   for (const junk of ["{not json", "null", "42", "[1, 2]", '{"kind": 7}',
                       '{"kind": "file", "id": 5, "name": "x", "size": 1, "sha256": "0"}',
-                      '{"kind": "file", "id": "n", "name": "x", "size": -1, "sha256": "0"}']) {
+                      '{"kind": "file", "id": "n", "name": "x", "size": -1, "sha256": "0"}',
+                      // more than the 25 MiB a receiver holds for one file
+                      '{"kind": "file", "id": "b", "name": "x", "size": 2 ** 40, "sha256": "0"}'
+                        .replace("2 ** 40", String(2 ** 40))]) {
     ch.send(junk);
   }
   ch.send(new Uint8Array([1, 2, 3]));  // a chunk with no transfer open
@@ -338,7 +341,7 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
             files=[{"name": "after-junk.pdf", "mimeType": "application/pdf", "buffer": a_pdf("x")}],
         )
         await expect(received.filter(has_text="after-junk.pdf")).to_have_count(1, timeout=30_000)
-        assert len(kiosk_watch.saying("data channel: dropped")) == 7
+        assert len(kiosk_watch.saying("data channel: dropped")) == 8
         await snap(kiosk, "peer-data-kiosk-received-files")
 
         # --- kiosk → staff, through the kiosk page's own sendFile, each with a claimed type.
@@ -369,6 +372,16 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         assert await blob_type(staff, await frame.get_attribute("src")) == "application/pdf"
         assert await shown.get_attribute("data-sha256") == hashlib.sha256(pdf).hexdigest()
 
+        # A file larger than the server keeps (25 MiB) fails at once, and the kiosk says so.
+        await kiosk.evaluate(
+            "() => window.cloudhelp.sendFile("
+            "new Blob([new Uint8Array(25 * 2 ** 20 + 1)]), 'huge.jpg')"
+        )
+        huge = kiosk.locator("#files-sent li", has_text="huge.jpg")
+        await expect(huge).to_contain_text("超过 25 MB，无法发送")
+        await expect(huge.locator("button")).to_have_count(0)  # retrying would not help
+        await expect(files.filter(has_text="huge.jpg")).to_have_count(0)
+
         # Ids the kiosk side chooses, and junk, over the kiosk page's real data channel.
         for n, file_id in enumerate((HIJACK_ID, BROKEN_ID)):
             await send_raw(kiosk, KIOSK_CHANNEL, file_id, f"raw-{n}.html", HTML)
@@ -385,7 +398,7 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         await staff.fill("#chat-input", "收到了")
         await staff.click("#chat-form button")
         await expect(kiosk.locator("#chat li.them")).to_have_text("收到了")
-        assert len(staff_watch.saying("data channel: dropped")) == 7
+        assert len(staff_watch.saying("data channel: dropped")) == 8
         assert len(staff_watch.saying("WebSocket: dropped a frame")) == 3
         await expect(shown.locator("iframe")).to_be_visible()
         await shown.scroll_into_view_if_needed()

@@ -714,6 +714,10 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
     fileLine("sent", result.id, t(result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }), result.ok ? "ok" : "error");
   } catch (error) {
     console.error("file transfer failed", name, error);
+    if (/** @type {Error} */ (error).message === "file_too_large") {
+      fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.too_large", { name }), "error");
+      return;
+    }
     const li = fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
     const retry = document.createElement("button");
     retry.className = "button";

@@ -537,7 +537,7 @@ function readKept(key) {
   }
 }
 
-/** @param {ArrayBuffer} buffer */
+/** @param {BufferSource} buffer */
 export async function sha256Hex(buffer) {
   const digest = await crypto.subtle.digest("SHA-256", buffer);
   return Array.from(new Uint8Array(digest)).map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -545,6 +545,8 @@ export async function sha256Hex(buffer) {
 
 const HIGH_WATER = 4 * 1024 * 1024;
 const LOW_WATER = 1024 * 1024;
+/** The largest file sent in a call: the most the server keeps (cloudhelp/http/file_routes.py). */
+export const MAX_FILE_BYTES = 25 * 1024 * 1024;
 
 /**
  * The type of a file told by its first bytes (magic numbers), never by what its sender claims:
@@ -569,8 +571,10 @@ export function sniffType(head) {
  * answers with an ack. Backpressure through bufferedAmountLowThreshold.
  *
  * What arrives is the peer's data: a header that is not `{kind: "file", id, name, size, sha256}`
- * with a string id and name, a whole size and a string hash is dropped (and so are its chunks);
- * chunks beyond the announced size fail the transfer. A received file's `type` is sniffed from
+ * with a string id and name, a whole size up to MAX_FILE_BYTES and a string hash is dropped (and
+ * so are its chunks); chunks beyond the announced size fail the transfer. The receiver copies
+ * each chunk into one buffer of the announced size as it arrives, so the end costs only the
+ * hash. Sending a file larger than MAX_FILE_BYTES fails at once with "file_too_large". A received file's `type` is sniffed from
  * its bytes (`sniffType`, null when it is no photo or PDF) and its blob carries that type, or
  * application/octet-stream — never the type the sender claimed (kept as `claimed`).
  *
@@ -587,7 +591,7 @@ export class FileChannel extends EventTarget {
     if (call.channel) this.attach(call.channel);
     // A new channel comes with each new RTCPeerConnection (first answer, peer reloaded).
     call.addEventListener("channel", () => { if (call.channel !== this.channel) this.attach(call.channel); });
-    /** @type {Map<string, {meta: any, chunks: ArrayBuffer[], received: number, overflow: boolean}>} */
+    /** @type {Map<string, {meta: any, bytes: Uint8Array, received: number, overflow: boolean}>} */
     this.incoming = new Map();
     /** @type {string | null} */
     this.current = null;
@@ -615,10 +619,10 @@ export class FileChannel extends EventTarget {
       if (entry.received + data.byteLength > entry.meta.size) {
         console.warn("data channel: more bytes than announced; the transfer fails", entry.meta.id);
         entry.overflow = true;
-        entry.chunks = [];
+        entry.bytes = new Uint8Array(0);
         return;
       }
-      entry.chunks.push(data);
+      entry.bytes.set(new Uint8Array(data), entry.received);
       entry.received += data.byteLength;
       this.dispatchEvent(new CustomEvent("progress", {
         detail: { id: entry.meta.id, name: entry.meta.name, direction: "in", done: entry.received, size: entry.meta.size },
@@ -629,11 +633,11 @@ export class FileChannel extends EventTarget {
     if (!frame) return;
     if (frame.kind === "file") {
       if (!validHeader(frame)) {
-        console.warn("data channel: dropped a file header that is not {id, name, size, sha256}", frame);
+        console.warn("data channel: dropped a file header that is not {id, name, size ≤ 25 MiB, sha256}", frame);
         this.current = null;  // its chunks are dropped too
         return;
       }
-      this.incoming.set(frame.id, { meta: frame, chunks: [], received: 0, overflow: false });
+      this.incoming.set(frame.id, { meta: frame, bytes: new Uint8Array(frame.size), received: 0, overflow: false });
       this.current = frame.id;
       this.dispatchEvent(new CustomEvent("progress", {
         detail: { id: frame.id, name: frame.name, direction: "in", done: 0, size: frame.size },
@@ -652,10 +656,10 @@ export class FileChannel extends EventTarget {
     if (!entry) return;
     this.incoming.delete(id);
     if (this.current === id) this.current = null;
-    const bytes = await new Blob(entry.chunks).arrayBuffer();
+    const bytes = entry.bytes;
     const sha = await sha256Hex(bytes);
-    const ok = !entry.overflow && sha === entry.meta.sha256 && bytes.byteLength === entry.meta.size;
-    const type = sniffType(new Uint8Array(bytes, 0, Math.min(16, bytes.byteLength)));
+    const ok = !entry.overflow && sha === entry.meta.sha256 && entry.received === entry.meta.size;
+    const type = sniffType(bytes.subarray(0, 16));
     const blob = new Blob([bytes], { type: type || "application/octet-stream" });
     this.channel.send(JSON.stringify({ kind: "ack", id, ok, sha256: sha }));
     const claimed = typeof entry.meta.type === "string" ? entry.meta.type : "";
@@ -675,6 +679,7 @@ export class FileChannel extends EventTarget {
    * @param {Blob} file @param {string} name
    */
   async send(file, name) {
+    if (file.size > MAX_FILE_BYTES) throw new Error("file_too_large");
     if (!this.channel || this.channel.readyState !== "open") {
       await new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error("channel_not_open")), 15000);
@@ -711,7 +716,7 @@ export class FileChannel extends EventTarget {
 function validHeader(frame) {
   return typeof frame.id === "string" && frame.id.length > 0 && frame.id.length <= 64
     && typeof frame.name === "string" && frame.name.length <= 255
-    && Number.isSafeInteger(frame.size) && frame.size >= 0
+    && Number.isSafeInteger(frame.size) && frame.size >= 0 && frame.size <= MAX_FILE_BYTES
     && typeof frame.sha256 === "string";
 }
 

@@ -944,7 +944,18 @@ async function sendFiles(picked) {
   for (const file of picked) {
     const v = visit;
     if (!v?.files) continue;
-    const sent = await v.files.send(file, file.name);
+    let sent;
+    try {
+      sent = await v.files.send(file, file.name);
+    } catch (error) {
+      console.error("file transfer failed", file.name, error);
+      const li = fileItem(v, `failed-${Date.now()}`);
+      li.querySelector("progress")?.remove();
+      li.className = "error";
+      const key = /** @type {Error} */ (error).message === "file_too_large" ? "staff.call.too_large" : "staff.call.send_failed";
+      /** @type {any} */ (li.querySelector(".label")).textContent = t(key, { name: file.name });
+      continue;
+    }
     if (v.ticket) await keepSent(v, file, sent);
   }
 }
