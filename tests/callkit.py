@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
@@ -20,6 +22,17 @@ from signaling.broker import Broker
 from signaling.hub import Hub
 
 DEMO_PASSWORD = "test-password-1"
+
+
+def turn_server() -> tuple[str, str]:
+    """The test coturn's URL and REST secret, which scripts/test.sh starts."""
+    url, secret = (
+        os.environ.get("CLOUDHELP_TEST_TURN_URL"),
+        os.environ.get("CLOUDHELP_TEST_TURN_SECRET"),
+    )
+    if not url or not secret:
+        pytest.fail("CLOUDHELP_TEST_TURN_URL/SECRET are not set: run `bash scripts/test.sh`.")
+    return url, secret
 
 
 class CallServer:

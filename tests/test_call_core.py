@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from cloudhelp.media.peer import CallPeer, SignalingClient
 from cloudhelp.store.models import Department, Ticket, TicketEvent
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, turn_server
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
 
@@ -436,16 +436,6 @@ async def test_two_servers_never_give_one_ticket_to_two_staff(demo_url: str) -> 
         # The kiosk, on server one, joins the winner even if the winner is on server two.
         joined = await kiosk.expect("joined")
         assert joined["peers"][0]["role"] == "staff"
-
-
-def turn_server() -> tuple[str, str]:
-    url, secret = (
-        os.environ.get("CLOUDHELP_TEST_TURN_URL"),
-        os.environ.get("CLOUDHELP_TEST_TURN_SECRET"),
-    )
-    if not url or not secret:
-        pytest.fail("CLOUDHELP_TEST_TURN_URL/SECRET are not set: run `bash scripts/test.sh`.")
-    return url, secret
 
 
 async def test_relay_only_call_through_coturn(sqlite_demo_url: str) -> None:

@@ -9,7 +9,6 @@ PostgreSQL).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import pytest
@@ -17,20 +16,10 @@ from sqlalchemy import select, update
 
 from cloudhelp.media.peer import network_check
 from cloudhelp.store.models import CallQuality, Staff, Ticket
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, turn_server
 from tests.test_call_core import answer, take_ticket, until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def turn_server() -> tuple[str, str]:
-    url, secret = (
-        os.environ.get("CLOUDHELP_TEST_TURN_URL"),
-        os.environ.get("CLOUDHELP_TEST_TURN_SECRET"),
-    )
-    if not url or not secret:
-        pytest.fail("CLOUDHELP_TEST_TURN_URL/SECRET are not set: run `bash scripts/test.sh`.")
-    return url, secret
 
 
 def echo_peers(server: CallServer) -> int:

@@ -18,11 +18,12 @@ seconds, and cyclic garbage that reached the oldest generation waits at most
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from cloudhelp.core.background import BackgroundLoop
 
 GC_YOUNG_THRESHOLD = 7000  # Python's default is 700
 # The middle generation is collected 5× less often than Python's default (10): with 5,000
@@ -56,7 +57,7 @@ class FullPass:
     reason: str  # "quiet" or "overdue"
 
 
-class FullPasses:
+class FullPasses(BackgroundLoop):
     """Runs the collector's full pass at a quiet moment, or when it is overdue.
 
     Invariant: between two passes at most ``max_interval`` (plus one check interval) elapses,
@@ -79,7 +80,6 @@ class FullPasses:
         self.count = 0
         self.last: FullPass | None = None
         self._since = clock()
-        self._task: asyncio.Task[None] | None = None
 
     def due(self) -> str | None:
         """Why a pass should run now ("overdue" or "quiet"), or None."""
@@ -102,17 +102,6 @@ class FullPasses:
         self.last = FullPass(self._since, seconds, reason)
         self.count += 1
         return self.last
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -9,10 +9,11 @@ over the last N seconds?".
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from array import array
 from dataclasses import dataclass
+
+from cloudhelp.core.background import BackgroundLoop
 
 INTERVAL_SECONDS = 0.010
 CAPACITY = 6_000  # 60 s of samples at 100 a second
@@ -28,7 +29,7 @@ class LagSummary:
     max_ms: float
 
 
-class LoopLagMonitor:
+class LoopLagMonitor(BackgroundLoop):
     """Sleeps ``interval`` again and again and records how much later than asked it woke.
 
     Invariant: ``_at[i]``/``_lag[i]`` for the last ``min(_count, capacity)`` writes hold each
@@ -41,18 +42,6 @@ class LoopLagMonitor:
         self._at = array("d", bytes(8 * capacity))
         self._lag = array("d", bytes(8 * capacity))
         self._count = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def _run(self) -> None:
         while True:
