@@ -54,9 +54,9 @@ RAW_FILE = """async ({channel, id, name, type, bytes}) => {
   const data = new Uint8Array(bytes);
   const digest = await crypto.subtle.digest("SHA-256", data);
   const sha256 = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  ch.send(JSON.stringify({kind: "file", id, name, size: data.byteLength, type, sha256}));
+  ch.send(JSON.stringify({kind: "file", id, name, size: data.byteLength, type}));
   ch.send(data);
-  ch.send(JSON.stringify({kind: "end", id}));
+  ch.send(JSON.stringify({kind: "end", id, sha256}));
 }"""
 JUNK_FRAMES = """(channel) => {
   const ch = eval(channel);

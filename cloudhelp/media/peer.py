@@ -413,7 +413,7 @@ class CallPeer:
             incoming = self._incoming.pop(frame["id"])
             data = b"".join(incoming.chunks)
             digest = hashlib.sha256(data).hexdigest()
-            ok = digest == incoming.meta["sha256"] and len(data) == incoming.meta["size"]
+            ok = digest == frame.get("sha256") and len(data) == incoming.meta["size"]
             self.files.put_nowait(ReceivedFile(incoming.meta["name"], len(data), digest, data, ok))
             must_exist(self.channel, "the data channel").send(
                 json.dumps({"kind": "ack", "id": frame["id"], "ok": ok, "sha256": digest})
@@ -441,7 +441,6 @@ class CallPeer:
             "id": transfer_id,
             "name": name,
             "size": len(data),
-            "sha256": digest,
         }
         channel.send(json.dumps(meta))
         for offset in range(0, len(data), chunk):
@@ -449,7 +448,7 @@ class CallPeer:
                 low.clear()
                 await asyncio.wait_for(low.wait(), 30)
             channel.send(data[offset : offset + chunk])
-        channel.send(json.dumps({"kind": "end", "id": transfer_id}))
+        channel.send(json.dumps({"kind": "end", "id": transfer_id, "sha256": digest}))
         return await asyncio.wait_for(ack, 60)
 
     async def close(self) -> None:

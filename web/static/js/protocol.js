@@ -567,12 +567,13 @@ export function sniffType(head) {
 
 /**
  * File transfer over a call's data channel: a JSON header, binary chunks no larger than the
- * negotiated maximum message size, a JSON end marker; the receiver checks the SHA-256 and
- * answers with an ack. Backpressure through bufferedAmountLowThreshold.
+ * negotiated maximum message size, a JSON end marker carrying the SHA-256 (hashed while the
+ * chunks go out); the receiver checks it and answers with an ack. Backpressure through
+ * bufferedAmountLowThreshold.
  *
- * What arrives is the peer's data: a header that is not `{kind: "file", id, name, size, sha256}`
- * with a string id and name, a whole size up to MAX_FILE_BYTES and a string hash is dropped (and
- * so are its chunks); chunks beyond the announced size fail the transfer. The receiver copies
+ * What arrives is the peer's data: a header that is not `{kind: "file", id, name, size}` with a
+ * string id and name and a whole size up to MAX_FILE_BYTES is dropped (and so are its chunks);
+ * an end without the string `sha256` the bytes hash to fails the transfer; chunks beyond the announced size fail the transfer. The receiver copies
  * each chunk into one buffer of the announced size as it arrives, so the end costs only the
  * hash. Sending a file larger than MAX_FILE_BYTES fails at once with "file_too_large". A received file's `type` is sniffed from
  * its bytes (`sniffType`, null when it is no photo or PDF) and its blob carries that type, or
@@ -633,7 +634,7 @@ export class FileChannel extends EventTarget {
     if (!frame) return;
     if (frame.kind === "file") {
       if (!validHeader(frame)) {
-        console.warn("data channel: dropped a file header that is not {id, name, size ≤ 25 MiB, sha256}", frame);
+        console.warn("data channel: dropped a file header that is not {id, name, size ≤ 25 MiB}", frame);
         this.current = null;  // its chunks are dropped too
         return;
       }
@@ -643,22 +644,22 @@ export class FileChannel extends EventTarget {
         detail: { id: frame.id, name: frame.name, direction: "in", done: 0, size: frame.size },
       }));
     } else if (frame.kind === "end") {
-      this.finish(frame.id);
+      this.finish(frame.id, frame.sha256);
     } else if (frame.kind === "ack") {
       const resolve = this.waiting.get(frame.id);
       if (resolve) resolve(frame);
     }
   }
 
-  /** @param {string} id */
-  async finish(id) {
+  /** @param {string} id @param {unknown} sha256 what the sender hashed */
+  async finish(id, sha256) {
     const entry = this.incoming.get(id);
     if (!entry) return;
     this.incoming.delete(id);
     if (this.current === id) this.current = null;
     const bytes = entry.bytes;
     const sha = await sha256Hex(bytes);
-    const ok = !entry.overflow && sha === entry.meta.sha256 && entry.received === entry.meta.size;
+    const ok = !entry.overflow && sha === sha256 && entry.received === entry.meta.size;
     const type = sniffType(bytes.subarray(0, 16));
     const blob = new Blob([bytes], { type: type || "application/octet-stream" });
     this.channel.send(JSON.stringify({ kind: "ack", id, ok, sha256: sha }));
@@ -687,12 +688,12 @@ export class FileChannel extends EventTarget {
       });
     }
     const buffer = await file.arrayBuffer();
-    const sha256 = await sha256Hex(buffer);
+    const hashing = sha256Hex(buffer);  // off the main thread, while the chunks go out
     const id = Math.random().toString(36).slice(2, 12);
     const size = buffer.byteLength;
     const chunk = this.chunkSize();
     const acked = new Promise((resolve) => this.waiting.set(id, resolve));
-    this.channel.send(JSON.stringify({ kind: "file", id, name, size, type: file.type, sha256 }));
+    this.channel.send(JSON.stringify({ kind: "file", id, name, size, type: file.type }));
     for (let offset = 0; offset < size; offset += chunk) {
       if (this.channel.bufferedAmount > HIGH_WATER) await this.waitLow();
       if (this.channel.readyState !== "open") throw new Error("channel_closed");
@@ -701,7 +702,8 @@ export class FileChannel extends EventTarget {
         detail: { id, name, direction: "out", done: Math.min(size, offset + chunk), size },
       }));
     }
-    this.channel.send(JSON.stringify({ kind: "end", id }));
+    const sha256 = await hashing;
+    this.channel.send(JSON.stringify({ kind: "end", id, sha256 }));
     const ack = await Promise.race([
       acked,
       new Promise((_, reject) => setTimeout(() => reject(new Error("no_ack")), 60000)),
@@ -716,8 +718,7 @@ export class FileChannel extends EventTarget {
 function validHeader(frame) {
   return typeof frame.id === "string" && frame.id.length > 0 && frame.id.length <= 64
     && typeof frame.name === "string" && frame.name.length <= 255
-    && Number.isSafeInteger(frame.size) && frame.size >= 0 && frame.size <= MAX_FILE_BYTES
-    && typeof frame.sha256 === "string";
+    && Number.isSafeInteger(frame.size) && frame.size >= 0 && frame.size <= MAX_FILE_BYTES;
 }
 
 /**
