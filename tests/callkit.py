@@ -110,8 +110,9 @@ class CallServer:
 
 @asynccontextmanager
 async def running_server(
-    database_url: str, broker: Broker | None = None, **settings: Any
+    database_url: str, broker: Broker | None = None, port: int = 0, **settings: Any
 ) -> AsyncIterator[CallServer]:
+    """A server on ``port`` (a free one by default; a restarted server takes its old one)."""
     # No background warning check unless a test asks for one: tests that need warnings call
     # check_warnings(now) themselves and must not race the server's own loop.
     options = {
@@ -121,7 +122,7 @@ async def running_server(
         **settings,
     }
     app = create_app(Settings(database_url=database_url, **options), broker=broker)
-    server = TestServer(app, host="127.0.0.1", port=0)
+    server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     async with ClientSession(base_url=str(server.make_url("/"))) as http:
         call_server = CallServer(server, http)

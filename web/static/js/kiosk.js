@@ -216,6 +216,12 @@ function start() {
     show("enrol");
   });
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
+  // The server no longer knew this kiosk's session (it restarted, or the network was gone for
+  // longer than the grace period): a call it was in is over. A waiting ticket comes back with
+  // the new session's snapshot.
+  connection.addEventListener("session-lost", () => {
+    if (visit.call || document.body.dataset.current === "call") onLeft("session_lost");
+  });
   connection.connect();
   goHome();
 }

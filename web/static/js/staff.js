@@ -122,9 +122,21 @@ async function open(me) {
   // The checklist scrolls: it takes focus so it can be scrolled by keyboard (also when read-only).
   $("checklist").setAttribute("aria-label", t("cases.checklists"));
   connection = new Connection({ auth: { kind: "staff" } });
+  let lostCall = false;  // the session the call was in is gone: say so once back online
   connection.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
-    else if (e.detail === "online") banner(null);
+    else if (e.detail === "online") banner(lostCall ? t("staff.session_lost") : null, "info");
+    if (e.detail === "online") lostCall = false;
+  });
+  // The server no longer knew this console's session (it restarted, or the network was gone
+  // for longer than the grace period): the call or wrap-up it was in was closed there.
+  connection.addEventListener("session-lost", () => {
+    stopRinging();
+    if (!visit) return;
+    lostCall = true;
+    onLeft();
+    $("wrapup").hidden = true;
+    clearCallWork();
   });
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
