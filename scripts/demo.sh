@@ -20,7 +20,7 @@ echo "CloudHelp demo: http://$host:$port/ (installing and loading the demo data 
 VENV=${CLOUDHELP_VENV:-$PWD/.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 log=$(mktemp)
-if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check . >"$log" 2>&1; then
+if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e . >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   exit 1

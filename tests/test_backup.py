@@ -279,6 +279,17 @@ async def test_a_damaged_or_cut_backup_is_refused_and_nothing_changes(
         await backup.restore(backup.Target(pg_admin_url(), tmp_path / "target-pg"), good)
 
 
+def test_a_folder_named_with_a_slash_is_made_and_holds_a_dated_backup(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "backups" / "nightly"  # neither exists yet
+    made = run_cli("backup", f"{folder}/", "--db", sqlite_demo_url, env=_env(tmp_path / "data"))
+    assert made.returncode == 0, made.stderr
+    (written,) = folder.iterdir()
+    assert written.name.startswith("cloudhelp-backup-") and written.suffix == ".tar"
+    assert f"Backup written to {written}" in made.stdout
+
+
 async def test_a_stored_file_damaged_on_disk_is_left_out_and_named(
     sqlite_demo_url: str, tmp_path: Path
 ) -> None:

@@ -4,6 +4,8 @@ verified tar file, and back (cloudhelp/store/backup.py; docs/backups.md)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +25,10 @@ async def cmd_backup(args: argparse.Namespace) -> int:
     revision (a backup taken before an upgrade leaves the old schema alone). Exit 1 when stored
     files were damaged and left out."""
     settings = settings_of(args)
-    made = await backup.make(_target(settings, args), Path(args.dest))
+    dest = Path(args.dest)
+    if args.dest.endswith(("/", os.sep)):  # a folder, by the operator's word: made if missing
+        await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+    made = await backup.make(_target(settings, args), dest)
     manifest = made.manifest
     print(f"Backup written to {made.path}: {backup.describe(manifest)}.")
     if manifest["alembic_revision"] == backup.head_revision():

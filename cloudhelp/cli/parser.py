@@ -210,7 +210,9 @@ def _add_files(commands: Commands, common: argparse.ArgumentParser) -> None:
 def _add_backup(commands: Commands, common: argparse.ArgumentParser) -> None:
     made = _command(commands, "backup", "backup_commands:cmd_backup", common,
                     help="back up the database and the stored files into one tar file")  # fmt: skip
-    made.add_argument("dest", help="a new .tar file, or a folder to write a dated one into")
+    made.add_argument(
+        "dest", help="a new .tar file, or a folder (ending in /) to write a dated one into"
+    )
     made.add_argument("--pg-bindir", metavar="DIR", help="where pg_dump is (default: on PATH)")
     restore = _command(commands, "restore", "backup_commands:cmd_restore", common,
                        help="check a backup and restore it (docs/backups.md)")  # fmt: skip
