@@ -8,13 +8,18 @@ checked with the migrations behind; tests/test_db_outage.py checks it with the d
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, text
 
+from cloudhelp.app import create_app
+from cloudhelp.core.config import Settings
 from cloudhelp.store import db
 from cloudhelp.store.models import Department, ServiceItem, Ticket, TicketFile, utcnow
 from tests.callkit import CallServer, running_server
@@ -166,3 +171,27 @@ async def test_metrics_only_for_the_allowed_networks(sqlite_demo_url: str) -> No
             assert value(samples, "cloudhelp_database_up") == 1
             async with behind.http.get("/metrics", headers={"X-Forwarded-For": "192.0.2.7"}) as r:
                 assert r.status == 403
+
+
+async def test_a_page_that_fails_answers_the_error_page_in_the_readers_language(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    """Any page failure (not only an outage) is the project's error page, logged, in zh-CN or
+    English — never aiohttp's bare "500 Internal Server Error / Server got itself in trouble"."""
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("a page's own bug")
+
+    app = create_app(Settings(database_url=sqlite_demo_url, data_dir=tmp_path))
+    app.router.add_get("/broken", broken)  # a page with a bug: the middleware is the real one
+    app.router.add_get("/api/v1/broken", broken)
+    async with TestServer(app, host="127.0.0.1") as server, ClientSession() as http:
+        async with http.get(server.make_url("/broken")) as response:
+            assert response.status == 500
+            page = await response.text()
+        assert "服务器出了点问题，请稍后重试。" in page and "Server got itself" not in page
+        async with http.get(server.make_url("/broken?lang=en")) as response:
+            assert response.status == 500 and "Server got itself" not in await response.text()
+        async with http.get(server.make_url("/api/v1/broken")) as response:
+            assert response.status == 500
+            assert (await response.json())["error"]["code"] == "internal_error"

@@ -23,14 +23,22 @@ MESSAGE = "The service is briefly unavailable (its database cannot be reached); 
 @web.middleware
 async def database_outage(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer 503 (JSON under /api/, the error page elsewhere) instead of an internal error
-    when the database is out."""
+    when the database is out; any other failure of a page is the error page too (500, in the
+    reader's language), never aiohttp's bare English one (under /api/, json_errors answers)."""
     try:
         return await handler(request)
     except web.HTTPException:
         raise
     except Exception as exc:
         if not is_unavailable(exc):
-            raise
+            if request.path.startswith("/api/"):
+                raise
+            log_event(
+                "http.unhandled_error", severity=logging.ERROR, path=request.path, exc_info=True
+            )
+            return pages.render(
+                request, "error.html", status=500, message_key="error.internal_error"
+            )
         log_event(
             "http.database_unavailable",
             severity=logging.WARNING,
