@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -281,7 +283,9 @@ async def test_the_events_are_recorded_and_supervisors_read_them(
                 assert (await r.json())["error"]["code"] == "bad_request"
 
     # Settings changed at the command line are recorded too, and the chain holds.
-    done = run_cli("department", "set", "NYNC", "--ring-seconds", "25", "--db", demo_url)
+    # With no terminal and no USER (cron, systemd), the operator is the account's name.
+    done = run_cli("department", "set", "NYNC", "--ring-seconds", "25", "--db", demo_url,
+                   env={"USER": ""})  # fmt: skip
     assert done.returncode == 0, done.stderr
     done = run_cli("calendar", "set", "2026-10-10", "workday", "--actor", "ops", "--db", demo_url)
     assert done.returncode == 0, done.stderr
@@ -301,6 +305,7 @@ async def test_the_events_are_recorded_and_supervisors_read_them(
     assert [r.action for r in rows] == ["setting.calendar", "setting.department"]
     assert rows[0].actor_name == "ops" and rows[0].actor_kind == "cli"
     assert json.loads(rows[1].detail) == {"changes": {"ring_seconds": 25}}
+    assert rows[1].actor_name == pwd.getpwuid(os.getuid()).pw_name  # "root", never "0"
 
 
 async def _ticket_for(session: Any, case: Case) -> Ticket:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
+from cloudhelp.core.clock import LOCAL_TZ
 from tests.helpers import run_cli
 
 
@@ -29,6 +31,10 @@ def test_case_list_keeps_filters_accepts_labels_and_stops_past_the_end(tmp_path:
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     assert len(lines) == 3 and "待补正" in lines[0]
+    # Its date is the district's day the case was opened, not the UTC one.
+    newest = waiting["cases"][0]
+    opened = datetime.fromisoformat(newest["created_at"]).astimezone(LOCAL_TZ).date()
+    assert lines[0].split()[:2] == [newest["number"], opened.isoformat()]
     hint = "Next page: cloudhelp case list --status correction_needed --limit 1 --page 2"
     assert lines[-1] == hint
     second = run_cli(*lines[-1].split()[3:], "--db", db)

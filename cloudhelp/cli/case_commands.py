@@ -74,8 +74,9 @@ async def cmd_case_list(args: argparse.Namespace) -> int:
         width = max((len(c["number"]) for c in found), default=0)
         for c in found:
             due = c["time_limits"]["promised_due"] or "-"
+            opened = _local(c["created_at"])[:10]  # the district's day, not UTC's
             print(
-                f"{c['number']:<{width}}  {c['created_at'][:10]}  {c['status']['label']:<5}  "
+                f"{c['number']:<{width}}  {opened}  {c['status']['label']:<5}  "
                 f"due {due:<10}  {c['item']['name']}"
             )
         first = (args.page - 1) * args.limit + 1

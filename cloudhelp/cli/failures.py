@@ -40,10 +40,12 @@ def explain(exc: Exception) -> Told | None:
     if isinstance(exc, CommandFailed):
         return Told(1, str(exc), tuple(exc.details))
     from cloudhelp.core.errors import CodedError
-    from cloudhelp.store.db import DatabaseUnavailable
+    from cloudhelp.store.db import DatabaseUnavailable, MigrationFailed
 
     if isinstance(exc, DatabaseUnavailable):
         return Told(2, str(exc))
+    if isinstance(exc, MigrationFailed):
+        return Told(1, str(exc))
     if isinstance(exc, CodedError):
         return Told(1, exc.message)
     return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pwd
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -74,11 +75,21 @@ def kiosk_actor(kiosk: Any, address: str = "") -> Actor:
 
 def cli_actor(name: str | None = None) -> Actor:
     """The operator at the command line: the given name, else the operating-system user."""
+    if name:
+        return Actor("cli", name, None, "local")
     try:
-        user = name or os.getlogin()
-    except OSError:
-        user = os.environ.get("USER", "") or str(os.getuid())
+        user = os.getlogin()
+    except OSError:  # no controlling terminal (cron, systemd, a script): the account's name
+        user = os.environ.get("USER", "") or _account_name(os.getuid())
     return Actor("cli", user, None, "local")
+
+
+def _account_name(uid: int) -> str:
+    """The operating-system account's name (``root``), or its number if it has none."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def address_of(request: web.Request) -> str:

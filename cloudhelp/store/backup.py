@@ -491,7 +491,7 @@ def _sqlite_restore(copy: Path, dest: Path) -> None:
 
 
 async def _pg_clear(target: Target) -> None:
-    """Drop every table, view and sequence of the database's schema (restore --force)."""
+    """Drop every table, view, sequence and type of the database's schema (restore --force)."""
     engine = db.create_engine(target.database_url)
     kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
     try:
@@ -505,6 +505,19 @@ async def _pg_clear(target: Target) -> None:
             )
             for kind, name in rows.all():
                 await conn.execute(text(f"DROP {kinds[kind]} IF EXISTS {name} CASCADE"))
+            # Types a migration made (enums, domains, composites) outlive their tables: a
+            # newer release's enum left here would stop that release's migration next time.
+            types = await conn.execute(
+                text(
+                    "SELECT quote_ident(t.typname) FROM pg_type t "
+                    "JOIN pg_namespace n ON n.oid = t.typnamespace "
+                    "WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'd') "
+                    "OR (n.nspname = current_schema() AND t.typtype = 'c' AND NOT EXISTS "
+                    "(SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c'))"
+                )
+            )
+            for (name,) in types.all():
+                await conn.execute(text(f"DROP TYPE IF EXISTS {name} CASCADE"))
     finally:
         await engine.dispose()
 

@@ -29,6 +29,11 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message is one sentence for a person."""
 
 
+class MigrationFailed(Exception):
+    """A migration failed; it ran in one transaction, so nothing of it was kept. The message
+    is one sentence for a person, ending with what the database said."""
+
+
 def normalise_url(url: str) -> URL:
     """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
     parsed = make_url(url)
@@ -105,9 +110,19 @@ def _migrate(sync: Connection, step: Callable[[Config], None]) -> None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply pending migrations up to ``revision``."""
-    async with engine.connect() as conn:
-        await conn.run_sync(_migrate, lambda config: command.upgrade(config, revision))
+    """Apply pending migrations up to ``revision``; MigrationFailed, with what the database
+    said, when one fails (all of them ran in one transaction: none is kept)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        async with engine.connect() as conn:
+            await conn.run_sync(_migrate, lambda config: command.upgrade(config, revision))
+    except DBAPIError as exc:
+        said = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise MigrationFailed(
+            f"The database {display_url(engine.url)} could not be brought up to date, and is "
+            f"left as it was (the migrations run in one transaction). The database said: {said}"
+        ) from exc
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:

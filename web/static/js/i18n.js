@@ -51,7 +51,9 @@ export function warningSubject(w, station = false) {
     const date = new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10).replaceAll("-", "\u2011");
     ticket = t("warning.ticket_of_day", { ticket, date });
   }
-  return [ticket || d.case, d.item, station ? d.station : null].filter(Boolean).join(" · ");
+  // A case number (210211-20261119-H0047) never wraps at its hyphens either.
+  const number = ticket || (typeof d.case === "string" ? d.case.replaceAll("-", "\u2011") : d.case);
+  return [number, d.item, station ? d.station : null].filter(Boolean).join(" · ");
 }
 
 /** A short beep (ring tones, speaker test). @param {number} ms @param {number} [hz] */

@@ -145,7 +145,9 @@ function renderCases() {
   for (const [kind, list] of [["overdue", cases.overdue], ["due_soon", cases.due_soon]]) {
     for (const c of list) {
       const li = document.createElement("li");
-      li.textContent = `${t(`reports.${kind}`)}：${c.number} · ${c.item} · ${c.promised_due}`;
+      // Case numbers and dates never wrap at their hyphens (non-breaking hyphens).
+      const nb = (/** @type {string} */ text) => String(text ?? "").replaceAll("-", "\u2011");
+      li.textContent = `${t(`reports.${kind}`)}：${nb(c.number)} · ${c.item} · ${nb(c.promised_due)}`;
       due.append(li);
     }
   }
