@@ -30,8 +30,9 @@ class DatabaseUnavailable(Exception):
 
 
 class MigrationFailed(Exception):
-    """A migration failed; it ran in one transaction, so nothing of it was kept. The message
-    is one sentence for a person, ending with what the database said."""
+    """A migration failed. The message is one sentence for a person: what is left (PostgreSQL:
+    nothing of it, the migrations run in one transaction; SQLite: possibly part of it, its
+    driver commits DDL as it goes) and what the database said."""
 
 
 def normalise_url(url: str) -> URL:
@@ -111,7 +112,7 @@ def _migrate(sync: Connection, step: Callable[[Config], None]) -> None:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Apply pending migrations up to ``revision``; MigrationFailed, with what the database
-    said, when one fails (all of them ran in one transaction: none is kept)."""
+    said, when one fails."""
     from sqlalchemy.exc import DBAPIError
 
     try:
@@ -119,9 +120,15 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
             await conn.run_sync(_migrate, lambda config: command.upgrade(config, revision))
     except DBAPIError as exc:
         said = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        left = (
+            "is left as it was (the migrations run in one transaction)"
+            if engine.dialect.name == "postgresql"
+            else "may hold part of the failed step: restore the backup taken before the "
+            "upgrade (cloudhelp restore --force)"
+        )
         raise MigrationFailed(
-            f"The database {display_url(engine.url)} could not be brought up to date, and is "
-            f"left as it was (the migrations run in one transaction). The database said: {said}"
+            f"The database {display_url(engine.url)} could not be brought up to date and "
+            f"{left}. The database said: {said}"
         ) from exc
 
 
