@@ -55,6 +55,19 @@ async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
     return await video_width(page, selector)
 
 
+async def call_answered(kiosk: Page, staff: Page, item: str = "NYNC-002") -> None:
+    """The resident calls about ``item`` from the kiosk page and the console answers the ring:
+    both pages are in the call, the console with the resident's video."""
+    await kiosk.click(f"#hot [data-item={item}]")
+    await kiosk.click("#call-button")
+    await wait_for_video(kiosk, "#preview")
+    await kiosk.click("#start-call")
+    await expect(staff.locator("#ring")).to_be_visible()
+    await staff.click("#ring-accept")
+    await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+    await wait_for_video(staff, "#remote-main")
+
+
 async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> None:
     async with running_server(sqlite_demo_url, data_dir=tmp_path) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)

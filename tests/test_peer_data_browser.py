@@ -30,7 +30,7 @@ from sqlalchemy import select
 from cloudhelp.store.models import TicketFile
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 from tests.test_cases import ID_NUMBER
 from tests.test_kiosk_browser import PNG_1x1, call_from_kiosk
 
@@ -264,14 +264,7 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         await staff.route_web_socket(lambda url: url.endswith("/ws"), route)
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
-        await kiosk.click("#hot [data-item=NYNC-002]")
-        await kiosk.click("#call-button")
-        await wait_for_video(kiosk, "#preview")
-        await kiosk.click("#start-call")
-        await expect(staff.locator("#ring")).to_be_visible()
-        await staff.click("#ring-accept")
-        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
-        await wait_for_video(staff, "#remote-main")
+        await call_answered(kiosk, staff)
 
         # --- staff → kiosk, through the console's own file input, each with a claimed type.
         received = kiosk.locator("#files-received li")

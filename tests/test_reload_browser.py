@@ -13,7 +13,7 @@ from sqlalchemy import select
 from cloudhelp.store.models import Ticket
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -125,14 +125,7 @@ async def test_a_server_restart_mid_call_ends_the_call_on_both_pages(
             staff = await new_page(browser, server.base_url)
             await enrolled_kiosk(server, kiosk)
             await signed_in_staff(server, staff, "zhaogang")
-            await kiosk.click("#hot [data-item=NYNC-002]")
-            await kiosk.click("#call-button")
-            await wait_for_video(kiosk, "#preview")
-            await kiosk.click("#start-call")
-            await expect(staff.locator("#ring")).to_be_visible()
-            await staff.click("#ring-accept")
-            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
-            assert await wait_for_video(staff, "#remote-main") > 0
+            await call_answered(kiosk, staff)
         async with running_server(sqlite_demo_url, port=port, data_dir=tmp_path) as server:
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible(timeout=30_000)
             await expect(kiosk.locator("#done-reason")).to_contain_text("通话已结束")
