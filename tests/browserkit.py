@@ -37,9 +37,12 @@ def chromium_path() -> str:
 
 
 @asynccontextmanager
-async def chromium(fake_ui: bool = True, extra_flags: Sequence[str] = ()) -> AsyncIterator[Browser]:
+async def chromium(
+    fake_ui: bool = True, extra_flags: Sequence[str] = (), executable: str | None = None
+) -> AsyncIterator[Browser]:
     """``fake_ui`` accepts camera, microphone and screen prompts as a person would;
-    ``extra_flags`` are added (tests/tlskit.py: trust a test CA)."""
+    ``extra_flags`` are added (tests/tlskit.py: trust a test CA); ``executable`` runs instead
+    of Chromium itself (tests/netkit.py: a wrapper that starts it in a host's namespace)."""
     flags = (
         [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
         if fake_ui
@@ -47,7 +50,8 @@ async def chromium(fake_ui: bool = True, extra_flags: Sequence[str] = ()) -> Asy
     )
     flags += extra_flags
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
+        path = executable or chromium_path()
+        browser = await playwright.chromium.launch(executable_path=path, args=flags)
         try:
             yield browser
         finally:

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from tests.browserkit import chromium_path
 from tests.callkit import CallServer, running_server
 
 PUBLIC = "198.51.100.1"  # the public side: CloudHelp and coturn
@@ -275,14 +276,27 @@ class Network:
             process.terminate()
             process.wait(5)
 
+    async def set_link(self, side: str, up: bool) -> None:
+        """Bring ``side``'s link (its NAT's LAN port) up or down; the event loop keeps running."""
+        await asyncio.to_thread(self.nat[side].ip, "link", "set", "lan", "up" if up else "down")
+
     async def cut(self, side: str, seconds: float) -> float:
-        """Take ``side``'s link down for ``seconds`` (its NAT's LAN port), then up again;
-        returns when (monotonic clock) it was up again. The event loop keeps running."""
-        nat = self.nat[side]
-        await asyncio.to_thread(nat.ip, "link", "set", "lan", "down")
+        """Take ``side``'s link down for ``seconds``, then up again; returns when (monotonic
+        clock) it was up again."""
+        await self.set_link(side, False)
         await asyncio.sleep(seconds)
-        await asyncio.to_thread(nat.ip, "link", "set", "lan", "up")
+        await self.set_link(side, True)
         return time.monotonic()
+
+    def chromium_wrapper(self, side: str, folder: Path) -> str:
+        """An executable that starts Chromium in ``side``'s host namespace (for
+        tests/browserkit.chromium: Playwright speaks to it over pipes, which cross namespaces)."""
+        wrapper = folder / f"chromium-{side}"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec ip netns exec {self.host[side].name} {chromium_path()} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        return str(wrapper)
 
 
 # -------------------------------------------------------------------- coturn, server, peers

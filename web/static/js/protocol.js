@@ -262,6 +262,19 @@ export class Call extends EventTarget {
     this.setup();
     this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
     connection.addEventListener("message", this.onMessage);
+    this.onWelcome = () => this.offerAgain();
+    connection.addEventListener("welcome", this.onWelcome);
+  }
+
+  /**
+   * After the signaling socket came back: an offer still unanswered may have gone out on the
+   * dead socket (an ICE restart while the link was down), and nothing replays what a page sent,
+   * so send it again — with the candidates gathered since, which the description now carries.
+   */
+  offerAgain() {
+    const offer = this.pc.localDescription;
+    if (this.closed || this.pc.signalingState !== "have-local-offer" || !offer) return;
+    this.signal({ type: "offer", sdp: offer.sdp });
   }
 
   /** A new RTCPeerConnection (at the start, and after the peer's page was reloaded). */
@@ -316,7 +329,7 @@ export class Call extends EventTarget {
       const state = pc.iceConnectionState;
       if (state === "failed") {
         this.emitState("reconnecting");
-        pc.restartIce();
+        this.restartIce();
       } else if (state === "disconnected") {
         this.emitState("reconnecting");
       } else if ((state === "connected" || state === "completed") && !this.peerAway) {
@@ -327,10 +340,19 @@ export class Call extends EventTarget {
       if (pc !== this.pc || pc.connectionState !== "failed") return;
       // Give an ICE restart a chance before calling the call lost.
       this.emitState("reconnecting");
-      pc.restartIce();
+      this.restartIce();
       this.armFailure();
     };
     this.emitState("connecting");
+  }
+
+  /**
+   * Restart ICE — from the initiator only: the other side answers its offer. Were both to
+   * restart, their offers would collide, and the polite side's rollback of its own offer left
+   * Chromium 156 decoding the initiator's video without showing it (a frozen picture).
+   */
+  restartIce() {
+    if (this.initiator) this.pc.restartIce();
   }
 
   /** Call the media lost if it has not recovered in time — never while the peer's page is away. */
@@ -496,6 +518,7 @@ export class Call extends EventTarget {
     clearTimeout(this.failTimer);
     clearInterval(this.statsTimer);
     this.connection.removeEventListener("message", this.onMessage);
+    this.connection.removeEventListener("welcome", this.onWelcome);
     this.pc.close();
     this.emitState("closed");
   }
