@@ -90,6 +90,22 @@ async def keep_resumed(client: SignalingClient) -> None:
                 break
 
 
+async def become_available(client: SignalingClient, within: float = 60.0) -> None:
+    """Say "available" until the server says so: a status sent while the socket was dropping
+    (a busy machine misses a 1 s heartbeat) is lost, and the session resumes as it was — as a
+    person would press 开始接听 again."""
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await client.send({"type": "staff.status", "status": "available"})
+        try:
+            await client.expect("presence", timeout=3, state="available")
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
 async def probe(client: SignalingClient, peer: CallPeer, rtts: dict[str, float | None]) -> None:
     """Measure the signaling and media round trips, twice a second."""
     while True:
@@ -135,8 +151,7 @@ async def run(role: str, url: str, auth: dict[str, Any], item: str) -> None:
             await client.send({"type": "ticket.take", "item": item})
         else:
             await client.expect("presence", state="away")
-            await client.send({"type": "staff.status", "status": "available"})
-            await client.expect("presence", state="available")
+            await become_available(client)
             emit("available")
             ring = await client.expect("ring", timeout=60)
             await client.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})

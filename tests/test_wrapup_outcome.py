@@ -84,6 +84,9 @@ async def test_wrapup_note_shows_on_the_case_page_and_in_case_show(sqlite_demo_u
         staff = await server.connect({"kind": "staff", "token": token})
         await staff.expect("presence", state="away")
         await staff.send({"type": "staff.status", "status": "available"})
+        # Taken now, or the "available" after the wrap-up below would match this one at once
+        # and the case page could be read before the note is written (failed once in CI).
+        await staff.expect("presence", state="available")
         kiosk = await server.kiosk("QG-01")
         ticket = await take_ticket(kiosk, "NYNC-002")
         await answer(staff)
