@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
+import { duration, errorText, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -188,7 +188,7 @@ async function start() {
   connection.addEventListener("message", (/** @type {any} */ e) => {
     const frame = e.detail;
     if (frame.type === "board") { board = frame; render(); }
-    else if (frame.type === "error") banner(frame.message, "error");
+    else if (frame.type === "error") banner(errorText(frame, "board.error"), "error");
   });
   connection.connect();
 }

@@ -2,7 +2,7 @@
 // was done and close each one.
 // @ts-check
 import { banner } from "./callview.js";
-import { lang, setLang, t, translate } from "./i18n.js";
+import { errorText, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -19,12 +19,6 @@ function el(tag, text = "", cls = "") {
 }
 
 /** The catalog's text for an API error code, never the server's English message. @param {any} body */
-function errorText(body) {
-  const code = body?.error?.code;
-  const key = `error.${code}`;
-  const text = code ? t(key) : "";
-  return text && text !== key ? text : t("followups.error");
-}
 
 /** @param {any} f */
 function card(f) {
@@ -75,7 +69,7 @@ function card(f) {
     });
     const body = await response.json();
     button.removeAttribute("disabled");
-    if (!response.ok) { banner(errorText(body), "error"); return; }
+    if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
     banner(t("followups.done", { number: f.ticket.number }), "info");
     Object.assign(f, body.follow_up);
     render();
@@ -98,7 +92,7 @@ function render() {
 async function load() {
   const response = await fetch("/api/v1/follow-ups", { credentials: "same-origin" });
   const body = await response.json();
-  if (!response.ok) { banner(errorText(body), "error"); return; }
+  if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
   // Open first (most overdue at the top), then the closed ones, newest first.
   followUps = body.follow_ups.sort((/** @type {any} */ a, /** @type {any} */ b) =>
     (a.closed_at ? 1 : 0) - (b.closed_at ? 1 : 0)

@@ -22,6 +22,22 @@ export function t(key, values = {}) {
   return text;
 }
 
+/**
+ * Catalog text for a server error ({code, ...values}: an error frame or an API error body):
+ * the page's own wording (`prefix` + code) first, then the shared `error.` + code, else
+ * `fallback` — never the server's English message.
+ * @param {any} error @param {string} fallback @param {string} [prefix]
+ */
+export function errorText(error, fallback, prefix) {
+  const code = error?.code;
+  for (const key of code ? [prefix && `${prefix}${code}`, `error.${code}`] : []) {
+    if (!key) continue;
+    const text = t(key, error);
+    if (text !== key) return text;
+  }
+  return t(fallback, error || {});
+}
+
 /** Fill every [data-i18n] element (and [data-i18n-placeholder] input) under root. @param {ParentNode} root */
 export function translate(root) {
   root.querySelectorAll("[data-i18n]").forEach((el) => {

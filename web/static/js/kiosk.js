@@ -2,7 +2,7 @@
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
-import { beep, duration, lang, setLang, t, translate } from "./i18n.js";
+import { beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -82,10 +82,6 @@ function known(key, values) {
   return text === key ? null : text;
 }
 
-/** Catalog text for a server error code: never the server's English message. @param {string} code @param {Record<string, any>} [values] */
-function errorText(code, values) {
-  return known(`kiosk.error.${code}`, values) || known(`error.${code}`, values) || t("kiosk.error.generic");
-}
 
 // ------------------------------------------------------------------ idle reset ("还在吗？")
 
@@ -461,7 +457,7 @@ function onMessage(frame) {
   } else if (frame.type === "error" && frame.ref === "ticket.take" && frame.code === "service_unavailable") {
     retryTake();
   } else if (frame.type === "error" && frame.ref === "ticket.take") {
-    banner(errorText(frame.code, frame), "error");
+    banner(errorText(frame, "kiosk.error.generic", "kiosk.error."), "error");
     $("ticket-number").textContent = "";
     $("wait-position").textContent = t("kiosk.wait.failed");
   }
@@ -884,7 +880,7 @@ async function findCase() {
   if (!response.ok) {
     const code = data?.error?.code;
     if (code === "not_found") lookupProblem(t("kiosk.correction.not_found"), "case-query");
-    else lookupProblem(errorText(code, data?.error), code === "lookup_incomplete" && number ? "case-last4" : "case-query");
+    else lookupProblem(errorText({ ...data?.error, code }, "kiosk.error.generic", "kiosk.error."), code === "lookup_incomplete" && number ? "case-last4" : "case-query");
     return;
   }
   $("case-error").hidden = true;

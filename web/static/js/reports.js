@@ -1,7 +1,7 @@
 // Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
 // @ts-check
 import { banner } from "./callview.js";
-import { duration, lang, setLang, t, translate } from "./i18n.js";
+import { duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -188,11 +188,6 @@ function render() {
 }
 
 /** The catalog's text for a refusal's code (never the server's English message). @param {any} error */
-function errorText(error) {
-  const key = `error.${error?.code}`;
-  const text = error?.code ? t(key, error) : "";
-  return text && text !== key ? text : t("error.bad_request");
-}
 
 /**
  * Say why the range was refused and grey out the figures of the previous range (they no longer
@@ -212,7 +207,7 @@ function rangeProblem() {
   const to = $("to").value;
   if (!from || !to || from < EARLIEST || to > LATEST) return t("reports.date_bounds", { first: EARLIEST, last: LATEST });
   const days = (Date.parse(to) - Date.parse(from)) / 86400000;
-  if (days < 0 || days > MAX_DAYS) return errorText({ code: "bad_range", days: MAX_DAYS });
+  if (days < 0 || days > MAX_DAYS) return errorText({ code: "bad_range", days: MAX_DAYS }, "error.bad_request");
   return "";
 }
 
@@ -222,7 +217,7 @@ async function load() {
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "department,station,staff" });
   const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
   const body = await response.json();
-  if (!response.ok) { refuse(errorText(body.error)); return; }
+  if (!response.ok) { refuse(errorText(body.error, "error.bad_request")); return; }
   banner(null);
   $("report").classList.remove("stale");
   $("report").querySelectorAll("section").forEach((/** @type {HTMLElement} */ s) => { s.inert = false; });

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
-import { beep, duration, lang, setLang, t, translate, warningSubject } from "./i18n.js";
+import { beep, duration, errorText, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -87,11 +87,6 @@ function currentVisit() {
 }
 
 /** The catalog text of an error code the server sent (never its English message). */
-function errorText(/** @type {any} */ error) {
-  const code = error?.code || "";
-  const text = code ? t(`error.${code}`, error) : "";
-  return text && text !== `error.${code}` ? text : t("staff.error.generic");
-}
 
 
 async function signIn(/** @type {string} */ username, /** @type {string} */ password) {
@@ -171,7 +166,7 @@ function onMessage(frame) {
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
     case "call.quality": return showQuality(frame);
-    case "error": return banner(errorText(frame), "error");
+    case "error": return banner(errorText(frame, "staff.error.generic"), "error");
   }
 }
 
@@ -552,7 +547,7 @@ function markWithoutReason() {
 
 function showVerdictError(/** @type {any} */ error) {
   $("verdict-error").hidden = !error;
-  $("verdict-error").textContent = error ? errorText(error) : "";
+  $("verdict-error").textContent = error ? errorText(error, "staff.error.generic") : "";
 }
 
 async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */ reason = "") {
@@ -652,7 +647,7 @@ async function openCase(/** @type {Event} */ e) {
     $(problem.field).setAttribute("aria-invalid", "true");
     $(problem.field).focus();
     $("case-error").hidden = false;
-    $("case-error").textContent = errorText(problem);
+    $("case-error").textContent = errorText(problem, "staff.error.generic");
     return;
   }
   const v = visit;
@@ -669,7 +664,7 @@ async function openCase(/** @type {Event} */ e) {
   } catch (error) {
     if (visit !== v) return;
     $("case-error").hidden = false;
-    $("case-error").textContent = errorText(error);
+    $("case-error").textContent = errorText(error, "staff.error.generic");
   }
 }
 
@@ -826,7 +821,7 @@ async function openTransfer() {
   try {
     targets = (await caseApi("/api/v1/console/transfer-targets")).departments;
   } catch (error) {
-    banner(errorText(error), "error");
+    banner(errorText(error, "staff.error.generic"), "error");
     return;
   }
   const options = targets.map((/** @type {any} */ d) => {
