@@ -214,6 +214,10 @@ async def test_pages_and_websocket_through_nginx_with_the_deploy_site(
                     assert r.status == 304
                 async with client.get(url + "?v=abc123") as r:
                     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                # Metrics are not served through the public site at all.
+                async with client.get(f"{nginx.base_url}/metrics") as r:
+                    assert r.status == 404
+                    assert r.headers["Server"] == "nginx"
                 # Plain HTTP: 308 to the same path over HTTPS (method and body kept).
                 plain = f"http://{HOSTNAME}:{nginx.http_port}/api/v1/auth/login?x=1"
                 async with client.post(plain, json={}, allow_redirects=False) as r:
