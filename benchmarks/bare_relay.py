@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
-from cloudhelp.core.gcpolicy import FullPasses, tune_gc
+from cloudhelp.core.gcpolicy import FullPasses, tune_gc, young_passes
 
 rooms: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
@@ -40,8 +40,11 @@ async def collect_full_passes(app: web.Application) -> AsyncIterator[None]:
     """As ``cloudhelp serve`` does: quiet means no call (a room of two) in progress."""
     passes = FullPasses(quiet=lambda: not any(len(room) > 1 for room in rooms.values()))
     passes.start()
+    young = young_passes()
     yield
     await passes.stop()
+    if young is not None:
+        await young.stop()
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from cloudhelp.core.gcpolicy import FullPasses
+from cloudhelp.core.gcpolicy import FullPasses, YoungPasses
 from tests.helpers import start_cli
 
 
@@ -39,6 +39,49 @@ def test_a_pass_runs_when_quiet_after_the_minimum_or_when_overdue() -> None:
     assert ran is not None and ran.reason == "overdue" and passes.count == 2
     assert passes.last == ran and ran.seconds >= 0
     assert passes.due() is None  # the clock starts again from the last pass
+
+
+def test_young_passes_take_the_middle_generation_every_nth_beat() -> None:
+    collected: list[int] = []
+    passes = YoungPasses(every=0.1, middle_every=3, collect=collected.append)
+    assert [passes.beat() for _ in range(7)] == [0, 0, 1, 0, 0, 1, 0] == collected
+
+
+def _largest_young_generation(beats: bool) -> int:
+    """In a fresh interpreter under tune_gc: 50 rounds, each making 1,000 long-lived objects
+    while freeing as many old ones (as sockets renew their heartbeat timers): the largest young
+    generation seen after a round, with or without a YoungPasses beat after each."""
+    script = textwrap.dedent(
+        f"""
+        import gc
+        from cloudhelp.core.gcpolicy import YoungPasses, tune_gc
+
+        tune_gc()
+        old = [[n] for n in range(60_000)]
+        gc.collect()  # now old
+        passes, kept, largest = YoungPasses(), [], 0
+        for _ in range(50):
+            for n in range(1_000):
+                kept.append([n])
+                old.pop()
+            if {beats}:
+                passes.beat()
+            largest = max(largest, len(gc.get_objects(0)))
+        print(largest)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return int(done.stdout)
+
+
+def test_young_passes_keep_the_young_generation_small_where_the_count_cannot() -> None:
+    """Python's young count is allocations minus deallocations: freeing old objects as fast as
+    new ones are made keeps it under the threshold while the young list grows (each pass then
+    walks all of it). On a beat, a pass walks only what the last beat left."""
+    assert _largest_young_generation(beats=False) > 40_000
+    assert _largest_young_generation(beats=True) < 3_000
 
 
 def test_tune_gc_leaves_the_full_pass_to_full_passes() -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from cloudhelp.cli.failures import CommandFailed
 from cloudhelp.cli.runtime import settings_of, with_database
-from cloudhelp.core import logs
+from cloudhelp.core import gcpolicy, logs
 from cloudhelp.core.config import Settings
 from cloudhelp.core.gcpolicy import CHECK_SECONDS, MIN_INTERVAL_SECONDS, FullPasses, tune_gc
 from cloudhelp.http import tls
@@ -130,6 +130,7 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
         check_every=min(CHECK_SECONDS, longest / 4),
     )
     state.full_passes.start()
+    young_passes = gcpolicy.young_passes()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +142,8 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await state.full_passes.stop()
+        if young_passes is not None:
+            await young_passes.stop()
         if redirect is not None:
             await redirect.cleanup()
         await runner.cleanup()

@@ -6,13 +6,15 @@ about half a million objects and 300–400 ms in which no frame is relayed and n
 the last one exceed a quarter of those that survived it: under the benchmark's mixed load,
 in every 20-second window, at any moment of any call.
 
-:func:`tune_gc` freezes what start-up loaded, collects the young and middle generations less
-often, and takes the automatic full pass away. :class:`FullPasses` runs it instead: when the
+:func:`tune_gc` freezes what start-up loaded, raises the young and middle thresholds, and
+takes the automatic full pass away. :class:`YoungPasses` collects the young generation ten
+times a second and the middle one once a second, whatever Python's count says, so no young or
+middle pass has much to walk. :class:`FullPasses` runs the full pass: when the
 server is quiet (no call in progress, none ringing; ``quiet`` is injected) and
 ``min_interval`` has passed since the last one, or when ``max_interval`` has passed whatever
 the load. So a busy district pays one full pass per ``max_interval`` instead of one every few
 seconds, and cyclic garbage that reached the oldest generation waits at most
-``max_interval`` for it. Young and middle passes run automatically as before.
+``max_interval`` for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ GC_MIDDLE_THRESHOLD = 50
 # a C int, and a middle pass runs at most once per 350,000 allocations, so never in practice).
 GC_NO_AUTOMATIC_FULL_PASS = 1_000_000_000
 
+# YoungPasses: a young pass this often, and every MIDDLE_PASS_EVERY-th one a middle pass
+# (0 seconds: none, Python's own schedule alone).
+YOUNG_PASS_SECONDS = 0.1
+MIDDLE_PASS_EVERY = 10  # a middle pass once a second
+
 MIN_INTERVAL_SECONDS = 60.0
 MAX_INTERVAL_SECONDS = 600.0
 CHECK_SECONDS = 5.0
@@ -46,6 +53,54 @@ def tune_gc() -> None:
     passes are left to :class:`FullPasses`, which the caller must run."""
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, GC_NO_AUTOMATIC_FULL_PASS)
+
+
+class YoungPasses(BackgroundLoop):
+    """Collects the young generation every ``every`` seconds, and the middle one every
+    ``middle_every``-th time, so that neither grows large between passes.
+
+    Python starts a young pass when allocations minus deallocations pass the young threshold;
+    an old object freed counts as a deallocation. A server that keeps thousands of sockets
+    frees old objects as fast as it makes new ones (each socket renews its heartbeat timer and
+    reader future every few seconds; a replay entry is dropped once acknowledged), so the count
+    barely moves while the young list grows: 25,000–60,000 objects, a pass of tens of ms, when
+    the count finally gets there (benchmarks/gc_pauses.py). On a beat, each pass walks what
+    survived the last ``every`` seconds only. Python's own passes still run between beats when
+    allocation outpaces them (a report being built).
+    """
+
+    def __init__(
+        self,
+        every: float = YOUNG_PASS_SECONDS,
+        middle_every: int = MIDDLE_PASS_EVERY,
+        collect: Callable[[int], object] = gc.collect,
+    ) -> None:
+        self.every = every
+        self.middle_every = middle_every
+        self.collect = collect
+        self.count = 0
+
+    def beat(self) -> int:
+        """One pass: the middle generation every ``middle_every``-th time, else the young one.
+        The generation collected."""
+        self.count += 1
+        generation = 1 if self.count % self.middle_every == 0 else 0
+        self.collect(generation)
+        return generation
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self.beat()
+
+
+def young_passes() -> YoungPasses | None:
+    """Start the young and middle passes on a beat, unless YOUNG_PASS_SECONDS is 0."""
+    if YOUNG_PASS_SECONDS <= 0:
+        return None
+    passes = YoungPasses(YOUNG_PASS_SECONDS, MIDDLE_PASS_EVERY)
+    passes.start()
+    return passes
 
 
 @dataclass(frozen=True)
