@@ -512,6 +512,11 @@ async def station_view(session: AsyncSession, staff: Staff) -> dict[str, Any]:
             {"code": s.code, "name": s.name, "tier": s.tier}
             for s in sorted(neighbours, key=lambda s: (s.tier != "district", s.code))
         ],
+        "stations": [
+            {"code": s.code, "name": s.name}
+            for s in sorted(network.by_id.values(), key=lambda s: s.code)
+            if s.parent_id is not None
+        ],
         "pickup_days": figures.PICKUP_DAYS_DEFAULT,
         "now": utcnow().isoformat(),
     }
@@ -538,11 +543,11 @@ async def logistics_figures(request: web.Request) -> web.Response:
 
 
 async def desk_page(request: web.Request) -> web.Response:
-    return pages.render(request, "logistics.html")
+    return pages.render(request, "logistics.html", page="desk")
 
 
 async def station_page(request: web.Request) -> web.Response:
-    return pages.render(request, "station.html")
+    return pages.render(request, "logistics.html", page="station")
 
 
 def setup(app: web.Application) -> None:

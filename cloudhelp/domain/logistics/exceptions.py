@@ -50,7 +50,7 @@ async def report(
     (their people may report it), ``pickup_days`` the days after which an item not collected
     may be sent back."""
     if kind not in states.EXCEPTIONS:
-        raise LogisticsError("bad_kind", f"An exception is one of {', '.join(states.EXCEPTIONS)}.")
+        raise LogisticsError("bad_item_kind", f"An exception is {', '.join(states.EXCEPTIONS)}.")
     reason, responsible = reason.strip(), responsible.strip()
     if not reason or not responsible:
         raise LogisticsError(

@@ -124,7 +124,7 @@ async def register(
     """A new item at the acting person's station: originals a station collects go to the hall;
     originals returned and certificates leave the hall for a station (the case's by default)."""
     if kind not in states.KINDS:
-        raise LogisticsError("bad_kind", f"An item's kind is one of {', '.join(states.KINDS)}.")
+        raise LogisticsError("bad_item_kind", f"A kind is one of {', '.join(states.KINDS)}.")
     if case.status in CLOSED_CASES:
         raise LogisticsError("case_closed", f"Case {case.number} is closed ({case.status}).")
     network = await Network.load(session)
