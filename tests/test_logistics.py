@@ -4,7 +4,9 @@ an item not collected in time, refusals that change nothing, and stations kept a
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,8 +105,6 @@ def signature_png() -> str:
     """A PNG the size of a signature drawn on a canvas, as the page sends it."""
     out = io.BytesIO()
     segno.make("王德海 签名", error="h").save(out, kind="png", scale=6)
-    import base64
-
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
@@ -193,18 +193,22 @@ async def test_a_certificate_from_the_hall_to_the_residents_hand(demo_url: str) 
             snapshot = await board.snapshot(server.state.db, utcnow())
             assert snapshot["logistics"]["trips_saved"] == trips_before + 1
 
-        # Every event is in the audit trail, under the item's code.
+        # Every event is in the audit trail, under the item's code, in the same order.
         async with server.state.db.read() as session:
             audited = (
                 await session.scalars(
-                    select(AuditEvent.action).where(
-                        AuditEvent.subject == code, AuditEvent.action.like("logistics.%")
-                    )
+                    select(AuditEvent)
+                    .where(AuditEvent.subject == code, AuditEvent.action.like("logistics.%"))
+                    .order_by(AuditEvent.seq)
                 )
             ).all()
-        assert [a for a in audited if a != "logistics.bundled"].count("logistics.received") == 2
-        assert {f"logistics.{k}" for k in kinds} <= set(audited)
-        assert "logistics.pickup_refused" in audited
+        events = [json.loads(a.detail)["event"] for a in audited if a.action == "logistics.item"]
+        assert events == kinds
+        assert {a.action for a in audited} == {
+            "logistics.item",
+            "logistics.bundled",
+            "logistics.pickup_refused",
+        }
 
 
 async def test_originals_collected_at_a_station_and_returned(demo_url: str) -> None:

@@ -84,7 +84,7 @@ class Scan(Body):
     code: Annotated[str, Field(min_length=1, max_length=40)]
 
 
-class Receipt(Body):
+class RunReceipt(Body):
     codes: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=500)]
 
 
@@ -95,7 +95,7 @@ class Pickup(Body):
     collected_by: Annotated[str, Field(max_length=50)] = ""
 
 
-class Exception_(Body):
+class ExceptionBody(Body):
     kind: Annotated[str, Field(min_length=1, max_length=16)]
     reason: Annotated[str, Field(max_length=500)] = ""
     responsible: Annotated[str, Field(max_length=50)] = ""
@@ -310,7 +310,7 @@ async def pickup(request: web.Request) -> web.Response:
 
 
 async def report_exception(request: web.Request) -> web.Response:
-    body = await parse_body(request, Exception_)
+    body = await parse_body(request, ExceptionBody)
 
     async def work(session: AsyncSession, staff: Staff, item: TrackedItem) -> None:
         limits = await timeouts.Thresholds.load(session)
@@ -408,7 +408,7 @@ async def dispatch_run(request: web.Request) -> web.Response:
 
 async def receive_run(request: web.Request) -> web.Response:
     staff = await actor(request)
-    body = await parse_body(request, Receipt)
+    body = await parse_body(request, RunReceipt)
     try:
         async with AppState.of(request.app).db.write() as session:
             run = await runs.run_by_code(session, request.match_info["code"])

@@ -46,9 +46,7 @@ class TrackedItem(Base):
 
     case: Mapped[Any] = relationship("Case", lazy="joined")
     origin: Mapped[Any] = relationship("Station", foreign_keys=[origin_id], lazy="joined")
-    destination: Mapped[Any] = relationship(
-        "Station", foreign_keys=[destination_id], lazy="joined"
-    )
+    destination: Mapped[Any] = relationship("Station", foreign_keys=[destination_id], lazy="joined")
     at_station: Mapped[Any] = relationship("Station", foreign_keys=[at_station_id], lazy="joined")
 
 

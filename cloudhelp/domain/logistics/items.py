@@ -97,14 +97,17 @@ async def record(
     session.add(event)
     await session.flush()
     case_number = await session.scalar(select(Case.number).where(Case.id == item.case_id))
+    # One action for every item event (its kind in the detail), so that the audit page can
+    # label it; runs, packing and refused pickups have actions of their own.
     await audit.append(
         session,
         audit.staff_actor(staff),
-        f"logistics.{kind}",
+        "logistics.item",
         subject_kind="item",
         subject=item.code,
         case_number=case_number,
         at=now,
+        event=kind,
         reason=reason,
         run=run.code if run else None,
         **{"from": from_state, "to": to_state},
