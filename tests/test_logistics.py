@@ -5,6 +5,7 @@ an item not collected in time, refusals that change nothing, and stations kept a
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 import re
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import openpyxl
 import segno
 from aiohttp import ClientSession, CookieJar
 from sqlalchemy import func, select
@@ -192,6 +194,15 @@ async def test_a_certificate_from_the_hall_to_the_residents_hand(demo_url: str) 
             assert figures["issue_to_pickup_hours_median"] is not None
             snapshot = await board.snapshot(server.state.db, utcnow())
             assert snapshot["logistics"]["trips_saved"] == trips_before + 1
+            # The reports count it too, with CSV and the workbook like every other table.
+            async with supervisor.get("/api/v1/reports?table=logistics&format=csv") as response:
+                assert response.status == 200
+                rows = list(csv.reader(io.StringIO((await response.text()).lstrip("\ufeff"))))
+            assert rows[0][:2] == ["站点", "减少跑腿"]
+            assert ["前关社区驿站", "1"] == rows[1][:2]
+            async with supervisor.get("/api/v1/reports?format=xlsx") as response:
+                book = openpyxl.load_workbook(io.BytesIO(await response.read()))
+            assert book["材料证照流转"]["A2"].value == "前关社区驿站"
 
         # Every event is in the audit trail, under the item's code, in the same order.
         async with server.state.db.read() as session:

@@ -134,7 +134,7 @@ async def by_station(
         hours = _hours(here)
         rows.append(
             {
-                "station": name,
+                "station_name": name,
                 "trips_saved": len(here),
                 "issue_to_pickup_hours": round(median(hours), 1) if hours else None,
                 "awaiting_pickup": waiting.get(name, 0),
