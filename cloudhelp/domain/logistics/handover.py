@@ -10,9 +10,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core.errors import must_exist
 from cloudhelp.domain import cases
 from cloudhelp.domain.logistics.items import LogisticsError, record, require_here
-from cloudhelp.store.models import Staff, TrackedItem, utcnow
+from cloudhelp.store.models import Staff, Station, TrackedItem, utcnow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SIGNATURE_MIN_BYTES = 200  # an empty canvas is smaller than a signature
@@ -83,10 +84,11 @@ async def hand_over(
     item.finished_at, item.signature_sha256 = now, signature_sha256
     item.picked_up_by = collected_by or item.case.applicant_name
     if item.kind == "certificate" and item.case.status == "concluded":
+        here = must_exist(await session.get(Station, staff.station_id), "the attendant's station")
         await cases.transition(
             session,
             item.case,
             "delivered",
             staff.username,
-            f"证照已在{item.at_station.name}领取（{item.code}）",
+            f"证照已在{here.name}领取（{item.code}）",
         )
