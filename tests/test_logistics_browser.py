@@ -18,7 +18,8 @@ from cloudhelp.store.models import Case, Staff
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.journeykit import axe_violations
-from tests.test_logistics import ID_NUMBER, concluded_case
+from tests.test_browser import enrolled_kiosk
+from tests.test_logistics import ID_NUMBER, PHONE, concluded_case
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -170,8 +171,24 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
         await page.locator("#waiting li").get_by_role("button", name="上架待取").click()
         ready = page.locator("#ready li")
         await expect(ready).to_have_count(1)
-        await expect(ready).to_contain_text("已等待 0 天")
+        await expect(ready).to_contain_text("今日上架")
         await snap(page, "logistics-station-3-ready")
+
+        # The resident at the station's kiosk: 我的材料/证照 by case number and phone digits.
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.fill("#papers-number", number.replace("-", ""))
+        await kiosk.fill("#papers-last4", "0000")
+        await kiosk.locator("#papers-form button").click()
+        await expect(kiosk.locator("#papers-error")).to_contain_text("没有找到")
+        await kiosk.fill("#papers-last4", PHONE[-4:])
+        await kiosk.locator("#papers-form button").click()
+        paper = kiosk.locator("#papers-list li")
+        await expect(paper).to_contain_text("待取件")
+        await expect(paper).to_contain_text("已到前关社区驿站")
+        await expect(paper).to_contain_text(pickup_code)
+        assert await axe_violations(kiosk, "logistics-kiosk-papers") == []
+        await snap(kiosk, "logistics-kiosk-papers")
 
         # Hand over: a wrong ID number is refused, then the right one with a signature.
         await ready.get_by_role("button", name="交付").click()

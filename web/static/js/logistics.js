@@ -108,8 +108,8 @@ function renderReady() {
     const late = days >= view.pickup_days;
     const li = el("li", "", late ? "late" : "");
     li.dataset.item = item.code;
-    const since = el("small", t(late ? "logistics.ready.overdue" : "logistics.ready.since",
-      { days, date: item.ready_at.slice(0, 10) }), late ? "flag" : "muted");
+    const key = late ? "logistics.ready.overdue" : days ? "logistics.ready.since" : "logistics.ready.today";
+    const since = el("small", t(key, { days, date: item.ready_at.slice(0, 10) }), late ? "flag" : "muted");
     li.append(itemLine(item), since, button(t("logistics.handover.button"), () => openHandover(item), "button primary"));
     return li;
   }));
