@@ -33,8 +33,10 @@ FIELD_NAMES = {
     "issued": "告知时间",
     "promised": "承诺时限",
     "statutory": "法定时限",
+    "collect": "证照领取",
 }
-FIELD_ROWS = (("number", "applicant"), ("item",), ("round", "issued"), ("promised", "statutory"))
+FIELD_ROWS = (("number", "applicant"), ("item",), ("round", "issued"), ("promised", "statutory"),
+              ("collect",))  # fmt: skip
 ISSUER_NAME = "告知人"
 FORMS = {
     "original": "原件",
@@ -73,6 +75,7 @@ class NoticeText:
     issued: datetime
     promised: str
     statutory: str
+    collect: str
     intro: str
     lines: list[NoticeLine]
     closing: str
@@ -112,6 +115,7 @@ class NoticeText:
             "issued": self.issued_text,
             "promised": self.promised,
             "statutory": self.statutory,
+            "collect": self.collect,
         }
         return [[Field(key, FIELD_NAMES[key], values[key]) for key in row] for row in FIELD_ROWS]
 
@@ -132,6 +136,17 @@ def what_to_do(entry: dict[str, Any]) -> str:
     return "请按要求更正后重新提交。"
 
 
+def collect_text(case: Case) -> str:
+    """When and where the certificate will be ready: at the station the resident applied at,
+    within the promised limit from acceptance (docs/logistics.md)."""
+    when = f"受理后 {case.item.promised_days:g} 个工作日内办结"
+    station = case.station
+    if station is None:
+        return f"{when}，证照送至申请时所在的驿站，凭取件码和身份证领取"
+    where = f"{station.name}（{station.address}）" if station.address else station.name
+    return f"{when}，证照送至{where}，凭取件码和身份证领取"
+
+
 def notice_text(
     case: Case, notice: CorrectionNotice, applicant_id: str, issuer_name: str
 ) -> NoticeText:
@@ -146,6 +161,7 @@ def notice_text(
         issued=notice.issued_at.astimezone(LOCAL_TZ),
         promised=f"{case.item.promised_days:g} 个工作日",
         statutory=f"{case.item.statutory_days:g} 个工作日",
+        collect=collect_text(case),
         intro=INTRO,
         lines=[
             NoticeLine(str(e["name"]), str(e["status_label"]), what_to_do(e)) for e in notice.items
