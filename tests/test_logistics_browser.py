@@ -12,12 +12,15 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.devtools import demo, demo_items
 from cloudhelp.domain import accounts
 from cloudhelp.domain.logistics import codes, items, runs
-from cloudhelp.store.models import Case, Staff
+from cloudhelp.domain.logistics import states as logistics_states
+from cloudhelp.store.models import Case, Staff, TrackedItem, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.journeykit import axe_violations
+from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk
 from tests.test_logistics import ID_NUMBER, PHONE, concluded_case
 
@@ -219,3 +222,41 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
             item = await items.by_code(session, code)
             assert item.status == "picked_up" and item.signature_sha256
             assert item.case.status == "delivered"
+
+
+async def test_the_demo_papers_populate_the_pages_and_the_board(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        async with server.state.db.write() as session:
+            await demo.seed_cases(session, "210211")
+            made = await demo_items.seed_items(session, server.state.settings.data_dir)
+            states = set((await session.scalars(select(TrackedItem.status))).all())
+        assert made == 12
+        assert states == set(logistics_states.STATES)  # every state, as the issue asks
+
+        page = await new_page(browser, server.base_url)
+        await sign_in(server, page, "/station", "zhouyan")
+        await expect(page.locator("#arriving li")).to_have_count(1)
+        await expect(page.locator("#ready li")).to_have_count(2)
+        await expect(page.locator("#ready li.late")).to_contain_text("已超期")
+        await expect(page.locator("#waiting li")).to_have_count(1)
+        await snap(page, "logistics-demo-station")
+
+        desk = await new_page(browser, server.base_url)
+        await desk.set_viewport_size({"width": 1920, "height": 1080})
+        await sign_in(server, desk, "/logistics", "zhaogang")
+        await expect(desk.locator("#waiting li")).to_have_count(1)  # a certificate still here
+        await expect(desk.locator("#exceptions li")).to_have_count(1)  # the damaged originals
+        await expect(desk.locator("#exceptions li")).to_contain_text("损坏")
+        await snap(desk, "logistics-demo-desk")
+
+        board = await new_page(browser, server.base_url)
+        await board.set_viewport_size({"width": 1920, "height": 1080})
+        await signed_in(server, board, "sunhua")
+        await server.state.callcenter.check_warnings(utcnow())  # the warnings loop's pass
+        await board.goto("/board")
+        await expect(board.locator("#l-trips")).to_have_text("1")
+        await expect(board.locator("#l-awaiting")).to_have_text("2")
+        await expect(board.locator("#l-overdue")).to_have_text("1")
+        await expect(board.locator("#l-hops li")).to_have_count(2)
+        await expect(board.locator("#warnings")).to_contain_text("证照逾期未取")
+        await snap(board, "logistics-demo-board")

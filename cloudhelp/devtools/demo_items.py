@@ -87,6 +87,11 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
     await runs.add_item(session, desk, road, on_road.code)
     await runs.dispatch(session, desk, road)
     await make(concluded, "certificate", desk, "从业资格证")  # registered, waiting at the hall
+    coming = await make(concluded, "certificate", desk, "道路运输证（IC 卡）")
+    await _hop(session, desk, street, "DLW", coming.code)
+    down = await runs.open_run(session, street, "DLW-QG")  # arriving at 前关驿站 today
+    await runs.add_item(session, street, down, coming.code)
+    await runs.dispatch(session, street, down)
 
     # Originals: collected at 前关驿站 for checking at the hall, and their way back.
     at_hall = await make(accepted, "originals_in", station, "房屋权属证明原件")

@@ -341,6 +341,7 @@ async def _logistics_conditions(
                       station.id, staff_id,
                       {"case": case.number, "item": service.name, "station": station.name,
                        "code": item.code, "since": since.isoformat(),
+                       "due": local_date(since + timedelta(days=days)).isoformat(),
                        "exception": item.exception, "responsible": item.responsible})
         )  # fmt: skip
     return found

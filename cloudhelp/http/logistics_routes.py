@@ -498,6 +498,15 @@ async def station_view(session: AsyncSession, staff: Staff) -> dict[str, Any]:
         all_runs.append(runs.run_json(run, await runs.manifest(session, run)))
     arriving = [r for r in all_runs if r["to"]["code"] == here.code and r["status"] == "dispatched"]
     packing = [r for r in all_runs if r["from"]["code"] == here.code and r["status"] == "open"]
+    # The hall's desk follows every open exception, wherever the item lies.
+    followed = []
+    if here.parent_id is None:
+        open_ones = await session.scalars(
+            select(TrackedItem)
+            .where(TrackedItem.exception.is_not(None), TrackedItem.finished_at.is_(None))
+            .order_by(TrackedItem.exception_at)
+        )
+        followed = [items.item_json(i) for i in open_ones.all()]
     neighbours = [s for s in network.by_id.values() if network.adjacent(here.id, s.id)]
     return {
         "station": {"code": here.code, "name": here.name, "tier": here.tier},
@@ -508,6 +517,7 @@ async def station_view(session: AsyncSession, staff: Staff) -> dict[str, Any]:
         "waiting": waiting,
         "returning": returning,
         "ready": ready_items,
+        "exceptions": followed,
         "neighbours": [
             {"code": s.code, "name": s.name, "tier": s.tier}
             for s in sorted(neighbours, key=lambda s: (s.tier != "district", s.code))

@@ -99,6 +99,23 @@ function renderArriving() {
   }));
 }
 
+/** The hall's desk: every open exception, wherever the item lies. */
+function renderExceptions() {
+  const items = view.exceptions;
+  $("exceptions-count").textContent = String(items.length);
+  $("exceptions-empty").hidden = items.length > 0;
+  $("exceptions").replaceChildren(...items.map((/** @type {any} */ item) => {
+    const li = el("li", "", "late");
+    li.dataset.item = item.code;
+    const e = item.exception;
+    const where = item.at_station ? item.at_station.name : t("logistics.run.state.dispatched");
+    li.append(itemLine(item), el("small", t("logistics.exceptions.line",
+      { kind: e.label, reason: e.reason, who: e.responsible, where, date: e.at.slice(0, 10) }), "flag"),
+    button(t("logistics.exceptions.show"), () => showItem(item.code)));
+    return li;
+  }));
+}
+
 function renderReady() {
   const items = view.ready;
   $("ready-count").textContent = String(items.length);
@@ -161,7 +178,8 @@ function render() {
   if (!view) return;
   $("where").textContent = t("logistics.where", { station: view.station.name, name: view.viewer.name });
   renderArriving();
-  renderReady();
+  if (PAGE === "desk") renderExceptions();
+  else renderReady();
   renderWaiting();
   renderReceiving();
   modeLine();
