@@ -483,7 +483,9 @@ async def station_view(session: AsyncSession, staff: Staff) -> dict[str, Any]:
         .where(LogisticsRun.status == "open", LogisticsRun.from_id == here.id)
     )
     bundled = set((await session.scalars(packed)).all())
-    waiting, ready_items, returning = [], [], []
+    waiting: list[dict[str, Any]] = []
+    ready_items: list[dict[str, Any]] = []
+    returning: list[dict[str, Any]] = []
     for item in rows:
         body = items.item_json(item)
         if item.status == "ready":
