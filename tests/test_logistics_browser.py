@@ -223,6 +223,18 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
             assert item.status == "picked_up" and item.signature_sha256
             assert item.case.status == "delivered"
 
+        # The case page follows the certificate from the hall to the resident's hand.
+        hall = await new_page(browser, server.base_url)
+        await signed_in(server, hall, "zhaogang")
+        await hall.goto(f"/cases/{number}")
+        await expect(hall.locator("h1 .badge")).to_have_text("已送达")
+        paper = hall.locator("article.paper")
+        await expect(paper).to_contain_text("已取件")
+        await expect(paper.locator("li")).to_have_count(7)
+        await expect(paper.locator("li").last).to_contain_text("已取件 · 前关社区驿站")
+        await paper.scroll_into_view_if_needed()
+        await snap(hall, "logistics-case-page")
+
 
 async def test_the_demo_papers_populate_the_pages_and_the_board(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:

@@ -190,6 +190,18 @@ async def events_of(session: AsyncSession, item: TrackedItem) -> list[TrackedIte
     return list(rows.all())
 
 
+async def of_case(session: AsyncSession, case: Case) -> list[dict[str, Any]]:
+    """A case's items with their histories (the case page shows them)."""
+    network = await Network.load(session)
+    rows = await session.scalars(
+        select(TrackedItem).where(TrackedItem.case_id == case.id).order_by(TrackedItem.id)
+    )
+    return [
+        item_json(item, await events_of(session, item), stations=network.by_id)
+        for item in rows.all()
+    ]
+
+
 def _station(station: Station | None) -> dict[str, str] | None:
     return {"code": station.code, "name": station.name} if station is not None else None
 
