@@ -123,7 +123,10 @@ def _print_loaded(loaded: Loaded, url: str) -> None:
     )
     print(f"  Staff accounts (password for all: {DEMO_PASSWORD}), sign in at {url}staff :")
     for person in loaded.staff:
-        print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
+        where = (
+            f"  (station attendant: sign in at {url}station)" if person.role == "attendant" else ""
+        )
+        print(f"    {person.username:<10} {person.role:<10} {person.display_name}{where}")
     print("  Kiosks: open a kiosk's link once in its browser (one-time code, valid 24 h):")
     for code, enrol_code in loaded.codes.items():
         if enrol_code:
