@@ -428,6 +428,17 @@ async def test_an_attendant_cannot_act_on_another_stations_items(demo_url: str) 
             refused = await call(neighbour, "POST", f"/items/{code}/pickup", 403, json=signed)
             assert refused["error"]["code"] == "not_at_your_station"
             assert await status_of(station, code) == "ready"
+            # Guessing the pickup code: five wrong tries pause the item's handover, even the
+            # right one, and every wrong try is in the audit trail.
+            guess = {**signed, "pickup_code": "000000" if pickup_code != "000000" else "111111"}
+            for _ in range(5):
+                wrong = await call(station, "POST", f"/items/{code}/pickup", 403, json=guess)
+                assert wrong["error"]["code"] == "pickup_refused"
+            paused = await call(station, "POST", f"/items/{code}/pickup", 429, json=signed)
+            assert (
+                paused["error"]["code"] == "pickup_throttled" and paused["error"]["minutes"] == 15
+            )
+            assert await status_of(station, code) == "ready"
             listed = (await call(neighbour, "GET", "/items"))["items"]
             assert code not in [i["code"] for i in listed]
             # An attendant has no console: cases stay the hall's.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import math
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import clock
 from cloudhelp.core.errors import ApiError, CodedError
 from cloudhelp.core.logs import log_event
+from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import audit, timeouts
 from cloudhelp.domain.logistics import (
     codes,
@@ -46,6 +48,10 @@ from cloudhelp.store.models import (
 )
 
 PREFIX = "/api/v1/logistics"
+# Wrong pickup codes or ID digits for one item: this many within the window pause its handover.
+PICKUP_FAILURES = 5
+PICKUP_WINDOW_SECONDS = 900.0
+PICKUP_THROTTLE_KEY = web.AppKey("pickup_throttle", FailureThrottle)
 REFUSAL_STATUS = {
     "unknown_code": 404,
     "unknown_station": 404,
@@ -276,6 +282,18 @@ async def pickup(request: web.Request) -> web.Response:
     staff = await actor(request)
     body = await parse_body(request, Pickup)
     state = AppState.of(request.app)
+    key = f"item:{codes.typed(request.match_info['code'])}"
+    throttle = request.app[PICKUP_THROTTLE_KEY]
+    wait = throttle.wait([(key, PICKUP_FAILURES)])
+    if wait > 0:
+        minutes = math.ceil(wait / 60)
+        raise ApiError(
+            429,
+            "pickup_throttled",
+            f"Too many wrong pickup codes for this item; try again in {minutes} min.",
+            headers={"Retry-After": str(math.ceil(wait))},
+            minutes=minutes,
+        )
     try:
         png = _png(body.signature)
     except LogisticsError as exc:
@@ -296,6 +314,7 @@ async def pickup(request: web.Request) -> web.Response:
             result = await _item_body(session, item)
     except LogisticsError as exc:
         if exc.code == "pickup_refused":
+            throttle.add([key])
             async with state.db.write() as session:
                 await audit.append(
                     session,
@@ -563,6 +582,7 @@ async def station_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[PICKUP_THROTTLE_KEY] = FailureThrottle(PICKUP_FAILURES, PICKUP_WINDOW_SECONDS)
     app.router.add_get("/logistics", desk_page)
     app.router.add_get("/station", station_page)
     app.router.add_get(f"{PREFIX}/overview", overview)
