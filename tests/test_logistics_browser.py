@@ -132,6 +132,31 @@ async def test_the_logistics_desk_registers_packs_and_dispatches(sqlite_demo_url
         )
         await snap(page, "logistics-desk-4-english")
 
+        # The street centre's attendant receives the run and hands the item on to the station.
+        street = await new_page(browser, server.base_url)
+        await sign_in(server, street, "/station", "wujun")
+        await expect(street.locator("#arriving li")).to_contain_text("来自甘井子区行政审批服务大厅")
+        await street.locator("#arriving li").get_by_role("button", name="按清单接收").click()
+        await scan(street, code)
+        await expect(street.locator("#receiving-list li.seen")).to_have_count(1)
+        await street.click("#receive-confirm")
+        await expect(street.locator("#scan-result")).to_have_text("已接收 1 件。")
+        await expect(street.locator("#waiting li")).to_contain_text("下一站：前关社区驿站")
+        await street.get_by_role("button", name="新建交接单 → 前关社区驿站").click()
+        await expect(street.locator("#scan-mode")).to_contain_text("装入交接单")
+        await scan(street, code)
+        await expect(street.locator("#packing li")).to_contain_text("1 件")
+        await snap(street, "logistics-street-packing")
+        await street.locator("#packing li").get_by_role("button", name="发出").click()
+        await expect(street.locator("#scan-result")).to_contain_text(
+            "交接单已发往前关社区驿站（1 件）"
+        )
+        async with server.state.db.read() as session:
+            item = await items.by_code(session, code)
+            kinds = [e.kind for e in await items.events_of(session, item)]
+        assert kinds == ["registered", "dispatched", "received", "handed_on"]
+        assert item.status == "in_transit"
+
 
 async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
