@@ -447,3 +447,46 @@ async def test_an_attendant_cannot_act_on_another_stations_items(demo_url: str) 
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.number == number))
             assert case is not None and case.status == "concluded"
+
+
+async def test_an_item_turning_up_at_the_wrong_station_goes_back(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        number = await concluded_case(server)
+        async with (
+            signed_in(server, "zhaogang") as desk,
+            signed_in(server, "wujun") as street,
+            signed_in(server, "hetao") as neighbour,
+            signed_in(server, "zhouyan") as station,
+        ):
+            mine = (await register(desk, number))["item"]["code"]  # for 前关驿站
+            theirs = (await register(desk, number, destination="DLW-TL"))["item"]["code"]
+            first = await run_with(desk, "DLW", mine, theirs)
+            await call(street, "POST", f"/runs/{first}/receive", json={"codes": [mine, theirs]})
+            to_qg = await run_with(street, "DLW-QG", mine)
+            to_tl = await run_with(street, "DLW-TL", theirs)
+            wrong = {"kind": "wrong_station", "reason": "装错袋，到了棠梨", "responsible": "wujun"}
+            # 棠梨 has not seen 前关's certificate: it cannot claim it by its code alone.
+            refused = await call(neighbour, "POST", f"/items/{mine}/exception", 403, json=wrong)
+            assert refused["error"]["code"] == "not_at_your_station"
+            # It turns up in 棠梨's bag: flagged extra at receipt, then reported there.
+            receipt = await call(
+                neighbour, "POST", f"/runs/{to_tl}/receive", json={"codes": [theirs, mine]}
+            )
+            assert receipt["extra"] == [mine]
+            item = (await call(neighbour, "POST", f"/items/{mine}/exception", json=wrong))["item"]
+            assert item["status"]["code"] == "to_return"
+            assert item["at_station"]["code"] == "DLW-TL"
+            assert item["destination"]["code"] == "GJZ-HALL"
+            # 前关 finds it missing from its run; it travels back to the hall from 棠梨.
+            missing = await call(station, "POST", f"/runs/{to_qg}/receive", json={"codes": []})
+            assert missing["missing"] == [mine]
+            back = await run_with(neighbour, "DLW", mine)
+            await call(street, "POST", f"/runs/{back}/receive", json={"codes": [mine]})
+            up = await run_with(street, "GJZ-HALL", mine)
+            await call(desk, "POST", f"/runs/{up}/receive", json={"codes": [mine]})
+            assert await status_of(desk, mine) == "returned"
+            # An attendant registers originals only for the cases of their own station.
+            other = await call(
+                neighbour, "POST", "/items", 403, json={"case": number, "kind": "originals_in"}
+            )
+            assert other["error"]["code"] == "not_your_case"

@@ -59,6 +59,7 @@ REFUSAL_STATUS = {
     "not_at_your_station": 403,
     "not_your_run": 403,
     "pickup_refused": 403,
+    "not_your_case": 403,
     "illegal_move": 409,
     "wrong_route": 409,
     "already_bundled": 409,
@@ -335,6 +336,7 @@ async def report_exception(request: web.Request) -> web.Response:
         limits = await timeouts.Thresholds.load(session)
         days = limits.value("pickup_overdue", item.case.item.department_id, item.case.item_id)
         ends = await _run_ends(session, item)
+        seen = await runs.seen_as_extra(session, staff.station_id, item.code)
         await exceptions.report(
             session,
             staff,
@@ -345,6 +347,7 @@ async def report_exception(request: web.Request) -> web.Response:
             now=utcnow(),
             pickup_days=days,
             run_ends=(min(ends), max(ends)) if ends else None,
+            found_here=seen,
         )
 
     return await _change(request, work)

@@ -45,9 +45,13 @@ async def report(
     now: datetime,
     pickup_days: float,
     run_ends: tuple[int, int] | None = None,
+    found_here: bool = False,
 ) -> None:
     """Record an exception on ``item``; ``run_ends`` are the stations of the run carrying it
-    (their people may report it), ``pickup_days`` the days after which an item not collected
+    (their people may report it), ``found_here`` says the item was scanned as extra in a run
+    received at the reporter's station (``runs.seen_as_extra``: only then may an item on the
+    road be reported there as wrong station), ``pickup_days`` the days after which an item not
+    collected
     may be sent back."""
     if kind not in states.EXCEPTIONS:
         raise LogisticsError("bad_item_kind", f"An exception is {', '.join(states.EXCEPTIONS)}.")
@@ -59,7 +63,7 @@ async def report(
     network = await Network.load(session)
     hall = network.hall().id
     here = staff.station_id
-    found_here = kind == "wrong_station" and item.status == "in_transit"
+    found_here = found_here and kind == "wrong_station" and item.status == "in_transit"
     by_run = run_ends is not None and here in run_ends
     if not (found_here or by_run or _may_report(staff, item, hall)):
         raise LogisticsError(

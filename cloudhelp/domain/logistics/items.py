@@ -15,6 +15,7 @@ from cloudhelp.domain import audit
 from cloudhelp.domain.logistics import codes, states
 from cloudhelp.domain.logistics.routes import Network
 from cloudhelp.store.models import (
+    ATTENDANT_ROLE,
     Case,
     LogisticsRun,
     Staff,
@@ -137,6 +138,10 @@ async def register(
         if here.id == hall.id:
             raise LogisticsError(
                 "wrong_tier", "Originals are collected at a station, not at the hall."
+            )
+        if staff.role == ATTENDANT_ROLE and case.station_id != here.id:
+            raise LogisticsError(
+                "not_your_case", f"Case {case.number} was not opened at your station."
             )
         target = hall
     else:

@@ -274,3 +274,15 @@ async def runs_at(session: AsyncSession, station_id: int, limit: int = 50) -> li
         .limit(limit)
     )
     return list(rows.all())
+
+
+async def seen_as_extra(session: AsyncSession, station_id: int, code: str) -> bool:
+    """Whether a run received at the station listed ``code`` as extra (scanned there, not on
+    its manifest): the proof that an item on the road turned up at the wrong station."""
+    extras = await session.scalars(
+        select(LogisticsRun.extra)
+        .where(LogisticsRun.to_id == station_id, LogisticsRun.status == "received")
+        .order_by(LogisticsRun.received_at.desc())
+        .limit(200)
+    )
+    return any(code in (extra or []) for extra in extras.all())
