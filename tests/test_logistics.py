@@ -380,6 +380,15 @@ async def test_unknown_codes_and_wrong_stations_change_nothing(demo_url: str) ->
             assert empty["error"]["code"] == "run_empty"
             assert await changes(server) == (before[0], before[1])
             assert await status_of(desk, code) == "registered"
+            # Packed, then lost before the run leaves: it drops off the manifest at dispatch.
+            other = (await register(desk, number))["item"]["code"]
+            for packed in (code, other):
+                await call(desk, "POST", f"/runs/{run}/items", json={"code": packed})
+            lost = {"kind": "lost", "reason": "装车前找不到", "responsible": "zhaogang"}
+            await call(desk, "POST", f"/items/{other}/exception", json=lost)
+            left = (await call(desk, "POST", f"/runs/{run}/dispatch"))["run"]
+            assert [i["code"] for i in left["items"]] == [code]
+            assert await status_of(desk, other) == "lost"
 
 
 async def test_an_attendant_cannot_act_on_another_stations_items(demo_url: str) -> None:

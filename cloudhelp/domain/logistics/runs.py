@@ -142,16 +142,22 @@ async def add_item(
 
 
 async def dispatch(session: AsyncSession, staff: Staff, run: LogisticsRun) -> LogisticsRun:
-    """The run leaves: each item is dispatched (from its origin) or handed on to the next tier."""
+    """The run leaves: each item is dispatched (from its origin) or handed on to the next tier.
+    An item packed but since reported lost (or otherwise no longer waiting here) leaves the
+    manifest instead."""
     _own_end(run, staff, "from")
     if run.status != "open":
         raise LogisticsError("run_closed", f"Run {run.code} has left already.")
-    entries = await manifest(session, run)
+    entries = []
+    for entry, item in await manifest(session, run):
+        if item.status in states.WAITING and item.at_station_id == staff.station_id:
+            entries.append((entry, item))
+        else:
+            await session.delete(entry)
     if not entries:
         raise LogisticsError("run_empty", f"Run {run.code} holds no item.")
     now = utcnow()
     for _entry, item in entries:
-        require_here(item, staff)
         # Leaving where it starts (or starts back from): dispatched; passing on: handed on.
         kind = "dispatched" if item.status in ("registered", "to_return") else "handed_on"
         await record(
