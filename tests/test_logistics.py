@@ -499,3 +499,17 @@ async def test_an_item_turning_up_at_the_wrong_station_goes_back(demo_url: str) 
                 neighbour, "POST", "/items", 403, json={"case": number, "kind": "originals_in"}
             )
             assert other["error"]["code"] == "not_your_case"
+
+
+async def test_a_case_handled_at_the_hall_alone_needs_a_destination(demo_url: str) -> None:
+    async with running_server(demo_url) as server:
+        number = await open_case(
+            server, ["awaiting_acceptance", "accepted", "concluded"], station="GJZ-HALL"
+        )
+        async with signed_in(server, "zhaogang") as desk:
+            refused = await call(
+                desk, "POST", "/items", 400, json={"case": number, "kind": "certificate"}
+            )
+            assert refused["error"]["code"] == "bad_destination"
+            item = (await register(desk, number, destination="DLW-TL"))["item"]
+            assert item["destination"]["code"] == "DLW-TL"

@@ -24,7 +24,7 @@ def _text(name: str = "刘海生") -> notice_text.NoticeText:
     item = ServiceItem(
         code="NYNC-002", name="渔业捕捞许可证换发", promised_days=1, statutory_days=20
     )
-    station = Station(code="DLW-QG", name="前关社区驿站", address="大连湾街道前关村")
+    station = Station(code="DLW-QG", name="前关社区驿站", address="大连湾街道前关村", parent_id=2)
     case = Case(number="210211-20261128-0001", applicant_name=name, item=item, station=station)
     notice = CorrectionNotice(
         round=2,

@@ -13,6 +13,7 @@ from cloudhelp.core.clock import iso
 from cloudhelp.core.errors import CodedError
 from cloudhelp.domain import audit
 from cloudhelp.domain.logistics import codes, states
+from cloudhelp.domain.logistics.pickup import pickup_station
 from cloudhelp.domain.logistics.routes import Network
 from cloudhelp.store.models import (
     ATTENDANT_ROLE,
@@ -153,9 +154,12 @@ async def register(
             raise LogisticsError(
                 "case_not_concluded", f"Case {case.number} is not concluded (已办结) yet."
             )
-        target = destination or network.by_id[case.station_id]
+        target = destination or await pickup_station(session, case)
         if target.id == hall.id:
-            raise LogisticsError("bad_destination", "The destination is a station, not the hall.")
+            raise LogisticsError(
+                "bad_destination",
+                "The case was handled at the hall alone: choose the station to send it to.",
+            )
     item = TrackedItem(
         code=await _unused_code(session),
         case_id=case.id,

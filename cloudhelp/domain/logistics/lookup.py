@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core.clock import iso
 from cloudhelp.domain import cases
 from cloudhelp.domain.logistics import states
+from cloudhelp.domain.logistics.pickup import pickup_station
 from cloudhelp.store.models import Case, TrackedItem
 
 
@@ -46,7 +47,7 @@ async def resident_view(session: AsyncSession, case: Case) -> dict[str, Any]:
         "status": {"code": case.status, "label": cases.STATES[case.status]},
         "expected": {
             "date": iso(limits.promised_due),
-            "station": _station(case.station),
+            "station": _station(await pickup_station(session, case)),
         },
         "items": [
             {

@@ -33,6 +33,8 @@ const fileLines = { sent: new Map(), received: new Map() };
 let visit = fresh();
 /** @type {Connection | null} */
 let connection = null;
+/** This kiosk's station (from the welcome frame): where a certificate is sent for collection. */
+let kioskStation = "";
 
 function fresh() {
   return {
@@ -203,6 +205,7 @@ function start() {
   }
   connection = new Connection({ auth: { kind: "kiosk", credential } });
   connection.addEventListener("welcome", (/** @type {any} */ e) => {
+    kioskStation = String(e.detail.principal.station_name || "");
     $("station").textContent = `${e.detail.principal.station_name} · ${e.detail.principal.name}`;
   });
   connection.addEventListener("state", (/** @type {any} */ e) => {
@@ -617,9 +620,10 @@ function showCaseResult(data) {
   if (!text) return;
   const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
   let due = data.status === "accepted" && date ? gap + t("kiosk.case.due", { date }) : "";
-  // Where the certificate will be ready: the station the resident applied at (docs/logistics.md).
-  if (data.status === "accepted" && date && typeof data.station === "string" && data.station) {
-    due += gap + t("kiosk.case.collect", { station: data.station, date });
+  // Where the certificate will be ready: the station of the kiosk the resident calls from
+  // (the case's latest session: docs/logistics.md).
+  if (data.status === "accepted" && date && kioskStation) {
+    due += gap + t("kiosk.case.collect", { station: kioskStation, date });
   }
   visit.caseResult = text + due;
   if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;

@@ -589,8 +589,7 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
  * @param {Visit} v @param {any} result
  */
 function tellKioskCase(v, result) {
-  v.call?.sendApp({ kind: "case", number: result.number, status: result.status.code, due_date: result.time_limits?.promised_due || null,
-    station: result.station?.name || null });
+  v.call?.sendApp({ kind: "case", number: result.number, status: result.status.code, due_date: result.time_limits?.promised_due || null });
 }
 
 /** Move the case on from the console: 待受理 → 已受理, or 不予受理 with a reason. */
