@@ -935,7 +935,7 @@ async function findPapers() {
   }
   $("papers-error").hidden = true;
   const c = data.case;
-  $("papers-case").textContent = t("kiosk.papers.case", { number: c.number, item: c.item, status: c.status.label });
+  $("papers-case").textContent = t("kiosk.papers.case", { number: c.number, item: c.item, status: t(`case.state.${c.status.code}`) });
   const expected = c.expected.date && !c.items.some((/** @type {any} */ i) => i.kind.code === "certificate");
   $("papers-expected").hidden = !expected;
   $("papers-expected").textContent = expected
@@ -944,10 +944,10 @@ async function findPapers() {
     const li = document.createElement("li");
     li.className = `paper ${i.status.code}`;
     const head = document.createElement("strong");
-    head.textContent = `${i.kind.label} · ${i.description}`;
+    head.textContent = `${t(`logistics.kind.${i.kind.code}`)} · ${i.description}`;
     const state = document.createElement("span");
     state.className = "badge";
-    state.textContent = i.status.label;
+    state.textContent = t(`logistics.state.${i.status.code}`);
     const where = document.createElement("p");
     if (i.pickup_code) {
       where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address, code: i.pickup_code });

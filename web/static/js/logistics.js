@@ -42,6 +42,11 @@ const grouped = (code) => code.replace(/(\d{4})(?=\d)/g, "$1 ");
 /** Whole days since an ISO time. @param {string} iso */
 const daysSince = (iso) => Math.floor((Date.now() - Date.parse(iso)) / 86400000);
 
+/** An item's kind and state in the reader's language. @param {string} code */
+const kindName = (code) => t(`logistics.kind.${code}`);
+/** @param {string} code */
+const stateName = (code) => t(`logistics.state.${code}`);
+
 /** The catalog's words for an API error, never the server's English. @param {any} body */
 function errorText(body) {
   const code = body?.error?.code;
@@ -79,7 +84,7 @@ function modeLine() {
 function itemLine(item) {
   const grow = el("span", "", "grow");
   const code = el("strong", grouped(item.code), "code");
-  grow.append(code, " ", el("span", item.kind.label, "badge"), el("br"),
+  grow.append(code, " ", el("span", kindName(item.kind.code), "badge"), el("br"),
     el("small", [item.case, item.applicant, item.description].filter(Boolean).join(" · ")));
   return grow;
 }
@@ -110,7 +115,7 @@ function renderExceptions() {
     const e = item.exception;
     const where = item.at_station ? item.at_station.name : t("logistics.run.state.dispatched");
     li.append(itemLine(item), el("small", t("logistics.exceptions.line",
-      { kind: e.label, reason: e.reason, who: e.responsible, where, date: e.at.slice(0, 10) }), "flag"),
+      { kind: t(`logistics.exception.${e.code}`), reason: e.reason, who: e.responsible, where, date: e.at.slice(0, 10) }), "flag"),
     button(t("logistics.exceptions.show"), () => showItem(item.code)));
     return li;
   }));
@@ -184,9 +189,11 @@ function render() {
   renderReceiving();
   modeLine();
   const select = $("destinations");
-  if (select && !select.options.length) {
-    select.append(new Option(t("logistics.register.case_station"), ""));
-    for (const s of view.stations || []) select.append(new Option(s.name, s.code));
+  if (select) {  // rebuilt in the reader's language, keeping the choice
+    const chosen = select.value;
+    select.replaceChildren(new Option(t("logistics.register.case_station"), ""),
+      ...(view.stations || []).map((/** @type {any} */ s) => new Option(s.name, s.code)));
+    select.value = chosen;
   }
 }
 
@@ -303,13 +310,13 @@ async function showItem(code) {
   const { ok, data } = await api("GET", `/items/${code}`);
   if (!ok) { said(errorText(data), "error"); $("item").hidden = true; return; }
   const item = data.item;
-  said(t("logistics.item.found", { code: grouped(code), status: item.status.label }));
+  said(t("logistics.item.found", { code: grouped(code), status: stateName(item.status.code) }));
   $("item").hidden = false;
   $("item").dataset.item = item.code;
-  $("item-title").textContent = `${grouped(item.code)} · ${item.kind.label} · ${item.status.label}`;
+  $("item-title").textContent = `${grouped(item.code)} · ${kindName(item.kind.code)} · ${stateName(item.status.code)}`;
   const facts = [t("logistics.item.case", { case: item.case, name: item.applicant }),
     t("logistics.item.route", { from: item.origin.name, to: item.destination.name })];
-  if (item.exception) facts.push(t("logistics.item.exception", { kind: item.exception.label, reason: item.exception.reason, who: item.exception.responsible }));
+  if (item.exception) facts.push(t("logistics.item.exception", { kind: t(`logistics.exception.${item.exception.code}`), reason: item.exception.reason, who: item.exception.responsible }));
   $("item-facts").textContent = facts.join(" · ");
   $("item-events").replaceChildren(...item.events.map((/** @type {any} */ e) => {
     const li = el("li");
@@ -358,7 +365,7 @@ function openHandover(item) {
   form.reset();
   pad.clear();
   $("handover-error").textContent = "";
-  $("handover-title").textContent = t("logistics.handover.title", { kind: item.kind.label });
+  $("handover-title").textContent = t("logistics.handover.title", { kind: kindName(item.kind.code) });
   $("handover-item").textContent = `${grouped(item.code)} · ${item.case} · ${item.applicant} · ${item.description}`;
   $("handover").showModal();
   form.pickup_code.focus();
@@ -412,7 +419,7 @@ async function reportException(/** @type {Event} */ event) {
   });
   if (!ok) { said(errorText(data), "error"); return; }
   form.reset();
-  said(t("logistics.exception.done", { code: grouped(code), status: data.item.status.label }), "warn");
+  said(t("logistics.exception.done", { code: grouped(code), status: stateName(data.item.status.code) }), "warn");
   await showItem(code);
   await load();
 }
