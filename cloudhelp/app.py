@@ -22,6 +22,7 @@ from cloudhelp.http import (
     follow_up_routes,
     forwarded,
     kiosk_routes,
+    logistics_routes,
     ops_routes,
     outage,
     pages,
@@ -143,6 +144,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     report_routes.setup(app)
     warning_routes.setup(app)
     audit_routes.setup(app)
+    logistics_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", _websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import ClientSession
 from sqlalchemy import text
 
+from cloudhelp.devtools import demo_items
 from cloudhelp.domain import audit
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.store import backup, db
@@ -167,7 +168,9 @@ async def test_a_backup_taken_while_serving_restores_every_case_file_and_audit_r
     manifest = _manifest(path)
     assert manifest["alembic_revision"] == backup.head_revision()
     assert manifest["database"]["kind"] == database_url.split(":")[0]
-    stored = {hashlib.sha256(data).hexdigest(): data for data in (JPEG, PNG, PDF)}
+    # The files sent in calls, and the signature kept with the demo's certificate picked up.
+    signature = demo_items.signature_png()
+    stored = {hashlib.sha256(data).hexdigest(): data for data in (JPEG, PNG, PDF, signature)}
     assert {item["sha256"] for item in manifest["files"]["items"]} == set(stored)
     assert manifest["files"]["bytes"] == sum(map(len, stored.values()))
 
@@ -177,7 +180,7 @@ async def test_a_backup_taken_while_serving_restores_every_case_file_and_audit_r
     assert not target.exists()
     restored = run_cli("restore", str(path), *_db(restore_url), env=_env(target))
     assert restored.returncode == 0, restored.stderr
-    assert "3 files added" in restored.stdout and "The audit trail holds" in restored.stdout
+    assert "4 files added" in restored.stdout and "The audit trail holds" in restored.stdout
     restored_url = restore_url or f"sqlite:///{target / 'cloudhelp.db'}"
     after = await _contents(restored_url)
     for key in ("cases", "case_events", "files"):

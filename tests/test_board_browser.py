@@ -152,7 +152,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         book = openpyxl.load_workbook(io.BytesIO(await response.body()))
         assert book.sheetnames == [
             "按日", "按部门", "按驿站", "按坐席", "按事项",
-            "高峰时段", "热门事项", "临期与超期办件",
+            "高峰时段", "热门事项", "临期与超期办件", "材料证照流转",
         ]  # fmt: skip
         stations = list(book["按驿站"].iter_rows(values_only=True))
         assert stations[0][:4] == ("驿站编码", "名称", "取号", "接通")

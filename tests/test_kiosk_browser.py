@@ -618,6 +618,8 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(staff.locator("#case-status")).to_have_text("已受理")
         await expect(result).to_contain_text("您的申请已受理。")
         await expect(result).to_contain_text(re.compile(r"承诺办结日期：\d{4}年\d{1,2}月\d{1,2}日"))
+        # … and where the certificate will be ready (the case's station, docs/logistics.md).
+        await expect(result).to_contain_text("办结后证照将送到前关社区驿站")
         await expect(result).to_be_in_viewport(ratio=1)
         await snap(kiosk, "kiosk-case-2-accepted")
         await kiosk.click("#hangup")

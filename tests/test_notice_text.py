@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from cloudhelp.domain import notice_pdf, notice_text
 from cloudhelp.http.pages import make_environment
-from cloudhelp.store.models import Case, CorrectionNotice, ServiceItem
+from cloudhelp.store.models import Case, CorrectionNotice, ServiceItem, Station
 from web import TEMPLATES_DIR
 
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+")
@@ -24,7 +24,8 @@ def _text(name: str = "刘海生") -> notice_text.NoticeText:
     item = ServiceItem(
         code="NYNC-002", name="渔业捕捞许可证换发", promised_days=1, statutory_days=20
     )
-    case = Case(number="210211-20261128-0001", applicant_name=name, item=item)
+    station = Station(code="DLW-QG", name="前关社区驿站", address="大连湾街道前关村", parent_id=2)
+    case = Case(number="210211-20261128-0001", applicant_name=name, item=item, station=station)
     notice = CorrectionNotice(
         round=2,
         issued_at=datetime(2026, 11, 28, 2, 5, tzinfo=UTC),
@@ -62,6 +63,7 @@ def test_the_page_shows_every_word_of_the_text() -> None:
     )
     assert "第 2 次" in html and "2026-11-28 10:05" in html  # local time, Asia/Shanghai
     assert "请补充提交该材料（复印件 1 份）。" in html
+    assert "受理后 1 个工作日内办结，证照送至前关社区驿站（大连湾街道前关村）" in html
 
 
 @pytest.mark.parametrize("name", ["刘海生", LONG_NAME])

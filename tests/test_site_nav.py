@@ -8,8 +8,11 @@ from cloudhelp.devtools import demo
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_board_browser import signed_in
+from tests.test_logistics_browser import sign_in
 
-SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "审计日志"]
+SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "审计日志",
+                    "物流交接台"]  # fmt: skip
+STAFF_PAGES = ["坐席工作台", "办件查询", "物流交接台"]
 
 
 async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: str) -> None:
@@ -26,7 +29,7 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         # Every page leads on: the board, reports, follow-ups, cases, a case, the audit trail.
         for name, path in (("效能监控", "/board"), ("效能报表", "/reports"),
                            ("差评回访", "/follow-ups"), ("办件查询", "/cases"),
-                           ("审计日志", "/audit")):  # fmt: skip
+                           ("审计日志", "/audit"), ("物流交接台", "/logistics")):  # fmt: skip
             await nav.get_by_role("link", name=name).click()
             await page.wait_for_url(f"**{path}")
             nav = page.locator("#site-nav")
@@ -44,8 +47,18 @@ async def test_staff_see_only_their_pages(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         page = await new_page(browser, server.base_url)
         await signed_in(server, page, "zhaogang")
-        await expect(page.locator("#site-nav a:visible")).to_have_text(["坐席工作台", "办件查询"])
+        await expect(page.locator("#site-nav a:visible")).to_have_text(STAFF_PAGES)
         await page.goto("/cases")
-        await expect(page.locator("#site-nav a:visible")).to_have_text(["坐席工作台", "办件查询"])
+        await expect(page.locator("#site-nav a:visible")).to_have_text(STAFF_PAGES)
         await page.goto("/")  # a public page has no nav
         await expect(page.locator("#site-nav")).to_have_count(0)
+
+
+async def test_a_station_attendant_sees_only_the_station_desk(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        page = await new_page(browser, server.base_url)
+        await sign_in(server, page, "/station", "zhouyan")
+        await expect(page.locator("#site-nav a:visible")).to_have_text(["驿站收发"])
+        await page.goto("/logistics")  # the hall's desk is not theirs: said so, nothing shown
+        await expect(page.locator("#login-error")).to_contain_text("驿站收发")
+        await expect(page.locator("#desk")).to_be_hidden()

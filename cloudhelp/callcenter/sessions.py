@@ -11,7 +11,7 @@ from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import CONSOLE, STAFF_PURPOSES
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import accounts, outcomes, queue
-from cloudhelp.store.models import StaffPresence, Ticket, utcnow
+from cloudhelp.store.models import ROLES, StaffPresence, Ticket, utcnow
 from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
 from signaling.hub import Principal, Session
 
@@ -65,6 +65,8 @@ class Sessions:
             raise SignalingError("bad_message", "hello.auth.purpose must be 'console' or 'board'.")
         async with self.db.read() as s:
             staff = await accounts.staff_by_token(s, token)
+            if staff.role not in ROLES:  # a station attendant has no console and no board
+                raise SignalingError("forbidden", "This account does not use the console.")
             info = {"username": staff.username, "name": staff.display_name, "role": staff.role}
             return Principal("staff", str(staff.id), info, str(purpose))
 

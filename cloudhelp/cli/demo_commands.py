@@ -13,7 +13,7 @@ from cloudhelp.cli.runtime import settings_of, with_database
 from cloudhelp.cli.serve_commands import listen, serve, url_of
 from cloudhelp.core import clock
 from cloudhelp.core.config import Settings
-from cloudhelp.devtools import demo, history
+from cloudhelp.devtools import demo, demo_items, history
 from cloudhelp.domain import accounts, audit, metrics
 from cloudhelp.domain.passwords import hash_password
 from cloudhelp.store import db
@@ -59,6 +59,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             opened = await demo.seed_cases(session, settings.district_code)
         if opened:
             print(f"  {opened} demo cases, one in each state (cloudhelp case list).")
+        async with db.session_factory(engine)() as session, session.begin():
+            made = await demo_items.seed_items(session, settings.data_dir)
+        if made:
+            print(
+                f"  {made} demo papers on the road, in every state ({url}logistics, {url}station)."
+            )
         if sock is None:
             print(f"Start the server with:  cloudhelp serve   (then open {url})")
         return 0
@@ -117,7 +123,10 @@ def _print_loaded(loaded: Loaded, url: str) -> None:
     )
     print(f"  Staff accounts (password for all: {DEMO_PASSWORD}), sign in at {url}staff :")
     for person in loaded.staff:
-        print(f"    {person.username:<10} {person.role:<10} {person.display_name}")
+        where = (
+            f"  (station attendant: sign in at {url}station)" if person.role == "attendant" else ""
+        )
+        print(f"    {person.username:<10} {person.role:<10} {person.display_name}{where}")
     print("  Kiosks: open a kiosk's link once in its browser (one-time code, valid 24 h):")
     for code, enrol_code in loaded.codes.items():
         if enrol_code:

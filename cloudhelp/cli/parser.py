@@ -137,7 +137,9 @@ def _add_staff(commands: Commands, common: argparse.ArgumentParser) -> None:
     add.add_argument("username")
     add.add_argument("--name", required=True, help="display name, e.g. 王丽")
     add.add_argument("--station", required=True, help="home station code")
-    add.add_argument("--role", choices=("staff", "supervisor", "admin"), default="staff")
+    add.add_argument(
+        "--role", choices=("staff", "supervisor", "admin", "attendant"), default="staff"
+    )
     add.add_argument("--departments", help="comma-separated department codes handled")
     add.add_argument("--items", help="comma-separated item codes handled")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

@@ -43,6 +43,8 @@ ACTIONS = (
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
     "backup.created", "backup.restored",
+    "logistics.item", "logistics.bundled", "logistics.pickup_refused", "logistics.run_opened",
+    "logistics.run_dispatched", "logistics.run_received",
 )  # fmt: skip
 PAGE_ROWS = 1000  # rows read at a time by verify
 

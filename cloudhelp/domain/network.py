@@ -36,7 +36,7 @@ class KioskIn(Record):
 class StaffIn(Record):
     username: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,49}$")]
     display_name: Annotated[str, Field(min_length=1, max_length=50)]
-    role: Literal["staff", "supervisor", "admin"] = "staff"
+    role: Literal["staff", "supervisor", "admin", "attendant"] = "staff"
     station: Code
     departments: list[Code] = Field(default_factory=list)
     items: list[Code] = Field(default_factory=list)

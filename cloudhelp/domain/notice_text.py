@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from cloudhelp.core.clock import LOCAL_TZ, local_minute
-from cloudhelp.store.models import Case, CorrectionNotice
+from cloudhelp.store.models import Case, CorrectionNotice, Station
 
 TITLE = "材料补正一次性告知书"
 SUBTITLE = "甘井子区政务服务 · 云帮办"
@@ -33,8 +33,10 @@ FIELD_NAMES = {
     "issued": "告知时间",
     "promised": "承诺时限",
     "statutory": "法定时限",
+    "collect": "证照领取",
 }
-FIELD_ROWS = (("number", "applicant"), ("item",), ("round", "issued"), ("promised", "statutory"))
+FIELD_ROWS = (("number", "applicant"), ("item",), ("round", "issued"), ("promised", "statutory"),
+              ("collect",))  # fmt: skip
 ISSUER_NAME = "告知人"
 FORMS = {
     "original": "原件",
@@ -73,6 +75,7 @@ class NoticeText:
     issued: datetime
     promised: str
     statutory: str
+    collect: str
     intro: str
     lines: list[NoticeLine]
     closing: str
@@ -112,6 +115,7 @@ class NoticeText:
             "issued": self.issued_text,
             "promised": self.promised,
             "statutory": self.statutory,
+            "collect": self.collect,
         }
         return [[Field(key, FIELD_NAMES[key], values[key]) for key in row] for row in FIELD_ROWS]
 
@@ -132,8 +136,24 @@ def what_to_do(entry: dict[str, Any]) -> str:
     return "请按要求更正后重新提交。"
 
 
+def collect_text(case: Case, station: Station | None) -> str:
+    """When and where the certificate will be ready: within the promised limit from
+    acceptance, at ``station`` (logistics.pickup.pickup_station; docs/logistics.md)."""
+    when = f"受理后 {case.item.promised_days:g} 个工作日内办结"
+    if station is None:
+        return f"{when}，证照送至您办理时所在的驿站，凭取件码和身份证领取"
+    where = f"{station.name}（{station.address}）" if station.address else station.name
+    if station.parent_id is None:  # the hall itself
+        return f"{when}，凭取件码和身份证在{where}领取，也可请工作人员送至您附近的驿站"
+    return f"{when}，证照送至{where}，凭取件码和身份证领取"
+
+
 def notice_text(
-    case: Case, notice: CorrectionNotice, applicant_id: str, issuer_name: str
+    case: Case,
+    notice: CorrectionNotice,
+    applicant_id: str,
+    issuer_name: str,
+    collect_at: Station | None = None,
 ) -> NoticeText:
     """Everything the notice says, for ``notice.html`` and ``notice_pdf.render``."""
     return NoticeText(
@@ -146,6 +166,7 @@ def notice_text(
         issued=notice.issued_at.astimezone(LOCAL_TZ),
         promised=f"{case.item.promised_days:g} 个工作日",
         statutory=f"{case.item.statutory_days:g} 个工作日",
+        collect=collect_text(case, collect_at if collect_at is not None else case.station),
         intro=INTRO,
         lines=[
             NoticeLine(str(e["name"]), str(e["status_label"]), what_to_do(e)) for e in notice.items

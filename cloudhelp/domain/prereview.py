@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.domain import cases, notice_text, queue
+from cloudhelp.domain.logistics.pickup import pickup_station
 from cloudhelp.store.models import (
     Case,
     CorrectionNotice,
@@ -213,4 +214,5 @@ async def notice_words(
         select(Staff.display_name).where(Staff.username == notice.issued_by)
     )
     masked = cases.mask_id_number(case.applicant_id_number)
-    return notice_text.notice_text(case, notice, masked, issuer or notice.issued_by)
+    collect_at = await pickup_station(session, case)
+    return notice_text.notice_text(case, notice, masked, issuer or notice.issued_by, collect_at)

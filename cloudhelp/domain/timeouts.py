@@ -31,6 +31,7 @@ from cloudhelp.store.models import (
     Station,
     Ticket,
     TimeoutWarning,
+    TrackedItem,
     WarningThreshold,
 )
 
@@ -53,12 +54,17 @@ KINDS = {
     "notice_late": Kind("days", 5),
     "follow_up_late": Kind("days", 0),
     "calendar_missing": Kind("days", 61),
+    # Logistics: an item ready for pickup this many days is not collected (and may go back);
+    # an exception (lost, damaged, wrong station, not collected) open this many days.
+    "pickup_overdue": Kind("days", 14),
+    "logistics_exception": Kind("days", 2),
 }
 
 
 # The board lists the most pressing first: what is already late, then what is running long.
-SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "ticket_wait", "call_long",
-            "wrapup_long", "case_due_soon", "calendar_missing")  # fmt: skip
+SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "logistics_exception",
+            "pickup_overdue", "ticket_wait", "call_long", "wrapup_long", "case_due_soon",
+            "calendar_missing")  # fmt: skip
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
 
 
@@ -303,6 +309,44 @@ def _calendar_conditions(now: datetime, limits: Thresholds) -> list[Condition]:
     ]  # fmt: skip
 
 
+async def _logistics_conditions(
+    session: AsyncSession, now: datetime, limits: Thresholds
+) -> list[Condition]:
+    """Items waiting for pickup past their days, and exceptions not resolved (the item not
+    back at the hall) within theirs; the warning names the person responsible if they have
+    an account."""
+    found = []
+    rows = (
+        await session.scalars(
+            select(TrackedItem).where(
+                TrackedItem.finished_at.is_(None),
+                or_(TrackedItem.status == "ready", TrackedItem.exception.is_not(None)),
+            )
+        )
+    ).all()
+    people = dict((await session.execute(select(Staff.username, Staff.id))).all())
+    for item in rows:
+        case, service = item.case, item.case.item
+        if item.exception is not None:
+            kind, since = "logistics_exception", item.exception_at or now
+            staff_id = people.get(item.responsible or "")
+        else:
+            kind, since, staff_id = "pickup_overdue", item.ready_at or now, None
+        days = limits.value(kind, service.department_id, service.id)
+        if now - since <= timedelta(days=days):
+            continue
+        station = item.at_station or item.destination
+        found.append(
+            Condition(kind, f"item:{item.id}", days, service.department_id, service.id,
+                      station.id, staff_id,
+                      {"case": case.number, "item": service.name, "station": station.name,
+                       "code": item.code, "since": since.isoformat(),
+                       "due": local_date(since + timedelta(days=days)).isoformat(),
+                       "exception": item.exception, "responsible": item.responsible})
+        )  # fmt: skip
+    return found
+
+
 @dataclass
 class Changes:
     raised: list[TimeoutWarning]
@@ -328,6 +372,7 @@ async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True
         conditions += _calendar_conditions(now, limits)
         conditions += await _case_conditions(session, now, limits)
         conditions += await _follow_up_conditions(session, now, limits)
+        conditions += await _logistics_conditions(session, now, limits)
     holding = {(c.kind, c.subject): c for c in conditions}
     still_open = select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None))
     if not every_kind:

@@ -16,6 +16,7 @@ from cloudhelp.core.inputs import RowId
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import accounts, audit, case_scope, case_search, cases, casework
 from cloudhelp.domain.case_record import case_record
+from cloudhelp.domain.logistics import items as logistics_items
 from cloudhelp.http import pages
 from cloudhelp.http.auth import STAFF_ROLES, current_staff, staff_or_none
 from cloudhelp.http.bodies import parse_body, query_date, query_id
@@ -176,6 +177,7 @@ async def case_page(request: web.Request) -> web.Response:
         if case is None:
             return pages.render(request, "error.html", status=404, message_key="error.not_found")
         record = await case_record(session, case)
+        papers = await logistics_items.of_case(session, case)
         # People by the names residents and colleagues know (赵刚), not their logins.
         logins = {e["actor"] for e in record["events"]}
         names = await accounts.display_names(
@@ -187,7 +189,8 @@ async def case_page(request: web.Request) -> web.Response:
         for code in ("illegal_transition", "reason_required", "not_signed_in", "forbidden")
     } | {"": i18n.translate(lang, "staff.error.generic")}
     return pages.render(request, "case.html", c=record, moves=cases.manual_moves(case),
-                        move_errors=move_errors, names=names, nav_role=viewer.role)  # fmt: skip
+                        move_errors=move_errors, names=names, nav_role=viewer.role,
+                        papers=papers)  # fmt: skip
 
 
 def setup(app: web.Application) -> None:

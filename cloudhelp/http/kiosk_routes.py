@@ -16,6 +16,7 @@ from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import audit, case_lookup, cases
 from cloudhelp.domain.case_lookup import LookupThrottle
+from cloudhelp.domain.logistics import lookup as logistics_lookup
 from cloudhelp.http.auth import current_kiosk
 from cloudhelp.http.bodies import parse_body
 from cloudhelp.http.review_routes import notice_url
@@ -108,6 +109,36 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
+async def kiosk_items_lookup(request: web.Request) -> web.Response:
+    """我的材料/证照: a case's papers by its number and the last four digits of the applicant's
+    phone: where each is, where to collect it (and the pickup code once it is ready), and when
+    and where the certificate is expected. Throttled with the case lookup."""
+    kiosk = await current_kiosk(request)
+    body = await parse_body(request, Lookup)
+    number = case_lookup.case_number(body.number or "")
+    last4 = case_lookup.typed(body.last4 or "")
+    if not case_lookup.well_formed(number, last4) or not last4.isdigit():
+        raise bad_request(
+            "Give the case number (number) and the last four digits of the applicant's phone "
+            "(last4).",
+            "lookup_incomplete",
+        )
+    wait = request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
+    if wait > 0:
+        raise _lookup_throttled(wait)
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        case = await logistics_lookup.find(session, number, last4)
+        result = await logistics_lookup.resident_view(session, case) if case else None
+    if result is None:
+        raise await _failed(request, kiosk, number)
+    async with state.db.write() as session:
+        await audit.append(session, audit.kiosk_actor(kiosk), "case.looked_up",
+                           subject_kind="case", subject=number, case_number=number,
+                           what="items")  # fmt: skip
+    return web.json_response({"case": result}, dumps=state.dumps)
+
+
 def setup(app: web.Application, settings: Settings) -> None:
     app[LOOKUP_THROTTLE_KEY] = LookupThrottle(
         per_case=settings.lookup_failures_per_case,
@@ -115,3 +146,4 @@ def setup(app: web.Application, settings: Settings) -> None:
         window=settings.lookup_window_seconds,
     )
     app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)
+    app.router.add_post("/api/v1/kiosk/items/lookup", kiosk_items_lookup)

@@ -23,10 +23,20 @@ from cloudhelp.core import i18n
 from cloudhelp.core.inputs import EARLIEST_DATE, LATEST_DATE, ROW_ID_MAX
 from cloudhelp.domain import audit, cases, metrics, prereview, timeouts
 from cloudhelp.domain.accounts import STAFF_COOKIE
+from cloudhelp.domain.logistics import states as logistics_states
 from cloudhelp.http.account_routes import EnrolBody, LoginBody, NewKioskBody
 from cloudhelp.http.case_routes import Move, NewCase
 from cloudhelp.http.follow_up_routes import CloseFollowUp
 from cloudhelp.http.kiosk_routes import Lookup
+from cloudhelp.http.logistics_routes import (
+    REFUSAL_STATUS,
+    ExceptionBody,
+    NewItem,
+    NewRun,
+    Pickup,
+    RunReceipt,
+    Scan,
+)
 from cloudhelp.http.report_routes import MAX_DAYS, TABLES
 from cloudhelp.http.review_routes import Checklist, Verdict
 from cloudhelp.http.state import AppState
@@ -56,7 +66,7 @@ class ErrorBody(BaseModel):
 # Request bodies, then the error body: each becomes a schema under components/schemas.
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     LoginBody, EnrolBody, NewKioskBody, NewCase, Move, Checklist, Verdict, Lookup, CloseFollowUp,
-    ThresholdBody,
+    ThresholdBody, NewItem, NewRun, Scan, RunReceipt, Pickup, ExceptionBody,
 )  # fmt: skip
 
 # Values the routes accept for a body field that its model types only as a string (the route
@@ -66,6 +76,8 @@ FIELD_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("Verdict", "verdict"): prereview.VERDICTS,
     ("Mark", "status"): tuple(prereview.CHECK_STATES),
     ("ThresholdBody", "kind"): tuple(timeouts.KINDS),
+    ("NewItem", "kind"): tuple(logistics_states.KINDS),
+    ("ExceptionBody", "kind"): tuple(logistics_states.EXCEPTIONS),
 }
 
 
@@ -113,6 +125,20 @@ DATE = {"type": "string", "format": "date"}
 DATE_NOTE = f"a local date, {EARLIEST_DATE} to {LATEST_DATE}"
 STAFF_ROLES = ("staff", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
+ACCOUNT_ROLES = ("staff", "supervisor", "admin", "attendant")
+
+
+def _refusals(*statuses: int) -> dict[int, str]:
+    """The logistics refusals answered with each status (any other refusal: 400)."""
+    found: dict[int, list[str]] = {status: [] for status in statuses}
+    for code, status in sorted(REFUSAL_STATUS.items()):
+        if status in found:
+            found[status].append(f"`{code}`")
+    if 400 in found:
+        found[400] = ["`bad_code`", "`bad_request`", *found[400]]
+    return {status: ", ".join(codes) for status, codes in found.items() if codes}
+
+
 CASE = _obj("case", case=_obj("number", "status", number={"type": "string"}, status=OBJECT))
 PATH_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
     "code": ({"type": "string", "minLength": 1, "maxLength": 32}, "an item or kiosk code"),
@@ -297,6 +323,69 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/audit", "The audit trail, newest first", "audit",
               auth=("session",), roles=SUPERVISORS, params=AUDIT_PARAMS,
               result=_obj("events", events=ARRAY)),
+    # --- document logistics (docs/logistics.md): everyone acts at their own station
+    Operation("GET", "/api/v1/logistics/overview", "What the caller's station holds and expects",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES,
+              result=_obj("station", "arriving", "packing", "waiting", "returning", "ready",
+                          arriving=ARRAY, packing=ARRAY, waiting=ARRAY, ready=ARRAY)),
+    Operation("GET", "/api/v1/logistics/figures", "Today's logistics figures (board)",
+              "logistics", auth=("session",), roles=SUPERVISORS,
+              result=_obj("trips_saved", "in_transit", "in_transit_by_hop", "overdue_pickups")),
+    Operation("POST", "/api/v1/logistics/items", "Register a tracked item for a case (audited)",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES, body=NewItem, status=201,
+              result=_obj("item", "pickup_code", item=OBJECT, pickup_code=STRING),
+              errors=_refusals(404, 409)),
+    Operation("GET", "/api/v1/logistics/items", "Items of a case, or at/for the caller's station",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES,
+              params=(Param("case", STRING, "a case number"),),
+              result=_obj("items", items=ARRAY)),
+    Operation("GET", "/api/v1/logistics/items/{code}", "One item with its history", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, result=_obj("item", item=OBJECT),
+              errors=_refusals(400, 403, 404)),
+    Operation("GET", "/api/v1/logistics/items/{code}/label.pdf",
+              "The item's label (100 × 60 mm PDF, QR and code)", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, media=("application/pdf",),
+              errors=_refusals(400, 403, 404)),
+    Operation("GET", "/api/v1/logistics/items/{code}/signature.png",
+              "The applicant's signature kept at pickup", "logistics", auth=("session",),
+              roles=ACCOUNT_ROLES, media=("image/png",), errors=_refusals(400, 403, 404)),
+    Operation("POST", "/api/v1/logistics/items/{code}/ready", "Shelve a received item for pickup",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES,
+              result=_obj("item", item=OBJECT), errors=_refusals(400, 403, 404, 409)),
+    Operation("POST", "/api/v1/logistics/items/{code}/pickup",
+              "Hand an item over: pickup code, ID digits, signature (audited)", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, body=Pickup,
+              result=_obj("item", item=OBJECT),
+              errors={**_refusals(400, 403, 404, 409), 429: "`pickup_throttled` (`minutes`)"}),
+    Operation("POST", "/api/v1/logistics/items/{code}/exception",
+              "Report lost, damaged, wrong station or not collected", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, body=ExceptionBody,
+              result=_obj("item", item=OBJECT), errors=_refusals(400, 403, 404, 409)),
+    Operation("POST", "/api/v1/logistics/runs", "Open a run to the next tier up or down",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES, body=NewRun, status=201,
+              result=_obj("run", run=OBJECT), errors=_refusals(400, 404)),
+    Operation("GET", "/api/v1/logistics/runs/{code}", "A run with its manifest", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, result=_obj("run", run=OBJECT),
+              errors=_refusals(400, 403, 404)),
+    Operation("POST", "/api/v1/logistics/runs/{code}/items", "Put a scanned item on a run",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES, body=Scan,
+              result=_obj("run", run=OBJECT), errors=_refusals(400, 403, 404, 409)),
+    Operation("POST", "/api/v1/logistics/runs/{code}/dispatch", "Dispatch a run (audited)",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES,
+              result=_obj("run", run=OBJECT), errors=_refusals(400, 403, 404, 409)),
+    Operation("POST", "/api/v1/logistics/runs/{code}/receive",
+              "Receive a run against its manifest (missing and extra flagged)", "logistics",
+              auth=("session",), roles=ACCOUNT_ROLES, body=RunReceipt,
+              result=_obj("run", "received", "missing", "extra", run=OBJECT),
+              errors=_refusals(400, 403, 404, 409)),
+    Operation("GET", "/api/v1/logistics/runs/{code}/manifest.pdf", "A run's manifest (A4 PDF)",
+              "logistics", auth=("session",), roles=ACCOUNT_ROLES, media=("application/pdf",),
+              errors=_refusals(400, 403, 404)),
+    Operation("POST", "/api/v1/kiosk/items/lookup",
+              "我的材料/证照: a case's items by number and phone's last four digits", "logistics",
+              auth=("kiosk",), body=Lookup, result=_obj("case", case=OBJECT),
+              errors={404: "`not_found` (unknown number or wrong digits alike)",
+                      429: "`lookup_throttled`"}),
     # --- files sent in a call
     Operation("POST", "/api/v1/tickets/{ticket}/files", "Keep a file sent in the call", "files",
               auth=("kiosk", "session"), params=UPLOAD_HEADERS, status=201,

@@ -13,7 +13,15 @@ from cloudhelp.core import i18n
 from cloudhelp.core.clock import local_minute
 from cloudhelp.domain import catalog, network
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import ROLES, SUPERVISOR_ROLES, Department, Kiosk, ServiceItem, Station
+from cloudhelp.store.models import (
+    ATTENDANT_ROLE,
+    ROLES,
+    SUPERVISOR_ROLES,
+    Department,
+    Kiosk,
+    ServiceItem,
+    Station,
+)
 from web import TEMPLATES_DIR
 
 ENV_KEY = web.AppKey("jinja_env", jinja2.Environment)
@@ -42,6 +50,8 @@ SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/follow-ups", "nav.follow_ups", SUPERVISOR_ROLES),
     ("/cases", "nav.cases", ROLES),
     ("/audit", "nav.audit", SUPERVISOR_ROLES),
+    ("/logistics", "nav.logistics", ROLES),
+    ("/station", "nav.station", (ATTENDANT_ROLE,)),
 )
 
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from aiohttp import web
 from openpyxl import Workbook
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.errors import ApiError, bad_request
-from cloudhelp.domain import metrics, netquality
+from cloudhelp.domain import metrics, netquality, timeouts
+from cloudhelp.domain.logistics import figures as logistics_figures
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import bounded_date
 from cloudhelp.http.state import AppState
@@ -23,7 +25,10 @@ from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
 
 MAX_DAYS = 400
 DUE_SOON_WORKING_DAYS = 2
-TABLES = ("rows", "peak_hours", "hot_items", "due")
+TABLES = ("rows", "peak_hours", "hot_items", "due", "logistics")
+LOGISTICS_COLUMNS = (
+    "station_name", "trips_saved", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups",
+)  # fmt: skip
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
@@ -71,7 +76,19 @@ async def build_report(
             "peak_hours": await metrics.peak_hours(s, first, last),
             "hot_items": await metrics.hot_items(s, first, last),
             "cases": await metrics.case_progress(s, today(), DUE_SOON_WORKING_DAYS),
+            "logistics": await _logistics(s, first, last),
         }
+
+
+async def _logistics(session: AsyncSession, first: date, last: date) -> dict[str, Any]:
+    """Papers over the range: pickups at stations (trips saved) and hours from issue to pickup,
+    per station; on the road, awaiting and overdue now."""
+    now = utcnow()
+    days = (await timeouts.Thresholds.load(session)).value("pickup_overdue", None, None)
+    return {
+        "total": await logistics_figures.summary(session, first, last, now, days),
+        "stations": await logistics_figures.by_station(session, first, last, now, days),
+    }
 
 
 def export_table(body: dict[str, Any], table: str, by: str) -> tuple[list[str], list[dict]]:
@@ -87,6 +104,8 @@ def export_table(body: dict[str, Any], table: str, by: str) -> tuple[list[str], 
         ]
     if table == "hot_items":
         return ["code", "name", "tickets"], body["hot_items"]
+    if table == "logistics":
+        return list(LOGISTICS_COLUMNS), body["logistics"]["stations"]
     due = [{"state": "overdue", **case} for case in body["cases"]["overdue"]]
     due += [{"state": "due_soon", **case} for case in body["cases"]["due_soon"]]
     return ["state", "number", "item", "promised_due"], due
@@ -182,8 +201,8 @@ def csv_response(body: dict[str, Any], table: str, by: str, lang: str, name: str
 
 async def report(request: web.Request) -> web.StreamResponse:
     """``GET /api/v1/reports?from=&to=&by=day[,station…][&format=csv&table=…|xlsx]``; the CSV
-    is the first grouping's table, or ``table=peak_hours|hot_items|due``; the XLSX holds every
-    table."""
+    is the first grouping's table, or ``table=peak_hours|hot_items|due|logistics``; the XLSX
+    holds every table."""
     await current_staff(request, SUPERVISOR_ROLES)
     first, last = date_range(request)
     groups = request.query.get("by", "day").split(",")

@@ -30,6 +30,10 @@ from cloudhelp.store.audit_log import AuditEvent as AuditEvent
 from cloudhelp.store.audit_log import AuditHead as AuditHead
 from cloudhelp.store.base import Base as Base
 from cloudhelp.store.base import UTCDateTime as UTCDateTime
+from cloudhelp.store.logistics_tables import LogisticsRun as LogisticsRun
+from cloudhelp.store.logistics_tables import LogisticsRunItem as LogisticsRunItem
+from cloudhelp.store.logistics_tables import TrackedItem as TrackedItem
+from cloudhelp.store.logistics_tables import TrackedItemEvent as TrackedItemEvent
 from cloudhelp.store.rollups import HISTOGRAM_EDGES as HISTOGRAM_EDGES
 from cloudhelp.store.rollups import STAT_COUNTERS as STAT_COUNTERS
 from cloudhelp.store.rollups import STAT_HISTOGRAMS as STAT_HISTOGRAMS
@@ -38,8 +42,12 @@ from cloudhelp.store.rollups import STAT_SUMS as STAT_SUMS
 from cloudhelp.store.rollups import daily_stats as daily_stats
 
 TIERS = ("community", "street", "district")
+# The roles that sign in on the console (answer calls, see cases).
 ROLES = ("staff", "supervisor", "admin")
 SUPERVISOR_ROLES = ("supervisor", "admin")
+# A station attendant (驿站工作人员): receives runs and hands items over at their own station only.
+ATTENDANT_ROLE = "attendant"
+ACCOUNT_ROLES = (*ROLES, ATTENDANT_ROLE)
 
 
 class Department(Base):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import iso, local_date
 from cloudhelp.domain import metrics, queue, timeouts
+from cloudhelp.domain.logistics import figures as logistics_figures
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     SUPERVISOR_ROLES,
@@ -56,6 +57,8 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
         hall = await _read_hall(s)
         figures = await metrics.total(s, today, today)
         warnings = await timeouts.active(s)
+        pickup_days = (await timeouts.Thresholds.load(s)).value("pickup_overdue", None, None)
+        logistics = await logistics_figures.summary(s, today, today, now, pickup_days)
     return {
         "type": "board",
         "at": now.isoformat(),
@@ -63,6 +66,8 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
         "staff": _staff_json(hall),
         "calls": _calls_json(hall),
         "today": {name: figures[name] for name in TODAY_FIGURES},
+        # Papers on the road and at stations; trips saved here count real pickups at stations.
+        "logistics": logistics,
         "warnings": [
             warning_json(w) for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
         ],

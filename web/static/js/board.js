@@ -25,6 +25,22 @@ const percent = (value) => (value === null || value === undefined ? "—" : `${M
 /** @param {string | null} iso */
 const since = (iso) => (iso ? (Date.now() - Date.parse(iso)) / 1000 : 0);
 
+/** Papers on the road: pickups at stations today (trips saved), items by hop, overdue pickups. @param {any} l */
+function renderLogistics(l) {
+  if (!l) return;
+  $("l-trips").textContent = l.trips_saved;
+  $("l-transit").textContent = l.in_transit;
+  $("l-awaiting").textContent = l.awaiting_pickup;
+  $("l-overdue").textContent = l.overdue_pickups;
+  $("l-overdue").className = l.overdue_pickups ? "late" : "";
+  $("l-hours").textContent = l.issue_to_pickup_hours_median === null ? "—" : t("board.logistics.hours_value", { hours: l.issue_to_pickup_hours_median });
+  $("l-hops").replaceChildren(...l.in_transit_by_hop.map((/** @type {any} */ hop) => {
+    const li = el("li");
+    li.append(el("span", `${hop.from} → ${hop.to}`, "grow"), el("strong", t("logistics.run.items", { n: hop.items })));
+    return li;
+  }));
+}
+
 function render() {
   if (!board) return;
   const today = board.today;
@@ -35,6 +51,7 @@ function render() {
   $("f-good").textContent = percent(today.good_rate);
   $("f-trips").textContent = today.trips_saved;
   $("f-cases").textContent = `${today.cases_opened} / ${today.cases_concluded}`;
+  renderLogistics(board.logistics);
 
   $("departments").replaceChildren(...board.departments.map((/** @type {any} */ d) => {
     const row = el("tr");

@@ -33,6 +33,8 @@ const fileLines = { sent: new Map(), received: new Map() };
 let visit = fresh();
 /** @type {Connection | null} */
 let connection = null;
+/** This kiosk's station (from the welcome frame): where a certificate is sent for collection. */
+let kioskStation = "";
 
 function fresh() {
   return {
@@ -199,6 +201,7 @@ function start() {
   }
   connection = new Connection({ auth: { kind: "kiosk", credential } });
   connection.addEventListener("welcome", (/** @type {any} */ e) => {
+    kioskStation = String(e.detail.principal.station_name || "");
     $("station").textContent = `${e.detail.principal.station_name} · ${e.detail.principal.name}`;
   });
   connection.addEventListener("state", (/** @type {any} */ e) => {
@@ -612,7 +615,12 @@ function showCaseResult(data) {
   const text = known(key, { date });
   if (!text) return;
   const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
-  const due = data.status === "accepted" && date ? gap + t("kiosk.case.due", { date }) : "";
+  let due = data.status === "accepted" && date ? gap + t("kiosk.case.due", { date }) : "";
+  // Where the certificate will be ready: the station of the kiosk the resident calls from
+  // (the case's latest session: docs/logistics.md).
+  if (data.status === "accepted" && date && kioskStation) {
+    due += gap + t("kiosk.case.collect", { station: kioskStation, date });
+  }
   visit.caseResult = text + due;
   if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;
   $("call-case-result").textContent = visit.caseResult;
@@ -895,6 +903,69 @@ async function findCase() {
   checkDevices();
 }
 
+/**
+ * 我的材料/证照: the case's papers by its number and the phone's last four digits: where each
+ * is, where to collect it, the pickup code once it is ready (docs/logistics.md).
+ */
+async function findPapers() {
+  const number = $("papers-number").value.normalize("NFKC").trim();
+  const last4 = $("papers-last4").value.normalize("NFKC").trim();
+  const problem = (/** @type {string} */ text) => { $("papers-error").hidden = false; $("papers-error").textContent = text; };
+  if (!number || !/^\d{4}$/.test(last4)) { problem(t("kiosk.papers.incomplete")); return; }
+  let response, data;
+  try {
+    response = await fetch("/api/v1/kiosk/items/lookup", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` },
+      body: JSON.stringify({ number, last4 }),
+    });
+    data = await response.json();
+  } catch {
+    problem(t("kiosk.error.generic"));
+    return;
+  }
+  if (!response.ok) {
+    const code = data?.error?.code;
+    problem(code === "not_found" ? t("kiosk.papers.not_found") : errorText(code, data?.error));
+    return;
+  }
+  $("papers-error").hidden = true;
+  const c = data.case;
+  $("papers-case").textContent = t("kiosk.papers.case", { number: c.number, item: c.item, status: t(`case.state.${c.status.code}`) });
+  const expected = c.expected.date && !c.items.some((/** @type {any} */ i) => i.kind.code === "certificate");
+  $("papers-expected").hidden = !expected;
+  $("papers-expected").textContent = expected
+    ? t("kiosk.case.collect", { station: c.expected.station.name, date: localDate(c.expected.date) }) : "";
+  const list = c.items.map((/** @type {any} */ i) => {
+    const li = document.createElement("li");
+    li.className = `paper ${i.status.code}`;
+    const head = document.createElement("strong");
+    head.textContent = `${t(`logistics.kind.${i.kind.code}`)} · ${i.description}`;
+    const state = document.createElement("span");
+    state.className = "badge";
+    state.textContent = t(`logistics.state.${i.status.code}`);
+    const where = document.createElement("p");
+    if (i.pickup_code) {
+      where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address, code: i.pickup_code });
+    } else if (i.status.code === "picked_up") {
+      where.textContent = t("kiosk.papers.picked_up");
+    } else if (i.where) {
+      where.textContent = t("kiosk.papers.at", { station: i.where.name, to: i.collect_at.name });
+    } else {
+      where.textContent = t("kiosk.papers.on_road", { to: i.collect_at.name });
+    }
+    li.append(head, " ", state, where);
+    return li;
+  });
+  if (!list.length) {
+    const li = document.createElement("li");
+    li.textContent = t("kiosk.papers.none");
+    list.push(li);
+  }
+  $("papers-list").replaceChildren(...list);
+  show("papers");
+}
+
 /** Leave no personal data on screen: streams, files, chat and ticket go. */
 function clearVisit() {
   stopStream();
@@ -907,7 +978,10 @@ function clearVisit() {
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
   for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy", "wait-case", "check-notice"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");
-  for (const id of ["case-query", "case-last4"]) $(id).value = "";
+  for (const id of ["case-query", "case-last4", "papers-number", "papers-last4"]) $(id).value = "";
+  for (const id of ["papers-list"]) $(id).replaceChildren();
+  for (const id of ["papers-case", "papers-expected"]) $(id).textContent = "";
+  $("papers-error").hidden = true;
   $("case-last4").removeAttribute("aria-invalid");
   for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
@@ -1028,6 +1102,7 @@ function wire() {
   $("check-notice").onclick = () => reopenNotice();
   $("done-notice").onclick = () => reopenNotice();
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
+  $("papers-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findPapers(); };
   $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
   $("done-home").onclick = () => { settleRating("declined"); goHome(); };

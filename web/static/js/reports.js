@@ -155,6 +155,40 @@ function renderCases() {
   $("cases").replaceChildren(wrap);
 }
 
+/** Papers on the road: the range's pickups at stations, per station. */
+function renderLogistics() {
+  const { total, stations } = report.logistics;
+  const hours = total.issue_to_pickup_hours_median;
+  $("logistics-total").textContent = t("reports.logistics.total", {
+    trips: total.trips_saved, hours: hours === null ? "—" : t("board.logistics.hours_value", { hours }),
+    transit: total.in_transit, awaiting: total.awaiting_pickup, overdue: total.overdue_pickups });
+  const columns = ["station_name", "trips_saved", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups"];
+  const head = document.createElement("tr");
+  for (const column of columns) {
+    const th = document.createElement("th");
+    th.textContent = t(`export.column.${column}`);
+    head.append(th);
+  }
+  const rows = stations.map((/** @type {any} */ row) => {
+    const tr = document.createElement("tr");
+    for (const column of columns) {
+      const td = document.createElement("td");
+      td.textContent = row[column] === null ? "—" : String(row[column]);
+      tr.append(td);
+    }
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = columns.length;
+    td.textContent = t("reports.none");
+    tr.append(td);
+    rows.push(tr);
+  }
+  $("table-logistics").replaceChildren(head, ...rows);
+}
+
 function csvLinks() {
   const all = new URLSearchParams({ from: report.from, to: report.to, format: "xlsx", lang,
     by: "day,department,station,staff,item" });
@@ -184,6 +218,7 @@ function render() {
   renderHot();
   for (const by of ["department", "station", "staff"]) renderTable(by);
   renderCases();
+  renderLogistics();
   csvLinks();
 }
 

@@ -1,0 +1,124 @@
+"""Demo papers on the road: tracked items of the demo cases in every state, moved by the real
+rules (registered, packed, dispatched, received, shelved, handed over, sent back), so that the
+logistics desk, the station page, the kiosk's 我的材料/证照 and the board are populated."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import segno
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudhelp.core.errors import must_exist
+from cloudhelp.domain.logistics import exceptions, handover, items, runs
+from cloudhelp.store import filestore
+from cloudhelp.store.models import Case, Staff, TrackedItem, utcnow
+
+# Who moves them: the hall's desk, the street centre's and the community station's attendants.
+DESK, STREET, STATION = "zhaogang", "wujun", "zhouyan"
+
+
+async def _people(session: AsyncSession) -> dict[str, Staff]:
+    rows = await session.scalars(select(Staff).where(Staff.username.in_([DESK, STREET, STATION])))
+    found = {s.username: s for s in rows.all()}
+    for name in (DESK, STREET, STATION):
+        must_exist(found.get(name), f"the sample network's account {name}")
+    return found
+
+
+async def _case(session: AsyncSession, phone: str) -> Case:
+    return must_exist(
+        await session.scalar(select(Case).where(Case.applicant_phone == phone)),
+        f"the demo case of {phone}",
+    )
+
+
+async def _hop(session: AsyncSession, sender: Staff, receiver: Staff, to: str, *codes: str) -> None:
+    run = await runs.open_run(session, sender, to)
+    for code in codes:
+        await runs.add_item(session, sender, run, code)
+    await runs.dispatch(session, sender, run)
+    await runs.receive(session, receiver, run, list(codes))
+
+
+def signature_png() -> bytes:
+    """A stand-in for a signature drawn on the screen."""
+    out = io.BytesIO()
+    segno.make("陈丽华", error="h").save(out, kind="png", scale=5, dark="#1b1f24")
+    return out.getvalue()
+
+
+async def seed_items(session: AsyncSession, data_dir: Path) -> int:
+    """Items in every state (once: nothing happens if any item exists); how many were made."""
+    if await session.scalar(select(TrackedItem.id).limit(1)) is not None:
+        return 0
+    p = await _people(session)
+    desk, street, station = p[DESK], p[STREET], p[STATION]
+    now = utcnow()
+    concluded = await _case(session, "13840000005")  # 赵永强: certificate waiting at the station
+    delivered = await _case(session, "13840000006")  # 陈丽华: certificate picked up
+    accepted = await _case(session, "13840000004")  # 李建国: originals checked and going back
+    waiting = await _case(session, "13840000003")  # 张小梅: originals on their way in
+    first = await _case(session, "13840000001")  # 刘海生
+
+    async def make(case: Case, kind: str, staff: Staff, text: str) -> TrackedItem:
+        return await items.register(session, staff, case, kind, text)
+
+    # Certificates down to 前关驿站: one handed over (signed), one on the shelf, one overdue on the
+    # shelf, one on the road to the street centre, one still at the hall.
+    picked = await make(delivered, "certificate", desk, "营业执照（正本、副本）")
+    ready = await make(concluded, "certificate", desk, "道路运输经营许可证")
+    overdue = await make(concluded, "certificate", desk, "道路运输证（副本）")
+    for item in (picked, ready, overdue):
+        await _hop(session, desk, street, "DLW", item.code)
+        await _hop(session, street, station, "DLW-QG", item.code)
+    await handover.make_ready(session, station, picked)
+    await handover.make_ready(session, station, ready)
+    await handover.make_ready(session, station, overdue, at=now - timedelta(days=16))
+    sha = filestore.store_bytes(data_dir, signature_png())
+    await handover.hand_over(session, station, picked, pickup_code=picked.pickup_code,
+                             id_last4=delivered.applicant_id_number[-4:], signature_sha256=sha,
+                             collected_by=delivered.applicant_name)  # fmt: skip
+    on_road = await make(concluded, "certificate", desk, "道路运输证（正本）")
+    road = await runs.open_run(session, desk, "DLW")
+    await runs.add_item(session, desk, road, on_road.code)
+    await runs.dispatch(session, desk, road)
+    await make(concluded, "certificate", desk, "从业资格证")  # registered, waiting at the hall
+    coming = await make(concluded, "certificate", desk, "道路运输证（IC 卡）")
+    await _hop(session, desk, street, "DLW", coming.code)
+    down = await runs.open_run(session, street, "DLW-QG")  # arriving at 前关驿站 today
+    await runs.add_item(session, street, down, coming.code)
+    await runs.dispatch(session, street, down)
+
+    # Originals: collected at 前关驿站 for checking at the hall, and their way back.
+    at_hall = await make(accepted, "originals_in", station, "房屋权属证明原件")
+    await _hop(session, station, street, "DLW", at_hall.code)
+    await _hop(session, street, desk, "GJZ-HALL", at_hall.code)
+    back = await make(accepted, "originals_back", desk, "房屋权属证明原件（退还）")
+    await _hop(session, desk, street, "DLW", back.code)  # received at the street centre
+    await make(waiting, "originals_in", station, "营业执照原件")  # registered at the station
+    # Exceptions: one not collected sent back to the hall, one damaged waiting to go back, one lost.
+    returned = await make(first, "originals_back", desk, "渔业船舶证书原件（退还）")
+    await _hop(session, desk, street, "DLW", returned.code)
+    await _hop(session, street, station, "DLW-QG", returned.code)
+    await handover.make_ready(session, station, returned, at=now - timedelta(days=20))
+    await exceptions.report(session, station, returned, "not_collected", reason="20 天未领取",
+                            responsible=STATION, now=now, pickup_days=14)  # fmt: skip
+    await _hop(session, station, street, "DLW", returned.code)
+    await _hop(session, street, desk, "GJZ-HALL", returned.code)
+    damaged = await make(first, "originals_in", station, "身份证复印件（受潮）")
+    await _hop(session, station, street, "DLW", damaged.code)
+    await exceptions.report(session, street, damaged, "damaged", reason="运送途中受潮，需退回大厅",
+                            responsible=STREET, now=now, pickup_days=14)  # fmt: skip
+    lost = await make(waiting, "originals_in", station, "租赁合同原件")
+    road_in = await runs.open_run(session, station, "DLW")
+    await runs.add_item(session, station, road_in, lost.code)
+    await runs.dispatch(session, station, road_in)
+    await exceptions.report(session, station, lost, "lost", reason="交接后未到达街道中心",
+                            responsible=STREET, now=now, pickup_days=14,
+                            run_ends=(road_in.from_id, road_in.to_id))  # fmt: skip
+    await session.flush()
+    return len((await session.scalars(select(TrackedItem.id))).all())
