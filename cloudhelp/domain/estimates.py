@@ -35,9 +35,15 @@ class Estimate:
 async def average_handling_seconds(session: AsyncSession, ticket: Ticket) -> float:
     """Mean of (ended − connected) + wrap-up over the last completed tickets of the item,
     else of the department, else a default."""
+    return await handling_seconds(session, ticket.item_id, ticket.department_id)
+
+
+async def handling_seconds(session: AsyncSession, item_id: int, department_id: int) -> float:
+    """Mean handling time (call and wrap-up) of the item's last completed tickets, else of the
+    department's, else DEFAULT_HANDLING_SECONDS (also what appointment slots are cut from)."""
     for column, value in (
-        (Ticket.item_id, ticket.item_id),
-        (Ticket.department_id, ticket.department_id),
+        (Ticket.item_id, item_id),
+        (Ticket.department_id, department_id),
     ):
         rows = (
             await session.execute(

@@ -30,6 +30,11 @@ from cloudhelp.store.audit_log import AuditEvent as AuditEvent
 from cloudhelp.store.audit_log import AuditHead as AuditHead
 from cloudhelp.store.base import Base as Base
 from cloudhelp.store.base import UTCDateTime as UTCDateTime
+from cloudhelp.store.bookings import Appointment as Appointment
+from cloudhelp.store.bookings import Campaign as Campaign
+from cloudhelp.store.bookings import CampaignEntry as CampaignEntry
+from cloudhelp.store.bookings import ServiceHours as ServiceHours
+from cloudhelp.store.bookings import ServiceHoursException as ServiceHoursException
 from cloudhelp.store.rollups import HISTOGRAM_EDGES as HISTOGRAM_EDGES
 from cloudhelp.store.rollups import STAT_COUNTERS as STAT_COUNTERS
 from cloudhelp.store.rollups import STAT_HISTOGRAMS as STAT_HISTOGRAMS
@@ -235,6 +240,11 @@ class Ticket(Base):
     )
     preferred_staff_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff.id", name="fk_tickets_preferred_staff_id")
+    )
+    # Taken by checking in an appointment: served ahead of walk-ins of the same item
+    # (domain.queue.service_order, docs/appointments.md).
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", name="fk_tickets_appointment_id"), index=True
     )
     # waiting, offered, connected, wrapup (open: domain.queue.OPEN_STATES); completed, cancelled
     # or abandoned
