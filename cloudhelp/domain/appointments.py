@@ -88,9 +88,7 @@ async def _new_code(session: AsyncSession) -> str:
 
 
 async def find(session: AsyncSession, code: str) -> Appointment | None:
-    return await session.scalar(
-        select(Appointment).where(Appointment.code == normalise_code(code))
-    )
+    return await session.scalar(select(Appointment).where(Appointment.code == normalise_code(code)))
 
 
 async def check_slot(
@@ -172,9 +170,7 @@ async def for_resident(session: AsyncSession, code: str, last4: str) -> Appointm
     return appointment
 
 
-async def check_in(
-    session: AsyncSession, code: str, station_id: int, now: datetime
-) -> Appointment:
+async def check_in(session: AsyncSession, code: str, station_id: int, now: datetime) -> Appointment:
     """Check the appointment in at a kiosk of ``station_id``: refused (nothing written) for an
     unknown code, another station, one used, cancelled or rebooked, too early or too late."""
     appointment = await find(session, code)

@@ -42,6 +42,7 @@ ACTIONS = (
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
+    "setting.capacity", "campaign.changed", "appointment.booked_for",
     "backup.created", "backup.restored",
 )  # fmt: skip
 PAGE_ROWS = 1000  # rows read at a time by verify

@@ -127,42 +127,47 @@ def validate(
     default_item = next(iter(items.values()))
     for row in rows:
         v = row.values
-        bad = len(problems)
+        before = len(problems)
+
+        def bad(name: str, code: str, message: str, row: RosterRow = row) -> None:
+            problems.append(Problem(row.row, name, code, message))
+
         for name in REQUIRED:
             if not v.get(name):
-                problems.append(Problem(row.row, name, "missing", "This field is required."))
+                bad(name, "missing", "This field is required.")
         if v.get("name") and len(v["name"]) > 50:
-            problems.append(Problem(row.row, "name", "too_long", "At most 50 characters."))
+            bad("name", "too_long", "At most 50 characters.")
         if v.get("phone") and not cases.valid_phone(v["phone"]):
-            problems.append(Problem(row.row, "phone", "bad_phone",
-                                    f"{v['phone']!r} is not an 11-digit mobile number."))  # fmt: skip
+            bad("phone", "bad_phone", f"{v['phone']!r} is not an 11-digit mobile number.")
         id_number = v.get("id_number", "").upper()
         if id_number and not cases.valid_id_number(id_number):
-            problems.append(Problem(row.row, "id_number", "bad_id_number",
-                                    "Not a valid ID number (its check character is wrong)."))  # fmt: skip
+            bad(
+                "id_number",
+                "bad_id_number",
+                "Not a valid ID number (its check character is wrong).",
+            )
         for name in ("boat_number", "licence_number"):
             if len(v.get(name, "")) > 40:
-                problems.append(Problem(row.row, name, "too_long", "At most 40 characters."))
+                bad(name, "too_long", "At most 40 characters.")
         item_id = items.get(v.get("item", ""), default_item) if v.get("item") else default_item
         if v.get("item") and v["item"] not in items:
-            problems.append(Problem(row.row, "item", "not_in_campaign",
-                                    f"{v['item']!r} is not an item of this campaign."))  # fmt: skip
+            bad("item", "not_in_campaign", f"{v['item']!r} is not an item of this campaign.")
         station_id = stations.get(v.get("station", "")) if v.get("station") else None
         if v.get("station") and station_id is None:
-            problems.append(Problem(row.row, "station", "not_in_campaign",
-                                    f"{v['station']!r} is not a station of this campaign."))  # fmt: skip
+            bad(
+                "station", "not_in_campaign", f"{v['station']!r} is not a station of this campaign."
+            )
         half = HALVES.get(v.get("half", "").lower(), HALVES.get(v.get("half", "")))
         if half is None:
-            problems.append(Problem(row.row, "half", "bad_half", "上午 (am), 下午 (pm) or empty."))
+            bad("half", "bad_half", "上午 (am), 下午 (pm) or empty.")
         for name in UNIQUE:
             value = id_number if name == "id_number" else v.get(name, "")
             if not value:
                 continue
             first = seen.setdefault((name, value), row.row)
             if first != row.row:
-                problems.append(Problem(row.row, name, "duplicate",
-                                        f"The same as row {first}."))  # fmt: skip
-        if len(problems) == bad:
+                bad(name, "duplicate", f"The same as row {first}.")
+        if len(problems) == before:
             preferences: dict[str, Any] = {}
             if station_id is not None:
                 preferences["station"] = station_id

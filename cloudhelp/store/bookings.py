@@ -123,7 +123,9 @@ class CampaignEntry(Base):
     __table_args__ = (UniqueConstraint("campaign_id", "row"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
     row: Mapped[int] = mapped_column(Integer)  # the roster's row number (header is row 1)
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
     name: Mapped[str] = mapped_column(String(50))

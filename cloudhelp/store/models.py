@@ -271,6 +271,9 @@ class Ticket(Base):
     department: Mapped[Department] = relationship(lazy="joined")
     station: Mapped[Station] = relationship(lazy="joined")
     case: Mapped[Case | None] = relationship(lazy="joined", foreign_keys=[case_id])
+    appointment: Mapped[Appointment | None] = relationship(
+        lazy="joined", foreign_keys=[appointment_id]
+    )
 
 
 Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)

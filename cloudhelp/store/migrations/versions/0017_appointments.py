@@ -8,7 +8,6 @@ Create Date: 2026-12-03 12:00:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0017"
 down_revision = "0015"
 branch_labels = None
@@ -113,9 +112,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_appointments_item_id", "appointments", ["item_id"])
     op.create_index("ix_appointments_campaign_entry_id", "appointments", ["campaign_entry_id"])
-    op.create_index(
-        "ix_appointments_slots", "appointments", ["department_id", "station_id", "day"]
-    )
+    op.create_index("ix_appointments_slots", "appointments", ["department_id", "station_id", "day"])
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("appointment_id", sa.Integer(), nullable=True))
         batch_op.create_index("ix_tickets_appointment_id", ["appointment_id"], unique=False)
