@@ -131,12 +131,12 @@ def burn_down(
     campaign: Campaign, states: Sequence[EntryState], now: datetime
 ) -> list[dict[str, Any]]:
     """Per working day of the campaign: entries still to serve as planned (by their current
-    appointment's day) and as it went (served by the day's end; null for days to come)."""
+    appointment's day) and as it went (served by the day's end; null for days to come). An
+    entry served after the campaign's last day adds that day to the list."""
     total, today = len(states), local_date(now)
+    # Served on the day of the appointment checked in (check-in is only open around its slot).
     served_on: list[date] = [
-        local_date(s.ticket.connected_at)
-        for s in states
-        if s.ticket is not None and s.ticket.connected_at is not None
+        s.checked.day for s in states if s.checked is not None and s.flags["served"]
     ]
     planned_on = [
         (s.checked or s.current).day for s in states if (s.checked or s.current) is not None

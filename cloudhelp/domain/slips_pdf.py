@@ -15,6 +15,7 @@ from cloudhelp.domain import appointments
 from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, font_path
 from cloudhelp.store.models import Appointment
 
+A5 = (148, 210)  # mm (fpdf2 warns when the name "A5" is given)
 TITLE = "预约办理单"
 SUBTITLE = "甘井子区政务服务 · 云帮办"
 REQUIREMENTS = {"required": "必交", "conditional": "视情形", "optional": "选交"}
@@ -26,7 +27,7 @@ HOW = (
 
 def render(slips: Sequence[Appointment]) -> bytes:
     """Every appointment's slip, one A5 page each, in one PDF."""
-    pdf = FPDF(format="A5")
+    pdf = FPDF(format=A5)
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(True, 12)
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)
