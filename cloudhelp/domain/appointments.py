@@ -173,6 +173,15 @@ async def for_resident(session: AsyncSession, code: str, last4: str) -> Appointm
 async def check_in(session: AsyncSession, code: str, station_id: int, now: datetime) -> Appointment:
     """Check the appointment in at a kiosk of ``station_id``: refused (nothing written) for an
     unknown code, another station, one used, cancelled or rebooked, too early or too late."""
+    appointment = await may_check_in(session, code, station_id, now)
+    appointment.status, appointment.checked_in_at = "checked_in", now
+    return appointment
+
+
+async def may_check_in(
+    session: AsyncSession, code: str, station_id: int, now: datetime
+) -> Appointment:
+    """The appointment if it can be checked in here and now (check_in's refusals, no write)."""
     appointment = await find(session, code)
     if appointment is None:
         raise AppointmentError("no_such_appointment", "There is no appointment with this code.")
@@ -199,7 +208,6 @@ async def check_in(session: AsyncSession, code: str, station_id: int, now: datet
             "appointment_too_late",
             "The check-in time has passed: rebook, or take a ticket without an appointment.",
         )
-    appointment.status, appointment.checked_in_at = "checked_in", now
     return appointment
 
 

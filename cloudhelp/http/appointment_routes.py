@@ -18,7 +18,7 @@ from cloudhelp.core.clock import iso
 from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import appointments, audit, capacity, catalog, slips_pdf
 from cloudhelp.domain.notice_pdf import FontMissing
-from cloudhelp.http.auth import current_staff, staff_or_none
+from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, Appointment, Department, Staff, Station
@@ -57,6 +57,13 @@ class AppointmentKey(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     code: Annotated[str, Field(min_length=1, max_length=16)]
     last4: Last4
+
+
+class KioskCheckIn(BaseModel):
+    """A code typed at a kiosk, checked before the device check (nothing is written)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: Annotated[str, Field(min_length=1, max_length=16)]
 
 
 class Rebook(AppointmentKey):
@@ -178,6 +185,22 @@ async def find(request: web.Request) -> web.Response:
     try:
         async with state.db.read() as session:
             found = await appointments.for_resident(session, body.code, body.last4)
+            result = appointments.as_json(found, now)
+    except appointments.AppointmentError as exc:
+        raise refused(exc) from None
+    return web.json_response({"appointment": result}, dumps=state.dumps)
+
+
+async def kiosk_check(request: web.Request) -> web.Response:
+    """May this code be checked in at this kiosk now? What the resident booked if so; the
+    check-in itself is ``ticket.take {appointment}`` (docs/protocol.md)."""
+    kiosk = await current_kiosk(request)
+    body = await parse_body(request, KioskCheckIn)
+    state = AppState.of(request.app)
+    now = state.callcenter.appointment_clock()
+    try:
+        async with state.db.read() as session:
+            found = await appointments.may_check_in(session, body.code, kiosk.station_id, now)
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
         raise refused(exc) from None
@@ -342,6 +365,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/appointments", book)
     app.router.add_post("/api/v1/appointments/find", find)
     app.router.add_post("/api/v1/appointments/cancel", cancel)
+    app.router.add_post("/api/v1/kiosk/appointments/check", kiosk_check)
     app.router.add_post("/api/v1/appointments/rebook", rebook)
     app.router.add_get(r"/api/v1/appointments/{booking:[0-9-]{1,16}}/slip.pdf", slip)
     app.router.add_get("/api/v1/capacity", get_capacity)

@@ -252,6 +252,15 @@ function renderQueue() {
       tag.textContent = t("staff.correction.tag", { number: ticket.case.number });
       item.append(" ", tag);
     }
+    if (ticket.appointment) {
+      // Checked in by appointment: served ahead of walk-ins of the same item (docs/appointments.md).
+      li.classList.add("appointment");
+      const tag = document.createElement("span");
+      tag.className = "badge appointment";
+      const at = new Date(ticket.appointment.starts_at);
+      tag.textContent = t("staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) });
+      item.append(" ", tag);
+    }
     const where = document.createElement("small");
     where.textContent = ticket.station.name;
     const wait = document.createElement("span");
