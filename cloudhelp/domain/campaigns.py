@@ -301,6 +301,19 @@ async def listed(session: AsyncSession) -> list[Campaign]:
     return list((await session.scalars(select(Campaign).order_by(Campaign.starts_on.desc()))).all())
 
 
+async def running(session: AsyncSession, day: date) -> list[Campaign]:
+    """The campaigns whose dates hold ``day``."""
+    return list(
+        (
+            await session.scalars(
+                select(Campaign)
+                .where(Campaign.starts_on <= day, Campaign.ends_on >= day)
+                .order_by(Campaign.starts_on)
+            )
+        ).all()
+    )
+
+
 async def entry_count(session: AsyncSession, campaign_id: int) -> int:
     return int(
         await session.scalar(
