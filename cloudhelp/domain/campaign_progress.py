@@ -154,9 +154,16 @@ def burn_down(
 
 
 def not_come(states: Sequence[EntryState], now: datetime) -> list[dict[str, Any]]:
-    """Who has not checked in yet, phone masked, with their current appointment."""
+    """Who has not checked in yet, phone masked, with their current appointment: no-shows
+    first (they are to rebook), then by appointment time."""
     found = []
-    for state in states:
+
+    def order(state: EntryState) -> tuple[bool, datetime, int]:
+        current = state.current
+        missed = current is not None and appointments.status_at(current, now) == "no_show"
+        return (not missed, current.starts_at if current else now, state.entry.row)
+
+    for state in sorted(states, key=order):
         if state.checked is not None:
             continue
         entry, current = state.entry, state.current

@@ -38,13 +38,17 @@ class RosterError(CodedError):
 
 @dataclass(frozen=True)
 class Problem:
+    """What is wrong in one field of one row; ``same_as``: the earlier row a duplicate repeats."""
+
     row: int
     field: str
     code: str
     message: str
+    same_as: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "code": self.code, "message": self.message}
+        found = {"row": self.row, "field": self.field, "code": self.code, "message": self.message}
+        return found | ({"same_as": self.same_as} if self.same_as is not None else {})
 
 
 @dataclass
@@ -129,8 +133,10 @@ def validate(
         v = row.values
         before = len(problems)
 
-        def bad(name: str, code: str, message: str, row: RosterRow = row) -> None:
-            problems.append(Problem(row.row, name, code, message))
+        def bad(
+            name: str, code: str, message: str, row: RosterRow = row, same_as: int | None = None
+        ) -> None:
+            problems.append(Problem(row.row, name, code, message, same_as))
 
         for name in REQUIRED:
             if not v.get(name):
@@ -166,7 +172,7 @@ def validate(
                 continue
             first = seen.setdefault((name, value), row.row)
             if first != row.row:
-                bad(name, "duplicate", f"The same as row {first}.")
+                bad(name, "duplicate", f"The same as row {first}.", same_as=first)
         if len(problems) == before:
             preferences: dict[str, Any] = {}
             if station_id is not None:

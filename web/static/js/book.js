@@ -100,6 +100,7 @@ async function confirm() {
   state.key = null;
   $("found").hidden = true;
   showBooked(body);
+  await findSlots();  // the place just taken shows as such
 }
 
 async function find() {

@@ -206,6 +206,7 @@ function base64(buffer) {
 }
 
 function wireCampaign() {
+  $("roster-file").onchange = () => { $("roster-name").textContent = $("roster-file").files[0]?.name || ""; };
   $("roster-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const file = $("roster-file").files[0];
@@ -214,11 +215,13 @@ function wireCampaign() {
     const { ok, body } = await call(`/api/v1/campaigns/${campaignId}/roster`, { method: "POST",
       body: JSON.stringify({ filename: file.name, content }) });
     $("problems-wrap").hidden = true;
+    $("roster-file").value = "";
+    $("roster-name").textContent = "";
     if (!ok && body?.error?.code === "roster_invalid") {
       banner(t("campaigns.roster_refused", { n: body.error.problems.length }), "error");
       fill($("problems"), [t("campaigns.row"), t("campaigns.field"), t("campaigns.problem")],
         body.error.problems.map((/** @type {any} */ p) => [t("campaigns.row_n", { n: p.row }),
-          t(`roster.field.${p.field}`), t(`roster.problem.${p.code}`, { message: p.message })]));
+          t(`roster.field.${p.field}`), t(`roster.problem.${p.code}`, { row: p.same_as ?? "" })]));
       $("problems-wrap").hidden = false;
       return;
     }
