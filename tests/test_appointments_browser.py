@@ -187,7 +187,9 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
         await expect(no_show).to_have_count(3)
         await expect(page.locator("#burn svg polyline.actual")).to_have_count(1)
         await snap(page, "appointments-campaign-5-under-way")
-        await page.screenshot(path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True)
+        await page.screenshot(
+            path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True
+        )
         missed = page.locator("#not-come tbody tr").filter(has=page.locator(".status-no_show"))
         await missed.first.locator("button").click()
         await expect(page.locator("#banner")).to_contain_text("已为")

@@ -339,10 +339,12 @@ OPERATIONS: tuple[Operation, ...] = (
               errors={404: "`no_such_appointment`",
                       409: "`slot_full`, `appointment_not_rebookable`"}),
     Operation("GET", "/api/v1/appointments/{booking}/slip.pdf", "An appointment's slip (with "
-              "last4, or signed-in staff)", "appointments", auth=("session",),
+              "last4, or signed-in staff)", "appointments",
               params=(Param("last4", {"type": "string", "pattern": "^[0-9]{4}$"},
                             "the phone's last four digits (a resident)"),),
-              media=("application/pdf",), errors={404: "`no_such_appointment`"}),
+              media=("application/pdf",),
+              errors={401: "`not_signed_in` (no last4 and no staff session)",
+                      404: "`no_such_appointment`"}),
     Operation("POST", "/api/v1/kiosk/appointments/check", "May this code be checked in at "
               "this kiosk now (nothing written)", "appointments", auth=("kiosk",),
               body=KioskCheckIn, result=_obj("appointment", appointment=OBJECT),
