@@ -138,9 +138,8 @@ def burn_down(
     served_on: list[date] = [
         s.checked.day for s in states if s.checked is not None and s.flags["served"]
     ]
-    planned_on = [
-        (s.checked or s.current).day for s in states if (s.checked or s.current) is not None
-    ]
+    held = [s.checked or s.current for s in states]
+    planned_on = [a.day for a in held if a is not None]
     days = campaigns.working_days(campaign.starts_on, max(campaign.ends_on, today))
     days = [d for d in days if d <= campaign.ends_on or any(p == d for p in served_on)]
     return [

@@ -68,6 +68,7 @@ def _text(value: object) -> str:
 def read(data: bytes, filename: str) -> list[RosterRow]:
     """The rows of a ``.csv`` (UTF-8, with or without BOM, or GB18030) or ``.xlsx`` file."""
     name = filename.lower()
+    table: list[list[object]]
     if name.endswith(".xlsx"):
         table = _xlsx_rows(data)
     elif name.endswith(".csv"):
@@ -94,7 +95,7 @@ def read(data: bytes, filename: str) -> list[RosterRow]:
     return rows
 
 
-def _csv_rows(data: bytes) -> list[list[str]]:
+def _csv_rows(data: bytes) -> list[list[object]]:
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -103,7 +104,8 @@ def _csv_rows(data: bytes) -> list[list[str]]:
             continue
     else:
         raise RosterError("bad_roster_file", "The CSV file is neither UTF-8 nor GB18030.")
-    return [row for row in csv.reader(io.StringIO(text))]
+    rows: list[list[object]] = [list(row) for row in csv.reader(io.StringIO(text))]
+    return rows
 
 
 def _xlsx_rows(data: bytes) -> list[list[object]]:
