@@ -26,6 +26,8 @@ from cloudhelp.domain.campaign_progress import entry_states
 from cloudhelp.store.models import (
     Appointment,
     Campaign,
+    Case,
+    CaseEvent,
     Category,
     Department,
     Kiosk,
@@ -125,6 +127,7 @@ async def _past_days(
     past = [s for s in states if s.current is not None and s.current.starts_at < now]
     no_shows = {past[i].entry.id for i in (4, 11, 19) if i < len(past)}
     moved = next((s for s in states if s.current is not None and s.current.starts_at > now), None)
+    recent_from = _shift_working_days(local_date(now), -1)
     for index, state in enumerate(past):
         booked = state.current
         if booked is None or state.entry.id in no_shows:
@@ -132,7 +135,7 @@ async def _past_days(
         kiosk = kiosks.get(booked.station_id)
         if kiosk is None:
             continue
-        await _served(session, booked, kiosk, staff, district, index)
+        await _served(session, booked, kiosk, staff, district, index, recent_from)
     if moved is not None and moved.current is not None:
         later = moved.current.starts_at + timedelta(days=1)
         while not workdays.is_working_day(local_date(later))[0]:
@@ -156,6 +159,7 @@ async def _served(
     staff: Staff,
     district: str,
     index: int,
+    recent_from: date,
 ) -> None:
     """A past appointment checked in and served: its ticket, events and case, all at its time."""
     item = booked.item
@@ -169,10 +173,16 @@ async def _served(
         "connected": checked + timedelta(minutes=3, seconds=20),
         "ended": checked + timedelta(minutes=11), "wrapup_done": checked + timedelta(minutes=12),
     }  # fmt: skip
-    case = await cases.open_case(
-        session, district=district, item=item, station_id=booked.station_id, staff_id=staff.id,
-        name=booked.name, phone=booked.phone, id_number=booked.id_number, actor=staff.username,
+    # Numbered on its own day, apart from the live counter (as generated history is).
+    case = Case(
+        number=f"{district}-{booked.day:%Y%m%d}-Y{index + 1:04d}", item_id=item.id,
+        station_id=booked.station_id, staff_id=staff.id, applicant_name=booked.name,
+        applicant_phone=booked.phone, applicant_id_number=booked.id_number, status="pre_review",
     )  # fmt: skip
+    session.add(case)
+    await session.flush()
+    session.add(CaseEvent(case_id=case.id, from_state=None, to_state="pre_review",
+                          actor=staff.username))  # fmt: skip
     await session.refresh(case, ["item", "station"])
     marks = [{"position": m.position, "status": "ok"} for m in item.materials]
     needs_correction = index % 13 == 5
@@ -184,7 +194,14 @@ async def _served(
         session, case, "correction_needed" if needs_correction else "passed", staff.username
     )
     if not needs_correction:
-        steps = ["accepted", "concluded", "delivered"][: 1 + min(2, index % 4)]
+        # The last two days' cases are accepted, still running; earlier ones concluded, most
+        # of them handed over.
+        recent = booked.day >= recent_from
+        steps = (
+            ["accepted"]
+            if recent
+            else ["accepted", "concluded", "delivered"][: 2 if index % 3 == 0 else 3]
+        )
         for step in steps:
             await cases.transition(session, case, step, staff.username)
     await backdate(session, case, case.created_at - (moments["connected"] + timedelta(minutes=2)))
