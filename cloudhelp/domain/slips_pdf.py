@@ -5,14 +5,17 @@ into one file. The slip is a Chinese document whatever the reader's language, as
 from __future__ import annotations
 
 import io
+import json
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import segno
 from fpdf import FPDF
 
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import appointments
-from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, font_path
+from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, FontMissing, font_path
 from cloudhelp.store.models import Appointment
 
 A5 = (148, 210)  # mm (fpdf2 warns when the name "A5" is given)
@@ -25,23 +28,56 @@ HOW = (
 )
 
 
-def render(slips: Sequence[Appointment]) -> bytes:
-    """Every appointment's slip, one A5 page each, in one PDF."""
+@dataclass(frozen=True)
+class Slip:
+    """What one slip says, as plain text (so that it can be drawn in another process)."""
+
+    code: str
+    person: str
+    item: str
+    day: str
+    time: str
+    window: str
+    station: str
+    materials: list[str]
+    qr: str
+
+
+def slip_of(a: Appointment) -> Slip:
+    starts, ends = a.starts_at.astimezone(LOCAL_TZ), a.ends_at.astimezone(LOCAL_TZ)
+    opens, closes = (t.astimezone(LOCAL_TZ) for t in appointments.window(a))
+    materials = [
+        f"{m.name}【{REQUIREMENTS.get(m.requirement, m.requirement)}】" for m in a.item.materials
+    ]
+    return Slip(
+        code=appointments.show_code(a.code),
+        person=f"{a.name}  {a.phone[:3]}****{a.phone[-4:]}",
+        item=a.item.name,
+        day=f"{starts:%Y年%m月%d日}",
+        time=f"{starts:%H:%M}–{ends:%H:%M}",
+        window=f"{opens:%H:%M}–{closes:%H:%M}",
+        station=a.station.name + (f"（{a.station.address}）" if a.station.address else ""),
+        materials=materials,
+        qr=a.code,
+    )
+
+
+def render(slips: Sequence[Slip]) -> bytes:
+    """Every slip, one A5 page each, in one PDF."""
     pdf = FPDF(format=A5)
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(True, 12)
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)
     pdf.set_title(TITLE)
-    for appointment in slips:
-        _page(pdf, appointment)
+    for slip in slips:
+        _page(pdf, slip)
     return bytes(pdf.output())
 
 
-def _page(pdf: FPDF, a: Appointment) -> None:
+def _page(pdf: FPDF, slip: Slip) -> None:
     pdf.add_page()
-    code = appointments.show_code(a.code)
     qr = io.BytesIO()
-    segno.make(a.code, error="m").save(qr, kind="png", scale=6, border=1)
+    segno.make(slip.qr, error="m").save(qr, kind="png", scale=6, border=1)
     qr.seek(0)
     pdf.image(qr, x=pdf.w - 12 - 30, y=10, w=30)
     pdf.set_font("cjk", size=18)
@@ -50,31 +86,46 @@ def _page(pdf: FPDF, a: Appointment) -> None:
     pdf.cell(0, 6, SUBTITLE, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     pdf.set_font("cjk", size=22)
-    pdf.cell(0, 12, f"预约码 {code}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 12, f"预约码 {slip.code}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(6)
-    starts, ends = a.starts_at.astimezone(LOCAL_TZ), a.ends_at.astimezone(LOCAL_TZ)
-    opens, closes = (t.astimezone(LOCAL_TZ) for t in appointments.window(a))
-    station = a.station.name + (f"（{a.station.address}）" if a.station.address else "")
     rows = (
-        ("预约人", f"{a.name}  {a.phone[:3]}****{a.phone[-4:]}"),
-        ("办理事项", a.item.name),
-        ("日期", f"{starts:%Y年%m月%d日}"),
-        ("时间", f"{starts:%H:%M}–{ends:%H:%M}"),
-        ("签到时间", f"{opens:%H:%M}–{closes:%H:%M}"),
-        ("办理地点", station),
+        ("预约人", slip.person),
+        ("办理事项", slip.item),
+        ("日期", slip.day),
+        ("时间", slip.time),
+        ("签到时间", slip.window),
+        ("办理地点", slip.station),
     )
     pdf.set_font("cjk", size=11)
     for name, value in rows:
         pdf.cell(24, 8, name, border=1)
         pdf.multi_cell(0, 8, value, border=1, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    pdf.set_font("cjk", size=11)
     pdf.cell(0, 8, "请携带以下材料：", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", size=9.5)
-    for number, material in enumerate(a.item.materials, start=1):
-        need = REQUIREMENTS.get(material.requirement, material.requirement)
-        pdf.multi_cell(0, 5.5, f"{number}. {material.name}【{need}】", new_x="LMARGIN",
-                       new_y="NEXT")  # fmt: skip
+    for number, material in enumerate(slip.materials, start=1):
+        pdf.multi_cell(0, 5.5, f"{number}. {material}", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("cjk", size=9)
     pdf.multi_cell(0, 5.5, HOW, new_x="LMARGIN", new_y="NEXT")
+
+
+FONT_MISSING_STATUS = 3
+
+
+def main() -> int:
+    """Draw the slips given as JSON on stdin; the PDF on stdout. Run by the server in a child
+    process (``python -m cloudhelp.domain.slips_pdf``): drawing parses a 20 MB font collection
+    into objects the server's collector would keep for minutes (core/gcpolicy.py)."""
+    slips = [Slip(**raw) for raw in json.load(sys.stdin)]
+    try:
+        data = render(slips)
+    except FontMissing as exc:
+        print(exc, file=sys.stderr)
+        return FONT_MISSING_STATUS
+    sys.stdout.buffer.write(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

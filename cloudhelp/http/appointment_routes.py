@@ -5,6 +5,11 @@ PDF, and the service hours supervisors set (docs/appointments.md, docs/api.md)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import json
+import sys
+from collections import OrderedDict
 from datetime import date
 from typing import Annotated
 
@@ -17,7 +22,6 @@ from cloudhelp.core import workdays
 from cloudhelp.core.clock import iso
 from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import appointments, audit, capacity, catalog, slips_pdf
-from cloudhelp.domain.notice_pdf import FontMissing
 from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
 from cloudhelp.http.state import AppState
@@ -29,8 +33,12 @@ BOOKING_ROLES: tuple[str, ...] = ("staff", "supervisor", "admin")
 # The HTTP status of a refused booking, by its code (others: 400).
 REFUSAL_STATUS = {"no_such_appointment": 404, "slot_full": 409, "appointment_not_cancellable": 409,
                   "appointment_not_rebookable": 409}  # fmt: skip
-# One slip PDF drawn at a time per process (a CJK font is embedded: it costs CPU).
+# One slip PDF drawn at a time per process (a CJK font is embedded: it costs CPU), and the last
+# few kept.
 _DRAWING = asyncio.Semaphore(1)
+_DRAWN: OrderedDict[str, bytes] = OrderedDict()
+DRAWN_KEPT = 8
+DRAW_SECONDS = 120.0
 
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -241,13 +249,35 @@ async def rebook(request: web.Request) -> web.Response:
     return web.json_response({"appointment": result, "slip_url": url}, dumps=state.dumps)
 
 
-async def draw_slips(slips: list[Appointment]) -> bytes:
-    """The slips' PDF, drawn off the event loop, one drawing at a time."""
+async def draw_slips(appointments_: list[Appointment]) -> bytes:
+    """The slips' PDF, drawn in a child process (its font's memory goes with it), one drawing
+    at a time; the last few drawn are kept, so asking again costs nothing."""
+    slips = [slips_pdf.slip_of(a) for a in appointments_]
+    payload = json.dumps([dataclasses.asdict(s) for s in slips], ensure_ascii=False).encode()
+    key = hashlib.sha256(payload).hexdigest()
     async with _DRAWING:
+        if key in _DRAWN:
+            _DRAWN.move_to_end(key)
+            return _DRAWN[key]
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cloudhelp.domain.slips_pdf",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
         try:
-            return await asyncio.to_thread(slips_pdf.render, slips)
-        except FontMissing as exc:
-            raise ApiError(503, "font_missing", str(exc)) from None
+            data, err = await asyncio.wait_for(child.communicate(payload), DRAW_SECONDS)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+            raise ApiError(503, "service_unavailable", "Drawing the slips took too long.") from None
+        if child.returncode == slips_pdf.FONT_MISSING_STATUS:
+            raise ApiError(503, "font_missing", err.decode(errors="replace").strip())
+        if child.returncode != 0 or not data.startswith(b"%PDF"):
+            raise RuntimeError(f"drawing slips failed: {err.decode(errors='replace')[-500:]}")
+        _DRAWN[key] = data
+        while len(_DRAWN) > DRAWN_KEPT:
+            _DRAWN.popitem(last=False)
+        return data
 
 
 def pdf_response(data: bytes, name: str) -> web.Response:
