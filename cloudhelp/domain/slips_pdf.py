@@ -23,7 +23,7 @@ TITLE = "预约办理单"
 SUBTITLE = "甘井子区政务服务 · 云帮办"
 REQUIREMENTS = {"required": "必交", "conditional": "视情形", "optional": "选交"}
 HOW = (
-    "请在预约时间前 30 分钟至开始后 15 分钟内，到上述驿站自助终端点「预约签到」并输入预约码，"
+    "请在预约时间前30分钟至开始后15分钟内，到上述驿站自助终端点「预约签到」并输入预约码，"
     "即可优先于现场取号的居民办理本事项。逾时未签到视为爽约，可凭预约码和手机号后四位改约或取消。"
 )
 
@@ -99,15 +99,15 @@ def _page(pdf: FPDF, slip: Slip) -> None:
     pdf.set_font("cjk", size=11)
     for name, value in rows:
         pdf.cell(24, 8, name, border=1)
-        pdf.multi_cell(0, 8, value, border=1, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 8, value, border=1, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.cell(0, 8, "请携带以下材料：", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", size=9.5)
     for number, material in enumerate(slip.materials, start=1):
-        pdf.multi_cell(0, 5.5, f"{number}. {material}", new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5.5, f"{number}. {material}", align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font("cjk", size=9)
-    pdf.multi_cell(0, 5.5, HOW, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5.5, HOW, align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 FONT_MISSING_STATUS = 3
