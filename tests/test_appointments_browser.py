@@ -6,6 +6,7 @@ Screenshots land in test-artifacts/appointments-*.png."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -186,6 +187,9 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
         no_show = page.locator("#not-come .status-no_show")
         await expect(no_show).to_have_count(3)
         await expect(page.locator("#burn svg polyline.actual")).to_have_count(1)
+        await expect(page.locator("#served tbody tr a").first).to_have_attribute(
+            "href", re.compile(r"^/cases/210211-")
+        )
         await snap(page, "appointments-campaign-5-under-way")
         await page.screenshot(
             path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True

@@ -356,6 +356,10 @@ async def test_sixty_nine_boats_in_half_a_month(demo_url: str) -> None:
             "concluded": 69, "picked_up": 60, "no_show": 0, "rescheduled": 5,
         }  # fmt: skip
         assert final["not_come"] == []
+        # Each entry's session and case, as served: every boat has its ticket and case.
+        assert len(final["served"]) == BOATS
+        assert {s["case"]["number"] for s in final["served"]} == set(drive.cases.values())
+        assert sum(1 for s in final["served"] if s["picked_up"]) == 60
         burn = final["burn_down"]
         assert [b["day"] for b in burn] == [d.isoformat() for d in CAMPAIGN_DAYS]
         assert burn[-1] == {"day": "2026-06-29", "planned_remaining": 0, "remaining": 0}

@@ -180,10 +180,32 @@ def not_come(states: Sequence[EntryState], now: datetime) -> list[dict[str, Any]
     return found
 
 
+def served(states: Sequence[EntryState]) -> list[dict[str, Any]]:
+    """Who has checked in: the day, the ticket of the session and its case (latest first)."""
+    found = []
+    for state in states:
+        if state.checked is None:
+            continue
+        ticket, case = state.ticket, state.case
+        found.append({
+            "entry": state.entry.id, "row": state.entry.row, "name": state.entry.name,
+            "boat_number": state.entry.boat_number, "day": iso(state.checked.day),
+            "ticket": ticket.number if ticket else None,
+            "case": None if case is None else {
+                "number": case.number, "status": case.status,
+                "label": cases.STATES[case.status],
+            },
+            "picked_up": state.flags["picked_up"],
+        })  # fmt: skip
+    found.sort(key=lambda f: (f["day"] or "", f["row"]), reverse=True)
+    return found
+
+
 async def progress(session: AsyncSession, campaign: Campaign, now: datetime) -> dict[str, Any]:
     states = await entry_states(session, campaign, now)
     return {
         "counts": counts(states),
         "burn_down": burn_down(campaign, states, now),
         "not_come": not_come(states, now),
+        "served": served(states),
     }

@@ -137,6 +137,7 @@ function renderCampaign() {
     return box;
   }));
   drawBurnDown(c.progress.burn_down, counts.entries);
+  renderServed(c.progress.served);
   const waiting = c.progress.not_come;
   $("not-come-empty").hidden = waiting.length > 0;
   fill($("not-come"), [t("campaigns.row"), t("campaigns.person"), t("campaigns.phone"), t("campaigns.boat"),
@@ -148,6 +149,24 @@ function renderCampaign() {
     rebook.dataset.entry = String(p.entry);
     rebook.onclick = () => rebookEntry(p, rebook);
     return [p.row, p.name, p.phone, p.boat_number, a ? `${a.day} ${a.time} ${a.station} · ${a.code}` : "—", status, rebook];
+  }));
+}
+
+/** Who has come: the session's ticket and its case (a link), as they are served. @param {any[]} done */
+function renderServed(done) {
+  $("served-empty").hidden = done.length > 0;
+  fill($("served"), [t("campaigns.row"), t("campaigns.person"), t("campaigns.boat"), t("campaigns.day"),
+    t("campaigns.ticket"), t("campaigns.case"), t("campaigns.status")],
+  done.map((/** @type {any} */ d) => {
+    let caseCell = /** @type {any} */ ("—");
+    if (d.case) {
+      caseCell = /** @type {HTMLAnchorElement} */ (el("a", d.case.number));
+      caseCell.href = `/cases/${encodeURIComponent(d.case.number)}`;
+    }
+    const status = d.case
+      ? t(`case.state.${d.case.status}`) + (d.picked_up ? ` · ${t("count.picked_up")}` : "")
+      : t("campaigns.no_case");
+    return [d.row, d.name, d.boat_number, d.day, d.ticket || "—", caseCell, status];
   }));
 }
 
