@@ -128,9 +128,6 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
 
 async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
-        boss = await supervisor(server)
-        for station in ("DLW-QG", "DLW-TL"):
-            await weekday_hours(server, boss, station)
         set_clock(server, at(date(2026, 6, 1), "10:00"))
         page = await new_page(browser, server.base_url)
         await page.set_viewport_size({"width": 1600, "height": 1000})
@@ -146,6 +143,26 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.click("#new-campaign button")
         await page.wait_for_url("**/campaigns/*")
         await expect(page.locator("#facts")).to_contain_text("15 个工作日")
+        # The hours, set on the page: weekdays at both stations, 棠梨 closed on 24 June.
+        hours = page.locator("#hours tbody tr")
+        await expect(hours).to_have_count(2)
+        await expect(hours.nth(0)).to_contain_text("—")
+        for station in ("DLW-QG", "DLW-TL"):
+            await page.select_option("#h-station", station)
+            await page.fill("#h-opens", "09:00")
+            await page.fill("#h-closes", "16:00")
+            await page.fill("#h-staff", "1")
+            await page.click("#hours-form button")
+            await expect(page.locator("#banner")).to_contain_text("服务时间已保存")
+            await expect(page.locator("#hours tbody tr", has_text="09:00–16:00")).to_have_count(
+                1 if station == "DLW-QG" else 2
+            )
+        await page.select_option("#h-station", "DLW-TL")
+        await page.fill("#h-closed", "2026-06-24")
+        await page.click("#closed-form button")
+        await expect(hours.nth(1)).to_contain_text("2026-06-24")
+        await expect(hours.nth(0)).to_contain_text("09:00–16:00 × 1")
+        await snap(page, "appointments-campaign-1b-hours")
         bad, good = tmp_path / "名单.csv", tmp_path / "名单-改正.xlsx"
         bad.write_bytes(as_csv(with_three_bad_rows(roster_rows())))
         good.write_bytes(as_xlsx(roster_rows()))
@@ -165,6 +182,11 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(page.locator("#problems-wrap")).to_be_hidden()
         await page.click("#schedule")
         await expect(page.locator("[data-count=booked] strong")).to_have_text("69")
+        async with server.state.db.read() as session:
+            days = {
+                (a.day, a.station.code) for a in (await session.scalars(select(Appointment))).all()
+            }
+        assert (date(2026, 6, 24), "DLW-TL") not in days and len(days) == 29
         await expect(page.locator("#slips")).to_be_visible()
         await expect(page.locator("#not-come tbody tr")).to_have_count(69)
         await snap(page, "appointments-campaign-3-scheduled")

@@ -58,7 +58,9 @@ async def campaign_json(session: Any, campaign: Campaign) -> dict[str, Any]:
         "id": campaign.id,
         "name": campaign.name,
         "street": {"code": street.code, "name": street.name},
-        "items": [{"code": i.code, "name": i.name} for i in items if i],
+        "items": [
+            {"code": i.code, "name": i.name, "department": i.department.code} for i in items if i
+        ],
         "stations": [{"code": s.code, "name": s.name} for s in stations if s],
         "starts_on": iso(campaign.starts_on),
         "ends_on": iso(campaign.ends_on),

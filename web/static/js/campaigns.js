@@ -217,6 +217,52 @@ function drawBurnDown(points, total) {
   $("burn").replaceChildren(svg, legend);
 }
 
+const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
+
+/** The hours of the campaign's department at each of its stations (weekdays and closed days). */
+async function loadHours() {
+  const department = campaign.items[0].department;
+  const rows = [];
+  for (const station of campaign.stations) {
+    const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
+    if (!ok) { banner(errorText(body), "error"); return; }
+    const byDay = Object.fromEntries(body.week.map((/** @type {any} */ w) => [w.weekday, w]));
+    const cells = WEEKDAYS.map((d) => byDay[d] ? `${byDay[d].opens}–${byDay[d].closes} × ${byDay[d].staff}` : "—");
+    const closed = body.exceptions.filter((/** @type {any} */ e) => e.staff === 0).map((/** @type {any} */ e) => e.date).join("、");
+    rows.push([station.name, ...cells, closed || "—"]);
+  }
+  fill($("hours"), [t("campaigns.station"), ...WEEKDAYS.map((d) => t(`campaigns.weekday.${d}`)), t("campaigns.closed_days")], rows);
+  const chosen = $("h-station").value;  // kept: the list is drawn again after each change
+  $("h-station").replaceChildren(...campaign.stations.map((/** @type {any} */ s) => new Option(s.name, s.code)));
+  if (chosen) $("h-station").value = chosen;
+}
+
+/** @param {string} url @param {any} body */
+async function put(url, body) {
+  const response = await fetch(url, { method: "PUT", credentials: "same-origin",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  return { ok: response.ok, body: await response.json() };
+}
+
+function wireHours() {
+  $("hours-form").onsubmit = async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, staff: Number($("h-staff").value) }));
+    const { ok, body } = await put("/api/v1/capacity", { department: campaign.items[0].department, station: $("h-station").value, week });
+    if (!ok) { banner(errorText(body), "error"); return; }
+    banner(t("campaigns.hours_saved"), "info");
+    await loadHours();
+  };
+  $("closed-form").onsubmit = async (/** @type {Event} */ e) => {
+    e.preventDefault();
+    const { ok, body } = await put("/api/v1/capacity/exceptions", { department: campaign.items[0].department,
+      station: $("h-station").value, date: $("h-closed").value, staff: 0 });
+    if (!ok) { banner(errorText(body), "error"); return; }
+    banner(t("campaigns.hours_saved"), "info");
+    await loadHours();
+  };
+}
+
 /** @param {ArrayBuffer} buffer */
 function base64(buffer) {
   let binary = "";
@@ -263,7 +309,9 @@ async function start() {
   $("page").hidden = false;
   if (campaignId) {
     wireCampaign();
+    wireHours();
     await loadCampaign();
+    if (campaign) await loadHours();
   } else {
     await Promise.all([loadList(), prepareForm()]);
   }
