@@ -145,7 +145,7 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     report_routes.setup(app)
     warning_routes.setup(app)
     audit_routes.setup(app)
-    appointment_routes.setup(app)
+    appointment_routes.setup(app, settings)
     campaign_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", _websocket)

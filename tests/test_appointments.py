@@ -154,6 +154,15 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
                                    cookies=clerk) as r:  # fmt: skip
             assert r.status == 200
 
+        # Guessing the digits: after 5 misses on a code (one above) it is refused for a while,
+        # even with the right digits.
+        guess = {"code": code2, "last4": "1111"}
+        for _ in range(4):
+            await post(server, "/api/v1/appointments/find", guess, 404)
+        throttled = await post(server, "/api/v1/appointments/find", guess | {"last4": "0002"}, 429)
+        assert throttled["error"]["code"] == "lookup_throttled"
+        assert throttled["error"]["minutes"] == 15
+
 
 async def test_check_in_refusals_at_the_kiosk_change_nothing(demo_url: str) -> None:
     async with running_server(demo_url) as server:

@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import iso
+from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError, bad_request
+from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import appointments, audit, capacity, catalog, slips_pdf
 from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
+from cloudhelp.http.kiosk_routes import lookup_throttled
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, Appointment, Department, Staff, Station
 
@@ -39,6 +42,7 @@ _DRAWING = asyncio.Semaphore(1)
 _DRAWN: OrderedDict[str, bytes] = OrderedDict()
 DRAWN_KEPT = 8
 DRAW_SECONDS = 120.0
+CODE_THROTTLE_KEY = web.AppKey("appointment_code_throttle", FailureThrottle)
 
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -116,6 +120,32 @@ def refused(exc: appointments.AppointmentError | capacity.CapacityError) -> ApiE
     return ApiError.of(exc, REFUSAL_STATUS.get(exc.code, 400))
 
 
+def _code_limits(request: web.Request, who: str, code: str) -> tuple[tuple[str, int], ...]:
+    settings = AppState.of(request.app).settings
+    return (
+        (f"code:{appointments.normalise_code(code)}", settings.lookup_failures_per_case),
+        (who, settings.lookup_failures_per_kiosk),
+    )
+
+
+def guard(request: web.Request, who: str, code: str) -> None:
+    """Refuse (429 ``lookup_throttled``) a code asked for too often in vain, or by an address
+    (a kiosk) that asked for too many codes in vain: as the kiosk's case lookup, 5 failures a
+    code and 20 an asker within 15 minutes (``lookup_*`` settings)."""
+    wait = request.app[CODE_THROTTLE_KEY].wait(_code_limits(request, who, code))
+    if wait > 0:
+        raise lookup_throttled(wait)
+
+
+def missed(request: web.Request, who: str, code: str) -> None:
+    """Count a lookup that found no appointment (a wrong code, or wrong digits)."""
+    request.app[CODE_THROTTLE_KEY].add(key for key, _ in _code_limits(request, who, code))
+
+
+def asker(request: web.Request) -> str:
+    return f"address:{request.remote}"
+
+
 async def _station(session: AsyncSession, code: str) -> Station:
     station = await session.scalar(select(Station).where(Station.code == code))
     if station is None:
@@ -188,6 +218,7 @@ async def book(request: web.Request) -> web.Response:
 async def find(request: web.Request) -> web.Response:
     """A resident finds their appointment by code and the phone's last four digits."""
     body = await parse_body(request, AppointmentKey)
+    guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -195,6 +226,7 @@ async def find(request: web.Request) -> web.Response:
             found = await appointments.for_resident(session, body.code, body.last4)
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
+        missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
@@ -204,6 +236,7 @@ async def kiosk_check(request: web.Request) -> web.Response:
     check-in itself is ``ticket.take {appointment}`` (docs/protocol.md)."""
     kiosk = await current_kiosk(request)
     body = await parse_body(request, KioskCheckIn)
+    guard(request, f"kiosk:{kiosk.id}", body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -211,12 +244,15 @@ async def kiosk_check(request: web.Request) -> web.Response:
             found = await appointments.may_check_in(session, body.code, kiosk.station_id, now)
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
+        if exc.code == "no_such_appointment":
+            missed(request, f"kiosk:{kiosk.id}", body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
 
 async def cancel(request: web.Request) -> web.Response:
     body = await parse_body(request, AppointmentKey)
+    guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -225,12 +261,15 @@ async def cancel(request: web.Request) -> web.Response:
             await appointments.cancel(session, found, now)
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
+        if exc.code == "no_such_appointment":
+            missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
 
 async def rebook(request: web.Request) -> web.Response:
     body = await parse_body(request, Rebook)
+    guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     day = bounded_date(body.date, "date")
@@ -245,6 +284,8 @@ async def rebook(request: web.Request) -> web.Response:
             result = appointments.as_json(moved, now, full=True)
             url = slip_url(moved)
     except (appointments.AppointmentError, capacity.CapacityError) as exc:
+        if exc.code == "no_such_appointment":
+            missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result, "slip_url": url}, dumps=state.dumps)
 
@@ -294,6 +335,8 @@ async def slip(request: web.Request) -> web.Response:
     code = request.match_info["booking"][:16]
     last4 = request.query.get("last4", "")[:4]
     staff: Staff | None = None if last4 else await current_staff(request, BOOKING_ROLES)
+    if staff is None:
+        guard(request, asker(request), code)
     async with state.db.read() as session:
         try:
             if staff is None:
@@ -305,6 +348,8 @@ async def slip(request: web.Request) -> web.Response:
                         "no_such_appointment", "There is no appointment with this code."
                     )
         except appointments.AppointmentError as exc:
+            if staff is None:
+                missed(request, asker(request), code)
             raise refused(exc) from None
         for material in found.item.materials:  # loaded before the session closes
             _ = material.name
@@ -390,7 +435,11 @@ async def put_exception(request: web.Request) -> web.Response:
     return web.json_response(result, dumps=state.dumps)
 
 
-def setup(app: web.Application) -> None:
+def setup(app: web.Application, settings: Settings) -> None:
+    app[CODE_THROTTLE_KEY] = FailureThrottle(
+        max(settings.lookup_failures_per_case, settings.lookup_failures_per_kiosk),
+        settings.lookup_window_seconds,
+    )
     app.router.add_get("/api/v1/appointments/slots", free_slots)
     app.router.add_post("/api/v1/appointments", book)
     app.router.add_post("/api/v1/appointments/find", find)

@@ -328,30 +328,33 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/v1/appointments/find", "Find an appointment by code and the "
               "phone's last four digits", "appointments", body=AppointmentKey,
               result=_obj("appointment", appointment=OBJECT),
-              errors={404: "`no_such_appointment`"}),
+              errors={404: "`no_such_appointment`",
+                      429: "`lookup_throttled` (with `minutes` and `retry_after`)"}),
     Operation("POST", "/api/v1/appointments/cancel", "Cancel an appointment (code and last "
               "four digits)", "appointments", body=AppointmentKey,
               result=_obj("appointment", appointment=OBJECT),
-              errors={404: "`no_such_appointment`", 409: "`appointment_not_cancellable`"}),
+              errors={404: "`no_such_appointment`", 409: "`appointment_not_cancellable`",
+                      429: "`lookup_throttled`"}),
     Operation("POST", "/api/v1/appointments/rebook", "Move an appointment to another slot "
               "(a new code)", "appointments", body=Rebook,
               result=_obj("appointment", "slip_url", appointment=OBJECT, slip_url=STRING),
               errors={404: "`no_such_appointment`",
-                      409: "`slot_full`, `appointment_not_rebookable`"}),
+                      409: "`slot_full`, `appointment_not_rebookable`",
+                      429: "`lookup_throttled`"}),
     Operation("GET", "/api/v1/appointments/{booking}/slip.pdf", "An appointment's slip (with "
               "last4, or signed-in staff)", "appointments",
               params=(Param("last4", {"type": "string", "pattern": "^[0-9]{4}$"},
                             "the phone's last four digits (a resident)"),),
               media=("application/pdf",),
               errors={401: "`not_signed_in` (no last4 and no staff session)",
-                      404: "`no_such_appointment`"}),
+                      404: "`no_such_appointment`", 429: "`lookup_throttled`"}),
     Operation("POST", "/api/v1/kiosk/appointments/check", "May this code be checked in at "
               "this kiosk now (nothing written)", "appointments", auth=("kiosk",),
               body=KioskCheckIn, result=_obj("appointment", appointment=OBJECT),
               errors={400: "`appointment_wrong_station`, `appointment_used`, "
                            "`appointment_cancelled`, `appointment_too_early`, "
                            "`appointment_too_late`",
-                      404: "`no_such_appointment`"}),
+                      404: "`no_such_appointment`", 429: "`lookup_throttled`"}),
     Operation("GET", "/api/v1/capacity", "A department's service hours at a station",
               "appointments", auth=("session",), roles=SUPERVISORS,
               params=(Param("department", STRING, "department code", required=True),
