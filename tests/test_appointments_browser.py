@@ -107,7 +107,9 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
         set_clock(server, at(MONDAY, "08:40"))  # too early: the window opens at 09:00
         await kiosk.fill("#appointment-code", code)
         await kiosk.click("#appointment-form button")
-        await expect(kiosk.locator("#appointment-error")).to_contain_text("还没到签到时间")
+        await expect(kiosk.locator("#appointment-error")).to_contain_text(
+            "还没到签到时间：2026-06-15 09:00 起可以签到"
+        )
         await snap(kiosk, "appointments-kiosk-1-too-early")
         set_clock(server, at(MONDAY, "09:25"))
         await kiosk.click("#appointment-form button")

@@ -30,7 +30,12 @@ STATUSES = ("booked", "checked_in", "no_show", "cancelled", "rebooked")
 
 
 class AppointmentError(CodedError):
-    """A refused booking, check-in, cancellation or rebooking."""
+    """A refused booking, check-in, cancellation or rebooking; ``details`` fill the page's
+    text (``opens``: when check-in opens, local HH:MM)."""
+
+    def __init__(self, code: str, message: str, **details: str) -> None:
+        super().__init__(code, message)
+        self.details = details
 
 
 @dataclass(frozen=True)
@@ -199,9 +204,12 @@ async def may_check_in(
         )
     opens, closes = window(appointment)
     if now < opens:
+        local = opens.astimezone(LOCAL_TZ)
         raise AppointmentError(
             "appointment_too_early",
-            f"Check-in opens at {opens.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}.",
+            f"Check-in opens at {local:%Y-%m-%d %H:%M}.",
+            opens=f"{local:%H:%M}",
+            day=f"{local:%Y-%m-%d}",
         )
     if now > closes:
         raise AppointmentError(

@@ -117,7 +117,8 @@ class HoursException(BaseModel):
 
 
 def refused(exc: appointments.AppointmentError | capacity.CapacityError) -> ApiError:
-    return ApiError.of(exc, REFUSAL_STATUS.get(exc.code, 400))
+    details = exc.details if isinstance(exc, appointments.AppointmentError) else {}
+    return ApiError(REFUSAL_STATUS.get(exc.code, 400), exc.code, exc.message, **details)
 
 
 def _code_limits(request: web.Request, who: str, code: str) -> tuple[tuple[str, int], ...]:

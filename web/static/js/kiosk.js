@@ -87,7 +87,11 @@ function known(key, values) {
 
 /** Catalog text for a server error code: never the server's English message. @param {string} code @param {Record<string, any>} [values] */
 function errorText(code, values) {
-  return known(`kiosk.error.${code}`, values) || known(`error.${code}`, values) || t("kiosk.error.generic");
+  // A kiosk text whose numbers the error did not carry (a placeholder left) gives way to the
+  // general one.
+  const specific = known(`kiosk.error.${code}`, values);
+  if (specific && !/\{\w+\}/.test(specific)) return specific;
+  return known(`error.${code}`, values) || t("kiosk.error.generic");
 }
 
 // ------------------------------------------------------------------ idle reset ("还在吗？")
@@ -937,7 +941,8 @@ async function checkInAppointment() {
   }
   if (!response.ok) {
     const e = data?.error;
-    appointmentProblem(errorText(e?.code, { ...e, station: "" }));
+    // The too-early text says when the window opens (opens, day); from the server's check.
+    appointmentProblem(errorText(e?.code, e));
     return;
   }
   $("appointment-error").hidden = true;
