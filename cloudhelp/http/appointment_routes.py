@@ -118,7 +118,7 @@ class HoursException(BaseModel):
 
 def refused(exc: appointments.AppointmentError | capacity.CapacityError) -> ApiError:
     details = exc.details if isinstance(exc, appointments.AppointmentError) else {}
-    return ApiError(REFUSAL_STATUS.get(exc.code, 400), exc.code, exc.message, **details)
+    return ApiError(REFUSAL_STATUS.get(exc.code, 400), exc.code, exc.message, None, **details)
 
 
 def _code_limits(request: web.Request, who: str, code: str) -> tuple[tuple[str, int], ...]:
