@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from cloudhelp.core.clock import utcnow
@@ -29,12 +29,19 @@ from tests.appointmentkit import (
 )
 from tests.browserkit import ARTIFACTS, chromium, new_page, snap
 from tests.callkit import running_server
+from tests.journeykit import axe_violations, english_sentences
 from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk
 
 pytestmark = pytest.mark.timeout(240)
 MONDAY = date(2026, 6, 15)
 HOLIDAY = date(2026, 6, 19)
+
+
+async def checked(page: Page, label: str) -> None:
+    """No critical or serious WCAG 2.2 AA violation (axe-core), no English on the zh-CN page."""
+    assert await axe_violations(page, label) == []
+    assert await english_sentences(page) == []
 
 
 async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) -> None:
@@ -63,6 +70,7 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         assert len(code) == 9 and code[4] == "-"
         await expect(page.locator("#done-facts")).to_contain_text("2026-06-15 09:10–09:20")
         await snap(page, "appointments-book-2-booked")
+        await checked(page, "appointments-book")
         async with server.state.db.read() as session:
             booked = await session.scalar(select(Appointment))
         assert booked is not None and booked.code == code.replace("-", "")
@@ -178,6 +186,7 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(rows.nth(2)).to_contain_text("与第 12 行重复")
         await expect(page.locator("[data-count=entries] strong")).to_have_text("0")
         await snap(page, "appointments-campaign-2-roster-refused")
+        await checked(page, "appointments-campaign-refused")
         await page.set_input_files("#roster-file", str(good))
         await page.click("#roster-form button")
         await expect(page.locator("[data-count=entries] strong")).to_have_text("69")
@@ -195,6 +204,7 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.goto("/campaigns")
         await expect(page.locator("#list tbody tr")).to_have_count(1)
         await snap(page, "appointments-campaign-4-list")
+        await checked(page, "appointments-campaign-list")
 
 
 async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
@@ -215,6 +225,7 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
             "href", re.compile(r"^/cases/210211-")
         )
         await snap(page, "appointments-campaign-5-under-way")
+        await checked(page, "appointments-campaign-under-way")
         await page.screenshot(
             path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True
         )
@@ -227,6 +238,12 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
             page,
             "appointments-campaign-6-rebooked",
         )
+        # The page in English too.
+        await page.click("#lang")
+        await expect(page.locator("[data-count=served] span")).to_have_text("Served")
+        await expect(page.locator("#hours th").nth(1)).to_have_text("Mon")
+        await snap(page, "appointments-campaign-7-english")
+        await page.click("#lang")
         await page.goto("/board")
         await expect(page.locator("#campaigns li")).to_have_count(1)
         await snap(page, "appointments-board")

@@ -323,6 +323,6 @@ translate(document);
 $("lang").onclick = async () => {
   await setLang(lang === "zh-CN" ? "en" : "zh-CN");
   translate(document);
-  if (campaign) renderCampaign(); else if (campaigns.length) renderList();
+  if (campaign) { renderCampaign(); await loadHours(); } else if (campaigns.length) renderList();
 };
 await start();
