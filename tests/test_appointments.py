@@ -154,6 +154,17 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
                                    cookies=clerk) as r:  # fmt: skip
             assert r.status == 200
 
+        # A day's reminders (the CSV notifier): the one still booked that day, in full.
+        async with server.http.get("/api/v1/appointments/reminders.csv",
+                                   params={"date": MONDAY.isoformat()}) as r:  # fmt: skip
+            assert r.status == 401
+        async with server.http.get("/api/v1/appointments/reminders.csv", cookies=clerk,
+                                   params={"date": MONDAY.isoformat()}) as r:  # fmt: skip
+            assert r.status == 200 and r.content_type == "text/csv"
+            lines = (await r.read()).decode("utf-8-sig").splitlines()
+        assert len(lines) == 4 and lines[0].startswith("预约码,姓名,手机号")  # 09:00 ×1, 09:20 ×2
+        assert any("13840000002" in line and "王德福您好" in line for line in lines)
+
         # Guessing the digits: after 5 misses on a code (one above) it is refused for a while,
         # even with the right digits.
         guess = {"code": code2, "last4": "1111"}

@@ -43,6 +43,7 @@ ACTIONS = (
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
     "setting.capacity", "campaign.changed", "appointment.booked_for",
+    "appointment.reminders_exported",
     "backup.created", "backup.restored",
 )  # fmt: skip
 PAGE_ROWS = 1000  # rows read at a time by verify

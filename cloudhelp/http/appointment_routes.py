@@ -23,7 +23,7 @@ from cloudhelp.core.clock import iso
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.core.throttle import FailureThrottle
-from cloudhelp.domain import appointments, audit, capacity, catalog, slips_pdf
+from cloudhelp.domain import appointments, audit, capacity, catalog, notifier, slips_pdf
 from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
 from cloudhelp.http.kiosk_routes import lookup_throttled
@@ -357,6 +357,36 @@ async def slip(request: web.Request) -> web.Response:
     return pdf_response(await draw_slips([found]), f"appointment-{found.code}.pdf")
 
 
+async def day_reminders(request: web.Request) -> web.Response:
+    """Reminders of every appointment booked for a day (campaign or not), as CSV: the notifier
+    seam (docs/appointments.md, "Reminders"); each one exported is marked reminded."""
+    staff = await current_staff(request, BOOKING_ROLES)
+    day = query_date(request, "date")
+    if day is None:
+        raise bad_request("Give the day (date).")
+    state = AppState.of(request.app)
+    now = state.callcenter.appointment_clock()
+    async with state.db.write() as session:
+        booked = list(
+            (
+                await session.scalars(
+                    select(Appointment)
+                    .where(Appointment.day == day, Appointment.status == "booked")
+                    .order_by(Appointment.starts_at, Appointment.id)
+                )
+            ).all()
+        )
+        data = notifier.remind(notifier.CsvNotifier(), booked, now)
+        await audit.append(session, audit.staff_actor(staff), "appointment.reminders_exported",
+                           subject_kind="day", subject=day.isoformat())  # fmt: skip
+    return web.Response(
+        body=data,
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="reminders-{day}.csv"'},
+    )
+
+
 # ------------------------------------------------------------------ service hours
 
 
@@ -447,6 +477,7 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.router.add_post("/api/v1/appointments/cancel", cancel)
     app.router.add_post("/api/v1/kiosk/appointments/check", kiosk_check)
     app.router.add_post("/api/v1/appointments/rebook", rebook)
+    app.router.add_get("/api/v1/appointments/reminders.csv", day_reminders)
     app.router.add_get(r"/api/v1/appointments/{booking:[0-9-]{1,16}}/slip.pdf", slip)
     app.router.add_get("/api/v1/capacity", get_capacity)
     app.router.add_put("/api/v1/capacity", put_capacity)
