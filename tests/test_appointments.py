@@ -5,6 +5,7 @@ the order of service and the roster's checks."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 from typing import Any
 
@@ -159,6 +160,10 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
                                    params={"date": MONDAY.isoformat()}) as r:  # fmt: skip
             assert r.status == 401
         async with server.http.get("/api/v1/appointments/reminders.csv", cookies=clerk,
+                                   params={"date": MONDAY.isoformat()}) as r:  # fmt: skip
+            assert r.status == 403  # every department's phones: for supervisors
+        boss = await supervisor(server)
+        async with server.http.get("/api/v1/appointments/reminders.csv", cookies=boss,
                                    params={"date": MONDAY.isoformat()}) as r:  # fmt: skip
             assert r.status == 200 and r.content_type == "text/csv"
             lines = (await r.read()).decode("utf-8-sig").splitlines()
@@ -320,3 +325,38 @@ def test_roster_checks_name_every_row_and_field() -> None:
             assert refused.code == "bad_roster_file"
         else:
             raise AssertionError(f"{name} was read")
+
+
+async def test_a_campaign_of_two_items_books_each_within_its_departments_hours(
+    demo_url: str,
+) -> None:
+    async with running_server(demo_url) as server:
+        boss = await supervisor(server)
+        await weekday_hours(server, boss, "DLW-QG", "09:00", "10:00", staff=1)
+        await weekday_hours(server, boss, "DLW-QG", "14:00", "15:00", staff=1, department="SCJG")
+        set_clock(server, at(MONDAY - timedelta(days=7), "10:00"))
+        body = {"name": "渔船与个体户", "street": "DLW", "items": ["NYNC-002", "SCJG-001"],
+                "stations": ["DLW-QG"], "starts_on": MONDAY.isoformat(),
+                "ends_on": MONDAY.isoformat()}  # fmt: skip
+        campaign = (await post(server, "/api/v1/campaigns", body, 201, boss))["campaign"]
+        assert [i["department"] for i in campaign["items"]] == ["NYNC", "SCJG"]
+        rows = [[*r[:3], ""] for r in roster_rows()[:10]]
+        for n in (7, 8):
+            rows[n][3] = "SCJG-001"  # by code
+        rows[9][3] = "个体工商户设立登记"  # by name
+        rows[0][3] = "渔业捕捞许可证换发（延续）"
+        text = "姓名,手机号,身份证号,事项\n" + "\n".join(",".join(r) for r in rows) + "\n"
+        upload = {"filename": "mixed.csv", "content": base64.b64encode(text.encode()).decode()}
+        url = f"/api/v1/campaigns/{campaign['id']}"
+        assert await post(server, f"{url}/roster", upload, 200, boss) == {"imported": 10}
+        # Six 10-minute places a department that day: all three shop owners, six of the seven
+        # boat owners; the seventh (row 8, the last without a preference) is reported.
+        result = await post(server, f"{url}/schedule", {}, 200, boss)
+        assert result["booked"] == 9
+        assert result["unplaced"] == [{"row": 8, "name": "渔民07"}]
+        async with server.state.db.read() as session:
+            booked = (await session.scalars(select(Appointment))).all()
+        times = {(a.item.code, f"{a.starts_at.astimezone(LOCAL_TZ):%H:%M}") for a in booked}
+        assert {t for i, t in times if i == "SCJG-001"} == {"14:00", "14:10", "14:20"}
+        assert {t for i, t in times if i == "NYNC-002"} == {"09:00", "09:10", "09:20", "09:30",
+                                                            "09:40", "09:50"}  # fmt: skip

@@ -359,8 +359,9 @@ async def slip(request: web.Request) -> web.Response:
 
 async def day_reminders(request: web.Request) -> web.Response:
     """Reminders of every appointment booked for a day (campaign or not), as CSV: the notifier
-    seam (docs/appointments.md, "Reminders"); each one exported is marked reminded."""
-    staff = await current_staff(request, BOOKING_ROLES)
+    seam (docs/appointments.md, "Reminders"); each one exported is marked reminded. For
+    supervisors: the file holds every booker's full phone number, whatever the department."""
+    staff = await current_staff(request, SUPERVISOR_ROLES)
     day = query_date(request, "date")
     if day is None:
         raise bad_request("Give the day (date).")

@@ -350,7 +350,7 @@ OPERATIONS: tuple[Operation, ...] = (
                       404: "`no_such_appointment`", 429: "`lookup_throttled`"}),
     Operation("GET", "/api/v1/appointments/reminders.csv", "Reminders of a day's booked "
               "appointments, as CSV (audited)", "appointments", auth=("session",),
-              roles=STAFF_ROLES, params=(Param("date", DATE, DATE_NOTE, required=True),),
+              roles=SUPERVISORS, params=(Param("date", DATE, DATE_NOTE, required=True),),
               media=("text/csv",)),
     Operation("POST", "/api/v1/kiosk/appointments/check", "May this code be checked in at "
               "this kiosk now (nothing written)", "appointments", auth=("kiosk",),

@@ -80,7 +80,7 @@ async function prepareForm() {
   $("c-street").replaceChildren(...streets.map((/** @type {any} */ s) => new Option(s.name, s.code)));
   $("c-item").replaceChildren(...items.body.items.map((/** @type {any} */ i) => new Option(`${i.name}（${i.code}）`, i.code)));
   const fishing = items.body.items.find((/** @type {any} */ i) => i.code === "NYNC-002");
-  if (fishing) $("c-item").value = fishing.code;
+  if (fishing) /** @type {HTMLOptionElement} */ ([...$("c-item").options].find((o) => o.value === fishing.code)).selected = true;
   const showStations = () => {
     const street = $("c-street").value;
     const legend = el("legend", t("campaigns.stations"));
@@ -99,7 +99,7 @@ async function prepareForm() {
     e.preventDefault();
     const stationCodes = [...$("c-stations").querySelectorAll("input:checked")].map((b) => b.value);
     const { ok, body } = await call("/api/v1/campaigns", { method: "POST", body: JSON.stringify({
-      name: $("c-name").value, street: $("c-street").value, items: [$("c-item").value],
+      name: $("c-name").value, street: $("c-street").value, items: [...$("c-item").selectedOptions].map((o) => o.value),
       stations: stationCodes, starts_on: $("c-from").value, ends_on: $("c-to").value }) });
     if (!ok) { banner(errorText(body), "error"); return; }
     location.href = `/campaigns/${body.campaign.id}`;
@@ -221,16 +221,20 @@ const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
 async function loadHours() {
-  const department = campaign.items[0].department;
+  const departments = [...new Set(campaign.items.map((/** @type {any} */ i) => i.department))];
   const rows = [];
-  for (const station of campaign.stations) {
+  for (const department of departments) for (const station of campaign.stations) {
     const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
     if (!ok) { banner(errorText(body), "error"); return; }
     const byDay = Object.fromEntries(body.week.map((/** @type {any} */ w) => [w.weekday, w]));
     const cells = WEEKDAYS.map((d) => byDay[d] ? `${byDay[d].opens}–${byDay[d].closes} × ${byDay[d].staff}` : "—");
     const closed = body.exceptions.filter((/** @type {any} */ e) => e.staff === 0).map((/** @type {any} */ e) => e.date).join("、");
-    rows.push([station.name, ...cells, closed || "—"]);
+    rows.push([departments.length > 1 ? `${station.name} · ${department}` : station.name, ...cells, closed || "—"]);
   }
+  const chosenDepartment = $("h-department").value;
+  $("h-department").replaceChildren(...departments.map((d) => new Option(d, d)));
+  if (chosenDepartment) $("h-department").value = chosenDepartment;
+  $("h-department-label").hidden = departments.length < 2;
   fill($("hours"), [t("campaigns.station"), ...WEEKDAYS.map((d) => t(`campaigns.weekday.${d}`)), t("campaigns.closed_days")], rows);
   const chosen = $("h-station").value;  // kept: the list is drawn again after each change
   $("h-station").replaceChildren(...campaign.stations.map((/** @type {any} */ s) => new Option(s.name, s.code)));
@@ -248,14 +252,14 @@ function wireHours() {
   $("hours-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, staff: Number($("h-staff").value) }));
-    const { ok, body } = await put("/api/v1/capacity", { department: campaign.items[0].department, station: $("h-station").value, week });
+    const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
     if (!ok) { banner(errorText(body), "error"); return; }
     banner(t("campaigns.hours_saved"), "info");
     await loadHours();
   };
   $("closed-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
-    const { ok, body } = await put("/api/v1/capacity/exceptions", { department: campaign.items[0].department,
+    const { ok, body } = await put("/api/v1/capacity/exceptions", { department: $("h-department").value,
       station: $("h-station").value, date: $("h-closed").value, staff: 0 });
     if (!ok) { banner(errorText(body), "error"); return; }
     banner(t("campaigns.hours_saved"), "info");
