@@ -36,10 +36,6 @@ BOOKING_ROLES: tuple[str, ...] = ("staff", "supervisor", "admin")
 # The HTTP status of a refused booking, by its code (others: 400).
 REFUSAL_STATUS = {"no_such_appointment": 404, "slot_full": 409, "appointment_not_cancellable": 409,
                   "appointment_not_rebookable": 409}  # fmt: skip
-# One slip PDF drawn at a time per process (a CJK font is embedded: it costs CPU), and the last
-# few kept.
-_DRAWING = asyncio.Semaphore(1)
-_DRAWN: OrderedDict[str, bytes] = OrderedDict()
 DRAWN_KEPT = 8
 DRAW_SECONDS = 120.0
 CODE_THROTTLE_KEY = web.AppKey("appointment_code_throttle", FailureThrottle)
@@ -291,16 +287,30 @@ async def rebook(request: web.Request) -> web.Response:
     return web.json_response({"appointment": result, "slip_url": url}, dumps=state.dumps)
 
 
-async def draw_slips(appointments_: list[Appointment]) -> bytes:
-    """The slips' PDF, drawn in a child process (its font's memory goes with it), one drawing
-    at a time; the last few drawn are kept, so asking again costs nothing."""
-    slips = [slips_pdf.slip_of(a) for a in appointments_]
-    payload = json.dumps([dataclasses.asdict(s) for s in slips], ensure_ascii=False).encode()
-    key = hashlib.sha256(payload).hexdigest()
-    async with _DRAWING:
-        if key in _DRAWN:
-            _DRAWN.move_to_end(key)
-            return _DRAWN[key]
+class SlipDrawer:
+    """Draws slips in a child process (its font's memory goes with it), one drawing at a time
+    (a CJK font is embedded: it costs CPU); the last few drawn are kept, so asking again costs
+    nothing."""
+
+    def __init__(self) -> None:
+        self._one_at_a_time = asyncio.Lock()
+        self._drawn: OrderedDict[str, bytes] = OrderedDict()
+
+    async def draw(self, slips: list[slips_pdf.Slip]) -> bytes:
+        payload = json.dumps([dataclasses.asdict(s) for s in slips], ensure_ascii=False).encode()
+        key = hashlib.sha256(payload).hexdigest()
+        async with self._one_at_a_time:
+            if key in self._drawn:
+                self._drawn.move_to_end(key)
+                return self._drawn[key]
+            data = await self._child(payload)
+            self._drawn[key] = data
+            while len(self._drawn) > DRAWN_KEPT:
+                self._drawn.popitem(last=False)
+            return data
+
+    @staticmethod
+    async def _child(payload: bytes) -> bytes:
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "cloudhelp.domain.slips_pdf",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -316,10 +326,15 @@ async def draw_slips(appointments_: list[Appointment]) -> bytes:
             raise ApiError(503, "font_missing", err.decode(errors="replace").strip())
         if child.returncode != 0 or not data.startswith(b"%PDF"):
             raise RuntimeError(f"drawing slips failed: {err.decode(errors='replace')[-500:]}")
-        _DRAWN[key] = data
-        while len(_DRAWN) > DRAWN_KEPT:
-            _DRAWN.popitem(last=False)
         return data
+
+
+SLIPS_KEY = web.AppKey("slip_drawer", SlipDrawer)
+
+
+async def draw_slips(request: web.Request, booked: list[Appointment]) -> bytes:
+    """The PDF of the appointments' slips (SlipDrawer)."""
+    return await request.app[SLIPS_KEY].draw([slips_pdf.slip_of(a) for a in booked])
 
 
 def pdf_response(data: bytes, name: str) -> web.Response:
@@ -354,7 +369,7 @@ async def slip(request: web.Request) -> web.Response:
             raise refused(exc) from None
         for material in found.item.materials:  # loaded before the session closes
             _ = material.name
-    return pdf_response(await draw_slips([found]), f"appointment-{found.code}.pdf")
+    return pdf_response(await draw_slips(request, [found]), f"appointment-{found.code}.pdf")
 
 
 async def day_reminders(request: web.Request) -> web.Response:
@@ -468,6 +483,7 @@ async def put_exception(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, settings: Settings) -> None:
+    app[SLIPS_KEY] = SlipDrawer()
     app[CODE_THROTTLE_KEY] = FailureThrottle(
         max(settings.lookup_failures_per_case, settings.lookup_failures_per_kiosk),
         settings.lookup_window_seconds,

@@ -198,7 +198,7 @@ async def slips(request: web.Request) -> web.Response:
     booked = [a for a in found if a.status == "booked"]
     if not booked:
         raise ApiError(409, "nothing_booked", "No appointment of this campaign is booked yet.")
-    return pdf_response(await draw_slips(booked), f"campaign-{campaign.id}-slips.pdf")
+    return pdf_response(await draw_slips(request, booked), f"campaign-{campaign.id}-slips.pdf")
 
 
 async def reminders(request: web.Request) -> web.Response:
