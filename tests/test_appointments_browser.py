@@ -134,6 +134,12 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
         await expect(items.nth(0)).to_contain_text("预约 09:30")
         assert await items.nth(1).get_attribute("data-ticket") == str(walk_ticket["id"])
         await snap(console, "appointments-kiosk-3-console-queue")
+        # Available: the appointment rings first, and the ring says it is one.
+        await console.click("#toggle-state")
+        await expect(console.locator("#ring")).to_be_visible()
+        await expect(console.locator("#ring-ticket")).to_have_text("B002")
+        await expect(console.locator("#ring-case")).to_have_text("预约 09:30")
+        await snap(console, "appointments-kiosk-4-console-ring")
 
 
 async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -> None:
