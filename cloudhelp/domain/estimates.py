@@ -75,7 +75,8 @@ def estimate_wait(position: int, idle: int, on_duty: int, handling: float) -> in
 async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[int, Estimate]:
     """Position and estimated wait of each queued ticket, with a few queries for all of them.
 
-    ``queued`` must hold every queued ticket of the departments concerned, oldest first.
+    ``queued`` must hold every queued ticket of the departments concerned, in the order of
+    service (queue.queued_tickets: oldest first, appointments ahead within their item).
     """
     rows = (
         await session.execute(
