@@ -15,7 +15,9 @@ from cloudhelp.domain.notice_store import NoticePdfs
 from cloudhelp.http import (
     account_routes,
     api,
+    appointment_routes,
     audit_routes,
+    campaign_routes,
     case_routes,
     console_routes,
     file_routes,
@@ -145,6 +147,8 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     warning_routes.setup(app)
     audit_routes.setup(app)
     logistics_routes.setup(app)
+    appointment_routes.setup(app, settings)
+    campaign_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", _websocket)
     app.router.add_static("/static", STATIC_DIR, append_version=True)

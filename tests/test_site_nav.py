@@ -10,8 +10,8 @@ from tests.callkit import running_server
 from tests.test_board_browser import signed_in
 from tests.test_logistics_browser import sign_in
 
-SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "审计日志",
-                    "物流交接台"]  # fmt: skip
+SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "集中办理",
+                    "审计日志", "物流交接台"]  # fmt: skip
 STAFF_PAGES = ["坐席工作台", "办件查询", "物流交接台"]
 
 
@@ -29,7 +29,8 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         # Every page leads on: the board, reports, follow-ups, cases, a case, the audit trail.
         for name, path in (("效能监控", "/board"), ("效能报表", "/reports"),
                            ("差评回访", "/follow-ups"), ("办件查询", "/cases"),
-                           ("审计日志", "/audit"), ("物流交接台", "/logistics")):  # fmt: skip
+                           ("集中办理", "/campaigns"), ("审计日志", "/audit"),
+                           ("物流交接台", "/logistics")):  # fmt: skip
             await nav.get_by_role("link", name=name).click()
             await page.wait_for_url(f"**{path}")
             nav = page.locator("#site-nav")

@@ -8,7 +8,7 @@ check_warnings, warnings_changed, sign_out_staff, revoke_kiosk_sessions).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +66,9 @@ class CallCenter:
         self.secret_key = secret_key  # checks the grants of kiosk case lookups
         self.hub = Hub(self, hub_settings, broker, failures=database_failure)
         self.prefer_reviewer_seconds = prefer_reviewer_seconds
+        # The clock the appointment rules read (check-in window, no-shows): tests set it to
+        # walk through a campaign's days.
+        self.appointment_clock: Callable[[], datetime] = utcnow
         self.follow_up_working_days = follow_up_working_days
         self.warning_check_seconds = warning_check_seconds
         self.metric_rules = metric_rules or metrics.DEFAULT_RULES

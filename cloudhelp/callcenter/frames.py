@@ -28,6 +28,13 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
         if ticket.case
         else None,
         "enqueued_at": iso(ticket.enqueued_at),
+        # Taken by checking in an appointment: served ahead of walk-ins of the same item.
+        "appointment": {
+            "code": ticket.appointment.code,
+            "starts_at": iso(ticket.appointment.starts_at),
+        }
+        if ticket.appointment
+        else None,
         "version": ticket.version,
         # The kiosk's pre-call network check (docs/protocol.md, netcheck.result), or null.
         "netcheck": ticket.netcheck,

@@ -21,13 +21,16 @@ Code = Annotated[str, Field(min_length=1, max_length=32)]
 
 
 class TakeTicket(Message):
-    """A ticket for an item, or for a correction session of a case (by its number, with the
-    grant the kiosk's case lookup gave: docs/protocol.md)."""
+    """A ticket for an item, for a correction session of a case (by its number, with the
+    grant the kiosk's case lookup gave: docs/protocol.md), or for an appointment checked in by
+    its code."""
 
     type: Literal["ticket.take"]
     item: Code | None = None
     case: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     grant: Annotated[str, Field(max_length=64)] | None = None
+    # Checking an appointment in by its booking code (docs/appointments.md).
+    appointment: Annotated[str, Field(min_length=1, max_length=16)] | None = None
 
 
 class CancelTicket(Message):

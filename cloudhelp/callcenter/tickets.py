@@ -13,7 +13,7 @@ from cloudhelp.callcenter.messages import CancelTicket, TakeTicket
 from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import cases, catalog, queue
+from cloudhelp.domain import appointments, cases, catalog, queue
 from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -49,7 +49,7 @@ class Tickets:
         # Written together with the other tickets taken meanwhile: a burst of takes costs a
         # few write transactions, not one each behind one lock.
         ticket_id, case = await self._writes.run(
-            functools.partial(self._write_ticket, session, item, kiosk, case)
+            functools.partial(self._write_ticket, session, item, kiosk, case, message.appointment)
         )
         log_event("ticket.enqueued", ticket=ticket_id, item=item.code, kiosk=kiosk_id)
         if case is not None and case.staff_id is not None:
@@ -64,10 +64,17 @@ class Tickets:
         await self.center.routing.dispatch()
 
     async def _write_ticket(
-        self, session: Session, item: ServiceItem, kiosk: Kiosk, case: Case | None, s: AsyncSession
+        self,
+        session: Session,
+        item: ServiceItem,
+        kiosk: Kiosk,
+        case: Case | None,
+        appointment_code: str | None,
+        s: AsyncSession,
     ) -> tuple[int, Case | None]:
-        """The ticket's rows (refused, before writing anything, if the case moved on or the
-        kiosk has a ticket already); its id and the case read again."""
+        """The ticket's rows (refused, before writing anything, if the case moved on, the
+        kiosk has a ticket already or the appointment cannot be checked in here and now); its
+        id and the case read again."""
         if case is not None:  # read again where it counts: it may have moved on
             case = await cases.for_correction(s, case.number)
             if case is None:
@@ -76,9 +83,19 @@ class Tickets:
                 )
         if await queue.open_ticket_of_kiosk(s, kiosk.id) is not None:
             raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
+        appointment_id = None
+        if appointment_code is not None:
+            try:  # refused before anything is written
+                booked = await appointments.check_in(
+                    s, appointment_code, kiosk.station_id, self.center.appointment_clock()
+                )
+            except appointments.AppointmentError as refused:
+                raise SignalingError(refused.code, refused.message) from None
+            appointment_id = booked.id
         ticket = await queue.take(
             s, item=item, kiosk_id=kiosk.id, station_id=kiosk.station_id, session_id=session.id
         )
+        ticket.appointment_id = appointment_id
         if case is not None:
             ticket.case_id, ticket.preferred_staff_id = case.id, case.staff_id
         ticket.netcheck = self.center.netcheck.latest(session.id)  # the check before this call
@@ -96,10 +113,19 @@ class Tickets:
                     "no_such_case", "No case with that number is waiting for corrections."
                 )
             item: ServiceItem | None = case.item
+        elif message.appointment is not None:
+            booked = await appointments.find(s, message.appointment)
+            if booked is None:
+                raise SignalingError(
+                    "no_such_appointment", "There is no appointment with this code."
+                )
+            item = booked.item
         elif message.item is not None:
             item = await catalog.get_item(s, message.item)
         else:
-            raise SignalingError("bad_message", "Say which item (item) or case (case).")
+            raise SignalingError(
+                "bad_message", "Say which item (item), case (case) or appointment (appointment)."
+            )
         if item is None:
             raise SignalingError("no_such_item", f"There is no service item {message.item!r}.")
         if not item.cloud:

@@ -13,7 +13,7 @@ from cloudhelp.cli.runtime import settings_of, with_database
 from cloudhelp.cli.serve_commands import listen, serve, url_of
 from cloudhelp.core import clock
 from cloudhelp.core.config import Settings
-from cloudhelp.devtools import demo, demo_items, history
+from cloudhelp.devtools import demo, demo_campaign, demo_items, history
 from cloudhelp.domain import accounts, audit, metrics
 from cloudhelp.domain.passwords import hash_password
 from cloudhelp.store import db
@@ -65,6 +65,12 @@ async def cmd_demo(args: argparse.Namespace) -> int:
             print(
                 f"  {made} demo papers on the road, in every state ({url}logistics, {url}station)."
             )
+        async with db.session_factory(engine)() as session, session.begin():
+            boats = await demo_campaign.seed_campaign(
+                session, settings.district_code, clock.utcnow()
+            )
+        if boats:
+            print(f"  A campaign under way: {boats} boats at 前关 and 棠梨 ({url}campaigns).")
         if sock is None:
             print(f"Start the server with:  cloudhelp serve   (then open {url})")
         return 0

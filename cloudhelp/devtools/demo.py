@@ -102,12 +102,12 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
             else:
                 await cases.transition(session, case, step, reviewer.username)
         enqueued = now - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
-        await _backdate(session, case, now - (enqueued + timedelta(minutes=3)))
+        await backdate(session, case, now - (enqueued + timedelta(minutes=3)))
         await _session_of(session, case, kiosk, reviewer, enqueued, steps, level, reasons)
     return len(DEMO_CASES)
 
 
-async def _backdate(session: AsyncSession, case: Case, by: timedelta) -> None:
+async def backdate(session: AsyncSession, case: Case, by: timedelta) -> None:
     """Move a case's recorded moments back by ``by`` (into the session it was opened in)."""
     for column in ("created_at", "accepted_at", "concluded_at", "delivered_at"):
         if getattr(case, column) is not None:

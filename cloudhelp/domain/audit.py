@@ -42,6 +42,8 @@ ACTIONS = (
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "setting.department", "setting.warning_threshold", "setting.calendar",
+    "setting.capacity", "campaign.changed", "appointment.booked_for",
+    "appointment.reminders_exported",
     "backup.created", "backup.restored",
     "logistics.item", "logistics.bundled", "logistics.pickup_refused", "logistics.run_opened",
     "logistics.run_dispatched", "logistics.run_received",

@@ -77,6 +77,11 @@ def valid_id_number(number: str) -> bool:
     return id_check_character(number[:17]) == number[17].upper()
 
 
+def valid_phone(phone: str) -> bool:
+    """A mainland mobile number: 11 digits starting with 1."""
+    return bool(_PHONE.match(phone))
+
+
 def mask_id_number(number: str) -> str:
     """Shown everywhere except where a staff member must see it: 210211********123X."""
     return number[:6] + "*" * 8 + number[-4:] if len(number) == 18 else "*" * len(number)
@@ -109,7 +114,7 @@ async def open_case(
         raise CaseError(
             "bad_applicant", "The applicant's name is required (at most 50 characters)."
         )
-    if not _PHONE.match(phone):
+    if not valid_phone(phone):
         raise CaseError("bad_phone", "A mobile number has 11 digits and starts with 1.")
     id_number = id_number.strip().upper()
     if not valid_id_number(id_number):

@@ -35,9 +35,15 @@ class Estimate:
 async def average_handling_seconds(session: AsyncSession, ticket: Ticket) -> float:
     """Mean of (ended − connected) + wrap-up over the last completed tickets of the item,
     else of the department, else a default."""
+    return await handling_seconds(session, ticket.item_id, ticket.department_id)
+
+
+async def handling_seconds(session: AsyncSession, item_id: int, department_id: int) -> float:
+    """Mean handling time (call and wrap-up) of the item's last completed tickets, else of the
+    department's, else DEFAULT_HANDLING_SECONDS (also what appointment slots are cut from)."""
     for column, value in (
-        (Ticket.item_id, ticket.item_id),
-        (Ticket.department_id, ticket.department_id),
+        (Ticket.item_id, item_id),
+        (Ticket.department_id, department_id),
     ):
         rows = (
             await session.execute(
@@ -69,7 +75,8 @@ def estimate_wait(position: int, idle: int, on_duty: int, handling: float) -> in
 async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[int, Estimate]:
     """Position and estimated wait of each queued ticket, with a few queries for all of them.
 
-    ``queued`` must hold every queued ticket of the departments concerned, oldest first.
+    ``queued`` must hold every queued ticket of the departments concerned, in the order of
+    service (queue.queued_tickets: oldest first, appointments ahead within their item).
     """
     rows = (
         await session.execute(

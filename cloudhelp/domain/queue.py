@@ -396,10 +396,25 @@ def skill_sets(
     return sets
 
 
+def service_order(tickets: Sequence[Ticket]) -> list[Ticket]:
+    """Tickets (oldest first) in the order of service: a checked-in appointment's ticket goes
+    ahead of the walk-ins of the same item. The item's tickets keep their places in the line;
+    its appointment tickets (oldest first) take the first of those places, its walk-ins the
+    rest, so no ticket of another item waits longer for it (docs/appointments.md)."""
+    by_item: dict[int, list[Ticket]] = {}
+    for ticket in tickets:
+        by_item.setdefault(ticket.item_id, []).append(ticket)
+    lines = {
+        item: iter(sorted(line, key=lambda t: t.appointment_id is None))  # stable: oldest first
+        for item, line in by_item.items()
+    }
+    return [next(lines[ticket.item_id]) for ticket in tickets]
+
+
 async def queued_tickets(session: AsyncSession) -> list[Ticket]:
-    """Every waiting or ringing ticket, oldest first (the order of service)."""
+    """Every waiting or ringing ticket in the order of service (service_order)."""
     stmt = select(Ticket).where(Ticket.status.in_(QUEUED)).order_by(Ticket.enqueued_at, Ticket.id)
-    return list((await session.scalars(stmt)).all())
+    return service_order(list((await session.scalars(stmt)).all()))
 
 
 async def tickets_by_id(session: AsyncSession, ticket_ids: Sequence[int]) -> list[Ticket]:
@@ -408,14 +423,15 @@ async def tickets_by_id(session: AsyncSession, ticket_ids: Sequence[int]) -> lis
 
 
 async def waiting_tickets(session: AsyncSession, limit: int = 500) -> list[Ticket]:
-    """The tickets waiting for an offer (not ringing), oldest first: the order of offers."""
+    """The tickets waiting for an offer (not ringing) in the order of service (service_order):
+    the order of offers."""
     stmt = (
         select(Ticket)
         .where(Ticket.status == "waiting")
         .order_by(Ticket.enqueued_at, Ticket.id)
         .limit(limit)
     )
-    return list((await session.scalars(stmt)).all())
+    return service_order(list((await session.scalars(stmt)).all()))
 
 
 async def offer_counts(

@@ -43,7 +43,7 @@ def case_grant(state: AppState, number: str, kiosk_id: int, now: float | None = 
     return signed.sign(state.secret_key, signed.CASE_GRANT, (number, kiosk_id), lifetime, now)
 
 
-def _lookup_throttled(wait: float) -> ApiError:
+def lookup_throttled(wait: float) -> ApiError:
     seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
     return ApiError(
         429,
@@ -86,7 +86,7 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
     if wait > 0:
         log_event("kiosk.lookup_throttled", severity=logging.WARNING, kiosk=kiosk.code,
                   case=number)  # fmt: skip
-        raise _lookup_throttled(wait)
+        raise lookup_throttled(wait)
     state = AppState.of(request.app)
     async with state.db.read() as session:
         found = await case_lookup.find(session, number, last4)
@@ -125,7 +125,7 @@ async def kiosk_items_lookup(request: web.Request) -> web.Response:
         )
     wait = request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
     if wait > 0:
-        raise _lookup_throttled(wait)
+        raise lookup_throttled(wait)
     state = AppState.of(request.app)
     async with state.db.read() as session:
         case = await logistics_lookup.find(session, number, last4)

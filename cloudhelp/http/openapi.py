@@ -25,6 +25,15 @@ from cloudhelp.domain import audit, cases, metrics, prereview, timeouts
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.domain.logistics import states as logistics_states
 from cloudhelp.http.account_routes import EnrolBody, LoginBody, NewKioskBody
+from cloudhelp.http.appointment_routes import (
+    AppointmentKey,
+    CapacityBody,
+    HoursException,
+    KioskCheckIn,
+    NewAppointment,
+    Rebook,
+)
+from cloudhelp.http.campaign_routes import NewCampaign, RosterFile
 from cloudhelp.http.case_routes import Move, NewCase
 from cloudhelp.http.follow_up_routes import CloseFollowUp
 from cloudhelp.http.kiosk_routes import Lookup
@@ -67,6 +76,8 @@ class ErrorBody(BaseModel):
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     LoginBody, EnrolBody, NewKioskBody, NewCase, Move, Checklist, Verdict, Lookup, CloseFollowUp,
     ThresholdBody, NewItem, NewRun, Scan, RunReceipt, Pickup, ExceptionBody,
+    ThresholdBody, NewAppointment, AppointmentKey, Rebook, KioskCheckIn, CapacityBody,
+    HoursException, NewCampaign, RosterFile,
 )  # fmt: skip
 
 # Values the routes accept for a body field that its model types only as a string (the route
@@ -146,6 +157,8 @@ PATH_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
     "id": (ROW_ID, "a row id"),
     "ticket": (ROW_ID, "a ticket id"),
     "file": (ROW_ID, "a file id"),
+    "booking": ({"type": "string", "pattern": "^[0-9-]{1,16}$"}, "an appointment's booking code"),
+    "entry": (ROW_ID, "a roster entry id"),
 }
 FILE = _obj(
     "id", "name", "sha256", "size", "content_type", "sender", "url",
@@ -386,6 +399,102 @@ OPERATIONS: tuple[Operation, ...] = (
               auth=("kiosk",), body=Lookup, result=_obj("case", case=OBJECT),
               errors={404: "`not_found` (unknown number or wrong digits alike)",
                       429: "`lookup_throttled`"}),
+    # --- appointments (docs/appointments.md)
+    Operation("GET", "/api/v1/appointments/slots", "An item's slots on a day at a station",
+              "appointments",
+              params=(Param("item", STRING, "item code", required=True),
+                      Param("station", STRING, "station code", required=True),
+                      Param("date", DATE, DATE_NOTE, required=True)),
+              result=_obj("date", "working_day", "slot_minutes", "slots", date=DATE,
+                          working_day={"type": "boolean"}, slot_minutes=INT, slots=ARRAY),
+              errors={400: "`unknown_item`, `unknown_station`, `bad_request`"}),
+    Operation("POST", "/api/v1/appointments", "Book a slot (staff: on a resident's behalf, "
+              "audited)", "appointments", body=NewAppointment, status=201,
+              result=_obj("appointment", "slip_url", appointment=OBJECT, slip_url=STRING),
+              errors={400: "`slot_on_holiday`, `slot_in_past`, `no_such_slot`, `bad_phone`, "
+                           "`bad_id_number`, `bad_applicant`, `not_cloud`, `unknown_item`, "
+                           "`unknown_station`",
+                      409: "`slot_full`"}),
+    Operation("POST", "/api/v1/appointments/find", "Find an appointment by code and the "
+              "phone's last four digits", "appointments", body=AppointmentKey,
+              result=_obj("appointment", appointment=OBJECT),
+              errors={404: "`no_such_appointment`",
+                      429: "`lookup_throttled` (with `minutes` and `retry_after`)"}),
+    Operation("POST", "/api/v1/appointments/cancel", "Cancel an appointment (code and last "
+              "four digits)", "appointments", body=AppointmentKey,
+              result=_obj("appointment", appointment=OBJECT),
+              errors={404: "`no_such_appointment`", 409: "`appointment_not_cancellable`",
+                      429: "`lookup_throttled`"}),
+    Operation("POST", "/api/v1/appointments/rebook", "Move an appointment to another slot "
+              "(a new code)", "appointments", body=Rebook,
+              result=_obj("appointment", "slip_url", appointment=OBJECT, slip_url=STRING),
+              errors={404: "`no_such_appointment`",
+                      409: "`slot_full`, `appointment_not_rebookable`",
+                      429: "`lookup_throttled`"}),
+    Operation("GET", "/api/v1/appointments/{booking}/slip.pdf", "An appointment's slip (with "
+              "last4, or signed-in staff)", "appointments",
+              params=(Param("last4", {"type": "string", "pattern": "^[0-9]{4}$"},
+                            "the phone's last four digits (a resident)"),),
+              media=("application/pdf",),
+              errors={401: "`not_signed_in` (no last4 and no staff session)",
+                      404: "`no_such_appointment`", 429: "`lookup_throttled`"}),
+    Operation("GET", "/api/v1/appointments/reminders.csv", "Reminders of a day's booked "
+              "appointments, as CSV (audited)", "appointments", auth=("session",),
+              roles=SUPERVISORS, params=(Param("date", DATE, DATE_NOTE, required=True),),
+              media=("text/csv",)),
+    Operation("POST", "/api/v1/kiosk/appointments/check", "May this code be checked in at "
+              "this kiosk now (nothing written)", "appointments", auth=("kiosk",),
+              body=KioskCheckIn, result=_obj("appointment", appointment=OBJECT),
+              errors={400: "`appointment_wrong_station`, `appointment_used`, "
+                           "`appointment_cancelled`, `appointment_too_early`, "
+                           "`appointment_too_late`",
+                      404: "`no_such_appointment`", 429: "`lookup_throttled`"}),
+    Operation("GET", "/api/v1/capacity", "A department's service hours at a station",
+              "appointments", auth=("session",), roles=SUPERVISORS,
+              params=(Param("department", STRING, "department code", required=True),
+                      Param("station", STRING, "station code", required=True)),
+              result=_obj("week", "exceptions", week=ARRAY, exceptions=ARRAY)),
+    Operation("PUT", "/api/v1/capacity", "Set a department's weekday hours at a station "
+              "(audited)", "appointments", auth=("session",), roles=SUPERVISORS,
+              body=CapacityBody, result=_obj("week", "exceptions", week=ARRAY, exceptions=ARRAY),
+              errors={400: "`bad_hours`, `unknown_department`, `unknown_station`"}),
+    Operation("PUT", "/api/v1/capacity/exceptions", "One date's hours (0 staff: closed; "
+              "audited)", "appointments", auth=("session",), roles=SUPERVISORS,
+              body=HoursException,
+              result=_obj("week", "exceptions", week=ARRAY, exceptions=ARRAY),
+              errors={400: "`bad_hours`, `unknown_department`, `unknown_station`"}),
+    # --- campaigns (集中办理)
+    Operation("GET", "/api/v1/campaigns", "Campaigns with their counts", "campaigns",
+              auth=("session",), roles=SUPERVISORS, result=_obj("campaigns", campaigns=ARRAY)),
+    Operation("POST", "/api/v1/campaigns", "Create a campaign (audited)", "campaigns",
+              auth=("session",), roles=SUPERVISORS, body=NewCampaign, status=201,
+              result=_obj("campaign", campaign=OBJECT),
+              errors={400: "`bad_range`, `unknown_street`, `unknown_item`, `unknown_station`"}),
+    Operation("GET", "/api/v1/campaigns/{id}", "A campaign with its progress (counts, "
+              "burn-down, who has not come)", "campaigns", auth=("session",), roles=SUPERVISORS,
+              result=_obj("campaign", campaign=OBJECT), errors={404: "`no_such_campaign`"}),
+    Operation("POST", "/api/v1/campaigns/{id}/roster", "Import the roster (CSV or Excel, "
+              "base64); all or nothing", "campaigns", auth=("session",), roles=SUPERVISORS,
+              body=RosterFile, result=_obj("imported", imported=INT),
+              errors={400: "`bad_roster_file`", 404: "`no_such_campaign`",
+                      409: "`campaign_scheduled`", 413: "`too_large`",
+                      422: "`roster_invalid` (with `problems`: row, field, code, message)"}),
+    Operation("POST", "/api/v1/campaigns/{id}/schedule", "Schedule the roster into slots "
+              "(audited)", "campaigns", auth=("session",), roles=SUPERVISORS,
+              result=_obj("booked", "unplaced", "days", booked=INT, unplaced=ARRAY,
+                          days={"type": "array"}),
+              errors={400: "`roster_empty`", 404: "`no_such_campaign`"}),
+    Operation("GET", "/api/v1/campaigns/{id}/slips.pdf", "Every booked slip in one PDF",
+              "campaigns", auth=("session",), roles=SUPERVISORS, media=("application/pdf",),
+              errors={404: "`no_such_campaign`", 409: "`nothing_booked`"}),
+    Operation("GET", "/api/v1/campaigns/{id}/reminders.csv", "Reminders of appointments to "
+              "come, as CSV (audited)", "campaigns", auth=("session",), roles=SUPERVISORS,
+              media=("text/csv",), errors={404: "`no_such_campaign`"}),
+    Operation("POST", "/api/v1/campaigns/{id}/entries/{entry}/rebook", "One click: the "
+              "entry's next free slot (audited)", "campaigns", auth=("session",),
+              roles=SUPERVISORS, result=_obj("appointment", appointment=OBJECT),
+              errors={404: "`no_such_campaign`, `no_such_entry`",
+                      409: "`entry_checked_in`, `no_free_slot`"}),
     # --- files sent in a call
     Operation("POST", "/api/v1/tickets/{ticket}/files", "Keep a file sent in the call", "files",
               auth=("kiosk", "session"), params=UPLOAD_HEADERS, status=201,

@@ -49,6 +49,7 @@ SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("/reports", "nav.reports", SUPERVISOR_ROLES),
     ("/follow-ups", "nav.follow_ups", SUPERVISOR_ROLES),
     ("/cases", "nav.cases", ROLES),
+    ("/campaigns", "nav.campaigns", SUPERVISOR_ROLES),
     ("/audit", "nav.audit", SUPERVISOR_ROLES),
     ("/logistics", "nav.logistics", ROLES),
     ("/station", "nav.station", (ATTENDANT_ROLE,)),
@@ -154,6 +155,20 @@ async def follow_ups_page(request: web.Request) -> web.Response:
     return render(request, "follow_ups.html")
 
 
+async def campaigns_page(request: web.Request) -> web.Response:
+    """The campaigns (集中办理) and the form for a new one; a campaign's own page with its id."""
+    raw = request.match_info.get("id", "")
+    return render(request, "campaigns.html", campaign_id=int(raw) if raw.isdigit() else 0)
+
+
+async def book_page(request: web.Request) -> web.Response:
+    """Booking an appointment (预约), and finding, moving or cancelling one by its code."""
+    state = AppState.of(request.app)
+    async with state.db.read() as session:
+        stations = await network.list_stations(session)
+    return render(request, "book.html", stations=[s for s in stations if s["tier"] != "district"])
+
+
 async def message_catalog(request: web.Request) -> web.Response:
     lang = request.match_info["lang"]
     if lang not in i18n.LANGS:
@@ -169,6 +184,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/board", board_page)
     app.router.add_get("/reports", reports_page)
     app.router.add_get("/follow-ups", follow_ups_page)
+    app.router.add_get("/campaigns", campaigns_page)
+    app.router.add_get(r"/campaigns/{id:\d{1,9}}", campaigns_page)
+    app.router.add_get("/book", book_page)
     app.router.add_get("/i18n/{lang}.json", message_catalog)
     app.router.add_get("/catalog", catalog_page)
     app.router.add_get("/catalog/{code}", item_page)

@@ -30,6 +30,11 @@ from cloudhelp.store.audit_log import AuditEvent as AuditEvent
 from cloudhelp.store.audit_log import AuditHead as AuditHead
 from cloudhelp.store.base import Base as Base
 from cloudhelp.store.base import UTCDateTime as UTCDateTime
+from cloudhelp.store.bookings import Appointment as Appointment
+from cloudhelp.store.bookings import Campaign as Campaign
+from cloudhelp.store.bookings import CampaignEntry as CampaignEntry
+from cloudhelp.store.bookings import ServiceHours as ServiceHours
+from cloudhelp.store.bookings import ServiceHoursException as ServiceHoursException
 from cloudhelp.store.logistics_tables import LogisticsRun as LogisticsRun
 from cloudhelp.store.logistics_tables import LogisticsRunItem as LogisticsRunItem
 from cloudhelp.store.logistics_tables import TrackedItem as TrackedItem
@@ -244,6 +249,11 @@ class Ticket(Base):
     preferred_staff_id: Mapped[int | None] = mapped_column(
         ForeignKey("staff.id", name="fk_tickets_preferred_staff_id")
     )
+    # Taken by checking in an appointment: served ahead of walk-ins of the same item
+    # (domain.queue.service_order, docs/appointments.md).
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", name="fk_tickets_appointment_id"), index=True
+    )
     # waiting, offered, connected, wrapup (open: domain.queue.OPEN_STATES); completed, cancelled
     # or abandoned
     status: Mapped[str] = mapped_column(String(16), default="waiting")
@@ -269,6 +279,9 @@ class Ticket(Base):
     department: Mapped[Department] = relationship(lazy="joined")
     station: Mapped[Station] = relationship(lazy="joined")
     case: Mapped[Case | None] = relationship(lazy="joined", foreign_keys=[case_id])
+    appointment: Mapped[Appointment | None] = relationship(
+        lazy="joined", foreign_keys=[appointment_id]
+    )
 
 
 Index("ix_tickets_queue", Ticket.department_id, Ticket.status, Ticket.enqueued_at)

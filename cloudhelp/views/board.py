@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import iso, local_date
-from cloudhelp.domain import metrics, queue, timeouts
+from cloudhelp.domain import campaign_progress, campaigns, metrics, queue, timeouts
 from cloudhelp.domain.logistics import figures as logistics_figures
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
@@ -59,6 +59,7 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
         warnings = await timeouts.active(s)
         pickup_days = (await timeouts.Thresholds.load(s)).value("pickup_overdue", None, None)
         logistics = await logistics_figures.summary(s, today, today, now, pickup_days)
+        running = await campaign_figures(s, now)
     return {
         "type": "board",
         "at": now.isoformat(),
@@ -71,7 +72,30 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
         "warnings": [
             warning_json(w) for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
         ],
+        "campaigns": running,
     }
+
+
+def _day(state: campaign_progress.EntryState) -> date | None:
+    booked = state.checked or state.current
+    return booked.day if booked is not None else None
+
+
+async def campaign_figures(s: AsyncSession, now: datetime) -> list[dict[str, Any]]:
+    """The campaigns under way today: served of all, and today's booked and checked in."""
+    today = local_date(now)
+    found = []
+    for campaign in await campaigns.running(s, today):
+        states = await campaign_progress.entry_states(s, campaign, now)
+        counts = campaign_progress.counts(states)
+        todays = [st for st in states if _day(st) == today]
+        found.append({
+            "id": campaign.id, "name": campaign.name, "ends_on": campaign.ends_on.isoformat(),
+            "entries": counts["entries"], "served": counts["served"],
+            "no_show": counts["no_show"], "today_booked": len(todays),
+            "today_checked_in": sum(1 for st in todays if st.checked is not None),
+        })  # fmt: skip
+    return found
 
 
 async def _read_hall(s: AsyncSession) -> _Hall:

@@ -85,6 +85,19 @@ function render() {
     return li;
   }));
 
+  // Campaigns under way (集中办理): served of the roster, today's appointments checked in.
+  const running = board.campaigns || [];
+  $("campaigns-panel").hidden = running.length === 0;
+  $("campaigns").replaceChildren(...running.map((/** @type {any} */ c) => {
+    const li = el("li");
+    const grow = el("span", "", "grow");
+    const link = /** @type {HTMLAnchorElement} */ (el("a", c.name));
+    link.href = `/campaigns/${c.id}`;
+    grow.append(link, el("br"), el("small", t("board.campaign.today", { checked: c.today_checked_in, booked: c.today_booked, no_show: c.no_show })));
+    li.append(grow, el("strong", `${c.served} / ${c.entries}`, "num"));
+    return li;
+  }));
+
   $("staff-empty").hidden = board.staff.length > 0;
   $("staff").replaceChildren(...board.staff.map((/** @type {any} */ s) => {
     const li = el("li");

@@ -33,7 +33,9 @@ export function errorText(error, fallback, prefix) {
   for (const key of code ? [prefix && `${prefix}${code}`, `error.${code}`] : []) {
     if (!key) continue;
     const text = t(key, error);
-    if (text !== key) return text;
+    // A page's own text whose numbers the error did not carry (a placeholder left) gives way
+    // to the shared one.
+    if (text !== key && !(key.startsWith(prefix || "\0") && /\{\w+\}/.test(text))) return text;
   }
   return t(fallback, error || {});
 }

@@ -56,6 +56,9 @@ function fresh() {
     /** The case lookup's grant, shown with ticket.take {case} (docs/protocol.md). */
     grant: /** @type {string | null} */ (null),
     caseNumber: /** @type {string | null} */ (null),
+    /** The booking code checked in with ticket.take {appointment} (docs/appointments.md). */
+    appointment: /** @type {string | null} */ (null),
+    appointmentTime: "",
     noticeUrl: /** @type {string | null} */ (null),
     /** What the staff member decided in this call (已通过预审 / 已受理 …), app "case". */
     caseResult: /** @type {string | null} */ (null),
@@ -425,6 +428,9 @@ function takeTicket() {
   // A correction session says so, with its case, while it waits and while staff are rung.
   $("wait-case").hidden = !visit.correction;
   $("wait-case-number").textContent = visit.correction || "";
+  // An appointment checked in says so: it is served ahead of walk-ins of the same item.
+  $("wait-appointment").hidden = !visit.appointment;
+  $("wait-appointment-time").textContent = visit.appointmentTime;
   $("wait-position").textContent = "";
   $("wait-estimate").textContent = "";
   $("wait-nobody").hidden = true;
@@ -433,9 +439,11 @@ function takeTicket() {
 }
 
 function sendTake() {
-  connection?.send(visit.correction
-    ? { type: "ticket.take", case: visit.correction, grant: visit.grant }
-    : { type: "ticket.take", item: visit.item.code });
+  connection?.send(visit.appointment
+    ? { type: "ticket.take", appointment: visit.appointment }
+    : visit.correction
+      ? { type: "ticket.take", case: visit.correction, grant: visit.grant }
+      : { type: "ticket.take", item: visit.item.code });
 }
 
 /** The ticket could not be taken because the service is out for a moment: try again while
@@ -926,7 +934,7 @@ async function findPapers() {
   }
   if (!response.ok) {
     const code = data?.error?.code;
-    problem(code === "not_found" ? t("kiosk.papers.not_found") : errorText(code, data?.error));
+    problem(code === "not_found" ? t("kiosk.papers.not_found") : errorText(data?.error, "kiosk.error.generic", "kiosk.error."));
     return;
   }
   $("papers-error").hidden = true;
@@ -964,6 +972,48 @@ async function findPapers() {
   }
   $("papers-list").replaceChildren(...list);
   show("papers");
+/** What went wrong with the appointment code, under its input. @param {string} text */
+function appointmentProblem(text) {
+  $("appointment-error").hidden = false;
+  $("appointment-error").textContent = text;
+  $("appointment-code").setAttribute("aria-invalid", "true");
+  $("appointment-error").scrollIntoView({ block: "center" });
+  $("appointment-code").focus({ preventScroll: true });
+}
+
+/**
+ * Check in an appointment (预约签到): the code is checked here first (right station, within its
+ * window), then the device check, then ticket.take {appointment} checks it in for good.
+ */
+async function checkInAppointment() {
+  const code = $("appointment-code").value.normalize("NFKC").replace(/[\s-]/g, "");
+  if (!/^\d{8}$/.test(code)) { appointmentProblem(t("kiosk.appointment.incomplete")); return; }
+  let response, data;
+  try {
+    response = await fetch("/api/v1/kiosk/appointments/check", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` },
+      body: JSON.stringify({ code }),
+    });
+    data = await response.json();
+  } catch {
+    appointmentProblem(t("kiosk.error.generic"));
+    return;
+  }
+  if (!response.ok) {
+    const e = data?.error;
+    // The too-early text says when the window opens (opens, day); from the server's check.
+    appointmentProblem(errorText(e, "kiosk.error.generic", "kiosk.error."));
+    return;
+  }
+  $("appointment-error").hidden = true;
+  $("appointment-code").removeAttribute("aria-invalid");
+  const a = data.appointment;
+  visit.item = { code: a.item.code, name: a.item.name, cloud: true };
+  visit.appointment = code;
+  visit.appointmentTime = `${a.day} ${a.time}`;
+  visit.checkFrom = "home";
+  checkDevices();
 }
 
 /** Leave no personal data on screen: streams, files, chat and ticket go. */
@@ -978,10 +1028,13 @@ function clearVisit() {
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
   for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy", "wait-case", "check-notice"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");
-  for (const id of ["case-query", "case-last4", "papers-number", "papers-last4"]) $(id).value = "";
+  for (const id of ["case-query", "case-last4", "papers-number", "papers-last4", "appointment-code"]) $(id).value = "";
   for (const id of ["papers-list"]) $(id).replaceChildren();
   for (const id of ["papers-case", "papers-expected"]) $(id).textContent = "";
   $("papers-error").hidden = true;
+  $("appointment-error").hidden = true;
+  $("wait-appointment").hidden = true;
+  $("appointment-code").removeAttribute("aria-invalid");
   $("case-last4").removeAttribute("aria-invalid");
   for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
@@ -1103,6 +1156,7 @@ function wire() {
   $("done-notice").onclick = () => reopenNotice();
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("papers-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findPapers(); };
+  $("appointment-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); checkInAppointment(); };
   $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
   $("done-home").onclick = () => { settleRating("declined"); goHome(); };

@@ -4,7 +4,7 @@
 // scan field that a USB scanner types into (or, where the browser has it, the camera).
 // @ts-check
 import { banner } from "./callview.js";
-import { lang, setLang, t, translate } from "./i18n.js";
+import { errorText, lang, setLang, t, translate } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -46,13 +46,6 @@ const daysSince = (iso) => Math.floor((Date.now() - Date.parse(iso)) / 86400000)
 const kindName = (code) => t(`logistics.kind.${code}`);
 /** @param {string} code */
 const stateName = (code) => t(`logistics.state.${code}`);
-
-/** The catalog's words for an API error, never the server's English. @param {any} body */
-function errorText(body) {
-  const code = body?.error?.code;
-  const text = code ? t(`error.${code}`, body.error) : "";
-  return text && text !== `error.${code}` ? text : t("staff.error.generic");
-}
 
 /** @param {string} method @param {string} path @param {any} [body] */
 async function api(method, path, body) {
@@ -199,7 +192,7 @@ function render() {
 
 async function load() {
   const response = await fetch(`${API}/overview`, { credentials: "same-origin" });
-  if (!response.ok) { banner(errorText(await response.json()), "error"); return; }
+  if (!response.ok) { banner(errorText((await response.json())?.error, "staff.error.generic"), "error"); return; }
   view = await response.json();
   if (packing && !view.packing.some((/** @type {any} */ r) => r.code === packing)) packing = null;
   render();
@@ -210,7 +203,7 @@ async function load() {
 /** @param {string} to */
 async function newRun(to) {
   const { ok, data } = await api("POST", "/runs", { to });
-  if (!ok) { said(errorText(data), "error"); return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
   packing = data.run.code;
   said(t("logistics.run.opened", { to: data.run.to.name, run: grouped(packing) }));
   await load();
@@ -220,7 +213,7 @@ async function newRun(to) {
 /** @param {string} code */
 async function dispatch(code) {
   const { ok, data } = await api("POST", `/runs/${code}/dispatch`);
-  if (!ok) { said(errorText(data), "error"); return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
   if (packing === code) packing = null;
   said(t("logistics.run.dispatched", { to: data.run.to.name, n: data.run.items.length }), "ok");
   await load();
@@ -229,7 +222,7 @@ async function dispatch(code) {
 /** @param {string} code */
 async function shelve(code) {
   const { ok, data } = await api("POST", `/items/${code}/ready`);
-  if (!ok) { said(errorText(data), "error"); return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
   said(t("logistics.ready.shelved", { code: grouped(code) }), "ok");
   await load();
 }
@@ -266,7 +259,7 @@ async function confirmReceipt() {
   if (!receiving) return;
   const { run, scanned } = receiving;
   const { ok, data } = await api("POST", `/runs/${run.code}/receive`, { codes: [...scanned] });
-  if (!ok) { said(errorText(data), "error"); return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
   receiving = null;
   const parts = [t("logistics.receive.done", { n: data.received.length })];
   if (data.missing.length) parts.push(t("logistics.receive.missing", { codes: data.missing.map(grouped).join("、") }));
@@ -285,7 +278,7 @@ async function scanned(raw) {
     if (run) { startReceiving(run); said(t("logistics.receive.started", { from: run.from.name })); return; }
     if (view.packing.some((/** @type {any} */ r) => r.code === code)) { packing = code; modeLine(); renderWaiting(); return; }
     const { ok, data } = await api("GET", `/runs/${code}`);
-    said(ok ? t("logistics.run.status", { run: grouped(code), status: t(`logistics.run.state.${data.run.status}`) }) : errorText(data), ok ? "info" : "error");
+    said(ok ? t("logistics.run.status", { run: grouped(code), status: t(`logistics.run.state.${data.run.status}`) }) : errorText(data?.error, "staff.error.generic"), ok ? "info" : "error");
     return;
   }
   if (receiving) {
@@ -297,7 +290,7 @@ async function scanned(raw) {
   }
   if (packing) {
     const { ok, data } = await api("POST", `/runs/${packing}/items`, { code });
-    if (!ok) { said(errorText(data), "error"); return; }
+    if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
     said(t("logistics.run.added", { code: grouped(code), to: data.run.to.name, n: data.run.items.length }), "ok");
     await load();
     return;
@@ -308,7 +301,7 @@ async function scanned(raw) {
 /** @param {string} code */
 async function showItem(code) {
   const { ok, data } = await api("GET", `/items/${code}`);
-  if (!ok) { said(errorText(data), "error"); $("item").hidden = true; return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); $("item").hidden = true; return; }
   const item = data.item;
   said(t("logistics.item.found", { code: grouped(code), status: stateName(item.status.code) }));
   $("item").hidden = false;
@@ -380,7 +373,7 @@ async function confirmHandover(/** @type {Event} */ event) {
     pickup_code: form.pickup_code.value.trim(), id_last4: form.id_last4.value.trim(),
     collected_by: form.collected_by.value.trim(), signature: pad.png(),
   });
-  if (!ok) { $("handover-error").textContent = errorText(data); return; }
+  if (!ok) { $("handover-error").textContent = errorText(data?.error, "staff.error.generic"); return; }
   $("handover").close();
   said(t("logistics.handover.done", { code: grouped(data.item.code), name: form.collected_by.value.trim() || data.item.applicant }), "ok");
   handingOver = null;
@@ -397,7 +390,7 @@ async function register(/** @type {Event} */ event) {
   const { ok, data } = await api("POST", "/items", body);
   const box = $("registered");
   box.hidden = false;
-  if (!ok) { box.className = "registered error"; box.textContent = errorText(data); return; }
+  if (!ok) { box.className = "registered error"; box.textContent = errorText(data?.error, "staff.error.generic"); return; }
   box.className = "registered";
   const label = /** @type {HTMLAnchorElement} */ (el("a", t("logistics.register.label"), "button primary"));
   label.href = `${API}/items/${data.item.code}/label.pdf`;
@@ -417,7 +410,7 @@ async function reportException(/** @type {Event} */ event) {
   const { ok, data } = await api("POST", `/items/${code}/exception`, {
     kind: form.kind.value, reason: form.reason.value.trim(), responsible: form.responsible.value.trim(),
   });
-  if (!ok) { said(errorText(data), "error"); return; }
+  if (!ok) { said(errorText(data?.error, "staff.error.generic"), "error"); return; }
   form.reset();
   said(t("logistics.exception.done", { code: grouped(code), status: stateName(data.item.status.code) }), "warn");
   await showItem(code);
@@ -471,7 +464,7 @@ async function signIn(/** @type {Event} */ event) {
   const body = await response.json();
   if (!response.ok) {
     $("login-error").hidden = false;
-    $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : errorText(body);
+    $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : errorText(body?.error, "staff.error.generic");
     return;
   }
   await opened(body.staff);

@@ -259,6 +259,42 @@ async function load() {
   report = body;
   history.replaceState(null, "", `?from=${report.from}&to=${report.to}`);
   render();
+  await loadCampaigns();
+}
+
+/** The campaigns (集中办理) whose dates meet the range, with their figures (docs/appointments.md). */
+async function loadCampaigns() {
+  const response = await fetch("/api/v1/campaigns", { credentials: "same-origin" });
+  if (!response.ok) return;
+  const shown = (await response.json()).campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
+  $("campaigns-card").hidden = shown.length === 0;
+  const names = ["entries", "served", "corrected", "concluded", "picked_up", "no_show", "rescheduled"];
+  const head = document.createElement("tr");
+  [t("campaigns.name"), t("campaigns.range"), ...names.map((n) => t(`count.${n}`))].forEach((text) => {
+    const th = document.createElement("th");
+    th.textContent = text;
+    head.append(th);
+  });
+  const rows = shown.map((/** @type {any} */ c) => {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = `/campaigns/${c.id}`;
+    link.textContent = c.name;
+    name.append(link);
+    tr.append(name);
+    [`${c.starts_on} – ${c.ends_on}`, ...names.map((n) => String(c.counts[n]))].forEach((text) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    });
+    return tr;
+  });
+  const thead = document.createElement("thead");
+  thead.append(head);
+  const tbody = document.createElement("tbody");
+  tbody.append(...rows);
+  $("table-campaigns").replaceChildren(thead, tbody);
 }
 
 /** @param {number} days */

@@ -247,6 +247,15 @@ function renderQueue() {
       tag.textContent = t("staff.correction.tag", { number: ticket.case.number });
       item.append(" ", tag);
     }
+    if (ticket.appointment) {
+      // Checked in by appointment: served ahead of walk-ins of the same item (docs/appointments.md).
+      li.classList.add("appointment");
+      const tag = document.createElement("span");
+      tag.className = "badge appointment";
+      const at = new Date(ticket.appointment.starts_at);
+      tag.textContent = t("staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) });
+      item.append(" ", tag);
+    }
     const where = document.createElement("small");
     where.textContent = ticket.station.name;
     const wait = document.createElement("span");
@@ -284,8 +293,12 @@ function onRing(/** @type {any} */ frame) {
   const correction = Boolean(ringing.case?.correction);
   $("ring").classList.toggle("correction", correction);
   $("ring-title").textContent = t(correction ? "staff.ring.correction_title" : "staff.ring.title");
-  $("ring-case").hidden = !correction;
-  $("ring-case").textContent = correction ? t("staff.ring.correction_case", { number: ringing.case.number, round: ringing.case.round }) : "";
+  // An appointment checked in says so too (served ahead of walk-ins of its item).
+  const booked = ringing.appointment
+    ? t("staff.appointment.tag", { time: new Date(ringing.appointment.starts_at).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) })
+    : "";
+  $("ring-case").hidden = !correction && !booked;
+  $("ring-case").textContent = correction ? t("staff.ring.correction_case", { number: ringing.case.number, round: ringing.case.round }) : booked;
   $("ring-ticket").textContent = ringing.number;
   $("ring-item").textContent = ringing.item.name;
   $("ring-station").textContent = ringing.station.name;

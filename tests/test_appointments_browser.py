@@ -1,0 +1,259 @@
+"""Appointments and campaigns in Chromium: booking on /book (a holiday refused, a slot booked,
+found and cancelled by code), checking in by code at the kiosk ahead of a walk-in (as the staff
+console's queue shows), a campaign created, its roster refused then imported and scheduled,
+and the demo's campaign under way (progress, burn-down, one-click rebook, the board).
+Screenshots land in test-artifacts/appointments-*.png."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from cloudhelp.core.clock import utcnow
+from cloudhelp.devtools import demo_campaign
+from cloudhelp.store.models import Appointment
+from tests.appointmentkit import (
+    as_csv,
+    as_xlsx,
+    at,
+    roster_rows,
+    set_clock,
+    supervisor,
+    weekday_hours,
+    with_three_bad_rows,
+)
+from tests.browserkit import ARTIFACTS, chromium, new_page, snap
+from tests.callkit import running_server
+from tests.journeykit import axe_violations, english_sentences
+from tests.test_board_browser import signed_in
+from tests.test_browser import enrolled_kiosk
+
+pytestmark = pytest.mark.timeout(240)
+MONDAY = date(2026, 6, 15)
+HOLIDAY = date(2026, 6, 19)
+
+
+async def checked(page: Page, label: str) -> None:
+    """No critical or serious WCAG 2.2 AA violation (axe-core), no English on the zh-CN page."""
+    assert await axe_violations(page, label) == []
+    assert await english_sentences(page) == []
+
+
+async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        boss = await supervisor(server)
+        await weekday_hours(server, boss, "DLW-QG", "09:00", "11:00", staff=1)
+        set_clock(server, at(MONDAY - timedelta(days=3), "10:00"))
+        page = await new_page(browser, server.base_url)
+        await page.goto("/book")
+        await expect(page.locator("#b-item")).to_have_value("NYNC-002")
+        await page.select_option("#b-station", "DLW-QG")
+        await page.fill("#b-date", HOLIDAY.isoformat())
+        await page.click("#slot-form button")
+        await expect(page.locator("#slots-state")).to_contain_text("不是工作日")
+        await expect(page.locator("#slots button")).to_have_count(0)
+        await page.fill("#b-date", MONDAY.isoformat())
+        await page.click("#slot-form button")
+        await expect(page.locator("#slots button")).to_have_count(12)
+        await page.click("#slots button[data-time='09:10']")
+        await page.fill("#b-name", "刘海生")
+        await page.fill("#b-phone", "13812345678")
+        await snap(page, "appointments-book-1-slot")
+        await page.click("#person-form button")
+        await expect(page.locator("#booked")).to_be_visible()
+        code = (await page.locator("#done-code").text_content()) or ""
+        assert len(code) == 9 and code[4] == "-"
+        await expect(page.locator("#done-facts")).to_contain_text("2026-06-15 09:10–09:20")
+        await snap(page, "appointments-book-2-booked")
+        await checked(page, "appointments-book")
+        async with server.state.db.read() as session:
+            booked = await session.scalar(select(Appointment))
+        assert booked is not None and booked.code == code.replace("-", "")
+        # The slot shows as full now.
+        await page.click("#slot-form button")
+        await expect(page.locator("#slots button[data-time='09:10']")).to_be_disabled()
+        # Found and cancelled by code and the phone's last four digits.
+        await page.fill("#m-code", code)
+        await page.fill("#m-last4", "0000")
+        await page.click("#find-form button")
+        await expect(page.locator("#banner")).to_contain_text("没有找到这个预约码")
+        await page.fill("#m-last4", "5678")
+        await page.click("#find-form button")
+        await expect(page.locator("#found-facts")).to_contain_text("已预约")
+        await snap(page, "appointments-book-3-found")
+        await page.click("#cancel")
+        await expect(page.locator("#banner")).to_contain_text("已取消")
+        async with server.state.db.read() as session:
+            row = await session.get(Appointment, booked.id)
+        assert row is not None and row.status == "cancelled"
+
+
+async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        boss = await supervisor(server)
+        await weekday_hours(server, boss, "DLW-QG", "09:00", "11:00", staff=1)
+        set_clock(server, at(MONDAY - timedelta(days=3), "10:00"))
+        body = {"item": "NYNC-002", "station": "DLW-QG", "date": MONDAY.isoformat(),
+                "time": "09:30", "name": "刘海生", "phone": "13812345678"}  # fmt: skip
+        async with server.http.post("/api/v1/appointments", json=body) as r:
+            code = (await r.json())["appointment"]["code"]
+        # A walk-in for the same item is already waiting (another kiosk of the station).
+        walk_in = await server.kiosk("QG-02")
+        await walk_in.send({"type": "ticket.take", "item": "NYNC-002"})
+        walk_ticket = (await walk_in.expect("ticket"))["ticket"]
+
+        console = await new_page(browser, server.base_url)
+        await console.set_viewport_size({"width": 1400, "height": 900})
+        await signed_in(server, console, "zhaogang")  # away: the queue is only shown
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        set_clock(server, at(MONDAY, "08:40"))  # too early: the window opens at 09:00
+        await kiosk.fill("#appointment-code", code)
+        await kiosk.click("#appointment-form button")
+        await expect(kiosk.locator("#appointment-error")).to_contain_text(
+            "还没到签到时间：2026-06-15 09:00 起可以签到"
+        )
+        await snap(kiosk, "appointments-kiosk-1-too-early")
+        set_clock(server, at(MONDAY, "09:25"))
+        await kiosk.click("#appointment-form button")
+        await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await expect(kiosk.locator("#wait-appointment")).to_be_visible()
+        await expect(kiosk.locator("#wait-appointment-time")).to_have_text("2026-06-15 09:30–09:40")
+        await expect(kiosk.locator("#ticket-number")).to_have_text("B002")
+        await snap(kiosk, "appointments-kiosk-2-waiting")
+        # The console's queue: the appointment first, marked, ahead of the earlier walk-in.
+        items = console.locator("#queue li")
+        await expect(items).to_have_count(2)
+        await expect(items.nth(0)).to_contain_text("预约 09:30")
+        assert await items.nth(1).get_attribute("data-ticket") == str(walk_ticket["id"])
+        await snap(console, "appointments-kiosk-3-console-queue")
+        # Available: the appointment rings first, and the ring says it is one.
+        await console.click("#toggle-state")
+        await expect(console.locator("#ring")).to_be_visible()
+        await expect(console.locator("#ring-ticket")).to_have_text("B002")
+        await expect(console.locator("#ring-case")).to_have_text("预约 09:30")
+        await snap(console, "appointments-kiosk-4-console-ring")
+
+
+async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        set_clock(server, at(date(2026, 6, 1), "10:00"))
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1600, "height": 1000})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/campaigns")
+        await expect(page.locator("#empty")).to_be_visible()
+        await page.fill("#c-name", "大连湾街道渔业捕捞许可证集中换发")
+        await page.select_option("#c-street", "DLW")
+        await expect(page.locator("#c-stations input")).to_have_count(2)
+        await page.fill("#c-from", "2026-06-08")
+        await page.fill("#c-to", "2026-06-29")
+        await snap(page, "appointments-campaign-1-new")
+        await page.click("#new-campaign button")
+        await page.wait_for_url("**/campaigns/*")
+        await expect(page.locator("#facts")).to_contain_text("15 个工作日")
+        # The hours, set on the page: weekdays at both stations, 棠梨 closed on 24 June.
+        hours = page.locator("#hours tbody tr")
+        await expect(hours).to_have_count(2)
+        await expect(hours.nth(0)).to_contain_text("—")
+        for station in ("DLW-QG", "DLW-TL"):
+            await page.select_option("#h-station", station)
+            await page.fill("#h-opens", "09:00")
+            await page.fill("#h-closes", "16:00")
+            await page.fill("#h-staff", "1")
+            await page.click("#hours-form button")
+            await expect(page.locator("#banner")).to_contain_text("服务时间已保存")
+            await expect(page.locator("#hours tbody tr", has_text="09:00–16:00")).to_have_count(
+                1 if station == "DLW-QG" else 2
+            )
+        await page.select_option("#h-station", "DLW-TL")
+        await page.fill("#h-closed", "2026-06-24")
+        await page.click("#closed-form button")
+        await expect(hours.nth(1)).to_contain_text("2026-06-24")
+        await expect(hours.nth(0)).to_contain_text("09:00–16:00 × 1")
+        await snap(page, "appointments-campaign-1b-hours")
+        bad, good = tmp_path / "名单.csv", tmp_path / "名单-改正.xlsx"
+        bad.write_bytes(as_csv(with_three_bad_rows(roster_rows())))
+        good.write_bytes(as_xlsx(roster_rows()))
+        await page.set_input_files("#roster-file", str(bad))
+        await page.click("#roster-form button")
+        rows = page.locator("#problems tbody tr")
+        await expect(rows).to_have_count(3)
+        await expect(rows.nth(0)).to_contain_text("第 10 行")
+        await expect(rows.nth(0)).to_contain_text("身份证号")
+        await expect(rows.nth(1)).to_contain_text("第 25 行")
+        await expect(rows.nth(2)).to_contain_text("与第 12 行重复")
+        await expect(page.locator("[data-count=entries] strong")).to_have_text("0")
+        await snap(page, "appointments-campaign-2-roster-refused")
+        await checked(page, "appointments-campaign-refused")
+        await page.set_input_files("#roster-file", str(good))
+        await page.click("#roster-form button")
+        await expect(page.locator("[data-count=entries] strong")).to_have_text("69")
+        await expect(page.locator("#problems-wrap")).to_be_hidden()
+        await page.click("#schedule")
+        await expect(page.locator("[data-count=booked] strong")).to_have_text("69")
+        async with server.state.db.read() as session:
+            days = {
+                (a.day, a.station.code) for a in (await session.scalars(select(Appointment))).all()
+            }
+        assert (date(2026, 6, 24), "DLW-TL") not in days and len(days) == 29
+        await expect(page.locator("#slips")).to_be_visible()
+        await expect(page.locator("#not-come tbody tr")).to_have_count(69)
+        await snap(page, "appointments-campaign-3-scheduled")
+        await page.goto("/campaigns")
+        await expect(page.locator("#list tbody tr")).to_have_count(1)
+        await snap(page, "appointments-campaign-4-list")
+        await checked(page, "appointments-campaign-list")
+
+
+async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        now = utcnow()
+        async with server.state.db.write() as session:
+            assert await demo_campaign.seed_campaign(session, "210211", now) == 69
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1600, "height": 1000})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/campaigns/1")
+        served = page.locator("[data-count=served] strong")
+        await expect(served).not_to_have_text("0")
+        no_show = page.locator("#not-come .status-no_show")
+        await expect(no_show).to_have_count(3)
+        await expect(page.locator("#burn svg polyline.actual")).to_have_count(1)
+        await expect(page.locator("#served tbody tr a").first).to_have_attribute(
+            "href", re.compile(r"^/cases/210211-")
+        )
+        await snap(page, "appointments-campaign-5-under-way")
+        await checked(page, "appointments-campaign-under-way")
+        await page.screenshot(
+            path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True
+        )
+        missed = page.locator("#not-come tbody tr").filter(has=page.locator(".status-no_show"))
+        await missed.first.locator("button").click()
+        await expect(page.locator("#banner")).to_contain_text("已为")
+        await expect(no_show).to_have_count(2)
+        await expect(page.locator("[data-count=rescheduled] strong")).to_have_text("2")
+        await snap(
+            page,
+            "appointments-campaign-6-rebooked",
+        )
+        # The page in English too.
+        await page.click("#lang")
+        await expect(page.locator("[data-count=served] span")).to_have_text("Served")
+        await expect(page.locator("#hours th").nth(1)).to_have_text("Mon")
+        await snap(page, "appointments-campaign-7-english")
+        await page.click("#lang")
+        await page.goto("/board")
+        await expect(page.locator("#campaigns li")).to_have_count(1)
+        await snap(page, "appointments-board")
+        await page.goto("/reports")
+        await expect(page.locator("#table-campaigns tbody tr")).to_have_count(1)
+        await page.locator("#campaigns-card").scroll_into_view_if_needed()
+        await snap(page, "appointments-reports")

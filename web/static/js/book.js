@@ -1,0 +1,134 @@
+// Booking an appointment (预约): item, station, day, a free slot, who comes; then the code and
+// the slip. An appointment is found again by its code and the phone's last four digits to be
+// cancelled or moved (改约: pick another slot above). A signed-in staff member books on the
+// resident's behalf with the same page (the server records who).
+// @ts-check
+import { banner } from "./callview.js";
+import { errorText, lang, setLang, t, translate } from "./i18n.js";
+
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
+/** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[]}} */
+const state = { slot: null, found: null, key: null, slots: [] };
+
+/** @param {string} tag @param {string} [text] @param {string} [cls] */
+function el(tag, text = "", cls = "") {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+
+/** @param {string} url @param {any} [json] */
+async function call(url, json) {
+  const response = await fetch(url, json === undefined ? { credentials: "same-origin" } : {
+    method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(json) });
+  return { ok: response.ok, body: await response.json() };
+}
+
+/** @param {any} a */
+function facts(a) {
+  return t("book.facts", { item: a.item.name, station: a.station.name, day: a.day, time: a.time, name: a.name, phone: a.phone });
+}
+
+async function loadItems() {
+  const { body } = await call("/api/v1/items?cloud=true&limit=200");
+  $("b-item").replaceChildren(...body.items.map((/** @type {any} */ i) => new Option(i.name, i.code)));
+  const wanted = new URLSearchParams(location.search).get("item") || "NYNC-002";
+  if (body.items.some((/** @type {any} */ i) => i.code === wanted)) $("b-item").value = wanted;
+}
+
+async function findSlots() {
+  state.slot = null;
+  $("person-form").hidden = true;
+  const query = new URLSearchParams({ item: $("b-item").value, station: $("b-station").value, date: $("b-date").value });
+  const { ok, body } = await call(`/api/v1/appointments/slots?${query}`);
+  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
+  state.slots = body.slots;
+  const free = body.slots.filter((/** @type {any} */ s) => s.free > 0).length;
+  $("slots-state").textContent = !body.working_day ? t("book.not_working_day")
+    : body.slots.length === 0 ? t("book.no_slots") : t("book.slots_state", { free, minutes: body.slot_minutes });
+  $("slots").replaceChildren(...body.slots.map((/** @type {any} */ s) => {
+    const button = /** @type {HTMLButtonElement} */ (el("button"));
+    button.type = "button";
+    button.append(s.time, el("small", s.free ? t("book.places", { n: s.free }) : t("book.full")));
+    button.disabled = s.free === 0;
+    button.setAttribute("aria-pressed", "false");
+    button.dataset.time = s.time;
+    button.onclick = () => choose(s, button);
+    return button;
+  }));
+}
+
+/** @param {any} slot @param {HTMLElement} button */
+function choose(slot, button) {
+  state.slot = slot;
+  $("slots").querySelectorAll("button").forEach((/** @type {HTMLElement} */ b) => b.setAttribute("aria-pressed", String(b === button)));
+  $("chosen").textContent = t(state.key ? "book.chosen_rebook" : "book.chosen", { day: $("b-date").value, time: slot.time });
+  $("person-form").hidden = false;
+  for (const id of ["b-name", "b-phone", "b-id"]) $(id).closest("label").hidden = Boolean(state.key);
+  $("person-form").querySelector("button").textContent = t(state.key ? "book.confirm_rebook" : "book.confirm");
+}
+
+/** @param {any} body */
+function showBooked(body) {
+  const a = body.appointment;
+  $("booked").hidden = false;
+  $("done-code").textContent = a.code;
+  $("done-facts").textContent = facts(a);
+  $("done-slip").href = body.slip_url;
+  $("person-form").hidden = true;
+  $("booked").scrollIntoView({ block: "start" });
+  banner(null);
+}
+
+async function confirm() {
+  if (!state.slot) return;
+  const when = { date: $("b-date").value, time: state.slot.time };
+  const { ok, body } = state.key
+    ? await call("/api/v1/appointments/rebook", { ...state.key, ...when, station: $("b-station").value })
+    : await call("/api/v1/appointments", { item: $("b-item").value, station: $("b-station").value, ...when,
+      name: $("b-name").value, phone: $("b-phone").value, id_number: $("b-id").value });
+  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); await findSlots(); return; }
+  state.key = null;
+  $("found").hidden = true;
+  showBooked(body);
+  await findSlots();  // the place just taken shows as such
+}
+
+async function find() {
+  state.key = { code: $("m-code").value.replace(/[\s-]/g, ""), last4: $("m-last4").value.trim() };
+  const { ok, body } = await call("/api/v1/appointments/find", state.key);
+  if (!ok) { state.key = null; $("found").hidden = true; banner(errorText(body?.error, "book.error"), "error"); return; }
+  state.found = body.appointment;
+  $("found").hidden = false;
+  $("found-facts").textContent = `${body.appointment.code} · ${t(`appointment.status.${body.appointment.status}`)} · ${facts(body.appointment)}`;
+  $("cancel").hidden = body.appointment.status !== "booked";
+  $("b-item").value = body.appointment.item.code;
+  $("b-station").value = body.appointment.station.code;
+  banner(null);
+}
+
+async function cancel() {
+  if (!state.key) return;
+  const { ok, body } = await call("/api/v1/appointments/cancel", state.key);
+  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
+  banner(t("book.cancelled", { code: body.appointment.code }), "info");
+  state.key = null;
+  $("found").hidden = true;
+}
+
+async function start() {
+  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" });
+  await loadItems();
+  $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findSlots(); };
+  $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };
+  $("find-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); find(); };
+  $("cancel").onclick = cancel;
+}
+
+Object.assign(window, { cloudhelp: { state } });
+await setLang(lang);
+translate(document);
+$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); };
+await start();
