@@ -463,6 +463,11 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
                                                   "id_number": ID_NUMBER}}  # fmt: skip
         async with server.http.post("/api/v1/cases", json=body, cookies=staff) as r:
             number = (await r.json())["case"]["number"]
+        # Originals sent back to a station for this case: an item's row, whose states and
+        # kind are not a case's.
+        paper = {"case": number, "kind": "originals_back", "destination": "DLW-QG"}
+        async with server.http.post("/api/v1/logistics/items", json=paper, cookies=staff) as r:
+            assert r.status == 201, await r.text()
         reveal = f"/api/v1/cases/{number}?reveal=1&reason=核对申请人身份"
         async with server.http.get(reveal, cookies=staff) as r:
             assert r.status == 200
@@ -503,6 +508,14 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         assert await axe_violations(page, "audit") == []
         assert await english_sentences(page) == []
         await snap(page, "audit-1-all")
+        # No catalog key shows through, whatever wrote the row (here the demo's papers on the
+        # road, whose states are not a case's): subjects, states and kinds are all in words.
+        await page.goto("/audit?action=logistics.item")
+        await expect(rows.first).to_contain_text("物品")
+        table = await page.locator("table.audit").inner_text()
+        leaked = [w for w in table.split() if "audit." in w or "state." in w or "kind." in w]
+        assert leaked == [], leaked[:5]
+        await page.goto("/audit")
 
         # Every action the code writes can be chosen, by its label.
         options = await page.locator("select[name=action] option").all_inner_texts()
@@ -517,7 +530,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
 
         await page.get_by_role("textbox", name="办件编号", exact=True).fill(number)
         await page.get_by_role("button").filter(has_text="搜索").click()
-        await expect(rows).to_have_count(5)
+        await expect(rows).to_have_count(6)  # with the originals sent back
         await expect(rows.nth(0)).to_contain_text("办件状态变更")
         await expect(rows.nth(0)).to_contain_text("不予受理")
         await expect(rows.nth(1)).to_contain_text("核验材料")
@@ -531,9 +544,10 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         )
         await expect(rows.nth(3)).to_contain_text("查看完整证件号和手机号")
         await expect(rows.nth(3)).to_contain_text("核对申请人身份")
-        await expect(rows.nth(4)).to_contain_text("新建办件")
+        await expect(rows.nth(4)).to_contain_text("物品流转")  # the originals sent back
+        await expect(rows.nth(5)).to_contain_text("新建办件")
         # The item by its name, not its code.
-        await expect(rows.nth(4).locator("td.detail")).to_have_text(
+        await expect(rows.nth(5).locator("td.detail")).to_have_text(
             "事项：渔业捕捞许可证换发（延续）"
         )
         assert await english_sentences(page) == []

@@ -198,7 +198,7 @@ async def test_a_certificate_from_the_hall_to_the_residents_hand(demo_url: str) 
             async with supervisor.get("/api/v1/reports?table=logistics&format=csv") as response:
                 assert response.status == 200
                 rows = list(csv.reader(io.StringIO((await response.text()).lstrip("\ufeff"))))
-            assert rows[0][:2] == ["站点", "减少跑腿"]
+            assert rows[0][:2] == ["站点", "驿站取件（免跑取证）"]
             assert ["前关社区驿站", "1"] == rows[1][:2]
             async with supervisor.get("/api/v1/reports?format=xlsx") as response:
                 book = openpyxl.load_workbook(io.BytesIO(await response.read()))

@@ -105,7 +105,10 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
             if key == "sha256":
                 value = str(value)[:12] + "…"
             elif key in ("from", "to"):
-                value = i18n.translate(lang, f"case.state.{value}")
+                states = (
+                    "logistics.state" if event["action"].startswith("logistics.") else "case.state"
+                )
+                value = _known(lang, f"{states}.{value}", value)
             elif key == "verdict":
                 value = i18n.translate(lang, f"audit.verdict.{value}")
             elif key == "code":
@@ -113,7 +116,9 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
             elif key == "day_kind":
                 value = i18n.translate(lang, f"audit.day_kind.{value}")
             elif key == "kind":
-                value = i18n.translate(lang, f"warning.{value}")
+                value = _known(
+                    lang, f"warning.{value}", _known(lang, f"logistics.kind.{value}", value)
+                )
             elif key == "item":
                 value = names.get(f"item:{value}", value)
             part(key, value)
@@ -122,6 +127,13 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
             "; ".join(f"{k} {v}" for k, v in sorted(detail["changes"].items()))  # numbers only
         )
     return " · ".join(parts)
+
+
+def _known(lang: str, key: str, value: object) -> object:
+    """The catalog's text for ``key``, or ``value`` as it is when the catalog has none (a
+    station's code, a state another part names)."""
+    text = i18n.translate(lang, key)
+    return value if text == key else text
 
 
 async def audit_page(request: web.Request) -> web.Response:

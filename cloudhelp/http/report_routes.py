@@ -26,9 +26,8 @@ from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
 MAX_DAYS = 400
 DUE_SOON_WORKING_DAYS = 2
 TABLES = ("rows", "peak_hours", "hot_items", "due", "logistics")
-LOGISTICS_COLUMNS = (
-    "station_name", "trips_saved", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups",
-)  # fmt: skip
+LOGISTICS_COLUMNS = ("station_name", "station_pickups", "issue_to_pickup_hours",
+                     "awaiting_pickup", "overdue_pickups")  # fmt: skip
 WEEKDAYS = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 

@@ -135,7 +135,7 @@ async def by_station(
         rows.append(
             {
                 "station_name": name,
-                "trips_saved": len(here),
+                "station_pickups": len(here),
                 "issue_to_pickup_hours": round(median(hours), 1) if hours else None,
                 "awaiting_pickup": waiting.get(name, 0),
                 "overdue_pickups": sum(1 for i in overdue if i.at_station.name == name),

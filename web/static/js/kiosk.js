@@ -972,6 +972,8 @@ async function findPapers() {
   }
   $("papers-list").replaceChildren(...list);
   show("papers");
+}
+
 /** What went wrong with the appointment code, under its input. @param {string} text */
 function appointmentProblem(text) {
   $("appointment-error").hidden = false;

@@ -162,7 +162,7 @@ function renderLogistics() {
   $("logistics-total").textContent = t("reports.logistics.total", {
     trips: total.trips_saved, hours: hours === null ? "—" : t("board.logistics.hours_value", { hours }),
     transit: total.in_transit, awaiting: total.awaiting_pickup, overdue: total.overdue_pickups });
-  const columns = ["station_name", "trips_saved", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups"];
+  const columns = ["station_name", "station_pickups", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups"];
   const head = document.createElement("tr");
   for (const column of columns) {
     const th = document.createElement("th");
