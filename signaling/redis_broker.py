@@ -177,6 +177,7 @@ class RedisBroker:
         self._outbox_ready = asyncio.Event()
         self._healthy = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         # Read by tests and metrics.
         self.dropped = 0  # parked messages given up (no holder in time, or outbox full)
         self.reconnects = 0
@@ -216,9 +217,13 @@ class RedisBroker:
     async def close(self, release: bool = True) -> None:
         """Stop the loops and close the connections. ``release``: delete this node's topic keys
         and stream; without it they stay until their TTLs end, as a killed node's would."""
+        # Each loop also checks _stopping: redis-py can turn a cancellation that lands inside a
+        # read into one of its own errors, which the loops would take for Redis being away.
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.read_block + 5)
         self._tasks = []
         if release:
             with contextlib.suppress(*_UNREACHABLE):
@@ -344,7 +349,7 @@ class RedisBroker:
 
     async def _read_loop(self) -> None:
         delay = self.retry_min
-        while True:
+        while not self._stopping:
             try:
                 # Unhealthy (this connection failed, or a command elsewhere did): everything is
                 # re-asserted before this node counts as reachable again.
@@ -360,6 +365,8 @@ class RedisBroker:
                     {self.stream: self._last_id}, count=200, block=int(self.read_block * 1000)
                 )
             except _UNREACHABLE as exc:
+                if self._stopping:
+                    return
                 self._lost(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
@@ -370,18 +377,19 @@ class RedisBroker:
                     await self._hand_over(str(fields.get("t", "")), str(fields.get("m", "{}")))
 
     async def _renew_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.topic_ttl / 3)
             if not self._healthy:
                 continue  # the reader re-asserts everything once Redis answers
             try:
                 await self._reassert()
             except _UNREACHABLE as exc:
-                self._lost(exc)
+                if not self._stopping:
+                    self._lost(exc)
 
     async def _outbox_loop(self) -> None:
         delay = self.retry_min
-        while True:
+        while not self._stopping:
             if self._outbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._outbox_ready.wait(), delay)
@@ -395,6 +403,8 @@ class RedisBroker:
                 await self._flush()
                 delay = self.retry_min if not self._outbox else self.retry_max
             except _UNREACHABLE as exc:
+                if self._stopping:
+                    return
                 self._lost(exc)
                 delay = min(delay * 2, self.retry_max)
 

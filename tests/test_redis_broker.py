@@ -1,0 +1,262 @@
+"""Several server processes ("nodes") on one Redis and one PostgreSQL database: the Redis broker
+(signaling/redis_broker.py) against a real redis-server, with real aiohttp servers and clients.
+
+Node A and node B are two CloudHelp servers in this process, each with its own RedisBroker and
+node id, on the same database: nothing passes between them but Redis and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from cloudhelp.core.config import Settings
+from cloudhelp.media.peer import SignalingClient
+from signaling.redis_broker import BrokerUnavailable, RedisBroker
+from tests.callkit import CallServer, running_server
+from tests.conftest import _create_pg_database, _drop_pg_database, _prepare_demo_database
+from tests.rediskit import private_redis, shared_redis_url
+
+ITEM = "NYNC-001"  # zhaogang's department (区农业农村局)
+
+
+@pytest.fixture
+async def pg_demo_url() -> AsyncIterator[str]:
+    """A new PostgreSQL database with the sample catalog and network (several nodes need
+    PostgreSQL: no SQLite variant)."""
+    url, name = await _create_pg_database()
+    await _prepare_demo_database(url)
+    yield url
+    await _drop_pg_database(name)
+
+
+def node(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def broker_of(server: CallServer) -> RedisBroker:
+    broker = server.state.callcenter.hub.broker
+    assert isinstance(broker, RedisBroker)
+    return broker
+
+
+async def holder(redis: Redis, session: SignalingClient) -> str | None:
+    value = await redis.get(f"cloudhelp:topic:session:{session.session_id}")
+    return None if value is None else str(value)
+
+
+async def call_across(a: CallServer, b: CallServer) -> tuple[SignalingClient, SignalingClient]:
+    """A kiosk on node A takes a ticket; zhaogang, signed in on node B, is rung and accepts;
+    both are in the call."""
+    staff = await b.staff("zhaogang")
+    kiosk = await a.kiosk("QG-01")
+    await kiosk.send({"type": "ticket.take", "item": ITEM})
+    ticket = (await kiosk.expect("ticket"))["ticket"]
+    ring = await staff.expect("ring")
+    assert ring["ticket"]["id"] == ticket["id"]
+    await staff.send({"type": "ring.accept", "ticket": ticket["id"]})
+    staff_joined = await staff.expect("joined")
+    kiosk_joined = await kiosk.expect("joined")  # its _join came from node B through Redis
+    assert [p["session"] for p in kiosk_joined["peers"]] == [staff.session_id]
+    assert [p["session"] for p in staff_joined["peers"]] == [kiosk.session_id]
+    assert kiosk_joined["initiator"] is True
+    return kiosk, staff
+
+
+async def relayed(receiver: SignalingClient, sender: SignalingClient, message: dict[str, Any],
+                  timeout: float = 10.0) -> dict[str, Any]:  # fmt: skip
+    """``message`` sent by ``sender`` as ``receiver`` gets it (``from`` the sender)."""
+    await sender.send(message)
+    got = await receiver.expect(message["type"], timeout=timeout)
+    assert got["from"] == sender.session_id
+    return got
+
+
+async def test_a_call_between_a_kiosk_on_one_node_and_staff_on_another(pg_demo_url: str) -> None:
+    url = shared_redis_url()
+    names = node("a"), node("b")
+    async with (
+        running_server(pg_demo_url, redis_url=url, node_id=names[0]) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=names[1]) as b,
+        Redis.from_url(url, decode_responses=True) as redis,
+    ):
+        assert [broker_of(s).node_id for s in (a, b)] == list(names)
+        kiosk, staff = await call_across(a, b)
+        # Each session is registered to the node that holds it.
+        assert await holder(redis, kiosk) == names[0]
+        assert await holder(redis, staff) == names[1]
+        assert kiosk.session_id not in b.state.callcenter.hub.sessions
+
+        # Negotiation and app data both ways, across the nodes, in order.
+        offer = await relayed(staff, kiosk, {"type": "offer", "sdp": "v=0 offer"})
+        assert offer["sdp"] == "v=0 offer"
+        answer = await relayed(kiosk, staff, {"type": "answer", "sdp": "v=0 answer"})
+        assert answer["sdp"] == "v=0 answer"
+        candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+        got = await relayed(staff, kiosk, {"type": "candidate", "candidate": candidate})
+        assert got["candidate"] == candidate
+        for n in range(5):
+            await kiosk.send({"type": "app", "data": {"kind": "chat", "text": f"居民{n}"}})
+            await staff.send({"type": "app", "data": {"kind": "chat", "text": f"工作人员{n}"}})
+        to_staff = [(await staff.expect("app"))["data"]["text"] for _ in range(5)]
+        to_kiosk = [(await kiosk.expect("app"))["data"]["text"] for _ in range(5)]
+        assert to_staff == [f"居民{n}" for n in range(5)]
+        assert to_kiosk == [f"工作人员{n}" for n in range(5)]
+        # Node B's hub sees the kiosk held elsewhere; a session nobody holds is not alive.
+        assert await b.state.callcenter.hub.session_alive(kiosk.session_id)
+        assert not await b.state.callcenter.hub.session_alive("no-such-session-0")
+
+        # Hanging up on node B ends the call for the kiosk on node A.
+        await staff.send({"type": "call.hangup"})
+        assert (await kiosk.expect("left"))["reason"]
+
+        # A session that says bye is unregistered.
+        await kiosk.send({"type": "bye"})
+        for _ in range(50):
+            if await holder(redis, kiosk) is None:
+                break
+            await asyncio.sleep(0.05)
+        assert await holder(redis, kiosk) is None
+        assert not await b.state.callcenter.hub.session_alive(kiosk.session_id)
+
+
+async def test_publish_reaches_the_holder_or_answers_false() -> None:
+    url = shared_redis_url()
+    one = RedisBroker(url, node("one"), prefix="cloudhelp")
+    two = RedisBroker(url, node("two"), prefix="cloudhelp")
+    await one.start()
+    await two.start()
+    got: list[dict[str, Any]] = []
+
+    async def deliver(message: dict[str, Any]) -> None:
+        got.append(message)
+
+    try:
+        async with Redis.from_url(url, decode_responses=True) as redis:
+            topic = f"session:{uuid.uuid4().hex}"
+            assert not await one.publish(topic, {"n": 0}), "nobody holds it yet"
+            await two.subscribe(topic, deliver)
+            assert await redis.get(two.topic_key(topic)) == two.node_id
+            assert 0 < await redis.pttl(two.topic_key(topic)) <= two.topic_ttl * 1000
+
+            assert await one.publish(topic, {"n": 1, "text": "你好"})
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [{"n": 1, "text": "你好"}]
+            assert await redis.xlen(two.stream) == 1  # it went through two's stream
+
+            # The holder publishing to its own topic delivers in-process, without Redis.
+            assert await two.publish(topic, {"n": 2})
+            assert got[-1] == {"n": 2} and await redis.xlen(two.stream) == 1
+
+            await two.unsubscribe(topic)
+            assert await redis.get(two.topic_key(topic)) is None
+            assert not await one.publish(topic, {"n": 3})
+            # Unsubscribing deletes the key only while it names this node.
+            await redis.set(two.topic_key(topic), one.node_id)
+            await two.subscribe(topic, deliver)
+            await redis.set(two.topic_key(topic), "someone-else")
+            await two.unsubscribe(topic)
+            assert await redis.get(two.topic_key(topic)) == "someone-else"
+            await redis.delete(two.topic_key(topic))
+    finally:
+        await one.close()
+        await two.close()
+    with pytest.raises(BrokerUnavailable, match="cannot be reached"):
+        await RedisBroker("redis://127.0.0.1:9/0", node("nowhere")).start()
+
+
+async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() -> None:
+    url = shared_redis_url()
+    ttl = 0.6
+    holder_node = RedisBroker(url, node("holder"), prefix="cloudhelp", topic_ttl=ttl)
+    other = RedisBroker(url, node("other"), prefix="cloudhelp", topic_ttl=ttl)
+    await holder_node.start()
+    await other.start()
+    got: list[dict[str, Any]] = []
+
+    async def deliver(message: dict[str, Any]) -> None:
+        got.append(message)
+
+    topic = f"session:{uuid.uuid4().hex}"
+    try:
+        async with Redis.from_url(url, decode_responses=True) as redis:
+            await holder_node.subscribe(topic, deliver)
+            await asyncio.sleep(ttl * 3)  # three TTLs: renewed all along
+            assert await redis.get(holder_node.topic_key(topic)) == holder_node.node_id
+            assert await other.publish(topic, {"n": 1})
+            for _ in range(100):
+                if got:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [{"n": 1}]
+
+            # The holder dies (its loops stop, nothing is cleaned up, as with SIGKILL).
+            await holder_node.close(release=False)
+            # Until the TTL ends the topic still looks held: what is published meanwhile is
+            # accepted and never delivered (the documented loss).
+            assert await other.publish(topic, {"n": 2})
+            await asyncio.sleep(ttl + 0.3)
+            assert await redis.get(holder_node.topic_key(topic)) is None
+            assert not await other.publish(topic, {"n": 3})
+            assert got == [{"n": 1}]
+            await redis.delete(holder_node.stream)
+    finally:
+        await other.close()
+
+
+async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
+    """The nodes' Redis is killed (SIGKILL, no persistence) in the middle of a call and started
+    again empty: what each side sent meanwhile arrives, in order, once it is back; every node
+    re-registers its sessions; the call carries on."""
+    with private_redis() as server:
+        names = node("a"), node("b")
+        async with (
+            running_server(pg_demo_url, redis_url=server.url, node_id=names[0]) as a,
+            running_server(pg_demo_url, redis_url=server.url, node_id=names[1]) as b,
+        ):
+            kiosk, staff = await call_across(a, b)
+            await relayed(staff, kiosk, {"type": "app", "data": "before"})
+
+            await server.stop_async()
+            for n in range(3):
+                await staff.send({"type": "app", "data": f"during-{n}"})
+                await kiosk.send({"type": "app", "data": f"during-{n}"})
+            await asyncio.sleep(0.5)
+            assert kiosk.drain("app") == [] and staff.drain("app") == [], "no Redis, no relay"
+            assert not broker_of(a).healthy and not broker_of(b).healthy
+
+            await server.start_async()
+            for receiver, sender in ((kiosk, staff), (staff, kiosk)):
+                frames = [await receiver.expect("app", timeout=15) for _ in range(3)]
+                assert [f["data"] for f in frames] == ["during-0", "during-1", "during-2"]
+                assert {f["from"] for f in frames} == {sender.session_id}
+            async with Redis.from_url(server.url, decode_responses=True) as redis:
+                assert await holder(redis, kiosk) == names[0], "re-registered by node A"
+                assert await holder(redis, staff) == names[1], "re-registered by node B"
+            assert broker_of(a).reconnects >= 1 and broker_of(b).reconnects >= 1
+            assert broker_of(a).dropped == broker_of(b).dropped == 0
+
+            # The call carries on both ways.
+            await relayed(staff, kiosk, {"type": "app", "data": "after"})
+            await relayed(kiosk, staff, {"type": "app", "data": "after"})
+
+
+def test_several_nodes_need_postgresql(tmp_path: Any) -> None:
+    for database_url in (f"sqlite:///{tmp_path / 'x.db'}", None):
+        with pytest.raises(ValidationError, match="must share one PostgreSQL database"):
+            Settings(data_dir=tmp_path, database_url=database_url, redis_url="redis://127.0.0.1/0")
+    settings = Settings(data_dir=tmp_path)
+    assert settings.redis_url is None, "one process on the in-process broker by default"
+    assert settings.node_id.endswith(f"-{os.getpid()}")
+    with pytest.raises(ValidationError):
+        Settings(data_dir=tmp_path, node_id="two words")
