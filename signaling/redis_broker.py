@@ -164,9 +164,17 @@ class RedisBroker:
             "socket_connect_timeout": command_timeout,
             "retry": Retry(NoBackoff(), 0),  # this class retries, with its own backoff
         }
-        self._redis = Redis.from_url(url, socket_timeout=command_timeout, **options)
-        # The reader blocks in XREAD up to read_block: its own connection, a longer timeout.
-        self._reader = Redis.from_url(url, socket_timeout=read_block + command_timeout, **options)
+        # Named (CLIENT LIST shows each node's connections); the reader blocks in XREAD up to
+        # read_block: its own connection, a longer timeout.
+        self._redis = Redis.from_url(
+            url, socket_timeout=command_timeout, client_name=node_id, **options
+        )
+        self._reader = Redis.from_url(
+            url,
+            socket_timeout=read_block + command_timeout,
+            client_name=f"{node_id}:reader",
+            **options,
+        )
         self._publish = self._redis.register_script(_PUBLISH)
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)

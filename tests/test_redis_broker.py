@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from cloudhelp.media.peer import SignalingClient
 from signaling.redis_broker import BrokerUnavailable, RedisBroker
 from tests.callkit import CallServer, running_server
 from tests.conftest import _create_pg_database, _drop_pg_database, _prepare_demo_database
+from tests.helpers import run_cli
 from tests.rediskit import private_redis, shared_redis_url
 
 ITEM = "NYNC-001"  # zhaogang's department (区农业农村局)
@@ -214,6 +217,46 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
         await other.close()
 
 
+async def test_a_reader_whose_connection_drops_misses_nothing() -> None:
+    """The holder's reading connection is killed while another node publishes: the entries
+    wait in its stream and each is delivered once, in order, when the reader is back."""
+    url = shared_redis_url()
+    sender = RedisBroker(url, node("sender"), prefix="cloudhelp")
+    reader = RedisBroker(url, node("reader"), prefix="cloudhelp")
+    await sender.start()
+    await reader.start()
+    got: list[int] = []
+
+    async def deliver(message: dict[str, Any]) -> None:
+        got.append(message["n"])
+
+    topic = f"session:{uuid.uuid4().hex}"
+    try:
+        async with Redis.from_url(url, decode_responses=True) as redis:
+            await reader.subscribe(topic, deliver)
+            assert await sender.publish(topic, {"n": 0})
+            for kill in range(3):
+                reading: list[dict[str, Any]] = []
+                for _ in range(100):  # connected again after the previous kill
+                    clients = await redis.client_list()
+                    reading = [c for c in clients if c["name"] == f"{reader.node_id}:reader"]
+                    if reading:
+                        break
+                    await asyncio.sleep(0.05)
+                await redis.execute_command("CLIENT", "KILL", "ID", reading[0]["id"])
+                for n in range(1 + kill * 20, 21 + kill * 20):
+                    assert await sender.publish(topic, {"n": n})
+            for _ in range(200):
+                if len(got) >= 61:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == list(range(61)), "each once, in order"
+            assert reader.reconnects >= 1
+    finally:
+        await sender.close()
+        await reader.close()
+
+
 async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
     """The nodes' Redis is killed (SIGKILL, no persistence) in the middle of a call and started
     again empty: what each side sent meanwhile arrives, in order, once it is back; every node
@@ -251,7 +294,27 @@ async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
             await relayed(kiosk, staff, {"type": "app", "data": "after"})
 
 
-def test_several_nodes_need_postgresql(tmp_path: Any) -> None:
+def test_serve_refuses_redis_on_sqlite_and_an_unreachable_redis_in_one_sentence(
+    tmp_path: Path, pg_demo_url: str
+) -> None:
+    env = {"CLOUDHELP_DATA_DIR": str(tmp_path), "CLOUDHELP_REDIS_URL": "redis://127.0.0.1/0"}
+    sqlite = run_cli("serve", "--db", f"sqlite:///{tmp_path / 'one.db'}", "--port", "0", env=env)
+    assert sqlite.returncode == 1 and "Traceback" not in sqlite.stderr, sqlite.stderr
+    assert "redis_url runs several server processes, which must share one PostgreSQL " in (
+        sqlite.stderr
+    )
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env["CLOUDHELP_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    away = run_cli("serve", "--db", pg_demo_url, "--port", "0", env=env)
+    assert away.returncode == 2 and "Traceback" not in away.stderr, away.stderr
+    [line] = away.stderr.strip().splitlines()
+    assert line.startswith(f"cloudhelp: Redis at 127.0.0.1:{port} cannot be reached"), line
+    assert line.endswith("start it or correct redis_url."), line
+
+
+def test_several_nodes_need_postgresql(tmp_path: Path) -> None:
     for database_url in (f"sqlite:///{tmp_path / 'x.db'}", None):
         with pytest.raises(ValidationError, match="must share one PostgreSQL database"):
             Settings(data_dir=tmp_path, database_url=database_url, redis_url="redis://127.0.0.1/0")
