@@ -2,8 +2,7 @@
 # Run the whole CloudHelp test suite on a fresh or used machine.
 #
 # 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, Redis, nginx, Chromium,
-#    CJK fonts)
-#    and the Python packages into a virtual env (.venv).
+#    CJK fonts) and the Python packages into a virtual env (.venv).
 # 2. Re-runs itself inside a private network namespace that has only the loopback interface
 #    (and a private PID namespace, so every service and browser dies with the run).
 # 3. There it starts PostgreSQL, coturn and Redis on loopback, runs the lint step (ruff, the import
