@@ -85,49 +85,58 @@ async def relayed(receiver: SignalingClient, sender: SignalingClient, message: d
 async def test_a_call_between_a_kiosk_on_one_node_and_staff_on_another(pg_demo_url: str) -> None:
     url = shared_redis_url()
     names = node("a"), node("b")
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=names[0]) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=names[1]) as b,
-        Redis.from_url(url, decode_responses=True) as redis,
-    ):
-        assert [broker_of(s).node_id for s in (a, b)] == list(names)
-        kiosk, staff = await call_across(a, b)
-        # Each session is registered to the node that holds it.
-        assert await holder(redis, kiosk) == names[0]
-        assert await holder(redis, staff) == names[1]
-        assert kiosk.session_id not in b.state.callcenter.hub.sessions
+    async with Redis.from_url(url, decode_responses=True) as redis:
+        async with (
+            running_server(pg_demo_url, redis_url=url, node_id=names[0]) as a,
+            running_server(pg_demo_url, redis_url=url, node_id=names[1]) as b,
+        ):
+            staff = await across_nodes(a, b, redis)
+        # A node that stops cleanly deletes what it registered, and its stream.
+        assert await holder(redis, staff) is None
+        assert not await redis.exists(*(f"cloudhelp:node:{name}" for name in names))
 
-        # Negotiation and app data both ways, across the nodes, in order.
-        offer = await relayed(staff, kiosk, {"type": "offer", "sdp": "v=0 offer"})
-        assert offer["sdp"] == "v=0 offer"
-        answer = await relayed(kiosk, staff, {"type": "answer", "sdp": "v=0 answer"})
-        assert answer["sdp"] == "v=0 answer"
-        candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
-        got = await relayed(staff, kiosk, {"type": "candidate", "candidate": candidate})
-        assert got["candidate"] == candidate
-        for n in range(5):
-            await kiosk.send({"type": "app", "data": {"kind": "chat", "text": f"居民{n}"}})
-            await staff.send({"type": "app", "data": {"kind": "chat", "text": f"工作人员{n}"}})
-        to_staff = [(await staff.expect("app"))["data"]["text"] for _ in range(5)]
-        to_kiosk = [(await kiosk.expect("app"))["data"]["text"] for _ in range(5)]
-        assert to_staff == [f"居民{n}" for n in range(5)]
-        assert to_kiosk == [f"工作人员{n}" for n in range(5)]
-        # Node B's hub sees the kiosk held elsewhere; a session nobody holds is not alive.
-        assert await b.state.callcenter.hub.session_alive(kiosk.session_id)
-        assert not await b.state.callcenter.hub.session_alive("no-such-session-0")
 
-        # Hanging up on node B ends the call for the kiosk on node A.
-        await staff.send({"type": "call.hangup"})
-        assert (await kiosk.expect("left"))["reason"]
+async def across_nodes(a: CallServer, b: CallServer, redis: Redis) -> SignalingClient:
+    """The steps of the test above, with both nodes running; the staff member's client."""
+    names = broker_of(a).node_id, broker_of(b).node_id
+    kiosk, staff = await call_across(a, b)
+    # Each session is registered to the node that holds it.
+    assert await holder(redis, kiosk) == names[0]
+    assert await holder(redis, staff) == names[1]
+    assert kiosk.session_id not in b.state.callcenter.hub.sessions
 
-        # A session that says bye is unregistered.
-        await kiosk.send({"type": "bye"})
-        for _ in range(50):
-            if await holder(redis, kiosk) is None:
-                break
-            await asyncio.sleep(0.05)
-        assert await holder(redis, kiosk) is None
-        assert not await b.state.callcenter.hub.session_alive(kiosk.session_id)
+    # Negotiation and app data both ways, across the nodes, in order.
+    offer = await relayed(staff, kiosk, {"type": "offer", "sdp": "v=0 offer"})
+    assert offer["sdp"] == "v=0 offer"
+    answer = await relayed(kiosk, staff, {"type": "answer", "sdp": "v=0 answer"})
+    assert answer["sdp"] == "v=0 answer"
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+    got = await relayed(staff, kiosk, {"type": "candidate", "candidate": candidate})
+    assert got["candidate"] == candidate
+    for n in range(5):
+        await kiosk.send({"type": "app", "data": {"kind": "chat", "text": f"居民{n}"}})
+        await staff.send({"type": "app", "data": {"kind": "chat", "text": f"工作人员{n}"}})
+    to_staff = [(await staff.expect("app"))["data"]["text"] for _ in range(5)]
+    to_kiosk = [(await kiosk.expect("app"))["data"]["text"] for _ in range(5)]
+    assert to_staff == [f"居民{n}" for n in range(5)]
+    assert to_kiosk == [f"工作人员{n}" for n in range(5)]
+    # Node B's hub sees the kiosk held elsewhere; a session nobody holds is not alive.
+    assert await b.state.callcenter.hub.session_alive(kiosk.session_id)
+    assert not await b.state.callcenter.hub.session_alive("no-such-session-0")
+
+    # Hanging up on node B ends the call for the kiosk on node A.
+    await staff.send({"type": "call.hangup"})
+    assert (await kiosk.expect("left"))["reason"]
+
+    # A session that says bye is unregistered.
+    await kiosk.send({"type": "bye"})
+    for _ in range(50):
+        if await holder(redis, kiosk) is None:
+            break
+        await asyncio.sleep(0.05)
+    assert await holder(redis, kiosk) is None
+    assert not await b.state.callcenter.hub.session_alive(kiosk.session_id)
+    return staff
 
 
 async def test_publish_reaches_the_holder_or_answers_false() -> None:
