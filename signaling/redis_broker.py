@@ -30,8 +30,8 @@ Not guaranteed (the resume/replay path above this broker must cover these):
   meanwhile are accepted (True) and never delivered.
 - Entries appended to a node's stream but not yet read when Redis restarts without persistence
   are lost (the reader is normally a few milliseconds behind).
-- A parked message whose topic has no holder once Redis is back is dropped after
-  ``outbox_seconds``; the oldest parked messages are dropped past ``outbox_max``.
+- A parked message not routed within ``outbox_seconds`` (Redis away that long, or its topic
+  without a holder once it is back) is dropped; the oldest are dropped past ``outbox_max``.
 - A reader more than ``stream_maxlen`` entries behind loses the oldest ones.
 - A node cut off from Redis longer than ``topic_ttl`` while others still reach it: its topics
   expire and publishing to them answers False elsewhere until it reconnects.
@@ -308,6 +308,13 @@ class RedisBroker:
             log.warning("Redis unreachable (%s): retrying", type(exc).__name__)
         self._healthy = False
 
+    def _trouble(self, exc: Exception) -> None:
+        """A loop's failure: Redis away, or (logged with its traceback) anything else; either
+        way everything is re-asserted before this node counts as reachable again."""
+        if not isinstance(exc, _UNREACHABLE):
+            log.exception("Redis broker loop failed: retrying", exc_info=exc)
+        self._lost(exc)
+
     def _park(self, topic: str, text: str) -> None:
         if len(self._outbox) >= self.outbox_max:
             oldest = self._outbox.popleft()
@@ -372,10 +379,10 @@ class RedisBroker:
                 reply = await self._reader.xread(
                     {self.stream: self._last_id}, count=200, block=int(self.read_block * 1000)
                 )
-            except _UNREACHABLE as exc:
+            except Exception as exc:  # unreachable, or an answer not understood: again later
                 if self._stopping:
                     return
-                self._lost(exc)
+                self._trouble(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
@@ -391,9 +398,9 @@ class RedisBroker:
                 continue  # the reader re-asserts everything once Redis answers
             try:
                 await self._reassert()
-            except _UNREACHABLE as exc:
+            except Exception as exc:
                 if not self._stopping:
-                    self._lost(exc)
+                    self._trouble(exc)
 
     async def _outbox_loop(self) -> None:
         delay = self.retry_min
@@ -410,15 +417,16 @@ class RedisBroker:
             try:
                 await self._flush()
                 delay = self.retry_min if not self._outbox else self.retry_max
-            except _UNREACHABLE as exc:
+            except Exception as exc:
                 if self._stopping:
                     return
-                self._lost(exc)
+                self._trouble(exc)
                 delay = min(delay * 2, self.retry_max)
 
     async def _flush(self) -> None:
         """Route what waits in the outbox, oldest first. A topic with no holder yet (its node
-        may not have re-registered) keeps its messages, in order, until ``outbox_seconds``."""
+        may not have re-registered) keeps its messages, in order; a message older than
+        ``outbox_seconds`` is dropped."""
         waiting: list[_Parked] = []
         blocked: set[str] = set()
         try:
@@ -432,16 +440,17 @@ class RedisBroker:
                     self._outbox.popleft()
                     await self._hand_over(parked.topic, parked.text)
                     continue
+                if time.monotonic() - parked.since > self.outbox_seconds:
+                    self._outbox.popleft()
+                    self.dropped += 1
+                    log.warning("brokered message dropped: waited too long for its topic",
+                                extra={"topic": parked.topic})  # fmt: skip
+                    continue
                 holder = await self._route(parked.topic, parked.text)  # may raise: kept
                 self._outbox.popleft()
                 if holder is None or holder == self.node_id:
-                    if time.monotonic() - parked.since > self.outbox_seconds:
-                        self.dropped += 1
-                        log.warning("brokered message dropped: nobody holds its topic",
-                                    extra={"topic": parked.topic})  # fmt: skip
-                    else:
-                        blocked.add(parked.topic)
-                        waiting.append(parked)
+                    blocked.add(parked.topic)
+                    waiting.append(parked)
         finally:
             self._outbox.extendleft(reversed(waiting))
             self._parked_topics = {parked.topic for parked in self._outbox}

@@ -142,7 +142,7 @@ async def across_nodes(a: CallServer, b: CallServer, redis: Redis) -> SignalingC
 async def test_publish_reaches_the_holder_or_answers_false() -> None:
     url = shared_redis_url()
     one = RedisBroker(url, node("one"), prefix="cloudhelp")
-    two = RedisBroker(url, node("two"), prefix="cloudhelp")
+    two = RedisBroker(url, node("two"), prefix="cloudhelp", topic_ttl=0.6)  # renews every 0.2 s
     await one.start()
     await two.start()
     got: list[dict[str, Any]] = []
@@ -176,7 +176,12 @@ async def test_publish_reaches_the_holder_or_answers_false() -> None:
             # Unsubscribing deletes the key only while it names this node.
             await redis.set(two.topic_key(topic), one.node_id)
             await two.subscribe(topic, deliver)
+            assert await redis.get(two.topic_key(topic)) == two.node_id, "the newest wins"
+            # Another node takes the topic: renewals do not take it back, nor does unsubscribe
+            # delete it.
             await redis.set(two.topic_key(topic), "someone-else")
+            await asyncio.sleep(0.5)
+            assert await redis.get(two.topic_key(topic)) == "someone-else"
             await two.unsubscribe(topic)
             assert await redis.get(two.topic_key(topic)) == "someone-else"
             await redis.delete(two.topic_key(topic))
@@ -264,6 +269,75 @@ async def test_a_reader_whose_connection_drops_misses_nothing() -> None:
     finally:
         await sender.close()
         await reader.close()
+
+
+async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
+    """While Redis is away a publish waits in the outbox (and answers True); once Redis is back
+    it is routed, unless it waited longer than outbox_seconds or nobody holds its topic by
+    then: then it is dropped and counted. A topic held here never needs Redis."""
+    with private_redis() as server:
+        options: dict[str, Any] = {"prefix": "cloudhelp", "retry_max": 0.2, "outbox_seconds": 2}
+        one = RedisBroker(server.url, node("one"), **options)
+        two = RedisBroker(server.url, node("two"), **options)
+        await one.start()
+        await two.start()
+        got: list[str] = []
+
+        async def deliver(message: dict[str, Any]) -> None:
+            got.append(message["n"])
+
+        try:
+            topic = f"session:{uuid.uuid4().hex}"
+            await two.subscribe(topic, deliver)
+            await server.stop_async()
+            assert await one.publish(topic, {"n": "old"})
+            assert await two.publish(topic, {"n": "local"}), "held here: no Redis needed"
+            assert got == ["local"]
+            await asyncio.sleep(2.2)  # "old" has waited longer than outbox_seconds
+            assert await one.publish(topic, {"n": "fresh"})
+            assert await one.publish(f"session:{uuid.uuid4().hex}", {"n": "nobody's"})
+            assert not one.healthy
+            await server.start_async()
+            for _ in range(200):
+                if got == ["local", "fresh"] and one.dropped == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == ["local", "fresh"]
+            assert one.dropped == 2, "the old one and the one nobody holds"
+        finally:
+            await one.close()
+            await two.close()
+
+
+async def test_two_nodes_never_give_one_ticket_to_two_staff(pg_demo_url: str) -> None:
+    """tests/test_call_core.py's race between two servers, with a Redis broker each: the
+    database decides, and the kiosk on node A joins the winner wherever the winner is."""
+    url = shared_redis_url()
+    async with (
+        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
+    ):
+        kiosk = await a.kiosk()
+        wangli = await a.staff("wangli", available=False)
+        chenjing = await b.staff("chenjing", available=False)
+        await kiosk.send({"type": "ticket.take", "item": "SCJG-001"})
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        await asyncio.gather(
+            wangli.send({"type": "ticket.pick", "ticket": ticket["id"]}),
+            chenjing.send({"type": "ticket.pick", "ticket": ticket["id"]}),
+        )
+        results = []
+        for staff in (wangli, chenjing):
+            try:
+                await staff.expect("joined", timeout=5)
+                results.append("joined")
+            except Exception as exc:  # the loser gets an error frame
+                results.append(str(exc))
+        assert results.count("joined") == 1, results
+        assert any("ticket_taken" in r for r in results), results
+        joined = await kiosk.expect("joined")
+        winner = wangli if results[0] == "joined" else chenjing
+        assert [p["session"] for p in joined["peers"]] == [winner.session_id]
 
 
 async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
