@@ -230,6 +230,9 @@ class RedisBroker:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
+        # A blocking XREAD ends at once when its connection closes (else after read_block).
+        with contextlib.suppress(Exception):
+            await self._reader.connection_pool.disconnect()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.read_block + 5)
         self._tasks = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -194,7 +195,7 @@ async def test_publish_reaches_the_holder_or_answers_false() -> None:
 
 async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() -> None:
     url = shared_redis_url()
-    ttl = 0.6
+    ttl = 1.0
     holder_node = RedisBroker(url, node("holder"), prefix="cloudhelp", topic_ttl=ttl)
     other = RedisBroker(url, node("other"), prefix="cloudhelp", topic_ttl=ttl)
     await holder_node.start()
@@ -208,7 +209,7 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
     try:
         async with Redis.from_url(url, decode_responses=True) as redis:
             await holder_node.subscribe(topic, deliver)
-            await asyncio.sleep(ttl * 3)  # three TTLs: renewed all along
+            await asyncio.sleep(ttl * 2.5)  # renewed all along
             assert await redis.get(holder_node.topic_key(topic)) == holder_node.node_id
             assert await other.publish(topic, {"n": 1})
             for _ in range(100):
@@ -218,10 +219,18 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
             assert got == [{"n": 1}]
 
             # The holder dies (its loops stop, nothing is cleaned up, as with SIGKILL).
+            started = time.monotonic()
             await holder_node.close(release=False)
+            assert time.monotonic() - started < 0.3, "closing does not wait for XREAD's block"
             # Until the TTL ends the topic still looks held: what is published meanwhile is
             # accepted and never delivered (the documented loss).
             assert await other.publish(topic, {"n": 2})
+            # A node started again under the same id knows at once the topic is not its own
+            # any more (the call centre's recovery asks exactly this).
+            reborn = RedisBroker(url, holder_node.node_id, prefix="cloudhelp", topic_ttl=ttl)
+            await reborn.start()
+            assert not await reborn.publish(topic, {"n": "probe"})
+            await reborn.close()
             await asyncio.sleep(ttl + 0.3)
             assert await redis.get(holder_node.topic_key(topic)) is None
             assert not await other.publish(topic, {"n": 3})
