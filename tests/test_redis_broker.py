@@ -195,7 +195,7 @@ async def test_publish_reaches_the_holder_or_answers_false() -> None:
 
 async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() -> None:
     url = shared_redis_url()
-    ttl = 1.0
+    ttl = 1.5  # renewed every 0.5 s
     holder_node = RedisBroker(url, node("holder"), prefix="cloudhelp", topic_ttl=ttl)
     other = RedisBroker(url, node("other"), prefix="cloudhelp", topic_ttl=ttl)
     await holder_node.start()
@@ -209,7 +209,7 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
     try:
         async with Redis.from_url(url, decode_responses=True) as redis:
             await holder_node.subscribe(topic, deliver)
-            await asyncio.sleep(ttl * 2.5)  # renewed all along
+            await asyncio.sleep(ttl * 2)  # renewed all along
             assert await redis.get(holder_node.topic_key(topic)) == holder_node.node_id
             assert await other.publish(topic, {"n": 1})
             for _ in range(100):
@@ -221,7 +221,7 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
             # The holder dies (its loops stop, nothing is cleaned up, as with SIGKILL).
             started = time.monotonic()
             await holder_node.close(release=False)
-            assert time.monotonic() - started < 0.3, "closing does not wait for XREAD's block"
+            assert time.monotonic() - started < 0.5, "closing does not wait for XREAD's block"
             # Until the TTL ends the topic still looks held: what is published meanwhile is
             # accepted and never delivered (the documented loss).
             assert await other.publish(topic, {"n": 2})
@@ -285,7 +285,7 @@ async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
     it is routed, unless it waited longer than outbox_seconds or nobody holds its topic by
     then: then it is dropped and counted. A topic held here never needs Redis."""
     with private_redis() as server:
-        options: dict[str, Any] = {"prefix": "cloudhelp", "retry_max": 0.2, "outbox_seconds": 2}
+        options: dict[str, Any] = {"prefix": "cloudhelp", "retry_max": 0.2, "outbox_seconds": 4}
         one = RedisBroker(server.url, node("one"), **options)
         two = RedisBroker(server.url, node("two"), **options)
         await one.start()
@@ -302,7 +302,7 @@ async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
             assert await one.publish(topic, {"n": "old"})
             assert await two.publish(topic, {"n": "local"}), "held here: no Redis needed"
             assert got == ["local"]
-            await asyncio.sleep(2.2)  # "old" has waited longer than outbox_seconds
+            await asyncio.sleep(4.2)  # "old" has waited longer than outbox_seconds
             assert await one.publish(topic, {"n": "fresh"})
             assert await one.publish(f"session:{uuid.uuid4().hex}", {"n": "nobody's"})
             assert not one.healthy
