@@ -30,6 +30,8 @@ Not guaranteed (the resume/replay path above this broker must cover these):
   meanwhile are accepted (True) and never delivered.
 - Entries appended to a node's stream but not yet read when Redis restarts without persistence
   are lost (the reader is normally a few milliseconds behind).
+- Redis restarted from a snapshot with its clock set back: the reader starts at the stream's
+  beginning, and entries it had read before are delivered again.
 - A parked message not routed within ``outbox_seconds`` (Redis away that long, or its topic
   without a holder once it is back) is dropped; the oldest are dropped past ``outbox_max``.
 - A reader more than ``stream_maxlen`` entries behind loses the oldest ones.
@@ -355,14 +357,19 @@ class RedisBroker:
         await self._redis.pexpire(self.stream, max(1, int(self.stream_ttl * 1000)))
 
     async def _check_read_position(self) -> None:
+        """After a reconnect, keep reading from the last id delivered: entry ids are Redis's
+        clock in ms, so what is appended after a restart sorts after it, and what a restored
+        snapshot holds up to it is not delivered again. Only a Redis clock behind that id
+        (new entries would hide below it) starts the reader at the stream's beginning."""
         try:
-            info = await self._redis.xinfo_stream(self.stream)
-        except ResponseError:  # no such stream: whatever is appended from now on is new
+            await self._redis.xinfo_stream(self.stream)
+        except ResponseError:  # no such stream: nothing in it can be delivered twice
             self._last_id = "0-0"
             return
-        last = str(info.get("last-generated-id", "0-0"))
-        if _stream_id(last) < _stream_id(self._last_id):
-            log.warning("node stream started anew (Redis restarted): reading from its start")
+        seconds, micros = await self._redis.time()
+        if _stream_id(self._last_id)[0] > seconds * 1000 + micros // 1000:
+            log.warning("Redis's clock is behind this node's read position: reading its stream "
+                        "from the start")  # fmt: skip
             self._last_id = "0-0"
 
     async def _read_loop(self) -> None:

@@ -280,6 +280,55 @@ async def test_a_reader_whose_connection_drops_misses_nothing() -> None:
         await reader.close()
 
 
+async def test_a_stream_restored_from_a_snapshot_is_not_delivered_twice() -> None:
+    """A Redis restarted with persistence gives back an older copy of a node's stream: entries
+    the node read before are not delivered again, and it reads on from there."""
+    url = shared_redis_url()
+    sender = RedisBroker(url, node("sender"), prefix="cloudhelp")
+    reader = RedisBroker(url, node("reader"), prefix="cloudhelp")
+    await sender.start()
+    await reader.start()
+    got: list[Any] = []
+
+    async def deliver(message: dict[str, Any]) -> None:
+        got.append(message["n"])
+
+    topic = f"session:{uuid.uuid4().hex}"
+    try:
+        async with Redis.from_url(url, decode_responses=True) as redis:
+            await reader.subscribe(topic, deliver)
+            for n in range(3):
+                assert await sender.publish(topic, {"n": n})
+            for _ in range(100):
+                if len(got) == 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [0, 1, 2]
+            ids = [entry_id for entry_id, _fields in await redis.xrange(reader.stream)]
+            # The snapshot: the stream as it was after its first two entries.
+            await redis.delete(reader.stream)
+            for entry_id in ids[:2]:
+                await redis.xadd(reader.stream, {"t": topic, "m": '{"n":"again"}'}, id=entry_id)
+            clients = await redis.client_list()
+            [reading] = [c for c in clients if c["name"] == f"{reader.node_id}:reader"]
+            await redis.execute_command("CLIENT", "KILL", "ID", reading["id"])
+            for _ in range(100):
+                if reader.reconnects:
+                    break
+                await asyncio.sleep(0.02)
+            assert reader.reconnects == 1
+            assert await sender.publish(topic, {"n": 3})
+            for _ in range(100):
+                if len(got) >= 4:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
+            assert got == [0, 1, 2, 3]
+    finally:
+        await sender.close()
+        await reader.close()
+
+
 async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
     """While Redis is away a publish waits in the outbox (and answers True); once Redis is back
     it is routed, unless it waited longer than outbox_seconds or nobody holds its topic by
