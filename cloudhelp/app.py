@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -38,6 +39,7 @@ from cloudhelp.store import db
 from signaling.broker import Broker
 from signaling.hub import HubSettings
 from signaling.ice import IceSettings
+from signaling.redis_broker import RedisBroker
 from web import STATIC_DIR
 
 
@@ -74,54 +76,74 @@ async def _open_database(settings: Settings, migrate: bool) -> tuple[db.AsyncEng
 def _lifecycle(
     settings: Settings, migrate: bool, broker: Broker | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The app's cleanup context: opens the database and starts the call centre and the file
-    purge; stops them in reverse order."""
+    """The app's cleanup context: connects to Redis (``redis_url``: a broker of its own unless
+    one is given), opens the database and starts the call centre and the file purge; stops
+    them in reverse order."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        engine, database = await _open_database(settings, migrate)
-        secret_key = settings.effective_secret_key.encode()
-        callcenter = CallCenter(
-            database,
-            hub_settings(settings),
-            broker,
-            settings.prefer_reviewer_seconds,
-            settings.follow_up_working_days,
-            settings.warning_check_seconds,
-            metrics.Rules.of(settings),
-            secret_key=secret_key,
-            netcheck_max_peers=settings.netcheck_max_peers,
-            netcheck_seconds=settings.netcheck_seconds,
-        )
-        await callcenter.start()
-        state = app[STATE_KEY] = AppState(
-            settings=settings,
-            db=database,
-            callcenter=callcenter,
-            notice_pdfs=NoticePdfs(database, settings.data_dir),
-            secret_key=secret_key,
-        )
-        state.loop_lag.start()
-        purging = (
-            asyncio.create_task(
-                retention.run_periodically(
-                    database,
-                    settings.data_dir,
-                    settings.file_retention_days,
-                    settings.file_purge_check_seconds,
-                )
-            )
-            if settings.file_purge_check_seconds > 0
-            else None
-        )
-        yield
-        if purging is not None:
-            purging.cancel()
-            await asyncio.gather(purging, return_exceptions=True)
-        await state.loop_lag.stop()
-        await callcenter.stop()  # usually already done by on_shutdown
-        await engine.dispose()
+        owned: RedisBroker | None = None
+        hub_broker = broker
+        if hub_broker is None and settings.redis_url is not None:
+            owned = RedisBroker(settings.redis_url, settings.node_id, prefix="cloudhelp")
+            await owned.start()
+            hub_broker = owned
+        try:
+            async with _serving(app, settings, migrate, hub_broker):
+                yield
+        finally:
+            if owned is not None:
+                await owned.close()
 
     return lifecycle
+
+
+@asynccontextmanager
+async def _serving(
+    app: web.Application, settings: Settings, migrate: bool, broker: Broker | None
+) -> AsyncIterator[None]:
+    """The database, the call centre and the file purge, for the app's life."""
+    engine, database = await _open_database(settings, migrate)
+    secret_key = settings.effective_secret_key.encode()
+    callcenter = CallCenter(
+        database,
+        hub_settings(settings),
+        broker,
+        settings.prefer_reviewer_seconds,
+        settings.follow_up_working_days,
+        settings.warning_check_seconds,
+        metrics.Rules.of(settings),
+        secret_key=secret_key,
+        netcheck_max_peers=settings.netcheck_max_peers,
+        netcheck_seconds=settings.netcheck_seconds,
+    )
+    await callcenter.start()
+    state = app[STATE_KEY] = AppState(
+        settings=settings,
+        db=database,
+        callcenter=callcenter,
+        notice_pdfs=NoticePdfs(database, settings.data_dir),
+        secret_key=secret_key,
+    )
+    state.loop_lag.start()
+    purging = (
+        asyncio.create_task(
+            retention.run_periodically(
+                database,
+                settings.data_dir,
+                settings.file_retention_days,
+                settings.file_purge_check_seconds,
+            )
+        )
+        if settings.file_purge_check_seconds > 0
+        else None
+    )
+    yield
+    if purging is not None:
+        purging.cancel()
+        await asyncio.gather(purging, return_exceptions=True)
+    await state.loop_lag.stop()
+    await callcenter.stop()  # usually already done by on_shutdown
+    await engine.dispose()
 
 
 async def _close_sockets(app: web.Application) -> None:

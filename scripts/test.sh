@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Run the whole CloudHelp test suite on a fresh or used machine.
 #
-# 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, nginx, Chromium, CJK fonts)
-#    and the Python packages into a virtual env (.venv).
+# 1. Installs only what is missing: Debian packages (PostgreSQL, coturn, Redis, nginx, Chromium,
+#    CJK fonts) and the Python packages into a virtual env (.venv).
 # 2. Re-runs itself inside a private network namespace that has only the loopback interface
 #    (and a private PID namespace, so every service and browser dies with the run).
-# 3. There it starts PostgreSQL and coturn on loopback, runs the lint step (ruff, the import
+# 3. There it starts PostgreSQL, coturn and Redis on loopback, runs the lint step (ruff, the import
 #    contracts with lint-imports, mypy through scripts/mypy_ratchet.py) beside pytest (the whole
 #    suite on pytest-xdist workers), stops each service by its PID, and exits non-zero on any
 #    failure.
@@ -22,6 +22,7 @@ if [ "${1:-}" != "--inside" ]; then
   missing=()
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v turnserver >/dev/null || missing+=(coturn)
+  command -v redis-server >/dev/null || missing+=(redis-server)  # tests/test_redis_broker.py
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_deploy_nginx.py
   command -v chromium >/dev/null || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
@@ -52,6 +53,7 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else
 
 PG_PID=""
 TURN_PID=""
+REDIS_PID=""
 stop_pid() {  # stop_pid PID SIGNAL: signal a service and wait (5 s at most) for it to exit
   if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
     kill "-$2" "$1"
@@ -60,6 +62,7 @@ stop_pid() {  # stop_pid PID SIGNAL: signal a service and wait (5 s at most) for
   fi
 }
 stop_services() {
+  stop_pid "$REDIS_PID" TERM
   stop_pid "$TURN_PID" TERM
   stop_pid "$PG_PID" INT
   rm -rf "$RUN"
@@ -87,6 +90,18 @@ turnserver -n --no-cli --no-tls --no-dtls --listening-ip=127.0.0.1 --relay-ip=12
 TURN_PID=$!
 export CLOUDHELP_TEST_TURN_URL="turn:127.0.0.1:$TURN_PORT"
 export CLOUDHELP_TEST_TURN_SECRET="$TURN_SECRET"
+
+# --- Redis: the broker between server processes (tests/test_redis_broker.py); no persistence ---
+REDIS_PORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --dir "$RUN" --logfile "$RUN/redis.log" --daemonize no >/dev/null 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 50); do
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  kill -0 "$REDIS_PID" 2>/dev/null || { cat "$RUN/redis.log"; exit 1; }
+  sleep 0.1
+done
+export CLOUDHELP_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
 
 # --- Lint beside the suite ---------------------------------------------------------------------

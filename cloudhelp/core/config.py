@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +38,11 @@ def default_data_dir() -> Path:
     """Where the embedded database and stored files live unless configured otherwise."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "cloudhelp"
+
+
+def default_node_id() -> str:
+    """This process's name among several nodes: host name and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _config_file() -> Path | None:
@@ -131,6 +137,23 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     http_redirect_port: int | None = Field(default=None, ge=1, le=65535)
+    # Several server processes ("nodes") on one Redis (redis://host:port/db): sessions on one
+    # node are reached from the others (signaling/redis_broker.py). None: one process, the
+    # in-process broker. Needs PostgreSQL. Each node's name, unique among them (host-pid by
+    # default). docs/scaling.md.
+    redis_url: str | None = None
+    node_id: str = Field(
+        default_factory=default_node_id, min_length=1, max_length=100, pattern=r"^[^\s]+$"
+    )
+
+    @model_validator(mode="after")
+    def _nodes_share_postgresql(self) -> Settings:
+        if self.redis_url is not None and self.effective_database_url.startswith("sqlite"):
+            raise ValueError(
+                "redis_url runs several server processes, which must share one PostgreSQL "
+                "database: set database_url to a postgresql:// URL (SQLite serves one process)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_complete(self) -> Settings:
