@@ -276,14 +276,18 @@ async def test_sixty_nine_boats_in_half_a_month(demo_url: str) -> None:
                 {"kind": "kiosk", "credential": drive.credentials[code]}
             )
         kiosk_of = {"DLW-QG": drive.kiosks["QG-01"], "DLW-TL": drive.kiosks["TL-01"]}
-        missed: list[int] = []  # entries whose slot passed unused, to rebook next morning
+        # Entries whose slot passed unused, with its station: rebooked next morning there.
+        missed: list[tuple[int, str]] = []
         mid: dict[str, Any] = {}
         for day_index, day in enumerate(CAMPAIGN_DAYS):
             set_clock(server, at(day, "08:00"))
-            for entry in missed:
+            for entry, station in missed:
                 await drive.json(
                     "POST", f"/api/v1/campaigns/{drive.campaign}/entries/{entry}/rebook"
                 )
+                again = [a for a in await drive.appointments()
+                         if a.campaign_entry_id == entry and a.status == "booked"]  # fmt: skip
+                assert [a.station.code for a in again] == [station]  # the station it missed
             missed = []
             todays = sorted(
                 (a for a in await drive.appointments()
@@ -295,7 +299,7 @@ async def test_sixty_nine_boats_in_half_a_month(demo_url: str) -> None:
                 take = {"type": "ticket.take", "appointment": a.code}
                 kiosk = kiosk_of[a.station.code]
                 if row in no_shows and a.rebooked_from_id is None:
-                    missed.append(a.campaign_entry_id or 0)
+                    missed.append((a.campaign_entry_id or 0, a.station.code))
                     continue
                 if day_index == 0 and index == 0:
                     await refusals_and_priority(drive, staff, a, take)

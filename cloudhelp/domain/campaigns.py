@@ -265,7 +265,8 @@ async def rebook_entry(
     session: AsyncSession, campaign: Campaign, entry_id: int, actor: str, now: datetime
 ) -> Appointment:
     """One click: the entry's appointment moved to the first free slot from now on (its stated
-    preferences kept), in the campaign's days and, if full, up to 30 days after."""
+    preferences kept; without a stated station, at the station of the slot it missed if any
+    is free there), in the campaign's days and, if full, up to 30 days after."""
     entry = await session.get(CampaignEntry, entry_id)
     if entry is None or entry.campaign_id != campaign.id:
         raise CampaignError("no_such_entry", "There is no such roster entry.")
@@ -282,10 +283,13 @@ async def rebook_entry(
         await session.flush()
     cells = await _cells(session, item, campaign.station_ids, days, now)
     cells.sort(key=lambda c: (c.day, c.station_id))
+    # A stated station only; else the station of the slot missed first, then the others.
+    stated = entry.preferences.get("station")
+    wanted = stated if stated is not None else (current.station_id if current else None)
+    cells = [c for c in cells if c.station_id == wanted] + (
+        [] if stated is not None else [c for c in cells if c.station_id != wanted]
+    )
     for cell in cells:
-        station = entry.preferences.get("station")
-        if station is not None and cell.station_id != station:
-            continue
         slot = next((s for s in cell.slots if s.free), None)
         if slot is not None:
             return await appointments.book(

@@ -193,9 +193,11 @@ async def _booked(request: web.Request) -> tuple[Campaign, list[Appointment]]:
 
 
 async def slips(request: web.Request) -> web.Response:
-    """Every booked slip of the campaign in one PDF, by date, time and station."""
+    """Every slip of the campaign still to come in one PDF, by date, time and station (a
+    no-show's past slip is left out, as the reminders leave it out)."""
     campaign, found = await _booked(request)
-    booked = [a for a in found if a.status == "booked"]
+    now = AppState.of(request.app).callcenter.appointment_clock()
+    booked = [a for a in found if a.status == "booked" and a.starts_at > now]  # still to come
     if not booked:
         raise ApiError(409, "nothing_booked", "No appointment of this campaign is booked yet.")
     return pdf_response(await draw_slips(request, booked), f"campaign-{campaign.id}-slips.pdf")
