@@ -2,9 +2,9 @@
 
 ``python -m benchmarks.bare_relay PORT`` serves ``/ws?room=R``; each text message is forwarded
 to the other members of the room. No authentication, validation, sessions or database; the
-same garbage-collector settings as ``cloudhelp serve`` (``tune_gc``, and full passes by
-``FullPasses`` when no room has two members). Prints one line once it
-listens.
+same garbage-collector settings as ``cloudhelp serve`` (``tune_gc``, young and middle passes
+on a beat by ``YoungPasses``, and full passes by ``FullPasses`` when no room has two members).
+Prints one line once it listens.
 """
 
 from __future__ import annotations
