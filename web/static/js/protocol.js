@@ -6,6 +6,8 @@
 const PROTOCOL_VERSION = 1;
 const ACK_MS = 5000;
 const STATS_MS = 5000;
+/** The pre-call check's signaling round trip is the median of this many pings (one server pause is not a slow network). */
+const SIGNALING_PINGS = 3;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const RECOVERY_MS = 15000;
 
@@ -874,8 +876,8 @@ function gathered(pc, ms) {
 }
 
 /**
- * The pre-call network check (docs/protocol.md, `netcheck.offer`): the signaling round trip (a
- * ping with an id), then `probes` data-channel probes through the ICE servers of the welcome
+ * The pre-call network check (docs/protocol.md, `netcheck.offer`): the signaling round trip (the
+ * median of three pings with ids), then `probes` data-channel probes through the ICE servers of the welcome
  * to the server's echo peer — unordered and never retransmitted, so loss shows — and the
  * candidate type the path took. Bounded by `seconds`. The figures go to the server, which judges
  * them and keeps them for the ticket; resolves with its verdict: "good", "poor", "failed"
@@ -888,12 +890,17 @@ export async function networkCheck(connection, { probes = 20, intervalMs = 50, s
   const deadline = performance.now() + seconds * 1000;
   const left = () => deadline - performance.now();
   if (!connection.welcome) return { verdict: "failed", netcheck: null };
-  const id = `nc${Math.random().toString(36).slice(2, 10)}`;
-  const pinged = performance.now();
-  const pong = nextFrame(connection, (f) => f.type === "pong" && f.id === id, left());
-  if (!connection.send({ type: "ping", id })) return { verdict: "failed", netcheck: null };
-  if (!(await pong)) return { verdict: "failed", netcheck: null };
-  const signalingRtt = round(performance.now() - pinged, 1);
+  /** @type {number[]} */
+  const pings = [];
+  for (let n = 0; n < SIGNALING_PINGS; n += 1) {
+    const id = `nc${Math.random().toString(36).slice(2, 10)}`;
+    const pinged = performance.now();
+    const pong = nextFrame(connection, (f) => f.type === "pong" && f.id === id, left());
+    if (!connection.send({ type: "ping", id })) return { verdict: "failed", netcheck: null };
+    if (!(await pong)) return { verdict: "failed", netcheck: null };
+    pings.push(performance.now() - pinged);
+  }
+  const signalingRtt = round(pings.sort((a, b) => a - b)[Math.floor(pings.length / 2)], 1);
   const pc = new RTCPeerConnection({
     iceServers: connection.welcome.ice_servers || [],
     iceTransportPolicy: connection.welcome.ice_transport_policy || "all",
