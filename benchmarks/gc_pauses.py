@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
 import sys
 import tempfile
@@ -29,10 +28,10 @@ from typing import Any
 import aiohttp
 
 from benchmarks.signaling import (
-    PING_SECONDS,
     RATE_LIMIT_ENV,
     BenchClient,
     Seeded,
+    acknowledge,
     burst,
     free_port,
     hello,
@@ -44,19 +43,6 @@ from benchmarks.signaling import (
 )
 
 WINDOWS = 3
-
-
-async def acknowledge(clients: list[BenchClient]) -> None:
-    """Each client sends ``{"type": "ping", "seq"}`` every PING_SECONDS, as an idle page does
-    (the bare relay's room of one forwards it to nobody)."""
-
-    async def every(client: BenchClient) -> None:
-        await asyncio.sleep(random.uniform(0, PING_SECONDS))
-        while True:
-            await client.send({"type": "ping", "seq": client.last_seq})
-            await asyncio.sleep(PING_SECONDS)
-
-    await asyncio.gather(*(every(client) for client in clients))
 
 
 async def relay(clients: list[BenchClient], seconds: float) -> list[BenchClient]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sqlite3
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -164,11 +166,66 @@ def module_database_url(
     asyncio.run(_drop_pg_database(name))
 
 
+# Migrating a database from nothing (every migration, then the sample catalog and network) was
+# most of a test's set-up. Each worker migrates one database per kind once — empty, and with the
+# samples — and copies it for every test that asks: SQLite through its backup API, PostgreSQL by
+# CREATE DATABASE … TEMPLATE. The migration tests (test_storage, test_migrations, test_cli's
+# `db upgrade`) still migrate from nothing.
+_templates: dict[tuple[str, bool], str] = {}
+
+
+async def _build_template(backend: str, samples: bool) -> str:
+    """A migrated database (with the samples if asked): its SQLite path or PostgreSQL name."""
+    if backend == "sqlite":
+        path = Path(tempfile.mkdtemp(prefix="cloudhelp-template-")) / "template.db"
+        url, name = f"sqlite:///{path}", str(path)
+    else:
+        url, name = await _create_pg_database()
+    eng = db.create_engine(url)
+    await db.upgrade(eng)
+    if samples:
+        await load_sample_data(db.session_factory(eng))
+    await eng.dispose()
+    return name
+
+
+async def _copy_of_template(url: str, samples: bool) -> None:
+    """Make the empty database at ``url`` a copy of this worker's migrated template."""
+    parsed = make_url(url)
+    backend = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
+    key = (backend, samples)
+    if key not in _templates:
+        _templates[key] = await _build_template(backend, samples)
+    template = _templates[key]
+    if backend == "sqlite":
+        source, target = sqlite3.connect(template), sqlite3.connect(str(parsed.database))
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return
+    conn = await asyncpg.connect(pg_admin_url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_templates() -> Iterator[None]:
+    yield
+    for (backend, _samples), name in _templates.items():
+        if backend == "postgresql":
+            asyncio.run(_drop_pg_database(name))
+
+
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a migrated, empty database."""
+    await _copy_of_template(database_url, samples=False)
     eng = db.create_engine(database_url)
-    await db.upgrade(eng)
     yield eng
     await eng.dispose()
 
@@ -205,10 +262,8 @@ async def http(demo_engine: AsyncEngine, database_url: str) -> AsyncIterator[Cli
 
 
 async def _prepare_demo_database(url: str) -> None:
-    eng = db.create_engine(url)
-    await db.upgrade(eng)
-    await load_sample_data(db.session_factory(eng))
-    await eng.dispose()
+    """The empty database at ``url`` migrated, with the sample catalog and network."""
+    await _copy_of_template(url, samples=True)
 
 
 @pytest.fixture
