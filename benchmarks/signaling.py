@@ -223,8 +223,8 @@ class BenchClient:
     """A lean WebSocket client that always reads (so heartbeats are answered), keeps the last
     ``seq`` to acknowledge, and knows its call peer once ``joined``.
 
-    Relayed chat lines carrying a send time count as relay latency; the others go to
-    ``frames``.
+    Relayed chat lines carrying a send time count as relay latency; pongs (and the pings the
+    bare relay forwards) are dropped; the others go to ``frames``.
     """
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, session_id: str = "") -> None:
@@ -248,6 +248,8 @@ class BenchClient:
                     if self.latencies is not None:
                         self.latencies.append((time.perf_counter() - data["t"]) * 1000)
                     continue
+                if frame.get("type") in ("pong", "ping"):  # acknowledge()'s, answered or
+                    continue  # forwarded by the bare relay
                 if frame.get("type") == "joined" and frame.get("peers"):
                     self.peer = frame["peers"][0]["session"]
                 self.frames.put_nowait(frame)
