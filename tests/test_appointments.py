@@ -6,14 +6,15 @@ the order of service and the roster's checks."""
 from __future__ import annotations
 
 import base64
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
-from cloudhelp.domain import capacity, queue, roster
-from cloudhelp.store.models import Appointment, AuditEvent, Ticket
+from cloudhelp.devtools import demo_campaign
+from cloudhelp.domain import campaigns, capacity, queue, roster
+from cloudhelp.store.models import Appointment, AuditEvent, Campaign, Ticket
 from tests.appointmentkit import (
     as_csv,
     as_xlsx,
@@ -28,6 +29,8 @@ from tests.callkit import CallServer, running_server
 
 MONDAY = date(2026, 6, 15)  # a working day; 19 June (Friday) is the Dragon Boat Festival
 HOLIDAY = date(2026, 6, 19)
+# A Friday of a year the official calendar does not hold: it may turn out a holiday (1 January).
+UNPUBLISHED = date(2031, 1, 3)
 PERSON = {"name": "刘海生", "phone": "13812345678"}
 
 
@@ -88,6 +91,10 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
         assert [s["time"] for s in slots["slots"]] == ["09:00", "09:10", "09:20", "09:30",
                                                        "09:40", "09:50"]  # fmt: skip
         assert {s["capacity"] for s in slots["slots"]} == {2}
+        assert slots["working_day"] and slots["calendar_installed"]
+        unpublished = await day_slots(server, UNPUBLISHED)  # no slot offered on such a day
+        assert unpublished["slots"] == [] and not unpublished["working_day"]
+        assert unpublished["calendar_installed"] is False
         # Two places in the 09:00 slot: a resident books one, a staff member books the other on
         # a resident's behalf (audited, recorded as the booker).
         first = await post(server, "/api/v1/appointments", booking(MONDAY, "09:00"), 201)
@@ -108,6 +115,7 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
         cases = [
             (booking(MONDAY, "09:00", name="第三人"), 409, "slot_full"),
             (booking(HOLIDAY, "09:00"), 400, "slot_on_holiday"),
+            (booking(UNPUBLISHED, "09:00"), 400, "calendar_not_installed"),
             (booking(MONDAY + timedelta(days=5), "09:00"), 400, "slot_on_holiday"),  # Saturday
             (booking(MONDAY, "09:05"), 400, "no_such_slot"),
             (booking(MONDAY, "10:00"), 400, "no_such_slot"),
@@ -354,6 +362,10 @@ async def test_a_campaign_of_two_items_books_each_within_its_departments_hours(
         body = {"name": "渔船与个体户", "street": "DLW", "items": ["NYNC-002", "SCJG-001"],
                 "stations": ["DLW-QG"], "starts_on": MONDAY.isoformat(),
                 "ends_on": MONDAY.isoformat()}  # fmt: skip
+        later = body | {"starts_on": "2031-01-02", "ends_on": UNPUBLISHED.isoformat()}
+        refused = await post(server, "/api/v1/campaigns", later, 400, boss)
+        assert refused["error"]["code"] == "calendar_not_installed"
+        assert "2031" in refused["error"]["message"]
         campaign = (await post(server, "/api/v1/campaigns", body, 201, boss))["campaign"]
         assert [i["department"] for i in campaign["items"]] == ["NYNC", "SCJG"]
         rows = [[*r[:3], ""] for r in roster_rows()[:10]]
@@ -376,3 +388,15 @@ async def test_a_campaign_of_two_items_books_each_within_its_departments_hours(
         assert {t for i, t in times if i == "SCJG-001"} == {"14:00", "14:10", "14:20"}
         assert {t for i, t in times if i == "NYNC-002"} == {"09:00", "09:10", "09:20", "09:30",
                                                             "09:40", "09:50"}  # fmt: skip
+
+
+async def test_the_demo_campaign_ends_within_the_installed_calendar(sqlite_demo_url: str) -> None:
+    """Late in the last year the calendar holds, the demo's fortnight of working days would run
+    into the next year; campaigns cannot be planned there, so it ends on 31 December."""
+    async with running_server(sqlite_demo_url) as server:
+        late = datetime(2026, 12, 28, 2, 0, tzinfo=UTC)
+        async with server.state.db.write() as session:
+            assert await demo_campaign.seed_campaign(session, "210211", late) == 69
+            (campaign,) = (await session.scalars(select(Campaign))).all()
+        assert campaign.ends_on == date(2026, 12, 31)
+        assert len(campaigns.working_days(campaign.starts_on, campaign.ends_on)) == 15

@@ -59,6 +59,14 @@ def is_working_day(day: date) -> tuple[bool, bool]:
     return _current.is_working_day(day)
 
 
+def is_official_working_day(day: date) -> bool:
+    """A working day by the official calendar: False on a holiday, a rest day, and any day of
+    a year the calendar does not hold (nothing is planned on a day that may turn out a
+    holiday)."""
+    working, estimated = is_working_day(day)
+    return working and not estimated
+
+
 @dataclass(frozen=True)
 class DueDate:
     day: date

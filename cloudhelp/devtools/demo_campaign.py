@@ -92,6 +92,12 @@ async def seed_campaign(session: AsyncSession, district: str, now: datetime) -> 
     first = today if workdays.is_working_day(today)[0] else _shift_working_days(today, 1)
     first = _shift_working_days(first, -PAST_DAYS)
     last = _shift_working_days(first, WORKING_DAYS - 1)
+    held = workdays.current().years
+    while workdays.is_working_day(last)[1] and any(year < last.year for year in held):
+        # No campaign runs into a year the official calendar does not hold (campaigns.create
+        # refuses it): the fortnight moves back to end on the last working day it holds.
+        last = _shift_working_days(date(last.year, 1, 1), -1)
+        first = _shift_working_days(last, -(WORKING_DAYS - 1))
     campaign = await campaigns.create(
         session, name=NAME, street_code="DLW", item_codes=["NYNC-002"],
         station_codes=list(stations), starts_on=first, ends_on=last, actor="sunhua",

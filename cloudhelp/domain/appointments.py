@@ -100,8 +100,15 @@ async def check_slot(
     session: AsyncSession, item: ServiceItem, station_id: int, starts_at: datetime, now: datetime
 ) -> capacity.Slot:
     """The slot starting at ``starts_at`` if it can take one more appointment; refused with
-    ``slot_on_holiday``, ``slot_in_past``, ``no_such_slot`` or ``slot_full`` otherwise."""
+    ``calendar_not_installed``, ``slot_on_holiday``, ``slot_in_past``, ``no_such_slot`` or
+    ``slot_full`` otherwise."""
     day = local_date(starts_at)
+    if workdays.is_working_day(day)[1]:
+        raise AppointmentError(
+            "calendar_not_installed",
+            f"The official holiday calendar for {day.year} is not installed yet, so no day of "
+            f"{day.year} can be booked; choose an earlier day.",
+        )
     if not workdays.is_working_day(day)[0]:
         raise AppointmentError(
             "slot_on_holiday", f"{day} is not a working day: nothing is served on it."

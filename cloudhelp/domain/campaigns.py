@@ -38,9 +38,11 @@ class CampaignError(CodedError):
 
 
 def working_days(first: date, last: date) -> list[date]:
+    """The days from ``first`` to ``last`` that the official calendar says are working days
+    (none of a year it does not hold)."""
     days, day = [], first
     while day <= last:
-        if workdays.is_working_day(day)[0]:
+        if workdays.is_official_working_day(day):
             days.append(day)
         day += timedelta(days=1)
     return days
@@ -61,6 +63,15 @@ async def create(
     if ends_on < starts_on or (ends_on - starts_on).days >= MAX_DAYS:
         raise CampaignError(
             "bad_range", f"The last day follows the first, at most {MAX_DAYS} days in all."
+        )
+    missing = sorted({year for year in range(starts_on.year, ends_on.year + 1)
+                      if workdays.is_working_day(date(year, 1, 1))[1]})  # fmt: skip
+    if missing:
+        raise CampaignError(
+            "calendar_not_installed",
+            f"The official holiday calendar for {missing[0]} is not installed yet, so the "
+            f"campaign cannot be planned on its days; install it first (cloudhelp calendar "
+            f"import) or end the campaign earlier.",
         )
     street = await session.scalar(select(Station).where(Station.code == street_code))
     if street is None or street.tier != "street":

@@ -110,8 +110,9 @@ class Schedule:
     exceptions: dict[tuple[int, int, date], Hours] = field(default_factory=dict)
 
     def hours(self, department_id: int, station_id: int, day: date) -> Hours | None:
-        """The day's hours, or None when nothing is served (a holiday, a closed day)."""
-        if not workdays.is_working_day(day)[0]:
+        """The day's hours, or None when nothing is served (a holiday, a closed day, a day of
+        a year the official calendar does not hold yet)."""
+        if not workdays.is_official_working_day(day):
             return None
         exception = self.exceptions.get((department_id, station_id, day))
         if exception is not None:

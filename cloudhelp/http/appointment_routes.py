@@ -175,7 +175,8 @@ async def free_slots(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "date": day.isoformat(),
-            "working_day": workdays.is_working_day(day)[0],
+            "working_day": workdays.is_official_working_day(day),
+            "calendar_installed": not workdays.is_working_day(day)[1],
             "slot_minutes": minutes,
             "slots": [appointments.slot_json(s) for s in slots if s.starts_at > now],
         },

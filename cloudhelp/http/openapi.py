@@ -411,9 +411,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/api/v1/appointments", "Book a slot (staff: on a resident's behalf, "
               "audited)", "appointments", body=NewAppointment, status=201,
               result=_obj("appointment", "slip_url", appointment=OBJECT, slip_url=STRING),
-              errors={400: "`slot_on_holiday`, `slot_in_past`, `no_such_slot`, `bad_phone`, "
-                           "`bad_id_number`, `bad_applicant`, `not_cloud`, `unknown_item`, "
-                           "`unknown_station`",
+              errors={400: "`calendar_not_installed`, `slot_on_holiday`, `slot_in_past`, "
+                           "`no_such_slot`, `bad_phone`, `bad_id_number`, `bad_applicant`, "
+                           "`not_cloud`, `unknown_item`, `unknown_station`",
                       409: "`slot_full`"}),
     Operation("POST", "/api/v1/appointments/find", "Find an appointment by code and the "
               "phone's last four digits", "appointments", body=AppointmentKey,

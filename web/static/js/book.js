@@ -46,7 +46,8 @@ async function findSlots() {
   if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
   state.slots = body.slots;
   const free = body.slots.filter((/** @type {any} */ s) => s.free > 0).length;
-  $("slots-state").textContent = !body.working_day ? t("book.not_working_day")
+  $("slots-state").textContent = body.calendar_installed === false ? t("book.calendar_not_installed")
+    : !body.working_day ? t("book.not_working_day")
     : body.slots.length === 0 ? t("book.no_slots") : t("book.slots_state", { free, minutes: body.slot_minutes });
   $("slots").replaceChildren(...body.slots.map((/** @type {any} */ s) => {
     const button = /** @type {HTMLButtonElement} */ (el("button"));
