@@ -122,7 +122,14 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
         set_clock(server, at(MONDAY, "09:25"))
         await kiosk.click("#appointment-form button")
         await expect(kiosk.locator("[data-screen=check]")).to_be_visible()
+        # The code was accepted: the check screen says which appointment it found.
+        await expect(kiosk.locator("#check-appointment")).to_be_visible()
+        await expect(kiosk.locator("#check-appointment-time")).to_have_text(
+            "2026-06-15 09:30–09:40"
+        )
+        await expect(kiosk.locator("#check-appointment")).to_contain_text("渔业捕捞许可证")
         await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await snap(kiosk, "appointments-kiosk-1b-found")
         await kiosk.click("#start-call")
         await expect(kiosk.locator("#wait-appointment")).to_be_visible()
         await expect(kiosk.locator("#wait-appointment-time")).to_have_text("2026-06-15 09:30–09:40")

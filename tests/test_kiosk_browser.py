@@ -396,6 +396,14 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
             url = (await r.json())["case"]["notice"]["url"]
         joined_peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        # As the console says it (staff.js): the result, in the colour of more to do.
+        decided = {"kind": "case", "number": number, "status": "correction_needed"}
+        await staff.send({"type": "app", "to": joined_peer, "data": decided})
+        result = kiosk.locator("#call-case-result")
+        await expect(result).to_have_text("材料还需要补正，请看一次性告知书。")
+        assert await result.evaluate("e => getComputedStyle(e).backgroundColor") == (
+            "rgb(255, 241, 204)"  # amber, not the green of a success
+        )
         await staff.send({"type": "app", "to": joined_peer, "data": {"kind": "notice", "url": url}})
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
         # One clear 打印 (the overlay's); the page's own 打印 and 下载 PDF are gone on a kiosk.
@@ -414,6 +422,9 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await staff.send({"type": "call.hangup"})
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("#done-case-number")).to_have_text(number)
+        await expect(kiosk.locator("#done-result")).to_have_attribute(
+            "data-status", "correction_needed"
+        )
         await snap(kiosk, "kiosk-done-case-number")
         await kiosk.click("#done-notice")
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()

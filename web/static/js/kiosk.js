@@ -62,6 +62,8 @@ function fresh() {
     noticeUrl: /** @type {string | null} */ (null),
     /** What the staff member decided in this call (已通过预审 / 已受理 …), app "case". */
     caseResult: /** @type {string | null} */ (null),
+    /** The status the result stands for (correction_needed, accepted …), for its colour. */
+    caseStatus: "",
     /** The pre-call network check: null before it starts, then its verdict (docs/protocol.md). */
     network: /** @type {string | null} */ (null),
     /** The highest ticket version applied (frames never go backwards). */
@@ -326,6 +328,10 @@ async function checkDevices() {
   $("check-case-number").textContent = visit.correction || "";
   $("check-case-item").textContent = visit.correction ? visit.item?.name || "" : "";
   $("check-notice").hidden = !(visit.correction && visit.noticeUrl);
+  // So does an appointment whose code was accepted: the resident sees it was found.
+  $("check-appointment").hidden = !visit.appointment;
+  $("check-appointment-time").textContent = visit.appointment ? visit.appointmentTime : "";
+  $("check-appointment-item").textContent = visit.appointment ? visit.item?.name || "" : "";
   $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
   $("start-call").disabled = true;
@@ -631,9 +637,13 @@ function showCaseResult(data) {
   }
   visit.caseResult = text + due;
   if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;
+  // Coloured by what it means: more to do (补正, 不予受理) is not shown as a success.
+  visit.caseStatus = data.status;
   $("call-case-result").textContent = visit.caseResult;
+  $("call-case-result").dataset.status = data.status;
   $("call-case-result").hidden = false;
   $("done-result").textContent = visit.caseResult;
+  $("done-result").dataset.status = data.status;
   $("done-result").hidden = false;
 }
 
@@ -849,6 +859,7 @@ function onLeft(/** @type {string} */ reason) {
   $("done-case-number").textContent = caseNumber || "";
   $("done-notice").hidden = !visit.noticeUrl;
   $("done-result").textContent = visit.caseResult || "";
+  $("done-result").dataset.status = visit.caseStatus || "";
   $("done-result").hidden = !visit.caseResult;
   const key = `kiosk.reason.${reason}`;
   $("done-reason").textContent = known(key) || t("kiosk.done.ended");
@@ -1028,7 +1039,7 @@ function clearVisit() {
   fileLines.sent.clear();
   fileLines.received.clear();
   for (const id of ["chat", "files-sent", "files-received", "results", "item-materials", "rating-levels", "rating-reasons"]) $(id).replaceChildren();
-  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "call-case-result", "done-result", "wait-busy", "wait-case", "check-notice"]) $(id).hidden = true;
+  for (const id of ["files-sent-block", "files-received-block", "done-case", "done-notice", "show-notice", "case-error", "check-case", "check-appointment", "call-case-result", "done-result", "wait-busy", "wait-case", "check-notice"]) $(id).hidden = true;
   $("case-query").removeAttribute("aria-invalid");
   for (const id of ["case-query", "case-last4", "papers-number", "papers-last4", "appointment-code"]) $(id).value = "";
   for (const id of ["papers-list"]) $(id).replaceChildren();
@@ -1038,7 +1049,7 @@ function clearVisit() {
   $("wait-appointment").hidden = true;
   $("appointment-code").removeAttribute("aria-invalid");
   $("case-last4").removeAttribute("aria-invalid");
-  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
+  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "check-appointment-time", "check-appointment-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
   document.body.classList.remove("nobody-on-duty", "screen-shared");
