@@ -93,12 +93,15 @@ class Tickets:
                 raise SignalingError(refused.code, refused.message) from None
             appointment_id = booked.id
         ticket = await queue.take(
-            s, item=item, kiosk_id=kiosk.id, station_id=kiosk.station_id, session_id=session.id
+            s,
+            item=item,
+            kiosk_id=kiosk.id,
+            station_id=kiosk.station_id,
+            session_id=session.id,
+            case=case,
+            appointment_id=appointment_id,
+            netcheck=self.center.netcheck.latest(session.id),  # the check before this call
         )
-        ticket.appointment_id = appointment_id
-        if case is not None:
-            ticket.case_id, ticket.preferred_staff_id = case.id, case.staff_id
-        ticket.netcheck = self.center.netcheck.latest(session.id)  # the check before this call
         return ticket.id, case
 
     async def _item_and_case(

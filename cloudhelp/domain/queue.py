@@ -22,6 +22,7 @@ from cloudhelp.domain import outcomes
 from cloudhelp.store import counters
 from cloudhelp.store.models import (
     Call,
+    Case,
     Category,
     ServiceItem,
     StaffPresence,
@@ -74,8 +75,19 @@ async def record(
 
 
 async def take(
-    session: AsyncSession, *, item: ServiceItem, kiosk_id: int, station_id: int, session_id: str
+    session: AsyncSession,
+    *,
+    item: ServiceItem,
+    kiosk_id: int,
+    station_id: int,
+    session_id: str,
+    case: Case | None = None,
+    appointment_id: int | None = None,
+    netcheck: dict[str, Any] | None = None,
 ) -> Ticket:
+    """A waiting ticket with its number and ``enqueued`` event; a correction session's ticket
+    carries its case and the case's reviewer, a checked-in one its appointment (all in the one
+    INSERT)."""
     now = utcnow()
     day = local_day(now)
     sequence = await reserve_numbers(session, day, item.category)
@@ -89,6 +101,10 @@ async def take(
         session_id=session_id,
         status="waiting",
         enqueued_at=now,
+        case_id=case.id if case is not None else None,
+        preferred_staff_id=case.staff_id if case is not None else None,
+        appointment_id=appointment_id,
+        netcheck=netcheck,
     )
     session.add(ticket)
     await session.flush()
