@@ -13,8 +13,8 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,12 @@ async def until(check: Any, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.1)
 
 
-@contextmanager
-def serve_node(tmp_path: Path, database_url: str, node_id: str, **env: str) -> Iterator[Any]:
-    """``cloudhelp serve`` as a child process (node A): yields (process, base URL); the
-    process is SIGKILLed on exit if it still runs."""
+@asynccontextmanager
+async def serve_node(
+    tmp_path: Path, database_url: str, node_id: str, **env: str
+) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
+    """``cloudhelp serve`` as a child process (node A): yields (process, base URL) once it
+    serves; the process is SIGKILLed on exit if it still runs."""
     settings = {
         "CLOUDHELP_DATABASE_URL": database_url,
         "CLOUDHELP_REDIS_URL": shared_redis_url(),
@@ -72,7 +74,8 @@ def serve_node(tmp_path: Path, database_url: str, node_id: str, **env: str) -> I
     }
     process = start_cli("serve", "--host", "127.0.0.1", "--port", "0", env=settings)
     try:
-        yield process, serve_and_read_url(process).rstrip("/")
+        # Read in a thread: node B, in this event loop, keeps serving meanwhile.
+        yield process, (await asyncio.to_thread(serve_and_read_url, process)).rstrip("/")
     finally:
         if process.poll() is None:
             process.kill()
@@ -125,7 +128,7 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
         await b.state.callcenter._tasks.stop_loops()
 
         node_a = node("a")
-        with serve_node(tmp_path, pg_demo_url, node_a) as (process, a_url):
+        async with serve_node(tmp_path, pg_demo_url, node_a) as (process, a_url):
             async with clients_of(a_url) as kiosk_on_a:
                 # A call on node A's kiosk with wangli on B ends on node A: wrap-up armed on A.
                 talking = await kiosk_on_a(credentials[0])
@@ -169,7 +172,7 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
 
         # Second act: node A starts again under its id; its recovery finds the waiting
         # ticket's kiosk gone and gives it the grace time (5 s), then node A dies again.
-        with serve_node(tmp_path, pg_demo_url, node_a, CLOUDHELP_GRACE_SECONDS="5") as (
+        async with serve_node(tmp_path, pg_demo_url, node_a, CLOUDHELP_GRACE_SECONDS="5") as (
             process,
             _a_url,
         ):
