@@ -29,6 +29,7 @@ from tests.callkit import CallServer, running_server
 from tests.helpers import serve_and_read_url, start_cli
 from tests.rediskit import shared_redis_url
 from tests.test_call_core import set_department, take_ticket, ticket_row
+from tests.test_correction_session import LAST4, also_handles_fishing, case_needing_correction
 from tests.test_redis_broker import node, pg_demo_url  # noqa: F401  (a fixture)
 
 
@@ -306,3 +307,23 @@ async def test_one_sqlite_process_keeps_its_deadlines_with_the_rows(sqlite_demo_
         assert (await presence_of(server, "wangli")).wrapup_deadline is None
         async with server.state.db.read() as s:
             assert await deadlines.due(s, utcnow() + timedelta(days=1)) == []
+
+
+async def test_a_preference_window_whose_timer_is_lost_ends_at_a_sweep(
+    sqlite_demo_url: str,
+) -> None:
+    """The reviewer-preference window has no column: its end is a dispatch, and each sweep
+    runs one, so a window whose in-process timer is gone (its process died) still ends."""
+    async with running_server(sqlite_demo_url, prefer_reviewer_seconds=1) as server:
+        await also_handles_fishing(server, "wangli")
+        reviewer_token = await server.staff_token("zhaogang")  # the reviewer stays away
+        number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
+        other = await server.staff("wangli")
+        kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
+        await kiosk.send(take)
+        ticket = (await kiosk.expect("ticket"))["ticket"]
+        timers = server.state.callcenter._timers
+        assert ("prefer_window", ticket["id"]) in timers
+        timers.cancel("prefer_window", ticket["id"])
+        ring = await other.expect("ring", timeout=5)
+        assert ring["ticket"]["id"] == ticket["id"]
