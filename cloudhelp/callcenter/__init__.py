@@ -11,6 +11,8 @@ whom. Every change is written to the database (cloudhelp.domain) before it is an
 - presence: a console coming and going, the status its staff member sets;
 - pushes: snapshots in order (SnapshotGate) and coalesced;
 - board: the supervisors' board and the time-out warnings;
+- expiries: deadlines kept in the database (ring, wrap-up, abandon), fired once by any
+  server process: an in-process timer on time, a sweep for what a dead process left;
 - watchers: the background loops; tasks: tracked tasks, timers and guarded loops;
 - messages and frames: what comes in and what goes out.
 """

@@ -8,12 +8,13 @@ opens and closes the room around the ticket's changes, and keeps each call's ses
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloudhelp.callcenter.messages import Hangup, SubmitRating, WrapupDone
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import netquality, outcomes, presence, queue, ratings
+from cloudhelp.domain import deadlines, netquality, outcomes, presence, queue, ratings
 from cloudhelp.store.models import Kiosk, StaffPresence, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -35,6 +36,7 @@ class _Ended:
     staff_session: str | None
     kiosk_session: str | None
     wrapup_seconds: int
+    wrapup_deadline: datetime | None  # None: the staff member has no presence row
     proposal: str
     version: int
 
@@ -90,12 +92,8 @@ class Calls:
             return False
         log_event("call.ended", ticket=ticket_id, call=ended.call_id, reason=reason)
         staff_id = ended.staff_id
-        self.timers.arm(
-            "wrapup",
-            staff_id,
-            ended.wrapup_seconds,
-            lambda: self.finish_wrapup(staff_id, None, "", "timeout"),
-        )
+        if ended.wrapup_deadline is not None:
+            self.center.expiries.arm("wrapup", staff_id, ended.wrapup_deadline)
         # The ticket's new state (wrap-up) before ``left``: no snapshot of the call can reach
         # the kiosk after the call is over. A transferred ticket is back in a queue: its
         # position follows ``left``, for the waiting screen the kiosk returns to (anything
@@ -122,7 +120,8 @@ class Calls:
     async def _write_end(
         self, ticket_id: int, reason: str, transfer_to: int | None
     ) -> _Ended | None:
-        """End the call in the database, with its session log; None if there was none."""
+        """End the call in the database, with its session log (wrap-up's deadline is set with
+        it); None if there was none."""
         async with self.db.write() as s:
             log = self.log.get(f"call-{await queue.open_call_id(s, ticket_id)}", {})
             ended = await queue.end_call(s, ticket_id, reason, transfer_to=transfer_to, log=log)
@@ -139,6 +138,7 @@ class Calls:
                 staff_session=row.session_id if row else None,
                 kiosk_session=ticket.session_id,
                 wrapup_seconds=ticket.department.wrapup_seconds,
+                wrapup_deadline=row.wrapup_deadline if row else None,
                 proposal=await outcomes.proposed_outcome(s, ticket, reason),
                 version=ticket.version,
             )
@@ -146,10 +146,23 @@ class Calls:
     async def finish_wrapup(
         self, staff_id: int, outcome: str | None, note: str, reason: str
     ) -> bool:
-        """Close the staff member's wrap-up (done, timed out); False if not in wrap-up."""
-        self.timers.cancel("wrapup", staff_id)
+        """Close the staff member's wrap-up (done); False if not in wrap-up."""
         async with self.db.write() as s:
             ticket_id = await queue.finish_wrapup(s, staff_id, outcome, note, reason)
+        return await self._announce_wrapup_finished(staff_id, ticket_id)
+
+    async def wrapup_expired(self, staff_id: int) -> None:
+        """Wrap-up's deadline passed: claimed (once, by whichever process sees it due), it
+        closes with the outcome the call implies."""
+        async with self.db.write() as s:
+            if not await deadlines.claim(s, "wrapup", staff_id, utcnow()):
+                return
+            ticket_id = await queue.finish_wrapup(s, staff_id, None, "", "timeout")
+        await self._announce_wrapup_finished(staff_id, ticket_id)
+
+    async def _announce_wrapup_finished(self, staff_id: int, ticket_id: int | None) -> bool:
+        """Push what closing wrap-up changed, and dispatch; False if it was not open."""
+        self.timers.cancel("wrapup", staff_id)
         if ticket_id is None:
             return False
         if ticket_id:

@@ -9,7 +9,7 @@ check_warnings, warnings_changed, sign_out_staff, revoke_kiosk_sessions).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +17,7 @@ from aiohttp import web
 from cloudhelp.callcenter import messages as m
 from cloudhelp.callcenter.board import Board
 from cloudhelp.callcenter.calls import Calls
+from cloudhelp.callcenter.expiries import Expiries
 from cloudhelp.callcenter.netcheck import Netcheck
 from cloudhelp.callcenter.presence import Presence
 from cloudhelp.callcenter.pushes import Pushes, SnapshotGate
@@ -76,6 +77,7 @@ class CallCenter:
         self._gate = SnapshotGate()
         self._tasks = TaskSet(closing=lambda: self.hub.closing)
         self._timers = Timers(self._tasks)
+        self.expiries = Expiries(self)  # deadlines kept in the database, and their timers
         self._call_log: dict[str, dict[str, Any]] = {}  # call room → its session log so far
         self._board_watchers: set[str] = set()  # session ids of boards being watched
         # The parts (each takes what it needs from the façade).
@@ -117,13 +119,17 @@ class CallCenter:
     async def start(self) -> None:
         """Recover after a (re)start, then start the background loops. Waiting tickets keep
         their place; rows whose sessions are still held by another server process (asked
-        through the broker) are left alone."""
-        alive = self.hub.session_alive
+        through the broker) are left alone. A queued ticket without a kiosk session is
+        abandoned unless its kiosk comes back within the grace time; the deadline sweep fires
+        what a previous process left due."""
+        alive, now = self.hub.session_alive, utcnow()
+        abandon_at = now + timedelta(seconds=self.hub.settings.grace_seconds)
         async with self.db.write() as s:
-            await presence.reset_after_restart(s, alive, utcnow())
-            unattended = await queue.recover_after_restart(s, alive)
-        for ticket_id in unattended:
-            self.tickets.arm_abandon(ticket_id)
+            await presence.reset_after_restart(s, alive, now)
+            unattended = await queue.recover_after_restart(s, alive, abandon_at)
+        for ticket_id, deadline in unattended.items():
+            self.expiries.arm("abandon", ticket_id, deadline)
+        self.expiries.start()
         self.watchers.start()
 
     async def stop(self) -> None:

@@ -8,16 +8,17 @@ a staff member, one wins and the other sees the row moved on.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import OfferReply, PickTicket, TransferTicket
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import catalog, prereview, presence, queue
+from cloudhelp.domain import catalog, deadlines, prereview, presence, queue
 from cloudhelp.store.models import StaffPresence, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -75,9 +76,10 @@ class Routing:
             covers = await presence.skill_sets(s, [p.staff_id for p in staff])
             offers = await queue.offer_counts(s, [t.id for t in tickets])
         plan = self._match(tickets, staff, covers, offers, utcnow())
+        ring = {t.id: t.department.ring_seconds for t in tickets}
         try:
             async with self.db.write() as s:
-                claimed = [pair for pair in plan if await queue.claim_offer(s, *pair)]
+                claimed = [p for p in plan if await queue.claim_offer(s, *p, ring[p[0]])]
         except queue.Conflict:
             # A staff member moved on since the read: the batch was rolled back; claim one
             # at a time instead, skipping whoever moved on.
@@ -85,7 +87,7 @@ class Routing:
             for pair in plan:
                 try:
                     async with self.db.write() as s:
-                        if await queue.claim_offer(s, *pair):
+                        if await queue.claim_offer(s, *pair, ring[pair[0]]):
                             claimed.append(pair)
                 except queue.Conflict:
                     continue
@@ -148,7 +150,7 @@ class Routing:
 
     async def announce_offers(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Ring each staff member for the ticket just claimed for them (one read for all);
-        arm each ring's time-out."""
+        arm each ring's time-out (its deadline was set with the offer)."""
         stamp = self.pushes.gate.read()
         async with self.db.read() as s:
             ticket_ids, staff_ids = [t for t, _ in pairs], [p for _, p in pairs]
@@ -159,14 +161,13 @@ class Routing:
             log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
             if ticket is None or ticket.status != "offered" or ticket.offered_to != staff_id:
                 continue  # cancelled, or answered, before the ring could be announced
-            ring = ticket.department.ring_seconds
-            self.timers.arm(
-                "ring", ticket_id, ring, functools.partial(self._ring_timeout, ticket_id, staff_id)
-            )
+            if ticket.ring_deadline is not None:
+                self.center.expiries.arm("ring", ticket_id, ticket.ring_deadline)
             if row is None:
                 continue
             # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
             summary = frames.ticket_summary(ticket)
+            ring = ticket.department.ring_seconds
             message = {"type": "ring", "ticket": summary, "ring_seconds": ring}
             await self.pushes.send_if_changed(
                 f"ring:{ticket_id}", row.session_id, message, ticket.version
@@ -176,22 +177,48 @@ class Routing:
             )
         self.pushes.schedule_queues()
 
-    async def _ring_timeout(self, ticket_id: int, staff_id: int) -> None:
-        if await self.release(ticket_id, staff_id, "timeout", missed=True):
+    async def ring_expired(self, ticket_id: int) -> None:
+        """The ring's deadline passed: claimed (once, by whichever process sees it due), the
+        ticket waits again, the missed ring counts towards autopause, and dispatch runs."""
+        async with self.db.write() as s:
+            if not await deadlines.claim(s, "ring", ticket_id, utcnow()):
+                return
+            ticket = await s.get(Ticket, ticket_id)
+            staff_id = ticket.offered_to if ticket is not None else None
+            if staff_id is None:
+                return
+            released = await self._write_release(s, ticket_id, staff_id, "timeout", missed=True)
+        if await self._announce_release(ticket_id, staff_id, "timeout", released):
             await self.dispatch()
 
     async def release(self, ticket_id: int, staff_id: int, reason: str, *, missed: bool) -> bool:
-        """Stop ringing the staff member (declined, timed out, gone); the ticket waits again.
-        A missed ring counts towards autopause (queue.release_offer). False if not ringing."""
+        """Stop ringing the staff member (declined, gone); the ticket waits again. A missed
+        ring counts towards autopause (queue.release_offer). False if not ringing."""
         async with self.db.write() as s:
-            ticket = await s.get(Ticket, ticket_id)
-            max_missed = ticket.department.max_missed_offers if ticket else 2
-            state = await queue.release_offer(
-                s, ticket_id, staff_id, reason, missed=missed, max_missed=max_missed
-            )
-            version = await queue.ticket_version(s, ticket_id)
+            released = await self._write_release(s, ticket_id, staff_id, reason, missed=missed)
+        return await self._announce_release(ticket_id, staff_id, reason, released)
+
+    async def _write_release(
+        self, s: AsyncSession, ticket_id: int, staff_id: int, reason: str, *, missed: bool
+    ) -> tuple[str, int | None] | None:
+        """Put the offer back in the caller's transaction: the staff member's new state and
+        the ticket's version, or None if the ticket was not ringing for them."""
+        ticket = await s.get(Ticket, ticket_id)
+        max_missed = ticket.department.max_missed_offers if ticket else 2
+        state = await queue.release_offer(
+            s, ticket_id, staff_id, reason, missed=missed, max_missed=max_missed
+        )
         if state is None:
+            return None
+        return state, await queue.ticket_version(s, ticket_id)
+
+    async def _announce_release(
+        self, ticket_id: int, staff_id: int, reason: str, released: tuple[str, int | None] | None
+    ) -> bool:
+        """Tell the staff member the ring stopped (after _write_release); whether it had."""
+        if released is None:
             return False
+        state, version = released
         self.timers.cancel("ring", ticket_id)
         log_event(f"ticket.offer_{reason}", ticket=ticket_id, staff=staff_id, staff_state=state)
         await self.pushes.send_staff(

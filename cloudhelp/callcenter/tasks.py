@@ -118,8 +118,11 @@ class TaskSet(set[asyncio.Task[Any]]):
 
 
 class Timers(dict[tuple[str, int], asyncio.TimerHandle]):
-    """Pending timers by (kind, key): a ring's time-out per ticket, a wrap-up's per staff
-    member, an abandoned ticket's per ticket. When one fires, its work runs in ``tasks``."""
+    """Pending in-process timers by (kind, key): a ring's time-out per ticket, a wrap-up's per
+    staff member, an abandoned ticket's per ticket, a preference window's end per ticket.
+    When one fires, its work runs in ``tasks``. The first three are deadlines kept in the
+    database, and their work claims them there (callcenter.expiries): a timer is only the
+    fast path of the process that set the deadline."""
 
     def __init__(self, tasks: TaskSet) -> None:
         super().__init__()

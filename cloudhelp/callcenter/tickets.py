@@ -13,8 +13,8 @@ from cloudhelp.callcenter.messages import CancelTicket, TakeTicket
 from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import appointments, cases, catalog, queue
-from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket
+from cloudhelp.domain import appointments, cases, catalog, deadlines, queue
+from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
 
@@ -170,6 +170,13 @@ class Tickets:
         """Cancel or abandon a queued ticket; a ring for it stops."""
         async with self.db.write() as s:
             ticket = await queue.close_queued(s, ticket_id, status, reason)
+        await self._announce_closed(ticket_id, ticket, status, reason)
+
+    async def _announce_closed(
+        self, ticket_id: int, ticket: Ticket | None, status: str, reason: str
+    ) -> None:
+        """Tell the ringing staff member and the kiosk (after queue.close_queued; nothing if
+        it closed nothing)."""
         if ticket is None:
             return
         log_event(f"ticket.{status}", ticket=ticket_id, reason=reason)
@@ -194,7 +201,7 @@ class Tickets:
         async with self.db.write() as s:
             ticket = await queue.open_ticket_of_kiosk(s, kiosk_id)
             if ticket is not None and ticket.status in queue.QUEUED:
-                ticket.session_id = session.id
+                ticket.session_id, ticket.abandon_deadline = session.id, None
                 ticket_id: int | None = ticket.id
             else:
                 ticket_id = None
@@ -208,7 +215,7 @@ class Tickets:
         async with self.db.write() as s:
             ticket = await queue.open_ticket_of_kiosk(s, int(old.principal.id))
             if ticket is not None and ticket.status in queue.QUEUED:
-                ticket.session_id = new.id
+                ticket.session_id, ticket.abandon_deadline = new.id, None
 
     async def kiosk_gone(self, session: Session, reason: str) -> bool:
         """Abandon the kiosk's queued ticket or end its call; False if it had neither."""
@@ -223,14 +230,16 @@ class Tickets:
             await self.center.calls.end_call(ticket.id, "peer_gone")
         return True
 
-    def arm_abandon(self, ticket_id: int) -> None:
-        """Abandon the queued ticket unless its kiosk comes back within the grace period."""
-        grace = self.center.hub.settings.grace_seconds
-        self.timers.arm("abandon", ticket_id, grace, lambda: self._abandon_if_unclaimed(ticket_id))
-
-    async def _abandon_if_unclaimed(self, ticket_id: int) -> None:
-        async with self.db.read() as s:
+    async def abandon_expired(self, ticket_id: int) -> None:
+        """The abandon deadline passed and the kiosk did not come back (coming back clears
+        it): claimed (once, by whichever process sees it due), the ticket is abandoned."""
+        async with self.db.write() as s:
+            if not await deadlines.claim(s, "abandon", ticket_id, utcnow()):
+                return
             ticket = await s.get(Ticket, ticket_id)
-        if ticket is not None and ticket.session_id is None and ticket.status in queue.QUEUED:
-            await self.close_queued(ticket_id, "abandoned", "kiosk_gone")
+            if ticket is None or ticket.session_id is not None:
+                return
+            closed = await queue.close_queued(s, ticket_id, "abandoned", "kiosk_gone")
+        await self._announce_closed(ticket_id, closed, "abandoned", "kiosk_gone")
+        if closed is not None:
             self.pushes.schedule_queues()

@@ -82,7 +82,7 @@ async def sign_off(session: AsyncSession, staff_id: int, session_id: str, now: d
     await session.execute(
         update(StaffPresence)
         .where(StaffPresence.staff_id == staff_id, StaffPresence.session_id == session_id)
-        .values(state="offline", since=now, session_id=None, ticket_id=None)
+        .values(state="offline", since=now, session_id=None, ticket_id=None, wrapup_deadline=None)
     )
 
 
@@ -115,4 +115,4 @@ async def reset_after_restart(session: AsyncSession, alive: Alive, now: datetime
     for row in (await session.scalars(select(StaffPresence))).all():
         if row.session_id is None or not await alive(row.session_id):
             row.state, row.since = "offline", now
-            row.session_id, row.ticket_id = None, None
+            row.session_id, row.ticket_id, row.wrapup_deadline = None, None, None

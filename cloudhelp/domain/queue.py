@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select, update
@@ -130,8 +131,11 @@ async def _update(session: AsyncSession, stmt: Any) -> bool:
     return result.rowcount == 1
 
 
-async def claim_offer(session: AsyncSession, ticket_id: int, staff_id: int) -> bool:
-    """Offer a waiting ticket to an available staff member.
+async def claim_offer(
+    session: AsyncSession, ticket_id: int, staff_id: int, ring_seconds: float
+) -> bool:
+    """Offer a waiting ticket to an available staff member; the ring times out after
+    ``ring_seconds`` (its deadline, cloudhelp.domain.deadlines).
 
     False if the ticket moved on; Conflict (roll back) if the staff member did.
     """
@@ -144,6 +148,7 @@ async def claim_offer(session: AsyncSession, ticket_id: int, staff_id: int) -> b
             status="offered",
             offered_to=staff_id,
             offered_at=now,
+            ring_deadline=now + timedelta(seconds=ring_seconds),
             offer_count=Ticket.offer_count + 1,
             version=Ticket.version + 1,
         ),
@@ -181,7 +186,7 @@ async def release_offer(
         session,
         update(Ticket)
         .where(Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id)
-        .values(status="waiting", offered_to=None, version=Ticket.version + 1),
+        .values(status="waiting", offered_to=None, ring_deadline=None, version=Ticket.version + 1),
     )
     if not released:
         return None
@@ -227,7 +232,11 @@ async def connect(
                 Ticket.id == ticket_id, Ticket.status == "offered", Ticket.offered_to == staff_id
             )
             .values(
-                status="connected", staff_id=staff_id, connected_at=now, version=Ticket.version + 1
+                status="connected",
+                staff_id=staff_id,
+                connected_at=now,
+                ring_deadline=None,
+                version=Ticket.version + 1,
             ),
         )
         staff_states = ("ringing",)
@@ -275,6 +284,7 @@ async def end_call(
         return None
     call.ended_at, call.end_reason = now, reason
     staff_id = ticket.staff_id
+    wrapup_deadline = now + timedelta(seconds=ticket.department.wrapup_seconds)
     ticket.version += 1
     if transfer_to is None:
         ticket.status, ticket.ended_at, ticket.end_reason = "wrapup", now, reason
@@ -299,15 +309,18 @@ async def end_call(
     if presence is not None:
         presence.state, presence.since = "wrapup", now
         presence.ticket_id = ticket_id if transfer_to is None else None
+        presence.wrapup_deadline = wrapup_deadline
     return ticket, call
 
 
 async def finish_wrapup(
     session: AsyncSession, staff_id: int, outcome: str | None, note: str, reason: str
 ) -> int | None:
-    """Close wrap-up; the ticket (if any) is completed and the staff member is available."""
+    """Close wrap-up; the ticket (if any) is completed and the staff member is available.
+    The presence row is locked first: of two closes at once (done and a time-out), one does
+    it and the other finds the staff member out of wrap-up."""
     now = utcnow()
-    presence = await session.get(StaffPresence, staff_id)
+    presence = await session.get(StaffPresence, staff_id, with_for_update={"of": StaffPresence})
     if presence is None or presence.state != "wrapup":
         return None
     ticket_id = presence.ticket_id
@@ -333,6 +346,7 @@ async def finish_wrapup(
     presence.state, presence.since, presence.idle_since, presence.ticket_id = (
         "available", now, now, None
     )  # fmt: skip
+    presence.wrapup_deadline = None
     return ticket_id or 0
 
 
@@ -346,6 +360,7 @@ async def close_queued(
         return None
     offered_to = ticket.offered_to if ticket.status == "offered" else None
     ticket.status, ticket.closed_at, ticket.end_reason = status, now, reason
+    ticket.ring_deadline = ticket.abandon_deadline = None
     ticket.version += 1
     ticket.offered_to = offered_to  # kept so the caller can tell the ringing staff member
     if offered_to is not None:
@@ -468,13 +483,14 @@ async def ticket_version(session: AsyncSession, ticket_id: int) -> int | None:
 
 
 async def recover_after_restart(
-    session: AsyncSession, alive: Callable[[str], Awaitable[bool]]
-) -> list[int]:
+    session: AsyncSession, alive: Callable[[str], Awaitable[bool]], abandon_at: datetime
+) -> dict[int, datetime]:
     """After a (re)start, with staff presence already reset: open tickets whose staff member's
     console is gone are put back (a ring) or closed (a call or wrap-up); a ticket whose kiosk
     session no server process holds (``alive`` asks them) loses it. Waiting tickets keep their
-    place. Returns the queued tickets that now have no kiosk session (to abandon unless the
-    kiosk comes back)."""
+    place. The queued tickets that now have no kiosk session are abandoned at ``abandon_at``
+    unless the kiosk comes back (a later deadline already set is kept); returns each with its
+    abandon deadline."""
     open_tickets = select(Ticket).where(Ticket.status.in_(OPEN_STATES))
     for ticket in (await session.scalars(open_tickets)).all():
         staff_session = await session.scalar(
@@ -483,12 +499,17 @@ async def recover_after_restart(
             )
         )
         if ticket.status == "offered" and staff_session is None:
-            ticket.status, ticket.offered_to = "waiting", None
+            ticket.status, ticket.offered_to, ticket.ring_deadline = "waiting", None, None
             ticket.version += 1
             await record(session, ticket.id, "offer_reset", reason="server_restart")
         elif ticket.status in ("connected", "wrapup") and staff_session is None:
             await close_after_restart(session, ticket)
         if ticket.session_id is not None and not await alive(ticket.session_id):
             ticket.session_id = None
-    unattended = select(Ticket.id).where(Ticket.status.in_(QUEUED), Ticket.session_id.is_(None))
-    return list((await session.scalars(unattended)).all())
+    unattended = select(Ticket).where(Ticket.status.in_(QUEUED), Ticket.session_id.is_(None))
+    deadlines: dict[int, datetime] = {}
+    for ticket in (await session.scalars(unattended)).all():
+        if ticket.abandon_deadline is None or ticket.abandon_deadline < abandon_at:
+            ticket.abandon_deadline = abandon_at
+        deadlines[ticket.id] = ticket.abandon_deadline
+    return deadlines

@@ -218,6 +218,8 @@ class StaffPresence(Base):
     missed_offers: Mapped[int] = mapped_column(Integer, default=0)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     session_id: Mapped[str | None] = mapped_column(String(64))
+    # When wrap-up closes by itself; set while in wrap-up, claimed once (domain.deadlines).
+    wrapup_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class TicketCounter(Base):
@@ -264,6 +266,11 @@ class Ticket(Base):
     offered_to: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     offer_count: Mapped[int] = mapped_column(Integer, default=0)
+    # When the ring times out (set while offered) and when the ticket is abandoned unless its
+    # kiosk comes back (set while queued without a kiosk session); each claimed once by
+    # whichever server process sees it due (domain.deadlines).
+    ring_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    abandon_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
