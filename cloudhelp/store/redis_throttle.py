@@ -4,7 +4,7 @@ Each key is a sorted set ``{prefix}:throttle:{name}:{key}`` of failures scored b
 clock in milliseconds (``TIME``: one clock for every node), at most ``keep`` members, expiring
 ``window`` after its last failure. A check, a count, or a check-and-count is one Lua script.
 
-While Redis cannot be reached, each node counts in its own memory (a
+While Redis cannot be reached (or refuses the script), each node counts in its own memory (a
 :class:`~cloudhelp.core.throttle.FailureThrottle`): nothing is refused because Redis is away,
 and the limits hold per node (N nodes allow N times the attempts) until Redis answers again.
 Failures counted that way keep counting on their node until they leave the window.
@@ -22,15 +22,15 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from cloudhelp.core.throttle import FailureThrottle, Limits
 
 log = logging.getLogger("cloudhelp.throttle")
 
-# Redis cannot be reached (refused, reset, timed out): count locally.
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis cannot be reached (refused, reset, timed out) or refuses the command (out of memory, a
+# read-only replica): count locally.
+UNREACHABLE = (RedisError, OSError)
 RETRY_SECONDS = 1.0  # after a failure, Redis is asked again no sooner than this
 COMMAND_TIMEOUT_SECONDS = 0.5  # a sign-in waits at most this long for a Redis that hangs
 
@@ -146,8 +146,8 @@ class RedisThrottle:
 
     def _unreachable(self, exc: BaseException) -> None:
         if not self._retry_at:
-            log.warning("Redis unreachable (%s): throttles count on this node only",
-                        type(exc).__name__)  # fmt: skip
+            log.warning("Redis unreachable (%s: %s): throttles count on this node only",
+                        type(exc).__name__, exc)  # fmt: skip
         self._retry_at = time.monotonic() + RETRY_SECONDS
 
 
