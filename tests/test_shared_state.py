@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select
 
-from cloudhelp.store.models import utcnow
+from cloudhelp.store.models import CallQuality, utcnow
 from tests.callkit import CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
@@ -178,6 +179,49 @@ async def test_a_warning_raised_on_one_node_reaches_a_board_and_a_console_on_ano
         board = await supervisor.expect_where("board", lambda f: f["warnings"], timeout=5)
         assert told["warnings"][0]["id"] in [w["id"] for w in board["warnings"]]
         await kiosk.send({"type": "call.hangup"})
+
+
+async def test_a_call_across_nodes_keeps_both_sides_figures(
+    pg_demo_url: str,  # noqa: F811
+) -> None:
+    url = shared_redis_url()
+    async with (
+        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
+    ):
+        kiosk, staff = await call_across(a, b)  # the kiosk on A, zhaogang on B
+        await kiosk.send({"type": "call.stats", "rtt_ms": 40, "loss": 0.0})
+        await staff.send({"type": "call.stats", "rtt_ms": 650, "loss": 0.12})
+        await kiosk.send({"type": "app", "data": {"kind": "chat", "text": "你好"}})
+        await staff.expect("app")
+        # Each node holds its own member's side of the call.
+        on_a, on_b = a.state.callcenter.quality.calls, b.state.callcenter.quality.calls
+        for _ in range(50):
+            if on_a and on_b:
+                break
+            await asyncio.sleep(0.1)
+        (room,) = on_a
+        assert set(on_b) == {room}
+        assert set(on_a[room].sides) == {"kiosk"} and set(on_b[room].sides) == {"staff"}
+        assert room in a.state.callcenter._call_log  # the kiosk's chat line, counted on A
+
+        # zhaogang hangs up on B: B saves its side at once, A its own within seconds, and
+        # neither keeps anything of the call.
+        await staff.send({"type": "call.hangup"})
+        await kiosk.expect("left")
+        call_id = int(room.removeprefix("call-"))
+        for _ in range(100):
+            async with a.state.db.read() as s:
+                sides = set(await s.scalars(
+                    select(CallQuality.side).where(CallQuality.call_id == call_id)
+                ))  # fmt: skip
+            if sides == {"kiosk", "staff"}:
+                break
+            await asyncio.sleep(0.1)
+        assert sides == {"kiosk", "staff"}
+        for server in (a, b):
+            assert server.state.callcenter.quality.calls == {}
+            assert server.state.callcenter._call_log == {}
 
 
 async def readyz(server: CallServer) -> tuple[int, dict[str, Any]]:
