@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from cloudhelp.store.models import CallQuality, utcnow
+from cloudhelp.store.models import AuditEvent, CallQuality, utcnow
 from tests.callkit import CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
@@ -88,15 +88,23 @@ async def test_case_and_appointment_lookups_are_counted_across_nodes(
         running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
         running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
     ):
-        # A case number guessed five times from two kiosks on node A is closed on node B.
+        # A case number guessed five times from two kiosks, on nodes A and B in turn, is closed
+        # to a third kiosk; the failure that reached the limit is audited once.
         number = f"210211-20000101-{uuid.uuid4().int % 10_000:04d}"
         kiosks = [await a.kiosk_credential(code) for code in ("QG-01", "QG-02")]
         for n in range(5):
-            assert (await lookup(a, kiosks[n % 2], number))[0] == 404
+            assert (await lookup((a, b)[n % 2], kiosks[n % 2], number))[0] == 404
         third = await b.kiosk_credential("QG-03")
         status, body = await lookup(b, third, number)
         assert status == 429 and body["error"]["code"] == "lookup_throttled"
         assert body["error"]["minutes"] == 15
+        assert (await lookup(a, third, number))[0] == 429
+        async with a.state.db.read() as session:
+            rows = (await session.scalars(
+                select(AuditEvent).where(AuditEvent.action == "case.lookup_throttled",
+                                         AuditEvent.subject == number)
+            )).all()  # fmt: skip
+        assert [(row.subject_kind, row.actor_name) for row in rows] == [("case", "QG-01")]
 
         # An appointment code guessed on node A five times is refused on node B.
         guess = {"code": f"Z{uuid.uuid4().hex[:7].upper()}", "last4": "1111"}
@@ -126,10 +134,10 @@ async def test_a_board_on_one_node_follows_what_happens_on_another(
         await supervisor.send({"type": "board.watch"})
         board = await supervisor.expect("board")
         assert waiting(board, "NYNC") == 0 and "zhaogang" not in staff_states(board)
+        kiosk = await a.kiosk("QG-01")
         await asyncio.sleep(1.1)  # B pushes at most once a second: none in the last one
 
-        # A kiosk on node A takes a ticket: node B's board shows it within a second.
-        kiosk = await a.kiosk("QG-01")
+        # The kiosk on node A takes a ticket: node B's board shows it within a second.
         await kiosk.send({"type": "ticket.take", "item": ITEM})
         await kiosk.expect("ticket")
         taken = time.monotonic()
