@@ -17,8 +17,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
+from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.store.models import AuditEvent, CallQuality, utcnow
-from cloudhelp.store.redis_throttle import RETRY_SECONDS
+from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
 from tests.callkit import CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
@@ -35,6 +36,30 @@ async def login_keys(redis: Redis, user: str) -> dict[str, int]:
     """The login throttle's keys of ``user`` in Redis → how many failures each holds."""
     keys = [key async for key in redis.scan_iter(LOGIN_KEYS.format(user=user))]
     return {key: await redis.zcard(key) for key in keys}
+
+
+async def test_both_throttles_answer_alike() -> None:
+    """The throttle shared through Redis and the one in a process's memory, side by side: the
+    same limits reached, the same wait, the same failures kept."""
+    async with Redis.from_url(shared_redis_url(), decode_responses=True) as redis:
+        shared = RedisThrottle(redis, f"test-{uuid.uuid4().hex[:8]}", keep=3, window=60.0)
+        local = FailureThrottle(3, 60.0)
+        limits = [("k", 2), ("j", 3)]  # k refused after 2 failures, j after 3
+        for throttle in (shared, local):
+            assert await throttle.wait(limits) == 0
+            reached = [await throttle.add(limits) for _ in range(4)]
+            assert reached == [[False, False], [True, False], [False, True], [False, False]]
+            assert 59 < await throttle.wait(limits) <= 60
+            assert 59 < await throttle.take(limits) <= 60  # refused: not counted
+            assert 59 < await throttle.wait([("k", 2)]) <= 60
+            assert await throttle.wait([("k", 4)]) == 0  # keeps 3 failures a key, no more
+            await throttle.clear(["k"])
+            assert await throttle.wait(limits) > 0  # j still at its limit
+            assert await throttle.take([("k", 2)]) == 0  # allowed, and counted
+            assert await throttle.wait([("k", 1)]) > 0
+        assert await redis.zcard(shared.key("j")) == 3
+        assert 59_000 < await redis.pttl(shared.key("j")) <= 60_000
+        await redis.delete(shared.key("j"), shared.key("k"))
 
 
 async def test_failures_counted_on_one_node_refuse_the_account_on_another(
