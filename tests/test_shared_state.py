@@ -20,7 +20,7 @@ from sqlalchemy import select
 from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.store.models import AuditEvent, CallQuality, utcnow
 from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
-from tests.callkit import CallServer, running_server
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
 from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url  # noqa: F401
@@ -79,7 +79,7 @@ async def test_failures_counted_on_one_node_refuse_the_account_on_another(
                 assert (await _sign_in(on_a, "liumei", WRONG))[0] == 401
             # Three failures on node A lock her out from this address on node B too, even with
             # the right password; the answer says how long, from the oldest failure.
-            status, body = await _sign_in(on_b, "liumei", "cloudhelp-demo")
+            status, body = await _sign_in(on_b, "liumei", DEMO_PASSWORD)
             assert status == 429 and body["error"]["code"] == "too_many_attempts"
             retry = body["error"]["retry_after"]
             assert retry in (3, 4) and body["retry_header"] == str(retry)
@@ -93,11 +93,11 @@ async def test_failures_counted_on_one_node_refuse_the_account_on_another(
             async with _browser_at(a, "127.0.0.2") as a2, _browser_at(b, "127.0.0.2") as b2:
                 assert (await _sign_in(a2, "liumei", WRONG))[0] == 401
                 assert (await _sign_in(b2, "liumei", WRONG))[0] == 401
-                assert (await _sign_in(b2, "liumei", "cloudhelp-demo"))[0] == 429
+                assert (await _sign_in(b2, "liumei", DEMO_PASSWORD))[0] == 429
             # The window ends and she signs in on B; the right password ends the counts of her
             # account and of this address (the other address's last failures end with its TTL).
             await asyncio.sleep(retry)
-            assert (await _sign_in(on_b, "liumei", "cloudhelp-demo"))[0] == 200
+            assert (await _sign_in(on_b, "liumei", DEMO_PASSWORD))[0] == 200
             left = set(await login_keys(redis, "liumei"))
             assert left <= {"cloudhelp:throttle:login:account:liumei|address:127.0.0.2"}, left
 
@@ -311,10 +311,10 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
                 # Each node counts alone: three failures on A refuse her there…
                 for _ in range(3):
                     assert (await _sign_in(on_a, "chenjing", WRONG))[0] == 401
-                assert (await _sign_in(on_a, "chenjing", "cloudhelp-demo"))[0] == 429
+                assert (await _sign_in(on_a, "chenjing", DEMO_PASSWORD))[0] == 429
                 # …and node B has counted none: she signs in there.
                 assert (await _sign_in(on_b, "chenjing", WRONG))[0] == 401
-                assert (await _sign_in(on_b, "chenjing", "cloudhelp-demo"))[0] == 200
+                assert (await _sign_in(on_b, "chenjing", DEMO_PASSWORD))[0] == 200
 
                 await redis_server.start_async()  # empty: it persists nothing
                 for _ in range(100):
@@ -329,9 +329,9 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
                 assert figures["cloudhelp_redis_reconnects_total"] == 1
                 await asyncio.sleep(RETRY_SECONDS)  # a throttle asks Redis again after this
                 # What node A counted while Redis was away still counts there.
-                assert (await _sign_in(on_a, "chenjing", "cloudhelp-demo"))[0] == 429
+                assert (await _sign_in(on_a, "chenjing", DEMO_PASSWORD))[0] == 429
             # Failures are shared again: three on B from another address refuse her on A.
             async with _browser_at(a, "127.0.0.2") as a2, _browser_at(b, "127.0.0.2") as b2:
                 for _ in range(3):
                     assert (await _sign_in(b2, "chenjing", WRONG))[0] == 401
-                assert (await _sign_in(a2, "chenjing", "cloudhelp-demo"))[0] == 429
+                assert (await _sign_in(a2, "chenjing", DEMO_PASSWORD))[0] == 429
