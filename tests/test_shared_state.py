@@ -206,6 +206,7 @@ async def test_a_warning_raised_on_one_node_reaches_a_board_and_a_console_on_ano
         await supervisor.send({"type": "board.watch"})
         assert (await supervisor.expect("board"))["warnings"] == []
         kiosk, staff = await call_across(a, b)  # the kiosk on A, zhaogang on B
+        await asyncio.sleep(1.5)  # the pushes of the call's start are over on both nodes
 
         # Node A finds the call too long: zhaogang's console and the board, both on node B,
         # are told.
