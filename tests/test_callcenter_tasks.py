@@ -135,7 +135,9 @@ async def test_the_call_centre_awaits_its_loops_on_stop(sqlite_demo_url: str) ->
         center = server.state.callcenter
         loops = center._tasks.loops
         names = sorted(task.get_name() for task in loops)
-        assert names == ["kiosks.revocation_check", "rollups.refresh", "warnings.check"]
+        assert names == [
+            "calls.ended_elsewhere", "kiosks.revocation_check", "rollups.refresh", "warnings.check"
+        ]  # fmt: skip
         assert not any(task.done() for task in loops)
     assert all(task.cancelled() for task in loops)
     assert center._tasks.loops == ()
