@@ -34,7 +34,6 @@ listener's periodic refresh, must cover these):
 
 - A broadcast while Redis cannot be reached reaches this node only (counted in
   ``broadcasts_missed``).
-
 - A node that dies keeps its topics for up to ``topic_ttl``: messages published to them
   meanwhile are accepted (True) and never delivered.
 - Entries appended to a node's stream but not yet read when Redis restarts without persistence
