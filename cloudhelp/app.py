@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import json_errors
+from cloudhelp.core.throttle import Throttles, local_throttles
 from cloudhelp.domain import audit, metrics, retention, workcalendar
 from cloudhelp.domain.notice_store import NoticePdfs
 from cloudhelp.http import (
@@ -36,6 +38,7 @@ from cloudhelp.http import (
 )
 from cloudhelp.http.state import STATE_KEY, AppState
 from cloudhelp.store import db
+from cloudhelp.store.redis_throttle import RedisThrottles, shared_redis
 from signaling.broker import Broker
 from signaling.hub import HubSettings
 from signaling.ice import IceSettings
@@ -74,11 +77,11 @@ async def _open_database(settings: Settings, migrate: bool) -> tuple[db.AsyncEng
 
 
 def _lifecycle(
-    settings: Settings, migrate: bool, broker: Broker | None
+    settings: Settings, migrate: bool, broker: Broker | None, shared: Redis | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """The app's cleanup context: connects to Redis (``redis_url``: a broker of its own unless
     one is given), opens the database and starts the call centre and the file purge; stops
-    them in reverse order."""
+    them in reverse order, and closes ``shared`` (the throttles' Redis client) last."""
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         owned: RedisBroker | None = None
@@ -88,18 +91,24 @@ def _lifecycle(
             await owned.start()
             hub_broker = owned
         try:
-            async with _serving(app, settings, migrate, hub_broker):
+            async with _serving(app, settings, migrate, hub_broker, shared):
                 yield
         finally:
             if owned is not None:
                 await owned.close()
+            if shared is not None:
+                await shared.aclose()
 
     return lifecycle
 
 
 @asynccontextmanager
 async def _serving(
-    app: web.Application, settings: Settings, migrate: bool, broker: Broker | None
+    app: web.Application,
+    settings: Settings,
+    migrate: bool,
+    broker: Broker | None,
+    shared: Redis | None,
 ) -> AsyncIterator[None]:
     """The database, the call centre and the file purge, for the app's life."""
     engine, database = await _open_database(settings, migrate)
@@ -123,6 +132,7 @@ async def _serving(
         callcenter=callcenter,
         notice_pdfs=NoticePdfs(database, settings.data_dir),
         secret_key=secret_key,
+        redis=shared,
     )
     state.loop_lag.start()
     purging = (
@@ -155,12 +165,12 @@ async def _websocket(request: web.Request) -> web.StreamResponse:
     return await AppState.of(request.app).callcenter.hub.handle(request)
 
 
-def _add_routes(app: web.Application, settings: Settings) -> None:
+def _add_routes(app: web.Application, settings: Settings, throttles: Throttles) -> None:
     api.setup(app)
     ops_routes.setup(app, settings)
-    account_routes.setup(app, settings)
+    account_routes.setup(app, settings, throttles)
     file_routes.setup(app)
-    kiosk_routes.setup(app, settings)
+    kiosk_routes.setup(app, settings, throttles)
     console_routes.setup(app)
     follow_up_routes.setup(app)
     review_routes.setup(app)
@@ -168,8 +178,8 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
     report_routes.setup(app)
     warning_routes.setup(app)
     audit_routes.setup(app)
-    logistics_routes.setup(app)
-    appointment_routes.setup(app, settings)
+    logistics_routes.setup(app, throttles)
+    appointment_routes.setup(app, settings, throttles)
     campaign_routes.setup(app)
     pages.setup(app)
     app.router.add_get("/ws", _websocket)
@@ -179,7 +189,9 @@ def _add_routes(app: web.Application, settings: Settings) -> None:
 def create_app(
     settings: Settings, *, migrate: bool = True, broker: Broker | None = None
 ) -> web.Application:
-    """The web application; opens the database (and applies migrations) on startup."""
+    """The web application; opens the database (and applies migrations) on startup. With
+    ``redis_url`` the throttles are shared by every node through Redis; without, each is in
+    this process's memory."""
     app = web.Application(
         middlewares=[
             forwarded.apply_forwarded,
@@ -191,7 +203,9 @@ def create_app(
     )
     forwarded.setup(app, settings.trusted_proxies)
     security_headers.setup(app, settings.allowed_origins)
-    app.cleanup_ctx.append(_lifecycle(settings, migrate, broker))
+    shared = shared_redis(settings.redis_url, settings.node_id) if settings.redis_url else None
+    throttles: Throttles = RedisThrottles(shared) if shared is not None else local_throttles
+    app.cleanup_ctx.append(_lifecycle(settings, migrate, broker, shared))
     app.on_shutdown.append(_close_sockets)
-    _add_routes(app, settings)
+    _add_routes(app, settings, throttles)
     return app

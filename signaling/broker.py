@@ -1,8 +1,10 @@
 """How a hub reaches sessions held by other server processes.
 
 A message for a session is delivered locally when the session lives in this process, and
-published on the session's topic otherwise. ``InProcessBroker`` serves one process (and several
-hubs in one process, as the tests use); a Redis broker implements the same interface.
+published on the session's topic otherwise (one holder a topic). A notice for every process
+("the board changed") is broadcast on a channel that each process listens to (one listener a
+channel in each hub). ``InProcessBroker`` serves one process (and several hubs in one process,
+as the tests use); a Redis broker implements the same interface.
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ class Broker(Protocol):
         """Deliver to the topic's subscriber; False when nobody holds it."""
         ...
 
+    async def listen(self, channel: str, deliver: Deliver) -> None:
+        """Have ``deliver`` called with what any process broadcasts on ``channel``."""
+        ...
+
+    async def unlisten(self, channel: str, deliver: Deliver) -> None: ...
+
+    async def broadcast(self, channel: str, message: dict[str, Any]) -> None:
+        """Deliver to every listener of ``channel``, in this process and the others."""
+        ...
+
 
 class InProcessBroker:
     def __init__(self) -> None:
         self._subscribers: dict[str, Deliver] = {}
+        self._listeners: dict[str, list[Deliver]] = {}
 
     async def subscribe(self, topic: str, deliver: Deliver) -> None:
         self._subscribers[topic] = deliver
@@ -39,3 +52,15 @@ class InProcessBroker:
             return False
         await deliver(message)
         return True
+
+    async def listen(self, channel: str, deliver: Deliver) -> None:
+        self._listeners.setdefault(channel, []).append(deliver)
+
+    async def unlisten(self, channel: str, deliver: Deliver) -> None:
+        listeners = self._listeners.get(channel, [])
+        if deliver in listeners:
+            listeners.remove(deliver)
+
+    async def broadcast(self, channel: str, message: dict[str, Any]) -> None:
+        for deliver in list(self._listeners.get(channel, ())):
+            await deliver(message)

@@ -10,6 +10,10 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   (fields ``t``: the topic, ``m``: the message as JSON), capped near ``stream_maxlen`` entries
   (XADD MAXLEN ~) and expiring ``stream_ttl`` after its node last renewed it. The node reads it
   with XREAD from the id of the last entry it delivered, kept in memory.
+- ``{prefix}:broadcast`` → one Stream for every node (fields ``c``: the channel, ``m``: the
+  message, ``n``: the node that broadcast it), capped near ``broadcast_maxlen`` entries and
+  expiring ``stream_ttl`` after the last broadcast. Every node reads it in the same XREAD as
+  its own stream, from the last entry there when it started.
 
 Publishing looks the holder up and appends to its stream in one Lua script (one round trip).
 
@@ -24,8 +28,12 @@ Guaranteed:
   again, each topic's messages in order; ``publish`` answers True for them (the holder is not
   known yet). On reconnecting, the node re-registers every topic it holds before anything else.
 
-Not guaranteed (the resume/replay path above this broker must cover these):
+A broadcast reaches this node's listeners at once and every other live node's once, in order,
+as its own stream's entries do. Not guaranteed (the resume/replay path above this broker, or a
+listener's periodic refresh, must cover these):
 
+- A broadcast while Redis cannot be reached reaches this node only (counted in
+  ``broadcasts_missed``).
 - A node that dies keeps its topics for up to ``topic_ttl``: messages published to them
   meanwhile are accepted (True) and never delivered.
 - Entries appended to a node's stream but not yet read when Redis restarts without persistence
@@ -141,6 +149,7 @@ class RedisBroker:
         stream_ttl: float = 3600.0,
         outbox_max: int = 10_000,
         outbox_seconds: float = 30.0,
+        broadcast_maxlen: int = 1000,
         retry_min: float = 0.05,
         retry_max: float = 2.0,
         command_timeout: float = 2.0,
@@ -161,6 +170,8 @@ class RedisBroker:
         self._topic_prefix = f"{prefix}:topic:"
         self._stream_prefix = f"{prefix}:node:"
         self.stream = f"{self._stream_prefix}{node_id}"
+        self.broadcast_stream = f"{prefix}:broadcast"
+        self.broadcast_maxlen = broadcast_maxlen
         options: dict[str, Any] = {
             "decode_responses": True,
             "socket_connect_timeout": command_timeout,
@@ -181,7 +192,9 @@ class RedisBroker:
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
         self._local: dict[str, Deliver] = {}
+        self._listeners: dict[str, list[Deliver]] = {}
         self._last_id = "0-0"
+        self._broadcast_id = "0-0"
         self._outbox: deque[_Parked] = deque()
         self._parked_topics: set[str] = set()
         self._outbox_ready = asyncio.Event()
@@ -191,6 +204,7 @@ class RedisBroker:
         # Read by tests and metrics.
         self.dropped = 0  # parked messages given up (no holder in time, or outbox full)
         self.reconnects = 0
+        self.broadcasts_missed = 0  # broadcasts that reached this node only (Redis away)
 
     def topic_key(self, topic: str) -> str:
         return f"{self._topic_prefix}{topic}"
@@ -200,6 +214,11 @@ class RedisBroker:
         """Whether Redis answered the last time this node asked."""
         return self._healthy
 
+    @property
+    def waiting(self) -> int:
+        """Messages waiting in the outbox for Redis (or for their topic's holder)."""
+        return len(self._outbox)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -208,6 +227,7 @@ class RedisBroker:
         try:
             await self._redis.ping()
             await self._redis.delete(self.stream)
+            newest = await self._redis.xrevrange(self.broadcast_stream, count=1)
         except _UNREACHABLE as exc:
             await self._reader.aclose()
             await self._redis.aclose()
@@ -217,6 +237,7 @@ class RedisBroker:
                 f"({type(exc).__name__}: {exc}); start it or correct redis_url."
             ) from None
         self._last_id = "0-0"
+        self._broadcast_id = str(newest[0][0]) if newest else "0-0"
         self._healthy = True
         self._tasks = [
             asyncio.create_task(self._read_loop(), name=f"redis-read-{self.node_id}"),
@@ -250,6 +271,7 @@ class RedisBroker:
                         await pipe.execute()
                 await self._redis.delete(self.stream)
         self._local.clear()
+        self._listeners.clear()
         await self._reader.aclose()
         await self._redis.aclose()
 
@@ -295,6 +317,32 @@ class RedisBroker:
         # A key naming this node for a topic not held here is stale: nobody holds it.
         return holder is not None and holder != self.node_id
 
+    async def listen(self, channel: str, deliver: Deliver) -> None:
+        self._listeners.setdefault(channel, []).append(deliver)
+
+    async def unlisten(self, channel: str, deliver: Deliver) -> None:
+        listeners = self._listeners.get(channel, [])
+        if deliver in listeners:
+            listeners.remove(deliver)
+
+    async def broadcast(self, channel: str, message: dict[str, Any]) -> None:
+        """Deliver to this node's listeners, then append to the broadcast stream for the
+        others. Never raises for Redis: unreachable, the others miss it (counted)."""
+        text = _dumps(message)
+        await self._hand_over_broadcast(channel, text)
+        if not self._healthy:
+            self.broadcasts_missed += 1
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self.broadcast_stream, {"c": channel, "m": text, "n": self.node_id},
+                          maxlen=self.broadcast_maxlen, approximate=True)  # fmt: skip
+                pipe.pexpire(self.broadcast_stream, max(1, int(self.stream_ttl * 1000)))
+                await pipe.execute()
+        except _UNREACHABLE as exc:
+            self.broadcasts_missed += 1
+            self._lost(exc)
+
     # ------------------------------------------------------------------ internals
 
     @property
@@ -337,6 +385,13 @@ class RedisBroker:
             await deliver(json.loads(text))
         except Exception:
             log.exception("delivering a brokered message failed", extra={"topic": topic})
+
+    async def _hand_over_broadcast(self, channel: str, text: str) -> None:
+        for deliver in list(self._listeners.get(channel, ())):
+            try:
+                await deliver(json.loads(text))
+            except Exception:
+                log.exception("delivering a broadcast failed", extra={"channel": channel})
 
     async def _reassert(self) -> None:
         """After (re)connecting: every held topic registered again (unless another node took
@@ -387,7 +442,9 @@ class RedisBroker:
                     self._outbox_ready.set()
                     log.info("Redis reachable again: topics re-registered")
                 reply = await self._reader.xread(
-                    {self.stream: self._last_id}, count=200, block=int(self.read_block * 1000)
+                    {self.stream: self._last_id, self.broadcast_stream: self._broadcast_id},
+                    count=200,
+                    block=int(self.read_block * 1000),
                 )
             except Exception as exc:  # unreachable, or an answer not understood: again later
                 if self._stopping:
@@ -396,10 +453,16 @@ class RedisBroker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
-            for _stream, entries in _entries(reply):
+            for stream, entries in _entries(reply):
                 for entry_id, fields in entries:
-                    self._last_id = str(entry_id)
-                    await self._hand_over(str(fields.get("t", "")), str(fields.get("m", "{}")))
+                    if stream != self.broadcast_stream:
+                        self._last_id = str(entry_id)
+                        await self._hand_over(str(fields.get("t", "")), str(fields.get("m", "{}")))
+                        continue
+                    self._broadcast_id = str(entry_id)
+                    if fields.get("n") != self.node_id:  # this node's own: delivered already
+                        channel, text = str(fields.get("c", "")), str(fields.get("m", "{}"))
+                        await self._hand_over_broadcast(channel, text)
 
     async def _renew_loop(self) -> None:
         while not self._stopping:

@@ -15,6 +15,7 @@ from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
 from sqlalchemy import select
 
+from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import accounts, passwords
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.account_routes import THROTTLE_KEY
@@ -103,7 +104,9 @@ async def test_login_throttle_is_per_account_never_per_address(sqlite_demo_url: 
         for username in ("liumei", "wangli", "chenjing"):
             await server.staff_token(username)  # sets the password
         clock = [1000.0]
-        server.server.app[THROTTLE_KEY].clock = lambda: clock[0]
+        failures = server.server.app[THROTTLE_KEY].failures
+        assert isinstance(failures, FailureThrottle)  # one process: in its memory
+        failures.clock = lambda: clock[0]
         async with (
             _browser_at(server, "127.0.0.1") as hall,
             _browser_at(server, "127.0.0.2") as other,

@@ -136,6 +136,7 @@ async def test_the_call_centre_awaits_its_loops_on_stop(sqlite_demo_url: str) ->
         loops = center._tasks.loops
         names = sorted(task.get_name() for task in loops)
         assert names == [
+            "calls.ended_elsewhere",
             "deadlines.sweep",
             "kiosks.revocation_check",
             "rollups.refresh",

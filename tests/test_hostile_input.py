@@ -16,7 +16,8 @@ from aiohttp import ClientSession, CookieJar
 from sqlalchemy import select
 
 from cloudhelp.callcenter import SCREEN_LOG_MAX
-from cloudhelp.domain.accounts import MAX_THROTTLE_KEYS, STAFF_COOKIE, LoginThrottle
+from cloudhelp.core.throttle import MAX_THROTTLE_KEYS, FailureThrottle
+from cloudhelp.domain.accounts import STAFF_COOKIE, LoginThrottle
 from cloudhelp.http.account_routes import THROTTLE_KEY
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store.models import TicketEvent, TicketFile
@@ -281,7 +282,8 @@ async def test_the_screen_sharing_log_of_a_call_stays_small(sqlite_demo_url: str
 
 async def test_throttle_and_push_state_stay_bounded(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
-        throttle = server.server.app[THROTTLE_KEY]
+        throttle = server.server.app[THROTTLE_KEY].failures
+        assert isinstance(throttle, FailureThrottle)  # one process: in its memory
         throttle.max_keys = 6  # small, so that a short spray (each sign-in hashes) fills it
         login = "/api/v1/auth/login"
         await server.staff_token("wangli")  # gives wangli a password
@@ -312,20 +314,21 @@ async def test_throttle_and_push_state_stay_bounded(sqlite_demo_url: str) -> Non
         assert center._call_log == {}
 
 
-def test_a_name_spray_of_a_hundred_thousand_keeps_the_throttle_small() -> None:
+async def test_a_name_spray_of_a_hundred_thousand_keeps_the_throttle_small() -> None:
     clock = [0.0]
-    throttle = LoginThrottle(clock=lambda: clock[0])
+    failures = FailureThrottle(20, 300.0, clock=lambda: clock[0])
+    throttle = LoginThrottle(throttles=lambda name, keep, window: failures)
     for index in range(100_000):
         clock[0] += 0.001  # all within one window: nothing expires by itself
-        throttle.failed(f"name{index}", f"10.0.{index % 250}.1")
-    assert len(throttle) <= MAX_THROTTLE_KEYS
+        assert await throttle.attempt(f"name{index}", f"10.0.{index % 250}.1") == 0
+    assert len(failures) <= MAX_THROTTLE_KEYS
     for _ in range(5):
-        throttle.failed("target", "10.9.9.9")
-    assert throttle.retry_after("target", "10.9.9.9") > 0
+        await throttle.attempt("target", "10.9.9.9")
+    assert await throttle.attempt("target", "10.9.9.9") > 0
     for index in range(50_000):
-        throttle.failed(f"again{index}", "10.0.0.2")
-    assert len(throttle) <= MAX_THROTTLE_KEYS
-    assert throttle.retry_after("target", "10.9.9.9") > 0
+        await throttle.attempt(f"again{index}", "10.0.0.2")
+    assert len(failures) <= MAX_THROTTLE_KEYS
+    assert await throttle.attempt("target", "10.9.9.9") > 0
 
 
 def held_state(server: CallServer) -> dict[str, int]:

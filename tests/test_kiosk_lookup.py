@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import cases
 from cloudhelp.http.kiosk_routes import LOOKUP_THROTTLE_KEY, case_grant
 from cloudhelp.http.review_routes import notice_url
@@ -154,7 +155,9 @@ async def test_lookup_needs_the_number_and_last_four_of_phone_or_id(demo_url: st
 async def test_failed_lookups_are_throttled_per_case_and_per_kiosk(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         clock = [5000.0]
-        server.server.app[LOOKUP_THROTTLE_KEY].clock = lambda: clock[0]
+        failures = server.server.app[LOOKUP_THROTTLE_KEY].failures
+        assert isinstance(failures, FailureThrottle)  # one process: in its memory
+        failures.clock = lambda: clock[0]
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
         number = await case_needing_correction(server, cookies)
         other = await case_needing_correction(server, cookies, "13900002222")

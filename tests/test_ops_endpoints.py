@@ -58,6 +58,10 @@ async def test_healthz_and_readyz_when_ready(demo_url: str) -> None:
         migrations = body["checks"]["migrations"]
         assert migrations["ok"] is True
         assert migrations["current"] == migrations["head"] == sorted(db.head_revisions())
+        # One process, no redis_url: Redis is neither checked nor reported.
+        assert set(body["checks"]) == {"database", "migrations"}
+        async with server.http.get("/metrics") as response:
+            assert "cloudhelp_redis" not in await response.text()
         async with server.http.get("/api/v1/health") as response:
             assert response.status == 200
             assert (await response.json())["database"]["latency_ms"] >= 0

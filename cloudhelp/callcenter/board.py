@@ -67,7 +67,8 @@ class Board:
         return True
 
     async def warnings_changed(self, staff_ids: set[int]) -> None:
-        """Tell the consoles of ``staff_ids`` and every board watcher the warnings now."""
+        """Tell the consoles of ``staff_ids`` the warnings now (through the hub, on whichever
+        node), and every node's board watchers soon."""
         for staff_id in staff_ids:
             await self.pushes.push_warnings(staff_id)
-        await self.pushes.push_board()
+        self.pushes.board_changed()

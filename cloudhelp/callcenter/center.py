@@ -20,7 +20,7 @@ from cloudhelp.callcenter.calls import Calls
 from cloudhelp.callcenter.expiries import Expiries
 from cloudhelp.callcenter.netcheck import Netcheck
 from cloudhelp.callcenter.presence import Presence
-from cloudhelp.callcenter.pushes import Pushes, SnapshotGate
+from cloudhelp.callcenter.pushes import BOARD_CHANNEL, Pushes, SnapshotGate
 from cloudhelp.callcenter.quality import Quality
 from cloudhelp.callcenter.routing import Routing
 from cloudhelp.callcenter.sessions import Sessions
@@ -130,11 +130,13 @@ class CallCenter:
         for ticket_id, deadline in unattended.items():
             self.expiries.arm("abandon", ticket_id, deadline)
         self.expiries.start()
+        await self.hub.broker.listen(BOARD_CHANNEL, self.pushes.on_board_notice)
         self.watchers.start()
 
     async def stop(self) -> None:
         """Stop the loops (cancelled and awaited) and the timers, close the sockets, and let
         running work finish. Safe to call twice."""
+        await self.hub.broker.unlisten(BOARD_CHANNEL, self.pushes.on_board_notice)
         await self._tasks.stop_loops()
         self._timers.cancel_all()
         await self.netcheck.echo.close_all()

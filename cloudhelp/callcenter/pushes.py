@@ -2,7 +2,9 @@
 
 Every change is written to the database before it is announced; an announcement reads the
 rows again and sends a snapshot. :class:`SnapshotGate` keeps an older snapshot from ever
-following a newer one for the same key.
+following a newer one for the same key. A change the board shows is broadcast through the
+hub's broker (``board.changed`` on ``BOARD_CHANNEL``) to every node, each of which pushes the
+board to its own watchers.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ Order = int | tuple[int, ...]
 SNAPSHOT_IDLE_SECONDS = 30.0
 PUSH_COALESCE_SECONDS = 0.05
 BOARD_COALESCE_SECONDS = 1.0  # the board is pushed at most once a second
+BOARD_CHANNEL = "board"  # the broker channel of board.changed notices
 QUEUE_LIST_LIMIT = 50
 
 
@@ -112,6 +115,8 @@ class Pushes:
         self._push_pending = False
         self._push_seconds = 0.0  # how long the last queue push took
         self._board_pending = False
+        self._board_pushed = -BOARD_COALESCE_SECONDS  # monotonic time of the last board push
+        self._notice_pending = False
         # Each call's quality now, by ticket number (the call centre's Quality.board_view).
         self.call_quality: Callable[[], dict[str, dict[str, Any]]] = dict
 
@@ -194,7 +199,7 @@ class Pushes:
         started = time.monotonic()
         await self.push_queues()
         self._push_seconds = time.monotonic() - started
-        self._schedule_board()
+        self.board_changed()
 
     async def push_queues(self) -> None:
         """Send each waiting kiosk its position and estimate, and each staff member their queue."""
@@ -250,18 +255,34 @@ class Pushes:
             call["quality"] = quality.get(call["ticket"])
         return frame | {"_key": "board"}
 
-    def schedule_board(self) -> None:
-        """Push the board soon (at most once a second) to whoever watches it."""
-        self._schedule_board()
+    def board_changed(self) -> None:
+        """Something the board shows changed (written already): tell every node, this one
+        included, to push the board to its watchers soon."""
+        if self._notice_pending:
+            return
+        self._notice_pending = True
+        self.tasks.spawn(self._notify_board())
 
-    def _schedule_board(self) -> None:
+    async def _notify_board(self) -> None:
+        # Cleared first: a change written while this notice is on its way sends another.
+        self._notice_pending = False
+        await self.hub.broker.broadcast(BOARD_CHANNEL, {"type": "board.changed"})
+
+    async def on_board_notice(self, message: dict[str, Any]) -> None:
+        """A node (this one or another) changed what the board shows."""
+        self.schedule_board()
+
+    def schedule_board(self) -> None:
+        """Push the board to whoever watches it here: now, or a second after the last push
+        (at most once a second)."""
         if self._board_pending or not self.board_watchers:
             return
         self._board_pending = True
         self.tasks.spawn(self._board_soon())
 
     async def _board_soon(self) -> None:
-        await asyncio.sleep(BOARD_COALESCE_SECONDS)
+        due = self._board_pushed + BOARD_COALESCE_SECONDS - time.monotonic()
+        await asyncio.sleep(max(0.0, due))
         self._board_pending = False
         await self.push_board()
 
@@ -269,6 +290,7 @@ class Pushes:
         """Send the board to every supervisor watching it."""
         if not self.board_watchers:
             return
+        self._board_pushed = time.monotonic()
         stamp = self.gate.read()
         message = await self.board_frame()
         for session_id in list(self.board_watchers):

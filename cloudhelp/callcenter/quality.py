@@ -50,7 +50,7 @@ class Quality:
         figures.add("kiosk" if session.principal.kind == "kiosk" else "staff", sample)
         await self.push(room, session)
         if figures.level() != before:
-            self.center.pushes.schedule_board()
+            self.center.pushes.board_changed()
 
     async def _start(self, room: str) -> CallFigures | None:
         """The figures of a call room, from its first summary (None for a call that ended)."""

@@ -2,7 +2,9 @@
 
 - revocations: kiosks revoked by another process (the CLI) are disconnected within seconds;
 - warnings: time-out warnings checked every few seconds, the board kept fresh meanwhile;
-- rollups: today's daily figures rebuilt while a board shows them (a push never writes them).
+- rollups: today's daily figures rebuilt while a board shows them (a push never writes them);
+- ended calls: what this node gathered of a call another node ended (one side's quality
+  figures, its session log) is saved or forgotten within seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from cloudhelp.core.clock import today
-from cloudhelp.domain import accounts, metrics
+from cloudhelp.domain import accounts, metrics, netquality
 from cloudhelp.views import board
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 REVOCATION_CHECK_SECONDS = 3.0
 BOARD_REFRESH_SECONDS = 10.0  # the board is pushed at least this often while someone watches
 CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
+ENDED_CALLS_CHECK_SECONDS = 5.0
 
 
 class Watchers:
@@ -35,6 +38,7 @@ class Watchers:
     def start(self) -> None:
         tasks = self.center._tasks
         tasks.loop("kiosks.revocation_check", self.check_revocations, REVOCATION_CHECK_SECONDS)
+        tasks.loop("calls.ended_elsewhere", self.forget_ended_calls, ENDED_CALLS_CHECK_SECONDS)
         # The board's figures may lag TODAY_MAX_AGE behind: rebuilt that often while watched.
         seconds = board.TODAY_MAX_AGE.total_seconds()
         tasks.loop("rollups.refresh", self.refresh_rollups, seconds, wake=self._rollups_due)
@@ -64,6 +68,24 @@ class Watchers:
         if not changed and loop.time() - self._last_board >= BOARD_REFRESH_SECONDS:
             await self.center.pushes.push_board()
             self._last_board = loop.time()
+
+    async def forget_ended_calls(self) -> None:
+        """A call's members may be on two nodes, each gathering its own member's reports;
+        the node that ends the call saves what it holds. The other node saves its side's
+        quality figures here (one row per side) and drops its part of the session log (its
+        chat count and screen toggles are lost: not merged into the ended call's record)."""
+        center = self.center
+        rooms = set(center.quality.calls) | set(center._call_log)
+        if not rooms:
+            return
+        async with self.db.read() as s:
+            ended = await netquality.ended_calls(s, (int(r.removeprefix("call-")) for r in rooms))
+        for call_id in ended:
+            center._call_log.pop(f"call-{call_id}", None)
+            figures = center.quality.take(f"call-{call_id}")
+            if figures is not None:
+                async with self.db.write() as s:
+                    await netquality.save_summaries(s, call_id, figures.ticket_id, figures)
 
     def refresh_rollups_soon(self) -> None:
         """Have the rollups loop run now (a board was opened) rather than at its next turn."""

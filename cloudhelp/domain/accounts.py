@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.errors import CodedError
-from cloudhelp.core.throttle import MAX_THROTTLE_KEYS, FailureThrottle
+from cloudhelp.core.throttle import Limits, Throttles, local_throttles
 from cloudhelp.domain.passwords import hash_password, verify_password
 from cloudhelp.store.models import Kiosk, Staff, StaffLogin, Station, utcnow
 
@@ -244,14 +242,14 @@ async def logout(session: AsyncSession, token: str) -> int | None:
     return row.staff_id
 
 
-class LoginThrottle(FailureThrottle):
+class LoginThrottle:
     """Failed sign-ins counted per account+address and per account, never per address alone.
 
     A hall's staff share one NAT address: one person mistyping their own password must not
     lock out the others. ``per_address`` failures for one account from one address within
     ``window`` seconds block that account from that address; ``per_account`` failures from any
-    addresses block the account everywhere (a guesser spreading over many addresses). Memory is
-    bounded as in ``FailureThrottle``.
+    addresses block the account everywhere (a guesser spreading over many addresses). Counted
+    by the throttle ``throttles`` makes (this process's memory, or Redis shared by every node).
     """
 
     def __init__(
@@ -259,28 +257,27 @@ class LoginThrottle(FailureThrottle):
         per_address: int = 5,
         per_account: int = 20,
         window: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = MAX_THROTTLE_KEYS,
+        throttles: Throttles = local_throttles,
     ) -> None:
-        super().__init__(max(per_address, per_account), window, clock, max_keys)
         self.per_address = per_address
         self.per_account = per_account
+        self.failures = throttles("login", max(per_address, per_account), window)
 
-    @staticmethod
-    def _keys(username: str, address: str | None) -> tuple[str, str]:
-        return f"account:{username}", f"account:{username}|address:{address or '-'}"
+    def _limits(self, username: str, address: str | None) -> Limits:
+        return (
+            (f"account:{username}", self.per_account),
+            (f"account:{username}|address:{address or '-'}", self.per_address),
+        )
 
-    def retry_after(self, username: str, address: str | None) -> float:
-        """Seconds until ``username`` may try again from ``address`` (0: may try now)."""
-        account, from_address = self._keys(username, address)
-        return self.wait(((account, self.per_account), (from_address, self.per_address)))
+    async def attempt(self, username: str, address: str | None) -> float:
+        """Seconds until ``username`` may try again from ``address``; 0: this attempt is
+        counted as a failure already (in the same step as the check, so guesses sent side by
+        side cannot all pass it) until ``succeeded`` clears it."""
+        return await self.failures.take(self._limits(username, address))
 
-    def failed(self, username: str, address: str | None) -> None:
-        self.add(self._keys(username, address))
-
-    def succeeded(self, username: str, address: str | None) -> None:
+    async def succeeded(self, username: str, address: str | None) -> None:
         """The right password ends both counts of this account."""
-        self.clear(self._keys(username, address))
+        await self.failures.clear(key for key, _ in self._limits(username, address))
 
 
 async def display_names(session: AsyncSession, logins: set[str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core.throttle import FailureThrottle
+from cloudhelp.core.throttle import Limits, Throttles, local_throttles
 from cloudhelp.domain import audit, cases, prereview
 from cloudhelp.store.models import Case, CorrectionNotice, Kiosk
 
@@ -49,33 +49,30 @@ def well_formed(number: str, last4: str) -> bool:
     return bool(number) and len(number) <= MAX_NUMBER and LAST4.match(last4) is not None
 
 
-class LookupThrottle(FailureThrottle):
+class LookupThrottle:
     """Failed kiosk case lookups, counted per case number (from any kiosk: guessing one case's
     digits) and per kiosk (for any number: walking the sequential numbers). A found case clears
     nothing: a resident who knows their own case must not reset a kiosk's count."""
 
-    def __init__(self, per_case: int, per_kiosk: int, window: float) -> None:
-        super().__init__(max(per_case, per_kiosk), window)
+    def __init__(
+        self, per_case: int, per_kiosk: int, window: float, throttles: Throttles = local_throttles
+    ) -> None:
         self.per_case = per_case
         self.per_kiosk = per_kiosk
+        self.window = window
+        self.failures = throttles("lookup", max(per_case, per_kiosk), window)
 
-    def limits(self, kiosk_id: int, number: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    def limits(self, kiosk_id: int, number: str) -> Limits:
         return (f"case:{number}", self.per_case), (f"kiosk:{kiosk_id}", self.per_kiosk)
 
-    def retry_after(self, kiosk_id: int, number: str) -> float:
+    async def retry_after(self, kiosk_id: int, number: str) -> float:
         """Seconds until this kiosk may look this number up again (0: now)."""
-        return self.wait(self.limits(kiosk_id, number))
+        return await self.failures.wait(self.limits(kiosk_id, number))
 
-    def failed(self, kiosk_id: int, number: str) -> list[str]:
+    async def failed(self, kiosk_id: int, number: str) -> list[str]:
         """Count a failure; returns which limits (``case``, ``kiosk``) it has just reached."""
-        limits = self.limits(kiosk_id, number)
-        before = [self.wait([limit]) > 0 for limit in limits]
-        self.add(key for key, _ in limits)
-        return [
-            scope
-            for scope, was, limit in zip(("case", "kiosk"), before, limits, strict=True)
-            if not was and self.wait([limit]) > 0
-        ]
+        reached = await self.failures.add(self.limits(kiosk_id, number))
+        return [scope for scope, now in zip(("case", "kiosk"), reached, strict=True) if now]
 
 
 @dataclass(frozen=True)

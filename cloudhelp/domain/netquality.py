@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -158,6 +159,14 @@ async def save_summaries(
                 CallQuality(call_id=call_id, ticket_id=ticket_id, side=side,
                             **side_figures.summary())
             )  # fmt: skip
+
+
+async def ended_calls(session: AsyncSession, call_ids: Iterable[int]) -> set[int]:
+    """Which of these calls have ended."""
+    rows = await session.scalars(
+        select(Call.id).where(Call.id.in_(list(call_ids)), Call.ended_at.is_not(None))
+    )
+    return set(rows.all())
 
 
 REPORT_LIMIT = 2000  # calls listed at most in one report (the totals count them all)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError
+from cloudhelp.core.throttle import Throttles
 from cloudhelp.domain import accounts, audit
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.auth import current_staff, staff_token
@@ -50,7 +51,10 @@ def staff_json(staff: Staff) -> dict[str, Any]:
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
     throttle = request.app[THROTTLE_KEY]
-    wait = throttle.retry_after(body.username, request.remote)
+    # A try that is not refused counts as a failure from here, in the same step as the check
+    # (one script on Redis), so guesses sent side by side while the checks run are throttled
+    # too; the right password clears it.
+    wait = await throttle.attempt(body.username, request.remote)
     if wait > 0:
         seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
         async with AppState.of(request.app).db.write() as session:
@@ -65,9 +69,6 @@ async def login(request: web.Request) -> web.Response:
             retry_after=seconds,
             minutes=minutes,
         )
-    # Counted as a failure from here (no await between the check and the count), so guesses
-    # sent side by side while the checks run are throttled too; the right password clears it.
-    throttle.failed(body.username, request.remote)
     state = AppState.of(request.app)
     try:
         # The password is checked in a worker thread with no transaction open: argon2 takes
@@ -85,7 +86,7 @@ async def login(request: web.Request) -> web.Response:
                                "auth.sign_in_failed", subject_kind="account",
                                subject=body.username, code=exc.code)  # fmt: skip
         raise ApiError.of(exc, 401) from None
-    throttle.succeeded(body.username, request.remote)
+    await throttle.succeeded(body.username, request.remote)
     response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)
     response.set_cookie(
         STAFF_COOKIE,
@@ -176,11 +177,12 @@ async def admin_revoke_kiosk(request: web.Request) -> web.Response:
     return web.json_response({"kiosk": request.match_info["code"], "revoked": True})
 
 
-def setup(app: web.Application, settings: Settings) -> None:
+def setup(app: web.Application, settings: Settings, throttles: Throttles) -> None:
     app[THROTTLE_KEY] = accounts.LoginThrottle(
         per_address=settings.login_failures_per_address,
         per_account=settings.login_failures_per_account,
         window=settings.login_window_seconds,
+        throttles=throttles,
     )
     app.router.add_post(f"{PREFIX}/auth/login", login)
     app.router.add_post(f"{PREFIX}/auth/logout", logout)

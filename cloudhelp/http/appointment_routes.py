@@ -22,7 +22,7 @@ from cloudhelp.core import workdays
 from cloudhelp.core.clock import iso
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError, bad_request
-from cloudhelp.core.throttle import FailureThrottle
+from cloudhelp.core.throttle import Throttle, Throttles
 from cloudhelp.domain import appointments, audit, capacity, catalog, notifier, slips_pdf
 from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
@@ -45,7 +45,7 @@ REFUSAL_STATUS = {"no_such_appointment": 404, "slot_full": 409, "appointment_not
                   "appointment_not_rebookable": 409}  # fmt: skip
 DRAWN_KEPT = 8
 DRAW_SECONDS = 120.0
-CODE_THROTTLE_KEY = web.AppKey("appointment_code_throttle", FailureThrottle)
+CODE_THROTTLE_KEY = web.AppKey[Throttle]("appointment_code_throttle")
 
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -132,18 +132,18 @@ def _code_limits(request: web.Request, who: str, code: str) -> tuple[tuple[str, 
     )
 
 
-def guard(request: web.Request, who: str, code: str) -> None:
+async def guard(request: web.Request, who: str, code: str) -> None:
     """Refuse (429 ``lookup_throttled``) a code asked for too often in vain, or by an address
     (a kiosk) that asked for too many codes in vain: as the kiosk's case lookup, 5 failures a
     code and 20 an asker within 15 minutes (``lookup_*`` settings)."""
-    wait = request.app[CODE_THROTTLE_KEY].wait(_code_limits(request, who, code))
+    wait = await request.app[CODE_THROTTLE_KEY].wait(_code_limits(request, who, code))
     if wait > 0:
         raise lookup_throttled(wait)
 
 
-def missed(request: web.Request, who: str, code: str) -> None:
+async def missed(request: web.Request, who: str, code: str) -> None:
     """Count a lookup that found no appointment (a wrong code, or wrong digits)."""
-    request.app[CODE_THROTTLE_KEY].add(key for key, _ in _code_limits(request, who, code))
+    await request.app[CODE_THROTTLE_KEY].add(_code_limits(request, who, code))
 
 
 def asker(request: web.Request) -> str:
@@ -223,7 +223,7 @@ async def book(request: web.Request) -> web.Response:
 async def find(request: web.Request) -> web.Response:
     """A resident finds their appointment by code and the phone's last four digits."""
     body = await parse_body(request, AppointmentKey)
-    guard(request, asker(request), body.code)
+    await guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -231,7 +231,7 @@ async def find(request: web.Request) -> web.Response:
             found = await appointments.for_resident(session, body.code, body.last4)
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
-        missed(request, asker(request), body.code)
+        await missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
@@ -241,7 +241,7 @@ async def kiosk_check(request: web.Request) -> web.Response:
     check-in itself is ``ticket.take {appointment}`` (docs/protocol.md)."""
     kiosk = await current_kiosk(request)
     body = await parse_body(request, KioskCheckIn)
-    guard(request, f"kiosk:{kiosk.id}", body.code)
+    await guard(request, f"kiosk:{kiosk.id}", body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -250,14 +250,14 @@ async def kiosk_check(request: web.Request) -> web.Response:
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
         if exc.code == "no_such_appointment":
-            missed(request, f"kiosk:{kiosk.id}", body.code)
+            await missed(request, f"kiosk:{kiosk.id}", body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
 
 async def cancel(request: web.Request) -> web.Response:
     body = await parse_body(request, AppointmentKey)
-    guard(request, asker(request), body.code)
+    await guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     try:
@@ -267,14 +267,14 @@ async def cancel(request: web.Request) -> web.Response:
             result = appointments.as_json(found, now)
     except appointments.AppointmentError as exc:
         if exc.code == "no_such_appointment":
-            missed(request, asker(request), body.code)
+            await missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result}, dumps=state.dumps)
 
 
 async def rebook(request: web.Request) -> web.Response:
     body = await parse_body(request, Rebook)
-    guard(request, asker(request), body.code)
+    await guard(request, asker(request), body.code)
     state = AppState.of(request.app)
     now = state.callcenter.appointment_clock()
     day = bounded_date(body.date, "date")
@@ -290,7 +290,7 @@ async def rebook(request: web.Request) -> web.Response:
             url = slip_url(moved)
     except (appointments.AppointmentError, capacity.CapacityError) as exc:
         if exc.code == "no_such_appointment":
-            missed(request, asker(request), body.code)
+            await missed(request, asker(request), body.code)
         raise refused(exc) from None
     return web.json_response({"appointment": result, "slip_url": url}, dumps=state.dumps)
 
@@ -360,7 +360,7 @@ async def slip(request: web.Request) -> web.Response:
     last4 = request.query.get("last4", "")[:4]
     staff: Staff | None = None if last4 else await current_staff(request, BOOKING_ROLES)
     if staff is None:
-        guard(request, asker(request), code)
+        await guard(request, asker(request), code)
     async with state.db.read() as session:
         try:
             if staff is None:
@@ -373,7 +373,7 @@ async def slip(request: web.Request) -> web.Response:
                     )
         except appointments.AppointmentError as exc:
             if staff is None:
-                missed(request, asker(request), code)
+                await missed(request, asker(request), code)
             raise refused(exc) from None
         for material in found.item.materials:  # loaded before the session closes
             _ = material.name
@@ -490,9 +490,10 @@ async def put_exception(request: web.Request) -> web.Response:
     return web.json_response(result, dumps=state.dumps)
 
 
-def setup(app: web.Application, settings: Settings) -> None:
+def setup(app: web.Application, settings: Settings, throttles: Throttles) -> None:
     app[SLIPS_KEY] = SlipDrawer()
-    app[CODE_THROTTLE_KEY] = FailureThrottle(
+    app[CODE_THROTTLE_KEY] = throttles(
+        "appointment_code",
         max(settings.lookup_failures_per_case, settings.lookup_failures_per_kiosk),
         settings.lookup_window_seconds,
     )

@@ -14,6 +14,7 @@ from cloudhelp.core import signed
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.core.logs import log_event
+from cloudhelp.core.throttle import Throttles
 from cloudhelp.domain import audit, case_lookup, cases
 from cloudhelp.domain.case_lookup import LookupThrottle
 from cloudhelp.domain.logistics import lookup as logistics_lookup
@@ -59,7 +60,7 @@ async def _failed(request: web.Request, kiosk: Kiosk, number: str) -> ApiError:
     """Count a failed lookup (logged; each limit it reaches logged and audited once); the
     answer, the same whatever failed."""
     throttle = request.app[LOOKUP_THROTTLE_KEY]
-    reached = throttle.failed(kiosk.id, number)
+    reached = await throttle.failed(kiosk.id, number)
     log_event("kiosk.lookup_failed", kiosk=kiosk.code, case=number)
     for scope in reached:  # one row per burst: the failure that reached a limit
         log_event("kiosk.lookup_limit_reached", severity=logging.WARNING, kiosk=kiosk.code,
@@ -82,7 +83,7 @@ async def kiosk_lookup(request: web.Request) -> web.Response:
             "or ID number (last4).",
             "lookup_incomplete",
         )
-    wait = request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
+    wait = await request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
     if wait > 0:
         log_event("kiosk.lookup_throttled", severity=logging.WARNING, kiosk=kiosk.code,
                   case=number)  # fmt: skip
@@ -123,7 +124,7 @@ async def kiosk_items_lookup(request: web.Request) -> web.Response:
             "(last4).",
             "lookup_incomplete",
         )
-    wait = request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
+    wait = await request.app[LOOKUP_THROTTLE_KEY].retry_after(kiosk.id, number)
     if wait > 0:
         raise lookup_throttled(wait)
     state = AppState.of(request.app)
@@ -139,11 +140,12 @@ async def kiosk_items_lookup(request: web.Request) -> web.Response:
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
-def setup(app: web.Application, settings: Settings) -> None:
+def setup(app: web.Application, settings: Settings, throttles: Throttles) -> None:
     app[LOOKUP_THROTTLE_KEY] = LookupThrottle(
         per_case=settings.lookup_failures_per_case,
         per_kiosk=settings.lookup_failures_per_kiosk,
         window=settings.lookup_window_seconds,
+        throttles=throttles,
     )
     app.router.add_post("/api/v1/kiosk/cases/lookup", kiosk_lookup)
     app.router.add_post("/api/v1/kiosk/items/lookup", kiosk_items_lookup)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import clock
 from cloudhelp.core.errors import ApiError, CodedError
 from cloudhelp.core.logs import log_event
-from cloudhelp.core.throttle import FailureThrottle
+from cloudhelp.core.throttle import Throttle, Throttles
 from cloudhelp.domain import audit, timeouts
 from cloudhelp.domain.logistics import (
     codes,
@@ -51,7 +51,7 @@ PREFIX = "/api/v1/logistics"
 # Wrong pickup codes or ID digits for one item: this many within the window pause its handover.
 PICKUP_FAILURES = 5
 PICKUP_WINDOW_SECONDS = 900.0
-PICKUP_THROTTLE_KEY = web.AppKey("pickup_throttle", FailureThrottle)
+PICKUP_THROTTLE_KEY = web.AppKey[Throttle]("pickup_throttle")
 REFUSAL_STATUS = {
     "unknown_code": 404,
     "unknown_station": 404,
@@ -285,7 +285,8 @@ async def pickup(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     key = f"item:{codes.typed(request.match_info['code'])}"
     throttle = request.app[PICKUP_THROTTLE_KEY]
-    wait = throttle.wait([(key, PICKUP_FAILURES)])
+    limits = [(key, PICKUP_FAILURES)]
+    wait = await throttle.wait(limits)
     if wait > 0:
         minutes = math.ceil(wait / 60)
         raise ApiError(
@@ -315,7 +316,7 @@ async def pickup(request: web.Request) -> web.Response:
             result = await _item_body(session, item)
     except LogisticsError as exc:
         if exc.code == "pickup_refused":
-            throttle.add([key])
+            await throttle.add(limits)
             async with state.db.write() as session:
                 await audit.append(
                     session,
@@ -584,8 +585,8 @@ async def station_page(request: web.Request) -> web.Response:
     return pages.render(request, "logistics.html", page="station")
 
 
-def setup(app: web.Application) -> None:
-    app[PICKUP_THROTTLE_KEY] = FailureThrottle(PICKUP_FAILURES, PICKUP_WINDOW_SECONDS)
+def setup(app: web.Application, throttles: Throttles) -> None:
+    app[PICKUP_THROTTLE_KEY] = throttles("pickup", PICKUP_FAILURES, PICKUP_WINDOW_SECONDS)
     app.router.add_get("/logistics", desk_page)
     app.router.add_get("/station", station_page)
     app.router.add_get(f"{PREFIX}/overview", overview)

@@ -2,11 +2,13 @@
 
 - ``/healthz``: the process answers (no database touched) — for a liveness check.
 - ``/readyz``: the database answers a probe within ``PROBE_TIMEOUT_SECONDS`` and its migrations
-  are at this code's head; 503 naming the failed check otherwise — for a load balancer.
+  are at this code's head, and (with ``redis_url``) Redis answers a PING and the broker is
+  connected; 503 naming the failed check otherwise — for a load balancer.
 - ``/metrics``: Prometheus text format from a registry of this app's own (several servers in
   one process never share one). Gauges are gathered when scraped (``LiveCollector``) from the
-  hub's sessions, the database and the loop-lag monitor; nothing is updated on the hot paths but
-  two plain integer counters on the hub. Readable only from ``metrics_networks``.
+  hub's sessions, the database, Redis and its broker, and the loop-lag monitor; nothing is
+  updated on the hot paths but two plain integer counters on the hub. Readable only from
+  ``metrics_networks``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from cloudhelp.http import forwarded
 from cloudhelp.http.state import AppState
 from cloudhelp.store import db
 from cloudhelp.store.models import utcnow
+from signaling.redis_broker import RedisBroker
 
 if TYPE_CHECKING:
     from signaling.hub import Hub
@@ -40,6 +44,53 @@ if TYPE_CHECKING:
 PROBE_TIMEOUT_SECONDS = 2.0
 LAG_WINDOW_SECONDS = 60.0  # the loop-lag figures cover the last minute (the monitor keeps one)
 LAG_QUANTILES = (("0.5", "p50_ms"), ("0.99", "p99_ms"), ("1", "max_ms"))
+
+
+@dataclass
+class RedisFigures:
+    """Redis as one node sees it: the probe (PING on the shared client) and the broker."""
+
+    up: bool
+    probe_seconds: float | None
+    error: str | None
+    broker: RedisBroker | None
+
+    @property
+    def ok(self) -> bool:
+        return self.up and (self.broker is None or self.broker.healthy)
+
+    def check(self) -> dict[str, Any]:
+        """``/readyz``'s entry."""
+        check: dict[str, Any] = {"ok": self.ok}
+        if self.probe_seconds is not None:
+            check["latency_ms"] = round(self.probe_seconds * 1000, 2)
+        if self.error is not None:
+            check["error"] = self.error
+        if self.broker is not None:
+            check |= {"broker_connected": self.broker.healthy,
+                      "reconnects": self.broker.reconnects, "dropped": self.broker.dropped,
+                      "waiting": self.broker.waiting}  # fmt: skip
+            if self.up and not self.broker.healthy:
+                check["error"] = "the broker has not reconnected yet"
+        return check
+
+
+async def probe_redis(state: AppState) -> RedisFigures | None:
+    """Redis's figures, or None when this node runs without Redis."""
+    broker = state.callcenter.hub.broker
+    redis_broker = broker if isinstance(broker, RedisBroker) else None
+    if state.redis is None and redis_broker is None:
+        return None
+    if state.redis is None:  # a broker given without redis_url (tests): its view only
+        return RedisFigures(redis_broker is not None and redis_broker.healthy, None, None,
+                            redis_broker)  # fmt: skip
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            await state.redis.ping()
+    except Exception as exc:  # refused, reset, timed out: the reason, in one line
+        return RedisFigures(False, None, f"{type(exc).__name__}: {exc}".strip(), redis_broker)
+    return RedisFigures(True, time.perf_counter() - started, None, redis_broker)
 
 
 @dataclass
@@ -51,6 +102,7 @@ class Snapshot:
     database_up: bool = False
     probe_seconds: float | None = None
     live: LiveFigures | None = None
+    redis: RedisFigures | None = None
 
 
 class LiveCollector(Collector):
@@ -83,6 +135,8 @@ class LiveCollector(Collector):
             )
         if snap.live is not None:
             yield from _live_metrics(snap.live)
+        if snap.redis is not None:
+            yield from _redis_metrics(snap.redis)
 
 
 def _session_metrics(hub: Hub | None) -> Iterator[Metric]:
@@ -114,6 +168,47 @@ def _session_metrics(hub: Hub | None) -> Iterator[Metric]:
         relayed.add_metric([], hub.relayed_messages)
         turn.add_metric([], hub.turn_credentials_issued)
     yield from (sessions, relayed, turn)
+
+
+def _redis_metrics(redis: RedisFigures) -> Iterator[Metric]:
+    """Only with redis_url (or a Redis broker): absent on a single process."""
+    yield GaugeMetricFamily(
+        "cloudhelp_redis_up", "1 when Redis answered this scrape's PING in time, else 0.",
+        value=1 if redis.up else 0,
+    )  # fmt: skip
+    if redis.probe_seconds is not None:
+        yield GaugeMetricFamily(
+            "cloudhelp_redis_probe_seconds", "How long that PING took.", value=redis.probe_seconds
+        )
+    broker = redis.broker
+    if broker is None:
+        return
+    yield GaugeMetricFamily(
+        "cloudhelp_redis_broker_connected",
+        "1 while the broker reaches Redis (its sessions registered), else 0.",
+        value=1 if broker.healthy else 0,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_redis_reconnects",
+        "Times the broker reached Redis again after losing it (and registered its sessions).",
+        value=broker.reconnects,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_redis_dropped_messages",
+        "Messages for sessions on other nodes given up: waited too long for Redis or for "
+        "their session's node, or pushed out of a full outbox.",
+        value=broker.dropped,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_redis_broadcasts_missed",
+        "Notices for every node (board changed) that reached this node only: Redis was away.",
+        value=broker.broadcasts_missed,
+    )
+    yield GaugeMetricFamily(
+        "cloudhelp_redis_outbox_messages",
+        "Messages for sessions on other nodes waiting here for Redis (or their node).",
+        value=broker.waiting,
+    )
 
 
 def _live_metrics(live: LiveFigures) -> Iterator[Metric]:
@@ -193,6 +288,9 @@ async def readyz(request: web.Request) -> web.Response:
         "database": {"ok": latency is not None}
         | ({"latency_ms": round(latency * 1000, 2)} if latency is not None else {"error": problem})
     }
+    redis = await probe_redis(state)
+    if redis is not None:
+        checks["redis"] = redis.check()
     head = sorted(db.head_revisions())
     if latency is None:
         checks["migrations"] = {"ok": False, "head": head, "error": "database unreachable"}
@@ -236,6 +334,7 @@ async def metrics(request: web.Request) -> web.Response:
     lag = state.loop_lag.summary(LAG_WINDOW_SECONDS)
     if lag.samples:
         snapshot.lag = {q: getattr(lag, attr) / 1000 for q, attr in LAG_QUANTILES}
+    snapshot.redis = await probe_redis(state)
     snapshot.probe_seconds, problem = await probe_database(state)
     snapshot.database_up = problem is None
     if snapshot.database_up:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from cloudhelp.core.config import Settings
 from cloudhelp.core.gcpolicy import FullPasses
@@ -30,6 +31,8 @@ class AppState:
     loop_lag: LoopLagMonitor = field(default_factory=LoopLagMonitor)
     # Set by ``cloudhelp serve``, which takes the collector's full passes over (core/gcpolicy).
     full_passes: FullPasses | None = None
+    # With redis_url: the client the throttles and the readiness probe use (not the broker's).
+    redis: Redis | None = None
     dumps: Callable[[object], str] = field(
         default=functools.partial(json.dumps, ensure_ascii=False)
     )
