@@ -266,7 +266,9 @@ class RedisBroker:
         except _UNREACHABLE as exc:
             self._lost(exc)
 
-    async def unsubscribe(self, topic: str) -> None:
+    async def unsubscribe(self, topic: str, deliver: Deliver | None = None) -> None:
+        if deliver is not None and self._local.get(topic) != deliver:
+            return  # another subscriber holds it here now
         if self._local.pop(topic, None) is None or not self._healthy:
             return  # (unreachable: the key ends with its TTL)
         try:
