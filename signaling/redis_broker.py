@@ -294,8 +294,15 @@ class RedisBroker:
             self._lost(exc)
             self._park(topic, text)
             return True
-        # A key naming this node for a topic not held here is stale: nobody holds it.
-        return holder is not None and holder != self.node_id
+        if holder != self.node_id:
+            return holder is not None
+        # This node holds it: subscribed here while the script ran (a session moving here),
+        # or a stale key (nobody holds it).
+        deliver = self._local.get(topic)
+        if deliver is None:
+            return False
+        await deliver(message)
+        return True
 
     # ------------------------------------------------------------------ internals
 
