@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -231,6 +232,11 @@ async def test_a_node_drained_on_sigterm_under_a_call_loses_nothing(
         for client in moving:
             await asyncio.wait_for(client.closed.wait(), 10)
             assert client.close_code == 1001
+        # … new WebSockets to it are refused with 503 before the upgrade (nginx tries the next) …
+        port = port_a if victim == names[0] else port_b
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"http://127.0.0.1:{port}/ws")
+        assert refused.value.status == 503
         staying = [c for c in (kiosk, staff) if c not in moving]
         for n in range(3):  # … what the other side says meanwhile waits on the victim …
             for client in staying:
