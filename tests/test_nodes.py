@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from signaling.hub import Hub
 from tests.callkit import CallServer, running_server
@@ -359,3 +360,34 @@ async def test_three_nodes_behind_nginx_spread_sessions_and_resume_anywhere(
             assert (await staff.expect("app"))["data"] == "好的"
             for client in [staff, *kiosks]:
                 await client.close()
+
+
+async def test_a_console_moves_only_for_its_own_person_and_a_reload_moves_too(
+    pg_demo_url: str,
+) -> None:
+    """zhaogang's console on B, dropped; a browser on A signed in as wangli asks for it:
+    no_such_session, and B keeps it (may_resume is asked on the new node); zhaogang's own
+    browser on A takes it over as a reloaded page: welcome, then its current presence."""
+    url = shared_redis_url()
+    async with (
+        Redis.from_url(url, decode_responses=True) as redis,
+        running_server(pg_demo_url, redis_url=url, node_id=node("a"), grace_seconds=10) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10) as b,
+    ):
+        staff = await b.staff("zhaogang")
+        await staff.drop()
+        kept = {"session": staff.session_id, "token": staff.welcome["token"], "reloaded": True}
+        for username, answer in (("wangli", "error"), ("zhaogang", "welcome")):
+            cookie = f"{STAFF_COOKIE}={await a.staff_token(username)}"
+            async with a.http.ws_connect(f"{a.base_url}/ws", headers={"Cookie": cookie}) as ws:
+                await ws.send_json({"type": "hello", "v": 1, "resume": kept})
+                frame = await ws.receive_json(timeout=5)
+                assert frame["type"] == answer, frame
+                if answer == "error":
+                    assert frame["code"] == "no_such_session"
+                    assert await holder(redis, staff) == broker_of(b).node_id
+                else:
+                    assert frame["resumed"] is True
+                    presence = await ws.receive_json(timeout=5)
+                    assert presence["type"] == "presence" and presence["state"] == "available"
+                    assert await holder(redis, staff) == broker_of(a).node_id
