@@ -156,6 +156,12 @@ async def _serving(
     await engine.dispose()
 
 
+async def drain(app: web.Application, seconds: float) -> None:
+    """Let the clients of this node resume on the others before it stops (SIGTERM with
+    ``redis_url``): see ``signaling.hub.Hub.drain``."""
+    await AppState.of(app).callcenter.hub.drain(seconds)
+
+
 async def _close_sockets(app: web.Application) -> None:
     # Before aiohttp waits for handlers: WebSocket handlers only return once closed.
     await AppState.of(app).callcenter.stop()

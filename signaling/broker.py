@@ -18,7 +18,9 @@ Deliver = Callable[[dict[str, Any]], Awaitable[None]]
 class Broker(Protocol):
     async def subscribe(self, topic: str, deliver: Deliver) -> None: ...
 
-    async def unsubscribe(self, topic: str) -> None: ...
+    async def unsubscribe(self, topic: str, deliver: Deliver | None = None) -> None:
+        """Stop holding ``topic`` here; with ``deliver``, only while that is its subscriber."""
+        ...
 
     async def publish(self, topic: str, message: dict[str, Any]) -> bool:
         """Deliver to the topic's subscriber; False when nobody holds it."""
@@ -43,8 +45,9 @@ class InProcessBroker:
     async def subscribe(self, topic: str, deliver: Deliver) -> None:
         self._subscribers[topic] = deliver
 
-    async def unsubscribe(self, topic: str) -> None:
-        self._subscribers.pop(topic, None)
+    async def unsubscribe(self, topic: str, deliver: Deliver | None = None) -> None:
+        if deliver is None or self._subscribers.get(topic) == deliver:
+            self._subscribers.pop(topic, None)
 
     async def publish(self, topic: str, message: dict[str, Any]) -> bool:
         deliver = self._subscribers.get(topic)

@@ -3,14 +3,21 @@
 The hub knows nothing of what the calls are for. An application authenticates connections,
 registers its own message types, and opens and closes rooms; the hub relays offer, answer,
 candidate and app messages only between the members of one room.
+
+With a broker shared by several processes, a resume that reaches a process which does not hold
+the session moves it here from its holder (``_take_over``, ``_hand_over``; docs/scaling.md), and
+``drain`` lets a stopping process's clients resume elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hmac
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,7 +25,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from signaling.broker import Broker, InProcessBroker
+from signaling.broker import Broker, Deliver, InProcessBroker
 from signaling.errors import (
     CLOSE_AUTH_FAILED,
     CLOSE_HELLO_TIMEOUT,
@@ -64,6 +71,11 @@ class HubApplication(Protocol):
 
     async def session_ended(self, session: Session, reason: str) -> None: ...
 
+    async def session_moved(self, session: Session) -> None:
+        """The session was resumed in another process and lives on there (it did not end):
+        forget what this process keeps for it."""
+        ...
+
     def relayed(self, session: Session, message: dict[str, Any]) -> None:
         """Told of each ``app`` message relayed within a call (for the session log)."""
         ...
@@ -91,6 +103,9 @@ class HubSettings:
     rate_per_second: float = 40.0
     burst: float = 80.0
     flood_drops: int = 200
+    # How long a process waits for each answer of a session's holder when it moves the
+    # session here (docs/scaling.md); past it the resume is answered no_such_session.
+    handover_seconds: float = 2.0
     ice: IceSettings = field(default_factory=IceSettings)
 
 
@@ -115,7 +130,17 @@ class Hub:
         self._handlers: dict[str, _Registered] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self.draining = False  # new connections refused (503); see drain
         self._sockets: set[web.WebSocketResponse] = set()  # every open one, said hello or not
+        # session id → its broker subscription (unsubscribed by identity: another hub on the
+        # same in-process broker may hold the topic by then).
+        self._delivers: dict[str, Deliver] = {}
+        # session id → the timer that keeps it here if a handover stalls (see _hand_over).
+        self._moving: dict[str, asyncio.TimerHandle] = {}
+        self._giving_up = 0  # handovers between giving a session up and sending it on
+        self._left = asyncio.Event()  # set when a session leaves (drain waits on it)
+        self.sessions_moved_here = 0
+        self.sessions_moved_away = 0
 
     # ------------------------------------------------------------------ application API
 
@@ -185,9 +210,8 @@ class Hub:
         session.ended = True
         if session._grace is not None:
             session._grace.cancel()
-        self.sessions.pop(session.id, None)
-        self._unindex(session)
-        await self.broker.unsubscribe(_topic(session.id))
+        self._remove(session)
+        await self._unsubscribe(session)
         ws = session.ws
         session.detach()
         try:
@@ -211,6 +235,21 @@ class Hub:
     def _index(self, session: Session) -> None:
         key = (session.principal.kind, session.principal.id)
         self._by_principal.setdefault(key, {})[session.id] = session
+
+    async def _subscribe(self, session: Session, deliver: Deliver) -> None:
+        self._delivers[session.id] = deliver
+        await self.broker.subscribe(_topic(session.id), deliver)
+
+    async def _unsubscribe(self, session: Session) -> None:
+        deliver = self._delivers.pop(session.id, None)
+        if deliver is not None:
+            await self.broker.unsubscribe(_topic(session.id), deliver)
+
+    def _remove(self, session: Session) -> None:
+        """The session is no longer held here (ended, never taken up, or moved away)."""
+        self.sessions.pop(session.id, None)
+        self._unindex(session)
+        self._left.set()
 
     def _unindex(self, session: Session) -> None:
         key = (session.principal.kind, session.principal.id)
@@ -241,6 +280,9 @@ class Hub:
         kind = message.get("type")
         if kind == "_probe":
             return
+        if kind == "_handover":
+            await self._hand_over(session, message)
+            return
         if kind == "_join":
             session.room = message["room"]
             session.peers = dict(message["peers"])
@@ -257,8 +299,11 @@ class Hub:
 
     # ------------------------------------------------------------------ connections
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        """The WebSocket endpoint: a connection's frames, one at a time, until it closes."""
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """The WebSocket endpoint: a connection's frames, one at a time, until it closes.
+        While draining, 503 before the upgrade (a proxy tries another process)."""
+        if self.draining:
+            return web.Response(status=503, text="This server is stopping; connect again.")
         cfg = self.settings
         ws = web.WebSocketResponse(
             heartbeat=cfg.heartbeat_seconds, max_msg_size=cfg.max_message_bytes * 4
@@ -368,7 +413,7 @@ class Hub:
         session = Session(principal)
         self.sessions[session.id] = session
         self._index(session)
-        await self.broker.subscribe(_topic(session.id), functools.partial(self._deliver, session))
+        await self._subscribe(session, functools.partial(self._deliver, session))
         await ws.send_str(dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
         try:
@@ -383,9 +428,8 @@ class Hub:
     async def _forget(self, session: Session) -> None:
         """Drop a session the application never took up, without telling the application."""
         session.ended = True
-        self.sessions.pop(session.id, None)
-        self._unindex(session)
-        await self.broker.unsubscribe(_topic(session.id))
+        self._remove(session)
+        await self._unsubscribe(session)
         session.detach()
 
     async def _resume(
@@ -393,14 +437,20 @@ class Hub:
     ) -> Session:
         """Give a session back to its client on ``ws``: what it missed is replayed (or, for a
         reloaded page, nothing: the application sends its current state); the old socket is
-        closed; its peers hear it is back."""
+        closed; its peers hear it is back. A session held by another process is moved here
+        first (``_take_over``, which checks the token and ``may_resume`` there)."""
         session = self.sessions.get(resume.session)
-        if (
-            session is None
-            or session.ended
+        if session is None:
+            if resume.session not in self._moving:
+                session = await self._take_over(request, resume)
+        elif (
+            session.ended
+            or session.id in self._moving
             or not hmac.compare_digest(session.token, resume.token)
             or not await self.app.may_resume(session, request)
         ):
+            session = None
+        if session is None:
             raise SignalingError(
                 "no_such_session",
                 "That session has ended or never existed; start a new one.",
@@ -435,6 +485,147 @@ class Hub:
         # page already past ``joined``.
         await self._tell_peers(session, "peer_back", reloaded=reloaded)
         return session
+
+    # ------------------------------------------------------------------ moving sessions
+
+    async def _take_over(self, request: web.Request, resume: Resume) -> Session | None:
+        """Move a session held by another process here, through the broker; None when nobody
+        answers for it (no holder, a dead one, a wrong token, or ``may_resume`` refuses).
+
+        1. ``_handover`` (token, reply topic) published on the session's topic: its holder
+           checks the token and answers ``_handover_offer`` (the session, a topic of its own).
+        2. Here: ``may_resume``; then the session's topic is subscribed here (the newest
+           subscriber wins: what is published from now on comes here and is held), and
+           ``_handover_taken`` is sent to the holder's topic.
+        3. The holder gives the session up (what reached it until then is in its history) and
+           answers ``_handover_rest``: the session as it is now. It is re-created here, the held
+           messages follow it, numbered after its history.
+        """
+        wait = self.settings.handover_seconds
+        replies = _Replies()
+        reply = f"handover:{secrets.token_urlsafe(12)}"
+        await self.broker.subscribe(reply, replies.put)
+        try:
+            asked = {"type": "_handover", "token": resume.token, "reply": reply}
+            if not await self.broker.publish(_topic(resume.session), asked):
+                return None
+            offer = await replies.get("_handover_offer", wait)
+            offered = _restored(offer)
+            if offer is None or offered is None:
+                return None
+            back = str(offer.get("back"))
+            if not await self.app.may_resume(offered, request):
+                await self.broker.publish(back, {"type": "_handover_keep"})
+                return None
+            arrival = _Arrival(self)
+            self._delivers[resume.session] = arrival
+            await self.broker.subscribe(_topic(resume.session), arrival)
+            session = None
+            if await self.broker.publish(back, {"type": "_handover_taken"}):
+                session = _restored(await replies.get("_handover_rest", wait))
+            if session is None or session.id != resume.session:
+                self._delivers.pop(resume.session, None)
+                await self.broker.unsubscribe(_topic(resume.session), arrival)
+                return None
+        finally:
+            await self.broker.unsubscribe(reply, replies.put)
+        self.sessions[session.id] = session
+        self._index(session)
+        self.sessions_moved_here += 1
+        self._start_grace(session)  # held here now, detached until the resume attaches it
+        await arrival.open(session)  # what came meanwhile, numbered after the history
+        log.info("session moved here", extra={"session": session.id})
+        return session
+
+    async def _hand_over(self, session: Session, asked: dict[str, Any]) -> None:
+        """Another process asks for this session (step 1 of ``_take_over``): offer it when the
+        token matches; give it up when that process has taken its topic. Until then it stays
+        here, out of reach of a resume; past ``handover_seconds`` without an answer it stays."""
+        reply, token = asked.get("reply"), asked.get("token")
+        if not isinstance(reply, str) or not reply.startswith("handover:"):
+            return
+        if (
+            session.ended
+            or session.id in self._moving
+            or not isinstance(token, str)
+            or not hmac.compare_digest(session.token.encode(), token.encode())
+        ):
+            await self.broker.publish(reply, {"type": "_handover_refused"})
+            return
+        back = f"handover:{secrets.token_urlsafe(12)}"
+        if session._grace is not None:
+            session._grace.cancel()
+            session._grace = None
+
+        async def answered(message: dict[str, Any]) -> None:
+            timer = self._moving.pop(session.id, None)
+            if timer is None:
+                return  # already given up or kept
+            timer.cancel()
+            await self.broker.unsubscribe(back, answered)
+            if message.get("type") == "_handover_taken":
+                await self._give_up(session, reply)
+            else:
+                self._keep(session)
+
+        async def stalled() -> None:
+            if self._moving.pop(session.id, None) is not None:
+                await self.broker.unsubscribe(back, answered)
+                self._keep(session)
+
+        loop = asyncio.get_running_loop()
+        wait = self.settings.handover_seconds
+        self._moving[session.id] = loop.call_later(wait, lambda: self._spawn(stalled()))
+        await self.broker.subscribe(back, answered)
+        offer = {"type": "_handover_offer", "back": back, "session": session.handover()}
+        if not await self.broker.publish(reply, offer):
+            await stalled()
+
+    def _keep(self, session: Session) -> None:
+        """A handover that did not happen: the session waits here again."""
+        if session.ws is None and not session.ended and not self.closing:
+            self._start_grace(session)
+
+    async def _give_up(self, session: Session, reply: str) -> None:
+        """The session's topic is held elsewhere now: send it there as it is, and forget it
+        here (without ending it); its socket, if still open, is closed as replaced."""
+        ws = session.ws
+        session.detach()
+        self._giving_up += 1
+        try:
+            self._remove(session)
+            # From here on what is sent to the session goes through the broker to its new
+            # holder; nothing more reaches this object.
+            await self._unsubscribe(session)
+            session.ended = True  # for this process: nothing here may end it again
+            self.sessions_moved_away += 1
+            rest = {"type": "_handover_rest", "session": session.handover()}
+            await self.broker.publish(reply, rest)
+        finally:
+            self._giving_up -= 1
+            self._left.set()
+        if ws is not None and not ws.closed:
+            self._spawn(ws.close(code=CLOSE_REPLACED, message=b"resumed elsewhere"))
+        try:
+            await self.app.session_moved(session)
+        except Exception:
+            log.exception("session_moved handler failed")
+
+    async def drain(self, seconds: float) -> None:
+        """Before stopping with other processes on the broker: refuse new connections (503),
+        close every socket with 1001 and wait up to ``seconds`` for the clients to resume
+        their sessions elsewhere (each session moves through the broker, as any resume on
+        another process does); what is left stays here until ``close``."""
+        self.draining = True
+        await asyncio.gather(
+            *(ws.close(code=1001, message=b"server going away") for ws in list(self._sockets)),
+            return_exceptions=True,
+        )
+        deadline = time.monotonic() + seconds
+        while (self.sessions or self._giving_up) and (left := deadline - time.monotonic()) > 0:
+            self._left.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._left.wait(), left)
 
     def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
         servers = ice_servers(self.settings.ice, session.id)
@@ -535,6 +726,58 @@ class Hub:
         targets = (message.to,) if message.to is not None else tuple(session.peers)
         for target in targets:
             await self.send(target, forwarded)
+
+
+def _restored(answer: dict[str, Any] | None) -> Session | None:
+    """The session an answer of its holder carries; None without one, or a malformed one."""
+    if answer is None:
+        return None
+    try:
+        return Session.restored(answer["session"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.warning("a handed-over session could not be read")
+        return None
+
+
+class _Replies:
+    """Answers arriving on a handover's reply topic, awaited one at a time."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def put(self, message: dict[str, Any]) -> None:
+        self._queue.put_nowait(message)
+
+    async def get(self, expected: str, timeout: float) -> dict[str, Any] | None:
+        """The next answer if it is of type ``expected`` within ``timeout``; else None."""
+        try:
+            message = await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+        return message if message.get("type") == expected else None
+
+
+class _Arrival:
+    """A moving session's subscription here: holds what arrives until the session's history
+    is in (``open``), then delivers as the hub's own subscription does."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.session: Session | None = None
+        self.held: list[dict[str, Any]] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.session is None or self.held:
+            self.held.append(message)
+            return
+        await self.hub._deliver(self.session, message)
+
+    async def open(self, session: Session) -> None:
+        """Deliver what was held, in order (what arrives meanwhile queues behind it)."""
+        self.session = session
+        while self.held:
+            await self.hub._deliver(session, self.held[0])
+            self.held.pop(0)
 
 
 async def drain(tasks: set[asyncio.Task[Any]], timeout: float = 5.0) -> None:

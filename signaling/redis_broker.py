@@ -288,7 +288,9 @@ class RedisBroker:
         except _UNREACHABLE as exc:
             self._lost(exc)
 
-    async def unsubscribe(self, topic: str) -> None:
+    async def unsubscribe(self, topic: str, deliver: Deliver | None = None) -> None:
+        if deliver is not None and self._local.get(topic) != deliver:
+            return  # another subscriber holds it here now
         if self._local.pop(topic, None) is None or not self._healthy:
             return  # (unreachable: the key ends with its TTL)
         try:
@@ -314,8 +316,15 @@ class RedisBroker:
             self._lost(exc)
             self._park(topic, text)
             return True
-        # A key naming this node for a topic not held here is stale: nobody holds it.
-        return holder is not None and holder != self.node_id
+        if holder != self.node_id:
+            return holder is not None
+        # This node holds it: subscribed here while the script ran (a session moving here),
+        # or a stale key (nobody holds it).
+        deliver = self._local.get(topic)
+        if deliver is None:
+            return False
+        await deliver(message)
+        return True
 
     async def listen(self, channel: str, deliver: Deliver) -> None:
         self._listeners.setdefault(channel, []).append(deliver)

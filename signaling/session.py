@@ -2,7 +2,10 @@
 
 A session outlives its socket for the hub's grace period; a client that comes back resumes it
 and is sent what it missed (``attach``), bounded in bytes (``HISTORY_BYTES``), snapshots
-replacing their elders.
+replacing their elders. ``handover``/``restored`` carry a session to another process.
+
+Invariants: the kept history's seqs increase and are all above ``_lost`` and at most ``_seq``;
+``_history_bytes`` is the sum of their lengths.
 """
 
 from __future__ import annotations
@@ -70,8 +73,8 @@ class Session:
                  "initiator", "peers", "principal", "room", "token", "ws")  # fmt: skip
 
     def __init__(self, principal: Principal) -> None:
-        self.id = secrets.token_urlsafe(12)
-        self.token = secrets.token_urlsafe(32)
+        self.id: str = secrets.token_urlsafe(12)
+        self.token: str = secrets.token_urlsafe(32)
         self.principal = principal
         self.ws: web.WebSocketResponse | None = None
         self.room: str | None = None
@@ -138,6 +141,45 @@ class Session:
 
     def detach(self) -> None:
         self.ws = None
+
+    def handover(self) -> dict[str, Any]:
+        """What another process needs to hold this session (JSON): who, the call, the numbering
+        and the unacknowledged history (at most ``HISTORY_BYTES``, as here)."""
+        principal = self.principal
+        return {
+            "id": self.id,
+            "token": self.token,
+            "principal": {"kind": principal.kind, "id": principal.id, "info": principal.info,
+                          "purpose": principal.purpose},
+            "room": self.room,
+            "peers": self.peers,
+            "initiator": self.initiator,
+            "seq": self._seq,
+            "lost": self._lost,
+            "history": [list(entry) for entry in self._history],
+        }  # fmt: skip
+
+    @classmethod
+    def restored(cls, state: dict[str, Any]) -> Session:
+        """The session ``handover`` described (raises KeyError, TypeError or ValueError for a
+        malformed one)."""
+        who = state["principal"]
+        session = cls(Principal(str(who["kind"]), str(who["id"]), dict(who["info"]),
+                                str(who["purpose"])))  # fmt: skip
+        session.id, session.token = str(state["id"]), str(state["token"])
+        session.room = None if state["room"] is None else str(state["room"])
+        session.peers = {str(k): dict(v) for k, v in state["peers"].items()}
+        session.initiator = bool(state["initiator"])
+        session._seq, session._lost = int(state["seq"]), int(state["lost"])
+        history = [(int(seq), str(text), None if key is None else str(key))
+                   for seq, text, key in state["history"]]  # fmt: skip
+        seqs = [entry[0] for entry in history]
+        in_range = not seqs or session._lost < seqs[0] <= seqs[-1] <= session._seq
+        if seqs != sorted(set(seqs)) or not in_range:
+            raise ValueError("a handed-over history out of order")
+        session._history = deque(history)
+        session._history_bytes = sum(len(entry[1]) for entry in history)
+        return session
 
 
 async def write(ws: web.WebSocketResponse, text: str) -> None:

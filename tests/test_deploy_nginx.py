@@ -10,13 +10,6 @@ believed only when nginx is a trusted proxy, and what a client writes in them is
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -29,111 +22,11 @@ from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import AuditEvent
 from tests.browserkit import chromium
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
-from tests.tlskit import HOSTNAME, TestCA, free_port, staff_console_over_https, wait_for_port
+from tests.nginxkit import CLIENT_ADDRESS, https_client, nginx_in_front
+from tests.tlskit import HOSTNAME, TestCA, staff_console_over_https
 from web import STATIC_DIR
 
 pytestmark = pytest.mark.timeout(120)
-
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "deploy" / "nginx" / "cloudhelp.conf"
-# A client on another loopback address than the proxy's (127.0.0.1): never a trusted proxy.
-CLIENT_ADDRESS = "127.0.0.2"
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else "")
-    if not found:
-        pytest.fail("nginx is missing: run the suite with `bash scripts/test.sh`.")
-    return found
-
-
-def templated_site(app_port: int, http_port: int, https_port: int, folder: Path, ca: TestCA) -> str:
-    """deploy/nginx/cloudhelp.conf with the test's ports, name, certificate and paths."""
-    cert, key, _ = ca.issue("nginx")
-    site = SITE.read_text()
-    replacements = {
-        "server 127.0.0.1:8080;": f"server 127.0.0.1:{app_port};",
-        "listen 80;": f"listen 127.0.0.1:{http_port};",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
-        "/etc/letsencrypt/live/hall.example.gov.cn/fullchain.pem": str(cert),
-        "/etc/letsencrypt/live/hall.example.gov.cn/privkey.pem": str(key),
-        "hall.example.gov.cn": HOSTNAME,
-        "/opt/cloudhelp/venv/lib/python3.11/site-packages/web/static/": f"{STATIC_DIR}/",
-        "/var/www/letsencrypt": str(folder / "acme"),
-    }
-    for old, new in replacements.items():
-        assert old in site, f"{old!r} is no longer in {SITE}: update this test"
-        site = site.replace(old, new)
-    # The IPv6 listeners: the test's namespace listens on 127.0.0.1 only.
-    ipv6 = [line for line in site.splitlines() if "listen [::]:" in line]
-    assert len(ipv6) == 2, ipv6
-    return "\n".join(line for line in site.splitlines() if "listen [::]:" not in line)
-
-
-@dataclass
-class Nginx:
-    http_port: int
-    https_port: int
-
-    @property
-    def base_url(self) -> str:
-        return f"https://{HOSTNAME}:{self.https_port}"
-
-
-@asynccontextmanager
-async def nginx_in_front(app_port: int, folder: Path, ca: TestCA) -> AsyncIterator[Nginx]:
-    """nginx (not a daemon, one worker) with the deploy/ site in front of 127.0.0.1:app_port."""
-    http_port, https_port = free_port(), free_port()
-    _write_config(folder, templated_site(app_port, http_port, https_port, folder, ca))
-    command = [nginx_binary(), "-p", str(folder), "-c", str(folder / "nginx.conf"),
-               "-e", str(folder / "error.log")]  # fmt: skip
-    check = await asyncio.create_subprocess_exec(
-        *command, "-t", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    said = (await check.communicate())[0].decode()
-    assert check.returncode == 0, said
-    assert "[warn]" not in said, said
-    process = await asyncio.create_subprocess_exec(*command)
-    try:
-        await wait_for_port(https_port, what="nginx")
-        await wait_for_port(http_port, what="nginx")
-        yield Nginx(http_port, https_port)
-    finally:
-        process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-
-
-def _write_config(folder: Path, site: str) -> None:
-    """The test's nginx.conf (foreground, files in ``folder``) including the templated site."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "site.conf").write_text(site)
-    (folder / "nginx.conf").write_text(
-        f"""
-daemon off;
-worker_processes 1;
-{"user root root;" if os.geteuid() == 0 else ""}
-pid {folder}/nginx.pid;
-error_log {folder}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    sendfile on;
-    access_log {folder}/access.log;
-    client_body_temp_path {folder}/body;
-    proxy_temp_path {folder}/proxy;
-    fastcgi_temp_path {folder}/fastcgi;
-    uwsgi_temp_path {folder}/uwsgi;
-    scgi_temp_path {folder}/scgi;
-    include {folder}/site.conf;
-}}
-"""
-    )
 
 
 async def _set_password(server: CallServer, username: str) -> None:
@@ -151,27 +44,6 @@ async def _last_sign_in_address(server: CallServer) -> str:
         )
     assert row is not None
     return row.address
-
-
-def _client(ca: TestCA) -> aiohttp.ClientSession:
-    """An HTTP client on 127.0.0.2 trusting the test CA, resolving cloudhelp.test locally."""
-    connector = aiohttp.TCPConnector(
-        ssl=ca.client_context(),
-        local_addr=(CLIENT_ADDRESS, 0),
-        resolver=_LoopbackResolver(),
-    )
-    return aiohttp.ClientSession(connector=connector)
-
-
-class _LoopbackResolver(aiohttp.abc.AbstractResolver):
-    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list:
-        import socket
-
-        return [{"hostname": host, "host": "127.0.0.1", "port": port, "family": socket.AF_INET,
-                 "proto": 0, "flags": socket.AI_NUMERICHOST}]  # fmt: skip
-
-    async def close(self) -> None:
-        return None
 
 
 async def _sign_in(
@@ -200,7 +72,7 @@ async def test_pages_and_websocket_through_nginx_with_the_deploy_site(
         ):
             page = await staff_console_over_https(browser, nginx.base_url, "tls-nginx-staff")
             await page.context.close()
-            async with _client(ca) as client:
+            async with https_client(ca) as client:
                 # Static files come from nginx: revalidated on each use (URLs carry no version),
                 # a year for a versioned URL; 304 when unchanged.
                 url = f"{nginx.base_url}/static/js/protocol.js"
@@ -247,7 +119,7 @@ async def test_forwarded_headers_believed_only_from_nginx_when_it_is_trusted(
     ) as server:
         await _set_password(server, "zhaogang")
         async with nginx_in_front(server.server.port, tmp_path / "trusted", ca) as nginx:
-            async with _client(ca) as client:
+            async with https_client(ca) as client:
                 r = await _sign_in(client, nginx.base_url, FORGED)
                 assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
                 assert r.cookies[STAFF_COOKIE]["secure"] is True
@@ -264,7 +136,7 @@ async def test_forwarded_headers_believed_only_from_nginx_when_it_is_trusted(
     async with running_server(sqlite_demo_url, data_dir=tmp_path / "data2") as server:
         await _set_password(server, "zhaogang")
         async with nginx_in_front(server.server.port, tmp_path / "untrusted", ca) as nginx:
-            async with _client(ca) as client:
+            async with https_client(ca) as client:
                 r = await _sign_in(client, nginx.base_url, FORGED)
                 assert "Strict-Transport-Security" not in r.headers
                 assert not r.cookies[STAFF_COOKIE]["secure"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from signaling.errors import SignalingError
@@ -34,3 +36,26 @@ async def test_a_resume_past_dropped_history_is_refused() -> None:
     assert caught.value.code == "resume_gap"
     with pytest.raises(SignalingError, match="ahead"):
         session.check_resume(10**6)
+
+
+async def test_a_session_handed_over_is_the_same_session() -> None:
+    """What ``handover`` gives another process restores the session as it was: numbering,
+    history, snapshot keys (a later snapshot still replaces its elder), what was dropped."""
+    session = Session(Principal("staff", "7", {"name": "赵刚"}, "console"))
+    session.room, session.peers, session.initiator = "call-1", {"p": {"role": "kiosk"}}, True
+    await session.send({"type": "queue", "n": 1, "_key": "queue"})
+    await session.send({"type": "app", "data": "你好"})
+    session.acknowledge(1)
+    moved = Session.restored(json.loads(json.dumps(session.handover())))
+    assert (moved.id, moved.token) == (session.id, session.token)
+    assert moved.principal == session.principal
+    assert (moved.room, moved.peers, moved.initiator) == ("call-1", {"p": {"role": "kiosk"}}, True)
+    assert kept(moved) == [2] and moved._history_bytes == session._history_bytes
+    await moved.send({"type": "queue", "n": 2, "_key": "queue"})
+    await moved.send({"type": "queue", "n": 3, "_key": "queue"})
+    assert kept(moved) == [2, 4]  # numbered on from 2; the snapshot of 3 replaced
+    moved.check_resume(1)
+    state = session.handover()
+    state["history"] = [[2, "{}", None], [2, "{}", None]]
+    with pytest.raises(ValueError):
+        Session.restored(state)

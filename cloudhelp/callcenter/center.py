@@ -162,6 +162,11 @@ class CallCenter:
         await self.netcheck.forget(session.id)
         await self.sessions.session_ended(session, reason)
 
+    async def session_moved(self, session: Session) -> None:
+        self.quality.forget(session.id)
+        await self.netcheck.forget(session.id)
+        self.sessions.session_moved(session)
+
     def relayed(self, session: Session, message: dict[str, Any]) -> None:
         self.calls.relayed(session, message)
 

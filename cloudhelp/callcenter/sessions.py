@@ -113,6 +113,16 @@ class Sessions:
         if reloaded:
             await self._send_current_state(session)
 
+    def session_moved(self, session: Session) -> None:
+        """The session was resumed on another node, which holds it from now on (the database
+        rows name the session, not the node: nothing there changes). A board page sends
+        ``board.watch`` again on its welcome there."""
+        self.center._board_watchers.discard(session.id)
+        log_event(
+            "session.moved", kind=session.principal.kind, principal=session.principal.id,
+            session=session.id,
+        )  # fmt: skip
+
     async def _send_current_state(self, session: Session) -> None:
         """A reloaded page resumed its session: send it what it shows now (snapshots, and a
         ring or wrap-up in progress); the hub adds ``joined`` if it is in a call."""

@@ -75,9 +75,10 @@ def url_of(settings: Settings, sock: socket.socket | None = None) -> str:
 
 async def serve(settings: Settings, sock: socket.socket) -> int:
     """Serve the application on ``sock`` (HTTPS when ``tls_cert`` is set, with the plain-HTTP
-    redirect on ``http_redirect_port``) until SIGTERM or SIGINT, then close every socket.
-    SIGHUP reloads the TLS certificate."""
-    from cloudhelp.app import create_app
+    redirect on ``http_redirect_port``) until SIGTERM or SIGINT, then close every socket (with
+    ``redis_url``, after draining: clients resume on the other nodes). SIGHUP reloads the TLS
+    certificate."""
+    from cloudhelp.app import create_app, drain
     from cloudhelp.http.state import AppState
 
     logs.configure(settings.log_level)
@@ -138,6 +139,8 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     loop.add_signal_handler(signal.SIGHUP, reload_tls, settings, context)
     try:
         await stop.wait()
+        if settings.redis_url is not None:  # other nodes take this one's clients over
+            await drain(app, settings.drain_seconds)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     node_id: str = Field(
         default_factory=default_node_id, min_length=1, max_length=100, pattern=r"^[^\s]+$"
     )
+    # With redis_url, on SIGTERM: how long a node keeps its sessions for their clients to
+    # resume on other nodes after it closed their sockets with 1001 (docs/scaling.md).
+    drain_seconds: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _nodes_share_postgresql(self) -> Settings:

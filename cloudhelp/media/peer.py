@@ -54,6 +54,9 @@ class ProtocolError(Exception):
         self.frame = frame
 
 
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+
+
 class SignalingClient:
     """One CloudHelp protocol session over a WebSocket, able to drop and resume."""
 
@@ -147,8 +150,18 @@ class SignalingClient:
         await must_exist(self.ws, "the session's WebSocket (connect first)").send_json(message)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Frames into the inbox until the socket closes. ``close_code`` is then the code of
+        the server's close frame when one arrived, as a browser reports it (RFC 6455 7.1.5):
+        aiohttp reports 1006 when its reply to that frame cannot be written, as through a
+        proxy that closed the connection right after passing the frame on."""
+        received: int | None = None
         try:
-            async for msg in ws:
+            while True:
+                msg = await ws.receive()
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    received = int(msg.data)
+                if msg.type in _CLOSED:
+                    break
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
@@ -165,7 +178,7 @@ class SignalingClient:
                     self._inbox.append(frame)
                     self._arrived.notify_all()
         finally:
-            self.close_code = ws.close_code
+            self.close_code = received if received is not None else ws.close_code
             self.closed.set()
 
     async def expect(self, type_: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:

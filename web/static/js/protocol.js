@@ -9,6 +9,8 @@ const STATS_MS = 5000;
 /** The pre-call check's signaling round trip is the median of this many pings (one server pause is not a slow network). */
 const SIGNALING_PINGS = 3;
 const RETRY_MS = [500, 1000, 2000, 4000, 8000];
+/** A server going away (1001: it stops; with several nodes another takes the session over) is left at once, spread over this. */
+const GOING_AWAY_MS = 100;
 const RECOVERY_MS = 15000;
 
 /**
@@ -107,7 +109,9 @@ export class Connection extends EventTarget {
         if (event.code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
         return;
       }
-      const delay = RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+      const delay = event.code === 1001 && this.attempt === 0
+        ? Math.random() * GOING_AWAY_MS
+        : RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
       this.attempt += 1;
       this.setState("reconnecting");
       setTimeout(() => { if (!this.closedByUs) this.open(); }, delay);
