@@ -120,9 +120,7 @@ async function cancel() {
 }
 
 async function start() {
-  const day = (/** @type {number} */ offset) => new Date(Date.now() + offset).toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" });
-  $("b-date").min = day(0);  // no day that has passed
-  $("b-date").value = day(86400000);
+  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" });
   await loadItems();
   $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findSlots(); };
   $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };
