@@ -446,7 +446,7 @@ class Hub:
         elif (
             session.ended
             or session.id in self._moving
-            or not hmac.compare_digest(session.token, resume.token)
+            or not hmac.compare_digest(session.token.encode(), resume.token.encode())
             or not await self.app.may_resume(session, request)
         ):
             session = None

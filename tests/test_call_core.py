@@ -292,6 +292,10 @@ async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
         stranger.welcome = {"session": "nobody", "token": "x"}
         with pytest.raises(Exception, match="no_such_session"):
             await stranger.resume()
+        # A token that is not ASCII is a wrong one too, not an internal error.
+        stranger.welcome = {"session": kiosk.session_id, "token": "令牌", "resumed": False}
+        with pytest.raises(Exception, match="no_such_session"):
+            await stranger.resume()
 
 
 async def test_abandon_after_the_grace_period(sqlite_demo_url: str) -> None:
