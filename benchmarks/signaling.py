@@ -13,8 +13,8 @@ as every page does (protocol.js ``ACK_MS``): 1,000 messages a second from 5,000 
 
 Phases, on CloudHelp:
 
-1. idle: ``idle`` kiosks say hello and stay connected (RSS per idle session); they stay
-   connected through the burst. Then the server's next full garbage-collector pass (it runs
+1. idle: ``idle`` kiosks say hello from a process of their own (benchmarks/idle_clients.py)
+   and stay connected, pinging (RSS per idle session); they stay through the mixed load. Then the server's next full garbage-collector pass (it runs
    within a minute, nobody being in a call): how long it stalled the loop.
 2. burst: ``calls`` staff are available; ``calls`` kiosks send ``ticket.take`` at once; the time
    from the burst to each ring. Each staff member answers 1–3 s after their ring (a person's
@@ -29,7 +29,8 @@ Phases, on CloudHelp:
 6. churn: whole calls one after another (hello, take, ring, accept, chat, hang up, wrap up,
    bye); the server's RSS growth per call after a warm-up.
 
-Then the bare relay: the same idle sockets (RSS per socket) and the same relay load.
+Then the bare relay: the same idle sockets from a process of their own (RSS per socket) and
+the same relay load. This process holds only the clients in calls.
 """
 
 from __future__ import annotations
@@ -412,14 +413,31 @@ async def next_full_pass(http: aiohttp.ClientSession, base: str, timeout: float 
     raise RuntimeError(f"no full pass within {timeout} s")
 
 
-async def idle_rss(pid: int, connect: list[Any]) -> tuple[list[Any], float]:
-    """Connect the idle clients; the server's RSS growth per connection (KiB), once it has
-    finished setting them up."""
+@contextlib.asynccontextmanager
+async def idle_elsewhere(pid: int, spec: dict[str, Any]) -> AsyncIterator[tuple[int, float]]:
+    """Idle clients connected from a process of their own (benchmarks/idle_clients.py, as
+    kiosks are machines of their own), pinging every PING_SECONDS while the block runs; they
+    say bye when it ends. Yields how many, and the server's RSS growth per connection (KiB)
+    once it has set them up."""
+    path = Path(tempfile.mkdtemp(prefix="idle-clients-")) / "spec.json"
+    path.write_text(json.dumps(spec))
     await settled(pid)
     before = rss_kib(pid)
-    clients = await in_batches(connect)
-    await settled(pid)
-    return clients, (rss_kib(pid) - before) / len(clients)
+    command = [sys.executable, "-m", "benchmarks.idle_clients", str(path)]
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        said = (await proc.stdout.readline()).decode().split()
+        if said[:1] != ["connected"]:
+            raise RuntimeError(f"the idle clients did not connect: {said}")
+        count = int(said[1])
+        await settled(pid, busy=SETTLED_WITH_PINGS)
+        yield count, (rss_kib(pid) - before) / count
+    finally:
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 120)
 
 
 # ---------------------------------------------------------------------------- CloudHelp phases
@@ -630,14 +648,9 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
         assert server.stdout is not None
         server.stdout.readline()
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        idle, rss_per_idle = await idle_rss(
-            server.pid,
-            [
-                hello(http, base, {"kind": "kiosk", "credential": c})
-                for c in seeded.kiosks[:idle_end]
-            ],
-        )
-        async with acknowledging(idle):
+        kiosks = [{"kind": "kiosk", "credential": c} for c in seeded.kiosks[:idle_end]]
+        async with idle_elsewhere(server.pid, {"base": base, "auths": kiosks}) as idle:
+            idle_sessions, rss_per_idle = idle
             full_pass_ms = await next_full_pass(http, base)
             load, rings = await burst(
                 http, base, seeded.kiosks[idle_end:burst_end], seeded.staff[: sizes.calls]
@@ -649,9 +662,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)
                 relay = await relay_figures(load, sizes)
                 mixed = await mixed_load(base, load, sizes.mixed_seconds, seeded.signers)
-        await load.close()
-        await in_batches([c.close() for c in idle])
-        await http.close()
+            await load.close()  # (and http)
         setup = await call_setup(
             base, seeded.kiosks[burst_end:setup_end], seeded.staff[sizes.calls]
         )
@@ -659,7 +670,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
             base, server.pid, seeded.kiosks[setup_end], seeded.staff[sizes.calls + 1], sizes
         )
     return {
-        "idle_sessions": len(idle),
+        "idle_sessions": idle_sessions,
         "rss_per_idle_session_kib": round(rss_per_idle, 1),
         "gc_full_pass_with_idle_sessions_ms": round(full_pass_ms),
         "burst_tickets": len(rings),
@@ -687,29 +698,24 @@ async def measure_bare(sizes: Sizes) -> dict[str, Any]:
         assert relay_process.stdout is not None
         relay_process.stdout.readline()
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-
-        async def idle_socket(n: int) -> BenchClient:
-            return BenchClient(await http.ws_connect(f"{base}/ws?room=idle-{n}", heartbeat=None))
-
-        idle, rss_per_idle = await idle_rss(
-            relay_process.pid, [idle_socket(n) for n in range(sizes.idle)]
-        )
-        clients = []
-        for n in range(sizes.calls):
-            pair = [
-                BenchClient(await http.ws_connect(f"{base}/ws?room={n}", heartbeat=None))
-                for _ in range(2)
-            ]
-            pair[0].peer, pair[1].peer = "b", "a"  # sent as protocol.js does; the relay ignores it
-            clients += pair
-        load = RelayLoad(http, clients)
-        async with acknowledging(idle + clients):
-            await settled(relay_process.pid, busy=SETTLED_WITH_PINGS)
-            relay = await relay_figures(load, sizes)
-        for client in idle + clients:
-            client.reader.cancel()
-            await client.ws.close()
-        await http.close()
+        spec = {"base": base, "sockets": sizes.idle}
+        async with idle_elsewhere(relay_process.pid, spec) as (_count, rss_per_idle):
+            clients = []
+            for n in range(sizes.calls):
+                pair = [
+                    BenchClient(await http.ws_connect(f"{base}/ws?room={n}", heartbeat=None))
+                    for _ in range(2)
+                ]
+                pair[0].peer, pair[1].peer = "b", "a"  # as protocol.js sends it; ignored here
+                clients += pair
+            load = RelayLoad(http, clients)
+            async with acknowledging(clients):
+                await settled(relay_process.pid, busy=SETTLED_WITH_PINGS)
+                relay = await relay_figures(load, sizes)
+            for client in clients:
+                client.reader.cancel()
+                await client.ws.close()
+            await http.close()
     return {
         "baseline_rss_per_idle_socket_kib": round(rss_per_idle, 1),
         "baseline_relay_p50_ms": round(relay["p50"], 2),
