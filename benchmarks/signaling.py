@@ -14,8 +14,9 @@ as every page does (protocol.js ``ACK_MS``): 1,000 messages a second from 5,000 
 Phases, on CloudHelp:
 
 1. idle: ``idle`` kiosks say hello from a process of their own (benchmarks/idle_clients.py)
-   and stay connected, pinging (RSS per idle session); they stay through the mixed load. Then the server's next full garbage-collector pass (it runs
-   within a minute, nobody being in a call): how long it stalled the loop.
+   and stay connected, pinging (RSS per idle session); they stay through the mixed load.
+   Then the server's next full garbage-collector pass (it runs within a minute, nobody being
+   in a call): how long it stalled the loop.
 2. burst: ``calls`` staff are available; ``calls`` kiosks send ``ticket.take`` at once; the time
    from the burst to each ring. Each staff member answers 1–3 s after their ring (a person's
    reaction): these are the relay calls.
@@ -663,6 +664,7 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
                 relay = await relay_figures(load, sizes)
                 mixed = await mixed_load(base, load, sizes.mixed_seconds, seeded.signers)
             await load.close()  # (and http)
+        await settled(server.pid)  # the 5,000 idle sessions have ended (their byes)
         setup = await call_setup(
             base, seeded.kiosks[burst_end:setup_end], seeded.staff[sizes.calls]
         )
