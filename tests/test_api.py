@@ -136,11 +136,11 @@ async def _take_tickets(sessions: Sessions, code: str, count: int, days_ago: int
         item = await session.scalar(select(ServiceItem).where(ServiceItem.code == code))
         kiosk = await session.scalar(select(Kiosk).order_by(Kiosk.id).limit(1))
         assert item is not None and kiosk is not None
-        for n in range(count):
-            ticket = await queue.take(
-                session, item=item, kiosk_id=kiosk.id, station_id=kiosk.station_id,
-                session_id=f"{code}-{n}",
-            )  # fmt: skip
+        new = [
+            queue.NewTicket(item, kiosk.id, kiosk.station_id, session_id=f"{code}-{n}")
+            for n in range(count)
+        ]
+        for ticket in await queue.take_many(session, new):
             ticket.status = "abandoned"
             ticket.enqueued_at -= timedelta(days=days_ago)
 

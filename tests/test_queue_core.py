@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, update
 from cloudhelp.callcenter import SnapshotGate
 from cloudhelp.core.clock import LOCAL_TZ, local_day
 from cloudhelp.devtools import history
+from cloudhelp.domain import queue
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store.models import (
@@ -23,6 +24,7 @@ from cloudhelp.store.models import (
     StaffPresence,
     Ticket,
     TicketCounter,
+    TicketEvent,
     utcnow,
 )
 from signaling.hub import Hub, Principal, Session
@@ -87,6 +89,41 @@ async def test_tickets_written_without_the_counter_are_not_numbered_again(demo_u
         kiosk = await server.kiosk("QG-01")
         await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
         assert (await kiosk.expect("ticket"))["ticket"]["number"] == f"{letter}008"
+
+
+async def test_tickets_taken_together_are_numbered_in_order_within_each_category(
+    demo_url: str,
+) -> None:
+    """queue.take_many: one counter bump per category, numbers in the order taken."""
+    async with running_server(demo_url) as server:
+        async with server.state.db.write() as s:
+            items = [
+                await s.scalar(select(ServiceItem).where(ServiceItem.code == code))
+                for code in ("NYNC-002", "SCJG-001", "NYNC-002", "SCJG-001", "NYNC-002")
+            ]
+            kiosk_row = await s.scalar(select(Kiosk).limit(1))
+            assert kiosk_row is not None and all(items)
+            letters = {item.code: item.category.letter for item in items if item is not None}
+            assert len(set(letters.values())) == 2, "two categories"
+            taken = await queue.take_many(
+                s,
+                [
+                    queue.NewTicket(item, kiosk_row.id, kiosk_row.station_id, f"together-{n}")
+                    for n, item in enumerate(items)
+                    if item is not None
+                ],
+            )
+        fishing, licence = letters["NYNC-002"], letters["SCJG-001"]
+        assert [t.number[0] for t in taken] == [fishing, licence, fishing, licence, fishing]
+        sequence = [int(t.number[1:]) for t in taken]
+        assert sequence[2:5:2] == [sequence[0] + 1, sequence[0] + 2]
+        assert sequence[3] == sequence[1] + 1
+        assert [t.session_id for t in taken] == [f"together-{n}" for n in range(5)]
+        async with server.state.db.read() as s:
+            enqueued = await s.scalars(
+                select(TicketEvent.ticket_id).where(TicketEvent.kind == "enqueued")
+            )
+            assert {t.id for t in taken} <= set(enqueued.all())
 
 
 # ---------------------------------------------------------------------------- item 8: purposes

@@ -79,16 +79,17 @@ class Routing:
         ring = {t.id: t.department.ring_seconds for t in tickets}
         try:
             async with self.db.write() as s:
-                claimed = [p for p in plan if await queue.claim_offer(s, *p, ring[p[0]])]
+                claimed = await queue.claim_offers(s, [(t, p, ring[t]) for t, p in plan])
         except queue.Conflict:
             # A staff member moved on since the read: the batch was rolled back; claim one
             # at a time instead, skipping whoever moved on.
             claimed = []
-            for pair in plan:
+            for ticket_id, staff_id in plan:
                 try:
                     async with self.db.write() as s:
-                        if await queue.claim_offer(s, *pair, ring[pair[0]]):
-                            claimed.append(pair)
+                        claimed += await queue.claim_offers(
+                            s, [(ticket_id, staff_id, ring[ticket_id])]
+                        )
                 except queue.Conflict:
                     continue
         if claimed:

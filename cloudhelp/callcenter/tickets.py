@@ -3,7 +3,8 @@ and what happens to it when the kiosk goes away or comes back."""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import appointments, cases, catalog, deadlines, queue
+from cloudhelp.domain.queue import NewTicket
 from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -26,6 +28,18 @@ if TYPE_CHECKING:
 PREFER_WINDOW_MARGIN_SECONDS = 0.1
 
 
+@dataclass(frozen=True)
+class _Take:
+    """A ``ticket.take`` read and checked, waiting to be written with the others of its batch
+    (Tickets._write_tickets)."""
+
+    session: Session
+    item: ServiceItem
+    kiosk: Kiosk
+    case: Case | None
+    appointment: str | None
+
+
 class Tickets:
     """A kiosk's ticket from taking it until a staff member answers (or it is given up)."""
 
@@ -35,7 +49,9 @@ class Tickets:
         self.gate = center._gate
         self.pushes = center.pushes
         self.timers = center._timers
-        self._writes = BatchedWrites(center.db, center._tasks.spawn)
+        self._writes: BatchedWrites[_Take, tuple[int, Case | None]] = BatchedWrites(
+            center.db, center._tasks.spawn, self._write_tickets
+        )
 
     async def on_take(self, session: Session, message: TakeTicket) -> None:
         kiosk_id = int(session.principal.id)
@@ -49,7 +65,7 @@ class Tickets:
         # Written together with the other tickets taken meanwhile: a burst of takes costs a
         # few write transactions, not one each behind one lock.
         ticket_id, case = await self._writes.run(
-            functools.partial(self._write_ticket, session, item, kiosk, case, message.appointment)
+            _Take(session, item, kiosk, case, message.appointment)
         )
         log_event("ticket.enqueued", ticket=ticket_id, item=item.code, kiosk=kiosk_id)
         if case is not None and case.staff_id is not None:
@@ -63,46 +79,58 @@ class Tickets:
         self.pushes.schedule_queues()
         await self.center.routing.dispatch()
 
-    async def _write_ticket(
-        self,
-        session: Session,
-        item: ServiceItem,
-        kiosk: Kiosk,
-        case: Case | None,
-        appointment_code: str | None,
-        s: AsyncSession,
-    ) -> tuple[int, Case | None]:
-        """The ticket's rows (refused, before writing anything, if the case moved on, the
-        kiosk has a ticket already or the appointment cannot be checked in here and now); its
-        id and the case read again."""
+    async def _write_tickets(
+        self, s: AsyncSession, takes: Sequence[_Take]
+    ) -> list[tuple[int, Case | None] | SignalingError]:
+        """The tickets of takes that arrived together, each refused alone (before writing
+        anything) if its case moved on, its kiosk has a ticket already or its appointment
+        cannot be checked in here and now: each one's id and case read again, or its
+        refusal."""
+        busy = await queue.kiosks_with_open_tickets(s, [take.kiosk.id for take in takes])
+        outcomes: list[NewTicket | SignalingError] = []
+        for take in takes:
+            try:
+                outcomes.append(await self._new_ticket(s, take, busy))
+                busy.add(take.kiosk.id)  # a second take of the same kiosk in this batch
+            except SignalingError as refused:
+                outcomes.append(refused)
+        accepted = [new for new in outcomes if isinstance(new, NewTicket)]
+        ids = iter(ticket.id for ticket in await queue.take_many(s, accepted))
+        return [
+            outcome if isinstance(outcome, SignalingError) else (next(ids), outcome.case)
+            for outcome in outcomes
+        ]
+
+    async def _new_ticket(self, s: AsyncSession, take: _Take, busy: set[int]) -> NewTicket:
+        """The ticket ``take`` asks for; SignalingError, before writing anything, if it may
+        not be taken (``busy``: the kiosks with a ticket already)."""
+        case = take.case
         if case is not None:  # read again where it counts: it may have moved on
             case = await cases.for_correction(s, case.number)
             if case is None:
                 raise SignalingError(
                     "no_such_case", "No case with that number is waiting for corrections."
                 )
-        if await queue.open_ticket_of_kiosk(s, kiosk.id) is not None:
+        if take.kiosk.id in busy:
             raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
         appointment_id = None
-        if appointment_code is not None:
+        if take.appointment is not None:
             try:  # refused before anything is written
                 booked = await appointments.check_in(
-                    s, appointment_code, kiosk.station_id, self.center.appointment_clock()
+                    s, take.appointment, take.kiosk.station_id, self.center.appointment_clock()
                 )
             except appointments.AppointmentError as refused:
                 raise SignalingError(refused.code, refused.message) from None
             appointment_id = booked.id
-        ticket = await queue.take(
-            s,
-            item=item,
-            kiosk_id=kiosk.id,
-            station_id=kiosk.station_id,
-            session_id=session.id,
+        return NewTicket(
+            item=take.item,
+            kiosk_id=take.kiosk.id,
+            station_id=take.kiosk.station_id,
+            session_id=take.session.id,
             case=case,
             appointment_id=appointment_id,
-            netcheck=self.center.netcheck.latest(session.id),  # the check before this call
+            netcheck=self.center.netcheck.latest(take.session.id),  # the check before this call
         )
-        return ticket.id, case
 
     async def _item_and_case(
         self, s: AsyncSession, message: TakeTicket

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, select, update
+from sqlalchemy import Integer, case, cast, func, literal, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,7 @@ from cloudhelp.store.models import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    UTCDateTime,
     utcnow,
 )
 
@@ -75,42 +77,68 @@ async def record(
     session.add(TicketEvent(ticket_id=ticket_id, kind=kind, staff_id=staff_id, detail=detail))
 
 
-async def take(
-    session: AsyncSession,
-    *,
-    item: ServiceItem,
-    kiosk_id: int,
-    station_id: int,
-    session_id: str,
-    case: Case | None = None,
-    appointment_id: int | None = None,
-    netcheck: dict[str, Any] | None = None,
-) -> Ticket:
-    """A waiting ticket with its number and ``enqueued`` event; a correction session's ticket
-    carries its case and the case's reviewer, a checked-in one its appointment (all in the one
-    INSERT)."""
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket to take (take_many): a correction session's carries its case (and with it the
+    case's reviewer), a checked-in one its appointment, and the pre-call check before it."""
+
+    item: ServiceItem
+    kiosk_id: int
+    station_id: int
+    session_id: str
+    case: Case | None = None
+    appointment_id: int | None = None
+    netcheck: dict[str, Any] | None = None
+
+
+async def take_many(session: AsyncSession, new: Sequence[NewTicket]) -> list[Ticket]:
+    """Waiting tickets with their numbers and ``enqueued`` events, in the order of ``new``:
+    one counter UPDATE per category, one INSERT of the tickets and one of the events, whatever
+    their number."""
     now = utcnow()
     day = local_day(now)
-    sequence = await reserve_numbers(session, day, item.category)
-    ticket = Ticket(
-        day=day,
-        number=ticket_number(item.category.letter, sequence),
-        item_id=item.id,
-        department_id=item.department_id,
-        station_id=station_id,
-        kiosk_id=kiosk_id,
-        session_id=session_id,
-        status="waiting",
-        enqueued_at=now,
-        case_id=case.id if case is not None else None,
-        preferred_staff_id=case.staff_id if case is not None else None,
-        appointment_id=appointment_id,
-        netcheck=netcheck,
-    )
-    session.add(ticket)
+    numbers = [""] * len(new)
+    by_category: dict[int, list[int]] = {}  # positions in ``new``
+    for position, taken in enumerate(new):
+        by_category.setdefault(taken.item.category.id, []).append(position)
+    for positions in by_category.values():
+        category = new[positions[0]].item.category
+        first = await reserve_numbers(session, day, category, len(positions))
+        for offset, position in enumerate(positions):
+            numbers[position] = ticket_number(category.letter, first + offset)
+    tickets = [
+        Ticket(
+            day=day,
+            number=number,
+            item_id=taken.item.id,
+            department_id=taken.item.department_id,
+            station_id=taken.station_id,
+            kiosk_id=taken.kiosk_id,
+            session_id=taken.session_id,
+            status="waiting",
+            enqueued_at=now,
+            case_id=taken.case.id if taken.case is not None else None,
+            preferred_staff_id=taken.case.staff_id if taken.case is not None else None,
+            appointment_id=taken.appointment_id,
+            netcheck=taken.netcheck,
+        )
+        for taken, number in zip(new, numbers, strict=True)
+    ]
+    session.add_all(tickets)
     await session.flush()
-    await record(session, ticket.id, "enqueued", item=item.code)
-    return ticket
+    for ticket, taken in zip(tickets, new, strict=True):
+        await record(session, ticket.id, "enqueued", item=taken.item.code)
+    return tickets
+
+
+async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[int]) -> set[int]:
+    """Which of ``kiosk_ids`` have a ticket still queued or in a call (open_ticket_of_kiosk)."""
+    open_tickets = await session.scalars(
+        select(Ticket.kiosk_id).where(
+            Ticket.kiosk_id.in_(kiosk_ids), Ticket.status.in_((*QUEUED, "connected"))
+        )
+    )
+    return {kiosk_id for kiosk_id in open_tickets.all() if kiosk_id is not None}
 
 
 async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket | None:
@@ -131,40 +159,55 @@ async def _update(session: AsyncSession, stmt: Any) -> bool:
     return result.rowcount == 1
 
 
-async def claim_offer(
-    session: AsyncSession, ticket_id: int, staff_id: int, ring_seconds: float
-) -> bool:
-    """Offer a waiting ticket to an available staff member; the ring times out after
-    ``ring_seconds`` (its deadline, cloudhelp.domain.deadlines).
+async def claim_offers(
+    session: AsyncSession, offers: Sequence[tuple[int, int, float]]
+) -> list[tuple[int, int]]:
+    """Offer waiting tickets to available staff members, ``(ticket, staff member, ring
+    seconds)`` each; a ring times out after its seconds (its deadline,
+    cloudhelp.domain.deadlines). The (ticket, staff member) pairs offered.
 
-    False if the ticket moved on; Conflict (roll back) if the staff member did.
+    Two UPDATEs and one INSERT whatever the number of offers: a ticket that moved on is left
+    out; a staff member who moved on raises Conflict (roll back).
     """
+    if not offers:
+        return []
     now = utcnow()
-    got_ticket = await _update(
-        session,
+    staff_of = {ticket_id: staff_id for ticket_id, staff_id, _ in offers}
+    deadline_of = {
+        ticket_id: literal(now + timedelta(seconds=ring), UTCDateTime)
+        for ticket_id, _, ring in offers
+    }
+    got = await session.scalars(
         update(Ticket)
-        .where(Ticket.id == ticket_id, Ticket.status == "waiting")
+        .where(Ticket.id.in_(staff_of), Ticket.status == "waiting")
         .values(
             status="offered",
-            offered_to=staff_id,
+            offered_to=case(staff_of, value=Ticket.id),
             offered_at=now,
-            ring_deadline=now + timedelta(seconds=ring_seconds),
+            ring_deadline=case(deadline_of, value=Ticket.id),
             offer_count=Ticket.offer_count + 1,
             version=Ticket.version + 1,
-        ),
+        )
+        .returning(Ticket.id)
+        .execution_options(synchronize_session=False)
     )
-    if not got_ticket:
-        return False
-    got_staff = await _update(
-        session,
+    offered = set(got.all())
+    pairs = [(ticket_id, staff_id) for ticket_id, staff_id, _ in offers if ticket_id in offered]
+    if not pairs:
+        return []
+    ticket_of = {staff_id: ticket_id for ticket_id, staff_id in pairs}
+    rung = await session.scalars(
         update(StaffPresence)
-        .where(StaffPresence.staff_id == staff_id, StaffPresence.state == "available")
-        .values(state="ringing", since=now, ticket_id=ticket_id),
+        .where(StaffPresence.staff_id.in_(ticket_of), StaffPresence.state == "available")
+        .values(state="ringing", since=now, ticket_id=case(ticket_of, value=StaffPresence.staff_id))
+        .returning(StaffPresence.staff_id)
+        .execution_options(synchronize_session=False)
     )
-    if not got_staff:
+    if len(set(rung.all())) != len(ticket_of):
         raise Conflict
-    await record(session, ticket_id, "offered", staff_id)
-    return True
+    for ticket_id, staff_id in pairs:
+        await record(session, ticket_id, "offered", staff_id)
+    return pairs
 
 
 async def release_offer(
