@@ -742,7 +742,7 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "baseline_rate_limit_per_s": None,
         "gc": "both servers and the load generator: gcpolicy.tune_gc (gc.freeze, thresholds "
         "7000/50/no automatic full pass), gcpolicy.YoungPasses (a young pass every 0.1 s, a "
-        "middle one every 1 s); the servers: gcpolicy.FullPasses (a full pass when no call is "
+        "middle one every 0.2 s); the servers: gcpolicy.FullPasses (a full pass when no call is "
         "in progress, >= 60 s apart, or after 600 s whatever the load); the generator collects "
         "fully before each relay window",
         "pings": f"every client, idle or in a call, every {PING_SECONDS:g} s",

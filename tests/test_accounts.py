@@ -258,14 +258,14 @@ def test_cli_sets_department_queue_settings(tmp_path) -> None:
 
 
 async def test_password_checks_run_below_the_event_loops_priority() -> None:
-    """argon2 runs each hash's lanes on threads of its own; the pool's threads (whose nice value
-    those inherit) yield the CPU to the loop that relays every call."""
+    """argon2 runs each hash's lanes on threads of its own; the pool's threads (whose policy
+    those inherit) run under SCHED_IDLE, so they yield the CPU to the loop that relays every
+    call."""
 
-    def nice_of_this_thread() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    def policy_of_this_thread() -> int:
+        return os.sched_getscheduler(threading.get_native_id())
 
-    loop_nice = nice_of_this_thread()
-    worker_nice = await passwords._in_pool(nice_of_this_thread)
-    assert worker_nice == min(19, loop_nice + passwords.HASH_NICE) > loop_nice
+    assert policy_of_this_thread() == os.SCHED_OTHER
+    assert await passwords._in_pool(policy_of_this_thread) == os.SCHED_IDLE
     assert await passwords.verify_password(await passwords.hash_password("秘密-password"),
                                            "秘密-password")  # fmt: skip
