@@ -10,6 +10,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from cloudhelp.callcenter import CallCenter
+from cloudhelp.core import workers
 from cloudhelp.core.config import Settings
 from cloudhelp.core.errors import json_errors
 from cloudhelp.core.throttle import Throttles, local_throttles
@@ -153,6 +154,7 @@ async def _serving(
         await asyncio.gather(purging, return_exceptions=True)
     await state.loop_lag.stop()
     await callcenter.stop()  # usually already done by on_shutdown
+    await asyncio.to_thread(workers.shutdown)  # the export and PDF processes, if started
     await engine.dispose()
 
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import csv
+import functools
 import io
-import threading
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import openpyxl
@@ -343,23 +346,23 @@ async def test_an_open_day_is_rebuilt_from_its_changed_tickets_as_a_full_build_w
     assert by_key["all", ""]["tickets"] == len(tickets) + 2
 
 
+def _gated_xlsx(gate: str, body: dict[str, Any], groups: list[str], lang: str) -> bytes:
+    """xlsx_bytes once the test lets it go (a file ``go`` in ``gate``, at most 10 s); says the
+    process it runs in (a file ``pid``)."""
+    (Path(gate) / "pid").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 10
+    while not (Path(gate) / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return report_routes.xlsx_bytes(body, groups, lang)
+
+
 async def test_the_excel_workbook_is_made_off_the_loop(
-    sqlite_demo_url: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_demo_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """While the workbook is being saved (held until the test lets it go, at most 10 s), the
-    server answers another report: the save runs in a worker thread, not on the loop."""
-    saved_on: list[threading.Thread] = []
-    in_time: list[bool] = []
-    saving, go = threading.Event(), threading.Event()
-
-    class GatedWorkbook(report_routes.Workbook):  # type: ignore[misc]
-        def save(self, filename: Any) -> None:
-            saved_on.append(threading.current_thread())
-            saving.set()
-            in_time.append(go.wait(10))
-            super().save(filename)
-
-    monkeypatch.setattr(report_routes, "Workbook", GatedWorkbook)
+    """While the workbook is being made (held until the test lets it go), the server answers
+    another report: the workbook is made in a worker process (core/workers.py), whose GIL is
+    not the loop's."""
+    monkeypatch.setattr(report_routes, "xlsx_bytes", functools.partial(_gated_xlsx, str(tmp_path)))
     async with running_server(sqlite_demo_url) as server:
         supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
 
@@ -370,10 +373,14 @@ async def test_the_excel_workbook_is_made_off_the_loop(
                 return await r.read()
 
         exporting = asyncio.create_task(export())
-        assert await asyncio.to_thread(saving.wait, 10)
+        for _ in range(500):  # the worker process has started on it
+            if (tmp_path / "pid").exists():
+                break
+            await asyncio.sleep(0.02)
         async with server.http.get("/api/v1/reports?by=item", cookies=supervisor) as r:
             assert r.status == 200
-        go.set()
+        assert not exporting.done()
+        (tmp_path / "go").touch()
         book = openpyxl.load_workbook(io.BytesIO(await exporting))
-    assert in_time == [True] and saved_on[0] is not threading.main_thread()
+    assert int((tmp_path / "pid").read_text()) != os.getpid()
     assert len(book.sheetnames) == 2 + len(report_routes.TABLES) - 1

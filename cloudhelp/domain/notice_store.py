@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from cloudhelp.core import workers
 from cloudhelp.domain import notice_pdf
 from cloudhelp.domain.notice_text import NoticeText
 from cloudhelp.store import filestore
@@ -67,7 +68,7 @@ class NoticePdfs:
     async def _render_and_keep(self, key: _Key, text: NoticeText, missing: str | None) -> bytes:
         """Draw, store, and record the hash unless another process recorded one first
         (``missing``: the hash recorded before whose bytes are gone, if any)."""
-        data = await asyncio.to_thread(notice_pdf.render, text)
+        data = await workers.in_process(notice_pdf.render, text)
         self.renders += 1
         sha256 = await asyncio.to_thread(filestore.store_bytes, self._data_dir, data)
         notice_id = (

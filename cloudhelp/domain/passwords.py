@@ -9,11 +9,8 @@ one: on SQLite ``Database.write()`` holds a lock every other writer waits for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
 import secrets
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -21,32 +18,22 @@ from typing import TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from cloudhelp.core import workers
+
 # Two at a time: enough for the 2-core machines this runs on; more would only queue in the CPU.
 HASH_THREADS = 2
 # Each hash runs its lanes on threads of its own (parallelism 4): on two cores a few sign-ins at
 # once would take the CPU from the event loop that relays every call. The pool's threads (and
-# the lane threads they start, which inherit it) run under Linux's SCHED_IDLE policy, so the
-# loop is served first and sign-ins take what is left; where that policy is missing, at the
-# lowest nice. (Nice 10 left the loop's lag p99 at 33 ms under 20 sign-ins a second with 200
-# calls relaying, nice 19 at 26 ms: benchmarks/signaling.py, the mixed load.)
-HASH_NICE = 19
+# the lane threads they start, which inherit it) yield the CPU to every other
+# (``workers.yield_cpu``: SCHED_IDLE), so the loop is served first and sign-ins take what is
+# left. (At nice 10 the loop's lag p99 was 33 ms under 20 sign-ins a second with 200 calls
+# relaying, at nice 19 26 ms, under SCHED_IDLE 21 ms: benchmarks/loop_probe.py.)
 T = TypeVar("T")
-
-
-def _lower_priority() -> None:
-    """Make the calling thread (Linux: a thread is a task with a policy and nice of its own)
-    yield the CPU to every other."""
-    me = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):  # no SCHED_IDLE here
-        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
-        return
-    with contextlib.suppress(AttributeError, OSError):  # no per-thread priority here
-        os.setpriority(os.PRIO_PROCESS, me, HASH_NICE)
 
 
 _hasher = PasswordHasher()
 _pool = ThreadPoolExecutor(
-    max_workers=HASH_THREADS, thread_name_prefix="argon2", initializer=_lower_priority
+    max_workers=HASH_THREADS, thread_name_prefix="argon2", initializer=workers.yield_cpu
 )
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import clock
+from cloudhelp.core import clock, workers
 from cloudhelp.core.errors import ApiError, CodedError
 from cloudhelp.core.logs import log_event
 from cloudhelp.core.throttle import Throttle, Throttles
@@ -243,7 +243,7 @@ async def label(request: web.Request) -> web.Response:
             )
     except LogisticsError as exc:
         raise refused(exc) from None
-    pdf = await asyncio.to_thread(labels.label_pdf, text)
+    pdf = await workers.in_process(labels.label_pdf, text)
     return _pdf(pdf, f"label-{text.code}.pdf")
 
 
@@ -481,7 +481,7 @@ async def manifest(request: web.Request) -> web.Response:
             )
     except LogisticsError as exc:
         raise refused(exc) from None
-    pdf = await asyncio.to_thread(labels.manifest_pdf, *args)
+    pdf = await workers.in_process(labels.manifest_pdf, *args)
     return _pdf(pdf, f"manifest-{args[0]}.pdf")
 
 

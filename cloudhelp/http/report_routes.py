@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date, timedelta
@@ -13,7 +12,7 @@ from aiohttp import web
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import i18n
+from cloudhelp.core import i18n, workers
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import metrics, netquality, timeouts
@@ -144,7 +143,7 @@ def localized_table(
 def xlsx_bytes(body: dict[str, Any], groups: list[str], lang: str) -> bytes:
     """Every table of the report in one workbook, one sheet each, headed in the reader's
     language; rates are formatted as percentages. CPU-bound (~0.4 s for 400 days): the route
-    runs it in a worker thread."""
+    runs it in a worker process (core/workers.py)."""
     book = Workbook()
     book.remove(book.active)
     sheets = [("rows", by) for by in groups] + [(t, groups[0]) for t in TABLES if t != "rows"]
@@ -169,9 +168,9 @@ def xlsx_bytes(body: dict[str, Any], groups: list[str], lang: str) -> bytes:
 async def xlsx_response(
     body: dict[str, Any], groups: list[str], lang: str, name: str
 ) -> web.Response:
-    """The workbook (xlsx_bytes, made in a worker thread) as a download."""
+    """The workbook (xlsx_bytes, made in a worker process) as a download."""
     return web.Response(
-        body=await asyncio.to_thread(xlsx_bytes, body, groups, lang),
+        body=await workers.in_process(xlsx_bytes, body, groups, lang),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
     )
