@@ -149,6 +149,17 @@ def test_serve_with_config_file_and_environment(tmp_path: Path) -> None:
         with urllib.request.urlopen(url + "api/v1/items/SCJG-004") as response:
             item = json.loads(response.read())
         assert item["promised_days"] == 0.5
+        # A workbook is made in a worker process (core/workers.py, forkserver), started here
+        # from a server run as people run it.
+        signed_in = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        login = urllib.request.Request(
+            url + "api/v1/auth/login",
+            data=json.dumps({"username": "sunhua", "password": "cloudhelp-demo"}).encode(),
+            headers={"Content-Type": "application/json", "Origin": url.rstrip("/")},
+        )
+        signed_in.open(login, timeout=30).close()
+        with signed_in.open(url + "api/v1/reports?by=day&format=xlsx", timeout=60) as response:
+            assert response.read(2) == b"PK"  # a zip: the workbook
     finally:
         process.terminate()
         process.wait(timeout=10)
