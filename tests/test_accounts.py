@@ -15,6 +15,7 @@ from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
 from sqlalchemy import select
 
+from cloudhelp.core import workers
 from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import accounts, passwords
 from cloudhelp.domain.accounts import STAFF_COOKIE
@@ -258,14 +259,14 @@ def test_cli_sets_department_queue_settings(tmp_path) -> None:
 
 
 async def test_password_checks_run_below_the_event_loops_priority() -> None:
-    """argon2 runs each hash's lanes on threads of its own; the pool's threads (whose policy
-    those inherit) run under SCHED_IDLE, so they yield the CPU to the loop that relays every
-    call."""
+    """argon2 runs each hash's lanes on threads of its own; the pool's threads (whose nice value
+    those inherit) run at the lowest priority, so they yield the CPU to the loop that relays
+    every call."""
 
-    def policy_of_this_thread() -> int:
-        return os.sched_getscheduler(threading.get_native_id())
+    def nice_of_this_thread() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    assert policy_of_this_thread() == os.SCHED_OTHER
-    assert await passwords._in_pool(policy_of_this_thread) == os.SCHED_IDLE
+    assert nice_of_this_thread() < workers.LOW_NICE
+    assert await passwords._in_pool(nice_of_this_thread) == workers.LOW_NICE
     assert await passwords.verify_password(await passwords.hash_password("秘密-password"),
                                            "秘密-password")  # fmt: skip

@@ -314,7 +314,9 @@ async def test_a_preference_window_whose_timer_is_lost_ends_at_a_sweep(
 ) -> None:
     """The reviewer-preference window has no column: its end is a dispatch, and each sweep
     runs one, so a window whose in-process timer is gone (its process died) still ends."""
-    async with running_server(sqlite_demo_url, prefer_reviewer_seconds=1) as server:
+    # A window long enough that its timer is still armed when the test cancels it, on a busy
+    # machine too (1 s was not: it had fired, and rung, before the test looked).
+    async with running_server(sqlite_demo_url, prefer_reviewer_seconds=4) as server:
         await also_handles_fishing(server, "wangli")
         reviewer_token = await server.staff_token("zhaogang")  # the reviewer stays away
         number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
@@ -325,5 +327,5 @@ async def test_a_preference_window_whose_timer_is_lost_ends_at_a_sweep(
         timers = server.state.callcenter._timers
         assert ("prefer_window", ticket["id"]) in timers
         timers.cancel("prefer_window", ticket["id"])
-        ring = await other.expect("ring", timeout=5)
+        ring = await other.expect("ring", timeout=15)
         assert ring["ticket"]["id"] == ticket["id"]

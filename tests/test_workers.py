@@ -14,8 +14,8 @@ from cloudhelp.core import workers
 async def test_work_runs_in_a_process_of_its_own_that_yields_the_cpu() -> None:
     pid = await workers.in_process(os.getpid)
     assert pid != os.getpid()
-    assert await workers.in_process(os.sched_getscheduler, 0) == os.SCHED_IDLE
-    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller is left as it was
+    assert await workers.in_process(os.getpriority, os.PRIO_PROCESS, 0) == workers.LOW_NICE
+    assert os.getpriority(os.PRIO_PROCESS, 0) < workers.LOW_NICE  # the caller is left as it was
     with pytest.raises(ZeroDivisionError):  # the work's own error comes back as it is
         await workers.in_process(divmod, 1, 0)
     assert await workers.in_process(os.getpid) == pid  # the same process, kept

@@ -6,9 +6,9 @@ from waiting for events, it waits for the GIL, up to the switch interval (5 ms),
 signaling slows while an export is made. A process of its own has its own GIL.
 
 The pool's processes start on first use (``forkserver``: a small clean process forks them,
-not the server with its threads and sockets) and run under ``yield_cpu``: the loop that
-relays every call is served first. The function and its arguments must pickle (a module-level
-function, plain data).
+not the server with its threads and sockets) and run at the lowest priority (``yield_cpu``):
+the loop that relays every call is served first. The function and its arguments must pickle
+(a module-level function, plain data).
 """
 
 from __future__ import annotations
@@ -28,22 +28,19 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 PROCESSES = 1  # exports and PDFs are occasional; one at a time leaves a core to the loop
-LOW_NICE = 19  # where SCHED_IDLE is missing
+LOW_NICE = 19
 
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
 def yield_cpu() -> None:
-    """Make the calling thread (Linux: a thread is a task with a policy and nice of its own)
-    yield the CPU to every other: SCHED_IDLE, else the lowest nice. Threads it starts inherit
-    it."""
-    me = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):  # no SCHED_IDLE here
-        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
-        return
+    """Give the calling thread (Linux: a thread is a task with a nice value of its own) the
+    lowest priority, nice 19; threads it starts inherit it. Not SCHED_IDLE: that policy runs
+    only on a CPU nothing else wants, so on a busy machine (PostgreSQL beside the server, or
+    the test suite's other workers) sign-ins and exports waited tens of seconds."""
     with contextlib.suppress(AttributeError, OSError):  # no per-thread priority here
-        os.setpriority(os.PRIO_PROCESS, me, LOW_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_NICE)
 
 
 def _executor() -> ProcessPoolExecutor:

@@ -24,10 +24,10 @@ from cloudhelp.core import workers
 HASH_THREADS = 2
 # Each hash runs its lanes on threads of its own (parallelism 4): on two cores a few sign-ins at
 # once would take the CPU from the event loop that relays every call. The pool's threads (and
-# the lane threads they start, which inherit it) yield the CPU to every other
-# (``workers.yield_cpu``: SCHED_IDLE), so the loop is served first and sign-ins take what is
-# left. (At nice 10 the loop's lag p99 was 33 ms under 20 sign-ins a second with 200 calls
-# relaying, at nice 19 26 ms, under SCHED_IDLE 21 ms: benchmarks/loop_probe.py.)
+# the lane threads they start, which inherit it) run at the lowest priority
+# (``workers.yield_cpu``, nice 19), so the loop is served first. (Loop lag p99 under 20
+# sign-ins a second with 200 calls relaying, benchmarks/loop_probe.py: 33 ms at nice 10, 26 ms
+# at nice 19; SCHED_IDLE gave 21 ms but starved sign-ins on a busy machine.)
 T = TypeVar("T")
 
 
