@@ -15,7 +15,6 @@ from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import appointments, cases, catalog, deadlines, queue
-from cloudhelp.domain.queue import NewTicket
 from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -87,21 +86,21 @@ class Tickets:
         cannot be checked in here and now: each one's id and case read again, or its
         refusal."""
         busy = await queue.kiosks_with_open_tickets(s, [take.kiosk.id for take in takes])
-        outcomes: list[NewTicket | SignalingError] = []
+        outcomes: list[queue.NewTicket | SignalingError] = []
         for take in takes:
             try:
                 outcomes.append(await self._new_ticket(s, take, busy))
                 busy.add(take.kiosk.id)  # a second take of the same kiosk in this batch
             except SignalingError as refused:
                 outcomes.append(refused)
-        accepted = [new for new in outcomes if isinstance(new, NewTicket)]
+        accepted = [new for new in outcomes if isinstance(new, queue.NewTicket)]
         ids = iter(ticket.id for ticket in await queue.take_many(s, accepted))
         return [
             outcome if isinstance(outcome, SignalingError) else (next(ids), outcome.case)
             for outcome in outcomes
         ]
 
-    async def _new_ticket(self, s: AsyncSession, take: _Take, busy: set[int]) -> NewTicket:
+    async def _new_ticket(self, s: AsyncSession, take: _Take, busy: set[int]) -> queue.NewTicket:
         """The ticket ``take`` asks for; SignalingError, before writing anything, if it may
         not be taken (``busy``: the kiosks with a ticket already)."""
         case = take.case
@@ -122,7 +121,7 @@ class Tickets:
             except appointments.AppointmentError as refused:
                 raise SignalingError(refused.code, refused.message) from None
             appointment_id = booked.id
-        return NewTicket(
+        return queue.NewTicket(
             item=take.item,
             kiosk_id=take.kiosk.id,
             station_id=take.kiosk.station_id,

@@ -8,8 +8,8 @@ in every 20-second window, at any moment of any call.
 
 :func:`tune_gc` freezes what start-up loaded, raises the young and middle thresholds, and
 takes the automatic full pass away. :class:`YoungPasses` collects the young generation ten
-times a second and the middle one five times a second, whatever Python's count says, so no young or
-middle pass has much to walk. :class:`FullPasses` runs the full pass: when the
+times a second and the middle one five times a second, whatever Python's count says, so no
+young or middle pass has much to walk. :class:`FullPasses` runs the full pass: when the
 server is quiet (no call in progress, none ringing; ``quiet`` is injected) and
 ``min_interval`` has passed since the last one, or when ``max_interval`` has passed whatever
 the load. So a busy district pays one full pass per ``max_interval`` instead of one every few

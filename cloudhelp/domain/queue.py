@@ -38,6 +38,8 @@ from cloudhelp.store.models import (
 
 QUEUED = ("waiting", "offered")
 OPEN_STATES = ("waiting", "offered", "connected", "wrapup")
+# A kiosk holds at most one ticket in these states (a ticket in wrap-up has let it go).
+HELD_BY_KIOSK = (*QUEUED, "connected")
 
 
 class Conflict(Exception):
@@ -135,7 +137,7 @@ async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[in
     """Which of ``kiosk_ids`` have a ticket still queued or in a call (open_ticket_of_kiosk)."""
     open_tickets = await session.scalars(
         select(Ticket.kiosk_id).where(
-            Ticket.kiosk_id.in_(kiosk_ids), Ticket.status.in_((*QUEUED, "connected"))
+            Ticket.kiosk_id.in_(kiosk_ids), Ticket.status.in_(HELD_BY_KIOSK)
         )
     )
     return {kiosk_id for kiosk_id in open_tickets.all() if kiosk_id is not None}
@@ -145,7 +147,7 @@ async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket |
     """The kiosk's ticket that is still queued or in a call (at most one)."""
     return await session.scalar(
         select(Ticket)
-        .where(Ticket.kiosk_id == kiosk_id, Ticket.status.in_((*QUEUED, "connected")))
+        .where(Ticket.kiosk_id == kiosk_id, Ticket.status.in_(HELD_BY_KIOSK))
         .order_by(Ticket.id.desc())
         .limit(1)
     )
