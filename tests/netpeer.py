@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import socket
 import sys
@@ -63,12 +64,18 @@ async def media_rtt(peer: CallPeer) -> float | None:
     return None
 
 
+_PING_IDS = itertools.count(1)
+
+
 async def signaling_rtt(client: SignalingClient) -> float | None:
-    client.drain("pong")  # answers to the client's own keep-alive pings
+    """One ping's round trip. The ping carries an ``id`` its pong repeats: a keep-alive pong
+    still in flight (sent before this ping) must not be taken for this one's."""
+    client.drain("pong")
+    ping_id = f"rtt{next(_PING_IDS)}"
     started = time.monotonic()
     try:
-        await client.send({"type": "ping"})
-        await client.expect("pong", timeout=3)
+        await client.send({"type": "ping", "id": ping_id})
+        await client.expect("pong", timeout=3, id=ping_id)
     except (ConnectionError, TimeoutError, RuntimeError, ProtocolError):
         return None
     return time.monotonic() - started
