@@ -2,12 +2,14 @@
 
     python -m benchmarks.loop_probe OUT.jsonl serve --db URL --port N
 
-Every loop callback that runs longer than ``SLOW_MS`` (wall time) is recorded with what it was:
-for a task, its coroutine and the innermost CloudHelp frames it is suspended in after the step
-(the code that ran is just before those); every garbage-collector pass is timed too. On SIGUSR1
-the records since the last signal are appended to OUT.jsonl as one JSON line: the slow
-callbacks grouped by what they were (count, longest, total ms), the loop iterations that used
-more than ``SLOW_MS`` of the loop thread's CPU, and the longest GC passes.
+Every loop callback that runs longer than ``SLOW_MS`` (wall time; 5 ms, or the environment's
+``LOOP_PROBE_SLOW_MS``) is recorded with what it was: for a task, its coroutine and the innermost
+CloudHelp frames it is suspended in after the step (the code that ran is just before those);
+every garbage-collector pass is timed too. On SIGUSR1 the records since the last signal are
+appended to OUT.jsonl as one JSON line: the slow callbacks grouped by what they were (count,
+longest, total ms), the loop iterations that used more than ``SLOW_MS`` of the loop thread's
+CPU, the longest GC passes, and the passes of each generation (count, median, longest, total).
+On SIGUSR2 it appends what the young and middle generations hold (object counts by type).
 
 Wrapping every callback costs a few µs each, so lags measured under the probe run higher than
 without it: compare probe runs with probe runs. (It found, on 3 December, that the argon2
@@ -22,14 +24,16 @@ import asyncio.base_events
 import asyncio.events
 import gc
 import json
+import os
 import signal
+import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-SLOW_MS = 5.0
+SLOW_MS = float(os.environ.get("LOOP_PROBE_SLOW_MS", "5"))  # a callback this long is recorded
 OWN_CODE = ("/cloudhelp/", "/signaling/")
 
 _slow: list[tuple[float, str]] = []  # (wall ms, what)
@@ -108,6 +112,16 @@ def _dump(out: Path) -> None:
             [generation, round(ms, 1)] for generation, ms in sorted(_gc, key=lambda g: -g[1])
         ][:15],
         "gc_total_ms": round(sum(ms for _, ms in _gc)),
+        "gc_by_generation": {
+            generation: {
+                "count": len(times),
+                "p50_ms": round(statistics.median(times), 2),
+                "max_ms": round(max(times), 1),
+                "total_ms": round(sum(times)),
+            }
+            for generation in (0, 1, 2)
+            if (times := [ms for g, ms in _gc if g == generation])
+        },
     }
     with out.open("a") as f:
         f.write(json.dumps(line) + "\n")
@@ -116,10 +130,24 @@ def _dump(out: Path) -> None:
     _gc.clear()
 
 
+def _census(out: Path) -> None:
+    """What the young and middle generations hold right now: how many objects, of which types."""
+    line: dict[str, Any] = {}
+    for generation in (0, 1):
+        objects = gc.get_objects(generation)
+        kinds = Counter(type(o).__qualname__ for o in objects)
+        line[f"gen{generation}"] = len(objects)
+        line[f"gen{generation}_types"] = kinds.most_common(15)
+        del objects
+    with out.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     _install()
     signal.signal(signal.SIGUSR1, lambda *_: _dump(out))
+    signal.signal(signal.SIGUSR2, lambda *_: _census(out))
     from cloudhelp.cli import main as cloudhelp
 
     sys.exit(cloudhelp(sys.argv[2:]))

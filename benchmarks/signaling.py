@@ -22,7 +22,8 @@ Phases, on CloudHelp:
    reaction): these are the relay calls.
 3. relay: each side sends a chat message (``{"type": "app", "data": {"kind": "chat", …},
    "to": peer}``, as protocol.js does) 10 times a second; latency is measured at the receiver,
-   over three windows pooled. Then the highest rate whose p99 stays < 50 ms.
+   over three windows pooled. Then the highest rate whose p99 stays < 50 ms (the rate rises
+   step by step until a step fails in two windows in a row).
 4. mixed: the relay at 10 msg/s goes on while 20 staff sign in per second, a supervisor loads
    the report page and the report API, exports Excel and watches the board; the server's own
    event-loop lag (``/api/v1/health``, a 10 ms timer's delay) over that time.
@@ -81,6 +82,8 @@ SETTLED_WITH_PINGS = 0.25
 SIGNERS = 60
 # Staff answer a ring after a person's reaction time, not the instant it arrives.
 ANSWER_SECONDS = (1.0, 3.0)
+# A step of the maximum-rate search fails when this many windows in a row have p99 >= 50 ms.
+MAX_RATE_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -364,14 +367,20 @@ class RelayLoad:
         }
 
     async def max_rate(self, rates: tuple[int, ...], seconds: float) -> float:
-        """The highest received rate among the steps whose p99 stayed under 50 ms."""
+        """The highest received rate among the steps whose p99 stayed under 50 ms, rising
+        until a step fails twice in a row: one stall of either server (a garbage-collector
+        pass, the machine's other work) fails a single window, and stopping there made the
+        result swing by 4x between runs. The same rule for both servers."""
         best = 0.0
         for rate in rates:
-            result = await self.run(rate, seconds)
-            if os.environ.get("BENCH_VERBOSE"):
-                figures = {k: round(result[k], 2) for k in ("p50", "p99", "msgs_s")}
-                print(rate, figures, file=sys.stderr)
-            if result["p99"] >= 50.0:
+            for attempt in range(MAX_RATE_TRIES):
+                result = await self.run(rate, seconds)
+                if os.environ.get("BENCH_VERBOSE"):
+                    figures = {k: round(result[k], 2) for k in ("p50", "p99", "msgs_s")}
+                    print(rate, attempt, figures, file=sys.stderr)
+                if result["p99"] < 50.0:
+                    break
+            else:
                 break
             best = max(best, result["msgs_s"])
         return best

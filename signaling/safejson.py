@@ -41,6 +41,13 @@ def _bounded_int(text: str) -> int:
     return value
 
 
+# One decoder for every call: ``json.loads`` with hooks builds a new one each time, which cost
+# as much as parsing a chat line.
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
+)
+
+
 def depth_of(value: Any, stop_above: int = MAX_DEPTH) -> int:
     """How deeply lists and objects nest in ``value`` (a scalar is 0), without recursion;
     counting stops once the depth passes ``stop_above``."""
@@ -68,24 +75,19 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     Raises ValueError (json.JSONDecodeError for text that is not JSON, JSONRefused otherwise).
     """
     try:
-        value = json.loads(
-            text,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-        )
+        # Bytes are read as json.loads reads them (UTF-8, -16 or -32).
+        if isinstance(text, bytes):
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        value = _DECODER.decode(text)
     except RecursionError:
         raise JSONRefused(f"The JSON nests more than {max_depth} levels deep.") from None
     # The depth can only exceed the number of opening brackets: count those first (C speed),
     # so the ordinary small message is never walked.
-    if isinstance(text, bytes):
-        brackets = text.count(b"[") + text.count(b"{")
-    else:
-        brackets = text.count("[") + text.count("{")
+    brackets = text.count("[") + text.count("{")
     if brackets > max_depth and depth_of(value, max_depth) > max_depth:
         raise JSONRefused(f"The JSON nests more than {max_depth} levels deep.")
     # JSON can only write NUL as the escape \u0000: look for it (C speed) before walking.
-    if ("\\u0000" in text if isinstance(text, str) else b"\\u0000" in text) and _has_nul(value):
+    if "\\u0000" in text and _has_nul(value):
         raise JSONRefused("Text may not contain the NUL character (U+0000).")
     return value
 

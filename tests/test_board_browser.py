@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
-from cloudhelp.domain import accounts, timeouts
+from cloudhelp.domain import timeouts
 from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 async def signed_in(server: CallServer, page: Page, username: str) -> None:
-    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
-    async with server.state.db.write() as session:
-        await accounts.set_password_hash(session, username, password_hash)
+    await server.set_demo_password(username)
     await page.goto("/staff")
     await page.fill("#username", username)
     await page.fill("#password", DEMO_PASSWORD)

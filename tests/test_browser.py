@@ -36,9 +36,7 @@ async def enrolled_kiosk(server: CallServer, page: Page, code: str = "QG-01") ->
 
 
 async def signed_in_staff(server: CallServer, page: Page, username: str) -> None:
-    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
-    async with server.state.db.write() as session:
-        await accounts.set_password_hash(session, username, password_hash)
+    await server.set_demo_password(username)
     await page.goto("/staff")
     await page.fill("#username", username)
     await page.fill("#password", DEMO_PASSWORD)

@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from cloudhelp.domain import accounts
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import AuditEvent
@@ -27,12 +26,6 @@ from tests.tlskit import HOSTNAME, TestCA, staff_console_over_https
 from web import STATIC_DIR
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def _set_password(server: CallServer, username: str) -> None:
-    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
-    async with server.state.db.write() as session:
-        await accounts.set_password_hash(session, username, password_hash)
 
 
 async def _last_sign_in_address(server: CallServer) -> str:
@@ -65,7 +58,7 @@ async def test_pages_and_websocket_through_nginx_with_the_deploy_site(
     async with running_server(
         sqlite_demo_url, data_dir=tmp_path / "data", trusted_proxies=["127.0.0.1"]
     ) as server:
-        await _set_password(server, "zhaogang")
+        await server.set_demo_password("zhaogang")
         async with (
             nginx_in_front(server.server.port, tmp_path / "nginx", ca) as nginx,
             chromium(extra_flags=ca.chromium_flags()) as browser,
@@ -117,7 +110,7 @@ async def test_forwarded_headers_believed_only_from_nginx_when_it_is_trusted(
     async with running_server(
         sqlite_demo_url, data_dir=tmp_path / "data", trusted_proxies=["127.0.0.1"]
     ) as server:
-        await _set_password(server, "zhaogang")
+        await server.set_demo_password("zhaogang")
         async with nginx_in_front(server.server.port, tmp_path / "trusted", ca) as nginx:
             async with https_client(ca) as client:
                 r = await _sign_in(client, nginx.base_url, FORGED)
@@ -134,7 +127,7 @@ async def test_forwarded_headers_believed_only_from_nginx_when_it_is_trusted(
     # The same nginx in front of a server that does not list it: the browser used https, but
     # CloudHelp cannot know it, so no HSTS, no Secure cookie, and the address is nginx's.
     async with running_server(sqlite_demo_url, data_dir=tmp_path / "data2") as server:
-        await _set_password(server, "zhaogang")
+        await server.set_demo_password("zhaogang")
         async with nginx_in_front(server.server.port, tmp_path / "untrusted", ca) as nginx:
             async with https_client(ca) as client:
                 r = await _sign_in(client, nginx.base_url, FORGED)

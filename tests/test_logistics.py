@@ -19,7 +19,7 @@ import segno
 from aiohttp import ClientSession, CookieJar
 from sqlalchemy import func, select
 
-from cloudhelp.domain import accounts, cases, timeouts
+from cloudhelp.domain import cases, timeouts
 from cloudhelp.domain.logistics import codes, exceptions, items
 from cloudhelp.store.models import (
     AuditEvent,
@@ -63,9 +63,7 @@ async def concluded_case(server: CallServer) -> str:
 @asynccontextmanager
 async def signed_in(server: CallServer, username: str) -> AsyncIterator[ClientSession]:
     """A browser-like client signed in as ``username``."""
-    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
-    async with server.state.db.write() as session:
-        await accounts.set_password_hash(session, username, password_hash)
+    await server.set_demo_password(username)
     async with ClientSession(base_url=server.base_url, cookie_jar=CookieJar(unsafe=True)) as c:
         body = {"username": username, "password": DEMO_PASSWORD}
         async with c.post("/api/v1/auth/login", json=body) as response:

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.devtools import demo, demo_items
-from cloudhelp.domain import accounts
 from cloudhelp.domain.logistics import codes, items, runs
 from cloudhelp.domain.logistics import states as logistics_states
 from cloudhelp.store.models import Case, Staff, TrackedItem, utcnow
@@ -29,9 +28,7 @@ pytestmark = pytest.mark.timeout(240)
 
 async def sign_in(server: CallServer, page: Page, path: str, username: str) -> None:
     """Sign in on the page's own form."""
-    password_hash = await accounts.new_password_hash(DEMO_PASSWORD)
-    async with server.state.db.write() as session:
-        await accounts.set_password_hash(session, username, password_hash)
+    await server.set_demo_password(username)
     await page.goto(path)
     await page.fill("#username", username)
     await page.fill("#password", DEMO_PASSWORD)
