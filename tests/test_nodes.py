@@ -20,9 +20,12 @@ from typing import Any
 import aiohttp
 import pytest
 from redis.asyncio import Redis
+from sqlalchemy import select
 
+from cloudhelp.callcenter import watchers
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import ProtocolError, SignalingClient
+from cloudhelp.store.models import Staff, StaffPresence, Ticket
 from signaling.hub import Hub
 from tests.callkit import CallServer, running_server
 from tests.nginxkit import https_client, nginx_in_front
@@ -297,6 +300,66 @@ async def test_a_resume_whose_holder_was_killed_is_no_such_session(
         found = (await again.expect("ticket"))["ticket"]
         assert found["id"] == ticket["id"] and found["status"] == "waiting"
         await again.close()
+
+
+async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
+    pg_demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node is SIGKILLed holding zhaogang's console (ringing for kiosk 1's ticket) and kiosk
+    2's waiting ticket. Kiosk 1 comes back on node B; kiosk 2 and the console do not. Once
+    the dead node's registrations expire (topic_ttl, 15 s), B ends its orphaned sessions as
+    their node would have: kiosk 2's ticket is abandoned (kiosk_gone), zhaogang is offline and
+    his ring released; kiosk 1's ticket waits, in its place. zhaogang signs in on B: kiosk 1's
+    ticket rings him there."""
+    monkeypatch.setattr(watchers, "ORPHAN_CHECK_SECONDS", 1.0)
+    url = shared_redis_url()
+    async with running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b:
+        credentials = [await b.kiosk_credential(code) for code in ("QG-03", "QG-04")]
+        token = await b.staff_token("zhaogang")
+        async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
+            there = f"http://127.0.0.1:{port}"
+            staff = SignalingClient(there, b.http)
+            await staff.connect({"kind": "staff", "token": token})
+            await staff.send({"type": "staff.status", "status": "available"})
+            await staff.expect("presence", state="available")
+            kiosks = []
+            for credential in credentials:
+                kiosk = SignalingClient(there, b.http)
+                await kiosk.connect({"kind": "kiosk", "credential": credential})
+                await kiosk.send({"type": "ticket.take", "item": ITEM})
+                kiosks.append(kiosk)
+            first = (await kiosks[0].expect("ticket"))["ticket"]
+            second = (await kiosks[1].expect("ticket"))["ticket"]
+            assert (await staff.expect("ring"))["ticket"]["id"] == first["id"]
+            process.kill()
+            await asyncio.wait_for(process.wait(), 10)
+        killed = time.monotonic()
+        back = SignalingClient(b.base_url, b.http)
+        await back.connect({"kind": "kiosk", "credential": credentials[0]})
+        assert (await back.expect("ticket"))["ticket"]["id"] == first["id"]
+
+        async def rows() -> tuple[Ticket | None, Ticket | None, StaffPresence | None]:
+            async with b.state.db.read() as s:
+                zhaogang = await s.scalar(select(Staff.id).where(Staff.username == "zhaogang"))
+                return (await s.get(Ticket, first["id"]), await s.get(Ticket, second["id"]),
+                        await s.get(StaffPresence, zhaogang))  # fmt: skip
+
+        while True:
+            kept, left, console = await rows()
+            assert kept is not None and left is not None and console is not None
+            if left.status == "abandoned" and console.state == "offline":
+                break
+            assert time.monotonic() - killed < 15 + 10, (left.status, console.state)
+            await asyncio.sleep(0.5)
+        assert time.monotonic() - killed > 15 - 1  # not before the registrations expired
+        assert left.end_reason == "kiosk_gone"
+        assert console.session_id is None and console.ticket_id is None
+        assert kept.status == "waiting" and kept.offered_to is None
+        assert kept.session_id == back.session_id
+        staff = await b.connect({"kind": "staff", "token": token})
+        await staff.send({"type": "staff.status", "status": "available"})
+        assert (await staff.expect("ring", timeout=10))["ticket"]["id"] == first["id"]
+        await back.close()
 
 
 async def test_three_nodes_behind_nginx_spread_sessions_and_resume_anywhere(

@@ -46,13 +46,12 @@ class Presence:
         await self.pushes.push_warnings(staff_id)
         self.pushes.schedule_queues()
 
-    async def staff_gone(self, session: Session) -> None:
-        """The console's session ended: its ring goes to someone else, its call ends, its
-        wrap-up closes, and the staff member is offline."""
-        staff_id = int(session.principal.id)
+    async def staff_gone(self, staff_id: int, session_id: str) -> None:
+        """The console's session ``session_id`` ended: its ring goes to someone else, its call
+        ends, its wrap-up closes, and the staff member is offline."""
         async with self.db.read() as s:
             row = await s.get(StaffPresence, staff_id)
-        if row is None or row.session_id not in (session.id, None):
+        if row is None or row.session_id not in (session_id, None):
             return  # a newer console holds the row
         center = self.center
         if row.state == "ringing" and row.ticket_id is not None:
@@ -61,7 +60,7 @@ class Presence:
             await center.calls.end_call(row.ticket_id, "peer_gone")
         async with self.db.write() as s:
             await queue.finish_wrapup(s, staff_id, None, "", "staff_gone")
-            await staff_presence.sign_off(s, staff_id, session.id, utcnow())
+            await staff_presence.sign_off(s, staff_id, session_id, utcnow())
         self.timers.cancel("wrapup", staff_id)
 
     async def on_status(self, session: Session, message: StaffStatus) -> None:

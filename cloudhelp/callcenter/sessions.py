@@ -170,12 +170,19 @@ class Sessions:
             reason=reason,
         )
         if principal.kind == "kiosk":
-            if not await self.center.tickets.kiosk_gone(session, reason):
-                return  # nothing queued or in a call: nobody else is affected
+            await self.gone("kiosk", int(principal.id), session.id, reason)
         elif principal.purpose == CONSOLE:
-            await self.center.presence.staff_gone(session)
+            await self.gone("staff", int(principal.id), session.id, reason)
+        # a board page: nobody else is affected
+
+    async def gone(self, kind: str, principal_id: int, session_id: str, reason: str) -> None:
+        """A kiosk's session or a staff console's ended (here, or on a node that died: the
+        orphans watcher): what it held goes back to the queue, and routing runs."""
+        if kind == "kiosk":
+            if not await self.center.tickets.kiosk_gone(principal_id, session_id, reason):
+                return  # nothing queued or in a call: nobody else is affected
         else:
-            return  # a board page: nobody else is affected
+            await self.center.presence.staff_gone(principal_id, session_id)
         self.pushes.schedule_queues()
         await self.center.routing.dispatch()
 

@@ -244,11 +244,12 @@ class Tickets:
             if ticket is not None and ticket.status in queue.QUEUED:
                 ticket.session_id, ticket.abandon_deadline = new.id, None
 
-    async def kiosk_gone(self, session: Session, reason: str) -> bool:
-        """Abandon the kiosk's queued ticket or end its call; False if it had neither."""
+    async def kiosk_gone(self, kiosk_id: int, session_id: str, reason: str) -> bool:
+        """The kiosk's session ``session_id`` ended: abandon its queued ticket or end its call;
+        False if it had neither (or a newer session of the kiosk holds the ticket)."""
         async with self.db.read() as s:
-            ticket = await queue.open_ticket_of_kiosk(s, int(session.principal.id))
-        if ticket is None or ticket.session_id not in (session.id, None):
+            ticket = await queue.open_ticket_of_kiosk(s, kiosk_id)
+        if ticket is None or ticket.session_id not in (session_id, None):
             return False
         if ticket.status in queue.QUEUED:
             why = "resident_left" if reason == "left" else "kiosk_gone"

@@ -4,7 +4,9 @@
 - warnings: time-out warnings checked every few seconds, the board kept fresh meanwhile;
 - rollups: today's daily figures rebuilt while a board shows them (a push never writes them);
 - ended calls: what this node gathered of a call another node ended (one side's quality
-  figures, its session log) is saved or forgotten within seconds.
+  figures, its session log) is saved or forgotten within seconds;
+- orphans: the kiosk sessions and consoles of a node that died are ended as their node would
+  have ended them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from cloudhelp.core.clock import today
-from cloudhelp.domain import accounts, metrics, netquality
+from cloudhelp.core.logs import log_event
+from cloudhelp.domain import accounts, metrics, netquality, presence, queue
 from cloudhelp.views import board
 
 if TYPE_CHECKING:
@@ -24,6 +27,8 @@ REVOCATION_CHECK_SECONDS = 3.0
 BOARD_REFRESH_SECONDS = 10.0  # the board is pushed at least this often while someone watches
 CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
 ENDED_CALLS_CHECK_SECONDS = 5.0
+# A row naming a session no node holds, on two checks this far apart, is an orphan.
+ORPHAN_CHECK_SECONDS = 5.0
 
 
 class Watchers:
@@ -34,11 +39,13 @@ class Watchers:
         self.db = center.db
         self._rollups_due = asyncio.Event()
         self._last_board = self._last_full = 0.0
+        self._unheld: set[str] = set()  # sessions rows named that no node held, at the last check
 
     def start(self) -> None:
         tasks = self.center._tasks
         tasks.loop("kiosks.revocation_check", self.check_revocations, REVOCATION_CHECK_SECONDS)
         tasks.loop("calls.ended_elsewhere", self.forget_ended_calls, ENDED_CALLS_CHECK_SECONDS)
+        tasks.loop("sessions.orphans", self.end_orphans, ORPHAN_CHECK_SECONDS)
         # The board's figures may lag TODAY_MAX_AGE behind: rebuilt that often while watched.
         seconds = board.TODAY_MAX_AGE.total_seconds()
         tasks.loop("rollups.refresh", self.refresh_rollups, seconds, wake=self._rollups_due)
@@ -86,6 +93,30 @@ class Watchers:
             if figures is not None:
                 async with self.db.write() as s:
                     await netquality.save_summaries(s, call_id, figures.ticket_id, figures)
+
+    async def end_orphans(self) -> None:
+        """End the sessions that ticket and console rows name but no node has held on two
+        checks in a row: their node died (SIGKILL, power) with nobody left to end them. Each
+        ends as on its own node (``Sessions.gone``): a queued ticket is abandoned, a call ends,
+        a ring goes to someone else, the staff member is offline. A kiosk or console that came
+        back (hello on another node) holds its row under a new session, so nothing happens to
+        it. A session that ends normally clears its rows long before a second check; the
+        broker answers "held" for a dead node's sessions until their registration expires
+        (``topic_ttl``, 15 s), so they end 15–25 s after their node died."""
+        center, hub = self.center, self.center.hub
+        async with self.db.read() as s:
+            named = {sid: ("staff", staff_id) for sid, staff_id in
+                     (await presence.console_sessions(s)).items()}  # fmt: skip
+            named |= {sid: ("kiosk", kiosk_id) for sid, kiosk_id in
+                      (await queue.kiosk_sessions(s)).items()}  # fmt: skip
+        unheld = {
+            sid for sid in named if sid not in hub.sessions and not await hub.session_alive(sid)
+        }
+        orphans, self._unheld = unheld & self._unheld, unheld
+        for session_id in sorted(orphans):
+            kind, principal_id = named[session_id]
+            log_event("session.orphaned", kind=kind, principal=principal_id, session=session_id)
+            await center.sessions.gone(kind, principal_id, session_id, "node_gone")
 
     def refresh_rollups_soon(self) -> None:
         """Have the rollups loop run now (a board was opened) rather than at its next turn."""

@@ -21,6 +21,15 @@ Alive = Callable[[str], Awaitable[bool]]
 SETTABLE = ("available", "away")  # the states a staff member chooses; the rest follow calls
 
 
+async def console_sessions(session: AsyncSession) -> dict[str, int]:
+    """Every console session a row names: session id → staff id."""
+    stmt = select(StaffPresence.session_id, StaffPresence.staff_id).where(
+        StaffPresence.session_id.is_not(None)
+    )
+    rows = (await session.execute(stmt)).all()
+    return {session_id: staff_id for session_id, staff_id in rows if session_id is not None}
+
+
 async def console_session(session: AsyncSession, staff_id: int) -> str | None:
     """The session id of the staff member's console, if one is connected."""
     return await session.scalar(

@@ -143,6 +143,17 @@ async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[in
     return {kiosk_id for kiosk_id in open_tickets.all() if kiosk_id is not None}
 
 
+async def kiosk_sessions(session: AsyncSession) -> dict[str, int]:
+    """Every kiosk session a ticket the kiosk holds names: session id → kiosk id."""
+    stmt = select(Ticket.session_id, Ticket.kiosk_id).where(
+        Ticket.status.in_(HELD_BY_KIOSK),
+        Ticket.session_id.is_not(None),
+        Ticket.kiosk_id.is_not(None),
+    )
+    rows = (await session.execute(stmt)).all()
+    return {sid: kiosk_id for sid, kiosk_id in rows if sid is not None and kiosk_id is not None}
+
+
 async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket | None:
     """The kiosk's ticket that is still queued or in a call (at most one)."""
     return await session.scalar(
