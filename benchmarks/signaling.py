@@ -232,9 +232,14 @@ class BenchClient:
     bare relay forwards) are dropped; the others go to ``frames``.
     """
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, session_id: str = "") -> None:
+    def __init__(
+        self, ws: aiohttp.ClientWebSocketResponse, session_id: str = "", token: str = ""
+    ) -> None:
         self.ws = ws
         self.session_id = session_id
+        self.token = token  # the session's resume token
+        self.closed_at: float | None = None  # perf_counter() when the socket was found closed
+        self.gone = asyncio.Event()  # set then
         self.peer = ""
         self.last_seq = 0
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -243,21 +248,26 @@ class BenchClient:
 
     async def _read(self) -> None:
         with contextlib.suppress(aiohttp.ClientError, ConnectionError):
-            async for msg in self.ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                frame = json.loads(msg.data)
-                self.last_seq = frame.get("seq", self.last_seq)
-                data = frame.get("data")
-                if isinstance(data, dict) and "t" in data:
-                    if self.latencies is not None:
-                        self.latencies.append((time.perf_counter() - data["t"]) * 1000)
-                    continue
-                if frame.get("type") in ("pong", "ping"):  # acknowledge()'s, answered or
-                    continue  # forwarded by the bare relay
-                if frame.get("type") == "joined" and frame.get("peers"):
-                    self.peer = frame["peers"][0]["session"]
-                self.frames.put_nowait(frame)
+            await self._frames()
+        self.closed_at = time.perf_counter()
+        self.gone.set()
+
+    async def _frames(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            self.last_seq = frame.get("seq", self.last_seq)
+            data = frame.get("data")
+            if isinstance(data, dict) and "t" in data:
+                if self.latencies is not None:
+                    self.latencies.append((time.perf_counter() - data["t"]) * 1000)
+                continue
+            if frame.get("type") in ("pong", "ping"):  # acknowledge()'s, answered or
+                continue  # forwarded by the bare relay
+            if frame.get("type") == "joined" and frame.get("peers"):
+                self.peer = frame["peers"][0]["session"]
+            self.frames.put_nowait(frame)
 
     async def next(self, type_: str, timeout: float = 120) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -288,7 +298,7 @@ async def hello(http: aiohttp.ClientSession, base: str, auth: dict[str, Any]) ->
     welcome = json.loads((await ws.receive(timeout=60)).data)
     if welcome["type"] != "welcome":
         raise RuntimeError(f"hello refused: {welcome}")
-    return BenchClient(ws, welcome["session"])
+    return BenchClient(ws, welcome["session"], welcome["token"])
 
 
 async def acknowledge(clients: list[BenchClient]) -> None:
