@@ -681,6 +681,9 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
                 # The burst's calls are set up before the relay (the pings keep the CPU up).
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)
                 relay = await relay_figures(load, sizes)
+                # The search's last steps overload the server: the mixed load starts once it
+                # has caught up, as every phase does.
+                await settled(server.pid, busy=SETTLED_WITH_PINGS)
                 mixed = await mixed_load(base, load, sizes.mixed_seconds, seeded.signers)
             await load.close()  # (and http)
         await settled(server.pid)  # the 5,000 idle sessions have ended (their byes)
