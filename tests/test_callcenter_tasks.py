@@ -140,6 +140,7 @@ async def test_the_call_centre_awaits_its_loops_on_stop(sqlite_demo_url: str) ->
             "deadlines.sweep",
             "kiosks.revocation_check",
             "rollups.refresh",
+            "sessions.orphans",
             "warnings.check",
         ]
         assert not any(task.done() for task in loops)
