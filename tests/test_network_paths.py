@@ -325,7 +325,11 @@ async def test_chromium_pages_behind_nats_recover_a_link_cut_by_ice_restart(
             assert await staff.evaluate("window.framesSeen") == staff_frames, "video in a cut"
         finally:
             await network.set_link("kiosk", True)
-        assert during["log"] and during["log"][0][0] == "disconnected", during
+        # The cut was noticed as a disconnection first (not a failure). Chromium may report the
+        # connection state's change a moment before the ICE state's: the first ICE state other
+        # than "connected" is what counts.
+        ice_changes = [entry[0] for entry in during["log"] if entry[0] != "connected"]
+        assert ice_changes and ice_changes[0] == "disconnected", during
 
         # The restart completes: the staff side answered with new ICE credentials, the same
         # RTCPeerConnection is connected again, and video flows both ways.
