@@ -176,7 +176,8 @@ async def short_timers(url: str) -> None:
 async def ringing(
     http: aiohttp.ClientSession, kiosk_base: str, staff_base: str, credential: str, token: str
 ) -> tuple[BenchClient, BenchClient, int]:
-    """A kiosk's ticket ringing a staff member, who does not answer: (kiosk, staff, ticket)."""
+    """A kiosk's ticket ringing a staff member, the only one available, who has not answered
+    yet: (kiosk, staff, ticket)."""
     staff = await hello(http, staff_base, {"kind": "staff", "token": token})
     await staff.send({"type": "staff.status", "status": "available"})
     while (await staff.next("presence"))["state"] != "available":
@@ -201,14 +202,8 @@ async def one_call(
 ) -> tuple[BenchClient, BenchClient]:
     """A call between a kiosk on one node and a staff member on another (or the same): the
     staff member is the only one available when the kiosk takes its ticket."""
-    staff = await hello(http, staff_base, {"kind": "staff", "token": token})
-    await staff.send({"type": "staff.status", "status": "available"})
-    while (await staff.next("presence"))["state"] != "available":
-        pass
-    kiosk = await hello(http, kiosk_base, {"kind": "kiosk", "credential": credential})
-    await kiosk.send({"type": "ticket.take", "item": ITEM})
-    ring = await staff.next("ring", timeout=30)
-    await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+    kiosk, staff, ticket = await ringing(http, kiosk_base, staff_base, credential, token)
+    await staff.send({"type": "ring.accept", "ticket": ticket})
     await staff.next("joined")
     await kiosk.next("joined")
     return kiosk, staff

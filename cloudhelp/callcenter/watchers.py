@@ -105,10 +105,10 @@ class Watchers:
         (``topic_ttl``, 15 s), so they end 15–25 s after their node died."""
         center, hub = self.center, self.center.hub
         async with self.db.read() as s:
-            named = {sid: ("staff", staff_id) for sid, staff_id in
-                     (await presence.console_sessions(s)).items()}  # fmt: skip
-            named |= {sid: ("kiosk", kiosk_id) for sid, kiosk_id in
-                      (await queue.kiosk_sessions(s)).items()}  # fmt: skip
+            consoles = await presence.console_sessions(s)
+            kiosks = await queue.kiosk_sessions(s)
+        named = {sid: ("staff", staff_id) for sid, staff_id in consoles.items()}
+        named |= {sid: ("kiosk", kiosk_id) for sid, kiosk_id in kiosks.items()}
         unheld = {
             sid for sid in named if sid not in hub.sessions and not await hub.session_alive(sid)
         }
