@@ -347,7 +347,7 @@ async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
         while True:
             kept, left, console = await rows()
             assert kept is not None and left is not None and console is not None
-            if left.status == "abandoned" and console.state == "offline":
+            if (left.status, console.state, kept.status) == ("abandoned", "offline", "waiting"):
                 break
             assert time.monotonic() - killed < 15 + 10, (left.status, console.state)
             await asyncio.sleep(0.5)

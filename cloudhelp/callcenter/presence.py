@@ -55,6 +55,11 @@ class Presence:
             return  # a newer console holds the row
         center = self.center
         if row.state == "ringing" and row.ticket_id is not None:
+            # Offline before the ring is released: released first, they were "available" until
+            # the sign-off, and a dispatch pass in between could ring them again (the ticket
+            # then waited out a whole ring for nobody).
+            async with self.db.write() as s:
+                await staff_presence.sign_off(s, staff_id, session_id, utcnow())
             await center.routing.release(row.ticket_id, staff_id, "staff_gone", missed=False)
         elif row.state == "in_call" and row.ticket_id is not None:
             await center.calls.end_call(row.ticket_id, "peer_gone")
