@@ -23,10 +23,10 @@ Phases:
    ``waiting`` kiosks take a ticket (every other staff member is in a call, so they wait). The
    item's department rings for RING_SECONDS and wraps up for WRAPUP_SECONDS. C is SIGKILLed.
    Each waiting kiosk does what protocol.js does when its socket closes: resume on node A, which
-   asks the dead holder and answers ``no_such_session`` after ``handover_seconds`` (2 s); then
-   ``hello`` again, and the queue gives it its ticket back. ``failover_resume_*``: from the
-   socket found closed to the ticket back, on A. Then the run waits ORPHANS_SECONDS: C's rings
-   time out and its wrap-ups close on A or B, and C's consoles are ended there
+   finds the holder dead (Redis dropped its alive channel) and answers ``no_such_session`` at
+   once; then ``hello`` again, and the queue gives it its ticket back. ``failover_resume_*``:
+   from the socket found closed to the ticket back, on A. Then the run waits ORPHANS_SECONDS:
+   C's rings time out and its wrap-ups close on A or B, and C's consoles are ended there
    (docs/scaling.md, "A dead node's sessions").
 3. drain: node B gets SIGTERM while its staff are in the cross-node calls. Each socket closes
    with 1001 and resumes on A (B hands the session over, docs/scaling.md): from the socket

@@ -10,12 +10,18 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   (fields ``t``: the topic, ``m``: the message as JSON), capped near ``stream_maxlen`` entries
   (XADD MAXLEN ~) and expiring ``stream_ttl`` after its node last renewed it. The node reads it
   with XREAD from the id of the last entry it delivered, kept in memory.
+- ``{prefix}:alive:{node_id}`` → a Pub/Sub channel nothing is published on: the node keeps one
+  connection subscribed to it, so Redis counts a subscriber while the node's process lives. A
+  process that dies (SIGKILL, a crash) has its connections closed by its kernel, and Redis drops
+  the subscription at once; publishing to a topic whose holder has no subscriber there answers
+  False, as for a topic nobody holds.
 - ``{prefix}:broadcast`` → one Stream for every node (fields ``c``: the channel, ``m``: the
   message, ``n``: the node that broadcast it), capped near ``broadcast_maxlen`` entries and
   expiring ``stream_ttl`` after the last broadcast. Every node reads it in the same XREAD as
   its own stream, from the last entry there when it started.
 
-Publishing looks the holder up and appends to its stream in one Lua script (one round trip).
+Publishing looks the holder up, checks that it is alive and appends to its stream in one Lua
+script (one round trip).
 
 Guaranteed:
 
@@ -34,7 +40,9 @@ listener's periodic refresh, must cover these):
 
 - A broadcast while Redis cannot be reached reaches this node only (counted in
   ``broadcasts_missed``).
-- A node that dies keeps its topics for up to ``topic_ttl``: messages published to them
+- A node whose process dies is seen dead at once (its alive channel). A node whose machine
+  loses power or network keeps its connections open in Redis until TCP gives up on them (Redis's
+  ``tcp-keepalive``), so it keeps its topics for up to ``topic_ttl``: messages published to them
   meanwhile are accepted (True) and never delivered.
 - Entries appended to a node's stream but not yet read when Redis restarts without persistence
   are lost (the reader is normally a few milliseconds behind).
@@ -62,6 +70,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -75,12 +84,14 @@ log = logging.getLogger("signaling.redis")
 # Redis cannot be reached (refused, reset, timed out): retried, never raised to callers.
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
-# KEYS[1] topic key; ARGV: this node, stream key prefix, maxlen, topic, message. Returns the
-# holder (false when none); appends to the holder's stream unless the holder is this node.
+# KEYS[1] topic key; ARGV: this node, stream key prefix, maxlen, topic, message, alive channel
+# prefix. Returns the holder (false when none, or when its alive channel has no subscriber: its
+# process died); appends to the holder's stream unless the holder is this node.
 _PUBLISH = """
 local holder = redis.call('GET', KEYS[1])
 if not holder then return false end
 if holder ~= ARGV[1] then
+  if redis.call('PUBSUB', 'NUMSUB', ARGV[6] .. holder)[2] == 0 then return false end
   redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'm', ARGV[5])
 end
 return holder
@@ -169,6 +180,8 @@ class RedisBroker:
         self.read_block = read_block
         self._topic_prefix = f"{prefix}:topic:"
         self._stream_prefix = f"{prefix}:node:"
+        self._alive_prefix = f"{prefix}:alive:"
+        self.alive_channel = f"{self._alive_prefix}{node_id}"
         self.stream = f"{self._stream_prefix}{node_id}"
         self.broadcast_stream = f"{prefix}:broadcast"
         self.broadcast_maxlen = broadcast_maxlen
@@ -186,6 +199,15 @@ class RedisBroker:
             url,
             socket_timeout=read_block + command_timeout,
             client_name=f"{node_id}:reader",
+            **options,
+        )
+        # Subscribed to the alive channel for as long as the node runs; pinged as often as a
+        # topic is renewed, so a connection lost without a word is found and replaced.
+        self._alive = Redis.from_url(
+            url,
+            socket_timeout=read_block + command_timeout,
+            client_name=f"{node_id}:alive",
+            health_check_interval=topic_ttl / 3,
             **options,
         )
         self._publish = self._redis.register_script(_PUBLISH)
@@ -228,7 +250,10 @@ class RedisBroker:
             await self._redis.ping()
             await self._redis.delete(self.stream)
             newest = await self._redis.xrevrange(self.broadcast_stream, count=1)
+            alive = self._alive.pubsub()
+            await alive.subscribe(self.alive_channel)
         except _UNREACHABLE as exc:
+            await self._alive.aclose()
             await self._reader.aclose()
             await self._redis.aclose()
             where = urlsplit(self.url)
@@ -243,11 +268,13 @@ class RedisBroker:
             asyncio.create_task(self._read_loop(), name=f"redis-read-{self.node_id}"),
             asyncio.create_task(self._renew_loop(), name=f"redis-renew-{self.node_id}"),
             asyncio.create_task(self._outbox_loop(), name=f"redis-outbox-{self.node_id}"),
+            asyncio.create_task(self._alive_loop(alive), name=f"redis-alive-{self.node_id}"),
         ]
 
     async def close(self, release: bool = True) -> None:
-        """Stop the loops and close the connections. ``release``: delete this node's topic keys
-        and stream; without it they stay until their TTLs end, as a killed node's would."""
+        """Stop the loops and close the connections (the alive channel's too: from then on the
+        other nodes take this node for dead). ``release``: delete this node's topic keys and
+        stream; without it they stay until their TTLs end, as a killed node's would."""
         # Each loop also checks _stopping: redis-py can turn a cancellation that lands inside a
         # read into one of its own errors, which the loops would take for Redis being away.
         self._stopping = True
@@ -256,6 +283,8 @@ class RedisBroker:
         # A blocking XREAD ends at once when its connection closes (else after read_block).
         with contextlib.suppress(Exception):
             await self._reader.connection_pool.disconnect()
+        with contextlib.suppress(Exception):
+            await self._alive.connection_pool.disconnect()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.read_block + 5)
         self._tasks = []
@@ -272,6 +301,7 @@ class RedisBroker:
                 await self._redis.delete(self.stream)
         self._local.clear()
         self._listeners.clear()
+        await self._alive.aclose()
         await self._reader.aclose()
         await self._redis.aclose()
 
@@ -361,7 +391,14 @@ class RedisBroker:
     async def _route(self, topic: str, text: str) -> str | None:
         holder = await self._publish(
             keys=[self.topic_key(topic)],
-            args=[self.node_id, self._stream_prefix, self.stream_maxlen, topic, text],
+            args=[
+                self.node_id,
+                self._stream_prefix,
+                self.stream_maxlen,
+                topic,
+                text,
+                self._alive_prefix,
+            ],
         )
         return None if holder is None else str(holder)
 
@@ -483,6 +520,29 @@ class RedisBroker:
             except Exception as exc:
                 if not self._stopping:
                     self._trouble(exc)
+
+    async def _alive_loop(self, alive: PubSub | None) -> None:
+        """Keep the alive channel subscribed (``start`` subscribed it first); after a drop,
+        subscribe again on a new connection. Nothing is published on it: reading only finds a
+        dropped connection (and answers the health check's pings)."""
+        delay = self.retry_min
+        while not self._stopping:
+            try:
+                if alive is None:
+                    alive = self._alive.pubsub()
+                    await alive.subscribe(self.alive_channel)
+                    delay = self.retry_min
+                await alive.get_message(timeout=self.read_block)
+            except Exception as exc:
+                if self._stopping:
+                    return
+                self._trouble(exc)
+                if alive is not None:
+                    with contextlib.suppress(Exception):
+                        await alive.aclose()
+                alive = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
 
     async def _outbox_loop(self) -> None:
         delay = self.retry_min

@@ -54,8 +54,26 @@ async def chromium(
         browser = await playwright.chromium.launch(executable_path=path, args=flags)
         try:
             yield browser
+        except BaseException:
+            await _snap_failure(browser)
+            raise
         finally:
             await browser.close()
+
+
+async def _snap_failure(browser: Browser) -> None:
+    """A test failed with pages open: each page as it was, for the person reading the failure
+    (test-artifacts/failed-{test}-{n}.png, named on stderr). Best effort: never hides the error."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "test").split("::")[-1].split(" ")[0]
+    pages = [page for context in browser.contexts for page in context.pages]
+    for n, page in enumerate(pages, 1):
+        path = ARTIFACTS / f"failed-{test}-{n}.png"
+        try:
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=path, timeout=5000)
+            print(f"failure screenshot: {path} ({page.url})", file=sys.stderr)
+        except Exception as exc:  # the browser itself may be what failed
+            print(f"no failure screenshot of {page.url}: {exc}", file=sys.stderr)
 
 
 async def new_page(browser: Browser, base_url: str) -> Page:

@@ -277,9 +277,10 @@ async def test_a_node_drained_on_sigterm_under_a_call_loses_nothing(
 async def test_a_resume_whose_holder_was_killed_is_no_such_session(
     pg_demo_url: str, tmp_path: Path
 ) -> None:
-    """The holder is SIGKILLed: its registration lives on for topic_ttl, nobody answers, and a
-    resume on another node is no_such_session within handover_seconds (2 s); the kiosk says
-    hello again and finds its waiting ticket (the database kept it)."""
+    """The holder is SIGKILLed: its registration lives on for topic_ttl, but Redis dropped its
+    alive channel with its connections, so a resume on another node is no_such_session at once
+    (without waiting handover_seconds, 2 s, for an answer); the kiosk says hello again and finds
+    its waiting ticket (the database kept it)."""
     url = shared_redis_url()
     async with running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b:
         credential = await b.kiosk_credential("QG-03")
@@ -294,7 +295,7 @@ async def test_a_resume_whose_holder_was_killed_is_no_such_session(
         with pytest.raises(ProtocolError) as refused:
             await resume_on(kiosk, b.base_url)
         assert refused.value.code == "no_such_session"
-        assert time.monotonic() - started < 2.0 + 1.0
+        assert time.monotonic() - started < 1.0  # Redis saw the process die: no 2-s handover wait
         again = SignalingClient(b.base_url, b.http)
         await again.connect({"kind": "kiosk", "credential": credential})
         found = (await again.expect("ticket"))["ticket"]
@@ -306,14 +307,18 @@ async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
     pg_demo_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A node is SIGKILLed holding zhaogang's console (ringing for kiosk 1's ticket) and kiosk
-    2's waiting ticket. Kiosk 1 comes back on node B; kiosk 2 and the console do not. Once
-    the dead node's registrations expire (topic_ttl, 15 s), B ends its orphaned sessions as
-    their node would have: kiosk 2's ticket is abandoned (kiosk_gone), zhaogang is offline and
-    his ring released; kiosk 1's ticket waits, in its place. zhaogang signs in on B: kiosk 1's
-    ticket rings him there."""
+    2's waiting ticket. Kiosk 1 comes back on node B; kiosk 2 and the console do not. B sees
+    the dead process at once (its registrations live on for topic_ttl, 15 s, but Redis dropped
+    its alive channel) and ends its orphaned sessions as their node would have: zhaogang is
+    offline and his ring released on the second check; kiosk 2's ticket is abandoned
+    (kiosk_gone), not before the grace time. Kiosk 1's ticket waits, in its place. zhaogang
+    signs in on B: kiosk 1's ticket rings him there."""
     monkeypatch.setattr(watchers, "ORPHAN_CHECK_SECONDS", 1.0)
     url = shared_redis_url()
-    async with running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b:
+    grace = 6.0
+    async with running_server(
+        pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=grace
+    ) as b:
         credentials = [await b.kiosk_credential(code) for code in ("QG-03", "QG-04")]
         token = await b.staff_token("zhaogang")
         async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
@@ -344,14 +349,21 @@ async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
                 return (await s.get(Ticket, first["id"]), await s.get(Ticket, second["id"]),
                         await s.get(StaffPresence, zhaogang))  # fmt: skip
 
-        while True:
+        offline_after = abandoned_after = None
+        kept, _, _ = await rows()
+        assert kept is not None
+        while abandoned_after is None or offline_after is None or kept.status != "waiting":
             kept, left, console = await rows()
             assert kept is not None and left is not None and console is not None
-            if (left.status, console.state, kept.status) == ("abandoned", "offline", "waiting"):
-                break
-            assert time.monotonic() - killed < 15 + 10, (left.status, console.state)
-            await asyncio.sleep(0.5)
-        assert time.monotonic() - killed > 15 - 1  # not before the registrations expired
+            after = time.monotonic() - killed
+            if offline_after is None and console.state == "offline":
+                offline_after = after
+            if abandoned_after is None and left.status == "abandoned":
+                abandoned_after = after
+            assert after < grace + 5, (left.status, console.state)
+            await asyncio.sleep(0.2)
+        assert offline_after < 4, offline_after  # two checks 1 s apart, not topic_ttl (15 s)
+        assert abandoned_after >= grace, abandoned_after  # the kiosk had its grace time
         assert left.end_reason == "kiosk_gone"
         assert console.session_id is None and console.ticket_id is None
         assert kept.status == "waiting" and kept.offered_to is None

@@ -226,12 +226,7 @@ class Tickets:
         if left is None or left.status not in queue.QUEUED:
             return
         async with self.db.write() as s:
-            ticket = await queue.open_ticket_of_kiosk(s, kiosk_id)
-            if ticket is not None and ticket.status in queue.QUEUED:
-                ticket.session_id, ticket.abandon_deadline = session.id, None
-                ticket_id: int | None = ticket.id
-            else:
-                ticket_id = None
+            ticket_id = await queue.hold_queued_ticket(s, kiosk_id, session.id)
         if ticket_id is not None:
             self.timers.cancel("abandon", ticket_id)
             self.gate.reset(f"ticket:{ticket_id}")
@@ -240,9 +235,7 @@ class Tickets:
     async def take_over(self, old: Session, new: Session) -> None:
         """A second sign-in of the same kiosk takes its queued ticket over."""
         async with self.db.write() as s:
-            ticket = await queue.open_ticket_of_kiosk(s, int(old.principal.id))
-            if ticket is not None and ticket.status in queue.QUEUED:
-                ticket.session_id, ticket.abandon_deadline = new.id, None
+            await queue.hold_queued_ticket(s, int(old.principal.id), new.id)
 
     async def kiosk_gone(self, kiosk_id: int, session_id: str, reason: str) -> bool:
         """The kiosk's session ``session_id`` ended: abandon its queued ticket or end its call;

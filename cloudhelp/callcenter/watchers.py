@@ -27,7 +27,7 @@ REVOCATION_CHECK_SECONDS = 3.0
 BOARD_REFRESH_SECONDS = 10.0  # the board is pushed at least this often while someone watches
 CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
 ENDED_CALLS_CHECK_SECONDS = 5.0
-# A row naming a session no node holds, on two checks this far apart, is an orphan.
+# How often rows naming sessions no node holds are looked for (see Watchers.end_orphans).
 ORPHAN_CHECK_SECONDS = 5.0
 
 
@@ -39,7 +39,8 @@ class Watchers:
         self.db = center.db
         self._rollups_due = asyncio.Event()
         self._last_board = self._last_full = 0.0
-        self._unheld: set[str] = set()  # sessions rows named that no node held, at the last check
+        # Sessions rows named that no node held at the last check: since when (loop time).
+        self._unheld_since: dict[str, float] = {}
 
     def start(self) -> None:
         tasks = self.center._tasks
@@ -95,28 +96,39 @@ class Watchers:
                     await netquality.save_summaries(s, call_id, figures.ticket_id, figures)
 
     async def end_orphans(self) -> None:
-        """End the sessions that ticket and console rows name but no node has held on two
-        checks in a row: their node died (SIGKILL, power) with nobody left to end them. Each
-        ends as on its own node (``Sessions.gone``): a queued ticket is abandoned, a call ends,
-        a ring goes to someone else, the staff member is offline. A kiosk or console that came
-        back (hello on another node) holds its row under a new session, so nothing happens to
-        it. A session that ends normally clears its rows long before a second check; the
-        broker answers "held" for a dead node's sessions until their registration expires
-        (``topic_ttl``, 15 s), so they end 15–25 s after their node died."""
+        """End the sessions that ticket and console rows name but no node holds: their node
+        died (SIGKILL, power) with nobody left to end them. Each ends as on its own node
+        (``Sessions.gone``): a queued ticket is abandoned, a call ends, a ring goes to someone
+        else, the staff member is offline. A console ends once unheld on two checks in a row;
+        a kiosk only once unheld for the grace time, as its own node would have waited for it
+        to come back. A kiosk or console that came back (hello on another node) holds its row
+        under a new session, so nothing happens to it. The broker sees a dead process at once;
+        a machine lost with its connections open counts as held until its registrations
+        expire (``topic_ttl``, 15 s)."""
         center, hub = self.center, self.center.hub
         async with self.db.read() as s:
             consoles = await presence.console_sessions(s)
             kiosks = await queue.kiosk_sessions(s)
         named = {sid: ("staff", staff_id) for sid, staff_id in consoles.items()}
         named |= {sid: ("kiosk", kiosk_id) for sid, kiosk_id in kiosks.items()}
+        now = asyncio.get_running_loop().time()
         unheld = {
-            sid for sid in named if sid not in hub.sessions and not await hub.session_alive(sid)
+            sid: self._unheld_since.get(sid, now)
+            for sid in named
+            if sid not in hub.sessions and not await hub.session_alive(sid)
         }
-        orphans, self._unheld = unheld & self._unheld, unheld
+        self._unheld_since = unheld
+        grace = hub.settings.grace_seconds
+        orphans = [
+            sid
+            for sid, since in unheld.items()
+            if since < now and (named[sid][0] == "staff" or now - since >= grace)
+        ]
         for session_id in sorted(orphans):
             kind, principal_id = named[session_id]
             log_event("session.orphaned", kind=kind, principal=principal_id, session=session_id)
             await center.sessions.gone(kind, principal_id, session_id, "node_gone")
+            self._unheld_since.pop(session_id, None)
 
     def refresh_rollups_soon(self) -> None:
         """Have the rollups loop run now (a board was opened) rather than at its next turn."""

@@ -164,6 +164,20 @@ async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket |
     )
 
 
+async def hold_queued_ticket(session: AsyncSession, kiosk_id: int, session_id: str) -> int | None:
+    """The kiosk's queued ticket follows its session ``session_id`` (a sign-in again, or a
+    take-over), its abandon deadline cleared; its id, None when the kiosk has none queued.
+    One conditional UPDATE: a ticket that left the queue meanwhile is not touched."""
+    stmt = (
+        update(Ticket)
+        .where(Ticket.kiosk_id == kiosk_id, Ticket.status.in_(QUEUED))
+        .values(session_id=session_id, abandon_deadline=None)
+        .returning(Ticket.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 async def _update(session: AsyncSession, stmt: Any) -> bool:
     """Run a conditional UPDATE; whether it changed exactly one row (the claim held)."""
     result = await session.execute(stmt.execution_options(synchronize_session=False))
