@@ -539,7 +539,7 @@ class RedisBroker:
                 self._trouble(exc)
                 if alive is not None:
                     with contextlib.suppress(Exception):
-                        await alive.aclose()
+                        await alive.reset()  # aclose, typed
                 alive = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
