@@ -539,7 +539,7 @@ class RedisBroker:
                 self._trouble(exc)
                 if alive is not None:
                     with contextlib.suppress(Exception):
-                        await alive.reset()  # aclose, typed
+                        await alive.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
                 alive = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
