@@ -408,7 +408,7 @@ async def test_two_nodes_never_give_one_ticket_to_two_staff(pg_demo_url: str) ->
 async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
     """The nodes' Redis is killed (SIGKILL, no persistence) in the middle of a call and started
     again empty: what each side sent meanwhile arrives, in order, once it is back; every node
-    re-registers its sessions; the call carries on."""
+    re-registers its sessions and holds its alive channel again; the call carries on."""
     with private_redis() as server:
         names = node("a"), node("b")
         async with (
@@ -434,6 +434,8 @@ async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
             async with Redis.from_url(server.url, decode_responses=True) as redis:
                 assert await holder(redis, kiosk) == names[0], "re-registered by node A"
                 assert await holder(redis, staff) == names[1], "re-registered by node B"
+                channels = [broker_of(n).alive_channel for n in (a, b)]
+                assert await redis.pubsub_numsub(*channels) == [(c, 1) for c in channels]
             assert broker_of(a).reconnects >= 1 and broker_of(b).reconnects >= 1
             assert broker_of(a).dropped == broker_of(b).dropped == 0
 
