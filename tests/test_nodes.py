@@ -24,13 +24,15 @@ from sqlalchemy import select
 
 from cloudhelp.callcenter import watchers
 from cloudhelp.domain.accounts import STAFF_COOKIE
-from cloudhelp.media.peer import ProtocolError, SignalingClient
+from cloudhelp.media.peer import CallPeer, ProtocolError, SignalingClient
 from cloudhelp.store.models import Staff, StaffPresence, Ticket
 from signaling.hub import Hub
 from tests.callkit import CallServer, running_server
 from tests.nginxkit import https_client, nginx_in_front
 from tests.rediskit import shared_redis_url
+from tests.test_call_core import answer, take_ticket, until
 from tests.test_redis_broker import broker_of, call_across, holder, node, pg_demo_url
+from tests.test_shared_state import staff_states
 from tests.tlskit import TestCA
 
 __all__ = ["pg_demo_url"]  # the fixture, used by name
@@ -466,3 +468,109 @@ async def test_a_console_moves_only_for_its_own_person_and_a_reload_moves_too(
                     presence = await ws.receive_json(timeout=5)
                     assert presence["type"] == "presence" and presence["state"] == "available"
                     assert await holder(redis, staff) == broker_of(a).node_id
+
+
+async def connect_on(
+    redis: Redis, proxy: str, http: aiohttp.ClientSession, auth: dict[str, Any], node_id: str
+) -> SignalingClient:
+    """A session through the proxy (round robin), opened again until node ``node_id`` holds it."""
+    for _ in range(12):
+        client = SignalingClient(proxy, http)
+        await client.connect(auth)
+        if await holder(redis, client) == node_id:
+            return client
+        await client.close()
+    raise AssertionError(f"the proxy sent no session to {node_id}")
+
+
+async def test_an_aiortc_call_is_transferred_across_three_nodes_behind_nginx(
+    pg_demo_url: str, tmp_path: Path, loopback_ice: None
+) -> None:
+    """Through nginx: the kiosk on node A, zhaogang on B, liumei and the supervisor's board on
+    C. A call with real aiortc peers between A and B (video both ways, a file); zhaogang
+    transfers it to liumei's department; liumei picks it on C and a second call connects, video
+    both ways. The board on C follows both calls."""
+    url = shared_redis_url()
+    ca = TestCA.create(tmp_path / "pki")
+    async with (
+        Redis.from_url(url, decode_responses=True) as redis,
+        running_server(pg_demo_url, redis_url=url, node_id=node("a"),
+                       trusted_proxies=["127.0.0.1"]) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b"),
+                       trusted_proxies=["127.0.0.1"]) as b,
+        running_server(pg_demo_url, redis_url=url, node_id=node("c"),
+                       trusted_proxies=["127.0.0.1"]) as c,
+    ):  # fmt: skip
+        a_id, b_id, c_id = (broker_of(s).node_id for s in (a, b, c))
+        kiosk_auth = {"kind": "kiosk", "credential": await a.kiosk_credential("QG-01")}
+        tokens = {name: await a.staff_token(name) for name in ("zhaogang", "liumei", "sunhua")}
+        async with (
+            nginx_in_front([s.server.port for s in (a, b, c)], tmp_path / "nginx", ca) as nginx,
+            https_client(ca) as http,
+        ):
+            proxy = nginx.base_url
+
+            async def staff_on(name: str, node_id: str) -> SignalingClient:
+                auth = {"kind": "staff", "token": tokens[name]}
+                return await connect_on(redis, proxy, http, auth, node_id)
+
+            kiosk = await connect_on(redis, proxy, http, kiosk_auth, a_id)
+            zhaogang = await staff_on("zhaogang", b_id)
+            liumei = await staff_on("liumei", c_id)
+            supervisor = await staff_on("sunhua", c_id)
+            await supervisor.send({"type": "board.watch"})
+            await supervisor.expect("board")
+            await zhaogang.send({"type": "staff.status", "status": "available"})
+            await zhaogang.expect("presence", state="available")
+
+            # The first call: kiosk on A, zhaogang on B, media peer to peer.
+            kiosk_peer, zhaogang_peer = CallPeer(kiosk), CallPeer(zhaogang)
+            ticket = await take_ticket(kiosk, "JTJ-004")
+            await answer(zhaogang)
+            await kiosk.expect("joined")
+            await zhaogang.expect("joined")
+            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
+            await asyncio.wait_for(zhaogang_peer.connected.wait(), 30)
+            await until(lambda: kiosk_peer.frames_of(0) >= 10, what="video to the kiosk")
+            await until(lambda: zhaogang_peer.frames_of(0) >= 10, what="video to zhaogang")
+            document = os.urandom(256 * 1024)
+            assert (await kiosk_peer.send_file("营业执照.jpg", document))["ok"] is True
+            assert (await asyncio.wait_for(zhaogang_peer.files.get(), 20)).data == document
+            await supervisor.expect_where(
+                "board", lambda f: staff_states(f).get("zhaogang") == "in_call", timeout=10
+            )
+
+            # Transferred to 区住建局: liumei, on C, picks it; a new call with the kiosk on A.
+            await zhaogang.send({"type": "ticket.transfer", "department": "ZJJ"})
+            assert (await kiosk.expect("left"))["reason"] == "transferred"
+            kiosk.listeners.remove(kiosk_peer._on_signal)
+            await kiosk_peer.close()
+            await zhaogang_peer.close()
+            back = await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "waiting")
+            assert back["ticket"]["enqueued_at"] == ticket["enqueued_at"]
+            await liumei.expect_where("queue", lambda f: ticket["id"] in ids_of(f), timeout=10)
+            kiosk_peer, liumei_peer = CallPeer(kiosk), CallPeer(liumei)
+            await liumei.send({"type": "ticket.pick", "ticket": ticket["id"]})
+            await liumei.expect("joined")
+            await kiosk.expect("joined")
+            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
+            await asyncio.wait_for(liumei_peer.connected.wait(), 30)
+            await until(lambda: kiosk_peer.frames_of(0) >= 10, what="liumei's video to the kiosk")
+            await until(lambda: liumei_peer.frames_of(0) >= 10, what="the kiosk's video to liumei")
+            board = await supervisor.expect_where(
+                "board", lambda f: staff_states(f).get("liumei") == "in_call", timeout=10
+            )
+            assert staff_states(board).get("zhaogang") != "in_call"
+            async with c.state.db.read() as s:
+                row = await s.get(Ticket, ticket["id"])
+                assert row is not None and row.status == "connected" and row.session_id
+            await kiosk.send({"type": "call.hangup"})
+            assert (await liumei.expect("left"))["reason"] == "kiosk_hangup"
+            await kiosk_peer.close()
+            await liumei_peer.close()
+            for client in (kiosk, zhaogang, liumei, supervisor):
+                await client.close()
+
+
+def ids_of(queue: dict[str, Any]) -> list[int]:
+    return [t["id"] for t in queue["tickets"]]
