@@ -12,9 +12,8 @@ from redis.asyncio import Redis
 from cloudhelp.callcenter import CallCenter
 from cloudhelp.core import workers
 from cloudhelp.core.config import Settings
-from cloudhelp.core.errors import json_errors
 from cloudhelp.core.throttle import Throttles, local_throttles
-from cloudhelp.domain import audit, metrics, retention, workcalendar
+from cloudhelp.domain import metrics, retention, workcalendar
 from cloudhelp.domain.notice_store import NoticePdfs
 from cloudhelp.http import (
     account_routes,
@@ -37,6 +36,7 @@ from cloudhelp.http import (
     security_headers,
     warning_routes,
 )
+from cloudhelp.http.errors import json_errors
 from cloudhelp.http.state import STATE_KEY, AppState
 from cloudhelp.store import db
 from cloudhelp.store.redis_throttle import RedisThrottles, shared_redis
@@ -205,7 +205,7 @@ def create_app(
             forwarded.apply_forwarded,
             json_errors,
             outage.database_outage,
-            audit.remember_address,
+            forwarded.remember_address,
         ],
         client_max_size=1024**2,
     )

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from cloudhelp.core.errors import HTTP_STATUS_CODES
+from cloudhelp.http.errors import HTTP_STATUS_CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [*sorted((ROOT / "cloudhelp").rglob("*.py")), *sorted((ROOT / "signaling").rglob("*.py"))]

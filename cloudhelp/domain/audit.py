@@ -18,13 +18,13 @@ import hashlib
 import json
 import os
 import pwd
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,7 +50,7 @@ ACTIONS = (
 )  # fmt: skip
 PAGE_ROWS = 1000  # rows read at a time by verify
 
-# The address of the HTTP request being handled (set by ``remember_address``), so that code deep
+# The address of the HTTP request being handled (set by ``request_address``), so that code deep
 # in a transaction (cases.transition) records where the change came from.
 _request_address: ContextVar[str] = ContextVar("audit_request_address", default="")
 
@@ -96,16 +96,13 @@ def _account_name(uid: int) -> str:
         return str(uid)
 
 
-def address_of(request: web.Request) -> str:
-    return request.remote or ""
-
-
-@web.middleware
-async def remember_address(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Make the request's address known to audit appends made while handling it."""
-    token = _request_address.set(address_of(request))
+@contextmanager
+def request_address(address: str) -> Iterator[None]:
+    """Audit appends made inside name ``address`` (the web request's; see
+    cloudhelp.http.forwarded.remember_address)."""
+    token = _request_address.set(address)
     try:
-        return await handler(request)
+        yield
     finally:
         _request_address.reset(token)
 

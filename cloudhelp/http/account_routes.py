@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.config import Settings
-from cloudhelp.core.errors import ApiError
 from cloudhelp.core.throttle import Throttles
 from cloudhelp.domain import accounts, audit
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.auth import current_staff, staff_token
 from cloudhelp.http.bodies import Body, parse_body
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Staff
 

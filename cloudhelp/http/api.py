@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.domain import catalog, network, ratings
 from cloudhelp.http import openapi, ops_routes, outage
 from cloudhelp.http.bodies import query_bool, query_int
+from cloudhelp.http.errors import ApiError, bad_request, not_found
 from cloudhelp.http.state import AppState
 from cloudhelp.store.outage import RETRY_AFTER_SECONDS
 

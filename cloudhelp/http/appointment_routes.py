@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import iso
 from cloudhelp.core.config import Settings
-from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.core.throttle import Throttle, Throttles
 from cloudhelp.domain import appointments, audit, capacity, catalog, notifier, slips_pdf
 from cloudhelp.http.auth import current_kiosk, current_staff, staff_or_none
 from cloudhelp.http.bodies import bounded_date, parse_body, query_date
+from cloudhelp.http.errors import ApiError, bad_request
 from cloudhelp.http.kiosk_routes import lookup_throttled
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import (

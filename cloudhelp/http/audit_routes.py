@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n
-from cloudhelp.core.errors import ApiError
 from cloudhelp.core.inputs import ROW_ID_MAX
 from cloudhelp.domain import audit
 from cloudhelp.http import pages
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import query_date, query_int
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cloudhelp.core.errors import ApiError
 from cloudhelp.domain import accounts
 from cloudhelp.domain.accounts import STAFF_COOKIE
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import ROLES, Kiosk, Staff
 

@@ -11,8 +11,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloudhelp.core import validation
-from cloudhelp.core.errors import bad_request, not_found
 from cloudhelp.core.inputs import EARLIEST_DATE, LATEST_DATE, ROW_ID_MAX
+from cloudhelp.http.errors import bad_request, not_found
 from signaling import safejson
 
 

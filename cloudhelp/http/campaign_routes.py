@@ -11,11 +11,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudhelp.core.clock import iso
-from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import appointments, audit, campaign_progress, campaigns, notifier
 from cloudhelp.http.appointment_routes import draw_slips, pdf_response
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import bounded_date, parse_body, path_id
+from cloudhelp.http.errors import ApiError, bad_request
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, Appointment, Campaign, ServiceItem, Station
 

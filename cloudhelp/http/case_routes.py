@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n
-from cloudhelp.core.errors import ApiError, CodedError, bad_request, not_found
+from cloudhelp.core.errors import CodedError
 from cloudhelp.core.inputs import RowId
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import accounts, audit, case_scope, case_search, cases, casework
@@ -20,6 +20,7 @@ from cloudhelp.domain.logistics import items as logistics_items
 from cloudhelp.http import pages
 from cloudhelp.http.auth import STAFF_ROLES, current_staff, staff_or_none
 from cloudhelp.http.bodies import parse_body, query_date, query_id
+from cloudhelp.http.errors import ApiError, bad_request, not_found
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Case, Staff
 

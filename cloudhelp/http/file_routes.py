@@ -16,10 +16,10 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.domain import ticket_files
 from cloudhelp.http.auth import current_kiosk, current_staff, kiosk_credential
 from cloudhelp.http.bodies import path_id
+from cloudhelp.http.errors import ApiError, bad_request, not_found
 from cloudhelp.http.state import AppState
 from cloudhelp.store.filestore import (
     SIGNATURES,

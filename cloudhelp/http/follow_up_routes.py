@@ -7,10 +7,10 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudhelp.core.errors import ApiError
 from cloudhelp.domain import follow_ups
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import parse_body, path_id
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES
 

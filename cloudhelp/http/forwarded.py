@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from cloudhelp.core.config import Network, parse_networks
+from cloudhelp.domain import audit
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,6 +84,14 @@ async def apply_forwarded(request: web.Request, handler: Handler) -> web.StreamR
     if origin.remote is None:  # no peer address: the request's own (none) stays
         return await handler(request.clone(scheme=scheme))
     return await handler(request.clone(scheme=scheme, remote=origin.remote))
+
+
+@web.middleware
+async def remember_address(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Make the request's address (the client's, once apply_forwarded ran) known to audit
+    appends made while handling it."""
+    with audit.request_address(request.remote or ""):
+        return await handler(request)
 
 
 def setup(app: web.Application, trusted_proxies: Iterable[str]) -> None:

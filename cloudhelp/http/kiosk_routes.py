@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloudhelp.core import signed
 from cloudhelp.core.config import Settings
-from cloudhelp.core.errors import ApiError, bad_request, not_found
 from cloudhelp.core.logs import log_event
 from cloudhelp.core.throttle import Throttles
 from cloudhelp.domain import audit, case_lookup, cases
@@ -20,6 +19,7 @@ from cloudhelp.domain.case_lookup import LookupThrottle
 from cloudhelp.domain.logistics import lookup as logistics_lookup
 from cloudhelp.http.auth import current_kiosk
 from cloudhelp.http.bodies import parse_body
+from cloudhelp.http.errors import ApiError, bad_request, not_found
 from cloudhelp.http.review_routes import notice_url
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Kiosk

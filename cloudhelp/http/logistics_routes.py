@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import clock, workers
-from cloudhelp.core.errors import ApiError, CodedError
+from cloudhelp.core.errors import CodedError
 from cloudhelp.core.logs import log_event
 from cloudhelp.core.throttle import Throttle, Throttles
 from cloudhelp.domain import audit, timeouts
@@ -34,6 +34,7 @@ from cloudhelp.domain.logistics.routes import Network
 from cloudhelp.http import pages
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import Body, parse_body
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store import filestore
 from cloudhelp.store.models import (

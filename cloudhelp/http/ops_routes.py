@@ -29,10 +29,10 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from cloudhelp.core.config import Network, Settings, parse_networks
-from cloudhelp.core.errors import ApiError
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain.live_figures import LiveFigures, live_figures
 from cloudhelp.http import forwarded
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store import db
 from cloudhelp.store.models import utcnow

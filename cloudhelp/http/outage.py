@@ -12,9 +12,9 @@ import logging
 
 from aiohttp import web
 
-from cloudhelp.core.errors import ApiError, Handler
 from cloudhelp.core.logs import log_event
 from cloudhelp.http import pages
+from cloudhelp.http.errors import ApiError, Handler
 from cloudhelp.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 
 MESSAGE = "The service is briefly unavailable (its database cannot be reached); please retry."

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n, workers
 from cloudhelp.core.clock import LOCAL_TZ
-from cloudhelp.core.errors import ApiError, bad_request
 from cloudhelp.domain import metrics, netquality, timeouts
 from cloudhelp.domain.logistics import figures as logistics_figures
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import bounded_date
+from cloudhelp.http.errors import ApiError, bad_request
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
 

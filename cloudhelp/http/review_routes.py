@@ -12,7 +12,6 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudhelp.core import signed
-from cloudhelp.core.errors import ApiError, not_found
 from cloudhelp.core.inputs import RowId
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import cases, casework, notice_pdf, notice_text, prereview
@@ -20,6 +19,7 @@ from cloudhelp.http import pages
 from cloudhelp.http.auth import STAFF_ROLES, current_staff
 from cloudhelp.http.bodies import parse_body, path_id
 from cloudhelp.http.case_routes import PREFIX, case_in_scope, refused
+from cloudhelp.http.errors import ApiError, not_found
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Staff
 

@@ -11,8 +11,8 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from yarl import URL
 
-from cloudhelp.core.errors import ApiError
 from cloudhelp.http import forwarded
+from cloudhelp.http.errors import ApiError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

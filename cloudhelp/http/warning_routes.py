@@ -8,10 +8,10 @@ from aiohttp import web
 from pydantic import Field
 
 from cloudhelp.core.clock import day_bounds
-from cloudhelp.core.errors import ApiError
 from cloudhelp.domain import audit, timeouts
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import Body, parse_body, path_id
+from cloudhelp.http.errors import ApiError
 from cloudhelp.http.report_routes import date_range
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES, utcnow
