@@ -88,7 +88,11 @@ def _lifecycle(
         owned: RedisBroker | None = None
         hub_broker = broker
         if hub_broker is None and settings.redis_url is not None:
-            owned = RedisBroker(settings.redis_url, settings.node_id, prefix="cloudhelp")
+            # A call's session card outlives a dead node by the grace time and the topics' TTL.
+            card_ttl = settings.grace_seconds + 15.0
+            owned = RedisBroker(
+                settings.redis_url, settings.node_id, prefix="cloudhelp", card_ttl=card_ttl
+            )
             await owned.start()
             hub_broker = owned
         try:

@@ -36,6 +36,19 @@ class Broker(Protocol):
         """Deliver to every listener of ``channel``, in this process and the others."""
         ...
 
+    async def save_card(self, key: str, card: dict[str, Any]) -> None:
+        """Keep ``card`` where another process can read it, while this one lives and for a
+        while after it dies (what another process needs to take a session over)."""
+        ...
+
+    async def drop_card(self, key: str) -> None:
+        """Forget a card this process saved."""
+        ...
+
+    async def card(self, key: str) -> dict[str, Any] | None:
+        """The card saved under ``key`` by any process; None when there is none."""
+        ...
+
 
 class InProcessBroker:
     def __init__(self) -> None:
@@ -67,3 +80,12 @@ class InProcessBroker:
     async def broadcast(self, channel: str, message: dict[str, Any]) -> None:
         for deliver in list(self._listeners.get(channel, ())):
             await deliver(message)
+
+    async def save_card(self, key: str, card: dict[str, Any]) -> None:
+        """One process: nothing outlives it, so nothing is kept."""
+
+    async def drop_card(self, key: str) -> None:
+        pass
+
+    async def card(self, key: str) -> dict[str, Any] | None:
+        return None

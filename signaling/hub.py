@@ -141,6 +141,7 @@ class Hub:
         self._left = asyncio.Event()  # set when a session leaves (drain waits on it)
         self.sessions_moved_here = 0
         self.sessions_moved_away = 0
+        self.sessions_recovered = 0  # re-created here from their card: their holder had died
 
     # ------------------------------------------------------------------ application API
 
@@ -196,6 +197,7 @@ class Hub:
                 await self.send(session_id, join)
             elif local.room == room:  # not closed meanwhile
                 await local.send(_joined(local))
+                await self._keep_card(local)
 
     async def close_room(self, room: str, session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:
@@ -212,6 +214,8 @@ class Hub:
             session._grace.cancel()
         self._remove(session)
         await self._unsubscribe(session)
+        if session.room is not None:
+            await self.broker.drop_card(_topic(session.id))
         ws = session.ws
         session.detach()
         try:
@@ -288,12 +292,14 @@ class Hub:
             session.peers = dict(message["peers"])
             session.initiator = bool(message["initiator"])
             await session.send(_joined(session))
+            await self._keep_card(session)
         elif kind == "_leave":
             if session.room == message["room"]:
                 session.room, session.peers = None, {}
                 await session.send(
                     {"type": "left", "room": message["room"], "reason": message["reason"]}
                 )
+                await self._keep_card(session)
         else:
             await session.send(message)
 
@@ -508,7 +514,7 @@ class Hub:
         try:
             asked = {"type": "_handover", "token": resume.token, "reply": reply}
             if not await self.broker.publish(_topic(resume.session), asked):
-                return None
+                return await self._recover(request, resume)
             offer = await replies.get("_handover_offer", wait)
             offered = _restored(offer)
             if offer is None or offered is None:
@@ -534,8 +540,49 @@ class Hub:
         self.sessions_moved_here += 1
         self._start_grace(session)  # held here now, detached until the resume attaches it
         await arrival.open(session)  # what came meanwhile, numbered after the history
+        await self._keep_card(session)
         log.info("session moved here", extra={"session": session.id})
         return session
+
+    async def _recover(self, request: web.Request, resume: Resume) -> Session | None:
+        """No process holds the session (its holder died): one in a call room left its card
+        with the broker (``_keep_card``); re-create the session here from it. Its history died
+        with its holder: it goes on numbering from what the client last saw (or the card, if
+        later), and what the dead holder sent past that is lost. None without a card, with a
+        wrong token, or when ``may_resume`` refuses."""
+        card = await self.broker.card(_topic(resume.session))
+        if card is None or not hmac.compare_digest(
+            str(card.get("token", "")).encode(), resume.token.encode()
+        ):
+            return None
+        try:
+            # Numbered on after the card or what the client saw, whichever is later; nothing
+            # before that can be replayed (lost), nothing is missing for check_resume.
+            seq = max(int(card["seq"]), resume.last_seq)
+            state = {**card, "seq": seq, "lost": min(resume.last_seq, seq), "history": []}
+            session = Session.restored(state)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.warning("a session's card could not be read")
+            return None
+        if session.id != resume.session or not await self.app.may_resume(session, request):
+            return None
+        self.sessions[session.id] = session
+        self._index(session)
+        await self._subscribe(session, functools.partial(self._deliver, session))
+        self.sessions_recovered += 1
+        self._start_grace(session)  # held here now, detached until the resume attaches it
+        await self._keep_card(session)
+        log.info("session recovered here", extra={"session": session.id})
+        return session
+
+    async def _keep_card(self, session: Session) -> None:
+        """A session in a call room keeps its card with the broker (who it is, its call, its
+        numbering), so that another process can re-create it if this one dies mid-call
+        (``_recover``); out of a room it has none (a new session does as well)."""
+        if session.room is None:
+            await self.broker.drop_card(_topic(session.id))
+        else:
+            await self.broker.save_card(_topic(session.id), session.card())
 
     async def _hand_over(self, session: Session, asked: dict[str, Any]) -> None:
         """Another process asks for this session (step 1 of ``_take_over``): offer it when the
@@ -597,6 +644,8 @@ class Hub:
             # From here on what is sent to the session goes through the broker to its new
             # holder; nothing more reaches this object.
             await self._unsubscribe(session)
+            if session.room is not None:  # before the new holder saves its own
+                await self.broker.drop_card(_topic(session.id))
             session.ended = True  # for this process: nothing here may end it again
             self.sessions_moved_away += 1
             rest = {"type": "_handover_rest", "session": session.handover()}

@@ -15,6 +15,9 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   process that dies (SIGKILL, a crash) has its connections closed by its kernel, and Redis drops
   the subscription at once; publishing to a topic whose holder has no subscriber there answers
   False, as for a topic nobody holds.
+- ``{prefix}:card:{key}`` → a card (JSON) a node saved: what another node needs to take a
+  session over when its holder died (``save_card``). Renewed with the topics, it expires
+  ``card_ttl`` after its node last renewed it; deleted by ``drop_card``.
 - ``{prefix}:broadcast`` → one Stream for every node (fields ``c``: the channel, ``m``: the
   message, ``n``: the node that broadcast it), capped near ``broadcast_maxlen`` entries and
   expiring ``stream_ttl`` after the last broadcast. Every node reads it in the same XREAD as
@@ -165,6 +168,7 @@ class RedisBroker:
         retry_max: float = 2.0,
         command_timeout: float = 2.0,
         read_block: float = 1.0,
+        card_ttl: float = 45.0,
     ) -> None:
         if not node_id or any(c.isspace() for c in node_id):
             raise ValueError(f"node_id {node_id!r}: a non-empty name without spaces")
@@ -178,6 +182,9 @@ class RedisBroker:
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.read_block = read_block
+        self.card_ttl = card_ttl
+        self._card_prefix = f"{prefix}:card:"
+        self._cards: dict[str, str] = {}  # key → the card's JSON, renewed with the topics
         self._topic_prefix = f"{prefix}:topic:"
         self._stream_prefix = f"{prefix}:node:"
         self._alive_prefix = f"{prefix}:alive:"
@@ -299,6 +306,7 @@ class RedisBroker:
                             )
                         await pipe.execute()
                 await self._redis.delete(self.stream)
+        self._cards.clear()  # kept in Redis for card_ttl: sessions may be taken over elsewhere
         self._local.clear()
         self._listeners.clear()
         await self._alive.aclose()
@@ -356,6 +364,41 @@ class RedisBroker:
         await deliver(message)
         return True
 
+    async def save_card(self, key: str, card: dict[str, Any]) -> None:
+        """Keep ``card`` under ``key`` in Redis, renewed with this node's topics; once the node
+        stops renewing it, it lives ``card_ttl`` more. Never raises for Redis (unreachable: it
+        is written when the node re-registers its topics)."""
+        text = _dumps(card)
+        self._cards[key] = text
+        if not self._healthy:
+            return
+        try:
+            await self._redis.set(f"{self._card_prefix}{key}", text, px=self._card_ttl_ms)
+        except _UNREACHABLE as exc:
+            self._lost(exc)
+
+    async def drop_card(self, key: str) -> None:
+        if self._cards.pop(key, None) is None or not self._healthy:
+            return  # (unreachable: the key ends with its TTL)
+        try:
+            await self._redis.delete(f"{self._card_prefix}{key}")
+        except _UNREACHABLE as exc:
+            self._lost(exc)
+
+    async def card(self, key: str) -> dict[str, Any] | None:
+        """The card under ``key``; None when there is none, or Redis cannot be reached."""
+        if not self._healthy:
+            return None
+        try:
+            text = await self._redis.get(f"{self._card_prefix}{key}")
+        except _UNREACHABLE as exc:
+            self._lost(exc)
+            return None
+        if text is None:
+            return None
+        card = json.loads(text)
+        return card if isinstance(card, dict) else None
+
     async def listen(self, channel: str, deliver: Deliver) -> None:
         self._listeners.setdefault(channel, []).append(deliver)
 
@@ -387,6 +430,10 @@ class RedisBroker:
     @property
     def _ttl_ms(self) -> int:
         return max(1, int(self.topic_ttl * 1000))
+
+    @property
+    def _card_ttl_ms(self) -> int:
+        return max(1, int(self.card_ttl * 1000))
 
     async def _route(self, topic: str, text: str) -> str | None:
         holder = await self._publish(
@@ -455,6 +502,12 @@ class RedisBroker:
             taken += sum(1 for result in results if not result)
         if taken:
             log.warning("%d topics are held by other nodes now", taken)
+        cards = list(self._cards.items())
+        for start in range(0, len(cards), _RENEW_BATCH):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, text in cards[start : start + _RENEW_BATCH]:
+                    pipe.set(f"{self._card_prefix}{key}", text, px=self._card_ttl_ms)
+                await pipe.execute()
         await self._redis.pexpire(self.stream, max(1, int(self.stream_ttl * 1000)))
 
     async def _check_read_position(self) -> None:

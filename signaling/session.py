@@ -159,6 +159,11 @@ class Session:
             "history": [list(entry) for entry in self._history],
         }  # fmt: skip
 
+    def card(self) -> dict[str, Any]:
+        """``handover`` without the history: what another process needs to re-create this
+        session after its holder died (``Hub._recover``)."""
+        return {**self.handover(), "history": [], "lost": self._seq}
+
     @classmethod
     def restored(cls, state: dict[str, Any]) -> Session:
         """The session ``handover`` described (raises KeyError, TypeError or ValueError for a

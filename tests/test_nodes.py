@@ -362,9 +362,10 @@ async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
                 offline_after = after
             if abandoned_after is None and left.status == "abandoned":
                 abandoned_after = after
-            assert after < grace + 5, (left.status, console.state)
+            assert after < grace + 20, (left.status, console.state)  # not never
             await asyncio.sleep(0.2)
-        assert offline_after < 4, offline_after  # two checks 1 s apart, not topic_ttl (15 s)
+        # Two checks 1 s apart (not the grace, nor topic_ttl): well before the kiosk's end.
+        assert offline_after < grace, offline_after
         assert abandoned_after >= grace, abandoned_after  # the kiosk had its grace time
         assert left.end_reason == "kiosk_gone"
         assert console.session_id is None and console.ticket_id is None
@@ -574,3 +575,63 @@ async def test_an_aiortc_call_is_transferred_across_three_nodes_behind_nginx(
 
 def ids_of(queue: dict[str, Any]) -> list[int]:
     return [t["id"] for t in queue["tickets"]]
+
+
+async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
+    pg_demo_url: str, tmp_path: Path, loopback_ice: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call with aiortc peers: the kiosk on a `cloudhelp serve` node, zhaogang on B. The
+    kiosk's node is SIGKILLed: the video goes on (peer to peer); the kiosk resumes on B, which
+    re-creates its session from the card the dead node left in Redis (its history died with
+    it); zhaogang hears peer_back; messages flow both ways; the call is still the same one
+    when B's orphan check has looked many times and past the grace time; the hang-up ends it."""
+    monkeypatch.setattr(watchers, "ORPHAN_CHECK_SECONDS", 1.0)
+    url = shared_redis_url()
+    grace = 4.0
+    async with running_server(
+        pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=grace
+    ) as b:
+        credential = await b.kiosk_credential("QG-03")
+        zhaogang = await b.staff("zhaogang")
+        async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
+            kiosk = SignalingClient(f"http://127.0.0.1:{port}", b.http)
+            await kiosk.connect({"kind": "kiosk", "credential": credential})
+            kiosk_peer, zhaogang_peer = CallPeer(kiosk), CallPeer(zhaogang)
+            ticket = await take_ticket(kiosk, ITEM)
+            await answer(zhaogang)
+            await kiosk.expect("joined")
+            await zhaogang.expect("joined")
+            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
+            await asyncio.wait_for(zhaogang_peer.connected.wait(), 30)
+            await until(lambda: zhaogang_peer.frames_of(0) >= 10, what="video to zhaogang")
+            await kiosk.send({"type": "app", "data": "before"})
+            assert (await zhaogang.expect("app"))["data"] == "before"
+            process.kill()
+            await asyncio.wait_for(process.wait(), 10)
+
+        # The media does not go through any node: it flows on.
+        frames = zhaogang_peer.frames_of(0)
+        await until(lambda: zhaogang_peer.frames_of(0) >= frames + 15, what="video after the kill")
+        welcome = await resume_on(kiosk, b.base_url)
+        assert welcome["resumed"] is True
+        assert hub_of(b).sessions_recovered == 1
+        back = await zhaogang.expect("peer_back")
+        assert back["session"] == kiosk.session_id
+        await kiosk.send({"type": "app", "data": "after"})
+        assert (await zhaogang.expect("app"))["data"] == "after"
+        await zhaogang.send({"type": "app", "data": "好的"})
+        assert (await kiosk.expect("app"))["data"] == "好的"
+
+        # Past the grace time, with the orphan check every second: the call is the same one.
+        await asyncio.sleep(grace + 2)
+        async with b.state.db.read() as s:
+            row = await s.get(Ticket, ticket["id"])
+            assert row is not None and row.status == "connected"
+            assert row.session_id == kiosk.session_id
+        frames = kiosk_peer.frames_of(0)
+        await until(lambda: kiosk_peer.frames_of(0) >= frames + 10, what="video to the kiosk")
+        await kiosk.send({"type": "call.hangup"})
+        assert (await zhaogang.expect("left"))["reason"] == "kiosk_hangup"
+        await kiosk_peer.close()
+        await zhaogang_peer.close()
+        await kiosk.close()

@@ -231,6 +231,8 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
             # what is published meanwhile is accepted and never delivered (the documented loss).
             async with redis.pubsub() as ghost:
                 await ghost.subscribe(holder_node.alive_channel)
+                confirmed = await ghost.get_message(timeout=5)  # subscribe() does not wait
+                assert confirmed is not None and confirmed["type"] == "subscribe", confirmed
                 assert await other.publish(topic, {"n": 3})
                 # A node started again under the same id knows at once the topic is not its
                 # own any more (the call centre's recovery asks exactly this).
