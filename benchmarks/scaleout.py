@@ -21,11 +21,16 @@ Phases:
 2. failover: on node C, ``timers`` staff members are rung for tickets of kiosks on A (not
    answering), ``timers`` more have just hung up a call with a kiosk on A (in wrap-up), and
    ``waiting`` kiosks take a ticket (every other staff member is in a call, so they wait). The
-   item's department rings for RING_SECONDS and wraps up for WRAPUP_SECONDS. C is SIGKILLed.
+   item's department rings for RING_SECONDS and wraps up for WRAPUP_SECONDS; ``calls`` kiosks
+   on C are in calls with staff members on A. C is SIGKILLed.
    Each waiting kiosk does what protocol.js does when its socket closes: resume on node A, which
    finds the holder dead (Redis dropped its alive channel) and answers ``no_such_session`` at
    once; then ``hello`` again, and the queue gives it its ticket back. ``failover_resume_*``:
-   from the socket found closed to the ticket back, on A. Then the run waits ORPHANS_SECONDS:
+   from the socket found closed to the ticket back, on A. Each kiosk in a call resumes on A
+   too, where its session is re-created from its card: ``failover_call_resume_*`` from the
+   socket found closed to ``welcome`` with ``resumed``; then both sides chat for a window, and
+   a call not resumed or where a side hears nothing counts in ``failover_calls_failed``.
+   Then the run waits ORPHANS_SECONDS:
    C's rings time out and its wrap-ups close on A or B, and C's consoles are ended there
    (docs/scaling.md, "A dead node's sessions").
 3. drain: node B gets SIGTERM while its staff are in the cross-node calls. Each socket closes
@@ -93,12 +98,13 @@ class Sizes:
     pairs: int  # calls in each relay group
     waiting: int  # kiosks waiting on the node that is killed
     timers: int  # rings, and wrap-ups, pending on the node that is killed
+    calls: int  # calls in progress whose kiosk is on the node that is killed
     seconds: float  # one relay window
     history_days: int
 
 
-QUICK = Sizes(pairs=10, waiting=10, timers=3, seconds=3.0, history_days=2)
-FULL = Sizes(pairs=50, waiting=50, timers=10, seconds=6.0, history_days=14)
+QUICK = Sizes(pairs=10, waiting=10, timers=3, calls=3, seconds=3.0, history_days=2)
+FULL = Sizes(pairs=50, waiting=50, timers=10, calls=10, seconds=6.0, history_days=14)
 
 
 @dataclass
@@ -149,7 +155,7 @@ async def district(sizes: Sizes) -> AsyncIterator[tuple[str, dict[str, Node], An
     with private_cluster() as cluster, private_redis() as redis:
         url = cluster.url
         await asyncio.to_thread(load_demo, url, sizes.history_days)
-        staff = 2 * sizes.pairs + 2 * sizes.timers
+        staff = 2 * sizes.pairs + 2 * sizes.timers + sizes.calls
         seeded = await seed(url, staff + sizes.waiting, staff, signers=0)
         await short_timers(url)
         with contextlib.ExitStack() as stack:
@@ -247,11 +253,18 @@ async def closed(client: BenchClient, timeout: float = 30) -> float:
 
 
 async def failover(
-    http: aiohttp.ClientSession, nodes: dict[str, Node], credentials: list[str]
-) -> tuple[list[float], dict[str, int], dict[str, int], list[BenchClient]]:
-    """Kiosks waiting on node C; C SIGKILLed; each comes back on A. The times (ms) from the
-    socket found closed to the ticket back, each kiosk's ticket before and after (credential →
-    ticket id), and the kiosks on A (still waiting: closing them says ``bye``)."""
+    http: aiohttp.ClientSession,
+    nodes: dict[str, Node],
+    credentials: list[str],
+    calls: list[tuple[BenchClient, str]],
+) -> tuple[list[float], dict[str, int], dict[str, int], list[BenchClient], list[float],
+           list[BenchClient | None]]:  # fmt: skip
+    """Kiosks waiting on node C, and kiosks in calls with staff on A; C SIGKILLed; each comes
+    back on A. The times (ms) from the socket found closed to the ticket back, each waiting
+    kiosk's ticket before and after (credential → ticket id), the waiting kiosks on A (still
+    waiting: closing them says ``bye``); for the kiosks in calls, the times from the socket
+    found closed to ``welcome`` with ``resumed`` (the session re-created from its card), and
+    the resumed kiosks in the calls' order (None for one that was not resumed)."""
     victim, survivor = nodes["c"], nodes["a"]
     kiosks = [
         await hello(http, victim.base, {"kind": "kiosk", "credential": c}) for c in credentials
@@ -272,9 +285,22 @@ async def failover(
         times.append((time.perf_counter() - lost_at) * 1000)
         return client
 
+    call_times: list[float | None] = []
+
+    async def resume_call(kiosk: BenchClient, credential: str) -> BenchClient | None:
+        lost_at = await closed(kiosk)
+        auth = {"kind": "kiosk", "credential": credential}
+        client, welcome = await come_back(http, survivor.base, kiosk, auth)
+        resumed = bool(welcome.get("resumed"))
+        call_times.append((time.perf_counter() - lost_at) * 1000 if resumed else None)
+        return client if resumed else None
+
     pairs = zip(kiosks, credentials, strict=True)
-    back_on_a = await asyncio.gather(*(back(k, c) for k, c in pairs))
-    return times, took, again, list(back_on_a)
+    back_on_a, in_calls = await asyncio.gather(
+        asyncio.gather(*(back(k, c) for k, c in pairs)),
+        asyncio.gather(*(resume_call(k, c) for k, c in calls)),
+    )
+    return times, took, again, list(back_on_a), [t for t in call_times if t], list(in_calls)
 
 
 async def drain(
@@ -403,8 +429,19 @@ async def run(sizes: Sizes) -> dict[str, Any]:
                 await wrapping_up(http, a, c, kiosks[n], tokens[n]) for n in on_c[: sizes.timers]
             ]
             rings = [await ringing(http, a, c, kiosks[n], tokens[n]) for n in on_c[sizes.timers :]]
-            waiting = kiosks[on_c.stop : on_c.stop + sizes.waiting]
-            failover_ms, took, again, back_on_a = await failover(http, nodes, waiting)
+            in_call = range(on_c.stop, on_c.stop + sizes.calls)  # kiosk on C, staff on A
+            calls = [await one_call(http, c, a, kiosks[n], tokens[n]) for n in in_call]
+            waiting = kiosks[in_call.stop : in_call.stop + sizes.waiting]
+            call_kiosks = [(k, kiosks[n]) for (k, _s), n in zip(calls, in_call, strict=True)]
+            failover_ms, took, again, back_on_a, calls_ms, resumed = await failover(
+                http, nodes, waiting, call_kiosks
+            )
+            # The calls whose kiosk was on C go on: both sides heard by the other, as in drain.
+            going_on = [(k, s) for k, (_k, s) in zip(resumed, calls, strict=True) if k]
+            call_staff = [staff for _k, staff in calls]
+            calls_failed = await silent_calls(
+                [k for k, _s in going_on], [s for _k, s in going_on], sizes.seconds
+            )
             await asyncio.sleep(ORPHANS_SECONDS)  # C's timers fire elsewhere, its consoles end
             drain_ms, moved, codes = await drain(http, nodes, cross_staff)
             failed = await silent_calls(cross_kiosks, moved, sizes.seconds)
@@ -416,7 +453,8 @@ async def run(sizes: Sizes) -> dict[str, Any]:
             [f"bench{n}" for n in on_c],
         )
         kiosks_on_a = [kiosk for kiosk, _s, _t in wraps + rings]
-        for client in same_clients + cross_kiosks + moved + back_on_a + kiosks_on_a:
+        closing = same_clients + cross_kiosks + moved + back_on_a + kiosks_on_a
+        for client in closing + [k for k, _s in going_on] + call_staff:
             with contextlib.suppress(aiohttp.ClientError, ConnectionError):
                 await client.close()
         await http.close()
@@ -434,6 +472,10 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "failover_kiosks": len(took),
         "failover_resume_p50_ms": summary(failover_ms)["p50"],
         "failover_resume_p99_ms": summary(failover_ms)["p99"],
+        "failover_calls": len(calls_ms),
+        "failover_call_resume_p50_ms": summary(calls_ms)["p50"],
+        "failover_call_resume_p99_ms": summary(calls_ms)["p99"],
+        "failover_calls_failed": calls_failed + sizes.calls - len(going_on),
         "drain_sessions": len(drain_ms),
         "drain_close_codes": sorted(set(codes)),
         "drain_resume_p50_ms": summary(drain_ms)["p50"],
