@@ -16,6 +16,12 @@ Deliver = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class Broker(Protocol):
+    @property
+    def healthy(self) -> bool:
+        """Whether the other processes can be reached now (always, in one process). While not,
+        ``publish`` answers True for what it keeps to send later: not a sign of a holder."""
+        ...
+
     async def subscribe(self, topic: str, deliver: Deliver) -> None: ...
 
     async def unsubscribe(self, topic: str, deliver: Deliver | None = None) -> None:
@@ -54,6 +60,10 @@ class InProcessBroker:
     def __init__(self) -> None:
         self._subscribers: dict[str, Deliver] = {}
         self._listeners: dict[str, list[Deliver]] = {}
+
+    @property
+    def healthy(self) -> bool:
+        return True
 
     async def subscribe(self, topic: str, deliver: Deliver) -> None:
         self._subscribers[topic] = deliver

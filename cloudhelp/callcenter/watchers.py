@@ -104,8 +104,11 @@ class Watchers:
         to come back. A kiosk or console that came back (hello on another node) holds its row
         under a new session, so nothing happens to it. The broker sees a dead process at once;
         a machine lost with its connections open counts as held until its registrations
-        expire (``topic_ttl``, 15 s)."""
+        expire (``topic_ttl``, 15 s). While the broker cannot reach Redis, nothing is decided
+        (and no clock restarts)."""
         center, hub = self.center, self.center.hub
+        if not hub.broker.healthy:
+            return  # the other nodes cannot be asked: nothing is known, the clocks run on
         async with self.db.read() as s:
             consoles = await presence.console_sessions(s)
             kiosks = await queue.kiosk_sessions(s)
@@ -117,6 +120,8 @@ class Watchers:
             for sid in named
             if sid not in hub.sessions and not await hub.session_alive(sid)
         }
+        if not hub.broker.healthy:
+            return  # lost meanwhile: a probe kept for later answered "held" without asking
         self._unheld_since = unheld
         grace = hub.settings.grace_seconds
         orphans = [
