@@ -474,6 +474,23 @@ async def test_a_console_moves_only_for_its_own_person_and_a_reload_moves_too(
                     assert await holder(redis, staff) == broker_of(a).node_id
 
 
+async def media_call(
+    kiosk: SignalingClient, staff: SignalingClient, item: str
+) -> tuple[CallPeer, CallPeer, dict[str, Any]]:
+    """The kiosk takes a ticket for ``item`` and ``staff``, the one available, answers: both
+    aiortc peers connected and receiving video. (kiosk's peer, staff's peer, the ticket)."""
+    kiosk_peer, staff_peer = CallPeer(kiosk), CallPeer(staff)
+    ticket = await take_ticket(kiosk, item)
+    await answer(staff)
+    await kiosk.expect("joined")
+    await staff.expect("joined")
+    await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
+    await asyncio.wait_for(staff_peer.connected.wait(), 30)
+    await until(lambda: kiosk_peer.frames_of(0) >= 10, what="video to the kiosk")
+    await until(lambda: staff_peer.frames_of(0) >= 10, what="video to the staff member")
+    return kiosk_peer, staff_peer, ticket
+
+
 async def connect_on(
     redis: Redis, proxy: str, http: aiohttp.ClientSession, auth: dict[str, Any], node_id: str
 ) -> SignalingClient:
@@ -528,15 +545,7 @@ async def test_an_aiortc_call_is_transferred_across_three_nodes_behind_nginx(
             await zhaogang.expect("presence", state="available")
 
             # The first call: kiosk on A, zhaogang on B, media peer to peer.
-            kiosk_peer, zhaogang_peer = CallPeer(kiosk), CallPeer(zhaogang)
-            ticket = await take_ticket(kiosk, "JTJ-004")
-            await answer(zhaogang)
-            await kiosk.expect("joined")
-            await zhaogang.expect("joined")
-            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
-            await asyncio.wait_for(zhaogang_peer.connected.wait(), 30)
-            await until(lambda: kiosk_peer.frames_of(0) >= 10, what="video to the kiosk")
-            await until(lambda: zhaogang_peer.frames_of(0) >= 10, what="video to zhaogang")
+            kiosk_peer, zhaogang_peer, ticket = await media_call(kiosk, zhaogang, "JTJ-004")
             document = os.urandom(256 * 1024)
             assert (await kiosk_peer.send_file("营业执照.jpg", document))["ok"] is True
             assert (await asyncio.wait_for(zhaogang_peer.files.get(), 20)).data == document
@@ -600,14 +609,7 @@ async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
         async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
             kiosk = SignalingClient(f"http://127.0.0.1:{port}", b.http)
             await kiosk.connect({"kind": "kiosk", "credential": credential})
-            kiosk_peer, zhaogang_peer = CallPeer(kiosk), CallPeer(zhaogang)
-            ticket = await take_ticket(kiosk, ITEM)
-            await answer(zhaogang)
-            await kiosk.expect("joined")
-            await zhaogang.expect("joined")
-            await asyncio.wait_for(kiosk_peer.connected.wait(), 30)
-            await asyncio.wait_for(zhaogang_peer.connected.wait(), 30)
-            await until(lambda: zhaogang_peer.frames_of(0) >= 10, what="video to zhaogang")
+            kiosk_peer, zhaogang_peer, ticket = await media_call(kiosk, zhaogang, ITEM)
             await kiosk.send({"type": "app", "data": "before"})
             assert (await zhaogang.expect("app"))["data"] == "before"
             process.kill()
