@@ -592,7 +592,7 @@ class RedisBroker:
                 self._trouble(exc)
                 if alive is not None:
                     with contextlib.suppress(Exception):
-                        await alive.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                        await alive.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8
                 alive = None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)

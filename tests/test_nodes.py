@@ -589,15 +589,20 @@ def ids_of(queue: dict[str, Any]) -> list[int]:
     return [t["id"] for t in queue["tickets"]]
 
 
-async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
-    pg_demo_url: str, tmp_path: Path, loopback_ice: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("dead", ["kiosk", "staff"])
+async def test_a_call_whose_node_was_killed_goes_on_from_another_node(
+    dead: str,
+    pg_demo_url: str,
+    tmp_path: Path,
+    loopback_ice: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A call with aiortc peers: the kiosk on a `cloudhelp serve` node, zhaogang on B. The
-    kiosk's node is SIGKILLed; the kiosk resumes on B at once, which re-creates its session
-    from the card the dead node left in Redis (its history died with it); zhaogang hears
-    peer_back; messages flow both ways; the video went on from the kill (peer to peer); the
-    call is still the same one past the grace time, B's orphan check looking every second;
-    the hang-up ends it."""
+    """A call with aiortc peers: one side (the kiosk, or zhaogang at his console) on a
+    `cloudhelp serve` node, the other on B. That node is SIGKILLed; its client resumes on B
+    at once, which re-creates the session from the card the dead node left in Redis (its
+    history died with it); the other side hears peer_back; messages flow both ways; the video
+    went on from the kill (peer to peer); the call is still the same one past the grace time,
+    B's orphan check looking every second; the hang-up ends it."""
     monkeypatch.setattr(watchers, "ORPHAN_CHECK_SECONDS", 1.0)
     url = shared_redis_url()
     grace = 6.0
@@ -605,10 +610,16 @@ async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
         pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=grace
     ) as b:
         credential = await b.kiosk_credential("QG-03")
-        zhaogang = await b.staff("zhaogang")
+        token = await b.staff_token("zhaogang")
         async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
-            kiosk = SignalingClient(f"http://127.0.0.1:{port}", b.http)
+            on_dead = f"http://127.0.0.1:{port}"
+            kiosk = SignalingClient(on_dead if dead == "kiosk" else b.base_url, b.http)
             await kiosk.connect({"kind": "kiosk", "credential": credential})
+            zhaogang = SignalingClient(on_dead if dead == "staff" else b.base_url, b.http)
+            await zhaogang.connect({"kind": "staff", "token": token})
+            await zhaogang.expect("presence", state="away")
+            await zhaogang.send({"type": "staff.status", "status": "available"})
+            await zhaogang.expect("presence", state="available")
             kiosk_peer, zhaogang_peer, ticket = await media_call(kiosk, zhaogang, ITEM)
             await kiosk.send({"type": "app", "data": "before"})
             assert (await zhaogang.expect("app"))["data"] == "before"
@@ -616,11 +627,12 @@ async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
             await asyncio.wait_for(process.wait(), 10)
             frames = zhaogang_peer.frames_of(0)
 
-        welcome = await resume_on(kiosk, b.base_url)
+        survivor, moved = (zhaogang, kiosk) if dead == "kiosk" else (kiosk, zhaogang)
+        welcome = await resume_on(moved, b.base_url)
         assert welcome["resumed"] is True
         assert hub_of(b).sessions_recovered == 1
-        back = await zhaogang.expect("peer_back")
-        assert back["session"] == kiosk.session_id
+        back = await survivor.expect("peer_back")
+        assert back["session"] == moved.session_id
         await kiosk.send({"type": "app", "data": "after"})
         assert (await zhaogang.expect("app"))["data"] == "after"
         await zhaogang.send({"type": "app", "data": "好的"})
@@ -634,6 +646,13 @@ async def test_a_call_whose_kiosk_node_was_killed_goes_on_from_another_node(
             row = await s.get(Ticket, ticket["id"])
             assert row is not None and row.status == "connected"
             assert row.session_id == kiosk.session_id
+            presence = (
+                await s.execute(
+                    select(StaffPresence).join(Staff).where(Staff.username == "zhaogang")
+                )
+            ).scalar_one()
+            assert presence.state == "in_call" and presence.ticket_id == ticket["id"]
+            assert presence.session_id == zhaogang.session_id
         frames = kiosk_peer.frames_of(0)
         await until(lambda: kiosk_peer.frames_of(0) >= frames + 10, what="video to the kiosk")
         await kiosk.send({"type": "call.hangup"})
