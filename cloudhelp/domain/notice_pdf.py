@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import segno
-from fpdf import FPDF
 
 from cloudhelp.domain.notice_text import Field, NoticeText
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 # Noto Sans CJK (Debian: fonts-noto-cjk); index 2 of the collection is Simplified Chinese.
 FONT_CANDIDATES = (
@@ -31,6 +34,8 @@ def font_path() -> Path:
 
 def render(text: NoticeText) -> bytes:
     """The notice as an A4 PDF, with the same words as the printable page."""
+    from fpdf import FPDF  # here: only a worker process that draws a PDF pays the import
+
     pdf = FPDF(format="A4")
     pdf.set_margins(18, 18, 18)
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)

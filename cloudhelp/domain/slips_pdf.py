@@ -9,14 +9,17 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import segno
-from fpdf import FPDF
 
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import appointments
 from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, FontMissing, font_path
 from cloudhelp.store.models import Appointment
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 A5 = (148, 210)  # mm (fpdf2 warns when the name "A5" is given)
 TITLE = "预约办理单"
@@ -64,6 +67,8 @@ def slip_of(a: Appointment) -> Slip:
 
 def render(slips: Sequence[Slip]) -> bytes:
     """Every slip, one A5 page each, in one PDF."""
+    from fpdf import FPDF  # here: only the child process that draws the slips pays the import
+
     pdf = FPDF(format=A5)
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(True, 12)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import segno
-from fpdf import FPDF
 
 from cloudhelp.domain.logistics.codes import grouped
 from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, font_path
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 LABEL_SIZE_MM = (100, 60)
 
@@ -46,6 +49,8 @@ def mask_name(name: str) -> str:
 
 
 def _pdf(**kwargs: object) -> FPDF:
+    from fpdf import FPDF  # here: only a worker process that draws a PDF pays the import
+
     pdf = FPDF(**kwargs)  # type: ignore[arg-type]
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)
     pdf.set_auto_page_break(False)
