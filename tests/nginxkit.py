@@ -36,13 +36,21 @@ def nginx_binary() -> str:
 
 
 def templated_site(
-    app_ports: Sequence[int], http_port: int, https_port: int, folder: Path, ca: TestCA
+    app_ports: Sequence[int],
+    http_port: int,
+    https_port: int,
+    folder: Path,
+    ca: TestCA,
+    backup_ports: Sequence[int] = (),
 ) -> str:
-    """deploy/nginx/cloudhelp.conf with the test's ports (one upstream server per app port),
-    name, certificate and paths."""
+    """deploy/nginx/cloudhelp.conf with the test's ports (one upstream server per app port;
+    ``backup_ports`` are used only while every other one fails), name, certificate and paths."""
     cert, key, _ = ca.issue("nginx")
     site = SITE.read_text()
-    upstream = "\n    ".join(f"server 127.0.0.1:{port};" for port in app_ports)
+    upstream = "\n    ".join(
+        [f"server 127.0.0.1:{port};" for port in app_ports]
+        + [f"server 127.0.0.1:{port} backup;" for port in backup_ports]
+    )
     replacements = {
         "server 127.0.0.1:8080;": upstream,
         "listen 80;": f"listen 127.0.0.1:{http_port};",
@@ -74,13 +82,14 @@ class Nginx:
 
 @asynccontextmanager
 async def nginx_in_front(
-    app_ports: int | Sequence[int], folder: Path, ca: TestCA
+    app_ports: int | Sequence[int], folder: Path, ca: TestCA, backup_ports: Sequence[int] = ()
 ) -> AsyncIterator[Nginx]:
     """nginx (not a daemon, one worker) with the deploy/ site in front of 127.0.0.1's
-    ``app_ports`` (one server, or several nodes)."""
+    ``app_ports`` (one server, or several nodes), and ``backup_ports`` behind them."""
     ports = [app_ports] if isinstance(app_ports, int) else list(app_ports)
     http_port, https_port = free_port(), free_port()
-    _write_config(folder, templated_site(ports, http_port, https_port, folder, ca))
+    site = templated_site(ports, http_port, https_port, folder, ca, backup_ports)
+    _write_config(folder, site)
     command = [nginx_binary(), "-p", str(folder), "-c", str(folder / "nginx.conf"),
                "-e", str(folder / "error.log")]  # fmt: skip
     check = await asyncio.create_subprocess_exec(

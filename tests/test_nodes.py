@@ -660,3 +660,27 @@ async def test_a_call_whose_node_was_killed_goes_on_from_another_node(
         await kiosk_peer.close()
         await zhaogang_peer.close()
         await kiosk.close()
+
+
+async def test_a_console_hears_its_queue_only_from_the_node_holding_it(pg_demo_url: str) -> None:
+    """Queue lists are gated by what each node last sent; a list from another node would make
+    that memory wrong (a console left listing a ticket already answered, seen with pages
+    behind nginx). zhaogang's console is on B, a kiosk on A takes a ticket: the console hears
+    the list from B (A's notice), and a queue push on A sends it nothing."""
+    url = shared_redis_url()
+    async with (
+        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
+    ):
+        zhaogang = await b.staff("zhaogang", available=False)
+        kiosk = await a.kiosk("QG-03")
+        zhaogang.drain("queue")
+        taken = await take_ticket(kiosk, ITEM)
+        listed = await zhaogang.expect_where("queue", lambda f: f["total"] == 1)
+        assert listed["tickets"][0]["id"] == taken["id"]
+        await a.state.callcenter.pushes.push_queues()  # A holds no console: it sends none
+        await b.state.callcenter.pushes.push_queues()  # B sent this list already
+        await asyncio.sleep(0.5)
+        assert zhaogang.drain("queue") == []
+        await zhaogang.close()
+        await kiosk.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -113,7 +114,12 @@ class Pushes:
         self.tasks = tasks
         self.board_watchers = board_watchers
         self._push_pending = False
+        self._tell_nodes = False  # the pending queue push follows a change made here
         self._push_seconds = 0.0  # how long the last queue push took
+        # Names this process's notices: a node pushes queue state to the sessions it holds
+        # when another node's notice says the queues changed (never for its own).
+        self.origin = secrets.token_hex(6)
+        self._notice_queues = False
         self._board_pending = False
         self._board_pushed = -BOARD_COALESCE_SECONDS  # monotonic time of the last board push
         self._notice_pending = False
@@ -184,8 +190,11 @@ class Pushes:
         }
         await self.send_if_changed(f"warnings:{staff_id}", session_id, message, stamp)
 
-    def schedule_queues(self) -> None:
-        """Push queue state soon; events close together share one push."""
+    def schedule_queues(self, tell_nodes: bool = True) -> None:
+        """Push queue state soon to the sessions held here; events close together share one
+        push. ``tell_nodes``: the change was made here, so the other nodes are told to push
+        to theirs (a notice from another node pushes here without telling anyone)."""
+        self._tell_nodes = self._tell_nodes or tell_nodes
         if self._push_pending:
             return
         self._push_pending = True
@@ -196,14 +205,20 @@ class Pushes:
         # than about half of the loop, whatever the size of the queue.
         await asyncio.sleep(max(PUSH_COALESCE_SECONDS, self._push_seconds))
         self._push_pending = False
+        tell_nodes, self._tell_nodes = self._tell_nodes, False
         started = time.monotonic()
         await self.push_queues()
         self._push_seconds = time.monotonic() - started
-        self.board_changed()
+        if tell_nodes:
+            self.board_changed(queues=True)
 
     async def push_queues(self) -> None:
-        """Send each waiting kiosk its position and estimate, and each staff member their queue."""
+        """Send each waiting kiosk its position and estimate, and each staff member their queue,
+        for the sessions held here. Each session's queue state comes from the node holding it
+        only: the gate remembers what this node sent, and a list sent by another node would
+        make that memory wrong (a console left showing a ticket already answered)."""
         stamp = self.gate.read()
+        held = self.hub.sessions
         async with self.db.read() as s:
             queued = await queue.queued_tickets(s)
             estimated = await estimates.queue_estimates(s, queued)
@@ -211,6 +226,8 @@ class Pushes:
             handles = await presence.skill_sets(s, [p.staff_id for p in online])
         summaries = {t.id: frames.ticket_summary(t) for t in queued}
         for ticket in queued:
+            if ticket.session_id not in held:
+                continue
             body = frames.ticket_body(ticket, estimated[ticket.id])
             message = {"type": "ticket", "ticket": body, "_key": "ticket"}
             await self.send_if_changed(
@@ -221,7 +238,7 @@ class Pushes:
         # serialised once for all of them.
         groups: dict[tuple[frozenset[int], frozenset[int]], list[StaffPresence]] = {}
         for row in online:
-            if row.session_id is not None:
+            if row.session_id in held:
                 handled = handles[row.staff_id]
                 groups.setdefault((frozenset(handled[0]), frozenset(handled[1])), []).append(row)
         for (departments, items), rows in groups.items():
@@ -255,9 +272,10 @@ class Pushes:
             call["quality"] = quality.get(call["ticket"])
         return frame | {"_key": "board"}
 
-    def board_changed(self) -> None:
+    def board_changed(self, queues: bool = False) -> None:
         """Something the board shows changed (written already): tell every node, this one
         included, to push the board to its watchers soon."""
+        self._notice_queues = self._notice_queues or queues
         if self._notice_pending:
             return
         self._notice_pending = True
@@ -266,11 +284,16 @@ class Pushes:
     async def _notify_board(self) -> None:
         # Cleared first: a change written while this notice is on its way sends another.
         self._notice_pending = False
-        await self.hub.broker.broadcast(BOARD_CHANNEL, {"type": "board.changed"})
+        queues, self._notice_queues = self._notice_queues, False
+        notice = {"type": "board.changed", "origin": self.origin, "queues": queues}
+        await self.hub.broker.broadcast(BOARD_CHANNEL, notice)
 
     async def on_board_notice(self, message: dict[str, Any]) -> None:
-        """A node (this one or another) changed what the board shows."""
+        """A node (this one or another) changed what the board shows; another node's change
+        of the queues is pushed to the sessions held here."""
         self.schedule_board()
+        if message.get("queues") and message.get("origin") != self.origin:
+            self.schedule_queues(tell_nodes=False)
 
     def schedule_board(self) -> None:
         """Push the board to whoever watches it here: now, or a second after the last push

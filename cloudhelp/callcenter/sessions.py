@@ -118,6 +118,10 @@ class Sessions:
         rows name the session, not the node: nothing there changes). A board page sends
         ``board.watch`` again on its welcome there."""
         self.center._board_watchers.discard(session.id)
+        if session.principal.kind == "staff" and session.principal.purpose == CONSOLE:
+            # Queue lists come from the node holding the console (Pushes.push_queues): what
+            # this node sent is no longer what the console shows once another node sends.
+            self.gate.reset(f"queue:{session.principal.id}")
         log_event(
             "session.moved", kind=session.principal.kind, principal=session.principal.id,
             session=session.id,

@@ -1,0 +1,113 @@
+"""Chromium pages across nodes behind nginx (issue 17; docs/scaling.md): the kiosk page's node
+is SIGKILLed mid-call, the page reconnects through nginx to another node, and the call goes on.
+Real parts: nginx with the deploy/ site, a `cloudhelp serve` node, an in-process node, one
+PostgreSQL database, redis-server, headless Chromium with fake devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from cloudhelp.store.models import Ticket
+from tests.browserkit import chromium, new_page, snap
+from tests.callkit import running_server
+from tests.nginxkit import nginx_in_front
+from tests.rediskit import shared_redis_url
+from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_call_core import until
+from tests.test_nodes import hub_of, serving_node
+from tests.test_redis_broker import node, pg_demo_url
+from tests.tlskit import TestCA
+
+__all__ = ["pg_demo_url"]  # the fixture, used by name
+
+pytestmark = pytest.mark.timeout(150)
+
+
+async def frames_shown(page: Page, selector: str) -> int:
+    """How many frames the <video> has shown so far."""
+    return int(
+        await page.eval_on_selector(selector, "v => v.getVideoPlaybackQuality().totalVideoFrames")
+    )
+
+
+async def test_a_kiosk_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
+    pg_demo_url: str, tmp_path: Path
+) -> None:
+    """nginx sends the kiosk page to node "dead" (its backup is node B); zhaogang's console is
+    on B. The resident calls, zhaogang answers, video both ways, and the console's queue no
+    longer lists the ticket. "dead" is SIGKILLed: the
+    kiosk page says it is reconnecting, reconnects through nginx (now to B), and B re-creates
+    its session from the card in Redis. The call goes on: the banner goes, chat goes both
+    ways, both videos keep playing (they never went through a node), and the hang-up ends the
+    call with the kiosk's ticket completed."""
+    url = shared_redis_url()
+    ca = TestCA.create(tmp_path / "pki")
+    async with running_server(
+        pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10,
+        trusted_proxies=["127.0.0.1"],
+    ) as b:  # fmt: skip
+        async with (
+            serving_node(pg_demo_url, url, node("dead"), tmp_path / "dead") as (process, port),
+            nginx_in_front(port, tmp_path / "nginx", ca, backup_ports=[b.server.port]) as nginx,
+            chromium(extra_flags=ca.chromium_flags()) as browser,
+        ):
+            kiosk = await new_page(browser, nginx.base_url)
+            staff = await new_page(browser, b.base_url)
+            await enrolled_kiosk(b, kiosk)
+            await signed_in_staff(b, staff, "zhaogang")
+            await kiosk.click("#hot [data-item=NYNC-002]")
+            await kiosk.click("#call-button")
+            await wait_for_video(kiosk, "#preview")
+            await kiosk.click("#start-call")
+            await expect(staff.locator("#ring")).to_be_visible()
+            await staff.click("#ring-accept")
+            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+            await wait_for_video(staff, "#remote-main")
+            await wait_for_video(kiosk, "#remote-main")
+            # The ticket was taken on "dead" and answered on B: the console's queue, which
+            # listed it while it rang, is empty (each node pushes queues to its own sessions).
+            await expect(staff.locator("#queue li")).to_have_count(0)
+            await expect(staff.locator("#queue-empty")).to_be_visible()
+            await kiosk.fill("#chat-input", "我在前关驿站")
+            await kiosk.click("#chat-form button")
+            await expect(staff.locator("#chat li.them").last).to_have_text("我在前关驿站")
+            assert hub_of(b).sessions_recovered == 0  # the kiosk's session is on "dead"
+
+            process.kill()
+            await asyncio.wait_for(process.wait(), 10)
+            await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
+            await expect(kiosk.locator("#banner")).to_be_hidden(timeout=20_000)
+            await until(lambda: hub_of(b).sessions_recovered == 1, what="the session recovered")
+            await snap(kiosk, "nodes-kiosk-after-its-node-died")
+
+            await kiosk.fill("#chat-input", "刚才网络断了一下")
+            await kiosk.click("#chat-form button")
+            await expect(staff.locator("#chat li.them").last).to_have_text("刚才网络断了一下")
+            await staff.fill("#chat-input", "没关系，我们继续")
+            await staff.click("#chat-form button")
+            await expect(kiosk.locator("#chat li.them").last).to_have_text("没关系，我们继续")
+            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+            await expect(staff.locator("#queue li")).to_have_count(0)
+            for page in (kiosk, staff):
+                shown = await frames_shown(page, "#remote-main")
+                await page.wait_for_function(
+                    "([s, n]) => document.querySelector(s).getVideoPlaybackQuality()"
+                    ".totalVideoFrames > n + 10",
+                    arg=["#remote-main", shown],
+                    timeout=20_000,
+                )
+            await snap(staff, "nodes-staff-after-the-kiosks-node-died")
+
+            await kiosk.click("#hangup")
+            await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+            await expect(staff.locator("#wrapup")).to_be_visible()
+        async with b.state.db.read() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+            assert ticket.status in ("wrapup", "completed")
+            assert ticket.end_reason == "kiosk_hangup"
