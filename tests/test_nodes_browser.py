@@ -1,5 +1,5 @@
-"""Chromium pages across nodes behind nginx (issue 17; docs/scaling.md): the kiosk page's node
-is SIGKILLed mid-call, the page reconnects through nginx to another node, and the call goes on.
+"""Chromium pages across nodes behind nginx (issue 17; docs/scaling.md): one page's node is
+SIGKILLed mid-call, the page reconnects through nginx to another node, and the call goes on.
 Real parts: nginx with the deploy/ site, a `cloudhelp serve` node, an in-process node, one
 PostgreSQL database, redis-server, headless Chromium with fake devices.
 """
@@ -36,16 +36,16 @@ async def frames_shown(page: Page, selector: str) -> int:
     )
 
 
-async def test_a_kiosk_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
-    pg_demo_url: str, tmp_path: Path
+@pytest.mark.parametrize("dead", ["kiosk", "staff"])
+async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
+    dead: str, pg_demo_url: str, tmp_path: Path
 ) -> None:
-    """nginx sends the kiosk page to node "dead" (its backup is node B); zhaogang's console is
-    on B. The resident calls, zhaogang answers, video both ways, and the console's queue no
-    longer lists the ticket. "dead" is SIGKILLed: the
-    kiosk page says it is reconnecting, reconnects through nginx (now to B), and B re-creates
-    its session from the card in Redis. The call goes on: the banner goes, chat goes both
-    ways, both videos keep playing (they never went through a node), and the hang-up ends the
-    call with the kiosk's ticket completed."""
+    """nginx sends one page (the kiosk's, or zhaogang's console) to node "dead", whose backup
+    is node B; the other page is on B. The resident calls, zhaogang answers, video both ways,
+    and the console's queue no longer lists the ticket. "dead" is SIGKILLed: its page says it
+    is reconnecting, reconnects through nginx (now to B), and B re-creates its session from
+    the card in Redis. The call goes on: the banner goes, chat goes both ways, both videos
+    keep playing (they never went through a node), and the hang-up ends the call."""
     url = shared_redis_url()
     ca = TestCA.create(tmp_path / "pki")
     async with running_server(
@@ -57,8 +57,9 @@ async def test_a_kiosk_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             nginx_in_front(port, tmp_path / "nginx", ca, backup_ports=[b.server.port]) as nginx,
             chromium(extra_flags=ca.chromium_flags()) as browser,
         ):
-            kiosk = await new_page(browser, nginx.base_url)
-            staff = await new_page(browser, b.base_url)
+            kiosk = await new_page(browser, nginx.base_url if dead == "kiosk" else b.base_url)
+            staff = await new_page(browser, nginx.base_url if dead == "staff" else b.base_url)
+            moved = kiosk if dead == "kiosk" else staff
             await enrolled_kiosk(b, kiosk)
             await signed_in_staff(b, staff, "zhaogang")
             await kiosk.click("#hot [data-item=NYNC-002]")
@@ -77,14 +78,13 @@ async def test_a_kiosk_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             await kiosk.fill("#chat-input", "我在前关驿站")
             await kiosk.click("#chat-form button")
             await expect(staff.locator("#chat li.them").last).to_have_text("我在前关驿站")
-            assert hub_of(b).sessions_recovered == 0  # the kiosk's session is on "dead"
+            assert hub_of(b).sessions_recovered == 0  # that page's session is on "dead"
 
             process.kill()
             await asyncio.wait_for(process.wait(), 10)
-            await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
-            await expect(kiosk.locator("#banner")).to_be_hidden(timeout=20_000)
+            await expect(moved.locator("#banner")).to_contain_text("正在重新连接")
+            await expect(moved.locator("#banner")).to_be_hidden(timeout=20_000)
             await until(lambda: hub_of(b).sessions_recovered == 1, what="the session recovered")
-            await snap(kiosk, "nodes-kiosk-after-its-node-died")
 
             await kiosk.fill("#chat-input", "刚才网络断了一下")
             await kiosk.click("#chat-form button")
@@ -102,7 +102,8 @@ async def test_a_kiosk_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
                     arg=["#remote-main", shown],
                     timeout=20_000,
                 )
-            await snap(staff, "nodes-staff-after-the-kiosks-node-died")
+            await snap(kiosk, f"nodes-{dead}-node-died-kiosk")
+            await snap(staff, f"nodes-{dead}-node-died-staff")
 
             await kiosk.click("#hangup")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
