@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from cloudhelp.core.throttle import FailureThrottle
-from cloudhelp.store.models import AuditEvent, CallQuality, utcnow
+from cloudhelp.domain import queue
+from cloudhelp.store.models import AuditEvent, CallQuality, TicketEvent, utcnow
 from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
@@ -227,7 +228,7 @@ async def test_a_warning_raised_on_one_node_reaches_a_board_and_a_console_on_ano
         await kiosk.send({"type": "call.hangup"})
 
 
-async def test_a_call_across_nodes_keeps_both_sides_figures(
+async def test_a_call_across_nodes_keeps_both_sides_figures_and_log(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
     url = shared_redis_url()
@@ -240,6 +241,11 @@ async def test_a_call_across_nodes_keeps_both_sides_figures(
         await staff.send({"type": "call.stats", "rtt_ms": 650, "loss": 0.12})
         await kiosk.send({"type": "app", "data": {"kind": "chat", "text": "你好"}})
         await staff.expect("app")
+        await kiosk.send({"type": "app", "data": {"kind": "screen", "on": True}})
+        await staff.expect("app")
+        for text in ("您好", "请出示证件"):
+            await staff.send({"type": "app", "data": {"kind": "chat", "text": text}})
+            await kiosk.expect("app")
         # Each node holds its own member's side of the call.
         on_a, on_b = a.state.callcenter.quality.calls, b.state.callcenter.quality.calls
         for _ in range(50):
@@ -268,6 +274,32 @@ async def test_a_call_across_nodes_keeps_both_sides_figures(
         for server in (a, b):
             assert server.state.callcenter.quality.calls == {}
             assert server.state.callcenter._call_log == {}
+        # The session log has both sides: zhaogang's two lines saved by B with the end, the
+        # kiosk's line and screen toggle added by A.
+        async with a.state.db.read() as s:
+            ended = await s.scalar(select(TicketEvent).where(TicketEvent.kind == "ended"))
+        assert ended is not None and ended.detail["call"] == call_id
+        assert ended.detail["chats"] == 3
+        assert [(t["by"], t["on"]) for t in ended.detail["screen"]] == [("kiosk", True)]
+
+
+def test_two_nodes_parts_of_a_call_log_merge_in_time_order_and_stay_bounded() -> None:
+    def toggle(second: int, by: str) -> dict[str, Any]:
+        return {"by": by, "on": second % 2 == 0, "at": f"2026-12-04T09:00:{second:02d}+00:00"}
+
+    saved = {"call": 7, "reason": "staff_hangup", "chats": 2, "screen": [toggle(3, "staff")]}
+    extra = {"chats": 1, "screen": [toggle(1, "kiosk"), toggle(5, "kiosk")]}
+    merged = queue.merged_call_log(saved, extra, screen_max=20)
+    assert merged["call"] == 7 and merged["reason"] == "staff_hangup" and merged["chats"] == 3
+    assert [t["at"][-8:-6] for t in merged["screen"]] == ["01", "03", "05"]
+    assert "screen_toggles" not in merged
+    # Past the bound: the first ones and the latest, and the count of them all.
+    many = {"chats": 0, "screen": [toggle(n, "kiosk") for n in range(0, 40, 2)]}
+    more = {"chats": 0, "screen": [toggle(n, "staff") for n in range(1, 41, 2)]}
+    bounded = queue.merged_call_log(many, more, screen_max=20)
+    assert len(bounded["screen"]) == 20 and bounded["screen_toggles"] == 40
+    assert bounded["screen"][-1] == toggle(39, "staff")
+    assert [t["at"][-8:-6] for t in bounded["screen"][:3]] == ["00", "01", "02"]
 
 
 async def readyz(server: CallServer) -> tuple[int, dict[str, Any]]:

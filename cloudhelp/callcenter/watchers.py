@@ -15,6 +15,7 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from cloudhelp.callcenter.calls import SCREEN_LOG_MAX
 from cloudhelp.core.clock import today
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import accounts, metrics, netquality, presence, queue
@@ -79,9 +80,9 @@ class Watchers:
 
     async def forget_ended_calls(self) -> None:
         """A call's members may be on two nodes, each gathering its own member's reports;
-        the node that ends the call saves what it holds. The other node saves its side's
-        quality figures here (one row per side) and drops its part of the session log (its
-        chat count and screen toggles are lost: not merged into the ended call's record)."""
+        the node that ends the call saves what it holds. The other node saves its side here:
+        its quality figures (one row per side) and its part of the session log (chat lines and
+        screen toggles, added to the event that ended the call)."""
         center = self.center
         rooms = set(center.quality.calls) | set(center._call_log)
         if not rooms:
@@ -89,11 +90,15 @@ class Watchers:
         async with self.db.read() as s:
             ended = await netquality.ended_calls(s, (int(r.removeprefix("call-")) for r in rooms))
         for call_id in ended:
-            center._call_log.pop(f"call-{call_id}", None)
+            log = center._call_log.pop(f"call-{call_id}", None)
             figures = center.quality.take(f"call-{call_id}")
-            if figures is not None:
-                async with self.db.write() as s:
+            if figures is None and not log:
+                continue
+            async with self.db.write() as s:
+                if figures is not None:
                     await netquality.save_summaries(s, call_id, figures.ticket_id, figures)
+                if log:
+                    await queue.merge_call_log(s, call_id, log, SCREEN_LOG_MAX)
 
     async def end_orphans(self) -> None:
         """End the sessions that ticket and console rows name but no node holds: their node

@@ -79,6 +79,50 @@ async def record(
     session.add(TicketEvent(ticket_id=ticket_id, kind=kind, staff_id=staff_id, detail=detail))
 
 
+async def merge_call_log(
+    session: AsyncSession, call_id: int, log: dict[str, Any], screen_max: int
+) -> bool:
+    """Add the part of an ended call's session log gathered on another node (its members'
+    chat lines and screen toggles) to the event that ended the call (``merged_call_log``);
+    False when that event is not there."""
+    call = await session.get(Call, call_id)
+    if call is None:
+        return False
+    events = await session.scalars(
+        select(TicketEvent)
+        .where(
+            TicketEvent.ticket_id == call.ticket_id,
+            TicketEvent.kind.in_(("ended", "transferred")),
+        )
+        .with_for_update()
+    )
+    event = next((e for e in events if (e.detail or {}).get("call") == call_id), None)
+    if event is None:
+        return False
+    event.detail = merged_call_log(dict(event.detail or {}), log, screen_max)  # a new dict
+    return True
+
+
+def merged_call_log(
+    saved: dict[str, Any], extra: dict[str, Any], screen_max: int
+) -> dict[str, Any]:
+    """``saved`` (an ended call's event detail) with ``extra``'s chat lines and screen toggles
+    added: toggles in time order, at most ``screen_max`` (the first ones and the latest, as
+    one node keeps them), ``screen_toggles`` counting them all once there are more."""
+    toggles = [*saved.get("screen", []), *extra.get("screen", [])]
+    toggles.sort(key=lambda toggle: str(toggle.get("at", "")))
+    total = saved.get("screen_toggles", len(saved.get("screen", []))) + extra.get(
+        "screen_toggles", len(extra.get("screen", []))
+    )
+    merged = {**saved, "chats": int(saved.get("chats", 0)) + int(extra.get("chats", 0))}
+    merged["screen"] = (
+        toggles if len(toggles) <= screen_max else [*toggles[: screen_max - 1], toggles[-1]]
+    )
+    if total > screen_max:
+        merged["screen_toggles"] = total
+    return merged
+
+
 @dataclass(frozen=True)
 class NewTicket:
     """A ticket to take (take_many): a correction session's carries its case (and with it the
