@@ -25,6 +25,7 @@ from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
+from tests.test_call_core import until
 from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url  # noqa: F401
 from tests.test_timeouts import CALENDAR
 
@@ -281,6 +282,37 @@ async def test_a_call_across_nodes_keeps_both_sides_figures_and_log(
         assert ended is not None and ended.detail["call"] == call_id
         assert ended.detail["chats"] == 3
         assert [(t["by"], t["on"]) for t in ended.detail["screen"]] == [("kiosk", True)]
+
+
+async def test_a_console_and_every_board_see_both_sides_quality_across_nodes(
+    pg_demo_url: str,  # noqa: F811
+) -> None:
+    """The kiosk on A reports a poor line, zhaogang on B a good one: his console (on B) shows
+    the call poor with both sides' figures, and the board's view of the call on either node
+    is poor too (each node shares its members' summaries on the broker's quality channel)."""
+    url = shared_redis_url()
+    async with (
+        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
+        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
+    ):
+        kiosk, staff = await call_across(a, b)  # the kiosk on A, zhaogang on B
+        await staff.send({"type": "call.stats", "rtt_ms": 40, "loss": 0.0})
+        good = await staff.expect("call.quality")
+        assert good["level"] == "good" and good["staff"]["rtt_ms"] == 40
+        await kiosk.send({"type": "call.stats", "rtt_ms": 650, "loss": 0.12})
+        both = await staff.expect_where("call.quality", lambda f: f.get("kiosk") is not None)
+        assert both["level"] == "poor" and both["bars"] == 1
+        assert both["kiosk"]["rtt_ms"] == 650 and both["staff"]["rtt_ms"] == 40
+        for server in (a, b):
+            quality = server.state.callcenter.quality
+            await until(
+                lambda q=quality: [v["level"] for v in q.board_view().values()] == ["poor"],
+                what="the board's view of the call",
+            )
+            (view,) = quality.board_view().values()
+            assert view["rtt_ms"] == 650 and view["loss"] == 0.12  # the kiosk's side
+        await staff.send({"type": "call.hangup"})
+        await kiosk.expect("left")
 
 
 def test_two_nodes_parts_of_a_call_log_merge_in_time_order_and_stay_bounded() -> None:

@@ -21,7 +21,7 @@ from cloudhelp.callcenter.expiries import Expiries
 from cloudhelp.callcenter.netcheck import Netcheck
 from cloudhelp.callcenter.presence import Presence
 from cloudhelp.callcenter.pushes import BOARD_CHANNEL, Pushes, SnapshotGate
-from cloudhelp.callcenter.quality import Quality
+from cloudhelp.callcenter.quality import QUALITY_CHANNEL, Quality
 from cloudhelp.callcenter.routing import Routing
 from cloudhelp.callcenter.sessions import Sessions
 from cloudhelp.callcenter.tasks import TaskSet, Timers
@@ -131,12 +131,14 @@ class CallCenter:
             self.expiries.arm("abandon", ticket_id, deadline)
         self.expiries.start()
         await self.hub.broker.listen(BOARD_CHANNEL, self.pushes.on_board_notice)
+        await self.hub.broker.listen(QUALITY_CHANNEL, self.quality.on_shared)
         self.watchers.start()
 
     async def stop(self) -> None:
         """Stop the loops (cancelled and awaited) and the timers, close the sockets, and let
         running work finish. Safe to call twice."""
         await self.hub.broker.unlisten(BOARD_CHANNEL, self.pushes.on_board_notice)
+        await self.hub.broker.unlisten(QUALITY_CHANNEL, self.quality.on_shared)
         await self._tasks.stop_loops()
         self._timers.cancel_all()
         await self.netcheck.echo.close_all()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 # A page sends a summary about every 5 s; closer than this one is refused (stats_too_frequent).
 STATS_MIN_SECONDS = 2.0
+# The broker channel on which each server process shares its members' summaries (several
+# processes: a call's kiosk and staff member may be on two, its board on a third).
+QUALITY_CHANNEL = "quality"
 
 
 class Quality:
@@ -29,6 +33,8 @@ class Quality:
         self.db = center.db
         self.calls: dict[str, CallFigures] = {}  # call room → its figures so far
         self._last: dict[str, float] = {}  # session id → when its last summary was taken
+        self.origin = secrets.token_hex(6)  # names this process's shared summaries
+        self._netchecks: dict[str, dict[str, Any]] = {}  # call room → its kiosk's check, shared
 
     async def on_stats(self, session: Session, message: CallStats) -> None:
         room = session.room
@@ -47,10 +53,45 @@ class Quality:
         sample["level"] = netquality.sample_level(sample)
         sample["at"] = iso(utcnow())
         before = figures.level()
-        figures.add("kiosk" if session.principal.kind == "kiosk" else "staff", sample)
-        await self.push(room, session)
+        side = "kiosk" if session.principal.kind == "kiosk" else "staff"
+        figures.add(side, sample)
+        kiosk, staff = _members(session)
+        await self.center.hub.broker.broadcast(
+            QUALITY_CHANNEL,
+            {"type": "call.sample", "origin": self.origin, "room": room, "side": side,
+             "sample": sample, "ticket": figures.ticket_id, "number": figures.ticket_number,
+             "kiosk": kiosk, "staff": staff,
+             "netcheck": self.center.netcheck.latest(kiosk) if kiosk else None},
+        )  # fmt: skip
+        await self._push_if_held(room, kiosk, staff)
         if figures.level() != before:
             self.center.pushes.board_changed()
+
+    async def on_shared(self, message: dict[str, Any]) -> None:
+        """Another process's member of a call reported: shown with this one's figures (its
+        console, if held here, is told the call's quality; the board shows it)."""
+        if message.get("origin") == self.origin:
+            return
+        try:
+            room, side, sample = str(message["room"]), str(message["side"]), message["sample"]
+            figures = self.calls.get(room) or self.calls.setdefault(
+                room, CallFigures(int(message["ticket"]), str(message["number"]))
+            )
+        except (KeyError, TypeError, ValueError):
+            return  # not a summary this version understands
+        before = figures.level()
+        figures.elsewhere[side] = dict(sample)
+        if message.get("netcheck") is not None:
+            self._netchecks[room] = message["netcheck"]
+        await self._push_if_held(room, message.get("kiosk"), message.get("staff"))
+        if figures.level() != before:
+            self.center.pushes.board_changed()
+
+    async def _push_if_held(self, room: str, kiosk: str | None, staff: str | None) -> None:
+        """The call's quality to its staff member, by the process holding the console (the
+        one that hears both sides' summaries, its own and those shared)."""
+        if staff is not None and staff in self.center.hub.sessions:
+            await self._push(room, kiosk, staff)
 
     async def _start(self, room: str) -> CallFigures | None:
         """The figures of a call room, from its first summary (None for a call that ended)."""
@@ -64,12 +105,16 @@ class Quality:
 
     async def push(self, room: str, session: Session) -> None:
         """Send the call's staff member its quality now (a snapshot: only the newest is kept)."""
-        figures = self.calls.get(room)
         kiosk, staff = _members(session)
-        if staff is None:
-            return
+        if staff is not None:
+            await self._push(room, kiosk, staff)
+
+    async def _push(self, room: str, kiosk: str | None, staff: str) -> None:
+        figures = self.calls.get(room)
         body = figures.now() if figures is not None else {"level": None, "bars": 0}
         netcheck = self.center.netcheck.latest(kiosk) if kiosk else None
+        if netcheck is None:  # the kiosk's check was made on another process
+            netcheck = self._netchecks.get(room)
         await self.center.hub.send(
             staff,
             {"type": "call.quality", "room": room, **body, "netcheck": netcheck,
@@ -78,6 +123,7 @@ class Quality:
 
     def take(self, room: str) -> CallFigures | None:
         """The figures of a call that ends (no longer kept here)."""
+        self._netchecks.pop(room, None)
         return self.calls.pop(room, None)
 
     def board_view(self) -> dict[str, dict[str, Any]]:

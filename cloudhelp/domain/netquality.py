@@ -131,18 +131,25 @@ class CallFigures:
     ticket_id: int
     ticket_number: str
     sides: dict[str, SideFigures] = field(default_factory=dict)
+    # Each side's latest summary reported to another server process (shown, not kept here:
+    # that process keeps its side's figures).
+    elsewhere: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, side: str, sample: dict[str, Any]) -> None:
         self.sides.setdefault(side, SideFigures()).add(sample)
 
+    def latest_by_side(self) -> dict[str, dict[str, Any] | None]:
+        """Each side's latest summary, wherever it was reported."""
+        return self.elsewhere | {side: figures.latest for side, figures in self.sides.items()}
+
     def level(self) -> str | None:
         """The call's level now: the worse of the two sides' latest summaries."""
-        return worse(*(s.latest["level"] for s in self.sides.values() if s.latest))
+        return worse(*(s["level"] for s in self.latest_by_side().values() if s))
 
     def now(self) -> dict[str, Any]:
         """What the console and the board show: the level, its bars, each side's latest."""
         level = self.level()
-        latest = {side: figures.latest for side, figures in self.sides.items()}
+        latest = self.latest_by_side()
         relay = any(bool(s and s.get("relay")) for s in latest.values())
         return {"level": level, "bars": BARS.get(level or "", 0), "relay": relay, **latest}
 
