@@ -18,6 +18,7 @@ from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.nginxkit import nginx_in_front
 from tests.rediskit import shared_redis_url
+from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
 from tests.test_call_core import until
 from tests.test_nodes import hub_of, serving_node
@@ -45,7 +46,8 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
     and the console's queue no longer lists the ticket. "dead" is SIGKILLed: its page says it
     is reconnecting, reconnects through nginx (now to B), and B re-creates its session from
     the card in Redis. The call goes on: the banner goes, chat goes both ways, both videos
-    keep playing (they never went through a node), and the hang-up ends the call."""
+    keep playing (they never went through a node), and the hang-up ends the call. A board
+    page on "dead" too starts a new session on B and follows the call to its end."""
     url = shared_redis_url()
     ca = TestCA.create(tmp_path / "pki")
     async with running_server(
@@ -79,6 +81,13 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             await kiosk.click("#chat-form button")
             await expect(staff.locator("#chat li.them").last).to_have_text("我在前关驿站")
             assert hub_of(b).sessions_recovered == 0  # that page's session is on "dead"
+            # Sunhua's board, through nginx too: on "dead" until it dies.
+            board = await new_page(browser, nginx.base_url)
+            await board.set_viewport_size({"width": 1920, "height": 1080})
+            await signed_in(b, board, "sunhua")
+            await board.goto("/board")
+            await expect(board.locator("#calls li")).to_have_count(1)
+            await expect(board.locator("#calls li")).to_contain_text("赵刚")
 
             process.kill()
             await asyncio.wait_for(process.wait(), 10)
@@ -104,10 +113,16 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
                 )
             await snap(kiosk, f"nodes-{dead}-node-died-kiosk")
             await snap(staff, f"nodes-{dead}-node-died-staff")
+            # The board's session died with its node (it was in no call, so it left no card):
+            # the page starts a new one on B and watches again; the call is still listed.
+            await expect(board.locator("#calls li")).to_have_count(1)
+            await expect(board.locator("#calls li")).to_contain_text("赵刚")
 
             await kiosk.click("#hangup")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await expect(staff.locator("#wrapup")).to_be_visible()
+            await expect(board.locator("#calls li")).to_have_count(0)  # pushed by B
+            await snap(board, f"nodes-{dead}-node-died-board-after-the-call")
         async with b.state.db.read() as session:
             ticket = (await session.scalars(select(Ticket))).one()
             assert ticket.status in ("wrapup", "completed")
