@@ -30,7 +30,7 @@ from tests.helpers import serve_and_read_url, start_cli
 from tests.rediskit import shared_redis_url
 from tests.test_call_core import set_department, take_ticket, ticket_row
 from tests.test_correction_session import LAST4, also_handles_fishing, case_needing_correction
-from tests.test_redis_broker import node, pg_demo_url  # noqa: F401  (a fixture)
+from tests.test_redis_broker import node, pg_demo_url, two_nodes  # noqa: F401  (a fixture)
 
 
 async def events(server: CallServer, ticket_id: int) -> list[TicketEvent]:
@@ -200,11 +200,7 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
 async def test_a_deadline_claimed_by_two_nodes_at_once_fires_once(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         centers = a.state.callcenter, b.state.callcenter
         # Deadlines far off, so that nothing fires until the test makes them due.
         await set_department(a, "NYNC", ring_seconds=600)

@@ -31,7 +31,7 @@ from tests.callkit import CallServer, running_server
 from tests.nginxkit import https_client, nginx_in_front
 from tests.rediskit import shared_redis_url
 from tests.test_call_core import answer, take_ticket, until
-from tests.test_redis_broker import broker_of, call_across, holder, node, pg_demo_url
+from tests.test_redis_broker import broker_of, call_across, holder, node, pg_demo_url, two_nodes
 from tests.test_shared_state import staff_states
 from tests.tlskit import TestCA
 
@@ -114,11 +114,7 @@ async def test_a_session_resumed_on_another_node_gets_what_it_missed(pg_demo_url
 
 
 async def test_a_second_socket_on_another_node_replaces_the_first(pg_demo_url: str) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         first = await a.kiosk("QG-02")
         second = SignalingClient(b.base_url, b.http)
         second.welcome, second.last_seq = dict(first.welcome), first.last_seq
@@ -667,11 +663,7 @@ async def test_a_console_hears_its_queue_only_from_the_node_holding_it(pg_demo_u
     that memory wrong (a console left listing a ticket already answered, seen with pages
     behind nginx). zhaogang's console is on B, a kiosk on A takes a ticket: the console hears
     the list from B (A's notice), and a queue push on A sends it nothing."""
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         zhaogang = await b.staff("zhaogang", available=False)
         kiosk = await a.kiosk("QG-03")
         zhaogang.drain("queue")

@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ async def pg_demo_url() -> AsyncIterator[str]:
 
 def node(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def two_nodes(database_url: str) -> AsyncIterator[tuple[CallServer, CallServer]]:
+    """Nodes A and B (in this process) on one database and the shared redis-server."""
+    url = shared_redis_url()
+    async with (
+        running_server(database_url, redis_url=url, node_id=node("a")) as a,
+        running_server(database_url, redis_url=url, node_id=node("b")) as b,
+    ):
+        yield a, b
 
 
 def broker_of(server: CallServer) -> RedisBroker:
@@ -390,11 +402,7 @@ async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
 async def test_two_nodes_never_give_one_ticket_to_two_staff(pg_demo_url: str) -> None:
     """tests/test_call_core.py's race between two servers, with a Redis broker each: the
     database decides, and the kiosk on node A joins the winner wherever the winner is."""
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         kiosk = await a.kiosk()
         wangli = await a.staff("wangli", available=False)
         chenjing = await b.staff("chenjing", available=False)

@@ -26,7 +26,7 @@ from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
 from tests.test_call_core import until
-from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url  # noqa: F401
+from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url, two_nodes  # noqa: F401
 from tests.test_timeouts import CALENDAR
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
@@ -122,11 +122,7 @@ async def test_failures_counted_on_one_node_refuse_the_account_on_another(
 async def test_case_and_appointment_lookups_are_counted_across_nodes(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         # A case number guessed five times from two kiosks, on nodes A and B in turn, is closed
         # to a third kiosk; the failure that reached the limit is audited once.
         number = f"210211-20000101-{uuid.uuid4().int % 10_000:04d}"
@@ -164,11 +160,7 @@ async def lookup(server: CallServer, credential: str, number: str) -> tuple[int,
 async def test_a_board_on_one_node_follows_what_happens_on_another(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         supervisor = await b.staff("sunhua", available=False)  # watches the board on node B
         await supervisor.send({"type": "board.watch"})
         board = await supervisor.expect("board")
@@ -202,11 +194,7 @@ def staff_states(board: dict[str, Any]) -> dict[str, str]:
 async def test_a_warning_raised_on_one_node_reaches_a_board_and_a_console_on_another(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         cookies = {"cloudhelp_session": await b.staff_token("sunhua")}
         calendar_only_when_late = {"kind": CALENDAR, "value": 0}
         async with b.http.put(
@@ -232,11 +220,7 @@ async def test_a_warning_raised_on_one_node_reaches_a_board_and_a_console_on_ano
 async def test_a_call_across_nodes_keeps_both_sides_figures_and_log(
     pg_demo_url: str,  # noqa: F811
 ) -> None:
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         kiosk, staff = await call_across(a, b)  # the kiosk on A, zhaogang on B
         await kiosk.send({"type": "call.stats", "rtt_ms": 40, "loss": 0.0})
         await staff.send({"type": "call.stats", "rtt_ms": 650, "loss": 0.12})
@@ -290,11 +274,7 @@ async def test_a_console_and_every_board_see_both_sides_quality_across_nodes(
     """The kiosk on A reports a poor line, zhaogang on B a good one: his console (on B) shows
     the call poor with both sides' figures, and the board's view of the call on either node
     is poor too (each node shares its members' summaries on the broker's quality channel)."""
-    url = shared_redis_url()
-    async with (
-        running_server(pg_demo_url, redis_url=url, node_id=node("a")) as a,
-        running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b,
-    ):
+    async with two_nodes(pg_demo_url) as (a, b):
         kiosk, staff = await call_across(a, b)  # the kiosk on A, zhaogang on B
         await staff.send({"type": "call.stats", "rtt_ms": 40, "loss": 0.0})
         good = await staff.expect("call.quality")
