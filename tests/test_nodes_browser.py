@@ -19,7 +19,7 @@ from tests.callkit import running_server
 from tests.nginxkit import nginx_in_front
 from tests.rediskit import shared_redis_url
 from tests.test_board_browser import signed_in
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
 from tests.test_call_core import until
 from tests.test_nodes import hub_of, serving_node
 from tests.test_redis_broker import node, pg_demo_url
@@ -68,14 +68,7 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             moved = kiosk if dead == "kiosk" else staff
             await enrolled_kiosk(b, kiosk)
             await signed_in_staff(b, staff, "zhaogang")
-            await kiosk.click("#hot [data-item=NYNC-002]")
-            await kiosk.click("#call-button")
-            await wait_for_video(kiosk, "#preview")
-            await kiosk.click("#start-call")
-            await expect(staff.locator("#ring")).to_be_visible()
-            await staff.click("#ring-accept")
-            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
-            await wait_for_video(staff, "#remote-main")
+            await call_answered(kiosk, staff)
             await wait_for_video(kiosk, "#remote-main")
             # The ticket was taken on "dead" and answered on B: the console's queue, which
             # listed it while it rang, is empty (each node pushes queues to its own sessions).
