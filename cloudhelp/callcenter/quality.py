@@ -73,14 +73,15 @@ class Quality:
         if message.get("origin") == self.origin:
             return
         try:
-            room, side, sample = str(message["room"]), str(message["side"]), message["sample"]
-            figures = self.calls.get(room) or self.calls.setdefault(
-                room, CallFigures(int(message["ticket"]), str(message["number"]))
+            room, side, sample = str(message["room"]), str(message["side"]), dict(message["sample"])
+            figures = self.calls.get(room) or CallFigures(
+                int(message["ticket"]), str(message["number"])
             )
         except (KeyError, TypeError, ValueError):
             return  # not a summary this version understands
+        self.calls[room] = figures
         before = figures.level()
-        figures.elsewhere[side] = dict(sample)
+        figures.elsewhere[side] = sample
         if message.get("netcheck") is not None:
             self._netchecks[room] = message["netcheck"]
         await self._push_if_held(room, message.get("kiosk"), message.get("staff"))
