@@ -80,8 +80,9 @@ class CallServer:
                 assert response.status == 200, await response.text()
                 return response.cookies[STAFF_COOKIE].value
 
-    async def connect(self, auth: dict[str, Any]) -> SignalingClient:
-        client = SignalingClient(self.base_url, self.http)
+    async def connect(self, auth: dict[str, Any], base_url: str | None = None) -> SignalingClient:
+        """A session opened here, or through ``base_url`` (another node, a proxy)."""
+        client = SignalingClient(base_url or self.base_url, self.http)
         await client.connect(auth)
         self.clients.append(client)
         return client
@@ -108,8 +109,11 @@ class CallServer:
         client = await self.connect({"kind": "kiosk", "credential": credential})
         return client, {"type": "ticket.take", "case": number, "grant": found["grant"]}
 
-    async def staff(self, username: str, available: bool = True) -> SignalingClient:
-        client = await self.connect({"kind": "staff", "token": await self.staff_token(username)})
+    async def staff(
+        self, username: str, available: bool = True, base_url: str | None = None
+    ) -> SignalingClient:
+        token = await self.staff_token(username)
+        client = await self.connect({"kind": "staff", "token": token}, base_url)
         await client.expect("presence", state="away")
         if available:
             await client.send({"type": "staff.status", "status": "available"})

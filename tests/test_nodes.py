@@ -606,16 +606,11 @@ async def test_a_call_whose_node_was_killed_goes_on_from_another_node(
         pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=grace
     ) as b:
         credential = await b.kiosk_credential("QG-03")
-        token = await b.staff_token("zhaogang")
         async with serving_node(pg_demo_url, url, node("dead"), tmp_path) as (process, port):
             on_dead = f"http://127.0.0.1:{port}"
-            kiosk = SignalingClient(on_dead if dead == "kiosk" else b.base_url, b.http)
-            await kiosk.connect({"kind": "kiosk", "credential": credential})
-            zhaogang = SignalingClient(on_dead if dead == "staff" else b.base_url, b.http)
-            await zhaogang.connect({"kind": "staff", "token": token})
-            await zhaogang.expect("presence", state="away")
-            await zhaogang.send({"type": "staff.status", "status": "available"})
-            await zhaogang.expect("presence", state="available")
+            auth = {"kind": "kiosk", "credential": credential}
+            kiosk = await b.connect(auth, on_dead if dead == "kiosk" else None)
+            zhaogang = await b.staff("zhaogang", base_url=on_dead if dead == "staff" else None)
             kiosk_peer, zhaogang_peer, ticket = await media_call(kiosk, zhaogang, ITEM)
             await kiosk.send({"type": "app", "data": "before"})
             assert (await zhaogang.expect("app"))["data"] == "before"
