@@ -112,6 +112,12 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         await expect(board.locator("#calls-poor")).to_have_text("质量差 1")
         await snap(board, "netcheck-4-board-poor-call")
 
+        # Every poor summary the kiosk reported is counted: the one sent above, and any of its
+        # page's own that a loaded machine made poor (a CI run saw one, fps too low).
+        reported = (await figures(server))["kiosk"].window
+        assert reported[-1]["rtt_ms"] == 720 and reported[-1]["level"] == "poor"
+        poor_reported = sum(sample["level"] == "poor" for sample in reported)
+
         # The call ends: each side's figures are kept with the ticket.
         await staff.click("#hangup")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
@@ -119,7 +125,7 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
             rows = {r.side: r for r in await s.scalars(select(CallQuality))}
         assert set(rows) == {"kiosk", "staff"}
         assert rows["kiosk"].samples >= 2 and rows["kiosk"].rtt_worst_ms == 720
-        assert rows["kiosk"].relay is True and rows["kiosk"].poor_samples == 1
+        assert rows["kiosk"].relay is True and rows["kiosk"].poor_samples == poor_reported
         assert rows["staff"].samples >= 1 and rows["staff"].relay is False
         assert rows["staff"].rtt_median_ms is not None and rows["staff"].fps_median
 
