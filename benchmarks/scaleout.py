@@ -242,6 +242,7 @@ async def come_back(
         raise RuntimeError(f"could not come back: {answer}")
     back = BenchClient(ws, answer["session"], answer["token"])
     back.peer, back.last_seq = client.peer, client.last_seq if answer.get("resumed") else 0
+    back.sent = client.sent if answer.get("resumed") else 0
     return back, answer
 
 

@@ -242,6 +242,7 @@ class BenchClient:
         self.gone = asyncio.Event()  # set then
         self.peer = ""
         self.last_seq = 0
+        self.sent = 0  # the cseq of the last numbered message, as protocol.js numbers them
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.latencies: list[float] | None = None
         self.reader = asyncio.create_task(self._read())
@@ -277,12 +278,19 @@ class BenchClient:
                     return frame
 
     async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send_str(json.dumps(frame, ensure_ascii=False))
+        await self.ws.send_str(self.text(frame))
+
+    def text(self, frame: dict[str, Any]) -> str:
+        """``frame`` as protocol.js writes it: numbered (``cseq``) unless a hello, ping or bye."""
+        if frame["type"] not in ("hello", "ping", "bye"):
+            self.sent += 1
+            frame = frame | {"cseq": self.sent}
+        return json.dumps(frame, ensure_ascii=False)
 
     def chat(self, sent_at: float) -> str:
         """A chat line as kiosk.js/staff.js send it through protocol.js (with ``to``)."""
         frame = {"type": "app", "data": {"kind": "chat", "text": TEXT, "t": sent_at}}
-        return json.dumps(frame | {"to": self.peer}, ensure_ascii=False)
+        return self.text(frame | {"to": self.peer})
 
     async def close(self) -> None:
         """Say bye (the session ends now, not after the grace period) and close."""
@@ -486,10 +494,10 @@ async def burst(
         await client.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
         await client.next("joined")
 
-    take = json.dumps({"type": "ticket.take", "item": ITEM})
+    take = {"type": "ticket.take", "item": ITEM}
     started = time.perf_counter()
     answering = [asyncio.create_task(answer(c, started)) for c in staff]
-    await asyncio.gather(*(k.ws.send_str(take) for k in kiosks))
+    await asyncio.gather(*(k.send(take) for k in kiosks))
     outcomes = await asyncio.gather(*answering, return_exceptions=True)
     missed = [o for o in outcomes if isinstance(o, BaseException)]
     if missed:

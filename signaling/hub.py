@@ -344,6 +344,8 @@ class Hub:
                         raise SignalingError("not_authenticated", "Say hello first.")
                     if session.ended:
                         break
+                    if "cseq" in raw and not session.receive(_cseq(raw.pop("cseq"))):
+                        continue  # handled already: sent again after a resume
                     await self._dispatch(session, raw, msg.data)
                 except SignalingError as exc:
                     await send_error(ws, exc.code, exc.message, ref=raw.get("type"))
@@ -462,7 +464,9 @@ class Hub:
                 "That session has ended or never existed; start a new one.",
             )
         reloaded = resume.reloaded
-        if not reloaded:
+        if reloaded:
+            session.received = 0  # the reloaded page numbers its messages from 1 again
+        else:
             session.check_resume(resume.last_seq)
         old = session.ws
         if session._grace is not None:
@@ -694,6 +698,7 @@ class Hub:
             "ice_transport_policy": self.settings.ice.transport_policy,
             "grace_seconds": self.settings.grace_seconds,
             "heartbeat_seconds": self.settings.heartbeat_seconds,
+            **({"received": session.received} if resumed and session.received is not None else {}),
         }
 
     def _start_grace(self, session: Session) -> None:
@@ -722,9 +727,12 @@ class Hub:
                 raise SignalingError("bad_message", describe(exc)) from None
             if ping.seq is not None:
                 session.acknowledge(ping.seq)
-            await session.send(
-                {"type": "pong"} if ping.id is None else {"type": "pong", "id": ping.id}
-            )
+            pong: dict[str, Any] = {"type": "pong"}
+            if ping.id is not None:
+                pong["id"] = ping.id
+            if session.received is not None:
+                pong["received"] = session.received
+            await session.send(pong)
             return
         if kind == "bye":
             await self.end_session(session, "left")
@@ -858,6 +866,13 @@ def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:
     """A relayed message as its receiver in another process gets it: with ``from``, and
     without a ``_key`` (which would make it a snapshot there)."""
     return {**{k: v for k, v in raw.items() if k != "_key"}, "from": sender}
+
+
+def _cseq(value: Any) -> int:
+    """A client's message number (``cseq``): a whole number from 1 to 2**53."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**53:
+        raise SignalingError("bad_message", "Field cseq: a whole number from 1 to 2**53.")
+    return value
 
 
 def _topic(session_id: str) -> str:

@@ -4,8 +4,13 @@ A session outlives its socket for the hub's grace period; a client that comes ba
 and is sent what it missed (``attach``), bounded in bytes (``HISTORY_BYTES``), snapshots
 replacing their elders. ``handover``/``restored`` carry a session to another process.
 
+The client numbers its own messages (``cseq``) and keeps them until the server says it has
+them (``received``, in ``welcome`` and ``pong``); after a resume it sends again what the server
+never got, and ``receive`` drops what arrives twice.
+
 Invariants: the kept history's seqs increase and are all above ``_lost`` and at most ``_seq``;
-``_history_bytes`` is the sum of their lengths.
+``_history_bytes`` is the sum of their lengths; ``received`` only grows, except when a reloaded
+page (which lost its numbering) resumes the session.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class Session:
     """One client's session; outlives its socket for the grace period."""
 
     __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
-                 "initiator", "peers", "principal", "room", "token", "ws")  # fmt: skip
+                 "initiator", "peers", "principal", "received", "room", "token", "ws")  # fmt: skip
 
     def __init__(self, principal: Principal) -> None:
         self.id: str = secrets.token_urlsafe(12)
@@ -86,6 +91,17 @@ class Session:
         self._history_bytes = 0
         self._lost = 0  # the newest seq dropped unacknowledged to respect HISTORY_BYTES
         self._grace: asyncio.TimerHandle | None = None
+        # The newest ``cseq`` of the client's handled so far; None when not known (re-created
+        # from a card: what its dead holder received died with it).
+        self.received: int | None = 0
+
+    def receive(self, cseq: int) -> bool:
+        """Whether the client's message numbered ``cseq`` is new (it is recorded as received);
+        False for one handled already (sent again after a resume that raced its first copy)."""
+        if self.received is not None and cseq <= self.received:
+            return False
+        self.received = cseq
+        return True
 
     async def send(self, message: dict[str, Any] | Encoded) -> None:
         """Number the message, keep it for replay, and write it if a socket is attached.
@@ -157,12 +173,14 @@ class Session:
             "seq": self._seq,
             "lost": self._lost,
             "history": [list(entry) for entry in self._history],
+            "received": self.received,
         }  # fmt: skip
 
     def card(self) -> dict[str, Any]:
-        """``handover`` without the history: what another process needs to re-create this
-        session after its holder died (``Hub._recover``)."""
-        return {**self.handover(), "history": [], "lost": self._seq}
+        """``handover`` without the history, nor what the client's messages were received
+        (a card is saved now and then, not after each message): what another process needs to
+        re-create this session after its holder died (``Hub._recover``)."""
+        return {**self.handover(), "history": [], "lost": self._seq, "received": None}
 
     @classmethod
     def restored(cls, state: dict[str, Any]) -> Session:
@@ -176,6 +194,8 @@ class Session:
         session.peers = {str(k): dict(v) for k, v in state["peers"].items()}
         session.initiator = bool(state["initiator"])
         session._seq, session._lost = int(state["seq"]), int(state["lost"])
+        received = state.get("received", None)  # absent: handed over by an older version
+        session.received = None if received is None else int(received)
         history = [(int(seq), str(text), None if key is None else str(key))
                    for seq, text, key in state["history"]]  # fmt: skip
         seqs = [entry[0] for entry in history]

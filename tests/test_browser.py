@@ -176,18 +176,34 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await snap(kiosk, "kiosk-6b-correction-notice")
         await kiosk.click("#notice-close")
 
-        # The kiosk's WebSocket drops mid-call: it resumes and the call goes on.
+        # The kiosk's WebSocket drops mid-call: it resumes and the call goes on. A chat line
+        # typed while it is away goes out once it is back.
         await kiosk.evaluate("window.cloudhelp.connection.dropSocket()")
         await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
-        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=10_000)
         await kiosk.fill("#chat-input", "网络恢复了")
         await kiosk.click("#chat-form button")
+        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=10_000)
         await expect(staff.locator("#chat li.them").last).to_have_text("网络恢复了")
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
 
-        # Hang up, wrap up, back to available.
+        # The resident hangs up just as the network fails: the socket swallows the hang-up (it
+        # is written, then the socket dies). After the resume the page sends it again.
+        await kiosk.evaluate(
+            """() => {
+              const send = WebSocket.prototype.send;
+              WebSocket.prototype.send = function (data) {
+                if (String(data).includes('"call.hangup"') && !window.hangupSwallowed) {
+                  window.hangupSwallowed = true;
+                  this.close();
+                  return;
+                }
+                send.call(this, data);
+              };
+            }"""
+        )
         await kiosk.click("#hangup")
-        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible(timeout=10_000)
+        assert await kiosk.evaluate("window.hangupSwallowed")
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
         # The resident rates the session: a bad rating asks why, and opens a follow-up.
         await expect(kiosk.locator("#rating-levels .button")).to_have_count(5)

@@ -282,6 +282,47 @@ async def test_resume_after_a_dropped_socket_mid_call(sqlite_demo_url: str) -> N
             await staff_peer.close()
 
 
+async def test_what_a_socket_swallowed_is_sent_again_and_handled_once(
+    sqlite_demo_url: str,
+) -> None:
+    """A client numbers its messages (``cseq``); the server says what it has (``received``)
+    in pongs and in the welcome of a resume, and drops a message it already handled."""
+    async with running_server(sqlite_demo_url, grace_seconds=10) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await kiosk.send({"type": "app", "data": "一", "cseq": 1})
+        await kiosk.send({"type": "app", "data": "二", "cseq": 2})
+        assert (await staff.expect("app"))["data"] == "一"
+        assert (await staff.expect("app"))["data"] == "二"
+        await kiosk.send({"type": "ping", "id": "p1"})
+        assert (await kiosk.expect("pong", id="p1"))["received"] == 2
+
+        # The hang-up (cseq 3) went to a socket that died: the server never saw it.
+        await kiosk.drop()
+        welcome = await kiosk.resume()
+        assert welcome["received"] == 2
+        # The client sends again what is past 2; a late copy of 2 is dropped.
+        await kiosk.send({"type": "app", "data": "二", "cseq": 2})
+        await kiosk.send({"type": "app", "data": "三", "cseq": 3})
+        assert (await staff.expect("app"))["data"] == "三"
+
+        # A reloaded page lost its numbering: it starts again from 1.
+        welcome = await kiosk.resume(reloaded=True)
+        assert welcome["received"] == 0
+        await kiosk.send({"type": "app", "data": "四", "cseq": 1})
+        assert (await staff.expect("app"))["data"] == "四"
+        for bad in (0, -1, "3", 1.5, True, 2**53 + 1):
+            await kiosk.send({"type": "call.hangup", "cseq": bad})
+            error = await kiosk.expect("error")
+            assert (error["code"], error["ref"]) == ("bad_message", "call.hangup"), bad
+        await kiosk.send({"type": "call.hangup", "cseq": 2})
+        await staff.expect("left")
+        await kiosk.expect("left")
+
+
 async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         kiosk = await server.kiosk()

@@ -79,6 +79,10 @@ async def test_a_session_resumed_on_another_node_gets_what_it_missed(pg_demo_url
         assert await holder(redis, kiosk) == name_a
         assert kiosk.session_id in hub_of(a).sessions
 
+        # The kiosk's numbered message reaches A.
+        await kiosk.send({"type": "app", "data": "从A节点", "cseq": 1})
+        assert (await staff.expect("app"))["data"] == "从A节点"
+
         # Drop; zhaogang hears it and keeps talking; the kiosk resumes on B.
         await kiosk.drop()
         await staff.expect("peer_reconnecting", session=kiosk.session_id)
@@ -87,6 +91,7 @@ async def test_a_session_resumed_on_another_node_gets_what_it_missed(pg_demo_url
             await staff.send({"type": "app", "data": {"n": n}})
         welcome = await resume_on(kiosk, b.base_url)
         assert welcome["resumed"] is True and welcome["session"] == kiosk.session_id
+        assert welcome["received"] == 1  # what A received moved with the session
 
         # The replay: seq seen+1 … seen+5, each once, in order; then the call goes on.
         missed = await apps(kiosk, 5)
@@ -96,7 +101,8 @@ async def test_a_session_resumed_on_another_node_gets_what_it_missed(pg_demo_url
         await staff.send({"type": "app", "data": {"n": 5}})
         after = await kiosk.expect("app")
         assert after["data"] == {"n": 5} and after["seq"] == seen + 6
-        await kiosk.send({"type": "app", "data": "从B节点"})
+        await kiosk.send({"type": "app", "data": "从A节点", "cseq": 1})  # a late copy: dropped
+        await kiosk.send({"type": "app", "data": "从B节点", "cseq": 2})
         assert (await staff.expect("app"))["data"] == "从B节点"
 
         # B holds it now: registered to B, gone from A (moved, not ended: no abandon).
@@ -621,6 +627,7 @@ async def test_a_call_whose_node_was_killed_goes_on_from_another_node(
         survivor, moved = (zhaogang, kiosk) if dead == "kiosk" else (kiosk, zhaogang)
         welcome = await resume_on(moved, b.base_url)
         assert welcome["resumed"] is True
+        assert "received" not in welcome  # died with its node: the client sends nothing again
         assert hub_of(b).sessions_recovered == 1
         back = await survivor.expect("peer_back")
         assert back["session"] == moved.session_id

@@ -12,6 +12,14 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 /** A server going away (1001: it stops; with several nodes another takes the session over) is left at once, spread over this. */
 const GOING_AWAY_MS = 100;
 const RECOVERY_MS = 15000;
+/** The page's messages kept until the server says it has them, at most this many characters. */
+const OUTBOX_CHARS = 256 * 1024;
+/**
+ * Messages that are not numbered nor kept: sending them again after a resume means nothing —
+ * the session's own, a periodic summary (the next one replaces it; a burst of old ones would be
+ * refused as too frequent), and the pre-call check's, which gives up after a few seconds.
+ */
+const UNNUMBERED = new Set(["hello", "ping", "bye", "call.stats", "netcheck.offer", "netcheck.result"]);
 
 /**
  * @typedef {{type: string, seq?: number, [key: string]: any}} Frame
@@ -25,6 +33,13 @@ const RESUME_KEY = "cloudhelp.resume.";
 /**
  * One protocol session over a WebSocket. It reconnects and resumes by itself when the socket
  * drops; messages missed meanwhile are replayed by the server.
+ *
+ * What the page sends is numbered too (`cseq`, except what `UNNUMBERED` lists) and kept in an outbox
+ * until the server says it has it (`received`, in `pong` and in a resumed `welcome`): after a
+ * resume, what a dying socket swallowed (a hang-up pressed during a network blip) and what was
+ * sent while offline goes out again, in order; the server drops what it already had. A new
+ * session (the old one lost) or a session re-created after its server died (no `received`)
+ * empties the outbox: those messages are not sent.
  *
  * Reload: the session id and resume token are kept in sessionStorage (per tab, per `auth.kind`
  * and `auth.purpose`). A page created after a reload resumes that session with
@@ -66,6 +81,11 @@ export class Connection extends EventTarget {
     this.unavailable = false;
     /** @type {number | undefined} */
     this.ackTimer = undefined;
+    /** The `cseq` of the last message the page sent. */
+    this.sentSeq = 0;
+    /** @type {{cseq: number, text: string}[]} sent and not yet known to have arrived */
+    this.outbox = [];
+    this.outboxChars = 0;
   }
 
   get sessionId() {
@@ -124,6 +144,7 @@ export class Connection extends EventTarget {
       const fresh = !frame.resumed;
       if (fresh) this.lastSeq = 0;
       if (!this.welcome && this.kept && frame.resumed) this.reloaded = true;
+      this.resend(frame);
       this.kept = null;
       this.welcome = frame;
       this.keep(frame);
@@ -154,6 +175,8 @@ export class Connection extends EventTarget {
         this.kept = null;
         this.forget();
         this.lastSeq = 0;
+        this.sentSeq = 0;
+        this.emptyOutbox();
         this.ws && this.ws.send(JSON.stringify({ type: "hello", v: PROTOCOL_VERSION, auth: this.auth }));
         this.dispatchEvent(new CustomEvent("session-lost"));
         return;
@@ -162,6 +185,7 @@ export class Connection extends EventTarget {
       return;
     }
     if (typeof frame.seq === "number") this.lastSeq = frame.seq;
+    if (frame.type === "pong" && typeof frame.received === "number") this.arrived(frame.received);
     if (this.isStale(frame)) return;
     this.dispatchEvent(new CustomEvent("message", { detail: frame }));
   }
@@ -199,13 +223,61 @@ export class Connection extends EventTarget {
     try { sessionStorage.removeItem(this.storageKey); } catch (_) { /* nothing kept */ }
   }
 
-  /** @param {Frame} message */
+  /**
+   * Send a message. Whether it was written now; a numbered one that was not (offline, or the
+   * server refusing hellos for a moment) goes out after the resume.
+   * @param {Frame} message
+   */
   send(message) {
+    let text;
+    if (UNNUMBERED.has(message.type)) {
+      text = JSON.stringify(message);
+    } else {
+      this.sentSeq += 1;
+      text = JSON.stringify({ ...message, cseq: this.sentSeq });
+      this.outbox.push({ cseq: this.sentSeq, text });
+      this.outboxChars += text.length;
+      while (this.outboxChars > OUTBOX_CHARS && this.outbox.length > 1) {
+        this.outboxChars -= /** @type {{text: string}} */ (this.outbox.shift()).text.length;
+      }
+    }
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify(message));
+      this.ws.send(text);
       return true;
     }
     return false;
+  }
+
+  /** The server has every message up to `received`: they need not be kept. @param {number} received */
+  arrived(received) {
+    while (this.outbox.length && this.outbox[0].cseq <= received) {
+      this.outboxChars -= /** @type {{text: string}} */ (this.outbox.shift()).text.length;
+    }
+  }
+
+  /**
+   * After a welcome: send again, in order, what the session has not received (for a new
+   * session: what the page sent before its welcome; the server drops what it already had). A
+   * session re-created elsewhere after its server died (resumed, no `received`) gets none of
+   * it: the dead server may have handled it.
+   * @param {Frame} welcome
+   */
+  resend(welcome) {
+    if (welcome.resumed && typeof welcome.received !== "number") {
+      this.emptyOutbox();
+      return;
+    }
+    if (typeof welcome.received === "number") {
+      if (welcome.received > this.sentSeq) this.sentSeq = welcome.received;
+      this.arrived(welcome.received);
+    }
+    for (const { text } of this.outbox) this.ws?.send(text);
+  }
+
+  /** Forget the messages not yet known to have arrived (they were for a session that is gone). */
+  emptyOutbox() {
+    this.outbox = [];
+    this.outboxChars = 0;
   }
 
   /** Drop the socket without ending the session (tests and network changes). */
@@ -217,6 +289,7 @@ export class Connection extends EventTarget {
     this.closedByUs = true;
     clearInterval(this.ackTimer);
     this.forget();
+    this.emptyOutbox();
     this.send({ type: "bye" });
     if (this.ws) this.ws.close();
   }
@@ -268,17 +341,20 @@ export class Call extends EventTarget {
     this.setup();
     this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
     connection.addEventListener("message", this.onMessage);
-    this.onWelcome = () => this.offerAgain();
+    this.onWelcome = (/** @type {any} */ event) => this.offerAgain(event);
     connection.addEventListener("welcome", this.onWelcome);
   }
 
   /**
-   * After the signaling socket came back: an offer still unanswered may have gone out on the
-   * dead socket (an ICE restart while the link was down), and nothing replays what a page sent,
-   * so send it again — with the candidates gathered since, which the description now carries.
+   * After the signaling socket came back to a session re-created on another server (its own
+   * died, and with it what it had received: the connection's outbox is not sent again), an
+   * offer still unanswered may have been lost: send it again — with the candidates gathered
+   * since, which the description now carries. A plain resume needs nothing: the outbox did it.
+   * @param {any} event
    */
-  offerAgain() {
+  offerAgain(event) {
     const offer = this.pc.localDescription;
+    if (typeof event.detail?.received === "number") return;
     if (this.closed || this.pc.signalingState !== "have-local-offer" || !offer) return;
     this.signal({ type: "offer", sdp: offer.sdp });
   }
