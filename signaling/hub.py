@@ -163,7 +163,7 @@ class Hub:
             if session is not None:
                 await session.send(message)
                 return True
-            return await self.broker.publish(_topic(session_id), message.message)
+            return await self.broker.publish(_topic(session_id), message.brokered())
         if session is not None:
             await self._deliver(session, message)
             return True
@@ -282,12 +282,14 @@ class Hub:
 
     async def _deliver(self, session: Session, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "_probe":
+        if kind == "_encoded":  # Encoded.brokered (a relayed message, …): written as it came
+            key = message.get("key")
+            await session.send(Encoded(str(message["body"]), None if key is None else str(key)))
+        elif kind == "_probe":
             return
-        if kind == "_handover":
+        elif kind == "_handover":
             await self._hand_over(session, message)
-            return
-        if kind == "_join":
+        elif kind == "_join":
             session.room = message["room"]
             session.peers = dict(message["peers"])
             session.initiator = bool(message["initiator"])
@@ -779,7 +781,7 @@ class Hub:
         # ``from`` and ``seq`` appended (the models refuse them, and any unknown field, from
         # the sender), instead of the payload being serialised again.
         body = text.rstrip()
-        forwarded = Encoded(_forwarded(raw, session.id), f'{body[:-1]},"from":"{session.id}"}}')
+        forwarded = Encoded(f'{body[:-1]},"from":"{session.id}"}}')
         targets = (message.to,) if message.to is not None else tuple(session.peers)
         for target in targets:
             await self.send(target, forwarded)
@@ -860,12 +862,6 @@ def _joined(session: Session, resumed: bool = False) -> dict[str, Any]:
     if resumed:
         message["resumed"] = True
     return message
-
-
-def _forwarded(raw: dict[str, Any], sender: str) -> dict[str, Any]:
-    """A relayed message as its receiver in another process gets it: with ``from``, and
-    without a ``_key`` (which would make it a snapshot there)."""
-    return {**{k: v for k, v in raw.items() if k != "_key"}, "from": sender}
 
 
 def _cseq(value: Any) -> int:

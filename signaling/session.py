@@ -50,15 +50,15 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 class Encoded:
-    """A message serialised once (without ``_key``), however many sessions it goes to.
+    """A message serialised once (without ``_key``), however many sessions it goes to, and
+    carried as that text to sessions in other processes (``brokered``).
 
     ``body`` is a JSON object with at least one member, so ``seq`` can be appended to it.
     """
 
-    __slots__ = ("body", "key", "message")
+    __slots__ = ("body", "key")
 
-    def __init__(self, message: dict[str, Any], body: str, key: str | None = None) -> None:
-        self.message = message  # what goes through the broker to another process
+    def __init__(self, body: str, key: str | None = None) -> None:
         self.body = body
         self.key = key
 
@@ -67,8 +67,15 @@ class Encoded:
         """``message`` serialised; its ``_key``, if any, makes it a snapshot."""
         key = message.get("_key")
         if key is None:
-            return cls(message, dumps(message))
-        return cls(message, dumps({k: v for k, v in message.items() if k != "_key"}), key)
+            return cls(dumps(message))
+        return cls(dumps({k: v for k, v in message.items() if k != "_key"}), key)
+
+    def brokered(self) -> dict[str, Any]:
+        """What goes through the broker to a session in another process: the text itself, not
+        the message again (its holder writes ``body`` as it is: ``Hub._deliver``)."""
+        if self.key is None:
+            return {"type": "_encoded", "body": self.body}
+        return {"type": "_encoded", "body": self.body, "key": self.key}
 
 
 class Session:

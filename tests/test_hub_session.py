@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from typing import Any, cast
 
 import pytest
 
+from signaling.broker import InProcessBroker
 from signaling.errors import SignalingError
-from signaling.session import HISTORY_BYTES, Principal, Session
+from signaling.hub import Hub
+from signaling.session import HISTORY_BYTES, Encoded, Principal, Session
 
 
 def kept(session: Session) -> list[int]:
@@ -73,3 +77,21 @@ def test_a_card_does_not_know_what_the_client_sent() -> None:
     assert recreated.receive(1) and recreated.received == 1 and not recreated.receive(1)
     older = {k: v for k, v in session.handover().items() if k != "received"}
     assert Session.restored(older).received is None  # handed over by an older version
+
+
+async def test_a_message_for_a_session_in_another_process_goes_there_as_its_text() -> None:
+    """A relayed message (or a snapshot) is serialised once: another process writes the same
+    text to its session, numbered there; a snapshot's key still replaces its elder."""
+    broker = InProcessBroker()
+    here, there = Hub(cast(Any, None), broker=broker), Hub(cast(Any, None), broker=broker)
+    session = Session(Principal("kiosk", "1"))
+    there.sessions[session.id] = session
+    await there._subscribe(session, functools.partial(there._deliver, session))
+    relayed = '{"type":"app","data":"你好","to":"k","cseq":3,"from":"s"}'
+    assert await here.send(session.id, Encoded(relayed))
+    for n in (1, 2):
+        assert await here.send(session.id, Encoded.of({"type": "queue", "n": n, "_key": "queue"}))
+    assert [text for _seq, text, _key in session._history] == [
+        '{"type":"app","data":"你好","to":"k","cseq":3,"from":"s","seq":1}',
+        '{"type":"queue","n":2,"seq":3}',
+    ]
