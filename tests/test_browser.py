@@ -67,7 +67,9 @@ async def call_answered(kiosk: Page, staff: Page, item: str = "NYNC-002") -> Non
 
 
 async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> None:
-    async with running_server(sqlite_demo_url, data_dir=tmp_path) as server, chromium() as browser:
+    # A grace time longer than the kiosk's 4.5 s offline below (the tests' default is 2 s).
+    serving = running_server(sqlite_demo_url, data_dir=tmp_path, grace_seconds=10)
+    async with serving as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await enrolled_kiosk(server, kiosk)
@@ -176,13 +178,20 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await snap(kiosk, "kiosk-6b-correction-notice")
         await kiosk.click("#notice-close")
 
-        # The kiosk's WebSocket drops mid-call: it resumes and the call goes on. A chat line
-        # typed while it is away goes out once it is back.
+        # The kiosk's network goes for 4.5 s mid-call: it resumes and the call goes on. A chat
+        # line typed while it is away goes out once it is back. The page reconnects as soon as
+        # the browser says it is online, not at its next backoff step (7.5 s after the drop).
+        await kiosk.context.set_offline(True)
         await kiosk.evaluate("window.cloudhelp.connection.dropSocket()")
         await expect(kiosk.locator("#banner")).to_contain_text("正在重新连接")
         await kiosk.fill("#chat-input", "网络恢复了")
         await kiosk.click("#chat-form button")
-        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=10_000)
+        await kiosk.wait_for_timeout(4500)
+        await kiosk.context.set_offline(False)
+        # Playwright's emulation lifts the block but, on this page, leaves navigator.onLine
+        # false and fires no "online" event (a bare page gets both): the page is told here.
+        await kiosk.evaluate("navigator.onLine || dispatchEvent(new Event('online'))")
+        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=2_000)
         await expect(staff.locator("#chat li.them").last).to_have_text("网络恢复了")
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
 
@@ -201,7 +210,14 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
               };
             }"""
         )
-        await kiosk.click("#hangup")
+        pressed = await kiosk.evaluate(
+            """() => {
+              const button = document.getElementById("hangup");
+              button.click();
+              return [button.disabled, button.textContent];
+            }"""
+        )
+        assert pressed == [True, "正在挂断…"]  # until the call ends
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible(timeout=10_000)
         assert await kiosk.evaluate("window.hangupSwallowed")
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")

@@ -14,6 +14,18 @@ export function banner(text, kind = "warn") {
 }
 
 /**
+ * The #hang-up button says the hang-up is on its way (`pending`) and cannot be pressed twice;
+ * the call ending, or the connection dropping what the page sent ("unsent"), puts it back.
+ * @param {boolean} pending @param {string} idleKey its label otherwise
+ */
+export function hangingUp(pending, idleKey) {
+  const button = $("hangup");
+  button.disabled = pending;
+  button.dataset.i18n = pending ? "call.hanging_up" : idleKey;
+  button.textContent = t(button.dataset.i18n);
+}
+
+/**
  * Show the peer's media in #remote-main / #remote-corner / #remote-audio and say what the
  * connection is doing; a call whose media cannot recover is hung up with `media_failed`.
  * Aborting `signal` detaches both listeners (the console does when the call ends).

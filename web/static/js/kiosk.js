@@ -1,7 +1,7 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
-import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
@@ -226,6 +226,7 @@ function start() {
   connection.addEventListener("session-lost", () => {
     if (visit.call || document.body.dataset.current === "call") onLeft("session_lost");
   });
+  connection.addEventListener("unsent", () => hangingUp(false, "kiosk.call.hangup"));
   connection.connect();
   goHome();
 }
@@ -563,6 +564,7 @@ async function onJoined(frame) {
     await openDevices();
   }
   startCall(frame.peers[0].session, Boolean(frame.initiator));
+  hangingUp(false, "kiosk.call.hangup");
   show("call");
 }
 
@@ -840,6 +842,7 @@ async function toggleScreen() {
 }
 
 function onLeft(/** @type {string} */ reason) {
+  hangingUp(false, "kiosk.call.hangup");
   visit.call?.close();
   visit.call = null;
   visit.screen?.stop();
@@ -1144,7 +1147,11 @@ function wire() {
     connection?.send({ type: "ticket.cancel" });
     goHome();
   };
-  $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
+  $("hangup").onclick = () => {
+    if (!connection) return;
+    connection.send({ type: "call.hangup" });  // offline: it goes out once the page is back
+    hangingUp(true, "kiosk.call.hangup");
+  };
   $("photo").onclick = () => takePhoto();
   $("switch-camera").onclick = () => switchCamera();
   $("share-screen").onclick = () => toggleScreen().catch(() => {});

@@ -51,7 +51,9 @@ const RESUME_KEY = "cloudhelp.resume.";
  * that ticket seen so far (from `ticket`, `ring`, `ring.cancelled`, `wrapup`) is dropped before
  * the page sees it.
  *
- * Events: "welcome" (detail: welcome frame), "message" (detail: frame), "state"
+ * Events: "welcome" (detail: welcome frame), "message" (detail: frame), "unsent" (messages the
+ * page sent were dropped without reaching the server, or without knowing whether they did: its
+ * session was lost or re-created on another server; a page waiting for their effect stops), "state"
  * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
  * longer knows the session: a new one was started), "auth-failed" (detail: error frame),
  * "unavailable" (detail: a `service_unavailable` error frame: the server's database is out for a
@@ -86,6 +88,15 @@ export class Connection extends EventTarget {
     /** @type {{cseq: number, text: string}[]} sent and not yet known to have arrived */
     this.outbox = [];
     this.outboxChars = 0;
+    /** @type {number | undefined} the pending reconnect attempt */
+    this.retryTimer = undefined;
+    // The browser says the network is back: reconnect now rather than at the next backoff step.
+    window.addEventListener("online", () => {
+      if (this.retryTimer === undefined || this.closedByUs) return;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.open();
+    });
   }
 
   get sessionId() {
@@ -134,7 +145,10 @@ export class Connection extends EventTarget {
         : RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
       this.attempt += 1;
       this.setState("reconnecting");
-      setTimeout(() => { if (!this.closedByUs) this.open(); }, delay);
+      this.retryTimer = window.setTimeout(() => {
+        this.retryTimer = undefined;
+        if (!this.closedByUs) this.open();
+      }, delay);
     };
   }
 
@@ -176,7 +190,7 @@ export class Connection extends EventTarget {
         this.forget();
         this.lastSeq = 0;
         this.sentSeq = 0;
-        this.emptyOutbox();
+        this.dropUnsent();
         this.ws && this.ws.send(JSON.stringify({ type: "hello", v: PROTOCOL_VERSION, auth: this.auth }));
         this.dispatchEvent(new CustomEvent("session-lost"));
         return;
@@ -264,7 +278,7 @@ export class Connection extends EventTarget {
    */
   resend(welcome) {
     if (welcome.resumed && typeof welcome.received !== "number") {
-      this.emptyOutbox();
+      this.dropUnsent();
       return;
     }
     if (typeof welcome.received === "number") {
@@ -278,6 +292,13 @@ export class Connection extends EventTarget {
   emptyOutbox() {
     this.outbox = [];
     this.outboxChars = 0;
+  }
+
+  /** Forget them, and tell the page when there were any ("unsent"). */
+  dropUnsent() {
+    const dropped = this.outbox.length;
+    this.emptyOutbox();
+    if (dropped) this.dispatchEvent(new CustomEvent("unsent", { detail: dropped }));
   }
 
   /** Drop the socket without ending the session (tests and network changes). */

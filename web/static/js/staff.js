@@ -1,7 +1,7 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
-import { addChat, banner, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
 import { beep, duration, errorText, lang, setLang, t, translate, warningSubject } from "./i18n.js";
 import { showNav } from "./sitenav.js";
@@ -125,6 +125,7 @@ async function open(me) {
   });
   // The server no longer knew this console's session (it restarted, or the network was gone
   // for longer than the grace period): the call or wrap-up it was in was closed there.
+  connection.addEventListener("unsent", () => hangingUp(false, "staff.call.hangup"));
   connection.addEventListener("session-lost", () => {
     stopRinging();
     if (!visit) return;
@@ -731,6 +732,7 @@ function showQuality(frame) {
 // ------------------------------------------------------------------ end of a call, wrap-up
 
 function onLeft() {
+  hangingUp(false, "staff.call.hangup");
   if (visit) endCall(visit);
   $("call").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
@@ -1060,7 +1062,11 @@ function wire() {
     connection?.send({ type: "ring.accept", ticket: ringing.id });
   };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
-  $("hangup").onclick = () => connection?.send({ type: "call.hangup" });
+  $("hangup").onclick = () => {
+    if (!connection) return;
+    connection.send({ type: "call.hangup" });  // offline: it goes out once the console is back
+    hangingUp(true, "staff.call.hangup");
+  };
   $("transfer").onclick = () => { openTransfer(); };
   $("transfer-form").onsubmit = confirmTransfer;
   $("resume").onclick = () => connection?.send({ type: "staff.status", status: "available" });
