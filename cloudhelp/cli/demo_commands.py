@@ -154,7 +154,13 @@ async def _history(engine: db.AsyncEngine, settings: Settings, days: int, per_da
     await metrics.refresh(
         database, last - timedelta(days=days), last, rules=metrics.Rules.of(settings)
     )
-    print(
-        f"  {made} tickets of history: the last {days} days and today so far "
-        "(see /reports and /board)."
-    )
+    if made:
+        print(
+            f"  {made} tickets of history: the last {days} days and today so far "
+            "(see /reports and /board)."
+        )
+    else:  # a day that has tickets is left alone: this database had its history already
+        print(
+            f"  History: the last {days} days were there already, kept as they were (see "
+            "/reports and /board; for a fresh demo, another data folder: CLOUDHELP_DATA_DIR)."
+        )

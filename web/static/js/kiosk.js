@@ -563,7 +563,10 @@ async function onJoined(frame) {
     // This page was reloaded mid-call: camera and microphone come back before media renegotiates.
     await openDevices();
   }
-  startCall(frame.peers[0].session, Boolean(frame.initiator));
+  const staff = frame.peers[0];
+  startCall(staff.session, Boolean(frame.initiator));
+  const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
+  $("call-with").textContent = visit.item ? `${helper} · ${visit.item.name}` : helper;
   hangingUp(false, "kiosk.call.hangup");
   show("call");
 }
