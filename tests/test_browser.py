@@ -98,7 +98,7 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         # Each page shows the other's video; the resident sees who is helping, with what.
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         await expect(kiosk.locator("#call-with")).to_have_text(
-            "工作人员 赵刚 为您服务 · 渔业捕捞许可证换发（延续）"
+            "工作人员 赵刚 为您服务\n渔业捕捞许可证换发（延续）"
         )
         assert await wait_for_video(kiosk, "#remote-main") > 0
         assert await wait_for_video(staff, "#remote-main") > 0

@@ -566,7 +566,7 @@ async function onJoined(frame) {
   const staff = frame.peers[0];
   startCall(staff.session, Boolean(frame.initiator));
   const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
-  $("call-with").textContent = visit.item ? `${helper} · ${visit.item.name}` : helper;
+  $("call-with").textContent = visit.item ? `${helper}\n${visit.item.name}` : helper;
   hangingUp(false, "kiosk.call.hangup");
   show("call");
 }
