@@ -76,7 +76,9 @@ async def _snap_failure(browser: Browser) -> None:
             print(f"no failure screenshot of {page.url}: {exc}", file=sys.stderr)
 
 
-async def new_page(browser: Browser, base_url: str) -> Page:
+async def new_page(browser: Browser, base_url: str, timezone: str = "Asia/Shanghai") -> Page:
+    """A page in a context of its own; ``timezone``: the browser's clock (the district's by
+    default, whatever the machine's)."""
     context = await browser.new_context(
         base_url=base_url,
         # Playwright's wait_for_function evals its predicate and axe is injected as an inline
@@ -85,7 +87,7 @@ async def new_page(browser: Browser, base_url: str) -> Page:
         bypass_csp=True,
         viewport={"width": 1280, "height": 720},
         locale="zh-CN",
-        timezone_id="Asia/Shanghai",  # the district's clock, whatever the machine's
+        timezone_id=timezone,
     )
     page = await context.new_page()
     page.on("console", lambda m: _echo(page, m.type, m.text))

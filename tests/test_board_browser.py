@@ -170,6 +170,18 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             sum(sum(r[1:]) for r in book["高峰时段"].iter_rows(min_row=2, values_only=True)) == made
         )
 
+        # A supervisor whose machine keeps another clock (UTC-12: its date is not the district's
+        # for 20 hours of each day) gets the district's last 30 days by default, today included.
+        away = await new_page(browser, server.base_url, timezone="Etc/GMT+12")
+        await signed_in(server, away, "sunhua")
+        await away.goto("/reports")
+        district_today = datetime.now(LOCAL_TZ).date()
+        await expect(away.locator("#to")).to_have_value(district_today.isoformat())
+        await expect(away.locator("#from")).to_have_value(
+            (district_today - timedelta(days=29)).isoformat()
+        )
+        await away.context.close()
+
         # The board of a district with a history: late follow-ups and cases due soon or overdue,
         # grouped by kind with a count each, the most pressing first, all on the wall screen.
         # A resident has waited too long too: one more kind, timed from when it began.

@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
-from cloudhelp.core import i18n
+from cloudhelp.core import clock, i18n
 from cloudhelp.core.clock import local_minute
 from cloudhelp.domain import catalog, network
 from cloudhelp.http.state import AppState
@@ -148,7 +148,9 @@ async def board_page(request: web.Request) -> web.Response:
 
 
 async def reports_page(request: web.Request) -> web.Response:
-    return render(request, "reports.html")
+    # The district's day, not the browser's: a supervisor's machine on another clock (UTC)
+    # would otherwise leave today's calls out of the default range.
+    return render(request, "reports.html", today=clock.today().isoformat())
 
 
 async def follow_ups_page(request: web.Request) -> web.Response:

@@ -297,9 +297,15 @@ async function loadCampaigns() {
   $("table-campaigns").replaceChildren(thead, tbody);
 }
 
+/** The district's today (the server's, Asia/Shanghai), as a Date at local midnight. */
+function today() {
+  const [y, m, d] = String($("report").dataset.today).split("-").map(Number);
+  return new Date(y, m - 1, d);
+}
+
 /** @param {number} days */
 function preset(days) {
-  const to = new Date();
+  const to = today();
   const from = new Date(to.getTime() - (days - 1) * 86400000);
   $("from").value = iso(from);
   $("to").value = iso(to);
@@ -310,7 +316,7 @@ async function start() {
   if (!(await supervisorSignedIn())) return;
   $("report").hidden = false;
   const query = new URLSearchParams(location.search);
-  const to = new Date();
+  const to = today();
   $("to").value = query.get("to") || iso(to);
   $("from").value = query.get("from") || iso(new Date(to.getTime() - 29 * 86400000));
   $("range").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); load(); };
