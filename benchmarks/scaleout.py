@@ -6,9 +6,12 @@ Prints one JSON object. PostgreSQL and Redis are throwaway servers of this run o
 (tests/pgcluster.py and tests/rediskit.py: Debian's initdb, pg_ctl and redis-server, no
 persistence), the database is the demo's (``cloudhelp demo``) plus bench kiosks and staff
 (benchmarks/signaling.seed). Nodes A, B and C are ``cloudhelp serve`` processes with the same
-settings but their node id and port; the clients talk to each node's own port (nginx in front
-adds the same hop to both relays, so it is left out). The load comes from this process, as in
-benchmarks/signaling.py (the same client, chat line and interpreter settings).
+settings but their node id and port. The relay's clients talk to each node's own port (nginx in
+front would add the same hop to both relays); whatever is on node C is reached through nginx
+(deploy/nginx/cloudhelp.conf as tests/nginxkit.py runs it, over TLS), C its server and A its
+backup, so the failover is nginx's own: after the kill the clients connect through nginx again
+and it sends them to A. The load comes from this process, as in benchmarks/signaling.py (the
+same client, chat line and interpreter settings).
 
 Phases:
 
@@ -22,12 +25,12 @@ Phases:
    answering), ``timers`` more have just hung up a call with a kiosk on A (in wrap-up), and
    ``waiting`` kiosks take a ticket (every other staff member is in a call, so they wait). The
    item's department rings for RING_SECONDS and wraps up for WRAPUP_SECONDS; ``calls`` kiosks
-   on C are in calls with staff members on A. C is SIGKILLed.
-   Each waiting kiosk does what protocol.js does when its socket closes: resume on node A, which
-   finds the holder dead (Redis dropped its alive channel) and answers ``no_such_session`` at
-   once; then ``hello`` again, and the queue gives it its ticket back. ``failover_resume_*``:
-   from the socket found closed to the ticket back, on A. Each kiosk in a call resumes on A
-   too, where its session is re-created from its card: ``failover_call_resume_*`` from the
+   on C (through nginx) are in calls with staff members on A. C is SIGKILLed.
+   Each waiting kiosk does what protocol.js does when its socket closes: resume through nginx
+   (on node A now), which finds the holder dead (Redis dropped its alive channel) and answers
+   ``no_such_session`` at once; then ``hello`` again, and the queue gives it its ticket back.
+   ``failover_resume_*``: from the socket found closed to the ticket back, on A. Each kiosk in
+   a call resumes through nginx on A too, where its session is re-created from its card: ``failover_call_resume_*`` from the
    socket found closed to ``welcome`` with ``resumed``; then both sides chat for a window, and
    a call not resumed or where a side hears nothing counts in ``failover_calls_failed``.
    Then the run waits ORPHANS_SECONDS:
@@ -82,8 +85,10 @@ from cloudhelp.core.gcpolicy import tune_gc, young_passes
 from cloudhelp.domain import catalog
 from cloudhelp.store import db
 from cloudhelp.store.models import Department, Staff, StaffPresence, Ticket, TicketEvent
+from tests.nginxkit import https_client, nginx_in_front
 from tests.pgcluster import private_cluster
 from tests.rediskit import private_redis
+from tests.tlskit import TestCA
 
 NODES = ("a", "b", "c")
 RING_SECONDS = 10  # the item's department's, for this run
@@ -112,6 +117,7 @@ class Node:
     name: str
     process: subprocess.Popen[str]
     base: str
+    port: int
 
 
 @contextlib.contextmanager
@@ -135,7 +141,7 @@ def serving(name: str, url: str, redis_url: str, folder: Path) -> Iterator[Node]
         first = process.stdout.readline()
         if not first.startswith("CloudHelp is running"):
             raise RuntimeError(f"node {name} did not start: {first!r}, see {log.name}")
-        yield Node(name, process, f"http://127.0.0.1:{port}")
+        yield Node(name, process, f"http://127.0.0.1:{port}", port)
     finally:
         if process.poll() is None:
             process.terminate()
@@ -147,10 +153,20 @@ def serving(name: str, url: str, redis_url: str, folder: Path) -> Iterator[Node]
         log.close()
 
 
+@dataclass
+class District:
+    url: str  # the database's
+    nodes: dict[str, Node]
+    seeded: Any  # what benchmarks.signaling.seed made
+    front: str  # nginx's base URL: node C, with node A as its backup
+    proxied: aiohttp.ClientSession  # a client trusting nginx's certificate
+
+
 @contextlib.asynccontextmanager
-async def district(sizes: Sizes) -> AsyncIterator[tuple[str, dict[str, Node], Any]]:
-    """PostgreSQL and Redis of this run, the demo database with bench accounts, three nodes:
-    (database URL, nodes by name, what ``seed`` made)."""
+async def district(sizes: Sizes) -> AsyncIterator[District]:
+    """PostgreSQL and Redis of this run, the demo database with bench accounts, three nodes,
+    and nginx (deploy/nginx/cloudhelp.conf, tests/nginxkit.py) in front of node C with node A
+    as its backup: where the clients of the failover connect, and come back after C dies."""
     folder = Path(tempfile.mkdtemp(prefix="cloudhelp-scaleout-"))
     with private_cluster() as cluster, private_redis() as redis:
         url = cluster.url
@@ -158,9 +174,15 @@ async def district(sizes: Sizes) -> AsyncIterator[tuple[str, dict[str, Node], An
         staff = 2 * sizes.pairs + 2 * sizes.timers + sizes.calls
         seeded = await seed(url, staff + sizes.waiting, staff, signers=0)
         await short_timers(url)
+        ca = TestCA.create(folder / "pki")
         with contextlib.ExitStack() as stack:
             nodes = {n: stack.enter_context(serving(n, url, redis.url, folder)) for n in NODES}
-            yield url, nodes, seeded
+            c, a = nodes["c"].port, nodes["a"].port
+            async with (
+                nginx_in_front(c, folder / "nginx", ca, backup_ports=[a]) as nginx,
+                https_client(ca) as proxied,
+            ):
+                yield District(url, nodes, seeded, nginx.base_url, proxied)
 
 
 async def short_timers(url: str) -> None:
@@ -255,21 +277,21 @@ async def closed(client: BenchClient, timeout: float = 30) -> float:
 
 async def failover(
     http: aiohttp.ClientSession,
+    front: str,
     nodes: dict[str, Node],
     credentials: list[str],
     calls: list[tuple[BenchClient, str]],
 ) -> tuple[list[float], dict[str, int], dict[str, int], list[BenchClient], list[float],
            list[BenchClient | None]]:  # fmt: skip
-    """Kiosks waiting on node C, and kiosks in calls with staff on A; C SIGKILLed; each comes
-    back on A. The times (ms) from the socket found closed to the ticket back, each waiting
-    kiosk's ticket before and after (credential → ticket id), the waiting kiosks on A (still
-    waiting: closing them says ``bye``); for the kiosks in calls, the times from the socket
-    found closed to ``welcome`` with ``resumed`` (the session re-created from its card), and
-    the resumed kiosks in the calls' order (None for one that was not resumed)."""
-    victim, survivor = nodes["c"], nodes["a"]
-    kiosks = [
-        await hello(http, victim.base, {"kind": "kiosk", "credential": c}) for c in credentials
-    ]
+    """Kiosks waiting on node C, and kiosks in calls with staff on A, all through nginx
+    (``front``); C SIGKILLed; each comes back through nginx, which sends it to A. The times
+    (ms) from the socket found closed to the ticket back, each waiting kiosk's ticket before
+    and after (credential → ticket id), the waiting kiosks on A (still waiting: closing them
+    says ``bye``); for the kiosks in calls, the times from the socket found closed to
+    ``welcome`` with ``resumed`` (the session re-created from its card), and the resumed
+    kiosks in the calls' order (None for one that was not resumed)."""
+    victim = nodes["c"]
+    kiosks = [await hello(http, front, {"kind": "kiosk", "credential": c}) for c in credentials]
     took: dict[str, int] = {}
     for kiosk, credential in zip(kiosks, credentials, strict=True):
         await kiosk.send({"type": "ticket.take", "item": ITEM})
@@ -281,7 +303,7 @@ async def failover(
     async def back(kiosk: BenchClient, credential: str) -> BenchClient:
         lost_at = await closed(kiosk)
         auth = {"kind": "kiosk", "credential": credential}
-        client, _welcome = await come_back(http, survivor.base, kiosk, auth)
+        client, _welcome = await come_back(http, front, kiosk, auth)
         again[credential] = (await client.next("ticket", timeout=30))["ticket"]["id"]
         times.append((time.perf_counter() - lost_at) * 1000)
         return client
@@ -291,7 +313,7 @@ async def failover(
     async def resume_call(kiosk: BenchClient, credential: str) -> BenchClient | None:
         lost_at = await closed(kiosk)
         auth = {"kind": "kiosk", "credential": credential}
-        client, welcome = await come_back(http, survivor.base, kiosk, auth)
+        client, welcome = await come_back(http, front, kiosk, auth)
         resumed = bool(welcome.get("resumed"))
         call_times.append((time.perf_counter() - lost_at) * 1000 if resumed else None)
         return client if resumed else None
@@ -405,7 +427,14 @@ def summary(values: list[float]) -> dict[str, float]:
 async def run(sizes: Sizes) -> dict[str, Any]:
     tune_gc()  # the load generator under the servers' GC policy, as in benchmarks.signaling
     young = young_passes()
-    async with district(sizes) as (url, nodes, seeded):
+    async with district(sizes) as place:
+        url, nodes, seeded, front, proxied = (
+            place.url,
+            place.nodes,
+            place.seeded,
+            place.front,
+            place.proxied,
+        )
         http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         a, b = nodes["a"].base, nodes["b"].base
         kiosks, tokens = seeded.kiosks, seeded.staff
@@ -424,18 +453,21 @@ async def run(sizes: Sizes) -> dict[str, Any]:
             await asyncio.gather(*(load.run(10, 1.0) for load in groups.values()))  # warm up
             pooled = await relay(groups, sizes.seconds)
             # Pending on node C when it dies: wrap-ups, then rings (each staff member busy).
-            first, c = 2 * sizes.pairs, nodes["c"].base
+            # Whatever is on C is reached through nginx (proxied: C, then A as its backup).
+            first, c = 2 * sizes.pairs, front
             on_c = range(first, first + 2 * sizes.timers)
             wraps = [
-                await wrapping_up(http, a, c, kiosks[n], tokens[n]) for n in on_c[: sizes.timers]
+                await wrapping_up(proxied, a, c, kiosks[n], tokens[n]) for n in on_c[: sizes.timers]
             ]
-            rings = [await ringing(http, a, c, kiosks[n], tokens[n]) for n in on_c[sizes.timers :]]
+            rings = [
+                await ringing(proxied, a, c, kiosks[n], tokens[n]) for n in on_c[sizes.timers :]
+            ]
             in_call = range(on_c.stop, on_c.stop + sizes.calls)  # kiosk on C, staff on A
-            calls = [await one_call(http, c, a, kiosks[n], tokens[n]) for n in in_call]
+            calls = [await one_call(proxied, c, a, kiosks[n], tokens[n]) for n in in_call]
             waiting = kiosks[in_call.stop : in_call.stop + sizes.waiting]
             call_kiosks = [(k, kiosks[n]) for (k, _s), n in zip(calls, in_call, strict=True)]
             failover_ms, took, again, back_on_a, calls_ms, resumed = await failover(
-                http, nodes, waiting, call_kiosks
+                proxied, front, nodes, waiting, call_kiosks
             )
             # The calls whose kiosk was on C go on: both sides heard by the other, as in drain.
             going_on = [(k, s) for k, (_k, s) in zip(resumed, calls, strict=True) if k]

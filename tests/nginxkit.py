@@ -142,8 +142,10 @@ http {{
 
 
 def https_client(ca: TestCA) -> aiohttp.ClientSession:
-    """An HTTP client on 127.0.0.2 trusting the test CA, resolving cloudhelp.test locally."""
+    """An HTTP client on 127.0.0.2 trusting the test CA, resolving cloudhelp.test locally, with
+    no limit on its connections (benchmarks/scaleout.py holds a hundred WebSockets)."""
     connector = aiohttp.TCPConnector(
+        limit=0,
         ssl=ca.client_context(),
         local_addr=(CLIENT_ADDRESS, 0),
         resolver=_LoopbackResolver(),
