@@ -30,9 +30,10 @@ Phases:
    (on node A now), which finds the holder dead (Redis dropped its alive channel) and answers
    ``no_such_session`` at once; then ``hello`` again, and the queue gives it its ticket back.
    ``failover_resume_*``: from the socket found closed to the ticket back, on A. Each kiosk in
-   a call resumes through nginx on A too, where its session is re-created from its card: ``failover_call_resume_*`` from the
-   socket found closed to ``welcome`` with ``resumed``; then both sides chat for a window, and
-   a call not resumed or where a side hears nothing counts in ``failover_calls_failed``.
+   a call resumes through nginx on A too, where its session is re-created from its card:
+   ``failover_call_resume_*`` from the socket found closed to ``welcome`` with ``resumed``;
+   then both sides chat for a window, and a call not resumed or where a side hears nothing
+   counts in ``failover_calls_failed``.
    Then the run waits ORPHANS_SECONDS:
    C's rings time out and its wrap-ups close on A or B, and C's consoles are ended there
    (docs/scaling.md, "A dead node's sessions").
