@@ -302,13 +302,22 @@ async def test_a_late_follow_up_names_its_tickets_day(sqlite_demo_url: str) -> N
             await expect(row).to_contain_text(expected[warning_id][0])
         await snap(page, "board-follow-up-with-day")
         # The console of the staff member the follow-up is assigned to says the same.
-        warning_id, (text, staff_id) = next(iter(expected.items()))
+        staff_id = next(iter(expected.values()))[1]
         async with server.state.db.read() as s:
             assignee = await s.get(Staff, staff_id)
         assert assignee is not None and assignee.username == "sunhua"
         await page.set_viewport_size({"width": 1366, "height": 768})
         await page.goto("/staff")
-        await expect(page.locator("#warning-list")).to_contain_text(f"差评回访超期：{text}")
+        # Grouped by kind with a count, the first few of each listed, the rest counted.
+        group = page.locator("#warning-list > li[data-kind=follow_up_late]")
+        theirs = [t for t, owner in expected.values() if owner == staff_id]
+        await expect(group.locator("strong")).to_have_text(f"差评回访超期（{len(theirs)}）")
+        rows = group.locator("li")
+        await expect(rows).to_have_count(min(3, len(theirs)))
+        for row in await rows.all():
+            assert (await row.inner_text()).split(" ")[0] in theirs
+        if len(theirs) > 3:
+            await expect(group.locator("small")).to_have_text(f"另有 {len(theirs) - 3} 条")
         await snap(page, "console-follow-up-with-day")
 
 

@@ -182,7 +182,7 @@ class Pushes:
         stamp = self.gate.read()
         async with self.db.read() as s:
             session_id = await presence.console_session(s, staff_id)
-            mine = await timeouts.active(s, staff_id)
+            mine = timeouts.by_severity(await timeouts.active(s, staff_id))
         message = {
             "type": "warnings",
             "warnings": [warning_labels.warning_json(w) for w in mine],

@@ -68,6 +68,11 @@ SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "logistics_exceptio
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
 
 
+def by_severity(warnings: list[TimeoutWarning]) -> list[TimeoutWarning]:
+    """The most pressing kind first (``SEVERITY``); within a kind, the order given."""
+    return sorted(warnings, key=lambda w: SEVERITY.index(w.kind))
+
+
 class WarningError(CodedError):
     """A refused threshold change or acknowledgement."""
 

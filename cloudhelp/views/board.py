@@ -69,9 +69,7 @@ async def snapshot(database: Database, now: datetime) -> dict[str, Any]:
         "today": {name: figures[name] for name in TODAY_FIGURES},
         # Papers on the road and at stations; trips saved here count real pickups at stations.
         "logistics": logistics,
-        "warnings": [
-            warning_json(w) for w in sorted(warnings, key=lambda w: timeouts.SEVERITY.index(w.kind))
-        ],
+        "warnings": [warning_json(w) for w in timeouts.by_severity(warnings)],
         "campaigns": running,
     }
 

@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, errorText, lang, setLang, t, translate, warningSubject } from "./i18n.js";
+import { duration, errorText, lang, setLang, t, translate, warningGroups, warningSubject } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -115,7 +115,7 @@ function render() {
   $("warnings-count").hidden = unacked === 0;
   $("warnings-empty").hidden = open.length > 0;
   // The wall screen never scrolls: with many kinds, each shows fewer (the rest are counted).
-  const grouped = groups(open);
+  const grouped = warningGroups(open);
   for (let shown = SHOWN_PER_KIND; shown >= 1; shown -= 1) {
     $("warnings").replaceChildren(...grouped.map((group) => renderGroup(group, shown)));
     if (document.documentElement.scrollHeight <= window.innerHeight) break;
@@ -125,22 +125,6 @@ function render() {
 
 /** How many warnings of each kind the wall shows at most; the rest are counted. */
 const SHOWN_PER_KIND = 3;
-
-/**
- * Warnings grouped by kind, in the server's order (most pressing kind first); within a kind the
- * oldest due date or the longest-running first.
- * @param {any[]} warnings
- */
-function groups(warnings) {
-  /** @type {Map<string, any[]>} */
-  const byKind = new Map();
-  for (const w of warnings) byKind.set(w.kind, [...(byKind.get(w.kind) || []), w]);
-  const pressing = (/** @type {any} */ w) => w.detail.due || w.detail.since || w.raised_at;
-  return [...byKind.entries()].map(([kind, list]) => ({
-    kind,
-    list: list.sort((a, b) => pressing(a).localeCompare(pressing(b)) || a.id - b.id),
-  }));
-}
 
 /** @param {any} w */
 function renderWarning(w) {

@@ -74,6 +74,22 @@ export function warningSubject(w, station = false) {
   return [number, d.item, station ? d.station : null].filter(Boolean).join(" · ");
 }
 
+/**
+ * Warnings grouped by kind, in the server's order (most pressing kind first); within a kind the
+ * oldest due date or the longest-running first. The board and the console list them so.
+ * @param {any[]} warnings
+ */
+export function warningGroups(warnings) {
+  /** @type {Map<string, any[]>} */
+  const byKind = new Map();
+  for (const w of warnings) byKind.set(w.kind, [...(byKind.get(w.kind) || []), w]);
+  const pressing = (/** @type {any} */ w) => w.detail.due || w.detail.since || w.raised_at;
+  return [...byKind.entries()].map(([kind, list]) => ({
+    kind,
+    list: list.sort((a, b) => pressing(a).localeCompare(pressing(b)) || a.id - b.id),
+  }));
+}
+
 /** A short beep (ring tones, speaker test). @param {number} ms @param {number} [hz] */
 export function beep(ms, hz = 660) {
   const audio = new AudioContext();

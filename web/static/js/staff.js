@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
-import { beep, duration, errorText, lang, setLang, t, translate, warningSubject } from "./i18n.js";
+import { beep, duration, errorText, lang, setLang, t, translate, warningGroups, warningSubject } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -211,21 +211,41 @@ function onPresence(/** @type {any} */ frame) {
   $("side-idle").hidden = working;
 }
 
-/** Time-out warnings that concern this staff member, each with an acknowledge button. */
-function renderWarnings(/** @type {any[]} */ warnings) {
+/** How many warnings of each kind the console lists; the rest are counted. */
+const WARNINGS_PER_KIND = 3;
+
+/**
+ * Time-out warnings that concern this staff member, by kind (the most pressing first, with a
+ * count), the first few of each with an acknowledge button.
+ * @param {any[]} warnings
+ */
+function renderWarnings(warnings) {
   $("my-warnings").hidden = warnings.length === 0;
-  $("warning-list").replaceChildren(...warnings.map((w) => {
-    const li = document.createElement("li");
-    const what = warningSubject(w);
-    li.textContent = `${t(`warning.${w.kind}`)}：${what} `;
-    if (!w.acked_at) {
-      const ack = document.createElement("button");
-      ack.className = "button";
-      ack.textContent = t("board.ack");
-      ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
-      li.append(ack);
+  $("warning-list").replaceChildren(...warningGroups(warnings).map(({ kind, list }) => {
+    const group = document.createElement("li");
+    group.dataset.kind = kind;
+    const head = document.createElement("strong");
+    head.textContent = `${t(`warning.${kind}`)}（${list.length}）`;
+    const rows = document.createElement("ul");
+    rows.append(...list.slice(0, WARNINGS_PER_KIND).map((w) => {
+      const li = document.createElement("li");
+      li.textContent = `${warningSubject(w)} `;
+      if (!w.acked_at) {
+        const ack = document.createElement("button");
+        ack.className = "button";
+        ack.textContent = t("board.ack");
+        ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
+        li.append(ack);
+      }
+      return li;
+    }));
+    group.append(head, rows);
+    if (list.length > WARNINGS_PER_KIND) {
+      const more = document.createElement("small");
+      more.textContent = t("board.more", { n: list.length - WARNINGS_PER_KIND });
+      group.append(more);
     }
-    return li;
+    return group;
   }));
 }
 
