@@ -318,6 +318,12 @@ async def test_a_late_follow_up_names_its_tickets_day(sqlite_demo_url: str) -> N
             assert (await row.inner_text()).split(" ")[0] in theirs
         if len(theirs) > 3:
             await expect(group.locator("small")).to_have_text(f"另有 {len(theirs) - 3} 条")
+        # Acknowledged: counted apart, and listed after those still to acknowledge.
+        await rows.first.get_by_role("button", name="知悉").click()
+        await expect(group.locator("strong")).to_have_text(
+            f"差评回访超期（{len(theirs)}） · {len(theirs) - 1} 条未知悉"
+        )
+        await expect(rows.last.get_by_role("button")).to_have_count(0)
         await snap(page, "console-follow-up-with-day")
 
 

@@ -216,7 +216,8 @@ const WARNINGS_PER_KIND = 3;
 
 /**
  * Time-out warnings that concern this staff member, by kind (the most pressing first, with a
- * count), the first few of each with an acknowledge button.
+ * count, and how many are not acknowledged yet), the first few of each — those not yet
+ * acknowledged first — with their due date and an acknowledge button.
  * @param {any[]} warnings
  */
 function renderWarnings(warnings) {
@@ -225,15 +226,20 @@ function renderWarnings(warnings) {
     const group = document.createElement("li");
     group.dataset.kind = kind;
     const head = document.createElement("strong");
-    head.textContent = `${t(`warning.${kind}`)}（${list.length}）`;
+    const unacked = list.filter((w) => !w.acked_at).length;
+    head.textContent = `${t(`warning.${kind}`)}（${list.length}）`
+      + (unacked < list.length ? ` · ${t("board.unacked", { n: unacked })}` : "");
     const rows = document.createElement("ul");
-    rows.append(...list.slice(0, WARNINGS_PER_KIND).map((w) => {
+    const first = [...list].sort((a, b) => Number(Boolean(a.acked_at)) - Number(Boolean(b.acked_at)));
+    rows.append(...first.slice(0, WARNINGS_PER_KIND).map((w) => {
       const li = document.createElement("li");
-      li.textContent = `${warningSubject(w)} `;
+      const subject = warningSubject(w);
+      li.textContent = `${subject}${w.detail.due ? ` · ${t("board.due", { date: w.detail.due })}` : ""} `;
       if (!w.acked_at) {
         const ack = document.createElement("button");
         ack.className = "button";
         ack.textContent = t("board.ack");
+        ack.setAttribute("aria-label", `${t("board.ack")} ${subject}`);
         ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
         li.append(ack);
       }
