@@ -230,11 +230,12 @@ async def test_kiosk_opens_only_this_servers_notices_and_drops_junk_frames(
         await snap(kiosk, "peer-data-kiosk-real-notice")
         await kiosk.click("#notice-close")
 
-        # Junk on the kiosk's WebSocket: dropped with a warning, the connection goes on.
-        assert len(sockets) == 1
+        # Junk on the kiosk's WebSocket: dropped with a warning, the connection goes on. The
+        # newest socket: on a loaded machine the page may have reconnected once (the tests'
+        # 1-s heartbeat, answered through Playwright's WebSocket route), and resumed.
         for junk in ["{not json", "null", "42", '["ticket"]', '{"type": 7}', '"welcome"']:
-            sockets[0].send(junk)
-        sockets[0].send(b"\x00\x01binary")
+            sockets[-1].send(junk)
+        sockets[-1].send(b"\x00\x01binary")
         await staff.send({"type": "app", "to": peer, "data": {"kind": "chat", "text": "仍然连通"}})
         await expect(kiosk.locator("#chat li.them").last).to_have_text("仍然连通")
         assert len(watch.saying("WebSocket: dropped a frame")) == 7
@@ -384,7 +385,7 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
 
         # Junk on the console's WebSocket: dropped; chat still flows both ways.
         for junk in ["{not json", "null", '{"type": ["queue"]}']:
-            sockets[0].send(junk)
+            sockets[-1].send(junk)  # the newest: see the kiosk's test above
         await kiosk.fill("#chat-input", "收到了吗")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them")).to_have_text("收到了吗")
