@@ -77,6 +77,8 @@ export class Connection extends EventTarget {
     /** @type {Frame | null} */
     this.welcome = null;
     this.lastSeq = 0;
+    /** True from a welcome until the socket closes: what is sent now reaches the server. */
+    this.online = false;
     this.closedByUs = false;
     this.attempt = 0;
     /** True from a `service_unavailable` error until the next welcome. */
@@ -133,6 +135,7 @@ export class Connection extends EventTarget {
     };
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
+      this.online = false;
       clearInterval(this.ackTimer);
       if (this.closedByUs || event.code === 4001 || event.code === 4003 || event.code === 4009) {
         if (event.code !== 4009 || this.closedByUs) this.forget();  // 4009: another page has it
@@ -161,6 +164,7 @@ export class Connection extends EventTarget {
       this.resend(frame);
       this.kept = null;
       this.welcome = frame;
+      this.online = true;
       this.keep(frame);
       this.attempt = 0;
       this.unavailable = false;
@@ -362,7 +366,10 @@ export class Call extends EventTarget {
     this.setup();
     this.onMessage = (/** @type {any} */ event) => this.handle(event.detail);
     connection.addEventListener("message", this.onMessage);
-    this.onWelcome = (/** @type {any} */ event) => this.offerAgain(event);
+    this.onWelcome = (/** @type {any} */ event) => {
+      this.offerAgain(event);
+      if (this.failTimer !== undefined) this.armFailure();  // the restart can go through now
+    };
     connection.addEventListener("welcome", this.onWelcome);
   }
 
@@ -458,12 +465,17 @@ export class Call extends EventTarget {
     if (this.initiator) this.pc.restartIce();
   }
 
-  /** Call the media lost if it has not recovered in time — never while the peer's page is away. */
+  /**
+   * Call the media lost if it has not recovered in time — never while the peer's page is
+   * away, nor while this page's signaling is down (the ICE restart that would recover the
+   * media needs it: once it is back, the media gets a whole RECOVERY_MS again, see `onWelcome`).
+   */
   armFailure() {
     clearTimeout(this.failTimer);
     this.failTimer = window.setTimeout(() => {
+      this.failTimer = undefined;
       if (this.closed || this.pc.connectionState === "connected") return;
-      if (this.peerAway) this.armFailure();
+      if (this.peerAway || !this.connection.online) this.armFailure();
       else this.emitState("failed");
     }, RECOVERY_MS);
   }
@@ -481,6 +493,7 @@ export class Call extends EventTarget {
       // The peer lost its RTCPeerConnection: start the media again on a new one. The
       // initiator sends the new offer; the other side answers it.
       clearTimeout(this.failTimer);
+      this.failTimer = undefined;
       const old = this.pc;
       this.setup();
       old.close();
