@@ -42,6 +42,7 @@ from signaling.messages import (
     Candidate,
     Description,
     Hello,
+    Numbered,
     Ping,
     Resume,
 )
@@ -866,9 +867,10 @@ def _joined(session: Session, resumed: bool = False) -> dict[str, Any]:
 
 def _cseq(value: Any) -> int:
     """A client's message number (``cseq``): a whole number from 1 to 2**53."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**53:
-        raise SignalingError("bad_message", "Field cseq: a whole number from 1 to 2**53.")
-    return value
+    try:
+        return Numbered.model_validate({"cseq": value}).cseq
+    except ValidationError as exc:
+        raise SignalingError("bad_message", describe(exc)) from None
 
 
 def _topic(session_id: str) -> str:

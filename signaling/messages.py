@@ -75,6 +75,13 @@ class Bye(Message):
     type: Literal["bye"]
 
 
+class Numbered(Message):
+    """A client's number for its message (``cseq``; docs/protocol.md), checked apart from the
+    message's own model (the hub takes it off before that model sees the message)."""
+
+    cseq: Annotated[int, Field(strict=True, ge=1, le=2**53)]
+
+
 RELAYED: dict[str, type[Description | Candidate | AppData]] = {
     "offer": Description,
     "answer": Description,
