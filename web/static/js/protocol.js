@@ -255,9 +255,7 @@ export class Connection extends EventTarget {
       text = JSON.stringify({ ...message, cseq: this.sentSeq });
       this.outbox.push({ cseq: this.sentSeq, text });
       this.outboxChars += text.length;
-      while (this.outboxChars > OUTBOX_CHARS && this.outbox.length > 1) {
-        this.outboxChars -= /** @type {{text: string}} */ (this.outbox.shift()).text.length;
-      }
+      while (this.outboxChars > OUTBOX_CHARS && this.outbox.length > 1) this.forgetOldest();
     }
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.ws.send(text);
@@ -268,9 +266,12 @@ export class Connection extends EventTarget {
 
   /** The server has every message up to `received`: they need not be kept. @param {number} received */
   arrived(received) {
-    while (this.outbox.length && this.outbox[0].cseq <= received) {
-      this.outboxChars -= /** @type {{text: string}} */ (this.outbox.shift()).text.length;
-    }
+    while (this.outbox.length && this.outbox[0].cseq <= received) this.forgetOldest();
+  }
+
+  /** The oldest kept message is no longer kept. */
+  forgetOldest() {
+    this.outboxChars -= /** @type {{text: string}} */ (this.outbox.shift()).text.length;
   }
 
   /**
