@@ -505,6 +505,9 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
             )
         rows = page.locator("table.audit tbody tr")
         await expect(rows.first).to_contain_text("登录")  # newest first: sunhua signing in
+        # The header names the page; each person is labelled by their role.
+        await expect(page.locator(".topbar .brand")).to_have_text("云审计日志")
+        await expect(rows.first.locator("td").nth(2)).to_have_text("sunhua 值班长")
         assert await axe_violations(page, "audit") == []
         assert await english_sentences(page) == []
         await snap(page, "audit-1-all")
@@ -546,6 +549,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         await expect(rows.nth(3)).to_contain_text("核对申请人身份")
         await expect(rows.nth(4)).to_contain_text("物品流转")  # the originals sent back
         await expect(rows.nth(5)).to_contain_text("新建办件")
+        await expect(rows.nth(5).locator("td").nth(2)).to_have_text("zhaogang 工作人员")
         # The item by its name, not its code.
         await expect(rows.nth(5).locator("td.detail")).to_have_text(
             "事项：渔业捕捞许可证换发（延续）"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import timeouts
-from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, utcnow
+from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, TimeoutWarning, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.journeykit import axe_violations
@@ -213,7 +213,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             count = sum(w.kind == kind for w in open_warnings)
             group = page.locator(f"#warnings li.group[data-kind={kind}]")
             await expect(group.locator(".count")).to_have_text(str(count))
-            listed[kind] = (count, await group.locator("li[data-warning]").count())
+            listed[kind] = (count, await group.locator("li[data-warning]:visible").count())
         per_kind = max(rows for _, rows in listed.values())
         assert 1 <= per_kind <= 3
         assert all(rows == min(count, per_kind) for count, rows in listed.values()), listed
@@ -308,22 +308,22 @@ async def test_a_late_follow_up_names_its_tickets_day(sqlite_demo_url: str) -> N
         assert assignee is not None and assignee.username == "sunhua"
         await page.set_viewport_size({"width": 1366, "height": 768})
         await page.goto("/staff")
-        # Grouped by kind with a count, the first few of each listed, the rest counted.
+        # Grouped by kind with a count, the first few of each listed, the rest counted (as on
+        # the board: the same renderer).
         group = page.locator("#warning-list > li[data-kind=follow_up_late]")
         theirs = [t for t, owner in expected.values() if owner == staff_id]
-        await expect(group.locator("strong")).to_have_text(f"差评回访超期（{len(theirs)}）")
-        rows = group.locator("li")
+        await expect(group.locator(".group-head strong")).to_have_text("差评回访超期")
+        await expect(group.locator(".group-head .count")).to_have_text(str(len(theirs)))
+        rows = group.locator("li[data-warning]:visible")
         await expect(rows).to_have_count(min(3, len(theirs)))
         for row in await rows.all():
-            assert (await row.inner_text()).split(" ")[0] in theirs
+            assert await row.locator(".number").inner_text() in theirs
         if len(theirs) > 3:
-            await expect(group.locator("small")).to_have_text(f"另有 {len(theirs) - 3} 条")
+            await expect(group.locator("button.more")).to_have_text(f"另有 {len(theirs) - 3} 条")
         # Acknowledged: counted apart, and listed after those still to acknowledge.
         await rows.first.get_by_role("button", name="知悉").click()
-        await expect(group.locator("strong")).to_have_text(
-            f"差评回访超期（{len(theirs)}） · {len(theirs) - 1} 条未知悉"
-        )
-        await expect(rows.last.get_by_role("button")).to_have_count(0)
+        await expect(group.locator(".group-head small")).to_have_text(f"{len(theirs) - 1} 条未知悉")
+        await expect(group.locator("li[data-warning]").last.locator("button.ack")).to_have_count(0)
         await snap(page, "console-follow-up-with-day")
 
 
@@ -391,3 +391,81 @@ async def test_the_case_search_is_labelled_and_names_items(sqlite_demo_url: str)
         await expect(first).to_contain_text(re.compile(r"[\u4e00-\u9fff]+.* [A-Z]+-\d{3}"))
         assert await axe_violations(page, "cases") == []
         await snap(page, "board-cases-1-search")
+
+
+# Whether each case number (or date) of the warnings lies on one line, and inside its row.
+NUMBERS_ON_ONE_LINE = """(root) => [...root.querySelectorAll(".number, .when")].filter((n) => {
+  if (!n.offsetParent) return false;  // a row folded away
+  const row = n.closest("li").getBoundingClientRect();
+  const box = n.getBoundingClientRect();
+  return n.getClientRects().length !== 1 || box.right > row.right + 1;
+}).map((n) => n.textContent)"""
+
+
+async def test_the_board_and_the_console_list_a_kinds_other_warnings_on_demand(
+    sqlite_demo_url: str,
+) -> None:
+    """One renderer for both pages: a kind's head, its first rows, and 另有 N 条 — a button,
+    by keyboard too, that lists the rest and folds them again."""
+    async with (
+        running_server(sqlite_demo_url, warning_check_seconds=0) as server,
+        chromium() as browser,
+    ):
+        today = datetime.now(LOCAL_TZ).date()
+        async with server.state.db.write() as s:
+            zhaogang = await s.scalar(select(Staff).where(Staff.username == "zhaogang"))
+            assert zhaogang is not None
+            for n in range(1, 7):
+                due = today - timedelta(days=20 - n)
+                s.add(TimeoutWarning(
+                    kind="case_overdue", subject=f"case:{900 + n}", staff_id=zhaogang.id,
+                    threshold=0, detail={
+                        "case": f"210211-{due - timedelta(days=30):%Y%m%d}-H{n:04d}",
+                        "item": "渔业捕捞许可证换发（延续）", "station": "前关社区驿站",
+                        "due": due.isoformat(),
+                    },
+                ))  # fmt: skip
+        console = await new_page(browser, server.base_url)
+        board = await new_page(browser, server.base_url)
+        for page, who in ((console, "zhaogang"), (board, "sunhua")):
+            await page.set_viewport_size({"width": 1366, "height": 768})
+            await signed_in(server, page, who)
+        await board.goto("/board")
+        for page, name in ((console, "console"), (board, "board")):
+            root = page.locator("#warning-list" if page is console else "#warnings")
+            group = root.locator("li.group[data-kind=case_overdue]")
+            await expect(group.locator(".group-head strong")).to_have_text("办件超期")
+            await expect(group.locator(".group-head .count")).to_have_text("6")
+            rows = group.locator("li[data-warning]")
+            await expect(rows).to_have_count(6)
+            shown = await group.locator("li[data-warning]:visible").count()
+            assert 1 <= shown <= 3, shown
+            more = group.locator("button.more")
+            await expect(more).to_have_text(f"另有 {6 - shown} 条")
+            await expect(more).to_have_attribute("aria-expanded", "false")
+            controlled = await more.get_attribute("aria-controls")
+            assert controlled and await group.locator(f"ul#{controlled}").count() == 1
+            # By keyboard: focus it, Enter lists the rest, Space folds them again.
+            await more.focus()
+            await page.keyboard.press("Enter")
+            await expect(group.locator("li[data-warning]:visible")).to_have_count(6)
+            await expect(more).to_have_attribute("aria-expanded", "true")
+            await expect(more).to_have_text("收起")
+            for width in (1366, 1024):
+                await page.set_viewport_size({"width": width, "height": 768})
+                wrapped = await root.evaluate(NUMBERS_ON_ONE_LINE)
+                assert wrapped == [], (name, width, wrapped)
+                await group.scroll_into_view_if_needed()
+                await snap(page, f"warnings-{name}-expanded-{width}")
+            await page.set_viewport_size({"width": 1366, "height": 768})
+            await page.keyboard.press("Space")
+            await expect(group.locator("li[data-warning]:visible")).to_have_count(shown)
+            await expect(more).to_have_attribute("aria-expanded", "false")
+            assert await axe_violations(page, f"warnings-{name}") == []
+        # Listed in full, a kind stays so when the list is pushed again (a warning acknowledged).
+        group = console.locator("#warning-list li.group[data-kind=case_overdue]")
+        await group.locator("button.more").click()
+        await group.locator("li[data-warning]").first.get_by_role("button", name="知悉").click()
+        await expect(group.locator(".group-head small")).to_have_text("5 条未知悉")
+        await expect(group.locator("li[data-warning]:visible")).to_have_count(6)
+        await snap(console, "warnings-console-after-ack")

@@ -6,12 +6,14 @@ signature drawn on the screen. Screenshots in test-artifacts/logistics-*.png."""
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, timedelta
 
 import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core.clock import local_date
 from cloudhelp.devtools import demo, demo_items
 from cloudhelp.domain.logistics import codes, items, runs
 from cloudhelp.domain.logistics import states as logistics_states
@@ -266,6 +268,26 @@ async def test_the_demo_papers_populate_the_pages_and_the_board(sqlite_demo_url:
             states = set((await session.scalars(select(TrackedItem.status))).all())
         assert made == 12
         assert states == set(logistics_states.STATES)  # every state, as the issue asks
+        # Plausible dates: a paper shelved at a station was registered (a licence issued) after
+        # its case was opened, days before it was shelved; today's pickup was issued days ago.
+        async with server.state.db.read() as session:
+            shelved = (
+                await session.scalars(select(TrackedItem).where(TrackedItem.ready_at.is_not(None)))
+            ).all()
+            for item in shelved:
+                assert item.ready_at is not None
+                case = await session.get(Case, item.case_id)
+                assert case is not None and case.created_at < item.created_at, item.text
+                assert item.ready_at - item.created_at >= timedelta(hours=12), item.text
+                assert (case.concluded_at or case.created_at) <= item.created_at or (
+                    item.kind != "certificate"
+                ), item.text
+                opened = datetime.strptime(case.number.split("-")[1], "%Y%m%d").date()
+                assert opened < local_date(item.ready_at), (case.number, item.text)
+            # Every demo case is numbered for the day it was opened.
+            for case in (await session.scalars(select(Case))).all():
+                opened = datetime.strptime(case.number.split("-")[1], "%Y%m%d").date()
+                assert opened == local_date(case.created_at), case.number
 
         page = await new_page(browser, server.base_url)
         await sign_in(server, page, "/station", "zhouyan")
@@ -291,6 +313,17 @@ async def test_the_demo_papers_populate_the_pages_and_the_board(sqlite_demo_url:
         await expect(board.locator("#l-trips")).to_have_text("1")
         await expect(board.locator("#l-awaiting")).to_have_text("2")
         await expect(board.locator("#l-overdue")).to_have_text("1")
+        # Issued days before today's pickup: the median is days' worth of hours, not 0.
+        hours = await board.locator("#l-hours").inner_text()
+        assert re.fullmatch(r"\d+(\.\d)? 小时", hours) and float(hours.split()[0]) >= 24, hours
         await expect(board.locator("#l-hops li")).to_have_count(2)
         await expect(board.locator("#warnings")).to_contain_text("证照逾期未取")
+        # The overdue licence's case was opened before it fell due, and it fell due before today.
+        late = board.locator("#warnings li.group[data-kind=pickup_overdue] li[data-warning]")
+        await expect(late).to_have_count(1)
+        number = (await late.locator(".number").inner_text()).replace("\u2011", "-")
+        due = re.search(r"(\d{4}-\d{2}-\d{2}) 到期", await late.inner_text())
+        assert due, await late.inner_text()
+        opened = datetime.strptime(number.split("-")[1], "%Y%m%d").date()
+        assert opened < date.fromisoformat(due.group(1)) < local_date(utcnow()), (number, due)
         await snap(board, "logistics-demo-board")

@@ -36,6 +36,8 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
             nav = page.locator("#site-nav")
             await expect(nav.locator("a:visible")).to_have_text(SUPERVISOR_PAGES)
             await expect(nav.locator("a[aria-current=page]")).to_have_text(name)
+            # The header names the page the supervisor is on, not only the service.
+            await expect(page.locator(".topbar .brand")).to_have_text(f"云{name}")
             await snap(page, f"nav-{path.strip('/')}")
         await page.goto("/cases")
         await page.locator("tbody a").first.click()

@@ -348,3 +348,109 @@ async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) ->
         for leftover in ("#chat li", "#files li"):
             await expect(staff.locator(leftover)).to_have_count(0)
         await snap(staff, "console-13-available-after-call")
+
+
+# Whether the checklist scrolls inside itself, and which materials a verdict button covers.
+CHECKLIST_LAYOUT = """() => {
+  const list = document.getElementById("checklist");
+  const buttons = [...document.querySelectorAll("#verdict button")]
+    .map((b) => b.getBoundingClientRect());
+  const covered = [];
+  for (const li of list.children) {
+    const r = li.getBoundingClientRect();
+    const over = (b) => r.left < b.right && b.left < r.right
+      && r.top < b.bottom && b.top < r.bottom;
+    if (buttons.some(over)) {
+      covered.push(li.dataset.position);
+    }
+  }
+  const last = list.lastElementChild.getBoundingClientRect();
+  return {
+    scrolls: list.scrollHeight > list.clientHeight + 1,
+    covered,
+    listEndsAboveButtons: buttons.every((b) => last.bottom <= b.top),
+  };
+}"""
+# Each material's name, scrolled into view: is it what the screen shows at its centre?
+NAME_SHOWN = """(strong) => {
+  strong.scrollIntoView({ block: "center" });
+  const r = strong.getBoundingClientRect();
+  const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return top === strong || strong.contains(top);
+}"""
+
+
+async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
+    sqlite_demo_url: str,
+) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1366, "height": 768})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring")).to_be_visible(timeout=25_000)
+        await staff_answers(kiosk, staff)
+        await staff.fill("#applicant-name", "刘海生")
+        await staff.fill("#applicant-phone", "13812345678")
+        await staff.fill("#applicant-id", ID_NUMBER)
+        await staff.click("#case-form button")
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
+        rows = staff.locator("#checklist li")
+        await expect(rows).to_have_count(7)
+
+        # Every material is readable on a 1366×768 screen (and a 1024 one): the list is as long
+        # as it needs (the page scrolls), none hidden under the verdict buttons that follow it.
+        for width in (1366, 1024):
+            await staff.set_viewport_size({"width": width, "height": 768})
+            layout = await staff.evaluate(CHECKLIST_LAYOUT)
+            assert layout == {"scrolls": False, "covered": [], "listEndsAboveButtons": True}, (
+                width,
+                layout,
+            )
+            for row in await rows.all():
+                assert await row.locator("strong").evaluate(NAME_SHOWN), await row.inner_text()
+            # The case number in the panel's heading stays on one line.
+            lines = await staff.locator("#case-number").evaluate("e => e.getClientRects().length")
+            assert lines == 1, width
+            await staff.locator("#checklist li[data-position='6']").scroll_into_view_if_needed()
+            await snap(staff, f"console-14-checklist-{width}")
+        await staff.set_viewport_size({"width": 1366, "height": 768})
+
+        # 需补正 opens a box for its reason under the material, its field focused; the reason
+        # is required before any verdict, said in the box and under the buttons.
+        sixth = staff.locator("#checklist li[data-position='6']")
+        name = await sixth.locator("strong").inner_text()
+        box = sixth.locator(".reason-box")
+        await expect(box).to_be_hidden()
+        await sixth.locator("[data-check=needs_correction]").click()
+        await expect(box).to_be_visible()
+        await expect(box.locator("legend")).to_have_text("需补正原因（必填）")
+        await expect(box.locator("select.reason:visible, input.typed-reason").first).to_be_focused()
+        await snap(staff, "console-15-reason-box")
+        for position in (1, 2, 3, 4, 5, 7):
+            await staff.click(f"#checklist li[data-position='{position}'] [data-check=ok]")
+        await staff.click("#verdict-correction")
+        await expect(staff.locator("#verdict-error")).to_have_text(
+            f"「{name}」标为需补正，请选择或填写需补正的原因。"
+        )
+        await expect(box).to_have_class(re.compile(r"\binvalid\b"))
+        await expect(box.locator(".reason-missing")).to_have_text(
+            "请选择常见原因，或填写原因，再出具结论。"
+        )
+        await expect(box.locator("input.typed-reason")).to_have_attribute("aria-invalid", "true")
+        await snap(staff, "console-16-reason-missing")
+        assert await axe_violations(staff, "console-reason-missing") == []
+        await box.locator("input.typed-reason").fill("复印件不清晰")
+        await expect(box.locator(".reason-missing")).to_be_hidden()
+        await expect(box).not_to_have_class(re.compile(r"\binvalid\b"))
+        await expect(staff.locator("#verdict-error")).to_be_hidden()
+        await staff.click("#verdict-correction")
+        await expect(staff.locator("#case-status")).to_have_text("待补正")
+        async with server.state.db.read() as session:
+            case = await session.scalar(select(Case).where(Case.applicant_name == "刘海生"))
+            assert case is not None and case.status == "correction_needed"

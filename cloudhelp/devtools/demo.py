@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +42,11 @@ DEMO_CASES = [
     ("CGJ-001", "孙志刚", "13840000007", "21021119900415707", ["not_accepted"], 3, []),
 ]  # fmt: skip
 SESSION_MINUTES = 12  # the demo's sessions follow each other, this far apart, ending just now
+# The cases whose licences are issued were opened weeks ago, not today: (days before today the
+# case was opened, days before today it was concluded), by the applicant's phone. 赵永强's
+# papers wait at the station, one of them overdue; 陈丽华's licence was picked up today, so she
+# was delivered now (demo_items dates the papers to match).
+OPENED_EARLIER = {"13840000005": (30, 24), "13840000006": (10, 4)}
 
 
 async def load_samples(session: AsyncSession) -> tuple[dict[str, int], dict[str, Any]]:
@@ -69,7 +74,10 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
         "the sample network's kiosk QG-01",
     )
     now = utcnow()
+    today = clock.today(now)
     for n, (item_code, name, phone, first17, steps, level, reasons) in enumerate(DEMO_CASES):
+        opened_ago, concluded_ago = OPENED_EARLIER.get(phone, (0, 0))
+        opened_on = _working_day(today - timedelta(days=opened_ago)) if opened_ago else today
         item = must_exist(
             await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code)),
             f"the sample catalog's item {item_code}",
@@ -77,7 +85,7 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
         case = await cases.open_case(
             session, district=district, item=item, station_id=station.id, staff_id=reviewer.id,
             name=name, phone=phone, id_number=first17 + cases.id_check_character(first17),
-            actor=reviewer.username,
+            actor=reviewer.username, day=opened_on,
         )  # fmt: skip
         await session.refresh(case, ["item", "station"])
         for step in steps:
@@ -102,9 +110,32 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
             else:
                 await cases.transition(session, case, step, reviewer.username)
         enqueued = now - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
+        if opened_on != today:  # that morning, at the same station
+            enqueued = clock.day_start(opened_on) + timedelta(hours=9, minutes=SESSION_MINUTES * n)
         await backdate(session, case, now - (enqueued + timedelta(minutes=3)))
+        if concluded_ago:
+            concluded = clock.day_start(_working_day(today - timedelta(days=concluded_ago)))
+            await _reached(session, case, "concluded", concluded + timedelta(hours=15))
+            if case.delivered_at is not None:
+                await _reached(session, case, "delivered", now)
         await _session_of(session, case, kiosk, reviewer, enqueued, steps, level, reasons)
     return len(DEMO_CASES)
+
+
+def _working_day(day: date) -> date:
+    """``day``, or the Friday before it if it falls on a weekend."""
+    return day - timedelta(days=max(0, day.weekday() - 4))
+
+
+async def _reached(session: AsyncSession, case: Case, state: str, at: datetime) -> None:
+    """The case reached ``state`` at ``at``: its moment and its event say so."""
+    setattr(case, f"{state}_at", at)
+    event = await session.scalar(
+        select(CaseEvent).where(CaseEvent.case_id == case.id, CaseEvent.to_state == state)
+    )
+    if event is not None:
+        event.at = at
+    await session.flush()
 
 
 async def backdate(session: AsyncSession, case: Case, by: timedelta) -> None:

@@ -5,7 +5,7 @@ logistics desk, the station page, the kiosk's 我的材料/证照 and the board 
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import segno
@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core.errors import must_exist
 from cloudhelp.domain.logistics import exceptions, handover, items, runs
 from cloudhelp.store import filestore
-from cloudhelp.store.models import Case, Staff, TrackedItem, utcnow
+from cloudhelp.store.models import (
+    Case,
+    LogisticsRun,
+    Staff,
+    TrackedItem,
+    TrackedItemEvent,
+    utcnow,
+)
 
 # Who moves them: the hall's desk, the street centre's and the community station's attendants.
 DESK, STREET, STATION = "zhaogang", "wujun", "zhouyan"
@@ -44,6 +51,46 @@ async def _hop(session: AsyncSession, sender: Staff, receiver: Staff, to: str, *
     await runs.receive(session, receiver, run, list(codes))
 
 
+def _issued(case: Case | None, latest: datetime) -> datetime:
+    """When a certificate was issued: an hour after its case concluded (``None``: a later
+    issue), and no later than ``latest``."""
+    concluded = case.concluded_at if case is not None else None
+    return min(concluded + timedelta(hours=1), latest) if concluded is not None else latest
+
+
+async def _dated(
+    session: AsyncSession, item: TrackedItem, issued: datetime, ready: datetime
+) -> None:
+    """Date an item's way to the shelf: registered at ``issued``, shelved at ``ready``, its
+    hops evenly between (its events, the runs that carried it, the item itself)."""
+    events = list(
+        (
+            await session.scalars(
+                select(TrackedItemEvent)
+                .where(TrackedItemEvent.item_id == item.id)
+                .order_by(TrackedItemEvent.id)
+            )
+        ).all()
+    )
+    last = next(n for n, e in enumerate(events) if e.to_state == "ready")
+    carried: dict[int, list[datetime]] = {}
+    for n, event in enumerate(events[: last + 1]):
+        event.at = issued + (ready - issued) * (n / max(1, last))
+        if event.run_id is not None:
+            carried.setdefault(event.run_id, []).append(event.at)
+    item.created_at, item.ready_at = issued, ready
+    for run_id, moments in carried.items():
+        run = await session.get(LogisticsRun, run_id)
+        if run is None:
+            continue
+        run.created_at = moments[0]
+        if run.dispatched_at is not None:
+            run.dispatched_at = moments[min(1, len(moments) - 1)]
+        if run.received_at is not None:
+            run.received_at = moments[-1]
+    await session.flush()
+
+
 def signature_png() -> bytes:
     """A stand-in for a signature drawn on the screen."""
     out = io.BytesIO()
@@ -68,16 +115,19 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
         return await items.register(session, staff, case, kind, text)
 
     # Certificates down to 前关驿站: one handed over (signed), one on the shelf, one overdue on the
-    # shelf, one on the road to the street centre, one still at the hall.
+    # shelf, one on the road to the street centre, one still at the hall. Those shelved were
+    # issued days before (when their case concluded, or later); 陈丽华's was picked up today,
+    # days after it was issued.
     picked = await make(delivered, "certificate", desk, "营业执照（正本、副本）")
     ready = await make(concluded, "certificate", desk, "道路运输经营许可证")
     overdue = await make(concluded, "certificate", desk, "道路运输证（副本）")
     for item in (picked, ready, overdue):
         await _hop(session, desk, street, "DLW", item.code)
         await _hop(session, street, station, "DLW-QG", item.code)
-    await handover.make_ready(session, station, picked)
-    await handover.make_ready(session, station, ready)
-    await handover.make_ready(session, station, overdue, at=now - timedelta(days=16))
+    for item, case, shelved in ((picked, delivered, 2), (ready, None, 1), (overdue, concluded, 16)):
+        await handover.make_ready(session, station, item)
+        on_shelf = now - timedelta(days=shelved)
+        await _dated(session, item, _issued(case, on_shelf - timedelta(days=1)), on_shelf)
     sha = filestore.store_bytes(data_dir, signature_png())
     await handover.hand_over(session, station, picked, pickup_code=picked.pickup_code,
                              id_last4=delivered.applicant_id_number[-4:], signature_sha256=sha,
@@ -100,11 +150,13 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
     back = await make(accepted, "originals_back", desk, "房屋权属证明原件（退还）")
     await _hop(session, desk, street, "DLW", back.code)  # received at the street centre
     await make(waiting, "originals_in", station, "营业执照原件")  # registered at the station
-    # Exceptions: one not collected sent back to the hall, one damaged waiting to go back, one lost.
-    returned = await make(first, "originals_back", desk, "渔业船舶证书原件（退还）")
+    # Exceptions: one not collected sent back to the hall (赵永强's originals, returned while his
+    # case ran), one damaged waiting to go back, one lost.
+    returned = await make(concluded, "originals_back", desk, "道路运输经营申请材料原件（退还）")
     await _hop(session, desk, street, "DLW", returned.code)
     await _hop(session, street, station, "DLW-QG", returned.code)
-    await handover.make_ready(session, station, returned, at=now - timedelta(days=20))
+    await handover.make_ready(session, station, returned)
+    await _dated(session, returned, now - timedelta(days=22), now - timedelta(days=20))
     await exceptions.report(session, station, returned, "not_collected", reason="20 天未领取",
                             responsible=STATION, now=now, pickup_days=14)  # fmt: skip
     await _hop(session, station, street, "DLW", returned.code)

@@ -16,7 +16,7 @@ from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import query_date, query_int
 from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem
+from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem, Staff
 
 FILTERS = ("person", "case", "from", "to", "action")
 MAX_ROWS = 500
@@ -68,6 +68,15 @@ async def _names(session: AsyncSession, events: list[dict[str, Any]]) -> dict[st
         )
         names |= {f"material:{n}:{p}": name for n, p, name in materials.all()}
     return names
+
+
+async def _roles(session: AsyncSession, events: list[dict[str, Any]]) -> dict[int, str]:
+    """The role of each staff account that acted in the rows (as the account has it now)."""
+    ids = {e["actor"]["id"] for e in events if e["actor"]["kind"] == "staff" and e["actor"]["id"]}
+    if not ids:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.role).where(Staff.id.in_(ids)))
+    return {staff_id: role for staff_id, role in rows.all()}
 
 
 def _mark(lang: str, status: object, reason: object) -> str:
@@ -153,8 +162,12 @@ async def audit_page(request: web.Request) -> web.Response:
     lang = i18n.request_lang(request)
     async with AppState.of(request.app).db.read() as session:
         names = await _names(session, found)
+        roles = await _roles(session, found)
     for event in found:
         event["summary"] = _describe(lang, event, names)
+        # A person is labelled by their role (值班长, not 工作人员 for every account).
+        actor = event["actor"]
+        actor["role"] = roles.get(actor["id"]) if actor["kind"] == "staff" else None
     return pages.render(
         request,
         "audit.html",

@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, errorText, lang, setLang, t, translate, warningGroups, warningSubject } from "./i18n.js";
+import { duration, errorText, lang, renderWarningGroup, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -22,8 +22,6 @@ function el(tag, text = "", cls = "") {
 
 /** @param {number | null} value */
 const percent = (value) => (value === null || value === undefined ? "—" : `${Math.round(value * 100)}%`);
-/** @param {string | null} iso */
-const since = (iso) => (iso ? (Date.now() - Date.parse(iso)) / 1000 : 0);
 
 /** Papers on the road: pickups at stations today (trips saved), items by hop, overdue pickups. @param {any} l */
 function renderLogistics(l) {
@@ -114,10 +112,12 @@ function render() {
   $("warnings-count").textContent = String(unacked);
   $("warnings-count").hidden = unacked === 0;
   $("warnings-empty").hidden = open.length > 0;
-  // The wall screen never scrolls: with many kinds, each shows fewer (the rest are counted).
+  // The wall screen never scrolls: with many kinds, each shows fewer (the rest are counted,
+  // 另有 N 条 lists them); a kind a supervisor opened stays listed in full.
   const grouped = warningGroups(open);
   for (let shown = SHOWN_PER_KIND; shown >= 1; shown -= 1) {
-    $("warnings").replaceChildren(...grouped.map((group) => renderGroup(group, shown)));
+    const options = { shown, expanded, id: "warnings", station: true, ack: acknowledge };
+    $("warnings").replaceChildren(...grouped.map((group) => renderWarningGroup(group, options)));
     if (document.documentElement.scrollHeight <= window.innerHeight) break;
   }
   tick();
@@ -125,69 +125,14 @@ function render() {
 
 /** How many warnings of each kind the wall shows at most; the rest are counted. */
 const SHOWN_PER_KIND = 3;
-
+/** The kinds whose every warning the supervisor chose to list (另有 N 条). @type {Set<string>} */
+const expanded = new Set();
 /** @param {any} w */
-function renderWarning(w) {
-  const li = el("li", "", w.acked_at ? "acked" : "");
-  li.dataset.warning = String(w.id);
-  const head = el("div", "", "head");
-  const what = w.kind === "calendar_missing"
-    ? t("board.calendar_missing", { year: w.detail.year })
-    : warningSubject(w, true);
-  head.append(el("span", what, "grow"));
-  if (w.kind !== "calendar_missing") {
-    const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "",
-      w.kind === "case_due_soon" ? "hot" : "late");  // due soon is not late yet
-    if (!w.detail.due) {
-      time.classList.add("wait");
-      time.dataset.since = w.detail.since || w.raised_at;
-      time.dataset.label = "board.lasting"; // "已持续 13 分钟", not a bare duration
-    }
-    head.append(time);
-  }
-  if (w.acked_at) head.append(el("small", t("board.acked_by", { name: w.acked_by })));
-  else {
-    const ack = el("button", t("board.ack"), "button");
-    ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
-    head.append(ack);
-  }
-  li.append(head);
-  return li;
-}
-
-/** @param {{kind: string, list: any[]}} group @param {number} shown how many to list */
-function renderGroup(group, shown) {
-  const li = el("li", "", "group");
-  li.dataset.kind = group.kind;
-  const head = el("div", "", "group-head");
-  const unacked = group.list.filter((w) => !w.acked_at).length;
-  head.append(el("strong", t(`warning.${group.kind}`), "grow"), el("span", String(group.list.length), "count"));
-  if (unacked < group.list.length) head.append(el("small", t("board.unacked", { n: unacked })));
-  const list = el("ul", "", "rows");
-  list.append(...group.list.slice(0, shown).map(renderWarning));
-  li.append(head, list);
-  const more = group.list.length - shown;
-  if (more > 0 || group.kind === "follow_up_late") {
-    const foot = el("div", "", "group-foot");
-    if (more > 0) foot.append(el("small", t("board.more", { n: more })));
-    if (group.kind === "follow_up_late") {
-      const link = /** @type {HTMLAnchorElement} */ (el("a", t("board.followups")));
-      link.href = "/follow-ups";
-      foot.append(link);
-    }
-    li.append(foot);
-  }
-  return li;
-}
+const acknowledge = (w) => connection?.send({ type: "warning.ack", warning: w.id });
 
 function tick() {
   $("clock").textContent = new Date().toLocaleString(lang, { hour12: false });
-  document.querySelectorAll("[data-since]").forEach((node) => {
-    const iso = /** @type {HTMLElement} */ (node).dataset.since || "";
-    const label = /** @type {HTMLElement} */ (node).dataset.label;
-    const time = iso ? duration(since(iso)) : "—";
-    node.textContent = label && iso ? t(label, { time }) : time;
-  });
+  showSince(document);
 }
 
 async function start() {

@@ -61,6 +61,11 @@ export function duration(seconds) {
  * @param {any} w a warning as the server sends it @param {boolean} [station]
  */
 export function warningSubject(w, station = false) {
+  return warningParts(w, station).join(" · ");
+}
+
+/** The parts of warningSubject: [ticket or case number, item, station], those the warning has. @param {any} w @param {boolean} station */
+function warningParts(w, station) {
   const d = w.detail;
   let ticket = d.ticket;
   if (ticket && w.kind === "follow_up_late" && d.since) {
@@ -71,7 +76,7 @@ export function warningSubject(w, station = false) {
   }
   // A case number (210211-20261119-H0047) never wraps at its hyphens either.
   const number = ticket || (typeof d.case === "string" ? d.case.replaceAll("-", "\u2011") : d.case);
-  return [number, d.item, station ? d.station : null].filter(Boolean).join(" · ");
+  return [number, d.item, station ? d.station : null].filter(Boolean);
 }
 
 /**
@@ -88,6 +93,122 @@ export function warningGroups(warnings) {
     kind,
     list: list.sort((a, b) => pressing(a).localeCompare(pressing(b)) || a.id - b.id),
   }));
+}
+
+/** @param {string} tag @param {string} [text] @param {string} [cls] */
+function el(tag, text = "", cls = "") {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
+}
+
+/**
+ * One kind of time-out warnings, as the board and the console both show it: a head with the
+ * kind, its count and how many are not acknowledged yet; its rows, those not acknowledged first
+ * (then the most pressing), the first `shown` of them listed; and 另有 N 条, a button that lists
+ * the rest (and folds them again). Kinds listed in full are kept in `expanded` (the page's own
+ * set, so a list pushed again stays as the reader left it).
+ * @param {{kind: string, list: any[]}} group a group of warningGroups
+ * @param {{shown: number, expanded: Set<string>, id: string, station?: boolean, ack: (w: any) => void}} options
+ *   `id`: what the page prefixes its element ids with; `station`: name the station in each row
+ */
+export function renderWarningGroup(group, options) {
+  const { kind, list } = group;
+  const li = el("li", "", "group");
+  li.dataset.kind = kind;
+  const head = el("div", "", "group-head");
+  const unacked = list.filter((w) => !w.acked_at).length;
+  head.append(el("strong", t(`warning.${kind}`), "grow"), el("span", String(list.length), "count"));
+  if (unacked < list.length) head.append(el("small", t("board.unacked", { n: unacked }), "unacked"));
+  const rows = el("ul", "", "rows");
+  rows.id = `${options.id}-${kind}`;
+  const ordered = [...list].sort((a, b) => Number(Boolean(a.acked_at)) - Number(Boolean(b.acked_at)));
+  const open = options.expanded.has(kind);
+  rows.append(...ordered.map((w, n) => {
+    const row = warningRow(w, options);
+    row.hidden = n >= options.shown && !open;
+    return row;
+  }));
+  li.append(head, rows);
+  const more = list.length - options.shown;
+  if (more > 0 || kind === "follow_up_late") {
+    const foot = el("div", "", "group-foot");
+    if (more > 0) {
+      const toggle = /** @type {HTMLButtonElement} */ (el("button", "", "more"));
+      toggle.type = "button";
+      toggle.setAttribute("aria-controls", rows.id);
+      const show = (/** @type {boolean} */ all) => {
+        toggle.textContent = all ? t("board.fewer") : t("board.more", { n: more });
+        toggle.setAttribute("aria-expanded", String(all));
+        [...rows.children].forEach((row, n) => { /** @type {HTMLElement} */ (row).hidden = n >= options.shown && !all; });
+      };
+      toggle.onclick = () => {
+        const all = !options.expanded.has(kind);
+        if (all) options.expanded.add(kind);
+        else options.expanded.delete(kind);
+        show(all);
+      };
+      show(open);
+      foot.append(toggle);
+    }
+    if (kind === "follow_up_late") {
+      const link = /** @type {HTMLAnchorElement} */ (el("a", t("board.followups")));
+      link.href = "/follow-ups";
+      foot.append(link);
+    }
+    li.append(foot);
+  }
+  return li;
+}
+
+/** One warning's row: what it is about, when it is due (or how long it has lasted), 知悉. @param {any} w @param {{station?: boolean, ack: (w: any) => void}} options */
+function warningRow(w, options) {
+  const li = el("li", "", w.acked_at ? "acked" : "");
+  li.dataset.warning = String(w.id);
+  const head = el("div", "", "head");
+  const what = el("span", "", "grow subject");
+  if (w.kind === "calendar_missing") what.textContent = t("board.calendar_missing", { year: w.detail.year });
+  else {
+    // The number never wraps inside (nor does the due date below): a row wraps between parts.
+    const [number, ...rest] = warningParts(w, Boolean(options.station));
+    what.append(el("span", String(number ?? ""), "number"), ...rest.map((part) => ` · ${part}`));
+  }
+  head.append(what);
+  if (w.kind !== "calendar_missing") {
+    const time = el("small", w.detail.due ? t("board.due", { date: w.detail.due }) : "",
+      w.kind === "case_due_soon" ? "hot when" : "late when");  // due soon is not late yet
+    if (!w.detail.due) {
+      time.classList.add("wait");
+      time.dataset.since = w.detail.since || w.raised_at;
+      time.dataset.label = "board.lasting"; // "已持续 13 分钟", not a bare duration
+    }
+    head.append(time);
+  }
+  if (w.acked_at) head.append(el("small", t("board.acked_by", { name: w.acked_by }), "acked-by"));
+  else {
+    const ack = el("button", t("board.ack"), "button ack");
+    ack.setAttribute("type", "button");
+    ack.setAttribute("aria-label", `${t("board.ack")} ${warningSubject(w, Boolean(options.station))}`);
+    ack.onclick = () => options.ack(w);
+    head.append(ack);
+  }
+  li.append(head);
+  return li;
+}
+
+/**
+ * Every [data-since] under root says how long ago its ISO moment was ("13 分钟"), or its
+ * data-label's sentence with that time ("已持续 13 分钟"). Pages call it every second.
+ * @param {ParentNode} root
+ */
+export function showSince(root) {
+  root.querySelectorAll("[data-since]").forEach((node) => {
+    const iso = /** @type {HTMLElement} */ (node).dataset.since || "";
+    const label = /** @type {HTMLElement} */ (node).dataset.label;
+    const time = iso ? duration(Math.max(0, (Date.now() - Date.parse(iso)) / 1000)) : "—";
+    node.textContent = label && iso ? t(label, { time }) : time;
+  });
 }
 
 /** A short beep (ring tones, speaker test). @param {number} ms @param {number} [hz] */

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
-import { beep, duration, errorText, lang, setLang, t, translate, warningGroups, warningSubject } from "./i18n.js";
+import { beep, duration, errorText, lang, renderWarningGroup, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -114,7 +114,7 @@ async function open(me) {
   $("me").textContent = `${me.name}（${me.username}）`;
   showNav(me.role);
   clearCallWork();
-  // The checklist scrolls: it takes focus so it can be scrolled by keyboard (also when read-only).
+  // The checklist is as long as the item's materials (the page scrolls, never the list).
   $("checklist").setAttribute("aria-label", t("cases.checklists"));
   connection = new Connection({ auth: { kind: "staff" } });
   let lostCall = false;  // the session the call was in is gone: say so once back online
@@ -211,48 +211,25 @@ function onPresence(/** @type {any} */ frame) {
   $("side-idle").hidden = working;
 }
 
-/** How many warnings of each kind the console lists; the rest are counted. */
+/** How many warnings of each kind the console lists; 另有 N 条 lists the rest. */
 const WARNINGS_PER_KIND = 3;
+/** The kinds whose every warning the staff member chose to list. @type {Set<string>} */
+const expandedWarnings = new Set();
 
 /**
- * Time-out warnings that concern this staff member, by kind (the most pressing first, with a
- * count, and how many are not acknowledged yet), the first few of each — those not yet
- * acknowledged first — with their due date and an acknowledge button.
+ * Time-out warnings that concern this staff member, by kind, as the board shows them
+ * (i18n.js renderWarningGroup): a count and how many are not acknowledged, the first few —
+ * those not yet acknowledged first — with their due date and an acknowledge button.
  * @param {any[]} warnings
  */
 function renderWarnings(warnings) {
   $("my-warnings").hidden = warnings.length === 0;
-  $("warning-list").replaceChildren(...warningGroups(warnings).map(({ kind, list }) => {
-    const group = document.createElement("li");
-    group.dataset.kind = kind;
-    const head = document.createElement("strong");
-    const unacked = list.filter((w) => !w.acked_at).length;
-    head.textContent = `${t(`warning.${kind}`)}（${list.length}）`
-      + (unacked < list.length ? ` · ${t("board.unacked", { n: unacked })}` : "");
-    const rows = document.createElement("ul");
-    const first = [...list].sort((a, b) => Number(Boolean(a.acked_at)) - Number(Boolean(b.acked_at)));
-    rows.append(...first.slice(0, WARNINGS_PER_KIND).map((w) => {
-      const li = document.createElement("li");
-      const subject = warningSubject(w);
-      li.textContent = `${subject}${w.detail.due ? ` · ${t("board.due", { date: w.detail.due })}` : ""} `;
-      if (!w.acked_at) {
-        const ack = document.createElement("button");
-        ack.className = "button";
-        ack.textContent = t("board.ack");
-        ack.setAttribute("aria-label", `${t("board.ack")} ${subject}`);
-        ack.onclick = () => connection?.send({ type: "warning.ack", warning: w.id });
-        li.append(ack);
-      }
-      return li;
-    }));
-    group.append(head, rows);
-    if (list.length > WARNINGS_PER_KIND) {
-      const more = document.createElement("small");
-      more.textContent = t("board.more", { n: list.length - WARNINGS_PER_KIND });
-      group.append(more);
-    }
-    return group;
-  }));
+  const options = {
+    shown: WARNINGS_PER_KIND, expanded: expandedWarnings, id: "my-warnings",
+    ack: (/** @type {any} */ w) => connection?.send({ type: "warning.ack", warning: w.id }),
+  };
+  $("warning-list").replaceChildren(...warningGroups(warnings).map((group) => renderWarningGroup(group, options)));
+  showSince($("warning-list"));
 }
 
 function renderQueue() {
@@ -308,6 +285,7 @@ function tickQueue() {
     if (wait) wait.textContent = t("staff.queue.waiting", { time: duration(seconds) });
     li.classList.toggle("long", seconds > LONG_WAIT_SECONDS);
   });
+  showSince($("warning-list"));
 }
 
 function onRing(/** @type {any} */ frame) {
@@ -507,14 +485,22 @@ function renderChecklist(v, materials, previous) {
         x.classList.toggle("chosen", on);
         x.setAttribute("aria-pressed", String(on));
       });
-      reason.hidden = status !== "needs_correction";
-      typed.hidden = reason.hidden;
+      box.hidden = status !== "needs_correction";
+      showReasonMissing(li, false);
       showVerdictError(null);  // a message about the marks before this one no longer holds
+      // 需补正 asks for its reason at once, in the box that opens under the material.
+      if (!box.hidden && !reason.value && !typed.value) (reason.options.length > 1 ? reason : typed).focus();
     };
+    // The reason of a 需补正 mark, required: a box of its own under the material, open while
+    // the mark is 需补正 — pick one of the item's common mistakes or type one.
+    const box = document.createElement("fieldset");
+    box.className = "reason-box";
+    box.hidden = m.status !== "needs_correction";
+    const legend = document.createElement("legend");
+    legend.textContent = t("staff.case.reason_label");
     const reason = document.createElement("select");
     reason.className = "reason";
     reason.setAttribute("aria-label", t("staff.case.pick_reason_for", { name: m.name }));
-    reason.hidden = m.status !== "needs_correction";
     reason.append(new Option(t("staff.case.pick_reason"), ""));
     for (const mistake of m.common_mistakes) reason.append(new Option(mistake, mistake));
     if (m.reason && !m.common_mistakes.includes(m.reason)) reason.append(new Option(m.reason, m.reason));
@@ -525,14 +511,21 @@ function renderChecklist(v, materials, previous) {
     typed.placeholder = t("staff.case.type_reason");
     typed.setAttribute("aria-label", t("staff.case.type_reason_for", { name: m.name }));
     typed.maxLength = 500;
-    typed.hidden = reason.hidden;
-    reason.addEventListener("change", () => { typed.value = ""; showVerdictError(null); });
-    typed.addEventListener("input", () => showVerdictError(null));
+    const missing = document.createElement("p");
+    missing.className = "reason-missing";
+    missing.hidden = true;
+    missing.textContent = t("staff.case.reason_missing");
+    missing.id = `reason-missing-${m.position}`;
+    if (m.common_mistakes.length === 0) reason.hidden = true;  // nothing to pick: type it
+    box.append(legend, reason, typed, missing);
+    const changed = () => { showReasonMissing(li, false); showVerdictError(null); };
+    reason.addEventListener("change", () => { typed.value = ""; changed(); });
+    typed.addEventListener("input", changed);
     const file = document.createElement("select");
     file.className = "file";
     file.setAttribute("aria-label", t("staff.case.attach_file_for", { name: m.name }));
     file.dataset.chosen = String(m.files[0] || "");
-    li.append(buttons, reason, typed, file);
+    li.append(buttons, box, file);
     /** @type {any} */ (li).choose = choose;
     return li;
   }));
@@ -580,9 +573,28 @@ function markWithoutReason() {
   for (const li of document.querySelectorAll("#checklist li[data-status=needs_correction]")) {
     const typed = /** @type {HTMLInputElement} */ (li.querySelector(".typed-reason"));
     const pick = /** @type {HTMLSelectElement} */ (li.querySelector(".reason"));
-    if (!typed.value.trim() && !pick.value) return { li, field: pick.options.length > 1 ? pick : typed };
+    if (!typed.value.trim() && !pick.value) return { li, field: pick.hidden ? typed : pick };
   }
   return null;
+}
+
+/**
+ * A 需补正 mark's reason box says its reason is missing (or no longer does).
+ * @param {Element} li @param {boolean} on
+ */
+function showReasonMissing(li, on) {
+  li.querySelector(".reason-box")?.classList.toggle("invalid", on);
+  const missing = /** @type {HTMLElement | null} */ (li.querySelector(".reason-missing"));
+  if (missing) missing.hidden = !on;
+  li.querySelectorAll(".reason, .typed-reason").forEach((field) => {
+    if (on) {
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", missing?.id || "");
+    } else {
+      field.removeAttribute("aria-invalid");
+      field.removeAttribute("aria-describedby");
+    }
+  });
 }
 
 function showVerdictError(/** @type {any} */ error) {
@@ -595,9 +607,11 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
   if (!v?.case) return;
   showVerdictError(null);
   const unexplained = markWithoutReason();
-  if (unexplained) {  // named, and its reason field focused, before asking the server
+  if (unexplained) {  // named, its box marked and its reason field focused, before asking the server
     $("verdict-error").hidden = false;
     $("verdict-error").textContent = t("staff.case.reason_needed_for", { name: unexplained.li.querySelector("strong")?.textContent || "" });
+    showReasonMissing(unexplained.li, true);
+    unexplained.li.scrollIntoView({ block: "nearest" });
     unexplained.field.focus();
     return;
   }
