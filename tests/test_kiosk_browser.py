@@ -20,6 +20,7 @@ from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import Case, FollowUp, Rating
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import CallServer, running_server
+from tests.journeykit import outside_viewport
 from tests.test_browser import enrolled_kiosk
 
 pytestmark = pytest.mark.timeout(180)
@@ -414,6 +415,28 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await expect(notice.get_by_role("link")).to_have_count(0)
         await expect(kiosk.get_by_role("button", name="打印", exact=True)).to_have_count(1)
         await snap(kiosk, "kiosk-notice-one-print")
+        # 打印 and 关闭 are the dialog's footer: inside its box, under the notice, on screen.
+        for width, height, large in [(1366, 768, False), (1024, 768, False), (1024, 768, True)]:
+            await kiosk.set_viewport_size({"width": width, "height": height})
+            if large:
+                await kiosk.locator("#elderly").dispatch_event("click")  # under the overlay
+            dialog = await kiosk.locator("#notice-dialog").bounding_box()
+            frame = await kiosk.locator("#notice-frame").bounding_box()
+            assert dialog and frame
+            for button in ("#notice-print", "#notice-close"):
+                problem = await outside_viewport(kiosk, kiosk.locator(button), button)
+                assert problem is None, problem
+                box = await kiosk.locator(button).bounding_box()
+                assert box, button
+                left, top = box["x"], box["y"]
+                right, bottom = left + box["width"], top + box["height"]
+                d = dialog
+                assert d["x"] <= left and right <= d["x"] + d["width"], (button, box, d)
+                assert d["y"] <= top and bottom <= d["y"] + d["height"], (button, box, d)
+                assert top >= frame["y"] + frame["height"], (button, box, frame)
+            await snap(kiosk, f"kiosk-notice-dialog-{width}x{height}" + ("-large" if large else ""))
+        await kiosk.locator("#elderly").dispatch_event("click")
+        await kiosk.set_viewport_size({"width": 1280, "height": 720})
         await kiosk.click("#notice-close")
         await expect(kiosk.locator("#notice-overlay")).to_be_hidden()
         await kiosk.click("#show-notice")  # closed by mistake: it opens again
@@ -428,6 +451,78 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await snap(kiosk, "kiosk-done-case-number")
         await kiosk.click("#done-notice")
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+
+
+# Where a countdown's text starts and how wide it is (its layout must not move as it counts).
+TEXT_BOX = """(el) => { const r = document.createRange(); r.selectNodeContents(el);
+  const b = r.getBoundingClientRect(); return [b.x, b.width]; }"""
+# What a chat line shows above its words (call.css .chat li::before: sender and HH:MM).
+CHAT_HEAD = """(li) => { const s = getComputedStyle(li, "::before");
+  return {display: s.display, content: s.content,
+          sender: li.dataset.sender, time: li.dataset.time}; }"""
+PAGE_HH_MM = "(() => { const d = new Date(); return [d.getHours(), d.getMinutes()]"
+PAGE_HH_MM += ".map((n) => String(n).padStart(2, '0')).join(':'); })()"
+
+
+def seconds_of(mm_ss: str) -> int:
+    minutes, seconds = mm_ss.split(":")
+    return int(minutes) * 60 + int(seconds)
+
+
+async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: str) -> None:
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await clocked_kiosk(browser, server, width=1366, height=768)
+        staff = await server.staff("zhaogang")
+        await call_from_kiosk(kiosk, staff)
+        # 通话时长 beside who serves, counting from the answer.
+        elapsed = kiosk.locator("#call-elapsed")
+        await expect(kiosk.locator(".call-timer")).to_contain_text("通话时长")
+        assert seconds_of(await elapsed.text_content() or "") < 5
+        await kiosk.clock.run_for(65_000)
+        await expect(elapsed).to_have_text(re.compile(r"^01:(0[5-9]|1\d)$"))
+
+        # Each chat line says who said it and when: the staff member by name, the resident 您.
+        peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        before = await kiosk.evaluate(PAGE_HH_MM)
+        chat = {"kind": "chat", "text": "请出示身份证"}
+        await staff.send({"type": "app", "to": peer, "data": chat})
+        them = kiosk.locator("#chat li.them")
+        await expect(them).to_have_text("请出示身份证")
+        await kiosk.fill("#chat-input", "好的，马上拍照")
+        await kiosk.click("#chat-form button")
+        me = kiosk.locator("#chat li.me")
+        await expect(me).to_have_text("好的，马上拍照")
+        after = await kiosk.evaluate(PAGE_HH_MM)
+        for line, sender in ((them, "赵刚"), (me, "您")):
+            head = await line.evaluate(CHAT_HEAD)
+            assert head["sender"] == sender and head["time"] in (before, after), head
+            # Drawn above the words: "赵刚 14:05" (an en space between).
+            assert head["display"] == "block", head
+            assert head["content"] == f'"{sender}\u2002{head["time"]}"', head
+        await snap(kiosk, "kiosk-call-timer-and-chat")
+
+        # The thank-you screen counts down live, the same seconds as "还在吗？" (one deadline),
+        # and the line does not move as the number shrinks.
+        await staff.send({"type": "call.hangup"})
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        assert await elapsed.text_content() == "00:00"
+        countdown = kiosk.locator("#done-countdown")
+        await expect(countdown).to_have_text(re.compile(r"无人操作\s+50 秒后自动返回首页"))
+        box = await countdown.evaluate(TEXT_BOX)
+        await kiosk.clock.run_for(5_000)
+        await expect(countdown).to_have_text(re.compile(r"无人操作\s+45 秒后"))
+        await kiosk.clock.run_for(36_000)  # 41 s on the screen: 9 s left, "还在吗？" shows them
+        await expect(kiosk.locator("#idle-overlay")).to_be_visible()
+        await expect(countdown).to_have_text(re.compile(r"无人操作\s+9 秒后"))
+        still_there = kiosk.locator("#idle-countdown")
+        await expect(still_there).to_have_text(re.compile(r"^\s*9 秒后返回首页"))
+        assert await countdown.evaluate(TEXT_BOX) == box
+        await snap(kiosk, "kiosk-done-countdown-still-there")
+        # A touch starts the whole countdown again.
+        await kiosk.click("#idle-stay")
+        await expect(countdown).to_have_text(re.compile(r"无人操作\s+50 秒后"))
+        await kiosk.clock.run_for(51_000)
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
 
 
 async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url: str) -> None:
@@ -709,6 +804,8 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         assert await wait_for_video(staff, "#remote-main") > 0
         session = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
         number = await kiosk.evaluate("window.cloudhelp.visit.ticket.number")
+        await expect(kiosk.locator("#call-elapsed")).not_to_have_text(re.compile("^00:0[01]$"))
+        before = seconds_of(await kiosk.locator("#call-elapsed").text_content() or "")
 
         await kiosk.reload()
         # Same session, same call: the kiosk is back in the call and media flows again.
@@ -723,6 +820,8 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
             timeout=20_000,
         )
         await snap(kiosk, "kiosk-reload-1-call-resumed")
+        # The call timer goes on from the answer, not from the reload.
+        assert seconds_of(await kiosk.locator("#call-elapsed").text_content() or "") >= before
         await expect(staff.locator("#call")).to_be_visible()
 
         # The call goes on and ends normally; no stale banner on the thank-you screen.
@@ -779,3 +878,16 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await kiosk.fill("#chat-input", "还能听到吗")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them").last).to_have_text("还能听到吗")
+        # The console draws chat lines with the kiosk's renderer: 居民 / 我 and the time.
+        await staff.fill("#chat-input", "能听到，请继续")
+        await staff.click("#chat-form button")
+        await expect(kiosk.locator("#chat li.them").last).to_have_text("能听到，请继续")
+        heads = [
+            await staff.locator("#chat li.them").last.evaluate(CHAT_HEAD),
+            await staff.locator("#chat li.me").last.evaluate(CHAT_HEAD),
+            await kiosk.locator("#chat li.them").last.evaluate(CHAT_HEAD),
+        ]
+        assert [h["sender"] for h in heads] == ["居民", "我", "赵刚"], heads
+        assert all(re.fullmatch(r"\d\d:\d\d", h["time"]) for h in heads), heads
+        await snap(staff, "kiosk-chat-on-the-console")
+        await snap(kiosk, "kiosk-chat-with-the-console")

@@ -57,10 +57,19 @@ export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ cal
   document.body.classList.toggle("screen-shared", on);
 }
 
-/** @param {string} text @param {"me" | "them"} who */
-export function addChat(text, who) {
+/**
+ * One chat line: the words, and small above them who said it and when (HH:MM, this machine's
+ * clock). Name and time are the line's data-sender / data-time, shown by call.css; the line's
+ * text is the words alone. `sender` defaults to the console's names (我 / 居民); the kiosk
+ * names both sides (您 / the staff member).
+ * @param {string} text @param {"me" | "them"} who @param {string} [sender]
+ */
+export function addChat(text, who, sender = t(`call.chat.${who}`)) {
   const li = document.createElement("li");
+  const now = new Date();
   li.className = who;
+  li.dataset.sender = sender;
+  li.dataset.time = [now.getHours(), now.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
   li.textContent = text;
   $("chat").append(li);
   li.scrollIntoView({ block: "end" });

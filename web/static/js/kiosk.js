@@ -17,6 +17,8 @@ const IDLE = (() => {
 })();
 /** The thank-you screen asks "还在吗？" after this long without a touch (a touch restarts it). */
 const DONE_SECONDS = 30;
+/** When the current call was answered, kept across a reload of the page mid-call (call timer). */
+const CALL_START_KEY = "cloudhelp.kiosk.call-start";
 const TAKE_RETRY_MS = 5000;  // a ticket refused while the service is out is asked for again after this
 /** Tickets this kiosk has finished with (cancelled, ended): late queue frames about them are ignored. */
 const finishedTickets = new Set();
@@ -66,6 +68,8 @@ function fresh() {
     caseStatus: "",
     /** The pre-call network check: null before it starts, then its verdict (docs/protocol.md). */
     network: /** @type {string | null} */ (null),
+    /** The staff member in the call (joined), who their chat lines are from; "" unnamed. */
+    staffName: "",
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
@@ -96,10 +100,13 @@ function known(key, values) {
  * With nobody touching the kiosk it asks "还在吗？", counts down, and then goes home: every
  * track stops, the visit, language and large-text mode are cleared. Waiting in the queue and
  * calls are never interrupted; the home screen counts only when something of a resident is on it.
+ * One deadline is the countdown: the thank-you screen's line and "还在吗？" both show what is
+ * left of it.
  */
 const idle = {
   timer: 0,
-  left: 0,
+  /** When the kiosk goes home unless touched (performance.now() ms), or 0 when it never does. */
+  deadline: 0,
   /** Seconds without a touch before "还在吗？" on the current screen, or null for never. */
   limit() {
     const screen = document.body.dataset.current;
@@ -116,21 +123,47 @@ const idle = {
     clearTimeout(idle.timer);
     $("idle-overlay").hidden = true;
     const limit = idle.limit();
-    if (limit === null) return;
-    idle.timer = window.setTimeout(() => { if (idle.limit() !== null) idle.warn(IDLE.warning); }, limit * 1000);
+    idle.deadline = limit === null ? 0 : performance.now() + (limit + IDLE.warning) * 1000;
+    idle.tick();
   },
-  /** @param {number} seconds */
-  warn(seconds) {
-    idle.left = Math.round(seconds);
-    $("idle-overlay").hidden = false;
-    const tick = () => {
-      $("idle-countdown").textContent = t("kiosk.idle.countdown", { n: idle.left });
-      if (idle.left-- <= 0) resetKiosk();
-      else idle.timer = window.setTimeout(tick, 1000);
-    };
-    tick();
+  /** Whole seconds left before the kiosk goes home. */
+  left() {
+    return Math.max(0, Math.ceil((idle.deadline - performance.now()) / 1000));
+  },
+  /** Each second while the deadline runs: the countdowns on screen, "还在吗？" for its last seconds, then home. */
+  tick() {
+    clearTimeout(idle.timer);
+    if (!idle.deadline) return;
+    if (idle.limit() === null) {  // e.g. the ticket is now waiting in the queue
+      idle.deadline = 0;
+      $("idle-overlay").hidden = true;
+      return;
+    }
+    const left = idle.left();
+    if (left <= 0) {
+      resetKiosk();
+      return;
+    }
+    if (document.body.dataset.current === "done") {
+      $("done-countdown").textContent = t("kiosk.done.auto", { n: countdown(left, DONE_SECONDS + IDLE.warning) });
+    }
+    if (left <= IDLE.warning) {
+      $("idle-overlay").hidden = false;
+      $("idle-countdown").textContent = t("kiosk.idle.countdown", { n: countdown(left, IDLE.warning) });
+    }
+    // Next when the whole seconds left change.
+    idle.timer = window.setTimeout(idle.tick, idle.deadline - performance.now() - (left - 1) * 1000);
   },
 };
+
+/**
+ * Seconds of a countdown padded with figure spaces to as many digits as ``most`` has, so that
+ * the text around it stays where it is (with tabular figures, .countdown).
+ * @param {number} seconds @param {number} most
+ */
+function countdown(seconds, most) {
+  return String(seconds).padStart(String(most).length, "\u2007");
+}
 
 /** 大字模式 on or off; the toggle says which (aria-pressed). @param {boolean} on */
 function setElderly(on) {
@@ -564,12 +597,48 @@ async function onJoined(frame) {
     await openDevices();
   }
   const staff = frame.peers[0];
+  visit.staffName = typeof staff.name === "string" ? staff.name : "";
   startCall(staff.session, Boolean(frame.initiator));
   const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
   $("call-with").textContent = visit.item ? `${helper}\n${visit.item.name}` : helper;
   hangingUp(false, "kiosk.call.hangup");
+  callClock.start(`${connection?.sessionId}/${frame.room}`);
   show("call");
 }
+
+/**
+ * How long the call has lasted (通话时长 mm:ss), beside who is serving. It counts from the
+ * first `joined` of the call's room; a page reloaded mid-call goes on from there (the start is
+ * kept in sessionStorage for this session's room until the call ends), a transfer to another
+ * department starts again.
+ */
+const callClock = {
+  timer: 0,
+  since: 0,
+  /** @param {string} room the session and the call's room */
+  start(room) {
+    clearTimeout(callClock.timer);
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(CALL_START_KEY) || "null"); } catch { /* none kept */ }
+    callClock.since = saved && saved.room === room && typeof saved.since === "number" && saved.since <= Date.now()
+      ? saved.since : Date.now();
+    sessionStorage.setItem(CALL_START_KEY, JSON.stringify({ room, since: callClock.since }));
+    callClock.tick();
+  },
+  tick() {
+    const ms = Math.max(0, Date.now() - callClock.since);
+    const seconds = Math.floor(ms / 1000);
+    const two = (/** @type {number} */ n) => String(n).padStart(2, "0");
+    $("call-elapsed").textContent = `${two(Math.floor(seconds / 60))}:${two(seconds % 60)}`;
+    callClock.timer = window.setTimeout(callClock.tick, 1000 - (ms % 1000));
+  },
+  /** Off the screen; `ended`: the call is over, its start is forgotten (a reload keeps it). */
+  stop(ended = false) {
+    clearTimeout(callClock.timer);
+    if (ended) sessionStorage.removeItem(CALL_START_KEY);
+    $("call-elapsed").textContent = "00:00";
+  },
+};
 
 /** Camera and microphone without the check screen (a reloaded page resuming its call). */
 async function openDevices() {
@@ -617,7 +686,7 @@ function startCall(peer, initiator) {
 
 /** An app message from the staff side: data, each field checked before it is used. @param {any} data */
 function onApp(data) {
-  if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
+  if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them", visit.staffName || t("kiosk.call.staff"));
   else if (data.kind === "screen") showStaffScreen(data.on === true);
   else if (data.kind === "notice") showNotice(data.url);
   else if (data.kind === "case" && typeof data.status === "string") showCaseResult(data);
@@ -846,6 +915,7 @@ async function toggleScreen() {
 
 function onLeft(/** @type {string} */ reason) {
   hangingUp(false, "kiosk.call.hangup");
+  callClock.stop(true);
   visit.call?.close();
   visit.call = null;
   visit.screen?.stop();
@@ -869,7 +939,6 @@ function onLeft(/** @type {string} */ reason) {
   $("done-result").hidden = !visit.caseResult;
   const key = `kiosk.reason.${reason}`;
   $("done-reason").textContent = known(key) || t("kiosk.done.ended");
-  $("done-countdown").textContent = t("kiosk.done.auto", { n: DONE_SECONDS + IDLE.warning });
   showRating();
 }
 
@@ -1058,6 +1127,7 @@ function clearVisit() {
   for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "check-appointment-time", "check-appointment-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
+  callClock.stop();
   document.body.classList.remove("nobody-on-duty", "screen-shared");
   for (const id of ["remote-main", "remote-corner", "self-view", "preview"]) $(id).srcObject = null;
   banner(null);
@@ -1168,7 +1238,7 @@ function wire() {
     const text = $("chat-input").value.trim();
     if (!text || !visit.call) return;
     visit.call.sendApp({ kind: "chat", text });
-    addChat(text, "me");
+    addChat(text, "me", t("kiosk.call.chat_me"));
     $("chat-input").value = "";
   };
   $("rating-send").onclick = () => settleRating("no_answer");
