@@ -222,6 +222,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await snap(page, "board-4-with-history")
         box = await page.locator("section.warnings").bounding_box()
         assert box and box["y"] + box["height"] <= 1080, box  # no scrolling on the wall
+        assert await page.locator("section.warnings").evaluate(NUMBERS_ON_ONE_LINE) == []
         height = await page.evaluate("document.documentElement.scrollHeight")
         assert height <= 1080, height  # the whole page fits the 1920×1080 wall screen
         # A warning timed from when it began says so (已持续 …), not a bare duration.
@@ -393,12 +394,15 @@ async def test_the_case_search_is_labelled_and_names_items(sqlite_demo_url: str)
         await snap(page, "board-cases-1-search")
 
 
-# Whether each case number (or date) of the warnings lies on one line, and inside its row.
+# Whether each case number (or date) of the warnings lies on one line, inside its row, and
+# the row inside the panel (``root``: a list wider than its panel is cut off at the right).
 NUMBERS_ON_ONE_LINE = """(root) => [...root.querySelectorAll(".number, .when")].filter((n) => {
   if (!n.offsetParent) return false;  // a row folded away
   const row = n.closest("li").getBoundingClientRect();
   const box = n.getBoundingClientRect();
-  return n.getClientRects().length !== 1 || box.right > row.right + 1;
+  const panel = root.getBoundingClientRect();
+  const lines = n.getClientRects().length;
+  return lines !== 1 || box.right > row.right + 1 || row.right > panel.right + 1;
 }).map((n) => n.textContent)"""
 
 
