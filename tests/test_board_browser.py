@@ -455,6 +455,17 @@ async def test_the_board_and_the_console_list_a_kinds_other_warnings_on_demand(
             await expect(group.locator("li[data-warning]:visible")).to_have_count(6)
             await expect(more).to_have_attribute("aria-expanded", "true")
             await expect(more).to_have_text("收起")
+            if page is board:  # pushed again meanwhile: still listed in full, still focused
+                async with server.state.db.write() as s:
+                    s.add(TimeoutWarning(
+                        kind="case_due_soon", subject="case:999", staff_id=None, threshold=0,
+                        detail={"case": "210211-20261201-H0999", "item": "渔业捕捞许可证换发",
+                                "station": "前关社区驿站", "due": today.isoformat()},
+                    ))  # fmt: skip
+                server.state.callcenter.pushes.board_changed()
+                await expect(root.locator("li.group[data-kind=case_due_soon]")).to_have_count(1)
+                await expect(group.locator("li[data-warning]:visible")).to_have_count(6)
+                await expect(more).to_be_focused()
             for width in (1366, 1024):
                 await page.set_viewport_size({"width": width, "height": 768})
                 wrapped = await root.evaluate(NUMBERS_ON_ONE_LINE)

@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, errorText, lang, renderWarningGroup, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -117,7 +117,7 @@ function render() {
   const grouped = warningGroups(open);
   for (let shown = SHOWN_PER_KIND; shown >= 1; shown -= 1) {
     const options = { shown, expanded, id: "warnings", station: true, ack: acknowledge };
-    $("warnings").replaceChildren(...grouped.map((group) => renderWarningGroup(group, options)));
+    replaceWarningGroups($("warnings"), grouped, options);
     if (document.documentElement.scrollHeight <= window.innerHeight) break;
   }
   tick();

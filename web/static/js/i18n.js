@@ -162,6 +162,21 @@ export function renderWarningGroup(group, options) {
   return li;
 }
 
+/**
+ * Replace the groups shown in `list` (a push, or the board fitting the wall): a 另有 N 条 / 收起
+ * button that had the keyboard focus has it again in the new list, so Space or Enter still
+ * works on it after a push.
+ * @param {HTMLElement} list @param {{kind: string, list: any[]}[]} groups
+ * @param {Parameters<typeof renderWarningGroup>[1]} options
+ */
+export function replaceWarningGroups(list, groups, options) {
+  const focused = document.activeElement;
+  const kind = focused instanceof HTMLElement && list.contains(focused) && focused.classList.contains("more")
+    ? /** @type {HTMLElement | null} */ (focused.closest("li.group"))?.dataset.kind : undefined;
+  list.replaceChildren(...groups.map((group) => renderWarningGroup(group, options)));
+  if (kind) /** @type {HTMLElement | null} */ (list.querySelector(`li.group[data-kind="${kind}"] button.more`))?.focus();
+}
+
 /** One warning's row: what it is about, when it is due (or how long it has lasted), 知悉. @param {any} w @param {{station?: boolean, ack: (w: any) => void}} options */
 function warningRow(w, options) {
   const li = el("li", "", w.acked_at ? "acked" : "");

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
-import { beep, duration, errorText, lang, renderWarningGroup, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -218,7 +218,7 @@ const expandedWarnings = new Set();
 
 /**
  * Time-out warnings that concern this staff member, by kind, as the board shows them
- * (i18n.js renderWarningGroup): a count and how many are not acknowledged, the first few —
+ * (i18n.js replaceWarningGroups): a count and how many are not acknowledged, the first few —
  * those not yet acknowledged first — with their due date and an acknowledge button.
  * @param {any[]} warnings
  */
@@ -228,7 +228,7 @@ function renderWarnings(warnings) {
     shown: WARNINGS_PER_KIND, expanded: expandedWarnings, id: "my-warnings",
     ack: (/** @type {any} */ w) => connection?.send({ type: "warning.ack", warning: w.id }),
   };
-  $("warning-list").replaceChildren(...warningGroups(warnings).map((group) => renderWarningGroup(group, options)));
+  replaceWarningGroups($("warning-list"), warningGroups(warnings), options);
   showSince($("warning-list"));
 }
 
