@@ -103,6 +103,9 @@ for _ in $(seq 50); do
 done
 export CLOUDHELP_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
+# Password hashes made during the run use argon2's cheapest parameters (cloudhelp/domain/
+# passwords.py; ~80 s of CPU saved). Never set in service; benchmarks run without it.
+export CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES=1
 
 # --- Lint beside the suite ---------------------------------------------------------------------
 # The lint step runs in the background while pytest runs (mypy alone takes about a minute); its

@@ -112,8 +112,12 @@ class DemoServer:
 
 
 def _environment(folder: Path) -> dict[str, str]:
-    """The command line's environment for a demo living in ``folder`` (nothing else inherited)."""
+    """The command line's environment for a demo living in ``folder`` (no other CLOUDHELP_
+    setting inherited but the test command's cheap password hashes, passwords.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDHELP_")}
+    cheap = os.environ.get("CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES")
+    if cheap is not None:
+        env["CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES"] = cheap
     return env | {
         "CLOUDHELP_DATA_DIR": str(folder / "data"),
         "CLOUDHELP_DATABASE_URL": f"sqlite:///{folder / 'cloudhelp.db'}",

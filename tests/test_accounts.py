@@ -270,3 +270,23 @@ async def test_password_checks_run_below_the_event_loops_priority() -> None:
     assert await passwords._in_pool(nice_of_this_thread) == workers.LOW_NICE
     assert await passwords.verify_password(await passwords.hash_password("秘密-password"),
                                            "秘密-password")  # fmt: skip
+
+
+@pytest.mark.parametrize(("setting", "parameters"), [(None, (3, 65536, 4)), ("1", (1, 8, 1))])
+def test_password_hashes_are_cheap_only_where_the_test_command_says_so(
+    setting: str | None, parameters: tuple[int, int, int]
+) -> None:
+    """argon2-cffi's defaults (time 3, 64 MiB, 4 lanes) unless
+    CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES=1 (scripts/test.sh): then its CHEAPEST profile, and a
+    hash made so records it (a check costs what its hash's parameters say)."""
+    env = {k: v for k, v in os.environ.items() if k != "CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES"}
+    if setting is not None:
+        env["CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES"] = setting
+    code = (
+        "from argon2 import extract_parameters as p\n"
+        "from cloudhelp.domain import passwords as w\n"
+        "h = p(w._hash('秘密')); print(h.time_cost, h.memory_cost, h.parallelism)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert tuple(map(int, done.stdout.split())) == parameters

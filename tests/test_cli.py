@@ -147,7 +147,8 @@ def test_serve_with_config_file_and_environment(tmp_path: Path) -> None:
     config = tmp_path / "cloudhelp.toml"
     config.write_text(f'database_url = "sqlite:///{tmp_path / "conf.db"}"\nport = 0\n')
     assert run_cli("demo", env={"CLOUDHELP_CONFIG": str(config)}).returncode == 0
-    process = start_cli("serve", env={"CLOUDHELP_CONFIG": str(config)})
+    cheap = {"CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES": "1"}  # as the test command sets it
+    process = start_cli("serve", env={"CLOUDHELP_CONFIG": str(config)} | cheap)
     try:
         url = serve_and_read_url(process)
         with urllib.request.urlopen(url + "api/v1/items/SCJG-004") as response:
@@ -167,6 +168,8 @@ def test_serve_with_config_file_and_environment(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    assert process.stderr is not None
+    assert "CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES is set" in process.stderr.read()
 
 
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:

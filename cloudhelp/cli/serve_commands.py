@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import ssl
+import sys
 
 from aiohttp import web
 
@@ -79,6 +80,7 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     ``redis_url``, after draining: clients resume on the other nodes). SIGHUP reloads the TLS
     certificate."""
     from cloudhelp.app import create_app, drain
+    from cloudhelp.domain import passwords
     from cloudhelp.http.state import AppState
 
     logs.configure(settings.log_level)
@@ -118,6 +120,12 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
         raise
     print(f"CloudHelp is running: open {url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
+    if passwords.INSECURE_TEST_HASHES:
+        warning = (
+            "WARNING: CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES is set: new passwords are hashed "
+            "with test-only parameters anyone can crack. Unset it."
+        )
+        print(warning, file=sys.stderr, flush=True)
     if redirect_sock is not None:
         port = redirect_sock.getsockname()[1]
         print(f"Plain HTTP on port {port} redirects to HTTPS.", flush=True)
