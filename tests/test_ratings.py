@@ -56,6 +56,19 @@ async def test_a_bad_rating_opens_a_follow_up(sqlite_demo_url: str) -> None:
             assert (await r.json())["follow_up"]["closed_by"] == "sunhua"
         async with server.http.post(close, json={"note": "again"}, cookies=supervisor) as r:
             assert r.status == 409
+        # Closing it is in the audit trail (once: the refused second close writes nothing),
+        # and the audit page names the action, the ticket and the note.
+        query = "/api/v1/audit?person=sunhua&action=follow_up.closed"
+        async with server.http.get(query, cookies=supervisor) as r:
+            (closed,) = (await r.json())["events"]
+        assert closed["subject"] == {"kind": "follow_up", "id": str(listed["id"])}
+        assert closed["detail"]["note"] == "已回访，说明排队原因"
+        assert closed["detail"]["ticket_number"] == ticket["number"]
+        async with server.http.get("/audit?person=sunhua", cookies=supervisor) as r:
+            page = await r.text()
+        assert "办结差评回访" in page and "回访与整改情况：已回访，说明排队原因" in page
+        assert f"排队号：{ticket['number']}" in page
+        assert '<option value="follow_up.closed"' in page
         async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
             assert (await r.json())["follow_ups"] == []
 

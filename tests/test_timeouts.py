@@ -235,6 +235,17 @@ async def test_board_and_staff_hear_warnings_live(sqlite_demo_url: str) -> None:
         board = await supervisor.expect_where(
             "board", lambda b: b["warnings"] and b["warnings"][0]["acked_by"] == "赵刚"
         )
+        # The acknowledgement is audited, once (a second 知悉 changes nothing, writes nothing).
+        await staff.send({"type": "warning.ack", "warning": warning["id"]})
+        async with server.http.post(f"/api/v1/warnings/{warning['id']}/ack", cookies=cookies) as r:
+            assert r.status == 200
+        async with server.http.get(
+            "/api/v1/audit?action=warning.acknowledged", cookies=cookies
+        ) as r:
+            (acked,) = (await r.json())["events"]
+        assert acked["actor"]["name"] == "zhaogang"
+        assert acked["subject"] == {"kind": "warning", "id": str(warning["id"])}
+        assert acked["detail"]["kind"] == "call_long" and acked["detail"]["ticket_number"]
         await kiosk.send({"type": "call.hangup"})
         await staff.expect("wrapup")
         assert await callcenter.check_warnings(utcnow())

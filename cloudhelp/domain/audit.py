@@ -41,6 +41,7 @@ ACTIONS = (
     "case.looked_up", "case.lookup_throttled",
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
+    "warning.acknowledged", "follow_up.closed",
     "setting.department", "setting.warning_threshold", "setting.calendar",
     "setting.capacity", "campaign.changed", "appointment.booked_for",
     "appointment.reminders_exported",

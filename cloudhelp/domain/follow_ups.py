@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import clock
 from cloudhelp.core.errors import CodedError, must_exist
-from cloudhelp.domain import ratings
-from cloudhelp.store.models import FollowUp, Rating, Staff, Ticket, utcnow
+from cloudhelp.domain import audit, ratings
+from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, utcnow
 
 
 class FollowUpError(CodedError):
@@ -57,7 +57,8 @@ async def listed(
 async def close(
     session: AsyncSession, follow_up_id: int, staff: Staff, note: str
 ) -> dict[str, Any]:
-    """Close an open follow-up with what was done (``note``); the follow-up after."""
+    """Close an open follow-up with what was done (``note``); the follow-up after. Audited
+    (who closed it, the session's ticket and case, the note)."""
     follow_up = await session.get(FollowUp, follow_up_id)
     if follow_up is None:
         raise FollowUpError("not_found", "There is no such follow-up.")
@@ -66,6 +67,15 @@ async def close(
     follow_up.closed_at, follow_up.closed_by, follow_up.note = utcnow(), staff.username, note
     rating = must_exist(await session.get(Rating, follow_up.rating_id), "follow-up's rating")
     ticket = must_exist(await session.get(Ticket, rating.ticket_id), "rating's session")
+    case_number = (
+        await session.scalar(select(Case.number).where(Case.id == ticket.case_id))
+        if ticket.case_id is not None
+        else None
+    )
+    await audit.append(session, audit.staff_actor(staff), "follow_up.closed",
+                       subject_kind="follow_up", subject=str(follow_up.id),
+                       case_number=case_number, ticket_number=ticket.number, level=rating.level,
+                       note=note)  # fmt: skip
     body = ratings.follow_up_json(follow_up, rating, ticket)
     body["closed_by_name"] = staff.display_name
     return body

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import iso, local_date
 from cloudhelp.core.errors import CodedError
-from cloudhelp.domain import cases, queue, workcalendar
+from cloudhelp.domain import audit, cases, queue, workcalendar
 from cloudhelp.domain.case_record import notice_late
 from cloudhelp.store.models import (
     SUPERVISOR_ROLES,
@@ -406,7 +406,8 @@ async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True
 async def acknowledge(
     session: AsyncSession, warning_id: int, actor: Staff, now: datetime
 ) -> TimeoutWarning:
-    """Record who acknowledged a warning and when (the first acknowledgement stands)."""
+    """Record who acknowledged a warning and when (the first acknowledgement stands, and goes
+    into the audit trail: from the board, the console or the API alike)."""
     warning = await session.get(TimeoutWarning, warning_id)
     if warning is None:
         raise WarningError("no_such_warning", "There is no such warning.")
@@ -414,6 +415,12 @@ async def acknowledge(
         raise WarningError("not_yours", "Staff acknowledge the warnings that concern them.")
     if warning.acked_at is None:
         warning.acked_at, warning.acked_by = now, actor.display_name
+        detail = warning.detail or {}
+        case_number = detail.get("case") if isinstance(detail.get("case"), str) else None
+        await audit.append(session, audit.staff_actor(actor), "warning.acknowledged",
+                           subject_kind="warning", subject=str(warning.id),
+                           case_number=case_number, kind=warning.kind,
+                           ticket_number=detail.get("ticket"))  # fmt: skip
     return warning
 
 

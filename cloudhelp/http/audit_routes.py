@@ -107,7 +107,8 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
             part("round", detail["round"])
         return " · ".join(parts)
     keys = ("from", "to", "verdict", "round", "reason", "code", "name", "sha256", "station",
-            "kind", "value", "department", "item", "day", "day_kind", "days")  # fmt: skip
+            "ticket_number", "kind", "value", "department", "item", "day", "day_kind", "days",
+            "note")  # fmt: skip
     for key in keys:
         if key in detail and detail[key] not in ("", None):
             value = detail[key]
