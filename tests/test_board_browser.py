@@ -101,6 +101,18 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
         await expect(page.locator("#warnings li")).to_have_count(0)
         await expect(page.locator("#warnings-count")).to_be_hidden()  # no empty red badge
         await expect(page.locator("#calls li")).to_have_count(0)
+        # Another resident takes a ticket and cancels it at once (a mistaken tap): not counted
+        # as abandoned, but said beside 放弃, so that 今日取号 adds up.
+        other = await server.kiosk("QG-02")
+        await take_ticket(other, "NYNC-002")
+        await other.send({"type": "ticket.cancel"})
+        await other.expect_where("ticket", lambda f: f["ticket"]["status"] == "cancelled")
+        await server.state.callcenter.watchers.refresh_rollups()
+        await expect(page.locator("#f-tickets")).to_have_text("2")
+        await expect(page.locator("#f-answered")).to_have_text("1")
+        await expect(page.locator("#f-abandoned")).to_have_text("0")
+        await expect(page.locator("#f-short")).to_have_text("+1 即时取消")
+        assert "不计入放弃" in (await page.locator("#f-short").get_attribute("title") or "")
         await snap(page, "board-2-after-call")
 
         await page.click("#lang")

@@ -31,7 +31,8 @@ SERVING_STATES = ("ringing", "in_call", "wrapup")
 
 TODAY_MAX_AGE = timedelta(seconds=10)  # today's figures may lag this much behind
 TODAY_FIGURES = (
-    "tickets", "answered", "abandoned", "wait_mean_s", "wait_p90_s", "service_level",
+    "tickets", "answered", "abandoned", "short_abandons", "wait_mean_s", "wait_p90_s",
+    "service_level",
     "ratings", "good_rate", "trips_saved", "cases_opened", "cases_concluded",
 )  # fmt: skip
 

@@ -45,6 +45,11 @@ function render() {
   $("f-tickets").textContent = today.tickets;
   $("f-answered").textContent = today.answered;
   $("f-abandoned").textContent = today.abandoned;
+  // Tickets given up within seconds (a mistaken tap) are not counted as abandoned: said here,
+  // so that 取号 still adds up to 接通 + 放弃 + these + those still waiting.
+  $("f-short").textContent = t("board.today.short_abandons", { n: today.short_abandons });
+  $("f-short").title = t("board.today.short_abandons_title");
+  $("f-short").hidden = !today.short_abandons;
   $("f-wait").textContent = today.wait_mean_s === null ? "—" : duration(today.wait_mean_s);
   $("f-good").textContent = percent(today.good_rate);
   $("f-trips").textContent = today.trips_saved;
