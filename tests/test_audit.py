@@ -19,7 +19,7 @@ from cloudhelp.core.clock import local_date
 from cloudhelp.domain import audit
 from cloudhelp.store import db
 from cloudhelp.store.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
-from tests.callkit import running_server
+from tests.callkit import DEMO_PASSWORD, running_server
 from tests.helpers import run_cli
 from tests.test_cases import ID_NUMBER
 
@@ -584,3 +584,33 @@ async def test_the_demo_leaves_a_trail_that_holds(tmp_path: Path) -> None:
         await engine.dispose()
     assert issued and all(json.loads(e.detail)["demo"] for e in issued)
     assert moved and all(e.case_number for e in moved)
+
+
+async def test_a_failed_sign_in_is_recorded_with_a_short_reason(sqlite_demo_url: str) -> None:
+    """The trail says why a sign-in failed in a few words (用户名或密码错误, 账号已停用), not
+    the help the sign-in page shows; a disabled account is told apart there, never on screen."""
+    from cloudhelp.store.models import Staff
+
+    async with running_server(sqlite_demo_url) as server:
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        await server.set_demo_password("wangli")
+        async with server.http.post(
+            "/api/v1/auth/login", json={"username": "wangli", "password": "wrong-password"}
+        ) as r:
+            assert r.status == 401
+        async with server.state.db.write() as session:
+            wangli = await session.scalar(select(Staff).where(Staff.username == "wangli"))
+            wangli.active = False
+        async with server.http.post(
+            "/api/v1/auth/login", json={"username": "wangli", "password": DEMO_PASSWORD}
+        ) as r:
+            assert r.status == 401
+            assert (await r.json())["error"]["code"] == "bad_credentials"  # the same on screen
+        query = "/api/v1/audit?person=wangli&action=auth.sign_in_failed"
+        async with server.http.get(query, cookies=supervisor) as r:
+            events = (await r.json())["events"]
+        assert [e["detail"]["code"] for e in events] == ["account_disabled", "bad_credentials"]
+        async with server.http.get("/audit?person=wangli", cookies=supervisor) as r:
+            page = await r.text()
+        assert "原因：账号已停用" in page and "原因：用户名或密码错误" in page
+        assert "大写锁定" not in page

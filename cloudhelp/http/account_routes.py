@@ -70,6 +70,7 @@ async def login(request: web.Request) -> web.Response:
             minutes=minutes,
         )
     state = AppState.of(request.app)
+    candidate = None
     try:
         # The password is checked in a worker thread with no transaction open: argon2 takes
         # ~0.15 s, which must stall neither the event loop nor SQLite's other writers.
@@ -81,10 +82,12 @@ async def login(request: web.Request) -> web.Response:
             await audit.append(session, audit.staff_actor(staff), "auth.sign_in",
                                subject_kind="account", subject=staff.username)  # fmt: skip
     except accounts.AccountError as exc:
+        # The person is told only 用户名或密码错误; the trail says which (a disabled account).
+        code = "account_disabled" if candidate is not None and not candidate.active else exc.code
         async with state.db.write() as session:  # a started sign-in's transaction rolled back
             await audit.append(session, audit.Actor("anonymous", body.username),
                                "auth.sign_in_failed", subject_kind="account",
-                               subject=body.username, code=exc.code)  # fmt: skip
+                               subject=body.username, code=code)  # fmt: skip
         raise ApiError.of(exc, 401) from None
     await throttle.succeeded(body.username, request.remote)
     response = web.json_response({"staff": staff_json(staff)}, dumps=state.dumps)

@@ -121,8 +121,8 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
                 value = _known(lang, f"{states}.{value}", value)
             elif key == "verdict":
                 value = i18n.translate(lang, f"audit.verdict.{value}")
-            elif key == "code":
-                value = i18n.translate(lang, f"error.{value}")
+            elif key == "code":  # a short reason (用户名或密码错误), not the help on screen
+                value = _known(lang, f"audit.reason.{value}", value)
             elif key == "day_kind":
                 value = i18n.translate(lang, f"audit.day_kind.{value}")
             elif key == "kind":
