@@ -614,3 +614,49 @@ async def test_a_failed_sign_in_is_recorded_with_a_short_reason(sqlite_demo_url:
             page = await r.text()
         assert "原因：账号已停用" in page and "原因：用户名或密码错误" in page
         assert "大写锁定" not in page
+
+
+async def test_a_mark_sent_again_unchanged_writes_no_second_row(sqlite_demo_url: str) -> None:
+    """预审通过 pressed with materials unmarked sends the marks made so far; pressed again once
+    all are marked, it sends the whole checklist. The marks already made, unchanged, are not
+    written twice (the trail had each of them again, 原结果 the same mark by the same person);
+    a changed mark, or the same mark by another reviewer, is."""
+    async with running_server(sqlite_demo_url) as server:
+        staff = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
+                                                  "id_number": ID_NUMBER}}  # fmt: skip
+        async with server.http.post("/api/v1/cases", json=body, cookies=staff) as r:
+            number = (await r.json())["case"]["number"]
+        base = f"/api/v1/cases/{number}"
+        async with server.http.get(f"{base}/checklist", cookies=staff) as r:
+            materials = (await r.json())["materials"]
+        assert len(materials) >= 3
+        marks = [{"position": m["position"], "status": "ok"} for m in materials]
+
+        async def put(sent: list[dict[str, Any]], cookies: dict[str, str]) -> None:
+            async with server.http.put(
+                f"{base}/checklist", json={"materials": sent}, cookies=cookies
+            ) as r:
+                assert r.status == 200, await r.text()
+
+        async def rows() -> list[dict[str, Any]]:
+            query = f"/api/v1/audit?case={number}&action=case.material_marked"
+            async with server.http.get(query, cookies=supervisor) as r:
+                return (await r.json())["events"]
+
+        await put(marks[:2], staff)
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "passed"}, cookies=staff
+        ) as r:
+            assert (await r.json())["error"]["code"] == "checklist_incomplete"
+        await put(marks, staff)
+        written = await rows()
+        assert len(written) == len(materials), [e["detail"]["position"] for e in written]
+        assert all(e["detail"]["replaced"] is None for e in written)
+        # A changed mark is written, with the one it replaced.
+        changed = {**marks[0], "status": "needs_correction", "reason": "照片不清晰"}
+        await put([changed, *marks[1:]], staff)
+        written = await rows()
+        assert len(written) == len(materials) + 1
+        assert written[0]["detail"]["replaced"]["status"] == "ok"

@@ -145,18 +145,33 @@ async def mark_checklist(
     """Mark materials of the current round (``position``, ``status``, ``reason``, ``files``);
     the round's checklist after. Every mark goes into the audit trail with the mark it
     replaced (who, what, when), so a round's history is kept per reviewer although the
-    checklist shows the latest."""
+    checklist shows the latest. A mark the same reviewer already made as it stands (the
+    console sends the whole checklist again with each verdict) changes nothing and writes
+    no row."""
     await _check_files(session, case, marks)
     earlier = await _marks_of_round(session, case)
-    rows = await prereview.mark(session, case, marks, staff.username)
     by_position = {m.position: m.id for m in case.item.materials}
+
+    def repeated(mark: dict[str, Any]) -> bool:
+        before = earlier.get(by_position.get(mark["position"], -1))
+        return before is not None and (
+            before["by"] == staff.username
+            and before["status"] == mark["status"]
+            and before["reason"] == mark.get("reason", "").strip()
+            and before["files"] == list(mark.get("files", []))
+        )
+
+    marks = [m for m in marks if not repeated(m)]
+    rows = await prereview.mark(session, case, marks, staff.username)
     for mark in marks:
         await audit.append(session, audit.staff_actor(staff), "case.material_marked",
                            subject_kind="case", subject=case.number, case_number=case.number,
                            round=case.rounds, position=mark["position"], status=mark["status"],
                            reason=mark.get("reason", "").strip(), files=list(mark.get("files", [])),
                            replaced=earlier.get(by_position[mark["position"]]))  # fmt: skip
-    await log_on_session(session, case, "checklist", staff.id, round=case.rounds, marked=len(marks))
+    if marks:
+        await log_on_session(session, case, "checklist", staff.id, round=case.rounds,
+                             marked=len(marks))  # fmt: skip
     return rows
 
 
