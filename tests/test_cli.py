@@ -169,7 +169,8 @@ def test_serve_with_config_file_and_environment(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=10)
     assert process.stderr is not None
-    assert "CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES is set" in process.stderr.read()
+    logged = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
+    assert any(e.get("event") == "passwords.insecure_test_hashes" for e in logged), logged
 
 
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import logging
 import signal
 import socket
 import ssl
-import sys
 
 from aiohttp import web
 
@@ -120,12 +119,11 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
         raise
     print(f"CloudHelp is running: open {url_of(settings, sock)}", flush=True)
     print(f"Database: {db.display_url(settings.effective_database_url)}", flush=True)
-    if passwords.INSECURE_TEST_HASHES:
-        warning = (
-            "WARNING: CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES is set: new passwords are hashed "
-            "with test-only parameters anyone can crack. Unset it."
-        )
-        print(warning, file=sys.stderr, flush=True)
+    if passwords.INSECURE_TEST_HASHES:  # new passwords hashed so are weak for good
+        logs.log_event(
+            "passwords.insecure_test_hashes", severity=logging.WARNING,
+            setting="CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES", action="unset it",
+        )  # fmt: skip
     if redirect_sock is not None:
         port = redirect_sock.getsockname()[1]
         print(f"Plain HTTP on port {port} redirects to HTTPS.", flush=True)

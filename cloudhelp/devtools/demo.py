@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import clock
@@ -20,6 +20,7 @@ from cloudhelp.store.models import (
     MaterialCheck,
     ServiceItem,
     Staff,
+    StaffSkill,
     Station,
     Ticket,
     TicketEvent,
@@ -61,10 +62,6 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
     phones = [phone for _, _, phone, *_ in DEMO_CASES]
     if await session.scalar(select(Case.id).where(Case.applicant_phone.in_(phones)).limit(1)):
         return 0
-    reviewer = must_exist(
-        await session.scalar(select(Staff).where(Staff.username == "zhaogang")),
-        "the sample network's staff member zhaogang",
-    )
     station = must_exist(
         await session.scalar(select(Station).where(Station.code == "DLW-QG")),
         "the sample network's station DLW-QG",
@@ -82,6 +79,7 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
             await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code)),
             f"the sample catalog's item {item_code}",
         )
+        reviewer = await _reviewer_of(session, item)
         case = await cases.open_case(
             session, district=district, item=item, station_id=station.id, staff_id=reviewer.id,
             name=name, phone=phone, id_number=first17 + cases.id_check_character(first17),
@@ -120,6 +118,19 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
                 await _reached(session, case, "delivered", now)
         await _session_of(session, case, kiosk, reviewer, enqueued, steps, level, reasons)
     return len(DEMO_CASES)
+
+
+async def _reviewer_of(session: AsyncSession, item: ServiceItem) -> Staff:
+    """The staff member (the first listed) who serves ``item``, by its department or singly:
+    each demo case is reviewed by someone whose calls it would be."""
+    serves = or_(StaffSkill.department_id == item.department_id, StaffSkill.item_id == item.id)
+    return must_exist(
+        await session.scalar(
+            select(Staff).join(StaffSkill, StaffSkill.staff_id == Staff.id)
+            .where(Staff.role == "staff", serves).order_by(Staff.id).limit(1)
+        ),
+        f"a staff member of the sample network serving {item.code}",
+    )  # fmt: skip
 
 
 def _working_day(day: date) -> date:
