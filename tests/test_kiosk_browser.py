@@ -891,3 +891,146 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         assert all(re.fullmatch(r"\d\d:\d\d", h["time"]) for h in heads), heads
         await snap(staff, "kiosk-chat-on-the-console")
         await snap(kiosk, "kiosk-chat-with-the-console")
+
+
+# A 4:3 picture in the kiosk's #remote-main, as a staff camera would send (the staff side here
+# is a protocol client without media): the stage's video is then sized as in a real call.
+FAKE_REMOTE_VIDEO = """() => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 640; canvas.height = 480;
+  const g = canvas.getContext("2d");
+  const draw = () => { g.fillStyle = "#2f6f4f"; g.fillRect(0, 0, 640, 480);
+    g.fillStyle = "#fff"; g.font = "48px sans-serif"; g.fillText("staff camera 4:3", 120, 250); };
+  draw(); setInterval(draw, 200);
+  document.getElementById("remote-main").srcObject = canvas.captureStream(5);
+}"""
+# How the page scrolls: the document's height against the window's, and where it is scrolled to.
+PAGE_SCROLL = """() => ({scrollHeight: document.documentElement.scrollHeight,
+  innerHeight: window.innerHeight, scrollY: window.scrollY})"""
+# Whether the chat's newest line lies inside the chat's own box, and whether the box scrolls.
+CHAT_END = """() => { const chat = document.getElementById("chat");
+  const box = chat.getBoundingClientRect(), last = chat.lastElementChild.getBoundingClientRect();
+  return {inside: last.top >= box.top - 1 && last.bottom <= box.bottom + 1,
+          scrolls: chat.scrollHeight > chat.clientHeight + 1, height: box.height}; }"""
+NOTICE_SIZES = """() => { const page = document.getElementById("notice-frame").contentDocument;
+  const size = (s) => parseFloat(getComputedStyle(page.querySelector(s)).fontSize);
+  return {body: size(".notice"), tag: size(".tag")}; }"""
+
+
+async def test_call_screen_fits_with_notice_files_and_a_long_chat(
+    sqlite_demo_url: str, tmp_path: Path
+) -> None:
+    """The whole call screen on one screen, no page scrolling, in every in-call state: the
+    notice's result, a sent file and a long chat, at 1366×768, 1024×768 and portrait 1080×1920,
+    normal and 大字模式 (the walk-through found 挂断 below the fold at 1024×768 and the page
+    scrolling itself at 1366×768 when a chat line came). 大字模式 enlarges the notice too."""
+    from tests.test_cases import ID_NUMBER
+
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1366, "height": 768})
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang")
+        ticket = await call_from_kiosk(kiosk, staff)
+        await kiosk.evaluate(FAKE_REMOTE_VIDEO)
+        peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
+        body = {"item": "NYNC-002", "ticket": ticket, "applicant": applicant}
+        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
+            assert r.status == 201, await r.text()
+            number = (await r.json())["case"]["number"]
+        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
+        marks[1] = {"position": 2, "status": "missing"}
+        base = f"/api/v1/cases/{number}"
+        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
+            pass
+        verdict = {"verdict": "correction_needed"}
+        async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
+            url = (await r.json())["case"]["notice"]["url"]
+        decided = {"kind": "case", "number": number, "status": "correction_needed"}
+        await staff.send({"type": "app", "to": peer, "data": decided})
+        await expect(kiosk.locator("#call-case-result")).to_be_visible()
+        await staff.send({"type": "app", "to": peer, "data": {"kind": "notice", "url": url}})
+        await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        await expect(kiosk.frame_locator("#notice-frame").locator(".tag").first).to_be_visible()
+
+        # 大字模式 enlarges the notice's words and its 需补正 / 缺少 tags, not only the page's.
+        normal = await kiosk.evaluate(NOTICE_SIZES)
+        await kiosk.locator("#elderly").dispatch_event("click")  # under the overlay
+        large = await kiosk.evaluate(NOTICE_SIZES)
+        assert large["body"] >= normal["body"] * 1.3, (normal, large)
+        assert large["tag"] >= normal["tag"] * 1.3 and large["tag"] >= 18, (normal, large)
+        await snap(kiosk, "kiosk-fit-0-notice-large")
+        await kiosk.locator("#elderly").dispatch_event("click")
+        assert await kiosk.evaluate(NOTICE_SIZES) == normal
+        await kiosk.click("#notice-close")
+
+        # Two sent files and a long chat, as in a real correction call (no data channel to a
+        # protocol client: the transfer itself is stood in for, the page draws its lines).
+        await kiosk.evaluate(
+            "() => { let n = 0; window.cloudhelp.visit.files.send ="
+            " async () => ({ok: true, id: `sent-${++n}`}); }"
+        )
+        for name in ("身份证正面.png", "原渔业捕捞许可证.png"):
+            photo = tmp_path / name
+            photo.write_bytes(PNG_1x1)
+            await kiosk.set_input_files("#file-input", str(photo))
+        await expect(kiosk.locator("#files-sent li.ok")).to_have_count(2)
+        for n in range(1, 7):
+            line = {"kind": "chat", "text": f"第 {n} 件：请把材料放到高拍仪下，对准后按拍照发送。"}
+            await staff.send({"type": "app", "to": peer, "data": line})
+            await expect(kiosk.locator("#chat li")).to_have_count(2 * n - 1)
+            await kiosk.fill("#chat-input", f"好的，第 {n} 件放好了")
+            await kiosk.click("#chat-form button")
+            await expect(kiosk.locator("#chat li")).to_have_count(2 * n)
+        lines = 12
+        shown = (
+            "#hangup",
+            ".call-timer",
+            "#call-with",
+            "#remote-main",
+            "#chat-input",
+            "#chat-form button",
+            "#show-notice",
+            "#call-case-result",
+            "#files-sent li",
+        )
+        for width, height, elderly in [
+            (1366, 768, False), (1024, 768, False), (1366, 768, True), (1024, 768, True),
+            (1080, 1920, False), (1080, 1920, True),
+        ]:  # fmt: skip
+            what = f"{width}x{height}" + (" large" if elderly else "")
+            await kiosk.set_viewport_size({"width": width, "height": height})
+            if elderly != (await kiosk.get_attribute("#elderly", "aria-pressed") == "true"):
+                await kiosk.click("#elderly")
+            await kiosk.evaluate("window.scrollTo(0, 0)")
+            scroll = await kiosk.evaluate(PAGE_SCROLL)
+            assert scroll["scrollHeight"] <= scroll["innerHeight"], (what, scroll)
+            for selector in shown:
+                problem = await outside_viewport(kiosk, kiosk.locator(selector), selector)
+                assert problem is None, (what, problem)
+            # The video keeps its aspect and fills what is left, not a sliver.
+            video = await kiosk.locator("#remote-main").bounding_box()
+            assert video and video["height"] >= height * 0.3, (what, video)
+            assert (
+                await kiosk.eval_on_selector("#remote-main", "v => getComputedStyle(v).objectFit")
+                == "contain"
+            )
+            # A new line comes: the chat box scrolls to it, the page does not move.
+            lines += 1
+            line = {"kind": "chat", "text": f"第 {lines} 行：收到，请稍等，我看一下材料。"}
+            await staff.send({"type": "app", "to": peer, "data": line})
+            await expect(kiosk.locator("#chat li")).to_have_count(lines)
+            await kiosk.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+            scroll = await kiosk.evaluate(PAGE_SCROLL)
+            assert scroll["scrollY"] == 0, (what, scroll)
+            assert scroll["scrollHeight"] <= scroll["innerHeight"], (what, scroll)
+            end = await kiosk.evaluate(CHAT_END)
+            assert end["inside"] and end["height"] >= 60, (what, end)
+            if height <= 768:
+                assert end["scrolls"], (what, end)  # the list scrolls inside its own box
+            for selector in ("#hangup", ".call-timer", "#chat-input"):
+                problem = await outside_viewport(kiosk, kiosk.locator(selector), selector)
+                assert problem is None, (what, problem)
+            await snap(kiosk, f"kiosk-fit-{width}x{height}" + ("-large" if elderly else ""))

@@ -169,6 +169,36 @@ function countdown(seconds, most) {
 function setElderly(on) {
   document.body.classList.toggle("elderly", on);
   $("elderly").setAttribute("aria-pressed", String(on));
+  noticeTextSize();
+}
+
+/**
+ * The notice on a kiosk screen (not on paper): its tags readable, and in 大字模式 its body,
+ * table and tags larger too (the A4 page's own sizes are in pt, which body.elderly cannot
+ * reach). A constructed style sheet in the notice's own document, switched by a class on it.
+ */
+const NOTICE_SCREEN_CSS = `@media screen {
+  .tag { font-size: 10.5pt; font-weight: 700; white-space: nowrap; }
+  html.large .notice { width: auto; max-width: 210mm; padding: 10mm 9mm; font-size: 17pt; line-height: 1.65; }
+  html.large h1 { font-size: 25pt; }
+  html.large .sub, html.large .qr, html.large header p { font-size: 13pt; }
+  html.large .facts th { width: auto; }
+  html.large .tag { font-size: 15pt; }
+  html.large .facts .number { white-space: nowrap; }
+}`;
+
+function noticeTextSize() {
+  const frame = /** @type {HTMLIFrameElement} */ ($("notice-frame"));
+  const page = frame.contentDocument;
+  const view = /** @type {any} */ (frame.contentWindow);
+  if (!page || !view || !page.querySelector(".notice")) return;
+  if (!page.documentElement.dataset.kiosk) {
+    const sheet = new view.CSSStyleSheet();
+    sheet.replaceSync(NOTICE_SCREEN_CSS);
+    page.adoptedStyleSheets = [...page.adoptedStyleSheets, sheet];
+    page.documentElement.dataset.kiosk = "1";
+  }
+  page.documentElement.classList.toggle("large", document.body.classList.contains("elderly"));
 }
 
 function residentOnHome() {
@@ -745,6 +775,22 @@ function noticePath(url) {
   return parsed.pathname + parsed.search;
 }
 
+/**
+ * The chat list scrolls inside its own box (call.css), its newest line in view: a new line
+ * scrolls it to the end, and so does the box growing smaller (the notice's result or a file
+ * shown above it), unless the resident had scrolled up to read an earlier line.
+ */
+function keepChatAtItsEnd() {
+  const chat = $("chat");
+  let atEnd = true;
+  const toEnd = () => { chat.scrollTop = chat.scrollHeight; atEnd = true; };
+  chat.addEventListener("scroll", () => {
+    atEnd = chat.scrollHeight - chat.scrollTop - chat.clientHeight < 8;
+  }, { passive: true });
+  new MutationObserver(toEnd).observe(chat, { childList: true });
+  new ResizeObserver(() => { if (atEnd) toEnd(); }).observe(chat);
+}
+
 /** The one-time correction notice, shown large with a print button (the resident may photograph its QR code). */
 function showNotice(/** @type {unknown} */ url) {
   const path = noticePath(url);
@@ -775,6 +821,7 @@ function reopenNotice() {
 function hideNoticeActions() {
   const page = /** @type {HTMLIFrameElement} */ ($("notice-frame")).contentDocument;
   page?.querySelectorAll(".actions").forEach((el) => el.remove());
+  noticeTextSize();
 }
 
 function showStaffScreen(/** @type {boolean} */ on) {
@@ -1233,6 +1280,7 @@ function wire() {
     for (const file of $("file-input").files) sendFile(file, file.name);
     $("file-input").value = "";
   };
+  keepChatAtItsEnd();
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();
