@@ -75,10 +75,26 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         assert await axe_violations(staff, "console-round-2") == []
         assert await english_on(staff) == []
 
+        # 预审通过 with materials unmarked names every required one still unmarked and marks
+        # its row (nothing is sent); marking a row takes its mark off.
+        required = staff.locator("#checklist li[data-requirement=required]")
+        names = await required.locator("strong").all_inner_texts()
+        assert names
+        await staff.click("#verdict-passed")
+        error = staff.locator("#verdict-error")
+        await expect(error).to_be_visible()
+        await expect(error).to_contain_text(f"{len(names)} 项必要材料")
+        for name in names:
+            await expect(error).to_contain_text(f"「{name}」")
+        await expect(staff.locator("#checklist li.unmarked")).to_have_count(len(names))
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
+        await snap(staff, "console-2b-pass-with-unmarked")
+
         # Last round's passed materials are kept with one click; the corrected one is checked.
         await staff.click("#carry-ok")
         await expect(staff.locator("#checklist .check.chosen")).to_have_count(6)
         await fourth.locator("[data-check=ok]").click()
+        await expect(staff.locator("#checklist li.unmarked")).to_have_count(0)
         await staff.click("#verdict-passed")
         await expect(staff.locator("#case-status")).to_have_text("待受理")
         await expect(staff.locator("#acceptance")).to_be_visible()
@@ -454,3 +470,50 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.applicant_name == "刘海生"))
             assert case is not None and case.status == "correction_needed"
+
+
+async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_url: str) -> None:
+    """In the call the console names the ticket and the item (not only 居民 · the station); a
+    ring the resident cancelled says so, and so does the wrap-up of a call they hung up on
+    (after a reload too)."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+
+        async def call() -> None:
+            await kiosk.click("#hot [data-item=NYNC-002]")
+            await kiosk.click("#call-button")
+            await wait_for_video(kiosk, "#preview")
+            await kiosk.click("#start-call")
+            await expect(staff.locator("#ring")).to_be_visible()
+
+        # The resident cancels while it rings: the ring goes, and the console says why.
+        await call()
+        await kiosk.click("#cancel-ticket")
+        await expect(staff.locator("#ring")).to_be_hidden()
+        await expect(staff.locator("#banner")).to_have_text("居民已取消呼叫。")
+        await snap(staff, "console-20-resident-cancelled")
+
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await call()
+        ticket = await staff.locator("#ring-ticket").inner_text()
+        assert re.fullmatch(r"[A-Z]\d{3}", ticket), ticket
+        await staff_answers(kiosk, staff)
+        await expect(staff.locator("#call-caption")).to_have_text(
+            f"{ticket} · 渔业捕捞许可证换发（延续） · 居民 · 前关社区驿站"
+        )
+        await snap(staff, "console-21-in-call-caption")
+
+        # The resident hangs up: the wrap-up says so, and still does after a reload.
+        await kiosk.click("#hangup")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
+        await snap(staff, "console-22-wrapup-resident-hung-up")
+        await staff.reload()
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
+        assert await english_on(staff) == []
+        assert await axe_violations(staff, "console-wrapup-reason") == []

@@ -111,7 +111,7 @@ class Calls:
             await self.hub.send(
                 session,
                 {"type": "wrapup", "ticket": ticket_id, "seconds": ended.wrapup_seconds,
-                 "outcome": ended.proposal, "version": ended.version},
+                 "outcome": ended.proposal, "version": ended.version, "end_reason": reason},
             )  # fmt: skip
         await self.pushes.push_presence(staff_id)
         self.pushes.schedule_queues()

@@ -160,7 +160,8 @@ class Sessions:
             await self.hub.send(
                 session.id,
                 {"type": "wrapup", "ticket": ticket.id, "seconds": max(1, round(left)),
-                 "outcome": proposal, "version": ticket.version},
+                 "outcome": proposal, "version": ticket.version,
+                 "end_reason": ticket.end_reason},
             )  # fmt: skip
 
     async def session_ended(self, session: Session, reason: str) -> None:

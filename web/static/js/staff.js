@@ -71,6 +71,8 @@ function newVisit(from) {
     /** Object URLs of the files shown. */
     urls: /** @type {string[]} */ ([]),
     wrapupTimer: 0,
+    /** Why the call ended (`left`'s reason), for the wrap-up to say. */
+    endReason: "",
     /** Aborted when the call ends: every listener put on the call and its file channel goes. */
     listeners: new AbortController(),
   };
@@ -163,7 +165,7 @@ function onMessage(frame) {
     case "ring": return onRing(frame);
     case "ring.cancelled": return onRingCancelled(frame);
     case "joined": return onJoined(frame);
-    case "left": return onLeft();
+    case "left": return onLeft(frame);
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
     case "call.quality": return showQuality(frame);
@@ -321,11 +323,26 @@ function onRing(/** @type {any} */ frame) {
 
 function onRingCancelled(/** @type {any} */ frame) {
   stopRinging();
-  if (frame.reason === "timeout") {
-    const missed = t("staff.ring.missed");
-    banner(missed, "warn");
-    setTimeout(() => { if ($("banner").textContent === missed) banner(null); }, 8000);
+  // Why the ring went: not answered in time, or the resident cancelled (or their kiosk went).
+  const why = { timeout: "staff.ring.missed", resident_cancelled: "staff.ring.resident_cancelled", kiosk_gone: "staff.ring.kiosk_gone" }[/** @type {string} */ (frame.reason)];
+  if (why) {
+    const text = t(why);
+    banner(text, frame.reason === "timeout" ? "warn" : "info");
+    setTimeout(() => { if ($("banner").textContent === text) banner(null); }, 8000);
   }
+}
+
+/**
+ * Who is calling and about what: ticket number, item, 居民 and the station (the ticket as rung
+ * or picked; after a reload mid-call only the station is known).
+ * @param {Visit} v @param {any} peer
+ */
+function showCaption(v, peer) {
+  const summary = v.summary;
+  const station = summary?.station?.name || peer.station || "";
+  $("call-caption").textContent = summary
+    ? t("staff.call.caption", { number: summary.number, item: summary.item?.name || "", station })
+    : `${t("staff.call.resident")} · ${station}`;
 }
 
 function stopRinging() {
@@ -341,7 +358,7 @@ function onJoined(/** @type {any} */ frame) {
   clearScreen();
   const v = currentVisit();
   const peer = frame.peers[0];
-  $("call-caption").textContent = `${t("staff.call.resident")} · ${peer.station || ""}`;
+  showCaption(v, peer);
   const call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
   const files = new FileChannel(call);
   v.call = call;
@@ -451,6 +468,7 @@ function renderChecklist(v, materials, previous) {
     const li = document.createElement("li");
     li.dataset.position = String(m.position);
     li.dataset.status = m.status || "";
+    li.dataset.requirement = m.requirement || "";
     const name = document.createElement("strong");
     name.textContent = m.name;
     li.append(name);
@@ -480,6 +498,7 @@ function renderChecklist(v, materials, previous) {
     }
     const choose = (/** @type {string} */ status) => {
       li.dataset.status = status;
+      li.classList.remove("unmarked");
       buttons.querySelectorAll(".check").forEach((x) => {
         const on = /** @type {HTMLElement} */ (x).dataset.check === status;
         x.classList.toggle("chosen", on);
@@ -568,6 +587,12 @@ function checklistMarks() {
   return marks;
 }
 
+/** The required materials not yet marked, in checklist order. @returns {HTMLElement[]} */
+function unmarkedRequired() {
+  return /** @type {HTMLElement[]} */ ([...document.querySelectorAll("#checklist li")]
+    .filter((li) => !(/** @type {HTMLElement} */ (li)).dataset.status && (/** @type {HTMLElement} */ (li)).dataset.requirement === "required"));
+}
+
 /** The first material marked 需补正 without a reason (picked or typed), or null. */
 function markWithoutReason() {
   for (const li of document.querySelectorAll("#checklist li[data-status=needs_correction]")) {
@@ -613,6 +638,20 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
     showReasonMissing(unexplained.li, true);
     unexplained.li.scrollIntoView({ block: "nearest" });
     unexplained.field.focus();
+    return;
+  }
+  // 预审通过 needs every required material checked: name those still unmarked and mark their
+  // rows, before anything is sent (the marks made so far are not sent half-way).
+  const unmarked = verdict === "passed" ? unmarkedRequired() : [];
+  if (unmarked.length) {
+    $("verdict-error").hidden = false;
+    $("verdict-error").textContent = t("staff.case.unmarked_for", {
+      names: unmarked.map((li) => t("staff.case.quoted", { name: li.querySelector("strong")?.textContent || "" })).join("、"),
+      n: unmarked.length,
+    });
+    unmarked.forEach((li) => li.classList.add("unmarked"));
+    unmarked[0].scrollIntoView({ block: "nearest" });
+    /** @type {HTMLElement | null} */ (unmarked[0].querySelector(".check"))?.focus();
     return;
   }
   try {
@@ -771,9 +810,12 @@ function showQuality(frame) {
 
 // ------------------------------------------------------------------ end of a call, wrap-up
 
-function onLeft() {
+function onLeft(/** @type {any} */ frame) {
   hangingUp(false, "staff.call.hangup");
-  if (visit) endCall(visit);
+  if (visit) {
+    visit.endReason = frame.reason || "";
+    endCall(visit);
+  }
   $("call").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
@@ -784,6 +826,11 @@ function onWrapup(/** @type {any} */ frame) {
   const v = currentVisit();
   $("wrapup").hidden = false;
   $("note").value = "";
+  // Why the call ended (居民已挂断, 网络中断 …), as `left` said or, after a reload, the frame.
+  const reason = frame.end_reason || v.endReason || "";
+  const known = ["kiosk_hangup", "staff_hangup", "peer_gone", "media_failed"].includes(reason);
+  $("wrapup-reason").hidden = !known;
+  $("wrapup-reason").textContent = known ? t(`staff.wrapup.ended.${reason}`) : "";
   // The server proposes what the session implies (cloudhelp/outcomes.py); it records the
   // same outcome if the wrap-up times out.
   $("outcome").value = frame.outcome || "other";
