@@ -192,20 +192,8 @@ async def test_notice_names_the_reviewer_and_says_what_to_bring(sqlite_demo_url:
     """告知人 is the display name (赵刚), not the login; a missing material says what to bring
     instead of repeating 缺少; the page and the PDF come from one text."""
     async with running_server(sqlite_demo_url) as server:
+        number, notice = await server.case_needing_correction()
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
-                                                  "id_number": ID_NUMBER}}  # fmt: skip
-        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
-            pass
-        async with server.http.post(
-            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
-        ) as r:
-            notice = (await r.json())["case"]["notice"]
         assert notice["items"][0]["reason"].startswith("请补充提交该材料")
         async with server.http.get(notice["url"]) as r:
             page = await r.text()

@@ -31,7 +31,6 @@ from cloudhelp.store.models import TicketFile
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
-from tests.test_cases import ID_NUMBER
 from tests.test_kiosk_browser import PNG_1x1, call_from_kiosk
 
 pytestmark = pytest.mark.timeout(240)
@@ -202,21 +201,8 @@ async def test_kiosk_opens_only_this_servers_notices_and_drops_junk_frames(
 
         # The real notice, as a path or as an absolute URL on this origin: shown, with its
         # signed query kept.
-        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
-        body = {"item": "NYNC-002", "ticket": ticket, "applicant": applicant}
-        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            assert r.status == 201, await r.text()
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
-            pass
-        async with server.http.post(
-            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
-        ) as r:
-            url = (await r.json())["case"]["notice"]["url"]
+        _number, notice = await server.case_needing_correction(ticket)
+        url = notice["url"]
         assert "?t=" in url
         for sent in (f"{origin}{url}#top", url):
             await app({"kind": "notice", "url": sent})

@@ -160,23 +160,10 @@ async def test_every_page_runs_under_the_real_csp(sqlite_demo_url: str) -> None:
     The browser suites bypass the CSP for Playwright's own eval; this walk does not.
     """
     from tests.browserkit import chromium
-    from tests.test_cases import ID_NUMBER
 
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
-        cookies = {STAFF_COOKIE: await server.staff_token("zhaogang")}
-        body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": "13812345678",
-                                                  "id_number": ID_NUMBER}}  # fmt: skip
-        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
-            pass
-        async with server.http.post(
-            f"{base}/verdict", json={"verdict": "correction_needed"}, cookies=cookies
-        ) as r:
-            notice_url = (await r.json())["case"]["notice"]["url"]
+        number, notice = await server.case_needing_correction()
+        notice_url = notice["url"]
         admin_token = await server.staff_token("admin")
         context = await browser.new_context(base_url=server.base_url, locale="zh-CN")
         await context.add_cookies(
