@@ -842,6 +842,7 @@ function fileLine(list, id, text, kind = "") {
     li.dataset.id = id;
     fileLines[list].set(id, li);
     $(`files-${list}`).append(li);
+    $(`files-${list}`).scrollTop = $(`files-${list}`).scrollHeight;  // its own box: the newest in view
   }
   $(`files-${list}-block`).hidden = false;
   li.className = kind;
