@@ -375,27 +375,13 @@ async def test_ticket_error_is_shown_in_chinese(sqlite_demo_url: str) -> None:
 
 
 async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: str) -> None:
-    from tests.test_cases import ID_NUMBER
-
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang")
         ticket = await call_from_kiosk(kiosk, staff)
-        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
-        body = {"item": "NYNC-002", "ticket": ticket, "applicant": applicant}
-        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            assert r.status == 201, await r.text()
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
-            pass
-        verdict = {"verdict": "correction_needed"}
-        async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
-            url = (await r.json())["case"]["notice"]["url"]
+        number, notice = await server.case_needing_correction(ticket)
+        url = notice["url"]
         joined_peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
         # As the console says it (staff.js): the result, in the colour of more to do.
         decided = {"kind": "case", "number": number, "status": "correction_needed"}
@@ -924,7 +910,6 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
     notice's result, a sent file and a long chat, at 1366×768, 1024×768 and portrait 1080×1920,
     normal and 大字模式 (the walk-through found 挂断 below the fold at 1024×768 and the page
     scrolling itself at 1366×768 when a chat line came). 大字模式 enlarges the notice too."""
-    from tests.test_cases import ID_NUMBER
 
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
@@ -934,20 +919,8 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         ticket = await call_from_kiosk(kiosk, staff)
         await kiosk.evaluate(FAKE_REMOTE_VIDEO)
         peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
-        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
-        body = {"item": "NYNC-002", "ticket": ticket, "applicant": applicant}
-        async with server.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            assert r.status == 201, await r.text()
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        async with server.http.put(f"{base}/checklist", json={"materials": marks}, cookies=cookies):
-            pass
-        verdict = {"verdict": "correction_needed"}
-        async with server.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
-            url = (await r.json())["case"]["notice"]["url"]
+        number, notice = await server.case_needing_correction(ticket)
+        url = notice["url"]
         decided = {"kind": "case", "number": number, "status": "correction_needed"}
         await staff.send({"type": "app", "to": peer, "data": decided})
         await expect(kiosk.locator("#call-case-result")).to_be_visible()
