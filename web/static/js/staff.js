@@ -810,7 +810,8 @@ function showQuality(frame) {
 
 // ------------------------------------------------------------------ end of a call, wrap-up
 
-function onLeft(/** @type {any} */ frame) {
+/** The call is over: `left` said so (its `reason`), or the session holding it is gone (none). */
+function onLeft(/** @type {any} */ frame = {}) {
   hangingUp(false, "staff.call.hangup");
   if (visit) {
     visit.endReason = frame.reason || "";
