@@ -111,7 +111,7 @@ async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
         await expect(page.locator("#f-tickets")).to_have_text("2")
         await expect(page.locator("#f-answered")).to_have_text("1")
         await expect(page.locator("#f-abandoned")).to_have_text("0")
-        await expect(page.locator("#f-short")).to_have_text("+1 即时取消")
+        await expect(page.locator("#f-short")).to_have_text("+1 误触取消")  # as the export says
         assert "不计入放弃" in (await page.locator("#f-short").get_attribute("title") or "")
         await snap(page, "board-2-after-call")
 
@@ -480,6 +480,9 @@ async def test_the_board_and_the_console_list_a_kinds_other_warnings_on_demand(
                 await expect(more).to_be_focused()
             for width in (1366, 1024):
                 await page.set_viewport_size({"width": width, "height": 768})
+                if page is board and width == 1366:  # a laptop: two columns, warnings wide
+                    panel = await page.locator("section.warnings").bounding_box()
+                    assert panel and panel["width"] >= 0.45 * width, panel
                 wrapped = await root.evaluate(NUMBERS_ON_ONE_LINE)
                 assert wrapped == [], (name, width, wrapped)
                 await group.scroll_into_view_if_needed()
