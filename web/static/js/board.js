@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { duration, el, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -11,14 +11,6 @@ const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementB
 let board = null;
 /** @type {Connection | null} */
 let connection = null;
-
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
 
 /** @param {number | null} value */
 const percent = (value) => (value === null || value === undefined ? "—" : `${Math.round(value * 100)}%`);

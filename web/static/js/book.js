@@ -4,19 +4,11 @@
 // resident's behalf with the same page (the server records who).
 // @ts-check
 import { banner } from "./callview.js";
-import { errorText, lang, setLang, t, translate } from "./i18n.js";
+import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[]}} */
 const state = { slot: null, found: null, key: null, slots: [] };
-
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
 
 /** @param {string} url @param {any} [json] */
 async function call(url, json) {

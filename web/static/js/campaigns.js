@@ -3,7 +3,7 @@
 // burn-down and who has not come yet (one-click rebook).
 // @ts-check
 import { banner } from "./callview.js";
-import { errorText, lang, setLang, t, translate } from "./i18n.js";
+import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -13,14 +13,6 @@ const COUNTS = ["entries", "booked", "checked_in", "served", "corrected", "concl
 let campaign = null;
 /** @type {any[]} */
 let campaigns = [];
-
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
 
 /** @param {string} url @param {RequestInit} [init] */
 async function call(url, init = {}) {

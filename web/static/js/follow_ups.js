@@ -2,21 +2,13 @@
 // was done and close each one.
 // @ts-check
 import { banner } from "./callview.js";
-import { errorText, lang, setLang, t, translate } from "./i18n.js";
+import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any[]} */
 let followUps = [];
 const CLOSED_SHOWN = 200;
-
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
 
 /** The catalog's text for an API error code, never the server's English message. @param {any} body */
 

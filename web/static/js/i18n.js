@@ -95,8 +95,8 @@ export function warningGroups(warnings) {
   }));
 }
 
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
+/** An element with its text and class (the pages' one way to make one). @param {string} tag @param {string} [text] @param {string} [cls] */
+export function el(tag, text = "", cls = "") {
   const node = document.createElement(tag);
   if (text) node.textContent = text;
   if (cls) node.className = cls;

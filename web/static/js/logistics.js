@@ -4,7 +4,7 @@
 // scan field that a USB scanner types into (or, where the browser has it, the camera).
 // @ts-check
 import { banner } from "./callview.js";
-import { errorText, lang, setLang, t, translate } from "./i18n.js";
+import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -18,14 +18,6 @@ let receiving = null;
 let packing = null;
 /** @type {any} */
 let handingOver = null;
-
-/** @param {string} tag @param {string} [text] @param {string} [cls] */
-function el(tag, text = "", cls = "") {
-  const node = document.createElement(tag);
-  if (text) node.textContent = text;
-  if (cls) node.className = cls;
-  return node;
-}
 
 /** @param {string} text @param {() => void} action @param {string} [cls] */
 function button(text, action, cls = "button") {
