@@ -80,33 +80,6 @@ class CallServer:
                 assert response.status == 200, await response.text()
                 return response.cookies[STAFF_COOKIE].value
 
-    async def case_needing_correction(
-        self, ticket: dict[str, Any] | None = None, staff: str = "zhaogang"
-    ) -> tuple[str, dict[str, Any]]:
-        """``staff`` opens a fishing-licence case (for ``ticket``, the call they are in, if
-        given) over HTTP, marks material 2 missing and issues the correction notice: (the
-        case's number, its notice as the verdict answered it, with the signed ``url``)."""
-        from tests.test_cases import ID_NUMBER
-
-        cookies = {STAFF_COOKIE: await self.staff_token(staff)}
-        applicant = {"name": "刘海生", "phone": "13812345678", "id_number": ID_NUMBER}
-        body: dict[str, Any] = {"item": "NYNC-002", "applicant": applicant}
-        if ticket is not None:
-            body["ticket"] = ticket
-        async with self.http.post("/api/v1/cases", json=body, cookies=cookies) as r:
-            assert r.status == 201, await r.text()
-            number = (await r.json())["case"]["number"]
-        marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-        marks[1] = {"position": 2, "status": "missing"}
-        base = f"/api/v1/cases/{number}"
-        checklist = {"materials": marks}
-        async with self.http.put(f"{base}/checklist", json=checklist, cookies=cookies) as r:
-            assert r.status == 200, await r.text()
-        verdict = {"verdict": "correction_needed"}
-        async with self.http.post(f"{base}/verdict", json=verdict, cookies=cookies) as r:
-            assert r.status == 200, await r.text()
-            return number, (await r.json())["case"]["notice"]
-
     async def connect(self, auth: dict[str, Any], base_url: str | None = None) -> SignalingClient:
         """A session opened here, or through ``base_url`` (another node, a proxy)."""
         client = SignalingClient(base_url or self.base_url, self.http)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import select
 
@@ -22,23 +24,33 @@ async def case_needing_correction(
     reviewer_cookie: dict[str, str],
     phone: str = PHONE,
     id_number: str = ID_NUMBER,
-) -> str:
-    """A fishing-licence case of 刘海生 with round 1's notice (one material to correct)."""
-    body = {"item": "NYNC-002", "applicant": {"name": "刘海生", "phone": phone,
-                                              "id_number": id_number}}  # fmt: skip
+    *,
+    ticket: int | None = None,
+    missing: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """A fishing-licence case of 刘海生 (opened in the call of ``ticket``, if given) with
+    round 1's notice: material 4 to correct, or with ``missing`` material 2 missing. (Its
+    number, its notice as the verdict answered it, with the signed ``url``.)"""
+    applicant = {"name": "刘海生", "phone": phone, "id_number": id_number}
+    body: dict[str, Any] = {"item": "NYNC-002", "applicant": applicant}
+    if ticket is not None:
+        body["ticket"] = ticket
     async with server.http.post("/api/v1/cases", json=body, cookies=reviewer_cookie) as r:
+        assert r.status == 201, await r.text()
         number = (await r.json())["case"]["number"]
-    marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
-    marks[3] = {"position": 4, "status": "needs_correction", "reason": "船检证书未年检"}
+    marks: list[dict[str, Any]] = [{"position": n, "status": "ok"} for n in range(1, 8)]
+    if missing:
+        marks[1] = {"position": 2, "status": "missing"}
+    else:
+        marks[3] = {"position": 4, "status": "needs_correction", "reason": "船检证书未年检"}
     base = f"/api/v1/cases/{number}"
-    async with server.http.put(
-        f"{base}/checklist", json={"materials": marks}, cookies=reviewer_cookie
-    ):
-        pass
+    checklist = {"materials": marks}
+    async with server.http.put(f"{base}/checklist", json=checklist, cookies=reviewer_cookie) as r:
+        assert r.status == 200, await r.text()
     verdict = {"verdict": "correction_needed"}
     async with server.http.post(f"{base}/verdict", json=verdict, cookies=reviewer_cookie) as r:
-        assert r.status == 200
-    return number
+        assert r.status == 200, await r.text()
+        return number, (await r.json())["case"]["notice"]
 
 
 async def also_handles_fishing(server: CallServer, username: str) -> None:
@@ -56,7 +68,7 @@ async def test_correction_session_rings_the_reviewer_first(sqlite_demo_url: str)
         reviewer = await server.connect({"kind": "staff", "token": reviewer_token})
         await reviewer.expect("presence", state="away")
         await reviewer.send({"type": "staff.status", "status": "available"})
-        number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
+        number, _ = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
 
         # The resident comes back to another kiosk and finds the case by its number and the
         # ID number's last four.
@@ -86,7 +98,7 @@ async def test_after_the_preference_window_anyone_may_answer(sqlite_demo_url: st
     async with running_server(sqlite_demo_url, prefer_reviewer_seconds=1) as server:
         await also_handles_fishing(server, "wangli")
         reviewer_token = await server.staff_token("zhaogang")  # the reviewer stays away
-        number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
+        number, _ = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
         other = await server.staff("wangli")
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
         await kiosk.send(take)
@@ -103,7 +115,7 @@ async def test_answered_correction_session_is_round_two_then_passes_and_is_accep
     async with running_server(sqlite_demo_url, prefer_reviewer_seconds=30) as server:
         reviewer = await server.staff("zhaogang")
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         base = f"/api/v1/cases/{number}"
 
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
@@ -165,7 +177,7 @@ async def test_a_dropped_correction_session_can_be_called_again(sqlite_demo_url:
     async with running_server(sqlite_demo_url, prefer_reviewer_seconds=30) as server:
         reviewer = await server.staff("zhaogang")
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
         await kiosk.send(take)
         ticket = (await kiosk.expect("ticket"))["ticket"]
@@ -192,8 +204,8 @@ async def test_notice_names_the_reviewer_and_says_what_to_bring(sqlite_demo_url:
     """告知人 is the display name (赵刚), not the login; a missing material says what to bring
     instead of repeating 缺少; the page and the PDF come from one text."""
     async with running_server(sqlite_demo_url) as server:
-        number, notice = await server.case_needing_correction()
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number, notice = await case_needing_correction(server, cookies, missing=True)
         assert notice["items"][0]["reason"].startswith("请补充提交该材料")
         async with server.http.get(notice["url"]) as r:
             page = await r.text()

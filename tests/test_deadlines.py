@@ -315,7 +315,7 @@ async def test_a_preference_window_whose_timer_is_lost_ends_at_a_sweep(
     async with running_server(sqlite_demo_url, prefer_reviewer_seconds=4) as server:
         await also_handles_fishing(server, "wangli")
         reviewer_token = await server.staff_token("zhaogang")  # the reviewer stays away
-        number = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
+        number, _ = await case_needing_correction(server, {"cloudhelp_session": reviewer_token})
         other = await server.staff("wangli")
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
         await kiosk.send(take)

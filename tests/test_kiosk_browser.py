@@ -22,6 +22,7 @@ from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import CallServer, running_server
 from tests.journeykit import outside_viewport
 from tests.test_browser import enrolled_kiosk
+from tests.test_correction_session import LAST4, case_needing_correction
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -380,7 +381,8 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang")
         ticket = await call_from_kiosk(kiosk, staff)
-        number, notice = await server.case_needing_correction(ticket)
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number, notice = await case_needing_correction(server, cookies, ticket=ticket, missing=True)
         url = notice["url"]
         joined_peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
         # As the console says it (staff.js): the result, in the colour of more to do.
@@ -639,14 +641,13 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
     sqlite_demo_url: str, tmp_path: Path
 ) -> None:
     from tests.test_browser import signed_in_staff, wait_for_video
-    from tests.test_correction_session import LAST4, case_needing_correction
 
     async with (
         running_server(sqlite_demo_url, prefer_reviewer_seconds=60) as server,
         chromium() as browser,
     ):
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": 1366, "height": 768})
         staff = await new_page(browser, server.base_url)
@@ -919,7 +920,8 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         ticket = await call_from_kiosk(kiosk, staff)
         await kiosk.evaluate(FAKE_REMOTE_VIDEO)
         peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
-        number, notice = await server.case_needing_correction(ticket)
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        number, notice = await case_needing_correction(server, cookies, ticket=ticket, missing=True)
         url = notice["url"]
         decided = {"kind": "case", "number": number, "status": "correction_needed"}
         await staff.send({"type": "app", "to": peer, "data": decided})

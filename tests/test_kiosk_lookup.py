@@ -58,9 +58,9 @@ async def _kiosk_id(server: CallServer, code: str) -> int:
 async def test_lookup_needs_the_number_and_last_four_of_phone_or_id(demo_url: str) -> None:
     async with running_server(demo_url) as server:
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         id_x = FIRST17_X + "X"
-        number_x = await case_needing_correction(server, cookies, "13900001111", id_x)
+        number_x, _ = await case_needing_correction(server, cookies, "13900001111", id_x)
         credential = await server.kiosk_credential("QG-02")
 
         status, _, _ = await _lookup(server, None, {"number": number, "last4": PHONE[-4:]})
@@ -159,8 +159,8 @@ async def test_failed_lookups_are_throttled_per_case_and_per_kiosk(sqlite_demo_u
         assert isinstance(failures, FailureThrottle)  # one process: in its memory
         failures.clock = lambda: clock[0]
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
-        other = await case_needing_correction(server, cookies, "13900002222")
+        number, _ = await case_needing_correction(server, cookies)
+        other, _ = await case_needing_correction(server, cookies, "13900002222")
         a, b, c, d, e = [await server.kiosk_credential(f"QG-0{n}") for n in range(1, 6)]
 
         # Five wrong guesses at one case from kiosk A …
@@ -212,8 +212,8 @@ async def test_failed_lookups_are_throttled_per_case_and_per_kiosk(sqlite_demo_u
 async def test_taking_a_ticket_for_a_case_needs_this_kiosks_grant(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
-        other = await case_needing_correction(server, cookies, "13900003333")
+        number, _ = await case_needing_correction(server, cookies)
+        other, _ = await case_needing_correction(server, cookies, "13900003333")
         mine = await server.kiosk_credential("QG-01")
         theirs = await server.kiosk_credential("QG-02")
         grant = (await server.look_up_case(mine, number, PHONE[-4:]))["grant"]
@@ -254,7 +254,7 @@ async def test_taking_a_ticket_for_a_case_needs_this_kiosks_grant(sqlite_demo_ur
 async def test_notice_links_expire_and_show_no_phone(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         state = server.state
         day = 86400
         fresh = notice_url(state, number, 1)

@@ -31,6 +31,7 @@ from cloudhelp.store.models import TicketFile
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
+from tests.test_correction_session import case_needing_correction
 from tests.test_kiosk_browser import PNG_1x1, call_from_kiosk
 
 pytestmark = pytest.mark.timeout(240)
@@ -201,7 +202,10 @@ async def test_kiosk_opens_only_this_servers_notices_and_drops_junk_frames(
 
         # The real notice, as a path or as an absolute URL on this origin: shown, with its
         # signed query kept.
-        _number, notice = await server.case_needing_correction(ticket)
+        cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        _number, notice = await case_needing_correction(
+            server, cookies, ticket=ticket, missing=True
+        )
         url = notice["url"]
         assert "?t=" in url
         for sent in (f"{origin}{url}#top", url):

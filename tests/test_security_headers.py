@@ -25,6 +25,7 @@ from cloudhelp.core.config import Settings
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.store.models import AuditEvent
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+from tests.test_correction_session import case_needing_correction
 
 FOREIGN = "https://evil.example"
 PARTNER = "https://hall.example.gov.cn"
@@ -162,7 +163,8 @@ async def test_every_page_runs_under_the_real_csp(sqlite_demo_url: str) -> None:
     from tests.browserkit import chromium
 
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
-        number, notice = await server.case_needing_correction()
+        cookies = {STAFF_COOKIE: await server.staff_token("zhaogang")}
+        number, notice = await case_needing_correction(server, cookies, missing=True)
         notice_url = notice["url"]
         admin_token = await server.staff_token("admin")
         context = await browser.new_context(base_url=server.base_url, locale="zh-CN")
