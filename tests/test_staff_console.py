@@ -13,7 +13,7 @@ from cloudhelp.store.models import Case, Department, Ticket
 from tests.browserkit import ARTIFACTS, chromium, new_page, snap
 from tests.callkit import CallServer, running_server
 from tests.journeykit import axe_violations, english_in
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
 from tests.test_cases import ID_NUMBER
 from tests.test_correction_session import LAST4, case_needing_correction
 from tests.test_peer_data_browser import a_png
@@ -39,7 +39,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         chromium() as browser,
     ):
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies)
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1600, "height": 900})
@@ -320,12 +320,7 @@ async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) ->
         await staff.set_viewport_size({"width": 1600, "height": 900})
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
-        await kiosk.click("#hot [data-item=NYNC-002]")
-        await kiosk.click("#call-button")
-        await wait_for_video(kiosk, "#preview")
-        await kiosk.click("#start-call")
-        await expect(staff.locator("#ring")).to_be_visible()
-        await staff_answers(kiosk, staff)
+        await call_answered(kiosk, staff)
 
         # In the call: the staff member shares the screen, the resident sends a photo. The
         # console holds it all in one visit (window.cloudhelp.visit), like the kiosk.
@@ -405,12 +400,7 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await staff.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
-        await kiosk.click("#hot [data-item=NYNC-002]")
-        await kiosk.click("#call-button")
-        await wait_for_video(kiosk, "#preview")
-        await kiosk.click("#start-call")
-        await expect(staff.locator("#ring")).to_be_visible(timeout=25_000)
-        await staff_answers(kiosk, staff)
+        await call_answered(kiosk, staff)
         await staff.fill("#applicant-name", "刘海生")
         await staff.fill("#applicant-phone", "13812345678")
         await staff.fill("#applicant-id", ID_NUMBER)
