@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.core import clock
+from cloudhelp.core import clock, workdays
 from cloudhelp.core.errors import must_exist
 from cloudhelp.domain import cases, catalog, network, prereview, queue, ratings
 from cloudhelp.store.models import (
@@ -134,8 +134,11 @@ async def _reviewer_of(session: AsyncSession, item: ServiceItem) -> Staff:
 
 
 def _working_day(day: date) -> date:
-    """``day``, or the Friday before it if it falls on a weekend."""
-    return day - timedelta(days=max(0, day.weekday() - 4))
+    """``day``, or the last working day before it (weekends and holidays by the calendar the
+    case deadlines use)."""
+    while not workdays.is_working_day(day)[0]:
+        day -= timedelta(days=1)
+    return day
 
 
 async def _reached(session: AsyncSession, case: Case, state: str, at: datetime) -> None:
