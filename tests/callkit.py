@@ -26,8 +26,9 @@ _demo_password_hash: list[str] = []  # made once per test process
 
 
 async def demo_password_hash() -> str:
-    """A real argon2 hash of DEMO_PASSWORD, made once per test process: each costs ~0.16 s of
-    CPU, and the suite gave a staff member this password about 270 times."""
+    """A real argon2 hash of DEMO_PASSWORD, made once per test process: the suite gives a staff
+    member this password about 270 times (with argon2's default parameters a hash costs
+    ~0.16 s of CPU; the test command's cheap ones, passwords.py, next to nothing)."""
     if not _demo_password_hash:
         _demo_password_hash.append(await accounts.new_password_hash(DEMO_PASSWORD))
     return _demo_password_hash[0]
