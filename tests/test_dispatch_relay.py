@@ -66,6 +66,8 @@ async def test_a_burst_of_tickets_rings_each_available_staff_member_once(demo_ur
         # Every ring is answered: each kiosk is in a call with the one who answered.
         for console, ring in zip(consoles, rings, strict=True):
             await console.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+        for console in consoles:  # an `error` frame (say, not_your_offer) raises here
+            await console.expect("joined")
         for kiosk in kiosks:
             await kiosk.expect("joined")
 

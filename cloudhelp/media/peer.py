@@ -202,7 +202,8 @@ class SignalingClient:
                         raise ProtocolError(frame)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    seen = [f["type"] for f in self._inbox]
+                    # What did come, briefly: the frames' contents tell why (a ticket's status).
+                    seen = [json.dumps(f, ensure_ascii=False)[:200] for f in self._inbox]
                     raise TimeoutError(
                         f"no {type_!r} {fields or ''} within {timeout}s; queued: {seen}"
                     )
