@@ -430,6 +430,13 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await kiosk.click("#show-notice")  # closed by mistake: it opens again
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
         await kiosk.click("#notice-close")
+        # A reload mid-call keeps the result and the notice (the call's memory).
+        await kiosk.reload()
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+        await expect(result).to_have_text("材料还需要补正，请看一次性告知书。")
+        await kiosk.click("#show-notice")
+        await expect(notice.locator("h1")).to_be_visible()
+        await kiosk.click("#notice-close")
         await staff.send({"type": "call.hangup"})
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("#done-case-number")).to_have_text(number)
@@ -444,6 +451,9 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
 # Where a countdown's text starts and how wide it is (its layout must not move as it counts).
 TEXT_BOX = """(el) => { const r = document.createRange(); r.selectNodeContents(el);
   const b = r.getBoundingClientRect(); return [b.x, b.width]; }"""
+# Each chat line as (side, sender, time, words).
+CHAT_LINES = """(lines) => lines.map((li) =>
+  [li.className, li.dataset.sender, li.dataset.time, li.textContent])"""
 # What a chat line shows above its words (call.css .chat li::before: sender and HH:MM).
 CHAT_HEAD = """(li) => { const s = getComputedStyle(li, "::before");
   return {display: s.display, content: s.content,
@@ -791,6 +801,19 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         assert await wait_for_video(staff, "#remote-main") > 0
         session = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
         number = await kiosk.evaluate("window.cloudhelp.visit.ticket.number")
+        # Before the reload: chat both ways, a form from staff, a photo from the resident.
+        await staff.fill("#chat-input", "请把身份证放在镜头下")
+        await staff.click("#chat-form button")
+        await expect(kiosk.locator("#chat li.them")).to_have_text(["请把身份证放在镜头下"])
+        await kiosk.fill("#chat-input", "好的")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them")).to_have_text(["好的"])
+        form = {"name": "申请表.png", "mimeType": "image/png", "buffer": PNG_1x1}
+        await staff.set_input_files("#file-input", files=[form])
+        await expect(kiosk.locator("#files-received li img")).to_have_count(1, timeout=30_000)
+        await kiosk.click("#photo")
+        await expect(staff.locator("#files li[data-saved]")).to_have_count(2, timeout=30_000)
+        chat_before = await kiosk.locator("#chat li").evaluate_all(CHAT_LINES)
         await expect(kiosk.locator("#call-elapsed")).not_to_have_text(re.compile("^00:0[01]$"))
         before = seconds_of(await kiosk.locator("#call-elapsed").text_content() or "")
 
@@ -806,6 +829,18 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
             "(t) => t.readyState === 'live' && !t.muted); })()",
             timeout=20_000,
         )
+        # What the page showed of the call is back: who serves about which item, the chat
+        # (senders and times as they were), the staff member's form (shown and printable again)
+        # and the resident's photo, listed from the server where the console kept them.
+        await expect(kiosk.locator("#call-with")).to_contain_text("渔业捕捞许可证")
+        assert await kiosk.locator("#chat li").evaluate_all(CHAT_LINES) == chat_before
+        received = kiosk.locator("#files-received li")
+        await expect(received).to_have_count(1)
+        await expect(received.locator("img")).to_have_count(1)
+        await expect(received.get_by_role("button", name="打印")).to_have_count(1)
+        await expect(received).to_contain_text("申请表.png")
+        await expect(kiosk.locator("#files-sent li")).to_have_count(1)
+        await expect(kiosk.locator("#files-sent li")).to_contain_text("已发送")
         await snap(kiosk, "kiosk-reload-1-call-resumed")
         # The call timer goes on from the answer, not from the reload.
         assert seconds_of(await kiosk.locator("#call-elapsed").text_content() or "") >= before
@@ -850,9 +885,23 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await kiosk.click("#start-call")
         await staff.click("#ring-accept")
         assert await wait_for_video(kiosk, "#remote-main") > 0
+        # Before the reload: the resident's photo (kept on the server) and a chat line.
+        await kiosk.click("#photo")
+        await expect(staff.locator("#files li[data-saved] img")).to_have_count(1, timeout=30_000)
+        await kiosk.fill("#chat-input", "我到驿站了")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them")).to_have_text(["我到驿站了"])
+        caption = await staff.locator("#call-caption").text_content()
+        assert caption and "渔业捕捞许可证" in caption, caption
+        chat_before = await staff.locator("#chat li").evaluate_all(CHAT_LINES)
 
         await staff.reload()
         await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        # The console shows the call as before: who calls about what, the chat, the photo
+        # (from the server, still ready to attach to a material).
+        await expect(staff.locator("#call-caption")).to_have_text(caption)
+        assert await staff.locator("#chat li").evaluate_all(CHAT_LINES) == chat_before
+        await expect(staff.locator("#files li[data-saved] img")).to_have_count(1)
         banners = await kiosk.evaluate("window.__banners")
         assert "工作人员的网络不稳定，正在重新连接，请稍候……" in banners, banners
         await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)

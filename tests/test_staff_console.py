@@ -460,6 +460,14 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.applicant_name == "刘海生"))
             assert case is not None and case.status == "correction_needed"
+        # A reload mid-call keeps the link to the notice just issued (the call's memory).
+        link = staff.locator("#notice-link a")
+        href = await link.get_attribute("href")
+        assert href and href.startswith(f"/notices/{case.number}/1?t="), href
+        await staff.reload()
+        await expect(staff.locator("#case-status")).to_have_text("待补正", timeout=15_000)
+        await expect(link).to_be_visible()
+        await expect(link).to_have_attribute("href", href)
 
 
 async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_url: str) -> None:

@@ -59,20 +59,39 @@ export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ cal
 
 /**
  * One chat line: the words, and small above them who said it and when (HH:MM, this machine's
- * clock). Name and time are the line's data-sender / data-time, shown by call.css; the line's
- * text is the words alone. `sender` defaults to the console's names (我 / 居民); the kiosk
- * names both sides (您 / the staff member).
- * @param {string} text @param {"me" | "them"} who @param {string} [sender]
+ * clock, or `time` for a line shown again after a reload). Name and time are the line's
+ * data-sender / data-time, shown by call.css; the line's text is the words alone. `sender`
+ * defaults to the console's names (我 / 居民); the kiosk names both sides (您 / the staff
+ * member). Returns what was shown, for the call's memory (callmemory.js).
+ * @param {string} text @param {"me" | "them"} who @param {string} [sender] @param {string} [time]
  */
-export function addChat(text, who, sender = t(`call.chat.${who}`)) {
+export function addChat(text, who, sender = t(`call.chat.${who}`), time = clockTime(new Date())) {
   const li = document.createElement("li");
-  const now = new Date();
   li.className = who;
   li.dataset.sender = sender;
-  li.dataset.time = [now.getHours(), now.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
+  li.dataset.time = time;
   li.textContent = text;
   $("chat").append(li);
   li.scrollIntoView({ block: "end" });
+  return { text, who, sender, time };
+}
+
+/**
+ * The chat lines a call's memory kept, shown again (each field checked: the memory is this
+ * page's own, but storage is not a type).
+ * @param {unknown} lines
+ */
+export function addChatLines(lines) {
+  if (!Array.isArray(lines)) return;
+  for (const line of lines) {
+    if (typeof line?.text !== "string" || (line.who !== "me" && line.who !== "them")) continue;
+    addChat(line.text, line.who, String(line.sender || ""), String(line.time || ""));
+  }
+}
+
+/** HH:MM. @param {Date} at */
+function clockTime(at) {
+  return [at.getHours(), at.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
 /** A byte count as people read it: "512 B", "34.5 KB", "5.0 MB". @param {number} bytes */

@@ -1,7 +1,8 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
-import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { CallMemory } from "./callmemory.js";
 import { beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
@@ -17,8 +18,12 @@ const IDLE = (() => {
 })();
 /** The thank-you screen asks "还在吗？" after this long without a touch (a touch restarts it). */
 const DONE_SECONDS = 30;
-/** When the current call was answered, kept across a reload of the page mid-call (call timer). */
-const CALL_START_KEY = "cloudhelp.kiosk.call-start";
+/**
+ * What the kiosk showed of the call in progress, shown again by a reload mid-call
+ * (callmemory.js): when it was answered (通话时长), the item, chat lines, the notice, the case's
+ * result. The call's files come back from the server instead (restoreFiles).
+ */
+const memory = new CallMemory("cloudhelp.kiosk.call");
 const TAKE_RETRY_MS = 5000;  // a ticket refused while the service is out is asked for again after this
 /** Tickets this kiosk has finished with (cancelled, ended): late queue frames about them are ignored. */
 const finishedTickets = new Set();
@@ -628,31 +633,36 @@ async function onJoined(frame) {
   }
   const staff = frame.peers[0];
   visit.staffName = typeof staff.name === "string" ? staff.name : "";
+  // A reload mid-call: what this page showed of the call comes back (callmemory.js).
+  const kept = memory.open(`${connection?.sessionId}/${frame.room}`);
+  const itemName = visit.item?.name || visit.ticket?.item?.name || (typeof kept.item === "string" ? kept.item : "");
+  memory.set("item", itemName);
+  if (!visit.noticeUrl && kept.notice) visit.noticeUrl = noticePath(kept.notice);
+  if (visit.noticeUrl) memory.set("notice", visit.noticeUrl);  // a correction's notice too
   startCall(staff.session, Boolean(frame.initiator));
   const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
-  $("call-with").textContent = visit.item ? `${helper}\n${visit.item.name}` : helper;
+  $("call-with").textContent = itemName ? `${helper}\n${itemName}` : helper;
   hangingUp(false, "kiosk.call.hangup");
-  callClock.start(`${connection?.sessionId}/${frame.room}`);
+  callClock.start(typeof kept.since === "number" ? kept.since : 0);
+  if (!$("chat").children.length) addChatLines(kept.chat);
+  if (kept.case && !visit.caseResult) showCaseResult(kept.case);
+  if (frame.resumed) restoreFiles();
   show("call");
 }
 
 /**
  * How long the call has lasted (通话时长 mm:ss), beside who is serving. It counts from the
  * first `joined` of the call's room; a page reloaded mid-call goes on from there (the start is
- * kept in sessionStorage for this session's room until the call ends), a transfer to another
- * department starts again.
+ * in the call's memory), a transfer to another department starts again.
  */
 const callClock = {
   timer: 0,
   since: 0,
-  /** @param {string} room the session and the call's room */
-  start(room) {
+  /** @param {number} kept the call's start as its memory kept it (ms), or 0 for now */
+  start(kept) {
     clearTimeout(callClock.timer);
-    let saved = null;
-    try { saved = JSON.parse(sessionStorage.getItem(CALL_START_KEY) || "null"); } catch { /* none kept */ }
-    callClock.since = saved && saved.room === room && typeof saved.since === "number" && saved.since <= Date.now()
-      ? saved.since : Date.now();
-    sessionStorage.setItem(CALL_START_KEY, JSON.stringify({ room, since: callClock.since }));
+    callClock.since = kept > 0 && kept <= Date.now() ? kept : Date.now();
+    memory.set("since", callClock.since);
     callClock.tick();
   },
   tick() {
@@ -662,10 +672,9 @@ const callClock = {
     $("call-elapsed").textContent = `${two(Math.floor(seconds / 60))}:${two(seconds % 60)}`;
     callClock.timer = window.setTimeout(callClock.tick, 1000 - (ms % 1000));
   },
-  /** Off the screen; `ended`: the call is over, its start is forgotten (a reload keeps it). */
-  stop(ended = false) {
+  /** Off the screen. */
+  stop() {
     clearTimeout(callClock.timer);
-    if (ended) sessionStorage.removeItem(CALL_START_KEY);
     $("call-elapsed").textContent = "00:00";
   },
 };
@@ -716,7 +725,7 @@ function startCall(peer, initiator) {
 
 /** An app message from the staff side: data, each field checked before it is used. @param {any} data */
 function onApp(data) {
-  if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them", visit.staffName || t("kiosk.call.staff"));
+  if (data.kind === "chat" && typeof data.text === "string") memory.append("chat", addChat(data.text, "them", visit.staffName || t("kiosk.call.staff")));
   else if (data.kind === "screen") showStaffScreen(data.on === true);
   else if (data.kind === "notice") showNotice(data.url);
   else if (data.kind === "case" && typeof data.status === "string") showCaseResult(data);
@@ -740,6 +749,7 @@ function showCaseResult(data) {
     due += gap + t("kiosk.case.collect", { station: kioskStation, date });
   }
   visit.caseResult = text + due;
+  memory.set("case", data);
   if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;
   // Coloured by what it means: more to do (补正, 不予受理) is not shown as a success.
   visit.caseStatus = data.status;
@@ -799,6 +809,7 @@ function showNotice(/** @type {unknown} */ url) {
     return;
   }
   visit.noticeUrl = path;
+  memory.set("notice", path);
   $("notice-frame").onload = hideNoticeActions;
   $("notice-frame").src = path;
   $("notice-overlay").hidden = false;
@@ -905,6 +916,33 @@ async function fileReceived(/** @type {any} */ file) {
 }
 
 /**
+ * A kiosk reloaded mid-call lists the call's files again from the server, where the console
+ * kept each one (what was still on its way is lost with the page): the resident's by name, the
+ * staff member's shown and printable again.
+ */
+async function restoreFiles() {
+  const ticket = visit.ticket?.id;
+  if (!ticket) return;
+  const auth = { Authorization: `Kiosk ${localStorage.getItem(CREDENTIAL_KEY)}` };
+  try {
+    const response = await fetch(`/api/v1/tickets/${ticket}/files`, { headers: auth });
+    if (!response.ok) return;
+    const { files } = await response.json();
+    for (const kept of files) {
+      const id = `kept-${kept.id}`;
+      if (kept.purged_at || fileLines.sent.has(id) || fileLines.received.has(id)) continue;
+      if (kept.sender === "kiosk") {
+        fileLine("sent", id, t("kiosk.call.sent", { name: kept.name }), "ok");
+        continue;
+      }
+      const body = await fetch(kept.url, { headers: auth });
+      if (!body.ok || visit.ticket?.id !== ticket) continue;
+      await fileReceived({ id, name: kept.name, size: kept.size, type: kept.content_type, blob: await body.blob(), ok: true });
+    }
+  } catch { /* the files stay on the server, where staff see them */ }
+}
+
+/**
  * Print a received photo or PDF from a hidden frame. The frame is not sandboxed: a sandboxed
  * frame shows no PDF in Chromium and cannot be told to print. Its blob has the sniffed type, so
  * it only ever holds an image or Chromium's PDF viewer — never a document of the sender's making.
@@ -963,7 +1001,8 @@ async function toggleScreen() {
 
 function onLeft(/** @type {string} */ reason) {
   hangingUp(false, "kiosk.call.hangup");
-  callClock.stop(true);
+  callClock.stop();
+  memory.forget();
   visit.call?.close();
   visit.call = null;
   visit.screen?.stop();
@@ -1287,7 +1326,7 @@ function wire() {
     const text = $("chat-input").value.trim();
     if (!text || !visit.call) return;
     visit.call.sendApp({ kind: "chat", text });
-    addChat(text, "me", t("kiosk.call.chat_me"));
+    memory.append("chat", addChat(text, "me", t("kiosk.call.chat_me")));
     $("chat-input").value = "";
   };
   $("rating-send").onclick = () => settleRating("no_answer");

@@ -1,7 +1,8 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
-import { addChat, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { CallMemory } from "./callmemory.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
 import { beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
@@ -29,6 +30,12 @@ let queue = [];
 let answering = noTicket();
 /** The resident being served: their call, then its wrap-up (see newVisit). @type {Visit | null} */
 let visit = null;
+/**
+ * What the console showed of the call in progress (who calls about what, chat lines, the
+ * notice link), shown again by a reload mid-call; forgotten when the wrap-up is over. Files
+ * come back from the server instead (restoreFiles).
+ */
+const memory = new CallMemory("cloudhelp.staff.call");
 const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 
@@ -135,6 +142,7 @@ async function open(me) {
     onLeft();
     $("wrapup").hidden = true;
     clearCallWork();
+    memory.forget();
   });
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
@@ -186,7 +194,10 @@ function onPresence(/** @type {any} */ frame) {
     }
   }
   // A wrap-up that ended (by hand or by its timer) leaves nothing of that resident on screen.
-  if ((before === "wrapup" || before === "in_call") && (frame.state === "available" || frame.state === "away")) clearCallWork();
+  if ((before === "wrapup" || before === "in_call") && (frame.state === "available" || frame.state === "away")) {
+    clearCallWork();
+    memory.forget();
+  }
   // Unanswered rings set the staff member away: say so plainly, with the way back.
   // (Only a ring that ends in away is the server's doing; away by the staff member's own hand,
   // even after a missed ring, is not.)
@@ -334,7 +345,7 @@ function onRingCancelled(/** @type {any} */ frame) {
 
 /**
  * Who is calling and about what: ticket number, item, 居民 and the station (the ticket as rung
- * or picked; after a reload mid-call only the station is known).
+ * or picked, or as the call's memory kept it after a reload).
  * @param {Visit} v @param {any} peer
  */
 function showCaption(v, peer) {
@@ -358,6 +369,10 @@ function onJoined(/** @type {any} */ frame) {
   clearScreen();
   const v = currentVisit();
   const peer = frame.peers[0];
+  // A reload mid-call: what the console showed of this call comes back (callmemory.js).
+  const kept = memory.open(`${connection?.sessionId}/${frame.room}`);
+  if (v.summary) memory.set("summary", v.summary);
+  else if (kept.summary && (!v.ticket || kept.summary.id === v.ticket)) v.summary = kept.summary;
   showCaption(v, peer);
   const call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
   const files = new FileChannel(call);
@@ -375,13 +390,17 @@ function onJoined(/** @type {any} */ frame) {
   showNetcheck($("peer-net"), v.summary?.netcheck);
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;  // the resident's data: each field checked before it is used
-    if (data.kind === "chat" && typeof data.text === "string") addChat(data.text, "them");
+    if (data.kind === "chat" && typeof data.text === "string") memory.append("chat", addChat(data.text, "them"));
     else if (data.kind === "screen") showRemoteScreen(call, data.on === true);
     else if (data.kind === "devices") showPeerDevices(data);
   }, { signal });
   files.addEventListener("progress", (/** @type {any} */ e) => onProgress(v, e.detail), { signal });
   files.addEventListener("file", (/** @type {any} */ e) => onFile(v, e.detail), { signal });
-  openCasePanel(v);
+  addChatLines(kept.chat);
+  openCasePanel(v).then(() => {
+    if (visit === v && typeof kept.notice === "string" && kept.notice.startsWith("/notices/")) showNoticeLink(kept.notice);
+  });
+  if (frame.resumed) restoreFiles(v);
 }
 
 // ------------------------------------------------------------------ pre-review (材料预审)
@@ -662,14 +681,19 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
     showCaseState(v, result);
     tellKioskCase(v, result);
     if (result.notice) {
-      const link = $("notice-link").querySelector("a");
-      link.href = result.notice.url;
-      $("notice-link").hidden = false;
+      showNoticeLink(result.notice.url);
+      memory.set("notice", result.notice.url);
       v.call?.sendApp({ kind: "notice", url: result.notice.url, case: result.number });
     }
   } catch (error) {
     if (visit === v) showVerdictError(error);
   }
+}
+
+/** The link to the correction notice just issued (the server's own URL). @param {string} url */
+function showNoticeLink(url) {
+  $("notice-link").querySelector("a").href = url;
+  $("notice-link").hidden = false;
 }
 
 /**
@@ -1015,6 +1039,15 @@ function onFile(v, file) {
     li.append(downloadLink(url, file.name));
     return;
   }
+  showFile(li, file, url);
+  keepReceived(v, file, li);
+}
+
+/**
+ * A photo or PDF inline on its line, with a link that saves it.
+ * @param {HTMLElement} li @param {{name: string, type: string}} file @param {string} url
+ */
+function showFile(li, file, url) {
   if (file.type.startsWith("image/")) {
     const img = document.createElement("img");
     img.src = url;
@@ -1029,7 +1062,37 @@ function onFile(v, file) {
     li.append(frame);
   }
   li.append(downloadLink(url, file.name));
-  keepReceived(v, file, li);
+}
+
+/**
+ * A console reloaded mid-call lists the call's files again from the server, where each was
+ * kept when it arrived or was sent (what was still on its way is lost with the page): the
+ * resident's inline and ready to attach to a material, this console's by name.
+ * @param {Visit} v
+ */
+async function restoreFiles(v) {
+  let files = [];
+  try {
+    ({ files } = await caseApi(`/api/v1/tickets/${v.ticket}/files`));
+  } catch {
+    return;  // the files stay on the server; the case page lists them
+  }
+  if (visit !== v) return;
+  for (const kept of files) {
+    const id = `kept-${kept.id}`;
+    if (v.fileItems.has(id) || kept.purged_at) continue;
+    const li = fileItem(v, id);
+    li.querySelector("progress")?.remove();
+    /** @type {any} */ (li.querySelector(".label")).textContent = kept.sender === "staff" ? t("staff.call.sent_file", { name: kept.name }) : kept.name;
+    if (kept.sender === "kiosk") {
+      const file = { id, name: kept.name, type: kept.content_type, size: kept.size, sha256: kept.sha256, serverId: kept.id, ok: true };
+      v.received.set(id, file);
+      li.dataset.sha256 = kept.sha256;
+      showFile(li, file, kept.url);
+    }
+    markSaved(li);
+  }
+  refreshFileChoices(v);
 }
 
 /**
@@ -1169,7 +1232,7 @@ function wire() {
     const call = visit?.call;
     if (!text || !call) return;
     call.sendApp({ kind: "chat", text });
-    addChat(text, "me");
+    memory.append("chat", addChat(text, "me"));
     $("chat-input").value = "";
   };
   $("case-form").onsubmit = openCase;
@@ -1187,6 +1250,7 @@ function wire() {
   };
   $("logout").onclick = async () => {
     connection?.close();
+    memory.forget();
     await fetch("/api/v1/auth/logout", { method: "POST", credentials: "same-origin" });
     location.reload();
   };
