@@ -271,12 +271,25 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await expect(first).to_contain_text("原因：" + "、".join(rating.reasons))
         assert await axe_violations(page, "follow-ups") == []
         await snap(page, "follow-ups-1-open")
-        await first.locator("button").click()  # an empty note is not accepted
+        # An empty note is not accepted, and the page says so in Chinese under the field.
+        await first.locator("button").click()
         await expect(cards).to_have_count(len(still_open))
+        missing_note = first.locator(".field-problem")
+        await expect(missing_note).to_have_text("请先填写回访与整改情况，再办结。")
+        await expect(first.locator("textarea")).to_have_attribute("aria-invalid", "true")
+        await expect(first.locator("textarea")).to_be_focused()
         await first.locator("textarea").fill("已电话回访群众，说明等待原因并致歉。")
+        await expect(first.locator(".field-problem")).to_be_hidden()
         await first.locator("button").click()
         await expect(page.locator("#banner")).to_contain_text("回访已办结")
         await expect(cards).to_have_count(len(still_open) - 1)
+        # Closed at the bottom of the list, the banner saying so is in view (it sticks).
+        last = cards.last
+        await last.locator("textarea").fill("已上门回访。")
+        await last.locator("button").click()
+        await expect(cards).to_have_count(len(still_open) - 2)
+        await expect(page.locator("#banner")).to_be_in_viewport()
+        await page.evaluate("window.scrollTo(0, 0)")
         async with server.state.db.read() as s:
             closed = await s.get(FollowUp, follow_up_id)
             assert closed and closed.closed_by == "sunhua" and closed.note.startswith("已电话回访")

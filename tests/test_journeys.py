@@ -182,12 +182,13 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
 
         async with journey.step("resident hangs up; the done screen shows both numbers"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             done = kiosk.locator("[data-screen=done]")
             await expect(done).to_be_visible()
             await expect(done).to_contain_text(number)
             await expect(done).to_contain_text(case_number)
             await expect(staff.locator("#wrapup")).to_be_visible()
-            # A notice was issued: the wrap-up does not default to 已办结.
+            # A notice was issued: the wrap-up does not default to 已解决.
             await expect(staff.locator("#outcome")).not_to_have_value("resolved")
             await journey.check("kiosk", "done")
             await journey.check("staff", "wrapup")
@@ -263,6 +264,7 @@ async def test_journey_2_correction_round_two_to_accepted(server: DemoServer) ->
             await expect(staff.locator("#case-status")).to_have_text("待受理")
         async with journey.step("resident hangs up and rates"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await kiosk.click("#rating-levels [data-level='5']")
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
@@ -293,6 +295,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
         await staff_accepts(journey, kiosk, staff)
         async with journey.step("resident hangs up and picks 不满意", "kiosk"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await kiosk.click("#rating-levels [data-level='2']")
             await expect(kiosk.locator("#rating-reasons")).to_be_visible()
@@ -378,6 +381,7 @@ async def test_journey_4_board_beside_a_call_keeps_both(server: DemoServer) -> N
             await chat_both_ways(kiosk, console, "还在吗", "在的，请继续")
         async with journey.step("the call ends; the board follows it live"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(console.locator("#wrapup")).to_be_visible()
             await expect(board.locator("#calls li")).to_have_count(0)
             await expect(board.locator("#wall")).to_be_visible()

@@ -202,6 +202,7 @@ async def test_journey_5c_kiosk_reload_mid_call_resumes(server: DemoServer) -> N
             await journey.check("kiosk", "resumed-call")
         async with journey.step("hang-up ends the same session"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(kiosk.locator("[data-screen=done]")).to_contain_text(number)
             await expect(kiosk.locator("#banner")).to_be_hidden()
     journey.assert_no_findings()
@@ -277,6 +278,7 @@ async def test_journey_6_primary_actions_in_view_and_no_english(server: DemoServ
             await in_view(kiosk, "call", "#hangup", "#chat-input")
         async with journey.step("done screen: rating", "staff"):
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await in_view(kiosk, "done", "#rating-levels", "[data-screen=done] [data-go=home]")
     assert not problems, "primary actions outside the viewport:\n" + "\n".join(problems)

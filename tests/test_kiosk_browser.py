@@ -726,6 +726,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(result).to_be_in_viewport(ratio=1)
         await snap(kiosk, "kiosk-case-2-accepted")
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         done = kiosk.locator("#done-result")
         await expect(done).to_have_text(await result.inner_text())
@@ -774,6 +775,7 @@ async def test_primary_actions_fit_the_screen(
         await expect(kiosk.locator("#hangup")).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-5-call")
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await kiosk.click("#rating-levels [data-level='1']")
         for selector in ("#rating-levels", "#rating-reasons", "#rating-send", "#done-home"):
@@ -846,8 +848,22 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         assert seconds_of(await kiosk.locator("#call-elapsed").text_content() or "") >= before
         await expect(staff.locator("#call")).to_be_visible()
 
+        # 挂断 asks first, 继续通话 focused: a touch by mistake (or Escape) keeps the call.
+        await kiosk.click("#hangup")
+        await expect(kiosk.locator("#hangup-overlay")).to_be_visible()
+        await expect(kiosk.locator("#hangup-title")).to_have_text("结束通话吗？")
+        await expect(kiosk.locator("#hangup-keep")).to_be_focused()
+        await snap(kiosk, "kiosk-hangup-asks-first")
+        await kiosk.click("#hangup-keep")
+        await expect(kiosk.locator("#hangup-overlay")).to_be_hidden()
+        await kiosk.click("#hangup")
+        await kiosk.keyboard.press("Escape")
+        await expect(kiosk.locator("#hangup-overlay")).to_be_hidden()
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(staff.locator("#call")).to_be_visible()
         # The call goes on and ends normally; no stale banner on the thank-you screen.
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("#done-number")).to_have_text(f"排队号 {number}")
         await expect(kiosk.locator("#banner")).to_be_hidden()

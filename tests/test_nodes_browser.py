@@ -116,6 +116,7 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             await expect(board.locator("#calls li")).to_contain_text("赵刚")
 
             await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
             await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
             await expect(staff.locator("#wrapup")).to_be_visible()
             await expect(board.locator("#calls li")).to_have_count(0)  # pushed by B

@@ -105,12 +105,13 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
             case = await session.scalar(select(Case).where(Case.number == number))
             assert case is not None and case.status == "accepted" and case.rounds == 2
 
-        # Wrap-up proposes what happened (已解答/已办结 for an accepted case); once done, nothing
+        # Wrap-up proposes what happened (已解决 for an accepted case); once done, nothing
         # of this resident stays on the console.
         await kiosk.fill("#chat-input", "材料都带齐了")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them")).to_have_count(1)
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
         assert await staff.locator("#outcome").input_value() == "resolved"
         await snap(staff, "console-4-wrapup")
@@ -129,7 +130,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(sessions).to_have_count(1)
         await expect(sessions).to_contain_text("开始新一轮预审")
         await expect(sessions).to_contain_text("居民挂断")
-        await expect(sessions).to_contain_text("已解答/已办结")
+        await expect(sessions).to_contain_text("已解决")
         await expect(staff.locator(".timeline")).to_contain_text("赵刚")
         await expect(staff.locator(".timeline")).not_to_contain_text("zhaogang")
         assert await english_on(staff) == []
@@ -256,7 +257,7 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await expect(staff.locator("#call")).to_be_visible()
         assert await axe_violations(staff, "console-first-call") == []
 
-        # After a notice the wrap-up proposes 需补正材料, not 已办结.
+        # After a notice the wrap-up proposes 需补正材料, not 已解决.
         await staff.click("#hangup")
         await expect(staff.locator("#wrapup")).to_be_visible()
         assert await staff.locator("#outcome").input_value() == "needs_correction"
@@ -342,6 +343,7 @@ async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) ->
 
         # The resident hangs up: the call's tracks stop at once; its files stay for the wrap-up.
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
         still = await staff.evaluate(STILL_HELD)
         assert still["live"] == [] and sorted(still["loading"]) == sorted(held["urls"]), still
@@ -507,6 +509,7 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
 
         # The resident hangs up: the wrap-up says so, and still does after a reload.
         await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
         await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
         await snap(staff, "console-22-wrapup-resident-hung-up")

@@ -49,10 +49,22 @@ function card(f) {
   note.rows = 2;
   note.placeholder = t("followups.note_hint");
   const button = el("button", t("followups.close"), "button primary");
-  form.append(label, note, button);
+  // An empty note is said in the page's language under the field, not in a browser bubble.
+  form.noValidate = true;
+  const missing = el("p", t("followups.note_required"), "field-problem");
+  missing.id = `${id}-missing`;
+  missing.hidden = true;
+  note.oninput = () => { missing.hidden = true; note.removeAttribute("aria-invalid"); };
+  form.append(label, note, button, missing);
   form.onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
-    if (!note.value.trim()) { note.focus(); return; }
+    if (!note.value.trim()) {
+      missing.hidden = false;
+      note.setAttribute("aria-invalid", "true");
+      note.setAttribute("aria-describedby", missing.id);
+      note.focus();
+      return;
+    }
     button.setAttribute("disabled", "");
     const response = await fetch(`/api/v1/follow-ups/${f.id}/close`, {
       method: "POST", credentials: "same-origin",

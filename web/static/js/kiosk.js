@@ -999,7 +999,15 @@ async function toggleScreen() {
   $("share-screen").textContent = t("kiosk.call.stop_share");
 }
 
+/** The 挂断 question goes (answered, or the call ended meanwhile). */
+function closeHangupConfirm() {
+  const open = !$("hangup-overlay").hidden;
+  $("hangup-overlay").hidden = true;
+  if (open && !$("hangup").disabled && document.body.dataset.current === "call") $("hangup").focus();
+}
+
 function onLeft(/** @type {string} */ reason) {
+  closeHangupConfirm();
   hangingUp(false, "kiosk.call.hangup");
   callClock.stop();
   memory.forget();
@@ -1307,8 +1315,17 @@ function wire() {
     connection?.send({ type: "ticket.cancel" });
     goHome();
   };
+  // 挂断 asks first (a touch by mistake would cost the resident their place): 继续通话 is the
+  // default, and so is Escape.
   $("hangup").onclick = () => {
-    if (!connection) return;
+    $("hangup-overlay").hidden = false;
+    $("hangup-keep").focus();
+  };
+  $("hangup-keep").onclick = () => closeHangupConfirm();
+  $("hangup-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") closeHangupConfirm(); };
+  $("hangup-confirm").onclick = () => {
+    closeHangupConfirm();
+    if (!connection || !visit.call) return;
     connection.send({ type: "call.hangup" });  // offline: it goes out once the page is back
     hangingUp(true, "kiosk.call.hangup");
   };
