@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -36,22 +38,103 @@ def chromium_path() -> str:
     return path
 
 
+@dataclass
+class _Shared:
+    """The worker's Playwright driver and its browsers, one per set of flags, all bound to the
+    worker's session event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    playwright: Playwright | None = None
+    browsers: dict[tuple[str, ...], Browser] = field(default_factory=dict)
+    lent: set[tuple[str, ...]] = field(default_factory=set)
+
+
+_shared: _Shared | None = None
+
+
 @asynccontextmanager
-async def chromium(
-    fake_ui: bool = True, extra_flags: Sequence[str] = (), executable: str | None = None
+async def worker_browsers() -> AsyncIterator[None]:
+    """Keep the browsers of tests run in this event loop (tests/conftest.py: the worker's session
+    loop) open from one test to the next; closed, with Playwright's driver, on exit."""
+    global _shared
+    shared = _shared = _Shared(asyncio.get_running_loop())
+    try:
+        yield
+    finally:
+        _shared = None
+        for browser in shared.browsers.values():
+            with suppress(PlaywrightError):
+                await browser.close()
+        if shared.playwright is not None:
+            await shared.playwright.stop()
+
+
+def session_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop whose tests share the worker's browsers (None outside ``worker_browsers``)."""
+    return _shared.loop if _shared is not None else None
+
+
+async def _take_shared(flags: tuple[str, ...]) -> Browser | None:
+    """The worker's browser with ``flags`` (launched on first use, or again if it died), or None
+    outside the worker's session loop or while a test already holds that browser."""
+    shared = _shared
+    if shared is None or shared.loop is not asyncio.get_running_loop() or flags in shared.lent:
+        return None
+    browser = shared.browsers.get(flags)
+    if browser is None or not browser.is_connected():
+        if shared.playwright is None:
+            shared.playwright = await async_playwright().start()
+        browser = await shared.playwright.chromium.launch(
+            executable_path=chromium_path(), args=list(flags)
+        )
+        shared.browsers[flags] = browser
+    shared.lent.add(flags)
+    return browser
+
+
+async def _give_back(flags: tuple[str, ...], browser: Browser) -> None:
+    """Close every context the test opened: the next test starts with no cookies, storage or
+    permissions. A browser that died, or fails to close a context, is dropped (the next test
+    launches another)."""
+    shared = _shared
+    if shared is None:
+        return
+    shared.lent.discard(flags)
+    if not browser.is_connected():
+        shared.browsers.pop(flags, None)
+        return
+    try:
+        for context in browser.contexts:
+            await context.close()
+    except BaseException:
+        shared.browsers.pop(flags, None)
+        with suppress(PlaywrightError):
+            await browser.close()
+        raise
+
+
+@asynccontextmanager
+async def browser_with(
+    flags: Sequence[str], executable: str | None = None
 ) -> AsyncIterator[Browser]:
-    """``fake_ui`` accepts camera, microphone and screen prompts as a person would;
-    ``extra_flags`` are added (tests/tlskit.py: trust a test CA); ``executable`` runs instead
-    of Chromium itself (tests/netkit.py: a wrapper that starts it in a host's namespace)."""
-    flags = (
-        [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
-        if fake_ui
-        else list(FLAGS)
-    )
-    flags += extra_flags
+    """Headless Chromium started with ``flags``. In the worker's session loop (tests/conftest.py
+    runs every test that opens a browser there) and with Chromium itself: the worker's browser
+    with these flags, launched once; the test opens its pages in contexts of their own
+    (``new_page``) and every context is closed on exit. Elsewhere, or with ``executable``, a
+    browser of its own. A failing test's pages are saved as screenshots (``_snap_failure``)."""
+    shared = await _take_shared(tuple(flags)) if executable is None else None
+    if shared is not None:
+        try:
+            yield shared
+        except BaseException:
+            await _snap_failure(shared)
+            raise
+        finally:
+            await _give_back(tuple(flags), shared)
+        return
     async with async_playwright() as playwright:
         path = executable or chromium_path()
-        browser = await playwright.chromium.launch(executable_path=path, args=flags)
+        browser = await playwright.chromium.launch(executable_path=path, args=list(flags))
         try:
             yield browser
         except BaseException:
@@ -59,6 +142,24 @@ async def chromium(
             raise
         finally:
             await browser.close()
+
+
+@asynccontextmanager
+async def chromium(
+    fake_ui: bool = True, extra_flags: Sequence[str] = (), executable: str | None = None
+) -> AsyncIterator[Browser]:
+    """``fake_ui`` accepts camera, microphone and screen prompts as a person would;
+    ``extra_flags`` are added (tests/tlskit.py: trust a test CA); ``executable`` runs instead
+    of Chromium itself (tests/netkit.py: a wrapper that starts it in a host's namespace). See
+    ``browser_with`` for when the browser is the worker's shared one."""
+    flags = (
+        [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
+        if fake_ui
+        else list(FLAGS)
+    )
+    flags += extra_flags
+    async with browser_with(flags, executable) as browser:
+        yield browser
 
 
 async def _snap_failure(browser: Browser) -> None:

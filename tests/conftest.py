@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
 import sqlite3
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import pytest_asyncio
 from aiohttp import ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import make_url
@@ -28,11 +30,19 @@ from cloudhelp.app import create_app
 from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo
 from cloudhelp.store import db
+from tests import browserkit
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Tests in modules that use these helpers drive Chromium, the demo server or the command line:
 # the slowest of the suite, handed out to workers first so that none is left running alone.
 _SLOW_HELPERS = ("tests.browserkit", "tests.journeykit", "tests.helpers", "playwright.")
+# What a test calls to get a browser: one that does runs in the worker's session event loop, where
+# the worker's browser stays open from one test to the next (browserkit.browser_with).
+_BROWSER_OPENERS = {
+    ("tests.browserkit", "chromium"),
+    ("tests.browserkit", "browser_with"),
+    ("tests.journeykit", "browser"),
+}
 
 
 def _shares_module_fixture(item: pytest.Item) -> bool:
@@ -52,6 +62,21 @@ def _uses_slow_helpers(item: pytest.Item) -> bool:
         return False
     names = (str(getattr(value, "__module__", "")) for value in vars(module).values())
     return any(name.startswith(_SLOW_HELPERS) for name in names)
+
+
+def _opens_browser(item: pytest.Item) -> bool:
+    """Whether an async test's own code calls a browser opener, imported by its module or by
+    the test itself."""
+    function = getattr(item, "obj", None)
+    if not inspect.iscoroutinefunction(function):
+        return False
+    names = set(function.__code__.co_names)
+    for name in names:
+        value = function.__globals__.get(name)
+        key = (getattr(value, "__module__", None), getattr(value, "__qualname__", None))
+        if key in _BROWSER_OPENERS:
+            return True
+    return any(module in names and name in names for module, name in _BROWSER_OPENERS)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,8 +107,13 @@ def _rename(item: pytest.Item, nodeid: str) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist: one worker for the tests of a module that share a module-scoped
-    fixture (``--dist loadgroup``), and the groups and slow modules handed out first."""
+    """Tests that open a browser run in the session event loop (a Chromium launch per worker and
+    set of flags instead of one per test: each cost up to a second of CPU). Under pytest-xdist:
+    one worker for the tests of a module that share a module-scoped fixture (``--dist
+    loadgroup``), and the groups and slow modules handed out first."""
+    for item in items:
+        if _opens_browser(item):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
     if not os.environ.get("PYTEST_XDIST_WORKER"):  # the workers collect; the controller not
         return
     # xdist hands tests out by node id: items sharing one (schemathesis gives each operation of
@@ -110,6 +140,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             0 if item.get_closest_marker("xdist_group") else 1 if _uses_slow_helpers(item) else 2
         )
     )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session", autouse=True)
+async def _worker_browsers() -> AsyncIterator[None]:
+    """The browsers of the tests run in the session loop: launched on first use, closed at the
+    end of the session (browserkit.worker_browsers)."""
+    async with browserkit.worker_browsers():
+        yield
+
+
+def _from_playwright(task: asyncio.Task[object]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and f"{os.sep}playwright{os.sep}" in code.co_filename
+
+
+@pytest.fixture(autouse=True)
+def _session_loop_tidied(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test run in the session loop leaves no task of its own behind, as a test in a loop of
+    its own does when that loop closes (a timed-out test's own task among them): what it
+    started is cancelled and awaited after it. Playwright's tasks stay (its driver serves the
+    next test)."""
+    marker = request.node.get_closest_marker("asyncio")
+    loop = browserkit.session_loop()
+    if loop is None or marker is None or marker.kwargs.get("loop_scope") != "session":
+        yield
+        return
+    before = asyncio.all_tasks(loop)
+    yield
+    left = [task for task in asyncio.all_tasks(loop) - before if not _from_playwright(task)]
+    for task in left:
+        task.cancel()
+    if left:
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
 def pg_admin_url() -> str:

@@ -30,9 +30,9 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browserkit import ARTIFACTS, FLAGS, _echo, chromium_path
+from tests.browserkit import ARTIFACTS, FLAGS, _echo, browser_with
 
 DEMO_PASSWORD = "cloudhelp-demo"  # printed by `cloudhelp demo`, as the README says
 AXE_SCRIPT = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
@@ -198,7 +198,8 @@ def demo_server(
 
 @asynccontextmanager
 async def browser(*, devices: bool = True, allow_all: bool = True) -> AsyncIterator[Browser]:
-    """Headless Chromium as browserkit starts it.
+    """Headless Chromium as browserkit starts it (``browser_with``: the worker's shared browser
+    with these flags when the test runs in the worker's session loop).
 
     ``devices=False``: no camera and no microphone at all. ``allow_all=False``: device prompts
     are refused unless the test grants a permission (``context.grant_permissions``).
@@ -208,12 +209,8 @@ async def browser(*, devices: bool = True, allow_all: bool = True) -> AsyncItera
         flags += ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
     if not devices:
         flags.remove("--use-fake-device-for-media-stream")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with browser_with(flags) as launched:
+        yield launched
 
 
 async def open_page(
