@@ -213,10 +213,11 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
               };
             }"""
         )
+        await kiosk.click("#hangup")  # 结束通话吗？
         pressed = await kiosk.evaluate(
             """() => {
+              document.getElementById("hangup-confirm").click();
               const button = document.getElementById("hangup");
-              button.click();
               return [button.disabled, button.textContent];
             }"""
         )

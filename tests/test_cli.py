@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from cloudhelp import cli
 from tests.callkit import running_server
-from tests.helpers import ROOT, run_cli, serve_and_read_url, start_cli
+from tests.helpers import ROOT, demo_database, run_cli, serve_and_read_url, start_cli
 
 
 def test_demo_export_and_import(tmp_path: Path) -> None:
@@ -231,6 +231,24 @@ async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None
     assert abs(demo_day - history_day) <= 2, (demo_day, history_day)
 
 
+def test_the_demo_sessions_fall_in_the_halls_opening_hours() -> None:
+    """The demo's own sessions end now while the hall is open, else when it last closed: a
+    demo loaded at night or at a weekend has no resident calling at 00:23 on a Saturday."""
+    from cloudhelp.core.clock import LOCAL_TZ
+    from cloudhelp.devtools.demo import _sessions_end
+
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 12, day, hour, minute, tzinfo=LOCAL_TZ)
+
+    friday_close = at(4, 17, 30)
+    assert _sessions_end(at(4, 11)) == at(4, 11)  # Friday morning: now
+    assert _sessions_end(at(4, 20)) == friday_close  # Friday night: that day's close
+    assert _sessions_end(at(5, 0, 23)) == friday_close  # Saturday
+    assert _sessions_end(at(7, 0, 23)) == friday_close  # Monday before opening
+    assert _sessions_end(at(7, 9)) == friday_close  # too early for every session yet
+    assert _sessions_end(at(7, 10)) == at(7, 10)  # Monday morning: now
+
+
 ENROL_LINK = re.compile(r"^ +(\S+) +(http://127\.0\.0\.1:8080/kiosk\?enrol=(\w{4}-\w{4}))  ", re.M)
 
 
@@ -354,8 +372,7 @@ def test_case_list_is_paged_with_a_constant_number_of_queries(tmp_path: Path) ->
 
 
 async def test_case_show_json_is_what_the_case_page_shows(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'page.db'}"
-    assert run_cli("demo", "--db", db).returncode == 0
+    db = demo_database(tmp_path / "page.db")
     # Every case (not one page: the demo's licence cases were opened weeks ago, behind the
     # campaign's).
     listed = json.loads(run_cli("case", "list", "--json", "--limit", "1000", "--db", db).stdout)[
@@ -468,8 +485,7 @@ def test_calendar_set_takes_the_kinds_the_calendar_knows() -> None:
 
 def test_refusals_name_the_bad_value(tmp_path: Path) -> None:
     """A refused command says which value was wrong, not that "the file was rejected"."""
-    db = f"sqlite:///{tmp_path / 'refusals.db'}"
-    assert run_cli("demo", "--db", db).returncode == 0
+    db = demo_database(tmp_path / "refusals.db")
 
     def refused(*args: str, status: int = 1, stdin: str | None = None) -> list[str]:
         result = run_cli(*args, "--db", db, input_text=stdin)

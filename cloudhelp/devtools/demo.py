@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -42,7 +42,9 @@ DEMO_CASES = [
      ["awaiting_acceptance", "accepted", "concluded", "delivered"], None, []),
     ("CGJ-001", "孙志刚", "13840000007", "21021119900415707", ["not_accepted"], 3, []),
 ]  # fmt: skip
-SESSION_MINUTES = 12  # the demo's sessions follow each other, this far apart, ending just now
+SESSION_MINUTES = 12  # the demo's sessions follow each other, this far apart (_sessions_end)
+# The hall's opening hours, as the generated history has them (history.HALF_HOURS).
+HALL_OPENS, HALL_CLOSES = time(8, 30), time(17, 30)
 # The cases whose licences are issued were opened weeks ago, not today: (days before today the
 # case was opened, days before today it was concluded), by the applicant's phone. 赵永强's
 # papers wait at the station, one of them overdue; 陈丽华's licence was picked up today, so she
@@ -72,9 +74,14 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
     )
     now = utcnow()
     today = clock.today(now)
+    sessions_end = _sessions_end(now)
     for n, (item_code, name, phone, first17, steps, level, reasons) in enumerate(DEMO_CASES):
         opened_ago, concluded_ago = OPENED_EARLIER.get(phone, (0, 0))
-        opened_on = _working_day(today - timedelta(days=opened_ago)) if opened_ago else today
+        opened_on = (
+            _working_day(today - timedelta(days=opened_ago))
+            if opened_ago
+            else clock.local_date(sessions_end)
+        )
         item = must_exist(
             await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code)),
             f"the sample catalog's item {item_code}",
@@ -107,8 +114,8 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
                 )
             else:
                 await cases.transition(session, case, step, reviewer.username)
-        enqueued = now - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
-        if opened_on != today:  # that morning, at the same station
+        enqueued = sessions_end - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
+        if opened_ago:  # that morning, at the same station
             enqueued = clock.day_start(opened_on) + timedelta(hours=9, minutes=SESSION_MINUTES * n)
         await backdate(session, case, now - (enqueued + timedelta(minutes=3)))
         if concluded_ago:
@@ -131,6 +138,24 @@ async def _reviewer_of(session: AsyncSession, item: ServiceItem) -> Staff:
         ),
         f"a staff member of the sample network serving {item.code}",
     )  # fmt: skip
+
+
+def _sessions_end(now: datetime) -> datetime:
+    """When the demo's last session ends: now, in the hall's opening hours of a working day
+    (once there has been time for every session); otherwise when the hall last closed. No
+    resident calls at night or at a weekend, whenever the demo is loaded."""
+    local = now.astimezone(clock.LOCAL_TZ)
+    day = local.date()
+    needed = timedelta(minutes=SESSION_MINUTES * len(DEMO_CASES))
+    opens = datetime.combine(day, HALL_OPENS, clock.LOCAL_TZ)
+    closes = datetime.combine(day, HALL_CLOSES, clock.LOCAL_TZ)
+    if workdays.is_working_day(day)[0]:
+        if opens + needed <= local <= closes:
+            return now
+        if local > closes:
+            return closes.astimezone(UTC)
+    last = _working_day(day - timedelta(days=1))
+    return datetime.combine(last, HALL_CLOSES, clock.LOCAL_TZ).astimezone(UTC)
 
 
 def _working_day(day: date) -> date:
