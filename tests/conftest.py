@@ -30,7 +30,7 @@ from cloudhelp.app import create_app
 from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo
 from cloudhelp.store import db
-from tests import browserkit
+from tests import browserkit, helpers
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Tests in modules that use these helpers drive Chromium, the demo server or the command line:
@@ -140,6 +140,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             0 if item.get_closest_marker("xdist_group") else 1 if _uses_slow_helpers(item) else 2
         )
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What the workers of a run make once and share (helpers.made_once_per_run) lives in the
+    run's temporary folder: a worker's own is a folder in it."""
+    base = tmp_path_factory.getbasetemp()
+    helpers.RUN_FOLDER = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session", autouse=True)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A folder every pytest-xdist worker of this run shares (tests/conftest.py sets it: pytest's
+# temporary folder of the run, removed with old runs); None outside pytest.
+RUN_FOLDER: Path | None = None
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -51,3 +59,36 @@ def serve_and_read_url(process: subprocess.Popen[str]) -> str:
         raise AssertionError(f"serve printed nothing; stderr: {process.stderr.read()}")  # type: ignore[union-attr]
     assert first.startswith("CloudHelp is running: open http://"), first
     return first.rsplit(" ", 1)[1].strip()
+
+
+def made_once_per_run(name: str, make: Callable[[Path], str]) -> tuple[Path, str]:
+    """``make(folder)`` once per test run, by whichever worker asks first (the others wait for
+    it): the folder it filled and the text it returned."""
+    root = RUN_FOLDER or Path(tempfile.mkdtemp(prefix="cloudhelp-run-"))
+    folder, made = root / name, root / f"{name}.made"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            made.write_text(make(folder))
+    return folder, made.read_text()
+
+
+def _made_demo(folder: Path) -> str:
+    done = run_cli("demo", "--db", f"sqlite:///{folder / 'demo.db'}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def demo_database(path: Path) -> str:
+    """The URL of a SQLite database at ``path`` holding what ``cloudhelp demo --db`` makes: made
+    once per test run and copied, for tests that start from the demo rather than test it."""
+    folder, _output = made_once_per_run("demo-db", _made_demo)
+    source, target = sqlite3.connect(folder / "demo.db"), sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return f"sqlite:///{path}"

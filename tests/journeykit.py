@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import json
 import os
@@ -23,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -33,6 +31,7 @@ from pathlib import Path
 from playwright.async_api import Browser, Locator, Page, expect
 
 from tests.browserkit import ARTIFACTS, FLAGS, _echo, browser_with
+from tests.helpers import made_once_per_run
 
 DEMO_PASSWORD = "cloudhelp-demo"  # printed by `cloudhelp demo`, as the README says
 AXE_SCRIPT = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
@@ -125,17 +124,13 @@ def _environment(folder: Path) -> dict[str, str]:
     }
 
 
-_demos: dict[int, tuple[Path, str]] = {}
-
-
 def _demo_made_once(history_days: int) -> tuple[Path, str]:
-    """``cloudhelp demo --history N`` once per test run: its folder and what it printed."""
-    if history_days not in _demos:
-        folder = Path(tempfile.mkdtemp(prefix="cloudhelp-demo-"))
-        atexit.register(shutil.rmtree, folder, True)
-        output = _cloudhelp(["demo", "--history", str(history_days)], _environment(folder))
-        _demos[history_days] = (folder, output)
-    return _demos[history_days]
+    """``cloudhelp demo --history N`` once per test run, whichever worker asks first: its folder
+    and what it printed."""
+    return made_once_per_run(
+        f"demo-history-{history_days}",
+        lambda folder: _cloudhelp(["demo", "--history", str(history_days)], _environment(folder)),
+    )
 
 
 @contextmanager

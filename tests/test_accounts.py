@@ -24,7 +24,7 @@ from cloudhelp.media.peer import ProtocolError
 from cloudhelp.store.models import Kiosk, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
-from tests.helpers import run_cli
+from tests.helpers import demo_database, run_cli
 
 
 async def test_enrol_code_works_once(sqlite_demo_url: str) -> None:
@@ -230,8 +230,7 @@ def test_no_hash_is_computed_at_import() -> None:
 
 
 def test_cli_enrols_and_revokes_kiosks_and_adds_staff(tmp_path) -> None:
-    db = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert run_cli("demo", "--db", db).returncode == 0
+    db = demo_database(tmp_path / "cli.db")
     enrol = run_cli("kiosk", "enrol", "DLW-QG", "--code", "QG-05", "--db", db)
     assert enrol.returncode == 0, enrol.stderr
     assert "one-time enrolment code" in enrol.stdout
@@ -249,8 +248,7 @@ def test_cli_enrols_and_revokes_kiosks_and_adds_staff(tmp_path) -> None:
 
 
 def test_cli_sets_department_queue_settings(tmp_path) -> None:
-    db = f"sqlite:///{tmp_path / 'dept.db'}"
-    assert run_cli("demo", "--db", db).returncode == 0
+    db = demo_database(tmp_path / "dept.db")
     done = run_cli("department", "set", "NYNC", "--ring-seconds", "15", "--db", db)
     assert done.returncode == 0, done.stderr
     assert "ring 15 s, wrap-up 60 s, away after 2 missed rings" in done.stdout
