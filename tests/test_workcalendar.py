@@ -247,3 +247,29 @@ def test_the_command_line_imports_sets_and_shows(sqlite_demo_url: str, tmp_path:
     bad.write_text('{"days": [{"date": "2027-02-30", "kind": "holiday"}]}', encoding="utf-8")
     rejected = run_cli("calendar", "import", str(bad), "--db", sqlite_demo_url)
     assert rejected.returncode == 1 and "is not a date" in rejected.stderr
+
+
+async def test_the_case_page_says_a_due_date_is_estimated_until_its_year_is_imported(
+    demo_url: str,
+) -> None:
+    """Accepted 30 Dec 2026, the food licence is due in January 2027, a year the calendar does
+    not hold yet: the page marks both dates 估算 and says why, until 2027 is imported."""
+    from tests.callkit import running_server
+
+    async with running_server(demo_url) as server:
+        await add_accepted_case_and_follow_up(server.state.db)
+        cookie = {"cloudhelp_session": await server.staff_token("sunhua")}
+        async with server.http.get("/cases/C-2027", cookies=cookie) as r:
+            page = await r.text()
+        assert r.status == 200
+        assert "到期 2027-01-06（估算）" in page and 'id="due-estimated"' in page, page
+        assert "官方节假日安排尚未导入" in page
+        async with server.state.db.write() as s:
+            await workcalendar.import_entries(
+                s, workcalendar.parse(json.dumps(TEST_2027), ".json"), actor="sunhua",
+                follow_up_days=FOLLOW_UP_DAYS, now=local(date(2026, 12, 31)),
+            )  # fmt: skip
+        async with server.http.get("/cases/C-2027", cookies=cookie) as r:
+            page = await r.text()
+        assert "到期 2027-01-07" in page and "估算" not in page
+        assert 'id="due-estimated"' not in page
