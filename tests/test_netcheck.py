@@ -226,3 +226,19 @@ async def test_call_stats_reach_the_console_and_the_board_and_stay_with_the_tick
             "/api/v1/reports/call-quality?from=2026-12-09&to=2026-12-01", cookies=cookies
         ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_range"
+
+
+def test_a_calls_level_gets_worse_at_once_and_better_after_three_better_summaries() -> None:
+    """One bad summary between good ones does not flip the bars back and forth: the side's
+    shown level stays poor until three better summaries in a row (15 s) say otherwise."""
+    figures = netquality.CallFigures(1, "B001")
+    good = {"rtt_ms": 40, "loss": 0.0, "fps": 24, "freezes": 0}
+    poor = {"rtt_ms": 650, "loss": 0.12, "fps": 6, "freezes": 4}
+    seen = []
+    for sample in (good, poor, good, good, good, good):
+        summary = dict(sample, level=netquality.sample_level(sample))
+        figures.add("kiosk", summary)
+        seen.append(figures.level())
+    assert seen == ["good", "poor", "poor", "poor", "good", "good"]
+    # The summary keeps its own level (the reports count it): one poor summary.
+    assert figures.sides["kiosk"].poor == 1 and figures.sides["kiosk"].latest["level"] == "good"

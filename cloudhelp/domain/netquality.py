@@ -33,6 +33,9 @@ LEVELS = ("good", "fair", "poor")
 BARS = {"good": 3, "fair": 2, "poor": 1}
 # Summaries kept per side of a call for its medians (a 5 s period: one hour).
 SAMPLES_KEPT = 720
+# A side's level shown gets worse at once and better only after this many better summaries in
+# a row (15 s at one every 5 s): one good or bad moment does not flip the console's bars.
+RECOVERY_SAMPLES = 3
 
 
 def check_verdict(signaling_rtt_ms: float | None, media: dict[str, Any] | None) -> str:
@@ -83,8 +86,12 @@ class SideFigures:
     fps_worst: float | None = None
 
     def add(self, sample: dict[str, Any]) -> None:
+        """Add a summary (its ``level`` its own); it gets ``shown_level``, the worst of the
+        last RECOVERY_SAMPLES summaries' levels."""
         self.latest = sample
         self.window.append(sample)
+        recent = (self.window[-n] for n in range(1, min(RECOVERY_SAMPLES, len(self.window)) + 1))
+        sample["shown_level"] = worse(*(s["level"] for s in recent))
         self.count += 1
         self.freezes += int(sample.get("freezes") or 0)
         self.poor += sample["level"] == "poor"
@@ -143,8 +150,11 @@ class CallFigures:
         return self.elsewhere | {side: figures.latest for side, figures in self.sides.items()}
 
     def level(self) -> str | None:
-        """The call's level now: the worse of the two sides' latest summaries."""
-        return worse(*(s["level"] for s in self.latest_by_side().values() if s))
+        """The call's level now: the worse of the two sides' shown levels (SideFigures.add;
+        a summary from another process carries its own)."""
+        return worse(
+            *(s.get("shown_level", s["level"]) for s in self.latest_by_side().values() if s)
+        )
 
     def now(self) -> dict[str, Any]:
         """What the console and the board show: the level, its bars, each side's latest."""
