@@ -814,6 +814,7 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await staff.set_input_files("#file-input", files=[form])
         await expect(kiosk.locator("#files-received li img")).to_have_count(1, timeout=30_000)
         await kiosk.click("#photo")
+        await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved]")).to_have_count(2, timeout=30_000)
         chat_before = await kiosk.locator("#chat li").evaluate_all(CHAT_LINES)
         await expect(kiosk.locator("#call-elapsed")).not_to_have_text(re.compile("^00:0[01]$"))
@@ -901,9 +902,19 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await kiosk.click("#start-call")
         await staff.click("#ring-accept")
         assert await wait_for_video(kiosk, "#remote-main") > 0
-        # Before the reload: the resident's photo (kept on the server) and a chat line.
+        # Before the reload: the resident's photo (kept on the server) and a chat line. The
+        # photo is shown first: 不发送，重拍 sends nothing, 发送给工作人员 sends it.
         await kiosk.click("#photo")
+        await expect(kiosk.locator("#photo-overlay")).to_be_visible()
+        await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
+        await expect(kiosk.locator("#photo-send")).to_be_focused()
+        await snap(kiosk, "kiosk-photo-shown-before-it-goes")
+        await kiosk.click("#photo-retake")
+        await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
+        await kiosk.click("#photo")
+        await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved] img")).to_have_count(1, timeout=30_000)
+        await expect(kiosk.locator("#files-sent li")).to_have_count(1)  # the retaken one only
         await kiosk.fill("#chat-input", "我到驿站了")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them")).to_have_text(["我到驿站了"])

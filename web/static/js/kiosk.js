@@ -967,7 +967,45 @@ async function takePhoto() {
   canvas.getContext("2d")?.drawImage(video, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
   const stamp = new Date().toTimeString().slice(0, 8).replaceAll(":", "");
-  await sendFile(/** @type {Blob} */ (blob), `材料照片-${stamp}.jpg`);
+  showPhoto(/** @type {Blob} */ (blob), `材料照片-${stamp}.jpg`);
+}
+
+/**
+ * The photo just taken, shown before it goes: 发送给工作人员 sends it, 不发送，重拍 (or Escape)
+ * drops it — a blurred page or a face caught by mistake never reaches staff. The call ending
+ * meanwhile drops it too.
+ */
+const photoCheck = {
+  /** @type {{blob: Blob, name: string, url: string} | null} */
+  pending: null,
+};
+
+/** @param {Blob} blob @param {string} name */
+function showPhoto(blob, name) {
+  dropPhoto();
+  const url = URL.createObjectURL(blob);
+  photoCheck.pending = { blob, name, url };
+  $("photo-preview").src = url;
+  $("photo-preview").alt = t("kiosk.photo.title");
+  $("photo-overlay").hidden = false;
+  $("photo-send").focus();
+}
+
+/** The photo shown is not sent (or has been): the question goes. */
+function dropPhoto() {
+  if (photoCheck.pending) URL.revokeObjectURL(photoCheck.pending.url);
+  photoCheck.pending = null;
+  $("photo-preview").removeAttribute("src");
+  $("photo-overlay").hidden = true;
+}
+
+function sendPhoto() {
+  const photo = photoCheck.pending;
+  if (!photo) return;
+  photoCheck.pending = null;  // its blob goes on; only the preview's URL is let go
+  dropPhoto();
+  URL.revokeObjectURL(photo.url);
+  sendFile(photo.blob, photo.name);
 }
 
 async function switchCamera() {
@@ -1008,6 +1046,7 @@ function closeHangupConfirm() {
 
 function onLeft(/** @type {string} */ reason) {
   closeHangupConfirm();
+  dropPhoto();
   hangingUp(false, "kiosk.call.hangup");
   callClock.stop();
   memory.forget();
@@ -1201,6 +1240,8 @@ async function checkInAppointment() {
 
 /** Leave no personal data on screen: streams, files, chat and ticket go. */
 function clearVisit() {
+  dropPhoto();
+  closeHangupConfirm();
   stopStream();
   visit.screen?.stop();
   visit.call?.close();
@@ -1330,6 +1371,9 @@ function wire() {
     hangingUp(true, "kiosk.call.hangup");
   };
   $("photo").onclick = () => takePhoto();
+  $("photo-send").onclick = () => sendPhoto();
+  $("photo-retake").onclick = () => dropPhoto();
+  $("photo-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") dropPhoto(); };
   $("switch-camera").onclick = () => switchCamera();
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
   $("send-file").onclick = () => $("file-input").click();
