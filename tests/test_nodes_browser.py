@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from cloudhelp.store.models import Ticket
+from cloudhelp.store.models import Staff, Ticket
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.nginxkit import nginx_in_front
@@ -125,3 +125,64 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
             ticket = (await session.scalars(select(Ticket))).one()
             assert ticket.status in ("wrapup", "completed")
             assert ticket.end_reason == "kiosk_hangup"
+
+
+async def test_a_call_transferred_to_a_console_on_another_node_goes_on_in_the_pages(
+    pg_demo_url: str, tmp_path: Path
+) -> None:
+    """The kiosk page and zhaogang's console are on node B; wangli's console is on node A (a
+    `cloudhelp serve` process). zhaogang transfers the fishing-licence call to 市场监管: the
+    kiosk waits again and says why, wangli's console on A rings for the ticket of B's kiosk,
+    he answers, and the kiosk and his console are in a call across the nodes — video both
+    ways, chat both ways — until the resident hangs up."""
+    url = shared_redis_url()
+    async with running_server(
+        pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10, heartbeat_seconds=5.0
+    ) as b:
+        async with (
+            serving_node(pg_demo_url, url, node("a"), tmp_path / "a") as (_, port),
+            chromium() as browser,
+        ):
+            kiosk = await new_page(browser, b.base_url)
+            zhaogang = await new_page(browser, b.base_url)
+            wangli = await new_page(browser, f"http://127.0.0.1:{port}")
+            await enrolled_kiosk(b, kiosk)
+            await signed_in_staff(b, zhaogang, "zhaogang")
+            await signed_in_staff(b, wangli, "wangli")
+            await call_answered(kiosk, zhaogang)
+
+            await zhaogang.click("#transfer")
+            await zhaogang.locator("#transfer-dialog input[value=SCJG]").check()
+            await zhaogang.click("#transfer-confirm")
+            await expect(kiosk.locator("[data-screen=waiting]")).to_be_visible()
+            await expect(kiosk.locator("#banner")).to_have_text(
+                "工作人员已为您转到其他部门，请继续等待。"
+            )
+            await expect(zhaogang.locator("#wrapup")).to_be_visible()
+            await expect(wangli.locator("#ring")).to_be_visible(timeout=20_000)
+            await expect(wangli.locator("#ring-item")).to_have_text("渔业捕捞许可证换发（延续）")
+            await wangli.click("#ring-accept")
+
+            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+            await expect(kiosk.locator("#call-with")).to_contain_text("王丽")
+            assert await wait_for_video(wangli, "#remote-main") > 0
+            assert await wait_for_video(kiosk, "#remote-main") > 0
+            await kiosk.fill("#chat-input", "我的营业执照也要换")
+            await kiosk.click("#chat-form button")
+            await expect(wangli.locator("#chat li.them").last).to_have_text("我的营业执照也要换")
+            await wangli.fill("#chat-input", "好的，请把执照放在镜头下")
+            await wangli.click("#chat-form button")
+            await expect(kiosk.locator("#chat li.them").last).to_have_text(
+                "好的，请把执照放在镜头下"
+            )
+            await snap(kiosk, "nodes-transfer-kiosk-with-wangli")
+            await snap(wangli, "nodes-transfer-wangli-on-node-a")
+
+            await kiosk.click("#hangup")
+            await kiosk.click("#hangup-confirm")
+            await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+            await expect(wangli.locator("#wrapup")).to_be_visible()
+        async with b.state.db.read() as session:
+            ticket = (await session.scalars(select(Ticket))).one()
+            staff_ids = {s.username: s.id for s in (await session.scalars(select(Staff))).all()}
+        assert ticket.staff_id == staff_ids["wangli"] and ticket.end_reason == "kiosk_hangup"
