@@ -162,6 +162,22 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(page.locator("#c-stations input")).to_have_count(2)
         await page.fill("#c-from", "2026-06-08")
         await page.fill("#c-to", "2026-06-29")
+        # Items are ticks with a filter (no Ctrl on a touch screen); the fishing licence is
+        # ticked to start with, and stays in view whatever the filter.
+        fishing = page.locator("#c-item-list input[value=NYNC-002]")
+        await expect(fishing).to_be_checked()
+        chosen = page.locator("#c-items-chosen")
+        await expect(chosen).to_have_text("已选 1 项：渔业捕捞许可证换发（延续）")
+        await page.fill("#c-item-filter", "营业执照")
+        shown = page.locator("#c-item-list label:visible")
+        await expect(shown.filter(has_text="渔业捕捞许可证换发")).to_have_count(1)
+        assert 1 < await shown.count() < await page.locator("#c-item-list label").count()
+        await fishing.uncheck()
+        await page.click("#new-campaign button")  # no item ticked: said under the list
+        await expect(page.locator("#c-items-missing")).to_have_text("请至少勾选一个事项。")
+        await fishing.check()
+        await expect(page.locator("#c-items-missing")).to_be_hidden()
+        await page.fill("#c-item-filter", "")
         await snap(page, "appointments-campaign-1-new")
         await page.click("#new-campaign button")
         await page.wait_for_url("**/campaigns/*")

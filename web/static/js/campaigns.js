@@ -63,9 +63,31 @@ async function prepareForm() {
   const all = stations.body.stations;
   const streets = all.filter((/** @type {any} */ s) => s.tier === "street");
   $("c-street").replaceChildren(...streets.map((/** @type {any} */ s) => new Option(s.name, s.code)));
-  $("c-item").replaceChildren(...items.body.items.map((/** @type {any} */ i) => new Option(`${i.name}（${i.code}）`, i.code)));
-  const fishing = items.body.items.find((/** @type {any} */ i) => i.code === "NYNC-002");
-  if (fishing) /** @type {HTMLOptionElement} */ ([...$("c-item").options].find((o) => o.value === fishing.code)).selected = true;
+  // The items as ticks (touch screens have no Ctrl), narrowed by a filter; the fishing-licence
+  // renewal, the drive the demo and the docs walk through, ticked to start with.
+  const ticks = items.body.items.map((/** @type {any} */ i) => {
+    const label = el("label");
+    const box = /** @type {HTMLInputElement} */ (el("input"));
+    box.type = "checkbox"; box.value = i.code; box.checked = i.code === "NYNC-002";
+    box.onchange = () => { $("c-items-missing").hidden = true; sayChosen(); };
+    label.append(box, `${i.name}（${i.code}）`);
+    label.dataset.search = `${i.name} ${i.code}`.toLowerCase();
+    label.dataset.name = i.name;
+    return label;
+  });
+  // What is ticked, said in one line above the list (the list scrolls).
+  const sayChosen = () => {
+    const names = ticks.filter((l) => l.querySelector("input").checked).map((l) => l.dataset.name);
+    $("c-items-chosen").textContent = names.length ? t("campaigns.items_chosen", { n: names.length, names: names.join("、") }) : "";
+  };
+  // Ticked ones first (the one ticked to start with is in view without scrolling).
+  $("c-item-list").replaceChildren(...ticks.filter((l) => l.querySelector("input").checked), ...ticks.filter((l) => !l.querySelector("input").checked));
+  sayChosen();
+  $("c-item-filter").setAttribute("aria-label", t("campaigns.items_filter"));
+  $("c-item-filter").oninput = () => {
+    const words = $("c-item-filter").value.trim().toLowerCase();
+    for (const label of ticks) label.hidden = Boolean(words) && !label.dataset.search.includes(words) && !label.querySelector("input").checked;
+  };
   const showStations = () => {
     const street = $("c-street").value;
     const legend = el("legend", t("campaigns.stations"));
@@ -83,8 +105,14 @@ async function prepareForm() {
   $("new-campaign").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const stationCodes = [...$("c-stations").querySelectorAll("input:checked")].map((b) => b.value);
+    const itemCodes = [...$("c-item-list").querySelectorAll("input:checked")].map((b) => b.value);
+    if (!itemCodes.length) {
+      $("c-items-missing").hidden = false;
+      $("c-item-filter").focus();
+      return;
+    }
     const { ok, body } = await call("/api/v1/campaigns", { method: "POST", body: JSON.stringify({
-      name: $("c-name").value, street: $("c-street").value, items: [...$("c-item").selectedOptions].map((o) => o.value),
+      name: $("c-name").value, street: $("c-street").value, items: itemCodes,
       stations: stationCodes, starts_on: $("c-from").value, ends_on: $("c-to").value }) });
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
     location.href = `/campaigns/${body.campaign.id}`;
