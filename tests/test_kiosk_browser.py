@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from cloudhelp.domain import accounts
 from cloudhelp.media.peer import SignalingClient
-from cloudhelp.store.models import Case, FollowUp, Rating
+from cloudhelp.store.models import Case, FollowUp, Rating, Ticket
 from tests.browserkit import chromium, new_page, snap, video_width
 from tests.callkit import CallServer, running_server
 from tests.journeykit import outside_viewport
@@ -821,6 +821,8 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         before = seconds_of(await kiosk.locator("#call-elapsed").text_content() or "")
 
         await kiosk.reload()
+        # The console says at once that the resident is reconnecting.
+        await expect(staff.locator("#banner")).to_be_visible(timeout=3000)
         # Same session, same call: the kiosk is back in the call and media flows again.
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
         assert await kiosk.evaluate("window.cloudhelp.connection.sessionId") == session
@@ -848,6 +850,14 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         # The call timer goes on from the answer, not from the reload.
         assert seconds_of(await kiosk.locator("#call-elapsed").text_content() or "") >= before
         await expect(staff.locator("#call")).to_be_visible()
+        await expect(staff.locator("#banner")).to_be_hidden(timeout=20_000)
+        # Chat still reaches the other side, and the ticket was never ended.
+        await kiosk.fill("#chat-input", "刷新后还能继续")
+        await kiosk.click("#chat-form button")
+        await expect(staff.locator("#chat li.them").last).to_have_text("刷新后还能继续")
+        async with server.state.db.read() as s:
+            ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None and ticket.status == "connected" and ticket.ended_at is None
 
         # 挂断 asks first, 继续通话 focused: a touch by mistake (or Escape) keeps the call.
         await kiosk.click("#hangup")
