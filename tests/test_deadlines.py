@@ -259,16 +259,25 @@ async def test_a_deadline_claimed_by_two_nodes_at_once_fires_once(
             *(c.expiries.sweep() for c in centers),
         )
         assert await count(a, ring["id"], "offer_timeout") == 1
-        assert (await zhaogang.expect("ring.cancelled"))["reason"] == "timeout"
-        assert (await zhaogang.expect("ring"))["ticket"]["id"] == ring["id"], "rung again"
+        rung = await zhaogang.expect("ring", timeout=20)
+        assert rung["ticket"]["id"] == ring["id"], "rung again"
         assert await count(a, ring["id"], "offered") == 2, "one re-offer, however many passes"
+
         finished = [e for e in await events(a, called["id"]) if e.kind == "wrapup_done"]
         assert [e.detail["reason"] for e in finished] == ["timeout"]
         await wangli.expect_where("presence", lambda f: f["state"] == "available")
         assert await count(a, left["id"], "abandoned") == 1
         async with a.state.db.read() as s:
             assert await deadlines.due(s, utcnow()) == []
-        assert zhaogang.drain("ring.cancelled") == [], "told once"
+        # The timeout was told at most once, older than the new ring: a ring.cancelled from the
+        # node that released the ring can arrive after the re-offer's ring from another node (or
+        # from this one's dispatch, woken meanwhile by the wrap-up or the abandon, when the gate
+        # drops the stale cancel); the console ignores one older than the ring it shows
+        # (docs/protocol.md, `ring`).
+        cancels = zhaogang.drain("ring.cancelled")
+        assert len(cancels) <= 1, cancels
+        for cancel in cancels:
+            assert cancel["reason"] == "timeout" and cancel["version"] < rung["ticket"]["version"]
 
 
 async def test_one_sqlite_process_keeps_its_deadlines_with_the_rows(sqlite_demo_url: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -265,6 +266,44 @@ async def test_a_ring_never_arrives_after_its_cancellation(demo_url: str) -> Non
         await asyncio.sleep(0.3)
         assert staff.drain("ring") == [], "a ring arrived after its cancellation"
         assert cancelled["reason"] == "resident_cancelled" and cancelled["version"] >= 3
+
+
+async def test_a_missed_rings_cancellation_is_not_held_back_by_the_next_ring_elsewhere(
+    demo_url: str,
+) -> None:
+    """zhaogang misses a ring; before his ring.cancelled goes out, the ticket is offered to
+    liumei and her ring sent (a dispatch that ran in between: forced here). The two consoles'
+    rings are gated apart: his cancel still reaches him (with one gate key per ticket it was
+    dropped as older than her ring, and his console rang on for a ticket no longer his)."""
+    from tests.test_call_core import set_department
+    from tests.test_correction_session import also_handles_fishing
+
+    async with running_server(demo_url) as server:
+        center = server.state.callcenter
+        await set_department(server, "NYNC", ring_seconds=1)
+        await also_handles_fishing(server, "liumei")
+        zhaogang = await server.staff("zhaogang")
+        liumei = await server.staff("liumei", available=False)
+        kiosk = await server.kiosk("QG-01")
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ring = await zhaogang.expect("ring")
+        await liumei.send({"type": "staff.status", "status": "available"})
+        await liumei.expect("presence", state="available")
+        real_send_staff = center.pushes.send_staff
+
+        async def dispatch_first(
+            staff_id: int, message: dict[str, Any], gate: tuple[str, Any] | None = None
+        ) -> None:
+            if message["type"] == "ring.cancelled":
+                await center.routing.dispatch()  # the ticket's next ring goes out first
+            await real_send_staff(staff_id, message, gate)
+
+        center.pushes.send_staff = dispatch_first  # type: ignore[method-assign]
+        rung = await liumei.expect("ring", timeout=15)
+        cancelled = await zhaogang.expect("ring.cancelled", timeout=15)
+        assert rung["ticket"]["id"] == ring["ticket"]["id"] == cancelled["ticket"]
+        assert cancelled["reason"] == "timeout"
+        assert cancelled["version"] < rung["ticket"]["version"]
 
 
 # ---------------------------------------------------------------------------- item 9: reload

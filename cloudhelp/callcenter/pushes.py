@@ -92,6 +92,13 @@ class SnapshotGate:
             self._last[key] = (last[0], None)
 
 
+def ring_key(ticket_id: int, staff_id: int) -> str:
+    """The gate key of a ticket's ring at one staff member's console (``ring`` and
+    ``ring.cancelled``): per staff member, so that a cancel to one is never held back by the
+    ticket's next ring at another's."""
+    return f"ring:{ticket_id}:{staff_id}"
+
+
 def _as_tuple(order: Order) -> tuple[int, ...]:
     return order if isinstance(order, tuple) else (order,)
 

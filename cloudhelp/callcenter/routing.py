@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import OfferReply, PickTicket, TransferTicket
+from cloudhelp.callcenter.pushes import ring_key
 from cloudhelp.core.logs import log_event
 from cloudhelp.domain import catalog, deadlines, prereview, presence, queue
 from cloudhelp.store.models import StaffPresence, Ticket, utcnow
@@ -171,7 +172,7 @@ class Routing:
             ring = ticket.department.ring_seconds
             message = {"type": "ring", "ticket": summary, "ring_seconds": ring}
             await self.pushes.send_if_changed(
-                f"ring:{ticket_id}", row.session_id, message, ticket.version
+                ring_key(ticket_id, staff_id), row.session_id, message, ticket.version
             )
             await self.pushes.send_if_changed(
                 f"presence:{staff_id}", row.session_id, frames.presence_frame(row), stamp
@@ -225,7 +226,7 @@ class Routing:
         await self.pushes.send_staff(
             staff_id,
             {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason, "version": version},
-            (f"ring:{ticket_id}", version or 0),
+            (ring_key(ticket_id, staff_id), version or 0),
         )
         await self.pushes.push_presence(staff_id)
         self.pushes.schedule_queues()

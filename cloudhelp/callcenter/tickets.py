@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.callcenter.batches import BatchedWrites
 from cloudhelp.callcenter.messages import CancelTicket, TakeTicket
+from cloudhelp.callcenter.pushes import ring_key
 from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
@@ -213,7 +214,7 @@ class Tickets:
                 ticket.offered_to,
                 {"type": "ring.cancelled", "ticket": ticket_id, "reason": reason,
                  "version": ticket.version},
-                (f"ring:{ticket_id}", ticket.version),
+                (ring_key(ticket_id, ticket.offered_to), ticket.version),
             )  # fmt: skip
             await self.pushes.push_presence(ticket.offered_to)
         await self.pushes.push_ticket(ticket_id)

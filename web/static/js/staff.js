@@ -333,6 +333,9 @@ function onRing(/** @type {any} */ frame) {
 }
 
 function onRingCancelled(/** @type {any} */ frame) {
+  // A cancel older than the ring shown (from another node, overtaken by the ticket's next
+  // offer to this console) is about a ring already replaced: it stops nothing.
+  if (ringing && frame.ticket === ringing.id && typeof frame.version === "number" && frame.version < ringing.version) return;
   stopRinging();
   // Why the ring went: not answered in time, or the resident cancelled (or their kiosk went).
   const why = { timeout: "staff.ring.missed", resident_cancelled: "staff.ring.resident_cancelled", kiosk_gone: "staff.ring.kiosk_gone" }[/** @type {string} */ (frame.reason)];
