@@ -255,6 +255,27 @@ async def test_transfer_keeps_the_enqueue_time(sqlite_demo_url: str) -> None:
         assert (await zhaogang.expect("error"))["code"] == "no_such_department"
 
 
+async def test_a_transferred_call_rings_saying_who_sent_it_on(demo_url: str) -> None:
+    """The ring after a transfer names the staff member who transferred the call and their
+    department, also when the rung console is reloaded while it rings."""
+    async with running_server(demo_url, grace_seconds=10) as server:
+        zhaogang = await server.staff("zhaogang")
+        liumei = await server.staff("liumei")
+        kiosk = await server.kiosk()
+        await take_ticket(kiosk, "JTJ-004")
+        first = await zhaogang.expect("ring")
+        assert first["transferred_by"] is None
+        await zhaogang.send({"type": "ring.accept", "ticket": first["ticket"]["id"]})
+        await kiosk.expect("joined")
+        await zhaogang.send({"type": "ticket.transfer", "department": "ZJJ"})
+        ring = await liumei.expect("ring")
+        by = {"name": "赵刚", "department": "区交通运输局"}
+        assert ring["ticket"]["id"] == first["ticket"]["id"] and ring["transferred_by"] == by
+        await liumei.drop()
+        await liumei.resume(reloaded=True)
+        assert (await liumei.expect("ring"))["transferred_by"] == by
+
+
 async def test_resume_after_a_dropped_socket_mid_call(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url, grace_seconds=10) as server:
         staff = await server.staff("zhaogang")

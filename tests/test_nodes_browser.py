@@ -161,6 +161,7 @@ async def test_a_call_transferred_to_a_console_on_another_node_goes_on_in_the_pa
             await expect(zhaogang.locator("#wrapup")).to_be_visible()
             await expect(wangli.locator("#ring")).to_be_visible(timeout=20_000)
             await expect(wangli.locator("#ring-item")).to_have_text("渔业捕捞许可证换发（延续）")
+            await expect(wangli.locator("#ring-case")).to_have_text("由 赵刚（区农业农村局）转来")
             await wangli.click("#ring-accept")
 
             await expect(kiosk.locator("[data-screen=call]")).to_be_visible()

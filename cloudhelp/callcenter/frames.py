@@ -41,6 +41,15 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+def ring_frame(
+    summary: dict[str, Any], ring_seconds: int, transferred_by: dict[str, str] | None
+) -> dict[str, Any]:
+    """A staff member is rung for a ticket; ``transferred_by``: who sent the call on, and from
+    which department (domain.transfer.transferred_by), or None."""
+    return {"type": "ring", "ticket": summary, "ring_seconds": ring_seconds,
+            "transferred_by": transferred_by}  # fmt: skip
+
+
 def ticket_body(ticket: Ticket, estimate: Estimate | None) -> dict[str, Any]:
     """The kiosk's view of its ticket: the summary, why it ended, and its place in the queue."""
     body = ticket_summary(ticket)

@@ -19,7 +19,7 @@ from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import OfferReply, PickTicket, TransferTicket
 from cloudhelp.callcenter.pushes import ring_key
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import catalog, deadlines, prereview, presence, queue
+from cloudhelp.domain import catalog, deadlines, prereview, presence, queue, transfer
 from cloudhelp.store.models import StaffPresence, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -158,6 +158,7 @@ class Routing:
             ticket_ids, staff_ids = [t for t, _ in pairs], [p for _, p in pairs]
             tickets = {t.id: t for t in await queue.tickets_by_id(s, ticket_ids)}
             rows = {r.staff_id: r for r in await presence.presence_rows(s, staff_ids)}
+            transfers = await transfer.transferred_by(s, ticket_ids)
         for ticket_id, staff_id in pairs:
             ticket, row = tickets.get(ticket_id), rows.get(staff_id)
             log_event("ticket.offered", ticket=ticket_id, staff=staff_id)
@@ -170,7 +171,7 @@ class Routing:
             # Gated by the ticket's version: a ring.cancelled sent meanwhile is never overtaken.
             summary = frames.ticket_summary(ticket)
             ring = ticket.department.ring_seconds
-            message = {"type": "ring", "ticket": summary, "ring_seconds": ring}
+            message = frames.ring_frame(summary, ring, transfers.get(ticket_id))
             await self.pushes.send_if_changed(
                 ring_key(ticket_id, staff_id), row.session_id, message, ticket.version
             )

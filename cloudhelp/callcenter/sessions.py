@@ -10,7 +10,7 @@ from aiohttp import web
 from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import CONSOLE, STAFF_PURPOSES
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import accounts, outcomes, queue
+from cloudhelp.domain import accounts, outcomes, queue, transfer
 from cloudhelp.store.models import ROLES, StaffPresence, Ticket, utcnow
 from signaling.errors import CLOSE_REPLACED, CLOSE_REVOKED, SignalingError
 from signaling.hub import Principal, Session
@@ -145,14 +145,14 @@ class Sessions:
             row = await s.get(StaffPresence, staff_id)
             ticket = await s.get(Ticket, row.ticket_id) if row and row.ticket_id else None
             summary = frames.ticket_summary(ticket) if ticket is not None else None
+            transfers = await transfer.transferred_by(s, [ticket.id] if ticket else [])
         await self.center.presence.send_snapshots(staff_id)
         if row is None or ticket is None or summary is None:
             return
         if row.state == "ringing" and ticket.status == "offered":
             left = ticket.department.ring_seconds - (utcnow() - row.since).total_seconds()
-            await self.hub.send(
-                session.id, {"type": "ring", "ticket": summary, "ring_seconds": max(1, round(left))}
-            )
+            ring = frames.ring_frame(summary, max(1, round(left)), transfers.get(ticket.id))
+            await self.hub.send(session.id, ring)
         elif row.state == "wrapup" and ticket.status == "wrapup":
             left = ticket.department.wrapup_seconds - (utcnow() - row.since).total_seconds()
             async with self.db.read() as s:

@@ -1,16 +1,52 @@
 """Where a call can be transferred: each department with how many staff who handle it are on
-duty and available now, and how many tickets wait in its queue (the console's transfer dialog).
+duty and available now, and how many tickets wait in its queue (the console's transfer dialog);
+and who transferred a ticket, for the ring that follows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.domain import queue
-from cloudhelp.store.models import Department, ServiceItem, StaffPresence, StaffSkill, Ticket
+from cloudhelp.store.models import (
+    Department,
+    ServiceItem,
+    Staff,
+    StaffPresence,
+    StaffSkill,
+    Ticket,
+    TicketEvent,
+)
+
+
+async def transferred_by(
+    session: AsyncSession, ticket_ids: Sequence[int]
+) -> dict[int, dict[str, str]]:
+    """For each of these tickets that was transferred: who did it last and from which
+    department (``{"name", "department"}``), so the next console to ring knows the call has
+    been half-served already. One query, whatever the number of tickets."""
+    if not ticket_ids:
+        return {}
+    rows = await session.execute(
+        select(TicketEvent.ticket_id, TicketEvent.detail, Staff.display_name)
+        .join(Staff, Staff.id == TicketEvent.staff_id)
+        .where(TicketEvent.ticket_id.in_(list(ticket_ids)), TicketEvent.kind == "transferred")
+        .order_by(TicketEvent.id)
+    )
+    last = {ticket_id: (detail or {}, name) for ticket_id, detail, name in rows.all()}
+    if not last:
+        return {}
+    names: dict[int, str] = dict(
+        (await session.execute(select(Department.id, Department.name))).tuples().all()
+    )
+    return {
+        ticket_id: {"name": name, "department": names.get(int(detail.get("from") or 0), "")}
+        for ticket_id, (detail, name) in last.items()
+    }
 
 
 async def _waiting(session: AsyncSession) -> dict[int, int]:

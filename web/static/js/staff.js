@@ -315,8 +315,12 @@ function onRing(/** @type {any} */ frame) {
   const booked = ringing.appointment
     ? t("staff.appointment.tag", { time: new Date(ringing.appointment.starts_at).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) })
     : "";
-  $("ring-case").hidden = !correction && !booked;
-  $("ring-case").textContent = correction ? t("staff.ring.correction_case", { number: ringing.case.number, round: ringing.case.round }) : booked;
+  // A call another console sent on (转办) says who, and from which department.
+  const by = frame.transferred_by;
+  const transferred = by && typeof by.name === "string" ? t("staff.ring.transferred", { name: by.name, department: by.department || "" }) : "";
+  const said = [correction ? t("staff.ring.correction_case", { number: ringing.case.number, round: ringing.case.round }) : booked, transferred].filter(Boolean);
+  $("ring-case").hidden = !said.length;
+  $("ring-case").textContent = said.join(" · ");
   $("ring-ticket").textContent = ringing.number;
   $("ring-item").textContent = ringing.item.name;
   $("ring-station").textContent = ringing.station.name;
