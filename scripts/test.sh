@@ -106,6 +106,9 @@ export CLOUDHELP_TEST_CHROMIUM="$(command -v chromium)"
 # Password hashes made during the run use argon2's cheapest parameters (cloudhelp/domain/
 # passwords.py; ~80 s of CPU saved). Never set in service; benchmarks run without it.
 export CLOUDHELP_INSECURE_TEST_PASSWORD_HASHES=1
+# A command run without --data-dir (the CLI tests) keeps its data (secret key, files) under the
+# run's folder, never in the home folder's ~/.local/share/cloudhelp (cloudhelp/core/config.py).
+export XDG_DATA_HOME="$RUN/xdg-data"
 
 # --- Lint beside the suite ---------------------------------------------------------------------
 # The lint step runs in the background while pytest runs (mypy alone takes about a minute); its

@@ -50,6 +50,10 @@ class _Shared:
 
 
 _shared: _Shared | None = None
+# Uncaught exceptions in the pages of the browser in use (``watch``): a test whose pages threw
+# fails, even when what it checks on screen looked right (a listener that throws leaves the
+# page half-updated: a frozen call screen passed its test once).
+_page_errors: list[str] = []
 
 
 @asynccontextmanager
@@ -122,10 +126,12 @@ async def browser_with(
     with these flags, launched once; the test opens its pages in contexts of their own
     (``new_page``) and every context is closed on exit. Elsewhere, or with ``executable``, a
     browser of its own. A failing test's pages are saved as screenshots (``_snap_failure``)."""
+    _page_errors.clear()
     shared = await _take_shared(tuple(flags)) if executable is None else None
     if shared is not None:
         try:
             yield shared
+            _fail_on_page_errors()
         except BaseException:
             await _snap_failure(shared)
             raise
@@ -137,6 +143,7 @@ async def browser_with(
         browser = await playwright.chromium.launch(executable_path=path, args=list(flags))
         try:
             yield browser
+            _fail_on_page_errors()
         except BaseException:
             await _snap_failure(browser)
             raise
@@ -191,8 +198,21 @@ async def new_page(browser: Browser, base_url: str, timezone: str = "Asia/Shangh
         timezone_id=timezone,
     )
     page = await context.new_page()
-    page.on("console", lambda m: _echo(page, m.type, m.text))
+    watch(page)
     return page
+
+
+def watch(page: Page) -> None:
+    """Echo the page's console errors and warnings; record its uncaught exceptions, which fail
+    the test when its browser is given back (``browser_with``)."""
+    page.on("console", lambda m: _echo(page, m.type, m.text))
+    page.on("pageerror", lambda e: _page_errors.append(f"{page.url}: {e}"))
+
+
+def _fail_on_page_errors() -> None:
+    if _page_errors:
+        found, _page_errors[:] = list(_page_errors), []
+        pytest.fail("uncaught errors in the pages:\n" + "\n".join(found))
 
 
 def _echo(page: Page, kind: str, text: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browserkit import ARTIFACTS, FLAGS, _echo, browser_with
+from tests.browserkit import ARTIFACTS, FLAGS, browser_with, watch
 from tests.helpers import made_once_per_run
 
 DEMO_PASSWORD = "cloudhelp-demo"  # printed by `cloudhelp demo`, as the README says
@@ -223,8 +223,7 @@ async def open_page(
         timezone_id="Asia/Shanghai",
     )
     page = await context.new_page()
-    page.on("console", lambda m: _echo(page, m.type, m.text))
-    page.on("pageerror", lambda e: _echo(page, "error", f"uncaught: {e}"))
+    watch(page)
     return page
 
 

@@ -19,6 +19,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from cloudhelp.devtools.demo import DEMO_CASES
+from tests.browserkit import watch
 from tests.journeykit import (
     DEMO_PASSWORD,
     DemoServer,
@@ -365,6 +366,7 @@ async def test_journey_4_board_beside_a_call_keeps_both(server: DemoServer) -> N
         await staff_accepts(journey, kiosk, console)
         async with journey.step("sunhua opens /board in a second tab"):
             board = await console.context.new_page()
+            watch(board)
             await board.set_viewport_size({"width": 1920, "height": 1080})
             journey.pages["board"] = board
             await board.goto("/board")

@@ -885,6 +885,7 @@ BANNER_RECORDER = """
 window.__banners = [];
 document.addEventListener("DOMContentLoaded", () => {
   const banner = document.getElementById("banner");
+  if (!banner) return;  // a frame in the page (the notice's) has none
   new MutationObserver(() => {
     if (!banner.hidden && banner.textContent) window.__banners.push(banner.textContent);
   }).observe(banner, { attributes: true, childList: true, characterData: true, subtree: true });
