@@ -6,6 +6,8 @@ needs the grant of this kiosk's lookup; notice links stop working after ``notice
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from datetime import time as clock_time
 from typing import Any
 
 import pytest
@@ -293,3 +295,38 @@ async def test_notice_links_expire_and_show_no_phone(sqlite_demo_url: str) -> No
         other_round = fresh.replace(f"/notices/{number}/1", f"/notices/{number}/2")
         async with server.http.get(other_round) as r:
             assert r.status == 401
+
+
+async def test_a_history_case_is_numbered_like_a_live_one_and_found_at_the_kiosk(
+    demo_engine,
+) -> None:
+    """The demo history's cases have the live numbers' 18 digits (not a letter the kiosk's
+    lookup cannot take); a case opened later the same day follows on from them; a history case
+    waiting for corrections is found by its digits typed with spaces and its phone's last four."""
+    from datetime import date
+
+    from cloudhelp.core.clock import LOCAL_TZ
+    from cloudhelp.devtools import history
+    from cloudhelp.domain import case_lookup
+    from cloudhelp.store.db import Database
+    from cloudhelp.store.models import Case
+
+    day = date(2026, 11, 30)  # a Monday
+    database = Database(demo_engine)
+    until = datetime.combine(day, clock_time(16), LOCAL_TZ)
+    await history.generate(database, 0, tickets_per_day=160, until=until)
+    async with database.read() as s:
+        numbers = list((await s.scalars(select(Case.number).order_by(Case.number))).all())
+        waiting = await s.scalar(select(Case).where(Case.status == "correction_needed"))
+    assert numbers and all(case_lookup.NUMBER_DIGITS.match(n.replace("-", "")) for n in numbers)
+    assert numbers[-1] == f"210211-20261130-{len(numbers):04d}"
+    async with database.write() as s:
+        (later,) = await cases.reserve_numbers(s, "210211", day)
+    assert later == f"210211-20261130-{len(numbers) + 1:04d}"
+    assert waiting is not None
+    typed = " ".join(waiting.number.split("-"))
+    async with database.read() as s:
+        found = await case_lookup.find(
+            s, case_lookup.case_number(typed), waiting.applicant_phone[-4:]
+        )
+    assert found is not None and found.case.number == waiting.number

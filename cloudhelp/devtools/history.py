@@ -285,7 +285,10 @@ async def _cases(
     correction notices; passed ones are accepted and concluded within their promised limit.
     Only what happened before ``until`` is recorded, so recent cases are still under way."""
     rows, timelines = [], []
-    for n, (staff_id, item, ticket) in enumerate(opened, start=1):
+    # Numbered as the day's live cases are (a resident can look each one up at the kiosk);
+    # cases opened later that day follow on.
+    numbers = await cases.reserve_numbers(session, district, day, len(opened))
+    for number, (staff_id, item, ticket) in zip(numbers, opened, strict=True):
         created = ticket["connected_at"] + timedelta(minutes=2)
         steps: list[tuple[str | None, str, datetime]] = [(None, "pre_review", created)]
         at = created
@@ -313,7 +316,7 @@ async def _cases(
         happened = [step for step in steps if step[2] <= until]
         reached = {to: at for _from, to, at in happened}
         rows.append({
-            "number": f"{district}-{day:%Y%m%d}-H{n:04d}", "item_id": item.id,
+            "number": number, "item_id": item.id,
             "station_id": ticket["station_id"], "staff_id": staff_id,
             "applicant_name": f"居民{rng.randint(1000, 9999)}",
             "applicant_phone": f"139{rng.randint(0, 99_999_999):08d}",

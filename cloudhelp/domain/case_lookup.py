@@ -28,7 +28,7 @@ def typed(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-# A case number is district-day-serial, 6-8-4 digits (cases._next_number): 210211-20261202-0002.
+# A case number is district-day-serial, 6-8-4 digits (cases.reserve_numbers): 210211-20261202-0002.
 NUMBER_DIGITS = re.compile(r"^([0-9]{6})([0-9]{8})([0-9]{4})$")
 # Spaces and dashes a resident may type between (or instead of) the hyphens; NFKC has already
 # made full-width ones ASCII.

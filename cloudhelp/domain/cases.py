@@ -91,9 +91,16 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) == 11 else "*" * len(phone)
 
 
-async def _next_number(session: AsyncSession, district: str, today: str) -> str:
-    last = await counters.advance(session, CaseCounter, {"day": today})
-    return f"{district}-{today}-{last:04d}"
+async def reserve_numbers(
+    session: AsyncSession, district: str, day: date, count: int = 1
+) -> list[str]:
+    """``count`` consecutive case numbers of ``day``: district-day-serial, 6-8-4 digits
+    (210211-20261202-0002; what a resident types at the kiosk, case_lookup.case_number)."""
+    if count < 1:
+        return []
+    today = f"{day:%Y%m%d}"
+    last = await counters.advance(session, CaseCounter, {"day": today}, by=count)
+    return [f"{district}-{today}-{serial:04d}" for serial in range(last - count + 1, last + 1)]
 
 
 async def open_case(
@@ -123,9 +130,9 @@ async def open_case(
         raise CaseError(
             "bad_id_number", "The ID card number is not valid (check its last character)."
         )
-    today = (day or clock.today()).strftime("%Y%m%d")
+    (number,) = await reserve_numbers(session, district, day or clock.today())
     case = Case(
-        number=await _next_number(session, district, today),
+        number=number,
         item_id=item.id,
         station_id=station_id,
         staff_id=staff_id,
