@@ -181,7 +181,10 @@ class Hub:
 
         Each member gets ``joined`` with its peers; the first member listed is the initiator,
         who sends the first offer. Every local member is in the room before the first
-        ``joined`` leaves, so a ``close_room`` racing with this one reaches them all.
+        ``joined`` leaves, so a ``close_room`` racing with this one reaches them all. The
+        initiator's ``joined`` leaves last, and nothing is awaited between the others' and
+        it but their sending: its offer, relayed as soon as it has joined, can never reach a
+        peer before that peer's own ``joined`` (which would drop it: no call there yet).
         """
         ids = list(members)
         joins = []
@@ -192,13 +195,16 @@ class Hub:
             if local is not None:
                 local.room, local.peers, local.initiator = room, dict(peers), index == 0
             joins.append((session_id, join))
-        for session_id, join in joins:
+        joined: list[Session] = []
+        for session_id, join in reversed(joins):  # the initiator last
             local = self.sessions.get(session_id)
             if local is None:
                 await self.send(session_id, join)
             elif local.room == room:  # not closed meanwhile
                 await local.send(_joined(local))
-                await self._keep_card(local)
+                joined.append(local)
+        for local in joined:
+            await self._keep_card(local)
 
     async def close_room(self, room: str, session_ids: list[str], reason: str) -> None:
         for session_id in session_ids:

@@ -10,6 +10,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -253,6 +254,39 @@ async def test_transfer_keeps_the_enqueue_time(sqlite_demo_url: str) -> None:
         ]  # fmt: skip
         await zhaogang.send({"type": "ticket.transfer", "department": "NOPE"})
         assert (await zhaogang.expect("error"))["code"] == "no_such_department"
+
+
+async def test_the_initiators_offer_never_reaches_the_peer_before_its_joined(
+    demo_url: str,
+) -> None:
+    """The kiosk (the initiator) sends its offer the moment it has joined; the console still
+    gets its own ``joined`` first, even when keeping the call's cards in the broker is slow (a
+    Redis round trip on a busy machine). The other way round the console had no call yet,
+    dropped the offer, and the call never had media (seen in Chromium under load)."""
+    async with running_server(demo_url) as server:
+        hub = server.state.callcenter.hub
+        real_keep_card = hub._keep_card
+
+        async def slow_keep_card(session: Any) -> None:
+            await asyncio.sleep(0.3)
+            await real_keep_card(session)
+
+        hub._keep_card = slow_keep_card  # type: ignore[method-assign]
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk()
+        seen: list[str] = []
+        staff.listeners.append(lambda frame: seen.append(frame["type"]))
+
+        async def offer_at_once(frame: dict[str, Any]) -> None:
+            if frame["type"] == "joined":
+                to = frame["peers"][0]["session"]
+                await kiosk.send({"type": "offer", "sdp": "v=0\r\n", "to": to})
+
+        kiosk.listeners.append(offer_at_once)
+        await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await staff.expect("offer")
+        assert seen.index("joined") < seen.index("offer"), seen
 
 
 async def test_a_transferred_call_rings_saying_who_sent_it_on(demo_url: str) -> None:
