@@ -40,9 +40,8 @@ async def transferred_by(
     last = {ticket_id: (detail or {}, name) for ticket_id, detail, name in rows.all()}
     if not last:
         return {}
-    names: dict[int, str] = dict(
-        (await session.execute(select(Department.id, Department.name))).tuples().all()
-    )
+    rows_of_names = await session.execute(select(Department.id, Department.name))
+    names: dict[int, str] = {department_id: name for department_id, name in rows_of_names.all()}
     return {
         ticket_id: {"name": name, "department": names.get(int(detail.get("from") or 0), "")}
         for ticket_id, (detail, name) in last.items()
