@@ -296,6 +296,10 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await page.check("#show-closed")
         closed_card = page.locator(f"#list li[data-follow-up='{follow_up_id}']")
         await expect(closed_card).to_contain_text("由 孙华 办结")
+        # Closed just now, it still says which session it was about (as the list does).
+        await expect(closed_card.locator("p.session")).to_contain_text(
+            f"接待：{served_by.display_name}"
+        )
         await snap(page, "follow-ups-2-closed-shown")
 
 

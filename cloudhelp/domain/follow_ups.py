@@ -40,24 +40,33 @@ async def listed(
     by_id = {staff_id: name for staff_id, _, name in people}
     found = []
     for follow_up, rating, ticket in rows:
-        body = ratings.follow_up_json(follow_up, rating, ticket)
-        # Ticket numbers repeat every day: the card says which session (day, station, who
-        # served, the case it was about).
-        body["ticket"] |= {
-            "day": ticket.day,
-            "station": ticket.station.name,
-            "staff_name": by_id.get(ticket.staff_id) if ticket.staff_id else None,
-            "case": ticket.case.number if ticket.case else None,
-        }
+        served_by = by_id.get(ticket.staff_id) if ticket.staff_id else None
+        body = _follow_up_json(follow_up, rating, ticket, served_by)
         body["closed_by_name"] = by_login.get(body["closed_by"], body["closed_by"])
         found.append(body)
     return found
 
 
+def _follow_up_json(
+    follow_up: FollowUp, rating: Rating, ticket: Ticket, served_by: str | None
+) -> dict[str, Any]:
+    """A follow-up as the list shows it. Ticket numbers repeat every day: it says which
+    session (day, station, who served, the case it was about)."""
+    body = ratings.follow_up_json(follow_up, rating, ticket)
+    body["ticket"] |= {
+        "day": ticket.day,
+        "station": ticket.station.name,
+        "staff_name": served_by,
+        "case": ticket.case.number if ticket.case else None,
+    }
+    return body
+
+
 async def close(
     session: AsyncSession, follow_up_id: int, staff: Staff, note: str
 ) -> dict[str, Any]:
-    """Close an open follow-up with what was done (``note``); the follow-up after. Audited
+    """Close an open follow-up with what was done (``note``); the follow-up after, as
+    ``listed`` has it. Audited
     (who closed it, the session's ticket and case, the note)."""
     follow_up = await session.get(FollowUp, follow_up_id)
     if follow_up is None:
@@ -76,6 +85,11 @@ async def close(
                        subject_kind="follow_up", subject=str(follow_up.id),
                        case_number=case_number, ticket_number=ticket.number, level=rating.level,
                        note=note)  # fmt: skip
-    body = ratings.follow_up_json(follow_up, rating, ticket)
+    served_by = (
+        await session.scalar(select(Staff.display_name).where(Staff.id == ticket.staff_id))
+        if ticket.staff_id is not None
+        else None
+    )
+    body = _follow_up_json(follow_up, rating, ticket, served_by)  # as the list has it
     body["closed_by_name"] = staff.display_name
     return body

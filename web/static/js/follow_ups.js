@@ -74,7 +74,10 @@ function card(f) {
     const body = await response.json();
     button.removeAttribute("disabled");
     if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
-    banner(t("followups.done", { number: f.ticket.number }), "info");
+    // Said for a while (the banner sticks to the top of the page, over the list), then gone.
+    const done = t("followups.done", { number: f.ticket.number });
+    banner(done, "info");
+    setTimeout(() => { if ($("banner").textContent === done) banner(null); }, 8000);
     Object.assign(f, body.follow_up);
     render();
   };
