@@ -831,7 +831,13 @@ function showNetcheck(target, check) {
 function showQuality(frame) {
   const level = typeof frame.level === "string" ? frame.level : null;
   $("signal").hidden = false;
-  renderBars($("signal"), level, t(level ? `staff.quality.${level}` : "staff.quality.none"));
+  // A level held after a bad moment (it gets better only after 15 s of better figures) while
+  // the latest figures are fine already says so, rather than contradicting them.
+  const LEVELS = ["good", "fair", "poor"];
+  const latest = [frame.kiosk?.level, frame.staff?.level].filter((l) => LEVELS.includes(l));
+  const recovering = level !== null && latest.length > 0 && latest.every((l) => LEVELS.indexOf(l) < LEVELS.indexOf(level));
+  const label = t(level ? `staff.quality.${level}` : "staff.quality.none") + (recovering ? t("staff.quality.recovering") : "");
+  renderBars($("signal"), level, label);
   const detail = sampleText(frame.kiosk);
   $("signal").title = detail;
   $("signal-detail").hidden = !detail;
