@@ -105,7 +105,7 @@ async def test_wrapup_note_shows_on_the_case_page_and_in_case_show(sqlite_demo_u
             number = case.number
         async with server.http.get(f"/cases/{number}", cookies=cookie) as r:
             page = await r.text()
-        assert r.status == 200 and f"办理备注</strong>: {note}" in page
+        assert r.status == 200 and f"办理备注</strong>：{note}" in page
 
     shown = run_cli("case", "show", number, "--db", sqlite_demo_url)
     assert shown.returncode == 0, shown.stderr
