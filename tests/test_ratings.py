@@ -67,6 +67,7 @@ async def test_a_bad_rating_opens_a_follow_up(sqlite_demo_url: str) -> None:
         async with server.http.get("/audit?person=sunhua", cookies=supervisor) as r:
             page = await r.text()
         assert "办结差评回访" in page and "回访与整改情况：已回访，说明排队原因" in page
+        assert f"回访 {ticket['number']}" in page  # its session's number, not the row's id
         assert f"排队号：{ticket['number']}" in page
         assert '<option value="follow_up.closed"' in page
         async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
