@@ -158,19 +158,19 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
     await handover.make_ready(session, station, returned)
     await _dated(session, returned, now - timedelta(days=22), now - timedelta(days=20))
     await exceptions.report(session, station, returned, "not_collected", reason="20 天未领取",
-                            responsible=STATION, now=now, pickup_days=14)  # fmt: skip
+                            responsible=station.display_name, now=now, pickup_days=14)  # fmt: skip
     await _hop(session, station, street, "DLW", returned.code)
     await _hop(session, street, desk, "GJZ-HALL", returned.code)
     damaged = await make(first, "originals_in", station, "身份证复印件（受潮）")
     await _hop(session, station, street, "DLW", damaged.code)
     await exceptions.report(session, street, damaged, "damaged", reason="运送途中受潮，需退回大厅",
-                            responsible=STREET, now=now, pickup_days=14)  # fmt: skip
+                            responsible=street.display_name, now=now, pickup_days=14)  # fmt: skip
     lost = await make(waiting, "originals_in", station, "租赁合同原件")
     road_in = await runs.open_run(session, station, "DLW")
     await runs.add_item(session, station, road_in, lost.code)
     await runs.dispatch(session, station, road_in)
     await exceptions.report(session, station, lost, "lost", reason="交接后未到达街道中心",
-                            responsible=STREET, now=now, pickup_days=14,
+                            responsible=street.display_name, now=now, pickup_days=14,
                             run_ends=(road_in.from_id, road_in.to_id))  # fmt: skip
     await session.flush()
     return len((await session.scalars(select(TrackedItem.id))).all())

@@ -55,6 +55,8 @@ function said(text, kind = "info") {
   const line = $("scan-result");
   line.textContent = text;
   line.className = `scan-result ${kind}`;
+  // Pressed far down the page (发出 under 正在装单), the answer is still seen.
+  line.scrollIntoView({ block: "nearest" });
 }
 
 function modeLine() {
