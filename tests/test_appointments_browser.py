@@ -182,6 +182,7 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.click("#new-campaign button")
         await page.wait_for_url("**/campaigns/*")
         await expect(page.locator("#facts")).to_contain_text("15 个工作日")
+        await expect(page.locator("#not-come-empty")).to_have_text("还没有导入名单。")
         # The steps are numbered from 1, in the order they are taken.
         await expect(page.locator("section.step h2")).to_have_text(
             ["1. 服务时间与人数", "2. 导入名单", "3. 自动排期、预约单与提醒"]

@@ -153,12 +153,16 @@ function renderCampaign() {
   renderServed(c.progress.served);
   const waiting = c.progress.not_come;
   $("not-come-empty").hidden = waiting.length > 0;
+  // Nobody to wait for because nobody is on the roster yet is not "everyone has come".
+  $("not-come-empty").dataset.i18n = counts.entries ? "campaigns.not_come_none" : "campaigns.no_roster_yet";
+  $("not-come-empty").textContent = t($("not-come-empty").dataset.i18n);
   fill($("not-come"), [t("campaigns.row"), t("campaigns.person"), t("campaigns.phone"), t("campaigns.boat"),
     t("campaigns.appointment"), t("campaigns.status"), ""],
   waiting.map((/** @type {any} */ p) => {
     const a = p.appointment;
     const status = el("span", a ? t(`appointment.status.${a.status}`) : t("campaigns.unbooked"), a ? `status-${a.status}` : "");
-    const rebook = el("button", t("campaigns.rebook"), "button");
+    // Not booked yet (before 自动排期): the button books the next free slot, and says so.
+    const rebook = el("button", t(a ? "campaigns.rebook" : "campaigns.book_one"), "button");
     rebook.dataset.entry = String(p.entry);
     rebook.onclick = () => rebookEntry(p, rebook);
     return [p.row, p.name, p.phone, p.boat_number, a ? `${a.day} ${a.time} ${a.station} · ${a.code}` : "—", status, rebook];
