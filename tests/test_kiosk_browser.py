@@ -737,8 +737,9 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
 
 @pytest.mark.parametrize(
     ("width", "height", "elderly"),
-    [(1366, 768, False), (1920, 1080, False), (1080, 1920, False), (1366, 768, True)],
-    ids=["1366", "1920", "portrait", "1366-large-type"],
+    # 1920×1080 has more room than 1366×768 every way; 1280×720 has less.
+    [(1366, 768, False), (1280, 720, False), (1080, 1920, False), (1366, 768, True)],
+    ids=["1366", "1280", "portrait", "1366-large-type"],
 )
 async def test_primary_actions_fit_the_screen(
     sqlite_demo_url: str, width: int, height: int, elderly: bool
@@ -774,11 +775,20 @@ async def test_primary_actions_fit_the_screen(
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         await expect(kiosk.locator("#hangup")).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-5-call")
+        # The longest thank-you screen: the case accepted (a two-line result with the promised
+        # date and where to collect), its number, a bad level with its reasons.
+        joined = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        accepted = {"kind": "case", "number": "210211-20261204-0002", "status": "accepted",
+                    "due_date": "2026-12-07"}  # fmt: skip
+        await staff.send({"type": "app", "to": joined, "data": accepted})
+        await expect(kiosk.locator("#call-case-result")).to_be_visible()
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await kiosk.click("#rating-levels [data-level='1']")
-        for selector in ("#rating-levels", "#rating-reasons", "#rating-send", "#done-home"):
+        shown = ("#done-result", "#done-case-number", "#rating-levels", "#rating-reasons",
+                 "#rating-send", "#done-home", "#done-countdown")  # fmt: skip
+        for selector in shown:
             await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-6-done")
 

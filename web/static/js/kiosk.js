@@ -539,6 +539,8 @@ function onMessage(frame) {
 
   else if (frame.type === "rating.saved") {
     $("rating").hidden = true;
+    $("rating-send").hidden = true;
+    $("rating-skip").hidden = true;
     $("rating-thanks").hidden = false;
   } else if (frame.type === "error" && frame.ref === "ticket.take" && frame.code === "service_unavailable") {
     retryTake();
@@ -1278,6 +1280,7 @@ async function showRating() {
   ratingOptions = ratingOptions || await api("/api/v1/ratings/options");
   const options = /** @type {any} */ (ratingOptions);
   $("rating").hidden = !visit.ticket;
+  $("rating-skip").hidden = !visit.ticket;
   $("rating-thanks").hidden = true;
   $("rating-reasons").hidden = true;
   $("rating-send").hidden = true;
