@@ -973,6 +973,16 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         ]
         assert [h["sender"] for h in heads] == ["居民", "我", "赵刚"], heads
         assert all(re.fullmatch(r"\d\d:\d\d", h["time"]) for h in heads), heads
+        # Under the case form, files and chat lines, the console's chat input is on screen; the
+        # caption ends before the self-view in the video's corner.
+        await staff.evaluate("window.scrollTo(0, 0)")
+        await expect(staff.locator("#chat-input")).to_be_in_viewport(ratio=1)
+        caption = await staff.locator("#call-caption").bounding_box()
+        corner = await staff.locator("#self-view").bounding_box()
+        assert caption and corner and caption["x"] + caption["width"] <= corner["x"], (
+            caption,
+            corner,
+        )
         await snap(staff, "kiosk-chat-on-the-console")
         await snap(kiosk, "kiosk-chat-with-the-console")
 
