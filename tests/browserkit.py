@@ -1,4 +1,4 @@
-"""Headless Chromium for page tests: real WebRTC between pages on loopback (TESTING.md)."""
+"""Headless Chromium for page tests: real WebRTC between pages on loopback."""
 
 from __future__ import annotations
 
