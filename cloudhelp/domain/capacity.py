@@ -70,8 +70,11 @@ class Slot:
 
     @property
     def half(self) -> str:
-        """``am`` before local noon, ``pm`` after (what a roster's preference names)."""
-        return "am" if self.starts_at.astimezone(LOCAL_TZ).hour < 12 else "pm"
+        """What a roster's preference names: ``am`` (上午) before local noon, ``pm`` (下午) from
+        13:00; a slot in the noon hour is ``noon``, given to a preference for neither (a
+        resident who asked for the afternoon is not booked at 12:00)."""
+        hour = self.starts_at.astimezone(LOCAL_TZ).hour
+        return "am" if hour < 12 else "pm" if hour >= 13 else "noon"
 
 
 def parse_time(raw: str, what: str) -> time:
