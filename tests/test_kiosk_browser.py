@@ -688,6 +688,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await snap(kiosk, "kiosk-case-0b-correction-calling")
         await staff.click("#ring-accept")
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(kiosk.locator("#call-with")).to_contain_text(f"补正 · {number}")
         await wait_for_video(staff, "#remote-main")
 
         # 发送文件 is a real button: focused and pressed from the keyboard, it opens the file

@@ -643,7 +643,10 @@ async function onJoined(frame) {
   if (visit.noticeUrl) memory.set("notice", visit.noticeUrl);  // a correction's notice too
   startCall(staff.session, Boolean(frame.initiator));
   const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
-  $("call-with").textContent = itemName ? `${helper}\n${itemName}` : helper;
+  // A correction session says so in the call too, with its case (as the waiting screen did).
+  const correction = visit.correction || (visit.ticket?.case?.correction ? visit.ticket.case.number : null);
+  const lines = [helper, itemName, correction ? t("kiosk.call.correction", { number: correction }) : ""];
+  $("call-with").textContent = lines.filter(Boolean).join("\n");
   hangingUp(false, "kiosk.call.hangup");
   callClock.start(typeof kept.since === "number" ? kept.since : 0);
   if (!$("chat").children.length) addChatLines(kept.chat);
