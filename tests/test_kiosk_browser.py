@@ -45,9 +45,12 @@ TRACK_RECORDER = """
 """
 
 
-async def clocked_kiosk(browser: Browser, server: CallServer, **viewport: int) -> Page:
-    """An enrolled kiosk page whose timers run on Playwright's clock (it also flows by itself)."""
-    page = await new_page(browser, server.base_url)
+async def clocked_kiosk(
+    browser: Browser, server: CallServer, timezone: str = "Asia/Shanghai", **viewport: int
+) -> Page:
+    """An enrolled kiosk page whose timers run on Playwright's clock (it also flows by itself);
+    ``timezone``: the zone its machine's clock is set to."""
+    page = await new_page(browser, server.base_url, timezone)
     if viewport:
         await page.set_viewport_size({"width": viewport["width"], "height": viewport["height"]})
     await page.clock.install()
@@ -458,8 +461,9 @@ CHAT_LINES = """(lines) => lines.map((li) =>
 CHAT_HEAD = """(li) => { const s = getComputedStyle(li, "::before");
   return {display: s.display, content: s.content,
           sender: li.dataset.sender, time: li.dataset.time}; }"""
-PAGE_HH_MM = "(() => { const d = new Date(); return [d.getHours(), d.getMinutes()]"
-PAGE_HH_MM += ".map((n) => String(n).padStart(2, '0')).join(':'); })()"
+# HH:MM now in the district (Asia/Shanghai), whatever zone the page's machine is set to.
+DISTRICT_HH_MM = """new Date().toLocaleTimeString("zh-CN",
+  {hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "Asia/Shanghai"})"""
 
 
 def seconds_of(mm_ss: str) -> int:
@@ -469,7 +473,9 @@ def seconds_of(mm_ss: str) -> int:
 
 async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
-        kiosk = await clocked_kiosk(browser, server, width=1366, height=768)
+        # The kiosk's machine is left on another zone (UTC-12): its times are still the
+        # district's (chat lines below).
+        kiosk = await clocked_kiosk(browser, server, "Etc/GMT+12", width=1366, height=768)
         staff = await server.staff("zhaogang")
         await call_from_kiosk(kiosk, staff)
         # 通话时长 beside who serves, counting from the answer.
@@ -481,7 +487,7 @@ async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: 
 
         # Each chat line says who said it and when: the staff member by name, the resident 您.
         peer = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
-        before = await kiosk.evaluate(PAGE_HH_MM)
+        before = await kiosk.evaluate(DISTRICT_HH_MM)
         chat = {"kind": "chat", "text": "请出示身份证"}
         await staff.send({"type": "app", "to": peer, "data": chat})
         them = kiosk.locator("#chat li.them")
@@ -490,7 +496,7 @@ async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: 
         await kiosk.click("#chat-form button")
         me = kiosk.locator("#chat li.me")
         await expect(me).to_have_text("好的，马上拍照")
-        after = await kiosk.evaluate(PAGE_HH_MM)
+        after = await kiosk.evaluate(DISTRICT_HH_MM)
         for line, sender in ((them, "赵刚"), (me, "您")):
             head = await line.evaluate(CHAT_HEAD)
             assert head["sender"] == sender and head["time"] in (before, after), head

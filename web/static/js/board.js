@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner } from "./callview.js";
-import { duration, el, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, duration, el, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -128,7 +128,7 @@ const expanded = new Set();
 const acknowledge = (w) => connection?.send({ type: "warning.ack", warning: w.id });
 
 function tick() {
-  $("clock").textContent = new Date().toLocaleString(lang, { hour12: false });
+  $("clock").textContent = new Date().toLocaleString(lang, { hour12: false, timeZone: DISTRICT_TZ });
   showSince(document);
 }
 

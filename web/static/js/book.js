@@ -4,7 +4,7 @@
 // resident's behalf with the same page (the server records who).
 // @ts-check
 import { banner } from "./callview.js";
-import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[]}} */
@@ -112,7 +112,7 @@ async function cancel() {
 }
 
 async function start() {
-  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: "Asia/Shanghai" });
+  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: DISTRICT_TZ });
   await loadItems();
   $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findSlots(); };
   $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };

@@ -1,7 +1,7 @@
 // What the kiosk page and the staff console show alike during a call: the banner, the remote
 // video (camera, or shared screen with the camera in a corner), chat lines.
 // @ts-check
-import { t } from "./i18n.js";
+import { clockTime, t } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
@@ -59,7 +59,7 @@ export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ cal
 
 /**
  * One chat line: the words, and small above them who said it and when (HH:MM, this machine's
- * clock, or `time` for a line shown again after a reload). Name and time are the line's
+ * clock in the district's time zone, or `time` for a line shown again after a reload). Name and time are the line's
  * data-sender / data-time, shown by call.css; the line's text is the words alone. `sender`
  * defaults to the console's names (我 / 居民); the kiosk names both sides (您 / the staff
  * member). Returns what was shown, for the call's memory (callmemory.js).
@@ -89,10 +89,6 @@ export function addChatLines(lines) {
   }
 }
 
-/** HH:MM. @param {Date} at */
-function clockTime(at) {
-  return [at.getHours(), at.getMinutes()].map((n) => String(n).padStart(2, "0")).join(":");
-}
 
 /** A byte count as people read it: "512 B", "34.5 KB", "5.0 MB". @param {number} bytes */
 export function fileSize(bytes) {

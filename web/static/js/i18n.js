@@ -50,6 +50,18 @@ export function translate(root) {
   });
 }
 
+/**
+ * The district's time zone (the server's, cloudhelp/core/clock.py): the times the pages show
+ * are the district's, whatever zone the machine's clock is set to (a kiosk or wall screen left
+ * on UTC showed chat lines eight hours off).
+ */
+export const DISTRICT_TZ = "Asia/Shanghai";
+
+/** HH:MM in the district. @param {Date} at */
+export function clockTime(at) {
+  return at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ });
+}
+
 /** Seconds as "3 分钟" / "45 秒". @param {number} seconds */
 export function duration(seconds) {
   return seconds >= 60 ? t("common.minutes", { n: Math.round(seconds / 60) }) : t("common.seconds", { n: Math.max(1, Math.round(seconds)) });

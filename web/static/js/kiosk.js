@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -971,7 +971,7 @@ async function takePhoto() {
   canvas.height = settings.height || video.videoHeight;
   canvas.getContext("2d")?.drawImage(video, 0, 0, canvas.width, canvas.height);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-  const stamp = new Date().toTimeString().slice(0, 8).replaceAll(":", "");
+  const stamp = new Date().toLocaleTimeString("zh-CN", { hourCycle: "h23", timeZone: DISTRICT_TZ }).replaceAll(":", "");
   showPhoto(/** @type {Blob} */ (blob), `材料照片-${stamp}.jpg`);
 }
 

@@ -4,7 +4,7 @@
 // scan field that a USB scanner types into (or, where the browser has it, the camera).
 // @ts-check
 import { banner } from "./callview.js";
-import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -307,7 +307,7 @@ async function showItem(code) {
   $("item-facts").textContent = facts.join(" · ");
   $("item-events").replaceChildren(...item.events.map((/** @type {any} */ e) => {
     const li = el("li");
-    const time = el("time", new Date(e.at).toLocaleString(lang, { hour12: false }));
+    const time = el("time", new Date(e.at).toLocaleString(lang, { hour12: false, timeZone: DISTRICT_TZ }));
     li.append(time, " ", el("strong", t(`logistics.event.${e.kind}`)), ` · ${e.station?.name || ""} · ${e.actor}${e.reason ? ` · ${e.reason}` : ""}`);
     return li;
   }));

@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { netcheckText, renderBars, sampleText } from "./netview.js";
-import { beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -270,7 +270,7 @@ function renderQueue() {
       const tag = document.createElement("span");
       tag.className = "badge appointment";
       const at = new Date(ticket.appointment.starts_at);
-      tag.textContent = t("staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) });
+      tag.textContent = t("staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: DISTRICT_TZ }) });
       item.append(" ", tag);
     }
     const where = document.createElement("small");
@@ -313,7 +313,7 @@ function onRing(/** @type {any} */ frame) {
   $("ring-title").textContent = t(correction ? "staff.ring.correction_title" : "staff.ring.title");
   // An appointment checked in says so too (served ahead of walk-ins of its item).
   const booked = ringing.appointment
-    ? t("staff.appointment.tag", { time: new Date(ringing.appointment.starts_at).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Shanghai" }) })
+    ? t("staff.appointment.tag", { time: new Date(ringing.appointment.starts_at).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: DISTRICT_TZ }) })
     : "";
   // A call another console sent on (转办) says who, and from which department.
   const by = frame.transferred_by;
