@@ -151,6 +151,15 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await snap(page, "reports-2-peak-hours-and-hot-items")
         await page.locator("#table-staff").scroll_into_view_if_needed()
         await snap(page, "reports-3-tables")
+        # Cases due: the first twelve, each a link to its case; the rest on demand.
+        due = report["cases"]["overdue"] + report["cases"]["due_soon"]
+        lines = page.locator("#cases .due-list li")
+        await expect(lines).to_have_count(min(len(due), 12))
+        first = due[0]["number"]
+        await expect(lines.first.locator("a")).to_have_attribute("href", f"/cases/{first}")
+        assert len(due) > 12, len(due)  # 30 days of history leave more than that due
+        await page.get_by_role("button", name=f"另有 {len(due) - 12} 件，全部显示").click()
+        await expect(lines).to_have_count(len(due))
 
         # The station table's CSV link gives the rows the page shows.
         href = await page.locator("a.csv[data-by=station]").get_attribute("href")

@@ -135,6 +135,9 @@ function renderTable(by) {
   $(`table-${by}`).replaceChildren(head, ...body);
 }
 
+/** Cases due soon or overdue listed before 另有 N 条. */
+const CASES_SHOWN = 12;
+
 function renderCases() {
   const cases = report.cases;
   const wrap = document.createElement("div");
@@ -142,16 +145,30 @@ function renderCases() {
   states.textContent = Object.entries(cases.by_state).map(([state, n]) => `${t(`case.state.${state}`)} ${n}`).join(" · ");
   const due = document.createElement("ul");
   due.className = "due-list";
+  const lines = [];
   for (const [kind, list] of [["overdue", cases.overdue], ["due_soon", cases.due_soon]]) {
     for (const c of list) {
       const li = document.createElement("li");
       // Case numbers and dates never wrap at their hyphens (non-breaking hyphens).
       const nb = (/** @type {string} */ text) => String(text ?? "").replaceAll("-", "\u2011");
-      li.textContent = `${t(`reports.${kind}`)}：${nb(c.number)} · ${c.item} · ${nb(c.promised_due)}`;
-      due.append(li);
+      const link = document.createElement("a");
+      link.href = `/cases/${encodeURIComponent(c.number)}`;
+      link.textContent = nb(c.number);
+      li.append(`${t(`reports.${kind}`)}：`, link, ` · ${c.item} · ${nb(c.promised_due)}`);
+      lines.push(li);
     }
   }
+  // The first ones (overdue first), the rest on demand: a district has dozens due at once, and
+  // they pushed the rest of the page thousands of pixels down. All are in the CSV.
+  due.append(...lines.slice(0, CASES_SHOWN));
   wrap.append(states, due);
+  if (lines.length > CASES_SHOWN) {
+    const more = document.createElement("button");
+    more.className = "link-button";
+    more.textContent = t("reports.cases_more", { n: lines.length - CASES_SHOWN });
+    more.onclick = () => { due.append(...lines.slice(CASES_SHOWN)); more.remove(); };
+    wrap.append(more);
+  }
   $("cases").replaceChildren(wrap);
 }
 
