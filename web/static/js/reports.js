@@ -58,18 +58,22 @@ function renderTrend() {
   chart("chart-trend").setOption({
     tooltip: { trigger: "axis" },
     legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
-    grid: { left: 50, right: 60, bottom: 40 },
+    grid: { left: 50, right: 110, bottom: 40 },
     xAxis: { type: "category", data: days.map((/** @type {any} */ d) => d.day) },
+    // Three scales, each on an axis of its own: tickets on the left, minutes and 好评率 (%) on
+    // the right, the percentage outermost (a line without an axis read as minutes).
     yAxis: [
       { type: "value", name: t("metric.tickets") },
-      { type: "value", name: t("reports.minutes") },
-      { type: "value", min: 0, max: 100, show: false },
+      { type: "value", name: t("reports.minutes"), position: "right" },
+      { type: "value", min: 0, max: 100, name: t("metric.good_rate"), position: "right", offset: 55,
+        axisLabel: { formatter: "{value}%" }, axisLine: { show: true, lineStyle: { color: "#1f7a4d" } }, splitLine: { show: false } },
     ],
     series: [
       { name: t("metric.tickets"), type: "bar", data: days.map((/** @type {any} */ d) => d.tickets), itemStyle: { color: "#1f5fa8" } },
       { name: t("metric.wait_mean_s"), type: "line", yAxisIndex: 1, smooth: true, connectNulls: true,
         data: days.map((/** @type {any} */ d) => d.wait_mean_s === null ? null : +(d.wait_mean_s / 60).toFixed(1)), itemStyle: { color: "#e08a00" } },
       { name: t("metric.good_rate"), type: "line", yAxisIndex: 2, smooth: true, connectNulls: true,
+        tooltip: { valueFormatter: (/** @type {any} */ v) => (v === null || v === undefined ? "—" : `${v}%`) },
         data: days.map((/** @type {any} */ d) => d.good_rate === null ? null : +(d.good_rate * 100).toFixed(1)), itemStyle: { color: "#1f7a4d" } },
     ],
   }, true);
