@@ -1052,7 +1052,13 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         assert large["tag"] >= normal["tag"] * 1.3 and large["tag"] >= 18, (normal, large)
         await snap(kiosk, "kiosk-fit-0-notice-large")
         await kiosk.locator("#elderly").dispatch_event("click")
-        assert await kiosk.evaluate(NOTICE_SIZES) == normal
+        # Back to the normal sizes (the frame restyles on its next frame: waited for, not read
+        # at once — CI once read the tag half-way, 14 px between 12 and 18).
+        await kiosk.wait_for_function(
+            f"([want]) => JSON.stringify(({NOTICE_SIZES})()) === JSON.stringify(want)",
+            arg=[normal],
+            timeout=5000,
+        )
         await kiosk.click("#notice-close")
 
         # Two sent files and a long chat, as in a real correction call (no data channel to a
