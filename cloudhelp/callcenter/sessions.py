@@ -145,7 +145,12 @@ class Sessions:
             row = await s.get(StaffPresence, staff_id)
             ticket = await s.get(Ticket, row.ticket_id) if row and row.ticket_id else None
             summary = frames.ticket_summary(ticket) if ticket is not None else None
-            transfers = await transfer.transferred_by(s, [ticket.id] if ticket else [])
+            # Who transferred the call: read only for a ring to send again.
+            transfers = (
+                await transfer.transferred_by(s, [ticket.id])
+                if ticket is not None and row is not None and row.state == "ringing"
+                else {}
+            )
         await self.center.presence.send_snapshots(staff_id)
         if row is None or ticket is None or summary is None:
             return

@@ -58,9 +58,9 @@ export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ cal
 }
 
 /**
- * One chat line: the words, and small above them who said it and when (HH:MM, this machine's
- * clock in the district's time zone, or `time` for a line shown again after a reload). Name and time are the line's
- * data-sender / data-time, shown by call.css; the line's text is the words alone. `sender`
+ * One chat line: the words, and small above them who said it and when (HH:MM now in the
+ * district's time zone, or `time` for a line shown again after a reload). Name and time are the
+ * line's data-sender / data-time, shown by call.css; the line's text is the words alone. `sender`
  * defaults to the console's names (我 / 居民); the kiosk names both sides (您 / the staff
  * member). Returns what was shown, for the call's memory (callmemory.js).
  * @param {string} text @param {"me" | "them"} who @param {string} [sender] @param {string} [time]
@@ -88,7 +88,6 @@ export function addChatLines(lines) {
     addChat(line.text, line.who, String(line.sender || ""), String(line.time || ""));
   }
 }
-
 
 /** A byte count as people read it: "512 B", "34.5 KB", "5.0 MB". @param {number} bytes */
 export function fileSize(bytes) {

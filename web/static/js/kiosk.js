@@ -1007,9 +1007,7 @@ function dropPhoto() {
 function sendPhoto() {
   const photo = photoCheck.pending;
   if (!photo) return;
-  photoCheck.pending = null;  // its blob goes on; only the preview's URL is let go
-  dropPhoto();
-  URL.revokeObjectURL(photo.url);
+  dropPhoto();  // lets the preview's URL go; the blob itself is sent
   sendFile(photo.blob, photo.name);
 }
 

@@ -3,7 +3,8 @@
 // @ts-check
 import { t } from "./i18n.js";
 
-const LEVELS = ["good", "fair", "poor"];
+/** Call-quality levels, best first (cloudhelp/domain/netquality.py LEVELS). */
+export const LEVELS = ["good", "fair", "poor"];
 const PATHS = ["host", "srflx", "prflx", "relay"];
 
 /** @param {unknown} value @param {number} places */

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { netcheckText, renderBars, sampleText } from "./netview.js";
+import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
 import { DISTRICT_TZ, beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
@@ -833,7 +833,6 @@ function showQuality(frame) {
   $("signal").hidden = false;
   // A level held after a bad moment (it gets better only after 15 s of better figures) while
   // the latest figures are fine already says so, rather than contradicting them.
-  const LEVELS = ["good", "fair", "poor"];
   const latest = [frame.kiosk?.level, frame.staff?.level].filter((l) => LEVELS.includes(l));
   const recovering = level !== null && latest.length > 0 && latest.every((l) => LEVELS.indexOf(l) < LEVELS.indexOf(level));
   const label = t(level ? `staff.quality.${level}` : "staff.quality.none") + (recovering ? t("staff.quality.recovering") : "");
