@@ -40,7 +40,10 @@ async def transferred_by(
     last = {ticket_id: (detail or {}, name) for ticket_id, detail, name in rows.all()}
     if not last:
         return {}
-    rows_of_names = await session.execute(select(Department.id, Department.name))
+    from_ids = {int(detail.get("from") or 0) for detail, _ in last.values()}
+    rows_of_names = await session.execute(
+        select(Department.id, Department.name).where(Department.id.in_(from_ids))
+    )
     names: dict[int, str] = {department_id: name for department_id, name in rows_of_names.all()}
     return {
         ticket_id: {"name": name, "department": names.get(int(detail.get("from") or 0), "")}
