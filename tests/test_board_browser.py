@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 
 import openpyxl
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 from sqlalchemy import select
 
 from cloudhelp.core.clock import LOCAL_TZ
@@ -34,6 +34,22 @@ async def leave_the_oldest_follow_up_open(server: CallServer) -> None:
         oldest.closed_at, oldest.closed_by, oldest.note = None, None, ""
 
 
+async def open_a_case_in_the_oldest_follow_ups_session(server: CallServer) -> None:
+    """The history opens cases without tying them to the sessions they came from: tie one to
+    the session of the oldest follow-up (the first card), so the page has a session with a case
+    (its phone, its link) beside those without."""
+    async with server.state.db.write() as s:
+        oldest = await s.scalar(select(FollowUp).order_by(FollowUp.due_date, FollowUp.id).limit(1))
+        assert oldest is not None
+        rating = await s.get(Rating, oldest.rating_id)
+        ticket = await s.get(Ticket, rating.ticket_id)  # type: ignore[union-attr]
+        assert ticket is not None
+        case = await s.scalar(select(Case).where(Case.item_id == ticket.item_id).limit(1))
+        case = case or await s.scalar(select(Case).order_by(Case.id).limit(1))
+        assert case is not None
+        ticket.case_id = case.id
+
+
 async def signed_in(server: CallServer, page: Page, username: str) -> None:
     await server.set_demo_password(username)
     await page.goto("/staff")
@@ -41,6 +57,32 @@ async def signed_in(server: CallServer, page: Page, username: str) -> None:
     await page.fill("#password", DEMO_PASSWORD)
     await page.click("#login-form button")
     await expect(page.locator("#state")).to_have_text("暂离")
+
+
+async def check_contact_lines(server: CallServer, cards: Locator) -> set[bool]:
+    """Each follow-up card's contact line: 联系电话 with the phone of its session's case as a
+    tel: link, or 未登记联系电话 when the session had no case. Which kinds were seen (True: a
+    phone)."""
+    async with server.state.db.read() as s:
+        rows = await s.execute(
+            select(FollowUp.id, Case.applicant_phone)
+            .join(Rating, Rating.id == FollowUp.rating_id)
+            .join(Ticket, Ticket.id == Rating.ticket_id)
+            .outerjoin(Case, Case.id == Ticket.case_id)
+        )
+        phones = {str(follow_up_id): phone for follow_up_id, phone in rows}
+    contacts = await cards.evaluate_all(
+        "els => els.map(e => [e.dataset.followUp, e.querySelector('p.contact').innerText,"
+        " e.querySelector('p.contact a')?.getAttribute('href') ?? null])"
+    )
+    assert contacts
+    for card_id, text, href in contacts:
+        phone = phones[card_id]
+        if phone:
+            assert (text, href) == (f"联系电话：{phone}", f"tel:{phone}"), (card_id, text)
+        else:
+            assert (text, href) == ("未登记联系电话（本次接待未建办件）", None), (card_id, text)
+    return {bool(phones[card_id]) for card_id, _, _ in contacts}
 
 
 async def test_the_board_follows_the_hall_live(sqlite_demo_url: str) -> None:
@@ -216,6 +258,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             assert running is not None
             running.accepted_at = midnight - timedelta(days=120)
         await leave_the_oldest_follow_up_open(server)
+        await open_a_case_in_the_oldest_follow_ups_session(server)
         kiosk = await server.kiosk()
         await take_ticket(kiosk, "NYNC-002")
         await server.state.callcenter.check_warnings(utcnow() + timedelta(seconds=400))
@@ -278,6 +321,9 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             link = session_line.locator("a")
             await expect(link).to_have_attribute("href", f"/cases/{ticket.case.number}")
         await expect(first).to_contain_text("原因：" + "、".join(rating.reasons))
+        # Each card says how to reach the resident: the phone on the session's case (a tel:
+        # link), or that none was recorded when no case was opened.
+        await check_contact_lines(server, cards)
         assert await axe_violations(page, "follow-ups") == []
         await snap(page, "follow-ups-1-open")
         # An empty note is not accepted, and the page says so in Chinese under the field.
@@ -305,6 +351,8 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await page.check("#show-closed")
         closed_card = page.locator(f"#list li[data-follow-up='{follow_up_id}']")
         await expect(closed_card).to_contain_text("由 孙华 办结")
+        # Open and closed, the history holds sessions with a case and without: both are said.
+        assert await check_contact_lines(server, cards) == {True, False}
         # Closed just now, it still says which session it was about (as the list does).
         await expect(closed_card.locator("p.session")).to_contain_text(
             f"接待：{served_by.display_name}"

@@ -7,6 +7,7 @@ import pytest
 from cloudhelp.store.models import FollowUp, Rating
 from tests.callkit import CallServer, running_server
 from tests.test_call_core import answer, take_ticket
+from tests.test_cases import ID_NUMBER
 
 
 async def finished_session(server: CallServer, kiosk_code: str, item: str) -> tuple:
@@ -49,6 +50,8 @@ async def test_a_bad_rating_opens_a_follow_up(sqlite_demo_url: str) -> None:
         async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
             (listed,) = (await r.json())["follow_ups"]
         assert listed["level"] == {"value": 2, "label": "不满意"} and listed["overdue"] is False
+        # No case was opened in this session, so no phone was recorded to call back on.
+        assert listed["ticket"]["case"] is None and listed["ticket"]["phone"] is None
         close = f"/api/v1/follow-ups/{listed['id']}/close"
         async with server.http.post(
             close, json={"note": "已回访，说明排队原因"}, cookies=supervisor
@@ -72,6 +75,42 @@ async def test_a_bad_rating_opens_a_follow_up(sqlite_demo_url: str) -> None:
         assert '<option value="follow_up.closed"' in page
         async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
             assert (await r.json())["follow_ups"] == []
+
+
+@pytest.mark.usefixtures("loopback_ice")
+async def test_a_follow_up_gives_the_phone_of_the_sessions_case(sqlite_demo_url: str) -> None:
+    """The follow-up of a session in which a case was opened gives the applicant's phone (in
+    full: only supervisors list follow-ups), so the supervisor can call the resident back."""
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk("QG-01")
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        zhaogang = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        applicant = {"name": "周建国", "phone": "13912345670", "id_number": ID_NUMBER}
+        body = {"ticket": ticket["id"], "applicant": applicant}
+        async with server.http.post("/api/v1/cases", json=body, cookies=zhaogang) as r:
+            assert r.status == 201, await r.text()
+            case_number = (await r.json())["case"]["number"]
+        await kiosk.send({"type": "call.hangup"})
+        await kiosk.expect("left")
+        await kiosk.send({"type": "rating.submit", "ticket": ticket["id"], "level": 1,
+                          "reasons": ["等待时间长"]})  # fmt: skip
+        await kiosk.expect("rating.saved")
+
+        supervisor = {"cloudhelp_session": await server.staff_token("sunhua")}
+        async with server.http.get("/api/v1/follow-ups?open=1", cookies=supervisor) as r:
+            (listed,) = (await r.json())["follow_ups"]
+        assert listed["ticket"]["case"] == case_number
+        assert listed["ticket"]["phone"] == "13912345670"
+        # Closing it answers the follow-up as the list has it, the phone included.
+        close = f"/api/v1/follow-ups/{listed['id']}/close"
+        async with server.http.post(close, json={"note": "已电话回访"}, cookies=supervisor) as r:
+            assert (await r.json())["follow_up"]["ticket"]["phone"] == "13912345670"
+        # Who may not list follow-ups does not get the phone either.
+        async with server.http.get("/api/v1/follow-ups", cookies=zhaogang) as r:
+            assert r.status == 403
 
 
 @pytest.mark.usefixtures("loopback_ice")

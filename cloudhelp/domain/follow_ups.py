@@ -22,8 +22,9 @@ async def listed(
     session: AsyncSession, *, open_only: bool = False, overdue_only: bool = False
 ) -> list[dict[str, Any]]:
     """Follow-ups by due date (``overdue``: open and due before today, local time), each with
-    the session it is about: day, station, who served (by name) and the case; ``closed_by_name``
-    is the person who closed it, by the name people know (孙华), not the login."""
+    the session it is about: day, station, who served (by name), the case and the applicant's
+    phone on it; ``closed_by_name`` is the person who closed it, by the name people know (孙华),
+    not the login."""
     stmt = (
         select(FollowUp, Rating, Ticket)
         .join(Rating, Rating.id == FollowUp.rating_id)
@@ -51,13 +52,16 @@ def _follow_up_json(
     follow_up: FollowUp, rating: Rating, ticket: Ticket, served_by: str | None
 ) -> dict[str, Any]:
     """A follow-up as the list shows it. Ticket numbers repeat every day: it says which
-    session (day, station, who served, the case it was about)."""
+    session (day, station, who served, the case it was about). ``phone`` is how to reach the
+    resident: the applicant's phone on the session's case, in full (only supervisors list
+    follow-ups); null when the session had no case, so no phone was recorded."""
     body = ratings.follow_up_json(follow_up, rating, ticket)
     body["ticket"] |= {
         "day": ticket.day,
         "station": ticket.station.name,
         "staff_name": served_by,
         "case": ticket.case.number if ticket.case else None,
+        "phone": ticket.case.applicant_phone if ticket.case else None,
     }
     return body
 

@@ -33,7 +33,18 @@ function card(f) {
     link.href = `/cases/${encodeURIComponent(f.ticket.case)}`;
     session.append(" · ", link);
   }
-  li.append(head, session, level);
+  // How to reach the resident (回访 is mostly by phone): the applicant's phone on the session's
+  // case; a session without a case recorded none, and the card says so.
+  const contact = el("p", "", "contact");
+  if (f.ticket.phone) {
+    contact.append(t("followups.phone") + t("common.colon"));
+    const phone = /** @type {HTMLAnchorElement} */ (el("a", f.ticket.phone));
+    phone.href = `tel:${f.ticket.phone}`;
+    contact.append(phone);
+  } else {
+    contact.append(el("span", t("followups.no_phone"), "muted"));
+  }
+  li.append(head, session, contact, level);
   if (f.closed_at) {
     li.append(el("p", f.note, "note"));
     return li;
