@@ -210,6 +210,67 @@ async def test_a_kiosk_cannot_vouch_for_staff_files_and_names_lose_bidi_controls
             assert row is not None and row.name == "photognp.exe_.png"
 
 
+HTML = b"<!doctype html><script>parent.pwned = 1</script>"
+
+
+async def test_any_other_file_is_kept_but_only_ever_served_as_a_download(
+    demo_url: str,
+) -> None:
+    """A file sent in a call that is no photo or PDF is kept (a reload lists it again) as
+    application/octet-stream and served only as an attachment of that type, whatever its name or
+    bytes; a photo is still served inline, and the type checks on photos and PDFs still hold."""
+    async with running_server(demo_url) as server:
+        credential = await server.kiosk_credential("QG-09")
+        kiosk = await server.connect({"kind": "kiosk", "credential": credential})
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        ticket = (await kiosk.expect("ticket"))["ticket"]["id"]
+        url = f"/api/v1/tickets/{ticket}/files"
+
+        def headers(content_type: str, data: bytes, name: str) -> dict[str, str]:
+            return {"Authorization": f"Kiosk {credential}", "Content-Type": content_type,
+                    "X-File-SHA256": hashlib.sha256(data).hexdigest(),
+                    "X-File-Sender": "kiosk", "X-File-Name": quote(name)}  # fmt: skip
+
+        # A type other than a photo, a PDF or "any other file" is refused; so are bytes that are
+        # not the photo they claim to be.
+        for claimed, code in (("text/html", "unsupported_type"), ("image/png", "type_mismatch")):
+            async with server.http.post(
+                url, data=HTML, headers=headers(claimed, HTML, "page.html")
+            ) as response:
+                assert response.status == 415, await response.text()
+                assert (await response.json())["error"]["code"] == code
+        other = headers("application/octet-stream", HTML, "page.html")
+        async with server.http.post(url, data=HTML, headers=other) as response:
+            assert response.status == 201, await response.text()
+            kept = (await response.json())["file"]
+        assert (kept["name"], kept["content_type"], kept["size"]) == (
+            "page.html", "application/octet-stream", len(HTML),
+        )  # fmt: skip
+        async with server.http.post(
+            url, data=PNG, headers=headers("image/png", PNG, "p.png")
+        ) as response:
+            photo = (await response.json())["file"]["url"]
+        # Listed with the call's files, as a page reloaded mid-call asks for them.
+        async with server.http.get(url, headers={"Authorization": f"Kiosk {credential}"}) as r:
+            listed = [(f["name"], f["content_type"]) for f in (await r.json())["files"]]
+        assert listed == [("page.html", "application/octet-stream"), ("p.png", "image/png")]
+
+        async def served(file_url: str, cookies: dict[str, str]) -> tuple[bytes, Any]:
+            async with server.http.get(file_url, cookies=cookies) as response:
+                assert response.status == 200, await response.text()
+                return await response.read(), response.headers
+
+        supervisor = {STAFF_COOKIE: await server.staff_token("sunhua")}
+        body, head = await served(kept["url"], supervisor)
+        assert body == HTML
+        assert head["Content-Type"] == "application/octet-stream"
+        assert head["Content-Disposition"] == "attachment; filename*=UTF-8''page.html"
+        assert head["X-Content-Type-Options"] == "nosniff"
+        body, head = await served(photo, supervisor)
+        assert body == PNG and head["Content-Type"] == "image/png"
+        assert head["Content-Disposition"].startswith("inline;")
+
+
 async def test_sigterm_closes_every_socket_with_1001_and_clients_come_back(
     sqlite_demo_url: str,
 ) -> None:

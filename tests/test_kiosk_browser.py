@@ -831,9 +831,15 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         form = {"name": "申请表.png", "mimeType": "image/png", "buffer": PNG_1x1}
         await staff.set_input_files("#file-input", files=[form])
         await expect(kiosk.locator("#files-received li img")).to_have_count(1, timeout=30_000)
+        # A file of each side that is no photo or PDF: a Word document from staff, a phone's
+        # HEIC photo from the resident (kept too, as downloads only).
+        guide = {"name": "办事指南.docx", "mimeType": DOCX_TYPE, "buffer": DOCX}
+        await staff.set_input_files("#file-input", files=[guide])
+        await expect(kiosk.locator("#files-received li")).to_have_count(2, timeout=30_000)
+        await kiosk.set_input_files("#file-input", files=[HEIC_PHOTO])
         await kiosk.click("#photo")
         await kiosk.click("#photo-send")
-        await expect(staff.locator("#files li[data-saved]")).to_have_count(2, timeout=30_000)
+        await expect(staff.locator("#files li[data-saved]")).to_have_count(4, timeout=30_000)
         chat_before = await kiosk.locator("#chat li").evaluate_all(CHAT_LINES)
         await expect(kiosk.locator("#call-elapsed")).not_to_have_text(re.compile("^00:0[01]$"))
         before = seconds_of(await kiosk.locator("#call-elapsed").text_content() or "")
@@ -861,12 +867,19 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await expect(kiosk.locator("#call-with")).to_contain_text("渔业捕捞许可证")
         assert await kiosk.locator("#chat li").evaluate_all(CHAT_LINES) == chat_before
         received = kiosk.locator("#files-received li")
-        await expect(received).to_have_count(1)
+        await expect(received).to_have_count(2)
         await expect(received.locator("img")).to_have_count(1)
         await expect(received.get_by_role("button", name="打印")).to_have_count(1)
-        await expect(received).to_contain_text("申请表.png")
-        await expect(kiosk.locator("#files-sent li")).to_have_count(1)
-        await expect(kiosk.locator("#files-sent li")).to_contain_text("已发送")
+        await expect(received.first).to_contain_text("申请表.png")
+        # The Word document is back too, by name and size, neither shown nor printable.
+        await expect(received.nth(1).locator(".no-preview")).to_contain_text(
+            f"办事指南.docx（{len(DOCX)} B）：无法预览此类型的文件"
+        )
+        await expect(received.nth(1).locator("img, iframe, button, a")).to_have_count(0)
+        sent = kiosk.locator("#files-sent li")
+        await expect(sent).to_have_count(2)
+        await expect(sent.first).to_contain_text("已发送")
+        await expect(sent.filter(has_text="户口本.heic")).to_contain_text("已发送")
         await snap(kiosk, "kiosk-reload-1-call-resumed")
         # The call timer goes on from the answer, not from the reload.
         assert seconds_of(await kiosk.locator("#call-elapsed").text_content() or "") >= before
@@ -900,6 +913,12 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await expect(kiosk.locator("#done-number")).to_have_text(f"排队号 {number}")
         await expect(kiosk.locator("#banner")).to_be_hidden()
 
+
+# Files that are no photo or PDF: a Word document (a ZIP inside) and a phone's HEIC photo.
+DOCX = b"PK\x03\x04\x14\x00\x06\x00" + bytes(40) + b"[Content_Types].xml"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+HEIC_PHOTO = {"name": "户口本.heic", "mimeType": "image/heic", "buffer": HEIC}
 
 # Every text the banner shows, in order (it may show for less time than a poll takes).
 BANNER_RECORDER = """
@@ -947,6 +966,9 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved] img")).to_have_count(1, timeout=30_000)
         await expect(kiosk.locator("#files-sent li")).to_have_count(1)  # the retaken one only
+        # A file that is no photo or PDF (a phone's HEIC photo): kept too, as a download.
+        await kiosk.set_input_files("#file-input", files=[HEIC_PHOTO])
+        await expect(staff.locator("#files li[data-saved]")).to_have_count(2, timeout=30_000)
         await kiosk.fill("#chat-input", "我到驿站了")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them")).to_have_text(["我到驿站了"])
@@ -961,6 +983,30 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(staff.locator("#call-caption")).to_have_text(caption)
         assert await staff.locator("#chat li").evaluate_all(CHAT_LINES) == chat_before
         await expect(staff.locator("#files li[data-saved] img")).to_have_count(1)
+        # The HEIC photo is back too, by name and size, with a link that downloads it from the
+        # server (an attachment of bytes, never shown), and still ready to attach to a material.
+        heic = staff.locator("#files li[data-saved]").filter(has_text="户口本.heic")
+        await expect(heic.locator(".no-preview")).to_contain_text("无法预览此类型的文件")
+        await expect(heic.locator("img, iframe")).to_have_count(0)
+        download = heic.locator("a[download]")
+        assert await download.get_attribute("download") == "户口本.heic"
+        served = await staff.evaluate(
+            """async (url) => { const r = await fetch(url);
+              return [r.status, r.headers.get("content-type"),
+                r.headers.get("content-disposition"), (await r.arrayBuffer()).byteLength]; }""",
+            await download.get_attribute("href"),
+        )
+        assert served == [
+            200, "application/octet-stream",
+            "attachment; filename*=UTF-8''%E6%88%B7%E5%8F%A3%E6%9C%AC.heic",
+            len(HEIC),
+        ], served  # fmt: skip
+        names = await staff.evaluate(
+            "[...window.cloudhelp.visit.received.values()].map(f => f.name)"
+        )
+        assert "户口本.heic" in names, names
+        await heic.scroll_into_view_if_needed()
+        await snap(staff, "console-reload-other-file-kept")
         banners = await kiosk.evaluate("window.__banners")
         assert "工作人员的网络不稳定，正在重新连接，请稍候……" in banners, banners
         await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)

@@ -294,13 +294,12 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         await snap(kiosk, "peer-data-kiosk-received-photo")
 
         # The console keeps what it sent by its bytes, not by the picker's type: the real PNG and
-        # PDF named .html are kept as what they are; the rest is no photo or PDF and is not kept.
+        # PDF named .html are kept as what they are; the rest is no photo or PDF and is kept as
+        # bytes (application/octet-stream), which the server only ever serves as a download.
         sent_lines = staff.locator("#files li")
-        for name in ("photo.html", "form.html"):
+        for name in ("photo.html", "form.html", "notes.png", "badge.svg", "page.html"):
             line = sent_lines.filter(has_text=name)
             await expect(line).to_have_attribute("data-saved", "1", timeout=30_000)
-        for name in ("notes.png", "badge.svg", "page.html"):
-            await expect(sent_lines.filter(has_text=name)).not_to_have_attribute("data-saved", "1")
         await sent_lines.filter(has_text="photo.html").scroll_into_view_if_needed()
         await snap(staff, "peer-data-staff-sent-files")
         async with server.state.db.read() as session:
@@ -309,6 +308,9 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         assert kept == {
             ("photo.html", "image/png", "staff"),
             ("form.html", "application/pdf", "staff"),
+            ("notes.png", "application/octet-stream", "staff"),
+            ("badge.svg", "application/octet-stream", "staff"),
+            ("page.html", "application/octet-stream", "staff"),
         }
 
         # Ids the staff side chooses, over its real data channel: each file gets its own line.
@@ -349,7 +351,11 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
         assert await blob_type(staff, await link.get_attribute("href")) == (
             "application/octet-stream"
         )
-        await expect(scan).not_to_have_attribute("data-saved", "1")  # the server keeps no such file
+        # Kept as bytes: the server serves it only as a download of that type.
+        await expect(scan).to_have_attribute("data-saved", "1", timeout=30_000)
+        async with server.state.db.read() as session:
+            row = await session.scalar(select(TicketFile).where(TicketFile.name == "scan.pdf"))
+        assert row is not None and row.content_type == "application/octet-stream"
         shown = files.filter(has_text="kiosk-form.html")
         await expect(shown).to_have_attribute("data-saved", "1", timeout=30_000)
         frame = shown.locator("iframe")

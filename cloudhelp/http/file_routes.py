@@ -3,7 +3,9 @@
 The receiving page uploads each file after it arrives over the data channel; the server checks
 its SHA-256, size, type (by its first bytes, not only its name) and keeps it once by content
 hash in the file store (:mod:`cloudhelp.store.filestore`). Nothing a resident sent is lost when
-a browser closes.
+a browser closes. A photo or PDF is served inline; any other file is kept as
+``application/octet-stream`` and only ever served as an attachment of that type, so no page
+ever renders what a peer sent (HTML, SVG …) on this origin.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cloudhelp.http.bodies import path_id
 from cloudhelp.http.errors import ApiError, bad_request, not_found
 from cloudhelp.http.state import AppState
 from cloudhelp.store.filestore import (
+    KEPT_TYPES,
+    OTHER_TYPE,
     SIGNATURES,
     sanitise_name,
     storage_path,
@@ -91,9 +95,12 @@ def _too_large() -> ApiError:
 def _declared(request: web.Request, uploader: str) -> tuple[str, str, str]:
     """What the headers say of the file: its type, SHA-256 and sender; 415/400 otherwise."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type not in SIGNATURES:
+    if content_type not in KEPT_TYPES:
         raise ApiError(
-            415, "unsupported_type", "Only photos (JPEG, PNG, WebP) and PDF files can be kept."
+            415,
+            "unsupported_type",
+            "Photos (JPEG, PNG, WebP) and PDF files are kept under their type, any other file "
+            f"as {OTHER_TYPE}.",
         )
     expected = request.headers.get("X-File-SHA256", "").lower()
     if not re.fullmatch(r"[0-9a-f]{64}", expected):
@@ -105,8 +112,8 @@ def _declared(request: web.Request, uploader: str) -> tuple[str, str, str]:
 
 
 async def _received(request: web.Request, content_type: str, expected: str) -> bytes:
-    """The body, at most MAX_FILE_BYTES, checked against its SHA-256 and its type's first
-    bytes; 413, 422 or 415 otherwise."""
+    """The body, at most MAX_FILE_BYTES, checked against its SHA-256 and (a photo or PDF) its
+    type's first bytes; 413, 422 or 415 otherwise."""
     if (request.content_length or 0) > MAX_FILE_BYTES:
         raise _too_large()
     digest = hashlib.sha256()
@@ -125,7 +132,7 @@ async def _received(request: web.Request, content_type: str, expected: str) -> b
             "The file changed on the way (SHA-256 differs); send it again.",
         )
     data = b"".join(chunks)
-    if not type_matches(content_type, data[:16]):
+    if content_type in SIGNATURES and not type_matches(content_type, data[:16]):
         raise ApiError(415, "type_mismatch", f"The file's content is not {content_type}.")
     return data
 
@@ -174,8 +181,14 @@ async def download(request: web.Request) -> web.StreamResponse:
             await ticket_files.audit_download(session, caller, row, ticket)
     path = storage_path(state.settings.data_dir, row.sha256)
     response = web.FileResponse(path)
-    response.content_type = row.content_type
-    response.headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(row.name, safe='')}"
+    # A photo or PDF (its first bytes checked when it was kept) may be shown; anything else is
+    # only ever a download of bytes, whatever its name says.
+    inline = row.content_type in SIGNATURES
+    response.content_type = row.content_type if inline else OTHER_TYPE
+    disposition = "inline" if inline else "attachment"
+    response.headers["Content-Disposition"] = (
+        f"{disposition}; filename*=UTF-8''{quote(row.name, safe='')}"
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

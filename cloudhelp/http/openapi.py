@@ -50,7 +50,7 @@ from cloudhelp.http.report_routes import MAX_DAYS, TABLES
 from cloudhelp.http.review_routes import Checklist, Verdict
 from cloudhelp.http.state import AppState
 from cloudhelp.http.warning_routes import ThresholdBody
-from cloudhelp.store.filestore import SIGNATURES
+from cloudhelp.store.filestore import KEPT_TYPES
 
 PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
@@ -163,7 +163,7 @@ PATH_PARAMS: dict[str, tuple[dict[str, Any], str]] = {
 FILE = _obj(
     "id", "name", "sha256", "size", "content_type", "sender", "url",
     id=INT, name={"type": "string"}, sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    size=INT, content_type={"type": "string", "enum": list(SIGNATURES)},
+    size=INT, content_type={"type": "string", "enum": list(KEPT_TYPES)},
     sender={"type": "string", "enum": ["kiosk", "staff"]}, url={"type": "string"},
 )  # fmt: skip
 ITEM_FILTERS = (
@@ -508,8 +508,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/tickets/{ticket}/files", "The files kept for a ticket", "files",
               auth=("kiosk", "session"), result=_obj("files", files={"type": "array",
                                                                     "items": FILE})),
-    Operation("GET", "/api/v1/tickets/{ticket}/files/{file}", "One file (staff: audited)",
-              "files", auth=("kiosk", "session"), media=tuple(SIGNATURES),
+    Operation("GET", "/api/v1/tickets/{ticket}/files/{file}",
+              "One file (staff: audited): a photo or PDF inline, any other file as an attachment",
+              "files", auth=("kiosk", "session"), media=KEPT_TYPES,
               errors={410: "`file_purged` (after its retention period)"}),
 )  # fmt: skip
 
@@ -614,7 +615,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         entry["requestBody"] = {
             "required": True,
             "content": {media: {"schema": {"type": "string", "format": "binary"}}
-                        for media in SIGNATURES},
+                        for media in KEPT_TYPES},
         }  # fmt: skip
     entry["security"] = [{scheme: []} for scheme in op.auth]
     return entry

@@ -1,8 +1,9 @@
 """The file store: files sent in calls and drawn notice PDFs, kept once by content hash under
 ``<data_dir>/files/<first two hex digits>/<sha256>``.
 
-Also what decides whether bytes may be kept at all: the types the store accepts, checked by the
-file's first bytes (not only its name), and names made safe to show and offer for download.
+Also what decides how bytes are kept: the types the store accepts (photos and PDF, checked by
+the file's first bytes, not only its name; anything else as ``application/octet-stream``), and
+names made safe to show and offer for download.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ SIGNATURES = {
     "application/pdf": (b"%PDF-",),
     "image/webp": (b"RIFF",),
 }
+# Any other file sent in a call (a Word document, a HEIC photo, a text file …) is kept as it
+# came under this type: never shown in a page, only ever served as a download.
+OTHER_TYPE = "application/octet-stream"
+# The types a file may be kept under: the photos and PDF above (checked by their first bytes,
+# shown inline) and OTHER_TYPE.
+KEPT_TYPES = (*SIGNATURES, OTHER_TYPE)
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 _INVISIBLE = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
 

@@ -1,6 +1,6 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
-import { Call, Connection, FileChannel, networkCheck } from "./protocol.js";
+import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { DISTRICT_TZ, beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
@@ -923,7 +923,8 @@ async function fileReceived(/** @type {any} */ file) {
 /**
  * A kiosk reloaded mid-call lists the call's files again from the server, where the console
  * kept each one (what was still on its way is lost with the page): the resident's by name, the
- * staff member's shown and printable again.
+ * staff member's photos and PDFs shown and printable again, other files listed by name and size
+ * (not fetched: a public kiosk opens and keeps nothing of them).
  */
 async function restoreFiles() {
   const ticket = visit.ticket?.id;
@@ -938,6 +939,10 @@ async function restoreFiles() {
       if (kept.purged_at || fileLines.sent.has(id) || fileLines.received.has(id)) continue;
       if (kept.sender === "kiosk") {
         fileLine("sent", id, t("kiosk.call.sent", { name: kept.name }), "ok");
+        continue;
+      }
+      if (!shownType(kept.content_type)) {
+        await fileReceived({ id, name: kept.name, size: kept.size, type: null, ok: true });
         continue;
       }
       const body = await fetch(kept.url, { headers: auth });

@@ -691,7 +691,8 @@ export const MAX_FILE_BYTES = 25 * 1024 * 1024;
 /**
  * The type of a file told by its first bytes (magic numbers), never by what its sender claims:
  * "image/jpeg", "image/png", "image/webp" or "application/pdf" — the types the pages show and
- * the server keeps (cloudhelp/files.py checks the same signatures) — or null for anything else.
+ * the server checks (cloudhelp/store/filestore.py has the same signatures) — or null for
+ * anything else (kept on the server as application/octet-stream, never shown).
  * @param {Uint8Array} head the file's first bytes (12 are enough)
  * @returns {string | null}
  */
@@ -703,6 +704,20 @@ export function sniffType(head) {
   if (at(0, "RIFF") && at(8, "WEBP")) return "image/webp";
   if (at(0, "%PDF-")) return "application/pdf";
   return null;
+}
+
+/** The type the server keeps a file under when it is no photo or PDF (filestore.OTHER_TYPE). */
+export const OTHER_TYPE = "application/octet-stream";
+
+/**
+ * How a page shows a file the server kept (GET /api/v1/tickets/{id}/files): its `content_type`
+ * when that is a photo or PDF (the server checked its first bytes, as sniffType does), or null
+ * for any other file — listed by name and size, never shown.
+ * @param {string} contentType
+ * @returns {string | null}
+ */
+export function shownType(contentType) {
+  return ["image/jpeg", "image/png", "image/webp", "application/pdf"].includes(contentType) ? contentType : null;
 }
 
 /**
@@ -862,7 +877,9 @@ function validHeader(frame) {
 }
 
 /**
- * Keep a received file on the server against the ticket (checked there by SHA-256).
+ * Keep a file sent in the call on the server against the ticket (checked there by SHA-256): a
+ * photo or PDF under its type (the blob's, sniffed from its bytes), any other file as
+ * application/octet-stream, which the server only ever serves as a download.
  * @param {number} ticketId @param {{name: string, blob: Blob, sha256: string}} file
  * @param {string} sender @param {Record<string, string>} [headers]
  */
@@ -872,7 +889,7 @@ export async function uploadFile(ticketId, file, sender, headers = {}) {
     body: file.blob,
     credentials: "same-origin",
     headers: {
-      "Content-Type": file.blob.type || "application/octet-stream",
+      "Content-Type": shownType(file.blob.type) || OTHER_TYPE,
       "X-File-Name": encodeURIComponent(file.name),
       "X-File-SHA256": file.sha256,
       "X-File-Sender": sender,

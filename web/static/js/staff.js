@@ -1,6 +1,6 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
-import { Call, Connection, FileChannel, sniffType, uploadFile } from "./protocol.js";
+import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, uploadFile } from "./protocol.js";
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
@@ -1026,10 +1026,10 @@ function onProgress(/** @type {Visit} */ v, /** @type {any} */ p) {
 }
 
 /**
- * A file from the resident: a photo or PDF — told by its first bytes, its blob typed so
- * (protocol.js sniffType) — is shown inline and kept on the server against the ticket; anything
- * else is listed with its name and size, not shown and not kept (the server keeps photos and PDFs
- * only), with a download link for a blob of type application/octet-stream.
+ * A file from the resident, kept on the server against the ticket: a photo or PDF — told by its
+ * first bytes, its blob typed so (protocol.js sniffType) — is shown inline; anything else is
+ * listed with its name and size, not shown, with a download link for a blob of type
+ * application/octet-stream (and kept as such: the server only ever serves it as a download).
  * @param {Visit} v @param {any} file
  */
 function onFile(v, file) {
@@ -1046,13 +1046,19 @@ function onFile(v, file) {
   label.textContent = file.name;
   const url = URL.createObjectURL(file.blob);
   v.urls.push(url);
-  if (!file.type) {
-    label.replaceChildren(notPreviewable(file));
-    li.append(downloadLink(url, file.name));
-    return;
-  }
-  showFile(li, file, url);
+  if (file.type) showFile(li, file, url);
+  else showNotPreviewable(li, file, url);
   keepReceived(v, file, li);
+}
+
+/**
+ * A file that is no photo or PDF on its line: its name and size, and a link that saves it
+ * (never opens it).
+ * @param {HTMLElement} li @param {{name: string, size: number}} file @param {string} url
+ */
+function showNotPreviewable(li, file, url) {
+  /** @type {any} */ (li.querySelector(".label")).replaceChildren(notPreviewable(file));
+  li.append(downloadLink(url, file.name));
 }
 
 /**
@@ -1079,7 +1085,8 @@ function showFile(li, file, url) {
 /**
  * A console reloaded mid-call lists the call's files again from the server, where each was
  * kept when it arrived or was sent (what was still on its way is lost with the page): the
- * resident's inline and ready to attach to a material, this console's by name.
+ * resident's photos and PDFs inline, other files by name with a link that downloads them, all
+ * ready to attach to a material; this console's by name.
  * @param {Visit} v
  */
 async function restoreFiles(v) {
@@ -1097,10 +1104,11 @@ async function restoreFiles(v) {
     li.querySelector("progress")?.remove();
     /** @type {any} */ (li.querySelector(".label")).textContent = kept.sender === "staff" ? t("staff.call.sent_file", { name: kept.name }) : kept.name;
     if (kept.sender === "kiosk") {
-      const file = { id, name: kept.name, type: kept.content_type, size: kept.size, sha256: kept.sha256, serverId: kept.id, ok: true };
+      const file = { id, name: kept.name, type: shownType(kept.content_type), size: kept.size, sha256: kept.sha256, serverId: kept.id, ok: true };
       v.received.set(id, file);
       li.dataset.sha256 = kept.sha256;
-      showFile(li, file, kept.url);
+      if (file.type) showFile(li, file, kept.url);
+      else showNotPreviewable(li, file, kept.url);
     }
     markSaved(li);
   }
@@ -1108,8 +1116,8 @@ async function restoreFiles(v) {
 }
 
 /**
- * Keep a received photo or PDF on the server against the ticket; if that fails, 重试 uploads it
- * again (the file stays shown as it is).
+ * Keep a received file on the server against the ticket; if that fails, 重试 uploads it again
+ * (the file stays shown as it is).
  * @param {Visit} v @param {any} file @param {HTMLElement} li
  */
 async function keepReceived(v, file, li) {
@@ -1149,13 +1157,13 @@ async function sendFiles(picked) {
  * Keep a file this console sent on the server against the ticket (a kiosk may not store staff
  * files). Its type is told by its first bytes (sniffType), as for received files — never the
  * type the file picker guessed from its name, so a PNG named .html is kept as the PNG it is and
- * HTML named .png is not kept (the server keeps photos and PDFs only). Kept, its line says so;
- * if the upload fails, 重试 uploads it again.
+ * HTML named .png (like any file that is no photo or PDF) as application/octet-stream, which the
+ * server only ever serves as a download. Kept, its line says so; if the upload fails, 重试
+ * uploads it again.
  * @param {Visit} v @param {File} file @param {{id: string, sha256: string}} sent
  */
 async function keepSent(v, file, sent) {
-  const type = sniffType(new Uint8Array(await file.slice(0, 16).arrayBuffer()));
-  if (!type) return;
+  const type = sniffType(new Uint8Array(await file.slice(0, 16).arrayBuffer())) || OTHER_TYPE;
   const li = v.fileItems.get(sent.id);
   try {
     await uploadFile(v.ticket, { name: file.name, blob: file.slice(0, file.size, type), sha256: sent.sha256 }, "staff");
