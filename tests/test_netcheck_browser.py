@@ -120,6 +120,7 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
 
         # The call ends: each side's figures are kept with the ticket.
         await staff.click("#hangup")
+        await staff.click("#hangup-confirm")  # 结束通话吗？
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         async with server.state.db.read() as s:
             rows = {r.side: r for r in await s.scalars(select(CallQuality))}

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from cloudhelp.devtools import demo
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_board_browser import signed_in
 from tests.test_logistics_browser import sign_in
+
+# How the header bar lies: how many rows its parts make (by their vertical centres), whether
+# the page scrolls sideways, and the nav links not wholly on screen.
+BAR_ROWS = """() => {
+  const bar = document.querySelector(".topbar");
+  const parts = [...bar.querySelectorAll(":scope > :not(.site-nav), .site-nav > a")]
+    .filter((el) => el.getClientRects().length > 0);
+  const centres = [];
+  for (const el of parts) {
+    const r = el.getBoundingClientRect();
+    const centre = r.top + r.height / 2;
+    if (!centres.some((c) => Math.abs(c - centre) < 6)) centres.push(centre);
+  }
+  const cut = [...bar.querySelectorAll(".site-nav > a:not([hidden])")].filter((a) => {
+    const r = a.getBoundingClientRect();
+    return r.left < 0 || r.right > innerWidth;
+  }).map((a) => a.textContent);
+  return { rows: centres.length, sideways: document.documentElement.scrollWidth > innerWidth, cut };
+}"""
+
+
+async def bar_fits_one_row(page: Page, name: str) -> None:
+    """At 1366 and 1280 px (laptops) the page's header is one row with every nav link on screen;
+    then back to the test's 1600×900."""
+    for width in (1366, 1280):
+        await page.set_viewport_size({"width": width, "height": 768})
+        bar = await page.evaluate(BAR_ROWS)
+        assert bar == {"rows": 1, "sideways": False, "cut": []}, (name, width, bar)
+        await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
+        await snap(page, f"nav-{name}-{width}")
+    await page.set_viewport_size({"width": 1600, "height": 900})
+
 
 SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "集中办理",
                     "审计日志", "物流交接台"]  # fmt: skip
@@ -26,6 +58,10 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await expect(nav.locator("a:visible")).to_have_text(SUPERVISOR_PAGES)
         await expect(nav.locator("a[aria-current=page]")).to_have_text("坐席工作台")
         await snap(page, "nav-1-console-supervisor")
+        # The console's bar (who is signed in, state, 开始接听, eight pages) fits a laptop's
+        # width in one row, and so does the logistics desk's (below).
+        await bar_fits_one_row(page, "console")
+        await expect(page.locator("#me")).to_have_attribute("title", "孙华（sunhua）")
         # Every page leads on: the board, reports, follow-ups, cases, a case, the audit trail.
         for name, path in (("效能监控", "/board"), ("效能报表", "/reports"),
                            ("差评回访", "/follow-ups"), ("办件查询", "/cases"),
@@ -39,6 +75,9 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
             # The header names the page the supervisor is on, not only the service.
             await expect(page.locator(".topbar .brand")).to_have_text(f"云{name}")
             await snap(page, f"nav-{path.strip('/')}")
+            if path == "/logistics":
+                await expect(page.locator("#where")).to_contain_text("孙华")
+                await bar_fits_one_row(page, "logistics")
         await page.goto("/cases")
         await page.locator("tbody a").first.click()
         await page.wait_for_url("**/cases/*")

@@ -31,6 +31,31 @@ async def english_on(page: Page) -> list[str]:
     return english_in(await page.locator("body").inner_text())
 
 
+# Where the resident's video and the case panel's buttons are on screen, and the page's scroll.
+WHERE_ON_SCREEN = """() => {
+  const video = document.getElementById("remote-main").getBoundingClientRect();
+  const actions = document.getElementById("case-actions").getBoundingClientRect();
+  return { videoTop: Math.round(video.top), videoBottom: Math.round(video.bottom),
+           actionsTop: Math.round(actions.top), scrollY: Math.round(scrollY), height: innerHeight };
+}"""
+
+
+async def press_in_place(page: Page, button: str, status: str) -> dict[str, int]:
+    """Press a case button scrolled into view at the bottom of the window, as a reviewer at the
+    end of a long checklist does; the case reaches ``status``. The video is in view before and
+    after, and neither it nor the buttons' box has moved on screen (where they were)."""
+    await page.locator(button).evaluate("b => b.scrollIntoView({ block: 'end' })")
+    before = await page.evaluate(WHERE_ON_SCREEN)
+    assert before["scrollY"] > 0, before  # the page is scrolled: the checklist is long
+    await page.click(button)
+    await expect(page.locator("#case-status")).to_have_text(status)
+    after = await page.evaluate(WHERE_ON_SCREEN)
+    assert 0 <= after["videoTop"] and after["videoBottom"] <= after["height"], (before, after)
+    for key in ("videoTop", "videoBottom", "actionsTop"):
+        assert abs(after[key] - before[key]) <= 1, (key, before, after)
+    return after
+
+
 async def test_correction_round_two_passes_and_is_accepted_at_the_console(
     sqlite_demo_url: str,
 ) -> None:
@@ -42,7 +67,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         number, _ = await case_needing_correction(server, cookies)
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
-        await staff.set_viewport_size({"width": 1600, "height": 900})
+        await staff.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
         await signed_in_staff(server, staff, "zhaogang")
 
@@ -95,11 +120,27 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#checklist .check.chosen")).to_have_count(6)
         await fourth.locator("[data-check=ok]").click()
         await expect(staff.locator("#checklist li.unmarked")).to_have_count(0)
-        await staff.click("#verdict-passed")
-        await expect(staff.locator("#case-status")).to_have_text("待受理")
+
+        # On a 1366×768 laptop the buttons are at the end of a long checklist, down the page:
+        # the video stays in view beside it, and a verdict moves neither it nor the buttons
+        # (the checklist, now a record, shrinks above them). Each step says what it came to,
+        # where the buttons were; the focus goes there from the button that went.
+        result = staff.locator("#case-result")
+        await expect(result).to_be_hidden()
+        await snap(staff, "console-2c-before-pass")
+        await press_in_place(staff, "#verdict-passed", "待受理")
+        await expect(result).to_have_text("预审通过，待受理。")
         await expect(staff.locator("#acceptance")).to_be_visible()
-        await staff.click("#case-accept")
-        await expect(staff.locator("#case-status")).to_have_text("已受理")
+        await snap(staff, "console-2d-passed")
+        await press_in_place(staff, "#case-accept", "已受理")
+        await expect(result).to_have_text(
+            re.compile(
+                r"^已受理（\d{4}年\d{1,2}月\d{1,2}日 \d{2}:\d{2}）。"
+                r"承诺办结日期：\d{4}年\d{1,2}月\d{1,2}日。$"
+            )
+        )
+        await expect(result).to_be_focused()
+        await expect(staff.locator("#acceptance")).to_be_hidden()
         await snap(staff, "console-3-accepted")
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.number == number))
@@ -257,9 +298,33 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await expect(staff.locator("#call")).to_be_visible()
         assert await axe_violations(staff, "console-first-call") == []
 
+        # 挂断 asks first, as the kiosk does: 继续通话 is the default, and Escape keeps the call;
+        # with the keyboard alone the question is asked again and answered.
+        hangup = staff.locator("#hangup")
+        confirm = staff.locator("#hangup-overlay")
+        await hangup.click()
+        await expect(confirm).to_be_visible()
+        await expect(confirm).to_contain_text("结束通话吗？")
+        await expect(staff.locator("#hangup-keep")).to_be_focused()
+        await snap(staff, "console-8b-hangup-asks-first")
+        assert await axe_violations(staff, "console-hangup-confirm") == []
+        await staff.keyboard.press("Escape")
+        await expect(confirm).to_be_hidden()
+        await expect(hangup).to_be_focused()
+        await expect(staff.locator("#state")).to_have_text("通话中")
+        await staff.keyboard.press("Enter")
+        await expect(staff.locator("#hangup-keep")).to_be_focused()
+        await staff.keyboard.press("Enter")  # 继续通话
+        await expect(confirm).to_be_hidden()
+        await expect(staff.locator("#call")).to_be_visible()
+        await staff.keyboard.press("Enter")
+        await staff.keyboard.press("Tab")
+        await expect(staff.locator("#hangup-confirm")).to_be_focused()
+        await staff.keyboard.press("Enter")  # 结束通话
+
         # After a notice the wrap-up proposes 需补正材料, not 已解决.
-        await staff.click("#hangup")
         await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(confirm).to_be_hidden()
         assert await staff.locator("#outcome").input_value() == "needs_correction"
         await staff.click("#wrapup button")
         await expect(staff.locator("#state")).to_have_text("可接听")
@@ -507,10 +572,15 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
         )
         await snap(staff, "console-21-in-call-caption")
 
-        # The resident hangs up: the wrap-up says so, and still does after a reload.
+        # The resident hangs up while the console asks 结束通话吗？: the question goes with the
+        # call (nothing left to end); the wrap-up says why it ended, and still does after a reload.
+        await staff.click("#hangup")
+        await expect(staff.locator("#hangup-overlay")).to_be_visible()
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(staff.locator("#hangup-overlay")).to_be_hidden()
+        await expect(staff.locator("#hangup")).to_be_hidden()
         await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
         await snap(staff, "console-22-wrapup-resident-hung-up")
         await staff.reload()

@@ -169,6 +169,7 @@ function renderWaiting() {
 function render() {
   if (!view) return;
   $("where").textContent = t("logistics.where", { station: view.station.name, name: view.viewer.name });
+  $("where").title = $("where").textContent;  // a narrow bar cuts it short (app.css)
   renderArriving();
   if (PAGE === "desk") renderExceptions();
   else renderReady();

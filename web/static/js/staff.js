@@ -120,7 +120,12 @@ async function open(me) {
   $("logout").hidden = false;
   // 开始接听 appears with the first presence frame (onPresence): pressed before the connection
   // is up, it would do nothing and say nothing.
-  $("me").textContent = `${me.name}（${me.username}）`;
+  // Name and username; a narrow bar shows the name only (app.css), the whole as its tooltip.
+  const username = document.createElement("span");
+  username.className = "username";
+  username.textContent = `（${me.username}）`;
+  $("me").replaceChildren(me.name, username);
+  $("me").title = `${me.name}（${me.username}）`;
   showNav(me.role);
   clearCallWork();
   // The checklist is as long as the item's materials (the page scrolls, never the list).
@@ -461,6 +466,7 @@ function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
   const reviewing = found.status.code === "pre_review";
   $("verdict").hidden = !reviewing;
   $("acceptance").hidden = found.status.code !== "awaiting_acceptance";
+  showCaseResult(found);
   // Marks are made in pre-review only; after the verdict the checklist is a record.
   if (!reviewing) $("carry-ok").hidden = true;
   document.querySelectorAll("#checklist button, #checklist select, #checklist input").forEach((el) => {
@@ -469,6 +475,56 @@ function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
     // A record shows what was chosen or typed, not empty pickers.
     if (!reviewing && control.tagName !== "BUTTON" && !control.value) control.hidden = true;
   });
+}
+
+/**
+ * What the case's last step came to, beside the buttons that took it: 预审通过，待受理; 已受理 with
+ * the date and time, and the promised completion date; 不予受理 with its reason. Nothing while
+ * in pre-review (the buttons are the news) or after a notice (its link says it).
+ * @param {any} found
+ */
+function showCaseResult(found) {
+  const status = found.status.code;
+  let text = "";
+  if (status === "awaiting_acceptance") text = t("staff.case.result.awaiting_acceptance");
+  else if (status === "accepted" && found.accepted_at) {
+    const time = new Date(found.accepted_at).toLocaleString(lang, {
+      year: "numeric", month: "long", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ,
+    });
+    const due = found.time_limits?.promised_due;
+    const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
+    text = t("staff.case.result.accepted", { time })
+      + (typeof due === "string" ? gap + t("staff.case.result.due", { date: localDate(due) }) : "");
+  } else if (status === "not_accepted") text = t("staff.case.result.not_accepted", { reason: found.not_accepted_reason || "" });
+  $("case-result").hidden = !text;
+  $("case-result").textContent = text;
+  $("case-result").dataset.status = status;
+}
+
+/** "2026-12-15" as the reader's date (2026年12月15日 / 15 December 2026). @param {string} iso */
+function localDate(iso) {
+  const [year, month, day] = iso.slice(0, 10).split("-").map(Number);
+  return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
+}
+
+/**
+ * Show a step's result without moving the page: the verdict hides the checklist's empty
+ * pickers (the rows above the buttons shrink) and swaps the buttons, and a page scrolled down
+ * to them jumped — a shorter page clamps the scroll — taking what the reviewer was looking at
+ * away. The buttons' box is put back where it was on screen, and the focus, on a button just
+ * hidden, goes to the result (without scrolling).
+ * @param {() => void} change
+ */
+function keepCaseActionsInPlace(change) {
+  const actions = $("case-actions");
+  const before = actions.getBoundingClientRect().top;
+  change();
+  const moved = actions.getBoundingClientRect().top - before;
+  if (Math.abs(moved) >= 1) window.scrollBy({ top: moved, behavior: "instant" });
+  const focused = /** @type {HTMLElement | null} */ (document.activeElement);
+  if (!$("case-result").hidden && (!focused || focused === document.body || !focused.offsetParent)) {
+    $("case-result").focus({ preventScroll: true });
+  }
 }
 
 /** Show the visit's case: its state and checklist (nothing if the visit ended meanwhile). */
@@ -685,7 +741,7 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
     if (marks.length) await caseApi(`/api/v1/cases/${v.case.number}/checklist`, "PUT", { materials: marks });
     const { case: result } = await caseApi(`/api/v1/cases/${v.case.number}/verdict`, "POST", { verdict, reason });
     if (visit !== v) return;  // the console moved on to the next resident meanwhile
-    showCaseState(v, result);
+    keepCaseActionsInPlace(() => showCaseState(v, result));
     tellKioskCase(v, result);
     if (result.notice) {
       showNoticeLink(result.notice.url);
@@ -719,7 +775,7 @@ async function moveCase(/** @type {string} */ to, /** @type {string} */ reason =
   try {
     const { case: result } = await caseApi(`/api/v1/cases/${v.case.number}/transitions`, "POST", { to, reason });
     if (visit !== v) return;
-    showCaseState(v, result);
+    keepCaseActionsInPlace(() => showCaseState(v, result));
     tellKioskCase(v, result);
   } catch (error) {
     if (visit === v) showVerdictError(error);
@@ -848,6 +904,7 @@ function showQuality(frame) {
 
 /** The call is over: `left` said so (its `reason`), or the session holding it is gone (none). */
 function onLeft(/** @type {any} */ frame = {}) {
+  closeHangupConfirm();
   hangingUp(false, "staff.call.hangup");
   if (visit) {
     visit.endReason = frame.reason || "";
@@ -856,6 +913,13 @@ function onLeft(/** @type {any} */ frame = {}) {
   $("call").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
+}
+
+/** The 挂断 question goes (answered, or the call ended meanwhile); the focus goes back to 挂断. */
+function closeHangupConfirm() {
+  const open = !$("hangup-overlay").hidden;
+  $("hangup-overlay").hidden = true;
+  if (open && !$("hangup").disabled && !$("call").hidden) $("hangup").focus();
 }
 
 /** The wrap-up form with its countdown (after a reload in the wrap-up, the visit starts here). */
@@ -940,6 +1004,8 @@ function clearScreen() {
   $("carry-ok").hidden = true;
   $("verdict").hidden = true;
   $("acceptance").hidden = true;
+  $("case-result").hidden = true;
+  $("case-result").textContent = "";
   showVerdictError(null);
   $("notice-link").hidden = true;
   $("case-history").hidden = true;
@@ -1233,8 +1299,17 @@ function wire() {
     connection?.send({ type: "ring.accept", ticket: ringing.id });
   };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
+  // 挂断 asks first, as the kiosk does: 继续通话 is the default, and so is Escape.
   $("hangup").onclick = () => {
-    if (!connection) return;
+    if (!visit?.call || $("hangup").disabled) return;  // the call is ending already
+    $("hangup-overlay").hidden = false;
+    $("hangup-keep").focus();
+  };
+  $("hangup-keep").onclick = () => closeHangupConfirm();
+  $("hangup-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") closeHangupConfirm(); };
+  $("hangup-confirm").onclick = () => {
+    closeHangupConfirm();
+    if (!connection || !visit?.call) return;
     connection.send({ type: "call.hangup" });  // offline: it goes out once the console is back
     hangingUp(true, "staff.call.hangup");
   };
@@ -1277,6 +1352,10 @@ function wire() {
   $("lang").onclick = async () => {
     await setLang(lang === "zh-CN" ? "en" : "zh-CN");
     $("idle").textContent = t(presence === "available" ? "staff.call.idle_available" : "staff.call.idle");
+    // Texts set from what the server said are said again in the new language.
+    if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
+    $("toggle-state").textContent = t(presence === "available" ? "staff.go_away" : "staff.go_available");
+    if (visit?.case) showCaseResult(visit.case);
   };
   setInterval(tickQueue, 1000);
 }
