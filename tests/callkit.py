@@ -133,9 +133,12 @@ async def running_server(
     """A server on ``port`` (a free one by default; a restarted server takes its old one)."""
     # No background warning check unless a test asks for one: tests that need warnings call
     # check_warnings(now) themselves and must not race the server's own loop.
+    # The heartbeat as in service (5 s): a pong later than half of it closes a socket, and with
+    # 1 s a loaded machine closed pages' sockets mid-test (a console resumed past the 2 s grace
+    # and lost its call). Tests that need a silent death noticed sooner set their own.
     options = {
         "grace_seconds": 2.0,
-        "heartbeat_seconds": 1.0,
+        "heartbeat_seconds": 5.0,
         "warning_check_seconds": 0,
         **settings,
     }

@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tests import clirunner
+
 ROOT = Path(__file__).resolve().parent.parent
 # A folder every pytest-xdist worker of this run shares (tests/conftest.py sets it: pytest's
 # temporary folder of the run, removed with old runs); None outside pytest.
@@ -21,8 +23,12 @@ RUN_FOLDER: Path | None = None
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             pythonpath: Path | None = None, input_text: str | None = None,
             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    """Run ``python -m cloudhelp ARGS`` in a child process and capture its output."""
+    """Run ``python -m cloudhelp ARGS`` in a process of its own and capture its output: forked
+    from this worker's warm template (tests/clirunner.py), or a fresh interpreter when
+    ``pythonpath`` or the environment asks for one."""
     full_env = {**os.environ, **(env or {})}
+    if pythonpath is None and clirunner.TEMPLATE.can_run(full_env):
+        return clirunner.TEMPLATE.run(list(args), full_env, cwd, input_text, timeout=120)
     if pythonpath is not None:
         full_env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run(

@@ -99,7 +99,7 @@ async def keep_resumed(client: SignalingClient) -> None:
 
 async def become_available(client: SignalingClient, within: float = 60.0) -> None:
     """Say "available" until the server says so: a status sent while the socket was dropping
-    (a busy machine misses a 1 s heartbeat) is lost, and the session resumes as it was — as a
+    (a busy machine misses a heartbeat) is lost, and the session resumes as it was — as a
     person would press 开始接听 again."""
     deadline = time.monotonic() + within
     while True:

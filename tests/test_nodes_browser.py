@@ -50,13 +50,9 @@ async def test_a_page_whose_node_is_killed_mid_call_goes_on_through_nginx(
     page on "dead" too starts a new session on B and follows the call to its end."""
     url = shared_redis_url()
     ca = TestCA.create(tmp_path / "pki")
-    # B's heartbeat as in service (5 s; tests elsewhere use 1 s to find dead sockets sooner):
-    # a pong later than half the heartbeat closes a page's socket, which on a loaded machine
-    # made pages reconnect in the middle of this test (a CI run lost the kiosk's hang-up sent
-    # as its socket closed: docs/protocol.md, "What a reconnect loses").
     async with running_server(
         pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10,
-        heartbeat_seconds=5.0, trusted_proxies=["127.0.0.1"],
+        trusted_proxies=["127.0.0.1"],
     ) as b:  # fmt: skip
         async with (
             serving_node(pg_demo_url, url, node("dead"), tmp_path / "dead") as (process, port),
@@ -136,9 +132,7 @@ async def test_a_call_transferred_to_a_console_on_another_node_goes_on_in_the_pa
     he answers, and the kiosk and his console are in a call across the nodes — video both
     ways, chat both ways — until the resident hangs up."""
     url = shared_redis_url()
-    async with running_server(
-        pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10, heartbeat_seconds=5.0
-    ) as b:
+    async with running_server(pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=10) as b:
         async with (
             serving_node(pg_demo_url, url, node("a"), tmp_path / "a") as (_, port),
             chromium() as browser,

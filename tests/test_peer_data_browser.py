@@ -221,8 +221,8 @@ async def test_kiosk_opens_only_this_servers_notices_and_drops_junk_frames(
         await kiosk.click("#notice-close")
 
         # Junk on the kiosk's WebSocket: dropped with a warning, the connection goes on. The
-        # newest socket: on a loaded machine the page may have reconnected once (the tests'
-        # 1-s heartbeat, answered through Playwright's WebSocket route), and resumed.
+        # newest socket: on a loaded machine the page may have reconnected once (a heartbeat
+        # answered late through Playwright's WebSocket route), and resumed.
         for junk in ["{not json", "null", "42", '["ticket"]', '{"type": 7}', '"welcome"']:
             sockets[-1].send(junk)
         sockets[-1].send(b"\x00\x01binary")
