@@ -14,11 +14,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudhelp import cli
 from tests.callkit import running_server
@@ -235,18 +237,65 @@ def test_the_demo_sessions_fall_in_the_halls_opening_hours() -> None:
     """The demo's own sessions end now while the hall is open, else when it last closed: a
     demo loaded at night or at a weekend has no resident calling at 00:23 on a Saturday."""
     from cloudhelp.core.clock import LOCAL_TZ
-    from cloudhelp.devtools.demo import _sessions_end
+    from cloudhelp.devtools.demo import sessions_end
 
     def at(day: int, hour: int, minute: int = 0) -> datetime:
         return datetime(2026, 12, day, hour, minute, tzinfo=LOCAL_TZ)
 
     friday_close = at(4, 17, 30)
-    assert _sessions_end(at(4, 11)) == at(4, 11)  # Friday morning: now
-    assert _sessions_end(at(4, 20)) == friday_close  # Friday night: that day's close
-    assert _sessions_end(at(5, 0, 23)) == friday_close  # Saturday
-    assert _sessions_end(at(7, 0, 23)) == friday_close  # Monday before opening
-    assert _sessions_end(at(7, 9)) == friday_close  # too early for every session yet
-    assert _sessions_end(at(7, 10)) == at(7, 10)  # Monday morning: now
+    assert sessions_end(at(4, 11)) == at(4, 11)  # Friday morning: now
+    assert sessions_end(at(4, 20)) == friday_close  # Friday night: that day's close
+    assert sessions_end(at(5, 0, 23)) == friday_close  # Saturday
+    assert sessions_end(at(7, 0, 23)) == friday_close  # Monday before opening
+    assert sessions_end(at(7, 9)) == friday_close  # too early for every session yet
+    assert sessions_end(at(7, 10)) == at(7, 10)  # Monday morning: now
+
+
+async def test_the_demos_papers_are_picked_up_and_carried_in_the_halls_opening_hours(
+    sessions: async_sessionmaker[AsyncSession], demo_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Loaded at 00:23 on a Saturday, the demo's 陈丽华 was delivered, and its papers were
+    picked up, carried, shelved and reported, by the time the hall last closed (the rule of
+    the demo's sessions), not at the moment it was loaded."""
+    from cloudhelp.core.clock import LOCAL_TZ, utcnow
+    from cloudhelp.devtools import demo, demo_items
+    from cloudhelp.store.models import Case, CaseEvent, LogisticsRun, TrackedItem, TrackedItemEvent
+
+    today = utcnow().astimezone(LOCAL_TZ).date()
+    saturday = today - timedelta(days=(today.weekday() - 5) % 7 or 7)  # the last one before
+    loaded = datetime.combine(saturday, clock_time(0, 23), LOCAL_TZ)
+    closed = demo.sessions_end(loaded)  # Friday's close, or an earlier one after a holiday
+    local = closed.astimezone(LOCAL_TZ)
+    assert local.time() == clock_time(17, 30) and local.weekday() < 5, local
+    async with sessions() as session, session.begin():
+        assert await demo.seed_cases(session, "210211", now=loaded) == len(demo.DEMO_CASES)
+        assert await demo_items.seed_items(session, tmp_path, now=loaded) > 10
+    async with sessions() as session:
+        case = await session.scalar(select(Case).where(Case.applicant_phone == "13840000006"))
+        assert case is not None and case.status == "delivered"
+        assert case.delivered_at == closed
+        delivered = await session.scalar(
+            select(CaseEvent.at).where(
+                CaseEvent.case_id == case.id, CaseEvent.to_state == "delivered"
+            )
+        )
+        assert delivered == closed
+        events = (
+            await session.scalars(select(TrackedItemEvent).order_by(TrackedItemEvent.id))
+        ).all()
+        (picked_up,) = [e for e in events if e.kind == "picked_up"]
+        assert closed - timedelta(minutes=1) < picked_up.at <= closed, picked_up.at
+        # Nothing of the papers happened after the hall closed, and each item's story is in
+        # order (what the rules did at load time was moved back, not reordered).
+        moments = [e.at for e in events]
+        for item in (await session.scalars(select(TrackedItem))).all():
+            moments += [item.created_at, item.ready_at, item.finished_at, item.exception_at]
+            story = [e.at for e in events if e.item_id == item.id]
+            assert story == sorted(story), item.code
+        for run in (await session.scalars(select(LogisticsRun))).all():
+            moments += [run.created_at, run.dispatched_at, run.received_at]
+        latest = max(at for at in moments if at is not None)
+        assert latest <= closed, latest.astimezone(LOCAL_TZ)
 
 
 ENROL_LINK = re.compile(r"^ +(\S+) +(http://127\.0\.0\.1:8080/kiosk\?enrol=(\w{4}-\w{4}))  ", re.M)

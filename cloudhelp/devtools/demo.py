@@ -42,13 +42,14 @@ DEMO_CASES = [
      ["awaiting_acceptance", "accepted", "concluded", "delivered"], None, []),
     ("CGJ-001", "孙志刚", "13840000007", "21021119900415707", ["not_accepted"], 3, []),
 ]  # fmt: skip
-SESSION_MINUTES = 12  # the demo's sessions follow each other, this far apart (_sessions_end)
+SESSION_MINUTES = 12  # the demo's sessions follow each other, this far apart (sessions_end)
 # The hall's opening hours, as the generated history has them (history.HALF_HOURS).
 HALL_OPENS, HALL_CLOSES = time(8, 30), time(17, 30)
 # The cases whose licences are issued were opened weeks ago, not today: (days before today the
 # case was opened, days before today it was concluded), by the applicant's phone. 赵永强's
-# papers wait at the station, one of them overdue; 陈丽华's licence was picked up today, so she
-# was delivered now (demo_items dates the papers to match).
+# papers wait at the station, one of them overdue; 陈丽华's licence was picked up when the hall
+# was last open (sessions_end: now in opening hours), so she was delivered then (demo_items
+# dates the papers to match).
 OPENED_EARLIER = {"13840000005": (30, 24), "13840000006": (10, 4)}
 
 
@@ -58,9 +59,10 @@ async def load_samples(session: AsyncSession) -> tuple[dict[str, int], dict[str,
     return counts, await network.import_network(session, network.load_sample_network())
 
 
-async def seed_cases(session: AsyncSession, district: str) -> int:
+async def seed_cases(session: AsyncSession, district: str, now: datetime | None = None) -> int:
     """Open the demo cases (once: nothing happens if they exist), each with the video session
-    it was opened in (ticket, events, the resident's rating; a bad one's follow-up)."""
+    it was opened in (ticket, events, the resident's rating; a bad one's follow-up), as if
+    loaded at ``now`` (default: now)."""
     phones = [phone for _, _, phone, *_ in DEMO_CASES]
     if await session.scalar(select(Case.id).where(Case.applicant_phone.in_(phones)).limit(1)):
         return 0
@@ -72,15 +74,16 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
         await session.scalar(select(Kiosk).where(Kiosk.code == "QG-01")),
         "the sample network's kiosk QG-01",
     )
-    now = utcnow()
+    started = utcnow()  # what the rules below stamp is moved back from here (backdate)
+    now = now or started
     today = clock.today(now)
-    sessions_end = _sessions_end(now)
+    ended = sessions_end(now)
     for n, (item_code, name, phone, first17, steps, level, reasons) in enumerate(DEMO_CASES):
         opened_ago, concluded_ago = OPENED_EARLIER.get(phone, (0, 0))
         opened_on = (
             _working_day(today - timedelta(days=opened_ago))
             if opened_ago
-            else clock.local_date(sessions_end)
+            else clock.local_date(ended)
         )
         item = must_exist(
             await session.scalar(select(ServiceItem).where(ServiceItem.code == item_code)),
@@ -114,15 +117,15 @@ async def seed_cases(session: AsyncSession, district: str) -> int:
                 )
             else:
                 await cases.transition(session, case, step, reviewer.username)
-        enqueued = sessions_end - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
+        enqueued = ended - timedelta(minutes=SESSION_MINUTES * (len(DEMO_CASES) - n))
         if opened_ago:  # that morning, at the same station
             enqueued = clock.day_start(opened_on) + timedelta(hours=9, minutes=SESSION_MINUTES * n)
-        await backdate(session, case, now - (enqueued + timedelta(minutes=3)))
+        await backdate(session, case, started - (enqueued + timedelta(minutes=3)))
         if concluded_ago:
             concluded = clock.day_start(_working_day(today - timedelta(days=concluded_ago)))
             await _reached(session, case, "concluded", concluded + timedelta(hours=15))
-            if case.delivered_at is not None:
-                await _reached(session, case, "delivered", now)
+            if case.delivered_at is not None:  # picked up while the hall was open
+                await _reached(session, case, "delivered", ended)
         await _session_of(session, case, kiosk, reviewer, enqueued, steps, level, reasons)
     return len(DEMO_CASES)
 
@@ -140,10 +143,11 @@ async def _reviewer_of(session: AsyncSession, item: ServiceItem) -> Staff:
     )  # fmt: skip
 
 
-def _sessions_end(now: datetime) -> datetime:
+def sessions_end(now: datetime) -> datetime:
     """When the demo's last session ends: now, in the hall's opening hours of a working day
     (once there has been time for every session); otherwise when the hall last closed. No
-    resident calls at night or at a weekend, whenever the demo is loaded."""
+    resident calls at night or at a weekend, whenever the demo is loaded; the demo's papers
+    (demo_items) are carried and picked up by this moment too."""
     local = now.astimezone(clock.LOCAL_TZ)
     day = local.date()
     needed = timedelta(minutes=SESSION_MINUTES * len(DEMO_CASES))

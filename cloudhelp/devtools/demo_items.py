@@ -1,18 +1,22 @@
 """Demo papers on the road: tracked items of the demo cases in every state, moved by the real
 rules (registered, packed, dispatched, received, shelved, handed over, sent back), so that the
-logistics desk, the station page, the kiosk's 我的材料/证照 and the board are populated."""
+logistics desk, the station page, the kiosk's 我的材料/证照 and the board are populated. What
+happens "now" happens when the hall was last open (demo.sessions_end), as the demo's sessions
+do: nothing is picked up or carried at 00:23 on a Saturday."""
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import segno
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.errors import must_exist
+from cloudhelp.devtools.demo import sessions_end
 from cloudhelp.domain.logistics import exceptions, handover, items, runs
 from cloudhelp.store import filestore
 from cloudhelp.store.models import (
@@ -98,13 +102,37 @@ def signature_png() -> bytes:
     return out.getvalue()
 
 
-async def seed_items(session: AsyncSession, data_dir: Path) -> int:
-    """Items in every state (once: nothing happens if any item exists); how many were made."""
+async def _moved_back(session: AsyncSession, since: datetime, to: datetime) -> None:
+    """What the rules stamped from ``since`` (the real time of loading) until now, moved back
+    to end at ``to``, in the same order: the items, their events and the runs that carried
+    them."""
+    shift = utcnow() - to
+    if to >= since:
+        return
+    stamped: tuple[tuple[Any, tuple[str, ...]], ...] = (
+        (TrackedItem, ("created_at", "ready_at", "finished_at", "exception_at")),
+        (TrackedItemEvent, ("at",)),
+        (LogisticsRun, ("created_at", "dispatched_at", "received_at")),
+    )
+    for model, columns in stamped:
+        for row in (await session.scalars(select(model))).all():
+            for column in columns:
+                at = getattr(row, column)
+                if at is not None and at >= since:
+                    setattr(row, column, at - shift)
+    await session.flush()
+
+
+async def seed_items(session: AsyncSession, data_dir: Path, now: datetime | None = None) -> int:
+    """Items in every state (once: nothing happens if any item exists), as if loaded at ``now``
+    (default: now); how many were made."""
     if await session.scalar(select(TrackedItem.id).limit(1)) is not None:
         return 0
     p = await _people(session)
     desk, street, station = p[DESK], p[STREET], p[STATION]
-    now = utcnow()
+    started = utcnow()  # what the rules stamp is moved back from here (_moved_back)
+    # The papers' "now": now while the hall is open, else when it last closed.
+    now = sessions_end(now or started)
     concluded = await _case(session, "13840000005")  # 赵永强: certificate waiting at the station
     delivered = await _case(session, "13840000006")  # 陈丽华: certificate picked up
     accepted = await _case(session, "13840000004")  # 李建国: originals checked and going back
@@ -116,7 +144,7 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
 
     # Certificates down to 前关驿站: one handed over (signed), one on the shelf, one overdue on the
     # shelf, one on the road to the street centre, one still at the hall. Those shelved were
-    # issued days before (when their case concluded, or later); 陈丽华's was picked up today,
+    # issued days before (when their case concluded, or later); 陈丽华's was picked up "now",
     # days after it was issued.
     picked = await make(delivered, "certificate", desk, "营业执照（正本、副本）")
     ready = await make(concluded, "certificate", desk, "道路运输经营许可证")
@@ -151,26 +179,30 @@ async def seed_items(session: AsyncSession, data_dir: Path) -> int:
     await _hop(session, desk, street, "DLW", back.code)  # received at the street centre
     await make(waiting, "originals_in", station, "营业执照原件")  # registered at the station
     # Exceptions: one not collected sent back to the hall (赵永强's originals, returned while his
-    # case ran), one damaged waiting to go back, one lost.
+    # case ran), one damaged waiting to go back, one lost. Reported at the real time, like every
+    # move here: all are moved back together at the end, in order.
     returned = await make(concluded, "originals_back", desk, "道路运输经营申请材料原件（退还）")
     await _hop(session, desk, street, "DLW", returned.code)
     await _hop(session, street, station, "DLW-QG", returned.code)
     await handover.make_ready(session, station, returned)
     await _dated(session, returned, now - timedelta(days=22), now - timedelta(days=20))
     await exceptions.report(session, station, returned, "not_collected", reason="20 天未领取",
-                            responsible=station.display_name, now=now, pickup_days=14)  # fmt: skip
+                            responsible=station.display_name, now=utcnow(),
+                            pickup_days=14)  # fmt: skip
     await _hop(session, station, street, "DLW", returned.code)
     await _hop(session, street, desk, "GJZ-HALL", returned.code)
     damaged = await make(first, "originals_in", station, "身份证复印件（受潮）")
     await _hop(session, station, street, "DLW", damaged.code)
     await exceptions.report(session, street, damaged, "damaged", reason="运送途中受潮，需退回大厅",
-                            responsible=street.display_name, now=now, pickup_days=14)  # fmt: skip
+                            responsible=street.display_name, now=utcnow(),
+                            pickup_days=14)  # fmt: skip
     lost = await make(waiting, "originals_in", station, "租赁合同原件")
     road_in = await runs.open_run(session, station, "DLW")
     await runs.add_item(session, station, road_in, lost.code)
     await runs.dispatch(session, station, road_in)
     await exceptions.report(session, station, lost, "lost", reason="交接后未到达街道中心",
-                            responsible=street.display_name, now=now, pickup_days=14,
+                            responsible=street.display_name, now=utcnow(), pickup_days=14,
                             run_ends=(road_in.from_id, road_in.to_id))  # fmt: skip
     await session.flush()
+    await _moved_back(session, since=started, to=now)
     return len((await session.scalars(select(TrackedItem.id))).all())
