@@ -183,6 +183,7 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.wait_for_url("**/campaigns/*")
         await expect(page.locator("#facts")).to_contain_text("15 个工作日")
         await expect(page.locator("#not-come-empty")).to_have_text("还没有导入名单。")
+        await expect(page.locator("#schedule-first")).to_be_hidden()  # nothing to schedule yet
         # The steps are numbered from 1, in the order they are taken.
         await expect(page.locator("section.step h2")).to_have_text(
             ["1. 服务时间与人数", "2. 导入名单", "3. 自动排期、预约单与提醒"]
@@ -225,6 +226,22 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.click("#roster-form button")
         await expect(page.locator("[data-count=entries] strong")).to_have_text("69")
         await expect(page.locator("#problems-wrap")).to_be_hidden()
+        # Before 自动排期 everyone is 未预约 with 一键预约: a line above the list says to press
+        # 自动排期 first, and leads to it.
+        waiting = page.locator("#not-come tbody tr")
+        await expect(waiting).to_have_count(69)
+        await expect(waiting.filter(has_text="未预约")).to_have_count(69)
+        first = page.locator("#schedule-first")
+        await expect(first).to_be_visible()
+        await expect(first).to_contain_text("请先在上方第 3 步按“自动排期”")
+        box = await first.bounding_box()
+        table = await page.locator("#not-come").bounding_box()
+        assert box and table and box["y"] + box["height"] <= table["y"], (box, table)
+        await first.scroll_into_view_if_needed()
+        await snap(page, "appointments-campaign-2b-schedule-first")
+        await page.click("#schedule-first-link")
+        await expect(page.locator("#schedule")).to_be_focused()
+        await expect(page.locator("#schedule")).to_be_in_viewport()
         await page.click("#schedule")
         await expect(page.locator("[data-count=booked] strong")).to_have_text("69")
         async with server.state.db.read() as session:
@@ -234,6 +251,7 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         assert (date(2026, 6, 24), "DLW-TL") not in days and len(days) == 29
         await expect(page.locator("#slips")).to_be_visible()
         await expect(page.locator("#not-come tbody tr")).to_have_count(69)
+        await expect(first).to_be_hidden()  # scheduled: nothing left to point to
         await snap(page, "appointments-campaign-3-scheduled")
         await page.goto("/campaigns")
         await expect(page.locator("#list tbody tr")).to_have_count(1)

@@ -152,6 +152,9 @@ function renderCampaign() {
   drawBurnDown(c.progress.burn_down, counts.entries);
   renderServed(c.progress.served);
   const waiting = c.progress.not_come;
+  // A roster not scheduled yet lists everyone 未预约 with 一键预约: the step to take first is
+  // 自动排期 (everyone at once); 一键预约 is for the odd one left over.
+  $("schedule-first").hidden = !counts.entries || Boolean(c.scheduled_at);
   $("not-come-empty").hidden = waiting.length > 0;
   // Nobody to wait for because nobody is on the roster yet is not "everyone has come".
   $("not-come-empty").dataset.i18n = counts.entries ? "campaigns.not_come_none" : "campaigns.no_roster_yet";
@@ -314,6 +317,12 @@ function wireCampaign() {
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
     banner(t("campaigns.imported", { n: body.imported }), "info");
     await loadCampaign();
+  };
+  // The hint above the list leads to 自动排期: the step in view, its button focused.
+  $("schedule-first-link").onclick = (/** @type {Event} */ e) => {
+    e.preventDefault();
+    $("step-schedule").scrollIntoView({ block: "center" });
+    $("schedule").focus({ preventScroll: true });
   };
   $("schedule").onclick = async () => {
     $("schedule").setAttribute("disabled", "");
