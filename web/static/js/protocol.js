@@ -12,6 +12,8 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 /** A server going away (1001: it stops; with several nodes another takes the session over) is left at once, spread over this. */
 const GOING_AWAY_MS = 100;
 const RECOVERY_MS = 15000;
+/** The peer's candidates kept while its description is not set yet, at most this many (a few per path). */
+const MAX_PENDING_CANDIDATES = 100;
 /** The page's messages kept until the server says it has them, at most this many characters. */
 const OUTBOX_CHARS = 256 * 1024;
 /**
@@ -329,6 +331,10 @@ export class Connection extends EventTarget {
  * exists from the first offer, so sharing a screen is a replaceTrack — no renegotiation, no
  * dead m-lines, and the camera keeps flowing beside the screen (docs/browser.md).
  *
+ * Candidates that arrive before the remote description they belong to (before the offer or
+ * answer is set, or while it is being set) wait in `pendingCandidates` and are added once it is:
+ * added at once, they would fail ("remote description was null") and be lost.
+ *
  * When the peer's page goes away (`peer_reconnecting`) the call says "reconnecting" at once and
  * does not give up while the server waits for it; when it comes back after a reload
  * (`peer_back` with `reloaded`) the call starts its media anew on a new RTCPeerConnection (same
@@ -394,6 +400,8 @@ export class Call extends EventTarget {
     this.makingOffer = false;
     this.ignoreOffer = false;
     this.transceivers = [];
+    /** @type {(RTCIceCandidateInit | null)[]} the peer's candidates waiting for its description */
+    this.pendingCandidates = [];
     const pc = new RTCPeerConnection({
       iceServers: this.iceServers || connection.welcome?.ice_servers || [],
       iceTransportPolicy: connection.welcome?.ice_transport_policy || "all",
@@ -561,7 +569,10 @@ export class Call extends EventTarget {
           (this.makingOffer || this.pc.signalingState !== "stable");
         this.ignoreOffer = !this.polite && collision;
         if (this.ignoreOffer) return;
-        await this.pc.setRemoteDescription(description);
+        const pc = this.pc;
+        await pc.setRemoteDescription(description);
+        if (pc !== this.pc) return;  // the peer's page was reloaded meanwhile: a new connection
+        await this.addPendingCandidates();
         if (description.type === "offer") {
           if (!this.transceivers.length) {
             this.transceivers = this.pc.getTransceivers().slice(0, 3);
@@ -573,11 +584,12 @@ export class Call extends EventTarget {
           this.signal({ type: "answer", sdp: this.pc.localDescription?.sdp });
         }
       } else if (message.type === "candidate") {
-        try {
-          await this.pc.addIceCandidate(message.candidate || undefined);
-        } catch (error) {
-          if (!this.ignoreOffer) throw error;
+        if (!this.pc.remoteDescription) {
+          // Its description is not set yet (or is being set): added once it is.
+          if (this.pendingCandidates.length < MAX_PENDING_CANDIDATES) this.pendingCandidates.push(message.candidate || null);
+          return;
         }
+        await this.addCandidate(message.candidate || null);
       } else if (message.type === "app") {
         // Whatever the peer sends is data: the pages get an object with a string `kind` or nothing.
         const data = message.data;
@@ -586,6 +598,27 @@ export class Call extends EventTarget {
       }
     } catch (error) {
       console.error("signaling message failed", message.type, error);
+    }
+  }
+
+  /** @param {RTCIceCandidateInit | null} candidate the peer's, or null for the end of them */
+  async addCandidate(candidate) {
+    try {
+      await this.pc.addIceCandidate(candidate || undefined);
+    } catch (error) {
+      if (!this.ignoreOffer) throw error;  // a candidate of an offer ignored (glare) may fail
+    }
+  }
+
+  /** The candidates that came before the remote description, now that it is set, in order. */
+  async addPendingCandidates() {
+    const waiting = this.pendingCandidates.splice(0);
+    for (const candidate of waiting) {
+      try {
+        await this.addCandidate(candidate);
+      } catch (error) {
+        console.error("signaling message failed", "candidate", error);
+      }
     }
   }
 
