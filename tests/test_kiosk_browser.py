@@ -1095,6 +1095,13 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         await expect(kiosk.frame_locator("#notice-frame").locator(".tag").first).to_be_visible()
 
         # 大字模式 enlarges the notice's words and its 需补正 / 缺少 tags, not only the page's.
+        # Read once the kiosk has given the notice its screen sheet (kiosk.js, noticeTextSize, on
+        # the frame's load): read before, the tag was the paper's 12 px, never seen again after
+        # (CI failed twice on that, waiting for 12 px where the screen's normal is 14 px).
+        await kiosk.wait_for_function(
+            "() => document.getElementById('notice-frame').contentDocument"
+            "?.documentElement.dataset.kiosk === '1'"
+        )
         normal = await kiosk.evaluate(NOTICE_SIZES)
         await kiosk.locator("#elderly").dispatch_event("click")  # under the overlay
         large = await kiosk.evaluate(NOTICE_SIZES)
@@ -1103,7 +1110,7 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         await snap(kiosk, "kiosk-fit-0-notice-large")
         await kiosk.locator("#elderly").dispatch_event("click")
         # Back to the normal sizes (the frame restyles on its next frame: waited for, not read
-        # at once — CI once read the tag half-way, 14 px between 12 and 18).
+        # at once).
         await kiosk.wait_for_function(
             f"([want]) => JSON.stringify(({NOTICE_SIZES})()) === JSON.stringify(want)",
             arg=[normal],
