@@ -7,9 +7,10 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   subscriber wins); unsubscribing deletes it, but only while it still names this node; a renewal
   never takes a topic that another node has set meanwhile.
 - ``{prefix}:node:{node_id}`` → a Stream of what other nodes publish to this node's topics
-  (fields ``t``: the topic, ``m``: the message as JSON), capped near ``stream_maxlen`` entries
-  (XADD MAXLEN ~) and expiring ``stream_ttl`` after its node last renewed it. The node reads it
-  with XREAD from the id of the last entry it delivered, kept in memory.
+  (fields ``t``: the topic, ``m``: the message as JSON, ``w``: ``WIRE_VERSION``), capped near
+  ``stream_maxlen`` entries (XADD MAXLEN ~) and expiring ``stream_ttl`` after its node last
+  renewed it. The node reads it with XREAD from the id of the last entry it delivered, kept in
+  memory.
 - ``{prefix}:alive:{node_id}`` → a Pub/Sub channel nothing is published on: the node keeps one
   connection subscribed to it, so Redis counts a subscriber while the node's process lives. A
   process that dies (SIGKILL, a crash) has its connections closed by its kernel, and Redis drops
@@ -19,9 +20,9 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   session over when its holder died (``save_card``). Renewed with the topics, it expires
   ``card_ttl`` after its node last renewed it; deleted by ``drop_card``.
 - ``{prefix}:broadcast`` → one Stream for every node (fields ``c``: the channel, ``m``: the
-  message, ``n``: the node that broadcast it), capped near ``broadcast_maxlen`` entries and
-  expiring ``stream_ttl`` after the last broadcast. Every node reads it in the same XREAD as
-  its own stream, from the last entry there when it started.
+  message, ``n``: the node that broadcast it, ``w``: ``WIRE_VERSION``), capped near
+  ``broadcast_maxlen`` entries and expiring ``stream_ttl`` after the last broadcast. Every node
+  reads it in the same XREAD as its own stream, from the last entry there when it started.
 
 Publishing looks the holder up, checks that it is alive and appends to its stream in one Lua
 script (one round trip).
@@ -54,6 +55,8 @@ listener's periodic refresh, must cover these):
 - A parked message not routed within ``outbox_seconds`` (Redis away that long, or its topic
   without a holder once it is back) is dropped; the oldest are dropped past ``outbox_max``.
 - A reader more than ``stream_maxlen`` entries behind loses the oldest ones.
+- An entry written by a node of another ``WIRE_VERSION`` (a rolling upgrade across a change of
+  this format) is dropped unread, logged and counted in ``wire_mismatches``.
 - A node cut off from Redis longer than ``topic_ttl`` while others still reach it: its topics
   expire and publishing to them answers False elsewhere until it reconnects.
 - Redis Cluster: the publish script writes a key it does not declare; one Redis server (or a
@@ -87,15 +90,25 @@ log = logging.getLogger("signaling.redis")
 # Redis cannot be reached (refused, reset, timed out): retried, never raised to callers.
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
+# The format of what a node appends to another's stream and to the broadcast stream: the fields
+# named in the module docstring, and relayed text as ``_encoded`` (signaling/session.py). Every
+# entry carries it (``w``). Raise it with any change to that format: a node drops an entry of
+# another version, logged and counted (``wire_mismatches``), rather than misreading it, so that a
+# rolling upgrade across such a change loses what crosses between old and new nodes visibly
+# (docs/scaling.md) and never sends a client a garbled frame. An entry without ``w`` was written
+# before the field existed, in this same format (version 1).
+WIRE_VERSION = "1"
+
 # KEYS[1] topic key; ARGV: this node, stream key prefix, maxlen, topic, message, alive channel
-# prefix. Returns the holder (false when none, or when its alive channel has no subscriber: its
-# process died); appends to the holder's stream unless the holder is this node.
+# prefix, wire version. Returns the holder (false when none, or when its alive channel has no
+# subscriber: its process died); appends to the holder's stream unless the holder is this node.
 _PUBLISH = """
 local holder = redis.call('GET', KEYS[1])
 if not holder then return false end
 if holder ~= ARGV[1] then
   if redis.call('PUBSUB', 'NUMSUB', ARGV[6] .. holder)[2] == 0 then return false end
-  redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'm', ARGV[5])
+  redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'm', ARGV[5],
+             'w', ARGV[7])
 end
 return holder
 """
@@ -233,6 +246,7 @@ class RedisBroker:
         # Read by tests and metrics.
         self.dropped = 0  # parked messages given up (no holder in time, or outbox full)
         self.reconnects = 0
+        self.wire_mismatches = 0  # entries of another WIRE_VERSION, dropped unread
         self.broadcasts_missed = 0  # broadcasts that reached this node only (Redis away)
 
     def topic_key(self, topic: str) -> str:
@@ -417,7 +431,8 @@ class RedisBroker:
             return
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(self.broadcast_stream, {"c": channel, "m": text, "n": self.node_id},
+                entry = {"c": channel, "m": text, "n": self.node_id, "w": WIRE_VERSION}
+                pipe.xadd(self.broadcast_stream, entry,  # type: ignore[arg-type]
                           maxlen=self.broadcast_maxlen, approximate=True)  # fmt: skip
                 pipe.pexpire(self.broadcast_stream, max(1, int(self.stream_ttl * 1000)))
                 await pipe.execute()
@@ -445,6 +460,7 @@ class RedisBroker:
                 topic,
                 text,
                 self._alive_prefix,
+                WIRE_VERSION,
             ],
         )
         return None if holder is None else str(holder)
@@ -554,6 +570,9 @@ class RedisBroker:
                 continue
             for stream, entries in _entries(reply):
                 for entry_id, fields in entries:
+                    if fields.get("w", WIRE_VERSION) != WIRE_VERSION:
+                        self._misread(stream, str(entry_id), fields)
+                        continue
                     if stream != self.broadcast_stream:
                         self._last_id = str(entry_id)
                         await self._hand_over(str(fields.get("t", "")), str(fields.get("m", "{}")))
@@ -562,6 +581,20 @@ class RedisBroker:
                     if fields.get("n") != self.node_id:  # this node's own: delivered already
                         channel, text = str(fields.get("c", "")), str(fields.get("m", "{}"))
                         await self._hand_over_broadcast(channel, text)
+
+    def _misread(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        """An entry written by a node of another WIRE_VERSION: skipped (its position is kept, so
+        it is not read again), counted and logged."""
+        if stream == self.broadcast_stream:
+            self._broadcast_id = entry_id
+        else:
+            self._last_id = entry_id
+        self.wire_mismatches += 1
+        log.warning(
+            "redis entry of another wire version dropped: run one version on every node",
+            extra={"wire": fields.get("w"), "expected": WIRE_VERSION, "topic": fields.get("t"),
+                   "channel": fields.get("c"), "from_node": fields.get("n")},
+        )  # fmt: skip
 
     async def _renew_loop(self) -> None:
         while not self._stopping:

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from cloudhelp.core.config import Settings
 from cloudhelp.media.peer import SignalingClient
-from signaling.redis_broker import BrokerUnavailable, RedisBroker
+from signaling.redis_broker import WIRE_VERSION, BrokerUnavailable, RedisBroker
 from tests.callkit import CallServer, running_server
 from tests.conftest import _create_pg_database, _drop_pg_database, _prepare_demo_database
 from tests.helpers import run_cli
@@ -307,6 +307,60 @@ async def test_a_reader_whose_connection_drops_misses_nothing() -> None:
     finally:
         await sender.close()
         await reader.close()
+
+
+async def test_an_entry_of_another_wire_version_is_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A rolling upgrade across a change of the nodes' format: what a node of another
+    WIRE_VERSION appends (to this node's stream or the broadcast stream) is dropped unread,
+    logged and counted, never handed on misread; this version's entries, and those written
+    before the field existed (no ``w``), are delivered, and the reader goes on past the others.
+    What this node sends carries its version."""
+    url = shared_redis_url()
+    one = RedisBroker(url, node("one"), prefix="cloudhelp")
+    other = RedisBroker(url, node("other"), prefix="cloudhelp")
+    await one.start()
+    await other.start()
+    got: list[Any] = []
+    heard: list[Any] = []
+
+    async def deliver(message: dict[str, Any]) -> None:
+        got.append(message["n"])
+
+    async def listen(message: dict[str, Any]) -> None:
+        heard.append(message["n"])
+
+    topic = f"session:{uuid.uuid4().hex}"
+    channel = f"board-{uuid.uuid4().hex[:8]}"
+    try:
+        async with Redis.from_url(url, decode_responses=True) as redis:
+            await one.subscribe(topic, deliver)
+            await one.listen(channel, listen)
+            newer = str(int(WIRE_VERSION) + 1)
+            await redis.xadd(one.stream, {"t": topic, "m": '{"n": 1}', "w": newer})
+            await redis.xadd(one.stream, {"t": topic, "m": '{"n": 2}'})  # before ``w``
+            await redis.xadd(
+                one.broadcast_stream, {"c": channel, "m": '{"n": 3}', "n": "x", "w": newer}
+            )
+            await other.broadcast(channel, {"n": 4})
+            assert await other.publish(topic, {"n": 5})
+            for _ in range(100):
+                if len(got) >= 2 and heard and other.wire_mismatches:
+                    break
+                await asyncio.sleep(0.02)
+            assert got == [2, 5] and heard == [4]
+            # ``one``: its stream's and the broadcast's; ``other`` reads the broadcast too.
+            assert (one.wire_mismatches, other.wire_mismatches) == (2, 1)
+            dropped = [r for r in caplog.records if "another wire version" in r.getMessage()]
+            assert len(dropped) == 3, caplog.text
+            # What ``other`` appended carries this version.
+            (_, sent), *_ = await redis.xrevrange(one.stream, count=1)
+            (_, broadcast), *_ = await redis.xrevrange(one.broadcast_stream, count=1)
+            assert sent["w"] == broadcast["w"] == WIRE_VERSION
+    finally:
+        await one.close()
+        await other.close()
 
 
 async def test_a_stream_restored_from_a_snapshot_is_not_delivered_twice() -> None:

@@ -359,6 +359,7 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
             # (A busy machine can stall a command past its 2 s timeout: a reconnect of its own.)
             reconnects = figures["cloudhelp_redis_reconnects_total"]
             assert figures["cloudhelp_redis_dropped_messages_total"] == 0
+            assert figures["cloudhelp_redis_wire_mismatches_total"] == 0
             await a.staff_token("chenjing")
 
             await redis_server.stop_async()

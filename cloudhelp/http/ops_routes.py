@@ -204,6 +204,12 @@ def _redis_metrics(redis: RedisFigures) -> Iterator[Metric]:
         "Notices for every node (board changed) that reached this node only: Redis was away.",
         value=broker.broadcasts_missed,
     )
+    yield CounterMetricFamily(
+        "cloudhelp_redis_wire_mismatches",
+        "Entries from a node of another inter-node format version, dropped unread (nodes of "
+        "two versions running at once).",
+        value=broker.wire_mismatches,
+    )
     yield GaugeMetricFamily(
         "cloudhelp_redis_outbox_messages",
         "Messages for sessions on other nodes waiting here for Redis (or their node).",
