@@ -62,6 +62,12 @@ export function clockTime(at) {
   return at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ });
 }
 
+/** A calendar day ("2026-12-15…") in the reader's language: 2026年12月15日 / 15 December 2026. @param {string} iso */
+export function calendarDate(iso) {
+  const [year, month, day] = iso.slice(0, 10).split("-").map(Number);
+  return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
+}
+
 /** Seconds as "3 分钟" / "45 秒". @param {number} seconds */
 export function duration(seconds) {
   return seconds >= 60 ? t("common.minutes", { n: Math.round(seconds / 60) }) : t("common.seconds", { n: Math.max(1, Math.round(seconds)) });

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -743,7 +743,7 @@ function onApp(data) {
  */
 function showCaseResult(data) {
   const key = `kiosk.case.${data.status}`;
-  const date = typeof data.due_date === "string" && /^\d{4}-\d{2}-\d{2}/.test(data.due_date) ? localDate(data.due_date) : "";
+  const date = typeof data.due_date === "string" && /^\d{4}-\d{2}-\d{2}/.test(data.due_date) ? calendarDate(data.due_date) : "";
   const text = known(key, { date });
   if (!text) return;
   const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
@@ -766,11 +766,6 @@ function showCaseResult(data) {
   $("done-result").hidden = false;
 }
 
-/** "2026-12-15" as the reader's date (12月15日 / 15 Dec 2026). @param {string} iso */
-function localDate(iso) {
-  const [year, month, day] = iso.slice(0, 10).split("-").map(Number);
-  return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
-}
 
 /**
  * A notice URL from the staff side as a path and query on this server, or null: only this
@@ -1171,7 +1166,7 @@ async function findPapers() {
   const expected = c.expected.date && !c.items.some((/** @type {any} */ i) => i.kind.code === "certificate");
   $("papers-expected").hidden = !expected;
   $("papers-expected").textContent = expected
-    ? t("kiosk.case.collect", { station: c.expected.station.name, date: localDate(c.expected.date) }) : "";
+    ? t("kiosk.case.collect", { station: c.expected.station.name, date: calendarDate(c.expected.date) }) : "";
   const list = c.items.map((/** @type {any} */ i) => {
     const li = document.createElement("li");
     li.className = `paper ${i.status.code}`;

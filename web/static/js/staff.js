@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, upload
 import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -494,18 +494,13 @@ function showCaseResult(found) {
     const due = found.time_limits?.promised_due;
     const gap = lang === "zh-CN" ? "" : " ";  // Chinese sentences follow each other without a space
     text = t("staff.case.result.accepted", { time })
-      + (typeof due === "string" ? gap + t("staff.case.result.due", { date: localDate(due) }) : "");
+      + (typeof due === "string" ? gap + t("staff.case.result.due", { date: calendarDate(due) }) : "");
   } else if (status === "not_accepted") text = t("staff.case.result.not_accepted", { reason: found.not_accepted_reason || "" });
   $("case-result").hidden = !text;
   $("case-result").textContent = text;
   $("case-result").dataset.status = status;
 }
 
-/** "2026-12-15" as the reader's date (2026年12月15日 / 15 December 2026). @param {string} iso */
-function localDate(iso) {
-  const [year, month, day] = iso.slice(0, 10).split("-").map(Number);
-  return new Date(year, month - 1, day).toLocaleDateString(lang, { year: "numeric", month: "long", day: "numeric" });
-}
 
 /**
  * Show a step's result without moving the page: the verdict hides the checklist's empty
