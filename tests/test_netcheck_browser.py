@@ -74,7 +74,8 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         for side in ("kiosk", "staff"):
             latest = sides[side].latest
             assert latest["candidate"] == "host" and latest["relay"] is False, latest
-            assert latest["rtt_ms"] is not None and 0 <= latest["rtt_ms"] < 200, latest
+            # Loopback: a few ms, but a loaded 2-core machine gave 212 once (CI).
+            assert latest["rtt_ms"] is not None and 0 <= latest["rtt_ms"] < 1000, latest
             assert latest["fps"] is not None and latest["fps"] > 0, latest
             assert latest["loss"] is not None and latest["loss"] < 0.05, latest
         signal = staff.locator("#signal")

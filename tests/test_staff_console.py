@@ -193,7 +193,9 @@ async def ring_unanswered_twice(server: CallServer) -> None:
 
 
 async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url: str) -> None:
-    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+    # The console reloads mid-call below: a grace time a loaded machine's reload fits in (the
+    # tests' default of 2 s did not once, and the call ended).
+    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1600, "height": 900})
@@ -461,7 +463,8 @@ NAME_SHOWN = """(strong) => {
 async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
     sqlite_demo_url: str,
 ) -> None:
-    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+    # A page reloads mid-call below: a grace time a loaded machine's reload fits in.
+    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1366, "height": 768})
@@ -541,7 +544,8 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
     """In the call the console names the ticket and the item (not only 居民 · the station); a
     ring the resident cancelled says so, and so does the wrap-up of a call they hung up on
     (after a reload too)."""
-    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+    # A page reloads mid-call below: a grace time a loaded machine's reload fits in.
+    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1600, "height": 900})
