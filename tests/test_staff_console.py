@@ -540,6 +540,19 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await expect(link).to_have_attribute("href", href)
 
 
+# Send a message from the console's own connection; the code of the error frame refusing it.
+SEND_AND_READ_THE_REFUSAL = """(message) => new Promise((resolve) => {
+  const connection = window.cloudhelp.connection;
+  const refused = (e) => {
+    if (e.detail.type !== "error" || e.detail.ref !== message.type) return;
+    connection.removeEventListener("message", refused);
+    resolve(e.detail.code);
+  };
+  connection.addEventListener("message", refused);
+  connection.send(message);
+})"""
+
+
 async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_url: str) -> None:
     """In the call the console names the ticket and the item (not only 居民 · the station); a
     ring the resident cancelled says so, and so does the wrap-up of a call they hung up on
@@ -586,6 +599,15 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
         await expect(staff.locator("#hangup-overlay")).to_be_hidden()
         await expect(staff.locator("#hangup")).to_be_hidden()
         await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
+        # The call's figures sent as it ended (the page's stats timer, racing the hang-up) are
+        # refused with not_in_call: nothing the staff member did, so no red banner (a walk saw
+        # 您当前不在通话中。 stay through the wrap-up); another refusal is still said.
+        refused = await staff.evaluate(SEND_AND_READ_THE_REFUSAL, {"type": "call.stats", "fps": 20})
+        assert refused == "not_in_call"
+        await expect(staff.locator("#banner")).to_be_hidden()
+        chat = {"type": "app", "to": "nobody", "data": {"kind": "chat", "text": "还在吗"}}
+        assert await staff.evaluate(SEND_AND_READ_THE_REFUSAL, chat) == "not_in_call"
+        await expect(staff.locator("#banner")).to_have_text("您当前不在通话中。")
         await snap(staff, "console-22-wrapup-resident-hung-up")
         await staff.reload()
         await expect(staff.locator("#wrapup")).to_be_visible()

@@ -654,6 +654,7 @@ export class Call extends EventTarget {
       if (this.closed || this.pc.connectionState !== "connected") return;
       try {
         const report = await this.pc.getStats();
+        if (this.closed) return;  // the call ended while the figures were gathered
         const summary = summarizeStats(report, previous);
         previous = summary.seen;
         this.connection.send({ type: "call.stats", ...summary.stats });

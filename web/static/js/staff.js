@@ -182,8 +182,19 @@ function onMessage(frame) {
     case "wrapup": return onWrapup(frame);
     case "warnings": return renderWarnings(frame.warnings);
     case "call.quality": return showQuality(frame);
-    case "error": return banner(errorText(frame, "staff.error.generic"), "error");
+    case "error": return onError(frame);
   }
+}
+
+/**
+ * A message the server refused, said in a banner — unless it is the call's figures sent as the
+ * call ended (`call.stats`, sent in the background: the server had ended the call before the
+ * page knew), which the staff member never did and can do nothing about.
+ * @param {any} frame
+ */
+function onError(frame) {
+  if (frame.ref === "call.stats") return;
+  banner(errorText(frame, "staff.error.generic"), "error");
 }
 
 function onPresence(/** @type {any} */ frame) {
