@@ -849,6 +849,9 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await kiosk.click("#photo")
         await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved]")).to_have_count(4, timeout=30_000)
+        # The resident chose 大字模式 in the call.
+        await kiosk.click("#elderly")
+        await expect(kiosk.locator("#elderly")).to_have_attribute("aria-pressed", "true")
         chat_before = await kiosk.locator("#chat li").evaluate_all(CHAT_LINES)
         await expect(kiosk.locator("#call-elapsed")).not_to_have_text(re.compile("^00:0[01]$"))
         before = seconds_of(await kiosk.locator("#call-elapsed").text_content() or "")
@@ -875,6 +878,9 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         # and the resident's photo, listed from the server where the console kept them.
         await expect(kiosk.locator("#call-with")).to_contain_text("渔业捕捞许可证")
         assert await kiosk.locator("#chat li").evaluate_all(CHAT_LINES) == chat_before
+        # Still in 大字模式: the same resident (a walk found the reload turned it off).
+        await expect(kiosk.locator("#elderly")).to_have_attribute("aria-pressed", "true")
+        await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
         received = kiosk.locator("#files-received li")
         await expect(received).to_have_count(2)
         await expect(received.locator("img")).to_have_count(1)

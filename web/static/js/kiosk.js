@@ -178,6 +178,18 @@ function setElderly(on) {
 }
 
 /**
+ * The resident's choice of 大字模式: kept for this page's later screens and, in a call, in the
+ * call's memory, so that a page reloaded mid-call keeps the resident's type size (a page load
+ * is otherwise a new resident, in normal type).
+ * @param {boolean} on
+ */
+function chooseElderly(on) {
+  setElderly(on);
+  if (on) localStorage.setItem(ELDERLY_KEY, "1"); else localStorage.removeItem(ELDERLY_KEY);
+  memory.set("elderly", on);
+}
+
+/**
  * The notice on a kiosk screen (not on paper): its tags readable, and in 大字模式 its body,
  * table and tags larger too (the A4 page's own sizes are in pt, which body.elderly cannot
  * reach). A constructed style sheet in the notice's own document, switched by a class on it.
@@ -637,6 +649,7 @@ async function onJoined(frame) {
   visit.staffName = typeof staff.name === "string" ? staff.name : "";
   // A reload mid-call: what this page showed of the call comes back (callmemory.js).
   const kept = memory.open(`${connection?.sessionId}/${frame.room}`);
+  chooseElderly(kept.elderly === true || document.body.classList.contains("elderly"));
   const itemName = visit.item?.name || visit.ticket?.item?.name || (typeof kept.item === "string" ? kept.item : "");
   memory.set("item", itemName);
   if (!visit.noticeUrl && kept.notice) visit.noticeUrl = noticePath(kept.notice);
@@ -1407,9 +1420,7 @@ function wire() {
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
   $("done-home").onclick = () => { settleRating("declined"); goHome(); };
   $("elderly").onclick = () => {
-    const on = !document.body.classList.contains("elderly");
-    setElderly(on);
-    if (on) localStorage.setItem(ELDERLY_KEY, "1"); else localStorage.removeItem(ELDERLY_KEY);
+    chooseElderly(!document.body.classList.contains("elderly"));
     idle.restart();
   };
   setElderly(Boolean(localStorage.getItem(ELDERLY_KEY)));
