@@ -88,6 +88,7 @@ async def test_the_logistics_desk_registers_packs_and_dispatches(sqlite_demo_url
         await expect(page.locator("#registered a")).to_have_attribute(
             "href", re.compile(r"label\.pdf$")
         )
+        await expect(page.locator("#registered a")).to_be_in_viewport()  # not below the screen
         code = re.sub(
             r"\D", "", (await page.locator("#registered p").first.inner_text()).split("，")[0]
         )

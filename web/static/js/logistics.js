@@ -385,7 +385,10 @@ async function register(/** @type {Event} */ event) {
   const { ok, data } = await api("POST", "/items", body);
   const box = $("registered");
   box.hidden = false;
-  if (!ok) { box.className = "registered error"; box.textContent = errorText(data?.error, "staff.error.generic"); return; }
+  // The answer (the pickup code and 打印标签, or why not) is brought into view: it shows under
+  // the form, below a 1366×768 screen, where pressing the button seemed to do nothing.
+  const shown = () => box.scrollIntoView({ block: "nearest" });
+  if (!ok) { box.className = "registered error"; box.textContent = errorText(data?.error, "staff.error.generic"); shown(); return; }
   box.className = "registered";
   const label = /** @type {HTMLAnchorElement} */ (el("a", t("logistics.register.label"), "button primary"));
   label.href = `${API}/items/${data.item.code}/label.pdf`;
@@ -396,6 +399,7 @@ async function register(/** @type {Event} */ event) {
     label);
   form.reset();
   await load();
+  shown();
 }
 
 async function reportException(/** @type {Event} */ event) {
