@@ -132,6 +132,10 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(result).to_have_text("预审通过，待受理。")
         await expect(staff.locator("#acceptance")).to_be_visible()
         await snap(staff, "console-2d-passed")
+        # 不予受理 beside 受理 is outlined, not filled: refusing must not look like the next step.
+        await expect(staff.locator("#case-reject")).to_have_css(
+            "background-color", "rgb(255, 255, 255)"
+        )
         await press_in_place(staff, "#case-accept", "已受理")
         await expect(result).to_have_text(
             re.compile(
@@ -154,6 +158,10 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
+        # Opened with the page scrolled down to the case's buttons: the wrap-up comes into view
+        # (its title, countdown and outcome were above the screen).
+        await expect(staff.locator("#wrapup h2")).to_be_in_viewport()
+        await expect(staff.locator("#outcome")).to_be_in_viewport()
         assert await staff.locator("#outcome").input_value() == "resolved"
         await snap(staff, "console-4-wrapup")
         await staff.click("#wrapup button")

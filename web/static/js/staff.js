@@ -932,6 +932,9 @@ function closeHangupConfirm() {
 function onWrapup(/** @type {any} */ frame) {
   const v = currentVisit();
   $("wrapup").hidden = false;
+  // Into view: the page may be scrolled down to the case's buttons, leaving the wrap-up's title,
+  // countdown and outcome above the screen.
+  $("wrapup").scrollIntoView({ block: "nearest" });
   $("note").value = "";
   // Why the call ended (居民已挂断, 网络中断 …), as `left` said or, after a reload, the frame.
   const reason = frame.end_reason || v.endReason || "";
