@@ -1087,9 +1087,10 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
     sqlite_demo_url: str, tmp_path: Path
 ) -> None:
     """The whole call screen on one screen, no page scrolling, in every in-call state: the
-    notice's result, a sent file and a long chat, at 1366×768, 1024×768 and portrait 1080×1920,
-    normal and 大字模式 (the walk-through found 挂断 below the fold at 1024×768 and the page
-    scrolling itself at 1366×768 when a chat line came). 大字模式 enlarges the notice too."""
+    notice's result, a sent file and a long chat, at 1366×768, 1024×768, 1280×720 and portrait
+    1080×1920, normal and 大字模式 (walks found 挂断 below the fold at 1024×768, the page
+    scrolling itself at 1366×768 when a chat line came, and the chat's input below the screen at
+    1280×720 in 大字模式). 大字模式 enlarges the notice too."""
 
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
@@ -1165,7 +1166,7 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
         )
         for width, height, elderly in [
             (1366, 768, False), (1024, 768, False), (1366, 768, True), (1024, 768, True),
-            (1080, 1920, False), (1080, 1920, True),
+            (1280, 720, False), (1280, 720, True), (1080, 1920, False), (1080, 1920, True),
         ]:  # fmt: skip
             what = f"{width}x{height}" + (" large" if elderly else "")
             await kiosk.set_viewport_size({"width": width, "height": height})
