@@ -227,12 +227,17 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
         # The resident rates the session: a bad rating asks why, and opens a follow-up.
         await expect(kiosk.locator("#rating-levels .button")).to_have_count(5)
+        # While the rating is open 返回首页 is an ordinary button, not the big red one: rating
+        # is the step to take; once rated, going home is.
+        home = kiosk.locator("#done-home")
+        await expect(home).to_have_css("background-color", "rgb(255, 255, 255)")
         await snap(kiosk, "kiosk-7-done-and-rating")
         await kiosk.click("#rating-levels [data-level='2']")
         await kiosk.click("#rating-reasons .chip >> text=等待时间长")
         await snap(kiosk, "kiosk-8-bad-rating-reasons")
         await kiosk.click("#rating-send")
         await expect(kiosk.locator("#rating-thanks")).to_be_visible()
+        await expect(home).to_have_css("background-color", "rgb(200, 16, 46)")  # --brand
         await expect(staff.locator("#wrapup")).to_be_visible()
         await staff.select_option("#outcome", "needs_correction")
         await staff.fill("#note", "船检证书需年检后补正")
