@@ -465,7 +465,9 @@ async def district(
     """A real CloudHelp server reachable on the public address (port 8000 in the public
     namespace) and, for the test's own set-up calls, on 127.0.0.1. Yields it and its
     public URL."""
-    settings = {"grace_seconds": 20.0, **settings}
+    # A 1 s heartbeat (the tests' default is the service's 5 s): these tests cut links, and the
+    # server is to notice a silent socket soon, as they were written for.
+    settings = {"grace_seconds": 20.0, "heartbeat_seconds": 1.0, **settings}
     async with running_server(database_url, **settings) as server:
         runner = server.server.runner
         assert runner is not None
