@@ -60,6 +60,9 @@ class Template:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "tests.clirunner"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+                # Unbuffered: the returncode line must not sit in a read-ahead buffer while
+                # select() below waits on the pipe (a quick command answers both lines at once).
+                bufsize=0,
             )  # fmt: skip
             atexit.register(self._process.kill)
         return self._process
