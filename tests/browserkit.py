@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, Playwright, async_playwright
+from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 from playwright.async_api import Error as PlaywrightError
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -246,3 +246,30 @@ async def snap(page: Page, name: str) -> Path:
 
 async def video_width(page: Page, selector: str) -> int:
     return int(await page.eval_on_selector(selector, "v => v.videoWidth"))
+
+
+async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
+    """Wait until a <video> shows frames at least ``minimum`` pixels wide; its width."""
+    await page.wait_for_function(
+        "([s, m]) => (document.querySelector(s)?.videoWidth || 0) >= m",
+        arg=[selector, minimum],
+        timeout=20_000,
+    )
+    return await video_width(page, selector)
+
+
+async def opens_file_picker_from_keyboard(page: Page, name: str) -> None:
+    """The button called ``name`` is a real button: focused and pressed from the keyboard, it
+    opens #file-input's picker (the click on the input is seen and stopped; the picker itself
+    is the browser's)."""
+    button = page.get_by_role("button", name=name, exact=True)
+    await expect(button).to_be_visible()
+    await page.evaluate(
+        """() => document.getElementById("file-input").addEventListener("click", (e) => {
+            window.__pickerOpened = true; e.preventDefault();
+        }, { once: true })"""
+    )
+    await button.focus()
+    await expect(button).to_be_focused()
+    await page.keyboard.press("Enter")
+    await page.wait_for_function("window.__pickerOpened === true")

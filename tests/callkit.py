@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -21,7 +23,29 @@ from cloudhelp.media.peer import SignalingClient
 from signaling.broker import Broker
 from signaling.hub import Hub
 
+
+async def until(
+    condition: Callable[[], Any], timeout: float = 15.0, what: str = "", every: float = 0.05
+) -> Any:
+    """Poll ``condition`` (a function, or a coroutine function: a database or Redis read) until
+    it returns something true, and return that; fail after ``timeout`` s, saying ``what``
+    (or the condition's docstring) was waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what or condition.__doc__ or condition}")
+        await asyncio.sleep(every)
+
+
 DEMO_PASSWORD = "test-password-1"
+# For a server whose pages reload mid-call: a grace time a loaded machine's reload fits in (the
+# tests' default, 2 s, once ended a console's call during a slow reload).
+RELOAD_GRACE_SECONDS = 15.0
 _demo_password_hash: list[str] = []  # made once per test process
 
 

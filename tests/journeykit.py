@@ -261,16 +261,6 @@ async def photo_of_a_document(page: Page, text: str) -> bytes:
     return base64.b64decode(data_url.split(",", 1)[1])
 
 
-async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
-    """Wait until a <video> shows frames at least ``minimum`` pixels wide."""
-    await page.wait_for_function(
-        "([s, m]) => (document.querySelector(s)?.videoWidth || 0) >= m",
-        arg=[selector, minimum],
-        timeout=20_000,
-    )
-    return int(await page.eval_on_selector(selector, "v => v.videoWidth"))
-
-
 # ------------------------------------------------------------------- English on zh-CN pages
 
 # Brand and product names, and the demo's usernames: English by nature, fine on a zh-CN page.

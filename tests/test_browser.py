@@ -21,7 +21,13 @@ from cloudhelp.store.models import (
     TicketEvent,
     TicketFile,
 )
-from tests.browserkit import chromium, new_page, snap, video_width
+from tests.browserkit import (
+    chromium,
+    new_page,
+    opens_file_picker_from_keyboard,
+    snap,
+    wait_for_video,
+)
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
 pytestmark = pytest.mark.timeout(240)
@@ -44,13 +50,6 @@ async def signed_in_staff(server: CallServer, page: Page, username: str) -> None
     await expect(page.locator("#state")).to_have_text("暂离")
     await page.click("#toggle-state")
     await expect(page.locator("#state")).to_have_text("可接听")
-
-
-async def wait_for_video(page: Page, selector: str, minimum: int = 1) -> int:
-    await page.wait_for_function(
-        f"document.querySelector('{selector}').videoWidth >= {minimum}", timeout=20_000
-    )
-    return await video_width(page, selector)
 
 
 async def call_answered(kiosk: Page, staff: Page, item: str = "NYNC-002") -> None:
@@ -129,7 +128,9 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await expect(kiosk.locator("#files-received li")).to_have_count(0)  # sent, not received
         await snap(staff, "staff-2-call-with-file")
 
-        # Staff send a filled-in sample form; the kiosk receives it and the server keeps it.
+        # Staff send a filled-in sample form (发送文件 is a button the keyboard reaches, as on
+        # the kiosk); the kiosk receives it and the server keeps it.
+        await opens_file_picker_from_keyboard(staff, "发送文件")
         sample = b"%PDF-1.4\n" + os.urandom(64 * 1024)
         await staff.set_input_files(
             "#file-input",

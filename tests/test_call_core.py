@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,17 +16,9 @@ from sqlalchemy import select, update
 
 from cloudhelp.media.peer import CallPeer, SignalingClient
 from cloudhelp.store.models import Department, Ticket, TicketEvent
-from tests.callkit import CallServer, running_server, turn_server
+from tests.callkit import CallServer, running_server, turn_server, until
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what or condition}")
-        await asyncio.sleep(0.05)
 
 
 async def ticket_row(server: CallServer, ticket_id: int) -> Ticket:

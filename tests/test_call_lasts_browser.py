@@ -19,9 +19,9 @@ import asyncio
 import pytest
 from playwright.async_api import expect
 
-from tests.browserkit import chromium, new_page
+from tests.browserkit import chromium, new_page, wait_for_video
 from tests.callkit import first_send_held, running_server
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import enrolled_kiosk, signed_in_staff
 
 pytestmark = pytest.mark.timeout(180)
 

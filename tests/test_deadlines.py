@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,7 +24,7 @@ from sqlalchemy import select, update
 from cloudhelp.domain import deadlines
 from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import Staff, StaffPresence, Ticket, TicketEvent, utcnow
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, until
 from tests.helpers import serve_and_read_url, start_cli
 from tests.rediskit import shared_redis_url
 from tests.test_call_core import set_department, take_ticket, ticket_row
@@ -49,14 +48,6 @@ async def presence_of(server: CallServer, username: str) -> StaffPresence:
         row = await s.get(StaffPresence, staff_id)
         assert row is not None
         return row
-
-
-async def until(check: Any, timeout: float = 15.0) -> None:
-    """Wait until ``await check()`` is true (polling the database), or fail."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, f"not reached in {timeout} s: {check.__doc__}"
-        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager

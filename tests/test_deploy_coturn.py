@@ -25,8 +25,8 @@ from aioice.turn import create_turn_endpoint
 
 from cloudhelp.media.peer import CallPeer
 from signaling.ice import turn_credentials
-from tests.callkit import running_server
-from tests.test_call_core import answer, take_ticket, until
+from tests.callkit import running_server, until
+from tests.test_call_core import answer, take_ticket
 from tests.tlskit import TestCA, free_port, wait_for_port
 
 pytestmark = pytest.mark.timeout(120)

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from cloudhelp.devtools.demo import DEMO_CASES
-from tests.browserkit import watch
+from tests.browserkit import wait_for_video, watch
 from tests.journeykit import (
     DEMO_PASSWORD,
     DemoServer,
@@ -30,7 +30,6 @@ from tests.journeykit import (
     open_page,
     photo_of_a_document,
     sign_in_staff,
-    wait_for_video,
 )
 
 pytestmark = pytest.mark.timeout(240)

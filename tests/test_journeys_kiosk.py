@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, Route, expect
 
-from tests.browserkit import ARTIFACTS
+from tests.browserkit import ARTIFACTS, wait_for_video
 from tests.journeykit import (
     DemoServer,
     Journey,
@@ -24,7 +24,6 @@ from tests.journeykit import (
     open_page,
     outside_viewport,
     sign_in_staff,
-    wait_for_video,
 )
 from tests.test_journeys import (
     FISHING_RENEWAL,

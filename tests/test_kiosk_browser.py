@@ -18,8 +18,15 @@ from sqlalchemy import select
 from cloudhelp.domain import accounts
 from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import Case, FollowUp, Rating, Ticket
-from tests.browserkit import chromium, new_page, snap, video_width
-from tests.callkit import CallServer, running_server
+from tests.browserkit import (
+    chromium,
+    new_page,
+    opens_file_picker_from_keyboard,
+    snap,
+    video_width,
+    wait_for_video,
+)
+from tests.callkit import RELOAD_GRACE_SECONDS, CallServer, running_server
 from tests.journeykit import outside_viewport
 from tests.test_browser import enrolled_kiosk
 from tests.test_correction_session import LAST4, case_needing_correction
@@ -379,8 +386,11 @@ async def test_ticket_error_is_shown_in_chinese(sqlite_demo_url: str) -> None:
 
 
 async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: str) -> None:
-    # A page reloads mid-call below: a grace time a loaded machine's reload fits in.
-    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
+    # A page reloads mid-call below.
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
+        chromium() as browser,
+    ):
         kiosk = await new_page(browser, server.base_url)
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang")
@@ -665,7 +675,7 @@ async def test_large_type_enlarges_every_text_and_says_it_is_on(sqlite_demo_url:
 async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
     sqlite_demo_url: str, tmp_path: Path
 ) -> None:
-    from tests.test_browser import signed_in_staff, wait_for_video
+    from tests.test_browser import signed_in_staff
 
     async with (
         running_server(sqlite_demo_url, prefer_reviewer_seconds=60) as server,
@@ -706,19 +716,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(kiosk.locator("#call-with")).to_contain_text(f"补正 · {number}")
         await wait_for_video(staff, "#remote-main")
 
-        # 发送文件 is a real button: focused and pressed from the keyboard, it opens the file
-        # input's picker (the click on the input is seen; the picker itself is the browser's).
-        send = kiosk.get_by_role("button", name="发送文件", exact=True)
-        await expect(send).to_be_visible()
-        await kiosk.evaluate(
-            """() => document.getElementById("file-input").addEventListener("click", (e) => {
-                window.__pickerOpened = true; e.preventDefault();
-            })"""
-        )
-        await send.focus()
-        await expect(send).to_be_focused()
-        await kiosk.keyboard.press("Enter")
-        await kiosk.wait_for_function("window.__pickerOpened === true")
+        await opens_file_picker_from_keyboard(kiosk, "发送文件")
         photo = tmp_path / "补正材料.png"
         photo.write_bytes(PNG_1x1)
         await kiosk.set_input_files("#file-input", str(photo))
@@ -810,7 +808,7 @@ async def test_primary_actions_fit_the_screen(
 
 
 async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> None:
-    from tests.test_browser import signed_in_staff, wait_for_video
+    from tests.test_browser import signed_in_staff
 
     async with (
         running_server(sqlite_demo_url, grace_seconds=20.0) as server,
@@ -951,7 +949,7 @@ document.addEventListener("DOMContentLoaded", () => {
 async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
     sqlite_demo_url: str,
 ) -> None:
-    from tests.test_browser import signed_in_staff, wait_for_video
+    from tests.test_browser import signed_in_staff
 
     async with (
         running_server(sqlite_demo_url, grace_seconds=20.0) as server,
@@ -969,15 +967,30 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await staff.click("#ring-accept")
         assert await wait_for_video(kiosk, "#remote-main") > 0
         # Before the reload: the resident's photo (kept on the server) and a chat line. The
-        # photo is shown first: 不发送，重拍 sends nothing, 发送给工作人员 sends it.
+        # photo is shown first: 不发送，重拍 sends nothing, shows the live picture and counts
+        # down, then shows the new photo; 发送给工作人员 sends it; Escape in a retake's countdown
+        # gives up (nothing sent).
         await kiosk.click("#photo")
         await expect(kiosk.locator("#photo-overlay")).to_be_visible()
         await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
         await expect(kiosk.locator("#photo-send")).to_be_focused()
         await snap(kiosk, "kiosk-photo-shown-before-it-goes")
         await kiosk.click("#photo-retake")
+        countdown = kiosk.locator("#photo-countdown")
+        await expect(countdown).to_have_text("3 秒后重新拍照")
+        await expect(kiosk.locator("#photo-title")).to_have_text("把材料对准摄像头，拿稳")
+        await expect(kiosk.locator("#photo-live")).to_be_visible()
+        await expect(kiosk.locator("#photo-send")).to_be_hidden()
+        await snap(kiosk, "kiosk-photo-retake-countdown")
+        await expect(countdown).to_have_text("2 秒后重新拍照")
+        await kiosk.keyboard.press("Escape")
         await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
         await kiosk.click("#photo")
+        await kiosk.click("#photo-retake")
+        await expect(kiosk.locator("#photo-send")).to_be_focused(timeout=10_000)
+        await expect(kiosk.locator("#photo-title")).to_have_text("照片拍得清楚吗？")
+        await expect(countdown).to_be_hidden()
+        await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
         await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved] img")).to_have_count(1, timeout=30_000)
         await expect(kiosk.locator("#files-sent li")).to_have_count(1)  # the retaken one only

@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from cloudhelp.domain import netquality
 from cloudhelp.media.peer import network_check
 from cloudhelp.store.models import CallQuality, Staff, Ticket
-from tests.callkit import CallServer, running_server, turn_server
-from tests.test_call_core import answer, take_ticket, until
+from tests.callkit import CallServer, running_server, turn_server, until
+from tests.test_call_core import answer, take_ticket
 
 pytestmark = pytest.mark.timeout(90)
 

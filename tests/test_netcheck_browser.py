@@ -12,10 +12,10 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from cloudhelp.store.models import CallQuality, Ticket
-from tests.browserkit import chromium, new_page, snap
+from tests.browserkit import chromium, new_page, snap, wait_for_video
 from tests.callkit import CallServer, running_server
 from tests.test_board_browser import signed_in
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import enrolled_kiosk, signed_in_staff
 
 pytestmark = pytest.mark.timeout(180)
 

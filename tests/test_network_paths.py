@@ -23,10 +23,10 @@ import pytest
 from playwright.async_api import Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.browserkit import chromium, new_page, snap, video_width
+from tests.browserkit import chromium, new_page, snap, video_width, wait_for_video
 from tests.callkit import CallServer
 from tests.netkit import PUBLIC, SERVER_PORT, Network, PeerProcess, call, coturn, district, times_of
-from tests.test_browser import enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import enrolled_kiosk, signed_in_staff
 
 STUN = f"stun:{PUBLIC}:3478"
 TURN_UDP = f"turn:{PUBLIC}:3478?transport=udp"

@@ -27,10 +27,10 @@ from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import CallPeer, ProtocolError, SignalingClient
 from cloudhelp.store.models import Staff, StaffPresence, Ticket
 from signaling.hub import Hub
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, until
 from tests.nginxkit import https_client, nginx_in_front
 from tests.rediskit import shared_redis_url
-from tests.test_call_core import answer, take_ticket, until
+from tests.test_call_core import answer, take_ticket
 from tests.test_redis_broker import broker_of, call_across, holder, node, pg_demo_url, two_nodes
 from tests.test_shared_state import staff_states
 from tests.tlskit import TestCA

@@ -14,13 +14,12 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 
 from cloudhelp.store.models import Staff, Ticket
-from tests.browserkit import chromium, new_page, snap
-from tests.callkit import running_server
+from tests.browserkit import chromium, new_page, snap, wait_for_video
+from tests.callkit import running_server, until
 from tests.nginxkit import nginx_in_front
 from tests.rediskit import shared_redis_url
 from tests.test_board_browser import signed_in
-from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
-from tests.test_call_core import until
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 from tests.test_nodes import hub_of, serving_node
 from tests.test_redis_broker import node, pg_demo_url
 from tests.tlskit import TestCA

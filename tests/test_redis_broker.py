@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from cloudhelp.core.config import Settings
 from cloudhelp.media.peer import SignalingClient
 from signaling.redis_broker import WIRE_VERSION, BrokerUnavailable, RedisBroker
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, until
 from tests.conftest import _create_pg_database, _drop_pg_database, _prepare_demo_database
 from tests.helpers import run_cli
 from tests.rediskit import private_redis, shared_redis_url
@@ -143,11 +143,12 @@ async def across_nodes(a: CallServer, b: CallServer, redis: Redis) -> SignalingC
 
     # A session that says bye is unregistered.
     await kiosk.send({"type": "bye"})
-    for _ in range(50):
-        if await holder(redis, kiosk) is None:
-            break
-        await asyncio.sleep(0.05)
-    assert await holder(redis, kiosk) is None
+
+    async def unregistered() -> bool:
+        """the kiosk's topic key deleted"""
+        return await holder(redis, kiosk) is None
+
+    await until(unregistered, 2.5)
     assert not await b.state.callcenter.hub.session_alive(kiosk.session_id)
     return staff
 
@@ -180,10 +181,7 @@ async def test_publish_reaches_the_holder_or_answers_false() -> None:
             assert 0 < await redis.pttl(two.topic_key(topic)) <= two.topic_ttl * 1000
 
             assert await one.publish(topic, {"n": 1, "text": "你好"})
-            for _ in range(100):
-                if got:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: got, 2, "the entry delivered")
             assert got == [{"n": 1, "text": "你好"}]
             assert await redis.xlen(two.stream) == 1  # it went through two's stream
 
@@ -232,10 +230,7 @@ async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() 
             await asyncio.sleep(ttl * 2)  # renewed all along
             assert await redis.get(holder_node.topic_key(topic)) == holder_node.node_id
             assert await other.publish(topic, {"n": 1})
-            for _ in range(100):
-                if got:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: got, 2, "the entry delivered")
             assert got == [{"n": 1}]
 
             # The holder dies (its loops stop, nothing is cleaned up, as with SIGKILL): its
@@ -288,20 +283,17 @@ async def test_a_reader_whose_connection_drops_misses_nothing() -> None:
             await reader.subscribe(topic, deliver)
             assert await sender.publish(topic, {"n": 0})
             for kill in range(3):
-                reading: list[dict[str, Any]] = []
-                for _ in range(100):  # connected again after the previous kill
+
+                async def reading() -> list[dict[str, Any]]:
+                    """the reader connected (again, after the previous kill)"""
                     clients = await redis.client_list()
-                    reading = [c for c in clients if c["name"] == f"{reader.node_id}:reader"]
-                    if reading:
-                        break
-                    await asyncio.sleep(0.05)
-                await redis.execute_command("CLIENT", "KILL", "ID", reading[0]["id"])
+                    return [c for c in clients if c["name"] == f"{reader.node_id}:reader"]
+
+                connection = (await until(reading, 5))[0]
+                await redis.execute_command("CLIENT", "KILL", "ID", connection["id"])
                 for n in range(1 + kill * 20, 21 + kill * 20):
                     assert await sender.publish(topic, {"n": n})
-            for _ in range(200):
-                if len(got) >= 61:
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: len(got) >= 61, 10, "61 entries delivered")
             assert got == list(range(61)), "each once, in order"
             assert reader.reconnects >= 1
     finally:
@@ -345,10 +337,9 @@ async def test_an_entry_of_another_wire_version_is_dropped_and_counted(
             )
             await other.broadcast(channel, {"n": 4})
             assert await other.publish(topic, {"n": 5})
-            for _ in range(100):
-                if len(got) >= 2 and heard and other.wire_mismatches:
-                    break
-                await asyncio.sleep(0.02)
+            await until(
+                lambda: len(got) >= 2 and heard and other.wire_mismatches, 2, "what is delivered"
+            )
             assert got == [2, 5] and heard == [4]
             # ``one``: its stream's and the broadcast's; ``other`` reads the broadcast too.
             assert (one.wire_mismatches, other.wire_mismatches) == (2, 1)
@@ -382,10 +373,7 @@ async def test_a_stream_restored_from_a_snapshot_is_not_delivered_twice() -> Non
             await reader.subscribe(topic, deliver)
             for n in range(3):
                 assert await sender.publish(topic, {"n": n})
-            for _ in range(100):
-                if len(got) == 3:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: len(got) == 3, 2, "three entries delivered")
             assert got == [0, 1, 2]
             ids = [entry_id for entry_id, _fields in await redis.xrange(reader.stream)]
             # The snapshot: the stream as it was after its first two entries.
@@ -395,16 +383,10 @@ async def test_a_stream_restored_from_a_snapshot_is_not_delivered_twice() -> Non
             clients = await redis.client_list()
             [reading] = [c for c in clients if c["name"] == f"{reader.node_id}:reader"]
             await redis.execute_command("CLIENT", "KILL", "ID", reading["id"])
-            for _ in range(100):
-                if reader.reconnects:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: reader.reconnects, 2, "the reader reconnected")
             assert reader.reconnects == 1
             assert await sender.publish(topic, {"n": 3})
-            for _ in range(100):
-                if len(got) >= 4:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: len(got) >= 4, 2, "the fourth entry delivered")
             await asyncio.sleep(0.1)
             assert got == [0, 1, 2, 3]
     finally:
@@ -439,10 +421,9 @@ async def test_what_waits_in_the_outbox_too_long_is_dropped() -> None:
             assert await one.publish(f"session:{uuid.uuid4().hex}", {"n": "nobody's"})
             assert not one.healthy
             await server.start_async()
-            for _ in range(200):
-                if got == ["local", "fresh"] and one.dropped == 2:
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: got == ["local", "fresh"] and one.dropped == 2, 10, "the outbox sent"
+            )
             assert got == ["local", "fresh"]
             assert one.dropped == 2, "the old one and the one nobody holds"
         finally:

@@ -9,9 +9,9 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from cloudhelp.store.models import Ticket
-from tests.browserkit import chromium, new_page, snap
+from tests.browserkit import chromium, new_page, snap, wait_for_video
 from tests.callkit import running_server
-from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -23,10 +23,9 @@ from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import queue
 from cloudhelp.store.models import AuditEvent, CallQuality, TicketEvent, utcnow
 from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
-from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server, until
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
-from tests.test_call_core import until
 from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url, two_nodes  # noqa: F401
 from tests.test_timeouts import CALENDAR
 

@@ -10,10 +10,10 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
 from cloudhelp.store.models import Case, Department, Ticket
-from tests.browserkit import ARTIFACTS, chromium, new_page, snap
-from tests.callkit import CallServer, running_server
+from tests.browserkit import ARTIFACTS, chromium, new_page, snap, wait_for_video
+from tests.callkit import RELOAD_GRACE_SECONDS, CallServer, running_server
 from tests.journeykit import axe_violations, english_in
-from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff, wait_for_video
+from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 from tests.test_cases import ID_NUMBER
 from tests.test_correction_session import LAST4, case_needing_correction
 from tests.test_peer_data_browser import a_png
@@ -201,9 +201,11 @@ async def ring_unanswered_twice(server: CallServer) -> None:
 
 
 async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url: str) -> None:
-    # The console reloads mid-call below: a grace time a loaded machine's reload fits in (the
-    # tests' default of 2 s did not once, and the call ended).
-    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
+    # The console reloads mid-call below.
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
+        chromium() as browser,
+    ):
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1600, "height": 900})
@@ -471,8 +473,11 @@ NAME_SHOWN = """(strong) => {
 async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
     sqlite_demo_url: str,
 ) -> None:
-    # A page reloads mid-call below: a grace time a loaded machine's reload fits in.
-    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
+    # A page reloads mid-call below.
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
+        chromium() as browser,
+    ):
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1366, "height": 768})
@@ -565,8 +570,11 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
     """In the call the console names the ticket and the item (not only 居民 · the station); a
     ring the resident cancelled says so, and so does the wrap-up of a call they hung up on
     (after a reload too)."""
-    # A page reloads mid-call below: a grace time a loaded machine's reload fits in.
-    async with running_server(sqlite_demo_url, grace_seconds=15) as server, chromium() as browser:
+    # A page reloads mid-call below.
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
+        chromium() as browser,
+    ):
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
         await staff.set_viewport_size({"width": 1600, "height": 900})

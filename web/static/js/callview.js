@@ -26,6 +26,38 @@ export function hangingUp(pending, idleKey) {
 }
 
 /**
+ * 挂断 asks first (a touch by mistake would end the call): #hangup opens #hangup-overlay
+ * (_hangup_confirm.html), where 继续通话 is the default and so is Escape; its 挂断 sends the
+ * hang-up through `connection` (offline, it goes out once the page is back) when `inCall()`.
+ * Returns the function that closes the question (answered, or the call ended meanwhile),
+ * giving the focus back to 挂断 while `onCallScreen()`.
+ * @param {{ connection: () => import("./protocol.js").Connection | null | undefined,
+ *   inCall: () => boolean, onCallScreen: () => boolean, idleKey: string }} page
+ */
+export function askBeforeHangingUp({ connection, inCall, onCallScreen, idleKey }) {
+  const close = () => {
+    const open = !$("hangup-overlay").hidden;
+    $("hangup-overlay").hidden = true;
+    if (open && !$("hangup").disabled && onCallScreen()) $("hangup").focus();
+  };
+  $("hangup").onclick = () => {
+    if (!inCall() || $("hangup").disabled) return;  // no call, or it is ending already
+    $("hangup-overlay").hidden = false;
+    $("hangup-keep").focus();
+  };
+  $("hangup-keep").onclick = close;
+  $("hangup-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") close(); };
+  $("hangup-confirm").onclick = () => {
+    close();
+    const link = connection();
+    if (!link || !inCall()) return;
+    link.send({ type: "call.hangup" });
+    hangingUp(true, idleKey);
+  };
+  return close;
+}
+
+/**
  * Show the peer's media in #remote-main / #remote-corner / #remote-audio and say what the
  * connection is doing; a call whose media cannot recover is hung up with `media_failed`.
  * Aborting `signal` detaches both listeners (the console does when the call ends).

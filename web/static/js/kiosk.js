@@ -1,7 +1,7 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
-import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
@@ -40,6 +40,8 @@ const fileLines = { sent: new Map(), received: new Map() };
 let visit = fresh();
 /** @type {Connection | null} */
 let connection = null;
+/** Closes the 挂断 question (callview.askBeforeHangingUp), once the page is wired. */
+let closeHangupConfirm = () => {};
 /** This kiosk's station (from the welcome frame): where a certificate is sent for collection. */
 let kioskStation = "";
 
@@ -989,32 +991,77 @@ async function takePhoto() {
 }
 
 /**
- * The photo just taken, shown before it goes: 发送给工作人员 sends it, 不发送，重拍 (or Escape)
- * drops it — a blurred page or a face caught by mistake never reaches staff. The call ending
- * meanwhile drops it too.
+ * The photo just taken, shown before it goes: 发送给工作人员 sends it, Escape drops it — a
+ * blurred page or a face caught by mistake never reaches staff. 不发送，重拍 shows the live
+ * picture with a countdown of RETAKE_SECONDS (time to hold the page straight, both hands on
+ * it), then takes the new photo and shows it the same way. The call ending meanwhile drops it.
  */
 const photoCheck = {
   /** @type {{blob: Blob, name: string, url: string} | null} */
   pending: null,
+  countdown: 0,  // the retake's interval, while it counts
 };
+const RETAKE_SECONDS = 3;
 
 /** @param {Blob} blob @param {string} name */
 function showPhoto(blob, name) {
-  dropPhoto();
+  clearPhoto();
   const url = URL.createObjectURL(blob);
   photoCheck.pending = { blob, name, url };
   $("photo-preview").src = url;
   $("photo-preview").alt = t("kiosk.photo.title");
+  $("photo-preview").hidden = false;
+  $("photo-actions").hidden = false;
+  titlePhoto("kiosk.photo.title");
   $("photo-overlay").hidden = false;
   $("photo-send").focus();
 }
 
-/** The photo shown is not sent (or has been): the question goes. */
-function dropPhoto() {
+/** The photo question's heading (kept as its catalog key, for a change of language). */
+function titlePhoto(/** @type {string} */ key) {
+  $("photo-title").dataset.i18n = key;
+  $("photo-title").textContent = t(key);
+}
+
+/** The photo shown (or the retake's countdown) goes; the question stays open. */
+function clearPhoto() {
   if (photoCheck.pending) URL.revokeObjectURL(photoCheck.pending.url);
   photoCheck.pending = null;
+  clearInterval(photoCheck.countdown);
+  photoCheck.countdown = 0;
   $("photo-preview").removeAttribute("src");
+  $("photo-live").srcObject = null;
+  $("photo-live").hidden = true;
+  $("photo-countdown").hidden = true;
+}
+
+/** The photo shown is not sent (or has been), or the retake is given up: the question goes. */
+function dropPhoto() {
+  clearPhoto();
   $("photo-overlay").hidden = true;
+}
+
+/** 不发送，重拍: the live picture and a countdown, then a new photo (none without a camera). */
+function retakePhoto() {
+  clearPhoto();
+  if (!visit.stream?.getVideoTracks()[0]) { dropPhoto(); return; }
+  titlePhoto("kiosk.photo.hold");
+  $("photo-preview").hidden = true;
+  $("photo-actions").hidden = true;
+  $("photo-live").srcObject = visit.stream;
+  $("photo-live").hidden = false;
+  let left = RETAKE_SECONDS;
+  const say = () => { $("photo-countdown").textContent = t("kiosk.photo.countdown", { seconds: left }); };
+  say();
+  $("photo-countdown").hidden = false;
+  $("photo-countdown").focus();  // Escape gives up (the overlay's keys)
+  photoCheck.countdown = window.setInterval(() => {
+    left -= 1;
+    if (left > 0) { say(); return; }
+    clearInterval(photoCheck.countdown);
+    photoCheck.countdown = 0;
+    takePhoto().catch(() => dropPhoto());
+  }, 1000);
 }
 
 function sendPhoto() {
@@ -1051,13 +1098,6 @@ async function toggleScreen() {
   visit.screen.onended = () => { if (visit.screen) toggleScreen(); };
   await visit.call.shareScreen(visit.screen);
   $("share-screen").textContent = t("kiosk.call.stop_share");
-}
-
-/** The 挂断 question goes (answered, or the call ended meanwhile). */
-function closeHangupConfirm() {
-  const open = !$("hangup-overlay").hidden;
-  $("hangup-overlay").hidden = true;
-  if (open && !$("hangup").disabled && document.body.dataset.current === "call") $("hangup").focus();
 }
 
 function onLeft(/** @type {string} */ reason) {
@@ -1373,23 +1413,16 @@ function wire() {
     connection?.send({ type: "ticket.cancel" });
     goHome();
   };
-  // 挂断 asks first (a touch by mistake would cost the resident their place): 继续通话 is the
-  // default, and so is Escape.
-  $("hangup").onclick = () => {
-    $("hangup-overlay").hidden = false;
-    $("hangup-keep").focus();
-  };
-  $("hangup-keep").onclick = () => closeHangupConfirm();
-  $("hangup-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") closeHangupConfirm(); };
-  $("hangup-confirm").onclick = () => {
-    closeHangupConfirm();
-    if (!connection || !visit.call) return;
-    connection.send({ type: "call.hangup" });  // offline: it goes out once the page is back
-    hangingUp(true, "kiosk.call.hangup");
-  };
+  // 挂断 asks first: a touch by mistake would cost the resident their place.
+  closeHangupConfirm = askBeforeHangingUp({
+    connection: () => connection,
+    inCall: () => Boolean(visit.call),
+    onCallScreen: () => document.body.dataset.current === "call",
+    idleKey: "kiosk.call.hangup",
+  });
   $("photo").onclick = () => takePhoto();
   $("photo-send").onclick = () => sendPhoto();
-  $("photo-retake").onclick = () => dropPhoto();
+  $("photo-retake").onclick = () => retakePhoto();
   $("photo-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") dropPhoto(); };
   $("switch-camera").onclick = () => switchCamera();
   $("share-screen").onclick = () => toggleScreen().catch(() => {});

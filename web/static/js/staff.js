@@ -1,7 +1,7 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, uploadFile } from "./protocol.js";
-import { addChat, addChatLines, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
 import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
@@ -12,6 +12,8 @@ const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementB
 
 /** @type {Connection | null} */
 let connection = null;
+/** Closes the 挂断 question (callview.askBeforeHangingUp), once the page is wired. */
+let closeHangupConfirm = () => {};
 /** The ticket ringing at this console (its `ring` frame's ticket), while it rings. @type {any} */
 let ringing = null;
 let ringTimer = 0;
@@ -921,13 +923,6 @@ function onLeft(/** @type {any} */ frame = {}) {
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
 
-/** The 挂断 question goes (answered, or the call ended meanwhile); the focus goes back to 挂断. */
-function closeHangupConfirm() {
-  const open = !$("hangup-overlay").hidden;
-  $("hangup-overlay").hidden = true;
-  if (open && !$("hangup").disabled && !$("call").hidden) $("hangup").focus();
-}
-
 /** The wrap-up form with its countdown (after a reload in the wrap-up, the visit starts here). */
 function onWrapup(/** @type {any} */ frame) {
   const v = currentVisit();
@@ -1308,24 +1303,18 @@ function wire() {
     connection?.send({ type: "ring.accept", ticket: ringing.id });
   };
   $("ring-decline").onclick = () => ringing && connection?.send({ type: "ring.decline", ticket: ringing.id });
-  // 挂断 asks first, as the kiosk does: 继续通话 is the default, and so is Escape.
-  $("hangup").onclick = () => {
-    if (!visit?.call || $("hangup").disabled) return;  // the call is ending already
-    $("hangup-overlay").hidden = false;
-    $("hangup-keep").focus();
-  };
-  $("hangup-keep").onclick = () => closeHangupConfirm();
-  $("hangup-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") closeHangupConfirm(); };
-  $("hangup-confirm").onclick = () => {
-    closeHangupConfirm();
-    if (!connection || !visit?.call) return;
-    connection.send({ type: "call.hangup" });  // offline: it goes out once the console is back
-    hangingUp(true, "staff.call.hangup");
-  };
+  // 挂断 asks first, as the kiosk does.
+  closeHangupConfirm = askBeforeHangingUp({
+    connection: () => connection,
+    inCall: () => Boolean(visit?.call),
+    onCallScreen: () => !$("call").hidden,
+    idleKey: "staff.call.hangup",
+  });
   $("transfer").onclick = () => { openTransfer(); };
   $("transfer-form").onsubmit = confirmTransfer;
   $("resume").onclick = () => connection?.send({ type: "staff.status", status: "available" });
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
+  $("send-file").onclick = () => $("file-input").click();
   $("file-input").onchange = async () => {
     await sendFiles([...$("file-input").files]);
     $("file-input").value = "";
