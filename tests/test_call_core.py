@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from cloudhelp.callcenter.watchers import REVOCATION_CHECK_SECONDS
+from cloudhelp.domain import accounts
 from cloudhelp.media.peer import CallPeer, SignalingClient
 from cloudhelp.store.models import Department, Ticket, TicketEvent
 from tests.callkit import CallServer, running_server, turn_server, until
@@ -448,6 +450,24 @@ async def test_revoked_kiosk_is_refused_at_once(sqlite_demo_url: str) -> None:
         assert kiosk.close_code == 4003
         with pytest.raises(Exception, match=r"auth_failed|revoked"):
             await server.connect({"kind": "kiosk", "credential": credential})
+
+
+async def test_a_kiosk_revoked_elsewhere_is_disconnected_by_the_periodic_check(
+    sqlite_demo_url: str,
+) -> None:
+    """Revoked outside this server (``cloudhelp kiosk revoke``, or another node): the check
+    every REVOCATION_CHECK_SECONDS closes the kiosk's socket (4003); other kiosks stay."""
+    async with running_server(sqlite_demo_url) as server:
+        revoked = await server.connect(
+            {"kind": "kiosk", "credential": await server.kiosk_credential("QG-01")}
+        )
+        other = await server.kiosk("TL-01", "DLW-TL")
+        async with server.state.db.write() as session:
+            await accounts.revoke_kiosk(session, "QG-01")
+        await asyncio.wait_for(revoked.closed.wait(), REVOCATION_CHECK_SECONDS + 5)
+        assert revoked.close_code == 4003
+        await other.send({"type": "ping", "id": "still-here"})
+        assert (await other.expect("pong"))["id"] == "still-here"
 
 
 async def test_bad_messages_get_errors_while_a_call_carries_on(sqlite_demo_url: str) -> None:

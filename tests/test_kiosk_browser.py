@@ -296,6 +296,27 @@ async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
         await expect(kiosk.locator("[data-screen=waiting]")).to_be_hidden()
 
 
+async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: str) -> None:
+    """A category chip lists its items under the category's name (not 搜索结果), brought into
+    view (the chips are below the list); words typed in the search box are 搜索结果 again."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.set_viewport_size({"width": 1280, "height": 720})
+        await enrolled_kiosk(server, kiosk)
+        chip = kiosk.locator("#categories .chip").first
+        name = (await chip.text_content()) or ""
+        assert " · " in name, name
+        await chip.click()
+        title = kiosk.locator("#results-title")
+        await expect(title).to_have_text(name)
+        await expect(kiosk.locator("#results .tile").first).to_be_visible()
+        await expect(title).to_be_in_viewport(ratio=1)
+        await snap(kiosk, "kiosk-category-listed")
+        await kiosk.fill("#search", "渔业")
+        await expect(title).to_have_text("搜索结果")
+        await expect(kiosk.locator("#results .tile").first).to_contain_text("渔业")
+
+
 async def test_wait_texts_agree(sqlite_demo_url: str) -> None:
     """Every combination — nobody on duty, on duty but all busy, being rung — says one thing."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
@@ -723,13 +744,16 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await expect(kiosk.locator("#files-sent li.ok")).to_contain_text("补正材料.png")
 
         # The verdicts at the console show on the resident's screen, then on the thank-you screen.
+        # The case's correction notice is offered while it needs correction, not after.
         result = kiosk.locator("#call-case-result")
         await expect(result).to_be_hidden()
+        await expect(kiosk.locator("#show-notice")).to_be_visible()
         await staff.click("#carry-ok")
         await staff.locator("#checklist li[data-position='4'] [data-check=ok]").click()
         await staff.click("#verdict-passed")
         await expect(staff.locator("#case-status")).to_have_text("待受理")
         await expect(result).to_have_text("您的材料已通过预审，等待受理。")
+        await expect(kiosk.locator("#show-notice")).to_be_hidden()
         await snap(kiosk, "kiosk-case-1-passed")
         await staff.click("#case-accept")
         await expect(staff.locator("#case-status")).to_have_text("已受理")
@@ -745,6 +769,7 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         done = kiosk.locator("#done-result")
         await expect(done).to_have_text(await result.inner_text())
         await expect(kiosk.locator("#done-case-number")).to_have_text(number)
+        await expect(kiosk.locator("#done-notice")).to_be_hidden()
         await expect(kiosk.locator("#done-home")).to_be_in_viewport(ratio=1)
         await snap(kiosk, "kiosk-case-3-done")
 

@@ -328,7 +328,7 @@ async function goHome() {
     const button = document.createElement("button");
     button.className = "chip big";
     button.textContent = `${c.letter} · ${c.name}`;
-    button.onclick = () => search({ category: c.code });
+    button.onclick = () => search({ category: c.code }, button.textContent || "");
     return button;
   }));
 }
@@ -349,10 +349,22 @@ function renderTiles(target, items) {
   }));
 }
 
-/** @param {{q?: string, category?: string}} query */
-async function search(query) {
+/**
+ * The items found by words, or in a category (`category`: its chip's text, the list's heading,
+ * brought into view: the chips are below the list).
+ * @param {{q?: string, category?: string}} query @param {string} [category]
+ */
+async function search(query, category) {
   const params = new URLSearchParams({ limit: "30", ...query });
   const body = await api(`/api/v1/items?${params}`);
+  const title = $("results-title");
+  if (category) {
+    delete title.dataset.i18n;  // a category's name, not a catalog text
+    title.textContent = category;
+  } else {
+    title.dataset.i18n = "kiosk.home.results";
+    title.textContent = t("kiosk.home.results");
+  }
   $("results-block").hidden = false;
   renderTiles($("results"), body.items);
   if (!body.items.length) {
@@ -361,6 +373,7 @@ async function search(query) {
     none.textContent = t("kiosk.home.none");
     $("results").append(none);
   }
+  if (category) $("results-block").scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
 async function openItem(/** @type {string} */ code) {
@@ -731,7 +744,7 @@ function startCall(peer, initiator) {
     fileLines.received.clear();
   }
   $("switch-camera").hidden = visit.cameras.length < 2;
-  $("show-notice").hidden = !visit.noticeUrl;
+  $("show-notice").hidden = !noticeApplies();
   wireCall(call, /** @type {Connection} */ (connection));
   call.reportStats();  // call.stats every 5 s: staff see the signal, the ticket keeps the figures
   // Staff see which devices the resident has (a badge, and chat offered without them).
@@ -779,6 +792,15 @@ function showCaseResult(data) {
   $("done-result").textContent = visit.caseResult;
   $("done-result").dataset.status = data.status;
   $("done-result").hidden = false;
+  $("show-notice").hidden = !noticeApplies();
+  $("done-notice").hidden = !noticeApplies();
+}
+
+/** Whether the call's correction notice still says what to do: the case needs correction (or
+ * its state is not known yet). Once it passes the pre-review, is accepted or refused, the notice
+ * is history and is no longer offered (再看一次告知书 beside 已受理 misled residents). */
+function noticeApplies() {
+  return Boolean(visit.noticeUrl) && (!visit.caseStatus || visit.caseStatus === "correction_needed");
 }
 
 
@@ -1123,7 +1145,7 @@ function onLeft(/** @type {string} */ reason) {
   const caseNumber = visit.caseNumber || visit.correction;
   $("done-case").hidden = !caseNumber;
   $("done-case-number").textContent = caseNumber || "";
-  $("done-notice").hidden = !visit.noticeUrl;
+  $("done-notice").hidden = !noticeApplies();
   $("done-result").textContent = visit.caseResult || "";
   $("done-result").dataset.status = visit.caseStatus || "";
   $("done-result").hidden = !visit.caseResult;
