@@ -131,6 +131,13 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await press_in_place(staff, "#verdict-passed", "待受理")
         await expect(result).to_have_text("预审通过，待受理。")
         await expect(staff.locator("#acceptance")).to_be_visible()
+        # The checklist is a record now: the marks not chosen step back, none can be pressed.
+        unchosen = staff.locator("#checklist .chip.check:not(.chosen)").first
+        await expect(unchosen).to_be_disabled()
+        await expect(unchosen).to_have_css("opacity", "0.35")
+        await expect(staff.locator("#checklist .chip.check.chosen").first).to_have_css(
+            "opacity", "1"
+        )
         await snap(staff, "console-2d-passed")
         # 不予受理 beside 受理 is outlined, not filled: refusing must not look like the next step.
         await expect(staff.locator("#case-reject")).to_have_css(
