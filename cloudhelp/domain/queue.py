@@ -184,9 +184,7 @@ async def take_many(session: AsyncSession, new: Sequence[NewTicket]) -> list[Tic
 async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[int]) -> set[int]:
     """Which of ``kiosk_ids`` have a ticket still queued or in a call (open_ticket_of_kiosk)."""
     open_tickets = await session.scalars(
-        select(Ticket.kiosk_id).where(
-            Ticket.kiosk_id.in_(kiosk_ids), HELD_BY_KIOSK_NOW
-        )
+        select(Ticket.kiosk_id).where(Ticket.kiosk_id.in_(kiosk_ids), HELD_BY_KIOSK_NOW)
     )
     return {kiosk_id for kiosk_id in open_tickets.all() if kiosk_id is not None}
 
