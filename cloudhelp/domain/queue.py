@@ -40,10 +40,13 @@ QUEUED = ("waiting", "offered")
 OPEN_STATES = ("waiting", "offered", "connected", "wrapup")
 # A kiosk holds at most one ticket in these states (a ticket in wrap-up has let it go).
 HELD_BY_KIOSK = (*QUEUED, "connected")
-# Built once: ``in_`` on a tuple makes a new bind parameter whose memoized clone set refers to
-# itself, a cycle only the GC's full pass frees (every kiosk's hello asks for its ticket: with
-# 5,000 kiosks signing in, ~2 KiB of such garbage each, counted in the server's RSS).
+# The state tests of queries that run on every hello, routing pass and board push, built once:
+# ``in_`` on a tuple makes a new bind parameter whose memoized clone set refers to itself, a
+# cycle only the GC's full pass frees (with 5,000 kiosks signing in, ~2 KiB of such garbage
+# each, counted in the server's RSS).
 HELD_BY_KIOSK_NOW = Ticket.status.in_(HELD_BY_KIOSK)
+QUEUED_NOW = Ticket.status.in_(QUEUED)
+OPEN_NOW = Ticket.status.in_(OPEN_STATES)
 
 
 class Conflict(Exception):
@@ -216,7 +219,7 @@ async def hold_queued_ticket(session: AsyncSession, kiosk_id: int, session_id: s
     One conditional UPDATE: a ticket that left the queue meanwhile is not touched."""
     stmt = (
         update(Ticket)
-        .where(Ticket.kiosk_id == kiosk_id, Ticket.status.in_(QUEUED))
+        .where(Ticket.kiosk_id == kiosk_id, QUEUED_NOW)
         .values(session_id=session_id, abandon_deadline=None)
         .returning(Ticket.id)
         .execution_options(synchronize_session=False)
@@ -560,7 +563,7 @@ def service_order(tickets: Sequence[Ticket]) -> list[Ticket]:
 
 async def queued_tickets(session: AsyncSession) -> list[Ticket]:
     """Every waiting or ringing ticket in the order of service (service_order)."""
-    stmt = select(Ticket).where(Ticket.status.in_(QUEUED)).order_by(Ticket.enqueued_at, Ticket.id)
+    stmt = select(Ticket).where(QUEUED_NOW).order_by(Ticket.enqueued_at, Ticket.id)
     return service_order(list((await session.scalars(stmt)).all()))
 
 
@@ -607,7 +610,7 @@ async def recover_after_restart(
     place. The queued tickets that now have no kiosk session are abandoned at ``abandon_at``
     unless the kiosk comes back (a later deadline already set is kept); returns each with its
     abandon deadline."""
-    open_tickets = select(Ticket).where(Ticket.status.in_(OPEN_STATES))
+    open_tickets = select(Ticket).where(OPEN_NOW)
     for ticket in (await session.scalars(open_tickets)).all():
         staff_session = await session.scalar(
             select(StaffPresence.session_id).where(
@@ -622,7 +625,7 @@ async def recover_after_restart(
             await close_after_restart(session, ticket)
         if ticket.session_id is not None and not await alive(ticket.session_id):
             ticket.session_id = None
-    unattended = select(Ticket).where(Ticket.status.in_(QUEUED), Ticket.session_id.is_(None))
+    unattended = select(Ticket).where(QUEUED_NOW, Ticket.session_id.is_(None))
     deadlines: dict[int, datetime] = {}
     for ticket in (await session.scalars(unattended)).all():
         if ticket.abandon_deadline is None or ticket.abandon_deadline < abandon_at:
