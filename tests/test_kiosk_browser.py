@@ -1001,23 +1001,31 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await staff.click("#ring-accept")
         assert await wait_for_video(kiosk, "#remote-main") > 0
         # Before the reload: the resident's photo (kept on the server) and a chat line. The
-        # photo is shown first: 不发送，重拍 sends nothing, shows the live picture and counts
-        # down, then shows the new photo; 发送给工作人员 sends it; Escape in a retake's countdown
-        # gives up (nothing sent).
+        # photo is shown first: 不发送 (a touch, or Escape) sends nothing; 重拍一张 shows the
+        # live picture and counts down (不发送 stops it), then shows the new photo; 发送给工作人员
+        # sends it.
         await kiosk.click("#photo")
         await expect(kiosk.locator("#photo-overlay")).to_be_visible()
         await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
         await expect(kiosk.locator("#photo-send")).to_be_focused()
         await snap(kiosk, "kiosk-photo-shown-before-it-goes")
+        await kiosk.click("#photo-cancel")
+        await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
+        await kiosk.click("#photo")
+        await expect(kiosk.locator("#photo-send")).to_be_focused()
+        await kiosk.keyboard.press("Escape")
+        await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
+        await kiosk.click("#photo")
         await kiosk.click("#photo-retake")
         countdown = kiosk.locator("#photo-countdown")
         await expect(countdown).to_have_text("3 秒后重新拍照")
         await expect(kiosk.locator("#photo-title")).to_have_text("把材料对准摄像头，拿稳")
         await expect(kiosk.locator("#photo-live")).to_be_visible()
         await expect(kiosk.locator("#photo-send")).to_be_hidden()
+        await expect(kiosk.locator("#photo-cancel")).to_be_focused()
         await snap(kiosk, "kiosk-photo-retake-countdown")
         await expect(countdown).to_have_text("2 秒后重新拍照")
-        await kiosk.keyboard.press("Escape")
+        await kiosk.click("#photo-cancel")
         await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
         await kiosk.click("#photo")
         await kiosk.click("#photo-retake")

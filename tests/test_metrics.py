@@ -295,6 +295,29 @@ async def _stored_rows(database: Database, day: date) -> list[dict]:
         return [{k: v for k, v in r.items() if k not in ("id", "computed_at")} for r in rows]
 
 
+async def test_generated_history_numbers_each_cases_notices_by_its_own_rounds(demo_engine) -> None:
+    """The demo's history: a case's correction notices are its rounds 1, 2, … (not a count
+    across cases), its ``rounds`` is 1 + the corrected materials it got back, and a case
+    waiting for correction has the notice of its current round (else the board shows a false
+    补正告知超时)."""
+    database = Database(demo_engine)
+    await history.generate(database, 20, tickets_per_day=160, until=at(15, 0))
+    async with database.read() as s:
+        cases = list((await s.scalars(select(Case))).all())
+        notices = list((await s.scalars(select(CorrectionNotice))).all())
+    rounds: dict[int, list[int]] = {}
+    for notice in notices:
+        rounds.setdefault(notice.case_id, []).append(notice.round)
+    corrected = [case for case in cases if case.id in rounds]
+    assert len(corrected) > 20, "the history has cases with corrections"
+    for case in corrected:
+        issued = sorted(rounds[case.id])
+        assert issued == list(range(1, len(issued) + 1)), (case.number, issued)
+        waiting = case.status == "correction_needed"
+        assert case.rounds == len(issued) + (0 if waiting else 1), (case.number, case.status)
+    assert any(case.status == "correction_needed" for case in corrected)
+
+
 async def test_an_open_day_is_rebuilt_from_its_changed_tickets_as_a_full_build_would(
     demo_engine,
 ) -> None:

@@ -272,6 +272,10 @@ async def _number_tickets(
             row["number"] = queue.ticket_number(category.letter, first + offset)
 
 
+# Corrected materials back: the case's next round of pre-review (cases.move).
+_BACK_TO_REVIEW = ("correction_needed", "pre_review")
+
+
 async def _cases(
     session: AsyncSession,
     world: _World,
@@ -321,7 +325,7 @@ async def _cases(
             "applicant_name": f"居民{rng.randint(1000, 9999)}",
             "applicant_phone": f"139{rng.randint(0, 99_999_999):08d}",
             "applicant_id_number": _id_number(rng), "status": happened[-1][1],
-            "rounds": 1 + sum(1 for _f, to, _a in happened if to == "correction_needed"),
+            "rounds": 1 + sum(1 for step in happened if step[:2] == _BACK_TO_REVIEW),
             "created_at": created, "accepted_at": reached.get("accepted"),
             "concluded_at": reached.get("concluded"), "not_accepted_reason": "",
         })  # fmt: skip
@@ -331,12 +335,15 @@ async def _cases(
     notices: list[dict[str, Any]] = []
     for case_id, (staff_id, happened) in zip(case_ids, timelines, strict=True):
         actor = world.usernames[staff_id]
+        round_now = 1  # as cases.move counts: corrected materials start the next round
         for from_state, to_state, at in happened:
             events.append({"case_id": case_id, "from_state": from_state, "to_state": to_state,
                            "at": at, "actor": actor, "reason": ""})  # fmt: skip
             if to_state == "correction_needed":
-                notices.append({"case_id": case_id, "round": len(notices) + 1, "issued_at": at,
+                notices.append({"case_id": case_id, "round": round_now, "issued_at": at,
                                 "issued_by": actor, "items": []})  # fmt: skip
+            elif (from_state, to_state) == _BACK_TO_REVIEW:
+                round_now += 1
     await _insert(session, world.ids, CaseEvent.__table__, events)
     await _insert(session, world.ids, CorrectionNotice.__table__, notices)
 

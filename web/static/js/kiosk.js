@@ -1013,10 +1013,11 @@ async function takePhoto() {
 }
 
 /**
- * The photo just taken, shown before it goes: 发送给工作人员 sends it, Escape drops it — a
- * blurred page or a face caught by mistake never reaches staff. 不发送，重拍 shows the live
+ * The photo just taken, shown before it goes: 发送给工作人员 sends it, 不发送 (or Escape) drops
+ * it — a blurred page or a face caught by mistake never reaches staff. 重拍一张 shows the live
  * picture with a countdown of RETAKE_SECONDS (time to hold the page straight, both hands on
- * it), then takes the new photo and shows it the same way. The call ending meanwhile drops it.
+ * it), then takes the new photo and shows it the same way; 不发送 stops the countdown. The
+ * call ending meanwhile drops it.
  */
 const photoCheck = {
   /** @type {{blob: Blob, name: string, url: string} | null} */
@@ -1033,7 +1034,8 @@ function showPhoto(blob, name) {
   $("photo-preview").src = url;
   $("photo-preview").alt = t("kiosk.photo.title");
   $("photo-preview").hidden = false;
-  $("photo-actions").hidden = false;
+  $("photo-send").hidden = false;
+  $("photo-retake").hidden = false;
   titlePhoto("kiosk.photo.title");
   $("photo-overlay").hidden = false;
   $("photo-send").focus();
@@ -1063,20 +1065,21 @@ function dropPhoto() {
   $("photo-overlay").hidden = true;
 }
 
-/** 不发送，重拍: the live picture and a countdown, then a new photo (none without a camera). */
+/** 重拍一张: the live picture and a countdown, then a new photo (none without a camera). */
 function retakePhoto() {
   clearPhoto();
   if (!visit.stream?.getVideoTracks()[0]) { dropPhoto(); return; }
   titlePhoto("kiosk.photo.hold");
   $("photo-preview").hidden = true;
-  $("photo-actions").hidden = true;
+  $("photo-send").hidden = true;
+  $("photo-retake").hidden = true;
   $("photo-live").srcObject = visit.stream;
   $("photo-live").hidden = false;
   let left = RETAKE_SECONDS;
   const say = () => { $("photo-countdown").textContent = t("kiosk.photo.countdown", { seconds: left }); };
   say();
   $("photo-countdown").hidden = false;
-  $("photo-countdown").focus();  // Escape gives up (the overlay's keys)
+  $("photo-cancel").focus();  // 不发送 (or Escape) gives up
   photoCheck.countdown = window.setInterval(() => {
     left -= 1;
     if (left > 0) { say(); return; }
@@ -1445,6 +1448,7 @@ function wire() {
   $("photo").onclick = () => takePhoto();
   $("photo-send").onclick = () => sendPhoto();
   $("photo-retake").onclick = () => retakePhoto();
+  $("photo-cancel").onclick = () => dropPhoto();
   $("photo-overlay").onkeydown = (/** @type {KeyboardEvent} */ e) => { if (e.key === "Escape") dropPhoto(); };
   $("switch-camera").onclick = () => switchCamera();
   $("share-screen").onclick = () => toggleScreen().catch(() => {});
