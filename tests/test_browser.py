@@ -137,6 +137,10 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             files=[{"name": "申请书样表.pdf", "mimeType": "application/pdf", "buffer": sample}],
         )
         await expect(kiosk.locator("#files-received li")).to_have_count(1, timeout=30_000)
+        # The console's line says it went: no progress bar left at 100 %.
+        sent_line = staff.locator("#files li", has_text="申请书样表.pdf")
+        await expect(sent_line.locator(".label")).to_have_text("申请书样表.pdf 已发送")
+        await expect(sent_line.locator("progress")).to_have_count(0)
         sample_digest = hashlib.sha256(sample).hexdigest()
         for _ in range(100):
             async with server.state.db.read() as session:

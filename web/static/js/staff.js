@@ -1219,6 +1219,11 @@ async function sendFiles(picked) {
       /** @type {any} */ (li.querySelector(".label")).textContent = t(key, { name: file.name });
       continue;
     }
+    // Sent: the line says so, its progress bar gone (a full bar read as still sending).
+    const li = v.fileItems.get(sent.id);
+    li?.querySelector("progress")?.remove();
+    const label = li?.querySelector(".label");
+    if (label) label.textContent = t("staff.call.sent", { name: file.name });
     if (v.ticket) await keepSent(v, file, sent);
   }
 }
