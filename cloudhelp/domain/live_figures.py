@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cloudhelp.domain.queue import QUEUED_NOW
+from cloudhelp.domain.queue import IS_QUEUED
 from cloudhelp.store.models import Department, Ticket, TicketFile
 
 
@@ -40,7 +40,7 @@ async def live_figures(session: AsyncSession, now: datetime) -> LiveFigures:
             func.count(Ticket.id),
             func.min(Ticket.enqueued_at),
         )
-        .where(QUEUED_NOW)
+        .where(IS_QUEUED)
         .group_by(Ticket.department_id)
     )
     waiting = {row[0]: (row[1], row[2]) for row in await session.execute(queued)}

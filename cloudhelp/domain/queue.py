@@ -44,9 +44,9 @@ HELD_BY_KIOSK = (*QUEUED, "connected")
 # ``in_`` on a tuple makes a new bind parameter whose memoized clone set refers to itself, a
 # cycle only the GC's full pass frees (with 5,000 kiosks signing in, ~2 KiB of such garbage
 # each, counted in the server's RSS).
-HELD_BY_KIOSK_NOW = Ticket.status.in_(HELD_BY_KIOSK)
-QUEUED_NOW = Ticket.status.in_(QUEUED)
-OPEN_NOW = Ticket.status.in_(OPEN_STATES)
+IS_HELD_BY_KIOSK = Ticket.status.in_(HELD_BY_KIOSK)
+IS_QUEUED = Ticket.status.in_(QUEUED)
+IS_OPEN = Ticket.status.in_(OPEN_STATES)
 
 
 class Conflict(Exception):
@@ -187,7 +187,7 @@ async def take_many(session: AsyncSession, new: Sequence[NewTicket]) -> list[Tic
 async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[int]) -> set[int]:
     """Which of ``kiosk_ids`` have a ticket still queued or in a call (open_ticket_of_kiosk)."""
     open_tickets = await session.scalars(
-        select(Ticket.kiosk_id).where(Ticket.kiosk_id.in_(kiosk_ids), HELD_BY_KIOSK_NOW)
+        select(Ticket.kiosk_id).where(Ticket.kiosk_id.in_(kiosk_ids), IS_HELD_BY_KIOSK)
     )
     return {kiosk_id for kiosk_id in open_tickets.all() if kiosk_id is not None}
 
@@ -195,7 +195,7 @@ async def kiosks_with_open_tickets(session: AsyncSession, kiosk_ids: Sequence[in
 async def kiosk_sessions(session: AsyncSession) -> dict[str, int]:
     """Every kiosk session a ticket the kiosk holds names: session id → kiosk id."""
     stmt = select(Ticket.session_id, Ticket.kiosk_id).where(
-        HELD_BY_KIOSK_NOW,
+        IS_HELD_BY_KIOSK,
         Ticket.session_id.is_not(None),
         Ticket.kiosk_id.is_not(None),
     )
@@ -207,7 +207,7 @@ async def open_ticket_of_kiosk(session: AsyncSession, kiosk_id: int) -> Ticket |
     """The kiosk's ticket that is still queued or in a call (at most one)."""
     return await session.scalar(
         select(Ticket)
-        .where(Ticket.kiosk_id == kiosk_id, HELD_BY_KIOSK_NOW)
+        .where(Ticket.kiosk_id == kiosk_id, IS_HELD_BY_KIOSK)
         .order_by(Ticket.id.desc())
         .limit(1)
     )
@@ -219,7 +219,7 @@ async def hold_queued_ticket(session: AsyncSession, kiosk_id: int, session_id: s
     One conditional UPDATE: a ticket that left the queue meanwhile is not touched."""
     stmt = (
         update(Ticket)
-        .where(Ticket.kiosk_id == kiosk_id, QUEUED_NOW)
+        .where(Ticket.kiosk_id == kiosk_id, IS_QUEUED)
         .values(session_id=session_id, abandon_deadline=None)
         .returning(Ticket.id)
         .execution_options(synchronize_session=False)
@@ -563,7 +563,7 @@ def service_order(tickets: Sequence[Ticket]) -> list[Ticket]:
 
 async def queued_tickets(session: AsyncSession) -> list[Ticket]:
     """Every waiting or ringing ticket in the order of service (service_order)."""
-    stmt = select(Ticket).where(QUEUED_NOW).order_by(Ticket.enqueued_at, Ticket.id)
+    stmt = select(Ticket).where(IS_QUEUED).order_by(Ticket.enqueued_at, Ticket.id)
     return service_order(list((await session.scalars(stmt)).all()))
 
 
@@ -610,7 +610,7 @@ async def recover_after_restart(
     place. The queued tickets that now have no kiosk session are abandoned at ``abandon_at``
     unless the kiosk comes back (a later deadline already set is kept); returns each with its
     abandon deadline."""
-    open_tickets = select(Ticket).where(OPEN_NOW)
+    open_tickets = select(Ticket).where(IS_OPEN)
     for ticket in (await session.scalars(open_tickets)).all():
         staff_session = await session.scalar(
             select(StaffPresence.session_id).where(
@@ -625,7 +625,7 @@ async def recover_after_restart(
             await close_after_restart(session, ticket)
         if ticket.session_id is not None and not await alive(ticket.session_id):
             ticket.session_id = None
-    unattended = select(Ticket).where(QUEUED_NOW, Ticket.session_id.is_(None))
+    unattended = select(Ticket).where(IS_QUEUED, Ticket.session_id.is_(None))
     deadlines: dict[int, datetime] = {}
     for ticket in (await session.scalars(unattended)).all():
         if ticket.abandon_deadline is None or ticket.abandon_deadline < abandon_at:

@@ -328,7 +328,7 @@ async function goHome() {
     const button = document.createElement("button");
     button.className = "chip big";
     button.textContent = `${c.letter} · ${c.name}`;
-    button.onclick = () => search({ category: c.code }, button.textContent || "");
+    button.onclick = () => search({ category: c.code }, button.textContent || "");  // its name heads the list
     return button;
   }));
 }
@@ -350,17 +350,17 @@ function renderTiles(target, items) {
 }
 
 /**
- * The items found by words, or in a category (`category`: its chip's text, the list's heading,
- * brought into view: the chips are below the list).
- * @param {{q?: string, category?: string}} query @param {string} [category]
+ * The items found by words (headed 搜索结果), or in a category (headed `heading`, its chip's
+ * text, and brought into view: the chips are below the list).
+ * @param {{q?: string, category?: string}} query @param {string} [heading]
  */
-async function search(query, category) {
+async function search(query, heading) {
   const params = new URLSearchParams({ limit: "30", ...query });
   const body = await api(`/api/v1/items?${params}`);
   const title = $("results-title");
-  if (category) {
+  if (heading) {
     delete title.dataset.i18n;  // a category's name, not a catalog text
-    title.textContent = category;
+    title.textContent = heading;
   } else {
     title.dataset.i18n = "kiosk.home.results";
     title.textContent = t("kiosk.home.results");
@@ -373,7 +373,7 @@ async function search(query, category) {
     none.textContent = t("kiosk.home.none");
     $("results").append(none);
   }
-  if (category) $("results-block").scrollIntoView({ block: "start", behavior: "smooth" });
+  if (heading) $("results-block").scrollIntoView({ block: "start", behavior: "smooth" });
 }
 
 async function openItem(/** @type {string} */ code) {
@@ -1033,16 +1033,22 @@ function showPhoto(blob, name) {
   photoCheck.pending = { blob, name, url };
   $("photo-preview").src = url;
   $("photo-preview").alt = t("kiosk.photo.title");
-  $("photo-preview").hidden = false;
-  $("photo-send").hidden = false;
-  $("photo-retake").hidden = false;
-  titlePhoto("kiosk.photo.title");
+  photoStage(false);
   $("photo-overlay").hidden = false;
   $("photo-send").focus();
 }
 
-/** The photo question's heading (kept as its catalog key, for a change of language). */
-function titlePhoto(/** @type {string} */ key) {
+/**
+ * What the photo question shows: the photo taken, with 发送给工作人员 and 重拍一张 (`live`
+ * false), or the live picture and the retake's countdown (`live` true); 不发送 always. Its
+ * heading is kept as a catalog key, for a change of language.
+ * @param {boolean} live
+ */
+function photoStage(live) {
+  for (const id of ["photo-preview", "photo-send", "photo-retake"]) $(id).hidden = live;
+  for (const id of ["photo-live", "photo-countdown"]) $(id).hidden = !live;
+  $("photo-live").srcObject = live ? visit.stream : null;
+  const key = live ? "kiosk.photo.hold" : "kiosk.photo.title";
   $("photo-title").dataset.i18n = key;
   $("photo-title").textContent = t(key);
 }
@@ -1055,8 +1061,6 @@ function clearPhoto() {
   photoCheck.countdown = 0;
   $("photo-preview").removeAttribute("src");
   $("photo-live").srcObject = null;
-  $("photo-live").hidden = true;
-  $("photo-countdown").hidden = true;
 }
 
 /** The photo shown is not sent (or has been), or the retake is given up: the question goes. */
@@ -1069,16 +1073,10 @@ function dropPhoto() {
 function retakePhoto() {
   clearPhoto();
   if (!visit.stream?.getVideoTracks()[0]) { dropPhoto(); return; }
-  titlePhoto("kiosk.photo.hold");
-  $("photo-preview").hidden = true;
-  $("photo-send").hidden = true;
-  $("photo-retake").hidden = true;
-  $("photo-live").srcObject = visit.stream;
-  $("photo-live").hidden = false;
   let left = RETAKE_SECONDS;
   const say = () => { $("photo-countdown").textContent = t("kiosk.photo.countdown", { seconds: left }); };
   say();
-  $("photo-countdown").hidden = false;
+  photoStage(true);
   $("photo-cancel").focus();  // 不发送 (or Escape) gives up
   photoCheck.countdown = window.setInterval(() => {
     left -= 1;
