@@ -1008,6 +1008,8 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(kiosk.locator("#photo-overlay")).to_be_visible()
         await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
         await expect(kiosk.locator("#photo-send")).to_be_focused()
+        card = kiosk.locator("#photo-overlay .photo-card")
+        assert (problem := await outside_viewport(kiosk, card, "photo question")) is None, problem
         await snap(kiosk, "kiosk-photo-shown-before-it-goes")
         await kiosk.click("#photo-cancel")
         await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
@@ -1023,6 +1025,7 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(kiosk.locator("#photo-live")).to_be_visible()
         await expect(kiosk.locator("#photo-send")).to_be_hidden()
         await expect(kiosk.locator("#photo-cancel")).to_be_focused()
+        assert (problem := await outside_viewport(kiosk, card, "countdown")) is None, problem
         await snap(kiosk, "kiosk-photo-retake-countdown")
         await expect(countdown).to_have_text("2 秒后重新拍照")
         await kiosk.click("#photo-cancel")
@@ -1033,6 +1036,10 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(kiosk.locator("#photo-title")).to_have_text("照片拍得清楚吗？")
         await expect(countdown).to_be_hidden()
         await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
+        await kiosk.locator("#elderly").dispatch_event("click")  # 大字模式 (under the overlay)
+        assert (problem := await outside_viewport(kiosk, card, "photo, 大字模式")) is None, problem
+        await snap(kiosk, "kiosk-photo-shown-large-type")
+        await kiosk.locator("#elderly").dispatch_event("click")
         await kiosk.click("#photo-send")
         await expect(staff.locator("#files li[data-saved] img")).to_have_count(1, timeout=30_000)
         await expect(kiosk.locator("#files-sent li")).to_have_count(1)  # the retaken one only
