@@ -137,10 +137,11 @@ async def test_formulas_match_a_hand_computed_day(demo_engine) -> None:
     )
     assert day["abandon_rate"] == 1 / 5
     # waits: 60, 240, 300 (midnight), 600 (transfer); the 90th-percentile rank (3.6 of 4)
-    # lies in the bucket (480, 600], whose upper edge is the largest wait.
-    assert day["wait_mean_s"] == 300 and day["wait_p90_s"] == 600
-    # handling: 660 each; the bucket (600, 720] is capped by the largest value seen.
-    assert day["handling_mean_s"] == 660 and day["handling_p90_s"] == 660
+    # lies 0.6 of the way into the bucket (480, 600], which holds one wait.
+    assert day["wait_mean_s"] == 300 and day["wait_p90_s"] == pytest.approx(480 + 120 * 0.6)
+    # handling: 660 each; the bucket (600, 720] ends at the largest value seen.
+    assert day["handling_mean_s"] == 660
+    assert day["handling_p90_s"] == pytest.approx(600 + 60 * 3.6 / 4)
     assert day["service_level"] == 1 / 4
     assert (day["ratings"], day["good_rate"], day["rating_response_rate"]) == (2, 0.5, 0.5)
     assert day["trips_saved"] == 4
@@ -161,17 +162,25 @@ async def test_formulas_match_a_hand_computed_day(demo_engine) -> None:
     assert hot == [{"code": "NYNC-002", "name": item.name, "tickets": 6}]
 
 
-def test_percentile_from_histogram_is_an_upper_bound_within_one_bucket() -> None:
+def test_percentile_from_histogram_interpolates_inside_its_bucket() -> None:
     counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-    for seconds in range(1, 101):  # 1 … 100 s
+    for seconds in range(1, 101):  # 1 … 100 s, spread evenly: the reading is exact
         counts[bisect.bisect_left(HISTOGRAM_EDGES, seconds)] += 1
-    # The nearest-rank p90 is 90 s, an edge; p50 is 50 s, inside the bucket (45, 60].
-    assert metrics.percentile_from_histogram(counts, 100, 0.9) == 90
-    assert metrics.percentile_from_histogram(counts, 100, 0.5) == 60
+    assert metrics.percentile_from_histogram(counts, 100, 0.9) == 90  # on an edge
+    assert metrics.percentile_from_histogram(counts, 100, 0.5) == 50  # inside (45, 60]
     assert metrics.percentile_from_histogram([0] * len(counts), 0, 0.9) is None
+    # Ten waits of 8-9 minutes and one of 20: p90 falls in (480, 600], not on its edge.
     counts = [0] * (len(HISTOGRAM_EDGES) + 1)
-    counts[-1] = 3  # beyond the last edge: the largest value answers
-    assert metrics.percentile_from_histogram(counts, 9000, 0.9) == 9000
+    counts[bisect.bisect_left(HISTOGRAM_EDGES, 500)] = 10
+    counts[bisect.bisect_left(HISTOGRAM_EDGES, 1200)] = 1
+    assert metrics.percentile_from_histogram(counts, 1200, 0.9) == pytest.approx(480 + 120 * 9.9 / 10)
+    # Capped by the largest value seen: one wait of 95 s reads 95, not the edge 120.
+    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
+    counts[bisect.bisect_left(HISTOGRAM_EDGES, 95)] = 1
+    assert metrics.percentile_from_histogram(counts, 95, 0.9) == pytest.approx(90 + 5 * 0.9)
+    counts = [0] * (len(HISTOGRAM_EDGES) + 1)
+    counts[-1] = 3  # beyond the last edge: the bucket ends at the largest value
+    assert metrics.percentile_from_histogram(counts, 9000, 0.9) == pytest.approx(7200 + 1800 * 0.9)
 
 
 async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine) -> None:

@@ -524,18 +524,21 @@ async def refresh(
 
 
 def percentile_from_histogram(counts: list[int], maximum: float, q: float) -> float | None:
-    """The upper edge of the bucket holding the q-th rank, capped by the largest value seen:
-    an upper bound on the nearest-rank percentile, exact to within one bucket."""
+    """The q-th percentile, read from the histogram: linear inside the bucket that holds the
+    q-th rank (as if its values were spread evenly between its edges), capped by the largest
+    value seen, so it is always within that bucket. The last bucket ends at ``maximum``."""
     total = sum(counts)
     if total == 0:
         return None
     rank = q * total
     seen = 0
     for index, count in enumerate(counts):
+        if count and seen + count >= rank:
+            lower = HISTOGRAM_EDGES[index - 1] if index > 0 else 0
+            upper = HISTOGRAM_EDGES[index] if index < len(HISTOGRAM_EDGES) else maximum
+            upper = max(lower, min(upper, maximum))
+            return float(lower + (upper - lower) * (rank - seen) / count)
         seen += count
-        if seen >= rank and count:
-            edge = HISTOGRAM_EDGES[index] if index < len(HISTOGRAM_EDGES) else maximum
-            return float(min(edge, maximum))
     return float(maximum)
 
 
