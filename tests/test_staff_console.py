@@ -131,6 +131,9 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await press_in_place(staff, "#verdict-passed", "待受理")
         await expect(result).to_have_text("预审通过，待受理。")
         await expect(staff.locator("#acceptance")).to_be_visible()
+        # The round's "please check again" is done; the last round's marks stay as a record.
+        await expect(staff.locator("#round-info")).to_be_hidden()
+        await expect(fourth.locator(".previous")).to_be_visible()
         # The checklist is a record now: the marks not chosen step back, none can be pressed.
         unchosen = staff.locator("#checklist .chip.check:not(.chosen)").first
         await expect(unchosen).to_be_disabled()

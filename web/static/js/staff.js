@@ -480,8 +480,12 @@ function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
   $("verdict").hidden = !reviewing;
   $("acceptance").hidden = found.status.code !== "awaiting_acceptance";
   showCaseResult(found);
-  // Marks are made in pre-review only; after the verdict the checklist is a record.
-  if (!reviewing) $("carry-ok").hidden = true;
+  // Marks are made in pre-review only; after the verdict the checklist is a record (and the
+  // round's "请重新核验" is done: the previous marks stay beside each material).
+  if (!reviewing) {
+    $("carry-ok").hidden = true;
+    $("round-info").hidden = true;
+  }
   document.querySelectorAll("#checklist button, #checklist select, #checklist input").forEach((el) => {
     const control = /** @type {any} */ (el);
     control.disabled = !reviewing;
