@@ -21,6 +21,7 @@ from cloudhelp.store.models import (
     ServiceItem,
     Staff,
     Ticket,
+    TimeoutWarning,
     utcnow,
 )
 from tests.callkit import running_server
@@ -162,6 +163,11 @@ async def test_late_correction_notice_and_follow_up(demo_engine) -> None:
     waiting = await add_case(database, "NYNC-002", status="correction_needed", rounds=1)
     assert await kinds_at(database, T0 + timedelta(days=5)) == (set(), set())
     assert await kinds_at(database, T0 + timedelta(days=5, minutes=1)) == ({"notice_late"}, set())
+    async with database.read() as s:
+        late = await s.scalar(select(TimeoutWarning).where(TimeoutWarning.kind == "notice_late"))
+    # The board shows when the notice was due (five days after the case opened), not how long
+    # the warning has been up.
+    assert late is not None and late.detail["due"] == local_date(T0 + timedelta(days=5)).isoformat()
     async with database.write() as s:
         s.add(CorrectionNotice(case_id=waiting.id, round=1, issued_by="zhaogang", items=[]))
         # The frequent ticket-only check leaves case warnings alone …
