@@ -193,6 +193,12 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await snap(page, "reports-2-peak-hours-and-hot-items")
         await page.locator("#table-staff").scroll_into_view_if_needed()
         await snap(page, "reports-3-tables")
+        # A staff member's tickets are those they answered: no 取号 or 放弃率 column there.
+        await expect(page.locator("#table-station tr").first).to_contain_text("取号")
+        await expect(page.locator("#table-station tr").first).to_contain_text("放弃率")
+        await expect(page.locator("#table-staff tr").first).not_to_contain_text("取号")
+        await expect(page.locator("#table-staff tr").first).not_to_contain_text("放弃率")
+        await expect(page.locator("#table-staff tr").first).to_contain_text("90% 等待")
         # Cases due: the first twelve, each a link to its case; the rest on demand.
         due = report["cases"]["overdue"] + report["cases"]["due_soon"]
         lines = page.locator("#cases .due-list li")

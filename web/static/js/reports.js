@@ -111,17 +111,26 @@ function renderHot() {
 }
 
 /** @param {string} by */
+/**
+ * A table's columns. A staff member's tickets are those they answered: their 取号 would repeat
+ * 接通, and their 放弃率 always read 0 (a resident who gave up waiting gave up on the queue, not
+ * on them). The CSV keeps every figure. @param {string} by
+ */
+const columnsOf = (by) => ["name", ...(by === "staff" ? COLUMNS.filter((c) => !NOT_PER_STAFF.has(c)) : COLUMNS)];
+const NOT_PER_STAFF = new Set(["tickets", "abandon_rate"]);
+
 function renderTable(by) {
   const rows = report.tables[by];
+  const columns = columnsOf(by);
   const head = document.createElement("tr");
-  for (const column of ["name", ...COLUMNS]) {
+  for (const column of columns) {
     const th = document.createElement("th");
     th.textContent = column === "name" ? t(`reports.group.${by}`) : t(`metric.${column}`);
     head.append(th);
   }
   const body = rows.map((/** @type {any} */ row) => {
     const tr = document.createElement("tr");
-    for (const column of ["name", ...COLUMNS]) {
+    for (const column of columns) {
       const td = document.createElement("td");
       td.textContent = column === "name" ? row.name : show(column, row[column]);
       tr.append(td);
@@ -131,7 +140,7 @@ function renderTable(by) {
   if (!rows.length) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
-    td.colSpan = COLUMNS.length + 1;
+    td.colSpan = columns.length;
     td.textContent = t("reports.none");
     tr.append(td);
     body.push(tr);
