@@ -297,8 +297,9 @@ async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
 
 
 async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: str) -> None:
-    """A category chip lists its items under the category's name (not 搜索结果), brought into
-    view (the chips are below the list); words typed in the search box are 搜索结果 again."""
+    """A category chip lists its items under the category's name (not 搜索结果), under the
+    chips, brought into view with them; words typed in the search box are 搜索结果 again,
+    under the box."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": 1280, "height": 720})
@@ -311,9 +312,26 @@ async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: st
         await expect(title).to_have_text(name)
         await expect(kiosk.locator("#results .tile").first).to_be_visible()
         await expect(title).to_be_in_viewport(ratio=1)
+        # The chip listed is marked chosen (the only one); the chips stay in view above the list.
+        await expect(chip).to_have_attribute("aria-pressed", "true")
+        await expect(chip).to_be_in_viewport(ratio=1)
+        assert await kiosk.evaluate(
+            "document.getElementById('categories').nextElementSibling.id === 'results-block'"
+        )
+        await expect(kiosk.locator("#categories .chip.chosen")).to_have_count(1)
         await snap(kiosk, "kiosk-category-listed")
+        second = kiosk.locator("#categories .chip").nth(1)
+        await second.click()
+        await expect(title).to_have_text((await second.text_content()) or "")
+        await expect(second).to_have_attribute("aria-pressed", "true")
+        await expect(chip).to_have_attribute("aria-pressed", "false")
         await kiosk.fill("#search", "渔业")
         await expect(title).to_have_text("搜索结果")
+        await expect(kiosk.locator("#categories .chip.chosen")).to_have_count(0)
+        assert await kiosk.evaluate(
+            "document.getElementById('search').nextElementSibling.id === 'results-block'"
+        )
+        await snap(kiosk, "kiosk-search-listed")
         await expect(kiosk.locator("#results .tile").first).to_contain_text("渔业")
 
 

@@ -327,6 +327,8 @@ async function goHome() {
   $("categories").replaceChildren(...categories.categories.map((/** @type {any} */ c) => {
     const button = document.createElement("button");
     button.className = "chip big";
+    button.dataset.category = c.code;
+    button.setAttribute("aria-pressed", "false");
     button.textContent = `${c.letter} · ${c.name}`;
     button.onclick = () => search({ category: c.code }, button.textContent || "");  // its name heads the list
     return button;
@@ -350,8 +352,9 @@ function renderTiles(target, items) {
 }
 
 /**
- * The items found by words (headed 搜索结果), or in a category (headed `heading`, its chip's
- * text, and brought into view: the chips are below the list).
+ * The items found by words (headed 搜索结果, under the search box), or in a category (headed
+ * `heading`, its chip's text, under the chips: brought into view with the chips above it, so
+ * another category is one touch away).
  * @param {{q?: string, category?: string}} query @param {string} [heading]
  */
 async function search(query, heading) {
@@ -365,7 +368,11 @@ async function search(query, heading) {
     title.dataset.i18n = "kiosk.home.results";
     title.textContent = t("kiosk.home.results");
   }
-  $("results-block").hidden = false;
+  const block = $("results-block");
+  if (query.category) $("categories").after(block);
+  else $("search").after(block);
+  block.hidden = false;
+  markCategory(query.category);
   renderTiles($("results"), body.items);
   if (!body.items.length) {
     const none = document.createElement("p");
@@ -373,7 +380,16 @@ async function search(query, heading) {
     none.textContent = t("kiosk.home.none");
     $("results").append(none);
   }
-  if (heading) $("results-block").scrollIntoView({ block: "start", behavior: "smooth" });
+  if (heading) $("categories-title").scrollIntoView({ block: "start", behavior: "smooth" });
+}
+
+/** The chip of the category listed is marked chosen; none while words are searched. @param {string} [code] */
+function markCategory(code) {
+  document.querySelectorAll("#categories .chip").forEach((chip) => {
+    const on = /** @type {HTMLElement} */ (chip).dataset.category === code;
+    chip.classList.toggle("chosen", on);
+    chip.setAttribute("aria-pressed", String(on));
+  });
 }
 
 async function openItem(/** @type {string} */ code) {
@@ -1416,7 +1432,13 @@ function wire() {
   $("search").oninput = () => {
     clearTimeout(typing);
     const q = $("search").value.trim();
-    typing = window.setTimeout(() => (q ? search({ q }) : ($("results-block").hidden = true)), 250);
+    typing = window.setTimeout(() => {
+      if (q) search({ q });
+      else {
+        $("results-block").hidden = true;
+        markCategory();
+      }
+    }, 250);
   };
   document.querySelectorAll("[data-go=home]").forEach((el) => {
     /** @type {HTMLElement} */ (el).onclick = () => goHome();
