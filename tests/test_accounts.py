@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloudhelp.core import workers
 from cloudhelp.core.throttle import FailureThrottle
@@ -21,7 +21,7 @@ from cloudhelp.domain import accounts, passwords
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.account_routes import THROTTLE_KEY
 from cloudhelp.media.peer import ProtocolError
-from cloudhelp.store.models import Kiosk, utcnow
+from cloudhelp.store.models import AuditEvent, Kiosk, utcnow
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.helpers import demo_database, run_cli
@@ -82,6 +82,29 @@ async def test_staff_login_logout_and_roles(sqlite_demo_url: str) -> None:
             assert r.status == 401
         with pytest.raises(ProtocolError, match="auth_failed"):
             await server.connect({"kind": "staff", "token": token})
+
+
+async def test_signout_form_goes_back_to_a_page_of_this_site_only(sqlite_demo_url: str) -> None:
+    """POST /signout (退出 on every signed-in page): signed out, audited, and sent back to the
+    page it came from; a ``next`` naming another site sends to the home page instead."""
+    async with running_server(sqlite_demo_url) as server:
+        for asked, sent_to in (("/board", "/board"), ("/cases/210211-20261204-0005",
+                               "/cases/210211-20261204-0005"), ("//evil.example/x", "/"),
+                               ("/\\evil.example", "/"), ("https://evil.example/", "/"),
+                               ("", "/")):  # fmt: skip
+            cookies = {STAFF_COOKIE: await server.staff_token("sunhua")}
+            async with server.http.post(
+                "/signout", data={"next": asked}, cookies=cookies, allow_redirects=False
+            ) as r:
+                assert r.status == 303 and r.headers["Location"] == sent_to, (asked, r.headers)
+                assert r.cookies[STAFF_COOKIE].value == ""
+            async with server.http.get("/api/v1/auth/me", cookies=cookies) as r:
+                assert r.status == 401
+        async with server.state.db.read() as s:
+            signed_out = await s.scalar(
+                select(func.count()).where(AuditEvent.action == "auth.sign_out")
+            )
+        assert signed_out == 6
 
 
 def _browser_at(server: CallServer, address: str) -> ClientSession:

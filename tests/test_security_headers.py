@@ -49,7 +49,7 @@ def _assert_headers(headers: Mapping[str, str], frame_ancestors: str) -> None:
     assert directives["connect-src"] == "'self'"
     assert directives["frame-ancestors"] == frame_ancestors
     assert headers["X-Frame-Options"] == ("DENY" if frame_ancestors == "'none'" else "SAMEORIGIN")
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
     assert headers["X-Content-Type-Options"] == "nosniff"
     permissions = headers["Permissions-Policy"]
     for feature in ("camera=(self)", "microphone=(self)", "display-capture=(self)"):

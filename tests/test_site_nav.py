@@ -8,13 +8,14 @@ from cloudhelp.devtools import demo
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server
 from tests.test_board_browser import signed_in
+from tests.test_deadlines import presence_of
 from tests.test_logistics_browser import sign_in
 
 # How the header bar lies: how many rows its parts make (by their vertical centres), whether
 # the page scrolls sideways, and the nav links not wholly on screen.
 BAR_ROWS = """() => {
   const bar = document.querySelector(".topbar");
-  const parts = [...bar.querySelectorAll(":scope > :not(.site-nav), .site-nav > a")]
+  const parts = [...bar.querySelectorAll(":scope > :not(.site-nav), .site-nav > a, .signout > *")]
     .filter((el) => el.getClientRects().length > 0);
   const centres = [];
   for (const el of parts) {
@@ -74,6 +75,7 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
             await expect(nav.locator("a[aria-current=page]")).to_have_text(name)
             # The header names the page the supervisor is on, not only the service.
             await expect(page.locator(".topbar .brand")).to_have_text(f"云{name}")
+            await expect(page.locator("#logout")).to_be_visible()  # 退出 on every page
             await snap(page, f"nav-{path.strip('/')}")
             if path == "/logistics":
                 await expect(page.locator("#where")).to_contain_text("孙华")
@@ -83,6 +85,40 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await page.wait_for_url("**/cases/*")
         await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
         await snap(page, "nav-case")
+        # 退出 on a page without script: signed out, sent back to the case, which (for staff
+        # only) asks to sign in.
+        await page.locator("#logout").click()
+        await page.wait_for_url("**/staff*")
+        await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#site-nav")).to_be_hidden()
+        await expect(page.locator("#logout")).to_be_hidden()
+        await snap(page, "nav-case-signed-out")
+        assert (await page.request.get("/api/v1/auth/me")).status == 401
+
+
+async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) -> None:
+    """退出 on a script page: the board asks to sign in again; so does the console, whose
+    staff member leaves the queue (offline)."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        page = await new_page(browser, server.base_url)
+        await page.set_viewport_size({"width": 1600, "height": 900})
+        await signed_in(server, page, "sunhua")
+        await page.goto("/board")
+        await expect(page.locator("#wall")).to_be_visible()
+        await page.locator("#logout").click()
+        await page.wait_for_url("**/board")
+        await expect(page.locator("#signin")).to_be_visible()
+        await expect(page.locator("#wall")).to_be_hidden()
+        await expect(page.locator("#logout")).to_be_hidden()
+        await snap(page, "nav-board-signed-out")
+        await signed_in(server, page, "zhaogang")
+        await page.click("#toggle-state")
+        await expect(page.locator("#state")).to_have_text("可接听")
+        await page.locator("#logout").click()
+        await page.wait_for_url("**/staff")
+        await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#logout")).to_be_hidden()
+        assert (await presence_of(server, "zhaogang")).state == "offline"
 
 
 async def test_staff_see_only_their_pages(sqlite_demo_url: str) -> None:

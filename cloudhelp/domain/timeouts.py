@@ -261,8 +261,8 @@ async def _case_conditions(
         case, created_at, rounds = cases.CaseSummary(*row[:8]), row[8], row[9]
         days = limits.value("notice_late", case.department_id, case.item_id)
         if notice_late(created_at, now, days):
-            due = local_date(created_at + timedelta(days=days)).isoformat()
-            found.append(_case_condition(case, "notice_late", days, round=rounds, due=due))
+            notice_due = local_date(created_at + timedelta(days=days)).isoformat()
+            found.append(_case_condition(case, "notice_late", days, round=rounds, due=notice_due))
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -106,7 +107,8 @@ async def _login_of(session: AsyncSession, staff_id: int) -> str:
     return await session.scalar(select(Staff.username).where(Staff.id == staff_id)) or ""
 
 
-async def logout(request: web.Request) -> web.Response:
+async def _sign_out(request: web.Request) -> None:
+    """End the request's staff sign-in, if any: audited, and the staff member's presence ends."""
     state = AppState.of(request.app)
     token = staff_token(request)
     if token:
@@ -117,7 +119,27 @@ async def logout(request: web.Request) -> web.Response:
                                    staff_id), "auth.sign_out", subject_kind="account")  # fmt: skip
         if staff_id is not None:
             await state.callcenter.sign_out_staff(staff_id)
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _sign_out(request)
     response = web.json_response({"signed_out": True})
+    response.del_cookie(STAFF_COOKIE)
+    return response
+
+
+# Where 退出 may send the browser back to: a path of this site ("//host" or "/\host" would be
+# another site's).
+_PAGE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.\-]*")
+
+
+async def signout_page(request: web.Request) -> web.Response:
+    """退出 on a page (templates/_signout.html): signed out, then back to the page it was on,
+    which asks to sign in again."""
+    await _sign_out(request)
+    asked = str((await request.post()).get("next", "/"))
+    back = asked if _PAGE_PATH.fullmatch(asked) else "/"
+    response = web.Response(status=303, headers={"Location": back})
     response.del_cookie(STAFF_COOKIE)
     return response
 
@@ -189,6 +211,7 @@ def setup(app: web.Application, settings: Settings, throttles: Throttles) -> Non
     )
     app.router.add_post(f"{PREFIX}/auth/login", login)
     app.router.add_post(f"{PREFIX}/auth/logout", logout)
+    app.router.add_post("/signout", signout_page)
     app.router.add_get(f"{PREFIX}/auth/me", me)
     app.router.add_post(f"{PREFIX}/kiosk/enrol", enrol)
     app.router.add_post(f"{PREFIX}/admin/kiosks", admin_new_kiosk)

@@ -63,7 +63,8 @@ def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers["Content-Security-Policy"] = NOTICE_CSP if frameable else PAGE_CSP
     headers["X-Frame-Options"] = "SAMEORIGIN" if frameable else "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    # Same-origin: a page's own forms (退出) carry its Origin; other sites never see a Referer.
+    headers["Referrer-Policy"] = "same-origin"
     headers["Permissions-Policy"] = PERMISSIONS_POLICY
     headers[hdrs.SERVER] = "CloudHelp"  # no product versions
     if forwarded.is_secure(request):

@@ -474,10 +474,6 @@ async function start() {
   translate(document);
   $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); render(); };
   $("login-form").onsubmit = signIn;
-  $("logout").onclick = async () => {
-    await fetch("/api/v1/auth/logout", { method: "POST", credentials: "same-origin" });
-    location.reload();
-  };
   $("scan-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const value = $("scan").value;

@@ -3,7 +3,7 @@
 // @ts-check
 import { t } from "./i18n.js";
 
-/** Show the links `role` may open; nothing for a visitor who is not signed in. @param {string | null} role */
+/** Show the links `role` may open, and 退出; nothing for a visitor who is not signed in. @param {string | null} role */
 export function showNav(role) {
   const nav = document.getElementById("site-nav");
   if (!nav) return;
@@ -15,6 +15,8 @@ export function showNav(role) {
   });
   nav.setAttribute("aria-label", t(nav.dataset.i18nLabel || "nav.label"));
   nav.hidden = shown === 0;
+  const signOut = document.getElementById("logout");  // templates/_signout.html
+  if (signOut) signOut.hidden = !role;
 }
 
 /**

@@ -1350,11 +1350,10 @@ function wire() {
     connection?.send({ type: "wrapup.done", outcome: $("outcome").value, note: $("note").value });
     $("wrapup").hidden = true;
   };
-  $("logout").onclick = async () => {
+  // 退出 is a form (templates/_signout.html): the server signs out and sends the page back.
+  $("logout").onclick = () => {
     connection?.close();
     memory.forget();
-    await fetch("/api/v1/auth/logout", { method: "POST", credentials: "same-origin" });
-    location.reload();
   };
   $("lang").onclick = async () => {
     await setLang(lang === "zh-CN" ? "en" : "zh-CN");
