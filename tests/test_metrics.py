@@ -326,6 +326,14 @@ async def test_generated_history_numbers_each_cases_notices_by_its_own_rounds(de
         waiting = case.status == "correction_needed"
         assert case.rounds == len(issued) + (0 if waiting else 1), (case.number, case.status)
     assert any(case.status == "correction_needed" for case in corrected)
+    # Each case is linked to the session it was opened in, and that session's rating to it.
+    async with database.read() as s:
+        opened_in = dict((await s.execute(select(Ticket.case_id, Ticket.id).where(
+            Ticket.case_id.is_not(None)))).all())  # fmt: skip
+        rated = (await s.execute(select(Rating.case_id, Rating.ticket_id).where(
+            Rating.case_id.is_not(None)))).all()  # fmt: skip
+    assert set(opened_in) == {case.id for case in cases}
+    assert rated and all(opened_in[case_id] == ticket_id for case_id, ticket_id in rated)
 
 
 async def test_an_open_day_is_rebuilt_from_its_changed_tickets_as_a_full_build_would(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
@@ -331,6 +331,19 @@ async def _cases(
         })  # fmt: skip
         timelines.append((staff_id, happened))
     case_ids = await _insert(session, world.ids, Case.__table__, rows)
+    # Each case's session is the ticket it was opened in, and that session's rating is about
+    # the case, as a live call records them: the case page lists the session with its rating,
+    # and a bad rating's follow-up reaches the applicant's phone through the case.
+    links = [
+        {"opened_in": ticket["id"], "opened": case_id}
+        for (_staff, _item, ticket), case_id in zip(opened, case_ids, strict=True)
+    ]
+    tickets, ratings = Ticket.__table__, Rating.__table__
+    for link in (
+        update(tickets).where(tickets.c.id == bindparam("opened_in")),
+        update(ratings).where(ratings.c.ticket_id == bindparam("opened_in")),
+    ):
+        await session.execute(link.values(case_id=bindparam("opened")), links)
     events: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
     for case_id, (staff_id, happened) in zip(case_ids, timelines, strict=True):
