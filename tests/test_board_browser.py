@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 import openpyxl
 import pytest
 from playwright.async_api import Locator, Page, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
@@ -364,6 +364,21 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             f"接待：{served_by.display_name}"
         )
         await snap(page, "follow-ups-2-closed-shown")
+        # The closed ones come a page (50) at a time, the most recently closed first.
+        async with server.state.db.read() as s:
+            total = await s.scalar(select(func.count()).where(FollowUp.closed_at.is_not(None)))
+        closed_cards = page.locator("#list li.closed")
+        more = page.locator("#more-closed")
+        assert total and total > 52, total  # the history closes more than a page
+        await expect(closed_cards).to_have_count(52)  # the page's 50, and the 2 closed here
+        next_page = min(50, total - 52)
+        await expect(more).to_have_text(
+            f"已显示最近办结的 52 件（共 {total} 件），再显示 {next_page} 件"
+        )
+        await more.click()
+        await expect(closed_cards).to_have_count(min(total, 100))
+        await expect(closed_card).to_be_visible()  # among the most recently closed
+        await snap(page, "follow-ups-3-more-closed")
 
 
 async def test_a_late_follow_up_names_its_tickets_day(sqlite_demo_url: str) -> None:

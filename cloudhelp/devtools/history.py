@@ -18,9 +18,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
@@ -338,7 +338,7 @@ async def _cases(
         {"opened_in": ticket["id"], "opened": case_id}
         for (_staff, _item, ticket), case_id in zip(opened, case_ids, strict=True)
     ]
-    tickets, ratings = Ticket.__table__, Rating.__table__
+    tickets, ratings = cast(Table, Ticket.__table__), cast(Table, Rating.__table__)
     for link in (
         update(tickets).where(tickets.c.id == bindparam("opened_in")),
         update(ratings).where(ratings.c.ticket_id == bindparam("opened_in")),

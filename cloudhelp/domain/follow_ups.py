@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import clock
@@ -19,12 +19,17 @@ class FollowUpError(CodedError):
 
 
 async def listed(
-    session: AsyncSession, *, open_only: bool = False, overdue_only: bool = False
+    session: AsyncSession,
+    *,
+    open_only: bool = False,
+    overdue_only: bool = False,
+    closed_limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Follow-ups by due date (``overdue``: open and due before today, local time), each with
     the session it is about: day, station, who served (by name), the case and the applicant's
     phone on it; ``closed_by_name`` is the person who closed it, by the name people know (孙华),
-    not the login."""
+    not the login. With ``closed_limit``, every open one but only that many closed ones, the
+    most recently closed (a district closes thousands a year)."""
     stmt = (
         select(FollowUp, Rating, Ticket)
         .join(Rating, Rating.id == FollowUp.rating_id)
@@ -33,6 +38,14 @@ async def listed(
     )
     if open_only or overdue_only:
         stmt = stmt.where(FollowUp.closed_at.is_(None))
+    elif closed_limit is not None:
+        newest_closed = (
+            select(FollowUp.id)
+            .where(FollowUp.closed_at.is_not(None))
+            .order_by(FollowUp.closed_at.desc(), FollowUp.id.desc())
+            .limit(closed_limit)
+        )
+        stmt = stmt.where(FollowUp.closed_at.is_(None) | FollowUp.id.in_(newest_closed))
     if overdue_only:
         stmt = stmt.where(FollowUp.due_date < clock.today())
     rows = (await session.execute(stmt)).all()
@@ -46,6 +59,12 @@ async def listed(
         body["closed_by_name"] = by_login.get(body["closed_by"], body["closed_by"])
         found.append(body)
     return found
+
+
+async def closed_count(session: AsyncSession) -> int:
+    """How many follow-ups have been closed, in all."""
+    closed = select(func.count()).where(FollowUp.closed_at.is_not(None))
+    return int(await session.scalar(closed) or 0)
 
 
 def _follow_up_json(

@@ -9,11 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloudhelp.domain import follow_ups
 from cloudhelp.http.auth import current_staff
-from cloudhelp.http.bodies import parse_body, path_id
+from cloudhelp.http.bodies import parse_body, path_id, query_int
 from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import SUPERVISOR_ROLES
 
+# Closed follow-ups listed at most, and by default (the newest first); the open ones all.
+CLOSED_MAX = 1000
+CLOSED_DEFAULT = 50
 # The HTTP status of a refused follow-up operation, by its code.
 REFUSAL_STATUS = {"not_found": 404, "already_closed": 409}
 
@@ -24,16 +27,22 @@ class CloseFollowUp(BaseModel):
 
 
 async def list_follow_ups(request: web.Request) -> web.Response:
-    """Bad-rating follow-ups; ``?open=1`` only open ones, ``?overdue=1`` only overdue ones."""
+    """Bad-rating follow-ups; ``?open=1`` only open ones, ``?overdue=1`` only overdue ones;
+    otherwise every open one and the ``?closed=N`` most recently closed (default
+    CLOSED_DEFAULT), with how many were closed in all (``closed_total``)."""
     await current_staff(request, SUPERVISOR_ROLES)
+    closed = query_int(request, "closed", 0, CLOSED_MAX, default=CLOSED_DEFAULT)
     state = AppState.of(request.app)
     async with state.db.read() as session:
         found = await follow_ups.listed(
             session,
             open_only=request.query.get("open") == "1",
             overdue_only=request.query.get("overdue") == "1",
+            closed_limit=closed,
         )
-    return web.json_response({"follow_ups": found}, dumps=state.dumps)
+        closed_total = await follow_ups.closed_count(session)
+    body = {"follow_ups": found, "closed_total": closed_total}
+    return web.json_response(body, dumps=state.dumps)
 
 
 async def close_follow_up(request: web.Request) -> web.Response:

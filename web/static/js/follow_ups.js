@@ -8,7 +8,10 @@ import { supervisorSignedIn } from "./sitenav.js";
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {any[]} */
 let followUps = [];
-const CLOSED_SHOWN = 200;
+/** How many follow-ups were closed in all; the page asks for the newest `closedAsked`. */
+let closedTotal = 0;
+const CLOSED_PAGE = 50;
+let closedAsked = CLOSED_PAGE;
 
 /** The catalog's text for an API error code, never the server's English message. @param {any} body */
 
@@ -90,6 +93,7 @@ function card(f) {
     banner(done, "info");
     setTimeout(() => { if ($("banner").textContent === done) banner(null); }, 8000);
     Object.assign(f, body.follow_up);
+    closedTotal += 1;
     render();
   };
   li.append(form);
@@ -101,16 +105,21 @@ function render() {
   const open = followUps.filter((f) => !f.closed_at);
   const overdue = open.filter((f) => f.overdue).length;
   $("summary").textContent = t("followups.summary", { open: open.length, overdue });
-  // Closed ones, newest first, up to a page's worth: a district closes thousands a year.
-  const shown = showClosed ? [...open, ...followUps.filter((f) => f.closed_at).slice(0, CLOSED_SHOWN)] : open;
+  // Closed ones, newest first, a page at a time: a district closes thousands a year.
+  const closed = followUps.filter((f) => f.closed_at);
+  const shown = showClosed ? [...open, ...closed] : open;
   $("empty").hidden = shown.length > 0;
   $("list").replaceChildren(...shown.map(card));
+  const more = showClosed && closedTotal > closed.length;
+  $("more-closed").hidden = !more;
+  if (more) $("more-closed").textContent = t("followups.more_closed", { shown: closed.length, total: closedTotal, n: Math.min(CLOSED_PAGE, closedTotal - closed.length) });
 }
 
 async function load() {
-  const response = await fetch("/api/v1/follow-ups", { credentials: "same-origin" });
+  const response = await fetch(`/api/v1/follow-ups?closed=${closedAsked}`, { credentials: "same-origin" });
   const body = await response.json();
   if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
+  closedTotal = body.closed_total;
   // Open first (most overdue at the top), then the closed ones, newest first.
   followUps = body.follow_ups.sort((/** @type {any} */ a, /** @type {any} */ b) =>
     (a.closed_at ? 1 : 0) - (b.closed_at ? 1 : 0)
@@ -122,6 +131,10 @@ async function start() {
   if (!(await supervisorSignedIn())) return;
   $("page").hidden = false;
   $("show-closed").onchange = render;
+  $("more-closed").onclick = async () => {
+    closedAsked += CLOSED_PAGE;
+    await load();
+  };
   await load();
 }
 
