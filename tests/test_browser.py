@@ -7,7 +7,7 @@ import hashlib
 import os
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 from sqlalchemy import select
 
 from cloudhelp.domain import accounts
@@ -178,11 +178,27 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         )
         await staff.select_option("#checklist li[data-position='4'] .file", label="营业执照.jpg")
         await snap(staff, "staff-3-checklist")
+        # The notice's page held back: the kiosk says it is opening it, 打印 waits.
+        notice_sent = asyncio.Event()
+
+        async def held_back(route: Route) -> None:
+            await notice_sent.wait()
+            await route.continue_()
+
+        await kiosk.route("**/notices/**", held_back)
         await staff.click("#verdict-correction")
         await expect(staff.locator("#case-status")).to_have_text("待补正")
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
+        loading = kiosk.locator("#notice-loading")
+        await expect(loading).to_have_text("正在打开告知书，请稍候……")
+        await expect(kiosk.locator("#notice-print")).to_be_disabled()
+        await snap(kiosk, "kiosk-6a-notice-loading")
+        notice_sent.set()
         notice = kiosk.frame_locator("#notice-frame")
         await expect(notice.locator(".items li")).to_have_count(2)
+        await expect(loading).to_be_hidden()
+        await expect(kiosk.locator("#notice-print")).to_be_enabled()
+        await kiosk.unroute("**/notices/**")
         await snap(kiosk, "kiosk-6b-correction-notice")
         await kiosk.click("#notice-close")
 

@@ -863,8 +863,7 @@ function showNotice(/** @type {unknown} */ url) {
   }
   visit.noticeUrl = path;
   memory.set("notice", path);
-  $("notice-frame").onload = hideNoticeActions;
-  $("notice-frame").src = path;
+  loadNotice(path);
   $("notice-overlay").hidden = false;
   $("show-notice").hidden = false;
   $("done-notice").hidden = false;
@@ -873,9 +872,20 @@ function showNotice(/** @type {unknown} */ url) {
 /** A closed notice opens again from the call's toolbar or the thank-you screen. */
 function reopenNotice() {
   if (!visit.noticeUrl) return;
-  $("notice-frame").onload = hideNoticeActions;
   $("notice-overlay").hidden = false;
-  if (!$("notice-frame").src.endsWith(visit.noticeUrl)) $("notice-frame").src = visit.noticeUrl;
+  if (!$("notice-frame").src.endsWith(visit.noticeUrl)) loadNotice(visit.noticeUrl);
+}
+
+/** Load the notice page into the overlay's frame, saying so until it is there (打印 waits). @param {string} path */
+function loadNotice(path) {
+  $("notice-loading").hidden = false;
+  $("notice-print").disabled = true;
+  $("notice-frame").onload = () => {
+    $("notice-loading").hidden = true;
+    $("notice-print").disabled = false;
+    hideNoticeActions();
+  };
+  $("notice-frame").src = path;
 }
 
 /**
