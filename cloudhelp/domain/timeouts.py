@@ -66,6 +66,8 @@ SEVERITY = ("case_overdue", "follow_up_late", "notice_late", "logistics_exceptio
             "pickup_overdue", "ticket_wait", "call_long", "wrapup_long", "case_due_soon",
             "calendar_missing")  # fmt: skip
 TICKET_KINDS = frozenset({"ticket_wait", "call_long", "wrapup_long"})
+# Built once, as queue.IS_QUEUED is (the frequent ticket-only check runs every few seconds).
+IS_TICKET_KIND = TimeoutWarning.kind.in_(TICKET_KINDS)
 
 
 def by_severity(warnings: list[TimeoutWarning]) -> list[TimeoutWarning]:
@@ -182,9 +184,7 @@ async def _ticket_conditions(
         await session.scalars(
             select(Ticket).where(
                 or_(
-                    and_(
-                        Ticket.status.in_(queue.QUEUED), Ticket.enqueued_at < before("ticket_wait")
-                    ),
+                    and_(queue.IS_QUEUED, Ticket.enqueued_at < before("ticket_wait")),
                     and_(Ticket.status == "connected", Ticket.connected_at < before("call_long")),
                     and_(Ticket.status == "wrapup", Ticket.ended_at < before("wrapup_long")),
                 )
@@ -382,7 +382,7 @@ async def evaluate(session: AsyncSession, now: datetime, every_kind: bool = True
     holding = {(c.kind, c.subject): c for c in conditions}
     still_open = select(TimeoutWarning).where(TimeoutWarning.cleared_at.is_(None))
     if not every_kind:
-        still_open = still_open.where(TimeoutWarning.kind.in_(TICKET_KINDS))
+        still_open = still_open.where(IS_TICKET_KIND)
     open_rows = (await session.scalars(still_open)).all()
     active = {(w.kind, w.subject): w for w in open_rows}
     changes = Changes([], [])
