@@ -149,12 +149,17 @@ async def test_not_rated_is_recorded_as_such(sqlite_demo_url: str) -> None:
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         walked_away = await wait_for_rating(server, first, kiosk)
         assert walked_away.level is None and walked_away.outcome == "no_answer"
-        # ... the next one presses 跳过.
+        # ... the next one, in 大字模式, presses 跳过: the kiosk is back in normal type for whoever
+        # comes next.
+        await kiosk.click("#elderly")
         second = await call_from_kiosk(kiosk, staff)
         await staff.send({"type": "call.hangup"})
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
         await kiosk.click("#rating-skip")
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk.locator("body")).not_to_have_class(re.compile(r"\belderly\b"))
+        await expect(kiosk.locator("#elderly")).to_have_attribute("aria-pressed", "false")
         skipped = await wait_for_rating(server, second, kiosk)
         assert skipped.level is None and skipped.outcome == "declined"
         assert (await rating_of(server, second))[1] is None
@@ -202,6 +207,14 @@ async def test_idle_kiosk_goes_home_and_forgets_the_resident(sqlite_demo_url: st
         # The home screen with nothing of a resident on it never counts down.
         await kiosk.clock.run_for(60_000)
         await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        # With something of a resident on it (words typed) it does, and says what it clears
+        # (there is no home to go back to).
+        await kiosk.fill("#search", "渔业")
+        await kiosk.clock.run_for(10_500)
+        await expect(kiosk.locator("#idle-countdown")).to_contain_text("秒后清空本页")
+        await kiosk.clock.run_for(6_000)
+        await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        await expect(kiosk.locator("#search")).to_have_value("")
         # A reload starts in Chinese too.
         await kiosk.click("#lang")
         await expect(kiosk.locator("html")).to_have_attribute("lang", "en")

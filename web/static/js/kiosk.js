@@ -156,7 +156,9 @@ const idle = {
     }
     if (left <= IDLE.warning) {
       $("idle-overlay").hidden = false;
-      $("idle-countdown").textContent = t("kiosk.idle.countdown", { n: countdown(left, IDLE.warning) });
+      // On the home screen there is no "home" to go back to: what is cleared is said instead.
+      const key = document.body.dataset.current === "home" ? "kiosk.idle.countdown_home" : "kiosk.idle.countdown";
+      $("idle-countdown").textContent = t(key, { n: countdown(left, IDLE.warning) });
     }
     // Next when the whole seconds left change.
     idle.timer = window.setTimeout(idle.tick, idle.deadline - performance.now() - (left - 1) * 1000);
@@ -1505,9 +1507,11 @@ function wire() {
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("papers-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findPapers(); };
   $("appointment-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); checkInAppointment(); };
-  $("rating-skip").onclick = () => { settleRating("declined"); goHome(); };
+  // The thank-you screen's way out ends the resident's visit: the next resident finds the kiosk
+  // as new (normal type, Chinese), as after the idle countdown.
+  $("rating-skip").onclick = () => { settleRating("declined"); resetKiosk(); };
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
-  $("done-home").onclick = () => { settleRating("declined"); goHome(); };
+  $("done-home").onclick = () => { settleRating("declined"); resetKiosk(); };
   $("elderly").onclick = () => {
     chooseElderly(!document.body.classList.contains("elderly"));
     idle.restart();
