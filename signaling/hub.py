@@ -46,7 +46,7 @@ from signaling.messages import (
     Ping,
     Resume,
 )
-from signaling.session import Encoded, Principal, Session, dumps
+from signaling.session import Encoded, Principal, Session, dumps, write
 
 # What applications use (Principal and Session live in signaling.session, named here too).
 __all__ = ["Handler", "Hub", "HubApplication", "HubSettings", "Principal", "Session", "drain"]
@@ -431,7 +431,8 @@ class Hub:
         self.sessions[session.id] = session
         self._index(session)
         await self._subscribe(session, functools.partial(self._deliver, session))
-        await ws.send_str(dumps(self._welcome(session, resumed=False)))
+        # A client already gone is left to its reader (write() swallows the reset).
+        await write(ws, dumps(self._welcome(session, resumed=False)))
         await session.attach(ws, 0)
         try:
             await self.app.session_started(session)
@@ -481,7 +482,7 @@ class Hub:
         if session._grace is not None:
             session._grace.cancel()
             session._grace = None
-        await ws.send_str(dumps(self._welcome(session, resumed=True)))
+        await write(ws, dumps(self._welcome(session, resumed=True)))
         if reloaded:  # the page lost everything: no replay, current state instead
             session.acknowledge(session._seq)
             await session.attach(ws, session._seq)

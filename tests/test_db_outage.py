@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiohttp import ClientConnectionResetError, web
+from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import expect
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from cloudhelp.devtools import demo
+from cloudhelp.http.outage import database_outage
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store import db
 from cloudhelp.store.models import Ticket
@@ -150,3 +153,28 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
             await kiosk.expect("joined")
             await newcomer.connect({"kind": "kiosk", "credential": second_credential})
             await newcomer.close()
+
+
+async def test_a_client_gone_mid_request_is_not_a_database_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler failing because its client went away (aiohttp's ClientConnectionResetError, a
+    ConnectionError like a database's) is neither answered 503 nor logged as a database outage;
+    a database's connection error still is."""
+
+    async def client_gone(request: web.Request) -> web.Response:
+        raise ClientConnectionResetError("Cannot write to closing transport")
+
+    async def database_gone(request: web.Request) -> web.Response:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    app = web.Application(middlewares=[database_outage])
+    app.router.add_get("/api/v1/client-gone", client_gone)
+    app.router.add_get("/api/v1/database-gone", database_gone)
+    async with TestClient(TestServer(app)) as client:
+        gone = await client.get("/api/v1/client-gone")
+        assert gone.status == 500
+        assert "http.database_unavailable" not in caplog.text
+        down = await client.get("/api/v1/database-gone")
+        assert down.status == 503 and down.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        assert "http.database_unavailable" in caplog.text

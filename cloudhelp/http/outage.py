@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from cloudhelp.core.logs import log_event
 from cloudhelp.http import pages
@@ -27,8 +27,8 @@ async def database_outage(request: web.Request, handler: Handler) -> web.StreamR
     reader's language), never aiohttp's bare English one (under /api/, json_errors answers)."""
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except (web.HTTPException, ClientConnectionResetError):
+        raise  # a client that went away is not a database outage: nobody to answer
     except Exception as exc:
         if not is_unavailable(exc):
             if request.path.startswith("/api/"):
