@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, CookieJar, TCPConnector
 from playwright.async_api import expect
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cloudhelp.core import workers
 from cloudhelp.core.throttle import FailureThrottle
@@ -101,10 +101,11 @@ async def test_signout_form_goes_back_to_a_page_of_this_site_only(sqlite_demo_ur
             async with server.http.get("/api/v1/auth/me", cookies=cookies) as r:
                 assert r.status == 401
         async with server.state.db.read() as s:
-            signed_out = await s.scalar(
-                select(func.count()).where(AuditEvent.action == "auth.sign_out")
-            )
-        assert signed_out == 6
+            signed_out = (
+                await s.scalars(select(AuditEvent).where(AuditEvent.action == "auth.sign_out"))
+            ).all()
+        # Each row names the account signed out (as the sign-in rows do).
+        assert [(e.subject_kind, e.subject) for e in signed_out] == [("account", "sunhua")] * 6
 
 
 def _browser_at(server: CallServer, address: str) -> ClientSession:

@@ -115,8 +115,9 @@ async def _sign_out(request: web.Request) -> None:
         async with state.db.write() as session:
             staff_id = await accounts.logout(session, token)
             if staff_id is not None:
-                await audit.append(session, audit.Actor("staff", await _login_of(session, staff_id),
-                                   staff_id), "auth.sign_out", subject_kind="account")  # fmt: skip
+                login = await _login_of(session, staff_id)
+                await audit.append(session, audit.Actor("staff", login, staff_id), "auth.sign_out",
+                                   subject_kind="account", subject=login)  # fmt: skip
         if staff_id is not None:
             await state.callcenter.sign_out_staff(staff_id)
 
