@@ -248,6 +248,13 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
         # The resident rates the session: a bad rating asks why, and opens a follow-up.
         await expect(kiosk.locator("#rating-levels .button")).to_have_count(5)
+        # Good ones green, bad ones red, 基本满意 (3) neither.
+        borders = await kiosk.locator("#rating-levels .button").evaluate_all(
+            "bs => bs.map((b) => [b.dataset.level, getComputedStyle(b).borderTopColor])"
+        )
+        assert dict(borders) == {"5": "rgb(26, 127, 55)", "4": "rgb(26, 127, 55)",
+                                 "3": "rgb(91, 100, 112)", "2": "rgb(176, 0, 32)",
+                                 "1": "rgb(176, 0, 32)"}, borders  # fmt: skip
         # While the rating is open 返回首页 is an ordinary button, not the big red one: rating
         # is the step to take; once rated, going home is.
         home = kiosk.locator("#done-home")
