@@ -6,7 +6,7 @@ from playwright.async_api import Page, expect
 
 from cloudhelp.devtools import demo
 from tests.browserkit import chromium, new_page, snap
-from tests.callkit import running_server
+from tests.callkit import running_server, until
 from tests.test_board_browser import signed_in
 from tests.test_deadlines import presence_of
 from tests.test_logistics_browser import sign_in
@@ -105,8 +105,8 @@ async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) ->
         await signed_in(server, page, "sunhua")
         await page.goto("/board")
         await expect(page.locator("#wall")).to_be_visible()
-        await page.locator("#logout").click()
-        await page.wait_for_url("**/board")
+        async with page.expect_navigation():
+            await page.locator("#logout").click()
         await expect(page.locator("#signin")).to_be_visible()
         await expect(page.locator("#wall")).to_be_hidden()
         await expect(page.locator("#logout")).to_be_hidden()
@@ -114,11 +114,15 @@ async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) ->
         await signed_in(server, page, "zhaogang")
         await page.click("#toggle-state")
         await expect(page.locator("#state")).to_have_text("可接听")
-        await page.locator("#logout").click()
-        await page.wait_for_url("**/staff")
+        async with page.expect_navigation():  # the form's POST, then back to /staff
+            await page.locator("#logout").click()
         await expect(page.locator("#login")).to_be_visible()
         await expect(page.locator("#logout")).to_be_hidden()
-        assert (await presence_of(server, "zhaogang")).state == "offline"
+
+        async def offline() -> bool:
+            return (await presence_of(server, "zhaogang")).state == "offline"
+
+        await until(offline, what="zhaogang offline after 退出")
 
 
 async def test_staff_see_only_their_pages(sqlite_demo_url: str) -> None:
