@@ -116,10 +116,19 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await snap(staff, "console-2b-pass-with-unmarked")
 
         # Last round's passed materials are kept with one click; the corrected one is checked.
+        # Neither verdict is the filled button before every required material is judged.
+        correction, passed = staff.locator("#verdict-correction"), staff.locator("#verdict-passed")
+        await expect(correction).not_to_have_class(re.compile(r"\bprimary\b"))
+        await expect(passed).not_to_have_class(re.compile(r"\bprimary\b"))
         await staff.click("#carry-ok")
         await expect(staff.locator("#checklist .check.chosen")).to_have_count(6)
+        await fourth.locator("[data-check=needs_correction]").click()  # the filled one follows
+        await expect(correction).to_have_class(re.compile(r"\bprimary\b"))
+        await expect(passed).not_to_have_class(re.compile(r"\bprimary\b"))
         await fourth.locator("[data-check=ok]").click()
         await expect(staff.locator("#checklist li.unmarked")).to_have_count(0)
+        await expect(passed).to_have_class(re.compile(r"\bprimary\b"))
+        await expect(correction).not_to_have_class(re.compile(r"\bprimary\b"))
 
         # On a 1366×768 laptop the buttons are at the end of a long checklist, down the page:
         # the video stays in view beside it, and a verdict moves neither it nor the buttons

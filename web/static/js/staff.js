@@ -601,6 +601,7 @@ function renderChecklist(v, materials, previous) {
       box.hidden = status !== "needs_correction";
       showReasonMissing(li, false);
       showVerdictError(null);  // a message about the marks before this one no longer holds
+      emphasiseVerdict();
       // 需补正 asks for its reason at once, in the box that opens under the material.
       if (!box.hidden && !reason.value && !typed.value) (reason.options.length > 1 ? reason : typed).focus();
     };
@@ -644,6 +645,20 @@ function renderChecklist(v, materials, previous) {
   }));
   $("carry-ok").hidden = !previous || ![...before.values()].some((m) => m.status === "ok" || m.status === "not_applicable");
   refreshFileChoices(v);
+  emphasiseVerdict();
+}
+
+/**
+ * The verdict the marks point to is the filled button: 出具一次性告知书 once a material needs
+ * correction or is missing, 预审通过 once every required one is marked and none does; neither
+ * while the required ones are not all judged.
+ */
+function emphasiseVerdict() {
+  const marks = [...document.querySelectorAll("#checklist li")].map((li) => /** @type {HTMLElement} */ (li).dataset);
+  const bad = marks.some((m) => m.status === "needs_correction" || m.status === "missing");
+  const judged = marks.filter((m) => m.requirement === "required").every((m) => m.status);
+  $("verdict-correction").classList.toggle("primary", bad);
+  $("verdict-passed").classList.toggle("primary", !bad && judged);
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
