@@ -342,7 +342,10 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await first.locator("textarea").fill("已电话回访群众，说明等待原因并致歉。")
         await expect(first.locator(".field-problem")).to_be_hidden()
         await first.locator("button").click()
-        await expect(page.locator("#banner")).to_contain_text("回访已办结")
+        # Said with the session's day: ticket numbers start again every day.
+        await expect(page.locator("#banner")).to_have_text(
+            f"{ticket.number}（{ticket.day}）的回访已办结。"
+        )
         await expect(cards).to_have_count(len(still_open) - 1)
         # Closed at the bottom of the list, the banner saying so is in view (it sticks).
         last = cards.last

@@ -89,7 +89,8 @@ function card(f) {
     button.removeAttribute("disabled");
     if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
     // Said for a while (the banner sticks to the top of the page, over the list), then gone.
-    const done = t("followups.done", { number: f.ticket.number });
+    // Ticket numbers start again every day: the day says which B002.
+    const done = t("followups.done", { number: t("warning.ticket_of_day", { ticket: f.ticket.number, date: f.ticket.day }) });
     banner(done, "info");
     setTimeout(() => { if ($("banner").textContent === done) banner(null); }, 8000);
     Object.assign(f, body.follow_up);
