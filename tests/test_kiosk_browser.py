@@ -381,6 +381,7 @@ async def test_wait_texts_agree(sqlite_demo_url: str) -> None:
         await snap(kiosk, "kiosk-wait-1-nobody-on-duty")
         await kiosk.click("#cancel-ticket")
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk.locator("#banner")).to_have_text("已取消排队。需要时可以重新取号。")
 
         async def nothing_queued() -> bool:
             """the cancelled ticket out of the queue (the page goes home before the server has

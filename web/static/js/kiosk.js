@@ -1469,6 +1469,10 @@ function wire() {
     if (visit.ticket) finishedTickets.add(visit.ticket.id);
     connection?.send({ type: "ticket.cancel" });
     goHome();
+    // Said on the home screen for a while: the place in the queue is given up.
+    const said = t("kiosk.wait.cancelled");
+    banner(said, "info");
+    setTimeout(() => { if ($("banner").textContent === said) banner(null); }, 8000);
   };
   // 挂断 asks first: a touch by mistake would cost the resident their place.
   closeHangupConfirm = askBeforeHangingUp({
