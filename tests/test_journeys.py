@@ -207,6 +207,11 @@ async def test_journey_1_resident_first_call_to_rating(server: DemoServer) -> No
             await expect(record).to_contain_text(number)
             await expect(record).to_contain_text("船舶检验证书.jpg")
             await expect(record).to_contain_text("非常满意")
+            # The marks read at a glance: 合格 green, 需补正 red (not all one grey).
+            marks = staff.locator("ol.materials .badge")
+            fine, to_correct = marks.filter(has_text="合格"), marks.filter(has_text="需补正")
+            await expect(fine.first).to_have_css("color", "rgb(26, 127, 55)")
+            await expect(to_correct.first).to_have_css("color", "rgb(176, 0, 32)")
             await journey.check("staff", "case-page")
     journey.assert_no_findings()
 
