@@ -97,6 +97,21 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#checklist .check.chosen")).to_have_count(0)
         await expect(staff.locator("#verdict-passed")).to_be_visible()
         await snap(staff, "console-2-round-2")
+        # The resident writes while the reviewer is at the checklist (the chat is below it, out
+        # of view): the page does not move, the line is said at the bottom of the window, and
+        # pressing it goes to the chat.
+        at = await staff.evaluate("scrollY")
+        await kiosk.fill("#chat-input", "请问还要带什么材料？")
+        await kiosk.press("#chat-input", "Enter")
+        unseen = staff.locator("#chat-unseen")
+        await expect(unseen).to_have_text("居民发来：请问还要带什么材料？（点此查看）")
+        await expect(unseen).to_be_in_viewport(ratio=1)
+        assert await staff.evaluate("scrollY") == at
+        await snap(staff, "console-2-chat-unseen")
+        await unseen.click()
+        await expect(staff.locator("#chat li.them").last).to_be_in_viewport()
+        await expect(unseen).to_be_hidden()
+        await staff.evaluate("window.scrollTo(0, 0)")
         assert await axe_violations(staff, "console-round-2") == []
         assert await english_on(staff) == []
 
@@ -173,7 +188,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         # of this resident stays on the console.
         await kiosk.fill("#chat-input", "材料都带齐了")
         await kiosk.click("#chat-form button")
-        await expect(staff.locator("#chat li.them")).to_have_count(1)
+        await expect(staff.locator("#chat li.them")).to_have_count(2)  # and the question earlier
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()

@@ -103,8 +103,11 @@ export function addChat(text, who, sender = t(`call.chat.${who}`), time = clockT
   li.dataset.sender = sender;
   li.dataset.time = time;
   li.textContent = text;
-  $("chat").append(li);
-  li.scrollIntoView({ block: "end" });
+  // The list scrolls to its newest line, not the page: a console reviewing a checklist above the
+  // chat stays where it is (staff.js says what arrived meanwhile).
+  const list = $("chat");
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
   return { text, who, sender, time };
 }
 

@@ -415,7 +415,10 @@ function onJoined(/** @type {any} */ frame) {
   showNetcheck($("peer-net"), v.summary?.netcheck);
   call.addEventListener("app", (/** @type {any} */ e) => {
     const data = e.detail;  // the resident's data: each field checked before it is used
-    if (data.kind === "chat" && typeof data.text === "string") memory.append("chat", addChat(data.text, "them"));
+    if (data.kind === "chat" && typeof data.text === "string") {
+      memory.append("chat", addChat(data.text, "them"));
+      showUnseenChat(data.text);
+    }
     else if (data.kind === "screen") showRemoteScreen(call, data.on === true);
     else if (data.kind === "devices") showPeerDevices(data);
   }, { signal });
@@ -659,6 +662,18 @@ function emphasiseVerdict() {
   const judged = marks.filter((m) => m.requirement === "required").every((m) => m.status);
   $("verdict-correction").classList.toggle("primary", bad);
   $("verdict-passed").classList.toggle("primary", !bad && judged);
+}
+
+/**
+ * A resident's chat line that arrives while the chat is out of view (a long case panel above
+ * it) is said at the bottom of the window: pressing it goes to the chat. It goes once the chat
+ * is in view. @param {string} text
+ */
+function showUnseenChat(text) {
+  const chat = $("chat").getBoundingClientRect();
+  if (chat.top >= 0 && chat.bottom <= window.innerHeight) return;  // in view: read there
+  $("chat-unseen").textContent = t("staff.call.chat_unseen", { text });
+  $("chat-unseen").hidden = false;
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
@@ -996,6 +1011,7 @@ function endVisit() {
   if (!v) return;
   visit = null;
   endCall(v);
+  $("chat-unseen").hidden = true;
   v.urls.forEach((url) => URL.revokeObjectURL(url));
   v.urls = [];
   clearTimeout(v.wrapupTimer);
@@ -1343,6 +1359,14 @@ function wire() {
     await sendFiles([...$("file-input").files]);
     $("file-input").value = "";
   };
+  $("chat-unseen").onclick = () => {
+    $("chat").scrollIntoView({ block: "end", behavior: "smooth" });
+    $("chat-unseen").hidden = true;
+  };
+  // Scrolled to the chat by hand: what it said is in view.
+  new IntersectionObserver((seen) => {
+    if (seen.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
+  }, { threshold: 1 }).observe($("chat"));
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();
