@@ -249,6 +249,17 @@ def test_the_command_line_imports_sets_and_shows(sqlite_demo_url: str, tmp_path:
     assert rejected.returncode == 1 and "is not a date" in rejected.stderr
 
 
+async def test_only_a_due_date_past_the_known_years_is_estimated(engine) -> None:
+    """Accepted 1 Dec 2026: the promised date (4 working days) falls in 2026, whose calendar is
+    known; the statutory one (30 working days) in 2027, not imported: only that one is 估算."""
+    await installed(Database(engine))  # the seed: 2004-2026
+    limits = cases.limits_of(local(date(2026, 12, 1)), 4, 30, [])
+    assert limits.promised_due is not None and limits.promised_due.year == 2026
+    assert limits.statutory_due is not None and limits.statutory_due.year == 2027
+    assert (limits.promised_estimated, limits.statutory_estimated) == (False, True)
+    assert limits.estimated
+
+
 async def test_the_case_page_says_a_due_date_is_estimated_until_its_year_is_imported(
     demo_url: str,
 ) -> None:

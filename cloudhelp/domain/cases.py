@@ -254,7 +254,9 @@ class TimeLimits:
     promised_due: date | None
     statutory_due: date | None
     paused_working_days: int
-    estimated: bool
+    estimated: bool  # either date counted Monday-Friday (a year without its holiday calendar)
+    promised_estimated: bool = False
+    statutory_estimated: bool = False
 
 
 def time_limits(case: Case, events: list[CaseEvent], today: date | None = None) -> TimeLimits:
@@ -293,7 +295,12 @@ def limits_of(
     promised = workdays.add_working_days(start, promised_days + paused)
     statutory = workdays.add_working_days(start, statutory_days + paused)
     return TimeLimits(
-        promised.day, statutory.day, paused, promised.estimated or statutory.estimated
+        promised.day,
+        statutory.day,
+        paused,
+        promised.estimated or statutory.estimated,
+        promised.estimated,
+        statutory.estimated,
     )
 
 
@@ -381,6 +388,8 @@ def case_json(case: Case, events: list[CaseEvent], *, full_id: bool = False) -> 
             "statutory_due": clock.iso(limits.statutory_due),
             "paused_working_days": limits.paused_working_days,
             "calendar_estimated": limits.estimated,
+            "promised_estimated": limits.promised_estimated,
+            "statutory_estimated": limits.statutory_estimated,
         },
         "events": [
             {
