@@ -108,6 +108,10 @@ async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) ->
         async with page.expect_navigation():
             await page.locator("#logout").click()
         await expect(page.locator("#signin")).to_be_visible()
+        # Said of any supervisor page, not of the board and reports only.
+        await expect(page.locator("#signin p")).to_have_text(
+            "本页面供值班长与管理人员使用。请在坐席页面用值班长账号登录后再打开本页。"
+        )
         await expect(page.locator("#wall")).to_be_hidden()
         await expect(page.locator("#logout")).to_be_hidden()
         await snap(page, "nav-board-signed-out")
