@@ -818,8 +818,14 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
 @pytest.mark.parametrize(
     ("width", "height", "elderly"),
     # 1920×1080 has more room than 1366×768 every way; 1280×720 has less.
-    [(1366, 768, False), (1280, 720, False), (1080, 1920, False), (1366, 768, True)],
-    ids=["1366", "1280", "portrait", "1366-large-type"],
+    [
+        (1366, 768, False),
+        (1280, 720, False),
+        (1080, 1920, False),
+        (1366, 768, True),
+        (1280, 720, True),
+    ],
+    ids=["1366", "1280", "portrait", "1366-large-type", "1280-large-type"],
 )
 async def test_primary_actions_fit_the_screen(
     sqlite_demo_url: str, width: int, height: int, elderly: bool
@@ -833,6 +839,10 @@ async def test_primary_actions_fit_the_screen(
         if elderly:
             await kiosk.click("#elderly")
         await expect(kiosk.locator("#hot .tile").first).to_be_in_viewport()
+        # The bar is one row (the station's name gives way, not 大字模式 or English).
+        bar = await kiosk.locator(".topbar").bounding_box()
+        lang = await kiosk.locator("#lang").bounding_box()
+        assert bar and lang and bar["height"] < 100 and lang["y"] < bar["height"] / 2, (bar, lang)
         await snap(kiosk, f"{name}-1-home")
         await kiosk.click("#hot [data-item=NYNC-002]")
         await expect(kiosk.locator("#item-materials li")).to_have_count(7)
