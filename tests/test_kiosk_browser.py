@@ -1249,6 +1249,13 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
             photo.write_bytes(PNG_1x1)
             await kiosk.set_input_files("#file-input", str(photo))
         await expect(kiosk.locator("#files-sent li.ok")).to_have_count(2)
+        # And a form the staff member sent (a PDF, printable): both file lists are shown.
+        await kiosk.evaluate(
+            """() => window.cloudhelp.visit.files.dispatchEvent(new CustomEvent("file", {detail: {
+                 id: "r1", name: "渔业捕捞许可证换发申请书.pdf", ok: true, type: "application/pdf",
+                 blob: new Blob(["%PDF-1.4"], {type: "application/pdf"})}}))"""
+        )
+        await expect(kiosk.locator("#files-received li .button")).to_have_text("打印")
         for n in range(1, 7):
             line = {"kind": "chat", "text": f"第 {n} 件：请把材料放到高拍仪下，对准后按拍照发送。"}
             await staff.send({"type": "app", "to": peer, "data": line})
@@ -1267,6 +1274,7 @@ async def test_call_screen_fits_with_notice_files_and_a_long_chat(
             "#show-notice",
             "#call-case-result",
             "#files-sent li",
+            "#files-received li",
         )
         for width, height, elderly in [
             (1366, 768, False), (1024, 768, False), (1366, 768, True), (1024, 768, True),
