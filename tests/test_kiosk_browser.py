@@ -317,6 +317,10 @@ async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: st
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": 1280, "height": 720})
         await enrolled_kiosk(server, kiosk)
+        # A tile's short bracketed ending never breaks inside (换发（延 / 续） read badly).
+        name = kiosk.locator("#hot [data-item=NYNC-002] strong")
+        await expect(name).to_have_text("渔业捕捞许可证换发（延续）")
+        await expect(name.locator(".nowrap")).to_have_text("（延续）")
         chip = kiosk.locator("#categories .chip").first
         name = (await chip.text_content()) or ""
         assert " · " in name, name
@@ -959,12 +963,14 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         await expect(received).to_have_count(2)
         await expect(received.locator("img")).to_have_count(1)
         await expect(received.get_by_role("button", name="打印")).to_have_count(1)
-        await expect(received.first).to_contain_text("申请表.png")
+        # (in the order the console's uploads finished: either may come first)
+        await expect(received.filter(has=kiosk.locator("img"))).to_contain_text("申请表.png")
         # The Word document is back too, by name and size, neither shown nor printable.
-        await expect(received.nth(1).locator(".no-preview")).to_contain_text(
+        guide_line = received.filter(has_text="办事指南.docx")
+        await expect(guide_line.locator(".no-preview")).to_contain_text(
             f"办事指南.docx（{len(DOCX)} B）：无法预览此类型的文件"
         )
-        await expect(received.nth(1).locator("img, iframe, button, a")).to_have_count(0)
+        await expect(guide_line.locator("img, iframe, button, a")).to_have_count(0)
         sent = kiosk.locator("#files-sent li")
         await expect(sent).to_have_count(2)
         await expect(sent.first).to_contain_text("已发送")

@@ -206,6 +206,7 @@ const NOTICE_SCREEN_CSS = `@media screen {
   html.large .facts th { width: auto; }
   html.large .tag { font-size: 15pt; }
   html.large .facts .number { white-space: nowrap; }
+  html.large .facts td { overflow-wrap: anywhere; }  /* a long ID in brackets: the table stays on the page */
 }`;
 
 function noticeTextSize() {
@@ -344,7 +345,11 @@ function renderTiles(target, items) {
     tile.className = "tile";
     tile.dataset.item = item.code;
     const name = document.createElement("strong");
-    name.textContent = item.name;
+    // A short bracketed ending (（延续）, （新办）) never breaks inside: "换发（延 / 续）" read
+    // badly. A long one (企业开办（设立登记、印章刻制…）) must wrap: it is wider than a tile.
+    const [, head, bracketed] = /^(.*?)(（[^（）]{1,6}）)?$/.exec(item.name) || ["", item.name, ""];
+    name.append(head);
+    if (bracketed) name.append(Object.assign(document.createElement("span"), { className: "nowrap", textContent: bracketed }));
     const meta = document.createElement("span");
     meta.textContent = item.department.name;
     tile.append(name, meta);
