@@ -188,6 +188,10 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await kiosk.route("**/notices/**", held_back)
         await staff.click("#verdict-correction")
         await expect(staff.locator("#case-status")).to_have_text("待补正")
+        # The console says what the step came to, where its buttons were.
+        await expect(staff.locator("#case-result")).to_have_text(
+            "已出具第 1 次一次性告知书，居民的屏幕上已显示（可打印）。"
+        )
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
         loading = kiosk.locator("#notice-loading")
         await expect(loading).to_have_text("正在打开告知书，请稍候……")

@@ -320,6 +320,9 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await staff.click("#verdict-correction")
         await expect(staff.locator("#case-status")).to_have_text("待补正")
         await expect(staff.locator("#notice-link")).to_be_visible()
+        await expect(staff.locator("#case-result")).to_contain_text("已出具第 1 次一次性告知书")
+        await staff.locator("#case-result").scroll_into_view_if_needed()
+        await snap(staff, "console-7c-notice-issued")
         number = await staff.locator("#case-number").inner_text()
 
         # A reloaded console resumes the call and finds the session's case again (no second

@@ -499,14 +499,16 @@ function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
 
 /**
  * What the case's last step came to, beside the buttons that took it: 预审通过，待受理; 已受理 with
- * the date and time, and the promised completion date; 不予受理 with its reason. Nothing while
- * in pre-review (the buttons are the news) or after a notice (its link says it).
+ * the date and time, and the promised completion date; 不予受理 with its reason; after a notice,
+ * that it was issued and is on the resident's screen. Nothing while in pre-review (the buttons
+ * are the news).
  * @param {any} found
  */
 function showCaseResult(found) {
   const status = found.status.code;
   let text = "";
   if (status === "awaiting_acceptance") text = t("staff.case.result.awaiting_acceptance");
+  else if (status === "correction_needed") text = t("staff.case.result.correction_needed", { round: found.rounds });
   else if (status === "accepted" && found.accepted_at) {
     const time = new Date(found.accepted_at).toLocaleString(lang, {
       year: "numeric", month: "long", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ,
