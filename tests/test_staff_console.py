@@ -111,6 +111,13 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await unseen.click()
         await expect(staff.locator("#chat li.them").last).to_be_in_viewport()
         await expect(unseen).to_be_hidden()
+        # ... and not under the chat's input, which sticks to the bottom of the window.
+        await staff.wait_for_function(
+            """() => { const line = document.querySelector('#chat li.them:last-child');
+                 const input = document.getElementById('chat-form').getBoundingClientRect();
+                 return line && line.getBoundingClientRect().bottom <= input.top + 1; }"""
+        )
+        await snap(staff, "console-2-chat-seen")
         await staff.evaluate("window.scrollTo(0, 0)")
         assert await axe_violations(staff, "console-round-2") == []
         assert await english_on(staff) == []

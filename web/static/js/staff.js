@@ -673,7 +673,9 @@ function emphasiseVerdict() {
  */
 function showUnseenChat(text) {
   const chat = $("chat").getBoundingClientRect();
-  if (chat.top >= 0 && chat.bottom <= window.innerHeight) return;  // in view: read there
+  // In view, and not under the chat's input (which sticks to the bottom of the window).
+  const bottom = Math.min(window.innerHeight, $("chat-form").getBoundingClientRect().top);
+  if (chat.top >= 0 && chat.bottom <= bottom + 1) return;
   $("chat-unseen").textContent = t("staff.call.chat_unseen", { text });
   $("chat-unseen").hidden = false;
 }
@@ -1365,10 +1367,10 @@ function wire() {
     $("chat").scrollIntoView({ block: "end", behavior: "smooth" });
     $("chat-unseen").hidden = true;
   };
-  // Scrolled to the chat by hand: what it said is in view.
+  // Scrolled to the chat by hand: what it said is in view (above the input's height).
   new IntersectionObserver((seen) => {
     if (seen.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
-  }, { threshold: 1 }).observe($("chat"));
+  }, { threshold: 1, rootMargin: "0px 0px -80px 0px" }).observe($("chat"));
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();
