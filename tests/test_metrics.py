@@ -32,6 +32,7 @@ from cloudhelp.store.models import (
     Rating,
     ServiceItem,
     Staff,
+    StaffSkill,
     Station,
     Ticket,
     TicketEvent,
@@ -334,6 +335,23 @@ async def test_generated_history_numbers_each_cases_notices_by_its_own_rounds(de
             Rating.case_id.is_not(None)))).all()  # fmt: skip
     assert set(opened_in) == {case.id for case in cases}
     assert rated and all(opened_in[case_id] == ticket_id for case_id, ticket_id in rated)
+    # Each answered ticket was answered by someone whose skills cover its item (a skill for
+    # one item of a department does not make its holder answer the whole department).
+    async with database.read() as s:
+        answered = (await s.execute(
+            select(Ticket.staff_id, ServiceItem.id, ServiceItem.department_id)
+            .join(ServiceItem, ServiceItem.id == Ticket.item_id)
+            .where(Ticket.staff_id.is_not(None))
+        )).all()  # fmt: skip
+        skills = (await s.execute(
+            select(StaffSkill.staff_id, StaffSkill.item_id, StaffSkill.department_id)
+        )).all()  # fmt: skip
+    assert answered and any(item is not None for _, item, _ in skills)
+    for staff_id, item_id, department_id in answered:
+        assert any(
+            who == staff_id and (item == item_id or department == department_id)
+            for who, item, department in skills
+        ), (staff_id, item_id)
 
 
 async def test_an_open_day_is_rebuilt_from_its_changed_tickets_as_a_full_build_would(

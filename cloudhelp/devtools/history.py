@@ -89,7 +89,7 @@ class _World:
     items: list[ServiceItem]
     categories: dict[int, Category]
     kiosks: list[Kiosk]
-    staff_by_department: dict[int, list[int]]
+    staff_by_item: dict[int, list[int]]  # who may answer each item, as routing does
     all_staff: list[int]
     usernames: dict[int, str]
     supervisor: int | None
@@ -102,22 +102,23 @@ async def _world(session: AsyncSession) -> _World:
     if not items or not kiosks:
         raise ValueError("Load the catalog and the station network first (cloudhelp demo).")
     categories = {c.id: c for c in (await session.scalars(select(Category))).all()}
-    by_department: dict[int, list[int]] = defaultdict(list)
-    department_of = {item.id: item.department_id for item in items}
+    # A skill covers a whole department or one item (chenjing: 卫健, 人社 and two 市场监管
+    # items): a ticket is answered by someone whose skills cover its item, never by anyone of
+    # a department one of whose items they handle.
+    by_item: dict[int, list[int]] = defaultdict(list)
     for skill in (await session.scalars(select(StaffSkill))).all():
-        department = skill.department_id or department_of.get(skill.item_id or 0)
-        if department is not None and skill.staff_id not in by_department[department]:
-            by_department[department].append(skill.staff_id)
-    every = sorted({s for ids in by_department.values() for s in ids})
+        for item in items:
+            covered = item.id == skill.item_id or item.department_id == skill.department_id
+            if covered and skill.staff_id not in by_item[item.id]:
+                by_item[item.id].append(skill.staff_id)
+    every = sorted({s for ids in by_item.values() for s in ids})
     if not every:
         raise ValueError("No staff member handles any department: add staff first.")
     usernames = dict((await session.execute(select(Staff.id, Staff.username))).all())
     supervisor = await session.scalar(
         select(Staff.id).where(Staff.role == "supervisor").order_by(Staff.id).limit(1)
     )
-    return _World(
-        items, categories, kiosks, dict(by_department), every, usernames, supervisor, _Ids()
-    )
+    return _World(items, categories, kiosks, dict(by_item), every, usernames, supervisor, _Ids())
 
 
 def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
@@ -194,7 +195,7 @@ def _ticket(
 ) -> tuple[dict[str, Any], tuple[int, ServiceItem] | None]:
     """One ticket of the day as a row, and who served which item (None: not served)."""
     kiosk = rng.choice(world.kiosks)
-    staff_pool = world.staff_by_department.get(item.department_id) or world.all_staff
+    staff_pool = world.staff_by_item.get(item.id) or world.all_staff
     wait = rng.expovariate(1 / (45 + 150 * busy * (1.4 if enqueued.hour < 11 else 1.0)))
     row: dict[str, Any] = {
         "day": day.isoformat(), "category_id": item.category_id,
