@@ -22,7 +22,7 @@ from cloudhelp.http.outage import database_outage
 from cloudhelp.media.peer import ProtocolError, SignalingClient
 from cloudhelp.store import db
 from cloudhelp.store.models import Ticket
-from cloudhelp.store.outage import RETRY_AFTER_SECONDS
+from cloudhelp.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import CallServer, running_server
 from tests.pgcluster import private_cluster
@@ -171,6 +171,8 @@ async def test_a_client_gone_mid_request_is_not_a_database_outage(
     app = web.Application(middlewares=[database_outage])
     app.router.add_get("/api/v1/client-gone", client_gone)
     app.router.add_get("/api/v1/database-gone", database_gone)
+    assert not is_unavailable(ClientConnectionResetError("Cannot write to closing transport"))
+    assert is_unavailable(ConnectionRefusedError(111, "Connection refused"))
     async with TestClient(TestServer(app)) as client:
         gone = await client.get("/api/v1/client-gone")
         assert gone.status == 500

@@ -254,9 +254,14 @@ class TimeLimits:
     promised_due: date | None
     statutory_due: date | None
     paused_working_days: int
-    estimated: bool  # either date counted Monday-Friday (a year without its holiday calendar)
-    promised_estimated: bool = False
-    statutory_estimated: bool = False
+    # Counted Monday-Friday: the date falls in a year without its holiday calendar.
+    promised_estimated: bool
+    statutory_estimated: bool
+
+    @property
+    def estimated(self) -> bool:
+        """Either date is estimated."""
+        return self.promised_estimated or self.statutory_estimated
 
 
 def time_limits(case: Case, events: list[CaseEvent], today: date | None = None) -> TimeLimits:
@@ -275,7 +280,7 @@ def limits_of(
     today: date | None = None,
 ) -> TimeLimits:
     if accepted_at is None:
-        return TimeLimits(None, None, 0, False)
+        return TimeLimits(None, None, 0, False, False)
     paused = 0
     waiting_since: datetime | None = None
     for event in events:
@@ -298,7 +303,6 @@ def limits_of(
         promised.day,
         statutory.day,
         paused,
-        promised.estimated or statutory.estimated,
         promised.estimated,
         statutory.estimated,
     )

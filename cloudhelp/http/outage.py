@@ -28,7 +28,7 @@ async def database_outage(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except (web.HTTPException, ClientConnectionResetError):
-        raise  # a client that went away is not a database outage: nobody to answer
+        raise  # a client that went away: nobody to answer, no error page to render
     except Exception as exc:
         if not is_unavailable(exc):
             if request.path.startswith("/api/"):

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from aiohttp import ClientConnectionResetError
 from sqlalchemy import exc as sa_exc
 
 # What the server tells clients to wait before trying again (HTTP Retry-After, in seconds).
@@ -47,7 +48,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database cannot be reached right now (not a bug, not bad input)."""
+    """Whether ``exc`` says the database cannot be reached right now (not a bug, not bad input).
+    aiohttp's ClientConnectionResetError is a ConnectionError too, but of the HTTP or WebSocket
+    peer that went away (a browser closed mid-request), never the database's."""
+    if isinstance(exc, ClientConnectionResetError):
+        return False
     for error in _chain(exc):
         if isinstance(error, _OUTAGE):
             return True
