@@ -13,6 +13,12 @@ export function banner(text, kind = "warn") {
   el.className = `banner ${kind}`;
 }
 
+/** News said for a while (8 s), then gone, unless something else was said meanwhile. @param {string} text */
+export function bannerForAWhile(text, kind = "info") {
+  banner(text, kind);
+  setTimeout(() => { if ($("banner").textContent === text) banner(null); }, 8000);
+}
+
 /**
  * The #hang-up button says the hang-up is on its way (`pending`) and cannot be pressed twice;
  * the call ending, or the connection dropping what the page sent ("unsent"), puts it back.

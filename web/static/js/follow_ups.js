@@ -1,7 +1,7 @@
 // Bad-rating follow-ups (差评回访) for supervisors: the open ones, most overdue first; record what
 // was done and close each one.
 // @ts-check
-import { banner } from "./callview.js";
+import { banner, bannerForAWhile } from "./callview.js";
 import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
@@ -90,9 +90,7 @@ function card(f) {
     if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
     // Said for a while (the banner sticks to the top of the page, over the list), then gone.
     // Ticket numbers start again every day: the day says which B002.
-    const done = t("followups.done", { number: t("warning.ticket_of_day", { ticket: f.ticket.number, date: f.ticket.day }) });
-    banner(done, "info");
-    setTimeout(() => { if ($("banner").textContent === done) banner(null); }, 8000);
+    bannerForAWhile(t("followups.done", { number: t("warning.ticket_of_day", { ticket: f.ticket.number, date: f.ticket.day }) }));
     Object.assign(f, body.follow_up);
     closedTotal += 1;
     render();

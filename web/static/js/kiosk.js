@@ -1,7 +1,7 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
-import { addChat, addChatLines, askBeforeHangingUp, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
 
@@ -1475,9 +1475,7 @@ function wire() {
     connection?.send({ type: "ticket.cancel" });
     goHome();
     // Said on the home screen for a while: the place in the queue is given up.
-    const said = t("kiosk.wait.cancelled");
-    banner(said, "info");
-    setTimeout(() => { if ($("banner").textContent === said) banner(null); }, 8000);
+    bannerForAWhile(t("kiosk.wait.cancelled"));
   };
   // 挂断 asks first: a touch by mistake would cost the resident their place.
   closeHangupConfirm = askBeforeHangingUp({

@@ -1,7 +1,7 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, uploadFile } from "./protocol.js";
-import { addChat, addChatLines, askBeforeHangingUp, banner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
 import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
@@ -362,9 +362,7 @@ function onRingCancelled(/** @type {any} */ frame) {
   // Why the ring went: not answered in time, or the resident cancelled (or their kiosk went).
   const why = { timeout: "staff.ring.missed", resident_cancelled: "staff.ring.resident_cancelled", kiosk_gone: "staff.ring.kiosk_gone" }[/** @type {string} */ (frame.reason)];
   if (why) {
-    const text = t(why);
-    banner(text, frame.reason === "timeout" ? "warn" : "info");
-    setTimeout(() => { if ($("banner").textContent === text) banner(null); }, 8000);
+    bannerForAWhile(t(why), frame.reason === "timeout" ? "warn" : "info");
   }
 }
 
