@@ -110,15 +110,14 @@ function renderHot() {
   }, true);
 }
 
-/** @param {string} by */
-/**
- * A table's columns. A staff member's tickets are those they answered: their 取号 would repeat
- * 接通, and their 放弃率 always read 0 (a resident who gave up waiting gave up on the queue, not
- * on them). The CSV keeps every figure. @param {string} by
- */
-const columnsOf = (by) => ["name", ...(by === "staff" ? COLUMNS.filter((c) => !NOT_PER_STAFF.has(c)) : COLUMNS)];
+// A staff member's tickets are those they answered: their 取号 would repeat 接通, and their 放弃率
+// always read 0 (a resident who gave up waiting gave up on the queue, not on them). The CSV
+// keeps every figure.
 const NOT_PER_STAFF = new Set(["tickets", "abandon_rate"]);
+/** A table's columns. @param {string} by */
+const columnsOf = (by) => ["name", ...(by === "staff" ? COLUMNS.filter((c) => !NOT_PER_STAFF.has(c)) : COLUMNS)];
 
+/** @param {string} by */
 function renderTable(by) {
   const rows = report.tables[by];
   const columns = columnsOf(by);
