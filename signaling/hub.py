@@ -742,7 +742,7 @@ class Hub:
                 pong["id"] = ping.id
             if session.received is not None:
                 pong["received"] = session.received
-            await session.send(pong)
+            await session.reply(pong)
             return
         if kind == "bye":
             await self.end_session(session, "left")

@@ -123,6 +123,12 @@ class Session:
             self._forget(lambda entry: entry[2] == encoded.key)
         await self._keep_and_write(f'{encoded.body[:-1]},"seq":{self._seq}}}', encoded.key)
 
+    async def reply(self, message: dict[str, Any]) -> None:
+        """Write an answer that only matters now (a ``pong``), if a socket is attached: not
+        numbered, not kept for replay (a resumed client asks again)."""
+        if self.ws is not None:
+            await write(self.ws, dumps(message))
+
     async def _keep_and_write(self, text: str, key: str | None) -> None:
         self._history.append((self._seq, text, key))
         self._history_bytes += len(text)

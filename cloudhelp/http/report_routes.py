@@ -9,7 +9,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aiohttp import web
-from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n, workers
@@ -143,7 +142,10 @@ def localized_table(
 def xlsx_bytes(body: dict[str, Any], groups: list[str], lang: str) -> bytes:
     """Every table of the report in one workbook, one sheet each, headed in the reader's
     language; rates are formatted as percentages. CPU-bound (~0.4 s for 400 days): the route
-    runs it in a worker process (core/workers.py)."""
+    runs it in a worker process (core/workers.py). openpyxl is imported here, in the worker, not
+    with the server."""
+    from openpyxl import Workbook
+
     book = Workbook()
     book.remove(book.active)
     sheets = [("rows", by) for by in groups] + [(t, groups[0]) for t in TABLES if t != "rows"]

@@ -477,7 +477,8 @@ export class Call extends EventTarget {
   /**
    * Call the media lost if it has not recovered in time — never while the peer's page is
    * away, nor while this page's signaling is down (the ICE restart that would recover the
-   * media needs it: once it is back, the media gets a whole RECOVERY_MS again, see `onWelcome`).
+   * media needs it: once it, or the peer, is back, the media gets a whole RECOVERY_MS again, see
+   * `onWelcome` and `onPeer`).
    */
   armFailure() {
     clearTimeout(this.failTimer);
@@ -514,6 +515,10 @@ export class Call extends EventTarget {
     } else if (this.initiator) {
       this.pc.restartIce();
     }
+    // As when this page's own signaling comes back: the restart the peer's return allows gets
+    // a whole RECOVERY_MS (a timer armed during the absence could otherwise fire a moment
+    // after it, and hang up a call that was recovering).
+    if (this.failTimer !== undefined) this.armFailure();
     this.dispatchEvent(new CustomEvent("peer", { detail: "back" }));
   }
 
