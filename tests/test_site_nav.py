@@ -92,9 +92,13 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await page.locator("#logout").click()
         await page.wait_for_url("**/staff*")
         await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#login .signed-out")).to_have_text("已退出登录。")
         await expect(page.locator("#site-nav")).to_be_hidden()
         await expect(page.locator("#logout")).to_be_hidden()
         await snap(page, "nav-case-signed-out")
+        await page.reload()  # said once, by the page 退出 went back to
+        await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#login .signed-out")).to_have_count(0)
         assert (await page.request.get("/api/v1/auth/me")).status == 401
 
 
@@ -110,8 +114,9 @@ async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) ->
         async with page.expect_navigation():
             await page.locator("#logout").click()
         await expect(page.locator("#signin")).to_be_visible()
+        await expect(page.locator("#signin .signed-out")).to_have_text("已退出登录。")
         # Said of any supervisor page, not of the board and reports only.
-        await expect(page.locator("#signin p")).to_have_text(
+        await expect(page.locator("#signin p:not(.signed-out)")).to_have_text(
             "本页面供值班长与管理人员使用。请在坐席页面用值班长账号登录后再打开本页。"
         )
         await expect(page.locator("#wall")).to_be_hidden()
@@ -123,6 +128,7 @@ async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) ->
         async with page.expect_navigation():  # the form's POST, then back to /staff
             await page.locator("#logout").click()
         await expect(page.locator("#login")).to_be_visible()
+        await expect(page.locator("#login .signed-out")).to_be_visible()
         await expect(page.locator("#logout")).to_be_hidden()
 
         async def offline() -> bool:

@@ -305,14 +305,14 @@ async def _cases(
             at = back
         passed = at + timedelta(minutes=rng.uniform(10, 60))
         accepted = passed + timedelta(hours=rng.uniform(1, 30))
-        due = workdays.add_working_days(accepted.astimezone(LOCAL_TZ).date(), item.promised_days)
-        concluded = datetime.combine(due.day, time(10), LOCAL_TZ) - timedelta(
-            days=rng.uniform(0, max(0.0, item.promised_days * 0.6))
-        )
-        if rng.random() < 0.04:  # a few run late
-            concluded = datetime.combine(due.day, time(10), LOCAL_TZ) + timedelta(
-                days=rng.uniform(1, 6)
-            )
+        # Concluded on a working day, in office hours: within the promised limit (from 40 %
+        # of it to all of it), a few late by one to four working days.
+        promised = math.ceil(item.promised_days)
+        used = rng.randint(math.ceil(promised * 0.4), promised)
+        if rng.random() < 0.04:
+            used = promised + rng.randint(1, 4)
+        day = workdays.add_working_days(accepted.astimezone(LOCAL_TZ).date(), used).day
+        concluded = datetime.combine(day, time(9), LOCAL_TZ) + timedelta(hours=rng.uniform(0, 8))
         steps += [
             ("pre_review", "awaiting_acceptance", passed),
             ("awaiting_acceptance", "accepted", accepted),

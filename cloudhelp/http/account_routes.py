@@ -18,6 +18,7 @@ from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.auth import current_staff, staff_token
 from cloudhelp.http.bodies import Body, parse_body
 from cloudhelp.http.errors import ApiError
+from cloudhelp.http.pages import SIGNED_OUT_COOKIE
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Staff
 
@@ -136,12 +137,15 @@ _PAGE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.\-]*")
 
 async def signout_page(request: web.Request) -> web.Response:
     """退出 on a page (templates/_signout.html): signed out, then back to the page it was on,
-    which asks to sign in again."""
+    which says 已退出登录 on its sign-in card."""
     await _sign_out(request)
     asked = str((await request.post()).get("next", "/"))
     back = asked if _PAGE_PATH.fullmatch(asked) else "/"
     response = web.Response(status=303, headers={"Location": back})
     response.del_cookie(STAFF_COOKIE)
+    # The page it goes back to (or the console, where it sends the signed-out) says so.
+    response.set_cookie(SIGNED_OUT_COOKIE, "1", max_age=60, httponly=True, samesite="Strict",
+                        secure=request.secure)  # fmt: skip
     return response
 
 

@@ -56,19 +56,25 @@ SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+# Set by 退出 (account_routes.signout_page) for the next page shown, whose sign-in card then says
+# 已退出登录; that page clears it.
+SIGNED_OUT_COOKIE = "cloudhelp_signed_out"
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     lang = i18n.request_lang(request)
+    signed_out = request.cookies.get(SIGNED_OUT_COOKIE) == "1"
 
     def t(key: str, **values: object) -> str:
         return i18n.translate(lang, key, **values)
 
     other = "en" if lang == i18n.DEFAULT_LANG else i18n.DEFAULT_LANG
-    html = (
-        request.app[ENV_KEY]
-        .get_template(template)
-        .render(t=t, lang=lang, other_lang=other, path=request.path, site_nav=SITE_NAV, **context)
-    )
+    common = {"t": t, "lang": lang, "other_lang": other, "path": request.path,
+              "site_nav": SITE_NAV, "signed_out": signed_out}  # fmt: skip
+    html = request.app[ENV_KEY].get_template(template).render(**common, **context)
     response = web.Response(text=html, content_type="text/html", status=status)
+    if signed_out:
+        response.del_cookie(SIGNED_OUT_COOKIE)
     if request.query.get("lang") in i18n.LANGS:
         response.set_cookie(
             i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax", secure=request.secure
