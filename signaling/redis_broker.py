@@ -80,7 +80,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from signaling.broker import Deliver
@@ -239,9 +239,6 @@ class RedisBroker:
         self._broadcast_id = "0-0"
         self._outbox: deque[_Parked] = deque()
         self._parked_topics: set[str] = set()
-        # Messages waiting for the next publish round trip (_route), and the task sending them.
-        self._routing: list[tuple[str, str, asyncio.Future[str | None]]] = []
-        self._router: asyncio.Task[None] | None = None
         self._outbox_ready = asyncio.Event()
         self._healthy = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -304,8 +301,6 @@ class RedisBroker:
         self._stopping = True
         for task in self._tasks:
             task.cancel()
-        if self._router is not None:
-            self._router.cancel()
         # A blocking XREAD ends at once when its connection closes (else after read_block).
         with contextlib.suppress(Exception):
             await self._reader.connection_pool.disconnect()
@@ -456,64 +451,19 @@ class RedisBroker:
         return max(1, int(self.card_ttl * 1000))
 
     async def _route(self, topic: str, text: str) -> str | None:
-        """Run the publish script for one message: its topic's holder (None: nobody). Messages
-        routed while a round trip is under way go together in the next one (one pipeline, in
-        the order they came: one round trip and one connection for many messages instead of
-        one each), so under load a message costs Redis's work, not a round trip of its own."""
-        routed: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._routing.append((topic, text, routed))
-        if self._router is None or self._router.done():
-            self._router = asyncio.create_task(self._route_batches())
-        return await routed
-
-    async def _route_batches(self) -> None:
-        """Send what waits to be routed, one pipeline at a time, until nothing waits. A batch
-        that fails fails every message waiting behind it too (each publish parks its own), so
-        none overtakes a parked one."""
-        while self._routing:
-            batch = self._routing
-            self._routing = []
-            try:
-                holders = await self._route_many([(topic, text) for topic, text, _ in batch])
-            except Exception as exc:
-                batch += self._routing
-                self._routing = []
-                for *_, routed in batch:
-                    if not routed.done():
-                        routed.set_exception(exc)
-                continue
-            except BaseException:  # cancelled: the broker is closing
-                for *_, routed in batch + self._routing:
-                    if not routed.done():
-                        routed.set_exception(ConnectionError("the broker is closing"))
-                self._routing = []
-                raise
-            for (*_, routed), holder in zip(batch, holders, strict=True):
-                if not routed.done():
-                    routed.set_result(holder)
-
-    async def _route_many(self, messages: list[tuple[str, str]]) -> list[str | None]:
-        """The publish script's answer for each message, run in one pipeline (the script is
-        loaded first when Redis does not know it: after a restart; then none of the batch ran,
-        and all of it runs again, in order)."""
-        replies = await self._pipelined_publish(messages)
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            await self._redis.script_load(_PUBLISH)
-            replies = await self._pipelined_publish(messages)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return [None if holder is None else str(holder) for holder in replies]
-
-    async def _pipelined_publish(self, messages: list[tuple[str, str]]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for topic, text in messages:
-                pipe.evalsha(
-                    self._publish.sha, 1, self.topic_key(topic), self.node_id,
-                    self._stream_prefix, self.stream_maxlen, topic, text, self._alive_prefix,
-                    WIRE_VERSION,
-                )  # fmt: skip
-            return await pipe.execute(raise_on_error=False)
+        holder = await self._publish(
+            keys=[self.topic_key(topic)],
+            args=[
+                self.node_id,
+                self._stream_prefix,
+                self.stream_maxlen,
+                topic,
+                text,
+                self._alive_prefix,
+                WIRE_VERSION,
+            ],
+        )
+        return None if holder is None else str(holder)
 
     def _lost(self, exc: BaseException) -> None:
         if self._healthy:

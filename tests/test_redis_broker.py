@@ -211,51 +211,6 @@ async def test_publish_reaches_the_holder_or_answers_false() -> None:
         await RedisBroker("redis://127.0.0.1:9/0", node("nowhere")).start()
 
 
-async def test_publishes_at_once_share_round_trips_in_order_and_survive_a_script_flush() -> None:
-    """Messages published together go to Redis together (one pipeline for many), each topic's
-    delivered in the order published; Redis having lost the publish script (SCRIPT FLUSH, as
-    after a restart) costs the next batch a load, not a message."""
-    url = shared_redis_url()
-    sender = RedisBroker(url, node("sender"), prefix="cloudhelp")
-    reader = RedisBroker(url, node("reader"), prefix="cloudhelp")
-    await sender.start()
-    await reader.start()
-    got: dict[str, list[int]] = {"x": [], "y": []}
-    topics = {name: f"session:{uuid.uuid4().hex}" for name in got}
-    pipelines = 0
-    send_pipeline = sender._pipelined_publish
-
-    async def counted(messages: list[tuple[str, str]]) -> list[Any]:
-        nonlocal pipelines
-        pipelines += 1
-        return await send_pipeline(messages)
-
-    sender._pipelined_publish = counted  # type: ignore[method-assign]
-    try:
-        for name, topic in topics.items():
-
-            async def deliver(message: dict[str, Any], name: str = name) -> None:
-                got[name].append(message["n"])
-
-            await reader.subscribe(topic, deliver)
-        async with Redis.from_url(url, decode_responses=True) as redis:
-            await redis.script_flush()
-        names = ["x", "y"] * 100
-        sent = await asyncio.gather(
-            *(sender.publish(topics[name], {"n": n}) for n, name in enumerate(names))
-        )
-        assert all(sent)
-        await until(lambda: len(got["x"]) + len(got["y"]) >= 200, 5, "200 delivered")
-        assert got["x"] == list(range(0, 200, 2)) and got["y"] == list(range(1, 200, 2))
-        # One pipeline refused for the missing script, one after loading it (a few more if
-        # the loop ran the router before every publish had joined the batch).
-        assert 2 <= pipelines <= 6, pipelines
-        assert sender.healthy and sender.waiting == 0
-    finally:
-        await sender.close()
-        await reader.close()
-
-
 async def test_a_topic_key_lives_while_its_holder_renews_it_and_expires_after() -> None:
     url = shared_redis_url()
     ttl = 1.5  # renewed every 0.5 s
