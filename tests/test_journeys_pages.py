@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from tests.browserkit import ARTIFACTS
 from tests.journeykit import (
@@ -71,8 +71,17 @@ async def test_journey_7_every_page_passes_axe_and_speaks_chinese(server: DemoSe
         ]:  # fmt: skip
             await supervisor.goto(path)
             await look_at(supervisor, label, problems)
-        # The follow-up page (差评回访), wherever the board links it.
+        # The wall screen holds the whole demo board (its campaign, papers and warnings) without
+        # scrolling, and so does a 1600x900 monitor (before: 1,246 and 1,304 px tall).
         await supervisor.goto("/board")
+        await expect(supervisor.locator("#campaigns-panel")).to_be_visible()
+        await expect(supervisor.locator("#l-hops li").first).to_be_visible()
+        for width, height in ((1600, 900), (1920, 1080)):
+            await supervisor.set_viewport_size({"width": width, "height": height})
+            tall = await supervisor.evaluate("document.documentElement.scrollHeight")
+            assert tall <= height, (width, height, tall)
+            await supervisor.screenshot(path=str(ARTIFACTS / f"journey-7-board-{width}.png"))
+        # The follow-up page (差评回访), wherever the board links it.
         await supervisor.get_by_role("link", name=re.compile("回访")).first.click()
         await look_at(supervisor, "follow-ups", problems)
     assert not problems, f"{len(problems)} page problems:\n" + "\n".join(problems)
