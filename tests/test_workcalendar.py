@@ -31,13 +31,15 @@ from cloudhelp.views import warning_labels
 from tests.helpers import run_cli
 
 # A 2027 calendar for the tests (NOT the State Council's: that is imported when published).
-# New Year's Day falls on Friday 1 January; Saturday 9 January is made an adjusted working day.
+# New Year's Day falls on Friday 1 January and the holiday runs to Monday 4 January (a date no
+# estimate can know: only 1 January is fixed); Saturday 9 January is made an adjusted working day.
 TEST_2027 = {
     "year": 2027,
     "days": [
         {"date": "2027-01-01", "kind": "holiday", "name": "元旦"},
         {"date": "2027-01-02", "kind": "holiday", "name": "元旦"},
         {"date": "2027-01-03", "kind": "holiday", "name": "元旦"},
+        {"date": "2027-01-04", "kind": "holiday", "name": "元旦"},
         {"date": "2027-01-09", "kind": "workday", "name": "元旦"},
     ],
 }
@@ -119,9 +121,9 @@ async def test_a_2027_due_date_is_exact_once_2027_is_imported(demo_engine) -> No
         before = cases.limits_of(case.accepted_at, 5, 20, [], date(2026, 12, 30))
         follow_up = await s.get(FollowUp, follow_up_id)
         assert follow_up
-    # 31 Dec, then Mon–Fri in 2027 as a guess: 1, 4, 5, 6 January.
-    assert (before.promised_due, before.estimated) == (date(2027, 1, 6), True)
-    assert (follow_up.due_date, follow_up.due_estimated) == (date(2027, 1, 5), True)
+    # 31 Dec, then Mon–Fri in 2027 as a guess, but for New Year's Day: 4, 5, 6, 7 January.
+    assert (before.promised_due, before.estimated) == (date(2027, 1, 7), True)
+    assert (follow_up.due_date, follow_up.due_estimated) == (date(2027, 1, 6), True)
 
     entries = workcalendar.parse(json.dumps(TEST_2027), ".json")
     async with database.write() as s:
@@ -129,7 +131,7 @@ async def test_a_2027_due_date_is_exact_once_2027_is_imported(demo_engine) -> No
             s, entries, actor="sunhua", follow_up_days=FOLLOW_UP_DAYS, now=local(date(2026, 12, 31))
         )
     assert outcome.years == [2027]
-    # 31 Dec, (1 Jan a holiday), 4, 5, 6, 7 January: exact now.
+    # 31 Dec, (1-4 Jan a holiday), 5, 6, 7, 8 January: exact now.
     async with database.read() as s:
         case = await s.get(Case, case_id)
         assert case
@@ -138,16 +140,16 @@ async def test_a_2027_due_date_is_exact_once_2027_is_imported(demo_engine) -> No
         assert follow_up
         changes = (await s.scalars(select(DueDateChange).order_by(DueDateChange.id))).all()
         year = await s.get(CalendarYear, 2027)
-    assert (after.promised_due, after.estimated) == (date(2027, 1, 7), False)
-    assert (follow_up.due_date, follow_up.due_estimated) == (date(2027, 1, 6), False)
+    assert (after.promised_due, after.estimated) == (date(2027, 1, 8), False)
+    assert (follow_up.due_date, follow_up.due_estimated) == (date(2027, 1, 7), False)
     assert year and year.source == "import" and year.loaded_by == "sunhua"
     recorded = {c.subject: c for c in changes}
     assert set(recorded) == {f"case:{case_id}", f"follow_up:{follow_up_id}"}
     moved = recorded[f"case:{case_id}"]
-    assert (moved.old_due, moved.new_due) == (date(2027, 1, 6), date(2027, 1, 7))
+    assert (moved.old_due, moved.new_due) == (date(2027, 1, 7), date(2027, 1, 8))
     assert moved.old_estimated and not moved.new_estimated
     assert moved.reason == "calendar import 2027" and moved.detail["case"] == "C-2027"
-    assert workcalendar.change_json(moved)["new_due"] == "2027-01-07"
+    assert workcalendar.change_json(moved)["new_due"] == "2027-01-08"
 
     # An adjusted working day on Saturday 9 Jan moves nothing due before it; importing the
     # same year again records nothing new.
@@ -227,15 +229,15 @@ def test_the_command_line_imports_sets_and_shows(sqlite_demo_url: str, tmp_path:
     )  # fmt: skip
     imported = run_cli("calendar", "import", str(path), "--db", sqlite_demo_url)
     assert imported.returncode == 0, imported.stderr
-    assert "Imported 4 days of the working-day calendar for 2027." in imported.stdout
+    assert "Imported 5 days of the working-day calendar for 2027." in imported.stdout
 
-    edited = run_cli("calendar", "set", "2027-01-04", "holiday", "--name", "测试",
+    edited = run_cli("calendar", "set", "2027-01-05", "holiday", "--name", "测试",
                      "--db", sqlite_demo_url)  # fmt: skip
     assert edited.returncode == 0, edited.stderr
     shown = run_cli("calendar", "show", "2027", "--json", "--db", sqlite_demo_url)
     body = json.loads(shown.stdout)
     assert body["source"] == "import" and [d["date"] for d in body["days"]] == [
-        "2027-01-01", "2027-01-02", "2027-01-03", "2027-01-04", "2027-01-09",
+        "2027-01-01", "2027-01-02", "2027-01-03", "2027-01-04", "2027-01-05", "2027-01-09",
     ]  # fmt: skip
     text = run_cli("calendar", "show", "2026", "--db", sqlite_demo_url).stdout
     # 2026: 365 days, 104 weekend days, holidays on weekdays and adjusted Saturdays/Sundays.
@@ -247,6 +249,17 @@ def test_the_command_line_imports_sets_and_shows(sqlite_demo_url: str, tmp_path:
     bad.write_text('{"days": [{"date": "2027-02-30", "kind": "holiday"}]}', encoding="utf-8")
     rejected = run_cli("calendar", "import", str(bad), "--db", sqlite_demo_url)
     assert rejected.returncode == 1 and "is not a date" in rejected.stderr
+
+
+def test_a_year_without_its_calendar_is_estimated_without_the_fixed_date_holidays() -> None:
+    """Mon–Fri, but New Year's Day, 1-2 May and 1-3 October are holidays whatever the year (the
+    lunar ones come only with the official calendar); every such day says it is estimated."""
+    estimate = workdays.Calendar()  # no year known
+    assert estimate.is_working_day(date(2027, 1, 1)) == (False, True)  # a Friday
+    assert estimate.is_working_day(date(2027, 1, 4)) == (True, True)
+    assert estimate.is_working_day(date(2027, 5, 3)) == (True, True)
+    assert [estimate.is_working_day(date(2027, 10, d))[0] for d in (1, 4)] == [False, True]
+    assert estimate.is_working_day(date(2027, 2, 8)) == (True, True)  # 春节 2027: not known
 
 
 async def test_only_a_due_date_past_the_known_years_is_estimated(engine) -> None:
@@ -273,7 +286,7 @@ async def test_the_case_page_says_a_due_date_is_estimated_until_its_year_is_impo
         async with server.http.get("/cases/C-2027", cookies=cookie) as r:
             page = await r.text()
         assert r.status == 200
-        assert "到期 2027-01-06（估算）" in page and 'id="due-estimated"' in page, page
+        assert "到期 2027-01-07（估算）" in page and 'id="due-estimated"' in page, page
         assert "官方节假日安排尚未导入" in page
         async with server.state.db.write() as s:
             await workcalendar.import_entries(
@@ -282,5 +295,5 @@ async def test_the_case_page_says_a_due_date_is_estimated_until_its_year_is_impo
             )  # fmt: skip
         async with server.http.get("/cases/C-2027", cookies=cookie) as r:
             page = await r.text()
-        assert "到期 2027-01-07" in page and "估算" not in page
+        assert "到期 2027-01-08" in page and "估算" not in page
         assert 'id="due-estimated"' not in page

@@ -6,8 +6,9 @@ imported from a file for each new year, edited from the command line); this modu
 arithmetic on the copy of it that the process loaded last (``install``), so a due date costs no
 query and the results are cached until the calendar changes.
 
-A year the calendar does not hold falls back to Monday–Friday and says so (``estimated``), so a
-due date is never silently wrong. Until a calendar is installed every year is estimated.
+A year the calendar does not hold falls back to Monday–Friday without the holidays fixed by date
+(``FIXED_DATE_HOLIDAYS``) and says so (``estimated``), so a due date is never silently wrong.
+Until a calendar is installed every year is estimated.
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
+# The statutory holidays that fall on the same date every year (全国年节及纪念日放假办法, as amended
+# in 2024, from 2025): 元旦 1 January, 劳动节 1-2 May, 国庆节 1-3 October. A year without its
+# official calendar is estimated without them; the lunar holidays (春节, 清明, 端午, 中秋) and the
+# weekends swapped around them (调休) come only with the State Council's calendar.
+FIXED_DATE_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+
 
 @dataclass(frozen=True)
 class Calendar:
     """The official years: the days that differ from Monday–Friday, and which years are known.
 
     ``exceptions`` maps a holiday to False and an adjusted working day (调休上班) to True; any
-    other day of a known year is a working day exactly when it is Monday to Friday.
+    other day of a known year is a working day exactly when it is Monday to Friday. A day of
+    another year is estimated: Monday to Friday, but for ``FIXED_DATE_HOLIDAYS``.
     """
 
     years: frozenset[int] = frozenset()
@@ -32,7 +40,7 @@ class Calendar:
 
     def is_working_day(self, day: date) -> tuple[bool, bool]:
         if day.year not in self.years:
-            return day.weekday() < 5, True
+            return day.weekday() < 5 and (day.month, day.day) not in FIXED_DATE_HOLIDAYS, True
         return self.exceptions.get(day, day.weekday() < 5), False
 
 
