@@ -131,6 +131,7 @@ class CallCenter:
             self.expiries.arm("abandon", ticket_id, deadline)
         self.expiries.start()
         await self.hub.broker.listen(BOARD_CHANNEL, self.pushes.on_board_notice)
+        await self.hub.broker.listen(BOARD_CHANNEL, self.watchers.on_board_notice)
         await self.hub.broker.listen(QUALITY_CHANNEL, self.quality.on_shared)
         self.watchers.start()
 
@@ -138,6 +139,7 @@ class CallCenter:
         """Stop the loops (cancelled and awaited) and the timers, close the sockets, and let
         running work finish. Safe to call twice."""
         await self.hub.broker.unlisten(BOARD_CHANNEL, self.pushes.on_board_notice)
+        await self.hub.broker.unlisten(BOARD_CHANNEL, self.watchers.on_board_notice)
         await self.hub.broker.unlisten(QUALITY_CHANNEL, self.quality.on_shared)
         await self._tasks.stop_loops()
         self._timers.cancel_all()

@@ -2,7 +2,8 @@
 
 - revocations: kiosks revoked by another process (the CLI) are disconnected within seconds;
 - warnings: time-out warnings checked every few seconds, the board kept fresh meanwhile;
-- rollups: today's daily figures rebuilt while a board shows them (a push never writes them);
+- rollups: today's daily figures rebuilt while a board shows them (a push never writes them):
+  every TODAY_MAX_AGE, and TODAY_GAP_SECONDS after a change the board heard of;
 - ended calls: what this node gathered of a call another node ended (one side's quality
   figures, its session log) is saved or forgotten within seconds;
 - orphans: the kiosk sessions and consoles of a node that died are ended as their node would
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloudhelp.callcenter.calls import SCREEN_LOG_MAX
 from cloudhelp.core.clock import today
@@ -28,6 +29,10 @@ REVOCATION_CHECK_SECONDS = 3.0
 BOARD_REFRESH_SECONDS = 10.0  # the board is pushed at least this often while someone watches
 CASE_WARNING_CHECK_SECONDS = 60.0  # case and follow-up deadlines move by the day
 ENDED_CALLS_CHECK_SECONDS = 5.0
+# After a change the board heard of (a ticket taken, a call answered…), today's figures are
+# rebuilt this long after the last rebuild at the soonest: the tiles follow the live panels within
+# seconds, and a busy hall costs one rebuild per gap, not one per change.
+TODAY_GAP_SECONDS = 2.0
 # How often rows naming sessions no node holds are looked for (see Watchers.end_orphans).
 ORPHAN_CHECK_SECONDS = 5.0
 
@@ -39,6 +44,8 @@ class Watchers:
         self.center = center
         self.db = center.db
         self._rollups_due = asyncio.Event()
+        self._rollups_last = 0.0  # loop time of the last rebuild of today's figures
+        self._rollups_soon: asyncio.TimerHandle | None = None
         self._last_board = self._last_full = 0.0
         # Sessions rows named that no node held at the last check: since when (loop time).
         self._unheld_since: dict[str, float] = {}
@@ -144,12 +151,26 @@ class Watchers:
         """Have the rollups loop run now (a board was opened) rather than at its next turn."""
         self._rollups_due.set()
 
+    async def on_board_notice(self, _message: dict[str, Any]) -> None:
+        """Something the board shows changed, on any node: today's figures are rebuilt
+        TODAY_GAP_SECONDS after the last rebuild at the soonest (one wake-up for many changes)."""
+        if self._rollups_soon is not None or not self.center._board_watchers:
+            return
+        loop = asyncio.get_running_loop()
+        wait = max(0.0, self._rollups_last + TODAY_GAP_SECONDS - loop.time())
+        self._rollups_soon = loop.call_later(wait, self._wake_rollups)
+
+    def _wake_rollups(self) -> None:
+        self._rollups_soon = None
+        self._rollups_due.set()
+
     async def refresh_rollups(self) -> None:
         """While anyone watches the board, rebuild today's rollup rows (run every
         TODAY_MAX_AGE, so the figures lag no more than that) and push the board."""
         center = self.center
         if not center._board_watchers:
             return
+        self._rollups_last = asyncio.get_running_loop().time()
         day = today()
         if await metrics.refresh(self.db, day, day, timedelta(0), center.metric_rules):
             await center.pushes.push_board()
