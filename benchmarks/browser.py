@@ -298,6 +298,7 @@ async def _one_call(
     await _check_in_call(kiosk, staff, log_path, f"call {n + 1}, after its transfers")
     await kiosk.click("#hangup")
     await staff.wait_for_selector("#wrapup:not([hidden])")
+    await staff.select_option("#outcome", "other")  # no case in these calls: chosen by hand
     await staff.click("#wrapup button")
     # Wrap-up done before the console goes: its session ends with nothing left to close.
     await staff.wait_for_selector("#state[data-state=available]")

@@ -319,6 +319,7 @@ async def test_journey_3_slow_bad_rating_opens_follow_up(server: DemoServer) -> 
         async with journey.step("resident sends the rating; it is saved", "kiosk"):
             await kiosk.click("#rating-send")
             await expect(kiosk.locator("#rating-thanks")).to_be_visible()
+            await staff.select_option("#outcome", "other")  # no case: nothing to propose
             await staff.click("#wrapup button")
 
         supervisor = await open_page(chromium, server, 1920, 1080)

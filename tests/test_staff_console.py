@@ -472,6 +472,18 @@ async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) ->
         assert await staff.evaluate("window.cloudhelp.call") is None
         await snap(staff, "console-12-wrapup-files-kept")
 
+        # No case was opened: the wrap-up proposes nothing, and 完成整理 asks for the outcome
+        # first (a quick press used to record 其他 for whatever happened).
+        await expect(staff.locator("#outcome")).to_have_value("")
+        await staff.click("#wrapup button")
+        await expect(staff.locator("#outcome-error")).to_have_text(
+            "请先选择办理结果（未办成事项时可选“其他”）。"
+        )
+        await expect(staff.locator("#outcome")).to_be_focused()
+        await expect(staff.locator("#state")).not_to_have_text("可接听")
+        await snap(staff, "console-12b-wrapup-choose-outcome")
+        await staff.select_option("#outcome", "resolved")
+        await expect(staff.locator("#outcome-error")).to_be_hidden()
         # Wrap-up done: nothing of the call is held (object URLs revoked), and late events
         # from its call or file channel reach nothing on the console.
         await staff.click("#wrapup button")

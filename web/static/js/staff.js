@@ -973,8 +973,12 @@ function onWrapup(/** @type {any} */ frame) {
   $("wrapup-reason").hidden = !known;
   $("wrapup-reason").textContent = known ? t(`staff.wrapup.ended.${reason}`) : "";
   // The server proposes what the session implies (cloudhelp/outcomes.py); it records the
-  // same outcome if the wrap-up times out.
-  $("outcome").value = frame.outcome || "other";
+  // same outcome if the wrap-up times out. Without evidence (其他, its neutral proposal) the
+  // staff member chooses: a quick 完成整理 would otherwise record 其他 for a resolved visit.
+  const proposed = frame.outcome && frame.outcome !== "other" ? frame.outcome : "";
+  $("outcome").value = proposed;
+  $("outcome").querySelector("option[value='']").hidden = proposed !== "";
+  $("outcome-error").hidden = true;
   let left = frame.seconds;
   clearTimeout(v.wrapupTimer);
   const tick = () => {
@@ -1378,6 +1382,7 @@ function wire() {
     memory.append("chat", addChat(text, "me"));
     $("chat-input").value = "";
   };
+  $("outcome").onchange = () => { if ($("outcome").value) $("outcome-error").hidden = true; };
   $("case-form").onsubmit = openCase;
   $("verdict-correction").onclick = () => issueVerdict("correction_needed");
   $("verdict-passed").onclick = () => issueVerdict("passed");
@@ -1388,6 +1393,11 @@ function wire() {
   $("reject-form").onsubmit = confirmReject;
   $("wrapup").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
+    if (!$("outcome").value) {
+      $("outcome-error").hidden = false;
+      $("outcome").focus();
+      return;
+    }
     connection?.send({ type: "wrapup.done", outcome: $("outcome").value, note: $("note").value });
     $("wrapup").hidden = true;
   };
