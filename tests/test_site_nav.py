@@ -32,10 +32,10 @@ BAR_ROWS = """() => {
 
 
 async def bar_fits_one_row(page: Page, name: str) -> None:
-    """At 1366 and 1280 px (laptops) the page's header is one row with every nav link on screen;
-    then back to the test's 1600×900."""
-    for width in (1366, 1280):
-        await page.set_viewport_size({"width": width, "height": 768})
+    """At 1600 px (a monitor) and at 1366 and 1280 px (laptops) the page's header is one row
+    with every nav link on screen; then back to the test's 1600×900."""
+    for width in (1600, 1366, 1280):
+        await page.set_viewport_size({"width": width, "height": 900 if width == 1600 else 768})
         bar = await page.evaluate(BAR_ROWS)
         assert bar == {"rows": 1, "sideways": False, "cut": []}, (name, width, bar)
         await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
