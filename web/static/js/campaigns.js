@@ -70,7 +70,7 @@ async function prepareForm() {
     const box = /** @type {HTMLInputElement} */ (el("input"));
     box.type = "checkbox"; box.value = i.code; box.checked = i.code === "NYNC-002";
     box.onchange = () => { $("c-items-missing").hidden = true; sayChosen(); };
-    label.append(box, `${i.name}（${i.code}）`);
+    label.append(box, `${i.name}（${i.code.replaceAll("-", "\u2011")}）`);  // the code never breaks
     label.dataset.search = `${i.name} ${i.code}`.toLowerCase();
     label.dataset.name = i.name;
     return label;

@@ -68,11 +68,13 @@ function renderTrend() {
       { type: "value", min: 0, max: 100, name: t("metric.good_rate"), position: "right", offset: 55,
         axisLabel: { formatter: "{value}%" }, axisLine: { show: true, lineStyle: { color: "#1f7a4d" } }, splitLine: { show: false } },
     ],
+    // Straight lines between days, broken where a day had no tickets (a curve bridging empty
+    // days drew waits nobody had, and swung between points).
     series: [
       { name: t("metric.tickets"), type: "bar", data: days.map((/** @type {any} */ d) => d.tickets), itemStyle: { color: "#1f5fa8" } },
-      { name: t("metric.wait_mean_s"), type: "line", yAxisIndex: 1, smooth: true, connectNulls: true,
+      { name: t("metric.wait_mean_s"), type: "line", yAxisIndex: 1, showSymbol: true,
         data: days.map((/** @type {any} */ d) => d.wait_mean_s === null ? null : +(d.wait_mean_s / 60).toFixed(1)), itemStyle: { color: "#e08a00" } },
-      { name: t("metric.good_rate"), type: "line", yAxisIndex: 2, smooth: true, connectNulls: true,
+      { name: t("metric.good_rate"), type: "line", yAxisIndex: 2, showSymbol: true,
         tooltip: { valueFormatter: (/** @type {any} */ v) => (v === null || v === undefined ? "—" : `${v}%`) },
         data: days.map((/** @type {any} */ d) => d.good_rate === null ? null : +(d.good_rate * 100).toFixed(1)), itemStyle: { color: "#1f7a4d" } },
     ],
