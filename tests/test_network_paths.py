@@ -352,8 +352,12 @@ async def test_chromium_pages_behind_nats_recover_a_link_cut_by_ice_restart(
         for page in (kiosk, staff):
             await frames_flow(page, 20, 10)
             assert await video_width(page, "#remote-main") > 0
+        # New local credentials on the same RTCPeerConnection. Not necessarily those of the
+        # restart made during the cut: its candidates were gathered with the link down, and when
+        # its checks failed once the link was back the page restarted again (a CI run under
+        # load saw two restarts; both are the page's recovery working).
         after = await kiosk.evaluate(PC)
-        assert after["local"] == during["local"] != before["local"], (before, after)
+        assert during["local"] != before["local"] != after["local"], (before, during, after)
         assert after["probe"] == "the first", after
         await snap(kiosk, "net-ice-restart-kiosk")
         await snap(staff, "net-ice-restart-staff")
