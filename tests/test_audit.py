@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudhelp.core.clock import local_date
 from cloudhelp.domain import audit
 from cloudhelp.store import db
-from cloudhelp.store.models import AuditEvent, Case, Kiosk, ServiceItem, Ticket, TicketFile, utcnow
+from cloudhelp.store.models import (
+    AuditEvent,
+    Case,
+    Kiosk,
+    ServiceItem,
+    Station,
+    Ticket,
+    TicketFile,
+    utcnow,
+)
 from tests.callkit import DEMO_PASSWORD, running_server
 from tests.helpers import run_cli
 from tests.test_cases import ID_NUMBER
@@ -518,7 +527,21 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         table = await page.locator("table.audit").inner_text()
         leaked = [w for w in table.split() if "audit." in w or "state." in w or "kind." in w]
         assert leaked == [], leaked[:5]
+        # Stations by their names, never their codes (a run's destination, a kiosk's station):
+        # a kiosk enrolled now, as POST /api/v1/kiosk/enrol records it.
+        async with server.state.db.write() as s:
+            kiosk = await s.scalar(select(Kiosk).order_by(Kiosk.id).limit(1))
+            assert kiosk is not None
+            station = await s.scalar(select(Station.code).where(Station.id == kiosk.station_id))
+            enrolled_by = audit.kiosk_actor(kiosk)
+            await audit.append(s, enrolled_by, "kiosk.enrolled", subject_kind="kiosk",
+                               subject=kiosk.code, station=station)  # fmt: skip
+            stations = (await s.execute(select(Station.code, Station.name))).all()
         await page.goto("/audit")
+        details = await page.locator("table.audit td.detail").all_inner_texts()
+        coded = [d for d in details for code, _ in stations if f"：{code}" in d]
+        assert coded == [], coded[:3]
+        assert [d for d in details for _, name in stations if f"：{name}" in d], details[:10]
 
         # Every action the code writes can be chosen, by its label.
         options = await page.locator("select[name=action] option").all_inner_texts()

@@ -16,7 +16,7 @@ from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import query_date, query_int
 from cloudhelp.http.errors import ApiError
 from cloudhelp.http.state import AppState
-from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem, Staff
+from cloudhelp.store.models import SUPERVISOR_ROLES, Case, Material, ServiceItem, Staff, Station
 
 FILTERS = ("person", "case", "from", "to", "action")
 MAX_ROWS = 500
@@ -50,9 +50,21 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def _names(session: AsyncSession, events: list[dict[str, Any]]) -> dict[str, str]:
-    """Names for the codes the rows' details hold: ``item:<code>`` for items and
-    ``material:<case>:<position>`` for the materials marked on a case."""
+    """Names for the codes the rows' details hold: ``item:<code>`` for items,
+    ``material:<case>:<position>`` for the materials marked on a case and ``station:<code>`` for
+    stations (a kiosk's, a run's destination: ``station``, ``from``, ``to``)."""
     names: dict[str, str] = {}
+    places = {
+        str(e["detail"][key])
+        for e in events
+        for key in ("station", "from", "to")
+        if isinstance(e["detail"].get(key), str)
+    }
+    if places:
+        stations = await session.execute(
+            select(Station.code, Station.name).where(Station.code.in_(places))
+        )
+        names |= {f"station:{code}": name for code, name in stations.all()}
     codes = {str(e["detail"]["item"]) for e in events if e["detail"].get("item")}
     if codes:
         items = await session.execute(
@@ -114,11 +126,13 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
             value = detail[key]
             if key == "sha256":
                 value = str(value)[:12] + "…"
+            elif key == "station":
+                value = names.get(f"station:{value}", value)
             elif key in ("from", "to"):
                 states = (
                     "logistics.state" if event["action"].startswith("logistics.") else "case.state"
                 )
-                value = _known(lang, f"{states}.{value}", value)
+                value = names.get(f"station:{value}") or _known(lang, f"{states}.{value}", value)
             elif key == "verdict":
                 value = i18n.translate(lang, f"audit.verdict.{value}")
             elif key == "code":  # a short reason (用户名或密码错误), not the help on screen
