@@ -69,8 +69,16 @@ class Watchers:
         hub = self.center.hub
         async with self.db.read() as s:
             without = await accounts.kiosks_without_credential(s)
-        for kiosk_id in without:
-            if hub.find_sessions("kiosk", str(kiosk_id)):
+        connected = [k for k in without if hub.find_sessions("kiosk", str(k))]
+        if not connected:
+            return
+        # Read again before ending anything: a kiosk enrolled while the first read ran, whose
+        # page connected with its new credential meanwhile, has a credential now (a CI run saw
+        # such a kiosk told 本终端已被停用 right after its enrolment).
+        async with self.db.read() as s:
+            still_without = await accounts.kiosks_without_credential(s)
+        for kiosk_id in connected:
+            if kiosk_id in still_without:
                 await self.center.revoke_kiosk_sessions(kiosk_id)
 
     async def check_warnings(self) -> None:
