@@ -254,7 +254,8 @@ class TimeLimits:
     promised_due: date | None
     statutory_due: date | None
     paused_working_days: int
-    # Counted Monday-Friday: the date falls in a year without its holiday calendar.
+    # Estimated (Monday-Friday but for the fixed-date holidays, workdays.FIXED_DATE_HOLIDAYS):
+    # the date falls in a year without its holiday calendar.
     promised_estimated: bool
     statutory_estimated: bool
 
