@@ -3,7 +3,7 @@
 // burn-down and who has not come yet (one-click rebook).
 // @ts-check
 import { banner } from "./callview.js";
-import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { el, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -70,7 +70,7 @@ async function prepareForm() {
     const box = /** @type {HTMLInputElement} */ (el("input"));
     box.type = "checkbox"; box.value = i.code; box.checked = i.code === "NYNC-002";
     box.onchange = () => { $("c-items-missing").hidden = true; sayChosen(); };
-    label.append(box, `${i.name}（${i.code.replaceAll("-", "\u2011")}）`);  // the code never breaks
+    label.append(box, `${i.name}（${unbroken(i.code)}）`);
     label.dataset.search = `${i.name} ${i.code}`.toLowerCase();
     label.dataset.name = i.name;
     return label;

@@ -82,18 +82,22 @@ export function warningSubject(w, station = false) {
   return warningParts(w, station).join(" · ");
 }
 
+/** A code, number or date with non-breaking hyphens: it never wraps at them. @param {unknown} text */
+export function unbroken(text) {
+  return String(text ?? "").replaceAll("-", "\u2011");
+}
+
 /** The parts of warningSubject: [ticket or case number, item, station], those the warning has. @param {any} w @param {boolean} station */
 function warningParts(w, station) {
   const d = w.detail;
   let ticket = d.ticket;
   if (ticket && w.kind === "follow_up_late" && d.since) {
     const day = new Date(d.since);
-    // Non-breaking hyphens: the date never wraps in the middle.
-    const date = new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10).replaceAll("-", "\u2011");
+    const date = unbroken(new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10));
     ticket = t("warning.ticket_of_day", { ticket, date });
   }
   // A case number (210211-20261119-H0047) never wraps at its hyphens either.
-  const number = ticket || (typeof d.case === "string" ? d.case.replaceAll("-", "\u2011") : d.case);
+  const number = ticket || (typeof d.case === "string" ? unbroken(d.case) : d.case);
   return [number, d.item, station ? d.station : null].filter(Boolean);
 }
 

@@ -1,7 +1,7 @@
 // Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
 // @ts-check
 import { banner } from "./callview.js";
-import { duration, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { duration, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -163,12 +163,10 @@ function renderCases() {
   for (const [kind, list] of [["overdue", cases.overdue], ["due_soon", cases.due_soon]]) {
     for (const c of list) {
       const li = document.createElement("li");
-      // Case numbers and dates never wrap at their hyphens (non-breaking hyphens).
-      const nb = (/** @type {string} */ text) => String(text ?? "").replaceAll("-", "\u2011");
       const link = document.createElement("a");
       link.href = `/cases/${encodeURIComponent(c.number)}`;
-      link.textContent = nb(c.number);
-      li.append(`${t(`reports.${kind}`)}：`, link, ` · ${c.item} · ${nb(c.promised_due)}`);
+      link.textContent = unbroken(c.number);
+      li.append(`${t(`reports.${kind}`)}：`, link, ` · ${c.item} · ${unbroken(c.promised_due)}`);
       lines.push(li);
     }
   }
