@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 PROTOCOL_VERSION = 1
-SessionId = Annotated[str, Field(min_length=1, max_length=64)]
+SESSION_ID_MAX = 64
+CSEQ_MAX = 2**53  # a client's message numbers stay exact in JavaScript
+SessionId = Annotated[str, Field(min_length=1, max_length=SESSION_ID_MAX)]
 
 
 class Message(BaseModel):
@@ -79,7 +81,7 @@ class Numbered(Message):
     """A client's number for its message (``cseq``; docs/protocol.md), checked apart from the
     message's own model (the hub takes it off before that model sees the message)."""
 
-    cseq: Annotated[int, Field(strict=True, ge=1, le=2**53)]
+    cseq: Annotated[int, Field(strict=True, ge=1, le=CSEQ_MAX)]
 
 
 RELAYED: dict[str, type[Description | Candidate | AppData]] = {

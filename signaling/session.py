@@ -121,16 +121,8 @@ class Session:
         self._seq += 1
         if encoded.key is not None:
             self._forget(lambda entry: entry[2] == encoded.key)
-        await self._keep_and_write(f'{encoded.body[:-1]},"seq":{self._seq}}}', encoded.key)
-
-    async def reply(self, message: dict[str, Any]) -> None:
-        """Write an answer that only matters now (a ``pong``), if a socket is attached: not
-        numbered, not kept for replay (a resumed client asks again)."""
-        if self.ws is not None:
-            await write(self.ws, dumps(message))
-
-    async def _keep_and_write(self, text: str, key: str | None) -> None:
-        self._history.append((self._seq, text, key))
+        text = f'{encoded.body[:-1]},"seq":{self._seq}}}'
+        self._history.append((self._seq, text, encoded.key))
         self._history_bytes += len(text)
         while self._history_bytes > HISTORY_BYTES and len(self._history) > 1:
             seq, dropped, _key = self._history.popleft()
@@ -138,6 +130,12 @@ class Session:
             self._lost = seq
         if self.ws is not None:
             await write(self.ws, text)
+
+    async def reply(self, message: dict[str, Any]) -> None:
+        """Write an answer that only matters now (a ``pong``), if a socket is attached: not
+        numbered, not kept for replay (a resumed client asks again)."""
+        if self.ws is not None:
+            await write(self.ws, dumps(message))
 
     def acknowledge(self, seq: int) -> None:
         """The client has everything up to ``seq``: no need to keep it for a resume."""

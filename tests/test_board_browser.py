@@ -590,7 +590,9 @@ async def test_the_board_and_the_console_list_a_kinds_other_warnings_on_demand(
                     assert panel and panel["width"] >= 0.45 * width, panel
                 wrapped = await root.evaluate(NUMBERS_ON_ONE_LINE)
                 assert wrapped == [], (name, width, wrapped)
-                await group.scroll_into_view_if_needed()
+                # In one step: a push may re-render the list while Playwright waits for the
+                # element to be stable (a CI run: 'not attached to the DOM').
+                await group.evaluate("group => group.scrollIntoView({block: 'nearest'})")
                 await snap(page, f"warnings-{name}-expanded-{width}")
             await page.set_viewport_size({"width": 1366, "height": 768})
             await page.keyboard.press("Space")

@@ -92,6 +92,17 @@ async def test_a_relayed_message_keeps_to_and_gets_the_real_sender_and_seq(
             await console.send(forged)
             refused = await console.expect("error")
             assert refused["code"] == "bad_message" and refused["ref"] == "app", refused
+        # Without data, or ``to`` not a session id: refused, the field named.
+        for bad, field in (
+            ({"type": "app"}, "data"),
+            ({"type": "app", "data": 1, "to": 7}, "to"),
+            ({"type": "app", "data": 1, "to": ""}, "to"),
+            ({"type": "app", "data": 1, "to": "x" * 65}, "to"),
+        ):
+            await console.send(bad)
+            refused = await console.expect("error")
+            assert refused["code"] == "bad_message", refused
+            assert refused["message"].startswith(f"Field {field}"), refused
 
         # What protocol.js sends: ``to`` names the receiver and stays; ``from`` is added.
         sent = {"type": "app", "data": {"kind": "chat", "text": "您好"}, "to": kiosk.session_id}

@@ -278,13 +278,23 @@ async def test_the_demo_papers_populate_the_pages_and_the_board(sqlite_demo_url:
             for item in shelved:
                 assert item.ready_at is not None
                 case = await session.get(Case, item.case_id)
-                assert case is not None and case.created_at < item.created_at, item.text
-                assert item.ready_at - item.created_at >= timedelta(hours=12), item.text
+                assert case is not None and case.created_at < item.created_at, (
+                    item.description,
+                    item.created_at,
+                    item.ready_at,
+                    case.created_at,
+                    case.concluded_at,
+                )
+                assert item.ready_at - item.created_at >= timedelta(hours=12), item.description
                 assert (case.concluded_at or case.created_at) <= item.created_at or (
                     item.kind != "certificate"
-                ), item.text
+                ), item.description
                 opened = datetime.strptime(case.number.split("-")[1], "%Y%m%d").date()
-                assert opened < local_date(item.ready_at), (case.number, item.text)
+                assert opened < local_date(item.ready_at), (
+                    case.number,
+                    item.description,
+                    item.ready_at,
+                )
             # Every demo case is numbered for the day it was opened.
             for case in (await session.scalars(select(Case))).all():
                 opened = datetime.strptime(case.number.split("-")[1], "%Y%m%d").date()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from cloudhelp.callcenter import SnapshotGate
+from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ, local_day
 from cloudhelp.devtools import history
 from cloudhelp.domain import queue
@@ -41,7 +43,17 @@ async def test_a_live_ticket_follows_todays_history(demo_url: str) -> None:
         end_of_today = datetime.combine(
             datetime.fromisoformat(today).date(), time(23, 59), LOCAL_TZ
         )
-        made = await history.generate(db, 1, tickets_per_day=200, until=end_of_today)
+        # On a rest day the hall has no history: today is made a working day (调休上班) here.
+        calendar = workdays.current()
+        day = datetime.fromisoformat(today).date()
+        exceptions = {**calendar.exceptions, day: True}
+        workdays.install(
+            replace(calendar, years=calendar.years | {day.year}, exceptions=exceptions)
+        )
+        try:
+            made = await history.generate(db, 1, tickets_per_day=200, until=end_of_today)
+        finally:
+            workdays.install(calendar)
         assert made > 0
         async with db.read() as s:
             numbers = set((await s.scalars(select(Ticket.number).where(Ticket.day == today))).all())

@@ -76,8 +76,8 @@ async def seed_cases(session: AsyncSession, district: str, now: datetime | None 
     )
     started = utcnow()  # what the rules below stamp is moved back from here (backdate)
     now = now or started
-    today = clock.today(now)
     ended = sessions_end(now)
+    today = clock.local_date(ended)  # the papers (demo_items) count back from this day too
     for n, (item_code, name, phone, first17, steps, level, reasons) in enumerate(DEMO_CASES):
         opened_ago, concluded_ago = OPENED_EARLIER.get(phone, (0, 0))
         opened_on = (

@@ -43,7 +43,9 @@ from cloudhelp.store.models import (
     TicketEvent,
 )
 
-WEEKDAY_LOAD = (1.35, 1.1, 1.0, 0.95, 0.9, 0.0, 0.0)  # Monday first; the hall rests at weekends
+# Monday first. A weekend is worked only when the calendar swaps it for a holiday (调休上班):
+# then as a Friday.
+WEEKDAY_LOAD = (1.35, 1.1, 1.0, 0.95, 0.9, 0.9, 0.9)
 # Arrivals per half hour from 08:30 to 17:30 (the hall closes 12:00–13:30).
 HALF_HOURS = {
     (8, 30): 5, (9, 0): 9, (9, 30): 10, (10, 0): 9, (10, 30): 7, (11, 0): 5, (11, 30): 3,
@@ -165,9 +167,9 @@ async def _generate_day(
     district: str,
     until: datetime,
 ) -> int:
-    load = WEEKDAY_LOAD[day.weekday()] * tickets_per_day * rng.uniform(0.85, 1.15)
-    if not workdays.is_working_day(day)[0] or load <= 0:
+    if not workdays.is_working_day(day)[0]:
         return 0
+    load = WEEKDAY_LOAD[day.weekday()] * tickets_per_day * rng.uniform(0.85, 1.15)
     count = max(1, round(load))
     chosen = rng.choices(world.items, weights=_item_weights(world.items, day), k=count)
     arrivals = sorted(_arrival(rng, day) for _ in range(count))
