@@ -109,8 +109,8 @@ def _rename(item: pytest.Item, nodeid: str) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that open a browser run in the session event loop (a Chromium launch per worker and
     set of flags instead of one per test: each cost up to a second of CPU). Under pytest-xdist:
-    one worker for the tests of a module that share a module-scoped fixture (``--dist
-    loadgroup``), and the groups and slow modules handed out first."""
+    one worker for the tests of a module that share a module-scoped fixture or are marked
+    ``one_worker`` (``--dist loadgroup``), and the groups and slow modules handed out first."""
     for item in items:
         if _opens_browser(item):
             item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
@@ -123,7 +123,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # xdist's own suffixing of _nodeid no longer takes).
     counts = Counter(item.nodeid for item in items)
     numbered: Counter[str] = Counter()
-    shared = {item.nodeid.split("::", 1)[0] for item in items if _shares_module_fixture(item)}
+    shared = {
+        item.nodeid.split("::", 1)[0]
+        for item in items
+        if _shares_module_fixture(item) or item.get_closest_marker("one_worker")
+    }
     for item in items:
         nodeid = item.nodeid
         module = nodeid.split("::", 1)[0]

@@ -12,6 +12,12 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 /** A server going away (1001: it stops; with several nodes another takes the session over) is left at once, spread over this. */
 const GOING_AWAY_MS = 100;
 const RECOVERY_MS = 15000;
+/**
+ * No frame from the server for this long (it answers the pings sent every ACK_MS): the socket is
+ * taken for dead and a new one resumes the session. A cut link tells nobody; a socket left to
+ * TCP's retries could sit silent for a minute after the link is back.
+ */
+const SILENT_MS = 15000;
 /** The peer's candidates kept while its description is not set yet, at most this many (a few per path). */
 const MAX_PENDING_CANDIDATES = 100;
 /** The page's messages kept until the server says it has them, at most this many characters. */
@@ -87,6 +93,8 @@ export class Connection extends EventTarget {
     this.unavailable = false;
     /** @type {number | undefined} */
     this.ackTimer = undefined;
+    /** When the socket last brought a frame (Date.now()). */
+    this.heardAt = 0;
     /** The `cseq` of the last message the page sent. */
     this.sentSeq = 0;
     /** @type {{cseq: number, text: string}[]} sent and not yet known to have arrived */
@@ -132,29 +140,46 @@ export class Connection extends EventTarget {
       ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => {
+      this.heardAt = Date.now();
       const frame = parseFrame(event.data, "type", "WebSocket");
       if (frame) this.receive(frame);
     };
     ws.onclose = (event) => {
-      if (this.ws !== ws) return;
-      this.online = false;
-      clearInterval(this.ackTimer);
-      if (this.closedByUs || event.code === 4001 || event.code === 4003 || event.code === 4009) {
-        if (event.code !== 4009 || this.closedByUs) this.forget();  // 4009: another page has it
-        this.setState("closed");
-        if (event.code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
-        return;
-      }
-      const delay = event.code === 1001 && this.attempt === 0
-        ? Math.random() * GOING_AWAY_MS
-        : RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
-      this.attempt += 1;
-      this.setState("reconnecting");
-      this.retryTimer = window.setTimeout(() => {
-        this.retryTimer = undefined;
-        if (!this.closedByUs) this.open();
-      }, delay);
+      if (this.ws === ws) this.closed(event.code);
     };
+  }
+
+  /** The socket closed with `code`: reconnect (and resume) unless the session is over. @param {number} code */
+  closed(code) {
+    this.online = false;
+    clearInterval(this.ackTimer);
+    if (this.closedByUs || code === 4001 || code === 4003 || code === 4009) {
+      if (code !== 4009 || this.closedByUs) this.forget();  // 4009: another page has it
+      this.setState("closed");
+      if (code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
+      return;
+    }
+    const delay = code === 1001 && this.attempt === 0
+      ? Math.random() * GOING_AWAY_MS
+      : RETRY_MS[Math.min(this.attempt, RETRY_MS.length - 1)];
+    this.attempt += 1;
+    this.setState("reconnecting");
+    this.retryTimer = window.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closedByUs) this.open();
+    }, delay);
+  }
+
+  /** Ping the server (acknowledging what arrived), or give up a socket silent for SILENT_MS. */
+  tick() {
+    const ws = this.ws;
+    if (ws && Date.now() - this.heardAt > SILENT_MS) {
+      this.ws = null;  // its close event, whenever it comes, is this one's
+      ws.close();
+      this.closed(1006);
+      return;
+    }
+    this.send({ type: "ping", seq: this.lastSeq });
   }
 
   /** @param {Frame} frame */
@@ -172,7 +197,8 @@ export class Connection extends EventTarget {
       this.unavailable = false;
       this.setState("online");
       clearInterval(this.ackTimer);
-      this.ackTimer = window.setInterval(() => this.send({ type: "ping", seq: this.lastSeq }), ACK_MS);
+      this.heardAt = Date.now();
+      this.ackTimer = window.setInterval(() => this.tick(), ACK_MS);
       this.dispatchEvent(new CustomEvent("welcome", { detail: frame }));
       return;
     }
