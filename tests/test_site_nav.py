@@ -58,6 +58,9 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         nav = page.locator("#site-nav")
         await expect(nav.locator("a:visible")).to_have_text(SUPERVISOR_PAGES)
         await expect(nav.locator("a[aria-current=page]")).to_have_text("坐席工作台")
+        # No item nor department of her own: the console says no call will come, not 等待来电.
+        await expect(page.locator("#idle")).to_contain_text("没有负责的服务事项或部门")
+        await snap(page, "nav-supervisor-console")
         await snap(page, "nav-1-console-supervisor")
         # The console's bar (who is signed in, state, 开始接听, eight pages) fits a laptop's
         # width in one row, and so does the logistics desk's (below).

@@ -47,6 +47,9 @@ def staff_json(staff: Staff) -> dict[str, Any]:
         "name": staff.display_name,
         "role": staff.role,
         "station": staff.station.code,
+        # Rung for calls only with an item or a department to answer for (a supervisor may have
+        # none: the console then says so).
+        "answers_calls": bool(staff.skills),
     }
 
 

@@ -20,6 +20,8 @@ let ringTimer = 0;
 let presence = "offline";
 /** Set away by the server after unanswered rings (not by the staff member's own choice). */
 let autoPaused = false;
+/** Whether this staff member has items or a department to answer for (else never rung). */
+let answersCalls = true;
 /**
  * The console's camera and microphone, opened at sign-in and used by every call: a reload
  * mid-call needs them ready for the resumed `joined`. Not part of a visit.
@@ -129,6 +131,7 @@ async function open(me) {
   $("me").replaceChildren(me.name, username);
   $("me").title = `${me.name}（${me.username}）`;
   showNav(me.role);
+  answersCalls = me.answers_calls !== false;
   clearCallWork();
   // The checklist is as long as the item's materials (the page scrolls, never the list).
   $("checklist").setAttribute("aria-label", t("cases.checklists"));
@@ -162,6 +165,12 @@ async function open(me) {
     stream = null;  // staff can still talk by text; the resident sees no video
   }
   connection.connect();
+}
+
+/** The console's line between calls: how calls come, or that none will. */
+function idleLine() {
+  if (!answersCalls) return t("staff.call.no_items");
+  return t(presence === "available" ? "staff.call.idle_available" : "staff.call.idle");
 }
 
 function showLogin() {
@@ -236,7 +245,7 @@ function onPresence(/** @type {any} */ frame) {
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
   const working = frame.state === "in_call" || frame.state === "wrapup";
   $("idle").hidden = working || autopaused || frame.state === "ringing";
-  $("idle").textContent = t(frame.state === "available" ? "staff.call.idle_available" : "staff.call.idle");
+  $("idle").textContent = idleLine();
   // Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
   $("call-side").hidden = !working;
   $("side-idle").hidden = working;
@@ -1408,7 +1417,7 @@ function wire() {
   };
   $("lang").onclick = async () => {
     await setLang(lang === "zh-CN" ? "en" : "zh-CN");
-    $("idle").textContent = t(presence === "available" ? "staff.call.idle_available" : "staff.call.idle");
+    $("idle").textContent = idleLine();
     // Texts set from what the server said are said again in the new language.
     if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
     $("toggle-state").textContent = t(presence === "available" ? "staff.go_away" : "staff.go_available");
