@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudhelp.core.clock import local_date
+from cloudhelp.devtools import demo
 from cloudhelp.domain import audit
 from cloudhelp.store import db
 from cloudhelp.store.models import (
@@ -557,6 +558,7 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         await page.get_by_role("textbox", name="办件编号", exact=True).fill(number)
         await page.get_by_role("button").filter(has_text="搜索").click()
         await expect(rows).to_have_count(6)  # with the originals sent back
+        await expect(page.locator("table.audit .tag")).to_have_count(0)  # written over HTTP
         await expect(rows.nth(0)).to_contain_text("办件状态变更")
         await expect(rows.nth(0)).to_contain_text("不予受理")
         await expect(rows.nth(1)).to_contain_text("核验材料")
@@ -588,6 +590,17 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         await expect(rows.nth(0)).to_contain_text("to: Not accepted")
         assert await axe_violations(page, "audit-en") == []
         await snap(page, "audit-3-english")
+
+        # What `cloudhelp demo` writes (inside audit.demo_load) is audited at the moment it is
+        # loaded, not when its history has it happen: such rows say 演示数据, and why.
+        async with server.state.db.write() as s:
+            with audit.demo_load():
+                await demo.seed_cases(s, "210211")
+        await page.goto("/audit?action=case.transition&lang=zh-CN")
+        tag = rows.first.locator("td.detail .tag")
+        await expect(tag).to_have_text("演示数据")
+        assert "载入的时刻" in (await tag.get_attribute("title") or "")
+        await snap(page, "audit-4-demo-rows")
 
 
 async def test_the_demo_leaves_a_trail_that_holds(tmp_path: Path) -> None:

@@ -190,6 +190,11 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         report = await page.evaluate("window.cloudhelp.report")
         assert report["total"]["tickets"] == made  # 30 days of history end yesterday
         assert sum(map(sum, report["peak_hours"])) == made
+        # 一次通过率 and 平均补正次数 say what they count: the cases that passed pre-review.
+        passed = report["total"]["cases_passed_pre_review"]
+        for label in ("一次通过率", "平均补正次数"):
+            kpi = page.locator(".kpi", has=page.locator("span", has_text=label))
+            await expect(kpi.locator("small")).to_have_text(f"按已通过预审的 {passed} 件计")
         await snap(page, "reports-1-top")
         assert await axe_violations(page, "reports") == []
         # Every table fits the 1920 px screen: nothing to scroll sideways.

@@ -187,6 +187,11 @@ def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     made = int(first.stdout.split(" tickets of history")[0].rsplit(maxsplit=1)[-1])
     assert made > 100  # at least 12 working days in any 30 (Golden Week included) at ~30 a day
+    # Every audit row the demo wrote (history, cases, papers, campaign) says it is demo data:
+    # its time is the loading's, not the moment the history has it happen.
+    with contextlib.closing(sqlite3.connect(tmp_path / "history.db")) as conn:
+        details = [json.loads(d) for (d,) in conn.execute("SELECT detail FROM audit_events")]
+    assert len(details) > 100 and all(d.get("demo") is True for d in details), details[:3]
     again = run_cli("demo", "--db", db, "--history", "30", "--per-day", "30")
     assert again.returncode == 0 and "were there already, kept as they were" in again.stdout
     bad = run_cli("demo", "--db", db, "--history", "0")

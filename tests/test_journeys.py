@@ -58,6 +58,10 @@ async def resident_calls(journey: Journey, kiosk: Page, staff: Page) -> str:
     async with journey.step("resident checks camera and microphone", "kiosk"):
         await kiosk.click("#call-button")
         await wait_for_video(kiosk, "#preview")
+        # The check says which item the call is about (one tap back could change it).
+        chosen = kiosk.locator("#check-item")
+        await expect(chosen).to_contain_text("您要办理的事项")
+        await expect(chosen.locator("strong")).to_have_text("渔业捕捞许可证换发（延续）")
         await journey.check("kiosk", "device-check")
     async with journey.step("resident starts the call and gets a number"):
         await kiosk.click("#start-call")

@@ -60,8 +60,8 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await expect(nav.locator("a[aria-current=page]")).to_have_text("坐席工作台")
         # No item nor department of her own: the console says no call will come, not 等待来电.
         await expect(page.locator("#idle")).to_contain_text("没有负责的服务事项或部门")
-        await snap(page, "nav-supervisor-console")
         await snap(page, "nav-1-console-supervisor")
+        await expect(page).to_have_title("坐席工作台 · 云帮办")
         # The console's bar (who is signed in, state, 开始接听, eight pages) fits a laptop's
         # width in one row, and so does the logistics desk's (below).
         await bar_fits_one_row(page, "console")
@@ -78,6 +78,7 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
             await expect(nav.locator("a[aria-current=page]")).to_have_text(name)
             # The header names the page the supervisor is on, not only the service.
             await expect(page.locator(".topbar .brand")).to_have_text(f"云{name}")
+            await expect(page).to_have_title(f"{name} · 云帮办")  # every tab: page first
             await expect(page.locator("#logout")).to_be_visible()  # 退出 on every page
             await snap(page, f"nav-{path.strip('/')}")
             if path == "/logistics":

@@ -76,7 +76,8 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         return 0
 
     try:
-        await with_database(settings, work)
+        with audit.demo_load():
+            await with_database(settings, work)
     except BaseException:
         if sock is not None:
             sock.close()
@@ -106,7 +107,7 @@ async def _load(engine: db.AsyncEngine, secret: bytes) -> Loaded:
                 )
                 await audit.append(session, audit.cli_actor(), "kiosk.enrol_code_issued",
                                    subject_kind="kiosk", subject=k.code,
-                                   station=k.station.code, demo=True)  # fmt: skip
+                                   station=k.station.code)  # fmt: skip
             else:
                 codes[k.code] = None
     return Loaded(

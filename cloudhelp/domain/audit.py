@@ -54,6 +54,8 @@ PAGE_ROWS = 1000  # rows read at a time by verify
 # The address of the HTTP request being handled (set by ``request_address``), so that code deep
 # in a transaction (cases.transition) records where the change came from.
 _request_address: ContextVar[str] = ContextVar("audit_request_address", default="")
+# True while `cloudhelp demo` loads its data (demo_load): those rows say so in their detail.
+_demo_load: ContextVar[bool] = ContextVar("audit_demo_load", default=False)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,18 @@ def request_address(address: str) -> Iterator[None]:
         yield
     finally:
         _request_address.reset(token)
+
+
+@contextmanager
+def demo_load() -> Iterator[None]:
+    """Audit appends made inside were made by `cloudhelp demo` writing its made-up history:
+    their detail carries ``demo: true`` (the audit page marks them), as their time is the
+    moment of loading, not the moment the history shows."""
+    token = _demo_load.set(True)
+    try:
+        yield
+    finally:
+        _demo_load.reset(token)
 
 
 def _timestamp(moment: datetime) -> str:
@@ -170,6 +184,8 @@ async def append(
     else:
         seq, prev = head
     moment = (at or utcnow()).astimezone(UTC)
+    if _demo_load.get():
+        detail["demo"] = True
     event = AuditEvent(
         seq=seq,
         at=moment,

@@ -442,6 +442,9 @@ async function checkDevices() {
   const attempt = ++deviceChecks;
   show("check");
   if (visit.network === null) checkNetwork();  // once per resident; 重新检测网络 runs it again
+  // The item the call is about, unless the case or the appointment below names it.
+  $("check-item").hidden = Boolean(visit.correction || visit.appointment || !visit.item);
+  $("check-item-name").textContent = visit.item?.name || "";
   // A correction lookup says which case it found before the call starts.
   $("check-case").hidden = !visit.correction;
   $("check-case-number").textContent = visit.correction || "";

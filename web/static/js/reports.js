@@ -15,6 +15,8 @@ const COLUMNS = ["tickets", "answered", "abandon_rate", "wait_mean_s", "wait_p90
 const RATES = new Set(["abandon_rate", "service_level", "good_rate", "first_pass_rate", "rating_response_rate"]);
 const TIMES = new Set(["wait_mean_s", "wait_p90_s", "handling_mean_s", "handling_p90_s"]);
 // The server's limits (cloudhelp/http/report_routes.py MAX_DAYS, core/inputs.py date bounds).
+/** Figures over the cases that passed pre-review in the range (the KPI says how many). */
+const PER_PASSED_CASE = new Set(["first_pass_rate", "correction_rounds_per_case"]);
 const MAX_DAYS = 400;
 const EARLIEST = "2000-01-01";
 const LATEST = "2099-12-31";
@@ -49,6 +51,11 @@ function renderKpis() {
     const value = document.createElement("strong");
     value.textContent = name === "correction_rounds_per_case" && total[name] !== null ? total[name].toFixed(2) : show(name, total[name]);
     box.append(label, value);
+    if (PER_PASSED_CASE.has(name)) {  // cases still in correction have not passed: not counted
+      const basis = document.createElement("small");
+      basis.textContent = t("reports.of_passed", { n: total.cases_passed_pre_review ?? 0 });
+      box.append(basis);
+    }
     return box;
   }));
 }
