@@ -1075,7 +1075,8 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(kiosk.locator("#photo-cancel")).to_be_focused()
         assert (problem := await outside_viewport(kiosk, card, "countdown")) is None, problem
         await snap(kiosk, "kiosk-photo-retake-countdown")
-        await expect(countdown).to_have_text("2 秒后重新拍照")
+        # It counts down (under load the checks above can outlast a whole second: 2 or 1).
+        await expect(countdown).to_have_text(re.compile(r"^[12] 秒后重新拍照$"))
         await kiosk.click("#photo-cancel")
         await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
         await kiosk.click("#photo")
