@@ -8,14 +8,17 @@ every server listens on a free port; tests that share a module-scoped fixture ru
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import inspect
 import os
 import sqlite3
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -95,6 +98,48 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     an in-process server for 230 ms on a quiet machine, seconds on a busy one."""
     gc.collect()
     gc.freeze()
+
+
+# At most this many tests drive Chromium at once across the workers of a run: a page test wants
+# about 1.4 cores (Chromium, its server, the test), so four of them on two cores starved each
+# other's pages for tens of seconds (a click not done in 30 s, a fetch not answered in 15 s).
+# The workers without a slot wait before their test starts; the others' tests go on.
+BROWSER_SLOTS = int(os.environ.get("CLOUDHELP_BROWSER_SLOTS") or max(1, os.cpu_count() or 1))
+
+
+@contextmanager
+def _browser_slot() -> Iterator[None]:
+    """One of the run's BROWSER_SLOTS, held while the body runs (a file lock each, in a folder
+    named by the xdist run; released if the worker dies)."""
+    folder = (
+        Path(tempfile.gettempdir())
+        / f"cloudhelp-browser-slots-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
+    )
+    folder.mkdir(exist_ok=True)
+    while True:
+        for n in range(BROWSER_SLOTS):
+            slot = (folder / str(n)).open("a")
+            try:
+                fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                slot.close()
+                continue
+            try:
+                yield
+            finally:
+                slot.close()  # closing the file releases its lock
+            return
+        time.sleep(0.1)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # before pytest-timeout starts its clock
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Under pytest-xdist, a test that opens a browser runs while it holds a browser slot."""
+    if "PYTEST_XDIST_TESTRUNUID" not in os.environ or not _opens_browser(item):
+        yield
+        return
+    with _browser_slot():
+        yield
 
 
 def _rename(item: pytest.Item, nodeid: str) -> None:

@@ -150,3 +150,57 @@ async def test_kiosk_says_when_the_video_service_cannot_be_reached(sqlite_demo_u
         await expect(kiosk.locator("#start-call")).to_be_enabled()
         await snap(kiosk, "netcheck-5-kiosk-failed")
         assert len(server.state.callcenter.netcheck.echo) == 0
+
+
+# Holds the check's own peer connection (the one with the "netcheck" channel) at its answer
+# until the test releases it: a check slow enough for the call to overtake it.
+HOLD_THE_CHECK = """
+(() => {
+  let release;
+  window.releaseNetcheck = new Promise((resolve) => { release = resolve; });
+  window.releaseNetcheck.now = () => release();
+  const createDataChannel = RTCPeerConnection.prototype.createDataChannel;
+  RTCPeerConnection.prototype.createDataChannel = function (label, options) {
+    if (label === "netcheck") this.heldCheck = true;
+    return createDataChannel.call(this, label, options);
+  };
+  const setRemoteDescription = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = async function (description) {
+    if (this.heldCheck) await window.releaseNetcheck;
+    return setRemoteDescription.call(this, description);
+  };
+})();
+"""
+
+
+async def test_a_check_overtaken_by_the_call_stops_and_reports_nothing(
+    sqlite_demo_url: str, loopback_ice: None
+) -> None:
+    """The resident presses 开始呼叫 while the check still runs and staff answer at once: the
+    call starts, the check stops and sends nothing, so staff are not told of a failed network
+    that was only a check out of time beside the call's set-up (the call's own figures follow)."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        staff = await new_page(browser, server.base_url)
+        await kiosk.add_init_script(HOLD_THE_CHECK)
+        await enrolled_kiosk(server, kiosk)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await wait_for_video(kiosk, "#preview")
+        await expect(kiosk.locator("#net-check")).to_have_attribute("data-verdict", "checking")
+        await kiosk.click("#start-call")
+        await expect(staff.locator("#ring")).to_be_visible()
+        await expect(staff.locator("#ring-net")).to_be_hidden()  # no check result yet
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+
+        # The check goes on only now, after the call began: it stops instead.
+        await kiosk.evaluate("window.releaseNetcheck.now()")
+        await expect(kiosk.locator("#net-status")).to_have_text("通话已开始，网络检测已停止")
+        await wait_for_video(staff, "#remote-main")
+        await expect(staff.locator("#peer-net")).to_be_hidden()
+        async with server.state.db.read() as s:
+            ticket = await s.scalar(select(Ticket))
+            assert ticket is not None and ticket.netcheck is None
+        assert server.state.callcenter.netcheck.results == {}

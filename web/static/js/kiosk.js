@@ -75,6 +75,8 @@ function fresh() {
     caseStatus: "",
     /** The pre-call network check: null before it starts, then its verdict (docs/protocol.md). */
     network: /** @type {string | null} */ (null),
+    /** Stops a check still running when the call starts (its own figures replace it). */
+    networkStop: /** @type {AbortController | null} */ (null),
     /** The staff member in the call (joined), who their chat lines are from; "" unnamed. */
     staffName: "",
     /** The highest ticket version applied (frames never go backwards). */
@@ -513,8 +515,12 @@ async function checkNetwork() {
   $("net-check").dataset.verdict = "checking";
   $("net-status").textContent = t("kiosk.net.checking");
   $("net-retry").hidden = true;
-  const result = connection ? await networkCheck(connection) : { verdict: "failed" };
+  held.networkStop?.abort();
+  const stop = new AbortController();
+  held.networkStop = stop;
+  const result = connection ? await networkCheck(connection, { signal: stop.signal }) : { verdict: "failed" };
   if (attempt !== networkChecks || held !== visit) return;  // checked again, or a new resident
+  visit.networkStop = null;
   visit.network = result.verdict;
   $("net-check").dataset.verdict = result.verdict;
   $("net-status").textContent = t(`kiosk.net.${result.verdict}`);
@@ -682,6 +688,9 @@ function showWait(ticket) {
  * @param {any} frame
  */
 async function onJoined(frame) {
+  // A check still running would only compete with the call's set-up (and, out of time, tell
+  // staff of a failed network that was a busy kiosk): the call's own quality replaces it.
+  visit.networkStop?.abort();
   if (frame.resumed && !visit.stream) {
     // This page was reloaded mid-call: camera and microphone come back before media renegotiates.
     await openDevices();

@@ -1079,13 +1079,24 @@ function gathered(pc, ms) {
  * candidate type the path took. Bounded by `seconds`. The figures go to the server, which judges
  * them and keeps them for the ticket; resolves with its verdict: "good", "poor", "failed"
  * (no media path, or no server), or "busy" (the server's echo peers are all in use: not checked).
+ * An aborted `signal` (the call started: its own figures replace the check's) stops the check
+ * at its next step and resolves with "stopped": nothing is sent, so a check that only ran out
+ * of time beside the call's set-up is not reported as a failed network.
  * @param {Connection} connection
- * @param {{probes?: number, intervalMs?: number, seconds?: number}} [options]
+ * @param {{probes?: number, intervalMs?: number, seconds?: number, signal?: AbortSignal}} [options]
  * @returns {Promise<{verdict: string, netcheck: Record<string, any> | null}>}
  */
-export async function networkCheck(connection, { probes = 20, intervalMs = 50, seconds = 5 } = {}) {
+export async function networkCheck(connection, { probes = 20, intervalMs = 50, seconds = 5, signal } = {}) {
   const deadline = performance.now() + seconds * 1000;
   const left = () => deadline - performance.now();
+  const STOPPED = { verdict: "stopped", netcheck: null };
+  /** @type {Promise<typeof STOPPED>} */
+  const aborted = new Promise((resolve) => {
+    if (signal?.aborted) resolve(STOPPED);
+    else signal?.addEventListener("abort", () => resolve(STOPPED), { once: true });
+  });
+  /** A step of the check, or STOPPED as soon as the signal aborts. @template T @param {Promise<T>} step */
+  const unlessStopped = (step) => Promise.race([step, aborted]);
   if (!connection.welcome) return { verdict: "failed", netcheck: null };
   /** @type {number[]} */
   const pings = [];
@@ -1094,7 +1105,9 @@ export async function networkCheck(connection, { probes = 20, intervalMs = 50, s
     const pinged = performance.now();
     const pong = nextFrame(connection, (f) => f.type === "pong" && f.id === id, left());
     if (!connection.send({ type: "ping", id })) return { verdict: "failed", netcheck: null };
-    if (!(await pong)) return { verdict: "failed", netcheck: null };
+    const ponged = await unlessStopped(pong);
+    if (ponged === STOPPED) return STOPPED;
+    if (!ponged) return { verdict: "failed", netcheck: null };
     pings.push(performance.now() - pinged);
   }
   const signalingRtt = round(pings.sort((a, b) => a - b)[Math.floor(pings.length / 2)], 1);
@@ -1119,24 +1132,28 @@ export async function networkCheck(connection, { probes = 20, intervalMs = 50, s
       if (echo && typeof at === "number") { rtts.push(performance.now() - at); sent.delete(echo.n); }
     };
     await pc.setLocalDescription();
-    await gathered(pc, Math.min(2000, left()));
+    if (await unlessStopped(gathered(pc, Math.min(2000, left()))) === STOPPED) return STOPPED;
     const reply = nextFrame(connection, (f) => f.type === "netcheck.answer" || (f.type === "error" && f.ref === "netcheck.offer"), left());
     connection.send({ type: "netcheck.offer", sdp: pc.localDescription?.sdp });
-    const answer = await reply;
+    const answer = await unlessStopped(reply);
+    if (answer === STOPPED) return STOPPED;
     if (answer?.type === "error" && answer.code === "netcheck_busy") return { verdict: "busy", netcheck: null };
     if (answer?.type === "netcheck.answer") {
       check = answer.check;
-      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-      const open = await Promise.race([opened.then(() => true), new Promise((r) => setTimeout(() => r(false), Math.max(0, left())))]);
+      if (await unlessStopped(pc.setRemoteDescription({ type: "answer", sdp: answer.sdp })) === STOPPED) return STOPPED;
+      const open = await unlessStopped(Promise.race([opened.then(() => true), new Promise((r) => setTimeout(() => r(false), Math.max(0, left())))]));
+      if (open === STOPPED) return STOPPED;
       if (open) {
         media.connected = true;
         for (let n = 0; n < probes && left() > 0; n += 1) {
           sent.set(n, performance.now());
           channel.send(JSON.stringify({ kind: "probe", n }));
           await new Promise((r) => setTimeout(r, intervalMs));
+          if (signal?.aborted) return STOPPED;
         }
         const waitUntil = performance.now() + Math.min(1000, Math.max(0, left()));
-        while (sent.size && performance.now() < waitUntil) await new Promise((r) => setTimeout(r, 20));
+        while (sent.size && performance.now() < waitUntil && !signal?.aborted) await new Promise((r) => setTimeout(r, 20));
+        if (signal?.aborted) return STOPPED;
         media.answered = rtts.length;
         media.loss = probes ? round(1 - rtts.length / probes, 4) : 0;
         const sorted = [...rtts].sort((a, b) => a - b);
@@ -1151,6 +1168,7 @@ export async function networkCheck(connection, { probes = 20, intervalMs = 50, s
   } finally {
     pc.close();
   }
+  if (signal?.aborted) return STOPPED;
   const saved = nextFrame(connection, (f) => f.type === "netcheck.saved", 3000);
   if (!connection.send({ type: "netcheck.result", check, signaling_rtt_ms: signalingRtt, media })) {
     return { verdict: "failed", netcheck: null };
