@@ -179,7 +179,8 @@ class RedisBroker:
         broadcast_maxlen: int = 1000,
         retry_min: float = 0.05,
         retry_max: float = 2.0,
-        command_timeout: float = 2.0,
+        # 5 s, not 2: a node's own stall (CPU, not Redis) is not Redis away (docs/scaling.md).
+        command_timeout: float = 5.0,
         read_block: float = 1.0,
         card_ttl: float = 45.0,
     ) -> None:
