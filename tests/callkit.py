@@ -199,3 +199,18 @@ def first_send_held(
         yield held, release
     finally:
         hub.send = real_send  # type: ignore[method-assign]
+
+
+async def picked_at_once(staff: list[SignalingClient], ticket_id: int) -> list[str]:
+    """Every one of ``staff`` picks the ticket at the same moment; what each got, in order:
+    "joined", or the error (the losers' ``ticket_taken``). 15 s each: a loaded CI machine had
+    neither frame for the loser within 5."""
+    await asyncio.gather(*(s.send({"type": "ticket.pick", "ticket": ticket_id}) for s in staff))
+    results = []
+    for each in staff:
+        try:
+            await each.expect("joined", timeout=15)
+            results.append("joined")
+        except Exception as exc:  # the loser gets an error frame
+            results.append(str(exc))
+    return results
