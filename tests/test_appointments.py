@@ -6,6 +6,7 @@ the order of service and the roster's checks."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo_campaign
-from cloudhelp.domain import campaigns, capacity, queue, roster
+from cloudhelp.domain import appointments, campaigns, capacity, catalog, queue, roster
 from cloudhelp.store.models import Appointment, AuditEvent, Campaign, Ticket
 from tests.appointmentkit import (
     as_csv,
@@ -82,6 +83,45 @@ async def test_a_station_attendant_books_on_a_residents_behalf(demo_url: str) ->
                 .where(AuditEvent.action == "appointment.booked_for")
             )
         assert [a.booked_by for a in booked] == ["zhouyan"] and audited == 1
+
+
+async def test_a_residents_own_bookings_are_limited_and_staff_are_not(demo_url: str) -> None:
+    """A resident's own booking: one appointment to come per item and phone (409
+    already_booked, whatever the slot), and a few attempts per address per window (429
+    booking_throttled with Retry-After; refused attempts count). Staff booking on a
+    resident's behalf are limited by neither; a cancelled appointment frees the phone."""
+    async with running_server(demo_url, bookings_per_address=3) as server:
+        await two_staff_hours(server)
+        first = await post(server, "/api/v1/appointments", booking(MONDAY, "09:00"), 201)
+        again = await post(server, "/api/v1/appointments", booking(MONDAY, "09:30"), 409)
+        assert again["error"]["code"] == "already_booked", again
+        assert "last four digits" in again["error"]["message"]
+        assert first["appointment"]["code"] not in json.dumps(again)  # nothing of the first
+        # Another phone books the same item.
+        other = booking(MONDAY, "09:10", phone="13840000005")
+        second = await post(server, "/api/v1/appointments", other, 201)
+        # A clerk books it for the same phone (a family member's call, say): not refused.
+        clerk = {"cloudhelp_session": await server.staff_token("zhaogang")}
+        await post(server, "/api/v1/appointments", booking(MONDAY, "09:20"), 201, clerk)
+        assert await appointment_count(server) == 3
+
+        # Three attempts from this address (one refused): the fourth is refused as too many.
+        fourth = booking(MONDAY, "09:40", phone="13840000006")
+        throttled = await post(server, "/api/v1/appointments", fourth, 429)
+        assert throttled["error"]["code"] == "booking_throttled", throttled
+        assert throttled["error"]["retry_after"] > 0 and throttled["error"]["minutes"] == 60
+        assert await appointment_count(server) == 3
+        # Staff are not throttled.
+        await post(server, "/api/v1/appointments", fourth, 201, clerk)
+        # A cancelled appointment no longer holds its phone.
+        key = {"code": second["appointment"]["code"], "last4": "0005"}
+        await post(server, "/api/v1/appointments/cancel", key, 200)
+        async with server.state.db.read() as session:
+            item = await catalog.get_item(session, "NYNC-002")
+            assert item is not None
+            now = server.state.callcenter.appointment_clock()
+            assert not await appointments.has_one_to_come(session, item.id, "13840000005", now)
+            assert await appointments.has_one_to_come(session, item.id, "13812345678", now)
 
 
 async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:

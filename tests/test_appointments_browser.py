@@ -77,6 +77,13 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         # The slot shows as full now.
         await page.click("#slot-form button")
         await expect(page.locator("#slots button[data-time='09:10']")).to_be_disabled()
+        # The same phone cannot book the item again while this appointment is to come.
+        await page.click("#slots button[data-time='09:30']")
+        await page.fill("#b-name", "刘海生")
+        await page.fill("#b-phone", "13812345678")
+        await page.click("#person-form button")
+        await expect(page.locator("#banner")).to_contain_text("这个手机号已预约了该事项")
+        await snap(page, "appointments-book-2b-already-booked")
         # Found and cancelled by code and the phone's last four digits.
         await page.fill("#m-code", code)
         await page.fill("#m-last4", "0000")

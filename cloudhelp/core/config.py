@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     lookup_failures_per_kiosk: int = Field(default=20, ge=1)
     lookup_window_seconds: float = Field(default=900.0, gt=0)
     case_grant_seconds: float = Field(default=600.0, ge=10, le=86400)
+    # Public booking (/book, no staff signed in): attempts from one address within the window
+    # (refused ones too: a script must not try its way through) before further ones are refused
+    # (429 booking_throttled); a phone number holds one appointment to come per item (409
+    # already_booked). Staff booking for residents are not limited. docs/appointments.md.
+    bookings_per_address: int = Field(default=20, ge=1)
+    booking_window_seconds: float = Field(default=3600.0, gt=0)
     # A correction notice's signed link (for kiosks, without signing in) works this many days
     # after it was handed out; then it answers 410 notice_link_expired.
     notice_link_days: int = Field(default=30, ge=1, le=3650)

@@ -85,6 +85,22 @@ def status_at(appointment: Appointment, now: datetime) -> str:
     return appointment.status
 
 
+async def has_one_to_come(session: AsyncSession, item_id: int, phone: str, now: datetime) -> bool:
+    """Whether this phone number holds a booked appointment of this item whose check-in window
+    has not closed yet (one a resident booking for themselves may hold per item)."""
+    found = await session.scalar(
+        select(Appointment.id)
+        .where(
+            Appointment.item_id == item_id,
+            Appointment.phone == phone,
+            Appointment.status == "booked",
+            Appointment.starts_at > now - timedelta(minutes=CHECK_IN_LATE_MINUTES),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def _new_code(session: AsyncSession) -> str:
     while True:
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
@@ -140,14 +156,23 @@ async def book(
     now: datetime,
     entry_id: int | None = None,
     rebooked_from: int | None = None,
+    one_per_phone: bool = False,
 ) -> Appointment:
     """Book a slot. The station's row is locked first (PostgreSQL), so two bookings of the last
-    place in a slot are taken one after the other and the second is refused."""
+    place in a slot are taken one after the other and the second is refused. ``one_per_phone``
+    (a resident booking for themselves): refused with ``already_booked`` while the phone number
+    holds an appointment of this item to come."""
     if not item.cloud:
         raise AppointmentError("not_cloud", "This item cannot be handled by video; go to the hall.")
     person = person.checked()
     await session.scalar(select(Station.id).where(Station.id == station_id).with_for_update())
     slot = await check_slot(session, item, station_id, starts_at, now)
+    if one_per_phone and await has_one_to_come(session, item.id, person.phone, now):
+        raise AppointmentError(
+            "already_booked",
+            "This phone number already has an appointment for this item; find it with its code "
+            "and the phone's last four digits to rebook or cancel it.",
+        )
     appointment = Appointment(
         code=await _new_code(session),
         item_id=item.id,

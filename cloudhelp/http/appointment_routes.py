@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from collections import OrderedDict
 from datetime import date
@@ -41,11 +42,17 @@ from cloudhelp.store.models import (
 # station attendants (驿站工作人员, at the station's counter).
 BOOKING_ROLES: tuple[str, ...] = ACCOUNT_ROLES
 # The HTTP status of a refused booking, by its code (others: 400).
-REFUSAL_STATUS = {"no_such_appointment": 404, "slot_full": 409, "appointment_not_cancellable": 409,
-                  "appointment_not_rebookable": 409}  # fmt: skip
+REFUSAL_STATUS = {
+    "no_such_appointment": 404,
+    "slot_full": 409,
+    "already_booked": 409,
+    "appointment_not_cancellable": 409,
+    "appointment_not_rebookable": 409,
+}
 DRAWN_KEPT = 8
 DRAW_SECONDS = 120.0
 CODE_THROTTLE_KEY = web.AppKey[Throttle]("appointment_code_throttle")
+BOOKING_THROTTLE_KEY = web.AppKey[Throttle]("appointment_booking_throttle")
 
 Code = Annotated[str, Field(min_length=1, max_length=32)]
 Day = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -146,6 +153,19 @@ async def missed(request: web.Request, who: str, code: str) -> None:
     await request.app[CODE_THROTTLE_KEY].add(_code_limits(request, who, code))
 
 
+def booking_throttled(wait: float) -> ApiError:
+    seconds, minutes = math.ceil(wait), math.ceil(wait / 60)
+    return ApiError(
+        429,
+        "booking_throttled",
+        f"Too many bookings from this address; try again in {minutes} min, or ask the staff "
+        "at a community station to book for you.",
+        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
+        minutes=minutes,
+    )
+
+
 def asker(request: web.Request) -> str:
     return f"address:{request.remote}"
 
@@ -193,6 +213,11 @@ async def book(request: web.Request) -> web.Response:
     body = await parse_body(request, NewAppointment)
     staff = await staff_or_none(request, BOOKING_ROLES)
     state = AppState.of(request.app)
+    if staff is None:  # a resident's own booking: a script must not fill a day's slots
+        limit = state.settings.bookings_per_address
+        wait = await request.app[BOOKING_THROTTLE_KEY].take([(asker(request), limit)])
+        if wait > 0:
+            raise booking_throttled(wait)
     now = state.callcenter.appointment_clock()
     day = bounded_date(body.date, "date")
     try:
@@ -206,6 +231,7 @@ async def book(request: web.Request) -> web.Response:
                 starts_at=appointments.parse_start(day, body.time),
                 person=appointments.Person(body.name, body.phone, body.id_number),
                 booked_by=staff.username if staff else "resident", now=now,
+                one_per_phone=staff is None,
             )  # fmt: skip
             if staff is not None:
                 await audit.append(session, audit.staff_actor(staff), "appointment.booked_for",
@@ -496,6 +522,9 @@ def setup(app: web.Application, settings: Settings, throttles: Throttles) -> Non
         "appointment_code",
         max(settings.lookup_failures_per_case, settings.lookup_failures_per_kiosk),
         settings.lookup_window_seconds,
+    )
+    app[BOOKING_THROTTLE_KEY] = throttles(
+        "appointment_booking", settings.bookings_per_address, settings.booking_window_seconds
     )
     app.router.add_get("/api/v1/appointments/slots", free_slots)
     app.router.add_post("/api/v1/appointments", book)

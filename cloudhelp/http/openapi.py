@@ -418,7 +418,11 @@ OPERATIONS: tuple[Operation, ...] = (
               errors={400: "`calendar_not_installed`, `slot_on_holiday`, `slot_in_past`, "
                            "`no_such_slot`, `bad_phone`, `bad_id_number`, `bad_applicant`, "
                            "`not_cloud`, `unknown_item`, `unknown_station`",
-                      409: "`slot_full`"}),
+                      409: "`slot_full`, `already_booked` (a resident's own booking: this "
+                           "phone holds one of the item to come)",
+                      429: "`booking_throttled` (a resident's own booking: "
+                           "`bookings_per_address` within `booking_window_seconds`; with "
+                           "`minutes` and `retry_after`)"}),
     Operation("POST", "/api/v1/appointments/find", "Find an appointment by code and the "
               "phone's last four digits", "appointments", body=AppointmentKey,
               result=_obj("appointment", appointment=OBJECT),
