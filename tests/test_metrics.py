@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 from sqlalchemy import select, update
 
+from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import history
 from cloudhelp.domain import metrics
@@ -327,6 +328,19 @@ async def test_generated_history_numbers_each_cases_notices_by_its_own_rounds(de
         waiting = case.status == "correction_needed"
         assert case.rounds == len(issued) + (0 if waiting else 1), (case.number, case.status)
     assert any(case.status == "correction_needed" for case in corrected)
+    # What staff do to a case happens while the hall is open: a correction back for review (in
+    # the resident's correction session), a pass, an acceptance, a conclusion — on a working
+    # day in office hours (the reports showed passes on Sundays without a ticket).
+    staff_steps = {("correction_needed", "pre_review"), ("pre_review", "awaiting_acceptance"),
+                   ("awaiting_acceptance", "accepted"), ("accepted", "concluded")}  # fmt: skip
+    async with database.read() as s:
+        events = (await s.scalars(select(CaseEvent))).all()
+    moved = [e for e in events if (e.from_state, e.to_state) in staff_steps]
+    assert len(moved) > 100
+    for event in moved:
+        local = event.at.astimezone(LOCAL_TZ)
+        assert workdays.is_working_day(local.date())[0], (event.case_id, event.to_state, local)
+        assert (8, 30) <= (local.hour, local.minute) and local.hour < 19, (event.case_id, local)
     # Each case is linked to the session it was opened in, and that session's rating to it.
     async with database.read() as s:
         opened_in = dict((await s.execute(select(Ticket.case_id, Ticket.id).where(

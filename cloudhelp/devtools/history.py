@@ -140,6 +140,19 @@ def _arrival(rng: random.Random, day: date) -> datetime:
     return start + timedelta(seconds=rng.uniform(0, 1800))
 
 
+def _on_duty(moment: datetime, rng: random.Random) -> datetime:
+    """``moment`` if the hall is open then (a working day, 9:00 to 17:00), else a moment in the
+    first two and a half hours of the next working day: a correction comes back, and a case is
+    accepted, while staff are there (a Sunday's passes read as work nobody did)."""
+    local = moment.astimezone(LOCAL_TZ)
+    day = local.date()
+    if workdays.is_working_day(day)[0] and time(9) <= local.time() < time(17):
+        return moment
+    if local.time() >= time(9) or not workdays.is_working_day(day)[0]:
+        day = workdays.add_working_days(day, 1).day
+    return datetime.combine(day, time(9), LOCAL_TZ) + timedelta(minutes=rng.uniform(0, 150))
+
+
 def _id_number(rng: random.Random) -> str:
     first17 = f"210211{rng.randint(1945, 2000)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     first17 += f"{rng.randint(0, 999):03d}"
@@ -301,12 +314,12 @@ async def _cases(
         at = created
         for _ in range(rng.choices((0, 1, 2), weights=(70, 24, 6))[0]):
             issued = at + timedelta(minutes=5)
-            back = issued + timedelta(days=rng.uniform(0.5, 4))
+            back = _on_duty(issued + timedelta(days=rng.uniform(0.5, 4)), rng)
             steps += [("pre_review", "correction_needed", issued),
                       ("correction_needed", "pre_review", back)]  # fmt: skip
             at = back
         passed = at + timedelta(minutes=rng.uniform(10, 60))
-        accepted = passed + timedelta(hours=rng.uniform(1, 30))
+        accepted = _on_duty(passed + timedelta(hours=rng.uniform(1, 30)), rng)
         # Concluded on a working day, in office hours: within the promised limit (from 40 %
         # of it to all of it), a few late by one to four working days.
         promised = math.ceil(item.promised_days)
