@@ -167,6 +167,13 @@ async def test_the_board_follows_the_hall_live(
         await page.click("#lang")
         await expect(page.locator("#warnings-empty")).to_have_text("No time-out warnings.")
         await snap(page, "board-3-english")
+        # The server's pages follow the choice (the same cookie): the case search in English,
+        # its states too.
+        await page.goto("/cases")
+        await expect(page.locator("html")).to_have_attribute("lang", "en")
+        await expect(page.locator("select[name=status] option[value=pre_review]")).to_have_text(
+            "Pre-review"
+        )
 
 
 async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: str) -> None:
@@ -611,3 +618,7 @@ async def test_the_board_and_the_console_list_a_kinds_other_warnings_on_demand(
         await expect(group.locator(".group-head small")).to_have_text("5 条未知悉")
         await expect(group.locator("li[data-warning]:visible")).to_have_count(6)
         await snap(console, "warnings-console-after-ack")
+        # In English the console says its warnings again at once, not at the next push.
+        await console.click("#lang")
+        await expect(group.get_by_role("button", name="Acknowledge").first).to_be_visible()
+        assert "知悉" not in await console.locator("#warning-list").inner_text()

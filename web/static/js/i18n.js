@@ -3,7 +3,10 @@
 
 /** @type {Record<string, string>} */
 let messages = {};
-export let lang = localStorage.getItem("cloudhelp.lang") || "zh-CN";
+/** The server's pages (/cases, /audit …) read the same choice from this cookie. */
+const LANG_COOKIE = "lang";
+const cookieLang = document.cookie.split("; ").find((c) => c.startsWith(`${LANG_COOKIE}=`))?.slice(LANG_COOKIE.length + 1);
+export let lang = cookieLang || localStorage.getItem("cloudhelp.lang") || "zh-CN";
 
 /** @param {string} next */
 export async function setLang(next) {
@@ -11,6 +14,8 @@ export async function setLang(next) {
   messages = await response.json();
   lang = next;
   localStorage.setItem("cloudhelp.lang", next);
+  const secure = location.protocol === "https:" ? "; secure" : "";
+  document.cookie = `${LANG_COOKIE}=${next}; path=/; max-age=31536000; samesite=lax${secure}`;
   document.documentElement.lang = next;
   translate(document);
 }

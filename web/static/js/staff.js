@@ -255,6 +255,8 @@ function onPresence(/** @type {any} */ frame) {
 const WARNINGS_PER_KIND = 3;
 /** The kinds whose every warning the staff member chose to list. @type {Set<string>} */
 const expandedWarnings = new Set();
+/** The warnings last pushed, said again when the language changes. @type {any[]} */
+let shownWarnings = [];
 
 /**
  * Time-out warnings that concern this staff member, by kind, as the board shows them
@@ -263,6 +265,7 @@ const expandedWarnings = new Set();
  * @param {any[]} warnings
  */
 function renderWarnings(warnings) {
+  shownWarnings = warnings;
   $("my-warnings").hidden = warnings.length === 0;
   const options = {
     shown: WARNINGS_PER_KIND, expanded: expandedWarnings, id: "my-warnings",
@@ -1422,6 +1425,7 @@ function wire() {
     if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
     $("toggle-state").textContent = t(presence === "available" ? "staff.go_away" : "staff.go_available");
     if (visit?.case) showCaseResult(visit.case);
+    renderWarnings(shownWarnings);
   };
   setInterval(tickQueue, 1000);
 }
