@@ -196,9 +196,11 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await kiosk.fill("#chat-input", "材料都带齐了")
         await kiosk.click("#chat-form button")
         await expect(staff.locator("#chat li.them")).to_have_count(2)  # and the question earlier
+        await expect(unseen).to_be_visible()  # the chat is below, out of view
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(unseen).to_be_hidden()  # the line is in the chat; the wrap-up uncovered
         # Opened with the page scrolled down to the case's buttons: the wrap-up comes into view
         # (its title, countdown and outcome were above the screen).
         await expect(staff.locator("#wrapup h2")).to_be_in_viewport()

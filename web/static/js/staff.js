@@ -967,6 +967,8 @@ function onLeft(/** @type {any} */ frame = {}) {
     endCall(visit);
   }
   $("call").hidden = true;
+  // A chat line not seen yet is in the chat list; its pointer would cover the wrap-up.
+  $("chat-unseen").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
