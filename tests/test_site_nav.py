@@ -60,9 +60,10 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await expect(nav.locator("a[aria-current=page]")).to_have_text("坐席工作台")
         # No item nor department of her own: the console says no call will come, not 等待来电.
         await expect(page.locator("#idle")).to_contain_text("没有负责的服务事项或部门")
+        await expect(page.locator("#toggle-state")).to_be_hidden()  # no 开始接听 for no calls
         await snap(page, "nav-1-console-supervisor")
         await expect(page).to_have_title("坐席工作台 · 云帮办")
-        # The console's bar (who is signed in, state, 开始接听, eight pages) fits a laptop's
+        # The console's bar (who is signed in, state, eight pages) fits a laptop's
         # width in one row, and so does the logistics desk's (below).
         await bar_fits_one_row(page, "console")
         await expect(page.locator("#me")).to_have_attribute("title", "孙华（sunhua）")

@@ -239,7 +239,8 @@ function onPresence(/** @type {any} */ frame) {
   }
   $("state").textContent = t(`staff.state.${frame.state}`);
   $("state").dataset.state = frame.state;
-  const canToggle = frame.state === "available" || frame.state === "away";
+  // No 开始接听 for someone no call is routed to (no item, no department: a supervisor).
+  const canToggle = (frame.state === "available" || frame.state === "away") && (answersCalls || frame.state === "available");
   $("toggle-state").hidden = !canToggle;
   $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
