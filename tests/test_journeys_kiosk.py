@@ -282,3 +282,29 @@ async def test_journey_6_primary_actions_in_view_and_no_english(server: DemoServ
             await in_view(kiosk, "done", "#rating-levels", "[data-screen=done] [data-go=home]")
     assert not problems, "primary actions outside the viewport:\n" + "\n".join(problems)
     journey.assert_no_findings()
+
+
+async def test_journey_5e_papers_sent_back_say_where_they_are(quiet_server: DemoServer) -> None:
+    """README step 4's 我的材料/证照 for 赵永强 (phone ending 0005): his certificate waits at the
+    station with its pickup code; his originals, not collected in time, are back at the hall,
+    said as such (it read "now at the hall, will be sent to the hall")."""
+    journey = Journey("5e-papers")
+    async with browser() as chromium:
+        staff = await open_page(chromium, quiet_server)
+        await sign_in_staff(staff, "zhaogang", available=False)
+        found = await (await staff.request.get("/api/v1/cases?phone=13840000005")).json()
+        [number] = [c["number"] for c in found["cases"]]
+        kiosk = await open_page(chromium, quiet_server)
+        journey.pages = {"kiosk": kiosk}
+        await enrol_kiosk(kiosk, quiet_server)
+        async with journey.step("赵永强 asks where his papers are", "kiosk"):
+            await kiosk.fill("#papers-number", number)
+            await kiosk.fill("#papers-last4", "0005")
+            await kiosk.locator("#papers-form button").click()
+            papers = kiosk.locator("#papers-list li")
+            await expect(papers.filter(has_text="待取件").first).to_contain_text("取件码")
+            returned = papers.filter(has_text="已退回大厅")
+            await expect(returned).to_contain_text("未按时领取，已退回")
+            await expect(returned).not_to_contain_text("将送到")
+            await journey.check("kiosk", "papers")
+    journey.assert_no_findings()

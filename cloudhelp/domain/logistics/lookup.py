@@ -29,7 +29,12 @@ async def find(session: AsyncSession, number: str, phone_last4: str) -> Case | N
 
 
 def _station(station: Any) -> dict[str, str]:
-    return {"name": station.name, "address": station.address, "phone": station.phone}
+    return {
+        "code": station.code,
+        "name": station.name,
+        "address": station.address,
+        "phone": station.phone,
+    }
 
 
 async def resident_view(session: AsyncSession, case: Case) -> dict[str, Any]:

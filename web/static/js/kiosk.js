@@ -1301,8 +1301,12 @@ async function findPapers() {
       where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address, code: i.pickup_code });
     } else if (i.status.code === "picked_up") {
       where.textContent = t("kiosk.papers.picked_up");
+    } else if (i.status.code === "returned") {
+      where.textContent = t("kiosk.papers.returned", { station: i.collect_at.name });
+    } else if (i.where && i.where.code === i.collect_at.code) {
+      where.textContent = t("kiosk.papers.here", { station: i.where.name });
     } else if (i.where) {
-      where.textContent = t("kiosk.papers.at", { station: i.where.name, to: i.collect_at.name });
+      where.textContent = t(i.status.code === "to_return" ? "kiosk.papers.returning" : "kiosk.papers.at", { station: i.where.name, to: i.collect_at.name });
     } else {
       where.textContent = t("kiosk.papers.on_road", { to: i.collect_at.name });
     }
