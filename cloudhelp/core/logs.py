@@ -56,6 +56,9 @@ def configure(level: str = "INFO") -> None:
     # aiohttp's access log repeats every request; our own events are enough.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # aioice logs every ICE candidate pair it checks (about nine lines per pre-call network
+    # check's echo peer); a failed check is CloudHelp's own event.
+    logging.getLogger("aioice").setLevel(logging.WARNING)
 
 
 def log_event(
