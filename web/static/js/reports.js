@@ -72,7 +72,9 @@ function renderTrend() {
     yAxis: [
       { type: "value", name: t("metric.tickets") },
       { type: "value", name: t("reports.minutes"), position: "right" },
-      { type: "value", min: 0, max: 100, name: t("metric.good_rate"), position: "right", offset: 55,
+      // The axis names stand side by side above the right edge: short ones ("Good %", not
+      // "Good-rating rate", which ran into "minute").
+      { type: "value", min: 0, max: 100, name: t("reports.axis_good_rate"), position: "right", offset: 55,
         axisLabel: { formatter: "{value}%" }, axisLine: { show: true, lineStyle: { color: "#1f7a4d" } }, splitLine: { show: false } },
     ],
     // Straight lines between days, broken where a day had no tickets (a curve bridging empty
