@@ -18,8 +18,9 @@ from cloudhelp.domain import timeouts
 from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, TimeoutWarning, utcnow
 from cloudhelp.views import board as board_view
 from tests.browserkit import chromium, new_page, snap
-from tests.callkit import DEMO_PASSWORD, CallServer, running_server
+from tests.callkit import CallServer, running_server
 from tests.journeykit import axe_violations
+from tests.test_browser import signed_in_staff
 from tests.test_call_core import answer, take_ticket
 
 pytestmark = pytest.mark.timeout(240)
@@ -52,12 +53,8 @@ async def open_a_case_in_the_oldest_follow_ups_session(server: CallServer) -> No
 
 
 async def signed_in(server: CallServer, page: Page, username: str) -> None:
-    await server.set_demo_password(username)
-    await page.goto("/staff")
-    await page.fill("#username", username)
-    await page.fill("#password", DEMO_PASSWORD)
-    await page.click("#login-form button")
-    await expect(page.locator("#state")).to_have_text("暂离")
+    """Signed in at /staff, 暂离 (a supervisor's pages need the session only)."""
+    await signed_in_staff(server, page, username, available=False)
 
 
 async def check_contact_lines(server: CallServer, cards: Locator) -> set[bool]:

@@ -41,15 +41,20 @@ async def enrolled_kiosk(server: CallServer, page: Page, code: str = "QG-01") ->
     await expect(page.locator("#station")).to_contain_text("前关社区驿站")
 
 
-async def signed_in_staff(server: CallServer, page: Page, username: str) -> None:
+async def signed_in_staff(
+    server: CallServer, page: Page, username: str, *, available: bool = True
+) -> None:
+    """Sign in at /staff with the demo password and, unless not ``available``, 开始接听 (a
+    supervisor with no items has no such button)."""
     await server.set_demo_password(username)
     await page.goto("/staff")
     await page.fill("#username", username)
     await page.fill("#password", DEMO_PASSWORD)
     await page.click("#login-form button")
     await expect(page.locator("#state")).to_have_text("暂离")
-    await page.click("#toggle-state")
-    await expect(page.locator("#state")).to_have_text("可接听")
+    if available:
+        await page.click("#toggle-state")
+        await expect(page.locator("#state")).to_have_text("可接听")
 
 
 async def call_answered(kiosk: Page, staff: Page, item: str = "NYNC-002") -> None:
@@ -397,7 +402,7 @@ async def test_case_search_and_case_page(sqlite_demo_url: str) -> None:
         page = await new_page(browser, server.base_url)
         await page.goto("/cases")
         await expect(page.locator("#login")).to_be_visible()  # sign in first
-        await signed_in_staff(server, page, "sunhua")
+        await signed_in_staff(server, page, "sunhua", available=False)
         await page.goto("/cases")
         await expect(page.locator("tbody tr")).to_have_count(7)
         await page.select_option("select[name=status]", "correction_needed")
