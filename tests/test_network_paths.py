@@ -248,9 +248,11 @@ VIDEO_IN = """async () => {
 
 # Chromium 156 (measured here): ICE "disconnected" 6 s after the cut, the connection "failed"
 # 16 s after it, when the kiosk's page restarts ICE; the restart completes 2-3 s after the link
-# is back.
+# is back. 40 s for that here: on a loaded CI machine the restart's offer waited for the page's
+# own socket (cut too) to come back through its reconnect backoff (up to 8 s) and resume, and
+# 20 s ran out with the offer still unanswered.
 RESTART_SECONDS = 30
-RECOVER_SECONDS = 20
+RECOVER_SECONDS = 40
 
 
 async def frames_flow(page: Page, more: int, timeout: float) -> None:
@@ -275,7 +277,7 @@ async def answered_call(kiosk: Page, staff: Page, server: CallServer) -> None:
     await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(150)
 async def test_chromium_pages_behind_nats_recover_a_link_cut_by_ice_restart(
     network: Network,
     peer_env: dict[str, str],
