@@ -31,6 +31,20 @@ FLAGS = [
 ]
 
 
+# An init script: every text the page's #banner shows, in order (window.__banners), for
+# banners too short-lived for polling to be sure to see.
+BANNER_RECORDER = """
+window.__banners = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const banner = document.getElementById("banner");
+  if (!banner) return;  // a frame in the page (the notice's) has none
+  new MutationObserver(() => {
+    if (!banner.hidden && banner.textContent) window.__banners.push(banner.textContent);
+  }).observe(banner, { attributes: true, childList: true, characterData: true, subtree: true });
+});
+"""
+
+
 def chromium_path() -> str:
     path = os.environ.get("CLOUDHELP_TEST_CHROMIUM") or "/usr/bin/chromium"
     if not Path(path).exists():

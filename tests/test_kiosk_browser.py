@@ -19,6 +19,7 @@ from cloudhelp.domain import accounts
 from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import Case, FollowUp, Rating, Ticket
 from tests.browserkit import (
+    BANNER_RECORDER,
     chromium,
     new_page,
     opens_file_picker_from_keyboard,
@@ -1018,19 +1019,8 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
 HEIC_PHOTO = {"name": "户口本.heic", "mimeType": "image/heic", "buffer": HEIC}
 
+
 # Every text the banner shows, in order (it may show for less time than a poll takes).
-BANNER_RECORDER = """
-window.__banners = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const banner = document.getElementById("banner");
-  if (!banner) return;  // a frame in the page (the notice's) has none
-  new MutationObserver(() => {
-    if (!banner.hidden && banner.textContent) window.__banners.push(banner.textContent);
-  }).observe(banner, { attributes: true, childList: true, characterData: true, subtree: true });
-});
-"""
-
-
 async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
     sqlite_demo_url: str,
 ) -> None:

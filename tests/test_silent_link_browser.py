@@ -14,22 +14,11 @@ from playwright.async_api import expect
 from sqlalchemy import select
 
 from cloudhelp.store.models import Kiosk, Ticket
-from tests.browserkit import chromium, new_page, snap, wait_for_video
+from tests.browserkit import BANNER_RECORDER, chromium, new_page, snap, wait_for_video
 from tests.callkit import running_server, until
 from tests.test_browser import enrolled_kiosk
 
 pytestmark = pytest.mark.timeout(180)
-
-
-# Every text the page's banner shows, in order (window.bannersShown).
-RECORD_BANNERS = """
-window.bannersShown = [];
-new MutationObserver(() => {
-  const banner = document.getElementById("banner");
-  const text = banner && !banner.hidden ? banner.textContent : "";
-  if (text && window.bannersShown.at(-1) !== text) window.bannersShown.push(text);
-}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
-"""
 
 
 class FreezingProxy:
@@ -95,7 +84,7 @@ async def test_a_kiosk_whose_link_goes_silent_resumes_its_session_on_a_new_socke
     async with serving as server, chromium() as browser:
         async with FreezingProxy(server.server.port).running() as proxy:
             kiosk = await new_page(browser, proxy.base_url)
-            await kiosk.add_init_script(RECORD_BANNERS)
+            await kiosk.add_init_script(BANNER_RECORDER)
             await enrolled_kiosk(server, kiosk)
             await kiosk.click("#hot [data-item=NYNC-002]")
             await kiosk.click("#call-button")
@@ -114,7 +103,7 @@ async def test_a_kiosk_whose_link_goes_silent_resumes_its_session_on_a_new_socke
             # here: too short for polling to be sure to see it (a CI run did not), so the page
             # records every banner it shows.
             await kiosk.wait_for_function(
-                "window.bannersShown.some((text) => text.includes('网络连接中断'))",
+                "window.__banners.some((text) => text.includes('网络连接中断'))",
                 timeout=40_000,
             )
             await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)
