@@ -430,16 +430,18 @@ class Hub:
         self.sessions[session.id] = session
         self._index(session)
         await self._subscribe(session, functools.partial(self._deliver, session))
-        # A client already gone is left to its reader (write() swallows the reset).
-        await write(ws, dumps(self._welcome(session, resumed=False)))
-        await session.attach(ws, 0)
         try:
+            # Started before the welcome: a client welcomed has a session the application
+            # took up. What it sends meanwhile is kept and replayed by attach().
             await self.app.session_started(session)
         except Exception:
             # Not started (e.g. the database is out): forget the session, so that nothing
-            # half-made stays; the client hears the error and says hello again.
+            # half-made stays; the client hears the error (no welcome) and says hello again.
             await self._forget(session)
             raise
+        # A client already gone is left to its reader (write() swallows the reset).
+        await write(ws, dumps(self._welcome(session, resumed=False)))
+        await session.attach(ws, 0)
         return session
 
     async def _forget(self, session: Session) -> None:

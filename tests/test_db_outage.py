@@ -9,13 +9,14 @@ The cluster is the test's own (tests/pgcluster.py), so stopping it disturbs no o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from aiohttp import ClientConnectionResetError, web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import expect
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from cloudhelp.devtools import demo
 from cloudhelp.http.outage import database_outage
@@ -24,7 +25,7 @@ from cloudhelp.store import db
 from cloudhelp.store.models import Ticket
 from cloudhelp.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 from tests.browserkit import chromium, new_page, snap
-from tests.callkit import CallServer, running_server
+from tests.callkit import CallServer, running_server, until
 from tests.pgcluster import private_cluster
 from tests.test_browser import enrolled_kiosk
 
@@ -99,7 +100,30 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
             staff_token = await server.staff_token("zhaogang")
             second_credential = await server.kiosk_credential("QG-03")
 
+            # A console saying hello while its presence row cannot be written (the table
+            # locked by another connection): registered, but not welcomed before it is taken
+            # up; the database then stops under it, and the answer is the error, no welcome.
+            hub = server.state.callcenter.hub
+            locker = db.create_engine(cluster.url)
+            lock = await locker.connect()
+            await lock.begin()
+            await lock.execute(text("LOCK TABLE staff_presence IN EXCLUSIVE MODE"))
+            console = SignalingClient(server.base_url, server.http)
+            console_hello = asyncio.create_task(
+                console.connect({"kind": "staff", "token": staff_token})
+            )
+            await until(lambda: len(hub.sessions) == 3, what="the console's session", every=0.01)
+            await asyncio.sleep(0.2)  # a welcome sent before the start would be here by now
+            assert not console_hello.done()
+
             await cluster.stop_async("immediate")
+            with pytest.raises(ProtocolError) as console_refused:
+                await console_hello
+            assert console_refused.value.frame["code"] == "service_unavailable"
+            assert console_refused.value.frame["ref"] == "hello"
+            with contextlib.suppress(Exception):
+                await lock.close()
+            await locker.dispose()
             await _outage_answers(server)
 
             # The protocol: an operation needing the database, and a new sign-in, are refused
