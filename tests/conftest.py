@@ -25,7 +25,6 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiohttp import ClientSession, CookieJar
-from aiohttp.test_utils import TestServer
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -34,6 +33,7 @@ from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo
 from cloudhelp.store import db
 from tests import browserkit, helpers
+from tests.callkit import AppServer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # Tests in modules that use these helpers drive Chromium, the demo server or the command line:
@@ -373,7 +373,7 @@ async def demo_engine(
 async def http(demo_engine: AsyncEngine, database_url: str) -> AsyncIterator[ClientSession]:
     """An HTTP client bound to a real CloudHelp server on a loopback port, over demo data."""
     app = create_app(Settings(database_url=database_url, warning_check_seconds=0))
-    server = TestServer(app, host="127.0.0.1", port=0)
+    server = AppServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     jar = CookieJar(unsafe=True)  # accept cookies from 127.0.0.1, as a browser does
     async with ClientSession(base_url=str(server.make_url("/")), cookie_jar=jar) as client:

@@ -97,6 +97,8 @@ async def serve(settings: Settings, sock: socket.socket) -> int:
     except BaseException:
         sock.close()
         raise
+    # handler_cancellation stays False (aiohttp's default): the hub counts a client's message
+    # received before handling it, so a dropped connection must not cut the handling short.
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     redirect = (
         web.AppRunner(tls.redirect_app(sock.getsockname()[1]), access_log=None)
