@@ -30,7 +30,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browserkit import ARTIFACTS, FLAGS, browser_with, watch
+from tests.browserkit import ARTIFACTS, FAKE_DEVICES, FLAGS, browser_with, watch
 from tests.helpers import made_once_per_run
 
 DEMO_PASSWORD = "cloudhelp-demo"  # printed by `cloudhelp demo`, as the README says
@@ -203,7 +203,7 @@ async def browser(*, devices: bool = True, allow_all: bool = True) -> AsyncItera
     if allow_all:
         flags += ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
     if not devices:
-        flags.remove("--use-fake-device-for-media-stream")
+        flags.remove(FAKE_DEVICES)
     async with browser_with(flags) as launched:
         yield launched
 
