@@ -371,6 +371,29 @@ async def test_what_a_socket_swallowed_is_sent_again_and_handled_once(
         await kiosk.expect("left")
 
 
+async def test_a_message_being_handled_when_its_client_resumes_elsewhere_is_handled(
+    sqlite_demo_url: str,
+) -> None:
+    """The server counted a message received (``received`` in the resumed welcome) while its
+    handler waited for the database; the client resumes on a new socket, which closes the old
+    one. The handler goes on to the end: the client, told the message arrived, never sends it
+    again. (aiohttp's TestServer cancels a handler whose connection is lost; the tests' server
+    runs as ``cloudhelp serve`` does: tests/callkit.AppServer.)"""
+    async with running_server(sqlite_demo_url, grace_seconds=10) as server:
+        hub = server.state.callcenter.hub
+        kiosk = await server.kiosk()
+        session = hub.sessions[kiosk.welcome["session"]]
+        async with server.state.db.write():  # the server's writes wait for this one
+            await kiosk.send({"type": "ticket.take", "item": "NYNC-002", "cseq": 1})
+            await until(lambda: session.received == 1, what="the server to receive cseq 1")
+            welcome = await kiosk.resume()
+            assert welcome["received"] == 1  # the client will not send it again
+        ticket = await kiosk.expect("ticket")
+        assert ticket["ticket"]["status"] == "waiting"
+        async with server.state.db.read() as s:
+            assert await s.scalar(select(Ticket.status)) == "waiting"
+
+
 async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         kiosk = await server.kiosk()
