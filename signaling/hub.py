@@ -432,7 +432,8 @@ class Hub:
         await self._subscribe(session, functools.partial(self._deliver, session))
         try:
             # Started before the welcome: a client welcomed has a session the application
-            # took up. What it sends meanwhile is kept and replayed by attach().
+            # took up. Frames the application sends the session meanwhile are kept, and
+            # attach() replays them after the welcome.
             await self.app.session_started(session)
         except Exception:
             # Not started (e.g. the database is out): forget the session, so that nothing

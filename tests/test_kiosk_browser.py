@@ -1020,7 +1020,6 @@ HEIC = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
 HEIC_PHOTO = {"name": "户口本.heic", "mimeType": "image/heic", "buffer": HEIC}
 
 
-# Every text the banner shows, in order (it may show for less time than a poll takes).
 async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
     sqlite_demo_url: str,
 ) -> None:
