@@ -1,6 +1,7 @@
 """Signaling benchmark: what the pages send, against a bare relay measured in the same run.
 
     python -m benchmarks.signaling [--quick]
+    BENCH_LOOP_PROBE=probe.jsonl python -m benchmarks.signaling   # where the relay's lag is
 
 Prints one JSON object. The CloudHelp server (the demo's database with its history, plus bench
 kiosks and staff) and the bare relay baseline (benchmarks/bare_relay.py) each run in their own
@@ -31,6 +32,10 @@ Phases, on CloudHelp:
 6. churn: whole calls one after another (hello, take, ring, accept, chat, hang up, wrap up,
    bye); the server's RSS growth per call after a warm-up.
 
+With ``BENCH_LOOP_PROBE`` the CloudHelp server runs under benchmarks/loop_probe.py, which
+appends one line to that file before the relay's warm-up and after it and each window: what held
+the loop in each (its own overhead raises the figures; compare probe runs with probe runs).
+
 Then the bare relay: the same idle sockets from a process of their own (RSS per socket) and
 the same relay load. This process holds only the clients in calls.
 """
@@ -46,13 +51,14 @@ import json
 import os
 import random
 import secrets
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -411,11 +417,19 @@ class RelayLoad:
 RELAY_WINDOWS = 3  # the steady relay is measured over this many windows, pooled
 
 
-async def relay_figures(load: RelayLoad, sizes: Sizes) -> dict[str, Any]:
+async def relay_figures(
+    load: RelayLoad, sizes: Sizes, mark: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
     """The steady relay (10 msg/s per side) over RELAY_WINDOWS windows: p50 and p99 of all
-    their latencies together, and each window's p99; then the maximum rate."""
+    their latencies together, and each window's p99; then the maximum rate. ``mark`` is called
+    before the warm-up and after it and each window (the loop probe's SIGUSR1)."""
+    mark()
     await load.run(10, 1.0)  # warm up
-    windows = [await load.run(10, sizes.seconds) for _ in range(RELAY_WINDOWS)]
+    mark()
+    windows = []
+    for _ in range(RELAY_WINDOWS):
+        windows.append(await load.run(10, sizes.seconds))
+        mark()
     pooled = [latency for window in windows for latency in window["latencies"]]
     best = await load.max_rate(sizes.rates, max(2.0, sizes.seconds / 2))
     return {
@@ -672,6 +686,9 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
     setup_end = burst_end + sizes.setups
     env = RATE_LIMIT_ENV | {"CLOUDHELP_LOG_LEVEL": "WARNING"}
     command = [sys.executable, "-m", "cloudhelp", "serve", "--db", url, "--port", str(port)]
+    probe = os.environ.get("BENCH_LOOP_PROBE")  # a file: the server runs under loop_probe
+    if probe:
+        command[1:3] = ["-m", "benchmarks.loop_probe", probe]
     with process(command, env) as server:
         assert server.stdout is not None
         server.stdout.readline()
@@ -685,10 +702,15 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
             )
             if os.environ.get("BENCH_VERBOSE"):
                 print("burst", round(max(rings)), file=sys.stderr)
+
+            def mark() -> None:
+                if probe:
+                    os.kill(server.pid, signal.SIGUSR1)
+
             async with acknowledging(load.clients):
                 # The burst's calls are set up before the relay (the pings keep the CPU up).
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)
-                relay = await relay_figures(load, sizes)
+                relay = await relay_figures(load, sizes, mark)
                 # The search's last steps overload the server: the mixed load starts once it
                 # has caught up, as every phase does.
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)

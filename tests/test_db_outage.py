@@ -142,6 +142,8 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
             await page.reload()
             await expect(page.locator("#banner")).to_contain_text(UNAVAILABLE_ZH)
             await expect(page.locator("#banner")).to_be_visible()
+            # No heading alone over nothing: the categories are shown once they can be loaded.
+            await expect(page.locator("#categories-title")).to_be_hidden()
             await snap(page, "db-outage-kiosk")
             home = await new_page(browser, server.base_url)
             answer = await home.goto("/")
@@ -161,6 +163,7 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
 
             # The kiosk page recovered by itself (its retries): home tiles, no banner.
             await expect(page.locator("#hot [data-item]").first).to_be_visible(timeout=20_000)
+            await expect(page.locator("#categories .chip").first).to_be_visible()
             await expect(page.locator("#banner")).to_be_hidden(timeout=20_000)
             await snap(page, "db-outage-kiosk-recovered")
 

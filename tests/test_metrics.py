@@ -209,6 +209,41 @@ async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine)
     assert row["station"] == "DLW-QG" and row["abandoned"] == 1 and row["abandon_rate"] == 1
 
 
+async def test_days_before_anything_was_recorded_are_not_built_until_something_is(
+    demo_engine,
+) -> None:
+    """A range reaching back before the first ticket builds only from that ticket's day; a
+    case opened earlier later (data brought in) reaches back, and those days are built then."""
+    database = Database(demo_engine)
+    async with database.write() as s:
+        item = await s.scalar(select(ServiceItem).where(ServiceItem.code == "NYNC-002"))
+        kiosk = await s.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
+        assert item and kiosk
+        s.add(Ticket(day=DAY.isoformat(), number="B001", item_id=item.id,
+                     department_id=item.department_id, station_id=kiosk.station_id,
+                     kiosk_id=kiosk.id, status="waiting", enqueued_at=at(9, 0)))  # fmt: skip
+    year_before = DAY - timedelta(days=365)
+    now = at(12, 0, days=1)
+    assert await metrics.refresh(database, year_before, DAY, now=now) == 1  # DAY alone
+    async with database.read() as s:
+        assert [row["day"] for row in await metrics.table(s, year_before, DAY, "day")] == [
+            DAY.isoformat()
+        ]
+    async with database.write() as s:
+        s.add(Case(number="T1", item_id=item.id, station_id=kiosk.station_id,
+                   applicant_name="张三", applicant_phone="13800000000",
+                   applicant_id_number="11010519491231002X",
+                   created_at=at(10, 0, days=-3)))  # fmt: skip
+    assert await metrics.refresh(database, year_before, DAY, now=now) == 3  # DAY-3 to DAY-1
+    async with database.read() as s:
+        (opened,) = [
+            row
+            for row in await metrics.table(s, year_before, DAY, "day")
+            if row["day"] == (DAY - timedelta(days=3)).isoformat()
+        ]
+    assert opened["cases_opened"] == 1
+
+
 async def test_report_api_and_csv_export_agree(sqlite_demo_url: str) -> None:
 
     async with running_server(sqlite_demo_url) as server:

@@ -495,8 +495,9 @@ async def refresh(
     now: datetime | None = None,
 ) -> int:
     """Build the rows of each day in range that has none, or non-final ones older than
-    ``max_age``; a day still open is rebuilt from its changed tickets only. Returns how many
-    days were built. ``now`` (default: the clock) says which day is today."""
+    ``max_age``, from the first day anything was recorded; a day still open is rebuilt from
+    its changed tickets only. Returns how many days were built. ``now`` (default: the clock)
+    says which day is today."""
     now = now or utcnow()
     async with database.read() as s:
         known = {
@@ -509,15 +510,39 @@ async def refresh(
                 )
             ).all()
         }
+    stale = [
+        first + timedelta(days=n)
+        for n in range((min(last, local_date(now)) - first).days + 1)
+        if not _fresh(known.get(first + timedelta(days=n)), now, max_age)
+    ]
+    if stale:
+        async with database.read() as s:
+            start = await _first_active_day(s)
+        # A day before anything was recorded counts nothing: it is not built (a year asked for
+        # in a district that started in the autumn, or data imported later, builds it then).
+        stale = [day for day in stale if start is not None and day >= start]
     built = 0
-    day = first
-    while day <= min(last, local_date(now)):
-        if not _fresh(known.get(day), now, max_age) and await _build(
-            database, day, now, max_age, rules
-        ):
+    for day in stale:
+        if await _build(database, day, now, max_age, rules):
             built += 1
-        day += timedelta(days=1)
     return built
+
+
+async def _first_active_day(session: AsyncSession) -> date | None:
+    """The first local day a ticket was taken or a case opened, concluded or moved (what a
+    day's rows count); None while nothing is recorded."""
+    firsts = (
+        await session.execute(
+            select(
+                select(func.min(Ticket.enqueued_at)).scalar_subquery(),
+                select(func.min(Case.created_at)).scalar_subquery(),
+                select(func.min(Case.concluded_at)).scalar_subquery(),
+                select(func.min(CaseEvent.at)).scalar_subquery(),
+            )
+        )
+    ).one()
+    known = [local_date(moment) for moment in firsts if moment is not None]
+    return min(known, default=None)
 
 
 # ---------------------------------------------------------------------- reading the rows

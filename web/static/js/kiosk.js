@@ -338,6 +338,9 @@ async function goHome() {
     button.onclick = () => search({ category: c.code }, button.textContent || "");  // its name heads the list
     return button;
   }));
+  // Shown once its chips are here: while the service is away (api() waits for it) the heading
+  // stood alone over nothing.
+  $("categories-block").hidden = !categories.categories.length;
 }
 
 /** @param {HTMLElement} target @param {any[]} items */
@@ -536,9 +539,17 @@ function meter(/** @type {MediaStream} */ stream) {
   const data = new Uint8Array(analyser.fftSize);
   const draw = () => {
     if (visit.meter !== audio) return;
+    if (document.body.dataset.current !== "check") {
+      // The check is over (waiting, in the call): nobody sees the level, so the meter stops
+      // rather than analysing the microphone every frame for the rest of the visit.
+      audio.close();
+      visit.meter = null;
+      return;
+    }
     analyser.getByteTimeDomainData(data);
-    const peak = Math.max(...data.map((v) => Math.abs(v - 128))) / 128;
-    $("mic-level").style.width = `${Math.min(100, peak * 160)}%`;
+    let peak = 0;
+    for (const v of data) peak = Math.max(peak, Math.abs(v - 128));
+    $("mic-level").style.width = `${Math.min(100, (peak / 128) * 160)}%`;
     requestAnimationFrame(draw);
   };
   draw();
