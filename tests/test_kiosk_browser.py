@@ -851,6 +851,13 @@ async def test_primary_actions_fit_the_screen(
         bar = await kiosk.locator(".topbar").bounding_box()
         lang = await kiosk.locator("#lang").bounding_box()
         assert bar and lang and bar["height"] < 100 and lang["y"] < bar["height"] / 2, (bar, lang)
+        # The station and terminal are named whole (大字模式 at 1280 px cut them off: the
+        # page's own name gives way there).
+        station = kiosk.locator("#station")
+        await expect(station).to_contain_text("前关驿站")
+        assert await station.evaluate("e => e.scrollWidth <= e.clientWidth"), (
+            await station.text_content()
+        )
         await snap(kiosk, f"{name}-1-home")
         await kiosk.click("#hot [data-item=NYNC-002]")
         await expect(kiosk.locator("#item-materials li")).to_have_count(7)

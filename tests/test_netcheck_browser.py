@@ -83,6 +83,11 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         await expect(signal).not_to_have_attribute("data-level", "")
         await expect(staff.locator("#signal-detail")).to_contain_text("毫秒")
         await expect(staff.locator("#peer-net")).to_contain_text("居民网络良好")
+        # Only the bars cover the resident's picture: the figures are a line under the video.
+        video = await staff.locator("#remote-main").bounding_box()
+        for line in ("#signal-detail", "#peer-net"):
+            box = await staff.locator(line).bounding_box()
+            assert video and box and box["y"] >= video["y"] + video["height"], (line, box, video)
         await snap(staff, "netcheck-2-console-signal")
 
         # The board lists the call with its quality.
