@@ -84,7 +84,10 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         await expect(staff.locator("#signal-detail")).to_contain_text("毫秒")
         await expect(staff.locator("#peer-net")).to_contain_text("居民网络良好")
         # Only the bars cover the resident's picture: the figures are a line under the video.
+        # And in the call the queue column narrows: the picture is the widest column.
         video = await staff.locator("#remote-main").bounding_box()
+        queue = await staff.locator(".queue-panel").bounding_box()
+        assert video and queue and video["width"] > 2 * queue["width"], (video, queue)
         for line in ("#signal-detail", "#peer-net"):
             box = await staff.locator(line).bounding_box()
             assert video and box and box["y"] >= video["y"] + video["height"], (line, box, video)
