@@ -135,8 +135,10 @@ async def report(client: SignalingClient, peer: CallPeer) -> None:
                 emit("first_frame")
             if time.monotonic() - last >= REPORT_SECONDS:
                 last = time.monotonic()
-                ice, connection = peer.pc.iceConnectionState, peer.pc.connectionState
-                emit("frames", received=frames, ice=ice, connection=connection, **rtts)
+                pc = peer.pc
+                emit("frames", received=frames, ice=pc.iceConnectionState,
+                     connection=pc.connectionState, signaling=pc.signalingState,
+                     gathering=pc.iceGatheringState, **rtts)  # fmt: skip
     finally:
         prober.cancel()
 
