@@ -119,6 +119,13 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
         await signed_in(server, console, "zhaogang")  # away: the queue is only shown
         kiosk = await new_page(browser, server.base_url)
         await enrolled_kiosk(server, kiosk)
+        # A made-up code: the kiosk asks only for the code, so its refusal names only the code
+        # (the booking page's says "or the phone digits do not match").
+        await kiosk.fill("#appointment-code", "9999-9999")
+        await kiosk.click("#appointment-form button")
+        await expect(kiosk.locator("#appointment-error")).to_have_text(
+            "没有找到这个预约码，请核对预约单上的 8 位预约码。"
+        )
         set_clock(server, at(MONDAY, "08:40"))  # too early: the window opens at 09:00
         await kiosk.fill("#appointment-code", code)
         await kiosk.click("#appointment-form button")

@@ -858,7 +858,17 @@ async def test_primary_actions_fit_the_screen(
         assert await station.evaluate("e => e.scrollWidth <= e.clientWidth"), (
             await station.text_content()
         )
+        # 再次来办: the check-in, correction and papers forms below the items are one touch
+        # away from the top of the screen.
+        shortcuts = kiosk.locator(".home-shortcuts [data-jump]")
+        await expect(shortcuts).to_have_text(["预约签到", "补正材料", "我的材料/证照"])
+        for n in range(3):
+            await expect(shortcuts.nth(n)).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-1-home")
+        await shortcuts.nth(1).click()
+        await expect(kiosk.locator("#case-query")).to_be_focused()
+        await expect(kiosk.locator("#case-query")).to_be_in_viewport(ratio=1)
+        await expect(kiosk.locator("#correction-title")).to_be_in_viewport(ratio=1)
         await kiosk.click("#hot [data-item=NYNC-002]")
         await expect(kiosk.locator("#item-materials li")).to_have_count(7)
         await expect(kiosk.locator("#call-button")).to_be_in_viewport(ratio=1)

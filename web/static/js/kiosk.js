@@ -1538,6 +1538,15 @@ function wire() {
   $("show-notice").onclick = () => reopenNotice();
   $("check-notice").onclick = () => reopenNotice();
   $("done-notice").onclick = () => reopenNotice();
+  // 再次来办: the check-in, correction and papers forms lie below the items; a touch brings
+  // the form's heading into view and its first field ready for typing.
+  document.querySelectorAll("[data-jump]").forEach((el) => {
+    const { jump, field } = /** @type {HTMLElement} */ (el).dataset;
+    /** @type {HTMLElement} */ (el).onclick = () => {
+      $(jump || "").scrollIntoView({ block: "start", behavior: "smooth" });
+      $(field || "").focus({ preventScroll: true });
+    };
+  });
   $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
   $("papers-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findPapers(); };
   $("appointment-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); checkInAppointment(); };
