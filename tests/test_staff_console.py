@@ -119,6 +119,16 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         )
         await snap(staff, "console-2-chat-seen")
         await staff.evaluate("window.scrollTo(0, 0)")
+        # So is a photo the resident sends: the files are below the checklist too.
+        await kiosk.click("#photo")
+        await kiosk.click("#photo-send")
+        await expect(unseen).to_contain_text("居民发来文件：")
+        await expect(unseen).to_be_in_viewport(ratio=1)
+        await snap(staff, "console-2-file-unseen")
+        await unseen.click()
+        await expect(staff.locator("#files li").last).to_be_in_viewport()
+        await expect(unseen).to_be_hidden()
+        await staff.evaluate("window.scrollTo(0, 0)")
         assert await axe_violations(staff, "console-round-2") == []
         assert await english_on(staff) == []
 

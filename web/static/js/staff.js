@@ -678,17 +678,32 @@ function emphasiseVerdict() {
 }
 
 /**
- * A resident's chat line that arrives while the chat is out of view (a long case panel above
- * it) is said at the bottom of the window: pressing it goes to the chat. It goes once the chat
- * is in view. @param {string} text
+ * What the resident sends (a chat line, a file) while it is out of view (a long case panel
+ * above it) is said at the bottom of the window: pressing it goes there. It goes once that is
+ * in view. @param {HTMLElement} target @param {string} text
  */
-function showUnseenChat(text) {
-  const chat = $("chat").getBoundingClientRect();
+function showUnseen(target, text) {
+  const box = target.getBoundingClientRect();
   // In view, and not under the chat's input (which sticks to the bottom of the window).
   const bottom = Math.min(window.innerHeight, $("chat-form").getBoundingClientRect().top);
-  if (chat.top >= 0 && chat.bottom <= bottom + 1) return;
-  $("chat-unseen").textContent = t("staff.call.chat_unseen", { text });
+  if (box.top >= 0 && box.bottom <= bottom + 1) return;
+  unseenTarget = target;
+  unseenSeen.disconnect();
+  unseenSeen.observe(target);
+  $("chat-unseen").textContent = text;
   $("chat-unseen").hidden = false;
+}
+
+/** What the notice at the bottom of the window leads to. @type {HTMLElement | null} */
+let unseenTarget = null;
+// Scrolled to by hand: what it said is in view (above the chat input's height).
+const unseenSeen = new IntersectionObserver((seen) => {
+  if (seen.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
+}, { threshold: 1, rootMargin: "0px 0px -80px 0px" });
+
+/** @param {string} text */
+function showUnseenChat(text) {
+  showUnseen($("chat"), t("staff.call.chat_unseen", { text }));
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
@@ -1175,6 +1190,7 @@ function onFile(v, file) {
   if (file.type) showFile(li, file, url);
   else showNotPreviewable(li, file, url);
   keepReceived(v, file, li);
+  showUnseen(li, t("staff.call.file_unseen", { name: file.name }));
 }
 
 /**
@@ -1381,13 +1397,9 @@ function wire() {
     $("file-input").value = "";
   };
   $("chat-unseen").onclick = () => {
-    $("chat").scrollIntoView({ block: "end", behavior: "smooth" });
+    (unseenTarget || $("chat")).scrollIntoView({ block: "end", behavior: "smooth" });
     $("chat-unseen").hidden = true;
   };
-  // Scrolled to the chat by hand: what it said is in view (above the input's height).
-  new IntersectionObserver((seen) => {
-    if (seen.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
-  }, { threshold: 1, rootMargin: "0px 0px -80px 0px" }).observe($("chat"));
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $("chat-input").value.trim();
