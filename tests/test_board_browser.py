@@ -201,6 +201,19 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             await expect(kpi.locator("small")).to_have_text(f"按已通过预审的 {passed} 件计")
         await snap(page, "reports-1-top")
         assert await axe_violations(page, "reports") == []
+        # A year: the 30 days of history are all there is, and the trend says where it starts.
+        since = page.locator("#trend-since")
+        await expect(since).to_be_hidden()  # the 30 days: the line starts with the range
+        await page.click("button[data-days='365']")
+        await expect(since).to_be_visible()
+        year = await page.evaluate("window.cloudhelp.report")
+        assert year["from"] < year["daily"][0]["day"]
+        await expect(since).to_have_text(
+            f"{year['daily'][0]['day']} 之前没有记录，曲线从这一天开始。"
+        )
+        await snap(page, "reports-1b-year")
+        await page.goto(f"/reports?from={last - timedelta(days=29)}&to={last}")
+        await expect(page.locator("#table-station tr").nth(1)).to_be_visible()
         # Every table fits the 1920 px screen: nothing to scroll sideways.
         for by in ("department", "station", "staff"):
             wrap = page.locator(f"#table-{by}").locator("xpath=..")
@@ -468,15 +481,19 @@ async def test_a_refused_range_is_explained_in_chinese_and_greys_the_old_figures
         await expect(page.locator("#report")).not_to_have_class(re.compile("stale"))
         banner = page.locator("#banner")
         kpis = page.locator("#kpis")
-        for first, last in (("2026-12-10", "2026-12-01"), ("2025-01-01", "2026-12-01")):
+        refusals = (
+            ("2026-12-10", "2026-12-01", "开始日期晚于结束日期，请调换两个日期。"),
+            ("2025-01-01", "2026-12-01",
+             "日期范围超过 400 天，请缩短范围（更长的时期可分段查询、分段导出）。"),
+        )  # fmt: skip
+        for first, last, why in refusals:
             asked.clear()
             await page.fill("#from", first)
             await page.fill("#to", last)
             await page.click("#range button.primary")
-            # The catalog's words (not the server's English), checked before asking the server.
-            await expect(banner).to_have_text(
-                "日期范围不正确：开始日期不能晚于结束日期，范围最多 400 天。"
-            )
+            # The catalog's words (not the server's English), checked before asking the server,
+            # and which of the two dates is wrong.
+            await expect(banner).to_have_text(why)
             await expect(page.locator("#report")).to_have_class(re.compile("stale"))
             assert float(await kpis.evaluate("e => getComputedStyle(e).opacity")) < 0.5
             assert await page.locator("#xlsx").get_attribute("href") is None

@@ -62,6 +62,10 @@ function renderKpis() {
 
 function renderTrend() {
   const days = report.daily;
+  // Days before anything was recorded have no rows (docs/metrics.md): say where the line starts.
+  const since = days.length ? days[0].day : "";
+  $("trend-since").hidden = !since || since <= report.from;
+  $("trend-since").textContent = since > report.from ? t("reports.trend_since", { day: since }) : "";
   chart("chart-trend").setOption({
     tooltip: { trigger: "axis" },
     legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
@@ -280,7 +284,9 @@ function rangeProblem() {
   const to = $("to").value;
   if (!from || !to || from < EARLIEST || to > LATEST) return t("reports.date_bounds", { first: EARLIEST, last: LATEST });
   const days = (Date.parse(to) - Date.parse(from)) / 86400000;
-  if (days < 0 || days > MAX_DAYS) return errorText({ code: "bad_range", days: MAX_DAYS }, "error.bad_request");
+  // Which of the two is wrong, said apart (one text for both left the person guessing).
+  if (days < 0) return t("reports.range_reversed");
+  if (days > MAX_DAYS) return t("reports.range_too_long", { days: MAX_DAYS });
   return "";
 }
 
