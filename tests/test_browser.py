@@ -418,6 +418,11 @@ async def test_case_search_and_case_page(sqlite_demo_url: str) -> None:
         # Acceptance from the case page: 待受理 → 已受理, with the due dates shown.
         await page.goto("/cases?status=awaiting_acceptance")
         await page.click("tbody a")
+        # Nothing is chosen at first: 办理 alone moves nothing and asks for a state.
+        await expect(page.locator("#move select[name=to]")).to_have_value("")
+        await page.click("#move button")
+        await expect(page.locator("#move-error")).to_have_text("请先选择新的状态。")
+        await expect(page.locator("h1")).to_contain_text("待受理")
         await page.select_option("#move select[name=to]", "accepted")
         await page.click("#move button")
         await expect(page.locator("h1")).to_contain_text("已受理")

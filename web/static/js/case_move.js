@@ -4,6 +4,11 @@ const form = /** @type {HTMLFormElement | null} */ (document.getElementById("mov
 if (form) {
   form.onsubmit = async (event) => {
     event.preventDefault();
+    if (!form.to.value) {
+      document.getElementById("move-error").textContent = form.dataset.choose || "";
+      form.to.focus();
+      return;
+    }
     const response = await fetch(`/api/v1/cases/${form.dataset.number}/transitions`, {
       method: "POST", credentials: "same-origin", headers: {"Content-Type": "application/json"},
       body: JSON.stringify({to: form.to.value, reason: form.reason.value}),
