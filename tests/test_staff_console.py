@@ -124,6 +124,10 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await kiosk.click("#photo-send")
         await expect(unseen).to_contain_text("居民发来文件：")
         await expect(unseen).to_be_in_viewport(ratio=1)
+        # ... above the chat's input, never over 发送 (a CI run found it covering the button).
+        note = await unseen.bounding_box()
+        send = await staff.locator("#chat-form button").bounding_box()
+        assert note and send and note["y"] + note["height"] <= send["y"], (note, send)
         await snap(staff, "console-2-file-unseen")
         await unseen.click()
         await expect(staff.locator("#files li").last).to_be_in_viewport()

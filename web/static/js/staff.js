@@ -678,17 +678,23 @@ function emphasiseVerdict() {
 }
 
 /**
- * What the resident sends (a chat line, a file) while it is out of view (a long case panel
- * above it) is said at the bottom of the window: pressing it goes there. It goes once that is
- * in view. @param {HTMLElement} target @param {string} text
+ * What the resident sends while it is out of view (a long case panel above it) is said at the
+ * bottom of the window, above the chat's input: pressing it goes there. It goes once that is
+ * seen: the whole chat (its last line may be cut off otherwise), any part of a file's line.
+ * @param {HTMLElement} target @param {string} text @param {boolean} whole
  */
-function showUnseen(target, text) {
+function showUnseen(target, text, whole) {
   const box = target.getBoundingClientRect();
   // In view, and not under the chat's input (which sticks to the bottom of the window).
   const bottom = Math.min(window.innerHeight, $("chat-form").getBoundingClientRect().top);
-  if (box.top >= 0 && box.bottom <= bottom + 1) return;
+  const seen = whole ? box.top >= 0 && box.bottom <= bottom + 1 : box.bottom > 0 && box.top < bottom;
+  if (seen) return;
   unseenTarget = target;
-  unseenSeen.disconnect();
+  unseenSeen?.disconnect();
+  // Scrolled to by hand: what it said is in view (above the chat input's height).
+  unseenSeen = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
+  }, { threshold: whole ? 1 : 0, rootMargin: "0px 0px -80px 0px" });
   unseenSeen.observe(target);
   $("chat-unseen").textContent = text;
   $("chat-unseen").hidden = false;
@@ -696,14 +702,12 @@ function showUnseen(target, text) {
 
 /** What the notice at the bottom of the window leads to. @type {HTMLElement | null} */
 let unseenTarget = null;
-// Scrolled to by hand: what it said is in view (above the chat input's height).
-const unseenSeen = new IntersectionObserver((seen) => {
-  if (seen.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
-}, { threshold: 1, rootMargin: "0px 0px -80px 0px" });
+/** @type {IntersectionObserver | null} */
+let unseenSeen = null;
 
 /** @param {string} text */
 function showUnseenChat(text) {
-  showUnseen($("chat"), t("staff.call.chat_unseen", { text }));
+  showUnseen($("chat"), t("staff.call.chat_unseen", { text }), true);
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
@@ -1190,7 +1194,7 @@ function onFile(v, file) {
   if (file.type) showFile(li, file, url);
   else showNotPreviewable(li, file, url);
   keepReceived(v, file, li);
-  showUnseen(li, t("staff.call.file_unseen", { name: file.name }));
+  showUnseen(li, t("staff.call.file_unseen", { name: file.name }), false);
 }
 
 /**
