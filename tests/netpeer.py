@@ -121,11 +121,15 @@ async def probe(client: SignalingClient, peer: CallPeer, rtts: dict[str, float |
         await asyncio.sleep(0.5)
 
 
+FROZEN_SECONDS = 1.0  # no new frame for this long: the picture is frozen
+
+
 async def report(client: SignalingClient, peer: CallPeer) -> None:
     rtts: dict[str, float | None] = {"signaling_rtt": None, "media_rtt": None}
     prober = asyncio.create_task(probe(client, peer, rtts))
     first = False
     last = 0.0
+    counted, moved = 0, time.monotonic()
     try:
         while True:
             await asyncio.sleep(0.01)
@@ -133,6 +137,18 @@ async def report(client: SignalingClient, peer: CallPeer) -> None:
             if frames and not first:
                 first = True
                 emit("first_frame")
+            if frames != counted:
+                counted, moved = frames, time.monotonic()
+            elif first and time.monotonic() - moved >= FROZEN_SECONDS:
+                # A frozen picture: ask for a keyframe again, as a browser does (aiortc asks
+                # once per loss it sees; on the 3 %-loss link that request was lost too and
+                # the picture stayed frozen, CI 6 December).
+                moved = time.monotonic()
+                for receiver in peer.pc.getReceivers():
+                    if receiver.track is not None and receiver.track.kind == "video":
+                        for source in receiver.getSynchronizationSources():
+                            await receiver._send_rtcp_pli(source.source)
+                emit("keyframe_asked", received=frames)
             if time.monotonic() - last >= REPORT_SECONDS:
                 last = time.monotonic()
                 pc = peer.pc
