@@ -24,7 +24,10 @@ Phases, on CloudHelp:
 3. relay: each side sends a chat message (``{"type": "app", "data": {"kind": "chat", …},
    "to": peer}``, as protocol.js does) 10 times a second; latency is measured at the receiver,
    over three windows pooled. Then the highest rate whose p99 stays < 50 ms (the rate rises
-   step by step until a step fails in two windows in a row).
+   step by step until a step fails in two windows in a row). The bare relay is measured here
+   too, with its own idle sockets and calls, both servers up: their windows (and steps) take
+   turns, CloudHelp's, the bare relay's, CloudHelp's …, each once both servers are idle
+   again, so that what the machine does meanwhile falls on both alike.
 4. mixed: the relay at 10 msg/s goes on while 20 staff sign in per second, a supervisor loads
    the report page and the report API, exports Excel and watches the board; the server's own
    event-loop lag (``/api/v1/health``, a 10 ms timer's delay) over that time.
@@ -33,11 +36,12 @@ Phases, on CloudHelp:
    bye); the server's RSS growth per call after a warm-up.
 
 With ``BENCH_LOOP_PROBE`` the CloudHelp server runs under benchmarks/loop_probe.py, which
-appends one line to that file before the relay's warm-up and after it and each window: what held
-the loop in each (its own overhead raises the figures; compare probe runs with probe runs).
+appends one line to that file before and after each of CloudHelp's relay windows (the warm-up's
+included): what held the loop in each (its own overhead raises the figures; compare probe runs
+with probe runs).
 
-Then the bare relay: the same idle sockets from a process of their own (RSS per socket) and
-the same relay load. This process holds only the clients in calls.
+The bare relay's idle sockets come from a process of their own (RSS per socket), as
+CloudHelp's do; this process holds only the clients in calls, of both servers.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -390,54 +394,81 @@ class RelayLoad:
             "latencies": latencies,
         }
 
-    async def max_rate(self, rates: tuple[int, ...], seconds: float) -> float:
-        """The highest received rate among the steps whose p99 stayed under 50 ms, rising
-        until a step fails twice in a row: one stall of either server (a garbage-collector
-        pass, the machine's other work) fails a single window, and stopping there made the
-        result swing by 4x between runs. The same rule for both servers."""
-        best = 0.0
-        for rate in rates:
-            for attempt in range(MAX_RATE_TRIES):
-                result = await self.run(rate, seconds)
-                if os.environ.get("BENCH_VERBOSE"):
-                    figures = {k: round(result[k], 2) for k in ("p50", "p99", "msgs_s")}
-                    print(rate, attempt, figures, file=sys.stderr)
-                if result["p99"] < 50.0:
-                    break
-            else:
-                break
-            best = max(best, result["msgs_s"])
-        return best
-
     async def close(self) -> None:
         await in_batches([c.close() for c in self.clients])
         await self.http.close()
 
 
-RELAY_WINDOWS = 3  # the steady relay is measured over this many windows, pooled
+RELAY_WINDOWS = 3  # the steady relay is measured over this many windows per server, pooled
 
 
 async def relay_figures(
-    load: RelayLoad, sizes: Sizes, mark: Callable[[], None] = lambda: None
-) -> dict[str, Any]:
-    """The steady relay (10 msg/s per side) over RELAY_WINDOWS windows: p50 and p99 of all
-    their latencies together, and each window's p99; then the maximum rate. ``mark`` is called
-    before the warm-up and after it and each window (the loop probe's SIGUSR1)."""
-    mark()
-    await load.run(10, 1.0)  # warm up
-    mark()
-    windows = []
+    loads: dict[str, RelayLoad],
+    sizes: Sizes,
+    settle: Callable[[], Awaitable[None]],
+    mark: Callable[[str], None] = lambda name: None,
+) -> dict[str, dict[str, Any]]:
+    """The steady relay (10 msg/s per side) of each server, window by window in turn
+    (A, B, A, B …: whatever the machine does meanwhile falls on both alike), over
+    RELAY_WINDOWS windows each: p50 and p99 of each server's latencies pooled, and each
+    window's p99; then each server's maximum rate, its steps also taken in turn. ``settle``
+    waits until every server is idle again (before each window); ``mark`` is called with the
+    server's name before its warm-up and each window, and after each (the loop probe's
+    SIGUSR1)."""
+    windows: dict[str, list[dict[str, Any]]] = {name: [] for name in loads}
+
+    async def window(name: str, rate: float, seconds: float) -> dict[str, Any]:
+        await settle()
+        mark(name)
+        result = await loads[name].run(rate, seconds)
+        mark(name)
+        return result
+
+    for name in loads:
+        await window(name, 10, 1.0)  # warm up
     for _ in range(RELAY_WINDOWS):
-        windows.append(await load.run(10, sizes.seconds))
-        mark()
-    pooled = [latency for window in windows for latency in window["latencies"]]
-    best = await load.max_rate(sizes.rates, max(2.0, sizes.seconds / 2))
-    return {
-        "p50": percentile(pooled, 0.50),
-        "p99": percentile(pooled, 0.99),
-        "p99_windows": [round(window["p99"], 2) for window in windows],
-        "max": best,
-    }
+        for name in loads:
+            windows[name].append(await window(name, 10, sizes.seconds))
+    best = await max_rates(loads, window, sizes.rates, max(2.0, sizes.seconds / 2))
+    figures = {}
+    for name, done in windows.items():
+        pooled = [latency for result in done for latency in result["latencies"]]
+        figures[name] = {
+            "p50": percentile(pooled, 0.50),
+            "p99": percentile(pooled, 0.99),
+            "p99_windows": [round(result["p99"], 2) for result in done],
+            "max": best[name],
+        }
+    return figures
+
+
+async def max_rates(
+    loads: dict[str, RelayLoad],
+    window: Callable[[str, float, float], Awaitable[dict[str, Any]]],
+    rates: tuple[int, ...],
+    seconds: float,
+) -> dict[str, float]:
+    """Each server's highest received rate among the steps whose p99 stayed under 50 ms,
+    rising until a step fails twice in a row: one stall of either server (a garbage-collector
+    pass, the machine's other work) fails a single window, and stopping there made the result
+    swing by 4x between runs. The same rule for both servers, their steps taken in turn."""
+    best = dict.fromkeys(loads, 0.0)
+    rising = list(loads)
+    for rate in rates:
+        for name in list(rising):
+            for attempt in range(MAX_RATE_TRIES):
+                result = await window(name, rate, seconds)
+                if os.environ.get("BENCH_VERBOSE"):
+                    figures = {k: round(result[k], 2) for k in ("p50", "p99", "msgs_s")}
+                    print(name, rate, attempt, figures, file=sys.stderr)
+                if result["p99"] < 50.0:
+                    best[name] = max(best[name], result["msgs_s"])
+                    break
+            else:
+                rising.remove(name)
+        if not rising:
+            break
+    return best
 
 
 async def next_full_pass(http: aiohttp.ClientSession, base: str, timeout: float = 120) -> float:
@@ -703,14 +734,21 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
             if os.environ.get("BENCH_VERBOSE"):
                 print("burst", round(max(rings)), file=sys.stderr)
 
-            def mark() -> None:
-                if probe:
+            def mark(name: str) -> None:
+                if probe and name == "cloudhelp":
                     os.kill(server.pid, signal.SIGUSR1)
 
             async with acknowledging(load.clients):
                 # The burst's calls are set up before the relay (the pings keep the CPU up).
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)
-                relay = await relay_figures(load, sizes, mark)
+                async with bare_relay(sizes) as bare:
+
+                    async def settle() -> None:
+                        for pid in (server.pid, bare.pid):
+                            await settled(pid, busy=SETTLED_WITH_PINGS)
+
+                    loads = {"cloudhelp": load, "bare": bare.load}
+                    relay = await relay_figures(loads, sizes, settle, mark)
                 # The search's last steps overload the server: the mixed load starts once it
                 # has caught up, as every phase does.
                 await settled(server.pid, busy=SETTLED_WITH_PINGS)
@@ -732,10 +770,15 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
         "burst_ring_p99_ms": round(percentile(rings, 0.99)),
         "burst_ring_max_ms": round(max(rings)),
         "relay_calls": sizes.calls,
-        "relay_p50_ms": round(relay["p50"], 2),
-        "relay_p99_ms": round(relay["p99"], 2),
-        "relay_p99_windows_ms": relay["p99_windows"],
-        "relay_max_msgs_s": round(relay["max"]),
+        "relay_p50_ms": round(relay["cloudhelp"]["p50"], 2),
+        "relay_p99_ms": round(relay["cloudhelp"]["p99"], 2),
+        "relay_p99_windows_ms": relay["cloudhelp"]["p99_windows"],
+        "relay_max_msgs_s": round(relay["cloudhelp"]["max"]),
+        "baseline_rss_per_idle_socket_kib": round(bare.rss_per_idle, 1),
+        "baseline_relay_p50_ms": round(relay["bare"]["p50"], 2),
+        "baseline_relay_p99_ms": round(relay["bare"]["p99"], 2),
+        "baseline_relay_p99_windows_ms": relay["bare"]["p99_windows"],
+        "baseline_relay_max_msgs_s": round(relay["bare"]["max"]),
         **mixed,
         "call_setup_calls": len(setup),
         "call_setup_p50_ms": round(statistics.median(setup), 1),
@@ -745,7 +788,17 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
     }
 
 
-async def measure_bare(sizes: Sizes) -> dict[str, Any]:
+@dataclass
+class Bare:
+    pid: int
+    rss_per_idle: float  # KiB per idle socket
+    load: RelayLoad  # its calls: pairs of clients in a room
+
+
+@contextlib.asynccontextmanager
+async def bare_relay(sizes: Sizes) -> AsyncIterator[Bare]:
+    """The bare relay with ``sizes.idle`` idle sockets from a process of their own (RSS per
+    socket) and ``sizes.calls`` rooms of two clients of this process, pinging as pages do."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with process([sys.executable, "-m", "benchmarks.bare_relay", str(port)]) as relay_process:
@@ -762,21 +815,12 @@ async def measure_bare(sizes: Sizes) -> dict[str, Any]:
                 ]
                 pair[0].peer, pair[1].peer = "b", "a"  # as protocol.js sends it; ignored here
                 clients += pair
-            load = RelayLoad(http, clients)
             async with acknowledging(clients):
-                await settled(relay_process.pid, busy=SETTLED_WITH_PINGS)
-                relay = await relay_figures(load, sizes)
+                yield Bare(relay_process.pid, rss_per_idle, RelayLoad(http, clients))
             for client in clients:
                 client.reader.cancel()
                 await client.ws.close()
             await http.close()
-    return {
-        "baseline_rss_per_idle_socket_kib": round(rss_per_idle, 1),
-        "baseline_relay_p50_ms": round(relay["p50"], 2),
-        "baseline_relay_p99_ms": round(relay["p99"], 2),
-        "baseline_relay_p99_windows_ms": relay["p99_windows"],
-        "baseline_relay_max_msgs_s": round(relay["max"]),
-    }
 
 
 async def run(sizes: Sizes) -> dict[str, Any]:
@@ -800,7 +844,6 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "pings": f"every client, idle or in a call, every {PING_SECONDS:g} s",
     }
     results |= await measure_cloudhelp(url, seeded, sizes)
-    results |= await measure_bare(sizes)
     if young is not None:
         await young.stop()
     return results

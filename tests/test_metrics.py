@@ -186,8 +186,8 @@ def test_percentile_from_histogram_interpolates_inside_its_bucket() -> None:
     assert metrics.percentile_from_histogram(counts, 9000, 0.9) == pytest.approx(7200 + 1800 * 0.9)
 
 
-async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine) -> None:
-    database = Database(demo_engine)
+async def _one_waiting_ticket_on_day(database: Database) -> tuple[ServiceItem, Kiosk]:
+    """Ticket B001 for NYNC-002 at kiosk QG-01, waiting since 09:00 on DAY; returns both."""
     async with database.write() as s:
         item = await s.scalar(select(ServiceItem).where(ServiceItem.code == "NYNC-002"))
         kiosk = await s.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
@@ -195,6 +195,12 @@ async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine)
         s.add(Ticket(day=DAY.isoformat(), number="B001", item_id=item.id,
                      department_id=item.department_id, station_id=kiosk.station_id,
                      kiosk_id=kiosk.id, status="waiting", enqueued_at=at(9, 0)))  # fmt: skip
+    return item, kiosk
+
+
+async def test_a_day_is_final_only_when_over_and_its_tickets_closed(demo_engine) -> None:
+    database = Database(demo_engine)
+    await _one_waiting_ticket_on_day(database)
     assert await metrics.refresh(database, DAY, DAY) == 1
     assert await metrics.refresh(database, DAY, DAY) == 0  # fresh enough: not rebuilt
     assert await metrics.refresh(database, DAY, DAY, max_age=timedelta(0)) == 1  # still open
@@ -215,13 +221,7 @@ async def test_days_before_anything_was_recorded_are_not_built_until_something_i
     """A range reaching back before the first ticket builds only from that ticket's day; a
     case opened earlier later (data brought in) reaches back, and those days are built then."""
     database = Database(demo_engine)
-    async with database.write() as s:
-        item = await s.scalar(select(ServiceItem).where(ServiceItem.code == "NYNC-002"))
-        kiosk = await s.scalar(select(Kiosk).where(Kiosk.code == "QG-01"))
-        assert item and kiosk
-        s.add(Ticket(day=DAY.isoformat(), number="B001", item_id=item.id,
-                     department_id=item.department_id, station_id=kiosk.station_id,
-                     kiosk_id=kiosk.id, status="waiting", enqueued_at=at(9, 0)))  # fmt: skip
+    item, kiosk = await _one_waiting_ticket_on_day(database)
     year_before = DAY - timedelta(days=365)
     now = at(12, 0, days=1)
     assert await metrics.refresh(database, year_before, DAY, now=now) == 1  # DAY alone

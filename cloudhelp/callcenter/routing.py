@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -109,46 +109,53 @@ class Routing:
     ) -> list[tuple[int, int]]:
         """(ticket, staff member) pairs to offer: each ticket in the order of service to the
         first of its candidates not yet given one."""
-        free = {p.staff_id: p for p in staff}
+        # Longest idle first: among a ticket's candidates, the order after its earlier offers.
+        by_idle = sorted(staff, key=lambda p: (p.idle_since or p.since, p.staff_id))
+        free = {p.staff_id: p for p in by_idle}
         plan: list[tuple[int, int]] = []
         for ticket in tickets:
             if not free:
                 break
-            for staff_id in self._candidates(ticket, list(free.values()), covers, offers, now):
+            staff_id = self._first_candidate(ticket, free.values(), covers, offers, now)
+            if staff_id is not None:
                 plan.append((ticket.id, staff_id))
                 del free[staff_id]
-                break
         return plan
 
-    def _candidates(
+    def _first_candidate(
         self,
         ticket: Ticket,
-        staff: Sequence[StaffPresence],
+        by_idle: Iterable[StaffPresence],
         covers: Skills,
         offers: Counter[tuple[int, int | None]],
         now: datetime,
-    ) -> list[int]:
-        """Who may be offered ``ticket``, in the order to try them."""
+    ) -> int | None:
+        """Whom to offer ``ticket``, of ``by_idle`` (longest idle first): the preferred
+        reviewer during the preference window, else the one who covers its item and was
+        offered it the fewest times, the longest idle among equals. One pass, stopping at the
+        first never offered it (in a burst, the first who covers it)."""
         preferred = ticket.preferred_staff_id
         waited = (now - ticket.enqueued_at).total_seconds()
         if preferred is not None and waited < self.center.prefer_reviewer_seconds:
             # A correction session first rings the staff member who did the pre-review.
-            candidates = [p for p in staff if p.staff_id == preferred]
-        else:
-            candidates = [
-                p
-                for p in staff
-                if ticket.department_id in covers[p.staff_id][0]
-                or (
-                    ticket.item_id in covers[p.staff_id][1]
-                    and ticket.item.department_id == ticket.department_id
-                )
-            ]
-        # Fewest earlier offers of this ticket first, then longest idle.
-        candidates.sort(
-            key=lambda p: (offers[(ticket.id, p.staff_id)], p.idle_since or p.since, p.staff_id)
-        )
-        return [p.staff_id for p in candidates]
+            return preferred if any(p.staff_id == preferred for p in by_idle) else None
+        # A skill for the item alone counts while the ticket is in the item's own department
+        # (one transferred to another department goes to that department's staff).
+        by_item = ticket.item.department_id == ticket.department_id
+        best: int | None = None
+        fewest = 0
+        for p in by_idle:
+            departments, items = covers[p.staff_id]
+            if ticket.department_id not in departments and not (
+                by_item and ticket.item_id in items
+            ):
+                continue
+            count = offers[(ticket.id, p.staff_id)]
+            if count == 0:
+                return p.staff_id
+            if best is None or count < fewest:
+                best, fewest = p.staff_id, count
+        return best
 
     async def announce_offers(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Ring each staff member for the ticket just claimed for them (one read for all);

@@ -15,7 +15,7 @@ from cloudhelp.callcenter.pushes import ring_key
 from cloudhelp.core import signed
 from cloudhelp.core.errors import must_exist
 from cloudhelp.core.logs import log_event
-from cloudhelp.domain import appointments, cases, catalog, deadlines, queue
+from cloudhelp.domain import accounts, appointments, cases, catalog, deadlines, queue
 from cloudhelp.store.models import Case, Kiosk, ServiceItem, Ticket, utcnow
 from signaling.errors import SignalingError
 from signaling.hub import Session
@@ -30,8 +30,17 @@ PREFER_WINDOW_MARGIN_SECONDS = 0.1
 
 @dataclass(frozen=True)
 class _Take:
-    """A ``ticket.take`` read and checked, waiting to be written with the others of its batch
-    (Tickets._write_tickets)."""
+    """A ``ticket.take`` (its case grant checked) waiting to be written with the others of
+    its batch (Tickets._write_tickets)."""
+
+    session: Session
+    message: TakeTicket
+    kiosk_id: int
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A take with what it names, read in its batch's transaction, about to be written."""
 
     session: Session
     item: ServiceItem
@@ -49,7 +58,7 @@ class Tickets:
         self.gate = center._gate
         self.pushes = center.pushes
         self.timers = center._timers
-        self._writes: BatchedWrites[_Take, tuple[int, Case | None]] = BatchedWrites(
+        self._writes: BatchedWrites[_Take, tuple[int, ServiceItem, Case | None]] = BatchedWrites(
             center.db, center._tasks.spawn, self._write_tickets
         )
 
@@ -57,16 +66,9 @@ class Tickets:
         kiosk_id = int(session.principal.id)
         if message.case is not None:
             self._check_case_grant(kiosk_id, message)
-        # What does not change while the ticket is written is read before the write lock,
-        # which every ticket taken at once waits for in turn.
-        async with self.db.read() as s:
-            item, case = await self._item_and_case(s, message)
-            kiosk = must_exist(await s.get(Kiosk, kiosk_id), f"kiosk {kiosk_id}")
-        # Written together with the other tickets taken meanwhile: a burst of takes costs a
-        # few write transactions, not one each behind one lock.
-        ticket_id, case = await self._writes.run(
-            _Take(session, item, kiosk, case, message.appointment)
-        )
+        # Read and written together with the other tickets taken meanwhile: a burst of takes
+        # costs a few transactions of a few statements each, not several of each per ticket.
+        ticket_id, item, case = await self._writes.run(_Take(session, message, kiosk_id))
         log_event("ticket.enqueued", ticket=ticket_id, item=item.code, kiosk=kiosk_id)
         if case is not None and case.staff_id is not None:
             # After the preference window any staff member who handles the item may answer.
@@ -81,36 +83,40 @@ class Tickets:
 
     async def _write_tickets(
         self, s: AsyncSession, takes: Sequence[_Take]
-    ) -> list[tuple[int, Case | None] | SignalingError]:
+    ) -> list[tuple[int, ServiceItem, Case | None] | SignalingError]:
         """The tickets of takes that arrived together, each refused alone (before writing
-        anything) if its case moved on, its kiosk has a ticket already or its appointment
-        cannot be checked in here and now: each one's id and case read again, or its
-        refusal."""
-        busy = await queue.kiosks_with_open_tickets(s, [take.kiosk.id for take in takes])
-        outcomes: list[queue.NewTicket | SignalingError] = []
+        anything) if its item, case or appointment is not one to call about, its kiosk has
+        a ticket already or its appointment cannot be checked in here and now: each one's
+        id, item and case, or its refusal. The items and kiosks of the batch are read with
+        one statement each."""
+        kiosks = await accounts.kiosks_by_id(s, {take.kiosk_id for take in takes})
+        items = await catalog.items_by_code(
+            s, {take.message.item for take in takes if take.message.item is not None}
+        )
+        busy = await queue.kiosks_with_open_tickets(s, list(kiosks))
+        outcomes: list[_Checked | SignalingError] = []
+        accepted: list[queue.NewTicket] = []
         for take in takes:
             try:
-                outcomes.append(await self._new_ticket(s, take, busy))
-                busy.add(take.kiosk.id)  # a second take of the same kiosk in this batch
+                item, case = await self._item_and_case(s, take.message, items)
+                kiosk = must_exist(kiosks.get(take.kiosk_id), f"kiosk {take.kiosk_id}")
+                checked = _Checked(take.session, item, kiosk, case, take.message.appointment)
+                accepted.append(await self._new_ticket(s, checked, busy))
+                outcomes.append(checked)
+                busy.add(kiosk.id)  # a second take of the same kiosk in this batch
             except SignalingError as refused:
                 outcomes.append(refused)
-        accepted = [new for new in outcomes if isinstance(new, queue.NewTicket)]
         ids = iter(ticket.id for ticket in await queue.take_many(s, accepted))
         return [
-            outcome if isinstance(outcome, SignalingError) else (next(ids), outcome.case)
+            outcome
+            if isinstance(outcome, SignalingError)
+            else (next(ids), outcome.item, outcome.case)
             for outcome in outcomes
         ]
 
-    async def _new_ticket(self, s: AsyncSession, take: _Take, busy: set[int]) -> queue.NewTicket:
+    async def _new_ticket(self, s: AsyncSession, take: _Checked, busy: set[int]) -> queue.NewTicket:
         """The ticket ``take`` asks for; SignalingError, before writing anything, if it may
         not be taken (``busy``: the kiosks with a ticket already)."""
-        case = take.case
-        if case is not None:  # read again where it counts: it may have moved on
-            case = await cases.for_correction(s, case.number)
-            if case is None:
-                raise SignalingError(
-                    "no_such_case", "No case with that number is waiting for corrections."
-                )
         if take.kiosk.id in busy:
             raise SignalingError("ticket_open", "This kiosk already has a ticket in the queue.")
         appointment_id = None
@@ -127,15 +133,16 @@ class Tickets:
             kiosk_id=take.kiosk.id,
             station_id=take.kiosk.station_id,
             session_id=take.session.id,
-            case=case,
+            case=take.case,
             appointment_id=appointment_id,
             netcheck=self.center.netcheck.latest(take.session.id),  # the check before this call
         )
 
     async def _item_and_case(
-        self, s: AsyncSession, message: TakeTicket
+        self, s: AsyncSession, message: TakeTicket, items: dict[str, ServiceItem]
     ) -> tuple[ServiceItem, Case | None]:
-        """The item the ticket is for, and the case of a correction session (or None)."""
+        """The item the ticket is for, and the case of a correction session (or None);
+        ``items``: the batch's items named by code, read already."""
         case = None
         if message.case is not None:
             case = await cases.for_correction(s, message.case)
@@ -152,7 +159,7 @@ class Tickets:
                 )
             item = booked.item
         elif message.item is not None:
-            item = await catalog.get_item(s, message.item)
+            item = items.get(message.item)
         else:
             raise SignalingError(
                 "bad_message", "Say which item (item), case (case) or appointment (appointment)."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -131,6 +132,12 @@ async def kiosk_by_credential(session: AsyncSession, credential: str) -> Kiosk:
     if kiosk.revoked_at is not None:
         raise AccountError("revoked", "This kiosk's credential was revoked; ask an administrator.")
     return kiosk
+
+
+async def kiosks_by_id(session: AsyncSession, kiosk_ids: Collection[int]) -> dict[int, Kiosk]:
+    """The kiosks of ``kiosk_ids`` that exist, by id (one statement for all of them)."""
+    found = await session.scalars(select(Kiosk).where(Kiosk.id.in_(kiosk_ids)))
+    return {kiosk.id: kiosk for kiosk in found}
 
 
 async def revoke_kiosk(session: AsyncSession, kiosk_code: str) -> Kiosk:

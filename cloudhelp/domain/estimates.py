@@ -97,18 +97,23 @@ async def queue_estimates(session: AsyncSession, queued: list[Ticket]) -> dict[i
             departments.setdefault(department_id, set()).add(staff_id)
         if item_id is not None:
             items.setdefault(item_id, set()).add(staff_id)
-    handling: dict[tuple[int, int], float] = {}
+    # Per (item, department): staff on duty, staff idle, average handling seconds; counted
+    # once per pair, not per ticket (a burst queues hundreds of tickets for one item).
+    per_item: dict[tuple[int, int], tuple[int, int, float]] = {}
     seen_in_department: Counter[int] = Counter()
     result: dict[int, Estimate] = {}
     for ticket in queued:
         seen_in_department[ticket.department_id] += 1
         position = seen_in_department[ticket.department_id]
-        staff = departments.get(ticket.department_id, set()) | items.get(ticket.item_id, set())
-        on_duty = sum(1 for s in staff if states[s] in ON_DUTY)
-        idle = sum(1 for s in staff if states[s] == "available")
         key = (ticket.item_id, ticket.department_id)
-        if key not in handling:
-            handling[key] = await average_handling_seconds(session, ticket)
-        wait = estimate_wait(position, idle, on_duty, handling[key])
-        result[ticket.id] = Estimate(position, wait, on_duty, handling[key])
+        if key not in per_item:
+            staff = departments.get(ticket.department_id, set()) | items.get(ticket.item_id, set())
+            per_item[key] = (
+                sum(1 for s in staff if states[s] in ON_DUTY),
+                sum(1 for s in staff if states[s] == "available"),
+                await average_handling_seconds(session, ticket),
+            )
+        on_duty, idle, handling = per_item[key]
+        wait = estimate_wait(position, idle, on_duty, handling)
+        result[ticket.id] = Estimate(position, wait, on_duty, handling)
     return result

@@ -510,17 +510,17 @@ async def refresh(
                 )
             ).all()
         }
-    stale = [
-        first + timedelta(days=n)
-        for n in range((min(last, local_date(now)) - first).days + 1)
-        if not _fresh(known.get(first + timedelta(days=n)), now, max_age)
-    ]
-    if stale:
-        async with database.read() as s:
+        stale = [
+            first + timedelta(days=n)
+            for n in range((min(last, local_date(now)) - first).days + 1)
+            if not _fresh(known.get(first + timedelta(days=n)), now, max_age)
+        ]
+        if stale:
+            # A day before anything was recorded counts nothing: it is not built (a year asked
+            # for in a district that started in the autumn, or data imported later, builds it
+            # then).
             start = await _first_active_day(s)
-        # A day before anything was recorded counts nothing: it is not built (a year asked for
-        # in a district that started in the autumn, or data imported later, builds it then).
-        stale = [day for day in stale if start is not None and day >= start]
+            stale = [day for day in stale if start is not None and day >= start]
     built = 0
     for day in stale:
         if await _build(database, day, now, max_age, rules):

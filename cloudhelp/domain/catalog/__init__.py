@@ -32,6 +32,7 @@ from cloudhelp.domain.catalog.queries import (
     hot_items,
     item_detail,
     item_summary,
+    items_by_code,
     list_categories,
     list_departments,
     search_items,
@@ -41,7 +42,7 @@ from cloudhelp.domain.catalog.store import import_catalog, load_catalog, pinyin_
 __all__ = [
     "CSV_COLUMNS", "HOT_DAYS", "SAMPLE_CATALOG", "CatalogError", "CatalogIn", "CategoryIn",
     "Code", "DepartmentIn", "ItemIn", "MaterialIn", "Record", "Text", "Tier", "get_department",
-    "get_item", "hot_items", "import_catalog", "item_detail", "item_summary", "list_categories",
-    "list_departments", "load_catalog", "parse_csv", "parse_file", "parse_json", "pinyin_initials",
-    "search_items", "to_csv", "to_json", "validate_sections",
+    "get_item", "hot_items", "import_catalog", "item_detail", "item_summary", "items_by_code",
+    "list_categories", "list_departments", "load_catalog", "parse_csv", "parse_file",
+    "parse_json", "pinyin_initials", "search_items", "to_csv", "to_json", "validate_sections",
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -89,6 +89,12 @@ async def hot_items(session: AsyncSession, limit: int) -> list[ServiceItem]:
 
 async def get_item(session: AsyncSession, code: str) -> ServiceItem | None:
     return await session.scalar(select(ServiceItem).where(ServiceItem.code == code))
+
+
+async def items_by_code(session: AsyncSession, codes: Collection[str]) -> dict[str, ServiceItem]:
+    """The items of ``codes`` that exist, by code (one statement for all of them)."""
+    found = await session.scalars(select(ServiceItem).where(ServiceItem.code.in_(codes)))
+    return {item.code: item for item in found}
 
 
 async def get_department(session: AsyncSession, code: str) -> Department | None:

@@ -63,9 +63,10 @@ function renderKpis() {
 function renderTrend() {
   const days = report.daily;
   // Days before anything was recorded have no rows (docs/metrics.md): say where the line starts.
-  const since = days.length ? days[0].day : "";
-  $("trend-since").hidden = !since || since <= report.from;
-  $("trend-since").textContent = since > report.from ? t("reports.trend_since", { day: since }) : "";
+  // Days before the first record have no rows: say where the chart starts.
+  const since = days.length && days[0].day > report.from ? days[0].day : "";
+  $("trend-since").hidden = !since;
+  $("trend-since").textContent = since ? t("reports.trend_since", { day: since }) : "";
   chart("chart-trend").setOption({
     tooltip: { trigger: "axis" },
     legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
