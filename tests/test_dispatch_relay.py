@@ -118,16 +118,24 @@ async def test_a_relayed_message_keeps_to_and_gets_the_real_sender_and_seq(
 
 
 async def test_a_refused_take_in_a_burst_fails_alone(demo_url: str) -> None:
-    """Takes that arrive together are written in one transaction: one that is refused (this
-    kiosk already has a ticket) fails on its own, the others are written."""
+    """Takes that arrive together are read and written in one transaction: one that is
+    refused (this kiosk already has a ticket, no such item, an item not handled by video)
+    fails on its own, the others are written."""
     async with running_server(demo_url) as server:
         kiosks = [await server.kiosk(f"BATCH-{n}") for n in range(6)]
+        unknown, hall_only = await server.kiosk("BATCH-X"), await server.kiosk("BATCH-Y")
         await kiosks[0].send({"type": "ticket.take", "item": ITEM})
         first = await kiosks[0].expect("ticket")
-        # The same kiosk again, with five others, all at once.
-        await asyncio.gather(*(k.send({"type": "ticket.take", "item": ITEM}) for k in kiosks))
+        # The same kiosk again, with five others and two refused items, all at once.
+        await asyncio.gather(
+            *(k.send({"type": "ticket.take", "item": ITEM}) for k in kiosks),
+            unknown.send({"type": "ticket.take", "item": "NOPE-404"}),
+            hall_only.send({"type": "ticket.take", "item": "SCJG-014"}),
+        )
         refused = await kiosks[0].expect("error")
         assert refused["code"] == "ticket_open" and refused["ref"] == "ticket.take"
+        assert (await unknown.expect("error"))["code"] == "no_such_item"
+        assert (await hall_only.expect("error"))["code"] == "not_cloud"
         taken = [(await k.expect("ticket"))["ticket"] for k in kiosks[1:]]
         numbers = [t["number"] for t in taken]
         assert len(set(numbers)) == 5 and first["ticket"]["number"] not in numbers
