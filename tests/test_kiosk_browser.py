@@ -487,15 +487,41 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await expect(notice.get_by_role("link")).to_have_count(0)
         await expect(kiosk.get_by_role("button", name="打印", exact=True)).to_have_count(1)
         await snap(kiosk, "kiosk-notice-one-print")
-        # 打印 and 关闭 are the dialog's footer: inside its box, under the notice, on screen.
+        # 大字模式, 打印 and 关闭 are the dialog's footer: inside its box, under the notice, on
+        # screen. The notice covers the header's 大字模式: the dialog has its own.
         for width, height, large in [(1366, 768, False), (1024, 768, False), (1024, 768, True)]:
             await kiosk.set_viewport_size({"width": width, "height": height})
             if large:
-                await kiosk.locator("#elderly").dispatch_event("click")  # under the overlay
+                await kiosk.click("#notice-elderly")
+                await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
+                for toggle in ("#notice-elderly", "#elderly"):
+                    await expect(kiosk.locator(toggle)).to_have_attribute("aria-pressed", "true")
+                large_type = notice.locator("html.large")
+                await expect(large_type).to_have_count(1)  # the notice's own text larger too
+                # Its table stays on the page, and the masked ID is not cut across lines.
+                wide = await notice.locator("html").evaluate(
+                    "e => e.scrollWidth - e.clientWidth"
+                )
+                assert wide <= 0, wide
+                paper = await notice.locator(".notice").bounding_box()
+                table = await notice.locator(".facts").bounding_box()
+                assert paper and table
+                assert table["x"] + table["width"] <= paper["x"] + paper["width"], (table, paper)
+                id_lines = await notice.locator("td.applicant").evaluate(
+                    """td => {
+                      const text = td.firstChild, at = text.data.search(/[0-9*]{6,}/);
+                      if (at < 0) return -1;
+                      const range = document.createRange();
+                      range.setStart(text, at);
+                      range.setEnd(text, at + text.data.slice(at).match(/[0-9*Xx]+/)[0].length);
+                      return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+                    }"""
+                )
+                assert id_lines == 1, id_lines
             dialog = await kiosk.locator("#notice-dialog").bounding_box()
             frame = await kiosk.locator("#notice-frame").bounding_box()
             assert dialog and frame
-            for button in ("#notice-print", "#notice-close"):
+            for button in ("#notice-elderly", "#notice-print", "#notice-close"):
                 problem = await outside_viewport(kiosk, kiosk.locator(button), button)
                 assert problem is None, problem
                 box = await kiosk.locator(button).bounding_box()
@@ -507,7 +533,8 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
                 assert d["y"] <= top and bottom <= d["y"] + d["height"], (button, box, d)
                 assert top >= frame["y"] + frame["height"], (button, box, frame)
             await snap(kiosk, f"kiosk-notice-dialog-{width}x{height}" + ("-large" if large else ""))
-        await kiosk.locator("#elderly").dispatch_event("click")
+        await kiosk.click("#notice-elderly")
+        await expect(kiosk.locator("#elderly")).to_have_attribute("aria-pressed", "false")
         await kiosk.set_viewport_size({"width": 1280, "height": 720})
         await kiosk.click("#notice-close")
         await expect(kiosk.locator("#notice-overlay")).to_be_hidden()

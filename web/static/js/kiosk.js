@@ -176,10 +176,14 @@ function countdown(seconds, most) {
   return String(seconds).padStart(String(most).length, "\u2007");
 }
 
-/** 大字模式 on or off; the toggle says which (aria-pressed). @param {boolean} on */
+/**
+ * 大字模式 on or off; the toggles say which (aria-pressed): the header's, and the notice
+ * dialog's own (the open notice covers the header's).
+ * @param {boolean} on
+ */
 function setElderly(on) {
   document.body.classList.toggle("elderly", on);
-  $("elderly").setAttribute("aria-pressed", String(on));
+  for (const id of ["elderly", "notice-elderly"]) $(id).setAttribute("aria-pressed", String(on));
   noticeTextSize();
 }
 
@@ -202,13 +206,15 @@ function chooseElderly(on) {
  */
 const NOTICE_SCREEN_CSS = `@media screen {
   .tag { font-size: 10.5pt; font-weight: 700; white-space: nowrap; }
-  html.large .notice { width: auto; max-width: 210mm; padding: 10mm 9mm; font-size: 17pt; line-height: 1.65; }
+  html.large .notice { width: auto; max-width: 230mm; padding: 10mm 7mm; font-size: 17pt; line-height: 1.65; }
   html.large h1 { font-size: 25pt; }
   html.large .sub, html.large .qr, html.large header p { font-size: 13pt; }
   html.large .facts th { width: auto; }
   html.large .tag { font-size: 15pt; }
   html.large .facts .number { white-space: nowrap; }
-  html.large .facts td { overflow-wrap: anywhere; }  /* a long ID in brackets: the table stays on the page */
+  /* A long ID in brackets goes to a line of its own, whole, rather than off the page (it breaks
+     inside only if wider than its cell). */
+  html.large .facts td { overflow-wrap: break-word; }
 }`;
 
 function noticeTextSize() {
@@ -1555,7 +1561,7 @@ function wire() {
   $("rating-skip").onclick = () => { settleRating("declined"); resetKiosk(); };
   // 返回首页 with a level chosen sends it; without one the resident declined to rate.
   $("done-home").onclick = () => { settleRating("declined"); resetKiosk(); };
-  $("elderly").onclick = () => {
+  $("elderly").onclick = $("notice-elderly").onclick = () => {
     chooseElderly(!document.body.classList.contains("elderly"));
     idle.restart();
   };
