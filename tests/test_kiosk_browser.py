@@ -499,9 +499,7 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
                 large_type = notice.locator("html.large")
                 await expect(large_type).to_have_count(1)  # the notice's own text larger too
                 # Its table stays on the page, and the masked ID is not cut across lines.
-                wide = await notice.locator("html").evaluate(
-                    "e => e.scrollWidth - e.clientWidth"
-                )
+                wide = await notice.locator("html").evaluate("e => e.scrollWidth - e.clientWidth")
                 assert wide <= 0, wide
                 paper = await notice.locator(".notice").bounding_box()
                 table = await notice.locator(".facts").bounding_box()
