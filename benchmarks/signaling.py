@@ -442,6 +442,16 @@ async def relay_figures(
     return figures
 
 
+def relay_keys(prefix: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """One server's relay figures (``relay_figures``) as the output's keys."""
+    return {
+        f"{prefix}relay_p50_ms": round(figures["p50"], 2),
+        f"{prefix}relay_p99_ms": round(figures["p99"], 2),
+        f"{prefix}relay_p99_windows_ms": figures["p99_windows"],
+        f"{prefix}relay_max_msgs_s": round(figures["max"]),
+    }
+
+
 async def max_rates(
     loads: dict[str, RelayLoad],
     window: Callable[[str, float, float], Awaitable[dict[str, Any]]],
@@ -770,15 +780,9 @@ async def measure_cloudhelp(url: str, seeded: Seeded, sizes: Sizes) -> dict[str,
         "burst_ring_p99_ms": round(percentile(rings, 0.99)),
         "burst_ring_max_ms": round(max(rings)),
         "relay_calls": sizes.calls,
-        "relay_p50_ms": round(relay["cloudhelp"]["p50"], 2),
-        "relay_p99_ms": round(relay["cloudhelp"]["p99"], 2),
-        "relay_p99_windows_ms": relay["cloudhelp"]["p99_windows"],
-        "relay_max_msgs_s": round(relay["cloudhelp"]["max"]),
+        **relay_keys("", relay["cloudhelp"]),
         "baseline_rss_per_idle_socket_kib": round(bare.rss_per_idle, 1),
-        "baseline_relay_p50_ms": round(relay["bare"]["p50"], 2),
-        "baseline_relay_p99_ms": round(relay["bare"]["p99"], 2),
-        "baseline_relay_p99_windows_ms": relay["bare"]["p99_windows"],
-        "baseline_relay_max_msgs_s": round(relay["bare"]["max"]),
+        **relay_keys("baseline_", relay["bare"]),
         **mixed,
         "call_setup_calls": len(setup),
         "call_setup_p50_ms": round(statistics.median(setup), 1),

@@ -63,7 +63,6 @@ function renderKpis() {
 function renderTrend() {
   const days = report.daily;
   // Days before anything was recorded have no rows (docs/metrics.md): say where the line starts.
-  // Days before the first record have no rows: say where the chart starts.
   const since = days.length && days[0].day > report.from ? days[0].day : "";
   $("trend-since").hidden = !since;
   $("trend-since").textContent = since ? t("reports.trend_since", { day: since }) : "";
