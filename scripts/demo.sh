@@ -18,7 +18,8 @@ done
 case $host in 0.0.0.0 | :: | "") host=127.0.0.1 ;; esac
 echo "CloudHelp demo: http://$host:$port/ (installing and loading the demo data first; the server says when it is running)"
 VENV=${CLOUDHELP_VENV:-$PWD/.venv}
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+. scripts/venv.sh
+make_venv "$VENV"
 log=$(mktemp)
 if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e . >"$log" 2>&1; then
   cat "$log" >&2
