@@ -159,6 +159,13 @@ async def test_the_board_follows_the_hall_live(
         await expect(page.locator("#f-abandoned")).to_have_text("0")
         await expect(page.locator("#f-short")).to_have_text("+1 误触取消")  # as the export says
         assert "不计入放弃" in (await page.locator("#f-short").get_attribute("title") or "")
+        # 赵刚 serves two departments: a seat under each, marked, and the people said once.
+        for name in ("农业农村", "交通运输"):
+            seats = rows.filter(has_text=name).locator("td").nth(3)
+            await expect(seats).to_have_text(re.compile(r"^\S+ 1\*$"))
+        await expect(rows.filter(has_text="城市管理").locator("td").nth(3)).to_have_text("无人在线")
+        await expect(page.locator("#departments-shared")).to_contain_text("在线坐席共 1 人")
+        await expect(page.locator("#staff-count")).to_have_text("1")
         await snap(page, "board-2-after-call")
 
         await page.click("#lang")

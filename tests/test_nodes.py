@@ -319,7 +319,9 @@ async def test_a_dead_nodes_kiosks_and_consoles_are_ended_by_another_node(
     signs in on B: kiosk 1's ticket rings him there."""
     monkeypatch.setattr(watchers, "ORPHAN_CHECK_SECONDS", 1.0)
     url = shared_redis_url()
-    grace = 6.0
+    # 10 s: the orphan check's 1 s plus one Redis command stalled for its 5-s timeout on a
+    # loaded machine (seen: the console ended 7.7 s after the kill with a grace of 6 s).
+    grace = 10.0
     async with running_server(
         pg_demo_url, redis_url=url, node_id=node("b"), grace_seconds=grace
     ) as b:

@@ -139,15 +139,18 @@ def _department_json(hall: _Hall, department: Department) -> dict[str, Any]:
         if t.department_id == department.id and t.status in queue.QUEUED
     ]
     on_duty: dict[str, int] = {}
+    shared = 0  # of them, seats that also serve another department (counted there too)
     for staff, presence in hall.staff:
         if department.id in hall.covers[staff.id]:
             on_duty[presence.state] = on_duty.get(presence.state, 0) + 1
+            shared += len(hall.covers[staff.id]) > 1
     return {
         "code": department.code,
         "name": department.name,
         "waiting": len(queued),
         "oldest_enqueued_at": iso(queued[0].enqueued_at) if queued else None,
         "staff": on_duty,
+        "shared": shared,
     }
 
 

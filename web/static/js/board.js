@@ -53,9 +53,15 @@ function render() {
     const wait = el("td", "", "num wait");
     wait.dataset.since = d.oldest_enqueued_at || "";
     const duty = Object.entries(d.staff).map(([state, n]) => `${t(`staff.state.${state}`)} ${n}`).join(" · ");
-    row.append(el("td", d.name), el("td", String(d.waiting), d.waiting ? "num hot" : "num"), wait, el("td", duty || t("board.nobody")));
+    const seats = el("td", duty || t("board.nobody"));
+    // A seat serving several departments is counted under each: marked, and said below the table.
+    if (d.shared) seats.append(el("sup", "*", "shared"));
+    row.append(el("td", d.name), el("td", String(d.waiting), d.waiting ? "num hot" : "num"), wait, seats);
     return row;
   }));
+  const shared = board.departments.some((/** @type {any} */ d) => d.shared);
+  $("departments-shared").hidden = !shared;
+  $("departments-shared").textContent = shared ? t("board.shared_seats", { n: board.staff.length }) : "";
 
   $("calls-count").textContent = String(board.calls.length);
   $("calls-empty").hidden = board.calls.length > 0;
@@ -94,6 +100,7 @@ function render() {
   }));
 
   $("staff-empty").hidden = board.staff.length > 0;
+  $("staff-count").textContent = String(board.staff.length);
   $("staff").replaceChildren(...board.staff.map((/** @type {any} */ s) => {
     const li = el("li");
     const state = el("span", t(`staff.state.${s.state}`), "state");

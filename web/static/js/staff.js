@@ -468,6 +468,7 @@ async function caseOfTicket(/** @type {number} */ ticket) {
 
 async function openCasePanel(/** @type {Visit} */ v) {
   $("case-panel").hidden = false;
+  $("case-actions").style.minHeight = "";
   $("notice-link").hidden = true;
   $("case-history").hidden = true;
   v.case = null;
@@ -545,8 +546,11 @@ function showCaseResult(found) {
  */
 function keepCaseActionsInPlace(change) {
   const actions = $("case-actions");
-  const before = actions.getBoundingClientRect().top;
+  const { top: before, height } = actions.getBoundingClientRect();
   change();
+  // The buttons give way to a shorter status line: the box keeps its height for the visit, or a
+  // page scrolled to its bottom would get shorter and the browser would pull it down.
+  if (actions.getBoundingClientRect().height < height) actions.style.minHeight = `${height}px`;
   const moved = actions.getBoundingClientRect().top - before;
   if (Math.abs(moved) >= 1) window.scrollBy({ top: moved, behavior: "instant" });
   const focused = /** @type {HTMLElement | null} */ (document.activeElement);
