@@ -329,6 +329,13 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         box = await page.locator("section.warnings").bounding_box()
         assert box and box["y"] + box["height"] <= 1080, box  # no scrolling on the wall
         assert await page.locator("section.warnings").evaluate(NUMBERS_ON_ONE_LINE) == []
+        # A row too long for its one line cuts the item's name, never the station (where):
+        # the demo's street centre (大连湾街道便民服务中心) makes some rows that long.
+        cut = """els => els.filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent)"""
+        rows = page.locator("#warnings li[data-warning]:visible")
+        assert await rows.locator(".station").count() > 0
+        assert await rows.locator(".station").evaluate_all(cut) == []
+        assert await rows.locator(".item").evaluate_all(cut) != [], "no row long enough to test"
         height = await page.evaluate("document.documentElement.scrollHeight")
         assert height <= 1080, height  # the whole page fits the 1920×1080 wall screen
         # A warning timed from when it began says so (已持续 …), not a bare duration.

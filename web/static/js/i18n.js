@@ -213,8 +213,12 @@ function warningRow(w, options) {
   if (w.kind === "calendar_missing") what.textContent = t("board.calendar_missing", { year: w.detail.year });
   else {
     // The number never wraps inside (nor does the due date below): a row wraps between parts.
+    // Each part is an element of its own, so that where a row must stay one line (the board's
+    // wall) the item's name is cut and the station stays whole.
     const [number, ...rest] = warningParts(w, Boolean(options.station));
-    what.append(el("span", String(number ?? ""), "number"), ...rest.map((part) => ` · ${part}`));
+    const last = rest.length - 1;
+    const kind = (/** @type {number} */ i) => (options.station && w.detail.station && i === last ? "station" : "item");
+    what.append(el("span", String(number ?? ""), "number"), ...rest.map((part, i) => el("span", ` · ${part}`, kind(i))));
   }
   head.append(what);
   if (w.kind !== "calendar_missing") {
