@@ -300,6 +300,10 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
         await expect(page.locator("#banner")).to_contain_text("已为")
         await expect(no_show).to_have_count(2)
         await expect(page.locator("[data-count=rescheduled] strong")).to_have_text("2")
+        # The row moved to its new time: marked there, and said rebooked beside its status.
+        moved = page.locator("#not-come tr.just-rebooked")
+        await expect(moved).to_have_count(1)
+        await expect(moved).to_contain_text("已预约（已改约）")
         await snap(
             page,
             "appointments-campaign-6-rebooked",

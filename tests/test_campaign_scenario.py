@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.domain import campaigns
 from cloudhelp.media.peer import SignalingClient
 from cloudhelp.store.models import Appointment, CampaignEntry, Ticket
 from tests.appointmentkit import (
@@ -288,6 +289,8 @@ async def test_sixty_nine_boats_in_half_a_month(demo_url: str) -> None:
                 again = [a for a in await drive.appointments()
                          if a.campaign_entry_id == entry and a.status == "booked"]  # fmt: skip
                 assert [a.station.code for a in again] == [station]  # the station it missed
+                # Not minutes away: time to tell the resident (campaigns.REBOOK_NOTICE).
+                assert again[0].starts_at >= at(day, "08:00") + campaigns.REBOOK_NOTICE
             missed = []
             todays = sorted(
                 (a for a in await drive.appointments()

@@ -168,7 +168,7 @@ def not_come(states: Sequence[EntryState], now: datetime) -> list[dict[str, Any]
         found.append({
             "entry": entry.id, "row": entry.row, "name": entry.name,
             "phone": cases.mask_phone(entry.phone), "boat_number": entry.boat_number,
-            "licence_number": entry.licence_number,
+            "licence_number": entry.licence_number, "rescheduled": state.rebooked,
             "appointment": None if current is None else {
                 "code": appointments.show_code(current.code), "day": iso(current.day),
                 "time": f"{current.starts_at.astimezone(LOCAL_TZ):%H:%M}",

@@ -31,6 +31,9 @@ from cloudhelp.store.models import (
 
 MAX_DAYS = 92
 REBOOK_SEARCH_DAYS = 30  # a one-click rebook looks this many days past the campaign at most
+# A one-click rebook's slot starts at least this long after the click: time to tell the resident
+# (the page asks the supervisor to) and for them to come; a slot minutes away is no slot.
+REBOOK_NOTICE = timedelta(hours=2)
 
 
 class CampaignError(CodedError):
@@ -275,9 +278,10 @@ async def schedule(
 async def rebook_entry(
     session: AsyncSession, campaign: Campaign, entry_id: int, actor: str, now: datetime
 ) -> Appointment:
-    """One click: the entry's appointment moved to the first free slot from now on (its stated
-    preferences kept; without a stated station, at the station of the slot it missed if any
-    is free there), in the campaign's days and, if full, up to 30 days after."""
+    """One click: the entry's appointment moved to the first free slot starting at least
+    REBOOK_NOTICE from now (its stated preferences kept; without a stated station, at the
+    station of the slot it missed if any is free there), in the campaign's days and, if full,
+    up to 30 days after."""
     entry = await session.get(CampaignEntry, entry_id)
     if entry is None or entry.campaign_id != campaign.id:
         raise CampaignError("no_such_entry", "There is no such roster entry.")
@@ -292,7 +296,7 @@ async def rebook_entry(
     if current is not None:
         current.status, current.cancelled_at = "rebooked", now
         await session.flush()
-    cells = await _cells(session, item, campaign.station_ids, days, now)
+    cells = await _cells(session, item, campaign.station_ids, days, now + REBOOK_NOTICE)
     cells.sort(key=lambda c: (c.day, c.station_id))
     # A stated station only; else the station of the slot missed first, then the others.
     stated = entry.preferences.get("station")

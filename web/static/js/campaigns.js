@@ -164,6 +164,7 @@ function renderCampaign() {
   waiting.map((/** @type {any} */ p) => {
     const a = p.appointment;
     const status = el("span", a ? t(`appointment.status.${a.status}`) : t("campaigns.unbooked"), a ? `status-${a.status}` : "");
+    if (p.rescheduled) status.append(el("small", t("campaigns.rescheduled_mark"), "rescheduled"));
     // Not booked yet (before 自动排期): the button books the next free slot, and says so.
     const rebook = el("button", t(a ? "campaigns.rebook" : "campaigns.book_one"), "button");
     rebook.dataset.entry = String(p.entry);
@@ -199,6 +200,9 @@ async function rebookEntry(p, button) {
   const a = body.appointment;
   banner(t("campaigns.rebooked", { name: p.name, day: a.day, time: a.time, station: a.station.name }), "info");
   await loadCampaign();
+  // The row moved (no longer missed, it sorts by its new time): it is marked where it went.
+  const row = document.querySelector(`#not-come button[data-entry="${p.entry}"]`)?.closest("tr");
+  row?.classList.add("just-rebooked");
 }
 
 /** Planned and actual entries left, per campaign day, as an SVG. @param {any[]} points @param {number} total */
