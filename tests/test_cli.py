@@ -23,8 +23,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudhelp import cli
+from cloudhelp.domain import case_lookup
 from tests.callkit import running_server
 from tests.helpers import ROOT, demo_database, run_cli, serve_and_read_url, start_cli
+
+# The demo campaign's cases: their sessions were booked appointments.
+CAMPAIGN_CASES = (
+    "SELECT cases.number FROM cases JOIN tickets ON tickets.case_id = cases.id"
+    " WHERE tickets.appointment_id IS NOT NULL"
+)
 
 
 def test_demo_export_and_import(tmp_path: Path) -> None:
@@ -62,12 +69,14 @@ def test_demo_export_and_import(tmp_path: Path) -> None:
     for part in ("Sessions:", "rating: 不满意 (等待时间长, 解答不清楚)", "follow-up due",
                  "Checklist, round 1:", "申请人未签字", "Correction notice, round 1"):  # fmt: skip
         assert part in shown.stdout, shown.stdout
-    # The demo cases (the demo campaign's cases, numbered "-Y…" on their own days, are rated
-    # by nobody).
+    # The demo cases (the demo campaign's cases, sessions of booked appointments on their own
+    # days, are rated by nobody).
+    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
+        campaign = {n for (n,) in conn.execute(CAMPAIGN_CASES)}
     records = {
         c["number"]: json.loads(run_cli("case", "show", c["number"], "--json", "--db", db).stdout)
         for c in listed
-        if "-Y" not in c["number"]
+        if c["number"] not in campaign
     }
     assert len(records) == 7
     assert all(len(r["sessions"]) == 1 for r in records.values())
@@ -196,6 +205,19 @@ def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
     assert again.returncode == 0 and "were there already, kept as they were" in again.stdout
     bad = run_cli("demo", "--db", db, "--history", "0")
     assert bad.returncode == 2 and "--history" in bad.stderr
+
+
+def test_every_demo_case_number_is_one_a_resident_can_type(tmp_path: Path) -> None:
+    """The demo's cases (its own, its history's and its campaign's served boats) are numbered
+    as live ones are, 18 digits, so that each is found at the kiosk's 补正材料 and 我的材料/证照
+    (the campaign's were numbered …-Y0032, which the kiosk never found)."""
+    db = demo_database(tmp_path / "numbers.db")
+    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
+        numbers = [n for (n,) in conn.execute("SELECT number FROM cases")]
+        campaign = len(conn.execute(CAMPAIGN_CASES).fetchall())
+    assert campaign > 20 and len(numbers) > campaign
+    typed = {n: case_lookup.case_number(n.replace("-", " ")) for n in numbers}
+    assert [n for n, found in typed.items() if found != n] == []
 
 
 async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None:

@@ -179,9 +179,11 @@ async def _served(
         "connected": checked + timedelta(minutes=3, seconds=20),
         "ended": checked + timedelta(minutes=11), "wrapup_done": checked + timedelta(minutes=12),
     }  # fmt: skip
-    # Numbered on its own day, apart from the live counter (as generated history is).
+    # Numbered on its own day by that day's counter, as generated history is: a number a
+    # resident can type at the kiosk (18 digits; a letter in it was never found there).
+    (number,) = await cases.reserve_numbers(session, district, booked.day)
     case = Case(
-        number=f"{district}-{booked.day:%Y%m%d}-Y{index + 1:04d}", item_id=item.id,
+        number=number, item_id=item.id,
         station_id=booked.station_id, staff_id=staff.id, applicant_name=booked.name,
         applicant_phone=booked.phone, applicant_id_number=booked.id_number, status="pre_review",
     )  # fmt: skip

@@ -101,7 +101,7 @@ function warningParts(w, station) {
     const date = unbroken(new Date(day.getTime() - day.getTimezoneOffset() * 60000).toISOString().slice(0, 10));
     ticket = t("warning.ticket_of_day", { ticket, date });
   }
-  // A case number (210211-20261119-H0047) never wraps at its hyphens either.
+  // A case number (210211-20261119-0047) never wraps at its hyphens either.
   const number = ticket || (typeof d.case === "string" ? unbroken(d.case) : d.case);
   return [number, d.item, station ? d.station : null].filter(Boolean);
 }
