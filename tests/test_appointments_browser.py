@@ -296,14 +296,22 @@ async def test_the_demo_campaign_under_way(sqlite_demo_url: str) -> None:
             path=str(ARTIFACTS / "appointments-campaign-5-full.png"), full_page=True
         )
         missed = page.locator("#not-come tbody tr").filter(has=page.locator(".status-no_show"))
-        await missed.first.locator("button").click()
+        button = missed.first.locator("button")
+        entry = await button.get_attribute("data-entry")
+        await button.scroll_into_view_if_needed()
+        where = await button.bounding_box()  # on screen, where the pointer is
+        await button.click()
         await expect(page.locator("#banner")).to_contain_text("已为")
         await expect(no_show).to_have_count(2)
         await expect(page.locator("[data-count=rescheduled] strong")).to_have_text("2")
-        # The row moved to its new time: marked there, and said rebooked beside its status.
+        # The row stays where it was (a second tap is not the next person's), marked, and says
+        # rebooked beside its status.
         moved = page.locator("#not-come tr.just-rebooked")
         await expect(moved).to_have_count(1)
         await expect(moved).to_contain_text("已预约（已改约）")
+        assert await moved.locator("button").get_attribute("data-entry") == entry
+        after = await moved.locator("button").bounding_box()
+        assert where and after and abs(after["y"] - where["y"]) <= 1, (where, after)
         await snap(
             page,
             "appointments-campaign-6-rebooked",

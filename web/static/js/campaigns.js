@@ -13,6 +13,9 @@ const COUNTS = ["entries", "booked", "checked_in", "served", "corrected", "concl
 let campaign = null;
 /** @type {any[]} */
 let campaigns = [];
+/** The entries of 尚未到场 in the order shown, and whether the next render keeps it. */
+let notComeShown = /** @type {number[]} */ ([]);
+let keepNotComeOrder = false;
 
 /** @param {string} url @param {RequestInit} [init] */
 async function call(url, init = {}) {
@@ -151,7 +154,17 @@ function renderCampaign() {
   }));
   drawBurnDown(c.progress.burn_down, counts.entries);
   renderServed(c.progress.served);
-  const waiting = c.progress.not_come;
+  let waiting = c.progress.not_come;
+  // Just after a one-click rebook the rows keep their places (the moved entry sorts by its new
+  // time at the next load): the button under the pointer is still the same person's, so a
+  // second tap cannot rebook the next one.
+  if (keepNotComeOrder) {
+    const place = new Map(notComeShown.map((entry, i) => [entry, i]));
+    const at = (/** @type {any} */ p) => place.get(p.entry) ?? place.size;
+    waiting = [...waiting].sort((a, b) => at(a) - at(b));
+    keepNotComeOrder = false;
+  }
+  notComeShown = waiting.map((/** @type {any} */ p) => p.entry);
   // A roster not scheduled yet lists everyone 未预约 with 一键预约: the step to take first is
   // 自动排期 (everyone at once); 一键预约 is for the odd one left over.
   $("schedule-first").hidden = !counts.entries || Boolean(c.scheduled_at);
@@ -199,8 +212,9 @@ async function rebookEntry(p, button) {
   if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
   const a = body.appointment;
   banner(t("campaigns.rebooked", { name: p.name, day: a.day, time: a.time, station: a.station.name }), "info");
+  keepNotComeOrder = true;
   await loadCampaign();
-  // The row moved (no longer missed, it sorts by its new time): it is marked where it went.
+  // The row stays where it was, marked, with its new slot and 已改约.
   const row = document.querySelector(`#not-come button[data-entry="${p.entry}"]`)?.closest("tr");
   row?.classList.add("just-rebooked");
 }
