@@ -208,6 +208,17 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(result).to_be_focused()
         await expect(staff.locator("#acceptance")).to_be_hidden()
         await snap(staff, "console-3-accepted")
+        await staff.evaluate("window.scrollTo(0, 0)")
+        # The reviewer answers from the input pinned to the bottom, the chat out of view: the
+        # line sent comes into view above the input (it stayed under it, seen in a walk).
+        await staff.fill("#chat-input", "已受理，请留意短信通知")
+        await staff.press("#chat-input", "Enter")
+        await staff.wait_for_function(
+            """() => { const line = document.querySelector('#chat li.me:last-child');
+                 const input = document.getElementById('chat-form').getBoundingClientRect();
+                 const box = line && line.getBoundingClientRect();
+                 return box && box.top >= 0 && box.bottom <= input.top + 1; }"""
+        )
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.number == number))
             assert case is not None and case.status == "accepted" and case.rounds == 2

@@ -1416,6 +1416,11 @@ function wire() {
     call.sendApp({ kind: "chat", text });
     memory.append("chat", addChat(text, "me"));
     $("chat-input").value = "";
+    // The line just sent is shown above the input pinned to the window's bottom (the chat may
+    // be below the checklist, or under the input).
+    if ($("chat").getBoundingClientRect().bottom > $("chat-form").getBoundingClientRect().top + 1) {
+      $("chat").scrollIntoView({ block: "end" });
+    }
   };
   $("outcome").onchange = () => { if ($("outcome").value) $("outcome-error").hidden = true; };
   $("case-form").onsubmit = openCase;
