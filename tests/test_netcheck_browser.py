@@ -60,6 +60,8 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         await expect(staff.locator("#ring-net")).to_contain_text("直连")
         await staff.click("#ring-accept")
         await wait_for_video(staff, "#remote-main")
+        # The figures' line is there from the start (measuring): their arrival moves no button.
+        hangup = await staff.locator("#hangup").bounding_box()
         async with server.state.db.read() as s:
             ticket = await s.scalar(select(Ticket))
             assert ticket is not None and ticket.netcheck is not None
@@ -83,6 +85,7 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         await expect(signal).not_to_have_attribute("data-level", "")
         await expect(staff.locator("#signal-detail")).to_contain_text("毫秒")
         await expect(staff.locator("#peer-net")).to_contain_text("居民网络良好")
+        assert hangup == await staff.locator("#hangup").bounding_box()
         # Only the bars cover the resident's picture: the figures are a line under the video.
         # And in the call the queue column narrows: the picture is the widest column.
         video = await staff.locator("#remote-main").bounding_box()

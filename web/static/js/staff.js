@@ -975,8 +975,11 @@ function showQuality(frame) {
   renderBars($("signal"), level, label);
   const detail = sampleText(frame.kiosk);
   $("signal").title = detail;
-  $("signal-detail").hidden = !detail;
-  $("signal-detail").textContent = detail;
+  // Shown from the call's start (measuring, until the first figures): the line appearing a
+  // few seconds in pushed the call's buttons down under the pointer.
+  $("signal-detail").hidden = false;
+  $("signal-detail").textContent = detail || t("staff.quality.detail_pending");
+  $("signal-detail").classList.toggle("pending", !detail);
   if (frame.netcheck) showNetcheck($("peer-net"), frame.netcheck);  // else: as the ticket said
 }
 
