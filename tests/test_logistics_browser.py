@@ -214,7 +214,8 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
         paper = kiosk.locator("#papers-list li")
         await expect(paper).to_contain_text("待取件")
         await expect(paper).to_contain_text("已到前关社区驿站")
-        await expect(paper).to_contain_text(pickup_code)
+        # The pickup code on a line of its own, in large digits.
+        await expect(paper.locator(".pickup-code strong")).to_have_text(pickup_code)
         assert await axe_violations(kiosk, "logistics-kiosk-papers") == []
         await snap(kiosk, "logistics-kiosk-papers")
 

@@ -1314,8 +1314,16 @@ async function findPapers() {
     state.className = "badge";
     state.textContent = t(`logistics.state.${i.status.code}`);
     const where = document.createElement("p");
+    /** @type {HTMLElement | null} */
+    let code = null;
     if (i.pickup_code) {
-      where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address, code: i.pickup_code });
+      where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address });
+      // The code on a line of its own, large: what the resident copies down or photographs.
+      code = document.createElement("p");
+      code.className = "pickup-code";
+      const digits = document.createElement("strong");
+      digits.textContent = i.pickup_code;
+      code.append(t("kiosk.papers.code"), " ", digits);
     } else if (i.status.code === "picked_up") {
       where.textContent = t("kiosk.papers.picked_up");
     } else if (i.status.code === "returned") {
@@ -1328,6 +1336,7 @@ async function findPapers() {
       where.textContent = t("kiosk.papers.on_road", { to: i.collect_at.name });
     }
     li.append(head, " ", state, where);
+    if (code) li.append(code);
     return li;
   });
   if (!list.length) {
