@@ -234,6 +234,7 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
         for step in range(1, 30):
             await page.mouse.move(box["x"] + 40 + step * 14, box["y"] + 120 - (step % 6) * 12)
         await page.mouse.up()
+        await expect(page.locator("#handover-error")).to_have_text("")  # signed: asked no more
         await dialog.get_by_role("button", name="核验并交付").click()
         await expect(page.locator("#handover-error")).to_contain_text("取件码或身份证号后四位不符")
         await dialog.locator("input[name=id_last4]").fill(ID_NUMBER[-4:])

@@ -316,8 +316,12 @@ async function showItem(code) {
 
 // ------------------------------------------------------------------------------ handover
 
-/** The signature pad: a finger or a pen draws on the canvas. */
-function signaturePad() {
+/**
+ * The signature pad: a finger or a pen draws on the canvas; `onSigned` once a lift of the pen
+ * leaves a signature.
+ * @param {() => void} onSigned
+ */
+function signaturePad(onSigned) {
   const canvas = /** @type {HTMLCanvasElement} */ ($("signature"));
   canvas.setAttribute("aria-label", t("logistics.handover.sign"));
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
@@ -340,11 +344,17 @@ function signaturePad() {
     ctx.lineTo(x, y); ctx.stroke();
     strokes += 1;
   };
-  canvas.onpointerup = () => { drawing = false; };
+  canvas.onpointerup = () => {
+    drawing = false;
+    if (strokes > 5) onSigned();
+  };
   clear();
   return { clear, signed: () => strokes > 5, png: () => canvas.toDataURL("image/png") };
 }
-const pad = signaturePad();
+// Signing takes away the request to sign (it stayed on screen under the signature).
+const pad = signaturePad(() => {
+  if ($("handover-error").textContent === t("error.signature_required")) $("handover-error").textContent = "";
+});
 
 /** @param {any} item */
 function openHandover(item) {
