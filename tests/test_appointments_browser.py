@@ -133,6 +133,12 @@ async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> N
             "还没到签到时间：2026-06-15 09:00 起可以签到"
         )
         await snap(kiosk, "appointments-kiosk-1-too-early")
+        # Another of the home screen's forms used meanwhile: its answer alone is on screen.
+        await kiosk.fill("#papers-number", "210211-20260615-0001")
+        await kiosk.fill("#papers-last4", "0000")
+        await kiosk.click("#papers-form button")
+        await expect(kiosk.locator("#papers-error")).to_be_visible()
+        await expect(kiosk.locator("#appointment-error")).to_be_hidden()
         set_clock(server, at(MONDAY, "09:25"))
         await kiosk.click("#appointment-form button")
         await expect(kiosk.locator("[data-screen=check]")).to_be_visible()

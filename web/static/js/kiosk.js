@@ -1562,9 +1562,17 @@ function wire() {
       $(field || "").focus({ preventScroll: true });
     };
   });
-  $("correction-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findCase(); };
-  $("papers-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findPapers(); };
-  $("appointment-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); checkInAppointment(); };
+  // The home screen's three "again" forms: one used takes away what another one said (two
+  // errors on one screen, the older about something no longer being done).
+  const again = { "correction-form": ["case-error", findCase], "papers-form": ["papers-error", findPapers],
+    "appointment-form": ["appointment-error", checkInAppointment] };
+  for (const [form, [, action]] of Object.entries(again)) {
+    $(form).onsubmit = (/** @type {Event} */ e) => {
+      e.preventDefault();
+      for (const [other, [error]] of Object.entries(again)) if (other !== form) $(error).hidden = true;
+      action();
+    };
+  }
   // The thank-you screen's way out ends the resident's visit: the next resident finds the kiosk
   // as new (normal type, Chinese), as after the idle countdown.
   $("rating-skip").onclick = () => { settleRating("declined"); resetKiosk(); };
