@@ -114,6 +114,13 @@ async function signIn(/** @type {string} */ username, /** @type {string} */ pass
     $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : t(`error.${body.error.code}`, body.error);
     return;
   }
+  // Sent here to sign in by another page of this site (a supervisor's board or reports):
+  // back there. Only a path of this site ("//host" or "/\host" would be another's).
+  const next = new URLSearchParams(location.search).get("next") || "";
+  if (/^\/(?![/\\])[A-Za-z0-9/_.\-]*$/.test(next) && next !== "/staff") {
+    location.assign(next);
+    return;
+  }
   open(body.staff);
 }
 
