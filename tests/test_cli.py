@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
@@ -23,6 +23,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudhelp import cli
+from cloudhelp.core import workdays
+from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.devtools.demo import HALL_CLOSES, HALL_OPENS
 from cloudhelp.domain import case_lookup
 from tests.callkit import running_server
 from tests.helpers import ROOT, demo_database, run_cli, serve_and_read_url, start_cli
@@ -218,6 +221,33 @@ def test_every_demo_case_number_is_one_a_resident_can_type(tmp_path: Path) -> No
     assert campaign > 20 and len(numbers) > campaign
     typed = {n: case_lookup.case_number(n.replace("-", " ")) for n in numbers}
     assert [n for n, found in typed.items() if found != n] == []
+
+
+def test_the_demo_papers_move_in_the_halls_opening_hours(tmp_path: Path) -> None:
+    """Every move of the demo's papers (registered, carried, received, shelved) is dated in the
+    hall's opening hours of a working day, whenever the demo is loaded (a parcel was received
+    at 03:06 and shelved on a Saturday)."""
+    db = demo_database(tmp_path / "papers.db")
+    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
+        moments = [
+            at
+            for sql in (
+                "SELECT at FROM tracked_item_events",
+                "SELECT ready_at FROM tracked_items",
+                "SELECT received_at FROM logistics_runs",
+            )
+            for (at,) in conn.execute(sql)
+            if at is not None
+        ]
+    assert len(moments) > 40
+    outside = []
+    for at in moments:
+        moment = datetime.fromisoformat(at)
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(LOCAL_TZ)
+        open_then = HALL_OPENS <= local.time() <= HALL_CLOSES
+        if not (open_then and workdays.is_working_day(local.date())[0]):
+            outside.append(local.isoformat())
+    assert outside == []
 
 
 async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import segno
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudhelp.core import clock, workdays
 from cloudhelp.core.errors import must_exist
-from cloudhelp.devtools.demo import sessions_end
+from cloudhelp.devtools.demo import HALL_CLOSES, HALL_OPENS, sessions_end
 from cloudhelp.domain.logistics import exceptions, handover, items, runs
 from cloudhelp.store import filestore
 from cloudhelp.store.models import (
@@ -62,11 +63,42 @@ def _issued(case: Case | None, latest: datetime) -> datetime:
     return min(concluded + timedelta(hours=1), latest) if concluded is not None else latest
 
 
+def _office_moments(start: datetime, end: datetime, count: int) -> list[datetime]:
+    """``count`` moments from ``start`` to ``end`` (both kept), those between spread evenly over
+    the hall's opening hours of the working days in between: papers are not carried at 03:06.
+    Evenly over the whole span when it holds no opening hours."""
+    if count < 2:
+        return [start][:count]
+    windows: list[tuple[datetime, datetime]] = []
+    day = start.astimezone(clock.LOCAL_TZ).date()
+    while day <= end.astimezone(clock.LOCAL_TZ).date():
+        if workdays.is_working_day(day)[0]:
+            opens = datetime.combine(day, HALL_OPENS, clock.LOCAL_TZ)
+            closes = datetime.combine(day, HALL_CLOSES, clock.LOCAL_TZ)
+            if max(opens, start) < min(closes, end):
+                windows.append((max(opens, start), min(closes, end)))
+        day += timedelta(days=1)
+    total = sum(((b - a) for a, b in windows), timedelta())
+    moments = [start]
+    for n in range(1, count - 1):
+        if not total:
+            moments.append(start + (end - start) * (n / (count - 1)))
+            continue
+        left = total * (n / (count - 1))
+        for a, b in windows:
+            if left <= b - a:
+                moments.append(a + left)
+                break
+            left -= b - a
+    return [*moments, end]
+
+
 async def _dated(
     session: AsyncSession, item: TrackedItem, issued: datetime, ready: datetime
 ) -> None:
     """Date an item's way to the shelf: registered at ``issued``, shelved at ``ready``, its
-    hops evenly between (its events, the runs that carried it, the item itself)."""
+    hops between spread over the hall's opening hours (its events, the runs that carried it,
+    the item itself)."""
     events = list(
         (
             await session.scalars(
@@ -78,8 +110,8 @@ async def _dated(
     )
     last = next(n for n, e in enumerate(events) if e.to_state == "ready")
     carried: dict[int, list[datetime]] = {}
-    for n, event in enumerate(events[: last + 1]):
-        event.at = issued + (ready - issued) * (n / max(1, last))
+    for event, at in zip(events[: last + 1], _office_moments(issued, ready, last + 1), strict=True):
+        event.at = at
         if event.run_id is not None:
             carried.setdefault(event.run_id, []).append(event.at)
     item.created_at, item.ready_at = issued, ready
@@ -154,8 +186,10 @@ async def seed_items(session: AsyncSession, data_dir: Path, now: datetime | None
         await _hop(session, street, station, "DLW-QG", item.code)
     for item, case, shelved in ((picked, delivered, 2), (ready, None, 1), (overdue, concluded, 16)):
         await handover.make_ready(session, station, item)
-        on_shelf = now - timedelta(days=shelved)
-        await _dated(session, item, _issued(case, on_shelf - timedelta(days=1)), on_shelf)
+        # At a close of the hall on a working day (the day before, when that one was not).
+        on_shelf = sessions_end(now - timedelta(days=shelved))
+        latest = sessions_end(on_shelf - timedelta(days=1))
+        await _dated(session, item, _issued(case, latest), on_shelf)
     sha = filestore.store_bytes(data_dir, signature_png())
     await handover.hand_over(session, station, picked, pickup_code=picked.pickup_code,
                              id_last4=delivered.applicant_id_number[-4:], signature_sha256=sha,
@@ -185,7 +219,8 @@ async def seed_items(session: AsyncSession, data_dir: Path, now: datetime | None
     await _hop(session, desk, street, "DLW", returned.code)
     await _hop(session, street, station, "DLW-QG", returned.code)
     await handover.make_ready(session, station, returned)
-    await _dated(session, returned, now - timedelta(days=22), now - timedelta(days=20))
+    await _dated(session, returned, sessions_end(now - timedelta(days=22)),
+                 sessions_end(now - timedelta(days=20)))  # fmt: skip
     await exceptions.report(session, station, returned, "not_collected", reason="20 天未领取",
                             responsible=station.display_name, now=utcnow(),
                             pickup_days=14)  # fmt: skip
