@@ -108,8 +108,10 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
 ) -> None:
     url = shared_redis_url()
     async with running_server(pg_demo_url, redis_url=url, node_id=node("b")) as b:
-        await set_department(b, "NYNC", ring_seconds=4)
-        await set_department(b, "SCJG", wrapup_seconds=6)
+        # Long enough that neither fires on node A before the kill on a loaded machine (a CI
+        # run beside other tests found the 4-s ring timed out already).
+        await set_department(b, "NYNC", ring_seconds=10)
+        await set_department(b, "SCJG", wrapup_seconds=12)
         zhaogang = await b.staff("zhaogang")  # NYNC-001
         wangli = await b.staff("wangli")  # SCJG-002
         credentials = [
@@ -146,14 +148,14 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
 
         # Node B's sweep fires both, once: the ring times out and zhaogang is rung again.
         b.state.callcenter.expiries.start()
-        cancelled = await zhaogang.expect("ring.cancelled", timeout=15)
+        cancelled = await zhaogang.expect("ring.cancelled", timeout=25)
         assert cancelled["ticket"] == rung["id"] and cancelled["reason"] == "timeout"
         again = await zhaogang.expect("ring")
         assert again["ticket"]["id"] == rung["id"]
         await zhaogang.send({"type": "ring.accept", "ticket": rung["id"]})
         await zhaogang.expect_where("presence", lambda f: f["state"] == "in_call")
         # … and wangli's wrap-up closes by itself: available again.
-        await wangli.expect_where("presence", lambda f: f["state"] == "available", timeout=15)
+        await wangli.expect_where("presence", lambda f: f["state"] == "available", timeout=25)
         kinds = [e.kind for e in await events(b, rung["id"])]
         assert kinds.count("offered") == 2 and kinds.count("offer_timeout") == 1
         assert kinds.count("connected") == 1
