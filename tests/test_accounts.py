@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -106,6 +107,22 @@ async def test_signout_form_goes_back_to_a_page_of_this_site_only(sqlite_demo_ur
             ).all()
         # Each row names the account signed out (as the sign-in rows do).
         assert [(e.subject_kind, e.subject) for e in signed_out] == [("account", "sunhua")] * 6
+
+
+async def test_the_consoles_sign_in_goes_back_to_a_page_of_this_site_only(
+    sqlite_demo_url: str,
+) -> None:
+    """/staff?next=… (a supervisor page's 前往登录): the sign-in form carries the way back for
+    a path of this site only, by the rule 退出 follows; none for another site or the console."""
+    async with running_server(sqlite_demo_url) as server:
+        for asked, back in (("/board", "/board"), ("/reports", "/reports"),
+                            ("//evil.example/x", None), ("/\\evil.example", None),
+                            ("https://evil.example/", None), ("/staff", None),
+                            ("", None)):  # fmt: skip
+            async with server.http.get("/staff", params={"next": asked}) as r:
+                page = await r.text()
+            found = re.search(r'<form id="login-form"(?: data-next="([^"]*)")?>', page)
+            assert found is not None and found.group(1) == back, (asked, found and found.group(0))
 
 
 def _browser_at(server: CallServer, address: str) -> ClientSession:

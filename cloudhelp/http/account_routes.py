@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -18,7 +17,7 @@ from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.auth import current_staff, staff_token
 from cloudhelp.http.bodies import Body, parse_body
 from cloudhelp.http.errors import ApiError
-from cloudhelp.http.pages import SIGNED_OUT_COOKIE
+from cloudhelp.http.pages import SIGNED_OUT_COOKIE, site_path
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import Staff
 
@@ -133,17 +132,11 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-# Where 退出 may send the browser back to: a path of this site ("//host" or "/\host" would be
-# another site's).
-_PAGE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.\-]*")
-
-
 async def signout_page(request: web.Request) -> web.Response:
     """退出 on a page (templates/_signout.html): signed out, then back to the page it was on,
     which says 已退出登录 on its sign-in card."""
     await _sign_out(request)
-    asked = str((await request.post()).get("next", "/"))
-    back = asked if _PAGE_PATH.fullmatch(asked) else "/"
+    back = site_path(str((await request.post()).get("next", ""))) or "/"
     response = web.Response(status=303, headers={"Location": back})
     response.del_cookie(STAFF_COOKIE)
     # The page it goes back to (or the console, where it sends the signed-out) says so.

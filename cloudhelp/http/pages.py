@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +60,14 @@ SITE_NAV: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # Set by 退出 (account_routes.signout_page) for the next page shown, whose sign-in card then says
 # 已退出登录; that page clears it.
 SIGNED_OUT_COOKIE = "cloudhelp_signed_out"
+# A path of this site, where a page may send the browser back to ("//host" or "/\host" would be
+# another site's).
+_PAGE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.\-]*")
+
+
+def site_path(asked: str) -> str | None:
+    """``asked`` if it is a path of this site (退出's and a sign-in's way back), else None."""
+    return asked if _PAGE_PATH.fullmatch(asked) else None
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -146,7 +155,9 @@ async def kiosk_page(request: web.Request) -> web.Response:
 
 
 async def staff_page(request: web.Request) -> web.Response:
-    return render(request, "staff.html")
+    # Sent here to sign in by a supervisor's page (?next=/board): back there once signed in.
+    back = site_path(request.query.get("next", ""))
+    return render(request, "staff.html", next_page="" if back == request.path else back or "")
 
 
 async def board_page(request: web.Request) -> web.Response:

@@ -114,10 +114,10 @@ async function signIn(/** @type {string} */ username, /** @type {string} */ pass
     $("login-error").textContent = response.status === 401 ? t("staff.login.failed") : t(`error.${body.error.code}`, body.error);
     return;
   }
-  // Sent here to sign in by another page of this site (a supervisor's board or reports):
-  // back there. Only a path of this site ("//host" or "/\host" would be another's).
-  const next = new URLSearchParams(location.search).get("next") || "";
-  if (/^\/(?![/\\])[A-Za-z0-9/_.\-]*$/.test(next) && next !== "/staff") {
+  // Sent here to sign in by a supervisor's page: back there (a path of this site, checked by
+  // the server: pages.site_path).
+  const next = $("login-form").dataset.next;
+  if (next) {
     location.assign(next);
     return;
   }
@@ -986,7 +986,6 @@ function showQuality(frame) {
   // few seconds in pushed the call's buttons down under the pointer.
   $("signal-detail").hidden = false;
   $("signal-detail").textContent = detail || t("staff.quality.detail_pending");
-  $("signal-detail").classList.toggle("pending", !detail);
   if (frame.netcheck) showNetcheck($("peer-net"), frame.netcheck);  // else: as the ticket said
 }
 
