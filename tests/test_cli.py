@@ -255,7 +255,6 @@ async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None
     history, so the demo must not seed its cases first (today's history went missing)."""
     from sqlalchemy import func, select
 
-    from cloudhelp.core.clock import LOCAL_TZ
     from cloudhelp.devtools import history
     from cloudhelp.devtools.demo import DEMO_CASES
     from cloudhelp.store import db as cdb
@@ -293,7 +292,6 @@ async def test_the_demo_cases_leave_today_to_the_history(tmp_path: Path) -> None
 def test_the_demo_sessions_fall_in_the_halls_opening_hours() -> None:
     """The demo's own sessions end now while the hall is open, else when it last closed: a
     demo loaded at night or at a weekend has no resident calling at 00:23 on a Saturday."""
-    from cloudhelp.core.clock import LOCAL_TZ
     from cloudhelp.devtools.demo import sessions_end
 
     def at(day: int, hour: int, minute: int = 0) -> datetime:
@@ -314,7 +312,7 @@ async def test_the_demos_papers_are_picked_up_and_carried_in_the_halls_opening_h
     """Loaded at 00:23 on a Saturday, the demo's 陈丽华 was delivered, and its papers were
     picked up, carried, shelved and reported, by the time the hall last closed (the rule of
     the demo's sessions), not at the moment it was loaded."""
-    from cloudhelp.core.clock import LOCAL_TZ, utcnow
+    from cloudhelp.core.clock import utcnow
     from cloudhelp.devtools import demo, demo_items
     from cloudhelp.store.models import Case, CaseEvent, LogisticsRun, TrackedItem, TrackedItemEvent
 

@@ -1564,12 +1564,15 @@ function wire() {
   });
   // The home screen's three "again" forms: one used takes away what another one said (two
   // errors on one screen, the older about something no longer being done).
-  const again = { "correction-form": ["case-error", findCase], "papers-form": ["papers-error", findPapers],
-    "appointment-form": ["appointment-error", checkInAppointment] };
-  for (const [form, [, action]] of Object.entries(again)) {
+  const again = [
+    { form: "correction-form", error: "case-error", action: findCase },
+    { form: "papers-form", error: "papers-error", action: findPapers },
+    { form: "appointment-form", error: "appointment-error", action: checkInAppointment },
+  ];
+  for (const { form, action } of again) {
     $(form).onsubmit = (/** @type {Event} */ e) => {
       e.preventDefault();
-      for (const [other, [error]] of Object.entries(again)) if (other !== form) $(error).hidden = true;
+      for (const other of again) if (other.form !== form) $(other.error).hidden = true;
       action();
     };
   }
