@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
@@ -297,6 +298,39 @@ async def test_check_in_refusals_at_the_kiosk_change_nothing(demo_url: str) -> N
         assert moved["appointment"]["status"] == "booked"
 
 
+async def test_no_slot_is_offered_in_the_break(demo_url: str) -> None:
+    """Hours with the hall's lunch break (午休): the morning's slots end by 12:00, the
+    afternoon's begin at 13:30, booking 12:00 is refused; a break given by one end, or outside
+    the hours, is refused with ``bad_break`` and changes nothing."""
+    async with running_server(demo_url) as server:
+        boss = await supervisor(server)
+        week = [{"weekday": d, "opens": "09:00", "closes": "16:00", "break_starts": "12:00",
+                 "break_ends": "13:30", "staff": 1} for d in range(5)]  # fmt: skip
+        body = {"department": "NYNC", "station": "DLW-QG", "week": week}
+        async with server.http.put("/api/v1/capacity", json=body, cookies=boss) as r:
+            assert r.status == 200, await r.text()
+            saved = (await r.json())["week"]
+        assert saved == week
+        set_clock(server, at(MONDAY - timedelta(days=3), "09:00"))
+        starts = [at(MONDAY, s["time"]) for s in (await day_slots(server, MONDAY))["slots"]]
+        length = starts[1] - starts[0]
+        assert starts[0] == at(MONDAY, "09:00") and at(MONDAY, "13:30") in starts
+        assert all(t + length <= at(MONDAY, "12:00") or t >= at(MONDAY, "13:30") for t in starts)
+        refused = await post(server, "/api/v1/appointments", booking(MONDAY, "12:00"), 400)
+        assert refused["error"]["code"] == "no_such_slot"
+
+        wrong_breaks = [{"break_starts": "12:00"}, {"break_starts": "08:00", "break_ends": "09:30"},
+                        {"break_starts": "13:30", "break_ends": "12:00"}]  # fmt: skip
+        for wrong_break in wrong_breaks:
+            one_day = {"weekday": 0, "opens": "09:00", "closes": "16:00", "staff": 1} | wrong_break
+            async with server.http.put("/api/v1/capacity", json=body | {"week": [one_day]},
+                                       cookies=boss) as r:  # fmt: skip
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_break"
+        query = {"department": "NYNC", "station": "DLW-QG"}
+        async with server.http.get("/api/v1/capacity", params=query, cookies=boss) as r:
+            assert (await r.json())["week"] == saved
+
+
 async def test_capacity_is_for_supervisors_and_checked(demo_url: str) -> None:
     async with running_server(demo_url) as server:
         boss = await supervisor(server)
@@ -307,6 +341,13 @@ async def test_capacity_is_for_supervisors_and_checked(demo_url: str) -> None:
             assert r.status == 403
         async with server.http.put("/api/v1/capacity", json=body, cookies=boss) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_hours"
+        wrong_breaks = [{"break_starts": "12:00"}, {"break_starts": "08:00", "break_ends": "09:30"},
+                        {"break_starts": "13:30", "break_ends": "12:00"}]  # fmt: skip
+        for wrong_break in wrong_breaks:
+            week = [{"weekday": 0, "opens": "09:00", "closes": "16:00", "staff": 1} | wrong_break]
+            async with server.http.put("/api/v1/capacity", json=body | {"week": week},
+                                       cookies=boss) as r:  # fmt: skip
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_break"
         hours = await weekday_hours(server, boss, "DLW-QG")
         assert len(hours["week"]) == 5 and hours["exceptions"] == []
         closed = {"department": "NYNC", "station": "DLW-QG", "date": MONDAY.isoformat(),
@@ -353,6 +394,23 @@ def test_slots_fit_in_the_hours() -> None:
                                               "11:05", "11:30"]  # fmt: skip
     assert slots[0].starts_at.tzinfo is LOCAL_TZ and slots[-1].half == "am"
     assert capacity.day_slots(None, date(2026, 6, 15), 25) == []
+    # With the hall's lunch break: the morning's last slot ends by 12:00, the afternoon's
+    # begin at 13:30 (not on the morning's grid), none overlaps the break.
+    lunch = capacity.Hours.parse("09:00", "16:00", 1, "12:00", "13:30")
+    slots = capacity.day_slots(lunch, date(2026, 6, 15), 25)
+    starts = [s.local_start for s in slots]
+    assert starts[5:9] == ["11:05", "11:30", "13:30", "13:55"] and starts[-1] == "15:35"
+    assert capacity.Hours.parse("09:00", "16:00", 1).periods() == [(time(9), time(16))]
+    # One end only, beginning before the opening, empty, ending at the closing.
+    for starts, ends in (
+        ("12:00", None),
+        ("08:30", "09:30"),
+        ("12:00", "12:00"),
+        ("12:00", "16:00"),
+    ):
+        with pytest.raises(capacity.CapacityError) as refused:
+            capacity.Hours.parse("09:00", "16:00", 1, starts, ends)
+        assert refused.value.code == "bad_break", (starts, ends)
 
 
 def test_slot_length_follows_measured_handling_time() -> None:

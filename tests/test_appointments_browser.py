@@ -208,25 +208,33 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(page.locator("section.step h2")).to_have_text(
             ["1. 服务时间与人数", "2. 导入名单", "3. 自动排期、预约单与提醒"]
         )
-        # The hours, set on the page: weekdays at both stations, 棠梨 closed on 24 June.
+        # The hours, set on the page: weekdays at both stations, 棠梨 closed on 24 June. 前关
+        # keeps the hall's lunch break the form fills in; 棠梨's is cleared (after a break
+        # with one end only is refused, saying how).
         hours = page.locator("#hours tbody tr")
         await expect(hours).to_have_count(2)
         await expect(hours.nth(0)).to_contain_text("—")
+        await expect(page.locator("#h-break-starts")).to_have_value("12:00")
+        await expect(page.locator("#h-break-ends")).to_have_value("13:30")
         for station in ("DLW-QG", "DLW-TL"):
             await page.select_option("#h-station", station)
             await page.fill("#h-opens", "09:00")
             await page.fill("#h-closes", "16:00")
             await page.fill("#h-staff", "1")
+            if station == "DLW-TL":
+                await page.fill("#h-break-ends", "")
+                await page.click("#hours-form button")
+                await expect(page.locator("#banner")).to_contain_text("午休时间不正确")
+                await page.fill("#h-break-starts", "")
             await page.click("#hours-form button")
             await expect(page.locator("#banner")).to_contain_text("服务时间已保存")
-            await expect(page.locator("#hours tbody tr", has_text="09:00–16:00")).to_have_count(
-                1 if station == "DLW-QG" else 2
-            )
+        await expect(hours.nth(0)).to_contain_text("09:00–12:00 13:30–16:00 × 1")
+        await expect(hours.nth(1)).to_contain_text("09:00–16:00 × 1")
         await page.select_option("#h-station", "DLW-TL")
         await page.fill("#h-closed", "2026-06-24")
         await page.click("#closed-form button")
         await expect(hours.nth(1)).to_contain_text("2026-06-24")
-        await expect(hours.nth(0)).to_contain_text("09:00–16:00 × 1")
+        await expect(hours.nth(0)).to_contain_text("09:00–12:00 13:30–16:00 × 1")
         await snap(page, "appointments-campaign-1b-hours")
         bad, good = tmp_path / "名单.csv", tmp_path / "名单-改正.xlsx"
         bad.write_bytes(as_csv(with_three_bad_rows(roster_rows())))

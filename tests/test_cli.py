@@ -223,6 +223,24 @@ def test_every_demo_case_number_is_one_a_resident_can_type(tmp_path: Path) -> No
     assert [n for n, found in typed.items() if found != n] == []
 
 
+def test_the_demo_campaign_books_nobody_in_the_halls_lunch_break(tmp_path: Path) -> None:
+    """The demo's campaign hours keep the hall's lunch break (12:00–13:30, as the kiosk tells
+    residents), so no boat owner is booked when nobody answers at the hall."""
+    db = demo_database(tmp_path / "lunch.db")
+    with contextlib.closing(sqlite3.connect(db.removeprefix("sqlite:///"))) as conn:
+        hours = set(conn.execute("SELECT break_starts, break_ends FROM service_hours"))
+        rows = conn.execute("SELECT starts_at, ends_at FROM appointments").fetchall()
+    booked = [
+        tuple(
+            datetime.fromisoformat(t).replace(tzinfo=UTC).astimezone(LOCAL_TZ).time() for t in row
+        )
+        for row in rows
+    ]
+    assert hours == {("12:00", "13:30")}
+    assert len(booked) > 60
+    assert [b for b in booked if b[0] < clock_time(13, 30) and clock_time(12) < b[1]] == []
+
+
 def test_the_demo_papers_move_in_the_halls_opening_hours(tmp_path: Path) -> None:
     """Every move of the demo's papers (registered, carried, received, shelved) is dated in the
     hall's opening hours of a working day, whenever the demo is loaded (a parcel was received

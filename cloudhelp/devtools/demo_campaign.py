@@ -86,7 +86,9 @@ async def seed_campaign(session: AsyncSession, district: str, now: datetime) -> 
         for code in ("DLW-QG", "DLW-TL")
     }
     for station in stations.values():
-        week = {day: ("09:00", "16:00", 1) for day in range(5)}
+        # The hall's staff answer from 9 to 4, with the hall's lunch break (kiosk.wait.hours).
+        hours = capacity.Hours.parse("09:00", "16:00", 1, "12:00", "13:30")
+        week = dict.fromkeys(range(5), hours)
         await capacity.set_weekly_hours(session, department.id, station.id, week)
     today = local_date(now)
     first = today if workdays.is_working_day(today)[0] else _shift_working_days(today, 1)

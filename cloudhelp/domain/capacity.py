@@ -43,11 +43,59 @@ class CapacityError(CodedError):
 
 @dataclass(frozen=True)
 class Hours:
-    """A day's hours at a station for a department: local times and staff serving at once."""
+    """A day's hours at a station for a department: local times, staff serving at once, and
+    a break inside them (午休) when no slot is booked."""
 
     opens: time
     closes: time
     staff: int
+    break_starts: time | None = None
+    break_ends: time | None = None
+
+    @classmethod
+    def parse(
+        cls, opens: str, closes: str, staff: int, break_starts: str | None = None,
+        break_ends: str | None = None, *, closed_allowed: bool = False,
+    ) -> Hours:  # fmt: skip
+        """Hours from ``HH:MM`` texts; CapacityError for hours that close before they open, a
+        break outside them or given by one end, or no staff (unless ``closed_allowed``)."""
+        hours = cls(
+            parse_time(opens, "opens"), parse_time(closes, "closes"), staff,
+            None if break_starts is None else parse_time(break_starts, "break_starts"),
+            None if break_ends is None else parse_time(break_ends, "break_ends"),
+        )  # fmt: skip
+        if hours.opens >= hours.closes:
+            raise CapacityError(
+                "bad_hours", f"The hours close ({closes}) before they open ({opens})."
+            )
+        if (hours.break_starts is None) != (hours.break_ends is None):
+            raise CapacityError("bad_break", "A break needs both its start and its end.")
+        if (
+            hours.break_starts is not None
+            and hours.break_ends is not None
+            and not (hours.opens < hours.break_starts < hours.break_ends < hours.closes)
+        ):
+            raise CapacityError(
+                "bad_break",
+                f"The break ({break_starts}–{break_ends}) is not inside the hours"
+                f" ({opens}–{closes}).",
+            )
+        if staff < (0 if closed_allowed else 1) or staff > 50:
+            raise CapacityError("bad_hours", "Staff serving at once is a number from 1 to 50.")
+        return hours
+
+    def periods(self) -> list[tuple[time, time]]:
+        """The times slots are booked in: the hours, less the break."""
+        if self.break_starts is None or self.break_ends is None:
+            return [(self.opens, self.closes)]
+        return [(self.opens, self.break_starts), (self.break_ends, self.closes)]
+
+    def texts(self) -> dict[str, str | None]:
+        """The times as the tables and the API keep them (``HH:MM``, local; None: no break)."""
+        return {
+            "opens": _hhmm(self.opens), "closes": _hhmm(self.closes),
+            "break_starts": _hhmm(self.break_starts), "break_ends": _hhmm(self.break_ends),
+        }  # fmt: skip
 
 
 @dataclass
@@ -86,12 +134,14 @@ def parse_time(raw: str, what: str) -> time:
         raise CapacityError("bad_hours", f"{what}: {raw!r} is not a time like 09:00.") from None
 
 
-def check_hours(opens: str, closes: str, staff: int, *, closed_allowed: bool) -> None:
-    """Refuse hours that close before they open, or no staff (unless a closed day)."""
-    if parse_time(opens, "opens") >= parse_time(closes, "closes"):
-        raise CapacityError("bad_hours", f"The hours close ({closes}) before they open ({opens}).")
-    if staff < (0 if closed_allowed else 1) or staff > 50:
-        raise CapacityError("bad_hours", "Staff serving at once is a number from 1 to 50.")
+def _hhmm(moment: time | None) -> str | None:
+    return None if moment is None else f"{moment:%H:%M}"
+
+
+def _row_hours(row: ServiceHours | ServiceHoursException) -> Hours:
+    return Hours.parse(
+        row.opens, row.closes, row.staff, row.break_starts, row.break_ends, closed_allowed=True
+    )
 
 
 def slot_minutes_for(handling_seconds: float) -> int:
@@ -138,9 +188,7 @@ async def load_schedule(
             )
         )
     ).all():
-        schedule.weekly[(row.department_id, row.station_id, row.weekday)] = Hours(
-            parse_time(row.opens, "opens"), parse_time(row.closes, "closes"), row.staff
-        )
+        schedule.weekly[(row.department_id, row.station_id, row.weekday)] = _row_hours(row)
     for exc in (
         await session.scalars(
             select(ServiceHoursException).where(
@@ -149,23 +197,23 @@ async def load_schedule(
             )
         )
     ).all():
-        schedule.exceptions[(exc.department_id, exc.station_id, exc.day)] = Hours(
-            parse_time(exc.opens, "opens"), parse_time(exc.closes, "closes"), exc.staff
-        )
+        schedule.exceptions[(exc.department_id, exc.station_id, exc.day)] = _row_hours(exc)
     return schedule
 
 
 def day_slots(hours: Hours | None, day: date, minutes: int) -> list[Slot]:
-    """The slots of one length that fit in a day's hours (empty when it has none)."""
+    """The slots of one length that fit in a day's hours (empty when it has none): from the
+    opening, one after another, the last ending by the break; again from the break's end."""
     if hours is None:
         return []
-    start = datetime.combine(day, hours.opens, LOCAL_TZ)
-    closes = datetime.combine(day, hours.closes, LOCAL_TZ)
     length = timedelta(minutes=minutes)
     slots = []
-    while start + length <= closes:
-        slots.append(Slot(start, start + length, hours.staff))
-        start += length
+    for begins, ends in hours.periods():
+        start = datetime.combine(day, begins, LOCAL_TZ)
+        closes = datetime.combine(day, ends, LOCAL_TZ)
+        while start + length <= closes:
+            slots.append(Slot(start, start + length, hours.staff))
+            start += length
     return slots
 
 
@@ -213,16 +261,12 @@ async def slots_on(
 
 
 async def set_weekly_hours(
-    session: AsyncSession,
-    department_id: int,
-    station_id: int,
-    week: dict[int, tuple[str, str, int]],
+    session: AsyncSession, department_id: int, station_id: int, week: dict[int, Hours]
 ) -> None:
-    """Replace the department's weekday hours at the station (weekday → opens, closes, staff)."""
-    for weekday, (opens, closes, staff) in week.items():
+    """Replace the department's weekday hours at the station (weekday → hours, with staff)."""
+    for weekday in week:
         if not 0 <= weekday <= 6:
             raise CapacityError("bad_hours", f"A weekday is 0 (Monday) to 6, not {weekday}.")
-        check_hours(opens, closes, staff, closed_allowed=False)
     old = await session.scalars(
         select(ServiceHours).where(
             ServiceHours.department_id == department_id, ServiceHours.station_id == station_id
@@ -230,31 +274,20 @@ async def set_weekly_hours(
     )
     for row in old.all():
         await session.delete(row)
-    for weekday, (opens, closes, staff) in sorted(week.items()):
+    for weekday, hours in sorted(week.items()):
         session.add(
             ServiceHours(
-                department_id=department_id,
-                station_id=station_id,
-                weekday=weekday,
-                opens=opens,
-                closes=closes,
-                staff=staff,
+                department_id=department_id, station_id=station_id, weekday=weekday,
+                staff=hours.staff, **hours.texts(),
             )
-        )
+        )  # fmt: skip
 
 
 async def set_exception(
-    session: AsyncSession,
-    department_id: int,
-    station_id: int,
-    day: date,
-    opens: str,
-    closes: str,
-    staff: int,
+    session: AsyncSession, department_id: int, station_id: int, day: date, hours: Hours,
     note: str = "",
-) -> None:
+) -> None:  # fmt: skip
     """One date's hours in place of the weekday's (``staff`` 0: closed that day)."""
-    check_hours(opens, closes, staff, closed_allowed=True)
     old = await session.scalar(
         select(ServiceHoursException).where(
             ServiceHoursException.department_id == department_id,
@@ -267,7 +300,7 @@ async def set_exception(
         await session.flush()
     session.add(
         ServiceHoursException(
-            department_id=department_id, station_id=station_id, day=day, opens=opens,
-            closes=closes, staff=staff, note=note,
+            department_id=department_id, station_id=station_id, day=day, staff=hours.staff,
+            note=note, **hours.texts(),
         )
     )  # fmt: skip

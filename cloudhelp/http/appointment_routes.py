@@ -97,10 +97,14 @@ class Rebook(AppointmentKey):
 
 
 class WeekHours(BaseModel):
+    """A weekday's hours; a break (午休: both ends, inside the hours) is booked in no slot."""
+
     model_config = ConfigDict(extra="forbid")
     weekday: Annotated[int, Field(ge=0, le=6)]
     opens: HHMM
     closes: HHMM
+    break_starts: HHMM | None = None
+    break_ends: HHMM | None = None
     staff: Annotated[int, Field(ge=1, le=50)]
 
 
@@ -122,6 +126,8 @@ class HoursException(BaseModel):
     date: Day
     opens: HHMM = "09:00"
     closes: HHMM = "17:00"
+    break_starts: HHMM | None = None
+    break_ends: HHMM | None = None
     staff: Annotated[int, Field(ge=0, le=50)]
     note: Annotated[str, Field(max_length=100)] = ""
 
@@ -445,15 +451,12 @@ async def _capacity_json(
 ) -> dict[str, object]:
     schedule = await capacity.load_schedule(session, [department.id], [station.id])
     week = [
-        {"weekday": k[2], "opens": f"{h.opens:%H:%M}", "closes": f"{h.closes:%H:%M}",
-         "staff": h.staff}
-        for k, h in sorted(schedule.weekly.items())
-    ]  # fmt: skip
+        {"weekday": k[2], **h.texts(), "staff": h.staff} for k, h in sorted(schedule.weekly.items())
+    ]
     exceptions = [
-        {"date": iso(k[2]), "opens": f"{h.opens:%H:%M}", "closes": f"{h.closes:%H:%M}",
-         "staff": h.staff}
+        {"date": iso(k[2]), **h.texts(), "staff": h.staff}
         for k, h in sorted(schedule.exceptions.items())
-    ]  # fmt: skip
+    ]
     return {"department": department.code, "station": station.code, "week": week,
             "exceptions": exceptions}  # fmt: skip
 
@@ -484,7 +487,12 @@ async def put_capacity(request: web.Request) -> web.Response:
         async with state.db.write() as session:
             department = await _department(session, body.department)
             station = await _station(session, body.station)
-            week = {w.weekday: (w.opens, w.closes, w.staff) for w in body.week}
+            week = {
+                w.weekday: capacity.Hours.parse(
+                    w.opens, w.closes, w.staff, w.break_starts, w.break_ends
+                )
+                for w in body.week
+            }
             await capacity.set_weekly_hours(session, department.id, station.id, week)
             await audit.append(session, audit.staff_actor(staff), "setting.capacity",
                                subject_kind="station", subject=station.code,
@@ -504,8 +512,10 @@ async def put_exception(request: web.Request) -> web.Response:
         async with state.db.write() as session:
             department = await _department(session, body.department)
             station = await _station(session, body.station)
-            await capacity.set_exception(session, department.id, station.id, day, body.opens,
-                                         body.closes, body.staff, body.note)  # fmt: skip
+            hours = capacity.Hours.parse(body.opens, body.closes, body.staff, body.break_starts,
+                                         body.break_ends, closed_allowed=True)  # fmt: skip
+            await capacity.set_exception(session, department.id, station.id, day, hours,
+                                         body.note)  # fmt: skip
             await audit.append(session, audit.staff_actor(staff), "setting.capacity",
                                subject_kind="station", subject=station.code,
                                department=department.code, day=day.isoformat(),

@@ -465,12 +465,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("PUT", "/api/v1/capacity", "Set a department's weekday hours at a station "
               "(audited)", "appointments", auth=("session",), roles=SUPERVISORS,
               body=CapacityBody, result=_obj("week", "exceptions", week=ARRAY, exceptions=ARRAY),
-              errors={400: "`bad_hours`, `unknown_department`, `unknown_station`"}),
+              errors={400: "`bad_hours`, `bad_break`, `unknown_department`, `unknown_station`"}),
     Operation("PUT", "/api/v1/capacity/exceptions", "One date's hours (0 staff: closed; "
               "audited)", "appointments", auth=("session",), roles=SUPERVISORS,
               body=HoursException,
               result=_obj("week", "exceptions", week=ARRAY, exceptions=ARRAY),
-              errors={400: "`bad_hours`, `unknown_department`, `unknown_station`"}),
+              errors={400: "`bad_hours`, `bad_break`, `unknown_department`, `unknown_station`"}),
     # --- campaigns (集中办理)
     Operation("GET", "/api/v1/campaigns", "Campaigns with their counts", "campaigns",
               auth=("session",), roles=SUPERVISORS, result=_obj("campaigns", campaigns=ARRAY)),

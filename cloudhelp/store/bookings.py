@@ -40,6 +40,9 @@ class ServiceHours(Base):
     weekday: Mapped[int] = mapped_column(Integer)  # 0 Monday … 6 Sunday
     opens: Mapped[str] = mapped_column(String(5))  # "09:00", local time
     closes: Mapped[str] = mapped_column(String(5))
+    # A break inside the hours (午休), both or neither: no slot overlaps it.
+    break_starts: Mapped[str | None] = mapped_column(String(5), default=None)
+    break_ends: Mapped[str | None] = mapped_column(String(5), default=None)
     staff: Mapped[int] = mapped_column(Integer)
 
 
@@ -55,6 +58,8 @@ class ServiceHoursException(Base):
     day: Mapped[date] = mapped_column(Date)
     opens: Mapped[str] = mapped_column(String(5), default="09:00")
     closes: Mapped[str] = mapped_column(String(5), default="17:00")
+    break_starts: Mapped[str | None] = mapped_column(String(5), default=None)
+    break_ends: Mapped[str | None] = mapped_column(String(5), default=None)
     staff: Mapped[int] = mapped_column(Integer)
     note: Mapped[str] = mapped_column(String(100), default="")
 

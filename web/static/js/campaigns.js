@@ -257,6 +257,12 @@ function drawBurnDown(points, total) {
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
 
+/** A weekday's hours in the table, the break left out: "09:00–12:00", a new line, "13:30–16:00 × 1". @param {any} h */
+function hoursText(h) {
+  const periods = h.break_starts ? `${h.opens}–${h.break_starts}\n${h.break_ends}–${h.closes}` : `${h.opens}–${h.closes}`;
+  return `${periods} × ${h.staff}`;
+}
+
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
 async function loadHours() {
   const departments = [...new Set(campaign.items.map((/** @type {any} */ i) => i.department))];
@@ -265,7 +271,7 @@ async function loadHours() {
     const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
     const byDay = Object.fromEntries(body.week.map((/** @type {any} */ w) => [w.weekday, w]));
-    const cells = WEEKDAYS.map((d) => byDay[d] ? `${byDay[d].opens}–${byDay[d].closes} × ${byDay[d].staff}` : "—");
+    const cells = WEEKDAYS.map((d) => byDay[d] ? hoursText(byDay[d]) : "—");
     const closed = body.exceptions.filter((/** @type {any} */ e) => e.staff === 0).map((/** @type {any} */ e) => e.date).join("、");
     rows.push([departments.length > 1 ? `${station.name} · ${department}` : station.name, ...cells, closed || "—"]);
   }
@@ -289,7 +295,10 @@ async function put(url, body) {
 function wireHours() {
   $("hours-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
-    const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, staff: Number($("h-staff").value) }));
+    // No break when both its times are cleared; one of them alone is refused by the server.
+    const breakTimes = $("h-break-starts").value || $("h-break-ends").value
+      ? { break_starts: $("h-break-starts").value || null, break_ends: $("h-break-ends").value || null } : {};
+    const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, ...breakTimes, staff: Number($("h-staff").value) }));
     const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
     banner(t("campaigns.hours_saved"), "info");
