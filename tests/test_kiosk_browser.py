@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Locator, Page, expect
 from sqlalchemy import select
 
 from cloudhelp.domain import accounts
@@ -313,6 +313,48 @@ async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
         await expect(kiosk.locator("[data-screen=waiting]")).to_be_hidden()
 
 
+async def phrases(name: Locator) -> list[str]:
+    """The pieces of a tile's name between its line-break chances (<wbr>)."""
+    pieces: list[str] = await name.evaluate(
+        "n => n.innerHTML.split('<wbr>').map(p => p.replace(/<[^>]*>/g, ''))"
+    )
+    return pieces
+
+
+async def lines_broken_mid_word(name: Locator) -> list[str]:
+    """The lines of a name, as laid out, that end elsewhere than at a <wbr> or its end."""
+    found: list[str] = await name.evaluate(
+        """n => {
+            const ends = new Set([0]);  // character offsets where a line may end
+            let text = "";
+            for (const c of n.childNodes) {
+                if (c.nodeName === "WBR") ends.add(text.length); else text += c.textContent;
+            }
+            ends.add(text.length);
+            const range = document.createRange();
+            const tops = [];
+            let offset = 0;
+            for (const c of n.childNodes) {
+                if (c.nodeType !== Node.TEXT_NODE) continue;
+                for (let i = 0; i < c.length; i++) {
+                    range.setStart(c, i); range.setEnd(c, i + 1);
+                    tops[offset + i] = Math.round(range.getBoundingClientRect().top);
+                }
+                offset += c.length;
+            }
+            const bad = [];
+            let start = 0;
+            for (let i = 1; i <= text.length; i++) {
+                if (i < text.length && tops[i] === tops[i - 1]) continue;
+                if (!ends.has(i)) bad.push(text.slice(start, i) + " / " + text.slice(i));
+                start = i;
+            }
+            return bad;
+        }"""
+    )
+    return found
+
+
 async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: str) -> None:
     """A category chip lists its items under the category's name (not 搜索结果), under the
     chips, brought into view with them; words typed in the search box are 搜索结果 again,
@@ -321,10 +363,24 @@ async def test_a_category_lists_its_items_under_its_own_name(sqlite_demo_url: st
         kiosk = await new_page(browser, server.base_url)
         await kiosk.set_viewport_size({"width": 1280, "height": 720})
         await enrolled_kiosk(server, kiosk)
-        # A tile's short bracketed ending never breaks inside (换发（延 / 续） read badly).
+        # A tile's name breaks between words only (换发（延 / 续） and 驾驶 / 员从业 read badly),
+        # in normal and large type: every line of every tile listed ends at a word's end.
         name = kiosk.locator("#hot [data-item=NYNC-002] strong")
         await expect(name).to_have_text("渔业捕捞许可证换发（延续）")
-        await expect(name.locator(".nowrap")).to_have_text("（延续）")
+        assert await phrases(name) == ["渔业", "捕捞", "许可证", "换发", "（延续）"]
+        await kiosk.fill("#search", "出租汽车")
+        taxi = kiosk.locator("#results .tile strong", has_text="出租汽车驾驶员从业资格注册")
+        assert await phrases(taxi) == ["出租", "汽车", "驾驶员", "从业", "资格", "注册"]
+        for large in (False, True):
+            if large:
+                await kiosk.click("#elderly")
+                await expect(kiosk.locator("body.elderly")).to_have_count(1)
+            broken = [line for n in await kiosk.locator(".tile strong").all()
+                      for line in await lines_broken_mid_word(n)]  # fmt: skip
+            assert broken == [], broken
+        await snap(kiosk, "kiosk-tiles-large-words-whole")
+        await kiosk.click("#elderly")
+        await kiosk.fill("#search", "")
         chip = kiosk.locator("#categories .chip").first
         name = (await chip.text_content()) or ""
         assert " · " in name, name

@@ -92,6 +92,30 @@ export function unbroken(text) {
   return String(text ?? "").replaceAll("-", "\u2011");
 }
 
+const OPENING = /^[（(《“‘【\[]+$/u;
+const CLOSING = /^[、，。；：！？）)》”’】\]]+$/u;
+
+/**
+ * A Chinese name with line-break chances between its words only, for an element styled
+ * `word-break: keep-all` (which breaks a CJK run nowhere else): 出租汽车驾驶 / 员 broke
+ * mid-word. Words from Intl.Segmenter; a one-character word stays with the one before
+ * (驾驶员, 许可证, 工商户), a closing mark too, an opening mark with the word after (（延续）).
+ * @param {string} text @returns {(string | Node)[]} the text's pieces with <wbr> between them
+ */
+export function phrased(text) {
+  if (typeof Intl.Segmenter !== "function") return [text];
+  /** @type {string[]} */
+  const units = [];
+  let opening = "";
+  for (const { segment } of new Intl.Segmenter("zh", { granularity: "word" }).segment(text)) {
+    if (OPENING.test(segment)) opening += segment;
+    else if (units.length && !opening && ([...segment].length === 1 || CLOSING.test(segment))) units[units.length - 1] += segment;
+    else { units.push(opening + segment); opening = ""; }
+  }
+  if (opening) units.push(opening);
+  return units.flatMap((unit, i) => (i ? [document.createElement("wbr"), unit] : [unit]));
+}
+
 /** The parts of warningSubject: [ticket or case number, item, station], those the warning has. @param {any} w @param {boolean} station */
 function warningParts(w, station) {
   const d = w.detail;

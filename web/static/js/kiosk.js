@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, phrased, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -356,11 +356,8 @@ function renderTiles(target, items) {
     tile.className = "tile";
     tile.dataset.item = item.code;
     const name = document.createElement("strong");
-    // A short bracketed ending (（延续）, （新办）) never breaks inside: "换发（延 / 续）" read
-    // badly. A long one (企业开办（设立登记、印章刻制…）) must wrap: it is wider than a tile.
-    const [, head, bracketed] = /^(.*?)(（[^（）]{1,6}）)?$/.exec(item.name) || ["", item.name, ""];
-    name.append(head);
-    if (bracketed) name.append(Object.assign(document.createElement("span"), { className: "nowrap", textContent: bracketed }));
+    // Broken between words only: "换发（延 / 续）" and "驾驶 / 员从业" read badly.
+    name.append(...phrased(item.name));
     const meta = document.createElement("span");
     meta.textContent = item.department.name;
     tile.append(name, meta);
