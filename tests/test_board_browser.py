@@ -15,7 +15,16 @@ from sqlalchemy import func, select
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import timeouts
-from cloudhelp.store.models import Case, FollowUp, Rating, Staff, Ticket, TimeoutWarning, utcnow
+from cloudhelp.store.models import (
+    Case,
+    FollowUp,
+    Rating,
+    Staff,
+    Station,
+    Ticket,
+    TimeoutWarning,
+    utcnow,
+)
 from cloudhelp.views import board as board_view
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
@@ -249,6 +258,32 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         assert len(due) > 12, len(due)  # 30 days of history leave more than that due
         await page.get_by_role("button", name=f"另有 {len(due) - 12} 件，全部显示").click()
         await expect(lines).to_have_count(len(due))
+
+        # Call quality: per station from the calls' own media figures, the weak-link station
+        # (its 4G router) first and marked; then its poor calls, newest first.
+        async with server.state.db.read() as session:
+            weak = await session.scalar(
+                select(Station.name).where(Station.code == history.WEAK_LINK_STATION)
+            )
+        quality = page.locator("#table-quality tbody tr")
+        await expect(quality.first).to_contain_text(weak or "?")
+        await expect(quality.first).to_have_class("poor")
+        await expect(quality.nth(1)).not_to_have_class("poor")
+        answered = report["total"]["answered"]
+        await expect(page.locator("#quality-total")).to_contain_text(
+            f"有质量数据的通话 {answered} 次"
+        )
+        poor = page.locator("#quality-poor li")
+        await expect(poor).to_have_count(8)
+        await expect(poor.first).to_contain_text(weak or "?")
+        poor_calls = sum(s["poor"] for s in await page.evaluate(
+            "fetch('/api/v1/reports/call-quality' + location.search).then(r => r.json())"
+            ".then(b => b.stations)"))  # fmt: skip
+        assert poor_calls > 8
+        await page.get_by_role("button", name=f"另有 {poor_calls - 8} 次，全部显示").click()
+        await expect(poor).to_have_count(poor_calls)
+        await page.locator("#quality-card").scroll_into_view_if_needed()
+        await snap(page, "reports-4-call-quality")
 
         # The station table's CSV link gives the rows the page shows.
         href = await page.locator("a.csv[data-by=station]").get_attribute("href")

@@ -217,15 +217,30 @@ async def test_call_stats_reach_the_console_and_the_board_and_stay_with_the_tick
         async with server.http.get("/api/v1/reports/call-quality", cookies=cookies) as r:
             assert r.status == 200, await r.text()
             body = await r.json()
-        assert body["total"] == {"calls": 1, "poor": 1, "relayed": 1}
+        assert body["total"] == {"calls": 1, "poor": 1, "fair": 0, "relayed": 1}
         (listed,) = body["calls"]
         assert listed["number"] == ticket["number"] and listed["staff"] == "赵刚"
+        assert listed["level"] == "poor"  # the worse side's
+        # Per station: the counts, and the kiosk side's medians (the station's own link).
+        (station,) = body["stations"]
+        assert station == {"station": listed["station"], "calls": 1, "poor": 1, "fair": 0,
+                           "relayed": 1, "rtt_median_ms": 80, "loss_median": 0.0,
+                           "fps_median": listed["sides"]["kiosk"]["fps_median"]}  # fmt: skip
         assert listed["sides"]["kiosk"]["rtt_median_ms"] == 80
         assert listed["sides"]["staff"]["level"] == "poor"
         async with server.http.get(
             "/api/v1/reports/call-quality?from=2026-12-09&to=2026-12-01", cookies=cookies
         ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_range"
+        # Only the calls of a level listed (the page lists the poor ones); the totals and the
+        # stations count every call.
+        for level, listed_calls in (("poor", 1), ("good", 0)):
+            async with server.http.get(f"/api/v1/reports/call-quality?level={level}",
+                                       cookies=cookies) as r:  # fmt: skip
+                body = await r.json()
+                assert len(body["calls"]) == listed_calls and body["total"]["calls"] == 1
+        async with server.http.get("/api/v1/reports/call-quality?level=bad", cookies=cookies) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_request"
 
 
 def test_a_calls_level_gets_worse_at_once_and_better_after_three_better_summaries() -> None:

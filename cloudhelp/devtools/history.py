@@ -25,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
-from cloudhelp.domain import cases, queue
+from cloudhelp.domain import cases, netquality, queue
 from cloudhelp.domain.ratings import FOLLOW_UP_WORKING_DAYS
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
+    Call,
+    CallQuality,
     Case,
     CaseEvent,
     Category,
@@ -39,6 +41,7 @@ from cloudhelp.store.models import (
     ServiceItem,
     Staff,
     StaffSkill,
+    Station,
     Ticket,
     TicketEvent,
 )
@@ -55,6 +58,9 @@ HALF_HOURS = {
 RATING_LEVELS = (5, 4, 3, 2, 1)
 RATING_WEIGHTS = (70, 17, 6, 4, 3)
 FISHING_DEPARTMENT = "NYNC"
+# The station on a weak link (a 4G router in a village): longer round trips, some loss, more
+# calls relayed through TURN; the reports' call quality shows it apart from the others.
+WEAK_LINK_STATION = "YCZ-SG"
 _OPTIONAL = ("staff_id", "connected_at", "offered_at", "ended_at", "wrapup_done_at", "closed_at",
              "end_reason", "outcome")  # fmt: skip
 
@@ -95,6 +101,7 @@ class _World:
     all_staff: list[int]
     usernames: dict[int, str]
     supervisor: int | None
+    weak_link_stations: frozenset[int]
     ids: _Ids
 
 
@@ -120,7 +127,12 @@ async def _world(session: AsyncSession) -> _World:
     supervisor = await session.scalar(
         select(Staff.id).where(Staff.role == "supervisor").order_by(Staff.id).limit(1)
     )
-    return _World(items, categories, kiosks, dict(by_item), every, usernames, supervisor, _Ids())
+    weak = frozenset(
+        (await session.scalars(select(Station.id).where(Station.code == WEAK_LINK_STATION))).all()
+    )
+    return _World(
+        items, categories, kiosks, dict(by_item), every, usernames, supervisor, weak, _Ids()
+    )
 
 
 def _item_weights(items: Sequence[ServiceItem], day: date) -> list[float]:
@@ -199,6 +211,7 @@ async def _generate_day(
 
     events, ratings, new_cases = _served(rng, ids, tickets, outcomes)
     await _insert(session, world.ids, TicketEvent.__table__, events)
+    await _calls(session, world, rng, ids, tickets)
     await _insert(session, world.ids, Rating.__table__, ratings)
     await _follow_ups(session, world, rng, ratings, until)
     await _cases(session, world, rng, day, new_cases, district, until)
@@ -271,6 +284,43 @@ def _served(
         if rng.random() < 0.35:
             new_cases.append((staff_id, item, row))
     return events, ratings, new_cases
+
+
+async def _calls(
+    session: AsyncSession, world: _World, rng: random.Random, ids: list[int],
+    tickets: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """Each served ticket's call, and both sides' media figures over it (as ``call.stats``
+    summaries leave them): good links mostly, the weak-link station's longer and lossier."""
+    served = [(i, row) for i, row in zip(ids, tickets, strict=True) if row["status"] == "completed"]
+    calls = [
+        {"ticket_id": i, "staff_id": row["staff_id"], "kiosk_id": row["kiosk_id"],
+         "started_at": row["connected_at"], "ended_at": row["ended_at"], "end_reason": "hangup"}
+        for i, row in served
+    ]  # fmt: skip
+    call_ids = await _insert(session, world.ids, Call.__table__, calls)
+    figures = []
+    for call_id, (ticket_id, row) in zip(call_ids, served, strict=True):
+        weak = row["station_id"] in world.weak_link_stations
+        relay = rng.random() < (0.3 if weak else 0.04)
+        seconds = (row["ended_at"] - row["connected_at"]).total_seconds()
+        for side in ("kiosk", "staff"):
+            rtt = rng.lognormvariate(math.log(240 if weak else 45), 0.35) + (25 if relay else 0)
+            loss = rng.uniform(0.005, 0.09) if weak else rng.uniform(0, 0.008)
+            fps = rng.uniform(8, 15) if weak else rng.uniform(14, 15)
+            medians = {"rtt_ms": round(rtt, 1), "loss": round(loss, 4), "fps": round(fps, 1)}
+            level = netquality.sample_level(medians)
+            figures.append({
+                "call_id": call_id, "ticket_id": ticket_id, "side": side,
+                "samples": max(1, int(seconds // 5)), "rtt_median_ms": medians["rtt_ms"],
+                "rtt_worst_ms": round(rtt * rng.uniform(1.3, 3.0), 1),
+                "loss_median": medians["loss"], "loss_worst": round(min(1.0, loss * 3), 4),
+                "fps_median": medians["fps"], "fps_worst": round(fps * rng.uniform(0.4, 0.9), 1),
+                "freezes": rng.choice((0, 0, 1, 2)) if weak else 0,
+                "poor_samples": int(seconds // 5 * rng.uniform(0.3, 0.8)) if level == "poor" else 0,
+                "relay": relay, "level": level,
+            })  # fmt: skip
+    await _insert(session, world.ids, CallQuality.__table__, figures)
 
 
 async def _number_tickets(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import day_bounds, iso
-from cloudhelp.store.models import Call, CallQuality, Staff, Ticket
+from cloudhelp.store.models import Call, CallQuality, ServiceItem, Staff, Station, Ticket
 
 # Pre-call check: above these the network is poor (calls may stutter).
 CHECK_POOR_RTT_MS = 300.0
@@ -189,41 +189,113 @@ async def ended_calls(session: AsyncSession, call_ids: Iterable[int]) -> set[int
 
 
 REPORT_LIMIT = 2000  # calls listed at most in one report (the totals count them all)
+# A side's figures as the report lists them (CallQuality.JSON_NAMES), read as plain columns: a
+# year's calls as entities took seconds of the event loop.
+QUALITY_COLUMNS = [CallQuality.__table__.c[name] for name in CallQuality.JSON_NAMES]
 
 
-async def report(session: AsyncSession, first: date, last: date) -> dict[str, Any]:
-    """Per call started in the local days ``first``…``last`` (newest first): the ticket, the
-    pre-call check's verdict and each side's figures; and totals (calls with figures, poor ones,
-    relayed ones)."""
+@dataclass
+class _CallSummary:
+    """What the totals and the stations need of one call."""
+
+    station: str
+    level: str | None = None  # the worse side's
+    relay: bool = False
+    kiosk: tuple[float | None, float | None, float | None] | None = None  # rtt, loss, fps
+
+
+async def report(
+    session: AsyncSession, first: date, last: date, level: str | None = None
+) -> dict[str, Any]:
+    """Calls started in the local days ``first``…``last``: totals (calls with figures, poor,
+    fair and relayed ones), per station (_by_station), and the calls (of ``level`` only, if
+    given; newest first, at most REPORT_LIMIT) with the ticket, the pre-call check's verdict
+    and each side's figures."""
     start, end = day_bounds(first, last)
-    rows = (
-        await session.execute(
-            select(Call, Ticket, Staff.display_name, CallQuality)
-            .join(Ticket, Ticket.id == Call.ticket_id)
-            .join(Staff, Staff.id == Call.staff_id)
-            .join(CallQuality, CallQuality.call_id == Call.id)
-            .where(Call.started_at >= start, Call.started_at < end)
-            .order_by(Call.started_at.desc(), Call.id.desc(), CallQuality.side)
-        )
-    ).all()
-    calls: dict[int, dict[str, Any]] = {}
-    for call, ticket, staff_name, quality in rows:
-        entry = calls.setdefault(call.id, {
-            "call": call.id, "ticket": ticket.id, "number": ticket.number, "day": ticket.day,
-            "station": ticket.station.name, "item": ticket.item.name, "staff": staff_name,
-            "started_at": iso(call.started_at), "ended_at": iso(call.ended_at),
-            "netcheck": (ticket.netcheck or {}).get("verdict"), "sides": {},
-        })  # fmt: skip
-        entry["sides"][quality.side] = quality.as_json()
-    listed = list(calls.values())
-    levels = [worse(*(s["level"] for s in c["sides"].values())) for c in listed]
+    in_range = (Call.started_at >= start, Call.started_at < end)
+    summaries: dict[int, _CallSummary] = {}
+    for call_id, station, side, side_level, relay, rtt, loss, fps in await session.execute(
+        select(Call.id, Station.name, CallQuality.side, CallQuality.level, CallQuality.relay,
+               CallQuality.rtt_median_ms, CallQuality.loss_median, CallQuality.fps_median)
+        .join(Ticket, Ticket.id == Call.ticket_id)
+        .join(Station, Station.id == Ticket.station_id)
+        .join(CallQuality, CallQuality.call_id == Call.id)
+        .where(*in_range)
+    ):  # fmt: skip
+        summary = summaries.setdefault(call_id, _CallSummary(station))
+        summary.level = worse(summary.level, side_level)
+        summary.relay = summary.relay or relay
+        if side == "kiosk":
+            summary.kiosk = (rtt, loss, fps)
+    listed = [i for i, c in summaries.items() if level is None or c.level == level]
+    listed.sort(reverse=True)  # ids follow the calls' start: newest first
     return {
         "from": first.isoformat(),
         "to": last.isoformat(),
-        "total": {
-            "calls": len(listed),
-            "poor": levels.count("poor"),
-            "relayed": sum(any(s["relay"] for s in c["sides"].values()) for c in listed),
-        },
-        "calls": listed[:REPORT_LIMIT],
+        "total": _counts(list(summaries.values())),
+        "stations": _by_station(summaries.values()),
+        "calls": await _listed(session, listed[:REPORT_LIMIT], summaries),
     }
+
+
+async def _listed(
+    session: AsyncSession, call_ids: list[int], summaries: dict[int, _CallSummary]
+) -> list[dict[str, Any]]:
+    """The calls' details (newest first), each side's figures, and the call's level."""
+    # Columns, not tickets: a ticket brings its item (and the item its materials) and station.
+    rows = await session.execute(
+        select(
+            Call.id, Call.started_at, Call.ended_at, Ticket.id, Ticket.number, Ticket.day,
+            Ticket.netcheck, Station.name, ServiceItem.name, Staff.display_name, *QUALITY_COLUMNS,
+        )
+        .join(Ticket, Ticket.id == Call.ticket_id)
+        .join(Station, Station.id == Ticket.station_id)
+        .join(ServiceItem, ServiceItem.id == Ticket.item_id)
+        .join(Staff, Staff.id == Call.staff_id)
+        .join(CallQuality, CallQuality.call_id == Call.id)
+        .where(Call.id.in_(call_ids))
+        .order_by(Call.id.desc(), CallQuality.side)
+    )  # fmt: skip
+    calls: dict[int, dict[str, Any]] = {}
+    for (call_id, started_at, ended_at, ticket_id, number, day, netcheck, station, item,
+         staff_name, *figures) in rows:  # fmt: skip
+        entry = calls.setdefault(call_id, {
+            "call": call_id, "ticket": ticket_id, "number": number, "day": day,
+            "station": station, "item": item, "staff": staff_name,
+            "started_at": iso(started_at), "ended_at": iso(ended_at),
+            "netcheck": (netcheck or {}).get("verdict"), "level": summaries[call_id].level,
+            "sides": {},
+        })  # fmt: skip
+        side = dict(zip(CallQuality.JSON_NAMES, figures, strict=True))
+        entry["sides"][side["side"]] = side
+    return list(calls.values())
+
+
+def _counts(calls: Sequence[_CallSummary]) -> dict[str, int]:
+    """How many calls, how many poor or fair (the worse side's level), how many relayed."""
+    levels = [c.level for c in calls]
+    return {
+        "calls": len(calls),
+        "poor": levels.count("poor"),
+        "fair": levels.count("fair"),
+        "relayed": sum(c.relay for c in calls),
+    }
+
+
+def _by_station(calls: Iterable[_CallSummary]) -> list[dict[str, Any]]:
+    """Per station (the largest share of poor calls first): the counts, and the median over its
+    calls of the kiosk side's medians — the station's own link, which a supervisor can mend."""
+    grouped: dict[str, list[_CallSummary]] = {}
+    for c in calls:
+        grouped.setdefault(c.station, []).append(c)
+
+    def median(station_calls: list[_CallSummary], figure: int) -> float | None:
+        values = [v for c in station_calls if c.kiosk and (v := c.kiosk[figure]) is not None]
+        return round(statistics.median(values), 4) if values else None
+
+    rows = [
+        {"station": station, **_counts(station_calls), "rtt_median_ms": median(station_calls, 0),
+         "loss_median": median(station_calls, 1), "fps_median": median(station_calls, 2)}
+        for station, station_calls in grouped.items()
+    ]  # fmt: skip
+    return sorted(rows, key=lambda r: (-r["poor"] / r["calls"], -r["calls"], r["station"]))

@@ -229,13 +229,17 @@ async def report(request: web.Request) -> web.StreamResponse:
 
 
 async def call_quality(request: web.Request) -> web.Response:
-    """``GET /api/v1/reports/call-quality?from=&to=``: each call's media figures per side
-    (median and worst round trip and loss, frame rate, freezes, relay), newest first."""
+    """``GET /api/v1/reports/call-quality?from=&to=[&level=]``: totals, per station, and each
+    call's media figures per side (median and worst round trip and loss, frame rate, freezes,
+    relay), newest first; ``level`` (good, fair or poor) lists only the calls of that level."""
     await current_staff(request, SUPERVISOR_ROLES)
     first, last = date_range(request)
+    level = request.query.get("level") or None
+    if level is not None and level not in netquality.LEVELS:
+        raise bad_request("Parameter 'level' is good, fair or poor.")
     state = AppState.of(request.app)
     async with state.db.read() as s:
-        body = await netquality.report(s, first, last)
+        body = await netquality.report(s, first, last, level)
     return web.json_response(body, dumps=state.dumps)
 
 

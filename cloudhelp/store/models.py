@@ -7,7 +7,7 @@ this module is imported (Alembic's env.py imports it)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -344,11 +344,11 @@ class CallQuality(Base):
     relay: Mapped[bool] = mapped_column(Boolean, default=False)
     level: Mapped[str] = mapped_column(String(8))  # good, fair or poor (of the medians)
 
-    def as_json(self) -> dict[str, Any]:
-        names = ("call_id", "side", "samples", "rtt_median_ms", "rtt_worst_ms", "loss_median",
-                 "loss_worst", "fps_median", "fps_worst", "freezes", "poor_samples", "relay",
-                 "level")  # fmt: skip
-        return {name: getattr(self, name) for name in names}
+    # The figures the reports list for a side (netquality.report).
+    JSON_NAMES: ClassVar[tuple[str, ...]] = (
+        "call_id", "side", "samples", "rtt_median_ms", "rtt_worst_ms", "loss_median",
+        "loss_worst", "fps_median", "fps_worst", "freezes", "poor_samples", "relay", "level",
+    )  # fmt: skip
 
 
 class TicketFile(Base):

@@ -1,7 +1,7 @@
 // Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
 // @ts-check
 import { banner } from "./callview.js";
-import { duration, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
+import { clockTime, duration, el, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -197,6 +197,32 @@ function renderCases() {
   $("cases").replaceChildren(wrap);
 }
 
+/**
+ * A table's heading and rows (cells: text or nodes; a row may be given a class); one row saying
+ * "none" when there are no rows.
+ * @param {HTMLElement} table @param {string[]} headings @param {{cells: (string | Node)[], cls?: string}[]} rows
+ */
+function fillTable(table, headings, rows) {
+  const head = el("tr");
+  head.append(...headings.map((h) => el("th", h)));
+  const body = rows.map(({ cells, cls }) => {
+    const tr = el("tr", "", cls || "");
+    tr.append(...cells.map((c) => { const td = el("td"); td.append(c); return td; }));
+    return tr;
+  });
+  if (!body.length) {
+    const td = el("td", t("reports.none"));
+    td.colSpan = headings.length;
+    body.push(el("tr"));
+    body[0].append(td);
+  }
+  const thead = el("thead");
+  thead.append(head);
+  const tbody = el("tbody");
+  tbody.append(...body);
+  table.replaceChildren(thead, tbody);
+}
+
 /** Papers on the road: the range's pickups at stations, per station. */
 function renderLogistics() {
   const { total, stations } = report.logistics;
@@ -205,30 +231,56 @@ function renderLogistics() {
     trips: total.trips_saved, hours: hours === null ? "—" : t("board.logistics.hours_value", { hours }),
     transit: total.in_transit, awaiting: total.awaiting_pickup, overdue: total.overdue_pickups });
   const columns = ["station_name", "station_pickups", "issue_to_pickup_hours", "awaiting_pickup", "overdue_pickups"];
-  const head = document.createElement("tr");
-  for (const column of columns) {
-    const th = document.createElement("th");
-    th.textContent = t(`export.column.${column}`);
-    head.append(th);
-  }
-  const rows = stations.map((/** @type {any} */ row) => {
-    const tr = document.createElement("tr");
-    for (const column of columns) {
-      const td = document.createElement("td");
-      td.textContent = row[column] === null ? "—" : String(row[column]);
-      tr.append(td);
-    }
-    return tr;
+  fillTable($("table-logistics"), columns.map((c) => t(`export.column.${c}`)),
+    stations.map((/** @type {any} */ row) => ({ cells: columns.map((c) => (row[c] === null ? "—" : String(row[c]))) })));
+}
+
+/** Poor calls listed before 另有 N 条. */
+const POOR_CALLS_SHOWN = 8;
+/** A station with this share of poor calls or more is marked: its link wants looking at. */
+const POOR_SHARE = 0.1;
+
+/** @param {number | null} ms */
+const rttText = (ms) => (ms === null ? "—" : `${Math.round(ms)} ms`);
+/** @param {number | null} loss */
+const lossText = (loss) => (loss === null ? "—" : `${(loss * 100).toFixed(1)}%`);
+
+/**
+ * Call quality (通话质量): per station, the share of poor calls and its link's medians (the
+ * kiosk side's), the worst first; then the poor calls themselves. From the calls' own media
+ * figures (docs/protocol.md, call.stats).
+ * @param {any} quality
+ */
+function renderQuality(quality) {
+  const { total } = quality;
+  $("quality-total").textContent = t("reports.quality.total", total);
+  fillTable($("table-quality"), ["station", "calls", "poor", "fair", "relayed", "rtt", "loss", "fps"].map((c) => t(`reports.quality.${c}`)),
+    quality.stations.map((/** @type {any} */ s) => ({
+      cls: s.poor / s.calls >= POOR_SHARE ? "poor" : "",
+      cells: [s.station, String(s.calls), `${s.poor}（${Math.round((100 * s.poor) / s.calls)}%）`, String(s.fair), String(s.relayed),
+        rttText(s.rtt_median_ms), lossText(s.loss_median), s.fps_median === null ? "—" : s.fps_median.toFixed(1)],
+    })));
+  const lines = quality.calls.map((/** @type {any} */ c) => {
+    const kiosk = c.sides.kiosk || c.sides.staff;
+    const relayed = Object.values(c.sides).some((/** @type {any} */ side) => side.relay);
+    return el("li", t("reports.quality.poor_call", { number: c.number, day: c.day, time: clockTime(new Date(c.started_at)),
+      station: c.station, staff: c.staff, rtt: rttText(kiosk.rtt_median_ms), loss: lossText(kiosk.loss_median),
+      fps: kiosk.fps_median === null ? "—" : kiosk.fps_median.toFixed(1) })
+      + (relayed ? ` · ${t("reports.quality.relay")}` : ""));
   });
-  if (!rows.length) {
-    const tr = document.createElement("tr");
-    const td = document.createElement("td");
-    td.colSpan = columns.length;
-    td.textContent = t("reports.none");
-    tr.append(td);
-    rows.push(tr);
-  }
-  $("table-logistics").replaceChildren(head, ...rows);
+  const list = $("quality-poor");
+  list.replaceChildren(...lines.slice(0, POOR_CALLS_SHOWN));
+  $("quality-poor-title").hidden = lines.length === 0;
+  $("quality-more").hidden = lines.length <= POOR_CALLS_SHOWN;
+  $("quality-more").textContent = t("reports.quality.more", { n: lines.length - POOR_CALLS_SHOWN });
+  $("quality-more").onclick = () => { list.append(...lines.slice(POOR_CALLS_SHOWN)); $("quality-more").hidden = true; };
+}
+
+async function loadQuality() {
+  const params = new URLSearchParams({ from: $("from").value, to: $("to").value, level: "poor" });
+  const response = await fetch(`/api/v1/reports/call-quality?${params}`, { credentials: "same-origin" });
+  if (!response.ok) return;
+  renderQuality(await response.json());
 }
 
 function csvLinks() {
@@ -303,7 +355,7 @@ async function load() {
   report = body;
   history.replaceState(null, "", `?from=${report.from}&to=${report.to}`);
   render();
-  await loadCampaigns();
+  await Promise.all([loadCampaigns(), loadQuality()]);
 }
 
 /** The campaigns (集中办理) whose dates meet the range, with their figures (docs/appointments.md). */
@@ -313,32 +365,12 @@ async function loadCampaigns() {
   const shown = (await response.json()).campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
   $("campaigns-card").hidden = shown.length === 0;
   const names = ["entries", "served", "corrected", "concluded", "picked_up", "no_show", "rescheduled"];
-  const head = document.createElement("tr");
-  [t("campaigns.name"), t("campaigns.range"), ...names.map((n) => t(`count.${n}`))].forEach((text) => {
-    const th = document.createElement("th");
-    th.textContent = text;
-    head.append(th);
-  });
-  const rows = shown.map((/** @type {any} */ c) => {
-    const tr = document.createElement("tr");
-    const name = document.createElement("td");
-    const link = document.createElement("a");
-    link.href = `/campaigns/${c.id}`;
-    link.textContent = c.name;
-    name.append(link);
-    tr.append(name);
-    [`${c.starts_on} – ${c.ends_on}`, ...names.map((n) => String(c.counts[n]))].forEach((text) => {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    });
-    return tr;
-  });
-  const thead = document.createElement("thead");
-  thead.append(head);
-  const tbody = document.createElement("tbody");
-  tbody.append(...rows);
-  $("table-campaigns").replaceChildren(thead, tbody);
+  fillTable($("table-campaigns"), [t("campaigns.name"), t("campaigns.range"), ...names.map((n) => t(`count.${n}`))],
+    shown.map((/** @type {any} */ c) => {
+      const link = /** @type {HTMLAnchorElement} */ (el("a", c.name));
+      link.href = `/campaigns/${c.id}`;
+      return { cells: [link, `${c.starts_on} – ${c.ends_on}`, ...names.map((n) => String(c.counts[n]))] };
+    }));
 }
 
 /** The district's today (the server's, Asia/Shanghai), as a Date at local midnight. */
