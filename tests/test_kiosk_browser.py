@@ -269,6 +269,31 @@ async def test_microphone_only_is_a_voice_call_and_staff_are_told(sqlite_demo_ur
         await snap(kiosk, "kiosk-devices-3-voice-call")
 
 
+async def test_the_consoles_voice_call_hint_ends_with_the_call(sqlite_demo_url: str) -> None:
+    """The console says the resident has no camera (and offers the chat) during a voice call;
+    the wrap-up after it no longer does (a README walk found the hint left under the wrap-up)."""
+    from tests.test_browser import signed_in_staff
+
+    async with running_server(sqlite_demo_url) as server, chromium(fake_ui=False) as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await kiosk.context.grant_permissions(["microphone"], origin=server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        staff = await new_page(browser, server.base_url)
+        await staff.context.grant_permissions(["camera", "microphone"], origin=server.base_url)
+        await signed_in_staff(server, staff, "zhaogang")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_have_text("语音呼叫（不开摄像头）")
+        await kiosk.click("#start-call")
+        await staff.click("#ring-accept")
+        await expect(staff.locator("#peer-devices")).to_have_text("居民无摄像头")
+        await expect(staff.locator("#chat-hint")).to_be_visible()
+        await staff.click("#hangup")
+        await staff.click("#hangup-confirm")
+        await expect(staff.locator("#wrapup")).to_be_visible()
+        await expect(staff.locator("#chat-hint")).to_be_hidden()
+
+
 async def test_used_or_unknown_enrolment_code_says_what_to_do(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         async with server.state.db.write() as session:
@@ -987,6 +1012,52 @@ async def test_primary_actions_fit_the_screen(
         for selector in shown:
             await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
         await snap(kiosk, f"{name}-6-done")
+
+
+async def test_reload_while_waiting_keeps_camera_microphone_and_large_type(
+    sqlite_demo_url: str,
+) -> None:
+    """A kiosk page reloaded while its ticket waits resumes the ticket; when staff answer, the
+    resident is seen and heard (a README walk found the call answered with neither: the check
+    screen that opens them was before the reload) and is still in 大字模式."""
+    from tests.test_browser import signed_in_staff
+
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=20.0) as server,
+        chromium() as browser,
+    ):
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        await kiosk.click("#elderly")
+        await kiosk.click("#hot [data-item=NYNC-002]")
+        await kiosk.click("#call-button")
+        await expect(kiosk.locator("#start-call")).to_be_enabled()
+        await kiosk.click("#start-call")
+        await expect(kiosk.locator("#ticket-number")).to_have_text(re.compile(r"^B\d{3}$"))
+        number = await kiosk.locator("#ticket-number").text_content()
+
+        await kiosk.reload()
+        await expect(kiosk.locator("[data-screen=waiting]")).to_be_visible(timeout=15_000)
+        await expect(kiosk.locator("#ticket-number")).to_have_text(number or "?")
+        await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
+        staff = await new_page(browser, server.base_url)
+        await signed_in_staff(server, staff, "zhaogang", available=False)
+        await staff.click("#toggle-state")  # 开始接听: the waiting ticket rings at once
+        await staff.click("#ring-accept")
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        assert await wait_for_video(kiosk, "#self-view") > 0
+        await expect(kiosk.locator("#no-camera-note")).to_be_hidden()
+        await expect(kiosk.locator("#photo")).to_be_visible()
+        assert await wait_for_video(staff, "#remote-main") > 0
+        await staff.wait_for_function(
+            "(() => { const a = document.querySelector('#remote-audio');"
+            " return a.srcObject && a.srcObject.getAudioTracks().some("
+            "(t) => t.readyState === 'live'); })()",
+            timeout=20_000,
+        )
+        await expect(staff.locator("#peer-devices")).to_be_hidden()  # not 居民无摄像头/无麦克风
+        await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
+        await snap(kiosk, "kiosk-reload-while-waiting-answered")
 
 
 async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> None:

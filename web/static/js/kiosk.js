@@ -299,6 +299,10 @@ function start() {
   }
   connection = new Connection({ auth: { kind: "kiosk", credential } });
   connection.addEventListener("welcome", (/** @type {any} */ e) => {
+    // A reloaded page that resumed its session serves the same resident: 大字模式 stays as
+    // they chose it (their ticket may still be waiting; a call's own memory keeps it too).
+    if (connection?.reloaded && elderlyBeforeLoad) chooseElderly(true);
+    elderlyBeforeLoad = false;
     kioskStation = String(e.detail.principal.station_name || "");
     $("station").textContent = `${e.detail.principal.station_name} · ${e.detail.principal.name}`;
   });
@@ -705,8 +709,10 @@ async function onJoined(frame) {
   // A check still running would only compete with the call's set-up (and, out of time, tell
   // staff of a failed network that was a busy kiosk): the call's own quality replaces it.
   visit.networkStop?.abort();
-  if (frame.resumed && !visit.stream) {
-    // This page was reloaded mid-call: camera and microphone come back before media renegotiates.
+  if (!visit.stream) {
+    // This page was reloaded mid-call, or while its ticket waited (the check screen, which
+    // opens them, was before the reload): camera and microphone come back before media
+    // negotiates. Without this the resident was answered with neither.
     await openDevices();
   }
   const staff = frame.peers[0];
@@ -761,7 +767,7 @@ const callClock = {
   },
 };
 
-/** Camera and microphone without the check screen (a reloaded page resuming its call). */
+/** Camera and microphone without the check screen (a page reloaded since it). */
 async function openDevices() {
   for (const constraints of [{ video: { width: { ideal: 1280 }, height: { ideal: 720 } }, audio: true }, { audio: true }]) {
     try {
@@ -1594,7 +1600,9 @@ function wire() {
 // For tests and the browser benchmark: the page's own objects.
 Object.assign(window, { cloudhelp: { get visit() { return visit; }, get connection() { return connection; }, sendFile, idle: IDLE } });
 
-// A page load is a new resident: Chinese, normal type size.
+// A page load is a new resident: Chinese, normal type size (unless it resumes the session of
+// the page it reloads: the welcome handler above).
+let elderlyBeforeLoad = Boolean(localStorage.getItem(ELDERLY_KEY));
 localStorage.removeItem(ELDERLY_KEY);
 await setLang("zh-CN");
 translate(document);

@@ -1000,8 +1000,10 @@ function onLeft(/** @type {any} */ frame = {}) {
     endCall(visit);
   }
   $("call").hidden = true;
-  // A chat line not seen yet is in the chat list; its pointer would cover the wrap-up.
+  // A chat line not seen yet is in the chat list; its pointer would cover the wrap-up. What
+  // the chat hint said of the resident's microphone or camera held for the call only.
   $("chat-unseen").hidden = true;
+  $("chat-hint").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
