@@ -83,7 +83,20 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await page.fill("#b-phone", "13812345678")
         await page.click("#person-form button")
         await expect(page.locator("#banner")).to_contain_text("这个手机号已预约了该事项")
+        # The slot stays chosen with what was typed (the form vanished: start again).
+        await expect(page.locator("#person-form")).to_be_visible()
+        await expect(page.locator("#b-name")).to_have_value("刘海生")
+        await expect(page.locator("#slots button[data-time='09:30']")).to_have_attribute(
+            "aria-pressed", "true"
+        )
         await snap(page, "appointments-book-2b-already-booked")
+        # A past day says its slots have gone, not that the station does not serve the item.
+        set_clock(server, at(MONDAY, "11:30"))
+        await page.click("#slot-form button")
+        await expect(page.locator("#slots-state")).to_have_text(
+            "这一天可约的时段都已过去，请选择以后的日期。"
+        )
+        set_clock(server, at(MONDAY - timedelta(days=3), "10:00"))
         # Found and cancelled by code and the phone's last four digits.
         await page.fill("#m-code", code)
         await page.fill("#m-last4", "0000")
@@ -230,6 +243,14 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
             await expect(page.locator("#banner")).to_contain_text("服务时间已保存")
         await expect(hours.nth(0)).to_contain_text("09:00–12:00 13:30–16:00 × 1")
         await expect(hours.nth(1)).to_contain_text("09:00–16:00 × 1")
+        # The form shows the chosen station's own hours (it kept what was typed last, for any
+        # station: saving one changed figure overwrote the rest, a README walk found).
+        await page.select_option("#h-station", "DLW-QG")
+        await expect(page.locator("#h-break-starts")).to_have_value("12:00")
+        await page.fill("#h-staff", "2")
+        await page.select_option("#h-station", "DLW-TL")
+        await expect(page.locator("#h-break-starts")).to_have_value("")
+        await expect(page.locator("#h-staff")).to_have_value("1")
         await page.select_option("#h-station", "DLW-TL")
         await page.fill("#h-closed", "2026-06-24")
         await page.click("#closed-form button")

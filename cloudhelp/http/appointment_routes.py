@@ -205,6 +205,8 @@ async def free_slots(request: web.Request) -> web.Response:
             "calendar_installed": not workdays.is_working_day(day)[1],
             "slot_minutes": minutes,
             "slots": [appointments.slot_json(s) for s in slots if s.starts_at > now],
+            # The day's slots already begun (a past day's are all): "gone", not "not served".
+            "passed": sum(1 for s in slots if s.starts_at <= now),
         },
         dumps=state.dumps,
     )

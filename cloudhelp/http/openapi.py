@@ -413,8 +413,9 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(Param("item", STRING, "item code", required=True),
                       Param("station", STRING, "station code", required=True),
                       Param("date", DATE, DATE_NOTE, required=True)),
-              result=_obj("date", "working_day", "slot_minutes", "slots", date=DATE,
-                          working_day={"type": "boolean"}, slot_minutes=INT, slots=ARRAY),
+              result=_obj("date", "working_day", "slot_minutes", "slots", "passed", date=DATE,
+                          working_day={"type": "boolean"}, slot_minutes=INT, slots=ARRAY,
+                          passed=INT),
               errors={400: "`unknown_item`, `unknown_station`, `bad_request`"}),
     Operation("POST", "/api/v1/appointments", "Book a slot (staff: on a resident's behalf, "
               "audited)", "appointments", body=NewAppointment, status=201,

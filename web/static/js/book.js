@@ -40,7 +40,7 @@ async function findSlots() {
   const free = body.slots.filter((/** @type {any} */ s) => s.free > 0).length;
   $("slots-state").textContent = body.calendar_installed === false ? t("book.calendar_not_installed")
     : !body.working_day ? t("book.not_working_day")
-    : body.slots.length === 0 ? t("book.no_slots") : t("book.slots_state", { free, minutes: body.slot_minutes });
+    : body.slots.length === 0 ? t(body.passed ? "book.all_passed" : "book.no_slots") : t("book.slots_state", { free, minutes: body.slot_minutes });
   $("slots").replaceChildren(...body.slots.map((/** @type {any} */ s) => {
     const button = /** @type {HTMLButtonElement} */ (el("button"));
     button.type = "button";
@@ -82,7 +82,16 @@ async function confirm() {
     ? await call("/api/v1/appointments/rebook", { ...state.key, ...when, station: $("b-station").value })
     : await call("/api/v1/appointments", { item: $("b-item").value, station: $("b-station").value, ...when,
       name: $("b-name").value, phone: $("b-phone").value, id_number: $("b-id").value });
-  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); await findSlots(); return; }
+  if (!ok) {
+    banner(errorText(body?.error, "book.error"), "error");
+    // The slots as they are now; the chosen one stays chosen, with what was typed, while it
+    // is still free (a refusal such as 已预约 made the resident start again).
+    await findSlots();
+    const again = state.slots.find((/** @type {any} */ s) => s.time === when.time && s.free > 0);
+    const button = $("slots").querySelector(`button[data-time="${when.time}"]`);
+    if (again && button) choose(again, button);
+    return;
+  }
   state.key = null;
   $("found").hidden = true;
   showBooked(body);

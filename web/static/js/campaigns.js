@@ -263,6 +263,25 @@ function hoursText(h) {
   return `${periods} × ${h.staff}`;
 }
 
+/** @type {Map<string, any>} each department's hours at each station ("department station"), as loaded */
+const hoursAt = new Map();
+/** What the form proposes for a station without hours: the hall's day with its lunch break. */
+const NEW_HOURS = { opens: "09:00", closes: "16:00", break_starts: "12:00", break_ends: "13:30", staff: 1 };
+
+/**
+ * The form shows the chosen station's hours (its first weekday's), so that changing one figure
+ * and saving keeps the others (the form kept whatever was typed last, for any station).
+ */
+function fillHoursForm() {
+  const week = hoursAt.get(`${$("h-department").value} ${$("h-station").value}`)?.week || [];
+  const h = week[0] || NEW_HOURS;
+  $("h-opens").value = h.opens;
+  $("h-closes").value = h.closes;
+  $("h-break-starts").value = h.break_starts || "";
+  $("h-break-ends").value = h.break_ends || "";
+  $("h-staff").value = String(h.staff);
+}
+
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
 async function loadHours() {
   const departments = [...new Set(campaign.items.map((/** @type {any} */ i) => i.department))];
@@ -270,6 +289,7 @@ async function loadHours() {
   for (const department of departments) for (const station of campaign.stations) {
     const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+    hoursAt.set(`${department} ${station.code}`, body);
     const byDay = Object.fromEntries(body.week.map((/** @type {any} */ w) => [w.weekday, w]));
     const cells = WEEKDAYS.map((d) => byDay[d] ? hoursText(byDay[d]) : "—");
     const closed = body.exceptions.filter((/** @type {any} */ e) => e.staff === 0).map((/** @type {any} */ e) => e.date).join("、");
@@ -283,6 +303,7 @@ async function loadHours() {
   const chosen = $("h-station").value;  // kept: the list is drawn again after each change
   $("h-station").replaceChildren(...campaign.stations.map((/** @type {any} */ s) => new Option(s.name, s.code)));
   if (chosen) $("h-station").value = chosen;
+  fillHoursForm();
 }
 
 /** @param {string} url @param {any} body */
@@ -293,6 +314,7 @@ async function put(url, body) {
 }
 
 function wireHours() {
+  $("h-station").onchange = $("h-department").onchange = fillHoursForm;
   $("hours-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     // No break when both its times are cleared; one of them alone is refused by the server.
