@@ -338,6 +338,11 @@ async def test_queue_frames_never_end_a_live_call(sqlite_demo_url: str) -> None:
         await expect(kiosk.locator("[data-screen=waiting]")).to_be_hidden()
 
 
+# A toggle's look: its fill and the tick before its name.
+TOGGLE_LOOK = """e => ({background: getComputedStyle(e).backgroundColor,
+                       tick: getComputedStyle(e, "::before").content})"""
+
+
 async def phrases(name: Locator) -> list[str]:
     """The pieces of a tile's name between its line-break chances (<wbr>)."""
     pieces: list[str] = await name.evaluate(
@@ -573,10 +578,16 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         for width, height, large in [(1366, 768, False), (1024, 768, False), (1024, 768, True)]:
             await kiosk.set_viewport_size({"width": width, "height": height})
             if large:
+                off = await kiosk.locator("#notice-elderly").evaluate(TOGGLE_LOOK)
                 await kiosk.click("#notice-elderly")
                 await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
                 for toggle in ("#notice-elderly", "#elderly"):
                     await expect(kiosk.locator(toggle)).to_have_attribute("aria-pressed", "true")
+                # On looks on: ticked and filled, not only another text colour (a resident
+                # pressed it "to make it bigger" while it was on, and turned it off).
+                on = await kiosk.locator("#notice-elderly").evaluate(TOGGLE_LOOK)
+                assert on["tick"] == '"✓ "' and off["tick"] == "none", (on, off)
+                assert on["background"] != off["background"], (on, off)
                 large_type = notice.locator("html.large")
                 await expect(large_type).to_have_count(1)  # the notice's own text larger too
                 # Its table stays on the page, and the masked ID is not cut across lines.
