@@ -482,10 +482,18 @@ async def test_console_lets_go_of_the_call_when_it_ends(sqlite_demo_url: str) ->
         # console holds it all in one visit (window.cloudhelp.visit), like the kiosk.
         await staff.click("#share-screen")
         await expect(staff.locator("#share-screen")).to_have_text("停止共享")
-        photo = {"name": "户口本.png", "mimeType": "image/png", "buffer": a_png()}
+        # (4:3, as a kiosk's camera takes it)
+        photo = {"name": "户口本.png", "mimeType": "image/png", "buffer": a_png(640, 480)}
         await kiosk.set_input_files("#file-input", files=[photo])
         saved = staff.locator("#files li[data-saved='1'] img")
         await expect(saved).to_have_count(1, timeout=30_000)
+        # The photo is whole in the files box, its name and 已存档 too (the chip was cut off).
+        await saved.evaluate("img => img.decode()")
+        assert await staff.evaluate(
+            "(() => { const box = document.getElementById('files').getBoundingClientRect();"
+            " const li = document.querySelector('#files li').getBoundingClientRect();"
+            " return li.bottom <= box.bottom + 0.5; })()"
+        )
         held = await staff.evaluate(HOLD_CALL)
         assert held["remote"] >= 2 and held["screen"] and len(held["urls"]) == 2, held
         visit = await staff.evaluate(
