@@ -354,6 +354,8 @@ async def _cases(
     """Cases opened in the day's sessions: most pass pre-review at once, some after one or two
     correction notices; passed ones are accepted and concluded within their promised limit.
     Only what happened before ``until`` is recorded, so recent cases are still under way."""
+    if not opened:  # (an empty executemany below is refused)
+        return
     rows, timelines = [], []
     # Numbered as the day's live cases are (a resident can look each one up at the kiosk);
     # cases opened later that day follow on.
