@@ -52,6 +52,9 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         page = await new_page(browser, server.base_url)
         await page.goto("/book")
         await expect(page.locator("#b-item")).to_have_value("NYNC-002")
+        # The items listed under their departments.
+        fishing = page.locator("#b-item optgroup[label='区农业农村局'] option[value='NYNC-002']")
+        await expect(fishing).to_have_count(1)
         await page.select_option("#b-station", "DLW-QG")
         await page.fill("#b-date", HOLIDAY.isoformat())
         await page.click("#slot-form button")

@@ -12,7 +12,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -199,6 +199,7 @@ class _CallSummary:
     """What the totals and the stations need of one call."""
 
     station: str
+    started_at: datetime
     level: str | None = None  # the worse side's
     relay: bool = False
     kiosk: tuple[float | None, float | None, float | None] | None = None  # rtt, loss, fps
@@ -214,21 +215,26 @@ async def report(
     start, end = day_bounds(first, last)
     in_range = (Call.started_at >= start, Call.started_at < end)
     summaries: dict[int, _CallSummary] = {}
-    for call_id, station, side, side_level, relay, rtt, loss, fps in await session.execute(
-        select(Call.id, Station.name, CallQuality.side, CallQuality.level, CallQuality.relay,
-               CallQuality.rtt_median_ms, CallQuality.loss_median, CallQuality.fps_median)
+    sides = await session.execute(
+        select(Call.id, Call.started_at, Station.name, CallQuality.side, CallQuality.level,
+               CallQuality.relay, CallQuality.rtt_median_ms, CallQuality.loss_median,
+               CallQuality.fps_median)
         .join(Ticket, Ticket.id == Call.ticket_id)
         .join(Station, Station.id == Ticket.station_id)
         .join(CallQuality, CallQuality.call_id == Call.id)
         .where(*in_range)
-    ):  # fmt: skip
-        summary = summaries.setdefault(call_id, _CallSummary(station))
+    )  # fmt: skip
+    for call_id, started_at, station, side, side_level, relay, rtt, loss, fps in sides:
+        summary = summaries.setdefault(call_id, _CallSummary(station, started_at))
         summary.level = worse(summary.level, side_level)
         summary.relay = summary.relay or relay
         if side == "kiosk":
             summary.kiosk = (rtt, loss, fps)
-    listed = [i for i, c in summaries.items() if level is None or c.level == level]
-    listed.sort(reverse=True)  # ids follow the calls' start: newest first
+    listed = sorted(
+        (i for i, c in summaries.items() if level is None or c.level == level),
+        key=lambda i: (summaries[i].started_at, i),
+        reverse=True,
+    )
     return {
         "from": first.isoformat(),
         "to": last.isoformat(),
@@ -241,7 +247,7 @@ async def report(
 async def _listed(
     session: AsyncSession, call_ids: list[int], summaries: dict[int, _CallSummary]
 ) -> list[dict[str, Any]]:
-    """The calls' details (newest first), each side's figures, and the call's level."""
+    """The calls' details in the order of ``call_ids``: each side's figures, the call's level."""
     # Columns, not tickets: a ticket brings its item (and the item its materials) and station.
     rows = await session.execute(
         select(
@@ -254,7 +260,7 @@ async def _listed(
         .join(Staff, Staff.id == Call.staff_id)
         .join(CallQuality, CallQuality.call_id == Call.id)
         .where(Call.id.in_(call_ids))
-        .order_by(Call.id.desc(), CallQuality.side)
+        .order_by(CallQuality.side)
     )  # fmt: skip
     calls: dict[int, dict[str, Any]] = {}
     for (call_id, started_at, ended_at, ticket_id, number, day, netcheck, station, item,
@@ -268,7 +274,7 @@ async def _listed(
         })  # fmt: skip
         side = dict(zip(CallQuality.JSON_NAMES, figures, strict=True))
         entry["sides"][side["side"]] = side
-    return list(calls.values())
+    return [calls[i] for i in call_ids]  # in the order given
 
 
 def _counts(calls: Sequence[_CallSummary]) -> dict[str, int]:

@@ -25,7 +25,15 @@ function facts(a) {
 
 async function loadItems() {
   const { body } = await call("/api/v1/items?cloud=true&limit=200");
-  $("b-item").replaceChildren(...body.items.map((/** @type {any} */ i) => new Option(i.name, i.code)));
+  // Under their departments (a district has some 80 items: one flat list was hard to search).
+  /** @type {Map<string, HTMLOptGroupElement>} */
+  const groups = new Map();
+  for (const item of body.items) {
+    const name = item.department?.name || "";
+    if (!groups.has(name)) groups.set(name, Object.assign(document.createElement("optgroup"), { label: name }));
+    groups.get(name)?.append(new Option(item.name, item.code));
+  }
+  $("b-item").replaceChildren(...groups.values());
   const wanted = new URLSearchParams(location.search).get("item") || "NYNC-002";
   if (body.items.some((/** @type {any} */ i) => i.code === wanted)) $("b-item").value = wanted;
 }
