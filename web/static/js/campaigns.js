@@ -285,6 +285,7 @@ function fillHoursForm() {
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
 async function loadHours() {
   const departments = [...new Set(campaign.items.map((/** @type {any} */ i) => i.department))];
+  const first = hoursAt.size === 0;
   const rows = [];
   for (const department of departments) for (const station of campaign.stations) {
     const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
@@ -303,7 +304,9 @@ async function loadHours() {
   const chosen = $("h-station").value;  // kept: the list is drawn again after each change
   $("h-station").replaceChildren(...campaign.stations.map((/** @type {any} */ s) => new Option(s.name, s.code)));
   if (chosen) $("h-station").value = chosen;
-  fillHoursForm();
+  // The form shows the first station's hours once; later loads (after a save) leave what the
+  // supervisor sees and may be typing alone.
+  if (first) fillHoursForm();
 }
 
 /** @param {string} url @param {any} body */
@@ -323,8 +326,8 @@ function wireHours() {
     const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, ...breakTimes, staff: Number($("h-staff").value) }));
     const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
     if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
-    banner(t("campaigns.hours_saved"), "info");
     await loadHours();
+    banner(t("campaigns.hours_saved"), "info");
   };
   $("closed-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
