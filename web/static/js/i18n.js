@@ -22,7 +22,8 @@ export async function setLang(next) {
 
 /** @param {string} key @param {Record<string, string | number>} [values] */
 export function t(key, values = {}) {
-  let text = messages[key] ?? key;
+  // One of a thing in English ("1 item", not "1 items"): a key's ".one" text when n is 1.
+  let text = (values.n === 1 ? messages[`${key}.one`] : undefined) ?? messages[key] ?? key;
   for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{${name}}`, String(value));
   return text;
 }
@@ -114,6 +115,16 @@ export function phrased(text) {
   }
   if (opening) units.push(opening);
   return units.flatMap((unit, i) => (i ? [document.createElement("wbr"), unit] : [unit]));
+}
+
+/**
+ * A station's name as a crowded line shows it: less its tier's suffix (前关社区驿站 → 前关,
+ * 大连湾街道便民服务中心 → 大连湾街道), which every station of the tier shares; the hall's and
+ * other names whole. On the board's warning rows the long suffix left the item two characters.
+ * @param {string} name
+ */
+export function shortStation(name) {
+  return name.replace(/(社区驿站|便民服务中心)$/u, "") || name;
 }
 
 /** The parts of warningSubject: [ticket or case number, item, station], those the warning has. @param {any} w @param {boolean} station */
@@ -242,7 +253,12 @@ function warningRow(w, options) {
     const [number, ...rest] = warningParts(w, Boolean(options.station));
     const last = rest.length - 1;
     const kind = (/** @type {number} */ i) => (options.station && w.detail.station && i === last ? "station" : "item");
-    what.append(el("span", String(number ?? ""), "number"), ...rest.map((part, i) => el("span", ` · ${part}`, kind(i))));
+    what.append(el("span", String(number ?? ""), "number"), ...rest.map((part, i) => {
+      if (kind(i) === "item") return el("span", ` · ${part}`, "item");
+      const where = el("span", ` · ${shortStation(part)}`, "station");
+      where.title = part;  // the full name (the ack button's label says it too)
+      return where;
+    }));
   }
   head.append(what);
   if (w.kind !== "calendar_missing") {

@@ -257,7 +257,7 @@ function renderQuality(quality) {
   fillTable($("table-quality"), ["station", "calls", "poor", "fair", "relayed", "rtt", "loss", "fps"].map((c) => t(`reports.quality.${c}`)),
     quality.stations.map((/** @type {any} */ s) => ({
       cls: s.poor / s.calls >= POOR_SHARE ? "poor" : "",
-      cells: [s.station, String(s.calls), `${s.poor}（${Math.round((100 * s.poor) / s.calls)}%）`, String(s.fair), String(s.relayed),
+      cells: [s.station, String(s.calls), t("reports.quality.poor_share", { n: s.poor, percent: Math.round((100 * s.poor) / s.calls) }), String(s.fair), String(s.relayed),
         rttText(s.rtt_median_ms), lossText(s.loss_median), s.fps_median === null ? "—" : s.fps_median.toFixed(1)],
     })));
   const lines = quality.calls.map((/** @type {any} */ c) => {
@@ -276,11 +276,15 @@ function renderQuality(quality) {
   $("quality-more").onclick = () => { list.append(...lines.slice(POOR_CALLS_SHOWN)); $("quality-more").hidden = true; };
 }
 
+/** @type {any} the range's call quality, as last loaded (drawn again in another language) */
+let quality = null;
+
 async function loadQuality() {
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, level: "poor" });
   const response = await fetch(`/api/v1/reports/call-quality?${params}`, { credentials: "same-origin" });
   if (!response.ok) return;
-  renderQuality(await response.json());
+  quality = await response.json();
+  renderQuality(quality);
 }
 
 function csvLinks() {
@@ -362,7 +366,15 @@ async function load() {
 async function loadCampaigns() {
   const response = await fetch("/api/v1/campaigns", { credentials: "same-origin" });
   if (!response.ok) return;
-  const shown = (await response.json()).campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
+  campaigns = (await response.json()).campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
+  renderCampaigns(campaigns);
+}
+
+/** @type {any[]} the campaigns meeting the range, as last loaded */
+let campaigns = [];
+
+/** @param {any[]} shown */
+function renderCampaigns(shown) {
   $("campaigns-card").hidden = shown.length === 0;
   const names = ["entries", "served", "corrected", "concluded", "picked_up", "no_show", "rescheduled"];
   fillTable($("table-campaigns"), [t("campaigns.name"), t("campaigns.range"), ...names.map((n) => t(`count.${n}`))],
@@ -405,6 +417,12 @@ async function start() {
 Object.assign(window, { cloudhelp: { get report() { return report; }, charts } });
 await setLang(lang);
 translate(document);
-$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); render(); };
+$("lang").onclick = async () => {
+  await setLang(lang === "zh-CN" ? "en" : "zh-CN");
+  render();
+  // Drawn from what was loaded (every section in the new language: a walk found two left over).
+  if (quality) renderQuality(quality);
+  renderCampaigns(campaigns);
+};
 window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
 await start();
