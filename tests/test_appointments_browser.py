@@ -93,6 +93,18 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
             "aria-pressed", "true"
         )
         await snap(page, "appointments-book-2b-already-booked")
+        # A field typed wrong is said beside it, the field marked and focused (not a banner at
+        # the window's top, far from the button pressed).
+        await page.fill("#b-phone", "13812345679")
+        await page.fill("#b-id", "210211196001011234")
+        await page.click("#person-form button")
+        await expect(page.locator("#person-error")).to_contain_text("身份证号")
+        await expect(page.locator("#b-id")).to_have_attribute("aria-invalid", "true")
+        await expect(page.locator("#b-id")).to_be_focused()
+        await page.fill("#b-id", "")
+        await page.click("#person-form button")
+        await expect(page.locator("#booked")).to_contain_text("09:30")
+        await expect(page.locator("#person-error")).to_be_hidden()
         # A past day says its slots have gone, not that the station does not serve the item.
         set_clock(server, at(MONDAY, "11:30"))
         await page.click("#slot-form button")

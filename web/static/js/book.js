@@ -83,15 +83,31 @@ function showBooked(body) {
   banner(null);
 }
 
+/** @type {Record<string, string>} refusals about one field of the person form: its input's id */
+const FIELD_OF_ERROR = { bad_applicant: "b-name", bad_phone: "b-phone", bad_id_number: "b-id" };
+
 async function confirm() {
   if (!state.slot) return;
+  $("person-error").hidden = true;
+  for (const id of Object.values(FIELD_OF_ERROR)) $(id).removeAttribute("aria-invalid");
   const when = { date: $("b-date").value, time: state.slot.time };
   const { ok, body } = state.key
     ? await call("/api/v1/appointments/rebook", { ...state.key, ...when, station: $("b-station").value })
     : await call("/api/v1/appointments", { item: $("b-item").value, station: $("b-station").value, ...when,
       name: $("b-name").value, phone: $("b-phone").value, id_number: $("b-id").value });
   if (!ok) {
-    banner(errorText(body?.error, "book.error"), "error");
+    const text = errorText(body?.error, "book.error");
+    const field = FIELD_OF_ERROR[body?.error?.code];
+    if (field) {
+      // A field the resident typed wrong: said beside it, the field marked and focused (the
+      // banner at the window's top was far from the 确认预约 button pressed).
+      $("person-error").textContent = text;
+      $("person-error").hidden = false;
+      $(field).setAttribute("aria-invalid", "true");
+      $(field).focus();
+      return;
+    }
+    banner(text, "error");
     // The slots as they are now; the chosen one stays chosen, with what was typed, while it
     // is still free (a refusal such as 已预约 made the resident start again).
     await findSlots();
