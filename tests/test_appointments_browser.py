@@ -66,6 +66,15 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await page.click("#slots button[data-time='09:10']")
         await page.fill("#b-name", "刘海生")
         await page.fill("#b-phone", "13812345678")
+        # In English what the page drew from the server says so too, the slot still chosen
+        # and what was typed kept (it stayed Chinese); and back.
+        await page.click("#lang")
+        await expect(page.locator("#slots-state")).to_contain_text("10-minute slots")
+        await expect(page.locator("#slots button[data-time='09:10'] small")).to_have_text("1 left")
+        await expect(page.locator("#chosen")).to_have_text("Chosen: 2026-06-15 09:10")
+        await expect(page.locator("#b-name")).to_have_value("刘海生")
+        await page.click("#lang")
+        await expect(page.locator("#chosen")).to_have_text("已选：2026-06-15 09:10")
         await snap(page, "appointments-book-1-slot")
         await page.click("#person-form button")
         await expect(page.locator("#booked")).to_be_visible()

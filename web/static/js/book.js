@@ -7,8 +7,8 @@ import { banner } from "./callview.js";
 import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
-/** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[]}} */
-const state = { slot: null, found: null, key: null, slots: [] };
+/** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[], slotsAnswer: any, booked: any}} */
+const state = { slot: null, found: null, key: null, slots: [], slotsAnswer: null, booked: null };
 
 /** @param {string} url @param {any} [json] */
 async function call(url, json) {
@@ -16,6 +16,11 @@ async function call(url, json) {
     method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
     body: JSON.stringify(json) });
   return { ok: response.ok, body: await response.json() };
+}
+
+/** An appointment found by its code: code, status and facts. @param {any} a */
+function foundText(a) {
+  return `${a.code} · ${t(`appointment.status.${a.status}`)} · ${facts(a)}`;
 }
 
 /** @param {any} a */
@@ -44,6 +49,12 @@ async function findSlots() {
   const query = new URLSearchParams({ item: $("b-item").value, station: $("b-station").value, date: $("b-date").value });
   const { ok, body } = await call(`/api/v1/appointments/slots?${query}`);
   if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
+  state.slotsAnswer = body;
+  renderSlots(body);
+}
+
+/** The day's slots as the server answered (drawn again in another language). @param {any} body */
+function renderSlots(body) {
   state.slots = body.slots;
   const free = body.slots.filter((/** @type {any} */ s) => s.free > 0).length;
   $("slots-state").textContent = body.calendar_installed === false ? t("book.calendar_not_installed")
@@ -76,6 +87,7 @@ function showBooked(body) {
   const a = body.appointment;
   $("booked").hidden = false;
   $("done-code").textContent = a.code;
+  state.booked = a;
   $("done-facts").textContent = facts(a);
   $("done-slip").href = body.slip_url;
   $("person-form").hidden = true;
@@ -128,7 +140,7 @@ async function find() {
   if (!ok) { state.key = null; $("found").hidden = true; banner(errorText(body?.error, "book.error"), "error"); return; }
   state.found = body.appointment;
   $("found").hidden = false;
-  $("found-facts").textContent = `${body.appointment.code} · ${t(`appointment.status.${body.appointment.status}`)} · ${facts(body.appointment)}`;
+  $("found-facts").textContent = foundText(body.appointment);
   $("cancel").hidden = body.appointment.status !== "booked";
   $("b-item").value = body.appointment.item.code;
   $("b-station").value = body.appointment.station.code;
@@ -156,5 +168,15 @@ async function start() {
 Object.assign(window, { cloudhelp: { state } });
 await setLang(lang);
 translate(document);
-$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); };
+$("lang").onclick = async () => {
+  await setLang(lang === "zh-CN" ? "en" : "zh-CN");
+  translate(document);
+  // What the page drew from the server's answers, in the new language (it stayed in the old).
+  const chosen = state.slot;
+  if (state.slotsAnswer) renderSlots(state.slotsAnswer);
+  const button = chosen && $("slots").querySelector(`button[data-time="${chosen.time}"]`);
+  if (chosen && button) choose(chosen, button);
+  if (state.found) $("found-facts").textContent = foundText(state.found);
+  if (state.booked) $("done-facts").textContent = facts(state.booked);
+};
 await start();
