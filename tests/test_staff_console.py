@@ -589,6 +589,10 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await expect(staff.locator("#case-status")).to_have_text("预审中")
         rows = staff.locator("#checklist li")
         await expect(rows).to_have_count(7)
+        # With the case's seven materials the side column runs below the window: the chat's
+        # input still sticks to its bottom, ready (a walk found it below the fold).
+        await expect(staff.locator("#chat-input")).to_be_in_viewport(ratio=1)
+        assert await staff.evaluate("document.documentElement.scrollHeight > innerHeight")
 
         # Every material is readable on a 1366×768 screen (and a 1024 one): the list is as long
         # as it needs (the page scrolls), none hidden under the verdict buttons that follow it.
