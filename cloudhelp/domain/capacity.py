@@ -90,11 +90,13 @@ class Hours:
             return [(self.opens, self.closes)]
         return [(self.opens, self.break_starts), (self.break_ends, self.closes)]
 
-    def texts(self) -> dict[str, str | None]:
-        """The times as the tables and the API keep them (``HH:MM``, local; None: no break)."""
+    def fields(self) -> dict[str, str | int | None]:
+        """The hours as the tables and the API keep them (times ``HH:MM``, local; None: no
+        break; and the staff)."""
         return {
             "opens": _hhmm(self.opens), "closes": _hhmm(self.closes),
             "break_starts": _hhmm(self.break_starts), "break_ends": _hhmm(self.break_ends),
+            "staff": self.staff,
         }  # fmt: skip
 
 
@@ -278,7 +280,7 @@ async def set_weekly_hours(
         session.add(
             ServiceHours(
                 department_id=department_id, station_id=station_id, weekday=weekday,
-                staff=hours.staff, **hours.texts(),
+                **hours.fields(),
             )
         )  # fmt: skip
 
@@ -300,7 +302,7 @@ async def set_exception(
         await session.flush()
     session.add(
         ServiceHoursException(
-            department_id=department_id, station_id=station_id, day=day, staff=hours.staff,
-            note=note, **hours.texts(),
+            department_id=department_id, station_id=station_id, day=day,
+            note=note, **hours.fields(),
         )
     )  # fmt: skip

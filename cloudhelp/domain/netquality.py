@@ -213,7 +213,6 @@ async def report(
     given; newest first, at most REPORT_LIMIT) with the ticket, the pre-call check's verdict
     and each side's figures."""
     start, end = day_bounds(first, last)
-    in_range = (Call.started_at >= start, Call.started_at < end)
     summaries: dict[int, _CallSummary] = {}
     sides = await session.execute(
         select(Call.id, Call.started_at, Station.name, CallQuality.side, CallQuality.level,
@@ -222,7 +221,7 @@ async def report(
         .join(Ticket, Ticket.id == Call.ticket_id)
         .join(Station, Station.id == Ticket.station_id)
         .join(CallQuality, CallQuality.call_id == Call.id)
-        .where(*in_range)
+        .where(Call.started_at >= start, Call.started_at < end)
     )  # fmt: skip
     for call_id, started_at, station, side, side_level, relay, rtt, loss, fps in sides:
         summary = summaries.setdefault(call_id, _CallSummary(station, started_at))

@@ -452,13 +452,8 @@ async def _capacity_json(
     session: AsyncSession, department: Department, station: Station
 ) -> dict[str, object]:
     schedule = await capacity.load_schedule(session, [department.id], [station.id])
-    week = [
-        {"weekday": k[2], **h.texts(), "staff": h.staff} for k, h in sorted(schedule.weekly.items())
-    ]
-    exceptions = [
-        {"date": iso(k[2]), **h.texts(), "staff": h.staff}
-        for k, h in sorted(schedule.exceptions.items())
-    ]
+    week = [{"weekday": k[2], **h.fields()} for k, h in sorted(schedule.weekly.items())]
+    exceptions = [{"date": iso(k[2]), **h.fields()} for k, h in sorted(schedule.exceptions.items())]
     return {"department": department.code, "station": station.code, "week": week,
             "exceptions": exceptions}  # fmt: skip
 

@@ -72,6 +72,13 @@ function renderSlots(body) {
   }));
 }
 
+/** The slot at ``time`` chosen again once the slots are drawn again, if it still has a place. @param {string} time */
+function chooseAgain(time) {
+  const slot = state.slots.find((/** @type {any} */ s) => s.time === time && s.free > 0);
+  const button = $("slots").querySelector(`button[data-time="${time}"]`);
+  if (slot && button) choose(slot, button);
+}
+
 /** @param {any} slot @param {HTMLElement} button */
 function choose(slot, button) {
   state.slot = slot;
@@ -123,9 +130,7 @@ async function confirm() {
     // The slots as they are now; the chosen one stays chosen, with what was typed, while it
     // is still free (a refusal such as 已预约 made the resident start again).
     await findSlots();
-    const again = state.slots.find((/** @type {any} */ s) => s.time === when.time && s.free > 0);
-    const button = $("slots").querySelector(`button[data-time="${when.time}"]`);
-    if (again && button) choose(again, button);
+    chooseAgain(when.time);
     return;
   }
   state.key = null;
@@ -174,8 +179,7 @@ $("lang").onclick = async () => {
   // What the page drew from the server's answers, in the new language (it stayed in the old).
   const chosen = state.slot;
   if (state.slotsAnswer) renderSlots(state.slotsAnswer);
-  const button = chosen && $("slots").querySelector(`button[data-time="${chosen.time}"]`);
-  if (chosen && button) choose(chosen, button);
+  if (chosen) chooseAgain(chosen.time);
   if (state.found) $("found-facts").textContent = foundText(state.found);
   if (state.booked) $("done-facts").textContent = facts(state.booked);
 };

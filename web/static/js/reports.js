@@ -213,8 +213,9 @@ function fillTable(table, headings, rows) {
   if (!body.length) {
     const td = el("td", t("reports.none"));
     td.colSpan = headings.length;
-    body.push(el("tr"));
-    body[0].append(td);
+    const tr = el("tr");
+    tr.append(td);
+    body.push(tr);
   }
   const thead = el("thead");
   thead.append(head);
