@@ -109,9 +109,21 @@ class Sizes:
     history_days: int
 
 
+# The maximum-rate steps (msg/s per side) rise by 5 up to 30: with every idle session pinging
+# through each step, the two cores saturate between 20 and 30, and steps of 10 there measured
+# one server's maximum as half or two thirds of the other's depending on which side of a step
+# the machine fell (docs/speed.md).
 QUICK = Sizes(1000, 50, 10, 2.0, (10, 20, 40, 60), 10.0, 50, 200, 14)
 FULL = Sizes(
-    5000, 200, 50, 6.0, (10, 20, 30, 40, 50, 60, 70, 80, 100, 120, 140), 20.0, 200, 1000, 60
+    5000,
+    200,
+    50,
+    6.0,
+    (10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 100, 120, 140),
+    20.0,
+    200,
+    1000,
+    60,
 )
 
 

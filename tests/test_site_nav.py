@@ -5,6 +5,7 @@ from __future__ import annotations
 from playwright.async_api import Page, expect
 
 from cloudhelp.devtools import demo
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from tests.browserkit import chromium, new_page, snap
 from tests.callkit import running_server, until
 from tests.test_board_browser import signed_in
@@ -46,6 +47,34 @@ async def bar_fits_one_row(page: Page, name: str) -> None:
 SUPERVISOR_PAGES = ["坐席工作台", "效能监控", "效能报表", "差评回访", "办件查询", "集中办理",
                     "审计日志", "物流交接台"]  # fmt: skip
 STAFF_PAGES = ["坐席工作台", "办件查询", "物流交接台"]
+
+
+async def test_a_visitor_with_no_session_is_asked_to_sign_in_and_nothing_fails(
+    sqlite_demo_url: str,
+) -> None:
+    """Every page behind a sign-in, opened with no sign-in cookie, shows its sign-in card and
+    asks no /api/v1/auth/me (whose 401 every such page logged as a failed resource): the page
+    says whether the browser had a session cookie at all. A stale cookie is still asked about."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        page = await new_page(browser, server.base_url)
+        asked: list[str] = []
+        errors: list[str] = []
+        page.on("request", lambda r: asked.append(r.url) if "/auth/me" in r.url else None)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        for path, card in (("/staff", "#login"), ("/board", "#signin"), ("/reports", "#signin"),
+                           ("/follow-ups", "#signin"), ("/campaigns", "#signin"),
+                           ("/logistics", "#login"), ("/station", "#login")):  # fmt: skip
+            await page.goto(path)
+            await expect(page.locator(card)).to_be_visible()
+            await expect(page.locator("#site-nav")).to_be_hidden()
+        assert asked == [] and errors == [], (asked, errors)
+        await page.context.add_cookies(
+            [{"name": STAFF_COOKIE, "value": "signed-out-long-ago", "url": server.base_url}]
+        )
+        for path, card in (("/staff", "#login"), ("/board", "#signin")):
+            await page.goto(path)
+            await expect(page.locator(card)).to_be_visible()
+        assert len(asked) == 2, asked
 
 
 async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: str) -> None:

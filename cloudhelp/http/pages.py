@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from cloudhelp.core import clock, i18n
 from cloudhelp.core.clock import local_minute
 from cloudhelp.domain import catalog, network
+from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.http.state import AppState
 from cloudhelp.store.models import (
     ATTENDANT_ROLE,
@@ -78,8 +79,11 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         return i18n.translate(lang, key, **values)
 
     other = "en" if lang == i18n.DEFAULT_LANG else i18n.DEFAULT_LANG
+    # has_session: whether the request carried a sign-in cookie at all (<html data-session>):
+    # without one the page's script knows nobody is signed in and asks no /api/v1/auth/me.
     common = {"t": t, "lang": lang, "other_lang": other, "path": request.path,
-              "site_nav": SITE_NAV, "signed_out": signed_out}  # fmt: skip
+              "site_nav": SITE_NAV, "signed_out": signed_out,
+              "has_session": bool(request.cookies.get(STAFF_COOKIE))}  # fmt: skip
     html = request.app[ENV_KEY].get_template(template).render(**common, **context)
     response = web.Response(text=html, content_type="text/html", status=status)
     if signed_out:

@@ -5,7 +5,7 @@
 // @ts-check
 import { banner } from "./callview.js";
 import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
-import { showNav } from "./sitenav.js";
+import { fetchMe, showNav } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const PAGE = document.body.dataset.page || "desk";
@@ -502,8 +502,8 @@ async function start() {
     $("camera").hidden = false;
     $("camera").onclick = () => cameraScan().catch(() => said(t("logistics.scan.camera_failed"), "error"));
   }
-  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-  if (me.ok) await opened((await me.json()).staff);
+  const me = await fetchMe();
+  if (me?.ok) await opened((await me.json()).staff);
   else $("login").hidden = false;
 }
 

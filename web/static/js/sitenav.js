@@ -20,13 +20,24 @@ export function showNav(role) {
 }
 
 /**
+ * GET /api/v1/auth/me (who is signed in), or null without asking when the page was served to a
+ * browser holding no sign-in cookie (no `data-session` on <html>, cloudhelp/http/pages.py):
+ * nobody is signed in then, and asking would only log a 401 in the browser's console.
+ * @returns {Promise<Response | null>}
+ */
+export async function fetchMe() {
+  if (!("session" in document.documentElement.dataset)) return null;
+  return fetch("/api/v1/auth/me", { credentials: "same-origin" });
+}
+
+/**
  * The signed-in staff member's role, with the nav shown; for anyone but a supervisor or an
  * admin the page's sign-in card (#signin) is shown instead and false is returned.
  * @returns {Promise<boolean>} whether a supervisor page may show itself
  */
 export async function supervisorSignedIn() {
-  const me = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-  const role = me.ok ? (await me.json()).staff.role : null;
+  const me = await fetchMe();
+  const role = me?.ok ? (await me.json()).staff.role : null;
   showNav(role);
   if (role === "supervisor" || role === "admin") return true;
   const card = /** @type {HTMLElement} */ (document.getElementById("signin"));

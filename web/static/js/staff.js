@@ -5,7 +5,7 @@ import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, han
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
 import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
-import { showNav } from "./sitenav.js";
+import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -1476,11 +1476,11 @@ Object.assign(window, {
 await setLang(lang);
 translate(document);
 wire();
-/** Who is signed in; while the service is out (503) the console says so and asks again. */
+/** Who is signed in (null: nobody); while the service is out (503) the console says so and asks again. */
 async function whoAmI() {
   for (;;) {
-    const response = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-    if (response.status !== 503) return response;
+    const response = await fetchMe();
+    if (response?.status !== 503) return response;
     banner(t("error.service_unavailable"));
     const seconds = Number(response.headers.get("Retry-After")) || 5;
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
@@ -1489,5 +1489,5 @@ async function whoAmI() {
 
 const me = await whoAmI();
 banner(null);
-if (me.ok) open((await me.json()).staff);
+if (me?.ok) open((await me.json()).staff);
 else showLogin();
