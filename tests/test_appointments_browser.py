@@ -260,10 +260,10 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
             await page.fill("#h-staff", "1")
             if station == "DLW-TL":
                 await page.fill("#h-break-ends", "")
-                await page.click("#hours-form button")
+                await page.click("#hours-save")
                 await expect(page.locator("#banner")).to_contain_text("午休时间不正确")
                 await page.fill("#h-break-starts", "")
-            await page.click("#hours-form button")
+            await page.click("#hours-save")
             await expect(page.locator("#banner")).to_contain_text("服务时间已保存")
         await expect(hours.nth(0)).to_contain_text("09:00–12:00 13:30–16:00 × 1")
         await expect(hours.nth(1)).to_contain_text("09:00–16:00 × 1")
@@ -275,7 +275,34 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await page.select_option("#h-station", "DLW-TL")
         await expect(page.locator("#h-break-starts")).to_have_value("")
         await expect(page.locator("#h-staff")).to_have_value("1")
-        await page.select_option("#h-station", "DLW-TL")
+        # Friday mornings only at 棠梨 (hours of their own; the other days keep theirs), then
+        # closed on Fridays; a save with no day ticked says so beside the buttons.
+        days = page.locator("#h-days")
+        await expect(days.locator("input:checked")).to_have_count(5)  # Monday to Friday
+        for day in ("周一", "周二", "周三", "周四", "周五"):
+            await days.get_by_label(day).uncheck()
+        await page.click("#hours-save")
+        await expect(page.locator("#h-days-error")).to_have_text("请至少勾选一天。")
+        await days.get_by_label("周五").check()
+        await expect(page.locator("#h-days-error")).to_be_hidden()
+        await page.fill("#h-closes", "12:00")
+        await page.click("#hours-save")
+        friday, thursday = hours.nth(1).locator("td").nth(5), hours.nth(1).locator("td").nth(4)
+        await expect(friday).to_have_text("09:00–12:00 × 1")
+        await expect(thursday).to_have_text("09:00–16:00 × 1")
+        answer = await page.request.get("/api/v1/capacity?department=NYNC&station=DLW-TL")
+        week = {w["weekday"]: (w["opens"], w["closes"]) for w in (await answer.json())["week"]}
+        assert week == {**dict.fromkeys(range(4), ("09:00", "16:00")), 4: ("09:00", "12:00")}
+        await snap(page, "appointments-campaign-1c-friday-mornings")
+        await page.click("#hours-close")  # 周五 still the only day ticked
+        await expect(friday).to_have_text("—")
+        await expect(thursday).to_have_text("09:00–16:00 × 1")
+        # Monday to Friday again, as the campaign below plans with.
+        for day in ("周一", "周二", "周三", "周四"):
+            await days.get_by_label(day).check()
+        await page.fill("#h-closes", "16:00")
+        await page.click("#hours-save")
+        await expect(friday).to_have_text("09:00–16:00 × 1")
         await page.fill("#h-closed", "2026-06-24")
         await page.click("#closed-form button")
         await expect(hours.nth(1)).to_contain_text("2026-06-24")

@@ -268,18 +268,53 @@ const hoursAt = new Map();
 /** What the form proposes for a station without hours: the hall's day with its lunch break. */
 const NEW_HOURS = { opens: "09:00", closes: "16:00", break_starts: "12:00", break_ends: "13:30", staff: 1 };
 
+/** The chosen department's weekday hours at the chosen station, as loaded. @returns {any[]} */
+function chosenWeek() {
+  return hoursAt.get(`${$("h-department").value} ${$("h-station").value}`)?.week || [];
+}
+
+/** @returns {HTMLInputElement[]} the form's weekday ticks, Monday first */
+function dayTicks() {
+  return [...$("h-days").querySelectorAll("input")];
+}
+
 /**
- * The form shows the chosen station's hours (its first weekday's), so that changing one figure
- * and saving keeps the others (the form kept whatever was typed last, for any station).
+ * The form shows the chosen station's hours (its first weekday's) and ticks the days that have
+ * just those, so that changing one figure and saving keeps the others (the form kept whatever
+ * was typed last, for any station). A station without hours: the hall's, Monday to Friday.
  */
 function fillHoursForm() {
-  const week = hoursAt.get(`${$("h-department").value} ${$("h-station").value}`)?.week || [];
+  const week = chosenWeek();
   const h = week[0] || NEW_HOURS;
   $("h-opens").value = h.opens;
   $("h-closes").value = h.closes;
   $("h-break-starts").value = h.break_starts || "";
   $("h-break-ends").value = h.break_ends || "";
   $("h-staff").value = String(h.staff);
+  const same = week.length ? week.filter((w) => hoursText(w) === hoursText(h)).map((w) => w.weekday) : [0, 1, 2, 3, 4];
+  for (const tick of dayTicks()) tick.checked = same.includes(Number(tick.value));
+  $("h-days-error").hidden = true;
+}
+
+/**
+ * Save the week with the ticked days set to the form's hours (``open``) or closed; the other
+ * days keep their hours. Nothing ticked: said beside the buttons.
+ * @param {boolean} open
+ */
+async function saveDays(open) {
+  const ticked = dayTicks().filter((tick) => tick.checked).map((tick) => Number(tick.value));
+  $("h-days-error").hidden = ticked.length > 0;
+  if (!ticked.length) { dayTicks()[0].focus(); return; }
+  // No break when both its times are cleared; one of them alone is refused by the server.
+  const breakTimes = $("h-break-starts").value || $("h-break-ends").value
+    ? { break_starts: $("h-break-starts").value || null, break_ends: $("h-break-ends").value || null } : {};
+  const hours = { opens: $("h-opens").value, closes: $("h-closes").value, ...breakTimes, staff: Number($("h-staff").value) };
+  const kept = chosenWeek().filter((w) => !ticked.includes(w.weekday));
+  const week = [...kept, ...(open ? ticked.map((weekday) => ({ weekday, ...hours })) : [])];
+  const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
+  if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+  await loadHours();
+  banner(t("campaigns.hours_saved"), "info");
 }
 
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
@@ -318,17 +353,9 @@ async function put(url, body) {
 
 function wireHours() {
   $("h-station").onchange = $("h-department").onchange = fillHoursForm;
-  $("hours-form").onsubmit = async (/** @type {Event} */ e) => {
-    e.preventDefault();
-    // No break when both its times are cleared; one of them alone is refused by the server.
-    const breakTimes = $("h-break-starts").value || $("h-break-ends").value
-      ? { break_starts: $("h-break-starts").value || null, break_ends: $("h-break-ends").value || null } : {};
-    const week = [0, 1, 2, 3, 4].map((weekday) => ({ weekday, opens: $("h-opens").value, closes: $("h-closes").value, ...breakTimes, staff: Number($("h-staff").value) }));
-    const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
-    await loadHours();
-    banner(t("campaigns.hours_saved"), "info");
-  };
+  $("hours-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); saveDays(true); };
+  $("hours-close").onclick = () => saveDays(false);
+  $("h-days").onchange = () => { if (dayTicks().some((tick) => tick.checked)) $("h-days-error").hidden = true; };
   $("closed-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const { ok, body } = await put("/api/v1/capacity/exceptions", { department: $("h-department").value,
