@@ -732,3 +732,48 @@ async def test_console_says_who_is_calling_and_why_the_call_ended(sqlite_demo_ur
         await expect(staff.locator("#wrapup-reason")).to_have_text("居民已挂断。")
         assert await english_on(staff) == []
         assert await axe_violations(staff, "console-wrapup-reason") == []
+
+
+async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
+    sqlite_demo_url: str,
+) -> None:
+    """zhaogang opens the console again in a second window: the first says calls ring in the
+    other one (it showed 可接听 and never rang while a resident waited), with the way to take
+    the console back; calls ring where it was opened last."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        first = await new_page(browser, server.base_url)
+        await first.set_viewport_size({"width": 1366, "height": 768})
+        await signed_in_staff(server, first, "zhaogang")
+        second = await first.context.new_page()  # the same browser: signed in already
+        await second.set_viewport_size({"width": 1366, "height": 768})
+        await second.goto("/staff")
+        await expect(second.locator("#state")).to_have_text("暂离")
+        replaced = first.locator("#replaced")
+        await expect(replaced).to_contain_text("您的工作台已在另一个窗口")
+        await expect(first.locator("#state")).to_have_text("离线")
+        await expect(first.locator("#toggle-state")).to_be_hidden()
+        await expect(first.locator("#take-back")).to_be_focused()
+        await snap(first, "console-replaced-by-another-window")
+        # A resident calls: the window opened last rings, once it is available. (A kiosk page
+        # opened twice says so in the first too.)
+        await second.click("#toggle-state")
+        kiosk_before = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk_before)
+        kiosk = await kiosk_before.context.new_page()
+        await kiosk.goto("/kiosk")
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await expect(kiosk_before.locator("#banner")).to_contain_text("本终端已在另一个窗口打开")
+        await call_answered(kiosk, second)
+        await kiosk.click("#hangup")
+        await kiosk.click("#hangup-confirm")
+        await expect(second.locator("#wrapup")).to_be_visible()
+        await second.select_option("#outcome", "resolved")
+        await second.click("#wrapup button")
+        await expect(second.locator("#state")).to_have_text("可接听")
+        # The first window takes the console back: it answers again, the second says so.
+        await first.click("#take-back")
+        await expect(replaced).to_be_hidden()
+        await expect(first.locator("#state")).to_have_text("暂离")
+        await expect(second.locator("#replaced")).to_be_visible()
+        await first.click("#toggle-state")
+        await expect(first.locator("#state")).to_have_text("可接听")

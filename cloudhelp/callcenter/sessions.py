@@ -87,10 +87,13 @@ class Sessions:
 
     async def session_started(self, session: Session) -> None:
         principal = session.principal
-        # A new sign-in replaces only a session of the same purpose: a supervisor's board
-        # never closes their console (nor a call in it).
+        # A kiosk, and a staff member's console, is one session: a new sign-in replaces the
+        # older one (its page says so). Boards are not replaced: a supervisor's board on the
+        # wall screen goes on while they open it on their laptop, and never closes their
+        # console (nor a call in it).
+        replaces = principal.kind == "kiosk" or principal.purpose == CONSOLE
         for old in self.hub.find_sessions(principal.kind, principal.id, principal.purpose):
-            if old is not session:
+            if replaces and old is not session:
                 if old.principal.kind == "kiosk":
                     await self.center.tickets.take_over(old, session)
                 await self.hub.end_session(old, "replaced", CLOSE_REPLACED)

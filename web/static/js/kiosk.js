@@ -316,6 +316,8 @@ function start() {
     banner(t("kiosk.revoked"), "error");
     show("enrol");
   });
+  // This kiosk was opened in another window (its ticket and call went there): this page says so.
+  connection.addEventListener("replaced", () => banner(t("kiosk.replaced"), "error"));
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
   // The server no longer knew this kiosk's session (it restarted, or the network was gone for
   // longer than the grace period): a call it was in is over. A waiting ticket comes back with

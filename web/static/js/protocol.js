@@ -63,7 +63,8 @@ const RESUME_KEY = "cloudhelp.resume.";
  * page sent were dropped without reaching the server, or without knowing whether they did: its
  * session was lost or re-created on another server; a page waiting for their effect stops), "state"
  * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
- * longer knows the session: a new one was started), "auth-failed" (detail: error frame),
+ * longer knows the session: a new one was started), "replaced" (closed 4009 by the server: the
+ * same console or kiosk was opened elsewhere; `connect()` takes it back), "auth-failed" (detail: error frame),
  * "unavailable" (detail: a `service_unavailable` error frame: the server's database is out for a
  * moment; a refused hello is retried by itself, `unavailable` stays true until the next welcome).
  */
@@ -157,6 +158,7 @@ export class Connection extends EventTarget {
       if (code !== 4009 || this.closedByUs) this.forget();  // 4009: another page has it
       this.setState("closed");
       if (code === 4003) this.dispatchEvent(new CustomEvent("auth-failed", { detail: { code: "revoked" } }));
+      if (code === 4009 && !this.closedByUs) this.dispatchEvent(new CustomEvent("replaced"));
       return;
     }
     const delay = code === 1001 && this.attempt === 0

@@ -156,10 +156,23 @@ async function open(me) {
     stopRinging();
     if (!visit) return;
     lostCall = true;
-    onLeft();
-    $("wrapup").hidden = true;
-    clearCallWork();
-    memory.forget();
+    dropCall();
+  });
+  // The console was opened in another window or on another computer: calls ring there, not
+  // here. Said in place of the queue's work, with the way to take it back (a console left
+  // showing 可接听 that never rang kept residents waiting, a README walk found).
+  connection.addEventListener("replaced", () => {
+    stopRinging();
+    if (visit) dropCall();
+    presence = "offline";
+    $("state").textContent = t("staff.state.offline");
+    $("state").dataset.state = "offline";
+    for (const id of ["toggle-state", "idle", "autopaused", "ring", "wrapup"]) $(id).hidden = true;
+    queue = [];
+    renderQueue();
+    banner(null);
+    $("replaced").hidden = false;
+    $("take-back").focus();
   });
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
@@ -178,6 +191,14 @@ async function open(me) {
 function idleLine() {
   if (!answersCalls) return t("staff.call.no_items");
   return t(presence === "available" ? "staff.call.idle_available" : "staff.call.idle");
+}
+
+/** The call (or wrap-up) this console showed is over on the server: nothing of it stays. */
+function dropCall() {
+  onLeft();
+  $("wrapup").hidden = true;
+  clearCallWork();
+  memory.forget();
 }
 
 function showLogin() {
@@ -1392,6 +1413,7 @@ async function toggleScreen() {
 
 function wire() {
   $("login-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); signIn($("username").value.trim(), $("password").value); };
+  $("take-back").onclick = () => { $("replaced").hidden = true; connection?.connect(); };
   $("toggle-state").onclick = () => connection?.send({ type: "staff.status", status: presence === "available" ? "away" : "available" });
   $("ring-accept").onclick = () => {
     if (!ringing) return;
