@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from playwright.async_api import Page, expect
 
 from cloudhelp.devtools import demo
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from tests.browserkit import chromium, new_page, snap
-from tests.callkit import running_server, until
+from tests.callkit import DEMO_PASSWORD, running_server, until
 from tests.test_board_browser import signed_in
 from tests.test_deadlines import presence_of
 from tests.test_logistics_browser import sign_in
@@ -119,12 +121,13 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await page.goto("/cases")
         await page.locator("tbody a").first.click()
         await page.wait_for_url("**/cases/*")
+        case_path = urlsplit(page.url).path
         await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
         await snap(page, "nav-case")
         # 退出 on a page without script: signed out, sent back to the case, which (for staff
         # only) asks to sign in.
         await page.locator("#logout").click()
-        await page.wait_for_url("**/staff*")
+        await page.wait_for_url(f"**/staff?next={case_path}")
         await expect(page.locator("#login")).to_be_visible()
         await expect(page.locator("#login .signed-out")).to_have_text("已退出登录。")
         await expect(page.locator("#site-nav")).to_be_hidden()
@@ -134,6 +137,21 @@ async def test_supervisor_reaches_every_page_from_the_console(sqlite_demo_url: s
         await expect(page.locator("#login")).to_be_visible()
         await expect(page.locator("#login .signed-out")).to_have_count(0)
         assert (await page.request.get("/api/v1/auth/me")).status == 401
+        # Signing in there goes back to the case (it went to the console; a README walk).
+        await page.fill("#username", "sunhua")
+        await page.fill("#password", DEMO_PASSWORD)
+        await page.click("#login-form button")
+        await page.wait_for_url(lambda url: urlsplit(url).path == case_path)
+        await expect(page.locator("#site-nav a:visible")).to_have_text(SUPERVISOR_PAGES)
+        # So do the case list and the audit trail, opened signed out.
+        for path in ("/cases", "/audit"):
+            await page.context.clear_cookies()
+            await page.goto(path)
+            await expect(page.locator("#login")).to_be_visible()
+            await page.fill("#username", "sunhua")
+            await page.fill("#password", DEMO_PASSWORD)
+            await page.click("#login-form button")
+            await page.wait_for_url(lambda url, path=path: urlsplit(url).path == path)
 
 
 async def test_signing_out_of_the_board_and_the_console(sqlite_demo_url: str) -> None:

@@ -167,7 +167,7 @@ async def audit_page(request: web.Request) -> web.Response:
     except ApiError as exc:
         if exc.code == "forbidden":
             return pages.render(request, "error.html", status=403, message_key="error.forbidden")
-        raise web.HTTPFound("/staff") from None
+        raise pages.sign_in_first(request) from None
     query = {k: request.query.get(k, "") for k in FILTERS}
     error = None
     try:

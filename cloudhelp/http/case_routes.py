@@ -155,7 +155,7 @@ async def cases_page(request: web.Request) -> web.Response:
     """Case search for staff and supervisors (sign in on the console first)."""
     viewer = await staff_or_none(request)
     if viewer is None:
-        raise web.HTTPFound("/staff")
+        raise pages.sign_in_first(request)
     query = {
         k: request.query.get(k, "") for k in ("number", "phone", "item", "status", "from", "to")
     }
@@ -172,7 +172,7 @@ async def case_page(request: web.Request) -> web.Response:
     """One case's record, with the moves a person may make on it by hand."""
     viewer = await staff_or_none(request)
     if viewer is None:
-        raise web.HTTPFound("/staff")
+        raise pages.sign_in_first(request)
     async with AppState.of(request.app).db.read() as session:
         case = await case_scope.visible_case(session, request.match_info["number"], viewer)
         if case is None:

@@ -71,6 +71,11 @@ def site_path(asked: str) -> str | None:
     return asked if _PAGE_PATH.fullmatch(asked) else None
 
 
+def sign_in_first(request: web.Request) -> web.HTTPFound:
+    """To the console's sign-in, which sends the browser back to this page once signed in."""
+    return web.HTTPFound(f"/staff?next={request.path}" if site_path(request.path) else "/staff")
+
+
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     lang = i18n.request_lang(request)
     signed_out = request.cookies.get(SIGNED_OUT_COOKIE) == "1"
