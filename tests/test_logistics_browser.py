@@ -223,6 +223,9 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
         await ready.get_by_role("button", name="交付").click()
         dialog = page.locator("#handover")
         await expect(dialog).to_be_visible()
+        # The signature box is named for a screen reader in the page's words (it was named by
+        # its catalog key: set before the catalog loaded).
+        await expect(dialog.get_by_role("img", name="请申请人在下框内手写签名")).to_be_visible()
         await dialog.locator("input[name=pickup_code]").fill(pickup_code)
         await dialog.locator("input[name=id_last4]").fill("0000")
         await dialog.get_by_role("button", name="核验并交付").click()

@@ -323,7 +323,6 @@ async function showItem(code) {
  */
 function signaturePad(onSigned) {
   const canvas = /** @type {HTMLCanvasElement} */ ($("signature"));
-  canvas.setAttribute("aria-label", t("logistics.handover.sign"));
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   let drawing = false;
   let strokes = 0;
