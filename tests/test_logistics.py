@@ -161,6 +161,12 @@ async def test_a_certificate_from_the_hall_to_the_residents_hand(demo_url: str) 
             assert seen["items"][0]["status"]["label"] == "待取件"
             assert seen["items"][0]["collect_at"]["name"] == "前关社区驿站"
             assert seen["items"][0]["pickup_code"] == pickup_code
+            # Audited as what it is (it was recorded as a correction session's lookup).
+            async with server.state.db.read() as s:
+                looked = (
+                    await s.scalars(select(AuditEvent.action).where(AuditEvent.subject == number))
+                ).all()
+            assert "case.items_looked_up" in looked and "case.looked_up" not in looked
             wrong = {"number": number, "last4": "0000"}
             async with server.http.post(
                 "/api/v1/kiosk/items/lookup", json=wrong, headers=headers

@@ -38,7 +38,7 @@ ACTIONS = (
     "account.password_set",
     "case.opened", "case.transition", "case.material_marked", "case.verdict",
     "case.pii_revealed", "notice.issued",
-    "case.looked_up", "case.lookup_throttled",
+    "case.looked_up", "case.items_looked_up", "case.lookup_throttled",
     "file.downloaded", "file.purged",
     "kiosk.enrol_code_issued", "kiosk.enrolled", "kiosk.revoked",
     "warning.acknowledged", "follow_up.closed",

@@ -134,9 +134,8 @@ async def kiosk_items_lookup(request: web.Request) -> web.Response:
     if result is None:
         raise await _failed(request, kiosk, number)
     async with state.db.write() as session:
-        await audit.append(session, audit.kiosk_actor(kiosk), "case.looked_up",
-                           subject_kind="case", subject=number, case_number=number,
-                           what="items")  # fmt: skip
+        await audit.append(session, audit.kiosk_actor(kiosk), "case.items_looked_up",
+                           subject_kind="case", subject=number, case_number=number)  # fmt: skip
     return web.json_response({"case": result}, dumps=state.dumps)
 
 
