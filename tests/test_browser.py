@@ -305,6 +305,12 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             assert ended is not None and ended.detail["chats"] >= 3
             assert [s["on"] for s in ended.detail["screen"]] == [True]
             assert ticket.case_id == case.id
+        # The case page's session timeline says who sent each file (the staff's sample form
+        # was listed as 收到文件, a README walk found).
+        await staff.goto(f"/cases/{case.number}")
+        events = staff.locator(".session-events")
+        await expect(events).to_contain_text("收到居民的文件")
+        await expect(events).to_contain_text("工作人员发送文件")
 
 
 async def test_refused_camera_tells_the_resident_what_to_do(sqlite_demo_url: str) -> None:
