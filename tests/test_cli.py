@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools.demo import HALL_CLOSES, HALL_OPENS
 from cloudhelp.domain import case_lookup
+from cloudhelp.domain.ratings import FOLLOW_UP_WORKING_DAYS
 from tests.callkit import running_server
 from tests.helpers import ROOT, demo_database, run_cli, serve_and_read_url, start_cli
 
@@ -66,7 +67,11 @@ def test_demo_export_and_import(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert session["rating"]["level"] == 2 and session["rating"]["reasons"]
     assert session["rating"]["follow_up"]["closed_at"] is None
-    assert session["rating"]["follow_up"]["due_date"] > session["day"]
+    # Due five working days after the day it was rated (not after the demo was loaded: a
+    # README walk found one demo follow-up due days after the others of its day).
+    rated_on = date.fromisoformat(session["day"])
+    due = workdays.add_working_days(rated_on, FOLLOW_UP_WORKING_DAYS).day
+    assert session["rating"]["follow_up"]["due_date"] == due.isoformat()
     shown = run_cli("case", "show", number, "--db", db)
     assert shown.returncode == 0, shown.stderr
     for part in ("Sessions:", "rating: 不满意 (等待时间长, 解答不清楚)", "follow-up due",

@@ -237,9 +237,7 @@ async def _session_of(
         session.add(
             TicketEvent(ticket_id=ticket.id, at=at, kind=kind, staff_id=staff_id, detail=detail)
         )
-    rating, _follow_up = await ratings.rate(session, ticket, level, reasons)
-    rating.created_at = moments["wrapup_done"]
-    await session.flush()
+    await ratings.rate(session, ticket, level, reasons, rated_at=moments["wrapup_done"])
 
 
 # When each step of a demo session happened, in minutes after the ticket was taken.

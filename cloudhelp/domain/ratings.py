@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -40,11 +41,15 @@ async def rate(
     reasons: list[str],
     follow_up_days: int = FOLLOW_UP_WORKING_DAYS,
     outcome: str | None = None,
+    rated_at: datetime | None = None,
 ) -> tuple[Rating, FollowUp | None]:
     """Record one rating per session: a level (outcome ``rated``), or explicitly none.
 
-    ``level`` None without an ``outcome`` means the resident declined.
+    ``level`` None without an ``outcome`` means the resident declined. ``rated_at`` (now
+    unless given: the demo's past sessions) dates the rating, and a follow-up is due
+    ``follow_up_days`` working days after that day.
     """
+    rated_at = rated_at or clock.utcnow()
     outcome = outcome or ("rated" if level is not None else "declined")
     if outcome not in OUTCOMES:
         raise RatingError("bad_outcome", "A rating's outcome is rated, declined or no_answer.")
@@ -68,6 +73,7 @@ async def rate(
         level=level,
         reasons=list(reasons),
         outcome=outcome,
+        created_at=rated_at,
     )
     session.add(rating)
     await session.flush()
@@ -78,7 +84,7 @@ async def rate(
             .where(Staff.role == "supervisor", Staff.active.is_(True))
             .order_by(Staff.id)
         )
-        due = workdays.add_working_days(clock.today(), follow_up_days)
+        due = workdays.add_working_days(clock.today(rated_at), follow_up_days)
         follow_up = FollowUp(
             rating_id=rating.id,
             assignee_id=supervisor.id if supervisor else None,
