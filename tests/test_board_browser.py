@@ -144,7 +144,7 @@ async def test_the_board_follows_the_hall_live(
         await expect(warning).to_have_count(1)
         await expect(group).to_contain_text("通话超时")
         await expect(warning).to_contain_text("渔业捕捞许可证换发")
-        await expect(page.locator("#warnings-count")).to_have_text("1")
+        await expect(page.locator("#warnings-count")).to_have_text("1 条未知悉")
         # The supervisor watching the board is not a seat; the staff member in the call is.
         await expect(page.locator("#staff li")).to_have_count(1)
         await expect(page.locator("#staff")).not_to_contain_text("孙华")

@@ -113,7 +113,9 @@ function render() {
 
   const open = board.warnings;
   const unacked = open.filter((/** @type {any} */ w) => !w.acked_at).length;
-  $("warnings-count").textContent = String(unacked);
+  // The red badge counts what is still to see, and says so (a bare number read as the total,
+  // which the groups' counts add up to, and did not match it after a 知悉).
+  $("warnings-count").textContent = t("board.unacked", { n: unacked });
   $("warnings-count").hidden = unacked === 0;
   $("warnings-empty").hidden = open.length > 0;
   // The wall screen never scrolls: with many kinds, each shows fewer (the rest are counted,
