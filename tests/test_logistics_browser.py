@@ -136,6 +136,12 @@ async def test_the_logistics_desk_registers_packs_and_dispatches(sqlite_demo_url
         street = await new_page(browser, server.base_url)
         await sign_in(server, street, "/station", "wujun")
         await expect(street.locator("#arriving li")).to_contain_text("来自甘井子区行政审批服务大厅")
+        # Runs on their way here, whatever day they were sent (the list said 今日到达, and
+        # showed runs sent days before: a README walk): each says when it was sent.
+        await expect(street.locator("#arriving-title")).to_contain_text("待接收")
+        await expect(street.locator("#arriving li small")).to_contain_text(
+            re.compile(r"\d{1,2}/\d{1,2}\s\d{2}:\d{2} 发出")
+        )
         await street.locator("#arriving li").get_by_role("button", name="按清单接收").click()
         await scan(street, code)
         await expect(street.locator("#receiving-list li.seen")).to_have_count(1)

@@ -85,10 +85,16 @@ function renderArriving() {
     li.dataset.run = run.code;
     const grow = el("span", "", "grow");
     grow.append(el("strong", t("logistics.run.from", { from: run.from.name })), el("br"),
-      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })}`));
+      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })} · ${t("logistics.run.dispatched_at", { at: localMinute(run.dispatched_at) })}`));
     li.append(grow, button(t("logistics.receive.start"), () => startReceiving(run), "button primary"));
     return li;
   }));
+}
+
+/** A moment as the district's date and time to the minute ("12/4 16:05", kept on one line). @param {string} iso */
+function localMinute(iso) {
+  return new Date(iso).toLocaleString(lang, { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ })
+    .replaceAll(" ", "\u00a0");
 }
 
 /** The hall's desk: every open exception, wherever the item lies. */
@@ -148,7 +154,7 @@ function renderWaiting() {
     li.dataset.run = run.code;
     const grow = el("span", "", "grow");
     grow.append(el("strong", t("logistics.run.to", { to: run.to.name })), el("br"),
-      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })}`));
+      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })} · ${t("logistics.run.dispatched_at", { at: localMinute(run.dispatched_at) })}`));
     const manifest = /** @type {HTMLAnchorElement} */ (el("a", t("logistics.run.manifest"), "button"));
     manifest.href = `${API}/runs/${run.code}/manifest.pdf`;
     manifest.target = "_blank";
