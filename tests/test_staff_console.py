@@ -764,6 +764,21 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         await expect(kiosk_before.locator("#banner")).to_contain_text("本终端已在另一个窗口打开")
         await call_answered(kiosk, second)
+        # English mid-call: the caption, the signal and the kiosk's helper line follow at once
+        # (they kept their Chinese until a reload, a README walk found).
+        await second.click("#lang")
+        await expect(second.locator("#call-caption")).to_contain_text("Resident")
+        await expect(second.locator("#signal")).to_contain_text("Signal")
+        await second.click("#lang")
+        await expect(second.locator("#call-caption")).to_contain_text("居民")
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("#call-with")).to_contain_text("赵刚 is helping you")
+        await kiosk.reload()  # mid-call: the resident's language stays
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(kiosk.locator("#call-with")).to_contain_text("赵刚 is helping you")
+        await expect(kiosk.locator("#hangup")).to_have_text("Hang up")
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("#call-with")).to_contain_text("工作人员 赵刚 为您服务")
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
         await expect(second.locator("#wrapup")).to_be_visible()

@@ -79,10 +79,21 @@ function fresh() {
     networkStop: /** @type {AbortController | null} */ (null),
     /** The staff member in the call (joined), who their chat lines are from; "" unnamed. */
     staffName: "",
+    /** The item the call is about, as the call screen names it. */
+    callItem: "",
     /** The highest ticket version applied (frames never go backwards). */
     ticketVersion: -1,
     rating: /** @type {{level: number | null, reasons: string[], sent: boolean}} */ ({ level: null, reasons: [], sent: false }),
   };
+}
+
+/** Under the call: who serves the resident, the item and, in a correction session, its case
+ * (as the waiting screen said); said again when the language changes. */
+function showCallWith() {
+  const helper = t(visit.staffName ? "kiosk.call.with" : "kiosk.call.with_staff", { name: visit.staffName });
+  const correction = visit.correction || (visit.ticket?.case?.correction ? visit.ticket.case.number : null);
+  const lines = [helper, visit.callItem, correction ? t("kiosk.call.correction", { number: correction }) : ""];
+  $("call-with").textContent = lines.filter(Boolean).join("\n");
 }
 
 /** Show one screen, from its top (a screen never opens scrolled half-way). @param {string} name */
@@ -722,16 +733,16 @@ async function onJoined(frame) {
   // A reload mid-call: what this page showed of the call comes back (callmemory.js).
   const kept = memory.open(`${connection?.sessionId}/${frame.room}`);
   chooseElderly(kept.elderly === true || document.body.classList.contains("elderly"));
+  // The resident's language stays for the call, across a reload (a new visit starts in Chinese).
+  if (kept.lang === "en" && lang !== "en") await setLang("en");
+  memory.set("lang", lang);
   const itemName = visit.item?.name || visit.ticket?.item?.name || (typeof kept.item === "string" ? kept.item : "");
   memory.set("item", itemName);
   if (!visit.noticeUrl && kept.notice) visit.noticeUrl = noticePath(kept.notice);
   if (visit.noticeUrl) memory.set("notice", visit.noticeUrl);  // a correction's notice too
   startCall(staff.session, Boolean(frame.initiator));
-  const helper = t(staff.name ? "kiosk.call.with" : "kiosk.call.with_staff", { name: staff.name || "" });
-  // A correction session says so in the call too, with its case (as the waiting screen did).
-  const correction = visit.correction || (visit.ticket?.case?.correction ? visit.ticket.case.number : null);
-  const lines = [helper, itemName, correction ? t("kiosk.call.correction", { number: correction }) : ""];
-  $("call-with").textContent = lines.filter(Boolean).join("\n");
+  visit.callItem = itemName;
+  showCallWith();
   hangingUp(false, "kiosk.call.hangup");
   callClock.start(typeof kept.since === "number" ? kept.since : 0);
   if (!$("chat").children.length) addChatLines(kept.chat);
@@ -1591,7 +1602,14 @@ function wire() {
     idle.restart();
   };
   setElderly(Boolean(localStorage.getItem(ELDERLY_KEY)));
-  $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); idle.restart(); };
+  $("lang").onclick = async () => {
+    await setLang(lang === "zh-CN" ? "en" : "zh-CN");
+    if (document.body.dataset.current === "call") {
+      showCallWith();
+      memory.set("lang", lang);
+    }
+    idle.restart();
+  };
   $("idle-stay").onclick = () => idle.restart();
   // Any touch or key on the kiosk restarts the idle countdown (the overlay's own button too).
   for (const type of ["pointerdown", "keydown", "input"]) {

@@ -86,6 +86,10 @@ function newVisit(from) {
     endReason: "",
     /** Aborted when the call ends: every listener put on the call and its file channel goes. */
     listeners: new AbortController(),
+    /** The resident's side as `joined` named it, and the latest `call.quality`: shown again in
+     * a new language. */
+    peer: /** @type {any} */ ({}),
+    quality: /** @type {any} */ ({ level: null }),
   };
 }
 /** @typedef {ReturnType<typeof newVisit>} Visit */
@@ -437,6 +441,7 @@ function onJoined(/** @type {any} */ frame) {
   const kept = memory.open(`${connection?.sessionId}/${frame.room}`);
   if (v.summary) memory.set("summary", v.summary);
   else if (kept.summary && (!v.ticket || kept.summary.id === v.ticket)) v.summary = kept.summary;
+  v.peer = peer;
   showCaption(v, peer);
   const call = new Call(/** @type {Connection} */ (connection), { initiator: frame.initiator, peer: peer.session, stream: stream || undefined });
   const files = new FileChannel(call);
@@ -993,6 +998,7 @@ function showNetcheck(target, check) {
  * @param {any} frame
  */
 function showQuality(frame) {
+  if (visit) visit.quality = frame;
   const level = typeof frame.level === "string" ? frame.level : null;
   $("signal").hidden = false;
   // A level held after a bad moment (it gets better only after 15 s of better figures) while
@@ -1486,6 +1492,11 @@ function wire() {
     if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
     $("toggle-state").textContent = t(presence === "available" ? "staff.go_away" : "staff.go_available");
     if (visit?.case) showCaseResult(visit.case);
+    if (visit?.call) {  // the caption and the signal, as last shown
+      showCaption(visit, visit.peer);
+      showQuality(visit.quality);
+      if (!visit.quality.netcheck) showNetcheck($("peer-net"), visit.summary?.netcheck);
+    }
     renderWarnings(shownWarnings);
   };
   setInterval(tickQueue, 1000);
