@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudhelp.core.clock import local_date
 from cloudhelp.devtools import demo
 from cloudhelp.domain import audit
+from cloudhelp.http import audit_routes
 from cloudhelp.store import db
 from cloudhelp.store.models import (
     AuditEvent,
@@ -696,3 +697,17 @@ async def test_a_mark_sent_again_unchanged_writes_no_second_row(sqlite_demo_url:
         written = await rows()
         assert len(written) == len(materials) + 1
         assert written[0]["detail"]["replaced"]["status"] == "ok"
+
+
+def test_a_campaign_change_is_described_step_by_step() -> None:
+    """The audit page's line for a campaign's one-click rebook names the step, the booking and
+    its new time (it read "集中办理 1 · —")."""
+    event = {"action": "campaign.changed", "case": None,
+             "detail": {"step": "entry_rebooked", "appointment": "K7Q2M9",
+                        "starts": "2026-06-12 09:20"}}  # fmt: skip
+    assert audit_routes._describe("zh-CN", event, {}) == (
+        "操作：一键改约 · 预约码：K7Q2M9 · 新时间：2026-06-12 09:20"
+    )
+    scheduled = {"action": "campaign.changed", "case": None,
+                 "detail": {"step": "scheduled", "booked": 69, "unplaced": 0}}  # fmt: skip
+    assert audit_routes._describe("en", scheduled, {}) == "step: scheduled · booked: 69"

@@ -12,6 +12,7 @@ checked by hand.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date, timedelta
 from itertools import pairwise
@@ -19,10 +20,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.core.clock import LOCAL_TZ, local_minute
 from cloudhelp.domain import campaigns
 from cloudhelp.media.peer import SignalingClient
-from cloudhelp.store.models import Appointment, CampaignEntry, Ticket
+from cloudhelp.store.models import Appointment, AuditEvent, CampaignEntry, Ticket
 from tests.appointmentkit import (
     BOATS,
     as_csv,
@@ -291,6 +292,18 @@ async def test_sixty_nine_boats_in_half_a_month(demo_url: str) -> None:
                 assert [a.station.code for a in again] == [station]  # the station it missed
                 # Not minutes away: time to tell the resident (campaigns.REBOOK_NOTICE).
                 assert again[0].starts_at >= at(day, "08:00") + campaigns.REBOOK_NOTICE
+                # The audit trail says which booking moved and to when (a README walk read
+                # "集中办理变更 · 集中办理 1 · —").
+                async with server.state.db.read() as s:
+                    logged = await s.scalar(
+                        select(AuditEvent.detail)
+                        .where(AuditEvent.action == "campaign.changed")
+                        .order_by(AuditEvent.seq.desc())
+                        .limit(1)
+                    )
+                code, starts = again[0].code, local_minute(again[0].starts_at)
+                expected = {"step": "entry_rebooked", "appointment": code, "starts": starts}
+                assert json.loads(logged or "{}") == expected
             missed = []
             todays = sorted(
                 (a for a in await drive.appointments()

@@ -118,9 +118,9 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
         if detail.get("round") is not None:
             part("round", detail["round"])
         return " · ".join(parts)
-    keys = ("from", "to", "verdict", "round", "reason", "code", "name", "sha256", "station",
-            "ticket_number", "kind", "value", "department", "item", "day", "day_kind", "days",
-            "note")  # fmt: skip
+    keys = ("step", "from", "to", "verdict", "round", "reason", "code", "name", "sha256",
+            "station", "ticket_number", "kind", "value", "department", "item", "day", "day_kind",
+            "days", "appointment", "starts", "rows", "booked", "note")  # fmt: skip
     for key in keys:
         if key in detail and detail[key] not in ("", None):
             value = detail[key]
@@ -137,6 +137,8 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
                 value = i18n.translate(lang, f"audit.verdict.{value}")
             elif key == "code":  # a short reason (用户名或密码错误), not the help on screen
                 value = _known(lang, f"audit.reason.{value}", value)
+            elif key == "step":  # a campaign's: created, roster imported, one rebooked …
+                value = _known(lang, f"audit.step.{value}", value)
             elif key == "day_kind":
                 value = i18n.translate(lang, f"audit.day_kind.{value}")
             elif key == "kind":

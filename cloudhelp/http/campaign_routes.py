@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudhelp.core.clock import iso
+from cloudhelp.core.clock import iso, local_minute
 from cloudhelp.domain import appointments, audit, campaign_progress, campaigns, notifier
 from cloudhelp.http.appointment_routes import draw_slips, pdf_response
 from cloudhelp.http.auth import current_staff
@@ -243,7 +243,8 @@ async def rebook_entry(request: web.Request) -> web.Response:
             )
             await audit.append(session, audit.staff_actor(staff), "campaign.changed",
                                subject_kind="campaign", subject=str(campaign.id),
-                               step="entry_rebooked", appointment=moved.code)  # fmt: skip
+                               step="entry_rebooked", appointment=moved.code,
+                               starts=local_minute(moved.starts_at))  # fmt: skip
             result = appointments.as_json(moved, now)
     except (campaigns.CampaignError, appointments.AppointmentError) as exc:
         raise refused(exc) from None
