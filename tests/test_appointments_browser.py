@@ -352,6 +352,13 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(page.locator("#slips")).to_be_visible()
         await expect(page.locator("#not-come tbody tr")).to_have_count(69)
         await expect(first).to_be_hidden()  # scheduled: nothing left to point to
+        # Planned, the campaign runs: its figures come first, the set-up steps after them.
+        order = await page.locator("#page > section").evaluate_all(
+            "els => els.map((e) => e.id || e.querySelector('h2')?.dataset.i18n)"
+        )
+        assert order[:4] == ["counts", "campaigns.burn_down", "campaigns.not_come",
+                             "campaigns.served"], order  # fmt: skip
+        assert order.index("step-hours") > order.index("campaigns.served")
         await snap(page, "appointments-campaign-3-scheduled")
         await page.goto("/campaigns")
         await expect(page.locator("#list tbody tr")).to_have_count(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
@@ -760,6 +761,14 @@ async def test_correction_lookup_back_goes_home_and_search_help(sqlite_demo_url:
         await kiosk.set_viewport_size({"width": 1366, "height": 768})
         await enrolled_kiosk(server, kiosk)
         await kiosk.click("#hot [data-item=NYNC-002]")  # an item seen earlier ...
+        # The browser's Back (a back swipe) is the item's own 返回, and never leaves the kiosk
+        # (it went to a blank page: a README walk); on the home screen it does nothing.
+        await kiosk.go_back()
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        await kiosk.go_back()
+        await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
+        assert urlsplit(kiosk.url).path == "/kiosk"
+        await kiosk.click("#hot [data-item=NYNC-002]")
         await kiosk.click("[data-screen=item] .back")
         # Both fields are asked for, each with its label, large enough to touch.
         query, digits = kiosk.get_by_label("办件编号"), kiosk.get_by_label("手机号或身份证号后四位")

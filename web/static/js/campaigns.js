@@ -145,6 +145,11 @@ function renderCampaign() {
   $("slips").href = `/api/v1/campaigns/${c.id}/slips.pdf`;
   $("reminders").href = `/api/v1/campaigns/${c.id}/reminders.csv`;
   $("slips").hidden = $("reminders").hidden = !c.scheduled_at;
+  // Once planned, the campaign runs: its figures, burn-down and 尚未到场 come first, the set-up
+  // steps after them (they were two screens down, under the forms: a README walk).
+  if (c.scheduled_at && !$("facts").nextElementSibling?.classList.contains("progress")) {
+    $("facts").after(...document.querySelectorAll("#page > .progress"));
+  }
   const counts = c.progress.counts;
   $("counts").replaceChildren(...COUNTS.map((name) => {
     const box = el("div", "", `kpi count-${name}`);

@@ -1611,6 +1611,15 @@ function wire() {
     idle.restart();
   };
   $("idle-stay").onclick = () => idle.restart();
+  // The browser's Back (a touch screen's back swipe) never leaves the kiosk for the page before
+  // it (a blank page, a README walk found): it is the shown screen's own 返回, or nothing (in a
+  // call, on the home screen). The entry pushed here is what Back pops.
+  history.pushState({ kiosk: true }, "");
+  window.addEventListener("popstate", () => {
+    history.pushState({ kiosk: true }, "");
+    const back = /** @type {HTMLButtonElement | null} */ (document.querySelector("[data-screen]:not([hidden]) .back"));
+    if (back && !back.hidden && !back.disabled) back.click();
+  });
   // Any touch or key on the kiosk restarts the idle countdown (the overlay's own button too).
   for (const type of ["pointerdown", "keydown", "input"]) {
     document.addEventListener(type, () => idle.restart(), { capture: true, passive: true });
