@@ -548,7 +548,17 @@ async def test_the_audit_page_is_filtered_labelled_and_readable(sqlite_demo_url:
         # Every action the code writes can be chosen, by its label.
         options = await page.locator("select[name=action] option").all_inner_texts()
         assert "核验材料" in options and not [o for o in options if o.startswith("audit.")]
-        # The whole table fits a 1366 px screen: nothing to scroll sideways.
+        # The whole table fits a 1366 px screen: nothing to scroll sideways, also with the
+        # longest action and a case's item as the subject on one page (a README walk found
+        # 本行哈希 cut off: both cells kept on one line).
+        other = "210211-20261204-0099"  # (not the case whose rows are counted below)
+        async with server.state.db.write() as s:
+            await audit.append(s, enrolled_by, "case.looked_up", subject_kind="case",
+                               subject=other, case_number=other)  # fmt: skip
+            await audit.append(s, enrolled_by, "logistics.item", subject_kind="item",
+                               subject="113002165240", case_number=other,
+                               **{"from": "received", "to": "in_transit"})  # fmt: skip
+        await page.goto("/audit")
         await page.set_viewport_size({"width": 1366, "height": 768})
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 1366, width
