@@ -1613,16 +1613,17 @@ function wire() {
   $("idle-stay").onclick = () => idle.restart();
   // The browser's Back (a touch screen's back swipe) never leaves the kiosk for the page before
   // it (a blank page, a README walk found): it is the shown screen's own 返回, or nothing (in a
-  // call, on the home screen). The entry pushed here is what Back pops.
-  history.pushState({ kiosk: true }, "");
+  // call, on the home screen). Back pops an entry pushed at a touch: one pushed before any
+  // touch is one Chromium's Back may skip, together with the page that pushed it.
+  const guardHistory = () => { if (history.state?.kiosk !== true) history.pushState({ kiosk: true }, ""); };
   window.addEventListener("popstate", () => {
-    history.pushState({ kiosk: true }, "");
+    guardHistory();
     const back = /** @type {HTMLButtonElement | null} */ (document.querySelector("[data-screen]:not([hidden]) .back"));
     if (back && !back.hidden && !back.disabled) back.click();
   });
   // Any touch or key on the kiosk restarts the idle countdown (the overlay's own button too).
   for (const type of ["pointerdown", "keydown", "input"]) {
-    document.addEventListener(type, () => idle.restart(), { capture: true, passive: true });
+    document.addEventListener(type, () => { idle.restart(); guardHistory(); }, { capture: true, passive: true });
   }
 }
 
