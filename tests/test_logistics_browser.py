@@ -107,6 +107,8 @@ async def test_the_logistics_desk_registers_packs_and_dispatches(sqlite_demo_url
         await scan(page, code)
         await expect(page.locator("#scan-result")).to_contain_text("已装入")
         await expect(page.locator("#packing li")).to_contain_text("1 件")
+        # Not sent yet: no time it was sent (a run being packed showed one, of 1970).
+        await expect(page.locator("#packing li small")).not_to_contain_text("发出")
         await expect(page.locator("#waiting li")).to_contain_text("已装入交接单")
         run_code = await page.locator("#packing li").get_attribute("data-run")
         await expect(page.locator("#packing a")).to_have_attribute(

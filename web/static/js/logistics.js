@@ -154,7 +154,7 @@ function renderWaiting() {
     li.dataset.run = run.code;
     const grow = el("span", "", "grow");
     grow.append(el("strong", t("logistics.run.to", { to: run.to.name })), el("br"),
-      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })} · ${t("logistics.run.dispatched_at", { at: localMinute(run.dispatched_at) })}`));
+      el("small", `${grouped(run.code)} · ${t("logistics.run.items", { n: run.items.length })}`));
     const manifest = /** @type {HTMLAnchorElement} */ (el("a", t("logistics.run.manifest"), "button"));
     manifest.href = `${API}/runs/${run.code}/manifest.pdf`;
     manifest.target = "_blank";
