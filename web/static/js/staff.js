@@ -168,10 +168,8 @@ async function open(me) {
   connection.addEventListener("replaced", () => {
     stopRinging();
     if (visit) dropCall();
-    presence = "offline";
-    $("state").textContent = t("staff.state.offline");
-    $("state").dataset.state = "offline";
-    for (const id of ["toggle-state", "idle", "autopaused", "ring", "wrapup"]) $(id).hidden = true;
+    onPresence({ state: "offline" });
+    $("idle").hidden = true;  // the notice below says it all
     queue = [];
     renderQueue();
     banner(null);
