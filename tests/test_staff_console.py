@@ -31,27 +31,44 @@ async def english_on(page: Page) -> list[str]:
     return english_in(await page.locator("body").inner_text())
 
 
-# Where the resident's video and the case panel's buttons are on screen, and the page's scroll.
+# Where the resident's video and the case panel's buttons are on screen, and how far the page
+# and the side column (which scrolls inside itself on a desk's window) are scrolled.
 WHERE_ON_SCREEN = """() => {
   const video = document.getElementById("remote-main").getBoundingClientRect();
   const actions = document.getElementById("case-actions").getBoundingClientRect();
   return { videoTop: Math.round(video.top), videoBottom: Math.round(video.bottom),
-           actionsTop: Math.round(actions.top), scrollY: Math.round(scrollY), height: innerHeight };
+           actionsTop: Math.round(actions.top), scrollY: Math.round(scrollY),
+           sideScroll: Math.round(document.getElementById("side-scroll").scrollTop),
+           height: innerHeight };
 }"""
+SCROLLED = "() => [scrollY, document.getElementById('side-scroll').scrollTop]"
+
+
+async def side_to_top(page: Page) -> None:
+    """Scroll the side column back to the case's number, as a reviewer does (at once, ending
+    any smooth scroll still under way)."""
+    await page.locator("#side-scroll").evaluate("s => s.scrollTo({ top: 0, behavior: 'instant' })")
+    await page.wait_for_function("document.getElementById('side-scroll').scrollTop === 0")
 
 
 async def press_in_place(
     page: Page, button: str, status: str, *, page_bottom: bool = False
 ) -> dict[str, int]:
-    """Press a case button scrolled into view at the bottom of the window, as a reviewer at the
-    end of a long checklist does (``page_bottom``: the page scrolled to its very end, as after
-    reading the chat below); the case reaches ``status``. The video is in view before and
-    after, and neither it nor the buttons' box has moved on screen (where they were)."""
+    """Press a case button scrolled into view at the bottom of the side column, as a reviewer
+    at the end of a long checklist does (``page_bottom``: the column scrolled as far down as
+    it goes with the button still whole, as after reading the chat below); the case reaches
+    ``status``. The video is in view before and after, and neither it nor the buttons' box has
+    moved on screen (where they were)."""
     await page.locator(button).evaluate("b => b.scrollIntoView({ block: 'end' })")
     if page_bottom:
-        await page.evaluate("scrollTo(0, document.documentElement.scrollHeight)")
+        await page.locator(button).evaluate(
+            """b => { const side = document.getElementById("side-scroll");
+                      side.scrollTo(0, side.scrollHeight);
+                      b.scrollIntoView({ block: "nearest" }); }"""
+        )
     before = await page.evaluate(WHERE_ON_SCREEN)
-    assert before["scrollY"] > 0, before  # the page is scrolled: the checklist is long
+    # The side column is scrolled (the checklist is long); the page itself is not.
+    assert before["sideScroll"] > 0 and before["scrollY"] == 0, before
     await page.click(button)
     await expect(page.locator("#case-status")).to_have_text(status)
     after = await page.evaluate(WHERE_ON_SCREEN)
@@ -103,27 +120,27 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#verdict-passed")).to_be_visible()
         await snap(staff, "console-2-round-2")
         # The resident writes while the reviewer is at the checklist (the chat is below it, out
-        # of view): the page does not move, the line is said at the bottom of the window, and
-        # pressing it goes to the chat.
-        at = await staff.evaluate("scrollY")
+        # of view): nothing moves, the line is said above the chat's input, and pressing it goes
+        # to the chat.
+        at = await staff.evaluate(SCROLLED)
         await kiosk.fill("#chat-input", "请问还要带什么材料？")
         await kiosk.press("#chat-input", "Enter")
         unseen = staff.locator("#chat-unseen")
         await expect(unseen).to_have_text("居民发来：请问还要带什么材料？（点此查看）")
         await expect(unseen).to_be_in_viewport(ratio=1)
-        assert await staff.evaluate("scrollY") == at
+        assert await staff.evaluate(SCROLLED) == at
         await snap(staff, "console-2-chat-unseen")
         await unseen.click()
         await expect(staff.locator("#chat li.them").last).to_be_in_viewport()
         await expect(unseen).to_be_hidden()
-        # ... and not under the chat's input, which sticks to the bottom of the window.
+        # ... and above the chat's input, not under it.
         await staff.wait_for_function(
             """() => { const line = document.querySelector('#chat li.them:last-child');
                  const input = document.getElementById('chat-form').getBoundingClientRect();
                  return line && line.getBoundingClientRect().bottom <= input.top + 1; }"""
         )
         await snap(staff, "console-2-chat-seen")
-        await staff.evaluate("window.scrollTo(0, 0)")
+        await side_to_top(staff)
         # So is a photo the resident sends: the files are below the checklist too.
         await kiosk.click("#photo")
         await kiosk.click("#photo-send")
@@ -137,7 +154,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await unseen.click()
         await expect(staff.locator("#files li").last).to_be_in_viewport()
         await expect(unseen).to_be_hidden()
-        await staff.evaluate("window.scrollTo(0, 0)")
+        await side_to_top(staff)
         assert await axe_violations(staff, "console-round-2") == []
         assert await english_on(staff) == []
 
@@ -589,10 +606,14 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await expect(staff.locator("#case-status")).to_have_text("预审中")
         rows = staff.locator("#checklist li")
         await expect(rows).to_have_count(7)
-        # With the case's seven materials the side column runs below the window: the chat's
-        # input still sticks to its bottom, ready (a walk found it below the fold).
+        # With the case's seven materials the side column holds more than the window: it
+        # scrolls inside itself, the page does not, and the chat's input below it is in view,
+        # ready (a walk found it below the fold).
         await expect(staff.locator("#chat-input")).to_be_in_viewport(ratio=1)
-        assert await staff.evaluate("document.documentElement.scrollHeight > innerHeight")
+        assert await staff.evaluate(
+            "(s => s.scrollHeight > s.clientHeight)(document.getElementById('side-scroll'))"
+        )
+        assert await staff.evaluate("document.documentElement.scrollHeight <= innerHeight")
 
         # Every material is readable on a 1366×768 screen (and a 1024 one): the list is as long
         # as it needs (the page scrolls), none hidden under the verdict buttons that follow it.

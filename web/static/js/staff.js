@@ -277,9 +277,17 @@ function onPresence(/** @type {any} */ frame) {
   const working = frame.state === "in_call" || frame.state === "wrapup";
   $("idle").hidden = working || autopaused || frame.state === "ringing";
   $("idle").textContent = idleLine();
-  // Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
-  $("call-side").hidden = !working;
-  $("side-idle").hidden = working;
+  showCallSide(working);
+}
+
+/**
+ * Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
+ * @param {boolean} shown
+ */
+function showCallSide(shown) {
+  $("call-side").hidden = !shown;
+  $("chat-form").hidden = !shown;
+  $("side-idle").hidden = shown;
 }
 
 /** How many warnings of each kind the console lists; 另有 N 条 lists the rest. */
@@ -447,8 +455,7 @@ function onJoined(/** @type {any} */ frame) {
   v.files = files;
   $("self-view").srcObject = stream;
   $("call").hidden = false;
-  $("call-side").hidden = false;
-  $("side-idle").hidden = true;
+  showCallSide(true);
   $("idle").hidden = true;
   const { signal } = v.listeners;
   wireCall(call, /** @type {Connection} */ (connection), signal);
@@ -568,9 +575,9 @@ function showCaseResult(found) {
 
 
 /**
- * Show a step's result without moving the page: the verdict hides the checklist's empty
- * pickers (the rows above the buttons shrink) and swaps the buttons, and a page scrolled down
- * to them jumped — a shorter page clamps the scroll — taking what the reviewer was looking at
+ * Show a step's result without moving the side column: the verdict hides the checklist's empty
+ * pickers (the rows above the buttons shrink) and swaps the buttons, and a column scrolled down
+ * to them jumped — shorter content clamps the scroll — taking what the reviewer was looking at
  * away. The buttons' box is put back where it was on screen, and the focus, on a button just
  * hidden, goes to the result (without scrolling).
  * @param {() => void} change
@@ -580,10 +587,10 @@ function keepCaseActionsInPlace(change) {
   const { top: before, height } = actions.getBoundingClientRect();
   change();
   // The buttons give way to a shorter status line: the box keeps its height for the visit, or a
-  // page scrolled to its bottom would get shorter and the browser would pull it down.
+  // column scrolled to its bottom would get shorter and the browser would pull it down.
   if (actions.getBoundingClientRect().height < height) actions.style.minHeight = `${height}px`;
   const moved = actions.getBoundingClientRect().top - before;
-  if (Math.abs(moved) >= 1) window.scrollBy({ top: moved, behavior: "instant" });
+  if (Math.abs(moved) >= 1) (sideScrollsInside() ? $("side-scroll") : window).scrollBy({ top: moved, behavior: "instant" });
   const focused = /** @type {HTMLElement | null} */ (document.activeElement);
   if (!$("case-result").hidden && (!focused || focused === document.body || !focused.offsetParent)) {
     $("case-result").focus({ preventScroll: true });
@@ -720,22 +727,35 @@ function emphasiseVerdict() {
  */
 function showUnseen(target, text, whole) {
   const box = target.getBoundingClientRect();
-  // In view, and not under the chat's input (which sticks to the bottom of the window).
-  const bottom = Math.min(window.innerHeight, $("chat-form").getBoundingClientRect().top);
-  const seen = whole ? box.top >= 0 && box.bottom <= bottom + 1 : box.bottom > 0 && box.top < bottom;
+  // On a desk-sized window the side column scrolls inside itself, above the chat's input; on a
+  // small one the page scrolls and the input sticks to the bottom of the window.
+  const region = $("side-scroll");
+  const inside = sideScrollsInside();
+  const edges = region.getBoundingClientRect();
+  const top = inside ? Math.max(0, edges.top) : 0;
+  const bottom = Math.min(window.innerHeight, $("chat-form").getBoundingClientRect().top, inside ? edges.bottom : Infinity);
+  const seen = whole ? box.top >= top - 1 && box.bottom <= bottom + 1 : box.bottom > top && box.top < bottom;
   if (seen) return;
   unseenTarget = target;
   unseenSeen?.disconnect();
-  // Scrolled to by hand: what it said is in view (above the chat input's height).
+  // Scrolled to by hand: what it said is in view (inside the side column, or above the input).
   unseenSeen = new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
-  }, { threshold: whole ? 1 : 0, rootMargin: "0px 0px -80px 0px" });
+  }, inside ? { root: region, threshold: whole ? 1 : 0 } : { threshold: whole ? 1 : 0, rootMargin: "0px 0px -80px 0px" });
   unseenSeen.observe(target);
   $("chat-unseen").textContent = text;
   $("chat-unseen").hidden = false;
 }
 
-/** What the notice at the bottom of the window leads to. @type {HTMLElement | null} */
+/**
+ * Whether the side column scrolls inside itself (a desk's window: call.css) rather than with
+ * the page (a small window, where the chat's input sticks to the window's bottom).
+ */
+function sideScrollsInside() {
+  return getComputedStyle($("side-scroll")).overflowY !== "visible";
+}
+
+/** What the notice above the chat's input leads to. @type {HTMLElement | null} */
 let unseenTarget = null;
 /** @type {IntersectionObserver | null} */
 let unseenSeen = null;
