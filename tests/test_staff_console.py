@@ -576,6 +576,17 @@ CHECKLIST_LAYOUT = """() => {
     listEndsAboveButtons: buttons.every((b) => last.bottom <= b.top),
   };
 }"""
+# Check buttons the screen does not show at their top, middle and bottom (covered by the
+# chat's input, say): every one scrolled into view as a click does (``scroll``), or, as the
+# screen stands, those inside the side column's box (a desk's window, where it scrolls).
+CHECKS_COVERED = """(scroll) => [...document.querySelectorAll("#checklist .check")].filter((b) => {
+  if (scroll) b.scrollIntoView({ block: "nearest" });
+  const r = b.getBoundingClientRect(), x = r.left + r.width / 2;
+  const box = document.getElementById("side-scroll").getBoundingClientRect();
+  if (!scroll && (r.top < box.top || r.bottom > box.bottom)) return false;
+  return [r.top + 2, r.top + r.height / 2, r.bottom - 2]
+    .some((y) => !b.contains(document.elementFromPoint(x, y)));
+}).map((b) => b.closest("li").dataset.position + ":" + b.dataset.check)"""
 # Each material's name, scrolled into view: is it what the screen shows at its centre?
 NAME_SHOWN = """(strong) => {
   strong.scrollIntoView({ block: "center" });
@@ -615,10 +626,11 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         )
         assert await staff.evaluate("document.documentElement.scrollHeight <= innerHeight")
 
-        # Every material is readable on a 1366×768 screen (and a 1024 one): the list is as long
-        # as it needs (the page scrolls), none hidden under the verdict buttons that follow it.
-        for width in (1366, 1024):
-            await staff.set_viewport_size({"width": width, "height": 768})
+        # Every material is readable on a 1366×768 screen, in a laptop browser's window on one
+        # (1366×650) and on a 1024 one: the list is as long as it needs (the side column or the
+        # page scrolls), none hidden under the verdict buttons that follow it or the chat's input.
+        for width, height in ((1366, 768), (1366, 650), (1024, 768)):
+            await staff.set_viewport_size({"width": width, "height": height})
             layout = await staff.evaluate(CHECKLIST_LAYOUT)
             assert layout == {"scrolls": False, "covered": [], "listEndsAboveButtons": True}, (
                 width,
@@ -626,11 +638,16 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
             )
             for row in await rows.all():
                 assert await row.locator("strong").evaluate(NAME_SHOWN), await row.inner_text()
+            assert await staff.evaluate(CHECKS_COVERED, True) == [], (width, height)
+            if width > 1100:  # (on a smaller window the page scrolls under the sticky input)
+                for top in (0, 150, 300):
+                    await staff.locator("#side-scroll").evaluate(f"s => s.scrollTo(0, {top})")
+                    assert await staff.evaluate(CHECKS_COVERED, False) == [], (width, height)
             # The case number in the panel's heading stays on one line.
             lines = await staff.locator("#case-number").evaluate("e => e.getClientRects().length")
             assert lines == 1, width
             await staff.locator("#checklist li[data-position='6']").scroll_into_view_if_needed()
-            await snap(staff, f"console-14-checklist-{width}")
+            await snap(staff, f"console-14-checklist-{width}x{height}")
         await staff.set_viewport_size({"width": 1366, "height": 768})
 
         # 需补正 opens a box for its reason under the material, its field focused; the reason
