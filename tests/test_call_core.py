@@ -394,6 +394,46 @@ async def test_a_message_being_handled_when_its_client_resumes_elsewhere_is_hand
             assert await s.scalar(select(Ticket.status)) == "waiting"
 
 
+async def test_a_second_console_mid_call_is_refused_and_the_call_goes_on(
+    sqlite_demo_url: str,
+) -> None:
+    """zhaogang's console is in a call; the console opened again (a second window) is refused
+    with console_busy, through the call and its wrap-up, and the call carries on (replacing the
+    console cut the resident off). His board is no console: welcome. Once the wrap-up is done,
+    a new console replaces the old one."""
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        kiosk = await server.kiosk("QG-01")
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await staff.expect("joined")
+        token = await server.staff_token("zhaogang")
+        console = {"kind": "staff", "token": token, "purpose": "console"}
+
+        with pytest.raises(Exception, match="console_busy"):
+            await SignalingClient(server.base_url, server.http).connect(console)
+        chat = {"kind": "chat", "text": "还在吗"}
+        await kiosk.send({"type": "app", "to": staff.session_id, "data": chat})
+        assert (await staff.expect("app"))["data"] == chat
+        board = await server.connect({**console, "purpose": "board"})
+        assert board.session_id
+
+        await kiosk.send({"type": "call.hangup"})
+        await staff.expect("wrapup")
+        with pytest.raises(Exception, match="console_busy"):
+            await SignalingClient(server.base_url, server.http).connect(console)
+        await staff.send({"type": "wrapup.done", "outcome": "resolved", "note": ""})
+        await staff.expect("presence", state="available")
+
+        newer = await server.connect(console)
+        await newer.expect("presence", state="away")
+        await asyncio.wait_for(staff.closed.wait(), 10)
+        assert staff.close_code == 4009  # replaced, now that nothing is cut off
+        row = await ticket_row(server, ticket["id"])
+        assert row.end_reason == "kiosk_hangup" and row.outcome == "resolved"
+
+
 async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         kiosk = await server.kiosk()

@@ -777,7 +777,8 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
 ) -> None:
     """zhaogang opens the console again in a second window: the first says calls ring in the
     other one (it showed 可接听 and never rang while a resident waited), with the way to take
-    the console back; calls ring where it was opened last."""
+    the console back, refused while the other is in a call; calls ring where it was opened
+    last."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         first = await new_page(browser, server.base_url)
         await first.set_viewport_size({"width": 1366, "height": 768})
@@ -802,6 +803,23 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         await expect(kiosk_before.locator("#banner")).to_contain_text("本终端已在另一个窗口打开")
         await call_answered(kiosk, second)
+        # Taking the console back while the other window is in a call is refused (it would cut
+        # the resident off): the first window says why; the call goes on in the second.
+        await first.click("#take-back")
+        await expect(replaced).to_contain_text("正在另一个窗口通话")
+        await expect(first.locator("#take-back")).to_be_focused()
+        await expect(first.locator("#login")).to_be_hidden()
+        await snap(first, "console-busy-in-another-window")
+        await kiosk.fill("#chat-input", "还在吗")
+        await kiosk.press("#chat-input", "Enter")
+        await expect(second.locator("#chat li.them").last).to_have_text("还在吗")
+        await expect(second.locator("#state")).to_have_text("通话中")
+        # So is a third window opened now (the console in the nav of /cases, say).
+        third = await first.context.new_page()
+        await third.goto("/staff")
+        await expect(third.locator("#replaced")).to_contain_text("正在另一个窗口通话")
+        await third.close()
+        await expect(second.locator("#state")).to_have_text("通话中")
         # English mid-call: the caption, the signal and the kiosk's helper line follow at once
         # (they kept their Chinese until a reload, a README walk found).
         await second.click("#lang")

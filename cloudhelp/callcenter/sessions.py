@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.callcenter import frames
 from cloudhelp.callcenter.messages import CONSOLE, STAFF_PURPOSES
@@ -68,7 +69,24 @@ class Sessions:
             if staff.role not in ROLES:  # a station attendant has no console and no board
                 raise SignalingError("forbidden", "This account does not use the console.")
             info = {"username": staff.username, "name": staff.display_name, "role": staff.role}
+            if purpose == CONSOLE:
+                await self._refuse_console_mid_call(s, staff.id)
             return Principal("staff", str(staff.id), info, str(purpose))
+
+    @staticmethod
+    async def _refuse_console_mid_call(s: AsyncSession, staff_id: int) -> None:
+        """A new console replaces the staff member's older one (session_started), which ends
+        whatever that one was in: not while it is in a call or its wrap-up — a second window
+        opened by mistake (a link to the console from /cases) would cut the resident off. Once
+        the call and wrap-up are over, or the older console's session ended (its grace period
+        out), the new one is welcome."""
+        row = await s.get(StaffPresence, staff_id)
+        if row is not None and row.session_id and row.state in ("in_call", "wrapup"):
+            raise SignalingError(
+                "console_busy",
+                "Your console is in a call (or its wrap-up) in another window: finish it there,"
+                " then open the console here.",
+            )
 
     async def may_resume(self, session: Session, request: web.Request) -> bool:
         """A staff session is taken back only by a browser signed in as the same person (a

@@ -165,17 +165,10 @@ async function open(me) {
   // The console was opened in another window or on another computer: calls ring there, not
   // here. Said in place of the queue's work, with the way to take it back (a console left
   // showing 可接听 that never rang kept residents waiting, a README walk found).
-  connection.addEventListener("replaced", () => {
-    stopRinging();
-    if (visit) dropCall();
-    onPresence({ state: "offline" });
-    $("idle").hidden = true;  // the notice below says it all
-    queue = [];
-    renderQueue();
-    banner(null);
-    $("replaced").hidden = false;
-    $("take-back").focus();
-  });
+  connection.addEventListener("replaced", () => standAside("staff.replaced"));
+  // Opened while the console in another window is in a call: refused (taking over would cut
+  // the resident off). Said the same way; the button asks again, once that call is over.
+  connection.addEventListener("busy", () => standAside("staff.busy_elsewhere"));
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
@@ -187,6 +180,25 @@ async function open(me) {
     stream = null;  // staff can still talk by text; the resident sees no video
   }
   connection.connect();
+}
+
+/**
+ * This window does not answer calls (the console is open in another one): say why in place of
+ * the queue's work, with the button that takes the console back here.
+ * @param {string} key the reason's catalog key
+ */
+function standAside(key) {
+  stopRinging();
+  if (visit) dropCall();
+  onPresence({ state: "offline" });
+  $("idle").hidden = true;  // the notice says it all
+  queue = [];
+  renderQueue();
+  banner(null);
+  $("replaced-text").dataset.i18n = key;
+  $("replaced-text").textContent = t(key);
+  $("replaced").hidden = false;
+  $("take-back").focus();
 }
 
 /** The console's line between calls: how calls come, or that none will. */
