@@ -7,6 +7,7 @@ checked with the migrations behind; tests/test_db_outage.py checks it with the d
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,17 @@ async def test_healthz_and_readyz_when_ready(demo_url: str) -> None:
         async with server.http.get("/healthz") as response:
             assert response.status == 200
             assert await response.json() == {"status": "alive"}
-        async with server.http.get("/readyz") as response:
-            body = await response.json()
-            assert response.status == 200, body
+        # Asked as an orchestrator's readiness probe asks, every second until ready: one answer
+        # may miss the probe's 2-s limit on a loaded machine (a CI run's PostgreSQL did, while
+        # the suite's browsers ran beside it), and says so (503 naming the database).
+        for _attempt in range(20):
+            async with server.http.get("/readyz") as response:
+                body = await response.json()
+                if response.status == 200:
+                    break
+                assert response.status == 503 and "database" in body["failed"], body
+            await asyncio.sleep(1)
+        assert response.status == 200, body
         assert body["status"] == "ready" and body["failed"] == []
         assert body["checks"]["database"]["ok"] is True
         assert body["checks"]["database"]["latency_ms"] >= 0
