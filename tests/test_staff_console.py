@@ -140,6 +140,21 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
                  return line && line.getBoundingClientRect().bottom <= input.top + 1; }"""
         )
         await snap(staff, "console-2-chat-seen")
+        # Pressing the notice put the keyboard in the chat's input, ready for the answer.
+        await expect(staff.locator("#chat-input")).to_be_focused()
+        # An answer sent from there leaves the column where the reviewer is (the checklist):
+        # it jumped to the chat at each reply.
+        await side_to_top(staff)
+        await staff.fill("#chat-input", "请稍等，我看一下")
+        await staff.press("#chat-input", "Enter")
+        await expect(staff.locator("#chat li.me").last).to_have_text("请稍等，我看一下")
+        assert await staff.evaluate(SCROLLED) == [0, 0]
+        # A line scrolled to by hand (the wheel) is seen too: the notice goes.
+        await kiosk.fill("#chat-input", "好的")
+        await kiosk.press("#chat-input", "Enter")
+        await expect(unseen).to_contain_text("居民发来：好的")
+        await staff.locator("#side-scroll").evaluate("s => s.scrollTo(0, s.scrollHeight)")
+        await expect(unseen).to_be_hidden()
         await side_to_top(staff)
         # So is a photo the resident sends: the files are below the checklist too.
         await kiosk.click("#photo")
@@ -225,9 +240,11 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(result).to_be_focused()
         await expect(staff.locator("#acceptance")).to_be_hidden()
         await snap(staff, "console-3-accepted")
+        # On a small window (the page scrolls, the input pinned to its bottom) the reviewer
+        # answers with the chat out of view: the line sent comes into view above the input (it
+        # stayed under it, seen in a walk). (On a desk's window the column stays: above.)
+        await staff.set_viewport_size({"width": 1024, "height": 768})
         await staff.evaluate("window.scrollTo(0, 0)")
-        # The reviewer answers from the input pinned to the bottom, the chat out of view: the
-        # line sent comes into view above the input (it stayed under it, seen in a walk).
         await staff.fill("#chat-input", "已受理，请留意短信通知")
         await staff.press("#chat-input", "Enter")
         await staff.wait_for_function(
@@ -236,6 +253,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
                  const box = line && line.getBoundingClientRect();
                  return box && box.top >= 0 && box.bottom <= input.top + 1; }"""
         )
+        await staff.set_viewport_size({"width": 1366, "height": 768})
         async with server.state.db.read() as session:
             case = await session.scalar(select(Case).where(Case.number == number))
             assert case is not None and case.status == "accepted" and case.rounds == 2
@@ -244,7 +262,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         # of this resident stays on the console.
         await kiosk.fill("#chat-input", "材料都带齐了")
         await kiosk.click("#chat-form button")
-        await expect(staff.locator("#chat li.them")).to_have_count(2)  # and the question earlier
+        await expect(staff.locator("#chat li.them")).to_have_count(3)  # and the two earlier
         await expect(unseen).to_be_visible()  # the chat is below, out of view
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
@@ -255,7 +273,14 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#wrapup h2")).to_be_in_viewport()
         await expect(staff.locator("#outcome")).to_be_in_viewport()
         assert await staff.locator("#outcome").input_value() == "resolved"
+        # The chat stays to read; its input goes with the call (typed there, nothing was sent).
+        await expect(staff.locator("#chat li.them")).to_have_count(3)
+        await expect(staff.locator("#chat-input")).to_be_hidden()
         await snap(staff, "console-4-wrapup")
+        # In a laptop browser's window (1366×650) the whole form is in view, 完成整理 too.
+        await staff.set_viewport_size({"width": 1366, "height": 650})
+        await expect(staff.locator("#wrapup button")).to_be_in_viewport(ratio=1)
+        await snap(staff, "console-4-wrapup-650")
         await staff.click("#wrapup button")
         await expect(staff.locator("#state")).to_have_text("可接听")
         for leftover in ("#checklist li", "#chat li", "#files li"):
@@ -639,6 +664,8 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
             for row in await rows.all():
                 assert await row.locator("strong").evaluate(NAME_SHOWN), await row.inner_text()
             assert await staff.evaluate(CHECKS_COVERED, True) == [], (width, height)
+            if width > 1100:  # beside it the video's tools are whole (cut in half at 650)
+                await expect(staff.locator("#hangup")).to_be_in_viewport(ratio=1)
             if width > 1100:  # (on a smaller window the page scrolls under the sticky input)
                 for top in (0, 150, 300):
                     await staff.locator("#side-scroll").evaluate(f"s => s.scrollTo(0, {top})")
@@ -656,8 +683,18 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         name = await sixth.locator("strong").inner_text()
         box = sixth.locator(".reason-box")
         await expect(box).to_be_hidden()
-        await sixth.locator("[data-check=needs_correction]").click()
+        mark = sixth.locator("[data-check=needs_correction]")
+        at = await mark.bounding_box()
+        await mark.click()
         await expect(box).to_be_visible()
+        # The box is brought just into view, no further (focusing its field centred it: the
+        # column moved by a third of the window).
+        moved, opened = await mark.bounding_box(), await box.bounding_box()
+        assert at and moved and opened and at["y"] - moved["y"] <= opened["height"] + 24, (
+            at,
+            moved,
+            opened,
+        )
         await expect(box.locator("legend")).to_have_text("需补正原因（必填）")
         await expect(box.locator("select.reason:visible, input.typed-reason").first).to_be_focused()
         await snap(staff, "console-15-reason-box")

@@ -289,16 +289,18 @@ function onPresence(/** @type {any} */ frame) {
   const working = frame.state === "in_call" || frame.state === "wrapup";
   $("idle").hidden = working || autopaused || frame.state === "ringing";
   $("idle").textContent = idleLine();
-  showCallSide(working);
+  showCallSide(working, frame.state === "in_call");
 }
 
 /**
- * Files and chat belong to a call (and its wrap-up); between residents there is nothing to show.
- * @param {boolean} shown
+ * Files and chat belong to a call and its wrap-up (what was said and sent stays to read);
+ * between residents there is nothing to show. The chat's input only while the call is on: in
+ * the wrap-up nothing reaches the resident (a walk typed there, and nothing happened).
+ * @param {boolean} shown @param {boolean} chatting
  */
-function showCallSide(shown) {
+function showCallSide(shown, chatting) {
   $("call-side").hidden = !shown;
-  $("chat-form").hidden = !shown;
+  $("chat-form").hidden = !chatting;
   $("side-idle").hidden = shown;
 }
 
@@ -467,7 +469,7 @@ function onJoined(/** @type {any} */ frame) {
   v.files = files;
   $("self-view").srcObject = stream;
   $("call").hidden = false;
-  showCallSide(true);
+  showCallSide(true, true);
   $("idle").hidden = true;
   const { signal } = v.listeners;
   wireCall(call, /** @type {Connection} */ (connection), signal);
@@ -673,7 +675,12 @@ function renderChecklist(v, materials, previous) {
       showVerdictError(null);  // a message about the marks before this one no longer holds
       emphasiseVerdict();
       // 需补正 asks for its reason at once, in the box that opens under the material.
-      if (!box.hidden && !reason.value && !typed.value) (reason.options.length > 1 ? reason : typed).focus();
+      if (!box.hidden && !reason.value && !typed.value) {
+        // Focused where it is, the box brought just into view (focus() alone centred it,
+        // moving the column by a third of the window).
+        (reason.options.length > 1 ? reason : typed).focus({ preventScroll: true });
+        box.scrollIntoView({ block: "nearest" });
+      }
     };
     // The reason of a 需补正 mark, required: a box of its own under the material, open while
     // the mark is 需补正 — pick one of the item's common mistakes or type one.
@@ -732,14 +739,14 @@ function emphasiseVerdict() {
 }
 
 /**
- * What the resident sends while it is out of view (a long case panel above it) is said at the
- * bottom of the window, above the chat's input: pressing it goes there. It goes once that is
- * seen: the whole chat (its last line may be cut off otherwise), any part of a file's line.
+ * What the resident sends while it is out of view (a long case panel above it) is said above
+ * the chat's input: pressing it goes there. It goes once that is seen, by hand too: the whole
+ * chat line, any part of a file's line.
  * @param {HTMLElement} target @param {string} text @param {boolean} whole
  */
 function showUnseen(target, text, whole) {
   const box = target.getBoundingClientRect();
-  // On a desk-sized window the side column scrolls inside itself, above the chat's input; on a
+  // On a desk's window the side column scrolls inside itself, above the chat's input; on a
   // small one the page scrolls and the input sticks to the bottom of the window.
   const region = $("side-scroll");
   const inside = sideScrollsInside();
@@ -751,9 +758,11 @@ function showUnseen(target, text, whole) {
   unseenTarget = target;
   unseenSeen?.disconnect();
   // Scrolled to by hand: what it said is in view (inside the side column, or above the input).
+  // Nearly whole: a line flush with the column's edge measured 0.99 of itself, and stayed
+  // "unseen" at threshold 1 (a walk scrolled to it with the wheel).
   unseenSeen = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) $("chat-unseen").hidden = true;
-  }, inside ? { root: region, threshold: whole ? 1 : 0 } : { threshold: whole ? 1 : 0, rootMargin: "0px 0px -80px 0px" });
+    if (entries.some((e) => e.isIntersecting && e.intersectionRatio >= (whole ? 0.95 : 0))) $("chat-unseen").hidden = true;
+  }, inside ? { root: region, threshold: whole ? 0.95 : 0 } : { threshold: whole ? 0.95 : 0, rootMargin: "0px 0px -80px 0px" });
   unseenSeen.observe(target);
   $("chat-unseen").textContent = text;
   $("chat-unseen").hidden = false;
@@ -774,7 +783,10 @@ let unseenSeen = null;
 
 /** @param {string} text */
 function showUnseenChat(text) {
-  showUnseen($("chat"), t("staff.call.chat_unseen", { text }), true);
+  // The line itself (the newest: the list scrolls to it), not the whole list, which is seldom
+  // all in view in a low window.
+  const line = /** @type {HTMLElement} */ ($("chat").lastElementChild);
+  showUnseen(line, t("staff.call.chat_unseen", { text }), true);
 }
 
 /** In a correction round, mark again as before every material that was fine last round. */
@@ -1061,6 +1073,7 @@ function onLeft(/** @type {any} */ frame = {}) {
   // the chat hint said of the resident's microphone or camera held for the call only.
   $("chat-unseen").hidden = true;
   $("chat-hint").hidden = true;
+  $("chat-form").hidden = true;
   $("share-screen").textContent = t("staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
@@ -1476,6 +1489,8 @@ function wire() {
   $("chat-unseen").onclick = () => {
     (unseenTarget || $("chat")).scrollIntoView({ block: "end", behavior: "smooth" });
     $("chat-unseen").hidden = true;
+    // The keyboard's place is where the answer is typed (the notice it was on is gone).
+    if (!$("chat-form").hidden) $("chat-input").focus({ preventScroll: true });
   };
   $("chat-form").onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
@@ -1485,10 +1500,13 @@ function wire() {
     call.sendApp({ kind: "chat", text });
     memory.append("chat", addChat(text, "me"));
     $("chat-input").value = "";
-    // The line just sent is shown above the input pinned to the window's bottom (the chat may
-    // be below the checklist, or under the input).
-    if ($("chat").getBoundingClientRect().bottom > $("chat-form").getBoundingClientRect().top + 1) {
-      $("chat").scrollIntoView({ block: "end" });
+    // On a small window the line just sent is shown above the input pinned to the window's
+    // bottom (the chat may be under it). On a desk's window the side column stays where the
+    // reviewer is (the checklist, say: a walk lost it at each reply); the input is not over
+    // anything, and the list shows its newest line when scrolled to.
+    const chat = $("chat");
+    if (!sideScrollsInside() && chat.getBoundingClientRect().bottom > $("chat-form").getBoundingClientRect().top + 1) {
+      chat.scrollIntoView({ block: "end" });
     }
   };
   $("outcome").onchange = () => { if ($("outcome").value) $("outcome-error").hidden = true; };
