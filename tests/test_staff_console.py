@@ -345,18 +345,27 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         await snap(staff, "console-0-ringing")
         await staff_answers(kiosk, staff)
 
-        # The case form says what is wrong, in Chinese, field by field.
+        # The case form says what is wrong, in Chinese, field by field: every wrong field at
+        # once (one a press, a walk found), the first focused.
         error = staff.locator("#case-error")
         await staff.click("#case-form button")
-        await expect(error).to_have_text("请填写申请人姓名（最多 50 个字）。")
+        await expect(error).to_have_text(
+            "请填写申请人姓名（最多 50 个字）。手机号应为 11 位数字，以 1 开头。"
+            "身份证号不正确，请核对（包括最后一位校验码）。"
+        )
+        await expect(staff.locator("#applicant-name")).to_be_focused()
+        invalid = staff.locator("#case-form [aria-invalid=true]")
+        await expect(invalid).to_have_count(3)
         await staff.fill("#applicant-name", "刘海生")
+        await staff.fill("#applicant-id", ID_NUMBER)
         await staff.fill("#applicant-phone", "2381234567")
         await staff.click("#case-form button")
         await expect(error).to_have_text("手机号应为 11 位数字，以 1 开头。")
+        await expect(invalid).to_have_count(1)
         await staff.fill("#applicant-phone", "13812345678")
         await staff.fill("#applicant-id", ID_NUMBER[:-1] + ("0" if ID_NUMBER[-1] != "0" else "1"))
         await staff.click("#case-form button")
-        await expect(error).to_contain_text("身份证号不正确")
+        await expect(error).to_have_text("身份证号不正确，请核对（包括最后一位校验码）。")
         await snap(staff, "console-6-case-form-error")
         await staff.fill("#applicant-id", ID_NUMBER)
         await staff.click("#case-form button")

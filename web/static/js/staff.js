@@ -960,15 +960,19 @@ function confirmReject(/** @type {Event} */ e) {
   else moveCase("not_accepted", reason);
 }
 
-/** The applicant's details checked in the page first, in the reader's language. */
-function applicantError(/** @type {string} */ name, /** @type {string} */ phone, /** @type {string} */ id) {
-  if (!name) return { field: "applicant-name", code: "bad_applicant" };
-  if (!/^1\d{10}$/.test(phone)) return { field: "applicant-phone", code: "bad_phone" };
+/**
+ * The applicant's details checked in the page first, in the reader's language: every field
+ * that is wrong, in the form's order (one at a time took a press per mistake).
+ */
+function applicantErrors(/** @type {string} */ name, /** @type {string} */ phone, /** @type {string} */ id) {
+  const problems = [];
+  if (!name) problems.push({ field: "applicant-name", code: "bad_applicant" });
+  if (!/^1\d{10}$/.test(phone)) problems.push({ field: "applicant-phone", code: "bad_phone" });
   const upper = id.toUpperCase();
   const valid = /^\d{17}[\dX]$/.test(upper)
     && "10X98765432"[ID_WEIGHTS.reduce((sum, w, i) => sum + w * Number(upper[i]), 0) % 11] === upper[17];
-  if (!valid) return { field: "applicant-id", code: "bad_id_number" };
-  return null;
+  if (!valid) problems.push({ field: "applicant-id", code: "bad_id_number" });
+  return problems;
 }
 
 async function openCase(/** @type {Event} */ e) {
@@ -977,12 +981,12 @@ async function openCase(/** @type {Event} */ e) {
   const phone = $("applicant-phone").value.trim();
   const id = $("applicant-id").value.trim();
   ["applicant-name", "applicant-phone", "applicant-id"].forEach((f) => $(f).removeAttribute("aria-invalid"));
-  const problem = applicantError(name, phone, id);
-  if (problem) {
-    $(problem.field).setAttribute("aria-invalid", "true");
-    $(problem.field).focus();
+  const problems = applicantErrors(name, phone, id);
+  if (problems.length) {
+    problems.forEach((problem) => $(problem.field).setAttribute("aria-invalid", "true"));
+    $(problems[0].field).focus();
     $("case-error").hidden = false;
-    $("case-error").textContent = errorText(problem, "staff.error.generic");
+    $("case-error").textContent = problems.map((problem) => errorText(problem, "staff.error.generic")).join(lang === "zh-CN" ? "" : " ");
     return;
   }
   const v = visit;
