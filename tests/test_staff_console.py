@@ -853,6 +853,8 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         # the resident off): the first window says why; the call goes on in the second.
         await first.click("#take-back")
         await expect(replaced).to_contain_text("正在另一个窗口通话")
+        # ... saying it checked again (the same words alone looked as if nothing happened).
+        await expect(first.locator("#replaced-checked")).to_contain_text("已再次确认")
         await expect(first.locator("#take-back")).to_be_focused()
         await expect(first.locator("#login")).to_be_hidden()
         await snap(first, "console-busy-in-another-window")
@@ -864,6 +866,7 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         third = await first.context.new_page()
         await third.goto("/staff")
         await expect(third.locator("#replaced")).to_contain_text("正在另一个窗口通话")
+        await expect(third.locator("#replaced-checked")).to_be_hidden()
         await third.close()
         await expect(second.locator("#state")).to_have_text("通话中")
         # English mid-call: the caption, the signal and the kiosk's helper line follow at once

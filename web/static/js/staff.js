@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, upload
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -168,7 +168,13 @@ async function open(me) {
   connection.addEventListener("replaced", () => standAside("staff.replaced"));
   // Opened while the console in another window is in a call: refused (taking over would cut
   // the resident off). Said the same way; the button asks again, once that call is over.
-  connection.addEventListener("busy", () => standAside("staff.busy_elsewhere"));
+  connection.addEventListener("busy", () => {
+    const again = askedAgain;
+    standAside("staff.busy_elsewhere");
+    // Asked again with 在本窗口继续接听: the same words would look as if nothing happened.
+    $("replaced-checked").hidden = !again;
+    $("replaced-checked").textContent = again ? t("staff.busy_checked", { time: clockTime(new Date()) }) : "";
+  });
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
@@ -188,6 +194,7 @@ async function open(me) {
  * @param {string} key the reason's catalog key
  */
 function standAside(key) {
+  $("replaced-checked").hidden = true;
   stopRinging();
   if (visit) dropCall();
   onPresence({ state: "offline" });
@@ -775,6 +782,9 @@ function showUnseen(target, text, whole) {
 function sideScrollsInside() {
   return getComputedStyle($("side-scroll")).overflowY !== "visible";
 }
+
+/** Whether 在本窗口继续接听 was pressed (the console asked again to answer here). */
+let askedAgain = false;
 
 /** What the notice above the chat's input leads to. @type {HTMLElement | null} */
 let unseenTarget = null;
@@ -1466,7 +1476,11 @@ async function toggleScreen() {
 
 function wire() {
   $("login-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); signIn($("username").value.trim(), $("password").value); };
-  $("take-back").onclick = () => { $("replaced").hidden = true; connection?.connect(); };
+  $("take-back").onclick = () => {
+    askedAgain = true;
+    $("replaced").hidden = true;
+    connection?.connect();
+  };
   $("toggle-state").onclick = () => connection?.send({ type: "staff.status", status: presence === "available" ? "away" : "available" });
   $("ring-accept").onclick = () => {
     if (!ringing) return;
