@@ -236,6 +236,13 @@ async def test_a_campaign_from_the_pages(sqlite_demo_url: str, tmp_path: Path) -
         await expect(page.locator("#c-items-missing")).to_be_hidden()
         await page.fill("#c-item-filter", "")
         await snap(page, "appointments-campaign-1-new")
+        # The dates follow the name, not the long item list beside it (a walk found a
+        # screen-high gap under 名称).
+        name, starts = (
+            await page.locator("#c-name").bounding_box(),
+            await page.locator("#c-from").bounding_box(),
+        )
+        assert name and starts and starts["y"] - (name["y"] + name["height"]) < 80, (name, starts)
         await page.click("#new-campaign button")
         await page.wait_for_url("**/campaigns/*")
         await expect(page.locator("#facts")).to_contain_text("15 个工作日")
