@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from cloudhelp.callcenter.watchers import REVOCATION_CHECK_SECONDS
 from cloudhelp.domain import accounts
 from cloudhelp.media.peer import CallPeer, SignalingClient
-from cloudhelp.store.models import Department, Ticket, TicketEvent
+from cloudhelp.store.models import Department, StaffPresence, Ticket, TicketEvent
 from tests.callkit import CallServer, picked_at_once, running_server, turn_server, until
 
 pytestmark = pytest.mark.usefixtures("loopback_ice")
@@ -432,6 +432,26 @@ async def test_a_second_console_mid_call_is_refused_and_the_call_goes_on(
         assert staff.close_code == 4009  # replaced, now that nothing is cut off
         row = await ticket_row(server, ticket["id"])
         assert row.end_reason == "kiosk_hangup" and row.outcome == "resolved"
+
+
+async def test_a_console_whose_call_session_no_node_holds_is_replaced(
+    sqlite_demo_url: str,
+) -> None:
+    """The row says in a call, but no node holds that console's session (the server restarted
+    mid-call, and the page's resume found nothing): its new console is welcome, not refused as
+    busy — nobody else is in that call."""
+    async with running_server(sqlite_demo_url) as server:
+        staff = await server.staff("zhaogang")
+        async with server.state.db.write() as session:
+            await session.execute(
+                update(StaffPresence)
+                .where(StaffPresence.staff_id == int(staff.welcome["principal"]["id"]))
+                .values(state="in_call", session_id="a-session-of-a-server-before-its-restart")
+            )
+        await staff.drop()
+        token = await server.staff_token("zhaogang")
+        again = await server.connect({"kind": "staff", "token": token})  # welcomed
+        assert again.welcome["principal"]["id"] == staff.welcome["principal"]["id"]
 
 
 async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:

@@ -68,25 +68,30 @@ class Sessions:
             staff = await accounts.staff_by_token(s, token)
             if staff.role not in ROLES:  # a station attendant has no console and no board
                 raise SignalingError("forbidden", "This account does not use the console.")
+            staff_id = staff.id
             info = {"username": staff.username, "name": staff.display_name, "role": staff.role}
-            if purpose == CONSOLE:
-                await self._refuse_console_mid_call(s, staff.id)
-            return Principal("staff", str(staff.id), info, str(purpose))
-
-    @staticmethod
-    async def _refuse_console_mid_call(s: AsyncSession, staff_id: int) -> None:
-        """A new console replaces the staff member's older one (session_started), which ends
-        whatever that one was in: not while it is in a call or its wrap-up — a second window
-        opened by mistake (a link to the console from /cases) would cut the resident off. Once
-        the call and wrap-up are over, or the older console's session ended (its grace period
-        out), the new one is welcome."""
-        row = await s.get(StaffPresence, staff_id)
-        if row is not None and row.session_id and row.state in ("in_call", "wrapup"):
+            busy = await self._console_in_call(s, staff_id) if purpose == CONSOLE else None
+        if busy is not None and await self.hub.session_alive(busy):
             raise SignalingError(
                 "console_busy",
                 "Your console is in a call (or its wrap-up) in another window: finish it there,"
                 " then open the console here.",
             )
+        return Principal("staff", str(staff_id), info, str(purpose))
+
+    @staticmethod
+    async def _console_in_call(s: AsyncSession, staff_id: int) -> str | None:
+        """The session of the staff member's console if it is in a call or its wrap-up.
+
+        A new console replaces the older one (session_started), which ends whatever that one
+        was in: not while it is in a call or its wrap-up and still held by a node (in its grace
+        period too: its window may come back) — a second window opened by mistake (the console
+        in /cases' nav) would cut the resident off. A console whose session no node holds (the
+        server restarted mid-call, the page's resume found nothing) is replaced as before."""
+        row = await s.get(StaffPresence, staff_id)
+        if row is not None and row.session_id and row.state in ("in_call", "wrapup"):
+            return row.session_id
+        return None
 
     async def may_resume(self, session: Session, request: web.Request) -> bool:
         """A staff session is taken back only by a browser signed in as the same person (a
