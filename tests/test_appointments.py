@@ -281,6 +281,9 @@ async def test_check_in_refusals_at_the_kiosk_change_nothing(demo_url: str) -> N
         await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "cancelled")
         # Checked in once: the code again is refused, by HTTP and by the protocol.
         assert (await check(here, code, 400))["error"]["code"] == "appointment_used"
+        # ... at another station too: said as used, not "check in at the other station" (a
+        # walk was sent to a station for a cancelled booking).
+        assert (await check(there, code, 400))["error"]["code"] == "appointment_used"
         await kiosk.send({"type": "ticket.take", "appointment": code})
         assert (await kiosk.expect("error"))["code"] == "appointment_used"
         async with server.state.db.read() as session:

@@ -114,6 +114,7 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await page.click("#person-form button")
         await expect(page.locator("#booked")).to_contain_text("09:30")
         await expect(page.locator("#person-error")).to_be_hidden()
+        second = (await page.locator("#done-code").text_content()) or ""
         # A past day says its slots have gone, not that the station does not serve the item.
         set_clock(server, at(MONDAY, "11:30"))
         await page.click("#slot-form button")
@@ -135,6 +136,34 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         async with server.state.db.read() as session:
             row = await session.get(Appointment, booked.id)
         assert row is not None and row.status == "cancelled"
+
+        # The resident comes back another day (a fresh page: nothing typed above) and moves the
+        # second booking: 确认改约 did nothing there, stopped by the hidden name and phone.
+        again = await new_page(browser, server.base_url)
+        await again.set_viewport_size({"width": 390, "height": 844})
+        await again.goto("/book")
+        await again.fill("#m-code", second)
+        await again.fill("#m-last4", "0000")
+        await again.click("#find-form button")
+        await expect(again.locator("#banner")).to_contain_text("没有找到这个预约码")
+        await again.fill("#m-last4", "5679")
+        await again.click("#find-form button")
+        await expect(again.locator("#found-facts")).to_contain_text("已预约")
+        await again.fill("#b-date", MONDAY.isoformat())
+        await again.click("#slot-form button")
+        await again.click("#slots button[data-time='09:50']")
+        await expect(again.locator("#chosen")).to_contain_text("09:50")
+        await again.click("#person-form button")
+        await expect(again.locator("#booked")).to_contain_text("09:50")
+        moved_code = (await again.locator("#done-code").text_content()) or ""
+        assert len(moved_code) == 9 and moved_code != second
+        await snap(again, "appointments-book-4-rebooked-on-a-phone")
+        # What was refused before goes with a new search (it stayed over the page).
+        await again.fill("#m-code", "9999-9999")
+        await again.click("#find-form button")
+        await expect(again.locator("#banner")).to_be_visible()
+        await again.click("#slot-form button")
+        await expect(again.locator("#banner")).to_be_hidden()
 
 
 async def test_kiosk_check_in_goes_ahead_of_a_walk_in(sqlite_demo_url: str) -> None:

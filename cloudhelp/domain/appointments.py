@@ -222,17 +222,19 @@ async def may_check_in(
     appointment = await find(session, code)
     if appointment is None:
         raise AppointmentError("no_such_appointment", "There is no appointment with this code.")
-    if appointment.station_id != station_id:
-        raise AppointmentError(
-            "appointment_wrong_station",
-            f"This appointment is at {appointment.station.name}; check in there.",
-        )
+    # Used, cancelled or moved first: sending the resident to the station of a booking that
+    # no longer stands would send them there for nothing (a walk was, with a cancelled code).
     state = status_at(appointment, now)
     if state == "checked_in":
         raise AppointmentError("appointment_used", "This appointment is already checked in.")
     if state in ("cancelled", "rebooked"):
         raise AppointmentError(
             "appointment_cancelled", "This appointment was cancelled or moved to another time."
+        )
+    if appointment.station_id != station_id:
+        raise AppointmentError(
+            "appointment_wrong_station",
+            f"This appointment is at {appointment.station.name}; check in there.",
         )
     opens, closes = window(appointment)
     if now < opens:

@@ -85,7 +85,10 @@ function choose(slot, button) {
   $("slots").querySelectorAll("button").forEach((/** @type {HTMLElement} */ b) => b.setAttribute("aria-pressed", String(b === button)));
   $("chosen").textContent = t(state.key ? "book.chosen_rebook" : "book.chosen", { day: $("b-date").value, time: slot.time });
   $("person-form").hidden = false;
+  // A rebooking keeps the booking's person: their fields are hidden, and not required (an empty
+  // hidden required field stopped the form without a word: 确认改约 did nothing, a walk found).
   for (const id of ["b-name", "b-phone", "b-id"]) $(id).closest("label").hidden = Boolean(state.key);
+  for (const id of ["b-name", "b-phone"]) $(id).required = !state.key;
   $("person-form").querySelector("button").textContent = t(state.key ? "book.confirm_rebook" : "book.confirm");
 }
 
@@ -164,7 +167,8 @@ async function cancel() {
 async function start() {
   $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: DISTRICT_TZ });
   await loadItems();
-  $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); findSlots(); };
+  // A new search: what was refused before no longer stands over the page.
+  $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); banner(null); findSlots(); };
   $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };
   $("find-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); find(); };
   $("cancel").onclick = cancel;
