@@ -131,6 +131,10 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await page.click("#find-form button")
         await expect(page.locator("#found-facts")).to_contain_text("已预约")
         await snap(page, "appointments-book-3-found")
+        # One tap asks first (on a phone it cancelled at once); the second cancels.
+        await page.click("#cancel")
+        await expect(page.locator("#cancel")).to_have_text("确定取消这个预约？再按一次取消")
+        await expect(page.locator("#banner")).to_be_hidden()
         await page.click("#cancel")
         await expect(page.locator("#banner")).to_contain_text("已取消")
         async with server.state.db.read() as session:
@@ -158,6 +162,12 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         moved_code = (await again.locator("#done-code").text_content()) or ""
         assert len(moved_code) == 9 and moved_code != second
         await snap(again, "appointments-book-4-rebooked-on-a-phone")
+        # In English the page fits the phone too (its top line ran past the screen's edge).
+        await again.click("#lang")
+        await expect(again.locator("#lang")).to_have_text("中文")
+        assert await again.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        await snap(again, "appointments-book-4b-english-on-a-phone")
+        await again.click("#lang")
         # What was refused before goes with a new search (it stayed over the page).
         await again.fill("#m-code", "9999-9999")
         await again.click("#find-form button")

@@ -150,9 +150,24 @@ async function find() {
   $("found").hidden = false;
   $("found-facts").textContent = foundText(body.appointment);
   $("cancel").hidden = body.appointment.status !== "booked";
+  disarmCancel();
   $("b-item").value = body.appointment.item.code;
   $("b-station").value = body.appointment.station.code;
   banner(null);
+}
+
+/** The pending second tap of 取消预约, if any. @type {number | undefined} */
+let cancelArmed;
+
+/** @param {string} key */
+function labelCancel(key) {
+  $("cancel").dataset.i18n = key;
+  $("cancel").textContent = t(key);
+}
+
+function disarmCancel() {
+  clearTimeout(cancelArmed);
+  labelCancel("book.cancel");
 }
 
 async function cancel() {
@@ -171,7 +186,12 @@ async function start() {
   $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); banner(null); findSlots(); };
   $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };
   $("find-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); find(); };
-  $("cancel").onclick = cancel;
+  $("cancel").onclick = () => {
+    // One tap on a phone cancelled at once: the first asks, the second (within 10 s) cancels.
+    if ($("cancel").dataset.i18n === "book.cancel_confirm") { disarmCancel(); cancel(); return; }
+    labelCancel("book.cancel_confirm");
+    cancelArmed = window.setTimeout(disarmCancel, 10_000);
+  };
 }
 
 Object.assign(window, { cloudhelp: { state } });
