@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
-from cloudhelp.domain import timeouts
+from cloudhelp.domain import ratings, timeouts
 from cloudhelp.store.models import (
     Case,
     FollowUp,
@@ -453,6 +453,12 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await check_contact_lines(server, cards)
         assert await axe_violations(page, "follow-ups") == []
         await snap(page, "follow-ups-1-open")
+        # In English the level is said in English (the server's Chinese label showed).
+        english_level = {1: "Very dissatisfied", 2: "Dissatisfied"}[rating.level or 0]
+        await page.click("#lang")
+        await expect(first.locator(".badge.level")).to_have_text(english_level)
+        await page.click("#lang")
+        await expect(first.locator(".badge.level")).to_have_text(ratings.LEVELS[rating.level or 0])
         # An empty note is not accepted, and the page says so in Chinese under the field.
         await first.locator("button").click()
         await expect(cards).to_have_count(len(still_open))

@@ -302,6 +302,15 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         assert await english_on(staff) == []
         assert await axe_violations(staff, "case-page-round-2") == []
         await staff.screenshot(path=str(ARTIFACTS / "console-10-case-page.png"), full_page=True)
+        # In English the marks are English too (round 1's 需补正 stayed Chinese).
+        await staff.click("a.lang")
+        await expect(staff.locator("html")).to_have_attribute("lang", "en")
+        await expect(staff.locator(".badge.check-needs_correction").first).to_have_text(
+            "Needs correction"
+        )
+        await expect(staff.locator(".badge.check-ok").first).to_have_text("OK")
+        await staff.click("a.lang")
+        await expect(staff.locator("html")).to_have_attribute("lang", "zh-CN")
 
 
 async def ring_unanswered_twice(server: CallServer) -> None:

@@ -26,7 +26,8 @@ function card(f) {
     : t(f.overdue ? "followups.overdue" : "followups.due", { date: f.due_date });
   head.append(el("span", due, f.overdue ? "due late" : "due"));
   const level = el("p");
-  level.append(el("span", f.level.label || t("followups.no_level"), "badge level"));
+  // The level in the reader's language (the server's label is the Chinese one).
+  level.append(el("span", f.level.value ? t(`kiosk.rate.level.${f.level.value}`) : t("followups.no_level"), "badge level"));
   if (f.reasons.length) level.append(" ", el("span", t("followups.reasons", { reasons: f.reasons.join("、") })));
   // Ticket numbers repeat every day: which session it was (day, station, who served, the case).
   const session = el("p", "", "session");
