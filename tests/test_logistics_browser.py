@@ -226,6 +226,13 @@ async def test_the_station_receives_shelves_and_hands_over(sqlite_demo_url: str)
         await expect(paper.locator(".pickup-code strong")).to_have_text(pickup_code)
         assert await axe_violations(kiosk, "logistics-kiosk-papers") == []
         await snap(kiosk, "logistics-kiosk-papers")
+        # In English the papers are said again at once (they stayed Chinese), and back.
+        await kiosk.click("#lang")
+        await expect(paper.locator(".badge")).to_have_text("Awaiting pickup")
+        await expect(paper).not_to_contain_text("已到前关社区驿站")
+        await expect(paper.locator(".pickup-code strong")).to_have_text(pickup_code)
+        await kiosk.click("#lang")
+        await expect(paper).to_contain_text("待取件")
 
         # Hand over: a wrong ID number is refused, then the right one with a signature.
         await ready.get_by_role("button", name="交付").click()

@@ -1315,7 +1315,16 @@ async function findPapers() {
     return;
   }
   $("papers-error").hidden = true;
-  const c = data.case;
+  shownPapers = data.case;
+  showPapers(data.case);
+  show("papers");
+}
+
+/** The case whose papers the papers screen shows (drawn again in the other language). @type {any} */
+let shownPapers = null;
+
+/** The papers screen's lines for case ``c``, in the page's language. @param {any} c */
+function showPapers(c) {
   $("papers-case").textContent = t("kiosk.papers.case", { number: c.number, item: c.item, status: t(`case.state.${c.status.code}`) });
   const expected = c.expected.date && !c.items.some((/** @type {any} */ i) => i.kind.code === "certificate");
   $("papers-expected").hidden = !expected;
@@ -1361,7 +1370,6 @@ async function findPapers() {
     list.push(li);
   }
   $("papers-list").replaceChildren(...list);
-  show("papers");
 }
 
 /** What went wrong with the appointment code, under its input. @param {string} text */
@@ -1604,6 +1612,8 @@ function wire() {
   setElderly(Boolean(localStorage.getItem(ELDERLY_KEY)));
   $("lang").onclick = async () => {
     await setLang(lang === "zh-CN" ? "en" : "zh-CN");
+    // What the papers screen drew from the server is said again (it stayed Chinese).
+    if (document.body.dataset.current === "papers" && shownPapers) showPapers(shownPapers);
     if (document.body.dataset.current === "call") {
       showCallWith();
       memory.set("lang", lang);
