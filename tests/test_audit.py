@@ -713,10 +713,11 @@ def test_a_campaign_change_is_described_step_by_step() -> None:
     """The audit page's line for a campaign's one-click rebook names the step, the booking and
     its new time (it read "集中办理 1 · —")."""
     event = {"action": "campaign.changed", "case": None,
-             "detail": {"step": "entry_rebooked", "appointment": "K7Q2M9",
+             "detail": {"step": "entry_rebooked", "appointment": "15669142",
                         "starts": "2026-06-12 09:20"}}  # fmt: skip
+    # The code as the slip prints it (it read 15669142, a walk found).
     assert audit_routes._describe("zh-CN", event, {}) == (
-        "操作：一键改约 · 预约码：K7Q2M9 · 新时间：2026-06-12 09:20"
+        "操作：一键改约 · 预约码：1566-9142 · 新时间：2026-06-12 09:20"
     )
     scheduled = {"action": "campaign.changed", "case": None,
                  "detail": {"step": "scheduled", "booked": 69, "unplaced": 0}}  # fmt: skip

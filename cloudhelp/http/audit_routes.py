@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core import i18n
 from cloudhelp.core.inputs import ROW_ID_MAX
-from cloudhelp.domain import audit
+from cloudhelp.domain import appointments, audit
 from cloudhelp.http import pages
 from cloudhelp.http.auth import current_staff
 from cloudhelp.http.bodies import query_date, query_int
@@ -147,6 +147,8 @@ def _describe(lang: str, event: dict[str, Any], names: dict[str, str]) -> str:
                 )
             elif key == "item":
                 value = names.get(f"item:{value}", value)
+            elif key == "appointment" and str(value).isdigit():  # as printed: 1234-5678
+                value = appointments.show_code(str(value))
             part(key, value)
     if "changes" in detail:
         parts.append(
