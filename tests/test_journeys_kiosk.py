@@ -303,6 +303,12 @@ async def test_journey_5e_papers_sent_back_say_where_they_are(quiet_server: Demo
             await kiosk.locator("#papers-form button").click()
             papers = kiosk.locator("#papers-list li")
             await expect(papers.filter(has_text="待取件").first).to_contain_text("取件码")
+            # His certificate has waited on the shelf past the pickup limit (16 days of 14): the
+            # kiosk says so as the station's shelf does (it said only 待取件).
+            await expect(papers.filter(has_text="已超过领取期限")).to_have_count(1)
+            await expect(papers.filter(has_text="已超过领取期限")).to_contain_text(
+                "道路运输证（副本）"
+            )
             returned = papers.filter(has_text="已退回大厅")
             await expect(returned).to_contain_text("未按时领取，已退回")
             await expect(returned).not_to_contain_text("将送到")

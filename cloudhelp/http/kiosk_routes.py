@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloudhelp.core import signed
+from cloudhelp.core.clock import utcnow
 from cloudhelp.core.config import Settings
 from cloudhelp.core.logs import log_event
 from cloudhelp.core.throttle import Throttles
@@ -130,7 +131,7 @@ async def kiosk_items_lookup(request: web.Request) -> web.Response:
     state = AppState.of(request.app)
     async with state.db.read() as session:
         case = await logistics_lookup.find(session, number, last4)
-        result = await logistics_lookup.resident_view(session, case) if case else None
+        result = await logistics_lookup.resident_view(session, case, utcnow()) if case else None
     if result is None:
         raise await _failed(request, kiosk, number)
     async with state.db.write() as session:

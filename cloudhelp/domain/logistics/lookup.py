@@ -5,13 +5,14 @@ digits; and, before a certificate exists, when and where it is expected."""
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudhelp.core.clock import iso
-from cloudhelp.domain import cases
+from cloudhelp.domain import cases, timeouts
 from cloudhelp.domain.logistics import states
 from cloudhelp.domain.logistics.pickup import pickup_station
 from cloudhelp.store.models import Case, TrackedItem
@@ -37,15 +38,27 @@ def _station(station: Any) -> dict[str, str]:
     }
 
 
-async def resident_view(session: AsyncSession, case: Case) -> dict[str, Any]:
+async def resident_view(session: AsyncSession, case: Case, now: datetime) -> dict[str, Any]:
     """The case's items as a resident reads them, and the certificate's expected date and
-    station while the case runs."""
+    station while the case runs. An item on the shelf longer than the pickup limit (the
+    ``pickup_overdue`` warning's threshold, as the station sees it) is ``overdue``: it may be
+    sent back to the hall."""
     items = (
         await session.scalars(
             select(TrackedItem).where(TrackedItem.case_id == case.id).order_by(TrackedItem.id)
         )
     ).all()
     limits = cases.time_limits(case, await cases.events_of(session, case))
+    pickup_days = (await timeouts.Thresholds.load(session)).value(
+        "pickup_overdue", case.item.department_id, case.item.id
+    )
+
+    def overdue(item: TrackedItem) -> bool:
+        shelved = item.ready_at
+        return item.status == "ready" and shelved is not None and (
+            now - shelved > timedelta(days=pickup_days)
+        )
+
     return {
         "number": case.number,
         "item": case.item.name,
@@ -64,6 +77,7 @@ async def resident_view(session: AsyncSession, case: Case) -> dict[str, Any]:
                 "collect_at": _station(i.destination),
                 "ready_since": iso(i.ready_at),
                 "pickup_code": i.pickup_code if i.status == "ready" else None,
+                "overdue": overdue(i),
             }
             for i in items
         ],

@@ -1362,6 +1362,13 @@ function showPapers(c) {
     }
     li.append(head, " ", state, where);
     if (code) li.append(code);
+    if (i.overdue) {
+      // Past the pickup limit, as the station's shelf says (已超期): it may go back to the hall.
+      const late = document.createElement("p");
+      late.className = "paper-overdue";
+      late.textContent = t("kiosk.papers.overdue");
+      li.append(late);
+    }
     return li;
   });
   if (!list.length) {
