@@ -55,8 +55,10 @@ async def resident_view(session: AsyncSession, case: Case, now: datetime) -> dic
 
     def overdue(item: TrackedItem) -> bool:
         shelved = item.ready_at
-        return item.status == "ready" and shelved is not None and (
-            now - shelved > timedelta(days=pickup_days)
+        return (
+            item.status == "ready"
+            and shelved is not None
+            and (now - shelved > timedelta(days=pickup_days))
         )
 
     return {
