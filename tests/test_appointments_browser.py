@@ -146,6 +146,7 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         again = await new_page(browser, server.base_url)
         await again.set_viewport_size({"width": 390, "height": 844})
         await again.goto("/book")
+        await expect(again.locator("#b-item")).to_have_value("NYNC-002")  # the page is ready
         await again.fill("#m-code", second)
         await again.fill("#m-last4", "0000")
         await again.click("#find-form button")

@@ -179,9 +179,12 @@ async function cancel() {
   $("found").hidden = true;
 }
 
-async function start() {
-  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: DISTRICT_TZ });
-  await loadItems();
+/**
+ * The forms' buttons, wired before anything is awaited: pressed while the catalog or the items
+ * still load, a form was sent by the browser itself and the page reloaded, what was typed lost
+ * (a CI run's test pressed 查找预约 that early).
+ */
+function wire() {
   // A new search: what was refused before no longer stands over the page.
   $("slot-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); banner(null); findSlots(); };
   $("person-form").onsubmit = (/** @type {Event} */ e) => { e.preventDefault(); confirm(); };
@@ -194,7 +197,13 @@ async function start() {
   };
 }
 
+async function start() {
+  $("b-date").value = new Date(Date.now() + 86400000).toLocaleDateString("sv-SE", { timeZone: DISTRICT_TZ });
+  await loadItems();
+}
+
 Object.assign(window, { cloudhelp: { state } });
+wire();
 await setLang(lang);
 translate(document);
 $("lang").onclick = async () => {
