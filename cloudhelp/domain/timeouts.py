@@ -315,6 +315,11 @@ def _calendar_conditions(now: datetime, limits: Thresholds) -> list[Condition]:
     ]  # fmt: skip
 
 
+def past(since: datetime, now: datetime, days: float) -> bool:
+    """Whether a wait that began at ``since`` has run past ``days`` at ``now``."""
+    return now - since > timedelta(days=days)
+
+
 async def _logistics_conditions(
     session: AsyncSession, now: datetime, limits: Thresholds
 ) -> list[Condition]:
@@ -339,7 +344,7 @@ async def _logistics_conditions(
         else:
             kind, since, staff_id = "pickup_overdue", item.ready_at or now, None
         days = limits.value(kind, service.department_id, service.id)
-        if now - since <= timedelta(days=days):
+        if not past(since, now, days):
             continue
         station = item.at_station or item.destination
         found.append(

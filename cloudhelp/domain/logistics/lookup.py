@@ -5,7 +5,7 @@ digits; and, before a certificate exists, when and where it is expected."""
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -53,14 +53,6 @@ async def resident_view(session: AsyncSession, case: Case, now: datetime) -> dic
         "pickup_overdue", case.item.department_id, case.item.id
     )
 
-    def overdue(item: TrackedItem) -> bool:
-        shelved = item.ready_at
-        return (
-            item.status == "ready"
-            and shelved is not None
-            and (now - shelved > timedelta(days=pickup_days))
-        )
-
     return {
         "number": case.number,
         "item": case.item.name,
@@ -79,7 +71,9 @@ async def resident_view(session: AsyncSession, case: Case, now: datetime) -> dic
                 "collect_at": _station(i.destination),
                 "ready_since": iso(i.ready_at),
                 "pickup_code": i.pickup_code if i.status == "ready" else None,
-                "overdue": overdue(i),
+                "overdue": i.status == "ready"
+                and i.ready_at is not None
+                and timeouts.past(i.ready_at, now, pickup_days),
             }
             for i in items
         ],
