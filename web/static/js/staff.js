@@ -767,9 +767,10 @@ function showUnseen(target, text, whole) {
   // Scrolled to by hand: what it said is in view (inside the side column, or above the input).
   // Nearly whole: a line flush with the column's edge measured 0.99 of itself, and stayed
   // "unseen" at threshold 1 (a walk scrolled to it with the wheel).
+  const threshold = whole ? 0.95 : 0;
   unseenSeen = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting && e.intersectionRatio >= (whole ? 0.95 : 0))) $("chat-unseen").hidden = true;
-  }, inside ? { root: region, threshold: whole ? 0.95 : 0 } : { threshold: whole ? 0.95 : 0, rootMargin: "0px 0px -80px 0px" });
+    if (entries.some((e) => e.isIntersecting && e.intersectionRatio >= threshold)) $("chat-unseen").hidden = true;
+  }, { root: inside ? region : null, threshold, rootMargin: inside ? "0px" : "0px 0px -80px 0px" });
   unseenSeen.observe(target);
   $("chat-unseen").textContent = text;
   $("chat-unseen").hidden = false;
