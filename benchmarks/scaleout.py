@@ -17,8 +17,11 @@ Phases:
 
 1. relay: ``pairs`` calls with the kiosk and the staff member on node A (same node), and
    ``pairs`` with the kiosk on A and the staff member on B (across nodes: each message goes
-   through B's or A's Redis stream). Calls are set up one at a time (one staff member
-   available, one kiosk takes a ticket, the ring is accepted). Each side of every call sends a
+   on the link between the nodes, docs/scaling.md "Links between nodes"; through Redis with
+   ``CLOUDHELP_NODE_LINKS=false`` in the environment). ``cross_node_frames_on_links``: how many
+   relayed messages went on links during the phase, from A's and B's /metrics. Calls are set
+   up one at a time (one staff member available, one kiosk takes a ticket, the ring is
+   accepted). Each side of every call sends a
    chat line (``app`` with ``to``, as protocol.js) 10 times a second, both groups at once;
    latency at the receiver over RELAY_WINDOWS windows pooled, p99 per group.
 2. failover: on node C, ``timers`` staff members are rung for tickets of kiosks on A (not
@@ -421,6 +424,17 @@ async def ledger(
     }
 
 
+async def link_frames(http: aiohttp.ClientSession, base: str) -> int:
+    """The node's ``cloudhelp_node_link_frames_total`` (0 with links off)."""
+    async with http.get(f"{base}/metrics") as response:
+        response.raise_for_status()
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("cloudhelp_node_link_frames_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(values), 2), "p99": round(percentile(values, 0.99), 2)}
 
@@ -452,7 +466,9 @@ async def run(sizes: Sizes) -> dict[str, Any]:
                 "cross": RelayLoad(http, cross_kiosks + cross_staff),
             }
             await asyncio.gather(*(load.run(10, 1.0) for load in groups.values()))  # warm up
+            on_links = -sum([await link_frames(http, base) for base in (a, b)])
             pooled = await relay(groups, sizes.seconds)
+            on_links += sum([await link_frames(http, base) for base in (a, b)])
             # Pending on node C when it dies: wrap-ups, then rings (each staff member busy).
             # Whatever is on C is reached through nginx (proxied: C, then A as its backup).
             first, c = 2 * sizes.pairs, front
@@ -503,6 +519,7 @@ async def run(sizes: Sizes) -> dict[str, Any]:
         "same_node_relay_p99_ms": summary(pooled["same"])["p99"],
         "cross_node_relay_p50_ms": summary(pooled["cross"])["p50"],
         "cross_node_relay_p99_ms": summary(pooled["cross"])["p99"],
+        "cross_node_frames_on_links": on_links,
         "failover_kiosks": len(took),
         "failover_resume_p50_ms": summary(failover_ms)["p50"],
         "failover_resume_p99_ms": summary(failover_ms)["p99"],

@@ -91,7 +91,13 @@ def _lifecycle(
             # A call's session card outlives a dead node by the grace time and the topics' TTL.
             card_ttl = settings.grace_seconds + 15.0
             owned = RedisBroker(
-                settings.redis_url, settings.node_id, prefix="cloudhelp", card_ttl=card_ttl
+                settings.redis_url,
+                settings.node_id,
+                prefix="cloudhelp",
+                card_ttl=card_ttl,
+                link_key=settings.node_link_key if settings.node_links else None,
+                link_host=settings.node_link_host,
+                link_port=settings.node_link_port,
             )
             await owned.start()
             hub_broker = owned

@@ -24,8 +24,27 @@ Keys (``prefix`` is ``signaling`` unless the application names its own):
   ``broadcast_maxlen`` entries and expiring ``stream_ttl`` after the last broadcast. Every node
   reads it in the same XREAD as its own stream, from the last entry there when it started.
 
+- ``{prefix}:link:{node_id}`` → ``host:port`` where the node listens for links from the others
+  (only with ``link_key``), with the topics' TTL, renewed with them.
+
 Publishing looks the holder up, checks that it is alive and appends to its stream in one Lua
 script (one round trip).
+
+With ``link_key`` (the same on every node), relayed text (``_encoded``) for a topic whose
+holder the last message through Redis named goes on a link to that node instead
+(signaling/node_link.py): no Redis on its path. The link is a shortcut, Redis stays the truth:
+
+- A frame never overtakes what was sent before it: it names the last entry this node appended
+  to the holder's stream for the topic, and the holder delivers it only once its reader is past
+  that entry; anything else for the topic goes through Redis only once the link's frames for it
+  have been handled there (acknowledged), or sent again through Redis.
+- A link that closes (its node stopped or died, the connection broke, or frames went
+  unacknowledged ``ack_timeout``): what its node had not handled goes again through Redis, in
+  order, marked with the link and frame number; the holder drops what it had already received
+  (``link_duplicates``), so nothing is delivered twice or lost while both nodes live.
+- A frame for a topic the receiving node does not hold any more (the session moved) goes on
+  through Redis to the new holder, and the sender is told to stop using the link for it.
+- While Redis cannot be reached, frames on open links still go (a call between nodes goes on).
 
 Guaranteed:
 
@@ -69,6 +88,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -84,6 +104,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from signaling.broker import Deliver
+from signaling.node_link import InLink, LinkServer, OutLink
 
 log = logging.getLogger("signaling.redis")
 
@@ -100,17 +121,25 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 WIRE_VERSION = "1"
 
 # KEYS[1] topic key; ARGV: this node, stream key prefix, maxlen, topic, message, alive channel
-# prefix, wire version. Returns the holder (false when none, or when its alive channel has no
-# subscriber: its process died); appends to the holder's stream unless the holder is this node.
+# prefix, wire version, link id and frame number (empty and 0 unless the message is a link's
+# frame sent again: node_link.py). Returns false when nobody holds the topic (or its holder's
+# alive channel has no subscriber: its process died), else {holder, id of the entry appended}
+# (an empty id when the holder is this node: nothing is appended).
 _PUBLISH = """
 local holder = redis.call('GET', KEYS[1])
 if not holder then return false end
+local id = ''
 if holder ~= ARGV[1] then
   if redis.call('PUBSUB', 'NUMSUB', ARGV[6] .. holder)[2] == 0 then return false end
-  redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4], 'm', ARGV[5],
-             'w', ARGV[7])
+  if ARGV[8] == '' then
+    id = redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4],
+                    'm', ARGV[5], 'w', ARGV[7])
+  else
+    id = redis.call('XADD', ARGV[2] .. holder, 'MAXLEN', '~', ARGV[3], '*', 't', ARGV[4],
+                    'm', ARGV[5], 'w', ARGV[7], 'l', ARGV[8], 's', ARGV[9])
+  end
 end
-return holder
+return {holder, id}
 """
 # KEYS[1] topic key; ARGV: this node, TTL in ms. Sets the key unless another node holds it.
 _RENEW = """
@@ -125,6 +154,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 _RENEW_BATCH = 500  # topics per pipeline when re-registering
+_ACK_DELAY = 0.005  # a link's receiver acknowledges at most this long after handling a frame
+_HOLD_SECONDS = 2.0  # a frame waits this long at most for its ``after`` entry (then delivered)
+_SETTLE_SECONDS = 2.0  # a message through Redis waits this long at most for the link's frames
+_LINK_RETRY = 1.0  # seconds between attempts to open a link to one node
+_ROUTE_IDLE = 60.0  # a route unused this long is forgotten
+_RECEIVED_MAX = 10_000  # links whose last frame number is remembered (for frames sent again)
 
 
 class BrokerUnavailable(Exception):
@@ -133,11 +168,27 @@ class BrokerUnavailable(Exception):
 
 @dataclass
 class _Parked:
-    """A message waiting in the outbox for Redis (or for its topic's holder)."""
+    """A message waiting in the outbox for Redis (or for its topic's holder); a link's frame
+    sent again carries its link and number (the holder drops it if it had it already)."""
 
     topic: str
     text: str
     since: float
+    link_id: str = ""
+    seq: int = 0
+
+
+@dataclass
+class _Route:
+    """Where this node last sent a topic's messages: its holder, the id of the last entry
+    appended to the holder's stream for it, and the last frame sent for it on ``link``."""
+
+    holder: str
+    after: str
+    used: float
+    link: OutLink | None = None
+    seq: int = 0
+    stale: bool = False  # the holder said it does not hold the topic any more
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -183,6 +234,9 @@ class RedisBroker:
         command_timeout: float = 5.0,
         read_block: float = 1.0,
         card_ttl: float = 45.0,
+        link_key: bytes | None = None,
+        link_host: str = "127.0.0.1",
+        link_port: int = 0,
     ) -> None:
         if not node_id or any(c.isspace() for c in node_id):
             raise ValueError(f"node_id {node_id!r}: a non-empty name without spaces")
@@ -198,6 +252,17 @@ class RedisBroker:
         self.read_block = read_block
         self.card_ttl = card_ttl
         self._card_prefix = f"{prefix}:card:"
+        self._link_prefix = f"{prefix}:link:"
+        # Links (signaling/node_link.py): relayed frames go straight to the holder's node.
+        self._link_key = link_key
+        self._link_bind = (link_host, link_port)
+        self._link_server: LinkServer | None = None
+        self.link_address: str | None = None  # "host:port" the other nodes connect to
+        self._links: dict[str, OutLink] = {}  # peer node → its link (open or being opened)
+        self._link_retry: dict[str, float] = {}  # peer node → no new attempt before this
+        self._routes: dict[str, _Route] = {}
+        self._received: dict[str, int] = {}  # link id → its last frame received here
+        self._holding: set[InLink] = set()  # links with frames held for their ``after``
         self._cards: dict[str, str] = {}  # key → the card's JSON, renewed with the topics
         self._topic_prefix = f"{prefix}:topic:"
         self._stream_prefix = f"{prefix}:node:"
@@ -237,18 +302,24 @@ class RedisBroker:
         self._local: dict[str, Deliver] = {}
         self._listeners: dict[str, list[Deliver]] = {}
         self._last_id = "0-0"
+        self._passed_id = "0-0"  # the last entry of this node's stream handed over (or skipped)
         self._broadcast_id = "0-0"
         self._outbox: deque[_Parked] = deque()
         self._parked_topics: set[str] = set()
         self._outbox_ready = asyncio.Event()
         self._healthy = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         # Read by tests and metrics.
         self.dropped = 0  # parked messages given up (no holder in time, or outbox full)
         self.reconnects = 0
         self.wire_mismatches = 0  # entries of another WIRE_VERSION, dropped unread
         self.broadcasts_missed = 0  # broadcasts that reached this node only (Redis away)
+        self.link_frames = 0  # frames sent on links
+        self.link_resent = 0  # frames a closed link had not had handled, sent through Redis
+        self.link_forwarded = 0  # frames that came here for a topic held elsewhere now
+        self.link_duplicates = 0  # entries sent again that had come on their link already
 
     def topic_key(self, topic: str) -> str:
         return f"{self._topic_prefix}{topic}"
@@ -257,6 +328,16 @@ class RedisBroker:
     def healthy(self) -> bool:
         """Whether Redis answered the last time this node asked."""
         return self._healthy
+
+    @property
+    def links_open(self) -> int:
+        """Links from this node to others, open now."""
+        return sum(1 for link in self._links.values() if link.is_open)
+
+    @property
+    def links_refused(self) -> int:
+        """Links other nodes tried to open here with the wrong key."""
+        return 0 if self._link_server is None else self._link_server.refused
 
     @property
     def waiting(self) -> int:
@@ -286,6 +367,12 @@ class RedisBroker:
         self._last_id = "0-0"
         self._broadcast_id = str(newest[0][0]) if newest else "0-0"
         self._healthy = True
+        if self._link_key is not None:
+            self._link_server = LinkServer(self.node_id, self._link_key, self._link_frame)
+            host, port = await self._link_server.start(*self._link_bind)
+            self.link_address = f"{host}:{port}"
+            await self._redis.set(self._link_prefix + self.node_id, self.link_address,
+                                  px=self._ttl_ms)  # fmt: skip
         self._tasks = [
             asyncio.create_task(self._read_loop(), name=f"redis-read-{self.node_id}"),
             asyncio.create_task(self._renew_loop(), name=f"redis-renew-{self.node_id}"),
@@ -310,6 +397,12 @@ class RedisBroker:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.read_block + 5)
         self._tasks = []
+        for task in list(self._background):
+            task.cancel()
+        for link in list(self._links.values()):
+            await link.aclose()
+        if self._link_server is not None:
+            await self._link_server.close()
         if release:
             with contextlib.suppress(*_UNREACHABLE):
                 topics = list(self._local)
@@ -321,6 +414,9 @@ class RedisBroker:
                             )
                         await pipe.execute()
                 await self._redis.delete(self.stream)
+                if self.link_address is not None:
+                    await self._release(keys=[self._link_prefix + self.node_id],
+                                        args=[self.link_address])  # fmt: skip
         self._cards.clear()  # kept in Redis for card_ttl: sessions may be taken over elsewhere
         self._local.clear()
         self._listeners.clear()
@@ -352,25 +448,44 @@ class RedisBroker:
             self._lost(exc)
 
     async def publish(self, topic: str, message: dict[str, Any]) -> bool:
-        """Deliver here, or append to the holder's stream; False when nobody holds the topic.
-        While Redis cannot be reached (or earlier messages of the topic still wait), the
-        message waits in the outbox and the answer is True."""
+        """Deliver here, on the link to the holder's node, or append to the holder's stream;
+        False when nobody holds the topic. While Redis cannot be reached (or earlier messages
+        of the topic still wait), the message waits in the outbox and the answer is True.
+
+        Only relayed text (``_encoded``) goes on a link, to a holder known from the last
+        message through Redis (the answer is then True without asking Redis); anything else
+        goes through Redis once the link's frames for the topic have been handled."""
         deliver = self._local.get(topic)
         if deliver is not None:
             await deliver(message)
             return True
         text = _dumps(message)
-        if not self._healthy or topic in self._parked_topics:
+        if topic in self._parked_topics:
+            self._park(topic, text)
+            return True
+        route = self._routes.get(topic)
+        if route is not None:
+            if message.get("type") == "_encoded" and self._send_on_link(topic, text, route):
+                return True
+            await self._settle(topic, route)
+            if topic in self._parked_topics:  # frames sent again through Redis wait there
+                self._park(topic, text)
+                return True
+        if not self._healthy:
             self._park(topic, text)
             return True
         try:
-            holder = await self._route(topic, text)
+            routed = await self._route(topic, text)
         except _UNREACHABLE as exc:
             self._lost(exc)
             self._park(topic, text)
             return True
+        if routed is None:
+            return False
+        holder, entry = routed
         if holder != self.node_id:
-            return holder is not None
+            self._remember(topic, holder, entry)
+            return True
         # This node holds it: subscribed here while the script ran (a session moving here),
         # or a stale key (nobody holds it).
         deliver = self._local.get(topic)
@@ -451,8 +566,12 @@ class RedisBroker:
     def _card_ttl_ms(self) -> int:
         return max(1, int(self.card_ttl * 1000))
 
-    async def _route(self, topic: str, text: str) -> str | None:
-        holder = await self._publish(
+    async def _route(
+        self, topic: str, text: str, link_id: str = "", seq: int = 0
+    ) -> tuple[str, str] | None:
+        """Append to the holder's stream: (holder, entry id), the id empty when the holder is
+        this node; None when nobody (alive) holds the topic."""
+        routed = await self._publish(
             keys=[self.topic_key(topic)],
             args=[
                 self.node_id,
@@ -462,9 +581,192 @@ class RedisBroker:
                 text,
                 self._alive_prefix,
                 WIRE_VERSION,
+                link_id,
+                seq,
             ],
         )
-        return None if holder is None else str(holder)
+        if not routed:
+            return None
+        return str(routed[0]), str(routed[1])
+
+    # ------------------------------------------------------------------ links
+
+    def _remember(self, topic: str, holder: str, entry: str) -> None:
+        """After a message through Redis: the next relayed frames for ``topic`` may go on a
+        link to ``holder`` (opened now if need be), after that entry."""
+        if self._link_key is None:
+            return
+        self._routes[topic] = _Route(holder, entry, time.monotonic())
+        self._link_to(holder)
+
+    def _link_to(self, peer: str) -> OutLink | None:
+        """The open link to ``peer``; None while there is none (one is being opened)."""
+        link = self._links.get(peer)
+        if link is not None and (link.is_open or not link.closed.is_set()):
+            return link if link.is_open else None
+        if self._stopping or time.monotonic() < self._link_retry.get(peer, 0.0):
+            return None
+        link = OutLink(peer, f"{self.node_id}.{secrets.token_hex(6)}")
+        self._links[peer] = link
+        self._spawn(self._open_link(link))
+        return None
+
+    def _send_on_link(self, topic: str, text: str, route: _Route) -> bool:
+        """Write the frame on the link to the route's holder; False when it cannot go there
+        (no open link, the holder moved it, or a closed link's frames still being sent again)."""
+        if route.stale:
+            return False
+        link = self._link_to(route.holder)
+        if link is None or (route.link is not None and route.link is not link):
+            return False
+        try:
+            route.seq = link.send(topic, text, route.after)
+        except (ConnectionError, OSError):
+            return False
+        route.link = link
+        route.used = time.monotonic()
+        self.link_frames += 1
+        return True
+
+    async def _settle(self, topic: str, route: _Route) -> None:
+        """Before a message for ``topic`` goes through Redis: wait until the frames sent for it
+        on a link have been handled there, or sent again through Redis (the link closed), so
+        that it does not overtake them; then forget the route."""
+        link = route.link
+        if link is not None and route.seq > link.handled:
+            if link.is_open:
+                await link.wait_handled(route.seq, _SETTLE_SECONDS)
+            if not link.is_open:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.rerouted.wait(), _SETTLE_SECONDS)
+        if self._routes.get(topic) is route:
+            del self._routes[topic]
+
+    async def _open_link(self, link: OutLink) -> None:
+        try:
+            address = await self._redis.get(self._link_prefix + link.peer)
+            if not address:
+                raise ValueError("it has no link address (links off, or not started)")
+            host, _, port = str(address).rpartition(":")
+            assert self._link_key is not None
+            await link.connect(host, int(port), self._link_key, self.node_id,
+                               self._link_moved, self._link_closed)  # fmt: skip
+        except Exception as exc:
+            log.info("no link to node %s (%s: %s): through Redis meanwhile",
+                     link.peer, type(exc).__name__, exc)  # fmt: skip
+            self._link_retry[link.peer] = time.monotonic() + _LINK_RETRY
+            link.closed.set()
+            link.rerouted.set()
+            if self._links.get(link.peer) is link:
+                del self._links[link.peer]
+
+    def _link_moved(self, link: OutLink, topic: str) -> None:
+        route = self._routes.get(topic)
+        if route is not None and route.link is link:
+            route.stale = True
+
+    def _link_closed(self, link: OutLink) -> None:
+        self._link_retry[link.peer] = time.monotonic() + _LINK_RETRY
+        self._spawn(self._resend(link))
+
+    async def _resend(self, link: OutLink) -> None:
+        """A link closed: what its node had not handled goes again through Redis, in order (the
+        holder drops what it had already: ``_read_loop``); waits in the outbox while Redis
+        cannot be reached. Then the routes to that node are forgotten: the next message for
+        each goes through Redis (and finds where the entry it must follow is)."""
+        frames = list(link.unacked)
+        link.unacked.clear()
+        try:
+            for index, frame in enumerate(frames):
+                try:
+                    if not self._healthy:
+                        raise RedisConnectionError("Redis away")
+                    routed = await self._route(frame.topic, frame.text, link.link_id, frame.seq)
+                except _UNREACHABLE as exc:
+                    self._lost(exc)
+                    waiting = [_Parked(f.topic, f.text, time.monotonic(), link.link_id, f.seq)
+                               for f in frames[index:]]  # fmt: skip
+                    self._outbox.extendleft(reversed(waiting))
+                    self._parked_topics.update(parked.topic for parked in waiting)
+                    self._outbox_ready.set()
+                    break
+                self.link_resent += 1
+                if routed is None:
+                    self.dropped += 1  # nobody holds it now (the node died): as a publish's False
+                elif routed[0] == self.node_id:
+                    await self._hand_over(frame.topic, frame.text)
+        finally:
+            for topic, route in list(self._routes.items()):
+                if route.holder == link.peer:
+                    del self._routes[topic]
+            link.rerouted.set()
+            if self._links.get(link.peer) is link:
+                del self._links[link.peer]
+
+    async def _link_frame(self, link: InLink, seq: int, after: str, topic: str, text: str) -> None:
+        """A frame from another node: handled now, or held until this node's stream reader is
+        past its ``after`` entry (what the sender sent before it through Redis)."""
+        self._received[link.link_id] = seq
+        if len(self._received) > _RECEIVED_MAX:
+            del self._received[next(iter(self._received))]
+        if link.held or _stream_id(after) > _stream_id(self._passed_id):
+            link.held.append((seq, after, topic, text, time.monotonic()))
+            self._holding.add(link)
+            return
+        await self._take_frame(link, seq, topic, text)
+
+    async def _take_frame(self, link: InLink, seq: int, topic: str, text: str) -> None:
+        if topic in self._local:
+            await self._hand_over(topic, text)
+        else:  # moved or ended: to its holder through Redis, and the sender told
+            self.link_forwarded += 1
+            await self._forward(topic, text)
+            link.moved(topic)
+        link.done(seq, _ACK_DELAY)
+
+    async def _forward(self, topic: str, text: str) -> None:
+        """A frame for a topic held elsewhere now: through Redis (never a link: two nodes'
+        stale routes must not send it back and forth)."""
+        if not self._healthy or topic in self._parked_topics:
+            self._park(topic, text)
+            return
+        try:
+            routed = await self._route(topic, text)
+        except _UNREACHABLE as exc:
+            self._lost(exc)
+            self._park(topic, text)
+            return
+        if routed is not None and routed[0] == self.node_id:
+            await self._hand_over(topic, text)
+
+    async def _release_held(self) -> None:
+        """Hand over the held frames whose ``after`` entry has been read (or that waited
+        ``_HOLD_SECONDS``: the entry is gone, trimmed or lost with a Redis restart)."""
+        now = time.monotonic()
+        for link in list(self._holding):
+            while link.held:
+                seq, after, topic, text, since = link.held[0]
+                if _stream_id(after) > _stream_id(self._passed_id):
+                    if now - since < _HOLD_SECONDS:
+                        break
+                    log.warning("a node link's frame delivered without the entry it follows",
+                                extra={"topic": topic, "after": after})  # fmt: skip
+                # Taken off only once handled: a frame arriving meanwhile is held behind it.
+                await self._take_frame(link, seq, topic, text)
+                link.held.popleft()
+            if not link.held:
+                self._holding.discard(link)
+
+    def _forget_idle_routes(self) -> None:
+        idle = time.monotonic() - _ROUTE_IDLE
+        for topic, route in list(self._routes.items()):
+            if route.used < idle and (route.link is None or route.seq <= route.link.handled):
+                del self._routes[topic]
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _lost(self, exc: BaseException) -> None:
         if self._healthy:
@@ -526,6 +828,10 @@ class RedisBroker:
                     pipe.set(f"{self._card_prefix}{key}", text, px=self._card_ttl_ms)
                 await pipe.execute()
         await self._redis.pexpire(self.stream, max(1, int(self.stream_ttl * 1000)))
+        if self.link_address is not None:
+            await self._redis.set(self._link_prefix + self.node_id, self.link_address,
+                                  px=self._ttl_ms)  # fmt: skip
+        self._forget_idle_routes()
 
     async def _check_read_position(self) -> None:
         """After a reconnect, keep reading from the last id delivered: entry ids are Redis's
@@ -557,6 +863,8 @@ class RedisBroker:
                     self._healthy = True
                     self._outbox_ready.set()
                     log.info("Redis reachable again: topics re-registered")
+                if self._holding:
+                    await self._release_held()
                 reply = await self._reader.xread(
                     {self.stream: self._last_id, self.broadcast_stream: self._broadcast_id},
                     count=200,
@@ -576,12 +884,29 @@ class RedisBroker:
                         continue
                     if stream != self.broadcast_stream:
                         self._last_id = str(entry_id)
-                        await self._hand_over(str(fields.get("t", "")), str(fields.get("m", "{}")))
+                        if not self._resent_twice(fields):
+                            topic, text = str(fields.get("t", "")), str(fields.get("m", "{}"))
+                            await self._hand_over(topic, text)
+                        self._passed_id = self._last_id
+                        if self._holding:
+                            await self._release_held()
                         continue
                     self._broadcast_id = str(entry_id)
                     if fields.get("n") != self.node_id:  # this node's own: delivered already
                         channel, text = str(fields.get("c", "")), str(fields.get("m", "{}"))
                         await self._hand_over_broadcast(channel, text)
+
+    def _resent_twice(self, fields: dict[str, str]) -> bool:
+        """Whether an entry is a link's frame sent again that had come on the link already."""
+        link_id = fields.get("l")
+        if not link_id:
+            return False
+        seq = int(fields.get("s", 0))
+        if seq <= self._received.get(link_id, 0):
+            self.link_duplicates += 1
+            return True
+        self._received[link_id] = seq
+        return False
 
     def _misread(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
         """An entry written by a node of another WIRE_VERSION: skipped (its position is kept, so
@@ -589,7 +914,7 @@ class RedisBroker:
         if stream == self.broadcast_stream:
             self._broadcast_id = entry_id
         else:
-            self._last_id = entry_id
+            self._last_id = self._passed_id = entry_id
         self.wire_mismatches += 1
         log.warning(
             "redis entry of another wire version dropped: run one version on every node",
@@ -675,9 +1000,10 @@ class RedisBroker:
                     log.warning("brokered message dropped: waited too long for its topic",
                                 extra={"topic": parked.topic})  # fmt: skip
                     continue
-                holder = await self._route(parked.topic, parked.text)  # may raise: kept
+                routed = await self._route(parked.topic, parked.text, parked.link_id,
+                                           parked.seq)  # may raise: kept  # fmt: skip
                 self._outbox.popleft()
-                if holder is None or holder == self.node_id:
+                if routed is None or routed[0] == self.node_id:
                     blocked.add(parked.topic)
                     waiting.append(parked)
         finally:

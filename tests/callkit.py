@@ -189,6 +189,19 @@ async def running_server(
             await server.close()
 
 
+async def scraped_metrics(server: CallServer) -> dict[str, float]:
+    """The server's /metrics samples without labels (name → value)."""
+    async with server.http.get("/metrics") as r:
+        assert r.status == 200
+        text = await r.text()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
 @contextmanager
 def first_send_held(
     hub: Hub, session_id: str, accepts: Callable[[Any], bool] = lambda message: True

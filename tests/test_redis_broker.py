@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from cloudhelp.core.config import Settings
 from cloudhelp.media.peer import SignalingClient
 from signaling.redis_broker import WIRE_VERSION, BrokerUnavailable, RedisBroker
-from tests.callkit import CallServer, picked_at_once, running_server, until
+from tests.callkit import CallServer, picked_at_once, running_server, scraped_metrics, until
 from tests.conftest import _create_pg_database, _drop_pg_database, _prepare_demo_database
 from tests.helpers import run_cli
 from tests.rediskit import private_redis, shared_redis_url
@@ -448,32 +448,58 @@ async def test_two_nodes_never_give_one_ticket_to_two_staff(pg_demo_url: str) ->
         assert [p["session"] for p in joined["peers"]] == [winner.session_id]
 
 
-async def test_redis_restarted_mid_call(pg_demo_url: str) -> None:
+@pytest.mark.parametrize("links", [True, False], ids=["node-links", "redis-only"])
+async def test_redis_restarted_mid_call(pg_demo_url: str, links: bool) -> None:
     """The nodes' Redis is killed (SIGKILL, no persistence) in the middle of a call and started
-    again empty: what each side sent meanwhile arrives, in order, once it is back; every node
-    re-registers its sessions and holds its alive channel again; the call carries on."""
+    again empty: what each side sent meanwhile arrives, in order — at once on the nodes' link,
+    or once Redis is back without links; every node re-registers its sessions and holds its
+    alive channel again; the call carries on."""
     with private_redis() as server:
         names = node("a"), node("b")
         async with (
-            running_server(pg_demo_url, redis_url=server.url, node_id=names[0]) as a,
-            running_server(pg_demo_url, redis_url=server.url, node_id=names[1]) as b,
-        ):
+            running_server(pg_demo_url, redis_url=server.url, node_id=names[0],
+                           node_links=links) as a,
+            running_server(pg_demo_url, redis_url=server.url, node_id=names[1],
+                           node_links=links) as b,
+        ):  # fmt: skip
             kiosk, staff = await call_across(a, b)
             await relayed(staff, kiosk, {"type": "app", "data": "before"})
+            await relayed(kiosk, staff, {"type": "app", "data": "before"})
+            if links:  # each node has named the other's session through Redis: links open
+
+                def linked() -> bool:
+                    one, two = broker_of(a), broker_of(b)
+                    return all((lk := x._links.get(y.node_id)) is not None and lk.is_open
+                               for x, y in ((one, two), (two, one)))  # fmt: skip
+
+                await until(linked, 5, "both nodes' links open")
+            sent_on_links = broker_of(a).link_frames + broker_of(b).link_frames
 
             await server.stop_async()
             for n in range(3):
                 await staff.send({"type": "app", "data": f"during-{n}"})
                 await kiosk.send({"type": "app", "data": f"during-{n}"})
-            await asyncio.sleep(0.5)
-            assert kiosk.drain("app") == [] and staff.drain("app") == [], "no Redis, no relay"
+            if not links:
+                await asyncio.sleep(0.5)
+                assert kiosk.drain("app") == [] and staff.drain("app") == [], "no Redis, no relay"
             assert not broker_of(a).healthy and not broker_of(b).healthy
+            if links:
+                for receiver, sender in ((kiosk, staff), (staff, kiosk)):
+                    frames = [await receiver.expect("app", timeout=5) for _ in range(3)]
+                    assert [f["data"] for f in frames] == ["during-0", "during-1", "during-2"]
+                    assert {f["from"] for f in frames} == {sender.session_id}
+                assert broker_of(a).link_frames + broker_of(b).link_frames == sent_on_links + 6
+                figures = await scraped_metrics(a)
+                assert figures["cloudhelp_node_links_open"] == 1
+                assert figures["cloudhelp_node_link_frames_total"] >= 3
+                assert figures["cloudhelp_node_links_refused_total"] == 0
 
             await server.start_async()
-            for receiver, sender in ((kiosk, staff), (staff, kiosk)):
-                frames = [await receiver.expect("app", timeout=15) for _ in range(3)]
-                assert [f["data"] for f in frames] == ["during-0", "during-1", "during-2"]
-                assert {f["from"] for f in frames} == {sender.session_id}
+            if not links:
+                for receiver, sender in ((kiosk, staff), (staff, kiosk)):
+                    frames = [await receiver.expect("app", timeout=15) for _ in range(3)]
+                    assert [f["data"] for f in frames] == ["during-0", "during-1", "during-2"]
+                    assert {f["from"] for f in frames} == {sender.session_id}
             async with Redis.from_url(server.url, decode_responses=True) as redis:
                 assert await holder(redis, kiosk) == names[0], "re-registered by node A"
                 assert await holder(redis, staff) == names[1], "re-registered by node B"

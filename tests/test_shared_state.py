@@ -24,7 +24,7 @@ from cloudhelp.core.throttle import FailureThrottle
 from cloudhelp.domain import queue
 from cloudhelp.store.models import AuditEvent, CallQuality, TicketEvent, utcnow
 from cloudhelp.store.redis_throttle import RETRY_SECONDS, RedisThrottle
-from tests.callkit import DEMO_PASSWORD, CallServer, running_server, until
+from tests.callkit import DEMO_PASSWORD, CallServer, running_server, scraped_metrics, until
 from tests.rediskit import private_redis, shared_redis_url
 from tests.test_accounts import _browser_at, _sign_in
 from tests.test_redis_broker import ITEM, call_across, node, pg_demo_url, two_nodes  # noqa: F401
@@ -328,19 +328,6 @@ async def readyz(server: CallServer) -> tuple[int, dict[str, Any]]:
         return r.status, await r.json()
 
 
-async def metrics(server: CallServer) -> dict[str, float]:
-    """The scraped samples without labels (name → value)."""
-    async with server.http.get("/metrics") as r:
-        assert r.status == 200
-        text = await r.text()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
-    return samples
-
-
 async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
     """Redis stopped under two nodes: /readyz fails with the reason, /metrics says so, sign-ins
     are counted on each node alone (never refused for Redis's sake); back, all is shared
@@ -354,7 +341,7 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
         ):
             status, body = await readyz(a)
             assert status == 200 and body["checks"]["redis"]["ok"] is True, body
-            figures = await metrics(a)
+            figures = await scraped_metrics(a)
             assert figures["cloudhelp_redis_up"] == 1
             assert figures["cloudhelp_redis_broker_connected"] == 1
             # (A busy machine can stall a command past its 2 s timeout: a reconnect of its own.)
@@ -368,7 +355,7 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
             assert status == 503 and body["failed"] == ["redis"], body
             assert body["checks"]["redis"]["ok"] is False
             assert "Connection" in body["checks"]["redis"]["error"], body
-            figures = await metrics(a)
+            figures = await scraped_metrics(a)
             assert figures["cloudhelp_redis_up"] == 0
             assert figures["cloudhelp_database_up"] == 1
 
@@ -388,7 +375,7 @@ async def test_redis_away_and_back(pg_demo_url: str) -> None:  # noqa: F811
                         break
                     await asyncio.sleep(0.1)
                 assert status == 200, body
-                figures = await metrics(a)
+                figures = await scraped_metrics(a)
                 assert figures["cloudhelp_redis_up"] == 1
                 assert figures["cloudhelp_redis_broker_connected"] == 1
                 assert figures["cloudhelp_redis_reconnects_total"] >= reconnects + 1

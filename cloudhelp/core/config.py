@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import secrets
@@ -151,6 +153,14 @@ class Settings(BaseSettings):
     node_id: str = Field(
         default_factory=default_node_id, min_length=1, max_length=100, pattern=r"^[^\s]+$"
     )
+    # With redis_url: relayed call messages go straight to the node holding their receiver,
+    # on a TCP link each node listens for at node_link_host:node_link_port (0: any free port);
+    # the host must be an address the other nodes reach this node at (its private address
+    # when the nodes run on several machines). Authenticated with secret_key. Off: through
+    # Redis only. docs/scaling.md.
+    node_links: bool = True
+    node_link_host: str = "127.0.0.1"
+    node_link_port: int = Field(default=0, ge=0, le=65535)
     # With redis_url, on SIGTERM: how long a node keeps its sessions for their clients to
     # resume on other nodes after it closed their sockets with 1001 (docs/scaling.md).
     drain_seconds: float = Field(default=10.0, ge=0)
@@ -205,6 +215,13 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    @property
+    def node_link_key(self) -> bytes:
+        """The key the nodes' links are authenticated with, derived from ``secret_key`` (the
+        same on every node), so that it signs nothing else."""
+        secret = self.effective_secret_key.encode()
+        return hmac.new(secret, b"cloudhelp node link", hashlib.sha256).digest()
 
     @property
     def effective_database_url(self) -> str:

@@ -211,6 +211,26 @@ def _redis_metrics(redis: RedisFigures) -> Iterator[Metric]:
         value=broker.wire_mismatches,
     )
     yield GaugeMetricFamily(
+        "cloudhelp_node_links_open",
+        "Links from this node to other nodes open now (relayed call messages go on them).",
+        value=broker.links_open,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_node_link_frames",
+        "Relayed messages sent to other nodes on links (not through Redis).",
+        value=broker.link_frames,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_node_link_resent",
+        "Messages a closed link's node had not handled, sent again through Redis.",
+        value=broker.link_resent,
+    )
+    yield CounterMetricFamily(
+        "cloudhelp_node_links_refused",
+        "Links other nodes tried to open here with another key (secret_key differs).",
+        value=broker.links_refused,
+    )
+    yield GaugeMetricFamily(
         "cloudhelp_redis_outbox_messages",
         "Messages for sessions on other nodes waiting here for Redis (or their node).",
         value=broker.waiting,
