@@ -43,12 +43,13 @@ def templated_site(
     ca: TestCA,
     backup_ports: Sequence[int] = (),
 ) -> str:
-    """deploy/nginx/cloudhelp.conf with the test's ports (one upstream server per app port;
-    ``backup_ports`` are used only while every other one fails), name, certificate and paths."""
+    """deploy/nginx/cloudhelp.conf with the test's ports (one upstream server per app port, with
+    the site's advice for several nodes; ``backup_ports`` are used only while every other one
+    fails), name, certificate and paths."""
     cert, key, _ = ca.issue("nginx")
     site = SITE.read_text()
     upstream = "\n    ".join(
-        [f"server 127.0.0.1:{port};" for port in app_ports]
+        [f"server 127.0.0.1:{port} max_fails=0;" for port in app_ports]
         + [f"server 127.0.0.1:{port} backup;" for port in backup_ports]
     )
     replacements = {

@@ -209,8 +209,23 @@ def test_demo_with_history_fills_the_reports_once(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(tmp_path / "history.db")) as conn:
         details = [json.loads(d) for (d,) in conn.execute("SELECT detail FROM audit_events")]
     assert len(details) > 100 and all(d.get("demo") is True for d in details), details[:3]
+
+    def tickets_by_day() -> dict[str, int]:
+        with contextlib.closing(sqlite3.connect(tmp_path / "history.db")) as conn:
+            return dict(conn.execute("SELECT day, count(*) FROM tickets GROUP BY day").fetchall())
+
+    before = tickets_by_day()
     again = run_cli("demo", "--db", db, "--history", "30", "--per-day", "30")
-    assert again.returncode == 0 and "were there already, kept as they were" in again.stdout
+    assert again.returncode == 0, again.stderr
+    after, today = tickets_by_day(), datetime.now(LOCAL_TZ).date().isoformat()
+    # Every day that had tickets is kept as it was. Only today can gain some: the first run
+    # found none before the hall opened (this test once ran across 9:00 in the district).
+    assert {d: n for d, n in after.items() if d != today} == {
+        d: n for d, n in before.items() if d != today
+    }
+    if today in before or today not in after:
+        assert after == before
+        assert "were there already, kept as they were" in again.stdout
     bad = run_cli("demo", "--db", db, "--history", "0")
     assert bad.returncode == 2 and "--history" in bad.stderr
 

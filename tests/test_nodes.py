@@ -8,6 +8,7 @@ Each test reads as a script: hello on A, drop, resume on B, the replay of what w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -160,13 +161,14 @@ async def test_messages_sent_while_a_session_moves_arrive_once_in_order(pg_demo_
 
 @asynccontextmanager
 async def serving_node(
-    database_url: str, redis_url: str, name: str, folder: Path, **env: str
+    database_url: str, redis_url: str, name: str, folder: Path, port: int = 0, **env: str
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """``cloudhelp serve`` as node ``name`` on a free port: (the process, its port). Its log
-    is ``folder/name.log``; it is stopped (SIGTERM) at the end if still running."""
+    """``cloudhelp serve`` as node ``name`` on ``port`` (a free one by default): (the process,
+    its port). Its log is ``folder/name.log`` (a node started again adds to it); it is stopped
+    (SIGTERM) at the end if still running."""
     log_path = folder / f"{name}.log"
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-    log = await asyncio.to_thread(log_path.open, "w")
+    log = await asyncio.to_thread(log_path.open, "a")
     settings = {
         "CLOUDHELP_REDIS_URL": redis_url,
         "CLOUDHELP_NODE_ID": name,
@@ -178,7 +180,7 @@ async def serving_node(
         **env,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cloudhelp", "serve", "--db", database_url, "--port", "0",
+        sys.executable, "-m", "cloudhelp", "serve", "--db", database_url, "--port", str(port),
         stdout=asyncio.subprocess.PIPE, stderr=log, env={**os.environ, **settings},
     )  # fmt: skip
     try:
@@ -276,6 +278,86 @@ async def test_a_node_drained_on_sigterm_under_a_call_loses_nothing(
         assert (await kiosk.expect("left"))["reason"] == "staff_hangup"
         await kiosk.close()
         await staff.close()
+
+
+async def node_ready(http: aiohttp.ClientSession, port: int) -> bool:
+    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+        return response.status == 200
+
+
+async def test_a_rolling_restart_of_every_node_loses_nothing(
+    pg_demo_url: str, tmp_path: Path
+) -> None:
+    """Two `cloudhelp serve` nodes behind nginx, a call and two kiosks waiting (the one staff
+    member is busy). Each node in turn gets SIGTERM and is started again under its id on its
+    port, as a rolling restart does: every client of the drained node resumes through nginx on
+    the other (1001 → resumed); the call goes on after each restart; the waiting tickets keep
+    their place; nothing is abandoned."""
+    url = shared_redis_url()
+    async with running_server(pg_demo_url) as setup:  # before the nodes: sign-in material only
+        credentials = [await setup.kiosk_credential(code) for code in ("QG-01", "QG-02", "QG-03")]
+        token = await setup.staff_token("zhaogang")
+        db = setup.state.db
+        ca = TestCA.create(tmp_path / "pki")
+        names = node("a"), node("b")
+        async with contextlib.AsyncExitStack() as stack:
+            redis = await stack.enter_async_context(Redis.from_url(url, decode_responses=True))
+            started = {name: await stack.enter_async_context(
+                serving_node(pg_demo_url, url, name, tmp_path)) for name in names}  # fmt: skip
+            ports = [started[name][1] for name in names]
+            nginx = await stack.enter_async_context(nginx_in_front(ports, tmp_path / "nginx", ca))
+            http = await stack.enter_async_context(https_client(ca))
+            staff = SignalingClient(nginx.base_url, http)
+            await staff.connect({"kind": "staff", "token": token})
+            await staff.send({"type": "staff.status", "status": "available"})
+            await staff.expect("presence", state="available")
+            clients = [staff]
+            tickets: list[int] = []
+            for credential in credentials:
+                kiosk = SignalingClient(nginx.base_url, http)
+                await kiosk.connect({"kind": "kiosk", "credential": credential})
+                await kiosk.send({"type": "ticket.take", "item": ITEM})
+                tickets.append((await kiosk.expect("ticket"))["ticket"]["id"])
+                clients.append(kiosk)
+                if len(clients) == 2:  # the first kiosk's call; the others wait behind it
+                    ring = await staff.expect("ring")
+                    await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+                    await staff.expect("joined")
+                    await kiosk.expect("joined")
+            caller = clients[1]
+
+            for name in names:
+                process, port = started[name]
+                on_it = [c for c in clients if await holder(redis, c) == name]
+                process.send_signal(signal.SIGTERM)
+                for client in on_it:
+                    await asyncio.wait_for(client.closed.wait(), 10)
+                    assert client.close_code == 1001
+                    assert (await client.resume())["resumed"] is True
+                    assert await holder(redis, client) != name
+                assert await asyncio.wait_for(process.wait(), 20) == 0
+                started[name] = await stack.enter_async_context(
+                    serving_node(pg_demo_url, url, name, tmp_path, port=port)
+                )
+                # As docs/scaling.md's rolling restart: the node ready before the next drains.
+                await until(lambda port=port: node_ready(http, port), 20, "the node ready")
+                await caller.send({"type": "app", "data": f"after {name}"})
+                assert (await staff.expect("app"))["data"] == f"after {name}"
+                await staff.send({"type": "app", "data": f"still here after {name}"})
+                assert (await caller.expect("app"))["data"] == f"still here after {name}"
+
+            async with db.read() as s:
+                rows = [await s.get(Ticket, ticket_id) for ticket_id in tickets]
+            assert [row.status for row in rows if row] == ["connected", "waiting", "waiting"]
+            assert [row.session_id for row in rows if row] == [c.session_id for c in clients[1:]]
+            # The waiting kiosks' places are as they were: the first is next.
+            await staff.send({"type": "call.hangup"})
+            assert (await caller.expect("left"))["reason"] == "staff_hangup"
+            await staff.expect("wrapup")
+            await staff.send({"type": "wrapup.done", "outcome": "resolved"})
+            assert (await staff.expect("ring", timeout=15))["ticket"]["id"] == tickets[1]
+            for client in clients:
+                await client.close()
 
 
 async def test_a_resume_whose_holder_was_killed_is_no_such_session(

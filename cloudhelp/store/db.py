@@ -63,6 +63,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+POOL_SIZE = 10  # PostgreSQL connections per process (each node: N nodes hold up to 10 N)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     parsed = normalise_url(url)
@@ -75,7 +78,15 @@ def create_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # PostgreSQL: at most POOL_SIZE connections, kept open once opened, and no overflow ones.
+    # A burst (50 kiosks coming back at once after a node died) then waits its turn for a
+    # connection — a query takes a millisecond or two — instead of opening more: with 10 +
+    # 20 overflow, each connection past 10 was opened for one session and closed after it
+    # (a PostgreSQL backend started, its statements prepared again), and the failover's
+    # socket-closed → ticket-back p99 was 2.4–3.5 s against 1.6–2.7 s now (docs/scaling.md).
+    return create_async_engine(
+        parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:
