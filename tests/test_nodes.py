@@ -26,6 +26,7 @@ from sqlalchemy import select
 from cloudhelp.callcenter import watchers
 from cloudhelp.domain.accounts import STAFF_COOKIE
 from cloudhelp.media.peer import CallPeer, ProtocolError, SignalingClient
+from cloudhelp.store.db import Database, create_engine
 from cloudhelp.store.models import Staff, StaffPresence, Ticket
 from signaling.hub import Hub
 from tests.callkit import CallServer, running_server, until
@@ -294,70 +295,75 @@ async def test_a_rolling_restart_of_every_node_loses_nothing(
     the other (1001 → resumed); the call goes on after each restart; the waiting tickets keep
     their place; nothing is abandoned."""
     url = shared_redis_url()
-    async with running_server(pg_demo_url) as setup:  # before the nodes: sign-in material only
+    # Sign-in material, then the setup server stops: a server left running on the database
+    # without Redis would take the nodes' sessions for gone and end the call (seen).
+    async with running_server(pg_demo_url) as setup:
         credentials = [await setup.kiosk_credential(code) for code in ("QG-01", "QG-02", "QG-03")]
         token = await setup.staff_token("zhaogang")
-        db = setup.state.db
-        ca = TestCA.create(tmp_path / "pki")
-        names = node("a"), node("b")
-        async with contextlib.AsyncExitStack() as stack:
-            redis = await stack.enter_async_context(Redis.from_url(url, decode_responses=True))
-            started = {name: await stack.enter_async_context(
-                serving_node(pg_demo_url, url, name, tmp_path)) for name in names}  # fmt: skip
-            ports = [started[name][1] for name in names]
-            nginx = await stack.enter_async_context(nginx_in_front(ports, tmp_path / "nginx", ca))
-            http = await stack.enter_async_context(https_client(ca))
-            staff = SignalingClient(nginx.base_url, http)
-            await staff.connect({"kind": "staff", "token": token})
-            await staff.send({"type": "staff.status", "status": "available"})
-            await staff.expect("presence", state="available")
-            clients = [staff]
-            tickets: list[int] = []
-            for credential in credentials:
-                kiosk = SignalingClient(nginx.base_url, http)
-                await kiosk.connect({"kind": "kiosk", "credential": credential})
-                await kiosk.send({"type": "ticket.take", "item": ITEM})
-                tickets.append((await kiosk.expect("ticket"))["ticket"]["id"])
-                clients.append(kiosk)
-                if len(clients) == 2:  # the first kiosk's call; the others wait behind it
-                    ring = await staff.expect("ring")
-                    await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
-                    await staff.expect("joined")
-                    await kiosk.expect("joined")
-            caller = clients[1]
+    ca = TestCA.create(tmp_path / "pki")
+    names = node("a"), node("b")
+    async with contextlib.AsyncExitStack() as stack:
+        redis = await stack.enter_async_context(Redis.from_url(url, decode_responses=True))
+        started = {name: await stack.enter_async_context(
+            serving_node(pg_demo_url, url, name, tmp_path)) for name in names}  # fmt: skip
+        ports = [started[name][1] for name in names]
+        nginx = await stack.enter_async_context(nginx_in_front(ports, tmp_path / "nginx", ca))
+        http = await stack.enter_async_context(https_client(ca))
+        staff = SignalingClient(nginx.base_url, http)
+        await staff.connect({"kind": "staff", "token": token})
+        await staff.send({"type": "staff.status", "status": "available"})
+        await staff.expect("presence", state="available")
+        clients = [staff]
+        tickets: list[int] = []
+        for credential in credentials:
+            kiosk = SignalingClient(nginx.base_url, http)
+            await kiosk.connect({"kind": "kiosk", "credential": credential})
+            await kiosk.send({"type": "ticket.take", "item": ITEM})
+            tickets.append((await kiosk.expect("ticket"))["ticket"]["id"])
+            clients.append(kiosk)
+            if len(clients) == 2:  # the first kiosk's call; the others wait behind it
+                ring = await staff.expect("ring")
+                await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
+                await staff.expect("joined")
+                await kiosk.expect("joined")
+        caller = clients[1]
 
-            for name in names:
-                process, port = started[name]
-                on_it = [c for c in clients if await holder(redis, c) == name]
-                process.send_signal(signal.SIGTERM)
-                for client in on_it:
-                    await asyncio.wait_for(client.closed.wait(), 10)
-                    assert client.close_code == 1001
-                    assert (await client.resume())["resumed"] is True
-                    assert await holder(redis, client) != name
-                assert await asyncio.wait_for(process.wait(), 20) == 0
-                started[name] = await stack.enter_async_context(
-                    serving_node(pg_demo_url, url, name, tmp_path, port=port)
-                )
-                # As docs/scaling.md's rolling restart: the node ready before the next drains.
-                await until(lambda port=port: node_ready(http, port), 20, "the node ready")
-                await caller.send({"type": "app", "data": f"after {name}"})
-                assert (await staff.expect("app"))["data"] == f"after {name}"
-                await staff.send({"type": "app", "data": f"still here after {name}"})
-                assert (await caller.expect("app"))["data"] == f"still here after {name}"
+        for name in names:
+            process, port = started[name]
+            on_it = [c for c in clients if await holder(redis, c) == name]
+            process.send_signal(signal.SIGTERM)
+            for client in on_it:
+                await asyncio.wait_for(client.closed.wait(), 10)
+                assert client.close_code == 1001
+                assert (await client.resume())["resumed"] is True
+                assert await holder(redis, client) != name
+            assert await asyncio.wait_for(process.wait(), 20) == 0
+            started[name] = await stack.enter_async_context(
+                serving_node(pg_demo_url, url, name, tmp_path, port=port)
+            )
+            # As docs/scaling.md's rolling restart: the node ready before the next drains.
+            await until(lambda port=port: node_ready(http, port), 20, "the node ready")
+            await caller.send({"type": "app", "data": f"after {name}"})
+            assert (await staff.expect("app"))["data"] == f"after {name}"
+            await staff.send({"type": "app", "data": f"still here after {name}"})
+            assert (await caller.expect("app"))["data"] == f"still here after {name}"
 
-            async with db.read() as s:
+        engine = create_engine(pg_demo_url)
+        try:
+            async with Database(engine).read() as s:
                 rows = [await s.get(Ticket, ticket_id) for ticket_id in tickets]
-            assert [row.status for row in rows if row] == ["connected", "waiting", "waiting"]
-            assert [row.session_id for row in rows if row] == [c.session_id for c in clients[1:]]
-            # The waiting kiosks' places are as they were: the first is next.
-            await staff.send({"type": "call.hangup"})
-            assert (await caller.expect("left"))["reason"] == "staff_hangup"
-            await staff.expect("wrapup")
-            await staff.send({"type": "wrapup.done", "outcome": "resolved"})
-            assert (await staff.expect("ring", timeout=15))["ticket"]["id"] == tickets[1]
-            for client in clients:
-                await client.close()
+        finally:
+            await engine.dispose()
+        assert [row.status for row in rows if row] == ["connected", "waiting", "waiting"]
+        assert [row.session_id for row in rows if row] == [c.session_id for c in clients[1:]]
+        # The waiting kiosks' places are as they were: the first is next.
+        await staff.send({"type": "call.hangup"})
+        assert (await caller.expect("left"))["reason"] == "staff_hangup"
+        await staff.expect("wrapup")
+        await staff.send({"type": "wrapup.done", "outcome": "resolved"})
+        assert (await staff.expect("ring", timeout=15))["ticket"]["id"] == tickets[1]
+        for client in clients:
+            await client.close()
 
 
 async def test_a_resume_whose_holder_was_killed_is_no_such_session(
