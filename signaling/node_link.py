@@ -193,7 +193,6 @@ class InLink:
 
     peer: str
     link_id: str
-    received: int = 0
     handled: int = 0
     held: deque[tuple[int, str, str, str, float]] = field(default_factory=deque)
     writer: asyncio.StreamWriter | None = None
@@ -272,7 +271,6 @@ class LinkServer:
                 if kind != "d":
                     continue
                 seq, after, topic, text = rest.split(" ", 3)
-                link.received = int(seq)
                 await self.on_frame(link, int(seq), after, topic, text)
         except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError):
             return

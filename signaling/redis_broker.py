@@ -154,6 +154,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 _RENEW_BATCH = 500  # topics per pipeline when re-registering
+_PARKED = ("", "")  # what _route_or_park answers for a message left in the outbox
 _ACK_DELAY = 0.005  # a link's receiver acknowledges at most this long after handling a frame
 _HOLD_SECONDS = 2.0  # a frame waits this long at most for its ``after`` entry (then delivered)
 _SETTLE_SECONDS = 2.0  # a message through Redis waits this long at most for the link's frames
@@ -471,14 +472,8 @@ class RedisBroker:
             if topic in self._parked_topics:  # frames sent again through Redis wait there
                 self._park(topic, text)
                 return True
-        if not self._healthy:
-            self._park(topic, text)
-            return True
-        try:
-            routed = await self._route(topic, text)
-        except _UNREACHABLE as exc:
-            self._lost(exc)
-            self._park(topic, text)
+        routed = await self._route_or_park(topic, text)
+        if routed is _PARKED:
             return True
         if routed is None:
             return False
@@ -565,6 +560,19 @@ class RedisBroker:
     @property
     def _card_ttl_ms(self) -> int:
         return max(1, int(self.card_ttl * 1000))
+
+    async def _route_or_park(self, topic: str, text: str) -> tuple[str, str] | None:
+        """``_route``, or ``_PARKED`` when Redis cannot be reached (the message waits in the
+        outbox)."""
+        if not self._healthy:
+            self._park(topic, text)
+            return _PARKED
+        try:
+            return await self._route(topic, text)
+        except _UNREACHABLE as exc:
+            self._lost(exc)
+            self._park(topic, text)
+            return _PARKED
 
     async def _route(
         self, topic: str, text: str, link_id: str = "", seq: int = 0
@@ -678,12 +686,14 @@ class RedisBroker:
         link.unacked.clear()
         try:
             for index, frame in enumerate(frames):
-                try:
-                    if not self._healthy:
-                        raise RedisConnectionError("Redis away")
-                    routed = await self._route(frame.topic, frame.text, link.link_id, frame.seq)
-                except _UNREACHABLE as exc:
-                    self._lost(exc)
+                routed: tuple[str, str] | None = _PARKED
+                if self._healthy:
+                    try:
+                        routed = await self._route(frame.topic, frame.text, link.link_id,
+                                                   frame.seq)  # fmt: skip
+                    except _UNREACHABLE as exc:
+                        self._lost(exc)
+                if routed is _PARKED:  # the rest wait in the outbox, first, in order
                     waiting = [_Parked(f.topic, f.text, time.monotonic(), link.link_id, f.seq)
                                for f in frames[index:]]  # fmt: skip
                     self._outbox.extendleft(reversed(waiting))
@@ -727,16 +737,11 @@ class RedisBroker:
     async def _forward(self, topic: str, text: str) -> None:
         """A frame for a topic held elsewhere now: through Redis (never a link: two nodes'
         stale routes must not send it back and forth)."""
-        if not self._healthy or topic in self._parked_topics:
+        if topic in self._parked_topics:
             self._park(topic, text)
             return
-        try:
-            routed = await self._route(topic, text)
-        except _UNREACHABLE as exc:
-            self._lost(exc)
-            self._park(topic, text)
-            return
-        if routed is not None and routed[0] == self.node_id:
+        routed = await self._route_or_park(topic, text)
+        if routed is not _PARKED and routed is not None and routed[0] == self.node_id:
             await self._hand_over(topic, text)
 
     async def _release_held(self) -> None:
