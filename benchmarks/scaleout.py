@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, update
 
 from benchmarks.signaling import (
@@ -429,9 +430,10 @@ async def link_frames(http: aiohttp.ClientSession, base: str) -> int:
     async with http.get(f"{base}/metrics") as response:
         response.raise_for_status()
         text = await response.text()
-    for line in text.splitlines():
-        if line.startswith("cloudhelp_node_link_frames_total "):
-            return int(float(line.split()[1]))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "cloudhelp_node_link_frames_total":
+                return int(sample.value)
     return 0
 
 

@@ -44,6 +44,17 @@ async def checked(page: Page, label: str) -> None:
     assert await english_sentences(page) == []
 
 
+async def found_after_a_wrong_phone(page: Page, code: str, last4: str) -> None:
+    """查找预约 with the code and a wrong phone ending: not found; with ``last4``: found."""
+    await page.fill("#m-code", code)
+    await page.fill("#m-last4", "0000")
+    await page.click("#find-form button")
+    await expect(page.locator("#banner")).to_contain_text("没有找到这个预约码")
+    await page.fill("#m-last4", last4)
+    await page.click("#find-form button")
+    await expect(page.locator("#found-facts")).to_contain_text("已预约")
+
+
 async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         boss = await supervisor(server)
@@ -123,13 +134,7 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         )
         set_clock(server, at(MONDAY - timedelta(days=3), "10:00"))
         # Found and cancelled by code and the phone's last four digits.
-        await page.fill("#m-code", code)
-        await page.fill("#m-last4", "0000")
-        await page.click("#find-form button")
-        await expect(page.locator("#banner")).to_contain_text("没有找到这个预约码")
-        await page.fill("#m-last4", "5678")
-        await page.click("#find-form button")
-        await expect(page.locator("#found-facts")).to_contain_text("已预约")
+        await found_after_a_wrong_phone(page, code, "5678")
         await snap(page, "appointments-book-3-found")
         # One tap asks first (on a phone it cancelled at once); the second cancels.
         await page.click("#cancel")
@@ -147,13 +152,7 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await again.set_viewport_size({"width": 390, "height": 844})
         await again.goto("/book")
         await expect(again.locator("#b-item")).to_have_value("NYNC-002")  # the page is ready
-        await again.fill("#m-code", second)
-        await again.fill("#m-last4", "0000")
-        await again.click("#find-form button")
-        await expect(again.locator("#banner")).to_contain_text("没有找到这个预约码")
-        await again.fill("#m-last4", "5679")
-        await again.click("#find-form button")
-        await expect(again.locator("#found-facts")).to_contain_text("已预约")
+        await found_after_a_wrong_phone(again, second, "5679")
         await again.fill("#b-date", MONDAY.isoformat())
         await again.click("#slot-form button")
         await again.click("#slots button[data-time='09:50']")

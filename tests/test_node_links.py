@@ -17,12 +17,9 @@ from redis.asyncio import Redis
 from signaling.redis_broker import RedisBroker
 from tests.callkit import until
 from tests.rediskit import shared_redis_url
+from tests.test_redis_broker import node
 
 KEY = b"k" * 32
-
-
-def node(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @asynccontextmanager
