@@ -169,7 +169,8 @@ async function open(me) {
   // Opened while the console in another window is in a call: refused (taking over would cut
   // the resident off). Said the same way; the button asks again, once that call is over.
   connection.addEventListener("busy", () => {
-    const again = askedAgain;
+    const again = askedAgain;  // this refusal answers the press (a reconnect's does not)
+    askedAgain = false;
     standAside("staff.busy_elsewhere");
     // Asked again with 在本窗口继续接听: the same words would look as if nothing happened.
     $("replaced-checked").hidden = !again;
