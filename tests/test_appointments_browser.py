@@ -161,6 +161,8 @@ async def test_booking_a_slot_finding_and_cancelling_it(sqlite_demo_url: str) ->
         await expect(again.locator("#booked")).to_contain_text("09:50")
         moved_code = (await again.locator("#done-code").text_content()) or ""
         assert len(moved_code) == 9 and moved_code != second
+        # 改约或取消 below now holds the new code (the old one finds the booking as moved).
+        await expect(again.locator("#m-code")).to_have_value(moved_code)
         await snap(again, "appointments-book-4-rebooked-on-a-phone")
         # In English the page fits the phone too (its top line ran past the screen's edge).
         await again.click("#lang")

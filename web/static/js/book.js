@@ -136,6 +136,9 @@ async function confirm() {
     chooseAgain(when.time);
     return;
   }
+  // A rebooking has a new code: 改约或取消 finds the booking by it from now on (the old one
+  // would find the booking as moved).
+  if (state.key) $("m-code").value = body.appointment.code;
   state.key = null;
   $("found").hidden = true;
   showBooked(body);
