@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # good): against Chromium's default, a browser call test costs ~23 % less of Chromium's CPU,
 # which is most of the suite's on two cores.
 FAKE_DEVICES = "--use-fake-device-for-media-stream=fps=15"
+# Camera, microphone and screen prompts accepted as a person would (``chromium(fake_ui=True)``).
+FAKE_UI = ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
+INSECURE_AS_SECURE = "--unsafely-treat-insecure-origin-as-secure"
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -49,17 +53,38 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-def chromium_path() -> str:
-    path = os.environ.get("CLOUDHELP_TEST_CHROMIUM") or "/usr/bin/chromium"
+def chromium_path(full: bool = False) -> str:
+    """The Chromium to run: ``CLOUDHELP_TEST_CHROMIUM`` (scripts/test.sh: the headless shell,
+    the lighter one), or with ``full`` ``CLOUDHELP_TEST_CHROMIUM_FULL``, the browser itself.
+
+    What the headless shell lacks (each seen failing a test): permission prompts (without
+    ``FAKE_UI`` every getUserMedia is NotSupportedError, whatever the context was granted),
+    the PDF viewer, and --unsafely-treat-insecure-origin-as-secure (such a page is no secure
+    context: no camera).
+    """
+    name = "CLOUDHELP_TEST_CHROMIUM_FULL" if full else "CLOUDHELP_TEST_CHROMIUM"
+    path = os.environ.get(name) or "/usr/bin/chromium"
     if not Path(path).exists():
-        pytest.fail("Chromium is missing: run the suite with `bash scripts/test.sh`.")
+        pytest.fail(f"{path} is missing: run the suite with `bash scripts/test.sh`.")
     return path
+
+
+def _needs_full(flags: Sequence[str]) -> bool:
+    return FAKE_UI[0] not in flags or any(f.startswith(INSECURE_AS_SECURE) for f in flags)
+
+
+# Browsers that accept every device prompt (``FAKE_UI``): their contexts are granted camera and
+# microphone too (``new_page``). That changes nothing a page sees of its devices, but the
+# headless shell lists a page's network interfaces (loopback included, with
+# --allow-loopback-in-peer-connection) for WebRTC only when the page holds a media permission
+# of the context: without it, in the test namespace (loopback alone), a call had no candidates.
+_accepting: weakref.WeakSet[Browser] = weakref.WeakSet()
 
 
 @dataclass
 class _Shared:
-    """The worker's Playwright driver and its browsers, one per set of flags, all bound to the
-    worker's session event loop."""
+    """The worker's Playwright driver and its browsers, one per command line (executable, then
+    flags), all bound to the worker's session event loop."""
 
     loop: asyncio.AbstractEventLoop
     playwright: Playwright | None = None
@@ -96,40 +121,45 @@ def session_loop() -> asyncio.AbstractEventLoop | None:
     return _shared.loop if _shared is not None else None
 
 
-async def _take_shared(flags: tuple[str, ...]) -> Browser | None:
-    """The worker's browser with ``flags`` (launched on first use, or again if it died), or None
-    outside the worker's session loop or while a test already holds that browser."""
-    shared = _shared
-    if shared is None or shared.loop is not asyncio.get_running_loop() or flags in shared.lent:
-        return None
-    browser = shared.browsers.get(flags)
-    if browser is None or not browser.is_connected():
-        if shared.playwright is None:
-            shared.playwright = await async_playwright().start()
-        browser = await shared.playwright.chromium.launch(
-            executable_path=chromium_path(), args=list(flags)
-        )
-        shared.browsers[flags] = browser
-    shared.lent.add(flags)
+async def _launch(playwright: Playwright, command: tuple[str, ...]) -> Browser:
+    executable, *flags = command
+    browser = await playwright.chromium.launch(executable_path=executable, args=flags)
+    if FAKE_UI[0] in flags:
+        _accepting.add(browser)
     return browser
 
 
-async def _give_back(flags: tuple[str, ...], browser: Browser) -> None:
+async def _take_shared(command: tuple[str, ...]) -> Browser | None:
+    """The worker's browser run as ``command`` (launched on first use, or again if it died), or
+    None outside the worker's session loop or while a test already holds that browser."""
+    shared = _shared
+    if shared is None or shared.loop is not asyncio.get_running_loop() or command in shared.lent:
+        return None
+    browser = shared.browsers.get(command)
+    if browser is None or not browser.is_connected():
+        if shared.playwright is None:
+            shared.playwright = await async_playwright().start()
+        browser = shared.browsers[command] = await _launch(shared.playwright, command)
+    shared.lent.add(command)
+    return browser
+
+
+async def _give_back(command: tuple[str, ...], browser: Browser) -> None:
     """Close every context the test opened: the next test starts with no cookies, storage or
     permissions. A browser that died, or fails to close a context, is dropped (the next test
     launches another)."""
     shared = _shared
     if shared is None:
         return
-    shared.lent.discard(flags)
+    shared.lent.discard(command)
     if not browser.is_connected():
-        shared.browsers.pop(flags, None)
+        shared.browsers.pop(command, None)
         return
     try:
         for context in browser.contexts:
             await context.close()
     except BaseException:
-        shared.browsers.pop(flags, None)
+        shared.browsers.pop(command, None)
         with suppress(PlaywrightError):
             await browser.close()
         raise
@@ -137,15 +167,18 @@ async def _give_back(flags: tuple[str, ...], browser: Browser) -> None:
 
 @asynccontextmanager
 async def browser_with(
-    flags: Sequence[str], executable: str | None = None
+    flags: Sequence[str], executable: str | None = None, full: bool = False
 ) -> AsyncIterator[Browser]:
-    """Headless Chromium started with ``flags``. In the worker's session loop (tests/conftest.py
-    runs every test that opens a browser there) and with Chromium itself: the worker's browser
-    with these flags, launched once; the test opens its pages in contexts of their own
-    (``new_page``) and every context is closed on exit. Elsewhere, or with ``executable``, a
-    browser of its own. A failing test's pages are saved as screenshots (``_snap_failure``)."""
+    """Headless Chromium started with ``flags``: the headless shell, or the full browser when
+    ``full`` or the flags need it (``chromium_path``). In the worker's session loop
+    (tests/conftest.py runs every test that opens a browser there) and with Chromium itself: the
+    worker's browser with this command line, launched once; the test opens its pages in contexts
+    of their own (``new_page``) and every context is closed on exit. Elsewhere, or with
+    ``executable``, a browser of its own. A failing test's pages are saved as screenshots
+    (``_snap_failure``)."""
     _page_errors.clear()
-    shared = await _take_shared(tuple(flags)) if executable is None else None
+    command = (executable or chromium_path(full or _needs_full(flags)), *flags)
+    shared = await _take_shared(command) if executable is None else None
     if shared is not None:
         try:
             yield shared
@@ -154,11 +187,10 @@ async def browser_with(
             await _snap_failure(shared)
             raise
         finally:
-            await _give_back(tuple(flags), shared)
+            await _give_back(command, shared)
         return
     async with async_playwright() as playwright:
-        path = executable or chromium_path()
-        browser = await playwright.chromium.launch(executable_path=path, args=list(flags))
+        browser = await _launch(playwright, command)
         try:
             yield browser
             _fail_on_page_errors()
@@ -171,19 +203,19 @@ async def browser_with(
 
 @asynccontextmanager
 async def chromium(
-    fake_ui: bool = True, extra_flags: Sequence[str] = (), executable: str | None = None
+    fake_ui: bool = True,
+    extra_flags: Sequence[str] = (),
+    executable: str | None = None,
+    full: bool = False,
 ) -> AsyncIterator[Browser]:
     """``fake_ui`` accepts camera, microphone and screen prompts as a person would;
     ``extra_flags`` are added (tests/tlskit.py: trust a test CA); ``executable`` runs instead
-    of Chromium itself (tests/netkit.py: a wrapper that starts it in a host's namespace). See
+    of Chromium itself (tests/netkit.py: a wrapper that starts it in a host's namespace);
+    ``full``: the full browser, not the headless shell (``chromium_path``). See
     ``browser_with`` for when the browser is the worker's shared one."""
-    flags = (
-        [*FLAGS, "--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
-        if fake_ui
-        else list(FLAGS)
-    )
+    flags = [*FLAGS, *FAKE_UI] if fake_ui else list(FLAGS)
     flags += extra_flags
-    async with browser_with(flags, executable) as browser:
+    async with browser_with(flags, executable, full) as browser:
         yield browser
 
 
@@ -202,18 +234,25 @@ async def _snap_failure(browser: Browser) -> None:
             print(f"no failure screenshot of {page.url}: {exc}", file=sys.stderr)
 
 
-async def new_page(browser: Browser, base_url: str, timezone: str = "Asia/Shanghai") -> Page:
-    """A page in a context of its own; ``timezone``: the browser's clock (the district's by
-    default, whatever the machine's)."""
+async def new_page(
+    browser: Browser,
+    base_url: str,
+    timezone: str = "Asia/Shanghai",
+    width: int = 1280,
+    height: int = 720,
+) -> Page:
+    """A page in a context of its own (own cookies and storage), zh-CN; ``timezone``: the
+    browser's clock (the district's by default, whatever the machine's)."""
     context = await browser.new_context(
         base_url=base_url,
         # Playwright's wait_for_function evals its predicate and axe is injected as an inline
         # script: both need CSP bypassed. The pages themselves are checked under the real CSP
         # in tests/test_security_headers.py.
         bypass_csp=True,
-        viewport={"width": 1280, "height": 720},
+        viewport={"width": width, "height": height},
         locale="zh-CN",
         timezone_id=timezone,
+        permissions=["camera", "microphone"] if browser in _accepting else [],
     )
     page = await context.new_page()
     watch(page)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, Locator, Page, expect
 
-from tests.browserkit import ARTIFACTS, FAKE_DEVICES, FLAGS, browser_with, watch
+from tests.browserkit import ARTIFACTS, FAKE_DEVICES, FAKE_UI, FLAGS, browser_with, new_page
 from tests.helpers import made_once_per_run
 
 DEMO_PASSWORD = "cloudhelp-demo"  # printed by `cloudhelp demo`, as the README says
@@ -201,7 +201,7 @@ async def browser(*, devices: bool = True, allow_all: bool = True) -> AsyncItera
     """
     flags = [*FLAGS]
     if allow_all:
-        flags += ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
+        flags += FAKE_UI
     if not devices:
         flags.remove(FAKE_DEVICES)
     async with browser_with(flags) as launched:
@@ -212,19 +212,7 @@ async def open_page(
     browser: Browser, server: DemoServer, width: int = 1366, height: int = 768
 ) -> Page:
     """A new browser profile (own cookies and storage), zh-CN, in the district's time zone."""
-    context = await browser.new_context(
-        base_url=server.base_url,
-        # Playwright's wait_for_function evals its predicate and axe is injected as an inline
-        # script: both need CSP bypassed. The pages themselves are checked under the real CSP
-        # in tests/test_security_headers.py.
-        bypass_csp=True,
-        viewport={"width": width, "height": height},
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-    )
-    page = await context.new_page()
-    watch(page)
-    return page
+    return await new_page(browser, server.base_url, width=width, height=height)
 
 
 async def enrol_kiosk(page: Page, server: DemoServer) -> str:

@@ -290,11 +290,12 @@ class Network:
 
     def chromium_wrapper(self, side: str, folder: Path) -> str:
         """An executable that starts Chromium in ``side``'s host namespace (for
-        tests/browserkit.chromium: Playwright speaks to it over pipes, which cross namespaces)."""
+        tests/browserkit.chromium: Playwright speaks to it over pipes, which cross namespaces).
+        The full browser: its pages are plain HTTP on a public address, which only it lets
+        count as a secure context (--unsafely-treat-insecure-origin-as-secure)."""
         wrapper = folder / f"chromium-{side}"
-        wrapper.write_text(
-            f'#!/bin/sh\nexec ip netns exec {self.host[side].name} {chromium_path()} "$@"\n'
-        )
+        command = f"exec ip netns exec {self.host[side].name} {chromium_path(full=True)}"
+        wrapper.write_text(f'#!/bin/sh\n{command} "$@"\n')
         wrapper.chmod(0o755)
         return str(wrapper)
 

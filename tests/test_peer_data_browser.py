@@ -250,7 +250,7 @@ async def test_received_files_are_shown_by_their_bytes_and_ids_stay_data(
 ) -> None:
     async with (
         running_server(sqlite_demo_url, data_dir=tmp_path) as server,
-        chromium() as browser,
+        chromium(full=True) as browser,  # the headless shell has no PDF viewer
     ):
         kiosk = await new_page(browser, server.base_url)
         staff = await new_page(browser, server.base_url)
