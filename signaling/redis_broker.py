@@ -429,7 +429,17 @@ class RedisBroker:
 
     async def subscribe(self, topic: str, deliver: Deliver) -> None:
         """Hold ``topic`` here. Never raises for Redis: unreachable, the topic is registered
-        when Redis answers again (until then other nodes cannot reach it)."""
+        when Redis answers again (until then other nodes cannot reach it).
+
+        A topic this node sent frames for on a link (a session moving here from its holder)
+        is taken only once the holder has handled them: it still holds the session then and
+        keeps them in its history, and what is sent from here on comes after them. (Without
+        the wait, a frame still on the link reached the holder after it had given the session
+        up, came back through Redis, and arrived after later ones.)"""
+        route = self._routes.get(topic)
+        if route is not None:
+            route.stale = True  # nothing more on the link for it
+            await self._settle(topic, route)
         self._local[topic] = deliver
         if not self._healthy:
             return  # registered with the others when the reader reconnects

@@ -121,6 +121,35 @@ async def test_a_message_through_redis_waits_for_the_frames_sent_before_it_on_th
         assert got == [{"type": "_join"}, encoded(1), {"type": "_leave"}]
 
 
+async def test_a_session_moving_to_the_sender_takes_what_it_sent_on_the_link_first() -> None:
+    """Node one sent a frame on the link to node two, which holds the session and is slow to
+    hand it over; then the session moves to one (the hub's take-over: one subscribes, two gives
+    it up). one takes the topic only once two has handled the frame: two keeps it in the
+    session's history, and what one sends next comes after it (seen out of order in a loaded
+    full run, test_nodes' session-move test)."""
+    async with brokers(KEY, KEY) as (one, two):
+        topic, got, gate = f"session:{uuid.uuid4().hex}", [], asyncio.Event()
+
+        async def slow(message: dict[str, Any]) -> None:
+            if message["type"] == "_encoded":
+                await gate.wait()
+            got.append(message)
+
+        await two.subscribe(topic, slow)
+        await link_open(one, two, topic)
+        assert await one.publish(topic, encoded(1))
+        arrived = Inbox()
+        taking = asyncio.create_task(one.subscribe(topic, arrived.deliver))
+        await asyncio.sleep(0.3)
+        assert not taking.done(), "the move waits for the frame on the link"
+        gate.set()
+        await taking
+        assert got == [{"type": "_join"}, encoded(1)], "the old holder kept it"
+        await two.unsubscribe(topic, slow)
+        assert await one.publish(topic, encoded(2))
+        assert arrived.got == [encoded(2)]
+
+
 async def test_a_broken_link_loses_nothing_and_delivers_nothing_twice() -> None:
     """The link is cut mid-burst (its socket aborted, what was buffered lost): the frames node
     two had not handled go again through Redis, and those it had are not delivered twice."""
