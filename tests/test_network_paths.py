@@ -176,7 +176,10 @@ async def test_on_a_lossy_slow_distant_link_the_call_connects_and_video_flows(
     with network.relay("kiosk", 0.150, relayed):
         async with (
             district(network, sqlite_demo_url, **settings) as (server, url),
-            call(network, server, url, peer_env, timeout=40) as (kiosk, staff),
+            # Each peer's steps (start the process, sign in, the kiosk's ticket over the lossy
+            # link, ring, answer) waited 40 s at most: a full run at a load of 10 on two cores
+            # ran out (staff: no joined). What is tested is that the call connects, not when.
+            call(network, server, url, peer_env, timeout=90) as (kiosk, staff),
         ):
             # aiortc gathers every candidate before it sends its description (no trickle): the
             # kiosk's TURN allocations cross the 3 %-loss link, and a lost STUN packet is sent
