@@ -24,8 +24,7 @@ if [ "${1:-}" != "--inside" ]; then
   command -v turnserver >/dev/null || missing+=(coturn)
   command -v redis-server >/dev/null || missing+=(redis-server)  # tests/test_redis_broker.py
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_deploy_nginx.py
-  command -v chromium-headless-shell >/dev/null || missing+=(chromium-headless-shell)
-  command -v chromium >/dev/null || missing+=(chromium)  # the tests of device prompts
+  command -v chromium >/dev/null || missing+=(chromium)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v nft >/dev/null || missing+=(nftables)  # tests/test_network_paths.py: NAT, loss
   command -v openssl >/dev/null || missing+=(openssl)
@@ -104,11 +103,12 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 export CLOUDHELP_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-# Chromium's headless shell (its old headless mode, without the desktop browser's layers) runs
-# the page tests: Chromium's CPU in a full run fell from 1,028 s to 588 s against the browser's
-# own headless mode. The shell has no permission prompts, so the few tests of a resident
-# refusing a device run the full browser (tests/browserkit.chromium_path).
-export CLOUDHELP_TEST_CHROMIUM="${CLOUDHELP_TEST_CHROMIUM:-$(command -v chromium-headless-shell)}"
+# The page tests run Debian's chromium (Playwright's --headless: the desktop browser without a
+# window). Chromium's headless shell (Debian's chromium-headless-shell, then
+# CLOUDHELP_TEST_CHROMIUM=/usr/bin/chromium-headless-shell) took 42 % less of Chromium's CPU
+# in full runs, but a fresh-clone run with it failed two page tests that pass with the
+# browser (docs/testing.md): not the default until that is understood.
+export CLOUDHELP_TEST_CHROMIUM="${CLOUDHELP_TEST_CHROMIUM:-$(command -v chromium)}"
 export CLOUDHELP_TEST_CHROMIUM_FULL="${CLOUDHELP_TEST_CHROMIUM_FULL:-$(command -v chromium)}"
 # Password hashes made during the run use argon2's cheapest parameters (cloudhelp/domain/
 # passwords.py; ~80 s of CPU saved). Never set in service; benchmarks run without it.

@@ -73,9 +73,9 @@ def _needs_full(flags: Sequence[str]) -> bool:
     return FAKE_UI[0] not in flags or any(f.startswith(INSECURE_AS_SECURE) for f in flags)
 
 
-# Browsers that accept every device prompt (``FAKE_UI``): their contexts are granted camera and
-# microphone too (``new_page``). That changes nothing a page sees of its devices, but the
-# headless shell lists a page's network interfaces (loopback included, with
+# Headless shells that accept every device prompt (``FAKE_UI``): their contexts are granted
+# camera and microphone too (``new_page``). That changes nothing a page sees of its devices, but
+# the headless shell lists a page's network interfaces (loopback included, with
 # --allow-loopback-in-peer-connection) for WebRTC only when the page holds a media permission
 # of the context: without it, in the test namespace (loopback alone), a call had no candidates.
 _accepting: weakref.WeakSet[Browser] = weakref.WeakSet()
@@ -124,7 +124,7 @@ def session_loop() -> asyncio.AbstractEventLoop | None:
 async def _launch(playwright: Playwright, command: tuple[str, ...]) -> Browser:
     executable, *flags = command
     browser = await playwright.chromium.launch(executable_path=executable, args=flags)
-    if FAKE_UI[0] in flags:
+    if FAKE_UI[0] in flags and "headless-shell" in Path(executable).name:
         _accepting.add(browser)
     return browser
 
@@ -252,7 +252,9 @@ async def new_page(
         viewport={"width": width, "height": height},
         locale="zh-CN",
         timezone_id=timezone,
-        permissions=["camera", "microphone"] if browser in _accepting else [],
+        # Only when granting: an empty list is itself an override (nothing granted), and the
+        # full browser then lists no interfaces for WebRTC either (every call failed so).
+        **({"permissions": ["camera", "microphone"]} if browser in _accepting else {}),
     )
     page = await context.new_page()
     watch(page)
