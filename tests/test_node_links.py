@@ -49,6 +49,19 @@ class Inbox:
         self.got.append(message)
 
 
+class SlowInbox(Inbox):
+    """A session whose socket is slow: relayed frames are handed over once ``gate`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        if message["type"] == "_encoded":
+            await self.gate.wait()
+        await super().deliver(message)
+
+
 async def link_open(sender: RedisBroker, receiver: RedisBroker, topic: str) -> None:
     """A message through Redis tells the sender the holder; the link opens meanwhile."""
     assert await sender.publish(topic, {"type": "_join"})
@@ -102,23 +115,17 @@ async def test_a_message_through_redis_waits_for_the_frames_sent_before_it_on_th
     """Node two is slow to hand a link's frame over (its session's socket is slow): a control
     message sent after it goes through Redis only once two has handled the frame."""
     async with brokers(KEY, KEY) as (one, two):
-        topic, got, gate = f"session:{uuid.uuid4().hex}", [], asyncio.Event()
-
-        async def slow(message: dict[str, Any]) -> None:
-            if message["type"] == "_encoded":
-                await gate.wait()
-            got.append(message)
-
-        await two.subscribe(topic, slow)
+        topic, slow = f"session:{uuid.uuid4().hex}", SlowInbox()
+        await two.subscribe(topic, slow.deliver)
         await link_open(one, two, topic)
         assert await one.publish(topic, encoded(1))
         leaving = asyncio.create_task(one.publish(topic, {"type": "_leave"}))
         await asyncio.sleep(0.3)
         assert not leaving.done(), "the control message waits for the frame"
-        gate.set()
+        slow.gate.set()
         assert await leaving
-        await until(lambda: len(got) >= 3, 5, "both delivered")
-        assert got == [{"type": "_join"}, encoded(1), {"type": "_leave"}]
+        await until(lambda: len(slow.got) >= 3, 5, "both delivered")
+        assert slow.got == [{"type": "_join"}, encoded(1), {"type": "_leave"}]
 
 
 async def test_a_session_moving_to_the_sender_takes_what_it_sent_on_the_link_first() -> None:
@@ -128,24 +135,18 @@ async def test_a_session_moving_to_the_sender_takes_what_it_sent_on_the_link_fir
     session's history, and what one sends next comes after it (seen out of order in a loaded
     full run, test_nodes' session-move test)."""
     async with brokers(KEY, KEY) as (one, two):
-        topic, got, gate = f"session:{uuid.uuid4().hex}", [], asyncio.Event()
-
-        async def slow(message: dict[str, Any]) -> None:
-            if message["type"] == "_encoded":
-                await gate.wait()
-            got.append(message)
-
-        await two.subscribe(topic, slow)
+        topic, slow = f"session:{uuid.uuid4().hex}", SlowInbox()
+        await two.subscribe(topic, slow.deliver)
         await link_open(one, two, topic)
         assert await one.publish(topic, encoded(1))
         arrived = Inbox()
         taking = asyncio.create_task(one.subscribe(topic, arrived.deliver))
         await asyncio.sleep(0.3)
         assert not taking.done(), "the move waits for the frame on the link"
-        gate.set()
+        slow.gate.set()
         await taking
-        assert got == [{"type": "_join"}, encoded(1)], "the old holder kept it"
-        await two.unsubscribe(topic, slow)
+        assert slow.got == [{"type": "_join"}, encoded(1)], "the old holder kept it"
+        await two.unsubscribe(topic, slow.deliver)
         assert await one.publish(topic, encoded(2))
         assert arrived.got == [encoded(2)]
 
