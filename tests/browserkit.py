@@ -23,6 +23,8 @@ FAKE_DEVICES = "--use-fake-device-for-media-stream=fps=15"
 # Camera, microphone and screen prompts accepted as a person would (``chromium(fake_ui=True)``).
 FAKE_UI = ["--use-fake-ui-for-media-stream", "--auto-accept-this-tab-capture"]
 INSECURE_AS_SECURE = "--unsafely-treat-insecure-origin-as-secure"
+# How long a page's action, navigation or request may take before the test gives up.
+PAGE_TIMEOUT_MS = 60_000
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -256,6 +258,9 @@ async def new_page(
         # full browser then lists no interfaces for WebRTC either (every call failed so).
         **({"permissions": ["camera", "microphone"]} if browser in _accepting else {}),
     )
+    # Playwright's 30 s for an action, a navigation or a request is a give-up limit too short
+    # for a loaded two-core machine (a report's workbook took longer in a full run).
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     page = await context.new_page()
     watch(page)
     return page

@@ -36,7 +36,7 @@ class AppServer(TestServer):
 
 
 async def until(
-    condition: Callable[[], Any], timeout: float = 15.0, what: str = "", every: float = 0.05
+    condition: Callable[[], Any], timeout: float = 30.0, what: str = "", every: float = 0.05
 ) -> Any:
     """Poll ``condition`` (a function, or a coroutine function: a database or Redis read) until
     it returns something true, and return that; fail after ``timeout`` s, saying ``what``

@@ -83,12 +83,12 @@ def _opens_browser(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Playwright's ``expect`` waits up to 15 s instead of 5 s: with four workers, Chromium and
-    servers sharing two cores, a page can take longer to get there. What it must reach is the
-    same; only a failing check waits the whole time."""
+    """Playwright's ``expect`` waits up to 30 s instead of 5 s: with four workers, Chromium and
+    servers sharing two cores, a page can take longer to get there (15 s ran out on a slow
+    machine). What it must reach is the same; only a failing check waits the whole time."""
     from playwright.async_api import expect
 
-    expect.set_options(timeout=15_000)
+    expect.set_options(timeout=30_000)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

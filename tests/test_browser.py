@@ -252,7 +252,7 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
             }"""
         )
         assert pressed == [True, "正在挂断…"]  # until the call ends
-        await expect(kiosk.locator("[data-screen=done]")).to_be_visible(timeout=10_000)
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         assert await kiosk.evaluate("window.hangupSwallowed")
         await expect(kiosk.locator("#done-number")).to_have_text("排队号 B001")
         # The resident rates the session: a bad rating asks why, and opens a follow-up.

@@ -190,14 +190,14 @@ async def test_journey_5c_kiosk_reload_mid_call_resumes(server: DemoServer) -> N
                 release.set()
                 await reloading
                 await kiosk.unroute("**/static/js/kiosk.js*")
-            await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+            await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
             await expect(staff.locator("#call")).to_be_visible()
             await expect(staff.locator("#state")).to_have_attribute("data-state", "in_call")
         async with journey.step("video and chat come back on both sides"):
             assert await wait_for_video(staff, "#remote-main") > 0
             assert await wait_for_video(kiosk, "#remote-main") > 0
             await chat_both_ways(kiosk, staff, "刚才页面刷新了", "看到您了，继续")
-            await expect(staff.locator("#banner")).to_be_hidden(timeout=10_000)
+            await expect(staff.locator("#banner")).to_be_hidden()
             await journey.check("kiosk", "resumed-call")
         async with journey.step("hang-up ends the same session"):
             await kiosk.click("#hangup")

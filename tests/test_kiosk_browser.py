@@ -639,7 +639,7 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         await kiosk.click("#notice-close")
         # A reload mid-call keeps the result and the notice (the call's memory).
         await kiosk.reload()
-        await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         await expect(result).to_have_text("材料还需要补正，请看一次性告知书。")
         await kiosk.click("#show-notice")
         await expect(notice.locator("h1")).to_be_visible()
@@ -1064,7 +1064,7 @@ async def test_reload_while_waiting_keeps_camera_microphone_and_large_type(
         number = await kiosk.locator("#ticket-number").text_content()
 
         await kiosk.reload()
-        await expect(kiosk.locator("[data-screen=waiting]")).to_be_visible(timeout=15_000)
+        await expect(kiosk.locator("[data-screen=waiting]")).to_be_visible()
         await expect(kiosk.locator("#ticket-number")).to_have_text(number or "?")
         await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
         staff = await new_page(browser, server.base_url)
@@ -1138,10 +1138,10 @@ async def test_reload_mid_call_resumes_the_same_call(sqlite_demo_url: str) -> No
         # The console says the resident's video is reconnecting (it may say so only for a
         # moment: every text its banner shows is recorded).
         await staff.wait_for_function(
-            "window.__banners.some((text) => text.includes('视频连接不稳定'))", timeout=10_000
+            "window.__banners.some((text) => text.includes('视频连接不稳定'))"
         )
         # Same session, same call: the kiosk is back in the call and media flows again.
-        await expect(kiosk.locator("[data-screen=call]")).to_be_visible(timeout=15_000)
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         assert await kiosk.evaluate("window.cloudhelp.connection.sessionId") == session
         assert await kiosk.evaluate("window.cloudhelp.connection.reloaded") is True
         assert await wait_for_video(kiosk, "#remote-main") > 0
@@ -1269,7 +1269,7 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await expect(kiosk.locator("#photo-overlay")).to_be_hidden()
         await kiosk.click("#photo")
         await kiosk.click("#photo-retake")
-        await expect(kiosk.locator("#photo-send")).to_be_focused(timeout=10_000)
+        await expect(kiosk.locator("#photo-send")).to_be_focused()
         await expect(kiosk.locator("#photo-title")).to_have_text("照片拍得清楚吗？")
         await expect(countdown).to_be_hidden()
         await kiosk.wait_for_function("document.getElementById('photo-preview').naturalWidth > 0")
@@ -1291,7 +1291,7 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         chat_before = await staff.locator("#chat li").evaluate_all(CHAT_LINES)
 
         await staff.reload()
-        await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        await expect(staff.locator("#call")).to_be_visible()
         # The console shows the call as before: who calls about what, the chat, the photo
         # (from the server, still ready to attach to a material).
         await expect(staff.locator("#call-caption")).to_have_text(caption)
@@ -1323,7 +1323,7 @@ async def test_staff_reload_is_told_to_the_resident_and_the_call_goes_on(
         await snap(staff, "console-reload-other-file-kept")
         banners = await kiosk.evaluate("window.__banners")
         assert "工作人员的网络不稳定，正在重新连接，请稍候……" in banners, banners
-        await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)
+        await expect(kiosk.locator("#banner")).to_be_hidden()
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
         # Media flows again on the new peer connection, both ways.
         await kiosk.wait_for_function(

@@ -106,7 +106,7 @@ async def test_a_kiosk_whose_link_goes_silent_resumes_its_session_on_a_new_socke
                 "window.__banners.some((text) => text.includes('网络连接中断'))",
                 timeout=40_000,
             )
-            await expect(kiosk.locator("#banner")).to_be_hidden(timeout=15_000)
+            await expect(kiosk.locator("#banner")).to_be_hidden()
             [after] = hub.find_sessions("kiosk", str(kiosk_id))
             assert after.id == before.id and after.ws is not None  # resumed, not started anew
             await expect(number).to_have_text(shown or "")

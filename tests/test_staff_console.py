@@ -429,7 +429,7 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         # A reloaded console resumes the call and finds the session's case again (no second
         # case is opened by mistake).
         await staff.reload()
-        await expect(staff.locator("#call")).to_be_visible(timeout=15_000)
+        await expect(staff.locator("#call")).to_be_visible()
         await expect(staff.locator("#case-number")).to_have_text(number)
         await expect(staff.locator("#case-status")).to_have_text("待补正")
         await expect(staff.locator("#case-form")).to_be_hidden()
@@ -486,7 +486,7 @@ async def test_console_first_call_dialogs_outcome_and_auto_pause(sqlite_demo_url
         # Two rings left unanswered: the console says plainly it was set away, and how back.
         await ring_unanswered_twice(server)
         paused = staff.locator("#autopaused")
-        await expect(paused).to_be_visible(timeout=15_000)
+        await expect(paused).to_be_visible()
         await expect(paused).to_contain_text("连续 2 次未接听")
         await expect(staff.locator("#state")).to_have_text("暂离")
         await snap(staff, "console-9-auto-paused")
@@ -743,7 +743,7 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         href = await link.get_attribute("href")
         assert href and href.startswith(f"/notices/{case.number}/1?t="), href
         await staff.reload()
-        await expect(staff.locator("#case-status")).to_have_text("待补正", timeout=15_000)
+        await expect(staff.locator("#case-status")).to_have_text("待补正")
         await expect(link).to_be_visible()
         await expect(link).to_have_attribute("href", href)
 

@@ -40,6 +40,9 @@ from cloudhelp.core.errors import must_exist
 log = logging.getLogger("cloudhelp.peer")
 PROTOCOL_VERSION = 1
 ACK_SECONDS = 5.0
+# How long ``expect`` waits for a frame by default: a give-up limit, not a speed the server must
+# keep (an answer within milliseconds on a quiet machine can take 10 s on a loaded one).
+EXPECT_SECONDS = 30.0
 FILE_CHUNK = 16 * 1024
 BUFFER_HIGH = 1024 * 1024
 BUFFER_LOW = 256 * 1024
@@ -181,7 +184,9 @@ class SignalingClient:
             self.close_code = received if received is not None else ws.close_code
             self.closed.set()
 
-    async def expect(self, type_: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
+    async def expect(
+        self, type_: str, timeout: float = EXPECT_SECONDS, **fields: Any
+    ) -> dict[str, Any]:
         """The next message of ``type_`` (with matching fields); earlier other ones stay queued.
 
         An ``error`` frame that arrives first is raised as ProtocolError unless one is expected.
@@ -211,7 +216,10 @@ class SignalingClient:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
 
     async def expect_where(
-        self, type_: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+        self,
+        type_: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        timeout: float = EXPECT_SECONDS,
     ) -> dict[str, Any]:
         """The next ``type_`` message that satisfies ``predicate``; others of that type go."""
         deadline = time.monotonic() + timeout
