@@ -25,14 +25,18 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
 
 
 def _name(pid: str, comm: str) -> str:
-    if not comm.startswith("python") and comm != "pytest":
+    browser = comm.startswith(("chrom", "headless_shell"))
+    if not browser and not comm.startswith("python") and comm != "pytest":
         return comm
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            arguments = f.read().split(b"\0")[1:4]
+            arguments = f.read().split(b"\0")
     except OSError:
         return comm
-    return "python " + " ".join(a.decode(errors="replace") for a in arguments)[:70]
+    if browser:  # Chromium's processes by their kind: the browser, renderer, gpu-process, ...
+        kinds = [a[7:].decode() for a in arguments if a.startswith(b"--type=")]
+        return f"{comm} {kinds[0] if kinds else 'browser'}"
+    return "python " + " ".join(a.decode(errors="replace") for a in arguments[1:4])[:70]
 
 
 def sample(seen: dict[tuple[str, str], tuple[str, int]]) -> None:

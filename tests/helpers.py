@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # A folder every pytest-xdist worker of this run shares (tests/conftest.py sets it: pytest's
 # temporary folder of the run, removed with old runs); None outside pytest.
 RUN_FOLDER: Path | None = None
+# How long a command may run before the test gives up: `cloudhelp demo` (7 s of CPU) outlasted
+# 120 s in a full run on a loaded two-core machine.
+CLI_SECONDS = 300
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -28,7 +31,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     ``pythonpath`` or the environment asks for one."""
     full_env = {**os.environ, **(env or {})}
     if pythonpath is None and clirunner.TEMPLATE.can_run(full_env):
-        return clirunner.TEMPLATE.run(list(args), full_env, cwd, input_text, timeout=120)
+        return clirunner.TEMPLATE.run(list(args), full_env, cwd, input_text, timeout=CLI_SECONDS)
     if pythonpath is not None:
         full_env["PYTHONPATH"] = str(pythonpath)
     return subprocess.run(
@@ -37,7 +40,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         text=True,
         env=full_env,
         cwd=cwd,
-        timeout=120,
+        timeout=CLI_SECONDS,
         input=input_text,
     )
 

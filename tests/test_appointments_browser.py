@@ -10,7 +10,6 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
@@ -33,7 +32,6 @@ from tests.journeykit import axe_violations, english_sentences
 from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk
 
-pytestmark = pytest.mark.timeout(240)
 MONDAY = date(2026, 6, 15)
 HOLIDAY = date(2026, 6, 19)
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,8 +32,6 @@ from cloudhelp.store.models import (
 from tests.callkit import DEMO_PASSWORD, running_server
 from tests.helpers import run_cli
 from tests.test_cases import ID_NUMBER
-
-pytestmark = pytest.mark.timeout(180)
 
 
 async def _append_rows(database: db.Database, count: int, prefix: str = "C") -> None:

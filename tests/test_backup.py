@@ -28,8 +28,6 @@ from tests.callkit import running_server
 from tests.conftest import _create_pg_database, _drop_pg_database, pg_admin_url
 from tests.helpers import ROOT, run_cli, serve_and_read_url, start_cli
 
-pytestmark = pytest.mark.timeout(120)
-
 DEMO_PASSWORD = "cloudhelp-demo"  # what `cloudhelp demo` sets for every staff account
 # Files a resident and staff sent in calls: a JPEG, a PNG and a PDF (the JPEG kept twice).
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40

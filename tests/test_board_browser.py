@@ -34,8 +34,6 @@ from tests.journeykit import axe_violations
 from tests.test_browser import signed_in_staff
 from tests.test_call_core import answer, take_ticket
 
-pytestmark = pytest.mark.timeout(240)
-
 
 async def leave_the_oldest_follow_up_open(server: CallServer) -> None:
     """Whether the history's random ~3 % of never-closed follow-ups include one already past

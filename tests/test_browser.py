@@ -30,8 +30,6 @@ from tests.browserkit import (
 )
 from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 
-pytestmark = pytest.mark.timeout(240)
-
 
 async def enrolled_kiosk(server: CallServer, page: Page, code: str = "QG-01") -> None:
     async with server.state.db.write() as session:

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from playwright.async_api import expect
 
 from tests.browserkit import chromium, new_page, wait_for_video
 from tests.callkit import first_send_held, running_server
 from tests.test_browser import enrolled_kiosk, signed_in_staff
-
-pytestmark = pytest.mark.timeout(180)
 
 OTHER_DEPARTMENT_ITEM = "SCJG-001"  # zhaogang does not handle it: its ticket waits ahead
 

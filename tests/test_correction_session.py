@@ -103,7 +103,7 @@ async def test_after_the_preference_window_anyone_may_answer(sqlite_demo_url: st
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
         await kiosk.send(take)
         ticket = (await kiosk.expect("ticket"))["ticket"]
-        ring = await other.expect("ring", timeout=5)
+        ring = await other.expect("ring")
         assert ring["ticket"]["id"] == ticket["id"]
 
 

@@ -87,7 +87,6 @@ async def _outage_answers(server: CallServer) -> None:
         assert "cloudhelp_queue_length" not in families  # unknown, not zero
 
 
-@pytest.mark.timeout(240)
 async def test_postgresql_stopped_abruptly_and_restarted() -> None:
     with private_cluster() as cluster:
         await _demo_database(cluster.url)

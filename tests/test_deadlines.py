@@ -325,5 +325,5 @@ async def test_a_preference_window_whose_timer_is_lost_ends_at_a_sweep(
         timers = server.state.callcenter._timers
         assert ("prefer_window", ticket["id"]) in timers
         timers.cancel("prefer_window", ticket["id"])
-        ring = await other.expect("ring", timeout=15)
+        ring = await other.expect("ring")
         assert ring["ticket"]["id"] == ticket["id"]

@@ -29,8 +29,6 @@ from tests.callkit import running_server, until
 from tests.test_call_core import answer, take_ticket
 from tests.tlskit import TestCA, free_port, wait_for_port
 
-pytestmark = pytest.mark.timeout(120)
-
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "deploy" / "coturn" / "turnserver.conf"
 # Not the range of the coturn scripts/test.sh starts for the other tests.

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
-import pytest
 from sqlalchemy import select
 
 from cloudhelp.domain.accounts import STAFF_COOKIE
@@ -24,8 +23,6 @@ from tests.callkit import DEMO_PASSWORD, CallServer, running_server
 from tests.nginxkit import CLIENT_ADDRESS, https_client, nginx_in_front
 from tests.tlskit import HOSTNAME, TestCA, staff_console_over_https
 from web import STATIC_DIR
-
-pytestmark = pytest.mark.timeout(120)
 
 
 async def _last_sign_in_address(server: CallServer) -> str:

@@ -365,7 +365,7 @@ async def test_throttle_and_push_state_stay_bounded(sqlite_demo_url: str) -> Non
         kiosk = await server.kiosk()
         for _ in range(30):  # many tickets, each with its own snapshot keys
             await kiosk.send({"type": "ticket.take", "item": "RSJ-009"})
-            await kiosk.expect("ticket", timeout=10)
+            await kiosk.expect("ticket")
             await kiosk.send({"type": "ticket.cancel"})
             await kiosk.expect_where("ticket", lambda f: f["ticket"]["status"] == "cancelled")
         await asyncio.sleep(0.6)

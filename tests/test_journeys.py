@@ -32,8 +32,6 @@ from tests.journeykit import (
     sign_in_staff,
 )
 
-pytestmark = pytest.mark.timeout(240)
-
 TICKET_NUMBER = re.compile(r"^[A-Z]\d{3,}$")
 FISHING_RENEWAL = "NYNC-002"  # 渔业捕捞许可证换发（延续）, handled by 赵刚 (zhaogang)
 

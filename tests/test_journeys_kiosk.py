@@ -33,8 +33,6 @@ from tests.test_journeys import (
     staff_accepts,
 )
 
-pytestmark = pytest.mark.timeout(240)
-
 VIEWPORTS = [(1366, 768), (1920, 1080), (1080, 1920)]
 IDLE_LIMIT_SECONDS = 600  # the longest idle timeout a kiosk may reasonably be set to
 

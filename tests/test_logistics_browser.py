@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +23,6 @@ from tests.journeykit import axe_violations
 from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk
 from tests.test_logistics import ID_NUMBER, PHONE, concluded_case
-
-pytestmark = pytest.mark.timeout(240)
 
 
 async def sign_in(server: CallServer, page: Page, path: str, username: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from sqlalchemy import select, update
 
 from cloudhelp.domain import netquality
@@ -19,8 +18,6 @@ from cloudhelp.media.peer import network_check
 from cloudhelp.store.models import CallQuality, Staff, Ticket
 from tests.callkit import CallServer, running_server, turn_server, until
 from tests.test_call_core import answer, take_ticket
-
-pytestmark = pytest.mark.timeout(90)
 
 
 def echo_peers(server: CallServer) -> int:

@@ -7,7 +7,6 @@ and the board lists the call — a poor one first and marked; the figures stay w
 
 from __future__ import annotations
 
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
@@ -16,8 +15,6 @@ from tests.browserkit import chromium, new_page, snap, wait_for_video
 from tests.callkit import CallServer, running_server
 from tests.test_board_browser import signed_in
 from tests.test_browser import enrolled_kiosk, signed_in_staff
-
-pytestmark = pytest.mark.timeout(180)
 
 
 async def figures(server: CallServer) -> dict:

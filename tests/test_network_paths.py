@@ -285,7 +285,6 @@ async def answered_call(kiosk: Page, staff: Page, server: CallServer) -> None:
     await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
 
 
-@pytest.mark.timeout(150)
 async def test_chromium_pages_behind_nats_recover_a_link_cut_by_ice_restart(
     network: Network,
     peer_env: dict[str, str],

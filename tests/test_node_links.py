@@ -98,7 +98,7 @@ async def test_a_frame_waits_for_the_entry_sent_before_it_through_redis() -> Non
         topic, inbox = f"session:{uuid.uuid4().hex}", Inbox()
         await two.subscribe(topic, inbox.deliver)
         await link_open(one, two, topic)
-        await until(lambda: inbox.got, 5, "the first message delivered")
+        await until(lambda: inbox.got, what="the first message delivered")
         async with Redis.from_url(shared_redis_url(), decode_responses=True) as redis:
             reader = [c for c in await redis.client_list() if c["name"] == f"{two.node_id}:reader"]
             await redis.execute_command("CLIENT", "PAUSE", "300", "WRITE")

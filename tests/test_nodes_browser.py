@@ -29,7 +29,7 @@ __all__ = ["pg_demo_url"]  # the fixture, used by name
 # One after another on one worker: each runs a node, nginx and Chromium pages; side by side at
 # the start of a run (with the other browser tests) they took 140-150 s each and one ran out of
 # time on a slower machine.
-pytestmark = [pytest.mark.timeout(150), pytest.mark.one_worker]
+pytestmark = pytest.mark.one_worker
 
 
 async def frames_shown(page: Page, selector: str) -> int:

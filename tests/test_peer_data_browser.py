@@ -25,7 +25,6 @@ import struct
 import zlib
 from typing import Any
 
-import pytest
 from fpdf import FPDF
 from playwright.async_api import ConsoleMessage, Page, WebSocketRoute, expect
 from sqlalchemy import select
@@ -36,8 +35,6 @@ from tests.callkit import running_server
 from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 from tests.test_correction_session import case_needing_correction
 from tests.test_kiosk_browser import PNG_1x1, call_from_kiosk
-
-pytestmark = pytest.mark.timeout(240)
 
 # Script that would mark the page it runs in (or its parent) as taken over.
 PWN = "parent.__pwned = 1; window.__pwned = 1"

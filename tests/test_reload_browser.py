@@ -4,7 +4,6 @@ is tested in test_kiosk_browser (either page) and test_staff_console."""
 
 from __future__ import annotations
 
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
@@ -12,8 +11,6 @@ from cloudhelp.store.models import Ticket
 from tests.browserkit import chromium, new_page, snap, wait_for_video
 from tests.callkit import running_server
 from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
-
-pytestmark = pytest.mark.timeout(240)
 
 
 async def test_a_server_restart_mid_call_ends_the_call_on_both_pages(

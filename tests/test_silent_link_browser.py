@@ -9,7 +9,6 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 
-import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
 
@@ -17,8 +16,6 @@ from cloudhelp.store.models import Kiosk, Ticket
 from tests.browserkit import BANNER_RECORDER, chromium, new_page, snap, wait_for_video
 from tests.callkit import running_server, until
 from tests.test_browser import enrolled_kiosk
-
-pytestmark = pytest.mark.timeout(180)
 
 
 class FreezingProxy:

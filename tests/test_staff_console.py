@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select, update
 
@@ -17,8 +16,6 @@ from tests.test_browser import call_answered, enrolled_kiosk, signed_in_staff
 from tests.test_cases import ID_NUMBER
 from tests.test_correction_session import LAST4, case_needing_correction
 from tests.test_peer_data_browser import a_png
-
-pytestmark = pytest.mark.timeout(240)
 
 
 async def staff_answers(kiosk: Page, staff: Page) -> None:

@@ -35,8 +35,6 @@ from tests.tlskit import (
     wait_for_port,
 )
 
-pytestmark = pytest.mark.timeout(120)
-
 
 @dataclass
 class TlsServer:
