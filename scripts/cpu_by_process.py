@@ -34,8 +34,11 @@ def _name(pid: str, comm: str) -> str:
     except OSError:
         return comm
     if browser:  # Chromium's processes by their kind: the browser, renderer, gpu-process, ...
-        kinds = [a[7:].decode() for a in arguments if a.startswith(b"--type=")]
-        return f"{comm} {kinds[0] if kinds else 'browser'}"
+        # (Chromium rewrites its children's command lines into one string: split on spaces.)
+        words = b" ".join(arguments).split()
+        kinds = [a[7:].decode() for a in words if a.startswith(b"--type=")]
+        kinds += [a[19:].decode() for a in words if a.startswith(b"--utility-sub-type=")]
+        return f"{comm} {' '.join(kinds) or 'browser'}"
     return "python " + " ".join(a.decode(errors="replace") for a in arguments[1:4])[:70]
 
 
