@@ -83,7 +83,7 @@ def _opens_browser(item: pytest.Item) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Playwright's ``expect`` waits up to 30 s instead of 5 s: with four workers, Chromium and
+    """Playwright's ``expect`` waits up to 30 s instead of 5 s: with three workers, Chromium and
     servers sharing two cores, a page can take longer to get there (15 s ran out on a slow
     machine). What it must reach is the same; only a failing check waits the whole time."""
     from playwright.async_api import expect

@@ -14,7 +14,7 @@ import time
 from sqlalchemy import select, update
 
 from cloudhelp.domain import netquality
-from cloudhelp.media.peer import network_check
+from cloudhelp.media.peer import EXPECT_SECONDS, network_check
 from cloudhelp.store.models import CallQuality, Staff, Ticket
 from tests.callkit import CallServer, running_server, turn_server, until
 from tests.test_call_core import answer, take_ticket
@@ -85,7 +85,9 @@ async def test_no_path_to_the_echo_peer_is_a_failed_check(sqlite_demo_url: str) 
         kiosk = await server.kiosk()
         started = time.monotonic()
         saved = await network_check(kiosk, probes=5, seconds=3.0)
-        assert time.monotonic() - started < 5.0
+        # Not ICE's own give-up (aioice's checks run 30 s and more): the check's. A bound far
+        # above the 3 s, for a loaded machine, not a speed.
+        assert time.monotonic() - started < EXPECT_SECONDS
         assert saved["verdict"] == "failed"
         assert saved["netcheck"]["connected"] is False
         assert echo_peers(server) == 0

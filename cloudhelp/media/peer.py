@@ -497,8 +497,8 @@ async def network_check(
     """The kiosk's pre-call check as the pages run it (docs/protocol.md, ``netcheck.offer``):
     the signaling round trip (the median of three pings with ids), then ``probes``
     data-channel probes through the welcome's ICE servers to the server's echo peer, unordered
-    and never retransmitted, so a lost probe stays lost. Sends ``netcheck.result`` and returns
-    the ``netcheck.saved`` frame."""
+    and never retransmitted, so a lost probe stays lost; the probing ends within ``seconds``.
+    Sends ``netcheck.result`` and returns the ``netcheck.saved`` frame."""
     deadline = time.monotonic() + seconds
     pings: list[float] = []
     for number in range(SIGNALING_PINGS):
@@ -557,7 +557,7 @@ async def network_check(
     result = {"type": "netcheck.result", "check": check,
               "signaling_rtt_ms": round(signaling_rtt, 2), "media": media}  # fmt: skip
     await signaling.send(result)
-    return await signaling.expect("netcheck.saved", timeout=seconds)
+    return await signaling.expect("netcheck.saved")  # the server's answer: not the check's time
 
 
 def _local_candidate_type(pc: RTCPeerConnection) -> str | None:
