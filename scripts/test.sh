@@ -106,8 +106,8 @@ export CLOUDHELP_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 # The page tests run Debian's chromium (Playwright's --headless: the desktop browser without a
 # window). Chromium's headless shell (Debian's chromium-headless-shell, then
 # CLOUDHELP_TEST_CHROMIUM=/usr/bin/chromium-headless-shell) took 42 % less of Chromium's CPU
-# in full runs, but a fresh-clone run with it failed two page tests that pass with the
-# browser (docs/testing.md): not the default until that is understood.
+# in full runs one morning and nothing less that afternoon, and fresh-clone runs with it
+# failed page tests that pass with the browser (docs/testing.md): not the default.
 export CLOUDHELP_TEST_CHROMIUM="${CLOUDHELP_TEST_CHROMIUM:-$(command -v chromium)}"
 export CLOUDHELP_TEST_CHROMIUM_FULL="${CLOUDHELP_TEST_CHROMIUM_FULL:-$(command -v chromium)}"
 # Password hashes made during the run use argon2's cheapest parameters (cloudhelp/domain/
