@@ -10,6 +10,7 @@ server in this process. No mocks.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 from collections.abc import AsyncIterator
@@ -181,7 +182,18 @@ async def test_a_dead_nodes_ring_wrapup_and_abandon_fire_once_on_another_node(
             """the waiting ticket abandoned by node B"""
             return (await ticket_row(b, waiting["id"])).status == "abandoned"
 
-        await until(abandoned)
+        try:
+            await until(abandoned)
+        except TimeoutError:  # seen once under load: say where node B's sweep was
+            row = await ticket_row(b, waiting["id"])
+            where = io.StringIO()
+            for task in b.state.callcenter._tasks.loops():
+                if task.get_name() == "deadlines.sweep":
+                    task.print_stack(file=where)
+            raise AssertionError(
+                f"not abandoned: {row.status=} {row.abandon_deadline=} {row.session_id=} "
+                f"now={utcnow()}; node B's sweep:\n{where.getvalue()}"
+            ) from None
         row = await ticket_row(b, waiting["id"])
         assert row.end_reason == "kiosk_gone" and row.abandon_deadline is None
         assert row.closed_at is not None and row.closed_at >= abandon_at
