@@ -5,7 +5,8 @@
 Reads every process's own user and system time from /proc twice a second (processes in other
 namespaces too, such as the test command's) and, on SIGTERM, prints the total per name,
 largest first (Python processes by their first arguments). A process that lives less than
-half a second is missed; one that lives longer counts up to its last sample.
+half a second is missed; one that lives longer counts up to its last sample; one already
+running at the first sample (a kernel thread, the machine's agent) counts from that sample.
 """
 
 from __future__ import annotations
@@ -42,8 +43,12 @@ def _name(pid: str, comm: str) -> str:
     return "python " + " ".join(a.decode(errors="replace") for a in arguments[1:4])[:70]
 
 
-def sample(seen: dict[tuple[str, str], tuple[str, int]]) -> None:
-    """Each process's CPU so far, keyed by pid and start time (a reused pid is another)."""
+def sample(
+    seen: dict[tuple[str, str], tuple[str, int]], before: dict[tuple[str, str], int]
+) -> None:
+    """Each process's CPU so far, keyed by pid and start time (a reused pid is another), less
+    what it had used by the first sample (``before``; filled by that first sample)."""
+    first = not before
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -56,15 +61,18 @@ def sample(seen: dict[tuple[str, str], tuple[str, int]]) -> None:
         fields = stat[stat.rindex(")") + 2 :].split()
         ticks = int(fields[11]) + int(fields[12])  # utime, stime: its own, not its children's
         key = (pid, fields[19])  # start time
+        if first:
+            before[key] = ticks
         name = seen[key][0] if key in seen else _name(pid, comm)
-        seen[key] = (name, ticks)
+        seen[key] = (name, ticks - before.get(key, 0))
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     seen: dict[tuple[str, str], tuple[str, int]] = {}
+    before: dict[tuple[str, str], int] = {}
     while not _stopping:
-        sample(seen)
+        sample(seen, before)
         time.sleep(0.5)
     totals: dict[str, float] = {}
     for name, ticks in seen.values():

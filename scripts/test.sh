@@ -153,6 +153,14 @@ if [ "$WORKERS" != 0 ]; then XDIST=(-n "$WORKERS" --dist loadgroup); fi
 # 7 December half of this machine's time was stolen during a run).
 cpu_times() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6, $9}' /proc/stat; }
 read -r BUSY0 IDLE0 STEAL0 < <(cpu_times)
+# With CLOUDHELP_TEST_CPU_REPORT=1, each test's CPU, its servers and browser included
+# (tests/cpukit.py; a thread per worker samples /proc twice a second), goes to
+# test-artifacts/test-cpu.log and the heaviest are listed after the run.
+if [ -n "${CLOUDHELP_TEST_CPU_REPORT:-}" ]; then
+  mkdir -p test-artifacts
+  export CLOUDHELP_TEST_CPU_LOG="$ROOT/test-artifacts/test-cpu.log"
+  : >"$CLOUDHELP_TEST_CPU_LOG"
+fi
 status=0
 "$VENV/bin/pytest" "${XDIST[@]}" "$@" || status=$?
 read -r BUSY1 IDLE1 STEAL1 < <(cpu_times)
@@ -160,6 +168,7 @@ awk -v b=$((BUSY1 - BUSY0)) -v i=$((IDLE1 - IDLE0)) -v s=$((STEAL1 - STEAL0)) 'B
   t = b + i + s; if (t == 0) exit
   printf "test.sh: the cores during pytest: %.0f %% busy, %.0f %% idle, %.0f %% stolen by the hypervisor\n",
     100 * b / t, 100 * i / t, 100 * s / t }'
+if [ -s "${CLOUDHELP_TEST_CPU_LOG:-}" ]; then "$VENV/bin/python" -m tests.cpukit "$CLOUDHELP_TEST_CPU_LOG" 20; fi
 if [ -n "$LINT_PID" ]; then
   lint_status=0
   wait "$LINT_PID" || lint_status=$?

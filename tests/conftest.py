@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import asyncpg
@@ -32,7 +32,7 @@ from cloudhelp.app import create_app
 from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo
 from cloudhelp.store import db
-from tests import browserkit, helpers
+from tests import browserkit, cpukit, helpers
 from tests.callkit import AppServer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -134,12 +134,18 @@ def _browser_slot() -> Iterator[None]:
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)  # before pytest-timeout starts its clock
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Under pytest-xdist, a test that opens a browser runs while it holds a browser slot."""
-    if "PYTEST_XDIST_TESTRUNUID" not in os.environ or not _opens_browser(item):
+    """Under pytest-xdist, a test that opens a browser runs while it holds a browser slot. With
+    CLOUDHELP_TEST_CPU_LOG set, the CPU its process tree used is logged (tests/cpukit.py; the
+    wait for a slot not counted)."""
+    slot = "PYTEST_XDIST_TESTRUNUID" in os.environ and _opens_browser(item)
+    with _browser_slot() if slot else nullcontext():
+        if cpukit.LOG_VARIABLE not in os.environ:
+            yield
+            return
+        meter, wall = cpukit.TreeMeter(), time.monotonic()
+        meter.start()
         yield
-        return
-    with _browser_slot():
-        yield
+        cpukit.record(item.nodeid, meter.stop(), time.monotonic() - wall)
 
 
 def _rename(item: pytest.Item, nodeid: str) -> None:

@@ -831,7 +831,10 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
     other one (it showed 可接听 and never rang while a resident waited), with the way to take
     the console back, refused while the other is in a call; calls ring where it was opened
     last."""
-    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+    async with (
+        running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
+        chromium() as browser,
+    ):
         first = await new_page(browser, server.base_url)
         await first.set_viewport_size({"width": 1366, "height": 768})
         await signed_in_staff(server, first, "zhaogang")

@@ -424,8 +424,16 @@ function markCategory(code) {
   });
 }
 
+/**
+ * Counts item openings and the browser's Back presses: an item whose details arrive after
+ * another was touched, or after Back was pressed while it loaded, is not shown.
+ */
+let itemOpens = 0;
+
 async function openItem(/** @type {string} */ code) {
+  const attempt = ++itemOpens;
   const item = await api(`/api/v1/items/${encodeURIComponent(code)}`);
+  if (attempt !== itemOpens) return;
   visit.item = item;
   $("item-name").textContent = item.name;
   $("item-description").textContent = item.description;
@@ -1635,6 +1643,7 @@ function wire() {
   const guardHistory = () => { if (history.state?.kiosk !== true) history.pushState({ kiosk: true }, ""); };
   window.addEventListener("popstate", () => {
     guardHistory();
+    itemOpens += 1;  // an item still loading is not shown
     const back = /** @type {HTMLButtonElement | null} */ (document.querySelector("[data-screen]:not([hidden]) .back"));
     if (back && !back.hidden && !back.disabled) back.click();
   });

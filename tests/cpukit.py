@@ -1,0 +1,113 @@
+"""Each test's CPU: the test process and everything it started (servers, commands, Chromium).
+
+With ``CLOUDHELP_TEST_CPU_LOG`` set to a file, every test appends one line to it,
+``<cpu seconds>\t<wall seconds>\t<node id>``: what the test process and its descendants used
+while the test ran. Descendants are found twice a second (``TreeMeter``), so a process that
+lives less than half a second is missed and one that ends counts up to its last sighting
+(Chromium's zygote does not wait for the renderers it forks, so their CPU never reaches a
+parent's ``cutime``). scripts/test.sh sets it when asked and prints the tests that took the
+most (``python -m tests.cpukit <file>``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+LOG_VARIABLE = "CLOUDHELP_TEST_CPU_LOG"
+Key = tuple[int, str]  # pid, start time: a reused pid is another process
+
+
+def _descendants(root: int) -> dict[Key, int]:
+    """``root`` and its descendants, each with the CPU ticks it has used itself."""
+    children: dict[int, list[int]] = defaultdict(list)
+    found: dict[int, tuple[Key, int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        # fields: 1 the parent, 11 and 12 utime and stime, 19 the start time.
+        children[int(fields[1])].append(int(name))
+        found[int(name)] = ((int(name), fields[19]), int(fields[11]) + int(fields[12]))
+    ticks: dict[Key, int] = {}
+    stack = [root]
+    while stack:
+        pid = stack.pop()
+        if pid in found:
+            key, used = found[pid]
+            ticks[key] = used
+        stack.extend(children.get(pid, ()))
+    return ticks
+
+
+class TreeMeter:
+    """The CPU this process's tree uses between ``start`` and ``stop``, sampled every
+    ``every`` seconds by a thread of its own between them."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.every = every
+        self.root = os.getpid()
+        self._before: dict[Key, int] = {}
+        self._latest: dict[Key, int] = {}
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._before = _descendants(self.root)
+        self._latest = dict(self._before)
+        self._stopped.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stopped.wait(self.every):
+            self._latest.update(_descendants(self.root))
+
+    def stop(self) -> float:
+        """Seconds of CPU since ``start``."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._latest.update(_descendants(self.root))
+        used = sum(ticks - self._before.get(key, 0) for key, ticks in self._latest.items())
+        return used / TICKS
+
+
+def record(nodeid: str, cpu_seconds: float, wall_seconds: float) -> None:
+    """Append a test's line to the log named by ``CLOUDHELP_TEST_CPU_LOG`` (if set)."""
+    path = os.environ.get(LOG_VARIABLE)
+    if path:
+        with open(path, "a") as log:  # one short write: lines of several workers stay whole
+            log.write(f"{cpu_seconds:.2f}\t{wall_seconds:.2f}\t{nodeid}\n")
+
+
+def report(path: Path, top: int = 25) -> str:
+    """The tests and the files that took the most CPU, from a log ``record`` wrote."""
+    tests: list[tuple[float, float, str]] = []
+    for line in path.read_text().splitlines():
+        cpu, wall, nodeid = line.split("\t", 2)
+        tests.append((float(cpu), float(wall), nodeid))
+    files: dict[str, float] = defaultdict(float)
+    for cpu, _wall, nodeid in tests:
+        files[nodeid.split("::")[0]] += cpu
+    total = sum(cpu for cpu, _wall, _nodeid in tests)
+    lines = [f"CPU of the tests' process trees: {total:.0f} s over {len(tests)} tests"]
+    lines.append(f"the {top} files that took the most:")
+    for name, cpu in sorted(files.items(), key=lambda item: -item[1])[:top]:
+        lines.append(f"  {cpu:7.1f} s  {name}")
+    lines.append(f"the {top} tests that took the most (CPU, wall):")
+    for cpu, wall, nodeid in sorted(tests, reverse=True)[:top]:
+        lines.append(f"  {cpu:7.1f} s  {wall:6.1f} s  {nodeid}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report(Path(sys.argv[1]), *(int(a) for a in sys.argv[2:3])))
