@@ -11,12 +11,15 @@ running at the first sample (a kernel thread, the machine's agent) counts from t
 
 from __future__ import annotations
 
-import os
 import signal
+import sys
 import time
+from pathlib import Path
 from types import FrameType
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file, not a module
+from tests.cpukit import TICKS, Key, processes  # the /proc reader (stdlib only)
+
 _stopping = False
 
 
@@ -43,34 +46,22 @@ def _name(pid: str, comm: str) -> str:
     return "python " + " ".join(a.decode(errors="replace") for a in arguments[1:4])[:70]
 
 
-def sample(
-    seen: dict[tuple[str, str], tuple[str, int]], before: dict[tuple[str, str], int]
-) -> None:
-    """Each process's CPU so far, keyed by pid and start time (a reused pid is another), less
-    what it had used by the first sample (``before``; filled by that first sample)."""
+def sample(seen: dict[Key, tuple[str, int]], before: dict[Key, int]) -> None:
+    """Each process's CPU so far, keyed by pid and start time, less what it had used by the
+    first sample (``before``; filled by that first sample)."""
     first = not before
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime: its own, not its children's
-        key = (pid, fields[19])  # start time
+    for process in processes():
         if first:
-            before[key] = ticks
-        name = seen[key][0] if key in seen else _name(pid, comm)
-        seen[key] = (name, ticks - before.get(key, 0))
+            before[process.key] = process.ticks
+        known = seen.get(process.key)
+        name = known[0] if known else _name(str(process.pid), process.comm)
+        seen[process.key] = (name, process.ticks - before.get(process.key, 0))
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
-    seen: dict[tuple[str, str], tuple[str, int]] = {}
-    before: dict[tuple[str, str], int] = {}
+    seen: dict[Key, tuple[str, int]] = {}
+    before: dict[Key, int] = {}
     while not _stopping:
         sample(seen, before)
         time.sleep(0.5)

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -22,10 +23,20 @@ LOG_VARIABLE = "CLOUDHELP_TEST_CPU_LOG"
 Key = tuple[int, str]  # pid, start time: a reused pid is another process
 
 
-def _descendants(root: int) -> dict[Key, int]:
-    """``root`` and its descendants, each with the CPU ticks it has used itself."""
-    children: dict[int, list[int]] = defaultdict(list)
-    found: dict[int, tuple[Key, int]] = {}
+@dataclass(frozen=True)
+class Process:
+    """One line of /proc/<pid>/stat, the parts these tools read."""
+
+    pid: int
+    parent: int
+    key: Key
+    ticks: int  # CPU it has used itself (user and system), not its children's
+    comm: str
+
+
+def processes() -> list[Process]:
+    """Every process on the machine (those in other namespaces too), as /proc shows them now."""
+    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -33,17 +44,27 @@ def _descendants(root: int) -> dict[Key, int]:
             text = Path(f"/proc/{name}/stat").read_text()
         except OSError:
             continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         # fields: 1 the parent, 11 and 12 utime and stime, 19 the start time.
-        children[int(fields[1])].append(int(name))
-        found[int(name)] = ((int(name), fields[19]), int(fields[11]) + int(fields[12]))
+        ticks = int(fields[11]) + int(fields[12])
+        found.append(Process(int(name), int(fields[1]), (int(name), fields[19]), ticks, comm))
+    return found
+
+
+def _descendants(root: int) -> dict[Key, int]:
+    """``root`` and its descendants, each with the CPU ticks it has used itself."""
+    children: dict[int, list[int]] = defaultdict(list)
+    by_pid: dict[int, Process] = {}
+    for process in processes():
+        children[process.parent].append(process.pid)
+        by_pid[process.pid] = process
     ticks: dict[Key, int] = {}
     stack = [root]
     while stack:
         pid = stack.pop()
-        if pid in found:
-            key, used = found[pid]
-            ticks[key] = used
+        if pid in by_pid:
+            ticks[by_pid[pid].key] = by_pid[pid].ticks
         stack.extend(children.get(pid, ()))
     return ticks
 
@@ -110,4 +131,4 @@ def report(path: Path, top: int = 25) -> str:
 
 
 if __name__ == "__main__":
-    print(report(Path(sys.argv[1]), *(int(a) for a in sys.argv[2:3])))
+    print(report(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 25))
