@@ -454,6 +454,46 @@ async def test_a_console_whose_call_session_no_node_holds_is_replaced(
         assert again.welcome["principal"]["id"] == staff.welcome["principal"]["id"]
 
 
+async def test_a_second_kiosk_page_mid_call_is_refused_and_the_call_goes_on(
+    sqlite_demo_url: str,
+) -> None:
+    """QG-01 is in a call; the kiosk page opened again (a second window: the same credential)
+    is refused with kiosk_busy, and the call carries on (replacing the kiosk's session cut the
+    resident off). Once the call is over, a new page replaces the old one. A call whose session
+    no node holds (a server restarted mid-call) refuses nothing."""
+    async with running_server(sqlite_demo_url) as server:
+        auth = {"kind": "kiosk", "credential": await server.kiosk_credential("QG-01")}
+        kiosk = await server.connect(auth)
+        staff = await server.staff("zhaogang")
+        ticket = await take_ticket(kiosk, "NYNC-002")
+        await answer(staff)
+        await kiosk.expect("joined")
+        await staff.expect("joined")
+
+        with pytest.raises(Exception, match="kiosk_busy"):
+            await SignalingClient(server.base_url, server.http).connect(auth)
+        chat = {"kind": "chat", "text": "请把证件放在镜头下"}
+        await staff.send({"type": "app", "to": kiosk.session_id, "data": chat})
+        assert (await kiosk.expect("app"))["data"] == chat
+        assert (await ticket_row(server, ticket["id"])).status == "connected"
+
+        await kiosk.send({"type": "call.hangup"})
+        await staff.expect("wrapup")
+        newer = await server.connect(auth)  # nothing to cut off now: welcomed
+        await asyncio.wait_for(kiosk.closed.wait(), 10)
+        assert kiosk.close_code == 4009  # replaced
+        assert (await ticket_row(server, ticket["id"])).end_reason == "kiosk_hangup"
+
+        async with server.state.db.write() as session:
+            await session.execute(
+                update(Ticket)
+                .where(Ticket.id == ticket["id"])
+                .values(status="connected", session_id="a-session-of-a-server-before-its-restart")
+            )
+        again = await server.connect(auth)  # nobody is in that call: welcomed
+        assert again.welcome["principal"]["id"] == newer.welcome["principal"]["id"]
+
+
 async def test_unknown_or_stale_resume_is_refused(sqlite_demo_url: str) -> None:
     async with running_server(sqlite_demo_url) as server:
         kiosk = await server.kiosk()

@@ -29,6 +29,7 @@ from tests.browserkit import (
     snap,
     video_width,
     wait_for_video,
+    watch,
 )
 from tests.callkit import RELOAD_GRACE_SECONDS, CallServer, running_server, until
 from tests.journeykit import outside_viewport
@@ -384,6 +385,47 @@ async def lines_broken_mid_word(name: Locator) -> list[str]:
         }"""
     )
     return found
+
+
+async def test_the_kiosk_opened_again_mid_call_says_so_and_the_call_goes_on(
+    sqlite_demo_url: str,
+) -> None:
+    """The kiosk's page opened in a second window during a call (the same browser: the same
+    credential) is refused and says why, with a button to ask again; the call goes on in the
+    first window. Once the call is over, the button makes the second window the kiosk."""
+    async with running_server(sqlite_demo_url) as server, chromium() as browser:
+        kiosk = await new_page(browser, server.base_url)
+        await enrolled_kiosk(server, kiosk)
+        staff = await server.staff("zhaogang")
+        await call_from_kiosk(kiosk, staff)
+
+        second = await kiosk.context.new_page()
+        watch(second)
+        await second.goto("/kiosk")
+        busy = second.locator("[data-screen=busy]")
+        await expect(busy).to_be_visible()
+        await expect(busy.locator("h1")).to_have_text("本终端正在另一个窗口通话")
+        await expect(second.locator("#busy-retry")).to_have_text("在本窗口使用")
+        await expect(second.locator("#busy-checked")).to_be_hidden()
+        await snap(second, "kiosk-opened-again-mid-call")
+        # Asked again while the call goes on: refused again, and said to be a second look.
+        await second.click("#busy-retry")
+        await expect(second.locator("#busy-checked")).to_contain_text("那个窗口仍在通话")
+        await expect(busy).to_be_visible()
+        # The first window is still in the call, and the chat still reaches it.
+        await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
+        await expect(kiosk.locator("#banner")).to_be_hidden()
+        chat = {"kind": "chat", "text": "您还在吗？"}
+        resident = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
+        await staff.send({"type": "app", "to": resident, "data": chat})
+        await expect(kiosk.locator("#chat li.them")).to_have_text(["您还在吗？"])
+
+        await staff.send({"type": "call.hangup"})
+        await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
+        await second.click("#busy-retry")
+        await expect(second.locator("[data-screen=home]")).to_be_visible()
+        await expect(second.locator("#hot .tile").first).to_be_visible()
+        await expect(kiosk.locator("#banner")).to_contain_text("本终端已在另一个窗口打开")
 
 
 async def test_tile_names_break_between_words(sqlite_demo_url: str) -> None:

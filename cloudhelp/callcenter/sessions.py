@@ -50,12 +50,20 @@ class Sessions:
             raise SignalingError("auth_failed", "A kiosk signs in with its credential.")
         async with self.db.read() as s:
             kiosk = await accounts.kiosk_by_credential(s, credential)
-            return Principal(
+            busy = await self._kiosk_in_call(s, kiosk.id)
+            principal = Principal(
                 "kiosk",
                 str(kiosk.id),
                 {"kiosk": kiosk.code, "name": kiosk.name, "station": kiosk.station.code,
                  "station_name": kiosk.station.name},
             )  # fmt: skip
+        if busy is not None and await self.hub.session_alive(busy):
+            raise SignalingError(
+                "kiosk_busy",
+                "This kiosk is in a call in another window: finish it there, then open the"
+                " kiosk here.",
+            )
+        return principal
 
     async def _staff(self, auth: dict[str, Any], request: web.Request) -> Principal:
         token = auth.get("token") or request.cookies.get(accounts.STAFF_COOKIE)
@@ -91,6 +99,21 @@ class Sessions:
         row = await s.get(StaffPresence, staff_id)
         if row is not None and row.session_id and row.state in ("in_call", "wrapup"):
             return row.session_id
+        return None
+
+    @staticmethod
+    async def _kiosk_in_call(s: AsyncSession, kiosk_id: int) -> str | None:
+        """The session of the kiosk's call, if it is in one.
+
+        A kiosk's new sign-in replaces its older session (session_started) and takes a queued
+        ticket over, but a call cannot follow it there: replacing the session in a call would
+        cut the resident off (a second window opened on the kiosk, a launcher that opens the
+        page again). So, as for consoles, the new one is refused while that session is held by
+        a node (in its grace period too: a reload resumes it). One no node holds (the server
+        restarted mid-call) is replaced as before."""
+        ticket = await queue.open_ticket_of_kiosk(s, kiosk_id)
+        if ticket is not None and ticket.status == "connected" and ticket.session_id:
+            return ticket.session_id
         return None
 
     async def may_resume(self, session: Session, request: web.Request) -> bool:

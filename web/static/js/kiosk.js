@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, duration, errorText, lang, phrased, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -44,6 +44,8 @@ let connection = null;
 let closeHangupConfirm = () => {};
 /** This kiosk's station (from the welcome frame): where a certificate is sent for collection. */
 let kioskStation = "";
+/** The busy screen's 在本窗口使用 was pressed: its answer is a second look, said as such. */
+let askedAgain = false;
 
 function fresh() {
   return {
@@ -130,7 +132,7 @@ const idle = {
   /** Seconds without a touch before "还在吗？" on the current screen, or null for never. */
   limit() {
     const screen = document.body.dataset.current;
-    if (!screen || screen === "enrol" || screen === "call") return null;
+    if (!screen || screen === "enrol" || screen === "call" || screen === "busy") return null;
     if (screen === "waiting") {  // a ticket in the queue waits as long as it takes; no ticket does not
       const status = visit.ticket?.status;
       return status === "waiting" || status === "offered" || status === "connected" ? null : IDLE.seconds;
@@ -316,6 +318,8 @@ function start() {
     elderlyBeforeLoad = false;
     kioskStation = String(e.detail.principal.station_name || "");
     $("station").textContent = `${e.detail.principal.station_name} · ${e.detail.principal.name}`;
+    askedAgain = false;
+    if (document.body.dataset.current === "busy") goHome();  // that call is over: this window serves
   });
   connection.addEventListener("state", (/** @type {any} */ e) => {
     if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
@@ -327,8 +331,18 @@ function start() {
     banner(t("kiosk.revoked"), "error");
     show("enrol");
   });
-  // This kiosk was opened in another window (its ticket and call went there): this page says so.
+  // This kiosk was opened in another window (its ticket went there): this page says so.
   connection.addEventListener("replaced", () => banner(t("kiosk.replaced"), "error"));
+  // Opened while this kiosk is in a call in another window: refused (taking over would cut the
+  // resident off). The screen says so; its button asks again, once that call is over.
+  connection.addEventListener("busy", () => {
+    const again = askedAgain;  // this refusal answers the press
+    askedAgain = false;
+    banner(null);
+    show("busy");
+    $("busy-checked").hidden = !again;
+    $("busy-checked").textContent = again ? t("kiosk.busy.checked", { time: clockTime(new Date()) }) : "";
+  });
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
   // The server no longer knew this kiosk's session (it restarted, or the network was gone for
   // longer than the grace period): a call it was in is over. A waiting ticket comes back with
@@ -1636,6 +1650,10 @@ function wire() {
     idle.restart();
   };
   $("idle-stay").onclick = () => idle.restart();
+  $("busy-retry").onclick = () => {
+    askedAgain = true;
+    connection?.connect();
+  };
   // The browser's Back (a touch screen's back swipe) never leaves the kiosk for the page before
   // it (a blank page, a README walk found): it is the shown screen's own 返回, or nothing (in a
   // call, on the home screen). Back pops an entry pushed at a touch: one pushed before any

@@ -65,8 +65,9 @@ const RESUME_KEY = "cloudhelp.resume.";
  * (detail: "connecting" | "online" | "reconnecting" | "closed"), "session-lost" (the server no
  * longer knows the session: a new one was started), "replaced" (closed 4009 by the server: the
  * same console or kiosk was opened elsewhere; `connect()` takes it back), "busy" (detail: a
- * `console_busy` error frame: this console was refused while the staff member's console in
- * another window is in a call; `connect()` asks again), "auth-failed" (detail: error frame),
+ * `console_busy` or `kiosk_busy` error frame: this console, or kiosk page, was refused while the
+ * same console or kiosk in another window is in a call; `connect()` asks again), "auth-failed"
+ * (detail: error frame),
  * "unavailable" (detail: a `service_unavailable` error frame: the server's database is out for a
  * moment; a refused hello is retried by itself, `unavailable` stays true until the next welcome).
  */
@@ -231,7 +232,8 @@ export class Connection extends EventTarget {
         this.dispatchEvent(new CustomEvent("session-lost"));
         return;
       }
-      this.dispatchEvent(new CustomEvent(frame.code === "console_busy" ? "busy" : "auth-failed", { detail: frame }));
+      const busy = frame.code === "console_busy" || frame.code === "kiosk_busy";
+      this.dispatchEvent(new CustomEvent(busy ? "busy" : "auth-failed", { detail: frame }));
       return;
     }
     if (typeof frame.seq === "number") this.lastSeq = frame.seq;
