@@ -38,7 +38,7 @@ from cloudhelp.http import (
 )
 from cloudhelp.http.errors import json_errors
 from cloudhelp.http.state import STATE_KEY, AppState
-from cloudhelp.store import db
+from cloudhelp.store import db, serverlock
 from cloudhelp.store.redis_throttle import RedisThrottles, shared_redis
 from signaling.broker import Broker
 from signaling.hub import HubSettings
@@ -102,7 +102,13 @@ def _lifecycle(
             await owned.start()
             hub_broker = owned
         try:
-            async with _serving(app, settings, migrate, hub_broker, shared):
+            # Alone (no broker shared with other processes) it must be the database's only
+            # server; nodes sharing a broker may be many (cloudhelp/store/serverlock.py).
+            clustered = hub_broker is not None
+            async with (
+                serverlock.hold(settings.effective_database_url, clustered),
+                _serving(app, settings, migrate, hub_broker, shared),
+            ):
                 yield
         finally:
             if owned is not None:

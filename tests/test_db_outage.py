@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from cloudhelp.devtools import demo
 from cloudhelp.http.outage import database_outage
 from cloudhelp.media.peer import ProtocolError, SignalingClient
-from cloudhelp.store import db
+from cloudhelp.store import db, serverlock
 from cloudhelp.store.models import Ticket
 from cloudhelp.store.outage import RETRY_AFTER_SECONDS, is_unavailable
 from tests.browserkit import chromium, new_page, snap
@@ -87,7 +87,10 @@ async def _outage_answers(server: CallServer) -> None:
         assert "cloudhelp_queue_length" not in families  # unknown, not zero
 
 
-async def test_postgresql_stopped_abruptly_and_restarted() -> None:
+async def test_postgresql_stopped_abruptly_and_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server checks every half second that it still holds its database (the restart
+    # drops the lock with its connection): checked at the end.
+    monkeypatch.setattr(serverlock, "RECHECK_SECONDS", 0.5)
     with private_cluster() as cluster:
         await _demo_database(cluster.url)
         async with running_server(cluster.url) as server, chromium() as browser:
@@ -179,6 +182,27 @@ async def test_postgresql_stopped_abruptly_and_restarted() -> None:
             await kiosk.expect("joined")
             await newcomer.connect({"kind": "kiosk", "credential": second_credential})
             await newcomer.close()
+
+            # The server holds its database again: a server started alone beside it is refused.
+            probe = db.create_engine(cluster.url)
+            try:
+                async with probe.connect() as connection:
+                    shared = text("SELECT pg_try_advisory_lock_shared(:key)")
+                    release = text("SELECT pg_advisory_unlock_shared(:key)")
+                    key = {"key": serverlock.ADVISORY_KEY}
+
+                    async def held_again() -> bool:
+                        if await connection.scalar(shared, key):
+                            await connection.scalar(release, key)
+                            return False
+                        return True
+
+                    await until(held_again, what="the server to hold its database again")
+            finally:
+                await probe.dispose()
+            with pytest.raises(serverlock.DatabaseInUse):
+                async with running_server(cluster.url):
+                    pass
 
 
 async def test_a_client_gone_mid_request_is_not_a_database_outage(

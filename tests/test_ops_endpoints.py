@@ -23,6 +23,7 @@ from cloudhelp.app import create_app
 from cloudhelp.core.config import Settings
 from cloudhelp.store import db
 from cloudhelp.store.models import Department, ServiceItem, Ticket, TicketFile, utcnow
+from signaling.broker import InProcessBroker
 from tests.callkit import CallServer, running_server
 
 TURN_SECRET = "ops-test-secret"
@@ -168,18 +169,21 @@ async def test_metrics_follow_the_queue_a_call_and_the_files(demo_url: str) -> N
 async def test_metrics_only_for_the_allowed_networks(sqlite_demo_url: str) -> None:
     """Loopback may scrape by default; a request relayed by an untrusted proxy may not (its
     client is unknown); through a trusted proxy the client's own address decides. Two servers
-    in one process keep their own registries."""
-    async with running_server(sqlite_demo_url) as local:
+    in one process keep their own registries (on one database, so they share a broker: nodes,
+    cloudhelp/store/serverlock.py)."""
+    broker = InProcessBroker()
+    async with running_server(sqlite_demo_url, broker) as local:
         await scrape(local)
         async with local.http.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}) as r:
             assert r.status == 403
             assert (await r.json())["error"]["code"] == "forbidden"
-        async with running_server(sqlite_demo_url, metrics_networks=["10.0.0.0/8"]) as elsewhere:
+        networks = ["10.0.0.0/8"]
+        async with running_server(sqlite_demo_url, broker, metrics_networks=networks) as elsewhere:
             async with elsewhere.http.get("/metrics") as r:
                 assert r.status == 403
             await scrape(local)  # the first server's registry is untouched
         proxied = {"trusted_proxies": ["127.0.0.1"], "metrics_networks": ["10.0.0.0/8"]}
-        async with running_server(sqlite_demo_url, **proxied) as behind:
+        async with running_server(sqlite_demo_url, broker, **proxied) as behind:
             samples = await scrape(behind, **{"X-Forwarded-For": "10.1.2.3"})
             assert value(samples, "cloudhelp_database_up") == 1
             async with behind.http.get("/metrics", headers={"X-Forwarded-For": "192.0.2.7"}) as r:

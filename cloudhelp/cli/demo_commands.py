@@ -16,7 +16,7 @@ from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo, demo_campaign, demo_items, history
 from cloudhelp.domain import accounts, audit, metrics
 from cloudhelp.domain.passwords import hash_password
-from cloudhelp.store import db
+from cloudhelp.store import db, serverlock
 from cloudhelp.store.models import Kiosk, Staff
 
 DEMO_PASSWORD = "cloudhelp-demo"
@@ -46,6 +46,14 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     url = url_of(settings, sock)
     if sock is not None:
         print(f"CloudHelp demo: open {url} (loading the demo data, then the server starts)")
+        # A database another server serves is said before anything is loaded into it.
+        try:
+            clustered = settings.redis_url is not None
+            async with serverlock.hold(settings.effective_database_url, clustered):
+                pass  # the server takes it again when it starts
+        except BaseException:
+            sock.close()
+            raise
 
     async def work(engine: db.AsyncEngine) -> int:
         loaded = await _load(engine, settings.effective_secret_key.encode())

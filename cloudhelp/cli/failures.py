@@ -36,17 +36,18 @@ def rejected(what: str, problems: list[str]) -> CommandFailed:
 
 def explain(exc: Exception) -> Told | None:
     """The person's account of ``exc``, or None for a fault of the program (the traceback
-    shows): a refusal (CommandFailed, a domain CodedError) → 1, database or Redis unreachable
-    → 2."""
+    shows): a refusal (CommandFailed, a domain CodedError, a database another server uses)
+    → 1, database or Redis unreachable → 2."""
     if isinstance(exc, CommandFailed):
         return Told(1, str(exc), tuple(exc.details))
     from cloudhelp.core.errors import CodedError
     from cloudhelp.store.db import DatabaseUnavailable, MigrationFailed
+    from cloudhelp.store.serverlock import DatabaseInUse
     from signaling.redis_broker import BrokerUnavailable
 
     if isinstance(exc, DatabaseUnavailable | BrokerUnavailable):
         return Told(2, str(exc))
-    if isinstance(exc, MigrationFailed):
+    if isinstance(exc, MigrationFailed | DatabaseInUse):
         return Told(1, str(exc))
     if isinstance(exc, CodedError):
         return Told(1, exc.message)
