@@ -64,3 +64,10 @@ async def test_nodes_and_a_server_alone_never_share_a_database(demo_url: str) ->
                 pass
     async with running_server(demo_url) as alone:  # the nodes are gone: welcome
         assert (await alone.http.get("/healthz")).status == 200
+
+
+async def test_a_server_on_a_new_data_folder_starts(tmp_path: Path) -> None:
+    """The lock file goes into a folder that does not exist yet, as the database does."""
+    async with running_server(f"sqlite:///{tmp_path / 'new' / 'cloudhelp.db'}") as server:
+        assert (await server.http.get("/healthz")).status == 200
+    assert (tmp_path / "new" / "cloudhelp.db-server.lock").exists()

@@ -77,6 +77,7 @@ async def hold(url: str, clustered: bool) -> AsyncIterator[None]:
 @contextlib.contextmanager
 def _file_lock(database: str, clustered: bool, url: str) -> Iterator[None]:
     file = Path(database).expanduser()
+    file.parent.mkdir(parents=True, exist_ok=True)  # a new data folder (the engine does the same)
     path = file.with_name(file.name + "-server.lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
