@@ -400,7 +400,8 @@ async def test_a_second_console_mid_call_is_refused_and_the_call_goes_on(
     """zhaogang's console is in a call; the console opened again (a second window) is refused
     with console_busy, through the call and its wrap-up, and the call carries on (replacing the
     console cut the resident off). His board is no console: welcome. Once the wrap-up is done,
-    a new console replaces the old one."""
+    a new console replaces the old one, answering calls as the old one did (rung at once); one
+    that replaces a console set away is away."""
     async with running_server(sqlite_demo_url) as server:
         staff = await server.staff("zhaogang")
         kiosk = await server.kiosk("QG-01")
@@ -427,11 +428,20 @@ async def test_a_second_console_mid_call_is_refused_and_the_call_goes_on(
         await staff.expect("presence", state="available")
 
         newer = await server.connect(console)
-        await newer.expect("presence", state="away")
+        await newer.expect("presence", state="available")
         await asyncio.wait_for(staff.closed.wait(), 10)
         assert staff.close_code == 4009  # replaced, now that nothing is cut off
         row = await ticket_row(server, ticket["id"])
         assert row.end_reason == "kiosk_hangup" and row.outcome == "resolved"
+        await kiosk.send({"type": "ticket.take", "item": "NYNC-002"})
+        rung = (await newer.expect("ring"))["ticket"]
+        assert rung["id"] != ticket["id"] and rung["item"]["code"] == "NYNC-002"
+        await kiosk.send({"type": "ticket.cancel"})
+        await newer.expect("ring.cancelled")
+        await newer.send({"type": "staff.status", "status": "away"})
+        await newer.expect("presence", state="away")
+        newest = await server.connect(console)
+        await newest.expect("presence", state="away")
 
 
 async def test_a_console_whose_call_session_no_node_holds_is_replaced(

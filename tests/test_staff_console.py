@@ -830,7 +830,8 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
     """zhaogang opens the console again in a second window: the first says calls ring in the
     other one (it showed 可接听 and never rang while a resident waited), with the way to take
     the console back, refused while the other is in a call; calls ring where it was opened
-    last."""
+    last. A window that takes over a console answering calls answers them (it started 暂离:
+    a resident could wait on a console nobody had made available)."""
     async with (
         running_server(sqlite_demo_url, grace_seconds=RELOAD_GRACE_SECONDS) as server,
         chromium() as browser,
@@ -841,16 +842,15 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         second = await first.context.new_page()  # the same browser: signed in already
         await second.set_viewport_size({"width": 1366, "height": 768})
         await second.goto("/staff")
-        await expect(second.locator("#state")).to_have_text("暂离")
+        await expect(second.locator("#state")).to_have_text("可接听")
         replaced = first.locator("#replaced")
         await expect(replaced).to_contain_text("您的工作台已在另一个窗口")
         await expect(first.locator("#state")).to_have_text("离线")
         await expect(first.locator("#toggle-state")).to_be_hidden()
         await expect(first.locator("#take-back")).to_be_focused()
         await snap(first, "console-replaced-by-another-window")
-        # A resident calls: the window opened last rings, once it is available. (A kiosk page
-        # opened twice says so in the first too.)
-        await second.click("#toggle-state")
+        # A resident calls: the window opened last rings. (A kiosk page opened twice says so in
+        # the first too.)
         kiosk_before = await new_page(browser, server.base_url)
         await enrolled_kiosk(server, kiosk_before)
         kiosk = await kiosk_before.context.new_page()
@@ -902,7 +902,5 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         # The first window takes the console back: it answers again, the second says so.
         await first.click("#take-back")
         await expect(replaced).to_be_hidden()
-        await expect(first.locator("#state")).to_have_text("暂离")
-        await expect(second.locator("#replaced")).to_be_visible()
-        await first.click("#toggle-state")
         await expect(first.locator("#state")).to_have_text("可接听")
+        await expect(second.locator("#replaced")).to_be_visible()

@@ -31,12 +31,18 @@ class Presence:
         self.pushes = center.pushes
         self.timers = center._timers
 
-    async def staff_started(self, session: Session) -> None:
-        """A console signed in: the staff member is online (away until they say available)."""
+    async def staff_started(self, session: Session, available: bool = False) -> None:
+        """A console signed in: the staff member is online, away until they say available
+        (``available``: at once, the console it replaced was answering calls)."""
         staff_id = int(session.principal.id)
         async with self.db.write() as s:
-            await staff_presence.sign_in(s, staff_id, session.id, utcnow())
+            now = utcnow()
+            await staff_presence.sign_in(s, staff_id, session.id, now)
+            if available:
+                await staff_presence.set_status(s, staff_id, "available", now)
         await self.send_snapshots(staff_id)
+        if available:
+            await self.center.routing.dispatch()
 
     async def send_snapshots(self, staff_id: int) -> None:
         """Send the console its presence, warnings and queue, even if unchanged (a new page)."""

@@ -138,17 +138,34 @@ class Sessions:
         # wall screen goes on while they open it on their laptop, and never closes their
         # console (nor a call in it).
         replaces = principal.kind == "kiosk" or principal.purpose == CONSOLE
-        for old in self.hub.find_sessions(principal.kind, principal.id, principal.purpose):
-            if replaces and old is not session:
-                if old.principal.kind == "kiosk":
-                    await self.center.tickets.take_over(old, session)
-                await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
+        olds = [
+            old
+            for old in self.hub.find_sessions(principal.kind, principal.id, principal.purpose)
+            if replaces and old is not session
+        ]
+        # A console that takes over one answering calls answers them (the other window says
+        # it no longer does; 在本窗口继续接听 is "answer calls here").
+        answering = principal.kind == "staff" and bool(olds) and await self._answering(olds)
+        for old in olds:
+            if old.principal.kind == "kiosk":
+                await self.center.tickets.take_over(old, session)
+            await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
         if principal.kind == "kiosk":
             await self.center.tickets.kiosk_started(session)
         elif principal.purpose == CONSOLE:
-            await self.center.presence.staff_started(session)
+            await self.center.presence.staff_started(session, available=answering)
         log_event(
             "session.started", kind=principal.kind, principal=principal.id, session=session.id
+        )
+
+    async def _answering(self, consoles: list[Session]) -> bool:
+        """Whether one of these consoles of a staff member is available (or being rung)."""
+        async with self.db.read() as s:
+            row = await s.get(StaffPresence, int(consoles[0].principal.id))
+        return (
+            row is not None
+            and row.state in ("available", "ringing")
+            and row.session_id in {c.id for c in consoles}
         )
 
     async def session_resumed(self, session: Session, reloaded: bool) -> None:
