@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cloudhelp.core.clock import LOCAL_TZ
+from cloudhelp.core.config import Settings
 from cloudhelp.devtools import demo_campaign
 from cloudhelp.domain import appointments, campaigns, capacity, catalog, queue, roster
 from cloudhelp.store.models import Appointment, AuditEvent, Campaign, Ticket
@@ -71,11 +72,17 @@ def booking(day: date, time: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_a_station_attendant_books_on_a_residents_behalf(demo_url: str) -> None:
-    async with running_server(demo_url) as server:
+    """The slip handed over names where to move or cancel it: the /book page at the
+    district's public_url (its QR and a link)."""
+    public = "https://ybb.example.gov.cn/"
+    async with running_server(demo_url, public_url=public) as server:
         await two_staff_hours(server)
         attendant = {"cloudhelp_session": await server.staff_token("zhouyan")}
         body = booking(MONDAY, "09:10", name="周海", phone="13840000003")
-        await post(server, "/api/v1/appointments", body, 201, attendant)
+        made = await post(server, "/api/v1/appointments", body, 201, attendant)
+        async with server.http.get(made["slip_url"], cookies=attendant) as r:
+            assert r.status == 200
+            assert b"/URI (https://ybb.example.gov.cn/book)" in await r.read()
         async with server.state.db.read() as session:
             booked = (await session.scalars(select(Appointment))).all()
             audited = await session.scalar(
@@ -211,7 +218,10 @@ async def test_refusals_are_clear_and_change_nothing(demo_url: str) -> None:
         # The slip: the resident's with the last four digits, staff's without; others refused.
         code2 = second["appointment"]["code"].replace("-", "")
         async with server.http.get(f"/api/v1/appointments/{code2}/slip.pdf?last4=0002") as r:
-            assert r.status == 200 and (await r.read()).startswith(b"%PDF")
+            slip = await r.read()
+            assert r.status == 200 and slip.startswith(b"%PDF")
+        # Where to move or cancel it: no public_url set, the /book page where it was asked.
+        assert f"/URI ({server.base_url}/book)".encode() in slip
         async with server.http.get(f"/api/v1/appointments/{code2}/slip.pdf?last4=9999") as r:
             assert r.status == 404
         async with server.http.get(f"/api/v1/appointments/{code2}/slip.pdf") as r:
@@ -501,3 +511,13 @@ async def test_the_demo_campaign_ends_within_the_installed_calendar(sqlite_demo_
             (campaign,) = (await session.scalars(select(Campaign))).all()
         assert campaign.ends_on == date(2026, 12, 31)
         assert len(campaigns.working_days(campaign.starts_on, campaign.ends_on)) == 15
+
+
+def test_public_url_is_an_address_alone() -> None:
+    """public_url (what slips print) is the service's address: http(s), a host, no path."""
+    assert str(Settings(public_url="https://ybb.example.gov.cn").public_url) == (
+        "https://ybb.example.gov.cn/"
+    )
+    for wrong in ("https://ybb.example.gov.cn/book", "ftp://ybb.example.gov.cn/", "ybb"):
+        with pytest.raises(ValueError, match="public_url"):
+            Settings(public_url=wrong)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # Origins (scheme://host[:port]) besides the request's own host whose pages may send
     # state-changing requests and open the WebSocket; docs/security.md#headers-and-origins.
     allowed_origins: list[str] = []
+    # The address residents reach the service at (e.g. https://ybb.example.gov.cn/): appointment
+    # slips print its /book page, where a booking is moved or cancelled. Unset: the address the
+    # slip was asked at. docs/appointments.md.
+    public_url: HttpUrl | None = None
     # Reverse proxies (addresses or networks, e.g. "127.0.0.1" or "10.0.0.0/8") whose
     # X-Forwarded-For and X-Forwarded-Proto are believed; from anyone else they are ignored.
     # docs/security.md#behind-a-proxy.
@@ -183,6 +187,13 @@ class Settings(BaseSettings):
         if self.http_redirect_port is not None and self.http_redirect_port == self.port:
             raise ValueError("http_redirect_port must differ from port")
         return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _address_alone(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and value.path not in (None, "", "/"):
+            raise ValueError("give the service's address alone (https://host[:port]/), no path")
+        return value
 
     @field_validator("trusted_proxies", "metrics_networks")
     @classmethod

@@ -27,8 +27,9 @@ SUBTITLE = "甘井子区政务服务 · 云帮办"
 REQUIREMENTS = {"required": "必交", "conditional": "视情形", "optional": "选交"}
 HOW = (
     "请在预约时间前30分钟至开始后15分钟内，到上述驿站自助终端点「预约签到」并输入预约码，"
-    "即可优先于现场取号的居民办理本事项。逾时未签到视为爽约，可凭预约码和手机号后四位改约或取消。"
+    "即可优先于现场取号的居民办理本事项。逾时未签到视为爽约。"
 )
+MOVE = "改约或取消：扫右侧二维码或打开 {url} ，输入预约码和手机号后四位。"
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ class Slip:
     station: str
     materials: list[str]
     qr: str
+    book_url: str  # the page where it is moved or cancelled
 
 
-def slip_of(a: Appointment) -> Slip:
+def slip_of(a: Appointment, book_url: str) -> Slip:
     starts, ends = a.starts_at.astimezone(LOCAL_TZ), a.ends_at.astimezone(LOCAL_TZ)
     opens, closes = (t.astimezone(LOCAL_TZ) for t in appointments.window(a))
     materials = [
@@ -62,6 +64,7 @@ def slip_of(a: Appointment) -> Slip:
         station=a.station.name + (f"（{a.station.address}）" if a.station.address else ""),
         materials=materials,
         qr=a.code,
+        book_url=book_url,
     )
 
 
@@ -113,6 +116,21 @@ def _page(pdf: FPDF, slip: Slip) -> None:
     pdf.ln(3)
     pdf.set_font("cjk", size=9)
     pdf.multi_cell(0, 5.5, HOW, align="L", new_x="LMARGIN", new_y="NEXT")
+    # How to move or cancel it, the page's QR beside (a phone's camera opens it), the address
+    # a link too (the slip read on a phone).
+    side = 24  # mm: the QR's side
+    if pdf.get_y() + side > pdf.h - pdf.b_margin:
+        pdf.add_page()
+    top = pdf.get_y() + 1
+    page_qr = io.BytesIO()
+    segno.make(slip.book_url, error="m").save(page_qr, kind="png", scale=4, border=1)
+    page_qr.seek(0)
+    pdf.image(page_qr, x=pdf.w - pdf.r_margin - side, y=top, w=side, link=slip.book_url)
+    pdf.set_y(top)
+    pdf.multi_cell(
+        pdf.w - pdf.l_margin - pdf.r_margin - side - 3, 5.5, MOVE.format(url=slip.book_url),
+        align="L", new_x="LMARGIN", new_y="NEXT", link=slip.book_url,
+    )  # fmt: skip
 
 
 FONT_MISSING_STATUS = 3

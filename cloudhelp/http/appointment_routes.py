@@ -375,8 +375,12 @@ SLIPS_KEY = web.AppKey("slip_drawer", SlipDrawer)
 
 
 async def draw_slips(request: web.Request, booked: list[Appointment]) -> bytes:
-    """The PDF of the appointments' slips (SlipDrawer)."""
-    return await request.app[SLIPS_KEY].draw([slips_pdf.slip_of(a) for a in booked])
+    """The PDF of the appointments' slips (SlipDrawer); they name the /book page at
+    ``public_url``, or at the address this request was sent to."""
+    public = AppState.of(request.app).settings.public_url
+    site = str(public) if public is not None else str(request.url.origin()) + "/"
+    book = f"{site}book"
+    return await request.app[SLIPS_KEY].draw([slips_pdf.slip_of(a, book) for a in booked])
 
 
 def pdf_response(data: bytes, name: str) -> web.Response:
