@@ -135,12 +135,14 @@ def test_bad_catalog_file_is_rejected_with_the_record_named(tmp_path: Path) -> N
 
 
 def test_unreachable_database_is_one_sentence() -> None:
-    result = run_cli("db", "upgrade", "--db", "postgresql://u:pw@127.0.0.1:1/x")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cloudhelp: Cannot connect to the database")
-    assert "pw" not in lines[0]
+    """A command, and the server (whose database lock is taken first), say it in one line."""
+    for command in (("db", "upgrade"), ("serve", "--port", "0")):
+        result = run_cli(*command, "--db", "postgresql://u:pw@127.0.0.1:1/x")
+        assert result.returncode == 2, result.stderr
+        assert "CloudHelp is running" not in result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("cloudhelp: Cannot connect to the database")
+        assert "pw" not in lines[0]
 
 
 def test_db_upgrade_reports_revision(tmp_path: Path) -> None:

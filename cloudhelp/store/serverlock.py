@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from cloudhelp.core.logs import log_event
-from cloudhelp.store.db import display_url, normalise_url
+from cloudhelp.store.db import check_connection, display_url, normalise_url
 
 # The advisory lock's key (PostgreSQL's locks are per database): "CloudHlp" as a bigint.
 ADVISORY_KEY = int.from_bytes(b"CloudHlp", "big") - 2**63
@@ -104,10 +104,14 @@ async def _advisory_lock(url: str, clustered: bool) -> AsyncIterator[None]:
         await connection.close()
         return None
 
-    holding = await taken()
-    if holding is None:
+    try:
+        await check_connection(engine)  # unreachable: DatabaseUnavailable, its one sentence
+        holding = await taken()
+        if holding is None:
+            raise _refusal(url, clustered)
+    except BaseException:
         await engine.dispose()
-        raise _refusal(url, clustered)
+        raise
 
     async def keep() -> None:
         nonlocal holding
