@@ -27,10 +27,12 @@ async def case_needing_correction(
     *,
     ticket: int | None = None,
     missing: bool = False,
+    proxy_missing: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A fishing-licence case of 刘海生 (opened in the call of ``ticket``, if given) with
-    round 1's notice: material 4 to correct, or with ``missing`` material 2 missing. (Its
-    number, its notice as the verdict answered it, with the signed ``url``.)"""
+    round 1's notice: material 4 to correct, or with ``missing`` material 2 missing; with
+    ``proxy_missing`` also material 7 (授权委托书, a conditional one) missing. (Its number, its
+    notice as the verdict answered it, with the signed ``url``.)"""
     applicant = {"name": "刘海生", "phone": phone, "id_number": id_number}
     body: dict[str, Any] = {"item": "NYNC-002", "applicant": applicant}
     if ticket is not None:
@@ -43,6 +45,8 @@ async def case_needing_correction(
         marks[1] = {"position": 2, "status": "missing"}
     else:
         marks[3] = {"position": 4, "status": "needs_correction", "reason": "船检证书未年检"}
+    if proxy_missing:
+        marks[6] = {"position": 7, "status": "missing"}
     base = f"/api/v1/cases/{number}"
     checklist = {"materials": marks}
     async with server.http.put(f"{base}/checklist", json=checklist, cookies=reviewer_cookie) as r:
@@ -111,11 +115,13 @@ async def test_answered_correction_session_is_round_two_then_passes_and_is_accep
     sqlite_demo_url: str,
 ) -> None:
     """The whole loop on the server: round 1's notice → a correction session answered → round 2
-    in pre-review with round 1's marks for reference → passed → accepted."""
+    in pre-review with round 1's marks for reference → passed → accepted. A material the notice
+    asked for must be checked again, even a conditional one (授权委托书: a walk passed round 2
+    with it never looked at)."""
     async with running_server(sqlite_demo_url, prefer_reviewer_seconds=30) as server:
         reviewer = await server.staff("zhaogang")
         cookies = {"cloudhelp_session": await server.staff_token("zhaogang")}
-        number, _ = await case_needing_correction(server, cookies)
+        number, _ = await case_needing_correction(server, cookies, proxy_missing=True)
         base = f"/api/v1/cases/{number}"
 
         kiosk, take = await server.correction_kiosk(number, LAST4, "TL-01", "DLW-TL")
@@ -141,12 +147,25 @@ async def test_answered_correction_session_is_round_two_then_passes_and_is_accep
         assert checklist["previous"]["round"] == 1
         assert previous[4]["status"] == "needs_correction"
         assert previous[4]["reason"] == "船检证书未年检"
+        assert previous[7]["status"] == "missing"
 
-        # Passing without checking is refused; with every material checked it passes.
+        # Passing without checking is refused, and with only the required materials checked
+        # (the conditional one the notice asked for is named); with it checked too it passes.
         async with server.http.post(
             f"{base}/verdict", json={"verdict": "passed"}, cookies=cookies
         ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "checklist_incomplete"
+        required = [{"position": n, "status": "ok"} for n in range(1, 7)]
+        async with server.http.put(
+            f"{base}/checklist", json={"materials": required}, cookies=cookies
+        ) as r:
+            assert r.status == 200
+        async with server.http.post(
+            f"{base}/verdict", json={"verdict": "passed"}, cookies=cookies
+        ) as r:
+            refused = (await r.json())["error"]
+            assert r.status == 400 and refused["code"] == "checklist_incomplete"
+            assert refused["message"].endswith("first: 授权委托书及受托人身份证件"), refused
         marks = [{"position": n, "status": "ok"} for n in range(1, 8)]
         async with server.http.put(
             f"{base}/checklist", json={"materials": marks}, cookies=cookies

@@ -178,7 +178,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await staff.click("#verdict-passed")
         error = staff.locator("#verdict-error")
         await expect(error).to_be_visible()
-        await expect(error).to_contain_text(f"{len(names)} 项必要材料")
+        await expect(error).to_contain_text(f"以下 {len(names)} 项材料")
         for name in names:
             await expect(error).to_contain_text(f"「{name}」")
         await expect(staff.locator("#checklist li.unmarked")).to_have_count(len(names))

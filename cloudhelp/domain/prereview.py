@@ -137,6 +137,14 @@ async def mark(
     return await checklist(session, case)
 
 
+async def asked_last_round(session: AsyncSession, case: Case) -> set[int]:
+    """The positions of the materials the previous round's marks sent back (its notice's)."""
+    if case.rounds < 2:
+        return set()
+    earlier = await checklist(session, case, case.rounds - 1)
+    return {r["position"] for r in earlier if r["status"] in TO_CORRECT}
+
+
 async def verdict(
     session: AsyncSession, case: Case, outcome: str, actor: str, reason: str = ""
 ) -> CorrectionNotice | None:
@@ -145,13 +153,19 @@ async def verdict(
         raise cases.CaseError("bad_verdict", f"A verdict is one of {', '.join(VERDICTS)}.")
     rows = await checklist(session, case)
     if outcome != "not_accepted":
+        # Every required material, and every one the last notice asked for (a conditional one
+        # too: the resident was told to bring it), is checked in this round.
+        asked = await asked_last_round(session, case)
         unchecked = [
-            r["name"] for r in rows if r["status"] is None and r["requirement"] == "required"
+            r["name"]
+            for r in rows
+            if r["status"] is None and (r["requirement"] == "required" or r["position"] in asked)
         ]
         if unchecked:
             raise cases.CaseError(
                 "checklist_incomplete",
-                "Check every required material first: " + "、".join(unchecked),
+                "Check every required material, and every one the last notice asked for,"
+                " first: " + "、".join(unchecked),
             )
     to_correct = [r for r in rows if r["status"] in TO_CORRECT]
     if outcome == "passed" and to_correct:

@@ -647,6 +647,8 @@ function renderChecklist(v, materials, previous) {
     name.textContent = m.name;
     li.append(name);
     const earlier = before.get(m.position);
+    // Sent back by the last notice: checked again before a verdict, whatever its requirement.
+    if (earlier && (earlier.status === "needs_correction" || earlier.status === "missing")) li.dataset.asked = "1";
     if (earlier && earlier.status) {
       const note = document.createElement("p");
       note.className = "previous";
@@ -836,10 +838,14 @@ function checklistMarks() {
   return marks;
 }
 
-/** The required materials not yet marked, in checklist order. @returns {HTMLElement[]} */
-function unmarkedRequired() {
-  return /** @type {HTMLElement[]} */ ([...document.querySelectorAll("#checklist li")]
-    .filter((li) => !(/** @type {HTMLElement} */ (li)).dataset.status && (/** @type {HTMLElement} */ (li)).dataset.requirement === "required"));
+/**
+ * The materials a verdict needs marked and not yet marked, in checklist order: the required
+ * ones and those the last notice sent back (a conditional one too: the resident was told to
+ * bring it). @returns {HTMLElement[]}
+ */
+function unmarkedToCheck() {
+  return /** @type {HTMLElement[]} */ ([...document.querySelectorAll("#checklist li")])
+    .filter((li) => !li.dataset.status && (li.dataset.requirement === "required" || li.dataset.asked === "1"));
 }
 
 /** The first material marked 需补正 without a reason (picked or typed), or null. */
@@ -889,9 +895,10 @@ async function issueVerdict(/** @type {string} */ verdict, /** @type {string} */
     unexplained.field.focus();
     return;
   }
-  // 预审通过 needs every required material checked: name those still unmarked and mark their
-  // rows, before anything is sent (the marks made so far are not sent half-way).
-  const unmarked = verdict === "passed" ? unmarkedRequired() : [];
+  // 预审通过 needs every required material checked, and every one the last notice sent back:
+  // name those still unmarked and mark their rows, before anything is sent (the marks made so
+  // far are not sent half-way).
+  const unmarked = verdict === "passed" ? unmarkedToCheck() : [];
   if (unmarked.length) {
     $("verdict-error").hidden = false;
     $("verdict-error").textContent = t("staff.case.unmarked_for", {
