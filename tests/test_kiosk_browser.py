@@ -395,6 +395,7 @@ async def test_the_kiosk_opened_again_mid_call_says_so_and_the_call_goes_on(
     first window. Once the call is over, the button makes the second window the kiosk."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
+        await kiosk.add_init_script(TRACK_RECORDER)
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang")
         await call_from_kiosk(kiosk, staff)
@@ -425,7 +426,15 @@ async def test_the_kiosk_opened_again_mid_call_says_so_and_the_call_goes_on(
         await second.click("#busy-retry")
         await expect(second.locator("[data-screen=home]")).to_be_visible()
         await expect(second.locator("#hot .tile").first).to_be_visible()
-        await expect(kiosk.locator("#banner")).to_contain_text("本终端已在另一个窗口打开")
+        # The first window stops (its thank-you countdown too) and says so, with the button.
+        stood = kiosk.locator("[data-screen=busy]")
+        await expect(stood.locator("h1")).to_have_text("本终端已在另一个窗口打开")
+        await expect(stood).to_contain_text("本窗口已停止服务")
+        await expect(kiosk.locator("#busy-retry")).to_be_focused()
+        await expect(kiosk.locator("#idle-overlay")).to_be_hidden()
+        tracks = await kiosk.evaluate("window.__tracks.map((t) => t.readyState)")
+        assert tracks and set(tracks) == {"ended"}, tracks
+        await snap(kiosk, "kiosk-replaced-by-another-window")
 
 
 async def test_tile_names_break_between_words(sqlite_demo_url: str) -> None:

@@ -331,15 +331,16 @@ function start() {
     banner(t("kiosk.revoked"), "error");
     show("enrol");
   });
-  // This kiosk was opened in another window (its ticket went there): this page says so.
-  connection.addEventListener("replaced", () => banner(t("kiosk.replaced"), "error"));
+  // This kiosk was opened in another window (its ticket went there): this one stops — its
+  // camera, its visit, its countdowns — and says so, with the button that takes the kiosk back
+  // (a walk found a replaced window still counting down on its thank-you screen).
+  connection.addEventListener("replaced", () => standAside("kiosk.replaced"));
   // Opened while this kiosk is in a call in another window: refused (taking over would cut the
   // resident off). The screen says so; its button asks again, once that call is over.
   connection.addEventListener("busy", () => {
     const again = askedAgain;  // this refusal answers the press
     askedAgain = false;
-    banner(null);
-    show("busy");
+    standAside("kiosk.busy");
     $("busy-checked").hidden = !again;
     $("busy-checked").textContent = again ? t("kiosk.busy.checked", { time: clockTime(new Date()) }) : "";
   });
@@ -353,6 +354,23 @@ function start() {
   connection.addEventListener("unsent", () => hangingUp(false, "kiosk.call.hangup"));
   connection.connect();
   goHome();
+}
+
+/**
+ * This window does not serve the kiosk (it is open in another one): nothing of a resident is
+ * left running here, and the screen says why (``key``.title, ``key``.help) with 在本窗口使用.
+ * @param {string} key
+ */
+function standAside(key) {
+  clearVisit();
+  banner(null);
+  $("busy-checked").hidden = true;
+  for (const [id, part] of [["busy-title", "title"], ["busy-help", "help"]]) {
+    $(id).dataset.i18n = `${key}.${part}`;
+    $(id).textContent = t(`${key}.${part}`);
+  }
+  show("busy");
+  $("busy-retry").focus();
 }
 
 // ------------------------------------------------------------------ finding an item
