@@ -18,8 +18,9 @@ SOURCES = [*sorted((ROOT / "cloudhelp").rglob("*.py")), *sorted((ROOT / "signali
 CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Calls that carry an error code, and the position of the code among their arguments.
 #   ApiError(status, code, message), _error(ws, code, message), bad_request(message, code=…),
+#   Sessions._refuse_while_held(session, code, message),
 #   any other …Error(code, message) (SignalingError, AccountError, CaseError, RatingError …).
-CODE_POSITION = {"ApiError": 1, "_error": 1}
+CODE_POSITION = {"ApiError": 1, "_error": 1, "_refuse_while_held": 1}
 
 
 def _name(func: ast.expr) -> str:

@@ -57,12 +57,11 @@ class Sessions:
                 {"kiosk": kiosk.code, "name": kiosk.name, "station": kiosk.station.code,
                  "station_name": kiosk.station.name},
             )  # fmt: skip
-        if busy is not None and await self.hub.session_alive(busy):
-            raise SignalingError(
-                "kiosk_busy",
-                "This kiosk is in a call in another window: finish it there, then open the"
-                " kiosk here.",
-            )
+        await self._refuse_while_held(
+            busy,
+            "kiosk_busy",
+            "This kiosk is in a call in another window: finish it there, then open the kiosk here.",
+        )
         return principal
 
     async def _staff(self, auth: dict[str, Any], request: web.Request) -> Principal:
@@ -79,13 +78,19 @@ class Sessions:
             staff_id = staff.id
             info = {"username": staff.username, "name": staff.display_name, "role": staff.role}
             busy = await self._console_in_call(s, staff_id) if purpose == CONSOLE else None
-        if busy is not None and await self.hub.session_alive(busy):
-            raise SignalingError(
-                "console_busy",
-                "Your console is in a call (or its wrap-up) in another window: finish it there,"
-                " then open the console here.",
-            )
+        await self._refuse_while_held(
+            busy,
+            "console_busy",
+            "Your console is in a call (or its wrap-up) in another window: finish it there,"
+            " then open the console here.",
+        )
         return Principal("staff", str(staff_id), info, str(purpose))
+
+    async def _refuse_while_held(self, in_call: str | None, code: str, message: str) -> None:
+        """Refuse a sign-in (``code``) while ``in_call``, the session a new one would replace in
+        the middle of a call, is held by a node: replacing it would cut the resident off."""
+        if in_call is not None and await self.hub.session_alive(in_call):
+            raise SignalingError(code, message)
 
     @staticmethod
     async def _console_in_call(s: AsyncSession, staff_id: int) -> str | None:

@@ -41,6 +41,8 @@ let visit = null;
  */
 const memory = new CallMemory("cloudhelp.staff.call");
 const CHECKS = ["ok", "needs_correction", "missing", "not_applicable"];
+/** The marks that send a material back (a notice lists them; prereview.TO_CORRECT). */
+const TO_CORRECT = ["needs_correction", "missing"];
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 
 /** @returns {{summary: any, ticket: number}} */
@@ -648,7 +650,7 @@ function renderChecklist(v, materials, previous) {
     li.append(name);
     const earlier = before.get(m.position);
     // Sent back by the last notice: checked again before a verdict, whatever its requirement.
-    if (earlier && (earlier.status === "needs_correction" || earlier.status === "missing")) li.dataset.asked = "1";
+    if (earlier && TO_CORRECT.includes(earlier.status)) li.dataset.asked = "1";
     if (earlier && earlier.status) {
       const note = document.createElement("p");
       note.className = "previous";
@@ -742,7 +744,7 @@ function renderChecklist(v, materials, previous) {
  */
 function emphasiseVerdict() {
   const marks = [...document.querySelectorAll("#checklist li")].map((li) => /** @type {HTMLElement} */ (li).dataset);
-  const bad = marks.some((m) => m.status === "needs_correction" || m.status === "missing");
+  const bad = marks.some((m) => TO_CORRECT.includes(m.status));
   const judged = marks.filter((m) => m.requirement === "required").every((m) => m.status);
   $("verdict-correction").classList.toggle("primary", bad);
   $("verdict-passed").classList.toggle("primary", !bad && judged);
