@@ -412,6 +412,9 @@ async def test_the_kiosk_opened_again_mid_call_says_so_and_the_call_goes_on(
         # Asked again while the call goes on: refused again, and said to be a second look.
         await second.click("#busy-retry")
         await expect(second.locator("#busy-checked")).to_contain_text("那个窗口仍在通话")
+        await second.click("#lang")  # the line follows the language (it stayed Chinese)
+        await expect(second.locator("#busy-checked")).to_contain_text("still in a call")
+        await second.click("#lang")
         await expect(busy).to_be_visible()
         # The first window is still in the call, and the chat still reaches it.
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()

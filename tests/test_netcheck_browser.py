@@ -71,6 +71,10 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         )
         sides = await figures(server)
         for side in ("kiosk", "staff"):
+            # Even the first summary covers a period (a bitrate needs one): one taken as the
+            # link came up measured video not yet flowing, and the console said 信号差.
+            first = sides[side].window[0]
+            assert first["bitrate_kbps"] is not None and first["fps"], first
             latest = sides[side].latest
             assert latest["candidate"] == "host" and latest["relay"] is False, latest
             # Loopback: a few ms, but a loaded 2-core machine gave 212 once (CI).

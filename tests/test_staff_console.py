@@ -845,7 +845,7 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         await expect(second.locator("#state")).to_have_text("可接听")
         replaced = first.locator("#replaced")
         await expect(replaced).to_contain_text("您的工作台已在另一个窗口")
-        await expect(first.locator("#state")).to_have_text("离线")
+        await expect(first.locator("#state")).to_have_text("在另一窗口")
         await expect(first.locator("#toggle-state")).to_be_hidden()
         await expect(first.locator("#take-back")).to_be_focused()
         await snap(first, "console-replaced-by-another-window")
@@ -866,6 +866,12 @@ async def test_a_console_opened_in_another_window_says_this_one_no_longer_rings(
         # ... saying it checked again (the same words alone looked as if nothing happened).
         await expect(first.locator("#replaced-checked")).to_contain_text("已再次确认")
         await expect(first.locator("#take-back")).to_be_focused()
+        # In English the line and the badge follow (the line stayed Chinese, a walk found).
+        await first.click("#lang")
+        await expect(first.locator("#replaced-checked")).to_contain_text("Checked again")
+        await expect(first.locator("#state")).to_have_text("In another window")
+        await first.click("#lang")
+        await expect(first.locator("#replaced-checked")).to_contain_text("已再次确认")
         await expect(first.locator("#login")).to_be_hidden()
         await snap(first, "console-busy-in-another-window")
         await kiosk.fill("#chat-input", "还在吗")

@@ -4,7 +4,7 @@
 // resident's behalf with the same page (the server records who).
 // @ts-check
 import { banner } from "./callview.js";
-import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, el, errorText, lang, setLang, showText, t, translate } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[], slotsAnswer: any, booked: any}} */
@@ -164,8 +164,7 @@ let cancelArmed;
 
 /** @param {string} key */
 function labelCancel(key) {
-  $("cancel").dataset.i18n = key;
-  $("cancel").textContent = t(key);
+  showText($("cancel"), key);
 }
 
 function disarmCancel() {

@@ -1,7 +1,7 @@
 // What the kiosk page and the staff console show alike during a call: the banner, the remote
 // video (camera, or shared screen with the camera in a corner), chat lines.
 // @ts-check
-import { clockTime, t } from "./i18n.js";
+import { clockTime, showText, t } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
@@ -27,8 +27,7 @@ export function bannerForAWhile(text, kind = "info") {
 export function hangingUp(pending, idleKey) {
   const button = $("hangup");
   button.disabled = pending;
-  button.dataset.i18n = pending ? "call.hanging_up" : idleKey;
-  button.textContent = t(button.dataset.i18n);
+  showText(button, pending ? "call.hanging_up" : idleKey);
 }
 
 /**

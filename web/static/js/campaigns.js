@@ -3,7 +3,7 @@
 // burn-down and who has not come yet (one-click rebook).
 // @ts-check
 import { banner } from "./callview.js";
-import { el, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
+import { el, errorText, lang, setLang, showText, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -175,8 +175,7 @@ function renderCampaign() {
   $("schedule-first").hidden = !counts.entries || Boolean(c.scheduled_at);
   $("not-come-empty").hidden = waiting.length > 0;
   // Nobody to wait for because nobody is on the roster yet is not "everyone has come".
-  $("not-come-empty").dataset.i18n = counts.entries ? "campaigns.not_come_none" : "campaigns.no_roster_yet";
-  $("not-come-empty").textContent = t($("not-come-empty").dataset.i18n);
+  showText($("not-come-empty"), counts.entries ? "campaigns.not_come_none" : "campaigns.no_roster_yet");
   fill($("not-come"), [t("campaigns.row"), t("campaigns.person"), t("campaigns.phone"), t("campaigns.boat"),
     t("campaigns.appointment"), t("campaigns.status"), ""],
   waiting.map((/** @type {any} */ p) => {

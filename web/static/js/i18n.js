@@ -46,14 +46,28 @@ export function errorText(error, fallback, prefix) {
   return t(fallback, error || {});
 }
 
-/** Fill every [data-i18n] element (and [data-i18n-placeholder] input) under root. @param {ParentNode} root */
+/**
+ * Fill every [data-i18n] element (its [data-i18n-values], JSON, fill the placeholders) and
+ * [data-i18n-placeholder] input under root. @param {ParentNode} root
+ */
 export function translate(root) {
-  root.querySelectorAll("[data-i18n]").forEach((el) => {
-    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n || "");
+  root.querySelectorAll("[data-i18n]").forEach((node) => {
+    const el = /** @type {HTMLElement} */ (node);
+    el.textContent = t(el.dataset.i18n || "", el.dataset.i18nValues ? JSON.parse(el.dataset.i18nValues) : {});
   });
   root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
     /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPlaceholder || "");
   });
+}
+
+/**
+ * Show a catalog text in el, kept for a language switch (translate) with its values.
+ * @param {HTMLElement} el @param {string} key @param {Record<string, string | number>} [values]
+ */
+export function showText(el, key, values = {}) {
+  el.dataset.i18n = key;
+  el.dataset.i18nValues = JSON.stringify(values);
+  el.textContent = t(key, values);
 }
 
 /**

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showText, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -342,7 +342,8 @@ function start() {
     askedAgain = false;
     standAside("kiosk.busy");
     $("busy-checked").hidden = !again;
-    $("busy-checked").textContent = again ? t("kiosk.busy.checked", { time: clockTime(new Date()) }) : "";
+    // Kept with its time: a language switch says it again in the other language.
+    if (again) showText($("busy-checked"), "kiosk.busy.checked", { time: clockTime(new Date()) });
   });
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
   // The server no longer knew this kiosk's session (it restarted, or the network was gone for
@@ -366,8 +367,7 @@ function standAside(key) {
   banner(null);
   $("busy-checked").hidden = true;
   for (const [id, part] of [["busy-title", "title"], ["busy-help", "help"]]) {
-    $(id).dataset.i18n = `${key}.${part}`;
-    $(id).textContent = t(`${key}.${part}`);
+    showText($(id), `${key}.${part}`);
   }
   show("busy");
   $("busy-retry").focus();
@@ -429,8 +429,7 @@ async function search(query, heading) {
     delete title.dataset.i18n;  // a category's name, not a catalog text
     title.textContent = heading;
   } else {
-    title.dataset.i18n = "kiosk.home.results";
-    title.textContent = t("kiosk.home.results");
+    showText(title, "kiosk.home.results");
   }
   const block = $("results-block");
   if (query.category) $("categories").after(block);
@@ -1167,8 +1166,7 @@ function photoStage(live) {
   for (const id of ["photo-live", "photo-countdown"]) $(id).hidden = !live;
   $("photo-live").srcObject = live ? visit.stream : null;
   const key = live ? "kiosk.photo.hold" : "kiosk.photo.title";
-  $("photo-title").dataset.i18n = key;
-  $("photo-title").textContent = t(key);
+  showText($("photo-title"), key);
 }
 
 /** The photo shown (or the retake's countdown) goes; the question stays open. */

@@ -693,8 +693,12 @@ export class Call extends EventTarget {
         const report = await this.pc.getStats();
         if (this.closed) return;  // the call ended while the figures were gathered
         const summary = summarizeStats(report, previous);
+        const first = previous.size === 0;
         previous = summary.seen;
-        this.connection.send({ type: "call.stats", ...summary.stats });
+        // The first look only marks the start: every summary covers a whole period. (One taken
+        // as the link came up measured video barely flowing — a low frame rate, and 信号差 on
+        // the console for the first 15 s of a good call, a README walk found.)
+        if (!first) this.connection.send({ type: "call.stats", ...summary.stats });
       } catch (error) {
         console.warn("call statistics failed", error);
       }

@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, upload
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, showText, t, translate, warningGroups } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -176,7 +176,8 @@ async function open(me) {
     standAside("staff.busy_elsewhere");
     // Asked again with 在本窗口继续接听: the same words would look as if nothing happened.
     $("replaced-checked").hidden = !again;
-    $("replaced-checked").textContent = again ? t("staff.busy_checked", { time: clockTime(new Date()) }) : "";
+    // Kept with its time: a language switch says it again in the other language.
+    if (again) showText($("replaced-checked"), "staff.busy_checked", { time: clockTime(new Date()) });
   });
   connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
   connection.addEventListener("auth-failed", () => showLogin());
@@ -200,13 +201,14 @@ function standAside(key) {
   $("replaced-checked").hidden = true;
   stopRinging();
   if (visit) dropCall();
-  onPresence({ state: "offline" });
+  // Not 离线: the staff member is on duty, in the other window (a README walk read 离线 as
+  // signed out).
+  onPresence({ state: "elsewhere" });
   $("idle").hidden = true;  // the notice says it all
   queue = [];
   renderQueue();
   banner(null);
-  $("replaced-text").dataset.i18n = key;
-  $("replaced-text").textContent = t(key);
+  showText($("replaced-text"), key);
   $("replaced").hidden = false;
   $("take-back").focus();
 }
