@@ -153,14 +153,14 @@ async def test_not_rated_is_recorded_as_such(sqlite_demo_url: str) -> None:
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         walked_away = await wait_for_rating(server, first, kiosk)
         assert walked_away.level is None and walked_away.outcome == "no_answer"
-        # ... the next one, in 大字模式, presses 跳过: the kiosk is back in normal type for whoever
-        # comes next.
+        # ... the next one, in 大字模式, presses 返回首页 without rating: declined, and the kiosk is
+        # back in normal type for whoever comes next.
         await kiosk.click("#elderly")
         second = await call_from_kiosk(kiosk, staff)
         await staff.send({"type": "call.hangup"})
         await expect(kiosk.locator("[data-screen=done]")).to_be_visible()
         await expect(kiosk.locator("body")).to_have_class(re.compile(r"\belderly\b"))
-        await kiosk.click("#rating-skip")
+        await kiosk.click("#done-home")
         await expect(kiosk.locator("[data-screen=home]")).to_be_visible()
         await expect(kiosk.locator("body")).not_to_have_class(re.compile(r"\belderly\b"))
         await expect(kiosk.locator("#elderly")).to_have_attribute("aria-pressed", "false")

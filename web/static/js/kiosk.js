@@ -669,7 +669,6 @@ function onMessage(frame) {
   else if (frame.type === "rating.saved") {
     $("rating").hidden = true;
     $("rating-send").hidden = true;
-    $("rating-skip").hidden = true;
     $("rating-thanks").hidden = false;
   } else if (frame.type === "error" && frame.ref === "ticket.take" && frame.code === "service_unavailable") {
     retryTake();
@@ -1501,7 +1500,6 @@ async function showRating() {
   ratingOptions = ratingOptions || await api("/api/v1/ratings/options");
   const options = /** @type {any} */ (ratingOptions);
   $("rating").hidden = !visit.ticket;
-  $("rating-skip").hidden = !visit.ticket;
   $("rating-thanks").hidden = true;
   $("rating-reasons").hidden = true;
   $("rating-send").hidden = true;
@@ -1539,7 +1537,7 @@ async function showRating() {
 
 /**
  * Send the rating once. A chosen level is never dropped (sent with whatever reasons are ticked);
- * with none chosen the session is recorded as not rated: ``declined`` (跳过) or ``no_answer``.
+ * with none chosen the session is recorded as not rated: ``declined`` (返回首页) or ``no_answer``.
  * @param {"declined" | "no_answer"} unrated
  */
 function settleRating(unrated) {
@@ -1646,9 +1644,9 @@ function wire() {
     };
   }
   // The thank-you screen's way out ends the resident's visit: the next resident finds the kiosk
-  // as new (normal type, Chinese), as after the idle countdown.
-  $("rating-skip").onclick = () => { settleRating("declined"); resetKiosk(); };
-  // 返回首页 with a level chosen sends it; without one the resident declined to rate.
+  // as new (normal type, Chinese), as after the idle countdown. With a level chosen it sends it;
+  // without one the resident declined to rate (a 跳过 beside it did the same, and two buttons
+  // doing one thing made a resident stop and choose, a README walk found).
   $("done-home").onclick = () => { settleRating("declined"); resetKiosk(); };
   $("elderly").onclick = $("notice-elderly").onclick = () => {
     chooseElderly(!document.body.classList.contains("elderly"));
