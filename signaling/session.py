@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,12 +83,16 @@ class Session:
     """One client's session; outlives its socket for the grace period."""
 
     __slots__ = ("_grace", "_history", "_history_bytes", "_lost", "_seq", "ended", "id",
-                 "initiator", "peers", "principal", "received", "room", "token", "ws")  # fmt: skip
+                 "initiator", "peers", "principal", "received", "room", "started", "token",
+                 "ws")  # fmt: skip
 
     def __init__(self, principal: Principal) -> None:
         self.id: str = secrets.token_urlsafe(12)
         self.token: str = secrets.token_urlsafe(32)
         self.principal = principal
+        # When it began (wall clock, comparable across processes): which of a principal's
+        # sessions on two nodes is the newer (a newer sign-in replaces the older one).
+        self.started: float = time.time()
         self.ws: web.WebSocketResponse | None = None
         self.room: str | None = None
         self.peers: dict[str, dict[str, Any]] = {}
@@ -185,6 +190,7 @@ class Session:
             "lost": self._lost,
             "history": [list(entry) for entry in self._history],
             "received": self.received,
+            "started": self.started,
         }  # fmt: skip
 
     def card(self) -> dict[str, Any]:
@@ -207,6 +213,7 @@ class Session:
         session._seq, session._lost = int(state["seq"]), int(state["lost"])
         received = state.get("received", None)  # absent: handed over by an older version
         session.received = None if received is None else int(received)
+        session.started = float(state.get("started", 0.0))  # absent: the oldest
         history = [(int(seq), str(text), None if key is None else str(key))
                    for seq, text, key in state["history"]]  # fmt: skip
         seqs = [entry[0] for entry in history]

@@ -19,13 +19,19 @@ import pytest
 
 
 def shared_redis_url() -> str:
+    """The shared redis-server, in a database of this pytest worker's own (gw0: 1, gw1: 2 …;
+    one process: 0). Nodes broadcast on a Stream in their database: in one database, a
+    kiosk's new session on one worker's nodes replaced the sessions of the kiosk with the same
+    id on another worker's (each worker's tests have their own database of kiosks)."""
     url = os.environ.get("CLOUDHELP_TEST_REDIS_URL")
     if not url:
         pytest.fail(
             "CLOUDHELP_TEST_REDIS_URL is not set: run the suite with `bash scripts/test.sh`, "
             "which starts a throwaway redis-server."
         )
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    database = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    return f"{url.rsplit('/', 1)[0]}/{database}"
 
 
 def _free_port() -> int:

@@ -135,6 +135,39 @@ async def test_a_second_socket_on_another_node_replaces_the_first(pg_demo_url: s
         await second.close()
 
 
+async def test_a_sign_in_through_another_node_replaces_the_older_session(pg_demo_url: str) -> None:
+    """A console or a kiosk page opened again through another node (a load balancer sent it
+    there) replaces the older session held by the first node, as on one node: the older socket
+    is closed as replaced (4009), a console that answered calls answers them in the new one,
+    and a waiting ticket follows the new kiosk session (both stayed open before: the older
+    console showed 可接听 and was never rung)."""
+    async with two_nodes(pg_demo_url) as (a, b):
+        console = {"kind": "staff", "token": await a.staff_token("zhaogang")}
+        older_console = await a.staff("zhaogang")  # available on node A
+        newer_console = await a.connect(console, b.base_url)
+        await newer_console.expect("presence", state="available")
+        await asyncio.wait_for(older_console.closed.wait(), 10)
+        assert older_console.close_code == 4009  # replaced
+        assert not hub_of(a).find_sessions("staff", older_console.welcome["principal"]["id"])
+        await newer_console.send({"type": "staff.status", "status": "away"})
+        await newer_console.expect("presence", state="away")
+
+        kiosk = {"kind": "kiosk", "credential": await a.kiosk_credential("QG-02")}
+        older_kiosk = await a.connect(kiosk)
+        waiting = await take_ticket(older_kiosk, ITEM)  # nobody available: it waits
+        newer_kiosk = await a.connect(kiosk, b.base_url)
+        await asyncio.wait_for(older_kiosk.closed.wait(), 10)
+        assert older_kiosk.close_code == 4009
+        followed = (await newer_kiosk.expect("ticket"))["ticket"]
+        assert followed["id"] == waiting["id"] and followed["status"] == "waiting"
+
+        # The ticket rings the newer console and the call joins the two newer sessions.
+        await newer_console.send({"type": "staff.status", "status": "available"})
+        assert (await answer(newer_console))["ticket"]["id"] == waiting["id"]
+        await newer_kiosk.expect("joined")
+        await newer_console.expect("joined")
+
+
 async def test_messages_sent_while_a_session_moves_arrive_once_in_order(pg_demo_url: str) -> None:
     url = shared_redis_url()
     async with (

@@ -23,7 +23,7 @@ from cloudhelp.callcenter.presence import Presence
 from cloudhelp.callcenter.pushes import BOARD_CHANNEL, Pushes, SnapshotGate
 from cloudhelp.callcenter.quality import QUALITY_CHANNEL, Quality
 from cloudhelp.callcenter.routing import Routing
-from cloudhelp.callcenter.sessions import Sessions
+from cloudhelp.callcenter.sessions import REPLACED_CHANNEL, Sessions
 from cloudhelp.callcenter.tasks import TaskSet, Timers
 from cloudhelp.callcenter.tickets import Tickets
 from cloudhelp.callcenter.watchers import Watchers
@@ -133,6 +133,7 @@ class CallCenter:
         await self.hub.broker.listen(BOARD_CHANNEL, self.pushes.on_board_notice)
         await self.hub.broker.listen(BOARD_CHANNEL, self.watchers.on_board_notice)
         await self.hub.broker.listen(QUALITY_CHANNEL, self.quality.on_shared)
+        await self.hub.broker.listen(REPLACED_CHANNEL, self.sessions.on_replaced)
         self.watchers.start()
 
     async def stop(self) -> None:
@@ -141,6 +142,7 @@ class CallCenter:
         await self.hub.broker.unlisten(BOARD_CHANNEL, self.pushes.on_board_notice)
         await self.hub.broker.unlisten(BOARD_CHANNEL, self.watchers.on_board_notice)
         await self.hub.broker.unlisten(QUALITY_CHANNEL, self.quality.on_shared)
+        await self.hub.broker.unlisten(REPLACED_CHANNEL, self.sessions.on_replaced)
         await self._tasks.stop_loops()
         self._timers.cancel_all()
         await self.netcheck.echo.close_all()

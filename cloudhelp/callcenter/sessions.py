@@ -19,6 +19,10 @@ from signaling.hub import Principal, Session
 if TYPE_CHECKING:
     from cloudhelp.callcenter.center import CallCenter
 
+# The broker channel on which a kiosk's or a console's new session tells every server process
+# to replace the older ones it holds (a sign-in on another node than the older session's).
+REPLACED_CHANNEL = "sessions.replaced"
+
 
 class Sessions:
     """The hub's application callbacks about sessions (see signaling.hub.HubApplication)."""
@@ -150,7 +154,7 @@ class Sessions:
         ]
         # A console that takes over one answering calls answers them (the other window says
         # it no longer does; 在本窗口继续接听 is "answer calls here").
-        answering = principal.kind == "staff" and bool(olds) and await self._answering(olds)
+        answering = principal.kind == "staff" and replaces and await self._answering(session)
         for old in olds:
             if old.principal.kind == "kiosk":
                 await self.center.tickets.take_over(old, session)
@@ -159,19 +163,43 @@ class Sessions:
             await self.center.tickets.kiosk_started(session)
         elif principal.purpose == CONSOLE:
             await self.center.presence.staff_started(session, available=answering)
+        if replaces:  # and the older sessions other server processes hold (on_replaced)
+            await self.hub.broker.broadcast(
+                REPLACED_CHANNEL,
+                {"type": "session.replaces", "kind": principal.kind, "principal": principal.id,
+                 "purpose": principal.purpose, "session": session.id, "started": session.started},
+            )  # fmt: skip
         log_event(
             "session.started", kind=principal.kind, principal=principal.id, session=session.id
         )
 
-    async def _answering(self, consoles: list[Session]) -> bool:
-        """Whether one of these consoles of a staff member is available (or being rung)."""
+    async def _answering(self, console: Session) -> bool:
+        """Whether the console this new one replaces — held here or by another server
+        process — is available (or being rung)."""
         async with self.db.read() as s:
-            row = await s.get(StaffPresence, int(consoles[0].principal.id))
-        return (
-            row is not None
-            and row.state in ("available", "ringing")
-            and row.session_id in {c.id for c in consoles}
+            row = await s.get(StaffPresence, int(console.principal.id))
+        if row is None or row.state not in ("available", "ringing"):
+            return False
+        return row.session_id not in (None, console.id) and await self.hub.session_alive(
+            row.session_id
         )
+
+    async def on_replaced(self, message: dict[str, Any]) -> None:
+        """A kiosk's or a console's new session began, here or on another server process: the
+        older ones held here end as replaced (4009), as they do where it began. Not one in a
+        call: a sign-in while the kiosk or console is in one is refused (kiosk_busy,
+        console_busy), so this one got into a call since, and ending it would cut the resident
+        off. Its queued ticket, if any, already follows the new session (kiosk_started), and
+        its presence row names the new console: ending it changes neither."""
+        try:
+            kind, principal_id = str(message["kind"]), str(message["principal"])
+            purpose, newer = str(message["purpose"]), str(message["session"])
+            started = float(message["started"])
+        except (KeyError, TypeError, ValueError):
+            return  # not a notice this version understands
+        for old in self.hub.find_sessions(kind, principal_id, purpose):
+            if old.id != newer and old.started < started and old.room is None:
+                await self.hub.end_session(old, "replaced", CLOSE_REPLACED)
 
     async def session_resumed(self, session: Session, reloaded: bool) -> None:
         log_event(
