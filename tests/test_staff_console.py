@@ -713,6 +713,18 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await expect(box.locator("legend")).to_have_text("需补正原因（必填）")
         await expect(box.locator("select.reason:visible, input.typed-reason").first).to_be_focused()
         await snap(staff, "console-15-reason-box")
+        # In English mid-case the marks, the box and the case's state follow at once (they
+        # stayed Chinese until a reload, a README walk found); and back.
+        await staff.click("#lang")
+        await expect(sixth.locator("[data-check=ok]")).to_have_text("OK")
+        await expect(box.locator("legend")).to_have_text("Reason for correction (required)")
+        await expect(box.locator("select.reason option").first).to_have_text(
+            "Pick what must be corrected"
+        )
+        await expect(staff.locator("#case-status")).to_have_text("Pre-review")
+        await staff.click("#lang")
+        await expect(box.locator("legend")).to_have_text("需补正原因（必填）")
+        await expect(staff.locator("#case-status")).to_have_text("预审中")
         for position in (1, 2, 3, 4, 5, 7):
             await staff.click(f"#checklist li[data-position='{position}'] [data-check=ok]")
         await staff.click("#verdict-correction")

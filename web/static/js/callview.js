@@ -144,6 +144,6 @@ export function fileSize(bytes) {
 export function notPreviewable(file) {
   const note = document.createElement("span");
   note.className = "no-preview";
-  note.textContent = t("common.file_not_previewable", { name: file.name, size: fileSize(file.size) });
+  showText(note, "common.file_not_previewable", { name: file.name, size: fileSize(file.size) });
   return note;
 }

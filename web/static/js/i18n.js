@@ -70,6 +70,13 @@ export function showText(el, key, values = {}) {
   el.textContent = t(key, values);
 }
 
+/** A select's option showing a catalog text (kept for a language switch). @param {string} key @param {string} [value] */
+export function catalogOption(key, value = "") {
+  const option = new Option("", value);
+  showText(option, key);
+  return option;
+}
+
 /**
  * The district's time zone (the server's, cloudhelp/core/clock.py): the times the pages show
  * are the district's, whatever zone the machine's clock is set to (a kiosk or wall screen left

@@ -167,13 +167,13 @@ const idle = {
       return;
     }
     if (document.body.dataset.current === "done") {
-      $("done-countdown").textContent = t("kiosk.done.auto", { n: countdown(left, DONE_SECONDS + IDLE.warning) });
+      showText($("done-countdown"), "kiosk.done.auto", { n: countdown(left, DONE_SECONDS + IDLE.warning) });
     }
     if (left <= IDLE.warning) {
       $("idle-overlay").hidden = false;
       // On the home screen there is no "home" to go back to: what is cleared is said instead.
       const key = document.body.dataset.current === "home" ? "kiosk.idle.countdown_home" : "kiosk.idle.countdown";
-      $("idle-countdown").textContent = t(key, { n: countdown(left, IDLE.warning) });
+      showText($("idle-countdown"), key, { n: countdown(left, IDLE.warning) });
     }
     // Next when the whole seconds left change.
     idle.timer = window.setTimeout(idle.tick, idle.deadline - performance.now() - (left - 1) * 1000);
@@ -295,7 +295,7 @@ async function enrol(/** @type {string} */ code) {
     show("enrol");
     $("enrol-error").hidden = false;
     $("enrol-error-what").textContent = known(`kiosk.enrol.error.${code}`) || t("kiosk.enrol.failed");
-    $("enrol-error-todo").textContent = t("kiosk.enrol.new_code");
+    showText($("enrol-error-todo"), "kiosk.enrol.new_code");
     return;
   }
   const body = await response.json();
@@ -440,7 +440,7 @@ async function search(query, heading) {
   if (!body.items.length) {
     const none = document.createElement("p");
     none.className = "empty";
-    none.textContent = t("kiosk.home.none");
+    showText(none, "kiosk.home.none");
     $("results").append(none);
   }
   if (heading) $("categories-title").scrollIntoView({ block: "start", behavior: "smooth" });
@@ -468,15 +468,15 @@ async function openItem(/** @type {string} */ code) {
   visit.item = item;
   $("item-name").textContent = item.name;
   $("item-description").textContent = item.description;
-  $("item-promised").textContent = t("kiosk.item.promised", { days: item.promised_days });
-  $("item-statutory").textContent = t("kiosk.item.statutory", { days: item.statutory_days });
+  showText($("item-promised"), "kiosk.item.promised", { days: item.promised_days });
+  showText($("item-statutory"), "kiosk.item.statutory", { days: item.statutory_days });
   $("item-materials").replaceChildren(...item.materials.map((/** @type {any} */ m) => {
     const li = document.createElement("li");
     const head = document.createElement("strong");
     head.textContent = m.name;
     const badge = document.createElement("span");
     badge.className = `badge ${m.requirement === "required" ? "ok" : "warn"}`;
-    badge.textContent = t(`kiosk.item.${m.requirement}`);
+    showText(badge, `kiosk.item.${m.requirement}`);
     li.append(head, " ", badge);
     for (const line of [m.condition, m.notes]) {
       if (!line) continue;
@@ -521,7 +521,7 @@ async function checkDevices() {
   $("device-problem").hidden = true;
   $("retry-devices").hidden = true;
   $("start-call").disabled = true;
-  $("start-call").textContent = t("kiosk.check.start");
+  showText($("start-call"), "kiosk.check.start");
   $("preview-off").hidden = true;
   stopStream();
   let stream = null;
@@ -556,10 +556,10 @@ async function checkDevices() {
   const problem = !microphone && !camera ? (refused ? "refused" : "none") : !microphone ? "no_microphone" : "no_camera";
   $("device-problem").hidden = false;
   $("device-problem").dataset.problem = problem;
-  $("device-problem-what").textContent = t(`kiosk.check.problem.${problem}`);
-  $("device-problem-todo").textContent = t(microphone ? "kiosk.check.todo_voice" : "kiosk.check.todo_attendant");
+  showText($("device-problem-what"), `kiosk.check.problem.${problem}`);
+  showText($("device-problem-todo"), microphone ? "kiosk.check.todo_voice" : "kiosk.check.todo_attendant");
   $("retry-devices").hidden = false;
-  if (microphone) $("start-call").textContent = t("kiosk.check.start_voice");
+  if (microphone) showText($("start-call"), "kiosk.check.start_voice");
 }
 
 let networkChecks = 0;
@@ -575,7 +575,7 @@ async function checkNetwork() {
   const held = visit;
   held.network = "checking";
   $("net-check").dataset.verdict = "checking";
-  $("net-status").textContent = t("kiosk.net.checking");
+  showText($("net-status"), "kiosk.net.checking");
   $("net-retry").hidden = true;
   held.networkStop?.abort();
   const stop = new AbortController();
@@ -585,7 +585,7 @@ async function checkNetwork() {
   visit.networkStop = null;
   visit.network = result.verdict;
   $("net-check").dataset.verdict = result.verdict;
-  $("net-status").textContent = t(`kiosk.net.${result.verdict}`);
+  showText($("net-status"), `kiosk.net.${result.verdict}`);
   $("net-retry").hidden = result.verdict === "good" || result.verdict === "busy";
 }
 
@@ -1035,7 +1035,7 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
     const li = fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
     const retry = document.createElement("button");
     retry.className = "button";
-    retry.textContent = t("common.retry");
+    showText(retry, "common.retry");
     retry.onclick = () => { li.remove(); sendFile(blob, name); };
     li.append(retry);
   }
@@ -1063,7 +1063,7 @@ async function fileReceived(/** @type {any} */ file) {
   }
   const print = document.createElement("button");
   print.className = "button";
-  print.textContent = t("common.print");
+  showText(print, "common.print");
   print.onclick = () => printFile(url);
   li.append(print);
 }
@@ -1228,14 +1228,14 @@ async function toggleScreen() {
     visit.screen.stop();
     visit.screen = null;
     await visit.call.shareScreen(null);
-    $("share-screen").textContent = t("kiosk.call.share_screen");
+    showText($("share-screen"), "kiosk.call.share_screen");
     return;
   }
   const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
   visit.screen = display.getVideoTracks()[0];
   visit.screen.onended = () => { if (visit.screen) toggleScreen(); };
   await visit.call.shareScreen(visit.screen);
-  $("share-screen").textContent = t("kiosk.call.stop_share");
+  showText($("share-screen"), "kiosk.call.stop_share");
 }
 
 function onLeft(/** @type {string} */ reason) {
@@ -1362,7 +1362,7 @@ let shownPapers = null;
 
 /** The papers screen's lines for case ``c``, in the page's language. @param {any} c */
 function showPapers(c) {
-  $("papers-case").textContent = t("kiosk.papers.case", { number: c.number, item: c.item, status: t(`case.state.${c.status.code}`) });
+  showText($("papers-case"), "kiosk.papers.case", { number: c.number, item: c.item, status: t(`case.state.${c.status.code}`) });
   const expected = c.expected.date && !c.items.some((/** @type {any} */ i) => i.kind.code === "certificate");
   $("papers-expected").hidden = !expected;
   $("papers-expected").textContent = expected
@@ -1374,12 +1374,12 @@ function showPapers(c) {
     head.textContent = `${t(`logistics.kind.${i.kind.code}`)} · ${i.description}`;
     const state = document.createElement("span");
     state.className = "badge";
-    state.textContent = t(`logistics.state.${i.status.code}`);
+    showText(state, `logistics.state.${i.status.code}`);
     const where = document.createElement("p");
     /** @type {HTMLElement | null} */
     let code = null;
     if (i.pickup_code) {
-      where.textContent = t("kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address });
+      showText(where, "kiosk.papers.ready", { station: i.collect_at.name, address: i.collect_at.address });
       // The code on a line of its own, large: what the resident copies down or photographs.
       code = document.createElement("p");
       code.className = "pickup-code";
@@ -1387,15 +1387,15 @@ function showPapers(c) {
       digits.textContent = i.pickup_code;
       code.append(t("kiosk.papers.code"), " ", digits);
     } else if (i.status.code === "picked_up") {
-      where.textContent = t("kiosk.papers.picked_up");
+      showText(where, "kiosk.papers.picked_up");
     } else if (i.status.code === "returned") {
-      where.textContent = t("kiosk.papers.returned", { station: i.collect_at.name });
+      showText(where, "kiosk.papers.returned", { station: i.collect_at.name });
     } else if (i.where && i.where.code === i.collect_at.code) {
-      where.textContent = t("kiosk.papers.here", { station: i.where.name });
+      showText(where, "kiosk.papers.here", { station: i.where.name });
     } else if (i.where) {
-      where.textContent = t(i.status.code === "to_return" ? "kiosk.papers.returning" : "kiosk.papers.at", { station: i.where.name, to: i.collect_at.name });
+      showText(where, i.status.code === "to_return" ? "kiosk.papers.returning" : "kiosk.papers.at", { station: i.where.name, to: i.collect_at.name });
     } else {
-      where.textContent = t("kiosk.papers.on_road", { to: i.collect_at.name });
+      showText(where, "kiosk.papers.on_road", { to: i.collect_at.name });
     }
     li.append(head, " ", state, where);
     if (code) li.append(code);
@@ -1403,14 +1403,14 @@ function showPapers(c) {
       // Past the pickup limit, as the station's shelf says (已超期): it may go back to the hall.
       const late = document.createElement("p");
       late.className = "paper-overdue";
-      late.textContent = t("kiosk.papers.overdue");
+      showText(late, "kiosk.papers.overdue");
       li.append(late);
     }
     return li;
   });
   if (!list.length) {
     const li = document.createElement("li");
-    li.textContent = t("kiosk.papers.none");
+    showText(li, "kiosk.papers.none");
     list.push(li);
   }
   $("papers-list").replaceChildren(...list);
@@ -1507,7 +1507,7 @@ async function showRating() {
     const button = document.createElement("button");
     button.className = `button big level-${level.value}`;
     button.dataset.level = String(level.value);
-    button.textContent = t(`kiosk.rate.level.${level.value}`);
+    showText(button, `kiosk.rate.level.${level.value}`);
     button.onclick = () => {
       document.querySelectorAll("#rating-levels .button").forEach((b) => b.classList.remove("chosen"));
       button.classList.add("chosen");

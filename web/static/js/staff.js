@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, upload
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, showText, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, catalogOption, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, showText, t, translate, warningGroups } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -287,16 +287,16 @@ function onPresence(/** @type {any} */ frame) {
   const autopaused = autoPaused;
   $("autopaused").hidden = !autopaused;
   if (autopaused) {
-    $("autopaused-text").textContent = t("staff.autopaused", { n: frame.missed_offers });
+    showText($("autopaused-text"), "staff.autopaused", { n: frame.missed_offers });
     banner(null);  // the box says it all
     if (before === "ringing") { try { beep(600, 440); } catch { /* no audio device */ } }
   }
-  $("state").textContent = t(`staff.state.${frame.state}`);
+  showText($("state"), `staff.state.${frame.state}`);
   $("state").dataset.state = frame.state;
   // No 开始接听 for someone no call is routed to (no item, no department: a supervisor).
   const canToggle = (frame.state === "available" || frame.state === "away") && (answersCalls || frame.state === "available");
   $("toggle-state").hidden = !canToggle;
-  $("toggle-state").textContent = t(frame.state === "available" ? "staff.go_away" : "staff.go_available");
+  showText($("toggle-state"), frame.state === "available" ? "staff.go_away" : "staff.go_available");
   if (frame.state !== "wrapup") $("wrapup").hidden = true;
   const working = frame.state === "in_call" || frame.state === "wrapup";
   $("idle").hidden = working || autopaused || frame.state === "ringing";
@@ -356,7 +356,7 @@ function renderQueue() {
       li.classList.add("correction");
       const tag = document.createElement("span");
       tag.className = "badge correction";
-      tag.textContent = t("staff.correction.tag", { number: ticket.case.number });
+      showText(tag, "staff.correction.tag", { number: ticket.case.number });
       item.append(" ", tag);
     }
     if (ticket.appointment) {
@@ -365,7 +365,7 @@ function renderQueue() {
       const tag = document.createElement("span");
       tag.className = "badge appointment";
       const at = new Date(ticket.appointment.starts_at);
-      tag.textContent = t("staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: DISTRICT_TZ }) });
+      showText(tag, "staff.appointment.tag", { time: at.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: DISTRICT_TZ }) });
       item.append(" ", tag);
     }
     const where = document.createElement("small");
@@ -374,7 +374,7 @@ function renderQueue() {
     wait.className = "wait";
     const pick = document.createElement("button");
     pick.className = "button";
-    pick.textContent = t("staff.queue.pick");
+    showText(pick, "staff.queue.pick");
     pick.disabled = ticket.status !== "waiting";
     pick.onclick = () => {
       answering.summary = ticket;
@@ -390,7 +390,7 @@ function tickQueue() {
   document.querySelectorAll("#queue li").forEach((li) => {
     const seconds = (Date.now() - Number(/** @type {HTMLElement} */ (li).dataset.since)) / 1000;
     const wait = li.querySelector(".wait");
-    if (wait) wait.textContent = t("staff.queue.waiting", { time: duration(seconds) });
+    if (wait) showText(wait, "staff.queue.waiting", { time: duration(seconds) });
     li.classList.toggle("long", seconds > LONG_WAIT_SECONDS);
   });
   showSince($("warning-list"));
@@ -405,7 +405,7 @@ function onRing(/** @type {any} */ frame) {
   // A correction session (补正) says so, with the case number, before it is answered.
   const correction = Boolean(ringing.case?.correction);
   $("ring").classList.toggle("correction", correction);
-  $("ring-title").textContent = t(correction ? "staff.ring.correction_title" : "staff.ring.title");
+  showText($("ring-title"), correction ? "staff.ring.correction_title" : "staff.ring.title");
   // An appointment checked in says so too (served ahead of walk-ins of its item).
   const booked = ringing.appointment
     ? t("staff.appointment.tag", { time: new Date(ringing.appointment.starts_at).toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", timeZone: DISTRICT_TZ }) })
@@ -422,7 +422,7 @@ function onRing(/** @type {any} */ frame) {
   showNetcheck($("ring-net"), ringing.netcheck);
   let left = frame.ring_seconds;
   const tick = () => {
-    $("ring-countdown").textContent = t("staff.ring.countdown", { n: left });
+    showText($("ring-countdown"), "staff.ring.countdown", { n: left });
     if (left % 2 === 0) { try { beep(300, 880); } catch { /* no audio device */ } }
     left -= 1;
     if (left >= 0) ringTimer = window.setTimeout(tick, 1000);
@@ -543,7 +543,7 @@ async function openCasePanel(/** @type {Visit} */ v) {
   } else {
     $("case-form").hidden = false;
     $("case-number").textContent = "";
-    $("case-status").textContent = "";
+    showText($("case-status"), "");
     $("checklist").replaceChildren();
     $("verdict").hidden = true;
   }
@@ -553,7 +553,7 @@ async function openCasePanel(/** @type {Visit} */ v) {
 function showCaseState(/** @type {Visit} */ v, /** @type {any} */ found) {
   v.case = found;
   $("case-number").textContent = found.number;
-  $("case-status").textContent = t(`case.state.${found.status.code}`);
+  showText($("case-status"), `case.state.${found.status.code}`);
   $("case-status").className = `badge state-${found.status.code}`;
   const reviewing = found.status.code === "pre_review";
   $("verdict").hidden = !reviewing;
@@ -671,7 +671,7 @@ function renderChecklist(v, materials, previous) {
       b.type = "button";
       b.className = `chip check ${m.status === status ? "chosen" : ""}`;
       b.dataset.check = status;
-      b.textContent = t(`check.${status}`);
+      showText(b, `check.${status}`);
       b.setAttribute("aria-pressed", String(m.status === status));
       b.onclick = () => choose(status);
       buttons.append(b);
@@ -702,11 +702,11 @@ function renderChecklist(v, materials, previous) {
     box.className = "reason-box";
     box.hidden = m.status !== "needs_correction";
     const legend = document.createElement("legend");
-    legend.textContent = t("staff.case.reason_label");
+    showText(legend, "staff.case.reason_label");
     const reason = document.createElement("select");
     reason.className = "reason";
     reason.setAttribute("aria-label", t("staff.case.pick_reason_for", { name: m.name }));
-    reason.append(new Option(t("staff.case.pick_reason"), ""));
+    reason.append(catalogOption("staff.case.pick_reason"));
     for (const mistake of m.common_mistakes) reason.append(new Option(mistake, mistake));
     if (m.reason && !m.common_mistakes.includes(m.reason)) reason.append(new Option(m.reason, m.reason));
     reason.value = m.reason || "";
@@ -719,7 +719,7 @@ function renderChecklist(v, materials, previous) {
     const missing = document.createElement("p");
     missing.className = "reason-missing";
     missing.hidden = true;
-    missing.textContent = t("staff.case.reason_missing");
+    showText(missing, "staff.case.reason_missing");
     missing.id = `reason-missing-${m.position}`;
     if (m.common_mistakes.length === 0) reason.hidden = true;  // nothing to pick: type it
     box.append(legend, reason, typed, missing);
@@ -822,7 +822,7 @@ function refreshFileChoices(/** @type {Visit} */ v) {
   document.querySelectorAll("#checklist .file").forEach((el) => {
     const select = /** @type {HTMLSelectElement} */ (el);
     const chosen = select.value || select.dataset.chosen || "";
-    select.replaceChildren(new Option(t("staff.case.attach_file"), ""), ...saved.map((f) => new Option(f.name, String(f.serverId))));
+    select.replaceChildren(catalogOption("staff.case.attach_file"), ...saved.map((f) => new Option(f.name, String(f.serverId))));
     select.value = chosen;
     select.hidden = saved.length === 0;
   });
@@ -975,7 +975,7 @@ function confirmReject(/** @type {Event} */ e) {
   const reason = $("reject-reason").value.trim();
   if (!reason) {
     $("reject-error").hidden = false;
-    $("reject-error").textContent = t("staff.case.reject_reason_required");
+    showText($("reject-error"), "staff.case.reject_reason_required");
     return;
   }
   $("reject-dialog").close();
@@ -1042,7 +1042,7 @@ function showPeerDevices(/** @type {any} */ devices) {
   $("peer-devices").textContent = key ? t(key) : "";
   $("chat-hint").hidden = !key;
   if (key) {
-    $("chat-hint").textContent = t(noMicrophone ? "staff.call.chat_hint_no_microphone" : "staff.call.chat_hint_no_camera");
+    showText($("chat-hint"), noMicrophone ? "staff.call.chat_hint_no_microphone" : "staff.call.chat_hint_no_camera");
     $("chat-form").scrollIntoView({ block: "nearest" });
     $("chat-input").focus();
   }
@@ -1061,6 +1061,11 @@ function showNetcheck(target, check) {
   target.textContent = text ? [text.title, text.detail].filter(Boolean).join(" · ") : "";
 }
 
+/** A side's shown level as a number (good 0 … poor 2; -1 without figures). @param {any} sample */
+function sideLevel(sample) {
+  return LEVELS.indexOf(sample?.shown_level ?? sample?.level);
+}
+
 /**
  * The call's signal strength (`call.quality`: the worse of both sides' latest summaries) as
  * bars with a word, the figures under it, and the pre-call check beside them.
@@ -1076,7 +1081,11 @@ function showQuality(frame) {
   const recovering = level !== null && latest.length > 0 && latest.every((l) => LEVELS.indexOf(l) < LEVELS.indexOf(level));
   const label = t(level ? `staff.quality.${level}` : "staff.quality.none") + (recovering ? t("staff.quality.recovering") : "");
   renderBars($("signal"), level, label);
-  const detail = sampleText(frame.kiosk);
+  // The figures of the side whose level the bars show (the resident's, unless this side's is
+  // worse): bars saying 信号差 over the resident's good figures contradicted themselves.
+  const side = sideLevel(frame.staff) > sideLevel(frame.kiosk) ? "staff" : "kiosk";
+  const figures = sampleText(frame[side]);
+  const detail = figures && t("staff.quality.detail_side", { side: t(`staff.quality.side.${side}`), detail: figures });
   $("signal").title = detail;
   // Shown from the call's start (measuring, until the first figures): the line appearing a
   // few seconds in pushed the call's buttons down under the pointer.
@@ -1101,7 +1110,7 @@ function onLeft(/** @type {any} */ frame = {}) {
   $("chat-unseen").hidden = true;
   $("chat-hint").hidden = true;
   $("chat-form").hidden = true;
-  $("share-screen").textContent = t("staff.call.share_screen");
+  showText($("share-screen"), "staff.call.share_screen");
   if ($("transfer-dialog").open) $("transfer-dialog").close();
 }
 
@@ -1128,7 +1137,7 @@ function onWrapup(/** @type {any} */ frame) {
   let left = frame.seconds;
   clearTimeout(v.wrapupTimer);
   const tick = () => {
-    $("wrapup-left").textContent = t("staff.wrapup.left", { n: left });
+    showText($("wrapup-left"), "staff.wrapup.left", { n: left });
     if (left-- > 0 && !$("wrapup").hidden) v.wrapupTimer = window.setTimeout(tick, 1000);
   };
   tick();
@@ -1190,7 +1199,7 @@ function clearScreen() {
   $("case-form").reset();
   $("case-error").hidden = true;
   $("case-number").textContent = "";
-  $("case-status").textContent = "";
+  showText($("case-status"), "");
   $("round-info").hidden = true;
   $("carry-ok").hidden = true;
   $("verdict").hidden = true;
@@ -1252,7 +1261,7 @@ function confirmTransfer(/** @type {Event} */ e) {
   const chosen = /** @type {HTMLInputElement | null} */ ($("transfer-list").querySelector("input:checked"));
   if (!chosen) {
     $("transfer-error").hidden = false;
-    $("transfer-error").textContent = t("staff.transfer.pick");
+    showText($("transfer-error"), "staff.transfer.pick");
     return;
   }
   $("transfer-dialog").close();
@@ -1296,7 +1305,7 @@ function onFile(v, file) {
   const label = /** @type {any} */ (li.querySelector(".label"));
   li.dataset.sha256 = file.sha256;
   if (!file.ok) {
-    label.textContent = t("staff.call.checksum_failed", { name: file.name });
+    showText(label, "staff.call.checksum_failed", { name: file.name });
     li.className = "error";
     return;
   }
@@ -1411,7 +1420,7 @@ async function sendFiles(picked) {
     const li = v.fileItems.get(sent.id);
     li?.querySelector("progress")?.remove();
     const label = li?.querySelector(".label");
-    if (label) label.textContent = t("staff.call.sent", { name: file.name });
+    if (label) showText(label, "staff.call.sent", { name: file.name });
     if (v.ticket) await keepSent(v, file, sent);
   }
 }
@@ -1440,7 +1449,7 @@ async function keepSent(v, file, sent) {
 function markSaved(li) {
   const saved = document.createElement("span");
   saved.className = "badge ok";
-  saved.textContent = t("common.saved");
+  showText(saved, "common.saved");
   li.append(saved);
   li.dataset.saved = "1";
 }
@@ -1449,7 +1458,7 @@ function markSaved(li) {
 function offerRetry(li, again) {
   const retry = document.createElement("button");
   retry.className = "button";
-  retry.textContent = t("common.retry");
+  showText(retry, "common.retry");
   retry.onclick = () => { retry.remove(); again(); };
   li.append(retry);
 }
@@ -1459,7 +1468,7 @@ function downloadLink(url, name) {
   const link = document.createElement("a");
   link.href = url;
   link.download = name;
-  link.textContent = t("common.download");
+  showText(link, "common.download");
   return link;
 }
 
@@ -1472,7 +1481,7 @@ async function toggleScreen() {
     v.screen.stop();
     v.screen = null;
     await call.shareScreen(null);
-    $("share-screen").textContent = t("staff.call.share_screen");
+    showText($("share-screen"), "staff.call.share_screen");
     return;
   }
   const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
@@ -1484,7 +1493,7 @@ async function toggleScreen() {
   v.screen = track;
   track.onended = () => { if (v.screen === track) toggleScreen(); };
   await call.shareScreen(track);
-  $("share-screen").textContent = t("staff.call.stop_share");
+  showText($("share-screen"), "staff.call.stop_share");
 }
 
 function wire() {
@@ -1569,7 +1578,7 @@ function wire() {
     $("idle").textContent = idleLine();
     // Texts set from what the server said are said again in the new language.
     if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
-    $("toggle-state").textContent = t(presence === "available" ? "staff.go_away" : "staff.go_available");
+    showText($("toggle-state"), presence === "available" ? "staff.go_away" : "staff.go_available");
     if (visit?.case) showCaseResult(visit.case);
     if (visit?.call) {  // the caption and the signal, as last shown
       showCaption(visit, visit.peer);
