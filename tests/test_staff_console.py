@@ -3,9 +3,10 @@ what the console says and clears between residents."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 from sqlalchemy import select, update
 
 from cloudhelp.store.models import Case, Department, Ticket
@@ -153,6 +154,13 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await staff.locator("#side-scroll").evaluate("s => s.scrollTo(0, s.scrollHeight)")
         await expect(unseen).to_be_hidden()
         await side_to_top(staff)
+        # So is one answered without looking: a reply in the chat means it was read.
+        await kiosk.fill("#chat-input", "谢谢")
+        await kiosk.press("#chat-input", "Enter")
+        await expect(unseen).to_contain_text("居民发来：谢谢")
+        await staff.fill("#chat-input", "不客气")
+        await staff.press("#chat-input", "Enter")
+        await expect(unseen).to_be_hidden()
         # So is a photo the resident sends: the files are below the checklist too.
         await kiosk.click("#photo")
         await kiosk.click("#photo-send")
@@ -259,7 +267,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         # of this resident stays on the console.
         await kiosk.fill("#chat-input", "材料都带齐了")
         await kiosk.click("#chat-form button")
-        await expect(staff.locator("#chat li.them")).to_have_count(3)  # and the two earlier
+        await expect(staff.locator("#chat li.them")).to_have_count(4)  # and the three earlier
         await expect(unseen).to_be_visible()  # the chat is below, out of view
         await kiosk.click("#hangup")
         await kiosk.click("#hangup-confirm")
@@ -271,7 +279,7 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#outcome")).to_be_in_viewport()
         assert await staff.locator("#outcome").input_value() == "resolved"
         # The chat stays to read; its input goes with the call (typed there, nothing was sent).
-        await expect(staff.locator("#chat li.them")).to_have_count(3)
+        await expect(staff.locator("#chat li.them")).to_have_count(4)
         await expect(staff.locator("#chat-input")).to_be_hidden()
         await snap(staff, "console-4-wrapup")
         # In a laptop browser's window (1366×650) the whole form is in view, 完成整理 too.
@@ -653,8 +661,21 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await staff.fill("#applicant-name", "刘海生")
         await staff.fill("#applicant-phone", "13812345678")
         await staff.fill("#applicant-id", ID_NUMBER)
+        # While the case is opened the button says so (a busy server showed nothing for
+        # seconds, a README walk found).
+        opened = asyncio.Event()
+
+        async def held_back(route: Route) -> None:
+            await opened.wait()
+            await route.continue_()
+
+        await staff.route("**/api/v1/cases", held_back)
         await staff.click("#case-form button")
+        await expect(staff.locator("#case-open")).to_have_text("正在建立办件…")
+        await expect(staff.locator("#case-open")).to_be_disabled()
+        opened.set()
         await expect(staff.locator("#case-status")).to_have_text("预审中")
+        await staff.unroute("**/api/v1/cases", held_back)
         rows = staff.locator("#checklist li")
         await expect(rows).to_have_count(7)
         # With the case's seven materials the side column holds more than the window: it

@@ -179,7 +179,7 @@ function renderCases() {
       const link = document.createElement("a");
       link.href = `/cases/${encodeURIComponent(c.number)}`;
       link.textContent = unbroken(c.number);
-      li.append(`${t(`reports.${kind}`)}：`, link, ` · ${c.item} · ${unbroken(c.promised_due)}`);
+      li.append(`${t(`reports.${kind}`)}${t("common.colon")}`, link, ` · ${c.item} · ${unbroken(c.promised_due)}`);
       lines.push(li);
     }
   }

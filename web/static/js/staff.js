@@ -1014,6 +1014,9 @@ async function openCase(/** @type {Event} */ e) {
   }
   const v = visit;
   if (!v) return;
+  // Working, said on the button (a second or two on a busy server showed nothing happening).
+  showText($("case-open"), "staff.case.opening");
+  $("case-open").disabled = true;
   try {
     const { case: opened } = await caseApi("/api/v1/cases", "POST", {
       ticket: v.summary?.id || v.ticket,  // the case is for the ticket's item
@@ -1027,6 +1030,9 @@ async function openCase(/** @type {Event} */ e) {
     if (visit !== v) return;
     $("case-error").hidden = false;
     $("case-error").textContent = errorText(error, "staff.error.generic");
+  } finally {
+    showText($("case-open"), "staff.case.open");
+    $("case-open").disabled = false;
   }
 }
 
@@ -1540,6 +1546,9 @@ function wire() {
     call.sendApp({ kind: "chat", text });
     memory.append("chat", addChat(text, "me"));
     $("chat-input").value = "";
+    // An answer in the chat is a sign the resident's line was read: its notice goes (it stayed
+    // above the input after the reply, a README walk found). A file's notice stays.
+    if (unseenTarget && $("chat").contains(unseenTarget)) $("chat-unseen").hidden = true;
     // On a small window the line just sent is shown above the input pinned to the window's
     // bottom (the chat may be under it). On a desk's window the side column stays where the
     // reviewer is (the checklist, say: a walk lost it at each reply); the input is not over
