@@ -623,6 +623,13 @@ async def test_notice_reopens_and_done_screen_shows_the_case(sqlite_demo_url: st
         assert await result.evaluate("e => getComputedStyle(e).backgroundColor") == (
             "rgb(255, 241, 204)"  # amber, not the green of a success
         )
+        # In English it is said again (it stayed Chinese, a README walk found), and back.
+        await kiosk.click("#lang")
+        await expect(result).to_have_text(
+            "Some materials still need correcting: see the one-time notice."
+        )
+        await kiosk.click("#lang")
+        await expect(result).to_have_text("材料还需要补正，请看一次性告知书。")
         await staff.send({"type": "app", "to": joined_peer, "data": {"kind": "notice", "url": url}})
         await expect(kiosk.locator("#notice-overlay")).to_be_visible()
         # One clear 打印 (the overlay's); the page's own 打印 and 下载 PDF are gone on a kiosk.

@@ -75,6 +75,8 @@ function fresh() {
     caseResult: /** @type {string | null} */ (null),
     /** The status the result stands for (correction_needed, accepted …), for its colour. */
     caseStatus: "",
+    /** The staff side's last word on the case (app "case"), said again in a new language. */
+    caseData: /** @type {any} */ (null),
     /** The pre-call network check: null before it starts, then its verdict (docs/protocol.md). */
     network: /** @type {string | null} */ (null),
     /** Stops a check still running when the call starts (its own figures replace it). */
@@ -888,6 +890,7 @@ function showCaseResult(data) {
     due += gap + t("kiosk.case.collect", { station: kioskStation, date });
   }
   visit.caseResult = text + due;
+  visit.caseData = data;
   memory.set("case", data);
   if (typeof data.number === "string" && data.number) visit.caseNumber = data.number;
   // Coloured by what it means: more to do (补正, 不予受理) is not shown as a success.
@@ -1661,6 +1664,8 @@ function wire() {
       showCallWith();
       memory.set("lang", lang);
     }
+    // The case's result (in the call and on the thank-you screen) stayed Chinese.
+    if (visit.caseData) showCaseResult(visit.caseData);
     idle.restart();
   };
   $("idle-stay").onclick = () => idle.restart();
