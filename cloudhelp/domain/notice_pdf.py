@@ -32,6 +32,14 @@ def font_path() -> Path:
     raise FontMissing("A PDF needs a Chinese font: install the fonts-noto-cjk package.")
 
 
+def qr_png(data: str, scale: int = 6) -> io.BytesIO:
+    """``data`` as a QR code (error correction M, a one-module border): a PNG to draw."""
+    png = io.BytesIO()
+    segno.make(data, error="m").save(png, kind="png", scale=scale, border=1)
+    png.seek(0)
+    return png
+
+
 def render(text: NoticeText) -> bytes:
     """The notice as an A4 PDF, with the same words as the printable page."""
     from fpdf import FPDF  # here: only a worker process that draws a PDF pays the import
@@ -41,10 +49,7 @@ def render(text: NoticeText) -> bytes:
     pdf.add_font("cjk", fname=str(font_path()), collection_font_number=SIMPLIFIED_CHINESE)
     pdf.add_page()
     pdf.set_title(text.document_title)
-    qr = io.BytesIO()
-    segno.make(text.number, error="m").save(qr, kind="png", scale=6, border=1)
-    qr.seek(0)
-    pdf.image(qr, x=162, y=11, w=30)
+    pdf.image(qr_png(text.number), x=162, y=11, w=30)
     pdf.set_font("cjk", size=7)
     pdf.set_xy(157, 41.5)
     pdf.cell(40, 4, text.qr_caption, align="C")

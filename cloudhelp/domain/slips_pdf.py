@@ -4,18 +4,15 @@ into one file. The slip is a Chinese document whatever the reader's language, as
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import segno
-
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import appointments
-from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, FontMissing, font_path
+from cloudhelp.domain.notice_pdf import SIMPLIFIED_CHINESE, FontMissing, font_path, qr_png
 from cloudhelp.store.models import Appointment
 
 if TYPE_CHECKING:
@@ -84,10 +81,7 @@ def render(slips: Sequence[Slip]) -> bytes:
 
 def _page(pdf: FPDF, slip: Slip) -> None:
     pdf.add_page()
-    qr = io.BytesIO()
-    segno.make(slip.qr, error="m").save(qr, kind="png", scale=6, border=1)
-    qr.seek(0)
-    pdf.image(qr, x=pdf.w - 12 - 30, y=10, w=30)
+    pdf.image(qr_png(slip.qr), x=pdf.w - 12 - 30, y=10, w=30)
     pdf.set_font("cjk", size=18)
     pdf.cell(0, 10, TITLE, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("cjk", size=9)
@@ -122,9 +116,7 @@ def _page(pdf: FPDF, slip: Slip) -> None:
     if pdf.get_y() + side > pdf.h - pdf.b_margin:
         pdf.add_page()
     top = pdf.get_y() + 1
-    page_qr = io.BytesIO()
-    segno.make(slip.book_url, error="m").save(page_qr, kind="png", scale=4, border=1)
-    page_qr.seek(0)
+    page_qr = qr_png(slip.book_url, scale=4)
     pdf.image(page_qr, x=pdf.w - pdf.r_margin - side, y=top, w=side, link=slip.book_url)
     pdf.set_y(top)
     pdf.multi_cell(

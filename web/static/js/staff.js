@@ -1419,7 +1419,7 @@ async function sendFiles(picked) {
       li.querySelector("progress")?.remove();
       li.className = "error";
       const key = /** @type {Error} */ (error).message === "file_too_large" ? "staff.call.too_large" : "staff.call.send_failed";
-      /** @type {any} */ (li.querySelector(".label")).textContent = t(key, { name: file.name });
+      showText(/** @type {HTMLElement} */ (li.querySelector(".label")), key, { name: file.name });
       continue;
     }
     // Sent: the line says so, its progress bar gone (a full bar read as still sending).
@@ -1585,9 +1585,8 @@ function wire() {
   $("lang").onclick = async () => {
     await setLang(lang === "zh-CN" ? "en" : "zh-CN");
     $("idle").textContent = idleLine();
-    // Texts set from what the server said are said again in the new language.
-    if ($("state").dataset.state) $("state").textContent = t(`staff.state.${presence}`);
-    showText($("toggle-state"), presence === "available" ? "staff.go_away" : "staff.go_available");
+    // Texts set with showText (the state, its button …) setLang said again; what was drawn
+    // from the server's words is drawn again.
     if (visit?.case) showCaseResult(visit.case);
     if (visit?.call) {  // the caption and the signal, as last shown
       showCaption(visit, visit.peer);
