@@ -599,6 +599,15 @@ async def test_a_refused_range_is_explained_in_chinese_and_greys_the_old_figures
             assert await page.locator("#xlsx").get_attribute("href") is None
             assert asked == []
         await snap(page, "reports-bad-range")
+        # A language switch says it again in English, and back (banners stayed in the
+        # language they were said in, a README walk found).
+        await page.click("#lang")
+        await expect(banner).to_have_text(
+            "The range is longer than 400 days: please shorten it "
+            "(query and export a longer period in parts)."
+        )
+        await page.click("#lang")
+        await expect(banner).to_have_text(refusals[-1][2])
         # The server refuses such a range with the same code, which the page would show.
         response = await page.request.get("/api/v1/reports?from=2026-12-10&to=2026-12-01")
         assert response.status == 400

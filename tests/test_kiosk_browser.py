@@ -769,6 +769,13 @@ async def test_call_timer_chat_lines_and_a_live_done_countdown(sqlite_demo_url: 
             assert head["display"] == "block", head
             assert head["content"] == f'"{sender}\u2002{head["time"]}"', head
         await snap(kiosk, "kiosk-call-timer-and-chat")
+        # In English the resident's own lines say You (they stayed 您, a README walk found);
+        # the staff member's name stays as it is.
+        await kiosk.click("#lang")
+        await expect(me).to_have_attribute("data-sender", "You")
+        assert (await them.evaluate(CHAT_HEAD))["sender"] == "赵刚"
+        await kiosk.click("#lang")
+        await expect(me).to_have_attribute("data-sender", "您")
 
         # The thank-you screen counts down live, the same seconds as "还在吗？" (one deadline),
         # and the line does not move as the number shrinks.

@@ -1,8 +1,8 @@
 // The supervisor board (效能监控): queues, staff, calls and time-out warnings, pushed live.
 // @ts-check
 import { Connection } from "./protocol.js";
-import { banner } from "./callview.js";
-import { DISTRICT_TZ, duration, el, errorText, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { banner, errorBanner } from "./callview.js";
+import { DISTRICT_TZ, duration, el, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -147,13 +147,13 @@ async function start() {
   connection = new Connection({ auth: { kind: "staff", purpose: "board" } });  // never replaces the console
   connection.addEventListener("welcome", () => connection?.send({ type: "board.watch" }));
   connection.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.reconnecting"));
+    if (e.detail === "reconnecting") banner("net.reconnecting");
     else if (e.detail === "online") banner(null);
   });
   connection.addEventListener("message", (/** @type {any} */ e) => {
     const frame = e.detail;
     if (frame.type === "board") { board = frame; render(); }
-    else if (frame.type === "error") banner(errorText(frame, "board.error"), "error");
+    else if (frame.type === "error") errorBanner(frame, "board.error");
   });
   connection.connect();
 }

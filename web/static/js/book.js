@@ -3,8 +3,8 @@
 // cancelled or moved (改约: pick another slot above). A signed-in staff member books on the
 // resident's behalf with the same page (the server records who).
 // @ts-check
-import { banner } from "./callview.js";
-import { DISTRICT_TZ, el, errorText, lang, setLang, showText, t, translate } from "./i18n.js";
+import { banner, errorBanner } from "./callview.js";
+import { DISTRICT_TZ, el, errorKey, lang, setLang, showText, t, translate } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[], slotsAnswer: any, booked: any}} */
@@ -48,7 +48,7 @@ async function findSlots() {
   $("person-form").hidden = true;
   const query = new URLSearchParams({ item: $("b-item").value, station: $("b-station").value, date: $("b-date").value });
   const { ok, body } = await call(`/api/v1/appointments/slots?${query}`);
-  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
+  if (!ok) { errorBanner(body?.error, "book.error"); return; }
   state.slotsAnswer = body;
   renderSlots(body);
 }
@@ -118,18 +118,18 @@ async function confirm() {
     : await call("/api/v1/appointments", { item: $("b-item").value, station: $("b-station").value, ...when,
       name: $("b-name").value, phone: $("b-phone").value, id_number: $("b-id").value });
   if (!ok) {
-    const text = errorText(body?.error, "book.error");
+    const [key, values] = errorKey(body?.error, "book.error");
     const field = FIELD_OF_ERROR[body?.error?.code];
     if (field) {
       // A field the resident typed wrong: said beside it, the field marked and focused (the
       // banner at the window's top was far from the 确认预约 button pressed).
-      $("person-error").textContent = text;
+      showText($("person-error"), key, values);
       $("person-error").hidden = false;
       $(field).setAttribute("aria-invalid", "true");
       $(field).focus();
       return;
     }
-    banner(text, "error");
+    banner(key, "error", values);
     // The slots as they are now; the chosen one stays chosen, with what was typed, while it
     // is still free (a refusal such as 已预约 made the resident start again).
     await findSlots();
@@ -148,7 +148,7 @@ async function confirm() {
 async function find() {
   state.key = { code: $("m-code").value.replace(/[\s-]/g, ""), last4: $("m-last4").value.trim() };
   const { ok, body } = await call("/api/v1/appointments/find", state.key);
-  if (!ok) { state.key = null; $("found").hidden = true; banner(errorText(body?.error, "book.error"), "error"); return; }
+  if (!ok) { state.key = null; $("found").hidden = true; errorBanner(body?.error, "book.error"); return; }
   state.found = body.appointment;
   $("found").hidden = false;
   $("found-facts").textContent = foundText(body.appointment);
@@ -175,8 +175,8 @@ function disarmCancel() {
 async function cancel() {
   if (!state.key) return;
   const { ok, body } = await call("/api/v1/appointments/cancel", state.key);
-  if (!ok) { banner(errorText(body?.error, "book.error"), "error"); return; }
-  banner(t("book.cancelled", { code: body.appointment.code }), "info");
+  if (!ok) { errorBanner(body?.error, "book.error"); return; }
+  banner("book.cancelled", "info", { code: body.appointment.code });
   state.key = null;
   $("found").hidden = true;
 }

@@ -1,22 +1,42 @@
 // What the kiosk page and the staff console show alike during a call: the banner, the remote
 // video (camera, or shared screen with the camera in a corner), chat lines.
 // @ts-check
-import { clockTime, showText, t } from "./i18n.js";
+import { clockTime, errorKey, showPlain, showText, t } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
-/** A status line under the header; null hides it. @param {string | null} text */
-export function banner(text, kind = "warn") {
+/**
+ * A status line under the header: a catalog text (`key` with `values`), said again in the other
+ * language after a switch; null hides it.
+ * @param {string | null} key @param {string} [kind] @param {Record<string, any>} [values]
+ */
+export function banner(key, kind = "warn", values = {}) {
   const el = $("banner");
-  el.hidden = !text;
-  el.textContent = text || "";
+  el.hidden = !key;
   el.className = `banner ${kind}`;
+  if (key) showText(el, key, values);
+  else showPlain(el, "");
 }
 
-/** News said for a while (8 s), then gone, unless something else was said meanwhile. @param {string} text */
-export function bannerForAWhile(text, kind = "info") {
-  banner(text, kind);
-  setTimeout(() => { if ($("banner").textContent === text) banner(null); }, 8000);
+/** Whether the banner says `key` now. @param {string} key */
+export function bannerSays(key) {
+  return !$("banner").hidden && $("banner").dataset.i18n === key;
+}
+
+/** A server's refusal in the banner (`errorKey`). @param {any} error @param {string} fallback @param {string} [prefix] */
+export function errorBanner(error, fallback, prefix) {
+  const [key, values] = errorKey(error, fallback, prefix);
+  banner(key, "error", values);
+}
+
+/**
+ * News said for a while (8 s), then gone, unless something else was said meanwhile.
+ * @param {string} key @param {string} [kind] @param {Record<string, any>} [values]
+ */
+export function bannerForAWhile(key, kind = "info", values = {}) {
+  banner(key, kind, values);
+  const said = $("banner").dataset.i18nValues;
+  setTimeout(() => { if (bannerSays(key) && $("banner").dataset.i18nValues === said) banner(null); }, 8000);
 }
 
 /**
@@ -77,10 +97,10 @@ export function wireCall(call, connection, signal) {
     else $("remote-corner").srcObject = stream;
   }, { signal });
   call.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t("net.media_reconnecting"));
+    if (e.detail === "reconnecting") banner("net.media_reconnecting");
     else if (e.detail === "connected") banner(null);
     else if (e.detail === "failed") {
-      banner(t("net.call_failed"), "error");
+      banner("net.call_failed", "error");
       connection.send({ type: "call.hangup", reason: "media_failed" });
     }
   }, { signal });
@@ -94,18 +114,26 @@ export function showRemoteScreen(/** @type {import("./protocol.js").Call} */ cal
   document.body.classList.toggle("screen-shared", on);
 }
 
+/** @typedef {{ key: string } | { name: string }} ChatSender */
+
 /**
  * One chat line: the words, and small above them who said it and when (HH:MM now in the
  * district's time zone, or `time` for a line shown again after a reload). Name and time are the
  * line's data-sender / data-time, shown by call.css; the line's text is the words alone. `sender`
+ * is a catalog key (said again after a language switch: data-i18n-sender) or a person's name; it
  * defaults to the console's names (我 / 居民); the kiosk names both sides (您 / the staff
  * member). Returns what was shown, for the call's memory (callmemory.js).
- * @param {string} text @param {"me" | "them"} who @param {string} [sender] @param {string} [time]
+ * @param {string} text @param {"me" | "them"} who @param {ChatSender} [sender] @param {string} [time]
  */
-export function addChat(text, who, sender = t(`call.chat.${who}`), time = clockTime(new Date())) {
+export function addChat(text, who, sender = { key: `call.chat.${who}` }, time = clockTime(new Date())) {
   const li = document.createElement("li");
   li.className = who;
-  li.dataset.sender = sender;
+  if ("key" in sender) {
+    li.dataset.i18nSender = sender.key;
+    li.dataset.sender = t(sender.key);
+  } else {
+    li.dataset.sender = sender.name;
+  }
   li.dataset.time = time;
   li.textContent = text;
   // The list scrolls to its newest line, not the page: a console reviewing a checklist above the
@@ -125,7 +153,9 @@ export function addChatLines(lines) {
   if (!Array.isArray(lines)) return;
   for (const line of lines) {
     if (typeof line?.text !== "string" || (line.who !== "me" && line.who !== "them")) continue;
-    addChat(line.text, line.who, String(line.sender || ""), String(line.time || ""));
+    const sender = line.sender;
+    const kept = typeof sender?.key === "string" ? { key: sender.key } : { name: String(sender?.name ?? sender ?? "") };
+    addChat(line.text, line.who, kept, String(line.time || ""));
   }
 }
 

@@ -2,8 +2,8 @@
 // roster import (problems named by row and field), scheduling, slips, reminders, progress,
 // burn-down and who has not come yet (one-click rebook).
 // @ts-check
-import { banner } from "./callview.js";
-import { el, errorText, lang, setLang, showText, t, translate, unbroken } from "./i18n.js";
+import { banner, errorBanner } from "./callview.js";
+import { el, lang, setLang, showText, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -44,7 +44,7 @@ function fill(table, head, rows) {
 
 async function loadList() {
   const { ok, body } = await call("/api/v1/campaigns");
-  if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+  if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
   campaigns = body.campaigns;
   renderList();
 }
@@ -117,7 +117,7 @@ async function prepareForm() {
     const { ok, body } = await call("/api/v1/campaigns", { method: "POST", body: JSON.stringify({
       name: $("c-name").value, street: $("c-street").value, items: itemCodes,
       stations: stationCodes, starts_on: $("c-from").value, ends_on: $("c-to").value }) });
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+    if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
     location.href = `/campaigns/${body.campaign.id}`;
   };
 }
@@ -126,7 +126,7 @@ async function prepareForm() {
 
 async function loadCampaign() {
   const { ok, body } = await call(`/api/v1/campaigns/${campaignId}`);
-  if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+  if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
   campaign = body.campaign;
   renderCampaign();
 }
@@ -213,9 +213,9 @@ async function rebookEntry(p, button) {
   button.setAttribute("disabled", "");
   const { ok, body } = await call(`/api/v1/campaigns/${campaignId}/entries/${p.entry}/rebook`, { method: "POST" });
   button.removeAttribute("disabled");
-  if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+  if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
   const a = body.appointment;
-  banner(t("campaigns.rebooked", { name: p.name, day: a.day, time: a.time, station: a.station.name }), "info");
+  banner("campaigns.rebooked", "info", { name: p.name, day: a.day, time: a.time, station: a.station.name });
   keepNotComeOrder = true;
   await loadCampaign();
   // The row stays where it was, marked, with its new slot and 已改约.
@@ -316,9 +316,9 @@ async function saveDays(open) {
   const kept = chosenWeek().filter((w) => !ticked.includes(w.weekday));
   const week = [...kept, ...(open ? ticked.map((weekday) => ({ weekday, ...hours })) : [])];
   const { ok, body } = await put("/api/v1/capacity", { department: $("h-department").value, station: $("h-station").value, week });
-  if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+  if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
   await loadHours();
-  banner(t("campaigns.hours_saved"), "info");
+  banner("campaigns.hours_saved", "info");
 }
 
 /** The hours of the campaign's department at each of its stations (weekdays and closed days). */
@@ -328,7 +328,7 @@ async function loadHours() {
   const rows = [];
   for (const department of departments) for (const station of campaign.stations) {
     const { ok, body } = await call(`/api/v1/capacity?${new URLSearchParams({ department, station: station.code })}`);
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
+    if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
     hoursAt.set(`${department} ${station.code}`, body);
     const byDay = Object.fromEntries(body.week.map((/** @type {any} */ w) => [w.weekday, w]));
     const cells = WEEKDAYS.map((d) => byDay[d] ? hoursText(byDay[d]) : "—");
@@ -364,8 +364,8 @@ function wireHours() {
     e.preventDefault();
     const { ok, body } = await put("/api/v1/capacity/exceptions", { department: $("h-department").value,
       station: $("h-station").value, date: $("h-closed").value, staff: 0 });
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
-    banner(t("campaigns.hours_saved"), "info");
+    if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
+    banner("campaigns.hours_saved", "info");
     await loadHours();
   };
 }
@@ -390,15 +390,15 @@ function wireCampaign() {
     $("roster-file").value = "";
     $("roster-name").textContent = "";
     if (!ok && body?.error?.code === "roster_invalid") {
-      banner(t("campaigns.roster_refused", { n: body.error.problems.length }), "error");
+      banner("campaigns.roster_refused", "error", { n: body.error.problems.length });
       fill($("problems"), [t("campaigns.row"), t("campaigns.field"), t("campaigns.problem")],
         body.error.problems.map((/** @type {any} */ p) => [t("campaigns.row_n", { n: p.row }),
           t(`roster.field.${p.field}`), t(`roster.problem.${p.code}`, { row: p.same_as ?? "" })]));
       $("problems-wrap").hidden = false;
       return;
     }
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
-    banner(t("campaigns.imported", { n: body.imported }), "info");
+    if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
+    banner("campaigns.imported", "info", { n: body.imported });
     await loadCampaign();
   };
   // The hint above the list leads to 自动排期: the step in view, its button focused.
@@ -411,8 +411,8 @@ function wireCampaign() {
     $("schedule").setAttribute("disabled", "");
     const { ok, body } = await call(`/api/v1/campaigns/${campaignId}/schedule`, { method: "POST" });
     $("schedule").removeAttribute("disabled");
-    if (!ok) { banner(errorText(body?.error, "campaigns.error"), "error"); return; }
-    banner(t("campaigns.scheduled_now", { n: body.booked, unplaced: body.unplaced.length }), body.unplaced.length ? "warn" : "info");
+    if (!ok) { errorBanner(body?.error, "campaigns.error"); return; }
+    banner("campaigns.scheduled_now", body.unplaced.length ? "warn" : "info", { n: body.booked, unplaced: body.unplaced.length });
     await loadCampaign();
   };
 }

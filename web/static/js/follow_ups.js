@@ -1,8 +1,8 @@
 // Bad-rating follow-ups (差评回访) for supervisors: the open ones, most overdue first; record what
 // was done and close each one.
 // @ts-check
-import { banner, bannerForAWhile } from "./callview.js";
-import { el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { banner, bannerForAWhile, errorBanner } from "./callview.js";
+import { el, lang, setLang, t, translate } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -88,10 +88,10 @@ function card(f) {
     });
     const body = await response.json();
     button.removeAttribute("disabled");
-    if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
+    if (!response.ok) { errorBanner(body?.error, "followups.error"); return; }
     // Said for a while (the banner sticks to the top of the page, over the list), then gone.
     // Ticket numbers start again every day: the day says which B002.
-    bannerForAWhile(t("followups.done", { number: t("warning.ticket_of_day", { ticket: f.ticket.number, date: f.ticket.day }) }));
+    bannerForAWhile("followups.done", "info", { ticket: f.ticket.number, date: f.ticket.day });
     Object.assign(f, body.follow_up);
     closedTotal += 1;
     render();
@@ -118,7 +118,7 @@ function render() {
 async function load() {
   const response = await fetch(`/api/v1/follow-ups?closed=${closedAsked}`, { credentials: "same-origin" });
   const body = await response.json();
-  if (!response.ok) { banner(errorText(body?.error, "followups.error"), "error"); return; }
+  if (!response.ok) { errorBanner(body?.error, "followups.error"); return; }
   closedTotal = body.closed_total;
   // Open first (most overdue at the top), then the closed ones, newest first.
   followUps = body.follow_ups.sort((/** @type {any} */ a, /** @type {any} */ b) =>

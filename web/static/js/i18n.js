@@ -29,31 +29,43 @@ export function t(key, values = {}) {
 }
 
 /**
- * Catalog text for a server error ({code, ...values}: an error frame or an API error body):
- * the page's own wording (`prefix` + code) first, then the shared `error.` + code, else
- * `fallback` — never the server's English message.
+ * The catalog key and values saying a server error ({code, ...values}: an error frame or an
+ * API error body): the page's own wording (`prefix` + code) first, then the shared
+ * `error.` + code, else `fallback` — never the server's English message.
  * @param {any} error @param {string} fallback @param {string} [prefix]
+ * @returns {[string, Record<string, any>]}
  */
-export function errorText(error, fallback, prefix) {
+export function errorKey(error, fallback, prefix) {
   const code = error?.code;
   for (const key of code ? [prefix && `${prefix}${code}`, `error.${code}`] : []) {
     if (!key) continue;
     const text = t(key, error);
     // A page's own text whose numbers the error did not carry (a placeholder left) gives way
     // to the shared one.
-    if (text !== key && !(key.startsWith(prefix || "\0") && /\{\w+\}/.test(text))) return text;
+    if (text !== key && !(key.startsWith(prefix || "\0") && /\{\w+\}/.test(text))) return [key, error];
   }
-  return t(fallback, error || {});
+  return [fallback, error || {}];
+}
+
+/** The text of `errorKey` in the page's language. @param {any} error @param {string} fallback @param {string} [prefix] */
+export function errorText(error, fallback, prefix) {
+  return t(...errorKey(error, fallback, prefix));
 }
 
 /**
- * Fill every [data-i18n] element (its [data-i18n-values], JSON, fill the placeholders) and
- * [data-i18n-placeholder] input under root. @param {ParentNode} root
+ * Fill every [data-i18n] element (its [data-i18n-values], JSON, fill the placeholders),
+ * [data-i18n-sender] chat line and [data-i18n-placeholder] input under root.
+ * @param {ParentNode} root
  */
 export function translate(root) {
   root.querySelectorAll("[data-i18n]").forEach((node) => {
     const el = /** @type {HTMLElement} */ (node);
     el.textContent = t(el.dataset.i18n || "", el.dataset.i18nValues ? JSON.parse(el.dataset.i18nValues) : {});
+  });
+  // A chat line's sender (callview.js addChat), shown by call.css from data-sender.
+  root.querySelectorAll("[data-i18n-sender]").forEach((node) => {
+    const el = /** @type {HTMLElement} */ (node);
+    el.dataset.sender = t(el.dataset.i18nSender || "");
   });
   root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
     /** @type {HTMLInputElement} */ (el).placeholder = t(/** @type {HTMLElement} */ (el).dataset.i18nPlaceholder || "");
@@ -68,6 +80,16 @@ export function showText(el, key, values = {}) {
   el.dataset.i18n = key;
   el.dataset.i18nValues = JSON.stringify(values);
   el.textContent = t(key, values);
+}
+
+/**
+ * Show text that is no catalog's (a name, a number) in el, where a catalog text may have been:
+ * a language switch leaves it as it is. @param {HTMLElement} el @param {string} text
+ */
+export function showPlain(el, text) {
+  delete el.dataset.i18n;
+  delete el.dataset.i18nValues;
+  el.textContent = text;
 }
 
 /** A select's option showing a catalog text (kept for a language switch). @param {string} key @param {string} [value] */

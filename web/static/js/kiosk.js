@@ -1,9 +1,9 @@
 // The kiosk page (社区驿站自助终端): find an item, check devices, queue, call, send documents.
 // @ts-check
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
-import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, bannerSays, errorBanner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showText, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showPlain, showText, t, translate } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -275,12 +275,12 @@ async function api(/** @type {string} */ path) {
   for (;;) {
     const response = await fetch(path);
     if (response.status === 503) {
-      banner(t("error.service_unavailable"));
+      banner("error.service_unavailable");
       await new Promise((resolve) => setTimeout(resolve, retryDelay(response)));
       continue;
     }
     if (!response.ok) throw new Error(`${path}: ${response.status}`);
-    if (!connection?.unavailable && $("banner").textContent === t("error.service_unavailable")) banner(null);
+    if (!connection?.unavailable && bannerSays("error.service_unavailable")) banner(null);
     return response.json();
   }
 }
@@ -324,13 +324,13 @@ function start() {
     if (document.body.dataset.current === "busy") goHome();  // that call is over: this window serves
   });
   connection.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
+    if (e.detail === "reconnecting") banner(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting");
     else if (e.detail === "online") banner(null);
   });
-  connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
+  connection.addEventListener("unavailable", () => banner("error.service_unavailable"));
   connection.addEventListener("auth-failed", () => {
     localStorage.removeItem(CREDENTIAL_KEY);
-    banner(t("kiosk.revoked"), "error");
+    banner("kiosk.revoked", "error");
     show("enrol");
   });
   // This kiosk was opened in another window (its ticket went there): this one stops — its
@@ -655,7 +655,7 @@ function sendTake() {
 /** The ticket could not be taken because the service is out for a moment: try again while
  * the resident still waits for one. */
 function retryTake() {
-  banner(t("error.service_unavailable"));
+  banner("error.service_unavailable");
   const item = visit.item;
   setTimeout(() => {
     if (document.body.dataset.current === "waiting" && !visit.ticket && visit.item === item) sendTake();
@@ -675,7 +675,7 @@ function onMessage(frame) {
   } else if (frame.type === "error" && frame.ref === "ticket.take" && frame.code === "service_unavailable") {
     retryTake();
   } else if (frame.type === "error" && frame.ref === "ticket.take") {
-    banner(errorText(frame, "kiosk.error.generic", "kiosk.error."), "error");
+    errorBanner(frame, "kiosk.error.generic", "kiosk.error.");
     $("ticket-number").textContent = "";
     $("wait-position").textContent = t("kiosk.wait.failed");
   }
@@ -859,14 +859,14 @@ function startCall(peer, initiator) {
   call.sendApp({ kind: "devices", camera: visit.devices.camera, microphone: visit.devices.microphone });
   call.addEventListener("app", (/** @type {any} */ e) => onApp(e.detail));
   // The staff member's page went away: say so (not "unstable video") until it is back.
-  call.addEventListener("peer", (/** @type {any} */ e) => banner(e.detail === "reconnecting" ? t("kiosk.call.peer_reconnecting") : null));
+  call.addEventListener("peer", (/** @type {any} */ e) => banner(e.detail === "reconnecting" ? "kiosk.call.peer_reconnecting" : null));
   visit.files.addEventListener("progress", (/** @type {any} */ e) => fileProgress(e.detail));
   visit.files.addEventListener("file", (/** @type {any} */ e) => fileReceived(e.detail));
 }
 
 /** An app message from the staff side: data, each field checked before it is used. @param {any} data */
 function onApp(data) {
-  if (data.kind === "chat" && typeof data.text === "string") memory.append("chat", addChat(data.text, "them", visit.staffName || t("kiosk.call.staff")));
+  if (data.kind === "chat" && typeof data.text === "string") memory.append("chat", addChat(data.text, "them", visit.staffName ? { name: visit.staffName } : { key: "kiosk.call.staff" }));
   else if (data.kind === "screen") showStaffScreen(data.on === true);
   else if (data.kind === "notice") showNotice(data.url);
   else if (data.kind === "case" && typeof data.status === "string") showCaseResult(data);
@@ -999,10 +999,12 @@ function showStaffScreen(/** @type {boolean} */ on) {
 
 
 /**
- * One line in the list of files sent (#files-sent) or received (#files-received).
- * @param {"sent" | "received"} list @param {string} id @param {string} text @param {string} [kind]
+ * One line in the list of files sent (#files-sent) or received (#files-received); its label is a
+ * catalog key with its values (said again after a language switch) or a file's own name.
+ * @param {"sent" | "received"} list @param {string} id
+ * @param {[string, Record<string, any>] | string} label @param {string} [kind]
  */
-function fileLine(list, id, text, kind = "") {
+function fileLine(list, id, label, kind = "") {
   let li = fileLines[list].get(id);
   if (!li) {
     li = document.createElement("li");
@@ -1013,14 +1015,15 @@ function fileLine(list, id, text, kind = "") {
   }
   $(`files-${list}-block`).hidden = false;
   li.className = kind;
-  const label = li.querySelector(".label") || li.appendChild(Object.assign(document.createElement("span"), { className: "label" }));
-  label.textContent = text;
+  const shown = li.querySelector(".label") || li.appendChild(Object.assign(document.createElement("span"), { className: "label" }));
+  if (typeof label === "string") showPlain(shown, label);
+  else showText(shown, ...label);
   return /** @type {HTMLElement} */ (li);
 }
 
 function fileProgress(/** @type {any} */ p) {
   if (p.direction === "out") {
-    fileLine("sent", p.id, t("kiosk.call.sending", { name: p.name, percent: Math.floor((100 * p.done) / Math.max(1, p.size)) }));
+    fileLine("sent", p.id, ["kiosk.call.sending", { name: p.name, percent: Math.floor((100 * p.done) / Math.max(1, p.size)) }]);
   }
 }
 
@@ -1028,14 +1031,14 @@ async function sendFile(/** @type {Blob} */ blob, /** @type {string} */ name) {
   if (!visit.files) return;
   try {
     const result = await visit.files.send(blob, name);
-    fileLine("sent", result.id, t(result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }), result.ok ? "ok" : "error");
+    fileLine("sent", result.id, [result.ok ? "kiosk.call.sent" : "kiosk.call.send_failed", { name }], result.ok ? "ok" : "error");
   } catch (error) {
     console.error("file transfer failed", name, error);
     if (/** @type {Error} */ (error).message === "file_too_large") {
-      fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.too_large", { name }), "error");
+      fileLine("sent", `failed-${Date.now()}`, ["kiosk.call.too_large", { name }], "error");
       return;
     }
-    const li = fileLine("sent", `failed-${Date.now()}`, t("kiosk.call.send_failed", { name }), "error");
+    const li = fileLine("sent", `failed-${Date.now()}`, ["kiosk.call.send_failed", { name }], "error");
     const retry = document.createElement("button");
     retry.className = "button";
     showText(retry, "common.retry");
@@ -1089,7 +1092,7 @@ async function restoreFiles() {
       const id = `kept-${kept.id}`;
       if (kept.purged_at || fileLines.sent.has(id) || fileLines.received.has(id)) continue;
       if (kept.sender === "kiosk") {
-        fileLine("sent", id, t("kiosk.call.sent", { name: kept.name }), "ok");
+        fileLine("sent", id, ["kiosk.call.sent", { name: kept.name }], "ok");
         continue;
       }
       if (!shownType(kept.content_type)) {
@@ -1253,7 +1256,7 @@ function onLeft(/** @type {string} */ reason) {
   visit.screen = null;
   if (reason === "transferred") {
     show("waiting");
-    banner(t("kiosk.done.transferred"), "info");
+    banner("kiosk.done.transferred", "info");
     return;
   }
   if (visit.ticket) finishedTickets.add(visit.ticket.id);
@@ -1587,7 +1590,7 @@ function wire() {
     connection?.send({ type: "ticket.cancel" });
     goHome();
     // Said on the home screen for a while: the place in the queue is given up.
-    bannerForAWhile(t("kiosk.wait.cancelled"));
+    bannerForAWhile("kiosk.wait.cancelled");
   };
   // 挂断 asks first: a touch by mistake would cost the resident their place.
   closeHangupConfirm = askBeforeHangingUp({
@@ -1614,7 +1617,7 @@ function wire() {
     const text = $("chat-input").value.trim();
     if (!text || !visit.call) return;
     visit.call.sendApp({ kind: "chat", text });
-    memory.append("chat", addChat(text, "me", t("kiosk.call.chat_me")));
+    memory.append("chat", addChat(text, "me", { key: "kiosk.call.chat_me" }));
     $("chat-input").value = "";
   };
   $("rating-send").onclick = () => settleRating("no_answer");

@@ -3,7 +3,7 @@
 // packed, items awaiting pickup and the handover (pickup code, ID digits, signature), and one
 // scan field that a USB scanner types into (or, where the browser has it, the camera).
 // @ts-check
-import { banner } from "./callview.js";
+import { errorBanner } from "./callview.js";
 import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
@@ -193,7 +193,7 @@ function render() {
 
 async function load() {
   const response = await fetch(`${API}/overview`, { credentials: "same-origin" });
-  if (!response.ok) { banner(errorText((await response.json())?.error, "staff.error.generic"), "error"); return; }
+  if (!response.ok) { errorBanner((await response.json())?.error, "staff.error.generic"); return; }
   view = await response.json();
   if (packing && !view.packing.some((/** @type {any} */ r) => r.code === packing)) packing = null;
   render();

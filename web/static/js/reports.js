@@ -1,7 +1,7 @@
 // Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
 // @ts-check
 import { banner } from "./callview.js";
-import { clockTime, duration, el, errorText, lang, setLang, t, translate, unbroken } from "./i18n.js";
+import { clockTime, duration, el, errorKey, lang, setLang, t, translate, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -326,34 +326,38 @@ function render() {
 /**
  * Say why the range was refused and grey out the figures of the previous range (they no longer
  * match the dates in the form); the export links are withdrawn with them.
- * @param {string} text
+ * @param {string} key @param {Record<string, any>} [values]
  */
-function refuse(text) {
-  banner(text, "error");
+function refuse(key, values = {}) {
+  banner(key, "error", values);
   $("report").classList.add("stale");
   $("report").querySelectorAll("section").forEach((/** @type {HTMLElement} */ s) => { s.inert = true; });
   $("xlsx").removeAttribute("href");
 }
 
-/** Why the server would refuse the dates in the form (checked before asking), or "". */
+/**
+ * Why the server would refuse the dates in the form (checked before asking): a catalog key and
+ * its values, or null.
+ * @returns {[string, Record<string, any>] | null}
+ */
 function rangeProblem() {
   const from = $("from").value;
   const to = $("to").value;
-  if (!from || !to || from < EARLIEST || to > LATEST) return t("reports.date_bounds", { first: EARLIEST, last: LATEST });
+  if (!from || !to || from < EARLIEST || to > LATEST) return ["reports.date_bounds", { first: EARLIEST, last: LATEST }];
   const days = (Date.parse(to) - Date.parse(from)) / 86400000;
   // Which of the two is wrong, said apart (one text for both left the person guessing).
-  if (days < 0) return t("reports.range_reversed");
-  if (days > MAX_DAYS) return t("reports.range_too_long", { days: MAX_DAYS });
-  return "";
+  if (days < 0) return ["reports.range_reversed", {}];
+  if (days > MAX_DAYS) return ["reports.range_too_long", { days: MAX_DAYS }];
+  return null;
 }
 
 async function load() {
   const problem = rangeProblem();
-  if (problem) { refuse(problem); return; }
+  if (problem) { refuse(...problem); return; }
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "department,station,staff" });
   const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
   const body = await response.json();
-  if (!response.ok) { refuse(errorText(body.error, "error.bad_request")); return; }
+  if (!response.ok) { refuse(...errorKey(body.error, "error.bad_request")); return; }
   banner(null);
   $("report").classList.remove("stale");
   $("report").querySelectorAll("section").forEach((/** @type {HTMLElement} */ s) => { s.inert = false; });

@@ -1,10 +1,10 @@
 // The staff console (区大厅坐席): queue, ringing, the call, files, chat, transfer, wrap-up.
 // @ts-check
 import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, uploadFile } from "./protocol.js";
-import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
+import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, errorBanner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, calendarDate, catalogOption, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showSince, showText, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, catalogOption, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showPlain, showSince, showText, t, translate, warningGroups } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -151,8 +151,8 @@ async function open(me) {
   connection = new Connection({ auth: { kind: "staff" } });
   let lostCall = false;  // the session the call was in is gone: say so once back online
   connection.addEventListener("state", (/** @type {any} */ e) => {
-    if (e.detail === "reconnecting") banner(t(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting"));
-    else if (e.detail === "online") banner(lostCall ? t("staff.session_lost") : null, "info");
+    if (e.detail === "reconnecting") banner(connection?.unavailable ? "error.service_unavailable" : "net.reconnecting");
+    else if (e.detail === "online") banner(lostCall ? "staff.session_lost" : null, "info");
     if (e.detail === "online") lostCall = false;
   });
   // The server no longer knew this console's session (it restarted, or the network was gone
@@ -179,7 +179,7 @@ async function open(me) {
     // Kept with its time: a language switch says it again in the other language.
     if (again) showText($("replaced-checked"), "staff.busy_checked", { time: clockTime(new Date()) });
   });
-  connection.addEventListener("unavailable", () => banner(t("error.service_unavailable")));
+  connection.addEventListener("unavailable", () => banner("error.service_unavailable"));
   connection.addEventListener("auth-failed", () => showLogin());
   connection.addEventListener("message", (/** @type {any} */ e) => onMessage(e.detail));
   // The camera first, then the connection: after a reload mid-call the resumed `joined` comes at
@@ -259,7 +259,7 @@ function onMessage(frame) {
  */
 function onError(frame) {
   if (frame.ref === "call.stats") return;
-  banner(errorText(frame, "staff.error.generic"), "error");
+  errorBanner(frame, "staff.error.generic");
 }
 
 function onPresence(/** @type {any} */ frame) {
@@ -439,7 +439,7 @@ function onRingCancelled(/** @type {any} */ frame) {
   // Why the ring went: not answered in time, or the resident cancelled (or their kiosk went).
   const why = { timeout: "staff.ring.missed", resident_cancelled: "staff.ring.resident_cancelled", kiosk_gone: "staff.ring.kiosk_gone" }[/** @type {string} */ (frame.reason)];
   if (why) {
-    bannerForAWhile(t(why), frame.reason === "timeout" ? "warn" : "info");
+    bannerForAWhile(why, frame.reason === "timeout" ? "warn" : "info");
   }
 }
 
@@ -1232,7 +1232,7 @@ async function openTransfer() {
   try {
     targets = (await caseApi("/api/v1/console/transfer-targets")).departments;
   } catch (error) {
-    banner(errorText(error, "staff.error.generic"), "error");
+    errorBanner(error, "staff.error.generic");
     return;
   }
   const options = targets.map((/** @type {any} */ d) => {
@@ -1293,8 +1293,9 @@ function onProgress(/** @type {Visit} */ v, /** @type {any} */ p) {
   const li = fileItem(v, p.id);
   const percent = Math.floor((100 * p.done) / Math.max(1, p.size));
   /** @type {any} */ (li.querySelector("progress")).value = percent;
-  /** @type {any} */ (li.querySelector(".label")).textContent = p.direction === "in"
-    ? t("staff.call.receiving", { name: p.name, percent }) : `${p.name} ${percent}%`;
+  const label = /** @type {HTMLElement} */ (li.querySelector(".label"));
+  if (p.direction === "in") showText(label, "staff.call.receiving", { name: p.name, percent });
+  else showPlain(label, `${p.name} ${percent}%`);
 }
 
 /**
@@ -1315,7 +1316,7 @@ function onFile(v, file) {
     li.className = "error";
     return;
   }
-  label.textContent = file.name;
+  showPlain(label, file.name);
   const url = URL.createObjectURL(file.blob);
   v.urls.push(url);
   if (file.type) showFile(li, file, url);
@@ -1375,7 +1376,9 @@ async function restoreFiles(v) {
     if (v.fileItems.has(id) || kept.purged_at) continue;
     const li = fileItem(v, id);
     li.querySelector("progress")?.remove();
-    /** @type {any} */ (li.querySelector(".label")).textContent = kept.sender === "staff" ? t("staff.call.sent_file", { name: kept.name }) : kept.name;
+    const label = /** @type {HTMLElement} */ (li.querySelector(".label"));
+    if (kept.sender === "staff") showText(label, "staff.call.sent_file", { name: kept.name });
+    else showPlain(label, kept.name);
     if (kept.sender === "kiosk") {
       const file = { id, name: kept.name, type: shownType(kept.content_type), size: kept.size, sha256: kept.sha256, serverId: kept.id, ok: true };
       v.received.set(id, file);
@@ -1610,7 +1613,7 @@ async function whoAmI() {
   for (;;) {
     const response = await fetchMe();
     if (response?.status !== 503) return response;
-    banner(t("error.service_unavailable"));
+    banner("error.service_unavailable");
     const seconds = Number(response.headers.get("Retry-After")) || 5;
     await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   }
