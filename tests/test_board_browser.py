@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 from sqlalchemy import func, select
 
-from cloudhelp.core import workdays
+from cloudhelp.core import i18n, workdays
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.devtools import demo, history
 from cloudhelp.domain import ratings, timeouts
@@ -459,6 +459,10 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         english_level = {1: "Very dissatisfied", 2: "Dissatisfied"}[rating.level or 0]
         await page.click("#lang")
         await expect(first.locator(".badge.level")).to_have_text(english_level)
+        # And so are the reasons, from the list's own words (web/i18n: rating.reason.*).
+        english = i18n.catalog("en")
+        reasons = ", ".join(english[f"rating.reason.{r}"] for r in rating.reasons)
+        await expect(first).to_contain_text(f"reasons: {reasons}")
         await page.click("#lang")
         await expect(first.locator(".badge.level")).to_have_text(ratings.LEVELS[rating.level or 0])
         # An empty note is not accepted, and the page says so in Chinese under the field.

@@ -270,6 +270,13 @@ async def test_fishing_licence_renewal_call(sqlite_demo_url: str, tmp_path) -> N
         await kiosk.click("#rating-levels [data-level='2']")
         await kiosk.click("#rating-reasons .chip >> text=等待时间长")
         await snap(kiosk, "kiosk-8-bad-rating-reasons")
+        # The reasons are said in English after a switch (they stayed Chinese), the ticked one
+        # still ticked; what is stored is the list's own words (below).
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("#rating-reasons .chip.chosen")).to_have_text(["Long wait"])
+        await expect(kiosk.locator("#rating-reasons .chip").last).to_have_text("Other")
+        await kiosk.click("#lang")
+        await expect(kiosk.locator("#rating-reasons .chip.chosen")).to_have_text(["等待时间长"])
         await kiosk.click("#rating-send")
         await expect(kiosk.locator("#rating-thanks")).to_be_visible()
         await expect(home).to_have_css("background-color", "rgb(200, 16, 46)")  # --brand

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cloudhelp.core import i18n
+from cloudhelp.domain.ratings import BAD_REASONS
 from cloudhelp.store.models import FollowUp, Rating
 from tests.callkit import CallServer, running_server
 from tests.test_call_core import answer, take_ticket
@@ -140,3 +142,13 @@ async def test_good_ratings_skips_and_refusals(sqlite_demo_url: str) -> None:
         async with server.http.get("/api/v1/ratings/options") as r:
             options = await r.json()
         assert options["levels"][0] == {"value": 5, "label": "非常满意"}
+
+
+def test_every_bad_rating_reason_has_words_in_both_catalogs() -> None:
+    """The pages show a stored reason (Chinese, the list's own words) through the catalogs'
+    ``rating.reason.<reason>`` (web/static/js/i18n.js storedText)."""
+    for name in ("zh-CN", "en"):
+        missing = [r for r in BAD_REASONS if f"rating.reason.{r}" not in i18n.catalog(name)]
+        assert missing == [], (name, missing)
+    zh = i18n.catalog("zh-CN")
+    assert [zh[f"rating.reason.{r}"] for r in BAD_REASONS] == list(BAD_REASONS)

@@ -104,6 +104,13 @@ async def test_correction_round_two_passes_and_is_accepted_at_the_console(
         await expect(staff.locator("#ring-case")).to_contain_text(number)
         await expect(staff.locator("#ring-case")).to_contain_text("补正")
         await snap(staff, "console-1-correction-ring")
+        # It pulses, unless the system asks for less motion: then it stands still, highlighted.
+        pulse = "e => [getComputedStyle(e).animationName, getComputedStyle(e).boxShadow]"
+        assert (await ring.evaluate(pulse))[0] == "pulse"
+        await staff.emulate_media(reduced_motion="reduce")
+        name, shadow = await ring.evaluate(pulse)
+        assert name == "none" and shadow != "none", (name, shadow)
+        await staff.emulate_media(reduced_motion="no-preference")
         await staff_answers(kiosk, staff)
 
         # Round 2 opens beside the video: fresh marks, round 1's shown for reference.

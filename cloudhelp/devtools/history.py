@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cloudhelp.core import workdays
 from cloudhelp.core.clock import LOCAL_TZ
 from cloudhelp.domain import cases, netquality, queue
-from cloudhelp.domain.ratings import FOLLOW_UP_WORKING_DAYS
+from cloudhelp.domain.ratings import BAD_REASONS, FOLLOW_UP_WORKING_DAYS
 from cloudhelp.store.db import Database
 from cloudhelp.store.models import (
     Call,
@@ -276,14 +276,27 @@ def _served(
                        "staff_id": staff_id, "detail": {}})  # fmt: skip
         if rng.random() < 0.85:
             level = rng.choices(RATING_LEVELS, weights=RATING_WEIGHTS)[0]
-            if row["connected_at"] - row["enqueued_at"] > timedelta(minutes=8) and level > 2:
+            waited_long = row["connected_at"] - row["enqueued_at"] > timedelta(minutes=8)
+            if waited_long and level > 2:
                 level -= rng.choice((0, 1, 2))  # long waits sour the rating
+            reasons = _bad_reasons(ticket_id, waited_long) if level <= 2 else []
             ratings.append({"ticket_id": ticket_id, "staff_id": staff_id, "level": level,
-                            "reasons": ["等待时间长"] if level <= 2 else [],
-                            "created_at": row["closed_at"]})  # fmt: skip
+                            "reasons": reasons, "created_at": row["closed_at"]})  # fmt: skip
         if rng.random() < 0.35:
             new_cases.append((staff_id, item, row))
     return events, ratings, new_cases
+
+
+def _bad_reasons(ticket_id: int, waited_long: bool) -> list[str]:
+    """A bad rating's reasons as residents tick them: a long wait says so, and most name one
+    or two of the others. Drawn from the ticket's own generator, so the history's main one (and
+    every figure after it) is the same as without reasons."""
+    pick = random.Random(ticket_id)
+    reasons = ["等待时间长"] if waited_long else []
+    others = [r for r in BAD_REASONS if r not in reasons]
+    count = pick.choice((0, 1, 1, 2)) if waited_long else pick.choice((1, 1, 2))
+    reasons += pick.sample(others, count)
+    return [r for r in BAD_REASONS if r in reasons]  # in the list's order
 
 
 async def _calls(

@@ -2,7 +2,7 @@
 // @ts-check
 import { Connection } from "./protocol.js";
 import { banner, errorBanner } from "./callview.js";
-import { DISTRICT_TZ, duration, el, lang, replaceWarningGroups, setLang, showSince, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, duration, el, lang, replaceWarningGroups, setLang, showSince, t, warningGroups } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 import { pathText, renderBars } from "./netview.js";
 
@@ -160,7 +160,6 @@ async function start() {
 
 Object.assign(window, { cloudhelp: { get board() { return board; } } });
 await setLang(lang);
-translate(document);
 $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); render(); };
 setInterval(tick, 1000);
 tick();

@@ -4,7 +4,7 @@
 // resident's behalf with the same page (the server records who).
 // @ts-check
 import { banner, errorBanner } from "./callview.js";
-import { DISTRICT_TZ, el, errorKey, lang, setLang, showText, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, el, errorKey, lang, setLang, showText, t } from "./i18n.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 /** @type {{slot: any, found: any, key: {code: string, last4: string} | null, slots: any[], slotsAnswer: any, booked: any}} */
@@ -207,10 +207,8 @@ async function start() {
 Object.assign(window, { cloudhelp: { state } });
 wire();
 await setLang(lang);
-translate(document);
 $("lang").onclick = async () => {
   await setLang(lang === "zh-CN" ? "en" : "zh-CN");
-  translate(document);
   // What the page drew from the server's answers, in the new language (it stayed in the old).
   const chosen = state.slot;
   if (state.slotsAnswer) renderSlots(state.slotsAnswer);

@@ -3,7 +3,7 @@
 // burn-down and who has not come yet (one-click rebook).
 // @ts-check
 import { banner, errorBanner } from "./callview.js";
-import { el, lang, setLang, showText, t, translate, unbroken } from "./i18n.js";
+import { el, lang, setLang, showText, t, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -432,10 +432,8 @@ async function start() {
 
 Object.assign(window, { cloudhelp: { get campaign() { return campaign; }, get campaigns() { return campaigns; } } });
 await setLang(lang);
-translate(document);
 $("lang").onclick = async () => {
   await setLang(lang === "zh-CN" ? "en" : "zh-CN");
-  translate(document);
   if (campaign) { renderCampaign(); await loadHours(); } else if (campaigns.length) renderList();
 };
 await start();

@@ -2,7 +2,7 @@
 // was done and close each one.
 // @ts-check
 import { banner, bannerForAWhile, errorBanner } from "./callview.js";
-import { el, lang, setLang, t, translate } from "./i18n.js";
+import { el, lang, setLang, storedText, t } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -28,7 +28,10 @@ function card(f) {
   const level = el("p");
   // The level in the reader's language (the server's label is the Chinese one).
   level.append(el("span", f.level.value ? t(`kiosk.rate.level.${f.level.value}`) : t("followups.no_level"), "badge level"));
-  if (f.reasons.length) level.append(" ", el("span", t("followups.reasons", { reasons: f.reasons.join("、") })));
+  if (f.reasons.length) {
+    const reasons = f.reasons.map((/** @type {string} */ r) => storedText("rating.reason.", r)).join(t("common.list_separator"));
+    level.append(" ", el("span", t("followups.reasons", { reasons })));
+  }
   // Ticket numbers repeat every day: which session it was (day, station, who served, the case).
   const session = el("p", "", "session");
   session.append(el("span", [f.ticket.day, f.ticket.station, f.ticket.staff_name ? t("followups.served_by", { name: f.ticket.staff_name }) : ""].filter(Boolean).join(" · ")));
@@ -140,6 +143,5 @@ async function start() {
 
 Object.assign(window, { cloudhelp: { get followUps() { return followUps; } } });
 await setLang(lang);
-translate(document);
-$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); render(); };
+$("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); render(); };
 await start();

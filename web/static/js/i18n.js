@@ -92,6 +92,22 @@ export function showPlain(el, text) {
   el.textContent = text;
 }
 
+/**
+ * A value stored in Chinese from a fixed list (a bad rating's reason, cloudhelp/domain/
+ * ratings.py) in the page's language: the catalog's text of `prefix` + value when it has one,
+ * else the value as stored.
+ * @param {string} prefix @param {string} value
+ */
+export function storedText(prefix, value) {
+  return messages[`${prefix}${value}`] ?? value;
+}
+
+/** `storedText` shown in el, said again after a language switch. @param {HTMLElement} el @param {string} prefix @param {string} value */
+export function showStored(el, prefix, value) {
+  if (`${prefix}${value}` in messages) showText(el, `${prefix}${value}`);
+  else showPlain(el, value);
+}
+
 /** A select's option showing a catalog text (kept for a language switch). @param {string} key @param {string} [value] */
 export function catalogOption(key, value = "") {
   const option = new Option("", value);

@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, bannerSays, errorBanner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showPlain, showText, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showPlain, showStored, showText, t } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -1530,7 +1530,7 @@ async function showRating() {
   $("rating-reasons").replaceChildren(...options.reasons.map((/** @type {string} */ reason) => {
     const chip = document.createElement("button");
     chip.className = "chip big";
-    chip.textContent = reason;
+    showStored(chip, "rating.reason.", reason);
     chip.onclick = () => {
       chip.classList.toggle("chosen");
       const list = visit.rating.reasons;
@@ -1701,7 +1701,6 @@ Object.assign(window, { cloudhelp: { get visit() { return visit; }, get connecti
 let elderlyBeforeLoad = Boolean(localStorage.getItem(ELDERLY_KEY));
 localStorage.removeItem(ELDERLY_KEY);
 await setLang("zh-CN");
-translate(document);
 wire();
 const code = new URLSearchParams(location.search).get("enrol");
 if (code && !localStorage.getItem(CREDENTIAL_KEY)) await enrol(code);

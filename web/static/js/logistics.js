@@ -4,7 +4,7 @@
 // scan field that a USB scanner types into (or, where the browser has it, the camera).
 // @ts-check
 import { errorBanner } from "./callview.js";
-import { DISTRICT_TZ, el, errorText, lang, setLang, t, translate } from "./i18n.js";
+import { DISTRICT_TZ, el, errorText, lang, setLang, t } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -486,8 +486,7 @@ async function signIn(/** @type {Event} */ event) {
 
 async function start() {
   await setLang(lang);
-  translate(document);
-  $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); translate(document); render(); };
+  $("lang").onclick = async () => { await setLang(lang === "zh-CN" ? "en" : "zh-CN"); render(); };
   $("login-form").onsubmit = signIn;
   $("scan-form").onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();

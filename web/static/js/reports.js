@@ -1,7 +1,7 @@
 // Date-range reports (效能报表) drawn with ECharts; every table has its CSV.
 // @ts-check
 import { banner } from "./callview.js";
-import { clockTime, duration, el, errorKey, lang, setLang, t, translate, unbroken } from "./i18n.js";
+import { clockTime, duration, el, errorKey, lang, setLang, t, unbroken } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -421,7 +421,6 @@ async function start() {
 
 Object.assign(window, { cloudhelp: { get report() { return report; }, charts } });
 await setLang(lang);
-translate(document);
 $("lang").onclick = async () => {
   await setLang(lang === "zh-CN" ? "en" : "zh-CN");
   render();

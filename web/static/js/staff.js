@@ -4,7 +4,7 @@ import { Call, Connection, FileChannel, OTHER_TYPE, shownType, sniffType, upload
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, errorBanner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
 import { LEVELS, netcheckText, renderBars, sampleText } from "./netview.js";
-import { DISTRICT_TZ, beep, calendarDate, catalogOption, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showPlain, showSince, showText, t, translate, warningGroups } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, catalogOption, clockTime, duration, errorText, lang, replaceWarningGroups, setLang, showPlain, showSince, showText, t, warningGroups } from "./i18n.js";
 import { fetchMe, showNav } from "./sitenav.js";
 
 const LONG_WAIT_SECONDS = 300;
@@ -1606,7 +1606,6 @@ Object.assign(window, {
 });
 
 await setLang(lang);
-translate(document);
 wire();
 /** Who is signed in (null: nobody); while the service is out (503) the console says so and asks again. */
 async function whoAmI() {
