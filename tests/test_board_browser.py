@@ -181,6 +181,8 @@ async def test_the_board_follows_the_hall_live(
         await expect(page.locator("#departments-shared")).to_contain_text("在线坐席共 1 人")
         await expect(page.locator("#staff-count")).to_have_text("1")
         await snap(page, "board-2-after-call")
+        clock = page.locator("#clock")
+        await expect(clock).to_have_text(re.compile(r"^20\d\d/\d{1,2}/\d{1,2} \d\d:\d\d:\d\d$"))
 
         await page.click("#lang")
         await expect(page.locator("#warnings-empty")).to_have_text("No time-out warnings.")
@@ -190,6 +192,11 @@ async def test_the_board_follows_the_hall_live(
             " [1, 2].map(n => m.t('logistics.run.items', {n})))"
         )
         assert counts == ["1 item", "2 items"], counts
+        # The wall clock (2026/12/8 09:30:05 above) names the month in English ("Dec 8, 2026,
+        # 09:30:05"; 12/8/2026 reads as 12 August to many), on a 24-hour clock.
+        await expect(clock).to_have_text(
+            re.compile(r"^[A-Z][a-z]{2} \d{1,2}, 20\d\d, \d\d:\d\d:\d\d$")
+        )
         await snap(page, "board-3-english")
         # The server's pages follow the choice (the same cookie): the case search in English,
         # its states too.
@@ -472,6 +479,16 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await expect(missing_note).to_have_text("请先填写回访与整改情况，再办结。")
         await expect(first.locator("textarea")).to_have_attribute("aria-invalid", "true")
         await expect(first.locator("textarea")).to_be_focused()
+        # A note half written in another card, and that missing line, outlive a language
+        # switch (the list is drawn again: the note was lost, the line gone, a README walk
+        # found) and the first card's closing below.
+        other = cards.nth(1).locator("textarea")
+        await other.fill("已联系")
+        await page.click("#lang")
+        await expect(missing_note).to_have_text("Write what was done before closing it.")
+        await expect(other).to_have_value("已联系")
+        await page.click("#lang")
+        await expect(missing_note).to_have_text("请先填写回访与整改情况，再办结。")
         await first.locator("textarea").fill("已电话回访群众，说明等待原因并致歉。")
         await expect(first.locator(".field-problem")).to_be_hidden()
         await first.locator("button").click()
@@ -480,6 +497,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             f"{ticket.number}（{ticket.day}）的回访已办结。"
         )
         await expect(cards).to_have_count(len(still_open) - 1)
+        await expect(cards.first.locator("textarea")).to_have_value("已联系")
         # Closed at the bottom of the list, the banner saying so is in view (it sticks).
         last = cards.last
         await last.locator("textarea").fill("已上门回访。")

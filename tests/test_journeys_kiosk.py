@@ -262,7 +262,7 @@ async def test_journey_6_primary_actions_in_view_and_no_english(server: DemoServ
         async with journey.step("device check: title and 开始呼叫", "kiosk"):
             await kiosk.click("#call-button")
             await wait_for_video(kiosk, "#preview")
-            await in_view(kiosk, "check", "[data-screen=check] h1", "#start-call")
+            await in_view(kiosk, "check", "[data-screen=check] h1", "#start-call", "#preview")
         await sign_in_staff(staff, "zhaogang", available=False)
         async with journey.step("waiting screen: number and 取消", "staff"):
             await kiosk.click("#start-call")

@@ -9,6 +9,7 @@ import re
 from playwright.async_api import Page, Route, expect
 from sqlalchemy import select, update
 
+from cloudhelp.core import i18n
 from cloudhelp.store.models import Case, Department, Ticket
 from tests.browserkit import ARTIFACTS, chromium, new_page, snap, wait_for_video
 from tests.callkit import RELOAD_GRACE_SECONDS, CallServer, running_server
@@ -749,7 +750,23 @@ async def test_the_whole_checklist_shows_and_a_correction_asks_for_its_reason(
         await expect(box.locator("select.reason option").first).to_have_text(
             "Pick what must be corrected"
         )
+        await expect(box.locator("input.typed-reason")).to_have_attribute(
+            "placeholder", i18n.catalog("en")["staff.case.type_reason"]
+        )
         await expect(staff.locator("#case-status")).to_have_text("Pre-review")
+        # In English on a 1366×768 screen the call's four tools still keep to one row, 挂断
+        # (Hang up) whole in view, and Send beside the chat's input (they wrapped, Hang up cut
+        # off at the window's bottom, a README walk found).
+        await expect(staff.locator("#hangup")).to_have_text("Hang up")
+        tops = await staff.locator(".work .toolbar .button").evaluate_all(
+            "bs => bs.map(b => Math.round(b.getBoundingClientRect().top))"
+        )
+        assert len(tops) == 4 and len(set(tops)) == 1, tops
+        await expect(staff.locator("#hangup")).to_be_in_viewport(ratio=1)
+        send, typed = staff.locator("#chat-form button"), staff.locator("#chat-input")
+        send_box, typed_box = await send.bounding_box(), await typed.bounding_box()
+        assert send_box and typed_box and send_box["x"] > typed_box["x"] + typed_box["width"]
+        await snap(staff, "console-15b-english-in-call")
         await staff.click("#lang")
         await expect(box.locator("legend")).to_have_text("需补正原因（必填）")
         await expect(staff.locator("#case-status")).to_have_text("预审中")

@@ -137,7 +137,11 @@ const expanded = new Set();
 const acknowledge = (w) => connection?.send({ type: "warning.ack", warning: w.id });
 
 function tick() {
-  $("clock").textContent = new Date().toLocaleString(lang, { hour12: false, timeZone: DISTRICT_TZ });
+  // The month by name in English (12/8/2026 reads as 12 August to many, a README walk found).
+  $("clock").textContent = new Date().toLocaleString(lang, {
+    year: "numeric", month: lang === "en" ? "short" : "numeric", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: DISTRICT_TZ,
+  });
   showSince(document);
 }
 

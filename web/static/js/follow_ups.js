@@ -1,7 +1,7 @@
 // Bad-rating follow-ups (差评回访) for supervisors: the open ones, most overdue first; record what
 // was done and close each one.
 // @ts-check
-import { banner, bannerForAWhile, errorBanner } from "./callview.js";
+import { bannerForAWhile, errorBanner } from "./callview.js";
 import { el, lang, setLang, storedText, t } from "./i18n.js";
 import { supervisorSignedIn } from "./sitenav.js";
 
@@ -12,8 +12,10 @@ let followUps = [];
 let closedTotal = 0;
 const CLOSED_PAGE = 50;
 let closedAsked = CLOSED_PAGE;
-
-/** The catalog's text for an API error code, never the server's English message. @param {any} body */
+/** What has been typed in each open follow-up's note, by its id (kept while the list is drawn again). @type {Map<number, string>} */
+const drafts = new Map();
+/** The follow-ups whose 办结 was pressed with an empty note (their missing line stays shown). @type {Set<number>} */
+const unwritten = new Set();
 
 /** @param {any} f */
 function card(f) {
@@ -66,20 +68,31 @@ function card(f) {
   note.maxLength = 2000;
   note.rows = 2;
   note.placeholder = t("followups.note_hint");
+  note.value = drafts.get(f.id) || "";
   const button = el("button", t("followups.close"), "button primary");
   // An empty note is said in the page's language under the field, not in a browser bubble.
   form.noValidate = true;
   const missing = el("p", t("followups.note_required"), "field-problem");
   missing.id = `${id}-missing`;
+  const markMissing = () => {
+    missing.hidden = false;
+    note.setAttribute("aria-invalid", "true");
+    note.setAttribute("aria-describedby", missing.id);
+  };
   missing.hidden = true;
-  note.oninput = () => { missing.hidden = true; note.removeAttribute("aria-invalid"); };
+  if (unwritten.has(f.id)) markMissing();
+  note.oninput = () => {
+    drafts.set(f.id, note.value);
+    unwritten.delete(f.id);
+    missing.hidden = true;
+    note.removeAttribute("aria-invalid");
+  };
   form.append(label, note, button, missing);
   form.onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     if (!note.value.trim()) {
-      missing.hidden = false;
-      note.setAttribute("aria-invalid", "true");
-      note.setAttribute("aria-describedby", missing.id);
+      unwritten.add(f.id);
+      markMissing();
       note.focus();
       return;
     }
@@ -96,6 +109,7 @@ function card(f) {
     // Ticket numbers start again every day: the day says which B002.
     bannerForAWhile("followups.done", "info", { ticket: f.ticket.number, date: f.ticket.day });
     Object.assign(f, body.follow_up);
+    drafts.delete(f.id);
     closedTotal += 1;
     render();
   };
@@ -112,7 +126,11 @@ function render() {
   const closed = followUps.filter((f) => f.closed_at);
   const shown = showClosed ? [...open, ...closed] : open;
   $("empty").hidden = shown.length > 0;
+  // Drawn again (a language switch, another card closed): what was typed, a note's missing
+  // line and the focus stay (a switch lost a half-written note, a README walk found).
+  const focused = document.activeElement?.id;
   $("list").replaceChildren(...shown.map(card));
+  if (focused?.startsWith("note-")) document.getElementById(focused)?.focus();
   const more = showClosed && closedTotal > closed.length;
   $("more-closed").hidden = !more;
   if (more) $("more-closed").textContent = t("followups.more_closed", { shown: closed.length, total: closedTotal, n: Math.min(CLOSED_PAGE, closedTotal - closed.length) });

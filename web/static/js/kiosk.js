@@ -296,7 +296,7 @@ async function enrol(/** @type {string} */ code) {
     const code = body.error?.code || "";
     show("enrol");
     $("enrol-error").hidden = false;
-    $("enrol-error-what").textContent = known(`kiosk.enrol.error.${code}`) || t("kiosk.enrol.failed");
+    showText($("enrol-error-what"), known(`kiosk.enrol.error.${code}`) ? `kiosk.enrol.error.${code}` : "kiosk.enrol.failed");
     showText($("enrol-error-todo"), "kiosk.enrol.new_code");
     return;
   }
@@ -637,7 +637,7 @@ function takeTicket() {
   // An appointment checked in says so: it is served ahead of walk-ins of the same item.
   $("wait-appointment").hidden = !visit.appointment;
   $("wait-appointment-time").textContent = visit.appointmentTime;
-  $("wait-position").textContent = "";
+  showPlain($("wait-position"), "");
   $("wait-estimate").textContent = "";
   $("wait-nobody").hidden = true;
   $("wait-busy").hidden = true;
@@ -677,7 +677,7 @@ function onMessage(frame) {
   } else if (frame.type === "error" && frame.ref === "ticket.take") {
     errorBanner(frame, "kiosk.error.generic", "kiosk.error.");
     $("ticket-number").textContent = "";
-    $("wait-position").textContent = t("kiosk.wait.failed");
+    showText($("wait-position"), "kiosk.wait.failed");
   }
 }
 
@@ -743,7 +743,7 @@ function showWait(ticket) {
     position = t("kiosk.wait.next");
     estimate = t("kiosk.wait.estimate", { time: duration(ticket.estimated_wait_seconds) });
   }
-  $("wait-position").textContent = position;
+  showPlain($("wait-position"), position);
   $("wait-position").hidden = !position;
   $("wait-estimate").textContent = estimate;
   $("wait-estimate").hidden = !estimate;
@@ -1263,7 +1263,8 @@ function onLeft(/** @type {string} */ reason) {
   stopStream();  // the call is over: camera and microphone go off
   banner(null);  // no stale "unstable network" line on the thank-you screen
   show("done");
-  $("done-number").textContent = visit.ticket ? t("kiosk.done.number", { number: visit.ticket.number }) : "";
+  if (visit.ticket) showText($("done-number"), "kiosk.done.number", { number: visit.ticket.number });
+  else showPlain($("done-number"), "");
   const caseNumber = visit.caseNumber || visit.correction;
   $("done-case").hidden = !caseNumber;
   $("done-case-number").textContent = caseNumber || "";
@@ -1272,7 +1273,7 @@ function onLeft(/** @type {string} */ reason) {
   $("done-result").dataset.status = visit.caseStatus || "";
   $("done-result").hidden = !visit.caseResult;
   const key = `kiosk.reason.${reason}`;
-  $("done-reason").textContent = known(key) || t("kiosk.done.ended");
+  showText($("done-reason"), known(key) ? key : "kiosk.done.ended");
   showRating();
 }
 
@@ -1488,7 +1489,7 @@ function clearVisit() {
   $("wait-appointment").hidden = true;
   $("appointment-code").removeAttribute("aria-invalid");
   $("case-last4").removeAttribute("aria-invalid");
-  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "check-appointment-time", "check-appointment-item", "call-case-result", "done-result", "wait-case-number"]) $(id).textContent = "";
+  for (const id of ["item-name", "item-description", "item-promised", "item-statutory", "done-number", "done-case-number", "ticket-number", "wait-item", "wait-position", "wait-estimate", "check-case-number", "check-case-item", "check-appointment-time", "check-appointment-item", "call-case-result", "done-result", "wait-case-number"]) showPlain($(id), "");
   $("notice-overlay").hidden = true;
   $("notice-frame").src = "about:blank";
   callClock.stop();

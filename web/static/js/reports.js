@@ -119,7 +119,9 @@ function renderHot() {
     tooltip: {},
     grid: { left: 10, right: 40, bottom: 20, top: 10, containLabel: true },
     xAxis: { type: "value" },
-    yAxis: { type: "category", data: items.map((/** @type {any} */ i) => i.name.length > 16 ? `${i.name.slice(0, 16)}…` : i.name) },
+    // The items' names are what this chart is read for: larger and darker than the axis's default.
+    yAxis: { type: "category", data: items.map((/** @type {any} */ i) => i.name.length > 16 ? `${i.name.slice(0, 16)}…` : i.name),
+      axisLabel: { fontSize: 14, color: "#1b1f24" } },  // app.css --ink
     series: [{ type: "bar", data: items.map((/** @type {any} */ i) => i.tickets), itemStyle: { color: "#1f5fa8" },
       label: { show: true, position: "right" } }],
   }, true);

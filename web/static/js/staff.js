@@ -634,7 +634,8 @@ async function loadCase(/** @type {Visit} */ v, /** @type {string} */ number) {
   if (visit !== v) return;
   // A correction round: the previous round's marks stand beside each material for reference.
   $("round-info").hidden = !previous;
-  $("round-info").textContent = previous ? t("staff.case.round_info", { round, previous: previous.round }) : "";
+  if (previous) showText($("round-info"), "staff.case.round_info", { round, previous: previous.round });
+  else showPlain($("round-info"), "");
   renderChecklist(v, materials, previous ? previous.materials : null);
   showCaseState(v, found);
 }
@@ -713,6 +714,7 @@ function renderChecklist(v, materials, previous) {
     // Or type a reason of one's own (it wins over the pick).
     const typed = document.createElement("input");
     typed.className = "typed-reason";
+    typed.dataset.i18nPlaceholder = "staff.case.type_reason";  // said again after a language switch
     typed.placeholder = t("staff.case.type_reason");
     typed.setAttribute("aria-label", t("staff.case.type_reason_for", { name: m.name }));
     typed.maxLength = 500;
@@ -1045,7 +1047,7 @@ function showPeerDevices(/** @type {any} */ devices) {
   const key = noCamera && noMicrophone ? "staff.peer.no_camera_no_microphone"
     : noCamera ? "staff.peer.no_camera" : noMicrophone ? "staff.peer.no_microphone" : "";
   $("peer-devices").hidden = !key;
-  $("peer-devices").textContent = key ? t(key) : "";
+  if (key) showText($("peer-devices"), key);
   $("chat-hint").hidden = !key;
   if (key) {
     showText($("chat-hint"), noMicrophone ? "staff.call.chat_hint_no_microphone" : "staff.call.chat_hint_no_camera");
@@ -1132,7 +1134,7 @@ function onWrapup(/** @type {any} */ frame) {
   const reason = frame.end_reason || v.endReason || "";
   const known = ["kiosk_hangup", "staff_hangup", "peer_gone", "media_failed"].includes(reason);
   $("wrapup-reason").hidden = !known;
-  $("wrapup-reason").textContent = known ? t(`staff.wrapup.ended.${reason}`) : "";
+  if (known) showText($("wrapup-reason"), `staff.wrapup.ended.${reason}`);
   // The server proposes what the session implies (cloudhelp/outcomes.py); it records the
   // same outcome if the wrap-up times out. Without evidence (其他, its neutral proposal) the
   // staff member chooses: a quick 完成整理 would otherwise record 其他 for a resolved visit.
