@@ -240,6 +240,27 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
             await expect(kpi.locator("small")).to_have_text(f"按已通过预审的 {passed} 件计")
         await snap(page, "reports-1-top")
         assert await axe_violations(page, "reports") == []
+        # The range ends today, which is not over: its point is named so, and a line under
+        # the title says the figures count until now (one bad rating by noon read as a day's
+        # 好评率 of 0 %).
+        # (The default range ends yesterday: nothing said.)
+        partial = page.locator("#trend-partial")
+        await expect(partial).to_be_hidden()
+        today = await page.locator("#report").get_attribute("data-today")
+        assert today and report["to"] < today, (report["to"], today)
+        await page.goto(f"/reports?from={report['from']}&to={today}")
+        await expect(partial).to_be_visible()
+        ending_today = await page.evaluate("window.cloudhelp.report")
+        assert ending_today["daily"][-1]["day"] == today, ending_today["daily"][-1]
+        await expect(partial).to_have_text(
+            re.compile(rf"^今天（{today}）的数字只算到 \d\d:\d\d，这一天还没有结束。$")
+        )
+        labels = await page.evaluate(
+            "window.cloudhelp.charts.get('chart-trend').getOption().xAxis[0].data"
+        )
+        assert labels[-1] == f"{today}（今天）" and "今天" not in labels[-2], labels[-2:]
+        await snap(page, "reports-1a-today-partial")
+        await page.goto("/reports")
         # A year: the 30 days of history are all there is, and the trend says where it starts.
         since = page.locator("#trend-since")
         await expect(since).to_be_hidden()  # the 30 days: the line starts with the range

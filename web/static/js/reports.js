@@ -66,11 +66,17 @@ function renderTrend() {
   const since = days.length && days[0].day > report.from ? days[0].day : "";
   $("trend-since").hidden = !since;
   $("trend-since").textContent = since ? t("reports.trend_since", { day: since }) : "";
+  // Today is not over: its point is marked and said to count until now (a walk read one bad
+  // rating by noon as a day's 好评率 of 0 %, the line plunging at its end).
+  const todayIso = String($("report").dataset.today);
+  const partial = days.length > 0 && days[days.length - 1].day === todayIso;
+  $("trend-partial").hidden = !partial;
+  $("trend-partial").textContent = partial ? t("reports.trend_partial", { day: todayIso, time: clockTime(new Date()) }) : "";
   chart("chart-trend").setOption({
     tooltip: { trigger: "axis" },
     legend: { data: [t("metric.tickets"), t("metric.wait_mean_s"), t("metric.good_rate")] },
     grid: { left: 50, right: 110, bottom: 40 },
-    xAxis: { type: "category", data: days.map((/** @type {any} */ d) => d.day) },
+    xAxis: { type: "category", data: days.map((/** @type {any} */ d) => (d.day === todayIso ? t("reports.today_day", { day: d.day }) : d.day)) },
     // Three scales, each on an axis of its own: tickets on the left, minutes and 好评率 (%) on
     // the right, the percentage outermost (a line without an axis read as minutes).
     yAxis: [
