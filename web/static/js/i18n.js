@@ -20,6 +20,11 @@ export async function setLang(next) {
   translate(document);
 }
 
+/** Whether the catalog has a text for key. @param {string} key */
+export function hasText(key) {
+  return key in messages;
+}
+
 /** @param {string} key @param {Record<string, string | number>} [values] */
 export function t(key, values = {}) {
   // One of a thing in English ("1 item", not "1 items"): a key's ".one" text when n is 1.
@@ -99,12 +104,12 @@ export function showPlain(el, text) {
  * @param {string} prefix @param {string} value
  */
 export function storedText(prefix, value) {
-  return messages[`${prefix}${value}`] ?? value;
+  return hasText(`${prefix}${value}`) ? t(`${prefix}${value}`) : value;
 }
 
 /** `storedText` shown in el, said again after a language switch. @param {HTMLElement} el @param {string} prefix @param {string} value */
 export function showStored(el, prefix, value) {
-  if (`${prefix}${value}` in messages) showText(el, `${prefix}${value}`);
+  if (hasText(`${prefix}${value}`)) showText(el, `${prefix}${value}`);
   else showPlain(el, value);
 }
 

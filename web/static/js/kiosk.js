@@ -3,7 +3,7 @@
 import { Call, Connection, FileChannel, networkCheck, shownType } from "./protocol.js";
 import { addChat, addChatLines, askBeforeHangingUp, banner, bannerForAWhile, bannerSays, errorBanner, hangingUp, notPreviewable, showRemoteScreen, wireCall } from "./callview.js";
 import { CallMemory } from "./callmemory.js";
-import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, lang, phrased, setLang, showPlain, showStored, showText, t } from "./i18n.js";
+import { DISTRICT_TZ, beep, calendarDate, clockTime, duration, errorText, hasText, lang, phrased, setLang, showPlain, showStored, showText, t } from "./i18n.js";
 
 const CREDENTIAL_KEY = "cloudhelp.kiosk.credential";
 const ELDERLY_KEY = "cloudhelp.elderly";
@@ -113,8 +113,7 @@ function show(name) {
 
 /** Catalog text for a key, or null when the catalog has none. @param {string} key @param {Record<string, any>} [values] */
 function known(key, values) {
-  const text = t(key, values);
-  return text === key ? null : text;
+  return hasText(key) ? t(key, values) : null;
 }
 
 
@@ -296,7 +295,7 @@ async function enrol(/** @type {string} */ code) {
     const code = body.error?.code || "";
     show("enrol");
     $("enrol-error").hidden = false;
-    showText($("enrol-error-what"), known(`kiosk.enrol.error.${code}`) ? `kiosk.enrol.error.${code}` : "kiosk.enrol.failed");
+    showText($("enrol-error-what"), hasText(`kiosk.enrol.error.${code}`) ? `kiosk.enrol.error.${code}` : "kiosk.enrol.failed");
     showText($("enrol-error-todo"), "kiosk.enrol.new_code");
     return;
   }
@@ -1273,7 +1272,7 @@ function onLeft(/** @type {string} */ reason) {
   $("done-result").dataset.status = visit.caseStatus || "";
   $("done-result").hidden = !visit.caseResult;
   const key = `kiosk.reason.${reason}`;
-  showText($("done-reason"), known(key) ? key : "kiosk.done.ended");
+  showText($("done-reason"), hasText(key) ? key : "kiosk.done.ended");
   showRating();
 }
 
