@@ -7,6 +7,8 @@ and the board lists the call — a poor one first and marked; the figures stay w
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
@@ -30,6 +32,26 @@ async def wait_for(page: Page, server: CallServer, condition, what: str, ms: int
     raise AssertionError(f"timed out waiting for {what}")
 
 
+NOT_GOOD = {"poor": "网络较差，通话可能卡顿", "failed": "无法连接视频服务，请联系工作人员"}
+
+
+async def checked_good(kiosk: Page, attempts: int = 3) -> None:
+    """The kiosk's check says good, checked again as a resident would while it says poor.
+
+    The verdict is a measurement: loopback has measured poor on a loaded machine (a CI run with
+    three workers: the round trip through the server's echo peer, in the test's busy event loop,
+    over 300 ms). A poor check says so and offers 重新检测网络; pressing it checks again."""
+    check = kiosk.locator("#net-check")
+    for _ in range(attempts):
+        await expect(check).to_have_attribute("data-verdict", re.compile("^(good|poor|failed)$"))
+        verdict = await check.get_attribute("data-verdict")
+        if verdict == "good":
+            return
+        await expect(kiosk.locator("#net-status")).to_have_text(NOT_GOOD[verdict or ""])
+        await kiosk.click("#net-retry")  # shown for poor and failed; sets "checking" at once
+    await expect(check).to_have_attribute("data-verdict", "good")  # fails, saying what it was
+
+
 async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
     sqlite_demo_url: str, loopback_ice: None
 ) -> None:
@@ -44,7 +66,7 @@ async def test_kiosk_checks_the_network_and_staff_see_the_call_quality(
         # The device check checks the network too, and says so in plain words.
         await kiosk.click("#hot [data-item=NYNC-002]")
         await kiosk.click("#call-button")
-        await expect(kiosk.locator("#net-check")).to_have_attribute("data-verdict", "good")
+        await checked_good(kiosk)
         await expect(kiosk.locator("#net-status")).to_have_text("网络良好")
         await expect(kiosk.locator("#net-retry")).to_be_hidden()
         await wait_for_video(kiosk, "#preview")
