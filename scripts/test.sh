@@ -94,7 +94,11 @@ export CLOUDHELP_TEST_TURN_SECRET="$TURN_SECRET"
 
 # --- Redis: the broker between server processes (tests/test_redis_broker.py); no persistence ---
 REDIS_PORT=$(free_port)
+# Its latency monitor records any command or event of its own that took over 100 ms, printed
+# after pytest: tests have seen a Redis command time out (5 s) under load, and this says whether
+# the server itself stalled then.
 redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+  --latency-monitor-threshold 100 \
   --dir "$RUN" --logfile "$RUN/redis.log" --daemonize no >/dev/null 2>&1 &
 REDIS_PID=$!
 for _ in $(seq 50); do
@@ -168,6 +172,9 @@ awk -v b=$((BUSY1 - BUSY0)) -v i=$((IDLE1 - IDLE0)) -v s=$((STEAL1 - STEAL0)) 'B
   t = b + i + s; if (t == 0) exit
   printf "test.sh: the cores during pytest: %.0f %% busy, %.0f %% idle, %.0f %% stolen by the hypervisor\n",
     100 * b / t, 100 * i / t, 100 * s / t }'
+REDIS_STALLS=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --csv latency latest 2>/dev/null |
+  awk -F, 'NF >= 4 {gsub(/"/, "", $1); printf "%s%s (latest %s ms, max %s ms)", sep, $1, $3, $4; sep = ", "}')
+echo "test.sh: Redis's own stalls over 100 ms: ${REDIS_STALLS:-none}"
 if [ -s "${CLOUDHELP_TEST_CPU_LOG:-}" ]; then "$VENV/bin/python" -m tests.cpukit "$CLOUDHELP_TEST_CPU_LOG" 20; fi
 if [ -n "$LINT_PID" ]; then
   lint_status=0
