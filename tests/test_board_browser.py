@@ -6,10 +6,11 @@ import csv
 import io
 import re
 from datetime import datetime, time, timedelta
+from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Locator, Page, Route, expect
 from sqlalchemy import func, select
 
 from cloudhelp.core import i18n, workdays
@@ -243,7 +244,7 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         # The range ends today, which is not over: its point is named so, and a line under
         # the title says the figures count until now (one bad rating by noon read as a day's
         # 好评率 of 0 %).
-        # (The default range ends yesterday: nothing said.)
+        # (A range ending yesterday, as this one: nothing said.)
         partial = page.locator("#trend-partial")
         await expect(partial).to_be_hidden()
         today = await page.locator("#report").get_attribute("data-today")
@@ -260,14 +261,39 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         )
         assert labels[-1] == f"{today}（今天）" and "今天" not in labels[-2], labels[-2:]
         await snap(page, "reports-1a-today-partial")
-        await page.goto("/reports")
         # A year: the 30 days of history are all there is, and the trend says where it starts.
+        # Asked for while the page's own first range still loads (its answer held back until
+        # the year's has come): the page shows the year, not the range that answered last.
+        held: list[Route] = []
+
+        async def first_held(route: Route) -> None:
+            if held:
+                await route.continue_()
+            else:
+                held.append(route)
+
+        def is_report(url: str) -> bool:
+            return urlsplit(url).path == "/api/v1/reports"
+
+        await page.route(is_report, first_held)
+        await page.goto("/reports")
         since = page.locator("#trend-since")
-        await expect(since).to_be_hidden()  # the 30 days: the line starts with the range
+        await expect(since).to_be_hidden()
+        for _ in range(300):
+            if held:
+                break
+            await page.wait_for_timeout(100)
         await page.click("button[data-days='365']")
         await expect(since).to_be_visible()
         year = await page.evaluate("window.cloudhelp.report")
         assert year["from"] < year["daily"][0]["day"]
+        async with page.expect_response(lambda r: is_report(r.url)):
+            await held[0].continue_()  # the first range answers now, last
+        for _ in range(10):  # and changes nothing, a second on
+            assert (await page.evaluate("window.cloudhelp.report.from")) == year["from"]
+            await page.wait_for_timeout(100)
+        await expect(since).to_be_visible()
+        await page.unroute(is_report, first_held)
         await expect(since).to_have_text(
             f"{year['daily'][0]['day']} 之前没有记录，曲线从这一天开始。"
         )

@@ -288,11 +288,14 @@ function renderQuality(quality) {
 /** @type {any} the range's call quality, as last loaded (drawn again in another language) */
 let quality = null;
 
-async function loadQuality() {
+/** @param {number} attempt the load() it belongs to */
+async function loadQuality(attempt) {
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, level: "poor" });
   const response = await fetch(`/api/v1/reports/call-quality?${params}`, { credentials: "same-origin" });
-  if (!response.ok) return;
-  quality = await response.json();
+  if (!response.ok || attempt !== loads) return;
+  const body = await response.json();
+  if (attempt !== loads) return;
+  quality = body;
   renderQuality(quality);
 }
 
@@ -359,12 +362,21 @@ function rangeProblem() {
   return null;
 }
 
+/**
+ * How many ranges were asked for: a load answers only if no other was asked for after it (a
+ * year asked for while the page's first 30 days still loaded was drawn, then overwritten by
+ * the 30 days that answered later, under the year's dates: a test on a loaded machine).
+ */
+let loads = 0;
+
 async function load() {
+  const attempt = ++loads;
   const problem = rangeProblem();
   if (problem) { refuse(...problem); return; }
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, by: "department,station,staff" });
   const response = await fetch(`/api/v1/reports?${params}`, { credentials: "same-origin" });
   const body = await response.json();
+  if (attempt !== loads) return;  // another range was asked for meanwhile
   if (!response.ok) { refuse(...errorKey(body.error, "error.bad_request")); return; }
   banner(null);
   $("report").classList.remove("stale");
@@ -372,14 +384,19 @@ async function load() {
   report = body;
   history.replaceState(null, "", `?from=${report.from}&to=${report.to}`);
   render();
-  await Promise.all([loadCampaigns(), loadQuality()]);
+  await Promise.all([loadCampaigns(attempt), loadQuality(attempt)]);
 }
 
-/** The campaigns (集中办理) whose dates meet the range, with their figures (docs/appointments.md). */
-async function loadCampaigns() {
+/**
+ * The campaigns (集中办理) whose dates meet the range, with their figures (docs/appointments.md).
+ * @param {number} attempt the load() it belongs to
+ */
+async function loadCampaigns(attempt) {
   const response = await fetch("/api/v1/campaigns", { credentials: "same-origin" });
-  if (!response.ok) return;
-  campaigns = (await response.json()).campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
+  if (!response.ok || attempt !== loads) return;
+  const body = await response.json();
+  if (attempt !== loads) return;
+  campaigns = body.campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
   renderCampaigns(campaigns);
 }
 
