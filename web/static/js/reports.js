@@ -292,9 +292,9 @@ let quality = null;
 async function loadQuality(attempt) {
   const params = new URLSearchParams({ from: $("from").value, to: $("to").value, level: "poor" });
   const response = await fetch(`/api/v1/reports/call-quality?${params}`, { credentials: "same-origin" });
-  if (!response.ok || attempt !== loads) return;
+  if (!response.ok) return;
   const body = await response.json();
-  if (attempt !== loads) return;
+  if (attempt !== loads) return;  // another range was asked for meanwhile
   quality = body;
   renderQuality(quality);
 }
@@ -393,9 +393,9 @@ async function load() {
  */
 async function loadCampaigns(attempt) {
   const response = await fetch("/api/v1/campaigns", { credentials: "same-origin" });
-  if (!response.ok || attempt !== loads) return;
+  if (!response.ok) return;
   const body = await response.json();
-  if (attempt !== loads) return;
+  if (attempt !== loads) return;  // another range was asked for meanwhile
   campaigns = body.campaigns.filter((/** @type {any} */ c) => c.starts_on <= $("to").value && c.ends_on >= $("from").value);
   renderCampaigns(campaigns);
 }
