@@ -16,6 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=${CLOUDHELP_VENV:-$ROOT/.venv}
+# When the command started (kept by the run inside the namespace): the time spent installing
+# and starting services before pytest is printed with pytest's.
+export CLOUDHELP_TEST_STARTED=${CLOUDHELP_TEST_STARTED:-$(date +%s)}
 
 if [ "${1:-}" != "--inside" ]; then
   # --- Debian packages, each only when absent ------------------------------------------------
@@ -165,6 +168,7 @@ if [ -n "${CLOUDHELP_TEST_CPU_REPORT:-}" ]; then
   export CLOUDHELP_TEST_CPU_LOG="$ROOT/test-artifacts/test-cpu.log"
   : >"$CLOUDHELP_TEST_CPU_LOG"
 fi
+echo "test.sh: pytest starts $(($(date +%s) - CLOUDHELP_TEST_STARTED)) s after the command did"
 status=0
 "$VENV/bin/pytest" "${XDIST[@]}" "$@" || status=$?
 read -r BUSY1 IDLE1 STEAL1 < <(cpu_times)

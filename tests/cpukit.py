@@ -1,12 +1,12 @@
 """Each test's CPU: the test process and everything it started (servers, commands, Chromium).
 
 With ``CLOUDHELP_TEST_CPU_LOG`` set to a file, every test appends one line to it,
-``<cpu seconds>\t<wall seconds>\t<node id>``: what the test process and its descendants used
-while the test ran. Descendants are found twice a second (``TreeMeter``), so a process that
-lives less than half a second is missed and one that ends counts up to its last sighting
-(Chromium's zygote does not wait for the renderers it forks, so their CPU never reaches a
-parent's ``cutime``). scripts/test.sh sets it when asked and prints the tests that took the
-most (``python -m tests.cpukit <file>``).
+``<cpu seconds>\t<wall seconds>\t<ended at>\t<worker>\t<node id>``: what the test process
+and its descendants used while the test ran. Descendants are found twice a second
+(``TreeMeter``), so a process that lives less than half a second is missed and one that ends
+counts up to its last sighting (Chromium's zygote does not wait for the renderers it forks, so
+their CPU never reaches a parent's ``cutime``). scripts/test.sh sets it when asked and prints
+the tests that took the most and how many ran at once (``python -m tests.cpukit <file>``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,31 +104,56 @@ class TreeMeter:
 
 
 def record(nodeid: str, cpu_seconds: float, wall_seconds: float) -> None:
-    """Append a test's line to the log named by ``CLOUDHELP_TEST_CPU_LOG`` (if set)."""
+    """Append a test's line to the log named by ``CLOUDHELP_TEST_CPU_LOG`` (if set): its CPU,
+    its wall time, when it ended (seconds since the epoch), its worker and its id."""
     path = os.environ.get(LOG_VARIABLE)
     if path:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+        line = f"{cpu_seconds:.2f}\t{wall_seconds:.2f}\t{time.time():.1f}\t{worker}\t{nodeid}\n"
         with open(path, "a") as log:  # one short write: lines of several workers stay whole
-            log.write(f"{cpu_seconds:.2f}\t{wall_seconds:.2f}\t{nodeid}\n")
+            log.write(line)
+
+
+def _timeline(tests: list[tuple[float, float, float, str, str]], bucket: float = 60) -> list[str]:
+    """How many tests ran at once, minute by minute, and when each worker ran out of tests:
+    idle cores at the end of a run are a schedule's cost, not the tests'."""
+    start = min(end - wall for _cpu, wall, end, _worker, _nodeid in tests)
+    finish = max(end for _cpu, _wall, end, _worker, _nodeid in tests)
+    lines = ["tests running at once (mean over each minute, from the first test's start):"]
+    minute = start
+    while minute < finish:
+        covered = sum(
+            max(0.0, min(end, minute + bucket) - max(end - wall, minute))
+            for _cpu, wall, end, _worker, _nodeid in tests
+        )
+        lines.append(f"  {(minute - start) / 60:4.0f} min  {covered / bucket:4.1f}")
+        minute += bucket
+    last: dict[str, float] = defaultdict(float)
+    for _cpu, _wall, end, worker, _nodeid in tests:
+        last[worker] = max(last[worker], end)
+    ends = (f"{worker} {(end - start) / 60:.1f} min" for worker, end in sorted(last.items()))
+    lines.append("each worker's last test ended at: " + ", ".join(ends))
+    return lines
 
 
 def report(path: Path, top: int = 25) -> str:
     """The tests and the files that took the most CPU, from a log ``record`` wrote."""
-    tests: list[tuple[float, float, str]] = []
+    tests: list[tuple[float, float, float, str, str]] = []
     for line in path.read_text().splitlines():
-        cpu, wall, nodeid = line.split("\t", 2)
-        tests.append((float(cpu), float(wall), nodeid))
+        cpu, wall, end, worker, nodeid = line.split("\t", 4)
+        tests.append((float(cpu), float(wall), float(end), worker, nodeid))
     files: dict[str, float] = defaultdict(float)
-    for cpu, _wall, nodeid in tests:
+    for cpu, _wall, _end, _worker, nodeid in tests:
         files[nodeid.split("::")[0]] += cpu
-    total = sum(cpu for cpu, _wall, _nodeid in tests)
+    total = sum(cpu for cpu, *_rest in tests)
     lines = [f"CPU of the tests' process trees: {total:.0f} s over {len(tests)} tests"]
     lines.append(f"the {top} files that took the most:")
     for name, cpu in sorted(files.items(), key=lambda item: -item[1])[:top]:
         lines.append(f"  {cpu:7.1f} s  {name}")
     lines.append(f"the {top} tests that took the most (CPU, wall):")
-    for cpu, wall, nodeid in sorted(tests, reverse=True)[:top]:
+    for cpu, wall, _end, _worker, nodeid in sorted(tests, reverse=True)[:top]:
         lines.append(f"  {cpu:7.1f} s  {wall:6.1f} s  {nodeid}")
-    return "\n".join(lines)
+    return "\n".join(lines + _timeline(tests))
 
 
 if __name__ == "__main__":
