@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.async_api import Browser, Locator, Page, Route, expect
 from sqlalchemy import select
 
@@ -1072,73 +1071,87 @@ async def test_correction_verdicts_show_at_the_kiosk_and_send_file_is_a_button(
         await snap(kiosk, "kiosk-case-3-done")
 
 
-@pytest.mark.parametrize(
-    ("width", "height", "elderly"),
-    # 1920×1080 has more room than 1366×768 every way; 1280×720 has less.
-    [
-        (1366, 768, False),
-        (1280, 720, False),
-        (1080, 1920, False),
-        (1366, 768, True),
-        (1280, 720, True),
-    ],
-    ids=["1366", "1280", "portrait", "1366-large-type", "1280-large-type"],
-)
-async def test_primary_actions_fit_the_screen(
-    sqlite_demo_url: str, width: int, height: int, elderly: bool
-) -> None:
+# The kiosk screens a station may have, in normal type and in 大字模式: 1920×1080 has more room
+# than 1366×768 every way; 1280×720 has less.
+KIOSK_LAYOUTS = [
+    (1366, 768, False),
+    (1280, 720, False),
+    (1080, 1920, False),
+    (1366, 768, True),
+    (1280, 720, True),
+]
+
+
+async def test_primary_actions_fit_the_screen(sqlite_demo_url: str) -> None:
+    """One resident's visit, each screen of it seen at every layout (the window resized, 大字模式
+    pressed or not, the screen scrolled to its top as it opens): its main action is in view."""
     async with running_server(sqlite_demo_url) as server, chromium() as browser:
         kiosk = await new_page(browser, server.base_url)
-        await kiosk.set_viewport_size({"width": width, "height": height})
         await enrolled_kiosk(server, kiosk)
         staff = await server.staff("zhaogang", available=False)
-        name = f"kiosk-layout-{width}x{height}" + ("-large" if elderly else "")
-        if elderly:
-            await kiosk.click("#elderly")
-        await expect(kiosk.locator("#hot .tile").first).to_be_in_viewport()
-        # The bar is one row (the station's name gives way, not 大字模式 or English).
-        bar = await kiosk.locator(".topbar").bounding_box()
-        lang = await kiosk.locator("#lang").bounding_box()
-        assert bar and lang and bar["height"] < 100 and lang["y"] < bar["height"] / 2, (bar, lang)
-        # The station and terminal are named whole (大字模式 at 1280 px cut them off: the
-        # page's own name gives way there).
-        station = kiosk.locator("#station")
-        await expect(station).to_contain_text("前关驿站")
-        assert await station.evaluate("e => e.scrollWidth <= e.clientWidth"), (
-            await station.text_content()
-        )
-        # 再次来办: the check-in, correction and papers forms below the items are one touch
-        # away from the top of the screen.
-        shortcuts = kiosk.locator(".home-shortcuts [data-jump]")
-        await expect(shortcuts).to_have_text(["预约签到", "补正材料", "我的材料/证照"])
-        for n in range(3):
-            await expect(shortcuts.nth(n)).to_be_in_viewport(ratio=1)
-        await snap(kiosk, f"{name}-1-home")
-        await shortcuts.nth(1).click()
-        await expect(kiosk.locator("#case-query")).to_be_focused()
-        await expect(kiosk.locator("#case-query")).to_be_in_viewport(ratio=1)
-        await expect(kiosk.locator("#correction-title")).to_be_in_viewport(ratio=1)
+
+        async def at_each_layout(
+            number: int, screen: str, check: Callable[[], Awaitable[None]]
+        ) -> None:
+            for width, height, large in KIOSK_LAYOUTS:
+                await kiosk.set_viewport_size({"width": width, "height": height})
+                if (await kiosk.get_attribute("#elderly", "aria-pressed")) != str(large).lower():
+                    await kiosk.click("#elderly")
+                await kiosk.evaluate("window.scrollTo(0, 0)")
+                await check()
+                name = f"kiosk-layout-{width}x{height}" + ("-large" if large else "")
+                await snap(kiosk, f"{name}-{number}-{screen}")
+
+        async def home() -> None:
+            await expect(kiosk.locator("#hot .tile").first).to_be_in_viewport()
+            # The bar is one row (the station's name gives way, not 大字模式 or English).
+            bar = await kiosk.locator(".topbar").bounding_box()
+            lang = await kiosk.locator("#lang").bounding_box()
+            assert bar and lang and bar["height"] < 100 and lang["y"] < bar["height"] / 2, (
+                kiosk.viewport_size, bar, lang)  # fmt: skip
+            # The station and terminal are named whole (大字模式 at 1280 px cut them off: the
+            # page's own name gives way there).
+            station = kiosk.locator("#station")
+            await expect(station).to_contain_text("前关驿站")
+            assert await station.evaluate("e => e.scrollWidth <= e.clientWidth"), (
+                kiosk.viewport_size, await station.text_content())  # fmt: skip
+            # 再次来办: the check-in, correction and papers forms below the items are one touch
+            # away from the top of the screen.
+            shortcuts = kiosk.locator(".home-shortcuts [data-jump]")
+            await expect(shortcuts).to_have_text(["预约签到", "补正材料", "我的材料/证照"])
+            for n in range(3):
+                await expect(shortcuts.nth(n)).to_be_in_viewport(ratio=1)
+            await kiosk.locator("#search").focus()
+            await shortcuts.nth(1).click()
+            await expect(kiosk.locator("#case-query")).to_be_focused()
+            await expect(kiosk.locator("#case-query")).to_be_in_viewport(ratio=1)
+            await expect(kiosk.locator("#correction-title")).to_be_in_viewport(ratio=1)
+            await kiosk.evaluate("window.scrollTo(0, 0)")
+
+        def in_view(*selectors: str) -> Callable[[], Awaitable[None]]:
+            async def check() -> None:
+                for selector in selectors:
+                    await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
+
+            return check
+
+        await at_each_layout(1, "home", home)
         await kiosk.click("#hot [data-item=NYNC-002]")
         await expect(kiosk.locator("#item-materials li")).to_have_count(7)
-        await expect(kiosk.locator("#call-button")).to_be_in_viewport(ratio=1)
-        await snap(kiosk, f"{name}-2-item")
+        await at_each_layout(2, "item", in_view("#call-button"))
         await kiosk.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         await kiosk.click("#call-button")
-        await expect(kiosk.locator("[data-screen=check] h1")).to_be_in_viewport(ratio=1)
         await expect(kiosk.locator("#start-call")).to_be_enabled()
-        await expect(kiosk.locator("#start-call")).to_be_in_viewport(ratio=1)
         await kiosk.wait_for_function("document.querySelector('#preview').videoWidth > 0")
-        await snap(kiosk, f"{name}-3-check")
+        await at_each_layout(3, "check", in_view("[data-screen=check] h1", "#start-call"))
         await kiosk.click("#start-call")
         await expect(kiosk.locator("#ticket-number")).to_have_text(re.compile(r"[A-Z]\d{3}"))
-        await expect(kiosk.locator("#cancel-ticket")).to_be_in_viewport(ratio=1)
-        await snap(kiosk, f"{name}-4-waiting")
+        await at_each_layout(4, "waiting", in_view("#cancel-ticket"))
         await staff.send({"type": "staff.status", "status": "available"})
         ring = await staff.expect("ring")
         await staff.send({"type": "ring.accept", "ticket": ring["ticket"]["id"]})
         await expect(kiosk.locator("[data-screen=call]")).to_be_visible()
-        await expect(kiosk.locator("#hangup")).to_be_in_viewport(ratio=1)
-        await snap(kiosk, f"{name}-5-call")
+        await at_each_layout(5, "call", in_view("#hangup"))
         # The longest thank-you screen: the case accepted (a two-line result with the promised
         # date and where to collect), its number, a bad level with its reasons.
         joined = await kiosk.evaluate("window.cloudhelp.connection.sessionId")
@@ -1152,9 +1165,7 @@ async def test_primary_actions_fit_the_screen(
         await kiosk.click("#rating-levels [data-level='1']")
         shown = ("#done-result", "#done-case-number", "#rating-levels", "#rating-reasons",
                  "#rating-send", "#done-home", "#done-countdown")  # fmt: skip
-        for selector in shown:
-            await expect(kiosk.locator(selector)).to_be_in_viewport(ratio=1)
-        await snap(kiosk, f"{name}-6-done")
+        await at_each_layout(6, "done", in_view(*shown))
 
 
 async def test_reload_while_waiting_keeps_camera_microphone_and_large_type(
