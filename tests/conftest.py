@@ -195,18 +195,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _spread_browser_tests(items: list[pytest.Item]) -> list[pytest.Item]:
     """The order xdist hands tests out in: the grouped modules first (the longest units), then
-    the page tests spread evenly among the others (those with slow helpers first) and none in
-    the last tenth. Only
-    BROWSER_SLOTS page tests run at once, and a worker that takes one while they are busy waits:
-    page tests bunched together (as the files' order puts them) left a worker waiting for a
+    the page tests spread evenly among the others (those with slow helpers first), none in the
+    last tenth. Only BROWSER_SLOTS page tests run at once, and a worker that takes one while
+    they are busy waits: bunched together (the files' order) they left a worker waiting for a
     minute at a time (2.4 tests running at once of 3 for three minutes of a run)."""
-    grouped = [item for item in items if item.get_closest_marker("xdist_group")]
-    rest = [item for item in items if not item.get_closest_marker("xdist_group")]
-    pages = [item for item in rest if _opens_browser(item)]
-    others = sorted(  # those with slow helpers (servers, commands) early: a short tail
-        (item for item in rest if not _opens_browser(item)),
-        key=lambda item: not _uses_slow_helpers(item),
-    )
+    grouped: list[pytest.Item] = []
+    pages: list[pytest.Item] = []
+    others: list[pytest.Item] = []
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            grouped.append(item)
+        elif _opens_browser(item):
+            pages.append(item)
+        else:
+            others.append(item)
+    others.sort(key=lambda item: not _uses_slow_helpers(item))  # a short tail
     placed = [(0.9 * (n + 0.5) / len(pages), item) for n, item in enumerate(pages)]
     placed += [((n + 0.5) / len(others), item) for n, item in enumerate(others)]
     return grouped + [item for _position, item in sorted(placed, key=lambda pair: pair[0])]

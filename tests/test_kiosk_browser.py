@@ -1126,7 +1126,6 @@ async def test_primary_actions_fit_the_screen(sqlite_demo_url: str) -> None:
             await expect(kiosk.locator("#case-query")).to_be_focused()
             await expect(kiosk.locator("#case-query")).to_be_in_viewport(ratio=1)
             await expect(kiosk.locator("#correction-title")).to_be_in_viewport(ratio=1)
-            await kiosk.evaluate("window.scrollTo(0, 0)")
 
         def in_view(*selectors: str) -> Callable[[], Awaitable[None]]:
             async def check() -> None:
