@@ -393,6 +393,38 @@ async def test_the_demos_papers_are_picked_up_and_carried_in_the_halls_opening_h
         assert latest <= closed, latest.astimezone(LOCAL_TZ)
 
 
+async def test_the_demos_licences_are_issued_after_their_cases_concluded(
+    sessions: async_sessionmaker[AsyncSession], demo_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """Loaded on a Tuesday morning, 陈丽华's licence (her case concluded "4 days ago", the Friday;
+    shelved "2 days ago", the Sunday: the Friday too) was issued the Thursday, before her case
+    concluded. Each licence on the shelf is issued after its case concluded, and shelved at
+    least half a day later, before the demo's now."""
+    from cloudhelp.devtools import demo, demo_items
+    from cloudhelp.store.models import Case, TrackedItem
+
+    loaded = datetime(2026, 12, 1, 10, 0, tzinfo=LOCAL_TZ)  # a Tuesday, the hall open
+    async with sessions() as session, session.begin():
+        await demo.seed_cases(session, "210211", now=loaded)
+        await demo_items.seed_items(session, tmp_path, now=loaded)
+    async with sessions() as session:
+        shelved = (
+            await session.scalars(
+                select(TrackedItem).where(
+                    TrackedItem.kind == "certificate", TrackedItem.ready_at.is_not(None)
+                )
+            )
+        ).all()
+        assert len(shelved) == 3
+        for item in shelved:
+            assert item.ready_at is not None and item.ready_at <= loaded, item.description
+            assert item.ready_at - item.created_at >= timedelta(hours=12), item.description
+            case = await session.get(Case, item.case_id)
+            assert case is not None and case.concluded_at is not None
+            assert case.concluded_at <= item.created_at, (
+                item.description, case.concluded_at, item.created_at)  # fmt: skip
+
+
 ENROL_LINK = re.compile(r"^ +(\S+) +(http://127\.0\.0\.1:8080/kiosk\?enrol=(\w{4}-\w{4}))  ", re.M)
 
 

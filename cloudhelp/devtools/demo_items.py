@@ -7,7 +7,7 @@ do: nothing is picked up or carried at 00:23 on a Saturday."""
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,12 @@ def _issued(case: Case | None, latest: datetime) -> datetime:
     issue), and no later than ``latest``."""
     concluded = case.concluded_at if case is not None else None
     return min(concluded + timedelta(hours=1), latest) if concluded is not None else latest
+
+
+def _close_after(moment: datetime) -> datetime:
+    """When the hall closes on the first working day after ``moment``'s day."""
+    day = workdays.add_working_days(clock.local_date(moment), 1).day
+    return datetime.combine(day, HALL_CLOSES, clock.LOCAL_TZ).astimezone(UTC)
 
 
 def _office_moments(start: datetime, end: datetime, count: int) -> list[datetime]:
@@ -186,8 +192,13 @@ async def seed_items(session: AsyncSession, data_dir: Path, now: datetime | None
         await _hop(session, street, station, "DLW-QG", item.code)
     for item, case, shelved in ((picked, delivered, 2), (ready, None, 1), (overdue, concluded, 16)):
         await handover.make_ready(session, station, item)
-        # At a close of the hall on a working day (the day before, when that one was not).
+        # At a close of the hall on a working day (the day before, when that one was not), and
+        # not before the working day after its case concluded (a weekend between "2 days ago"
+        # and "4 days ago" put both on one Friday: the licence was issued before its case
+        # concluded), nor after now.
         on_shelf = sessions_end(now - timedelta(days=shelved))
+        if case is not None and case.concluded_at is not None:
+            on_shelf = min(max(on_shelf, _close_after(case.concluded_at)), now)
         latest = sessions_end(on_shelf - timedelta(days=1))
         await _dated(session, item, _issued(case, latest), on_shelf)
     sha = filestore.store_bytes(data_dir, signature_png())
