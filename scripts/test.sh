@@ -144,6 +144,7 @@ if [ "$LINT" = 1 ]; then
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/lint-imports" --no-logo --no-cache  # the layering contracts in pyproject.toml
     "$VENV/bin/python" scripts/mypy_ratchet.py
+    times >"$RUN/lint.times"  # the step's own, then its commands' user and system time
   ) >"$RUN/lint.log" 2>&1 &
   LINT_PID=$!
 fi
@@ -180,11 +181,15 @@ awk -v b=$((BUSY1 - BUSY0)) -v i=$((IDLE1 - IDLE0)) -v s=$((STEAL1 - STEAL0)) 'B
 REDIS_STALLS=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --csv latency latest 2>/dev/null |
   awk -F, 'NF >= 4 {gsub(/"/, "", $1); printf "%s%s (latest %s ms, max %s ms)", sep, $1, $3, $4; sep = ", "}')
 echo "test.sh: Redis's own stalls over 100 ms: ${REDIS_STALLS:-none}"
+# The CPU used beside the tests (not in tests/cpukit's per-test figures): PostgreSQL (the
+# postmaster, and every backend that has exited, all reaped by it), Redis and coturn so far.
+proc_cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.0f", ($14 + $15 + $16 + $17) / t}' "/proc/$1/stat" 2>/dev/null || echo "?"; }
+echo "test.sh: CPU seconds beside the tests: PostgreSQL $(proc_cpu "$PG_PID"), Redis $(proc_cpu "$REDIS_PID"), coturn $(proc_cpu "$TURN_PID")"
 if [ -s "${CLOUDHELP_TEST_CPU_LOG:-}" ]; then "$VENV/bin/python" -m tests.cpukit "$CLOUDHELP_TEST_CPU_LOG" 20; fi
 if [ -n "$LINT_PID" ]; then
   lint_status=0
   wait "$LINT_PID" || lint_status=$?
-  echo "--- lint (ruff, lint-imports, mypy ratchet) ---"
+  echo "--- lint (ruff, lint-imports, mypy ratchet; CPU: $(awk 'NR == 2 {print "user", $1 ", system", $2}' "$RUN/lint.times" 2>/dev/null)) ---"
   cat "$RUN/lint.log"
   if [ "$lint_status" != 0 ]; then
     echo "test.sh: the lint step failed (exit $lint_status)"
