@@ -20,6 +20,7 @@ from cloudhelp.http import (
     api,
     appointment_routes,
     audit_routes,
+    bodies,
     campaign_routes,
     case_routes,
     console_routes,
@@ -220,6 +221,7 @@ def create_app(
         middlewares=[
             forwarded.apply_forwarded,
             json_errors,
+            bodies.refuse_nul_in_address,
             outage.database_outage,
             forwarded.remember_address,
         ],

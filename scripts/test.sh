@@ -80,7 +80,7 @@ mkdir -p "$RUN/pg" "$RUN/pgsock"
 PG_PORT=$(free_port)
 as_postgres "$PGBIN/initdb -D $RUN/pg -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8" >"$RUN/initdb.log" 2>&1 \
   || { cat "$RUN/initdb.log"; exit 1; }
-as_postgres "$PGBIN/pg_ctl -D $RUN/pg -w -l $RUN/pgsock/pg.log -o '-p $PG_PORT -k $RUN/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200' start" >/dev/null \
+as_postgres "$PGBIN/pg_ctl -D $RUN/pg -w -l $RUN/pgsock/pg.log -o '-p $PG_PORT -k $RUN/pgsock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${CLOUDHELP_TEST_PG_EXTRA:-}' start" >/dev/null \
   || { cat "$RUN/pgsock/pg.log"; exit 1; }
 PG_PID=$(head -n 1 "$RUN/pg/postmaster.pid")
 export CLOUDHELP_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloudhelp.core import validation
 from cloudhelp.core.inputs import EARLIEST_DATE, LATEST_DATE, ROW_ID_MAX
-from cloudhelp.http.errors import bad_request, not_found
+from cloudhelp.http.errors import Handler, bad_request, not_found
 from signaling import safejson
 
 
@@ -37,6 +37,16 @@ async def parse_body(request: web.Request, model: type[BodyT]) -> BodyT:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise bad_request(validation.summary(exc)) from None
+
+
+@web.middleware
+async def refuse_nul_in_address(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """400 for a path or query holding the NUL character (``%00``): PostgreSQL cannot store or
+    compare it in text, so every lookup by a segment or parameter would fail there (as JSON
+    bodies, ``safejson`` refuses it)."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
+        raise bad_request("The address may not contain the NUL character (%00).")
+    return await handler(request)
 
 
 def _row_id(raw: str) -> int | None:
