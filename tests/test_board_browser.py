@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import openpyxl
 import pytest
-from playwright.async_api import Locator, Page, Route, expect
+from playwright.async_api import APIResponse, Locator, Page, Route, expect
 from sqlalchemy import func, select
 
 from cloudhelp.core import i18n, workdays
@@ -576,8 +576,41 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         await expect(more).to_have_text(
             f"已显示最近办结的 52 件（共 {total} 件），再显示 {next_page} 件"
         )
+        # 显示更多 clicked, and while its answer is on its way (read before, held back) a
+        # follow-up is closed and 显示更多 clicked again: the older answer, arriving last,
+        # changes nothing (it drew the follow-up just closed as open again).
+        held: list[tuple[Route, APIResponse]] = []
+
+        async def first_held(route: Route) -> None:
+            if held:
+                await route.continue_()
+            else:
+                held.append((route, await route.fetch()))
+
+        def is_list(url: str) -> bool:
+            return urlsplit(url).path == "/api/v1/follow-ups"
+
+        await page.route(is_list, first_held)
         await more.click()
-        await expect(closed_cards).to_have_count(min(total, 100))
+        for _ in range(300):
+            if held:
+                break
+            await page.wait_for_timeout(100)
+        open_cards = page.locator("#list li.followup:not(.closed)")
+        still_open_now = await open_cards.count()
+        await open_cards.first.locator("textarea").fill("已电话回访。")
+        await open_cards.first.locator("button").click()
+        await expect(open_cards).to_have_count(still_open_now - 1)
+        await more.click()
+        await expect(closed_cards).to_have_count(min(total + 1, 150))
+        route, response = held[0]
+        async with page.expect_response(lambda r: is_list(r.url)):
+            await route.fulfill(response=response)  # the older list answers now, last
+        for _ in range(10):  # and changes nothing, a second on
+            assert await open_cards.count() == still_open_now - 1
+            await page.wait_for_timeout(100)
+        await page.unroute(is_list, first_held)
+        await expect(closed_cards).to_have_count(min(total + 1, 150))
         await expect(closed_card).to_be_visible()  # among the most recently closed
         await snap(page, "follow-ups-3-more-closed")
 

@@ -9,7 +9,9 @@ names made safe to show and offer for download.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -63,13 +65,20 @@ def storage_path(data_dir: Path, sha256: str) -> Path:
 
 def write_once(path: Path, data: bytes) -> None:
     """Write ``data`` at ``path`` unless a file is there already (same hash, same bytes),
-    through a partial file renamed into place. Blocking: call it in a thread."""
+    through a partial file of this writer's own renamed into place: writers of the same
+    content at once each rename a whole copy, and the last one stays. Blocking: call it in a
+    thread."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as partial:
+            partial.write(data)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def store_bytes(data_dir: Path, data: bytes) -> str:

@@ -136,9 +136,17 @@ function render() {
   if (more) $("more-closed").textContent = t("followups.more_closed", { shown: closed.length, total: closedTotal, n: Math.min(CLOSED_PAGE, closedTotal - closed.length) });
 }
 
+/**
+ * How many times the list was asked for: an answer is drawn only if none was asked for after
+ * it (as reports.js does), so a shorter list that answers late never replaces a longer one.
+ */
+let loads = 0;
+
 async function load() {
+  const attempt = ++loads;
   const response = await fetch(`/api/v1/follow-ups?closed=${closedAsked}`, { credentials: "same-origin" });
   const body = await response.json();
+  if (attempt !== loads) return;  // a longer list was asked for meanwhile
   if (!response.ok) { errorBanner(body?.error, "followups.error"); return; }
   closedTotal = body.closed_total;
   // Open first (most overdue at the top), then the closed ones, newest first.
