@@ -12,6 +12,7 @@ import fcntl
 import gc
 import inspect
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -363,6 +364,8 @@ def _drop_templates() -> Iterator[None]:
     for (backend, _samples), name in _templates.items():
         if backend == "postgresql":
             asyncio.run(_drop_pg_database(name))
+        else:  # the template's own folder (tempfile.mkdtemp in _build_template)
+            shutil.rmtree(Path(name).parent, ignore_errors=True)
 
 
 @pytest.fixture
