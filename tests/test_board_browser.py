@@ -93,6 +93,46 @@ async def check_contact_lines(server: CallServer, cards: Locator) -> set[bool]:
     return {bool(phones[card_id]) for card_id, _, _ in contacts}
 
 
+class FirstAnswerHeld:
+    """The first answer to ``path`` is read from the server at once but handed to the page only
+    on ``release`` (later requests pass straight through): an answer that arrives last, as a
+    slow one would."""
+
+    def __init__(self, page: Page, path: str) -> None:
+        self.page, self.path = page, path
+        self.held: list[tuple[Route, APIResponse]] = []
+
+    def _matches(self, url: str) -> bool:
+        return urlsplit(url).path == self.path
+
+    async def _handle(self, route: Route) -> None:
+        if self.held:
+            await route.continue_()
+        else:
+            self.held.append((route, await route.fetch()))
+
+    async def __aenter__(self) -> FirstAnswerHeld:
+        await self.page.route(self._matches, self._handle)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.page.unroute(self._matches, self._handle)
+
+    async def asked(self) -> None:
+        """Until the page has asked (the first request is held), 30 s at most."""
+        for _ in range(300):
+            if self.held:
+                return
+            await self.page.wait_for_timeout(100)
+        raise AssertionError(f"the page never asked for {self.path}")
+
+    async def release(self) -> None:
+        """The held answer reaches the page now."""
+        route, response = self.held[0]
+        async with self.page.expect_response(lambda r: self._matches(r.url)):
+            await route.fulfill(response=response)
+
+
 async def test_the_board_follows_the_hall_live(
     sqlite_demo_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -264,36 +304,20 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         # A year: the 30 days of history are all there is, and the trend says where it starts.
         # Asked for while the page's own first range still loads (its answer held back until
         # the year's has come): the page shows the year, not the range that answered last.
-        held: list[Route] = []
-
-        async def first_held(route: Route) -> None:
-            if held:
-                await route.continue_()
-            else:
-                held.append(route)
-
-        def is_report(url: str) -> bool:
-            return urlsplit(url).path == "/api/v1/reports"
-
-        await page.route(is_report, first_held)
-        await page.goto("/reports")
         since = page.locator("#trend-since")
-        await expect(since).to_be_hidden()
-        for _ in range(300):
-            if held:
-                break
-            await page.wait_for_timeout(100)
-        await page.click("button[data-days='365']")
-        await expect(since).to_be_visible()
-        year = await page.evaluate("window.cloudhelp.report")
-        assert year["from"] < year["daily"][0]["day"]
-        async with page.expect_response(lambda r: is_report(r.url)):
-            await held[0].continue_()  # the first range answers now, last
-        for _ in range(10):  # and changes nothing, a second on
-            assert (await page.evaluate("window.cloudhelp.report.from")) == year["from"]
-            await page.wait_for_timeout(100)
-        await expect(since).to_be_visible()
-        await page.unroute(is_report, first_held)
+        async with FirstAnswerHeld(page, "/api/v1/reports") as held:
+            await page.goto("/reports")
+            await expect(since).to_be_hidden()
+            await held.asked()
+            await page.click("button[data-days='365']")
+            await expect(since).to_be_visible()
+            year = await page.evaluate("window.cloudhelp.report")
+            assert year["from"] < year["daily"][0]["day"]
+            await held.release()  # the first range answers now, last
+            for _ in range(10):  # and changes nothing, a second on
+                assert (await page.evaluate("window.cloudhelp.report.from")) == year["from"]
+                await page.wait_for_timeout(100)
+            await expect(since).to_be_visible()
         await expect(since).to_have_text(
             f"{year['daily'][0]['day']} 之前没有记录，曲线从这一天开始。"
         )
@@ -579,37 +603,20 @@ async def test_reports_draw_charts_and_export_what_they_show(sqlite_demo_url: st
         # 显示更多 clicked, and while its answer is on its way (read before, held back) a
         # follow-up is closed and 显示更多 clicked again: the older answer, arriving last,
         # changes nothing (it drew the follow-up just closed as open again).
-        held: list[tuple[Route, APIResponse]] = []
-
-        async def first_held(route: Route) -> None:
-            if held:
-                await route.continue_()
-            else:
-                held.append((route, await route.fetch()))
-
-        def is_list(url: str) -> bool:
-            return urlsplit(url).path == "/api/v1/follow-ups"
-
-        await page.route(is_list, first_held)
-        await more.click()
-        for _ in range(300):
-            if held:
-                break
-            await page.wait_for_timeout(100)
         open_cards = page.locator("#list li.followup:not(.closed)")
-        still_open_now = await open_cards.count()
-        await open_cards.first.locator("textarea").fill("已电话回访。")
-        await open_cards.first.locator("button").click()
-        await expect(open_cards).to_have_count(still_open_now - 1)
-        await more.click()
-        await expect(closed_cards).to_have_count(min(total + 1, 150))
-        route, response = held[0]
-        async with page.expect_response(lambda r: is_list(r.url)):
-            await route.fulfill(response=response)  # the older list answers now, last
-        for _ in range(10):  # and changes nothing, a second on
-            assert await open_cards.count() == still_open_now - 1
-            await page.wait_for_timeout(100)
-        await page.unroute(is_list, first_held)
+        async with FirstAnswerHeld(page, "/api/v1/follow-ups") as held:
+            await more.click()
+            await held.asked()
+            still_open_now = await open_cards.count()
+            await open_cards.first.locator("textarea").fill("已电话回访。")
+            await open_cards.first.locator("button").click()
+            await expect(open_cards).to_have_count(still_open_now - 1)
+            await more.click()
+            await expect(closed_cards).to_have_count(min(total + 1, 150))
+            await held.release()  # the older list answers now, last
+            for _ in range(10):  # and changes nothing, a second on
+                assert await open_cards.count() == still_open_now - 1
+                await page.wait_for_timeout(100)
         await expect(closed_cards).to_have_count(min(total + 1, 150))
         await expect(closed_card).to_be_visible()  # among the most recently closed
         await snap(page, "follow-ups-3-more-closed")

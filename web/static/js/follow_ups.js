@@ -138,7 +138,8 @@ function render() {
 
 /**
  * How many times the list was asked for: an answer is drawn only if none was asked for after
- * it (as reports.js does), so a shorter list that answers late never replaces a longer one.
+ * it (as reports.js does), so an older answer arriving late (a shorter list, or one read before
+ * a follow-up was closed) never replaces a newer one.
  */
 let loads = 0;
 
@@ -146,7 +147,7 @@ async function load() {
   const attempt = ++loads;
   const response = await fetch(`/api/v1/follow-ups?closed=${closedAsked}`, { credentials: "same-origin" });
   const body = await response.json();
-  if (attempt !== loads) return;  // a longer list was asked for meanwhile
+  if (attempt !== loads) return;  // asked for again meanwhile
   if (!response.ok) { errorBanner(body?.error, "followups.error"); return; }
   closedTotal = body.closed_total;
   // Open first (most overdue at the top), then the closed ones, newest first.
